@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv and install the project with the given extras (default: none).
+# Usage: scripts/setup.sh [extras]   e.g. scripts/setup.sh test,bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+spec="."
+[ -n "$extras" ] && spec=".[${extras}]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+.venv/bin/python -c "import simulation_assets" # fail loudly if the install did not work

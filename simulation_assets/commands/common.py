@@ -1,0 +1,105 @@
+"""What every sub-command shares: input errors, output folders, progress, running assets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=False, highlight=False)
+
+
+class UsageError(Exception):
+    """Bad input from the user: the CLI prints the message and exits with code 2."""
+
+
+def positive_int(name: str, value: int) -> int:
+    """Return ``value`` or raise UsageError naming ``name`` when it is not > 0."""
+    if value is None or value <= 0:
+        raise UsageError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def iso_date(name: str, value: str) -> dt.date:
+    """Parse YYYY-MM-DD or raise UsageError naming ``name``."""
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def prepare_output(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` if needed and prove it is writable; raise UsageError otherwise."""
+    out = Path(path).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"output folder {str(out)!r} is not writable: {exc.strerror or exc}") from None
+    return out.resolve()
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` as indented JSON (atomically) and return the path."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def progress() -> Progress:
+    """Return a progress bar that shows completed/total and elapsed time."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def chunks(keys: list[str], size: int) -> Iterable[list[str]]:
+    """Yield consecutive slices of ``keys`` of at most ``size``."""
+    for i in range(0, len(keys), size):
+        yield keys[i : i + size]
+
+
+def dagster_instance():  # noqa: ANN201
+    """Return the local Dagster instance the UI uses (creating ``./.dagster_home`` if needed)."""
+    import dagster as dg
+
+    from simulation_assets.paths import ensure_dagster_home
+
+    ensure_dagster_home()
+    return dg.DagsterInstance.get()
+
+
+# Step-by-step run logs belong in the Dagster UI, not on the terminal.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def materialize_range(
+    assets: list[object], resources: dict[str, object], first: str, last: str, instance: object
+):  # noqa: ANN201
+    """Materialize ``assets`` over the partition range [first, last] as one run; raise on failure."""
+    import dagster as dg
+
+    result = dg.materialize(
+        assets,  # type: ignore[arg-type]
+        resources=resources,
+        instance=instance,  # type: ignore[arg-type]
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        run_config=QUIET_RUN_CONFIG,
+        raise_on_error=True,
+    )
+    return result

@@ -1,0 +1,1 @@
+"""Pure, deterministic, vectorized simulation logic. No Dagster, no network, no files."""

@@ -1,0 +1,218 @@
+"""Typed configuration of the HogFlix persona lifecycle.
+
+Every default is a number from the HogFlix traffic specification; the section
+it comes from is named beside it. A few values the specification leaves open
+(plan mix, acquisition sources, the size of the Thu-Sat boost, the calibration
+knobs at the bottom) are marked as choices of this project.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+STATES = ("NEW", "ACTIVE", "CASUAL", "DORMANT", "CHURNED")
+PATTERNS = ("DAILY", "REGULAR", "WEEKEND", "BINGE", "MONTHLY")
+PLANS = ("Premium", "Standard", "Basic")
+LIFE_EVENTS = ("VACATION", "SICK", "BUSY_WORK", "NEW_RELEASE_HYPE")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Range(_Frozen):
+    """Inclusive integer range [low, high]."""
+
+    low: int
+    high: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"range low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+
+class LifeEventRule(_Frozen):
+    """A temporary override of the return probability (section "Life Events")."""
+
+    daily_chance: Probability
+    duration_days: Range
+    return_probability: Probability
+
+
+class PatternRule(_Frozen):
+    """Base return probability of an activity pattern (section "Activity Patterns")."""
+
+    base_return: Probability
+    # Probability on the pattern's high days (weekend, binge, days 1-3 of month, Thu-Sat).
+    peak_return: Probability | None = None
+
+
+class SessionDepth(_Frozen):
+    """Videos per active day and average completion (section "Engagement Simulation")."""
+
+    videos: Range
+    avg_completion: Probability
+
+
+class LifecycleConfig(_Frozen):
+    """All numbers of the daily lifecycle step."""
+
+    # --- Pool ("Target Scale", "Configuration Options": PERSONA_POOL) ---
+    persona_pool: PositiveInt = 400
+    pool_band: Annotated[float, Field(gt=0, lt=1)] = 0.05  # 380-420 around 400
+    signups_per_day: Range = Range(low=2, high=5)  # "2-5 new signups per day", at pool 400
+    signup_reference_pool: PositiveInt = 400  # signups scale with persona_pool / this
+
+    # --- Lifecycle states ("User Lifecycle System") ---
+    new_days: PositiveInt = 7  # NEW for the first 7 days
+    new_score: Range = Range(low=85, high=95)
+    active_score: Range = Range(low=50, high=80)  # score given to seeded ACTIVE personas
+    pattern_assignment_day: PositiveInt = 14  # permanent pattern after 14 days
+    dormant_after_inactive_days: PositiveInt = 14
+    dormant_return_modifier: Probability = 0.30
+    churn_after_inactive_days: PositiveInt = 30
+    dormant_daily_churn: Probability = 0.03
+    churn_cleanup_share: Probability = 0.90  # 90 % cleaned, 10 % kept
+    # CASUAL (this project's rule, from the session-depth table): a persona past its
+    # NEW week, not DORMANT, that was active on fewer than `casual_max_active_days`
+    # of the last 14 days (so on one day at most) still visits but engages lightly.
+    casual_window_days: PositiveInt = 14
+    casual_max_active_days: PositiveInt = 2
+
+    # --- Activity patterns ("Activity Patterns") ---
+    patterns: dict[str, PatternRule] = {
+        "DAILY": PatternRule(base_return=0.85),
+        "REGULAR": PatternRule(base_return=0.45, peak_return=0.60),  # Thu-Sat boost: +15 pts (choice)
+        "WEEKEND": PatternRule(base_return=0.15, peak_return=0.85),
+        "BINGE": PatternRule(base_return=0.05, peak_return=0.90),
+        "MONTHLY": PatternRule(base_return=0.03, peak_return=0.80),
+    }
+    new_base_return: Probability = 0.85  # NEW users start DAILY ("80%+ base return")
+    binge_days: Range = Range(low=3, high=7)
+    binge_cooldown_days: Range = Range(low=10, high=21)
+    monthly_peak_days: Range = Range(low=1, high=3)  # days 1-3 of the month
+    # "Pattern Assignment": weights DAILY, REGULAR, WEEKEND, BINGE, MONTHLY per plan.
+    pattern_weights: dict[str, tuple[float, float, float, float, float]] = {
+        "Premium": (0.25, 0.45, 0.15, 0.10, 0.05),
+        "Standard": (0.15, 0.40, 0.20, 0.15, 0.10),
+        "Basic": (0.05, 0.30, 0.25, 0.20, 0.20),
+    }
+
+    # --- Life events ("Life Events") ---
+    life_events: dict[str, LifeEventRule] = {
+        "VACATION": LifeEventRule(
+            daily_chance=0.005, duration_days=Range(low=7, high=14), return_probability=0.0
+        ),
+        "SICK": LifeEventRule(daily_chance=0.01, duration_days=Range(low=3, high=5), return_probability=0.10),
+        "BUSY_WORK": LifeEventRule(
+            daily_chance=0.02, duration_days=Range(low=5, high=10), return_probability=0.20
+        ),
+        "NEW_RELEASE_HYPE": LifeEventRule(
+            daily_chance=0.01, duration_days=Range(low=3, high=7), return_probability=0.95
+        ),
+    }
+
+    # --- Streaks & engagement score ("Streaks & Habituation") ---
+    streak_step_days: PositiveInt = 3
+    streak_bonus_per_step: Probability = 0.05
+    streak_bonus_max: Probability = 0.20
+    streak_break_min_days: PositiveInt = 7
+    streak_break_penalty: int = 10
+    score_gain_active: int = 2
+    score_loss_inactive: int = 1
+    score_center: float = 50.0
+    score_divisor: Annotated[float, Field(gt=0)] = 200.0
+
+    # --- Engagement per active day ("Engagement Simulation", session-depth table) ---
+    session_depth: dict[str, SessionDepth] = {
+        "NEW": SessionDepth(videos=Range(low=3, high=8), avg_completion=0.45),
+        "ACTIVE": SessionDepth(videos=Range(low=2, high=5), avg_completion=0.65),
+        "CASUAL": SessionDepth(videos=Range(low=1, high=3), avg_completion=0.50),
+        "BINGE": SessionDepth(videos=Range(low=5, high=15), avg_completion=0.85),
+    }
+    rate_probability: Probability = 0.20  # per watched video
+    watchlist_probability: Probability = 0.30  # per active session
+    flixbuddy_share: Probability = 0.10  # of daily active users
+    flixbuddy_max_per_day: PositiveInt = 50
+
+    # --- Signups: plan mix and acquisition sources (project choices; the spec names plans only) ---
+    plan_weights: dict[str, float] = {"Premium": 0.30, "Standard": 0.45, "Basic": 0.25}
+    source_weights: dict[str, float] = {
+        "organic_search": 0.28,
+        "paid_social": 0.18,
+        "referral": 0.16,
+        "direct": 0.14,
+        "newsletter": 0.10,
+        "paid_search": 0.09,
+        "partner": 0.05,
+    }
+    email_domain: str = "hogflix-synthetic.test"
+
+    # --- Calibration (project choices, see docs/hogflix.md "Calibration") ---
+    # The pattern probabilities describe relative propensity; scaling them brings the
+    # daily active count to the spec's figures (~87 of ~400 active on a day, 30-150 sessions).
+    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.70
+    # Daily chance that an established persona loses interest. Without it the pattern rules
+    # alone rarely leave anyone 30 days inactive, so churn could not balance 2-5 signups/day.
+    lapse_daily_chance: Probability = 0.0075
+    lapsed_return_modifier: Probability = 0.02
+    # Initial pool: tenure (days since signup) of the personas present on the first day.
+    initial_tenure_days: Range = Range(low=0, high=240)
+    initial_dormant_share: Probability = 0.30
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LifecycleConfig:
+        if set(self.patterns) != set(PATTERNS):
+            raise ValueError(f"patterns must define exactly {PATTERNS}")
+        if set(self.pattern_weights) != set(PLANS) or set(self.plan_weights) != set(PLANS):
+            raise ValueError(f"pattern_weights and plan_weights must define exactly {PLANS}")
+        if set(self.life_events) != set(LIFE_EVENTS):
+            raise ValueError(f"life_events must define exactly {LIFE_EVENTS}")
+        for plan, weights in self.pattern_weights.items():
+            if len(weights) != len(PATTERNS) or abs(sum(weights) - 1.0) > 1e-6:
+                raise ValueError(f"pattern_weights[{plan}] must be 5 weights summing to 1")
+        for name, weights in (("plan_weights", self.plan_weights), ("source_weights", self.source_weights)):
+            if any(w < 0 for w in weights.values()) or abs(sum(weights.values()) - 1.0) > 1e-6:
+                raise ValueError(f"{name} must be non-negative and sum to 1")
+        if sum(e.daily_chance for e in self.life_events.values()) > 1.0:
+            raise ValueError("life_events daily_chance values must sum to at most 1")
+        return self
+
+    @property
+    def signup_scale(self) -> float:
+        """Signups scale with the pool: 2-5/day at 400 personas become 20-50/day at 4,000."""
+        return self.persona_pool / self.signup_reference_pool
+
+    @property
+    def pool_range(self) -> tuple[int, int]:
+        """Inclusive band the non-churned pool should stay in once warmed up (380-420 at 400)."""
+        half = self.persona_pool * self.pool_band
+        return int(round(self.persona_pool - half)), int(round(self.persona_pool + half))
+
+    @property
+    def signup_range(self) -> tuple[int, int]:
+        """Inclusive daily signup band, scaled to the pool (2-5 at 400)."""
+        scale = self.signup_scale
+        low = max(1, int(round(self.signups_per_day.low * scale)))
+        return low, max(low, int(round(self.signups_per_day.high * scale)))
+
+
+def lifecycle_config_from_env(**overrides: object) -> LifecycleConfig:
+    """Build the config from defaults, then ``PERSONA_POOL`` from the environment, then ``overrides``."""
+    values: dict[str, object] = {}
+    pool = os.environ.get("PERSONA_POOL")
+    if pool not in (None, ""):
+        try:
+            values["persona_pool"] = int(pool)
+        except ValueError as exc:
+            raise ValueError(f"PERSONA_POOL must be a positive integer, got {pool!r}") from exc
+    values.update(overrides)
+    return LifecycleConfig(**values)

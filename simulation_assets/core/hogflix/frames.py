@@ -1,0 +1,131 @@
+"""Conversion between the array form of a pool (``PersonaState``) and the persona table."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
+from simulation_assets.core.hogflix.lifecycle import (
+    _NUMERIC,
+    CHURN_REASON,
+    IDENTITY_COLUMNS,
+    NO_DAY,
+    NO_EVENT,
+    NO_MS,
+    PersonaState,
+)
+from simulation_assets.core.hogflix.schema import PERSONA_SCHEMA
+
+_TS_COLUMNS = {
+    "state_changed_at": "state_changed_ms",
+    "last_active": "last_active_ms",
+    "created_at": "created_ms",
+    "session_start_at": "session_start_ms",
+}
+_PLAIN = [
+    "days_since_signup",
+    "consecutive_active_days",
+    "consecutive_missed_days",
+    "total_sessions",
+    "engagement_score",
+    "videos_watched",
+    "ratings_given",
+    "watchlist_size",
+    "flixbuddy_conversations",
+    "binge_is_binging",
+    "binge_day",
+    "persona_number",
+    "lapsed",
+    "marked_for_cleanup",
+    "signed_up_today",
+    "active_today",
+    "reactivated_today",
+    "churned_today",
+    "videos_today",
+    "ratings_today",
+    "watchlist_adds_today",
+    "flixbuddy_today",
+    "binge_mode_today",
+]
+
+
+def _ts(values: np.ndarray) -> pl.Series:
+    s = pl.Series(values.astype(np.int64))
+    return pl.when(s >= 0).then(s).otherwise(None).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+
+
+def _date(values: np.ndarray) -> pl.Expr:
+    s = pl.Series(values.astype(np.int32))
+    return pl.when(s >= 0).then(s).otherwise(None).cast(pl.Date)
+
+
+def to_frame(state: PersonaState) -> pl.DataFrame:
+    """Return the persona table of ``state`` with ``PERSONA_SCHEMA`` columns, in that order."""
+    c = state.cols
+    n = len(state)
+    plain = {k: c[k] for k in _PLAIN}
+    plain["avg_watch_completion"] = c["avg_watch_completion"]
+    plain["completion_today"] = c["completion_today"]
+    frame = pl.DataFrame(plain).with_columns(
+        pl.Series("activity_history", c["history"].astype(np.uint32)),
+        pl.Series("is_synthetic", np.ones(n, np.bool_)),
+        pl.Series("db_initialized", ~c["marked_for_cleanup"]),
+        pl.Series("snapshot_date", np.full(n, state.day, np.int32)).cast(pl.Date),
+        pl.Series("plan", np.asarray(PLANS, dtype=object)[c["plan"]].tolist(), dtype=pl.String),
+        pl.Series("state", np.asarray(STATES, dtype=object)[c["state"]].tolist(), dtype=pl.String),
+        pl.Series(
+            "activity_pattern", np.asarray(PATTERNS, dtype=object)[c["pattern"]].tolist(), dtype=pl.String
+        ),
+        pl.Series(
+            "in_life_event",
+            [None if e < 0 else LIFE_EVENTS[e] for e in c["event"].tolist()],
+            dtype=pl.String,
+        ),
+        _date(c["event_ends"]).alias("life_event_ends_at"),
+        _date(np.where(c["binge_is_binging"], NO_DAY, c["binge_phase_ends"])).alias("binge_cooldown_until"),
+        _date(c["binge_phase_ends"]).alias("binge_phase_ends"),
+        _ts(
+            np.where(
+                c["churned_day"] >= 0, c["churned_day"].astype(np.int64) * 86_400_000 + 86_399_999, NO_MS
+            )
+        ).alias("churned_at"),
+        pl.when(pl.Series(c["churned_day"] >= 0))
+        .then(pl.lit(CHURN_REASON))
+        .otherwise(None)
+        .alias("churn_reason"),
+        *[_ts(c[src]).alias(dst) for dst, src in _TS_COLUMNS.items()],
+    )
+    frame = pl.concat([frame, state.identity], how="horizontal")
+    return frame.select([pl.col(k).cast(t) for k, t in PERSONA_SCHEMA.items()])
+
+
+def from_frame(frame: pl.DataFrame) -> PersonaState:
+    """Return the array form of a persona table written by ``to_frame``."""
+    if frame.is_empty():
+        raise ValueError("persona table is empty")
+    f = frame.cast({k: t for k, t in PERSONA_SCHEMA.items() if k in frame.columns})
+    cols: dict[str, np.ndarray] = {}
+    for k in _PLAIN:
+        cols[k] = f[k].to_numpy().astype(_NUMERIC[k])
+    cols["avg_watch_completion"] = f["avg_watch_completion"].to_numpy().astype(np.float64)
+    cols["completion_today"] = f["completion_today"].to_numpy().astype(np.float64)
+    cols["history"] = f["activity_history"].to_numpy().astype(np.uint32)
+    cols["plan"] = f["plan"].to_physical().to_numpy().astype(np.int8)
+    cols["state"] = f["state"].to_physical().to_numpy().astype(np.int8)
+    cols["pattern"] = f["activity_pattern"].to_physical().to_numpy().astype(np.int8)
+    cols["event"] = f["in_life_event"].to_physical().fill_null(NO_EVENT).to_numpy().astype(np.int8)
+    cols["event_ends"] = f["life_event_ends_at"].to_physical().fill_null(NO_DAY).to_numpy().astype(np.int32)
+    cols["binge_phase_ends"] = (
+        f["binge_phase_ends"].to_physical().fill_null(NO_DAY).to_numpy().astype(np.int32)
+    )
+    cols["churned_day"] = (
+        (f["churned_at"].dt.date().to_physical().fill_null(NO_DAY)).to_numpy().astype(np.int32)
+    )
+    for dst, src in _TS_COLUMNS.items():
+        cols[src] = f[dst].dt.cast_time_unit("ms").to_physical().fill_null(NO_MS).to_numpy().astype(np.int64)
+    day = int(f["snapshot_date"].to_physical()[0])
+    identity = f.select(list(IDENTITY_COLUMNS))
+    return PersonaState(
+        day=day, cols=cols, identity=identity, next_number=int(cols["persona_number"].max()) + 1
+    )

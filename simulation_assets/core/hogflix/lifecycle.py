@@ -1,0 +1,513 @@
+"""The HogFlix daily lifecycle step, vectorized over every persona.
+
+A pool is held as a struct of NumPy arrays (``PersonaState``); ``step_day``
+advances it by one UTC day and returns a new state. There is no per-persona
+Python loop: every rule is a whole-column expression. Days are integers
+counted from 1970-01-01; instants are int64 milliseconds since the epoch.
+
+Order of one day (each line is a rule of the specification unless marked):
+ 1. personas marked for cleanup on the previous day are gone (deleted);
+ 2. life events expire, then may start (VACATION, SICK, BUSY_WORK, NEW_RELEASE_HYPE);
+ 3. BINGE personas move through binge (3-7 d) and cooldown (10-21 d) phases;
+ 4. an established persona may lapse (calibration, see config);
+ 5. return probability: pattern base or peak + streak bonus + (score-50)/200,
+    replaced by a life event's, times DORMANT 0.30, clipped; then the draw;
+ 6. streaks, engagement score (+2 / -1 / -10 on breaking a 7+ streak), counters;
+ 7. DORMANT personas 30+ days inactive churn with 3 %/day; 90 % marked for cleanup;
+ 8. states: DORMANT after 14 inactive days, NEW for 7 days, CASUAL vs ACTIVE;
+ 9. at day 14 a permanent pattern is drawn from the plan's weights;
+10. active personas watch videos (session-depth table), rate, add to watchlist,
+    ask FlixBuddy (10 % of active, at most 50);
+11. 2-5 signups (scaled with the pool) bring the pool back towards its target.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.hogflix.config import (
+    LIFE_EVENTS,
+    PATTERNS,
+    PLANS,
+    STATES,
+    LifecycleConfig,
+)
+from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, draw_ms_of_day
+
+EPOCH = dt.date(1970, 1, 1)
+NEW, ACTIVE, CASUAL, DORMANT, CHURNED = range(len(STATES))
+DAILY, REGULAR, WEEKEND, BINGE, MONTHLY = range(len(PATTERNS))
+NO_EVENT = -1
+NO_DAY = -1
+NO_MS = -1
+CHURN_REASON = "inactive_30_days"
+
+# Numeric columns of the state and their dtypes.
+_NUMERIC: dict[str, type] = {
+    "persona_number": np.int64,
+    "plan": np.int8,
+    "state": np.int8,
+    "pattern": np.int8,
+    "created_ms": np.int64,
+    "state_changed_ms": np.int64,
+    "last_active_ms": np.int64,
+    "days_since_signup": np.int32,
+    "consecutive_active_days": np.int32,
+    "consecutive_missed_days": np.int32,
+    "total_sessions": np.int32,
+    "engagement_score": np.int32,
+    "videos_watched": np.int32,
+    "avg_watch_completion": np.float64,
+    "ratings_given": np.int32,
+    "watchlist_size": np.int32,
+    "flixbuddy_conversations": np.int32,
+    "event": np.int8,
+    "event_ends": np.int32,
+    "binge_is_binging": np.bool_,
+    "binge_day": np.int32,
+    "binge_phase_ends": np.int32,
+    "churned_day": np.int32,
+    "lapsed": np.bool_,
+    "history": np.uint32,
+    "marked_for_cleanup": np.bool_,
+    "signed_up_today": np.bool_,
+    "active_today": np.bool_,
+    "reactivated_today": np.bool_,
+    "churned_today": np.bool_,
+    "session_start_ms": np.int64,
+    "videos_today": np.int32,
+    "completion_today": np.float64,
+    "ratings_today": np.int32,
+    "watchlist_adds_today": np.int32,
+    "flixbuddy_today": np.bool_,
+    "binge_mode_today": np.bool_,
+}
+IDENTITY_COLUMNS = ("distinct_id", "email", "user_id", "profile_id", "source")
+
+
+@dataclass
+class PersonaState:
+    """A persona pool on one day: numeric columns as arrays, identity strings as a Polars frame."""
+
+    day: int
+    cols: dict[str, np.ndarray]
+    identity: pl.DataFrame
+    next_number: int = field(default=1)
+
+    def __len__(self) -> int:
+        return len(self.cols["state"])
+
+    def take(self, mask: np.ndarray) -> PersonaState:
+        """Return the personas where ``mask`` is true."""
+        return PersonaState(
+            day=self.day,
+            cols={k: v[mask] for k, v in self.cols.items()},
+            identity=self.identity.filter(pl.Series(mask)),
+            next_number=self.next_number,
+        )
+
+    @staticmethod
+    def concat(a: PersonaState, b: PersonaState) -> PersonaState:
+        """Return ``a`` followed by ``b`` (same day)."""
+        return PersonaState(
+            day=a.day,
+            cols={k: np.concatenate([a.cols[k], b.cols[k]]) for k in a.cols},
+            identity=pl.concat([a.identity, b.identity]),
+            next_number=max(a.next_number, b.next_number),
+        )
+
+
+def day_number(date: dt.date) -> int:
+    """Return days since 1970-01-01."""
+    return (date - EPOCH).days
+
+
+def day_date(day: int) -> dt.date:
+    """Return the calendar date of a day number."""
+    return EPOCH + dt.timedelta(days=int(day))
+
+
+def _ints(u: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Map uniforms to integers uniformly in [low, high]."""
+    return (low + np.floor(u * (high - low + 1))).astype(np.int32)
+
+
+def _choice(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Map uniforms to category indices with the given (row-wise or shared) weights."""
+    if weights.ndim == 1:
+        cdf = np.cumsum(weights) / weights.sum()
+        return np.searchsorted(cdf, u, side="right").clip(0, len(weights) - 1).astype(np.int8)
+    cdf = np.cumsum(weights, axis=1)
+    cdf /= cdf[:, -1:]
+    return (u[:, None] >= cdf).sum(axis=1).clip(0, weights.shape[1] - 1).astype(np.int8)
+
+
+def _pattern_weight_matrix(cfg: LifecycleConfig) -> np.ndarray:
+    return np.array([cfg.pattern_weights[p] for p in PLANS], dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- signups
+
+
+def new_personas(
+    cfg: LifecycleConfig, seed: int, day: int, count: int, first_number: int, rng: np.random.Generator
+) -> PersonaState:
+    """Return ``count`` NEW personas who sign up on ``day`` (identities ``p_<n>_<ms>``)."""
+    n = int(count)
+    u = rng.random((6, n))
+    created_ms = day * MS_PER_DAY + draw_ms_of_day(u[0], u[1])
+    numbers = np.arange(first_number, first_number + n, dtype=np.int64)
+    plan = _choice(u[2], np.array([cfg.plan_weights[p] for p in PLANS]))
+    sources = list(cfg.source_weights)
+    source_idx = _choice(u[3], np.array([cfg.source_weights[s] for s in sources]))
+    score = _ints(u[4], cfg.new_score.low, cfg.new_score.high)
+    distinct = [f"p_{num:05d}_{ms}" for num, ms in zip(numbers.tolist(), created_ms.tolist())]
+    identity = pl.DataFrame(
+        {
+            "distinct_id": distinct,
+            "email": [f"{d}@{cfg.email_domain}" for d in distinct],
+            "user_id": [str(rng_mod.stable_uuid(seed, "hogflix", "user", d)) for d in distinct],
+            "profile_id": [str(rng_mod.stable_uuid(seed, "hogflix", "profile", d)) for d in distinct],
+            "source": [sources[i] for i in source_idx.tolist()],
+        },
+        schema={c: pl.String for c in IDENTITY_COLUMNS},
+    )
+    zeros32 = np.zeros(n, np.int32)
+    cols = {k: np.zeros(n, dtype=t) for k, t in _NUMERIC.items()}
+    cols.update(
+        persona_number=numbers,
+        plan=plan,
+        state=np.full(n, NEW, np.int8),
+        pattern=np.full(n, DAILY, np.int8),
+        created_ms=created_ms,
+        state_changed_ms=created_ms,
+        last_active_ms=np.full(n, NO_MS, np.int64),
+        engagement_score=score,
+        event=np.full(n, NO_EVENT, np.int8),
+        event_ends=np.full(n, NO_DAY, np.int32),
+        binge_phase_ends=np.full(n, NO_DAY, np.int32),
+        churned_day=np.full(n, NO_DAY, np.int32),
+        session_start_ms=np.full(n, NO_MS, np.int64),
+        days_since_signup=zeros32,
+        signed_up_today=np.ones(n, np.bool_),
+    )
+    return PersonaState(day=day, cols=cols, identity=identity, next_number=first_number + n)
+
+
+def _signup_count(cfg: LifecycleConfig, pool_now: int, u: float) -> int:
+    """Signups today: the gap to the target pool, kept inside the scaled 2-5 band, with jitter."""
+    low, high = cfg.signup_range
+    gap = cfg.persona_pool - pool_now
+    jitter = int(np.floor(u * (1 + round(cfg.signup_scale))))  # 0..1 at pool 400
+    return int(np.clip(gap + jitter, low, high))
+
+
+# --------------------------------------------------------------------------- initial pool
+
+
+def initial_state(cfg: LifecycleConfig, seed: int, genesis_day: int, burn_in_days: int = 150) -> PersonaState:
+    """Return the pool as it stands at the end of ``genesis_day - 1``.
+
+    A crude pool of ``persona_pool`` personas with spread-out tenures is created
+    ``burn_in_days`` before the genesis day and stepped forward day by day with
+    the ordinary rules, so the first simulated day already has dormant personas,
+    lapses and churn in flight instead of a pool that is all fresh.
+    """
+    start = genesis_day - burn_in_days
+    g = rng_mod.stream(seed, "hogflix", "initial-pool")
+    n = cfg.persona_pool
+    state = new_personas(cfg, seed, start, n, 1, g)
+    u = g.random((5, n))
+    tenure = _ints(u[0], cfg.initial_tenure_days.low, cfg.initial_tenure_days.high)
+    c = state.cols
+    c["created_ms"] = c["created_ms"] - tenure.astype(np.int64) * MS_PER_DAY
+    c["state_changed_ms"] = c["created_ms"].copy()
+    c["days_since_signup"] = tenure
+    c["signed_up_today"][:] = False
+    established = tenure >= cfg.new_days
+    assigned = tenure >= cfg.pattern_assignment_day
+    c["state"] = np.where(established, ACTIVE, NEW).astype(np.int8)
+    c["pattern"] = np.where(assigned, _choice(u[1], _pattern_weight_matrix(cfg)[c["plan"]]), DAILY).astype(
+        np.int8
+    )
+    c["engagement_score"] = np.where(
+        established,
+        _ints(u[2], cfg.active_score.low, cfg.active_score.high),
+        c["engagement_score"],
+    ).astype(np.int32)
+    # A share of the established personas has already drifted away, so churn flows from day one.
+    away = established & (u[4] < cfg.initial_dormant_share)
+    missed = np.where(away, _ints(g.random(n), 1, 3 * cfg.churn_after_inactive_days), 0).astype(np.int32)
+    c["lapsed"] = away
+    c["consecutive_missed_days"] = missed
+    c["state"] = np.where(missed >= cfg.dormant_after_inactive_days, DORMANT, c["state"]).astype(np.int8)
+    c["last_active_ms"] = (start - missed).astype(np.int64) * MS_PER_DAY - MS_PER_DAY // 4
+    c["history"] = np.where(away, 0, 0b1111111).astype(np.uint32)
+    binge = c["pattern"] == BINGE
+    c["binge_phase_ends"] = np.where(
+        binge, start + _ints(u[3], 1, cfg.binge_cooldown_days.high), NO_DAY
+    ).astype(np.int32)
+    # Identities must be unique by number and time: renumber with the backdated signup time.
+    ms = c["created_ms"].tolist()
+    distinct = [f"p_{num:05d}_{m}" for num, m in zip(c["persona_number"].tolist(), ms)]
+    state.identity = state.identity.with_columns(
+        pl.Series("distinct_id", distinct),
+        pl.Series("email", [f"{d}@{cfg.email_domain}" for d in distinct]),
+        pl.Series("user_id", [str(rng_mod.stable_uuid(seed, "hogflix", "user", d)) for d in distinct]),
+        pl.Series("profile_id", [str(rng_mod.stable_uuid(seed, "hogflix", "profile", d)) for d in distinct]),
+    )
+    state.day = start
+    for day in range(start + 1, genesis_day):
+        state = step_day(state, day, cfg, seed)
+    return state
+
+
+# --------------------------------------------------------------------------- the day step
+
+
+def return_probability(
+    cfg: LifecycleConfig,
+    day: int,
+    state: np.ndarray,
+    pattern: np.ndarray,
+    score: np.ndarray,
+    streak: np.ndarray,
+    event: np.ndarray,
+    is_binging: np.ndarray,
+    lapsed: np.ndarray,
+) -> np.ndarray:
+    """Return each persona's chance (0-1) of visiting on ``day``."""
+    date = day_date(day)
+    weekday = date.weekday()  # Monday = 0
+    base = np.array([cfg.patterns[p].base_return for p in PATTERNS])
+    peak = np.array([cfg.patterns[p].peak_return or cfg.patterns[p].base_return for p in PATTERNS])
+    peak_today = np.array(
+        [
+            False,  # DAILY has no peak
+            weekday in (3, 4, 5),  # REGULAR: Thursday-Saturday boost
+            weekday in (5, 6),  # WEEKEND: Saturday and Sunday
+            False,  # BINGE: decided per persona below
+            cfg.monthly_peak_days.low <= date.day <= cfg.monthly_peak_days.high,
+        ]
+    )
+    use_peak = peak_today[pattern] | ((pattern == BINGE) & is_binging)
+    p = np.where(use_peak, peak[pattern], base[pattern])
+    p = np.where(state == NEW, cfg.new_base_return, p)
+    steps = np.minimum(streak // cfg.streak_step_days, 1_000)
+    p = p + np.minimum(steps * cfg.streak_bonus_per_step, cfg.streak_bonus_max)
+    p = p + (score - cfg.score_center) / cfg.score_divisor
+    event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS] + [0.0])
+    p = np.where(event >= 0, event_p[event], p)
+    p = np.where(lapsed, p * cfg.lapsed_return_modifier, p)
+    p = np.where(state == DORMANT, p * cfg.dormant_return_modifier, p)
+    p = np.where(state == CHURNED, 0.0, p)
+    return np.clip(p * cfg.return_scale, 0.0, 1.0)
+
+
+def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> PersonaState:
+    """Advance the pool from the end of ``day - 1`` to the end of ``day``."""
+    if day != prev.day + 1:
+        raise ValueError(f"step_day expects the day after {day_date(prev.day)}, got {day_date(day)}")
+    date_key = day_date(day).isoformat()
+    s = prev.take(~prev.cols["marked_for_cleanup"])
+    s.day = day
+    c = {k: v.copy() for k, v in s.cols.items()}
+    n = len(c["state"])
+    g = rng_mod.stream(seed, "hogflix", "lifecycle", date_key)
+    u = g.random((10, n))
+    alive = c["state"] != CHURNED
+
+    # reset per-day columns
+    for k in (
+        "signed_up_today",
+        "active_today",
+        "reactivated_today",
+        "churned_today",
+        "flixbuddy_today",
+        "binge_mode_today",
+    ):
+        c[k][:] = False
+    for k in ("videos_today", "ratings_today", "watchlist_adds_today"):
+        c[k][:] = 0
+    c["completion_today"][:] = 0.0
+    c["session_start_ms"][:] = NO_MS
+    c["days_since_signup"] += 1
+
+    # 2. life events: expire, then start at most one
+    expired = (c["event"] >= 0) & (c["event_ends"] <= day)
+    c["event"][expired] = NO_EVENT
+    c["event_ends"][expired] = NO_DAY
+    chances = np.array([cfg.life_events[e].daily_chance for e in LIFE_EVENTS])
+    kind = np.searchsorted(np.cumsum(chances), u[0], side="right")
+    starts = alive & (c["event"] < 0) & (kind < len(LIFE_EVENTS))
+    lows = np.array([cfg.life_events[e].duration_days.low for e in LIFE_EVENTS] + [0])
+    highs = np.array([cfg.life_events[e].duration_days.high for e in LIFE_EVENTS] + [0])
+    duration = (lows[kind] + np.floor(u[1] * (highs[kind] - lows[kind] + 1))).astype(np.int32)
+    c["event"] = np.where(starts, kind, c["event"]).astype(np.int8)
+    c["event_ends"] = np.where(starts, day + duration, c["event_ends"]).astype(np.int32)
+
+    # 3. binge cycle
+    binge = alive & (c["pattern"] == BINGE) & (c["state"] != NEW)
+    flip = binge & (c["binge_phase_ends"] <= day)
+    to_binge = flip & ~c["binge_is_binging"]
+    to_cool = flip & c["binge_is_binging"]
+    binge_len = _ints(u[2], cfg.binge_days.low, cfg.binge_days.high)
+    cool_len = _ints(u[2], cfg.binge_cooldown_days.low, cfg.binge_cooldown_days.high)
+    c["binge_phase_ends"] = np.where(to_binge, day + binge_len, c["binge_phase_ends"])
+    c["binge_phase_ends"] = np.where(to_cool, day + cool_len, c["binge_phase_ends"]).astype(np.int32)
+    c["binge_is_binging"] = np.where(flip, to_binge, c["binge_is_binging"])
+    c["binge_day"] = np.where(c["binge_is_binging"] & binge, c["binge_day"] + 1, 0).astype(np.int32)
+
+    # 4. lapse (calibration)
+    lapse_now = alive & (c["state"] != NEW) & ~c["lapsed"] & (u[3] < cfg.lapse_daily_chance)
+    c["lapsed"] = c["lapsed"] | lapse_now
+
+    # 5. visit draw
+    prob = return_probability(
+        cfg,
+        day,
+        c["state"],
+        c["pattern"],
+        c["engagement_score"],
+        c["consecutive_active_days"],
+        c["event"],
+        c["binge_is_binging"] & binge,
+        c["lapsed"],
+    )
+    active = alive & (u[4] < prob)
+
+    # 6. streaks, score, counters
+    broke = ~active & (c["consecutive_active_days"] >= cfg.streak_break_min_days)
+    score = c["engagement_score"] + np.where(active, cfg.score_gain_active, -cfg.score_loss_inactive)
+    score = score - np.where(broke, cfg.streak_break_penalty, 0)
+    c["engagement_score"] = np.where(alive, np.clip(score, 0, 100), c["engagement_score"]).astype(np.int32)
+    c["consecutive_active_days"] = np.where(active, c["consecutive_active_days"] + 1, 0).astype(np.int32)
+    c["consecutive_missed_days"] = np.where(active, 0, c["consecutive_missed_days"] + alive).astype(np.int32)
+    c["total_sessions"] += active
+    window_mask = np.uint32((1 << cfg.casual_window_days) - 1)
+    c["history"] = ((c["history"] << np.uint32(1)) | active.astype(np.uint32)) & window_mask
+    c["active_today"] = active
+    session_ms = day * MS_PER_DAY + draw_ms_of_day(u[5], u[6])
+    c["session_start_ms"] = np.where(active, session_ms, NO_MS)
+    c["last_active_ms"] = np.where(active, session_ms, c["last_active_ms"])
+
+    # 7. churn of long-inactive dormant personas; 90 % marked for cleanup
+    old_state = c["state"].copy()
+    churn = (
+        (old_state == DORMANT)
+        & (c["consecutive_missed_days"] >= cfg.churn_after_inactive_days)
+        & (u[7] < cfg.dormant_daily_churn)
+    )
+    c["churned_today"] = churn
+    c["churned_day"] = np.where(churn, day, c["churned_day"]).astype(np.int32)
+    c["marked_for_cleanup"] = churn & (u[8] < cfg.churn_cleanup_share)
+
+    # 8. states
+    recent = _popcount(c["history"])
+    new_state = np.where(
+        c["consecutive_missed_days"] >= cfg.dormant_after_inactive_days,
+        DORMANT,
+        np.where(
+            c["days_since_signup"] < cfg.new_days,
+            NEW,
+            np.where(recent < cfg.casual_max_active_days, CASUAL, ACTIVE),
+        ),
+    )
+    new_state = np.where(churn, CHURNED, new_state)
+    new_state = np.where(old_state == CHURNED, CHURNED, new_state).astype(np.int8)
+    changed = new_state != old_state
+    c["reactivated_today"] = (old_state == DORMANT) & active
+    c["lapsed"] = c["lapsed"] & ~c["reactivated_today"]
+    c["state"] = new_state
+    c["state_changed_ms"] = np.where(
+        changed, np.where(active, session_ms, day * MS_PER_DAY + MS_PER_DAY - 1), c["state_changed_ms"]
+    )
+
+    # 9. permanent pattern after 14 days
+    assign = alive & (c["days_since_signup"] == cfg.pattern_assignment_day)
+    drawn = _choice(u[9], _pattern_weight_matrix(cfg)[c["plan"]])
+    c["pattern"] = np.where(assign, drawn, c["pattern"]).astype(np.int8)
+    new_binge = assign & (c["pattern"] == BINGE)
+    c["binge_is_binging"] = np.where(new_binge, False, c["binge_is_binging"])
+    c["binge_phase_ends"] = np.where(
+        new_binge, day + _ints(u[2], 1, cfg.binge_cooldown_days.high), c["binge_phase_ends"]
+    ).astype(np.int32)
+
+    state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number)
+    _engage(state, cfg, g)
+
+    # 11. signups
+    pool_now = int(np.count_nonzero(c["state"] != CHURNED))
+    gs = rng_mod.stream(seed, "hogflix", "signups", date_key)
+    count = _signup_count(cfg, pool_now, float(gs.random()))
+    if count:
+        joined = new_personas(cfg, seed, day, count, state.next_number, gs)
+        _engage(joined, cfg, gs, signup=True)
+        state = PersonaState.concat(state, joined)
+    return state
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(x).astype(np.int32)
+
+
+def _engage(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, signup: bool = False) -> None:
+    """Draw today's viewing for active personas (or every new signup) and add it to the totals."""
+    c = state.cols
+    n = len(c["state"])
+    if signup:
+        c["active_today"][:] = True
+        u = g.random((3, n))
+        c["session_start_ms"] = c["created_ms"] + (u[0] * 30 * 60_000).astype(np.int64)
+        c["last_active_ms"] = c["session_start_ms"].copy()
+        c["total_sessions"] += 1
+        c["consecutive_active_days"][:] = 1
+        c["history"][:] = 1
+    idx = np.flatnonzero(c["active_today"])
+    if idx.size == 0:
+        return
+    m = idx.size
+    u = g.random((4, m))
+    st = c["state"][idx]
+    binge_mode = (c["pattern"][idx] == BINGE) & c["binge_is_binging"][idx] & (st != NEW)
+    depth_key = np.where(binge_mode, 3, np.where(st == NEW, 0, np.where(st == CASUAL, 2, 1)))
+    depth = [cfg.session_depth[k] for k in ("NEW", "ACTIVE", "CASUAL", "BINGE")]
+    lows = np.array([d.videos.low for d in depth])[depth_key]
+    highs = np.array([d.videos.high for d in depth])[depth_key]
+    videos = (lows + np.floor(u[0] * (highs - lows + 1))).astype(np.int32)
+    mean = np.array([d.avg_completion for d in depth])[depth_key]
+    # Completion: Beta with the table's mean and a concentration of 6 (spread of real viewing).
+    completion = np.round(g.beta(mean * 6.0, (1.0 - mean) * 6.0) * 100.0, 2)
+    ratings = g.binomial(videos, cfg.rate_probability).astype(np.int32)
+    watchlist = (u[1] < cfg.watchlist_probability).astype(np.int32)
+    flix = u[2] < cfg.flixbuddy_share
+    if flix.sum() > cfg.flixbuddy_max_per_day:
+        keep = np.flatnonzero(flix)[: cfg.flixbuddy_max_per_day]
+        flix = np.zeros(m, np.bool_)
+        flix[keep] = True
+    total = c["videos_watched"][idx] + videos
+    # Stored rounded to 0.01 % so the persisted table and the in-memory state are the same numbers.
+    c["avg_watch_completion"][idx] = np.round(
+        np.where(
+            total > 0,
+            (c["avg_watch_completion"][idx] * c["videos_watched"][idx] + completion * videos)
+            / np.maximum(total, 1),
+            0.0,
+        ),
+        2,
+    )
+    c["videos_watched"][idx] = total
+    c["videos_today"][idx] = videos
+    c["completion_today"][idx] = completion
+    c["ratings_today"][idx] = ratings
+    c["ratings_given"][idx] += ratings
+    c["watchlist_adds_today"][idx] = watchlist
+    c["watchlist_size"][idx] += watchlist
+    c["flixbuddy_today"][idx] = flix
+    c["flixbuddy_conversations"][idx] += flix
+    c["binge_mode_today"][idx] = binge_mode

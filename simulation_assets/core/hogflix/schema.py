@@ -1,0 +1,93 @@
+"""The persona table and the daily metrics table, as Polars schemas.
+
+The persona columns follow the specification's "Enhanced Persona Schema" (its
+nested ``binge_state`` is flattened to ``binge_is_binging``, ``binge_day``,
+``binge_cooldown_until``); the columns after ``profile_id`` are this project's
+additions that later stages (sessions, app rows, cleanup) read.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
+
+STATE = pl.Enum(list(STATES))
+PATTERN = pl.Enum(list(PATTERNS))
+PLAN = pl.Enum(list(PLANS))
+LIFE_EVENT = pl.Enum(list(LIFE_EVENTS))
+TS = pl.Datetime("ms", "UTC")
+
+PERSONA_SCHEMA: dict[str, pl.DataType] = {
+    # identity
+    "distinct_id": pl.String(),
+    "plan": PLAN,
+    "source": pl.String(),
+    "email": pl.String(),
+    # lifecycle
+    "state": STATE,
+    "state_changed_at": TS,
+    "days_since_signup": pl.Int32(),
+    "last_active": TS,
+    "created_at": TS,
+    # activity pattern
+    "activity_pattern": PATTERN,
+    "consecutive_active_days": pl.Int32(),
+    "consecutive_missed_days": pl.Int32(),
+    "total_sessions": pl.Int32(),
+    # engagement
+    "engagement_score": pl.Int32(),
+    "videos_watched": pl.Int32(),
+    "avg_watch_completion": pl.Float64(),  # percent, 0-100
+    "ratings_given": pl.Int32(),
+    "watchlist_size": pl.Int32(),
+    "flixbuddy_conversations": pl.Int32(),
+    # temporal state
+    "in_life_event": LIFE_EVENT,
+    "life_event_ends_at": pl.Date(),
+    "binge_is_binging": pl.Boolean(),
+    "binge_day": pl.Int32(),
+    "binge_cooldown_until": pl.Date(),
+    # churn tracking
+    "churned_at": TS,
+    "churn_reason": pl.String(),
+    # database sync
+    "db_initialized": pl.Boolean(),
+    "user_id": pl.String(),
+    "profile_id": pl.String(),
+    # project additions
+    "is_synthetic": pl.Boolean(),
+    "persona_number": pl.Int64(),
+    "snapshot_date": pl.Date(),
+    "lapsed": pl.Boolean(),
+    "activity_history": pl.UInt32(),  # bit i set = active i days before snapshot_date
+    "binge_phase_ends": pl.Date(),
+    "marked_for_cleanup": pl.Boolean(),
+    "signed_up_today": pl.Boolean(),
+    "active_today": pl.Boolean(),
+    "reactivated_today": pl.Boolean(),
+    "churned_today": pl.Boolean(),
+    "session_start_at": TS,  # today's visit, null when inactive
+    "videos_today": pl.Int32(),
+    "completion_today": pl.Float64(),  # percent, 0-100
+    "ratings_today": pl.Int32(),
+    "watchlist_adds_today": pl.Int32(),
+    "flixbuddy_today": pl.Boolean(),
+    "binge_mode_today": pl.Boolean(),
+}
+
+DAILY_METRICS_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "total_personas": pl.Int32(),
+    "pool_size": pl.Int32(),  # personas not CHURNED
+    "active_today": pl.Int32(),
+    "new_signups": pl.Int32(),
+    "churned": pl.Int32(),
+    "churned_cleaned": pl.Int32(),
+    "reactivated": pl.Int32(),
+    "flixbuddy_calls": pl.Int32(),
+    "videos_watched": pl.Int32(),
+    "avg_engagement_score": pl.Float64(),
+    **{f"state_{s}": pl.Int32() for s in STATES},
+    **{f"pattern_{p}": pl.Int32() for p in PATTERNS},
+}

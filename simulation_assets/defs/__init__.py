@@ -1,0 +1,1 @@
+"""Dagster wiring only: partitions, assets, checks, schedules, sensors, jobs, one module per domain."""

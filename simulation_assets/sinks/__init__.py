@@ -1,0 +1,1 @@
+"""Where data goes or comes from: Dagster resources with an embedded and a real implementation."""

@@ -1,0 +1,78 @@
+"""Partitioned Parquet files on the local disk: the embedded default store.
+
+Each partition of an asset is one file, written to a temporary name and renamed
+into place, so a re-materialization replaces the partition atomically and a
+failed run never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from simulation_assets.paths import data_dir
+
+
+def atomic_write_parquet(frame: pl.DataFrame, path: Path) -> Path:
+    """Write ``frame`` to ``path`` through a temporary file in the same folder; return ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.write_parquet(tmp, compression="zstd", statistics=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class LocalParquetStore(dg.ConfigurableResource):
+    """Parquet files under ``root_dir``, one per (dataset, partition)."""
+
+    root_dir: str = Field(
+        default="",
+        description="Folder for the files; empty means $SIMULATION_DATA_DIR or ./.simulation_data.",
+    )
+
+    def root(self) -> Path:
+        """Return the resolved root folder."""
+        return Path(self.root_dir).resolve() if self.root_dir else data_dir()
+
+    def path(self, dataset: str, partition: str) -> Path:
+        """Return the file of ``dataset`` (a slash-separated name) for ``partition``."""
+        return self.root() / dataset / f"{partition}.parquet"
+
+    def write(self, dataset: str, partition: str, frame: pl.DataFrame) -> Path:
+        """Replace the partition's file with ``frame``; return its path."""
+        return atomic_write_parquet(frame, self.path(dataset, partition))
+
+    def exists(self, dataset: str, partition: str) -> bool:
+        """Return whether the partition has been written."""
+        return self.path(dataset, partition).exists()
+
+    def read(self, dataset: str, partition: str) -> pl.DataFrame:
+        """Return the partition's frame; raises FileNotFoundError naming the file when absent."""
+        path = self.path(dataset, partition)
+        if not path.exists():
+            raise FileNotFoundError(f"{dataset} has no partition {partition} (expected {path})")
+        return pl.read_parquet(path)
+
+    def partitions(self, dataset: str) -> list[str]:
+        """Return the written partition keys of ``dataset``, sorted."""
+        folder = self.root() / dataset
+        if not folder.exists():
+            return []
+        return sorted(p.name[: -len(".parquet")] for p in folder.glob("*.parquet"))
+
+    def read_many(self, dataset: str, partitions: list[str]) -> pl.DataFrame:
+        """Return the concatenation of the given partitions (missing ones are skipped)."""
+        paths = [self.path(dataset, k) for k in partitions if self.exists(dataset, k)]
+        if not paths:
+            return pl.DataFrame()
+        return pl.concat([pl.read_parquet(p) for p in paths], how="vertical_relaxed")
