@@ -8,19 +8,14 @@ Exit codes: 0 success, 2 bad input, 1 failure.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 
-from simulation_assets.commands import COMMAND_MODULES
+from simulation_assets.commands import command_modules, demo_modules
 from simulation_assets.commands.common import UsageError, console
-
-
-def _modules() -> list[object]:
-    return [importlib.import_module(f"simulation_assets.commands.{name}") for name in COMMAND_MODULES]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run every domain small, on embedded defaults")
     demo.add_argument("--output", default="demo_output", help="folder for the results (default: demo_output)")
     demo.set_defaults(handler=_run_demo)
-    for module in _modules():
-        module.register(sub)  # type: ignore[attr-defined]
+    for module in command_modules():
+        module.register(sub)
     return parser
 
 
@@ -44,10 +39,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     from simulation_assets.commands.common import prepare_output
 
     root = prepare_output(args.output)
-    for module in _modules():
-        demo = getattr(module, "run_demo", None)
-        if demo is not None:
-            demo(Path(root))
+    for module in demo_modules():
+        module.run_demo(Path(root))
     console.print(f"[bold green]Demo finished.[/] Results in {root}. Open the UI with: dagster dev")
     return 0
 

@@ -1,21 +1,32 @@
-"""The project's one Dagster code location: every domain's definitions, merged."""
+"""The project's one Dagster code location: every domain's definitions, merged.
 
-from __future__ import annotations
+Each module in ``simulation_assets/defs/`` that exposes ``defs: dg.Definitions``
+is a domain; it is found here without a list to keep in sync.
+"""
 
 import importlib
+import pkgutil
 
 import dagster as dg
 
+import simulation_assets.defs as defs_package
 from simulation_assets.defs.resources import shared_resources
 
-# Each module in simulation_assets/defs/ listed here exposes ``defs: dg.Definitions``.
-DOMAIN_MODULES = ("hogflix",)
+
+def domain_definitions() -> list[dg.Definitions]:
+    """Return the ``defs`` of every module of ``simulation_assets.defs``, in name order."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(defs_package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{defs_package.__name__}.{info.name}")
+        part = getattr(module, "defs", None)
+        if isinstance(part, dg.Definitions):
+            found.append(part)
+    return found
 
 
 def build_definitions() -> dg.Definitions:
     """Return the merged definitions of every domain plus the shared resources."""
-    parts = [importlib.import_module(f"simulation_assets.defs.{name}").defs for name in DOMAIN_MODULES]
-    return dg.Definitions.merge(*parts, dg.Definitions(resources=shared_resources()))
+    return dg.Definitions.merge(*domain_definitions(), dg.Definitions(resources=shared_resources()))
 
 
 defs = build_definitions()

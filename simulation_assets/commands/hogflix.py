@@ -25,6 +25,8 @@ from simulation_assets.commands.common import (
 )
 from simulation_assets.defs.partitions import DEFAULT_START_DATE
 
+DEMO_ORDER = 10
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``hogflix`` sub-command."""
