@@ -96,7 +96,7 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
         .alias("churn_reason"),
         *[_ts(c[src]).alias(dst) for dst, src in _TS_COLUMNS.items()],
     )
-    frame = pl.concat([frame, state.identity], how="horizontal")
+    frame = pl.concat([frame, state.identity_rows()], how="horizontal")
     return frame.select([pl.col(k).cast(t) for k, t in PERSONA_SCHEMA.items()])
 
 
@@ -125,7 +125,7 @@ def from_frame(frame: pl.DataFrame) -> PersonaState:
     for dst, src in _TS_COLUMNS.items():
         cols[src] = f[dst].dt.cast_time_unit("ms").to_physical().fill_null(NO_MS).to_numpy().astype(np.int64)
     day = int(f["snapshot_date"].to_physical()[0])
-    identity = f.select(list(IDENTITY_COLUMNS))
+    identity = f.select("persona_number", *IDENTITY_COLUMNS).sort("persona_number")
     return PersonaState(
         day=day, cols=cols, identity=identity, next_number=int(cols["persona_number"].max()) + 1
     )

@@ -92,7 +92,13 @@ IDENTITY_COLUMNS = ("distinct_id", "email", "user_id", "profile_id", "source")
 
 @dataclass
 class PersonaState:
-    """A persona pool on one day: numeric columns as arrays, identity strings as a Polars frame."""
+    """A persona pool on one day.
+
+    ``cols`` holds the numeric columns, one array each, ordered by ascending
+    ``persona_number``. ``identity`` is a registry of the string columns keyed
+    by ``persona_number`` (also ascending); it may still list personas that
+    have since been deleted, so the day step never has to touch strings.
+    """
 
     day: int
     cols: dict[str, np.ndarray]
@@ -103,23 +109,28 @@ class PersonaState:
         return len(self.cols["state"])
 
     def take(self, mask: np.ndarray) -> PersonaState:
-        """Return the personas where ``mask`` is true."""
-        return PersonaState(
-            day=self.day,
-            cols={k: v[mask] for k, v in self.cols.items()},
-            identity=self.identity.filter(pl.Series(mask)),
-            next_number=self.next_number,
-        )
+        """Return the personas where ``mask`` is true (the registry is compacted when mostly stale)."""
+        cols = {k: v[mask] for k, v in self.cols.items()}
+        identity = self.identity
+        if identity.height > 2 * max(len(cols["state"]), 1):
+            identity = identity.filter(pl.col("persona_number").is_in(pl.Series(cols["persona_number"])))
+        return PersonaState(day=self.day, cols=cols, identity=identity, next_number=self.next_number)
 
     @staticmethod
     def concat(a: PersonaState, b: PersonaState) -> PersonaState:
-        """Return ``a`` followed by ``b`` (same day)."""
+        """Return ``a`` followed by ``b`` (same day; ``b`` holds higher persona numbers)."""
         return PersonaState(
             day=a.day,
             cols={k: np.concatenate([a.cols[k], b.cols[k]]) for k in a.cols},
             identity=pl.concat([a.identity, b.identity]),
             next_number=max(a.next_number, b.next_number),
         )
+
+    def identity_rows(self) -> pl.DataFrame:
+        """Return the identity columns aligned row by row with ``cols``."""
+        registry = self.identity["persona_number"].to_numpy()
+        rows = np.searchsorted(registry, self.cols["persona_number"])
+        return self.identity[rows].select(list(IDENTITY_COLUMNS))
 
 
 def day_number(date: dt.date) -> int:
@@ -154,6 +165,36 @@ def _pattern_weight_matrix(cfg: LifecycleConfig) -> np.ndarray:
 # --------------------------------------------------------------------------- signups
 
 
+def _uuid_strings(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Return ``n`` random version-4 UUID strings drawn from ``rng`` (vectorized formatting)."""
+    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    hexed = np.frombuffer(raw.tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(n, 32)
+    out = np.full((n, 36), ord("-"), dtype=np.uint8)
+    for src, dst in ((slice(0, 8), slice(0, 8)), (slice(8, 12), slice(9, 13)), (slice(12, 16), slice(14, 18)),
+                     (slice(16, 20), slice(19, 23)), (slice(20, 32), slice(24, 36))):
+        out[:, dst] = hexed[:, src]
+    return np.frombuffer(out.tobytes(), dtype="S36").astype("U36")
+
+
+def identities(
+    cfg: LifecycleConfig, numbers: np.ndarray, created_ms: np.ndarray, rng: np.random.Generator
+) -> pl.DataFrame:
+    """Return distinct_id ``p_<nnnnn>_<signup ms>``, the synthetic e-mail and app ids for new personas."""
+    n = len(numbers)
+    ids = pl.DataFrame({"number": numbers.astype(np.int64), "ms": created_ms.astype(np.int64)}).select(
+        distinct_id=pl.concat_str(
+            pl.lit("p_"), pl.col("number").cast(pl.String).str.zfill(5), pl.lit("_"), pl.col("ms").cast(pl.String)
+        )
+    )
+    return ids.with_columns(
+        email=pl.col("distinct_id") + f"@{cfg.email_domain}",
+        user_id=pl.Series(_uuid_strings(rng, n), dtype=pl.String),
+        profile_id=pl.Series(_uuid_strings(rng, n), dtype=pl.String),
+    )
+
+
 def new_personas(
     cfg: LifecycleConfig, seed: int, day: int, count: int, first_number: int, rng: np.random.Generator
 ) -> PersonaState:
@@ -166,17 +207,10 @@ def new_personas(
     sources = list(cfg.source_weights)
     source_idx = _choice(u[3], np.array([cfg.source_weights[s] for s in sources]))
     score = _ints(u[4], cfg.new_score.low, cfg.new_score.high)
-    distinct = [f"p_{num:05d}_{ms}" for num, ms in zip(numbers.tolist(), created_ms.tolist())]
-    identity = pl.DataFrame(
-        {
-            "distinct_id": distinct,
-            "email": [f"{d}@{cfg.email_domain}" for d in distinct],
-            "user_id": [str(rng_mod.stable_uuid(seed, "hogflix", "user", d)) for d in distinct],
-            "profile_id": [str(rng_mod.stable_uuid(seed, "hogflix", "profile", d)) for d in distinct],
-            "source": [sources[i] for i in source_idx.tolist()],
-        },
-        schema={c: pl.String for c in IDENTITY_COLUMNS},
-    )
+    identity = identities(cfg, numbers, created_ms, rng).with_columns(
+        persona_number=pl.Series(numbers, dtype=pl.Int64),
+        source=pl.Series(np.asarray(sources, dtype=object)[source_idx], dtype=pl.String),
+    ).select("persona_number", *IDENTITY_COLUMNS)
     zeros32 = np.zeros(n, np.int32)
     cols = {k: np.zeros(n, dtype=t) for k, t in _NUMERIC.items()}
     cols.update(
@@ -252,15 +286,9 @@ def initial_state(cfg: LifecycleConfig, seed: int, genesis_day: int, burn_in_day
     c["binge_phase_ends"] = np.where(
         binge, start + _ints(u[3], 1, cfg.binge_cooldown_days.high), NO_DAY
     ).astype(np.int32)
-    # Identities must be unique by number and time: renumber with the backdated signup time.
-    ms = c["created_ms"].tolist()
-    distinct = [f"p_{num:05d}_{m}" for num, m in zip(c["persona_number"].tolist(), ms)]
-    state.identity = state.identity.with_columns(
-        pl.Series("distinct_id", distinct),
-        pl.Series("email", [f"{d}@{cfg.email_domain}" for d in distinct]),
-        pl.Series("user_id", [str(rng_mod.stable_uuid(seed, "hogflix", "user", d)) for d in distinct]),
-        pl.Series("profile_id", [str(rng_mod.stable_uuid(seed, "hogflix", "profile", d)) for d in distinct]),
-    )
+    # Identities carry the signup time: rebuild them with the backdated one.
+    fresh = identities(cfg, c["persona_number"], c["created_ms"], g)
+    state.identity = state.identity.with_columns([fresh[k] for k in fresh.columns])
     state.day = start
     for day in range(start + 1, genesis_day):
         state = step_day(state, day, cfg, seed)
@@ -284,8 +312,9 @@ def return_probability(
     """Return each persona's chance (0-1) of visiting on ``day``."""
     date = day_date(day)
     weekday = date.weekday()  # Monday = 0
-    base = np.array([cfg.patterns[p].base_return for p in PATTERNS])
-    peak = np.array([cfg.patterns[p].peak_return or cfg.patterns[p].base_return for p in PATTERNS])
+    f32 = np.float32
+    base = np.array([cfg.patterns[p].base_return for p in PATTERNS], f32)
+    peak = np.array([cfg.patterns[p].peak_return or cfg.patterns[p].base_return for p in PATTERNS], f32)
     peak_today = np.array(
         [
             False,  # DAILY has no peak
@@ -297,16 +326,18 @@ def return_probability(
     )
     use_peak = peak_today[pattern] | ((pattern == BINGE) & is_binging)
     p = np.where(use_peak, peak[pattern], base[pattern])
-    p = np.where(state == NEW, cfg.new_base_return, p)
-    steps = np.minimum(streak // cfg.streak_step_days, 1_000)
-    p = p + np.minimum(steps * cfg.streak_bonus_per_step, cfg.streak_bonus_max)
-    p = p + (score - cfg.score_center) / cfg.score_divisor
-    event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS] + [0.0])
+    p = np.where(state == NEW, f32(cfg.new_base_return), p)
+    streak_steps = (streak // cfg.streak_step_days).astype(f32)
+    p += np.minimum(streak_steps * f32(cfg.streak_bonus_per_step), f32(cfg.streak_bonus_max))
+    p += (score.astype(f32) - f32(cfg.score_center)) / f32(cfg.score_divisor)
+    event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS] + [0.0], f32)
     p = np.where(event >= 0, event_p[event], p)
-    p = np.where(lapsed, p * cfg.lapsed_return_modifier, p)
-    p = np.where(state == DORMANT, p * cfg.dormant_return_modifier, p)
-    p = np.where(state == CHURNED, 0.0, p)
-    return np.clip(p * cfg.return_scale, 0.0, 1.0)
+    modifier = np.ones(len(STATES), f32)  # indexed by state: DORMANT x0.30, CHURNED x0
+    modifier[DORMANT], modifier[CHURNED] = cfg.dormant_return_modifier, 0.0
+    p *= modifier[state]
+    p *= np.where(lapsed, f32(cfg.lapsed_return_modifier), f32(1.0))
+    p *= f32(cfg.return_scale)
+    return np.clip(p, f32(0.0), f32(1.0), out=p)
 
 
 def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> PersonaState:
@@ -316,10 +347,11 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     date_key = day_date(day).isoformat()
     s = prev.take(~prev.cols["marked_for_cleanup"])
     s.day = day
-    c = {k: v.copy() for k, v in s.cols.items()}
+    # take() returned fresh arrays, so they can be updated in place.
+    c = s.cols if prev.cols["marked_for_cleanup"].any() else {k: v.copy() for k, v in s.cols.items()}
     n = len(c["state"])
     g = rng_mod.stream(seed, "hogflix", "lifecycle", date_key)
-    u = g.random((10, n))
+    u = g.random((10, n), dtype=np.float32)
     alive = c["state"] != CHURNED
 
     # reset per-day columns
@@ -343,7 +375,7 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     c["event"][expired] = NO_EVENT
     c["event_ends"][expired] = NO_DAY
     chances = np.array([cfg.life_events[e].daily_chance for e in LIFE_EVENTS])
-    kind = np.searchsorted(np.cumsum(chances), u[0], side="right")
+    kind = sum((u[0] >= t).astype(np.int8) for t in np.cumsum(chances).astype(np.float32))
     starts = alive & (c["event"] < 0) & (kind < len(LIFE_EVENTS))
     lows = np.array([cfg.life_events[e].duration_days.low for e in LIFE_EVENTS] + [0])
     highs = np.array([cfg.life_events[e].duration_days.high for e in LIFE_EVENTS] + [0])
@@ -392,8 +424,10 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     window_mask = np.uint32((1 << cfg.casual_window_days) - 1)
     c["history"] = ((c["history"] << np.uint32(1)) | active.astype(np.uint32)) & window_mask
     c["active_today"] = active
-    session_ms = day * MS_PER_DAY + draw_ms_of_day(u[5], u[6])
-    c["session_start_ms"] = np.where(active, session_ms, NO_MS)
+    active_idx = np.flatnonzero(active)
+    session_ms = np.full(n, NO_MS, np.int64)
+    session_ms[active_idx] = day * MS_PER_DAY + draw_ms_of_day(u[5][active_idx], u[6][active_idx])
+    c["session_start_ms"] = session_ms
     c["last_active_ms"] = np.where(active, session_ms, c["last_active_ms"])
 
     # 7. churn of long-inactive dormant personas; 90 % marked for cleanup
@@ -430,8 +464,8 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
 
     # 9. permanent pattern after 14 days
     assign = alive & (c["days_since_signup"] == cfg.pattern_assignment_day)
-    drawn = _choice(u[9], _pattern_weight_matrix(cfg)[c["plan"]])
-    c["pattern"] = np.where(assign, drawn, c["pattern"]).astype(np.int8)
+    assign_idx = np.flatnonzero(assign)
+    c["pattern"][assign_idx] = _choice(u[9][assign_idx], _pattern_weight_matrix(cfg)[c["plan"][assign_idx]])
     new_binge = assign & (c["pattern"] == BINGE)
     c["binge_is_binging"] = np.where(new_binge, False, c["binge_is_binging"])
     c["binge_phase_ends"] = np.where(
