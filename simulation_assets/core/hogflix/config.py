@@ -182,6 +182,10 @@ class LifecycleConfig(_Frozen):
         for name, weights in (("plan_weights", self.plan_weights), ("source_weights", self.source_weights)):
             if any(w < 0 for w in weights.values()) or abs(sum(weights.values()) - 1.0) > 1e-6:
                 raise ValueError(f"{name} must be non-negative and sum to 1")
+        if set(self.session_depth) != {"NEW", "ACTIVE", "CASUAL", "BINGE"}:
+            raise ValueError("session_depth must define NEW, ACTIVE, CASUAL and BINGE")
+        if any(d.videos.low < 1 for d in self.session_depth.values()):
+            raise ValueError("session_depth videos must be at least 1 (an active day watches something)")
         if sum(e.daily_chance for e in self.life_events.values()) > 1.0:
             raise ValueError("life_events daily_chance values must sum to at most 1")
         return self

@@ -88,6 +88,21 @@ _NUMERIC: dict[str, type] = {
     "binge_mode_today": np.bool_,
 }
 IDENTITY_COLUMNS = ("distinct_id", "email", "user_id", "profile_id", "source")
+# Columns that describe only the current day: they start from zero every day.
+_PER_DAY_COLUMNS = (
+    "signed_up_today",
+    "active_today",
+    "reactivated_today",
+    "churned_today",
+    "flixbuddy_today",
+    "binge_mode_today",
+    "videos_today",
+    "ratings_today",
+    "watchlist_adds_today",
+    "completion_today",
+    "marked_for_cleanup",
+    "session_start_ms",
+)
 
 
 @dataclass
@@ -108,9 +123,13 @@ class PersonaState:
     def __len__(self) -> int:
         return len(self.cols["state"])
 
-    def take(self, mask: np.ndarray) -> PersonaState:
-        """Return the personas where ``mask`` is true (the registry is compacted when mostly stale)."""
-        cols = {k: v[mask] for k, v in self.cols.items()}
+    def take(self, mask: np.ndarray, fresh: tuple[str, ...] = ()) -> PersonaState:
+        """Return the personas where ``mask`` is true; columns named in ``fresh`` come back zeroed.
+
+        The identity registry is compacted when it is mostly stale.
+        """
+        size = int(np.count_nonzero(mask))
+        cols = {k: np.zeros(size, v.dtype) if k in fresh else v[mask] for k, v in self.cols.items()}
         identity = self.identity
         if identity.height > 2 * max(len(cols["state"]), 1):
             identity = identity.filter(pl.col("persona_number").is_in(pl.Series(cols["persona_number"])))
@@ -172,8 +191,13 @@ def _uuid_strings(rng: np.random.Generator, n: int) -> np.ndarray:
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
     hexed = np.frombuffer(raw.tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(n, 32)
     out = np.full((n, 36), ord("-"), dtype=np.uint8)
-    for src, dst in ((slice(0, 8), slice(0, 8)), (slice(8, 12), slice(9, 13)), (slice(12, 16), slice(14, 18)),
-                     (slice(16, 20), slice(19, 23)), (slice(20, 32), slice(24, 36))):
+    for src, dst in (
+        (slice(0, 8), slice(0, 8)),
+        (slice(8, 12), slice(9, 13)),
+        (slice(12, 16), slice(14, 18)),
+        (slice(16, 20), slice(19, 23)),
+        (slice(20, 32), slice(24, 36)),
+    ):
         out[:, dst] = hexed[:, src]
     return np.frombuffer(out.tobytes(), dtype="S36").astype("U36")
 
@@ -185,7 +209,10 @@ def identities(
     n = len(numbers)
     ids = pl.DataFrame({"number": numbers.astype(np.int64), "ms": created_ms.astype(np.int64)}).select(
         distinct_id=pl.concat_str(
-            pl.lit("p_"), pl.col("number").cast(pl.String).str.zfill(5), pl.lit("_"), pl.col("ms").cast(pl.String)
+            pl.lit("p_"),
+            pl.col("number").cast(pl.String).str.zfill(5),
+            pl.lit("_"),
+            pl.col("ms").cast(pl.String),
         )
     )
     return ids.with_columns(
@@ -207,10 +234,14 @@ def new_personas(
     sources = list(cfg.source_weights)
     source_idx = _choice(u[3], np.array([cfg.source_weights[s] for s in sources]))
     score = _ints(u[4], cfg.new_score.low, cfg.new_score.high)
-    identity = identities(cfg, numbers, created_ms, rng).with_columns(
-        persona_number=pl.Series(numbers, dtype=pl.Int64),
-        source=pl.Series(np.asarray(sources, dtype=object)[source_idx], dtype=pl.String),
-    ).select("persona_number", *IDENTITY_COLUMNS)
+    identity = (
+        identities(cfg, numbers, created_ms, rng)
+        .with_columns(
+            persona_number=pl.Series(numbers, dtype=pl.Int64),
+            source=pl.Series(np.asarray(sources, dtype=object)[source_idx], dtype=pl.String),
+        )
+        .select("persona_number", *IDENTITY_COLUMNS)
+    )
     zeros32 = np.zeros(n, np.int32)
     cols = {k: np.zeros(n, dtype=t) for k, t in _NUMERIC.items()}
     cols.update(
@@ -309,7 +340,7 @@ def return_probability(
     is_binging: np.ndarray,
     lapsed: np.ndarray,
 ) -> np.ndarray:
-    """Return each persona's chance (0-1) of visiting on ``day``."""
+    """Return each persona's chance (0-1, float32) of visiting on ``day``."""
     date = day_date(day)
     weekday = date.weekday()  # Monday = 0
     f32 = np.float32
@@ -320,84 +351,87 @@ def return_probability(
             False,  # DAILY has no peak
             weekday in (3, 4, 5),  # REGULAR: Thursday-Saturday boost
             weekday in (5, 6),  # WEEKEND: Saturday and Sunday
-            False,  # BINGE: decided per persona below
+            False,  # BINGE: only while a binge period runs (below)
             cfg.monthly_peak_days.low <= date.day <= cfg.monthly_peak_days.high,
         ]
     )
-    use_peak = peak_today[pattern] | ((pattern == BINGE) & is_binging)
-    p = np.where(use_peak, peak[pattern], base[pattern])
-    p = np.where(state == NEW, f32(cfg.new_base_return), p)
-    streak_steps = (streak // cfg.streak_step_days).astype(f32)
-    p += np.minimum(streak_steps * f32(cfg.streak_bonus_per_step), f32(cfg.streak_bonus_max))
-    p += (score.astype(f32) - f32(cfg.score_center)) / f32(cfg.score_divisor)
-    event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS] + [0.0], f32)
-    p = np.where(event >= 0, event_p[event], p)
-    modifier = np.ones(len(STATES), f32)  # indexed by state: DORMANT x0.30, CHURNED x0
-    modifier[DORMANT], modifier[CHURNED] = cfg.dormant_return_modifier, 0.0
+    p = np.where(peak_today, peak, base)[pattern]
+    p[(pattern == BINGE) & is_binging] = peak[BINGE]
+    p[state == NEW] = cfg.new_base_return
+    streak_bonus = np.minimum(
+        np.arange(64, dtype=f32) * f32(cfg.streak_bonus_per_step), f32(cfg.streak_bonus_max)
+    )
+    p += streak_bonus[np.minimum(streak // cfg.streak_step_days, 63)]
+    score_effect = (np.arange(101, dtype=f32) - f32(cfg.score_center)) / f32(cfg.score_divisor)
+    p += score_effect[np.clip(score, 0, 100)]
+    in_event = np.flatnonzero(event >= 0)
+    event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS], f32)
+    p[in_event] = event_p[event[in_event]]
+    modifier = np.full(len(STATES), cfg.return_scale, f32)  # indexed by state: DORMANT x0.30, CHURNED x0
+    modifier[DORMANT] *= cfg.dormant_return_modifier
+    modifier[CHURNED] = 0.0
     p *= modifier[state]
-    p *= np.where(lapsed, f32(cfg.lapsed_return_modifier), f32(1.0))
-    p *= f32(cfg.return_scale)
+    p *= np.array([1.0, cfg.lapsed_return_modifier], f32)[lapsed.view(np.uint8)]
     return np.clip(p, f32(0.0), f32(1.0), out=p)
 
 
+def _subset_ints(
+    g: np.random.Generator, idx: np.ndarray, low: np.ndarray | int, high: np.ndarray | int
+) -> np.ndarray:
+    """Return uniform integers in [low, high] for the personas at ``idx`` (bounds may be per persona)."""
+    return (low + np.floor(g.random(idx.size) * (np.asarray(high) - low + 1))).astype(np.int32)
+
+
 def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> PersonaState:
-    """Advance the pool from the end of ``day - 1`` to the end of ``day``."""
+    """Advance the pool from the end of ``day - 1`` to the end of ``day``.
+
+    Three uniforms per persona are drawn for everyone (life event, lapse,
+    visit); every other draw is made only for the personas it concerns, in a
+    fixed order, so the day stays deterministic for a given seed and date.
+    """
     if day != prev.day + 1:
         raise ValueError(f"step_day expects the day after {day_date(prev.day)}, got {day_date(day)}")
     date_key = day_date(day).isoformat()
-    s = prev.take(~prev.cols["marked_for_cleanup"])
+    signup_low, signup_high = cfg.signup_range
+    s = prev.take(~prev.cols["marked_for_cleanup"], fresh=_PER_DAY_COLUMNS)
     s.day = day
-    # take() returned fresh arrays, so they can be updated in place.
-    c = s.cols if prev.cols["marked_for_cleanup"].any() else {k: v.copy() for k, v in s.cols.items()}
+    c = s.cols  # take() returned fresh arrays, updated in place below
     n = len(c["state"])
     g = rng_mod.stream(seed, "hogflix", "lifecycle", date_key)
-    u = g.random((10, n), dtype=np.float32)
+    u = g.random((3, n), dtype=np.float32)
     alive = c["state"] != CHURNED
-
-    # reset per-day columns
-    for k in (
-        "signed_up_today",
-        "active_today",
-        "reactivated_today",
-        "churned_today",
-        "flixbuddy_today",
-        "binge_mode_today",
-    ):
-        c[k][:] = False
-    for k in ("videos_today", "ratings_today", "watchlist_adds_today"):
-        c[k][:] = 0
-    c["completion_today"][:] = 0.0
-    c["session_start_ms"][:] = NO_MS
     c["days_since_signup"] += 1
 
     # 2. life events: expire, then start at most one
-    expired = (c["event"] >= 0) & (c["event_ends"] <= day)
+    expired = np.flatnonzero((c["event"] >= 0) & (c["event_ends"] <= day))
     c["event"][expired] = NO_EVENT
     c["event_ends"][expired] = NO_DAY
-    chances = np.array([cfg.life_events[e].daily_chance for e in LIFE_EVENTS])
-    kind = sum((u[0] >= t).astype(np.int8) for t in np.cumsum(chances).astype(np.float32))
-    starts = alive & (c["event"] < 0) & (kind < len(LIFE_EVENTS))
-    lows = np.array([cfg.life_events[e].duration_days.low for e in LIFE_EVENTS] + [0])
-    highs = np.array([cfg.life_events[e].duration_days.high for e in LIFE_EVENTS] + [0])
-    duration = (lows[kind] + np.floor(u[1] * (highs[kind] - lows[kind] + 1))).astype(np.int32)
-    c["event"] = np.where(starts, kind, c["event"]).astype(np.int8)
-    c["event_ends"] = np.where(starts, day + duration, c["event_ends"]).astype(np.int32)
+    thresholds = np.cumsum([cfg.life_events[e].daily_chance for e in LIFE_EVENTS]).astype(np.float32)
+    starts = np.flatnonzero(alive & (c["event"] < 0) & (u[0] < thresholds[-1]))
+    kind = np.searchsorted(thresholds, u[0][starts], side="right").astype(np.int8)
+    lows = np.array([cfg.life_events[e].duration_days.low for e in LIFE_EVENTS])
+    highs = np.array([cfg.life_events[e].duration_days.high for e in LIFE_EVENTS])
+    c["event"][starts] = kind
+    c["event_ends"][starts] = day + _subset_ints(g, starts, lows[kind], highs[kind])
 
-    # 3. binge cycle
+    # 3. binge cycle: phases flip when they run out
     binge = alive & (c["pattern"] == BINGE) & (c["state"] != NEW)
-    flip = binge & (c["binge_phase_ends"] <= day)
-    to_binge = flip & ~c["binge_is_binging"]
-    to_cool = flip & c["binge_is_binging"]
-    binge_len = _ints(u[2], cfg.binge_days.low, cfg.binge_days.high)
-    cool_len = _ints(u[2], cfg.binge_cooldown_days.low, cfg.binge_cooldown_days.high)
-    c["binge_phase_ends"] = np.where(to_binge, day + binge_len, c["binge_phase_ends"])
-    c["binge_phase_ends"] = np.where(to_cool, day + cool_len, c["binge_phase_ends"]).astype(np.int32)
-    c["binge_is_binging"] = np.where(flip, to_binge, c["binge_is_binging"])
-    c["binge_day"] = np.where(c["binge_is_binging"] & binge, c["binge_day"] + 1, 0).astype(np.int32)
+    flip = np.flatnonzero(binge & (c["binge_phase_ends"] <= day))
+    to_binge = ~c["binge_is_binging"][flip]
+    length = np.where(
+        to_binge,
+        _subset_ints(g, flip, cfg.binge_days.low, cfg.binge_days.high),
+        _subset_ints(g, flip, cfg.binge_cooldown_days.low, cfg.binge_cooldown_days.high),
+    )
+    c["binge_phase_ends"][flip] = day + length
+    c["binge_is_binging"][flip] = to_binge
+    binging = binge & c["binge_is_binging"]
+    binge_day = c["binge_day"]
+    binge_day[binging] += 1
+    binge_day[(binge_day > 0) & ~binging] = 0
 
     # 4. lapse (calibration)
-    lapse_now = alive & (c["state"] != NEW) & ~c["lapsed"] & (u[3] < cfg.lapse_daily_chance)
-    c["lapsed"] = c["lapsed"] | lapse_now
+    c["lapsed"] |= alive & (c["state"] != NEW) & (u[1] < cfg.lapse_daily_chance)
 
     # 5. visit draw
     prob = return_probability(
@@ -408,75 +442,73 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
         c["engagement_score"],
         c["consecutive_active_days"],
         c["event"],
-        c["binge_is_binging"] & binge,
+        binging,
         c["lapsed"],
     )
-    active = alive & (u[4] < prob)
+    active = u[2] < prob  # CHURNED personas have probability 0
+    active_idx = np.flatnonzero(active)
 
     # 6. streaks, score, counters
     broke = ~active & (c["consecutive_active_days"] >= cfg.streak_break_min_days)
-    score = c["engagement_score"] + np.where(active, cfg.score_gain_active, -cfg.score_loss_inactive)
-    score = score - np.where(broke, cfg.streak_break_penalty, 0)
-    c["engagement_score"] = np.where(alive, np.clip(score, 0, 100), c["engagement_score"]).astype(np.int32)
-    c["consecutive_active_days"] = np.where(active, c["consecutive_active_days"] + 1, 0).astype(np.int32)
-    c["consecutive_missed_days"] = np.where(active, 0, c["consecutive_missed_days"] + alive).astype(np.int32)
-    c["total_sessions"] += active
+    delta = np.where(active, np.int32(cfg.score_gain_active), np.int32(-cfg.score_loss_inactive))
+    delta[broke] -= cfg.streak_break_penalty
+    delta[~alive] = 0
+    delta += c["engagement_score"]
+    np.clip(delta, 0, 100, out=c["engagement_score"])
+    c["consecutive_active_days"] += 1
+    c["consecutive_active_days"][~active] = 0
+    c["consecutive_missed_days"] += alive
+    c["consecutive_missed_days"][active_idx] = 0
+    c["total_sessions"][active_idx] += 1
     window_mask = np.uint32((1 << cfg.casual_window_days) - 1)
-    c["history"] = ((c["history"] << np.uint32(1)) | active.astype(np.uint32)) & window_mask
+    history = c["history"]
+    np.left_shift(history, np.uint32(1), out=history)
+    history |= active
+    history &= window_mask
     c["active_today"] = active
-    active_idx = np.flatnonzero(active)
-    session_ms = np.full(n, NO_MS, np.int64)
-    session_ms[active_idx] = day * MS_PER_DAY + draw_ms_of_day(u[5][active_idx], u[6][active_idx])
-    c["session_start_ms"] = session_ms
-    c["last_active_ms"] = np.where(active, session_ms, c["last_active_ms"])
+    session_ms = c["session_start_ms"]
+    session_ms.fill(NO_MS)
+    u_time = g.random((2, active_idx.size), dtype=np.float32)
+    session_ms[active_idx] = day * MS_PER_DAY + draw_ms_of_day(u_time[0], u_time[1])
+    c["last_active_ms"][active_idx] = session_ms[active_idx]
 
     # 7. churn of long-inactive dormant personas; 90 % marked for cleanup
-    old_state = c["state"].copy()
-    churn = (
-        (old_state == DORMANT)
-        & (c["consecutive_missed_days"] >= cfg.churn_after_inactive_days)
-        & (u[7] < cfg.dormant_daily_churn)
+    old_state = c["state"]
+    at_risk = np.flatnonzero(
+        (old_state == DORMANT) & (c["consecutive_missed_days"] >= cfg.churn_after_inactive_days)
     )
-    c["churned_today"] = churn
-    c["churned_day"] = np.where(churn, day, c["churned_day"]).astype(np.int32)
-    c["marked_for_cleanup"] = churn & (u[8] < cfg.churn_cleanup_share)
+    churn_idx = at_risk[g.random(at_risk.size) < cfg.dormant_daily_churn]
+    c["churned_today"][churn_idx] = True
+    c["churned_day"][churn_idx] = day
+    c["marked_for_cleanup"][churn_idx] = g.random(churn_idx.size) < cfg.churn_cleanup_share
 
     # 8. states
-    recent = _popcount(c["history"])
-    new_state = np.where(
-        c["consecutive_missed_days"] >= cfg.dormant_after_inactive_days,
-        DORMANT,
-        np.where(
-            c["days_since_signup"] < cfg.new_days,
-            NEW,
-            np.where(recent < cfg.casual_max_active_days, CASUAL, ACTIVE),
-        ),
-    )
-    new_state = np.where(churn, CHURNED, new_state)
-    new_state = np.where(old_state == CHURNED, CHURNED, new_state).astype(np.int8)
-    changed = new_state != old_state
+    new_state = np.full(n, ACTIVE, np.int8)
+    new_state[_popcount(c["history"]) < cfg.casual_max_active_days] = CASUAL
+    new_state[c["days_since_signup"] < cfg.new_days] = NEW
+    new_state[c["consecutive_missed_days"] >= cfg.dormant_after_inactive_days] = DORMANT
+    new_state[churn_idx] = CHURNED
+    new_state[old_state == CHURNED] = CHURNED
+    changed = np.flatnonzero(new_state != old_state)
     c["reactivated_today"] = (old_state == DORMANT) & active
-    c["lapsed"] = c["lapsed"] & ~c["reactivated_today"]
+    c["lapsed"] &= ~c["reactivated_today"]
     c["state"] = new_state
-    c["state_changed_ms"] = np.where(
-        changed, np.where(active, session_ms, day * MS_PER_DAY + MS_PER_DAY - 1), c["state_changed_ms"]
+    c["state_changed_ms"][changed] = np.where(
+        active[changed], session_ms[changed], day * MS_PER_DAY + MS_PER_DAY - 1
     )
 
     # 9. permanent pattern after 14 days
-    assign = alive & (c["days_since_signup"] == cfg.pattern_assignment_day)
-    assign_idx = np.flatnonzero(assign)
-    c["pattern"][assign_idx] = _choice(u[9][assign_idx], _pattern_weight_matrix(cfg)[c["plan"][assign_idx]])
-    new_binge = assign & (c["pattern"] == BINGE)
-    c["binge_is_binging"] = np.where(new_binge, False, c["binge_is_binging"])
-    c["binge_phase_ends"] = np.where(
-        new_binge, day + _ints(u[2], 1, cfg.binge_cooldown_days.high), c["binge_phase_ends"]
-    ).astype(np.int32)
+    assign = np.flatnonzero(alive & (c["days_since_signup"] == cfg.pattern_assignment_day))
+    c["pattern"][assign] = _choice(g.random(assign.size), _pattern_weight_matrix(cfg)[c["plan"][assign]])
+    new_binge = assign[c["pattern"][assign] == BINGE]
+    c["binge_is_binging"][new_binge] = False
+    c["binge_phase_ends"][new_binge] = day + _subset_ints(g, new_binge, 1, cfg.binge_cooldown_days.high)
 
     state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number)
     _engage(state, cfg, g)
 
     # 11. signups
-    pool_now = int(np.count_nonzero(c["state"] != CHURNED))
+    pool_now = n - int(np.count_nonzero(new_state == CHURNED))
     gs = rng_mod.stream(seed, "hogflix", "signups", date_key)
     count = _signup_count(cfg, pool_now, float(gs.random()))
     if count:
@@ -487,7 +519,7 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(x).astype(np.int32)
+    return np.bitwise_count(x)
 
 
 def _engage(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, signup: bool = False) -> None:
@@ -496,8 +528,7 @@ def _engage(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     n = len(c["state"])
     if signup:
         c["active_today"][:] = True
-        u = g.random((3, n))
-        c["session_start_ms"] = c["created_ms"] + (u[0] * 30 * 60_000).astype(np.int64)
+        c["session_start_ms"] = c["created_ms"] + (g.random(n) * 30 * 60_000).astype(np.int64)
         c["last_active_ms"] = c["session_start_ms"].copy()
         c["total_sessions"] += 1
         c["consecutive_active_days"][:] = 1
@@ -506,34 +537,35 @@ def _engage(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     if idx.size == 0:
         return
     m = idx.size
-    u = g.random((4, m))
+    u = g.random((5, m), dtype=np.float32)
     st = c["state"][idx]
     binge_mode = (c["pattern"][idx] == BINGE) & c["binge_is_binging"][idx] & (st != NEW)
-    depth_key = np.where(binge_mode, 3, np.where(st == NEW, 0, np.where(st == CASUAL, 2, 1)))
+    depth_key = np.full(m, 1, np.int8)  # ACTIVE
+    depth_key[st == NEW] = 0
+    depth_key[st == CASUAL] = 2
+    depth_key[binge_mode] = 3
     depth = [cfg.session_depth[k] for k in ("NEW", "ACTIVE", "CASUAL", "BINGE")]
-    lows = np.array([d.videos.low for d in depth])[depth_key]
-    highs = np.array([d.videos.high for d in depth])[depth_key]
+    lows = np.array([d.videos.low for d in depth], np.int32)[depth_key]
+    highs = np.array([d.videos.high for d in depth], np.int32)[depth_key]
     videos = (lows + np.floor(u[0] * (highs - lows + 1))).astype(np.int32)
-    mean = np.array([d.avg_completion for d in depth])[depth_key]
-    # Completion: Beta with the table's mean and a concentration of 6 (spread of real viewing).
-    completion = np.round(g.beta(mean * 6.0, (1.0 - mean) * 6.0) * 100.0, 2)
-    ratings = g.binomial(videos, cfg.rate_probability).astype(np.int32)
-    watchlist = (u[1] < cfg.watchlist_probability).astype(np.int32)
-    flix = u[2] < cfg.flixbuddy_share
+    # Completion (percent): the table's mean plus a symmetric triangular spread that keeps it in 0-100.
+    mean = np.array([d.avg_completion for d in depth], np.float32)[depth_key]
+    spread = np.minimum(mean, 1.0 - mean)
+    completion = np.round((mean + (u[1] + u[2] - 1.0) * spread).astype(np.float64) * 100.0, 2)
+    # Ratings: each watched video is rated with the configured probability.
+    rated = g.random(int(videos.sum()), dtype=np.float32) < cfg.rate_probability
+    ratings = np.add.reduceat(rated, np.cumsum(videos) - videos, dtype=np.int32) if rated.size else videos * 0
+    watchlist = (u[3] < cfg.watchlist_probability).astype(np.int32)
+    flix = u[4] < cfg.flixbuddy_share
     if flix.sum() > cfg.flixbuddy_max_per_day:
         keep = np.flatnonzero(flix)[: cfg.flixbuddy_max_per_day]
         flix = np.zeros(m, np.bool_)
         flix[keep] = True
-    total = c["videos_watched"][idx] + videos
+    watched = c["videos_watched"][idx]
+    total = watched + videos
     # Stored rounded to 0.01 % so the persisted table and the in-memory state are the same numbers.
     c["avg_watch_completion"][idx] = np.round(
-        np.where(
-            total > 0,
-            (c["avg_watch_completion"][idx] * c["videos_watched"][idx] + completion * videos)
-            / np.maximum(total, 1),
-            0.0,
-        ),
-        2,
+        (c["avg_watch_completion"][idx] * watched + completion * videos) / np.maximum(total, 1), 2
     )
     c["videos_watched"][idx] = total
     c["videos_today"][idx] = videos

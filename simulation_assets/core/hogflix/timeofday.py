@@ -24,5 +24,5 @@ def draw_ms_of_day(u_hour: np.ndarray, u_within: np.ndarray) -> np.ndarray:
 
     ``u_hour`` and ``u_within`` are uniforms in [0, 1) of equal shape.
     """
-    hour = np.searchsorted(_HOURLY_CDF, u_hour, side="right").clip(0, 23)
+    hour = np.searchsorted(_HOURLY_CDF.astype(u_hour.dtype), u_hour, side="right").clip(0, 23)
     return hour.astype(np.int64) * MS_PER_HOUR + (u_within * MS_PER_HOUR).astype(np.int64)

@@ -1,0 +1,104 @@
+"""Typed configuration of HogFlix traffic: sessions, navigation, interactions, FlixBuddy.
+
+The lifecycle (``config.py``) decides who visits on a day, when, and how much
+they watch, rate and add to the watchlist. The numbers here decide how a visit
+unfolds into pages and events. Defaults are the specification's figures
+("Engagement Simulation", "FlixBuddy Integration", "Performance & Limits");
+values marked "choice" are this project's calibration (see docs/hogflix-traffic.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+
+ENTRY_POINTS = ("homepage", "search", "category", "watchlist", "flixbuddy")
+
+# "FlixBuddy Integration": the eight question templates.
+FLIXBUDDY_QUESTIONS = (
+    "What's a good action movie?",
+    "I want something funny to watch",
+    "Show me sci-fi movies",
+    "Recommend a family-friendly movie",
+    "What are the most popular shows?",
+    "I'm in the mood for a thriller",
+    "Any good documentaries?",
+    "What should I watch tonight?",
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RatingRule(_Frozen):
+    """Star rating distribution of one plan ("Rating Distributions"): normal, rounded, clipped 1-5."""
+
+    mean: float
+    std: Positive
+
+
+class TrafficConfig(_Frozen):
+    """All numbers that turn a persona's visit into a session of events."""
+
+    # --- Navigation ("Navigation Flows": entry points) ---
+    entry_weights: dict[str, float] = {
+        "homepage": 0.40,
+        "search": 0.15,
+        "category": 0.20,
+        "watchlist": 0.15,
+        "flixbuddy": 0.10,
+    }
+    # --- Interaction probabilities ("Interaction Probabilities") ---
+    open_probability: Probability = 0.75  # a listing page leads to a title click
+    start_probability: Probability = 0.60  # an opened title is played
+    progress_half_probability: Probability = 0.55  # of started videos reach 50 % (target, measured)
+    support_ticket_probability: Probability = 0.02  # per active session
+    support_tickets_per_user_hour: Annotated[int, Field(gt=0)] = 5  # "Performance & Limits"
+    extra_ticket_probability: Probability = 0.15  # choice: a ticket session files another one
+    # --- Ratings by plan ("Rating Distributions") ---
+    ratings: dict[str, RatingRule] = {
+        "Premium": RatingRule(mean=4.2, std=0.8),
+        "Standard": RatingRule(mean=3.8, std=1.0),
+        "Basic": RatingRule(mean=3.2, std=1.2),
+    }
+    # --- Event shape and calibration (choice: ~5-10k events/day at pool 400) ---
+    progress_milestones: tuple[int, ...] = (25, 50, 75)  # percent; `video_progress` heartbeats
+    completed_at_percent: Annotated[float, Field(gt=0, le=100)] = 95.0  # `video_completed` from here
+    # Spread of one video's completion around the persona's completion of the day (Beta concentration).
+    completion_concentration: Positive = 3.0
+    listing_dwell_s: tuple[float, float] = (20.0, 0.7)  # lognormal median seconds, sigma
+    title_dwell_s: tuple[float, float] = (15.0, 0.6)
+    flixbuddy_chat_s: tuple[float, float] = (45.0, 0.5)
+    signup_flow_s: tuple[float, float] = (150.0, 0.4)
+    # --- Site ---
+    host: str = "hogflix.example"
+    catalog_size: Annotated[int, Field(gt=10)] = 240
+    # --- FlixBuddy ("FlixBuddy Integration") ---
+    flixbuddy_max_per_run: Annotated[int, Field(gt=0)] = 50
+    flixbuddy_min_interval_s: Annotated[float, Field(ge=0)] = 5.0  # 1 request per 5 s
+    # --- Checks ("Target Scale", "Expected Costs"), at the reference pool of 400 ---
+    sessions_per_day: tuple[int, int] = (30, 150)
+    events_per_day: tuple[int, int] = (5_000, 10_000)
+    reference_pool: Annotated[int, Field(gt=0)] = 400
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrafficConfig:
+        if set(self.entry_weights) != set(ENTRY_POINTS):
+            raise ValueError(f"entry_weights must define exactly {ENTRY_POINTS}")
+        if any(w < 0 for w in self.entry_weights.values()) or sum(self.entry_weights.values()) <= 0:
+            raise ValueError("entry_weights must be non-negative with a positive sum")
+        if set(self.ratings) != {"Premium", "Standard", "Basic"}:
+            raise ValueError("ratings must define Premium, Standard and Basic")
+        if any(not 0 < m < 100 for m in self.progress_milestones):
+            raise ValueError("progress_milestones must be percentages strictly between 0 and 100")
+        return self
+
+    def scaled_range(self, band: tuple[int, int], pool: int) -> tuple[int, int]:
+        """Return ``band`` (defined at ``reference_pool``) scaled to ``pool``."""
+        scale = pool / self.reference_pool
+        return int(round(band[0] * scale)), int(round(band[1] * scale))
