@@ -1,0 +1,409 @@
+"""The customer model and one simulation tick: five behaviours applied to whole columns at once.
+
+A tick draws a fixed block of uniforms per customer from a stream keyed by the
+tick number, so tick ``t`` applied to the state after tick ``t - 1`` always
+gives the same result, whichever process applies it and however often it is
+retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.activity.config import STAGES, TRENDS, ActivityConfig
+from simulation_assets.core.activity.schema import CUSTOMER_SCHEMA, EVENT_SCHEMA, TS, conform
+from simulation_assets.core.rng import stable_uuid, stream
+
+NEW, ONBOARDING, ACTIVE = range(3)
+DECLINING, STABLE, INCREASING = range(3)
+PAID_PLANS = ("starter", "growth", "enterprise")
+PAID_PLAN_SHARES = (0.5, 0.35, 0.15)  # choice of this project
+
+_WORDS = np.array(
+    "Acme Bluefin Cobalt Driftwood Emberly Fjord Granite Harbor Ironbark Juniper Kestrel Lumen "
+    "Meridian Nimbus Orchard Pinnacle Quarry Redwood Summit Tidewater Umbra Vantage Willow Xenon "
+    "Yarrow Zephyr Aurora Beacon Cascade Dynamo Everest Foxglove Glacier Helios Indigo Jasper "
+    "Keystone Lighthouse Mosaic Northwind".split()
+)
+_SUFFIXES = np.array(["Inc", "Ltd", "Co", "Labs", "GmbH", "LLC", "Systems", "Analytics"])
+# Steps coprime to 320 (= 40 words x 8 suffixes), so number -> (word, suffix) is a bijection per lap.
+_COPRIME_STEPS = np.array([37, 53, 61, 77, 83, 97, 101, 113, 131, 139, 151, 157, 173, 179, 191, 197])
+
+# Uniform columns drawn per customer and tick (the layout is part of the stream's contract).
+_U_CALL, _U_CALL_COUNT, _U_SPIKE, _U_SPIKE_SIZE, _U_FIX, _U_FIX_LEVEL = range(6)
+_U_TREND, _U_TREND_TO, _U_STAGE, _U_FIRST_COUNT = range(6, 10)
+_UNIFORMS_PER_CUSTOMER = 10
+
+# Order of the event kinds within a tick's log.
+EVENT_KINDS = (
+    "new_customer",
+    "subscribed",
+    "first_api_call",
+    "api_calls",
+    "error_spike",
+    "error_fix",
+    "trend_change",
+)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """The state after a tick, what happened in it (one row per event) and the tick-log row."""
+
+    customers: pl.DataFrame
+    events: pl.DataFrame
+    summary: dict[str, object]
+
+
+def customer_names(seed: int, numbers: np.ndarray) -> list[str]:
+    """Return a company name per customer number: unique for the first 320 customers of a seed."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    picks = stream(seed, "activity", "names").integers(0, 1 << 16, size=2)
+    pairs = len(_WORDS) * len(_SUFFIXES)
+    slot = (_COPRIME_STEPS[picks[0] % len(_COPRIME_STEPS)] * numbers + picks[1]) % pairs
+    frame = pl.DataFrame(
+        {
+            "word": _WORDS[slot % len(_WORDS)],
+            "suffix": _SUFFIXES[slot // len(_WORDS)],
+            "lap": numbers // pairs,
+        }
+    )
+    return (
+        frame.select(
+            pl.when(pl.col("lap") == 0)
+            .then(pl.format("{} {}", "word", "suffix"))
+            .otherwise(pl.format("{} {} {}", "word", "suffix", pl.col("lap") + 1))
+        )
+        .to_series()
+        .to_list()
+    )
+
+
+def _customer_ids(seed: int, numbers: np.ndarray) -> list[str]:
+    return [str(stable_uuid(seed, "activity", "customer", int(n))) for n in numbers]
+
+
+def initial_customers(cfg: ActivityConfig, seed: int, at: dt.datetime) -> pl.DataFrame:
+    """Return the starting pool (tick 0): mixed stages, plans, trends and healthy error rates."""
+    n = cfg.initial_customers
+    rng = stream(seed, "activity", "initial")
+    numbers = np.arange(n, dtype=np.int64)
+    stage = rng.choice(3, size=n, p=np.asarray(cfg.initial_stage_shares))
+    trend = np.where(stage == ACTIVE, rng.choice(3, size=n, p=np.asarray(cfg.initial_trend_shares)), STABLE)
+    paid = np.asarray(PAID_PLANS)[rng.choice(3, size=n, p=np.asarray(PAID_PLAN_SHARES))]
+    plan = np.where(stage == ACTIVE, paid, np.where(stage == ONBOARDING, "trial", "none"))
+    history = rng.integers(100, 5000, size=n, endpoint=True)  # calls made before the simulation started
+    total = np.where(stage == ACTIVE, history, 0)
+    seconds_ago = rng.uniform(0, 3600, size=n)
+    # Onboarding customers have been waiting 0-3 ticks already, so some start out stuck.
+    stage_since = np.where(stage == ONBOARDING, -rng.integers(0, 4, size=n), 0)
+    error = rng.uniform(cfg.baseline_error_rate.low, cfg.baseline_error_rate.high, size=n)
+    last_call = pl.Series(
+        [at - dt.timedelta(seconds=float(s)) for s in seconds_ago], dtype=TS
+    )  # n is the small starting pool
+    frame = pl.DataFrame(
+        {
+            "customer_id": _customer_ids(seed, numbers),
+            "customer_no": numbers,
+            "name": customer_names(seed, numbers),
+            "stage": np.asarray(STAGES)[stage],
+            "plan": plan,
+            "total_api_calls": total.astype(np.int64),
+            "last_api_call_at": last_call,
+            "error_rate": error,
+            "usage_trend": np.asarray(TRENDS)[trend],
+            "calls_last_tick": np.zeros(n, dtype=np.int64),
+            "created_tick": np.zeros(n, dtype=np.int64),
+            "stage_since_tick": stage_since.astype(np.int64),
+            "updated_tick": np.zeros(n, dtype=np.int64),
+            "is_synthetic": np.ones(n, dtype=bool),
+        }
+    ).with_columns(
+        pl.when(pl.col("stage") == "ACTIVE").then(pl.col("last_api_call_at")).alias("last_api_call_at")
+    )
+    return conform(frame, CUSTOMER_SCHEMA)
+
+
+def _codes(series: pl.Series, labels: tuple[str, ...]) -> np.ndarray:
+    mapping = {label: i for i, label in enumerate(labels)}
+    return series.replace_strict(mapping, return_dtype=pl.Int8).to_numpy().astype(np.int64)
+
+
+def _draw_calls(span_low: float, span_high: float, u: np.ndarray) -> np.ndarray:
+    """Return integer call counts uniform on [low, high] from uniforms ``u``."""
+    low, high = int(span_low), int(span_high)
+    return low + np.floor(u * (high - low + 1)).astype(np.int64)
+
+
+def step_tick(
+    customers: pl.DataFrame, tick: int, cfg: ActivityConfig, seed: int, at: dt.datetime
+) -> TickResult:
+    """Apply one tick's five behaviours to ``customers`` (the state after tick ``tick - 1``) at time ``at``.
+
+    Returns the new state, the tick's events (one row per customer and behaviour
+    that fired) and the tick-log row. Behaviours read the stage a customer had at
+    the start of the tick, so a customer who makes a first call is not also hit
+    by an error spike in the same tick.
+    """
+    if tick < 1:
+        raise ValueError(f"tick must be >= 1 (tick 0 is the starting pool), got {tick}")
+    customers = conform(customers, CUSTOMER_SCHEMA)
+    n = customers.height
+    u = stream(seed, "activity", "tick", tick).random((n, _UNIFORMS_PER_CUSTOMER))
+    stage = _codes(customers["stage"], STAGES)
+    trend = _codes(customers["usage_trend"], TRENDS)
+    error = customers["error_rate"].to_numpy().astype(np.float64)
+    total = customers["total_api_calls"].to_numpy().astype(np.int64)
+    active = stage == ACTIVE
+
+    # Behaviour 4: NEW customers subscribe; onboarding customers eventually make their first call.
+    subscribes = (stage == NEW) & (u[:, _U_STAGE] < cfg.subscribe_probability)
+    first_call = (stage == ONBOARDING) & (u[:, _U_STAGE] < cfg.first_call_probability)
+
+    # Behaviour 1: active customers call the API, scaled by their usage trend.
+    calling = active & (u[:, _U_CALL] < cfg.api_call_probability)
+    base = _draw_calls(cfg.api_calls_per_tick.low, cfg.api_calls_per_tick.high, u[:, _U_CALL_COUNT])
+    scaled = np.maximum(1, np.rint(base * np.asarray(cfg.trend_call_multiplier)[trend])).astype(np.int64)
+    first_calls = _draw_calls(cfg.api_calls_per_tick.low, cfg.api_calls_per_tick.high, u[:, _U_FIRST_COUNT])
+    calls = np.where(calling, scaled, 0) + np.where(first_call, first_calls, 0)
+    new_total = total + calls
+
+    # Behaviour 2: error spikes (a bug ships) and fixes (back to a healthy baseline).
+    spikes = active & (u[:, _U_SPIKE] < cfg.error_spike_probability)
+    spike_size = cfg.error_spike_size.low + u[:, _U_SPIKE_SIZE] * (
+        cfg.error_spike_size.high - cfg.error_spike_size.low
+    )
+    fixes = (
+        active & ~spikes & (error > cfg.baseline_error_rate.high) & (u[:, _U_FIX] < cfg.error_fix_probability)
+    )
+    baseline = cfg.baseline_error_rate.low + u[:, _U_FIX_LEVEL] * (
+        cfg.baseline_error_rate.high - cfg.baseline_error_rate.low
+    )
+    new_error = np.where(spikes, np.minimum(error + spike_size, cfg.max_error_rate), error)
+    new_error = np.where(fixes, baseline, new_error)
+
+    # Behaviour 3: usage trends switch to one of the two other trends.
+    changes = active & (u[:, _U_TREND] < np.asarray(cfg.trend_change_probability)[trend])
+    from_stable = np.where(u[:, _U_TREND_TO] < 0.5, INCREASING, DECLINING)
+    from_moving = np.where(u[:, _U_TREND_TO] < cfg.trend_back_to_stable_share, STABLE, 2 - trend)
+    new_trend = np.where(changes, np.where(trend == STABLE, from_stable, from_moving), trend)
+
+    new_stage = np.where(subscribes, ONBOARDING, np.where(first_call, ACTIVE, stage))
+    stage_changed = subscribes | first_call
+    changed = stage_changed | (calls > 0) | spikes | fixes | changes
+    state = customers.with_columns(
+        pl.Series("stage", np.asarray(STAGES)[new_stage]),
+        pl.when(pl.Series(subscribes)).then(pl.lit("trial")).otherwise(pl.col("plan")).alias("plan"),
+        pl.Series("total_api_calls", new_total),
+        pl.when(pl.Series(calls > 0))
+        .then(pl.lit(at, dtype=TS))
+        .otherwise(pl.col("last_api_call_at"))
+        .alias("last_api_call_at"),
+        pl.Series("error_rate", new_error),
+        pl.Series("usage_trend", np.asarray(TRENDS)[new_trend]),
+        pl.Series("calls_last_tick", calls),
+        pl.when(pl.Series(stage_changed))
+        .then(tick)
+        .otherwise(pl.col("stage_since_tick"))
+        .alias("stage_since_tick"),
+        pl.when(pl.Series(changed)).then(tick).otherwise(pl.col("updated_tick")).alias("updated_tick"),
+    )
+
+    # Behaviour 5: now and then a new customer signs up (NEW, no subscription).
+    joins = stream(seed, "activity", "new_customer", tick).random(2)
+    newcomers = _new_customers(cfg, seed, tick, at, customers, joins)
+    state = conform(pl.concat([state, newcomers]), CUSTOMER_SCHEMA)
+
+    facts = pl.DataFrame(
+        {
+            "customer_id": customers["customer_id"],
+            "customer_name": customers["name"],
+            "calls": calls,
+            "total": new_total,
+            "error_before": error,
+            "error_after": new_error,
+            "trend_before": np.asarray(TRENDS)[trend],
+            "trend_after": np.asarray(TRENDS)[new_trend],
+            "subscribes": subscribes,
+            "first_call": first_call,
+            "spike": spikes,
+            "fix": fixes,
+            "change": changes,
+        }
+    )
+    events = _events(facts, newcomers, tick)
+    summary = _summary(
+        state, tick, seed, at, calls, spikes, fixes, changes, subscribes, first_call, newcomers
+    )
+    return TickResult(customers=state, events=events, summary=summary)
+
+
+def _new_customers(
+    cfg: ActivityConfig, seed: int, tick: int, at: dt.datetime, customers: pl.DataFrame, joins: np.ndarray
+) -> pl.DataFrame:
+    if joins[0] >= cfg.new_customer_probability:
+        return pl.DataFrame(schema=CUSTOMER_SCHEMA)
+    number = int(customers["customer_no"].max()) + 1 if customers.height else 0
+    error = cfg.baseline_error_rate.low + joins[1] * (
+        cfg.baseline_error_rate.high - cfg.baseline_error_rate.low
+    )
+    row = {
+        "customer_id": _customer_ids(seed, np.array([number])),
+        "customer_no": [number],
+        "name": customer_names(seed, np.array([number])),
+        "stage": ["NEW"],
+        "plan": ["none"],
+        "total_api_calls": [0],
+        "last_api_call_at": [None],
+        "error_rate": [float(error)],
+        "usage_trend": ["stable"],
+        "calls_last_tick": [0],
+        "created_tick": [tick],
+        "stage_since_tick": [tick],
+        "updated_tick": [tick],
+        "is_synthetic": [True],
+    }
+    return pl.DataFrame(row, schema=CUSTOMER_SCHEMA)
+
+
+def _pct(name: str) -> pl.Expr:
+    return pl.format("{}%", (pl.col(name) * 100).round(1))
+
+
+def _events(facts: pl.DataFrame, newcomers: pl.DataFrame, tick: int) -> pl.DataFrame:
+    """Return the tick's events with a console-style message each, in EVENT_KINDS order."""
+    name = pl.col("customer_name")
+    parts = [
+        newcomers.select(
+            "customer_id",
+            pl.col("name").alias("customer_name"),
+            pl.lit("new_customer").alias("kind"),
+            pl.lit(None, dtype=pl.Float64).alias("value_before"),
+            pl.lit(None, dtype=pl.Float64).alias("value_after"),
+            pl.format("🆕 {}: new customer signed up (NEW, no subscription)", pl.col("name")).alias(
+                "message"
+            ),
+        ),
+        facts.filter("subscribes").select(
+            "customer_id",
+            "customer_name",
+            pl.lit("subscribed").alias("kind"),
+            pl.lit(None, dtype=pl.Float64).alias("value_before"),
+            pl.lit(None, dtype=pl.Float64).alias("value_after"),
+            pl.format("📝 {}: started a trial, onboarding begins", name).alias("message"),
+        ),
+        facts.filter("first_call").select(
+            "customer_id",
+            "customer_name",
+            pl.lit("first_api_call").alias("kind"),
+            pl.lit(0.0).alias("value_before"),
+            pl.col("calls").cast(pl.Float64).alias("value_after"),
+            pl.format("🎉 {}: first API call, onboarding complete", name).alias("message"),
+        ),
+        facts.filter(pl.col("calls") > 0).select(
+            "customer_id",
+            "customer_name",
+            pl.lit("api_calls").alias("kind"),
+            (pl.col("total") - pl.col("calls")).cast(pl.Float64).alias("value_before"),
+            pl.col("total").cast(pl.Float64).alias("value_after"),
+            pl.format("📞 {}: +{} API calls (total: {})", name, "calls", "total").alias("message"),
+        ),
+        facts.filter("spike").select(
+            "customer_id",
+            "customer_name",
+            pl.lit("error_spike").alias("kind"),
+            pl.col("error_before").alias("value_before"),
+            pl.col("error_after").alias("value_after"),
+            pl.format(
+                "🚨 {}: error rate spike {} → {}", name, _pct("error_before"), _pct("error_after")
+            ).alias("message"),
+        ),
+        facts.filter("fix").select(
+            "customer_id",
+            "customer_name",
+            pl.lit("error_fix").alias("kind"),
+            pl.col("error_before").alias("value_before"),
+            pl.col("error_after").alias("value_after"),
+            pl.format("🔧 {}: errors fixed {} → {}", name, _pct("error_before"), _pct("error_after")).alias(
+                "message"
+            ),
+        ),
+        facts.filter("change").select(
+            "customer_id",
+            "customer_name",
+            pl.lit("trend_change").alias("kind"),
+            pl.col("trend_before").replace_strict(dict(zip(TRENDS, (-1.0, 0.0, 1.0)))).alias("value_before"),
+            pl.col("trend_after").replace_strict(dict(zip(TRENDS, (-1.0, 0.0, 1.0)))).alias("value_after"),
+            pl.format(
+                "{} {}: usage trend {} → {}",
+                pl.col("trend_after").replace_strict({"increasing": "📈", "declining": "📉", "stable": "📊"}),
+                name,
+                "trend_before",
+                "trend_after",
+            ).alias("message"),
+        ),
+    ]
+    frame = pl.concat([p.cast({"value_before": pl.Float64, "value_after": pl.Float64}) for p in parts])
+    frame = frame.with_columns(
+        pl.lit(tick, dtype=pl.Int64).alias("tick"), pl.int_range(pl.len()).alias("seq")
+    )
+    return conform(frame, EVENT_SCHEMA)
+
+
+def _summary(
+    state: pl.DataFrame,
+    tick: int,
+    seed: int,
+    at: dt.datetime,
+    calls: np.ndarray,
+    spikes: np.ndarray,
+    fixes: np.ndarray,
+    changes: np.ndarray,
+    subscribes: np.ndarray,
+    first_call: np.ndarray,
+    newcomers: pl.DataFrame,
+) -> dict[str, object]:
+    stages = state["stage"].value_counts()
+    by_stage = dict(zip(stages["stage"].to_list(), stages["count"].to_list()))
+    active_errors = state.filter(pl.col("stage") == "ACTIVE")["error_rate"]
+    return {
+        "tick": tick,
+        "applied_at": at,
+        "seed": seed,
+        "customers": state.height,
+        "new_customers": newcomers.height,
+        "api_calls": int(calls.sum()),
+        "total_api_calls": int(state["total_api_calls"].sum()),
+        "error_spikes": int(spikes.sum()),
+        "error_fixes": int(fixes.sum()),
+        "trend_changes": int(changes.sum()),
+        "subscriptions": int(subscribes.sum()),
+        "first_api_calls": int(first_call.sum()),
+        "stage_new": int(by_stage.get("NEW", 0)),
+        "stage_onboarding": int(by_stage.get("ONBOARDING", 0)),
+        "stage_active": int(by_stage.get("ACTIVE", 0)),
+        "mean_error_rate": float(active_errors.mean()) if active_errors.len() else 0.0,
+    }
+
+
+def genesis_summary(customers: pl.DataFrame, seed: int, at: dt.datetime) -> dict[str, object]:
+    """Return the tick-log row of tick 0 (the starting pool, no behaviour applied)."""
+    zeros = np.zeros(customers.height, dtype=bool)
+    summary = _summary(
+        customers,
+        0,
+        seed,
+        at,
+        np.zeros(customers.height, dtype=np.int64),
+        zeros,
+        zeros,
+        zeros,
+        zeros,
+        zeros,
+        customers.head(0),
+    )
+    return summary

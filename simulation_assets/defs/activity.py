@@ -1,0 +1,315 @@
+"""Real-time customer activity: a 30-second tick, the proactive monitor downstream, and a sensor that drives them."""
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import yaml
+from pydantic import Field
+
+from simulation_assets.core.activity.config import INTERVENTION_TYPES, ActivityConfig
+from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.sinks.activity_store import ActivityStore, TickOutcome, utc_now
+
+GROUP = "activity"
+# Every asset here talks to the app database (PostgreSQL when configured).
+DB_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+TICK_TAG = "activity/tick"
+SIMULATION_TAG = "activity/simulation"
+MAX_LOGGED_EVENTS = 40  # per tick; the rest are summarised in one line
+_IN_FLIGHT = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+}
+_FAILED = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+class ActivitySettings(dg.ConfigurableResource):
+    """Which activity scenario to simulate: the seed and optional overrides of the tick and monitor numbers."""
+
+    seed: int = Field(default_factory=lambda: int(os.environ.get("SIMULATION_SEED", "42")), ge=0)
+    config_path: str = Field(
+        default_factory=lambda: os.environ.get("ACTIVITY_CONFIG", ""),
+        description="Optional YAML file with ActivityConfig overrides ($ACTIVITY_CONFIG).",
+    )
+
+    def config(self) -> ActivityConfig:
+        """Return the validated configuration (defaults, then the YAML file's overrides)."""
+        if not self.config_path:
+            return ActivityConfig()
+        path = Path(self.config_path)
+        if not path.exists():
+            raise ValueError(f"ACTIVITY_CONFIG file not found: {path}")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path} must hold a mapping of ActivityConfig fields")
+        return ActivityConfig(**loaded)
+
+
+class ActivityTickConfig(dg.Config):
+    """Which tick a run applies and when."""
+
+    tick: int = Field(default=0, ge=0, description="Tick number to apply; 0 applies the next one.")
+    at: str = Field(default="", description="ISO 8601 time of the tick (fast-forward); empty means now.")
+
+
+def tick_time(value: str) -> dt.datetime:
+    """Return the tick time from ISO text (UTC when no offset is given), or now when empty."""
+    if not value:
+        return utc_now()
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+def tick_run_config(tick: int = 0, at: str = "") -> dict:
+    """Return the run config that makes a run of the tick job apply ``tick`` at ``at``."""
+    return {"ops": {"activity_tick": {"config": {"tick": tick, "at": at}}}}
+
+
+def counter_regressions(before: pl.DataFrame, after: pl.DataFrame) -> dict[str, int]:
+    """Return how many customers lost API calls or disappeared between two states (both should be 0)."""
+    joined = before.select("customer_id", pl.col("total_api_calls").alias("calls_before")).join(
+        after.select("customer_id", pl.col("total_api_calls").alias("calls_after")),
+        on="customer_id",
+        how="left",
+    )
+    return {
+        "customers_with_fewer_calls": joined.filter(pl.col("calls_after") < pl.col("calls_before")).height,
+        "customers_missing": joined.filter(pl.col("calls_after").is_null()).height,
+    }
+
+
+def _calls_plot(log: pl.DataFrame) -> dg.MarkdownMetadataValue:
+    fig, ax = new_figure(7.0, 2.6)
+    ticks = log["tick"].to_list()
+    ax.bar(ticks, log["api_calls"].to_list(), color="#3b82f6", label="API calls in tick")
+    ax.set_xlabel("tick")
+    ax.set_ylabel("API calls")
+    twin = ax.twinx()
+    twin.plot(ticks, (log["mean_error_rate"] * 100).to_list(), color="#dc2626", label="mean error rate %")
+    twin.axhline(10, color="#dc2626", linestyle=":", linewidth=1)
+    twin.set_ylabel("error rate %")
+    fig.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    return figure_markdown(fig, "API calls and error rate per tick")
+
+
+def _log_tick(context: dg.AssetExecutionContext, outcome: TickOutcome) -> None:
+    assert outcome.result is not None
+    messages = outcome.result.events["message"].to_list()
+    for message in messages[:MAX_LOGGED_EVENTS]:
+        context.log.info(message)
+    if len(messages) > MAX_LOGGED_EVENTS:
+        context.log.info("… and %d more events (see the events table)", len(messages) - MAX_LOGGED_EVENTS)
+    s = outcome.result.summary
+    context.log.info(
+        "✅ Tick %d complete: %d customers, +%d API calls, %d spikes, %d fixes, %d trend changes, %d new",
+        outcome.tick,
+        s["customers"],
+        s["api_calls"],
+        s["error_spikes"],
+        s["error_fixes"],
+        s["trend_changes"],
+        s["new_customers"],
+    )
+
+
+def build_defs() -> dg.Definitions:
+    """Return the activity definitions: tick and monitor assets, their job and the 30-second sensor."""
+
+    @dg.asset(
+        name="activity_tick",
+        group_name=GROUP,
+        kinds={"numpy", "duckdb", "postgres"},
+        pool="app_db",
+        retry_policy=DB_RETRY,
+        check_specs=[dg.AssetCheckSpec("counters_never_decrease", asset="activity_tick")],
+        description=(
+            "One tick of customer activity (every 30 s): active customers call the API, error rates spike "
+            "and get fixed, usage trends change, onboarding customers make their first call, and now and "
+            "then a new customer signs up. Writes one row per customer, a tick-log row and the tick's events "
+            "to the activity store; a tick number is applied at most once."
+        ),
+    )
+    def activity_tick(
+        context: dg.AssetExecutionContext,
+        config: ActivityTickConfig,
+        activity_settings: ActivitySettings,
+        activity_store: ActivityStore,
+    ) -> dg.MaterializeResult:
+        cfg = activity_settings.config()
+        at = tick_time(config.at)
+        context.log.info(
+            "🔄 Running simulation tick at %s (store: %s)", at.isoformat(), activity_store.location()
+        )
+        outcome = activity_store.apply_tick(cfg, activity_settings.seed, at, tick=config.tick or None)
+        if outcome.started:
+            context.log.info("🚀 Started a new simulation with %d customers", outcome.before.height)
+        log = activity_store.tick_log(last=60)
+        totals = log["total_api_calls"]
+        total_drops = int((totals.diff().drop_nulls() < 0).sum())
+        if outcome.applied:
+            _log_tick(context, outcome)
+            after = outcome.result.customers  # type: ignore[union-attr]
+            regressions = counter_regressions(outcome.before, after)
+            summary = outcome.result.summary  # type: ignore[union-attr]
+            events = outcome.result.events  # type: ignore[union-attr]
+        else:
+            context.log.info("⏭️ Tick %d was already applied; nothing changed", outcome.tick)
+            after = outcome.before
+            regressions = {"customers_with_fewer_calls": 0, "customers_missing": 0}
+            summary = log.filter(pl.col("tick") == outcome.tick).to_dicts()[0] if log.height else {}
+            events = pl.DataFrame({"message": []}, schema={"message": pl.String})
+        by_stage = after.group_by("stage").len().sort("stage")
+        passed = total_drops == 0 and all(v == 0 for v in regressions.values())
+        return dg.MaterializeResult(
+            metadata={
+                "tick": outcome.tick,
+                "applied_now": outcome.applied,
+                "tick_at": at.isoformat(),
+                "customers": after.height,
+                "api_calls": int(summary.get("api_calls", 0)),
+                "total_api_calls": int(summary.get("total_api_calls", 0)),
+                "new_customers": int(summary.get("new_customers", 0)),
+                "error_spikes": int(summary.get("error_spikes", 0)),
+                "error_fixes": int(summary.get("error_fixes", 0)),
+                "trend_changes": int(summary.get("trend_changes", 0)),
+                "first_api_calls": int(summary.get("first_api_calls", 0)),
+                "by_stage": dg.MetadataValue.json({r["stage"]: r["len"] for r in by_stage.to_dicts()}),
+                "events": md_table(events.select("message"), max_rows=15),
+                "customers_preview": md_table(
+                    after.select("name", "stage", "plan", "total_api_calls", "error_rate", "usage_trend"),
+                    max_rows=15,
+                ),
+                "calls_per_tick": _calls_plot(log),
+                "store": activity_store.location(),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="counters_never_decrease",
+                    passed=passed,
+                    metadata={
+                        **regressions,
+                        "tick_log_total_drops": total_drops,
+                        "ticks_checked": log.height,
+                    },
+                )
+            ],
+        )
+
+    @dg.asset(
+        name="monitor_interventions",
+        group_name=GROUP,
+        deps=[activity_tick],
+        kinds={"polars", "duckdb", "postgres"},
+        pool="app_db",
+        retry_policy=DB_RETRY,
+        check_specs=[dg.AssetCheckSpec("no_duplicate_open_interventions", asset="monitor_interventions")],
+        description=(
+            "The proactive monitor, run after every tick: opens Error Debugging (error rate > 10 %), "
+            "Onboarding Check In (stuck in onboarding), Upsell Suggestion (usage increasing) and Retention "
+            "Outreach (usage declining) interventions, and closes them when the condition clears."
+        ),
+    )
+    def monitor_interventions(
+        context: dg.AssetExecutionContext, activity_settings: ActivitySettings, activity_store: ActivityStore
+    ) -> dg.MaterializeResult:
+        outcome = activity_store.run_monitor(activity_settings.config(), source="dagster")
+        context.log.info("🔍 Monitor check #%d at tick %d", outcome.check_no, outcome.tick)
+        for row in outcome.result.opened.iter_rows(named=True):
+            context.log.info("🆘 %s: opened %s (%s)", row["customer_name"], row["type"], row["reason"])
+        for row in outcome.result.closed.iter_rows(named=True):
+            context.log.info("✅ %s: closed %s (%s)", row["customer_name"], row["type"], row["close_reason"])
+        context.log.info(
+            "📋 %d opened, %d closed, %d open now", outcome.opened, outcome.closed, outcome.open_after
+        )
+        duplicates = activity_store.duplicate_open_interventions()
+        open_now = activity_store.interventions("open")
+        by_type = {t: 0 for t in INTERVENTION_TYPES}
+        by_type.update({r["type"]: r["len"] for r in open_now.group_by("type").len().to_dicts()})
+        return dg.MaterializeResult(
+            metadata={
+                "check_no": outcome.check_no,
+                "tick": outcome.tick,
+                "opened": outcome.opened,
+                "closed": outcome.closed,
+                "open_now": outcome.open_after,
+                "open_by_type": dg.MetadataValue.json(by_type),
+                "open_interventions": md_table(
+                    open_now.select("customer_name", "type", "reason", "opened_tick"), max_rows=20
+                ),
+                "closed_this_check": md_table(
+                    outcome.result.closed.select("customer_name", "type", "close_reason", "opened_tick"),
+                    max_rows=20,
+                ),
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="no_duplicate_open_interventions",
+                    passed=duplicates.height == 0,
+                    metadata={
+                        "duplicate_pairs": duplicates.height,
+                        "open_interventions": open_now.height,
+                    },
+                )
+            ],
+        )
+
+    tick_job = dg.define_asset_job(
+        "activity_tick_job",
+        selection=dg.AssetSelection.assets(activity_tick, monitor_interventions),
+        description="Apply one activity tick, then run the proactive monitor.",
+    )
+
+    @dg.sensor(
+        name="activity_tick_every_30s",
+        job=tick_job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description=(
+            "Launches the next activity tick every 30 s. The run key names the simulation and the tick, "
+            "so a restarted daemon never launches the same tick twice; a failed tick is retried."
+        ),
+    )
+    def activity_tick_every_30s(
+        context: dg.SensorEvaluationContext,
+        activity_settings: ActivitySettings,
+        activity_store: ActivityStore,
+    ) -> dg.RunRequest | dg.SkipReason:
+        activity_store.start(activity_settings.config(), activity_settings.seed)
+        return next_tick_request(context.instance, activity_store)
+
+    return dg.Definitions(
+        assets=[activity_tick, monitor_interventions],
+        jobs=[tick_job],
+        sensors=[activity_tick_every_30s],
+        resources={"activity_settings": ActivitySettings(), "activity_store": ActivityStore()},
+    )
+
+
+def next_tick_request(instance: dg.DagsterInstance, store: ActivityStore) -> dg.RunRequest | dg.SkipReason:
+    """Return the run request for the store's next tick, or a skip while that tick is still running.
+
+    The run key is ``activity-<simulation>-tick-<n>``; after a failed attempt the key gets a
+    ``-retry-<k>`` suffix, which is safe because the store applies a tick number at most once.
+    """
+    simulation = store.simulation_id()
+    tick = store.last_tick() + 1
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={SIMULATION_TAG: simulation, TICK_TAG: str(tick)}))
+    if any(run.status in _IN_FLIGHT for run in runs):
+        return dg.SkipReason(f"tick {tick} is still running")
+    failed = sum(run.status in _FAILED for run in runs)
+    run_key = f"activity-{simulation}-tick-{tick}" + (f"-retry-{failed}" if failed else "")
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config=tick_run_config(tick),
+        tags={SIMULATION_TAG: simulation, TICK_TAG: str(tick)},
+    )
+
+
+defs = build_defs()
