@@ -49,6 +49,7 @@ SESSION_SCHEMA: dict[str, pl.DataType] = {
     "user_id": pl.String(),
     "profile_id": pl.String(),
     "email": pl.String(),
+    "signed_up_at": pl.Datetime("ms", "UTC"),
     "plan": pl.String(),
     "source": pl.String(),
     "state": pl.String(),
@@ -63,6 +64,7 @@ SESSION_SCHEMA: dict[str, pl.DataType] = {
     "ratings": pl.Int32(),
     "watchlist_adds": pl.Int32(),
     "flixbuddy": pl.Boolean(),
+    "conversation_id": pl.String(),
     "binge_mode": pl.Boolean(),
     "support_tickets": pl.Int32(),
     "device_type": pl.String(),
@@ -149,6 +151,7 @@ def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.Da
         "email",
         "source",
         "session_start_at",
+        pl.col("created_at").alias("signed_up_at"),
         pl.col("plan").cast(pl.String),
         pl.col("state").cast(pl.String),
         pl.col("activity_pattern").cast(pl.String),
@@ -160,6 +163,10 @@ def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.Da
         pl.col("binge_mode_today").alias("binge_mode"),
     ).with_columns(
         uuid7s(start_ms, seed, 14, number).alias("session_id"),
+        pl.when(pl.Series(flix))
+        .then(uuid7s(start_ms, seed, 15, number))
+        .otherwise(None)
+        .alias("conversation_id"),
         pl.Series("partition_key", [window_key(int(m) - int(m) % WINDOW_MS) for m in start_ms.tolist()]),
         # Before signing up a visitor is anonymous: posthog-js uses the device id as distinct id.
         pl.when(pl.Series(signup)).then(device_id).otherwise(None).alias("anon_distinct_id"),

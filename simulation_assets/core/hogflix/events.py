@@ -1,0 +1,438 @@
+"""Product events of HogFlix sessions, shaped like posthog-js sends them, fully vectorized.
+
+A session is a run of listing pages (the entry page, then the entry's
+continuation page). Each listing page either ends without a click (25 %), or
+opens a title (75 %); an opened title is either played (60 %) or left. A played
+title has a watch page with ``video_started``, ``video_progress`` heartbeats at
+the milestones it passes, ``video_completed``, maybe ``video_rated``. How many
+titles are played, rated and added to the watchlist is the persona table's
+count for the day; only the pages around them are drawn here. A signup session
+starts anonymous and ends the signup flow with ``$identify``; a FlixBuddy
+session opens on the chat page with ``flixbuddy_interaction``; a support
+session ends on the help page with ``support_ticket_created``.
+
+Every event family is built as arrays (one row per event) and the families
+are concatenated and ordered once; there is no loop over sessions or events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.hogflix.catalog import GENRES, catalog, pick_videos
+from simulation_assets.core.hogflix.ids import event_uuids, hash_unit
+from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS, TrafficConfig
+
+EVENTS = (
+    "$pageview",
+    "$pageleave",
+    "$identify",
+    "user_signed_up",
+    "video_opened",
+    "watchlist_added",
+    "video_started",
+    "video_progress",
+    "video_completed",
+    "video_rated",
+    "flixbuddy_interaction",
+    "support_ticket_created",
+)
+(PAGEVIEW, PAGELEAVE, IDENTIFY, SIGNED_UP, OPENED, WATCHLIST, STARTED, PROGRESS, COMPLETED, RATED, FLIXBUDDY,
+ TICKET) = range(len(EVENTS))  # fmt: skip
+
+# Pages: listing pages first (indexed by entry point), then the fixed pages.
+PAGES = (
+    "/",  # homepage entry
+    "/search",  # search entry (with ?q=)
+    "/browse/{genre}",  # category entry
+    "/watchlist",
+    "/flixbuddy",
+    "/browse/popular",  # homepage continuation: homepage -> popular -> video -> watch
+    "/browse/related",  # search continuation: search -> video -> watch -> related
+    "/title/{slug}",
+    "/watch/{slug}",
+    "/signup",
+    "/help",
+)
+HOME, SEARCH, CATEGORY, WATCHLIST_PAGE, FLIXBUDDY_PAGE, POPULAR, RELATED, TITLE, WATCH, SIGNUP, HELP = range(
+    len(PAGES)
+)
+_ENTRY_PAGE = {"homepage": HOME, "search": SEARCH, "category": CATEGORY, "watchlist": WATCHLIST_PAGE,
+               "flixbuddy": FLIXBUDDY_PAGE}  # fmt: skip
+_NEXT_PAGE = {"homepage": POPULAR, "search": RELATED, "category": CATEGORY, "watchlist": WATCHLIST_PAGE,
+              "flixbuddy": FLIXBUDDY_PAGE}  # fmt: skip
+_TICKET_CATEGORIES = ("playback", "billing", "account", "content_request")
+_REFERRERS = {  # acquisition source -> (referrer, utm_source, utm_medium) of a signup's landing page
+    "organic_search": ("https://www.google.com/", None, None),
+    "paid_social": ("https://www.facebook.com/", "facebook", "paid_social"),
+    "referral": ("https://www.reddit.com/", None, None),
+    "direct": ("$direct", None, None),
+    "newsletter": ("$direct", "newsletter", "email"),
+    "paid_search": ("https://www.google.com/", "google", "cpc"),
+    "partner": ("https://partner.example/", "partner", "affiliate"),
+}
+LIB_VERSION = "1.418.10"
+
+EVENT_COLUMNS: dict[str, pl.DataType] = {
+    "uuid": pl.String(),
+    "event": pl.String(),
+    "timestamp": pl.Datetime("ms", "UTC"),
+    "distinct_id": pl.String(),
+    "persona_distinct_id": pl.String(),
+    "persona_number": pl.Int64(),
+    "partition_key": pl.String(),
+    "sequence": pl.Int32(),
+}
+
+
+def _lognormal(g: np.random.Generator, spec: tuple[float, float], n: int) -> np.ndarray:
+    median, sigma = spec
+    return median * np.exp(sigma * g.standard_normal(n))
+
+
+def _rank_within(group: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Return each row's 0-based rank by ``u`` among the rows of its ``group`` (groups contiguous)."""
+    order = np.lexsort((u, group))
+    starts = np.r_[0, np.flatnonzero(np.diff(group[order])) + 1]
+    first = np.zeros(len(group), np.int64)
+    first[starts] = starts
+    first = np.maximum.accumulate(first)
+    rank = np.empty(len(group), np.int64)
+    rank[order] = np.arange(len(group)) - first
+    return rank
+
+
+def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (owner index, position within owner) for ``counts[i]`` rows per owner i."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    offsets = np.cumsum(counts) - counts
+    return owner, np.arange(owner.size) - offsets[owner]
+
+
+class _Families:
+    """Accumulates event rows: session index, time offset (s), event code, page, slot, value."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, sess, t, event, page, slot=None, value=None, order=0) -> None:  # noqa: ANN001
+        n = len(sess)
+        self.parts.append(
+            (
+                np.asarray(sess, np.int64),
+                np.asarray(t, np.float64),
+                np.full(n, event, np.int8),
+                np.broadcast_to(np.asarray(page, np.int8), (n,)),
+                np.full(n, -1, np.int64) if slot is None else np.asarray(slot, np.int64),
+                np.full(n, np.nan) if value is None else np.asarray(value, np.float64),
+                np.full(n, order, np.int8),
+            )
+        )
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.concatenate(col) for col in zip(*self.parts))
+
+
+def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream_key: str) -> pl.DataFrame:
+    """Return the events of ``sessions`` (``SESSION_SCHEMA`` rows), ordered by session then time.
+
+    ``stream_key`` names the random stream (the partition key), so the same
+    sessions and key always give the same events, uuids included.
+    """
+    if sessions.is_empty():
+        return pl.DataFrame(schema=EVENT_COLUMNS)
+    g = rng_mod.stream(seed, "hogflix", "events", stream_key)
+    cat = catalog(cfg.catalog_size)
+    s = sessions
+    n_sess = s.height
+    entry = s["entry_point"].to_list()
+    entry_page = np.array([_ENTRY_PAGE[e] for e in entry], np.int8)
+    next_page = np.array([_NEXT_PAGE[e] for e in entry], np.int8)
+    videos = s["videos"].to_numpy().astype(np.int64)
+    opened = s["titles_opened"].to_numpy().astype(np.int64)
+    listings = s["listing_pages"].to_numpy().astype(np.int64)
+    ratings = s["ratings"].to_numpy().astype(np.int64)
+    wl_adds = s["watchlist_adds"].to_numpy().astype(np.int64)
+    tickets = s["support_tickets"].to_numpy().astype(np.int64)
+    signup = s["is_signup"].to_numpy()
+    completion_mean = s["completion_percent"].to_numpy() / 100.0
+    genre_idx = np.array([GENRES.index(x) for x in s["genre"].to_list()], np.int64)
+    restricted = np.isin(entry_page, (CATEGORY, FLIXBUDDY_PAGE))
+
+    # ---- listing slots: which are skipped, opened, played; which played titles are rated or saved
+    sess, pos = _expand(listings)
+    n_slots = sess.size
+    u = g.random((6, n_slots))
+    skip = _rank_within(sess, u[0]) < (listings - opened)[sess]
+    open_rank = _rank_within(sess, np.where(skip, 2.0, u[1]))
+    played = ~skip & (open_rank < videos[sess])
+    play_rank = _rank_within(sess, np.where(played, u[2], 2.0))
+    rated = played & (play_rank < ratings[sess])
+    saved_rank = _rank_within(sess, np.where(skip, 2.0, u[3]))
+    saved = ~skip & (saved_rank < wl_adds[sess])
+    page = np.where(pos == 0, entry_page[sess], next_page[sess]).astype(np.int8)
+    video = pick_videos(cfg.catalog_size, u[4], np.where(restricted[sess], genre_idx[sess], -1))
+    minutes = cat["minutes"].to_numpy()[video].astype(np.float64)
+    # One video's completion: Beta around the persona's completion of the day.
+    k = cfg.completion_concentration
+    m = np.clip(completion_mean[sess], 0.02, 0.98)
+    completion = np.where(played, g.beta(m * k, (1 - m) * k), 0.0)
+    watch_s = completion * minutes * 60.0
+
+    dwell_list = _lognormal(g, cfg.listing_dwell_s, n_slots)
+    dwell_list += np.where(
+        (pos == 0) & (page == FLIXBUDDY_PAGE), _lognormal(g, cfg.flixbuddy_chat_s, n_slots), 0
+    )
+    dwell_title = _lognormal(g, cfg.title_dwell_s, n_slots)
+    # Slot length: listing, then title page if opened, then the watch page if played.
+    length = dwell_list + 0.5
+    length += np.where(~skip, dwell_title + 0.5, 0.0)
+    length += np.where(played, 2.0 + watch_s + 6.0, 0.0)
+
+    signup_s = np.where(signup, _lognormal(g, cfg.signup_flow_s, n_sess), 0.0)
+    slot_start = np.cumsum(length) - length
+    sess_first = np.cumsum(listings) - listings
+    slot_start = slot_start - slot_start[sess_first][sess] + signup_s[sess]
+
+    f = _Families()
+    t0 = slot_start
+    f.add(sess, t0, PAGEVIEW, page, np.arange(n_slots))
+    fb0 = (pos == 0) & (page == FLIXBUDDY_PAGE)
+    f.add(sess[fb0], t0[fb0] + 0.5 * dwell_list[fb0], FLIXBUDDY, FLIXBUDDY_PAGE, np.flatnonzero(fb0))
+    o = ~skip
+    f.add(sess[o], t0[o] + dwell_list[o] - 0.3, OPENED, page[o], np.flatnonzero(o))
+    f.add(sess, t0 + dwell_list, PAGELEAVE, page, np.arange(n_slots), order=1)
+    tt = t0 + dwell_list + 0.5
+    f.add(sess[o], tt[o], PAGEVIEW, TITLE, np.flatnonzero(o))
+    f.add(sess[saved], tt[saved] + 0.5 * dwell_title[saved], WATCHLIST, TITLE, np.flatnonzero(saved))
+    f.add(sess[o], tt[o] + dwell_title[o], PAGELEAVE, TITLE, np.flatnonzero(o), order=1)
+    p = played
+    tw = tt + dwell_title + 0.5
+    pi = np.flatnonzero(p)
+    f.add(sess[p], tw[p], PAGEVIEW, WATCH, pi)
+    f.add(sess[p], tw[p] + 1.5, STARTED, WATCH, pi, value=np.zeros(pi.size))
+    for milestone in cfg.progress_milestones:
+        hit = p & (completion * 100.0 >= milestone)
+        hi = np.flatnonzero(hit)
+        f.add(sess[hit], tw[hit] + 1.5 + milestone / 100.0 * minutes[hit] * 60.0, PROGRESS, WATCH, hi,
+              value=np.full(hi.size, float(milestone)))  # fmt: skip
+    done = p & (completion * 100.0 >= cfg.completed_at_percent)
+    f.add(sess[done], tw[done] + 1.5 + watch_s[done], COMPLETED, WATCH, np.flatnonzero(done))
+    # Plan-based star rating ("Rating Distributions"), normal then rounded and clipped to 1-5.
+    plans = s["plan"].to_list()
+    mean = np.array([cfg.ratings[x].mean for x in plans])[sess[rated]]
+    std = np.array([cfg.ratings[x].std for x in plans])[sess[rated]]
+    stars = np.clip(np.round(mean + std * g.standard_normal(mean.size)), 1, 5)
+    f.add(
+        sess[rated], tw[rated] + 1.5 + watch_s[rated] + 3.0, RATED, WATCH, np.flatnonzero(rated), value=stars
+    )
+    f.add(sess[p], tw[p] + 1.5 + watch_s[p] + 6.0, PAGELEAVE, WATCH, pi, order=1)
+
+    # ---- signup flow before the first listing: anonymous landing page, signup page, $identify
+    sidx = np.flatnonzero(signup)
+    land = signup_s[sidx] * 0.3
+    f.add(sidx, np.zeros(sidx.size), PAGEVIEW, HOME, value=np.ones(sidx.size))  # value 1 = anonymous
+    f.add(sidx, land, PAGELEAVE, HOME, value=np.ones(sidx.size), order=1)
+    f.add(sidx, land + 0.4, PAGEVIEW, SIGNUP, value=np.ones(sidx.size))
+    f.add(sidx, signup_s[sidx] - 2.0, IDENTIFY, SIGNUP)
+    f.add(sidx, signup_s[sidx] - 1.5, SIGNED_UP, SIGNUP)
+    f.add(sidx, signup_s[sidx] - 0.5, PAGELEAVE, SIGNUP, order=1)
+
+    # ---- support tickets after the last slot (capped per user and hour, see cap_per_user_hour)
+    end = slot_start[sess_first + listings - 1] + length[sess_first + listings - 1]
+    tix = np.flatnonzero(tickets > 0)
+    f.add(tix, end[tix] + 1.0, PAGEVIEW, HELP)
+    owner, nth = _expand(tickets[tix])
+    f.add(tix[owner], end[tix][owner] + 40.0 + 90.0 * nth, TICKET, HELP, value=nth.astype(np.float64))
+    f.add(tix, end[tix] + 60.0 + 90.0 * tickets[tix], PAGELEAVE, HELP, order=1)
+
+    e_sess, e_t, e_code, e_page, e_slot, e_value, e_order = f.arrays()
+    start_ms = s["session_start_at"].dt.epoch("ms").to_numpy().astype(np.int64)
+    ts = start_ms[e_sess] + np.round(e_t * 1000.0).astype(np.int64)
+    order = np.lexsort((e_order, ts, e_sess))
+    e_sess, ts, e_code, e_page, e_slot, e_value = (
+        a[order] for a in (e_sess, ts, e_code, e_page, e_slot, e_value)
+    )
+    first = np.r_[0, np.flatnonzero(np.diff(e_sess)) + 1]
+    seq = np.arange(e_sess.size) - np.repeat(first, np.diff(np.r_[first, e_sess.size]))
+    return _frame(s, seed, cfg, e_sess, ts, e_code, e_page, e_slot, e_value, seq, video, completion, watch_s,
+                  page_of_slot=page)  # fmt: skip
+
+
+def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, completion, watch_s, page_of_slot):  # noqa: ANN001, ANN202
+    """Return the event frame: identity, uuid, page and product properties as columns."""
+    cat = catalog(cfg.catalog_size)
+    persona = s["persona_number"].to_numpy()[e_sess]
+    has_slot = slot >= 0
+    vid = np.where(has_slot, video[np.maximum(slot, 0)], -1)
+    is_video_event = np.isin(code, (OPENED, WATCHLIST, STARTED, PROGRESS, COMPLETED, RATED)) | (
+        np.isin(code, (PAGEVIEW, PAGELEAVE)) & np.isin(page, (TITLE, WATCH))
+    )
+    vid = np.where(is_video_event, vid, -1)
+    anonymous = (value == 1.0) & np.isin(code, (PAGEVIEW, PAGELEAVE)) & np.isin(page, (HOME, SIGNUP))
+    sess_cols = s.select(
+        "session_id", "distinct_id", "anon_distinct_id", "device_id", "persona_number", "partition_key",
+        "plan", "state", "activity_pattern", "entry_point", "genre", "device_type", "os", "browser",
+        "screen_width", "screen_height", "country", "source", "email", "conversation_id",
+    )  # fmt: skip
+    base = sess_cols[e_sess]
+    video_cols = cat.select("video_id", "slug", "title", "genre", "minutes")
+    vframe = video_cols[np.maximum(vid, 0)].with_columns(
+        [pl.when(pl.Series(vid >= 0)).then(pl.col(c)).otherwise(None).alias(c) for c in video_cols.columns]
+    )
+    fb_q = hash_unit(
+        seed, 21, s["persona_number"].to_numpy(), s["session_start_at"].dt.epoch("ms").to_numpy()
+    )
+    question_idx = np.floor(fb_q * len(FLIXBUDDY_QUESTIONS)).astype(np.int64)[e_sess]
+    code_s = pl.Series("code", code)
+    page_s = pl.Series("page", page)
+    ev = pl.DataFrame(
+        {
+            "uuid": event_uuids(seed, persona, ts, seq),
+            "event": np.asarray(EVENTS, dtype=object)[code].tolist(),
+            "timestamp": pl.Series(ts).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
+            "sequence": seq.astype(np.int32),
+        }
+    ).with_columns(code_s, page_s, pl.Series("anonymous", anonymous), pl.Series("value", value),
+                   pl.Series("question_idx", question_idx))  # fmt: skip
+    ev = pl.concat([ev, base.rename({"distinct_id": "persona_distinct_id", "genre": "session_genre"}),
+                    vframe.rename({"genre": "video_genre", "title": "video_title"})], how="horizontal")  # fmt: skip
+    slug = pl.col("slug")
+    pathname = (
+        pl.when(pl.col("page") == HOME).then(pl.lit("/"))
+        .when(pl.col("page") == SEARCH).then(pl.lit("/search"))
+        .when(pl.col("page") == CATEGORY).then(pl.lit("/browse/") + pl.col("session_genre"))
+        .when(pl.col("page") == WATCHLIST_PAGE).then(pl.lit("/watchlist"))
+        .when(pl.col("page") == FLIXBUDDY_PAGE).then(pl.lit("/flixbuddy"))
+        .when(pl.col("page") == POPULAR).then(pl.lit("/browse/popular"))
+        .when(pl.col("page") == RELATED).then(pl.lit("/browse/related"))
+        .when(pl.col("page") == TITLE).then(pl.lit("/title/") + slug)
+        .when(pl.col("page") == WATCH).then(pl.lit("/watch/") + slug)
+        .when(pl.col("page") == SIGNUP).then(pl.lit("/signup"))
+        .otherwise(pl.lit("/help"))
+    )  # fmt: skip
+    host = cfg.host
+    ev = ev.with_columns(pathname.alias("$pathname"))
+    ev = ev.with_columns(
+        pl.when(pl.col("anonymous")).then(pl.col("anon_distinct_id")).otherwise(pl.col("persona_distinct_id"))
+        .alias("distinct_id"),
+        (pl.lit(f"https://{host}") + pl.col("$pathname")
+         + pl.when(pl.col("page") == SEARCH).then(pl.lit("?q=") + pl.col("session_genre")).otherwise(pl.lit("")))
+        .alias("$current_url"),
+        pl.lit(host).alias("$host"),
+    )  # fmt: skip
+    # Page-view chain: $pageview_id and $prev_pageview_* as posthog-js's page-view manager sets them.
+    is_pv = pl.col("code") == PAGEVIEW
+    is_leave = pl.col("code") == PAGELEAVE
+    ev = ev.with_columns(
+        pl.when(is_pv).then(pl.col("uuid")).forward_fill().over("session_id").alias("$pageview_id"),
+        pl.when(is_pv).then(pl.col("$pathname")).forward_fill().over("session_id").alias("_cur_path"),
+        pl.when(is_pv).then(pl.col("timestamp")).forward_fill().over("session_id").alias("_cur_ts"),
+        pl.when(is_pv).then(pl.col("$current_url")).forward_fill().over("session_id").alias("_cur_url"),
+    ).with_columns(
+        pl.col("_cur_path").shift(1).over("session_id").alias("_prev_path"),
+        pl.col("_cur_ts").shift(1).over("session_id").alias("_prev_ts"),
+        pl.col("_cur_url").shift(1).over("session_id").alias("_prev_url"),
+    )
+    scroll = hash_unit(seed, 22, persona, ts).round(2)
+    first_pv = is_pv & pl.col("_prev_path").is_null()
+    referrer = pl.col("source").replace_strict({k: v[0] for k, v in _REFERRERS.items()}, default="$direct")
+    ev = ev.with_columns(
+        pl.when(is_leave).then(pl.col("_cur_path")).when(is_pv).then(pl.col("_prev_path"))
+        .alias("$prev_pageview_pathname"),
+        pl.when(is_leave).then((pl.col("timestamp") - pl.col("_cur_ts")).dt.total_milliseconds() / 1000.0)
+        .when(is_pv).then((pl.col("timestamp") - pl.col("_prev_ts")).dt.total_milliseconds() / 1000.0)
+        .alias("$prev_pageview_duration"),
+        pl.when((is_leave | is_pv) & ~first_pv).then(pl.Series(scroll)).alias("$prev_pageview_max_scroll_percentage"),
+        pl.when(first_pv & pl.col("anonymous")).then(referrer)
+        .when(first_pv).then(pl.lit("$direct"))
+        .when(is_pv).then(pl.col("_prev_url"))
+        .alias("$referrer"),
+    ).with_columns(
+        pl.when(pl.col("$referrer").is_null()).then(None)
+        .when(pl.col("$referrer") == "$direct").then(pl.lit("$direct"))
+        .otherwise(pl.col("$referrer").str.extract(r"https?://([^/]+)", 1)).alias("$referring_domain"),
+    )  # fmt: skip
+    utm = {k: v for k, v in _REFERRERS.items() if v[1]}
+    entry_anon = first_pv & pl.col("anonymous")
+    ev = ev.with_columns(
+        pl.when(entry_anon).then(pl.col("source").replace_strict({k: v[1] for k, v in utm.items()}, default=None))
+        .alias("utm_source"),
+        pl.when(entry_anon).then(pl.col("source").replace_strict({k: v[2] for k, v in utm.items()}, default=None))
+        .alias("utm_medium"),
+        pl.when(entry_anon & pl.col("source").is_in(list(utm))).then(pl.lit("hogflix_launch")).alias("utm_campaign"),
+    )  # fmt: skip
+    video_value = pl.col("value")
+    in_slot = np.maximum(slot, 0)
+    slot_completion = np.where(slot >= 0, np.round(completion[in_slot] * 100, 1), 0.0)
+    slot_watch_s = np.where(slot >= 0, np.round(watch_s[in_slot]), 0).astype(np.int64)
+    ticket_cat = (persona + np.nan_to_num(value).astype(np.int64)) % len(_TICKET_CATEGORIES)
+    ev = ev.with_columns(
+        pl.col("session_id").alias("$session_id"),
+        pl.col("session_id").alias("$window_id"),
+        pl.col("device_id").alias("$device_id"),
+        pl.lit("web").alias("$lib"),
+        pl.lit(LIB_VERSION).alias("$lib_version"),
+        pl.col("browser").alias("$browser"),
+        pl.col("os").alias("$os"),
+        pl.col("device_type").alias("$device_type"),
+        pl.col("screen_width").alias("$screen_width"),
+        pl.col("screen_height").alias("$screen_height"),
+        pl.col("country").alias("$geoip_country_code"),
+        (~pl.col("anonymous")).alias("$is_identified"),
+        pl.when(pl.col("code") == PAGEVIEW).then(pl.lit("HogFlix")).alias("title"),
+        pl.col("state"),
+        pl.col("activity_pattern"),
+        pl.col("plan"),
+        pl.lit(True).alias("is_synthetic"),
+        pl.col("entry_point"),
+        pl.col("video_id"),
+        pl.col("video_title"),
+        pl.col("video_genre").alias("genre"),
+        (pl.col("minutes") * 60).alias("video_duration_seconds"),
+        pl.when(pl.col("code") == PROGRESS).then(video_value).alias("progress_percent"),
+        pl.when(pl.col("code").is_in([COMPLETED, PAGELEAVE]) & (pl.col("page") == WATCH))
+        .then(pl.Series(slot_completion))
+        .alias("completion_percent"),
+        pl.when(pl.col("code").is_in([COMPLETED, PAGELEAVE]) & (pl.col("page") == WATCH))
+        .then(pl.Series(slot_watch_s))
+        .alias("watch_seconds"),
+        pl.when(pl.col("code") == RATED).then(video_value.cast(pl.Int32)).alias("rating"),
+        pl.when(pl.col("code") == FLIXBUDDY).then(pl.Series(np.asarray(FLIXBUDDY_QUESTIONS, dtype=object)[question_idx].tolist(), dtype=pl.String)).alias("question"),
+        pl.when(pl.col("code") == FLIXBUDDY).then(pl.col("question_idx")).alias("question_template"),
+        pl.when(pl.col("code") == FLIXBUDDY).then(pl.col("conversation_id")).alias("conversation_id"),
+        pl.when(pl.col("code") == TICKET)
+        .then(pl.Series(np.asarray(_TICKET_CATEGORIES, dtype=object)[ticket_cat].tolist(), dtype=pl.String))
+        .alias("ticket_category"),
+        pl.when(pl.col("code") == TICKET).then(pl.col("value").cast(pl.Int32)).alias("ticket_number"),
+        pl.when(pl.col("code") == IDENTIFY).then(pl.col("anon_distinct_id")).alias("$anon_distinct_id"),
+        pl.when(pl.col("code") == IDENTIFY).then(pl.struct("email", "plan", pl.lit(True).alias("is_synthetic")))
+        .alias("$set"),
+        pl.when(pl.col("code") == SIGNED_UP).then(pl.col("source")).alias("signup_source"),
+    )  # fmt: skip
+    ev = cap_per_user_hour(ev, "support_ticket_created", cfg.support_tickets_per_user_hour)
+    return ev.select(
+        "uuid", "event", "timestamp", "distinct_id", "persona_distinct_id", "persona_number", "partition_key",
+        "sequence", *PROPERTY_COLUMNS,
+    )  # fmt: skip
+
+
+PROPERTY_COLUMNS = (
+    "$session_id", "$window_id", "$device_id", "$current_url", "$host", "$pathname", "$referrer",
+    "$referring_domain", "utm_source", "utm_medium", "utm_campaign", "$pageview_id", "$prev_pageview_pathname",
+    "$prev_pageview_duration", "$prev_pageview_max_scroll_percentage", "$lib", "$lib_version", "$browser", "$os",
+    "$device_type", "$screen_width", "$screen_height", "$geoip_country_code", "$is_identified", "title", "state",
+    "activity_pattern", "plan", "is_synthetic", "entry_point", "video_id", "video_title", "genre",
+    "video_duration_seconds", "progress_percent", "completion_percent", "watch_seconds", "rating", "question",
+    "question_template", "conversation_id", "ticket_category", "ticket_number", "$anon_distinct_id", "$set",
+    "signup_source",
+)  # fmt: skip
+
+
+def cap_per_user_hour(events: pl.DataFrame, event: str, limit: int) -> pl.DataFrame:
+    """Drop ``event`` rows beyond ``limit`` per distinct id and clock hour (the support-ticket rate limit)."""
+    hour = pl.col("timestamp").dt.truncate("1h")
+    rank = pl.col("timestamp").rank("ordinal").over(["distinct_id", hour, "event"])
+    return events.filter((pl.col("event") != event) | (rank <= limit))
