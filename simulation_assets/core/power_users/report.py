@@ -1,0 +1,270 @@
+"""The run report (``simulation_report.json``) and the console summary, built from the run's tables.
+
+The runner records three tables (polars frames, schemas below); the report groups them
+per user and per action. Its top-level keys are the scenario document's five
+(``simulation_summary``, ``cost_analysis``, ``user_results``, ``edge_cases_triggered``,
+``errors_encountered``) followed by additions: ``action_performance`` (latency p50/p95/p99 in ms
+and requests/s per action type), ``edge_case_coverage``, ``edge_case_details``, ``cost_details``
+and ``run``.
+"""
+
+from __future__ import annotations
+
+import http
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.power_users.config import CONNECTION_ERROR_STATUS, TIMEOUT_STATUS
+from simulation_assets.core.power_users.costs import CostModel, cost_breakdown, usd
+
+# One row per request (its final attempt).
+REQUEST_SCHEMA = {
+    "user": pl.String,
+    "action_index": pl.Int32,
+    "action_type": pl.String,
+    "request_index": pl.Int32,
+    "status": pl.Int32,
+    "attempts": pl.Int32,
+    "statuses": pl.String,
+    "ok": pl.Boolean,
+    "latency_ms": pl.Float64,
+    "at": pl.String,
+    "error": pl.String,
+    "meter": pl.String,
+    "input_tokens": pl.Int64,
+    "output_tokens": pl.Int64,
+    "payment_usd": pl.Float64,
+}
+# One row per HTTP attempt (retries included), for latency and throughput.
+ATTEMPT_SCHEMA = {
+    "user": pl.String,
+    "action_type": pl.String,
+    "status": pl.Int32,
+    "latency_ms": pl.Float64,
+    "started_s": pl.Float64,
+    "ended_s": pl.Float64,
+}
+# One row per executed action that names an edge case.
+EDGE_SCHEMA = {
+    "user": pl.String,
+    "action_index": pl.Int32,
+    "action_type": pl.String,
+    "edge_case": pl.String,
+    "category": pl.String,
+    "triggered": pl.Boolean,
+    "as_expected": pl.Boolean,
+    "statuses": pl.String,
+    "at": pl.String,
+}
+# One row per user run.
+USER_SCHEMA = {
+    "user": pl.String,
+    "started_at": pl.String,
+    "finished_at": pl.String,
+    "duration_s": pl.Float64,
+    "actions_planned": pl.Int32,
+    "actions_skipped": pl.Int32,
+    "configured_edge_cases": pl.String,
+}
+
+
+def status_text(status: int, error: str | None = None) -> str:
+    """Return ``403 Forbidden``, ``timeout`` or ``connection error: …`` for a recorded status."""
+    if status == TIMEOUT_STATUS:
+        return "timeout"
+    if status == CONNECTION_ERROR_STATUS:
+        return f"connection error: {error or 'no response'}"
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{(100.0 * part / whole if whole else 0.0):.1f}%"
+
+
+def action_performance(attempts: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    """Return per action type: attempts, error share, latency p50/p95/p99 (ms) and requests/s.
+
+    Requests/s is the action's attempts divided by the span from its first start to its last end.
+    """
+    if attempts.is_empty():
+        return {}
+    grouped = (
+        attempts.group_by("action_type")
+        .agg(
+            pl.len().alias("requests"),
+            ((pl.col("status") < 200) | (pl.col("status") >= 400)).mean().alias("error_share"),
+            pl.col("latency_ms").quantile(0.50, "linear").alias("p50_ms"),
+            pl.col("latency_ms").quantile(0.95, "linear").alias("p95_ms"),
+            pl.col("latency_ms").quantile(0.99, "linear").alias("p99_ms"),
+            pl.col("latency_ms").mean().alias("mean_ms"),
+            (pl.col("ended_s").max() - pl.col("started_s").min()).alias("span_s"),
+        )
+        .sort("action_type")
+    )
+    out = {}
+    for row in grouped.iter_rows(named=True):
+        span = max(row["span_s"], 1e-6)
+        out[row["action_type"]] = {
+            "requests": int(row["requests"]),
+            "error_rate": round(float(row["error_share"]), 4),
+            "p50_ms": round(float(row["p50_ms"]), 3),
+            "p95_ms": round(float(row["p95_ms"]), 3),
+            "p99_ms": round(float(row["p99_ms"]), 3),
+            "mean_ms": round(float(row["mean_ms"]), 3),
+            "requests_per_second": round(row["requests"] / span, 2),
+        }
+    return out
+
+
+def build_report(
+    requests: pl.DataFrame,
+    attempts: pl.DataFrame,
+    edges: pl.DataFrame,
+    users: pl.DataFrame,
+    costs: CostModel,
+    run: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the report dict of one run (or one day of runs) from its tables."""
+    requests = requests if not requests.is_empty() else pl.DataFrame(schema=REQUEST_SCHEMA)
+    edges = edges if not edges.is_empty() else pl.DataFrame(schema=EDGE_SCHEMA)
+    names = users["user"].to_list()
+    index = {n: i for i, n in enumerate(names)}
+    breakdown = cost_breakdown(
+        names,
+        np.array([index[u] for u in requests["user"].to_list()], dtype=np.int64),
+        requests["input_tokens"].fill_null(0).to_numpy(),
+        requests["output_tokens"].fill_null(0).to_numpy(),
+        requests["payment_usd"].fill_null(0.0).to_numpy(),
+        costs,
+    )
+    two_xx = (pl.col("status") >= 200) & (pl.col("status") < 300)
+    per_user = (
+        requests.group_by("user")
+        .agg(
+            pl.col("ok").sum().alias("completed"),
+            (~pl.col("ok")).sum().alias("failed"),
+            ((pl.col("meter") == "payment") & two_xx).any().alias("conversion"),
+        )
+        .to_dicts()
+    )
+    by_user = {r["user"]: r for r in per_user}
+    triggered = edges.filter(pl.col("triggered")).sort("at", maintain_order=True)
+    user_results = []
+    for i, row in enumerate(users.iter_rows(named=True)):
+        stats = by_user.get(row["user"], {"completed": 0, "failed": 0, "conversion": False})
+        done, failed = int(stats["completed"]), int(stats["failed"])
+        user_results.append(
+            {
+                "name": row["user"],
+                "duration_seconds": round(float(row["duration_s"]), 1),
+                "actions_completed": done,
+                "actions_failed": failed,
+                "success_rate": _pct(done, done + failed),
+                "edge_cases": list(
+                    dict.fromkeys(triggered.filter(pl.col("user") == row["user"])["edge_case"].to_list())
+                ),
+                "conversion": bool(stats["conversion"]),
+                "cost_usd": usd(breakdown.total_usd[i]),
+            }
+        )
+    triggered_names = list(dict.fromkeys(triggered["edge_case"].to_list()))
+    configured = list(
+        dict.fromkeys(
+            name
+            for cell in users["configured_edge_cases"].fill_null("").to_list()
+            for name in cell.split(",")
+            if name
+        )
+    )
+    errors = (
+        requests.filter(~two_xx)
+        .sort("at", maintain_order=True)
+        .select("action_type", "status", "error", "at")
+        .iter_rows(named=True)
+    )
+    totals = breakdown.totals
+    completed = sum(r["actions_completed"] for r in user_results)
+    conversions = sum(r["conversion"] for r in user_results)
+    return {
+        "simulation_summary": {
+            "total_users": len(names),
+            "total_actions_completed": completed,
+            "total_actions_failed": sum(r["actions_failed"] for r in user_results),
+            "total_edge_cases_triggered": len(triggered_names),
+            "conversions_achieved": conversions,
+            "conversion_rate": _pct(conversions, len(names)),
+        },
+        "cost_analysis": {
+            "azure_openai_input_tokens": totals["input_tokens"],
+            "azure_openai_output_tokens": totals["output_tokens"],
+            "azure_openai_cost_usd": usd(totals["openai_usd"]),
+            "stripe_transactions": totals["stripe_transactions"],
+            "stripe_fees_usd": usd(totals["stripe_fees_usd"]),
+            "total_cost_usd": usd(totals["total_usd"]),
+        },
+        "user_results": user_results,
+        "edge_cases_triggered": triggered_names,
+        "errors_encountered": [
+            {"action": e["action_type"], "error": status_text(e["status"], e["error"]), "timestamp": e["at"]}
+            for e in errors
+        ],
+        "action_performance": action_performance(attempts),
+        "edge_case_coverage": {
+            "configured": len(configured),
+            "triggered": sum(1 for n in configured if n in triggered_names),
+            "missing": [n for n in configured if n not in triggered_names],
+        },
+        "edge_case_details": edges.sort("at", maintain_order=True).to_dicts(),
+        "cost_details": {
+            "per_user": {
+                n: {
+                    "input_tokens": breakdown.input_tokens[i],
+                    "output_tokens": breakdown.output_tokens[i],
+                    "openai_usd": round(breakdown.openai_usd[i], 6),
+                    "stripe_transactions": breakdown.stripe_transactions[i],
+                    "stripe_fees_usd": round(breakdown.stripe_fees_usd[i], 4),
+                    "hosting_usd": round(breakdown.hosting_usd[i], 4),
+                    "total_usd": round(breakdown.total_usd[i], 4),
+                }
+                for i, n in enumerate(names)
+            },
+            "openai_usd": round(totals["openai_usd"], 6),
+            "stripe_fees_usd": round(totals["stripe_fees_usd"], 4),
+            "hosting_usd": round(totals["hosting_usd"], 4),
+            "total_usd": round(totals["total_usd"], 4),
+            "prices": costs.model_dump(),
+        },
+        "run": run or {},
+    }
+
+
+def console_summary(report: dict[str, Any], product: str = "PropIQ") -> str:
+    """Return the plain-text results summary printed at the end of a run."""
+    rule = "=" * 80
+    lines = [rule, f"{product.upper()} POWER USER SIMULATION - RESULTS SUMMARY", rule, ""]
+    for r in report["user_results"]:
+        lines += [
+            f"{r['name']}:",
+            f"  Duration: {r['duration_seconds']:.1f}s",
+            f"  Actions: {r['actions_completed']} completed, {r['actions_failed']} failed",
+            f"  Success Rate: {r['success_rate']}",
+            f"  Edge Cases: {len(r['edge_cases'])}",
+            f"  Conversion: {'✅ Yes' if r['conversion'] else '❌ No'}",
+            f"  Cost: {r['cost_usd']}",
+            "",
+        ]
+    s = report["simulation_summary"]
+    lines += [
+        rule,
+        "TOTALS:",
+        f"  Total Cost: {report['cost_analysis']['total_cost_usd']}",
+        f"  Total Actions: {s['total_actions_completed']}",
+        f"  Conversions: {s['conversions_achieved']}/{s['total_users']} ({s['conversion_rate']})",
+        rule,
+    ]
+    return "\n".join(lines)

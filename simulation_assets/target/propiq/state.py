@@ -1,0 +1,141 @@
+"""In-memory state of the reference PropIQ API: users, sessions, per-user simulated clocks, buckets.
+
+Each user has their own simulated clock (real minutes since start plus an offset moved by
+``POST /sim/clock``), so one persona jumping an hour ahead never expires another's token.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from simulation_assets.core.power_users.target_rules import TargetRules
+
+
+@dataclass
+class Session:
+    """A login: who, from where, when it started and when it was last used (simulated minutes)."""
+
+    sid: str
+    email: str
+    ip: str
+    started: float
+    last_activity: float
+    active: bool = True
+    chat_messages: int = 0
+
+
+@dataclass
+class User:
+    """An account of the reference API."""
+
+    email: str
+    user_id: str
+    password: str
+    tier: str
+    clock_offset: float = 0.0
+    usage: dict[int, int] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    failed_payment: bool = False
+    fault_counts: dict[str, int] = field(default_factory=dict)
+    bucket_tokens: float = 0.0
+    bucket_at: float = 0.0
+
+
+class TargetState:
+    """Everything the reference API remembers, plus the token codec."""
+
+    def __init__(self, rules: TargetRules) -> None:
+        self.rules = rules
+        self.users: dict[str, User] = {}
+        self.sessions: dict[str, Session] = {}
+        self.processed_events: set[str] = set()
+        self.checkouts: dict[str, str] = {}
+        self._secret = secrets.token_hex(32)
+        self._started = time.monotonic()
+        self._ids = itertools.count(1)
+
+    def next_id(self, prefix: str) -> str:
+        """Return a unique id such as ``cs_test_000042``."""
+        return f"{prefix}{next(self._ids):06d}"
+
+    def now(self, user: User) -> float:
+        """Return the user's simulated time in minutes."""
+        return (time.monotonic() - self._started) / 60.0 + user.clock_offset
+
+    def period(self, user: User) -> int:
+        """Return the index of the user's current usage month."""
+        return int(self.now(user) // self.rules.usage_period_minutes)
+
+    def used(self, user: User) -> int:
+        """Return the analyses used this month."""
+        return user.usage.get(self.period(user), 0)
+
+    def add_user(self, email: str, user_id: str, password: str, tier: str) -> User:
+        """Create (or replace) a user with a fresh clock, usage and history; end their sessions."""
+        self.drop_user(email)
+        user = User(email=email, user_id=user_id, password=password, tier=tier)
+        user.bucket_tokens = float(self.rules.rate_limit_burst)
+        user.bucket_at = time.monotonic()
+        self.users[email] = user
+        return user
+
+    def drop_user(self, email: str) -> None:
+        """Remove a user and their sessions."""
+        self.users.pop(email, None)
+        for sid in [s.sid for s in self.sessions.values() if s.email == email]:
+            del self.sessions[sid]
+
+    def open_session(self, user: User, ip: str) -> Session:
+        """Start a session for ``user`` from ``ip``."""
+        now = self.now(user)
+        session = Session(sid=self.next_id("sess_"), email=user.email, ip=ip, started=now, last_activity=now)
+        self.sessions[session.sid] = session
+        return session
+
+    def active_sessions(self, user: User) -> list[Session]:
+        """Return the user's sessions not logged out and not idle past the timeout."""
+        now = self.now(user)
+        return [
+            s
+            for s in self.sessions.values()
+            if s.email == user.email
+            and s.active
+            and now - s.last_activity <= self.rules.session_timeout_minutes
+        ]
+
+    def issue(self, user: User, session: Session, kind: str = "access") -> str:
+        """Return a signed token; its times are the user's simulated minutes."""
+        now = self.now(user)
+        minutes = self.rules.token_minutes if kind == "access" else self.rules.refresh_token_minutes
+        claims = {
+            "sub": user.email,
+            "sid": session.sid,
+            "typ": kind,
+            "iat_min": now,
+            "exp_min": now + minutes,
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def decode(self, token: str) -> dict[str, Any] | None:
+        """Return the claims of a token this server signed, or None."""
+        try:
+            return jwt.decode(token, self._secret, algorithms=["HS256"])
+        except jwt.PyJWTError:
+            return None
+
+    def take_rate_token(self, user: User) -> bool:
+        """Return whether the user's token bucket allows one more request (and take it)."""
+        now = time.monotonic()
+        refill = (now - user.bucket_at) * self.rules.rate_limit_per_second
+        user.bucket_tokens = min(float(self.rules.rate_limit_burst), user.bucket_tokens + refill)
+        user.bucket_at = now
+        if user.bucket_tokens >= 1.0:
+            user.bucket_tokens -= 1.0
+            return True
+        return False

@@ -1,0 +1,103 @@
+"""Compose the reference apps into one ASGI app and serve it with uvicorn (in-process or blocking)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.types import ASGIApp
+
+import simulation_assets.target as target_package
+
+
+def sub_apps() -> dict[str, Callable[[], ASGIApp]]:
+    """Return ``{mount path: factory}`` for every sub-package exposing ``MOUNT_PATH`` and ``create_app``."""
+    found: dict[str, Callable[[], ASGIApp]] = {}
+    for info in sorted(pkgutil.iter_modules(target_package.__path__), key=lambda m: m.name):
+        if not info.ispkg:
+            continue
+        module = importlib.import_module(f"{target_package.__name__}.{info.name}")
+        path, factory = getattr(module, "MOUNT_PATH", None), getattr(module, "create_app", None)
+        if isinstance(path, str) and callable(factory):
+            if path in found:
+                raise RuntimeError(f"two reference apps claim the mount path {path!r}")
+            found[path] = factory
+    return found
+
+
+def build_app(apps: dict[str, Callable[[], ASGIApp]] | None = None) -> ASGIApp:
+    """Return one ASGI app mounting every reference app (longest prefix first, ``/`` last).
+
+    With a single app at ``/`` the app itself is returned (no routing layer in front of it).
+    """
+    apps = sub_apps() if apps is None else apps
+    if list(apps) == ["/"]:
+        return apps["/"]()
+    ordered = sorted(apps, key=lambda p: (p == "/", -len(p)))
+    routes = [Mount("" if p == "/" else "/" + p.strip("/"), app=apps[p]()) for p in ordered]
+    return Starlette(routes=routes)
+
+
+def free_loopback_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """Return a bound, listening TCP socket on ``host`` (port 0 picks a free one)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+class LocalTarget:
+    """The reference target served by uvicorn in a background thread on a free loopback port.
+
+    Use as a context manager: ``with LocalTarget() as target: target.base_url``.
+    """
+
+    def __init__(self, app: ASGIApp | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._app, self._host, self._port = app, host, port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> LocalTarget:
+        sock = free_loopback_socket(self._host, self._port)
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app or build_app(),
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="reference-target", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the reference target did not start within 10 s")
+            time.sleep(0.01)
+        self.base_url = f"http://{self._host}:{port}"
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the composed reference apps on ``host:port`` until interrupted."""
+    uvicorn.run(build_app(), host=host, port=port, log_level="info", access_log=False, timeout_keep_alive=30)
