@@ -70,6 +70,8 @@ class LifecycleConfig(_Frozen):
     pool_band: Annotated[float, Field(gt=0, lt=1)] = 0.05  # 380-420 around 400
     signups_per_day: Range = Range(low=2, high=5)  # "2-5 new signups per day", at pool 400
     signup_reference_pool: PositiveInt = 400  # signups scale with persona_pool / this
+    # Signups refill the pool to target x (1 - pool_band x this); see lifecycle._signup_count.
+    replenish_margin: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     # --- Lifecycle states ("User Lifecycle System") ---
     new_days: PositiveInt = 7  # NEW for the first 7 days
@@ -159,10 +161,10 @@ class LifecycleConfig(_Frozen):
     # --- Calibration (project choices, see docs/hogflix.md "Calibration") ---
     # The pattern probabilities describe relative propensity; scaling them brings the
     # daily active count to the spec's figures (~87 of ~400 active on a day, 30-150 sessions).
-    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.70
+    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.61
     # Daily chance that an established persona loses interest. Without it the pattern rules
     # alone rarely leave anyone 30 days inactive, so churn could not balance 2-5 signups/day.
-    lapse_daily_chance: Probability = 0.0075
+    lapse_daily_chance: Probability = 0.0065
     lapsed_return_modifier: Probability = 0.02
     # Initial pool: tenure (days since signup) of the personas present on the first day.
     initial_tenure_days: Range = Range(low=0, high=240)
@@ -200,6 +202,11 @@ class LifecycleConfig(_Frozen):
         """Inclusive band the non-churned pool should stay in once warmed up (380-420 at 400)."""
         half = self.persona_pool * self.pool_band
         return int(round(self.persona_pool - half)), int(round(self.persona_pool + half))
+
+    @property
+    def replenish_level(self) -> int:
+        """Pool size that signups refill to: half the band under the target (390 at 400)."""
+        return int(round(self.persona_pool * (1 - self.pool_band * self.replenish_margin)))
 
     @property
     def signup_range(self) -> tuple[int, int]:

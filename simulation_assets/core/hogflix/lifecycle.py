@@ -265,9 +265,14 @@ def new_personas(
 
 
 def _signup_count(cfg: LifecycleConfig, pool_now: int, u: float) -> int:
-    """Signups today: the gap to the target pool, kept inside the scaled 2-5 band, with jitter."""
+    """Signups today: the gap to the replenish level, kept inside the scaled 2-5 band, with jitter.
+
+    Signups never fall below the band's minimum, so only churn can shrink the
+    pool; refilling to a level a little under the target leaves room for the
+    days when churn runs below that minimum.
+    """
     low, high = cfg.signup_range
-    gap = cfg.persona_pool - pool_now
+    gap = cfg.replenish_level - pool_now
     jitter = int(np.floor(u * (1 + round(cfg.signup_scale))))  # 0..1 at pool 400
     return int(np.clip(gap + jitter, low, high))
 

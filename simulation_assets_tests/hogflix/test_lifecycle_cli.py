@@ -1,0 +1,60 @@
+"""``simulate hogflix`` for the lifecycle: outputs, determinism, and bad input."""
+
+import json
+
+import polars as pl
+import pytest
+
+from simulation_assets.cli import main
+
+
+def test_simulate_hogflix_writes_personas_metrics_and_summary(tmp_path):
+    out = tmp_path / "out"
+    assert main(["hogflix", "--days", "4", "--seed", "5", "--output", str(out)]) == 0
+    metrics = pl.read_parquet(out / "daily_metrics.parquet")
+    assert metrics.height == 4
+    assert {"state_NEW", "state_ACTIVE", "state_CASUAL", "state_DORMANT", "state_CHURNED"} <= set(
+        metrics.columns
+    )
+    assert {f"pattern_{p}" for p in ("DAILY", "REGULAR", "WEEKEND", "BINGE", "MONTHLY")} <= set(
+        metrics.columns
+    )
+    personas = pl.read_parquet(out / "personas.parquet")
+    assert personas["snapshot_date"].unique().to_list()[0].isoformat() == "2026-01-04"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["days"] == 4 and summary["seed"] == 5 and summary["final_personas"] == personas.height
+
+
+def test_same_seed_gives_identical_files(tmp_path, monkeypatch):
+    outputs = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("SIMULATION_DATA_DIR", str(tmp_path / f"data_{name}"))
+        out = tmp_path / name
+        assert main(["hogflix", "--days", "3", "--seed", "9", "--output", str(out)]) == 0
+        outputs.append(out)
+    for name in ("personas.parquet", "daily_metrics.parquet"):
+        assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--days", "0"], "--days"),
+        (["--days", "-3"], "--days"),
+        (["--days", "2", "--pool", "0"], "--pool"),
+        (["--days", "2", "--start", "2026-02-30"], "--start"),
+        (["--days", "2", "--seed", "-1"], "--seed"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "never"
+    assert main(["hogflix", *args, "--output", str(out)]) == 2
+    assert message in capsys.readouterr().out
+    assert not (out / "summary.json").exists()
+
+
+def test_unwritable_output_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["hogflix", "--days", "2", "--output", str(blocker / "sub")]) == 2
+    assert "not writable" in capsys.readouterr().out

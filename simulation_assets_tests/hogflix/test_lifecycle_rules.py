@@ -1,0 +1,310 @@
+"""Each lifecycle rule pinned with its number, on hand-made pools."""
+
+import datetime as dt
+import re
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from simulation_assets.core.hogflix.config import (
+    LIFE_EVENTS,
+    PATTERNS,
+    LifecycleConfig,
+    lifecycle_config_from_env,
+)
+from simulation_assets.core.hogflix.frames import to_frame
+from simulation_assets.core.hogflix.lifecycle import (
+    ACTIVE,
+    BINGE,
+    CASUAL,
+    CHURNED,
+    DAILY,
+    DORMANT,
+    MONTHLY,
+    NEW,
+    REGULAR,
+    WEEKEND,
+    day_number,
+    return_probability,
+    step_day,
+)
+from simulation_assets_tests.hogflix.helpers import DAY, no_events, pool, share
+
+UNSCALED = LifecycleConfig(return_scale=1.0)
+
+
+def prob(
+    day: dt.date,
+    pattern: int,
+    state: int = ACTIVE,
+    score: int = 50,
+    streak: int = 0,
+    event: int = -1,
+    binging: bool = False,
+    lapsed: bool = False,
+    cfg: LifecycleConfig = UNSCALED,
+) -> float:
+    one = lambda v, t: np.array([v], dtype=t)  # noqa: E731
+    return float(
+        return_probability(
+            cfg,
+            day_number(day),
+            one(state, np.int8),
+            one(pattern, np.int8),
+            one(score, np.int32),
+            one(streak, np.int32),
+            one(event, np.int8),
+            one(binging, np.bool_),
+            one(lapsed, np.bool_),
+        )[0]
+    )
+
+
+MONDAY, WEDNESDAY, THURSDAY, SATURDAY = (dt.date(2026, 1, d) for d in (12, 14, 15, 17))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "day", "expected"),
+    [
+        (DAILY, MONDAY, 0.85),
+        (REGULAR, MONDAY, 0.45),
+        (REGULAR, THURSDAY, 0.60),
+        (REGULAR, SATURDAY, 0.60),
+        (WEEKEND, WEDNESDAY, 0.15),
+        (WEEKEND, SATURDAY, 0.85),
+        (BINGE, MONDAY, 0.05),
+        (MONTHLY, WEDNESDAY, 0.03),
+        (MONTHLY, dt.date(2026, 2, 2), 0.80),
+        (MONTHLY, dt.date(2026, 2, 3), 0.80),
+        (MONTHLY, dt.date(2026, 2, 4), 0.03),
+    ],
+)
+def test_pattern_base_returns_follow_the_calendar(pattern, day, expected):
+    assert prob(day, pattern) == pytest.approx(expected, abs=1e-6)
+
+
+def test_binge_periods_return_ninety_percent():
+    assert prob(MONDAY, BINGE, binging=True) == pytest.approx(0.90, abs=1e-6)
+
+
+def test_new_users_return_at_eighty_five_percent_whatever_the_pattern():
+    assert prob(MONDAY, MONTHLY, state=NEW) == pytest.approx(0.85, abs=1e-6)
+
+
+def test_dormant_modifier_multiplies_return_by_030_and_churned_never_return():
+    active = prob(MONDAY, REGULAR, score=70)
+    assert prob(MONDAY, REGULAR, score=70, state=DORMANT) == pytest.approx(0.30 * active, abs=1e-6)
+    assert prob(MONDAY, DAILY, score=100, state=CHURNED) == 0.0
+
+
+@pytest.mark.parametrize(("event", "expected"), [(0, 0.0), (1, 0.10), (2, 0.20), (3, 0.95)])
+def test_life_events_replace_the_return_probability(event, expected):
+    assert LIFE_EVENTS[event] in ("VACATION", "SICK", "BUSY_WORK", "NEW_RELEASE_HYPE")
+    assert prob(MONDAY, DAILY, score=100, streak=12, event=event) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("streak", "bonus"), [(2, 0.0), (3, 0.05), (6, 0.10), (11, 0.15), (12, 0.20), (40, 0.20)]
+)
+def test_streak_bonus_is_five_points_per_three_days_capped_at_twenty(streak, bonus):
+    assert prob(MONDAY, REGULAR, streak=streak) == pytest.approx(0.45 + bonus, abs=1e-6)
+
+
+@pytest.mark.parametrize(("score", "effect"), [(50, 0.0), (90, 0.20), (10, -0.20), (100, 0.25)])
+def test_engagement_score_shifts_return_by_score_minus_50_over_200(score, effect):
+    assert prob(MONDAY, REGULAR, score=score) == pytest.approx(0.45 + effect, abs=1e-6)
+
+
+def test_default_return_scale_multiplies_every_probability():
+    scaled = LifecycleConfig()
+    assert prob(MONDAY, REGULAR, cfg=scaled) == pytest.approx(0.45 * scaled.return_scale, abs=1e-6)
+
+
+def test_dormant_users_churn_three_percent_a_day_after_30_days():
+    cfg = LifecycleConfig()
+    n = 200_000
+    state = pool(
+        cfg,
+        n,
+        state=DORMANT,
+        consecutive_missed_days=40,
+        lapsed=True,
+        pattern=MONTHLY,
+        engagement_score=0,
+        history=0,
+    )
+    after = step_day(state, DAY, cfg, seed=5)
+    still_inactive = ~after.cols["active_today"][:n]
+    churned = after.cols["churned_today"][:n]
+    assert share(churned[still_inactive]) == pytest.approx(0.03, abs=0.002)
+    assert not churned[~still_inactive].any()
+    marked = after.cols["marked_for_cleanup"][:n][churned]
+    assert share(marked) == pytest.approx(0.90, abs=0.02)
+    assert (after.cols["state"][:n][churned] == CHURNED).all()
+
+
+def test_dormant_users_under_30_days_inactive_never_churn():
+    cfg = LifecycleConfig()
+    state = pool(cfg, 50_000, state=DORMANT, consecutive_missed_days=20, lapsed=True, history=0)
+    after = step_day(state, DAY, cfg, seed=5)
+    assert not after.cols["churned_today"][:50_000].any()
+
+
+def test_churned_personas_marked_for_cleanup_are_gone_the_next_day_and_the_rest_stay_churned():
+    cfg = LifecycleConfig(dormant_daily_churn=1.0)
+    state = pool(cfg, 2_000, state=DORMANT, consecutive_missed_days=45, lapsed=True, history=0)
+    day1 = step_day(state, DAY, cfg, seed=3)
+    churned = day1.cols["churned_today"][:2_000]
+    marked = int(day1.cols["marked_for_cleanup"].sum())
+    day2 = step_day(day1, DAY + 1, cfg, seed=3)
+    kept = day2.cols["state"] == CHURNED
+    assert int(kept.sum()) == int(churned.sum()) - marked
+    assert not day2.cols["active_today"][kept].any()
+
+
+def test_engagement_score_gains_two_loses_one_and_ten_more_on_breaking_a_week_streak():
+    cfg = no_events(return_scale=1.0)
+    active = pool(cfg, 3, pattern=DAILY, engagement_score=[60, 99, 100], consecutive_active_days=2)
+    after = step_day(active, DAY, cfg, seed=1)
+    assert after.cols["active_today"][:3].all()
+    assert after.cols["engagement_score"][:3].tolist() == [62, 100, 100]
+    assert after.cols["consecutive_active_days"][:3].tolist() == [3, 3, 3]
+
+    vacation = dict(event=LIFE_EVENTS.index("VACATION"), event_ends=DAY + 5)
+    idle = pool(
+        cfg, 3, pattern=DAILY, engagement_score=[60, 60, 5], consecutive_active_days=[0, 8, 9], **vacation
+    )
+    after = step_day(idle, DAY, cfg, seed=1)
+    assert not after.cols["active_today"][:3].any()
+    assert after.cols["engagement_score"][:3].tolist() == [59, 49, 0]
+    assert after.cols["consecutive_active_days"][:3].tolist() == [0, 0, 0]
+    assert after.cols["consecutive_missed_days"][:3].tolist() == [1, 1, 1]
+
+
+def test_life_events_start_at_their_daily_chances_and_last_their_durations():
+    cfg = LifecycleConfig()
+    n = 400_000
+    after = step_day(pool(cfg, n), DAY, cfg, seed=11)
+    event, ends = after.cols["event"][:n], after.cols["event_ends"][:n]
+    for index, name in enumerate(LIFE_EVENTS):
+        rule = cfg.life_events[name]
+        started = event == index
+        assert share(started) == pytest.approx(rule.daily_chance, rel=0.08), name
+        duration = ends[started] - DAY
+        assert duration.min() == rule.duration_days.low and duration.max() == rule.duration_days.high, name
+
+
+def test_life_events_clear_when_their_duration_expires():
+    cfg = no_events()
+    state = pool(cfg, 10, event=LIFE_EVENTS.index("SICK"), event_ends=[DAY] * 5 + [DAY + 1] * 5)
+    after = step_day(state, DAY, cfg, seed=2)
+    assert (after.cols["event"][:5] == -1).all()
+    assert (after.cols["event"][5:10] == LIFE_EVENTS.index("SICK")).all()
+
+
+def test_binge_cycle_runs_three_to_seven_days_then_cools_down_ten_to_twenty_one():
+    cfg = LifecycleConfig()
+    n = 20_000
+    flags = np.arange(n) % 2 == 0
+    state = pool(cfg, n, pattern=BINGE, binge_phase_ends=DAY, binge_is_binging=flags)
+    after = step_day(state, DAY, cfg, seed=4)
+    length = after.cols["binge_phase_ends"][:n] - DAY
+    cooled, started = length[flags], length[~flags]
+    assert not after.cols["binge_is_binging"][:n][flags].any()
+    assert after.cols["binge_is_binging"][:n][~flags].all()
+    assert (cooled.min(), cooled.max()) == (10, 21)
+    assert (started.min(), started.max()) == (3, 7)
+    assert (after.cols["binge_day"][:n][~flags] == 1).all()
+
+
+def test_patterns_are_assigned_on_day_14_from_the_plan_table():
+    cfg = LifecycleConfig()
+    n = 60_000
+    state = pool(cfg, n, days_since_signup=13, pattern=DAILY, plan=0)  # Premium
+    after = step_day(state, DAY, cfg, seed=8)
+    shares = np.bincount(after.cols["pattern"][:n], minlength=5) / n
+    assert shares == pytest.approx(cfg.pattern_weights["Premium"], abs=0.01)
+    younger = pool(cfg, 1_000, days_since_signup=5, pattern=DAILY)
+    assert (step_day(younger, DAY, cfg, seed=8).cols["pattern"][:1_000] == DAILY).all()
+
+
+def test_fourteen_inactive_days_make_a_persona_dormant_and_a_visit_reactivates_it():
+    cfg = no_events(return_scale=1.0, dormant_return_modifier=1.0)
+    vacation = dict(event=LIFE_EVENTS.index("VACATION"), event_ends=DAY + 3)
+    drifting = pool(cfg, 2, consecutive_missed_days=[12, 13], history=0, **vacation)
+    after = step_day(drifting, DAY, cfg, seed=1)
+    assert after.cols["state"][:2].tolist() == [CASUAL, DORMANT]
+
+    dormant = pool(
+        cfg,
+        1,
+        state=DORMANT,
+        consecutive_missed_days=20,
+        pattern=DAILY,
+        engagement_score=100,
+        lapsed=True,
+        history=0,
+    )
+    cfg_visit = no_events(return_scale=1.0, dormant_return_modifier=1.0, lapsed_return_modifier=1.0)
+    back = step_day(dormant, DAY, cfg_visit, seed=1)
+    assert back.cols["active_today"][0] and back.cols["reactivated_today"][0]
+    assert back.cols["state"][0] == CASUAL  # one visit in the last 14 days
+    assert not back.cols["lapsed"][0]
+
+
+def test_casual_means_one_visit_in_the_last_14_days_and_active_more():
+    cfg = no_events()
+    vacation = dict(event=LIFE_EVENTS.index("VACATION"), event_ends=DAY + 3)
+    state = pool(cfg, 2, history=[0b1, 0b11], consecutive_missed_days=0, **vacation)
+    after = step_day(state, DAY, cfg, seed=1)
+    assert after.cols["state"][:2].tolist() == [CASUAL, ACTIVE]
+
+
+def test_new_signups_have_synthetic_identities_and_start_new_and_daily():
+    cfg = LifecycleConfig()
+    after = step_day(pool(cfg, 300), DAY, cfg, seed=9)
+    frame = to_frame(after).filter(signed_up_today=True)
+    low, high = cfg.signup_range
+    assert low <= frame.height <= high
+    assert (frame["state"] == "NEW").all() and (frame["activity_pattern"] == "DAILY").all()
+    assert frame["engagement_score"].is_between(85, 95).all()
+    assert frame["is_synthetic"].all()
+    for distinct_id, email in zip(frame["distinct_id"], frame["email"]):
+        assert re.fullmatch(r"p_\d{5,}_\d{13}", distinct_id)
+        assert email == f"{distinct_id}@hogflix-synthetic.test"
+    assert frame["user_id"].n_unique() == frame.height
+
+
+def test_active_days_watch_videos_from_the_session_depth_table():
+    cfg = LifecycleConfig()
+    n = 50_000
+    after = step_day(pool(cfg, n, pattern=DAILY, engagement_score=100), DAY, cfg, seed=6)
+    active = after.cols["active_today"][:n] & (after.cols["state"][:n] == ACTIVE)
+    videos = after.cols["videos_today"][:n][active]
+    assert (videos.min(), videos.max()) == (2, 5)
+    assert after.cols["completion_today"][:n][active].mean() == pytest.approx(65.0, abs=1.0)
+    assert after.cols["ratings_today"][:n][active].sum() / videos.sum() == pytest.approx(0.20, abs=0.01)
+    assert share(after.cols["watchlist_adds_today"][:n][active] > 0) == pytest.approx(0.30, abs=0.01)
+    assert int(after.cols["flixbuddy_today"].sum()) == cfg.flixbuddy_max_per_day  # 10 % capped at 50
+
+
+def test_invalid_configuration_names_the_field():
+    with pytest.raises(ValidationError, match="plan_weights"):
+        LifecycleConfig(plan_weights={"Premium": 0.5, "Standard": 0.5, "Basic": 0.5})
+    with pytest.raises(ValidationError, match="persona_pool"):
+        LifecycleConfig(persona_pool=0)
+    with pytest.raises(ValidationError, match="dormant_daily_churn"):
+        LifecycleConfig(dormant_daily_churn=1.5)
+
+
+def test_persona_pool_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PERSONA_POOL", "1200")
+    assert lifecycle_config_from_env().persona_pool == 1200
+    monkeypatch.setenv("PERSONA_POOL", "many")
+    with pytest.raises(ValueError, match="PERSONA_POOL"):
+        lifecycle_config_from_env()
+
+
+def test_patterns_are_listed_in_the_spec_order():
+    assert PATTERNS == ("DAILY", "REGULAR", "WEEKEND", "BINGE", "MONTHLY")

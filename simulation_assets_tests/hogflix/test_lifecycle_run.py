@@ -1,0 +1,81 @@
+"""Whole runs: the spec's figures over 90 days, scaling with the pool, and determinism."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from simulation_assets.core.hogflix.config import PATTERNS, PLANS, LifecycleConfig
+from simulation_assets.core.hogflix.frames import to_frame
+from simulation_assets.core.hogflix.lifecycle import CHURNED, day_number, initial_state, step_day
+from simulation_assets.core.hogflix.metrics import daily_metrics, plan_weighted_pattern_targets
+
+START = day_number(dt.date(2026, 1, 1))
+
+
+def run(cfg: LifecycleConfig, seed: int, days: int):
+    state = initial_state(cfg, seed, START)
+    rows = []
+    for day in range(START, START + days):
+        state = step_day(state, day, cfg, seed)
+        c = state.cols
+        alive = c["state"] != CHURNED
+        assigned = alive & (c["days_since_signup"] >= cfg.pattern_assignment_day)
+        rows.append(
+            {
+                "pool": int(alive.sum()),
+                "signups": int(c["signed_up_today"].sum()),
+                "active_share": float((c["state"] == 1).sum() / alive.sum()),
+                "active_today": int(c["active_today"].sum()),
+                "patterns": np.bincount(c["pattern"][assigned], minlength=5) / assigned.sum(),
+                "plans": np.bincount(c["plan"][assigned], minlength=3),
+            }
+        )
+    return state, rows
+
+
+@pytest.mark.parametrize("seed", [1, 42])
+def test_ninety_days_at_pool_400_show_the_spec_figures(seed):
+    cfg = LifecycleConfig()
+    _, rows = run(cfg, seed, 90)
+    warm = rows[14:]
+    assert all(380 <= r["pool"] <= 420 for r in rows)
+    assert all(2 <= r["signups"] <= 5 for r in rows)
+    assert 0.60 <= np.mean([r["active_share"] for r in warm]) <= 0.70
+    assert all(30 <= r["active_today"] <= 150 for r in rows)
+    plans = rows[-1]["plans"]
+    target = plan_weighted_pattern_targets(dict(zip(PLANS, plans.tolist())), cfg.pattern_weights)
+    observed = np.mean([r["patterns"] for r in warm], axis=0)
+    for name, got in zip(PATTERNS, observed):
+        assert got == pytest.approx(target[name], abs=0.05), name
+
+
+def test_signups_and_pool_scale_with_persona_pool():
+    cfg = LifecycleConfig(persona_pool=4_000)
+    assert cfg.signup_range == (20, 50) and cfg.pool_range == (3_800, 4_200)
+    _, rows = run(cfg, 3, 40)
+    assert all(3_800 <= r["pool"] <= 4_200 for r in rows)
+    assert all(20 <= r["signups"] <= 50 for r in rows)
+
+
+def test_same_seed_gives_identical_tables_and_another_seed_does_not():
+    cfg = LifecycleConfig()
+    a, _ = run(cfg, 5, 10)
+    b, _ = run(cfg, 5, 10)
+    c, _ = run(cfg, 6, 10)
+    assert to_frame(a).equals(to_frame(b))
+    assert not to_frame(a).equals(to_frame(c))
+
+
+def test_daily_metrics_flatten_state_and_pattern_counts():
+    cfg = LifecycleConfig()
+    state, _ = run(cfg, 2, 3)
+    frame = to_frame(state)
+    row = daily_metrics(frame, dt.date(2026, 1, 3))
+    assert row.height == 1
+    assert row["total_personas"][0] == frame.height
+    assert (
+        sum(row[f"state_{s}"][0] for s in ("NEW", "ACTIVE", "CASUAL", "DORMANT", "CHURNED")) == frame.height
+    )
+    assert sum(row[f"pattern_{p}"][0] for p in PATTERNS) == row["pool_size"][0]
+    assert row["new_signups"][0] == frame["signed_up_today"].sum()
