@@ -1,0 +1,279 @@
+"""The three models of tracking plan section 7, trained on event-built features with a time split.
+
+* purchase propensity: P(purchase within 7 days of login), all logged-in persons;
+* churn propensity: P(no completed job in the 30 days after the first week, or a
+  canceled subscription), persons with a completed job in their first week;
+* LTV: revenue within 30/60/90 days of login, predicted on day 7.
+
+Metrics: ROC AUC, Brier score, expected calibration error (ECE) for the
+classifiers; MAE and its improvement over the best constant (the training median)
+for LTV (a squared-error model, i.e. the conditional mean). :class:`ModelThresholds` are what a model trained on signal must reach;
+the same models trained on shuffled labels must not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, Field
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.metrics import brier_score_loss, mean_absolute_error, roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from simulation_assets.core.funnel.features import (
+    CATEGORICAL_FEATURES,
+    CHURN_FEATURES,
+    LTV_FEATURES,
+    LTV_HORIZONS,
+    PURCHASE_FEATURES,
+    time_split,
+)
+from simulation_assets.core.rng import stream
+
+
+class ModelThresholds(BaseModel):
+    """Minimum quality a model must show on the held-out (later) persons."""
+
+    purchase_auc_min: float = Field(default=0.75, description="ROC AUC of purchase propensity")
+    churn_auc_min: float = Field(default=0.57, description="ROC AUC of churn propensity")
+    ece_max: float = Field(default=0.05, description="expected calibration error of both classifiers")
+    ltv_mae_improvement_min: float = Field(
+        default=0.15, description="LTV MAE at least this share below the constant (median) predictor's"
+    )
+    min_test_rows: int = 200
+
+
+class ClassifierMetrics(BaseModel):
+    """Held-out quality of one classifier."""
+
+    rows_train: int
+    rows_test: int
+    base_rate: float
+    roc_auc: float | None
+    brier: float
+    brier_skill: float
+    ece: float
+    passed: bool
+    reason: str
+
+
+class RegressorMetrics(BaseModel):
+    """Held-out quality of one LTV horizon."""
+
+    horizon_days: int
+    rows_train: int
+    rows_test: int
+    mean_revenue: float
+    mae: float
+    mae_constant: float
+    mae_improvement: float
+    passed: bool
+    reason: str
+
+
+class ModelReport(BaseModel):
+    """All three models' metrics; ``passed`` when every model meets its threshold."""
+
+    shuffled_labels: bool
+    purchase: ClassifierMetrics
+    churn: ClassifierMetrics
+    ltv: list[RegressorMetrics]
+    thresholds: ModelThresholds
+
+    @property
+    def passed(self) -> bool:
+        return self.purchase.passed and self.churn.passed and all(m.passed for m in self.ltv)
+
+
+def _matrix(
+    frame: pl.DataFrame, columns: tuple[str, ...], categories: dict[str, list[str]]
+) -> tuple[np.ndarray, list[bool]]:
+    """Return a float matrix (categoricals as integer codes fixed on the training rows) and the categorical mask."""
+    cols, mask = [], []
+    for name in columns:
+        if name in CATEGORICAL_FEATURES:
+            lookup = {v: i for i, v in enumerate(categories[name])}
+            codes = np.array([lookup.get(v, -1) for v in frame[name].to_list()], dtype=np.float64)
+            codes[codes < 0] = np.nan
+            cols.append(codes)
+            mask.append(True)
+        else:
+            cols.append(frame[name].cast(pl.Float64).to_numpy())
+            mask.append(False)
+    return np.column_stack(cols) if cols else np.empty((frame.height, 0)), mask
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Return the weighted mean |observed rate - mean prediction| over equal-width probability bins."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            total += m.sum() * abs(y[m].mean() - p[m].mean())
+    return float(total / len(y)) if len(y) else 0.0
+
+
+def _labels(train: pl.DataFrame, label: str, shuffle: bool, seed: int, name: str) -> np.ndarray:
+    y = train[label].cast(pl.Float64).to_numpy()
+    if shuffle:
+        y = stream(seed, "funnel", "shuffle", name).permutation(y)
+    return y
+
+
+def _classifier(
+    name: str,
+    frame: pl.DataFrame,
+    features: tuple[str, ...],
+    label: str,
+    auc_min: float,
+    thresholds: ModelThresholds,
+    shuffle: bool,
+    seed: int,
+) -> ClassifierMetrics:
+    train, test = time_split(frame)
+    if train.height < 50 or test.height == 0:
+        return ClassifierMetrics(
+            rows_train=train.height,
+            rows_test=test.height,
+            base_rate=0.0,
+            roc_auc=None,
+            brier=0.0,
+            brier_skill=0.0,
+            ece=0.0,
+            passed=False,
+            reason="too few rows to train",
+        )
+    categories = {c: sorted({v for v in train[c].to_list() if v is not None}) for c in CATEGORICAL_FEATURES}
+    x_train, mask = _matrix(train, features, categories)
+    x_test, _ = _matrix(test, features, categories)
+    y_train = _labels(train, label, shuffle, seed, name)
+    y_test = test[label].cast(pl.Float64).to_numpy()
+    model = HistGradientBoostingClassifier(
+        max_iter=100,
+        learning_rate=0.08,
+        max_leaf_nodes=15,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        categorical_features=mask,
+        random_state=seed % (2**31),
+        early_stopping=False,
+    )
+    if len(np.unique(y_train)) < 2:
+        p = np.full(len(y_test), float(y_train.mean()))
+    else:
+        model.fit(x_train, y_train)
+        p = model.predict_proba(x_test)[:, 1]
+    base = float(y_train.mean())
+    auc = float(roc_auc_score(y_test, p)) if len(np.unique(y_test)) == 2 else None
+    brier = float(brier_score_loss(y_test, p))
+    brier_ref = float(brier_score_loss(y_test, np.full(len(y_test), base)))
+    ece = expected_calibration_error(y_test, p)
+    reasons = []
+    if test.height < thresholds.min_test_rows:
+        reasons.append(f"only {test.height} test rows (< {thresholds.min_test_rows})")
+    if auc is None or auc < auc_min:
+        reasons.append(f"ROC AUC {auc if auc is None else round(auc, 3)} < {auc_min}")
+    if ece > thresholds.ece_max:
+        reasons.append(f"ECE {ece:.3f} > {thresholds.ece_max}")
+    return ClassifierMetrics(
+        rows_train=train.height,
+        rows_test=test.height,
+        base_rate=round(base, 5),
+        roc_auc=None if auc is None else round(auc, 4),
+        brier=round(brier, 5),
+        brier_skill=round(1 - brier / brier_ref, 4) if brier_ref else 0.0,
+        ece=round(ece, 4),
+        passed=not reasons,
+        reason="; ".join(reasons) or "ok",
+    )
+
+
+def _ltv(
+    frame: pl.DataFrame, horizon: int, thresholds: ModelThresholds, shuffle: bool, seed: int
+) -> RegressorMetrics:
+    label = f"revenue_{horizon}d"
+    train, test = time_split(frame)
+    categories = {c: sorted({v for v in train[c].to_list() if v is not None}) for c in CATEGORICAL_FEATURES}
+    x_train, mask = _matrix(train, LTV_FEATURES, categories)
+    x_test, _ = _matrix(test, LTV_FEATURES, categories)
+    y_train = _labels(train, label, shuffle, seed, f"ltv{horizon}")
+    y_test = test[label].to_numpy()
+    model = HistGradientBoostingRegressor(
+        loss="squared_error",
+        max_iter=100,
+        learning_rate=0.1,
+        max_leaf_nodes=15,
+        min_samples_leaf=20,
+        categorical_features=mask,
+        random_state=seed % (2**31),
+        early_stopping=False,
+    )
+    model.fit(x_train, y_train)
+    pred = model.predict(x_test)
+    mae = float(mean_absolute_error(y_test, pred))
+    const = float(mean_absolute_error(y_test, np.full(len(y_test), np.median(y_train))))
+    improvement = 1 - mae / const if const > 0 else 0.0
+    reasons = []
+    if test.height < thresholds.min_test_rows:
+        reasons.append(f"only {test.height} test rows (< {thresholds.min_test_rows})")
+    if improvement < thresholds.ltv_mae_improvement_min:
+        reasons.append(f"MAE improvement {improvement:.3f} < {thresholds.ltv_mae_improvement_min}")
+    return RegressorMetrics(
+        horizon_days=horizon,
+        rows_train=train.height,
+        rows_test=test.height,
+        mean_revenue=round(float(y_test.mean()), 4),
+        mae=round(mae, 4),
+        mae_constant=round(const, 4),
+        mae_improvement=round(improvement, 4),
+        passed=not reasons,
+        reason="; ".join(reasons) or "ok",
+    )
+
+
+def train_and_evaluate(
+    features: pl.DataFrame,
+    thresholds: ModelThresholds | None = None,
+    shuffle_labels: bool = False,
+    seed: int = 0,
+) -> ModelReport:
+    """Train the three models on the earlier persons, evaluate on the later ones, return the report.
+
+    ``shuffle_labels=True`` permutes the training labels (a no-signal baseline that must fail).
+    """
+    thresholds = thresholds or ModelThresholds()
+    # One thread: identical results on any machine, and fair to the other work on a small box.
+    with threadpool_limits(1):
+        return _train_all(features, thresholds, shuffle_labels, seed)
+
+
+def _train_all(
+    features: pl.DataFrame, thresholds: ModelThresholds, shuffle_labels: bool, seed: int
+) -> ModelReport:
+    purchase = _classifier(
+        "purchase",
+        features,
+        PURCHASE_FEATURES,
+        "label_purchased_7d",
+        thresholds.purchase_auc_min,
+        thresholds,
+        shuffle_labels,
+        seed,
+    )
+    churn_rows = features.filter(pl.col("had_job_7d"))
+    churn = _classifier(
+        "churn",
+        churn_rows,
+        CHURN_FEATURES,
+        "label_churned",
+        thresholds.churn_auc_min,
+        thresholds,
+        shuffle_labels,
+        seed,
+    )
+    ltv = [_ltv(features, h, thresholds, shuffle_labels, seed) for h in LTV_HORIZONS]
+    return ModelReport(
+        shuffled_labels=shuffle_labels, purchase=purchase, churn=churn, ltv=ltv, thresholds=thresholds
+    )
