@@ -21,6 +21,7 @@ from simulation_assets.core.hogflix.lifecycle import (
     step_day,
 )
 from simulation_assets.core.hogflix.metrics import daily_metrics
+from simulation_assets.defs.hogflix_traffic import half_hourly, traffic_assets, traffic_resources
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
 from simulation_assets.defs.partitions import daily_partitions, start_date_from_env
 from simulation_assets.sinks.local_store import LocalParquetStore
@@ -114,6 +115,7 @@ def _share_plot(metrics: pl.DataFrame) -> dg.MarkdownMetadataValue:
 def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg.Definitions:
     """Return the HogFlix lifecycle definitions over daily partitions from ``start_date``."""
     partitions = daily_partitions(start_date, end_date)
+    windows = half_hourly(partitions.start.strftime("%Y-%m-%d"), end_date)
 
     @dg.asset(
         name="hogflix_personas",
@@ -274,20 +276,47 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             ],
         )
 
+    traffic = traffic_assets(partitions, windows, HogflixSettings)
+    by_name = {a.key.to_user_string(): a for a in traffic}
     lifecycle_job = dg.define_asset_job(
         "hogflix_daily_lifecycle",
-        selection=dg.AssetSelection.assets(hogflix_personas, hogflix_daily_metrics),
+        selection=dg.AssetSelection.assets(
+            hogflix_personas,
+            hogflix_daily_metrics,
+            by_name["hogflix_traffic_daily"],
+            by_name["hogflix_churn_cleanup"],
+        ),
         partitions_def=partitions,
-        description="Advance the persona pool by one day and record the day's metrics.",
+        description=(
+            "Advance the persona pool by one day, record the day's metrics and traffic, and clean up the "
+            "users who churned (app rows and auth users)."
+        ),
     )
     daily_schedule = dg.build_schedule_from_partitioned_job(
         lifecycle_job, hour_of_day=7, minute_of_hour=15, name="hogflix_daily_0715_utc"
     )
+    traffic_job = dg.define_asset_job(
+        "hogflix_half_hourly_traffic",
+        selection=dg.AssetSelection.assets(
+            *(
+                by_name[n]
+                for n in (
+                    "hogflix_sessions",
+                    "hogflix_events",
+                    "hogflix_app_rows",
+                    "hogflix_flixbuddy_conversations",
+                )
+            )
+        ),  # fmt: skip
+        partitions_def=windows,
+        description="Emit the sessions of the last 30 minutes: events, app rows and FlixBuddy chats.",
+    )
+    traffic_schedule = dg.build_schedule_from_partitioned_job(traffic_job, name="hogflix_every_30_minutes")
     return dg.Definitions(
-        assets=[hogflix_personas, hogflix_daily_metrics],
-        jobs=[lifecycle_job],
-        schedules=[daily_schedule],
-        resources={"hogflix_settings": HogflixSettings()},
+        assets=[hogflix_personas, hogflix_daily_metrics, *traffic],
+        jobs=[lifecycle_job, traffic_job],
+        schedules=[daily_schedule, traffic_schedule],
+        resources={"hogflix_settings": HogflixSettings(), **traffic_resources()},
     )
 
 

@@ -80,16 +80,7 @@ def app_rows(sessions: pl.DataFrame, events: pl.DataFrame, seed: int) -> dict[st
     )  # fmt: skip
     ev = events.join(who, on="$session_id", how="left")
     first = sessions.sort("session_start_at").unique("user_id", keep="first", maintain_order=True)
-    profiles = first.select(
-        pl.col("profile_id").alias("id"), "user_id", "email", pl.col("distinct_id").alias("display_name"),
-        "plan", pl.col("source").alias("acquisition_source"), pl.col("signed_up_at").alias("created_at"),
-        pl.lit(True).alias("is_synthetic"), "partition_key",
-    )  # fmt: skip
-    subs = first.select(
-        pl.Series("id", [str(stable_uuid(seed, "hogflix", "subscription", u)) for u in first["user_id"]]),
-        "user_id", "profile_id", "plan", pl.lit("active").alias("status"),
-        pl.col("signed_up_at").alias("started_at"), pl.lit(True).alias("is_synthetic"), "partition_key",
-    )  # fmt: skip
+    profiles, subs = _profile_rows(first, seed)
     common = [pl.lit(True).alias("is_synthetic"), pl.col("session_partition").alias("partition_key")]
     leave = ev.filter((pl.col("event") == "$pageleave") & pl.col("watch_seconds").is_not_null())
     watch = leave.select(
@@ -121,3 +112,33 @@ def app_rows(sessions: pl.DataFrame, events: pl.DataFrame, seed: int) -> dict[st
         "support_tickets": tickets,
     }
     return {name: _typed(name, frame) for name, frame in out.items()}
+
+
+def _profile_rows(people: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (profiles, user_subscriptions) rows of ``people`` (one row per user, with partition_key)."""
+    profiles = people.select(
+        pl.col("profile_id").alias("id"), "user_id", "email", pl.col("distinct_id").alias("display_name"),
+        pl.col("plan").cast(pl.String), pl.col("source").alias("acquisition_source"),
+        pl.col("signed_up_at").alias("created_at"), pl.lit(True).alias("is_synthetic"), "partition_key",
+    )  # fmt: skip
+    subs = people.select(
+        pl.Series("id", [str(stable_uuid(seed, "hogflix", "subscription", u)) for u in people["user_id"]],
+                  dtype=pl.String),
+        "user_id", "profile_id", pl.col("plan").cast(pl.String), pl.lit("active").alias("status"),
+        pl.col("signed_up_at").alias("started_at"), pl.lit(True).alias("is_synthetic"), "partition_key",
+    )  # fmt: skip
+    return _typed("profiles", profiles), _typed("user_subscriptions", subs)
+
+
+def pool_profiles(personas: pl.DataFrame, partition_key: str, seed: int) -> dict[str, pl.DataFrame]:
+    """Return profiles and subscriptions of every persona of a day's table that has not churned.
+
+    Written with the day's first window, so every member of the pool has its
+    account rows (the specification's ``db_initialized``), visits or not.
+    """
+    people = personas.filter(pl.col("state") != "CHURNED").select(
+        "user_id", "profile_id", "email", "distinct_id", "plan", "source",
+        pl.col("created_at").alias("signed_up_at"), pl.lit(partition_key).alias("partition_key"),
+    )  # fmt: skip
+    profiles, subs = _profile_rows(people, seed)
+    return {"profiles": profiles, "user_subscriptions": subs}

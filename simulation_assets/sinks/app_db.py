@@ -1,0 +1,335 @@
+"""The HogFlix app database: a DuckDB file (default) or PostgreSQL / Supabase, same methods.
+
+The project creates the schema itself (``ensure_schema``): profiles,
+user_subscriptions, watch_progress, video_ratings, user_watchlist,
+chat_conversations, chat_messages, support_tickets, each with
+``is_synthetic`` and ``partition_key``. Writes are idempotent per partition:
+one transaction deletes the synthetic rows of the partitions being written and
+inserts the new rows (PostgreSQL: ``COPY`` into a temporary table, then
+``INSERT ... ON CONFLICT DO NOTHING``); profiles and subscriptions are upserted
+by their deterministic ids. Deletes only ever match synthetic rows: the
+``is_synthetic`` flag, or for tables with an e-mail the synthetic domain.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from simulation_assets.core.hogflix.app_rows import APP_TABLES, EMAIL_TABLES, UPSERT_TABLES
+from simulation_assets.paths import data_dir
+
+BACKENDS = ("duckdb", "postgres")
+SYNTHETIC_DOMAIN = "hogflix-synthetic.test"
+UUID_COLUMNS = {"id", "user_id", "profile_id", "video_id", "conversation_id"}
+# Children first, so deletes never leave a message without its conversation for a moment.
+TABLE_ORDER = (
+    "chat_messages", "chat_conversations", "watch_progress", "video_ratings", "user_watchlist",
+    "support_tickets", "user_subscriptions", "profiles",
+)  # fmt: skip
+
+
+def _sql_type(column: str, dtype: pl.DataType) -> str:
+    if column in UUID_COLUMNS:
+        return "uuid"
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype == pl.Int32:
+        return "integer"
+    if dtype == pl.Int64:
+        return "bigint"
+    if dtype == pl.Float64:
+        return "double precision"
+    if isinstance(dtype, pl.Datetime):
+        return "timestamptz"
+    return "text"
+
+
+def synthetic_predicate(table: str) -> str:
+    """Return the SQL condition that marks a row of ``table`` as synthetic (the only rows ever deleted)."""
+    if table in EMAIL_TABLES:
+        return f"(is_synthetic OR email LIKE '%@{SYNTHETIC_DOMAIN}')"
+    return "is_synthetic"
+
+
+def ddl(schema: str) -> list[str]:
+    """Return the CREATE statements of the app schema (PostgreSQL and DuckDB accept both)."""
+    out = [f"CREATE SCHEMA IF NOT EXISTS {schema}"]
+    for table, cols in APP_TABLES.items():
+        lines = []
+        for name, dtype in cols.items():
+            kind = _sql_type(name, dtype)
+            if name == "id":
+                lines.append(f"id {kind} PRIMARY KEY")
+            elif name == "is_synthetic":
+                lines.append("is_synthetic boolean NOT NULL DEFAULT false")
+            else:
+                lines.append(f"{name} {kind}")
+        out.append(f"CREATE TABLE IF NOT EXISTS {schema}.{table} ({', '.join(lines)})")
+        if "user_id" in cols:
+            out.append(f"CREATE INDEX IF NOT EXISTS {table}_user_idx ON {schema}.{table} (user_id)")
+        if "partition_key" in cols and table not in UPSERT_TABLES:
+            out.append(
+                f"CREATE INDEX IF NOT EXISTS {table}_partition_idx ON {schema}.{table} (partition_key)"
+            )
+    return out
+
+
+class HogflixAppDatabase(dg.ConfigurableResource):
+    """The app database. ``HOGFLIX_APP_DB`` = duckdb (default) or postgres (DSN in ``HOGFLIX_APP_DB_DSN``)."""
+
+    backend: str = Field(default_factory=lambda: os.environ.get("HOGFLIX_APP_DB", "duckdb"))
+    duckdb_path: str = Field(default="", description="DuckDB file; empty: <data dir>/hogflix/app.duckdb")
+    dsn: str = Field(
+        default="", description="PostgreSQL DSN; empty: read $HOGFLIX_APP_DB_DSN when connecting"
+    )
+    dsn_env_var: str = "HOGFLIX_APP_DB_DSN"
+    schema_name: str = "public"
+
+    # ------------------------------------------------------------------ connection
+
+    def validate_config(self) -> None:
+        """Raise ValueError naming the setting when the database cannot be reached as configured."""
+        if self.backend not in BACKENDS:
+            raise ValueError(f"HOGFLIX_APP_DB / backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not self.schema_name.isidentifier():
+            raise ValueError(f"schema_name must be a plain SQL identifier, got {self.schema_name!r}")
+        if self.backend == "postgres" and not self._dsn():
+            raise ValueError(f"the postgres app database needs a DSN (dsn or ${self.dsn_env_var})")
+
+    def _dsn(self) -> str:
+        return self.dsn or os.environ.get(self.dsn_env_var, "")
+
+    def location(self) -> str:
+        """Return where the rows go, without secrets (a file path or host/database)."""
+        if self.backend == "duckdb":
+            return str(self._duckdb_file())
+        import psycopg
+
+        info = psycopg.conninfo.conninfo_to_dict(self._dsn())
+        return f"postgresql://{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+    def _duckdb_file(self) -> Path:
+        path = Path(self.duckdb_path) if self.duckdb_path else data_dir() / "hogflix" / "app.duckdb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @contextmanager
+    def _connect(self) -> Iterator[_Db]:
+        self.validate_config()
+        if self.backend == "duckdb":
+            import duckdb
+
+            con = duckdb.connect(str(self._duckdb_file()))
+            try:
+                con.execute("BEGIN TRANSACTION")
+                db = _Db(con, "duckdb")
+                yield db
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
+        else:
+            import psycopg
+
+            with psycopg.connect(self._dsn()) as con:  # commits on success, rolls back on error
+                yield _Db(con, "postgres")
+
+    def ensure_schema(self) -> None:
+        """Create the schema and tables when missing."""
+        with self._connect() as db:
+            for statement in ddl(self.schema_name):
+                db.execute(statement)
+
+    # ------------------------------------------------------------------ writes
+
+    def write(self, tables: dict[str, pl.DataFrame], partitions: Sequence[str]) -> dict[str, Any]:
+        """Replace the synthetic rows of ``partitions`` in the given tables (upsert tables: insert new ids).
+
+        Returns {"inserted": {table: rows}, "replaced": {table: rows deleted first}, "new_profiles": frame}.
+        """
+        self.ensure_schema()
+        inserted: dict[str, int] = {}
+        replaced: dict[str, int] = {}
+        new_profiles = pl.DataFrame(schema={"id": pl.String(), "user_id": pl.String(), "email": pl.String()})
+        keys = list(partitions)
+        with self._connect() as db:
+            for table in reversed(TABLE_ORDER):  # parents first on insert
+                if table not in tables:
+                    continue
+                frame = tables[table]
+                if table not in UPSERT_TABLES:
+                    replaced[table] = db.delete_where(
+                        self.schema_name, table, "partition_key", keys, synthetic_predicate(table)
+                    )
+                ids = db.insert(self.schema_name, table, frame)
+                inserted[table] = len(ids)
+                if table == "profiles" and ids:
+                    new_profiles = frame.filter(pl.col("id").is_in(ids)).select("id", "user_id", "email")
+        return {"inserted": inserted, "replaced": replaced, "new_profiles": new_profiles}
+
+    # ------------------------------------------------------------------ deletes
+
+    def delete_users(self, user_ids: Sequence[str]) -> dict[str, Any]:
+        """Delete every synthetic row of ``user_ids`` in every table; non-synthetic rows are never matched.
+
+        Returns {"deleted": {table: rows}, "non_synthetic_before": n, "non_synthetic_after": n}.
+        """
+        self.ensure_schema()
+        ids = [str(u) for u in user_ids]
+        with self._connect() as db:
+            before = self._non_synthetic(db)
+            deleted = {
+                t: db.delete_where(self.schema_name, t, "user_id", ids, synthetic_predicate(t))
+                for t in TABLE_ORDER
+            }
+            after = self._non_synthetic(db)
+        return {"deleted": deleted, "non_synthetic_before": before, "non_synthetic_after": after}
+
+    def count_synthetic(self) -> dict[str, int]:
+        """Return the number of synthetic rows per table (the specification's ``count_synthetic_data``)."""
+        self.ensure_schema()
+        with self._connect() as db:
+            return {
+                t: db.scalar(f"SELECT count(*) FROM {self.schema_name}.{t} WHERE {synthetic_predicate(t)}")
+                for t in TABLE_ORDER
+            }
+
+    def cleanup_synthetic(self) -> dict[str, Any]:
+        """Delete every synthetic row of every table (``cleanup_synthetic_data``); return counts."""
+        self.ensure_schema()
+        with self._connect() as db:
+            before = self._non_synthetic(db)
+            deleted = {
+                t: db.rowcount(f"DELETE FROM {self.schema_name}.{t} WHERE {synthetic_predicate(t)}")
+                for t in TABLE_ORDER
+            }
+            after = self._non_synthetic(db)
+        return {"deleted": deleted, "non_synthetic_before": before, "non_synthetic_after": after}
+
+    def _non_synthetic(self, db: _Db) -> int:
+        return sum(
+            db.scalar(f"SELECT count(*) FROM {self.schema_name}.{t} WHERE NOT {synthetic_predicate(t)}")
+            for t in TABLE_ORDER
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    def table_counts(self) -> dict[str, int]:
+        """Return the row count of every app table."""
+        self.ensure_schema()
+        with self._connect() as db:
+            return {t: db.scalar(f"SELECT count(*) FROM {self.schema_name}.{t}") for t in TABLE_ORDER}
+
+    def orphan_rows(self) -> dict[str, int]:
+        """Return, per table, rows whose user has no profile (or messages without a conversation)."""
+        self.ensure_schema()
+        s = self.schema_name
+        with self._connect() as db:
+            out = {
+                t: db.scalar(
+                    f"SELECT count(*) FROM {s}.{t} x WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM {s}.profiles p WHERE p.user_id = x.user_id)"
+                )
+                for t in TABLE_ORDER
+                if t != "profiles"
+            }
+            out["chat_messages_without_conversation"] = db.scalar(
+                f"SELECT count(*) FROM {s}.chat_messages m WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {s}.chat_conversations c WHERE c.id = m.conversation_id)"
+            )
+        return out
+
+    def read_table(self, table: str) -> pl.DataFrame:
+        """Return the whole table ``table`` as a frame (ids as strings)."""
+        if table not in APP_TABLES:
+            raise ValueError(f"unknown app table {table!r}; valid: {sorted(APP_TABLES)}")
+        self.ensure_schema()
+        cols = ", ".join(f"{c}::text AS {c}" if c in UUID_COLUMNS else c for c in APP_TABLES[table])
+        with self._connect() as db:
+            frame = db.frame(f"SELECT {cols} FROM {self.schema_name}.{table} ORDER BY id")
+        return frame.select([pl.col(c).cast(t) for c, t in APP_TABLES[table].items()]) if frame.height else (
+            pl.DataFrame(schema=APP_TABLES[table])
+        )  # fmt: skip
+
+
+class _Db:
+    """The few statements the sink needs, for a DuckDB or psycopg connection."""
+
+    def __init__(self, con: Any, kind: str) -> None:
+        self.con = con
+        self.kind = kind
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self.kind == "duckdb":
+            return self.con.execute(sql.replace("%s", "?"), list(params))
+        return self.con.execute(sql, list(params))
+
+    def scalar(self, sql: str) -> int:
+        return int(self.execute(sql).fetchone()[0])
+
+    def rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
+        if self.kind == "duckdb":
+            return int(self.execute(sql + " RETURNING 1", params).fetchall().__len__())
+        return int(self.execute(sql, params).rowcount)
+
+    def frame(self, sql: str) -> pl.DataFrame:
+        if self.kind == "duckdb":
+            return self.con.sql(sql).pl()
+        cur = self.con.execute(sql)
+        names = [d.name for d in cur.description]
+        rows = cur.fetchall()
+        return pl.DataFrame(rows, schema=names, orient="row") if rows else pl.DataFrame(schema=names)
+
+    def delete_where(self, schema: str, table: str, column: str, values: list[str], predicate: str) -> int:
+        if not values:
+            return 0
+        cast = "::uuid[]" if column in UUID_COLUMNS else "::text[]"
+        if self.kind == "duckdb":
+            cast = "::UUID[]" if column in UUID_COLUMNS else "::VARCHAR[]"
+            sql = f"DELETE FROM {schema}.{table} WHERE list_contains(%s{cast}, {column}) AND {predicate}"
+        else:
+            sql = f"DELETE FROM {schema}.{table} WHERE {column} = ANY(%s{cast}) AND {predicate}"
+        return self.rowcount(sql, [values])
+
+    def insert(self, schema: str, table: str, frame: pl.DataFrame) -> list[str]:
+        """Insert ``frame`` (skipping ids already present); return the ids inserted."""
+        if frame.is_empty():
+            return []
+        cols = list(APP_TABLES[table])
+        frame = frame.select(cols)
+        col_list = ", ".join(cols)
+        if self.kind == "duckdb":
+            self.con.register("incoming_rows", frame.to_arrow())
+            try:
+                rows = self.con.execute(
+                    f"INSERT INTO {schema}.{table} ({col_list}) SELECT {col_list} FROM incoming_rows "
+                    "ON CONFLICT DO NOTHING RETURNING id::VARCHAR"
+                ).fetchall()
+            finally:
+                self.con.unregister("incoming_rows")
+            return [r[0] for r in rows]
+        tmp = f"incoming_{table}"
+        self.con.execute(f"CREATE TEMP TABLE {tmp} (LIKE {schema}.{table}) ON COMMIT DROP")
+        csv = frame.write_csv(
+            include_header=False, null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.3f%z"
+        )
+        with self.con.cursor().copy(
+            f"COPY {tmp} ({col_list}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+        ) as cp:
+            cp.write(csv.encode())
+        rows = self.con.execute(
+            f"INSERT INTO {schema}.{table} ({col_list}) SELECT {col_list} FROM {tmp} "
+            "ON CONFLICT (id) DO NOTHING RETURNING id::text"
+        ).fetchall()
+        self.con.execute(f"DROP TABLE {tmp}")
+        return [r[0] for r in rows]

@@ -1,0 +1,208 @@
+"""Where HogFlix product events go: Parquet files (default) or a PostHog project's ``/batch/`` endpoint.
+
+The PostHog path posts the same body the ``posthog`` client's ``batch_post``
+sends (``{"api_key", "historical_migration", "batch": [...]}``, gzip), but
+confirms every batch itself: a batch counts as delivered only on HTTP 2xx;
+429, 408, 5xx and network errors are retried with exponential backoff and
+jitter (honouring ``Retry-After``); any other answer, or running out of
+retries, raises ``PostHogDeliveryError`` so the run fails instead of dropping
+events. Event uuids are deterministic, so a retried or re-run batch never
+creates duplicates in PostHog. ``sent_at`` is deliberately not sent: PostHog
+would shift each event by the clock skew it implies, and a re-sent event must
+keep the exact timestamp to deduplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+
+import dagster as dg
+import httpx
+import polars as pl
+from pydantic import Field
+
+from simulation_assets.core.hogflix.events import PROPERTY_COLUMNS
+
+MODES = ("parquet", "posthog")
+HISTORICAL_MODES = ("auto", "always", "never")
+RETRYABLE = {408, 429, 500, 502, 503, 504}
+
+
+class PostHogDeliveryError(RuntimeError):
+    """A batch was not accepted by PostHog after all retries (or was refused outright)."""
+
+
+@dataclass
+class DeliveryReport:
+    """What a delivery did: events and batches confirmed, retries, historical batches."""
+
+    mode: str
+    events: int = 0
+    batches: int = 0
+    retries: int = 0
+    historical_batches: int = 0
+    bytes_sent: int = 0
+    seconds: float = 0.0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    def as_metadata(self) -> dict[str, object]:
+        return {
+            "sink": self.mode,
+            "events_delivered": self.events,
+            "batches": self.batches,
+            "retries": self.retries,
+            "historical_batches": self.historical_batches,
+            "bytes_sent": self.bytes_sent,
+            "http_statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+        }
+
+
+def encode_events(events: pl.DataFrame) -> list[str]:
+    """Return one JSON object per event (uuid, event, distinct_id, ISO timestamp, properties).
+
+    Properties are the event frame's property columns; a column that is null
+    for every event of one name is left out of that name's events.
+    """
+    if events.is_empty():
+        return []
+    props = [c for c in PROPERTY_COLUMNS if c in events.columns]
+    frame = events.with_row_index("_row")
+    parts = []
+    for (_name,), group in frame.group_by("event", maintain_order=True):
+        keep = [c for c in props if group[c].null_count() < group.height]
+        encoded = group.select(
+            "_row",
+            pl.struct(
+                pl.col("uuid"),
+                pl.col("event"),
+                pl.col("distinct_id"),
+                pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").alias("timestamp"),
+                pl.struct(keep).alias("properties"),
+            )
+            .struct.json_encode()
+            .alias("json"),
+        )
+        parts.append(encoded)
+    return pl.concat(parts).sort("_row")["json"].to_list()
+
+
+class PostHogEvents(dg.ConfigurableResource):
+    """Delivers HogFlix events to PostHog, or leaves them in Parquet (the default).
+
+    Environment: ``HOGFLIX_EVENTS_SINK`` (parquet|posthog), ``PH_HOST``, and the
+    project API key in ``PH_PROJECT_API_KEY`` (read when sending, never stored).
+    """
+
+    mode: str = Field(
+        default_factory=lambda: os.environ.get("HOGFLIX_EVENTS_SINK", "parquet"),
+        description="parquet (events stay in the local store) or posthog (also POSTed to /batch/).",
+    )
+    host: str = Field(default_factory=lambda: os.environ.get("PH_HOST", "https://us.i.posthog.com"))
+    api_key_env_var: str = "PH_PROJECT_API_KEY"
+    batch_size: int = 1000
+    gzip: bool = True
+    historical_migration: str = Field(
+        default="auto", description="auto: batches whose newest event is older than historical_after_hours"
+    )
+    historical_after_hours: float = 48.0
+    max_future_hours: float = 23.0  # PostHog clamps anything later to the ingestion time
+    max_retries: int = 8
+    backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    timeout_seconds: float = 30.0
+
+    def validate_config(self) -> None:
+        """Raise ValueError naming the field when the configuration cannot work."""
+        if self.mode not in MODES:
+            raise ValueError(f"HOGFLIX_EVENTS_SINK / mode must be one of {MODES}, got {self.mode!r}")
+        if self.historical_migration not in HISTORICAL_MODES:
+            raise ValueError(f"historical_migration must be one of {HISTORICAL_MODES}")
+        if self.batch_size <= 0 or self.max_retries < 0:
+            raise ValueError("batch_size must be > 0 and max_retries >= 0")
+        if self.mode == "posthog":
+            if not os.environ.get(self.api_key_env_var):
+                raise ValueError(f"PostHog delivery needs the project API key in ${self.api_key_env_var}")
+            if not self.host.startswith(("http://", "https://")):
+                raise ValueError(f"PH_HOST must be an http(s) URL, got {self.host!r}")
+
+    def deliver(self, events: pl.DataFrame, now: dt.datetime | None = None) -> DeliveryReport:
+        """Send ``events`` (parquet mode: nothing to send); return the report or raise PostHogDeliveryError."""
+        self.validate_config()
+        report = DeliveryReport(mode=self.mode)
+        if self.mode == "parquet" or events.is_empty():
+            return report
+        now = now or dt.datetime.now(dt.UTC)
+        latest = events["timestamp"].max()
+        if latest is not None and latest > now + dt.timedelta(hours=self.max_future_hours):
+            raise PostHogDeliveryError(
+                f"refusing to send events dated {latest.isoformat()}: more than {self.max_future_hours} h "
+                "after now, PostHog would move them to the ingestion time"
+            )
+        ordered = events.sort("timestamp")
+        encoded = encode_events(ordered)
+        stamps = ordered["timestamp"].to_list()
+        started = time.perf_counter()
+        api_key = os.environ[self.api_key_env_var]
+        url = self.host.rstrip("/") + "/batch/"
+        with httpx.Client(timeout=self.timeout_seconds) as client:
+            for i in range(0, len(encoded), self.batch_size):
+                chunk = encoded[i : i + self.batch_size]
+                historical = self._historical(stamps[min(i + self.batch_size, len(stamps)) - 1], now)
+                body = (
+                    '{"api_key":' + json.dumps(api_key) + ',"historical_migration":'
+                    + ("true" if historical else "false") + ',"batch":[' + ",".join(chunk) + "]}"
+                )  # fmt: skip
+                self._post(client, url, body.encode(), report)
+                report.events += len(chunk)
+                report.batches += 1
+                report.historical_batches += int(historical)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _historical(self, newest: dt.datetime, now: dt.datetime) -> bool:
+        if self.historical_migration != "auto":
+            return self.historical_migration == "always"
+        return newest < now - dt.timedelta(hours=self.historical_after_hours)
+
+    def _post(self, client: httpx.Client, url: str, payload: bytes, report: DeliveryReport) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": "simulation-assets/hogflix"}
+        if self.gzip:
+            payload = gzip.compress(payload, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            retry_after = None
+            try:
+                response = client.post(url, content=payload, headers=headers)
+                report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
+                if 200 <= response.status_code < 300:
+                    report.bytes_sent += len(payload)
+                    return
+                last = f"HTTP {response.status_code}: {response.text[:200]}"
+                if response.status_code not in RETRYABLE:
+                    raise PostHogDeliveryError(f"PostHog refused a batch ({last}); not retrying")
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if attempt == self.max_retries:
+                break
+            report.retries += 1
+            delay = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
+            delay = delay * (0.5 + random.random())  # jitter so parallel runs do not retry in step
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, self.max_backoff_seconds))
+            time.sleep(delay)
+        raise PostHogDeliveryError(f"batch not accepted after {self.max_retries + 1} attempts: {last}")
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
