@@ -246,12 +246,12 @@ class _PersonaRun:
             )
 
     async def _request(self, index: int, action: Action, kind: ActionType, i: int) -> tuple[list[int], Any]:
-        variables = {**kind.defaults, **self.context, **action.variables(), "i": i}
+        variables = {**kind.defaults, **self.context, **action.variables(i), "i": i}
         try:
-            path = render(kind.path, variables, i)
-            params = render({**kind.params, **action.params}, variables, i)
-            headers = render({**kind.headers, **action.headers}, variables, i)
-            body = render(action.body if action.body is not None else kind.body, variables, i)
+            path = render(kind.path, variables)
+            params = render({**kind.params, **action.params}, variables)
+            headers = render({**kind.headers, **action.headers}, variables)
+            body = render(action.body if action.body is not None else kind.body, variables)
         except KeyError as exc:
             raise ConfigError(
                 f"{self.p.name} action {index} ({action.type}): template variable {exc.args[0]!r} has no value"

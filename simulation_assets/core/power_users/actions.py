@@ -212,30 +212,25 @@ class _Missing(dict):
         raise KeyError(key)
 
 
-def render(template: Any, variables: dict[str, Any], i: int = 0) -> Any:
+def render(template: Any, variables: dict[str, Any]) -> Any:
     """Return ``template`` with ``{name}`` filled from ``variables``.
 
-    A string that is exactly ``{name}`` takes the variable's own type (numbers stay numbers);
-    a list-valued variable gives its ``i``-th item (cycled), so a burst can walk a list.
-    Raises KeyError naming a missing variable.
+    A string that is exactly ``{name}`` takes the variable's own value and type (numbers stay
+    numbers, lists stay lists). Raises KeyError naming a missing variable.
     """
     if isinstance(template, str):
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
         if not fields:
             return template
-        values = _Missing({k: _pick(v, i) for k, v in variables.items()})
+        values = _Missing(variables)
         if len(fields) == 1 and template == "{" + fields[0] + "}":
             return values[fields[0]]
         return template.format_map(values)
     if isinstance(template, dict):
-        return {render(k, variables, i): render(v, variables, i) for k, v in template.items()}
+        return {render(k, variables): render(v, variables) for k, v in template.items()}
     if isinstance(template, list):
-        return [render(v, variables, i) for v in template]
+        return [render(v, variables) for v in template]
     return template
-
-
-def _pick(value: Any, i: int) -> Any:
-    return value[i % len(value)] if isinstance(value, list) and value else value
 
 
 def json_path(payload: Any, path: str) -> Any:

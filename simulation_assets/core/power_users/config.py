@@ -136,7 +136,18 @@ class Action(BaseModel):
     body: dict[str, Any] | None = Field(default=None, alias="json", description="replaces the type's body")
     params: dict[str, Any] = Field(default_factory=dict)
     headers: dict[str, str] = Field(default_factory=dict)
+    vary: dict[str, list[Any]] = Field(
+        default_factory=dict, description="template variables whose list is walked request by request"
+    )
     description: str = ""
+
+    @field_validator("vary")
+    @classmethod
+    def _lists(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [k for k, v in value.items() if not v]
+        if empty:
+            raise ValueError(f"needs at least one value for {', '.join(empty)}")
+        return value
 
     @field_validator("expected_status", "trigger_status", "retry_on", mode="before")
     @classmethod
@@ -165,9 +176,9 @@ class Action(BaseModel):
             raise ValueError(f"edge case names are snake_case (a-z, 0-9, _), got {value!r}")
         return value
 
-    def variables(self) -> dict[str, Any]:
-        """Return the action's own template variables (its extra keys)."""
-        return dict(self.model_extra or {})
+    def variables(self, i: int = 0) -> dict[str, Any]:
+        """Return the action's template variables for request ``i``: its extra keys, then ``vary`` items."""
+        return {**(self.model_extra or {}), **{k: v[i % len(v)] for k, v in self.vary.items()}}
 
     def count_range(self) -> tuple[int, int]:
         """Return (low, high) request counts."""
@@ -261,15 +272,19 @@ class Scenario(BaseModel):
         types = self.action_types()
         tiers = self.simulation_config.tiers.tiers
         for i, persona in enumerate(self.simulations):
-            where = f"simulations[{i}] ({persona.name})"
+            where = f"simulations[{i}]"
             for tier_field in ("starting_tier", "target_tier"):
                 tier = getattr(persona.persona, tier_field)
                 if tier is not None and tier not in tiers:
                     raise ValueError(
-                        f"{where}.persona.{tier_field}: unknown tier {tier!r}; valid: {', '.join(tiers)}"
+                        f"{where}.persona.{tier_field}: unknown tier {tier!r}; valid: {', '.join(tiers)} "
+                        f"(persona {persona.name})"
                     )
             for j, action in enumerate(persona.actions):
-                _check_action(f"{where}.actions[{j}]", action, types)
+                try:
+                    _check_action(f"{where}.actions[{j}]", action, types)
+                except ValueError as exc:
+                    raise ValueError(f"{exc} (persona {persona.name})") from None
         return self
 
     def action_types(self) -> dict[str, ActionType]:

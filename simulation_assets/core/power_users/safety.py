@@ -40,11 +40,11 @@ def check_scenario(scenario: Scenario, env: Mapping[str, str]) -> None:
             raise SafetyError(f"refusing to run: {where} contains a live Stripe key; use test keys only")
     suffix = "@" + SIMULATED_EMAIL_DOMAIN
     for i, persona in enumerate(scenario.simulations):
-        emails = [("email", persona.email)] + [
-            (f"actions[{j}].email", str(a.variables()["email"]))
-            for j, a in enumerate(persona.actions)
-            if "email" in a.variables()
-        ]
+        emails = [("email", persona.email)]
+        for j, action in enumerate(persona.actions):
+            if "email" in (action.model_extra or {}):
+                emails.append((f"actions[{j}].email", str(action.model_extra["email"])))
+            emails += [(f"actions[{j}].vary.email", str(e)) for e in action.vary.get("email", [])]
         for field, email in emails:
             if not email.lower().endswith(suffix):
                 raise SafetyError(

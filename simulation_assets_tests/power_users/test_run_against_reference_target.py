@@ -1,0 +1,168 @@
+"""The packaged personas against the reference target: edge cases, report shape, costs, log, summary."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from simulation_assets.core.power_users.config import load_scenario
+from simulation_assets.core.power_users.edge_cases import EDGE_CASES, SEED_LIST_EDGE_CASES
+
+pytestmark = pytest.mark.xdist_group("power_users")
+
+SEED_TOP_LEVEL = [
+    "simulation_summary",
+    "cost_analysis",
+    "user_results",
+    "edge_cases_triggered",
+    "errors_encountered",
+]
+
+
+def test_default_run_triggers_every_edge_case_of_the_seed_lists(default_run):
+    result, _ = default_run
+    triggered = set(result.report["edge_cases_triggered"])
+    assert set(SEED_LIST_EDGE_CASES) <= triggered
+    assert set(load_scenario().edge_cases()) == triggered == set(EDGE_CASES)
+    assert result.report["edge_case_coverage"]["missing"] == []
+    details = result.report["edge_case_details"]
+    assert all(d["triggered"] and d["as_expected"] for d in details), [
+        d for d in details if not (d["triggered"] and d["as_expected"])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("edge_case", "statuses"),
+    [
+        ("jwt_expiration_60min", "401"),
+        ("session_timeout_30min", "401"),
+        ("free_tier_hard_block_5of5", "402"),
+        ("usage_limit_hard_block", "402"),
+        ("free_tier_export_forbidden", "403"),
+        ("stripe_payment_failure_insufficient_funds", "402"),
+        ("downgrade_data_loss_warning", "409"),
+        ("invalid_address_empty", "422"),
+        ("invalid_address_typo", "422"),
+        ("negative_purchase_price", "422"),
+        ("division_by_zero", "422"),
+        ("extreme_property_value_15m_plus", "422"),
+        ("database_query_timeout", "0"),
+        ("openai_service_unavailable", "503,503,200"),
+    ],
+)
+def test_edge_case_records_the_status_it_got(default_run, edge_case, statuses):
+    result, _ = default_run
+    rows = [d for d in result.report["edge_case_details"] if d["edge_case"] == edge_case]
+    assert rows and rows[0]["statuses"] == statuses
+
+
+def test_rate_limit_burst_of_twenty_meets_429_but_paced_actions_do_not(default_run):
+    result, _ = default_run
+    requests = result.frames["requests"]
+    burst = requests.filter(
+        (requests["user"] == "Business-Development-Ben") & (requests["action_type"] == "view_account")
+    )
+    statuses = burst["status"].to_list()
+    assert statuses.count(429) >= 1 and statuses.count(200) >= 10
+    others = requests.filter(requests["status"] == 429)
+    assert others.height == statuses.count(429)  # no 429 outside the burst
+
+
+def test_report_keeps_the_seed_structure_and_adds_latency_per_action(default_run):
+    report = default_run[0].report
+    assert list(report)[:5] == SEED_TOP_LEVEL
+    assert set(report["simulation_summary"]) == {
+        "total_users",
+        "total_actions_completed",
+        "total_actions_failed",
+        "total_edge_cases_triggered",
+        "conversions_achieved",
+        "conversion_rate",
+    }
+    assert set(report["cost_analysis"]) == {
+        "azure_openai_input_tokens",
+        "azure_openai_output_tokens",
+        "azure_openai_cost_usd",
+        "stripe_transactions",
+        "stripe_fees_usd",
+        "total_cost_usd",
+    }
+    user_keys = {
+        "name",
+        "duration_seconds",
+        "actions_completed",
+        "actions_failed",
+        "success_rate",
+        "edge_cases",
+        "conversion",
+        "cost_usd",
+    }
+    assert [set(u) for u in report["user_results"]] == [user_keys] * 5
+    assert report["simulation_summary"]["total_users"] == 5
+    assert report["simulation_summary"]["total_actions_failed"] == 0
+    assert report["simulation_summary"]["conversions_achieved"] == 2
+    assert report["simulation_summary"]["conversion_rate"] == "40.0%"
+    assert all(re.fullmatch(r"\d+\.\d%", u["success_rate"]) for u in report["user_results"])
+    errors = report["errors_encountered"]
+    assert errors and all(set(e) == {"action", "error", "timestamp"} for e in errors)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["timestamp"]) for e in errors)
+    assert {"action": "export_analyses", "error": "403 Forbidden"} in [
+        {k: e[k] for k in ("action", "error")} for e in errors
+    ]
+    assert "timeout" in {e["error"] for e in errors}
+    perf = report["action_performance"]
+    assert {"login", "analyze_property", "checkout", "view_history"} <= set(perf)
+    for row in perf.values():
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+        assert row["requests"] > 0 and row["requests_per_second"] > 0
+
+
+def test_costs_follow_token_stripe_and_hosting_prices(default_run):
+    report = default_run[0].report
+    cost = report["cost_analysis"]
+    details = report["cost_details"]
+    assert cost["stripe_transactions"] == 2  # Paula to elite ($149), Frank to starter ($69)
+    assert details["stripe_fees_usd"] == pytest.approx(149 * 0.029 + 0.30 + 69 * 0.029 + 0.30, abs=1e-4)
+    assert cost["stripe_fees_usd"] == "$6.92"
+    expected_ai = (
+        cost["azure_openai_input_tokens"] * 0.00015 / 1000
+        + cost["azure_openai_output_tokens"] * 0.0006 / 1000
+    )
+    assert details["openai_usd"] == pytest.approx(expected_ai, abs=1e-6)
+    assert details["hosting_usd"] == pytest.approx(7.0 / 30, abs=1e-4)
+    assert details["total_usd"] == pytest.approx(
+        expected_ai + details["stripe_fees_usd"] + 7.0 / 30, abs=1e-3
+    )
+    per_user = details["per_user"]
+    assert per_user["Weekend-Warrior-Will"]["stripe_transactions"] == 0
+    assert sum(u["total_usd"] for u in per_user.values()) == pytest.approx(details["total_usd"], abs=1e-3)
+    # ~500 input / ~1,500 output tokens per analysis
+    analyses = (
+        default_run[0]
+        .frames["requests"]
+        .filter(
+            (default_run[0].frames["requests"]["meter"] == "analysis")
+            & (default_run[0].frames["requests"]["status"] == 200)
+        )
+    )
+    assert 400 < cost["azure_openai_input_tokens"] / analyses.height < 700
+    assert 1500 <= cost["azure_openai_output_tokens"] / analyses.height <= 1800
+
+
+def test_console_summary_and_log_follow_the_seed_format(default_run):
+    result, log = default_run
+    lines = result.summary.splitlines()
+    assert lines[0] == "=" * 80 and lines[1] == "PROPIQ POWER USER SIMULATION - RESULTS SUMMARY"
+    assert "Portfolio-Manager-Paula:" in lines
+    assert re.search(r"^  Actions: \d+ completed, 0 failed$", result.summary, re.M)
+    assert "  Conversion: ✅ Yes" in lines and "  Conversion: ❌ No" in lines
+    assert "TOTALS:" in lines and "  Conversions: 2/5 (40.0%)" in lines
+    text = log.read_text()
+    assert re.search(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - INFO - \[Weekend-Warrior-Will\] POST /auth/login -> 200",
+        text,
+        re.M,
+    )
+    assert "EDGE CASE triggered: rate_limit_20_rapid_requests" in text
+    assert text.count(" -> ") >= default_run[0].frames["requests"].height
