@@ -1,0 +1,146 @@
+"""The CLI, the Dagster assets, another base URL without simulation hooks, and target composition."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from simulation_assets.cli import main
+from simulation_assets.sinks.local_store import LocalParquetStore
+from simulation_assets.sinks.power_users_client import PowerUserTarget
+from simulation_assets.target.propiq import create_app
+from simulation_assets.target.server import LocalTarget, build_app
+
+pytestmark = pytest.mark.xdist_group("power_users")
+
+
+def test_cli_runs_one_user_sequentially_and_writes_report_and_log(tmp_path: Path, reference_target, capsys):
+    report_file = tmp_path / "results" / "my_simulation.json"
+    code = main(
+        [
+            "power-users",
+            "--user",
+            "Weekend-Warrior-Will",
+            "--sequential",
+            "--base-url",
+            reference_target.base_url,
+            "--output",
+            str(report_file),
+            "--day",
+            "2026-01-10",
+        ]
+    )
+    assert code == 0
+    report = json.loads(report_file.read_text())
+    assert [u["name"] for u in report["user_results"]] == ["Weekend-Warrior-Will"]
+    assert report["edge_case_coverage"]["missing"] == []
+    assert report["run"]["mode"] == "sequential" and report["run"]["base_url"] == reference_target.base_url
+    assert (tmp_path / "results" / "simulation.log").read_text().count("Weekend-Warrior-Will") > 10
+    out = capsys.readouterr().out
+    assert "PROPIQ POWER USER SIMULATION - RESULTS SUMMARY" in out and "Weekend-Warrior-Will:" in out
+    # the run is recorded in the local Dagster instance
+    instance = dg.DagsterInstance.get()
+    event = instance.get_latest_materialization_event(dg.AssetKey("power_user_report"))
+    assert event is not None and event.dagster_event.partition == "2026-01-10"
+
+
+def test_cli_without_base_url_starts_the_reference_target_itself(tmp_path: Path):
+    assert main(["power-users", "--user", "Real-Estate-Agent-Rita", "--output", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "simulation_report.json").read_text())
+    assert report["run"]["reference_target"] is True
+    assert report["run"]["base_url"].startswith("http://127.0.0.1:")
+    assert "concurrent_requests_3" in report["edge_cases_triggered"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--user", "Nobody"], "no persona named 'Nobody'"),
+        (["--base-url", "ftp://example"], "--base-url must be an http(s) URL"),
+        (["--day", "2026-13-01"], "--day must be a date"),
+        (["--config", "/nonexistent/p.yaml"], "scenario file not found"),
+    ],
+)
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, argv, message):
+    out = tmp_path / "out"
+    assert main(["power-users", *argv, "--output", str(out)]) == 2
+    assert message in capsys.readouterr().out
+    assert not out.exists()
+
+
+def test_cli_refuses_a_live_key(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("STRIPE_PUBLISHABLE_KEY", "pk_live_123")
+    assert main(["power-users", "--output", str(tmp_path / "o")]) == 2
+    assert "live Stripe key" in capsys.readouterr().out
+
+
+def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_target):
+    from simulation_assets.defs.power_users import defs
+
+    runs, report = defs.get_assets_def("power_user_runs"), defs.get_assets_def("power_user_report")
+    resources = {
+        "power_users_target": PowerUserTarget(base_url=reference_target.base_url),
+        "store": LocalParquetStore(),
+    }
+    for persona in ("First-Time-Investor-Frank", "Weekend-Warrior-Will"):
+        key = dg.MultiPartitionKey({"persona": persona, "day": "2026-02-02"})
+        result = dg.materialize([runs], partition_key=key, resources=resources)
+        assert result.success
+        assert all(c.passed for c in result.get_asset_check_evaluations())
+    result = dg.materialize([report], partition_key="2026-02-02", resources=resources)
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {
+        "success_rate_above_threshold": True,
+        "configured_edge_cases_triggered": True,
+        "cost_within_budget": True,
+    }
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["users"].value == 2 and meta["edge_cases_missing"].value == "none"
+    assert "data:image/png;base64" in meta["cost_per_user"].value
+    saved = LocalParquetStore().root() / "power_users" / "reports" / "2026-02-02" / "simulation_report.json"
+    assert json.loads(saved.read_text())["cost_analysis"]["stripe_transactions"] == 1
+
+
+def test_another_api_without_hooks_runs_unchanged_and_skips_harness_actions():
+    async def health(request):
+        return JSONResponse({"status": "ok"})
+
+    async def anything(request):
+        return PlainTextResponse("not here", status_code=404)
+
+    other = Starlette(
+        routes=[Route("/health", health), Route("/{path:path}", anything, methods=["GET", "POST"])]
+    )
+    with LocalTarget(other) as target:
+        result = PowerUserTarget(base_url=target.base_url).run(personas=["Real-Estate-Agent-Rita"], env={})
+    sent = set(result.frames["attempts"]["action_type"].to_list())
+    assert "reset_user" not in sent and "login" in sent
+    assert result.frames["users"]["actions_skipped"].to_list() == [1]
+    assert result.report["simulation_summary"]["total_actions_failed"] > 0
+    assert result.report["edge_case_coverage"]["missing"]
+    assert {"action", "error", "timestamp"} == set(result.report["errors_encountered"][0])
+
+
+def test_build_app_mounts_another_app_under_a_prefix_beside_propiq_at_root():
+    async def hello(request):
+        return JSONResponse({"app": "other", "path": request.url.path})
+
+    other = Starlette(routes=[Route("/hello", hello)])
+    app = build_app({"/": create_app, "/hogflix": lambda: other})
+    with LocalTarget(app) as target:
+        with httpx.Client(base_url=target.base_url) as client:
+            assert client.get("/hogflix/hello").json()["app"] == "other"
+            assert client.get("/health").json()["service"] == "propiq-reference"
+
+
+def test_reference_target_refuses_to_start_with_a_live_key(monkeypatch):
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_abc")
+    with pytest.raises(RuntimeError, match="live Stripe key"):
+        create_app()
