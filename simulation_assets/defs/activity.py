@@ -56,6 +56,15 @@ class ActivityTickConfig(dg.Config):
 
     tick: int = Field(default=0, ge=0, description="Tick number to apply; 0 applies the next one.")
     at: str = Field(default="", description="ISO 8601 time of the tick (fast-forward); empty means now.")
+    ticks: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description=(
+            "Fast-forward: apply this many consecutive ticks, tick_seconds apart from `at`; the monitor "
+            "checks after each one (the last check is the monitor_interventions asset)."
+        ),
+    )
 
 
 def tick_time(value: str) -> dt.datetime:
@@ -66,9 +75,9 @@ def tick_time(value: str) -> dt.datetime:
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
-def tick_run_config(tick: int = 0, at: str = "") -> dict:
-    """Return the run config that makes a run of the tick job apply ``tick`` at ``at``."""
-    return {"ops": {"activity_tick": {"config": {"tick": tick, "at": at}}}}
+def tick_run_config(tick: int = 0, at: str = "", ticks: int = 1) -> dict:
+    """Return the run config that makes a run of the tick job apply ``ticks`` ticks from ``tick`` at ``at``."""
+    return {"ops": {"activity_tick": {"config": {"tick": tick, "at": at, "ticks": ticks}}}}
 
 
 def counter_regressions(before: pl.DataFrame, after: pl.DataFrame) -> dict[str, int]:
@@ -100,23 +109,19 @@ def _calls_plot(log: pl.DataFrame) -> dg.MarkdownMetadataValue:
 
 
 def _log_tick(context: dg.AssetExecutionContext, outcome: TickOutcome) -> None:
+    """Log the tick as one console-style block (one Dagster event, not one per line)."""
     assert outcome.result is not None
     messages = outcome.result.events["message"].to_list()
-    for message in messages[:MAX_LOGGED_EVENTS]:
-        context.log.info(message)
+    lines = messages[:MAX_LOGGED_EVENTS]
     if len(messages) > MAX_LOGGED_EVENTS:
-        context.log.info("… and %d more events (see the events table)", len(messages) - MAX_LOGGED_EVENTS)
+        lines.append(f"… and {len(messages) - MAX_LOGGED_EVENTS} more events (see the events table)")
     s = outcome.result.summary
-    context.log.info(
-        "✅ Tick %d complete: %d customers, +%d API calls, %d spikes, %d fixes, %d trend changes, %d new",
-        outcome.tick,
-        s["customers"],
-        s["api_calls"],
-        s["error_spikes"],
-        s["error_fixes"],
-        s["trend_changes"],
-        s["new_customers"],
+    lines.append(
+        f"✅ Tick {outcome.tick} complete: {s['customers']} customers, +{s['api_calls']} API calls, "
+        f"{s['error_spikes']} spikes, {s['error_fixes']} fixes, {s['trend_changes']} trend changes, "
+        f"{s['new_customers']} new"
     )
+    context.log.info("\n".join(lines))
 
 
 def build_defs() -> dg.Definitions:
@@ -130,7 +135,7 @@ def build_defs() -> dg.Definitions:
         retry_policy=DB_RETRY,
         check_specs=[dg.AssetCheckSpec("counters_never_decrease", asset="activity_tick")],
         description=(
-            "One tick of customer activity (every 30 s): active customers call the API, error rates spike "
+            "A tick of customer activity (every 30 s): active customers call the API, error rates spike "
             "and get fixed, usage trends change, onboarding customers make their first call, and now and "
             "then a new customer signs up. Writes one row per customer, a tick-log row and the tick's events "
             "to the activity store; a tick number is applied at most once."
@@ -144,23 +149,40 @@ def build_defs() -> dg.Definitions:
     ) -> dg.MaterializeResult:
         cfg = activity_settings.config()
         at = tick_time(config.at)
-        context.log.info(
-            "🔄 Running simulation tick at %s (store: %s)", at.isoformat(), activity_store.location()
-        )
-        outcome = activity_store.apply_tick(cfg, activity_settings.seed, at, tick=config.tick or None)
-        if outcome.started:
-            context.log.info("🚀 Started a new simulation with %d customers", outcome.before.height)
+        outcomes: list[TickOutcome] = []
+        for i in range(config.ticks):
+            if i:  # the check between fast-forwarded ticks; the one after the last is monitor_interventions
+                activity_store.run_monitor(cfg, source="dagster", at=outcomes[-1].at)
+            tick_at = at + dt.timedelta(seconds=cfg.tick_seconds * i)
+            tick = config.tick + i if config.tick else None
+            outcome = activity_store.apply_tick(cfg, activity_settings.seed, tick_at, tick=tick)
+            outcomes.append(outcome)
+            if outcome.started:
+                context.log.info("🚀 Started a new simulation with %d customers", outcome.before.height)
+            if outcome.applied:
+                context.log.info(
+                    "🔄 Tick %d at %s (store %s)",
+                    outcome.tick,
+                    tick_at.isoformat(),
+                    activity_store.location(),
+                )
+                _log_tick(context, outcome)
+            else:
+                context.log.info("⏭️ Tick %d was already applied; nothing changed", outcome.tick)
+        applied = [o for o in outcomes if o.applied]
         log = activity_store.tick_log(last=60)
         totals = log["total_api_calls"]
         total_drops = int((totals.diff().drop_nulls() < 0).sum())
-        if outcome.applied:
-            _log_tick(context, outcome)
-            after = outcome.result.customers  # type: ignore[union-attr]
-            regressions = counter_regressions(outcome.before, after)
-            summary = outcome.result.summary  # type: ignore[union-attr]
-            events = outcome.result.events  # type: ignore[union-attr]
+        outcome = outcomes[-1]
+        if applied:
+            after = applied[-1].result.customers  # type: ignore[union-attr]
+            regressions = counter_regressions(applied[0].before, after)
+            summaries = pl.DataFrame([o.result.summary for o in applied])  # type: ignore[union-attr]
+            summary = {k: summaries[k].sum() for k in ("api_calls", "new_customers", "error_spikes")}
+            summary |= {k: summaries[k].sum() for k in ("error_fixes", "trend_changes", "first_api_calls")}
+            summary["total_api_calls"] = summaries["total_api_calls"][-1]
+            events = applied[-1].result.events  # type: ignore[union-attr]
         else:
-            context.log.info("⏭️ Tick %d was already applied; nothing changed", outcome.tick)
             after = outcome.before
             regressions = {"customers_with_fewer_calls": 0, "customers_missing": 0}
             summary = log.filter(pl.col("tick") == outcome.tick).to_dicts()[0] if log.height else {}
@@ -170,8 +192,9 @@ def build_defs() -> dg.Definitions:
         return dg.MaterializeResult(
             metadata={
                 "tick": outcome.tick,
+                "ticks_applied": len(applied),
                 "applied_now": outcome.applied,
-                "tick_at": at.isoformat(),
+                "tick_at": outcome.at.isoformat(),
                 "customers": after.height,
                 "api_calls": int(summary.get("api_calls", 0)),
                 "total_api_calls": int(summary.get("total_api_calls", 0)),
@@ -181,7 +204,7 @@ def build_defs() -> dg.Definitions:
                 "trend_changes": int(summary.get("trend_changes", 0)),
                 "first_api_calls": int(summary.get("first_api_calls", 0)),
                 "by_stage": dg.MetadataValue.json({r["stage"]: r["len"] for r in by_stage.to_dicts()}),
-                "events": md_table(events.select("message"), max_rows=15),
+                "last_tick_events": md_table(events.select("message"), max_rows=15),
                 "customers_preview": md_table(
                     after.select("name", "stage", "plan", "total_api_calls", "error_rate", "usage_trend"),
                     max_rows=15,
@@ -220,14 +243,17 @@ def build_defs() -> dg.Definitions:
         context: dg.AssetExecutionContext, activity_settings: ActivitySettings, activity_store: ActivityStore
     ) -> dg.MaterializeResult:
         outcome = activity_store.run_monitor(activity_settings.config(), source="dagster")
-        context.log.info("🔍 Monitor check #%d at tick %d", outcome.check_no, outcome.tick)
-        for row in outcome.result.opened.iter_rows(named=True):
-            context.log.info("🆘 %s: opened %s (%s)", row["customer_name"], row["type"], row["reason"])
-        for row in outcome.result.closed.iter_rows(named=True):
-            context.log.info("✅ %s: closed %s (%s)", row["customer_name"], row["type"], row["close_reason"])
-        context.log.info(
-            "📋 %d opened, %d closed, %d open now", outcome.opened, outcome.closed, outcome.open_after
-        )
+        lines = [f"🔍 Monitor check #{outcome.check_no} at tick {outcome.tick}"]
+        lines += [
+            f"🆘 {r['customer_name']}: opened {r['type']} ({r['reason']})"
+            for r in outcome.result.opened.iter_rows(named=True)
+        ]
+        lines += [
+            f"✅ {r['customer_name']}: closed {r['type']} ({r['close_reason']})"
+            for r in outcome.result.closed.iter_rows(named=True)
+        ]
+        lines.append(f"📋 {outcome.opened} opened, {outcome.closed} closed, {outcome.open_after} open now")
+        context.log.info("\n".join(lines))
         duplicates = activity_store.duplicate_open_interventions()
         open_now = activity_store.interventions("open")
         by_type = {t: 0 for t in INTERVENTION_TYPES}

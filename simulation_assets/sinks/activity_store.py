@@ -68,7 +68,10 @@ _TABLES: dict[str, tuple[dict[str, pl.DataType], str]] = {
 _OWNER = "simulation-assets activity simulator"
 _LOCAL_LOCKS: dict[str, threading.RLock] = {}
 _LOCAL_LOCKS_GUARD = threading.Lock()
-_PG_SCHEMA_READY: set[tuple[str, str]] = set()  # (dsn, prefix) whose tables this process has created
+_PG_SCHEMA_READY: set[tuple[str, str]] = set()
+_DUCKDB_SCHEMA_READY: set[tuple[str, str]] = (
+    set()
+)  # (file, prefix) whose tables this process has created  # (dsn, prefix) whose tables this process has created
 
 
 def _sql_type(dtype: pl.DataType) -> str:
@@ -275,11 +278,16 @@ class ActivityStore(dg.ConfigurableResource):
         with _LOCAL_LOCKS_GUARD:
             lock = _LOCAL_LOCKS.setdefault(str(path), threading.RLock())
         with lock:
+            if not path.exists():  # a deleted file gets its tables again
+                _DUCKDB_SCHEMA_READY.discard((str(path), self.table_prefix))
             con = _connect_duckdb(duckdb, path)
             try:
                 con.execute("BEGIN TRANSACTION").fetchall()
                 tx = _DuckTx(con, self.table_prefix)
-                self._ensure_schema(tx)
+                ready = (str(path), self.table_prefix)
+                if ready not in _DUCKDB_SCHEMA_READY:
+                    self._ensure_schema(tx)
+                    _DUCKDB_SCHEMA_READY.add(ready)
                 yield tx
                 con.execute("COMMIT").fetchall()
             except BaseException:

@@ -214,8 +214,7 @@ def step_tick(
     )
 
     # Behaviour 5: now and then a new customer signs up (NEW, no subscription).
-    joins = stream(seed, "activity", "new_customer", tick).random(2)
-    newcomers = _new_customers(cfg, seed, tick, at, customers, joins)
+    newcomers = _new_customers(cfg, seed, tick, at, customers, new_customer_draws(seed, tick))
     state = conform(pl.concat([state, newcomers]), CUSTOMER_SCHEMA)
 
     facts = pl.DataFrame(
@@ -242,10 +241,20 @@ def step_tick(
     return TickResult(customers=state, events=events, summary=summary)
 
 
+def new_customer_draws(seed: int, tick: int) -> np.ndarray:
+    """Return the tick's two uniforms for behaviour 5: [0] decides whether a customer joins, [1] sets its error rate."""
+    return stream(seed, "activity", "new_customer", tick).random(2)
+
+
+def new_customer_arrives(cfg: ActivityConfig, seed: int, tick: int) -> bool:
+    """Return whether a new customer signs up in ``tick``."""
+    return bool(new_customer_draws(seed, tick)[0] < cfg.new_customer_probability)
+
+
 def _new_customers(
     cfg: ActivityConfig, seed: int, tick: int, at: dt.datetime, customers: pl.DataFrame, joins: np.ndarray
 ) -> pl.DataFrame:
-    if joins[0] >= cfg.new_customer_probability:
+    if not joins[0] < cfg.new_customer_probability:
         return pl.DataFrame(schema=CUSTOMER_SCHEMA)
     number = int(customers["customer_no"].max()) + 1 if customers.height else 0
     error = cfg.baseline_error_rate.low + joins[1] * (

@@ -1,0 +1,147 @@
+"""The activity store on DuckDB and on a real PostgreSQL: ticks applied at most once, interventions never doubled."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import polars as pl
+import pytest
+
+from simulation_assets.core.activity.config import ActivityConfig
+from simulation_assets.sinks.activity_store import ActivityStore
+from simulation_assets_tests.activity.helpers import AT
+
+CFG = ActivityConfig()
+
+
+def _at(tick: int) -> dt.datetime:
+    return AT + dt.timedelta(seconds=30 * tick)
+
+
+def _run(store: ActivityStore, ticks: int, seed: int = 42) -> None:
+    for tick in range(1, ticks + 1):
+        assert store.apply_tick(CFG, seed, _at(tick)).applied
+        store.run_monitor(CFG, "test", _at(tick))
+
+
+def _tables(store: ActivityStore) -> dict[str, pl.DataFrame]:
+    return {
+        "customers": store.customers(),
+        "tick_log": store.tick_log(),
+        "events": store.events(),
+        "interventions": store.interventions().sort("intervention_id"),
+    }
+
+
+def test_a_tick_number_is_applied_at_most_once_and_never_out_of_order(tmp_path):
+    store = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "a.duckdb"))
+    _run(store, 3)
+    before = _tables(store)
+    replay = store.apply_tick(CFG, 42, _at(2), tick=2)
+    assert not replay.applied and replay.result is None
+    after = _tables(store)
+    assert all(before[name].equals(after[name]) for name in before)
+    assert store.tick_log()["tick"].to_list() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="tick 5 cannot be applied: the next tick is 4"):
+        store.apply_tick(CFG, 42, _at(5), tick=5)
+    assert store.apply_tick(CFG, 42, _at(4), tick=4).applied
+
+
+def test_concurrent_tick_writers_apply_each_tick_exactly_once(tmp_path):
+    path = str(tmp_path / "c.duckdb")
+    applied: list[int] = []
+
+    def worker() -> None:
+        store = ActivityStore(backend="duckdb", duckdb_path=path)
+        for _ in range(6):
+            outcome = store.apply_tick(CFG, 42, _at(1))
+            if outcome.applied:
+                applied.append(outcome.tick)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    log = ActivityStore(backend="duckdb", duckdb_path=path).tick_log()
+    assert sorted(applied) == list(range(1, 19))
+    assert log["tick"].to_list() == list(range(0, 19))
+
+
+def test_the_same_seed_gives_the_same_simulation_in_a_fresh_store(tmp_path):
+    a = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "a.duckdb"))
+    b = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "b.duckdb"))
+    _run(a, 8)
+    _run(b, 8)
+    ta, tb = _tables(a), _tables(b)
+    assert all(ta[name].equals(tb[name]) for name in ta)
+    assert ta["interventions"].height > 0
+
+
+def test_a_store_refuses_another_seed_until_reset(tmp_path):
+    store = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "s.duckdb"))
+    _run(store, 2, seed=42)
+    with pytest.raises(ValueError, match="was started with seed 42, not 7"):
+        store.apply_tick(CFG, 7, _at(3))
+    counts = store.reset()
+    assert counts["tick_log"] == 3 and counts["customers"] >= 12
+    assert store.customers().height == 0 and store.last_tick() == 0
+    assert store.apply_tick(CFG, 7, _at(1)).applied
+
+
+def test_interventions_open_and_clear_within_a_few_ticks(tmp_path):
+    store = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "i.duckdb"))
+    _run(store, 10)
+    interventions = store.interventions()
+    assert set(interventions["type"]) == {
+        "Error Debugging",
+        "Onboarding Check In",
+        "Upsell Suggestion",
+        "Retention Outreach",
+    }
+    closed = interventions.filter(pl.col("status") == "closed")
+    assert closed.height >= 5
+    assert (closed["closed_tick"] - closed["opened_tick"]).max() <= 9
+    assert store.duplicate_open_interventions().height == 0
+    checks = store.monitor_checks()
+    assert checks["opened"].sum() == interventions.height and checks["closed"].sum() == closed.height
+
+
+@pytest.mark.postgres
+def test_postgres_store_matches_duckdb_row_for_row(postgres_dsn, tmp_path):
+    pg = ActivityStore(backend="postgres", dsn=postgres_dsn)
+    duck = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "d.duckdb"))
+    _run(pg, 6)
+    _run(duck, 6)
+    tp, td = _tables(pg), _tables(duck)
+    for name in tp:
+        assert tp[name].equals(td[name]), name
+    assert not pg.apply_tick(CFG, 42, _at(3), tick=3).applied
+    assert pg.tick_log()["tick"].to_list() == list(range(7))
+    assert pg.location().startswith("postgresql://postgres@127.0.0.1:")
+
+
+@pytest.mark.postgres
+def test_postgres_rejects_a_second_open_intervention_and_concurrent_monitors_stay_single(postgres_dsn):
+    import psycopg
+
+    store = ActivityStore(backend="postgres", dsn=postgres_dsn)
+    _run(store, 3)
+    open_ = store.interventions("open")
+    assert open_.height > 0
+    row = open_.row(0, named=True)
+    with psycopg.connect(postgres_dsn) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(
+            "INSERT INTO activity_interventions (intervention_id, customer_id, customer_name, type, reason, status,"
+            " opened_check, opened_tick, opened_at) VALUES (%s, %s, %s, %s, 'dup', 'open', 99, 3, now())",
+            ["dup", row["customer_id"], row["customer_name"], row["type"]],
+        )
+    store.apply_tick(CFG, 42, _at(4))
+    threads = [threading.Thread(target=store.run_monitor, args=(CFG, f"t{i}")) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert store.duplicate_open_interventions().height == 0
+    assert store.monitor_checks()["check_no"].to_list() == list(range(1, 8))
