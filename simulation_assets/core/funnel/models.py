@@ -195,6 +195,18 @@ def _ltv(
 ) -> RegressorMetrics:
     label = f"revenue_{horizon}d"
     train, test = time_split(frame)
+    if train.height < 50 or test.height == 0:
+        return RegressorMetrics(
+            horizon_days=horizon,
+            rows_train=train.height,
+            rows_test=test.height,
+            mean_revenue=0.0,
+            mae=0.0,
+            mae_constant=0.0,
+            mae_improvement=0.0,
+            passed=False,
+            reason="too few rows to train",
+        )
     categories = {c: sorted({v for v in train[c].to_list() if v is not None}) for c in CATEGORICAL_FEATURES}
     x_train, mask = _matrix(train, LTV_FEATURES, categories)
     x_test, _ = _matrix(test, LTV_FEATURES, categories)

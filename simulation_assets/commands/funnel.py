@@ -1,0 +1,256 @@
+"""``simulate funnel``: daily ad-click cohorts as events, rates learned back, a Monte Carlo forecast, three models."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import time
+from pathlib import Path
+
+import polars as pl
+from pydantic import ValidationError
+
+from simulation_assets.commands.common import (
+    QUIET_RUN_CONFIG,
+    UsageError,
+    console,
+    dagster_instance,
+    iso_date,
+    materialize_range,
+    positive_int,
+    prepare_output,
+    progress,
+    write_json,
+)
+from simulation_assets.core.funnel.config import CohortConfig, TransitionRates
+from simulation_assets.defs.partitions import DEFAULT_START_DATE
+
+DEMO_ORDER = 30
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``funnel`` sub-command."""
+    p = sub.add_parser(
+        "funnel",
+        help="simulate ad-click cohorts through the S0-S11 funnel, learn rates, forecast and train models",
+    )
+    p.add_argument(
+        "--impressions",
+        type=int,
+        required=True,
+        help="ad impressions per daily cohort and in the forecast (>= 0)",
+    )
+    p.add_argument(
+        "--replicates", type=int, default=10_000, help="Monte Carlo cohorts in the forecast (default 10000)"
+    )
+    p.add_argument("--days", type=int, default=7, help="daily cohorts to simulate as events (default 7)")
+    p.add_argument("--seed", type=int, default=42, help="global random seed (default 42)")
+    p.add_argument(
+        "--start",
+        default=DEFAULT_START_DATE,
+        help=f"first cohort day YYYY-MM-DD (default {DEFAULT_START_DATE})",
+    )
+    p.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="NAME=P",
+        help="override a transition rate, e.g. --rate p_purchase=0.12 (repeatable; names: "
+        + ", ".join(TransitionRates.model_fields)
+        + ")",
+    )
+    p.add_argument(
+        "--config", default="", help="YAML file with CohortConfig overrides (rates, churn, hazard, ...)"
+    )
+    p.add_argument(
+        "--output", required=True, help="folder for forecast.json, events.parquet, rates.json, models.json"
+    )
+    p.set_defaults(handler=run)
+
+
+def parse_rates(pairs: list[str]) -> dict[str, float]:
+    """Return ``{name: probability}`` from ``NAME=P`` strings, validated against :class:`TransitionRates`."""
+    rates: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or name not in TransitionRates.model_fields:
+            raise UsageError(
+                f"--rate {pair!r}: expected NAME=P with NAME one of {', '.join(TransitionRates.model_fields)}"
+            )
+        try:
+            rates[name] = float(value)
+        except ValueError:
+            raise UsageError(
+                f"--rate {pair!r}: {value!r} is not a number (a probability between 0 and 1)"
+            ) from None
+    try:
+        TransitionRates(**rates)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = err["loc"][0]
+        raise UsageError(
+            f"--rate {field}={rates.get(str(field))}: rates are probabilities and must be between 0 and 1"
+        ) from None
+    return rates
+
+
+def validate(args: argparse.Namespace) -> tuple[dict[str, float], dt.date]:
+    """Check every input before anything is written; return the rate overrides and the first day."""
+    if args.impressions is None or args.impressions < 0:
+        raise UsageError(f"--impressions must be a non-negative integer, got {args.impressions}")
+    positive_int("--replicates", args.replicates)
+    positive_int("--days", args.days)
+    if args.replicates > 1_000_000:
+        raise UsageError(f"--replicates must be at most 1000000, got {args.replicates}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.days > 366:
+        raise UsageError(f"--days must be at most 366, got {args.days}")
+    rates = parse_rates(args.rate)
+    start = iso_date("--start", args.start)
+    if args.config and not Path(args.config).is_file():
+        raise UsageError(f"--config {args.config!r}: file not found")
+    return rates, start
+
+
+def simulate(
+    impressions: int,
+    replicates: int,
+    days: int,
+    seed: int,
+    start: dt.date,
+    output: Path,
+    rates: dict[str, float] | None = None,
+    config_path: str = "",
+    quiet: bool = False,
+) -> dict:
+    """Materialize the funnel assets for ``days`` cohorts from ``start``; write the four outputs; return the summary."""
+    import dagster as dg
+
+    from simulation_assets.defs.funnel import FunnelSettings, build_defs
+    from simulation_assets.sinks.local_store import LocalParquetStore
+    from simulation_assets.sinks.meta_capi import MetaCapiSink
+
+    last = start + dt.timedelta(days=days - 1)
+    settings = FunnelSettings(
+        seed=seed,
+        impressions_per_day=impressions,
+        replicates=replicates,
+        config_path=config_path,
+        overrides_json=json.dumps({"rates": rates}) if rates else "",
+        first_day=start.isoformat(),
+        last_day=last.isoformat(),
+        window_days=days,
+    )
+    try:
+        cfg: CohortConfig = settings.cohort_config()
+    except (ValidationError, ValueError) as exc:
+        raise UsageError(f"invalid funnel configuration: {exc}") from None
+    store = LocalParquetStore()
+    defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
+    assets = {a.key.to_user_string(): a for a in defs.assets or []}  # type: ignore[union-attr]
+    resources = {"funnel_settings": settings, "store": store, "funnel_capi": MetaCapiSink()}
+    instance = dagster_instance()
+    started = time.perf_counter()
+    with progress() as bar:
+        task = bar.add_task(
+            f"funnel: {days} daily cohorts of {impressions:,} impressions", total=3, visible=not quiet
+        )
+        materialize_range(
+            [assets["funnel_cohort_events"], assets["funnel_capi_events"]],
+            resources,
+            start.isoformat(),
+            last.isoformat(),
+            instance,
+        )
+        bar.advance(task)
+        dg.materialize(
+            [assets["funnel_transition_rates"], assets["funnel_forecast"]],
+            resources=resources,
+            instance=instance,
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=True,
+        )
+        bar.advance(task)
+        dg.materialize(
+            [assets["funnel_models"]],
+            resources=resources,
+            instance=instance,
+            run_config=QUIET_RUN_CONFIG,
+            raise_on_error=True,
+        )
+        bar.advance(task)
+    seconds = time.perf_counter() - started
+
+    keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
+    events = store.read_many(settings.dataset("cohort_events"), keys)
+    events.write_parquet(output / "events.parquet", compression="zstd")
+    root = store.root()
+    shutil.copyfile(root / settings.dataset("forecast.json"), output / "forecast.json")
+    shutil.copyfile(root / settings.dataset("transition_rates.json"), output / "rates.json")
+    shutil.copyfile(root / settings.dataset("models.json"), output / "models.json")
+    forecast = json.loads((output / "forecast.json").read_text())
+    learned = json.loads((output / "rates.json").read_text())
+    models = json.loads((output / "models.json").read_text())
+    summary = {
+        "command": "funnel",
+        "seed": seed,
+        "impressions_per_cohort": impressions,
+        "replicates": replicates,
+        "days": days,
+        "start": keys[0],
+        "end": keys[-1],
+        "scenario": settings.scenario(),
+        "seconds": round(seconds, 3),
+        "events": events.height,
+        "configured_rates": cfg.rates.model_dump(),
+        "purchasers_forecast": forecast["percentiles"]["purchasers"],
+        "learned_within_tolerance": all(v["within"] is not False for v in learned["comparison"].values()),
+        "purchase_auc": models["signal"]["purchase"]["roc_auc"],
+        "churn_auc": models["signal"]["churn"]["roc_auc"],
+        "models_passed": all(
+            [
+                models["signal"]["purchase"]["passed"],
+                models["signal"]["churn"]["passed"],
+                *[m["passed"] for m in models["signal"]["ltv"]],
+            ]
+        ),
+        "files": ["forecast.json", "events.parquet", "rates.json", "models.json"],
+    }
+    write_json(output / "summary.json", summary)
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``simulate funnel``."""
+    rates, start = validate(args)
+    output = prepare_output(args.output)
+    summary = simulate(
+        args.impressions, args.replicates, args.days, args.seed, start, output, rates, args.config
+    )
+    p = summary["purchasers_forecast"]
+    console.print(
+        f"Funnel: {summary['days']} cohorts, {summary['events']:,} events in {summary['seconds']} s; "
+        f"forecast purchasers per {summary['impressions_per_cohort']:,} impressions: mean {p['mean']:.1f} "
+        f"(5-95 %: {p['p5']:.0f}-{p['p95']:.0f}); learned rates within tolerance: {summary['learned_within_tolerance']}; "
+        f"purchase AUC {summary['purchase_auc']}, churn AUC {summary['churn_auc']}"
+    )
+    console.print(f"Wrote {output}/forecast.json, events.parquet, rates.json, models.json, summary.json")
+    return 0
+
+
+def run_demo(root: Path) -> None:
+    """Demo step: 7 daily cohorts of 300,000 impressions, 10,000 forecast replicates."""
+    out = prepare_output(root / "funnel")
+    summary = simulate(300_000, 10_000, 7, 42, dt.date.fromisoformat(DEFAULT_START_DATE), out)
+    console.print(
+        f"Funnel demo: {summary['events']:,} events, models passed: {summary['models_passed']} -> {out}"
+    )
+
+
+def read_events(path: Path) -> pl.DataFrame:
+    """Return the events written by ``simulate funnel``."""
+    return pl.read_parquet(path)
