@@ -1,0 +1,227 @@
+"""Power-user runner vs Locust: request rate and latency against the same reference target, same run.
+
+The reference target is served in its own process (``simulate target serve`` on a free loopback
+port). Then, in alternating rounds, the same number of users hit the same endpoint for the same
+duration with (a) this project's runner (httpx client on the aiohttp transport, one asyncio loop),
+(b) ``locust --headless`` with ``HttpUser`` (Locust's standard user class) and (c) with
+``FastHttpUser``. Prints requests/s, error rate and p50/p95/p99 latency, the ratios, and writes
+``benchmarks/results/power_users.json``.
+
+    .venv/bin/python benchmarks/power_users.py [--users 10] [--duration 10] [--rounds 2] [--path /api/v1/pricing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "power_users.json"
+LOCUST = Path(sys.executable).with_name("locust")
+
+LOCUSTFILE = """
+from locust import FastHttpUser, HttpUser, constant, task
+
+PATH = {path!r}
+
+
+class StandardUser(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def hit(self):
+        self.client.get(PATH)
+
+
+class FastUser(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def hit(self):
+        self.client.get(PATH)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_target(port: int) -> subprocess.Popen:
+    """Start ``simulate target serve`` on 127.0.0.1:``port`` and wait for /health."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulation_assets.cli", "target", "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("reference target did not start")
+
+
+def run_runner(base_url: str, users: int, duration: float, path: str) -> dict:
+    """Measure the project's runner (same client and transport as scenario runs)."""
+    from simulation_assets.sinks.power_users_client import load_loop, run_async
+
+    out = run_async(load_loop(base_url, users, duration, path))
+    lat = np.array(out["latencies_ms"])
+    return {
+        "requests": out["requests"],
+        "errors": out["errors"],
+        "requests_per_second": out["requests"] / out["seconds"],
+        "error_rate": out["errors"] / max(out["requests"], 1),
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "p99_ms": float(np.percentile(lat, 99)),
+    }
+
+
+def run_locust(base_url: str, users: int, duration: float, user_class: str, locustfile: Path) -> dict:
+    """Run ``locust --headless`` for ``duration`` seconds and read its aggregated CSV row."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp) / "stats"
+        subprocess.run(
+            [
+                str(LOCUST),
+                "-f",
+                str(locustfile),
+                user_class,
+                "--headless",
+                "-u",
+                str(users),
+                "-r",
+                str(users),
+                "-t",
+                f"{int(duration)}s",
+                "-H",
+                base_url,
+                "--only-summary",
+                "--csv",
+                str(prefix),
+                "--loglevel",
+                "ERROR",
+                "--stop-timeout",
+                "2",
+            ],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            timeout=duration + 60,
+        )
+        with open(f"{prefix}_stats.csv", newline="") as fh:
+            row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
+    count, failures = int(row["Request Count"]), int(row["Failure Count"])
+    return {
+        "requests": count,
+        "errors": failures,
+        "requests_per_second": float(row["Requests/s"]),
+        "error_rate": failures / max(count, 1),
+        "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]),
+        "p99_ms": float(row["99%"]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement (<= 60)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (<= 5)")
+    parser.add_argument("--path", default="/api/v1/pricing")
+    args = parser.parse_args()
+    duration, rounds = min(args.duration, 60.0), min(max(args.rounds, 1), 5)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    target = start_target(port)
+    tools = {"runner": [], "locust_httpuser": [], "locust_fasthttpuser": []}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            locustfile = Path(tmp) / "locustfile.py"
+            locustfile.write_text(LOCUSTFILE.format(path=args.path))
+            for r in range(rounds):
+                tools["runner"].append(run_runner(base_url, args.users, duration, args.path))
+                tools["locust_httpuser"].append(
+                    run_locust(base_url, args.users, duration, "StandardUser", locustfile)
+                )
+                tools["locust_fasthttpuser"].append(
+                    run_locust(base_url, args.users, duration, "FastUser", locustfile)
+                )
+                for name, runs in tools.items():
+                    m = runs[-1]
+                    print(
+                        f"round {r + 1} {name:<20} {m['requests_per_second']:>8.0f} req/s  "
+                        f"errors {m['error_rate']:.2%}  p50 {m['p50_ms']:.1f} ms  p95 {m['p95_ms']:.1f} ms  "
+                        f"p99 {m['p99_ms']:.1f} ms",
+                        flush=True,
+                    )
+    finally:
+        target.terminate()
+        target.wait(timeout=10)
+    median = {
+        name: {k: statistics.median(run[k] for run in runs) for k in runs[0]} for name, runs in tools.items()
+    }
+    ratios = {
+        "runner_vs_locust_httpuser": median["runner"]["requests_per_second"]
+        / median["locust_httpuser"]["requests_per_second"],
+        "runner_vs_locust_fasthttpuser": median["runner"]["requests_per_second"]
+        / median["locust_fasthttpuser"]["requests_per_second"],
+    }
+    print()
+    print(f"{'tool':<22}{'req/s':>10}{'err %':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    for name, m in median.items():
+        print(
+            f"{name:<22}{m['requests_per_second']:>10.0f}{100 * m['error_rate']:>8.2f}"
+            f"{m['p50_ms']:>9.1f}{m['p95_ms']:>9.1f}{m['p99_ms']:>9.1f}"
+        )
+    print()
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}x")
+    verdict = ratios["runner_vs_locust_httpuser"] >= 1.0 and (
+        median["runner"]["error_rate"] <= median["locust_httpuser"]["error_rate"]
+    )
+    print(f"target (>= 1x Locust HttpUser at equal or lower error rate): {'met' if verdict else 'NOT met'}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "users": args.users,
+                "duration_s": duration,
+                "rounds": rounds,
+                "path": args.path,
+                "cpu_count": os.cpu_count(),
+                "median": median,
+                "rounds_detail": tools,
+                "ratios": ratios,
+                "target_met": verdict,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
