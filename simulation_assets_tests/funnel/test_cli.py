@@ -1,0 +1,67 @@
+"""``simulate funnel``: outputs on good input, exit code 2 and nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from simulation_assets.cli import main
+from simulation_assets.core.funnel.montecarlo import TEMPLATE_KEYS
+from simulation_assets.core.funnel.schema import validate_frame
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--impressions", "-5"], "--impressions must be a non-negative integer"),
+        (["--impressions", "1000", "--rate", "p_purchase=1.5"], "between 0 and 1"),
+        (["--impressions", "1000", "--rate", "ctr=-0.1"], "between 0 and 1"),
+        (["--impressions", "1000", "--rate", "p_bogus=0.1"], "NAME one of"),
+        (["--impressions", "1000", "--replicates", "0"], "--replicates must be a positive integer"),
+        (["--impressions", "1000", "--days", "0"], "--days must be a positive integer"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, capsys, args, message) -> None:
+    out = tmp_path / "out"
+    code = main(["funnel", *args, "--output", str(out)])
+    assert code == 2
+    assert message in capsys.readouterr().out
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.xdist_group("funnel_cli")
+def test_cli_writes_forecast_events_rates_and_models(tmp_path) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "funnel",
+            "--impressions",
+            "150000",
+            "--days",
+            "2",
+            "--replicates",
+            "2000",
+            "--seed",
+            "3",
+            "--rate",
+            "p_purchase=0.12",
+            "--output",
+            str(out),
+        ]
+    )
+    assert code == 0
+    forecast = json.loads((out / "forecast.json").read_text())
+    assert set(TEMPLATE_KEYS) <= set(forecast)
+    assert forecast["replicates"] == 2000 and forecast["impressions"] == 150000
+    assert {"mean", "p5", "p50", "p95"} == set(forecast["percentiles"]["purchasers"])
+    events = pl.read_parquet(out / "events.parquet")
+    assert events["timestamp"].min().date().isoformat() == "2026-01-01"
+    assert validate_frame(events) == []
+    rates = json.loads((out / "rates.json").read_text())
+    assert rates["configured"]["p_purchase"] == 0.12
+    assert all(v["within"] for v in rates["comparison"].values())
+    models = json.loads((out / "models.json").read_text())
+    assert {"signal", "shuffled"} == set(models) - {"days"}
+    assert models["signal"]["purchase"]["roc_auc"] > models["shuffled"]["purchase"]["roc_auc"]
