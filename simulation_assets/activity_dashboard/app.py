@@ -26,6 +26,21 @@ from simulation_assets.core.activity.config import ActivityConfig
 from simulation_assets.sinks.activity_store import ActivityStore
 
 _PAGE = "page.html"
+# The feed shows the newest tick first and, within a tick, what a person acts on before routine calls.
+_FEED_ORDER = {
+    k: i
+    for i, k in enumerate(
+        [
+            "error_spike",
+            "new_customer",
+            "first_api_call",
+            "error_fix",
+            "trend_change",
+            "subscribed",
+            "api_calls",
+        ]
+    )
+}
 
 
 def _iso(value: object) -> object:
@@ -100,7 +115,12 @@ def state_payload(
             snap["closed"],
             ["customer_name", "type", "close_reason", "opened_tick", "closed_tick", "closed_at"],
         ),
-        "events": _records(snap["events"].reverse(), ["tick", "kind", "message"]),
+        "events": _records(
+            snap["events"]
+            .with_columns(pl.col("kind").replace_strict(_FEED_ORDER, default=len(_FEED_ORDER)).alias("rank"))
+            .sort(["tick", "rank", "seq"], descending=[True, False, False]),
+            ["tick", "kind", "message"],
+        ),
         "last_check": _records(checks.tail(1), list(checks.columns))[0] if checks.height else None,
     }
 

@@ -120,6 +120,8 @@ def _validate(args: argparse.Namespace) -> float:
     interval = args.interval if args.interval is not None else (30.0 if args.dashboard else 0.0)
     if interval < 0:
         raise UsageError(f"--interval must be >= 0 seconds, got {interval}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.ticks is not None and args.ticks <= 0:
         raise UsageError(f"--ticks must be a positive integer, got {args.ticks}")
     if args.dashboard:

@@ -1,0 +1,48 @@
+"""``simulate activity``: fast-forward ticks with exports, and input errors that write nothing."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from simulation_assets.cli import main
+
+
+def test_fast_forward_ticks_export_tables_and_continue_the_same_simulation(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["activity", "--ticks", "6", "--seed", "3", "--output", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["first_tick"], summary["last_tick"], summary["ticks"]) == (1, 6, 6)
+    log = pl.read_parquet(out / "tick_log.parquet")
+    assert log["tick"].to_list() == list(range(7))
+    assert log["applied_at"].diff().drop_nulls().dt.total_seconds().to_list()[1:] == [30.0] * 5
+    customers = pl.read_parquet(out / "customers.parquet")
+    assert summary["customers"] == customers.height >= 12
+    assert summary["api_calls"] == int(log["api_calls"].sum()) > 0
+    interventions = pl.read_parquet(out / "interventions.parquet")
+    assert summary["interventions_opened"] == interventions.height > 0
+    assert pl.read_parquet(out / "monitor_checks.parquet")["tick"].to_list() == list(range(1, 7))
+    assert "Activity: ticks 1-6" in capsys.readouterr().out
+
+    assert main(["activity", "--ticks", "1", "--seed", "3", "--output", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["first_tick"] == 7
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ticks", "0"], "--ticks must be a positive integer, got 0"),
+        (["--ticks", "3", "--interval", "-1"], "--interval must be >= 0 seconds"),
+        (["--dashboard", "--interval", "0"], "--interval must be > 0 with --dashboard"),
+        (["--dashboard", "--port", "70000"], "--port must be between 1 and 65535"),
+        (["--ticks", "3", "--max-ticks", "2"], "--max-ticks only applies to --dashboard"),
+        (["--ticks", "3", "--seed", "-1"], "--seed must be a non-negative integer"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_option_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "never"
+    assert main(["activity", *args, "--output", str(out)]) == 2
+    assert message in " ".join(capsys.readouterr().out.split())
+    assert not out.exists()
