@@ -1,0 +1,354 @@
+"""Typed configuration of the synthetic warehouse: sizes per environment and every distribution.
+
+Defaults are the numbers of the warehouse specification; the section each one
+comes from is named in a comment beside it ("spec: Accounts" etc.). Values the
+specification leaves open (hour-of-day curve, product mix, CTR/CPC, ...) are
+marked "project choice".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+ENVIRONMENTS = ("dev", "qa", "prod")
+
+# spec: "Load Size Configurations" and the per-table counts of milestones 2-7.
+# device_health is not sized by the spec: 30 daily rows per device (project choice).
+ROW_COUNTS: dict[str, tuple[int, int, int]] = {
+    "accounts": (100, 10_000, 40_000),
+    "locations": (150, 15_000, 60_000),
+    "users": (300, 30_000, 120_000),
+    "devices": (450, 45_000, 180_000),
+    "subscriptions": (125, 12_500, 50_000),
+    "stripe_customers": (100, 10_000, 40_000),
+    "stripe_prices": (12, 12, 12),
+    "stripe_subscriptions": (125, 12_500, 50_000),
+    "stripe_subscription_items": (175, 17_500, 70_000),
+    "stripe_invoices": (1_500, 150_000, 600_000),
+    "stripe_charges": (1_425, 142_500, 570_000),
+    "stripe_events": (10_000, 1_000_000, 4_000_000),
+    "hubspot_companies": (125, 12_500, 50_000),
+    "hubspot_contacts": (500, 50_000, 200_000),
+    "hubspot_deals": (250, 25_000, 100_000),
+    "hubspot_engagements": (2_500, 250_000, 1_000_000),
+    "hubspot_tickets": (400, 40_000, 160_000),
+    "marketing_campaigns": (25, 1_250, 5_000),
+    "campaign_performance": (7_500, 375_000, 1_500_000),
+    "attribution_touchpoints": (15_000, 750_000, 3_000_000),
+    "marketing_qualified_leads": (200, 20_000, 80_000),
+    "ga_sessions": (30_000, 1_500_000, 6_000_000),
+    "user_sessions": (50_000, 2_500_000, 10_000_000),
+    "page_views": (250_000, 12_500_000, 50_000_000),
+    "feature_usage": (150_000, 7_500_000, 30_000_000),
+    "tap_events": (500_000, 50_000_000, 200_000_000),
+    "device_health": (13_500, 1_350_000, 5_400_000),
+}
+
+
+def environment_from_env() -> str:
+    """Return ``$DATAGEN_ENV`` lower-cased (default ``dev``); raise ValueError naming valid values."""
+    value = (os.environ.get("DATAGEN_ENV") or "dev").strip().lower()
+    if value not in ENVIRONMENTS:
+        raise ValueError(f"DATAGEN_ENV must be one of {', '.join(ENVIRONMENTS)}, got {value!r}")
+    return value
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_shares(name: str, shares: dict[str, float]) -> None:
+    total = sum(shares.values())
+    if abs(total - 1.0) > 1e-6 or any(v < 0 for v in shares.values()):
+        raise ValueError(f"{name} shares must be non-negative and sum to 1, got {total:.4f}")
+
+
+class Window(_Frozen):
+    """Simulated history (spec: "Realistic Growth Curves", "Generate Accounts")."""
+
+    start: dt.date = dt.date(2021, 1, 1)
+    years: int = Field(default=5, ge=1)  # spec: created dates spanning 5 years
+    account_yoy_growth: float = Field(default=0.40, gt=-1.0)  # spec: account growth 40% YoY
+    # project choice: an account lives at least this long, so children always have room after it.
+    min_tenure_days: int = Field(default=120, ge=60)
+
+    @property
+    def end(self) -> dt.date:
+        return dt.date(self.start.year + self.years, self.start.month, self.start.day)
+
+
+class Accounts(_Frozen):
+    """spec: "Generate Accounts"."""
+
+    industries: dict[str, float] = {"Restaurant": 0.40, "Bar": 0.30, "Hotel": 0.20, "Other": 0.10}
+    tiers: dict[str, float] = {"Basic": 0.50, "Pro": 0.35, "Enterprise": 0.15}
+    mrr_usd: dict[str, tuple[float, float]] = {
+        "Basic": (299.0, 999.0),
+        "Pro": (999.0, 2999.0),
+        "Enterprise": (2999.0, 9999.0),
+    }
+    # spec: employee counts 5-500 based on tier (split per tier: project choice)
+    employees: dict[str, tuple[int, int]] = {"Basic": (5, 50), "Pro": (20, 200), "Enterprise": (100, 500)}
+    # spec "Correlation Patterns": high-value accounts have more locations, users, devices.
+    size_weight: dict[str, float] = {"Basic": 1.0, "Pro": 2.5, "Enterprise": 5.0}
+
+    @model_validator(mode="after")
+    def _valid(self) -> Accounts:
+        _check_shares("industries", self.industries)
+        _check_shares("tiers", self.tiers)
+        if set(self.mrr_usd) != set(self.tiers) or set(self.employees) != set(self.tiers):
+            raise ValueError("mrr_usd and employees must name exactly the tiers")
+        return self
+
+
+class Locations(_Frozen):
+    """spec: "Generate Locations"."""
+
+    per_account: tuple[int, int] = (1, 5)
+    types: dict[str, float] = {"Main": 0.40, "Branch": 0.40, "Franchise": 0.20}
+    # project choice: a US-state mix weighted towards large hospitality markets.
+    states: dict[str, float] = {
+        "CA": 0.14, "TX": 0.11, "FL": 0.10, "NY": 0.09, "IL": 0.06, "PA": 0.05, "OH": 0.04,
+        "GA": 0.04, "NC": 0.04, "MI": 0.03, "NJ": 0.03, "VA": 0.03, "WA": 0.03, "AZ": 0.03,
+        "MA": 0.03, "TN": 0.03, "CO": 0.03, "NV": 0.03, "OR": 0.03, "LA": 0.03,
+    }  # fmt: skip
+
+    @model_validator(mode="after")
+    def _valid(self) -> Locations:
+        _check_shares("location types", self.types)
+        _check_shares("states", self.states)
+        return self
+
+
+class Users(_Frozen):
+    """spec: "Generate Users"."""
+
+    per_account: tuple[int, int] = (2, 10)
+    roles: dict[str, float] = {"admin": 0.10, "manager": 0.30, "staff": 0.60}
+    # spec: login frequency patterns by role (relative sessions per user; project choice)
+    login_weight: dict[str, float] = {"admin": 1.6, "manager": 1.3, "staff": 0.8}
+
+    @model_validator(mode="after")
+    def _valid(self) -> Users:
+        _check_shares("roles", self.roles)
+        return self
+
+
+class Devices(_Frozen):
+    """spec: "Generate Devices"."""
+
+    per_location: tuple[int, int] = (2, 5)
+    status: dict[str, float] = {"online": 0.85, "offline": 0.10, "maintenance": 0.05}
+    models: dict[str, float] = {"TapFlow 100": 0.35, "TapFlow 200": 0.40, "TapFlow Pro": 0.25}
+    firmware: dict[str, float] = {"3.2.1": 0.15, "3.4.0": 0.30, "4.0.2": 0.40, "4.1.0": 0.15}
+
+    @model_validator(mode="after")
+    def _valid(self) -> Devices:
+        for name in ("status", "models", "firmware"):
+            _check_shares(f"device {name}", getattr(self, name))
+        return self
+
+
+class Subscriptions(_Frozen):
+    """spec: "Generate Subscriptions" and "Stripe Prices / Subscription Items / Invoices / Charges"."""
+
+    annual_churn: Probability = 0.10  # spec: 10% annual churn rate
+    trial_share: Probability = 0.60  # project choice: share of accounts that start on a trial
+    trial_conversion: Probability = 0.70  # spec: 70% trial-to-paid
+    trial_days: int = 14
+    upgrade_share: Probability = 0.70  # project choice: plan changes that are upgrades
+    annual_billing_share: Probability = 0.20  # project choice: accounts on annual prices
+    annual_discount: Probability = 0.17  # project choice: annual price = 10 x monthly (~17% off)
+    payment_success: Probability = 0.95  # spec: payment success rate 95%
+    late_payment_share: Probability = 0.10  # spec: late payment patterns (project choice: 10% paid late)
+    # spec: Stripe prices (12): three plans and three add-ons, monthly and annual.
+    plan_monthly_cents: dict[str, int] = {"Basic": 49_900, "Pro": 149_900, "Enterprise": 499_900}
+    addon_monthly_cents: dict[str, int] = {
+        "extra_location": 9_900,
+        "device_pack": 4_900,
+        "premium_support": 19_900,
+    }
+    payment_methods: dict[str, float] = {"card": 0.78, "ach_debit": 0.17, "sepa_debit": 0.05}
+
+    @model_validator(mode="after")
+    def _valid(self) -> Subscriptions:
+        _check_shares("payment methods", self.payment_methods)
+        return self
+
+
+class Crm(_Frozen):
+    """spec: "HubSpot CRM Data Generation"."""
+
+    win_rate: Probability = 0.25  # spec: win rate 25% (of closed deals)
+    open_share: Probability = 0.20  # project choice: deals still in the pipeline
+    # Default HubSpot deal pipeline: stage -> probability.
+    open_stages: dict[str, float] = {
+        "appointmentscheduled": 0.30, "qualifiedtobuy": 0.25, "presentationscheduled": 0.20,
+        "decisionmakerboughtin": 0.15, "contractsent": 0.10,
+    }  # fmt: skip
+    engagement_types: dict[str, float] = {
+        "EMAIL": 0.40,
+        "CALL": 0.25,
+        "MEETING": 0.15,
+        "NOTE": 0.12,
+        "TASK": 0.08,
+    }
+    ticket_priorities: dict[str, float] = {"LOW": 0.45, "MEDIUM": 0.40, "HIGH": 0.15}
+    ticket_categories: dict[str, float] = {
+        "device_issue": 0.40, "billing": 0.20, "how_to": 0.25, "feature_request": 0.15,
+    }  # fmt: skip
+    # spec "Correlation Patterns": device uptime affects satisfaction -> tickets per account grow as uptime drops.
+    ticket_uptime_sensitivity: float = 6.0
+    lifecycle_stages: dict[str, float] = {
+        "subscriber": 0.10, "lead": 0.30, "marketingqualifiedlead": 0.15, "salesqualifiedlead": 0.10,
+        "opportunity": 0.10, "customer": 0.20, "evangelist": 0.05,
+    }  # fmt: skip
+
+    @model_validator(mode="after")
+    def _valid(self) -> Crm:
+        for name in (
+            "open_stages",
+            "engagement_types",
+            "ticket_priorities",
+            "ticket_categories",
+            "lifecycle_stages",
+        ):
+            _check_shares(name, getattr(self, name))
+        return self
+
+
+class Marketing(_Frozen):
+    """spec: "Marketing Data Generation"."""
+
+    channels: dict[str, float] = {"google_ads": 0.40, "meta": 0.30, "linkedin": 0.20, "email": 0.10}
+    ctr: dict[str, float] = {
+        "google_ads": 0.035,
+        "meta": 0.012,
+        "linkedin": 0.006,
+        "email": 0.025,
+    }  # project choice
+    cpc_usd: dict[str, float] = {
+        "google_ads": 3.2,
+        "meta": 1.1,
+        "linkedin": 6.5,
+        "email": 0.2,
+    }  # project choice
+    # spec: attribution weights (position-based model: first, middle share, last).
+    first_touch_weight: Probability = 0.40
+    last_touch_weight: Probability = 0.40
+    # spec: GA source/medium distributions (project choice of the mix).
+    ga_sources: dict[str, float] = {
+        "google/organic": 0.30, "(direct)/(none)": 0.20, "google/cpc": 0.18, "facebook/paid": 0.10,
+        "linkedin/paid": 0.07, "newsletter/email": 0.05, "partner/referral": 0.05, "bing/organic": 0.05,
+    }  # fmt: skip
+    bounce_rate: Probability = 0.45  # research: SaaS median bounce ~44-49%
+    median_session_seconds: float = 165.0  # research: SaaS median session 165 s
+
+    @model_validator(mode="after")
+    def _valid(self) -> Marketing:
+        _check_shares("channels", self.channels)
+        _check_shares("ga_sources", self.ga_sources)
+        if self.first_touch_weight + self.last_touch_weight > 1.0:
+            raise ValueError("first_touch_weight + last_touch_weight must not exceed 1")
+        return self
+
+
+class Activity(_Frozen):
+    """spec: "Application Activity Data Generation"."""
+
+    median_session_minutes: float = 18.0  # project choice
+    device_types: dict[str, float] = {"desktop": 0.45, "tablet": 0.35, "mobile": 0.20}
+    pages: dict[str, float] = {
+        "/dashboard": 0.25, "/taps": 0.15, "/inventory": 0.12, "/reports": 0.12, "/devices": 0.10,
+        "/billing": 0.04, "/settings": 0.05, "/users": 0.04, "/alerts": 0.08, "/integrations": 0.05,
+    }  # fmt: skip
+    features: dict[str, float] = {
+        "pour_dashboard": 0.22, "inventory_alerts": 0.16, "keg_forecast": 0.12, "staff_leaderboard": 0.10,
+        "pos_sync": 0.12, "custom_reports": 0.10, "multi_location_view": 0.08, "api_export": 0.05,
+        "happy_hour_pricing": 0.05,
+    }  # fmt: skip
+    # spec: usage frequency by tier -- features only available from a tier upwards (project choice).
+    feature_min_tier: dict[str, str] = {
+        "custom_reports": "Pro", "multi_location_view": "Pro", "api_export": "Enterprise",
+        "keg_forecast": "Pro",
+    }  # fmt: skip
+    error_rate: Probability = 0.03  # spec: success/error patterns
+    # project choice: bar staff use the app from late morning into the evening.
+    hour_weights: tuple[float, ...] = (
+        0.2, 0.1, 0.05, 0.05, 0.05, 0.1, 0.3, 0.6, 1.0, 1.4, 1.8, 2.0,
+        2.0, 2.0, 2.2, 2.4, 2.5, 2.4, 2.0, 1.6, 1.2, 0.9, 0.6, 0.4,
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _valid(self) -> Activity:
+        for name in ("device_types", "pages", "features"):
+            _check_shares(name, getattr(self, name))
+        return self
+
+
+class Taps(_Frozen):
+    """spec: "Generate Tap Events" and "Generate Device Health Metrics"."""
+
+    # spec: hourly pattern with a peak 6-10 pm (the shape is a project choice), local bar time.
+    hour_weights: tuple[float, ...] = (
+        1.2, 0.6, 0.3, 0.1, 0.05, 0.05, 0.05, 0.1, 0.2, 0.3, 0.5, 1.2,
+        2.5, 2.8, 2.0, 2.0, 2.6, 4.0, 7.0, 9.0, 9.5, 8.5, 5.0, 2.5,
+    )  # fmt: skip
+    # spec: day-of-week variation, Monday first (project choice: Thu-Sat busiest).
+    weekday_weights: tuple[float, ...] = (0.8, 0.85, 0.95, 1.15, 1.45, 1.6, 1.05)
+    products: dict[str, float] = {
+        "draft_beer": 0.55, "cider": 0.08, "wine": 0.14, "cocktail": 0.10, "cold_brew": 0.05, "soda": 0.08,
+    }  # fmt: skip
+    pour_ml: dict[str, float] = {
+        "draft_beer": 473.0, "cider": 473.0, "wine": 150.0, "cocktail": 120.0, "cold_brew": 350.0, "soda": 400.0,
+    }  # fmt: skip
+    serve_celsius: dict[str, float] = {
+        "draft_beer": 3.0, "cider": 3.5, "wine": 8.0, "cocktail": 2.0, "cold_brew": 4.0, "soda": 2.5,
+    }  # fmt: skip
+    flow_ml_per_s: float = 60.0
+    health_days: int = Field(default=30, ge=1)  # project choice: daily health rows per device
+    # Uptime by current status: (mean, spread) of the daily uptime fraction.
+    uptime: dict[str, tuple[float, float]] = {
+        "online": (0.985, 0.01), "offline": (0.80, 0.10), "maintenance": (0.90, 0.06),
+    }  # fmt: skip
+
+    @model_validator(mode="after")
+    def _valid(self) -> Taps:
+        if len(self.hour_weights) != 24 or len(self.weekday_weights) != 7:
+            raise ValueError("hour_weights needs 24 values and weekday_weights 7")
+        _check_shares("products", self.products)
+        if set(self.pour_ml) != set(self.products) or set(self.serve_celsius) != set(self.products):
+            raise ValueError("pour_ml and serve_celsius must name exactly the products")
+        return self
+
+
+class WarehouseConfig(_Frozen):
+    """Everything that shapes the generated warehouse, with the specification's numbers as defaults."""
+
+    window: Window = Window()
+    accounts: Accounts = Accounts()
+    locations: Locations = Locations()
+    users: Users = Users()
+    devices: Devices = Devices()
+    subscriptions: Subscriptions = Subscriptions()
+    crm: Crm = Crm()
+    marketing: Marketing = Marketing()
+    activity: Activity = Activity()
+    taps: Taps = Taps()
+    # Rows per Parquet chunk file for chunked tables (bounds memory); project choice.
+    chunk_rows: int = Field(default=5_000_000, ge=1_000)
+
+
+def row_counts(env: str, config: WarehouseConfig | None = None) -> dict[str, int]:
+    """Return the row count of every table in ``env`` (dev, qa or prod)."""
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"environment must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+    i = ENVIRONMENTS.index(env)
+    counts = {table: sizes[i] for table, sizes in ROW_COUNTS.items()}
+    counts["device_health"] = counts["devices"] * (config or WarehouseConfig()).taps.health_days
+    return counts

@@ -1,0 +1,52 @@
+"""The warehouse target as a Dagster resource: embedded DuckDB by default, PostgreSQL when configured.
+
+``WAREHOUSE_TARGET=postgres`` and ``WAREHOUSE_POSTGRES_DSN=postgresql://...`` switch the loads (and dbt) to
+PostgreSQL; a ``{env}`` in the DSN is replaced by the environment (one database per environment).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from simulation_assets.paths import data_dir
+from simulation_assets.sinks.warehouse_duckdb import DuckDBWarehouse
+from simulation_assets.sinks.warehouse_postgres import PostgresWarehouse
+
+TARGETS = ("duckdb", "postgres")
+
+
+class WarehouseDatabase(dg.ConfigurableResource):
+    """Where the raw tables are loaded and dbt builds: ``duckdb`` (a file per environment) or ``postgres``."""
+
+    target: str = Field(
+        default_factory=lambda: os.environ.get("WAREHOUSE_TARGET", "duckdb"),
+        description="duckdb (embedded default) or postgres ($WAREHOUSE_TARGET).",
+    )
+    duckdb_dir: str = Field(
+        default_factory=lambda: os.environ.get("WAREHOUSE_DUCKDB_DIR", ""),
+        description="Folder of the DuckDB files (<env>.duckdb); empty means <data dir>/warehouse/duckdb.",
+    )
+    postgres_dsn: str = Field(
+        default_factory=lambda: os.environ.get("WAREHOUSE_POSTGRES_DSN", ""),
+        description="PostgreSQL DSN ($WAREHOUSE_POSTGRES_DSN); '{env}' is replaced by the environment.",
+    )
+    connections: int = Field(default=3, ge=1, description="Parallel COPY connections for PostgreSQL loads.")
+
+    def duckdb_path(self, env: str) -> Path:
+        folder = Path(self.duckdb_dir) if self.duckdb_dir else data_dir() / "warehouse" / "duckdb"
+        return folder.resolve() / f"{env}.duckdb"
+
+    def dsn(self, env: str) -> str:
+        return self.postgres_dsn.replace("{env}", env)
+
+    def for_env(self, env: str) -> DuckDBWarehouse | PostgresWarehouse:
+        """Return the warehouse of ``env``; raise ValueError naming the valid targets."""
+        if self.target == "duckdb":
+            return DuckDBWarehouse(self.duckdb_path(env))
+        if self.target == "postgres":
+            return PostgresWarehouse(self.dsn(env), self.connections)
+        raise ValueError(f"WAREHOUSE_TARGET must be one of {', '.join(TARGETS)}, got {self.target!r}")
