@@ -25,7 +25,7 @@ from simulation_assets.commands.common import (
 DEMO_ORDER = 30
 DEFAULT_PORT = 8765
 # Fast-forward splits the ticks over about this many Dagster runs (each run costs ~0.5-3 s here).
-FAST_FORWARD_RUNS = 5
+FAST_FORWARD_RUNS = 3
 FAST_FORWARD_MAX_TICKS_PER_RUN = 100
 
 

@@ -110,12 +110,12 @@ def initial_customers(cfg: ActivityConfig, seed: int, at: dt.datetime) -> pl.Dat
             "customer_id": _customer_ids(seed, numbers),
             "customer_no": numbers,
             "name": customer_names(seed, numbers),
-            "stage": np.asarray(STAGES)[stage],
+            "stage": _labels(stage, STAGES),
             "plan": plan,
             "total_api_calls": total.astype(np.int64),
             "last_api_call_at": last_call,
             "error_rate": error,
-            "usage_trend": np.asarray(TRENDS)[trend],
+            "usage_trend": _labels(trend, TRENDS),
             "calls_last_tick": np.zeros(n, dtype=np.int64),
             "created_tick": np.zeros(n, dtype=np.int64),
             "stage_since_tick": stage_since.astype(np.int64),
@@ -128,9 +128,14 @@ def initial_customers(cfg: ActivityConfig, seed: int, at: dt.datetime) -> pl.Dat
     return conform(frame, CUSTOMER_SCHEMA)
 
 
+def _labels(codes: np.ndarray, labels: tuple[str, ...]) -> pl.Series:
+    """Return the label of each code as a String series (a gather from the few labels: no per-row strings)."""
+    return pl.Series(list(labels), dtype=pl.String).gather(codes)
+
+
 def _codes(series: pl.Series, labels: tuple[str, ...]) -> np.ndarray:
-    mapping = {label: i for i, label in enumerate(labels)}
-    return series.replace_strict(mapping, return_dtype=pl.Int8).to_numpy().astype(np.int64)
+    """Return the position of each value in ``labels`` (raises on an unknown label)."""
+    return series.cast(pl.Enum(list(labels))).to_physical().to_numpy().astype(np.int64)
 
 
 def _draw_calls(span_low: float, span_high: float, u: np.ndarray) -> np.ndarray:
@@ -196,7 +201,7 @@ def step_tick(
     stage_changed = subscribes | first_call
     changed = stage_changed | (calls > 0) | spikes | fixes | changes
     state = customers.with_columns(
-        pl.Series("stage", np.asarray(STAGES)[new_stage]),
+        _labels(new_stage, STAGES).alias("stage"),
         pl.when(pl.Series(subscribes)).then(pl.lit("trial")).otherwise(pl.col("plan")).alias("plan"),
         pl.Series("total_api_calls", new_total),
         pl.when(pl.Series(calls > 0))
@@ -204,7 +209,7 @@ def step_tick(
         .otherwise(pl.col("last_api_call_at"))
         .alias("last_api_call_at"),
         pl.Series("error_rate", new_error),
-        pl.Series("usage_trend", np.asarray(TRENDS)[new_trend]),
+        _labels(new_trend, TRENDS).alias("usage_trend"),
         pl.Series("calls_last_tick", calls),
         pl.when(pl.Series(stage_changed))
         .then(tick)
@@ -225,8 +230,8 @@ def step_tick(
             "total": new_total,
             "error_before": error,
             "error_after": new_error,
-            "trend_before": np.asarray(TRENDS)[trend],
-            "trend_after": np.asarray(TRENDS)[new_trend],
+            "trend_before": _labels(trend, TRENDS),
+            "trend_after": _labels(new_trend, TRENDS),
             "subscribes": subscribes,
             "first_call": first_call,
             "spike": spikes,
@@ -236,7 +241,19 @@ def step_tick(
     )
     events = _events(facts, newcomers, tick)
     summary = _summary(
-        state, tick, seed, at, calls, spikes, fixes, changes, subscribes, first_call, newcomers
+        state,
+        new_stage,
+        new_error,
+        tick,
+        seed,
+        at,
+        calls,
+        spikes,
+        fixes,
+        changes,
+        subscribes,
+        first_call,
+        newcomers,
     )
     return TickResult(customers=state, events=events, summary=summary)
 
@@ -365,6 +382,8 @@ def _events(facts: pl.DataFrame, newcomers: pl.DataFrame, tick: int) -> pl.DataF
 
 def _summary(
     state: pl.DataFrame,
+    stage: np.ndarray,
+    error: np.ndarray,
     tick: int,
     seed: int,
     at: dt.datetime,
@@ -376,9 +395,9 @@ def _summary(
     first_call: np.ndarray,
     newcomers: pl.DataFrame,
 ) -> dict[str, object]:
-    stages = state["stage"].value_counts()
-    by_stage = dict(zip(stages["stage"].to_list(), stages["count"].to_list()))
-    active_errors = state.filter(pl.col("stage") == "ACTIVE")["error_rate"]
+    """Return the tick-log row; ``stage`` and ``error`` are the codes and rates of the customers before newcomers."""
+    by_stage = np.bincount(stage, minlength=len(STAGES))
+    active = stage == ACTIVE
     return {
         "tick": tick,
         "applied_at": at,
@@ -392,27 +411,20 @@ def _summary(
         "trend_changes": int(changes.sum()),
         "subscriptions": int(subscribes.sum()),
         "first_api_calls": int(first_call.sum()),
-        "stage_new": int(by_stage.get("NEW", 0)),
-        "stage_onboarding": int(by_stage.get("ONBOARDING", 0)),
-        "stage_active": int(by_stage.get("ACTIVE", 0)),
-        "mean_error_rate": float(active_errors.mean()) if active_errors.len() else 0.0,
+        "stage_new": int(by_stage[NEW]) + newcomers.height,  # newcomers always start NEW
+        "stage_onboarding": int(by_stage[ONBOARDING]),
+        "stage_active": int(by_stage[ACTIVE]),
+        "mean_error_rate": float(error[active].mean()) if active.any() else 0.0,
     }
 
 
 def genesis_summary(customers: pl.DataFrame, seed: int, at: dt.datetime) -> dict[str, object]:
     """Return the tick-log row of tick 0 (the starting pool, no behaviour applied)."""
-    zeros = np.zeros(customers.height, dtype=bool)
-    summary = _summary(
-        customers,
-        0,
-        seed,
-        at,
-        np.zeros(customers.height, dtype=np.int64),
-        zeros,
-        zeros,
-        zeros,
-        zeros,
-        zeros,
-        customers.head(0),
+    n = customers.height
+    zeros = np.zeros(n, dtype=bool)
+    stage = _codes(customers["stage"], STAGES)
+    error = customers["error_rate"].to_numpy()
+    empty = customers.head(0)
+    return _summary(
+        customers, stage, error, 0, seed, at, np.zeros(n, np.int64), zeros, zeros, zeros, zeros, zeros, empty
     )
-    return summary
