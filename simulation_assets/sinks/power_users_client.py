@@ -472,6 +472,8 @@ class PowerUserTarget(dg.ConfigurableResource):
                 log.removeHandler(handler)
                 handler.close()
         frames = tables.frames()
+        order = {p.name: i for i, p in enumerate(chosen)}
+        frames["users"] = frames["users"].sort(pl.col("user").replace_strict(order, return_dtype=pl.Int32))
         meta = {
             "base_url": url,
             "reference_target": not (self.base_url or settings.base_url),

@@ -99,6 +99,7 @@ def test_report_keeps_the_seed_structure_and_adds_latency_per_action(default_run
         "cost_usd",
     }
     assert [set(u) for u in report["user_results"]] == [user_keys] * 5
+    assert [u["name"] for u in report["user_results"]] == [p.name for p in load_scenario().simulations]
     assert report["simulation_summary"]["total_users"] == 5
     assert report["simulation_summary"]["total_actions_failed"] == 0
     assert report["simulation_summary"]["conversions_achieved"] == 2
