@@ -28,6 +28,9 @@ from simulation_assets.core.funnel.config import CohortConfig, TransitionRates
 from simulation_assets.defs.partitions import DEFAULT_START_DATE
 
 DEMO_ORDER = 30
+# Event-level cohorts grow with impressions (~0.16 events each); the forecast does not. Beyond this,
+# the events are simulated at this size unless --cohort-impressions says otherwise.
+COHORT_CAP = 2_000_000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--impressions",
         type=int,
         required=True,
-        help="ad impressions per daily cohort and in the forecast (>= 0)",
+        help="ad impressions in the forecast cohort and in each daily event-level cohort (>= 0)",
+    )
+    p.add_argument(
+        "--cohort-impressions",
+        type=int,
+        default=None,
+        help=f"impressions per daily event-level cohort (default: --impressions, at most {COHORT_CAP:,})",
     )
     p.add_argument(
         "--replicates", type=int, default=10_000, help="Monte Carlo cohorts in the forecast (default 10000)"
@@ -101,6 +110,10 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, float], dt.date]:
     """Check every input before anything is written; return the rate overrides and the first day."""
     if args.impressions is None or args.impressions < 0:
         raise UsageError(f"--impressions must be a non-negative integer, got {args.impressions}")
+    if args.cohort_impressions is not None and not 0 <= args.cohort_impressions <= 50_000_000:
+        raise UsageError(
+            f"--cohort-impressions must be between 0 and 50000000, got {args.cohort_impressions}"
+        )
     positive_int("--replicates", args.replicates)
     positive_int("--days", args.days)
     if args.replicates > 1_000_000:
@@ -126,6 +139,7 @@ def simulate(
     rates: dict[str, float] | None = None,
     config_path: str = "",
     quiet: bool = False,
+    cohort_impressions: int | None = None,
 ) -> dict:
     """Materialize the funnel assets for ``days`` cohorts from ``start``; write the four outputs; return the summary."""
     import dagster as dg
@@ -137,7 +151,10 @@ def simulate(
     last = start + dt.timedelta(days=days - 1)
     settings = FunnelSettings(
         seed=seed,
-        impressions_per_day=impressions,
+        impressions_per_day=min(impressions, COHORT_CAP)
+        if cohort_impressions is None
+        else cohort_impressions,
+        forecast_impressions=impressions,
         replicates=replicates,
         config_path=config_path,
         overrides_json=json.dumps({"rates": rates}) if rates else "",
@@ -157,7 +174,9 @@ def simulate(
     started = time.perf_counter()
     with progress() as bar:
         task = bar.add_task(
-            f"funnel: {days} daily cohorts of {impressions:,} impressions", total=3, visible=not quiet
+            f"funnel: {days} daily cohorts of {cfg.impressions_per_day:,} impressions",
+            total=3,
+            visible=not quiet,
         )
         materialize_range(
             [assets["funnel_cohort_events"], assets["funnel_capi_events"]],
@@ -198,7 +217,8 @@ def simulate(
     summary = {
         "command": "funnel",
         "seed": seed,
-        "impressions_per_cohort": impressions,
+        "impressions_forecast": impressions,
+        "impressions_per_cohort": cfg.impressions_per_day,
         "replicates": replicates,
         "days": days,
         "start": keys[0],
@@ -229,12 +249,20 @@ def run(args: argparse.Namespace) -> int:
     rates, start = validate(args)
     output = prepare_output(args.output)
     summary = simulate(
-        args.impressions, args.replicates, args.days, args.seed, start, output, rates, args.config
+        args.impressions,
+        args.replicates,
+        args.days,
+        args.seed,
+        start,
+        output,
+        rates,
+        args.config,
+        cohort_impressions=args.cohort_impressions,
     )
     p = summary["purchasers_forecast"]
     console.print(
         f"Funnel: {summary['days']} cohorts, {summary['events']:,} events in {summary['seconds']} s; "
-        f"forecast purchasers per {summary['impressions_per_cohort']:,} impressions: mean {p['mean']:.1f} "
+        f"forecast purchasers per {summary['impressions_forecast']:,} impressions: mean {p['mean']:.1f} "
         f"(5-95 %: {p['p5']:.0f}-{p['p95']:.0f}); learned rates within tolerance: {summary['learned_within_tolerance']}; "
         f"purchase AUC {summary['purchase_auc']}, churn AUC {summary['churn_auc']}"
     )

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import numpy as np
@@ -40,7 +41,14 @@ class FunnelSettings(dg.ConfigurableResource):
         default_factory=lambda: int(os.environ.get("FUNNEL_IMPRESSIONS", "1000000")),
         description="Ad impressions behind each daily cohort (FUNNEL_IMPRESSIONS).",
     )
+    forecast_impressions: int = Field(
+        default=0, description="Impressions of the forecast cohort; 0 means the same as impressions_per_day."
+    )
     replicates: int = Field(default=10_000, description="Monte Carlo cohorts in the forecast.")
+    rates_source: Literal["configured", "learned"] = Field(
+        default_factory=lambda: os.environ.get("FUNNEL_FORECAST_RATES", "configured"),  # type: ignore[arg-type]
+        description="Which rates the forecast's top level uses; the other forecast is nested beside it.",
+    )
     config_path: str = Field(
         default_factory=lambda: os.environ.get("FUNNEL_CONFIG", ""),
         description="Optional YAML file with CohortConfig overrides (rates, churn, hazard ...).",
@@ -332,8 +340,9 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         deps=[funnel_transition_rates],
         kinds={"numpy", "json"},
         description=(
-            "Monte Carlo forecast of a cohort of the configured daily impressions with the learned rates: "
-            "exact binomial chains, mean and 5/50/95 percentiles of every template output."
+            "Monte Carlo forecast of a cohort of the configured impressions, exact binomial chains: mean and "
+            "5/50/95 percentiles of every template output, with the configured rates and with the rates "
+            "learned from the events (FUNNEL_FORECAST_RATES picks which one is on top)."
         ),
     )
     def funnel_forecast(
@@ -342,16 +351,25 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         cfg = funnel_settings.cohort_config()
         learned_path = store.root() / funnel_settings.dataset("transition_rates.json")
         learned = LearnedRates.model_validate(json.loads(learned_path.read_text())["learned"])
-        rates = learned.to_rates(cfg.rates)
-        # Retention was learned directly as P(S10|S8), so the template's churn rule is switched off.
-        doc = forecast(
-            cfg.impressions_per_day,
-            rates,
-            funnel_settings.replicates,
-            ChurnRule(base_churn=0.0, extra_churn_if_fail=0.0, extra_churn_if_slow=0.0),
-            seed=funnel_settings.seed,
+        impressions = funnel_settings.forecast_impressions or cfg.impressions_per_day
+        # Configured: the template's model exactly (its rates and additive churn rule).
+        configured_doc = forecast(
+            impressions, cfg.rates, funnel_settings.replicates, cfg.churn, seed=funnel_settings.seed
         )
-        doc["rates"] = rates.model_dump()
+        configured_doc["rates"] = cfg.rates.model_dump()
+        configured_doc["churn"] = cfg.churn.model_dump()
+        # Learned: retention was learned directly as P(S10|S8), so the additive churn rule is off.
+        learned_rates = learned.to_rates(cfg.rates)
+        no_churn = ChurnRule(base_churn=0.0, extra_churn_if_fail=0.0, extra_churn_if_slow=0.0)
+        learned_doc = forecast(
+            impressions, learned_rates, funnel_settings.replicates, no_churn, seed=funnel_settings.seed
+        )
+        learned_doc["rates"] = learned_rates.model_dump()
+        learned_doc["churn"] = no_churn.model_dump()
+        if funnel_settings.rates_source == "learned":
+            doc = {**learned_doc, "rates_source": "learned", "configured_rates_forecast": configured_doc}
+        else:
+            doc = {**configured_doc, "rates_source": "configured", "learned_rates_forecast": learned_doc}
         out = store.root() / funnel_settings.dataset("forecast.json")
         out.write_text(json.dumps(doc, indent=2))
         pct = doc["percentiles"]
@@ -359,8 +377,10 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         table = pl.DataFrame([{"output": k, **{s: round(v, 4) for s, v in pct[k].items()}} for k in pct])
         return dg.MaterializeResult(
             metadata={
-                "impressions": cfg.impressions_per_day,
+                "impressions": impressions,
                 "replicates": funnel_settings.replicates,
+                "rates_source": doc["rates_source"],
+                "purchasers_mean_learned_rates": learned_doc["percentiles"]["purchasers"]["mean"],
                 "purchasers_mean": pct["purchasers"]["mean"],
                 "purchasers_p5_p95": f"{pct['purchasers']['p5']:.0f} - {pct['purchasers']['p95']:.0f}",
                 "percentiles": md_table(table, max_rows=20),

@@ -56,6 +56,8 @@ def test_cli_writes_forecast_events_rates_and_models(tmp_path) -> None:
     assert set(TEMPLATE_KEYS) <= set(forecast)
     assert forecast["replicates"] == 2000 and forecast["impressions"] == 150000
     assert {"mean", "p5", "p50", "p95"} == set(forecast["percentiles"]["purchasers"])
+    assert forecast["rates_source"] == "configured" and forecast["rates"]["p_purchase"] == 0.12
+    assert set(TEMPLATE_KEYS) <= set(forecast["learned_rates_forecast"])
     events = pl.read_parquet(out / "events.parquet")
     assert events["timestamp"].min().date().isoformat() == "2026-01-01"
     assert validate_frame(events) == []

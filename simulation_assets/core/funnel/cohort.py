@@ -48,6 +48,34 @@ _FAILURE_P = (0.35, 0.25, 0.15, 0.15, 0.10)
 _FAQ_TOPICS = ("pricing", "privacy", "quality", "formats", "refunds")
 
 
+USER_TRUTH_SCHEMA: dict[str, pl.DataType] = {
+    "user": pl.Int64(),
+    "anon_id": pl.String(),
+    "user_id": pl.String(),
+    "intent": pl.Float64(),
+    **{
+        name: pl.Boolean()
+        for name in (
+            "landed",
+            "clicked_cta",
+            "signed_up",
+            "logged_in",
+            "credits_granted",
+            "uploaded",
+            "job_completed",
+            "aha",
+            "purchased",
+        )
+    },
+    "purchase_probability": pl.Float64(),
+    "churn_hazard": pl.Float64(),
+    "retained": pl.Boolean(),
+    "churned": pl.Boolean(),
+    "credits_left_day7": pl.Int64(),
+}
+"""Columns of a cohort's ground-truth users frame (one row per ad clicker)."""
+
+
 @dataclass
 class Cohort:
     """A simulated daily cohort: the events and the users' ground truth (for checks and tests)."""
@@ -157,6 +185,10 @@ def simulate_cohort_events(
     gen = stream(seed, *cohort_seed_keys(day))
     r = config.rates
     n = int(gen.binomial(n_impr, r.ctr))
+    if n == 0:
+        return Cohort(
+            events=empty_events_frame(), users=pl.DataFrame(schema=USER_TRUTH_SCHEMA), impressions=n_impr
+        )
     day_ms = int(dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp() * 1000)
     B = _Blocks()
     idx = np.arange(n, dtype=np.int64)
