@@ -16,6 +16,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import yaml
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 from pydantic import Field
 
 from simulation_assets.core.warehouse import schema
@@ -27,6 +34,7 @@ from simulation_assets.defs.metadata import figure_markdown, md_table, new_figur
 from simulation_assets.defs.partitions import environment_partitions
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.warehouse_database import WarehouseDatabase
+from simulation_assets.sinks.warehouse_dbt import DBT_DIR, dbt_executable, ensure_manifest, environment
 from simulation_assets.sinks.warehouse_parquet import chunk_path, table_paths, write_frame
 
 GROUP = "warehouse"
@@ -312,7 +320,48 @@ def summary_statistics(db) -> dict:  # noqa: ANN001
     return {"rows": rows, "metrics": metrics}
 
 
+class WarehouseDbtTranslator(DagsterDbtTranslator):
+    """dbt models under the ``warehouse_dbt`` key prefix and group ``warehouse``; sources map to raw tables."""
+
+    def get_asset_key(self, dbt_resource_props) -> dg.AssetKey:  # noqa: ANN001
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(
+                dbt_resource_props
+            )  # meta.dagster.asset_key -> warehouse_raw/<table>
+        return dg.AssetKey(["warehouse_dbt", dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props) -> str:  # noqa: ANN001
+        return GROUP
+
+
+DBT_PROJECT = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=DBT_PROJECT,
+    name="warehouse_dbt_models",
+    partitions_def=environment_partitions,
+    dagster_dbt_translator=WarehouseDbtTranslator(DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    pool="warehouse_load",
+    retry_policy=DB_RETRY,
+)
+def warehouse_dbt_models(
+    context: dg.AssetExecutionContext, warehouse_dbt: DbtCliResource, warehouse_database: WarehouseDatabase
+):
+    """``dbt build`` (staging views, marts, data tests) against the environment's warehouse."""
+    env = context.partition_key
+    with environment(warehouse_database.dbt_env(env)):
+        yield from warehouse_dbt.cli(["build"], context=context).stream()
+
+
 defs = dg.Definitions(
-    assets=[*TABLE_ASSETS, warehouse_load, warehouse_catalog],
-    resources={"warehouse_settings": WarehouseSettings(), "warehouse_database": WarehouseDatabase()},
+    assets=[*TABLE_ASSETS, warehouse_load, warehouse_catalog, warehouse_dbt_models],
+    resources={
+        "warehouse_settings": WarehouseSettings(),
+        "warehouse_database": WarehouseDatabase(),
+        "warehouse_dbt": DbtCliResource(
+            project_dir=DBT_PROJECT, profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
+        ),
+    },
 )

@@ -43,6 +43,10 @@ class WarehouseDatabase(dg.ConfigurableResource):
     def dsn(self, env: str) -> str:
         return self.postgres_dsn.replace("{env}", env)
 
+    def dbt_env(self, env: str) -> dict[str, str]:
+        """Return the environment variables that point ``dbt/profiles.yml`` at this warehouse."""
+        return dbt_environment(self.target, self.duckdb_path(env), self.dsn(env))
+
     def for_env(self, env: str) -> DuckDBWarehouse | PostgresWarehouse:
         """Return the warehouse of ``env``; raise ValueError naming the valid targets."""
         if self.target == "duckdb":
@@ -50,3 +54,22 @@ class WarehouseDatabase(dg.ConfigurableResource):
         if self.target == "postgres":
             return PostgresWarehouse(self.dsn(env), self.connections)
         raise ValueError(f"WAREHOUSE_TARGET must be one of {', '.join(TARGETS)}, got {self.target!r}")
+
+
+def dbt_environment(target: str, duckdb_path: Path | str, dsn: str = "") -> dict[str, str]:
+    """Return the variables ``dbt/profiles.yml`` reads for ``target`` (duckdb file or PostgreSQL DSN)."""
+    if target == "duckdb":
+        return {"WAREHOUSE_DBT_TARGET": "duckdb", "WAREHOUSE_DUCKDB_PATH": str(duckdb_path)}
+    if target != "postgres":
+        raise ValueError(f"WAREHOUSE_TARGET must be one of {', '.join(TARGETS)}, got {target!r}")
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(dsn)
+    return {
+        "WAREHOUSE_DBT_TARGET": "postgres",
+        "WAREHOUSE_PG_HOST": str(info.get("host") or "127.0.0.1"),
+        "WAREHOUSE_PG_PORT": str(info.get("port") or "5432"),
+        "WAREHOUSE_PG_USER": str(info.get("user") or os.environ.get("PGUSER", "postgres")),
+        "WAREHOUSE_PG_PASSWORD": str(info.get("password") or os.environ.get("PGPASSWORD", "")),
+        "WAREHOUSE_PG_DBNAME": str(info.get("dbname") or "postgres"),
+    }

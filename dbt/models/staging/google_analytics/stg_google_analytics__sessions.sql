@@ -1,0 +1,24 @@
+-- Staging model of raw.ga_sessions: renames and unit conversions only.
+with source as (
+    select * from {{ source('google_analytics', 'sessions') }}
+),
+
+renamed as (
+    select
+        ga_session_id,
+        client_id,
+        campaign_id,
+        source,
+        medium,
+        channel_group,
+        landing_page,
+        device_category,
+        session_start,
+        pageviews,
+        session_duration_seconds,
+        bounced,
+        converted
+    from source
+)
+
+select * from renamed

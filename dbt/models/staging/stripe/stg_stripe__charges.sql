@@ -1,0 +1,24 @@
+-- Staging model of raw.stripe_charges: renames and unit conversions only.
+with source as (
+    select * from {{ source('stripe', 'charges') }}
+),
+
+renamed as (
+    select
+        charge_id,
+        invoice_id,
+        customer_id,
+        amount,
+        {{ cents_to_dollars('amount') }} as amount_usd,
+        amount_refunded,
+        {{ cents_to_dollars('amount_refunded') }} as amount_refunded_usd,
+        currency,
+        status,
+        paid,
+        payment_method_type,
+        outcome_type,
+        created as created_at
+    from source
+)
+
+select * from renamed
