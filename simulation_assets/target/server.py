@@ -7,6 +7,7 @@ import pkgutil
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,12 @@ def sub_apps() -> dict[str, Callable[[], ASGIApp]]:
     for info in sorted(pkgutil.iter_modules(target_package.__path__), key=lambda m: m.name):
         if not info.ispkg:
             continue
-        module = importlib.import_module(f"{target_package.__name__}.{info.name}")
+        try:
+            module = importlib.import_module(f"{target_package.__name__}.{info.name}")
+        except ImportError as exc:
+            # One unfinished or broken reference app must not take the others down with it.
+            warnings.warn(f"reference app {info.name!r} not mounted: {exc}", stacklevel=2)
+            continue
         path, factory = getattr(module, "MOUNT_PATH", None), getattr(module, "create_app", None)
         if isinstance(path, str) and callable(factory):
             if path in found:
@@ -46,6 +52,12 @@ def build_app(apps: dict[str, Callable[[], ASGIApp]] | None = None) -> ASGIApp:
     return Starlette(routes=routes)
 
 
+def _propiq_app() -> ASGIApp:
+    from simulation_assets.target.propiq import create_app
+
+    return create_app()
+
+
 def free_loopback_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """Return a bound, listening TCP socket on ``host`` (port 0 picks a free one)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -56,9 +68,10 @@ def free_loopback_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socke
 
 
 class LocalTarget:
-    """The reference target served by uvicorn in a background thread on a free loopback port.
+    """An ASGI app (default: the PropIQ reference API alone) served by uvicorn in a background thread.
 
-    Use as a context manager: ``with LocalTarget() as target: target.base_url``.
+    It listens on a free loopback port; use as a context manager:
+    ``with LocalTarget() as target: target.base_url``.
     """
 
     def __init__(self, app: ASGIApp | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -71,7 +84,7 @@ class LocalTarget:
         sock = free_loopback_socket(self._host, self._port)
         port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self._app or build_app(),
+            self._app or _propiq_app(),
             log_config=None,
             log_level="warning",
             access_log=False,
