@@ -1,10 +1,11 @@
-"""``simulate hogflix``: run the persona lifecycle for a number of days and export the results."""
+"""``simulate hogflix``: run the persona lifecycle and its traffic for a number of days and export the results."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -26,11 +27,14 @@ from simulation_assets.commands.common import (
 from simulation_assets.defs.partitions import DEFAULT_START_DATE
 
 DEMO_ORDER = 10
+TRAFFIC_ASSETS = ("hogflix_sessions", "hogflix_events", "hogflix_app_rows", "hogflix_flixbuddy_conversations")
+DAILY_TRAFFIC_ASSETS = ("hogflix_traffic_daily", "hogflix_churn_cleanup")
+RECORDED_TRAFFIC_DAYS = 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``hogflix`` sub-command."""
-    p = sub.add_parser("hogflix", help="simulate the HogFlix persona pool day by day")
+    p = sub.add_parser("hogflix", help="simulate the HogFlix persona pool and its traffic day by day")
     p.add_argument("--days", type=int, required=True, help="number of days to simulate (> 0)")
     p.add_argument("--pool", type=int, default=400, help="target persona pool (default 400, PERSONA_POOL)")
     p.add_argument("--seed", type=int, default=42, help="global random seed (default 42)")
@@ -38,35 +42,110 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--start", default=DEFAULT_START_DATE, help=f"first day, YYYY-MM-DD (default {DEFAULT_START_DATE})"
     )
     p.add_argument("--output", default="output/hogflix", help="folder for the results")
+    p.add_argument(
+        "--traffic-days",
+        type=int,
+        default=None,
+        help="simulate sessions and events for the last N days only (default: every day; 0: lifecycle only)",
+    )
+    p.add_argument(
+        "--events",
+        choices=("parquet", "posthog"),
+        default=os.environ.get("HOGFLIX_EVENTS_SINK", "parquet"),
+        help="parquet (default) or posthog: also deliver to $PH_HOST with $PH_PROJECT_API_KEY",
+    )
+    p.add_argument(
+        "--app-db",
+        choices=("duckdb", "postgres"),
+        default=os.environ.get("HOGFLIX_APP_DB", "duckdb"),
+        help="duckdb (default: OUTPUT/app.duckdb) or postgres (DSN from --dsn or $HOGFLIX_APP_DB_DSN)",
+    )
+    p.add_argument(
+        "--dsn", default="", help="PostgreSQL DSN of the app database (default $HOGFLIX_APP_DB_DSN)"
+    )
     p.set_defaults(handler=run)
 
 
-def simulate(days: int, pool: int, seed: int, start: dt.date, output: Path, quiet: bool = False) -> dict:
-    """Materialize the lifecycle assets for ``days`` days from ``start``; write exports; return the summary."""
+def _traffic_resources(output: Path, events: str, app_db: str, dsn: str) -> dict[str, object]:
+    from simulation_assets.defs.hogflix_traffic import traffic_resources
+    from simulation_assets.sinks.app_db import HogflixAppDatabase
+    from simulation_assets.sinks.posthog_events import PostHogEvents
+
+    resources = traffic_resources()
+    resources["hogflix_posthog"] = PostHogEvents(mode=events)
+    resources["hogflix_app_db"] = HogflixAppDatabase(
+        backend=app_db, duckdb_path=str(output / "app.duckdb"), dsn=dsn
+    )
+    for key in ("hogflix_posthog", "hogflix_app_db"):
+        try:
+            resources[key].validate_config()  # type: ignore[attr-defined]
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return resources
+
+
+def simulate(
+    days: int,
+    pool: int,
+    seed: int,
+    start: dt.date,
+    output: Path,
+    quiet: bool = False,
+    traffic_days: int | None = None,
+    events: str = "parquet",
+    app_db: str = "duckdb",
+    dsn: str = "",
+) -> dict:
+    """Materialize lifecycle and traffic assets for ``days`` days from ``start``; write exports; return the summary."""
+    import dagster as dg
+
     from simulation_assets.defs.hogflix import HogflixSettings, build_defs
     from simulation_assets.sinks.local_store import LocalParquetStore
 
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed}")
+    traffic_days = days if traffic_days is None else traffic_days
+    if not 0 <= traffic_days <= days:
+        raise UsageError(f"--traffic-days must be between 0 and --days ({days}), got {traffic_days}")
     end = start + dt.timedelta(days=days)
     try:
         settings = HogflixSettings(seed=seed, persona_pool=pool, start_date=start.isoformat())
         settings.lifecycle()
     except ValueError as exc:
         raise UsageError(f"invalid HogFlix configuration: {exc}") from None
+    resources_traffic = _traffic_resources(output, events, app_db, dsn) if traffic_days else {}
     store = LocalParquetStore()
     defs = build_defs(start.isoformat(), end.isoformat())
-    assets = list(defs.assets or [])
-    resources = {"hogflix_settings": settings, "store": store}
+    by_name = {a.key.to_user_string(): a for a in defs.assets or []}  # type: ignore[union-attr]
+    lifecycle = [by_name["hogflix_personas"], by_name["hogflix_daily_metrics"]]
+    resources = {"hogflix_settings": settings, "store": store, **resources_traffic}
     keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
+    traffic_keys = keys[days - traffic_days :]
+    if app_db == "duckdb" and traffic_days:
+        (output / "app.duckdb").unlink(missing_ok=True)  # this run's own database, rebuilt each time
     instance = dagster_instance()
     started = time.perf_counter()
     size = max(1, math.ceil(days / 20))
     with progress() as bar:
         task = bar.add_task(f"HogFlix lifecycle, pool {pool}", total=days, visible=not quiet)
         for part in chunks(keys, size):
-            materialize_range(assets, resources, part[0], part[-1], instance)
+            materialize_range(lifecycle, resources, part[0], part[-1], instance)
             bar.advance(task, len(part))
+        if traffic_keys:
+            traffic = [by_name[n] for n in TRAFFIC_ASSETS]
+            daily = [by_name[n] for n in DAILY_TRAFFIC_ASSETS]
+            ttask = bar.add_task(
+                "HogFlix traffic (30-min windows)", total=len(traffic_keys), visible=not quiet
+            )
+            # Recording a window in the SQLite instance costs ~0.1 s per asset (48 windows a day, 4 assets):
+            # older days run on an in-memory instance, the most recent RECORDED_TRAFFIC_DAYS are recorded.
+            scratch = dg.DagsterInstance.ephemeral()
+            older, recent = traffic_keys[:-RECORDED_TRAFFIC_DAYS], traffic_keys[-RECORDED_TRAFFIC_DAYS:]
+            for where, span in ((scratch, older), (instance, recent)):
+                for part in chunks(span, max(1, math.ceil(len(span) / 10))):
+                    materialize_range(traffic, resources, f"{part[0]}-00:00", f"{part[-1]}-23:30", where)
+                    bar.advance(ttask, len(part))
+            materialize_range(daily, resources, traffic_keys[0], traffic_keys[-1], instance)
     seconds = time.perf_counter() - started
 
     personas_src = store.path(settings.dataset("personas"), keys[-1])
@@ -95,8 +174,60 @@ def simulate(days: int, pool: int, seed: int, start: dt.date, output: Path, quie
         "mean_active_share": round(float((metrics["state_ACTIVE"] / metrics["pool_size"]).mean()), 4),
         "files": {"personas": "personas.parquet", "daily_metrics": "daily_metrics.parquet"},
     }
+    if traffic_keys:
+        summary["traffic"] = _export_traffic(settings, store, resources_traffic, traffic_keys, output)
+        summary["files"].update(summary["traffic"].pop("files"))
     write_json(output / "summary.json", summary)
     return summary
+
+
+def _export_traffic(settings, store, resources: dict, days: list[str], output: Path) -> dict:  # noqa: ANN001
+    """Write events, sessions, FlixBuddy chats and app tables of ``days`` to ``output``; return figures."""
+    from simulation_assets.core.hogflix.app_rows import APP_TABLES
+    from simulation_assets.defs.hogflix_traffic import _day_keys
+
+    windows = [k for d in days for k in _day_keys(dt.date.fromisoformat(d))]
+    events = store.read_many(settings.dataset("events"), windows)
+    sessions = store.read_many(settings.dataset("sessions"), windows)
+    flixbuddy = store.read_many(settings.dataset("flixbuddy"), windows)
+    per_day = store.read_many(settings.dataset("traffic_daily"), days).sort("date")
+    cleanup = store.read_many(settings.dataset("cleanup"), days)
+    events.write_parquet(output / "events.parquet")
+    sessions.write_parquet(output / "sessions.parquet")
+    flixbuddy.write_parquet(output / "flixbuddy_conversations.parquet")
+    per_day.write_parquet(output / "traffic_daily.parquet")
+    app_dir = output / "app"
+    app_dir.mkdir(exist_ok=True)
+    db = resources["hogflix_app_db"]
+    table_rows = {}
+    for table in APP_TABLES:
+        frame = db.read_table(table)
+        frame.write_parquet(app_dir / f"{table}.parquet")
+        table_rows[table] = frame.height
+    return {
+        "traffic_days": len(days),
+        "events_sink": resources["hogflix_posthog"].mode,
+        "app_database": db.backend,
+        "sessions_per_day": _stats(per_day["sessions"]),
+        "events_per_day": _stats(per_day["events"]),
+        "flixbuddy_chats_per_day": _stats(per_day["flixbuddy_chats"]),
+        "support_tickets_per_day": _stats(per_day["support_tickets"]),
+        "events_total": events.height,
+        "app_rows": table_rows,
+        "users_cleaned": cleanup.height,
+        "files": {
+            "events": "events.parquet",
+            "sessions": "sessions.parquet",
+            "flixbuddy_conversations": "flixbuddy_conversations.parquet",
+            "traffic_daily": "traffic_daily.parquet",
+            "app_tables": "app/<table>.parquet",
+            **({"app_database": "app.duckdb"} if db.backend == "duckdb" else {}),
+        },
+    }
+
+
+def _stats(series: pl.Series) -> dict[str, float]:
+    return {"min": int(series.min()), "mean": round(float(series.mean()), 1), "max": int(series.max())}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,18 +236,41 @@ def run(args: argparse.Namespace) -> int:
     pool = positive_int("--pool", args.pool)
     start = iso_date("--start", args.start)
     output = prepare_output(args.output)
-    summary = simulate(days, pool, args.seed, start, output)
+    summary = simulate(
+        days,
+        pool,
+        args.seed,
+        start,
+        output,
+        traffic_days=args.traffic_days,
+        events=args.events,
+        app_db=args.app_db,
+        dsn=args.dsn,
+    )
     console.print(
         f"HogFlix: {summary['days']} days from {summary['start']} to {summary['end']} in {summary['seconds']} s; "
         f"pool {summary['pool_min']}-{summary['pool_max']}, signups {summary['signups_min']}-{summary['signups_max']}/day, "
         f"{summary['mean_active_today']} active/day, ACTIVE share {summary['mean_active_share']:.1%}"
     )
-    console.print(f"Wrote {output}/personas.parquet, daily_metrics.parquet, summary.json")
+    if "traffic" in summary:
+        t = summary["traffic"]
+        console.print(
+            f"Traffic: {t['sessions_per_day']['mean']} sessions/day ({t['sessions_per_day']['min']}-"
+            f"{t['sessions_per_day']['max']}), {t['events_per_day']['mean']} events/day "
+            f"({t['events_per_day']['min']}-{t['events_per_day']['max']}), "
+            f"{t['flixbuddy_chats_per_day']['mean']} FlixBuddy chats/day, {t['users_cleaned']} churned users "
+            f"cleaned; events -> {t['events_sink']}, app rows -> {t['app_database']}"
+        )
+    console.print(f"Wrote {output}: " + ", ".join(sorted(summary["files"].values())) + ", summary.json")
     return 0
 
 
 def run_demo(root: Path) -> None:
-    """Demo step: 30 days at pool 400."""
+    """Demo step: 30 days at pool 400, with sessions and events on the last 7 days."""
     out = prepare_output(root / "hogflix")
-    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START_DATE), out)
-    console.print(f"HogFlix demo: 30 days, pool {summary['pool_min']}-{summary['pool_max']} -> {out}")
+    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START_DATE), out, traffic_days=7)
+    t = summary["traffic"]
+    console.print(
+        f"HogFlix demo: 30 days, pool {summary['pool_min']}-{summary['pool_max']}; traffic on the last 7: "
+        f"{t['sessions_per_day']['mean']} sessions/day, {t['events_per_day']['mean']} events/day -> {out}"
+    )

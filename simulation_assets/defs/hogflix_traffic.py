@@ -25,7 +25,7 @@ from simulation_assets.core.hogflix.app_rows import (
     app_rows,
     pool_profiles,
 )
-from simulation_assets.core.hogflix.events import EVENT_COLUMNS, session_events
+from simulation_assets.core.hogflix.events import empty_events, session_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations
 from simulation_assets.core.hogflix.frames import to_frame
 from simulation_assets.core.hogflix.ids import uuid7_ms
@@ -284,7 +284,7 @@ def traffic_assets(
             frame = session_events(sessions, hogflix_settings.seed, traffic, key)
             store.write(dataset, key, frame)
             frames.append(frame)
-        events = _concat(frames, EVENT_COLUMNS)
+        events = _concat(frames, empty_events().schema)
         report = hogflix_posthog.deliver(events)
         context.log.info("events: %d in %d windows, sink %s", events.height, len(frames), report.mode)
         duplicates = events.height - events["uuid"].n_unique() if events.height else 0
@@ -355,7 +355,7 @@ def traffic_assets(
         reader = TrafficReader(hogflix_settings, hogflix_traffic.traffic(), store)
         keys = context.partition_keys
         sessions = _concat((reader.stored_or_sessions(k) for k in keys), SESSION_SCHEMA)
-        events = _concat((reader.stored_or_events(k) for k in keys), EVENT_COLUMNS)
+        events = _concat((reader.stored_or_events(k) for k in keys), empty_events().schema)
         tables = app_rows(sessions, events, hogflix_settings.seed)
         # The first window of a day also makes sure the whole pool has its account rows.
         for key in (k for k in keys if k.endswith("-00:00")):
@@ -437,7 +437,7 @@ def traffic_assets(
         reader = TrafficReader(hogflix_settings, traffic, store)
         keys = context.partition_keys
         sessions = _concat((reader.stored_or_sessions(k) for k in keys), SESSION_SCHEMA)
-        events = _concat((reader.stored_or_events(k) for k in keys), EVENT_COLUMNS)
+        events = _concat((reader.stored_or_events(k) for k in keys), empty_events().schema)
         cap = min(traffic.flixbuddy_max_per_run, hogflix_flixbuddy.max_per_run)
         asked = conversations(events, sessions, max_per_run=cap)
         replies, report = hogflix_flixbuddy.answer(asked, traffic.catalog_size)
@@ -500,7 +500,7 @@ def traffic_assets(
         for key in context.partition_keys:
             keys = _day_keys(dt.date.fromisoformat(key))
             sessions = _concat((reader.stored_or_sessions(k) for k in keys), SESSION_SCHEMA)
-            events = _concat((reader.stored_or_events(k) for k in keys), EVENT_COLUMNS)
+            events = _concat((reader.stored_or_events(k) for k in keys), empty_events().schema)
             duplicates += events.height - (events["uuid"].n_unique() if events.height else 0)
             by_event = dict(events.group_by("event").len().iter_rows()) if events.height else {}
             count = by_event.get

@@ -193,6 +193,8 @@ class HogflixAppDatabase(dg.ConfigurableResource):
                 for t in TABLE_ORDER
             }
             after = self._non_synthetic(db)
+            if after != before:  # impossible by the predicate; roll back rather than trust it
+                raise RuntimeError(f"non-synthetic rows changed ({before} -> {after}); rolled back")
         return {"deleted": deleted, "non_synthetic_before": before, "non_synthetic_after": after}
 
     def count_synthetic(self) -> dict[str, int]:
@@ -214,6 +216,8 @@ class HogflixAppDatabase(dg.ConfigurableResource):
                 for t in TABLE_ORDER
             }
             after = self._non_synthetic(db)
+            if after != before:  # impossible by the predicate; roll back rather than trust it
+                raise RuntimeError(f"non-synthetic rows changed ({before} -> {after}); rolled back")
         return {"deleted": deleted, "non_synthetic_before": before, "non_synthetic_after": after}
 
     def _non_synthetic(self, db: _Db) -> int:
