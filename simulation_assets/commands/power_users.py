@@ -60,10 +60,11 @@ def simulate(
     record: bool = True,
 ) -> dict[str, Any]:
     """Validate everything, run, write the report and log, record the run in Dagster; return the report."""
-    from simulation_assets.core.power_users.config import ConfigError, load_scenario
+    from simulation_assets.core.power_users.config import ConfigError
     from simulation_assets.core.power_users.safety import SafetyError, check_scenario
     from simulation_assets.defs.power_users import write_report
     from simulation_assets.sinks.power_users_client import PowerUserTarget
+    from simulation_assets.sinks.power_users_scenario import load_scenario
 
     if base_url and not re.match(r"^https?://[^/\s]+", base_url):
         raise UsageError(f"--base-url must be an http(s) URL such as http://127.0.0.1:8000, got {base_url!r}")

@@ -9,12 +9,13 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from simulation_assets.core.power_users.config import ConfigError, Scenario, load_scenario
+from simulation_assets.core.power_users.config import ConfigError, Scenario
 from simulation_assets.core.power_users.report import build_report
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
 from simulation_assets.defs.partitions import daily_partitions
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
+from simulation_assets.sinks.power_users_scenario import load_scenario
 
 GROUP = "power_users"
 TABLES = ("requests", "attempts", "edges", "users")

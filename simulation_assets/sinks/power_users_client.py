@@ -42,7 +42,6 @@ from simulation_assets.core.power_users.config import (
     ConfigError,
     Persona,
     Scenario,
-    load_scenario,
 )
 from simulation_assets.core.power_users.edge_cases import category
 from simulation_assets.core.power_users.report import (
@@ -56,6 +55,7 @@ from simulation_assets.core.power_users.report import (
 from simulation_assets.core.power_users.safety import check_scenario
 from simulation_assets.core.rng import stream
 from simulation_assets.sinks.http1_transport import Http1Transport
+from simulation_assets.sinks.power_users_scenario import load_scenario
 
 LOGGER_NAME = "simulation_assets.power_users"
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"

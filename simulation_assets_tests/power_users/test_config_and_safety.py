@@ -12,11 +12,11 @@ from simulation_assets.core.power_users.actions import plan_session, render
 from simulation_assets.core.power_users.config import (
     DEFAULT_PROFILES,
     ConfigError,
-    load_scenario,
     parse_scenario,
 )
 from simulation_assets.core.power_users.safety import SafetyError, check_scenario
 from simulation_assets.sinks.power_users_client import PowerUserTarget
+from simulation_assets.sinks.power_users_scenario import load_scenario
 
 # Nothing listens here: a refused run must fail before it tries to connect.
 NOWHERE = "http://127.0.0.1:9"

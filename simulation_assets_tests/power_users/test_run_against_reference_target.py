@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from simulation_assets.core.power_users.config import load_scenario
 from simulation_assets.core.power_users.edge_cases import EDGE_CASES, SEED_LIST_EDGE_CASES
+from simulation_assets.sinks.power_users_scenario import load_scenario
 
 pytestmark = pytest.mark.xdist_group("power_users")
 

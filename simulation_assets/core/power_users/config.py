@@ -23,7 +23,6 @@ import string
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulation_assets.core.power_users.costs import CostModel
@@ -361,17 +360,3 @@ def parse_scenario(data: Any, source: str = "<data>") -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, source)) from None
-
-
-def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Return the scenario in ``path`` (default: the packaged five personas)."""
-    file = Path(path) if path else DEFAULT_PROFILES
-    if not file.exists():
-        raise ConfigError(f"scenario file not found: {file}")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"invalid scenario {file}: not valid YAML at{where}: {exc}") from None
-    return parse_scenario(data, str(file))
