@@ -3,7 +3,8 @@
 Measured side by side in one process:
   (a) ``step_tick`` on ``--customers`` customers (all five behaviours, the events and the tick-log row),
   (b) numpy drawing the ten uniforms per customer a tick consumes (the floor),
-  (c) the same five behaviours as a per-customer Python loop (on ``--loop-customers``, scaled per customer),
+  (c) the same five behaviours as a per-customer Python loop returning a state frame and the event messages
+      (on ``--loop-customers``, scaled per customer),
   (d) a full tick plus monitor check through the DuckDB store, for the default pool and for ``--store-customers``.
 Prints the ratios and writes benchmarks/results/activity_tick.json.
 
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -94,7 +97,11 @@ def main() -> None:
     draw_s = _timed(lambda: stream(1, "activity", "tick", 1).random((args.customers, 10)), args.repeats)
 
     rows = initial_customers(ActivityConfig(initial_customers=args.loop_customers), 1, AT).to_dicts()
-    loop_s = _timed(lambda: loop_tick(rows, cfg, random.Random(1), 1), args.repeats)
+    # The loop has to hand the same outputs on: a state frame and the event messages.
+    loop_s = _timed(
+        lambda: (pl.DataFrame(rows), pl.DataFrame({"message": loop_tick(rows, cfg, random.Random(1), 1)})),
+        args.repeats,
+    )
     loop_per_customer = loop_s / args.loop_customers
     vec_per_customer = vec_s / args.customers
 

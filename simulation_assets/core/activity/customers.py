@@ -158,7 +158,8 @@ def step_tick(
         raise ValueError(f"tick must be >= 1 (tick 0 is the starting pool), got {tick}")
     customers = conform(customers, CUSTOMER_SCHEMA)
     n = customers.height
-    u = stream(seed, "activity", "tick", tick).random((n, _UNIFORMS_PER_CUSTOMER))
+    # One row of uniforms per purpose, so each column read below is contiguous.
+    u = stream(seed, "activity", "tick", tick).random((_UNIFORMS_PER_CUSTOMER, n)).T
     stage = _codes(customers["stage"], STAGES)
     trend = _codes(customers["usage_trend"], TRENDS)
     error = customers["error_rate"].to_numpy().astype(np.float64)
@@ -220,7 +221,9 @@ def step_tick(
 
     # Behaviour 5: now and then a new customer signs up (NEW, no subscription).
     newcomers = _new_customers(cfg, seed, tick, at, customers, new_customer_draws(seed, tick))
-    state = conform(pl.concat([state, newcomers]), CUSTOMER_SCHEMA)
+    state = conform(
+        pl.concat([state, newcomers], rechunk=False) if newcomers.height else state, CUSTOMER_SCHEMA
+    )
 
     facts = pl.DataFrame(
         {
