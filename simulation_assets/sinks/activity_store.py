@@ -3,8 +3,8 @@
 One resource, two backends behind the same methods:
 
 - ``duckdb`` (default): a DuckDB file, ``$ACTIVITY_DUCKDB_PATH`` or ``<data dir>/activity/activity.duckdb``.
-- ``postgres``: any PostgreSQL database, ``$ACTIVITY_DATABASE_URL`` (the DSN, secrets included, only
-  ever comes from the environment or run configuration).
+- ``postgres``: any PostgreSQL database, ``$ACTIVITY_DATABASE_URL`` (or the HogFlix app database's
+  ``$HOGFLIX_APP_DB_DSN``); the DSN, password included, is read from the environment when connecting.
 
 Choose with ``$ACTIVITY_STORE`` (``duckdb`` or ``postgres``). Every write is one transaction
 taken under a lock (a PostgreSQL advisory lock, or a per-file lock in this process plus
@@ -229,8 +229,11 @@ class ActivityStore(dg.ConfigurableResource):
         description="DuckDB file; empty means <data dir>/activity/activity.duckdb ($ACTIVITY_DUCKDB_PATH).",
     )
     dsn: str = Field(
-        default_factory=lambda: os.environ.get("ACTIVITY_DATABASE_URL", ""),
-        description="PostgreSQL DSN when backend is postgres ($ACTIVITY_DATABASE_URL).",
+        default="",
+        description=(
+            "PostgreSQL DSN when backend is postgres; empty: read $ACTIVITY_DATABASE_URL (else the HogFlix "
+            "app database's $HOGFLIX_APP_DB_DSN) when connecting, so the secret never sits in run config."
+        ),
     )
     table_prefix: str = Field(default="activity_", pattern=r"^[a-z_][a-z0-9_]*$")
 
@@ -254,9 +257,10 @@ class ActivityStore(dg.ConfigurableResource):
         )
 
     def _dsn(self) -> str:
-        if not self.dsn:
+        dsn = self.dsn or os.environ.get("ACTIVITY_DATABASE_URL") or os.environ.get("HOGFLIX_APP_DB_DSN", "")
+        if not dsn:
             raise ValueError("ActivityStore backend 'postgres' needs a DSN: set ACTIVITY_DATABASE_URL")
-        return self.dsn
+        return dsn
 
     @contextmanager
     def _transaction(self) -> Iterator[_Tx]:
@@ -266,9 +270,9 @@ class ActivityStore(dg.ConfigurableResource):
             with psycopg.connect(self._dsn(), connect_timeout=10) as conn, conn.transaction():
                 tx = _PgTx(conn, self.table_prefix)
                 tx.execute("SELECT pg_advisory_xact_lock(?)", [zlib.crc32(self.table_prefix.encode())])
-                if (self.dsn, self.table_prefix) not in _PG_SCHEMA_READY:
+                if (conn.info.dsn, self.table_prefix) not in _PG_SCHEMA_READY:
                     self._ensure_schema(tx)
-                    _PG_SCHEMA_READY.add((self.dsn, self.table_prefix))
+                    _PG_SCHEMA_READY.add((conn.info.dsn, self.table_prefix))
                 yield tx
             return
         import duckdb

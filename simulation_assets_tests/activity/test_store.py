@@ -109,8 +109,10 @@ def test_interventions_open_and_clear_within_a_few_ticks(tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgres_store_matches_duckdb_row_for_row(postgres_dsn, tmp_path):
-    pg = ActivityStore(backend="postgres", dsn=postgres_dsn)
+def test_postgres_store_matches_duckdb_row_for_row(postgres_dsn, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIVITY_DATABASE_URL", postgres_dsn)  # read when connecting, not kept in config
+    pg = ActivityStore(backend="postgres")
+    assert pg.dsn == ""
     duck = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "d.duckdb"))
     _run(pg, 6)
     _run(duck, 6)
