@@ -55,7 +55,8 @@ def _sql_type(column: str, dtype: pl.DataType) -> str:
 def synthetic_predicate(table: str) -> str:
     """Return the SQL condition that marks a row of ``table`` as synthetic (the only rows ever deleted)."""
     if table in EMAIL_TABLES:
-        return f"(is_synthetic OR email LIKE '%@{SYNTHETIC_DOMAIN}')"
+        suffix = "@" + SYNTHETIC_DOMAIN  # no LIKE: '%' would clash with driver placeholders
+        return f"(is_synthetic OR coalesce(right(email, {len(suffix)}) = '{suffix}', false))"
     return "is_synthetic"
 
 

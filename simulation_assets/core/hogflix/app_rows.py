@@ -131,12 +131,14 @@ def _profile_rows(people: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.Dat
 
 
 def pool_profiles(personas: pl.DataFrame, partition_key: str, seed: int) -> dict[str, pl.DataFrame]:
-    """Return profiles and subscriptions of every persona of a day's table that has not churned.
+    """Return profiles and subscriptions of every persona of a day's table.
 
     Written with the day's first window, so every member of the pool has its
-    account rows (the specification's ``db_initialized``), visits or not.
+    account rows (the specification's ``db_initialized``), visits or not;
+    churned personas keep theirs until the daily cleanup removes the 90 %
+    marked for it (the other 10 % stay, as the specification keeps them).
     """
-    people = personas.filter(pl.col("state") != "CHURNED").select(
+    people = personas.select(
         "user_id", "profile_id", "email", "distinct_id", "plan", "source",
         pl.col("created_at").alias("signed_up_at"), pl.lit(partition_key).alias("partition_key"),
     )  # fmt: skip
