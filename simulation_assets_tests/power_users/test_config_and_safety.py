@@ -87,6 +87,23 @@ def test_bad_status_bad_tier_and_duplicate_names_are_reported():
     assert "simulation_config.costs.stripe_percent" in _error(data)
 
 
+def test_action_missing_a_template_value_is_refused_before_the_run():
+    data = _default()
+    data["simulation_config"]["action_types"] = {
+        "compare_properties": {
+            "method": "POST",
+            "path": "/compare/{portfolio}",
+            "json": {"ids": "{property_ids}"},
+        }
+    }
+    data["simulations"][0]["actions"].append({"type": "compare_properties", "portfolio": "p1"})
+    message = _error(data)
+    assert (
+        "simulations[0].actions[21]: action type 'compare_properties' needs a value for property_ids"
+        in message
+    )
+
+
 def test_yaml_syntax_error_gives_the_line(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("simulations:\n  - name: x\n    actions: [\n")

@@ -305,7 +305,8 @@ class Scenario(BaseModel):
 
 
 _ACTION_FIELDS = set(Action.model_fields) | {"json"}
-_PERSONA_CONTEXT = {"email", "password", "user_id", "name", "tier", "token", "i"}
+# Template values every request has: the persona's own, the burst index, and what login/checkout capture.
+_PERSONA_CONTEXT = {"email", "password", "user_id", "name", "tier", "token", "refresh_token", "i"}
 
 
 def _check_action(where: str, action: Action, types: dict[str, ActionType]) -> None:
@@ -332,6 +333,14 @@ def _check_action(where: str, action: Action, types: dict[str, ActionType]) -> N
     for key, path in kind.capture.items():
         if not path:
             raise ValueError(f"{where}: action type {action.type!r} captures {key!r} from an empty path")
+    captured = {key for t in types.values() for key in t.capture}
+    missing = used - set(action.variables()) - set(kind.defaults) - _PERSONA_CONTEXT - captured
+    if missing:
+        names = ", ".join(sorted(missing))
+        raise ValueError(
+            f"{where}: action type {action.type!r} needs a value for {names}; set it on the action "
+            f"(e.g. {sorted(missing)[0]}: ...) or under defaults of the action type"
+        )
 
 
 def _format_error(exc: ValidationError, source: str) -> str:
