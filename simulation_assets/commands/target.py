@@ -16,6 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1, loopback only)"
     )
+    serve.add_argument(
+        "--clock-speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second for token and session expiry (default 1; 60 = a minute a second)",
+    )
     serve.set_defaults(handler=run_serve)
 
 
@@ -23,9 +29,11 @@ def run_serve(args: argparse.Namespace) -> int:
     """Handle ``simulate target serve``."""
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be 1-65535, got {args.port}")
+    if not 0 < args.clock_speed <= 1_000_000:
+        raise UsageError(f"--clock-speed must be above 0 and at most 1000000, got {args.clock_speed}")
     from simulation_assets.target.server import serve, sub_apps
 
     mounts = ", ".join(sorted(sub_apps()))
     console.print(f"Serving reference apps ({mounts}) on http://{args.host}:{args.port}  (Ctrl+C stops)")
-    serve(args.host, args.port)
+    serve(args.host, args.port, args.clock_speed)
     return 0

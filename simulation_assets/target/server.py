@@ -111,6 +111,17 @@ class LocalTarget:
             self._thread.join(timeout=10)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the composed reference apps on ``host:port`` until interrupted."""
-    uvicorn.run(build_app(), host=host, port=port, log_level="info", access_log=False, timeout_keep_alive=30)
+def serve(host: str = "127.0.0.1", port: int = 8000, clock_speed: float = 1.0) -> None:
+    """Serve the composed reference apps on ``host:port`` until interrupted.
+
+    ``clock_speed`` makes the PropIQ API's simulated clock run that many times faster than real time.
+    """
+    apps = sub_apps()
+    if "/" in apps and clock_speed != 1.0:
+        from simulation_assets.core.power_users.target_rules import TargetRules
+        from simulation_assets.target.propiq import create_app
+
+        apps["/"] = lambda: create_app(TargetRules(clock_speed=clock_speed))
+    uvicorn.run(
+        build_app(apps), host=host, port=port, log_level="info", access_log=False, timeout_keep_alive=30
+    )

@@ -144,3 +144,22 @@ def test_reference_target_refuses_to_start_with_a_live_key(monkeypatch):
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_abc")
     with pytest.raises(RuntimeError, match="live Stripe key"):
         create_app()
+
+
+def test_fast_clock_expires_tokens_in_real_seconds():
+    from simulation_assets.core.power_users.target_rules import TargetRules
+
+    # 3,600 simulated seconds per real second: the 60-minute token lasts one real second.
+    with (
+        LocalTarget(create_app(TargetRules(clock_speed=3600))) as target,
+        httpx.Client(base_url=target.base_url) as c,
+    ):
+        c.post("/sim/users/reset", json={"email": "t@simulated.propiq.test", "password": "pw", "tier": "pro"})
+        token = c.post("/auth/login", json={"email": "t@simulated.propiq.test", "password": "pw"}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        assert c.get("/api/v1/account", headers=headers).status_code == 200
+        import time
+
+        time.sleep(1.2)
+        expired = c.get("/api/v1/account", headers=headers)
+        assert expired.status_code == 401 and expired.json()["error"] == "token_expired"

@@ -21,6 +21,12 @@ class TargetRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    clock_speed: float = Field(
+        default=1.0,
+        gt=0,
+        le=1_000_000,
+        description="simulated seconds per real second (60: a minute a second)",
+    )
     # Seed "Authentication": JWT expires after 60 minutes, session after 30 idle minutes.
     token_minutes: float = Field(default=60, gt=0)
     session_timeout_minutes: float = Field(default=30, gt=0)

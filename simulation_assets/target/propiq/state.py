@@ -66,7 +66,7 @@ class TargetState:
 
     def now(self, user: User) -> float:
         """Return the user's simulated time in minutes."""
-        return (time.monotonic() - self._started) / 60.0 + user.clock_offset
+        return (time.monotonic() - self._started) * self.rules.clock_speed / 60.0 + user.clock_offset
 
     def period(self, user: User) -> int:
         """Return the index of the user's current usage month."""
