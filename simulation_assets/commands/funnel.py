@@ -175,7 +175,7 @@ def simulate(
     with progress() as bar:
         task = bar.add_task(
             f"funnel: {days} daily cohorts of {cfg.impressions_per_day:,} impressions",
-            total=3,
+            total=2,
             visible=not quiet,
         )
         materialize_range(
@@ -187,15 +187,7 @@ def simulate(
         )
         bar.advance(task)
         dg.materialize(
-            [assets["funnel_transition_rates"], assets["funnel_forecast"]],
-            resources=resources,
-            instance=instance,
-            run_config=QUIET_RUN_CONFIG,
-            raise_on_error=True,
-        )
-        bar.advance(task)
-        dg.materialize(
-            [assets["funnel_models"]],
+            [assets["funnel_transition_rates"], assets["funnel_forecast"], assets["funnel_models"]],
             resources=resources,
             instance=instance,
             run_config=QUIET_RUN_CONFIG,

@@ -38,9 +38,9 @@ def test_cli_writes_forecast_events_rates_and_models(tmp_path) -> None:
         [
             "funnel",
             "--impressions",
-            "150000",
+            "100000",
             "--days",
-            "2",
+            "1",
             "--replicates",
             "2000",
             "--seed",
@@ -54,7 +54,7 @@ def test_cli_writes_forecast_events_rates_and_models(tmp_path) -> None:
     assert code == 0
     forecast = json.loads((out / "forecast.json").read_text())
     assert set(TEMPLATE_KEYS) <= set(forecast)
-    assert forecast["replicates"] == 2000 and forecast["impressions"] == 150000
+    assert forecast["replicates"] == 2000 and forecast["impressions"] == 100000
     assert {"mean", "p5", "p50", "p95"} == set(forecast["percentiles"]["purchasers"])
     assert forecast["rates_source"] == "configured" and forecast["rates"]["p_purchase"] == 0.12
     assert set(TEMPLATE_KEYS) <= set(forecast["learned_rates_forecast"])

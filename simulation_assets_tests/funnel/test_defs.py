@@ -10,7 +10,7 @@ from simulation_assets.sinks.meta_capi import MetaCapiSink
 
 
 def test_cohort_rates_forecast_models_and_capi_materialize_with_passing_checks() -> None:
-    defs = build_defs("2026-04-01", "2026-04-05")
+    defs = build_defs("2026-04-01", "2026-04-04")
     assets = {a.key.to_user_string(): a for a in defs.assets}  # type: ignore[union-attr]
     settings = FunnelSettings(seed=5, impressions_per_day=500_000, replicates=2_000, first_day="2026-04-01")
     resources = {"funnel_settings": settings, "store": LocalParquetStore(), "funnel_capi": MetaCapiSink()}
@@ -21,7 +21,7 @@ def test_cohort_rates_forecast_models_and_capi_materialize_with_passing_checks()
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": "2026-04-01",
-            "dagster/asset_partition_range_end": "2026-04-04",
+            "dagster/asset_partition_range_end": "2026-04-03",
         },
     )
     learned = dg.materialize(
