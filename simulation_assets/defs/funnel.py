@@ -124,10 +124,11 @@ def _funnel_plot(
         ).T
     ax.barh(names[::-1], values[::-1], xerr=None if err is None else err[:, ::-1], color="#4c72b0", capsize=3)
     ax.set_xscale("log")
+    ax.set_xlim(left=max(float(values.min()) / 5, 0.3))
     ax.set_xlabel("users (log scale)")
     ax.set_title(title, fontsize=9)
     for i, v in enumerate(values[::-1]):
-        ax.text(v, i, f" {v:,.0f}", va="center", fontsize=7)
+        ax.text(v * 0.92, i, f"{v:,.0f}", va="center", ha="right", fontsize=7, color="white")
     fig.tight_layout()
     return figure_markdown(fig, title)
 
