@@ -148,6 +148,13 @@ class Http1Transport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on an idle or new connection and return the complete response."""
+        try:
+            return await self._send(request)
+        except httpx.TransportError as exc:
+            exc.request = request
+            raise
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
