@@ -71,6 +71,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         + ")",
     )
     p.add_argument(
+        "--rates",
+        default="",
+        metavar="JSON|FILE",
+        help='transition rates as JSON (inline or a .json/.yaml file), e.g. \'{"ctr": 0.03, "p_cta": 0.25}\'',
+    )
+    for name in TransitionRates.model_fields:
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"rate_{name}",
+            type=float,
+            default=None,
+            metavar="P",
+            help=argparse.SUPPRESS,
+        )
+    p.add_argument(
         "--config", default="", help="YAML file with CohortConfig overrides (rates, churn, hazard, ...)"
     )
     p.add_argument(
@@ -79,9 +94,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def parse_rates(pairs: list[str]) -> dict[str, float]:
-    """Return ``{name: probability}`` from ``NAME=P`` strings, validated against :class:`TransitionRates`."""
+def _rates_document(text: str) -> dict[str, object]:
+    """Return the mapping in ``--rates``: inline JSON or a JSON/YAML file."""
+    import yaml
+
+    path = Path(text)
+    try:
+        source = path.read_text() if path.suffix in (".json", ".yaml", ".yml") else text
+    except OSError as exc:
+        raise UsageError(f"--rates {text!r}: cannot read the file ({exc.strerror})") from None
+    try:
+        loaded = yaml.safe_load(source)  # JSON is YAML
+    except yaml.YAMLError:
+        loaded = None
+    if not isinstance(loaded, dict):
+        raise UsageError(
+            f"--rates {text!r}: expected a mapping of rate names to probabilities, e.g. '{{\"ctr\": 0.02}}'"
+        )
+    return loaded
+
+
+def parse_rates(
+    pairs: list[str], document: str = "", flags: dict[str, float | None] | None = None
+) -> dict[str, float]:
+    """Return ``{name: probability}`` from ``--rates``, ``NAME=P`` strings and ``--NAME P`` flags (later wins).
+
+    Every name must be a :class:`TransitionRates` field and every value a probability in [0, 1].
+    """
     rates: dict[str, float] = {}
+    if document:
+        for name, value in _rates_document(document).items():
+            pairs = [f"{name}={value}", *pairs]
     for pair in pairs:
         name, sep, value = pair.partition("=")
         name = name.strip()
@@ -95,13 +138,16 @@ def parse_rates(pairs: list[str]) -> dict[str, float]:
             raise UsageError(
                 f"--rate {pair!r}: {value!r} is not a number (a probability between 0 and 1)"
             ) from None
+    for name, value in (flags or {}).items():
+        if value is not None:
+            rates[name] = value
     try:
         TransitionRates(**rates)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = err["loc"][0]
         raise UsageError(
-            f"--rate {field}={rates.get(str(field))}: rates are probabilities and must be between 0 and 1"
+            f"rate {field}={rates.get(str(field))} is invalid: rates are probabilities and must be between 0 and 1"
         ) from None
     return rates
 
@@ -122,7 +168,8 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, float], dt.date]:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.days > 366:
         raise UsageError(f"--days must be at most 366, got {args.days}")
-    rates = parse_rates(args.rate)
+    flags = {name: getattr(args, f"rate_{name}", None) for name in TransitionRates.model_fields}
+    rates = parse_rates(args.rate, args.rates, flags)
     start = iso_date("--start", args.start)
     if args.config and not Path(args.config).is_file():
         raise UsageError(f"--config {args.config!r}: file not found")

@@ -19,6 +19,8 @@ from simulation_assets.core.funnel.schema import validate_frame
         (["--impressions", "1000", "--rate", "p_purchase=1.5"], "between 0 and 1"),
         (["--impressions", "1000", "--rate", "ctr=-0.1"], "between 0 and 1"),
         (["--impressions", "1000", "--rate", "p_bogus=0.1"], "NAME one of"),
+        (["--impressions", "1000", "--p-cta", "1.5"], "p_cta=1.5 is invalid"),
+        (["--impressions", "1000", "--rates", '{"p_login": 2}'], "p_login=2.0 is invalid"),
         (["--impressions", "1000", "--replicates", "0"], "--replicates must be a positive integer"),
         (["--impressions", "1000", "--days", "0"], "--days must be a positive integer"),
     ],
