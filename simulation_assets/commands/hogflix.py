@@ -29,6 +29,7 @@ from simulation_assets.defs.partitions import DEFAULT_START_DATE
 DEMO_ORDER = 10
 TRAFFIC_ASSETS = ("hogflix_sessions", "hogflix_events", "hogflix_app_rows", "hogflix_flixbuddy_conversations")
 DAILY_TRAFFIC_ASSETS = ("hogflix_traffic_daily", "hogflix_churn_cleanup")
+# Days of traffic (the most recent) recorded in the Dagster instance the UI reads; $HOGFLIX_RECORDED_TRAFFIC_DAYS.
 RECORDED_TRAFFIC_DAYS = 1
 
 
@@ -140,8 +141,12 @@ def simulate(
             # Recording a window in the SQLite instance costs ~0.1 s per asset (48 windows a day, 4 assets):
             # older days run on an in-memory instance, the most recent RECORDED_TRAFFIC_DAYS are recorded.
             scratch = dg.DagsterInstance.ephemeral()
-            older, recent = traffic_keys[:-RECORDED_TRAFFIC_DAYS], traffic_keys[-RECORDED_TRAFFIC_DAYS:]
+            recorded = int(os.environ.get("HOGFLIX_RECORDED_TRAFFIC_DAYS", RECORDED_TRAFFIC_DAYS))
+            split = max(0, len(traffic_keys) - recorded)
+            older, recent = traffic_keys[:split], traffic_keys[split:]
             for where, span in ((scratch, older), (instance, recent)):
+                if not span:
+                    continue
                 for part in chunks(span, max(1, math.ceil(len(span) / 10))):
                     materialize_range(traffic, resources, f"{part[0]}-00:00", f"{part[-1]}-23:30", where)
                     bar.advance(ttask, len(part))

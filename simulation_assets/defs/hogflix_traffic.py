@@ -86,6 +86,11 @@ def half_hourly(start_date: str, end_date: str | None = None) -> dg.TimeWindowPa
 # --------------------------------------------------------------------------- reading upstream data
 
 
+# Persona days computed (not read) in this process, by (scenario, date): the same deterministic
+# table, so the four half-hourly assets of a run do not each replay the lifecycle.
+_COMPUTED_PERSONAS: dict[tuple[str, dt.date], pl.DataFrame] = {}
+
+
 class TrafficReader:
     """Reads (or, when absent, recomputes) persona days, sessions and events for a range of windows.
 
@@ -110,12 +115,18 @@ class TrafficReader:
         if date < dt.date.fromisoformat(self.settings.start_date):
             return None
         dataset = self.settings.dataset("personas")
+        cache_key = (self.settings.scenario(), date)
         if self.store.exists(dataset, date.isoformat()):
             frame = self.store.read(dataset, date.isoformat())
+        elif cache_key in _COMPUTED_PERSONAS:
+            frame = _COMPUTED_PERSONAS[cache_key]
         else:
             day = day_number(date)
             state = load_state_before(self.settings, self.store, day)
             frame = to_frame(step_day(state, day, self.settings.lifecycle(), self.settings.seed))
+            if len(_COMPUTED_PERSONAS) >= 8:
+                _COMPUTED_PERSONAS.pop(next(iter(_COMPUTED_PERSONAS)))
+            _COMPUTED_PERSONAS[cache_key] = frame
         self._personas[date] = frame
         return frame
 
