@@ -133,8 +133,11 @@ def hex_ids(gen: np.random.Generator, n: int, prefix: str, nbytes: int = 12) -> 
 
 def _null_unless(keep: np.ndarray, values: pl.Series) -> pl.Series:
     """Return ``values`` where ``keep`` is true and null elsewhere."""
-    return values.zip_with(
-        pl.Series(keep, dtype=pl.Boolean), pl.Series([None] * len(values), dtype=values.dtype)
+    return (
+        values.to_frame("v")
+        .select(pl.when(pl.lit(pl.Series(keep, dtype=pl.Boolean))).then(pl.col("v")))
+        .to_series()
+        .rename(values.name)
     )
 
 
@@ -144,27 +147,37 @@ def _lognormal_ms(
     return np.maximum(1, median_ms * np.exp(sigma * gen.standard_normal(n) + shift)).astype(np.int64)
 
 
+def _labels(choices: tuple[str, ...], index: np.ndarray) -> pl.Series:
+    """Return ``choices[index]`` as a string Series (no per-row Python, no numpy unicode)."""
+    return pl.Series(list(choices), dtype=pl.String).gather(np.asarray(index, dtype=np.int64))
+
+
 def _pick(
     gen: np.random.Generator, choices: tuple[str, ...], p: tuple[float, ...] | None, n: int
-) -> np.ndarray:
-    return np.asarray(choices)[gen.choice(len(choices), size=n, p=p)]
+) -> pl.Series:
+    return _labels(choices, gen.choice(len(choices), size=n, p=p))
 
 
-def _bucket_duration(seconds: np.ndarray) -> np.ndarray:
-    edges = np.array([10, 30, 60])
-    labels = np.array(["0-10s", "10-30s", "30-60s", "60s+"])
-    return labels[np.searchsorted(edges, seconds, side="right")]
+def _sel(values: pl.Series | np.ndarray, mask: np.ndarray) -> pl.Series | np.ndarray:
+    """Return the rows of ``values`` (numpy or polars) where ``mask`` is true."""
+    if isinstance(values, pl.Series):
+        return values.filter(pl.Series(mask, dtype=pl.Boolean))
+    return values[mask]
 
 
-def _bucket_size(nbytes: np.ndarray) -> np.ndarray:
-    mb = nbytes / 1e6
-    labels = np.array(["0-50mb", "50-150mb", "150-500mb", "500mb+"])
-    return labels[np.searchsorted(np.array([50, 150, 500]), mb, side="right")]
+def _bucket_duration(seconds: np.ndarray) -> pl.Series:
+    return _labels(
+        ("0-10s", "10-30s", "30-60s", "60s+"), np.searchsorted([10, 30, 60], seconds, side="right")
+    )
 
 
-def _latency_bucket(ms: np.ndarray) -> np.ndarray:
-    labels = np.array(["<30s", "30-120s", ">120s"])
-    return labels[np.searchsorted(np.array([30_000, 120_000]), ms, side="right")]
+def _bucket_size(nbytes: np.ndarray) -> pl.Series:
+    index = np.searchsorted([50, 150, 500], nbytes / 1e6, side="right")
+    return _labels(("0-50mb", "50-150mb", "150-500mb", "500mb+"), index)
+
+
+def _latency_bucket(ms: np.ndarray) -> pl.Series:
+    return _labels(("<30s", "30-120s", ">120s"), np.searchsorted([30_000, 120_000], ms, side="right"))
 
 
 def cohort_seed_keys(day: dt.date) -> tuple[object, ...]:
@@ -207,21 +220,23 @@ def simulate_cohort_events(
             "user": idx,
             "anon_id": anon,
             "usr_id": usr,
-            "experiment_variant": np.where(gen.random(n) < 0.5, "control", "treatment"),
-            "utm_source": np.where(is_meta, "facebook", "google"),
-            "ad_platform": np.where(is_meta, "meta", "google"),
-            "utm_campaign": np.asarray(_CAMPAIGNS)[camp],
+            "experiment_variant": _labels(("control", "treatment"), (gen.random(n) < 0.5).astype(np.int64)),
+            "utm_source": _labels(("google", "facebook"), is_meta.astype(np.int64)),
+            "ad_platform": _labels(("google", "meta"), is_meta.astype(np.int64)),
+            "utm_campaign": _labels(_CAMPAIGNS, camp),
             "utm_adset": "adset_" + pl.Series(adset).cast(pl.String).str.pad_start(2, "0"),
             "utm_content": "cr_" + pl.Series(ad).cast(pl.String).str.pad_start(3, "0"),
             "campaign_id": pl.Series(camp + 120_200_000).cast(pl.String),
             "adset_id": pl.Series(adset + 230_400_000).cast(pl.String),
             "ad_id": pl.Series(ad + 340_600_000).cast(pl.String),
             "creative_id": "cr_" + pl.Series(ad).cast(pl.String).str.pad_start(3, "0"),
-            "ad_angle": np.asarray(_ANGLES)[ad % len(_ANGLES)],
+            "ad_angle": _labels(_ANGLES, ad % len(_ANGLES)),
             "fbclid": _null_unless(is_meta, "IwAR" + click_ids),
             "gclid": _null_unless(~is_meta, "Cj0K" + click_ids),
-            "referrer": np.where(is_meta, "https://l.facebook.com/", "https://www.google.com/"),
-            "landing_variant": np.where(gen.random(n) < 0.5, "hero_v3", "hero_v4"),
+            "referrer": _labels(
+                ("https://www.google.com/", "https://l.facebook.com/"), is_meta.astype(np.int64)
+            ),
+            "landing_variant": _labels(("hero_v4", "hero_v3"), (gen.random(n) < 0.5).astype(np.int64)),
             "device": _pick(gen, _DEVICES, _DEVICE_P, n),
             "geo": _pick(gen, _GEOS, _GEO_P, n),
             "device_network_type": _pick(gen, _NETWORKS, None, n),
@@ -293,7 +308,7 @@ def simulate_cohort_events(
         (t_land + (dwell * gen.uniform(0.1, 0.9, n)).astype(np.int64))[faq],
         sess0.filter(faq),
         page_path="/",
-        faq_topic=_pick(gen, _FAQ_TOPICS, None, n)[faq],
+        faq_topic=_sel(_pick(gen, _FAQ_TOPICS, None, n), faq),
     )
     B.add(
         "cta_click",
@@ -573,26 +588,27 @@ def simulate_cohort_events(
 def _job_attributes(gen: np.random.Generator, nj: int) -> dict[str, np.ndarray]:
     """Return the content attributes of ``nj`` jobs (section 2C and 9B)."""
     duration = np.round(gen.gamma(2.0, 12.0, nj) + 2, 1)
-    res = _pick(gen, _RESOLUTIONS, _RESOLUTION_P, nj)
-    rate = np.select([res == "720p", res == "1080p"], [0.6e6, 1.5e6], 5e6)  # bytes per second of video
+    res = gen.choice(len(_RESOLUTIONS), size=nj, p=_RESOLUTION_P)
+    rate = np.array([0.6e6, 1.5e6, 5e6])[res]  # bytes per second of video
     video_bytes = (duration * rate * gen.uniform(0.7, 1.3, nj)).astype(np.int64)
-    platform = _pick(gen, _PLATFORMS, _PLATFORM_P, nj)
+    platform = gen.choice(len(_PLATFORMS), size=nj, p=_PLATFORM_P)
+    unknown = platform == _PLATFORMS.index("unknown")
     return {
-        "mode": np.where(gen.random(nj) < 0.6, "inpaint", "crop"),
-        "detected_platform": platform,
+        "mode": _labels(("crop", "inpaint"), (gen.random(nj) < 0.6).astype(np.int64)),
+        "detected_platform": _labels(_PLATFORMS, platform),
         "watermark_confidence": np.round(
-            np.where(platform == "unknown", gen.uniform(0.3, 0.7, nj), gen.uniform(0.75, 0.99, nj)), 3
+            np.where(unknown, gen.uniform(0.3, 0.7, nj), gen.uniform(0.75, 0.99, nj)), 3
         ),
         "watermark_position": _pick(gen, _POSITIONS, (0.3, 0.5, 0.1, 0.1), nj),
         "video_bytes": video_bytes,
         "duration_seconds": duration,
-        "resolution": np.select([res == "720p", res == "1080p"], ["1280x720", "1920x1080"], "3840x2160"),
-        "resolution_bucket": res,
+        "resolution": _labels(("1280x720", "1920x1080", "3840x2160"), res),
+        "resolution_bucket": _labels(_RESOLUTIONS, res),
         "video_duration_bucket": _bucket_duration(duration),
         "file_size_bucket": _bucket_size(video_bytes),
         "audio_present": gen.random(nj) < 0.8,
-        "job_id": hex_ids(gen, nj, "job_").to_numpy().astype("U"),
-        "upload_id": hex_ids(gen, nj, "upl_").to_numpy().astype("U"),
+        "job_id": hex_ids(gen, nj, "job_"),
+        "upload_id": hex_ids(gen, nj, "upl_"),
     }
 
 
@@ -610,9 +626,10 @@ def _job_timeline(
     jobs["queue_wait_ms"] = _lognormal_ms(gen, 8 * SECOND, 0.7, nj)
     jobs["status_poll_count"] = 1 + proc // 5000
     jobs["retry_count"] = np.where(jobs["success"], 0, gen.integers(0, 3, nj))
-    reason = _pick(gen, _FAILURES, _FAILURE_P, nj)
-    jobs["failure_reason"] = np.where(jobs["success"], "", reason)
-    jobs["error_code"] = np.where(jobs["success"], "", np.char.add("E_", np.char.upper(reason)))
+    reason = gen.choice(len(_FAILURES), size=nj, p=_FAILURE_P)
+    failed = ~jobs["success"]
+    jobs["failure_reason"] = _null_unless(failed, _labels(_FAILURES, reason))
+    jobs["error_code"] = _null_unless(failed, _labels(tuple("E_" + r.upper() for r in _FAILURES), reason))
     jobs["support"] = (~jobs["success"]) & (gen.random(nj) < config.support_rate_per_failure)
     upload_ms = (jobs["video_bytes"] / 2e6 * 1000).astype(np.int64) + 500
     t: dict[str, np.ndarray] = {"upload_started": jobs["t0"]}
@@ -694,9 +711,9 @@ def _emit_jobs(
         processing_time_ms=jobs["processing_time_ms"],
         success_bool=ok,
         success=ok,
-        failure_reason=_null_unless(~ok, pl.Series(jobs["failure_reason"])),
-        failure_reason_code=_null_unless(~ok, pl.Series(jobs["failure_reason"])),
-        error_code=_null_unless(~ok, pl.Series(jobs["error_code"])),
+        failure_reason=jobs["failure_reason"],
+        failure_reason_code=jobs["failure_reason"],
+        error_code=jobs["error_code"],
         queue_wait_ms=jobs["queue_wait_ms"],
         retry_count=jobs["retry_count"],
         status_poll_count=jobs["status_poll_count"],
@@ -704,9 +721,7 @@ def _emit_jobs(
     )
 
     def sub(mask: np.ndarray, values: dict[str, object]) -> dict[str, object]:
-        return {
-            k: (v.filter(pl.Series(mask)) if isinstance(v, pl.Series) else v[mask]) for k, v in values.items()
-        }
+        return {k: _sel(v, mask) for k, v in values.items()}  # type: ignore[arg-type]
 
     fmask = pl.Series(~ok)
     okm = pl.Series(ok)
@@ -718,8 +733,8 @@ def _emit_jobs(
         user[ok],
         t["outcome"][ok] + 5,
         sess.filter(okm),
-        job_id=jobs["job_id"][ok],
-        latency_bucket=lat[ok],
+        job_id=_sel(jobs["job_id"], ok),
+        latency_bucket=_sel(lat, ok),
         processing_time_ms=jobs["processing_time_ms"][ok],
     )
     if returning:
@@ -728,7 +743,7 @@ def _emit_jobs(
             user[ok],
             t["outcome"][ok] + 10,
             sess.filter(okm),
-            job_id=jobs["job_id"][ok],
+            job_id=_sel(jobs["job_id"], ok),
         )
     notify = ok & (gen.random(nj) < 0.9)
     B.add(
@@ -736,7 +751,7 @@ def _emit_jobs(
         user[notify],
         t["outcome"][notify] + SECOND,
         sess.filter(pl.Series(notify)),
-        job_id=jobs["job_id"][notify],
+        job_id=_sel(jobs["job_id"], notify),
     )
     clicked = notify & (gen.random(nj) < config.notification_click_rate) & ~jobs["download"]
     B.add(
@@ -744,7 +759,7 @@ def _emit_jobs(
         user[clicked],
         t["outcome"][clicked] + 10 * MINUTE,
         sess.filter(pl.Series(clicked)),
-        job_id=jobs["job_id"][clicked],
+        job_id=_sel(jobs["job_id"], clicked),
     )
     # failures: refund, an error toast, reason-specific reliability events, sometimes a ticket
     fu, ft, fs = user[~ok], t["outcome"][~ok], sess.filter(fmask)
@@ -754,24 +769,36 @@ def _emit_jobs(
         fu,
         ft + SECOND,
         fs,
-        job_id=jobs["job_id"][~ok],
+        job_id=_sel(jobs["job_id"], ~ok),
         credits_before=after,
         credits_after=after + 1,
     )
-    code = pl.Series(jobs["error_code"][~ok], dtype=pl.String)
+    code = _sel(jobs["error_code"], ~ok)
     B.add(
-        "error_shown", fu, ft + 2 * SECOND, fs, page_path="/app", error_code=code, job_id=jobs["job_id"][~ok]
+        "error_shown",
+        fu,
+        ft + 2 * SECOND,
+        fs,
+        page_path="/app",
+        error_code=code,
+        job_id=_sel(jobs["job_id"], ~ok),
     )
-    reason = jobs["failure_reason"][~ok]
-    to = reason == "timeout"
-    B.add("job_timeout", fu[to], ft[to] - 10, fs.filter(pl.Series(to)), job_id=jobs["job_id"][~ok][to])
-    st = reason == "storage_error"
+    reason = _sel(jobs["failure_reason"], ~ok)
+    to = (reason == "timeout").to_numpy()
+    B.add(
+        "job_timeout",
+        fu[to],
+        ft[to] - 10,
+        fs.filter(pl.Series(to)),
+        job_id=_sel(_sel(jobs["job_id"], ~ok), to),
+    )
+    st = (reason == "storage_error").to_numpy()
     B.add(
         "storage_error",
         fu[st],
         ft[st] - 10,
         fs.filter(pl.Series(st)),
-        job_id=jobs["job_id"][~ok][st],
+        job_id=_sel(_sel(jobs["job_id"], ~ok), st),
         error_code=code.filter(pl.Series(st)),
     )
     B.add(
@@ -788,8 +815,8 @@ def _emit_jobs(
         fu[sup],
         ft[sup] + 15 * MINUTE,
         fs.filter(pl.Series(sup)),
-        ticket_reason=pl.Series(reason[sup]),
-        job_id=jobs["job_id"][~ok][sup],
+        ticket_reason=_sel(reason, sup),
+        job_id=_sel(_sel(jobs["job_id"], ~ok), sup),
     )
     # success: download (the aha moment the first time), share, low-credit warning
     dl = jobs["download"]
@@ -800,14 +827,14 @@ def _emit_jobs(
         t["download"][dl],
         sess.filter(dls),
         page_path="/app",
-        job_id=jobs["job_id"][dl],
+        job_id=_sel(jobs["job_id"], dl),
     )
     B.add(
         "download_completed",
         user[dl],
         t["download"][dl] + gen.integers(SECOND, 4 * SECOND, nj)[dl],
         sess.filter(dls),
-        job_id=jobs["job_id"][dl],
+        job_id=_sel(jobs["job_id"], dl),
     )
     share = dl & (gen.random(nj) < config.share_rate)
     B.add(
@@ -815,7 +842,7 @@ def _emit_jobs(
         user[share],
         t["download"][share] + 10 * SECOND,
         sess.filter(pl.Series(share)),
-        job_id=jobs["job_id"][share],
+        job_id=_sel(jobs["job_id"], share),
     )
     low = ok & (jobs["credits_after"] <= 1)
     B.add(
