@@ -163,7 +163,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         if ticker is not None:
-            ticker.stop()
+            ticker.stop(timeout=5.0)
 
     return Starlette(
         routes=[

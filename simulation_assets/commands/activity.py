@@ -249,7 +249,7 @@ def serve_dashboard(
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
-        ticker.stop()
+        ticker.stop(timeout=15.0)  # let a tick in progress finish, so its Dagster run is not left running
 
 
 def run(args: argparse.Namespace) -> int:

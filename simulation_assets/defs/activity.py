@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +19,7 @@ GROUP = "activity"
 DB_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 TICK_TAG = "activity/tick"
 SIMULATION_TAG = "activity/simulation"
+STALE_RUN_SECONDS = 600  # a tick run takes seconds; one "running" for 10 minutes was cut off
 MAX_LOGGED_EVENTS = 40  # per tick; the rest are summarised in one line
 _IN_FLIGHT = {
     dg.DagsterRunStatus.QUEUED,
@@ -322,14 +324,24 @@ def next_tick_request(instance: dg.DagsterInstance, store: ActivityStore) -> dg.
     """Return the run request for the store's next tick, or a skip while that tick is still running.
 
     The run key is ``activity-<simulation>-tick-<n>``; after a failed attempt the key gets a
-    ``-retry-<k>`` suffix, which is safe because the store applies a tick number at most once.
+    ``-retry-<k>`` suffix, which is safe because the store applies a tick number at most once. A run
+    left "in flight" for more than ``STALE_RUN_SECONDS`` (its process was killed) counts as failed.
     """
     simulation = store.simulation_id()
     tick = store.last_tick() + 1
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={SIMULATION_TAG: simulation, TICK_TAG: str(tick)}))
-    if any(run.status in _IN_FLIGHT for run in runs):
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={SIMULATION_TAG: simulation, TICK_TAG: str(tick)})
+    )
+    now = time.time()
+    # A run "in flight" for longer than this was cut off (its process died): treat it as failed.
+    stale = [
+        r
+        for r in records
+        if r.dagster_run.status in _IN_FLIGHT and now - r.create_timestamp.timestamp() > STALE_RUN_SECONDS
+    ]
+    if any(r.dagster_run.status in _IN_FLIGHT for r in records if r not in stale):
         return dg.SkipReason(f"tick {tick} is still running")
-    failed = sum(run.status in _FAILED for run in runs)
+    failed = sum(r.dagster_run.status in _FAILED for r in records) + len(stale)
     run_key = f"activity-{simulation}-tick-{tick}" + (f"-retry-{failed}" if failed else "")
     return dg.RunRequest(
         run_key=run_key,

@@ -12,22 +12,22 @@ from simulation_assets.cli import main
 
 def test_fast_forward_ticks_export_tables_and_continue_the_same_simulation(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["activity", "--ticks", "6", "--seed", "3", "--output", str(out)]) == 0
+    assert main(["activity", "--ticks", "4", "--seed", "3", "--output", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["first_tick"], summary["last_tick"], summary["ticks"]) == (1, 6, 6)
+    assert (summary["first_tick"], summary["last_tick"], summary["ticks"]) == (1, 4, 4)
     log = pl.read_parquet(out / "tick_log.parquet")
-    assert log["tick"].to_list() == list(range(7))
-    assert log["applied_at"].diff().drop_nulls().dt.total_seconds().to_list()[1:] == [30.0] * 5
+    assert log["tick"].to_list() == list(range(5))
+    assert log["applied_at"].diff().drop_nulls().dt.total_seconds().to_list()[1:] == [30.0] * 3
     customers = pl.read_parquet(out / "customers.parquet")
     assert summary["customers"] == customers.height >= 12
     assert summary["api_calls"] == int(log["api_calls"].sum()) > 0
     interventions = pl.read_parquet(out / "interventions.parquet")
     assert summary["interventions_opened"] == interventions.height > 0
-    assert pl.read_parquet(out / "monitor_checks.parquet")["tick"].to_list() == list(range(1, 7))
-    assert "Activity: ticks 1-6" in capsys.readouterr().out
+    assert pl.read_parquet(out / "monitor_checks.parquet")["tick"].to_list() == list(range(1, 5))
+    assert "Activity: ticks 1-4" in capsys.readouterr().out
 
     assert main(["activity", "--ticks", "1", "--seed", "3", "--output", str(out)]) == 0
-    assert json.loads((out / "summary.json").read_text())["first_tick"] == 7
+    assert json.loads((out / "summary.json").read_text())["first_tick"] == 5
 
 
 @pytest.mark.parametrize(

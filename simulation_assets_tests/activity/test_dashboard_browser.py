@@ -55,7 +55,7 @@ def dashboard(tmp_path):  # noqa: ANN201
     finally:
         proc.terminate()
         try:
-            proc.wait(15)
+            proc.wait(8)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
@@ -74,7 +74,7 @@ def test_dashboard_shows_ticks_customers_and_interventions_and_runs_a_monitor_ch
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(dashboard)
             page.wait_for_function(
-                "Number(document.querySelector('[data-testid=tick]').textContent) >= 3", timeout=60_000
+                "Number(document.querySelector('[data-testid=tick]').textContent) >= 2", timeout=60_000
             )
             seen = page.evaluate(
                 """() => ({

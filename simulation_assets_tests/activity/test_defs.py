@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+import simulation_assets.defs.activity as activity_defs
 from simulation_assets.defs.activity import (
     SIMULATION_TAG,
     TICK_TAG,
@@ -67,7 +68,7 @@ def test_a_fast_forward_run_applies_several_ticks_with_a_monitor_check_after_eac
     assert store.monitor_checks()["tick"].to_list() == [1, 2, 3, 4]
 
 
-def test_the_sensor_keys_runs_by_simulation_and_tick_and_retries_a_failed_tick(wiring):
+def test_the_sensor_keys_runs_by_simulation_and_tick_and_retries_a_failed_tick(wiring, monkeypatch):
     defs, store, resources, instance = wiring
     sensor = next(s for s in defs.sensors if s.name == "activity_tick_every_30s")
     assert sensor.minimum_interval_seconds == 30
@@ -92,3 +93,17 @@ def test_the_sensor_keys_runs_by_simulation_and_tick_and_retries_a_failed_tick(w
         raise_on_error=False,
     )
     assert next_tick_request(instance, store).run_key == f"activity-{simulation}-tick-2-retry-1"
+
+    # A run still in flight for that tick: skip. Cut off long ago (its process died): retry it.
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    instance.add_run(
+        DagsterRun(
+            job_name="activity_tick_job",
+            status=DagsterRunStatus.STARTED,
+            tags={SIMULATION_TAG: simulation, TICK_TAG: "2"},
+        )
+    )
+    assert isinstance(next_tick_request(instance, store), dg.SkipReason)
+    monkeypatch.setattr(activity_defs, "STALE_RUN_SECONDS", -1)
+    assert next_tick_request(instance, store).run_key == f"activity-{simulation}-tick-2-retry-2"

@@ -72,8 +72,8 @@ def test_concurrent_tick_writers_apply_each_tick_exactly_once(tmp_path):
 def test_the_same_seed_gives_the_same_simulation_in_a_fresh_store(tmp_path):
     a = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "a.duckdb"))
     b = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "b.duckdb"))
-    _run(a, 8)
-    _run(b, 8)
+    _run(a, 5)
+    _run(b, 5)
     ta, tb = _tables(a), _tables(b)
     assert all(ta[name].equals(tb[name]) for name in ta)
     assert ta["interventions"].height > 0
