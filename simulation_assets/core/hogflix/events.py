@@ -328,15 +328,22 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
     # Page-view chain: $pageview_id and $prev_pageview_* as posthog-js's page-view manager sets them.
     is_pv = pl.col("code") == PAGEVIEW
     is_leave = pl.col("code") == PAGELEAVE
+    # Events are ordered by session then time and every session opens with a $pageview, so the page an
+    # event is on is the latest $pageview row at or before it, and the previous page the one before that.
+    rows = np.arange(code.size)
+    cur = np.maximum.accumulate(np.where(code == PAGEVIEW, rows, 0))
+    session_first = np.r_[0, np.flatnonzero(np.diff(e_sess)) + 1]
+    first_of_row = np.repeat(session_first, np.diff(np.r_[session_first, code.size]))
+    prev = np.r_[0, cur[:-1]]
+    prev_ok = pl.Series((prev >= first_of_row) & (rows > first_of_row))
+    cur_s, prev_s = pl.Series(cur), pl.Series(prev)
     ev = ev.with_columns(
-        pl.when(is_pv).then(pl.col("uuid")).forward_fill().over("session_id").alias("$pageview_id"),
-        pl.when(is_pv).then(pl.col("$pathname")).forward_fill().over("session_id").alias("_cur_path"),
-        pl.when(is_pv).then(pl.col("timestamp")).forward_fill().over("session_id").alias("_cur_ts"),
-        pl.when(is_pv).then(pl.col("$current_url")).forward_fill().over("session_id").alias("_cur_url"),
-    ).with_columns(
-        pl.col("_cur_path").shift(1).over("session_id").alias("_prev_path"),
-        pl.col("_cur_ts").shift(1).over("session_id").alias("_prev_ts"),
-        pl.col("_cur_url").shift(1).over("session_id").alias("_prev_url"),
+        pl.col("uuid").gather(cur_s).alias("$pageview_id"),
+        pl.col("$pathname").gather(cur_s).alias("_cur_path"),
+        pl.col("timestamp").gather(cur_s).alias("_cur_ts"),
+        pl.when(prev_ok).then(pl.col("$pathname").gather(prev_s)).alias("_prev_path"),
+        pl.when(prev_ok).then(pl.col("timestamp").gather(prev_s)).alias("_prev_ts"),
+        pl.when(prev_ok).then(pl.col("$current_url").gather(prev_s)).alias("_prev_url"),
     )
     scroll = hash_unit(seed, 22, persona, ts).round(2)
     first_pv = is_pv & pl.col("_prev_path").is_null()
