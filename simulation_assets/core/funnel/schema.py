@@ -117,10 +117,6 @@ def validate_event(event: dict[str, Any] | CanonicalEvent) -> CanonicalEvent:
         name = event.get("event") if isinstance(event, dict) else None
         raise EventValidationError(f"event {name!r}: field {where!r}: {first['msg']}") from None
     spec = TAXONOMY[parsed.event]
-    if spec.source != parsed.source and not (spec.source == "web" and parsed.source == "server"):
-        raise EventValidationError(
-            f"event {parsed.event!r}: source must be {spec.source!r}, got {parsed.source!r}"
-        )
     props = parsed.properties
     for prop in (*_globals(), *spec.required):
         if prop.name not in props:
