@@ -139,3 +139,13 @@ def test_churn_hazard_mean_is_near_the_templates_base_churn(cohort) -> None:
     assert 0.2 < float(np.mean(hazard)) < 0.35
     # an idle, failing first week means more churn: hazard rises with days since last job
     assert hazard.min() < 0.1 and hazard.max() > 0.6
+
+
+def test_nothing_happens_after_an_account_is_deleted(cohort) -> None:
+    ev = stitch(cohort.events)
+    deleted = ev.filter(pl.col("event") == "account_deleted").select(
+        "person_id", pl.col("timestamp").alias("gone")
+    )
+    assert deleted.height > 0
+    later = ev.join(deleted, on="person_id").filter(pl.col("timestamp") > pl.col("gone"))
+    assert later.height == 0

@@ -539,7 +539,8 @@ def simulate_cohort_events(
     _emit_jobs(B, gen, rj, rt, config, returning=True, session=r_sess)
 
     # --- account control (category G) for a few churned users ---
-    leaving = churned & logged & (gen.random(n) < config.deletion_rate_of_churned)
+    # buyers are left out so no billing event follows a deleted account
+    leaving = churned & logged & ~purchased & (gen.random(n) < config.deletion_rate_of_churned)
     t_leave = day7 + (gen.random(n) * 20 * DAY).astype(np.int64)
     leave_sess = hex_ids(gen, n, "sess_")
     export = leaving & (gen.random(n) < 0.3)
