@@ -6,9 +6,12 @@ duration with (a) this project's runner (httpx client on its HTTP/1.1 transport,
 (b) ``locust --headless`` with ``HttpUser`` (Locust's standard user class) and (c) with
 ``FastHttpUser``. Prints requests/s, error rate, p50/p95/p99 latency and client CPU per request
 (medians over the rounds), the ratios, and writes
-``benchmarks/results/power_users.json``.
+``benchmarks/results/power_users.json``. A second measurement runs the runner and each Locust
+class at the same time against the target ("same window"), which cancels the second-to-second
+load changes of a shared machine. The target runs on the last CPU and every client on the others
+(``--no-pin`` leaves placement to the scheduler).
 
-    .venv/bin/python benchmarks/power_users.py [--users 10] [--duration 8] [--rounds 3] [--path /api/v1/pricing]
+    .venv/bin/python benchmarks/power_users.py [--users 10] [--duration 8] [--rounds 3] [--path /api/v1/pricing] [--no-pin]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "power_users.json"
 LOCUST = Path(sys.executable).with_name("locust")
+CLIENT_CPUS: set[int] | None = None  # set by main(); Locust runs on the same CPUs as the runner
 
 LOCUSTFILE = """
 from locust import FastHttpUser, HttpUser, constant, task
@@ -62,13 +66,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_target(port: int) -> subprocess.Popen:
-    """Start ``simulate target serve`` on 127.0.0.1:``port`` and wait for /health."""
+def cpu_split(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """Return (target CPUs, client CPUs): the last CPU for the target, the others for the clients.
+
+    Every client then meets the same placement; left to the scheduler, a client and the target
+    were often packed onto one core on the reference machine, which halved one tool's rate and
+    not another's from one run to the next.
+    """
+    if not pin or not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
+def _pinned(cpus: set[int] | None):  # noqa: ANN202
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
+def start_target(port: int, cpus: set[int] | None = None) -> subprocess.Popen:
+    """Start ``simulate target serve`` on 127.0.0.1:``port`` (on ``cpus``) and wait for /health."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "simulation_assets.cli", "target", "serve", "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_pinned(cpus),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -135,6 +159,7 @@ def run_locust(base_url: str, users: int, duration: float, user_class: str, locu
             stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
             timeout=duration + 60,
+            preexec_fn=_pinned(CLIENT_CPUS),
         )
         with open(f"{prefix}_stats.csv", newline="") as fh:
             row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
@@ -154,36 +179,139 @@ def run_locust(base_url: str, users: int, duration: float, user_class: str, locu
     }
 
 
+def head_to_head(
+    base_url: str, users: int, duration: float, path: str, user_class: str, locustfile: Path
+) -> dict:
+    """Run this runner and Locust against the target at the same time; return both rates in that window.
+
+    On a shared machine the load from other processes changes from second to second; measured in the
+    same window, both clients meet the same conditions. Locust runs first (its start-up takes a few
+    seconds), the runner starts once every Locust user is spawned, and Locust's rate is read from its
+    per-second history over the runner's window.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp) / "h2h"
+        history = Path(f"{prefix}_stats_history.csv")
+        proc = subprocess.Popen(
+            [
+                str(LOCUST),
+                "-f",
+                str(locustfile),
+                user_class,
+                "--headless",
+                "-u",
+                str(users),
+                "-r",
+                str(users),
+                "-t",
+                f"{int(duration) + 8}s",
+                "-H",
+                base_url,
+                "--only-summary",
+                "--csv",
+                str(prefix),
+                "--csv-full-history",
+                "--loglevel",
+                "ERROR",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            preexec_fn=_pinned(CLIENT_CPUS),
+        )
+        try:
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                rows = _aggregated(history)
+                if any(int(r["User Count"]) == users for r in rows):
+                    break
+                time.sleep(0.2)
+            time.sleep(1.0)
+            start = time.time()
+            runner = run_runner(base_url, users, duration, path)
+            end = time.time()
+            proc.wait(timeout=duration + 60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        rows = [r for r in _aggregated(history) if start <= int(r["Timestamp"]) + 0.5 <= end]
+    if len(rows) < 2:
+        raise RuntimeError("Locust's history does not cover the runner's window; raise --duration")
+    first, last = rows[0], rows[-1]
+    seconds = int(last["Timestamp"]) - int(first["Timestamp"])
+    count = int(last["Total Request Count"]) - int(first["Total Request Count"])
+    failures = int(last["Total Failure Count"]) - int(first["Total Failure Count"])
+    return {
+        "runner_requests_per_second": runner["requests_per_second"],
+        "runner_error_rate": runner["error_rate"],
+        "locust_requests_per_second": count / seconds,
+        "locust_error_rate": failures / max(count, 1),
+        "window_seconds": seconds,
+    }
+
+
+def _aggregated(history: Path) -> list[dict]:
+    if not history.exists():
+        return []
+    with history.open(newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r.get("Name") == "Aggregated"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement (<= 60)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, medians reported (<= 7)")
     parser.add_argument("--path", default="/api/v1/pricing")
+    parser.add_argument("--no-pin", action="store_true", help="let the scheduler place target and clients")
     args = parser.parse_args()
     duration, rounds = min(args.duration, 60.0), min(max(args.rounds, 1), 7)
+    global CLIENT_CPUS
+    target_cpus, CLIENT_CPUS = cpu_split(not args.no_pin)
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    target = start_target(port)
-    tools = {"runner": [], "locust_httpuser": [], "locust_fasthttpuser": []}
+    target = start_target(port, target_cpus)
+    if CLIENT_CPUS:
+        os.sched_setaffinity(0, CLIENT_CPUS)
+    print(
+        f"target on CPUs {sorted(target_cpus) if target_cpus else 'any'}, clients on {sorted(CLIENT_CPUS or []) or 'any'}"
+    )
+    tools: dict[str, list[dict]] = {"runner": [], "locust_httpuser": [], "locust_fasthttpuser": []}
+    duels: dict[str, list[dict]] = {"httpuser": [], "fasthttpuser": []}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             locustfile = Path(tmp) / "locustfile.py"
             locustfile.write_text(LOCUSTFILE.format(path=args.path))
+            measure = {
+                "runner": lambda: run_runner(base_url, args.users, duration, args.path),
+                "locust_httpuser": lambda: run_locust(
+                    base_url, args.users, duration, "StandardUser", locustfile
+                ),
+                "locust_fasthttpuser": lambda: run_locust(
+                    base_url, args.users, duration, "FastUser", locustfile
+                ),
+            }
             for r in range(rounds):
-                tools["runner"].append(run_runner(base_url, args.users, duration, args.path))
-                tools["locust_httpuser"].append(
-                    run_locust(base_url, args.users, duration, "StandardUser", locustfile)
-                )
-                tools["locust_fasthttpuser"].append(
-                    run_locust(base_url, args.users, duration, "FastUser", locustfile)
-                )
+                # Alternate the order so no tool always runs first (warm-up) or last.
+                order = list(measure) if r % 2 == 0 else list(reversed(measure))
+                for name in order:
+                    tools[name].append(measure[name]())
                 for name, runs in tools.items():
                     m = runs[-1]
                     print(
                         f"round {r + 1} {name:<20} {m['requests_per_second']:>8.0f} req/s  "
                         f"errors {m['error_rate']:.2%}  p50 {m['p50_ms']:.1f} ms  p95 {m['p95_ms']:.1f} ms  "
                         f"p99 {m['p99_ms']:.1f} ms  client CPU {m['client_cpu_us_per_request']:.0f} us/req",
+                        flush=True,
+                    )
+            for r in range(rounds):
+                for label, user_class in (("httpuser", "StandardUser"), ("fasthttpuser", "FastUser")):
+                    h = head_to_head(base_url, args.users, duration, args.path, user_class, locustfile)
+                    duels[label].append(h)
+                    print(
+                        f"same window {r + 1} runner {h['runner_requests_per_second']:>8.0f} req/s vs Locust "
+                        f"{label} {h['locust_requests_per_second']:>8.0f} req/s "
+                        f"(errors {h['runner_error_rate']:.2%} / {h['locust_error_rate']:.2%})",
                         flush=True,
                     )
     finally:
@@ -205,13 +333,21 @@ def main() -> int:
             f"{name:<22}{m['requests_per_second']:>10.0f}{100 * m['error_rate']:>8.2f}"
             f"{m['p50_ms']:>9.1f}{m['p95_ms']:>9.1f}{m['p99_ms']:>9.1f}{m['client_cpu_us_per_request']:>12.0f}"
         )
+    for label, runs in duels.items():
+        ratios[f"same_window_runner_vs_locust_{label}"] = statistics.median(
+            h["runner_requests_per_second"] / h["locust_requests_per_second"] for h in runs
+        )
     print()
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x")
-    verdict = ratios["runner_vs_locust_httpuser"] >= 1.0 and (
-        median["runner"]["error_rate"] <= median["locust_httpuser"]["error_rate"]
-    )
-    print(f"target (>= 1x Locust HttpUser at equal or lower error rate): {'met' if verdict else 'NOT met'}")
+    verdict = {}
+    for label in ("httpuser", "fasthttpuser"):
+        verdict[label] = ratios[f"runner_vs_locust_{label}"] >= 1.0 and (
+            median["runner"]["error_rate"] <= median[f"locust_{label}"]["error_rate"]
+        )
+        print(
+            f"target >= 1x Locust {label} at equal or lower error rate: {'met' if verdict[label] else 'NOT met'}"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -221,8 +357,11 @@ def main() -> int:
                 "rounds": rounds,
                 "path": args.path,
                 "cpu_count": os.cpu_count(),
+                "target_cpus": sorted(target_cpus) if target_cpus else None,
+                "client_cpus": sorted(CLIENT_CPUS) if CLIENT_CPUS else None,
                 "median": median,
                 "rounds_detail": tools,
+                "same_window": duels,
                 "ratios": ratios,
                 "target_met": verdict,
             },
