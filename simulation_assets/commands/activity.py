@@ -252,6 +252,10 @@ def serve_dashboard(
         ticker.stop(timeout=15.0)  # let a tick in progress finish, so its Dagster run is not left running
 
 
+def _tick_range(first: int, last: int) -> str:
+    return f"tick {last}" if first == last else f"ticks {first}-{last}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Handle ``simulate activity``."""
     interval = _validate(args)
@@ -261,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     output = prepare_output(args.output)
     summary = simulate(args.ticks, interval, args.seed, output, reset=args.reset)
     console.print(
-        f"Activity: ticks {summary['first_tick']}-{summary['last_tick']} in {summary['seconds']} s; "
+        f"Activity: {_tick_range(summary['first_tick'], summary['last_tick'])} in {summary['seconds']} s; "
         f"{summary['customers']} customers, +{summary['api_calls']} API calls, {summary['error_spikes']} error spikes, "
         f"{summary['new_customers']} new customers; interventions {summary['interventions_open']} open, "
         f"{summary['interventions_closed']} closed"
