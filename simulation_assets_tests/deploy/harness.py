@@ -181,11 +181,14 @@ class Deployment:
         return next(iter(location.get_repositories().values()))
 
     def close(self) -> None:
-        for proc in (self.daemon, self.code_server):
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.kill()  # its state is in Postgres; nothing to flush
+            self.daemon.wait(10)
+        for proc in (self.code_server,):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
-                    proc.wait(20)
+                    proc.wait(10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
