@@ -351,7 +351,8 @@ def warehouse_dbt_models(
 ):
     """``dbt build`` (staging views, marts, data tests) against the environment's warehouse."""
     env = context.partition_key
-    with environment(warehouse_database.dbt_env(env)):
+    # cautious: a subset run skips tests whose other parents were not selected
+    with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
         yield from warehouse_dbt.cli(["build"], context=context).stream()
 
 

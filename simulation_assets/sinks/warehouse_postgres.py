@@ -35,7 +35,7 @@ def csv_bytes(batch) -> bytes:  # noqa: ANN001 (pyarrow Table or RecordBatch)
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in batch.columns]
     plain = pa.table(columns, names=batch.column_names)
     buf = io.BytesIO()
     pacsv.write_csv(plain, buf, pacsv.WriteOptions(include_header=False, batch_size=65_536))
@@ -50,6 +50,7 @@ class PostgresWarehouse:
     def __init__(self, dsn: str, connections: int = 3) -> None:
         self.dsn = dsn
         self.connections = max(1, int(connections))
+        self.last_timings: dict[str, float] = {}
 
     def describe(self) -> str:
         from psycopg.conninfo import conninfo_to_dict
@@ -102,9 +103,13 @@ class PostgresWarehouse:
                         raise FileNotFoundError(f"{name}: missing Parquet file {path}")
                     for group in range(pq.ParquetFile(path).num_row_groups):
                         units.append((name, path, group))
+            t0 = time.perf_counter()
             seconds = self._copy_all(units)
+            t1 = time.perf_counter()
             self._constraints(order)
+            t2 = time.perf_counter()
             self._swap(order)
+            self.last_timings = {"copy": t1 - t0, "constraints": t2 - t1, "swap": time.perf_counter() - t2}
         except BaseException:
             with self.connect() as conn:
                 conn.execute(f"DROP SCHEMA IF EXISTS {STAGING} CASCADE")
@@ -179,21 +184,25 @@ class PostgresWarehouse:
                 for t in order
             ]
         )
-        index, fks = [], []
+        index, fks, validate = [], [], []
         for t in order:
             for fk in schema.table(t).foreign_keys:
                 index.append(f"CREATE INDEX {t}_{fk.column}_idx ON {STAGING}.{t} ({fk.column})")
                 if fk.parent in loaded:
+                    name = f"{t}_{fk.column}_fkey"
                     fks.append(
-                        f"ALTER TABLE {STAGING}.{t} ADD CONSTRAINT {t}_{fk.column}_fkey FOREIGN KEY ({fk.column}) "
-                        f"REFERENCES {STAGING}.{fk.parent} ({fk.parent_column})"
+                        f"ALTER TABLE {STAGING}.{t} ADD CONSTRAINT {name} FOREIGN KEY ({fk.column}) "
+                        f"REFERENCES {STAGING}.{fk.parent} ({fk.parent_column}) NOT VALID"
                     )
+                    validate.append(f"ALTER TABLE {STAGING}.{t} VALIDATE CONSTRAINT {name}")
         self._parallel(index)
-        # one connection per child table: constraints on the same table would wait on each other's locks
-        by_table: dict[str, list[str]] = {}
-        for stmt in fks:
-            by_table.setdefault(stmt.split()[2], []).append(stmt)
-        self._parallel(["; ".join(group) for group in by_table.values()])
+        # Adding foreign keys locks parent and child against each other, so add them (unchecked, instant)
+        # on one connection; validating takes weaker locks, so the scans run in parallel.
+        if fks:
+            with self.connect() as conn:
+                for stmt in fks:
+                    conn.execute(stmt)
+        self._parallel(validate)
 
     def _swap(self, order: list[str]) -> None:
         """Move the staging tables into ``raw`` in one transaction (foreign keys to unloaded parents added here)."""

@@ -121,7 +121,7 @@ def distribution_checks(tables: list[str], cfg: WarehouseConfig, raw: str = "raw
     share("users_role_mix", "users", "role", cfg.users.roles)
     share("devices_status_mix", "devices", "status", cfg.devices.status)
     share("locations_type_mix", "locations", "location_type", cfg.locations.types)
-    share("campaigns_channel_mix", "marketing_campaigns", "channel", cfg.marketing.channels)
+    share("campaigns_channel_mix", "marketing_campaigns", "channel", cfg.marketing.channels, 0.025)
     s = cfg.subscriptions
     share("invoices_payment_success", "stripe_invoices", "CASE WHEN status = 'paid' THEN 'paid' ELSE 'unpaid' END",
           {"paid": s.payment_success, "unpaid": 1 - s.payment_success}, 0.01)  # fmt: skip
