@@ -24,6 +24,11 @@ from simulation_assets.commands.common import (
     progress,
     write_json,
 )
+from simulation_assets.commands.hogflix_browser import (
+    add_browser_arguments,
+    check_browser_arguments,
+    run_browser_tier,
+)
 from simulation_assets.defs.partitions import DEFAULT_START_DATE
 
 DEMO_ORDER = 10
@@ -64,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dsn", default="", help="PostgreSQL DSN of the app database (default $HOGFLIX_APP_DB_DSN)"
     )
+    add_browser_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -240,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
     days = positive_int("--days", args.days)
     pool = positive_int("--pool", args.pool)
     start = iso_date("--start", args.start)
+    browser = check_browser_arguments(args)
     output = prepare_output(args.output)
     summary = simulate(
         days,
@@ -266,16 +273,20 @@ def run(args: argparse.Namespace) -> int:
             f"{t['flixbuddy_chats_per_day']['mean']} FlixBuddy chats/day, {t['users_cleaned']} churned users "
             f"cleaned; events -> {t['events_sink']}, app rows -> {t['app_database']}"
         )
+    if browser.share and "traffic" in summary:
+        traffic_days = days if args.traffic_days is None else args.traffic_days
+        keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days - traffic_days, days)]
+        run_browser_tier(browser, args.seed, pool, start, keys, args.events, output, dagster_instance())
     console.print(f"Wrote {output}: " + ", ".join(sorted(summary["files"].values())) + ", summary.json")
     return 0
 
 
 def run_demo(root: Path) -> None:
-    """Demo step: 30 days at pool 400, with sessions and events on the last 7 days."""
+    """Demo step: 30 days at pool 400, with sessions and events on the last 3 days."""
     out = prepare_output(root / "hogflix")
-    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START_DATE), out, traffic_days=7)
+    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START_DATE), out, traffic_days=3)
     t = summary["traffic"]
     console.print(
-        f"HogFlix demo: 30 days, pool {summary['pool_min']}-{summary['pool_max']}; traffic on the last 7: "
+        f"HogFlix demo: 30 days, pool {summary['pool_min']}-{summary['pool_max']}; traffic on the last 3: "
         f"{t['sessions_per_day']['mean']} sessions/day, {t['events_per_day']['mean']} events/day -> {out}"
     )

@@ -84,10 +84,13 @@ def test_daily_traffic_summary_and_cleanup_pass_their_checks(resources: dict) ->
     assert daily["sessions"].is_between(30, 150).all() and daily["events"].is_between(5_000, 10_000).all()
 
 
-def test_cli_writes_events_sessions_and_app_tables(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+@pytest.mark.postgres
+@pytest.mark.xdist_group("hogflix_postgres")
+def test_cli_writes_events_sessions_and_app_tables_to_postgres(tmp_path, monkeypatch, postgres_dsn) -> None:  # noqa: ANN001
     monkeypatch.setenv("HOGFLIX_RECORDED_TRAFFIC_DAYS", "0")
     out = tmp_path / "out"
-    code = main(["hogflix", "--days", "1", "--start", START, "--output", str(out)])
+    args = ["hogflix", "--days", "1", "--start", START, "--output", str(out), "--app-db", "postgres"]
+    code = main([*args, "--dsn", postgres_dsn])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     traffic = summary["traffic"]
@@ -97,5 +100,10 @@ def test_cli_writes_events_sessions_and_app_tables(tmp_path, monkeypatch: pytest
     assert pl.read_parquet(out / "sessions.parquet").height == traffic["sessions_per_day"]["min"]
     ratings = pl.read_parquet(out / "app" / "video_ratings.parquet")
     assert ratings.height == (events["event"] == "video_rated").sum()
+    assert (
+        HogflixAppDatabase(backend="postgres", dsn=postgres_dsn).table_counts()["video_ratings"]
+        == ratings.height
+    )
+    assert main(args) == 2  # postgres without a DSN: bad input
     assert main(["hogflix", "--days", "2", "--events", "posthog", "--output", str(out)]) == 2  # no API key
     assert main(["hogflix", "--days", "2", "--traffic-days", "3", "--output", str(out)]) == 2
