@@ -58,6 +58,8 @@ PAGES = (
     "/signup",
     "/help",
 )
+# Path of each page before its variable part (genre or title slug).
+_PAGE_PREFIX = tuple(p.split("{")[0] for p in PAGES)
 HOME, SEARCH, CATEGORY, WATCHLIST_PAGE, FLIXBUDDY_PAGE, POPULAR, RELATED, TITLE, WATCH, SIGNUP, HELP = range(
     len(PAGES)
 )
@@ -75,6 +77,7 @@ _REFERRERS = {  # acquisition source -> (referrer, utm_source, utm_medium) of a 
     "paid_search": ("https://www.google.com/", "google", "cpc"),
     "partner": ("https://partner.example/", "partner", "affiliate"),
 }
+_REFERRING_DOMAINS = {r: r.split("/")[2] for r, _, _ in _REFERRERS.values() if r.startswith("http")}
 LIB_VERSION = "1.418.10"
 
 EVENT_COLUMNS: dict[str, pl.DataType] = {
@@ -293,7 +296,7 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
     ev = pl.DataFrame(
         {
             "uuid": event_uuids(seed, persona, ts, seq),
-            "event": np.asarray(EVENTS, dtype=object)[code].tolist(),
+            "event": pl.Series(EVENTS).gather(code),
             "timestamp": pl.Series(ts).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
             "sequence": seq.astype(np.int32),
         }
@@ -301,20 +304,13 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
                    pl.Series("question_idx", question_idx))  # fmt: skip
     ev = pl.concat([ev, base.rename({"distinct_id": "persona_distinct_id", "genre": "session_genre"}),
                     vframe.rename({"genre": "video_genre", "title": "video_title"})], how="horizontal")  # fmt: skip
-    slug = pl.col("slug")
-    pathname = (
-        pl.when(pl.col("page") == HOME).then(pl.lit("/"))
-        .when(pl.col("page") == SEARCH).then(pl.lit("/search"))
-        .when(pl.col("page") == CATEGORY).then(pl.lit("/browse/") + pl.col("session_genre"))
-        .when(pl.col("page") == WATCHLIST_PAGE).then(pl.lit("/watchlist"))
-        .when(pl.col("page") == FLIXBUDDY_PAGE).then(pl.lit("/flixbuddy"))
-        .when(pl.col("page") == POPULAR).then(pl.lit("/browse/popular"))
-        .when(pl.col("page") == RELATED).then(pl.lit("/browse/related"))
-        .when(pl.col("page") == TITLE).then(pl.lit("/title/") + slug)
-        .when(pl.col("page") == WATCH).then(pl.lit("/watch/") + slug)
-        .when(pl.col("page") == SIGNUP).then(pl.lit("/signup"))
-        .otherwise(pl.lit("/help"))
+    prefix = pl.Series(_PAGE_PREFIX).gather(page)
+    suffix = (
+        pl.when(pl.col("page") == CATEGORY).then(pl.col("session_genre"))
+        .when(pl.col("page").is_in([TITLE, WATCH])).then(pl.col("slug"))
+        .otherwise(pl.lit(""))
     )  # fmt: skip
+    pathname = pl.concat_str([pl.lit(prefix), suffix])
     host = cfg.host
     ev = ev.with_columns(pathname.alias("$pathname"))
     ev = ev.with_columns(
@@ -362,7 +358,8 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
     ).with_columns(
         pl.when(pl.col("$referrer").is_null()).then(None)
         .when(pl.col("$referrer") == "$direct").then(pl.lit("$direct"))
-        .otherwise(pl.col("$referrer").str.extract(r"https?://([^/]+)", 1)).alias("$referring_domain"),
+        .when(pl.col("$referrer").str.starts_with(f"https://{host}/")).then(pl.lit(host))
+        .otherwise(pl.col("$referrer").replace_strict(_REFERRING_DOMAINS, default=None)).alias("$referring_domain"),
     )  # fmt: skip
     utm = {k: v for k, v in _REFERRERS.items() if v[1]}
     entry_anon = first_pv & pl.col("anonymous")
@@ -409,11 +406,11 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         .then(pl.Series(slot_watch_s))
         .alias("watch_seconds"),
         pl.when(pl.col("code") == RATED).then(video_value.cast(pl.Int32)).alias("rating"),
-        pl.when(pl.col("code") == FLIXBUDDY).then(pl.Series(np.asarray(FLIXBUDDY_QUESTIONS, dtype=object)[question_idx].tolist(), dtype=pl.String)).alias("question"),
+        pl.when(pl.col("code") == FLIXBUDDY).then(pl.Series(FLIXBUDDY_QUESTIONS).gather(question_idx)).alias("question"),
         pl.when(pl.col("code") == FLIXBUDDY).then(pl.col("question_idx")).alias("question_template"),
         pl.when(pl.col("code") == FLIXBUDDY).then(pl.col("conversation_id")).alias("conversation_id"),
         pl.when(pl.col("code") == TICKET)
-        .then(pl.Series(np.asarray(_TICKET_CATEGORIES, dtype=object)[ticket_cat].tolist(), dtype=pl.String))
+        .then(pl.Series(_TICKET_CATEGORIES).gather(ticket_cat))
         .alias("ticket_category"),
         pl.when(pl.col("code") == TICKET).then(pl.col("value").cast(pl.Int32)).alias("ticket_number"),
         pl.when(pl.col("code") == IDENTIFY).then(pl.col("anon_distinct_id")).alias("$anon_distinct_id"),
