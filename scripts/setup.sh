@@ -11,3 +11,4 @@ spec="."
 [ -n "$extras" ] && spec=".[${extras}]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 .venv/bin/python -c "import simulation_assets" # fail loudly if the install did not work
+scripts/build_webapp.sh  # bundle posthog-js into the HogFlix reference web app

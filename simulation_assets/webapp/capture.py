@@ -1,0 +1,257 @@
+"""The web app's own capture endpoint: decode what posthog-js sends and keep the events.
+
+posthog-js posts arrays of events to ``/e/`` (and ``/i/v0/e/``, ``/batch/``),
+gzip-compressed by default (``compression=gzip-js``: raw gzip bytes, sniffed by
+their magic number as PostHog's capture does), as a ``data=`` base64 form field
+when compression is base64, or as plain JSON. ``decode_capture`` accepts all
+three; ``CaptureLog`` keeps the decoded events in memory (thread-safe, for the
+browser-tier asset and the tests) and hands each request's events to an
+optional callback (``simulate target serve`` writes them into the events store).
+``events_frame`` turns them into the events-store shape of the server tier.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+GZIP_MAGIC = b"\x1f\x8b"
+TIER = "browser"
+
+# Properties kept as their own columns (the rest stays in the ``properties`` JSON column).
+PROPERTY_COLUMNS: dict[str, pl.DataType] = {
+    "$session_id": pl.String(),
+    "$window_id": pl.String(),
+    "$device_id": pl.String(),
+    "$current_url": pl.String(),
+    "$host": pl.String(),
+    "$pathname": pl.String(),
+    "$referrer": pl.String(),
+    "$referring_domain": pl.String(),
+    "$pageview_id": pl.String(),
+    "$prev_pageview_pathname": pl.String(),
+    "$prev_pageview_duration": pl.Float64(),
+    "$lib": pl.String(),
+    "$lib_version": pl.String(),
+    "$browser": pl.String(),
+    "$os": pl.String(),
+    "$device_type": pl.String(),
+    "$anon_distinct_id": pl.String(),
+    "$event_type": pl.String(),
+    "is_synthetic": pl.Boolean(),
+    "synthetic_session": pl.String(),
+    "plan": pl.String(),
+    "state": pl.String(),
+    "activity_pattern": pl.String(),
+    "entry_point": pl.String(),
+    "video_id": pl.String(),
+    "video_title": pl.String(),
+    "genre": pl.String(),
+    "progress_percent": pl.Float64(),
+    "rating": pl.Int32(),
+    "question": pl.String(),
+    "ticket_category": pl.String(),
+}
+BROWSER_EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "uuid": pl.String(),
+    "event": pl.String(),
+    "timestamp": pl.Datetime("ms", "UTC"),
+    "distinct_id": pl.String(),
+    "persona_distinct_id": pl.String(),
+    "partition_key": pl.String(),
+    "tier": pl.String(),
+    **PROPERTY_COLUMNS,
+    "properties": pl.String(),
+}
+
+
+class CaptureDecodeError(ValueError):
+    """A capture request whose body is not an event, a list of events or a batch."""
+
+
+def decode_capture(body: bytes, content_type: str = "", query: str = "") -> list[dict]:
+    """Return the events of one capture request (gzip, base64 ``data=`` form, or plain JSON)."""
+    raw = body
+    if not raw and "data=" in query:
+        raw = query.encode()
+        content_type = "application/x-www-form-urlencoded"
+    if raw[:2] == GZIP_MAGIC:
+        raw = gzip.decompress(raw)
+    elif "x-www-form-urlencoded" in content_type or raw[:5] == b"data=":
+        form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
+        data = (form.get("data") or [""])[0]
+        try:
+            raw = base64.b64decode(data + "=" * (-len(data) % 4))
+        except ValueError as exc:
+            raise CaptureDecodeError(f"data= field is not base64: {exc}") from None
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CaptureDecodeError(f"body is not JSON after decoding: {exc}") from None
+    if isinstance(payload, dict) and isinstance(payload.get("batch"), list):
+        payload = payload["batch"]
+    if isinstance(payload, dict):
+        payload = [payload]
+    if not isinstance(payload, list) or not all(isinstance(e, dict) and e.get("event") for e in payload):
+        raise CaptureDecodeError("expected an event object, a list of events or {'batch': [...]}")
+    return payload
+
+
+def distinct_id_of(event: dict) -> str | None:
+    """Return the event's distinct id the way PostHog's capture reads it (top level, then properties)."""
+    props = event.get("properties") or {}
+    value = event.get("distinct_id") or event.get("$distinct_id") or props.get("distinct_id")
+    return None if value is None else str(value)[:200]
+
+
+def persona_of(event: dict) -> str | None:
+    """Return the persona a synthetic event belongs to (``synthetic_persona`` super property)."""
+    props = event.get("properties") or {}
+    value = props.get("synthetic_persona")
+    return None if value is None else str(value)
+
+
+@dataclass
+class CaptureLog:
+    """Thread-safe record of every event the capture endpoint accepted, plus request counters."""
+
+    on_events: Callable[[list[dict]], None] | None = None
+    events: list[dict] = field(default_factory=list)
+    requests: int = 0
+    rejected: int = 0
+    recordings: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, events: list[dict]) -> None:
+        with self._lock:
+            self.requests += 1
+            self.events.extend(events)
+        if self.on_events is not None:
+            self.on_events(events)
+
+    def reject(self) -> None:
+        with self._lock:
+            self.rejected += 1
+
+    def add_recording(self) -> None:
+        with self._lock:
+            self.recordings += 1
+
+    def snapshot(self) -> list[dict]:
+        """Return a copy of the events received so far."""
+        with self._lock:
+            return list(self.events)
+
+    def take(self, synthetic_sessions: set[str] | None = None) -> list[dict]:
+        """Remove and return the events (of the given ``synthetic_session`` ids only, when given)."""
+        with self._lock:
+            if synthetic_sessions is None:
+                taken, self.events = self.events, []
+                return taken
+            taken = [e for e in self.events if _session_ref(e) in synthetic_sessions]
+            self.events = [e for e in self.events if _session_ref(e) not in synthetic_sessions]
+            return taken
+
+
+def _session_ref(event: dict) -> str | None:
+    return (event.get("properties") or {}).get("synthetic_session")
+
+
+def _timestamp(event: dict) -> dt.datetime | None:
+    value = event.get("timestamp") or (event.get("properties") or {}).get("$time")
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 1e11 else value
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    try:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def window_of(moment: dt.datetime) -> str:
+    """Return the half-hourly partition key (``YYYY-MM-DD-HH:MM``) containing ``moment``."""
+    floored = moment.astimezone(dt.UTC).replace(minute=moment.minute - moment.minute % 30, second=0,
+                                                microsecond=0)  # fmt: skip
+    return floored.strftime("%Y-%m-%d-%H:%M")
+
+
+def events_frame(events: list[dict]) -> pl.DataFrame:
+    """Return the events in the events-store shape (``BROWSER_EVENT_SCHEMA``), ordered by time.
+
+    ``partition_key`` is the half-hour of the event's own timestamp, so browser
+    events land in the same windows as the server tier's events of that time.
+    """
+    rows = []
+    for event in events:
+        props = event.get("properties") or {}
+        moment = _timestamp(event) or dt.datetime.now(dt.UTC)
+        row = {
+            "uuid": event.get("uuid"),
+            "event": event.get("event"),
+            "timestamp": moment,
+            "distinct_id": distinct_id_of(event),
+            "persona_distinct_id": persona_of(event),
+            "partition_key": window_of(moment),
+            "tier": TIER,
+            "properties": json.dumps(props, sort_keys=True, default=str),
+        }
+        for name, dtype in PROPERTY_COLUMNS.items():
+            value = props.get(name)
+            if value is not None and dtype == pl.String() and not isinstance(value, str):
+                value = json.dumps(value) if isinstance(value, dict | list) else str(value)
+            if value is not None and dtype == pl.Float64():
+                value = _float(value)
+            if value is not None and dtype == pl.Int32():
+                value = _int(value)
+            if value is not None and dtype == pl.Boolean():
+                value = value in (True, "true", "True", 1)
+            row[name] = value
+        rows.append(row)
+    if not rows:
+        return pl.DataFrame(schema=BROWSER_EVENT_SCHEMA)
+    return pl.DataFrame(rows, schema=BROWSER_EVENT_SCHEMA).sort("timestamp", "uuid")
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: object) -> int | None:
+    number = _float(value)
+    return None if number is None else int(number)
+
+
+def encode_for_batch(frame: pl.DataFrame) -> list[str]:
+    """Return one PostHog ``/batch/`` JSON object per row, with the full original properties."""
+    out = []
+    for row in frame.select("uuid", "event", "distinct_id", "timestamp", "properties").iter_rows():
+        uuid, event, distinct_id, moment, props = row
+        props = json.loads(props)
+        props.pop("token", None)  # the batch's api_key names the project
+        out.append(
+            json.dumps(
+                {
+                    "uuid": uuid,
+                    "event": event,
+                    "distinct_id": distinct_id,
+                    "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                    "properties": props,
+                },
+                separators=(",", ":"),
+            )
+        )
+    return out
