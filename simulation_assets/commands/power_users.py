@@ -150,8 +150,15 @@ def _record(result: Any, day: str, scenario: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handle ``simulate power-users``."""
-    simulate(args.user, args.sequential, args.base_url, args.output, args.config, args.day)
+    """Handle ``simulate power-users``; exit 1 when no request got any HTTP answer."""
+    report = simulate(args.user, args.sequential, args.base_url, args.output, args.config, args.day)
+    s = report["simulation_summary"]
+    unreachable = sum(e["error"].startswith("connection error") for e in report["errors_encountered"])
+    if unreachable and unreachable == s["total_actions_completed"] + s["total_actions_failed"]:
+        console.print(
+            f"[bold red]error:[/] no request reached {report['run']['base_url']}; is the API running?"
+        )
+        return 1
     return 0
 
 

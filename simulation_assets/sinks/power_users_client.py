@@ -403,7 +403,9 @@ def _file_logger(log_path: Path | None) -> tuple[logging.Logger, logging.Handler
     log.setLevel(logging.INFO)
     log.propagate = False
     handler = None
-    if log_path is not None:
+    if log_path is None:
+        log.addHandler(logging.NullHandler())  # no file asked for: stay silent, not Python's stderr fallback
+    else:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
@@ -468,9 +470,10 @@ class PowerUserTarget(dg.ConfigurableResource):
                 tables = run_async(run_personas(scenario, chosen, url, day, parallel, log))
                 seconds = time.perf_counter() - t0
         finally:
-            if handler is not None:
-                log.removeHandler(handler)
-                handler.close()
+            for h in list(log.handlers):
+                log.removeHandler(h)
+                h.close()
+            logging.Logger.manager.loggerDict.pop(log.name, None)  # one logger per run: do not keep them
         frames = tables.frames()
         order = {p.name: i for i, p in enumerate(chosen)}
         frames["users"] = frames["users"].sort(pl.col("user").replace_strict(order, return_dtype=pl.Int32))

@@ -163,3 +163,21 @@ def test_fast_clock_expires_tokens_in_real_seconds():
         time.sleep(1.2)
         expired = c.get("/api/v1/account", headers=headers)
         assert expired.status_code == 401 and expired.json()["error"] == "token_expired"
+
+
+def test_cli_exits_1_when_the_api_cannot_be_reached(tmp_path: Path, capsys):
+    code = main(
+        [
+            "power-users",
+            "--user",
+            "Weekend-Warrior-Will",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--output",
+            str(tmp_path),
+        ]
+    )
+    assert code == 1
+    assert "no request reached http://127.0.0.1:9" in capsys.readouterr().out
+    report = json.loads((tmp_path / "simulation_report.json").read_text())
+    assert report["errors_encountered"][0]["error"].startswith("connection error: could not connect")
