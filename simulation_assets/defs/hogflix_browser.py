@@ -168,12 +168,13 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: typ
                 .fill_null(pl.col("partition_key"))
                 .alias("partition_key")
             )
-        target = BrowserEventsStore(store, hogflix_settings.dataset("browser_events"))
-        for key in keys:
-            target.replace(key, events.filter(pl.col("partition_key") == key))
+        local = not hogflix_browser_tier.site_url
+        if local:  # another site stores its own events (the reference app served alone merges them in)
+            target = BrowserEventsStore(store, hogflix_settings.dataset("browser_events"))
+            for key in keys:
+                target.replace(key, events.filter(pl.col("partition_key") == key))
         delivery = forward(hogflix_posthog, events)
         per_session = dict(events.group_by("synthetic_session").len().iter_rows()) if events.height else {}
-        local = not hogflix_browser_tier.site_url
         silent = [
             s.session_id
             for s in report.sessions

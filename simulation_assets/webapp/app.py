@@ -206,6 +206,7 @@ def create_app(config: WebAppConfig | None = None, log: CaptureLog | None = None
         Route("/signup", signup),
         Route("/api/flixbuddy", ask_flixbuddy, methods=["POST"]),
         Route("/healthz", health),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         *capture_routes,
         Route("/s", recording, methods=["GET", "POST"]),
         Route("/s/", recording, methods=["GET", "POST"]),

@@ -34,10 +34,6 @@
     disable_surveys: true,
     advanced_disable_toolbar_metrics: true,
   };
-  if (persona && persona.distinct_id && !persona.anonymous) {
-    // A signed-in persona on a browser that has never seen it: start as that person.
-    options.bootstrap = { distinctID: persona.distinct_id, isIdentifiedID: true };
-  }
   ph.init(cfg.key, options);
 
   if (persona && persona.distinct_id) {
@@ -51,6 +47,9 @@
       activity_pattern: persona.activity_pattern || null,
       entry_point: persona.entry_point || null,
     });
+    // A signed-in persona: identify on load (posthog-js captures the first $pageview on the next
+    // tick, so it already carries the persona's id). On a browser that knows the persona this is a
+    // no-op; on a new one it links the device's anonymous id once ($identify).
     if (!persona.anonymous && ph.get_distinct_id() !== persona.distinct_id) {
       ph.identify(persona.distinct_id, { is_synthetic: true, plan: persona.plan || null });
     }
