@@ -145,3 +145,47 @@ def test_bad_browser_options_exit_2_before_anything_runs(tmp_path, capsys, args,
     assert main(["hogflix", "--days", "1", *args, "--output", str(out)]) == 2
     assert message in capsys.readouterr().out
     assert not out.exists()
+
+
+def _sdk_events(n: int) -> list[dict]:
+    session = "019b78ff-0000-7abc-8000-00000000beef"
+    return [
+        {"event": "$pageview", "uuid": f"019b78ff-{i:04x}-7000-8000-000000000001",
+         "timestamp": f"2026-01-01T10:{i % 60:02d}:00.000Z",
+         "properties": {"distinct_id": "p_1", "$session_id": session, "token": "phc_local", "is_synthetic": True}}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_forward_delivers_browser_events_to_posthog_batch_with_sdk_uuids(monkeypatch):
+    from simulation_assets.sinks.browser_events import forward
+    from simulation_assets.sinks.posthog_events import PostHogEvents
+    from simulation_assets_tests.hogflix_traffic.servers import PostHogServer
+
+    monkeypatch.setenv("PH_PROJECT_API_KEY", "phc_test_project")
+    frame = events_frame(_sdk_events(250))
+    with PostHogServer(failure_rate=0.3) as server:
+        sink = PostHogEvents(mode="posthog", host=server.url, batch_size=100, backoff_seconds=0.01)
+        report = forward(sink, frame)
+    assert server.problems == []
+    assert sorted(e["uuid"] for e in server.accepted) == sorted(frame["uuid"].to_list())
+    assert all("token" not in e["properties"] and e["properties"]["is_synthetic"] for e in server.accepted)
+    assert (report.events, report.batches) == (250, 3)
+    assert report.retries == server.failures_injected > 0
+    parquet_only = forward(PostHogEvents(mode="parquet"), frame)
+    assert parquet_only.events == 0
+
+
+def test_served_app_merges_captured_events_into_the_events_store():
+    from simulation_assets.webapp.serve import create_served_app
+
+    app = create_served_app()
+    client = TestClient(app)
+    body = gzip.compress(json.dumps(_sdk_events(3)).encode())
+    assert client.post("/e/?compression=gzip-js", content=body).status_code == 200
+    assert client.post("/e/?compression=gzip-js", content=body).status_code == 200  # a retry: no duplicates
+    store = app.state.events_store
+    stored = store.read("2026-01-01-10:00")
+    assert stored.height == 3 and stored["uuid"].n_unique() == 3
+    assert stored["is_synthetic"].all()
+    assert "/browser_events" in store.dataset
