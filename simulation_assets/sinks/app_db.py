@@ -27,6 +27,7 @@ from simulation_assets.core.hogflix.app_rows import APP_TABLES, EMAIL_TABLES, UP
 from simulation_assets.paths import data_dir
 
 BACKENDS = ("duckdb", "postgres")
+_SCHEMA_READY: set[tuple[str, str, str]] = set()
 SYNTHETIC_DOMAIN = "hogflix-synthetic.test"
 UUID_COLUMNS = {"id", "user_id", "profile_id", "video_id", "conversation_id"}
 # Children first, so deletes never leave a message without its conversation for a moment.
@@ -146,10 +147,14 @@ class HogflixAppDatabase(dg.ConfigurableResource):
                 yield _Db(con, "postgres")
 
     def ensure_schema(self) -> None:
-        """Create the schema and tables when missing."""
+        """Create the schema and tables when missing (once per process and database)."""
+        key = (self.backend, self.location(), self.schema_name)
+        if key in _SCHEMA_READY and (self.backend != "duckdb" or self._duckdb_file().exists()):
+            return
         with self._connect() as db:
             for statement in ddl(self.schema_name):
                 db.execute(statement)
+        _SCHEMA_READY.add(key)
 
     # ------------------------------------------------------------------ writes
 

@@ -87,7 +87,7 @@ def test_daily_traffic_summary_and_cleanup_pass_their_checks(resources: dict) ->
 @pytest.mark.postgres
 @pytest.mark.xdist_group("hogflix_postgres")
 def test_cli_writes_events_sessions_and_app_tables_to_postgres(tmp_path, monkeypatch, postgres_dsn) -> None:  # noqa: ANN001
-    monkeypatch.setenv("HOGFLIX_RECORDED_TRAFFIC_DAYS", "0")
+    monkeypatch.setenv("HOGFLIX_RECORDED_TRAFFIC_WINDOWS", "2")
     out = tmp_path / "out"
     args = ["hogflix", "--days", "1", "--start", START, "--output", str(out), "--app-db", "postgres"]
     code = main([*args, "--dsn", postgres_dsn])
