@@ -18,13 +18,7 @@ import polars as pl
 import yaml
 from pydantic import Field
 
-from simulation_assets.core.hogflix.app_rows import (
-    CHAT_TABLES,
-    PARTITION_TABLES,
-    UPSERT_TABLES,
-    app_rows,
-    pool_profiles,
-)
+from simulation_assets.core.hogflix.app_rows import app_rows, pool_profiles
 from simulation_assets.core.hogflix.events import empty_events, session_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations
 from simulation_assets.core.hogflix.frames import to_frame
@@ -654,15 +648,3 @@ def traffic_resources() -> dict[str, object]:
         "hogflix_auth": SupabaseAuthAdmin(),
         "hogflix_flixbuddy": FlixBuddyClient(),
     }
-
-
-__all__ = [
-    "CHAT_TABLES",
-    "PARTITION_TABLES",
-    "UPSERT_TABLES",
-    "HogflixTrafficSettings",
-    "TrafficReader",
-    "half_hourly",
-    "traffic_assets",
-    "traffic_resources",
-]

@@ -80,17 +80,6 @@ _REFERRERS = {  # acquisition source -> (referrer, utm_source, utm_medium) of a 
 _REFERRING_DOMAINS = {r: r.split("/")[2] for r, _, _ in _REFERRERS.values() if r.startswith("http")}
 LIB_VERSION = "1.418.10"
 
-EVENT_COLUMNS: dict[str, pl.DataType] = {
-    "uuid": pl.String(),
-    "event": pl.String(),
-    "timestamp": pl.Datetime("ms", "UTC"),
-    "distinct_id": pl.String(),
-    "persona_distinct_id": pl.String(),
-    "persona_number": pl.Int64(),
-    "partition_key": pl.String(),
-    "sequence": pl.Int32(),
-}
-
 
 def _lognormal(g: np.random.Generator, spec: tuple[float, float], n: int) -> np.ndarray:
     median, sigma = spec
@@ -262,11 +251,10 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     )
     first = np.r_[0, np.flatnonzero(np.diff(e_sess)) + 1]
     seq = np.arange(e_sess.size) - np.repeat(first, np.diff(np.r_[first, e_sess.size]))
-    return _frame(s, seed, cfg, e_sess, ts, e_code, e_page, e_slot, e_value, seq, video, completion, watch_s,
-                  page_of_slot=page)  # fmt: skip
+    return _frame(s, seed, cfg, e_sess, ts, e_code, e_page, e_slot, e_value, seq, video, completion, watch_s)  # fmt: skip
 
 
-def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, completion, watch_s, page_of_slot):  # noqa: ANN001, ANN202
+def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, completion, watch_s):  # noqa: ANN001, ANN202
     """Return the event frame: identity, uuid, page and product properties as columns."""
     cat = catalog(cfg.catalog_size)
     persona = s["persona_number"].to_numpy()[e_sess]

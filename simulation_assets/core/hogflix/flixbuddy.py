@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.hogflix.app_rows import APP_TABLES
-from simulation_assets.core.hogflix.catalog import GENRES, catalog
+from simulation_assets.core.hogflix.catalog import catalog
 from simulation_assets.core.hogflix.ids import hash_unit
 from simulation_assets.core.rng import stable_uuid
 
@@ -100,6 +100,3 @@ def chat_rows(asked: pl.DataFrame, replies: list[str | None], seed: int) -> dict
         ),
         "chat_messages": msgs.select([pl.col(c).cast(t) for c, t in schema["chat_messages"].items()]),
     }
-
-
-__all__ = ["GENRES", "QUESTION_GENRES", "chat_rows", "conversations", "deterministic_reply"]
