@@ -131,10 +131,10 @@ class BrowserBot(dg.ConfigurableResource):
     )
     concurrency: int = Field(default=3, gt=0, description="Browser contexts open at once (the pool).")
     dwell_scale: float = Field(
-        default=0.002, ge=0.0, description="Real seconds waited per simulated second between steps."
+        default=0.0005, ge=0.0, description="Real seconds waited per simulated second between steps."
     )
-    min_step_seconds: float = Field(default=0.05, ge=0.0)
-    max_step_seconds: float = Field(default=1.0, ge=0.0)
+    min_step_seconds: float = Field(default=0.02, ge=0.0)
+    max_step_seconds: float = Field(default=0.3, ge=0.0)
     step_timeout_seconds: float = Field(default=15.0, gt=0.0)
     fake_clock: bool = Field(
         default=True, description="Replay at the model's times (Playwright clock); False: real time."
