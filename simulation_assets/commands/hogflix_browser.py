@@ -17,7 +17,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulation_assets.commands.common import UsageError, chunks, console, materialize_range
+from simulation_assets.commands.common import UsageError, chunks, console, materialize_range, write_json
 
 
 @dataclass(frozen=True)
@@ -132,10 +132,11 @@ def run_browser_tier(
         if events.height
         else {}
     )
+    write_json(output / "browser_summary.json", summary)
     console.print(
         f"Browser tier: {summary['sessions']} sessions in headless Chromium ({browser.share:.0%} share, "
         f"{summary['site']}), {summary['events']} events from posthog-js for {summary['personas']} personas, "
         f"{summary['failed_sessions']} failed; checks {'passed' if summary['checks_passed'] else 'FAILED'} "
-        f"-> {output / 'browser_events.parquet'}"
+        f"-> {output / 'browser_events.parquet'}, browser_summary.json"
     )
     return summary
