@@ -71,6 +71,10 @@ TIMEZONES = {"US": ("America/New_York", "en-US"), "GB": ("Europe/London", "en-GB
 _PIN_USER_AGENT = "(() => { const ua = %s; Object.defineProperty(Navigator.prototype, 'userAgent', { get() { return ua; } }); })()"
 
 
+class StepError(RuntimeError):
+    """A planned step could not be carried out (names the step, the page and the cause)."""
+
+
 class BrowserUnavailableError(RuntimeError):
     """Chromium or Playwright cannot be started (names the path and the fix)."""
 
@@ -242,7 +246,7 @@ class BrowserBot(dg.ConfigurableResource):
             await asyncio.sleep(self.settle_seconds)
             result.ok = True
         except Exception as exc:  # noqa: BLE001
-            result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:400]}"
             if page is not None:
                 shots.mkdir(parents=True, exist_ok=True)
                 shot = shots / f"{_safe(persona['session_id'])}.png"
@@ -311,7 +315,13 @@ class BrowserBot(dg.ConfigurableResource):
                     await context.clock.fast_forward(int(target - now))
             else:
                 await asyncio.sleep(_clamp(0, self.min_step_seconds, self.max_step_seconds))
-            await self._act(page, site, step, result)
+            try:
+                await self._act(page, site, step, result)
+            except Exception as exc:
+                where = f"step {result.steps} {step['action']} {step.get('path') or ''}".rstrip()
+                raise StepError(
+                    f"{where} on {page.url}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                ) from exc
             result.steps += 1
 
     async def _act(self, page, site: str, step: dict, result) -> None:  # noqa: ANN001

@@ -148,3 +148,26 @@ def test_browser_asset_plays_a_window_and_stores_events_beside_the_server_tier(t
     assert set(stored["synthetic_session"]) == set(sessions["session_id"])
     assert set(stored["persona_distinct_id"]) <= set(sessions["distinct_id"])
     assert stored.filter(pl.col("event") == "$pageview").height >= sessions.height
+
+
+def test_pool_bounds_open_contexts_and_a_failed_step_leaves_a_screenshot(site, tmp_path: Path):
+    base, log = site
+    start = dt.datetime(2026, 1, 7, 9, 0, tzinfo=dt.UTC)
+    items = []
+    for n in range(4):
+        persona = _persona(f"pool-{n}", start + dt.timedelta(minutes=n)) | {"distinct_id": f"p_pool_{n}"}
+        items.append(BrowserSession(persona, [{"at_ms": 0, "action": "visit", "path": "/watchlist"}]))
+    broken = _persona("broken", start) | {"distinct_id": "p_broken"}
+    # The home page has no player: pressing Play there cannot work.
+    items.append(BrowserSession(broken, [{"at_ms": 0, "action": "visit", "path": "/"},
+                                         {"at_ms": 1000, "action": "play", "path": None}]))  # fmt: skip
+    bot = BrowserBot(**(FAST | {"concurrency": 2, "step_timeout_seconds": 4.0}))
+    report = bot.run(base, items, tmp_path / "state", tmp_path / "shots")
+    by_id = {s.session_id: s for s in report.sessions}
+    assert report.max_concurrent == 2
+    assert all(by_id[f"pool-{n}"].ok for n in range(4)), [s.error for s in report.sessions]
+    failed = by_id["broken"]
+    assert not failed.ok and failed.error.startswith("StepError: step 1 play on http")
+    assert Path(failed.screenshot).exists() and Path(failed.screenshot).stat().st_size > 1000
+    seen = set(events_frame(log.snapshot())["synthetic_session"])
+    assert {f"pool-{n}" for n in range(4)} <= seen
