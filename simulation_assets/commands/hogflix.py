@@ -193,6 +193,8 @@ def simulate(
 
 def _invoke(assets: list, resources: dict, first: str, last: str) -> None:
     """Run ``assets`` over the partition range [first, last] by direct invocation; raise if a check fails."""
+    import logging
+
     import dagster as dg
 
     for asset in assets:
@@ -200,7 +202,11 @@ def _invoke(assets: list, resources: dict, first: str, last: str) -> None:
             resources={k: v for k, v in resources.items() if k in asset.required_resource_keys},
             partition_key_range=dg.PartitionKeyRange(first, last),
         )
-        result = asset(context)
+        logging.disable(logging.INFO)  # step logs belong in the UI, not between the progress bars
+        try:
+            result = asset(context)
+        finally:
+            logging.disable(logging.NOTSET)
         failed = [c.check_name for c in result.check_results or [] if not c.passed]
         if failed:
             raise RuntimeError(f"{asset.key.to_user_string()} {first}..{last}: checks failed: {failed}")

@@ -67,7 +67,7 @@ class TrafficConfig(_Frozen):
         "Basic": RatingRule(mean=3.2, std=1.2),
     }
     # --- Event shape and calibration (choice: ~5-10k events/day at pool 400) ---
-    progress_milestones: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90)  # `video_progress` heartbeats
+    progress_milestones: tuple[int, ...] = (10, 25, 50, 75, 90)  # `video_progress` heartbeats (percent)
     completed_at_percent: Annotated[float, Field(gt=0, le=100)] = 95.0  # `video_completed` from here
     # Spread of one video's completion around the persona's completion of the day (Beta concentration).
     completion_concentration: Positive = 3.0
