@@ -90,6 +90,7 @@ class Deployment:
         self.daemon: subprocess.Popen | None = None
         self.daemon_starts = 0
         self.notes: dict = {}
+        self._saved_env: dict[str, str | None] = {}
         self._instance = None
         self._workspace = None
 
@@ -161,6 +162,7 @@ class Deployment:
                 "DAGSTER_POSTGRES_USER",
                 "DAGSTER_POSTGRES_PASSWORD",
             ):
+                self._saved_env.setdefault(key, os.environ.get(key))
                 os.environ[key] = self.env[key]
             self._instance = dg.DagsterInstance.from_config(str(self.home))
         return self._instance
@@ -196,3 +198,8 @@ class Deployment:
             self._workspace.__exit__(None, None, None)
         if self._instance is not None:
             self._instance.dispose()
+        for key, value in self._saved_env.items():  # the instance read them from this process
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
