@@ -43,6 +43,8 @@ CHROMIUM_ARGS = (
 )
 CAPTURE_PATH = re.compile(r"/(e|i/v0/e|batch|capture|track|engage)/?$")
 PERSONA_COOKIE = "hogflix_persona"
+# The page script (and posthog-js before it) run before DOMContentLoaded; "load" adds nothing to wait for.
+READY = "domcontentloaded"
 
 # (device_type, os, browser) of the session model -> user agent the persona's browser presents.
 USER_AGENTS = {
@@ -141,7 +143,9 @@ class BrowserBot(dg.ConfigurableResource):
     max_step_seconds: float = Field(default=0.3, ge=0.0)
     step_timeout_seconds: float = Field(default=15.0, gt=0.0)
     fake_clock: bool = Field(
-        default=True, description="Replay at the model's times (Playwright clock); False: real time."
+        default=True,
+        description="Replay at the model's times (Playwright clock); False: the real clock "
+        "(with dwell_scale=1 for real-time dwell, e.g. against a live site).",
     )
     settle_seconds: float = Field(default=0.6, ge=0.0, description="Wait for the last requests of a session.")
 
@@ -303,18 +307,19 @@ class BrowserBot(dg.ConfigurableResource):
 
     async def _play(self, context, page, site: str, steps: list[dict], start: dt.datetime, result) -> None:  # noqa: ANN001
         start_ms = int(start.timestamp() * 1000)
+        previous_ms = 0
         for step in steps:
-            if self.fake_clock:
+            dwell_s = max(0, int(step["at_ms"]) - previous_ms) / 1000
+            previous_ms = max(previous_ms, int(step["at_ms"]))
+            await asyncio.sleep(
+                _clamp(dwell_s * self.dwell_scale, self.min_step_seconds, self.max_step_seconds)
+            )
+            if self.fake_clock and page.url != "about:blank":
+                # Jump the page clock to the step's time in the model (it ran on by the real wait).
                 target = start_ms + int(step["at_ms"])
-                now = await page.evaluate("Date.now()") if page.url != "about:blank" else start_ms
-                delta = target - now
-                await asyncio.sleep(_clamp(delta / 1000 * self.dwell_scale, self.min_step_seconds,
-                                           self.max_step_seconds))  # fmt: skip
-                now = await page.evaluate("Date.now()") if page.url != "about:blank" else start_ms
-                if target - now > 0:
+                now = await page.evaluate("Date.now()")
+                if target > now:
                     await context.clock.fast_forward(int(target - now))
-            else:
-                await asyncio.sleep(_clamp(0, self.min_step_seconds, self.max_step_seconds))
             try:
                 await self._act(page, site, step, result)
             except Exception as exc:
@@ -362,16 +367,18 @@ class BrowserBot(dg.ConfigurableResource):
             if parts.path == "/search" and parts.query and await page.locator("#search-input").count():
                 query = urllib.parse.parse_qs(parts.query).get("q", [""])[0]
                 await page.fill("#search-input", query)
-                async with page.expect_navigation():
+                async with page.expect_navigation(wait_until=READY):
                     await page.click("#search-button")
                 return
             link = page.locator(f'a[href="{href}"]:visible')
             if not parts.query and await link.count():
                 try:
-                    async with page.expect_navigation(timeout=self.step_timeout_seconds * 1000):
+                    async with page.expect_navigation(
+                        wait_until=READY, timeout=self.step_timeout_seconds * 1000
+                    ):
                         await link.first.click(timeout=3000)
                     return
                 except Exception:  # noqa: BLE001 - a covered or moving link: go there directly
                     if urllib.parse.urlsplit(page.url).path == href:
                         return
-        await page.goto(site + path)
+        await page.goto(site + path, wait_until=READY)
