@@ -45,6 +45,7 @@ CAPTURE_PATH = re.compile(r"/(e|i/v0/e|batch|capture|track|engage)/?$")
 PERSONA_COOKIE = "hogflix_persona"
 # The page script (and posthog-js before it) run before DOMContentLoaded; "load" adds nothing to wait for.
 READY = "domcontentloaded"
+PLAYER_TICK_MS = 1_100  # the watch page's player checks its position every second
 
 # (device_type, os, browser) of the session model -> user agent the persona's browser presents.
 USER_AGENTS = {
@@ -336,10 +337,15 @@ class BrowserBot(dg.ConfigurableResource):
             result.pages += 1
         elif action == "play":
             await page.click("#play-button")
-        elif action == "tick":
-            await page.wait_for_timeout(20)
-        elif action == "stop":
-            await page.click("#stop-button")
+        elif action in ("tick", "stop"):
+            # Play was pressed a moment after its model time: run one more player tick (1 s) so the
+            # milestone (or the end of watching) the model reached at this time is passed.
+            if self.fake_clock:
+                await page.context.clock.fast_forward(PLAYER_TICK_MS)
+            if action == "stop":
+                await page.click("#stop-button")
+            else:
+                await page.wait_for_timeout(20)
         elif action == "rate":
             stars = int(_clamp(round(step.get("value") or 3), 1, 5))
             await page.click(f"#star-{stars}")

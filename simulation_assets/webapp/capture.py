@@ -191,6 +191,7 @@ def events_frame(events: list[dict]) -> pl.DataFrame:
 
     ``partition_key`` is the half-hour of the event's own timestamp, so browser
     events land in the same windows as the server tier's events of that time.
+    Events the SDK sent twice (same uuid) appear once.
     """
     rows = []
     for event in events:
@@ -220,7 +221,9 @@ def events_frame(events: list[dict]) -> pl.DataFrame:
         rows.append(row)
     if not rows:
         return pl.DataFrame(schema=BROWSER_EVENT_SCHEMA)
-    return pl.DataFrame(rows, schema=BROWSER_EVENT_SCHEMA).sort("timestamp", "uuid")
+    frame = pl.DataFrame(rows, schema=BROWSER_EVENT_SCHEMA)
+    # The SDK may send an event twice (a retried request, a flush on unload): its uuid is the same.
+    return frame.unique("uuid", keep="first", maintain_order=True).sort("timestamp", "uuid")
 
 
 def _float(value: object) -> float | None:

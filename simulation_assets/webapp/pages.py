@@ -93,7 +93,7 @@ def home(prefix: str, size: int) -> str:
         f'<a class="chip" id="genre-{g}" href="{prefix}/browse/{g}">{escape(g.title())}</a>' for g in GENRES
     )
     search = search_form(prefix, "")
-    rows = row(prefix, "Popular on HogFlix", popular(size, 8), "/browse/popular")
+    rows = row(prefix, "Popular on HogFlix", popular(size, 12), "/browse/popular")
     rows += "".join(row(prefix, f"{g.title()}", popular(size, 6, g), f"/browse/{g}") for g in GENRES[:3])
     return (
         '<section class="hero"><h1>Stories that stay with you.</h1>'
@@ -116,7 +116,7 @@ def search(prefix: str, size: int, query: str) -> str:
     hits = (
         cat.filter(pl.col("title").str.to_lowercase().str.contains(q, literal=True) | (pl.col("genre") == q))
         .sort("popularity", descending=True)
-        .head(12)
+        .head(30)
         .to_dicts()
         if q
         else []
@@ -129,11 +129,12 @@ def search(prefix: str, size: int, query: str) -> str:
 
 
 def browse(prefix: str, size: int, genre: str) -> str:
+    # Long listings, so the titles the session model opens are usually there to click.
     if genre == "popular":
-        return row(prefix, "Popular now", popular(size, 18))
+        return row(prefix, "Popular now", popular(size, 60))
     if genre == "related":
-        return row(prefix, "Because you searched", popular(size, 24)[6:24])
-    return row(prefix, genre.title(), popular(size, 18, genre))
+        return row(prefix, "Because you searched", popular(size, 60)[6:60])
+    return row(prefix, genre.title(), popular(size, size, genre))
 
 
 def title(prefix: str, video: dict, size: int) -> str:
