@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from simulation_assets.core.hogflix.catalog import GENRES, catalog
 from simulation_assets.core.hogflix.flixbuddy import deterministic_reply
-from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS
+from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS, TrafficConfig
 from simulation_assets.webapp import pages
 from simulation_assets.webapp.capture import CaptureDecodeError, CaptureLog, decode_capture
 
@@ -73,6 +73,7 @@ def create_app(config: WebAppConfig | None = None, log: CaptureLog | None = None
     config = config or WebAppConfig()
     log = log if log is not None else CaptureLog()
     size = config.catalog_size
+    traffic = TrafficConfig()  # the player reports the same milestones as the server tier
     cat = catalog(size)
     by_slug = {row["slug"]: row for row in cat.to_dicts()}
 
@@ -90,6 +91,8 @@ def create_app(config: WebAppConfig | None = None, log: CaptureLog | None = None
             "video": None
             if video is None
             else {k: video[k] for k in ("video_id", "title", "genre", "minutes")},
+            "progress_milestones": list(traffic.progress_milestones),
+            "completed_at_percent": traffic.completed_at_percent,
         }
 
     def render(request: Request, page: str, title: str, body: str, active: str = "", video=None, status=200):  # noqa: ANN001, ANN202

@@ -109,7 +109,8 @@
   if (player) {
     var props = videoProps(player);
     var duration = props.video_duration_seconds;
-    var milestones = [25, 50, 75];
+    var milestones = cfg.progress_milestones || [25, 50, 75];
+    var completedAt = cfg.completed_at_percent || 95;
     var state = { playing: false, startedAt: 0, offset: 0, sent: {}, completed: false, started: false };
     var fill = document.getElementById("progress-fill");
     var label = document.getElementById("progress-label");
@@ -126,7 +127,7 @@
           ph.capture("video_progress", Object.assign({ progress_percent: m }, props));
         }
       });
-      if (pct >= 95 && !state.completed) {
+      if (pct >= completedAt && !state.completed) {
         state.completed = true;
         ph.capture("video_completed", Object.assign({ completion_percent: Math.round(pct * 10) / 10 }, props));
       }
