@@ -251,7 +251,10 @@ def main() -> None:
         if not args.tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "warehouse.json").write_text(json.dumps(out, indent=2) + "\n")
+    path = RESULTS / "warehouse.json"
+    # keep the sections of earlier runs that this run skipped (e.g. the long PROD timings)
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**previous, **out}, indent=2) + "\n")
     print(f"wrote {RESULTS / 'warehouse.json'}")
 
 

@@ -78,6 +78,11 @@ CHANNEL_OF_SOURCE = {"google/cpc": "google_ads", "facebook/paid": "meta", "linke
 CHANNEL_GROUP = {"organic": "Organic Search", "(none)": "Direct", "cpc": "Paid Search", "paid": "Paid Social",
                  "email": "Email", "referral": "Referral"}  # fmt: skip
 TIER_ORDER = ("Basic", "Pro", "Enterprise")
+EVENT_TYPES = (
+    "customer.created", "customer.updated", "customer.subscription.created", "customer.subscription.updated",
+    "customer.subscription.deleted", "invoice.created", "invoice.finalized", "invoice.paid",
+    "invoice.payment_failed", "charge.succeeded",
+)  # fmt: skip
 
 
 def _words(rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
@@ -689,8 +694,7 @@ class Warehouse:
         sub_step = rng.integers(0, 3, n)
         inv_step = rng.integers(0, 3, n)
         u = rng.random(n)
-        out_type = np.empty(n, dtype=object)
-        obj_type = np.empty(n, dtype=object)
+        event = np.zeros(n, dtype=np.int16)  # index into EVENT_TYPES
         obj_id = np.zeros(n, dtype=np.int64)
         customer = np.zeros(n, dtype=np.int64)
         created = np.zeros(n, dtype=np.int64)
@@ -698,8 +702,8 @@ class Warehouse:
         m = kind == 0
         i = (u[m] * len(acc_created)).astype(np.int64)
         upd = sub_step[m] > 0
-        out_type[m] = np.where(upd, "customer.updated", "customer.created")
-        obj_type[m], obj_id[m], customer[m] = "customer", i, i
+        event[m] = np.where(upd, 1, 0)
+        obj_id[m], customer[m] = i, i
         created[m] = acc_created[i] + np.where(upd, (rng.random(int(m.sum())) * 30 * DAY).astype(np.int64), 0)
         # subscriptions
         m = kind == 1
@@ -707,9 +711,8 @@ class Warehouse:
         step = sub_step[m]
         has_end = p["end"][i] < self.t1
         step = np.where((step == 2) & ~has_end, 1, step)
-        out_type[m] = np.array(["customer.subscription.created", "customer.subscription.updated",
-                                "customer.subscription.deleted"])[step]  # fmt: skip
-        obj_type[m], obj_id[m], customer[m] = "subscription", i, p["account"][i]
+        event[m] = 2 + step
+        obj_id[m], customer[m] = i, p["account"][i]
         mid = p["created"][i] + ((p["end"][i] - p["created"][i]) * rng.random(int(m.sum()))).astype(np.int64)
         created[m] = np.select([step == 0, step == 1], [p["created"][i], mid], p["end"][i])
         # invoices
@@ -717,28 +720,26 @@ class Warehouse:
         i = (u[m] * len(v["created"])).astype(np.int64)
         step = inv_step[m]
         paid = v["paid"][i]
-        names = np.array(["invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_failed"])
-        out_type[m] = names[np.where((step == 2) & ~paid, 3, step)]
-        obj_type[m], obj_id[m], customer[m] = "invoice", i, p["account"][v["parent"][i]]
+        event[m] = 5 + np.where((step == 2) & ~paid, 3, step)
+        obj_id[m], customer[m] = i, p["account"][v["parent"][i]]
         final = np.where(paid, v["paid_at"][i], v["created"][i] + DAY)
         created[m] = np.select([step == 0, step == 1], [v["created"][i], v["created"][i] + 60], final)
         # charges
         m = kind == 3
         i = (u[m] * max(len(paid_inv), 1)).astype(np.int64)
         inv = paid_inv[i] if len(paid_inv) else np.zeros(int(m.sum()), dtype=np.int64)
-        out_type[m], obj_type[m], obj_id[m] = "charge.succeeded", "charge", i
+        event[m], obj_id[m] = 9, i
         customer[m] = p["account"][v["parent"][inv]]
         created[m] = v["paid_at"][inv]
         created = np.minimum(np.maximum(created, acc_created[customer]), self.t1 - 1)
-        prefix = {"customer": "cus_", "subscription": "sub_", "invoice": "in_", "charge": "ch_"}
-        obj = pl.Series(obj_type.astype(str))
-        object_id = _cat(obj.replace_strict(prefix, return_dtype=pl.String),
-                         pl.Series(obj_id + 1).cast(pl.String).str.zfill(14))  # fmt: skip
+        object_kind = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2, 3], dtype=np.int8)[event]
+        object_prefix = labels(object_kind, ["cus_", "sub_", "in_", "ch_"])
+        object_id = _cat(object_prefix, pl.Series(obj_id + 1).cast(pl.String).str.zfill(14))
         return pl.DataFrame(
             {
                 "event_id": prefix_ids("evt_", np.arange(start + 1, stop + 1)),
-                "type": pl.Series(out_type.astype(str)),
-                "object_type": obj,
+                "type": labels(event, EVENT_TYPES),
+                "object_type": labels(object_kind, ["customer", "subscription", "invoice", "charge"]),
                 "object_id": object_id,
                 "customer_id": prefix_ids("cus_", customer + 1),
                 "created": ts(created),
@@ -1104,13 +1105,16 @@ class Warehouse:
         rng, n = self.rng("ga_sessions", k), stop - start
         when = growth_times(rng, n, self.t0, self.t1 - DAY, self.cfg.window.account_yoy_growth)
         src = choice(rng, n, m.ga_sources)
-        src_names = np.array(list(m.ga_sources))
-        source_medium = src_names[src]
+        src_names = list(m.ga_sources)
         camp = self.whole("marketing_campaigns")
         channels = camp["channel"].to_numpy()
         campaign = np.full(n, -1, dtype=np.int64)
         for sm, channel in CHANNEL_OF_SOURCE.items():
-            rows = np.flatnonzero(source_medium == sm)
+            rows = (
+                np.flatnonzero(src == src_names.index(sm))
+                if sm in src_names
+                else np.array([], dtype=np.int64)
+            )
             subset = np.flatnonzero(channels == channel)
             if len(rows) and len(subset):
                 campaign[rows], when[rows] = self._campaigns_before(rng, when[rows], subset)
@@ -1119,8 +1123,7 @@ class Warehouse:
             bounced, rng.integers(0, 11, n), np.exp(rng.normal(np.log(m.median_session_seconds), 0.9, n))
         ).astype(np.int32)
         pageviews = np.where(bounced, 1, 2 + rng.geometric(0.4, n) - 1).astype(np.int32)
-        split = pl.Series(source_medium.astype(str)).str.split_exact("/", 1).struct.unnest()
-        medium = split["field_1"]
+        medium = labels(src, [k.split("/")[1] for k in src_names])
         landing = labels(choice(rng, n, {"/": 0.45, "/pricing": 0.2, "/features": 0.15, "/blog": 0.15,
                                           "/demo": 0.05}), ["/", "/pricing", "/features", "/blog", "/demo"])  # fmt: skip
         return pl.DataFrame(
@@ -1132,7 +1135,7 @@ class Warehouse:
                 "campaign_id": pl.Series(np.where(campaign >= 0, campaign + 1, 0)).set(
                     pl.Series(campaign < 0), None
                 ),
-                "source": split["field_0"],
+                "source": labels(src, [k.split("/")[0] for k in src_names]),
                 "medium": medium,
                 "channel_group": medium.replace_strict(
                     CHANNEL_GROUP, default="Other", return_dtype=pl.String

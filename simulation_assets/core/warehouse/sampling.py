@@ -110,9 +110,8 @@ def dates(seconds: np.ndarray) -> pl.Series:
 
 
 def labels(codes: np.ndarray, names: dict[str, float] | list[str] | tuple[str, ...]) -> pl.Series:
-    """Return codes mapped to their names as a string series."""
-    keys = list(names)
-    return pl.Series(np.asarray(keys, dtype=object)[np.asarray(codes)], dtype=pl.String)
+    """Return codes mapped to their names as a string series (decoded natively, no Python objects)."""
+    return categorical(codes, [str(k) for k in names]).cast(pl.String)
 
 
 def categorical(codes: np.ndarray, names: list[str]) -> pl.Series:
