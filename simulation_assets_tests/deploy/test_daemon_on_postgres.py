@@ -156,7 +156,7 @@ def test_schedule_tick_launches_a_lifecycle_run(deployment: Deployment) -> None:
     instance = deployment.instance()
     schedule = deployment.repository().get_schedule(SCHEDULE)
     runs = wait_for(lambda: _runs(instance, tags={"dagster/schedule_name": SCHEDULE}), 45, "a scheduled run")
-    run = wait_for(lambda: _finished(instance, runs[0].run_id), 120, "the scheduled run to finish")
+    run = wait_for(lambda: _finished(instance, runs[0].run_id), 180, "the scheduled run to finish")
     assert run.status == dg.DagsterRunStatus.SUCCESS, deployment.log("code_server.log")[-3000:]
     assert run.job_name == "hogflix_daily_lifecycle"
     now = dt.datetime.now(dt.UTC)
