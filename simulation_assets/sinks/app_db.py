@@ -84,6 +84,29 @@ def ddl(schema: str) -> list[str]:
     return out
 
 
+def postgres_functions(schema: str) -> list[str]:
+    """Return ``count_synthetic_data()`` and ``cleanup_synthetic_data()`` for PostgreSQL (same predicates).
+
+    They let an operator count or remove the synthetic data from SQL (e.g. Supabase's editor)
+    with exactly the rules ``simulate cleanup`` applies.
+    """
+    counts = " UNION ALL ".join(
+        f"SELECT '{t}'::text, count(*) FROM {schema}.{t} WHERE {synthetic_predicate(t)}" for t in TABLE_ORDER
+    )
+    deletes = "\n".join(
+        f"  DELETE FROM {schema}.{t} WHERE {synthetic_predicate(t)}; GET DIAGNOSTICS n = ROW_COUNT;\n"
+        f"  table_name := '{t}'; deleted_rows := n; RETURN NEXT;"
+        for t in TABLE_ORDER
+    )
+    return [
+        f"CREATE OR REPLACE FUNCTION {schema}.count_synthetic_data() "
+        f"RETURNS TABLE(table_name text, synthetic_rows bigint) LANGUAGE sql AS $fn$ {counts} $fn$",
+        f"CREATE OR REPLACE FUNCTION {schema}.cleanup_synthetic_data() "
+        f"RETURNS TABLE(table_name text, deleted_rows bigint) LANGUAGE plpgsql AS $fn$\n"
+        f"DECLARE n bigint;\nBEGIN\n{deletes}\nEND\n$fn$",
+    ]
+
+
 class HogflixAppDatabase(dg.ConfigurableResource):
     """The app database. ``HOGFLIX_APP_DB`` = duckdb (default) or postgres (DSN in ``HOGFLIX_APP_DB_DSN``)."""
 
@@ -152,7 +175,10 @@ class HogflixAppDatabase(dg.ConfigurableResource):
         if key in _SCHEMA_READY and (self.backend != "duckdb" or self._duckdb_file().exists()):
             return
         with self._connect() as db:
-            for statement in ddl(self.schema_name):
+            statements = ddl(self.schema_name)
+            if self.backend == "postgres":
+                statements += postgres_functions(self.schema_name)
+            for statement in statements:
                 db.execute(statement)
         _SCHEMA_READY.add(key)
 

@@ -124,6 +124,8 @@ def test_simulate_cleanup_counts_then_removes_synthetic_rows_only(
     db.write(_day_tables(personas, sessions, events), sessions["partition_key"].unique().to_list())
     planted = _plant_real_rows(postgres_dsn, sessions["user_id"][0])
     synthetic = db.count_synthetic()
+    with psycopg.connect(postgres_dsn) as con:  # the SQL functions apply the same rules
+        assert dict(con.execute("SELECT * FROM public.count_synthetic_data()").fetchall()) == synthetic
     assert main(["cleanup", "--dry-run", "--app-db", "postgres", "--dsn", postgres_dsn]) == 0
     assert f"{synthetic['watch_progress']}" in capsys.readouterr().out
     assert db.count_synthetic() == synthetic
@@ -131,3 +133,8 @@ def test_simulate_cleanup_counts_then_removes_synthetic_rows_only(
     assert sum(db.count_synthetic().values()) == 0
     assert _real_rows(postgres_dsn) == sum(planted.values())
     assert main(["cleanup", "--app-db", "postgres"]) == 2  # no DSN anywhere: bad input, nothing touched
+    db.write(_day_tables(personas, sessions, events), sessions["partition_key"].unique().to_list())
+    with psycopg.connect(postgres_dsn) as con:
+        deleted = dict(con.execute("SELECT * FROM public.cleanup_synthetic_data()").fetchall())
+    assert deleted == synthetic and sum(db.count_synthetic().values()) == 0
+    assert _real_rows(postgres_dsn) == sum(planted.values())
