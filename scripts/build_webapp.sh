@@ -4,7 +4,7 @@
 # build into the package's static folder. Nothing is fetched when the app runs.
 set -euo pipefail
 cd "$(dirname "$0")/../simulation_assets/webapp"
-target=static/vendor/posthog.js
+target=static/posthog.js
 if ! command -v npm >/dev/null 2>&1; then
   echo "build_webapp: npm not found, skipping; the HogFlix web app needs it once to bundle posthog-js" >&2
   exit 0
@@ -13,7 +13,6 @@ if [ -s "$target" ] && [ "$target" -nt package-lock.json ]; then
   exit 0
 fi
 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null
-mkdir -p static/vendor
 # array.full.no-external: the whole SDK (autocapture, recordings, ...) with no script loaded later.
 cp node_modules/posthog-js/dist/array.full.no-external.js "$target.tmp"
 mv "$target.tmp" "$target"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import time
 
@@ -68,8 +69,6 @@ def forward(posthog: PostHogEvents, frame: pl.DataFrame, now: dt.datetime | None
     report = DeliveryReport(mode=posthog.mode)
     if posthog.mode != "posthog" or frame.is_empty():
         return report
-    import os
-
     now = now or dt.datetime.now(dt.UTC)
     ordered = frame.sort("timestamp")
     encoded = encode_for_batch(ordered)

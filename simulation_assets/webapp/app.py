@@ -1,7 +1,7 @@
 """The HogFlix reference web app (Starlette): pages, the bundled SDK and a PostHog-style capture endpoint.
 
 Pages are server-rendered (``pages.py``); the browser SDK is ``posthog-js`` from
-the npm registry, copied into ``static/vendor/posthog.js`` by
+the npm registry, copied into ``static/posthog.js`` by
 ``scripts/build_webapp.sh`` (never fetched at run time). The page starts the SDK
 from the JSON configuration it embeds: project key and API host, by default
 this app itself, which answers the SDK's capture (``/e/``, ``/i/v0/e/``,
@@ -29,7 +29,7 @@ from simulation_assets.webapp import pages
 from simulation_assets.webapp.capture import CaptureDecodeError, CaptureLog, decode_capture
 
 STATIC_DIR = Path(__file__).parent / "static"
-SDK_PATH = STATIC_DIR / "vendor" / "posthog.js"
+SDK_PATH = STATIC_DIR / "posthog.js"
 LOCAL_PROJECT_KEY = "phc_hogflix_reference_local"
 CAPTURE_PATHS = ("/e", "/i/v0/e", "/batch", "/capture", "/track", "/engage")
 

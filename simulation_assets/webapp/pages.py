@@ -60,7 +60,7 @@ def layout(prefix: str, title: str, body: str, config: dict, active: str = "") -
 <main>{body}</main>
 <footer>HogFlix is a reference app for synthetic traffic. Every visit here may be a simulated persona.</footer>
 <script type="application/json" id="hogflix-config">{cfg}</script>
-<script src="{prefix}/static/vendor/posthog.js"></script>
+<script src="{prefix}/static/posthog.js"></script>
 <script src="{prefix}/static/hogflix.js"></script>
 </body></html>"""
 

@@ -71,7 +71,7 @@ def test_pages_link_the_entry_points_and_embed_the_sdk_config():
     home = client.get("/").text
     for href in ("/hogflix/search", "/hogflix/browse/popular", "/hogflix/watchlist", "/hogflix/flixbuddy"):
         assert f'href="{href}"' in home
-    assert '/hogflix/static/vendor/posthog.js"' in home
+    assert '/hogflix/static/posthog.js"' in home
     config = json.loads(home.split('id="hogflix-config">')[1].split("</script>")[0])
     assert config["api_host"].endswith("/hogflix")
     assert client.get("/title/no-such-title").status_code == 404

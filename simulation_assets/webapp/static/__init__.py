@@ -1,0 +1,1 @@
+"""Static files of the HogFlix web app (a package so that installs ship them as package data)."""
