@@ -58,8 +58,6 @@ PAGES = (
     "/signup",
     "/help",
 )
-# Path of each page before its variable part (genre or title slug).
-_PAGE_PREFIX = tuple(p.split("{")[0] for p in PAGES)
 HOME, SEARCH, CATEGORY, WATCHLIST_PAGE, FLIXBUDDY_PAGE, POPULAR, RELATED, TITLE, WATCH, SIGNUP, HELP = range(
     len(PAGES)
 )
@@ -77,7 +75,6 @@ _REFERRERS = {  # acquisition source -> (referrer, utm_source, utm_medium) of a 
     "paid_search": ("https://www.google.com/", "google", "cpc"),
     "partner": ("https://partner.example/", "partner", "affiliate"),
 }
-_REFERRING_DOMAINS = {r: r.split("/")[2] for r, _, _ in _REFERRERS.values() if r.startswith("http")}
 LIB_VERSION = "1.418.10"
 
 
@@ -292,65 +289,63 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
                    pl.Series("question_idx", question_idx))  # fmt: skip
     ev = pl.concat([ev, base.rename({"distinct_id": "persona_distinct_id", "genre": "session_genre"}),
                     vframe.rename({"genre": "video_genre", "title": "video_title"})], how="horizontal")  # fmt: skip
-    prefix = pl.Series(_PAGE_PREFIX).gather(page)
-    suffix = (
-        pl.when(pl.col("page") == CATEGORY).then(pl.col("session_genre"))
-        .when(pl.col("page").is_in([TITLE, WATCH])).then(pl.col("slug"))
-        .otherwise(pl.lit(""))
-    )  # fmt: skip
-    pathname = pl.concat_str([pl.lit(prefix), suffix])
     host = cfg.host
-    ev = ev.with_columns(pathname.alias("$pathname"))
-    ev = ev.with_columns(
-        pl.when(pl.col("anonymous")).then(pl.col("anon_distinct_id")).otherwise(pl.col("persona_distinct_id"))
-        .alias("distinct_id"),
-        (pl.lit(f"https://{host}") + pl.col("$pathname")
-         + pl.when(pl.col("page") == SEARCH).then(pl.lit("?q=") + pl.col("session_genre")).otherwise(pl.lit("")))
-        .alias("$current_url"),
-        pl.lit(host).alias("$host"),
-    )  # fmt: skip
-    # Page-view chain: $pageview_id and $prev_pageview_* as posthog-js's page-view manager sets them.
-    is_pv = pl.col("code") == PAGEVIEW
-    is_leave = pl.col("code") == PAGELEAVE
+    # Every page an event can be on, as one small table of paths and URLs; events hold an index into it,
+    # so the page strings (and the previous page's, for $prev_pageview_* and $referrer) are gathers.
+    paths, urls, offsets = _page_tables(cfg.catalog_size, host)
+    genre_ev = np.array([GENRES.index(x) for x in s["genre"].to_list()], np.int64)[e_sess]
+    video_ev = np.where(slot >= 0, video[np.maximum(slot, 0)], 0)
+    variant = np.where(
+        np.isin(page, (SEARCH, CATEGORY)), genre_ev, np.where(np.isin(page, (TITLE, WATCH)), video_ev, 0)
+    )
+    url_id = offsets[page] + variant
     # Events are ordered by session then time and every session opens with a $pageview, so the page an
     # event is on is the latest $pageview row at or before it, and the previous page the one before that.
     rows = np.arange(code.size)
-    cur = np.maximum.accumulate(np.where(code == PAGEVIEW, rows, 0))
+    is_pv_np, is_leave_np = code == PAGEVIEW, code == PAGELEAVE
+    cur = np.maximum.accumulate(np.where(is_pv_np, rows, 0))
     session_first = np.r_[0, np.flatnonzero(np.diff(e_sess)) + 1]
     first_of_row = np.repeat(session_first, np.diff(np.r_[session_first, code.size]))
     prev = np.r_[0, cur[:-1]]
-    prev_ok = pl.Series((prev >= first_of_row) & (rows > first_of_row))
-    cur_s, prev_s = pl.Series(cur), pl.Series(prev)
-    ev = ev.with_columns(
-        pl.col("uuid").gather(cur_s).alias("$pageview_id"),
-        pl.col("$pathname").gather(cur_s).alias("_cur_path"),
-        pl.col("timestamp").gather(cur_s).alias("_cur_ts"),
-        pl.when(prev_ok).then(pl.col("$pathname").gather(prev_s)).alias("_prev_path"),
-        pl.when(prev_ok).then(pl.col("timestamp").gather(prev_s)).alias("_prev_ts"),
-        pl.when(prev_ok).then(pl.col("$current_url").gather(prev_s)).alias("_prev_url"),
+    prev_ok = (prev >= first_of_row) & (rows > first_of_row)
+    first_pv = is_pv_np & ~prev_ok
+    # $prev_pageview_*: a leave describes the page being left, a view the page before it.
+    before = np.where(is_leave_np, cur, prev)
+    has_before = is_leave_np | (is_pv_np & prev_ok)
+    duration = np.where(has_before, (ts - ts[before]) / 1000.0, np.nan)
+    scroll = np.where(has_before, hash_unit(seed, 22, persona, ts).round(2), np.nan)
+    # $referrer: the previous page inside the site; a session's first view: the acquisition source for an
+    # anonymous visitor (their landing page), $direct otherwise. External referrers follow the URLs.
+    externals = ["$direct", *sorted({r for r, _, _ in _REFERRERS.values()} - {"$direct"})]
+    source_ref = np.array(
+        [externals.index(_REFERRERS.get(x, ("$direct",))[0]) for x in s["source"].to_list()]
     )
-    scroll = hash_unit(seed, 22, persona, ts).round(2)
-    first_pv = is_pv & pl.col("_prev_path").is_null()
-    referrer = pl.col("source").replace_strict({k: v[0] for k, v in _REFERRERS.items()}, default="$direct")
+    ref_id = np.where(
+        first_pv,
+        np.where(anonymous, len(urls) + source_ref[e_sess], len(urls)),
+        np.where(is_pv_np & prev_ok, url_id[prev], -1),
+    )
+    ref_table = pl.Series([*urls, *externals])
+    ref_domains = pl.Series([host] * len(urls) + ["$direct", *(r.split("/")[2] for r in externals[1:])])
+    ref_ok = pl.Series(ref_id >= 0)
+    ref_idx = pl.Series(np.maximum(ref_id, 0))
+    path_s, url_s = pl.Series(paths), pl.Series(urls)
     ev = ev.with_columns(
-        pl.when(is_leave).then(pl.col("_cur_path")).when(is_pv).then(pl.col("_prev_path"))
-        .alias("$prev_pageview_pathname"),
-        pl.when(is_leave).then((pl.col("timestamp") - pl.col("_cur_ts")).dt.total_milliseconds() / 1000.0)
-        .when(is_pv).then((pl.col("timestamp") - pl.col("_prev_ts")).dt.total_milliseconds() / 1000.0)
-        .alias("$prev_pageview_duration"),
-        pl.when((is_leave | is_pv) & ~first_pv).then(pl.Series(scroll)).alias("$prev_pageview_max_scroll_percentage"),
-        pl.when(first_pv & pl.col("anonymous")).then(referrer)
-        .when(first_pv).then(pl.lit("$direct"))
-        .when(is_pv).then(pl.col("_prev_url"))
-        .alias("$referrer"),
-    ).with_columns(
-        pl.when(pl.col("$referrer").is_null()).then(None)
-        .when(pl.col("$referrer") == "$direct").then(pl.lit("$direct"))
-        .when(pl.col("$referrer").str.starts_with(f"https://{host}/")).then(pl.lit(host))
-        .otherwise(pl.col("$referrer").replace_strict(_REFERRING_DOMAINS, default=None)).alias("$referring_domain"),
+        path_s.gather(pl.Series(url_id)).alias("$pathname"),
+        url_s.gather(pl.Series(url_id)).alias("$current_url"),
+        pl.lit(host).alias("$host"),
+        pl.when(pl.col("anonymous")).then(pl.col("anon_distinct_id")).otherwise(pl.col("persona_distinct_id"))
+        .alias("distinct_id"),
+        pl.col("uuid").gather(pl.Series(cur)).alias("$pageview_id"),
+        pl.when(pl.Series(has_before)).then(path_s.gather(pl.Series(url_id[before]))).alias("$prev_pageview_pathname"),
+        pl.Series("$prev_pageview_duration", duration).fill_nan(None),
+        pl.Series("$prev_pageview_max_scroll_percentage", scroll).fill_nan(None),
+        pl.when(ref_ok).then(ref_table.gather(ref_idx)).alias("$referrer"),
+        pl.when(ref_ok).then(ref_domains.gather(ref_idx)).alias("$referring_domain"),
+        pl.Series("_first_pv", first_pv),
     )  # fmt: skip
     utm = {k: v for k, v in _REFERRERS.items() if v[1]}
-    entry_anon = first_pv & pl.col("anonymous")
+    entry_anon = pl.col("_first_pv") & pl.col("anonymous")
     ev = ev.with_columns(
         pl.when(entry_anon).then(pl.col("source").replace_strict({k: v[1] for k, v in utm.items()}, default=None))
         .alias("utm_source"),
@@ -456,3 +451,26 @@ def _event_schema() -> pl.Schema:
 def empty_events(cfg: TrafficConfig | None = None) -> pl.DataFrame:
     """Return an empty event frame with every column ``session_events`` produces."""
     return pl.DataFrame(schema=_event_schema())
+
+
+@lru_cache(maxsize=4)
+def _page_tables(catalog_size: int, host: str) -> tuple[list[str], list[str], np.ndarray]:
+    """Return (paths, urls, offset per page code): every page an event can be on, indexed by page code
+    plus a variant (genre for search and category pages, video for title and watch pages)."""
+    slugs = catalog(catalog_size)["slug"].to_list()
+    paths: list[str] = []
+    urls: list[str] = []
+    offsets = np.zeros(len(PAGES), np.int64)
+    for code, template in enumerate(PAGES):
+        offsets[code] = len(paths)
+        if code == SEARCH:
+            variants = [("/search", f"/search?q={g}") for g in GENRES]
+        elif code == CATEGORY:
+            variants = [(f"/browse/{g}", f"/browse/{g}") for g in GENRES]
+        elif code in (TITLE, WATCH):
+            variants = [(template.format(slug=x),) * 2 for x in slugs]
+        else:
+            variants = [(template, template)]
+        paths += [p for p, _ in variants]
+        urls += [f"https://{host}{u}" for _, u in variants]
+    return paths, urls, offsets
