@@ -94,6 +94,7 @@ def run_browser_sessions(
     app = build_app({MOUNT_PATH: lambda: create_app(WebAppConfig(), log)})
     with LocalTarget(app=app) as target:
         report = bot.run(target.base_url + MOUNT_PATH, items, state_dir, screenshot_dir)
+    report.recording_requests = log.recordings
     return report, events_frame(log.take())
 
 
@@ -198,6 +199,7 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: typ
                 "browser_events": events.height,
                 "capture_requests": sum(s.capture_requests for s in report.sessions),
                 "returning_browsers": sum(s.returning for s in report.sessions),
+                "recording_requests": report.recording_requests,
                 "real_seconds": round(report.seconds, 2),
                 "max_concurrent_contexts": report.max_concurrent,
                 **{

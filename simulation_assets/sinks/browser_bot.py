@@ -109,6 +109,7 @@ class BrowserRunReport:
     sessions: list[SessionResult] = field(default_factory=list)
     seconds: float = 0.0
     max_concurrent: int = 0
+    recording_requests: int = 0  # session-recording requests the reference app received
 
     def rows(self) -> list[dict]:
         return [asdict(s) for s in self.sessions]

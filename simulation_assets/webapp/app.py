@@ -51,7 +51,10 @@ class WebAppConfig(BaseModel):
         default_factory=lambda: os.environ.get("HOGFLIX_WEB_POSTHOG_HOST", ""),
         description="API host of posthog-js ($HOGFLIX_WEB_POSTHOG_HOST); empty: this app's own endpoint.",
     )
-    session_recording: bool = False
+    session_recording: bool = Field(
+        default_factory=lambda: os.environ.get("HOGFLIX_WEB_RECORDINGS", "").lower() in ("1", "true", "yes"),
+        description="Let posthog-js record sessions to /s/ ($HOGFLIX_WEB_RECORDINGS).",
+    )
     catalog_size: int = Field(default=240, gt=10)
 
 

@@ -189,3 +189,17 @@ def test_served_app_merges_captured_events_into_the_events_store():
     assert stored.height == 3 and stored["uuid"].n_unique() == 3
     assert stored["is_synthetic"].all()
     assert "/browser_events" in store.dataset
+
+
+def test_recordings_are_switched_on_by_env_and_counted_at_s(monkeypatch):
+    from simulation_assets.webapp.app import WebAppConfig
+
+    assert WebAppConfig().session_recording is False
+    monkeypatch.setenv("HOGFLIX_WEB_RECORDINGS", "1")
+    config = WebAppConfig()
+    log = CaptureLog()
+    client = TestClient(create_app(config, log))
+    remote = client.get("/array/phc_x/config").json()
+    assert config.session_recording and remote["sessionRecording"] == {"endpoint": "/s/"}
+    assert client.post("/s/?compression=gzip-js", content=gzip.compress(b"[]")).status_code == 200
+    assert (log.recordings, len(log.events)) == (1, 0)
