@@ -298,11 +298,6 @@ def run(args: argparse.Namespace) -> int:
         keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days - traffic_days, days)]
         run_browser_tier(browser, args.seed, pool, start, keys, args.events, output, dagster_instance())
     console.print(f"Wrote {output}: " + ", ".join(sorted(summary["files"].values())) + ", summary.json")
-    if browser.share > 0:
-        traffic_keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days - traffic_days, days)]
-        run_browser_tier(
-            browser, args.seed, pool, start, traffic_keys, args.events, output, dagster_instance()
-        )
     return 0
 
 
