@@ -2,6 +2,7 @@
 # Install the project and run the demo on embedded defaults (no server needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v npm >/dev/null 2>&1 || scripts/install_system_deps.sh
 scripts/setup.sh
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
 mkdir -p "$DAGSTER_HOME"

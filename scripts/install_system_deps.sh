@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# System packages the test suite uses: PostgreSQL 15 server binaries and Debian's chromium.
+# System packages the project uses: PostgreSQL 15 server binaries and Debian's chromium for the
+# tests, npm to bundle posthog-js into the HogFlix reference web app at set-up.
 # Installs only what is missing; needs root (or passwordless sudo) when something is missing.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
