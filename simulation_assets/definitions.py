@@ -25,8 +25,16 @@ def domain_definitions() -> list[dg.Definitions]:
 
 
 def build_definitions() -> dg.Definitions:
-    """Return the merged definitions of every domain plus the shared resources."""
-    return dg.Definitions.merge(*domain_definitions(), dg.Definitions(resources=shared_resources()))
+    """Return the merged definitions of every domain plus the shared resources.
+
+    Steps run in the run's own process: a step is short next to the seconds a new
+    Python process needs to import the project, and runs are isolated from each
+    other by the run launcher (a process, a container or a pod per run).
+    """
+    return dg.Definitions.merge(
+        *domain_definitions(),
+        dg.Definitions(resources=shared_resources(), executor=dg.in_process_executor),
+    )
 
 
 defs = build_definitions()
