@@ -10,7 +10,7 @@ from simulation_assets.cli import main
 
 def test_simulate_hogflix_writes_personas_metrics_and_summary(tmp_path):
     out = tmp_path / "out"
-    assert main(["hogflix", "--days", "4", "--seed", "5", "--output", str(out)]) == 0
+    assert main(["hogflix", "--days", "4", "--seed", "5", "--traffic-days", "0", "--output", str(out)]) == 0
     metrics = pl.read_parquet(out / "daily_metrics.parquet")
     assert metrics.height == 4
     assert {"state_NEW", "state_ACTIVE", "state_CASUAL", "state_DORMANT", "state_CHURNED"} <= set(
@@ -30,7 +30,9 @@ def test_same_seed_gives_identical_files(tmp_path, monkeypatch):
     for name in ("a", "b"):
         monkeypatch.setenv("SIMULATION_DATA_DIR", str(tmp_path / f"data_{name}"))
         out = tmp_path / name
-        assert main(["hogflix", "--days", "3", "--seed", "9", "--output", str(out)]) == 0
+        assert (
+            main(["hogflix", "--days", "3", "--seed", "9", "--traffic-days", "0", "--output", str(out)]) == 0
+        )
         outputs.append(out)
     for name in ("personas.parquet", "daily_metrics.parquet"):
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes()

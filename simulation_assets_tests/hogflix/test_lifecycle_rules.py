@@ -26,6 +26,7 @@ from simulation_assets.core.hogflix.lifecycle import (
     REGULAR,
     WEEKEND,
     day_number,
+    flixbuddy_count,
     return_probability,
     step_day,
 )
@@ -286,7 +287,17 @@ def test_active_days_watch_videos_from_the_session_depth_table():
     assert after.cols["completion_today"][:n][active].mean() == pytest.approx(65.0, abs=1.0)
     assert after.cols["ratings_today"][:n][active].sum() / videos.sum() == pytest.approx(0.20, abs=0.01)
     assert share(after.cols["watchlist_adds_today"][:n][active] > 0) == pytest.approx(0.30, abs=0.01)
-    assert int(after.cols["flixbuddy_today"].sum()) == cfg.flixbuddy_max_per_day  # 10 % capped at 50
+    assert int(after.cols["flixbuddy_today"].sum()) == 12  # 10 % of the visitors, kept within 8-12
+
+
+@pytest.mark.parametrize(("active", "chats"), [(100, 10), (40, 8), (200, 12), (5, 5), (0, 0)])
+def test_flixbuddy_talks_to_ten_percent_of_visitors_within_eight_to_twelve_a_day(active, chats):
+    assert flixbuddy_count(LifecycleConfig(), active) == chats
+
+
+def test_flixbuddy_band_scales_with_the_pool_but_never_exceeds_fifty_a_day():
+    assert flixbuddy_count(LifecycleConfig(persona_pool=800), 180) == 18
+    assert flixbuddy_count(LifecycleConfig(persona_pool=40_000), 9_000) == 50
 
 
 def test_invalid_configuration_names_the_field():

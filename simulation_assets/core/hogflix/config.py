@@ -144,6 +144,7 @@ class LifecycleConfig(_Frozen):
     watchlist_probability: Probability = 0.30  # per active session
     flixbuddy_share: Probability = 0.10  # of daily active users
     flixbuddy_max_per_day: PositiveInt = 50
+    flixbuddy_per_day: Range = Range(low=8, high=12)  # "8-12 FlixBuddy interactions per day" at pool 400
 
     # --- Signups: plan mix and acquisition sources (project choices; the spec names plans only) ---
     plan_weights: dict[str, float] = {"Premium": 0.30, "Standard": 0.45, "Basic": 0.25}
@@ -202,6 +203,12 @@ class LifecycleConfig(_Frozen):
         """Inclusive band the non-churned pool should stay in once warmed up (380-420 at 400)."""
         half = self.persona_pool * self.pool_band
         return int(round(self.persona_pool - half)), int(round(self.persona_pool + half))
+
+    @property
+    def flixbuddy_per_day_range(self) -> tuple[int, int]:
+        """Inclusive daily FlixBuddy band, scaled to the pool (8-12 at 400)."""
+        scale = self.signup_scale
+        return int(round(self.flixbuddy_per_day.low * scale)), int(round(self.flixbuddy_per_day.high * scale))
 
     @property
     def replenish_level(self) -> int:

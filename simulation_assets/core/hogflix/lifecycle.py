@@ -527,6 +527,17 @@ def _popcount(x: np.ndarray) -> np.ndarray:
     return np.bitwise_count(x)
 
 
+def flixbuddy_count(cfg: LifecycleConfig, active: int) -> int:
+    """Return how many of ``active`` visitors talk to FlixBuddy today.
+
+    10 % of them, kept within 8-12 a day at a pool of 400 (scaled with the pool)
+    and never more than the per-day cap of 50 or the number of visitors.
+    """
+    low, high = cfg.flixbuddy_per_day_range
+    wanted = int(np.clip(round(cfg.flixbuddy_share * active), low, high))
+    return min(wanted, cfg.flixbuddy_max_per_day, active)
+
+
 def _engage(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, signup: bool = False) -> None:
     """Draw today's viewing for active personas (or every new signup) and add it to the totals."""
     c = state.cols
@@ -561,11 +572,9 @@ def _engage(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     rated = g.random(int(videos.sum()), dtype=np.float32) < cfg.rate_probability
     ratings = np.add.reduceat(rated, np.cumsum(videos) - videos, dtype=np.int32) if rated.size else videos * 0
     watchlist = (u[3] < cfg.watchlist_probability).astype(np.int32)
-    flix = u[4] < cfg.flixbuddy_share
-    if flix.sum() > cfg.flixbuddy_max_per_day:
-        keep = np.flatnonzero(flix)[: cfg.flixbuddy_max_per_day]
-        flix = np.zeros(m, np.bool_)
-        flix[keep] = True
+    flix = np.zeros(m, np.bool_)
+    if not signup:  # a signup's first visit is for exploring; FlixBuddy comes later
+        flix[np.argsort(u[4], kind="stable")[: flixbuddy_count(cfg, m)]] = True
     watched = c["videos_watched"][idx]
     total = watched + videos
     # Stored rounded to 0.01 % so the persisted table and the in-memory state are the same numbers.
