@@ -94,7 +94,8 @@ def run_browser_tier(
 
     from simulation_assets.defs.hogflix import HogflixSettings
     from simulation_assets.defs.hogflix_browser import HogflixBrowserTier, browser_assets
-    from simulation_assets.defs.hogflix_traffic import _day_keys, half_hourly, traffic_resources
+    from simulation_assets.defs.hogflix_traffic import _day_keys, traffic_resources
+    from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
     from simulation_assets.sinks.browser_bot import BrowserBot
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.posthog_events import PostHogEvents

@@ -21,9 +21,10 @@ from simulation_assets.core.hogflix.lifecycle import (
     step_day,
 )
 from simulation_assets.core.hogflix.metrics import daily_metrics
-from simulation_assets.defs.hogflix_traffic import half_hourly, traffic_assets, traffic_resources
+from simulation_assets.defs.hogflix_traffic import traffic_assets, traffic_resources
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
 from simulation_assets.defs.partitions import daily_partitions, start_date_from_env
+from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
 from simulation_assets.sinks.local_store import LocalParquetStore
 
 GROUP = "hogflix"

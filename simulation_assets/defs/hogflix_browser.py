@@ -28,10 +28,10 @@ from simulation_assets.defs.hogflix_traffic import (
     HogflixTrafficSettings,
     TrafficReader,
     _concat,
-    half_hourly,
 )
 from simulation_assets.defs.metadata import md_table
-from simulation_assets.defs.partitions import daily_partitions
+from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL, daily_partitions
+from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
 from simulation_assets.sinks.browser_bot import BrowserBot, BrowserRunReport, BrowserSession
 from simulation_assets.sinks.browser_events import BrowserEventsStore, forward
 from simulation_assets.sinks.local_store import LocalParquetStore
@@ -39,7 +39,6 @@ from simulation_assets.sinks.posthog_events import PostHogEvents
 from simulation_assets.webapp.capture import BROWSER_EVENT_SCHEMA, events_frame, window_of
 
 GROUP = "hogflix"
-SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
 class HogflixBrowserTier(dg.ConfigurableResource):
@@ -117,7 +116,7 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: typ
         name="hogflix_browser_sessions",
         group_name=GROUP,
         partitions_def=windows,
-        backfill_policy=SINGLE_RUN,
+        backfill_policy=HALF_HOURLY_BACKFILL,
         deps=["hogflix_sessions", "hogflix_events"],
         kinds={"playwright", "chromium", "posthog"},
         retry_policy=NETWORK_RETRY,

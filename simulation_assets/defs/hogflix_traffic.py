@@ -34,6 +34,7 @@ from simulation_assets.core.hogflix.sessions import (
 )
 from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS, TrafficConfig
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL
 from simulation_assets.sinks.app_db import HogflixAppDatabase
 from simulation_assets.sinks.flixbuddy import FlixBuddyClient
 from simulation_assets.sinks.local_store import LocalParquetStore
@@ -66,15 +67,6 @@ class HogflixTrafficSettings(dg.ConfigurableResource):
         if not isinstance(loaded, dict):
             raise ValueError(f"{path} must hold a mapping of TrafficConfig fields")
         return TrafficConfig(**loaded)
-
-
-def half_hourly(start_date: str, end_date: str | None = None) -> dg.TimeWindowPartitionsDefinition:
-    """Return UTC 30-minute partitions from ``start_date`` (YYYY-MM-DD) to ``end_date`` (exclusive)."""
-    start = dt.datetime.fromisoformat(start_date)
-    end = dt.datetime.fromisoformat(end_date) if end_date else None
-    return dg.TimeWindowPartitionsDefinition(
-        cron_schedule="*/30 * * * *", start=start, end=end, fmt="%Y-%m-%d-%H:%M", timezone="UTC"
-    )
 
 
 # --------------------------------------------------------------------------- reading upstream data
@@ -186,7 +178,7 @@ def traffic_assets(
         name="hogflix_sessions",
         group_name=GROUP,
         partitions_def=windows,
-        backfill_policy=SINGLE_RUN,
+        backfill_policy=HALF_HOURLY_BACKFILL,
         deps=[dg.AssetDep("hogflix_personas", partition_mapping=dg.TimeWindowPartitionMapping())],
         kinds={"polars", "parquet"},
         check_specs=[dg.AssetCheckSpec("session_ids_are_uuidv7_at_start", asset="hogflix_sessions")],
@@ -256,7 +248,7 @@ def traffic_assets(
         name="hogflix_events",
         group_name=GROUP,
         partitions_def=windows,
-        backfill_policy=SINGLE_RUN,
+        backfill_policy=HALF_HOURLY_BACKFILL,
         deps=[hogflix_sessions],
         kinds={"polars", "parquet", "posthog"},
         retry_policy=NETWORK_RETRY,
@@ -333,7 +325,7 @@ def traffic_assets(
         name="hogflix_app_rows",
         group_name=GROUP,
         partitions_def=windows,
-        backfill_policy=SINGLE_RUN,
+        backfill_policy=HALF_HOURLY_BACKFILL,
         deps=[hogflix_sessions, hogflix_events],
         kinds={"duckdb", "postgres", "supabase"},
         retry_policy=NETWORK_RETRY,
@@ -416,7 +408,7 @@ def traffic_assets(
         name="hogflix_flixbuddy_conversations",
         group_name=GROUP,
         partitions_def=windows,
-        backfill_policy=SINGLE_RUN,
+        backfill_policy=HALF_HOURLY_BACKFILL,
         deps=[hogflix_events, hogflix_app_rows],
         kinds={"httpx", "duckdb", "postgres"},
         retry_policy=NETWORK_RETRY,

@@ -34,13 +34,16 @@ def half_hourly_partitions(
     start_date: str | None = None, end_date: str | None = None
 ) -> dg.TimeWindowPartitionsDefinition:
     """Return UTC 30-minute partitions (cron ``*/30 * * * *``)."""
+    start = dt.datetime.fromisoformat(start_date or start_date_from_env())
+    end = dt.datetime.fromisoformat(end_date) if end_date else None
     return dg.TimeWindowPartitionsDefinition(
-        cron_schedule="*/30 * * * *",
-        start=start_date or start_date_from_env(),
-        end=end_date,
-        fmt="%Y-%m-%d-%H:%M",
-        timezone="UTC",
+        cron_schedule="*/30 * * * *", start=start, end=end, fmt="%Y-%m-%d-%H:%M", timezone="UTC"
     )
+
+
+# A backfill of half-hourly partitions becomes one run per day of windows, so it fans out across
+# workers; the persona chain itself stays one run (each day needs the previous one).
+HALF_HOURLY_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=48)
 
 
 environment_partitions = dg.StaticPartitionsDefinition(list(ENVIRONMENTS))

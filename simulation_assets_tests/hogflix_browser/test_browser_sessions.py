@@ -15,7 +15,8 @@ from simulation_assets.core.hogflix.catalog import catalog
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig
 from simulation_assets.defs.hogflix import HogflixSettings
 from simulation_assets.defs.hogflix_browser import HogflixBrowserTier, browser_assets, select_browser_sessions
-from simulation_assets.defs.hogflix_traffic import TrafficReader, half_hourly, traffic_resources
+from simulation_assets.defs.hogflix_traffic import TrafficReader, traffic_resources
+from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
 from simulation_assets.sinks.browser_bot import BrowserBot, BrowserSession
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.target.server import LocalTarget, build_app
