@@ -80,8 +80,8 @@ def test_the_next_day_continues_from_the_stored_previous_day(tmp_path):
 
 def test_definitions_have_the_daily_0715_schedule_and_the_stateful_job():
     defs = dg.Definitions.merge(build_defs(START), dg.Definitions(resources=shared_resources()))
-    schedule = defs.get_schedule_def("hogflix_daily_0715_utc")
+    schedule = defs.resolve_schedule_def("hogflix_daily_0715_utc")
     assert schedule.cron_schedule == "15 7 * * *"
     assert schedule.execution_timezone in (None, "UTC")
-    job = defs.get_job_def("hogflix_daily_lifecycle")
+    job = defs.resolve_job_def("hogflix_daily_lifecycle")
     assert job.partitions_def is not None
