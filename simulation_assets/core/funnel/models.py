@@ -16,9 +16,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.metrics import brier_score_loss, mean_absolute_error, roc_auc_score
-from threadpoolctl import threadpool_limits
 
 from simulation_assets.core.funnel.features import (
     CATEGORICAL_FEATURES,
@@ -134,6 +131,9 @@ def _classifier(
     shuffle: bool,
     seed: int,
 ) -> ClassifierMetrics:
+    from sklearn.ensemble import HistGradientBoostingClassifier  # imported here: sklearn is slow to import
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     train, test = time_split(frame)
     if train.height < 50 or test.height == 0:
         return ClassifierMetrics(
@@ -197,6 +197,9 @@ def _classifier(
 def _ltv(
     frame: pl.DataFrame, horizon: int, thresholds: ModelThresholds, shuffle: bool, seed: int
 ) -> RegressorMetrics:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.metrics import mean_absolute_error
+
     label = f"revenue_{horizon}d"
     train, test = time_split(frame)
     if train.height < 50 or test.height == 0:
@@ -261,6 +264,8 @@ def train_and_evaluate(
 
     ``shuffle_labels=True`` permutes the training labels (a no-signal baseline that must fail).
     """
+    from threadpoolctl import threadpool_limits
+
     thresholds = thresholds or ModelThresholds()
     # One thread: identical results on any machine, and fair to the other work on a small box.
     with threadpool_limits(1):
