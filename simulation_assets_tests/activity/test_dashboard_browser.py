@@ -12,18 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from simulation_assets.sinks.browser_bot import CHROMIUM_ARGS
 from simulation_assets_tests.postgres_cluster import free_port
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -69,7 +61,7 @@ def test_dashboard_shows_ticks_customers_and_interventions_and_runs_a_monitor_ch
 
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run scripts/install_system_deps.sh"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(dashboard)
