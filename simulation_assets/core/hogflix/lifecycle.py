@@ -574,7 +574,9 @@ def _engage(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     watchlist = (u[3] < cfg.watchlist_probability).astype(np.int32)
     flix = np.zeros(m, np.bool_)
     if not signup:  # a signup's first visit is for exploring; FlixBuddy comes later
-        flix[np.argsort(u[4], kind="stable")[: flixbuddy_count(cfg, m)]] = True
+        chats = flixbuddy_count(cfg, m)
+        if chats:  # the visitors with the smallest draws: a uniform random subset, in linear time
+            flix[np.argpartition(u[4], chats - 1)[:chats]] = True
     watched = c["videos_watched"][idx]
     total = watched + videos
     # Stored rounded to 0.01 % so the persisted table and the in-memory state are the same numbers.
