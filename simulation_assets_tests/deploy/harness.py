@@ -99,7 +99,7 @@ class Deployment:
         log = open(self.root / log_name, "ab")  # noqa: SIM115 - closed with the process
         return subprocess.Popen(args, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT)
 
-    def start_code_server(self, timeout: float = 60) -> None:
+    def start_code_server(self, timeout: float = 180) -> None:
         """Start ``dagster api grpc`` for the module and wait until it answers a ping."""
         from dagster._grpc.client import DagsterGrpcClient
 

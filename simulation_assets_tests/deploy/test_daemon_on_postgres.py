@@ -105,7 +105,7 @@ def _restart_daemon_while_backfill_runs_are_queued(deployment: Deployment) -> No
         statuses = [r.status for r in backfill_runs()]
         return any(s in launched for s in statuses) and dg.DagsterRunStatus.QUEUED in statuses
 
-    wait_for(some_launched_some_queued, 120, "backfill runs both launched and queued")
+    wait_for(some_launched_some_queued, 240, "backfill runs both launched and queued")
     deployment.notes["daemon_exit_code"] = deployment.stop_daemon(timeout=60)
     queued = lambda: {r.run_id for r in backfill_runs() if r.status == dg.DagsterRunStatus.QUEUED}  # noqa: E731
     deployment.notes["queued_at_stop"] = queued()
@@ -159,8 +159,8 @@ def test_schedule_tick_launches_a_lifecycle_run(deployment: Deployment) -> None:
 
     instance = deployment.instance()
     schedule = deployment.repository().get_schedule(SCHEDULE)
-    runs = wait_for(lambda: _runs(instance, tags={"dagster/schedule_name": SCHEDULE}), 45, "a scheduled run")
-    run = wait_for(lambda: _finished(instance, runs[0].run_id), 180, "the scheduled run to finish")
+    runs = wait_for(lambda: _runs(instance, tags={"dagster/schedule_name": SCHEDULE}), 150, "a scheduled run")
+    run = wait_for(lambda: _finished(instance, runs[0].run_id), 300, "the scheduled run to finish")
     assert run.status == dg.DagsterRunStatus.SUCCESS, deployment.log("code_server.log")[-3000:]
     assert run.job_name == "hogflix_daily_lifecycle"
     now = dt.datetime.now(dt.UTC)
@@ -185,10 +185,10 @@ def test_sensor_tick_fires_and_its_run_succeeds(deployment: Deployment) -> None:
         lambda: [t for t in ticks() if t.status.value != "STARTED"][-1:], 30, "a sensor tick"
     )[0]
     assert first_tick.status.value == "SUCCESS"  # it requested activity tick 1
-    runs = wait_for(lambda: _runs(instance, tags={"dagster/sensor_name": SENSOR}), 30, "the sensor's run")
+    runs = wait_for(lambda: _runs(instance, tags={"dagster/sensor_name": SENSOR}), 120, "the sensor's run")
     first = runs[-1]  # get_runs lists the newest first
     assert first.tags["dagster/run_key"].endswith("-tick-1")
-    run = wait_for(lambda: _finished(instance, first.run_id), 60, "the sensor's run to finish")
+    run = wait_for(lambda: _finished(instance, first.run_id), 180, "the sensor's run to finish")
     assert run.status == dg.DagsterRunStatus.SUCCESS, deployment.log("code_server.log")[-3000:]
     assert run.job_name == "activity_tick_job"
     event = instance.get_latest_materialization_event(dg.AssetKey("activity_tick"))
@@ -206,7 +206,7 @@ def test_queued_runs_survive_a_daemon_restart(deployment: Deployment) -> None:
     assert deployment.notes["queued_after_4s_down"] == queued, "without a daemon nothing is dequeued"
     for run_id in queued:
         run = wait_for(
-            lambda run_id=run_id: _finished(instance, run_id), 90, "a queued run after the restart"
+            lambda run_id=run_id: _finished(instance, run_id), 240, "a queued run after the restart"
         )
         assert run.status == dg.DagsterRunStatus.SUCCESS
     assert deployment.daemon_starts == 2
@@ -220,7 +220,7 @@ def test_chunk_backfill_fans_out_one_run_per_chunk_within_the_run_limit(deployme
     backfill_id = deployment.notes["backfill"]
     backfill = wait_for(
         lambda: (b := instance.get_backfill(backfill_id)).status != BulkActionStatus.REQUESTED and b,
-        100,
+        300,
         "the backfill to complete (the daemon looks every 30 s)",
         every=1,
     )
