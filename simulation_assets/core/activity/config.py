@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+from simulation_assets.core.config_base import FrozenModel as _Frozen
+from simulation_assets.core.config_base import Probability
 
 # Customer stages, in order: signed up, subscribed but no API call yet, calling the API.
 STAGES = ("NEW", "ONBOARDING", "ACTIVE")
@@ -22,10 +23,6 @@ PLANS = ("none", "trial", "starter", "growth", "enterprise")
 TRENDS = ("declining", "stable", "increasing")
 # The four interventions the monitor raises (section "What You'll See in the Dashboard").
 INTERVENTION_TYPES = ("Error Debugging", "Onboarding Check In", "Upsell Suggestion", "Retention Outreach")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Span(_Frozen):

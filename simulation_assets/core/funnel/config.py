@@ -9,15 +9,11 @@ coefficients ...) are marked as this project's choices.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from simulation_assets.core.config_base import FrozenModel as _Frozen
+from simulation_assets.core.config_base import Probability
 
 
 class State(StrEnum):

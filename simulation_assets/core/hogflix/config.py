@@ -11,19 +11,17 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+from simulation_assets.core.config_base import FrozenModel as _Frozen
+from simulation_assets.core.config_base import Probability
+
 PositiveInt = Annotated[int, Field(gt=0)]
 
 STATES = ("NEW", "ACTIVE", "CASUAL", "DORMANT", "CHURNED")
 PATTERNS = ("DAILY", "REGULAR", "WEEKEND", "BINGE", "MONTHLY")
 PLANS = ("Premium", "Standard", "Basic")
 LIFE_EVENTS = ("VACATION", "SICK", "BUSY_WORK", "NEW_RELEASE_HYPE")
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Range(_Frozen):

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+from simulation_assets.core.config_base import FrozenModel as _Frozen
+from simulation_assets.core.config_base import Probability
+
 Positive = Annotated[float, Field(gt=0.0)]
 
 ENTRY_POINTS = ("homepage", "search", "category", "watchlist", "flixbuddy")
@@ -29,10 +31,6 @@ FLIXBUDDY_QUESTIONS = (
     "Any good documentaries?",
     "What should I watch tonight?",
 )
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class RatingRule(_Frozen):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+from simulation_assets.core.config_base import FrozenModel as _Frozen
+from simulation_assets.core.config_base import Probability
+
 ENVIRONMENTS = ("dev", "qa", "prod")
 
 # spec: "Load Size Configurations" and the per-table counts of milestones 2-7.
@@ -56,10 +57,6 @@ def environment_from_env() -> str:
     if value not in ENVIRONMENTS:
         raise ValueError(f"DATAGEN_ENV must be one of {', '.join(ENVIRONMENTS)}, got {value!r}")
     return value
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def _check_shares(name: str, shares: dict[str, float]) -> None:
