@@ -10,25 +10,33 @@ import polars as pl
 from simulation_assets.core.hogflix.app_rows import app_rows
 from simulation_assets.core.hogflix.events import cap_per_user_hour, session_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations, deterministic_reply
-from simulation_assets.core.hogflix.ids import EVENT_NAMESPACE, event_uuid, event_uuids, uuid7_ms, uuid7s
+from simulation_assets.core.hogflix.ids import event_uuid, event_uuids, uuid7_ms, uuid7_reference, uuid7s
 from simulation_assets.core.hogflix.sessions import WINDOW_MS, day_sessions, window_sessions
 from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS, TrafficConfig
 from simulation_assets_tests.hogflix_traffic.conftest import SEED
 
 
-def test_event_uuids_are_uuid5_of_seed_persona_timestamp_and_sequence() -> None:
-    persona = np.array([1, 1, 2, 400])
-    ts = np.array([1_767_225_600_000, 1_767_225_600_000, 1_767_225_601_234, 1_767_229_999_999])
-    seq = np.array([0, 1, 0, 17])
+def test_event_uuids_are_uuidv7_of_the_timestamp_hashing_seed_persona_and_sequence() -> None:
+    persona = np.array([1, 1, 2, 400, 2**40])
+    ts = np.array([1_767_225_600_000, 1_767_225_600_000, 1_767_225_601_234, 1_767_229_999_999, 86_400_000])
+    seq = np.array([0, 1, 0, 17, 3])
     got = event_uuids(SEED, persona, ts, seq).to_list()
+    # The vectorized ids equal the row-by-row reference (Python ints, no numpy).
     assert got == [str(event_uuid(SEED, int(p), int(t), int(s))) for p, t, s in zip(persona, ts, seq)]
-    assert len(set(got)) == 4 and all(uuid.UUID(u).version == 5 for u in got)
-    import hashlib
+    assert len(set(got)) == 5 and all(uuid.UUID(u).version == 7 for u in got)
+    assert all(uuid.UUID(u).variant == uuid.RFC_4122 for u in got)
+    assert [uuid7_ms(u) for u in got] == ts.tolist()
+    # Same inputs, same ids (re-sends deduplicate); another seed, other ids.
+    assert event_uuids(SEED, persona, ts, seq).to_list() == got
+    assert set(event_uuids(SEED + 1, persona, ts, seq).to_list()).isdisjoint(got)
 
-    name = np.zeros(1, [("a", "<u8"), ("b", "<i8"), ("c", "<i8"), ("d", "<u4")])
-    name[0] = (SEED, 1, ts[0], 0)
-    digest = hashlib.sha1(EVENT_NAMESPACE.bytes + name.tobytes()).digest()
-    assert got[0] == str(uuid.UUID(bytes=digest[:16], version=5))
+
+def test_event_uuids_do_not_collide_within_a_millisecond() -> None:
+    n = 200_000
+    persona = np.arange(n) % 1_000
+    ts = np.full(n, 1_767_225_600_000)
+    seq = np.arange(n) // 1_000
+    assert event_uuids(SEED, persona, ts, seq).n_unique() == n
 
 
 def test_session_ids_are_uuidv7_carrying_the_session_start() -> None:
@@ -36,6 +44,7 @@ def test_session_ids_are_uuidv7_carrying_the_session_start() -> None:
     ids = uuid7s(ms, SEED, 14, np.array([5, 6])).to_list()
     assert [uuid.UUID(i).version for i in ids] == [7, 7]
     assert [uuid7_ms(i) for i in ids] == ms.tolist()
+    assert ids == [str(uuid7_reference(int(m), SEED, 14, k)) for m, k in zip(ms, (5, 6))]
 
 
 def test_one_session_per_active_persona_with_the_lifecycle_numbers(day_traffic) -> None:  # noqa: ANN001

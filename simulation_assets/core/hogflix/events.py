@@ -421,10 +421,21 @@ PROPERTY_COLUMNS = (
 
 
 def cap_per_user_hour(events: pl.DataFrame, event: str, limit: int) -> pl.DataFrame:
-    """Drop ``event`` rows beyond ``limit`` per distinct id and clock hour (the support-ticket rate limit)."""
+    """Drop ``event`` rows beyond ``limit`` per distinct id and clock hour (the support-ticket rate limit).
+
+    Only the (few) ``event`` rows are ranked; the other rows are kept as they are, in order.
+    """
+    rows = np.flatnonzero((events["event"] == event).to_numpy())
+    if rows.size <= limit:
+        return events
     hour = pl.col("timestamp").dt.truncate("1h")
-    rank = pl.col("timestamp").rank("ordinal").over(["distinct_id", hour, "event"])
-    return events.filter((pl.col("event") != event) | (rank <= limit))
+    rank = pl.col("timestamp").rank("ordinal").over(["distinct_id", hour])
+    over = events[rows].select(rank > limit).to_series().to_numpy()
+    if not over.any():
+        return events
+    keep = np.ones(events.height, np.bool_)
+    keep[rows[over]] = False
+    return events.filter(pl.Series(keep))
 
 
 @lru_cache(maxsize=1)

@@ -1,42 +1,52 @@
-"""Identifiers of the traffic: deterministic UUIDv5 event ids and UUIDv7 session/device ids, vectorized.
+"""Identifiers of the traffic: deterministic UUIDv7 event, session and device ids, vectorized.
 
-Event ids are RFC 4122 UUIDv5 (SHA-1) of a fixed 28-byte name packed from the
-global seed, the persona number, the event timestamp (ms) and the event's
-sequence number within its session, so re-sending a partition gives PostHog
-the same uuid and it deduplicates. Session ids are UUIDv7 whose 48-bit time is
-the session start (PostHog's sessions table ignores any other kind) and whose
-random bits are a hash of (seed, persona, start), so they are stable too.
+Every id is a UUIDv7 (the kind posthog-js generates): its 48-bit time is a
+meaningful millisecond and its 74 "random" bits are a stable hash, so the same
+seed and partition always give the same ids and a re-sent event carries the
+same uuid (PostHog deduplicates it). Event ids use the event's timestamp and a
+hash of (seed, persona, timestamp, sequence in the session); session ids use
+the session start (PostHog's sessions table ignores any other kind of
+``$session_id``) and a hash of (seed, persona, start).
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.rng import stable_uuid
-
-EVENT_NAMESPACE = stable_uuid(0, "hogflix", "event-uuid-namespace")
-_NAME_DTYPE = np.dtype([("seed", "<u8"), ("persona", "<i8"), ("ts", "<i8"), ("seq", "<u4")])
+EVENT_SALT = 31  # salt of the event-id hash (sessions, devices and conversations use other salts)
+_MASK64 = (1 << 64) - 1
 # Two ASCII hex digits per byte value, as one little-endian uint16.
 _HEX_PAIRS = np.array(
     [ord(a) | (ord(b) << 8) for a in "0123456789abcdef" for b in "0123456789abcdef"], np.uint16
 )
 
 
-def event_uuid_name(seed: int, persona: int, ts_ms: int, seq: int) -> bytes:
-    """Return the 28-byte UUIDv5 name of one event (little-endian seed, persona, ms, sequence)."""
-    arr = np.zeros(1, _NAME_DTYPE)
-    arr[0] = (seed, persona, ts_ms, seq)
-    return arr.tobytes()
+def _splitmix64_int(x: int) -> int:
+    """Row-by-row twin of ``_splitmix64`` on a Python int (for the reference implementation)."""
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def uuid7_reference(ms: int, seed: int, salt: int, *values: int) -> uuid.UUID:
+    """Return one id of ``uuid7s`` computed row by row with Python ints (the reference implementation)."""
+    h = _splitmix64_int((seed * 0x100000001B3 + salt) & _MASK64)
+    for v in (ms, *values):
+        h = _splitmix64_int(h ^ (v & _MASK64))
+    hi = _splitmix64_int(h)
+    rand_a = (h >> 48) & 0x0FFF  # 12 bits after the version nibble
+    rand_b = ((h & ((1 << 48) - 1)) << 16 | (hi >> 48)) & ((1 << 62) - 1)  # 62 bits after the variant
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return uuid.UUID(int=value)
 
 
 def event_uuid(seed: int, persona: int, ts_ms: int, seq: int) -> uuid.UUID:
-    """Return the UUIDv5 of one event (reference implementation of ``event_uuids``)."""
-    digest = hashlib.sha1(EVENT_NAMESPACE.bytes + event_uuid_name(seed, persona, ts_ms, seq)).digest()
-    return uuid.UUID(bytes=digest[:16], version=5)
+    """Return the UUIDv7 of one event (reference implementation of ``event_uuids``)."""
+    return uuid7_reference(ts_ms, seed, EVENT_SALT, persona, seq)
 
 
 def format_uuids(raw: np.ndarray) -> pl.Series:
@@ -52,25 +62,11 @@ def format_uuids(raw: np.ndarray) -> pl.Series:
 
 
 def event_uuids(seed: int, persona: np.ndarray, ts_ms: np.ndarray, seq: np.ndarray) -> pl.Series:
-    """Return the UUIDv5 strings of many events (same values as ``event_uuid`` row by row).
+    """Return the UUIDv7 strings of many events (same values as ``event_uuid`` row by row).
 
-    Packing, version bits and hex formatting are array operations; the SHA-1
-    itself runs in C through ``hashlib`` once per event.
+    The time is the event's timestamp, so ids sort like the events, as posthog-js's do.
     """
-    n = len(persona)
-    names = np.empty(n, _NAME_DTYPE)
-    names["seed"] = seed
-    names["persona"] = persona
-    names["ts"] = ts_ms
-    names["seq"] = seq
-    buf = names.tobytes()
-    size = _NAME_DTYPE.itemsize
-    sha1, ns = hashlib.sha1, EVENT_NAMESPACE.bytes
-    digests = b"".join([sha1(ns + buf[i : i + size]).digest() for i in range(0, n * size, size)])
-    raw = np.frombuffer(digests, np.uint8).reshape(n, 20)[:, :16].copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    return format_uuids(raw)
+    return uuid7s(ts_ms, seed, EVENT_SALT, persona, seq)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
