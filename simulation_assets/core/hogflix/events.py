@@ -84,14 +84,23 @@ def _lognormal(g: np.random.Generator, spec: tuple[float, float], n: int) -> np.
 
 
 def _rank_within(group: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Return each row's 0-based rank by ``u`` among the rows of its ``group`` (groups contiguous)."""
-    order = np.lexsort((u, group))
+    """Return each row's 0-based rank by ``u`` (values in [0, 2]) among the rows of its ``group``.
+
+    Groups are contiguous. The sort key packs the group and ``u`` (40 bits) into one int64, whose
+    stable argsort is several times faster than a two-key ``lexsort``.
+    """
+    n = len(group)
+    if n and int(group.max()) < (1 << 21):
+        key = (group.astype(np.int64) << np.int64(42)) | (u * float(1 << 40)).astype(np.int64)
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort((u, group))
     starts = np.r_[0, np.flatnonzero(np.diff(group[order])) + 1]
-    first = np.zeros(len(group), np.int64)
+    first = np.zeros(n, np.int64)
     first[starts] = starts
     first = np.maximum.accumulate(first)
-    rank = np.empty(len(group), np.int64)
-    rank[order] = np.arange(len(group)) - first
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n) - first
     return rank
 
 
@@ -242,7 +251,13 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     e_sess, e_t, e_code, e_page, e_slot, e_value, e_order = f.arrays()
     start_ms = s["session_start_at"].dt.epoch("ms").to_numpy().astype(np.int64)
     ts = start_ms[e_sess] + np.round(e_t * 1000.0).astype(np.int64)
-    order = np.lexsort((e_order, ts, e_sess))
+    # Order by session, time, then leave-after-view: one packed int64 key (stable), else a lexsort.
+    offset = ts - start_ms[e_sess]
+    if offset.size and offset.min() >= 0 and offset.max() < (1 << 38) and n_sess < (1 << 24):
+        key = (e_sess << np.int64(39)) | (offset << np.int64(1)) | e_order.astype(np.int64)
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort((e_order, ts, e_sess))
     e_sess, ts, e_code, e_page, e_slot, e_value = (
         a[order] for a in (e_sess, ts, e_code, e_page, e_slot, e_value)
     )

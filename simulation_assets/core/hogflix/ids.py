@@ -15,6 +15,7 @@ import uuid
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 EVENT_SALT = 31  # salt of the event-id hash (sessions, devices and conversations use other salts)
 _MASK64 = (1 << 64) - 1
@@ -58,7 +59,10 @@ def format_uuids(raw: np.ndarray) -> pl.Series:
     for src, dst in ((0, 0), (8, 9), (12, 14), (16, 19), (20, 24)):
         width = 8 if src == 0 else (12 if src == 20 else 4)
         out[:, dst : dst + width] = digits[:, src : src + width]
-    return pl.Series(np.ascontiguousarray(out).view("S36").ravel()).cast(pl.String)
+    # One Arrow string array over the 36-byte rows (no per-row objects; the bytes are ASCII).
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    arr = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
+    return pl.Series(arr)
 
 
 def event_uuids(seed: int, persona: np.ndarray, ts_ms: np.ndarray, seq: np.ndarray) -> pl.Series:
