@@ -37,6 +37,7 @@ from simulation_assets.core.hogflix.config import (
     STATES,
     LifecycleConfig,
 )
+from simulation_assets.core.hogflix.ids import format_uuids
 from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, draw_ms_of_day
 
 EPOCH = dt.date(1970, 1, 1)
@@ -123,26 +124,53 @@ class PersonaState:
     def __len__(self) -> int:
         return len(self.cols["state"])
 
-    def take(self, mask: np.ndarray, fresh: tuple[str, ...] = ()) -> PersonaState:
+    def take(self, mask: np.ndarray, fresh: tuple[str, ...] = (), spare: int = 0) -> PersonaState:
         """Return the personas where ``mask`` is true; columns named in ``fresh`` come back zeroed.
 
+        Each column is a view of a buffer with ``spare`` more rows, so that
+        ``append`` can add that many personas without copying the pool again.
         The identity registry is compacted when it is mostly stale.
         """
-        size = int(np.count_nonzero(mask))
-        cols = {k: np.zeros(size, v.dtype) if k in fresh else v[mask] for k, v in self.cols.items()}
+        keep = np.flatnonzero(mask)
+        size = keep.size
+        cols = {}
+        for k, v in self.cols.items():
+            if k in fresh:
+                cols[k] = np.zeros(size + spare, v.dtype)[:size]
+            else:
+                buf = np.empty(size + spare, v.dtype)
+                cols[k] = np.take(v, keep, out=buf[:size], mode="clip")  # "clip": no buffered copy
         identity = self.identity
-        if identity.height > 2 * max(len(cols["state"]), 1):
+        if identity.height > 2 * max(size, 1):
             identity = identity.filter(pl.col("persona_number").is_in(pl.Series(cols["persona_number"])))
         return PersonaState(day=self.day, cols=cols, identity=identity, next_number=self.next_number)
 
-    @staticmethod
-    def concat(a: PersonaState, b: PersonaState) -> PersonaState:
-        """Return ``a`` followed by ``b`` (same day; ``b`` holds higher persona numbers)."""
+    def append(self, other: PersonaState) -> PersonaState:
+        """Return this pool followed by ``other`` (same day, higher persona numbers).
+
+        Columns that still view a buffer made by ``take`` with room to spare are
+        extended in place inside that buffer; the others are concatenated.
+        """
+        n, m = len(self), len(other)
+        cols = {}
+        for k, v in self.cols.items():
+            buf = v.base
+            if (
+                buf is not None
+                and buf.ndim == 1
+                and buf.dtype == v.dtype
+                and buf.size >= n + m
+                and (v.ctypes.data == buf.ctypes.data and v.strides == buf.strides)
+            ):
+                buf[n : n + m] = other.cols[k]
+                cols[k] = buf[: n + m]
+            else:
+                cols[k] = np.concatenate([v, other.cols[k]])
         return PersonaState(
-            day=a.day,
-            cols={k: np.concatenate([a.cols[k], b.cols[k]]) for k in a.cols},
-            identity=pl.concat([a.identity, b.identity]),
-            next_number=max(a.next_number, b.next_number),
+            day=self.day,
+            cols=cols,
+            identity=pl.concat([self.identity, other.identity]),
+            next_number=max(self.next_number, other.next_number),
         )
 
     def identity_rows(self) -> pl.DataFrame:
@@ -184,22 +212,12 @@ def _pattern_weight_matrix(cfg: LifecycleConfig) -> np.ndarray:
 # --------------------------------------------------------------------------- signups
 
 
-def _uuid_strings(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Return ``n`` random version-4 UUID strings drawn from ``rng`` (vectorized formatting)."""
+def _uuid_strings(rng: np.random.Generator, n: int) -> pl.Series:
+    """Return ``n`` random version-4 UUID strings drawn from ``rng``."""
     raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    hexed = np.frombuffer(raw.tobytes().hex().encode("ascii"), dtype=np.uint8).reshape(n, 32)
-    out = np.full((n, 36), ord("-"), dtype=np.uint8)
-    for src, dst in (
-        (slice(0, 8), slice(0, 8)),
-        (slice(8, 12), slice(9, 13)),
-        (slice(12, 16), slice(14, 18)),
-        (slice(16, 20), slice(19, 23)),
-        (slice(20, 32), slice(24, 36)),
-    ):
-        out[:, dst] = hexed[:, src]
-    return np.frombuffer(out.tobytes(), dtype="S36").astype("U36")
+    return format_uuids(raw)
 
 
 def identities(
@@ -217,8 +235,8 @@ def identities(
     )
     return ids.with_columns(
         email=pl.col("distinct_id") + f"@{cfg.email_domain}",
-        user_id=pl.Series(_uuid_strings(rng, n), dtype=pl.String),
-        profile_id=pl.Series(_uuid_strings(rng, n), dtype=pl.String),
+        user_id=_uuid_strings(rng, n),
+        profile_id=_uuid_strings(rng, n),
     )
 
 
@@ -238,7 +256,7 @@ def new_personas(
         identities(cfg, numbers, created_ms, rng)
         .with_columns(
             persona_number=pl.Series(numbers, dtype=pl.Int64),
-            source=pl.Series(np.asarray(sources, dtype=object)[source_idx], dtype=pl.String),
+            source=pl.Series(sources, dtype=pl.String).gather(source_idx),
         )
         .select("persona_number", *IDENTITY_COLUMNS)
     )
@@ -345,10 +363,16 @@ def return_probability(
     is_binging: np.ndarray,
     lapsed: np.ndarray,
 ) -> np.ndarray:
-    """Return each persona's chance (0-1, float32) of visiting on ``day``."""
+    """Return each persona's chance (0-1, float32) of visiting on ``day``.
+
+    The rules are folded into three small tables, looked up per persona:
+    the starting chance by (state, binging, pattern), the streak bonus plus
+    the engagement effect by (streak, score), and the multiplier by (state,
+    lapsed). A life event replaces the first two parts.
+    """
+    f32 = np.float32
     date = day_date(day)
     weekday = date.weekday()  # Monday = 0
-    f32 = np.float32
     base = np.array([cfg.patterns[p].base_return for p in PATTERNS], f32)
     peak = np.array([cfg.patterns[p].peak_return or cfg.patterns[p].base_return for p in PATTERNS], f32)
     peak_today = np.array(
@@ -360,23 +384,43 @@ def return_probability(
             cfg.monthly_peak_days.low <= date.day <= cfg.monthly_peak_days.high,
         ]
     )
-    p = np.where(peak_today, peak, base)[pattern]
-    p[(pattern == BINGE) & is_binging] = peak[BINGE]
-    p[state == NEW] = cfg.new_base_return
-    streak_bonus = np.minimum(
-        np.arange(64, dtype=f32) * f32(cfg.streak_bonus_per_step), f32(cfg.streak_bonus_max)
+    npat = len(PATTERNS)
+    start = np.empty((len(STATES), 2, npat), f32)  # [state, binging, pattern]
+    start[:] = np.where(peak_today, peak, base)
+    start[:, 1, BINGE] = peak[BINGE]
+    start[NEW] = cfg.new_base_return
+    code = state.astype(np.intp) * (2 * npat)
+    code += is_binging.view(np.uint8) * npat
+    code += pattern
+    p = start.ravel()[code]
+
+    # streak bonus (per step of days, capped) plus (score - 50) / 200, one table
+    steps_to_cap = (
+        int(np.ceil(cfg.streak_bonus_max / cfg.streak_bonus_per_step)) if cfg.streak_bonus_per_step else 0
     )
-    p += streak_bonus[np.minimum(streak // cfg.streak_step_days, 63)]
-    score_effect = (np.arange(101, dtype=f32) - f32(cfg.score_center)) / f32(cfg.score_divisor)
-    p += score_effect[np.clip(score, 0, 100)]
+    streak_cap = steps_to_cap * cfg.streak_step_days
+    bonus = np.minimum(
+        (np.arange(streak_cap + 1) // cfg.streak_step_days) * cfg.streak_bonus_per_step, cfg.streak_bonus_max
+    )
+    effect = (np.arange(101) - cfg.score_center) / cfg.score_divisor
+    additive = (bonus[:, None] + effect[None, :]).astype(f32).ravel()
+    key = np.minimum(streak, streak_cap).astype(np.intp)
+    key *= 101
+    key += np.clip(score, 0, 100)
+    p += additive[key]
+
     in_event = np.flatnonzero(event >= 0)
     event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS], f32)
     p[in_event] = event_p[event[in_event]]
-    modifier = np.full(len(STATES), cfg.return_scale, f32)  # indexed by state: DORMANT x0.30, CHURNED x0
+
+    # DORMANT x0.30, CHURNED x0, everyone x return_scale, lapsed x lapsed_return_modifier
+    modifier = np.full((len(STATES), 2), cfg.return_scale)
     modifier[DORMANT] *= cfg.dormant_return_modifier
     modifier[CHURNED] = 0.0
-    p *= modifier[state]
-    p *= np.array([1.0, cfg.lapsed_return_modifier], f32)[lapsed.view(np.uint8)]
+    modifier[:, 1] *= cfg.lapsed_return_modifier
+    code = state.astype(np.intp) * 2
+    code += lapsed.view(np.uint8)
+    p *= modifier.astype(f32).ravel()[code]
     return np.clip(p, f32(0.0), f32(1.0), out=p)
 
 
@@ -398,7 +442,7 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
         raise ValueError(f"step_day expects the day after {day_date(prev.day)}, got {day_date(day)}")
     date_key = day_date(day).isoformat()
     signup_low, signup_high = cfg.signup_range
-    s = prev.take(~prev.cols["marked_for_cleanup"], fresh=_PER_DAY_COLUMNS)
+    s = prev.take(~prev.cols["marked_for_cleanup"], fresh=_PER_DAY_COLUMNS, spare=signup_high)
     s.day = day
     c = s.cols  # take() returned fresh arrays, updated in place below
     n = len(c["state"])
@@ -432,8 +476,8 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     c["binge_is_binging"][flip] = to_binge
     binging = binge & c["binge_is_binging"]
     binge_day = c["binge_day"]
-    binge_day[binging] += 1
-    binge_day[(binge_day > 0) & ~binging] = 0
+    binge_day += 1
+    binge_day *= binging
 
     # 4. lapse (calibration)
     c["lapsed"] |= alive & (c["state"] != NEW) & (u[1] < cfg.lapse_daily_chance)
@@ -453,18 +497,26 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     active = u[2] < prob  # CHURNED personas have probability 0
     active_idx = np.flatnonzero(active)
 
-    # 6. streaks, score, counters
-    broke = ~active & (c["consecutive_active_days"] >= cfg.streak_break_min_days)
-    delta = np.where(active, np.int32(cfg.score_gain_active), np.int32(-cfg.score_loss_inactive))
-    delta[broke] -= cfg.streak_break_penalty
-    delta[~alive] = 0
+    # 6. streaks, score, counters (masks applied with copyto/multiply: no index arrays on full columns)
+    inactive = ~active
+    streak = c["consecutive_active_days"]
+    # score change by (alive, long streak, visited): +2, -1, or -1 -10 when a 7+ streak breaks
+    change = np.zeros(8, np.int32)
+    change[[4, 6]] = -cfg.score_loss_inactive
+    change[6] -= cfg.streak_break_penalty
+    change[[5, 7]] = cfg.score_gain_active
+    key = (streak >= cfg.streak_break_min_days).view(np.uint8) << 1
+    key |= active.view(np.uint8)
+    key |= alive.view(np.uint8) << 2
+    delta = change[key]
     delta += c["engagement_score"]
     np.clip(delta, 0, 100, out=c["engagement_score"])
-    c["consecutive_active_days"] += 1
-    c["consecutive_active_days"][~active] = 0
-    c["consecutive_missed_days"] += alive
-    c["consecutive_missed_days"][active_idx] = 0
-    c["total_sessions"][active_idx] += 1
+    streak += 1
+    streak *= active
+    missed = c["consecutive_missed_days"]
+    missed += alive
+    missed *= inactive
+    c["total_sessions"] += active
     window_mask = np.uint32((1 << cfg.casual_window_days) - 1)
     history = c["history"]
     np.left_shift(history, np.uint32(1), out=history)
@@ -487,13 +539,13 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     c["churned_day"][churn_idx] = day
     c["marked_for_cleanup"][churn_idx] = g.random(churn_idx.size) < cfg.churn_cleanup_share
 
-    # 8. states
-    new_state = np.full(n, ACTIVE, np.int8)
-    new_state[_popcount(c["history"]) < cfg.casual_max_active_days] = CASUAL
-    new_state[c["days_since_signup"] < cfg.new_days] = NEW
-    new_state[c["consecutive_missed_days"] >= cfg.dormant_after_inactive_days] = DORMANT
-    new_state[churn_idx] = CHURNED
-    new_state[old_state == CHURNED] = CHURNED
+    # 8. states, in rising priority: ACTIVE, CASUAL, NEW, DORMANT, CHURNED (a bit each, one table lookup)
+    key = (_popcount(c["history"]) < cfg.casual_max_active_days).view(np.uint8).copy()
+    key |= (c["days_since_signup"] < cfg.new_days).view(np.uint8) << 1
+    key |= (missed >= cfg.dormant_after_inactive_days).view(np.uint8) << 2
+    key |= (old_state == CHURNED).view(np.uint8) << 3
+    key[churn_idx] |= 8
+    new_state = _STATE_BY_FLAGS[key]
     changed = np.flatnonzero(new_state != old_state)
     c["reactivated_today"] = (old_state == DORMANT) & active
     c["lapsed"] &= ~c["reactivated_today"]
@@ -519,8 +571,15 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     if count:
         joined = new_personas(cfg, seed, day, count, state.next_number, gs)
         _engage(joined, cfg, gs, signup=True)
-        state = PersonaState.concat(state, joined)
+        state = state.append(joined)
     return state
+
+
+# State by flag bits (1 casual, 2 new, 4 dormant, 8 churned): the highest set bit wins.
+_STATE_BY_FLAGS = np.array(
+    [ACTIVE, CASUAL] + [NEW] * 2 + [DORMANT] * 4 + [CHURNED] * 8,
+    np.int8,
+)
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -536,6 +595,19 @@ def flixbuddy_count(cfg: LifecycleConfig, active: int) -> int:
     low, high = cfg.flixbuddy_per_day_range
     wanted = int(np.clip(round(cfg.flixbuddy_share * active), low, high))
     return min(wanted, cfg.flixbuddy_max_per_day, active)
+
+
+def _smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Return the positions of the ``k`` smallest of ``values`` (uniforms in [0, 1)), in linear time.
+
+    Only the values under a cut-off that keeps about four times ``k`` of them
+    are partitioned; when too few fall under it, all of them are.
+    """
+    cut = min(1.0, 4.0 * k / values.size + 1e-3)
+    pool = np.flatnonzero(values < cut)
+    if pool.size < k:
+        pool = np.arange(values.size)
+    return pool[np.argpartition(values[pool], k - 1)[:k]]
 
 
 def _engage(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, signup: bool = False) -> None:
@@ -576,7 +648,7 @@ def _engage(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     if not signup:  # a signup's first visit is for exploring; FlixBuddy comes later
         chats = flixbuddy_count(cfg, m)
         if chats:  # the visitors with the smallest draws: a uniform random subset, in linear time
-            flix[np.argpartition(u[4], chats - 1)[:chats]] = True
+            flix[_smallest(u[4], chats)] = True
     watched = c["videos_watched"][idx]
     total = watched + videos
     # Stored rounded to 0.01 % so the persisted table and the in-memory state are the same numbers.

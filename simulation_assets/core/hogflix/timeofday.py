@@ -19,10 +19,30 @@ HOURLY_SHARE = HOURLY_WEIGHTS / HOURLY_WEIGHTS.sum()
 _HOURLY_CDF = np.cumsum(HOURLY_SHARE)
 
 
+def _hour_lookup(cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return a bucket table that finds the hour of a uniform without a binary search.
+
+    The unit interval is cut into 2**k equal buckets, fine enough that no bucket
+    holds more than one hour boundary; the table gives the hour at each bucket's
+    left edge, and one comparison with the next boundary finishes the search.
+    The answer equals ``searchsorted(cdf, u, side="right")`` exactly.
+    """
+    buckets = 1 << max(8, int(np.ceil(np.log2(2.0 / np.diff(cdf, prepend=0.0).min()))))
+    edges = np.arange(buckets + 1, dtype=cdf.dtype) / cdf.dtype.type(buckets)
+    first = np.searchsorted(cdf, edges, side="right")
+    assert np.diff(first).max() <= 1, "hour buckets must hold at most one boundary"
+    return first[:-1].astype(np.intp), np.append(cdf, np.inf).astype(cdf.dtype)
+
+
+_HOUR_TABLES = {np.dtype(t): _hour_lookup(_HOURLY_CDF.astype(t)) for t in (np.float32, np.float64)}
+
+
 def draw_ms_of_day(u_hour: np.ndarray, u_within: np.ndarray) -> np.ndarray:
     """Return milliseconds after midnight (int64), hour from the profile and uniform within the hour.
 
-    ``u_hour`` and ``u_within`` are uniforms in [0, 1) of equal shape.
+    ``u_hour`` and ``u_within`` are uniforms in [0, 1) of equal shape (float32 or float64).
     """
-    hour = np.searchsorted(_HOURLY_CDF.astype(u_hour.dtype), u_hour, side="right").clip(0, 23)
-    return hour.astype(np.int64) * MS_PER_HOUR + (u_within * MS_PER_HOUR).astype(np.int64)
+    first, bounds = _HOUR_TABLES[u_hour.dtype]
+    start = first[(u_hour * len(first)).astype(np.intp)]
+    hour = start + (bounds[start] <= u_hour)
+    return np.minimum(hour, 23) * MS_PER_HOUR + (u_within * MS_PER_HOUR).astype(np.int64)
