@@ -179,3 +179,9 @@ def test_children_never_start_before_their_parents(dev_warehouse: Warehouse) -> 
                 parent, on=fk.column
             )
             assert joined.filter(pl.col("_c") < pl.col("_p")).height == 0, (spec.name, rule)
+
+
+def test_no_prod_chunk_holds_more_than_five_million_rows() -> None:
+    rows = row_counts("prod")
+    sizes = {spec.name: -(-rows[spec.name] // spec.chunks) for spec in schema.TABLES}
+    assert max(sizes.values()) <= 5_000_000, sizes

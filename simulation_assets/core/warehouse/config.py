@@ -337,8 +337,8 @@ class WarehouseConfig(_Frozen):
     marketing: Marketing = Marketing()
     activity: Activity = Activity()
     taps: Taps = Taps()
-    # Rows per Parquet chunk file for chunked tables (bounds memory); project choice.
-    chunk_rows: int = Field(default=5_000_000, ge=1_000)
+    # How many chunk files a big table is split into is fixed per table in ``schema``
+    # (sized for at most ~5M rows per chunk in PROD), so Dagster's chunk partitions are static.
 
 
 def row_counts(env: str, config: WarehouseConfig | None = None) -> dict[str, int]:
