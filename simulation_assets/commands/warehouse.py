@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import time
@@ -12,6 +13,7 @@ from simulation_assets.commands.common import UsageError, console, prepare_outpu
 
 DEMO_ORDER = 50
 LOAD_TARGETS = ("duckdb", "postgres")
+RAW_PREFIX = "warehouse_raw"  # asset key prefix of the loaded tables in the Dagster definitions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -116,7 +118,20 @@ def run_dbt(target, output: Path) -> dict:  # noqa: ANN001
         "ok": done.returncode == 0,
         "seconds": round(time.perf_counter() - started, 2),
         "result": tail[-1].split("Done. ")[-1] if tail else done.stdout[-500:],
+        "models": built_models(work / "run_results.json"),
     }
+
+
+def built_models(run_results: Path) -> list[str]:
+    """Return the names of the dbt models that ``dbt build`` built successfully."""
+    if not run_results.exists():
+        return []
+    results = json.loads(run_results.read_text()).get("results", [])
+    return sorted(
+        r["unique_id"].split(".")[-1]
+        for r in results
+        if r.get("unique_id", "").startswith("model.") and r.get("status") == "success"
+    )
 
 
 def simulate(
@@ -185,12 +200,16 @@ def simulate(
             with console.status("dbt build", spinner="dots"):
                 summary["dbt"] = run_dbt(target, output)
     write_json(output / "summary.json", summary)
-    _record_in_dagster(summary, env)
+    _record_in_dagster(summary, env, results_ if target is not None else None)
     return summary
 
 
-def _record_in_dagster(summary: dict, env: str) -> None:
-    """Report the written tables as materializations in the local Dagster instance (best effort)."""
+def _record_in_dagster(summary: dict, env: str, check_results: list | None = None) -> None:
+    """Report what this command did as events in the local Dagster instance (best effort).
+
+    The UI then shows the written tables, the loaded ``warehouse_raw`` tables
+    with their check results, and the dbt models, as if the assets had run.
+    """
     try:
         import dagster as dg
 
@@ -198,23 +217,57 @@ def _record_in_dagster(summary: dict, env: str) -> None:
         from simulation_assets.core.warehouse import schema
 
         instance = dagster_instance()
+        events: list = []
         for table, info in summary["tables"].items():
             spec = schema.table(table)
             keys = [env] if spec.chunks == 1 else [
                 dg.MultiPartitionKey({"env": env, "chunk": f"{k:02d}"}) for k in range(spec.chunks)
             ]  # fmt: skip
-            for key in keys:
-                instance.report_runless_asset_event(
-                    dg.AssetMaterialization(
-                        asset_key=dg.AssetKey(["warehouse", table]),
-                        partition=str(key),
-                        metadata={
-                            "written_by": "simulate warehouse",
-                            "output": summary["output"],
-                            "table_rows": info["rows"],
-                        },  # fmt: skip
-                    )
+            meta = {
+                "written_by": "simulate warehouse",
+                "output": summary["output"],
+                "table_rows": info["rows"],
+            }
+            events += [
+                dg.AssetMaterialization(asset_key=dg.AssetKey(["warehouse", table]), partition=str(k), metadata=meta)
+                for k in keys
+            ]  # fmt: skip
+        if "load" in summary:
+            load = summary["load"]
+            for table, seconds in load["seconds_per_table"].items():
+                meta = {
+                    "written_by": "simulate warehouse --load",
+                    "database": load["database"],
+                    "dagster/row_count": summary["tables"][table]["rows"],
+                    "load_seconds": seconds,
+                }
+                events.append(
+                    dg.AssetMaterialization(asset_key=dg.AssetKey([RAW_PREFIX, table]), partition=env, metadata=meta)
+                )  # fmt: skip
+            events += [
+                dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey([RAW_PREFIX, r.table]),
+                    check_name=r.name,
+                    passed=bool(r.passed),
+                    partition=env,
+                    metadata={"value": str(r.value), "expected": str(r.expected)},
+                    description=r.description,
                 )
+                for r in check_results or []
+            ]
+        for model in summary.get("dbt", {}).get("models", []):
+            events.append(
+                dg.AssetMaterialization(
+                    asset_key=dg.AssetKey(["warehouse_dbt", model]),
+                    partition=env,
+                    metadata={
+                        "written_by": "simulate warehouse --dbt",
+                        "database": summary["load"]["database"],
+                    },
+                )
+            )
+        for event in events:
+            instance.report_runless_asset_event(event)
     except Exception as exc:  # noqa: BLE001 (recording is a convenience, never a failure)
         console.print(f"[yellow]note:[/] could not record the run in the Dagster instance: {exc}")
 

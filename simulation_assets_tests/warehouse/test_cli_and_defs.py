@@ -60,6 +60,21 @@ def test_tables_subset_writes_only_those_files_and_a_summary(
     assert not (out / "accounts.parquet").exists()
     assert summary["checks"]["failed"] == []
     assert summary["load"]["target"] == "duckdb"
+    # The command's work shows in the Dagster instance the UI reads: tables, loaded tables, checks.
+    from simulation_assets.commands.common import dagster_instance
+
+    instance = dagster_instance()
+    written = instance.get_latest_materialization_event(dg.AssetKey(["warehouse", "devices"]))
+    loaded = instance.get_latest_materialization_event(dg.AssetKey(["warehouse_raw", "tap_events"]))
+    assert written is not None and written.dagster_event.partition == "dev"
+    assert loaded is not None and loaded.dagster_event.partition == "dev"
+    assert loaded.asset_materialization.metadata["dagster/row_count"].value == 500_000
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    )
+    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+    assert len(evaluations) == summary["checks"]["total"] > 0
+    assert all(e.passed and e.partition == "dev" for e in evaluations)
 
 
 def test_every_table_is_an_asset_and_big_tables_fan_out_into_chunk_partitions() -> None:
@@ -83,6 +98,9 @@ def test_every_table_is_an_asset_and_big_tables_fan_out_into_chunk_partitions() 
     assert "tap_events_no_orphan_foreign_keys" in checks and "charge_totals_match_paid_invoices" in checks
     assert any(name.startswith("unique_stg_app__accounts") for name in checks)
     assert wh.warehouse_load.op.pool == "warehouse_load"
+    from simulation_assets.commands.warehouse import RAW_PREFIX
+
+    assert RAW_PREFIX == wh.RAW_PREFIX
 
 
 def test_a_chunk_partition_materializes_alone(tmp_path: Path) -> None:

@@ -132,6 +132,14 @@ def test_cli_loads_dev_into_duckdb_and_dbt_build_is_green(tmp_path: Path) -> Non
     )
     db = DuckDBWarehouse(out / "warehouse.duckdb")
     assert db.query("SELECT count(*) FROM analytics.account_health")[0][0] == 100
+    # the models dbt built are recorded in the Dagster instance under the same keys as the dbt assets
+    from simulation_assets.commands.common import dagster_instance
+
+    assert {"stg_app__accounts", "account_health"} <= set(summary["dbt"]["models"])
+    model = dagster_instance().get_latest_materialization_event(
+        dg.AssetKey(["warehouse_dbt", "account_health"])
+    )
+    assert model is not None and model.dagster_event.partition == "dev"
 
 
 @pytest.mark.postgres
