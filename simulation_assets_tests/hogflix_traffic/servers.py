@@ -34,6 +34,8 @@ class _Server:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body are two writes: do not wait for delayed ACKs
+
     def log_message(self, *args: object) -> None:  # keep test output quiet
         pass
 

@@ -12,9 +12,8 @@ from simulation_assets_tests.hogflix_traffic.servers import PostHogServer
 
 
 def _sink(url: str, **kw: object) -> PostHogEvents:
-    return PostHogEvents(
-        mode="posthog", host=url, batch_size=250, backoff_seconds=0.01, max_backoff_seconds=0.05, **kw
-    )
+    kw = {"batch_size": 250, **kw}
+    return PostHogEvents(mode="posthog", host=url, backoff_seconds=0.01, max_backoff_seconds=0.05, **kw)
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +33,18 @@ def test_injected_429_and_503_lose_and_duplicate_nothing(day_traffic) -> None:  
     assert server.gzip_requests == report.batches == -(-events.height // 250)
     # March 2026 is months before "now": every batch is a historical migration.
     assert all(server.historical_flags)
+
+
+def test_parallel_workers_deliver_every_event_once_in_whole_batches(day_traffic) -> None:  # noqa: ANN001
+    _, _, events = day_traffic
+    doubled = pl.concat([events, events.with_columns(pl.col("uuid").str.slice(0, 30) + pl.lit("ffffff"))])
+    with PostHogServer(failure_rate=0.10, seed=3) as server:
+        report = _sink(server.url, concurrency=3, batch_size=1500).deliver(doubled)
+    uuids = [e["uuid"] for e in server.accepted]
+    assert len(uuids) == len(set(uuids)) == doubled.height == report.events
+    assert set(uuids) == set(doubled["uuid"].to_list())
+    assert report.batches == server.gzip_requests == -(-doubled.height // 1500)
+    assert server.problems == [] and report.retries == server.failures_injected
 
 
 def test_payload_is_what_posthog_capture_accepts(day_traffic) -> None:  # noqa: ANN001
