@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.catalog import GENRES, catalog, pick_videos
@@ -76,6 +77,11 @@ _REFERRERS = {  # acquisition source -> (referrer, utm_source, utm_medium) of a 
     "partner": ("https://partner.example/", "partner", "affiliate"),
 }
 LIB_VERSION = "1.418.10"
+# Lookup tables by event or page code (indexing them is cheaper than np.isin on every event).
+_VIDEO_EVENT = np.isin(np.arange(len(EVENTS)), (OPENED, WATCHLIST, STARTED, PROGRESS, COMPLETED, RATED))
+_VIDEO_PAGE = np.isin(np.arange(len(PAGES)), (TITLE, WATCH))
+_GENRE_PAGE = np.isin(np.arange(len(PAGES)), (SEARCH, CATEGORY))
+_ANON_PAGE = np.isin(np.arange(len(PAGES)), (HOME, SIGNUP))
 
 
 def _lognormal(g: np.random.Generator, spec: tuple[float, float], n: int) -> np.ndarray:
@@ -266,161 +272,169 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     return _frame(s, seed, cfg, e_sess, ts, e_code, e_page, e_slot, e_value, seq, video, completion, watch_s)  # fmt: skip
 
 
+def _or_null(table: pl.Series, idx: np.ndarray, mask: np.ndarray) -> pl.Series:
+    """Return ``table[idx]`` where ``mask``, null elsewhere: one gather from the table plus a null row."""
+    padded = table.extend_constant(None, 1).rechunk()  # one chunk: gathers from a single array are faster
+    return padded.gather(np.where(mask, idx, table.len()))
+
+
+def _masked(values: np.ndarray, mask: np.ndarray, dtype: pl.DataType) -> pl.Series:
+    """Return numeric ``values`` as a Series, null where ``mask`` is false."""
+    return pl.Series(pa.array(values, mask=~mask)).cast(dtype)
+
+
 def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, completion, watch_s):  # noqa: ANN001, ANN202
-    """Return the event frame: identity, uuid, page and product properties as columns."""
+    """Return the event frame: identity, uuid, page and product properties as columns.
+
+    Every string column is a gather: from the session table (by session), the catalog (by video),
+    the page table (by page) or a small list of constants, with one extra null row for events that
+    do not carry the property, so no per-event string is built and no column is filtered twice.
+    """
     cat = catalog(cfg.catalog_size)
+    n = code.size
     persona = s["persona_number"].to_numpy()[e_sess]
     has_slot = slot >= 0
-    vid = np.where(has_slot, video[np.maximum(slot, 0)], -1)
-    is_video_event = np.isin(code, (OPENED, WATCHLIST, STARTED, PROGRESS, COMPLETED, RATED)) | (
-        np.isin(code, (PAGEVIEW, PAGELEAVE)) & np.isin(page, (TITLE, WATCH))
-    )
-    vid = np.where(is_video_event, vid, -1)
-    anonymous = (value == 1.0) & np.isin(code, (PAGEVIEW, PAGELEAVE)) & np.isin(page, (HOME, SIGNUP))
-    sess_cols = s.select(
-        "session_id", "distinct_id", "anon_distinct_id", "device_id", "persona_number", "partition_key",
-        "plan", "state", "activity_pattern", "entry_point", "genre", "device_type", "os", "browser",
-        "screen_width", "screen_height", "country", "source", "email", "conversation_id",
-    )  # fmt: skip
-    base = sess_cols[e_sess]
-    video_cols = cat.select("video_id", "slug", "title", "genre", "minutes")
-    vframe = video_cols[np.maximum(vid, 0)].with_columns(
-        [pl.when(pl.Series(vid >= 0)).then(pl.col(c)).otherwise(None).alias(c) for c in video_cols.columns]
-    )
-    fb_q = hash_unit(
-        seed, 21, s["persona_number"].to_numpy(), s["session_start_at"].dt.epoch("ms").to_numpy()
-    )
-    question_idx = np.floor(fb_q * len(FLIXBUDDY_QUESTIONS)).astype(np.int64)[e_sess]
-    code_s = pl.Series("code", code)
-    page_s = pl.Series("page", page)
-    ev = pl.DataFrame(
-        {
-            "uuid": event_uuids(seed, persona, ts, seq),
-            "event": pl.Series(EVENTS).gather(code),
-            "timestamp": pl.Series(ts).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
-            "sequence": seq.astype(np.int32),
-        }
-    ).with_columns(code_s, page_s, pl.Series("anonymous", anonymous), pl.Series("value", value),
-                   pl.Series("question_idx", question_idx))  # fmt: skip
-    ev = pl.concat([ev, base.rename({"distinct_id": "persona_distinct_id", "genre": "session_genre"}),
-                    vframe.rename({"genre": "video_genre", "title": "video_title"})], how="horizontal")  # fmt: skip
+    in_slot = np.maximum(slot, 0)
+    is_pv, is_leave = code == PAGEVIEW, code == PAGELEAVE
+    view_or_leave = is_pv | is_leave
+    is_video_event = _VIDEO_EVENT[code] | (view_or_leave & _VIDEO_PAGE[page])
+    vid = np.where(has_slot & is_video_event, video[in_slot], -1)
+    anonymous = (value == 1.0) & view_or_leave & _ANON_PAGE[page]
+
+    # Pages: every page an event can be on is a row of one small table of paths and URLs; events hold an
+    # index into it, so the page strings (and the previous page's, for $prev_pageview_* and $referrer) are
+    # gathers. Events are ordered by session then time and every session opens with a $pageview, so the
+    # page an event is on is the latest $pageview row at or before it, and the previous page the one before.
     host = cfg.host
-    # Every page an event can be on, as one small table of paths and URLs; events hold an index into it,
-    # so the page strings (and the previous page's, for $prev_pageview_* and $referrer) are gathers.
     paths, urls, offsets = _page_tables(cfg.catalog_size, host)
-    genre_ev = np.array([GENRES.index(x) for x in s["genre"].to_list()], np.int64)[e_sess]
-    video_ev = np.where(slot >= 0, video[np.maximum(slot, 0)], 0)
-    variant = np.where(
-        np.isin(page, (SEARCH, CATEGORY)), genre_ev, np.where(np.isin(page, (TITLE, WATCH)), video_ev, 0)
-    )
+    genre_idx = np.array([GENRES.index(x) for x in s["genre"].to_list()], np.int64)
+    video_ev = np.where(has_slot, video[in_slot], 0)
+    variant = np.where(_GENRE_PAGE[page], genre_idx[e_sess], np.where(_VIDEO_PAGE[page], video_ev, 0))
     url_id = offsets[page] + variant
-    # Events are ordered by session then time and every session opens with a $pageview, so the page an
-    # event is on is the latest $pageview row at or before it, and the previous page the one before that.
-    rows = np.arange(code.size)
-    is_pv_np, is_leave_np = code == PAGEVIEW, code == PAGELEAVE
-    cur = np.maximum.accumulate(np.where(is_pv_np, rows, 0))
-    session_first = np.r_[0, np.flatnonzero(np.diff(e_sess)) + 1]
-    first_of_row = np.repeat(session_first, np.diff(np.r_[session_first, code.size]))
+    rows = np.arange(n)
+    first_of_row = rows - seq
+    cur = np.maximum.accumulate(np.where(is_pv, rows, 0))
     prev = np.r_[0, cur[:-1]]
     prev_ok = (prev >= first_of_row) & (rows > first_of_row)
-    first_pv = is_pv_np & ~prev_ok
+    first_pv = is_pv & ~prev_ok
     # $prev_pageview_*: a leave describes the page being left, a view the page before it.
-    before = np.where(is_leave_np, cur, prev)
-    has_before = is_leave_np | (is_pv_np & prev_ok)
+    before = np.where(is_leave, cur, prev)
+    has_before = is_leave | (is_pv & prev_ok)
     duration = np.where(has_before, (ts - ts[before]) / 1000.0, np.nan)
     scroll = np.where(has_before, hash_unit(seed, 22, persona, ts).round(2), np.nan)
     # $referrer: the previous page inside the site; a session's first view: the acquisition source for an
     # anonymous visitor (their landing page), $direct otherwise. External referrers follow the URLs.
     externals = ["$direct", *sorted({r for r, _, _ in _REFERRERS.values()} - {"$direct"})]
     source_ref = np.array(
-        [externals.index(_REFERRERS.get(x, ("$direct",))[0]) for x in s["source"].to_list()]
+        [externals.index(_REFERRERS.get(x, ("$direct",))[0]) for x in s["source"].to_list()], np.int64
     )
     ref_id = np.where(
         first_pv,
         np.where(anonymous, len(urls) + source_ref[e_sess], len(urls)),
-        np.where(is_pv_np & prev_ok, url_id[prev], -1),
+        np.where(is_pv & prev_ok, url_id[prev], -1),
     )
     ref_table = pl.Series([*urls, *externals])
     ref_domains = pl.Series([host] * len(urls) + ["$direct", *(r.split("/")[2] for r in externals[1:])])
-    ref_ok = pl.Series(ref_id >= 0)
-    ref_idx = pl.Series(np.maximum(ref_id, 0))
     path_s, url_s = pl.Series(paths), pl.Series(urls)
-    ev = ev.with_columns(
-        path_s.gather(pl.Series(url_id)).alias("$pathname"),
-        url_s.gather(pl.Series(url_id)).alias("$current_url"),
-        pl.lit(host).alias("$host"),
-        pl.when(pl.col("anonymous")).then(pl.col("anon_distinct_id")).otherwise(pl.col("persona_distinct_id"))
-        .alias("distinct_id"),
-        pl.col("uuid").gather(pl.Series(cur)).alias("$pageview_id"),
-        pl.when(pl.Series(has_before)).then(path_s.gather(pl.Series(url_id[before]))).alias("$prev_pageview_pathname"),
-        pl.Series("$prev_pageview_duration", duration).fill_nan(None),
-        pl.Series("$prev_pageview_max_scroll_percentage", scroll).fill_nan(None),
-        pl.when(ref_ok).then(ref_table.gather(ref_idx)).alias("$referrer"),
-        pl.when(ref_ok).then(ref_domains.gather(ref_idx)).alias("$referring_domain"),
-        pl.Series("_first_pv", first_pv),
-    )  # fmt: skip
+
+    # Session-level values: one gather of the session table by session; sparse ones kept only on the
+    # events that carry them (one when/then pass). Video properties: one gather of the catalog.
     utm = {k: v for k, v in _REFERRERS.items() if v[1]}
-    entry_anon = pl.col("_first_pv") & pl.col("anonymous")
-    ev = ev.with_columns(
-        pl.when(entry_anon).then(pl.col("source").replace_strict({k: v[1] for k, v in utm.items()}, default=None))
-        .alias("utm_source"),
-        pl.when(entry_anon).then(pl.col("source").replace_strict({k: v[2] for k, v in utm.items()}, default=None))
-        .alias("utm_medium"),
-        pl.when(entry_anon & pl.col("source").is_in(list(utm))).then(pl.lit("hogflix_launch")).alias("utm_campaign"),
+    base = s.select(
+        "session_id", "distinct_id", "device_id", "partition_key", "browser", "os", "device_type",
+        "screen_width", "screen_height", "country", "state", "activity_pattern", "plan", "entry_point",
+        "anon_distinct_id", "conversation_id", "source",
+        pl.col("source").replace_strict({k: v[1] for k, v in utm.items()}, default=None).alias("utm_source"),
+        pl.col("source").replace_strict({k: v[2] for k, v in utm.items()}, default=None).alias("utm_medium"),
+        pl.when(pl.col("source").is_in(list(utm))).then(pl.lit("hogflix_launch")).alias("utm_campaign"),
+        pl.struct("email", "plan", pl.lit(True).alias("is_synthetic")).alias("$set"),
+    )[e_sess]  # fmt: skip
+    entry_anon = pl.Series(first_pv & anonymous)
+    is_flixbuddy, is_ticket, is_identify = code == FLIXBUDDY, code == TICKET, code == IDENTIFY
+    sparse = base.select(
+        pl.when(pl.Series(anonymous)).then(pl.col("anon_distinct_id")).otherwise(pl.col("distinct_id"))
+        .alias("distinct_id"),
+        pl.when(entry_anon).then(pl.col("utm_source")).alias("utm_source"),
+        pl.when(entry_anon).then(pl.col("utm_medium")).alias("utm_medium"),
+        pl.when(entry_anon).then(pl.col("utm_campaign")).alias("utm_campaign"),
+        pl.when(pl.Series(is_flixbuddy)).then(pl.col("conversation_id")).alias("conversation_id"),
+        pl.when(pl.Series(is_identify)).then(pl.col("anon_distinct_id")).alias("$anon_distinct_id"),
+        pl.when(pl.Series(is_identify)).then(pl.col("$set")).alias("$set"),
+        pl.when(pl.Series(code == SIGNED_UP)).then(pl.col("source")).alias("signup_source"),
     )  # fmt: skip
-    video_value = pl.col("value")
-    in_slot = np.maximum(slot, 0)
-    slot_completion = np.where(slot >= 0, np.round(completion[in_slot] * 100, 1), 0.0)
-    slot_watch_s = np.where(slot >= 0, np.round(watch_s[in_slot]), 0).astype(np.int64)
-    ticket_cat = (persona + np.nan_to_num(value).astype(np.int64)) % len(_TICKET_CATEGORIES)
-    ev = ev.with_columns(
-        pl.col("session_id").alias("$session_id"),
-        pl.col("session_id").alias("$window_id"),
-        pl.col("device_id").alias("$device_id"),
-        pl.lit("web").alias("$lib"),
-        pl.lit(LIB_VERSION).alias("$lib_version"),
-        pl.col("browser").alias("$browser"),
-        pl.col("os").alias("$os"),
-        pl.col("device_type").alias("$device_type"),
-        pl.col("screen_width").alias("$screen_width"),
-        pl.col("screen_height").alias("$screen_height"),
-        pl.col("country").alias("$geoip_country_code"),
-        (~pl.col("anonymous")).alias("$is_identified"),
-        pl.when(pl.col("code") == PAGEVIEW).then(pl.lit("HogFlix")).alias("title"),
-        pl.col("state"),
-        pl.col("activity_pattern"),
-        pl.col("plan"),
-        pl.lit(True).alias("is_synthetic"),
-        pl.col("entry_point"),
-        pl.col("video_id"),
-        pl.col("video_title"),
-        pl.col("video_genre").alias("genre"),
-        (pl.col("minutes") * 60).alias("video_duration_seconds"),
-        pl.when(pl.col("code") == PROGRESS).then(video_value).alias("progress_percent"),
-        pl.when(pl.col("code").is_in([COMPLETED, PAGELEAVE]) & (pl.col("page") == WATCH))
-        .then(pl.Series(slot_completion))
-        .alias("completion_percent"),
-        pl.when(pl.col("code").is_in([COMPLETED, PAGELEAVE]) & (pl.col("page") == WATCH))
-        .then(pl.Series(slot_watch_s))
-        .alias("watch_seconds"),
-        pl.when(pl.col("code") == RATED).then(video_value.cast(pl.Int32)).alias("rating"),
-        pl.when(pl.col("code") == FLIXBUDDY).then(pl.Series(FLIXBUDDY_QUESTIONS).gather(question_idx)).alias("question"),
-        pl.when(pl.col("code") == FLIXBUDDY).then(pl.col("question_idx")).alias("question_template"),
-        pl.when(pl.col("code") == FLIXBUDDY).then(pl.col("conversation_id")).alias("conversation_id"),
-        pl.when(pl.col("code") == TICKET)
-        .then(pl.Series(_TICKET_CATEGORIES).gather(ticket_cat))
-        .alias("ticket_category"),
-        pl.when(pl.col("code") == TICKET).then(pl.col("value").cast(pl.Int32)).alias("ticket_number"),
-        pl.when(pl.col("code") == IDENTIFY).then(pl.col("anon_distinct_id")).alias("$anon_distinct_id"),
-        pl.when(pl.col("code") == IDENTIFY).then(pl.struct("email", "plan", pl.lit(True).alias("is_synthetic")))
-        .alias("$set"),
-        pl.when(pl.col("code") == SIGNED_UP).then(pl.col("source")).alias("signup_source"),
-    )  # fmt: skip
-    ev = cap_per_user_hour(ev, "support_ticket_created", cfg.support_tickets_per_user_hour)
-    return ev.select(
-        "uuid", "event", "timestamp", "distinct_id", "persona_distinct_id", "persona_number", "partition_key",
-        "sequence", *PROPERTY_COLUMNS,
-    )  # fmt: skip
+    has_video = pl.Series(vid >= 0)
+    videos = cat.select(
+        "video_id", pl.col("title").alias("video_title"), "genre", (pl.col("minutes") * 60).alias("duration")
+    )[np.maximum(vid, 0)].select(pl.when(has_video).then(pl.all()).name.keep())
+    fb_q = hash_unit(
+        seed, 21, s["persona_number"].to_numpy(), s["session_start_at"].dt.epoch("ms").to_numpy()
+    )
+    question_idx = np.floor(fb_q * len(FLIXBUDDY_QUESTIONS)).astype(np.int64)[e_sess]
+    watch_end = ((code == COMPLETED) | is_leave) & (page == WATCH)
+    slot_completion = np.where(has_slot, np.round(completion[in_slot] * 100, 1), 0.0)
+    slot_watch_s = np.where(has_slot, np.round(watch_s[in_slot]), 0).astype(np.int64)
+    value_int = np.nan_to_num(value).astype(np.int32)
+    ticket_cat = (persona + value_int) % len(_TICKET_CATEGORIES)
+    uuids = event_uuids(seed, persona, ts, seq)
+    zeros = np.zeros(n, np.int64)
+    cols = {
+        "uuid": uuids,
+        "event": pl.Series(EVENTS).gather(code),
+        "timestamp": pl.Series(ts).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
+        "distinct_id": sparse["distinct_id"],
+        "persona_distinct_id": base["distinct_id"],
+        "persona_number": pl.Series(persona, dtype=pl.Int64),
+        "partition_key": base["partition_key"],
+        "sequence": pl.Series(seq.astype(np.int32)),
+        "$session_id": base["session_id"],
+        "$window_id": base["session_id"],
+        "$device_id": base["device_id"],
+        "$current_url": url_s.gather(url_id),
+        "$host": pl.Series([host]).gather(zeros),
+        "$pathname": path_s.gather(url_id),
+        "$referrer": _or_null(ref_table, ref_id, ref_id >= 0),
+        "$referring_domain": _or_null(ref_domains, ref_id, ref_id >= 0),
+        "utm_source": sparse["utm_source"],
+        "utm_medium": sparse["utm_medium"],
+        "utm_campaign": sparse["utm_campaign"],
+        "$pageview_id": uuids.gather(cur),
+        "$prev_pageview_pathname": _or_null(path_s, url_id[before], has_before),
+        "$prev_pageview_duration": pl.Series(duration).fill_nan(None),
+        "$prev_pageview_max_scroll_percentage": pl.Series(scroll).fill_nan(None),
+        "$lib": pl.Series(["web"]).gather(zeros),
+        "$lib_version": pl.Series([LIB_VERSION]).gather(zeros),
+        "$browser": base["browser"],
+        "$os": base["os"],
+        "$device_type": base["device_type"],
+        "$screen_width": base["screen_width"],
+        "$screen_height": base["screen_height"],
+        "$geoip_country_code": base["country"],
+        "$is_identified": pl.Series(~anonymous),
+        "title": _or_null(pl.Series(["HogFlix"]), zeros, is_pv),
+        "state": base["state"],
+        "activity_pattern": base["activity_pattern"],
+        "plan": base["plan"],
+        "is_synthetic": pl.Series(np.ones(n, np.bool_)),
+        "entry_point": base["entry_point"],
+        "video_id": videos["video_id"],
+        "video_title": videos["video_title"],
+        "genre": videos["genre"],
+        "video_duration_seconds": videos["duration"],
+        "progress_percent": _masked(value, code == PROGRESS, pl.Float64),
+        "completion_percent": _masked(slot_completion, watch_end, pl.Float64),
+        "watch_seconds": _masked(slot_watch_s, watch_end, pl.Int64),
+        "rating": _masked(value_int, code == RATED, pl.Int32),
+        "question": _or_null(pl.Series(FLIXBUDDY_QUESTIONS), question_idx, is_flixbuddy),
+        "question_template": _masked(question_idx, is_flixbuddy, pl.Int64),
+        "conversation_id": sparse["conversation_id"],
+        "ticket_category": _or_null(pl.Series(_TICKET_CATEGORIES), ticket_cat, is_ticket),
+        "ticket_number": _masked(value_int, is_ticket, pl.Int32),
+        "$anon_distinct_id": sparse["$anon_distinct_id"],
+        "$set": sparse["$set"],
+        "signup_source": sparse["signup_source"],
+    }
+    ev = pl.DataFrame([series.alias(name) for name, series in cols.items()])
+    return cap_per_user_hour(ev, "support_ticket_created", cfg.support_tickets_per_user_hour)
 
 
 PROPERTY_COLUMNS = (

@@ -50,19 +50,42 @@ def event_uuid(seed: int, persona: int, ts_ms: int, seq: int) -> uuid.UUID:
     return uuid7_reference(ts_ms, seed, EVENT_SALT, persona, seq)
 
 
-def format_uuids(raw: np.ndarray) -> pl.Series:
-    """Return canonical lower-case uuid strings of an (n, 16) uint8 array."""
-    n = raw.shape[0]
-    digits = _HEX_PAIRS[raw].view(np.uint8).reshape(n, 32)
-    out = np.empty((n, 36), np.uint8)
-    out[:, [8, 13, 18, 23]] = ord("-")
-    for src, dst in ((0, 0), (8, 9), (12, 14), (16, 19), (20, 24)):
-        width = 8 if src == 0 else (12 if src == 20 else 4)
-        out[:, dst : dst + width] = digits[:, src : src + width]
+# Four lower-case hex digits of every 16-bit value, as the uint32 whose little-endian bytes spell them.
+_HEX4 = _HEX_PAIRS[np.arange(1 << 16) >> 8].astype(np.uint32) | (
+    _HEX_PAIRS[np.arange(1 << 16) & 0xFF].astype(np.uint32) << 16
+)
+# A canonical uuid string as 36 bytes: eight groups of four digits and four dashes (unaligned fields).
+_UUID_TEXT = np.dtype(
+    {
+        "names": ["g0", "g1", "d0", "g2", "d1", "g3", "d2", "g4", "d3", "g5", "g6", "g7"],
+        "formats": ["<u4", "<u4", "u1", "<u4", "u1", "<u4", "u1", "<u4", "u1", "<u4", "<u4", "<u4"],
+        "offsets": [0, 4, 8, 9, 13, 14, 18, 19, 23, 24, 28, 32],
+        "itemsize": 36,
+    }
+)
+
+
+def format_uuid_words(high: np.ndarray, low: np.ndarray) -> pl.Series:
+    """Return canonical lower-case uuid strings of 128-bit values given as two uint64 halves."""
+    n = len(high)
+    out = np.empty(n, _UUID_TEXT)
+    mask = np.uint64(0xFFFF)
+    for k, (word, shift) in enumerate(
+        [(high, s) for s in (48, 32, 16, 0)] + [(low, s) for s in (48, 32, 16, 0)]
+    ):
+        out[f"g{k}"] = _HEX4[(word >> np.uint64(shift)) & mask]
+    for k in range(4):
+        out[f"d{k}"] = ord("-")
     # One Arrow string array over the 36-byte rows (no per-row objects; the bytes are ASCII).
     offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
     arr = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
     return pl.Series(arr)
+
+
+def format_uuids(raw: np.ndarray) -> pl.Series:
+    """Return canonical lower-case uuid strings of an (n, 16) uint8 array."""
+    words = np.ascontiguousarray(raw, np.uint8).view(">u8").astype(np.uint64)
+    return format_uuid_words(words[:, 0], words[:, 1])
 
 
 def event_uuids(seed: int, persona: np.ndarray, ts_ms: np.ndarray, seq: np.ndarray) -> pl.Series:
@@ -100,17 +123,13 @@ def hash_unit(seed: int, salt: int, *columns: np.ndarray) -> np.ndarray:
 def uuid7s(ms: np.ndarray, seed: int, salt: int, *columns: np.ndarray) -> pl.Series:
     """Return UUIDv7 strings whose time is ``ms`` and whose random bits hash (seed, salt, columns)."""
     ms = np.asarray(ms, np.int64)
-    n = len(ms)
     lo = stable_hash(seed, salt, ms, *columns)
     hi = _splitmix64(lo)
-    raw = np.empty((n, 16), np.uint8)
-    t = ms.astype(">u8").view(np.uint8).reshape(n, 8)[:, 2:]  # 48-bit big-endian milliseconds
-    raw[:, :6] = t
-    raw[:, 6:14] = lo.astype(">u8").view(np.uint8).reshape(n, 8)
-    raw[:, 14:] = hi.astype(">u8").view(np.uint8).reshape(n, 8)[:, :2]
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    return format_uuids(raw)
+    u64 = np.uint64
+    # 48-bit time, version 7, 12 bits of hash | variant 10, 62 bits of hash (same bits as the reference).
+    high = (ms.view(u64) << u64(16)) | u64(0x7000) | ((lo >> u64(48)) & u64(0x0FFF))
+    low = u64(1 << 63) | (((lo << u64(16)) | (hi >> u64(48))) & u64((1 << 62) - 1))
+    return format_uuid_words(high, low)
 
 
 def uuid7_ms(value: str) -> int:
