@@ -376,7 +376,6 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
     value_int = np.nan_to_num(value).astype(np.int32)
     ticket_cat = (persona + value_int) % len(_TICKET_CATEGORIES)
     uuids = event_uuids(seed, persona, ts, seq)
-    zeros = np.zeros(n, np.int64)
     cols = {
         "uuid": uuids,
         "event": pl.Series(EVENTS).gather(code),
@@ -390,7 +389,7 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         "$window_id": base["session_id"],
         "$device_id": base["device_id"],
         "$current_url": url_s.gather(url_id),
-        "$host": pl.Series([host]).gather(zeros),
+        "$host": pl.repeat(host, n, eager=True),
         "$pathname": path_s.gather(url_id),
         "$referrer": _or_null(ref_table, ref_id, ref_id >= 0),
         "$referring_domain": _or_null(ref_domains, ref_id, ref_id >= 0),
@@ -401,8 +400,8 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         "$prev_pageview_pathname": _or_null(path_s, url_id[before], has_before),
         "$prev_pageview_duration": pl.Series(duration).fill_nan(None),
         "$prev_pageview_max_scroll_percentage": pl.Series(scroll).fill_nan(None),
-        "$lib": pl.Series(["web"]).gather(zeros),
-        "$lib_version": pl.Series([LIB_VERSION]).gather(zeros),
+        "$lib": pl.repeat("web", n, eager=True),
+        "$lib_version": pl.repeat(LIB_VERSION, n, eager=True),
         "$browser": base["browser"],
         "$os": base["os"],
         "$device_type": base["device_type"],
@@ -410,11 +409,11 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         "$screen_height": base["screen_height"],
         "$geoip_country_code": base["country"],
         "$is_identified": pl.Series(~anonymous),
-        "title": _or_null(pl.Series(["HogFlix"]), zeros, is_pv),
+        "title": _or_null(pl.Series(["HogFlix"]), np.zeros(n, np.int64), is_pv),
         "state": base["state"],
         "activity_pattern": base["activity_pattern"],
         "plan": base["plan"],
-        "is_synthetic": pl.Series(np.ones(n, np.bool_)),
+        "is_synthetic": pl.repeat(True, n, eager=True),
         "entry_point": base["entry_point"],
         "video_id": videos["video_id"],
         "video_title": videos["video_title"],
