@@ -18,6 +18,7 @@ Writes benchmarks/results/hogflix_events.json.
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import json
 import multiprocessing as mp
@@ -63,6 +64,9 @@ def _serve(port_queue: mp.Queue, failure_rate: float) -> None:
         from orjson import loads
     except ImportError:
         loads = json.loads
+    # Parsed bodies hold no reference cycles: reference counting frees them, and the cyclic collector
+    # would only rescan millions of fresh dicts (~20 % of the parse time).
+    gc.disable()
     seen: set[str] = set()
     stats = {"received": 0, "requests": 0, "injected": 0, "bytes": 0, "bad_uuids": 0}
     rng = random.Random(1)
