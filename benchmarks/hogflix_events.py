@@ -330,6 +330,9 @@ def main() -> None:
           f"(min {gen['events_per_cpu_s_min']:,}, max {gen['events_per_cpu_s_max']:,}); "
           f"{gen['events_per_s_wall_median']:,} events/s wall")  # fmt: skip
     print(
+        f"  first run in the process (fresh memory): {gen['events_per_cpu_s_first_run']:,} events per CPU-second"
+    )
+    print(
         f"  incl. session plan {gen['events_per_cpu_s_including_session_plan_median']:,} events per CPU-second"
     )
     print(f"  python loop {gen['python_loop_events_per_cpu_s']:>12,} events per CPU-second"
