@@ -278,6 +278,12 @@ def _or_null(table: pl.Series, idx: np.ndarray, mask: np.ndarray) -> pl.Series:
     return padded.gather(np.where(mask, idx, table.len()))
 
 
+def _rows_or_null(table: pl.DataFrame, idx: np.ndarray, mask: np.ndarray) -> pl.DataFrame:
+    """Return ``table[idx]`` where ``mask``, null rows elsewhere (``_or_null`` for several columns)."""
+    padded = pl.concat([table, table.clear(1)], rechunk=True)
+    return padded[np.where(mask, idx, table.height)]
+
+
 def _masked(values: np.ndarray, mask: np.ndarray, dtype: pl.DataType) -> pl.Series:
     """Return numeric ``values`` as a Series, null where ``mask`` is false."""
     return pl.Series(pa.array(values, mask=~mask)).cast(dtype)
@@ -337,35 +343,31 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
     ref_domains = pl.Series([host] * len(urls) + ["$direct", *(r.split("/")[2] for r in externals[1:])])
     path_s, url_s = pl.Series(paths), pl.Series(urls)
 
-    # Session-level values: one gather of the session table by session; sparse ones kept only on the
-    # events that carry them (one when/then pass). Video properties: one gather of the catalog.
+    # Session-level values: one gather of the session table by session for the dense ones; the sparse
+    # ones come from the same table padded with a null row, gathered only where the events carry them.
+    # Video properties: one gather of the catalog (also padded).
     utm = {k: v for k, v in _REFERRERS.items() if v[1]}
     base = s.select(
         "session_id", "distinct_id", "device_id", "partition_key", "browser", "os", "device_type",
         "screen_width", "screen_height", "country", "state", "activity_pattern", "plan", "entry_point",
+    )[e_sess]  # fmt: skip
+    sparse_table = s.select(
         "anon_distinct_id", "conversation_id", "source",
         pl.col("source").replace_strict({k: v[1] for k, v in utm.items()}, default=None).alias("utm_source"),
         pl.col("source").replace_strict({k: v[2] for k, v in utm.items()}, default=None).alias("utm_medium"),
         pl.when(pl.col("source").is_in(list(utm))).then(pl.lit("hogflix_launch")).alias("utm_campaign"),
         pl.struct("email", "plan", pl.lit(True).alias("is_synthetic")).alias("$set"),
-    )[e_sess]  # fmt: skip
-    entry_anon = pl.Series(first_pv & anonymous)
-    is_flixbuddy, is_ticket, is_identify = code == FLIXBUDDY, code == TICKET, code == IDENTIFY
-    sparse = base.select(
-        pl.when(pl.Series(anonymous)).then(pl.col("anon_distinct_id")).otherwise(pl.col("distinct_id"))
-        .alias("distinct_id"),
-        pl.when(entry_anon).then(pl.col("utm_source")).alias("utm_source"),
-        pl.when(entry_anon).then(pl.col("utm_medium")).alias("utm_medium"),
-        pl.when(entry_anon).then(pl.col("utm_campaign")).alias("utm_campaign"),
-        pl.when(pl.Series(is_flixbuddy)).then(pl.col("conversation_id")).alias("conversation_id"),
-        pl.when(pl.Series(is_identify)).then(pl.col("anon_distinct_id")).alias("$anon_distinct_id"),
-        pl.when(pl.Series(is_identify)).then(pl.col("$set")).alias("$set"),
-        pl.when(pl.Series(code == SIGNED_UP)).then(pl.col("source")).alias("signup_source"),
     )  # fmt: skip
-    has_video = pl.Series(vid >= 0)
-    videos = cat.select(
-        "video_id", pl.col("title").alias("video_title"), "genre", (pl.col("minutes") * 60).alias("duration")
-    )[np.maximum(vid, 0)].select(pl.when(has_video).then(pl.all()).name.keep())
+    is_flixbuddy, is_ticket, is_identify = code == FLIXBUDDY, code == TICKET, code == IDENTIFY
+    utms = _rows_or_null(
+        sparse_table.select("utm_source", "utm_medium", "utm_campaign"), e_sess, first_pv & anonymous
+    )
+    identify = _rows_or_null(sparse_table.select("anon_distinct_id", "$set"), e_sess, is_identify)
+    both_ids = pl.concat([s["distinct_id"], s["anon_distinct_id"]], rechunk=True)
+    videos = _rows_or_null(
+        cat.select("video_id", pl.col("title").alias("video_title"), "genre", (pl.col("minutes") * 60).alias("duration")),
+        vid, vid >= 0,
+    )  # fmt: skip
     fb_q = hash_unit(
         seed, 21, s["persona_number"].to_numpy(), s["session_start_at"].dt.epoch("ms").to_numpy()
     )
@@ -380,7 +382,7 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         "uuid": uuids,
         "event": pl.Series(EVENTS).gather(code),
         "timestamp": pl.Series(ts).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
-        "distinct_id": sparse["distinct_id"],
+        "distinct_id": both_ids.gather(e_sess + np.where(anonymous, s.height, 0)),
         "persona_distinct_id": base["distinct_id"],
         "persona_number": pl.Series(persona, dtype=pl.Int64),
         "partition_key": base["partition_key"],
@@ -393,9 +395,9 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         "$pathname": path_s.gather(url_id),
         "$referrer": _or_null(ref_table, ref_id, ref_id >= 0),
         "$referring_domain": _or_null(ref_domains, ref_id, ref_id >= 0),
-        "utm_source": sparse["utm_source"],
-        "utm_medium": sparse["utm_medium"],
-        "utm_campaign": sparse["utm_campaign"],
+        "utm_source": utms["utm_source"],
+        "utm_medium": utms["utm_medium"],
+        "utm_campaign": utms["utm_campaign"],
         "$pageview_id": uuids.gather(cur),
         "$prev_pageview_pathname": _or_null(path_s, url_id[before], has_before),
         "$prev_pageview_duration": pl.Series(duration).fill_nan(None),
@@ -425,12 +427,12 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         "rating": _masked(value_int, code == RATED, pl.Int32),
         "question": _or_null(pl.Series(FLIXBUDDY_QUESTIONS), question_idx, is_flixbuddy),
         "question_template": _masked(question_idx, is_flixbuddy, pl.Int64),
-        "conversation_id": sparse["conversation_id"],
+        "conversation_id": _or_null(sparse_table["conversation_id"], e_sess, is_flixbuddy),
         "ticket_category": _or_null(pl.Series(_TICKET_CATEGORIES), ticket_cat, is_ticket),
         "ticket_number": _masked(value_int, is_ticket, pl.Int32),
-        "$anon_distinct_id": sparse["$anon_distinct_id"],
-        "$set": sparse["$set"],
-        "signup_source": sparse["signup_source"],
+        "$anon_distinct_id": identify["anon_distinct_id"],
+        "$set": identify["$set"],
+        "signup_source": _or_null(sparse_table["source"], e_sess, code == SIGNED_UP),
     }
     ev = pl.DataFrame([series.alias(name) for name, series in cols.items()])
     return cap_per_user_hour(ev, "support_ticket_created", cfg.support_tickets_per_user_hour)

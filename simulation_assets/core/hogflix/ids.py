@@ -64,18 +64,26 @@ _UUID_TEXT = np.dtype(
     }
 )
 
+_FORMAT_BLOCK = 1 << 16
+
 
 def format_uuid_words(high: np.ndarray, low: np.ndarray) -> pl.Series:
-    """Return canonical lower-case uuid strings of 128-bit values given as two uint64 halves."""
+    """Return canonical lower-case uuid strings of 128-bit values given as two uint64 halves.
+
+    Rows are written in blocks that stay in cache: the twelve field stores of a block hit the same
+    few hundred kilobytes instead of sweeping the whole output twelve times.
+    """
     n = len(high)
     out = np.empty(n, _UUID_TEXT)
-    mask = np.uint64(0xFFFF)
-    for k, (word, shift) in enumerate(
-        [(high, s) for s in (48, 32, 16, 0)] + [(low, s) for s in (48, 32, 16, 0)]
-    ):
-        out[f"g{k}"] = _HEX4[(word >> np.uint64(shift)) & mask]
-    for k in range(4):
-        out[f"d{k}"] = ord("-")
+    mask, dash = np.uint64(0xFFFF), ord("-")
+    shifts = [np.uint64(s) for s in (48, 32, 16, 0)]
+    for a in range(0, n, _FORMAT_BLOCK):
+        block = out[a : a + _FORMAT_BLOCK]
+        for half, word in enumerate((high[a : a + _FORMAT_BLOCK], low[a : a + _FORMAT_BLOCK])):
+            for k, shift in enumerate(shifts):
+                block[f"g{4 * half + k}"] = _HEX4[(word >> shift) & mask]
+        for k in range(4):
+            block[f"d{k}"] = dash
     # One Arrow string array over the 36-byte rows (no per-row objects; the bytes are ASCII).
     offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
     arr = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
