@@ -34,7 +34,9 @@ class WarehouseDatabase(dg.ConfigurableResource):
         default_factory=lambda: os.environ.get("WAREHOUSE_POSTGRES_DSN", ""),
         description="PostgreSQL DSN ($WAREHOUSE_POSTGRES_DSN); '{env}' is replaced by the environment.",
     )
-    connections: int = Field(default=3, ge=1, description="Parallel COPY connections for PostgreSQL loads.")
+    connections: int = Field(
+        default=2, ge=1, description="Connections a PostgreSQL load runs its copies and index builds on."
+    )
 
     def duckdb_path(self, env: str) -> Path:
         folder = Path(self.duckdb_dir) if self.duckdb_dir else data_dir() / "warehouse" / "duckdb"

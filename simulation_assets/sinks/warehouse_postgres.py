@@ -1,12 +1,23 @@
-"""The real warehouse: PostgreSQL, schema ``raw``, bulk-loaded with ``COPY`` over several connections.
+"""The real warehouse: PostgreSQL, schema ``raw``, bulk-loaded with binary ``COPY`` over several connections.
 
-A load never touches ``raw`` until everything is in: rows are copied into a
-staging schema (``raw_loading``) in parallel (one connection per worker, one
-Parquet row group per ``COPY``), primary keys, foreign-key indexes and foreign
-keys are added there in dependency order, and then one transaction drops the
-old tables and moves the new ones into ``raw``. A failure drops the staging
-schema and leaves ``raw`` as it was; re-loading an environment replaces it.
-The DSN comes from the caller or ``WAREHOUSE_POSTGRES_DSN``; no secret is stored.
+A load never touches ``raw`` until everything is in. Each table is created in a
+staging schema (``raw_loading``) and filled by one binary ``COPY ... FREEZE`` in
+the same transaction (rows land frozen, in primary-key order, so the later
+index builds and foreign-key scans never rewrite a page). The work after the
+copies is a small dependency graph run by several connections at once:
+
+* a table's unique (primary-key) index and its foreign-key indexes are built as
+  soon as its own ``COPY`` is done, while other tables are still copying;
+* the primary key is attached to its unique index (``USING INDEX``);
+* each foreign key is added ``NOT VALID`` once the parent's primary key exists,
+  then ``VALIDATE``d (a join against the parent's key).
+
+The biggest chains start first, and two statements whose table locks would
+conflict are never run at the same time, so no connection sits waiting on
+another. Then one transaction drops the old tables and moves the new ones into
+``raw``. A failure cancels what is running, drops the staging schema and leaves
+``raw`` as it was; re-loading an environment replaces it. The DSN comes from the
+caller or ``WAREHOUSE_POSTGRES_DSN``; no secret is stored.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulation_assets.core.warehouse import schema
@@ -27,7 +38,9 @@ STAGING = "raw_loading"
 
 def _ddl(table: str) -> str:
     spec = schema.table(table)
-    return ", ".join(f"{c.name} {schema.TYPES[c.type][2]}" for c in spec.columns)
+    return ", ".join(
+        f"{c.name} {schema.TYPES[c.type][2]}{'' if c.nullable else ' NOT NULL'}" for c in spec.columns
+    )
 
 
 def csv_bytes(batch) -> bytes:  # noqa: ANN001 (pyarrow Table or RecordBatch)
@@ -42,16 +55,202 @@ def csv_bytes(batch) -> bytes:  # noqa: ANN001 (pyarrow Table or RecordBatch)
     return buf.getvalue()
 
 
+def arrow_schema(table: str):  # noqa: ANN201
+    """Return the Arrow schema whose binary COPY encoding matches the PostgreSQL columns of ``table``."""
+    import pyarrow as pa
+
+    arrow = {
+        "bigint": pa.int64(),
+        "int": pa.int32(),
+        "smallint": pa.int16(),
+        "double": pa.float64(),
+        "real": pa.float32(),
+        "text": pa.large_string(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("us"),
+        "date": pa.date32(),
+    }
+    return pa.schema([pa.field(c.name, arrow[c.type], c.nullable) for c in schema.table(table).columns])
+
+
+def conform_batch(batch, target):  # noqa: ANN001, ANN201
+    """Return ``batch`` (a pyarrow Table) with the column types of ``target`` (dictionaries decoded)."""
+    import pyarrow as pa
+
+    columns = []
+    for f in target:
+        col = batch.column(f.name)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        columns.append(col if col.type == f.type else col.cast(f.type))
+    return pa.table(columns, schema=target)
+
+
+# --------------------------------------------------------------------------- the constraint graph
+# PostgreSQL's table-lock conflicts, for the modes the load takes
+# (https://www.postgresql.org/docs/15/explicit-locking.html).
+_CONFLICTS = {
+    "ROW SHARE": {"EXCLUSIVE", "ACCESS EXCLUSIVE"},
+    "SHARE UPDATE EXCLUSIVE": {"SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"},
+    "SHARE": {"SHARE UPDATE EXCLUSIVE", "SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"},
+    "SHARE ROW EXCLUSIVE": {"SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE", "ACCESS EXCLUSIVE"},
+    "ACCESS EXCLUSIVE": {
+        "ROW SHARE",
+        "SHARE UPDATE EXCLUSIVE",
+        "SHARE",
+        "SHARE ROW EXCLUSIVE",
+        "ACCESS EXCLUSIVE",
+    },
+}
+
+# rough server cost per row, only used to start the longest chains first
+_COST = {"copy": 1.0, "index": 0.4, "pkey": 0.0, "fk_add": 0.0, "fk_validate": 0.12}
+
+
+@dataclass
+class Task:
+    """One step of a load: ``sql`` run on one connection, after ``deps``, holding ``locks``."""
+
+    key: str
+    kind: str
+    table: str
+    sql: list[str]
+    locks: list[tuple[str, str]]
+    deps: set[str] = field(default_factory=set)
+    rows: int = 0
+    priority: float = 0.0
+    started: float = 0.0
+    seconds: float = 0.0
+
+
+def plan(order: list[str], rows: dict[str, int]) -> list[Task]:
+    """Return the tasks that load ``order`` into the staging schema, with dependencies and lock needs.
+
+    The copy tasks carry no SQL here (the loader streams the Parquet files); everything after them
+    is plain DDL: unique index, primary key on it, one index per foreign-key column, foreign keys.
+    """
+    loaded = set(order)
+    tasks: list[Task] = []
+    for t in order:
+        spec = schema.table(t)
+        n = rows.get(t, 0)
+        tasks.append(Task(f"copy:{t}", "copy", t, [], [(t, "ACCESS EXCLUSIVE")], rows=n))
+        tasks.append(
+            Task(f"index:{t}_pkey", "index", t,
+                 [f"CREATE UNIQUE INDEX {t}_pkey ON {STAGING}.{t} ({spec.primary_key})"],
+                 [(t, "SHARE")], {f"copy:{t}"}, n)
+        )  # fmt: skip
+        tasks.append(
+            Task(f"pkey:{t}", "pkey", t,
+                 [f"ALTER TABLE {STAGING}.{t} ADD CONSTRAINT {t}_pkey PRIMARY KEY USING INDEX {t}_pkey"],
+                 [(t, "ACCESS EXCLUSIVE")], {f"index:{t}_pkey"}, n)
+        )  # fmt: skip
+        for fk in spec.foreign_keys:
+            if fk.column == spec.primary_key:
+                continue  # the primary key's index already serves lookups on this column
+            tasks.append(
+                Task(f"index:{t}_{fk.column}_idx", "index", t,
+                     [f"CREATE INDEX {t}_{fk.column}_idx ON {STAGING}.{t} ({fk.column})"],
+                     [(t, "SHARE")], {f"copy:{t}"}, n)
+            )  # fmt: skip
+        for fk in spec.foreign_keys:
+            if fk.parent not in loaded:
+                continue  # added in the swap, against the parent already in raw
+            name = f"{t}_{fk.column}_fkey"
+            tasks.append(
+                Task(f"fk_add:{name}", "fk_add", t,
+                     [f"ALTER TABLE {STAGING}.{t} ADD CONSTRAINT {name} FOREIGN KEY ({fk.column}) "
+                      f"REFERENCES {STAGING}.{fk.parent} ({fk.parent_column}) NOT VALID"],
+                     [(t, "SHARE ROW EXCLUSIVE"), (fk.parent, "SHARE ROW EXCLUSIVE")],
+                     {f"copy:{t}", f"pkey:{fk.parent}"}, n)
+            )  # fmt: skip
+            tasks.append(
+                Task(f"fk_validate:{name}", "fk_validate", t,
+                     [f"ALTER TABLE {STAGING}.{t} VALIDATE CONSTRAINT {name}"],
+                     [(t, "SHARE UPDATE EXCLUSIVE"), (fk.parent, "ROW SHARE")], {f"fk_add:{name}"}, n)
+            )  # fmt: skip
+    # A table's foreign-key checks go before its index builds: a check locks the table against index
+    # builds and against its other checks, so run last they would leave a tail on one connection,
+    # whereas the index builds of one table run side by side until the end.
+    checks: dict[str, set[str]] = {}
+    for task in tasks:
+        if task.kind == "fk_validate":
+            checks.setdefault(task.table, set()).add(task.key)
+    for task in tasks:
+        if task.kind == "index":
+            task.deps |= checks.get(task.table, set())
+    children: dict[str, list[Task]] = {task.key: [] for task in tasks}
+    for task in tasks:
+        for dep in task.deps:
+            children[dep].append(task)
+
+    def bottom(task: Task) -> float:  # own cost plus the longest chain that waits on it
+        if not task.priority:
+            own = _COST[task.kind] * task.rows + 1.0
+            task.priority = own + max((bottom(c) for c in children[task.key]), default=0.0)
+        return task.priority
+
+    for task in tasks:
+        bottom(task)
+    return tasks
+
+
+class _Scheduler:
+    """Hand out ready tasks, longest chain first, never two whose table locks conflict."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self.waiting = sorted(tasks, key=lambda t: -t.priority)
+        self.done: set[str] = set()
+        self.held: list[tuple[str, str]] = []
+        self.running = 0
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+
+    def _free(self, task: Task) -> bool:
+        return not any(
+            t == table and mode in _CONFLICTS[want] for table, want in task.locks for t, mode in self.held
+        )
+
+    def take(self) -> Task | None:
+        with self.cond:
+            while True:
+                if self.error is not None or not self.waiting:
+                    return None
+                for task in self.waiting:
+                    if task.deps <= self.done and self._free(task):
+                        self.waiting.remove(task)
+                        self.held.extend(task.locks)
+                        self.running += 1
+                        return task
+                if not self.running:  # nothing runs and nothing can start: a bug in the plan
+                    self.error = RuntimeError(f"load plan stuck at {[t.key for t in self.waiting][:5]}")
+                    self.cond.notify_all()
+                    return None
+                self.cond.wait()
+
+    def finish(self, task: Task, error: BaseException | None) -> None:
+        with self.cond:
+            for lock in task.locks:
+                self.held.remove(lock)
+            self.running -= 1
+            if error is not None and self.error is None:
+                self.error = error
+            if error is None:
+                self.done.add(task.key)
+            self.cond.notify_all()
+
+
 class PostgresWarehouse:
     """Load, query and check schema ``raw`` of a PostgreSQL database."""
 
     kind = "postgres"
 
-    def __init__(self, dsn: str, connections: int = 3, maintenance_work_mem: str = "256MB") -> None:
+    def __init__(self, dsn: str, connections: int = 2, maintenance_work_mem: str = "1GB") -> None:
         self.dsn = dsn
         self.maintenance_work_mem = maintenance_work_mem
         self.connections = max(1, int(connections))
         self.last_timings: dict[str, float] = {}
+        self.last_tasks: list[Task] = []
 
     def describe(self) -> str:
         from psycopg.conninfo import conninfo_to_dict
@@ -63,12 +262,15 @@ class PostgresWarehouse:
         return f"postgres://{info.get('host', '')}:{info.get('port', '')}/{info.get('dbname', '')}"
 
     def connect(self, autocommit: bool = True, maintenance: bool = False):  # noqa: ANN201
-        """Return a connection; ``maintenance`` gives index builds more sort memory (a session setting)."""
+        """Return a connection; ``maintenance`` sets the load's session settings (sort memory, one
+        process per statement since the load runs several statements side by side, no commit wait)."""
         import psycopg
 
         conn = psycopg.connect(self.dsn, autocommit=autocommit, connect_timeout=5)
         if maintenance:
             conn.execute(f"SET maintenance_work_mem = '{self.maintenance_work_mem}'")
+            conn.execute("SET max_parallel_maintenance_workers = 0")
+            conn.execute("SET synchronous_commit = off")
         return conn
 
     def validate(self) -> None:
@@ -91,123 +293,105 @@ class PostgresWarehouse:
 
     # ------------------------------------------------------------------ loading
     def load(self, root: Path, tables: list[str]) -> dict[str, float]:
-        """Replace ``raw.<table>`` for each table from the Parquet files under ``root``; return seconds per table."""
+        """Replace ``raw.<table>`` for each table from the Parquet files under ``root``; return seconds per table
+        (its ``COPY``)."""
         import pyarrow.parquet as pq
 
         order = [t for t in schema.TABLE_NAMES if t in set(tables)]
+        rows: dict[str, int] = {}
+        for name in order:
+            rows[name] = 0
+            for path in table_paths(root, name):
+                if not path.exists():
+                    raise FileNotFoundError(f"{name}: missing Parquet file {path}")
+                rows[name] += pq.ParquetFile(path).metadata.num_rows
         with self.connect() as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {STAGING} CASCADE")
             conn.execute(f"CREATE SCHEMA {STAGING}")
-            for name in order:
-                conn.execute(f"CREATE TABLE {STAGING}.{name} ({_ddl(name)})")
         try:
-            units = []
-            for name in order:
-                for path in table_paths(root, name):
-                    if not path.exists():
-                        raise FileNotFoundError(f"{name}: missing Parquet file {path}")
-                    for group in range(pq.ParquetFile(path).num_row_groups):
-                        units.append((name, path, group))
             t0 = time.perf_counter()
-            seconds = self._copy_all(units)
+            tasks = plan(order, rows)
+            self._run(tasks, root)
             t1 = time.perf_counter()
-            self._constraints(order)
-            t2 = time.perf_counter()
             self._swap(order)
-            self.last_timings = {"copy": t1 - t0, "constraints": t2 - t1, "swap": time.perf_counter() - t2}
+            self.last_tasks = tasks
+            self.last_timings = {"build": t1 - t0, "swap": time.perf_counter() - t1}
+            for kind in _COST:
+                self.last_timings[f"{kind}_task_seconds"] = sum(t.seconds for t in tasks if t.kind == kind)
+            copies = [t for t in tasks if t.kind == "copy"]
+            self.last_timings["copies_done_at"] = max(t.started + t.seconds for t in copies) - t0
         except BaseException:
             with self.connect() as conn:
                 conn.execute(f"DROP SCHEMA IF EXISTS {STAGING} CASCADE")
             raise
-        return seconds
+        return {t.table: t.seconds for t in tasks if t.kind == "copy"}
 
-    def _copy_all(self, units: list[tuple[str, Path, int]]) -> dict[str, float]:
+    def _run(self, tasks: list[Task], root: Path) -> None:
+        """Run the plan on ``self.connections`` connections; on the first error cancel the rest and raise."""
+        sched = _Scheduler(tasks)
+        active: dict[int, object] = {}
+        lock = threading.Lock()
+
+        def worker() -> None:
+            conn = None
+            try:
+                conn = self.connect(maintenance=True)
+                with lock:
+                    active[threading.get_ident()] = conn
+                while (task := sched.take()) is not None:
+                    task.started = time.perf_counter()
+                    try:
+                        if task.kind == "copy":
+                            self._copy(conn, task.table, root)
+                        else:
+                            for sql in task.sql:
+                                conn.execute(sql)
+                    except BaseException as exc:
+                        sched.finish(task, exc)
+                        _cancel_others(active, lock, conn)
+                        return
+                    task.seconds = time.perf_counter() - task.started
+                    sched.finish(task, None)
+            except BaseException as exc:  # noqa: BLE001 (connecting failed)
+                with sched.cond:
+                    sched.error = sched.error or exc
+                    sched.cond.notify_all()
+            finally:
+                with lock:
+                    active.pop(threading.get_ident(), None)
+                if conn is not None:
+                    conn.close()
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(self.connections)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if sched.error is not None:
+            raise sched.error
+
+    def _copy(self, conn, name: str, root: Path) -> None:  # noqa: ANN001
+        """Create ``raw_loading.<name>`` and fill it in one transaction with a binary ``COPY ... FREEZE``."""
         import pyarrow.parquet as pq
+        from pgpq import ArrowToPostgresBinaryEncoder
+        from psycopg.copy import QueuedLibpqWriter
 
-        local = threading.local()
-        lock = threading.Lock()
-        seconds: dict[str, float] = {}
-        opened: list = []
-
-        def copy(unit: tuple[str, Path, int]) -> None:
-            name, path, group = unit
-            if not hasattr(local, "conn"):
-                local.conn = self.connect()
-                with lock:
-                    opened.append(local.conn)
-            started = time.perf_counter()
-            data = csv_bytes(pq.ParquetFile(path).read_row_group(group))
-            cols = ", ".join(schema.table(name).column_names)
-            with (
-                local.conn.cursor() as cur,
-                cur.copy(f"COPY {STAGING}.{name} ({cols}) FROM STDIN (FORMAT csv)") as cp,
-            ):
-                view = memoryview(data)
-                for i in range(0, len(view), 8 << 20):
-                    cp.write(view[i : i + (8 << 20)])
-            with lock:
-                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-
-        try:
-            with ThreadPoolExecutor(max_workers=self.connections) as pool:
-                # biggest units first keeps every connection busy until the end
-                for fut in [pool.submit(copy, u) for u in sorted(units, key=lambda u: -u[1].stat().st_size)]:
-                    fut.result()
-        finally:
-            for conn in opened:
-                conn.close()
-        return seconds
-
-    def _parallel(self, statements: list[str]) -> None:
-        if not statements:
-            return
-        local = threading.local()
-        opened: list = []
-        lock = threading.Lock()
-
-        def run(sql: str) -> None:
-            if not hasattr(local, "conn"):
-                local.conn = self.connect(maintenance=True)
-                with lock:
-                    opened.append(local.conn)
-            local.conn.execute(sql)
-
-        try:
-            with ThreadPoolExecutor(max_workers=self.connections) as pool:
-                for fut in [pool.submit(run, s) for s in statements]:
-                    fut.result()
-        finally:
-            for conn in opened:
-                conn.close()
-
-    def _constraints(self, order: list[str]) -> None:
-        """Primary keys, then foreign-key indexes, then foreign keys, all on the staging tables."""
-        loaded = set(order)
-        self._parallel(
-            [
-                f"ALTER TABLE {STAGING}.{t} ADD CONSTRAINT {t}_pkey PRIMARY KEY ({schema.table(t).primary_key})"
-                for t in order
-            ]
-        )
-        index, fks, validate = [], [], []
-        for t in order:
-            for fk in schema.table(t).foreign_keys:
-                index.append(f"CREATE INDEX {t}_{fk.column}_idx ON {STAGING}.{t} ({fk.column})")
-                if fk.parent in loaded:
-                    name = f"{t}_{fk.column}_fkey"
-                    fks.append(
-                        f"ALTER TABLE {STAGING}.{t} ADD CONSTRAINT {name} FOREIGN KEY ({fk.column}) "
-                        f"REFERENCES {STAGING}.{fk.parent} ({fk.parent_column}) NOT VALID"
-                    )
-                    validate.append(f"ALTER TABLE {STAGING}.{t} VALIDATE CONSTRAINT {name}")
-        self._parallel(index)
-        # Adding foreign keys locks parent and child against each other, so add them (unchecked, instant)
-        # on one connection; validating takes weaker locks, so the scans run in parallel.
-        if fks:
-            with self.connect() as conn:
-                for stmt in fks:
-                    conn.execute(stmt)
-        self._parallel(validate)
+        target = arrow_schema(name)
+        encoder = ArrowToPostgresBinaryEncoder(target)
+        cols = ", ".join(target.names)
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE {STAGING}.{name} ({_ddl(name)})")
+            sql = f"COPY {STAGING}.{name} ({cols}) FROM STDIN (FORMAT binary, FREEZE)"
+            # the queued writer sends on its own thread while this one decodes and encodes the next group
+            with cur.copy(sql, writer=QueuedLibpqWriter(cur)) as cp:
+                cp.write(encoder.write_header())
+                for path in table_paths(root, name):
+                    parquet = pq.ParquetFile(path)
+                    for group in range(parquet.num_row_groups):
+                        batch = conform_batch(parquet.read_row_group(group, columns=target.names), target)
+                        for rb in batch.to_batches(max_chunksize=262_144):
+                            cp.write(encoder.write_batch(rb))
+                cp.write(encoder.finish())
 
     def _swap(self, order: list[str]) -> None:
         """Move the staging tables into ``raw`` in one transaction (foreign keys to unloaded parents added here)."""
@@ -249,3 +433,14 @@ class PostgresWarehouse:
     def run_checks(self, checks: list[Check]) -> list[CheckResult]:
         with self.connect() as conn:
             return [evaluate(c, conn.execute(c.sql).fetchall()) for c in checks]
+
+
+def _cancel_others(active: dict, lock: threading.Lock, own) -> None:  # noqa: ANN001
+    """Ask the server to cancel the statement every other connection of the load is running."""
+    with lock:
+        others = [c for c in active.values() if c is not own]
+    for conn in others:
+        try:
+            conn.cancel_safe(timeout=5)
+        except Exception:  # noqa: BLE001 (best effort: the statement may just have finished)
+            pass
