@@ -191,30 +191,37 @@ class PostHogEvents(dg.ConfigurableResource):
                 f"refusing to send events dated {latest.isoformat()}: more than {self.max_future_hours} h "
                 "after now, PostHog would move them to the ingestion time"
             )
-        ordered = events.sort("timestamp")
-        exprs = _json_expressions(property_columns_by_event(ordered))
+        keep = property_columns_by_event(events)
+        exprs = _json_expressions(keep)
+        # Batches go out in timestamp order, with only the columns that are sent.
+        sent = [
+            "uuid",
+            "event",
+            "distinct_id",
+            "timestamp",
+            *dict.fromkeys(c for cols in keep.values() for c in cols),
+        ]
+        frame = events.select(sent).sort("timestamp", maintain_order=True)
         started = time.perf_counter()
-        api_key = json.dumps(os.environ[self.api_key_env_var])
+        prefix = '{"api_key":' + json.dumps(os.environ[self.api_key_env_var]) + ',"historical_migration":'
         url = self.host.rstrip("/") + "/batch/"
         # Work is handed out in chunks of whole batches (~10k events): Polars encodes a chunk in one call
         # (per-call overhead would dominate batch by batch), then the worker posts the chunk's batches.
         per_chunk = self.batch_size * max(1, 10_000 // self.batch_size)
-        chunks = [(a, min(a + per_chunk, ordered.height)) for a in range(0, ordered.height, per_chunk)]
+        chunks = [(a, min(a + per_chunk, frame.height)) for a in range(0, frame.height, per_chunk)]
 
         def send(a: int, b: int, client: httpx.Client) -> None:
             # Polars' JSON encoder, gzip and the socket all release the GIL: while one worker encodes
             # or compresses, another one's batch is on the wire or being parsed by the server.
-            chunk = ordered.slice(a, b - a)
+            chunk = frame.slice(a, b - a)
             objects = _json_objects(chunk, exprs)
             stamps = chunk["timestamp"]
             for i in range(0, b - a, self.batch_size):
                 n = min(self.batch_size, b - a - i)
                 historical = self._historical(stamps[i + n - 1], now)
-                body = (
-                    '{"api_key":' + api_key + ',"historical_migration":' + ("true" if historical else "false")
-                    + ',"batch":[' + objects.slice(i, n).str.join(",").item() + "]}"
-                )  # fmt: skip
-                self._post(client, url, body.encode(), report)
+                head = prefix + ("true" if historical else "false") + ',"batch":['
+                batch = objects.slice(i, n).str.join(",").cast(pl.Binary).item()
+                self._post(client, url, b"".join((head.encode(), batch, b"]}")), report)
                 with self._lock:
                     report.events += n
                     report.batches += 1
