@@ -10,7 +10,14 @@ import polars as pl
 from simulation_assets.core.hogflix.app_rows import app_rows
 from simulation_assets.core.hogflix.events import cap_per_user_hour, session_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations, deterministic_reply
-from simulation_assets.core.hogflix.ids import event_uuid, event_uuids, uuid7_ms, uuid7_reference, uuid7s
+from simulation_assets.core.hogflix.ids import (
+    event_uuid,
+    event_uuids,
+    format_uuids,
+    uuid7_ms,
+    uuid7_reference,
+    uuid7s,
+)
 from simulation_assets.core.hogflix.sessions import WINDOW_MS, day_sessions, window_sessions
 from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS, TrafficConfig
 from simulation_assets_tests.hogflix_traffic.conftest import SEED
@@ -37,6 +44,11 @@ def test_event_uuids_do_not_collide_within_a_millisecond() -> None:
     ts = np.full(n, 1_767_225_600_000)
     seq = np.arange(n) // 1_000
     assert event_uuids(SEED, persona, ts, seq).n_unique() == n
+
+
+def test_uuid_text_is_canonical_across_several_write_blocks() -> None:
+    raw = np.random.default_rng(5).integers(0, 256, (150_000, 16), dtype=np.uint8)
+    assert format_uuids(raw).to_list() == [str(uuid.UUID(bytes=bytes(row))) for row in raw]
 
 
 def test_session_ids_are_uuidv7_carrying_the_session_start() -> None:
