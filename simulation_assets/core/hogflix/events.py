@@ -278,6 +278,16 @@ def _or_null(table: pl.Series, idx: np.ndarray, mask: np.ndarray) -> pl.Series:
     return padded.gather(np.where(mask, idx, table.len()))
 
 
+def _sparse(table: pl.Series, idx: np.ndarray, mask: np.ndarray) -> pl.Series:
+    """``_or_null`` for columns carried by few events: a null column with the few values scattered in.
+
+    Cheaper than a full gather when ``mask`` is rare (no per-event read of the table).
+    """
+    rows = np.flatnonzero(mask)
+    out = pl.repeat(None, len(mask), dtype=table.dtype, eager=True)
+    return out.scatter(rows, table.gather(idx[rows])) if rows.size else out
+
+
 def _rows_or_null(table: pl.DataFrame, idx: np.ndarray, mask: np.ndarray) -> pl.DataFrame:
     """Return ``table[idx]`` where ``mask``, null rows elsewhere (``_or_null`` for several columns)."""
     padded = pl.concat([table, table.clear(1)], rechunk=True)
@@ -359,9 +369,7 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         pl.struct("email", "plan", pl.lit(True).alias("is_synthetic")).alias("$set"),
     )  # fmt: skip
     is_flixbuddy, is_ticket, is_identify = code == FLIXBUDDY, code == TICKET, code == IDENTIFY
-    utms = _rows_or_null(
-        sparse_table.select("utm_source", "utm_medium", "utm_campaign"), e_sess, first_pv & anonymous
-    )
+    entry_anon = first_pv & anonymous
     identify = _rows_or_null(sparse_table.select("anon_distinct_id", "$set"), e_sess, is_identify)
     both_ids = pl.concat([s["distinct_id"], s["anon_distinct_id"]], rechunk=True)
     videos = _rows_or_null(
@@ -395,9 +403,9 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         "$pathname": path_s.gather(url_id),
         "$referrer": _or_null(ref_table, ref_id, ref_id >= 0),
         "$referring_domain": _or_null(ref_domains, ref_id, ref_id >= 0),
-        "utm_source": utms["utm_source"],
-        "utm_medium": utms["utm_medium"],
-        "utm_campaign": utms["utm_campaign"],
+        "utm_source": _sparse(sparse_table["utm_source"], e_sess, entry_anon),
+        "utm_medium": _sparse(sparse_table["utm_medium"], e_sess, entry_anon),
+        "utm_campaign": _sparse(sparse_table["utm_campaign"], e_sess, entry_anon),
         "$pageview_id": uuids.gather(cur),
         "$prev_pageview_pathname": _or_null(path_s, url_id[before], has_before),
         "$prev_pageview_duration": pl.Series(duration).fill_nan(None),
@@ -425,14 +433,14 @@ def _frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, comple
         "completion_percent": _masked(slot_completion, watch_end, pl.Float64),
         "watch_seconds": _masked(slot_watch_s, watch_end, pl.Int64),
         "rating": _masked(value_int, code == RATED, pl.Int32),
-        "question": _or_null(pl.Series(FLIXBUDDY_QUESTIONS), question_idx, is_flixbuddy),
+        "question": _sparse(pl.Series(FLIXBUDDY_QUESTIONS), question_idx, is_flixbuddy),
         "question_template": _masked(question_idx, is_flixbuddy, pl.Int64),
-        "conversation_id": _or_null(sparse_table["conversation_id"], e_sess, is_flixbuddy),
-        "ticket_category": _or_null(pl.Series(_TICKET_CATEGORIES), ticket_cat, is_ticket),
+        "conversation_id": _sparse(sparse_table["conversation_id"], e_sess, is_flixbuddy),
+        "ticket_category": _sparse(pl.Series(_TICKET_CATEGORIES), ticket_cat, is_ticket),
         "ticket_number": _masked(value_int, is_ticket, pl.Int32),
         "$anon_distinct_id": identify["anon_distinct_id"],
         "$set": identify["$set"],
-        "signup_source": _or_null(sparse_table["source"], e_sess, code == SIGNED_UP),
+        "signup_source": _sparse(sparse_table["source"], e_sess, code == SIGNED_UP),
     }
     ev = pl.DataFrame([series.alias(name) for name, series in cols.items()])
     return cap_per_user_hour(ev, "support_ticket_created", cfg.support_tickets_per_user_hour)
