@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import numpy as np
@@ -11,6 +12,7 @@ from simulation_assets.core.hogflix.app_rows import app_rows
 from simulation_assets.core.hogflix.events import cap_per_user_hour, session_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations, deterministic_reply
 from simulation_assets.core.hogflix.ids import (
+    EVENT_NAMESPACE,
     event_uuid,
     event_uuids,
     format_uuids,
@@ -23,19 +25,22 @@ from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS, T
 from simulation_assets_tests.hogflix_traffic.conftest import SEED
 
 
-def test_event_uuids_are_uuidv7_of_the_timestamp_hashing_seed_persona_and_sequence() -> None:
+def test_event_uuids_are_uuidv5_of_seed_persona_timestamp_and_sequence() -> None:
     persona = np.array([1, 1, 2, 400, 2**40])
     ts = np.array([1_767_225_600_000, 1_767_225_600_000, 1_767_225_601_234, 1_767_229_999_999, 86_400_000])
     seq = np.array([0, 1, 0, 17, 3])
     got = event_uuids(SEED, persona, ts, seq).to_list()
-    # The vectorized ids equal the row-by-row reference (Python ints, no numpy).
+    # The vectorized ids equal the row-by-row reference (hashlib's SHA-1 of namespace + packed name).
     assert got == [str(event_uuid(SEED, int(p), int(t), int(s))) for p, t, s in zip(persona, ts, seq)]
-    assert len(set(got)) == 5 and all(uuid.UUID(u).version == 7 for u in got)
+    assert len(set(got)) == 5 and all(uuid.UUID(u).version == 5 for u in got)
     assert all(uuid.UUID(u).variant == uuid.RFC_4122 for u in got)
-    assert [uuid7_ms(u) for u in got] == ts.tolist()
+    name = np.array([(SEED, 2, 1_767_225_601_234, 0)], dtype="<u8,<i8,<i8,<u4").tobytes()
+    digest = hashlib.sha1(EVENT_NAMESPACE.bytes + name).digest()
+    assert got[2] == str(uuid.UUID(bytes=digest[:16], version=5))
     # Same inputs, same ids (re-sends deduplicate); another seed, other ids.
     assert event_uuids(SEED, persona, ts, seq).to_list() == got
     assert set(event_uuids(SEED + 1, persona, ts, seq).to_list()).isdisjoint(got)
+    assert event_uuids(SEED, persona[:0], ts[:0], seq[:0]).len() == 0
 
 
 def test_event_uuids_do_not_collide_within_a_millisecond() -> None:

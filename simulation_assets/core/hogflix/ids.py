@@ -1,23 +1,35 @@
-"""Identifiers of the traffic: deterministic UUIDv7 event, session and device ids, vectorized.
+"""Identifiers of the traffic: deterministic event, session and device ids, vectorized.
 
-Every id is a UUIDv7 (the kind posthog-js generates): its 48-bit time is a
-meaningful millisecond and its 74 "random" bits are a stable hash, so the same
-seed and partition always give the same ids and a re-sent event carries the
-same uuid (PostHog deduplicates it). Event ids use the event's timestamp and a
-hash of (seed, persona, timestamp, sequence in the session); session ids use
-the session start (PostHog's sessions table ignores any other kind of
-``$session_id``) and a hash of (seed, persona, start).
+Event ids are RFC 4122 UUIDv5: SHA-1 of a fixed namespace and a 28-byte name
+packed from (seed, persona, timestamp in ms, sequence in the session), so the
+same seed and partition always give the same ids and a re-sent event carries
+the same uuid (PostHog deduplicates it). The hashing runs in DuckDB's
+vectorized ``sha1`` on one thread, a whole column at a time.
+
+Session and device ids are UUIDv7 (the kind posthog-js generates, and the
+only kind PostHog's sessions table accepts for ``$session_id``): the 48-bit
+time is the session start or device creation and the 74 "random" bits are a
+stable hash of (seed, persona, time).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 import uuid
 
+import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-EVENT_SALT = 31  # salt of the event-id hash (sessions, devices and conversations use other salts)
+from simulation_assets.core.rng import stable_uuid
+
+EVENT_NAMESPACE = stable_uuid(0, "hogflix", "event-uuid-namespace")
+# The UUIDv5 name of an event: little-endian seed, persona, milliseconds and sequence (28 bytes).
+_EVENT_NAME = np.dtype([("seed", "<u8"), ("persona", "<i8"), ("ts", "<i8"), ("seq", "<u4")])
+_SHA1_INPUT = np.dtype([("namespace", "V16"), ("name", _EVENT_NAME)])
 _MASK64 = (1 << 64) - 1
 # Two ASCII hex digits per byte value, as one little-endian uint16.
 _HEX_PAIRS = np.array(
@@ -46,8 +58,23 @@ def uuid7_reference(ms: int, seed: int, salt: int, *values: int) -> uuid.UUID:
 
 
 def event_uuid(seed: int, persona: int, ts_ms: int, seq: int) -> uuid.UUID:
-    """Return the UUIDv7 of one event (reference implementation of ``event_uuids``)."""
-    return uuid7_reference(ts_ms, seed, EVENT_SALT, persona, seq)
+    """Return the UUIDv5 of one event with ``hashlib`` (reference implementation of ``event_uuids``)."""
+    name = np.zeros(1, _EVENT_NAME)
+    name[0] = (seed, persona, ts_ms, seq)
+    digest = hashlib.sha1(EVENT_NAMESPACE.bytes + name.tobytes()).digest()
+    return uuid.UUID(bytes=digest[:16], version=5)
+
+
+_local = threading.local()
+
+
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    """Return this thread's in-memory DuckDB (one thread: the figure per core stays honest)."""
+    con = getattr(_local, "con", None)
+    if con is None or _local.pid != os.getpid():
+        con = duckdb.connect(config={"threads": 1})
+        _local.con, _local.pid = con, os.getpid()
+    return con
 
 
 # Four lower-case hex digits of every 16-bit value, as the uint32 whose little-endian bytes spell them.
@@ -97,11 +124,59 @@ def format_uuids(raw: np.ndarray) -> pl.Series:
 
 
 def event_uuids(seed: int, persona: np.ndarray, ts_ms: np.ndarray, seq: np.ndarray) -> pl.Series:
-    """Return the UUIDv7 strings of many events (same values as ``event_uuid`` row by row).
+    """Return the UUIDv5 strings of many events (same values as ``event_uuid`` row by row)."""
+    n = len(persona)
+    if n == 0:
+        return pl.Series([], dtype=pl.String)
+    packed = np.empty(n, _SHA1_INPUT)
+    packed["namespace"] = np.frombuffer(EVENT_NAMESPACE.bytes, "V16")[0]
+    name = packed["name"]
+    name["seed"], name["persona"], name["ts"], name["seq"] = seed, persona, ts_ms, seq
+    size = _SHA1_INPUT.itemsize
+    names = pa.table(
+        {"b": pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), n, [None, pa.py_buffer(packed)])}
+    )
+    query = _duckdb().from_arrow(names).select("sha1(b::BLOB) AS h")
+    hexed = query.to_arrow_table().column("h").combine_chunks()
+    if hexed.type != pa.string():  # plain 32-bit offsets and one values buffer below
+        hexed = hexed.cast(pa.string())
+    offsets = np.frombuffer(hexed.buffers()[1], np.int32, n + 1, offset=4 * hexed.offset)
+    digits = np.frombuffer(hexed.buffers()[2], np.uint8, 40 * n, offset=int(offsets[0])).view(_SHA1_HEX)
+    # The first 32 of the 40 hex digits, in uuid groups, with the version and variant digits set.
+    out = np.empty(n, _UUID5_TEXT)
+    for field in ("g0", "g1", "g2", "g3", "g4"):
+        out[field] = digits[field]
+    out["version"] = ord("5")
+    out["variant"] = _VARIANT_DIGIT[digits["variant"]]
+    for k in range(4):
+        out[f"d{k}"] = ord("-")
+    text_offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    return pl.Series(
+        pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(text_offsets), pa.py_buffer(out)])
+    )
 
-    The time is the event's timestamp, so ids sort like the events, as posthog-js's do.
-    """
-    return uuid7s(ts_ms, seed, EVENT_SALT, persona, seq)
+
+# DuckDB's sha1 gives 40 hex digits; a uuid keeps the first 32 as 8-4-4-4-12, the 13th digit
+# replaced by the version (5) and the 17th by the variant (8, 9, a or b).
+_SHA1_HEX = np.dtype(
+    {
+        "names": ["g0", "g1", "g2", "variant", "g3", "g4"],
+        "formats": ["V8", "V4", "V3", "u1", "V3", "V12"],
+        "offsets": [0, 8, 13, 16, 17, 20],
+        "itemsize": 40,
+    }
+)
+_UUID5_TEXT = np.dtype(
+    {
+        "names": ["g0", "d0", "g1", "d1", "version", "g2", "d2", "variant", "g3", "d3", "g4"],
+        "formats": ["V8", "u1", "V4", "u1", "u1", "V3", "u1", "u1", "V3", "u1", "V12"],
+        "offsets": [0, 8, 9, 13, 14, 15, 18, 19, 20, 23, 24],
+        "itemsize": 36,
+    }
+)
+_VARIANT_DIGIT = np.zeros(256, np.uint8)
+for _value, _digit in enumerate(b"0123456789abcdef"):
+    _VARIANT_DIGIT[_digit] = b"0123456789abcdef"[(_value & 3) | 8]
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
