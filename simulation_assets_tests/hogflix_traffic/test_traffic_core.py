@@ -221,3 +221,23 @@ def test_app_rows_match_events_and_chat_rows_come_from_templates(day_traffic) ->
     chats = chat_rows(asked, replies, SEED)
     assert chats["chat_messages"].height == 2 * asked.height
     assert conversations(events, sessions, max_per_run=2).height == min(2, asked.height)
+
+
+def test_started_videos_pass_halfway_about_55_percent_of_the_time(day_traffic) -> None:  # noqa: ANN001
+    _, _, events = day_traffic
+    started = events.filter(pl.col("event") == "video_started").height
+    halfway = events.filter((pl.col("event") == "video_progress") & (pl.col("progress_percent") == 50)).height
+    assert started > 200 and 0.45 <= halfway / started <= 0.65
+
+
+def test_video_completion_keeps_the_days_mean_and_splits_at_halfway() -> None:
+    from simulation_assets.core.hogflix.events import video_completion
+
+    cfg = TrafficConfig()
+    g = np.random.default_rng(9)
+    for mean in (0.1, 0.45, 0.65, 0.85):
+        done = video_completion(g, cfg, np.full(200_000, mean))
+        assert done.min() >= 0 and done.max() <= 1
+        assert abs(done.mean() - mean) < 0.01
+        kept = np.clip((mean - cfg.abandoned_mean) / (cfg.kept_mean - cfg.abandoned_mean), 0, 1)
+        assert abs((done >= 0.5).mean() - kept) < 0.01

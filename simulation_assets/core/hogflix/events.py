@@ -141,6 +141,24 @@ class _Families:
         return tuple(np.concatenate(col) for col in zip(*self.parts))
 
 
+def video_completion(g: np.random.Generator, cfg: TrafficConfig, day_mean: np.ndarray) -> np.ndarray:
+    """Return how far (0-1) each started video is watched, around the persona's completion of the day.
+
+    Viewers either give up in the first half or keep watching, mostly to the end: a video passes
+    the halfway mark with the chance that keeps the mean at ``day_mean``, given the mean completion
+    of abandoned (``abandoned_mean``) and of kept videos (``kept_mean``). Within each branch the
+    completion is Beta-spread (``completion_concentration``) over its half of the range.
+    """
+    m = np.clip(day_mean, 0.0, 1.0)
+    lo = np.minimum(cfg.abandoned_mean, m)
+    hi = np.maximum(cfg.kept_mean, m)
+    keep = g.random(m.size) < np.clip((m - lo) / np.maximum(hi - lo, 1e-9), 0.0, 1.0)
+    k = cfg.completion_concentration
+    within = np.clip(np.where(keep, (hi - 0.5) / 0.5, lo / 0.5), 0.02, 0.98)
+    spread = g.beta(within * k, (1.0 - within) * k)
+    return np.where(keep, 0.5 + 0.5 * spread, 0.5 * spread * (1.0 - 1e-9))
+
+
 def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream_key: str) -> pl.DataFrame:
     """Return the events of ``sessions`` (``SESSION_SCHEMA`` rows), ordered by session then time.
 
@@ -181,10 +199,7 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     page = np.where(pos == 0, entry_page[sess], next_page[sess]).astype(np.int8)
     video = pick_videos(cfg.catalog_size, u[4], np.where(restricted[sess], genre_idx[sess], -1))
     minutes = cat["minutes"].to_numpy()[video].astype(np.float64)
-    # One video's completion: Beta around the persona's completion of the day.
-    k = cfg.completion_concentration
-    m = np.clip(completion_mean[sess], 0.02, 0.98)
-    completion = np.where(played, g.beta(m * k, (1 - m) * k), 0.0)
+    completion = np.where(played, video_completion(g, cfg, completion_mean[sess]), 0.0)
     watch_s = completion * minutes * 60.0
 
     dwell_list = _lognormal(g, cfg.listing_dwell_s, n_slots)

@@ -67,7 +67,13 @@ class TrafficConfig(_Frozen):
     # --- Event shape and calibration (choice: ~5-10k events/day at pool 400) ---
     progress_milestones: tuple[int, ...] = (10, 25, 50, 75, 90)  # `video_progress` heartbeats (percent)
     completed_at_percent: Annotated[float, Field(gt=0, le=100)] = 95.0  # `video_completed` from here
-    # Spread of one video's completion around the persona's completion of the day (Beta concentration).
+    # A started video is either abandoned before half (mean completion `abandoned_mean`) or kept
+    # (mean `kept_mean`); the chance of keeping it preserves the persona's completion of the day.
+    # With the state mix of the lifecycle this puts ~55 % of started videos past 50 % ("Interaction
+    # Probabilities": reach 50 % progress, 55 % of started videos).
+    abandoned_mean: Annotated[float, Field(gt=0, lt=0.5)] = 0.30
+    kept_mean: Annotated[float, Field(gt=0.5, lt=1)] = 0.92
+    # Spread of one video's completion within its branch (Beta concentration).
     completion_concentration: Positive = 3.0
     listing_dwell_s: tuple[float, float] = (20.0, 0.7)  # lognormal median seconds, sigma
     title_dwell_s: tuple[float, float] = (15.0, 0.6)
