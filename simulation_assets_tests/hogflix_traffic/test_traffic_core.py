@@ -119,8 +119,7 @@ def test_funnel_rates_follow_the_specification(day_traffic) -> None:  # noqa: AN
     half = ((events["event"] == "video_progress") & (events["progress_percent"] == 50)).sum()
     assert 0.68 <= opened / listing.height <= 0.82  # open 75 %
     assert 0.52 <= started / opened <= 0.68  # start 60 %
-    # 55 % is the target; the lifecycle's completion means (45-85 %) put the measured share a bit above.
-    assert 0.50 <= half / started <= 0.72
+    assert 0.45 <= half / started <= 0.65  # reach 50 % progress: 55 % of started videos
     entry = sessions["entry_point"].value_counts(normalize=True)
     shares = dict(zip(entry["entry_point"], entry["proportion"]))
     assert abs(shares["homepage"] - 0.40) < 0.15 and abs(shares["flixbuddy"] - 0.10) < 0.08
@@ -221,13 +220,6 @@ def test_app_rows_match_events_and_chat_rows_come_from_templates(day_traffic) ->
     chats = chat_rows(asked, replies, SEED)
     assert chats["chat_messages"].height == 2 * asked.height
     assert conversations(events, sessions, max_per_run=2).height == min(2, asked.height)
-
-
-def test_started_videos_pass_halfway_about_55_percent_of_the_time(day_traffic) -> None:  # noqa: ANN001
-    _, _, events = day_traffic
-    started = events.filter(pl.col("event") == "video_started").height
-    halfway = events.filter((pl.col("event") == "video_progress") & (pl.col("progress_percent") == 50)).height
-    assert started > 200 and 0.45 <= halfway / started <= 0.65
 
 
 def test_video_completion_keeps_the_days_mean_and_splits_at_halfway() -> None:
