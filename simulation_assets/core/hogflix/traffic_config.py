@@ -54,7 +54,6 @@ class TrafficConfig(_Frozen):
     # --- Interaction probabilities ("Interaction Probabilities") ---
     open_probability: Probability = 0.75  # a listing page leads to a title click
     start_probability: Probability = 0.60  # an opened title is played
-    progress_half_probability: Probability = 0.55  # of started videos reach 50 % (target, measured)
     support_ticket_probability: Probability = 0.02  # per active session
     support_tickets_per_user_hour: Annotated[int, Field(gt=0)] = 5  # "Performance & Limits"
     extra_ticket_probability: Probability = 0.15  # choice: a ticket session files another one
