@@ -120,7 +120,13 @@ def _write_tap_chunks(pool, root: Path, n_chunks: int, attempt: int) -> None:  #
 
 
 def bench_postgres(
-    tables: list[str], tmp: Path, connections: int | None, workers: int, repeats: int = 2
+    tables: list[str],
+    tmp: Path,
+    connections: int | None,
+    workers: int,
+    repeats: int = 2,
+    fk_index: str = "",
+    also_btree: bool = False,
 ) -> dict:
     """Load QA into a throwaway PostgreSQL with the project's loader and with a plain COPY of the same rows.
 
@@ -157,6 +163,7 @@ def bench_postgres(
     plain_times: list[float] = []
     ours_times: list[float] = []
     ours_runs: list[dict] = []
+    btree_times: list[float] = []
     try:
         for _ in range(repeats):
             # plain COPY: one connection, tables without constraints, CSV streamed from disk
@@ -178,11 +185,13 @@ def bench_postgres(
                 )
             _drop_database(cluster, "bench_plain")
             dsn_ours = cluster.create_database("bench_ours")
-            db = PostgresWarehouse(dsn_ours, **({"connections": connections} if connections else {}))
+            options = {"connections": connections} if connections else {}
+            db = PostgresWarehouse(dsn_ours, **options, **({"fk_index": fk_index} if fk_index else {}))
             started = time.perf_counter()
             db.load(root, tables)
             ours_times.append(time.perf_counter() - started)
             timings = db.last_timings
+            first = min(t.started for t in db.last_tasks)
             loaded = sum(db.query(f"SELECT count(*) FROM raw.{t}")[0][0] for t in tables)
             constraints = dict(
                 db.query(
@@ -191,6 +200,9 @@ def bench_postgres(
                 )
             )
             indexes = db.query("SELECT count(*) FROM pg_indexes WHERE schemaname = 'raw'")[0][0]
+            brin = db.query(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = 'raw' AND indexdef LIKE '% USING brin %'"
+            )[0][0]
             ours_runs.append(
                 {
                     "seconds": round(ours_times[-1], 2),
@@ -201,9 +213,21 @@ def bench_postgres(
                         k: round(v, 1) for k, v in timings.items() if k.endswith("_task_seconds")
                     },
                     "swap_seconds": round(timings["swap"], 2),
+                    "timeline_over_1s": [
+                        [round(t.started - first, 1), round(t.started - first + t.seconds, 1), t.key]
+                        for t in sorted(db.last_tasks, key=lambda t: t.started)
+                        if t.seconds > 1
+                    ],
                 }
             )
             _drop_database(cluster, "bench_ours")
+            if also_btree and db.fk_index != "btree":
+                # the same load with B-tree foreign-key indexes only, for comparison
+                dsn_btree = cluster.create_database("bench_btree")
+                started = time.perf_counter()
+                PostgresWarehouse(dsn_btree, **options, fk_index="btree").load(root, tables)
+                btree_times.append(time.perf_counter() - started)
+                _drop_database(cluster, "bench_btree")
     finally:
         cluster.stop()
     plain_s, ours_s = min(plain_times), min(ours_times)
@@ -215,8 +239,10 @@ def bench_postgres(
         "validated_primary_keys": constraints.get("p", 0),
         "validated_foreign_keys": constraints.get("f", 0),
         "indexes": indexes,
+        "brin_indexes": brin,
         "generate_seconds": round(gen_s, 2),
         "connections": db.connections,
+        "fk_index": db.fk_index,
         "repeats_best_of": repeats,
         "plain_copy_seconds_each": [round(t, 2) for t in plain_times],
         "ours_seconds_each": [round(t, 2) for t in ours_times],
@@ -227,6 +253,14 @@ def bench_postgres(
         "ratio_end_to_end_over_plain": round(plain_s / ours_s, 2),
         "ratio_each_pair": [r["ratio"] for r in ours_runs],
         "ours_runs": ours_runs,
+        **(
+            {
+                "btree_only_seconds_each": [round(t, 2) for t in btree_times],
+                "btree_only_ratio_end_to_end_over_plain": round(plain_s / min(btree_times), 2),
+            }
+            if btree_times
+            else {}
+        ),
         "target": ">= 0.8 (end to end: keys, indexes and validated foreign keys included)",
     }
 
@@ -275,6 +309,15 @@ def main() -> None:
     parser.add_argument(
         "--connections", type=int, default=None, help="PostgreSQL load connections (default: the loader's)"
     )
+    parser.add_argument(
+        "--fk-index",
+        default="",
+        choices=["", "btree", "auto"],
+        help="foreign-key index method (default: the loader's)",
+    )
+    parser.add_argument(
+        "--pg-also-btree", action="store_true", help="also time the load with B-tree foreign-key indexes only"
+    )
     parser.add_argument("--pg-repeats", type=int, default=2, help="alternating plain/ours PostgreSQL runs")
     parser.add_argument("--skip-taps", action="store_true", help="skip the tap events -> Parquet race")
     parser.add_argument("--skip-postgres", action="store_true")
@@ -297,13 +340,22 @@ def main() -> None:
         if not args.skip_postgres:
             tables = [t.strip() for t in args.pg_tables.split(",") if t.strip()] or list(schema.TABLE_NAMES)
             out["qa_postgres_load"] = pg = bench_postgres(
-                tables, tmp, args.connections, args.workers, args.pg_repeats
+                tables,
+                tmp,
+                args.connections,
+                args.workers,
+                args.pg_repeats,
+                args.fk_index,
+                args.pg_also_btree,
             )
             print(f"QA into PostgreSQL ({pg['rows']:,} rows), end to end with {pg['validated_primary_keys']} primary "
-                  f"keys, {pg['indexes']} indexes and {pg['validated_foreign_keys']} validated foreign keys: "
-                  f"{pg['ours_total_seconds']} s vs plain COPY {pg['plain_copy_seconds']} s (best of "
-                  f"{pg['repeats_best_of']}), ratio {pg['ratio_end_to_end_over_plain']} (target >= 0.8; "
+                  f"keys, {pg['indexes']} indexes ({pg['brin_indexes']} BRIN) and {pg['validated_foreign_keys']} "
+                  f"validated foreign keys: {pg['ours_total_seconds']} s vs plain COPY {pg['plain_copy_seconds']} s "
+                  f"(best of {pg['repeats_best_of']}), ratio {pg['ratio_end_to_end_over_plain']} (target >= 0.8; "
                   f"each pair {pg['ratio_each_pair']})")  # fmt: skip
+            if "btree_only_seconds_each" in pg:
+                print(f"  with B-tree foreign-key indexes only: {min(pg['btree_only_seconds_each'])} s, ratio "
+                      f"{pg['btree_only_ratio_end_to_end_over_plain']}")  # fmt: skip
         if args.prod_taps:
             out["prod_tap_events_to_parquet"] = p = bench_prod_taps(tmp, args.workers)
             print(f"PROD tap events: {p['rows']:,} rows in {p['seconds']} s")

@@ -38,6 +38,12 @@ class WarehouseDatabase(dg.ConfigurableResource):
         default=2, ge=1, description="Connections a PostgreSQL load runs its copies and index builds on."
     )
 
+    fk_index: str = Field(
+        default_factory=lambda: os.environ.get("WAREHOUSE_PG_FK_INDEX", "auto"),
+        description="How PostgreSQL loads index foreign-key columns ($WAREHOUSE_PG_FK_INDEX): auto (BRIN for a "
+        "column of a table of 1M+ rows stored in key order, B-tree otherwise) or btree (B-tree always).",
+    )
+
     def duckdb_path(self, env: str) -> Path:
         folder = Path(self.duckdb_dir) if self.duckdb_dir else data_dir() / "warehouse" / "duckdb"
         return folder.resolve() / f"{env}.duckdb"
@@ -54,7 +60,7 @@ class WarehouseDatabase(dg.ConfigurableResource):
         if self.target == "duckdb":
             return DuckDBWarehouse(self.duckdb_path(env))
         if self.target == "postgres":
-            return PostgresWarehouse(self.dsn(env), self.connections)
+            return PostgresWarehouse(self.dsn(env), self.connections, fk_index=self.fk_index)
         raise ValueError(f"WAREHOUSE_TARGET must be one of {', '.join(TARGETS)}, got {self.target!r}")
 
 

@@ -72,6 +72,80 @@ def test_a_failed_postgres_load_leaves_the_previous_raw_schema_untouched(
     )
 
 
+@pytest.mark.postgres
+def test_reloading_tables_keeps_the_views_built_on_them_and_every_constraint_validated(
+    dev_files: Path, postgres_dsn: str
+) -> None:
+    db = PostgresWarehouse(postgres_dsn)
+    subset = ["accounts", "locations", "users", "devices", "tap_events"]
+    db.load(dev_files, subset)
+    with db.connect() as conn:
+        conn.execute(
+            "CREATE SCHEMA analytics; "
+            "CREATE VIEW analytics.pours_per_account AS SELECT a.account_id, count(*) AS pours "
+            "FROM raw.accounts a JOIN raw.tap_events t USING (account_id) GROUP BY 1; "
+            "COMMENT ON VIEW analytics.pours_per_account IS 'pours by account'; "
+            "CREATE VIEW analytics.busiest AS SELECT * FROM analytics.pours_per_account WHERE pours > 1000; "
+            "CREATE VIEW analytics.user_names AS SELECT user_id, first_name FROM raw.users; "
+        )
+    before = db.query("SELECT count(*), sum(pours) FROM analytics.busiest")[0]
+    # re-load only the accounts and tap events: the views over them come back, on the new rows
+    db.load(dev_files, ["accounts", "tap_events"])
+    assert sorted(db.last_views["recreated"]) == ["analytics.busiest", "analytics.pours_per_account"]
+    assert db.last_views["dropped"] == []
+    assert db.query("SELECT count(*), sum(pours) FROM analytics.busiest")[0] == before
+    assert db.query("SELECT sum(pours) FROM analytics.pours_per_account")[0][0] == 500_000
+    assert (
+        db.query("SELECT obj_description('analytics.pours_per_account'::regclass)")[0][0]
+        == "pours by account"
+    )
+    assert db.query("SELECT count(*) FROM analytics.user_names")[0][0] == 300
+    # every key and foreign key is there and validated, including those to the tables not re-loaded
+    constraints = dict(
+        db.query(
+            "SELECT contype, count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = 'raw' AND c.convalidated GROUP BY 1"
+        )
+    )
+    assert constraints == {"p": 5, "f": sum(len(schema.table(t).foreign_keys) for t in subset)}
+    indexes = {r[0] for r in db.query("SELECT indexname FROM pg_indexes WHERE schemaname = 'raw'")}
+    assert {"tap_events_pkey", "tap_events_device_id_idx", "devices_location_id_idx"} <= indexes
+
+
+@pytest.mark.postgres
+def test_foreign_key_columns_stored_in_key_order_get_brin_indexes_the_others_b_trees(
+    dev_files: Path, postgres_dsn: str
+) -> None:
+    subset = ["accounts", "users", "user_sessions", "page_views", "hubspot_companies", "hubspot_contacts"]
+    subset += ["hubspot_deals", "hubspot_engagements"]
+    db = PostgresWarehouse(postgres_dsn, brin_min_rows=100_000)
+    db.load(dev_files, subset)
+    method = dict(
+        db.query(
+            "SELECT indexname, split_part(split_part(indexdef, ' USING ', 2), ' ', 1) FROM pg_indexes "
+            "WHERE schemaname = 'raw'"
+        )
+    )
+    # page views (250,000 rows) come session by session; engagements (2,500 rows) are below the size
+    assert method["page_views_session_id_idx"] == method["page_views_user_id_idx"] == "brin"
+    assert method["page_views_pkey"] == method["hubspot_engagements_contact_id_idx"] == "btree"
+    assert method["user_sessions_user_id_idx"] == "btree"  # 50,000 rows: below the size too
+    # the same load with B-trees only; keys and foreign keys are validated either way
+    db = PostgresWarehouse(postgres_dsn, fk_index="btree", brin_min_rows=100_000)
+    db.load(dev_files, subset)
+    assert (
+        db.query("SELECT count(*) FROM pg_indexes WHERE schemaname = 'raw' AND indexdef LIKE '%brin%'")[0][0]
+        == 0
+    )
+    constraints = db.query(
+        "SELECT count(*) FILTER (WHERE contype = 'p'), count(*) FILTER (WHERE contype = 'f') FROM pg_constraint c "
+        "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'raw' AND c.convalidated"
+    )[0]
+    assert constraints == (len(subset), sum(len(schema.table(t).foreign_keys) for t in subset))
+    with pytest.raises(ValueError, match="fk_index must be one of auto, btree"):
+        PostgresWarehouse(postgres_dsn, fk_index="hash")
+
+
 def test_bad_dsns_are_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="malformed|cannot connect"):
         PostgresWarehouse("host=127.0.0.1 port=notaport").validate()
