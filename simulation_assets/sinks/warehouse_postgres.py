@@ -135,11 +135,12 @@ class Task:
     seconds: float = 0.0
 
 
-def plan(order: list[str], rows: dict[str, int]) -> list[Task]:
+def plan(order: list[str], rows: dict[str, int], kept: frozenset[str] = frozenset()) -> list[Task]:
     """Return the tasks that load ``order`` into the staging schema, with dependencies and lock needs.
 
     The copy tasks carry no SQL here (the loader streams the Parquet files); everything after them
-    is plain DDL: unique index, primary key on it, one index per foreign-key column, foreign keys.
+    is plain DDL: unique index, primary key on it, one index per foreign-key column, foreign keys
+    (to the staged parent, or to the one in ``raw`` for a parent in ``kept``, a table not re-loaded).
     """
     loaded = set(order)
     tasks: list[Task] = []
@@ -164,20 +165,27 @@ def plan(order: list[str], rows: dict[str, int]) -> list[Task]:
                 Task(f"index:{t}_{fk.column}_idx", "index", t, [], [(t, "SHARE")], {f"copy:{t}"}, n, fk.column)
             )  # fmt: skip
         for fk in spec.foreign_keys:
-            if fk.parent not in loaded:
-                continue  # added in the swap, against the parent already in raw
+            if fk.parent in loaded:
+                parent, lock_key, deps = (
+                    f"{STAGING}.{fk.parent}",
+                    fk.parent,
+                    {f"copy:{t}", f"pkey:{fk.parent}"},
+                )
+            elif fk.parent in kept:
+                parent, lock_key, deps = f"{RAW}.{fk.parent}", f"{RAW}.{fk.parent}", {f"copy:{t}"}
+            else:
+                continue  # the parent is in neither: no foreign key until it is loaded
             name = f"{t}_{fk.column}_fkey"
             tasks.append(
                 Task(f"fk_add:{name}", "fk_add", t,
                      [f"ALTER TABLE {STAGING}.{t} ADD CONSTRAINT {name} FOREIGN KEY ({fk.column}) "
-                      f"REFERENCES {STAGING}.{fk.parent} ({fk.parent_column}) NOT VALID"],
-                     [(t, "SHARE ROW EXCLUSIVE"), (fk.parent, "SHARE ROW EXCLUSIVE")],
-                     {f"copy:{t}", f"pkey:{fk.parent}"}, n)
+                      f"REFERENCES {parent} ({fk.parent_column}) NOT VALID"],
+                     [(t, "SHARE ROW EXCLUSIVE"), (lock_key, "SHARE ROW EXCLUSIVE")], deps, n)
             )  # fmt: skip
             tasks.append(
                 Task(f"fk_validate:{name}", "fk_validate", t,
                      [f"ALTER TABLE {STAGING}.{t} VALIDATE CONSTRAINT {name}"],
-                     [(t, "SHARE UPDATE EXCLUSIVE"), (fk.parent, "ROW SHARE")], {f"fk_add:{name}"}, n)
+                     [(t, "SHARE UPDATE EXCLUSIVE"), (lock_key, "ROW SHARE")], {f"fk_add:{name}"}, n)
             )  # fmt: skip
     # A table's foreign-key checks go before its index builds: a check locks the table against index
     # builds and against its other checks, so run last they would leave a tail on one connection,
@@ -330,9 +338,10 @@ class PostgresWarehouse:
         with self.connect() as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {STAGING} CASCADE")
             conn.execute(f"CREATE SCHEMA {STAGING}")
+            in_raw = {r[0] for r in conn.execute(_RAW_TABLES, (RAW,)).fetchall()}
         try:
             t0 = time.perf_counter()
-            tasks = plan(order, rows)
+            tasks = plan(order, rows, frozenset(in_raw - set(order)))
             self._run(tasks, root)
             t1 = time.perf_counter()
             self._swap(order)
@@ -446,12 +455,7 @@ class PostgresWarehouse:
         with self.connect(autocommit=False) as conn:
             # every name in a saved definition schema-qualified, so it reads the same when run again
             conn.execute("SET LOCAL search_path = ''")
-            existing = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (RAW,)
-                ).fetchall()
-            }
+            existing = {r[0] for r in conn.execute(_RAW_TABLES, (RAW,)).fetchall()}
             replaced = [f"{RAW}.{t}" for t in order if t in existing]
             views = conn.execute(_DEPENDENT_VIEWS, (replaced,)).fetchall() if replaced else []
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW}")
@@ -459,14 +463,11 @@ class PostgresWarehouse:
                 conn.execute(f"DROP TABLE IF EXISTS {RAW}.{t} CASCADE")
             for t in order:
                 conn.execute(f"ALTER TABLE {STAGING}.{t} SET SCHEMA {RAW}")
-            # the foreign keys between a re-loaded table and one that stays (the DROP ... CASCADE took
-            # those of the staying children), checked here against the new rows
-            kept = [t for t in schema.TABLE_NAMES if t in existing and t not in loaded]
-            for t in [*order, *kept]:
+            # the foreign keys of the tables that stay to the re-loaded ones (the DROP ... CASCADE took
+            # them), checked here against the new rows; those the other way were added while staging
+            for t in [t for t in schema.TABLE_NAMES if t in existing and t not in loaded]:
                 for fk in schema.table(t).foreign_keys:
-                    if (t in loaded) != (fk.parent in loaded) and (
-                        fk.parent in loaded or fk.parent in existing
-                    ):
+                    if fk.parent in loaded:
                         conn.execute(
                             f"ALTER TABLE {RAW}.{t} ADD CONSTRAINT {t}_{fk.column}_fkey FOREIGN KEY ({fk.column}) "
                             f"REFERENCES {RAW}.{fk.parent} ({fk.parent_column})"
@@ -502,6 +503,10 @@ def _cancel_others(active: dict, lock: threading.Lock, own) -> None:  # noqa: AN
         except Exception:  # noqa: BLE001 (best effort: the statement may just have finished)
             pass
 
+
+_RAW_TABLES = (
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'"
+)
 
 # Views (and materialized views) that read the given tables, directly or through other views, each with
 # the depth of its longest path to a table, so creating them by increasing depth respects their order.
