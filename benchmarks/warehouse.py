@@ -6,7 +6,8 @@
 2. QA load into PostgreSQL, end to end (binary COPY of the Parquet files into staging, then 27 primary
    keys, the foreign-key indexes and 41 validated foreign keys, then the swap into ``raw``) against a
    plain single-connection ``COPY`` of the same rows from ready-made CSV files into tables without
-   constraints, alternating, best of ``--pg-repeats``. Target: ratio >= 0.8.
+   constraints, alternating, best of ``--pg-repeats``. Target: ratio >= 0.8. ``--pg-also-btree``
+   also times the load with B-tree foreign-key indexes only.
 3. Peak memory (max RSS) of the generator processes: bounded by the chunk, not the table.
 Optional long runs: ``--prod-taps`` (all 200M PROD tap events to Parquet) and ``--prod-duckdb``
 (the whole PROD environment generated and loaded into DuckDB).
