@@ -14,21 +14,11 @@ from __future__ import annotations
 import polars as pl
 
 from simulation_assets.core.funnel.identity import stitch
+from simulation_assets.core.funnel.taxonomy import Category, events_in
 
 DAY_MS = 86_400_000
-MONETIZATION = (
-    "paywall_view",
-    "checkout_started",
-    "checkout_step",
-    "purchase_completed",
-    "subscription_started",
-    "subscription_renewed",
-    "subscription_canceled",
-    "topup_purchased",
-    "invoice_failed",
-    "refund_issued",
-    "plan_changed",
-)
+# Monetization events (category D of the taxonomy): left out of the purchase features.
+MONETIZATION: tuple[str, ...] = tuple(events_in(Category.D))
 CATEGORICAL_FEATURES: tuple[str, ...] = (
     "device",
     "geo",
