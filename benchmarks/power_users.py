@@ -126,40 +126,37 @@ def run_runner(base_url: str, users: int, duration: float, path: str) -> dict:
     }
 
 
+def _locust_command(
+    locustfile: Path, user_class: str, users: int, seconds: int, base_url: str, csv_prefix: Path
+) -> list[str]:
+    """Return a headless Locust command: ``users`` users spawned at once, CSV stats under ``csv_prefix``."""
+    return [
+        str(LOCUST), "-f", str(locustfile), user_class, "--headless", "-u", str(users), "-r", str(users),
+        "-t", f"{seconds}s", "-H", base_url, "--only-summary", "--csv", str(csv_prefix), "--loglevel", "ERROR",
+    ]  # fmt: skip
+
+
+def _locust_process() -> dict:
+    """Return how a Locust process is started: quiet, on the clients' CPUs."""
+    return {
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+        "env": {**os.environ, "PYTHONWARNINGS": "ignore"},
+        "preexec_fn": _pinned(CLIENT_CPUS),
+    }
+
+
 def run_locust(base_url: str, users: int, duration: float, user_class: str, locustfile: Path) -> dict:
     """Run ``locust --headless`` for ``duration`` seconds and read its aggregated CSV row."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as tmp:
         prefix = Path(tmp) / "stats"
         subprocess.run(
-            [
-                str(LOCUST),
-                "-f",
-                str(locustfile),
-                user_class,
-                "--headless",
-                "-u",
-                str(users),
-                "-r",
-                str(users),
-                "-t",
-                f"{int(duration)}s",
-                "-H",
-                base_url,
-                "--only-summary",
-                "--csv",
-                str(prefix),
-                "--loglevel",
-                "ERROR",
-                "--stop-timeout",
-                "2",
-            ],
+            _locust_command(locustfile, user_class, users, int(duration), base_url, prefix)
+            + ["--stop-timeout", "2"],
             check=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
             timeout=duration + 60,
-            preexec_fn=_pinned(CLIENT_CPUS),
+            **_locust_process(),
         )
         with open(f"{prefix}_stats.csv", newline="") as fh:
             row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
@@ -193,31 +190,9 @@ def head_to_head(
         prefix = Path(tmp) / "h2h"
         history = Path(f"{prefix}_stats_history.csv")
         proc = subprocess.Popen(
-            [
-                str(LOCUST),
-                "-f",
-                str(locustfile),
-                user_class,
-                "--headless",
-                "-u",
-                str(users),
-                "-r",
-                str(users),
-                "-t",
-                f"{int(duration) + 8}s",
-                "-H",
-                base_url,
-                "--only-summary",
-                "--csv",
-                str(prefix),
-                "--csv-full-history",
-                "--loglevel",
-                "ERROR",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-            preexec_fn=_pinned(CLIENT_CPUS),
+            _locust_command(locustfile, user_class, users, int(duration) + 8, base_url, prefix)
+            + ["--csv-full-history"],
+            **_locust_process(),
         )
         try:
             deadline = time.time() + 30

@@ -497,7 +497,7 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     active = u[2] < prob  # CHURNED personas have probability 0
     active_idx = np.flatnonzero(active)
 
-    # 6. streaks, score, counters (masks applied with copyto/multiply: no index arrays on full columns)
+    # 6. streaks, score, counters (a lookup table and multiplications: no masked writes on full columns)
     inactive = ~active
     streak = c["consecutive_active_days"]
     # score change by (alive, long streak, visited): +2, -1, or -1 -10 when a 7+ streak breaks
