@@ -19,6 +19,7 @@ Usage: .venv/bin/python benchmarks/warehouse.py [--tap-rows N] [--skip-taps] [--
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
@@ -35,6 +36,18 @@ from simulation_assets.core.warehouse.config import row_counts  # noqa: E402
 from simulation_assets.sinks.warehouse_parquet import table_paths, write_tables  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def csv_bytes(batch) -> bytes:  # noqa: ANN001 (pyarrow Table or RecordBatch)
+    """Return a pyarrow table as header-less CSV for the baseline's plain ``COPY ... (FORMAT csv)``."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    plain = pa.table(columns, names=batch.column_names)
+    buf = io.BytesIO()
+    pacsv.write_csv(plain, buf, pacsv.WriteOptions(include_header=False, batch_size=65_536))
+    return buf.getvalue()
 
 
 def peak_rss_mb() -> dict[str, float]:
@@ -140,7 +153,7 @@ def bench_postgres(
     import psycopg
     import pyarrow.parquet as pq
 
-    from simulation_assets.sinks.warehouse_postgres import PostgresWarehouse, csv_bytes
+    from simulation_assets.sinks.warehouse_postgres import PostgresWarehouse
     from simulation_assets_tests.postgres_cluster import PostgresCluster
 
     root = tmp / "qa"

@@ -27,7 +27,6 @@ caller or ``WAREHOUSE_POSTGRES_DSN``; no secret is stored.
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,18 +51,6 @@ def _ddl(table: str) -> str:
     return ", ".join(
         f"{c.name} {schema.TYPES[c.type][2]}{'' if c.nullable else ' NOT NULL'}" for c in spec.columns
     )
-
-
-def csv_bytes(batch) -> bytes:  # noqa: ANN001 (pyarrow Table or RecordBatch)
-    """Return a pyarrow table as header-less CSV that PostgreSQL's ``COPY ... (FORMAT csv)`` reads."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in batch.columns]
-    plain = pa.table(columns, names=batch.column_names)
-    buf = io.BytesIO()
-    pacsv.write_csv(plain, buf, pacsv.WriteOptions(include_header=False, batch_size=65_536))
-    return buf.getvalue()
 
 
 def arrow_schema(table: str):  # noqa: ANN201
