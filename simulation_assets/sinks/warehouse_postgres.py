@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from simulation_assets.core.warehouse import schema
-from simulation_assets.core.warehouse.integrity import Check, CheckResult, evaluate
+from simulation_assets.core.warehouse.checks import Check, CheckResult, run_checks
 from simulation_assets.sinks.warehouse_parquet import table_paths
 from simulation_assets.sinks.warehouse_postgres_copy import copy_table
 from simulation_assets.sinks.warehouse_postgres_plan import (
@@ -166,4 +166,20 @@ class PostgresWarehouse:
 
     def run_checks(self, checks: list[Check]) -> list[CheckResult]:
         with self.connect() as conn:
-            return [evaluate(c, conn.execute(c.sql).fetchall()) for c in checks]
+            return run_checks(checks, lambda sql: conn.execute(sql).fetchall())
+
+    def dbt_env(self) -> dict[str, str]:
+        """Return the variables that point ``dbt/profiles.yml`` at this database."""
+        import os
+
+        from psycopg.conninfo import conninfo_to_dict
+
+        info = conninfo_to_dict(self.dsn)
+        return {
+            "WAREHOUSE_DBT_TARGET": "postgres",
+            "WAREHOUSE_PG_HOST": str(info.get("host") or "127.0.0.1"),
+            "WAREHOUSE_PG_PORT": str(info.get("port") or "5432"),
+            "WAREHOUSE_PG_USER": str(info.get("user") or os.environ.get("PGUSER", "postgres")),
+            "WAREHOUSE_PG_PASSWORD": str(info.get("password") or os.environ.get("PGPASSWORD", "")),
+            "WAREHOUSE_PG_DBNAME": str(info.get("dbname") or "postgres"),
+        }
