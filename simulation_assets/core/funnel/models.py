@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from simulation_assets.core.funnel.config import ModelThresholds
 from simulation_assets.core.funnel.features import (
     CATEGORICAL_FEATURES,
     CHURN_FEATURES,
@@ -27,19 +28,7 @@ from simulation_assets.core.funnel.features import (
 )
 from simulation_assets.core.rng import stream
 
-
-class ModelThresholds(BaseModel):
-    """Minimum quality a model must show on the held-out (later) persons."""
-
-    purchase_auc_min: float = Field(default=0.75, description="ROC AUC of purchase propensity")
-    churn_auc_min: float = Field(default=0.57, description="ROC AUC of churn propensity")
-    ece_max: float = Field(
-        default=0.05, description="expected calibration error of both classifiers (+ 0.5/sqrt(test rows))"
-    )
-    ltv_mae_improvement_min: float = Field(
-        default=0.15, description="LTV MAE at least this share below the constant (median) predictor's"
-    )
-    min_test_rows: int = 200
+__all__ = ["ClassifierMetrics", "ModelReport", "ModelThresholds", "RegressorMetrics", "train_and_evaluate"]
 
 
 class ClassifierMetrics(BaseModel):
@@ -264,10 +253,13 @@ def train_and_evaluate(
 
     ``shuffle_labels=True`` permutes the training labels (a no-signal baseline that must fail).
     """
+    import sklearn.ensemble  # noqa: F401  (loads OpenMP, so the limit below applies to it)
     from threadpoolctl import threadpool_limits
 
     thresholds = thresholds or ModelThresholds()
-    # One thread: identical results on any machine, and fair to the other work on a small box.
+    # One thread: identical results on any machine, and fair to the other work on a small box. The
+    # limit only reaches libraries already loaded: before sklearn was imported first, the first
+    # training of a process ran on every core and took 50 s instead of 3 s on a busy 2-core machine.
     with threadpool_limits(1):
         return _train_all(features, thresholds, shuffle_labels, seed)
 
