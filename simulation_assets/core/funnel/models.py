@@ -31,6 +31,10 @@ from simulation_assets.core.rng import stream
 __all__ = ["ClassifierMetrics", "ModelReport", "ModelThresholds", "RegressorMetrics", "train_and_evaluate"]
 
 
+MIN_TRAIN_ROWS = 50
+"""Fewer training rows than this and a model is not trained (its metrics say why)."""
+
+
 class ClassifierMetrics(BaseModel):
     """Held-out quality of one classifier."""
 
@@ -120,11 +124,8 @@ def _classifier(
     shuffle: bool,
     seed: int,
 ) -> ClassifierMetrics:
-    from sklearn.ensemble import HistGradientBoostingClassifier  # imported here: sklearn is slow to import
-    from sklearn.metrics import brier_score_loss, roc_auc_score
-
     train, test = time_split(frame)
-    if train.height < 50 or test.height == 0:
+    if train.height < MIN_TRAIN_ROWS or test.height == 0:
         return ClassifierMetrics(
             rows_train=train.height,
             rows_test=test.height,
@@ -136,6 +137,9 @@ def _classifier(
             passed=False,
             reason="too few rows to train",
         )
+    from sklearn.ensemble import HistGradientBoostingClassifier  # imported here: sklearn is slow to import
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     categories = {c: sorted({v for v in train[c].to_list() if v is not None}) for c in CATEGORICAL_FEATURES}
     x_train, mask = _matrix(train, features, categories)
     x_test, _ = _matrix(test, features, categories)
@@ -186,12 +190,9 @@ def _classifier(
 def _ltv(
     frame: pl.DataFrame, horizon: int, thresholds: ModelThresholds, shuffle: bool, seed: int
 ) -> RegressorMetrics:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.metrics import mean_absolute_error
-
     label = f"revenue_{horizon}d"
     train, test = time_split(frame)
-    if train.height < 50 or test.height == 0:
+    if train.height < MIN_TRAIN_ROWS or test.height == 0:
         return RegressorMetrics(
             horizon_days=horizon,
             rows_train=train.height,
@@ -203,6 +204,9 @@ def _ltv(
             passed=False,
             reason="too few rows to train",
         )
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.metrics import mean_absolute_error
+
     categories = {c: sorted({v for v in train[c].to_list() if v is not None}) for c in CATEGORICAL_FEATURES}
     x_train, mask = _matrix(train, LTV_FEATURES, categories)
     x_test, _ = _matrix(test, LTV_FEATURES, categories)
@@ -253,10 +257,13 @@ def train_and_evaluate(
 
     ``shuffle_labels=True`` permutes the training labels (a no-signal baseline that must fail).
     """
+    thresholds = thresholds or ModelThresholds()
+    if len(time_split(features)[0]) < MIN_TRAIN_ROWS:
+        # Nothing to train: skip importing scikit-learn (~2 s), e.g. for a forecast from a tiny cohort.
+        return _train_all(features, thresholds, shuffle_labels, seed)
     import sklearn.ensemble  # noqa: F401  (loads OpenMP, so the limit below applies to it)
     from threadpoolctl import threadpool_limits
 
-    thresholds = thresholds or ModelThresholds()
     # One thread: identical results on any machine, and fair to the other work on a small box. The
     # limit only reaches libraries already loaded: before sklearn was imported first, the first
     # training of a process ran on every core and took 50 s instead of 3 s on a busy 2-core machine.
