@@ -13,15 +13,13 @@ from simulation_assets.core.power_users.config import ConfigError, Scenario
 from simulation_assets.core.power_users.report import build_report
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
 from simulation_assets.defs.partitions import daily_partitions
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
 from simulation_assets.sinks.power_users_scenario import load_scenario
 
 GROUP = "power_users"
 TABLES = ("requests", "attempts", "edges", "users")
-NETWORK_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 CHECKS = ("success_rate_above_threshold", "configured_edge_cases_triggered", "cost_within_budget")
 
 

@@ -53,7 +53,10 @@ def test_threads_share_one_limit() -> None:
         t.join()
     stamps.sort()
     assert len(stamps) == 9
-    assert all(b - a >= 0.095 for a, b in zip(stamps, stamps[1:], strict=False))
+    # Stamps are taken after acquire returns, so one thread's scheduling can shift a single stamp:
+    # hold the span and every pair of gaps, not each gap alone.
+    assert stamps[-1] - stamps[0] >= 0.75
+    assert all(stamps[i + 2] - stamps[i] >= 0.15 for i in range(len(stamps) - 2)), stamps
 
 
 def test_tasks_wait_without_blocking_the_event_loop() -> None:
