@@ -87,9 +87,15 @@ def simulate(
 
     from simulation_assets.core.power_users.config import ConfigError
     from simulation_assets.core.power_users.safety import SafetyError, check_scenario
-    from simulation_assets.defs.power_users import REPORT, RUNS, build_defs, persona_day_key, power_user_days
+    from simulation_assets.defs.power_users import (
+        REPORT,
+        RUNS,
+        build_defs,
+        persona_day_key,
+        power_user_days,
+        power_users_target,
+    )
     from simulation_assets.sinks.local_store import LocalParquetStore
-    from simulation_assets.sinks.power_users_client import PowerUserTarget
     from simulation_assets.sinks.power_users_scenario import load_scenario
     from simulation_assets.sinks.power_users_store import read_report, report_path, write_report
 
@@ -104,9 +110,12 @@ def simulate(
         raise UsageError(
             f"--day must be between {valid_days[0]} and {valid_days[-1]} (the run partitions), got {run_day}"
         )
-    scenario_path = str(Path(config).expanduser().resolve()) if config else ""
+    if config:
+        scenario_path, source = str(Path(config).expanduser().resolve()), "--config"
+    else:
+        scenario_path, source = os.environ.get("POWER_USERS_SCENARIO", ""), "POWER_USERS_SCENARIO"
     try:
-        scenario = load_scenario(scenario_path or None)
+        scenario = load_scenario(scenario_path or None, source=source)
         chosen = [scenario.persona(name).name for name in users] if users else []
         check_scenario(scenario, os.environ)
     except (ConfigError, SafetyError) as exc:
@@ -115,7 +124,9 @@ def simulate(
     names = [p.name for p in scenario.simulations]
     definitions = build_defs(scenario_path or None)
     resources = {
-        "power_users_target": PowerUserTarget(base_url=base_url, scenario_path=scenario_path),
+        "power_users_target": power_users_target(
+            **{k: v for k, v in {"base_url": base_url, "scenario_path": scenario_path}.items() if v}
+        ),
         "store": LocalParquetStore(),
     }
     run_config = {**QUIET_RUN_CONFIG, "ops": {RUNS: {"config": {"sequential": sequential}}}}

@@ -12,10 +12,23 @@ from pydantic import Field
 
 from simulation_assets.core.power_users import checks
 from simulation_assets.core.power_users.config import ConfigError, Scenario
-from simulation_assets.core.power_users.report import build_report, console_summary, day_run_summary
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.core.power_users.report import (
+    REQUEST_SCHEMA,
+    build_report,
+    console_summary,
+    day_run_summary,
+)
+from simulation_assets.defs.metadata import (
+    COLUMN_SCHEMA,
+    column_schema,
+    figure_markdown,
+    md_table,
+    new_figure,
+    table_metadata,
+)
 from simulation_assets.defs.partitions import start_date_from_env
 from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
 from simulation_assets.sinks.power_users_scenario import load_scenario
@@ -44,6 +57,18 @@ RUN_CHECKS: dict[str, tuple[bool, str]] = {
     "configured_edge_cases_triggered": (False, "every edge case the personas configure was triggered"),
     "cost_within_budget": (False, "AI tokens + Stripe fees + hosting <= simulation_config.cost_budget_usd"),
 }
+# The requests table (one row per request, its final attempt) is what dagster/row_count counts.
+REQUEST_COLUMNS = column_schema(
+    REQUEST_SCHEMA,
+    {
+        "status": "final HTTP status; 0 = client timeout, -1 = no connection",
+        "attempts": "HTTP attempts including retries",
+        "ok": "the status was one the action expects",
+        "latency_ms": "milliseconds over all attempts",
+        "payment_usd": "amount charged by a successful checkout",
+    },
+    not_null=("user", "action_type", "status"),
+)
 REPORT_CHECKS = ("success_rate_above_threshold", "configured_edge_cases_triggered", "cost_within_budget")
 
 
@@ -55,6 +80,15 @@ def persona_names(scenario_path: str | None = None) -> list[str]:
         # The asset reports the file's error when it runs; the partitions fall back to the packaged personas.
         scenario = load_scenario(None)
     return [p.name for p in scenario.simulations]
+
+
+def power_users_target(**explicit: str) -> PowerUserTarget:
+    """Return the target resource with ``POWER_USERS_BASE_URL`` / ``POWER_USERS_SCENARIO`` bound as env vars."""
+    return from_env(
+        PowerUserTarget,
+        {"base_url": "POWER_USERS_BASE_URL", "scenario_path": "POWER_USERS_SCENARIO"},
+        **explicit,
+    )
 
 
 def power_user_days() -> dg.DailyPartitionsDefinition:
@@ -137,7 +171,7 @@ def cost_plot(report: dict[str, Any]) -> dg.MarkdownMetadataValue:
     return figure_markdown(fig, "cost per user")
 
 
-def report_metadata(report: dict[str, Any], requests: int) -> dict[str, Any]:
+def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
     """Return what a person reads in the UI: summary numbers, per-user table, latency table, cost plot."""
     s, c = report["simulation_summary"], report["cost_analysis"]
     users = pl.DataFrame(
@@ -149,7 +183,6 @@ def report_metadata(report: dict[str, Any], requests: int) -> dict[str, Any]:
     perf = pl.DataFrame([{"action": k, **v} for k, v in report["action_performance"].items()])
     connection_errors = sum(e["error"].startswith("connection error") for e in report["errors_encountered"])
     return {
-        "dagster/row_count": requests,
         "users": s["total_users"],
         "actions_completed": s["total_actions_completed"],
         "actions_failed": s["total_actions_failed"],
@@ -213,6 +246,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         pool="target_api",
         retry_policy=NETWORK_RETRY,
         kinds={"python", "parquet"},
+        metadata={COLUMN_SCHEMA: REQUEST_COLUMNS},
         check_specs=[
             dg.AssetCheckSpec(name, asset=RUNS, blocking=blocking, description=text)
             for name, (blocking, text) in RUN_CHECKS.items()
@@ -253,7 +287,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
                 context.log.info(result.summary)
                 results[day] = result
         frames, report = _combined(results, scenario)
-        meta = report_metadata(report, frames["requests"].height)
+        meta = {**table_metadata(frames["requests"], schema=REQUEST_COLUMNS), **report_metadata(report)}
         meta["base_url"] = next(iter(results.values())).base_url
         meta["simulation_log"] = dg.MetadataValue.path(str(logs[0]))
         return dg.MaterializeResult(
@@ -299,7 +333,8 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         )
         path = write_report(report_path(store, day), report)
         context.log.info(console_summary(report, settings.product_name))
-        meta = report_metadata(report, frames["requests"].height)
+        meta = report_metadata(report)
+        meta["requests"] = frames["requests"].height
         meta["report_path"] = dg.MetadataValue.path(str(path))
         return dg.MaterializeResult(
             metadata=meta, check_results=check_results(frames, scenario, REPORT, REPORT_CHECKS)
@@ -307,7 +342,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
 
     return dg.Definitions(
         assets=[power_user_runs, power_user_report],
-        resources={"power_users_target": PowerUserTarget()},
+        resources={"power_users_target": power_users_target()},
     )
 
 

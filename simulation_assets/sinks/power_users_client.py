@@ -24,7 +24,6 @@ from pydantic import Field
 
 from simulation_assets.core.power_users.action_types import ActionType
 from simulation_assets.core.power_users.actions import (
-    backoff_seconds,
     json_path,
     plan_session,
     proves_edge_case,
@@ -49,6 +48,7 @@ from simulation_assets.core.power_users.report import (
 )
 from simulation_assets.core.power_users.safety import check_scenario
 from simulation_assets.core.rng import stream
+from simulation_assets.sinks.http_retry import HttpRetry, RetryableAnswer, retry_after_seconds
 from simulation_assets.sinks.power_users_http import RunnerClient, new_client, probe_hooks, run_async
 from simulation_assets.sinks.power_users_scenario import load_scenario
 
@@ -209,44 +209,49 @@ class _PersonaRun:
         headers["X-Simulation-User"] = self.p.name
         timeout = action.timeout_s or self.settings.request_timeout_s
         statuses: list[int] = []
-        total_ms, payload, error, response = 0.0, None, None, None
-        for attempt in range(1, action.retries + 2):
-            started = time.perf_counter()
-            try:
-                response = await self.client.request(
-                    kind.method,
-                    self.client.url_for(path),
-                    params=params or None,
-                    headers=headers,
-                    json=body,
-                    timeout=timeout,
-                )
-                status, error = response.status_code, None
-            except httpx.TimeoutException:
-                status, error, response = TIMEOUT_STATUS, f"no response within {timeout:g} s", None
-            except httpx.TransportError as exc:
-                status, error, response = CONNECTION_ERROR_STATUS, str(exc) or type(exc).__name__, None
-            ended = time.perf_counter()
-            latency = (ended - started) * 1000.0
-            total_ms += latency
-            statuses.append(status)
-            self.t.attempts.append(
-                (self.p.name, action.type, status, latency, started - self.origin, ended - self.origin)
+        total_ms, payload = 0.0, None
+        outcome: dict[str, Any] = {"response": None, "error": None}
+        policy = HttpRetry(
+            max_retries=action.retries,
+            backoff_seconds=self.settings.backoff_base_s,
+            max_backoff_seconds=self.settings.backoff_max_s,
+            statuses=frozenset(action.retry_on),
+        )
+        draws: list[Any] = []
+
+        def jitter() -> float:
+            # Seeded: the same persona, action and burst index wait the same on every run (drawn lazily,
+            # since most requests are never retried).
+            if not draws:
+                draws.append(stream(self.settings.seed, "power_users", "backoff", self.p.name, index, i))
+            return float(draws[0].random())
+
+        def on_retry(error: BaseException, wait: float) -> None:
+            self.log.info(
+                "[%s] %s -> %s, retry %d/%d in %.2fs",
+                self.p.name,
+                action.type,
+                statuses[-1],
+                len(statuses),
+                action.retries,
+                wait,
             )
-            if status in action.retry_on and attempt <= action.retries:
-                wait = self._backoff(index, i, attempt, response)
-                self.log.info(
-                    "[%s] %s -> %s, retry %d/%d in %.2fs",
-                    self.p.name,
-                    action.type,
-                    status,
-                    attempt,
-                    action.retries,
-                    wait,
-                )
-                await asyncio.sleep(wait)
-                continue
-            break
+
+        try:
+            async for attempt in policy.retrying_async(on_retry, unit=jitter):
+                with attempt:
+                    status, latency_ms = await self._attempt(
+                        action, kind, path, params, headers, body, timeout, outcome
+                    )
+                    total_ms += latency_ms
+                    statuses.append(status)
+                    if status in policy.statuses:
+                        response = outcome["response"]
+                        retry_after = response.headers.get("retry-after") if response is not None else None
+                        raise RetryableAnswer(status, action.type, retry_after_seconds(retry_after))
+        except RetryableAnswer:
+            pass  # out of retries: the last answer stands and is judged like any other
+        response, error = outcome["response"], outcome["error"]
         if response is not None:
             try:
                 payload = response.json()
@@ -306,14 +311,44 @@ class _PersonaRun:
         )
         return statuses, payload
 
-    def _backoff(self, index: int, i: int, attempt: int, response: httpx.Response | None) -> float:
-        retry_after = response.headers.get("retry-after") if response is not None else None
-        if retry_after and retry_after.replace(".", "", 1).isdigit():
-            return min(float(retry_after), self.settings.backoff_max_s)
-        jitter = float(
-            stream(self.settings.seed, "power_users", "backoff", self.p.name, index, i, attempt).random()
+    async def _attempt(
+        self,
+        action: Action,
+        kind: ActionType,
+        path: str,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        body: Any,
+        timeout: float,
+        outcome: dict[str, Any],
+    ) -> tuple[int, float]:
+        """Send one HTTP attempt, record it, keep its response in ``outcome``; return (status, latency ms).
+
+        A timeout is recorded as ``TIMEOUT_STATUS`` and a failed connection as
+        ``CONNECTION_ERROR_STATUS``; they are retried only when the action lists that status.
+        """
+        started = time.perf_counter()
+        try:
+            response = await self.client.request(
+                kind.method,
+                self.client.url_for(path),
+                params=params or None,
+                headers=headers,
+                json=body,
+                timeout=timeout,
+            )
+            status, error = response.status_code, None
+        except httpx.TimeoutException:
+            status, error, response = TIMEOUT_STATUS, f"no response within {timeout:g} s", None
+        except httpx.TransportError as exc:
+            status, error, response = CONNECTION_ERROR_STATUS, str(exc) or type(exc).__name__, None
+        ended = time.perf_counter()
+        latency_ms = (ended - started) * 1000.0
+        self.t.attempts.append(
+            (self.p.name, action.type, status, latency_ms, started - self.origin, ended - self.origin)
         )
-        return backoff_seconds(attempt, self.settings.backoff_base_s, self.settings.backoff_max_s, jitter)
+        outcome["response"], outcome["error"] = response, error
+        return status, latency_ms
 
 
 async def run_personas(
@@ -360,17 +395,17 @@ def _file_logger(log_path: Path | None) -> tuple[logging.Logger, logging.Handler
 class PowerUserTarget(dg.ConfigurableResource):
     """Where power-user runs send their requests and which scenario file they follow.
 
-    ``base_url`` empty (default) serves the bundled reference API on a free loopback port for
-    each run; set it (or ``POWER_USERS_BASE_URL``) to drive another deployment of the API.
+    ``base_url`` empty (default) means the bundled reference API, served on a free loopback port
+    for each run; set it (or ``POWER_USERS_BASE_URL``) to drive another deployment of the API.
     """
 
     base_url: str = Field(
-        default_factory=lambda: os.environ.get("POWER_USERS_BASE_URL", ""),
-        description="API to drive; empty means the scenario's base_url, else the local reference target",
+        default="",
+        description="API to drive (env POWER_USERS_BASE_URL); empty: the scenario's base_url, else the reference API",
     )
     scenario_path: str = Field(
-        default_factory=lambda: os.environ.get("POWER_USERS_SCENARIO", ""),
-        description="YAML scenario file; empty means the packaged five personas",
+        default="",
+        description="YAML scenario file (env POWER_USERS_SCENARIO); empty: the packaged five personas",
     )
 
     def scenario(self) -> Scenario:

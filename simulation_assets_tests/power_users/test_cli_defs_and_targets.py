@@ -65,7 +65,7 @@ def test_cli_without_base_url_starts_the_reference_target_itself(tmp_path: Path)
         (["--user", "Nobody"], "no persona named 'Nobody'"),
         (["--base-url", "ftp://example"], "--base-url must be an http(s) URL"),
         (["--day", "2026-13-01"], "--day must be a date"),
-        (["--config", "/nonexistent/p.yaml"], "scenario file not found"),
+        (["--config", "/nonexistent/p.yaml"], "--config file /nonexistent/p.yaml not found"),
     ],
 )
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, argv, message):

@@ -108,8 +108,3 @@ def proves_edge_case(
     if not proofs:
         return False, as_expected
     return (any(proofs) if action.trigger == "any" else all(proofs)), as_expected
-
-
-def backoff_seconds(attempt: int, base: float, cap: float, jitter: float) -> float:
-    """Return the wait before retry ``attempt`` (1-based): exponential, capped, times (0.5 + jitter)."""
-    return min(cap, base * (2 ** (attempt - 1))) * (0.5 + jitter)
