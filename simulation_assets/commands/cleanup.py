@@ -33,16 +33,18 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from simulation_assets.sinks.app_db import HogflixAppDatabase
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.supabase_auth import SupabaseAuthAdmin
 
     if args.duckdb and args.app_db == "duckdb" and not Path(args.duckdb).exists():
         raise UsageError(f"--duckdb file not found: {args.duckdb}")
-    db = HogflixAppDatabase(backend=args.app_db, duckdb_path=args.duckdb, dsn=args.dsn)
+    database = {"backend": args.app_db, "duckdb_path": args.duckdb} | ({"dsn": args.dsn} if args.dsn else {})
+    db = resolved(from_env(HogflixAppDatabase, **database))
     try:
         db.validate_config()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    auth = SupabaseAuthAdmin()
+    auth = resolved(from_env(SupabaseAuthAdmin))
     counts = db.count_synthetic()
     auth_ids = auth.synthetic_user_ids()
     console.print(f"Synthetic data in {db.location()}:")

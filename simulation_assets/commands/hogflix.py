@@ -76,13 +76,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _traffic_resources(output: Path, events: str, app_db: str, dsn: str) -> dict[str, object]:
     from simulation_assets.defs.hogflix_traffic import traffic_resources
     from simulation_assets.sinks.app_db import HogflixAppDatabase
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.posthog_events import PostHogEvents
 
     resources = traffic_resources()
-    resources["hogflix_posthog"] = PostHogEvents(mode=events)
-    resources["hogflix_app_db"] = HogflixAppDatabase(
-        backend=app_db, duckdb_path=str(output / "app.duckdb"), dsn=dsn
-    )
+    resources["hogflix_posthog"] = resolved(from_env(PostHogEvents, mode=events))
+    database = {"backend": app_db, "duckdb_path": str(output / "app.duckdb")} | ({"dsn": dsn} if dsn else {})
+    resources["hogflix_app_db"] = resolved(from_env(HogflixAppDatabase, **database))
     for key in ("hogflix_posthog", "hogflix_app_db"):
         try:
             resources[key].validate_config()  # type: ignore[attr-defined]

@@ -97,6 +97,7 @@ def run_browser_tier(
     from simulation_assets.defs.hogflix_traffic import _day_keys, traffic_resources
     from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
     from simulation_assets.sinks.browser_bot import BrowserBot
+    from simulation_assets.sinks.config_files import from_env
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.posthog_events import PostHogEvents
 
@@ -108,7 +109,7 @@ def run_browser_tier(
         **traffic_resources(),
         "hogflix_settings": settings,
         "store": store,
-        "hogflix_posthog": PostHogEvents(mode=events_sink),
+        "hogflix_posthog": from_env(PostHogEvents, mode=events_sink),
         "hogflix_browser": BrowserBot(),
         "hogflix_browser_tier": HogflixBrowserTier(share=browser.share, site_url=browser.site_url),
     }

@@ -1,16 +1,13 @@
 """HogFlix persona lifecycle as daily-partitioned Dagster assets."""
 
 import datetime as dt
-import hashlib
-import json
-import os
-from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
-import yaml
 from pydantic import Field
 
+from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.hogflix.config import STATES, LifecycleConfig
 from simulation_assets.core.hogflix.frames import from_frame, to_frame
 from simulation_assets.core.hogflix.lifecycle import (
@@ -23,8 +20,9 @@ from simulation_assets.core.hogflix.lifecycle import (
 from simulation_assets.core.hogflix.metrics import daily_metrics
 from simulation_assets.defs.hogflix_traffic import traffic_assets, traffic_resources
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
-from simulation_assets.defs.partitions import daily_partitions, start_date_from_env
+from simulation_assets.defs.partitions import DEFAULT_START_DATE, daily_partitions
 from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
+from simulation_assets.sinks.config_files import from_env, load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
 
 GROUP = "hogflix"
@@ -35,29 +33,27 @@ SINGLE_RUN = dg.BackfillPolicy.single_run()
 class HogflixSettings(dg.ConfigurableResource):
     """Which HogFlix scenario to simulate: seed, pool size, first day and optional overrides."""
 
-    seed: int = Field(default_factory=lambda: int(os.environ.get("SIMULATION_SEED", "42")))
-    persona_pool: int = Field(default_factory=lambda: int(os.environ.get("PERSONA_POOL", "400")))
-    start_date: str = Field(
-        default_factory=start_date_from_env, description="First simulated day (pool genesis)."
-    )
-    config_path: str = Field(
-        default_factory=lambda: os.environ.get("HOGFLIX_CONFIG", ""),
-        description="Optional YAML file with LifecycleConfig overrides.",
-    )
+    # Environment variables that configure it when the definitions are built (see sinks/config_files.py).
+    ENV: ClassVar[dict[str, str]] = {
+        "seed": "SIMULATION_SEED",
+        "persona_pool": "PERSONA_POOL",
+        "start_date": "HOGFLIX_START_DATE",
+        "config_path": "HOGFLIX_CONFIG",
+    }
+
+    seed: int = 42
+    persona_pool: int = 400
+    start_date: str = Field(default=DEFAULT_START_DATE, description="First simulated day (pool genesis).")
+    config_path: str = Field(default="", description="Optional YAML file with LifecycleConfig overrides.")
 
     def lifecycle(self) -> LifecycleConfig:
         """Return the validated lifecycle config (file overrides, then ``persona_pool``)."""
-        overrides: dict[str, object] = {}
-        if self.config_path:
-            path = Path(self.config_path)
-            if not path.exists():
-                raise ValueError(f"HOGFLIX_CONFIG file not found: {path}")
-            loaded = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{path} must hold a mapping of LifecycleConfig fields")
-            overrides.update(loaded)
-        overrides["persona_pool"] = self.persona_pool
-        return LifecycleConfig(**overrides)
+        return load_config(
+            LifecycleConfig,
+            self.config_path or None,
+            source="HOGFLIX_CONFIG",
+            overrides={"persona_pool": self.persona_pool},
+        )
 
     def genesis_day(self) -> int:
         """Return the day number of the first simulated day."""
@@ -65,11 +61,12 @@ class HogflixSettings(dg.ConfigurableResource):
 
     def scenario(self) -> str:
         """Return a short key naming this scenario in the store (seed, start, full config)."""
-        blob = json.dumps(
-            {"seed": self.seed, "start": self.start_date, "config": self.lifecycle().model_dump(mode="json")},
-            sort_keys=True,
-        )
-        return f"seed{self.seed}-pool{self.persona_pool}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+        payload = {
+            "seed": self.seed,
+            "start": self.start_date,
+            "config": self.lifecycle().model_dump(mode="json"),
+        }
+        return scenario_key(f"seed{self.seed}-pool{self.persona_pool}", payload)
 
     def dataset(self, name: str) -> str:
         """Return the store dataset name of ``name`` within this scenario."""
@@ -317,7 +314,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         assets=[hogflix_personas, hogflix_daily_metrics, *traffic],
         jobs=[lifecycle_job, traffic_job],
         schedules=[daily_schedule, traffic_schedule],
-        resources={"hogflix_settings": HogflixSettings(), **traffic_resources()},
+        resources={"hogflix_settings": from_env(HogflixSettings), **traffic_resources()},
     )
 
 

@@ -8,14 +8,12 @@ backoff and jitter inside a concurrency pool.
 """
 
 import datetime as dt
-import os
 from collections.abc import Iterable
-from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import numpy as np
 import polars as pl
-import yaml
 from pydantic import Field
 
 from simulation_assets.core.hogflix.app_rows import app_rows, pool_profiles
@@ -35,7 +33,9 @@ from simulation_assets.core.hogflix.sessions import (
 from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS, TrafficConfig
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
 from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.app_db import HogflixAppDatabase
+from simulation_assets.sinks.config_files import from_env, load_config
 from simulation_assets.sinks.flixbuddy import FlixBuddyClient
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.posthog_events import PostHogEvents
@@ -43,30 +43,18 @@ from simulation_assets.sinks.supabase_auth import SupabaseAuthAdmin
 
 GROUP = "hogflix"
 SINGLE_RUN = dg.BackfillPolicy.single_run()
-NETWORK_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 
 
 class HogflixTrafficSettings(dg.ConfigurableResource):
     """Overrides of the traffic numbers (``TrafficConfig``) from an optional YAML file."""
 
-    config_path: str = Field(
-        default_factory=lambda: os.environ.get("HOGFLIX_TRAFFIC_CONFIG", ""),
-        description="Optional YAML file with TrafficConfig overrides.",
-    )
+    ENV: ClassVar[dict[str, str]] = {"config_path": "HOGFLIX_TRAFFIC_CONFIG"}
+
+    config_path: str = Field(default="", description="Optional YAML file with TrafficConfig overrides.")
 
     def traffic(self) -> TrafficConfig:
         """Return the validated traffic config."""
-        if not self.config_path:
-            return TrafficConfig()
-        path = Path(self.config_path)
-        if not path.exists():
-            raise ValueError(f"HOGFLIX_TRAFFIC_CONFIG file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a mapping of TrafficConfig fields")
-        return TrafficConfig(**loaded)
+        return load_config(TrafficConfig, self.config_path or None, source="HOGFLIX_TRAFFIC_CONFIG")
 
 
 # --------------------------------------------------------------------------- reading upstream data
@@ -634,9 +622,9 @@ def traffic_assets(
 def traffic_resources() -> dict[str, object]:
     """Return the traffic resources, configured from the environment."""
     return {
-        "hogflix_traffic": HogflixTrafficSettings(),
-        "hogflix_posthog": PostHogEvents(),
-        "hogflix_app_db": HogflixAppDatabase(),
-        "hogflix_auth": SupabaseAuthAdmin(),
-        "hogflix_flixbuddy": FlixBuddyClient(),
+        "hogflix_traffic": from_env(HogflixTrafficSettings),
+        "hogflix_posthog": from_env(PostHogEvents),
+        "hogflix_app_db": from_env(HogflixAppDatabase),
+        "hogflix_auth": from_env(SupabaseAuthAdmin),
+        "hogflix_flixbuddy": from_env(FlixBuddyClient),
     }

@@ -13,11 +13,10 @@ by their deterministic ids. Deletes only ever match synthetic rows: the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import polars as pl
@@ -110,12 +109,11 @@ def postgres_functions(schema: str) -> list[str]:
 class HogflixAppDatabase(dg.ConfigurableResource):
     """The app database. ``HOGFLIX_APP_DB`` = duckdb (default) or postgres (DSN in ``HOGFLIX_APP_DB_DSN``)."""
 
-    backend: str = Field(default_factory=lambda: os.environ.get("HOGFLIX_APP_DB", "duckdb"))
+    ENV: ClassVar[dict[str, str]] = {"backend": "HOGFLIX_APP_DB", "dsn": "HOGFLIX_APP_DB_DSN"}
+
+    backend: str = Field(default="duckdb", description="duckdb or postgres ($HOGFLIX_APP_DB).")
     duckdb_path: str = Field(default="", description="DuckDB file; empty: <data dir>/hogflix/app.duckdb")
-    dsn: str = Field(
-        default="", description="PostgreSQL DSN; empty: read $HOGFLIX_APP_DB_DSN when connecting"
-    )
-    dsn_env_var: str = "HOGFLIX_APP_DB_DSN"
+    dsn: str = Field(default="", description="PostgreSQL DSN ($HOGFLIX_APP_DB_DSN, bound as an EnvVar).")
     schema_name: str = "public"
 
     # ------------------------------------------------------------------ connection
@@ -127,10 +125,10 @@ class HogflixAppDatabase(dg.ConfigurableResource):
         if not self.schema_name.isidentifier():
             raise ValueError(f"schema_name must be a plain SQL identifier, got {self.schema_name!r}")
         if self.backend == "postgres" and not self._dsn():
-            raise ValueError(f"the postgres app database needs a DSN (dsn or ${self.dsn_env_var})")
+            raise ValueError("the postgres app database needs a DSN (--dsn or $HOGFLIX_APP_DB_DSN)")
 
     def _dsn(self) -> str:
-        return self.dsn or os.environ.get(self.dsn_env_var, "")
+        return self.dsn
 
     def location(self) -> str:
         """Return where the rows go, without secrets (a file path or host/database)."""

@@ -18,9 +18,11 @@ def create_served_app() -> Starlette:
     """
     from simulation_assets.defs.hogflix import HogflixSettings
     from simulation_assets.sinks.browser_events import BrowserEventsStore
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.local_store import LocalParquetStore
 
-    store = BrowserEventsStore(LocalParquetStore(), HogflixSettings().dataset("browser_events"))
+    settings = resolved(from_env(HogflixSettings))
+    store = BrowserEventsStore(LocalParquetStore(), settings.dataset("browser_events"))
     log = CaptureLog(on_events=store.merge)
     app = create_app(WebAppConfig(), log)
     app.state.events_store = store
