@@ -11,16 +11,12 @@ import polars as pl
 import yaml
 from pydantic import Field
 
+from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import STATES, LifecycleConfig
 from simulation_assets.core.hogflix.frames import from_frame, to_frame
-from simulation_assets.core.hogflix.lifecycle import (
-    PersonaState,
-    day_date,
-    day_number,
-    initial_state,
-    step_day,
-)
+from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.metrics import daily_metrics
+from simulation_assets.core.hogflix.persona_state import PersonaState, day_date, day_number
 from simulation_assets.defs.hogflix_traffic import traffic_assets, traffic_resources
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
 from simulation_assets.defs.partitions import daily_partitions, start_date_from_env

@@ -23,7 +23,8 @@ from simulation_assets.core.hogflix.events import empty_events, session_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations
 from simulation_assets.core.hogflix.frames import to_frame
 from simulation_assets.core.hogflix.ids import uuid7_ms
-from simulation_assets.core.hogflix.lifecycle import day_number, step_day
+from simulation_assets.core.hogflix.lifecycle import step_day
+from simulation_assets.core.hogflix.persona_state import day_number
 from simulation_assets.core.hogflix.sessions import (
     SESSION_SCHEMA,
     WINDOW_MS,

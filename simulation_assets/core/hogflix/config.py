@@ -68,7 +68,7 @@ class LifecycleConfig(_Frozen):
     pool_band: Annotated[float, Field(gt=0, lt=1)] = 0.05  # 380-420 around 400
     signups_per_day: Range = Range(low=2, high=5)  # "2-5 new signups per day", at pool 400
     signup_reference_pool: PositiveInt = 400  # signups scale with persona_pool / this
-    # Signups refill the pool to target x (1 - pool_band x this); see lifecycle._signup_count.
+    # Signups refill the pool to target x (1 - pool_band x this); see signups.signup_count.
     replenish_margin: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     # --- Lifecycle states ("User Lifecycle System") ---
