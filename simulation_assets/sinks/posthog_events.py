@@ -33,7 +33,7 @@ import httpx
 import polars as pl
 from pydantic import Field
 
-from simulation_assets.core.hogflix.events import PROPERTY_COLUMNS
+from simulation_assets.core.hogflix.event_frame import PROPERTY_COLUMNS
 
 try:  # ISA-L's gzip: the same format, about five times faster than zlib at the fastest level
     from isal import igzip as _gzip
