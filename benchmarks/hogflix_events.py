@@ -240,7 +240,7 @@ def bench_sink(events: pl.DataFrame, failure_rate: float, concurrency: int, batc
     server = LoopbackPostHog(failure_rate)
     try:
         os.environ["PH_PROJECT_API_KEY"] = "phc_benchmark"
-        sink = PostHogEvents(mode="posthog", host=server.url, batch_size=batch_size, backoff_seconds=0.01,
+        sink = PostHogEvents(mode="posthog", host=server.url, api_key="phc_benchmark", batch_size=batch_size, backoff_seconds=0.01,
                              max_backoff_seconds=0.05, historical_migration="always", concurrency=concurrency)  # fmt: skip
         server_cpu = server.stats()["server_cpu_s"]
         t, c = time.perf_counter(), time.process_time()

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from simulation_assets.defs.hogflix_daily import daily_assets
     from simulation_assets.defs.partitions import daily_partitions
     from simulation_assets.sinks.app_db import DSN_ENV_VAR, app_database
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.supabase_auth import SupabaseAuthAdmin
 
     try:
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     asset = next(a for a in daily_assets(daily_partitions()) if a.key.path == ["hogflix_synthetic_cleanup"])
     result = dg.materialize(
         [asset],
-        resources={"hogflix_app_db": db, "hogflix_auth": SupabaseAuthAdmin()},
+        resources={"hogflix_app_db": db, "hogflix_auth": resolved(from_env(SupabaseAuthAdmin))},
         instance=dagster_instance(),
         run_config={
             **QUIET_RUN_CONFIG,

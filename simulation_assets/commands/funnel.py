@@ -192,11 +192,13 @@ def simulate(
     import dagster as dg
 
     from simulation_assets.defs.funnel import FunnelSettings, build_defs
+    from simulation_assets.sinks.config_files import from_env
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.meta_capi import MetaCapiSink
 
     last = start + dt.timedelta(days=days - 1)
-    settings = FunnelSettings(
+    settings = from_env(
+        FunnelSettings,
         seed=seed,
         impressions_per_day=min(impressions, COHORT_CAP)
         if cohort_impressions is None
@@ -216,7 +218,7 @@ def simulate(
     store = LocalParquetStore()
     defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
     assets = {a.key.to_user_string(): a for a in defs.assets or []}  # type: ignore[union-attr]
-    resources = {"funnel_settings": settings, "store": store, "funnel_capi": MetaCapiSink()}
+    resources = {"funnel_settings": settings, "store": store, "funnel_capi": from_env(MetaCapiSink)}
     instance = dagster_instance()
     started = time.perf_counter()
     with progress() as bar:

@@ -82,13 +82,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _resources(settings: object, output: Path, traffic_days: int, events: str, app_db: str, dsn: str) -> dict:
-    """Return the resources of the run: settings and store, plus the traffic sinks when traffic is simulated."""
+    """Return the resources of the run: settings and store, plus the traffic sinks when traffic is simulated.
+
+    Each sink is bound to its environment variables (``from_env``) and read now (``resolved``), so a
+    missing secret is a usage error before anything runs.
+    """
     from simulation_assets.sinks.local_store import LocalParquetStore
 
     resources: dict[str, object] = {"hogflix_settings": settings, "store": LocalParquetStore()}
     if not traffic_days:
         return resources
     from simulation_assets.sinks.app_db import DSN_ENV_VAR, app_database
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.flixbuddy import FlixBuddyClient
     from simulation_assets.sinks.hogflix_state import HogflixTrafficSettings
     from simulation_assets.sinks.posthog_events import PostHogEvents
@@ -97,17 +102,17 @@ def _resources(settings: object, output: Path, traffic_days: int, events: str, a
     try:
         database = app_database(app_db, str(output / "app.duckdb"), dsn or os.environ.get(DSN_ENV_VAR, ""))
         database.validate_config()
-        posthog = PostHogEvents(mode=events)
+        posthog = resolved(from_env(PostHogEvents, mode=events))
         posthog.validate_config()
+        resources.update(
+            hogflix_traffic=resolved(from_env(HogflixTrafficSettings)),
+            hogflix_posthog=posthog,
+            hogflix_app_db=database,
+            hogflix_auth=resolved(from_env(SupabaseAuthAdmin)),
+            hogflix_flixbuddy=resolved(from_env(FlixBuddyClient)),
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    resources.update(
-        hogflix_traffic=HogflixTrafficSettings(),
-        hogflix_posthog=posthog,
-        hogflix_app_db=database,
-        hogflix_auth=SupabaseAuthAdmin(),
-        hogflix_flixbuddy=FlixBuddyClient(),
-    )
     return resources
 
 
@@ -163,6 +168,7 @@ def simulate(
     """Materialize lifecycle and traffic assets for ``days`` days from ``start``; write exports; return the summary."""
     from simulation_assets.core.hogflix.sessions import day_window_keys
     from simulation_assets.defs.hogflix import hogflix_assets
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.hogflix_state import HogflixSettings
 
     if seed < 0:
@@ -172,7 +178,9 @@ def simulate(
         raise UsageError(f"--traffic-days must be between 0 and --days ({days}), got {traffic_days}")
     end = start + dt.timedelta(days=days)
     try:
-        settings = HogflixSettings(seed=seed, persona_pool=pool, start_date=start.isoformat())
+        settings = resolved(
+            from_env(HogflixSettings, seed=seed, persona_pool=pool, start_date=start.isoformat())
+        )
         settings.lifecycle()
     except ValueError as exc:
         raise UsageError(f"invalid HogFlix configuration: {exc}") from None

@@ -96,19 +96,20 @@ def run_browser_tier(
     from simulation_assets.defs.hogflix_browser import HogflixBrowserTier, browser_assets
     from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
     from simulation_assets.sinks.browser_bot import BrowserBot
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.hogflix_state import HogflixSettings, HogflixTrafficSettings
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.posthog_events import PostHogEvents
 
-    settings = HogflixSettings(seed=seed, persona_pool=pool, start_date=start.isoformat())
+    settings = resolved(from_env(HogflixSettings, seed=seed, persona_pool=pool, start_date=start.isoformat()))
     end = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1)
     assets = browser_assets(half_hourly(start.isoformat(), end.isoformat()))
     store = LocalParquetStore()
     resources = {
         "hogflix_settings": settings,
-        "hogflix_traffic": HogflixTrafficSettings(),
+        "hogflix_traffic": from_env(HogflixTrafficSettings),
         "store": store,
-        "hogflix_posthog": PostHogEvents(mode=events_sink),
+        "hogflix_posthog": from_env(PostHogEvents, mode=events_sink),
         "hogflix_browser": BrowserBot(),
         "hogflix_browser_tier": HogflixBrowserTier(share=browser.share, site_url=browser.site_url),
     }
@@ -149,11 +150,13 @@ def served_web_app():  # noqa: ANN201
     ``PERSONA_POOL``, ``HOGFLIX_START_DATE``, ...), the same the CLI and Dagster use.
     """
     from simulation_assets.sinks.browser_events import BrowserEventsStore
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.hogflix_state import HogflixSettings
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.webapp.serve import create_served_app
 
-    store = BrowserEventsStore(LocalParquetStore(), HogflixSettings().dataset("browser_events"))
+    settings = resolved(from_env(HogflixSettings))
+    store = BrowserEventsStore(LocalParquetStore(), settings.dataset("browser_events"))
     app = create_served_app(on_events=store.merge)
     app.state.events_store = store
     return app

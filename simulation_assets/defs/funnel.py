@@ -1,18 +1,15 @@
 """Funnel simulation as Dagster assets: daily event-level cohorts, learned rates, forecast, models, CAPI."""
 
 import datetime as dt
-import hashlib
 import json
-import os
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import dagster as dg
 import numpy as np
 import polars as pl
-import yaml
 from pydantic import Field
 
+from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.funnel.capi import capi_payloads
 from simulation_assets.core.funnel.cohort import simulate_cohort_events
 from simulation_assets.core.funnel.config import STATE_EVENTS, ChurnRule, CohortConfig, State
@@ -25,6 +22,8 @@ from simulation_assets.core.funnel.schema import validate_frame
 from simulation_assets.core.funnel.taxonomy import TAXONOMY
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
 from simulation_assets.defs.partitions import daily_partitions
+from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.sinks.config_files import from_env, load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.meta_capi import MetaCapiSink
 
@@ -36,9 +35,16 @@ STATE_ORDER = [s for s in State if s in STATE_EVENTS]
 class FunnelSettings(dg.ConfigurableResource):
     """Which funnel scenario to simulate and learn from."""
 
-    seed: int = Field(default_factory=lambda: int(os.environ.get("SIMULATION_SEED", "42")))
+    ENV: ClassVar[dict[str, str]] = {
+        "seed": "SIMULATION_SEED",
+        "impressions_per_day": "FUNNEL_IMPRESSIONS",
+        "rates_source": "FUNNEL_FORECAST_RATES",
+        "config_path": "FUNNEL_CONFIG",
+    }
+
+    seed: int = 42
     impressions_per_day: int = Field(
-        default_factory=lambda: int(os.environ.get("FUNNEL_IMPRESSIONS", "1000000")),
+        default=1_000_000,
         description="Ad impressions behind each daily cohort (FUNNEL_IMPRESSIONS).",
     )
     forecast_impressions: int = Field(
@@ -46,11 +52,11 @@ class FunnelSettings(dg.ConfigurableResource):
     )
     replicates: int = Field(default=10_000, description="Monte Carlo cohorts in the forecast.")
     rates_source: Literal["configured", "learned"] = Field(
-        default_factory=lambda: os.environ.get("FUNNEL_FORECAST_RATES", "configured"),  # type: ignore[arg-type]
+        default="configured",
         description="Which rates the forecast's top level uses; the other forecast is nested beside it.",
     )
     config_path: str = Field(
-        default_factory=lambda: os.environ.get("FUNNEL_CONFIG", ""),
+        default="",
         description="Optional YAML file with CohortConfig overrides (rates, churn, hazard ...).",
     )
     overrides_json: str = Field(
@@ -66,32 +72,18 @@ class FunnelSettings(dg.ConfigurableResource):
     window_days: int = Field(default=28, description="At most this many most recent cohorts are read.")
 
     def cohort_config(self) -> CohortConfig:
-        """Return the validated cohort config (file overrides, then ``impressions_per_day``)."""
-        overrides: dict[str, object] = {}
-        if self.config_path:
-            path = Path(self.config_path)
-            if not path.exists():
-                raise ValueError(f"FUNNEL_CONFIG file not found: {path}")
-            loaded = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{path} must hold a mapping of CohortConfig fields")
-            overrides.update(loaded)
-        if self.overrides_json:
-            extra = json.loads(self.overrides_json)
-            for key, value in extra.items():
-                if isinstance(value, dict) and isinstance(overrides.get(key), dict):
-                    overrides[key] = {**overrides[key], **value}  # type: ignore[dict-item]
-                else:
-                    overrides[key] = value
+        """Return the validated cohort config (file overrides, then JSON overrides, then ``impressions_per_day``)."""
+        overrides: dict[str, object] = json.loads(self.overrides_json) if self.overrides_json else {}
         overrides["impressions_per_day"] = self.impressions_per_day
-        return CohortConfig(**overrides)
+        return load_config(
+            CohortConfig, self.config_path or None, source="FUNNEL_CONFIG", overrides=overrides
+        )
 
     def scenario(self) -> str:
         """Return the store folder name of this scenario (seed and a hash of the full config)."""
-        blob = json.dumps(
-            {"seed": self.seed, "config": self.cohort_config().model_dump(mode="json")}, sort_keys=True
+        return scenario_key(
+            f"seed{self.seed}", {"seed": self.seed, "config": self.cohort_config().model_dump(mode="json")}
         )
-        return f"seed{self.seed}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
     def dataset(self, name: str) -> str:
         """Return the store dataset name of ``name`` within this scenario."""
@@ -493,9 +485,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         backfill_policy=SINGLE_RUN,
         deps=[funnel_cohort_events],
         kinds={"meta", "json"},
-        retry_policy=dg.RetryPolicy(
-            max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-        ),
+        retry_policy=NETWORK_RETRY,
         description=(
             "Each day's funnel events mapped to Meta Conversions API server events (PageView, ViewContent, "
             "Lead, CompleteRegistration, InitiateCheckout, Purchase, AddToCart) with hashed user data and "
@@ -554,7 +544,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 cohort_job, hour_of_day=6, minute_of_hour=30, name="funnel_daily_0630_utc"
             ),
         ],
-        resources={"funnel_settings": FunnelSettings(), "funnel_capi": MetaCapiSink()},
+        resources={"funnel_settings": from_env(FunnelSettings), "funnel_capi": from_env(MetaCapiSink)},
     )
 
 

@@ -24,6 +24,7 @@ from simulation_assets.defs.metadata import figure_markdown, md_table, new_figur
 from simulation_assets.defs.partitions import daily_partitions
 from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
 from simulation_assets.sinks.app_db import app_database_from_env
+from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.flixbuddy import FlixBuddyClient
 from simulation_assets.sinks.hogflix_state import HogflixSettings, HogflixTrafficSettings, load_state_before
 from simulation_assets.sinks.local_store import LocalParquetStore
@@ -176,14 +177,14 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
 
 
 def hogflix_resources() -> dict[str, object]:
-    """Return the HogFlix resources, configured from the environment."""
+    """Return the HogFlix resources, bound to their environment variables (see ``sinks/config_files.py``)."""
     return {
-        "hogflix_settings": HogflixSettings(),
-        "hogflix_traffic": HogflixTrafficSettings(),
-        "hogflix_posthog": PostHogEvents(),
+        "hogflix_settings": from_env(HogflixSettings),
+        "hogflix_traffic": from_env(HogflixTrafficSettings),
+        "hogflix_posthog": from_env(PostHogEvents),
         "hogflix_app_db": app_database_from_env(),
-        "hogflix_auth": SupabaseAuthAdmin(),
-        "hogflix_flixbuddy": FlixBuddyClient(),
+        "hogflix_auth": from_env(SupabaseAuthAdmin),
+        "hogflix_flixbuddy": from_env(FlixBuddyClient),
     }
 
 

@@ -10,8 +10,8 @@ store beside the server tier's events and, when the sink is PostHog, delivers
 them there too.
 """
 
-import os
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
@@ -26,12 +26,13 @@ from simulation_assets.core.hogflix.browser_plan import (
 )
 from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA
 from simulation_assets.defs.hogflix_checks import check_specs, result
-from simulation_assets.defs.hogflix_traffic import NETWORK_RETRY
 from simulation_assets.defs.metadata import md_table
 from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL, daily_partitions
 from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.browser_bot import BrowserBot, BrowserRunReport, BrowserSession
 from simulation_assets.sinks.browser_events import BrowserEventsStore, forward
+from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.hogflix_state import (
     HogflixSettings,
     HogflixTrafficSettings,
@@ -47,14 +48,16 @@ GROUP = "hogflix"
 class HogflixBrowserTier(dg.ConfigurableResource):
     """Which share of sessions runs in browsers, and against which site."""
 
+    ENV: ClassVar[dict[str, str]] = {"share": "HOGFLIX_BROWSER_SHARE", "site_url": "HOGFLIX_SITE_URL"}
+
     share: float = Field(
-        default_factory=lambda: float(os.environ.get("HOGFLIX_BROWSER_SHARE", "0.1")),
+        default=0.1,
         ge=0.0,
         le=1.0,
         description="Share of each window's sessions played in real browsers ($HOGFLIX_BROWSER_SHARE).",
     )
     site_url: str = Field(
-        default_factory=lambda: os.environ.get("HOGFLIX_SITE_URL", ""),
+        default="",
         description="Site the browsers visit ($HOGFLIX_SITE_URL); empty: the reference app on loopback.",
     )
 
@@ -225,7 +228,7 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
 
 def browser_resources() -> dict[str, object]:
     """Return the browser-tier resources, configured from the environment."""
-    return {"hogflix_browser": BrowserBot(), "hogflix_browser_tier": HogflixBrowserTier()}
+    return {"hogflix_browser": BrowserBot(), "hogflix_browser_tier": from_env(HogflixBrowserTier)}
 
 
 def build_defs() -> dg.Definitions:

@@ -19,8 +19,9 @@ from simulation_assets.core.hogflix.events import empty_events
 from simulation_assets.core.hogflix.metrics import TRAFFIC_DAILY_SCHEMA, traffic_day
 from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA, day_window_keys
 from simulation_assets.defs.hogflix_checks import check_specs, result
-from simulation_assets.defs.hogflix_traffic import GROUP, NETWORK_RETRY
+from simulation_assets.defs.hogflix_traffic import GROUP
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.app_db import HogflixAppDatabase
 from simulation_assets.sinks.hogflix_state import (
     HogflixSettings,

@@ -21,6 +21,7 @@ from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS
 from simulation_assets.defs.hogflix_checks import check_specs, result
 from simulation_assets.defs.metadata import md_table
 from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.app_db import HogflixAppDatabase
 from simulation_assets.sinks.flixbuddy import FlixBuddyClient
 from simulation_assets.sinks.hogflix_state import (
@@ -38,9 +39,6 @@ GROUP = "hogflix"
 # progress, such as the CLI's progress bar; nothing is recorded when nobody listens.
 PROGRESS = logging.getLogger("simulation_assets.progress")
 PROGRESS.propagate = False
-NETWORK_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 
 
 def _counts(frame: pl.DataFrame, column: str, into: dict[str, int] | None = None) -> dict[str, int]:

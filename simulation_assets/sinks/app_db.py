@@ -25,6 +25,7 @@ from pydantic import Field
 
 from simulation_assets.core.hogflix.app_rows import APP_TABLES, EMAIL_TABLES, UPSERT_TABLES
 from simulation_assets.paths import data_dir
+from simulation_assets.sinks.config_files import from_env
 
 BACKENDS = ("duckdb", "postgres")
 DSN_ENV_VAR = "HOGFLIX_APP_DB_DSN"
@@ -328,7 +329,10 @@ class PostgresAppDatabase(HogflixAppDatabase):
     """The app database in PostgreSQL (Supabase's database included), reached by a DSN."""
 
     backend: ClassVar[str] = "postgres"
-    dsn: str = Field(description=f"PostgreSQL DSN (in the Dagster UI: ${DSN_ENV_VAR})")
+    # Bound as dg.EnvVar where the definitions are built (sinks/config_files.from_env).
+    ENV: ClassVar[dict[str, str]] = {"dsn": DSN_ENV_VAR}
+
+    dsn: str = Field(default="", description=f"PostgreSQL DSN (${DSN_ENV_VAR}, bound as an EnvVar).")
 
     def _validate_backend(self) -> None:
         if not self.dsn:
@@ -364,12 +368,12 @@ def app_database(backend: str, duckdb_path: str = "", dsn: str = "") -> HogflixA
 def app_database_from_env() -> HogflixAppDatabase:
     """Return the app database the Dagster definitions use: ``$HOGFLIX_APP_DB`` (duckdb by default).
 
-    For postgres the DSN is ``dg.EnvVar("HOGFLIX_APP_DB_DSN")``: resolved when a run starts and shown
-    in the UI as the variable's name, never its value.
+    For postgres the DSN is bound to ``dg.EnvVar("HOGFLIX_APP_DB_DSN")``: resolved when a run starts
+    and shown in the UI as the variable's name, never its value.
     """
-    backend = os.environ.get("HOGFLIX_APP_DB", "duckdb")
+    backend = os.environ.get("HOGFLIX_APP_DB") or "duckdb"
     if backend == "postgres":
-        return PostgresAppDatabase(dsn=dg.EnvVar(DSN_ENV_VAR))
+        return from_env(PostgresAppDatabase)
     return app_database(backend)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
 import time
 
@@ -74,7 +73,7 @@ def forward(posthog: PostHogEvents, frame: pl.DataFrame, now: dt.datetime | None
     encoded = encode_for_batch(ordered)
     stamps = ordered["timestamp"].to_list()
     url = posthog.host.rstrip("/") + "/batch/"
-    api_key = os.environ[posthog.api_key_env_var]
+    api_key = posthog.api_key
     started = time.perf_counter()
     with httpx.Client(timeout=posthog.timeout_seconds) as client:
         for i in range(0, len(encoded), posthog.batch_size):

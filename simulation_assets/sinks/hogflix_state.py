@@ -12,17 +12,15 @@ the same way the assets compute them.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import os
 from collections.abc import Iterable
-from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
-import yaml
 from pydantic import Field
 
+from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import DEFAULT_START_DATE, LifecycleConfig
 from simulation_assets.core.hogflix.events import session_events
@@ -37,6 +35,7 @@ from simulation_assets.core.hogflix.sessions import (
     window_start_ms,
 )
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig
+from simulation_assets.sinks.config_files import load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
 
 
@@ -53,29 +52,27 @@ def start_date_from_env() -> str:
 class HogflixSettings(dg.ConfigurableResource):
     """Which HogFlix scenario to simulate: seed, pool size, first day and optional overrides."""
 
-    seed: int = Field(default_factory=lambda: int(os.environ.get("SIMULATION_SEED", "42")))
-    persona_pool: int = Field(default_factory=lambda: int(os.environ.get("PERSONA_POOL", "400")))
-    start_date: str = Field(
-        default_factory=start_date_from_env, description="First simulated day (pool genesis)."
-    )
-    config_path: str = Field(
-        default_factory=lambda: os.environ.get("HOGFLIX_CONFIG", ""),
-        description="Optional YAML file with LifecycleConfig overrides.",
-    )
+    # Environment variables that configure it when the definitions are built (see sinks/config_files.py).
+    ENV: ClassVar[dict[str, str]] = {
+        "seed": "SIMULATION_SEED",
+        "persona_pool": "PERSONA_POOL",
+        "start_date": "HOGFLIX_START_DATE",
+        "config_path": "HOGFLIX_CONFIG",
+    }
+
+    seed: int = 42
+    persona_pool: int = 400
+    start_date: str = Field(default=DEFAULT_START_DATE, description="First simulated day (pool genesis).")
+    config_path: str = Field(default="", description="Optional YAML file with LifecycleConfig overrides.")
 
     def lifecycle(self) -> LifecycleConfig:
         """Return the validated lifecycle config (file overrides, then ``persona_pool``)."""
-        overrides: dict[str, object] = {}
-        if self.config_path:
-            path = Path(self.config_path)
-            if not path.exists():
-                raise ValueError(f"HOGFLIX_CONFIG file not found: {path}")
-            loaded = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{path} must hold a mapping of LifecycleConfig fields")
-            overrides.update(loaded)
-        overrides["persona_pool"] = self.persona_pool
-        return LifecycleConfig(**overrides)
+        return load_config(
+            LifecycleConfig,
+            self.config_path or None,
+            source="HOGFLIX_CONFIG",
+            overrides={"persona_pool": self.persona_pool},
+        )
 
     def genesis_day(self) -> int:
         """Return the day number of the first simulated day."""
@@ -83,11 +80,12 @@ class HogflixSettings(dg.ConfigurableResource):
 
     def scenario(self) -> str:
         """Return a short key naming this scenario in the store (seed, start, full config)."""
-        blob = json.dumps(
-            {"seed": self.seed, "start": self.start_date, "config": self.lifecycle().model_dump(mode="json")},
-            sort_keys=True,
-        )
-        return f"seed{self.seed}-pool{self.persona_pool}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+        payload = {
+            "seed": self.seed,
+            "start": self.start_date,
+            "config": self.lifecycle().model_dump(mode="json"),
+        }
+        return scenario_key(f"seed{self.seed}-pool{self.persona_pool}", payload)
 
     def dataset(self, name: str) -> str:
         """Return the store dataset name of ``name`` within this scenario."""
@@ -97,22 +95,13 @@ class HogflixSettings(dg.ConfigurableResource):
 class HogflixTrafficSettings(dg.ConfigurableResource):
     """Overrides of the traffic numbers (``TrafficConfig``) from an optional YAML file."""
 
-    config_path: str = Field(
-        default_factory=lambda: os.environ.get("HOGFLIX_TRAFFIC_CONFIG", ""),
-        description="Optional YAML file with TrafficConfig overrides.",
-    )
+    ENV: ClassVar[dict[str, str]] = {"config_path": "HOGFLIX_TRAFFIC_CONFIG"}
+
+    config_path: str = Field(default="", description="Optional YAML file with TrafficConfig overrides.")
 
     def traffic(self) -> TrafficConfig:
         """Return the validated traffic config."""
-        if not self.config_path:
-            return TrafficConfig()
-        path = Path(self.config_path)
-        if not path.exists():
-            raise ValueError(f"HOGFLIX_TRAFFIC_CONFIG file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a mapping of TrafficConfig fields")
-        return TrafficConfig(**loaded)
+        return load_config(TrafficConfig, self.config_path or None, source="HOGFLIX_TRAFFIC_CONFIG")
 
 
 def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: int) -> PersonaState:

@@ -165,7 +165,9 @@ def test_forward_delivers_browser_events_to_posthog_batch_with_sdk_uuids(monkeyp
     monkeypatch.setenv("PH_PROJECT_API_KEY", "phc_test_project")
     frame = events_frame(_sdk_events(250))
     with PostHogServer(failure_rate=0.3) as server:
-        sink = PostHogEvents(mode="posthog", host=server.url, batch_size=100, backoff_seconds=0.01)
+        sink = PostHogEvents(
+            mode="posthog", host=server.url, api_key="phc_test_project", batch_size=100, backoff_seconds=0.01
+        )
         report = forward(sink, frame)
     assert server.problems == []
     assert sorted(e["uuid"] for e in server.accepted) == sorted(frame["uuid"].to_list())

@@ -47,7 +47,7 @@ def test_evening_windows_materialize_with_passing_checks_and_reach_posthog(resou
     names = ["hogflix_sessions", "hogflix_events", "hogflix_app_rows", "hogflix_flixbuddy_conversations"]
     with PostHogServer(failure_rate=0.1) as server:
         resources["hogflix_posthog"] = PostHogEvents(
-            mode="posthog", host=server.url, batch_size=100, backoff_seconds=0.01
+            mode="posthog", host=server.url, api_key="phc_test", batch_size=100, backoff_seconds=0.01
         )
         result = _run(names, "2026-03-01-19:00", "2026-03-01-21:30", resources)
         checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
