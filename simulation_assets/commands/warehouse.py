@@ -124,15 +124,14 @@ def simulate(
     for ``env``; write summary.json; return the summary."""
     from simulation_assets.core.warehouse.config import row_counts
     from simulation_assets.defs import warehouse as wh
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.warehouse_parquet import close_worker_pool
 
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed}")
     workers = workers if workers and workers > 0 else (1 if env == "dev" else min(2, os.cpu_count() or 1))
-    settings = wh.WarehouseSettings(
-        seed=seed, config_path=os.environ.get("WAREHOUSE_CONFIG", ""), files_dir=str(output), workers=workers
-    )
+    settings = resolved(from_env(wh.WarehouseSettings, seed=seed, files_dir=str(output), workers=workers))
     try:
         cfg = settings.config()
     except ValueError as exc:

@@ -11,17 +11,16 @@ checks' computation lives in ``core/warehouse/checks.py``; this module only decl
 """
 
 import functools
-import hashlib
 import json
-import os
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
-import yaml
 from pydantic import Field
 
+from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.warehouse import schema
 from simulation_assets.core.warehouse.catalog import catalog_markdown, summary_statistics
 from simulation_assets.core.warehouse.checks import CheckResult, rows_match_spec, warehouse_checks
@@ -30,7 +29,9 @@ from simulation_assets.core.warehouse.generate import Warehouse
 from simulation_assets.core.warehouse.sampling import chunk_bounds
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
 from simulation_assets.defs.partitions import environment_partitions
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.defs.warehouse_dbt import DBT_RESOURCE, warehouse_dbt_models
+from simulation_assets.sinks.config_files import from_env, load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.warehouse_database import WarehouseDatabase, database_from_env
 from simulation_assets.sinks.warehouse_parquet import chunk_path, rows_on_disk, table_paths, write_chunks
@@ -38,17 +39,15 @@ from simulation_assets.sinks.warehouse_parquet import chunk_path, rows_on_disk, 
 GROUP = "warehouse"
 RAW_PREFIX = "warehouse_raw"
 CHUNK_DIMENSION = "part"  # sorts after "env", so one environment's chunks form one contiguous key range
-DB_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 class WarehouseSettings(dg.ConfigurableResource):
     """Seed, optional distribution overrides and where the Parquet files of the synthetic warehouse go."""
 
-    seed: int = Field(default_factory=lambda: int(os.environ.get("SIMULATION_SEED", "42")))
-    config_path: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_CONFIG", ""),
-        description="Optional YAML file with WarehouseConfig overrides.",
-    )
+    ENV: ClassVar[dict[str, str]] = {"seed": "SIMULATION_SEED", "config_path": "WAREHOUSE_CONFIG"}
+
+    seed: int = 42
+    config_path: str = Field(default="", description="Optional YAML file with WarehouseConfig overrides.")
     files_dir: str = Field(
         default="",
         description="Folder of the Parquet files (the command line's --output); empty means "
@@ -59,16 +58,12 @@ class WarehouseSettings(dg.ConfigurableResource):
     )
 
     def config(self) -> WarehouseConfig:
-        if not self.config_path:
-            return WarehouseConfig()
-        path = Path(self.config_path)
-        if not path.exists():
-            raise ValueError(f"WAREHOUSE_CONFIG file not found: {path}")
-        return WarehouseConfig(**(yaml.safe_load(path.read_text()) or {}))
+        """Return the validated warehouse config (defaults, then the YAML file's overrides)."""
+        return load_config(WarehouseConfig, self.config_path or None, source="WAREHOUSE_CONFIG")
 
     def scenario(self) -> str:
-        blob = json.dumps(self.config().model_dump(mode="json"), sort_keys=True)
-        return f"seed{self.seed}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+        """Return the store folder name of this seed and configuration."""
+        return scenario_key(f"seed{self.seed}", self.config().model_dump(mode="json"))
 
     def files_root(self, store: LocalParquetStore, env: str) -> Path:
         """Return the Parquet folder of ``env`` for this seed and configuration."""
@@ -237,7 +232,7 @@ TABLE_CHECKS = [_rows_check(spec) for spec in schema.TABLES]
     ],
     can_subset=True,
     pool="warehouse_load",
-    retry_policy=DB_RETRY,
+    retry_policy=NETWORK_RETRY,
 )  # fmt: skip
 def warehouse_load(
     context: dg.AssetExecutionContext,
@@ -285,7 +280,7 @@ DECLARED_CHECKS = warehouse_checks(list(schema.TABLE_NAMES), "dev", WarehouseCon
     ],
     can_subset=True,
     pool="warehouse_load",
-    retry_policy=DB_RETRY,
+    retry_policy=NETWORK_RETRY,
 )
 def warehouse_raw_checks(
     context: dg.AssetCheckExecutionContext,
@@ -320,7 +315,7 @@ def warehouse_raw_checks(
     deps=[raw_key(t) for t in schema.TABLE_NAMES],
     kinds={"markdown"},
     pool="warehouse_load",
-    retry_policy=DB_RETRY,
+    retry_policy=NETWORK_RETRY,
     description=(
         "catalog.md (tables, columns, distributions used, simplifications, baseline metrics) and "
         "summary_stats.json for one environment, read back from the loaded warehouse."
@@ -367,7 +362,7 @@ defs = dg.Definitions(
     assets=[*TABLE_ASSETS, warehouse_load, warehouse_catalog, warehouse_dbt_models],
     asset_checks=[*TABLE_CHECKS, warehouse_raw_checks],
     resources={
-        "warehouse_settings": WarehouseSettings(),
+        "warehouse_settings": from_env(WarehouseSettings),
         "warehouse_database": database_from_env(),
         "warehouse_dbt": DBT_RESOURCE,
     },

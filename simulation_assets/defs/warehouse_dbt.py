@@ -9,6 +9,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from simulation_assets.defs.partitions import environment_partitions
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.warehouse_database import WarehouseDatabase
 from simulation_assets.sinks.warehouse_dbt import (
     DBT_DIR,
@@ -19,7 +20,6 @@ from simulation_assets.sinks.warehouse_dbt import (
 )
 
 GROUP = "warehouse"
-DB_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 class WarehouseDbtTranslator(DagsterDbtTranslator):
@@ -48,7 +48,7 @@ DBT_RESOURCE = DbtCliResource(
     partitions_def=environment_partitions,
     dagster_dbt_translator=WarehouseDbtTranslator(DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     pool="warehouse_load",
-    retry_policy=DB_RETRY,
+    retry_policy=NETWORK_RETRY,
 )
 def warehouse_dbt_models(
     context: dg.AssetExecutionContext, warehouse_dbt: DbtCliResource, warehouse_database: WarehouseDatabase

@@ -12,13 +12,14 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import dagster as dg
 from pydantic import Field
 
 from simulation_assets.core.warehouse.checks import Check, CheckResult
 from simulation_assets.paths import data_dir
+from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.warehouse_duckdb import DuckDBWarehouse
 from simulation_assets.sinks.warehouse_postgres import FK_INDEX_METHODS, PostgresWarehouse
 
@@ -60,8 +61,10 @@ class WarehouseDatabase(dg.ConfigurableResource, abc.ABC):
 class DuckDBDatabase(WarehouseDatabase):
     """The embedded warehouse: a DuckDB file per environment (``<env>.duckdb``), or one given file."""
 
+    ENV: ClassVar[dict[str, str]] = {"duckdb_dir": "WAREHOUSE_DUCKDB_DIR"}
+
     duckdb_dir: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_DUCKDB_DIR", ""),
+        default="",
         description="Folder of the DuckDB files (<env>.duckdb); empty means <data dir>/warehouse/duckdb.",
     )
     duckdb_file: str = Field(
@@ -82,15 +85,20 @@ class DuckDBDatabase(WarehouseDatabase):
 class PostgresDatabase(WarehouseDatabase):
     """A PostgreSQL warehouse, loaded with binary COPY over several connections."""
 
+    ENV: ClassVar[dict[str, str]] = {
+        "postgres_dsn": "WAREHOUSE_POSTGRES_DSN",
+        "fk_index": "WAREHOUSE_PG_FK_INDEX",
+    }
+
     postgres_dsn: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_POSTGRES_DSN", ""),
+        default="",
         description="PostgreSQL DSN ($WAREHOUSE_POSTGRES_DSN); '{env}' is replaced by the environment.",
     )
     connections: int = Field(
         default=2, ge=1, description="Connections a load runs its copies and index builds on."
     )
     fk_index: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_PG_FK_INDEX", "auto"),
+        default="auto",
         description="How loads index foreign-key columns ($WAREHOUSE_PG_FK_INDEX): auto (BRIN for a column of a "
         "table of 1M+ rows stored in key order, B-tree otherwise) or btree (B-tree always).",
     )
@@ -104,10 +112,11 @@ class PostgresDatabase(WarehouseDatabase):
 
 
 def database_from_env() -> WarehouseDatabase:
-    """Return the warehouse ``$WAREHOUSE_TARGET`` names: ``duckdb`` (default) or ``postgres``."""
+    """Return the warehouse ``$WAREHOUSE_TARGET`` names: ``duckdb`` (default) or ``postgres``, its other
+    settings bound to their environment variables (``dg.EnvVar``: the UI shows names, never the DSN)."""
     target = os.environ.get("WAREHOUSE_TARGET", "duckdb").strip().lower()
     if target == "duckdb":
-        return DuckDBDatabase()
+        return from_env(DuckDBDatabase)
     if target == "postgres":
-        return PostgresDatabase()
+        return from_env(PostgresDatabase)
     raise ValueError(f"WAREHOUSE_TARGET must be one of {', '.join(TARGETS)}, got {target!r}")
