@@ -126,7 +126,6 @@ def simulate(
     from simulation_assets.defs import warehouse as wh
     from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.local_store import LocalParquetStore
-    from simulation_assets.sinks.warehouse_parquet import close_worker_pool
 
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed}")
@@ -143,21 +142,20 @@ def simulate(
     }
     if target is not None:
         resources["warehouse_database"] = target
-    instance = dagster_instance()
-    runs: list[dict] = []
-    generation = _generation_runs(env, tables)
-    started = time.perf_counter()
-    try:
-        for i, (label, assets, partition) in enumerate(generation, 1):
-            with console.status(
-                f"warehouse {env.upper()}: run {i}/{len(generation)}, {label}", spinner="dots"
-            ):
-                runs.append(_materialize(assets, resources, instance, partition))
-    finally:
-        close_worker_pool()
-    generate_seconds = time.perf_counter() - started
-    rows = row_counts(env, cfg)
+    with dagster_instance() as instance:
+        started = time.perf_counter()
+        runs = _write_tables(env, tables, resources, instance, quiet)
+        generate_seconds = time.perf_counter() - started
+        load_run = None
+        if target is not None:
+            label = "loading, checking" + (", dbt build (its log: dbt.log)" if dbt else "")
+            if not quiet:
+                console.print(f"warehouse {env.upper()}: {label}")
+            # dagster-dbt echoes dbt's log on stdout: keep it in a file next to the results
+            with open(output / "dbt.log", "w") as log, contextlib.redirect_stdout(log):
+                load_run = _load(env, tables, dbt, resources, instance)
     written = _table_results(runs)
+    rows = row_counts(env, cfg)
     summary: dict = {
         "command": "warehouse",
         "env": env,
@@ -168,18 +166,7 @@ def simulate(
         "total_rows": sum(t["rows"] for t in written.values()),
         "tables": {t: {**written[t], "expected_rows": rows[t]} for t in tables if t in written},
     }
-    if target is not None:
-        selection = [wh.raw_key(t) for t in tables] + [wh.warehouse_catalog.key]
-        assets = [wh.warehouse_load, wh.warehouse_raw_checks, wh.warehouse_catalog]
-        if dbt:
-            assets.append(wh.warehouse_dbt_models)
-            selection += list(wh.warehouse_dbt_models.keys)
-        label = "loading, checking" + (", dbt build (its log: dbt.log)" if dbt else "")
-        if not quiet:
-            console.print(f"warehouse {env.upper()}: {label}")
-        # dagster-dbt echoes dbt's log on stdout: keep it in a file next to the results
-        with open(output / "dbt.log", "w") as log, contextlib.redirect_stdout(log):
-            load_run = _materialize(assets, resources, instance, env, selection)
+    if load_run is not None:
         runs.append(load_run)
         summary["load"] = _load_summary(load_run, target.for_env(env), tables)
         if dbt:
@@ -188,6 +175,34 @@ def simulate(
     summary["checks"] = _check_summary(runs, exclude_prefix="warehouse_dbt")
     write_json(output / "summary.json", summary)
     return summary
+
+
+def _write_tables(env: str, tables: list[str], resources: dict, instance, quiet: bool) -> list[dict]:  # noqa: ANN001
+    """Run the table assets of ``tables`` (and their checks); return the runs' results."""
+    from simulation_assets.sinks.warehouse_parquet import close_worker_pool
+
+    runs = []
+    generation = _generation_runs(env, tables)
+    try:
+        for i, (label, assets, partition) in enumerate(generation, 1):
+            status = f"warehouse {env.upper()}: run {i}/{len(generation)}, {label}"
+            with console.status(status, spinner="dots") if not quiet else contextlib.nullcontext():
+                runs.append(_materialize(assets, resources, instance, partition))
+    finally:
+        close_worker_pool()  # the generator processes hold an environment's parent tables
+    return runs
+
+
+def _load(env: str, tables: list[str], dbt: bool, resources: dict, instance) -> dict:  # noqa: ANN001
+    """Run the load of ``tables``, their checks, the catalog and (``dbt``) the dbt models; return the run's result."""
+    from simulation_assets.defs import warehouse as wh
+
+    selection = [wh.raw_key(t) for t in tables] + [wh.warehouse_catalog.key]
+    assets = [wh.warehouse_load, wh.warehouse_raw_checks, wh.warehouse_catalog]
+    if dbt:
+        assets.append(wh.warehouse_dbt_models)
+        selection += list(wh.warehouse_dbt_models.keys)
+    return _materialize(assets, resources, instance, env, selection)
 
 
 def _generation_runs(env: str, tables: list[str]) -> list[tuple[str, list, object]]:

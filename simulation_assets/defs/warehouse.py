@@ -27,7 +27,13 @@ from simulation_assets.core.warehouse.checks import CheckResult, rows_match_spec
 from simulation_assets.core.warehouse.config import ENVIRONMENTS, WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generate import Warehouse
 from simulation_assets.core.warehouse.sampling import chunk_bounds
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.defs.metadata import (
+    column_schema,
+    figure_markdown,
+    md_table,
+    new_figure,
+    table_metadata,
+)
 from simulation_assets.defs.partitions import environment_partitions
 from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.defs.warehouse_dbt import DBT_RESOURCE, warehouse_dbt_models
@@ -117,6 +123,25 @@ def env_and_chunks(context: dg.OpExecutionContext, table: str) -> tuple[str, lis
     return envs[0], sorted(k for _, k in pairs)
 
 
+def partition_key(table: str, env: str, k: int) -> str | dg.MultiPartitionKey:
+    """Return the partition key of chunk ``k`` of ``table`` in ``env``."""
+    if schema.table(table).chunks == 1:
+        return env
+    return dg.MultiPartitionKey({"env": env, CHUNK_DIMENSION: f"{k:02d}"})
+
+
+@functools.cache
+def table_schema(table: str) -> dg.TableSchema:
+    """Return the ``dagster/column_schema`` of ``table`` from ``core/warehouse/schema.py``."""
+    spec = schema.table(table)
+    return column_schema(
+        spec.polars_schema,
+        descriptions={c.name: c.description for c in spec.columns if c.description},
+        not_null=[c.name for c in spec.columns if not c.nullable],
+        unique=[spec.primary_key],
+    )
+
+
 def expected_chunk_rows(table: str, env: str, cfg: WarehouseConfig, chunks: list[int]) -> dict[int, int]:
     """Return the rows the specification gives each chunk of ``table`` in ``env``."""
     total, n = row_counts(env, cfg)[table], schema.table(table).chunks
@@ -154,6 +179,12 @@ def _table_asset(spec: schema.Table) -> dg.AssetsDefinition:
         wall = time.perf_counter() - started
         rows = sum(r for r, _ in written.values())
         first = chunk_path(root, spec.name, chunks[0])
+        columns = table_schema(spec.name)
+        for k in chunks:  # each chunk partition gets its own row count, also in a run over several chunks
+            context.add_asset_metadata(
+                table_metadata(rows=written[k][0], schema=columns),
+                partition_key=partition_key(spec.name, env, k),
+            )
         metadata: dict[str, object] = {
             "environment": env,
             "chunks": f"{chunks[0] + 1} of {spec.chunks}" if len(chunks) == 1
@@ -165,8 +196,6 @@ def _table_asset(spec: schema.Table) -> dg.AssetsDefinition:
             "path": dg.MetadataValue.path(str(first if len(chunks) == 1 else first.parent)),
             "preview": md_table(pl.read_parquet(first, n_rows=5)),
         }  # fmt: skip
-        if len(chunks) == 1:  # a run over several chunks records the same metadata on each of them
-            metadata["dagster/row_count"] = rows
         return dg.MaterializeResult(metadata=metadata)
 
     return _table
@@ -257,10 +286,11 @@ def warehouse_load(
         f"loaded {len(tables)} tables of {env} into {db.describe()} in {time.perf_counter() - started:.1f} s"
     )
     for t in tables:
+        rows = sum(rows_on_disk(root, t, range(schema.table(t).chunks)).values())
         yield dg.MaterializeResult(
             asset_key=raw_key(t),
             metadata={
-                "dagster/row_count": sum(rows_on_disk(root, t, range(schema.table(t).chunks)).values()),
+                **table_metadata(rows=rows, schema=table_schema(t)),
                 "database": db.describe(),
                 "load_seconds": round(seconds.get(t, 0.0), 3),
                 "environment": env,

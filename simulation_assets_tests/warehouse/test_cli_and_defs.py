@@ -75,6 +75,13 @@ def test_tables_subset_runs_the_table_and_load_assets_and_the_instance_holds_tho
     ).records
     assert {r.event_log_entry.dagster_event.partition for r in taps} == {f"dev|{k:02d}" for k in range(40)}
     assert {r.run_id for r in taps} == {runs[1].run_id}
+    # each chunk partition carries its own standard row count and the schema's columns
+    for record in taps:
+        metadata = record.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == 12_500
+        columns = metadata["dagster/column_schema"].schema.columns
+        assert [c.name for c in columns] == schema.table("tap_events").column_names
+        assert columns[0].constraints.unique and not columns[0].constraints.nullable
     loaded = instance.get_latest_materialization_event(dg.AssetKey(["warehouse_raw", "tap_events"]))
     assert loaded is not None and loaded.run_id == runs[2].run_id and loaded.dagster_event.partition == "dev"
     assert loaded.asset_materialization.metadata["dagster/row_count"].value == 500_000
