@@ -91,7 +91,8 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
     }
     for persona in ("First-Time-Investor-Frank", "Weekend-Warrior-Will"):
         key = dg.MultiPartitionKey({"persona": persona, "day": "2026-02-02"})
-        result = dg.materialize([runs], partition_key=key, resources=resources)
+        on_demand = {"ops": {"power_user_runs": {"config": {"follow_rhythm": False}}}}
+        result = dg.materialize([runs], partition_key=key, resources=resources, run_config=on_demand)
         assert result.success
         assert all(c.passed for c in result.get_asset_check_evaluations())
     result = dg.materialize([report], partition_key="2026-02-02", resources=resources)
@@ -100,6 +101,8 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
         "success_rate_above_threshold": True,
         "configured_edge_cases_triggered": True,
         "cost_within_budget": True,
+        "sessions_follow_rhythm": True,
+        "active_users_match_frequency": True,
     }
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["users"].value == 2 and meta["edge_cases_missing"].value == "none"
