@@ -13,7 +13,6 @@ import polars as pl
 from pydantic import ValidationError
 
 from simulation_assets.commands.common import (
-    QUIET_RUN_CONFIG,
     UsageError,
     console,
     dagster_instance,
@@ -189,14 +188,14 @@ def simulate(
     cohort_impressions: int | None = None,
 ) -> dict:
     """Materialize the funnel assets for ``days`` cohorts from ``start``; write the four outputs; return the summary."""
-    import dagster as dg
-
     from simulation_assets.defs.funnel import FunnelSettings, build_defs
+    from simulation_assets.sinks.config_files import from_env
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.meta_capi import MetaCapiSink
 
     last = start + dt.timedelta(days=days - 1)
-    settings = FunnelSettings(
+    settings = from_env(
+        FunnelSettings,
         seed=seed,
         impressions_per_day=min(impressions, COHORT_CAP)
         if cohort_impressions is None
@@ -216,30 +215,17 @@ def simulate(
     store = LocalParquetStore()
     defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
     assets = {a.key.to_user_string(): a for a in defs.assets or []}  # type: ignore[union-attr]
-    resources = {"funnel_settings": settings, "store": store, "funnel_capi": MetaCapiSink()}
+    resources = {"funnel_settings": settings, "store": store, "funnel_capi": from_env(MetaCapiSink)}
     instance = dagster_instance()
     started = time.perf_counter()
     with progress() as bar:
         task = bar.add_task(
-            f"funnel: {days} daily cohorts of {cfg.impressions_per_day:,} impressions",
-            total=2,
+            f"funnel: {days} daily cohorts of {cfg.impressions_per_day:,} impressions, forecast, models",
+            total=1,
             visible=not quiet,
         )
-        materialize_range(
-            [assets["funnel_cohort_events"], assets["funnel_capi_events"]],
-            resources,
-            start.isoformat(),
-            last.isoformat(),
-            instance,
-        )
-        bar.advance(task)
-        dg.materialize(
-            [assets["funnel_transition_rates"], assets["funnel_forecast"], assets["funnel_models"]],
-            resources=resources,
-            instance=instance,
-            run_config=QUIET_RUN_CONFIG,
-            raise_on_error=True,
-        )
+        # One run: the daily cohorts over the range, then rates, forecast, models and CAPI payloads.
+        materialize_range(list(assets.values()), resources, start.isoformat(), last.isoformat(), instance)
         bar.advance(task)
     seconds = time.perf_counter() - started
 

@@ -1,92 +1,153 @@
 """Power-user runs against a target API, one partition per persona and day, and the daily report."""
 
-import datetime as dt
-import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
+from simulation_assets.core.power_users import checks
 from simulation_assets.core.power_users.config import ConfigError, Scenario
-from simulation_assets.core.power_users.report import build_report
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
-from simulation_assets.defs.partitions import daily_partitions
+from simulation_assets.core.power_users.report import (
+    REQUEST_SCHEMA,
+    build_report,
+    console_summary,
+    day_run_summary,
+)
+from simulation_assets.defs.metadata import (
+    COLUMN_SCHEMA,
+    column_schema,
+    figure_markdown,
+    md_table,
+    new_figure,
+    table_metadata,
+)
+from simulation_assets.defs.partitions import start_date_from_env
+from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
 from simulation_assets.sinks.power_users_scenario import load_scenario
+from simulation_assets.sinks.power_users_store import (
+    log_path,
+    read_day,
+    report_path,
+    write_report,
+    write_tables,
+)
 
 GROUP = "power_users"
-TABLES = ("requests", "attempts", "edges", "users")
-NETWORK_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+RUNS = "power_user_runs"
+REPORT = "power_user_report"
+# name -> (blocking, description). A blocking check fails the run: the report would add up broken tables.
+RUN_CHECKS: dict[str, tuple[bool, str]] = {
+    "run_tables_consistent": (
+        True,
+        "requests, attempts, edge cases and users describe the same requests (no strays, duplicates, "
+        "attempt-count mismatches or negative values)",
+    ),
+    "success_rate_above_threshold": (
+        False,
+        "share of requests answered with their expected status >= simulation_config.success_rate_threshold",
+    ),
+    "configured_edge_cases_triggered": (False, "every edge case the personas configure was triggered"),
+    "cost_within_budget": (False, "AI tokens + Stripe fees + hosting <= simulation_config.cost_budget_usd"),
+}
+# The requests table (one row per request, its final attempt) is what dagster/row_count counts.
+REQUEST_COLUMNS = column_schema(
+    REQUEST_SCHEMA,
+    {
+        "status": "final HTTP status; 0 = client timeout, -1 = no connection",
+        "attempts": "HTTP attempts including retries",
+        "ok": "the status was one the action expects",
+        "latency_ms": "milliseconds over all attempts",
+        "payment_usd": "amount charged by a successful checkout",
+    },
+    not_null=("user", "action_type", "status"),
 )
-CHECKS = ("success_rate_above_threshold", "configured_edge_cases_triggered", "cost_within_budget")
+REPORT_CHECKS = ("success_rate_above_threshold", "configured_edge_cases_triggered", "cost_within_budget")
 
 
-def persona_names() -> list[str]:
-    """Return the persona names of ``$POWER_USERS_SCENARIO`` (or the packaged file) for the partitions."""
+def persona_names(scenario_path: str | None = None) -> list[str]:
+    """Return the persona names of ``scenario_path`` (default ``$POWER_USERS_SCENARIO`` or the packaged file)."""
     try:
-        scenario = load_scenario(os.environ.get("POWER_USERS_SCENARIO") or None)
+        scenario = load_scenario(scenario_path or os.environ.get("POWER_USERS_SCENARIO") or None)
     except ConfigError:
         # The asset reports the file's error when it runs; the partitions fall back to the packaged personas.
         scenario = load_scenario(None)
     return [p.name for p in scenario.simulations]
 
 
-def dataset(table: str, day: str) -> str:
-    """Return the store dataset holding ``table`` rows of ``day`` (one file per persona)."""
-    return f"power_users/{table}/{day}"
+def power_users_target(**explicit: str) -> PowerUserTarget:
+    """Return the target resource with ``POWER_USERS_BASE_URL`` / ``POWER_USERS_SCENARIO`` bound as env vars."""
+    return from_env(
+        PowerUserTarget,
+        {"base_url": "POWER_USERS_BASE_URL", "scenario_path": "POWER_USERS_SCENARIO"},
+        **explicit,
+    )
 
 
-def write_tables(store: LocalParquetStore, frames: dict[str, pl.DataFrame], day: str) -> None:
-    """Replace each persona's files of ``day`` with the rows of ``frames``."""
-    for persona in frames["users"]["user"].to_list():
-        for table in TABLES:
-            store.write(dataset(table, day), persona, frames[table].filter(pl.col("user") == persona))
+def power_user_days() -> dg.DailyPartitionsDefinition:
+    """Return the days of power-user runs: UTC days from the start date up to and including today."""
+    return dg.DailyPartitionsDefinition(start_date=start_date_from_env(), end_offset=1, timezone="UTC")
 
 
-def read_day(
-    store: LocalParquetStore, day: str, personas: list[str] | None = None
-) -> dict[str, pl.DataFrame]:
-    """Return the four tables of ``day`` over the stored personas (or only ``personas``)."""
-    keys = personas if personas is not None else store.partitions(dataset("users", day))
-    return {table: store.read_many(dataset(table, day), keys) for table in TABLES}
+def runs_partitions(personas: list[str]) -> dg.MultiPartitionsDefinition:
+    """Return the persona × day partitions of ``power_user_runs``."""
+    return dg.MultiPartitionsDefinition(
+        {"persona": dg.StaticPartitionsDefinition(personas), "day": power_user_days()}
+    )
 
 
-def check_results(report: dict[str, Any], scenario: Scenario, asset: str) -> list[dg.AssetCheckResult]:
-    """Return the three checks of a report: success rate, edge-case coverage, cost budget."""
+def persona_day_key(persona: str, day: str) -> dg.MultiPartitionKey:
+    """Return the ``power_user_runs`` partition key of ``persona`` on ``day``."""
+    return dg.MultiPartitionKey({"persona": persona, "day": day})
+
+
+@contextmanager
+def reference_target(configured_url: str) -> Iterator[str]:
+    """Yield the URL of the bundled reference API served on loopback, unless an API is configured."""
+    if configured_url:
+        yield ""
+        return
+    from simulation_assets.target.server import LocalTarget
+
+    with LocalTarget() as local:
+        yield local.base_url
+
+
+def check_results(
+    frames: dict[str, pl.DataFrame], scenario: Scenario, asset: str, names: tuple[str, ...]
+) -> list[dg.AssetCheckResult]:
+    """Return the asset check results ``names`` over the run tables ``frames``."""
     settings = scenario.simulation_config
-    s = report["simulation_summary"]
-    done, failed = s["total_actions_completed"], s["total_actions_failed"]
-    rate = done / (done + failed) if done + failed else 0.0
-    coverage = report["edge_case_coverage"]
-    total = report["cost_details"]["total_usd"]
-    return [
-        dg.AssetCheckResult(
-            asset_key=asset,
-            check_name=CHECKS[0],
-            passed=rate >= settings.success_rate_threshold,
-            metadata={"success_rate": rate, "threshold": settings.success_rate_threshold, "failed": failed},
+    compute = {
+        "run_tables_consistent": lambda: checks.run_tables_consistent(
+            frames["requests"], frames["attempts"], frames["edges"], frames["users"]
         ),
-        dg.AssetCheckResult(
-            asset_key=asset,
-            check_name=CHECKS[1],
-            passed=not coverage["missing"],
-            metadata={
-                "configured": coverage["configured"],
-                "triggered": coverage["triggered"],
-                "missing": ", ".join(coverage["missing"]) or "none",
-            },
+        "success_rate_above_threshold": lambda: checks.success_rate_above(
+            frames["requests"], settings.success_rate_threshold
         ),
-        dg.AssetCheckResult(
-            asset_key=asset,
-            check_name=CHECKS[2],
-            passed=total <= settings.cost_budget_usd,
-            metadata={"total_usd": total, "budget_usd": settings.cost_budget_usd},
+        "configured_edge_cases_triggered": lambda: checks.configured_edge_cases_triggered(
+            frames["edges"], frames["users"]
         ),
-    ]
+        "cost_within_budget": lambda: checks.cost_within_budget(
+            frames["requests"], frames["users"], settings.costs, settings.cost_budget_usd
+        ),
+    }
+    results = []
+    for name in names:
+        outcome = compute[name]()
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=asset, check_name=name, passed=outcome.passed, metadata=outcome.metadata
+            )
+        )
+    return results
 
 
 def cost_plot(report: dict[str, Any]) -> dg.MarkdownMetadataValue:
@@ -120,10 +181,12 @@ def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
         ]
     )
     perf = pl.DataFrame([{"action": k, **v} for k, v in report["action_performance"].items()])
+    connection_errors = sum(e["error"].startswith("connection error") for e in report["errors_encountered"])
     return {
         "users": s["total_users"],
         "actions_completed": s["total_actions_completed"],
         "actions_failed": s["total_actions_failed"],
+        "connection_errors": connection_errors,
         "edge_cases_triggered": s["total_edge_cases_triggered"],
         "edge_cases_missing": ", ".join(report["edge_case_coverage"]["missing"]) or "none",
         "conversion_rate": s["conversion_rate"],
@@ -136,59 +199,114 @@ def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_defs() -> dg.Definitions:
-    """Return the power-user assets over persona × day and day partitions."""
-    days = daily_partitions()
-    runs_partitions = dg.MultiPartitionsDefinition(
-        {"persona": dg.StaticPartitionsDefinition(persona_names()), "day": days}
+def _combined(results: dict[str, RunResult], scenario: Scenario) -> tuple[dict[str, pl.DataFrame], dict]:
+    """Return the tables and report of a run over one day, or over several (users named ``day/persona``)."""
+    if len(results) == 1:
+        only = next(iter(results.values()))
+        return only.frames, only.report
+    frames = {
+        table: pl.concat(
+            [
+                r.frames[table].with_columns((pl.lit(f"{day}/") + pl.col("user")).alias("user"))
+                for day, r in results.items()
+            ]
+        )
+        for table in ("requests", "attempts", "edges", "users")
+    }
+    report = build_report(
+        frames["requests"],
+        frames["attempts"],
+        frames["edges"],
+        frames["users"],
+        scenario.simulation_config.costs,
+        {"days": list(results)},
+    )
+    return frames, report
+
+
+class PowerUserRunConfig(dg.Config):
+    """Run options of ``power_user_runs``."""
+
+    sequential: bool | None = Field(
+        default=None,
+        description="run the personas of a day one after another; empty: the scenario's `parallel` setting",
     )
 
+
+def build_defs(scenario_path: str | None = None) -> dg.Definitions:
+    """Return the power-user assets over persona × day and day partitions of ``scenario_path``'s personas."""
+    names = persona_names(scenario_path)
+    run_parts = runs_partitions(names)
+    days = run_parts.get_partitions_def_for_dimension("day")
+
     @dg.asset(
-        name="power_user_runs",
+        name=RUNS,
         group_name=GROUP,
-        partitions_def=runs_partitions,
+        partitions_def=run_parts,
         pool="target_api",
         retry_policy=NETWORK_RETRY,
         kinds={"python", "parquet"},
-        check_specs=[dg.AssetCheckSpec(name, asset="power_user_runs") for name in CHECKS],
+        metadata={COLUMN_SCHEMA: REQUEST_COLUMNS},
+        check_specs=[
+            dg.AssetCheckSpec(name, asset=RUNS, blocking=blocking, description=text)
+            for name, (blocking, text) in RUN_CHECKS.items()
+        ],
         description=(
-            "One scripted power user driving the target API for one day: every request with its status, "
-            "latency, retries, tokens and charges, and every edge case the persona provokes. With no base URL "
+            "Scripted power users driving the target API for a day: every request with its status, latency, "
+            "retries, tokens and charges, and every edge case the persona provokes. One partition is one "
+            "persona on one day; a run over several personas of a day runs them at once. With no base URL "
             "configured the bundled reference API is served on a free loopback port for the run."
         ),
     )
     def power_user_runs(
-        context: dg.AssetExecutionContext, power_users_target: PowerUserTarget, store: LocalParquetStore
+        context: dg.AssetExecutionContext,
+        config: PowerUserRunConfig,
+        power_users_target: PowerUserTarget,
+        store: LocalParquetStore,
     ) -> dg.MaterializeResult:
-        key = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
-        persona, day = key["persona"], key["day"]
         scenario = power_users_target.scenario()
-        log_path = store.root() / "power_users" / "logs" / day / f"{persona}.log"
-        result: RunResult = power_users_target.run(
-            personas=[persona], day=day, log_path=log_path, scenario=scenario
-        )
-        write_tables(store, result.frames, day)
-        context.log.info(result.summary)
-        meta = report_metadata(result.report)
-        meta.update({"base_url": result.base_url, "simulation_log": dg.MetadataValue.path(str(log_path))})
+        by_day: dict[str, set[str]] = {}
+        for key in context.partition_keys:
+            dims = run_parts.get_partition_key_from_str(str(key)).keys_by_dimension
+            by_day.setdefault(dims["day"], set()).add(dims["persona"])
+        results: dict[str, RunResult] = {}
+        logs: list[Path] = []
+        with reference_target(power_users_target.target_url(scenario)) as url:
+            for day in sorted(by_day):
+                personas = [p.name for p in scenario.simulations if p.name in by_day[day]]
+                logs.append(log_path(store, day, context.run.run_id))
+                result = power_users_target.run(
+                    personas=personas,
+                    day=day,
+                    sequential=config.sequential,
+                    log_path=logs[-1],
+                    scenario=scenario,
+                    reference_url=url,
+                )
+                write_tables(store, result.frames, day)
+                context.log.info(result.summary)
+                results[day] = result
+        frames, report = _combined(results, scenario)
+        meta = {**table_metadata(frames["requests"], schema=REQUEST_COLUMNS), **report_metadata(report)}
+        meta["base_url"] = next(iter(results.values())).base_url
+        meta["simulation_log"] = dg.MetadataValue.path(str(logs[0]))
         return dg.MaterializeResult(
-            metadata=meta, check_results=check_results(result.report, scenario, "power_user_runs")
+            metadata=meta, check_results=check_results(frames, scenario, RUNS, tuple(RUN_CHECKS))
         )
 
     @dg.asset(
-        name="power_user_report",
+        name=REPORT,
         group_name=GROUP,
         partitions_def=days,
-        deps=[
-            dg.AssetDep(
-                "power_user_runs",
-                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day"),
-            )
-        ],
+        # The day of a report maps to every persona of that day: Dagster infers it from the shared
+        # "day" dimension (the explicit MultiToSingleDimensionPartitionMapping is a beta API).
+        deps=[RUNS],
         kinds={"python", "json"},
-        check_specs=[dg.AssetCheckSpec(name, asset="power_user_report") for name in CHECKS],
+        check_specs=[
+            dg.AssetCheckSpec(name, asset=REPORT, description=RUN_CHECKS[name][1]) for name in REPORT_CHECKS
+        ],
         description=(
-            "The day's simulation_report.json over every persona run that day: summary, costs (AI tokens, "
+            "The day's simulation_report.json over every persona run stored that day: summary, costs (AI tokens, "
             "Stripe fees, prorated hosting), per-user results, edge cases triggered, errors with timestamps, "
             "and latency percentiles and requests/s per action."
         ),
@@ -201,40 +319,28 @@ def build_defs() -> dg.Definitions:
         frames = read_day(store, day)
         if frames["users"].is_empty():
             raise dg.Failure(f"no power_user_runs stored for {day}; materialize them first")
+        settings = scenario.simulation_config
         report = build_report(
             frames["requests"],
             frames["attempts"],
             frames["edges"],
             frames["users"],
-            scenario.simulation_config.costs,
-            {"day": day, "personas": frames["users"]["user"].to_list()},
+            settings.costs,
+            day_run_summary(frames["users"], frames["attempts"], day, settings.seed),
         )
-        path = store.root() / "power_users" / "reports" / day / "simulation_report.json"
-        write_report(path, report)
+        path = write_report(report_path(store, day), report)
+        context.log.info(console_summary(report, settings.product_name))
         meta = report_metadata(report)
+        meta["requests"] = frames["requests"].height
         meta["report_path"] = dg.MetadataValue.path(str(path))
         return dg.MaterializeResult(
-            metadata=meta, check_results=check_results(report, scenario, "power_user_report")
+            metadata=meta, check_results=check_results(frames, scenario, REPORT, REPORT_CHECKS)
         )
 
     return dg.Definitions(
         assets=[power_user_runs, power_user_report],
-        resources={"power_users_target": PowerUserTarget()},
+        resources={"power_users_target": power_users_target()},
     )
-
-
-def write_report(path: Path, report: dict[str, Any]) -> Path:
-    """Write ``report`` as indented JSON through a temporary file; return ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def today() -> str:
-    """Return today's UTC date as YYYY-MM-DD."""
-    return dt.datetime.now(dt.UTC).date().isoformat()
 
 
 defs = build_defs()

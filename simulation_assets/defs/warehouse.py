@@ -7,15 +7,13 @@ every table into schema ``raw`` and runs the integrity checks; dbt models build 
 top (see ``warehouse_dbt.py``).
 """
 
-import hashlib
 import json
-import os
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
-import yaml
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -25,6 +23,7 @@ from dagster_dbt import (
 )
 from pydantic import Field
 
+from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.warehouse import schema
 from simulation_assets.core.warehouse.catalog import BASELINE_METRICS, catalog_markdown
 from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
@@ -32,6 +31,8 @@ from simulation_assets.core.warehouse.generate import Warehouse
 from simulation_assets.core.warehouse.integrity import distribution_checks, integrity_checks
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
 from simulation_assets.defs.partitions import environment_partitions
+from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.sinks.config_files import from_env, load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.warehouse_database import WarehouseDatabase
 from simulation_assets.sinks.warehouse_dbt import DBT_DIR, dbt_executable, ensure_manifest, environment
@@ -39,29 +40,23 @@ from simulation_assets.sinks.warehouse_parquet import chunk_path, table_paths, w
 
 GROUP = "warehouse"
 RAW_PREFIX = "warehouse_raw"
-DB_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 class WarehouseSettings(dg.ConfigurableResource):
     """Seed and optional distribution overrides of the synthetic warehouse."""
 
-    seed: int = Field(default_factory=lambda: int(os.environ.get("SIMULATION_SEED", "42")))
-    config_path: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_CONFIG", ""),
-        description="Optional YAML file with WarehouseConfig overrides.",
-    )
+    ENV: ClassVar[dict[str, str]] = {"seed": "SIMULATION_SEED", "config_path": "WAREHOUSE_CONFIG"}
+
+    seed: int = 42
+    config_path: str = Field(default="", description="Optional YAML file with WarehouseConfig overrides.")
 
     def config(self) -> WarehouseConfig:
-        if not self.config_path:
-            return WarehouseConfig()
-        path = Path(self.config_path)
-        if not path.exists():
-            raise ValueError(f"WAREHOUSE_CONFIG file not found: {path}")
-        return WarehouseConfig(**(yaml.safe_load(path.read_text()) or {}))
+        """Return the validated warehouse config (defaults, then the YAML file's overrides)."""
+        return load_config(WarehouseConfig, self.config_path or None, source="WAREHOUSE_CONFIG")
 
     def scenario(self) -> str:
-        blob = json.dumps(self.config().model_dump(mode="json"), sort_keys=True)
-        return f"seed{self.seed}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+        """Return the store folder name of this seed and configuration."""
+        return scenario_key(f"seed{self.seed}", self.config().model_dump(mode="json"))
 
     def files_root(self, store: LocalParquetStore, env: str) -> Path:
         """Return the Parquet folder of ``env`` for this seed and configuration."""
@@ -206,7 +201,7 @@ _ALL_CHECKS = integrity_checks(list(schema.TABLE_NAMES), row_counts("dev")) + di
     ],
     check_specs=[dg.AssetCheckSpec(c.name, asset=raw_key(c.table), description=c.description) for c in _ALL_CHECKS],
     pool="warehouse_load",
-    retry_policy=DB_RETRY,
+    retry_policy=NETWORK_RETRY,
 )  # fmt: skip
 def warehouse_load(
     context: dg.AssetExecutionContext,
@@ -261,7 +256,7 @@ def warehouse_load(
     deps=[raw_key(t) for t in schema.TABLE_NAMES],
     kinds={"markdown"},
     pool="warehouse_load",
-    retry_policy=DB_RETRY,
+    retry_policy=NETWORK_RETRY,
     description=(
         "catalog.md (tables, columns, distributions used, simplifications, baseline metrics) and "
         "summary_stats.json for one environment, read back from the loaded warehouse."
@@ -344,7 +339,7 @@ DBT_PROJECT = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
     partitions_def=environment_partitions,
     dagster_dbt_translator=WarehouseDbtTranslator(DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     pool="warehouse_load",
-    retry_policy=DB_RETRY,
+    retry_policy=NETWORK_RETRY,
 )
 def warehouse_dbt_models(
     context: dg.AssetExecutionContext, warehouse_dbt: DbtCliResource, warehouse_database: WarehouseDatabase
@@ -359,8 +354,8 @@ def warehouse_dbt_models(
 defs = dg.Definitions(
     assets=[*TABLE_ASSETS, warehouse_load, warehouse_catalog, warehouse_dbt_models],
     resources={
-        "warehouse_settings": WarehouseSettings(),
-        "warehouse_database": WarehouseDatabase(),
+        "warehouse_settings": from_env(WarehouseSettings),
+        "warehouse_database": from_env(WarehouseDatabase),
         "warehouse_dbt": DbtCliResource(
             project_dir=DBT_PROJECT, profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
         ),

@@ -144,13 +144,24 @@ def env_value(resource: type[dg.ConfigurableResource], field: str, name: str) ->
         raise ConfigFileError(f"${name}: {describe_errors(exc)}") from None
 
 
-def from_env(resource: type[R], env: Mapping[str, str], /, **explicit: Any) -> R:
-    """Return ``resource(**explicit)`` with each field of ``env`` (field -> variable) whose variable is
-    set (and non-empty) bound to that variable; explicit values win over the environment."""
+def from_env(
+    resource: type[R], env: Mapping[str, str | tuple[str, ...]] | None = None, /, **explicit: Any
+) -> R:
+    """Return ``resource(**explicit)`` with each field of ``env`` whose variable is set (and non-empty)
+    bound to that variable; explicit values win over the environment.
+
+    ``env`` maps a field to a variable name, or to a tuple of names of which the first one set is
+    used; it defaults to the resource's own ``ENV`` class attribute.
+    """
+    env = getattr(resource, "ENV", {}) if env is None else env
     values: dict[str, Any] = {}
-    for field, name in env.items():
-        if field not in explicit and os.environ.get(name):
-            values[field] = env_value(resource, field, name)
+    for field, names in env.items():
+        if field in explicit:
+            continue
+        for name in (names,) if isinstance(names, str) else names:
+            if os.environ.get(name):
+                values[field] = env_value(resource, field, name)
+                break
     return resource(**values, **explicit)
 
 

@@ -1,12 +1,8 @@
 """Drive a target API with scripted power users over async HTTP and record every request.
 
-``PowerUserTarget`` is the Dagster resource: with an empty ``base_url`` (the embedded default)
-it serves the bundled reference API on a free loopback port for the length of a run; with a
-URL it talks to that API instead, through the same methods.
-
-Requests go through an ``httpx.AsyncClient`` (:class:`RunnerClient`) on
-:class:`~simulation_assets.sinks.http1_transport.Http1Transport`: on the reference machine the
-stock httpx client managed ~650 requests/s on loopback, several times less than Locust.
+``PowerUserTarget`` is the Dagster resource: it names the API (``base_url``) and the scenario
+file. An empty ``base_url`` means "the bundled reference API": whoever runs the personas (the
+Dagster asset) serves it on a free loopback port and passes its URL to :meth:`PowerUserTarget.run`.
 """
 
 from __future__ import annotations
@@ -17,7 +13,6 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +22,8 @@ import httpx
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.power_users.action_types import ActionType
 from simulation_assets.core.power_users.actions import (
-    backoff_seconds,
     json_path,
     plan_session,
     proves_edge_case,
@@ -38,7 +33,6 @@ from simulation_assets.core.power_users.config import (
     CONNECTION_ERROR_STATUS,
     TIMEOUT_STATUS,
     Action,
-    ActionType,
     ConfigError,
     Persona,
     Scenario,
@@ -54,49 +48,12 @@ from simulation_assets.core.power_users.report import (
 )
 from simulation_assets.core.power_users.safety import check_scenario
 from simulation_assets.core.rng import stream
-from simulation_assets.sinks.http1_transport import Http1Transport
+from simulation_assets.sinks.http_retry import HttpRetry, RetryableAnswer, retry_after_seconds
+from simulation_assets.sinks.power_users_http import RunnerClient, new_client, probe_hooks, run_async
 from simulation_assets.sinks.power_users_scenario import load_scenario
 
 LOGGER_NAME = "simulation_assets.power_users"
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
-
-
-class _LazyCookies(httpx.Cookies):
-    """Cookie jar that only parses responses carrying ``Set-Cookie`` (httpx parses every one)."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        if "set-cookie" in response.headers:
-            super().extract_cookies(response)
-
-
-class RunnerClient(httpx.AsyncClient):
-    """httpx client tuned for many small requests: absolute URLs cached per path, lazy cookie parsing.
-
-    Merging a relative path with ``base_url`` and parsing cookies were about half of httpx's own
-    cost per request on loopback.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._cookies = _LazyCookies()
-        self._urls: dict[str, httpx.URL] = {}
-
-    def url_for(self, path: str) -> httpx.URL:
-        """Return the absolute URL of ``path`` below ``base_url`` (cached)."""
-        url = self._urls.get(path)
-        if url is None:
-            url = self._urls[path] = self._merge_url(path)
-        return url
-
-
-def new_client(base_url: str, max_connections: int = 100, timeout_s: float = 10.0) -> RunnerClient:
-    """Return an httpx client for ``base_url`` on the lean HTTP/1.1 transport."""
-    return RunnerClient(
-        base_url=base_url,
-        transport=Http1Transport(max_connections),
-        timeout=httpx.Timeout(timeout_s),
-        headers={"User-Agent": "simulation-assets-power-users/1"},
-    )
 
 
 def utc_stamp() -> str:
@@ -113,13 +70,20 @@ class RunTables:
     edges: list[tuple] = field(default_factory=list)
     users: list[tuple] = field(default_factory=list)
 
-    def frames(self) -> dict[str, pl.DataFrame]:
-        """Return the four tables as frames keyed ``requests``, ``attempts``, ``edges``, ``users``."""
+    def frames(self, run_columns: dict[str, Any]) -> dict[str, pl.DataFrame]:
+        """Return the four tables keyed ``requests``, ``attempts``, ``edges``, ``users``.
+
+        ``run_columns`` (base URL, reference target, mode) are the same for every user of the run.
+        """
+        per_user = {k: v for k, v in USER_SCHEMA.items() if k not in run_columns}
+        users = pl.DataFrame(self.users, schema=per_user, orient="row").with_columns(
+            pl.lit(v, dtype=USER_SCHEMA[k]).alias(k) for k, v in run_columns.items()
+        )
         return {
             "requests": pl.DataFrame(self.requests, schema=REQUEST_SCHEMA, orient="row"),
             "attempts": pl.DataFrame(self.attempts, schema=ATTEMPT_SCHEMA, orient="row"),
             "edges": pl.DataFrame(self.edges, schema=EDGE_SCHEMA, orient="row"),
-            "users": pl.DataFrame(self.users, schema=USER_SCHEMA, orient="row"),
+            "users": users.select(list(USER_SCHEMA)),
         }
 
 
@@ -245,44 +209,49 @@ class _PersonaRun:
         headers["X-Simulation-User"] = self.p.name
         timeout = action.timeout_s or self.settings.request_timeout_s
         statuses: list[int] = []
-        total_ms, payload, error, response = 0.0, None, None, None
-        for attempt in range(1, action.retries + 2):
-            started = time.perf_counter()
-            try:
-                response = await self.client.request(
-                    kind.method,
-                    self.client.url_for(path),
-                    params=params or None,
-                    headers=headers,
-                    json=body,
-                    timeout=timeout,
-                )
-                status, error = response.status_code, None
-            except httpx.TimeoutException:
-                status, error, response = TIMEOUT_STATUS, f"no response within {timeout:g} s", None
-            except httpx.TransportError as exc:
-                status, error, response = CONNECTION_ERROR_STATUS, str(exc) or type(exc).__name__, None
-            ended = time.perf_counter()
-            latency = (ended - started) * 1000.0
-            total_ms += latency
-            statuses.append(status)
-            self.t.attempts.append(
-                (self.p.name, action.type, status, latency, started - self.origin, ended - self.origin)
+        total_ms, payload = 0.0, None
+        outcome: dict[str, Any] = {"response": None, "error": None}
+        policy = HttpRetry(
+            max_retries=action.retries,
+            backoff_seconds=self.settings.backoff_base_s,
+            max_backoff_seconds=self.settings.backoff_max_s,
+            statuses=frozenset(action.retry_on),
+        )
+        draws: list[Any] = []
+
+        def jitter() -> float:
+            # Seeded: the same persona, action and burst index wait the same on every run (drawn lazily,
+            # since most requests are never retried).
+            if not draws:
+                draws.append(stream(self.settings.seed, "power_users", "backoff", self.p.name, index, i))
+            return float(draws[0].random())
+
+        def on_retry(error: BaseException, wait: float) -> None:
+            self.log.info(
+                "[%s] %s -> %s, retry %d/%d in %.2fs",
+                self.p.name,
+                action.type,
+                statuses[-1],
+                len(statuses),
+                action.retries,
+                wait,
             )
-            if status in action.retry_on and attempt <= action.retries:
-                wait = self._backoff(index, i, attempt, response)
-                self.log.info(
-                    "[%s] %s -> %s, retry %d/%d in %.2fs",
-                    self.p.name,
-                    action.type,
-                    status,
-                    attempt,
-                    action.retries,
-                    wait,
-                )
-                await asyncio.sleep(wait)
-                continue
-            break
+
+        try:
+            async for attempt in policy.retrying_async(on_retry, unit=jitter):
+                with attempt:
+                    status, latency_ms = await self._attempt(
+                        action, kind, path, params, headers, body, timeout, outcome
+                    )
+                    total_ms += latency_ms
+                    statuses.append(status)
+                    if status in policy.statuses:
+                        response = outcome["response"]
+                        retry_after = response.headers.get("retry-after") if response is not None else None
+                        raise RetryableAnswer(status, action.type, retry_after_seconds(retry_after))
+        except RetryableAnswer:
+            pass  # out of retries: the last answer stands and is judged like any other
+        response, error = outcome["response"], outcome["error"]
         if response is not None:
             try:
                 payload = response.json()
@@ -342,23 +311,44 @@ class _PersonaRun:
         )
         return statuses, payload
 
-    def _backoff(self, index: int, i: int, attempt: int, response: httpx.Response | None) -> float:
-        retry_after = response.headers.get("retry-after") if response is not None else None
-        if retry_after and retry_after.replace(".", "", 1).isdigit():
-            return min(float(retry_after), self.settings.backoff_max_s)
-        jitter = float(
-            stream(self.settings.seed, "power_users", "backoff", self.p.name, index, i, attempt).random()
+    async def _attempt(
+        self,
+        action: Action,
+        kind: ActionType,
+        path: str,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        body: Any,
+        timeout: float,
+        outcome: dict[str, Any],
+    ) -> tuple[int, float]:
+        """Send one HTTP attempt, record it, keep its response in ``outcome``; return (status, latency ms).
+
+        A timeout is recorded as ``TIMEOUT_STATUS`` and a failed connection as
+        ``CONNECTION_ERROR_STATUS``; they are retried only when the action lists that status.
+        """
+        started = time.perf_counter()
+        try:
+            response = await self.client.request(
+                kind.method,
+                self.client.url_for(path),
+                params=params or None,
+                headers=headers,
+                json=body,
+                timeout=timeout,
+            )
+            status, error = response.status_code, None
+        except httpx.TimeoutException:
+            status, error, response = TIMEOUT_STATUS, f"no response within {timeout:g} s", None
+        except httpx.TransportError as exc:
+            status, error, response = CONNECTION_ERROR_STATUS, str(exc) or type(exc).__name__, None
+        ended = time.perf_counter()
+        latency_ms = (ended - started) * 1000.0
+        self.t.attempts.append(
+            (self.p.name, action.type, status, latency_ms, started - self.origin, ended - self.origin)
         )
-        return backoff_seconds(attempt, self.settings.backoff_base_s, self.settings.backoff_max_s, jitter)
-
-
-async def _probe_hooks(client: httpx.AsyncClient) -> bool:
-    """Return whether the target's ``/health`` advertises simulation hooks (reference target only)."""
-    try:
-        response = await client.get("/health", timeout=5.0)
-        return bool(response.status_code == 200 and response.json().get("simulation_hooks"))
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return False
+        outcome["response"], outcome["error"] = response, error
+        return status, latency_ms
 
 
 async def run_personas(
@@ -373,7 +363,7 @@ async def run_personas(
     tables = RunTables()
     settings = scenario.simulation_config
     async with new_client(base_url, settings.max_connections, settings.request_timeout_s) as client:
-        hooks = await _probe_hooks(client)
+        hooks = await probe_hooks(client)
         log.info(
             "target %s (simulation hooks: %s), %d personas", base_url, "yes" if hooks else "no", len(personas)
         )
@@ -385,17 +375,6 @@ async def run_personas(
             for r in runs:
                 await r.run()
     return tables
-
-
-def run_async(coro: Any) -> Any:
-    """Run ``coro`` to completion on uvloop when available, else on asyncio's default loop."""
-    try:
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coro)
-    except ImportError:
-        return asyncio.run(coro)
 
 
 def _file_logger(log_path: Path | None) -> tuple[logging.Logger, logging.Handler | None]:
@@ -416,22 +395,26 @@ def _file_logger(log_path: Path | None) -> tuple[logging.Logger, logging.Handler
 class PowerUserTarget(dg.ConfigurableResource):
     """Where power-user runs send their requests and which scenario file they follow.
 
-    ``base_url`` empty (default) serves the bundled reference API on a free loopback port for
-    each run; set it (or ``POWER_USERS_BASE_URL``) to drive another deployment of the API.
+    ``base_url`` empty (default) means the bundled reference API, served on a free loopback port
+    for each run; set it (or ``POWER_USERS_BASE_URL``) to drive another deployment of the API.
     """
 
     base_url: str = Field(
-        default_factory=lambda: os.environ.get("POWER_USERS_BASE_URL", ""),
-        description="API to drive; empty means the scenario's base_url, else the local reference target",
+        default="",
+        description="API to drive (env POWER_USERS_BASE_URL); empty: the scenario's base_url, else the reference API",
     )
     scenario_path: str = Field(
-        default_factory=lambda: os.environ.get("POWER_USERS_SCENARIO", ""),
-        description="YAML scenario file; empty means the packaged five personas",
+        default="",
+        description="YAML scenario file (env POWER_USERS_SCENARIO); empty: the packaged five personas",
     )
 
     def scenario(self) -> Scenario:
         """Return the validated scenario (raises ConfigError naming the bad field)."""
         return load_scenario(self.scenario_path or None)
+
+    def target_url(self, scenario: Scenario) -> str:
+        """Return the API to drive (resource, then scenario file); empty means the bundled reference API."""
+        return (self.base_url or scenario.simulation_config.base_url).rstrip("/")
 
     def run(
         self,
@@ -441,11 +424,13 @@ class PowerUserTarget(dg.ConfigurableResource):
         log_path: Path | None = None,
         env: Mapping[str, str] | None = None,
         scenario: Scenario | None = None,
+        reference_url: str = "",
     ) -> RunResult:
         """Run the named personas (default: all) for ``day`` and return tables, report and summary.
 
         Safety checks run first: a live Stripe key or a non-simulated e-mail raises SafetyError
-        before any request is sent.
+        before any request is sent. With no API configured, ``reference_url`` is the address of
+        the served reference API.
         """
         scenario = scenario or self.scenario()
         check_scenario(scenario, os.environ if env is None else env)
@@ -453,35 +438,33 @@ class PowerUserTarget(dg.ConfigurableResource):
         settings = scenario.simulation_config
         day = day or dt.date.today().isoformat()
         parallel = settings.parallel if sequential is None else not sequential
-        url = (self.base_url or settings.base_url).rstrip("/")
+        configured = self.target_url(scenario)
+        url = configured or reference_url.rstrip("/")
+        if not url:
+            raise ValueError(
+                "no API to drive: set base_url (env POWER_USERS_BASE_URL or the scenario's "
+                "simulation_config.base_url) or serve the reference target and pass its reference_url"
+            )
         started = utc_stamp()
-        log, handler = _file_logger(log_path)
-        target: AbstractContextManager[Any]
-        if url:
-            target = nullcontext(None)
-        else:
-            from simulation_assets.target.server import LocalTarget
-
-            target = LocalTarget()
+        log, _ = _file_logger(log_path)
         try:
-            with target as local:
-                url = url or local.base_url
-                t0 = time.perf_counter()
-                tables = run_async(run_personas(scenario, chosen, url, day, parallel, log))
-                seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            tables = run_async(run_personas(scenario, chosen, url, day, parallel, log))
+            seconds = time.perf_counter() - t0
         finally:
             for h in list(log.handlers):
                 log.removeHandler(h)
                 h.close()
             logging.Logger.manager.loggerDict.pop(log.name, None)  # one logger per run: do not keep them
-        frames = tables.frames()
+        mode = "parallel" if parallel else "sequential"
+        frames = tables.frames({"base_url": url, "reference_target": not configured, "mode": mode})
         order = {p.name: i for i, p in enumerate(chosen)}
         frames["users"] = frames["users"].sort(pl.col("user").replace_strict(order, return_dtype=pl.Int32))
         meta = {
             "base_url": url,
-            "reference_target": not (self.base_url or settings.base_url),
+            "reference_target": not configured,
             "day": day,
-            "mode": "parallel" if parallel else "sequential",
+            "mode": mode,
             "seed": settings.seed,
             "started_at": started,
             "finished_at": utc_stamp(),
@@ -497,34 +480,3 @@ class PowerUserTarget(dg.ConfigurableResource):
             with log_path.open("a", encoding="utf-8") as fh:
                 fh.write(summary + "\n")
         return RunResult(frames=frames, report=report, summary=summary, base_url=url)
-
-
-async def load_loop(
-    base_url: str, users: int, duration_s: float, path: str = "/health", max_connections: int | None = None
-) -> dict[str, Any]:
-    """Hammer ``path`` with ``users`` concurrent loops for ``duration_s``; return counts and latencies.
-
-    The same client and request recording as scenario runs; used by the benchmark.
-    """
-    latencies: list[float] = []
-    errors = 0
-    async with new_client(base_url, max_connections or users, 10.0) as client:
-        deadline = time.perf_counter() + duration_s
-        t0 = time.perf_counter()
-        url = client.url_for(path)
-
-        async def user() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                try:
-                    response = await client.get(url)
-                    bad = response.status_code >= 400
-                except httpx.HTTPError:
-                    bad = True
-                latencies.append((time.perf_counter() - started) * 1000.0)
-                errors += bad
-
-        await asyncio.gather(*(user() for _ in range(users)))
-        seconds = time.perf_counter() - t0
-    return {"requests": len(latencies), "errors": errors, "seconds": seconds, "latencies_ms": latencies}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 from pydantic import Field
@@ -22,16 +23,23 @@ TARGETS = ("duckdb", "postgres")
 class WarehouseDatabase(dg.ConfigurableResource):
     """Where the raw tables are loaded and dbt builds: ``duckdb`` (a file per environment) or ``postgres``."""
 
+    ENV: ClassVar[dict[str, str]] = {
+        "target": "WAREHOUSE_TARGET",
+        "duckdb_dir": "WAREHOUSE_DUCKDB_DIR",
+        "postgres_dsn": "WAREHOUSE_POSTGRES_DSN",
+        "fk_index": "WAREHOUSE_PG_FK_INDEX",
+    }
+
     target: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_TARGET", "duckdb"),
+        default="duckdb",
         description="duckdb (embedded default) or postgres ($WAREHOUSE_TARGET).",
     )
     duckdb_dir: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_DUCKDB_DIR", ""),
+        default="",
         description="Folder of the DuckDB files (<env>.duckdb); empty means <data dir>/warehouse/duckdb.",
     )
     postgres_dsn: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_POSTGRES_DSN", ""),
+        default="",
         description="PostgreSQL DSN ($WAREHOUSE_POSTGRES_DSN); '{env}' is replaced by the environment.",
     )
     connections: int = Field(
@@ -39,7 +47,7 @@ class WarehouseDatabase(dg.ConfigurableResource):
     )
 
     fk_index: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_PG_FK_INDEX", "auto"),
+        default="auto",
         description="How PostgreSQL loads index foreign-key columns ($WAREHOUSE_PG_FK_INDEX): auto (BRIN for a "
         "column of a table of 1M+ rows stored in key order, B-tree otherwise) or btree (B-tree always).",
     )

@@ -69,7 +69,7 @@ def test_retry_after_is_honoured_as_a_lower_bound_on_the_wait() -> None:
     with ScriptedServer([(429, {"Retry-After": "0.4"})]) as server, httpx.Client() as client:
         send(client, "POST", server.url, policy)
     gap = server.arrivals[1] - server.arrivals[0]
-    assert 0.4 <= gap < 1.5
+    assert 0.4 <= gap < 3.0
 
 
 def test_retry_after_is_capped_by_the_longest_backoff() -> None:
@@ -77,7 +77,7 @@ def test_retry_after_is_capped_by_the_longest_backoff() -> None:
     with ScriptedServer([(503, {"Retry-After": "3600"})]) as server, httpx.Client() as client:
         started = time.monotonic()
         send(client, "POST", server.url, policy)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0  # not the hour the server asked for
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

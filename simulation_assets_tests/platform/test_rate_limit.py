@@ -18,7 +18,7 @@ def test_every_spaces_acquisitions_at_least_the_interval_apart() -> None:
         limiter.acquire()
         stamps.append(time.monotonic())
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    assert all(0.2 <= g < 0.45 for g in gaps), gaps
+    assert all(g >= 0.2 for g in gaps) and sum(gaps) < 1.5, gaps  # upper bound: generous, machines are busy
     assert limiter.waited_seconds >= 0.6
 
 
@@ -29,10 +29,10 @@ def test_a_window_lets_a_burst_through_then_holds_the_rest() -> None:
     for _ in range(12):
         limiter.acquire()
         stamps.append(time.monotonic() - started)
-    assert stamps[4] < 0.1  # the first five go at once
+    assert stamps[4] < 0.4 <= 0.5 <= stamps[5]  # the first five go at once, the sixth waits for the window
     # never more than five in any half second
     assert all(stamps[i + 5] - stamps[i] >= 0.5 for i in range(len(stamps) - 5))
-    assert 1.0 <= stamps[-1] < 1.6
+    assert 1.0 <= stamps[-1] < 3.0
 
 
 def test_threads_share_one_limit() -> None:
@@ -53,7 +53,10 @@ def test_threads_share_one_limit() -> None:
         t.join()
     stamps.sort()
     assert len(stamps) == 9
-    assert all(b - a >= 0.095 for a, b in zip(stamps, stamps[1:], strict=False))
+    # Stamps are taken after acquire returns, so one thread's scheduling can shift a single stamp:
+    # hold the span and every pair of gaps, not each gap alone.
+    assert stamps[-1] - stamps[0] >= 0.75
+    assert all(stamps[i + 2] - stamps[i] >= 0.15 for i in range(len(stamps) - 2)), stamps
 
 
 def test_tasks_wait_without_blocking_the_event_loop() -> None:
@@ -84,7 +87,7 @@ def test_tasks_wait_without_blocking_the_event_loop() -> None:
 
     stamps, ticks = asyncio.run(run())
     assert all(stamps[i + 4] - stamps[i] >= 0.4 for i in range(len(stamps) - 4))
-    assert 0.8 <= stamps[-1] < 1.4
+    assert 0.8 <= stamps[-1] < 3.0
     assert ticks >= 20  # the loop kept running while tasks waited
 
 
@@ -93,7 +96,7 @@ def test_unlimited_and_per_second() -> None:
     started = time.monotonic()
     for _ in range(1000):
         free.acquire()
-    assert time.monotonic() - started < 0.1 and not free.limited
+    assert time.monotonic() - started < 0.5 and not free.limited
     assert RateLimiter.per_second(0).limited is False
     assert (RateLimiter.per_second(5).calls, RateLimiter.per_second(5).per_seconds) == (5, 1.0)
     assert RateLimiter.per_second(0.2).per_seconds == pytest.approx(5.0)

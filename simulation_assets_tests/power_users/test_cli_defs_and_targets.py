@@ -65,7 +65,7 @@ def test_cli_without_base_url_starts_the_reference_target_itself(tmp_path: Path)
         (["--user", "Nobody"], "no persona named 'Nobody'"),
         (["--base-url", "ftp://example"], "--base-url must be an http(s) URL"),
         (["--day", "2026-13-01"], "--day must be a date"),
-        (["--config", "/nonexistent/p.yaml"], "scenario file not found"),
+        (["--config", "/nonexistent/p.yaml"], "--config file /nonexistent/p.yaml not found"),
     ],
 )
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, argv, message):
@@ -181,3 +181,89 @@ def test_cli_exits_1_when_the_api_cannot_be_reached(tmp_path: Path, capsys):
     assert "no request reached http://127.0.0.1:9" in capsys.readouterr().out
     report = json.loads((tmp_path / "simulation_report.json").read_text())
     assert report["errors_encountered"][0]["error"].startswith("connection error: could not connect")
+
+
+def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(tmp_path: Path, reference_target):
+    argv = ["power-users", "--base-url", reference_target.base_url, "--day", "2026-03-03"]
+    argv += ["--user", "Weekend-Warrior-Will", "--user", "Real-Estate-Agent-Rita"]
+    assert main([*argv, "--output", str(tmp_path / "first")]) == 0
+    assert main([*argv, "--sequential", "--output", str(tmp_path / "second")]) == 0
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    assert len(runs) == 4 and all(r.is_success for r in runs)
+    # Rita and Will are adjacent in the scenario: one run covers both partitions each time
+    keys = {
+        e.event_log_entry.dagster_event.partition
+        for e in instance.get_event_records(
+            dg.EventRecordsFilter(
+                dg.DagsterEventType.ASSET_MATERIALIZATION, asset_key=dg.AssetKey("power_user_runs")
+            )
+        )
+    }
+    assert keys == {"2026-03-03|Real-Estate-Agent-Rita", "2026-03-03|Weekend-Warrior-Will"}
+    for asset, check in (
+        ("power_user_runs", "run_tables_consistent"),
+        ("power_user_report", "cost_within_budget"),
+    ):
+        executions = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey(asset), check), limit=10
+        )
+        evaluated = [e for e in executions if e.status.value != "PLANNED"]
+        assert len(evaluated) == 2 and len({e.run_id for e in evaluated}) == 2
+        assert {e.status.value for e in evaluated} == {"SUCCEEDED"}
+    second = json.loads((tmp_path / "second" / "simulation_report.json").read_text())
+    assert second["run"]["mode"] == "sequential"
+    assert [u["name"] for u in second["user_results"]] == ["Real-Estate-Agent-Rita", "Weekend-Warrior-Will"]
+
+
+def test_a_target_reporting_negative_tokens_fails_the_blocking_check_and_the_run():
+    from simulation_assets.defs.power_users import build_defs, persona_day_key
+
+    async def health(request):
+        return JSONResponse({"status": "ok"})
+
+    async def anything(request):
+        return JSONResponse({"access_token": "t", "tokens": {"input": -500, "output": 1500}})
+
+    liar = Starlette(
+        routes=[Route("/health", health), Route("/{path:path}", anything, methods=["GET", "POST"])]
+    )
+    runs = build_defs().get_assets_def("power_user_runs")
+    with LocalTarget(liar) as target:
+        result = dg.materialize(
+            [runs],
+            partition_key=persona_day_key("Real-Estate-Agent-Rita", "2026-02-03"),
+            resources={
+                "power_users_target": PowerUserTarget(base_url=target.base_url),
+                "store": LocalParquetStore(),
+            },
+            raise_on_error=False,
+        )
+    assert not result.success
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["run_tables_consistent"].passed is False and checks["run_tables_consistent"].blocking
+    assert checks["run_tables_consistent"].metadata["negative_values"].value > 0
+
+
+def test_a_day_report_depends_on_every_persona_run_of_that_day():
+    from simulation_assets.defs.power_users import build_defs
+
+    defs = dg.Definitions.merge(build_defs(), dg.Definitions(resources={"store": LocalParquetStore()}))
+    graph = defs.resolve_asset_graph()
+    report, runs = defs.get_assets_def("power_user_report"), defs.get_assets_def("power_user_runs")
+    mapping = graph.get_partition_mapping(report.key, runs.key)
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        report.partitions_def.subset_with_partition_keys(["2026-02-02"]),
+        report.partitions_def,
+        runs.partitions_def,
+    ).partitions_subset
+    assert sorted(upstream.get_partition_keys()) == sorted(
+        f"2026-02-02|{p}"
+        for p in (
+            "Portfolio-Manager-Paula",
+            "First-Time-Investor-Frank",
+            "Real-Estate-Agent-Rita",
+            "Weekend-Warrior-Will",
+            "Business-Development-Ben",
+        )
+    )

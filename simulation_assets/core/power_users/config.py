@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import difflib
 import re
-import string
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from simulation_assets.core.power_users.action_types import BUILTIN_ACTION_TYPES, ActionType, template_fields
 from simulation_assets.core.power_users.costs import CostModel
 from simulation_assets.core.power_users.tiers import TierTable
 
@@ -55,51 +55,6 @@ def _status_codes(value: Any) -> tuple[int, ...]:
     if not codes:
         raise ValueError("needs at least one status")
     return tuple(codes)
-
-
-def template_fields(obj: Any) -> set[str]:
-    """Return the ``{names}`` used by the string templates inside ``obj`` (dicts, lists, strings)."""
-    if isinstance(obj, str):
-        return {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(obj) if f}
-    if isinstance(obj, dict):
-        return set().union(*(template_fields(v) for v in obj.values()), *(template_fields(k) for k in obj))
-    if isinstance(obj, list | tuple):
-        return set().union(*(template_fields(v) for v in obj))
-    return set()
-
-
-class ActionType(BaseModel):
-    """How an action is performed: one HTTP call with templated path, query, headers and body."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
-    path: str = Field(description="path below base_url; may use {templates}")
-    auth: bool = Field(default=True, description="send 'Authorization: Bearer {token}'")
-    body: dict[str, Any] | None = Field(default=None, alias="json")
-    params: dict[str, Any] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict)
-    defaults: dict[str, Any] = Field(default_factory=dict, description="template values when unset")
-    capture: dict[str, str] = Field(
-        default_factory=dict, description="context variable -> dotted path in the JSON response"
-    )
-    meter: Literal["none", "analysis", "payment"] = Field(
-        default="none", description="'analysis' counts AI tokens, 'payment' counts a charge"
-    )
-    harness: bool = Field(
-        default=False, description="a simulation hook; skipped when the target does not offer hooks"
-    )
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"must start with '/', got {value!r}")
-        return value
-
-    def templates(self) -> set[str]:
-        """Return the template variables the type uses."""
-        return template_fields([self.path, self.body, self.params, self.headers])
 
 
 class Action(BaseModel):
@@ -288,8 +243,6 @@ class Scenario(BaseModel):
 
     def action_types(self) -> dict[str, ActionType]:
         """Return the built-in action types overlaid with the file's own."""
-        from simulation_assets.core.power_users.actions import BUILTIN_ACTION_TYPES
-
         return {**BUILTIN_ACTION_TYPES, **self.simulation_config.action_types}
 
     def persona(self, name: str) -> Persona:

@@ -10,6 +10,7 @@ and ``run``.
 
 from __future__ import annotations
 
+import datetime as dt
 import http
 from typing import Any
 
@@ -58,7 +59,7 @@ EDGE_SCHEMA = {
     "statuses": pl.String,
     "at": pl.String,
 }
-# One row per user run.
+# One row per user run; the last three columns are the same for every user of one run.
 USER_SCHEMA = {
     "user": pl.String,
     "started_at": pl.String,
@@ -67,6 +68,9 @@ USER_SCHEMA = {
     "actions_planned": pl.Int32,
     "actions_skipped": pl.Int32,
     "configured_edge_cases": pl.String,
+    "base_url": pl.String,
+    "reference_target": pl.Boolean,
+    "mode": pl.String,
 }
 
 
@@ -268,3 +272,36 @@ def console_summary(report: dict[str, Any], product: str = "PropIQ") -> str:
         rule,
     ]
     return "\n".join(lines)
+
+
+def _seconds_between(first: str, last: str) -> float:
+    """Return the seconds from ISO stamp ``first`` to ``last`` (``2025-10-22T19:15:32.123Z``)."""
+    start = dt.datetime.fromisoformat(first.replace("Z", "+00:00"))
+    end = dt.datetime.fromisoformat(last.replace("Z", "+00:00"))
+    return max((end - start).total_seconds(), 0.0)
+
+
+def day_run_summary(users: pl.DataFrame, attempts: pl.DataFrame, day: str, seed: int) -> dict[str, Any]:
+    """Return the ``run`` section of a day report over the stored runs of ``day``.
+
+    Start and end span every user run of the day; requests/s divides the attempts by that span.
+    """
+    if users.is_empty():
+        return {"day": day, "personas": [], "requests": 0}
+    started, finished = users["started_at"].min(), users["finished_at"].max()
+    seconds = _seconds_between(str(started), str(finished))
+    base_urls = list(dict.fromkeys(users["base_url"].fill_null("").to_list()))
+    modes = list(dict.fromkeys(users["mode"].fill_null("").to_list()))
+    return {
+        "base_url": base_urls[0] if len(base_urls) == 1 else base_urls,
+        "reference_target": bool(users["reference_target"].fill_null(False).all()),
+        "day": day,
+        "personas": users["user"].to_list(),
+        "mode": modes[0] if len(modes) == 1 else "mixed",
+        "seed": seed,
+        "started_at": started,
+        "finished_at": finished,
+        "duration_seconds": round(seconds, 3),
+        "requests": attempts.height,
+        "requests_per_second": round(attempts.height / seconds, 2) if seconds else 0.0,
+    }

@@ -1,0 +1,70 @@
+"""Category G, compliance and account control: cookie consent, data export, account deletion."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulation_assets.core.funnel.cohort.draws import DAY, HOUR, hex_ids
+from simulation_assets.core.funnel.cohort.frame import EventBlocks
+from simulation_assets.core.funnel.config import CohortConfig
+
+
+def emit_consent(
+    blocks: EventBlocks,
+    gen: np.random.Generator,
+    config: CohortConfig,
+    landed: np.ndarray,
+    t_land: np.ndarray,
+    dwell: np.ndarray,
+    session: object,
+) -> None:
+    """Emit ``cookie_consent_updated`` for the landers who answer the banner (section 9G consent state)."""
+    n = len(landed)
+    idx = np.arange(n, dtype=np.int64)
+    consent = landed & (gen.random(n) < config.consent_banner_rate)
+    ads_ok = gen.random(n) < 0.7
+    blocks.add(
+        "cookie_consent_updated",
+        idx[consent],
+        (t_land + dwell // 20)[consent],
+        session.filter(consent),  # type: ignore[attr-defined]
+        page_path="/",
+        ads_allowed=ads_ok[consent],
+        analytics_allowed=np.ones(int(consent.sum()), dtype=bool),
+    )
+
+
+def emit_account_deletions(
+    blocks: EventBlocks,
+    gen: np.random.Generator,
+    config: CohortConfig,
+    churned: np.ndarray,
+    logged_in: np.ndarray,
+    purchased: np.ndarray,
+    day7: np.ndarray,
+) -> None:
+    """Emit data exports and account deletions for a few churned users between day 7 and day 27.
+
+    Buyers are left out, so no billing event ever follows a deleted account.
+    """
+    n = len(churned)
+    idx = np.arange(n, dtype=np.int64)
+    leaving = churned & logged_in & ~purchased & (gen.random(n) < config.deletion_rate_of_churned)
+    t_leave = day7 + (gen.random(n) * 20 * DAY).astype(np.int64)
+    leave_sess = hex_ids(gen, n, "sess_")
+    export = leaving & (gen.random(n) < 0.3)
+    blocks.add(
+        "data_export_requested",
+        idx[export],
+        t_leave[export] - HOUR,
+        leave_sess.filter(export),
+        page_path="/account",
+    )
+    blocks.add(
+        "account_deletion_started",
+        idx[leaving],
+        t_leave[leaving],
+        leave_sess.filter(leaving),
+        page_path="/account",
+    )
+    blocks.add("account_deleted", idx[leaving], t_leave[leaving] + DAY, leave_sess.filter(leaving))

@@ -1,0 +1,68 @@
+"""Category F, reliability and trust: latency buckets, error toasts, timeouts, storage and API errors.
+
+Failures carry a reason code (section 9E); a share of them ends in a support ticket
+(``support_contacted``, the plan's "support contacted after job" signal), which the churn
+hazard counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.funnel.cohort.draws import MINUTE, SECOND, latency_bucket, select
+from simulation_assets.core.funnel.cohort.frame import EventBlocks, Jobs
+
+
+def emit_latency(blocks: EventBlocks, jobs: Jobs, t_outcome: np.ndarray, session: pl.Series) -> None:
+    """Emit ``latency_bucket`` (<30s, 30-120s, >120s) right after every successful job."""
+    ok = jobs["success"]
+    user = jobs["user"]
+    blocks.add(
+        "latency_bucket",
+        user[ok],
+        t_outcome[ok] + 5,
+        session.filter(pl.Series(ok)),
+        job_id=select(jobs["job_id"], ok),
+        latency_bucket=select(latency_bucket(jobs["processing_time_ms"]), ok),
+        processing_time_ms=jobs["processing_time_ms"][ok],
+    )
+
+
+def emit_failure_signals(blocks: EventBlocks, jobs: Jobs, t_outcome: np.ndarray, session: pl.Series) -> None:
+    """Emit, for every failed job, the error toast, reason-specific errors and sometimes a support ticket."""
+    failed = ~jobs["success"]
+    fu, ft = jobs["user"][failed], t_outcome[failed]
+    fs = session.filter(pl.Series(failed))
+    job_ids = select(jobs["job_id"], failed)
+    code = select(jobs["error_code"], failed)
+    blocks.add("error_shown", fu, ft + 2 * SECOND, fs, page_path="/app", error_code=code, job_id=job_ids)
+    reason = select(jobs["failure_reason"], failed)
+    to = (reason == "timeout").to_numpy()
+    blocks.add("job_timeout", fu[to], ft[to] - 10, fs.filter(pl.Series(to)), job_id=select(job_ids, to))
+    st = (reason == "storage_error").to_numpy()
+    blocks.add(
+        "storage_error",
+        fu[st],
+        ft[st] - 10,
+        fs.filter(pl.Series(st)),
+        job_id=select(job_ids, st),
+        error_code=code.filter(pl.Series(st)),
+    )
+    blocks.add(
+        "api_error",
+        fu[st],
+        ft[st] - 5,
+        fs.filter(pl.Series(st)),
+        error_code=code.filter(pl.Series(st)),
+        endpoint="/api/jobs",
+    )
+    sup = jobs["support"][failed]
+    blocks.add(
+        "support_contacted",
+        fu[sup],
+        ft[sup] + 15 * MINUTE,
+        fs.filter(pl.Series(sup)),
+        ticket_reason=select(reason, sup),
+        job_id=select(job_ids, sup),
+    )
