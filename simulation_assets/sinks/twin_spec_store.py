@@ -63,7 +63,10 @@ def load_spec(folder: str | os.PathLike[str]) -> TwinSpec:
     except yaml.YAMLError as exc:
         raise SpecError(f"{doc_path}: not valid YAML ({exc})") from None
     try:
-        document = build_document(data)
+        # ``tables`` lists the files beside the document; the tables themselves are the spec.
+        document = build_document(
+            {k: v for k, v in data.items() if k != "tables"} if isinstance(data, dict) else data
+        )
     except SpecError as exc:
         raise SpecError(f"{doc_path}: {exc}") from None
     tables: dict[str, pl.DataFrame] = {}

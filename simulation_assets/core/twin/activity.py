@@ -173,8 +173,14 @@ def weekday_counts(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     return out
 
 
-def persistence(spans: UserSpans, activity: pl.DataFrame, window: Window, members: np.ndarray) -> float:
-    """Return the class's lag-1 autocorrelation of daily activity within users' alive spans (0-0.95)."""
+def persistence(
+    spans: UserSpans, activity: pl.DataFrame, window: Window, members: np.ndarray, weekdays: np.ndarray
+) -> float:
+    """Return the class's lag-1 autocorrelation of daily activity within users' alive spans (0-0.95).
+
+    Deviations are taken from each user's rate times the class's weekday multiplier, so a weekly
+    rhythm (weekends together) is not mistaken for streaks.
+    """
     first = spans.first[members]
     end = np.where(spans.churned[members], spans.last[members], window.last)
     ids = spans.user[members]
@@ -191,7 +197,8 @@ def persistence(spans: UserSpans, activity: pl.DataFrame, window: Window, member
     p = np.bincount(row[later], x[later], minlength=ids.size) / np.maximum(
         np.bincount(row[later], minlength=ids.size), 1
     )
-    dev = x - p[row]
+    expected = np.clip(p[row] * weekdays[weekday(day)], 0.0, 1.0)
+    dev = x - expected
     num = float((dev[later] * np.r_[0.0, dev[:-1]][later]).sum())
     den = float((dev[later] ** 2).sum())
     return float(np.clip(num / den, 0.0, 0.95)) if den > 0 else 0.0

@@ -15,10 +15,13 @@
   same classifier trained on the real training users (ROC AUC).
 
 Small exports: each bound is the issue's number or, when it is larger, the
-distance two samples of the same sizes drawn from one population exceed 5 % of
-the time (KS: the asymptotic two-sample critical value; TV: a permutation of the
-pooled users; retention: 1.96 standard errors of the difference of two shares).
-From 5,000 real users on, the fixed numbers apply.
+distance two samples drawn from one population exceed 5 % of the time (KS: the
+asymptotic two-sample critical value; TV: a permutation of the pooled users;
+retention: 1.96 standard errors of the difference of two shares). The twin's
+side counts as many users as the twin learned from (the training users) when
+that is fewer than it has: a twin carries the sampling noise of the users it
+was fitted on, however many users it generates. From 5,000 real users on, the
+fixed numbers apply.
 """
 
 from __future__ import annotations
@@ -314,12 +317,14 @@ def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed
     ru, tu = user_table(real.sessions, window), user_table(twin.sessions, window)
     n_real, n_twin = ru.height, tu.height
     comparisons: list[Comparison] = []
-    crit = ks_critical(n_real, n_twin)
+    # The twin knows as much as its training users: its side counts at most that many users.
+    learned = min(1.0, real.users.filter(~pl.col("holdout")).height / max(n_twin, 1))
+    crit = ks_critical(n_real, int(n_twin * learned))
     for name in DISTRIBUTIONS:
         a, b = ru[name].drop_nulls().to_numpy(), tu[name].drop_nulls().to_numpy()
         stat = ks_statistic(a, b)
-        bound = _bound(targets.ks_max, ks_critical(a.size, b.size), n_real, targets)
-        comparisons.append(Comparison(name, "ks", round(stat, 4), round(bound, 4), stat <= bound,
+        bound = _bound(targets.ks_max, ks_critical(a.size, max(1, int(b.size * learned))), n_real, targets)
+        comparisons.append(Comparison(name, "ks", round(stat, 4), round(bound, 4), bool(stat <= bound),
                                       {"real_median": _median(a), "twin_median": _median(b), "critical_5pct": round(crit, 4)}))  # fmt: skip
     # Profiles.
     hours = list(range(168))
@@ -366,7 +371,9 @@ def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed
         ("top_paths", rpc, tpc),
     ):
         stat = tv_distance(a.sum(axis=0), b.sum(axis=0))
-        critical = tv_critical(a, b, g)
+        n_a, n_b = max(a.shape[0], 1), max(b.shape[0], 1)
+        scale = np.sqrt((1 / n_a + 1 / max(n_b * learned, 1)) / (1 / n_a + 1 / n_b))
+        critical = tv_critical(a, b, g) * scale
         bound = _bound(targets.tv_max, critical, n_real, targets)
         comparisons.append(
             Comparison(
@@ -374,7 +381,7 @@ def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed
                 "tv",
                 round(stat, 4),
                 round(bound, 4),
-                stat <= bound,
+                bool(stat <= bound),
                 {"critical_5pct": round(critical, 4)},
             )
         )
@@ -400,7 +407,10 @@ def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed
         p = observed["real"].to_numpy()
         se = np.sqrt(
             np.clip(p * (1 - p), 1e-6, None)
-            * (1 / observed["real_base"].to_numpy() + 1 / np.maximum(observed["twin_base"].to_numpy(), 1))
+            * (
+                1 / observed["real_base"].to_numpy()
+                + 1 / np.maximum(observed["twin_base"].to_numpy() * learned, 1)
+            )
         )
         bounds = np.array([_bound(targets.retention_points_max, 1.96 * s, n_real, targets) for s in se])
         gaps = observed["gap"].to_numpy()

@@ -168,7 +168,8 @@ def fit(
     for c in range(n_classes):
         members = cls_by_row == c
         betas, tails = {}, {}
-        rho = act.persistence(spans, activity, window, members)
+        weekdays = act.weekday_multipliers(spans, activity, window, members)
+        rho = act.persistence(spans, activity, window, members, weekdays)
         # Streaky days carry less information on a user's rate: count them at their effective number.
         effective = (1 - rho) / (1 + rho)
         for kind_id, kind_name in enumerate(("new", "backlog")):
@@ -197,7 +198,6 @@ def fit(
         sketch = pooled_gap if sketch is None else sketch
         if sketch is not None:
             gap_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels), "log_minutes": sketch}))
-        weekdays = act.weekday_multipliers(spans, activity, window, members)
         class_docs.append(
             {
                 "id": c,
@@ -219,10 +219,12 @@ def fit(
     coded = coded_sessions(train.events, names)
     flows = fit_flows(coded, classes, names, k, cfg.flow_smoothing, levels)
     label = np.array([*names, START], dtype=object)
+    bucket = flows.transitions["bucket"].to_numpy()
     transitions = flows.transitions.select(
         "class",
         pl.Series("prev", label[flows.transitions["prev"].to_numpy()], pl.String),
         pl.Series("cur", label[flows.transitions["cur"].to_numpy()], pl.String),
+        pl.Series("position", np.where(bucket >= 0, BUCKETS[np.maximum(bucket, 0)], -1), pl.Int32),
         pl.Series("next", label[flows.transitions["next"].to_numpy()], pl.String),
         "probability",
     )

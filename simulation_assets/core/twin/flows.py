@@ -10,8 +10,12 @@
 - **Next event**: a second-order Markov chain per class (the state is the last
   two events, START before the first), the class's counts smoothed toward the
   class's first-order chance (last event only), itself smoothed toward the
-  first-order chance of all classes (Dirichlet pseudo-counts ``flow_smoothing``).
-  Transitions seen for fewer than k users are not counted at all.
+  first-order chance of all classes (Dirichlet pseudo-counts ``flow_smoothing``);
+  on top, where a state is common enough at a given position (bucket), its own
+  chances there, smoothed toward the position-free ones. Positions matter: a
+  session that has looped through three reports is nearer its logout than one
+  that just opened the dashboard, and a session's opening events follow their
+  own script. Transitions seen for fewer than k users are not counted at all.
 - **Time between events**: per transition (event -> next event) a quantile
   sketch of the log seconds between them once the session's pace is taken out;
   the pace (how much slower or faster than usual a whole session runs, the mean
@@ -31,6 +35,7 @@ from simulation_assets.core.twin.sketch import grouped_sketches, quantile_sketch
 
 ANY = -1  # "any next event" in the inter-event time table
 EXACT_POSITIONS = 32
+POSITIONAL_MIN = 10  # observations a (class, prev, cur, position) state needs for its own row
 
 
 def position_buckets(max_position: int = 100_000) -> np.ndarray:
@@ -56,7 +61,7 @@ class FlowTables:
     """Codes index ``events``; START = V. Transitions hold no END: ends come from ``hazard``."""
 
     events: tuple[str, ...]
-    transitions: pl.DataFrame  # class, prev, cur, next, probability
+    transitions: pl.DataFrame  # class, prev, cur, bucket (-1: any position), next, probability
     hazard: pl.DataFrame  # class, cur, bucket, hazard
     times: pl.DataFrame  # cur, next (ANY = fallback), level, log_seconds
     pace: np.ndarray  # quantile sketch of a session's log-time pace
@@ -113,9 +118,14 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, names: list[str], k: int
             "cur": np.r_[code[go], np.full(f.size, start)],
             "next": np.r_[nxt[go], code[f]],
             "user": np.r_[user[go], user[f]],
+            "bucket": np.r_[bucket_of(pos[go]), np.full(f.size, -1)],
         }
     )
     transitions = _chain(rows, k, smoothing, n_classes, start)
+    order = ["class", "prev", "cur", "bucket", "next", "probability"]
+    anywhere = transitions.with_columns(pl.lit(-1, pl.Int32).alias("bucket")).select(order)
+    transitions = pl.concat([anywhere, _positional(rows, transitions, k, smoothing).select(order)])
+    transitions = transitions.sort("class", "prev", "cur", "bucket", "next")
     times, pace = _time_sketches(code, nxt, t, last, session, v, k, levels)
     return FlowTables(tuple(names), transitions, hazard, times, pace)
 
@@ -143,6 +153,48 @@ def _hazard(cls: np.ndarray, code: np.ndarray, pos: np.ndarray, last: np.ndarray
         pl.col("bucket").cast(pl.Int32),
         "hazard",
     ).sort("class", "cur", "bucket")
+
+
+def _positional(rows: pl.DataFrame, chain: pl.DataFrame, k: int, b: float) -> pl.DataFrame:
+    """Return next-event chances per (class, prev, cur, position bucket), smoothed toward ``chain``.
+
+    Only states seen at least ``POSITIONAL_MIN`` times get a row (rarer ones would equal the
+    position-free chance anyway); (prev, cur, bucket, next) must be seen for k users.
+    """
+    rows = rows.filter(pl.col("bucket") >= 0)
+    ok = (
+        rows.group_by("prev", "cur", "bucket", "next")
+        .agg(pl.col("user").n_unique().alias("u"))
+        .filter(pl.col("u") >= k)
+    )
+    counted = rows.join(
+        ok.select("prev", "cur", "bucket", "next"), on=["prev", "cur", "bucket", "next"], how="semi"
+    )
+    n4 = counted.group_by("class", "prev", "cur", "bucket", "next").agg(pl.len().alias("n4"))
+    states = n4.group_by("class", "prev", "cur", "bucket").agg(pl.col("n4").sum().alias("total"))
+    states = states.filter(pl.col("total") >= POSITIONAL_MIN)
+    cast = [pl.col(c).cast(pl.Int64) for c in ("class", "prev", "cur", "next")]
+    grid = (
+        states.with_columns(pl.col("class", "prev", "cur").cast(pl.Int64))
+        .join(chain.with_columns(*cast), on=["class", "prev", "cur"], how="inner")
+        .join(
+            n4.with_columns(pl.col("class", "prev", "cur", "next").cast(pl.Int64)),
+            on=["class", "prev", "cur", "bucket", "next"],
+            how="left",
+        )  # fmt: skip
+        .fill_null(0)
+    )
+    grid = grid.with_columns(
+        ((pl.col("n4") + b * pl.col("probability")) / (pl.col("total") + b)).alias("probability")
+    )
+    return grid.filter(pl.col("probability") > 0).select(
+        pl.col("class").cast(pl.Int16),
+        pl.col("prev").cast(pl.Int32),
+        pl.col("cur").cast(pl.Int32),
+        pl.col("bucket").cast(pl.Int32),
+        pl.col("next").cast(pl.Int32),
+        pl.col("probability").cast(pl.Float64),
+    )
 
 
 def _chain(rows: pl.DataFrame, k: int, b: float, n_classes: int, start: int) -> pl.DataFrame:

@@ -94,27 +94,26 @@ class Generator:
             pl.col("cur").replace_strict(code, return_dtype=pl.Int64).alias("c"),
             pl.col("next").replace_strict(code, return_dtype=pl.Int64).alias("n"),
         ).filter(pl.col("probability") > 0)
-        t = t.with_columns(
-            (pl.col("probability") / pl.col("probability").sum().over("class", "p", "c")).alias("q")
-        )
-        t = t.sort("class", "p", "c", "n")
-        groups = t.select("class", "p", "c").unique(maintain_order=True).with_row_index("g")
-        t = t.join(groups, on=["class", "p", "c"], how="left", maintain_order="left")
+        # A row applies at any position (slot 0) or in one position bucket (slot bucket + 1).
+        position = t["position"].to_numpy()
+        slot = np.where(position < 0, 0, bucket_of(np.maximum(position, 0)) + 1)
+        t = t.with_columns(pl.Series("slot", slot, pl.Int64))
+        share = pl.col("probability") / pl.col("probability").sum().over("class", "p", "c", "slot")
+        t = t.with_columns(share.alias("q")).sort("class", "p", "c", "slot", "n")
+        groups = t.select("class", "p", "c", "slot").unique(maintain_order=True).with_row_index("g")
+        t = t.join(groups, on=["class", "p", "c", "slot"], how="left", maintain_order="left")
         size = v + 2
-        self.state_group = np.full((self.n_classes, size, size), -1, np.int64)
-        self.state_group[groups["class"].to_numpy(), groups["p"].to_numpy(), groups["c"].to_numpy()] = groups[
-            "g"
-        ].to_numpy()
+        self.slots = len(BUCKETS) + 1
+        g_cols = [groups[c].to_numpy() for c in ("class", "p", "c", "slot")]
+        self.state_key = self._key(*g_cols)  # sorted: groups come in (class, p, c, slot) order
+        self.state_gid = groups["g"].to_numpy().astype(np.int64)
         cum = t.select(pl.col("q").cum_sum().over("g")).to_series().to_numpy().copy()
         gid = t["g"].to_numpy().astype(np.float64)
         # Group g's cumulative chances, shifted by g: one sorted array for every state, searched at g + u.
         self.flow_key = gid + np.minimum(cum, 1.0)
-        ends = (
-            np.r_[np.flatnonzero(np.diff(t["g"].to_numpy())), len(cum) - 1]
-            if len(cum)
-            else np.zeros(0, np.int64)
-        )
-        self.flow_key[ends] = gid[ends] + 1.0
+        last_row = np.r_[np.flatnonzero(np.diff(t["g"].to_numpy())), len(cum) - 1]
+        if len(cum):
+            self.flow_key[last_row] = gid[last_row] + 1.0
         self.flow_next = t["n"].to_numpy().astype(np.int64)
         # End hazard per (class, event, position bucket); a dropped event's successors decide for it.
         hz = self.spec.tables["end_hazard"].filter(pl.col("cur").is_in(self.names))
@@ -262,6 +261,28 @@ class Generator:
             row[[code[e] for e in events]] = np.arange(len(events))
             self.num_tables[str(key)] = (row, q)
 
+    def _key(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Return the sortable integer key of a chain state (class, prev, cur, position slot)."""
+        w = np.int64(len(self.names) + 2)
+        base = (np.asarray(cls, np.int64) * w + np.asarray(prev, np.int64)) * w + np.asarray(cur, np.int64)
+        return base * np.int64(self.slots) + np.asarray(slot, np.int64)
+
+    def _group(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int) -> np.ndarray:
+        """Return each state's row group: its position bucket's own chances if any, else position-free ones."""
+        out = np.full(cls.size, -1, np.int64)
+        if not len(self.state_key):
+            return out
+        slots = (int(bucket_of(np.array([position]))[0]) + 1, 0) if position >= 0 else (0,)
+        for slot in slots:
+            todo = np.flatnonzero(out < 0)
+            if todo.size == 0:
+                break
+            key = self._key(cls[todo], prev[todo], cur[todo], np.full(todo.size, slot))
+            at = np.minimum(np.searchsorted(self.state_key, key), len(self.state_key) - 1)
+            hit = self.state_key[at] == key
+            out[todo[hit]] = self.state_gid[at[hit]]
+        return out
+
     # ---- population -------------------------------------------------------------------------------------------------
     @cached_property
     def population(self) -> Population:
@@ -402,7 +423,7 @@ class Generator:
                 live, prev, cur, cls = live[stay], prev[stay], cur[stay], cls[stay]
                 if live.size == 0:
                     break
-            group = self.state_group[cls, prev, cur]
+            group = self._group(cls, prev, cur, step - 1 if step else -1)
             u = g.random(live.size)
             pos = np.searchsorted(self.flow_key, np.maximum(group, 0) + u, side="right")
             nxt = np.where(group >= 0, self.flow_next[np.minimum(pos, len(self.flow_next) - 1)], self.end_sym)

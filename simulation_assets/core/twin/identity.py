@@ -28,7 +28,7 @@ def fit_identity(events: pl.DataFrame, strata: np.ndarray, k: int, n_strata: int
     users = events.select(pl.col("user").unique())
     per_stratum = np.bincount(np.asarray(strata)[users["user"].to_numpy()], minlength=n_strata)
     if ident.is_empty():
-        return {"identified_share": [0.0] * n_strata, "session": {0: 1.0}, "position": {0: 1.0}}
+        return {"identified_share": [0.0] * n_strata, "session": {"0": 1.0}, "position": {"0": 1.0}}
     first = ident.sort("t_ms").group_by("user", maintain_order=True).first()
     ident_users = first["user"].to_numpy()
     counts = np.bincount(np.asarray(strata)[ident_users], minlength=n_strata)
@@ -51,9 +51,7 @@ def _k_shares(values: np.ndarray, k: int, default: object) -> dict:
     vals, counts = np.unique(values, return_counts=True)
     keep = counts >= k
     if not keep.any():
-        return {default: 1.0}
+        return {str(default): 1.0}
     total = counts[keep].sum()
-    return {
-        (v.item() if hasattr(v, "item") else v): round(float(c / total), 6)
-        for v, c in zip(vals[keep], counts[keep])
-    }
+    # Keys are text, as YAML and JSON make them anyway: the spec reads back exactly as it was written.
+    return {str(v): round(float(c / total), 6) for v, c in zip(vals[keep].tolist(), counts[keep])}

@@ -35,6 +35,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "class": pl.Int16(),
         "prev": pl.String(),
         "cur": pl.String(),
+        "position": pl.Int32(),  # first position of the bucket the row applies to; -1: any position
         "next": pl.String(),
         "probability": pl.Float64(),
     },
