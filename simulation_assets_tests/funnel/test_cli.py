@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import dagster as dg
 import polars as pl
@@ -103,3 +105,19 @@ def test_cli_run_is_recorded_in_the_instance_with_its_checks_and_runs_again_the_
             ]
         )
     assert (tmp_path / "a" / "forecast.json").read_bytes() == (tmp_path / "b" / "forecast.json").read_bytes()
+
+
+def test_rate_flags_name_every_transition_rate() -> None:
+    from simulation_assets.commands.funnel import RATE_NAMES
+    from simulation_assets.core.funnel.config import TransitionRates
+
+    assert RATE_NAMES == tuple(TransitionRates.model_fields)
+
+
+def test_the_funnel_command_module_imports_neither_dagster_nor_polars_nor_pydantic() -> None:
+    code = (
+        "import sys, simulation_assets.commands.funnel; "
+        "print(sorted({'dagster', 'polars', 'pydantic', 'numpy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
