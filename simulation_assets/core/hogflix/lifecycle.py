@@ -218,7 +218,9 @@ def visits(c: Columns, day: int, cfg: LifecycleConfig, u: np.ndarray, binging: n
         earlier = np.uint32((1 << (day_of_month - low)) - 1)  # history bit 0 is yesterday
         done = np.flatnonzero((c["pattern"] == MONTHLY) & ((c["history"] & earlier) != 0) & (c["event"] < 0))
         if done.size:
-            off_peak = cfg.model_copy(update={"monthly_peak_days": type(cfg.monthly_peak_days)(low=0, high=0)})
+            off_peak = cfg.model_copy(
+                update={"monthly_peak_days": type(cfg.monthly_peak_days)(low=0, high=0)}
+            )
             prob[done] = return_probability(
                 off_peak, day, c["state"][done], c["pattern"][done], c["engagement_score"][done],
                 c["consecutive_active_days"][done], c["event"][done], binging[done], c["lapsed"][done],
