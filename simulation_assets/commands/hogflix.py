@@ -81,7 +81,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _resources(settings: object, output: Path, traffic_days: int, events: str, app_db: str, dsn: str) -> dict:
+def _check_posthog_horizon(posthog: object, last_day: dt.date) -> None:
+    """Refuse, before anything runs, traffic PostHog would not accept: events more than 23 h ahead of now.
+
+    Future days simulate like any other with the Parquet events sink (a forecast, a load test for next
+    month); PostHog itself clamps or drops events dated that far ahead, so they are not sent there.
+    """
+    if getattr(posthog, "mode", "") != "posthog":
+        return
+    horizon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=posthog.max_future_hours)  # type: ignore[attr-defined]
+    last_moment = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    if last_moment > horizon:
+        raise ValueError(
+            f"--events posthog: the traffic runs to {last_day.isoformat()}, more than "
+            f"{posthog.max_future_hours:g} h ahead of now, and PostHog does not accept events dated that far "  # type: ignore[attr-defined]
+            "ahead; simulate future days with --events parquet, or end the range by tomorrow"
+        )
+
+
+def _resources(
+    settings: object,
+    output: Path,
+    traffic_days: int,
+    events: str,
+    app_db: str,
+    dsn: str,
+    last_traffic_day: dt.date,
+) -> dict:
     """Return the resources of the run: settings and store, plus the traffic sinks when traffic is simulated.
 
     Each sink is bound to its environment variables (``from_env``) and read now (``resolved``), so a
@@ -104,6 +130,7 @@ def _resources(settings: object, output: Path, traffic_days: int, events: str, a
         database.validate_config()
         posthog = resolved(from_env(PostHogEvents, mode=events))
         posthog.validate_config()
+        _check_posthog_horizon(posthog, last_traffic_day)
         resources.update(
             hogflix_traffic=resolved(from_env(HogflixTrafficSettings)),
             hogflix_posthog=posthog,
@@ -184,7 +211,7 @@ def simulate(
         settings.lifecycle()
     except ValueError as exc:
         raise UsageError(f"invalid HogFlix configuration: {exc}") from None
-    resources = _resources(settings, output, traffic_days, events, app_db, dsn)
+    resources = _resources(settings, output, traffic_days, events, app_db, dsn, end - dt.timedelta(days=1))
     store = resources["store"]
     by_name = {a.key.to_user_string(): a for a in hogflix_assets(start.isoformat(), end.isoformat())}
     keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
