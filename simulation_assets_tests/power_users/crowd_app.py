@@ -1,4 +1,8 @@
-"""A loopback API that holds every pricing request for a while and counts how many it holds at once."""
+"""A loopback API that holds pricing requests until CROWD_SIZE are held at once (or CROWD_HOLD_S passed).
+
+It counts the most requests it ever held together: the proof that a generator keeps that many
+virtual users busy at the same moment.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-HOLD_S = float(os.environ.get("CROWD_HOLD_S", "3.5"))
+HOLD_S = float(os.environ.get("CROWD_HOLD_S", "9"))
+SIZE = int(os.environ.get("CROWD_SIZE", "2000"))
 busy = {"now": 0, "max": 0, "logins": 0}
+_everyone_here = asyncio.Event()
 
 
 async def login(request: Request) -> JSONResponse:
@@ -22,7 +28,12 @@ async def login(request: Request) -> JSONResponse:
 async def hold(request: Request) -> JSONResponse:
     busy["now"] += 1
     busy["max"] = max(busy["max"], busy["now"])
-    await asyncio.sleep(HOLD_S)
+    if busy["now"] >= SIZE:
+        _everyone_here.set()
+    try:
+        await asyncio.wait_for(_everyone_here.wait(), HOLD_S)
+    except TimeoutError:
+        pass
     busy["now"] -= 1
     return JSONResponse({"ok": True})
 
