@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import polars as pl
-
 from simulation_assets.commands.common import (
     UsageError,
     console,
@@ -37,13 +35,15 @@ from simulation_assets.commands.hogflix_browser import (
     check_browser_arguments,
     run_browser_tier,
 )
-from simulation_assets.core.hogflix.config import DEFAULT_START_DATE
 
 DEMO_ORDER = 10
 LIFECYCLE_ASSETS = ("hogflix_personas", "hogflix_daily_metrics")
 TRAFFIC_ASSETS = ("hogflix_sessions", "hogflix_events", "hogflix_app_rows", "hogflix_flixbuddy_conversations")
 DAILY_TRAFFIC_ASSETS = ("hogflix_traffic_daily", "hogflix_churn_cleanup")
 PROGRESS_LOGGER = "simulation_assets.progress"
+# The default first day; equals core.hogflix.config.DEFAULT_START_DATE (a test pins it), kept here so
+# that building the parser imports nothing beyond the standard library.
+DEFAULT_START = "2026-01-01"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pool", type=int, default=400, help="target persona pool (default 400, PERSONA_POOL)")
     p.add_argument("--seed", type=int, default=42, help="global random seed (default 42)")
     p.add_argument(
-        "--start", default=DEFAULT_START_DATE, help=f"first day, YYYY-MM-DD (default {DEFAULT_START_DATE})"
+        "--start", default=DEFAULT_START, help=f"first day, YYYY-MM-DD (default {DEFAULT_START})"
     )
     p.add_argument("--output", default="output/hogflix", help="folder for the results")
     p.add_argument(
@@ -244,6 +244,8 @@ def simulate(
     shutil.copyfile(store.path(settings.dataset("personas"), keys[-1]), output / "personas.parquet")
     metrics = store.read_many(settings.dataset("daily_metrics"), keys).sort("date")
     metrics.write_parquet(output / "daily_metrics.parquet")
+    import polars as pl
+
     last = pl.read_parquet(output / "personas.parquet")
     checks = _check_outcomes(results)
     summary = {
@@ -321,7 +323,7 @@ def _export_traffic(settings, store, resources: dict, days: list[str], output: P
     }
 
 
-def _stats(series: pl.Series) -> dict[str, float]:
+def _stats(series) -> dict[str, float]:  # noqa: ANN001 (a polars Series)
     return {"min": int(series.min()), "mean": round(float(series.mean()), 1), "max": int(series.max())}
 
 
@@ -371,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
 def run_demo(root: Path) -> None:
     """Demo step: 30 days at pool 400, with sessions and events on the last 3 days."""
     out = prepare_output(root / "hogflix")
-    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START_DATE), out, traffic_days=3)
+    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START), out, traffic_days=3)
     t = summary["traffic"]
     console.print(
         f"HogFlix demo: 30 days, pool {summary['pool_min']}-{summary['pool_max']}; traffic on the last 3: "

@@ -125,3 +125,10 @@ def test_future_traffic_is_refused_for_posthog_before_anything_runs(tmp_path, ca
     assert "ahead of now" in capsys.readouterr().out
     assert not (out / "summary.json").exists()
     assert not dg.DagsterInstance.get().get_runs()
+
+
+def test_the_command_default_start_is_the_scenario_default():
+    from simulation_assets.commands.hogflix import DEFAULT_START
+    from simulation_assets.core.hogflix.config import DEFAULT_START_DATE
+
+    assert DEFAULT_START == DEFAULT_START_DATE
