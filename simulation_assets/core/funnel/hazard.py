@@ -13,8 +13,15 @@ HAZARD_FEATURES: tuple[str, ...] = (
     "processing_time_min",
     "credits_left",
     "support_tickets",
+    "dissatisfied_results",
+    "impatience",
 )
-"""Inputs of :func:`churn_probability`, in order (section 6)."""
+"""Inputs of :func:`churn_probability`, in order (section 6's five, then two section 9 signals)."""
+
+
+def logistic(x: np.ndarray | float) -> np.ndarray:
+    """Return 1 / (1 + exp(-x)) element-wise."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 def churn_probability(
@@ -24,17 +31,47 @@ def churn_probability(
     processing_time_min: np.ndarray,
     credits_left: np.ndarray,
     support_tickets: np.ndarray,
+    dissatisfied_results: np.ndarray | float = 0.0,
+    impatience: np.ndarray | float = 0.0,
 ) -> np.ndarray:
     """Return P(churn within 30 days) per user from the logistic hazard (0-1 floats)."""
-    logit = (
-        hazard.intercept
-        + hazard.days_since_last_job * np.asarray(days_since_last_job, dtype=np.float64)
-        + hazard.job_fail_rate * np.asarray(job_fail_rate, dtype=np.float64)
-        + hazard.processing_time_min * np.asarray(processing_time_min, dtype=np.float64)
-        + hazard.credits_left * np.asarray(credits_left, dtype=np.float64)
-        + hazard.support_tickets * np.asarray(support_tickets, dtype=np.float64)
+    terms = (
+        (hazard.days_since_last_job, days_since_last_job),
+        (hazard.job_fail_rate, job_fail_rate),
+        (hazard.processing_time_min, processing_time_min),
+        (
+            hazard.credits_left,
+            np.minimum(np.asarray(credits_left, dtype=np.float64), hazard.credits_left_cap),
+        ),
+        (hazard.support_tickets, support_tickets),
+        (hazard.dissatisfied_results, dissatisfied_results),
+        (hazard.impatience, impatience),
     )
-    return 1.0 / (1.0 + np.exp(-logit))
+    logit = hazard.intercept + sum(coef * np.asarray(value, dtype=np.float64) for coef, value in terms)
+    return logistic(logit)
+
+
+def calibrated_probability(mean_probability: float, score: np.ndarray) -> np.ndarray:
+    """Return per-person probabilities ``sigmoid(a + score)`` whose mean over ``score`` is ``mean_probability``.
+
+    ``a`` is solved on these very people (bisection), so a step's expected share is exactly the
+    configured rate however the traits behind ``score`` are distributed among those who reached
+    it: rates learned back from the events recover the configuration, and the people who move on
+    are still the ones the traits favour.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    if mean_probability <= 0.0:
+        return np.zeros_like(score)
+    if mean_probability >= 1.0 or score.size == 0:
+        return np.ones_like(score) if mean_probability >= 1.0 else np.zeros_like(score)
+    low, high = -40.0 - score.max(), 40.0 - score.min()
+    for _ in range(60):
+        mid = (low + high) / 2
+        if logistic(mid + score).mean() < mean_probability:
+            low = mid
+        else:
+            high = mid
+    return logistic((low + high) / 2 + score)
 
 
 _NODES, _WEIGHTS = hermegauss(64)
