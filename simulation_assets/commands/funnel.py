@@ -218,8 +218,9 @@ def simulate(
     from pydantic import ValidationError
 
     from simulation_assets.core.funnel.config import CohortConfig
-    from simulation_assets.defs.funnel import FunnelSettings, build_defs
+    from simulation_assets.defs.funnel import build_defs
     from simulation_assets.sinks.config_files import from_env
+    from simulation_assets.sinks.funnel_store import FunnelSettings
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.meta_capi import MetaCapiSink
 

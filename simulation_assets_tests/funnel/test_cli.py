@@ -88,7 +88,7 @@ def test_cli_run_is_recorded_in_the_instance_with_its_checks_and_runs_again_the_
         }
         assert {"events_match_taxonomy", "funnel_monotone", "identity_stitched"} <= set(checks)
         assert checks["events_match_taxonomy"] and checks["identity_stitched"] and checks["funnel_monotone"]
-        assert len(checks) == 8
+        assert len(checks) == 11
         materialized = [
             (e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition)
             for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
@@ -100,6 +100,7 @@ def test_cli_run_is_recorded_in_the_instance_with_its_checks_and_runs_again_the_
                 ("funnel_cohort_events", "2026-01-01"),
                 ("funnel_cohort_events", "2026-01-02"),
                 ("funnel_forecast", None),
+                ("funnel_formulas", None),
                 ("funnel_models", None),
                 ("funnel_transition_rates", None),
             ]
