@@ -16,6 +16,8 @@ from simulation_assets.core.funnel.capi import capi_payloads
 from simulation_assets.core.funnel.charts import funnel_svg
 from simulation_assets.core.funnel.checks import CheckOutcome
 from simulation_assets.core.funnel.cohort import simulate_cohort_events
+from simulation_assets.core.funnel.posthog import property_columns as posthog_property_columns
+from simulation_assets.core.funnel.posthog import to_posthog
 from simulation_assets.core.funnel.schema import COLUMN_DESCRIPTIONS, EVENT_SCHEMA
 from simulation_assets.core.funnel.taxonomy import TAXONOMY
 from simulation_assets.defs.funnel_learning import LEARNING_ASSETS, check_result, svg_markdown
@@ -26,8 +28,12 @@ from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.funnel_store import FunnelSettings
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.meta_capi import MetaCapiSink
+from simulation_assets.sinks.posthog_events import PostHogEvents
 
-__all__ = ["FunnelSettings", "build_defs", "defs"]
+__all__ = ["POSTHOG_ENV", "FunnelSettings", "build_defs", "defs"]
+
+# The funnel's PostHog sink: its own switch, the project's PostHog host and key.
+POSTHOG_ENV = {"mode": "FUNNEL_EVENTS_SINK", "host": "PH_HOST", "api_key": "PH_PROJECT_API_KEY"}
 
 GROUP = "funnel"
 SINGLE_RUN = dg.BackfillPolicy.single_run()
@@ -177,10 +183,58 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             }
         )
 
+    @dg.asset(
+        name="funnel_posthog_events",
+        group_name=GROUP,
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        deps=[funnel_cohort_events],
+        kinds={"posthog"},
+        retry_policy=NETWORK_RETRY,
+        pool="posthog",
+        description=(
+            "Each day's funnel events as PostHog events (UUIDv7 ids, $identify at login with the anonymous "
+            "id, UUIDv7 $session_id, $current_url): kept as Parquet, and posted to PostHog's /batch/ when "
+            "FUNNEL_EVENTS_SINK=posthog (historical_migration for backfills, every batch confirmed). Events "
+            "dated after now wait for a later run."
+        ),
+    )
+    def funnel_posthog_events(
+        context: dg.AssetExecutionContext,
+        funnel_settings: FunnelSettings,
+        store: LocalParquetStore,
+        funnel_posthog: PostHogEvents,
+    ) -> dg.MaterializeResult:
+        site = funnel_settings.cohort_config().site()
+        now = dt.datetime.now(dt.UTC)
+        totals = {"events": 0, "delivered": 0, "not_yet_due": 0, "identify": 0}
+        report = None
+        for key in context.partition_keys:
+            frame = to_posthog(store.read(funnel_settings.dataset("cohort_events"), key), site)
+            store.write(funnel_settings.dataset("posthog_events"), key, frame)
+            due = frame.filter(pl.col("timestamp") <= now)
+            report = funnel_posthog.deliver(due, now=now, property_columns=posthog_property_columns(frame))
+            totals["events"] += frame.height
+            totals["delivered"] += report.events
+            totals["not_yet_due"] += frame.height - due.height
+            totals["identify"] += frame.filter(pl.col("event") == "$identify").height
+            context.add_asset_metadata(
+                {**table_metadata(rows=frame.height), "delivered": report.events}, partition_key=key
+            )
+        return dg.MaterializeResult(
+            metadata={
+                **{f"{k}_in_run": v for k, v in totals.items()},
+                **(report.as_metadata() if report else {}),
+                "path": dg.MetadataValue.path(
+                    str(store.path(funnel_settings.dataset("posthog_events"), context.partition_keys[-1]))
+                ),
+            }
+        )
+
     cohort_job = dg.define_asset_job(
         "funnel_daily_cohort",
-        selection=dg.AssetSelection.assets(funnel_cohort_events, funnel_capi_events),
-        description="Simulate the day's ad-click cohort and map it to Meta CAPI events.",
+        selection=dg.AssetSelection.assets(funnel_cohort_events, funnel_capi_events, funnel_posthog_events),
+        description="Simulate the day's ad-click cohort, map it to Meta CAPI events and send it to PostHog.",
     )
     learn_job = dg.define_asset_job(
         "funnel_learn_and_forecast",
@@ -188,14 +242,18 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         description="Learn rates and the section 6 formulas from the cohorts, forecast, and retrain the models.",
     )
     return dg.Definitions(
-        assets=[funnel_cohort_events, funnel_capi_events, *LEARNING_ASSETS],
+        assets=[funnel_cohort_events, funnel_capi_events, funnel_posthog_events, *LEARNING_ASSETS],
         jobs=[cohort_job, learn_job],
         schedules=[
             dg.build_schedule_from_partitioned_job(
                 cohort_job, hour_of_day=6, minute_of_hour=30, name="funnel_daily_0630_utc"
             ),
         ],
-        resources={"funnel_settings": from_env(FunnelSettings), "funnel_capi": from_env(MetaCapiSink)},
+        resources={
+            "funnel_settings": from_env(FunnelSettings),
+            "funnel_capi": from_env(MetaCapiSink),
+            "funnel_posthog": from_env(PostHogEvents, POSTHOG_ENV),
+        },
     )
 
 
