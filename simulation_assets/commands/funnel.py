@@ -106,6 +106,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--config", default="", help="YAML file with CohortConfig overrides (rates, churn, hazard, ...)"
     )
     p.add_argument(
+        "--app-db-dsn",
+        default=None,
+        metavar="DSN",
+        help="also write users, credit ledger and purchases rows to this PostgreSQL database (schema funnel_app; "
+        "default: $FUNNEL_APP_DB and $FUNNEL_APP_DB_DSN, or none)",
+    )
+    p.add_argument(
         "--events",
         choices=("parquet", "posthog"),
         default=None,
@@ -199,6 +206,12 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, float], dt.date]:
     start = iso_date("--start", args.start) if args.start is not None else None
     if args.config and not Path(args.config).is_file():
         raise UsageError(f"--config {args.config!r}: file not found")
+    if args.app_db_dsn is not None and not args.app_db_dsn.startswith(
+        ("postgresql://", "postgres://", "host=")
+    ):
+        raise UsageError(
+            f"--app-db-dsn {args.app_db_dsn!r}: expected a PostgreSQL connection string (postgresql://...)"
+        )
     if args.events == "posthog" and not os.environ.get("PH_PROJECT_API_KEY"):
         raise UsageError("--events posthog needs the project API key in $PH_PROJECT_API_KEY (and $PH_HOST)")
     if start is None:
@@ -224,6 +237,7 @@ def simulate(
     quiet: bool = False,
     cohort_impressions: int | None = None,
     events_sink: str | None = None,
+    app_db_dsn: str | None = None,
 ) -> dict:
     """Materialize the funnel assets for ``days`` cohorts from ``start``; write the four outputs; return the summary."""
     from pydantic import ValidationError
@@ -231,7 +245,9 @@ def simulate(
     from simulation_assets.core.funnel.config import CohortConfig
     from simulation_assets.defs.funnel import POSTHOG_ENV, build_defs
     from simulation_assets.sinks.config_files import from_env
+    from simulation_assets.sinks.funnel_app_db import FunnelAppDatabase
     from simulation_assets.sinks.funnel_store import FunnelSettings
+    from simulation_assets.sinks.funnel_stripe import StripeWebhookSink
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.meta_capi import MetaCapiSink
     from simulation_assets.sinks.posthog_events import PostHogEvents
@@ -264,6 +280,10 @@ def simulate(
         "store": store,
         "funnel_capi": from_env(MetaCapiSink),
         "funnel_posthog": posthog,
+        "funnel_app_db": from_env(
+            FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {})
+        ),
+        "funnel_stripe": from_env(StripeWebhookSink),
     }
     instance = dagster_instance()
     started = time.perf_counter()
@@ -333,6 +353,7 @@ def run(args: argparse.Namespace) -> int:
         args.config,
         cohort_impressions=args.cohort_impressions,
         events_sink=args.events,
+        app_db_dsn=args.app_db_dsn,
     )
     p = summary["purchasers_forecast"]
     console.print(

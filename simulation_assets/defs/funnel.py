@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from simulation_assets.core.funnel import checks
+from simulation_assets.core.funnel.app_rows import app_rows
 from simulation_assets.core.funnel.capi import capi_payloads
 from simulation_assets.core.funnel.charts import funnel_svg
 from simulation_assets.core.funnel.checks import CheckOutcome
@@ -19,13 +20,16 @@ from simulation_assets.core.funnel.cohort import simulate_cohort_events
 from simulation_assets.core.funnel.posthog import property_columns as posthog_property_columns
 from simulation_assets.core.funnel.posthog import to_posthog
 from simulation_assets.core.funnel.schema import COLUMN_DESCRIPTIONS, EVENT_SCHEMA
+from simulation_assets.core.funnel.stripe import stripe_events
 from simulation_assets.core.funnel.taxonomy import TAXONOMY
 from simulation_assets.defs.funnel_learning import LEARNING_ASSETS, check_result, svg_markdown
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import daily_partitions
 from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.config_files import from_env
+from simulation_assets.sinks.funnel_app_db import FunnelAppDatabase
 from simulation_assets.sinks.funnel_store import FunnelSettings
+from simulation_assets.sinks.funnel_stripe import StripeWebhookSink
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.meta_capi import MetaCapiSink
 from simulation_assets.sinks.posthog_events import PostHogEvents
@@ -231,10 +235,95 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             }
         )
 
+    @dg.asset(
+        name="funnel_app_rows",
+        group_name=GROUP,
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        deps=[funnel_cohort_events],
+        kinds={"postgres"},
+        retry_policy=NETWORK_RETRY,
+        pool="app_db",
+        description=(
+            "The app database rows behind each day's events: users, their credit ledger and their purchases, "
+            "kept as Parquet and, with FUNNEL_APP_DB=postgres, written to PostgreSQL/Supabase (schema "
+            "funnel_app), replacing only that day's synthetic rows."
+        ),
+    )
+    def funnel_app_rows(
+        context: dg.AssetExecutionContext,
+        funnel_settings: FunnelSettings,
+        store: LocalParquetStore,
+        funnel_app_db: FunnelAppDatabase,
+    ) -> dg.MaterializeResult:
+        written: dict[str, int] = {}
+        for key in context.partition_keys:
+            rows = app_rows(store.read(funnel_settings.dataset("cohort_events"), key))
+            for table, frame in rows.items():
+                store.write(funnel_settings.dataset(f"app/{table}"), key, frame)
+            for table, n in funnel_app_db.write_day(key, rows).items():
+                written[table] = written.get(table, 0) + n
+            context.add_asset_metadata(
+                {
+                    **table_metadata(rows=sum(f.height for f in rows.values())),
+                    **{t: f.height for t, f in rows.items()},
+                },
+                partition_key=key,
+            )
+        return dg.MaterializeResult(
+            metadata={"database": funnel_app_db.mode, "rows_written": dg.MetadataValue.json(written)}
+        )
+
+    @dg.asset(
+        name="funnel_stripe_events",
+        group_name=GROUP,
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        deps=[funnel_cohort_events],
+        kinds={"stripe", "json"},
+        retry_policy=NETWORK_RETRY,
+        description=(
+            "Each day's purchases, renewals, plan changes, failed invoices, cancellations and refunds as Stripe "
+            "test-mode webhook events (livemode false), written as JSON lines and, when "
+            "FUNNEL_STRIPE_WEBHOOK_URL and its secret are set, posted signed to that endpoint."
+        ),
+    )
+    def funnel_stripe_events(
+        context: dg.AssetExecutionContext,
+        funnel_settings: FunnelSettings,
+        store: LocalParquetStore,
+        funnel_stripe: StripeWebhookSink,
+    ) -> dg.MaterializeResult:
+        total, by_type, path, sent = 0, {}, None, []
+        for key in context.partition_keys:
+            events = stripe_events(store.read(funnel_settings.dataset("cohort_events"), key))
+            path = funnel_stripe.write(f"{funnel_settings.scenario()}/{key}", events)
+            sent.append(funnel_stripe.send(events).model_dump() | {"day": key})
+            total += len(events)
+            for e in events:
+                by_type[e["type"]] = by_type.get(e["type"], 0) + 1
+            context.add_asset_metadata(table_metadata(rows=len(events)), partition_key=key)
+        return dg.MaterializeResult(
+            metadata={
+                "events_in_run": total,
+                "by_type": dg.MetadataValue.json(by_type),
+                "live": funnel_stripe.is_live(),
+                "send": dg.MetadataValue.json(sent[-5:]),
+                "path": dg.MetadataValue.path(str(path)),
+            }
+        )
+
+    DAILY = (
+        funnel_cohort_events,
+        funnel_capi_events,
+        funnel_posthog_events,
+        funnel_app_rows,
+        funnel_stripe_events,
+    )
     cohort_job = dg.define_asset_job(
         "funnel_daily_cohort",
-        selection=dg.AssetSelection.assets(funnel_cohort_events, funnel_capi_events, funnel_posthog_events),
-        description="Simulate the day's ad-click cohort, map it to Meta CAPI events and send it to PostHog.",
+        selection=dg.AssetSelection.assets(*DAILY),
+        description="Simulate the day's ad-click cohort and deliver it: PostHog, Meta CAPI, app database, Stripe.",
     )
     learn_job = dg.define_asset_job(
         "funnel_learn_and_forecast",
@@ -242,7 +331,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         description="Learn rates and the section 6 formulas from the cohorts, forecast, and retrain the models.",
     )
     return dg.Definitions(
-        assets=[funnel_cohort_events, funnel_capi_events, funnel_posthog_events, *LEARNING_ASSETS],
+        assets=[*DAILY, *LEARNING_ASSETS],
         jobs=[cohort_job, learn_job],
         schedules=[
             dg.build_schedule_from_partitioned_job(
@@ -253,6 +342,8 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             "funnel_settings": from_env(FunnelSettings),
             "funnel_capi": from_env(MetaCapiSink),
             "funnel_posthog": from_env(PostHogEvents, POSTHOG_ENV),
+            "funnel_app_db": from_env(FunnelAppDatabase),
+            "funnel_stripe": from_env(StripeWebhookSink),
         },
     )
 
