@@ -522,7 +522,6 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     cohort_job = dg.define_asset_job(
         "funnel_daily_cohort",
         selection=dg.AssetSelection.assets(funnel_cohort_events, funnel_capi_events),
-        partitions_def=partitions,
         description="Simulate the day's ad-click cohort and map it to Meta CAPI events.",
     )
     learn_job = dg.define_asset_job(

@@ -284,7 +284,6 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             by_name["hogflix_traffic_daily"],
             by_name["hogflix_churn_cleanup"],
         ),
-        partitions_def=partitions,
         description=(
             "Advance the persona pool by one day, record the day's metrics and traffic, and clean up the "
             "users who churned (app rows and auth users)."
@@ -306,7 +305,6 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 )
             )
         ),  # fmt: skip
-        partitions_def=windows,
         description="Emit the sessions of the last 30 minutes: events, app rows and FlixBuddy chats.",
     )
     traffic_schedule = dg.build_schedule_from_partitioned_job(traffic_job, name="hogflix_every_30_minutes")

@@ -265,7 +265,6 @@ def build_defs() -> dg.Definitions:
     job = dg.define_asset_job(
         "hogflix_browser_traffic",
         selection=dg.AssetSelection.assets(*assets),
-        partitions_def=windows,
         description="Play a share of the last 30 minutes' sessions in headless Chromium.",
     )
     schedule = dg.build_schedule_from_partitioned_job(

@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 
-DEFAULT_START_DATE = "2026-01-01"
+from simulation_assets.core.config_base import DEFAULT_START_DATE
 ENVIRONMENTS = ("dev", "qa", "prod")
 
 
