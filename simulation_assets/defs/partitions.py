@@ -8,6 +8,7 @@ import os
 import dagster as dg
 
 from simulation_assets.core.config_base import DEFAULT_START_DATE
+
 ENVIRONMENTS = ("dev", "qa", "prod")
 
 
