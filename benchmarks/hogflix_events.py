@@ -35,11 +35,13 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from simulation_assets.core.hogflix.burn_in import initial_state  # noqa: E402
 from simulation_assets.core.hogflix.config import LifecycleConfig  # noqa: E402
 from simulation_assets.core.hogflix.events import session_events  # noqa: E402
 from simulation_assets.core.hogflix.frames import to_frame  # noqa: E402
 from simulation_assets.core.hogflix.ids import event_uuid, event_uuids  # noqa: E402
-from simulation_assets.core.hogflix.lifecycle import day_number, initial_state, step_day  # noqa: E402
+from simulation_assets.core.hogflix.lifecycle import step_day  # noqa: E402
+from simulation_assets.core.hogflix.persona_state import day_number  # noqa: E402
 from simulation_assets.core.hogflix.sessions import day_sessions  # noqa: E402
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig  # noqa: E402
 from simulation_assets.sinks.posthog_events import PostHogEvents  # noqa: E402

@@ -6,9 +6,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The first simulated day when nothing else says (HogFlix genesis, funnel cohorts, power-user days).
-DEFAULT_START_DATE = "2026-01-01"
-
 # A share or chance: validated to lie in [0, 1].
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 

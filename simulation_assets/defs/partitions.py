@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import dagster as dg
 
-from simulation_assets.core.config_base import DEFAULT_START_DATE
+# The default first day of every domain's daily partitions is the HogFlix scenario's first day.
+from simulation_assets.sinks.hogflix_state import DEFAULT_START_DATE, start_date_from_env  # noqa: F401
 
 ENVIRONMENTS = ("dev", "qa", "prod")
-
-
-def start_date_from_env() -> str:
-    """Return ``$HOGFLIX_START_DATE`` (YYYY-MM-DD) or the default first day."""
-    value = os.environ.get("HOGFLIX_START_DATE") or DEFAULT_START_DATE
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"HOGFLIX_START_DATE must be YYYY-MM-DD, got {value!r}") from exc
-    return value
 
 
 def daily_partitions(

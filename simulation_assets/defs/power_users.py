@@ -274,7 +274,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         with reference_target(power_users_target.target_url(scenario)) as url:
             for day in sorted(by_day):
                 personas = [p.name for p in scenario.simulations if p.name in by_day[day]]
-                logs.append(log_path(store, day, context.run_id))
+                logs.append(log_path(store, day, context.run.run_id))
                 result = power_users_target.run(
                     personas=personas,
                     day=day,
@@ -298,12 +298,9 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         name=REPORT,
         group_name=GROUP,
         partitions_def=days,
-        deps=[
-            dg.AssetDep(
-                RUNS,
-                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day"),
-            )
-        ],
+        # The day of a report maps to every persona of that day: Dagster infers it from the shared
+        # "day" dimension (the explicit MultiToSingleDimensionPartitionMapping is a beta API).
+        deps=[RUNS],
         kinds={"python", "json"},
         check_specs=[
             dg.AssetCheckSpec(name, asset=REPORT, description=RUN_CHECKS[name][1]) for name in REPORT_CHECKS

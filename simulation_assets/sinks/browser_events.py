@@ -20,9 +20,9 @@ import time
 import httpx
 import polars as pl
 
+from simulation_assets.core.hogflix.browser_events import BROWSER_EVENT_SCHEMA, encode_for_batch, events_frame
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.posthog_events import DeliveryReport, PostHogEvents
-from simulation_assets.webapp.capture import BROWSER_EVENT_SCHEMA, encode_for_batch, events_frame
 
 _LOCK = threading.Lock()
 

@@ -32,7 +32,7 @@ import httpx
 import polars as pl
 from pydantic import Field
 
-from simulation_assets.core.hogflix.events import PROPERTY_COLUMNS
+from simulation_assets.core.hogflix.event_frame import PROPERTY_COLUMNS
 from simulation_assets.sinks.http_retry import (
     BACKOFF_SECONDS,
     MAX_BACKOFF_SECONDS,

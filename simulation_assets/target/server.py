@@ -111,12 +111,18 @@ class LocalTarget:
             self._thread.join(timeout=10)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, clock_speed: float = 1.0) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    clock_speed: float = 1.0,
+    overrides: dict[str, Callable[[], ASGIApp]] | None = None,
+) -> None:
     """Serve the composed reference apps on ``host:port`` until interrupted.
 
-    ``clock_speed`` makes the PropIQ API's simulated clock run that many times faster than real time.
+    ``clock_speed`` makes the PropIQ API's simulated clock run that many times faster than real time;
+    ``overrides`` replaces the factories of some mount paths (the caller wires them to its sinks).
     """
-    apps = sub_apps()
+    apps = {**sub_apps(), **(overrides or {})}
     if "/" in apps and clock_speed != 1.0:
         from simulation_assets.core.power_users.target_rules import TargetRules
         from simulation_assets.target.propiq import create_app

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import polars as pl
 import pytest
 
-from simulation_assets.core.funnel.cohort import simulate_cohort_events
-from simulation_assets.core.funnel.config import CohortConfig
-from simulation_assets.core.funnel.features import PURCHASE_FEATURES, build_features, time_split
+from simulation_assets.core.funnel.features import PURCHASE_FEATURES, time_split
 from simulation_assets.core.funnel.models import train_and_evaluate
 
 
 @pytest.fixture(scope="module")
-def features() -> pl.DataFrame:
-    days = [dt.date(2026, 3, 1) + dt.timedelta(days=d) for d in range(5)]
-    events = pl.concat(
-        [simulate_cohort_events(d, CohortConfig(), seed=8, impressions=600_000).events for d in days]
-    )
-    return build_features(events)
+def features(model_features) -> pl.DataFrame:
+    return model_features
 
 
 def test_features_have_one_row_per_logged_in_person_and_no_monetization_leak(features) -> None:

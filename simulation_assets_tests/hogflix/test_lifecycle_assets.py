@@ -3,8 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from simulation_assets.defs.hogflix import HogflixSettings, build_defs
+from simulation_assets.defs.hogflix import build_defs
 from simulation_assets.defs.resources import shared_resources
+from simulation_assets.sinks.hogflix_state import HogflixSettings
 from simulation_assets.sinks.local_store import LocalParquetStore
 
 START = "2026-01-01"

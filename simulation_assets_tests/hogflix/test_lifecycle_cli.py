@@ -2,6 +2,7 @@
 
 import json
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -60,3 +61,23 @@ def test_unwritable_output_exits_2(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert main(["hogflix", "--days", "2", "--output", str(blocker / "sub")]) == 2
     assert "not writable" in capsys.readouterr().out
+
+
+def test_simulate_hogflix_records_one_run_per_range_and_runs_again_the_same_day(tmp_path):
+    args = ["hogflix", "--days", "5", "--seed", "3", "--traffic-days", "0", "--output", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert main(args) == 0  # the same day again, same instance: no error
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["dagster_runs"] == [runs[0].run_id]  # the whole date range is one run
+    personas = dg.AssetKey("hogflix_personas")
+    assert instance.get_materialized_partitions(personas) == {f"2026-01-0{d}" for d in range(1, 6)}
+    records = instance.fetch_materializations(personas, limit=20).records
+    assert len(records) == 10 and {r.run_id for r in records} == {r.run_id for r in runs}
+    evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(personas, "persona_ids_unique")]
+    )[dg.AssetCheckKey(personas, "persona_ids_unique")]
+    assert evaluation.run_id == runs[0].run_id
+    assert summary["checks"]["hogflix_personas.persona_ids_unique"] is True

@@ -14,7 +14,8 @@ from simulation_assets.core.hogflix.config import (
     lifecycle_config_from_env,
 )
 from simulation_assets.core.hogflix.frames import to_frame
-from simulation_assets.core.hogflix.lifecycle import (
+from simulation_assets.core.hogflix.lifecycle import return_probability, step_day
+from simulation_assets.core.hogflix.persona_state import (
     ACTIVE,
     BINGE,
     CASUAL,
@@ -26,10 +27,8 @@ from simulation_assets.core.hogflix.lifecycle import (
     REGULAR,
     WEEKEND,
     day_number,
-    flixbuddy_count,
-    return_probability,
-    step_day,
 )
+from simulation_assets.core.hogflix.viewing import flixbuddy_count
 from simulation_assets_tests.hogflix.helpers import DAY, no_events, pool, share
 
 UNSCALED = LifecycleConfig(return_scale=1.0)

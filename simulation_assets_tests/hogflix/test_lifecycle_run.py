@@ -5,10 +5,12 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import PATTERNS, PLANS, LifecycleConfig
 from simulation_assets.core.hogflix.frames import to_frame
-from simulation_assets.core.hogflix.lifecycle import CHURNED, day_number, initial_state, step_day
+from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.metrics import daily_metrics, plan_weighted_pattern_targets
+from simulation_assets.core.hogflix.persona_state import CHURNED, day_number
 
 START = day_number(dt.date(2026, 1, 1))
 

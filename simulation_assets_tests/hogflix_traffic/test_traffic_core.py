@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.hogflix.app_rows import app_rows
-from simulation_assets.core.hogflix.events import cap_per_user_hour, session_events
+from simulation_assets.core.hogflix.event_frame import cap_per_user_hour
+from simulation_assets.core.hogflix.events import session_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations, deterministic_reply
 from simulation_assets.core.hogflix.ids import (
     EVENT_NAMESPACE,

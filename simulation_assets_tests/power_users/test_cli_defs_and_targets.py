@@ -243,3 +243,27 @@ def test_a_target_reporting_negative_tokens_fails_the_blocking_check_and_the_run
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["run_tables_consistent"].passed is False and checks["run_tables_consistent"].blocking
     assert checks["run_tables_consistent"].metadata["negative_values"].value > 0
+
+
+def test_a_day_report_depends_on_every_persona_run_of_that_day():
+    from simulation_assets.defs.power_users import build_defs
+
+    defs = dg.Definitions.merge(build_defs(), dg.Definitions(resources={"store": LocalParquetStore()}))
+    graph = defs.resolve_asset_graph()
+    report, runs = defs.get_assets_def("power_user_report"), defs.get_assets_def("power_user_runs")
+    mapping = graph.get_partition_mapping(report.key, runs.key)
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        report.partitions_def.subset_with_partition_keys(["2026-02-02"]),
+        report.partitions_def,
+        runs.partitions_def,
+    ).partitions_subset
+    assert sorted(upstream.get_partition_keys()) == sorted(
+        f"2026-02-02|{p}"
+        for p in (
+            "Portfolio-Manager-Paula",
+            "First-Time-Investor-Frank",
+            "Real-Estate-Agent-Rita",
+            "Weekend-Warrior-Will",
+            "Business-Development-Ben",
+        )
+    )

@@ -138,6 +138,33 @@ DEFAULT_PLANS: tuple[Plan, ...] = (
 )
 
 
+class ModelThresholds(_Frozen):
+    """Minimum quality a model must show on the held-out (later) persons (this project's bands)."""
+
+    purchase_auc_min: float = Field(default=0.75, description="ROC AUC of purchase propensity")
+    churn_auc_min: float = Field(default=0.57, description="ROC AUC of churn propensity")
+    ece_max: float = Field(
+        default=0.05, description="expected calibration error of both classifiers (+ 0.5/sqrt(test rows))"
+    )
+    ltv_mae_improvement_min: float = Field(
+        default=0.15, description="LTV MAE at least this share below the constant (median) predictor's"
+    )
+    min_test_rows: int = 200
+
+
+class CheckBands(_Frozen):
+    """How far simulated data may stray from the configured truth before an asset check fails.
+
+    They change no data, so they are left out of the scenario's name (see
+    :meth:`CohortConfig.scenario_payload`).
+    """
+
+    rates_z: float = Field(
+        default=4.0, gt=0, description="learned vs configured rate: at most this many binomial standard errors"
+    )
+    models: ModelThresholds = ModelThresholds()
+
+
 class CohortConfig(_Frozen):
     """How an event-level cohort behaves beyond the transition rates (this project's choices)."""
 
@@ -165,6 +192,12 @@ class CohortConfig(_Frozen):
     horizon_days: int = Field(
         default=90, ge=31, description="events are generated up to this many days after the click"
     )
+
+    checks: CheckBands = CheckBands()
+
+    def scenario_payload(self) -> dict[str, object]:
+        """Return the fields that shape the data (everything but the check bands), JSON-ready."""
+        return self.model_dump(mode="json", exclude={"checks"})
 
     @model_validator(mode="after")
     def _plans(self) -> CohortConfig:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from simulation_assets.core.funnel.config import ModelThresholds
 from simulation_assets.core.funnel.features import (
     CATEGORICAL_FEATURES,
     CHURN_FEATURES,
@@ -27,19 +28,11 @@ from simulation_assets.core.funnel.features import (
 )
 from simulation_assets.core.rng import stream
 
+__all__ = ["ClassifierMetrics", "ModelReport", "ModelThresholds", "RegressorMetrics", "train_and_evaluate"]
 
-class ModelThresholds(BaseModel):
-    """Minimum quality a model must show on the held-out (later) persons."""
 
-    purchase_auc_min: float = Field(default=0.75, description="ROC AUC of purchase propensity")
-    churn_auc_min: float = Field(default=0.57, description="ROC AUC of churn propensity")
-    ece_max: float = Field(
-        default=0.05, description="expected calibration error of both classifiers (+ 0.5/sqrt(test rows))"
-    )
-    ltv_mae_improvement_min: float = Field(
-        default=0.15, description="LTV MAE at least this share below the constant (median) predictor's"
-    )
-    min_test_rows: int = 200
+MIN_TRAIN_ROWS = 50
+"""Fewer training rows than this and a model is not trained (its metrics say why)."""
 
 
 class ClassifierMetrics(BaseModel):
@@ -131,11 +124,8 @@ def _classifier(
     shuffle: bool,
     seed: int,
 ) -> ClassifierMetrics:
-    from sklearn.ensemble import HistGradientBoostingClassifier  # imported here: sklearn is slow to import
-    from sklearn.metrics import brier_score_loss, roc_auc_score
-
     train, test = time_split(frame)
-    if train.height < 50 or test.height == 0:
+    if train.height < MIN_TRAIN_ROWS or test.height == 0:
         return ClassifierMetrics(
             rows_train=train.height,
             rows_test=test.height,
@@ -147,6 +137,9 @@ def _classifier(
             passed=False,
             reason="too few rows to train",
         )
+    from sklearn.ensemble import HistGradientBoostingClassifier  # imported here: sklearn is slow to import
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     categories = {c: sorted({v for v in train[c].to_list() if v is not None}) for c in CATEGORICAL_FEATURES}
     x_train, mask = _matrix(train, features, categories)
     x_test, _ = _matrix(test, features, categories)
@@ -197,12 +190,9 @@ def _classifier(
 def _ltv(
     frame: pl.DataFrame, horizon: int, thresholds: ModelThresholds, shuffle: bool, seed: int
 ) -> RegressorMetrics:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.metrics import mean_absolute_error
-
     label = f"revenue_{horizon}d"
     train, test = time_split(frame)
-    if train.height < 50 or test.height == 0:
+    if train.height < MIN_TRAIN_ROWS or test.height == 0:
         return RegressorMetrics(
             horizon_days=horizon,
             rows_train=train.height,
@@ -214,6 +204,9 @@ def _ltv(
             passed=False,
             reason="too few rows to train",
         )
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.metrics import mean_absolute_error
+
     categories = {c: sorted({v for v in train[c].to_list() if v is not None}) for c in CATEGORICAL_FEATURES}
     x_train, mask = _matrix(train, LTV_FEATURES, categories)
     x_test, _ = _matrix(test, LTV_FEATURES, categories)
@@ -264,10 +257,16 @@ def train_and_evaluate(
 
     ``shuffle_labels=True`` permutes the training labels (a no-signal baseline that must fail).
     """
+    thresholds = thresholds or ModelThresholds()
+    if len(time_split(features)[0]) < MIN_TRAIN_ROWS:
+        # Nothing to train: skip importing scikit-learn (~2 s), e.g. for a forecast from a tiny cohort.
+        return _train_all(features, thresholds, shuffle_labels, seed)
+    import sklearn.ensemble  # noqa: F401  (loads OpenMP, so the limit below applies to it)
     from threadpoolctl import threadpool_limits
 
-    thresholds = thresholds or ModelThresholds()
-    # One thread: identical results on any machine, and fair to the other work on a small box.
+    # One thread: identical results on any machine, and fair to the other work on a small box. The
+    # limit only reaches libraries already loaded: before sklearn was imported first, the first
+    # training of a process ran on every core and took 50 s instead of 3 s on a busy 2-core machine.
     with threadpool_limits(1):
         return _train_all(features, thresholds, shuffle_labels, seed)
 

@@ -22,6 +22,7 @@ STATES = ("NEW", "ACTIVE", "CASUAL", "DORMANT", "CHURNED")
 PATTERNS = ("DAILY", "REGULAR", "WEEKEND", "BINGE", "MONTHLY")
 PLANS = ("Premium", "Standard", "Basic")
 LIFE_EVENTS = ("VACATION", "SICK", "BUSY_WORK", "NEW_RELEASE_HYPE")
+DEFAULT_START_DATE = "2026-01-01"  # first simulated day of the default scenario ($HOGFLIX_START_DATE)
 
 
 class Range(_Frozen):
@@ -68,7 +69,9 @@ class LifecycleConfig(_Frozen):
     pool_band: Annotated[float, Field(gt=0, lt=1)] = 0.05  # 380-420 around 400
     signups_per_day: Range = Range(low=2, high=5)  # "2-5 new signups per day", at pool 400
     signup_reference_pool: PositiveInt = 400  # signups scale with persona_pool / this
-    # Signups refill the pool to target x (1 - pool_band x this); see lifecycle._signup_count.
+    # "Most common state (60-70% of users)": the band the mean ACTIVE share is checked against.
+    active_share_band: tuple[Probability, Probability] = (0.60, 0.70)
+    # Signups refill the pool to target x (1 - pool_band x this); see signups.signup_count.
     replenish_margin: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     # --- Lifecycle states ("User Lifecycle System") ---
@@ -187,6 +190,8 @@ class LifecycleConfig(_Frozen):
             raise ValueError("session_depth must define NEW, ACTIVE, CASUAL and BINGE")
         if any(d.videos.low < 1 for d in self.session_depth.values()):
             raise ValueError("session_depth videos must be at least 1 (an active day watches something)")
+        if self.active_share_band[0] > self.active_share_band[1]:
+            raise ValueError(f"active_share_band must be (low, high), got {self.active_share_band}")
         if sum(e.daily_chance for e in self.life_events.values()) > 1.0:
             raise ValueError("life_events daily_chance values must sum to at most 1")
         return self

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.funnel.cohort.draws import hex_ids
-from simulation_assets.core.funnel.schema import TOP_LEVEL_COLUMNS, polars_type
+from simulation_assets.core.funnel.schema import EVENT_SCHEMA, event_columns, polars_type
 from simulation_assets.core.funnel.taxonomy import PROPERTIES, TAXONOMY
 
 Jobs = dict[str, Any]
@@ -95,24 +95,10 @@ def assemble(
     return conform(ev)
 
 
-def event_columns() -> list[tuple[str, pl.DataType]]:
-    """Return the columns of an events frame: the top-level fields, then every known property."""
-    top: list[tuple[str, pl.DataType]] = [
-        ("event", pl.String()),
-        ("timestamp", pl.Datetime("ms", "UTC")),
-        ("source", pl.String()),
-        ("environment", pl.String()),
-        ("distinct_id", pl.String()),
-        ("user_id", pl.String()),
-        ("session_id", pl.String()),
-    ]
-    return top + [(name, polars_type(spec)) for name, spec in sorted(PROPERTIES.items())]
-
-
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
     """Return ``frame`` with exactly the events-frame columns, in order and typed (missing ones null)."""
     cols = []
-    for name, dtype in event_columns():
+    for name, dtype in EVENT_SCHEMA.items():
         if name in frame.columns:
             cols.append(pl.col(name).cast(dtype))
         else:
@@ -122,7 +108,7 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
 
 def empty_events_frame() -> pl.DataFrame:
     """Return an events frame with no rows."""
-    return pl.DataFrame(schema=dict(event_columns()))
+    return pl.DataFrame(schema=EVENT_SCHEMA)
 
 
-assert set(TOP_LEVEL_COLUMNS) <= {name for name, _ in event_columns()}
+__all__ = ["EventBlocks", "Jobs", "assemble", "conform", "empty_events_frame", "event_columns"]
