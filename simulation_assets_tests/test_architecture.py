@@ -40,19 +40,8 @@ REFERENCE_APPS = {"webapp", "target"}
 
 # Violations that exist on main today, each owned by the engineer fixing it. The test requires this
 # list to be exactly the current set: fixing one means deleting its line, and no new one can appear.
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    # hogflix: the browser events store names its columns from the web app; the served web app
-    # names its dataset through the HogFlix settings and writes through sinks.
-    ("simulation_assets.sinks.browser_events", "simulation_assets.webapp.capture"),
-    ("simulation_assets.webapp.serve", "simulation_assets.defs.hogflix"),
-    ("simulation_assets.webapp.serve", "simulation_assets.sinks.browser_events"),
-    ("simulation_assets.webapp.serve", "simulation_assets.sinks.config_files"),
-    ("simulation_assets.webapp.serve", "simulation_assets.sinks.local_store"),
-}
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # hogflix: the lifecycle and the traffic modules read each other's settings and state.
-    frozenset({"simulation_assets.defs.hogflix", "simulation_assets.defs.hogflix_traffic"}),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _module_name(path: Path) -> str:

@@ -20,6 +20,7 @@ from simulation_assets.defs.metadata import (
     table_metadata,
 )
 from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.sinks.activity_backends import activity_store_from_env
 from simulation_assets.sinks.activity_store import ActivityStore, TickOutcome, utc_now
 from simulation_assets.sinks.config_files import from_env, load_config
 
@@ -324,7 +325,7 @@ def build_defs() -> dg.Definitions:
         sensors=[activity_tick_every_30s],
         resources={
             "activity_settings": from_env(ActivitySettings),
-            "activity_store": from_env(ActivityStore),
+            "activity_store": activity_store_from_env(),
         },
     )
 

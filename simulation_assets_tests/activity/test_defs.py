@@ -14,7 +14,7 @@ from simulation_assets.defs.activity import (
     next_tick_request,
     tick_run_config,
 )
-from simulation_assets.sinks.activity_store import ActivityStore
+from simulation_assets.sinks.activity_backends import DuckDBActivityStore
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -22,7 +22,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 @pytest.fixture
 def wiring(tmp_path):
     defs = build_defs()
-    store = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "activity.duckdb"))
+    store = DuckDBActivityStore(duckdb_path=str(tmp_path / "activity.duckdb"))
     resources = {"activity_settings": ActivitySettings(seed=5), "activity_store": store}
     return defs, store, resources, dg.DagsterInstance.ephemeral()
 

@@ -69,7 +69,7 @@ def test_tables_subset_writes_only_those_files_and_a_summary(
     assert written is not None and written.dagster_event.partition == "dev"
     assert loaded is not None and loaded.dagster_event.partition == "dev"
     assert loaded.asset_materialization.metadata["dagster/row_count"].value == 500_000
-    records = instance.get_event_records(
+    records = instance.event_log_storage.get_event_records(
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     )
     evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
