@@ -15,12 +15,20 @@ from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.config import STATES
 from simulation_assets.core.hogflix.frames import to_frame
 from simulation_assets.core.hogflix.lifecycle import step_day
-from simulation_assets.core.hogflix.metrics import daily_metrics
+from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
 from simulation_assets.core.hogflix.persona_state import day_number
+from simulation_assets.core.hogflix.schema import DAILY_METRICS_SCHEMA, PERSONA_SCHEMA
 from simulation_assets.defs.hogflix_checks import check_specs, result
 from simulation_assets.defs.hogflix_daily import daily_assets
 from simulation_assets.defs.hogflix_traffic import GROUP, PROGRESS, traffic_assets
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.defs.metadata import (
+    COLUMN_SCHEMA,
+    column_schema,
+    figure_markdown,
+    md_table,
+    new_figure,
+    table_metadata,
+)
 from simulation_assets.defs.partitions import daily_partitions
 from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
 from simulation_assets.sinks.app_db import app_database_from_env
@@ -75,6 +83,9 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             )
         ],
         kinds={"polars", "parquet"},
+        metadata={
+            COLUMN_SCHEMA: column_schema(PERSONA_SCHEMA, not_null=["distinct_id"], unique=["distinct_id"])
+        },
         check_specs=check_specs("hogflix_personas"),
         description=(
             "The HogFlix persona pool at the end of each UTC day: lifecycle state (NEW, ACTIVE, CASUAL, "
@@ -96,6 +107,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             frame = to_frame(state)
             unique_ids.append(checks.persona_ids_unique(frame))
             store.write(dataset, key, frame)
+            context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
             PROGRESS.info(key, extra={"asset": "hogflix_personas", "partitions": 1})
         alive = frame.filter(pl.col("state") != "CHURNED")
         return dg.MaterializeResult(
@@ -131,6 +143,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         backfill_policy=SINGLE_RUN,
         deps=[hogflix_personas],
         kinds={"polars", "parquet"},
+        metadata={COLUMN_SCHEMA: column_schema(DAILY_METRICS_SCHEMA)},
         check_specs=check_specs("hogflix_daily_metrics"),
         description=(
             "One row per day: pool size, active users, signups, churned and cleaned, reactivations, "
@@ -144,8 +157,10 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         source, target = hogflix_settings.dataset("personas"), hogflix_settings.dataset("daily_metrics")
         rows = []
         for key in context.partition_keys:
-            row = daily_metrics(store.read(source, key), dt.date.fromisoformat(key))
+            personas = pl.read_parquet(store.path(source, key), columns=list(METRICS_INPUT_COLUMNS))
+            row = daily_metrics(personas, dt.date.fromisoformat(key))
             store.write(target, key, row)
+            context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)
         metrics = pl.concat(rows)
         last = context.partition_keys[-1]

@@ -26,7 +26,7 @@ from simulation_assets.core.hogflix.browser_plan import (
 )
 from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA
 from simulation_assets.defs.hogflix_checks import check_specs, result
-from simulation_assets.defs.metadata import md_table
+from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL, daily_partitions
 from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
 from simulation_assets.defs.policies import NETWORK_RETRY
@@ -122,6 +122,7 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         kinds={"playwright", "chromium", "posthog"},
         retry_policy=NETWORK_RETRY,
         pool="posthog",
+        metadata={COLUMN_SCHEMA: column_schema(BROWSER_EVENT_SCHEMA)},
         check_specs=check_specs("hogflix_browser_sessions"),
         description=(
             "A stable share of the window's sessions played by personas in headless Chromium against the "
@@ -170,7 +171,9 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         if local:  # another site stores its own events (the reference app served alone merges them in)
             target = BrowserEventsStore(store, hogflix_settings.dataset("browser_events"))
             for key in keys:
-                target.replace(key, events.filter(pl.col("partition_key") == key))
+                window_events = events.filter(pl.col("partition_key") == key)
+                target.replace(key, window_events)
+                context.add_asset_metadata(table_metadata(window_events), partition_key=key)
         delivery = forward(hogflix_posthog, events)
         played = sessions_frame(report)
         failures = [s for s in report.sessions if not s.ok]

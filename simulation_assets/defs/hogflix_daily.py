@@ -20,7 +20,14 @@ from simulation_assets.core.hogflix.metrics import TRAFFIC_DAILY_SCHEMA, traffic
 from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA, day_window_keys
 from simulation_assets.defs.hogflix_checks import check_specs, result
 from simulation_assets.defs.hogflix_traffic import GROUP
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.defs.metadata import (
+    COLUMN_SCHEMA,
+    column_schema,
+    figure_markdown,
+    md_table,
+    new_figure,
+    table_metadata,
+)
 from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.app_db import HogflixAppDatabase
 from simulation_assets.sinks.hogflix_state import (
@@ -69,6 +76,7 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
             dg.AssetDep("hogflix_events", partition_mapping=dg.TimeWindowPartitionMapping()),
         ],
         kinds={"polars"},
+        metadata={COLUMN_SCHEMA: column_schema(TRAFFIC_DAILY_SCHEMA)},
         check_specs=check_specs("hogflix_traffic_daily"),
         description=(
             "Traffic of each day (its 48 windows; windows not materialized are generated in memory the "
@@ -92,6 +100,7 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
             unique_uuids.append(checks.event_uuids_unique(events))
             row = traffic_day(dt.date.fromisoformat(key), sessions, events)
             store.write(hogflix_settings.dataset("traffic_daily"), key, row)
+            context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)
         days = pl.concat(rows) if rows else pl.DataFrame(schema=TRAFFIC_DAILY_SCHEMA)
         pool = hogflix_settings.persona_pool
@@ -151,6 +160,7 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
             non_synthetic += [deleted["non_synthetic_before"], deleted["non_synthetic_after"]]
             rows_deleted = sum(deleted["deleted"].values())
             records.append({"date": key, "users": len(ids), "rows_deleted": rows_deleted})
+            context.add_asset_metadata(table_metadata(rows=len(ids)), partition_key=key)
             store.write(
                 hogflix_settings.dataset("cleanup"),
                 key,

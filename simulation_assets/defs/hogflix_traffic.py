@@ -19,7 +19,7 @@ from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations
 from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA
 from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS
 from simulation_assets.defs.hogflix_checks import check_specs, result
-from simulation_assets.defs.metadata import md_table
+from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL
 from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.app_db import HogflixAppDatabase
@@ -55,6 +55,16 @@ def _add(totals: dict[str, int], more: dict[str, int]) -> None:
         totals[key] = totals.get(key, 0) + n
 
 
+def _rows_by_window(tables: dict[str, pl.DataFrame], keys: list[str]) -> dict[str, int]:
+    """Return, per window key, how many app rows of ``tables`` belong to it (0 for windows without rows)."""
+    rows = dict.fromkeys(keys, 0)
+    for frame in tables.values():
+        for key, n in frame.group_by("partition_key").len().iter_rows():
+            if key in rows:
+                rows[key] += n
+    return rows
+
+
 def by_day(keys: list[str]) -> list[list[str]]:
     """Group half-hourly keys by their day, so a range run holds one day of traffic in memory at a time."""
     groups: dict[str, list[str]] = {}
@@ -87,6 +97,9 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         backfill_policy=HALF_HOURLY_BACKFILL,
         deps=[dg.AssetDep("hogflix_personas", partition_mapping=dg.TimeWindowPartitionMapping())],
         kinds={"polars", "parquet"},
+        metadata={
+            COLUMN_SCHEMA: column_schema(SESSION_SCHEMA, not_null=["session_id"], unique=["session_id"])
+        },
         check_specs=check_specs("hogflix_sessions"),
         description=(
             "One row per persona visit starting in the 30-minute window: the persona's lifecycle numbers "
@@ -110,6 +123,7 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
             for key in day:
                 frame = reader.window_sessions(key)
                 store.write(dataset, key, frame)
+                context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
                 frames.append(frame)
             sessions = concat_frames(frames, SESSION_SCHEMA)
             outcomes.append(checks.session_ids_are_uuidv7_at_start(sessions))
@@ -148,6 +162,7 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         backfill_policy=HALF_HOURLY_BACKFILL,
         deps=[hogflix_sessions],
         kinds={"polars", "parquet", "posthog"},
+        metadata={COLUMN_SCHEMA: column_schema(empty_events().schema, not_null=["uuid"], unique=["uuid"])},
         retry_policy=NETWORK_RETRY,
         pool="posthog",
         check_specs=check_specs("hogflix_events"),
@@ -176,6 +191,7 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
             for key in day:
                 frame = session_events(reader.stored_or_sessions(key), hogflix_settings.seed, traffic, key)
                 store.write(dataset, key, frame)
+                context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
                 frames.append(frame)
             events = concat_frames(frames, empty_events().schema)
             reports.append(hogflix_posthog.deliver(events))
@@ -240,6 +256,8 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
                             "id", keep="first", maintain_order=True
                         )
             written = hogflix_app_db.write(tables, day)
+            for key, rows in _rows_by_window(tables, day).items():
+                context.add_asset_metadata(table_metadata(rows=rows), partition_key=key)
             new_users = written["new_profiles"].join(
                 tables["profiles"].select("id", "plan", "display_name"), on="id", how="left"
             )
@@ -306,6 +324,7 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
                 replies, report = hogflix_flixbuddy.answer(asked, traffic.catalog_size)
                 stored = asked.with_columns(pl.Series("reply", replies, dtype=pl.String))
                 store.write(dataset, key, stored)
+                context.add_asset_metadata(table_metadata(stored), partition_key=key)
                 chats.append((asked, replies))
                 outcomes.append(
                     checks.questions_from_templates_within_cap(asked, FLIXBUDDY_QUESTIONS, report.calls, cap)

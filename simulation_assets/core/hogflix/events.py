@@ -17,14 +17,12 @@ are concatenated and ordered once; there is no loop over sessions or events.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import polars as pl
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.catalog import GENRES, catalog, pick_videos
-from simulation_assets.core.hogflix.event_frame import event_frame
+from simulation_assets.core.hogflix.event_frame import EVENT_SCHEMA, event_frame
 from simulation_assets.core.hogflix.event_pages import (
     CATEGORY,
     COMPLETED,
@@ -254,27 +252,6 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     return event_frame(s, seed, cfg, e_sess, ts, e_code, e_page, e_slot, e_value, seq, video, completion, watch_s)  # fmt: skip
 
 
-@lru_cache(maxsize=1)
-def _event_schema() -> pl.Schema:
-    """Return the event frame's schema (it does not depend on the configuration's numbers)."""
-    from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA
-
-    values = {
-        "session_id": "018bcfe5-6800-70c2-9273-bd9fb92433ce", "partition_key": "2024-01-01-00:00",
-        "session_start_at": 1_700_000_000_000, "persona_number": 1, "distinct_id": "p_1", "anon_distinct_id": "a",
-        "device_id": "d", "user_id": "u", "profile_id": "r", "email": "e", "signed_up_at": 1_700_000_000_000,
-        "plan": "Basic", "source": "direct", "state": "NEW", "activity_pattern": "DAILY", "is_signup": True,
-        "entry_point": "flixbuddy", "genre": GENRES[0], "videos": 1, "titles_opened": 1, "listing_pages": 1,
-        "completion_percent": 99.0, "ratings": 1, "watchlist_adds": 1, "flixbuddy": True, "conversation_id": "c",
-        "binge_mode": False, "support_tickets": 1, "device_type": "Desktop", "os": "Linux", "browser": "Firefox",
-        "screen_width": 1, "screen_height": 1, "country": "US", "is_synthetic": True,
-    }  # fmt: skip
-    one = pl.DataFrame({k: [values[k]] for k in SESSION_SCHEMA}).with_columns(
-        [pl.col(k).cast(t) for k, t in SESSION_SCHEMA.items()]
-    )
-    return session_events(one, 0, TrafficConfig(), "schema").schema
-
-
 def empty_events(cfg: TrafficConfig | None = None) -> pl.DataFrame:
     """Return an empty event frame with every column ``session_events`` produces."""
-    return pl.DataFrame(schema=_event_schema())
+    return pl.DataFrame(schema=EVENT_SCHEMA)

@@ -9,6 +9,12 @@ import polars as pl
 from simulation_assets.core.hogflix.config import PATTERNS, STATES
 from simulation_assets.core.hogflix.schema import DAILY_METRICS_SCHEMA
 
+# The persona columns ``daily_metrics`` reads (a reader may load only these).
+METRICS_INPUT_COLUMNS = (
+    "state", "activity_pattern", "active_today", "signed_up_today", "churned_today", "marked_for_cleanup",
+    "reactivated_today", "flixbuddy_today", "videos_today", "engagement_score",
+)  # fmt: skip
+
 
 def daily_metrics(personas: pl.DataFrame, date: dt.date) -> pl.DataFrame:
     """Return one row of ``DAILY_METRICS_SCHEMA`` for the persona table of ``date``.
