@@ -8,12 +8,27 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """The terminal, through rich, imported on first use (``simulate --help`` never loads it)."""
+
+    _console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if _LazyConsole._console is None:
+            from rich.console import Console
+
+            _LazyConsole._console = Console(stderr=False, highlight=False, soft_wrap=True)
+        return getattr(_LazyConsole._console, name)
+
+
+console: Console = _LazyConsole()  # type: ignore[assignment]
 
 
 class UsageError(Exception):
@@ -58,6 +73,8 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
 
 def progress() -> Progress:
     """Return a progress bar that shows completed/total and elapsed time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -75,12 +92,12 @@ def chunks(keys: list[str], size: int) -> Iterable[list[str]]:
 
 
 def dagster_instance():  # noqa: ANN201
-    """Return the local Dagster instance the UI uses (creating ``./.dagster_home`` if needed)."""
+    """Return the local Dagster instance the UI uses (creating ``./.dagster_home`` once, safely, if needed)."""
     import dagster as dg
 
-    from simulation_assets.paths import ensure_dagster_home
+    from simulation_assets.sinks.local_instance import ensure_local_instance
 
-    ensure_dagster_home()
+    ensure_local_instance()
     return dg.DagsterInstance.get()
 
 

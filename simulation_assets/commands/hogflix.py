@@ -18,8 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from simulation_assets.commands.common import (
     UsageError,
@@ -37,7 +36,10 @@ from simulation_assets.commands.hogflix_browser import (
     check_browser_arguments,
     run_browser_tier,
 )
-from simulation_assets.core.hogflix.config import DEFAULT_START_DATE
+from simulation_assets.core.calendar import DEFAULT_START_DATE
+
+if TYPE_CHECKING:
+    import polars as pl
 
 DEMO_ORDER = 10
 LIFECYCLE_ASSETS = ("hogflix_personas", "hogflix_daily_metrics")
@@ -217,6 +219,8 @@ def simulate(
     shutil.copyfile(store.path(settings.dataset("personas"), keys[-1]), output / "personas.parquet")
     metrics = store.read_many(settings.dataset("daily_metrics"), keys).sort("date")
     metrics.write_parquet(output / "daily_metrics.parquet")
+    import polars as pl
+
     last = pl.read_parquet(output / "personas.parquet")
     checks = _check_outcomes(results)
     summary = {

@@ -17,7 +17,6 @@ from simulation_assets.commands.common import (
     iso_date,
     prepare_output,
 )
-from simulation_assets.core.power_users.report import console_summary
 
 DEMO_ORDER = 60
 DEFAULT_OUTPUT = "output/power_users"
@@ -167,6 +166,8 @@ def simulate(
     report = read_report(report_path(LocalParquetStore(), run_day))
     write_report(report_file, report)
     log_file.write_text("".join(p.read_text(encoding="utf-8") for p in logs if p.exists()), encoding="utf-8")
+    from simulation_assets.core.power_users.report import console_summary
+
     console.print(
         console_summary(report, scenario.simulation_config.product_name), markup=False, highlight=False
     )

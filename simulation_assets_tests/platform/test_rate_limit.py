@@ -18,7 +18,10 @@ def test_every_spaces_acquisitions_at_least_the_interval_apart() -> None:
         limiter.acquire()
         stamps.append(time.monotonic())
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    assert all(g >= 0.2 for g in gaps) and sum(gaps) < 1.5, gaps  # upper bound: generous, machines are busy
+    # A stamp is taken just after acquire returns, so a busy machine can delay one and shorten the
+    # next gap: hold the span to the intervals, each gap to most of one, and the upper bound loose.
+    assert 0.6 <= stamps[-1] - stamps[0] < 1.5, gaps
+    assert all(g >= 0.15 for g in gaps), gaps
     assert limiter.waited_seconds >= 0.6
 
 
