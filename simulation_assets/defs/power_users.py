@@ -1,10 +1,10 @@
-"""Power-user runs against a target API, one partition per persona and day, and the daily report."""
+"""Power-user runs against a target API, one partition per persona (archetype) and day, and the daily report."""
 
+import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -18,21 +18,18 @@ from simulation_assets.core.power_users.report import (
     console_summary,
     day_run_summary,
 )
-from simulation_assets.defs.metadata import (
-    COLUMN_SCHEMA,
-    column_schema,
-    figure_markdown,
-    md_table,
-    new_figure,
-    table_metadata,
-)
+from simulation_assets.core.power_users.rhythm import is_active, parse_pace
+from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, table_metadata
 from simulation_assets.defs.partitions import start_date_from_env
 from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.defs.power_users_metadata import report_metadata
 from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
 from simulation_assets.sinks.power_users_scenario import load_scenario
+from simulation_assets.sinks.power_users_session import SessionOptions
 from simulation_assets.sinks.power_users_store import (
+    TABLES,
     log_path,
     read_day,
     report_path,
@@ -56,7 +53,17 @@ RUN_CHECKS: dict[str, tuple[bool, str]] = {
     ),
     "configured_edge_cases_triggered": (False, "every edge case the personas configure was triggered"),
     "cost_within_budget": (False, "AI tokens + Stripe fees + hosting <= simulation_config.cost_budget_usd"),
+    "sessions_follow_rhythm": (
+        False,
+        "each session starts in its persona's local hours, lasts session_minutes, holds analyses_per_session "
+        "routine analyses and falls on one of its weekdays",
+    ),
+    "active_users_match_frequency": (
+        False,
+        "per archetype and day, the users with a session number what usage_frequency predicts (binomial band)",
+    ),
 }
+REPORT_CHECKS = tuple(name for name in RUN_CHECKS if name != "run_tables_consistent")
 # The requests table (one row per request, its final attempt) is what dagster/row_count counts.
 REQUEST_COLUMNS = column_schema(
     REQUEST_SCHEMA,
@@ -66,20 +73,33 @@ REQUEST_COLUMNS = column_schema(
         "ok": "the status was one the action expects",
         "latency_ms": "milliseconds over all attempts",
         "payment_usd": "amount charged by a successful checkout",
+        "sim_at": "time of the request on the session's simulated clock (UTC)",
+        "routine": "one of the persona's analyses_per_session",
     },
     not_null=("user", "action_type", "status"),
 )
-REPORT_CHECKS = ("success_rate_above_threshold", "configured_edge_cases_triggered", "cost_within_budget")
+# The day's report follows its runs: whenever a persona run of the latest day lands and none is running.
+REPORT_AUTOMATION = (
+    dg.AutomationCondition.in_latest_time_window()
+    & dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after the day's persona runs")
+DAILY_SCHEDULE_CRON = "0 6 * * *"  # 06:00 UTC: after midnight in every US time zone
+
+
+def scenario_from(path: str | None = None) -> Scenario:
+    """Return the scenario of ``path`` (default ``$POWER_USERS_SCENARIO`` or the packaged file)."""
+    try:
+        return load_scenario(path or os.environ.get("POWER_USERS_SCENARIO") or None, "POWER_USERS_SCENARIO")
+    except ConfigError:
+        # The asset reports the file's error when it runs; the partitions fall back to the packaged personas.
+        return load_scenario(None)
 
 
 def persona_names(scenario_path: str | None = None) -> list[str]:
-    """Return the persona names of ``scenario_path`` (default ``$POWER_USERS_SCENARIO`` or the packaged file)."""
-    try:
-        scenario = load_scenario(scenario_path or os.environ.get("POWER_USERS_SCENARIO") or None)
-    except ConfigError:
-        # The asset reports the file's error when it runs; the partitions fall back to the packaged personas.
-        scenario = load_scenario(None)
-    return [p.name for p in scenario.simulations]
+    """Return the archetype (persona) names that partition ``power_user_runs``."""
+    return scenario_from(scenario_path).archetypes()
 
 
 def power_users_target(**explicit: str) -> PowerUserTarget:
@@ -106,6 +126,16 @@ def runs_partitions(personas: list[str]) -> dg.MultiPartitionsDefinition:
 def persona_day_key(persona: str, day: str) -> dg.MultiPartitionKey:
     """Return the ``power_user_runs`` partition key of ``persona`` on ``day``."""
     return dg.MultiPartitionKey({"persona": persona, "day": day})
+
+
+def active_archetypes(scenario: Scenario, day: str) -> list[str]:
+    """Return the archetypes with at least one user (of the scenario's population) in session on ``day``."""
+    date, seed = dt.date.fromisoformat(day), scenario.simulation_config.seed
+    return list(
+        dict.fromkeys(
+            p.archetype for p in scenario.populated().simulations if is_active(p.rhythm(), seed, p.name, date)
+        )
+    )
 
 
 @contextmanager
@@ -138,6 +168,8 @@ def check_results(
         "cost_within_budget": lambda: checks.cost_within_budget(
             frames["requests"], frames["users"], settings.costs, settings.cost_budget_usd
         ),
+        "sessions_follow_rhythm": lambda: checks.sessions_follow_rhythm(frames["users"], frames["requests"]),
+        "active_users_match_frequency": lambda: checks.active_users_match_frequency(frames["users"]),
     }
     results = []
     for name in names:
@@ -150,91 +182,53 @@ def check_results(
     return results
 
 
-def cost_plot(report: dict[str, Any]) -> dg.MarkdownMetadataValue:
-    """Return a stacked bar chart of each user's AI, payment-fee and hosting cost in USD."""
-    fig, ax = new_figure(7.0, 3.0)
-    per_user = report["cost_details"]["per_user"]
-    names = list(per_user)
-    bottom = [0.0] * len(names)
-    for key, label in (
-        ("openai_usd", "AI tokens"),
-        ("stripe_fees_usd", "Stripe fees"),
-        ("hosting_usd", "hosting"),
-    ):
-        values = [per_user[n][key] for n in names]
-        ax.bar(names, values, bottom=bottom, label=label)
-        bottom = [b + v for b, v in zip(bottom, values)]
-    ax.set_ylabel("USD")
-    ax.legend(fontsize=7)
-    ax.tick_params(axis="x", labelsize=7, rotation=15)
-    fig.tight_layout()
-    return figure_markdown(fig, "cost per user")
-
-
-def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
-    """Return what a person reads in the UI: summary numbers, per-user table, latency table, cost plot."""
-    s, c = report["simulation_summary"], report["cost_analysis"]
-    users = pl.DataFrame(
-        [
-            {k: (", ".join(v) if isinstance(v, list) else v) for k, v in r.items()}
-            for r in report["user_results"]
-        ]
-    )
-    perf = pl.DataFrame([{"action": k, **v} for k, v in report["action_performance"].items()])
-    connection_errors = sum(e["error"].startswith("connection error") for e in report["errors_encountered"])
+def combined(frames_by_day: dict[str, dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+    """Return the tables of one day, or of several with users named ``day/user`` so they stay distinct."""
+    if len(frames_by_day) == 1:
+        return next(iter(frames_by_day.values()))
     return {
-        "users": s["total_users"],
-        "actions_completed": s["total_actions_completed"],
-        "actions_failed": s["total_actions_failed"],
-        "connection_errors": connection_errors,
-        "edge_cases_triggered": s["total_edge_cases_triggered"],
-        "edge_cases_missing": ", ".join(report["edge_case_coverage"]["missing"]) or "none",
-        "conversion_rate": s["conversion_rate"],
-        "total_cost_usd": c["total_cost_usd"],
-        "stripe_fees_usd": c["stripe_fees_usd"],
-        "openai_cost_usd": c["azure_openai_cost_usd"],
-        "user_results": md_table(users, max_rows=20),
-        "action_performance": md_table(perf, max_rows=30) if perf.height else "no requests",
-        "cost_per_user": cost_plot(report),
-    }
-
-
-def _combined(results: dict[str, RunResult], scenario: Scenario) -> tuple[dict[str, pl.DataFrame], dict]:
-    """Return the tables and report of a run over one day, or over several (users named ``day/persona``)."""
-    if len(results) == 1:
-        only = next(iter(results.values()))
-        return only.frames, only.report
-    frames = {
         table: pl.concat(
             [
-                r.frames[table].with_columns((pl.lit(f"{day}/") + pl.col("user")).alias("user"))
-                for day, r in results.items()
+                frames[table].with_columns((pl.lit(f"{day}/") + pl.col("user")).alias("user"))
+                for day, frames in frames_by_day.items()
             ]
         )
-        for table in ("requests", "attempts", "edges", "users")
+        for table in TABLES
     }
-    report = build_report(
-        frames["requests"],
-        frames["attempts"],
-        frames["edges"],
-        frames["users"],
-        scenario.simulation_config.costs,
-        {"days": list(results)},
-    )
-    return frames, report
 
 
 class PowerUserRunConfig(dg.Config):
     """Run options of ``power_user_runs``."""
 
+    follow_rhythm: bool = Field(
+        default=True,
+        description="sessions only on each user's active days (usage_frequency); false: every user, on demand",
+    )
+    pace: str = Field(
+        default="simulated",
+        description="think times on the simulated clock ('simulated'), in real time ('real'), or sped up ('x60')",
+    )
+    users: int = Field(
+        default=0, ge=0, description="population size cloned from the archetypes; 0: the scenario's"
+    )
     sequential: bool | None = Field(
         default=None,
-        description="run the personas of a day one after another; empty: the scenario's `parallel` setting",
+        description="run the users of a day one after another; empty: the scenario's `parallel` setting",
     )
 
 
+def _days_and_personas(
+    context: dg.AssetExecutionContext, parts: dg.MultiPartitionsDefinition
+) -> dict[str, set[str]]:
+    by_day: dict[str, set[str]] = {}
+    for key in context.partition_keys:
+        dims = parts.get_partition_key_from_str(str(key)).keys_by_dimension
+        by_day.setdefault(dims["day"], set()).add(dims["persona"])
+    return by_day
+
+
 def build_defs(scenario_path: str | None = None) -> dg.Definitions:
-    """Return the power-user assets over persona × day and day partitions of ``scenario_path``'s personas."""
+    """Return the power-user assets, schedule and job over ``scenario_path``'s personas (archetypes)."""
     names = persona_names(scenario_path)
     run_parts = runs_partitions(names)
     days = run_parts.get_partitions_def_for_dimension("day")
@@ -253,8 +247,9 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         ],
         description=(
             "Scripted power users driving the target API for a day: every request with its status, latency, "
-            "retries, tokens and charges, and every edge case the persona provokes. One partition is one "
-            "persona on one day; a run over several personas of a day runs them at once. With no base URL "
+            "retries, tokens and charges, each session on its persona's rhythm (local start time, length, "
+            "analyses) and every edge case provoked. One partition is one persona (with a population: all "
+            "its clones) on one day; a run over several personas of a day runs them at once. With no base URL "
             "configured the bundled reference API is served on a free loopback port for the run."
         ),
     )
@@ -265,30 +260,38 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         store: LocalParquetStore,
     ) -> dg.MaterializeResult:
         scenario = power_users_target.scenario()
-        by_day: dict[str, set[str]] = {}
-        for key in context.partition_keys:
-            dims = run_parts.get_partition_key_from_str(str(key)).keys_by_dimension
-            by_day.setdefault(dims["day"], set()).add(dims["persona"])
-        results: dict[str, RunResult] = {}
+        try:
+            options = SessionOptions(follow_rhythm=config.follow_rhythm, speed=parse_pace(config.pace))
+        except ValueError as exc:
+            raise dg.Failure(description=f"power_user_runs config: {exc}", allow_retries=False) from None
+        frames_by_day: dict[str, dict[str, pl.DataFrame]] = {}
+        results: list[RunResult] = []
         logs: list[Path] = []
         with reference_target(power_users_target.target_url(scenario)) as url:
-            for day in sorted(by_day):
-                personas = [p.name for p in scenario.simulations if p.name in by_day[day]]
+            for day, personas in sorted(_days_and_personas(context, run_parts).items()):
                 logs.append(log_path(store, day, context.run.run_id))
                 result = power_users_target.run(
-                    personas=personas,
+                    personas=sorted(personas, key=names.index),
                     day=day,
                     sequential=config.sequential,
                     log_path=logs[-1],
                     scenario=scenario,
                     reference_url=url,
+                    users=config.users or None,
+                    options=options,
                 )
                 write_tables(store, result.frames, day)
                 context.log.info(result.summary)
-                results[day] = result
-        frames, report = _combined(results, scenario)
+                frames_by_day[day] = result.frames
+                results.append(result)
+        frames = combined(frames_by_day)
+        report = (
+            results[0].report
+            if len(results) == 1
+            else _report(frames, scenario, {"days": list(frames_by_day)})
+        )
         meta = {**table_metadata(frames["requests"], schema=REQUEST_COLUMNS), **report_metadata(report)}
-        meta["base_url"] = next(iter(results.values())).base_url
+        meta["base_url"] = results[0].base_url
         meta["simulation_log"] = dg.MetadataValue.path(str(logs[0]))
         return dg.MaterializeResult(
             metadata=meta, check_results=check_results(frames, scenario, RUNS, tuple(RUN_CHECKS))
@@ -302,44 +305,81 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         # "day" dimension (the explicit MultiToSingleDimensionPartitionMapping is a beta API).
         deps=[RUNS],
         kinds={"python", "json"},
+        automation_condition=REPORT_AUTOMATION,
         check_specs=[
             dg.AssetCheckSpec(name, asset=REPORT, description=RUN_CHECKS[name][1]) for name in REPORT_CHECKS
         ],
         description=(
             "The day's simulation_report.json over every persona run stored that day: summary, costs (AI tokens, "
-            "Stripe fees, prorated hosting), per-user results, edge cases triggered, errors with timestamps, "
-            "and latency percentiles and requests/s per action."
+            "Stripe fees, prorated hosting), per-user and per-archetype results, sessions, edge cases triggered, "
+            "errors with timestamps, and latency percentiles and requests/s per action."
         ),
     )
     def power_user_report(
         context: dg.AssetExecutionContext, power_users_target: PowerUserTarget, store: LocalParquetStore
     ) -> dg.MaterializeResult:
-        day = context.partition_key
         scenario = power_users_target.scenario()
-        frames = read_day(store, day)
-        if frames["users"].is_empty():
-            raise dg.Failure(f"no power_user_runs stored for {day}; materialize them first")
         settings = scenario.simulation_config
-        report = build_report(
-            frames["requests"],
-            frames["attempts"],
-            frames["edges"],
-            frames["users"],
-            settings.costs,
-            day_run_summary(frames["users"], frames["attempts"], day, settings.seed),
-        )
-        path = write_report(report_path(store, day), report)
-        context.log.info(console_summary(report, settings.product_name))
+        frames_by_day, paths, reports = {}, [], []
+        for day in context.partition_keys:
+            frames = read_day(store, day)
+            if frames["users"].is_empty():
+                raise dg.Failure(f"no power_user_runs stored for {day}; materialize them first")
+            report = _report(
+                frames, scenario, day_run_summary(frames["users"], frames["attempts"], day, settings.seed)
+            )
+            paths.append(write_report(report_path(store, day), report))
+            context.log.info(console_summary(report, settings.product_name))
+            frames_by_day[day] = frames
+            reports.append(report)
+        frames = combined(frames_by_day)
+        report = reports[0] if len(reports) == 1 else _report(frames, scenario, {"days": list(frames_by_day)})
         meta = report_metadata(report)
         meta["requests"] = frames["requests"].height
-        meta["report_path"] = dg.MetadataValue.path(str(path))
+        meta["report_path"] = dg.MetadataValue.path(str(paths[-1]))
         return dg.MaterializeResult(
             metadata=meta, check_results=check_results(frames, scenario, REPORT, REPORT_CHECKS)
         )
 
+    daily_job = dg.define_asset_job("power_users_daily", selection=[RUNS])
+
+    @dg.schedule(
+        name="power_users_daily_schedule",
+        job=daily_job,
+        cron_schedule=DAILY_SCHEDULE_CRON,
+        execution_timezone="UTC",
+        description="Each day, one run per persona that has users in session that day (usage_frequency).",
+    )
+    def power_users_daily_schedule(
+        context: dg.ScheduleEvaluationContext, power_users_target: PowerUserTarget
+    ):
+        day = context.scheduled_execution_time.date().isoformat()
+        scenario = power_users_target.scenario()
+        active = active_archetypes(scenario, day)
+        if not active:
+            return dg.SkipReason(f"no persona has a session on {day}")
+        return [
+            dg.RunRequest(run_key=f"{persona}|{day}", partition_key=persona_day_key(persona, day))
+            for persona in active
+            if persona in names
+        ]
+
     return dg.Definitions(
         assets=[power_user_runs, power_user_report],
+        jobs=[daily_job],
+        schedules=[power_users_daily_schedule],
         resources={"power_users_target": power_users_target()},
+    )
+
+
+def _report(frames: dict[str, pl.DataFrame], scenario: Scenario, run: dict) -> dict:
+    return build_report(
+        frames["requests"],
+        frames["attempts"],
+        frames["edges"],
+        frames["users"],
+        scenario.simulation_config.costs,
+        run,
     )
 
 

@@ -287,22 +287,31 @@ class ExportSource:
         return query
 
     def frame(
-        self, properties: PropertiesArg = "json", where: str | None = None, threads: int | None = None
+        self,
+        properties: PropertiesArg = "json",
+        where: str | None = None,
+        threads: int | None = None,
+        distinct_ids: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """Return every (or every ``where``-selected) event as a normalized frame.
 
         ``properties``: ``"json"`` (one JSON text column), ``"none"``, or a list
-        of property keys (one text column each). Raises :class:`ExportError`
+        of property keys (one text column each). ``distinct_ids`` keeps only those
+        users' rows. Raises :class:`ExportError`
         on malformed input and when a row lacks an event name, a distinct id or
         a readable timestamp.
         """
         con = self._connect(threads)
         try:
-            table = self._run(con, self.select_sql(properties, where))
+            query = self.select_sql(properties, where)
+            if distinct_ids is not None:
+                con.register("__wanted", pa.table({"distinct_id": pa.array(list(distinct_ids), pa.string())}))
+                query = f"SELECT * FROM ({query}) WHERE distinct_id IN (SELECT distinct_id FROM __wanted)"
+            table = self._run(con, query)
         finally:
             con.close()
         out = _validated(self, pl.from_arrow(table))  # type: ignore[arg-type]
-        if out.is_empty() and where is None:
+        if out.is_empty() and where is None and distinct_ids is None:
             raise ExportError(self.source, "the export holds no events")
         return out
 

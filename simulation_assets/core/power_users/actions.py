@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import string
 from dataclasses import dataclass
 from typing import Any
@@ -9,28 +10,41 @@ from typing import Any
 import numpy as np
 
 from simulation_assets.core.power_users.config import Action, Persona
+from simulation_assets.core.power_users.rhythm import plan_session_time
 from simulation_assets.core.rng import stream
 
 
 @dataclass(frozen=True)
 class PlannedAction:
-    """An action the run will perform: its position, how many requests, and at what concurrency."""
+    """An action the run will perform: its position, how many requests, and whether it is routine work."""
 
     index: int
     action: Action
     requests: int
 
+    @property
+    def routine(self) -> bool:
+        """Return whether the requests are the persona's routine analyses."""
+        return self.action.routine
 
-def plan_session(persona: Persona, seed: int, day: str) -> list[PlannedAction]:
+
+def plan_session(persona: Persona, seed: int, day: str, analyses: int | None = None) -> list[PlannedAction]:
     """Return the actions of ``persona`` for ``day`` that pass their probability draw, with drawn counts.
 
-    Draws come from the stream (seed, power_users, persona, day): the same inputs give the same plan.
+    Actions counted ``analyses_per_session`` get ``analyses`` requests (default: the session's draw
+    from the persona's rhythm). Draws come from the stream (seed, power_users, plan, persona, day):
+    the same inputs give the same plan.
     """
+    if analyses is None:
+        analyses = plan_session_time(
+            persona.rhythm(), seed, persona.name, dt.date.fromisoformat(day)
+        ).analyses
     n = len(persona.actions)
     rng = stream(seed, "power_users", "plan", persona.name, day)
     keep = rng.random(n) < np.array([a.probability for a in persona.actions])
     ranges = np.array([a.count_range() for a in persona.actions], dtype=np.int64).reshape(n, 2)
     counts = rng.integers(ranges[:, 0], ranges[:, 1] + 1)
+    counts[[a.routine for a in persona.actions]] = analyses
     return [
         PlannedAction(index=i, action=persona.actions[i], requests=int(counts[i]))
         for i in np.flatnonzero(keep & (counts > 0))

@@ -7,6 +7,7 @@ from the scenario's ``simulation_config`` (``success_rate_threshold``, ``cost_bu
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.power_users.costs import CostModel, cost_breakdown
+from simulation_assets.core.power_users.rhythm import WEEKDAYS, Rhythm, expected_active_share, rhythm_from_row
+from simulation_assets.core.power_users.sessions_report import routine_analyses
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,13 @@ def success_rate_above(requests: pl.DataFrame, threshold: float) -> CheckOutcome
     failed = requests.height - done
     rate = done / requests.height if requests.height else 0.0
     return CheckOutcome(
-        passed=requests.height > 0 and rate >= threshold,
-        metadata={"success_rate": round(rate, 4), "threshold": threshold, "failed": failed},
+        passed=requests.height == 0 or rate >= threshold,  # no session that day: nothing failed
+        metadata={
+            "success_rate": round(rate, 4),
+            "threshold": threshold,
+            "failed": failed,
+            "requests": requests.height,
+        },
     )
 
 
@@ -122,4 +130,102 @@ def cost_within_budget(
     return CheckOutcome(
         passed=total <= budget_usd,
         metadata={"total_usd": round(total, 4), "budget_usd": budget_usd},
+    )
+
+
+def rhythms_of(users: pl.DataFrame) -> dict[str, Rhythm]:
+    """Return each user's rhythm as stored in the users table (rows without one are left out)."""
+    return {
+        row["user"]: rhythm_from_row(row)
+        for row in users.iter_rows(named=True)
+        if row["sessions_per_week"] is not None and row["rhythm_days"]
+    }
+
+
+def sessions_follow_rhythm(
+    users: pl.DataFrame, requests: pl.DataFrame, tolerance_minutes: float = 1.0
+) -> CheckOutcome:
+    """Pass when every session lies within its persona's rhythm.
+
+    A session starts inside the local start window, lasts within ``session_minutes`` (plus
+    ``tolerance_minutes`` of real request time), holds ``analyses_per_session`` routine analyses,
+    and, when the run follows the rhythm, falls on one of the persona's weekdays.
+    """
+    rhythms = rhythms_of(users)
+    measured = {r["user"]: r["analyses"] for r in routine_analyses(requests).to_dicts()}
+    sessions = users.filter(pl.col("active").fill_null(True))
+    problems = {
+        "start_outside_window": [],
+        "length_outside_range": [],
+        "analyses_outside_range": [],
+        "off_day": [],
+    }
+    minutes = []
+    for row in sessions.iter_rows(named=True):
+        rhythm = rhythms.get(row["user"])
+        if rhythm is None:
+            continue
+        start = dt.datetime.fromisoformat(row["session_start_local"])
+        hour = start.hour + start.minute / 60 + start.second / 3600
+        lo, hi = rhythm.start_hours
+        if not lo - 1e-6 <= hour <= hi + 1e-6:
+            problems["start_outside_window"].append(row["user"])
+        low, high = rhythm.session_minutes
+        length = float(row["session_minutes"] or 0.0)
+        minutes.append(length)
+        if not low - 1e-6 <= length <= high + tolerance_minutes:
+            problems["length_outside_range"].append(row["user"])
+        a, b = rhythm.analyses_per_session
+        if row["analyses"] and not a <= measured.get(row["user"], 0) <= b:
+            problems["analyses_outside_range"].append(row["user"])
+        if row["follow_rhythm"] and WEEKDAYS[start.weekday()] not in rhythm.active_days:
+            problems["off_day"].append(row["user"])
+    bad = sum(len(v) for v in problems.values())
+    return CheckOutcome(
+        passed=bad == 0,
+        metadata={
+            "sessions": len(minutes),
+            "median_session_minutes": round(float(np.median(minutes)), 1) if minutes else 0.0,
+            **{name: ", ".join(found[:10]) or "none" for name, found in problems.items()},
+        },
+    )
+
+
+def active_users_match_frequency(users: pl.DataFrame) -> CheckOutcome:
+    """Pass when, per archetype and day, the users with a session number what their frequency predicts.
+
+    Only users whose run follows the rhythm count. The band is the binomial expectation
+    +/- (3 standard deviations + 1 user); a population of daily users must all come, weekly
+    users about one in five working days.
+    """
+    followed = users.filter(pl.col("follow_rhythm").fill_null(False))
+    rhythms = rhythms_of(followed)
+    per_archetype: dict[str, dict[str, float]] = {}
+    for row in followed.iter_rows(named=True):
+        rhythm = rhythms.get(row["user"])
+        if rhythm is None:
+            continue
+        share = expected_active_share(rhythm, dt.date.fromisoformat(row["day"]))
+        key = f"{row['archetype'] or row['user']} {row['day']}"
+        entry = per_archetype.setdefault(key, {"users": 0, "active": 0, "expected": 0.0, "var": 0.0})
+        entry["users"] += 1
+        entry["active"] += bool(row["active"])
+        entry["expected"] += share
+        entry["var"] += share * (1 - share)
+    outside = [
+        name
+        for name, e in per_archetype.items()
+        if abs(e["active"] - e["expected"]) > 3 * np.sqrt(e["var"]) + 1
+    ]
+    return CheckOutcome(
+        passed=not outside,
+        metadata={
+            "users_following_rhythm": followed.height,
+            "active_vs_expected": ", ".join(
+                f"{name}: {int(e['active'])}/{int(e['users'])} (expected {e['expected']:.1f})"
+                for name, e in per_archetype.items()
+            )
+            or "no user follows the rhythm",
+            "outside_band": ", ".join(outside) or "none",
+        },
     )

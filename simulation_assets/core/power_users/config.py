@@ -26,12 +26,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from simulation_assets.core.power_users.action_types import BUILTIN_ACTION_TYPES, ActionType, template_fields
 from simulation_assets.core.power_users.costs import CostModel
+from simulation_assets.core.power_users.population import PopulationSpec, clone_population
+from simulation_assets.core.power_users.rhythm import (
+    Rhythm,
+    RhythmSpec,
+    ThinkTime,
+    default_think_times,
+    resolve,
+)
 from simulation_assets.core.power_users.tiers import TierTable
 
 SIMULATED_EMAIL_DOMAIN = "simulated.propiq.test"
 TIMEOUT_STATUS = 0  # status recorded when the client gave up waiting
 CONNECTION_ERROR_STATUS = -1  # status recorded when no HTTP response arrived at all
 DEFAULT_PROFILES = Path(__file__).with_name("profiles.yaml")
+ROUTINE_COUNT = "analyses_per_session"  # an action count drawn from the persona's analyses_per_session
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -65,7 +74,10 @@ class Action(BaseModel):
     type: str
     expected_status: tuple[int, ...] = (200,)
     probability: float = Field(default=1.0, ge=0.0, le=1.0)
-    count: int | tuple[int, int] = Field(default=1, description="requests, or [low, high] drawn per run")
+    count: int | tuple[int, int] | Literal["analyses_per_session"] = Field(
+        default=1,
+        description="requests, [low, high] drawn per run, or analyses_per_session (the persona's routine work)",
+    )
     concurrency: int = Field(default=1, ge=1, le=100, description="requests in flight at once")
     edge_case: str | None = None
     trigger_status: tuple[int, ...] | None = Field(
@@ -111,6 +123,8 @@ class Action(BaseModel):
     @field_validator("count", mode="before")
     @classmethod
     def _count(cls, value: Any) -> Any:
+        if value == ROUTINE_COUNT:
+            return value
         if isinstance(value, list | tuple):
             if (
                 len(value) != 2
@@ -134,19 +148,27 @@ class Action(BaseModel):
         """Return the action's template variables for request ``i``: its extra keys, then ``vary`` items."""
         return {**(self.model_extra or {}), **{k: v[i % len(v)] for k, v in self.vary.items()}}
 
+    @property
+    def routine(self) -> bool:
+        """Return whether the action is the persona's routine work (its count is ``analyses_per_session``)."""
+        return self.count == ROUTINE_COUNT
+
     def count_range(self) -> tuple[int, int]:
-        """Return (low, high) request counts."""
+        """Return (low, high) request counts; (0, 0) for routine work, whose count the session draws."""
+        if isinstance(self.count, str):
+            return (0, 0)
         return self.count if isinstance(self.count, tuple) else (self.count, self.count)
 
 
-class PersonaProfile(BaseModel):
-    """Who the persona is; free-form beyond the typed keys."""
+class PersonaProfile(RhythmSpec):
+    """Who the persona is and when they come (rhythm fields); free-form beyond the typed keys."""
 
     model_config = ConfigDict(extra="allow")
 
     role: str = ""
     starting_tier: str = "free"
     target_tier: str | None = None
+    archetype: str | None = Field(default=None, description="the persona this one was cloned from")
 
 
 class Persona(BaseModel):
@@ -179,6 +201,15 @@ class Persona(BaseModel):
         """Return the edge cases the persona's actions provoke, in order, without repeats."""
         return list(dict.fromkeys(a.edge_case for a in self.actions if a.edge_case))
 
+    @property
+    def archetype(self) -> str:
+        """Return the name of the persona this one was cloned from (its own name if not a clone)."""
+        return self.persona.archetype or self.name
+
+    def rhythm(self) -> Rhythm:
+        """Return the persona's resolved rhythm (sessions per week, weekdays, start hours, ranges)."""
+        return resolve(self.persona)
+
 
 class SimulationSettings(BaseModel):
     """``simulation_config``: target, pacing, retries, prices, thresholds and extra action types."""
@@ -199,6 +230,10 @@ class SimulationSettings(BaseModel):
     costs: CostModel = Field(default_factory=CostModel)
     tiers: TierTable = Field(default_factory=TierTable)
     action_types: dict[str, ActionType] = Field(default_factory=dict)
+    think_times: dict[str, ThinkTime] = Field(
+        default_factory=default_think_times,
+        description="simulated pause before each action, per action type ('default' for the rest)",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -216,6 +251,7 @@ class Scenario(BaseModel):
 
     simulation_config: SimulationSettings = Field(default_factory=SimulationSettings)
     simulations: list[Persona] = Field(min_length=1)
+    population: PopulationSpec = Field(default_factory=PopulationSpec)
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -244,6 +280,24 @@ class Scenario(BaseModel):
     def action_types(self) -> dict[str, ActionType]:
         """Return the built-in action types overlaid with the file's own."""
         return {**BUILTIN_ACTION_TYPES, **self.simulation_config.action_types}
+
+    def populated(self, size: int | None = None) -> Scenario:
+        """Return the scenario with its personas cloned into ``size`` users (default: ``population.size``).
+
+        Size 0 keeps one user per archetype. Raises ConfigError on a population that cannot be built.
+        """
+        spec = self.population if size is None else self.population.model_copy(update={"size": size})
+        if spec.size == 0:
+            return self
+        try:
+            clones = clone_population(self.simulations, self.simulation_config.seed, spec)
+        except ValueError as exc:
+            raise ConfigError(f"population: {exc}") from None
+        return self.model_copy(update={"simulations": clones, "population": spec})
+
+    def archetypes(self) -> list[str]:
+        """Return the archetype names in scenario order (each persona's own name before cloning)."""
+        return list(dict.fromkeys(p.archetype for p in self.simulations))
 
     def persona(self, name: str) -> Persona:
         """Return the persona called ``name``; raise ConfigError listing the valid names."""

@@ -19,6 +19,7 @@ import polars as pl
 
 from simulation_assets.core.power_users.config import CONNECTION_ERROR_STATUS, TIMEOUT_STATUS
 from simulation_assets.core.power_users.costs import CostModel, cost_breakdown, usd
+from simulation_assets.core.power_users.sessions_report import archetype_rows, session_rows
 
 # One row per request (its final attempt).
 REQUEST_SCHEMA = {
@@ -37,13 +38,21 @@ REQUEST_SCHEMA = {
     "input_tokens": pl.Int64,
     "output_tokens": pl.Int64,
     "payment_usd": pl.Float64,
+    "session_id": pl.String,
+    "sim_at": pl.String,  # when the request happened on the session's simulated clock (UTC)
+    "routine": pl.Boolean,  # one of the persona's analyses_per_session
+    "tier": pl.String,  # the user's tier as the API last reported it
+    "property_address": pl.String,  # analyses only
+    "deal_score": pl.Int32,  # analyses only
 }
-# One row per HTTP attempt (retries included), for latency and throughput.
+# One row per HTTP attempt (retries included), for latency and throughput. Times are Unix seconds;
+# ``scheduled_s`` is when the attempt was due (the open model's arrival), ``started_s`` when it was sent.
 ATTEMPT_SCHEMA = {
     "user": pl.String,
     "action_type": pl.String,
     "status": pl.Int32,
     "latency_ms": pl.Float64,
+    "scheduled_s": pl.Float64,
     "started_s": pl.Float64,
     "ended_s": pl.Float64,
 }
@@ -59,18 +68,37 @@ EDGE_SCHEMA = {
     "statuses": pl.String,
     "at": pl.String,
 }
-# One row per user run; the last three columns are the same for every user of one run.
+# One row per user and day; the last four columns are the same for every user of one run.
 USER_SCHEMA = {
     "user": pl.String,
+    "archetype": pl.String,  # the persona a population clone was made from (its own name otherwise)
+    "day": pl.String,  # the user's local calendar day of the session (the partition's day)
     "started_at": pl.String,
     "finished_at": pl.String,
-    "duration_s": pl.Float64,
+    "duration_s": pl.Float64,  # wall-clock seconds
     "actions_planned": pl.Int32,
     "actions_skipped": pl.Int32,
     "configured_edge_cases": pl.String,
+    "active": pl.Boolean,  # the user had a session (the rhythm's active day, or a run on demand)
+    "session_id": pl.String,
+    "time_zone": pl.String,
+    "session_start_local": pl.String,
+    "session_minutes": pl.Float64,  # on the simulated clock
+    "analyses": pl.Int32,  # routine analyses planned (analyses_per_session)
+    "think_seconds": pl.Float64,  # simulated think time
+    # The user's resolved rhythm, so the tables check themselves without the scenario file.
+    "sessions_per_week": pl.Float64,
+    "rhythm_days": pl.String,  # comma-separated weekdays (mon..sun)
+    "start_hour_from": pl.Float64,
+    "start_hour_to": pl.Float64,
+    "session_minutes_min": pl.Float64,
+    "session_minutes_max": pl.Float64,
+    "analyses_min": pl.Int32,
+    "analyses_max": pl.Int32,
     "base_url": pl.String,
     "reference_target": pl.Boolean,
     "mode": pl.String,
+    "follow_rhythm": pl.Boolean,  # sessions only on the rhythm's active days (else: one on demand)
 }
 
 
@@ -192,6 +220,7 @@ def build_report(
         .iter_rows(named=True)
     )
     totals = breakdown.totals
+    sessions = session_rows(users, requests)
     completed = sum(r["actions_completed"] for r in user_results)
     conversions = sum(r["conversion"] for r in user_results)
     return {
@@ -243,15 +272,30 @@ def build_report(
             "total_usd": round(totals["total_usd"], 4),
             "prices": costs.model_dump(),
         },
+        "sessions": sessions,
+        "archetype_results": archetype_rows(user_results, sessions),
         "run": run or {},
     }
 
 
+MAX_USERS_LISTED = 10  # a larger population is summarised per archetype
+
+
 def console_summary(report: dict[str, Any], product: str = "PropIQ") -> str:
-    """Return the plain-text results summary printed at the end of a run."""
+    """Return the plain-text results summary printed at the end of a run (per archetype above 10 users)."""
     rule = "=" * 80
     lines = [rule, f"{product.upper()} POWER USER SIMULATION - RESULTS SUMMARY", rule, ""]
-    for r in report["user_results"]:
+    if len(report["user_results"]) > MAX_USERS_LISTED:
+        for name, a in (report.get("archetype_results") or {}).items():
+            lines += [
+                f"{name} ({a['users']} users, {a['active_users']} in session):",
+                f"  Actions: {a['actions_completed']} completed, {a['actions_failed']} failed",
+                f"  Success Rate: {a['success_rate']}",
+                f"  Conversions: {a['conversions']}",
+                f"  Cost: {usd(a['cost_usd'])}",
+                "",
+            ]
+    for r in report["user_results"] if len(report["user_results"]) <= MAX_USERS_LISTED else []:
         lines += [
             f"{r['name']}:",
             f"  Duration: {r['duration_seconds']:.1f}s",
