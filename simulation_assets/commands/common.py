@@ -15,17 +15,23 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 
-class _LazyConsole:
-    """The terminal, through rich, imported on first use (``simulate --help`` never loads it)."""
+_CONSOLE: list[Console] = []
 
-    _console: Console | None = None
+
+def rich_console() -> Console:
+    """Return the one rich console of the CLI (rich is imported on first use: ``--help`` never loads it)."""
+    if not _CONSOLE:
+        from rich.console import Console
+
+        _CONSOLE.append(Console(stderr=False, highlight=False, soft_wrap=True))
+    return _CONSOLE[0]
+
+
+class _LazyConsole:
+    """Stands for ``rich_console()`` until something is printed (pass ``rich_console()`` to rich itself)."""
 
     def __getattr__(self, name: str) -> Any:
-        if _LazyConsole._console is None:
-            from rich.console import Console
-
-            _LazyConsole._console = Console(stderr=False, highlight=False, soft_wrap=True)
-        return getattr(_LazyConsole._console, name)
+        return getattr(rich_console(), name)
 
 
 console: Console = _LazyConsole()  # type: ignore[assignment]
@@ -80,7 +86,7 @@ def progress() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=rich_console(),
         transient=False,
     )
 
