@@ -41,6 +41,7 @@ class PowerUsersRequest:
     users: int = 0
     rhythm: bool = False
     pace: str = "simulated"
+    shape: str = ""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,6 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rhythm",
         action="store_true",
         help="sessions only on each user's active days (implied by --days > 1)",
+    )
+    p.add_argument(
+        "--shape",
+        default="",
+        metavar="NAME",
+        help="run a load shape of the scenario (constant, ramp, step, spike, soak, day, users_2000) instead",
     )
     p.add_argument(
         "--pace",
@@ -156,6 +163,8 @@ def _validated(request: PowerUsersRequest) -> tuple[Any, str, list[str]]:
         scenario = load_scenario(path or None, source=source)
         for name in request.personas:
             scenario.persona(name)
+        if request.shape:
+            scenario.load_shape(request.shape)
         scenario = scenario.populated(request.users or None)
         check_scenario(scenario, os.environ)
     except (ConfigError, SafetyError) as exc:
@@ -199,6 +208,8 @@ def simulate(request: PowerUsersRequest) -> dict[str, Any]:
         "follow_rhythm": follow,
         "pace": request.pace,
         "users": request.users,
+        "shape": request.shape,
+        "live_progress": bool(request.shape),
     }
     run_config = {**QUIET_RUN_CONFIG, "ops": {RUNS: {"config": config}}}
     instance = dagster_instance()
@@ -238,9 +249,14 @@ def simulate(request: PowerUsersRequest) -> dict[str, Any]:
 
 
 def _print(report: dict, reports: dict[str, dict], product: str, summary: Any, sessions: Any) -> None:
+    from simulation_assets.core.power_users.timeseries import load_line
+
     out = {"markup": False, "highlight": False}
     console.print(summary(report, product), **out)
-    console.print(sessions(report), **out)
+    if report.get("load"):
+        console.print(load_line(report), **out)
+    else:
+        console.print(sessions(report), **out)
     for day, day_report in reports.items():
         if len(reports) > 1:
             active = [s["name"] for s in day_report["sessions"] if s["active"]]
@@ -268,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
             users=args.users,
             rhythm=args.rhythm,
             pace=args.pace,
+            shape=args.shape,
         )
     )
     cli = report["cli"]

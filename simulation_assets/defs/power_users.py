@@ -22,7 +22,7 @@ from simulation_assets.core.power_users.rhythm import is_active, parse_pace
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, table_metadata
 from simulation_assets.defs.partitions import start_date_from_env
 from simulation_assets.defs.policies import NETWORK_RETRY
-from simulation_assets.defs.power_users_metadata import report_metadata
+from simulation_assets.defs.power_users_metadata import load_metadata, report_metadata
 from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
@@ -61,6 +61,18 @@ RUN_CHECKS: dict[str, tuple[bool, str]] = {
     "active_users_match_frequency": (
         False,
         "per archetype and day, the users with a session number what usage_frequency predicts (binomial band)",
+    ),
+    "latency_p95_within_slo": (
+        False,
+        "95th percentile latency (from the scheduled send under a load shape) <= simulation_config.slo.p95_ms",
+    ),
+    "error_rate_within_slo": (
+        False,
+        "share of requests without their expected answer <= simulation_config.slo.error_rate",
+    ),
+    "arrival_rate_held": (
+        False,
+        "an open-model load achieved its requested arrival rate within simulation_config.slo.rate_tolerance",
     ),
 }
 REPORT_CHECKS = tuple(name for name in RUN_CHECKS if name != "run_tables_consistent")
@@ -139,14 +151,18 @@ def active_archetypes(scenario: Scenario, day: str) -> list[str]:
 
 
 @contextmanager
-def reference_target(configured_url: str) -> Iterator[str]:
-    """Yield the URL of the bundled reference API served on loopback, unless an API is configured."""
+def reference_target(configured_url: str, own_process: bool = False) -> Iterator[str]:
+    """Yield the URL of the bundled reference API served on loopback, unless an API is configured.
+
+    ``own_process`` serves it from a child process (for loads, so it does not share the
+    generator's interpreter); otherwise from a thread, which starts in a fraction of a second.
+    """
     if configured_url:
         yield ""
         return
-    from simulation_assets.target.server import LocalTarget
+    from simulation_assets.target.server import LocalTarget, TargetProcess
 
-    with LocalTarget() as local:
+    with TargetProcess() if own_process else LocalTarget() as local:
         yield local.base_url
 
 
@@ -170,6 +186,15 @@ def check_results(
         ),
         "sessions_follow_rhythm": lambda: checks.sessions_follow_rhythm(frames["users"], frames["requests"]),
         "active_users_match_frequency": lambda: checks.active_users_match_frequency(frames["users"]),
+        "latency_p95_within_slo": lambda: checks.latency_p95_within_slo(
+            frames["attempts"], settings.slo.p95_ms
+        ),
+        "error_rate_within_slo": lambda: checks.error_rate_within_slo(
+            frames["requests"], settings.slo.error_rate
+        ),
+        "arrival_rate_held": lambda: checks.arrival_rate_held(
+            frames["attempts"], frames["load"], settings.slo.rate_tolerance
+        ),
     }
     results = []
     for name in names:
@@ -190,6 +215,8 @@ def combined(frames_by_day: dict[str, dict[str, pl.DataFrame]]) -> dict[str, pl.
         table: pl.concat(
             [
                 frames[table].with_columns((pl.lit(f"{day}/") + pl.col("user")).alias("user"))
+                if "user" in frames[table].columns
+                else frames[table]
                 for day, frames in frames_by_day.items()
             ]
         )
@@ -215,6 +242,10 @@ class PowerUserRunConfig(dg.Config):
         default=None,
         description="run the users of a day one after another; empty: the scenario's `parallel` setting",
     )
+    shape: str = Field(
+        default="", description="a load shape of the scenario (load_shapes) to run instead of the sessions"
+    )
+    live_progress: bool = Field(default=False, description="print a progress line every second of a load")
 
 
 def _days_and_personas(
@@ -261,13 +292,20 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
     ) -> dg.MaterializeResult:
         scenario = power_users_target.scenario()
         try:
-            options = SessionOptions(follow_rhythm=config.follow_rhythm, speed=parse_pace(config.pace))
+            options = SessionOptions(
+                follow_rhythm=config.follow_rhythm,
+                speed=parse_pace(config.pace),
+                shape=config.shape,
+                progress=_print_line if config.live_progress else None,
+            )
+            if config.shape:
+                scenario.load_shape(config.shape)
         except ValueError as exc:
             raise dg.Failure(description=f"power_user_runs config: {exc}", allow_retries=False) from None
         frames_by_day: dict[str, dict[str, pl.DataFrame]] = {}
         results: list[RunResult] = []
         logs: list[Path] = []
-        with reference_target(power_users_target.target_url(scenario)) as url:
+        with reference_target(power_users_target.target_url(scenario), own_process=bool(config.shape)) as url:
             for day, personas in sorted(_days_and_personas(context, run_parts).items()):
                 logs.append(log_path(store, day, context.run.run_id))
                 result = power_users_target.run(
@@ -290,7 +328,11 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
             if len(results) == 1
             else _report(frames, scenario, {"days": list(frames_by_day)})
         )
-        meta = {**table_metadata(frames["requests"], schema=REQUEST_COLUMNS), **report_metadata(report)}
+        meta = {
+            **table_metadata(frames["requests"], schema=REQUEST_COLUMNS),
+            **report_metadata(report),
+            **load_metadata(report),
+        }
         meta["base_url"] = results[0].base_url
         meta["simulation_log"] = dg.MetadataValue.path(str(logs[0]))
         return dg.MaterializeResult(
@@ -334,7 +376,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
             reports.append(report)
         frames = combined(frames_by_day)
         report = reports[0] if len(reports) == 1 else _report(frames, scenario, {"days": list(frames_by_day)})
-        meta = report_metadata(report)
+        meta = {**report_metadata(report), **load_metadata(report)}
         meta["requests"] = frames["requests"].height
         meta["report_path"] = dg.MetadataValue.path(str(paths[-1]))
         return dg.MaterializeResult(
@@ -372,6 +414,10 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
     )
 
 
+def _print_line(line: str) -> None:
+    print(line, flush=True)  # noqa: T201 - the live load line goes to the terminal (CLI) or the run's stdout
+
+
 def _report(frames: dict[str, pl.DataFrame], scenario: Scenario, run: dict) -> dict:
     return build_report(
         frames["requests"],
@@ -380,6 +426,7 @@ def _report(frames: dict[str, pl.DataFrame], scenario: Scenario, run: dict) -> d
         frames["users"],
         scenario.simulation_config.costs,
         run,
+        frames["load"],
     )
 
 

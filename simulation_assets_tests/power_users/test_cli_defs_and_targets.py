@@ -65,6 +65,9 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
         "cost_within_budget": True,
         "sessions_follow_rhythm": True,
         "active_users_match_frequency": True,
+        "latency_p95_within_slo": True,
+        "error_rate_within_slo": True,
+        "arrival_rate_held": True,
     }
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["users"].value == 2 and meta["edge_cases_missing"].value == "none"

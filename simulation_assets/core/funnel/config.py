@@ -160,7 +160,9 @@ class CheckBands(_Frozen):
     """
 
     rates_z: float = Field(
-        default=4.0, gt=0, description="learned vs configured rate: at most this many binomial standard errors"
+        default=4.0,
+        gt=0,
+        description="learned vs configured rate: at most this many binomial standard errors",
     )
     models: ModelThresholds = ModelThresholds()
 
