@@ -4,7 +4,8 @@
 layers below it, never one above. ``webapp/`` and ``target/`` (the reference apps)
 may import only ``core/`` and the reference apps' own code. Every import counts,
 including one inside a function: a lazy import hides a dependency, it does not
-remove it. Two modules that import each other (directly or round a longer loop)
+remove it. Imports under ``if TYPE_CHECKING:`` only name types for annotations and
+never run, so they do not count. Two modules that import each other (directly or round a longer loop)
 are a cycle.
 """
 
@@ -72,11 +73,30 @@ def _resolve(name: str) -> str | None:
     return name
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Yield every node that can run: ``if TYPE_CHECKING:`` blocks hold annotations only, never imported."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+
+
 def _imported(module: str, path: Path) -> Iterator[str]:
     """Yield the package modules ``module`` imports anywhere in its source (functions included)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -230,6 +250,9 @@ def test_the_checker_finds_a_cycle_through_a_lazy_import_and_an_upward_import(fa
     (fake_package / "webapp" / "w.py").write_text("from simulation_assets.sinks.s import x\n")
     (fake_package / "sinks" / "t.py").write_text("from simulation_assets.webapp import w\n")
     (fake_package / "core" / "c.py").write_text("import dagster\n")
+    (fake_package / "core" / "t.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from simulation_assets.defs import a\n"
+    )
     assert import_cycles() == {frozenset({"simulation_assets.defs.a", "simulation_assets.defs.b"})}
     assert upward_imports() == {
         ("simulation_assets.sinks.s", "simulation_assets.defs.a"),

@@ -106,7 +106,7 @@ def test_the_command_runs_twice_the_same_day_on_the_same_instance(tmp_path: Path
     instance = dagster_instance()
     runs = instance.get_runs()
     assert len(runs) == 6 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
-    checks = instance.get_event_records(
+    checks = instance.event_log_storage.get_event_records(
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     )
     second = json.loads((tmp_path / "a" / "summary.json").read_text())
