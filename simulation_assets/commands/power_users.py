@@ -42,6 +42,8 @@ class PowerUsersRequest:
     rhythm: bool = False
     pace: str = "simulated"
     shape: str = ""
+    notify_url: str = ""
+    wandb: bool = False
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +82,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run a load shape of the scenario (constant, ramp, step, spike, soak, day, users_2000) instead",
     )
     p.add_argument(
+        "--notify-url",
+        default="",
+        metavar="URL",
+        help="post each Stripe event to this Slack-compatible webhook (env POWER_USERS_SLACK_WEBHOOK_URL)",
+    )
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="log every analysis to Weights & Biases (offline unless WANDB_API_KEY)",
+    )
+    p.add_argument(
         "--pace",
         default="simulated",
         help="think times: 'simulated' (default, fast), 'real' (slept; sessions wait for their start) or x60",
@@ -95,6 +108,22 @@ def _output_paths(output: str) -> tuple[Path, Path]:
         return folder / target.name, folder / "simulation.log"
     folder = prepare_output(output)
     return folder / "simulation_report.json", folder / "simulation.log"
+
+
+def integrations(request: PowerUsersRequest) -> dict[str, Any]:
+    """Return the webhook and W&B resources: the flags, else the environment."""
+    from simulation_assets.sinks.config_files import from_env
+    from simulation_assets.sinks.power_users_notify import StripeEventWebhook
+    from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog
+
+    webhook = {"url": request.notify_url} if request.notify_url else {}
+    wandb = {"enabled": True} if request.wandb else {}
+    return {
+        "power_users_webhook": from_env(
+            StripeEventWebhook, {"url": "POWER_USERS_SLACK_WEBHOOK_URL"}, **webhook
+        ),
+        "power_users_wandb": from_env(WandbAnalysisLog, {"enabled": "POWER_USERS_WANDB"}, **wandb),
+    }
 
 
 def _persona_blocks(names: list[str], chosen: list[str]) -> list[list[str]]:
@@ -146,6 +175,8 @@ def _validated(request: PowerUsersRequest) -> tuple[Any, str, list[str]]:
         raise UsageError(
             f"--base-url must be an http(s) URL such as http://127.0.0.1:8000, got {request.base_url!r}"
         )
+    if request.notify_url and not re.match(r"^https?://[^/\s]+", request.notify_url):
+        raise UsageError(f"--notify-url must be an http(s) URL, got {request.notify_url!r}")
     if request.users < 0:
         raise UsageError(
             f"--users must be 0 (one user per persona) or a positive integer, got {request.users}"
@@ -201,6 +232,7 @@ def simulate(request: PowerUsersRequest) -> dict[str, Any]:
     resources = {
         "power_users_target": power_users_target(**{k: v for k, v in explicit.items() if v}),
         "store": LocalParquetStore(),
+        **integrations(request),
     }
     follow = request.rhythm or request.days > 1
     config = {
@@ -285,6 +317,8 @@ def run(args: argparse.Namespace) -> int:
             rhythm=args.rhythm,
             pace=args.pace,
             shape=args.shape,
+            notify_url=args.notify_url,
+            wandb=args.wandb,
         )
     )
     cli = report["cli"]

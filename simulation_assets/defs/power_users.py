@@ -19,13 +19,16 @@ from simulation_assets.core.power_users.report import (
     day_run_summary,
 )
 from simulation_assets.core.power_users.rhythm import is_active, parse_pace
+from simulation_assets.core.power_users.stripe_events import stripe_events
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, table_metadata
 from simulation_assets.defs.partitions import start_date_from_env
 from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.defs.power_users_metadata import load_metadata, report_metadata
 from simulation_assets.sinks.config_files import from_env
+from simulation_assets.sinks.http_retry import DeliveryError
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
+from simulation_assets.sinks.power_users_notify import StripeEventWebhook
 from simulation_assets.sinks.power_users_scenario import load_scenario
 from simulation_assets.sinks.power_users_session import SessionOptions
 from simulation_assets.sinks.power_users_store import (
@@ -36,6 +39,7 @@ from simulation_assets.sinks.power_users_store import (
     write_report,
     write_tables,
 )
+from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog, analysis_rows
 
 GROUP = "power_users"
 RUNS = "power_user_runs"
@@ -289,6 +293,8 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         config: PowerUserRunConfig,
         power_users_target: PowerUserTarget,
         store: LocalParquetStore,
+        power_users_webhook: StripeEventWebhook,
+        power_users_wandb: WandbAnalysisLog,
     ) -> dg.MaterializeResult:
         scenario = power_users_target.scenario()
         try:
@@ -335,6 +341,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         }
         meta["base_url"] = results[0].base_url
         meta["simulation_log"] = dg.MetadataValue.path(str(logs[0]))
+        meta.update(_integrations(context, frames, scenario, store, power_users_webhook, power_users_wandb))
         return dg.MaterializeResult(
             metadata=meta, check_results=check_results(frames, scenario, RUNS, tuple(RUN_CHECKS))
         )
@@ -410,8 +417,47 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         assets=[power_user_runs, power_user_report],
         jobs=[daily_job],
         schedules=[power_users_daily_schedule],
-        resources={"power_users_target": power_users_target()},
+        resources={
+            "power_users_target": power_users_target(),
+            "power_users_webhook": from_env(StripeEventWebhook, {"url": "POWER_USERS_SLACK_WEBHOOK_URL"}),
+            "power_users_wandb": from_env(WandbAnalysisLog, {"enabled": "POWER_USERS_WANDB"}),
+        },
     )
+
+
+def _integrations(
+    context: dg.AssetExecutionContext,
+    frames: dict[str, pl.DataFrame],
+    scenario: Scenario,
+    store: LocalParquetStore,
+    webhook: StripeEventWebhook,
+    wandb_log: WandbAnalysisLog,
+) -> dict[str, object]:
+    """Announce the run's Stripe events to the webhook and log its analyses to W&B; return metadata.
+
+    A webhook that refuses or stays down is reported, not fatal: the run's tables are already stored.
+    """
+    events = stripe_events(frames["requests"])
+    meta: dict[str, object] = {"stripe_events": events.height}
+    try:
+        meta["webhook_notifications"] = webhook.notify(events, scenario.simulation_config.product_name)
+    except DeliveryError as exc:
+        context.log.warning(f"Stripe event notifications not delivered: {exc}")
+        meta["webhook_notifications"] = 0
+        meta["webhook_error"] = str(exc)[:300]
+    folder = wandb_log.log(
+        analysis_rows(frames["requests"], scenario.simulation_config.costs),
+        run_name=f"power-users-{context.run.run_id[:8]}",
+        default_dir=store.root() / "power_users" / "wandb",
+        config={
+            "partitions": [str(k) for k in context.partition_keys],
+            "seed": scenario.simulation_config.seed,
+        },
+    )
+    if folder is not None:
+        meta["wandb_run"] = dg.MetadataValue.path(str(folder))
+        meta["wandb_mode"] = wandb_log.resolved_mode()
+    return meta
 
 
 def _print_line(line: str) -> None:

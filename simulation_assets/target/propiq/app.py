@@ -338,7 +338,10 @@ def create_app(rules: TargetRules | None = None) -> Starlette:
                 ),
             )
         user.tier = tier
-        return JSONResponse({"tier": tier, "effective": "immediately"})
+        # down to the free tier ends the paid subscription (Stripe: customer.subscription.deleted)
+        return JSONResponse(
+            {"tier": tier, "effective": "immediately", "subscription_canceled": tier == "free"}
+        )
 
     async def sim_reset(request: Request) -> Response:
         body = await _json(request)
