@@ -62,6 +62,7 @@ class Population:
     lifetime: np.ndarray  # days from first to last active day (may run past the generated days)
     rate: np.ndarray  # chance of coming back on an alive day
     identified: np.ndarray  # arrives anonymous, identified on the first day
+    depth: np.ndarray  # log session-length effect: end hazards are raised to exp(-depth)
     constant_codes: np.ndarray  # (users, constant keys): index into each key's values
 
 
@@ -166,6 +167,11 @@ class Generator:
         self.beta = np.array([[cd.return_beta.get(k, [1.0, 1.0]) for k in KINDS] for cd in doc.classes])
         self.weekday_mult = np.array([cd.weekday_multipliers for cd in doc.classes])
         self.persist = np.array([cd.persistence for cd in doc.classes])
+        self.depth_sd = np.array([cd.depth_spread for cd in doc.classes])
+        self.swing = np.array([cd.weekly_swing for cd in doc.classes])
+        weeks = max(len(cd.activity_by_age_week) for cd in doc.classes)
+        self.by_age = np.array([cd.activity_by_age_week + cd.activity_by_age_week[-1:] * (weeks - len(cd.activity_by_age_week))
+                                for cd in doc.classes])  # fmt: skip
         self.ident_share = np.array([[cd.identified_share.get(k, 0.0) for k in KINDS] for cd in doc.classes])
         spd = tables["sessions_per_day"]
         self.spd_cdf = np.zeros((self.n_classes, 31))
@@ -349,15 +355,17 @@ class Generator:
                 r = g.random(n)
                 alone = ~take_combo
                 codes[alone, j] = _draw(cdf, r[alone]) if len(cdf) else 0
-        return Population(cls.astype(np.int16), kind, first, lifetime, rate, identified, codes)
+        depth = g.standard_normal(n) * self.depth_sd[cls]
+        return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
+                          identified=identified, depth=depth, constant_codes=codes)  # fmt: skip
 
     @cached_property
     def active_by_day(self) -> list[np.ndarray]:
         """Return, per generated day, the users active that day (the whole run's activity, drawn once).
 
         A day after an active one is active with chance p + r (1 - p), after an inactive one p (1 - r)
-        (p: the user's rate, r: the class's persistence), times the weekday multiplier; the first and
-        the last day of a life are always active.
+        (p: the user's rate, r: the class's persistence), times the weekday, age-week and this week's
+        swing multipliers; the first and the last day of a life are always active.
         """
         pop = self.population
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
@@ -365,11 +373,19 @@ class Generator:
         r = self.persist[pop.cls]
         on, off = pop.rate + r * (1 - pop.rate), pop.rate * (1 - r)
         state = np.zeros(n, np.bool_)
+        swing = np.maximum(self.swing[pop.cls], 1e-9)
+        week_mult = np.ones(n)
         out = []
         for d in range(self.gen.days):  # one vectorized step per day of the run
             age = d - pop.first
             alive = (age >= 0) & (age <= pop.lifetime)
-            chance = np.where(state, on, off) * self.weekday_mult[pop.cls, int(weekday(self.start_day + d))]
+            by_age = self.by_age[pop.cls, np.clip(age // 7, 0, self.by_age.shape[1] - 1)]
+            # Each week of a user's life brings a new mean-1 Gamma multiplier of variance ``weekly_swing``.
+            new_week = np.flatnonzero((age >= 0) & (age % 7 == 0))
+            shape = 1.0 / swing[new_week]
+            week_mult[new_week] = g.gamma(shape, 1.0 / shape)
+            rhythm = self.weekday_mult[pop.cls, int(weekday(self.start_day + d))] * by_age * week_mult
+            chance = np.where(state, on, off) * rhythm
             state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < chance))
             out.append(np.flatnonzero(state))
         return out
@@ -392,7 +408,7 @@ class Generator:
         rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
         s_user = users[owner]
         s_cls = cls[owner]
-        codes, e_sess, gaps_s = self._flows(s_cls, g)
+        codes, e_sess, gaps_s = self._flows(s_cls, pop.depth[s_user], g)
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
         hour = _draw_rows(self.hour_cdf[s_cls, wd], g.random(owner.size))
         start_ms = (
@@ -414,7 +430,9 @@ class Generator:
         t_ms = start_ms[e_sess] + offsets_ms
         return self._frame(day, pop, users, owner, s_user, s_cls, rank, start_ms, codes, e_sess, t_ms, g)
 
-    def _flows(self, s_cls: np.ndarray, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _flows(
+        self, s_cls: np.ndarray, s_depth: np.ndarray, g: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step every session's chain at once; return (event codes, session of each event, gap before it in s)."""
         n = s_cls.size
         live = np.arange(n)
@@ -428,7 +446,9 @@ class Generator:
             cls = s_cls[live]
             if step > 0:  # after the event at position step - 1: end the session, or go on
                 bucket = min(int(bucket_of(np.array([step - 1]))[0]), len(BUCKETS) - 1)
-                stay = g.random(live.size) >= self.hazard[cls, cur, bucket]
+                # A user's depth scales the chance of going on: 1 - h becomes (1 - h) ** exp(-depth).
+                keep_on = (1.0 - self.hazard[cls, cur, bucket]) ** np.exp(-s_depth[live])
+                stay = g.random(live.size) < keep_on
                 live, prev, cur, cls = live[stay], prev[stay], cur[stay], cls[stay]
                 if live.size == 0:
                     break
