@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import polars as pl
-
 from simulation_assets.commands.common import (
     UsageError,
     console,
@@ -37,13 +35,15 @@ from simulation_assets.commands.hogflix_browser import (
     check_browser_arguments,
     run_browser_tier,
 )
-from simulation_assets.core.hogflix.config import DEFAULT_START_DATE
 
 DEMO_ORDER = 10
 LIFECYCLE_ASSETS = ("hogflix_personas", "hogflix_daily_metrics")
 TRAFFIC_ASSETS = ("hogflix_sessions", "hogflix_events", "hogflix_app_rows", "hogflix_flixbuddy_conversations")
 DAILY_TRAFFIC_ASSETS = ("hogflix_traffic_daily", "hogflix_churn_cleanup")
 PROGRESS_LOGGER = "simulation_assets.progress"
+# The default first day; equals core.hogflix.config.DEFAULT_START_DATE (a test pins it), kept here so
+# that building the parser imports nothing beyond the standard library.
+DEFAULT_START = "2026-01-01"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,9 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--days", type=int, required=True, help="number of days to simulate (> 0)")
     p.add_argument("--pool", type=int, default=400, help="target persona pool (default 400, PERSONA_POOL)")
     p.add_argument("--seed", type=int, default=42, help="global random seed (default 42)")
-    p.add_argument(
-        "--start", default=DEFAULT_START_DATE, help=f"first day, YYYY-MM-DD (default {DEFAULT_START_DATE})"
-    )
+    p.add_argument("--start", default=DEFAULT_START, help=f"first day, YYYY-MM-DD (default {DEFAULT_START})")
     p.add_argument("--output", default="output/hogflix", help="folder for the results")
     p.add_argument(
         "--traffic-days",
@@ -81,7 +79,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _resources(settings: object, output: Path, traffic_days: int, events: str, app_db: str, dsn: str) -> dict:
+def _check_posthog_horizon(posthog: object, last_day: dt.date) -> None:
+    """Refuse, before anything runs, traffic PostHog would not accept: events more than 23 h ahead of now.
+
+    Future days simulate like any other with the Parquet events sink (a forecast, a load test for next
+    month); PostHog itself clamps or drops events dated that far ahead, so they are not sent there.
+    """
+    if getattr(posthog, "mode", "") != "posthog":
+        return
+    horizon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=posthog.max_future_hours)  # type: ignore[attr-defined]
+    last_moment = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    if last_moment > horizon:
+        raise ValueError(
+            f"--events posthog: the traffic runs to {last_day.isoformat()}, more than "
+            f"{posthog.max_future_hours:g} h ahead of now, and PostHog does not accept events dated that far "  # type: ignore[attr-defined]
+            "ahead; simulate future days with --events parquet, or end the range by tomorrow"
+        )
+
+
+def _resources(
+    settings: object,
+    output: Path,
+    traffic_days: int,
+    events: str,
+    app_db: str,
+    dsn: str,
+    last_traffic_day: dt.date,
+) -> dict:
     """Return the resources of the run: settings and store, plus the traffic sinks when traffic is simulated.
 
     Each sink is bound to its environment variables (``from_env``) and read now (``resolved``), so a
@@ -104,6 +128,7 @@ def _resources(settings: object, output: Path, traffic_days: int, events: str, a
         database.validate_config()
         posthog = resolved(from_env(PostHogEvents, mode=events))
         posthog.validate_config()
+        _check_posthog_horizon(posthog, last_traffic_day)
         resources.update(
             hogflix_traffic=resolved(from_env(HogflixTrafficSettings)),
             hogflix_posthog=posthog,
@@ -184,7 +209,7 @@ def simulate(
         settings.lifecycle()
     except ValueError as exc:
         raise UsageError(f"invalid HogFlix configuration: {exc}") from None
-    resources = _resources(settings, output, traffic_days, events, app_db, dsn)
+    resources = _resources(settings, output, traffic_days, events, app_db, dsn, end - dt.timedelta(days=1))
     store = resources["store"]
     by_name = {a.key.to_user_string(): a for a in hogflix_assets(start.isoformat(), end.isoformat())}
     keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
@@ -217,6 +242,8 @@ def simulate(
     shutil.copyfile(store.path(settings.dataset("personas"), keys[-1]), output / "personas.parquet")
     metrics = store.read_many(settings.dataset("daily_metrics"), keys).sort("date")
     metrics.write_parquet(output / "daily_metrics.parquet")
+    import polars as pl
+
     last = pl.read_parquet(output / "personas.parquet")
     checks = _check_outcomes(results)
     summary = {
@@ -294,7 +321,7 @@ def _export_traffic(settings, store, resources: dict, days: list[str], output: P
     }
 
 
-def _stats(series: pl.Series) -> dict[str, float]:
+def _stats(series) -> dict[str, float]:  # noqa: ANN001 (a polars Series)
     return {"min": int(series.min()), "mean": round(float(series.mean()), 1), "max": int(series.max())}
 
 
@@ -344,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
 def run_demo(root: Path) -> None:
     """Demo step: 30 days at pool 400, with sessions and events on the last 3 days."""
     out = prepare_output(root / "hogflix")
-    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START_DATE), out, traffic_days=3)
+    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START), out, traffic_days=3)
     t = summary["traffic"]
     console.print(
         f"HogFlix demo: 30 days, pool {summary['pool_min']}-{summary['pool_max']}; traffic on the last 3: "

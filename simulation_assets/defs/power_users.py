@@ -19,13 +19,17 @@ from simulation_assets.core.power_users.report import (
     day_run_summary,
 )
 from simulation_assets.core.power_users.rhythm import is_active, parse_pace
+from simulation_assets.core.power_users.stripe_events import stripe_events
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, table_metadata
 from simulation_assets.defs.partitions import start_date_from_env
 from simulation_assets.defs.policies import NETWORK_RETRY
-from simulation_assets.defs.power_users_metadata import report_metadata
+from simulation_assets.defs.power_users_metadata import load_metadata, report_metadata
 from simulation_assets.sinks.config_files import from_env
+from simulation_assets.sinks.http_retry import DeliveryError
 from simulation_assets.sinks.local_store import LocalParquetStore
+from simulation_assets.sinks.power_users_cleanup import TargetUserCleanup
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
+from simulation_assets.sinks.power_users_notify import StripeEventWebhook
 from simulation_assets.sinks.power_users_scenario import load_scenario
 from simulation_assets.sinks.power_users_session import SessionOptions
 from simulation_assets.sinks.power_users_store import (
@@ -36,6 +40,7 @@ from simulation_assets.sinks.power_users_store import (
     write_report,
     write_tables,
 )
+from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog, analysis_rows
 
 GROUP = "power_users"
 RUNS = "power_user_runs"
@@ -61,6 +66,18 @@ RUN_CHECKS: dict[str, tuple[bool, str]] = {
     "active_users_match_frequency": (
         False,
         "per archetype and day, the users with a session number what usage_frequency predicts (binomial band)",
+    ),
+    "latency_p95_within_slo": (
+        False,
+        "95th percentile latency (from the scheduled send under a load shape) <= simulation_config.slo.p95_ms",
+    ),
+    "error_rate_within_slo": (
+        False,
+        "share of requests without their expected answer <= simulation_config.slo.error_rate",
+    ),
+    "arrival_rate_held": (
+        False,
+        "an open-model load achieved its requested arrival rate within simulation_config.slo.rate_tolerance",
     ),
 }
 REPORT_CHECKS = tuple(name for name in RUN_CHECKS if name != "run_tables_consistent")
@@ -139,14 +156,18 @@ def active_archetypes(scenario: Scenario, day: str) -> list[str]:
 
 
 @contextmanager
-def reference_target(configured_url: str) -> Iterator[str]:
-    """Yield the URL of the bundled reference API served on loopback, unless an API is configured."""
+def reference_target(configured_url: str, own_process: bool = False) -> Iterator[str]:
+    """Yield the URL of the bundled reference API served on loopback, unless an API is configured.
+
+    ``own_process`` serves it from a child process (for loads, so it does not share the
+    generator's interpreter); otherwise from a thread, which starts in a fraction of a second.
+    """
     if configured_url:
         yield ""
         return
-    from simulation_assets.target.server import LocalTarget
+    from simulation_assets.target.server import LocalTarget, TargetProcess
 
-    with LocalTarget() as local:
+    with TargetProcess() if own_process else LocalTarget() as local:
         yield local.base_url
 
 
@@ -170,6 +191,15 @@ def check_results(
         ),
         "sessions_follow_rhythm": lambda: checks.sessions_follow_rhythm(frames["users"], frames["requests"]),
         "active_users_match_frequency": lambda: checks.active_users_match_frequency(frames["users"]),
+        "latency_p95_within_slo": lambda: checks.latency_p95_within_slo(
+            frames["attempts"], settings.slo.p95_ms
+        ),
+        "error_rate_within_slo": lambda: checks.error_rate_within_slo(
+            frames["requests"], settings.slo.error_rate
+        ),
+        "arrival_rate_held": lambda: checks.arrival_rate_held(
+            frames["attempts"], frames["load"], settings.slo.rate_tolerance
+        ),
     }
     results = []
     for name in names:
@@ -190,11 +220,19 @@ def combined(frames_by_day: dict[str, dict[str, pl.DataFrame]]) -> dict[str, pl.
         table: pl.concat(
             [
                 frames[table].with_columns((pl.lit(f"{day}/") + pl.col("user")).alias("user"))
+                if "user" in frames[table].columns
+                else frames[table]
                 for day, frames in frames_by_day.items()
             ]
         )
         for table in TABLES
     }
+
+
+class PowerUserCleanupConfig(dg.Config):
+    """Run options of ``power_user_cleanup``."""
+
+    delete: bool = Field(default=False, description="delete after counting; false: count only (dry run)")
 
 
 class PowerUserRunConfig(dg.Config):
@@ -215,6 +253,10 @@ class PowerUserRunConfig(dg.Config):
         default=None,
         description="run the users of a day one after another; empty: the scenario's `parallel` setting",
     )
+    shape: str = Field(
+        default="", description="a load shape of the scenario (load_shapes) to run instead of the sessions"
+    )
+    live_progress: bool = Field(default=False, description="print a progress line every second of a load")
 
 
 def _days_and_personas(
@@ -258,16 +300,25 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         config: PowerUserRunConfig,
         power_users_target: PowerUserTarget,
         store: LocalParquetStore,
+        power_users_webhook: StripeEventWebhook,
+        power_users_wandb: WandbAnalysisLog,
     ) -> dg.MaterializeResult:
         scenario = power_users_target.scenario()
         try:
-            options = SessionOptions(follow_rhythm=config.follow_rhythm, speed=parse_pace(config.pace))
+            options = SessionOptions(
+                follow_rhythm=config.follow_rhythm,
+                speed=parse_pace(config.pace),
+                shape=config.shape,
+                progress=_print_line if config.live_progress else None,
+            )
+            if config.shape:
+                scenario.load_shape(config.shape)
         except ValueError as exc:
             raise dg.Failure(description=f"power_user_runs config: {exc}", allow_retries=False) from None
         frames_by_day: dict[str, dict[str, pl.DataFrame]] = {}
         results: list[RunResult] = []
         logs: list[Path] = []
-        with reference_target(power_users_target.target_url(scenario)) as url:
+        with reference_target(power_users_target.target_url(scenario), own_process=bool(config.shape)) as url:
             for day, personas in sorted(_days_and_personas(context, run_parts).items()):
                 logs.append(log_path(store, day, context.run.run_id))
                 result = power_users_target.run(
@@ -290,9 +341,14 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
             if len(results) == 1
             else _report(frames, scenario, {"days": list(frames_by_day)})
         )
-        meta = {**table_metadata(frames["requests"], schema=REQUEST_COLUMNS), **report_metadata(report)}
+        meta = {
+            **table_metadata(frames["requests"], schema=REQUEST_COLUMNS),
+            **report_metadata(report),
+            **load_metadata(report),
+        }
         meta["base_url"] = results[0].base_url
         meta["simulation_log"] = dg.MetadataValue.path(str(logs[0]))
+        meta.update(_integrations(context, frames, scenario, store, power_users_webhook, power_users_wandb))
         return dg.MaterializeResult(
             metadata=meta, check_results=check_results(frames, scenario, RUNS, tuple(RUN_CHECKS))
         )
@@ -334,11 +390,44 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
             reports.append(report)
         frames = combined(frames_by_day)
         report = reports[0] if len(reports) == 1 else _report(frames, scenario, {"days": list(frames_by_day)})
-        meta = report_metadata(report)
+        meta = {**report_metadata(report), **load_metadata(report)}
         meta["requests"] = frames["requests"].height
         meta["report_path"] = dg.MetadataValue.path(str(paths[-1]))
         return dg.MaterializeResult(
             metadata=meta, check_results=check_results(frames, scenario, REPORT, REPORT_CHECKS)
+        )
+
+    @dg.asset(
+        name="power_user_cleanup",
+        group_name=GROUP,
+        kinds={"python", "postgres"},
+        description=(
+            "Counts, then (with delete: true) removes, the simulated users from the target's database: "
+            "only e-mails on @simulated.propiq.test. A dry run by default."
+        ),
+    )
+    def power_user_cleanup(
+        context: dg.AssetExecutionContext,
+        config: PowerUserCleanupConfig,
+        power_users_cleanup: TargetUserCleanup,
+    ) -> dg.MaterializeResult:
+        try:
+            power_users_cleanup.validate_config()
+        except ValueError as exc:
+            raise dg.Failure(description=f"power_users_cleanup: {exc}", allow_retries=False) from None
+        counted = power_users_cleanup.clean(dry_run=True)
+        context.log.info(
+            f"{counted.matched} simulated users in {counted.where}; {counted.kept} others left alone"
+        )
+        done = power_users_cleanup.clean(dry_run=False) if config.delete else counted
+        return dg.MaterializeResult(
+            metadata={
+                "dry_run": not config.delete,
+                "matched": counted.matched,
+                "deleted": done.deleted,
+                "other_users_kept": counted.kept,
+                "where": counted.where,
+            }
         )
 
     daily_job = dg.define_asset_job("power_users_daily", selection=[RUNS])
@@ -365,11 +454,57 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         ]
 
     return dg.Definitions(
-        assets=[power_user_runs, power_user_report],
+        assets=[power_user_runs, power_user_report, power_user_cleanup],
         jobs=[daily_job],
         schedules=[power_users_daily_schedule],
-        resources={"power_users_target": power_users_target()},
+        resources={
+            "power_users_target": power_users_target(),
+            "power_users_webhook": from_env(StripeEventWebhook, {"url": "POWER_USERS_SLACK_WEBHOOK_URL"}),
+            "power_users_wandb": from_env(WandbAnalysisLog, {"enabled": "POWER_USERS_WANDB"}),
+            "power_users_cleanup": from_env(
+                TargetUserCleanup, {"dsn": "POWER_USERS_TARGET_DSN", "base_url": "POWER_USERS_BASE_URL"}
+            ),
+        },
     )
+
+
+def _integrations(
+    context: dg.AssetExecutionContext,
+    frames: dict[str, pl.DataFrame],
+    scenario: Scenario,
+    store: LocalParquetStore,
+    webhook: StripeEventWebhook,
+    wandb_log: WandbAnalysisLog,
+) -> dict[str, object]:
+    """Announce the run's Stripe events to the webhook and log its analyses to W&B; return metadata.
+
+    A webhook that refuses or stays down is reported, not fatal: the run's tables are already stored.
+    """
+    events = stripe_events(frames["requests"])
+    meta: dict[str, object] = {"stripe_events": events.height}
+    try:
+        meta["webhook_notifications"] = webhook.notify(events, scenario.simulation_config.product_name)
+    except DeliveryError as exc:
+        context.log.warning(f"Stripe event notifications not delivered: {exc}")
+        meta["webhook_notifications"] = 0
+        meta["webhook_error"] = str(exc)[:300]
+    folder = wandb_log.log(
+        analysis_rows(frames["requests"], scenario.simulation_config.costs),
+        run_name=f"power-users-{context.run.run_id[:8]}",
+        default_dir=store.root() / "power_users" / "wandb",
+        config={
+            "partitions": [str(k) for k in context.partition_keys],
+            "seed": scenario.simulation_config.seed,
+        },
+    )
+    if folder is not None:
+        meta["wandb_run"] = dg.MetadataValue.path(str(folder))
+        meta["wandb_mode"] = wandb_log.resolved_mode()
+    return meta
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)  # noqa: T201 - the live load line goes to the terminal (CLI) or the run's stdout
 
 
 def _report(frames: dict[str, pl.DataFrame], scenario: Scenario, run: dict) -> dict:
@@ -380,6 +515,7 @@ def _report(frames: dict[str, pl.DataFrame], scenario: Scenario, run: dict) -> d
         frames["users"],
         scenario.simulation_config.costs,
         run,
+        frames["load"],
     )
 
 

@@ -78,3 +78,54 @@ def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
         "action_performance": md_table(perf, max_rows=30) if perf.height else "no requests",
         "cost_per_user": cost_plot(report),
     }
+
+
+def load_plot(report: dict[str, Any]) -> dg.MarkdownMetadataValue:
+    """Return the load's time series: requested and sent per second, p95 latency, and error share."""
+    series = pl.DataFrame(report["time_series"])
+    fig, ax = new_figure(7.5, 3.2)
+    t = series["t_s"].to_numpy()
+    unit = "users" if report["load"].get("model") == "closed" else "req/s requested"
+    ax.plot(t, series["requested"].to_numpy(), label=unit, color="0.4", linestyle="--")
+    ax.plot(t, series["sent"].to_numpy(), label="req/s sent", color="tab:blue")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("per second")
+    right = ax.twinx()
+    right.plot(t, series["p95_ms"].fill_null(0).to_numpy(), color="tab:red", label="p95 ms (from schedule)")
+    right.set_ylabel("p95 latency, ms")
+    errors = series["error_rate"].fill_null(0).to_numpy()
+    if errors.max() > 0:
+        ax.fill_between(
+            t,
+            0,
+            errors * max(series["sent"].max() or 1, 1),
+            color="tab:orange",
+            alpha=0.3,
+            label="error share (scaled)",
+        )
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
+    ax.set_title(f"load {', '.join(report['load'].get('shapes', []))}", fontsize=9)
+    fig.tight_layout()
+    return figure_markdown(fig, "load time series")
+
+
+def load_metadata(report: dict[str, Any]) -> dict[str, Any]:
+    """Return the load figures a person reads in the UI (nothing when the run held no load shape)."""
+    load = report.get("load") or {}
+    if not load:
+        return {}
+    out: dict[str, Any] = {
+        "load_shape": ", ".join(load["shapes"]),
+        "load_model": load["model"],
+        "load_sent": load["sent"],
+        "load_requests_per_second": load["requests_per_second"],
+        "load_p95_ms_from_schedule": load["latency_ms"]["p95"],
+        "load_p95_ms_service": load["service_latency_ms"]["p95"],
+        "load_error_rate": load["error_rate"],
+        "load_time_series": load_plot(report),
+    }
+    if "achieved_ratio" in load:
+        out["load_achieved_vs_requested_rate"] = load["achieved_ratio"]
+    return out

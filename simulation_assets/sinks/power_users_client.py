@@ -28,6 +28,7 @@ from simulation_assets.core.power_users.config import Persona, Scenario
 from simulation_assets.core.power_users.report import build_report, console_summary
 from simulation_assets.core.power_users.safety import check_scenario
 from simulation_assets.sinks.power_users_http import new_client, probe_hooks, run_async
+from simulation_assets.sinks.power_users_load import LoadRun
 from simulation_assets.sinks.power_users_scenario import load_scenario
 from simulation_assets.sinks.power_users_session import (
     Clock,
@@ -63,12 +64,31 @@ async def run_personas(
     """Run ``personas``' sessions against ``base_url`` (all at once or one after another); return the tables."""
     tables = RunTables()
     settings = scenario.simulation_config
-    async with new_client(base_url, settings.max_connections, settings.request_timeout_s) as client:
+    # a load gives every virtual user its own connection, as each browser would have
+    connections = max(settings.max_connections, len(personas)) if options.shape else settings.max_connections
+    async with new_client(base_url, connections, settings.request_timeout_s) as client:
         hooks = await probe_hooks(client)
         log.info(
             "target %s (simulation hooks: %s), %d users", base_url, "yes" if hooks else "no", len(personas)
         )
         clock = Clock()
+        if options.shape:
+            share = len(personas) / len(scenario.simulations)
+            load = LoadRun(
+                scenario,
+                personas,
+                client,
+                tables,
+                log,
+                clock,
+                hooks,
+                options.shape,
+                share,
+                day,
+                options.progress,
+            )
+            await load.run()
+            return tables
         runs = [
             PersonaSession(scenario, p, client, tables, log, day, hooks, clock, options) for p in personas
         ]
@@ -138,8 +158,14 @@ class PowerUserTarget(dg.ConfigurableResource):
         first: a live Stripe key or a non-simulated e-mail raises SafetyError before any request is
         sent. With no API configured, ``reference_url`` is the address of the served reference API.
         """
-        scenario = (scenario or self.scenario()).populated(users)
         options = options or SessionOptions()
+        scenario = scenario or self.scenario()
+        if options.shape:
+            scenario.load_shape(options.shape)  # raises ConfigError naming the shapes defined
+            settings = scenario.simulation_config
+            scenario = scenario.populated(users or scenario.population.size or settings.load_users)
+        else:
+            scenario = scenario.populated(users)
         check_scenario(scenario, os.environ if env is None else env)
         if personas:
             for name in personas:
@@ -198,7 +224,13 @@ class PowerUserTarget(dg.ConfigurableResource):
             "requests_per_second": round(frames["attempts"].height / seconds, 2) if seconds else 0.0,
         }
         report = build_report(
-            frames["requests"], frames["attempts"], frames["edges"], frames["users"], settings.costs, meta
+            frames["requests"],
+            frames["attempts"],
+            frames["edges"],
+            frames["users"],
+            settings.costs,
+            meta,
+            frames["load"],
         )
         summary = console_summary(report, settings.product_name)
         if log_path is not None:

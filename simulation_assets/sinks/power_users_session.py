@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,13 @@ from simulation_assets.core.power_users.config import (
     Scenario,
 )
 from simulation_assets.core.power_users.edge_cases import category
-from simulation_assets.core.power_users.report import ATTEMPT_SCHEMA, EDGE_SCHEMA, REQUEST_SCHEMA, USER_SCHEMA
+from simulation_assets.core.power_users.report import (
+    ATTEMPT_SCHEMA,
+    EDGE_SCHEMA,
+    LOAD_SCHEMA,
+    REQUEST_SCHEMA,
+    USER_SCHEMA,
+)
 from simulation_assets.core.power_users.rhythm import (
     SessionPlan,
     is_active,
@@ -55,9 +62,10 @@ class RunTables:
     attempts: list[tuple] = field(default_factory=list)
     edges: list[tuple] = field(default_factory=list)
     users: list[tuple] = field(default_factory=list)
+    load: list[tuple] = field(default_factory=list)
 
     def frames(self, run_columns: dict[str, Any]) -> dict[str, pl.DataFrame]:
-        """Return the four tables keyed ``requests``, ``attempts``, ``edges``, ``users``.
+        """Return the tables keyed ``requests``, ``attempts``, ``edges``, ``users`` and ``load``.
 
         ``run_columns`` (base URL, reference target, mode) are the same for every user of the run.
         """
@@ -70,12 +78,13 @@ class RunTables:
             "attempts": pl.DataFrame(self.attempts, schema=ATTEMPT_SCHEMA, orient="row"),
             "edges": pl.DataFrame(self.edges, schema=EDGE_SCHEMA, orient="row"),
             "users": users.select(list(USER_SCHEMA)),
+            "load": pl.DataFrame(self.load, schema=LOAD_SCHEMA, orient="row"),
         }
 
 
 @dataclass(frozen=True)
 class SessionOptions:
-    """How sessions run: follow the rhythm's active days or always run, and the pace of think times.
+    """How sessions run: follow the rhythm's active days or always run, the pace of think times, or a load.
 
     ``speed`` 0 keeps think times on the simulated clock only; 1 sleeps them in real time (and waits
     for a session's start time); ``k`` sleeps them ``k`` times faster than real time.
@@ -83,6 +92,8 @@ class SessionOptions:
 
     follow_rhythm: bool = False
     speed: float = 0.0
+    shape: str = ""  # a load shape of the scenario: run it instead of the scripted sessions
+    progress: Callable[[str], None] | None = field(default=None, compare=False)  # live load lines
 
 
 class Clock:
@@ -437,6 +448,6 @@ class PersonaSession:
             status, error, response = CONNECTION_ERROR_STATUS, str(exc) or type(exc).__name__, None
         ended = self.clock.now()
         latency_ms = (ended - started) * 1000.0
-        self.t.attempts.append((self.p.name, action.type, status, latency_ms, started, started, ended))
+        self.t.attempts.append((self.p.name, action.type, status, latency_ms, started, started, ended, False))
         outcome["response"], outcome["error"] = response, error
         return status, latency_ms

@@ -1,7 +1,7 @@
 """Where power-user runs keep their tables, logs and reports in the local data folder.
 
-Layout under the store root: ``power_users/<table>/<day>/<persona>.parquet`` for the four run
-tables, ``power_users/logs/<day>/<run id>.log`` and ``power_users/reports/<day>/simulation_report.json``.
+Layout under the store root: ``power_users/<table>/<day>/<archetype>.parquet`` for the five run
+tables (a population's clones share their archetype's file), ``power_users/logs/<day>/<run id>.log`` and ``power_users/reports/<day>/simulation_report.json``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from typing import Any
 
 import polars as pl
 
-from simulation_assets.core.power_users.report import ATTEMPT_SCHEMA, EDGE_SCHEMA, REQUEST_SCHEMA, USER_SCHEMA
+from simulation_assets.core.power_users.report import (
+    ATTEMPT_SCHEMA,
+    EDGE_SCHEMA,
+    LOAD_SCHEMA,
+    REQUEST_SCHEMA,
+    USER_SCHEMA,
+)
 from simulation_assets.sinks.local_store import LocalParquetStore
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -21,6 +27,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "attempts": ATTEMPT_SCHEMA,
     "edges": EDGE_SCHEMA,
     "users": USER_SCHEMA,
+    "load": LOAD_SCHEMA,
 }
 TABLES = tuple(SCHEMAS)
 
@@ -31,16 +38,25 @@ def dataset(table: str, day: str) -> str:
 
 
 def write_tables(store: LocalParquetStore, frames: dict[str, pl.DataFrame], day: str) -> None:
-    """Replace each persona's files of ``day`` with the rows of ``frames``."""
-    for persona in frames["users"]["user"].to_list():
+    """Replace each archetype's files of ``day`` with the rows of ``frames`` (one file per archetype and table)."""
+    users = frames["users"]
+    for archetype in users["archetype"].unique(maintain_order=True).to_list():
+        names = users.filter(pl.col("archetype") == archetype)["user"]
         for table in TABLES:
-            store.write(dataset(table, day), persona, frames[table].filter(pl.col("user") == persona))
+            frame = frames.get(table, pl.DataFrame(schema=SCHEMAS[table]))
+            column = "archetype" if table in ("users", "load") else "user"
+            rows = (
+                frame.filter(pl.col(column) == archetype)
+                if column == "archetype"
+                else frame.filter(pl.col("user").is_in(names))
+            )
+            store.write(dataset(table, day), archetype, rows)
 
 
 def read_day(
     store: LocalParquetStore, day: str, personas: list[str] | None = None
 ) -> dict[str, pl.DataFrame]:
-    """Return the four tables of ``day`` over the stored personas (or only ``personas``).
+    """Return the five tables of ``day`` over the stored archetypes (or only ``personas``).
 
     Columns a file lacks (written by an older version) come back as nulls.
     """

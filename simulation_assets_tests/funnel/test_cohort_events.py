@@ -155,13 +155,13 @@ def test_nothing_happens_after_an_account_is_deleted(cohort) -> None:
 
 # SHA-256 of the CSV text of a small cohort (seed 4, 2026-02-03, 60,000 impressions). A change here
 # means the generator's output changed: intended changes update these digests in the same commit.
-PINNED_EVENTS_SHA256 = "a59f95c436d4abb26ef22c2c5b96d183e20af5fa3508dfa6792c44542c879d66"
-PINNED_USERS_SHA256 = "802a3c8512326598ea5464773f5b1c15e5796f42bc1c948ce82b5bbcbd884cdc"
+PINNED_EVENTS_SHA256 = "15000abf757630a30f7b23734afcc10235baf44147de0241873ac569a7818d6e"
+PINNED_USERS_SHA256 = "bbb397b4627f666ae6426bda5bfab956e446080a416df7e7b31162852fd1e0c3"
 
 
 def test_cohort_bytes_are_pinned() -> None:
     cohort = simulate_cohort_events(DAY, CohortConfig(), seed=4, impressions=60_000)
-    assert cohort.events.height == 8_841
+    assert cohort.events.height == 10_201
     assert hashlib.sha256(cohort.events.write_csv().encode()).hexdigest() == PINNED_EVENTS_SHA256
     assert hashlib.sha256(cohort.users.write_csv().encode()).hexdigest() == PINNED_USERS_SHA256
 

@@ -1,5 +1,6 @@
 """``simulate hogflix`` for the lifecycle: outputs, determinism, and bad input."""
 
+import datetime as dt
 import json
 
 import dagster as dg
@@ -81,3 +82,53 @@ def test_simulate_hogflix_records_one_run_per_range_and_runs_again_the_same_day(
     )[dg.AssetCheckKey(personas, "persona_ids_unique")]
     assert evaluation.run_id == runs[0].run_id
     assert summary["checks"]["hogflix_personas.persona_ids_unique"] is True
+
+
+def test_a_start_in_the_future_simulates_like_any_other(tmp_path):
+    start = dt.date.today() + dt.timedelta(days=40)
+    out = tmp_path / "future"
+    args = [
+        "hogflix",
+        "--days",
+        "3",
+        "--start",
+        start.isoformat(),
+        "--traffic-days",
+        "0",
+        "--output",
+        str(out),
+    ]
+    assert main(args) == 0
+    metrics = pl.read_parquet(out / "daily_metrics.parquet")
+    assert metrics["date"].to_list() == [start + dt.timedelta(days=i) for i in range(3)]
+    assert dg.DagsterInstance.get().get_materialized_partitions(dg.AssetKey("hogflix_personas")) == {
+        (start + dt.timedelta(days=i)).isoformat() for i in range(3)
+    }
+
+
+def test_future_traffic_is_refused_for_posthog_before_anything_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PH_PROJECT_API_KEY", "phc_test")
+    start = dt.date.today() + dt.timedelta(days=10)
+    out = tmp_path / "never"
+    args = [
+        "hogflix",
+        "--days",
+        "2",
+        "--start",
+        start.isoformat(),
+        "--events",
+        "posthog",
+        "--output",
+        str(out),
+    ]
+    assert main(args) == 2
+    assert "ahead of now" in capsys.readouterr().out
+    assert not (out / "summary.json").exists()
+    assert not dg.DagsterInstance.get().get_runs()
+
+
+def test_the_command_default_start_is_the_scenario_default():
+    from simulation_assets.commands.hogflix import DEFAULT_START
+    from simulation_assets.core.hogflix.config import DEFAULT_START_DATE
+
+    assert DEFAULT_START == DEFAULT_START_DATE

@@ -17,6 +17,7 @@ from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget
 from simulation_assets.target.propiq import create_app
 from simulation_assets.target.server import LocalTarget, build_app
+from simulation_assets_tests.power_users.conftest import integration_resources
 
 pytestmark = pytest.mark.xdist_group("power_users")
 
@@ -50,6 +51,7 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
     resources = {
         "power_users_target": PowerUserTarget(base_url=reference_target.base_url),
         "store": LocalParquetStore(),
+        **integration_resources(),
     }
     for persona in ("First-Time-Investor-Frank", "Weekend-Warrior-Will"):
         key = dg.MultiPartitionKey({"persona": persona, "day": "2026-02-02"})
@@ -65,6 +67,9 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
         "cost_within_budget": True,
         "sessions_follow_rhythm": True,
         "active_users_match_frequency": True,
+        "latency_p95_within_slo": True,
+        "error_rate_within_slo": True,
+        "arrival_rate_held": True,
     }
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["users"].value == 2 and meta["edge_cases_missing"].value == "none"
@@ -219,6 +224,7 @@ def test_a_target_reporting_negative_tokens_fails_the_blocking_check_and_the_run
             resources={
                 "power_users_target": PowerUserTarget(base_url=target.base_url),
                 "store": LocalParquetStore(),
+                **integration_resources(),
             },
             raise_on_error=False,
         )

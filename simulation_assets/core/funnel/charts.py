@@ -88,3 +88,51 @@ def _decade_label(decade: int) -> str:
     if value >= 1_000:
         return f"{value / 1_000:g}k"
     return f"{value:g}"
+
+
+def comparison_svg(rows: list[tuple[str, float, float | None, float | None]], title: str) -> str:
+    """Return an SVG of observed shares (bars, 0-100 %) against expected ones (ticks with +- band whiskers).
+
+    ``rows`` are ``(label, observed, expected, tolerance)``; expected and tolerance may be None.
+    """
+    plot_width = WIDTH - LABEL_WIDTH - 60
+    height = TOP + ROW * len(rows) + BOTTOM
+
+    def x(share: float) -> float:
+        return LABEL_WIDTH + min(max(share, 0.0), 1.0) * plot_width
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
+        f'<text x="{WIDTH / 2}" y="16" text-anchor="middle" font-size="12">{escape(title)}</text>',
+    ]
+    for tick in range(0, 101, 20):
+        gx = x(tick / 100)
+        parts.append(
+            f'<line x1="{gx:.1f}" y1="{TOP - 4}" x2="{gx:.1f}" y2="{height - BOTTOM}" stroke="#ddd"/>'
+            f'<text x="{gx:.1f}" y="{height - BOTTOM + 14}" text-anchor="middle" fill="#555">{tick} %</text>'
+        )
+    for i, (label, observed, expected, tolerance) in enumerate(rows):
+        y = TOP + i * ROW
+        mid = y + ROW / 2
+        parts.append(
+            f'<text x="{LABEL_WIDTH - 6}" y="{mid + 4:.1f}" text-anchor="end">{escape(label)}</text>'
+            f'<rect x="{LABEL_WIDTH}" y="{y + 4}" width="{max(x(observed) - LABEL_WIDTH, 1):.1f}" '
+            f'height="{ROW - 8}" fill="{BAR_COLOR}"/>'
+        )
+        end = x(observed)
+        if expected is not None:
+            ex = x(expected)
+            parts.append(f'<path d="M{ex:.1f},{y + 1}V{y + ROW - 1}" stroke="#c44e52" stroke-width="2"/>')
+            if tolerance:
+                lo, hi = x(expected - tolerance), x(expected + tolerance)
+                parts.append(f'<path d="M{lo:.1f},{mid:.1f}H{hi:.1f}" stroke="#c44e52" fill="none"/>')
+                end = max(end, hi)
+        label_text = f"{observed:.1%}" + (f" (expected {expected:.1%})" if expected is not None else "")
+        parts.append(f'<text x="{end + 4:.1f}" y="{mid + 4:.1f}" fill="#222">{label_text}</text>')
+    parts.append(
+        f'<text x="{LABEL_WIDTH + plot_width / 2}" y="{height - 4}" text-anchor="middle" fill="#555">'
+        "observed (bars) and expected +- band (red)</text></svg>"
+    )
+    return "".join(parts)

@@ -12,11 +12,13 @@ from typing import Any
 
 import polars as pl
 
-from simulation_assets.core.funnel.config import STATE_EVENTS, State, TransitionRates
+from simulation_assets.core.funnel.config import STATE_EVENTS, SignalDirection, State, TransitionRates
+from simulation_assets.core.funnel.formulas import Formulas
 from simulation_assets.core.funnel.identity import check_stitching, stitch
 from simulation_assets.core.funnel.learn import LearnedRates, compare_to_configured
 from simulation_assets.core.funnel.models import ModelReport
 from simulation_assets.core.funnel.schema import validate_frame
+from simulation_assets.core.funnel.taxonomy import TAXONOMY
 
 FUNNEL_STATES: tuple[State, ...] = tuple(s for s in State if s in STATE_EVENTS)
 """States entered by an event (S0 ... S10), in funnel order."""
@@ -170,6 +172,57 @@ def shuffled_labels_fail(shuffled: ModelReport) -> CheckOutcome:
     )
 
 
+def every_event_fires(event_counts: dict[str, int]) -> CheckOutcome:
+    """Pass when every event of the tracking plan occurs at least once (e.g. in a week of default cohorts)."""
+    absent = [name for name in TAXONOMY if not event_counts.get(name)]
+    rare = {name: event_counts[name] for name in TAXONOMY if 0 < event_counts.get(name, 0) < 10}
+    return CheckOutcome(
+        passed=not absent,
+        metadata={
+            "absent_events": absent,
+            "events_present": len(TAXONOMY) - len(absent),
+            "events_in_plan": len(TAXONOMY),
+            "rarest": dict(sorted(rare.items(), key=lambda kv: kv[1])),
+        },
+    )
+
+
+def signals_move_models(report: ModelReport, signals: tuple[SignalDirection, ...]) -> CheckOutcome:
+    """Pass when each named section 9 signal moves its model's prediction the expected way.
+
+    The effect is the mean prediction on the held-out people with the signal set high minus
+    set low, everything else as observed (partial dependence).
+    """
+    models = {
+        "purchase": report.purchase,
+        "churn": report.churn,
+        **{f"ltv_{m.horizon_days}": m for m in report.ltv},
+    }
+    effects, wrong = {}, []
+    for s in signals:
+        effect = models[s.model].signal_effects.get(s.feature)
+        effects[f"{s.model}:{s.feature}"] = effect
+        if effect is None or effect * s.direction <= 0:
+            wrong.append(f"{s.model}:{s.feature} ({'+' if s.direction > 0 else '-'} expected, got {effect})")
+    return CheckOutcome(passed=not wrong, metadata={"effects": effects, "wrong_direction": wrong})
+
+
+def formulas_match_truth(formulas: Formulas) -> CheckOutcome:
+    """Pass when every section 6 output is within its band of the value the configuration implies."""
+    rows = formulas.rates()
+    outside = [f"{r.name}: {r.observed} vs {r.expected} +- {r.tolerance}" for r in rows if r.within is False]
+    return CheckOutcome(
+        passed=bool(rows) and not outside,
+        metadata={
+            "outside_band": outside,
+            "compared": len(rows),
+            "rates": {
+                r.name: {"observed": r.observed, "expected": r.expected, "n": r.denominator} for r in rows
+            },
+        },
+    )
+
+
 def merge_days(outcomes: dict[str, CheckOutcome]) -> CheckOutcome:
     """Return one outcome for several daily partitions: passed when every day passed."""
     failed = [day for day, outcome in outcomes.items() if not outcome.passed]
@@ -189,7 +242,9 @@ __all__ = [
     "FUNNEL_STATES",
     "CheckOutcome",
     "churn_model_passes",
+    "every_event_fires",
     "events_match_taxonomy",
+    "formulas_match_truth",
     "funnel_is_monotone",
     "identity_is_stitched",
     "learned_rates_match_configured",
@@ -197,5 +252,6 @@ __all__ = [
     "merge_days",
     "purchase_model_passes",
     "shuffled_labels_fail",
+    "signals_move_models",
     "users_by_state",
 ]

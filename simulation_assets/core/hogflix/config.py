@@ -71,8 +71,12 @@ class LifecycleConfig(_Frozen):
     signup_reference_pool: PositiveInt = 400  # signups scale with persona_pool / this
     # "Most common state (60-70% of users)": the band the mean ACTIVE share is checked against.
     active_share_band: tuple[Probability, Probability] = (0.60, 0.70)
-    # Signups refill the pool to target x (1 - pool_band x this); see signups.signup_count.
-    replenish_margin: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # Pool regulation (project choice, see docs/hogflix.md "Calibration"): signups replace the day's
+    # churned personas and close `signup_gain` of the morning's gap to the target; the churn chance of
+    # long-dormant personas is the base 3 % at the bottom of the pool band and rises by
+    # `crowding_churn` x the base across the band.
+    signup_gain: Annotated[float, Field(ge=0)] = 0.3
+    crowding_churn: Annotated[float, Field(ge=0)] = 1.3
 
     # --- Lifecycle states ("User Lifecycle System") ---
     new_days: PositiveInt = 7  # NEW for the first 7 days
@@ -163,7 +167,7 @@ class LifecycleConfig(_Frozen):
     # --- Calibration (project choices, see docs/hogflix.md "Calibration") ---
     # The pattern probabilities describe relative propensity; scaling them brings the
     # daily active count to the spec's figures (~87 of ~400 active on a day, 30-150 sessions).
-    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.61
+    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.55
     # Daily chance that an established persona loses interest. Without it the pattern rules
     # alone rarely leave anyone 30 days inactive, so churn could not balance 2-5 signups/day.
     lapse_daily_chance: Probability = 0.0065
@@ -212,11 +216,6 @@ class LifecycleConfig(_Frozen):
         """Inclusive daily FlixBuddy band, scaled to the pool (8-12 at 400)."""
         scale = self.signup_scale
         return int(round(self.flixbuddy_per_day.low * scale)), int(round(self.flixbuddy_per_day.high * scale))
-
-    @property
-    def replenish_level(self) -> int:
-        """Pool size that signups refill to: half the band under the target (390 at 400)."""
-        return int(round(self.persona_pool * (1 - self.pool_band * self.replenish_margin)))
 
     @property
     def signup_range(self) -> tuple[int, int]:

@@ -233,15 +233,26 @@ def visit_times(c: Columns, day: int, g: np.random.Generator, active: np.ndarray
     c["last_active_ms"][active_idx] = session_ms[active_idx]
 
 
-def churn_dormant(c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator) -> np.ndarray:
-    """DORMANT personas inactive 30+ days churn with 3 %/day, 90 % of them marked for cleanup.
+def churn_chance(cfg: LifecycleConfig, pool: int) -> float:
+    """Return today's churn chance of a long-dormant persona: the base 3 % at the bottom of the pool's
+    band (380 of 400) or below, rising linearly by ``crowding_churn`` times the base across the band
+    (with the defaults: 3 % at 380, 4.9 % at 400, 6.9 % at 420).
+    """
+    low, high = cfg.pool_range
+    crowding = max(0, pool - low) / max(high - low, 1)
+    return min(1.0, cfg.dormant_daily_churn * (1.0 + cfg.crowding_churn * crowding))
 
-    Returns the positions of today's churners.
+
+def churn_dormant(
+    c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, pool: int
+) -> np.ndarray:
+    """DORMANT personas inactive 30+ days churn (``churn_chance`` of the morning's ``pool``), 90 %
+    of them marked for cleanup. Returns the positions of today's churners.
     """
     at_risk = np.flatnonzero(
         (c["state"] == DORMANT) & (c["consecutive_missed_days"] >= cfg.churn_after_inactive_days)
     )
-    churn_idx = at_risk[g.random(at_risk.size) < cfg.dormant_daily_churn]
+    churn_idx = at_risk[g.random(at_risk.size) < churn_chance(cfg, pool)]
     c["churned_today"][churn_idx] = True
     c["churned_day"][churn_idx] = day
     c["marked_for_cleanup"][churn_idx] = g.random(churn_idx.size) < cfg.churn_cleanup_share
@@ -288,9 +299,11 @@ def assign_patterns(
 
 def signups(state: PersonaState, cfg: LifecycleConfig, seed: int) -> PersonaState:
     """Return the pool with today's signups appended (2-5 at pool 400), each on its first visit."""
-    pool_now = len(state) - int(np.count_nonzero(state.cols["state"] == CHURNED))
+    churned = int(np.count_nonzero(state.cols["churned_today"]))
+    # The morning's pool (before today's churn): the gap to the target is closed from there.
+    pool_now = len(state) - int(np.count_nonzero(state.cols["state"] == CHURNED)) + churned
     gs = rng_mod.stream(seed, "hogflix", "signups", day_date(state.day).isoformat())
-    count = signup_count(cfg, pool_now, float(gs.random()))
+    count = signup_count(cfg, pool_now, churned, float(gs.random()))
     if not count:
         return state
     joined = new_personas(cfg, seed, state.day, count, state.next_number, gs)
@@ -319,7 +332,7 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     active = visits(c, day, cfg, u[2], binging)
     streaks_and_score(c, cfg, active, alive)
     visit_times(c, day, g, active)
-    churn_idx = churn_dormant(c, day, cfg, g)
+    churn_idx = churn_dormant(c, day, cfg, g, int(np.count_nonzero(alive)))
     states(c, day, cfg, active, churn_idx)
     assign_patterns(c, day, cfg, g, alive)
 

@@ -91,14 +91,14 @@ def new_personas(
     return PersonaState(day=day, cols=cols, identity=identity, next_number=first_number + n)
 
 
-def signup_count(cfg: LifecycleConfig, pool_now: int, u: float) -> int:
-    """Signups today: the gap to the replenish level, kept inside the scaled 2-5 band, with jitter.
+def signup_count(cfg: LifecycleConfig, pool_now: int, churned_today: int, u: float) -> int:
+    """Signups today: the day's churned personas replaced, plus the gap to the target times
+    ``signup_gain``, with a uniform ``u`` in [0, 1) for the fraction, kept inside the scaled 2-5 band.
 
-    Signups never fall below the band's minimum, so only churn can shrink the
-    pool; refilling to a level a little under the target leaves room for the
-    days when churn runs below that minimum.
+    Below the target the gap adds signups (up to the band's top); above it signups fall to the
+    band's minimum, and the crowding term of the churn chance (``lifecycle.churn_dormant``) brings
+    the pool down.
     """
     low, high = cfg.signup_range
-    gap = cfg.replenish_level - pool_now
-    jitter = int(np.floor(u * (1 + round(cfg.signup_scale))))  # 0..1 at pool 400
-    return int(np.clip(gap + jitter, low, high))
+    wanted = churned_today + cfg.signup_gain * (cfg.persona_pool - pool_now) + u
+    return int(np.clip(np.floor(wanted), low, high))

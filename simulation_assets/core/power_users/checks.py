@@ -17,6 +17,7 @@ import polars as pl
 from simulation_assets.core.power_users.costs import CostModel, cost_breakdown
 from simulation_assets.core.power_users.rhythm import WEEKDAYS, Rhythm, expected_active_share, rhythm_from_row
 from simulation_assets.core.power_users.sessions_report import routine_analyses
+from simulation_assets.core.power_users.timeseries import load_attempts, open_rate
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def sessions_follow_rhythm(
     """
     rhythms = rhythms_of(users)
     measured = {r["user"]: r["analyses"] for r in routine_analyses(requests).to_dicts()}
-    sessions = users.filter(pl.col("active").fill_null(True))
+    sessions = users.filter(pl.col("active").fill_null(True) & pl.col("session_start_local").is_not_null())
     problems = {
         "start_outside_window": [],
         "length_outside_range": [],
@@ -228,4 +229,50 @@ def active_users_match_frequency(users: pl.DataFrame) -> CheckOutcome:
             or "no user follows the rhythm",
             "outside_band": ", ".join(outside) or "none",
         },
+    )
+
+
+def latency_p95_within_slo(attempts: pl.DataFrame, p95_ms: float) -> CheckOutcome:
+    """Pass when the 95th percentile latency is at most ``p95_ms``.
+
+    Under a load shape the latency runs from each arrival's scheduled time (so a generator that
+    fell behind cannot hide slow answers); otherwise it is each attempt's own latency.
+    """
+    arrivals = load_attempts(attempts)
+    measured = arrivals if arrivals.height else attempts
+    ms = (measured["ended_s"] - measured["scheduled_s"]) * 1000.0
+    p95 = float(ms.quantile(0.95, "linear")) if measured.height else 0.0
+    return CheckOutcome(
+        passed=p95 <= p95_ms,
+        metadata={
+            "p95_ms": round(p95, 2),
+            "slo_p95_ms": p95_ms,
+            "requests": measured.height,
+            "measured_from": "scheduled send" if arrivals.height else "send",
+        },
+    )
+
+
+def error_rate_within_slo(requests: pl.DataFrame, max_rate: float) -> CheckOutcome:
+    """Pass when the share of requests without their expected answer is at most ``max_rate``."""
+    rate = float((~requests["ok"]).mean() or 0.0) if requests.height else 0.0
+    return CheckOutcome(
+        passed=rate <= max_rate,
+        metadata={"error_rate": round(rate, 5), "slo_error_rate": max_rate, "requests": requests.height},
+    )
+
+
+def arrival_rate_held(attempts: pl.DataFrame, load: pl.DataFrame, tolerance: float) -> CheckOutcome:
+    """Pass when an open-model load sent its arrivals at the requested rate, within ``tolerance`` (relative).
+
+    The requested rate is the plan's arrivals over its seconds; the achieved rate is the arrivals
+    sent over the longer of the plan and the time from its start to the last send, so a
+    generator that falls behind schedule shows as a lower rate. Runs without an open-model load
+    pass: there is no rate to hold.
+    """
+    figures = open_rate(attempts, load)
+    if not figures:
+        return CheckOutcome(passed=True, metadata={"note": "no open-model load"})
+    return CheckOutcome(
+        passed=abs(figures["achieved_ratio"] - 1.0) <= tolerance, metadata={**figures, "tolerance": tolerance}
     )

@@ -34,6 +34,7 @@ from simulation_assets.core.power_users.rhythm import (
     default_think_times,
     resolve,
 )
+from simulation_assets.core.power_users.shapes import LoadShape
 from simulation_assets.core.power_users.tiers import TierTable
 
 SIMULATED_EMAIL_DOMAIN = "simulated.propiq.test"
@@ -57,7 +58,11 @@ def _status_codes(value: Any) -> tuple[int, ...]:
     for item in items:
         if isinstance(item, str) and item.strip().lower() == "timeout":
             codes.append(TIMEOUT_STATUS)
-        elif isinstance(item, int) and not isinstance(item, bool) and 100 <= item <= 599:
+        elif (
+            isinstance(item, int)
+            and not isinstance(item, bool)
+            and (100 <= item <= 599 or item == TIMEOUT_STATUS)
+        ):
             codes.append(item)
         else:
             raise ValueError(f"expected an HTTP status 100-599 or 'timeout', got {item!r}")
@@ -160,6 +165,40 @@ class Action(BaseModel):
         return self.count if isinstance(self.count, tuple) else (self.count, self.count)
 
 
+class LoadTask(Action):
+    """One kind of request a load shape's arrivals send, with its share of the arrivals."""
+
+    weight: float = Field(default=1.0, gt=0, description="relative share of arrivals")
+
+
+def default_load_tasks() -> list[LoadTask]:
+    """Return the default request mix of load shapes: reads, analyses and calculations of a working day."""
+    return [
+        LoadTask(type="view_account", weight=3),
+        LoadTask(type="analyze_property", weight=2),
+        LoadTask(type="use_calculator", weight=2),
+        LoadTask(type="view_pricing", weight=2),
+        LoadTask(type="view_history", weight=1),
+    ]
+
+
+class SloSpec(BaseModel):
+    """Service-level objectives the load checks hold the API (and the generator) to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    p95_ms: float = Field(default=500.0, gt=0, description="95th percentile latency from the scheduled send")
+    error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="share of requests without the expected answer"
+    )
+    rate_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="open model: achieved arrivals may differ from requested by this share",
+    )
+
+
 class PersonaProfile(RhythmSpec):
     """Who the persona is and when they come (rhythm fields); free-form beyond the typed keys."""
 
@@ -230,6 +269,12 @@ class SimulationSettings(BaseModel):
     costs: CostModel = Field(default_factory=CostModel)
     tiers: TierTable = Field(default_factory=TierTable)
     action_types: dict[str, ActionType] = Field(default_factory=dict)
+    load_shapes: dict[str, LoadShape] = Field(default_factory=dict, description="named load shapes (--shape)")
+    load_tasks: list[LoadTask] = Field(default_factory=default_load_tasks, min_length=1)
+    load_users: int = Field(
+        default=100, ge=1, le=1_000_000, description="virtual users of a load without a population"
+    )
+    slo: SloSpec = Field(default_factory=SloSpec)
     think_times: dict[str, ThinkTime] = Field(
         default_factory=default_think_times,
         description="simulated pause before each action, per action type ('default' for the rest)",
@@ -275,7 +320,23 @@ class Scenario(BaseModel):
                     _check_action(f"{where}.actions[{j}]", action, types)
                 except ValueError as exc:
                     raise ValueError(f"{exc} (persona {persona.name})") from None
+        for j, task in enumerate(self.simulation_config.load_tasks):
+            _check_action(f"simulation_config.load_tasks[{j}]", task, types)
+            if types[task.type].harness:
+                raise ValueError(
+                    f"simulation_config.load_tasks[{j}].type: {task.type!r} is a simulation hook"
+                )
         return self
+
+    def load_shape(self, name: str) -> LoadShape:
+        """Return the load shape called ``name``; raise ConfigError listing the shapes defined."""
+        shapes = self.simulation_config.load_shapes
+        if name not in shapes:
+            raise ConfigError(
+                f"no load shape named {name!r}; defined under simulation_config.load_shapes: "
+                f"{', '.join(shapes) or 'none'}"
+            )
+        return shapes[name]
 
     def action_types(self) -> dict[str, ActionType]:
         """Return the built-in action types overlaid with the file's own."""

@@ -20,6 +20,7 @@ import polars as pl
 from simulation_assets.core.power_users.config import CONNECTION_ERROR_STATUS, TIMEOUT_STATUS
 from simulation_assets.core.power_users.costs import CostModel, cost_breakdown, usd
 from simulation_assets.core.power_users.sessions_report import archetype_rows, session_rows
+from simulation_assets.core.power_users.timeseries import load_summary, time_series
 
 # One row per request (its final attempt).
 REQUEST_SCHEMA = {
@@ -55,6 +56,7 @@ ATTEMPT_SCHEMA = {
     "scheduled_s": pl.Float64,
     "started_s": pl.Float64,
     "ended_s": pl.Float64,
+    "load": pl.Boolean,  # an arrival of a load shape (not a scripted session or a load user's login)
 }
 # One row per executed action that names an edge case.
 EDGE_SCHEMA = {
@@ -67,6 +69,16 @@ EDGE_SCHEMA = {
     "as_expected": pl.Boolean,
     "statuses": pl.String,
     "at": pl.String,
+}
+# One row per second of a load shape and archetype: what the shape asked for (arrivals in the
+# open model, busy users in the closed one), for the report's time series.
+LOAD_SCHEMA = {
+    "archetype": pl.String,
+    "shape": pl.String,
+    "model": pl.String,
+    "second": pl.Int64,  # Unix second
+    "requested": pl.Float64,
+    "start_offset_s": pl.Float64,  # where the load started within its first second
 }
 # One row per user and day; the last four columns are the same for every user of one run.
 USER_SCHEMA = {
@@ -160,8 +172,14 @@ def build_report(
     users: pl.DataFrame,
     costs: CostModel,
     run: dict[str, Any] | None = None,
+    load: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Return the report dict of one run (or one day of runs) from its tables."""
+    """Return the report dict of one run (or one day of runs) from its tables.
+
+    ``load`` (the load plan, when the run held a load shape) adds the ``load`` summary and the
+    per-second ``time_series``.
+    """
+    load = load if load is not None else pl.DataFrame(schema=LOAD_SCHEMA)
     requests = requests if not requests.is_empty() else pl.DataFrame(schema=REQUEST_SCHEMA)
     edges = edges if not edges.is_empty() else pl.DataFrame(schema=EDGE_SCHEMA)
     names = users["user"].to_list()
@@ -274,6 +292,8 @@ def build_report(
         },
         "sessions": sessions,
         "archetype_results": archetype_rows(user_results, sessions),
+        "load": load_summary(attempts, load),
+        "time_series": time_series(attempts, load).to_dicts(),
         "run": run or {},
     }
 

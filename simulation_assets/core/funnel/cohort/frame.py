@@ -29,6 +29,8 @@ class EventBlocks:
     """Accumulates blocks of events that share a shape; :func:`assemble` turns them into one frame."""
 
     frames: list[pl.DataFrame] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    """The event name of each block (its column is built once, at assembly)."""
 
     def add(
         self,
@@ -39,7 +41,8 @@ class EventBlocks:
         **props: object,
     ) -> None:
         """Add one ``event`` row per entry of ``user`` at ``t_ms``; properties are arrays, Series or scalars."""
-        if len(user) == 0:
+        n = len(user)
+        if n == 0:
             return
         cols: dict[str, object] = {
             "user": pl.Series(user, dtype=pl.Int64),
@@ -47,20 +50,17 @@ class EventBlocks:
             "session_id": session if isinstance(session, pl.Series) else pl.Series(session, dtype=pl.String),
         }
         for name, value in props.items():
-            spec = PROPERTIES[name]
-            dtype = polars_type(spec)
+            dtype = polars_type(PROPERTIES[name])
             if isinstance(value, pl.Series):
                 cols[name] = value.cast(dtype)
             elif isinstance(value, np.ndarray) and value.dtype == object:
                 cols[name] = pl.Series(value.tolist(), dtype=dtype)
             elif isinstance(value, np.ndarray):
                 cols[name] = pl.Series(value).cast(dtype)
-            else:
-                cols[name] = pl.repeat(value, len(user), dtype=dtype, eager=True)
-        frame = pl.DataFrame(cols).with_columns(
-            pl.lit(event).alias("event"), pl.lit(TAXONOMY[event].source).alias("source")
-        )
-        self.frames.append(frame)
+            else:  # a scalar: one value repeated (new_from_index is ~15x faster than pl.repeat here)
+                cols[name] = pl.Series(name, [value], dtype=dtype).new_from_index(0, n)
+        self.frames.append(pl.DataFrame(cols))
+        self.names.append(event)
 
 
 def assemble(
@@ -74,7 +74,12 @@ def assemble(
     """Join per-user attribution onto the event blocks and apply the identity rule; return the events frame."""
     if not blocks.frames:
         return empty_events_frame()
-    ev = pl.concat(blocks.frames, how="diagonal_relaxed")
+    ev = pl.concat(blocks.frames, how="diagonal_relaxed", rechunk=True)
+    block = np.repeat(np.arange(len(blocks.names)), [f.height for f in blocks.frames])
+    ev = ev.with_columns(
+        pl.Series("event", blocks.names, dtype=pl.String).gather(block),
+        pl.Series("source", [TAXONOMY[name].source for name in blocks.names], dtype=pl.String).gather(block),
+    )
     login = pl.Series(np.where(logged, t_login, np.iinfo(np.int64).max))
     # users row i is user i: a positional gather instead of a hash join
     ev = pl.concat([ev, users.drop("user").select(pl.all().gather(ev["user"]))], how="horizontal")

@@ -2,7 +2,7 @@
 
 Failures carry a reason code (section 9E); a share of them ends in a support ticket
 (``support_contacted``, the plan's "support contacted after job" signal), which the churn
-hazard counts.
+hazard counts; so does a share of the results that fell below the person's quality bar.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ def emit_latency(blocks: EventBlocks, jobs: Jobs, t_outcome: np.ndarray, session
 
 
 def emit_failure_signals(blocks: EventBlocks, jobs: Jobs, t_outcome: np.ndarray, session: pl.Series) -> None:
-    """Emit, for every failed job, the error toast, reason-specific errors and sometimes a support ticket."""
+    """Emit the error toast and reason-specific errors of failed jobs, and the support tickets of any job.
+
+    Tickets follow a share of the failures and of the results that disappointed (reason ``quality``).
+    """
     failed = ~jobs["success"]
     fu, ft = jobs["user"][failed], t_outcome[failed]
     fs = session.filter(pl.Series(failed))
@@ -57,12 +60,12 @@ def emit_failure_signals(blocks: EventBlocks, jobs: Jobs, t_outcome: np.ndarray,
         error_code=code.filter(pl.Series(st)),
         endpoint="/api/jobs",
     )
-    sup = jobs["support"][failed]
+    sup = jobs["support"]
     blocks.add(
         "support_contacted",
-        fu[sup],
-        ft[sup] + 15 * MINUTE,
-        fs.filter(pl.Series(sup)),
-        ticket_reason=select(reason, sup),
-        job_id=select(job_ids, sup),
+        jobs["user"][sup],
+        t_outcome[sup] + 15 * MINUTE,
+        session.filter(pl.Series(sup)),
+        ticket_reason=select(jobs["ticket_reason"], sup),
+        job_id=select(jobs["job_id"], sup),
     )

@@ -2,8 +2,10 @@
 
 A person who reached the aha moment is retained with probability
 ``(1 - hazard) * p_repeat_30d``, the template's rule with the first-week hazard in place
-of its additive churn; retained people open one returning session between day 8 and
-day 29 after login. Per job, completed jobs notify the user and low balances prompt a
+of its additive churn; retained people open a returning session between day 8 and day
+29 after login, and stay active in each following 30-day month with probability
+``p_return_next_month`` (once lapsed, they are gone). A returning person without credits
+hits the paywall first. Per job, completed jobs notify the user and low balances prompt a
 top-up.
 """
 
@@ -14,27 +16,37 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.funnel.cohort.draws import DAY, MINUTE, SECOND, hex_ids, select
+from simulation_assets.core.funnel.cohort.draws import DAY, MINUTE, SECOND, hex_ids, pick, select
 from simulation_assets.core.funnel.cohort.frame import EventBlocks, Jobs
 from simulation_assets.core.funnel.cohort.states import FunnelPath
+from simulation_assets.core.funnel.cohort.traits import Traits
 from simulation_assets.core.funnel.config import CohortConfig
 from simulation_assets.core.funnel.hazard import churn_probability
+
+MONTHS = (1, 2, 3)
+CHANNELS = ("email", "direct", "ad")
+CHANNEL_P = (0.35, 0.5, 0.15)
 
 
 @dataclass(frozen=True)
 class Retention:
-    """The 30-day outcome of every clicker (one entry per clicker)."""
+    """The 30-day outcome of every clicker, and who stays active in months 2 and 3 (one entry per clicker)."""
 
     hazard: np.ndarray
     """P(churn within 30 days) from the first week (0 for people without a job)."""
+    churn_probability: np.ndarray
+    """P(not retained) of people who reached the aha moment: 1 - (1 - hazard) * p_repeat_30d."""
     retained: np.ndarray
     churned: np.ndarray
+    active: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """Active (a returning session with a job) in months 1, 2 and 3 after the first week."""
 
 
 def decide_retention(
     gen: np.random.Generator,
     config: CohortConfig,
     path: FunnelPath,
+    traits: Traits,
     jobs: Jobs,
     t_outcome: np.ndarray,
     credits_left: np.ndarray,
@@ -50,6 +62,7 @@ def decide_retention(
                 "fail": ~jobs["success"],
                 "proc_min": jobs["processing_time_ms"] / 60_000,
                 "ticket": jobs["support"],
+                "disappointed": jobs["disappointed"],
             }
         )
         .group_by("user")
@@ -59,26 +72,40 @@ def decide_retention(
             pl.col("fail").mean().alias("fail_rate"),
             pl.col("proc_min").mean(),
             pl.col("ticket").sum(),
+            pl.col("disappointed").sum(),
         )
     )
     days_since = np.zeros(n)
     fail_rate = np.zeros(n)
     proc_min = np.zeros(n)
     tickets = np.zeros(n, dtype=np.int64)
+    disappointed = np.zeros(n, dtype=np.int64)
     who = first_week["user"].to_numpy()
     last_job = first_week["last_ok"].fill_null(first_week["last_any"]).to_numpy()
     days_since[who] = np.clip((day7[who] - last_job) / DAY, 0, 7)
     fail_rate[who] = first_week["fail_rate"].to_numpy()
     proc_min[who] = first_week["proc_min"].to_numpy()
     tickets[who] = first_week["ticket"].to_numpy()
-    hazard = churn_probability(config.hazard, days_since, fail_rate, proc_min, credits_left, tickets)
-    retained = path.aha & (path.retention_draw < (1.0 - hazard)) & (gen.random(n) < config.rates.p_repeat_30d)
-    return Retention(hazard=hazard, retained=retained, churned=path.uploaded & ~retained)
+    disappointed[who] = first_week["disappointed"].to_numpy()
+    hazard = churn_probability(
+        config.hazard, days_since, fail_rate, proc_min, credits_left, tickets, disappointed, -traits.patience
+    )
+    repeat = config.rates.p_repeat_30d
+    retained = path.aha & (path.retention_draw < (1.0 - hazard)) & (gen.random(n) < repeat)
+    active2 = retained & (gen.random(n) < config.p_return_next_month)
+    active3 = active2 & (gen.random(n) < config.p_return_next_month)
+    return Retention(
+        hazard=hazard,
+        churn_probability=np.where(path.aha, 1.0 - (1.0 - hazard) * repeat, 1.0),
+        retained=retained,
+        churned=path.uploaded & ~retained,
+        active=(retained, active2, active3),
+    )
 
 
 @dataclass(frozen=True)
 class ReturnSessions:
-    """The returning session of each retained person."""
+    """The returning sessions of one month."""
 
     user: np.ndarray
     start_ms: np.ndarray
@@ -88,13 +115,15 @@ class ReturnSessions:
 def emit_return_sessions(
     blocks: EventBlocks,
     gen: np.random.Generator,
-    retained: np.ndarray,
-    day7: np.ndarray,
+    active: np.ndarray,
+    month: int,
+    t_login: np.ndarray,
     last_seen: np.ndarray,
 ) -> ReturnSessions:
-    """Emit one ``return_session`` per retained person between day 8 and day 29 after login."""
-    returning = np.arange(len(retained), dtype=np.int64)[retained]
-    t_ret = day7[returning] + DAY + (gen.random(len(returning)) * 21 * DAY).astype(np.int64)
+    """Emit one ``return_session`` per active person in ``month``: between days 8-29, 38-59 or 68-89 after login."""
+    returning = np.arange(len(active), dtype=np.int64)[active]
+    day = 7 + 30 * (month - 1) + 1 + gen.random(len(returning)) * 21
+    t_ret = t_login[returning] + (day * DAY).astype(np.int64)
     sessions = hex_ids(gen, len(returning), "sess_")
     blocks.add(
         "return_session",
@@ -103,16 +132,37 @@ def emit_return_sessions(
         sessions,
         page_path="/app",
         days_since_last_visit=((t_ret - last_seen[returning]) // DAY),
+        account_age_days=((t_ret - t_login[returning]) // DAY),
+        last_touch_channel=pick(gen, CHANNELS, CHANNEL_P, len(returning)),
     )
     return ReturnSessions(user=returning, start_ms=t_ret, session=sessions)
+
+
+def emit_paywall(
+    blocks: EventBlocks, user: np.ndarray, t_ms: np.ndarray, session: pl.Series, balance: np.ndarray
+) -> None:
+    """Emit ``paywall_view``: a person who wants another job and has no credits left."""
+    blocks.add(
+        "paywall_view",
+        user,
+        t_ms,
+        session,
+        page_path="/app",
+        credits_balance_at_checkout=balance,
+    )
 
 
 def emit_returning_upload(
     blocks: EventBlocks, jobs: Jobs, t_upload_started: np.ndarray, session: pl.Series
 ) -> None:
     """Emit ``upload_returning_user`` just before the first upload of a returning session."""
+    opens = jobs["opens_session"]
     blocks.add(
-        "upload_returning_user", jobs["user"], t_upload_started - 200, session, upload_id=jobs["upload_id"]
+        "upload_returning_user",
+        jobs["user"][opens],
+        t_upload_started[opens] - 200,
+        session.filter(pl.Series(opens)),
+        upload_id=select(jobs["upload_id"], opens),
     )
 
 

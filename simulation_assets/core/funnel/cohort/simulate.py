@@ -27,9 +27,10 @@ from simulation_assets.core.funnel.cohort import (
     monetization,
     retention,
 )
-from simulation_assets.core.funnel.cohort.draws import DAY, MINUTE
+from simulation_assets.core.funnel.cohort.draws import DAY, MINUTE, SECOND, hex_ids
 from simulation_assets.core.funnel.cohort.frame import EventBlocks, assemble, empty_events_frame
 from simulation_assets.core.funnel.cohort.states import walk_states
+from simulation_assets.core.funnel.cohort.traits import Traits
 from simulation_assets.core.funnel.config import CohortConfig
 from simulation_assets.core.rng import stream
 
@@ -37,7 +38,7 @@ USER_TRUTH_SCHEMA: dict[str, pl.DataType] = {
     "user": pl.Int64(),
     "anon_id": pl.String(),
     "user_id": pl.String(),
-    "intent": pl.Float64(),
+    **{name: pl.Float64() for name in ("intent", "price_sensitivity", "patience", "quality_bar")},
     **{
         name: pl.Boolean()
         for name in (
@@ -54,11 +55,15 @@ USER_TRUTH_SCHEMA: dict[str, pl.DataType] = {
     },
     "purchase_probability": pl.Float64(),
     "churn_hazard": pl.Float64(),
+    "churn_probability": pl.Float64(),
     "retained": pl.Boolean(),
     "churned": pl.Boolean(),
+    "active_month_2": pl.Boolean(),
+    "active_month_3": pl.Boolean(),
     "credits_left_day7": pl.Int64(),
+    "first_plan": pl.String(),
 }
-"""Columns of a cohort's ground-truth users frame (one row per ad clicker)."""
+"""Columns of a cohort's ground-truth users frame (one row per ad clicker): traits, path, probabilities."""
 
 
 @dataclass
@@ -94,9 +99,10 @@ def simulate_cohort_events(
     day_ms = int(dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp() * 1000)
     blocks = EventBlocks()
 
-    # who the clickers are, and how far each gets in the funnel (sections 4 and 5)
-    clickers = acquisition.draw_clickers(gen, n)
-    path = walk_states(gen, n, config, clickers.intent)
+    # who the clickers are (attribution, latent traits), and how far each gets up to the upload (sections 4, 5)
+    clickers = acquisition.draw_clickers(gen, n, config.product)
+    traits = clickers.traits
+    path = walk_states(gen, n, config)
 
     # A) acquisition, with the consent banner (G) answered on the landing page
     landing = acquisition.emit_landing(blocks, gen, day_ms, path, clickers)
@@ -109,12 +115,13 @@ def simulate_cohort_events(
     times = activation.emit_activation(blocks, gen, config, path, landing.cta, clickers.first_session)
     day7 = times.login + 7 * DAY
 
-    # C) the first week's jobs, paid for from the credit ledger (purchases add credits)
+    # C) the first week's jobs; they decide S7 (first job done), S8 (aha) and S9 (purchase)
     week = jobs.first_week_jobs(
-        gen, config, path, clickers.intent, times.activation, times.login, clickers.first_session
+        gen, config, path, traits, times.activation, times.login, clickers.first_session
     )
+    path = week.path
     purchases = monetization.draw_first_purchases(
-        gen, config, path.purchased, week.first_download_ms, times.login
+        gen, config, path.purchased, traits, week.first_download_ms, times.login
     )
     balances = credits.credit_balances(
         n,
@@ -133,32 +140,62 @@ def simulate_cohort_events(
     week.jobs["credits_after"] = balances.after_job
     week.jobs["credits_before"] = balances.after_job + 1
     jobs.emit_jobs(blocks, gen, week.jobs, week.times, config, returning=False)
+    retention.emit_paywall(
+        blocks,
+        week.paywall_user,
+        week.paywall_ms,
+        week.paywall_session,
+        np.zeros(len(week.paywall_user), np.int64),
+    )
+    blocks.add(
+        "upload_view",
+        week.visit_user,
+        week.visit_ms,
+        hex_ids(gen, len(week.visit_user), "sess_"),
+        page_path="/app",
+    )
 
-    # E) churn hazard from the first week (section 6) decides who comes back
+    # E) churn hazard from the first week (section 6) decides who comes back, month by month
     outcome = retention.decide_retention(
-        gen, config, path, week.jobs, week.times["outcome"], balances.at_day7, day7
+        gen, config, path, traits, week.jobs, week.times["outcome"], balances.at_day7, day7
     )
 
-    # D) the purchase machine: first purchase within 7 days of login, then renewals, cancels, refunds
-    monetization.emit_purchases(
-        blocks, gen, config, purchases, balances.at_day7, outcome.retained, outcome.churned, times.login
+    # D) the purchase machine: first purchase within 7 days of login, then renewals, plan changes, cancels
+    later_credits = monetization.emit_purchases(
+        blocks, gen, config, purchases, traits, balances.at_day7, outcome, times.login
     )
 
-    # E) returning usage within 30 days: one returning session with a successful job
+    # E) returning usage: a session with a successful job in every active month
     _emit_returning_usage(
-        blocks, gen, config, outcome.retained, day7, week.first_download_ms, times.login, balances.at_day7
+        blocks,
+        gen,
+        config,
+        traits,
+        outcome,
+        week.first_download_ms,
+        times.login,
+        balances.at_day7,
+        later_credits,
     )
 
-    # G) account control for a few churned users
-    account.emit_account_deletions(blocks, gen, config, outcome.churned, path.logged_in, path.purchased, day7)
+    # G) account control: later consent changes, exports and deletions
+    privacy = (clickers.ad_angle == acquisition.ANGLES.index("privacy")).astype(float)
+    account.emit_account_control(
+        blocks, gen, config, outcome.churned, path.logged_in, path.purchased, privacy, times.login
+    )
 
     events = assemble(blocks, clickers.attribution, times.login, path.logged_in, config.environment, gen)
+    first_plan = np.full(n, None, dtype=object)
+    first_plan[purchases.buyers] = [config.plans[k].sku for k in purchases.plan_index]
     truth = pl.DataFrame(
         {
             "user": np.arange(n, dtype=np.int64),
             "anon_id": clickers.anon_id,
             "user_id": clickers.user_id,
-            "intent": clickers.intent,
+            "intent": traits.intent,
+            "price_sensitivity": traits.price_sensitivity,
+            "patience": traits.patience,
+            "quality_bar": traits.quality_bar,
             "landed": path.landed,
             "clicked_cta": path.clicked_cta,
             "signed_up": path.signed_up,
@@ -170,10 +207,15 @@ def simulate_cohort_events(
             "purchased": path.purchased,
             "purchase_probability": np.where(path.aha, path.purchase_probability, 0.0),
             "churn_hazard": np.where(path.aha, outcome.hazard, np.nan),
+            "churn_probability": np.where(path.aha, outcome.churn_probability, np.nan),
             "retained": outcome.retained,
             "churned": outcome.churned,
+            "active_month_2": outcome.active[1],
+            "active_month_3": outcome.active[2],
             "credits_left_day7": balances.at_day7,
-        }
+            "first_plan": pl.Series(first_plan.tolist(), dtype=pl.String),
+        },
+        schema=USER_TRUTH_SCHEMA,
     )
     return Cohort(events=events, users=truth, impressions=n_impr)
 
@@ -182,28 +224,46 @@ def _emit_returning_usage(
     blocks: EventBlocks,
     gen: np.random.Generator,
     config: CohortConfig,
-    retained: np.ndarray,
-    day7: np.ndarray,
+    traits: Traits,
+    outcome: retention.Retention,
     first_download_ms: np.ndarray,
     t_login: np.ndarray,
     credits_left: np.ndarray,
+    later_credits: dict[int, np.ndarray],
 ) -> None:
-    """Emit each retained person's return session: a top-up when out of credits (D), then one job (C)."""
-    sessions = retention.emit_return_sessions(
-        blocks, gen, retained, day7, np.maximum(first_download_ms, t_login)
-    )
-    need_topup = credits_left[sessions.user] <= 0
-    pack = config.plans[0]
-    monetization.emit_order(
-        blocks,
-        gen,
-        "topup_purchased",
-        sessions.user[need_topup],
-        sessions.start_ms[need_topup] + MINUTE,
-        sessions.session.filter(need_topup),
-        pack,
-        ltv=None,
-    )
-    balance = credits_left[sessions.user] + np.where(need_topup, pack.credits, 0)
-    job_batch, times = jobs.returning_jobs(gen, config, sessions.user, sessions.start_ms, balance)
-    jobs.emit_jobs(blocks, gen, job_batch, times, config, returning=True, session=sessions.session)
+    """Emit each active person's monthly return: the paywall and a pack when out of credits (D), then a job (C)."""
+    balance = credits_left.copy()
+    last_seen = np.maximum(first_download_ms, t_login)
+    pack = config.pack()
+    for month in retention.MONTHS:
+        if month in later_credits:
+            balance += later_credits[month]
+        sessions = retention.emit_return_sessions(
+            blocks, gen, outcome.active[month - 1], month, t_login, last_seen
+        )
+        user = sessions.user
+        broke = balance[user] <= 0
+        retention.emit_paywall(
+            blocks,
+            user[broke],
+            sessions.start_ms[broke] + 30 * SECOND,
+            sessions.session.filter(broke),
+            balance[user][broke],
+        )
+        monetization.emit_order(
+            blocks,
+            gen,
+            "topup_purchased",
+            user[broke],
+            sessions.start_ms[broke] + MINUTE,
+            sessions.session.filter(broke),
+            pack,
+            ltv=None,
+        )
+        balance[user[broke]] += pack.credits
+        job_batch, times = jobs.returning_jobs(
+            gen, config, traits, user, sessions.start_ms, sessions.session, balance[user]
+        )
+        jobs.emit_jobs(blocks, gen, job_batch, times, config, returning=True)
+        balance[user] -= 1
+        last_seen[user] = sessions.start_ms
