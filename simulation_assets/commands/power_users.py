@@ -98,6 +98,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="think times: 'simulated' (default, fast), 'real' (slept; sessions wait for their start) or x60",
     )
     p.set_defaults(handler=run)
+    c = sub.add_parser(
+        "power-users-cleanup",
+        help="count, then with --delete remove, the simulated users in the target's database",
+        description=(
+            "Counts the users on @simulated.propiq.test in the target's PostgreSQL database (--dsn, or "
+            "$POWER_USERS_TARGET_DSN) or in the reference target at --base-url; deletes them only with --delete."
+        ),
+    )
+    c.add_argument("--delete", action="store_true", help="delete after counting (default: dry run)")
+    c.add_argument("--dsn", default="", help="PostgreSQL DSN of the target's database")
+    c.add_argument("--table", default="users", help="users table (default users)")
+    c.add_argument("--email-column", default="email", help="e-mail column (default email)")
+    c.add_argument("--base-url", default="", help="without a DSN: the reference target to clean")
+    c.set_defaults(handler=run_cleanup)
 
 
 def _output_paths(output: str) -> tuple[Path, Path]:
@@ -327,6 +341,51 @@ def run(args: argparse.Namespace) -> int:
             f"[bold red]error:[/] no request reached {report['run']['base_url']}; is the API running?"
         )
         return 1
+    return 0
+
+
+def run_cleanup(args: argparse.Namespace) -> int:
+    """Handle ``simulate power-users-cleanup``: materialize ``power_user_cleanup`` in the local instance."""
+    import dagster as dg
+
+    from simulation_assets.defs.power_users import build_defs
+    from simulation_assets.sinks.config_files import from_env
+    from simulation_assets.sinks.power_users_cleanup import TargetUserCleanup
+
+    explicit = {
+        "dsn": args.dsn,
+        "base_url": args.base_url,
+        "table": args.table,
+        "email_column": args.email_column,
+    }
+    cleanup = from_env(
+        TargetUserCleanup,
+        {"dsn": "POWER_USERS_TARGET_DSN", "base_url": "POWER_USERS_BASE_URL"},
+        **{k: v for k, v in explicit.items() if v},
+    )
+    try:
+        from simulation_assets.sinks.config_files import resolved
+
+        resolved(cleanup).validate_config()
+    except ValueError as exc:
+        raise UsageError(f"power-users-cleanup: {exc}") from None
+    result = dg.materialize(
+        [build_defs().get_assets_def("power_user_cleanup")],
+        resources={"power_users_cleanup": cleanup},
+        instance=dagster_instance(),
+        run_config={**QUIET_RUN_CONFIG, "ops": {"power_user_cleanup": {"config": {"delete": args.delete}}}},
+        raise_on_error=True,
+    )
+    meta = {
+        k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()
+    }
+    verb = "deleted" if args.delete else "would delete (dry run; --delete to remove them)"
+    console.print(
+        f"{meta['matched']} simulated users in {meta['where']}: {meta['deleted'] if args.delete else meta['matched']} "
+        f"{verb}; {meta['other_users_kept']} other users left alone",
+        markup=False,
+        highlight=False,
+    )
     return 0
 
 

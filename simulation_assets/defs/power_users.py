@@ -27,6 +27,7 @@ from simulation_assets.defs.power_users_metadata import load_metadata, report_me
 from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.http_retry import DeliveryError
 from simulation_assets.sinks.local_store import LocalParquetStore
+from simulation_assets.sinks.power_users_cleanup import TargetUserCleanup
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
 from simulation_assets.sinks.power_users_notify import StripeEventWebhook
 from simulation_assets.sinks.power_users_scenario import load_scenario
@@ -228,6 +229,12 @@ def combined(frames_by_day: dict[str, dict[str, pl.DataFrame]]) -> dict[str, pl.
     }
 
 
+class PowerUserCleanupConfig(dg.Config):
+    """Run options of ``power_user_cleanup``."""
+
+    delete: bool = Field(default=False, description="delete after counting; false: count only (dry run)")
+
+
 class PowerUserRunConfig(dg.Config):
     """Run options of ``power_user_runs``."""
 
@@ -390,6 +397,39 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
             metadata=meta, check_results=check_results(frames, scenario, REPORT, REPORT_CHECKS)
         )
 
+    @dg.asset(
+        name="power_user_cleanup",
+        group_name=GROUP,
+        kinds={"python", "postgres"},
+        description=(
+            "Counts, then (with delete: true) removes, the simulated users from the target's database: "
+            "only e-mails on @simulated.propiq.test. A dry run by default."
+        ),
+    )
+    def power_user_cleanup(
+        context: dg.AssetExecutionContext,
+        config: PowerUserCleanupConfig,
+        power_users_cleanup: TargetUserCleanup,
+    ) -> dg.MaterializeResult:
+        try:
+            power_users_cleanup.validate_config()
+        except ValueError as exc:
+            raise dg.Failure(description=f"power_users_cleanup: {exc}", allow_retries=False) from None
+        counted = power_users_cleanup.clean(dry_run=True)
+        context.log.info(
+            f"{counted.matched} simulated users in {counted.where}; {counted.kept} others left alone"
+        )
+        done = power_users_cleanup.clean(dry_run=False) if config.delete else counted
+        return dg.MaterializeResult(
+            metadata={
+                "dry_run": not config.delete,
+                "matched": counted.matched,
+                "deleted": done.deleted,
+                "other_users_kept": counted.kept,
+                "where": counted.where,
+            }
+        )
+
     daily_job = dg.define_asset_job("power_users_daily", selection=[RUNS])
 
     @dg.schedule(
@@ -414,13 +454,16 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         ]
 
     return dg.Definitions(
-        assets=[power_user_runs, power_user_report],
+        assets=[power_user_runs, power_user_report, power_user_cleanup],
         jobs=[daily_job],
         schedules=[power_users_daily_schedule],
         resources={
             "power_users_target": power_users_target(),
             "power_users_webhook": from_env(StripeEventWebhook, {"url": "POWER_USERS_SLACK_WEBHOOK_URL"}),
             "power_users_wandb": from_env(WandbAnalysisLog, {"enabled": "POWER_USERS_WANDB"}),
+            "power_users_cleanup": from_env(
+                TargetUserCleanup, {"dsn": "POWER_USERS_TARGET_DSN", "base_url": "POWER_USERS_BASE_URL"}
+            ),
         },
     )
 

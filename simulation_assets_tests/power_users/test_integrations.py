@@ -146,3 +146,57 @@ def test_every_analysis_is_logged_to_an_offline_wandb_run(reference_target, monk
         and first["tokens_used"] > 1900
     )
     assert [r["property_address"] for r in rows] == answered["property_address"].to_list()
+
+
+def test_cleanup_of_the_reference_target_counts_first_and_spares_real_users(reference_target, capsys):
+    import httpx
+
+    from simulation_assets.cli import main
+
+    with httpx.Client(base_url=reference_target.base_url) as client:
+        for who in ("a@simulated.propiq.test", "b@simulated.propiq.test"):
+            client.post("/sim/users/reset", json={"email": who, "password": "pw", "tier": "pro"})
+        client.post("/auth/signup", json={"email": "someone@example.com", "password": "pw", "user_id": "u9"})
+        before = client.post("/sim/users/cleanup", json={"dry_run": True}).json()
+    assert before["matched"] >= 2 and before["kept"] >= 1
+    assert main(["power-users-cleanup", "--base-url", reference_target.base_url]) == 0
+    assert f"{before['matched']} simulated users" in capsys.readouterr().out
+    with httpx.Client(base_url=reference_target.base_url) as client:
+        assert (
+            client.post("/sim/users/cleanup", json={"dry_run": True}).json()["matched"] == before["matched"]
+        )
+    assert main(["power-users-cleanup", "--base-url", reference_target.base_url, "--delete"]) == 0
+    with httpx.Client(base_url=reference_target.base_url) as client:
+        after = client.post("/sim/users/cleanup", json={"dry_run": True}).json()
+        assert after["matched"] == 0 and after["kept"] == before["kept"]
+        login = client.post("/auth/login", json={"email": "someone@example.com", "password": "pw"})
+        assert login.status_code == 200  # the real user is still there
+
+
+@pytest.mark.postgres
+def test_cleanup_in_a_postgres_database_deletes_only_synthetic_users(postgres_dsn):
+    import psycopg
+
+    from simulation_assets.sinks.power_users_cleanup import TargetUserCleanup
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL)")
+        conn.execute(
+            "INSERT INTO users (email) VALUES ('paula.portfolio@simulated.propiq.test'), "
+            "('Priya.Paula.007@SIMULATED.PROPIQ.TEST'), ('ana@example.com'), "
+            "('x@simulated.propiq.test.evil.com'), ('simulated.propiq.test@example.com')"
+        )
+    cleanup = TargetUserCleanup(dsn=postgres_dsn)
+    dry = cleanup.clean(dry_run=True)
+    assert (dry.matched, dry.deleted, dry.kept) == (2, 0, 3)
+    done = cleanup.clean(dry_run=False)
+    assert (done.matched, done.deleted) == (2, 2)
+    with psycopg.connect(postgres_dsn) as conn:
+        left = sorted(r[0] for r in conn.execute("SELECT email FROM users"))
+    assert left == [
+        "ana@example.com",
+        "simulated.propiq.test@example.com",
+        "x@simulated.propiq.test.evil.com",
+    ]
+    with pytest.raises(ValueError, match="table must be a plain SQL identifier"):
+        TargetUserCleanup(dsn=postgres_dsn, table="users; DROP TABLE users").clean()
