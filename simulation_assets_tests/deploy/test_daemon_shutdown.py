@@ -128,6 +128,13 @@ def deployment(postgres_cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         deployment.close()
 
 
+def test_loadgroup_keeps_a_groups_tests_on_one_worker(request: pytest.FixtureRequest) -> None:
+    """The suite runs with ``-n 2 --dist loadgroup``: each deployment module must be built once."""
+    if not getattr(request.config.option, "loadgroup", False):  # set on the workers of --dist loadgroup
+        pytest.skip("only meaningful under pytest-xdist's --dist loadgroup")
+    assert request.node.nodeid.endswith("::test_loadgroup_keeps_a_groups_tests_on_one_worker@deploy_shutdown")
+
+
 def test_deploy_config_gives_every_run_a_batch_can_hold_its_own_dequeue_thread() -> None:
     config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     queue = config["run_coordinator"]["config"]
