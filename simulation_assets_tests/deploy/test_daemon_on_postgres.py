@@ -247,7 +247,15 @@ def test_chunk_backfill_fans_out_one_run_per_chunk_within_the_run_limit(deployme
     # One run per chunk, each launched once across the restart: no failed launch, no retry.
     assert sorted(r.dagster_run.tags["dagster/partition"] for r in records) == CHUNKS, runs
     assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in records), runs
-    run_windows = [(r.start_time, r.end_time) for r in records]
-    assert 2 <= max_overlap(run_windows) <= PER_BACKFILL_RUN_LIMIT, "independent chunks run side by side"
+    # The run limit counts runs from leaving the queue (STARTING) to finishing. Their steps alone
+    # rarely overlap here: a DEV chunk computes in seconds, while starting its run worker takes
+    # 10-60 s on this machine and varies by tens of seconds from run to run.
+    in_flight = [
+        (r["launch_started_at"], r["end"])
+        for r in deployment.run_evidence(tags={"dagster/backfill": backfill_id})
+    ]
+    assert 2 <= max_overlap(in_flight) <= PER_BACKFILL_RUN_LIMIT, (
+        "independent chunks in flight side by side\n" + runs
+    )
     materialized = instance.get_materialized_partitions(dg.AssetKey(list(CHUNK_ASSET)))
     assert set(CHUNKS) <= materialized
