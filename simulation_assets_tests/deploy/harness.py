@@ -239,6 +239,10 @@ class Deployment:
                 ),
                 None,
             )
+            # The default launcher's launch returns once the run's process has started.
+            row["process_started_at"] = next(
+                (e.timestamp for e in logs if (e.message or "").startswith("Started process for run")), None
+            )
             if run.status == dg.DagsterRunStatus.FAILURE:
                 row["failure"] = [_event_text(e) for e in logs if _is_failure_context(e)][-4:]
             rows.append(row)

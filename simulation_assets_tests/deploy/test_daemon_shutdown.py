@@ -1,13 +1,13 @@
 """What a SIGTERM to the daemon does to the runs its queue is launching at that moment.
 
-Minimal reproduction of the daemon restart that ran a backfill chunk twice (Dagster 1.13.27, the
-queue dequeuing in threads). On SIGTERM the queue's daemon thread stops at the first launch that
+Minimal reproduction of the daemon restart that ran a backfill chunk twice (Dagster 1.13.27 with
+``dequeue_use_threads: true``). On SIGTERM the queue's daemon thread stops at the first launch that
 returns and the daemon closes its workspace. Launches already under way finish: each holds the
 workspace it started with. But a run the dequeue pool had not started yet (the batch was larger
 than ``dequeue_num_workers``) starts against the closed, empty workspace, fails with "Location ...
 does not exist in workspace", and run retries launch it again as a new run: a second run of the
-same partition, tagged ``dagster/retry_number``. deploy/dagster.yaml gives the pool as many workers
-as runs may be in flight (``max_concurrent_runs``), so no run of a batch ever waits for a worker.
+same partition, tagged ``dagster/retry_number``. deploy/dagster.yaml dequeues in the daemon's own
+thread: the launch in hand finishes and the other runs stay queued for the next daemon.
 
 Three runs wait in the queue of a tiny code location; the launcher pauses per partition
 (slow_launcher.PausingRunLauncher) so the SIGTERM lands while the first launch is under way.
@@ -34,10 +34,11 @@ pytestmark = [
 ]
 
 
-def _configure(deployment: Deployment, workers: int, pause_seconds: Mapping[str, float]) -> None:
-    """Put deploy/dagster.yaml into the instance with ``workers`` dequeue threads and the pausing launcher."""
+def _configure(deployment: Deployment, pause_seconds: Mapping[str, float], threads: int = 0) -> None:
+    """Put deploy/dagster.yaml into the instance with the pausing launcher; ``threads``: a dequeue pool."""
     config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
-    config["run_coordinator"]["config"]["dequeue_num_workers"] = workers
+    if threads:
+        config["run_coordinator"]["config"].update(dequeue_use_threads=True, dequeue_num_workers=threads)
     config["run_launcher"] = {
         "module": "simulation_assets_tests.deploy.slow_launcher",
         "class": "PausingRunLauncher",
@@ -135,34 +136,33 @@ def test_loadgroup_keeps_a_groups_tests_on_one_worker(request: pytest.FixtureReq
     assert request.node.nodeid.endswith("::test_loadgroup_keeps_a_groups_tests_on_one_worker@deploy_shutdown")
 
 
-def test_deploy_config_gives_every_run_a_batch_can_hold_its_own_dequeue_thread() -> None:
+def test_deploy_config_dequeues_one_run_at_a_time_in_the_daemon_thread() -> None:
     config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
-    queue = config["run_coordinator"]["config"]
-    assert queue["dequeue_use_threads"] is True
-    # A dequeue batch is at most max_concurrent_runs long (Dagster trims it to the free run slots).
-    assert queue["dequeue_num_workers"] >= config["concurrency"]["runs"]["max_concurrent_runs"] > 0
+    assert config["run_coordinator"]["config"]["dequeue_use_threads"] is False
 
 
-def test_sigterm_mid_launch_launches_every_run_once_when_no_run_waits_for_a_worker(
+def test_sigterm_mid_launch_finishes_that_launch_and_leaves_the_other_runs_queued(
     deployment: Deployment,
 ) -> None:
-    # Three workers for three runs; the first launch returns long before the other two.
-    _configure(deployment, workers=len(PARTITIONS), pause_seconds={"a": 3, "b": 8, "c": 12})
+    _configure(deployment, pause_seconds={"a": 8})  # the SIGTERM lands 1 s into it, even on a busy host
     rows = _sigterm_mid_launch(deployment)
     assert sorted((r["partition"], r["status"], r["retry_number"]) for r in rows) == [
         (p, "SUCCESS", None) for p in PARTITIONS
     ], rows
-    # The stopping daemon launched all three: b and c finished launching after it closed its workspace.
-    assert all(r["launch_started_at"] < deployment.notes["restarted_at"] for r in rows), rows
+    # a was launched by the stopping daemon, b and c only by the next one.
+    sigterm, restart = deployment.notes["sigterm_at"], deployment.notes["restarted_at"]
+    by_partition = {r["partition"]: r for r in rows}
+    assert by_partition["a"]["launch_started_at"] < sigterm, rows
+    assert all(by_partition[p]["launch_started_at"] > restart for p in ("b", "c")), rows
     assert not [p for p in deployment.daemon_problems() if "dequeuing run" in p]
 
 
 def test_sigterm_mid_launch_fails_a_run_still_waiting_for_a_worker_and_run_retries_relaunch_it(
     deployment: Deployment,
 ) -> None:
-    """Pins the Dagster 1.13.27 behaviour that deploy/dagster.yaml's worker count avoids."""
+    """Pins the Dagster 1.13.27 behaviour that rules out a dequeue thread pool for this deployment."""
     # One worker for three runs: b starts when a's launch returns, c only once b's has too.
-    _configure(deployment, workers=1, pause_seconds={"a": 4, "b": 10})
+    _configure(deployment, pause_seconds={"a": 4, "b": 10}, threads=1)
     rows = _sigterm_mid_launch(deployment)
     failed = [r for r in rows if r["status"] == "FAILURE"]
     # c always starts after the workspace is closed; so does b when a's launch outlasts the 30 s
