@@ -98,7 +98,7 @@ def cases(quick: bool, day: str, first_day: str) -> list[dict]:
     chunk = lambda table, env: {  # noqa: E731
         "name": f"warehouse {table} {env} chunk 00",
         "assets": [f"warehouse/{table}"],
-        "partition": {"env": env, "chunk": "00"},
+        "partition": {"env": env, "part": "00"},
     }
     found = [
         {"name": "import only (per-run overhead)"},

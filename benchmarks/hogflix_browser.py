@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from simulation_assets.core.hogflix.sessions import day_window_keys  # noqa: E402
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig  # noqa: E402
-from simulation_assets.defs.hogflix import HogflixSettings  # noqa: E402
 from simulation_assets.defs.hogflix_browser import select_browser_sessions  # noqa: E402
-from simulation_assets.defs.hogflix_traffic import TrafficReader, _day_keys  # noqa: E402
 from simulation_assets.sinks.browser_bot import BrowserBot  # noqa: E402
+from simulation_assets.sinks.hogflix_state import HogflixSettings, TrafficReader  # noqa: E402
 from simulation_assets.sinks.local_store import LocalParquetStore  # noqa: E402
 from simulation_assets.target.server import LocalTarget, build_app  # noqa: E402
 from simulation_assets.webapp.app import WebAppConfig, create_app, require_sdk  # noqa: E402
@@ -69,7 +69,7 @@ def main() -> None:
     settings = HogflixSettings(seed=42, persona_pool=400, start_date="2026-01-01")
     reader = TrafficReader(settings, TrafficConfig(), LocalParquetStore())
     items = []
-    for key in _day_keys(dt.date(2026, 1, 1)):
+    for key in day_window_keys(dt.date(2026, 1, 1)):
         items += select_browser_sessions(
             reader.window_sessions(key), reader.stored_or_events(key), args.share, 42, TrafficConfig().host
         )

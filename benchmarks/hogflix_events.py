@@ -35,11 +35,13 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from simulation_assets.core.hogflix.burn_in import initial_state  # noqa: E402
 from simulation_assets.core.hogflix.config import LifecycleConfig  # noqa: E402
 from simulation_assets.core.hogflix.events import session_events  # noqa: E402
 from simulation_assets.core.hogflix.frames import to_frame  # noqa: E402
 from simulation_assets.core.hogflix.ids import event_uuid, event_uuids  # noqa: E402
-from simulation_assets.core.hogflix.lifecycle import day_number, initial_state, step_day  # noqa: E402
+from simulation_assets.core.hogflix.lifecycle import step_day  # noqa: E402
+from simulation_assets.core.hogflix.persona_state import day_number  # noqa: E402
 from simulation_assets.core.hogflix.sessions import day_sessions  # noqa: E402
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig  # noqa: E402
 from simulation_assets.sinks.posthog_events import PostHogEvents  # noqa: E402
@@ -238,7 +240,7 @@ def bench_sink(events: pl.DataFrame, failure_rate: float, concurrency: int, batc
     server = LoopbackPostHog(failure_rate)
     try:
         os.environ["PH_PROJECT_API_KEY"] = "phc_benchmark"
-        sink = PostHogEvents(mode="posthog", host=server.url, batch_size=batch_size, backoff_seconds=0.01,
+        sink = PostHogEvents(mode="posthog", host=server.url, api_key="phc_benchmark", batch_size=batch_size, backoff_seconds=0.01,
                              max_backoff_seconds=0.05, historical_migration="always", concurrency=concurrency)  # fmt: skip
         server_cpu = server.stats()["server_cpu_s"]
         t, c = time.perf_counter(), time.process_time()

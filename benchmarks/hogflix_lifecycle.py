@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, LifecycleConfig
-from simulation_assets.core.hogflix.lifecycle import day_date, day_number, initial_state, step_day
+from simulation_assets.core.hogflix.lifecycle import step_day
+from simulation_assets.core.hogflix.persona_state import day_date, day_number
 from simulation_assets.core.hogflix.timeofday import HOURLY_WEIGHTS as _WEIGHTS
 
 HOURS = list(range(24))

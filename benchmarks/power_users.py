@@ -107,7 +107,8 @@ def start_target(port: int, cpus: set[int] | None = None) -> subprocess.Popen:
 
 def run_runner(base_url: str, users: int, duration: float, path: str) -> dict:
     """Measure the project's runner (same client and transport as scenario runs)."""
-    from simulation_assets.sinks.power_users_client import load_loop, run_async
+    from simulation_assets.sinks.power_users_http import run_async
+    from simulation_assets.sinks.power_users_load import load_loop
 
     before = resource.getrusage(resource.RUSAGE_SELF)
     out = run_async(load_loop(base_url, users, duration, path))

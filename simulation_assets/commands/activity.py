@@ -68,13 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _settings(seed: int):  # noqa: ANN202
     from simulation_assets.defs.activity import ActivitySettings
     from simulation_assets.sinks.activity_store import ActivityStore
+    from simulation_assets.sinks.config_files import from_env, resolved
 
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed}")
     try:
-        settings = ActivitySettings(seed=seed)
+        settings = resolved(from_env(ActivitySettings, seed=seed))
         cfg = settings.config()
-        store = ActivityStore()
+        store = resolved(from_env(ActivityStore))
         if store.backend == "postgres":
             store.location()
     except ValueError as exc:

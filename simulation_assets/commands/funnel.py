@@ -8,12 +8,9 @@ import json
 import shutil
 import time
 from pathlib import Path
-
-import polars as pl
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from simulation_assets.commands.common import (
-    QUIET_RUN_CONFIG,
     UsageError,
     console,
     dagster_instance,
@@ -24,10 +21,29 @@ from simulation_assets.commands.common import (
     progress,
     write_json,
 )
-from simulation_assets.core.funnel.config import CohortConfig, TransitionRates
-from simulation_assets.defs.partitions import DEFAULT_START_DATE
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# Module-level imports stay in the standard library so `simulate --help` and argument errors are fast;
+# the rest is imported once the arguments are known to be good.
 
 DEMO_ORDER = 30
+# The fields of core.funnel.config.TransitionRates (a test keeps the two equal), named here so the
+# parser is built without importing pydantic.
+RATE_NAMES: tuple[str, ...] = (
+    "ctr",
+    "p_land",
+    "p_cta",
+    "p_signup",
+    "p_login",
+    "p_credits",
+    "p_upload",
+    "p_job_success",
+    "p_download",
+    "p_purchase",
+    "p_repeat_30d",
+)
 # Event-level cohorts grow with impressions (~0.16 events each); the forecast does not. Beyond this,
 # the events are simulated at this size unless --cohort-impressions says otherwise.
 COHORT_CAP = 2_000_000
@@ -58,8 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=42, help="global random seed (default 42)")
     p.add_argument(
         "--start",
-        default=DEFAULT_START_DATE,
-        help=f"first cohort day YYYY-MM-DD (default {DEFAULT_START_DATE})",
+        default=None,
+        help="first cohort day YYYY-MM-DD (default: the project's first simulated day, 2026-01-01)",
     )
     p.add_argument(
         "--rate",
@@ -67,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="NAME=P",
         help="override a transition rate, e.g. --rate p_purchase=0.12 (repeatable; names: "
-        + ", ".join(TransitionRates.model_fields)
+        + ", ".join(RATE_NAMES)
         + ")",
     )
     p.add_argument(
@@ -76,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="JSON|FILE",
         help='transition rates as JSON (inline or a .json/.yaml file), e.g. \'{"ctr": 0.03, "p_cta": 0.25}\'',
     )
-    for name in TransitionRates.model_fields:
+    for name in RATE_NAMES:
         p.add_argument(
             "--" + name.replace("_", "-"),
             dest=f"rate_{name}",
@@ -128,10 +144,8 @@ def parse_rates(
     for pair in pairs:
         name, sep, value = pair.partition("=")
         name = name.strip()
-        if not sep or name not in TransitionRates.model_fields:
-            raise UsageError(
-                f"--rate {pair!r}: expected NAME=P with NAME one of {', '.join(TransitionRates.model_fields)}"
-            )
+        if not sep or name not in RATE_NAMES:
+            raise UsageError(f"--rate {pair!r}: expected NAME=P with NAME one of {', '.join(RATE_NAMES)}")
         try:
             rates[name] = float(value)
         except ValueError:
@@ -141,6 +155,10 @@ def parse_rates(
     for name, value in (flags or {}).items():
         if value is not None:
             rates[name] = value
+    from pydantic import ValidationError
+
+    from simulation_assets.core.funnel.config import TransitionRates
+
     try:
         TransitionRates(**rates)
     except ValidationError as exc:
@@ -168,12 +186,20 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, float], dt.date]:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.days > 366:
         raise UsageError(f"--days must be at most 366, got {args.days}")
-    flags = {name: getattr(args, f"rate_{name}", None) for name in TransitionRates.model_fields}
+    flags = {name: getattr(args, f"rate_{name}", None) for name in RATE_NAMES}
     rates = parse_rates(args.rate, args.rates, flags)
-    start = iso_date("--start", args.start)
+    start = iso_date("--start", args.start) if args.start is not None else None
     if args.config and not Path(args.config).is_file():
         raise UsageError(f"--config {args.config!r}: file not found")
+    if start is None:
+        start = dt.date.fromisoformat(_default_start())
     return rates, start
+
+
+def _default_start() -> str:
+    from simulation_assets.defs.partitions import DEFAULT_START_DATE
+
+    return DEFAULT_START_DATE
 
 
 def simulate(
@@ -189,14 +215,18 @@ def simulate(
     cohort_impressions: int | None = None,
 ) -> dict:
     """Materialize the funnel assets for ``days`` cohorts from ``start``; write the four outputs; return the summary."""
-    import dagster as dg
+    from pydantic import ValidationError
 
-    from simulation_assets.defs.funnel import FunnelSettings, build_defs
+    from simulation_assets.core.funnel.config import CohortConfig
+    from simulation_assets.defs.funnel import build_defs
+    from simulation_assets.sinks.config_files import from_env
+    from simulation_assets.sinks.funnel_store import FunnelSettings
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.meta_capi import MetaCapiSink
 
     last = start + dt.timedelta(days=days - 1)
-    settings = FunnelSettings(
+    settings = from_env(
+        FunnelSettings,
         seed=seed,
         impressions_per_day=min(impressions, COHORT_CAP)
         if cohort_impressions is None
@@ -216,30 +246,17 @@ def simulate(
     store = LocalParquetStore()
     defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
     assets = {a.key.to_user_string(): a for a in defs.assets or []}  # type: ignore[union-attr]
-    resources = {"funnel_settings": settings, "store": store, "funnel_capi": MetaCapiSink()}
+    resources = {"funnel_settings": settings, "store": store, "funnel_capi": from_env(MetaCapiSink)}
     instance = dagster_instance()
     started = time.perf_counter()
     with progress() as bar:
         task = bar.add_task(
-            f"funnel: {days} daily cohorts of {cfg.impressions_per_day:,} impressions",
-            total=2,
+            f"funnel: {days} daily cohorts of {cfg.impressions_per_day:,} impressions, forecast, models",
+            total=1,
             visible=not quiet,
         )
-        materialize_range(
-            [assets["funnel_cohort_events"], assets["funnel_capi_events"]],
-            resources,
-            start.isoformat(),
-            last.isoformat(),
-            instance,
-        )
-        bar.advance(task)
-        dg.materialize(
-            [assets["funnel_transition_rates"], assets["funnel_forecast"], assets["funnel_models"]],
-            resources=resources,
-            instance=instance,
-            run_config=QUIET_RUN_CONFIG,
-            raise_on_error=True,
-        )
+        # One run: the daily cohorts over the range, then rates, forecast, models and CAPI payloads.
+        materialize_range(list(assets.values()), resources, start.isoformat(), last.isoformat(), instance)
         bar.advance(task)
     seconds = time.perf_counter() - started
 
@@ -312,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
 def run_demo(root: Path) -> None:
     """Demo step: 7 daily cohorts of 300,000 impressions, 10,000 forecast replicates."""
     out = prepare_output(root / "funnel")
-    summary = simulate(300_000, 10_000, 7, 42, dt.date.fromisoformat(DEFAULT_START_DATE), out)
+    summary = simulate(300_000, 10_000, 7, 42, dt.date.fromisoformat(_default_start()), out)
     console.print(
         f"Funnel demo: {summary['events']:,} events, models passed: {summary['models_passed']} -> {out}"
     )
@@ -320,4 +337,6 @@ def run_demo(root: Path) -> None:
 
 def read_events(path: Path) -> pl.DataFrame:
     """Return the events written by ``simulate funnel``."""
+    import polars as pl
+
     return pl.read_parquet(path)

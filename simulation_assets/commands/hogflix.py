@@ -1,20 +1,26 @@
-"""``simulate hogflix``: run the persona lifecycle and its traffic for a number of days and export the results."""
+"""``simulate hogflix``: run the persona lifecycle and its traffic for a number of days and export the results.
+
+The command materializes the same assets the Dagster UI does, in-process and
+recorded in the local instance: the lifecycle over the whole date range as one
+run (the progress bar follows its days), then, for the traffic days, the
+half-hourly traffic assets over all their windows as one run and the daily
+traffic summary and churn cleanup as another.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
+import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-import polars as pl
 
 from simulation_assets.commands.common import (
     UsageError,
-    chunks,
     console,
     dagster_instance,
     iso_date,
@@ -29,13 +35,15 @@ from simulation_assets.commands.hogflix_browser import (
     check_browser_arguments,
     run_browser_tier,
 )
-from simulation_assets.defs.partitions import DEFAULT_START_DATE
 
 DEMO_ORDER = 10
+LIFECYCLE_ASSETS = ("hogflix_personas", "hogflix_daily_metrics")
 TRAFFIC_ASSETS = ("hogflix_sessions", "hogflix_events", "hogflix_app_rows", "hogflix_flixbuddy_conversations")
 DAILY_TRAFFIC_ASSETS = ("hogflix_traffic_daily", "hogflix_churn_cleanup")
-# Most recent 30-minute windows recorded in the Dagster instance the UI reads ($HOGFLIX_RECORDED_TRAFFIC_WINDOWS).
-RECORDED_TRAFFIC_WINDOWS = 12
+PROGRESS_LOGGER = "simulation_assets.progress"
+# The default first day; equals core.hogflix.config.DEFAULT_START_DATE (a test pins it), kept here so
+# that building the parser imports nothing beyond the standard library.
+DEFAULT_START = "2026-01-01"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pool", type=int, default=400, help="target persona pool (default 400, PERSONA_POOL)")
     p.add_argument("--seed", type=int, default=42, help="global random seed (default 42)")
     p.add_argument(
-        "--start", default=DEFAULT_START_DATE, help=f"first day, YYYY-MM-DD (default {DEFAULT_START_DATE})"
+        "--start", default=DEFAULT_START, help=f"first day, YYYY-MM-DD (default {DEFAULT_START})"
     )
     p.add_argument("--output", default="output/hogflix", help="folder for the results")
     p.add_argument(
@@ -73,22 +81,103 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _traffic_resources(output: Path, events: str, app_db: str, dsn: str) -> dict[str, object]:
-    from simulation_assets.defs.hogflix_traffic import traffic_resources
-    from simulation_assets.sinks.app_db import HogflixAppDatabase
-    from simulation_assets.sinks.posthog_events import PostHogEvents
+def _check_posthog_horizon(posthog: object, last_day: dt.date) -> None:
+    """Refuse, before anything runs, traffic PostHog would not accept: events more than 23 h ahead of now.
 
-    resources = traffic_resources()
-    resources["hogflix_posthog"] = PostHogEvents(mode=events)
-    resources["hogflix_app_db"] = HogflixAppDatabase(
-        backend=app_db, duckdb_path=str(output / "app.duckdb"), dsn=dsn
-    )
-    for key in ("hogflix_posthog", "hogflix_app_db"):
-        try:
-            resources[key].validate_config()  # type: ignore[attr-defined]
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    Future days simulate like any other with the Parquet events sink (a forecast, a load test for next
+    month); PostHog itself clamps or drops events dated that far ahead, so they are not sent there.
+    """
+    if getattr(posthog, "mode", "") != "posthog":
+        return
+    horizon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=posthog.max_future_hours)  # type: ignore[attr-defined]
+    last_moment = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    if last_moment > horizon:
+        raise ValueError(
+            f"--events posthog: the traffic runs to {last_day.isoformat()}, more than "
+            f"{posthog.max_future_hours:g} h ahead of now, and PostHog does not accept events dated that far "  # type: ignore[attr-defined]
+            "ahead; simulate future days with --events parquet, or end the range by tomorrow"
+        )
+
+
+def _resources(
+    settings: object,
+    output: Path,
+    traffic_days: int,
+    events: str,
+    app_db: str,
+    dsn: str,
+    last_traffic_day: dt.date,
+) -> dict:
+    """Return the resources of the run: settings and store, plus the traffic sinks when traffic is simulated.
+
+    Each sink is bound to its environment variables (``from_env``) and read now (``resolved``), so a
+    missing secret is a usage error before anything runs.
+    """
+    from simulation_assets.sinks.local_store import LocalParquetStore
+
+    resources: dict[str, object] = {"hogflix_settings": settings, "store": LocalParquetStore()}
+    if not traffic_days:
+        return resources
+    from simulation_assets.sinks.app_db import DSN_ENV_VAR, app_database
+    from simulation_assets.sinks.config_files import from_env, resolved
+    from simulation_assets.sinks.flixbuddy import FlixBuddyClient
+    from simulation_assets.sinks.hogflix_state import HogflixTrafficSettings
+    from simulation_assets.sinks.posthog_events import PostHogEvents
+    from simulation_assets.sinks.supabase_auth import SupabaseAuthAdmin
+
+    try:
+        database = app_database(app_db, str(output / "app.duckdb"), dsn or os.environ.get(DSN_ENV_VAR, ""))
+        database.validate_config()
+        posthog = resolved(from_env(PostHogEvents, mode=events))
+        posthog.validate_config()
+        _check_posthog_horizon(posthog, last_traffic_day)
+        resources.update(
+            hogflix_traffic=resolved(from_env(HogflixTrafficSettings)),
+            hogflix_posthog=posthog,
+            hogflix_app_db=database,
+            hogflix_auth=resolved(from_env(SupabaseAuthAdmin)),
+            hogflix_flixbuddy=resolved(from_env(FlixBuddyClient)),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return resources
+
+
+class _Advance(logging.Handler):
+    """Moves a progress-bar task on each record the assets log for its asset."""
+
+    def __init__(self, advance: dict[str, object]) -> None:
+        super().__init__(logging.INFO)
+        self.advance = advance
+
+    def emit(self, record: logging.LogRecord) -> None:
+        step = self.advance.get(getattr(record, "asset", ""))
+        if step is not None:
+            step(getattr(record, "partitions", 1))  # type: ignore[operator]
+
+
+@contextmanager
+def _following(advance: dict[str, object]) -> Iterator[None]:
+    """Let the assets of the runs started inside move the bar's tasks (see ``PROGRESS`` in defs)."""
+    logger = logging.getLogger(PROGRESS_LOGGER)
+    handler = _Advance(advance)
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _check_outcomes(results: list) -> dict[str, bool]:
+    """Return ``{asset.check: passed}`` of the runs' check evaluations."""
+    out = {}
+    for result in results:
+        for evaluation in result.get_asset_check_evaluations():
+            out[f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"] = evaluation.passed
+    return out
 
 
 def simulate(
@@ -104,8 +193,10 @@ def simulate(
     dsn: str = "",
 ) -> dict:
     """Materialize lifecycle and traffic assets for ``days`` days from ``start``; write exports; return the summary."""
-    from simulation_assets.defs.hogflix import HogflixSettings, build_defs
-    from simulation_assets.sinks.local_store import LocalParquetStore
+    from simulation_assets.core.hogflix.sessions import day_window_keys
+    from simulation_assets.defs.hogflix import hogflix_assets
+    from simulation_assets.sinks.config_files import from_env, resolved
+    from simulation_assets.sinks.hogflix_state import HogflixSettings
 
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed}")
@@ -114,55 +205,49 @@ def simulate(
         raise UsageError(f"--traffic-days must be between 0 and --days ({days}), got {traffic_days}")
     end = start + dt.timedelta(days=days)
     try:
-        settings = HogflixSettings(seed=seed, persona_pool=pool, start_date=start.isoformat())
+        settings = resolved(
+            from_env(HogflixSettings, seed=seed, persona_pool=pool, start_date=start.isoformat())
+        )
         settings.lifecycle()
     except ValueError as exc:
         raise UsageError(f"invalid HogFlix configuration: {exc}") from None
-    resources_traffic = _traffic_resources(output, events, app_db, dsn) if traffic_days else {}
-    store = LocalParquetStore()
-    defs = build_defs(start.isoformat(), end.isoformat())
-    by_name = {a.key.to_user_string(): a for a in defs.assets or []}  # type: ignore[union-attr]
-    lifecycle = [by_name["hogflix_personas"], by_name["hogflix_daily_metrics"]]
-    resources = {"hogflix_settings": settings, "store": store, **resources_traffic}
+    resources = _resources(settings, output, traffic_days, events, app_db, dsn, end - dt.timedelta(days=1))
+    store = resources["store"]
+    by_name = {a.key.to_user_string(): a for a in hogflix_assets(start.isoformat(), end.isoformat())}
     keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
     traffic_keys = keys[days - traffic_days :]
+    windows = [k for d in traffic_keys for k in day_window_keys(dt.date.fromisoformat(d))]
     if app_db == "duckdb" and traffic_days:
         (output / "app.duckdb").unlink(missing_ok=True)  # this run's own database, rebuilt each time
     instance = dagster_instance()
     started = time.perf_counter()
-    size = max(1, math.ceil(days / 20))
+    results = []
     with progress() as bar:
-        task = bar.add_task(f"HogFlix lifecycle, pool {pool}", total=days, visible=not quiet)
-        for part in chunks(keys, size):
-            materialize_range(lifecycle, resources, part[0], part[-1], instance)
-            bar.advance(task, len(part))
-        if traffic_keys:
-            traffic = [by_name[n] for n in TRAFFIC_ASSETS]
-            daily = [by_name[n] for n in DAILY_TRAFFIC_ASSETS]
-            from simulation_assets.defs.hogflix_traffic import _day_keys
-
-            windows = [k for d in traffic_keys for k in _day_keys(dt.date.fromisoformat(d))]
-            ttask = bar.add_task("HogFlix traffic (30-min windows)", total=len(windows), visible=not quiet)
-            # Recording a window in the Dagster instance costs ~15-100 ms per asset (48 windows a day, 4 assets):
-            # the most recent windows are materialized as recorded runs for the UI; older ones invoke the
-            # same asset definitions directly (same code, same checks, nothing recorded).
-            recorded = int(os.environ.get("HOGFLIX_RECORDED_TRAFFIC_WINDOWS", RECORDED_TRAFFIC_WINDOWS))
-            split = max(0, len(windows) - max(0, recorded))
-            per_run = 48 * max(1, math.ceil(len(traffic_keys) / 10))
-            for part in chunks(windows[:split], per_run):
-                _invoke(traffic, resources, part[0], part[-1])
-                bar.advance(ttask, len(part))
-            if windows[split:]:
-                materialize_range(traffic, resources, windows[split], windows[-1], instance)
-                bar.advance(ttask, len(windows) - split)
-            materialize_range(daily, resources, traffic_keys[0], traffic_keys[-1], instance)
+        lifecycle = bar.add_task(f"HogFlix lifecycle, pool {pool}", total=days, visible=not quiet)
+        traffic = bar.add_task(
+            "HogFlix traffic (30-min windows)", total=len(windows), visible=not quiet and bool(windows)
+        )
+        advance = {
+            "hogflix_personas": lambda n: bar.advance(lifecycle, n),
+            "hogflix_sessions": lambda n: bar.advance(traffic, n),
+        }
+        with _following(advance):
+            run = [by_name[n] for n in LIFECYCLE_ASSETS]
+            results.append(materialize_range(run, resources, keys[0], keys[-1], instance))
+            if windows:
+                run = [by_name[n] for n in TRAFFIC_ASSETS]
+                results.append(materialize_range(run, resources, windows[0], windows[-1], instance))
+                run = [by_name[n] for n in DAILY_TRAFFIC_ASSETS]
+                results.append(materialize_range(run, resources, traffic_keys[0], traffic_keys[-1], instance))
     seconds = time.perf_counter() - started
 
-    personas_src = store.path(settings.dataset("personas"), keys[-1])
-    shutil.copyfile(personas_src, output / "personas.parquet")
+    shutil.copyfile(store.path(settings.dataset("personas"), keys[-1]), output / "personas.parquet")
     metrics = store.read_many(settings.dataset("daily_metrics"), keys).sort("date")
     metrics.write_parquet(output / "daily_metrics.parquet")
+    import polars as pl
+
     last = pl.read_parquet(output / "personas.parquet")
+    checks = _check_outcomes(results)
     summary = {
         "command": "hogflix",
         "seed": seed,
@@ -172,6 +257,8 @@ def simulate(
         "days": days,
         "scenario": settings.scenario(),
         "seconds": round(seconds, 3),
+        "dagster_runs": [r.run_id for r in results],
+        "checks": checks,
         "final_personas": last.height,
         "final_state_counts": {
             r["state"]: r["len"] for r in last.group_by("state").len().sort("state").to_dicts()
@@ -185,39 +272,18 @@ def simulate(
         "files": {"personas": "personas.parquet", "daily_metrics": "daily_metrics.parquet"},
     }
     if traffic_keys:
-        summary["traffic"] = _export_traffic(settings, store, resources_traffic, traffic_keys, output)
+        summary["traffic"] = _export_traffic(settings, store, resources, traffic_keys, output)
         summary["files"].update(summary["traffic"].pop("files"))
     write_json(output / "summary.json", summary)
     return summary
 
 
-def _invoke(assets: list, resources: dict, first: str, last: str) -> None:
-    """Run ``assets`` over the partition range [first, last] by direct invocation; raise if a check fails."""
-    import logging
-
-    import dagster as dg
-
-    for asset in assets:
-        context = dg.build_asset_context(
-            resources={k: v for k, v in resources.items() if k in asset.required_resource_keys},
-            partition_key_range=dg.PartitionKeyRange(first, last),
-        )
-        logging.disable(logging.INFO)  # step logs belong in the UI, not between the progress bars
-        try:
-            result = asset(context)
-        finally:
-            logging.disable(logging.NOTSET)
-        failed = [c.check_name for c in result.check_results or [] if not c.passed]
-        if failed:
-            raise RuntimeError(f"{asset.key.to_user_string()} {first}..{last}: checks failed: {failed}")
-
-
 def _export_traffic(settings, store, resources: dict, days: list[str], output: Path) -> dict:  # noqa: ANN001
     """Write events, sessions, FlixBuddy chats and app tables of ``days`` to ``output``; return figures."""
     from simulation_assets.core.hogflix.app_rows import APP_TABLES
-    from simulation_assets.defs.hogflix_traffic import _day_keys
+    from simulation_assets.core.hogflix.sessions import day_window_keys
 
-    windows = [k for d in days for k in _day_keys(dt.date.fromisoformat(d))]
+    windows = [k for d in days for k in day_window_keys(dt.date.fromisoformat(d))]
     events = store.read_many(settings.dataset("events"), windows)
     sessions = store.read_many(settings.dataset("sessions"), windows)
     flixbuddy = store.read_many(settings.dataset("flixbuddy"), windows)
@@ -257,7 +323,7 @@ def _export_traffic(settings, store, resources: dict, days: list[str], output: P
     }
 
 
-def _stats(series: pl.Series) -> dict[str, float]:
+def _stats(series) -> dict[str, float]:  # noqa: ANN001 (a polars Series)
     return {"min": int(series.min()), "mean": round(float(series.mean()), 1), "max": int(series.max())}
 
 
@@ -293,6 +359,9 @@ def run(args: argparse.Namespace) -> int:
             f"{t['flixbuddy_chats_per_day']['mean']} FlixBuddy chats/day, {t['users_cleaned']} churned users "
             f"cleaned; events -> {t['events_sink']}, app rows -> {t['app_database']}"
         )
+    failed = sorted(name for name, passed in summary["checks"].items() if not passed)
+    if failed:
+        console.print(f"[bold yellow]checks that failed (see the Dagster UI):[/] {', '.join(failed)}")
     if browser.share and "traffic" in summary:
         traffic_days = days if args.traffic_days is None else args.traffic_days
         keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days - traffic_days, days)]
@@ -304,7 +373,7 @@ def run(args: argparse.Namespace) -> int:
 def run_demo(root: Path) -> None:
     """Demo step: 30 days at pool 400, with sessions and events on the last 3 days."""
     out = prepare_output(root / "hogflix")
-    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START_DATE), out, traffic_days=3)
+    summary = simulate(30, 400, 42, dt.date.fromisoformat(DEFAULT_START), out, traffic_days=3)
     t = summary["traffic"]
     console.print(
         f"HogFlix demo: 30 days, pool {summary['pool_min']}-{summary['pool_max']}; traffic on the last 3: "

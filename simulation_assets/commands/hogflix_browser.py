@@ -17,7 +17,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulation_assets.commands.common import UsageError, chunks, console, materialize_range, write_json
+from simulation_assets.commands.common import UsageError, console, materialize_range, write_json
 
 
 @dataclass(frozen=True)
@@ -92,36 +92,36 @@ def run_browser_tier(
     """Materialize ``hogflix_browser_sessions`` over ``days`` (YYYY-MM-DD); export; return figures."""
     import polars as pl
 
-    from simulation_assets.defs.hogflix import HogflixSettings
+    from simulation_assets.core.hogflix.sessions import day_window_keys
     from simulation_assets.defs.hogflix_browser import HogflixBrowserTier, browser_assets
-    from simulation_assets.defs.hogflix_traffic import _day_keys, traffic_resources
     from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
     from simulation_assets.sinks.browser_bot import BrowserBot
+    from simulation_assets.sinks.config_files import from_env, resolved
+    from simulation_assets.sinks.hogflix_state import HogflixSettings, HogflixTrafficSettings
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.posthog_events import PostHogEvents
 
-    settings = HogflixSettings(seed=seed, persona_pool=pool, start_date=start.isoformat())
+    settings = resolved(from_env(HogflixSettings, seed=seed, persona_pool=pool, start_date=start.isoformat()))
     end = dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1)
-    assets = browser_assets(half_hourly(start.isoformat(), end.isoformat()), HogflixSettings)
+    assets = browser_assets(half_hourly(start.isoformat(), end.isoformat()))
     store = LocalParquetStore()
     resources = {
-        **traffic_resources(),
         "hogflix_settings": settings,
+        "hogflix_traffic": from_env(HogflixTrafficSettings),
         "store": store,
-        "hogflix_posthog": PostHogEvents(mode=events_sink),
+        "hogflix_posthog": from_env(PostHogEvents, mode=events_sink),
         "hogflix_browser": BrowserBot(),
         "hogflix_browser_tier": HogflixBrowserTier(share=browser.share, site_url=browser.site_url),
     }
     summary = {"share": browser.share, "site": browser.site_url or "reference app on loopback", "sessions": 0,
                "failed_sessions": 0, "events": 0, "checks_passed": True}  # fmt: skip
-    for part in chunks(days, 1):
-        result = materialize_range(assets, resources, f"{part[0]}-00:00", f"{part[-1]}-23:30", instance)
-        for mat in result.asset_materializations_for_node("hogflix_browser_sessions")[:1]:
-            meta = mat.metadata
-            summary["sessions"] += int(meta["browser_sessions"].value)
-            summary["failed_sessions"] += int(meta["failed_sessions"].value)
-        summary["checks_passed"] &= all(c.passed for c in result.get_asset_check_evaluations())
-    windows = [k for d in days for k in _day_keys(dt.date.fromisoformat(d))]
+    result = materialize_range(assets, resources, f"{days[0]}-00:00", f"{days[-1]}-23:30", instance)
+    for mat in result.asset_materializations_for_node("hogflix_browser_sessions")[:1]:
+        meta = mat.metadata
+        summary["sessions"] += int(meta["browser_sessions"].value)
+        summary["failed_sessions"] += int(meta["failed_sessions"].value)
+    summary["checks_passed"] &= all(c.passed for c in result.get_asset_check_evaluations())
+    windows = [k for d in days for k in day_window_keys(dt.date.fromisoformat(d))]
     events = store.read_many(settings.dataset("browser_events"), windows)
     if events.is_empty():
         events = pl.DataFrame()
@@ -141,3 +141,22 @@ def run_browser_tier(
         f"-> {output / 'browser_events.parquet'}, browser_summary.json"
     )
     return summary
+
+
+def served_web_app():  # noqa: ANN201
+    """Return the reference web app for ``simulate target serve``, its captured events merged into the store.
+
+    The dataset is the HogFlix scenario of the environment (``SIMULATION_SEED``,
+    ``PERSONA_POOL``, ``HOGFLIX_START_DATE``, ...), the same the CLI and Dagster use.
+    """
+    from simulation_assets.sinks.browser_events import BrowserEventsStore
+    from simulation_assets.sinks.config_files import from_env, resolved
+    from simulation_assets.sinks.hogflix_state import HogflixSettings
+    from simulation_assets.sinks.local_store import LocalParquetStore
+    from simulation_assets.webapp.serve import create_served_app
+
+    settings = resolved(from_env(HogflixSettings))
+    store = BrowserEventsStore(LocalParquetStore(), settings.dataset("browser_events"))
+    app = create_served_app(on_events=store.merge)
+    app.state.events_store = store
+    return app

@@ -31,9 +31,11 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be 1-65535, got {args.port}")
     if not 0 < args.clock_speed <= 1_000_000:
         raise UsageError(f"--clock-speed must be above 0 and at most 1000000, got {args.clock_speed}")
+    from simulation_assets.commands.hogflix_browser import served_web_app
     from simulation_assets.target.server import serve, sub_apps
+    from simulation_assets.webapp.serve import MOUNT_PATH
 
     mounts = ", ".join(sorted(sub_apps()))
     console.print(f"Serving reference apps ({mounts}) on http://{args.host}:{args.port}  (Ctrl+C stops)")
-    serve(args.host, args.port, args.clock_speed)
+    serve(args.host, args.port, args.clock_speed, overrides={MOUNT_PATH: served_web_app})
     return 0

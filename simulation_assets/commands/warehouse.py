@@ -1,19 +1,32 @@
-"""``simulate warehouse``: generate the raw warehouse of one environment, optionally load, check and model it."""
+"""``simulate warehouse``: materialize the warehouse assets of one environment, optionally loaded, checked and
+modelled by dbt, as runs in the local Dagster instance the UI reads.
+
+The tables are written by the same table assets the UI runs: one run for the tables generated whole
+and one run per group of chunked tables, over the range of the environment's chunks (spread over
+``--workers`` processes). With ``--load``, one more run loads them, runs the checks on the loaded
+tables, writes the catalog and, with ``--dbt``, builds the dbt project; its blocking checks stop dbt
+when the data is wrong.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
-import subprocess
 import time
 from pathlib import Path
 
-from simulation_assets.commands.common import UsageError, console, prepare_output, progress, write_json
+from simulation_assets.commands.common import (
+    QUIET_RUN_CONFIG,
+    UsageError,
+    console,
+    dagster_instance,
+    prepare_output,
+    write_json,
+)
 
 DEMO_ORDER = 50
 LOAD_TARGETS = ("duckdb", "postgres")
-RAW_PREFIX = "warehouse_raw"  # asset key prefix of the loaded tables in the Dagster definitions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,10 +82,9 @@ def parse_tables(value: str | None) -> list[str]:
     return [t for t in schema.TABLE_NAMES if t in set(names)]
 
 
-def make_target(load: str | None, dsn: str | None, output: Path):  # noqa: ANN201
-    """Return the warehouse to load into (validated), or None; raise UsageError on bad input."""
-    from simulation_assets.sinks.warehouse_duckdb import DuckDBWarehouse
-    from simulation_assets.sinks.warehouse_postgres import PostgresWarehouse
+def make_target(load: str | None, dsn: str | None, output: Path, env: str = "dev"):  # noqa: ANN201
+    """Return the warehouse resource to load into (validated), or None; raise UsageError on bad input."""
+    from simulation_assets.sinks.warehouse_database import DuckDBDatabase, PostgresDatabase
 
     if load is None:
         if dsn:
@@ -81,57 +93,21 @@ def make_target(load: str | None, dsn: str | None, output: Path):  # noqa: ANN20
     if load not in LOAD_TARGETS:
         raise UsageError(f"--load must be one of {', '.join(LOAD_TARGETS)}, got {load!r}")
     if load == "duckdb":
-        target = DuckDBWarehouse(Path(dsn).expanduser() if dsn else output / "warehouse.duckdb")
+        target = DuckDBDatabase(
+            duckdb_file=str(Path(dsn).expanduser() if dsn else output / "warehouse.duckdb")
+        )
     else:
         dsn = dsn or os.environ.get("WAREHOUSE_POSTGRES_DSN", "")
         if not dsn:
             raise UsageError(
                 "--load postgres needs --dsn postgresql://user@host:port/dbname (or WAREHOUSE_POSTGRES_DSN)"
             )
-        target = PostgresWarehouse(dsn)
+        target = PostgresDatabase(postgres_dsn=dsn)
     try:
-        target.validate()
+        target.for_env(env).validate()
     except ValueError as exc:
         raise UsageError(f"bad --dsn: {exc}") from None
     return target
-
-
-def run_dbt(target, output: Path) -> dict:  # noqa: ANN001
-    """Run ``dbt build`` against the loaded warehouse; return seconds and the pass/fail summary."""
-    from simulation_assets.sinks.warehouse_database import dbt_environment
-    from simulation_assets.sinks.warehouse_dbt import DBT_DIR, dbt_executable
-
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    if target.kind == "duckdb":
-        env.update(dbt_environment("duckdb", target.path))
-    else:
-        env.update(dbt_environment("postgres", "", target.dsn))
-    work = output / "dbt_target"
-    started = time.perf_counter()
-    done = subprocess.run(
-        [dbt_executable(), "build", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR),
-         "--target-path", str(work), "--log-path", str(work)],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    tail = [line for line in done.stdout.splitlines() if "PASS=" in line or "ERROR=" in line]
-    return {
-        "ok": done.returncode == 0,
-        "seconds": round(time.perf_counter() - started, 2),
-        "result": tail[-1].split("Done. ")[-1] if tail else done.stdout[-500:],
-        "models": built_models(work / "run_results.json"),
-    }
-
-
-def built_models(run_results: Path) -> list[str]:
-    """Return the names of the dbt models that ``dbt build`` built successfully."""
-    if not run_results.exists():
-        return []
-    results = json.loads(run_results.read_text()).get("results", [])
-    return sorted(
-        r["unique_id"].split(".")[-1]
-        for r in results
-        if r.get("unique_id", "").startswith("model.") and r.get("status") == "success"
-    )
 
 
 def simulate(
@@ -139,31 +115,47 @@ def simulate(
     seed: int,
     output: Path,
     tables: list[str],
-    target=None,  # noqa: ANN001
+    target=None,  # noqa: ANN001 (a WarehouseDatabase)
     workers: int | None = None,
     dbt: bool = False,
     quiet: bool = False,
 ) -> dict:
-    """Generate, write, optionally load/check/model; write summary.json; return the summary."""
-    from simulation_assets.core.warehouse import schema
-    from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
-    from simulation_assets.core.warehouse.integrity import distribution_checks, integrity_checks
-    from simulation_assets.sinks.warehouse_parquet import write_tables
+    """Materialize the table assets (and with ``target`` the load, its checks, the catalog and optionally dbt)
+    for ``env``; write summary.json; return the summary."""
+    from simulation_assets.core.warehouse.config import row_counts
+    from simulation_assets.defs import warehouse as wh
+    from simulation_assets.sinks.config_files import from_env, resolved
+    from simulation_assets.sinks.local_store import LocalParquetStore
 
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed}")
-    cfg = WarehouseConfig()
-    rows = row_counts(env, cfg)
     workers = workers if workers and workers > 0 else (1 if env == "dev" else min(2, os.cpu_count() or 1))
-    total_chunks = sum(schema.table(t).chunks for t in tables)
-    started = time.perf_counter()
-    with progress() as bar:
-        task = bar.add_task(f"warehouse {env.upper()}: generating {len(tables)} tables", total=total_chunks,
-                            visible=not quiet)  # fmt: skip
-        results = write_tables(
-            seed, env, output, tables, cfg, workers, on_chunk=lambda t, k, n: bar.advance(task)
-        )
-    generate_seconds = time.perf_counter() - started
+    settings = resolved(from_env(wh.WarehouseSettings, seed=seed, files_dir=str(output), workers=workers))
+    try:
+        cfg = settings.config()
+    except ValueError as exc:
+        raise UsageError(f"invalid WAREHOUSE_CONFIG: {exc}") from None
+    resources = {
+        "warehouse_settings": settings,
+        "store": LocalParquetStore(),
+        "warehouse_dbt": wh.DBT_RESOURCE,
+    }
+    if target is not None:
+        resources["warehouse_database"] = target
+    with dagster_instance() as instance:
+        started = time.perf_counter()
+        runs = _write_tables(env, tables, resources, instance, quiet)
+        generate_seconds = time.perf_counter() - started
+        load_run = None
+        if target is not None:
+            label = "loading, checking" + (", dbt build (its log: dbt.log)" if dbt else "")
+            if not quiet:
+                console.print(f"warehouse {env.upper()}: {label}")
+            # dagster-dbt echoes dbt's log on stdout: keep it in a file next to the results
+            with open(output / "dbt.log", "w") as log, contextlib.redirect_stdout(log):
+                load_run = _load(env, tables, dbt, resources, instance)
+    written = _table_results(runs)
+    rows = row_counts(env, cfg)
     summary: dict = {
         "command": "warehouse",
         "env": env,
@@ -171,105 +163,164 @@ def simulate(
         "output": str(output),
         "workers": workers,
         "generate_seconds": round(generate_seconds, 3),
-        "total_rows": sum(r.rows for r in results.values()),
-        "tables": {
-            t: {"rows": r.rows, "expected_rows": rows[t], "seconds": round(r.seconds, 3), "files": r.files}
-            for t, r in results.items()
-        },
+        "total_rows": sum(t["rows"] for t in written.values()),
+        "tables": {t: {**written[t], "expected_rows": rows[t]} for t in tables if t in written},
     }
-    if target is not None:
-        with console.status(f"loading {len(tables)} tables into {target.describe()}", spinner="dots"):
-            started = time.perf_counter()
-            per_table = target.load(output, tables)
-            load_seconds = time.perf_counter() - started
-            checks = integrity_checks(tables, rows) + distribution_checks(tables, cfg)
-            results_ = target.run_checks(checks)
-        failed = [r for r in results_ if not r.passed]
-        summary["load"] = {
-            "target": target.kind,
-            "database": target.describe(),
-            "seconds": round(load_seconds, 3),
-            "seconds_per_table": {t: round(s, 3) for t, s in per_table.items()},
-        }
-        summary["checks"] = {
-            "total": len(results_),
-            "passed": len(results_) - len(failed),
-            "failed": [{"name": r.name, "value": str(r.value), "expected": str(r.expected)} for r in failed],
-        }
+    if load_run is not None:
+        runs.append(load_run)
+        summary["load"] = _load_summary(load_run, target.for_env(env), tables)
         if dbt:
-            with console.status("dbt build", spinner="dots"):
-                summary["dbt"] = run_dbt(target, output)
+            summary["dbt"] = _dbt_summary(load_run)
+    summary["runs"] = [{"run_id": r["run_id"], "success": r["success"]} for r in runs]
+    summary["checks"] = _check_summary(runs, exclude_prefix="warehouse_dbt")
     write_json(output / "summary.json", summary)
-    _record_in_dagster(summary, env, results_ if target is not None else None)
     return summary
 
 
-def _record_in_dagster(summary: dict, env: str, check_results: list | None = None) -> None:
-    """Report what this command did as events in the local Dagster instance (best effort).
+def _write_tables(env: str, tables: list[str], resources: dict, instance, quiet: bool) -> list[dict]:  # noqa: ANN001
+    """Run the table assets of ``tables`` (and their checks); return the runs' results."""
+    from simulation_assets.sinks.warehouse_parquet import close_worker_pool
 
-    The UI then shows the written tables, the loaded ``warehouse_raw`` tables
-    with their check results, and the dbt models, as if the assets had run.
-    """
+    runs = []
+    generation = _generation_runs(env, tables)
     try:
-        import dagster as dg
+        for i, (label, assets, partition) in enumerate(generation, 1):
+            status = f"warehouse {env.upper()}: run {i}/{len(generation)}, {label}"
+            with console.status(status, spinner="dots") if not quiet else contextlib.nullcontext():
+                runs.append(_materialize(assets, resources, instance, partition))
+    finally:
+        close_worker_pool()  # the generator processes hold an environment's parent tables
+    return runs
 
-        from simulation_assets.commands.common import dagster_instance
-        from simulation_assets.core.warehouse import schema
 
-        instance = dagster_instance()
-        events: list = []
-        for table, info in summary["tables"].items():
-            spec = schema.table(table)
-            keys = [env] if spec.chunks == 1 else [
-                dg.MultiPartitionKey({"env": env, "chunk": f"{k:02d}"}) for k in range(spec.chunks)
-            ]  # fmt: skip
-            meta = {
-                "written_by": "simulate warehouse",
-                "output": summary["output"],
-                "table_rows": info["rows"],
+def _load(env: str, tables: list[str], dbt: bool, resources: dict, instance) -> dict:  # noqa: ANN001
+    """Run the load of ``tables``, their checks, the catalog and (``dbt``) the dbt models; return the run's result."""
+    from simulation_assets.defs import warehouse as wh
+
+    selection = [wh.raw_key(t) for t in tables] + [wh.warehouse_catalog.key]
+    assets = [wh.warehouse_load, wh.warehouse_raw_checks, wh.warehouse_catalog]
+    if dbt:
+        assets.append(wh.warehouse_dbt_models)
+        selection += list(wh.warehouse_dbt_models.keys)
+    return _materialize(assets, resources, instance, env, selection)
+
+
+def _generation_runs(env: str, tables: list[str]) -> list[tuple[str, list, object]]:
+    """Return (label, assets with their checks, partition) of the runs that write ``tables``: one for the tables
+    generated whole, one per chunk count over the range of the environment's chunks."""
+    from simulation_assets.core.warehouse import schema
+    from simulation_assets.defs import warehouse as wh
+
+    by_chunks: dict[int, list[str]] = {}
+    for t in tables:
+        by_chunks.setdefault(schema.table(t).chunks, []).append(t)
+    out = []
+    for chunks, names in sorted(by_chunks.items()):
+        assets = [a for a in wh.TABLE_ASSETS if a.key in {wh.table_key(t) for t in names}]
+        checks = [
+            c
+            for c in wh.TABLE_CHECKS
+            if {k.asset_key for k in c.check_keys} <= {wh.table_key(t) for t in names}
+        ]
+        partition: object = env if chunks == 1 else (f"{env}|00", f"{env}|{chunks - 1:02d}")
+        label = f"{len(names)} tables" if chunks == 1 else f"{', '.join(names)} ({chunks} chunks each)"
+        out.append((label, assets + checks, partition))
+    return out
+
+
+def _materialize(
+    assets: list, resources: dict, instance, partition: object, selection: list | None = None
+) -> dict:  # noqa: ANN001
+    """Run ``assets`` for one partition key or a (first, last) key range; return what the summary needs."""
+    import dagster as dg
+
+    kwargs: dict = {"partition_key": partition} if isinstance(partition, str) else {
+        "tags": {"dagster/asset_partition_range_start": partition[0],  # type: ignore[index]
+                 "dagster/asset_partition_range_end": partition[1]}}  # type: ignore[index]  # fmt: skip
+    started = time.perf_counter()
+    result = dg.materialize(
+        assets, resources=resources, instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False,
+        selection=selection, **kwargs,
+    )  # fmt: skip
+    materializations: dict[str, dict] = {}
+    for event in result.get_asset_materialization_events():
+        key = event.asset_key.to_user_string()
+        materializations.setdefault(key, {k: v.value for k, v in event.materialization.metadata.items()})
+    return {
+        "run_id": result.run_id,
+        "success": result.success,
+        "seconds": time.perf_counter() - started,
+        "materializations": materializations,
+        "checks": [
+            {
+                "asset": c.asset_key.to_user_string(),
+                "name": c.check_name,
+                "passed": c.passed,
+                "value": str(c.metadata["value"].value) if "value" in c.metadata else "",
+                "expected": str(c.metadata["expected"].value) if "expected" in c.metadata else "",
+                "description": c.description or "",
             }
-            events += [
-                dg.AssetMaterialization(asset_key=dg.AssetKey(["warehouse", table]), partition=str(k), metadata=meta)
-                for k in keys
-            ]  # fmt: skip
-        if "load" in summary:
-            load = summary["load"]
-            for table, seconds in load["seconds_per_table"].items():
-                meta = {
-                    "written_by": "simulate warehouse --load",
-                    "database": load["database"],
-                    "dagster/row_count": summary["tables"][table]["rows"],
-                    "load_seconds": seconds,
+            for c in result.get_asset_check_evaluations()
+        ],  # fmt: skip
+    }
+
+
+def _table_results(runs: list[dict]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for run in runs:
+        for key, meta in run["materializations"].items():
+            if key.startswith("warehouse/"):
+                out[key.split("/", 1)[1]] = {
+                    "rows": meta["rows"],
+                    "seconds": meta["seconds"],
+                    "files": meta["files"],
                 }
-                events.append(
-                    dg.AssetMaterialization(asset_key=dg.AssetKey([RAW_PREFIX, table]), partition=env, metadata=meta)
-                )  # fmt: skip
-            events += [
-                dg.AssetCheckEvaluation(
-                    asset_key=dg.AssetKey([RAW_PREFIX, r.table]),
-                    check_name=r.name,
-                    passed=bool(r.passed),
-                    partition=env,
-                    metadata={"value": str(r.value), "expected": str(r.expected)},
-                    description=r.description,
-                )
-                for r in check_results or []
-            ]
-        for model in summary.get("dbt", {}).get("models", []):
-            events.append(
-                dg.AssetMaterialization(
-                    asset_key=dg.AssetKey(["warehouse_dbt", model]),
-                    partition=env,
-                    metadata={
-                        "written_by": "simulate warehouse --dbt",
-                        "database": summary["load"]["database"],
-                    },
-                )
-            )
-        for event in events:
-            instance.report_runless_asset_event(event)
-    except Exception as exc:  # noqa: BLE001 (recording is a convenience, never a failure)
-        console.print(f"[yellow]note:[/] could not record the run in the Dagster instance: {exc}")
+    return out
+
+
+def _load_summary(run: dict, backend, tables: list[str]) -> dict:  # noqa: ANN001
+    loaded = {
+        k.split("/", 1)[1]: m for k, m in run["materializations"].items() if k.startswith("warehouse_raw/")
+    }
+    return {
+        "target": backend.kind,
+        "database": backend.describe(),
+        "success": run["success"] and set(loaded) >= set(tables),
+        "seconds": round(run["seconds"], 3),
+        "seconds_per_table": {t: m["load_seconds"] for t, m in loaded.items()},
+    }
+
+
+def _dbt_summary(run: dict) -> dict:
+    models = sorted(k.split("/", 1)[1] for k in run["materializations"] if k.startswith("warehouse_dbt/"))
+    tests = [c for c in run["checks"] if c["asset"].startswith("warehouse_dbt/")]
+    failed = [c["name"] for c in tests if not c["passed"]]
+    passed = len(models) + len(tests) - len(failed)
+    return {
+        "ok": run["success"] and not failed and bool(models),
+        "models": models,
+        "tests_failed": failed,
+        "result": f"PASS={passed} ERROR={len(failed)} TOTAL={len(models) + len(tests)}",
+    }
+
+
+def _check_summary(runs: list[dict], exclude_prefix: str) -> dict:
+    checks = [c for r in runs for c in r["checks"] if not c["asset"].startswith(exclude_prefix)]
+    failed = [c for c in checks if not c["passed"]]
+    return {
+        "total": len(checks),
+        "passed": len(checks) - len(failed),
+        "failed": [
+            {
+                "name": c["name"],
+                "table": c["asset"].split("/", 1)[1],
+                "value": c["value"],
+                "expected": c["expected"],
+                "description": c["description"],
+            }
+            for c in failed
+        ],  # fmt: skip
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -285,29 +336,30 @@ def run(args: argparse.Namespace) -> int:
     if args.dbt and args.tables:
         raise UsageError("--dbt models every table; drop --tables to use it")
     output = prepare_output(args.output)
-    target = make_target(args.load, args.dsn, output)
+    target = make_target(args.load, args.dsn, output, env)
     summary = simulate(env, args.seed, output, tables, target, args.workers, args.dbt)
     console.print(
         f"Warehouse {env.upper()}: {summary['total_rows']:,} rows in {len(summary['tables'])} tables, "
         f"generated in {summary['generate_seconds']:.1f} s -> {output}"
     )
-    status = 0
+    checks = summary["checks"]
     if "load" in summary:
-        checks = summary["checks"]
         console.print(
             f"Loaded into {summary['load']['database']} in {summary['load']['seconds']:.1f} s; "
             f"checks {checks['passed']}/{checks['total']} passed"
         )
-        for failure in checks["failed"]:
-            console.print(
-                f"[red]check failed:[/] {failure['name']}: {failure['value']} (expected {failure['expected']})"
-            )
-        status = 1 if checks["failed"] else 0
+    for failure in checks["failed"]:
+        console.print(
+            f"[red]check failed:[/] {failure['table']}.{failure['name']}: {failure['value']} "
+            f"(expected {failure['expected']})"
+        )
     if "dbt" in summary:
-        console.print(f"dbt build: {summary['dbt']['result']} in {summary['dbt']['seconds']} s")
-        status = status or (0 if summary["dbt"]["ok"] else 1)
-    console.print(f"Wrote {output}/summary.json")
-    return status
+        console.print(f"dbt build: {summary['dbt']['result']} ({len(summary['dbt']['models'])} models)")
+    failed_runs = [r["run_id"] for r in summary["runs"] if not r["success"]]
+    if failed_runs:
+        console.print(f"[red]failed runs[/] (open them in the Dagster UI): {', '.join(failed_runs)}")
+    console.print(f"Wrote {output}/summary.json; runs recorded in the Dagster instance ($DAGSTER_HOME)")
+    return 1 if checks["failed"] or failed_runs or not summary.get("dbt", {"ok": True})["ok"] else 0
 
 
 def run_demo(root: Path) -> None:

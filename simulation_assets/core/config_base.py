@@ -1,5 +1,7 @@
 """Building blocks shared by every domain's typed configuration."""
 
+import hashlib
+import json
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,3 +14,14 @@ class FrozenModel(BaseModel):
     """Immutable config section that rejects unknown fields (so a typo names the field)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def scenario_key(label: str, payload: object) -> str:
+    """Return ``<label>-<10 hex digits>``: a short, stable name for a scenario in the store.
+
+    The digits are the SHA-1 of ``payload`` as JSON with sorted keys, so the same seed
+    and configuration always name the same folder, and any change of a number names a
+    new one (outputs of different configurations never mix).
+    """
+    blob = json.dumps(payload, sort_keys=True)
+    return f"{label}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"

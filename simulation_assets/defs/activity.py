@@ -1,22 +1,20 @@
 """Real-time customer activity: a 30-second tick, the proactive monitor downstream, and a sensor that drives them."""
 
 import datetime as dt
-import os
 import time
-from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
-import yaml
 from pydantic import Field
 
 from simulation_assets.core.activity.config import INTERVENTION_TYPES, ActivityConfig
 from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.activity_store import ActivityStore, TickOutcome, utc_now
+from simulation_assets.sinks.config_files import from_env, load_config
 
 GROUP = "activity"
-# Every asset here talks to the app database (PostgreSQL when configured).
-DB_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 TICK_TAG = "activity/tick"
 SIMULATION_TAG = "activity/simulation"
 STALE_RUN_SECONDS = 600  # a tick run takes seconds; one "running" for 10 minutes was cut off
@@ -34,23 +32,16 @@ _FAILED = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 class ActivitySettings(dg.ConfigurableResource):
     """Which activity scenario to simulate: the seed and optional overrides of the tick and monitor numbers."""
 
-    seed: int = Field(default_factory=lambda: int(os.environ.get("SIMULATION_SEED", "42")), ge=0)
+    ENV: ClassVar[dict[str, str]] = {"seed": "SIMULATION_SEED", "config_path": "ACTIVITY_CONFIG"}
+
+    seed: int = Field(default=42, ge=0)
     config_path: str = Field(
-        default_factory=lambda: os.environ.get("ACTIVITY_CONFIG", ""),
-        description="Optional YAML file with ActivityConfig overrides ($ACTIVITY_CONFIG).",
+        default="", description="Optional YAML file with ActivityConfig overrides ($ACTIVITY_CONFIG)."
     )
 
     def config(self) -> ActivityConfig:
         """Return the validated configuration (defaults, then the YAML file's overrides)."""
-        if not self.config_path:
-            return ActivityConfig()
-        path = Path(self.config_path)
-        if not path.exists():
-            raise ValueError(f"ACTIVITY_CONFIG file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a mapping of ActivityConfig fields")
-        return ActivityConfig(**loaded)
+        return load_config(ActivityConfig, self.config_path or None, source="ACTIVITY_CONFIG")
 
 
 class ActivityTickConfig(dg.Config):
@@ -134,7 +125,7 @@ def build_defs() -> dg.Definitions:
         group_name=GROUP,
         kinds={"numpy", "duckdb", "postgres"},
         pool="app_db",
-        retry_policy=DB_RETRY,
+        retry_policy=NETWORK_RETRY,
         check_specs=[dg.AssetCheckSpec("counters_never_decrease", asset="activity_tick")],
         description=(
             "A tick of customer activity (every 30 s): active customers call the API, error rates spike "
@@ -233,7 +224,7 @@ def build_defs() -> dg.Definitions:
         deps=[activity_tick],
         kinds={"polars", "duckdb", "postgres"},
         pool="app_db",
-        retry_policy=DB_RETRY,
+        retry_policy=NETWORK_RETRY,
         check_specs=[dg.AssetCheckSpec("no_duplicate_open_interventions", asset="monitor_interventions")],
         description=(
             "The proactive monitor, run after every tick: opens Error Debugging (error rate > 10 %), "
@@ -316,7 +307,10 @@ def build_defs() -> dg.Definitions:
         assets=[activity_tick, monitor_interventions],
         jobs=[tick_job],
         sensors=[activity_tick_every_30s],
-        resources={"activity_settings": ActivitySettings(), "activity_store": ActivityStore()},
+        resources={
+            "activity_settings": from_env(ActivitySettings),
+            "activity_store": from_env(ActivityStore),
+        },
     )
 
 

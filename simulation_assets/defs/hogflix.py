@@ -1,110 +1,61 @@
-"""HogFlix persona lifecycle as daily-partitioned Dagster assets."""
+"""HogFlix as Dagster definitions: the daily persona lifecycle, its traffic, cleanup, jobs and schedules.
+
+The lifecycle assets live here; the half-hourly traffic assets in
+``hogflix_traffic.py``, the daily summary and cleanups in ``hogflix_daily.py``;
+every check is declared in ``hogflix_checks.py`` and computed in
+``core/hogflix/checks.py``.
+"""
 
 import datetime as dt
-import hashlib
-import json
-import os
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
-import yaml
-from pydantic import Field
 
-from simulation_assets.core.hogflix.config import STATES, LifecycleConfig
-from simulation_assets.core.hogflix.frames import from_frame, to_frame
-from simulation_assets.core.hogflix.lifecycle import (
-    PersonaState,
-    day_date,
-    day_number,
-    initial_state,
-    step_day,
+from simulation_assets.core.hogflix import checks
+from simulation_assets.core.hogflix.config import STATES
+from simulation_assets.core.hogflix.frames import to_frame
+from simulation_assets.core.hogflix.lifecycle import step_day
+from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
+from simulation_assets.core.hogflix.persona_state import day_number
+from simulation_assets.core.hogflix.schema import DAILY_METRICS_SCHEMA, PERSONA_SCHEMA
+from simulation_assets.defs.hogflix_checks import check_specs, result
+from simulation_assets.defs.hogflix_daily import daily_assets
+from simulation_assets.defs.hogflix_traffic import GROUP, PROGRESS, traffic_assets
+from simulation_assets.defs.metadata import (
+    COLUMN_SCHEMA,
+    column_schema,
+    figure_markdown,
+    md_table,
+    new_figure,
+    table_metadata,
 )
-from simulation_assets.core.hogflix.metrics import daily_metrics
-from simulation_assets.defs.hogflix_traffic import traffic_assets, traffic_resources
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
-from simulation_assets.defs.partitions import daily_partitions, start_date_from_env
+from simulation_assets.defs.partitions import daily_partitions
 from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
+from simulation_assets.sinks.app_db import app_database_from_env
+from simulation_assets.sinks.config_files import from_env
+from simulation_assets.sinks.flixbuddy import FlixBuddyClient
+from simulation_assets.sinks.hogflix_state import HogflixSettings, HogflixTrafficSettings, load_state_before
 from simulation_assets.sinks.local_store import LocalParquetStore
+from simulation_assets.sinks.posthog_events import PostHogEvents
+from simulation_assets.sinks.supabase_auth import SupabaseAuthAdmin
 
-GROUP = "hogflix"
 # The persona chain needs yesterday's state; these assets always run a date range as one run.
 SINGLE_RUN = dg.BackfillPolicy.single_run()
-
-
-class HogflixSettings(dg.ConfigurableResource):
-    """Which HogFlix scenario to simulate: seed, pool size, first day and optional overrides."""
-
-    seed: int = Field(default_factory=lambda: int(os.environ.get("SIMULATION_SEED", "42")))
-    persona_pool: int = Field(default_factory=lambda: int(os.environ.get("PERSONA_POOL", "400")))
-    start_date: str = Field(
-        default_factory=start_date_from_env, description="First simulated day (pool genesis)."
-    )
-    config_path: str = Field(
-        default_factory=lambda: os.environ.get("HOGFLIX_CONFIG", ""),
-        description="Optional YAML file with LifecycleConfig overrides.",
-    )
-
-    def lifecycle(self) -> LifecycleConfig:
-        """Return the validated lifecycle config (file overrides, then ``persona_pool``)."""
-        overrides: dict[str, object] = {}
-        if self.config_path:
-            path = Path(self.config_path)
-            if not path.exists():
-                raise ValueError(f"HOGFLIX_CONFIG file not found: {path}")
-            loaded = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{path} must hold a mapping of LifecycleConfig fields")
-            overrides.update(loaded)
-        overrides["persona_pool"] = self.persona_pool
-        return LifecycleConfig(**overrides)
-
-    def genesis_day(self) -> int:
-        """Return the day number of the first simulated day."""
-        return day_number(dt.date.fromisoformat(self.start_date))
-
-    def scenario(self) -> str:
-        """Return a short key naming this scenario in the store (seed, start, full config)."""
-        blob = json.dumps(
-            {"seed": self.seed, "start": self.start_date, "config": self.lifecycle().model_dump(mode="json")},
-            sort_keys=True,
-        )
-        return f"seed{self.seed}-pool{self.persona_pool}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
-
-    def dataset(self, name: str) -> str:
-        """Return the store dataset name of ``name`` within this scenario."""
-        return f"hogflix/{self.scenario()}/{name}"
-
-
-def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: int) -> PersonaState:
-    """Return the pool at the end of ``day - 1``: from the store, or rebuilt from the first day.
-
-    Rebuilding replays the same deterministic steps a backfill would, so a day
-    materialized alone equals the same day inside a backfill.
-    """
-    cfg, seed, genesis = settings.lifecycle(), settings.seed, settings.genesis_day()
-    if day < genesis:
-        raise ValueError(f"{day_date(day)} is before the first simulated day {settings.start_date}")
-    if day == genesis:
-        return initial_state(cfg, seed, genesis)
-    previous = day_date(day - 1).isoformat()
-    dataset = settings.dataset("personas")
-    if store.exists(dataset, previous):
-        return from_frame(store.read(dataset, previous))
-    written = [k for k in store.partitions(dataset) if k < previous]
-    state = from_frame(store.read(dataset, written[-1])) if written else initial_state(cfg, seed, genesis)
-    for d in range(state.day + 1, day):
-        state = step_day(state, d, cfg, seed)
-    return state
+HALF_HOURLY_ASSETS = (
+    "hogflix_sessions",
+    "hogflix_events",
+    "hogflix_app_rows",
+    "hogflix_flixbuddy_conversations",
+)
+DAILY_ASSETS = ("hogflix_personas", "hogflix_daily_metrics", "hogflix_traffic_daily", "hogflix_churn_cleanup")
 
 
 def _share_plot(metrics: pl.DataFrame) -> dg.MarkdownMetadataValue:
     """Return a stacked area plot of lifecycle state shares over the given days."""
     fig, ax = new_figure()
     total = metrics["total_personas"].to_numpy()
-    dates = metrics["date"].to_list()
     shares = [metrics[f"state_{state}"].to_numpy() / total for state in STATES]
-    ax.stackplot(dates, shares, labels=list(STATES))
+    ax.stackplot(metrics["date"].to_list(), shares, labels=list(STATES))
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of personas")
     ax.legend(loc="lower left", ncols=5, fontsize=7)
@@ -113,10 +64,12 @@ def _share_plot(metrics: pl.DataFrame) -> dg.MarkdownMetadataValue:
     return figure_markdown(fig, "state shares")
 
 
-def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg.Definitions:
-    """Return the HogFlix lifecycle definitions over daily partitions from ``start_date``."""
-    partitions = daily_partitions(start_date, end_date)
-    windows = half_hourly(partitions.start.strftime("%Y-%m-%d"), end_date)
+def _by(frame: pl.DataFrame, column: str) -> dict[str, int]:
+    return {str(k): v for k, v in frame.group_by(column).len().sort(column).iter_rows()}
+
+
+def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """Return ``hogflix_personas`` and ``hogflix_daily_metrics`` over ``partitions``."""
 
     @dg.asset(
         name="hogflix_personas",
@@ -130,7 +83,10 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             )
         ],
         kinds={"polars", "parquet"},
-        check_specs=[dg.AssetCheckSpec("persona_ids_unique", asset="hogflix_personas")],
+        metadata={
+            COLUMN_SCHEMA: column_schema(PERSONA_SCHEMA, not_null=["distinct_id"], unique=["distinct_id"])
+        },
+        check_specs=check_specs("hogflix_personas"),
         description=(
             "The HogFlix persona pool at the end of each UTC day: lifecycle state (NEW, ACTIVE, CASUAL, "
             "DORMANT, CHURNED), activity pattern, life events, streaks, engagement score and today's "
@@ -142,31 +98,18 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     ) -> dg.MaterializeResult:
         keys = context.partition_keys
         cfg, seed = hogflix_settings.lifecycle(), hogflix_settings.seed
-        first = day_number(dt.date.fromisoformat(keys[0]))
-        state = load_state_before(hogflix_settings, store, first)
+        state = load_state_before(hogflix_settings, store, day_number(dt.date.fromisoformat(keys[0])))
         dataset = hogflix_settings.dataset("personas")
-        duplicates = 0
+        unique_ids = []
         frame = pl.DataFrame()
         for key in keys:
             state = step_day(state, day_number(dt.date.fromisoformat(key)), cfg, seed)
             frame = to_frame(state)
-            duplicates += frame.height - frame["distinct_id"].n_unique()
+            unique_ids.append(checks.persona_ids_unique(frame))
             store.write(dataset, key, frame)
-            context.log.info(
-                "%s: %d personas, %d active today, %d signups, %d churned",
-                key,
-                frame.height,
-                int(frame["active_today"].sum()),
-                int(frame["signed_up_today"].sum()),
-                int(frame["churned_today"].sum()),
-            )
-        by_state = frame.group_by("state").len().sort("state")
-        by_pattern = (
-            frame.filter(pl.col("state") != "CHURNED")
-            .group_by("activity_pattern")
-            .len()
-            .sort("activity_pattern")
-        )
+            context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
+            PROGRESS.info(key, extra={"asset": "hogflix_personas", "partitions": 1})
+        alive = frame.filter(pl.col("state") != "CHURNED")
         return dg.MaterializeResult(
             metadata={
                 "days": len(keys),
@@ -174,10 +117,8 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "personas": frame.height,
                 "scenario": hogflix_settings.scenario(),
                 "path": dg.MetadataValue.path(str(store.path(dataset, keys[-1]))),
-                "by_state": dg.MetadataValue.json({r["state"]: r["len"] for r in by_state.to_dicts()}),
-                "by_pattern": dg.MetadataValue.json(
-                    {r["activity_pattern"]: r["len"] for r in by_pattern.to_dicts()}
-                ),
+                "by_state": dg.MetadataValue.json(_by(frame, "state")),
+                "by_pattern": dg.MetadataValue.json(_by(alive, "activity_pattern")),
                 "preview": md_table(
                     frame.select(
                         "distinct_id",
@@ -190,15 +131,9 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                         "in_life_event",
                         "active_today",
                     )
-                ),
+                ),  # fmt: skip
             },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="persona_ids_unique",
-                    passed=duplicates == 0,
-                    metadata={"duplicate_ids": duplicates, "days_checked": len(keys)},
-                )
-            ],
+            check_results=[result("persona_ids_unique", checks.all_of(unique_ids))],
         )
 
     @dg.asset(
@@ -208,11 +143,8 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         backfill_policy=SINGLE_RUN,
         deps=[hogflix_personas],
         kinds={"polars", "parquet"},
-        check_specs=[
-            dg.AssetCheckSpec("pool_within_band", asset="hogflix_daily_metrics"),
-            dg.AssetCheckSpec("signups_within_band", asset="hogflix_daily_metrics"),
-            dg.AssetCheckSpec("active_share_near_target", asset="hogflix_daily_metrics"),
-        ],
+        metadata={COLUMN_SCHEMA: column_schema(DAILY_METRICS_SCHEMA)},
+        check_specs=check_specs("hogflix_daily_metrics"),
         description=(
             "One row per day: pool size, active users, signups, churned and cleaned, reactivations, "
             "FlixBuddy calls and counts by lifecycle state and activity pattern."
@@ -225,69 +157,65 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         source, target = hogflix_settings.dataset("personas"), hogflix_settings.dataset("daily_metrics")
         rows = []
         for key in context.partition_keys:
-            row = daily_metrics(store.read(source, key), dt.date.fromisoformat(key))
+            personas = pl.read_parquet(store.path(source, key), columns=list(METRICS_INPUT_COLUMNS))
+            row = daily_metrics(personas, dt.date.fromisoformat(key))
             store.write(target, key, row)
+            context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)
         metrics = pl.concat(rows)
-        history_keys = [k for k in store.partitions(target) if k <= context.partition_keys[-1]][-90:]
-        history = store.read_many(target, history_keys).sort("date")
-        pool_low, pool_high = cfg.pool_range
-        signup_low, signup_high = cfg.signup_range
-        active_share = metrics["state_ACTIVE"] / metrics["pool_size"]
-        pool_ok = metrics["pool_size"].is_between(pool_low, pool_high)
-        signup_ok = metrics["new_signups"].is_between(signup_low, signup_high)
-        mean_share = float(active_share.mean())
+        last = context.partition_keys[-1]
+        earlier = [k for k in store.partitions(target) if k < context.partition_keys[0]][-90:]
+        history = (
+            pl.concat([store.read_many(target, earlier), metrics], how="diagonal_relaxed")
+            if earlier
+            else metrics
+        )
+        history = history.filter(pl.col("date") <= dt.date.fromisoformat(last)).tail(90)
         return dg.MaterializeResult(
             metadata={
                 "days": metrics.height,
                 "mean_active_today": float(metrics["active_today"].mean()),
                 "mean_pool": float(metrics["pool_size"].mean()),
                 "mean_signups": float(metrics["new_signups"].mean()),
-                "mean_active_share": mean_share,
+                "mean_active_share": float((metrics["state_ACTIVE"] / metrics["pool_size"]).mean()),
                 "latest": md_table(metrics.tail(7)),
                 "state_shares": _share_plot(history),
             },
             check_results=[
-                dg.AssetCheckResult(
-                    check_name="pool_within_band",
-                    passed=bool(pool_ok.all()),
-                    metadata={
-                        "band": f"{pool_low}-{pool_high}",
-                        "days_outside": int((~pool_ok).sum()),
-                        "min": int(metrics["pool_size"].min()),
-                        "max": int(metrics["pool_size"].max()),
-                    },
-                ),
-                dg.AssetCheckResult(
-                    check_name="signups_within_band",
-                    passed=bool(signup_ok.all()),
-                    metadata={"band": f"{signup_low}-{signup_high}", "days_outside": int((~signup_ok).sum())},
-                ),
-                dg.AssetCheckResult(
-                    check_name="active_share_near_target",
-                    passed=0.60 <= mean_share <= 0.70,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={
-                        "target": "60-70 %",
-                        "mean_share": round(mean_share, 4),
-                        "min_share": round(float(active_share.min()), 4),
-                        "max_share": round(float(active_share.max()), 4),
-                    },
-                ),
+                result("pool_within_band", checks.pool_within_band(metrics, cfg)),
+                result("signups_within_band", checks.signups_within_band(metrics, cfg)),
+                result("active_share_near_target", checks.active_share_near_target(metrics, cfg)),
             ],
         )
 
-    traffic = traffic_assets(partitions, windows, HogflixSettings)
-    by_name = {a.key.to_user_string(): a for a in traffic}
+    return [hogflix_personas, hogflix_daily_metrics]
+
+
+def hogflix_resources() -> dict[str, object]:
+    """Return the HogFlix resources, bound to their environment variables (see ``sinks/config_files.py``)."""
+    return {
+        "hogflix_settings": from_env(HogflixSettings),
+        "hogflix_traffic": from_env(HogflixTrafficSettings),
+        "hogflix_posthog": from_env(PostHogEvents),
+        "hogflix_app_db": app_database_from_env(),
+        "hogflix_auth": from_env(SupabaseAuthAdmin),
+        "hogflix_flixbuddy": from_env(FlixBuddyClient),
+    }
+
+
+def hogflix_assets(start_date: str | None = None, end_date: str | None = None) -> list[dg.AssetsDefinition]:
+    """Return every HogFlix asset over daily partitions from ``start_date`` (and half-hourly windows)."""
+    partitions = daily_partitions(start_date, end_date)
+    windows = half_hourly(partitions.start.strftime("%Y-%m-%d"), end_date)
+    return [*lifecycle_assets(partitions), *traffic_assets(windows), *daily_assets(partitions)]
+
+
+def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg.Definitions:
+    """Return the HogFlix definitions over daily partitions from ``start_date``."""
+    assets = hogflix_assets(start_date, end_date)
     lifecycle_job = dg.define_asset_job(
         "hogflix_daily_lifecycle",
-        selection=dg.AssetSelection.assets(
-            hogflix_personas,
-            hogflix_daily_metrics,
-            by_name["hogflix_traffic_daily"],
-            by_name["hogflix_churn_cleanup"],
-        ),
-        partitions_def=partitions,
+        selection=dg.AssetSelection.assets(*DAILY_ASSETS),
         description=(
             "Advance the persona pool by one day, record the day's metrics and traffic, and clean up the "
             "users who churned (app rows and auth users)."
@@ -298,26 +226,15 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     )
     traffic_job = dg.define_asset_job(
         "hogflix_half_hourly_traffic",
-        selection=dg.AssetSelection.assets(
-            *(
-                by_name[n]
-                for n in (
-                    "hogflix_sessions",
-                    "hogflix_events",
-                    "hogflix_app_rows",
-                    "hogflix_flixbuddy_conversations",
-                )
-            )
-        ),  # fmt: skip
-        partitions_def=windows,
+        selection=dg.AssetSelection.assets(*HALF_HOURLY_ASSETS),
         description="Emit the sessions of the last 30 minutes: events, app rows and FlixBuddy chats.",
     )
     traffic_schedule = dg.build_schedule_from_partitioned_job(traffic_job, name="hogflix_every_30_minutes")
     return dg.Definitions(
-        assets=[hogflix_personas, hogflix_daily_metrics, *traffic],
+        assets=assets,
         jobs=[lifecycle_job, traffic_job],
         schedules=[daily_schedule, traffic_schedule],
-        resources={"hogflix_settings": HogflixSettings(), **traffic_resources()},
+        resources=hogflix_resources(),
     )
 
 

@@ -10,33 +10,37 @@ store beside the server tier's events and, when the sink is PostHog, delivers
 them there too.
 """
 
-import os
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.hogflix import checks
+from simulation_assets.core.hogflix.browser_events import BROWSER_EVENT_SCHEMA, events_frame
 from simulation_assets.core.hogflix.browser_plan import (
     PERSONA_COLUMNS,
     browser_plans,
     browser_session_mask,
 )
 from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA
-from simulation_assets.defs.hogflix_traffic import (
-    NETWORK_RETRY,
-    HogflixTrafficSettings,
-    TrafficReader,
-    _concat,
-)
-from simulation_assets.defs.metadata import md_table
+from simulation_assets.defs.hogflix_checks import check_specs, result
+from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL, daily_partitions
 from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.browser_bot import BrowserBot, BrowserRunReport, BrowserSession
 from simulation_assets.sinks.browser_events import BrowserEventsStore, forward
+from simulation_assets.sinks.config_files import from_env
+from simulation_assets.sinks.hogflix_state import (
+    HogflixSettings,
+    HogflixTrafficSettings,
+    TrafficReader,
+    concat_frames,
+)
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.posthog_events import PostHogEvents
-from simulation_assets.webapp.capture import BROWSER_EVENT_SCHEMA, events_frame, window_of
 
 GROUP = "hogflix"
 
@@ -44,14 +48,16 @@ GROUP = "hogflix"
 class HogflixBrowserTier(dg.ConfigurableResource):
     """Which share of sessions runs in browsers, and against which site."""
 
+    ENV: ClassVar[dict[str, str]] = {"share": "HOGFLIX_BROWSER_SHARE", "site_url": "HOGFLIX_SITE_URL"}
+
     share: float = Field(
-        default_factory=lambda: float(os.environ.get("HOGFLIX_BROWSER_SHARE", "0.1")),
+        default=0.1,
         ge=0.0,
         le=1.0,
         description="Share of each window's sessions played in real browsers ($HOGFLIX_BROWSER_SHARE).",
     )
     site_url: str = Field(
-        default_factory=lambda: os.environ.get("HOGFLIX_SITE_URL", ""),
+        default="",
         description="Site the browsers visit ($HOGFLIX_SITE_URL); empty: the reference app on loopback.",
     )
 
@@ -97,19 +103,14 @@ def run_browser_sessions(
     return report, events_frame(log.take())
 
 
-def identity_problems(report: BrowserRunReport) -> int:
-    """Count sessions whose SDK identity is not the persona's, or whose device changed since last time."""
-    bad = 0
-    for s in report.sessions:
-        if not s.ok:
-            continue
-        wrong_person = s.sdk_distinct_id != s.distinct_id
-        new_device = bool(s.previous_device_id) and s.sdk_device_id != s.previous_device_id
-        bad += int(wrong_person or new_device)
-    return bad
+def sessions_frame(report: BrowserRunReport) -> pl.DataFrame:
+    """Return the report's sessions as a frame with ``checks.BROWSER_SESSION_SCHEMA`` columns (and the rest)."""
+    if not report.sessions:
+        return pl.DataFrame(schema=checks.BROWSER_SESSION_SCHEMA)
+    return pl.DataFrame(report.rows()).cast({k: t for k, t in checks.BROWSER_SESSION_SCHEMA.items()})
 
 
-def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: type) -> list:
+def browser_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
     """Return the browser-tier asset over the half-hourly ``windows``."""
 
     @dg.asset(
@@ -121,10 +122,8 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: typ
         kinds={"playwright", "chromium", "posthog"},
         retry_policy=NETWORK_RETRY,
         pool="posthog",
-        check_specs=[
-            dg.AssetCheckSpec("every_browser_session_produced_events", asset="hogflix_browser_sessions"),
-            dg.AssetCheckSpec("persona_identities_persisted", asset="hogflix_browser_sessions"),
-        ],
+        metadata={COLUMN_SCHEMA: column_schema(BROWSER_EVENT_SCHEMA)},
+        check_specs=check_specs("hogflix_browser_sessions"),
         description=(
             "A stable share of the window's sessions played by personas in headless Chromium against the "
             "HogFlix site (default: the reference web app on loopback): same entry point, pages, videos, "
@@ -136,7 +135,7 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: typ
     )
     def hogflix_browser_sessions(
         context: dg.AssetExecutionContext,
-        hogflix_settings: settings_cls,  # type: ignore[valid-type]
+        hogflix_settings: HogflixSettings,
         hogflix_traffic: HogflixTrafficSettings,
         hogflix_posthog: PostHogEvents,
         hogflix_browser: BrowserBot,
@@ -172,25 +171,23 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: typ
         if local:  # another site stores its own events (the reference app served alone merges them in)
             target = BrowserEventsStore(store, hogflix_settings.dataset("browser_events"))
             for key in keys:
-                target.replace(key, events.filter(pl.col("partition_key") == key))
+                window_events = events.filter(pl.col("partition_key") == key)
+                target.replace(key, window_events)
+                context.add_asset_metadata(table_metadata(window_events), partition_key=key)
         delivery = forward(hogflix_posthog, events)
-        per_session = dict(events.group_by("synthetic_session").len().iter_rows()) if events.height else {}
-        silent = [
-            s.session_id
-            for s in report.sessions
-            if not s.ok or (per_session.get(s.session_id, 0) == 0 if local else s.capture_ok == 0)
-        ]
-        identity_bad = identity_problems(report)
+        played = sessions_frame(report)
         failures = [s for s in report.sessions if not s.ok]
         for s in failures:
             context.log.warning("browser session %s failed: %s (%s)", s.session_id, s.error, s.screenshot)
-        counts = events.group_by("event").len().sort("len", descending=True) if events.height else None
-        sessions_frame = _concat(all_sessions, SESSION_SCHEMA)
-        results = pl.DataFrame(report.rows()) if report.sessions else pl.DataFrame()
+        counts = (
+            dict(events.group_by("event").len().sort("len", descending=True).iter_rows())
+            if events.height
+            else {}
+        )
         return dg.MaterializeResult(
             metadata={
                 "windows": len(keys),
-                "sessions_in_windows": sessions_frame.height,
+                "sessions_in_windows": concat_frames(all_sessions, SESSION_SCHEMA).height,
                 "browser_sessions": len(items),
                 "share": hogflix_browser_tier.share,
                 "site": hogflix_browser_tier.site_url or "reference app on loopback",
@@ -206,15 +203,13 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: typ
                     for k, v in delivery.as_metadata().items()
                     if k in ("sink", "events_delivered")
                 },
-                "by_event": dg.MetadataValue.json(
-                    {} if counts is None else {r["event"]: r["len"] for r in counts.to_dicts()}
-                ),
+                "by_event": dg.MetadataValue.json(counts),
                 "sessions": md_table(
-                    results.select(
+                    played.select(
                         "session_id", "distinct_id", "ok", "pages", "capture_ok", "returning", "error"
                     )
-                    if results.height
-                    else results
+                    if played.height
+                    else played
                 ),
                 "preview": md_table(
                     events.select("timestamp", "event", "distinct_id", "$pathname", "$session_id")
@@ -223,24 +218,11 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: typ
                 ),
             },
             check_results=[
-                dg.AssetCheckResult(
-                    check_name="every_browser_session_produced_events",
-                    passed=not silent,
-                    metadata={
-                        "browser_sessions": len(report.sessions),
-                        "without_events": len(silent),
-                        "examples": dg.MetadataValue.json(silent[:10]),
-                    },  # fmt: skip
+                result(
+                    "every_browser_session_produced_events",
+                    checks.every_browser_session_produced_events(played, events, captured_locally=local),
                 ),
-                dg.AssetCheckResult(
-                    check_name="persona_identities_persisted",
-                    passed=identity_bad == 0,
-                    metadata={
-                        "sessions_checked": sum(s.ok for s in report.sessions),
-                        "returning_browsers": sum(s.returning for s in report.sessions),
-                        "identity_mismatches": identity_bad,
-                    },
-                ),
+                result("persona_identities_persisted", checks.persona_identities_persisted(played)),
             ],
         )
 
@@ -249,20 +231,17 @@ def browser_assets(windows: dg.TimeWindowPartitionsDefinition, settings_cls: typ
 
 def browser_resources() -> dict[str, object]:
     """Return the browser-tier resources, configured from the environment."""
-    return {"hogflix_browser": BrowserBot(), "hogflix_browser_tier": HogflixBrowserTier()}
+    return {"hogflix_browser": BrowserBot(), "hogflix_browser_tier": from_env(HogflixBrowserTier)}
 
 
 def build_defs() -> dg.Definitions:
     """Return the browser-tier definitions over the same half-hourly windows as the traffic tier."""
-    from simulation_assets.defs.hogflix import HogflixSettings
-
     daily = daily_partitions()
     windows = half_hourly(daily.start.strftime("%Y-%m-%d"))
-    assets = browser_assets(windows, HogflixSettings)
+    assets = browser_assets(windows)
     job = dg.define_asset_job(
         "hogflix_browser_traffic",
         selection=dg.AssetSelection.assets(*assets),
-        partitions_def=windows,
         description="Play a share of the last 30 minutes' sessions in headless Chromium.",
     )
     schedule = dg.build_schedule_from_partitioned_job(
@@ -273,4 +252,4 @@ def build_defs() -> dg.Definitions:
 
 defs = build_defs()
 
-__all__ = ["HogflixBrowserTier", "browser_assets", "browser_resources", "defs", "window_of"]
+__all__ = ["HogflixBrowserTier", "browser_assets", "browser_resources", "defs"]

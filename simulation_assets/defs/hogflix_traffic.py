@@ -1,178 +1,94 @@
-"""HogFlix traffic as Dagster assets: sessions and events every 30 minutes, app rows, FlixBuddy, cleanup.
+"""HogFlix traffic every 30 minutes as Dagster assets: sessions, events, app rows, FlixBuddy chats.
 
 The assets are built by ``traffic_assets`` and registered by ``defs/hogflix.py``
-together with the lifecycle, so one daily job can run lifecycle and cleanup.
-Every half-hourly asset accepts a range of windows in one run (a backfill is
-one run per chunk, not one per window) and every networked asset retries with
-backoff and jitter inside a concurrency pool.
+with the lifecycle. Every half-hourly asset accepts a range of windows in one
+run (a backfill is one run per day of windows, not one per window) and every
+networked asset retries with backoff and jitter inside a concurrency pool.
 """
 
 import datetime as dt
-import os
-from collections.abc import Iterable
-from pathlib import Path
+import logging
 
 import dagster as dg
-import numpy as np
 import polars as pl
-import yaml
-from pydantic import Field
 
+from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.app_rows import app_rows, pool_profiles
 from simulation_assets.core.hogflix.events import empty_events, session_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations
-from simulation_assets.core.hogflix.frames import to_frame
-from simulation_assets.core.hogflix.ids import uuid7_ms
-from simulation_assets.core.hogflix.lifecycle import day_number, step_day
-from simulation_assets.core.hogflix.sessions import (
-    SESSION_SCHEMA,
-    WINDOW_MS,
-    day_sessions,
-    window_key,
-    window_sessions,
-    window_start_ms,
-)
-from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS, TrafficConfig
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA
+from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS
+from simulation_assets.defs.hogflix_checks import check_specs, result
+from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL
+from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.app_db import HogflixAppDatabase
 from simulation_assets.sinks.flixbuddy import FlixBuddyClient
+from simulation_assets.sinks.hogflix_state import (
+    HogflixSettings,
+    HogflixTrafficSettings,
+    TrafficReader,
+    concat_frames,
+)
 from simulation_assets.sinks.local_store import LocalParquetStore
-from simulation_assets.sinks.posthog_events import PostHogEvents
+from simulation_assets.sinks.posthog_events import DeliveryReport, PostHogEvents
 from simulation_assets.sinks.supabase_auth import SupabaseAuthAdmin
 
 GROUP = "hogflix"
-SINGLE_RUN = dg.BackfillPolicy.single_run()
-NETWORK_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
+# One record per partition (or day of windows) done, for a caller in the same process that shows
+# progress, such as the CLI's progress bar; nothing is recorded when nobody listens.
+PROGRESS = logging.getLogger("simulation_assets.progress")
+PROGRESS.propagate = False
 
 
-class HogflixTrafficSettings(dg.ConfigurableResource):
-    """Overrides of the traffic numbers (``TrafficConfig``) from an optional YAML file."""
-
-    config_path: str = Field(
-        default_factory=lambda: os.environ.get("HOGFLIX_TRAFFIC_CONFIG", ""),
-        description="Optional YAML file with TrafficConfig overrides.",
-    )
-
-    def traffic(self) -> TrafficConfig:
-        """Return the validated traffic config."""
-        if not self.config_path:
-            return TrafficConfig()
-        path = Path(self.config_path)
-        if not path.exists():
-            raise ValueError(f"HOGFLIX_TRAFFIC_CONFIG file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a mapping of TrafficConfig fields")
-        return TrafficConfig(**loaded)
+def _counts(frame: pl.DataFrame, column: str, into: dict[str, int] | None = None) -> dict[str, int]:
+    """Return ``{value: rows}`` of ``column`` added to ``into`` (largest first)."""
+    totals = dict(into or {})
+    if frame.height:
+        for value, n in frame.group_by(column).len().iter_rows():
+            totals[value] = totals.get(value, 0) + n
+    return dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-# --------------------------------------------------------------------------- reading upstream data
+def _add(totals: dict[str, int], more: dict[str, int]) -> None:
+    for key, n in more.items():
+        totals[key] = totals.get(key, 0) + n
 
 
-# Persona days computed (not read) in this process, by (scenario, date): the same deterministic
-# table, so the four half-hourly assets of a run do not each replay the lifecycle.
-_COMPUTED_PERSONAS: dict[tuple[str, dt.date], pl.DataFrame] = {}
+def _rows_by_window(tables: dict[str, pl.DataFrame], keys: list[str]) -> dict[str, int]:
+    """Return, per window key, how many app rows of ``tables`` belong to it (0 for windows without rows)."""
+    rows = dict.fromkeys(keys, 0)
+    for frame in tables.values():
+        for key, n in frame.group_by("partition_key").len().iter_rows():
+            if key in rows:
+                rows[key] += n
+    return rows
 
 
-class TrafficReader:
-    """Reads (or, when absent, recomputes) persona days, sessions and events for a range of windows.
-
-    A half-hourly run may come before the daily run that stores the day's persona
-    table; the table is then computed from the last stored day with the same
-    deterministic step, so it equals what the daily asset will store.
-    """
-
-    def __init__(self, settings, traffic: TrafficConfig, store: LocalParquetStore) -> None:  # noqa: ANN001
-        self.settings = settings
-        self.traffic = traffic
-        self.store = store
-        self._personas: dict[dt.date, pl.DataFrame] = {}
-        self._day_sessions: dict[dt.date, pl.DataFrame] = {}
-
-    def personas(self, date: dt.date) -> pl.DataFrame | None:
-        """Return the persona table of ``date`` (None before the first simulated day)."""
-        from simulation_assets.defs.hogflix import load_state_before
-
-        if date in self._personas:
-            return self._personas[date]
-        if date < dt.date.fromisoformat(self.settings.start_date):
-            return None
-        dataset = self.settings.dataset("personas")
-        cache_key = (self.settings.scenario(), date)
-        if self.store.exists(dataset, date.isoformat()):
-            frame = self.store.read(dataset, date.isoformat())
-        elif cache_key in _COMPUTED_PERSONAS:
-            frame = _COMPUTED_PERSONAS[cache_key]
-        else:
-            day = day_number(date)
-            state = load_state_before(self.settings, self.store, day)
-            frame = to_frame(step_day(state, day, self.settings.lifecycle(), self.settings.seed))
-            if len(_COMPUTED_PERSONAS) >= 8:
-                _COMPUTED_PERSONAS.pop(next(iter(_COMPUTED_PERSONAS)))
-            _COMPUTED_PERSONAS[cache_key] = frame
-        self._personas[date] = frame
-        return frame
-
-    def sessions_of_day(self, date: dt.date) -> pl.DataFrame:
-        if date not in self._day_sessions:
-            personas = self.personas(date)
-            self._day_sessions[date] = (
-                pl.DataFrame(schema=SESSION_SCHEMA)
-                if personas is None
-                else day_sessions(personas, self.settings.seed, self.traffic)
-            )
-        return self._day_sessions[date]
-
-    def window_sessions(self, key: str) -> pl.DataFrame:
-        """Sessions starting in window ``key`` (a signup's visit may spill over from the day before)."""
-        start = window_start_ms(key)
-        date = dt.datetime.fromtimestamp(start / 1000, dt.UTC).date()
-        days = [self.sessions_of_day(date - dt.timedelta(days=1)), self.sessions_of_day(date)]
-        return window_sessions(days, start, start + WINDOW_MS)
-
-    def stored_or_sessions(self, key: str) -> pl.DataFrame:
-        dataset = self.settings.dataset("sessions")
-        if self.store.exists(dataset, key):
-            return self.store.read(dataset, key)
-        return self.window_sessions(key)
-
-    def stored_or_events(self, key: str) -> pl.DataFrame:
-        dataset = self.settings.dataset("events")
-        if self.store.exists(dataset, key):
-            return self.store.read(dataset, key)
-        return session_events(self.stored_or_sessions(key), self.settings.seed, self.traffic, key)
+def by_day(keys: list[str]) -> list[list[str]]:
+    """Group half-hourly keys by their day, so a range run holds one day of traffic in memory at a time."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key[:10], []).append(key)
+    return list(groups.values())
 
 
-def _concat(frames: Iterable[pl.DataFrame], schema: dict) -> pl.DataFrame:
-    parts = [f for f in frames if not f.is_empty()]
-    return pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(schema=schema)
+def _sum_reports(reports: list[DeliveryReport], mode: str) -> DeliveryReport:
+    total = DeliveryReport(mode=mode)
+    for r in reports:
+        total.events += r.events
+        total.batches += r.batches
+        total.retries += r.retries
+        total.historical_batches += r.historical_batches
+        total.bytes_sent += r.bytes_sent
+        total.seconds += r.seconds
+        for status, n in r.statuses.items():
+            total.statuses[status] = total.statuses.get(status, 0) + n
+    return total
 
 
-def _day_keys(date: dt.date) -> list[str]:
-    start = int(dt.datetime.combine(date, dt.time(), dt.UTC).timestamp() * 1000)
-    return [window_key(start + i * WINDOW_MS) for i in range(48)]
-
-
-def _hourly_plot(frame: pl.DataFrame, column: str, label: str) -> dg.MarkdownMetadataValue:
-    fig, ax = new_figure(7.0, 2.6)
-    hours = frame[column].dt.hour().to_numpy() if frame.height else np.array([], int)
-    ax.bar(range(24), np.bincount(hours, minlength=24), color="#1d4aff")
-    ax.set_xlabel("hour of day (UTC)")
-    ax.set_ylabel(label)
-    fig.tight_layout()
-    return figure_markdown(fig, label)
-
-
-# --------------------------------------------------------------------------- assets
-
-
-def traffic_assets(
-    daily: dg.DailyPartitionsDefinition, windows: dg.TimeWindowPartitionsDefinition, settings_cls: type
-) -> list:
-    """Return the traffic assets over ``windows`` (half-hourly) and ``daily`` partitions."""
+def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """Return the half-hourly traffic assets over ``windows``."""
 
     @dg.asset(
         name="hogflix_sessions",
@@ -181,7 +97,10 @@ def traffic_assets(
         backfill_policy=HALF_HOURLY_BACKFILL,
         deps=[dg.AssetDep("hogflix_personas", partition_mapping=dg.TimeWindowPartitionMapping())],
         kinds={"polars", "parquet"},
-        check_specs=[dg.AssetCheckSpec("session_ids_are_uuidv7_at_start", asset="hogflix_sessions")],
+        metadata={
+            COLUMN_SCHEMA: column_schema(SESSION_SCHEMA, not_null=["session_id"], unique=["session_id"])
+        },
+        check_specs=check_specs("hogflix_sessions"),
         description=(
             "One row per persona visit starting in the 30-minute window: the persona's lifecycle numbers "
             "for the day (videos, completion, ratings, watchlist, FlixBuddy) plus a UUIDv7 session id, "
@@ -190,38 +109,36 @@ def traffic_assets(
     )
     def hogflix_sessions(
         context: dg.AssetExecutionContext,
-        hogflix_settings: settings_cls,  # type: ignore[valid-type]
+        hogflix_settings: HogflixSettings,
         hogflix_traffic: HogflixTrafficSettings,
         store: LocalParquetStore,
     ) -> dg.MaterializeResult:
         reader = TrafficReader(hogflix_settings, hogflix_traffic.traffic(), store)
         dataset = hogflix_settings.dataset("sessions")
-        frames = []
-        for key in context.partition_keys:
-            frame = reader.window_sessions(key)
-            store.write(dataset, key, frame)
-            frames.append(frame)
-        all_sessions = _concat(frames, SESSION_SCHEMA)
-        bad_ids = 0
-        if all_sessions.height:
-            embedded = np.array([uuid7_ms(s) for s in all_sessions["session_id"].to_list()])
-            starts = all_sessions["session_start_at"].dt.epoch("ms").to_numpy()
-            versions = all_sessions["session_id"].str.slice(14, 1)
-            bad_ids = int(((embedded != starts) | (versions != "7").to_numpy()).sum())
-        entries = (
-            all_sessions.group_by("entry_point").len().sort("entry_point") if all_sessions.height else None
-        )
+        outcomes, entries = [], {}
+        sessions = pl.DataFrame(schema=SESSION_SCHEMA)
+        totals = {"sessions": 0, "signups": 0, "videos": 0}
+        for day in by_day(context.partition_keys):
+            frames = []
+            for key in day:
+                frame = reader.window_sessions(key)
+                store.write(dataset, key, frame)
+                context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
+                frames.append(frame)
+            sessions = concat_frames(frames, SESSION_SCHEMA)
+            outcomes.append(checks.session_ids_are_uuidv7_at_start(sessions))
+            entries = _counts(sessions, "entry_point", entries)
+            totals["sessions"] += sessions.height
+            totals["signups"] += int(sessions["is_signup"].sum())
+            totals["videos"] += int(sessions["videos"].sum())
+            PROGRESS.info(day[0][:10], extra={"asset": "hogflix_sessions", "partitions": len(day)})
         return dg.MaterializeResult(
             metadata={
                 "windows": len(context.partition_keys),
-                "sessions": all_sessions.height,
-                "signups": int(all_sessions["is_signup"].sum()) if all_sessions.height else 0,
-                "videos": int(all_sessions["videos"].sum()) if all_sessions.height else 0,
-                "by_entry_point": dg.MetadataValue.json(
-                    {} if entries is None else {r["entry_point"]: r["len"] for r in entries.to_dicts()}
-                ),
+                **totals,
+                "by_entry_point": dg.MetadataValue.json(entries),
                 "preview": md_table(
-                    all_sessions.select(
+                    sessions.select(
                         "session_start_at",
                         "distinct_id",
                         "state",
@@ -232,16 +149,10 @@ def traffic_assets(
                         "listing_pages",
                         "ratings",
                         "flixbuddy",
-                    )  # fmt: skip
-                ),
+                    )
+                ),  # fmt: skip
             },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="session_ids_are_uuidv7_at_start",
-                    passed=bad_ids == 0,
-                    metadata={"sessions": all_sessions.height, "bad_session_ids": bad_ids},
-                )
-            ],
+            check_results=[result("session_ids_are_uuidv7_at_start", checks.all_of(outcomes))],
         )
 
     @dg.asset(
@@ -251,12 +162,10 @@ def traffic_assets(
         backfill_policy=HALF_HOURLY_BACKFILL,
         deps=[hogflix_sessions],
         kinds={"polars", "parquet", "posthog"},
+        metadata={COLUMN_SCHEMA: column_schema(empty_events().schema, not_null=["uuid"], unique=["uuid"])},
         retry_policy=NETWORK_RETRY,
         pool="posthog",
-        check_specs=[
-            dg.AssetCheckSpec("event_uuids_unique", asset="hogflix_events"),
-            dg.AssetCheckSpec("session_start_not_after_first_event", asset="hogflix_events"),
-        ],
+        check_specs=check_specs("hogflix_events"),
         description=(
             "PostHog-shaped product events of the window's sessions ($pageview, $pageleave, $identify, "
             "video_*, watchlist_added, flixbuddy_interaction, support_ticket_created) with deterministic "
@@ -266,7 +175,7 @@ def traffic_assets(
     )
     def hogflix_events(
         context: dg.AssetExecutionContext,
-        hogflix_settings: settings_cls,  # type: ignore[valid-type]
+        hogflix_settings: HogflixSettings,
         hogflix_traffic: HogflixTrafficSettings,
         hogflix_posthog: PostHogEvents,
         store: LocalParquetStore,
@@ -275,49 +184,34 @@ def traffic_assets(
         traffic = hogflix_traffic.traffic()
         reader = TrafficReader(hogflix_settings, traffic, store)
         dataset = hogflix_settings.dataset("events")
-        frames = []
-        for key in context.partition_keys:
-            sessions = reader.stored_or_sessions(key)
-            frame = session_events(sessions, hogflix_settings.seed, traffic, key)
-            store.write(dataset, key, frame)
-            frames.append(frame)
-        events = _concat(frames, empty_events().schema)
-        report = hogflix_posthog.deliver(events)
-        context.log.info("events: %d in %d windows, sink %s", events.height, len(frames), report.mode)
-        duplicates = events.height - events["uuid"].n_unique() if events.height else 0
-        late_sessions = 0
-        if events.height:
-            first = events.group_by("$session_id").agg(
-                pl.col("timestamp").min().dt.epoch("ms").alias("first")
-            )
-            embedded = np.array([uuid7_ms(s) for s in first["$session_id"].to_list()])
-            late_sessions = int((embedded > first["first"].to_numpy()).sum())
-        counts = events.group_by("event").len().sort("len", descending=True) if events.height else None
+        unique, ordered, reports, by_event = [], [], [], {}
+        events = empty_events()
+        for day in by_day(context.partition_keys):
+            frames = []
+            for key in day:
+                frame = session_events(reader.stored_or_sessions(key), hogflix_settings.seed, traffic, key)
+                store.write(dataset, key, frame)
+                context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
+                frames.append(frame)
+            events = concat_frames(frames, empty_events().schema)
+            reports.append(hogflix_posthog.deliver(events))
+            unique.append(checks.event_uuids_unique(events))
+            ordered.append(checks.session_start_not_after_first_event(events))
+            by_event = _counts(events, "event", by_event)
+        report = _sum_reports(reports, hogflix_posthog.mode)
         return dg.MaterializeResult(
             metadata={
                 "windows": len(context.partition_keys),
-                "events": events.height,
+                "events": sum(by_event.values()),
                 **report.as_metadata(),
-                "by_event": dg.MetadataValue.json(
-                    {} if counts is None else {r["event"]: r["len"] for r in counts.to_dicts()}
-                ),
+                "by_event": dg.MetadataValue.json(by_event),
                 "preview": md_table(
                     events.select("timestamp", "event", "distinct_id", "$pathname", "video_title")
-                    if events.height
-                    else events
                 ),
             },
             check_results=[
-                dg.AssetCheckResult(
-                    check_name="event_uuids_unique",
-                    passed=duplicates == 0,
-                    metadata={"events": events.height, "duplicate_uuids": duplicates},
-                ),
-                dg.AssetCheckResult(
-                    check_name="session_start_not_after_first_event",
-                    passed=late_sessions == 0,
-                    metadata={"sessions_with_uuid_time_after_first_event": late_sessions},
-                ),
+                result("event_uuids_unique", checks.all_of(unique)),
+                result("session_start_not_after_first_event", checks.all_of(ordered)),
             ],
         )
 
@@ -330,10 +224,7 @@ def traffic_assets(
         kinds={"duckdb", "postgres", "supabase"},
         retry_policy=NETWORK_RETRY,
         pool="app_db",
-        check_specs=[
-            dg.AssetCheckSpec("no_orphan_rows", asset="hogflix_app_rows"),
-            dg.AssetCheckSpec("rows_match_events", asset="hogflix_app_rows"),
-        ],
+        check_specs=check_specs("hogflix_app_rows"),
         description=(
             "App-database rows of the windows' sessions: profiles and subscriptions (first visit), watch "
             "progress per played video, ratings, watchlist additions and support tickets; written to "
@@ -342,7 +233,7 @@ def traffic_assets(
     )
     def hogflix_app_rows(
         context: dg.AssetExecutionContext,
-        hogflix_settings: settings_cls,  # type: ignore[valid-type]
+        hogflix_settings: HogflixSettings,
         hogflix_traffic: HogflixTrafficSettings,
         hogflix_app_db: HogflixAppDatabase,
         hogflix_auth: SupabaseAuthAdmin,
@@ -350,57 +241,41 @@ def traffic_assets(
     ) -> dg.MaterializeResult:
         hogflix_app_db.validate_config()
         reader = TrafficReader(hogflix_settings, hogflix_traffic.traffic(), store)
-        keys = context.partition_keys
-        sessions = _concat((reader.stored_or_sessions(k) for k in keys), SESSION_SCHEMA)
-        events = _concat((reader.stored_or_events(k) for k in keys), empty_events().schema)
-        tables = app_rows(sessions, events, hogflix_settings.seed)
-        # The first window of a day also makes sure the whole pool has its account rows.
-        for key in (k for k in keys if k.endswith("-00:00")):
-            personas = reader.personas(dt.date.fromisoformat(key[:10]))
-            if personas is not None:
-                pool = pool_profiles(personas, key, hogflix_settings.seed)
-                for name, frame in pool.items():
-                    tables[name] = pl.concat([tables[name], frame]).unique(
-                        "id", keep="first", maintain_order=True
-                    )
-        result = hogflix_app_db.write(tables, keys)
-        auth = hogflix_auth.create_users(
-            result["new_profiles"].join(
+        matched, inserted, replaced, auth = [], {}, {}, {}
+        for day in by_day(context.partition_keys):
+            sessions = concat_frames((reader.stored_or_sessions(k) for k in day), SESSION_SCHEMA)
+            events = concat_frames((reader.stored_or_events(k) for k in day), empty_events().schema)
+            tables = app_rows(sessions, events, hogflix_settings.seed)
+            if day[0].endswith("-00:00"):  # a day's first window also gives the whole pool its account rows
+                personas = reader.personas(dt.date.fromisoformat(day[0][:10]))
+                if personas is not None:
+                    # Pool rows first: as when the windows run one by one, an account made at 00:00
+                    # keeps that window's key when the persona visits later in the day.
+                    for name, frame in pool_profiles(personas, day[0], hogflix_settings.seed).items():
+                        tables[name] = pl.concat([frame, tables[name]]).unique(
+                            "id", keep="first", maintain_order=True
+                        )
+            written = hogflix_app_db.write(tables, day)
+            for key, rows in _rows_by_window(tables, day).items():
+                context.add_asset_metadata(table_metadata(rows=rows), partition_key=key)
+            new_users = written["new_profiles"].join(
                 tables["profiles"].select("id", "plan", "display_name"), on="id", how="left"
             )
-        )
-        orphans = hogflix_app_db.orphan_rows()
-        expected = {
-            "video_ratings": int((events["event"] == "video_rated").sum()) if events.height else 0,
-            "user_watchlist": int((events["event"] == "watchlist_added").sum()) if events.height else 0,
-            "support_tickets": int((events["event"] == "support_ticket_created").sum())
-            if events.height
-            else 0,
-            "watch_progress": int((events["event"] == "video_started").sum()) if events.height else 0,
-        }
-        written = {t: tables[t].height for t in expected}
+            _add(auth, hogflix_auth.create_users(new_users))
+            _add(inserted, written["inserted"])
+            _add(replaced, written["replaced"])
+            matched.append(checks.rows_match_events(tables, events))
         return dg.MaterializeResult(
             metadata={
-                "windows": len(keys),
+                "windows": len(context.partition_keys),
                 "database": hogflix_app_db.location(),
-                "inserted": dg.MetadataValue.json(result["inserted"]),
-                "replaced": dg.MetadataValue.json(result["replaced"]),
+                "inserted": dg.MetadataValue.json(inserted),
+                "replaced": dg.MetadataValue.json(replaced),
                 "auth_users": dg.MetadataValue.json(auth),
             },
             check_results=[
-                dg.AssetCheckResult(
-                    check_name="no_orphan_rows",
-                    passed=sum(orphans.values()) == 0,
-                    metadata={"orphans": dg.MetadataValue.json(orphans)},
-                ),
-                dg.AssetCheckResult(
-                    check_name="rows_match_events",
-                    passed=written == expected,
-                    metadata={
-                        "rows": dg.MetadataValue.json(written),
-                        "events": dg.MetadataValue.json(expected),
-                    },
-                ),
+                result("no_orphan_rows", checks.no_orphan_rows(hogflix_app_db.orphan_rows())),
+                result("rows_match_events", checks.all_of(matched)),
             ],
         )
 
@@ -413,9 +288,7 @@ def traffic_assets(
         kinds={"httpx", "duckdb", "postgres"},
         retry_policy=NETWORK_RETRY,
         pool="flixbuddy",
-        check_specs=[
-            dg.AssetCheckSpec("questions_from_templates_within_cap", asset="hogflix_flixbuddy_conversations")
-        ],
+        check_specs=check_specs("hogflix_flixbuddy_conversations"),
         description=(
             "FlixBuddy chats of the windows: one conversation per flixbuddy_interaction event (10 % of "
             "active users), a template question, the assistant's reply (built-in responder or the HTTP "
@@ -424,7 +297,7 @@ def traffic_assets(
     )
     def hogflix_flixbuddy_conversations(
         context: dg.AssetExecutionContext,
-        hogflix_settings: settings_cls,  # type: ignore[valid-type]
+        hogflix_settings: HogflixSettings,
         hogflix_traffic: HogflixTrafficSettings,
         hogflix_app_db: HogflixAppDatabase,
         hogflix_flixbuddy: FlixBuddyClient,
@@ -432,211 +305,45 @@ def traffic_assets(
     ) -> dg.MaterializeResult:
         traffic = hogflix_traffic.traffic()
         reader = TrafficReader(hogflix_settings, traffic, store)
-        keys = context.partition_keys
-        sessions = _concat((reader.stored_or_sessions(k) for k in keys), SESSION_SCHEMA)
-        events = _concat((reader.stored_or_events(k) for k in keys), empty_events().schema)
-        cap = min(traffic.flixbuddy_max_per_run, hogflix_flixbuddy.max_per_run)
-        asked = conversations(events, sessions, max_per_run=cap)
-        replies, report = hogflix_flixbuddy.answer(asked, traffic.catalog_size)
-        chats = chat_rows(asked, replies, hogflix_settings.seed)
-        hogflix_app_db.write(chats, keys)
         dataset = hogflix_settings.dataset("flixbuddy")
-        stored = asked.with_columns(pl.Series("reply", replies, dtype=pl.String))
-        for key in keys:
-            store.write(dataset, key, stored.filter(pl.col("partition_key") == key))
-        unknown = int((~asked["question"].is_in(list(FLIXBUDDY_QUESTIONS))).sum()) if asked.height else 0
-        return dg.MaterializeResult(
-            metadata={
-                "conversations": asked.height,
-                "responder": report.mode,
-                "calls": report.calls,
-                "retries": report.retries,
-                "unanswered_over_cap": report.skipped_over_cap,
-                "preview": md_table(stored.select("asked_at", "question", "reply")),
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="questions_from_templates_within_cap",
-                    passed=unknown == 0 and report.calls <= cap,
-                    metadata={"unknown_questions": unknown, "calls": report.calls, "cap": cap},
+        # The specification caps FlixBuddy at 50 calls per script run, and its script runs every
+        # 30 minutes: the cap applies to each window of a range run.
+        cap = min(traffic.flixbuddy_max_per_run, hogflix_flixbuddy.max_per_run)
+        outcomes, totals, asked = (
+            [],
+            {"conversations": 0, "calls": 0, "retries": 0, "unanswered_over_cap": 0},
+            None,
+        )
+        mode = ""
+        for day in by_day(context.partition_keys):
+            chats = []
+            for key in day:
+                asked = conversations(
+                    reader.stored_or_events(key), reader.stored_or_sessions(key), max_per_run=cap
                 )
-            ],
-        )
-
-    @dg.asset(
-        name="hogflix_traffic_daily",
-        group_name=GROUP,
-        partitions_def=daily,
-        backfill_policy=SINGLE_RUN,
-        deps=[
-            dg.AssetDep(hogflix_sessions, partition_mapping=dg.TimeWindowPartitionMapping()),
-            dg.AssetDep(hogflix_events, partition_mapping=dg.TimeWindowPartitionMapping()),
-        ],
-        kinds={"polars"},
-        check_specs=[
-            dg.AssetCheckSpec("sessions_per_day_in_range", asset="hogflix_traffic_daily"),
-            dg.AssetCheckSpec("events_per_day_in_range", asset="hogflix_traffic_daily"),
-            dg.AssetCheckSpec("event_uuids_unique_per_day", asset="hogflix_traffic_daily"),
-        ],
-        description=(
-            "Traffic of each day (its 48 windows; windows not materialized are generated in memory the "
-            "same way): sessions, events, FlixBuddy questions, tickets, and the hour-of-day profile."
-        ),
-    )
-    def hogflix_traffic_daily(
-        context: dg.AssetExecutionContext,
-        hogflix_settings: settings_cls,  # type: ignore[valid-type]
-        hogflix_traffic: HogflixTrafficSettings,
-        store: LocalParquetStore,
-    ) -> dg.MaterializeResult:
-        traffic = hogflix_traffic.traffic()
-        reader = TrafficReader(hogflix_settings, traffic, store)
-        rows = []
-        duplicates = 0
-        last_sessions = pl.DataFrame(schema=SESSION_SCHEMA)
-        for key in context.partition_keys:
-            keys = _day_keys(dt.date.fromisoformat(key))
-            sessions = _concat((reader.stored_or_sessions(k) for k in keys), SESSION_SCHEMA)
-            events = _concat((reader.stored_or_events(k) for k in keys), empty_events().schema)
-            duplicates += events.height - (events["uuid"].n_unique() if events.height else 0)
-            by_event = dict(events.group_by("event").len().iter_rows()) if events.height else {}
-            count = by_event.get
-            rows.append(
-                {
-                    "date": dt.date.fromisoformat(key),
-                    "sessions": sessions.height,
-                    "events": events.height,
-                    "pageviews": count("$pageview", 0),
-                    "videos_started": count("video_started", 0),
-                    "ratings": count("video_rated", 0),
-                    "flixbuddy_chats": count("flixbuddy_interaction", 0),
-                    "support_tickets": count("support_ticket_created", 0),
-                    "signups": count("$identify", 0),
-                }
-            )
-            last_sessions = sessions
-        daily_frame = pl.DataFrame(rows)
-        for row in daily_frame.iter_slices(1):
-            store.write(hogflix_settings.dataset("traffic_daily"), row["date"][0].isoformat(), row)
-        pool = hogflix_settings.persona_pool
-        s_low, s_high = traffic.scaled_range(traffic.sessions_per_day, pool)
-        e_low, e_high = traffic.scaled_range(traffic.events_per_day, pool)
-        s_ok = daily_frame["sessions"].is_between(s_low, s_high)
-        e_ok = daily_frame["events"].is_between(e_low, e_high)
-        return dg.MaterializeResult(
-            metadata={
-                "days": daily_frame.height,
-                "mean_sessions": float(daily_frame["sessions"].mean()),
-                "mean_events": float(daily_frame["events"].mean()),
-                "mean_flixbuddy_chats": float(daily_frame["flixbuddy_chats"].mean()),
-                "days_table": md_table(daily_frame.tail(10)),
-                "sessions_by_hour_last_day": _hourly_plot(last_sessions, "session_start_at", "sessions"),
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="sessions_per_day_in_range",
-                    passed=bool(s_ok.all()),
-                    metadata={"range": f"{s_low}-{s_high}", "days_outside": int((~s_ok).sum())},
-                ),
-                dg.AssetCheckResult(
-                    check_name="events_per_day_in_range",
-                    passed=bool(e_ok.all()),
-                    metadata={"range": f"{e_low}-{e_high}", "days_outside": int((~e_ok).sum())},
-                ),
-                dg.AssetCheckResult(
-                    check_name="event_uuids_unique_per_day",
-                    passed=duplicates == 0,
-                    metadata={"duplicate_uuids": duplicates},
-                ),
-            ],
-        )
-
-    @dg.asset(
-        name="hogflix_churn_cleanup",
-        group_name=GROUP,
-        partitions_def=daily,
-        backfill_policy=SINGLE_RUN,
-        deps=["hogflix_personas", hogflix_traffic_daily],
-        kinds={"duckdb", "postgres", "supabase"},
-        retry_policy=NETWORK_RETRY,
-        pool="app_db",
-        check_specs=[dg.AssetCheckSpec("cleanup_touched_only_synthetic", asset="hogflix_churn_cleanup")],
-        description=(
-            "Removes the personas churned that day and marked for cleanup (90 % of them): their rows in "
-            "every app table and their auth user. Only synthetic rows are ever matched."
-        ),
-    )
-    def hogflix_churn_cleanup(
-        context: dg.AssetExecutionContext,
-        hogflix_settings: settings_cls,  # type: ignore[valid-type]
-        hogflix_traffic: HogflixTrafficSettings,
-        hogflix_app_db: HogflixAppDatabase,
-        hogflix_auth: SupabaseAuthAdmin,
-        store: LocalParquetStore,
-    ) -> dg.MaterializeResult:
-        reader = TrafficReader(hogflix_settings, hogflix_traffic.traffic(), store)
-        totals: dict[str, int] = {}
-        auth_totals: dict[str, int] = {}
-        marked = 0
-        untouched = True
-        records = []
-        for key in context.partition_keys:
-            personas = reader.personas(dt.date.fromisoformat(key))
-            gone = personas.filter(pl.col("marked_for_cleanup") & pl.col("is_synthetic"))
-            ids = gone["user_id"].to_list()
-            marked += len(ids)
-            result = hogflix_app_db.delete_users(ids)
-            auth = hogflix_auth.delete_users(ids)
-            untouched &= result["non_synthetic_before"] == result["non_synthetic_after"]
-            for table, n in result["deleted"].items():
-                totals[table] = totals.get(table, 0) + n
-            for k, n in auth.items():
-                auth_totals[k] = auth_totals.get(k, 0) + n
-            records.append({"date": key, "users": len(ids), "rows_deleted": sum(result["deleted"].values())})
-            store.write(
-                hogflix_settings.dataset("cleanup"),
-                key,
-                gone.select("distinct_id", "user_id", "email", "churned_at").with_columns(
-                    pl.lit(sum(result["deleted"].values())).alias("rows_deleted_that_day")
-                ),
-            )
-        return dg.MaterializeResult(
-            metadata={
-                "days": len(context.partition_keys),
-                "users_cleaned": marked,
-                "rows_deleted": dg.MetadataValue.json(totals),
-                "auth_users": dg.MetadataValue.json(auth_totals),
-                "database": hogflix_app_db.location(),
-                "by_day": md_table(pl.DataFrame(records)),
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="cleanup_touched_only_synthetic",
-                    passed=untouched and auth_totals.get("refused_non_synthetic", 0) == 0,
-                    metadata={
-                        "non_synthetic_rows_unchanged": untouched,
-                        "auth_refused_non_synthetic": auth_totals.get("refused_non_synthetic", 0),
-                    },
+                replies, report = hogflix_flixbuddy.answer(asked, traffic.catalog_size)
+                stored = asked.with_columns(pl.Series("reply", replies, dtype=pl.String))
+                store.write(dataset, key, stored)
+                context.add_asset_metadata(table_metadata(stored), partition_key=key)
+                chats.append((asked, replies))
+                outcomes.append(
+                    checks.questions_from_templates_within_cap(asked, FLIXBUDDY_QUESTIONS, report.calls, cap)
                 )
+                mode = report.mode
+                totals["conversations"] += asked.height
+                totals["calls"] += report.calls
+                totals["retries"] += report.retries
+                totals["unanswered_over_cap"] += report.skipped_over_cap
+                asked = stored
+            day_asked = pl.concat([a for a, _ in chats])
+            day_replies = [r for _, replies in chats for r in replies]
+            hogflix_app_db.write(chat_rows(day_asked, day_replies, hogflix_settings.seed), day)
+        preview = asked.select("asked_at", "question", "reply") if asked is not None else pl.DataFrame()
+        return dg.MaterializeResult(
+            metadata={**totals, "responder": mode, "preview": md_table(preview)},
+            check_results=[
+                result("questions_from_templates_within_cap", checks.all_of(outcomes, unit="windows"))
             ],
         )
 
-    return [
-        hogflix_sessions,
-        hogflix_events,
-        hogflix_app_rows,
-        hogflix_flixbuddy_conversations,
-        hogflix_traffic_daily,
-        hogflix_churn_cleanup,
-    ]
-
-
-def traffic_resources() -> dict[str, object]:
-    """Return the traffic resources, configured from the environment."""
-    return {
-        "hogflix_traffic": HogflixTrafficSettings(),
-        "hogflix_posthog": PostHogEvents(),
-        "hogflix_app_db": HogflixAppDatabase(),
-        "hogflix_auth": SupabaseAuthAdmin(),
-        "hogflix_flixbuddy": FlixBuddyClient(),
-    }
+    return [hogflix_sessions, hogflix_events, hogflix_app_rows, hogflix_flixbuddy_conversations]

@@ -4,9 +4,74 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 import polars as pl
+
+ROW_COUNT = "dagster/row_count"
+COLUMN_SCHEMA = "dagster/column_schema"
+
+
+def type_name(dtype: pl.DataType) -> str:
+    """Return the column type as the UI shows it (Polars' name, e.g. ``Int64``, ``Datetime(time_unit='ms', time_zone='UTC')``)."""
+    return repr(dtype) if not isinstance(dtype, pl.Enum) else f"Enum({', '.join(dtype.categories.to_list())})"
+
+
+def column_schema(
+    schema: Mapping[str, pl.DataType] | pl.Schema,
+    descriptions: Mapping[str, str] | None = None,
+    not_null: Iterable[str] = (),
+    unique: Iterable[str] = (),
+) -> dg.TableSchema:
+    """Return the ``dagster/column_schema`` of a table from its Polars schema (``core/*/schema.py``).
+
+    ``descriptions`` maps column names to a line of text; ``not_null`` and ``unique`` name
+    columns whose constraints the UI should show (e.g. the primary key).
+    """
+    descriptions = descriptions or {}
+    not_null, unique = set(not_null), set(unique)
+    unknown = (set(descriptions) | not_null | unique) - set(schema)
+    if unknown:
+        raise ValueError(f"column_schema: {sorted(unknown)} are not columns of the schema")
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=name,
+                type=type_name(dtype),
+                description=descriptions.get(name),
+                constraints=dg.TableColumnConstraints(nullable=name not in not_null, unique=name in unique),
+            )
+            for name, dtype in schema.items()
+        ]
+    )
+
+
+def table_metadata(
+    frame: pl.DataFrame | pl.LazyFrame | None = None,
+    *,
+    rows: int | None = None,
+    schema: Mapping[str, pl.DataType] | pl.Schema | dg.TableSchema | None = None,
+) -> dict[str, object]:
+    """Return the standard ``dagster/row_count`` and ``dagster/column_schema`` entries of a table.
+
+    Counts ``frame``'s rows unless ``rows`` is given (e.g. a table written in chunks);
+    the column schema is ``schema`` (a Polars schema from ``core/*/schema.py``, or a
+    ready ``dg.TableSchema``), else ``frame``'s own. Costs nothing beyond the frame
+    already in memory.
+    """
+    out: dict[str, object] = {}
+    if rows is None and isinstance(frame, pl.DataFrame):
+        rows = frame.height
+    if rows is not None:
+        out[ROW_COUNT] = dg.MetadataValue.int(int(rows))
+    if schema is None and frame is not None:
+        schema = frame.collect_schema()
+    if schema is not None:
+        out[COLUMN_SCHEMA] = dg.MetadataValue.table_schema(
+            schema if isinstance(schema, dg.TableSchema) else column_schema(schema)
+        )
+    return out
 
 
 def md_table(frame: pl.DataFrame, max_rows: int = 10) -> dg.MarkdownMetadataValue:

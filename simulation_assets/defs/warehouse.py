@@ -1,82 +1,90 @@
-"""Synthetic warehouse as Dagster assets: one asset per raw table, the load into DuckDB/PostgreSQL, the catalog.
+"""Synthetic warehouse as Dagster assets: one asset per raw table, the load into DuckDB/PostgreSQL, its checks,
+the catalog and the dbt models (``warehouse_dbt.py``).
 
-Every table asset is partitioned by environment (dev, qa, prod); the big tables are
-also split into chunk partitions (``env`` x ``chunk``), so a PROD backfill fans out
-over many small, independent runs. The load asset (pool ``warehouse_load``) puts
-every table into schema ``raw`` and runs the integrity checks; dbt models build on
-top (see ``warehouse_dbt.py``).
+Every table asset is partitioned by environment (dev, qa, prod); the big tables are also split into
+chunk partitions (``env`` x ``part``), so a PROD backfill fans out over many small, independent runs,
+while a run over a range of one environment's chunks (what ``simulate warehouse`` launches) writes
+them all, spread over ``WarehouseSettings.workers`` processes. The load asset (pool
+``warehouse_load``) puts the tables into schema ``raw``; the checks on the loaded tables run next,
+and the blocking ones (keys, foreign keys, temporal order, row counts) stop dbt when they fail. The
+checks' computation lives in ``core/warehouse/checks.py``; this module only declares and runs them.
 """
 
-import hashlib
+import functools
 import json
-import os
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import polars as pl
-import yaml
-from dagster_dbt import (
-    DagsterDbtTranslator,
-    DagsterDbtTranslatorSettings,
-    DbtCliResource,
-    DbtProject,
-    dbt_assets,
-)
 from pydantic import Field
 
+from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.warehouse import schema
-from simulation_assets.core.warehouse.catalog import BASELINE_METRICS, catalog_markdown
-from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
+from simulation_assets.core.warehouse.catalog import catalog_markdown, summary_statistics
+from simulation_assets.core.warehouse.checks import CheckResult, rows_match_spec, warehouse_checks
+from simulation_assets.core.warehouse.config import ENVIRONMENTS, WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generate import Warehouse
-from simulation_assets.core.warehouse.integrity import distribution_checks, integrity_checks
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.core.warehouse.sampling import chunk_bounds
+from simulation_assets.defs.metadata import (
+    column_schema,
+    figure_markdown,
+    md_table,
+    new_figure,
+    table_metadata,
+)
 from simulation_assets.defs.partitions import environment_partitions
+from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.defs.warehouse_dbt import DBT_RESOURCE, warehouse_dbt_models
+from simulation_assets.sinks.config_files import from_env, load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
-from simulation_assets.sinks.warehouse_database import WarehouseDatabase
-from simulation_assets.sinks.warehouse_dbt import DBT_DIR, dbt_executable, ensure_manifest, environment
-from simulation_assets.sinks.warehouse_parquet import chunk_path, table_paths, write_frame
+from simulation_assets.sinks.warehouse_database import WarehouseDatabase, database_from_env
+from simulation_assets.sinks.warehouse_parquet import chunk_path, rows_on_disk, table_paths, write_chunks
 
 GROUP = "warehouse"
 RAW_PREFIX = "warehouse_raw"
-DB_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+CHUNK_DIMENSION = "part"  # sorts after "env", so one environment's chunks form one contiguous key range
 
 
 class WarehouseSettings(dg.ConfigurableResource):
-    """Seed and optional distribution overrides of the synthetic warehouse."""
+    """Seed, optional distribution overrides and where the Parquet files of the synthetic warehouse go."""
 
-    seed: int = Field(default_factory=lambda: int(os.environ.get("SIMULATION_SEED", "42")))
-    config_path: str = Field(
-        default_factory=lambda: os.environ.get("WAREHOUSE_CONFIG", ""),
-        description="Optional YAML file with WarehouseConfig overrides.",
+    ENV: ClassVar[dict[str, str]] = {"seed": "SIMULATION_SEED", "config_path": "WAREHOUSE_CONFIG"}
+
+    seed: int = 42
+    config_path: str = Field(default="", description="Optional YAML file with WarehouseConfig overrides.")
+    files_dir: str = Field(
+        default="",
+        description="Folder of the Parquet files (the command line's --output); empty means "
+        "<data dir>/warehouse/<seed and configuration>/<env>.",
+    )
+    workers: int = Field(
+        default=1, ge=1, description="Processes a run covering several chunks of a table spreads them over."
     )
 
     def config(self) -> WarehouseConfig:
-        if not self.config_path:
-            return WarehouseConfig()
-        path = Path(self.config_path)
-        if not path.exists():
-            raise ValueError(f"WAREHOUSE_CONFIG file not found: {path}")
-        return WarehouseConfig(**(yaml.safe_load(path.read_text()) or {}))
+        """Return the validated warehouse config (defaults, then the YAML file's overrides)."""
+        return load_config(WarehouseConfig, self.config_path or None, source="WAREHOUSE_CONFIG")
 
     def scenario(self) -> str:
-        blob = json.dumps(self.config().model_dump(mode="json"), sort_keys=True)
-        return f"seed{self.seed}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+        """Return the store folder name of this seed and configuration."""
+        return scenario_key(f"seed{self.seed}", self.config().model_dump(mode="json"))
 
     def files_root(self, store: LocalParquetStore, env: str) -> Path:
         """Return the Parquet folder of ``env`` for this seed and configuration."""
+        if self.files_dir:
+            return Path(self.files_dir).expanduser().resolve()
         return store.root() / "warehouse" / self.scenario() / env
 
     def generator(self, env: str) -> Warehouse:
-        key = (self.seed, env, self.scenario())
-        cached = _GENERATORS.get(key)
-        if cached is None:
-            _GENERATORS.clear()  # keep one environment's parent tables in memory at a time
-            cached = _GENERATORS[key] = Warehouse(self.seed, env, self.config())
-        return cached
+        """Return the environment's generator (kept in memory: its parent tables serve every chunk)."""
+        return _generator(self.seed, env, self.config().model_dump_json())
 
 
-_GENERATORS: dict[tuple, Warehouse] = {}
+@functools.lru_cache(maxsize=1)  # one environment's parent tables in memory at a time
+def _generator(seed: int, env: str, config_json: str) -> Warehouse:
+    return Warehouse(seed, env, WarehouseConfig.model_validate_json(config_json))
 
 
 def table_key(table: str) -> dg.AssetKey:
@@ -87,41 +95,58 @@ def raw_key(table: str) -> dg.AssetKey:
     return dg.AssetKey([RAW_PREFIX, table])
 
 
-_CHUNK_PARTITIONS: dict[int, dg.MultiPartitionsDefinition] = {}
+@functools.cache
+def chunk_partitions(chunks: int) -> dg.MultiPartitionsDefinition:
+    """Return the env x part partitions of a table split into ``chunks``."""
+    parts = dg.StaticPartitionsDefinition([f"{k:02d}" for k in range(chunks)])
+    return dg.MultiPartitionsDefinition({"env": environment_partitions, CHUNK_DIMENSION: parts})
 
 
 def table_partitions(table: str) -> dg.PartitionsDefinition:
-    """Return ``environment_partitions``, or env x chunk for tables split into chunks."""
-    n = schema.table(table).chunks
-    if n == 1:
-        return environment_partitions
-    if n not in _CHUNK_PARTITIONS:
-        _CHUNK_PARTITIONS[n] = dg.MultiPartitionsDefinition(
-            {
-                "env": environment_partitions,
-                "chunk": dg.StaticPartitionsDefinition([f"{k:02d}" for k in range(n)]),
-            }
-        )
-    return _CHUNK_PARTITIONS[n]
+    """Return ``environment_partitions``, or env x part for tables split into chunks."""
+    chunks = schema.table(table).chunks
+    return environment_partitions if chunks == 1 else chunk_partitions(chunks)
 
 
-def env_and_chunk(context: dg.AssetExecutionContext) -> tuple[str, int]:
-    """Return (environment, chunk index) of the partition being materialized."""
-    key = context.partition_key
-    if isinstance(key, dg.MultiPartitionKey):
-        dims = key.keys_by_dimension
-        return dims["env"], int(dims["chunk"])
-    return str(key), 0
+def env_and_chunks(context: dg.OpExecutionContext, table: str) -> tuple[str, list[int]]:
+    """Return the environment and the chunk indices of ``table`` a run covers (one partition or a range)."""
+    partitions = table_partitions(table)
+    keys = [partitions.get_partition_key_from_str(str(k)) if isinstance(partitions, dg.MultiPartitionsDefinition)
+            else str(k) for k in context.partition_keys]  # fmt: skip
+    if isinstance(partitions, dg.MultiPartitionsDefinition):
+        pairs = [(k.keys_by_dimension["env"], int(k.keys_by_dimension[CHUNK_DIMENSION])) for k in keys]
+    else:
+        pairs = [(str(k), 0) for k in keys]
+    envs = sorted({env for env, _ in pairs})
+    if len(envs) != 1:
+        raise ValueError(f"a warehouse run covers one environment, got partitions of {', '.join(envs)}")
+    return envs[0], sorted(k for _, k in pairs)
 
 
-def _dep(child: str, parent: str) -> dg.AssetDep:
-    child_multi = schema.table(child).chunks > 1
-    parent_multi = schema.table(parent).chunks > 1
-    if child_multi and not parent_multi:
-        return dg.AssetDep(
-            table_key(parent), partition_mapping=dg.MultiToSingleDimensionPartitionMapping("env")
-        )
-    return dg.AssetDep(table_key(parent))
+def partition_key(table: str, env: str, k: int) -> str | dg.MultiPartitionKey:
+    """Return the partition key of chunk ``k`` of ``table`` in ``env``."""
+    if schema.table(table).chunks == 1:
+        return env
+    return dg.MultiPartitionKey({"env": env, CHUNK_DIMENSION: f"{k:02d}"})
+
+
+@functools.cache
+def table_schema(table: str) -> dg.TableSchema:
+    """Return the ``dagster/column_schema`` of ``table`` from ``core/warehouse/schema.py``."""
+    spec = schema.table(table)
+    return column_schema(
+        spec.polars_schema,
+        descriptions={c.name: c.description for c in spec.columns if c.description},
+        not_null=[c.name for c in spec.columns if not c.nullable],
+        unique=[spec.primary_key],
+    )
+
+
+def expected_chunk_rows(table: str, env: str, cfg: WarehouseConfig, chunks: list[int]) -> dict[int, int]:
+    """Return the rows the specification gives each chunk of ``table`` in ``env``."""
+    total, n = row_counts(env, cfg)[table], schema.table(table).chunks
+    bounds = {k: chunk_bounds(total, n, k) for k in chunks}
+    return {k: stop - start for k, (start, stop) in bounds.items()}
 
 
 def _table_asset(spec: schema.Table) -> dg.AssetsDefinition:
@@ -134,61 +159,91 @@ def _table_asset(spec: schema.Table) -> dg.AssetsDefinition:
         key=table_key(spec.name),
         group_name=GROUP,
         partitions_def=table_partitions(spec.name),
-        deps=[_dep(spec.name, p) for p in schema.parents(spec.name)],
+        deps=[table_key(p) for p in schema.parents(spec.name)],
         kinds={"polars", "parquet"},
         description=description,
-        check_specs=[dg.AssetCheckSpec("rows_match_spec", asset=table_key(spec.name))],
         tags={"warehouse/source": spec.source},
     )
     def _table(
         context: dg.AssetExecutionContext, warehouse_settings: WarehouseSettings, store: LocalParquetStore
     ) -> dg.MaterializeResult:
-        env, k = env_and_chunk(context)
-        warehouse = warehouse_settings.generator(env)
+        env, chunks = env_and_chunks(context.op_execution_context, spec.name)
+        root = warehouse_settings.files_root(store, env)
+        written: dict[int, tuple[int, float]] = {}
         started = time.perf_counter()
-        frame = warehouse.chunk(spec.name, k)
-        path = write_frame(frame, chunk_path(warehouse_settings.files_root(store, env), spec.name, k))
-        seconds = time.perf_counter() - started
-        first, stop = warehouse.chunk_rows(spec.name, k) if chunked else (0, warehouse.rows[spec.name])
-        expected = stop - first
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": frame.height,
-                "environment": env,
-                "chunk": f"{k + 1} of {spec.chunks}",
-                "seconds": round(seconds, 3),
-                "rows_per_second": round(frame.height / max(seconds, 1e-9)),
-                "path": dg.MetadataValue.path(str(path)),
-                "preview": md_table(frame.head(5)),
-            },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="rows_match_spec",
-                    passed=frame.height == expected,
-                    metadata={"rows": frame.height, "expected": expected},
-                    description=f"chunk holds rows {first + 1:,}..{stop:,} of {warehouse.rows[spec.name]:,}",
-                )
-            ],
-        )
+        write_chunks(
+            warehouse_settings.seed, env, root, [(spec.name, k) for k in chunks], warehouse_settings.config(),
+            warehouse_settings.workers, lambda _t, k, rows, seconds: written.__setitem__(k, (rows, seconds)),
+            warehouse=warehouse_settings.generator(env),
+        )  # fmt: skip
+        wall = time.perf_counter() - started
+        rows = sum(r for r, _ in written.values())
+        first = chunk_path(root, spec.name, chunks[0])
+        columns = table_schema(spec.name)
+        for k in chunks:  # each chunk partition gets its own row count, also in a run over several chunks
+            context.add_asset_metadata(
+                table_metadata(rows=written[k][0], schema=columns),
+                partition_key=partition_key(spec.name, env, k),
+            )
+        metadata: dict[str, object] = {
+            "environment": env,
+            "chunks": f"{chunks[0] + 1} of {spec.chunks}" if len(chunks) == 1
+            else f"{chunks[0] + 1}..{chunks[-1] + 1} of {spec.chunks}",
+            "rows": rows,
+            "seconds": round(sum(s for _, s in written.values()), 3),
+            "rows_per_second": round(rows / max(wall, 1e-9)),
+            "files": len(written),
+            "path": dg.MetadataValue.path(str(first if len(chunks) == 1 else first.parent)),
+            "preview": md_table(pl.read_parquet(first, n_rows=5)),
+        }  # fmt: skip
+        return dg.MaterializeResult(metadata=metadata)
 
     return _table
 
 
+def _rows_check(spec: schema.Table) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=table_key(spec.name),
+        name="rows_match_spec",
+        blocking=True,
+        description="Every chunk written holds exactly the rows the specification gives it.",
+    )
+    def _check(
+        context: dg.AssetCheckExecutionContext,
+        warehouse_settings: WarehouseSettings,
+        store: LocalParquetStore,
+    ) -> dg.AssetCheckResult:
+        env, chunks = env_and_chunks(context.op_execution_context, spec.name)
+        return written_rows_check(warehouse_settings, store, spec.name, env, chunks)
+
+    return _check
+
+
+def written_rows_check(
+    settings: WarehouseSettings, store: LocalParquetStore, table: str, env: str, chunks: list[int]
+) -> dg.AssetCheckResult:
+    """Return ``rows_match_spec`` of the written chunk files of ``table`` (read from their Parquet footers)."""
+    expected = expected_chunk_rows(table, env, settings.config(), chunks)
+    found = rows_on_disk(settings.files_root(store, env), table, chunks)
+    return _check_result(rows_match_spec(table, found, expected))
+
+
+def _check_result(result: CheckResult) -> dg.AssetCheckResult:
+    """Return a core check result as a Dagster one, on the table asset (written rows) or the loaded table."""
+    metadata: dict[str, object] = {"value": str(result.value), "expected": str(result.expected)}
+    if isinstance(result.value, int | float) and not isinstance(result.value, bool):
+        metadata["measured"] = float(result.value)
+    return dg.AssetCheckResult(
+        asset_key=table_key(result.table) if result.kind == "rows" else raw_key(result.table),
+        check_name=result.name,
+        passed=bool(result.passed),
+        metadata=metadata,
+        description=result.description,
+    )
+
+
 TABLE_ASSETS = [_table_asset(spec) for spec in schema.TABLES]
-
-
-def _load_dep(table: str) -> dg.AssetDep:
-    if schema.table(table).chunks > 1:
-        return dg.AssetDep(
-            table_key(table), partition_mapping=dg.MultiToSingleDimensionPartitionMapping("env")
-        )
-    return dg.AssetDep(table_key(table))
-
-
-# Check names do not depend on the environment (only the expected numbers do).
-_ALL_CHECKS = integrity_checks(list(schema.TABLE_NAMES), row_counts("dev")) + distribution_checks(
-    list(schema.TABLE_NAMES), WarehouseConfig()
-)
+TABLE_CHECKS = [_rows_check(spec) for spec in schema.TABLES]
 
 
 @dg.multi_asset(
@@ -197,16 +252,16 @@ _ALL_CHECKS = integrity_checks(list(schema.TABLE_NAMES), row_counts("dev")) + di
         dg.AssetSpec(
             raw_key(t.name),
             group_name=GROUP,
-            deps=[_load_dep(t.name)],
+            deps=[table_key(t.name)],
             description=f"raw.{t.name} in the warehouse database (DuckDB by default, PostgreSQL when configured).",
             kinds={"duckdb", "postgres"},
             partitions_def=environment_partitions,
         )
         for t in schema.TABLES
     ],
-    check_specs=[dg.AssetCheckSpec(c.name, asset=raw_key(c.table), description=c.description) for c in _ALL_CHECKS],
+    can_subset=True,
     pool="warehouse_load",
-    retry_policy=DB_RETRY,
+    retry_policy=NETWORK_RETRY,
 )  # fmt: skip
 def warehouse_load(
     context: dg.AssetExecutionContext,
@@ -214,10 +269,11 @@ def warehouse_load(
     warehouse_database: WarehouseDatabase,
     store: LocalParquetStore,
 ):
-    """Load every raw table of one environment into schema ``raw`` (replacing it), then check integrity by SQL."""
+    """Load the selected raw tables of one environment into schema ``raw`` (replacing them)."""
     env = context.partition_key
+    tables = [t for t in schema.TABLE_NAMES if raw_key(t) in context.selected_asset_keys]
     root = warehouse_settings.files_root(store, env)
-    missing = [str(p) for t in schema.TABLE_NAMES for p in table_paths(root, t) if not p.exists()]
+    missing = [str(p) for t in tables for p in table_paths(root, t) if not p.exists()]
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} Parquet files of {env} are missing (first: {missing[0]}); materialize the "
@@ -225,33 +281,61 @@ def warehouse_load(
         )
     db = warehouse_database.for_env(env)
     started = time.perf_counter()
-    seconds = db.load(root, list(schema.TABLE_NAMES))
-    load_seconds = time.perf_counter() - started
-    cfg = warehouse_settings.config()
-    rows = row_counts(env, cfg)
-    checks = integrity_checks(list(schema.TABLE_NAMES), rows) + distribution_checks(
-        list(schema.TABLE_NAMES), cfg
+    seconds = db.load(root, tables)
+    context.log.info(
+        f"loaded {len(tables)} tables of {env} into {db.describe()} in {time.perf_counter() - started:.1f} s"
     )
-    results = db.run_checks(checks)
-    context.log.info(f"loaded {env} into {db.describe()} in {load_seconds:.1f} s")
-    for t in schema.TABLES:
+    for t in tables:
+        rows = sum(rows_on_disk(root, t, range(schema.table(t).chunks)).values())
         yield dg.MaterializeResult(
-            asset_key=raw_key(t.name),
+            asset_key=raw_key(t),
             metadata={
-                "dagster/row_count": rows[t.name],
+                **table_metadata(rows=rows, schema=table_schema(t)),
                 "database": db.describe(),
-                "load_seconds": round(seconds.get(t.name, 0.0), 3),
+                "load_seconds": round(seconds.get(t, 0.0), 3),
                 "environment": env,
             },
         )
-    for r in results:
-        yield dg.AssetCheckResult(
-            asset_key=raw_key(r.table),
-            check_name=r.name,
-            passed=bool(r.passed),
-            metadata={"value": str(r.value), "expected": str(r.expected)},
-            description=r.description,
+
+
+# Check names and kinds do not depend on the environment (only the expected numbers do).
+DECLARED_CHECKS = warehouse_checks(list(schema.TABLE_NAMES), "dev", WarehouseConfig())
+
+
+@dg.multi_asset_check(
+    name="warehouse_raw_checks",
+    specs=[
+        dg.AssetCheckSpec(c.name, asset=raw_key(c.table), description=c.description, blocking=c.blocking)
+        for c in DECLARED_CHECKS
+    ],
+    can_subset=True,
+    pool="warehouse_load",
+    retry_policy=NETWORK_RETRY,
+)
+def warehouse_raw_checks(
+    context: dg.AssetCheckExecutionContext,
+    warehouse_settings: WarehouseSettings,
+    warehouse_database: WarehouseDatabase,
+):
+    """Row counts, keys, foreign keys, temporal order, charges and distributions of the loaded tables, by SQL."""
+    env = context.op_execution_context.partition_key
+    if env not in ENVIRONMENTS:
+        raise ValueError(
+            f"run the warehouse checks for one environment partition ({', '.join(ENVIRONMENTS)})"
         )
+    selected = {(k.asset_key, k.name) for k in context.selected_asset_check_keys}
+    db = warehouse_database.for_env(env)
+    present = db.tables()
+    tables = [t for t in schema.TABLE_NAMES if any(key == raw_key(t) for key, _ in selected)]
+    checks = [c for c in warehouse_checks(tables, env, warehouse_settings.config(), present)
+              if (raw_key(c.table), c.name) in selected]  # fmt: skip
+    for result in db.run_checks(checks):
+        yield _check_result(result)
+    for key, name in sorted(selected - {(raw_key(c.table), c.name) for c in checks}, key=str):
+        yield dg.AssetCheckResult(
+            asset_key=key, check_name=name, passed=False, severity=dg.AssetCheckSeverity.WARN,
+            description=f"not evaluated: a table it reads is not in {db.describe()}",
+        )  # fmt: skip
 
 
 @dg.asset(
@@ -261,7 +345,7 @@ def warehouse_load(
     deps=[raw_key(t) for t in schema.TABLE_NAMES],
     kinds={"markdown"},
     pool="warehouse_load",
-    retry_policy=DB_RETRY,
+    retry_policy=NETWORK_RETRY,
     description=(
         "catalog.md (tables, columns, distributions used, simplifications, baseline metrics) and "
         "summary_stats.json for one environment, read back from the loaded warehouse."
@@ -275,7 +359,7 @@ def warehouse_catalog(
 ) -> dg.MaterializeResult:
     env = context.partition_key
     db = warehouse_database.for_env(env)
-    stats = summary_statistics(db)
+    stats = summary_statistics(db.query, db.tables())
     cfg = warehouse_settings.config()
     root = warehouse_settings.files_root(store, env)
     root.mkdir(parents=True, exist_ok=True)
@@ -304,65 +388,12 @@ def warehouse_catalog(
     )
 
 
-def summary_statistics(db) -> dict:  # noqa: ANN001
-    """Return rows per table and the baseline metrics of a loaded warehouse."""
-    present = set(db.tables())
-    rows = {
-        t: int(db.query(f"SELECT count(*) FROM raw.{t}")[0][0]) for t in schema.TABLE_NAMES if t in present
-    }
-    metrics: dict[str, object] = {}
-    for name, sql in BASELINE_METRICS.items():
-        try:
-            value = db.query(sql)[0][0]
-        except Exception:  # noqa: BLE001 (a table may be missing in a partial load)
-            continue
-        metrics[name] = float(value) if value is not None and not isinstance(value, int) else value
-    return {"rows": rows, "metrics": metrics}
-
-
-class WarehouseDbtTranslator(DagsterDbtTranslator):
-    """dbt models under the ``warehouse_dbt`` key prefix and group ``warehouse``; sources map to raw tables."""
-
-    def get_asset_key(self, dbt_resource_props) -> dg.AssetKey:  # noqa: ANN001
-        if dbt_resource_props["resource_type"] == "source":
-            return super().get_asset_key(
-                dbt_resource_props
-            )  # meta.dagster.asset_key -> warehouse_raw/<table>
-        return dg.AssetKey(["warehouse_dbt", dbt_resource_props["name"]])
-
-    def get_group_name(self, dbt_resource_props) -> str:  # noqa: ANN001
-        return GROUP
-
-
-DBT_PROJECT = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
-
-
-@dbt_assets(
-    manifest=ensure_manifest(),
-    project=DBT_PROJECT,
-    name="warehouse_dbt_models",
-    partitions_def=environment_partitions,
-    dagster_dbt_translator=WarehouseDbtTranslator(DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-    pool="warehouse_load",
-    retry_policy=DB_RETRY,
-)
-def warehouse_dbt_models(
-    context: dg.AssetExecutionContext, warehouse_dbt: DbtCliResource, warehouse_database: WarehouseDatabase
-):
-    """``dbt build`` (staging views, marts, data tests) against the environment's warehouse."""
-    env = context.partition_key
-    # cautious: a subset run skips tests whose other parents were not selected
-    with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
-        yield from warehouse_dbt.cli(["build"], context=context).stream()
-
-
 defs = dg.Definitions(
     assets=[*TABLE_ASSETS, warehouse_load, warehouse_catalog, warehouse_dbt_models],
+    asset_checks=[*TABLE_CHECKS, warehouse_raw_checks],
     resources={
-        "warehouse_settings": WarehouseSettings(),
-        "warehouse_database": WarehouseDatabase(),
-        "warehouse_dbt": DbtCliResource(
-            project_dir=DBT_PROJECT, profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
-        ),
+        "warehouse_settings": from_env(WarehouseSettings),
+        "warehouse_database": database_from_env(),
+        "warehouse_dbt": DBT_RESOURCE,
     },
 )

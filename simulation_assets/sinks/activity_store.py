@@ -4,7 +4,7 @@ One resource, two backends behind the same methods:
 
 - ``duckdb`` (default): a DuckDB file, ``$ACTIVITY_DUCKDB_PATH`` or ``<data dir>/activity/activity.duckdb``.
 - ``postgres``: any PostgreSQL database, ``$ACTIVITY_DATABASE_URL`` (or the HogFlix app database's
-  ``$HOGFLIX_APP_DB_DSN``); the DSN, password included, is read from the environment when connecting.
+  ``$HOGFLIX_APP_DB_DSN``), bound as a ``dg.EnvVar``: the UI shows the variable, never the DSN.
 
 Choose with ``$ACTIVITY_STORE`` (``duckdb`` or ``postgres``). Every write is one transaction
 taken under a lock (a PostgreSQL advisory lock, or a per-file lock in this process plus
@@ -17,7 +17,6 @@ customer and type" with a partial unique index.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 import time
 import zlib
@@ -25,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import dagster as dg
 import polars as pl
@@ -220,19 +219,24 @@ class _PgTx(_Tx):
 class ActivityStore(dg.ConfigurableResource):
     """Where the activity simulator keeps its state: DuckDB by default, PostgreSQL for real."""
 
+    ENV: ClassVar[dict[str, str | tuple[str, ...]]] = {
+        "backend": "ACTIVITY_STORE",
+        "duckdb_path": "ACTIVITY_DUCKDB_PATH",
+        "dsn": ("ACTIVITY_DATABASE_URL", "HOGFLIX_APP_DB_DSN"),
+    }
+
     backend: Literal["duckdb", "postgres"] = Field(
-        default_factory=lambda: os.environ.get("ACTIVITY_STORE", "duckdb"),  # type: ignore[arg-type,return-value]
-        description="duckdb (embedded file) or postgres ($ACTIVITY_STORE).",
+        default="duckdb", description="duckdb (embedded file) or postgres ($ACTIVITY_STORE)."
     )
     duckdb_path: str = Field(
-        default_factory=lambda: os.environ.get("ACTIVITY_DUCKDB_PATH", ""),
+        default="",
         description="DuckDB file; empty means <data dir>/activity/activity.duckdb ($ACTIVITY_DUCKDB_PATH).",
     )
     dsn: str = Field(
         default="",
         description=(
-            "PostgreSQL DSN when backend is postgres; empty: read $ACTIVITY_DATABASE_URL (else the HogFlix "
-            "app database's $HOGFLIX_APP_DB_DSN) when connecting, so the secret never sits in run config."
+            "PostgreSQL DSN when backend is postgres ($ACTIVITY_DATABASE_URL, else the HogFlix app "
+            "database's $HOGFLIX_APP_DB_DSN; bound as an EnvVar, so the DSN never shows in the UI)."
         ),
     )
     table_prefix: str = Field(default="activity_", pattern=r"^[a-z_][a-z0-9_]*$")
@@ -257,10 +261,9 @@ class ActivityStore(dg.ConfigurableResource):
         )
 
     def _dsn(self) -> str:
-        dsn = self.dsn or os.environ.get("ACTIVITY_DATABASE_URL") or os.environ.get("HOGFLIX_APP_DB_DSN", "")
-        if not dsn:
+        if not self.dsn:
             raise ValueError("ActivityStore backend 'postgres' needs a DSN: set ACTIVITY_DATABASE_URL")
-        return dsn
+        return self.dsn
 
     @contextmanager
     def _transaction(self) -> Iterator[_Tx]:

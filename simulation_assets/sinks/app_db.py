@@ -1,4 +1,4 @@
-"""The HogFlix app database: a DuckDB file (default) or PostgreSQL / Supabase, same methods.
+"""The HogFlix app database: one interface, a DuckDB file (default) or PostgreSQL / Supabase behind it.
 
 The project creates the schema itself (``ensure_schema``): profiles,
 user_subscriptions, watch_progress, video_ratings, user_watchlist,
@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import polars as pl
@@ -25,8 +25,10 @@ from pydantic import Field
 
 from simulation_assets.core.hogflix.app_rows import APP_TABLES, EMAIL_TABLES, UPSERT_TABLES
 from simulation_assets.paths import data_dir
+from simulation_assets.sinks.config_files import from_env
 
 BACKENDS = ("duckdb", "postgres")
+DSN_ENV_VAR = "HOGFLIX_APP_DB_DSN"
 _SCHEMA_READY: set[tuple[str, str, str]] = set()
 SYNTHETIC_DOMAIN = "hogflix-synthetic.test"
 UUID_COLUMNS = {"id", "user_id", "profile_id", "video_id", "conversation_id"}
@@ -108,79 +110,53 @@ def postgres_functions(schema: str) -> list[str]:
 
 
 class HogflixAppDatabase(dg.ConfigurableResource):
-    """The app database. ``HOGFLIX_APP_DB`` = duckdb (default) or postgres (DSN in ``HOGFLIX_APP_DB_DSN``)."""
+    """The app database the HogFlix assets write to; ``DuckDBAppDatabase`` and ``PostgresAppDatabase`` implement it.
 
-    backend: str = Field(default_factory=lambda: os.environ.get("HOGFLIX_APP_DB", "duckdb"))
-    duckdb_path: str = Field(default="", description="DuckDB file; empty: <data dir>/hogflix/app.duckdb")
-    dsn: str = Field(
-        default="", description="PostgreSQL DSN; empty: read $HOGFLIX_APP_DB_DSN when connecting"
-    )
-    dsn_env_var: str = "HOGFLIX_APP_DB_DSN"
+    Everything but connecting is shared: the schema, idempotent writes per
+    partition, deletes that only ever match synthetic rows, counts and reads.
+    """
+
     schema_name: str = "public"
+    backend: ClassVar[str] = ""
 
-    # ------------------------------------------------------------------ connection
-
-    def validate_config(self) -> None:
-        """Raise ValueError naming the setting when the database cannot be reached as configured."""
-        if self.backend not in BACKENDS:
-            raise ValueError(f"HOGFLIX_APP_DB / backend must be one of {BACKENDS}, got {self.backend!r}")
-        if not self.schema_name.isidentifier():
-            raise ValueError(f"schema_name must be a plain SQL identifier, got {self.schema_name!r}")
-        if self.backend == "postgres" and not self._dsn():
-            raise ValueError(f"the postgres app database needs a DSN (dsn or ${self.dsn_env_var})")
-
-    def _dsn(self) -> str:
-        return self.dsn or os.environ.get(self.dsn_env_var, "")
+    # ------------------------------------------------------------------ what an implementation provides
 
     def location(self) -> str:
         """Return where the rows go, without secrets (a file path or host/database)."""
-        if self.backend == "duckdb":
-            return str(self._duckdb_file())
-        import psycopg
-
-        info = psycopg.conninfo.conninfo_to_dict(self._dsn())
-        return f"postgresql://{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-
-    def _duckdb_file(self) -> Path:
-        path = Path(self.duckdb_path) if self.duckdb_path else data_dir() / "hogflix" / "app.duckdb"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        raise NotImplementedError
 
     @contextmanager
-    def _connect(self) -> Iterator[_Db]:
-        self.validate_config()
-        if self.backend == "duckdb":
-            import duckdb
+    def _connect(self) -> Iterator[_Connection]:
+        """Yield a connection inside one transaction: committed on success, rolled back on error."""
+        raise NotImplementedError
+        yield  # pragma: no cover
 
-            con = duckdb.connect(str(self._duckdb_file()))
-            try:
-                con.execute("BEGIN TRANSACTION")
-                db = _Db(con, "duckdb")
-                yield db
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.close()
-        else:
-            import psycopg
+    def _schema_statements(self) -> list[str]:
+        return ddl(self.schema_name)
 
-            with psycopg.connect(self._dsn()) as con:  # commits on success, rolls back on error
-                yield _Db(con, "postgres")
+    def _validate_backend(self) -> None:
+        """Raise ValueError naming the setting when the database cannot be reached as configured."""
+
+    # ------------------------------------------------------------------ shared
+
+    def validate_config(self) -> None:
+        """Raise ValueError naming the setting when the database cannot be reached as configured."""
+        if not self.schema_name.isidentifier():
+            raise ValueError(f"schema_name must be a plain SQL identifier, got {self.schema_name!r}")
+        self._validate_backend()
 
     def ensure_schema(self) -> None:
         """Create the schema and tables when missing (once per process and database)."""
         key = (self.backend, self.location(), self.schema_name)
-        if key in _SCHEMA_READY and (self.backend != "duckdb" or self._duckdb_file().exists()):
+        if key in _SCHEMA_READY and self._schema_still_there():
             return
         with self._connect() as db:
-            statements = ddl(self.schema_name)
-            if self.backend == "postgres":
-                statements += postgres_functions(self.schema_name)
-            for statement in statements:
+            for statement in self._schema_statements():
                 db.execute(statement)
         _SCHEMA_READY.add(key)
+
+    def _schema_still_there(self) -> bool:
+        return True
 
     # ------------------------------------------------------------------ writes
 
@@ -252,7 +228,13 @@ class HogflixAppDatabase(dg.ConfigurableResource):
                 raise RuntimeError(f"non-synthetic rows changed ({before} -> {after}); rolled back")
         return {"deleted": deleted, "non_synthetic_before": before, "non_synthetic_after": after}
 
-    def _non_synthetic(self, db: _Db) -> int:
+    def non_synthetic_rows(self) -> int:
+        """Return how many rows of the app tables are not synthetic (the rows cleanup must never touch)."""
+        self.ensure_schema()
+        with self._connect() as db:
+            return self._non_synthetic(db)
+
+    def _non_synthetic(self, db: _Connection) -> int:
         return sum(
             db.scalar(f"SELECT count(*) FROM {self.schema_name}.{t} WHERE NOT {synthetic_predicate(t)}")
             for t in TABLE_ORDER
@@ -267,60 +249,199 @@ class HogflixAppDatabase(dg.ConfigurableResource):
             return {t: db.scalar(f"SELECT count(*) FROM {self.schema_name}.{t}") for t in TABLE_ORDER}
 
     def orphan_rows(self) -> dict[str, int]:
-        """Return, per table, rows whose user has no profile (or messages without a conversation)."""
+        """Return, per table, synthetic rows whose user has no profile (or messages without a conversation).
+
+        Only the simulator's own rows are looked at: a real application sharing
+        the database may keep rows of its own that point nowhere, and those are
+        neither counted nor touched.
+        """
         self.ensure_schema()
         s = self.schema_name
         with self._connect() as db:
             out = {
                 t: db.scalar(
-                    f"SELECT count(*) FROM {s}.{t} x WHERE NOT EXISTS "
+                    f"SELECT count(*) FROM {s}.{t} x WHERE {synthetic_predicate(t)} AND NOT EXISTS "
                     f"(SELECT 1 FROM {s}.profiles p WHERE p.user_id = x.user_id)"
                 )
                 for t in TABLE_ORDER
                 if t != "profiles"
             }
             out["chat_messages_without_conversation"] = db.scalar(
-                f"SELECT count(*) FROM {s}.chat_messages m WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {s}.chat_conversations c WHERE c.id = m.conversation_id)"
+                f"SELECT count(*) FROM {s}.chat_messages m WHERE {synthetic_predicate('chat_messages')} "
+                f"AND NOT EXISTS (SELECT 1 FROM {s}.chat_conversations c WHERE c.id = m.conversation_id)"
             )
         return out
 
     def read_table(self, table: str) -> pl.DataFrame:
-        """Return the whole table ``table`` as a frame (ids as strings)."""
+        """Return the synthetic rows of ``table`` as a frame (ids as strings).
+
+        The rows of a real application sharing the database are never read: what
+        the simulator exports is its own data only.
+        """
         if table not in APP_TABLES:
             raise ValueError(f"unknown app table {table!r}; valid: {sorted(APP_TABLES)}")
         self.ensure_schema()
         cols = ", ".join(f"{c}::text AS {c}" if c in UUID_COLUMNS else c for c in APP_TABLES[table])
         with self._connect() as db:
-            frame = db.frame(f"SELECT {cols} FROM {self.schema_name}.{table} ORDER BY id")
+            frame = db.frame(
+                f"SELECT {cols} FROM {self.schema_name}.{table} WHERE {synthetic_predicate(table)} ORDER BY id"
+            )
         return frame.select([pl.col(c).cast(t) for c, t in APP_TABLES[table].items()]) if frame.height else (
             pl.DataFrame(schema=APP_TABLES[table])
         )  # fmt: skip
 
 
-class _Db:
-    """The few statements the sink needs, for a DuckDB or psycopg connection."""
+class DuckDBAppDatabase(HogflixAppDatabase):
+    """The app database as a local DuckDB file (the embedded default)."""
 
-    def __init__(self, con: Any, kind: str) -> None:
+    backend: ClassVar[str] = "duckdb"
+    duckdb_path: str = Field(default="", description="DuckDB file; empty: <data dir>/hogflix/app.duckdb")
+
+    def location(self) -> str:
+        return str(self._duckdb_file())
+
+    def _duckdb_file(self) -> Path:
+        path = Path(self.duckdb_path) if self.duckdb_path else data_dir() / "hogflix" / "app.duckdb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _schema_still_there(self) -> bool:
+        return self._duckdb_file().exists()  # a test or a user may have deleted the file
+
+    @contextmanager
+    def _connect(self) -> Iterator[_Connection]:
+        import duckdb
+
+        self.validate_config()
+        con = duckdb.connect(str(self._duckdb_file()))
+        try:
+            con.execute("BEGIN TRANSACTION")
+            yield _DuckDbConnection(con)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
+
+
+class PostgresAppDatabase(HogflixAppDatabase):
+    """The app database in PostgreSQL (Supabase's database included), reached by a DSN."""
+
+    backend: ClassVar[str] = "postgres"
+    # Bound as dg.EnvVar where the definitions are built (sinks/config_files.from_env).
+    ENV: ClassVar[dict[str, str]] = {"dsn": DSN_ENV_VAR}
+
+    dsn: str = Field(default="", description=f"PostgreSQL DSN (${DSN_ENV_VAR}, bound as an EnvVar).")
+
+    def _validate_backend(self) -> None:
+        if not self.dsn:
+            raise ValueError(f"the postgres app database needs a DSN (--dsn or ${DSN_ENV_VAR})")
+
+    def location(self) -> str:
+        import psycopg
+
+        info = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        return f"postgresql://{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+    def _schema_statements(self) -> list[str]:
+        return ddl(self.schema_name) + postgres_functions(self.schema_name)
+
+    @contextmanager
+    def _connect(self) -> Iterator[_Connection]:
+        import psycopg
+
+        self.validate_config()
+        with psycopg.connect(self.dsn) as con:  # commits on success, rolls back on error
+            yield _PostgresConnection(con)
+
+
+def app_database(backend: str, duckdb_path: str = "", dsn: str = "") -> HogflixAppDatabase:
+    """Return the app database of ``backend`` (duckdb or postgres); ValueError names a bad value."""
+    if backend == "duckdb":
+        return DuckDBAppDatabase(duckdb_path=duckdb_path)
+    if backend == "postgres":
+        return PostgresAppDatabase(dsn=dsn)
+    raise ValueError(f"HOGFLIX_APP_DB / --app-db must be one of {BACKENDS}, got {backend!r}")
+
+
+def app_database_from_env() -> HogflixAppDatabase:
+    """Return the app database the Dagster definitions use: ``$HOGFLIX_APP_DB`` (duckdb by default).
+
+    For postgres the DSN is bound to ``dg.EnvVar("HOGFLIX_APP_DB_DSN")``: resolved when a run starts
+    and shown in the UI as the variable's name, never its value.
+    """
+    backend = os.environ.get("HOGFLIX_APP_DB") or "duckdb"
+    if backend == "postgres":
+        return from_env(PostgresAppDatabase)
+    return app_database(backend)
+
+
+class _Connection:
+    """The few statements the sink needs, on an open connection inside a transaction."""
+
+    def __init__(self, con: Any) -> None:
         self.con = con
-        self.kind = kind
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        if self.kind == "duckdb":
-            return self.con.execute(sql.replace("%s", "?"), list(params))
         return self.con.execute(sql, list(params))
 
     def scalar(self, sql: str) -> int:
         return int(self.execute(sql).fetchone()[0])
 
     def rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
-        if self.kind == "duckdb":
-            return int(self.execute(sql + " RETURNING 1", params).fetchall().__len__())
+        raise NotImplementedError
+
+    def frame(self, sql: str) -> pl.DataFrame:
+        raise NotImplementedError
+
+    def delete_where(self, schema: str, table: str, column: str, values: list[str], predicate: str) -> int:
+        """Delete the rows whose ``column`` is in ``values`` and that match ``predicate``; return how many."""
+        raise NotImplementedError
+
+    def insert(self, schema: str, table: str, frame: pl.DataFrame) -> list[str]:
+        """Insert ``frame`` (skipping ids already present); return the ids inserted."""
+        raise NotImplementedError
+
+
+class _DuckDbConnection(_Connection):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.con.execute(sql.replace("%s", "?"), list(params))
+
+    def rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return len(self.execute(sql + " RETURNING 1", params).fetchall())
+
+    def frame(self, sql: str) -> pl.DataFrame:
+        return self.con.sql(sql).pl()
+
+    def delete_where(self, schema: str, table: str, column: str, values: list[str], predicate: str) -> int:
+        if not values:
+            return 0
+        cast = "::UUID[]" if column in UUID_COLUMNS else "::VARCHAR[]"
+        sql = f"DELETE FROM {schema}.{table} WHERE list_contains(%s{cast}, {column}) AND {predicate}"
+        return self.rowcount(sql, [values])
+
+    def insert(self, schema: str, table: str, frame: pl.DataFrame) -> list[str]:
+        if frame.is_empty():
+            return []
+        cols = list(APP_TABLES[table])
+        col_list = ", ".join(cols)
+        self.con.register("incoming_rows", frame.select(cols).to_arrow())
+        try:
+            rows = self.con.execute(
+                f"INSERT INTO {schema}.{table} ({col_list}) SELECT {col_list} FROM incoming_rows "
+                "ON CONFLICT DO NOTHING RETURNING id::VARCHAR"
+            ).fetchall()
+        finally:
+            self.con.unregister("incoming_rows")
+        return [r[0] for r in rows]
+
+
+class _PostgresConnection(_Connection):
+    def rowcount(self, sql: str, params: Sequence[Any] = ()) -> int:
         return int(self.execute(sql, params).rowcount)
 
     def frame(self, sql: str) -> pl.DataFrame:
-        if self.kind == "duckdb":
-            return self.con.sql(sql).pl()
         cur = self.con.execute(sql)
         names = [d.name for d in cur.description]
         rows = cur.fetchall()
@@ -330,33 +451,18 @@ class _Db:
         if not values:
             return 0
         cast = "::uuid[]" if column in UUID_COLUMNS else "::text[]"
-        if self.kind == "duckdb":
-            cast = "::UUID[]" if column in UUID_COLUMNS else "::VARCHAR[]"
-            sql = f"DELETE FROM {schema}.{table} WHERE list_contains(%s{cast}, {column}) AND {predicate}"
-        else:
-            sql = f"DELETE FROM {schema}.{table} WHERE {column} = ANY(%s{cast}) AND {predicate}"
+        sql = f"DELETE FROM {schema}.{table} WHERE {column} = ANY(%s{cast}) AND {predicate}"
         return self.rowcount(sql, [values])
 
     def insert(self, schema: str, table: str, frame: pl.DataFrame) -> list[str]:
-        """Insert ``frame`` (skipping ids already present); return the ids inserted."""
+        """COPY into a temporary table, then insert the ids not present yet."""
         if frame.is_empty():
             return []
         cols = list(APP_TABLES[table])
-        frame = frame.select(cols)
         col_list = ", ".join(cols)
-        if self.kind == "duckdb":
-            self.con.register("incoming_rows", frame.to_arrow())
-            try:
-                rows = self.con.execute(
-                    f"INSERT INTO {schema}.{table} ({col_list}) SELECT {col_list} FROM incoming_rows "
-                    "ON CONFLICT DO NOTHING RETURNING id::VARCHAR"
-                ).fetchall()
-            finally:
-                self.con.unregister("incoming_rows")
-            return [r[0] for r in rows]
         tmp = f"incoming_{table}"
         self.con.execute(f"CREATE TEMP TABLE {tmp} (LIKE {schema}.{table}) ON COMMIT DROP")
-        csv = frame.write_csv(
+        csv = frame.select(cols).write_csv(
             include_header=False, null_value="\\N", datetime_format="%Y-%m-%dT%H:%M:%S%.3f%z"
         )
         with self.con.cursor().copy(

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
 import time
 
 import httpx
 import polars as pl
 
+from simulation_assets.core.hogflix.browser_events import BROWSER_EVENT_SCHEMA, encode_for_batch, events_frame
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.posthog_events import DeliveryReport, PostHogEvents
-from simulation_assets.webapp.capture import BROWSER_EVENT_SCHEMA, encode_for_batch, events_frame
 
 _LOCK = threading.Lock()
 
@@ -74,7 +73,7 @@ def forward(posthog: PostHogEvents, frame: pl.DataFrame, now: dt.datetime | None
     encoded = encode_for_batch(ordered)
     stamps = ordered["timestamp"].to_list()
     url = posthog.host.rstrip("/") + "/batch/"
-    api_key = os.environ[posthog.api_key_env_var]
+    api_key = posthog.api_key
     started = time.perf_counter()
     with httpx.Client(timeout=posthog.timeout_seconds) as client:
         for i in range(0, len(encoded), posthog.batch_size):

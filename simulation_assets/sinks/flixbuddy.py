@@ -4,17 +4,17 @@ The endpoint (``FLIXBUDDY_URL``, optional bearer key in ``FLIXBUDDY_API_KEY``)
 receives ``{"messages": [{"role": "user", "content": question}],
 "conversation_id": ...}`` and may answer JSON (``reply``, ``response``,
 ``content``, ``message`` or an OpenAI-style ``choices``) or plain text. Calls
-are spaced by ``min_interval_seconds`` (1 request per 5 s), capped at
-``max_per_run`` per run (50), time out, and are retried on 429/5xx with
-backoff; questions beyond the cap get no answer in this run.
+are spaced by the shared rate limiter (``min_interval_seconds``: 1 request per
+5 s, retries included), capped at ``max_per_run`` per run (50), time out, and
+are retried by the shared HTTP policy (408/429/5xx and network errors, backoff
+with jitter); questions beyond the cap get no answer in this run.
 """
 
 from __future__ import annotations
 
-import os
-import random
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import dagster as dg
 import httpx
@@ -22,12 +22,22 @@ import polars as pl
 from pydantic import Field
 
 from simulation_assets.core.hogflix.flixbuddy import deterministic_reply
+from simulation_assets.sinks.http_retry import (
+    BACKOFF_SECONDS,
+    MAX_BACKOFF_SECONDS,
+    RETRIES_PER_STEP,
+    DeliveryError,
+    HttpRetry,
+    send,
+)
+from simulation_assets.sinks.rate_limit import RateLimiter
 
-RETRYABLE = {408, 429, 500, 502, 503, 504}
 
+class FlixBuddyError(DeliveryError):
+    """The FlixBuddy endpoint refused a question, or failed after all retries, or answered without a reply."""
 
-class FlixBuddyError(RuntimeError):
-    """The FlixBuddy endpoint failed after all retries."""
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+        super().__init__(message, retryable=retryable, status=status)
 
 
 @dataclass
@@ -67,13 +77,18 @@ def _parse(response: httpx.Response) -> str:
 class FlixBuddyClient(dg.ConfigurableResource):
     """Answers FlixBuddy questions; ``endpoint`` empty means the in-process responder."""
 
-    endpoint: str = Field(default_factory=lambda: os.environ.get("FLIXBUDDY_URL", ""))
-    api_key_env_var: str = "FLIXBUDDY_API_KEY"
+    ENV: ClassVar[dict[str, str]] = {"endpoint": "FLIXBUDDY_URL", "api_key": "FLIXBUDDY_API_KEY"}
+
+    endpoint: str = Field(
+        default="", description="Chat endpoint ($FLIXBUDDY_URL); empty: in-process responder."
+    )
+    api_key: str = Field(default="", description="Optional bearer key ($FLIXBUDDY_API_KEY).")
     min_interval_seconds: float = 5.0
     max_per_run: int = 50
     timeout_seconds: float = 30.0
-    max_retries: int = 4
-    backoff_seconds: float = 1.0
+    max_retries: int = RETRIES_PER_STEP
+    backoff_seconds: float = BACKOFF_SECONDS
+    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     def mode(self) -> str:
         return "http" if self.endpoint else "in-process"
@@ -89,11 +104,24 @@ class FlixBuddyClient(dg.ConfigurableResource):
             report.calls = report.answered = len(replies)
             return replies, report
         headers = {"Content-Type": "application/json"}
-        if os.environ.get(self.api_key_env_var):
-            headers["Authorization"] = f"Bearer {os.environ[self.api_key_env_var]}"
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        policy = HttpRetry(
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+        )
+        pace = RateLimiter.every(self.min_interval_seconds)
+
+        def throttled() -> None:  # every request waits its turn, retries included
+            pace.acquire()
+            report.call_started.append(time.monotonic())
+
+        def count_retry(_error: BaseException, _wait: float) -> None:
+            report.retries += 1
+
         replies = []
-        last_call = None
-        with httpx.Client(timeout=self.timeout_seconds, headers=headers) as client:
+        with httpx.Client(timeout=self.timeout_seconds, headers=headers) as client, pace:
             for question, _template, conversation_id in rows:
                 if report.calls >= self.max_per_run:
                     replies.append(None)
@@ -103,29 +131,20 @@ class FlixBuddyClient(dg.ConfigurableResource):
                     "messages": [{"role": "user", "content": question}],
                     "conversation_id": conversation_id,
                 }
-                text = None
-                for attempt in range(self.max_retries + 1):
-                    if last_call is not None:  # throttle every request, retries included
-                        wait = self.min_interval_seconds - (time.monotonic() - last_call)
-                        if wait > 0:
-                            time.sleep(wait)
-                    last_call = time.monotonic()
-                    report.call_started.append(last_call)
-                    try:
-                        response = client.post(self.endpoint, json=body)
-                        if response.status_code < 300:
-                            text = _parse(response)
-                            break
-                        if response.status_code not in RETRYABLE:
-                            raise FlixBuddyError(f"FlixBuddy refused (HTTP {response.status_code})")
-                    except httpx.TransportError:
-                        pass
-                    if attempt < self.max_retries:
-                        report.retries += 1
-                        time.sleep(self.backoff_seconds * 2**attempt * (0.5 + random.random()))
-                if text is None:
-                    raise FlixBuddyError(f"no FlixBuddy answer after {self.max_retries + 1} attempts")
+                try:
+                    response = send(
+                        client,
+                        "POST",
+                        self.endpoint,
+                        policy,
+                        what="FlixBuddy question",
+                        before_attempt=throttled,
+                        on_retry=count_retry,
+                        json=body,
+                    )
+                except DeliveryError as exc:
+                    raise FlixBuddyError(str(exc), retryable=exc.retryable, status=exc.status) from exc
                 report.calls += 1
                 report.answered += 1
-                replies.append(text)
+                replies.append(_parse(response))
         return replies, report

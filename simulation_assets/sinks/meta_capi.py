@@ -4,7 +4,9 @@ Embedded default: newline-delimited JSON under the data folder, no network call.
 Real component: ``POST {endpoint}?access_token=...`` with batches of up to 1,000
 events, when both ``META_CAPI_ENDPOINT`` (e.g.
 ``https://graph.facebook.com/v21.0/<PIXEL_ID>/events``) and
-``META_CAPI_ACCESS_TOKEN`` are set. The token is read from the environment only.
+``META_CAPI_ACCESS_TOKEN`` are set. The token comes from the environment only (bound as
+``dg.EnvVar``, so the UI shows the variable's name). Batches are retried with the shared
+HTTP policy (``http_retry``): 408/429/5xx and network errors, backoff with jitter.
 """
 
 from __future__ import annotations
@@ -12,15 +14,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import httpx
 from pydantic import BaseModel, Field
 
 from simulation_assets.paths import data_dir
+from simulation_assets.sinks.http_retry import (
+    BACKOFF_SECONDS,
+    MAX_BACKOFF_SECONDS,
+    RETRIES_PER_STEP,
+    DeliveryError,
+    HttpRetry,
+    send,
+)
 
 
 class SendReport(BaseModel):
@@ -35,20 +44,31 @@ class SendReport(BaseModel):
 class MetaCapiSink(dg.ConfigurableResource):
     """Writes CAPI payloads as JSON lines; posts them when an endpoint and token are configured."""
 
+    ENV: ClassVar[dict[str, str]] = {
+        "endpoint": "META_CAPI_ENDPOINT",
+        "access_token": "META_CAPI_ACCESS_TOKEN",
+        "test_event_code": "META_CAPI_TEST_EVENT_CODE",
+    }
+
     output_dir: str = Field(
         default="", description="Folder for payload files; empty: <data dir>/funnel/capi."
     )
     endpoint: str = Field(
-        default_factory=lambda: os.environ.get("META_CAPI_ENDPOINT", ""),
-        description="Conversions API URL (env META_CAPI_ENDPOINT); empty disables sending.",
+        default="", description="Conversions API URL ($META_CAPI_ENDPOINT); empty disables sending."
+    )
+    access_token: str = Field(
+        default="",
+        description="Access token ($META_CAPI_ACCESS_TOKEN, bound as an EnvVar); empty disables sending.",
     )
     test_event_code: str = Field(
-        default_factory=lambda: os.environ.get("META_CAPI_TEST_EVENT_CODE", ""),
-        description="Optional test_event_code so events land in Events Manager's test tab.",
+        default="",
+        description="Optional test_event_code so events land in Events Manager's test tab ($META_CAPI_TEST_EVENT_CODE).",
     )
     batch_size: int = Field(default=1000, ge=1, le=1000)
     timeout_seconds: float = 10.0
-    max_retries: int = 3
+    max_retries: int = RETRIES_PER_STEP
+    backoff_seconds: float = BACKOFF_SECONDS
+    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     def folder(self) -> Path:
         """Return the folder payload files go to."""
@@ -67,37 +87,49 @@ class MetaCapiSink(dg.ConfigurableResource):
 
     def is_live(self) -> bool:
         """Return whether both the endpoint and the access token are configured."""
-        return bool(self.endpoint and os.environ.get("META_CAPI_ACCESS_TOKEN"))
+        return bool(self.endpoint and self.access_token)
 
     def send(self, payloads: list[dict[str, Any]]) -> SendReport:
         """Post ``payloads`` in batches; without endpoint and token, post nothing and say why.
 
-        Retries 429 and 5xx answers with exponential backoff; raises when a batch is
-        still refused, so a run never reports events Meta did not acknowledge.
+        Raises ``DeliveryError`` when a batch is refused or still failing after the retries,
+        so a run never reports events Meta did not acknowledge.
         """
-        token = os.environ.get("META_CAPI_ACCESS_TOKEN", "")
-        if not self.endpoint or not token:
+        if not self.is_live():
             return SendReport(
                 attempted=0,
                 acknowledged=0,
                 requests=0,
                 skipped_reason="META_CAPI_ENDPOINT and META_CAPI_ACCESS_TOKEN not both set: payloads written only",
             )
+        policy = HttpRetry(
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+        )
         acknowledged = requests = 0
+
+        def count() -> None:
+            nonlocal requests
+            requests += 1
+
         with httpx.Client(timeout=self.timeout_seconds) as client:
             for start in range(0, len(payloads), self.batch_size):
                 body: dict[str, Any] = {"data": payloads[start : start + self.batch_size]}
                 if self.test_event_code:
                     body["test_event_code"] = self.test_event_code
-                for attempt in range(self.max_retries + 1):
-                    requests += 1
-                    resp = client.post(self.endpoint, params={"access_token": token}, json=body)
-                    if resp.status_code == 200:
-                        acknowledged += int(resp.json().get("events_received", len(body["data"])))
-                        break
-                    if resp.status_code not in (429, 500, 502, 503, 504) or attempt == self.max_retries:
-                        raise RuntimeError(
-                            f"Meta CAPI refused a batch of {len(body['data'])} events: HTTP {resp.status_code} {resp.text[:200]}"
-                        )
-                    time.sleep(min(0.2 * 2**attempt, 5.0))
+                response = send(
+                    client,
+                    "POST",
+                    self.endpoint,
+                    policy,
+                    what=f"Meta CAPI batch of {len(body['data'])} events",
+                    before_attempt=count,
+                    params={"access_token": self.access_token},
+                    json=body,
+                )
+                acknowledged += int(response.json().get("events_received", len(body["data"])))
         return SendReport(attempted=len(payloads), acknowledged=acknowledged, requests=requests)
+
+
+__all__ = ["DeliveryError", "MetaCapiSink", "SendReport"]

@@ -3,10 +3,10 @@
 The PostHog path posts the same body the ``posthog`` client's ``batch_post``
 sends (``{"api_key", "historical_migration", "batch": [...]}``, gzip), but
 confirms every batch itself: a batch counts as delivered only on HTTP 2xx;
-429, 408, 5xx and network errors are retried with exponential backoff and
-jitter (honouring ``Retry-After``); any other answer, or running out of
-retries, raises ``PostHogDeliveryError`` so the run fails instead of dropping
-events. Event uuids are deterministic, so a retried or re-run batch never
+429, 408, 5xx and network errors are retried by the shared HTTP policy
+(``http_retry``: exponential backoff with jitter, ``Retry-After`` honoured); any
+other answer, or running out of retries, raises ``PostHogDeliveryError`` so the
+run fails instead of dropping events. Event uuids are deterministic, so a retried or re-run batch never
 creates duplicates in PostHog. ``sent_at`` is deliberately not sent: PostHog
 would shift each event by the clock skew it implies, and a re-sent event must
 keep the exact timestamp to deduplicate.
@@ -21,19 +21,26 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import dagster as dg
 import httpx
 import polars as pl
 from pydantic import Field
 
-from simulation_assets.core.hogflix.events import PROPERTY_COLUMNS
+from simulation_assets.core.hogflix.event_frame import PROPERTY_COLUMNS
+from simulation_assets.sinks.http_retry import (
+    BACKOFF_SECONDS,
+    MAX_BACKOFF_SECONDS,
+    RETRIES_PER_STEP,
+    DeliveryError,
+    HttpRetry,
+    send,
+)
 
 try:  # ISA-L's gzip: the same format, about five times faster than zlib at the fastest level
     from isal import igzip as _gzip
@@ -46,12 +53,14 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 
 MODES = ("parquet", "posthog")
 HISTORICAL_MODES = ("auto", "always", "never")
-RETRYABLE = {408, 429, 500, 502, 503, 504}
 _REPORT_LOCK = threading.Lock()
 
 
-class PostHogDeliveryError(RuntimeError):
+class PostHogDeliveryError(DeliveryError):
     """A batch was not accepted by PostHog after all retries (or was refused outright)."""
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+        super().__init__(message, retryable=retryable, status=status)
 
 
 @dataclass
@@ -137,15 +146,22 @@ class PostHogEvents(dg.ConfigurableResource):
     """Delivers HogFlix events to PostHog, or leaves them in Parquet (the default).
 
     Environment: ``HOGFLIX_EVENTS_SINK`` (parquet|posthog), ``PH_HOST``, and the
-    project API key in ``PH_PROJECT_API_KEY`` (read when sending, never stored).
+    project API key in ``PH_PROJECT_API_KEY`` (bound as a ``dg.EnvVar``: the UI shows
+    the variable's name, the value is read when a run starts).
     """
 
+    ENV: ClassVar[dict[str, str]] = {
+        "mode": "HOGFLIX_EVENTS_SINK",
+        "host": "PH_HOST",
+        "api_key": "PH_PROJECT_API_KEY",
+    }
+
     mode: str = Field(
-        default_factory=lambda: os.environ.get("HOGFLIX_EVENTS_SINK", "parquet"),
+        default="parquet",
         description="parquet (events stay in the local store) or posthog (also POSTed to /batch/).",
     )
-    host: str = Field(default_factory=lambda: os.environ.get("PH_HOST", "https://us.i.posthog.com"))
-    api_key_env_var: str = "PH_PROJECT_API_KEY"
+    host: str = Field(default="https://us.i.posthog.com", description="PostHog host ($PH_HOST).")
+    api_key: str = Field(default="", description="Project API key ($PH_PROJECT_API_KEY).")
     batch_size: int = 1000
     gzip: bool = True
     historical_migration: str = Field(
@@ -153,9 +169,9 @@ class PostHogEvents(dg.ConfigurableResource):
     )
     historical_after_hours: float = 48.0
     max_future_hours: float = 23.0  # PostHog clamps anything later to the ingestion time
-    max_retries: int = 8
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
+    max_retries: int = RETRIES_PER_STEP
+    backoff_seconds: float = BACKOFF_SECONDS
+    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
     timeout_seconds: float = 30.0
     concurrency: int = 2  # batches in flight at once
     gzip_level: int = 1  # fastest: JSON of events still compresses ~10x (ISA-L levels are 0-3)
@@ -173,8 +189,8 @@ class PostHogEvents(dg.ConfigurableResource):
         if self.batch_size <= 0 or self.max_retries < 0:
             raise ValueError("batch_size must be > 0 and max_retries >= 0")
         if self.mode == "posthog":
-            if not os.environ.get(self.api_key_env_var):
-                raise ValueError(f"PostHog delivery needs the project API key in ${self.api_key_env_var}")
+            if not self.api_key:
+                raise ValueError("PostHog delivery needs the project API key in $PH_PROJECT_API_KEY")
             if not self.host.startswith(("http://", "https://")):
                 raise ValueError(f"PH_HOST must be an http(s) URL, got {self.host!r}")
 
@@ -203,7 +219,7 @@ class PostHogEvents(dg.ConfigurableResource):
         ]
         frame = events.select(sent).sort("timestamp", maintain_order=True)
         started = time.perf_counter()
-        prefix = '{"api_key":' + json.dumps(os.environ[self.api_key_env_var]) + ',"historical_migration":'
+        prefix = '{"api_key":' + json.dumps(self.api_key) + ',"historical_migration":'
         url = self.host.rstrip("/") + "/batch/"
         # Work is handed out in chunks of whole batches (~10k events): Polars encodes a chunk in one call
         # (per-call overhead would dominate batch by batch), then the worker posts the chunk's batches.
@@ -256,37 +272,33 @@ class PostHogEvents(dg.ConfigurableResource):
         if self.gzip:
             payload = _compress(payload, self.gzip_level)
             headers["Content-Encoding"] = "gzip"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            retry_after = None
-            try:
-                response = client.post(url, content=payload, headers=headers)
-                with self._lock:
-                    report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
-                if 200 <= response.status_code < 300:
-                    with self._lock:
-                        report.bytes_sent += len(payload)
-                    return
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code not in RETRYABLE:
-                    raise PostHogDeliveryError(f"PostHog refused a batch ({last}); not retrying")
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-            except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            if attempt == self.max_retries:
-                break
+        policy = HttpRetry(
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+        )
+
+        def count_status(response: httpx.Response) -> None:
+            with self._lock:
+                report.statuses[response.status_code] = report.statuses.get(response.status_code, 0) + 1
+
+        def count_retry(_error: BaseException, _wait: float) -> None:
             with self._lock:
                 report.retries += 1
-            delay = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
-            delay = delay * (0.5 + random.random())  # jitter so parallel runs do not retry in step
-            if retry_after is not None:
-                delay = max(delay, min(retry_after, self.max_backoff_seconds))
-            time.sleep(delay)
-        raise PostHogDeliveryError(f"batch not accepted after {self.max_retries + 1} attempts: {last}")
 
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
+        try:
+            send(
+                client,
+                "POST",
+                url,
+                policy,
+                what="PostHog batch",
+                on_response=count_status,
+                on_retry=count_retry,
+                content=payload,
+                headers=headers,
+            )
+        except DeliveryError as exc:
+            raise PostHogDeliveryError(str(exc), retryable=exc.retryable, status=exc.status) from exc
+        with self._lock:
+            report.bytes_sent += len(payload)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from simulation_assets.core.power_users.config import DEFAULT_PROFILES, ConfigError, Scenario, parse_scenario
+from simulation_assets.sinks.config_files import ConfigFileError, read_overrides
 
 
-def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Return the scenario in ``path`` (default: the packaged five personas)."""
+def load_scenario(path: str | Path | None = None, source: str = "scenario") -> Scenario:
+    """Return the scenario in ``path`` (default: the packaged five personas).
+
+    ``source`` names what pointed at the file (``--config``, ``POWER_USERS_SCENARIO``) in errors.
+    Raises ConfigError naming the file, or the field and persona at fault.
+    """
     file = Path(path) if path else DEFAULT_PROFILES
-    if not file.exists():
-        raise ConfigError(f"scenario file not found: {file}")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"invalid scenario {file}: not valid YAML at{where}: {exc}") from None
+        data = read_overrides(file, source)
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
     return parse_scenario(data, str(file))

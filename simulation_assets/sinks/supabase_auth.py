@@ -4,39 +4,40 @@ Optional: active when ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` are
 set. Users are created with the persona's deterministic ``user_id`` and
 ``user_metadata.is_synthetic = true``; a user is deleted only after reading it
 back and finding that flag or the synthetic e-mail domain. The client does not
-retry POST or DELETE, so every call here is wrapped: 429, 5xx and network
-errors are retried with backoff; "already exists" on create and "not found" on
-delete count as done, so re-runs are idempotent.
+retry POST or DELETE, so every call here goes through the shared HTTP policy
+(``http_retry.call``): 408, 429, 5xx and network errors are retried with backoff;
+"already exists" on create and "not found" on delete count as done, so re-runs are
+idempotent. Creations are paced by the shared rate limiter (5 a second).
 """
 
 from __future__ import annotations
 
-import os
-import random
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from simulation_assets.sinks.app_db import SYNTHETIC_DOMAIN
+from simulation_assets.sinks.http_retry import (
+    BACKOFF_SECONDS,
+    MAX_BACKOFF_SECONDS,
+    RETRIES_PER_STEP,
+    DeliveryError,
+    HttpRetry,
+    call,
+)
+from simulation_assets.sinks.rate_limit import RateLimiter
 
 T = TypeVar("T")
-RETRYABLE = {408, 429, 500, 502, 503, 504}
 
 
-class AuthAdminError(RuntimeError):
-    """The auth admin API refused a request after all retries."""
+class AuthAdminError(DeliveryError):
+    """The auth admin API refused a request, or kept failing through the retries."""
 
-
-def _status(exc: BaseException) -> int | None:
-    status = getattr(exc, "status", None)
-    if isinstance(status, int) and status > 0:
-        return status
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+        super().__init__(message, retryable=retryable, status=status)
 
 
 def is_synthetic_user(user: Any) -> bool:
@@ -49,41 +50,37 @@ def is_synthetic_user(user: Any) -> bool:
 class SupabaseAuthAdmin(dg.ConfigurableResource):
     """Creates and deletes the auth users of synthetic personas (no-op when not configured)."""
 
-    url: str = Field(default_factory=lambda: os.environ.get("SUPABASE_URL", ""))
-    service_key_env_var: str = "SUPABASE_SERVICE_ROLE_KEY"
-    max_retries: int = 5
-    backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 20.0
+    ENV: ClassVar[dict[str, str]] = {"url": "SUPABASE_URL", "service_role_key": "SUPABASE_SERVICE_ROLE_KEY"}
+
+    url: str = Field(default="", description="Supabase project URL ($SUPABASE_URL).")
+    service_role_key: str = Field(
+        default="", description="Service-role key ($SUPABASE_SERVICE_ROLE_KEY, bound as an EnvVar)."
+    )
+    max_retries: int = RETRIES_PER_STEP
+    backoff_seconds: float = BACKOFF_SECONDS
+    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
     creates_per_second: float = 5.0  # "User creation: 5 per second (batched)"
 
     def enabled(self) -> bool:
         """Return whether both the URL and the service key are available."""
-        return bool(self.url and os.environ.get(self.service_key_env_var))
+        return bool(self.url and self.service_role_key)
 
     def _admin(self) -> Any:
         from supabase import create_client
 
-        return create_client(self.url, os.environ[self.service_key_env_var]).auth.admin
+        return create_client(self.url, self.service_role_key).auth.admin
 
     def _call(self, what: str, fn: Callable[[], T], ok_statuses: Sequence[int] = ()) -> T | None:
-        last: BaseException | None = None
-        for attempt in range(self.max_retries + 1):
-            try:
-                return fn()
-            except Exception as exc:  # the client raises AuthApiError / AuthRetryableError / httpx errors
-                status = _status(exc)
-                if status in ok_statuses:
-                    return None
-                retryable = (
-                    status is None or status in RETRYABLE or type(exc).__name__ == "AuthRetryableError"
-                )
-                if not retryable:
-                    raise AuthAdminError(f"{what} refused (HTTP {status}): {exc}") from exc
-                last = exc
-            if attempt < self.max_retries:
-                delay = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
-                time.sleep(delay * (0.5 + random.random()))
-        raise AuthAdminError(f"{what} failed after {self.max_retries + 1} attempts: {last}")
+        """Call the admin client (it raises AuthApiError / AuthRetryableError / httpx errors) with retries."""
+        policy = HttpRetry(
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+        )
+        try:
+            return call(fn, policy, what=what, done_statuses=ok_statuses)
+        except DeliveryError as exc:
+            raise AuthAdminError(str(exc), retryable=exc.retryable, status=exc.status) from exc
 
     def create_users(self, users: pl.DataFrame) -> dict[str, int]:
         """Create auth users for rows (user_id, email, plan?, display_name?); existing ones are skipped."""
@@ -91,7 +88,7 @@ class SupabaseAuthAdmin(dg.ConfigurableResource):
             return {"created": 0, "existing": 0}
         admin = self._admin()
         created = existing = 0
-        gap = 1.0 / self.creates_per_second if self.creates_per_second > 0 else 0.0
+        pace = RateLimiter.per_second(self.creates_per_second)
         for row in users.iter_rows(named=True):
             if not row["email"].lower().endswith("@" + SYNTHETIC_DOMAIN):
                 raise AuthAdminError(f"refusing to create a non-synthetic auth user {row['email']!r}")
@@ -105,13 +102,13 @@ class SupabaseAuthAdmin(dg.ConfigurableResource):
                     "plan": row.get("plan"),
                 },
             }
+            pace.acquire()
             result = self._call(
                 f"create auth user {row['user_id']}", lambda a=attrs: admin.create_user(a), (409, 422)
             )
             created += result is not None
             existing += result is None
-            if gap:
-                time.sleep(gap)
+        pace.close()
         return {"created": created, "existing": existing}
 
     def delete_users(self, user_ids: Sequence[str]) -> dict[str, int]:

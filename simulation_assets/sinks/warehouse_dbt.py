@@ -1,25 +1,28 @@
-"""The dbt project over the warehouse (``dbt/`` at the repository root) and its manifest.
+"""The dbt project over the warehouse (``dbt/`` at the repository root), prepared by dagster-dbt.
 
-A fresh clone has no ``dbt/target/manifest.json``; ``ensure_manifest`` runs ``dbt parse``
-(offline, no ``dbt deps``: the project has no packages) into a temporary folder and
-moves the manifest into place, under a file lock so parallel processes parse once.
-It also re-parses when a model or YAML file is newer than the manifest.
+``DBT_PROJECT`` is a ``dagster_dbt.DbtProject``. Its manifest is written by dagster-dbt's own
+preparation (``dbt parse``, guarded against concurrent processes): under ``dagster dev`` on every
+load (``prepare_if_dev``); elsewhere prepare it once after changing the models with
+
+    dagster-dbt project prepare-and-package --file simulation_assets/sinks/warehouse_dbt.py
+
+``prepared_project`` also prepares it when no manifest exists yet (a fresh clone). The project needs
+no packages, so nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from dagster_dbt import DbtProject
+
 DBT_DIR = Path(__file__).resolve().parents[2] / "dbt"
-MANIFEST = DBT_DIR / "target" / "manifest.json"
+DBT_PROJECT = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR)
 
 
 def dbt_executable() -> str:
@@ -33,37 +36,15 @@ def dbt_executable() -> str:
     return found
 
 
-def _newest_source() -> float:
-    files = [p for ext in ("*.sql", "*.yml") for p in DBT_DIR.rglob(ext) if "target" not in p.parts]
-    return max((p.stat().st_mtime for p in files), default=0.0)
-
-
-def manifest_is_current() -> bool:
-    return MANIFEST.exists() and MANIFEST.stat().st_mtime >= _newest_source()
-
-
-def ensure_manifest() -> Path:
-    """Return the manifest path, running ``dbt parse`` first when it is missing or stale."""
-    if manifest_is_current():
-        return MANIFEST
-    MANIFEST.parent.mkdir(parents=True, exist_ok=True)
-    with open(MANIFEST.parent / ".parse.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if manifest_is_current():
-            return MANIFEST
-        with tempfile.TemporaryDirectory(prefix="dbt-parse-") as tmp:
-            env = {**os.environ, "WAREHOUSE_DUCKDB_PATH": str(Path(tmp) / "parse.duckdb"),
-                   "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}  # fmt: skip
-            env.pop("WAREHOUSE_DBT_TARGET", None)
-            done = subprocess.run(
-                [dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir",
-                 str(DBT_DIR), "--target-path", tmp, "--log-path", tmp],
-                env=env, capture_output=True, text=True, timeout=300,
-            )  # fmt: skip
-            if done.returncode != 0:
-                raise RuntimeError(f"dbt parse failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-            os.replace(Path(tmp) / "manifest.json", MANIFEST)
-    return MANIFEST
+def prepared_project() -> DbtProject:
+    """Return ``DBT_PROJECT`` with a manifest: parsed on every load under ``dagster dev``, and when missing."""
+    # dagster-dbt's preparer runs ``dbt`` by name: put the venv's first on PATH
+    path = os.pathsep.join([str(Path(dbt_executable()).parent), os.environ.get("PATH", "")])
+    with environment({"PATH": path}):
+        DBT_PROJECT.prepare_if_dev()
+        if not DBT_PROJECT.manifest_path.exists():
+            DBT_PROJECT.preparer.prepare(DBT_PROJECT)
+    return DBT_PROJECT
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from simulation_assets.core.warehouse import schema
-from simulation_assets.core.warehouse.integrity import Check, CheckResult, evaluate
+from simulation_assets.core.warehouse.checks import Check, CheckResult, run_checks
 from simulation_assets.sinks.warehouse_parquet import table_glob
 
 RAW = "raw"
@@ -90,4 +90,8 @@ class DuckDBWarehouse:
         import duckdb
 
         with duckdb.connect(str(self.path), read_only=True) as con:
-            return [evaluate(c, con.execute(c.sql).fetchall()) for c in checks]
+            return run_checks(checks, lambda sql: con.execute(sql).fetchall())
+
+    def dbt_env(self) -> dict[str, str]:
+        """Return the variables that point ``dbt/profiles.yml`` at this file."""
+        return {"WAREHOUSE_DBT_TARGET": "duckdb", "WAREHOUSE_DUCKDB_PATH": str(self.path)}

@@ -13,6 +13,8 @@ the number of workers or the order they finish in.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import tempfile
 import time
@@ -76,19 +78,77 @@ class TableResult:
     files: int = 0
 
 
-_WORKER: dict[tuple, Warehouse] = {}
+@functools.lru_cache(maxsize=1)
+def _worker_warehouse(seed: int, env: str, config_json: str) -> Warehouse:
+    """The worker process's generator (parent tables stay in memory across the chunks it writes)."""
+    return Warehouse(seed, env, WarehouseConfig.model_validate_json(config_json))
 
 
 def _worker_chunk(
     seed: int, env: str, config_json: str, root: str, table: str, k: int
 ) -> tuple[str, int, int, float]:
-    key = (seed, env, config_json)
-    if key not in _WORKER:
-        _WORKER.clear()
-        _WORKER[key] = Warehouse(seed, env, WarehouseConfig.model_validate_json(config_json))
     started = time.perf_counter()
-    rows, _ = write_chunk(_WORKER[key], Path(root), table, k)
+    rows, _ = write_chunk(_worker_warehouse(seed, env, config_json), Path(root), table, k)
     return table, k, rows, time.perf_counter() - started
+
+
+_POOL: list[ProcessPoolExecutor] = []  # at most one pool of generator processes, reused across calls
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Return a pool of ``workers`` generator processes, started on first use and reused (each process keeps
+    its parent tables in memory) until ``close_worker_pool`` or the end of the process."""
+    import multiprocessing as mp
+
+    if _POOL and _POOL[0]._max_workers != workers:  # noqa: SLF001
+        close_worker_pool()
+    if not _POOL:
+        _POOL.append(ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")))
+    return _POOL[0]
+
+
+def close_worker_pool() -> None:
+    """Stop the generator processes (they hold an environment's parent tables in memory)."""
+    while _POOL:
+        _POOL.pop().shutdown(cancel_futures=True)
+
+
+atexit.register(close_worker_pool)
+
+
+def write_chunks(
+    seed: int,
+    env: str,
+    root: Path,
+    jobs: list[tuple[str, int]],
+    config: WarehouseConfig | None = None,
+    workers: int = 1,
+    on_chunk: Callable[[str, int, int, float], None] | None = None,
+    warehouse: Warehouse | None = None,
+) -> None:
+    """Generate and write chunk ``k`` of ``table`` for every ``(table, k)`` in ``jobs``.
+
+    With ``workers`` > 1 the chunks are spread over a pool of processes (each keeps its own generator);
+    otherwise ``warehouse`` (or a new one) writes them here. ``on_chunk(table, k, rows, seconds)`` is
+    called after each chunk, in completion order. Chunks are independent, so the bytes do not depend
+    on the number of workers or the order they finish in.
+    """
+    cfg = config or WarehouseConfig()
+    if workers <= 1 or len(jobs) <= 1:
+        generator = warehouse or Warehouse(seed, env, cfg)
+        for table, k in jobs:
+            started = time.perf_counter()
+            rows, _ = write_chunk(generator, root, table, k)
+            if on_chunk:
+                on_chunk(table, k, rows, time.perf_counter() - started)
+        return
+    cfg_json = cfg.model_dump_json()
+    pool = worker_pool(workers)
+    futures = [pool.submit(_worker_chunk, seed, env, cfg_json, str(root), t, k) for t, k in jobs]
+    for fut in as_completed(futures):
+        table, k, rows, seconds = fut.result()
+        if on_chunk:
+            on_chunk(table, k, rows, seconds)
 
 
 def write_tables(
@@ -104,30 +164,28 @@ def write_tables(
 
     ``on_chunk(table, k, rows)`` is called after each chunk (for progress bars).
     """
-    cfg = config or WarehouseConfig()
     names = [t for t in schema.TABLE_NAMES if t in set(tables)]
     results = {t: TableResult() for t in names}
-    jobs = [(t, k) for t in names for k in range(schema.table(t).chunks)]
-    if workers <= 1:
-        warehouse = Warehouse(seed, env, cfg)
-        for t, k in jobs:
-            started = time.perf_counter()
-            rows, _ = write_chunk(warehouse, root, t, k)
-            _record(results[t], rows, time.perf_counter() - started)
-            if on_chunk:
-                on_chunk(t, k, rows)
-        return results
-    import multiprocessing as mp
 
-    cfg_json = cfg.model_dump_json()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_worker_chunk, seed, env, cfg_json, str(root), t, k) for t, k in jobs]
-        for fut in as_completed(futures):
-            t, k, rows, seconds = fut.result()
-            _record(results[t], rows, seconds)
-            if on_chunk:
-                on_chunk(t, k, rows)
+    def record(table: str, k: int, rows: int, seconds: float) -> None:
+        _record(results[table], rows, seconds)
+        if on_chunk:
+            on_chunk(table, k, rows)
+
+    jobs = [(t, k) for t in names for k in range(schema.table(t).chunks)]
+    write_chunks(seed, env, root, jobs, config, workers, record)
     return results
+
+
+def rows_on_disk(root: Path, table: str, chunks: Iterable[int]) -> dict[int, int]:
+    """Return the rows of each written chunk file of ``table`` (from the Parquet footers; 0 if missing)."""
+    import pyarrow.parquet as pq
+
+    out: dict[int, int] = {}
+    for k in chunks:
+        path = chunk_path(root, table, k)
+        out[k] = pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+    return out
 
 
 def _record(result: TableResult, rows: int, seconds: float) -> None:

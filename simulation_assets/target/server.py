@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -111,12 +114,70 @@ class LocalTarget:
             self._thread.join(timeout=10)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, clock_speed: float = 1.0) -> None:
+class TargetProcess:
+    """The PropIQ reference API served by uvicorn in a child process, on a free loopback port.
+
+    For load: a server in the generator's own process competes with it for the interpreter lock
+    (on the reference machine a 60 req/s load then met second-long answers). The parent binds the
+    socket and hands it to the child, so the port is known before the child starts and never races.
+    Use as ``with TargetProcess() as target: target.base_url``; ``app`` (``module:attribute``)
+    serves another ASGI app instead.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", start_timeout_s: float = 60.0, app: str = "") -> None:
+        self._host, self._timeout, self._app = host, start_timeout_s, app
+        self._proc: subprocess.Popen | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> TargetProcess:
+        sock = free_loopback_socket(self._host)
+        port = sock.getsockname()[1]
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "simulation_assets.target.server", "--fd", str(sock.fileno())]
+                + (["--app", self._app] if self._app else []),
+                pass_fds=[sock.fileno()],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        finally:
+            sock.close()  # the child holds its own copy
+        self.base_url = f"http://{self._host}:{port}"
+        deadline = time.monotonic() + self._timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the reference target process exited with code {self._proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/health", timeout=1) as answer:  # noqa: S310 - loopback
+                    if answer.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError(f"the reference target did not answer within {self._timeout:g} s")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    clock_speed: float = 1.0,
+    overrides: dict[str, Callable[[], ASGIApp]] | None = None,
+) -> None:
     """Serve the composed reference apps on ``host:port`` until interrupted.
 
-    ``clock_speed`` makes the PropIQ API's simulated clock run that many times faster than real time.
+    ``clock_speed`` makes the PropIQ API's simulated clock run that many times faster than real time;
+    ``overrides`` replaces the factories of some mount paths (the caller wires them to its sinks).
     """
-    apps = sub_apps()
+    apps = {**sub_apps(), **(overrides or {})}
     if "/" in apps and clock_speed != 1.0:
         from simulation_assets.core.power_users.target_rules import TargetRules
         from simulation_assets.target.propiq import create_app
@@ -124,4 +185,21 @@ def serve(host: str = "127.0.0.1", port: int = 8000, clock_speed: float = 1.0) -
         apps["/"] = lambda: create_app(TargetRules(clock_speed=clock_speed))
     uvicorn.run(
         build_app(apps), host=host, port=port, log_level="info", access_log=False, timeout_keep_alive=30
+    )
+
+
+if __name__ == "__main__":  # the child of TargetProcess: serve PropIQ on an inherited socket
+    import argparse
+
+    parser = argparse.ArgumentParser(description="serve the PropIQ reference API on an inherited socket")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--app", default="", help="module:attribute of another ASGI app")
+    args = parser.parse_args()
+    uvicorn.run(
+        args.app or _propiq_app(),
+        fd=args.fd,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+        backlog=4096,
     )

@@ -1,6 +1,8 @@
-"""The web app as ``simulate target serve`` mounts it: captured events go into the events store."""
+"""The web app as ``simulate target serve`` mounts it under ``/hogflix``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 
@@ -10,18 +12,10 @@ from simulation_assets.webapp.capture import CaptureLog
 MOUNT_PATH = "/hogflix"
 
 
-def create_served_app() -> Starlette:
-    """Return the web app whose capture endpoint merges events into ``browser_events`` of the store.
+def create_served_app(on_events: Callable[[list[dict]], None] | None = None) -> Starlette:
+    """Return the web app; every captured request's events also go to ``on_events`` when given.
 
-    The dataset is the HogFlix scenario of the environment (``SIMULATION_SEED``,
-    ``PERSONA_POOL``, ``HOGFLIX_START_DATE``, ...), the same the CLI and Dagster use.
+    ``simulate target serve`` passes a callback that merges them into the HogFlix
+    events store (the command wires the store; the web app knows nothing of it).
     """
-    from simulation_assets.defs.hogflix import HogflixSettings
-    from simulation_assets.sinks.browser_events import BrowserEventsStore
-    from simulation_assets.sinks.local_store import LocalParquetStore
-
-    store = BrowserEventsStore(LocalParquetStore(), HogflixSettings().dataset("browser_events"))
-    log = CaptureLog(on_events=store.merge)
-    app = create_app(WebAppConfig(), log)
-    app.state.events_store = store
-    return app
+    return create_app(WebAppConfig(), CaptureLog(on_events=on_events))

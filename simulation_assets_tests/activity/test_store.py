@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import dagster as dg
 import polars as pl
 import pytest
 
 from simulation_assets.core.activity.config import ActivityConfig
 from simulation_assets.sinks.activity_store import ActivityStore
+from simulation_assets.sinks.config_files import from_env, resolved
 from simulation_assets_tests.activity.helpers import AT
 
 CFG = ActivityConfig()
@@ -110,9 +112,12 @@ def test_interventions_open_and_clear_within_a_few_ticks(tmp_path):
 
 @pytest.mark.postgres
 def test_postgres_store_matches_duckdb_row_for_row(postgres_dsn, tmp_path, monkeypatch):
-    monkeypatch.setenv("ACTIVITY_DATABASE_URL", postgres_dsn)  # read when connecting, not kept in config
-    pg = ActivityStore(backend="postgres")
-    assert pg.dsn == ""
+    monkeypatch.setenv("ACTIVITY_DATABASE_URL", postgres_dsn)
+    configured = from_env(ActivityStore, backend="postgres")
+    # the definition holds the variable's name, never the DSN; a run reads the value
+    assert isinstance(configured.dsn, dg.EnvVar) and configured.dsn.env_var_name == "ACTIVITY_DATABASE_URL"
+    pg = resolved(configured)
+    assert pg.dsn == postgres_dsn
     duck = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "d.duckdb"))
     _run(pg, 6)
     _run(duck, 6)

@@ -14,6 +14,7 @@ import pytest
 from simulation_assets.core.funnel.capi import CAPI_EVENT_MAP, capi_payloads, sha256_normalized
 from simulation_assets.core.funnel.cohort import simulate_cohort_events
 from simulation_assets.core.funnel.config import CohortConfig
+from simulation_assets.sinks.config_files import from_env, resolved
 from simulation_assets.sinks.meta_capi import MetaCapiSink
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -95,10 +96,13 @@ def test_sink_posts_batches_to_a_configured_endpoint_and_retries_a_503(monkeypat
     thread.start()
     try:
         monkeypatch.setenv("META_CAPI_ACCESS_TOKEN", "test-token")
-        sink = MetaCapiSink(
-            output_dir=str(tmp_path),
-            endpoint=f"http://127.0.0.1:{server.server_port}/v21.0/123/events",
-            batch_size=2,
+        sink = resolved(
+            from_env(
+                MetaCapiSink,
+                output_dir=str(tmp_path),
+                endpoint=f"http://127.0.0.1:{server.server_port}/v21.0/123/events",
+                batch_size=2,
+            )
         )
         report = sink.send([{"event_name": "Lead", "event_id": str(i)} for i in range(5)])
     finally:

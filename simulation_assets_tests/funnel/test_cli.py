@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -69,3 +72,53 @@ def test_cli_writes_forecast_events_rates_and_models(tmp_path) -> None:
     models = json.loads((out / "models.json").read_text())
     assert {"signal", "shuffled"} == set(models) - {"days"}
     assert models["signal"]["purchase"]["roc_auc"] > models["shuffled"]["purchase"]["roc_auc"]
+
+
+def test_cli_run_is_recorded_in_the_instance_with_its_checks_and_runs_again_the_same_day(tmp_path) -> None:
+    args = ["funnel", "--impressions", "80000", "--days", "2", "--replicates", "500", "--seed", "3"]
+    assert main([*args, "--output", str(tmp_path / "a")]) == 0
+    assert main([*args, "--output", str(tmp_path / "b")]) == 0
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    for run in runs:
+        checks = {
+            e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
+            for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        }
+        assert {"events_match_taxonomy", "funnel_monotone", "identity_stitched"} <= set(checks)
+        assert checks["events_match_taxonomy"] and checks["identity_stitched"] and checks["funnel_monotone"]
+        assert len(checks) == 11
+        materialized = [
+            (e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition)
+            for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        ]
+        assert sorted(materialized) == sorted(
+            [
+                ("funnel_capi_events", "2026-01-01"),
+                ("funnel_capi_events", "2026-01-02"),
+                ("funnel_cohort_events", "2026-01-01"),
+                ("funnel_cohort_events", "2026-01-02"),
+                ("funnel_forecast", None),
+                ("funnel_formulas", None),
+                ("funnel_models", None),
+                ("funnel_transition_rates", None),
+            ]
+        )
+    assert (tmp_path / "a" / "forecast.json").read_bytes() == (tmp_path / "b" / "forecast.json").read_bytes()
+
+
+def test_rate_flags_name_every_transition_rate() -> None:
+    from simulation_assets.commands.funnel import RATE_NAMES
+    from simulation_assets.core.funnel.config import TransitionRates
+
+    assert RATE_NAMES == tuple(TransitionRates.model_fields)
+
+
+def test_the_funnel_command_module_imports_neither_dagster_nor_polars_nor_pydantic() -> None:
+    code = (
+        "import sys, simulation_assets.commands.funnel; "
+        "print(sorted({'dagster', 'polars', 'pydantic', 'numpy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

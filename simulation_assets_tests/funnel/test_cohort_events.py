@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ from simulation_assets.core.funnel.cohort import simulate_cohort_events
 from simulation_assets.core.funnel.config import CohortConfig, TransitionRates
 from simulation_assets.core.funnel.identity import check_stitching, stitch
 from simulation_assets.core.funnel.learn import compare_to_configured, learn_rates
+from simulation_assets.core.funnel.schema import validate_frame
 
 DAY = dt.date(2026, 2, 3)
 CHAIN = [
@@ -149,3 +151,33 @@ def test_nothing_happens_after_an_account_is_deleted(cohort) -> None:
     assert deleted.height > 0
     later = ev.join(deleted, on="person_id").filter(pl.col("timestamp") > pl.col("gone"))
     assert later.height == 0
+
+
+# SHA-256 of the CSV text of a small cohort (seed 4, 2026-02-03, 60,000 impressions). A change here
+# means the generator's output changed: intended changes update these digests in the same commit.
+PINNED_EVENTS_SHA256 = "15000abf757630a30f7b23734afcc10235baf44147de0241873ac569a7818d6e"
+PINNED_USERS_SHA256 = "bbb397b4627f666ae6426bda5bfab956e446080a416df7e7b31162852fd1e0c3"
+
+
+def test_cohort_bytes_are_pinned() -> None:
+    cohort = simulate_cohort_events(DAY, CohortConfig(), seed=4, impressions=60_000)
+    assert cohort.events.height == 10_201
+    assert hashlib.sha256(cohort.events.write_csv().encode()).hexdigest() == PINNED_EVENTS_SHA256
+    assert hashlib.sha256(cohort.users.write_csv().encode()).hexdigest() == PINNED_USERS_SHA256
+
+
+@pytest.mark.parametrize("step", ["p_land", "p_cta", "p_login", "p_upload", "p_job_success", "p_download"])
+def test_a_funnel_step_nobody_passes_gives_a_valid_shorter_cohort(step) -> None:
+    cohort = simulate_cohort_events(DAY, CohortConfig(rates=TransitionRates(**{step: 0.0})), 1, 50_000)
+    assert cohort.events.height > 0 and validate_frame(cohort.events) == []
+    reached = set(cohort.events["event"].unique())
+    blocked = {
+        "p_land": "landing_view",
+        "p_cta": "cta_click",
+        "p_login": "login_success",
+        "p_upload": "upload_completed",
+        "p_job_success": "processing_completed",
+        "p_download": "download_clicked",
+    }[step]
+    assert blocked not in reached
+    assert "purchase_completed" not in reached

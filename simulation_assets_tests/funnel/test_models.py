@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import polars as pl
 import pytest
 
-from simulation_assets.core.funnel.cohort import simulate_cohort_events
-from simulation_assets.core.funnel.config import CohortConfig
-from simulation_assets.core.funnel.features import PURCHASE_FEATURES, build_features, time_split
-from simulation_assets.core.funnel.models import train_and_evaluate
+from simulation_assets.core.funnel.features import PURCHASE_FEATURES, time_split
 
 
 @pytest.fixture(scope="module")
-def features() -> pl.DataFrame:
-    days = [dt.date(2026, 3, 1) + dt.timedelta(days=d) for d in range(5)]
-    events = pl.concat(
-        [simulate_cohort_events(d, CohortConfig(), seed=8, impressions=600_000).events for d in days]
-    )
-    return build_features(events)
+def features(model_features) -> pl.DataFrame:
+    return model_features
 
 
 def test_features_have_one_row_per_logged_in_person_and_no_monetization_leak(features) -> None:
@@ -36,12 +27,11 @@ def test_time_split_trains_on_earlier_logins(features) -> None:
     assert test.height == pytest.approx(0.3 * features.height, abs=1)
 
 
-def test_models_trained_on_signal_pass_and_on_shuffled_labels_fail(features) -> None:
-    real = train_and_evaluate(features, seed=1)
+def test_models_trained_on_signal_pass_and_on_shuffled_labels_fail(model_report, shuffled_report) -> None:
+    real, shuffled = model_report, shuffled_report
     assert real.passed, real
     assert real.purchase.roc_auc > 0.75 and real.churn.roc_auc > 0.57
     assert all(m.mae_improvement > 0.15 for m in real.ltv)
-    shuffled = train_and_evaluate(features, shuffle_labels=True, seed=1)
     assert not shuffled.purchase.passed and not shuffled.churn.passed
     assert not any(m.passed for m in shuffled.ltv)
     assert shuffled.purchase.roc_auc < 0.65 and shuffled.churn.roc_auc < 0.56

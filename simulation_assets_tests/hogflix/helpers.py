@@ -8,7 +8,8 @@ import numpy as np
 
 from simulation_assets.core import rng
 from simulation_assets.core.hogflix.config import LifecycleConfig
-from simulation_assets.core.hogflix.lifecycle import PersonaState, day_number, new_personas
+from simulation_assets.core.hogflix.persona_state import PersonaState, day_number
+from simulation_assets.core.hogflix.signups import new_personas
 
 THURSDAY = dt.date(2026, 1, 1)
 DAY = day_number(dt.date(2026, 1, 7))  # a Wednesday, not in days 1-3 of the month

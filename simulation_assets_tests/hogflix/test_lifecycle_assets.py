@@ -3,8 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from simulation_assets.defs.hogflix import HogflixSettings, build_defs
+from simulation_assets.defs.hogflix import build_defs
 from simulation_assets.defs.resources import shared_resources
+from simulation_assets.sinks.hogflix_state import HogflixSettings
 from simulation_assets.sinks.local_store import LocalParquetStore
 
 START = "2026-01-01"
@@ -85,3 +86,18 @@ def test_definitions_have_the_daily_0715_schedule_and_the_stateful_job():
     assert schedule.execution_timezone in (None, "UTC")
     job = defs.resolve_job_def("hogflix_daily_lifecycle")
     assert job.partitions_def is not None
+
+
+def test_each_day_records_its_own_row_count_and_the_assets_declare_their_columns(tmp_path):
+    result = dg.materialize(_assets(), resources=_resources(tmp_path), tags=_range(START, "2026-01-03"))
+    counts = {
+        e.partition: e.materialization.metadata["dagster/row_count"].value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path == ["hogflix_personas"]
+    }
+    for key, rows in counts.items():
+        assert rows == pl.read_parquet(_personas_path(tmp_path, key)).height
+    assert len(set(counts.values())) > 1  # the pool moves from day to day, and so does each day's count
+    for asset in _assets():
+        schema = asset.metadata_by_key[asset.key]["dagster/column_schema"]
+        assert "date" in [c.name for c in schema.columns] or "distinct_id" in [c.name for c in schema.columns]

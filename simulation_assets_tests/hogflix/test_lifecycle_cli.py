@@ -1,7 +1,9 @@
 """``simulate hogflix`` for the lifecycle: outputs, determinism, and bad input."""
 
+import datetime as dt
 import json
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -60,3 +62,73 @@ def test_unwritable_output_exits_2(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert main(["hogflix", "--days", "2", "--output", str(blocker / "sub")]) == 2
     assert "not writable" in capsys.readouterr().out
+
+
+def test_simulate_hogflix_records_one_run_per_range_and_runs_again_the_same_day(tmp_path):
+    args = ["hogflix", "--days", "5", "--seed", "3", "--traffic-days", "0", "--output", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert main(args) == 0  # the same day again, same instance: no error
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["dagster_runs"] == [runs[0].run_id]  # the whole date range is one run
+    personas = dg.AssetKey("hogflix_personas")
+    assert instance.get_materialized_partitions(personas) == {f"2026-01-0{d}" for d in range(1, 6)}
+    records = instance.fetch_materializations(personas, limit=20).records
+    assert len(records) == 10 and {r.run_id for r in records} == {r.run_id for r in runs}
+    evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(personas, "persona_ids_unique")]
+    )[dg.AssetCheckKey(personas, "persona_ids_unique")]
+    assert evaluation.run_id == runs[0].run_id
+    assert summary["checks"]["hogflix_personas.persona_ids_unique"] is True
+
+
+def test_a_start_in_the_future_simulates_like_any_other(tmp_path):
+    start = dt.date.today() + dt.timedelta(days=40)
+    out = tmp_path / "future"
+    args = [
+        "hogflix",
+        "--days",
+        "3",
+        "--start",
+        start.isoformat(),
+        "--traffic-days",
+        "0",
+        "--output",
+        str(out),
+    ]
+    assert main(args) == 0
+    metrics = pl.read_parquet(out / "daily_metrics.parquet")
+    assert metrics["date"].to_list() == [start + dt.timedelta(days=i) for i in range(3)]
+    assert dg.DagsterInstance.get().get_materialized_partitions(dg.AssetKey("hogflix_personas")) == {
+        (start + dt.timedelta(days=i)).isoformat() for i in range(3)
+    }
+
+
+def test_future_traffic_is_refused_for_posthog_before_anything_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PH_PROJECT_API_KEY", "phc_test")
+    start = dt.date.today() + dt.timedelta(days=10)
+    out = tmp_path / "never"
+    args = [
+        "hogflix",
+        "--days",
+        "2",
+        "--start",
+        start.isoformat(),
+        "--events",
+        "posthog",
+        "--output",
+        str(out),
+    ]
+    assert main(args) == 2
+    assert "ahead of now" in capsys.readouterr().out
+    assert not (out / "summary.json").exists()
+    assert not dg.DagsterInstance.get().get_runs()
+
+
+def test_the_command_default_start_is_the_scenario_default():
+    from simulation_assets.commands.hogflix import DEFAULT_START
+    from simulation_assets.core.hogflix.config import DEFAULT_START_DATE
+
+    assert DEFAULT_START == DEFAULT_START_DATE

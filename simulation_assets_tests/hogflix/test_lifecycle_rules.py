@@ -14,7 +14,8 @@ from simulation_assets.core.hogflix.config import (
     lifecycle_config_from_env,
 )
 from simulation_assets.core.hogflix.frames import to_frame
-from simulation_assets.core.hogflix.lifecycle import (
+from simulation_assets.core.hogflix.lifecycle import churn_chance, return_probability, step_day
+from simulation_assets.core.hogflix.persona_state import (
     ACTIVE,
     BINGE,
     CASUAL,
@@ -26,10 +27,8 @@ from simulation_assets.core.hogflix.lifecycle import (
     REGULAR,
     WEEKEND,
     day_number,
-    flixbuddy_count,
-    return_probability,
-    step_day,
 )
+from simulation_assets.core.hogflix.viewing import flixbuddy_count
 from simulation_assets_tests.hogflix.helpers import DAY, no_events, pool, share
 
 UNSCALED = LifecycleConfig(return_scale=1.0)
@@ -123,7 +122,7 @@ def test_default_return_scale_multiplies_every_probability():
 
 
 def test_dormant_users_churn_three_percent_a_day_after_30_days():
-    cfg = LifecycleConfig()
+    cfg = LifecycleConfig(crowding_churn=0.0)  # the seed's rule alone (crowding: churn_chance below)
     n = 200_000
     state = pool(
         cfg,
@@ -143,6 +142,16 @@ def test_dormant_users_churn_three_percent_a_day_after_30_days():
     marked = after.cols["marked_for_cleanup"][:n][churned]
     assert share(marked) == pytest.approx(0.90, abs=0.02)
     assert (after.cols["state"][:n][churned] == CHURNED).all()
+
+
+@pytest.mark.parametrize(
+    ("pool_size", "chance"),
+    [(300, 0.03), (380, 0.03), (400, 0.03 * 1.65), (420, 0.03 * 2.3), (500, 0.03 * 2.3 + 0.039 * 2)],
+)
+def test_churn_chance_is_three_percent_at_the_bottom_of_the_band_and_rises_with_crowding(pool_size, chance):
+    assert churn_chance(LifecycleConfig(), pool_size) == pytest.approx(chance)
+    # The same shape at ten times the pool: the band is 3,800-4,200.
+    assert churn_chance(LifecycleConfig(persona_pool=4_000), pool_size * 10) == pytest.approx(chance)
 
 
 def test_dormant_users_under_30_days_inactive_never_churn():

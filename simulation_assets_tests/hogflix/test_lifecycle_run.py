@@ -5,18 +5,20 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import PATTERNS, PLANS, LifecycleConfig
 from simulation_assets.core.hogflix.frames import to_frame
-from simulation_assets.core.hogflix.lifecycle import CHURNED, day_number, initial_state, step_day
+from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.metrics import daily_metrics, plan_weighted_pattern_targets
+from simulation_assets.core.hogflix.persona_state import CHURNED, day_number
 
 START = day_number(dt.date(2026, 1, 1))
 
 
-def run(cfg: LifecycleConfig, seed: int, days: int):
-    state = initial_state(cfg, seed, START)
+def run(cfg: LifecycleConfig, seed: int, days: int, start: int = START, state=None):  # noqa: ANN001
+    state = initial_state(cfg, seed, start) if state is None else state
     rows = []
-    for day in range(START, START + days):
+    for day in range(start, start + days):
         state = step_day(state, day, cfg, seed)
         c = state.cols
         alive = c["state"] != CHURNED
@@ -25,6 +27,7 @@ def run(cfg: LifecycleConfig, seed: int, days: int):
             {
                 "pool": int(alive.sum()),
                 "signups": int(c["signed_up_today"].sum()),
+                "churned": int(c["churned_today"].sum()),
                 "active_share": float((c["state"] == 1).sum() / alive.sum()),
                 "active_today": int(c["active_today"].sum()),
                 "patterns": np.bincount(c["pattern"][assigned], minlength=5) / assigned.sum(),
@@ -79,3 +82,47 @@ def test_daily_metrics_flatten_state_and_pattern_counts():
     )
     assert sum(row[f"pattern_{p}"][0] for p in PATTERNS) == row["pool_size"][0]
     assert row["new_signups"][0] == frame["signed_up_today"].sum()
+
+
+# The (seed, start) pairs a user reported outside the band or under 60 % ACTIVE with the earlier
+# calibration, plus a start in the future and one on New Year's Eve.
+REPORTED_PAIRS = [
+    (8675309, "2026-02-09"),
+    (42, "2026-02-09"),
+    (7, "2026-02-09"),
+    (42, "2026-06-15"),
+    (99, "2026-09-01"),
+    (2024, "2026-04-20"),
+    (5, "2027-03-10"),
+    (123456, "2025-12-31"),
+]
+
+
+@pytest.mark.parametrize(("seed", "start"), REPORTED_PAIRS)
+def test_pool_stays_in_band_with_active_share_near_65_and_signups_spread_over_2_to_5(seed, start):
+    cfg = LifecycleConfig()
+    _, rows = run(cfg, seed, 150, start=day_number(dt.date.fromisoformat(start)))
+    warm = rows[30:]  # the issue's 30-day warm-up
+    pools = [r["pool"] for r in warm]
+    assert 380 <= min(pools) and max(pools) <= 420, (min(pools), max(pools))
+    share = float(np.mean([r["active_share"] for r in warm]))
+    assert 0.62 <= share <= 0.68, share
+    signups = [r["signups"] for r in warm]
+    assert min(signups) >= 2 and max(signups) <= 5
+    assert len(set(signups)) >= 3 and np.mean(signups) >= 2.15  # not the minimum every day
+    # Signups are the only inflow and churn the only outflow of the living pool.
+    assert sum(r["signups"] - r["churned"] for r in warm[1:]) == pools[-1] - pools[0]
+
+
+@pytest.mark.parametrize(("target", "enters_by"), [(440, 8), (360, 16)])
+def test_a_pool_off_target_comes_back_into_the_band_and_stays(target, enters_by):
+    """A pool of ~400 handed to a scenario whose target is 10 % higher or lower (as a config change or a
+    backfill from another scenario's state would) is back inside the new band within days."""
+    start = day_number(dt.date(2026, 3, 1))
+    state = initial_state(LifecycleConfig(), 11, start)
+    cfg = LifecycleConfig(persona_pool=target)
+    _, rows = run(cfg, 11, 60, start=start, state=state)
+    low, high = cfg.pool_range
+    inside = [low <= r["pool"] <= high for r in rows]
+    first = inside.index(True)
+    assert first <= enters_by and all(inside[first:]), (first, [r["pool"] for r in rows])

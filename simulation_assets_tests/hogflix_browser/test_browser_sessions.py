@@ -11,17 +11,18 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from simulation_assets.core.hogflix.browser_events import events_frame
 from simulation_assets.core.hogflix.catalog import catalog
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig
-from simulation_assets.defs.hogflix import HogflixSettings
+from simulation_assets.defs.hogflix import hogflix_resources
 from simulation_assets.defs.hogflix_browser import HogflixBrowserTier, browser_assets, select_browser_sessions
-from simulation_assets.defs.hogflix_traffic import TrafficReader, traffic_resources
 from simulation_assets.defs.partitions import half_hourly_partitions as half_hourly
 from simulation_assets.sinks.browser_bot import BrowserBot, BrowserSession
+from simulation_assets.sinks.hogflix_state import HogflixSettings, TrafficReader
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.target.server import LocalTarget, build_app
 from simulation_assets.webapp.app import WebAppConfig, create_app
-from simulation_assets.webapp.capture import CaptureLog, events_frame
+from simulation_assets.webapp.capture import CaptureLog
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("hogflix_browser")]
 
@@ -132,9 +133,9 @@ def test_browser_asset_plays_a_window_and_stores_events_beside_the_server_tier(t
         if items:
             sizes[key] = sum(len(i.steps) for i in items)
     key = min(sizes, key=sizes.get)
-    [asset] = browser_assets(half_hourly("2026-01-01", "2026-01-02"), HogflixSettings)
+    [asset] = browser_assets(half_hourly("2026-01-01", "2026-01-02"))
     resources = {
-        **traffic_resources(),
+        **hogflix_resources(),
         "hogflix_settings": settings,
         "store": store,
         "hogflix_browser": BrowserBot(**FAST),

@@ -13,15 +13,15 @@ import pytest
 from starlette.testclient import TestClient
 
 from simulation_assets.cli import main
+from simulation_assets.core.hogflix.browser_events import encode_for_batch, events_frame
 from simulation_assets.core.hogflix.browser_plan import browser_plans, browser_session_mask
 from simulation_assets.core.hogflix.events import session_events
 from simulation_assets.core.hogflix.sessions import day_sessions
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig
-from simulation_assets.defs.hogflix import HogflixSettings
-from simulation_assets.defs.hogflix_traffic import TrafficReader
+from simulation_assets.sinks.hogflix_state import HogflixSettings, TrafficReader
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.webapp.app import create_app
-from simulation_assets.webapp.capture import CaptureLog, decode_capture, encode_for_batch, events_frame
+from simulation_assets.webapp.capture import CaptureLog, decode_capture
 
 EVENTS = [
     {"event": "$pageview", "uuid": "019b78ff-0000-7000-8000-000000000001", "timestamp": "2026-01-01T10:29:59.900Z",
@@ -165,7 +165,9 @@ def test_forward_delivers_browser_events_to_posthog_batch_with_sdk_uuids(monkeyp
     monkeypatch.setenv("PH_PROJECT_API_KEY", "phc_test_project")
     frame = events_frame(_sdk_events(250))
     with PostHogServer(failure_rate=0.3) as server:
-        sink = PostHogEvents(mode="posthog", host=server.url, batch_size=100, backoff_seconds=0.01)
+        sink = PostHogEvents(
+            mode="posthog", host=server.url, api_key="phc_test_project", batch_size=100, backoff_seconds=0.01
+        )
         report = forward(sink, frame)
     assert server.problems == []
     assert sorted(e["uuid"] for e in server.accepted) == sorted(frame["uuid"].to_list())
@@ -177,9 +179,9 @@ def test_forward_delivers_browser_events_to_posthog_batch_with_sdk_uuids(monkeyp
 
 
 def test_served_app_merges_captured_events_into_the_events_store():
-    from simulation_assets.webapp.serve import create_served_app
+    from simulation_assets.commands.hogflix_browser import served_web_app
 
-    app = create_served_app()
+    app = served_web_app()
     client = TestClient(app)
     body = gzip.compress(json.dumps(_sdk_events(3)).encode())
     assert client.post("/e/?compression=gzip-js", content=body).status_code == 200

@@ -7,10 +7,12 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LifecycleConfig
 from simulation_assets.core.hogflix.events import session_events
 from simulation_assets.core.hogflix.frames import to_frame
-from simulation_assets.core.hogflix.lifecycle import day_number, initial_state, step_day
+from simulation_assets.core.hogflix.lifecycle import step_day
+from simulation_assets.core.hogflix.persona_state import day_number
 from simulation_assets.core.hogflix.sessions import day_sessions
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig
 

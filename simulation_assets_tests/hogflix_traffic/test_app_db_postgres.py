@@ -9,9 +9,10 @@ import psycopg
 import pytest
 
 from simulation_assets.cli import main
+from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.app_rows import app_rows, pool_profiles
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations, deterministic_reply
-from simulation_assets.sinks.app_db import HogflixAppDatabase
+from simulation_assets.sinks.app_db import PostgresAppDatabase
 from simulation_assets_tests.hogflix_traffic.conftest import SEED
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("hogflix_postgres")]
@@ -65,7 +66,7 @@ def _real_rows(dsn: str) -> int:
 
 def test_a_full_day_lands_and_a_rerun_is_idempotent(postgres_dsn: str, day_traffic) -> None:  # noqa: ANN001
     personas, sessions, events = day_traffic
-    db = HogflixAppDatabase(backend="postgres", dsn=postgres_dsn)
+    db = PostgresAppDatabase(dsn=postgres_dsn)
     tables = _day_tables(personas, sessions, events)
     keys = sessions["partition_key"].unique().to_list()
     first = db.write(tables, keys)
@@ -91,7 +92,7 @@ def test_cleanup_removes_exactly_the_churned_synthetic_users(
     postgres_dsn: str, day_traffic, persona_days
 ) -> None:  # noqa: ANN001
     personas, sessions, events = day_traffic
-    db = HogflixAppDatabase(backend="postgres", dsn=postgres_dsn)
+    db = PostgresAppDatabase(dsn=postgres_dsn)
     db.write(_day_tables(personas, sessions, events), sessions["partition_key"].unique().to_list())
     marked = pl.concat(persona_days).filter(pl.col("marked_for_cleanup"))
     marked = marked.filter(pl.col("user_id").is_in(personas["user_id"].implode()))
@@ -120,7 +121,7 @@ def test_simulate_cleanup_counts_then_removes_synthetic_rows_only(
     postgres_dsn: str, day_traffic, capsys
 ) -> None:  # noqa: ANN001
     personas, sessions, events = day_traffic
-    db = HogflixAppDatabase(backend="postgres", dsn=postgres_dsn)
+    db = PostgresAppDatabase(dsn=postgres_dsn)
     db.write(_day_tables(personas, sessions, events), sessions["partition_key"].unique().to_list())
     planted = _plant_real_rows(postgres_dsn, sessions["user_id"][0])
     synthetic = db.count_synthetic()
@@ -138,3 +139,24 @@ def test_simulate_cleanup_counts_then_removes_synthetic_rows_only(
         deleted = dict(con.execute("SELECT * FROM public.cleanup_synthetic_data()").fetchall())
     assert deleted == synthetic and sum(db.count_synthetic().values()) == 0
     assert _real_rows(postgres_dsn) == sum(planted.values())
+
+
+def _orphan_watch_row(dsn: str, synthetic: bool) -> None:
+    """A watch_progress row whose user has no profile."""
+    with psycopg.connect(dsn) as con:
+        con.execute(
+            "INSERT INTO public.watch_progress (id, user_id, video_id, progress_seconds, updated_at, "
+            "is_synthetic, partition_key) VALUES (%s, %s, %s, 60, now(), %s, '2026-03-02-20:00')",
+            (str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()), synthetic),
+        )
+
+
+def test_orphan_check_looks_only_at_the_simulators_rows(postgres_dsn: str, day_traffic) -> None:  # noqa: ANN001
+    personas, sessions, events = day_traffic
+    db = PostgresAppDatabase(dsn=postgres_dsn)
+    db.write(_day_tables(personas, sessions, events), sessions["partition_key"].unique().to_list())
+    _orphan_watch_row(postgres_dsn, synthetic=False)  # the real application's own orphan
+    assert checks.no_orphan_rows(db.orphan_rows()).passed
+    _orphan_watch_row(postgres_dsn, synthetic=True)  # one of ours: the check must see it
+    outcome = checks.no_orphan_rows(db.orphan_rows())
+    assert not outcome.passed and outcome.metadata["orphans"]["watch_progress"] == 1

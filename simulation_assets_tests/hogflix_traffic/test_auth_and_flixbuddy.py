@@ -41,7 +41,9 @@ def test_auth_users_are_created_flagged_and_only_synthetic_ones_deleted(service_
     with SupabaseAuthServer(fail_every=4) as server:
         real_id = str(uuid.uuid4())
         server.plant(real_id, "grace@example.com", {"is_synthetic": False})
-        admin = SupabaseAuthAdmin(url=server.url, backoff_seconds=0.01, creates_per_second=0)
+        admin = SupabaseAuthAdmin(
+            url=server.url, service_role_key=service_key, backoff_seconds=0.01, creates_per_second=0
+        )
         assert admin.create_users(users) == {"created": 6, "existing": 0}
         assert admin.create_users(users.head(2)) == {"created": 0, "existing": 2}  # re-run: idempotent
         created = [server.users[u] for u in users["user_id"]]

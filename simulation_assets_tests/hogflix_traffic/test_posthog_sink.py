@@ -13,7 +13,14 @@ from simulation_assets_tests.hogflix_traffic.servers import PostHogServer
 
 def _sink(url: str, **kw: object) -> PostHogEvents:
     kw = {"batch_size": 250, **kw}
-    return PostHogEvents(mode="posthog", host=url, backoff_seconds=0.01, max_backoff_seconds=0.05, **kw)
+    return PostHogEvents(
+        mode="posthog",
+        host=url,
+        api_key="phc_test_project_key",
+        backoff_seconds=0.01,
+        max_backoff_seconds=0.05,
+        **kw,
+    )
 
 
 @pytest.fixture(autouse=True)

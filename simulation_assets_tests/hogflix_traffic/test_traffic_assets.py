@@ -6,12 +6,13 @@ import json
 
 import dagster as dg
 import polars as pl
+import psycopg
 import pytest
 
 from simulation_assets.cli import main
-from simulation_assets.defs.hogflix import HogflixSettings, build_defs
-from simulation_assets.defs.hogflix_traffic import traffic_resources
-from simulation_assets.sinks.app_db import HogflixAppDatabase
+from simulation_assets.defs.hogflix import build_defs, hogflix_resources
+from simulation_assets.sinks.app_db import DuckDBAppDatabase, PostgresAppDatabase
+from simulation_assets.sinks.hogflix_state import HogflixSettings
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.posthog_events import PostHogEvents
 from simulation_assets_tests.hogflix_traffic.servers import PostHogServer
@@ -36,9 +37,9 @@ def resources(tmp_path, monkeypatch: pytest.MonkeyPatch) -> dict:  # noqa: ANN00
     res = {
         "hogflix_settings": HogflixSettings(seed=7, persona_pool=400, start_date=START),
         "store": LocalParquetStore(),
-        **traffic_resources(),
+        **hogflix_resources(),
     }
-    res["hogflix_app_db"] = HogflixAppDatabase(backend="duckdb", duckdb_path=str(tmp_path / "app.duckdb"))
+    res["hogflix_app_db"] = DuckDBAppDatabase(duckdb_path=str(tmp_path / "app.duckdb"))
     return res
 
 
@@ -46,7 +47,7 @@ def test_evening_windows_materialize_with_passing_checks_and_reach_posthog(resou
     names = ["hogflix_sessions", "hogflix_events", "hogflix_app_rows", "hogflix_flixbuddy_conversations"]
     with PostHogServer(failure_rate=0.1) as server:
         resources["hogflix_posthog"] = PostHogEvents(
-            mode="posthog", host=server.url, batch_size=100, backoff_seconds=0.01
+            mode="posthog", host=server.url, api_key="phc_test", batch_size=100, backoff_seconds=0.01
         )
         result = _run(names, "2026-03-01-19:00", "2026-03-01-21:30", resources)
         checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
@@ -87,12 +88,21 @@ def test_daily_traffic_summary_and_cleanup_pass_their_checks(resources: dict) ->
 @pytest.mark.postgres
 @pytest.mark.xdist_group("hogflix_postgres")
 def test_cli_writes_events_sessions_and_app_tables_to_postgres(tmp_path, monkeypatch, postgres_dsn) -> None:  # noqa: ANN001
-    monkeypatch.setenv("HOGFLIX_RECORDED_TRAFFIC_WINDOWS", "2")
     out = tmp_path / "out"
+    database = PostgresAppDatabase(dsn=postgres_dsn)
+    database.ensure_schema()
+    with psycopg.connect(postgres_dsn) as con:  # the real application's own orphan: none of our business
+        con.execute(
+            "INSERT INTO public.video_ratings (id, user_id, video_id, rating, created_at, is_synthetic) "
+            "VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 4, now(), false)"
+        )
     args = ["hogflix", "--days", "1", "--start", START, "--output", str(out), "--app-db", "postgres"]
     code = main([*args, "--dsn", postgres_dsn])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["checks"] and all(summary["checks"].values()), summary["checks"]
+    runs = dg.DagsterInstance.get().get_runs()  # lifecycle, half-hourly traffic, daily traffic: three runs
+    assert {r.run_id for r in runs} == set(summary["dagster_runs"]) and len(runs) == 3
     traffic = summary["traffic"]
     assert 30 <= traffic["sessions_per_day"]["min"] and traffic["events_per_day"]["max"] <= 10_000
     events = pl.read_parquet(out / "events.parquet")
@@ -100,10 +110,7 @@ def test_cli_writes_events_sessions_and_app_tables_to_postgres(tmp_path, monkeyp
     assert pl.read_parquet(out / "sessions.parquet").height == traffic["sessions_per_day"]["min"]
     ratings = pl.read_parquet(out / "app" / "video_ratings.parquet")
     assert ratings.height == (events["event"] == "video_rated").sum()
-    assert (
-        HogflixAppDatabase(backend="postgres", dsn=postgres_dsn).table_counts()["video_ratings"]
-        == ratings.height
-    )
+    assert database.table_counts()["video_ratings"] == ratings.height + 1  # ours plus the real one
     assert main(args) == 2  # postgres without a DSN: bad input
     assert main(["hogflix", "--days", "2", "--events", "posthog", "--output", str(out)]) == 2  # no API key
     assert main(["hogflix", "--days", "2", "--traffic-days", "3", "--output", str(out)]) == 2

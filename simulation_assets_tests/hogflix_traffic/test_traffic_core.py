@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.hogflix.app_rows import app_rows
-from simulation_assets.core.hogflix.events import cap_per_user_hour, session_events
+from simulation_assets.core.hogflix.event_frame import cap_per_user_hour
+from simulation_assets.core.hogflix.events import session_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations, deterministic_reply
 from simulation_assets.core.hogflix.ids import (
     EVENT_NAMESPACE,
@@ -233,3 +234,13 @@ def test_video_completion_keeps_the_days_mean_and_splits_at_halfway() -> None:
         assert abs(done.mean() - mean) < 0.01
         kept = np.clip((mean - cfg.abandoned_mean) / (cfg.kept_mean - cfg.abandoned_mean), 0, 1)
         assert abs((done >= 0.5).mean() - kept) < 0.01
+
+
+def test_session_events_return_exactly_the_declared_event_schema(day_traffic) -> None:  # noqa: ANN001
+    from simulation_assets.core.hogflix.event_frame import EVENT_SCHEMA
+    from simulation_assets.core.hogflix.events import empty_events
+
+    _, sessions, events = day_traffic
+    assert events.schema == pl.Schema(EVENT_SCHEMA)
+    one = session_events(sessions.head(1), SEED, TrafficConfig(), "one")
+    assert one.schema == empty_events().schema == pl.Schema(EVENT_SCHEMA)

@@ -21,51 +21,13 @@ from simulation_assets.target.server import LocalTarget, build_app
 pytestmark = pytest.mark.xdist_group("power_users")
 
 
-def test_cli_runs_one_user_sequentially_and_writes_report_and_log(tmp_path: Path, reference_target, capsys):
-    report_file = tmp_path / "results" / "my_simulation.json"
-    code = main(
-        [
-            "power-users",
-            "--user",
-            "Weekend-Warrior-Will",
-            "--sequential",
-            "--base-url",
-            reference_target.base_url,
-            "--output",
-            str(report_file),
-            "--day",
-            "2026-01-10",
-        ]
-    )
-    assert code == 0
-    report = json.loads(report_file.read_text())
-    assert [u["name"] for u in report["user_results"]] == ["Weekend-Warrior-Will"]
-    assert report["edge_case_coverage"]["missing"] == []
-    assert report["run"]["mode"] == "sequential" and report["run"]["base_url"] == reference_target.base_url
-    assert (tmp_path / "results" / "simulation.log").read_text().count("Weekend-Warrior-Will") > 10
-    out = capsys.readouterr().out
-    assert "PROPIQ POWER USER SIMULATION - RESULTS SUMMARY" in out and "Weekend-Warrior-Will:" in out
-    # the run is recorded in the local Dagster instance
-    instance = dg.DagsterInstance.get()
-    event = instance.get_latest_materialization_event(dg.AssetKey("power_user_report"))
-    assert event is not None and event.dagster_event.partition == "2026-01-10"
-
-
-def test_cli_without_base_url_starts_the_reference_target_itself(tmp_path: Path):
-    assert main(["power-users", "--user", "Real-Estate-Agent-Rita", "--output", str(tmp_path)]) == 0
-    report = json.loads((tmp_path / "simulation_report.json").read_text())
-    assert report["run"]["reference_target"] is True
-    assert report["run"]["base_url"].startswith("http://127.0.0.1:")
-    assert "concurrent_requests_3" in report["edge_cases_triggered"]
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--user", "Nobody"], "no persona named 'Nobody'"),
         (["--base-url", "ftp://example"], "--base-url must be an http(s) URL"),
         (["--day", "2026-13-01"], "--day must be a date"),
-        (["--config", "/nonexistent/p.yaml"], "scenario file not found"),
+        (["--config", "/nonexistent/p.yaml"], "--config file /nonexistent/p.yaml not found"),
     ],
 )
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, argv, message):
@@ -91,7 +53,8 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
     }
     for persona in ("First-Time-Investor-Frank", "Weekend-Warrior-Will"):
         key = dg.MultiPartitionKey({"persona": persona, "day": "2026-02-02"})
-        result = dg.materialize([runs], partition_key=key, resources=resources)
+        on_demand = {"ops": {"power_user_runs": {"config": {"follow_rhythm": False}}}}
+        result = dg.materialize([runs], partition_key=key, resources=resources, run_config=on_demand)
         assert result.success
         assert all(c.passed for c in result.get_asset_check_evaluations())
     result = dg.materialize([report], partition_key="2026-02-02", resources=resources)
@@ -100,6 +63,11 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
         "success_rate_above_threshold": True,
         "configured_edge_cases_triggered": True,
         "cost_within_budget": True,
+        "sessions_follow_rhythm": True,
+        "active_users_match_frequency": True,
+        "latency_p95_within_slo": True,
+        "error_rate_within_slo": True,
+        "arrival_rate_held": True,
     }
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["users"].value == 2 and meta["edge_cases_missing"].value == "none"
@@ -181,3 +149,107 @@ def test_cli_exits_1_when_the_api_cannot_be_reached(tmp_path: Path, capsys):
     assert "no request reached http://127.0.0.1:9" in capsys.readouterr().out
     report = json.loads((tmp_path / "simulation_report.json").read_text())
     assert report["errors_encountered"][0]["error"].startswith("connection error: could not connect")
+
+
+def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(
+    tmp_path: Path, reference_target, capsys
+):
+    users = ["--user", "Weekend-Warrior-Will", "--user", "Real-Estate-Agent-Rita", "--day", "2026-03-03"]
+    # first: no --base-url, so the run serves the reference target itself
+    assert main(["power-users", *users, "--output", str(tmp_path / "first")]) == 0
+    first = json.loads((tmp_path / "first" / "simulation_report.json").read_text())
+    assert first["run"]["reference_target"] is True and first["run"]["base_url"].startswith(
+        "http://127.0.0.1:"
+    )
+    assert first["run"]["mode"] == "parallel"
+    # second: another API (the shared loopback target), one after another, into a named report file
+    report_file = tmp_path / "results" / "my_simulation.json"
+    argv = ["power-users", *users, "--base-url", reference_target.base_url, "--sequential"]
+    assert main([*argv, "--output", str(report_file)]) == 0
+    second = json.loads(report_file.read_text())
+    assert second["run"]["mode"] == "sequential" and second["run"]["base_url"] == reference_target.base_url
+    assert [u["name"] for u in second["user_results"]] == ["Real-Estate-Agent-Rita", "Weekend-Warrior-Will"]
+    assert (
+        second["edge_case_coverage"]["missing"] == []
+        and "concurrent_requests_3" in second["edge_cases_triggered"]
+    )
+    assert (tmp_path / "results" / "simulation.log").read_text().count("Weekend-Warrior-Will") > 10
+    out = capsys.readouterr().out
+    assert "PROPIQ POWER USER SIMULATION - RESULTS SUMMARY" in out and "Weekend-Warrior-Will:" in out
+    assert "Sessions (simulated clock, local time):" in out
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    assert len(runs) == 4 and all(r.is_success for r in runs)
+    # Rita and Will are adjacent in the scenario: one run covers both partitions each time
+    keys = {
+        e.event_log_entry.dagster_event.partition
+        for e in instance.get_event_records(
+            dg.EventRecordsFilter(
+                dg.DagsterEventType.ASSET_MATERIALIZATION, asset_key=dg.AssetKey("power_user_runs")
+            )
+        )
+    }
+    assert keys == {"2026-03-03|Real-Estate-Agent-Rita", "2026-03-03|Weekend-Warrior-Will"}
+    for asset, check in (
+        ("power_user_runs", "run_tables_consistent"),
+        ("power_user_report", "cost_within_budget"),
+    ):
+        executions = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey(asset), check), limit=10
+        )
+        evaluated = [e for e in executions if e.status.value != "PLANNED"]
+        assert len(evaluated) == 2 and len({e.run_id for e in evaluated}) == 2
+        assert {e.status.value for e in evaluated} == {"SUCCEEDED"}
+
+
+def test_a_target_reporting_negative_tokens_fails_the_blocking_check_and_the_run():
+    from simulation_assets.defs.power_users import build_defs, persona_day_key
+
+    async def health(request):
+        return JSONResponse({"status": "ok"})
+
+    async def anything(request):
+        return JSONResponse({"access_token": "t", "tokens": {"input": -500, "output": 1500}})
+
+    liar = Starlette(
+        routes=[Route("/health", health), Route("/{path:path}", anything, methods=["GET", "POST"])]
+    )
+    runs = build_defs().get_assets_def("power_user_runs")
+    with LocalTarget(liar) as target:
+        result = dg.materialize(
+            [runs],
+            partition_key=persona_day_key("Real-Estate-Agent-Rita", "2026-02-03"),
+            resources={
+                "power_users_target": PowerUserTarget(base_url=target.base_url),
+                "store": LocalParquetStore(),
+            },
+            raise_on_error=False,
+        )
+    assert not result.success
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["run_tables_consistent"].passed is False and checks["run_tables_consistent"].blocking
+    assert checks["run_tables_consistent"].metadata["negative_values"].value > 0
+
+
+def test_a_day_report_depends_on_every_persona_run_of_that_day():
+    from simulation_assets.defs.power_users import build_defs
+
+    defs = dg.Definitions.merge(build_defs(), dg.Definitions(resources={"store": LocalParquetStore()}))
+    graph = defs.resolve_asset_graph()
+    report, runs = defs.get_assets_def("power_user_report"), defs.get_assets_def("power_user_runs")
+    mapping = graph.get_partition_mapping(report.key, runs.key)
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        report.partitions_def.subset_with_partition_keys(["2026-02-02"]),
+        report.partitions_def,
+        runs.partitions_def,
+    ).partitions_subset
+    assert sorted(upstream.get_partition_keys()) == sorted(
+        f"2026-02-02|{p}"
+        for p in (
+            "Portfolio-Manager-Paula",
+            "First-Time-Investor-Frank",
+            "Real-Estate-Agent-Rita",
+            "Weekend-Warrior-Will",
+            "Business-Development-Ben",
+        )
+    )

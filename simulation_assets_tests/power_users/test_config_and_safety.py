@@ -109,7 +109,7 @@ def test_yaml_syntax_error_gives_the_line(tmp_path: Path):
     bad.write_text("simulations:\n  - name: x\n    actions: [\n")
     with pytest.raises(ConfigError, match=r"not valid YAML at line \d+"):
         load_scenario(bad)
-    with pytest.raises(ConfigError, match="scenario file not found"):
+    with pytest.raises(ConfigError, match=r"scenario file .*missing.yaml not found"):
         load_scenario(tmp_path / "missing.yaml")
 
 
@@ -189,3 +189,14 @@ def test_live_key_inside_the_scenario_file_is_refused():
 def test_default_base_url_is_never_a_public_host():
     assert PowerUserTarget(base_url="").base_url == ""
     assert load_scenario().simulation_config.base_url == ""
+
+
+def test_target_resource_binds_its_environment_variables_by_name(monkeypatch):
+    from simulation_assets.defs.power_users import power_users_target
+    from simulation_assets.sinks.config_files import resolved
+
+    monkeypatch.setenv("POWER_USERS_BASE_URL", "http://127.0.0.1:8123")
+    resource = power_users_target()
+    assert resource.base_url == "POWER_USERS_BASE_URL"  # bound to the variable: the UI shows its name
+    assert resolved(resource).base_url == "http://127.0.0.1:8123"
+    assert power_users_target(base_url="http://127.0.0.1:9").base_url == "http://127.0.0.1:9"

@@ -167,3 +167,22 @@ def test_console_summary_and_log_follow_the_seed_format(default_run):
     )
     assert "EDGE CASE triggered: rate_limit_20_rapid_requests" in text
     assert text.count(" -> ") >= default_run[0].frames["requests"].height
+
+
+def test_retry_waits_follow_the_shared_policy_and_repeat_with_the_seed(reference_target, tmp_path):
+    from simulation_assets.sinks.http_retry import HttpRetry
+    from simulation_assets.sinks.power_users_client import PowerUserTarget
+
+    waits = []
+    for run in range(2):
+        log = tmp_path / f"run{run}.log"
+        PowerUserTarget(base_url=reference_target.base_url).run(
+            personas=["Business-Development-Ben"], day="2026-01-15", log_path=log, env={}
+        )
+        found = re.findall(r"analyze_property -> 503, retry (\d)/3 in ([\d.]+)s", log.read_text())
+        waits.append([(int(n), float(w)) for n, w in found])
+    assert waits[0] == waits[1] and [n for n, _ in waits[0]] == [1, 2]
+    settings = load_scenario().simulation_config
+    policy = HttpRetry(backoff_seconds=settings.backoff_base_s, max_backoff_seconds=settings.backoff_max_s)
+    for attempt, wait in waits[0]:
+        assert policy.wait_seconds(attempt, unit=0.0) - 0.01 <= wait <= policy.wait_seconds(attempt, unit=1.0)

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from simulation_assets.core.power_users.costs import CostModel, cost_breakdown, hosting_usd, stripe_fee_usd
-from simulation_assets.sinks.power_users_client import new_client, run_async
+from simulation_assets.sinks.power_users_http import new_client, run_async
 from simulation_assets.target.server import LocalTarget
 
 

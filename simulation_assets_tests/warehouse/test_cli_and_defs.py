@@ -31,27 +31,29 @@ def test_bad_input_exits_2_naming_the_problem_and_writes_nothing(
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_tables_subset_writes_only_those_files_and_a_summary(
+def _warehouse_runs(instance: dg.DagsterInstance, summary: dict) -> list[dg.DagsterRun]:
+    runs = [instance.get_run_by_id(r["run_id"]) for r in summary["runs"]]
+    assert all(run is not None for run in runs)
+    return runs  # type: ignore[return-value]
+
+
+def test_tables_subset_runs_the_table_and_load_assets_and_the_instance_holds_those_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATAGEN_ENV", "dev")
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "warehouse",
-                "--seed",
-                "5",
-                "--output",
-                str(out),
-                "--tables",
-                "devices,tap_events",
-                "--load",
-                "duckdb",
-            ]
-        )
-        == 0
-    )
+    args = [
+        "warehouse",
+        "--seed",
+        "5",
+        "--output",
+        str(out),
+        "--tables",
+        "devices,tap_events",
+        "--load",
+        "duckdb",
+    ]
+    assert main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["tables"]) == {"devices", "tap_events"}
     assert summary["tables"]["tap_events"] == {"rows": 500_000, "expected_rows": 500_000, "seconds": pytest.approx(
@@ -60,21 +62,55 @@ def test_tables_subset_writes_only_those_files_and_a_summary(
     assert not (out / "accounts.parquet").exists()
     assert summary["checks"]["failed"] == []
     assert summary["load"]["target"] == "duckdb"
-    # The command's work shows in the Dagster instance the UI reads: tables, loaded tables, checks.
+    # What the command ran are real runs of the assets, read back from the instance the UI reads.
     from simulation_assets.commands.common import dagster_instance
 
     instance = dagster_instance()
-    written = instance.get_latest_materialization_event(dg.AssetKey(["warehouse", "devices"]))
+    runs = _warehouse_runs(instance, summary)
+    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * 3  # devices; tap events; load
+    assert runs[1].tags["dagster/asset_partition_range_start"] == "dev|00"
+    assert runs[1].tags["dagster/asset_partition_range_end"] == "dev|39"
+    taps = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["warehouse", "tap_events"])), limit=100
+    ).records
+    assert {r.event_log_entry.dagster_event.partition for r in taps} == {f"dev|{k:02d}" for k in range(40)}
+    assert {r.run_id for r in taps} == {runs[1].run_id}
+    # each chunk partition carries its own standard row count and the schema's columns
+    for record in taps:
+        metadata = record.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == 12_500
+        columns = metadata["dagster/column_schema"].schema.columns
+        assert [c.name for c in columns] == schema.table("tap_events").column_names
+        assert columns[0].constraints.unique and not columns[0].constraints.nullable
     loaded = instance.get_latest_materialization_event(dg.AssetKey(["warehouse_raw", "tap_events"]))
-    assert written is not None and written.dagster_event.partition == "dev"
-    assert loaded is not None and loaded.dagster_event.partition == "dev"
+    assert loaded is not None and loaded.run_id == runs[2].run_id and loaded.dagster_event.partition == "dev"
     assert loaded.asset_materialization.metadata["dagster/row_count"].value == 500_000
     records = instance.get_event_records(
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     )
-    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
-    assert len(evaluations) == summary["checks"]["total"] > 0
-    assert all(e.passed and e.partition == "dev" for e in evaluations)
+    evaluations = {
+        (r.run_id, r.event_log_entry.dagster_event.event_specific_data.check_name) for r in records
+    }
+    assert (runs[1].run_id, "rows_match_spec") in evaluations
+    assert (runs[2].run_id, "tap_events_no_orphan_foreign_keys") in evaluations
+    assert len(evaluations) == summary["checks"]["total"]
+    assert all(r.event_log_entry.dagster_event.event_specific_data.passed for r in records)
+
+
+def test_the_command_runs_twice_the_same_day_on_the_same_instance(tmp_path: Path) -> None:
+    args = ["warehouse", "--env", "dev", "--tables", "accounts,stripe_events", "--load", "duckdb"]
+    assert main([*args, "--output", str(tmp_path / "a")]) == 0
+    assert main([*args, "--output", str(tmp_path / "a")]) == 0
+    from simulation_assets.commands.common import dagster_instance
+
+    instance = dagster_instance()
+    runs = instance.get_runs()
+    assert len(runs) == 6 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    checks = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    )
+    second = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert len(checks) == 2 * second["checks"]["total"]
 
 
 def test_every_table_is_an_asset_and_big_tables_fan_out_into_chunk_partitions() -> None:
@@ -90,7 +126,7 @@ def test_every_table_is_an_asset_and_big_tables_fan_out_into_chunk_partitions() 
         assert len(keys) == 3 * spec.chunks, spec.name
     taps = graph.get(wh.table_key("tap_events")).partitions_def
     assert isinstance(taps, dg.MultiPartitionsDefinition)
-    assert dg.MultiPartitionKey({"env": "prod", "chunk": "39"}) in taps.get_partition_keys()
+    assert dg.MultiPartitionKey({"env": "prod", "part": "39"}) in taps.get_partition_keys()
     # dbt models sit downstream of the loaded raw tables, and dbt tests are checks
     stg = graph.get(dg.AssetKey(["warehouse_dbt", "stg_iot__tap_events"]))
     assert dg.AssetKey(["warehouse_raw", "tap_events"]) in stg.parent_keys
@@ -98,9 +134,11 @@ def test_every_table_is_an_asset_and_big_tables_fan_out_into_chunk_partitions() 
     assert "tap_events_no_orphan_foreign_keys" in checks and "charge_totals_match_paid_invoices" in checks
     assert any(name.startswith("unique_stg_app__accounts") for name in checks)
     assert wh.warehouse_load.op.pool == "warehouse_load"
-    from simulation_assets.commands.warehouse import RAW_PREFIX
-
-    assert RAW_PREFIX == wh.RAW_PREFIX
+    # the integrity checks block what is built downstream of the loaded tables; distributions do not
+    specs = {spec.name: spec for spec in wh.warehouse_raw_checks.check_specs}
+    assert specs["tap_events_no_orphan_foreign_keys"].blocking and specs["stripe_charges_row_count"].blocking
+    assert not specs["accounts_tier_mix"].blocking
+    assert all(next(iter(c.check_specs)).blocking for c in wh.TABLE_CHECKS)
 
 
 def test_a_chunk_partition_materializes_alone(tmp_path: Path) -> None:
@@ -110,14 +148,41 @@ def test_a_chunk_partition_materializes_alone(tmp_path: Path) -> None:
     store = LocalParquetStore(root_dir=str(tmp_path))
     settings = wh.WarehouseSettings(seed=42, config_path="")
     asset = next(a for a in wh.TABLE_ASSETS if a.key == wh.table_key("tap_events"))
+    check = next(
+        c for c in wh.TABLE_CHECKS if wh.table_key("tap_events") in {k.asset_key for k in c.check_keys}
+    )
     result = dg.materialize(
-        [asset],
-        partition_key=dg.MultiPartitionKey({"env": "dev", "chunk": "07"}),
+        [asset, check],
+        partition_key=dg.MultiPartitionKey({"env": "dev", "part": "07"}),
         resources={"store": store, "warehouse_settings": settings},
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
     [check] = result.get_asset_check_evaluations()
-    assert check.passed and check.metadata["rows"].value == 12_500
+    assert check.passed and check.metadata["measured"].value == 12_500
     path = settings.files_root(store, "dev") / "tap_events" / "part-00007.parquet"
     assert path.exists()
+
+
+def test_rows_match_spec_fails_on_a_chunk_file_cut_short(tmp_path: Path) -> None:
+    import polars as pl
+
+    from simulation_assets.defs import warehouse as wh
+    from simulation_assets.sinks.local_store import LocalParquetStore
+
+    store = LocalParquetStore(root_dir=str(tmp_path))
+    settings = wh.WarehouseSettings(seed=42, config_path="")
+    check = next(
+        c for c in wh.TABLE_CHECKS if wh.table_key("device_health") in {k.asset_key for k in c.check_keys}
+    )
+    asset = next(a for a in wh.TABLE_ASSETS if a.key == wh.table_key("device_health"))
+    key = dg.MultiPartitionKey({"env": "dev", "part": "02"})
+    resources = {"store": store, "warehouse_settings": settings}
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize([asset, check], partition_key=key, resources=resources, instance=instance).success
+    path = settings.files_root(store, "dev") / "device_health" / "part-00002.parquet"
+    pl.read_parquet(path).head(100).write_parquet(path)
+    # the check's body, on the file as it now is (Dagster cannot run a check alone on one partition)
+    evaluation = wh.written_rows_check(settings, store, "device_health", "dev", [2])
+    assert not evaluation.passed and evaluation.metadata["measured"].value == 100
+    assert "chunk 3 of device_health" in (evaluation.description or "")

@@ -34,6 +34,14 @@ def test_every_dev_table_has_the_schema_columns_types_and_spec_row_count(dev_war
         assert frame[spec.primary_key].n_unique() == frame.height, spec.name
 
 
+def test_every_table_has_one_generator_chunked_exactly_when_the_schema_splits_it() -> None:
+    from simulation_assets.core.warehouse.generators import GENERATORS
+
+    assert list(GENERATORS) == list(schema.TABLE_NAMES)
+    for name, generator in GENERATORS.items():
+        assert generator.chunked == (schema.table(name).chunks > 1), name
+
+
 def test_prod_sizes_follow_the_specification() -> None:
     rows = row_counts("prod")
     assert rows["tap_events"] == 200_000_000
@@ -146,8 +154,8 @@ def test_taps_peak_in_the_evening_and_vary_by_weekday(dev_warehouse: Warehouse) 
 
 def test_poor_device_uptime_comes_with_more_tickets() -> None:
     w = Warehouse(42, "qa")
-    uptime = w.account_uptime()
-    devices = np.bincount(w.device_profile()["account"], minlength=len(uptime))
+    uptime = w.account_uptime
+    devices = np.bincount(w.device_profile["account"], minlength=len(uptime))
     tickets = np.bincount(w.whole("hubspot_tickets")["account_id"].to_numpy() - 1, minlength=len(uptime))
     per_device = tickets / np.maximum(devices, 1)
     assert np.corrcoef(uptime, per_device)[0, 1] < -0.2

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 
 from simulation_assets.core.warehouse import schema
+from simulation_assets.core.warehouse.checks import distribution_checks, integrity_checks
 from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
-from simulation_assets.core.warehouse.integrity import distribution_checks, integrity_checks
 from simulation_assets.sinks.warehouse_duckdb import DuckDBWarehouse
 from simulation_assets.sinks.warehouse_parquet import chunk_path
 from simulation_assets.sinks.warehouse_postgres import PostgresWarehouse
@@ -157,7 +157,7 @@ def test_bad_dsns_are_refused_with_a_reason() -> None:
 def test_dagster_load_checks_catalog_and_dbt_models_run_downstream(dev_files: Path, tmp_path: Path) -> None:
     from simulation_assets.defs import warehouse as wh
     from simulation_assets.sinks.local_store import LocalParquetStore
-    from simulation_assets.sinks.warehouse_database import WarehouseDatabase
+    from simulation_assets.sinks.warehouse_database import DuckDBDatabase
 
     store = LocalParquetStore(root_dir=str(tmp_path / "store"))
     settings = wh.WarehouseSettings(seed=42, config_path="")
@@ -165,14 +165,12 @@ def test_dagster_load_checks_catalog_and_dbt_models_run_downstream(dev_files: Pa
     resources = {
         "store": store,
         "warehouse_settings": settings,
-        "warehouse_database": WarehouseDatabase(
-            target="duckdb", duckdb_dir=str(tmp_path / "db"), postgres_dsn=""
-        ),
+        "warehouse_database": DuckDBDatabase(duckdb_dir=str(tmp_path / "db")),
         "warehouse_dbt": wh.defs.resources["warehouse_dbt"],
     }
     models = [dg.AssetKey(["warehouse_dbt", m]) for m in ("stg_app__accounts", "stg_stripe__charges")]
     result = dg.materialize(
-        [wh.warehouse_load, wh.warehouse_dbt_models, wh.warehouse_catalog],
+        [wh.warehouse_load, wh.warehouse_raw_checks, wh.warehouse_dbt_models, wh.warehouse_catalog],
         partition_key="dev",
         resources=resources,
         instance=dg.DagsterInstance.ephemeral(),
@@ -188,6 +186,36 @@ def test_dagster_load_checks_catalog_and_dbt_models_run_downstream(dev_files: Pa
     assert set(models) <= keys and wh.raw_key("tap_events") in keys
     catalog = (settings.files_root(store, "dev") / "catalog.md").read_text()
     assert "| tap_events | iot | 500,000 |" in catalog and "Baseline metrics (DEV)" in catalog
+
+
+def test_a_failed_blocking_check_stops_what_is_built_on_the_loaded_tables(
+    dev_files: Path, tmp_path: Path
+) -> None:
+    import polars as pl
+
+    from simulation_assets.defs import warehouse as wh
+    from simulation_assets.sinks.local_store import LocalParquetStore
+    from simulation_assets.sinks.warehouse_database import DuckDBDatabase
+
+    store = LocalParquetStore(root_dir=str(tmp_path / "store"))
+    settings = wh.WarehouseSettings(seed=42, config_path="")
+    root = settings.files_root(store, "dev")
+    shutil.copytree(dev_files, root)
+    devices = pl.read_parquet(chunk_path(root, "devices", 0))
+    orphan = pl.when(pl.int_range(pl.len()) == 0).then(999_999).otherwise(pl.col("location_id"))
+    devices.with_columns(orphan.alias("location_id")).write_parquet(chunk_path(root, "devices", 0))
+    resources = {"store": store, "warehouse_settings": settings,
+                 "warehouse_database": DuckDBDatabase(duckdb_dir=str(tmp_path / "db"))}  # fmt: skip
+    result = dg.materialize(
+        [wh.warehouse_load, wh.warehouse_raw_checks, wh.warehouse_catalog], partition_key="dev",
+        resources=resources, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+    )  # fmt: skip
+    assert not result.success
+    failed = {c.check_name for c in result.get_asset_check_evaluations() if not c.passed}
+    assert failed == {"devices_no_orphan_foreign_keys"}
+    keys = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert wh.raw_key("devices") in keys and wh.warehouse_catalog.key not in keys
+    assert not (root / "catalog.md").exists()
 
 
 @pytest.mark.slow

@@ -1,9 +1,8 @@
-"""Churn hazard and purchase intent: the two per-user probabilities of the event-level cohort."""
+"""Per-person probabilities of the event-level cohort: the churn hazard and calibrated step probabilities."""
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.polynomial.hermite_e import hermegauss
 
 from simulation_assets.core.funnel.config import ChurnHazard
 
@@ -13,8 +12,15 @@ HAZARD_FEATURES: tuple[str, ...] = (
     "processing_time_min",
     "credits_left",
     "support_tickets",
+    "dissatisfied_results",
+    "impatience",
 )
-"""Inputs of :func:`churn_probability`, in order (section 6)."""
+"""Inputs of :func:`churn_probability`, in order (section 6's five, then two section 9 signals)."""
+
+
+def logistic(x: np.ndarray | float) -> np.ndarray:
+    """Return 1 / (1 + exp(-x)) element-wise."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
 
 
 def churn_probability(
@@ -24,47 +30,44 @@ def churn_probability(
     processing_time_min: np.ndarray,
     credits_left: np.ndarray,
     support_tickets: np.ndarray,
+    dissatisfied_results: np.ndarray | float = 0.0,
+    impatience: np.ndarray | float = 0.0,
 ) -> np.ndarray:
     """Return P(churn within 30 days) per user from the logistic hazard (0-1 floats)."""
-    logit = (
-        hazard.intercept
-        + hazard.days_since_last_job * np.asarray(days_since_last_job, dtype=np.float64)
-        + hazard.job_fail_rate * np.asarray(job_fail_rate, dtype=np.float64)
-        + hazard.processing_time_min * np.asarray(processing_time_min, dtype=np.float64)
-        + hazard.credits_left * np.asarray(credits_left, dtype=np.float64)
-        + hazard.support_tickets * np.asarray(support_tickets, dtype=np.float64)
+    terms = (
+        (hazard.days_since_last_job, days_since_last_job),
+        (hazard.job_fail_rate, job_fail_rate),
+        (hazard.processing_time_min, processing_time_min),
+        (
+            hazard.credits_left,
+            np.minimum(np.asarray(credits_left, dtype=np.float64), hazard.credits_left_cap),
+        ),
+        (hazard.support_tickets, support_tickets),
+        (hazard.dissatisfied_results, dissatisfied_results),
+        (hazard.impatience, impatience),
     )
-    return 1.0 / (1.0 + np.exp(-logit))
+    logit = hazard.intercept + sum(coef * np.asarray(value, dtype=np.float64) for coef, value in terms)
+    return logistic(logit)
 
 
-_NODES, _WEIGHTS = hermegauss(64)
-_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+def calibrated_probability(mean_probability: float, score: np.ndarray) -> np.ndarray:
+    """Return per-person probabilities ``sigmoid(a + score)`` whose mean over ``score`` is ``mean_probability``.
 
-
-def intent_offset(mean_probability: float, spread: float) -> float:
-    """Return ``a`` such that E[sigmoid(a + spread * z)] = ``mean_probability`` for z ~ N(0, 1).
-
-    Lets purchase depend on a latent intent while the share of buyers stays exactly
-    the configured rate (so rates learned from events recover it).
+    ``a`` is solved on these very people (bisection), so a step's expected share is exactly the
+    configured rate however the traits behind ``score`` are distributed among those who reached
+    it: rates learned back from the events recover the configuration, and the people who move on
+    are still the ones the traits favour.
     """
-    if not 0.0 < mean_probability < 1.0:
-        raise ValueError(f"mean_probability must be strictly between 0 and 1, got {mean_probability}")
-    low, high = -40.0, 40.0
-    for _ in range(100):
+    score = np.asarray(score, dtype=np.float64)
+    if mean_probability <= 0.0:
+        return np.zeros_like(score)
+    if mean_probability >= 1.0 or score.size == 0:
+        return np.ones_like(score) if mean_probability >= 1.0 else np.zeros_like(score)
+    low, high = -40.0 - score.max(), 40.0 - score.min()
+    for _ in range(60):
         mid = (low + high) / 2
-        value = float(np.sum(_WEIGHTS / (1.0 + np.exp(-(mid + spread * _NODES)))))
-        if value < mean_probability:
+        if logistic(mid + score).mean() < mean_probability:
             low = mid
         else:
             high = mid
-    return (low + high) / 2
-
-
-def intent_probability(mean_probability: float, spread: float, intent: np.ndarray) -> np.ndarray:
-    """Return per-user probabilities whose mean over z ~ N(0, 1) is ``mean_probability``."""
-    if mean_probability <= 0.0:
-        return np.zeros_like(intent, dtype=np.float64)
-    if mean_probability >= 1.0:
-        return np.ones_like(intent, dtype=np.float64)
-    a = intent_offset(mean_probability, spread)
-    return 1.0 / (1.0 + np.exp(-(a + spread * intent)))
+    return logistic((low + high) / 2 + score)

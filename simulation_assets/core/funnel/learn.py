@@ -134,6 +134,8 @@ class LearnedRates(BaseModel):
     jobs: int
     ctr: float | None = None
     impressions: int | None = None
+    event_counts: dict[str, int] = {}
+    """Rows per event name in the table (every name, known to the plan or not)."""
 
     def to_rates(self, fallback: TransitionRates | None = None) -> TransitionRates:
         """Return typed rates for the forecast: learned where there was data, else ``fallback``'s.
@@ -221,6 +223,9 @@ def learn_rates(
         churn, churn_base = con.execute(CHURN_30D_SQL, {"as_of": as_of}).fetchone()
         success, jobs = con.execute(JOB_SUCCESS_SQL).fetchone()
         clicks = counts["S0"]
+        event_counts = dict(
+            con.execute("SELECT event, COUNT(*) FROM events GROUP BY event ORDER BY event").fetchall()
+        )
         return LearnedRates(
             persons=persons,
             state_counts=counts,
@@ -235,6 +240,7 @@ def learn_rates(
             jobs=int(jobs or 0),
             ctr=(clicks / impressions) if impressions else None,
             impressions=impressions,
+            event_counts={str(k): int(v) for k, v in event_counts.items()},
         )
     finally:
         con.close()

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from simulation_assets.core.funnel.config import DEFAULT_SIGNALS, ModelThresholds, SignalDirection
 from simulation_assets.core.funnel.features import (
     CATEGORICAL_FEATURES,
     CHURN_FEATURES,
@@ -27,23 +28,26 @@ from simulation_assets.core.funnel.features import (
 )
 from simulation_assets.core.rng import stream
 
+__all__ = ["ClassifierMetrics", "ModelReport", "ModelThresholds", "RegressorMetrics", "train_and_evaluate"]
 
-class ModelThresholds(BaseModel):
-    """Minimum quality a model must show on the held-out (later) persons."""
 
-    purchase_auc_min: float = Field(default=0.75, description="ROC AUC of purchase propensity")
-    churn_auc_min: float = Field(default=0.57, description="ROC AUC of churn propensity")
-    ece_max: float = Field(
-        default=0.05, description="expected calibration error of both classifiers (+ 0.5/sqrt(test rows))"
-    )
-    ltv_mae_improvement_min: float = Field(
-        default=0.15, description="LTV MAE at least this share below the constant (median) predictor's"
-    )
-    min_test_rows: int = 200
+MIN_TRAIN_ROWS = 50
+CALIBRATION_GROUPS = ("device", "utm_source", "email_domain_type", "geo")
+TOP_FEATURES = 15
+"""Fewer training rows than this and a model is not trained (its metrics say why)."""
+
+
+class GroupCalibration(BaseModel):
+    """Observed rate vs mean prediction of the test rows of one group (e.g. device = mobile)."""
+
+    group: str
+    rows: int
+    observed: float
+    predicted: float
 
 
 class ClassifierMetrics(BaseModel):
-    """Held-out quality of one classifier."""
+    """Held-out quality of one classifier, what it relies on, and how it responds to the named signals."""
 
     rows_train: int
     rows_test: int
@@ -54,6 +58,11 @@ class ClassifierMetrics(BaseModel):
     ece: float
     passed: bool
     reason: str
+    feature_importance: dict[str, float] = {}
+    """Drop in ROC AUC when the feature's test values are shuffled (permutation importance), top first."""
+    calibration_by_group: dict[str, list[GroupCalibration]] = {}
+    signal_effects: dict[str, float] = {}
+    """Mean predicted probability with the signal high minus with it low, all else as observed."""
 
 
 class RegressorMetrics(BaseModel):
@@ -68,6 +77,10 @@ class RegressorMetrics(BaseModel):
     mae_improvement: float
     passed: bool
     reason: str
+    feature_importance: dict[str, float] = {}
+    """Rise in MAE when the feature's test values are shuffled (permutation importance), top first."""
+    signal_effects: dict[str, float] = {}
+    """Mean predicted revenue with the signal high minus with it low, all else as observed."""
 
 
 class ModelReport(BaseModel):
@@ -102,6 +115,94 @@ def _matrix(
     return np.column_stack(cols) if cols else np.empty((frame.height, 0)), mask
 
 
+def signal_levels(train: np.ndarray) -> tuple[float, float]:
+    """Return the low and high value a signal is set to: 0 and 1 for flags, else the 10th and 90th percentile."""
+    values = train[~np.isnan(train)]
+    if values.size == 0:
+        return 0.0, 0.0
+    if np.all(np.isin(values, (0.0, 1.0))):
+        return 0.0, 1.0
+    low, high = (float(v) for v in np.percentile(values, (10, 90)))
+    if low == high and np.all(values == np.round(values)):
+        high = low + 1  # a count that rarely moves: one more than usual
+    return low, high
+
+
+def signal_effects(
+    predict,  # noqa: ANN001
+    x_train: np.ndarray,
+    x_test: np.ndarray,
+    columns: tuple[str, ...],
+    signals: tuple[str, ...],
+) -> dict[str, float]:
+    """Return, per named numeric signal, mean prediction with it set high minus set low on the test rows."""
+    out = {}
+    for j, name in enumerate(columns):
+        if name in CATEGORICAL_FEATURES or name not in signals:
+            continue
+        low, high = signal_levels(x_train[:, j])
+        if low == high:
+            continue
+        lo, hi = x_test.copy(), x_test.copy()
+        lo[:, j], hi[:, j] = low, high
+        out[name] = round(float(np.mean(predict(hi)) - np.mean(predict(lo))), 6)
+    return out
+
+
+def permutation_importance(
+    predict,  # noqa: ANN001
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    columns: tuple[str, ...],
+    score,  # noqa: ANN001
+    seed: int,
+    repeats: int = 1,
+) -> dict[str, float]:
+    """Return the top features by permutation importance: the score lost when a column's values are shuffled.
+
+    ``score(y, prediction)`` is higher-is-better. Every shuffled copy of the test rows goes
+    through the model in one prediction call instead of one call per feature and repeat
+    (scikit-learn's ``permutation_importance``, one call per feature and repeat, took 24 s of
+    a 31 s training on the loaded 2-core machine; batched, the whole training took 21 s).
+    """
+    rng = stream(seed, "funnel", "permutation_importance")
+    n, k = x_test.shape
+    base = score(y_test, predict(x_test))
+    blocks = []
+    for _ in range(repeats):
+        for j in range(k):
+            block = x_test.copy()
+            block[:, j] = block[rng.permutation(n), j]
+            blocks.append(block)
+    predictions = predict(np.vstack(blocks)).reshape(repeats, k, n)
+    drops = np.array([[base - score(y_test, predictions[r, j]) for j in range(k)] for r in range(repeats)])
+    ranked = sorted(zip(columns, drops.mean(axis=0)), key=lambda kv: -kv[1])
+    return {name: round(float(value), 5) for name, value in ranked[:TOP_FEATURES]}
+
+
+def _calibration_by_group(
+    test: pl.DataFrame, y: np.ndarray, p: np.ndarray
+) -> dict[str, list[GroupCalibration]]:
+    out: dict[str, list[GroupCalibration]] = {}
+    for column in CALIBRATION_GROUPS:
+        if column not in test.columns:
+            continue
+        values = np.array(test[column].fill_null("unknown").to_list(), dtype=object)
+        rows = []
+        for group in sorted(set(values)):
+            m = values == group
+            rows.append(
+                GroupCalibration(
+                    group=str(group),
+                    rows=int(m.sum()),
+                    observed=round(float(y[m].mean()), 4),
+                    predicted=round(float(p[m].mean()), 4),
+                )
+            )
+        out[column] = rows
+    return out
+
+
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """Return the weighted mean |observed rate - mean prediction| over equal-width probability bins."""
     edges = np.linspace(0, 1, bins + 1)
@@ -130,12 +231,10 @@ def _classifier(
     thresholds: ModelThresholds,
     shuffle: bool,
     seed: int,
+    signals: tuple[str, ...] = (),
 ) -> ClassifierMetrics:
-    from sklearn.ensemble import HistGradientBoostingClassifier  # imported here: sklearn is slow to import
-    from sklearn.metrics import brier_score_loss, roc_auc_score
-
     train, test = time_split(frame)
-    if train.height < 50 or test.height == 0:
+    if train.height < MIN_TRAIN_ROWS or test.height == 0:
         return ClassifierMetrics(
             rows_train=train.height,
             rows_test=test.height,
@@ -147,6 +246,9 @@ def _classifier(
             passed=False,
             reason="too few rows to train",
         )
+    from sklearn.ensemble import HistGradientBoostingClassifier  # imported here: sklearn is slow to import
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     categories = {c: sorted({v for v in train[c].to_list() if v is not None}) for c in CATEGORICAL_FEATURES}
     x_train, mask = _matrix(train, features, categories)
     x_test, _ = _matrix(test, features, categories)
@@ -162,11 +264,18 @@ def _classifier(
         random_state=seed % (2**31),
         early_stopping=False,
     )
+    importance: dict[str, float] = {}
+    effects: dict[str, float] = {}
     if len(np.unique(y_train)) < 2:
         p = np.full(len(y_test), float(y_train.mean()))
     else:
         model.fit(x_train, y_train)
         p = model.predict_proba(x_test)[:, 1]
+        effects = signal_effects(lambda x: model.predict_proba(x)[:, 1], x_train, x_test, features, signals)
+        if not shuffle and len(np.unique(y_test)) == 2:
+            importance = permutation_importance(
+                lambda x: model.predict_proba(x)[:, 1], x_test, y_test, features, roc_auc_score, seed
+            )
     base = float(y_train.mean())
     auc = float(roc_auc_score(y_test, p)) if len(np.unique(y_test)) == 2 else None
     brier = float(brier_score_loss(y_test, p))
@@ -191,18 +300,23 @@ def _classifier(
         ece=round(ece, 4),
         passed=not reasons,
         reason="; ".join(reasons) or "ok",
+        feature_importance=importance,
+        calibration_by_group=_calibration_by_group(test, y_test, p),
+        signal_effects=effects,
     )
 
 
 def _ltv(
-    frame: pl.DataFrame, horizon: int, thresholds: ModelThresholds, shuffle: bool, seed: int
+    frame: pl.DataFrame,
+    horizon: int,
+    thresholds: ModelThresholds,
+    shuffle: bool,
+    seed: int,
+    signals: tuple[str, ...] = (),
 ) -> RegressorMetrics:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.metrics import mean_absolute_error
-
     label = f"revenue_{horizon}d"
     train, test = time_split(frame)
-    if train.height < 50 or test.height == 0:
+    if train.height < MIN_TRAIN_ROWS or test.height == 0:
         return RegressorMetrics(
             horizon_days=horizon,
             rows_train=train.height,
@@ -214,6 +328,9 @@ def _ltv(
             passed=False,
             reason="too few rows to train",
         )
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.metrics import mean_absolute_error
+
     categories = {c: sorted({v for v in train[c].to_list() if v is not None}) for c in CATEGORICAL_FEATURES}
     x_train, mask = _matrix(train, LTV_FEATURES, categories)
     x_test, _ = _matrix(test, LTV_FEATURES, categories)
@@ -233,6 +350,18 @@ def _ltv(
     # do not dominate, and transform back; this targets the typical revenue, which is what MAE rewards.
     model.fit(x_train, np.log1p(np.maximum(y_train, 0.0)))
     pred = np.expm1(model.predict(x_test))
+    effects = signal_effects(lambda x: np.expm1(model.predict(x)), x_train, x_test, LTV_FEATURES, signals)
+    importance = {}
+    if not shuffle and horizon == LTV_HORIZONS[-1]:
+        # permutation importance on the log scale the model was fitted on (MAE of log1p revenue)
+        importance = permutation_importance(
+            model.predict,
+            x_test,
+            np.log1p(np.maximum(y_test, 0.0)),
+            LTV_FEATURES,
+            lambda y, p: -mean_absolute_error(y, p),
+            seed,
+        )
     mae = float(mean_absolute_error(y_test, pred))
     const = float(mean_absolute_error(y_test, np.full(len(y_test), np.median(y_train))))
     improvement = 1 - mae / const if const > 0 else 0.0
@@ -251,6 +380,8 @@ def _ltv(
         mae_improvement=round(improvement, 4),
         passed=not reasons,
         reason="; ".join(reasons) or "ok",
+        feature_importance=importance,
+        signal_effects=effects,
     )
 
 
@@ -259,22 +390,39 @@ def train_and_evaluate(
     thresholds: ModelThresholds | None = None,
     shuffle_labels: bool = False,
     seed: int = 0,
+    signals: tuple[SignalDirection, ...] = DEFAULT_SIGNALS,
 ) -> ModelReport:
     """Train the three models on the earlier persons, evaluate on the later ones, return the report.
 
     ``shuffle_labels=True`` permutes the training labels (a no-signal baseline that must fail).
+    Each model reports its permutation importances (top 15; LTV at 90 days only), the
+    classifiers their calibration per device, source, e-mail domain and geo, and every model
+    the effect of the ``signals`` named for it.
     """
+    thresholds = thresholds or ModelThresholds()
+    if len(time_split(features)[0]) < MIN_TRAIN_ROWS:
+        # Nothing to train: skip importing scikit-learn (~2 s), e.g. for a forecast from a tiny cohort.
+        return _train_all(features, thresholds, shuffle_labels, seed, signals)
+    import sklearn.ensemble  # noqa: F401  (loads OpenMP, so the limit below applies to it)
     from threadpoolctl import threadpool_limits
 
-    thresholds = thresholds or ModelThresholds()
-    # One thread: identical results on any machine, and fair to the other work on a small box.
+    # One thread: identical results on any machine, and fair to the other work on a small box. The
+    # limit only reaches libraries already loaded: before sklearn was imported first, the first
+    # training of a process ran on every core and took 50 s instead of 3 s on a busy 2-core machine.
     with threadpool_limits(1):
-        return _train_all(features, thresholds, shuffle_labels, seed)
+        return _train_all(features, thresholds, shuffle_labels, seed, signals)
 
 
 def _train_all(
-    features: pl.DataFrame, thresholds: ModelThresholds, shuffle_labels: bool, seed: int
+    features: pl.DataFrame,
+    thresholds: ModelThresholds,
+    shuffle_labels: bool,
+    seed: int,
+    signals: tuple[SignalDirection, ...],
 ) -> ModelReport:
+    def named(model: str) -> tuple[str, ...]:
+        return tuple(s.feature for s in signals if s.model == model)
+
     purchase = _classifier(
         "purchase",
         features,
@@ -284,6 +432,7 @@ def _train_all(
         thresholds,
         shuffle_labels,
         seed,
+        named("purchase"),
     )
     churn_rows = features.filter(pl.col("had_job_7d"))
     churn = _classifier(
@@ -295,8 +444,9 @@ def _train_all(
         thresholds,
         shuffle_labels,
         seed,
+        named("churn"),
     )
-    ltv = [_ltv(features, h, thresholds, shuffle_labels, seed) for h in LTV_HORIZONS]
+    ltv = [_ltv(features, h, thresholds, shuffle_labels, seed, named(f"ltv_{h}")) for h in LTV_HORIZONS]
     return ModelReport(
         shuffled_labels=shuffle_labels, purchase=purchase, churn=churn, ltv=ltv, thresholds=thresholds
     )

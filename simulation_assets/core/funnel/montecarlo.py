@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulation_assets.core.funnel.config import ChurnRule, TransitionRates
+from simulation_assets.core.funnel.config import ChurnRule, CohortConfig, TransitionRates
 from simulation_assets.core.rng import stream
 
 TEMPLATE_KEYS: tuple[str, ...] = (
@@ -165,3 +165,30 @@ def forecast(
         k: stats[k] for k in (*TEMPLATE_KEYS[1:], *[s for s in STAGE_KEYS if s not in TEMPLATE_KEYS])
     }
     return doc
+
+
+def forecast_with_both_rates(
+    impressions: int,
+    config: CohortConfig,
+    learned: TransitionRates,
+    replicates: int,
+    on_top: str = "configured",
+    seed: int = 0,
+) -> dict[str, object]:
+    """Return the forecast with the configured rates and the one with ``learned`` rates, one nested in the other.
+
+    The configured forecast is the template's model exactly (its rates and additive churn
+    rule); the learned one turns the churn rule off, because retention was learned directly
+    as P(S10|S8). ``on_top`` ("configured" or "learned") picks the top-level document; the
+    other sits under ``learned_rates_forecast`` / ``configured_rates_forecast``.
+    """
+    configured_doc = forecast(impressions, config.rates, replicates, config.churn, seed=seed)
+    configured_doc.update(rates=config.rates.model_dump(), churn=config.churn.model_dump())
+    no_churn = ChurnRule(base_churn=0.0, extra_churn_if_fail=0.0, extra_churn_if_slow=0.0)
+    learned_doc = forecast(impressions, learned, replicates, no_churn, seed=seed)
+    learned_doc.update(rates=learned.model_dump(), churn=no_churn.model_dump())
+    if on_top == "learned":
+        return {**learned_doc, "rates_source": "learned", "configured_rates_forecast": configured_doc}
+    if on_top != "configured":
+        raise ValueError(f"on_top must be 'configured' or 'learned', got {on_top!r}")
+    return {**configured_doc, "rates_source": "configured", "learned_rates_forecast": learned_doc}

@@ -48,6 +48,36 @@ def polars_type(spec: PropertySpec) -> pl.DataType:
     return _POLARS_TYPES[spec.type]
 
 
+def event_columns() -> list[tuple[str, pl.DataType]]:
+    """Return the columns of an events frame: the top-level fields, then every known property (sorted)."""
+    top: list[tuple[str, pl.DataType]] = [
+        ("event", pl.String()),
+        ("timestamp", pl.Datetime("ms", "UTC")),
+        ("source", pl.String()),
+        ("environment", pl.String()),
+        ("distinct_id", pl.String()),
+        ("user_id", pl.String()),
+        ("session_id", pl.String()),
+    ]
+    return top + [(name, polars_type(spec)) for name, spec in sorted(PROPERTIES.items())]
+
+
+EVENT_SCHEMA: dict[str, pl.DataType] = dict(event_columns())
+"""Columns and types of an events frame (what the cohorts write and the learners read)."""
+
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "event": "taxonomy event name (section 2)",
+    "timestamp": "when it happened, UTC, millisecond precision",
+    "source": "emitting layer: web, server or worker",
+    "environment": "prod, staging, dev or simulation",
+    "distinct_id": "anonymous id in the browser; the user id on server and worker events after login",
+    "user_id": "set from login_success on (identity stitching)",
+    "session_id": "browser session of the event",
+    **{name: spec.description for name, spec in PROPERTIES.items() if spec.description},
+}
+"""Descriptions of the events-frame columns shown in the UI."""
+
+
 class EventValidationError(ValueError):
     """An event does not follow the taxonomy; the message names the event and the property."""
 

@@ -149,6 +149,15 @@ HIGH_SIGNAL_PROPERTIES: tuple[PropertySpec, ...] = (
     _p("account_age_days", "integer", doc="9G"),
     _p("selected_pack", "string", doc="9D"),
     _p("credits_balance_at_checkout", "integer", doc="9D"),
+    _p("time_to_first_cta_click_ms", "integer", doc="9A: from the ad click to the CTA click"),
+    _p("plan_viewed", "string", choices=("starter", "pro", "business"), doc="9D: the plan card looked at"),
+    _p("coupon_seen", "boolean", doc="9D: the checkout offered a coupon"),
+    _p("reprocessed_same_input", "boolean", doc="9C: a job re-run on an input already processed"),
+    _p("result_rating", "string", choices=("up", "down"), doc="9C: thumbs up or down on a result"),
+    _p("reason_code", "string", doc="9C: why a result was rated down"),
+    _p("download_attempt", "integer", doc="9C: 2 for a second download attempt of one result"),
+    _p("last_touch_channel", "string", doc="9F: channel of the session's visit (ad, email, direct)"),
+    _p("subscription_month", "integer", doc="month of the subscription an event belongs to (1 = first)"),
 )
 
 
@@ -250,6 +259,13 @@ EVENTS: tuple[EventSpec, ...] = (
         source="server",
     ),
     _e("share_clicked", C, "Copied a share link", required=_JOB_ID),
+    _e(
+        "result_rated",
+        C,
+        "Thumbs up or down on a result, with a reason when down (section 9C result_rating)",
+        required=_JOB_ID + (_p("result_rating", "string"), _p("reason_code", "string", nullable=True)),
+        extension=True,
+    ),
     # D) Monetization
     _e(
         "paywall_view",

@@ -22,6 +22,7 @@ STATES = ("NEW", "ACTIVE", "CASUAL", "DORMANT", "CHURNED")
 PATTERNS = ("DAILY", "REGULAR", "WEEKEND", "BINGE", "MONTHLY")
 PLANS = ("Premium", "Standard", "Basic")
 LIFE_EVENTS = ("VACATION", "SICK", "BUSY_WORK", "NEW_RELEASE_HYPE")
+DEFAULT_START_DATE = "2026-01-01"  # first simulated day of the default scenario ($HOGFLIX_START_DATE)
 
 
 class Range(_Frozen):
@@ -68,8 +69,14 @@ class LifecycleConfig(_Frozen):
     pool_band: Annotated[float, Field(gt=0, lt=1)] = 0.05  # 380-420 around 400
     signups_per_day: Range = Range(low=2, high=5)  # "2-5 new signups per day", at pool 400
     signup_reference_pool: PositiveInt = 400  # signups scale with persona_pool / this
-    # Signups refill the pool to target x (1 - pool_band x this); see lifecycle._signup_count.
-    replenish_margin: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # "Most common state (60-70% of users)": the band the mean ACTIVE share is checked against.
+    active_share_band: tuple[Probability, Probability] = (0.60, 0.70)
+    # Pool regulation (project choice, see docs/hogflix.md "Calibration"): signups replace the day's
+    # churned personas and close `signup_gain` of the morning's gap to the target; the churn chance of
+    # long-dormant personas is the base 3 % at the bottom of the pool band and rises by
+    # `crowding_churn` x the base across the band.
+    signup_gain: Annotated[float, Field(ge=0)] = 0.3
+    crowding_churn: Annotated[float, Field(ge=0)] = 1.3
 
     # --- Lifecycle states ("User Lifecycle System") ---
     new_days: PositiveInt = 7  # NEW for the first 7 days
@@ -160,7 +167,7 @@ class LifecycleConfig(_Frozen):
     # --- Calibration (project choices, see docs/hogflix.md "Calibration") ---
     # The pattern probabilities describe relative propensity; scaling them brings the
     # daily active count to the spec's figures (~87 of ~400 active on a day, 30-150 sessions).
-    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.61
+    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.55
     # Daily chance that an established persona loses interest. Without it the pattern rules
     # alone rarely leave anyone 30 days inactive, so churn could not balance 2-5 signups/day.
     lapse_daily_chance: Probability = 0.0065
@@ -187,6 +194,8 @@ class LifecycleConfig(_Frozen):
             raise ValueError("session_depth must define NEW, ACTIVE, CASUAL and BINGE")
         if any(d.videos.low < 1 for d in self.session_depth.values()):
             raise ValueError("session_depth videos must be at least 1 (an active day watches something)")
+        if self.active_share_band[0] > self.active_share_band[1]:
+            raise ValueError(f"active_share_band must be (low, high), got {self.active_share_band}")
         if sum(e.daily_chance for e in self.life_events.values()) > 1.0:
             raise ValueError("life_events daily_chance values must sum to at most 1")
         return self
@@ -207,11 +216,6 @@ class LifecycleConfig(_Frozen):
         """Inclusive daily FlixBuddy band, scaled to the pool (8-12 at 400)."""
         scale = self.signup_scale
         return int(round(self.flixbuddy_per_day.low * scale)), int(round(self.flixbuddy_per_day.high * scale))
-
-    @property
-    def replenish_level(self) -> int:
-        """Pool size that signups refill to: half the band under the target (390 at 400)."""
-        return int(round(self.persona_pool * (1 - self.pool_band * self.replenish_margin)))
 
     @property
     def signup_range(self) -> tuple[int, int]:

@@ -6,13 +6,13 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
-from simulation_assets.core.hogflix.lifecycle import (
-    _NUMERIC,
+from simulation_assets.core.hogflix.persona_state import (
     CHURN_REASON,
     IDENTITY_COLUMNS,
     NO_DAY,
     NO_EVENT,
     NO_MS,
+    NUMERIC_COLUMNS,
     PersonaState,
 )
 from simulation_assets.core.hogflix.schema import PERSONA_SCHEMA
@@ -107,7 +107,7 @@ def from_frame(frame: pl.DataFrame) -> PersonaState:
     f = frame.cast({k: t for k, t in PERSONA_SCHEMA.items() if k in frame.columns})
     cols: dict[str, np.ndarray] = {}
     for k in _PLAIN:
-        cols[k] = f[k].to_numpy().astype(_NUMERIC[k])
+        cols[k] = f[k].to_numpy().astype(NUMERIC_COLUMNS[k])
     cols["avg_watch_completion"] = f["avg_watch_completion"].to_numpy().astype(np.float64)
     cols["completion_today"] = f["completion_today"].to_numpy().astype(np.float64)
     cols["history"] = f["activity_history"].to_numpy().astype(np.uint32)

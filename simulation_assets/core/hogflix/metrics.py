@@ -9,6 +9,12 @@ import polars as pl
 from simulation_assets.core.hogflix.config import PATTERNS, STATES
 from simulation_assets.core.hogflix.schema import DAILY_METRICS_SCHEMA
 
+# The persona columns ``daily_metrics`` reads (a reader may load only these).
+METRICS_INPUT_COLUMNS = (
+    "state", "activity_pattern", "active_today", "signed_up_today", "churned_today", "marked_for_cleanup",
+    "reactivated_today", "flixbuddy_today", "videos_today", "engagement_score",
+)  # fmt: skip
+
 
 def daily_metrics(personas: pl.DataFrame, date: dt.date) -> pl.DataFrame:
     """Return one row of ``DAILY_METRICS_SCHEMA`` for the persona table of ``date``.
@@ -45,3 +51,33 @@ def plan_weighted_pattern_targets(
         for pattern, w in zip(PATTERNS, weights[plan]):
             shares[pattern] += w * count / total
     return shares
+
+
+TRAFFIC_DAILY_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "sessions": pl.Int64(),
+    "events": pl.Int64(),
+    "pageviews": pl.Int64(),
+    "videos_started": pl.Int64(),
+    "ratings": pl.Int64(),
+    "flixbuddy_chats": pl.Int64(),
+    "support_tickets": pl.Int64(),
+    "signups": pl.Int64(),
+}
+
+
+def traffic_day(date: dt.date, sessions: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """Return one row of ``TRAFFIC_DAILY_SCHEMA``: the day's sessions, events and key event counts."""
+    count = (dict(events.group_by("event").len().iter_rows()) if events.height else {}).get
+    row = {
+        "date": date,
+        "sessions": sessions.height,
+        "events": events.height,
+        "pageviews": count("$pageview", 0),
+        "videos_started": count("video_started", 0),
+        "ratings": count("video_rated", 0),
+        "flixbuddy_chats": count("flixbuddy_interaction", 0),
+        "support_tickets": count("support_ticket_created", 0),
+        "signups": count("$identify", 0),
+    }
+    return pl.DataFrame([row], schema=TRAFFIC_DAILY_SCHEMA)

@@ -195,3 +195,9 @@ def window_sessions(day_frames: list[pl.DataFrame], start_ms: int, end_ms: int) 
         return pl.DataFrame(schema=SESSION_SCHEMA)
     start = pl.col("session_start_at").dt.epoch("ms")
     return pl.concat(frames).filter((start >= start_ms) & (start < end_ms)).sort("session_start_at")
+
+
+def day_window_keys(date: dt.date) -> list[str]:
+    """Return the 48 half-hourly partition keys of a UTC day, in order."""
+    start = int(dt.datetime.combine(date, dt.time(), dt.UTC).timestamp() * 1000)
+    return [window_key(start + i * WINDOW_MS) for i in range(48)]

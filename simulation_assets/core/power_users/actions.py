@@ -1,206 +1,50 @@
-"""Built-in action types (the PropIQ-like API's calls) and the pure helpers that plan and judge actions.
-
-Paths follow the reference target in ``simulation_assets.target``; point a scenario at another
-API by overriding a type under ``simulation_config.action_types`` with the same name.
-"""
+"""Pure helpers that plan a persona's session, fill request templates and judge edge cases."""
 
 from __future__ import annotations
 
+import datetime as dt
 import string
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from simulation_assets.core.power_users.config import Action, ActionType, Persona
+from simulation_assets.core.power_users.config import Action, Persona
+from simulation_assets.core.power_users.rhythm import plan_session_time
 from simulation_assets.core.rng import stream
-
-_T = ActionType.model_validate
-
-_ANALYSIS_BODY = {
-    "address": "{address}",
-    "purchase_price": "{purchase_price}",
-    "monthly_rent": "{monthly_rent}",
-    "property_type": "{property_type}",
-    "state": "{state}",
-}
-_ANALYSIS_DEFAULTS = {
-    "address": "1200 Oak Street, Austin, TX 78701",
-    "purchase_price": 350_000,
-    "monthly_rent": 2_600,
-    "property_type": "single_family",
-    "state": "",
-}
-
-BUILTIN_ACTION_TYPES: dict[str, ActionType] = {
-    "health_check": _T({"method": "GET", "path": "/health", "auth": False}),
-    "reset_user": _T(
-        {
-            "method": "POST",
-            "path": "/sim/users/reset",
-            "auth": False,
-            "harness": True,
-            "json": {
-                "email": "{email}",
-                "password": "{password}",
-                "user_id": "{user_id}",
-                "tier": "{tier}",
-                "usage_used": "{usage_used}",
-                "history_items": "{history_items}",
-                "exists": "{exists}",
-            },
-            "defaults": {"usage_used": 0, "history_items": 0, "exists": True},
-        }
-    ),
-    "signup": _T(
-        {
-            "method": "POST",
-            "path": "/auth/signup",
-            "auth": False,
-            "json": {"email": "{email}", "password": "{password}", "user_id": "{user_id}"},
-        }
-    ),
-    "login": _T(
-        {
-            "method": "POST",
-            "path": "/auth/login",
-            "auth": False,
-            "json": {"email": "{email}", "password": "{password}"},
-            "capture": {"token": "access_token", "refresh_token": "refresh_token"},
-        }
-    ),
-    "refresh_token": _T(
-        {
-            "method": "POST",
-            "path": "/auth/refresh",
-            "auth": False,
-            "json": {"refresh_token": "{refresh_token}"},
-            "capture": {"token": "access_token"},
-        }
-    ),
-    "logout": _T({"method": "POST", "path": "/auth/logout"}),
-    "advance_clock": _T(
-        {"method": "POST", "path": "/sim/clock", "harness": True, "json": {"minutes": "{minutes}"}}
-    ),
-    "set_usage": _T({"method": "POST", "path": "/sim/usage", "harness": True, "json": {"used": "{used}"}}),
-    "view_account": _T({"method": "GET", "path": "/api/v1/account"}),
-    "analyze_property": _T(
-        {
-            "method": "POST",
-            "path": "/api/v1/propiq/analyze",
-            "json": _ANALYSIS_BODY,
-            "defaults": _ANALYSIS_DEFAULTS,
-            "meter": "analysis",
-        }
-    ),
-    "batch_analyze_properties": _T(
-        {
-            "method": "POST",
-            "path": "/api/v1/propiq/analyze",
-            "json": _ANALYSIS_BODY,
-            "defaults": _ANALYSIS_DEFAULTS,
-            "meter": "analysis",
-        }
-    ),
-    "use_calculator": _T(
-        {
-            "method": "POST",
-            "path": "/api/v1/calculator",
-            "json": {
-                "purchase_price": "{purchase_price}",
-                "monthly_rent": "{monthly_rent}",
-                "down_payment": "{down_payment}",
-                "interest_rate": "{interest_rate}",
-                "loan_term_years": "{loan_term_years}",
-                "monthly_expenses": "{monthly_expenses}",
-            },
-            "defaults": {
-                "purchase_price": 350_000,
-                "monthly_rent": 2_600,
-                "down_payment": 70_000,
-                "interest_rate": 6.5,
-                "loan_term_years": 30,
-                "monthly_expenses": 600,
-            },
-        }
-    ),
-    "export_analyses": _T(
-        {
-            "method": "POST",
-            "path": "/api/v1/export",
-            "json": {"properties": "{properties}", "format": "{format}"},
-            "defaults": {"properties": 5, "format": "csv"},
-        }
-    ),
-    "view_history": _T(
-        {
-            "method": "GET",
-            "path": "/api/v1/history",
-            "params": {"limit": "{limit}"},
-            "defaults": {"limit": 50},
-        }
-    ),
-    "support_chat": _T(
-        {
-            "method": "POST",
-            "path": "/api/v1/support/chat",
-            "json": {"message": "{message}"},
-            "defaults": {"message": "How is the deal score computed?"},
-        }
-    ),
-    "view_pricing": _T({"method": "GET", "path": "/api/v1/pricing", "auth": False}),
-    "checkout": _T(
-        {
-            "method": "POST",
-            "path": "/api/v1/stripe/create-checkout-session",
-            "json": {"tier": "{tier}", "payment_method": "{payment_method}"},
-            "defaults": {"payment_method": "pm_card_visa"},
-            "capture": {"checkout_session_id": "session_id"},
-            "meter": "payment",
-        }
-    ),
-    "stripe_webhook": _T(
-        {
-            "method": "POST",
-            "path": "/api/v1/stripe/webhook",
-            "auth": False,
-            "json": {
-                "id": "evt_{checkout_session_id}",
-                "type": "checkout.session.completed",
-                "data": {"object": {"id": "{checkout_session_id}"}},
-            },
-        }
-    ),
-    "downgrade": _T(
-        {
-            "method": "POST",
-            "path": "/api/v1/subscription/downgrade",
-            "json": {"tier": "{tier}", "confirm": "{confirm}"},
-            "defaults": {"confirm": False},
-        }
-    ),
-}
 
 
 @dataclass(frozen=True)
 class PlannedAction:
-    """An action the run will perform: its position, how many requests, and at what concurrency."""
+    """An action the run will perform: its position, how many requests, and whether it is routine work."""
 
     index: int
     action: Action
     requests: int
 
+    @property
+    def routine(self) -> bool:
+        """Return whether the requests are the persona's routine analyses."""
+        return self.action.routine
 
-def plan_session(persona: Persona, seed: int, day: str) -> list[PlannedAction]:
+
+def plan_session(persona: Persona, seed: int, day: str, analyses: int | None = None) -> list[PlannedAction]:
     """Return the actions of ``persona`` for ``day`` that pass their probability draw, with drawn counts.
 
-    Draws come from the stream (seed, power_users, persona, day): the same inputs give the same plan.
+    Actions counted ``analyses_per_session`` get ``analyses`` requests (default: the session's draw
+    from the persona's rhythm). Draws come from the stream (seed, power_users, plan, persona, day):
+    the same inputs give the same plan.
     """
+    if analyses is None:
+        analyses = plan_session_time(
+            persona.rhythm(), seed, persona.name, dt.date.fromisoformat(day)
+        ).analyses
     n = len(persona.actions)
     rng = stream(seed, "power_users", "plan", persona.name, day)
     keep = rng.random(n) < np.array([a.probability for a in persona.actions])
     ranges = np.array([a.count_range() for a in persona.actions], dtype=np.int64).reshape(n, 2)
     counts = rng.integers(ranges[:, 0], ranges[:, 1] + 1)
+    counts[[a.routine for a in persona.actions]] = analyses
     return [
         PlannedAction(index=i, action=persona.actions[i], requests=int(counts[i]))
         for i in np.flatnonzero(keep & (counts > 0))
@@ -278,8 +122,3 @@ def proves_edge_case(
     if not proofs:
         return False, as_expected
     return (any(proofs) if action.trigger == "any" else all(proofs)), as_expected
-
-
-def backoff_seconds(attempt: int, base: float, cap: float, jitter: float) -> float:
-    """Return the wait before retry ``attempt`` (1-based): exponential, capped, times (0.5 + jitter)."""
-    return min(cap, base * (2 ** (attempt - 1))) * (0.5 + jitter)

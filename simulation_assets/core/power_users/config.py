@@ -19,19 +19,29 @@ from __future__ import annotations
 
 import difflib
 import re
-import string
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from simulation_assets.core.power_users.action_types import BUILTIN_ACTION_TYPES, ActionType, template_fields
 from simulation_assets.core.power_users.costs import CostModel
+from simulation_assets.core.power_users.population import PopulationSpec, clone_population
+from simulation_assets.core.power_users.rhythm import (
+    Rhythm,
+    RhythmSpec,
+    ThinkTime,
+    default_think_times,
+    resolve,
+)
+from simulation_assets.core.power_users.shapes import LoadShape
 from simulation_assets.core.power_users.tiers import TierTable
 
 SIMULATED_EMAIL_DOMAIN = "simulated.propiq.test"
 TIMEOUT_STATUS = 0  # status recorded when the client gave up waiting
 CONNECTION_ERROR_STATUS = -1  # status recorded when no HTTP response arrived at all
 DEFAULT_PROFILES = Path(__file__).with_name("profiles.yaml")
+ROUTINE_COUNT = "analyses_per_session"  # an action count drawn from the persona's analyses_per_session
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -48,58 +58,17 @@ def _status_codes(value: Any) -> tuple[int, ...]:
     for item in items:
         if isinstance(item, str) and item.strip().lower() == "timeout":
             codes.append(TIMEOUT_STATUS)
-        elif isinstance(item, int) and not isinstance(item, bool) and 100 <= item <= 599:
+        elif (
+            isinstance(item, int)
+            and not isinstance(item, bool)
+            and (100 <= item <= 599 or item == TIMEOUT_STATUS)
+        ):
             codes.append(item)
         else:
             raise ValueError(f"expected an HTTP status 100-599 or 'timeout', got {item!r}")
     if not codes:
         raise ValueError("needs at least one status")
     return tuple(codes)
-
-
-def template_fields(obj: Any) -> set[str]:
-    """Return the ``{names}`` used by the string templates inside ``obj`` (dicts, lists, strings)."""
-    if isinstance(obj, str):
-        return {f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(obj) if f}
-    if isinstance(obj, dict):
-        return set().union(*(template_fields(v) for v in obj.values()), *(template_fields(k) for k in obj))
-    if isinstance(obj, list | tuple):
-        return set().union(*(template_fields(v) for v in obj))
-    return set()
-
-
-class ActionType(BaseModel):
-    """How an action is performed: one HTTP call with templated path, query, headers and body."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
-    path: str = Field(description="path below base_url; may use {templates}")
-    auth: bool = Field(default=True, description="send 'Authorization: Bearer {token}'")
-    body: dict[str, Any] | None = Field(default=None, alias="json")
-    params: dict[str, Any] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict)
-    defaults: dict[str, Any] = Field(default_factory=dict, description="template values when unset")
-    capture: dict[str, str] = Field(
-        default_factory=dict, description="context variable -> dotted path in the JSON response"
-    )
-    meter: Literal["none", "analysis", "payment"] = Field(
-        default="none", description="'analysis' counts AI tokens, 'payment' counts a charge"
-    )
-    harness: bool = Field(
-        default=False, description="a simulation hook; skipped when the target does not offer hooks"
-    )
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"must start with '/', got {value!r}")
-        return value
-
-    def templates(self) -> set[str]:
-        """Return the template variables the type uses."""
-        return template_fields([self.path, self.body, self.params, self.headers])
 
 
 class Action(BaseModel):
@@ -110,7 +79,10 @@ class Action(BaseModel):
     type: str
     expected_status: tuple[int, ...] = (200,)
     probability: float = Field(default=1.0, ge=0.0, le=1.0)
-    count: int | tuple[int, int] = Field(default=1, description="requests, or [low, high] drawn per run")
+    count: int | tuple[int, int] | Literal["analyses_per_session"] = Field(
+        default=1,
+        description="requests, [low, high] drawn per run, or analyses_per_session (the persona's routine work)",
+    )
     concurrency: int = Field(default=1, ge=1, le=100, description="requests in flight at once")
     edge_case: str | None = None
     trigger_status: tuple[int, ...] | None = Field(
@@ -156,6 +128,8 @@ class Action(BaseModel):
     @field_validator("count", mode="before")
     @classmethod
     def _count(cls, value: Any) -> Any:
+        if value == ROUTINE_COUNT:
+            return value
         if isinstance(value, list | tuple):
             if (
                 len(value) != 2
@@ -179,19 +153,61 @@ class Action(BaseModel):
         """Return the action's template variables for request ``i``: its extra keys, then ``vary`` items."""
         return {**(self.model_extra or {}), **{k: v[i % len(v)] for k, v in self.vary.items()}}
 
+    @property
+    def routine(self) -> bool:
+        """Return whether the action is the persona's routine work (its count is ``analyses_per_session``)."""
+        return self.count == ROUTINE_COUNT
+
     def count_range(self) -> tuple[int, int]:
-        """Return (low, high) request counts."""
+        """Return (low, high) request counts; (0, 0) for routine work, whose count the session draws."""
+        if isinstance(self.count, str):
+            return (0, 0)
         return self.count if isinstance(self.count, tuple) else (self.count, self.count)
 
 
-class PersonaProfile(BaseModel):
-    """Who the persona is; free-form beyond the typed keys."""
+class LoadTask(Action):
+    """One kind of request a load shape's arrivals send, with its share of the arrivals."""
+
+    weight: float = Field(default=1.0, gt=0, description="relative share of arrivals")
+
+
+def default_load_tasks() -> list[LoadTask]:
+    """Return the default request mix of load shapes: reads, analyses and calculations of a working day."""
+    return [
+        LoadTask(type="view_account", weight=3),
+        LoadTask(type="analyze_property", weight=2),
+        LoadTask(type="use_calculator", weight=2),
+        LoadTask(type="view_pricing", weight=2),
+        LoadTask(type="view_history", weight=1),
+    ]
+
+
+class SloSpec(BaseModel):
+    """Service-level objectives the load checks hold the API (and the generator) to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    p95_ms: float = Field(default=500.0, gt=0, description="95th percentile latency from the scheduled send")
+    error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="share of requests without the expected answer"
+    )
+    rate_tolerance: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="open model: achieved arrivals may differ from requested by this share",
+    )
+
+
+class PersonaProfile(RhythmSpec):
+    """Who the persona is and when they come (rhythm fields); free-form beyond the typed keys."""
 
     model_config = ConfigDict(extra="allow")
 
     role: str = ""
     starting_tier: str = "free"
     target_tier: str | None = None
+    archetype: str | None = Field(default=None, description="the persona this one was cloned from")
 
 
 class Persona(BaseModel):
@@ -224,6 +240,15 @@ class Persona(BaseModel):
         """Return the edge cases the persona's actions provoke, in order, without repeats."""
         return list(dict.fromkeys(a.edge_case for a in self.actions if a.edge_case))
 
+    @property
+    def archetype(self) -> str:
+        """Return the name of the persona this one was cloned from (its own name if not a clone)."""
+        return self.persona.archetype or self.name
+
+    def rhythm(self) -> Rhythm:
+        """Return the persona's resolved rhythm (sessions per week, weekdays, start hours, ranges)."""
+        return resolve(self.persona)
+
 
 class SimulationSettings(BaseModel):
     """``simulation_config``: target, pacing, retries, prices, thresholds and extra action types."""
@@ -244,6 +269,16 @@ class SimulationSettings(BaseModel):
     costs: CostModel = Field(default_factory=CostModel)
     tiers: TierTable = Field(default_factory=TierTable)
     action_types: dict[str, ActionType] = Field(default_factory=dict)
+    load_shapes: dict[str, LoadShape] = Field(default_factory=dict, description="named load shapes (--shape)")
+    load_tasks: list[LoadTask] = Field(default_factory=default_load_tasks, min_length=1)
+    load_users: int = Field(
+        default=100, ge=1, le=1_000_000, description="virtual users of a load without a population"
+    )
+    slo: SloSpec = Field(default_factory=SloSpec)
+    think_times: dict[str, ThinkTime] = Field(
+        default_factory=default_think_times,
+        description="simulated pause before each action, per action type ('default' for the rest)",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -261,6 +296,7 @@ class Scenario(BaseModel):
 
     simulation_config: SimulationSettings = Field(default_factory=SimulationSettings)
     simulations: list[Persona] = Field(min_length=1)
+    population: PopulationSpec = Field(default_factory=PopulationSpec)
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -284,13 +320,45 @@ class Scenario(BaseModel):
                     _check_action(f"{where}.actions[{j}]", action, types)
                 except ValueError as exc:
                     raise ValueError(f"{exc} (persona {persona.name})") from None
+        for j, task in enumerate(self.simulation_config.load_tasks):
+            _check_action(f"simulation_config.load_tasks[{j}]", task, types)
+            if types[task.type].harness:
+                raise ValueError(
+                    f"simulation_config.load_tasks[{j}].type: {task.type!r} is a simulation hook"
+                )
         return self
+
+    def load_shape(self, name: str) -> LoadShape:
+        """Return the load shape called ``name``; raise ConfigError listing the shapes defined."""
+        shapes = self.simulation_config.load_shapes
+        if name not in shapes:
+            raise ConfigError(
+                f"no load shape named {name!r}; defined under simulation_config.load_shapes: "
+                f"{', '.join(shapes) or 'none'}"
+            )
+        return shapes[name]
 
     def action_types(self) -> dict[str, ActionType]:
         """Return the built-in action types overlaid with the file's own."""
-        from simulation_assets.core.power_users.actions import BUILTIN_ACTION_TYPES
-
         return {**BUILTIN_ACTION_TYPES, **self.simulation_config.action_types}
+
+    def populated(self, size: int | None = None) -> Scenario:
+        """Return the scenario with its personas cloned into ``size`` users (default: ``population.size``).
+
+        Size 0 keeps one user per archetype. Raises ConfigError on a population that cannot be built.
+        """
+        spec = self.population if size is None else self.population.model_copy(update={"size": size})
+        if spec.size == 0:
+            return self
+        try:
+            clones = clone_population(self.simulations, self.simulation_config.seed, spec)
+        except ValueError as exc:
+            raise ConfigError(f"population: {exc}") from None
+        return self.model_copy(update={"simulations": clones, "population": spec})
+
+    def archetypes(self) -> list[str]:
+        """Return the archetype names in scenario order (each persona's own name before cloning)."""
+        return list(dict.fromkeys(p.archetype for p in self.simulations))
 
     def persona(self, name: str) -> Persona:
         """Return the persona called ``name``; raise ConfigError listing the valid names."""

@@ -10,6 +10,7 @@ and ``run``.
 
 from __future__ import annotations
 
+import datetime as dt
 import http
 from typing import Any
 
@@ -18,6 +19,8 @@ import polars as pl
 
 from simulation_assets.core.power_users.config import CONNECTION_ERROR_STATUS, TIMEOUT_STATUS
 from simulation_assets.core.power_users.costs import CostModel, cost_breakdown, usd
+from simulation_assets.core.power_users.sessions_report import archetype_rows, session_rows
+from simulation_assets.core.power_users.timeseries import load_summary, time_series
 
 # One row per request (its final attempt).
 REQUEST_SCHEMA = {
@@ -36,15 +39,24 @@ REQUEST_SCHEMA = {
     "input_tokens": pl.Int64,
     "output_tokens": pl.Int64,
     "payment_usd": pl.Float64,
+    "session_id": pl.String,
+    "sim_at": pl.String,  # when the request happened on the session's simulated clock (UTC)
+    "routine": pl.Boolean,  # one of the persona's analyses_per_session
+    "tier": pl.String,  # the user's tier as the API last reported it
+    "property_address": pl.String,  # analyses only
+    "deal_score": pl.Int32,  # analyses only
 }
-# One row per HTTP attempt (retries included), for latency and throughput.
+# One row per HTTP attempt (retries included), for latency and throughput. Times are Unix seconds;
+# ``scheduled_s`` is when the attempt was due (the open model's arrival), ``started_s`` when it was sent.
 ATTEMPT_SCHEMA = {
     "user": pl.String,
     "action_type": pl.String,
     "status": pl.Int32,
     "latency_ms": pl.Float64,
+    "scheduled_s": pl.Float64,
     "started_s": pl.Float64,
     "ended_s": pl.Float64,
+    "load": pl.Boolean,  # an arrival of a load shape (not a scripted session or a load user's login)
 }
 # One row per executed action that names an edge case.
 EDGE_SCHEMA = {
@@ -58,15 +70,47 @@ EDGE_SCHEMA = {
     "statuses": pl.String,
     "at": pl.String,
 }
-# One row per user run.
+# One row per second of a load shape and archetype: what the shape asked for (arrivals in the
+# open model, busy users in the closed one), for the report's time series.
+LOAD_SCHEMA = {
+    "archetype": pl.String,
+    "shape": pl.String,
+    "model": pl.String,
+    "second": pl.Int64,  # Unix second
+    "requested": pl.Float64,
+    "start_offset_s": pl.Float64,  # where the load started within its first second
+}
+# One row per user and day; the last four columns are the same for every user of one run.
 USER_SCHEMA = {
     "user": pl.String,
+    "archetype": pl.String,  # the persona a population clone was made from (its own name otherwise)
+    "day": pl.String,  # the user's local calendar day of the session (the partition's day)
     "started_at": pl.String,
     "finished_at": pl.String,
-    "duration_s": pl.Float64,
+    "duration_s": pl.Float64,  # wall-clock seconds
     "actions_planned": pl.Int32,
     "actions_skipped": pl.Int32,
     "configured_edge_cases": pl.String,
+    "active": pl.Boolean,  # the user had a session (the rhythm's active day, or a run on demand)
+    "session_id": pl.String,
+    "time_zone": pl.String,
+    "session_start_local": pl.String,
+    "session_minutes": pl.Float64,  # on the simulated clock
+    "analyses": pl.Int32,  # routine analyses planned (analyses_per_session)
+    "think_seconds": pl.Float64,  # simulated think time
+    # The user's resolved rhythm, so the tables check themselves without the scenario file.
+    "sessions_per_week": pl.Float64,
+    "rhythm_days": pl.String,  # comma-separated weekdays (mon..sun)
+    "start_hour_from": pl.Float64,
+    "start_hour_to": pl.Float64,
+    "session_minutes_min": pl.Float64,
+    "session_minutes_max": pl.Float64,
+    "analyses_min": pl.Int32,
+    "analyses_max": pl.Int32,
+    "base_url": pl.String,
+    "reference_target": pl.Boolean,
+    "mode": pl.String,
+    "follow_rhythm": pl.Boolean,  # sessions only on the rhythm's active days (else: one on demand)
 }
 
 
@@ -128,8 +172,14 @@ def build_report(
     users: pl.DataFrame,
     costs: CostModel,
     run: dict[str, Any] | None = None,
+    load: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Return the report dict of one run (or one day of runs) from its tables."""
+    """Return the report dict of one run (or one day of runs) from its tables.
+
+    ``load`` (the load plan, when the run held a load shape) adds the ``load`` summary and the
+    per-second ``time_series``.
+    """
+    load = load if load is not None else pl.DataFrame(schema=LOAD_SCHEMA)
     requests = requests if not requests.is_empty() else pl.DataFrame(schema=REQUEST_SCHEMA)
     edges = edges if not edges.is_empty() else pl.DataFrame(schema=EDGE_SCHEMA)
     names = users["user"].to_list()
@@ -188,6 +238,7 @@ def build_report(
         .iter_rows(named=True)
     )
     totals = breakdown.totals
+    sessions = session_rows(users, requests)
     completed = sum(r["actions_completed"] for r in user_results)
     conversions = sum(r["conversion"] for r in user_results)
     return {
@@ -239,15 +290,32 @@ def build_report(
             "total_usd": round(totals["total_usd"], 4),
             "prices": costs.model_dump(),
         },
+        "sessions": sessions,
+        "archetype_results": archetype_rows(user_results, sessions),
+        "load": load_summary(attempts, load),
+        "time_series": time_series(attempts, load).to_dicts(),
         "run": run or {},
     }
 
 
+MAX_USERS_LISTED = 10  # a larger population is summarised per archetype
+
+
 def console_summary(report: dict[str, Any], product: str = "PropIQ") -> str:
-    """Return the plain-text results summary printed at the end of a run."""
+    """Return the plain-text results summary printed at the end of a run (per archetype above 10 users)."""
     rule = "=" * 80
     lines = [rule, f"{product.upper()} POWER USER SIMULATION - RESULTS SUMMARY", rule, ""]
-    for r in report["user_results"]:
+    if len(report["user_results"]) > MAX_USERS_LISTED:
+        for name, a in (report.get("archetype_results") or {}).items():
+            lines += [
+                f"{name} ({a['users']} users, {a['active_users']} in session):",
+                f"  Actions: {a['actions_completed']} completed, {a['actions_failed']} failed",
+                f"  Success Rate: {a['success_rate']}",
+                f"  Conversions: {a['conversions']}",
+                f"  Cost: {usd(a['cost_usd'])}",
+                "",
+            ]
+    for r in report["user_results"] if len(report["user_results"]) <= MAX_USERS_LISTED else []:
         lines += [
             f"{r['name']}:",
             f"  Duration: {r['duration_seconds']:.1f}s",
@@ -268,3 +336,36 @@ def console_summary(report: dict[str, Any], product: str = "PropIQ") -> str:
         rule,
     ]
     return "\n".join(lines)
+
+
+def _seconds_between(first: str, last: str) -> float:
+    """Return the seconds from ISO stamp ``first`` to ``last`` (``2025-10-22T19:15:32.123Z``)."""
+    start = dt.datetime.fromisoformat(first.replace("Z", "+00:00"))
+    end = dt.datetime.fromisoformat(last.replace("Z", "+00:00"))
+    return max((end - start).total_seconds(), 0.0)
+
+
+def day_run_summary(users: pl.DataFrame, attempts: pl.DataFrame, day: str, seed: int) -> dict[str, Any]:
+    """Return the ``run`` section of a day report over the stored runs of ``day``.
+
+    Start and end span every user run of the day; requests/s divides the attempts by that span.
+    """
+    if users.is_empty():
+        return {"day": day, "personas": [], "requests": 0}
+    started, finished = users["started_at"].min(), users["finished_at"].max()
+    seconds = _seconds_between(str(started), str(finished))
+    base_urls = list(dict.fromkeys(users["base_url"].fill_null("").to_list()))
+    modes = list(dict.fromkeys(users["mode"].fill_null("").to_list()))
+    return {
+        "base_url": base_urls[0] if len(base_urls) == 1 else base_urls,
+        "reference_target": bool(users["reference_target"].fill_null(False).all()),
+        "day": day,
+        "personas": users["user"].to_list(),
+        "mode": modes[0] if len(modes) == 1 else "mixed",
+        "seed": seed,
+        "started_at": started,
+        "finished_at": finished,
+        "duration_seconds": round(seconds, 3),
+        "requests": attempts.height,
+        "requests_per_second": round(attempts.height / seconds, 2) if seconds else 0.0,
+    }

@@ -35,9 +35,20 @@ def check_scenario(scenario: Scenario, env: Mapping[str, str]) -> None:
                 f"refusing to run: ${name} holds a live Stripe key ({value[:8]}…); use a test key "
                 "(sk_test_/pk_test_) or unset it"
             )
-    for where, text in _strings(scenario.model_dump(mode="json", by_alias=True), "scenario"):
-        if any(prefix in text for prefix in LIVE_KEY_PREFIXES):
-            raise SafetyError(f"refusing to run: {where} contains a live Stripe key; use test keys only")
+    # Clones of a population share their archetype's actions: scan each action object once.
+    parts = [("scenario.simulation_config", scenario.simulation_config)]
+    seen: set[int] = set()
+    for i, persona in enumerate(scenario.simulations):
+        where = f"scenario.simulations[{i}]"
+        parts.append((where, persona.model_copy(update={"actions": []})))
+        for j, action in enumerate(persona.actions):
+            if id(action) not in seen:
+                seen.add(id(action))
+                parts.append((f"{where}.actions[{j}]", action))
+    for where, part in parts:
+        for at, text in _strings(part.model_dump(mode="json", by_alias=True), where):
+            if any(prefix in text for prefix in LIVE_KEY_PREFIXES):
+                raise SafetyError(f"refusing to run: {at} contains a live Stripe key; use test keys only")
     suffix = "@" + SIMULATED_EMAIL_DOMAIN
     for i, persona in enumerate(scenario.simulations):
         emails = [("email", persona.email)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 
 from simulation_assets.core.warehouse import schema
 from simulation_assets.core.warehouse.config import WarehouseConfig
@@ -39,6 +41,19 @@ SIMPLIFICATIONS = [
     "device_health holds the last 30 days of each device's active life (daily uptime, errors, temperature).",
     "Names, addresses and e-mail domains are synthetic (example.com).",
 ]
+
+
+def summary_statistics(query: Callable[[str], list[tuple]], present: list[str]) -> dict[str, dict]:
+    """Return rows per table and the baseline metrics of a loaded warehouse whose ``present`` tables
+    ``query`` reads (a metric whose tables are missing, in a partial load, is left out)."""
+    rows = {t: int(query(f"SELECT count(*) FROM raw.{t}")[0][0]) for t in schema.TABLE_NAMES if t in present}
+    metrics: dict[str, object] = {}
+    for name, sql in BASELINE_METRICS.items():
+        if any(re.search(rf"\braw\.{t}\b", sql) and t not in present for t in schema.TABLE_NAMES):
+            continue
+        value = query(sql)[0][0]
+        metrics[name] = float(value) if value is not None and not isinstance(value, int) else value
+    return {"rows": rows, "metrics": metrics}
 
 
 def catalog_markdown(

@@ -324,6 +324,21 @@ class Taps(_Frozen):
         return self
 
 
+class CheckBands(_Frozen):
+    """How far a loaded warehouse may stray from the configured numbers before a check fails.
+
+    The generators draw the categorical mixes exactly (largest remainder), so the tolerances only
+    absorb rounding on small tables (project choice).
+    """
+
+    share_tolerance: Probability = 0.02  # industries, tiers, roles, device status, location types
+    campaign_channel_tolerance: Probability = 0.025  # DEV has 25 campaigns: one campaign is 4 points
+    payment_success_tolerance: Probability = 0.01
+    win_rate_tolerance: Probability = 0.02
+    trial_conversion_tolerance: Probability = 0.03
+    evening_pour_share_min: Probability = 0.40  # spec: peak 6-10 pm; share of pours between 18:00 and 21:59
+
+
 class WarehouseConfig(_Frozen):
     """Everything that shapes the generated warehouse, with the specification's numbers as defaults."""
 
@@ -337,6 +352,7 @@ class WarehouseConfig(_Frozen):
     marketing: Marketing = Marketing()
     activity: Activity = Activity()
     taps: Taps = Taps()
+    checks: CheckBands = CheckBands()
     # How many chunk files a big table is split into is fixed per table in ``schema``
     # (sized for at most ~5M rows per chunk in PROD), so Dagster's chunk partitions are static.
 

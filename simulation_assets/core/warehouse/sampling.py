@@ -126,3 +126,28 @@ def prefix_ids(prefix: str, index: np.ndarray, width: int = 14) -> pl.Series:
     """Return Stripe-style ids ``<prefix><zero-padded index>`` built column-wise."""
     frame = pl.DataFrame({"i": np.asarray(index, dtype=np.int64)})
     return frame.select((pl.lit(prefix) + pl.col("i").cast(pl.String).str.zfill(width)).alias("id"))["id"]
+
+
+HOUR = 3_600
+MONTH = 2_629_746  # average Gregorian month in seconds
+NULL_TS = np.iinfo(np.int64).min  # stands for a null timestamp in int64 epoch-second arrays
+
+
+def local_index(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (parent index, position within parent) for rows laid out parent by parent, ``counts`` per parent."""
+    parent = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    return parent, np.arange(len(parent)) - starts[parent]
+
+
+def to_seconds(series: pl.Series) -> np.ndarray:
+    """Return a datetime or date series as int64 epoch seconds (nulls become ``NULL_TS``)."""
+    if series.dtype == pl.Date:
+        return series.cast(pl.Int32).cast(pl.Int64).fill_null(NULL_TS // DAY).to_numpy() * DAY
+    return (series.cast(pl.Datetime("us")).dt.epoch("s")).fill_null(NULL_TS).to_numpy()
+
+
+def cumulative_shares(weights: tuple[float, ...] | list[float]) -> np.ndarray:
+    """Return the float32 cumulative distribution of ``weights`` (last value 1), for ``searchsorted`` draws."""
+    w = np.asarray(weights, dtype=np.float64)
+    return (np.cumsum(w) / w.sum()).astype(np.float32)

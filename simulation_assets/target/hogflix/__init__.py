@@ -1,7 +1,7 @@
 """The HogFlix reference web app, served by ``simulate target serve`` under ``/hogflix``.
 
-Events its pages send through posthog-js are written into the HogFlix events
-store (``browser_events`` of the scenario configured by the environment).
+Alone it keeps captured events in memory; ``simulate target serve`` mounts it
+with a callback that writes them into the HogFlix events store.
 """
 
 from simulation_assets.webapp.serve import MOUNT_PATH

@@ -1,0 +1,388 @@
+"""``simulate twin``: fit a twin to a real event export, generate look-alike users, report fidelity and privacy.
+
+Each sub-command materializes the twin's assets in-process (recorded in the local
+Dagster instance, so the UI shows the runs and their checks):
+
+    simulate twin fit    --events EXPORT --output SPEC_DIR [--map FIELD=COL,...]
+    simulate twin run    --spec SPEC_DIR --users N --days D [--start YYYY-MM-DD] --output DIR
+    simulate twin report --spec SPEC_DIR --events EXPORT --twin DIR --output DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import time
+from pathlib import Path
+
+from simulation_assets.commands.common import (
+    QUIET_RUN_CONFIG,
+    UsageError,
+    console,
+    dagster_instance,
+    iso_date,
+    materialize_range,
+    positive_int,
+    prepare_output,
+    write_json,
+)
+
+DEMO_ORDER = 90
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``twin`` sub-command and its ``fit``, ``run`` and ``report`` actions."""
+    p = sub.add_parser(
+        "twin", help="fit a twin to a real event export, generate look-alike users, report fidelity"
+    )
+    actions = p.add_subparsers(dest="twin_action", required=True, metavar="ACTION")
+
+    f = actions.add_parser("fit", help="fit a twin spec to an event export")
+    f.add_argument(
+        "--events",
+        required=True,
+        help="the export: a file, a folder of files or a glob (Parquet, JSON lines, CSV)",
+    )
+    f.add_argument("--output", required=True, help="folder for the spec (twin.yaml + tables)")
+    f.add_argument(
+        "--map",
+        default="",
+        help="column mapping of a generic table, e.g. user_id=uid,timestamp=ts,event=name,session_id=sid",
+    )
+    f.add_argument(
+        "--seed", type=int, default=42, help="seed of the fit's samples and of later runs (default 42)"
+    )
+    f.add_argument(
+        "--k",
+        type=int,
+        default=5,
+        help="k-anonymity: values seen for fewer users are never copied (default 5)",
+    )
+    f.add_argument(
+        "--holdout", type=float, default=0.2, help="share of users kept out of the fit (default 0.2)"
+    )
+    f.add_argument(
+        "--max-classes", type=int, default=8, help="most latent classes BIC may choose (default 8)"
+    )
+    f.set_defaults(handler=run_fit)
+
+    r = actions.add_parser("run", help="generate the twin's users and events from a spec")
+    r.add_argument("--spec", required=True, help="spec folder written by `simulate twin fit`")
+    r.add_argument("--users", type=int, required=True, help="users to generate (> 0)")
+    r.add_argument("--days", type=int, required=True, help="days to generate (> 0)")
+    r.add_argument("--start", default=None, help="first day YYYY-MM-DD (default: the export's first day)")
+    r.add_argument("--output", required=True, help="folder for events/<day>.parquet and summary.json")
+    r.add_argument("--seed", type=int, default=None, help="generator seed (default: the spec's)")
+    r.add_argument(
+        "--churn-multiplier", type=float, default=None, help="x the churn hazard (default: the spec's)"
+    )
+    r.add_argument(
+        "--drop-event", action="append", default=[], help="an event name the twin must not emit (repeatable)"
+    )
+    r.add_argument("--single-file", action="store_true", help="also write all days as one events.parquet")
+    r.set_defaults(handler=run_generate)
+
+    e = actions.add_parser("report", help="compare a generated twin with the export: fidelity and privacy")
+    e.add_argument("--spec", required=True, help="spec folder written by `simulate twin fit`")
+    e.add_argument("--events", required=True, help="the real export the spec was fitted to")
+    e.add_argument("--twin", required=True, help="output folder of `simulate twin run`")
+    e.add_argument("--output", required=True, help="folder for fidelity.json, privacy.json and report.md")
+    e.add_argument("--map", default="", help="column mapping of a generic table (as given to fit)")
+    e.set_defaults(handler=run_report)
+
+
+# ---- validation (before anything is written) -----------------------------------------------------------------------
+
+
+def _mapping(text: str):  # noqa: ANN202
+    from simulation_assets.sinks.posthog_export import ColumnMapping
+
+    if not text:
+        return None
+    try:
+        return ColumnMapping.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--map: {exc}") from None
+
+
+def _open_export(path: str, mapping_text: str):  # noqa: ANN202
+    from simulation_assets.sinks.posthog_export import ExportError, open_export
+
+    try:
+        return open_export(path, _mapping(mapping_text))
+    except ExportError as exc:
+        raise UsageError(f"--events {exc}") from None
+
+
+def _load_spec(path: str):  # noqa: ANN202
+    from simulation_assets.core.twin.spec import SpecError
+    from simulation_assets.sinks.twin_spec_store import load_spec
+
+    try:
+        return load_spec(path)
+    except SpecError as exc:
+        raise UsageError(f"--spec {exc}") from None
+
+
+def _asset(defs, name: str):  # noqa: ANN001, ANN202
+    """Return the asset ``name`` of a twin ``defs`` (the store resource is bound at materialization)."""
+    return next(a for a in defs.assets if a.key.to_user_string() == name)
+
+
+def _resources(settings: object) -> dict[str, object]:
+    from simulation_assets.sinks.local_store import LocalParquetStore
+
+    return {"twin_settings": settings, "store": LocalParquetStore()}
+
+
+def _materialize(assets: list, resources: dict, tags: dict | None = None):  # noqa: ANN001, ANN202
+    """Run ``assets`` in-process, recorded in the local instance; map input problems found late to UsageError."""
+    import dagster as dg
+
+    from simulation_assets.core.twin.spec import SpecError
+    from simulation_assets.sinks.posthog_export import ExportError
+
+    try:
+        return dg.materialize(assets, resources=resources, instance=dagster_instance(), run_config=QUIET_RUN_CONFIG,
+                              tags=tags or {}, raise_on_error=True)  # fmt: skip
+    except (ExportError, SpecError) as exc:
+        raise UsageError(str(exc)) from None
+    except dg.DagsterExecutionStepExecutionError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ExportError | SpecError):
+            raise UsageError(str(cause)) from None
+        raise
+
+
+# ---- fit ----------------------------------------------------------------------------------------------------------
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Handle ``simulate twin fit``."""
+    from simulation_assets.defs.twin import TwinSettings, build_defs
+
+    if args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.k < 2:
+        raise UsageError(f"--k must be at least 2, got {args.k}")
+    if not 0.0 <= args.holdout < 0.9:
+        raise UsageError(f"--holdout must be a share in [0, 0.9), got {args.holdout}")
+    if not 1 <= args.max_classes <= 20:
+        raise UsageError(f"--max-classes must be between 1 and 20, got {args.max_classes}")
+    export = _open_export(args.events, args.map)
+    out = prepare_output(args.output)
+    settings = TwinSettings(export_path=args.events,
+                            column_mapping=args.map, spec_dir=str(out.resolve()), seed=args.seed, k_anonymity=args.k,
+                            holdout_share=args.holdout, max_classes=args.max_classes)  # fmt: skip
+    defs = build_defs()
+    started = time.perf_counter()
+    _materialize([_asset(defs, "twin_spec")], _resources(settings))
+    seconds = time.perf_counter() - started
+    spec = _load_spec(str(out))
+    doc = spec.document
+    console.print(
+        f"Twin fitted to {export.source} ({doc.source.rows:,} events, {doc.source.users:,} users over {doc.source.days} days; "
+        f"{doc.source.holdout_users:,} held out) in {seconds:.1f} s: {len(doc.classes)} classes (BIC), "
+        f"{len(doc.flow['events'])} events modelled, {len(doc.privacy['dropped_properties'])} properties dropped. "
+        f"Spec: {out / 'twin.yaml'}"
+    )
+    return 0
+
+
+# ---- run ----------------------------------------------------------------------------------------------------------
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Handle ``simulate twin run``."""
+    from simulation_assets.defs.twin import TwinSettings, build_defs
+
+    positive_int("--users", args.users)
+    positive_int("--days", args.days)
+    if args.days > 3660:
+        raise UsageError(f"--days must be at most 3660, got {args.days}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.churn_multiplier is not None and args.churn_multiplier < 0:
+        raise UsageError(f"--churn-multiplier must be >= 0, got {args.churn_multiplier}")
+    spec = _load_spec(args.spec)
+    unknown = [e for e in args.drop_event if e not in spec.events]
+    if unknown:
+        raise UsageError(
+            f"--drop-event {', '.join(unknown)}: not an event of this twin; events are {', '.join(spec.events)}"
+        )
+    start = iso_date("--start", args.start) if args.start else spec.document.generation.start
+    out = prepare_output(args.output)
+    events_dir = out / "events"
+    if events_dir.exists():
+        shutil.rmtree(events_dir)  # a new run replaces the previous one's days
+    events_dir.mkdir(parents=True)
+    last = start + dt.timedelta(days=args.days - 1)
+    settings = TwinSettings(spec_dir=str(Path(args.spec).expanduser().resolve()), events_dir=str(events_dir),
+                            users=args.users, days=args.days, seed=args.seed if args.seed is not None else spec.document.generation.seed,
+                            churn_multiplier=-1.0 if args.churn_multiplier is None else args.churn_multiplier,
+                            drop_events=",".join(args.drop_event))  # fmt: skip
+    defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        materialize_range([_asset(defs, "twin_events")], _resources(settings), start.isoformat(),
+                          last.isoformat(), dagster_instance())  # fmt: skip
+    except Exception as exc:
+        from simulation_assets.core.twin.spec import SpecError
+
+        if isinstance(exc.__cause__, SpecError):
+            raise UsageError(str(exc.__cause__)) from None
+        raise
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+    import polars as pl
+
+    files = sorted(events_dir.glob("*.parquet"))
+    rows = sum(pl.scan_parquet(f).select(pl.len()).collect().item() for f in files)
+    if args.single_file:
+        pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed").write_parquet(
+            out / "events.parquet", compression="zstd"
+        )
+    summary = {
+        "command": "twin run",
+        "spec": str(Path(args.spec).resolve()),
+        "users": args.users,
+        "days": args.days,
+        "start": start.isoformat(),
+        "end": last.isoformat(),
+        "events": rows,
+        "seconds": round(seconds, 3),
+        "events_per_cpu_second": round(rows / max(cpu_seconds, 1e-9)),
+        "files": [f"events/{f.name}" for f in files] + (["events.parquet"] if args.single_file else []),
+    }
+    write_json(out / "summary.json", summary)
+    console.print(
+        f"Twin: {rows:,} events of {args.users:,} users over {args.days} days from {start} in {seconds:.1f} s -> {events_dir}"
+    )
+    return 0
+
+
+# ---- report -------------------------------------------------------------------------------------------------------
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Handle ``simulate twin report``."""
+    from simulation_assets.defs.twin import TwinSettings, build_defs
+
+    spec = _load_spec(args.spec)
+    _open_export(args.events, args.map)
+    twin_dir = Path(args.twin).expanduser()
+    events_dir = twin_dir / "events" if (twin_dir / "events").is_dir() else twin_dir
+    files = sorted(events_dir.glob("*.parquet"))
+    if not files:
+        raise UsageError(
+            f"--twin {args.twin}: no events/<day>.parquet files (the output folder of `simulate twin run`)"
+        )
+    summary_path = twin_dir / "summary.json"
+    first = (
+        dt.date.fromisoformat(files[0].stem) if _is_date(files[0].stem) else spec.document.generation.start
+    )
+    days = len(files)
+    users = spec.document.generation.users
+    if summary_path.exists():
+        info = json.loads(summary_path.read_text())
+        users, days, first = (
+            int(info.get("users", users)),
+            int(info.get("days", days)),
+            dt.date.fromisoformat(info.get("start", first.isoformat())),
+        )
+    out = prepare_output(args.output)
+    settings = TwinSettings(export_path=args.events, column_mapping=args.map, spec_dir=str(Path(args.spec).expanduser().resolve()),
+                            events_dir=str(events_dir.resolve()), report_dir=str(out), users=users, days=days,
+                            seed=spec.document.generation.seed)  # fmt: skip
+    defs = build_defs(first.isoformat(), (first + dt.timedelta(days=days)).isoformat())
+    result = _materialize(
+        [_asset(defs, "twin_fidelity"), _asset(defs, "twin_privacy")],
+        _resources(settings),
+    )
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    fidelity = json.loads((out / "fidelity.json").read_text())
+    privacy = json.loads((out / "privacy.json").read_text())
+    (out / "report.md").write_text(_markdown(fidelity, privacy, checks))
+    write_json(out / "checks.json", checks)
+    failed = [k for k, v in checks.items() if not v]
+    console.print(
+        f"Twin report: {fidelity['real_users']:,} real vs {fidelity['twin_users']:,} twin users over {fidelity['days']} days; "
+        f"checks passed {len(checks) - len(failed)}/{len(checks)}"
+        + (f" (failing: {', '.join(failed)})" if failed else "")
+        + f". Wrote {out}/report.md, fidelity.json, privacy.json"
+    )
+    return 0
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
+    lines = [
+        "# Twin report",
+        "",
+        f"{fidelity['real_users']:,} real users beside {fidelity['twin_users']:,} twin users, {fidelity['days']} days.",
+        "",
+        "| measure | kind | value | bound | passed |",
+        "|---|---|---|---|---|",
+    ]
+    for c in fidelity["comparisons"]:
+        lines.append(
+            f"| {c['name']} | {c['kind']} | {c['value']} | {c['bound']} | {'yes' if c['passed'] else 'NO'} |"
+        )
+    lines += ["", "## Weekly retention", "", "| week | real | twin |", "|---|---|---|"]
+    for r in fidelity["retention"]:
+        real, twin = r.get("real"), r.get("twin")
+        lines.append(
+            f"| {r['week']} | {real if real is None else round(real, 3)} | {twin if twin is None else round(twin, 3)} |"
+        )
+    lines += [
+        "",
+        f"DAU/WAU: real {fidelity['dau_wau']['real']}, twin {fidelity['dau_wau']['twin']}.",
+        "",
+        "## Privacy",
+        "",
+    ]
+    lines.append(f"Share of twin users nearer a training user than a holdout user: {privacy['closer_to_training_share']} "
+                 f"(bound {privacy['bound']}); exact copies: {privacy['exact_copies']}; identifiers copied: "
+                 f"{privacy['copied_identifiers']}.")  # fmt: skip
+    lines += ["", "## Checks", ""] + [
+        f"- {k}: {'passed' if v else 'FAILED'}" for k, v in sorted(checks.items())
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_demo(root: Path) -> None:
+    """Demo step: fit a twin to the HogFlix demo's events (when present), run it and report."""
+    events = root / "hogflix" / "events.parquet"
+    if not events.exists():
+        console.print("Twin demo skipped: no HogFlix demo events to fit")
+        return
+    spec = root / "twin" / "spec"
+    from simulation_assets.cli import main
+
+    main(["twin", "fit", "--events", str(events), "--output", str(spec)])
+    loaded = _load_spec(str(spec))
+    gen = loaded.document.generation
+    main(
+        [
+            "twin",
+            "run",
+            "--spec",
+            str(spec),
+            "--users",
+            str(gen.users),
+            "--days",
+            str(gen.days),
+            "--output",
+            str(root / "twin" / "run"),
+        ]
+    )
+    main(["twin", "report", "--spec", str(spec), "--events", str(events), "--twin", str(root / "twin" / "run"),
+          "--output", str(root / "twin" / "report")])  # fmt: skip

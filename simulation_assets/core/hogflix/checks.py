@@ -1,0 +1,253 @@
+"""The HogFlix data checks as pure functions of frames: each returns whether it passed and what it measured.
+
+``defs/`` declares them as Dagster asset checks (``defs/hogflix_checks.py``)
+and hands them the frames an asset has just written; tests hand them corrupted
+frames and see them fail. Bands come from the domain configuration
+(``LifecycleConfig``, ``TrafficConfig``), never from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.hogflix.config import LifecycleConfig
+from simulation_assets.core.hogflix.ids import uuid7_ms
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The result of one check: passed or not, the figures it measured, and whether a failure only warns."""
+
+    passed: bool
+    metadata: dict[str, object] = field(default_factory=dict)
+    warn_only: bool = False
+
+
+def all_of(outcomes: Sequence[CheckOutcome], unit: str = "days") -> CheckOutcome:
+    """Combine the outcomes of one check over several parts (e.g. days) of a run.
+
+    Passes when every part passes; the figures are those of the first failing
+    part (else the last part), plus how many parts were checked and failed.
+    """
+    if not outcomes:
+        return CheckOutcome(True, {f"{unit}_checked": 0})
+    failed = [o for o in outcomes if not o.passed]
+    shown = failed[0] if failed else outcomes[-1]
+    meta = {**shown.metadata, f"{unit}_checked": len(outcomes), f"{unit}_failed": len(failed)}
+    return CheckOutcome(not failed, meta, shown.warn_only)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def persona_ids_unique(personas: pl.DataFrame) -> CheckOutcome:
+    """No ``distinct_id`` appears twice on one day (``snapshot_date``) of a persona table."""
+    keys = ["snapshot_date", "distinct_id"] if "snapshot_date" in personas.columns else ["distinct_id"]
+    duplicates = personas.height - personas.select(keys).n_unique() if personas.height else 0
+    return CheckOutcome(duplicates == 0, {"personas": personas.height, "duplicate_ids": duplicates})
+
+
+def pool_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
+    """Every day's pool (non-churned personas) is inside the configured band (380-420 at 400)."""
+    low, high = cfg.pool_range
+    ok = metrics["pool_size"].is_between(low, high)
+    return CheckOutcome(
+        bool(ok.all()),
+        {
+            "band": f"{low}-{high}",
+            "days_outside": int((~ok).sum()),
+            "min": int(metrics["pool_size"].min() or 0),
+            "max": int(metrics["pool_size"].max() or 0),
+        },
+    )
+
+
+def signups_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
+    """Every day's signups are inside the configured band (2-5 at pool 400)."""
+    low, high = cfg.signup_range
+    ok = metrics["new_signups"].is_between(low, high)
+    return CheckOutcome(
+        bool(ok.all()),
+        {
+            "band": f"{low}-{high}",
+            "days_outside": int((~ok).sum()),
+            "min": int(metrics["new_signups"].min() or 0),
+            "max": int(metrics["new_signups"].max() or 0),
+        },
+    )
+
+
+def active_share_near_target(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
+    """The mean share of ACTIVE personas in the pool over the days is inside the configured band (warns)."""
+    low, high = cfg.active_share_band
+    share = metrics["state_ACTIVE"] / metrics["pool_size"]
+    mean = float(share.mean()) if metrics.height else float("nan")
+    return CheckOutcome(
+        bool(low <= mean <= high),
+        {
+            "target": f"{low:.0%}-{high:.0%}",
+            "mean_share": round(mean, 4),
+            "min_share": round(float(share.min()), 4) if metrics.height else None,
+            "max_share": round(float(share.max()), 4) if metrics.height else None,
+        },
+        warn_only=True,
+    )
+
+
+# --------------------------------------------------------------------------- sessions and events
+
+
+def _uuid7_times(ids: Iterable[str]) -> np.ndarray:
+    return np.array([uuid7_ms(s) for s in ids], dtype=np.int64)
+
+
+def session_ids_are_uuidv7_at_start(sessions: pl.DataFrame) -> CheckOutcome:
+    """Every ``session_id`` is a UUIDv7 whose embedded time is the session start (PostHog drops others)."""
+    bad = 0
+    if sessions.height:
+        embedded = _uuid7_times(sessions["session_id"].to_list())
+        starts = sessions["session_start_at"].dt.epoch("ms").to_numpy()
+        versions = sessions["session_id"].str.slice(14, 1).to_numpy()
+        bad = int(((embedded != starts) | (versions != "7")).sum())
+    return CheckOutcome(bad == 0, {"sessions": sessions.height, "bad_session_ids": bad})
+
+
+def event_uuids_unique(events: pl.DataFrame) -> CheckOutcome:
+    """No event ``uuid`` appears twice (they become the app rows' primary keys and PostHog's dedupe key)."""
+    duplicates = events.height - events["uuid"].n_unique() if events.height else 0
+    return CheckOutcome(duplicates == 0, {"events": events.height, "duplicate_uuids": duplicates})
+
+
+def session_start_not_after_first_event(events: pl.DataFrame) -> CheckOutcome:
+    """No session's UUIDv7 time is later than its first event (PostHog's sessions table would drop it)."""
+    late = 0
+    sessions = 0
+    if events.height:
+        first = events.group_by("$session_id").agg(pl.col("timestamp").min().dt.epoch("ms").alias("first"))
+        sessions = first.height
+        late = int((_uuid7_times(first["$session_id"].to_list()) > first["first"].to_numpy()).sum())
+    return CheckOutcome(late == 0, {"sessions": sessions, "sessions_with_uuid_time_after_first_event": late})
+
+
+def per_day_in_range(daily: pl.DataFrame, column: str, band: tuple[int, int]) -> CheckOutcome:
+    """Every day's ``column`` (sessions or events of ``hogflix_traffic_daily``) is inside ``band``."""
+    low, high = band
+    ok = daily[column].is_between(low, high)
+    return CheckOutcome(
+        bool(ok.all()),
+        {
+            "range": f"{low}-{high}",
+            "days_outside": int((~ok).sum()),
+            "min": int(daily[column].min() or 0),
+            "max": int(daily[column].max() or 0),
+        },
+    )
+
+
+# --------------------------------------------------------------------------- app database, FlixBuddy, cleanup
+
+
+def no_orphan_rows(orphans: Mapping[str, int]) -> CheckOutcome:
+    """No synthetic app row points at a user without a profile (or a message at a missing conversation).
+
+    ``orphans`` counts the simulator's own rows only (``HogflixAppDatabase.orphan_rows``): rows a real
+    application keeps in the same database are none of this check's business.
+    """
+    total = int(sum(orphans.values()))
+    return CheckOutcome(total == 0, {"orphans": dict(orphans), "total": total})
+
+
+APP_ROWS_FROM_EVENTS = {
+    "video_ratings": "video_rated",
+    "user_watchlist": "watchlist_added",
+    "support_tickets": "support_ticket_created",
+    "watch_progress": "video_started",
+}
+
+
+def rows_match_events(tables: Mapping[str, pl.DataFrame], events: pl.DataFrame) -> CheckOutcome:
+    """Each app table got one row per event it records (a rating per ``video_rated``, ...)."""
+    counts = dict(events.group_by("event").len().iter_rows()) if events.height else {}
+    expected = {table: int(counts.get(event, 0)) for table, event in APP_ROWS_FROM_EVENTS.items()}
+    written = {table: tables[table].height for table in APP_ROWS_FROM_EVENTS}
+    return CheckOutcome(written == expected, {"rows": written, "events": expected})
+
+
+def questions_from_templates_within_cap(
+    asked: pl.DataFrame, templates: Sequence[str], calls: int, cap: int
+) -> CheckOutcome:
+    """Every FlixBuddy question is one of the templates and the endpoint was called at most ``cap`` times."""
+    unknown = int((~asked["question"].is_in(list(templates))).sum()) if asked.height else 0
+    return CheckOutcome(
+        unknown == 0 and calls <= cap, {"unknown_questions": unknown, "calls": calls, "cap": cap}
+    )
+
+
+def cleanup_touched_only_synthetic(
+    non_synthetic_before: int, non_synthetic_after: int, auth_refused_non_synthetic: int = 0
+) -> CheckOutcome:
+    """The count of non-synthetic rows is unchanged and no non-synthetic auth user was deleted."""
+    unchanged = non_synthetic_before == non_synthetic_after
+    return CheckOutcome(
+        unchanged and auth_refused_non_synthetic == 0,
+        {
+            "non_synthetic_rows_before": non_synthetic_before,
+            "non_synthetic_rows_after": non_synthetic_after,
+            "auth_refused_non_synthetic": auth_refused_non_synthetic,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- browser tier
+
+BROWSER_SESSION_SCHEMA = {
+    "session_id": pl.String(),
+    "distinct_id": pl.String(),
+    "ok": pl.Boolean(),
+    "capture_ok": pl.Int64(),
+    "sdk_distinct_id": pl.String(),
+    "sdk_device_id": pl.String(),
+    "previous_device_id": pl.String(),
+    "returning": pl.Boolean(),
+}
+
+
+def every_browser_session_produced_events(
+    browser_sessions: pl.DataFrame, events: pl.DataFrame, captured_locally: bool
+) -> CheckOutcome:
+    """Every browser session succeeded and left events: in the local capture, or acknowledged by the site.
+
+    ``browser_sessions`` has ``BROWSER_SESSION_SCHEMA`` columns (one row per session played);
+    ``events`` the captured events with their ``synthetic_session``.
+    """
+    s = browser_sessions
+    if captured_locally:
+        seen = set(events["synthetic_session"].drop_nulls().to_list()) if events.height else set()
+        quiet = ~s["session_id"].is_in(list(seen)) if s.height else pl.Series([], dtype=pl.Boolean)
+    else:
+        quiet = s["capture_ok"] == 0
+    silent = s.filter(~s["ok"] | quiet)["session_id"].to_list() if s.height else []
+    return CheckOutcome(
+        not silent,
+        {"browser_sessions": s.height, "without_events": len(silent), "examples": silent[:10]},
+    )
+
+
+def persona_identities_persisted(browser_sessions: pl.DataFrame) -> CheckOutcome:
+    """posthog-js identified every played session as its persona, on the device it used last time."""
+    s = browser_sessions.filter(pl.col("ok")) if browser_sessions.height else browser_sessions
+    wrong_person = s["sdk_distinct_id"] != s["distinct_id"]
+    new_device = (s["previous_device_id"] != "") & (s["sdk_device_id"] != s["previous_device_id"])
+    bad = int((wrong_person | new_device).sum()) if s.height else 0
+    return CheckOutcome(
+        bad == 0,
+        {
+            "sessions_checked": s.height,
+            "returning_browsers": int(s["returning"].sum()) if s.height else 0,
+            "identity_mismatches": bad,
+        },
+    )

@@ -1,0 +1,167 @@
+"""The array form of a HogFlix persona pool (``PersonaState``), its column layout and day numbers.
+
+A pool is a struct of NumPy arrays, one per numeric column, ordered by
+ascending ``persona_number``; the string columns (ids, e-mail, source) live in
+a separate identity registry so the day step never touches strings. Days are
+integers counted from 1970-01-01; instants are int64 milliseconds since the
+epoch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.hogflix.config import PATTERNS, STATES
+
+EPOCH = dt.date(1970, 1, 1)
+NEW, ACTIVE, CASUAL, DORMANT, CHURNED = range(len(STATES))
+DAILY, REGULAR, WEEKEND, BINGE, MONTHLY = range(len(PATTERNS))
+NO_EVENT = -1
+NO_DAY = -1
+NO_MS = -1
+CHURN_REASON = "inactive_30_days"
+
+# Numeric columns of the state and their dtypes.
+NUMERIC_COLUMNS: dict[str, type] = {
+    "persona_number": np.int64,
+    "plan": np.int8,
+    "state": np.int8,
+    "pattern": np.int8,
+    "created_ms": np.int64,
+    "state_changed_ms": np.int64,
+    "last_active_ms": np.int64,
+    "days_since_signup": np.int32,
+    "consecutive_active_days": np.int32,
+    "consecutive_missed_days": np.int32,
+    "total_sessions": np.int32,
+    "engagement_score": np.int32,
+    "videos_watched": np.int32,
+    "avg_watch_completion": np.float64,
+    "ratings_given": np.int32,
+    "watchlist_size": np.int32,
+    "flixbuddy_conversations": np.int32,
+    "event": np.int8,
+    "event_ends": np.int32,
+    "binge_is_binging": np.bool_,
+    "binge_day": np.int32,
+    "binge_phase_ends": np.int32,
+    "churned_day": np.int32,
+    "lapsed": np.bool_,
+    "history": np.uint32,
+    "marked_for_cleanup": np.bool_,
+    "signed_up_today": np.bool_,
+    "active_today": np.bool_,
+    "reactivated_today": np.bool_,
+    "churned_today": np.bool_,
+    "session_start_ms": np.int64,
+    "videos_today": np.int32,
+    "completion_today": np.float64,
+    "ratings_today": np.int32,
+    "watchlist_adds_today": np.int32,
+    "flixbuddy_today": np.bool_,
+    "binge_mode_today": np.bool_,
+}
+IDENTITY_COLUMNS = ("distinct_id", "email", "user_id", "profile_id", "source")
+# Columns that describe only the current day: they start from zero every day.
+PER_DAY_COLUMNS = (
+    "signed_up_today",
+    "active_today",
+    "reactivated_today",
+    "churned_today",
+    "flixbuddy_today",
+    "binge_mode_today",
+    "videos_today",
+    "ratings_today",
+    "watchlist_adds_today",
+    "completion_today",
+    "marked_for_cleanup",
+    "session_start_ms",
+)
+
+
+@dataclass
+class PersonaState:
+    """A persona pool on one day.
+
+    ``cols`` holds the numeric columns, one array each, ordered by ascending
+    ``persona_number``. ``identity`` is a registry of the string columns keyed
+    by ``persona_number`` (also ascending); it may still list personas that
+    have since been deleted, so the day step never has to touch strings.
+    """
+
+    day: int
+    cols: dict[str, np.ndarray]
+    identity: pl.DataFrame
+    next_number: int = field(default=1)
+
+    def __len__(self) -> int:
+        return len(self.cols["state"])
+
+    def take(self, mask: np.ndarray, fresh: tuple[str, ...] = (), spare: int = 0) -> PersonaState:
+        """Return the personas where ``mask`` is true; columns named in ``fresh`` come back zeroed.
+
+        Each column is a view of a buffer with ``spare`` more rows, so that
+        ``append`` can add that many personas without copying the pool again.
+        The identity registry is compacted when it is mostly stale.
+        """
+        keep = np.flatnonzero(mask)
+        size = keep.size
+        cols = {}
+        for k, v in self.cols.items():
+            if k in fresh:
+                cols[k] = np.zeros(size + spare, v.dtype)[:size]
+            else:
+                buf = np.empty(size + spare, v.dtype)
+                cols[k] = np.take(v, keep, out=buf[:size], mode="clip")  # "clip": no buffered copy
+        identity = self.identity
+        if identity.height > 2 * max(size, 1):
+            identity = identity.filter(pl.col("persona_number").is_in(pl.Series(cols["persona_number"])))
+        return PersonaState(day=self.day, cols=cols, identity=identity, next_number=self.next_number)
+
+    def append(self, other: PersonaState) -> PersonaState:
+        """Return this pool followed by ``other`` (same day, higher persona numbers).
+
+        Columns that still view a buffer made by ``take`` with room to spare are
+        extended in place inside that buffer; the others are concatenated.
+        """
+        n, m = len(self), len(other)
+        cols = {}
+        for k, v in self.cols.items():
+            buf = v.base
+            if (
+                buf is not None
+                and buf.ndim == 1
+                and buf.dtype == v.dtype
+                and buf.size >= n + m
+                and (v.ctypes.data == buf.ctypes.data and v.strides == buf.strides)
+            ):
+                buf[n : n + m] = other.cols[k]
+                cols[k] = buf[: n + m]
+            else:
+                cols[k] = np.concatenate([v, other.cols[k]])
+        return PersonaState(
+            day=self.day,
+            cols=cols,
+            identity=pl.concat([self.identity, other.identity]),
+            next_number=max(self.next_number, other.next_number),
+        )
+
+    def identity_rows(self) -> pl.DataFrame:
+        """Return the identity columns aligned row by row with ``cols``."""
+        registry = self.identity["persona_number"].to_numpy()
+        rows = np.searchsorted(registry, self.cols["persona_number"])
+        return self.identity[rows].select(list(IDENTITY_COLUMNS))
+
+
+def day_number(date: dt.date) -> int:
+    """Return days since 1970-01-01."""
+    return (date - EPOCH).days
+
+
+def day_date(day: int) -> dt.date:
+    """Return the calendar date of a day number."""
+    return EPOCH + dt.timedelta(days=int(day))

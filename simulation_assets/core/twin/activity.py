@@ -1,0 +1,248 @@
+"""How a class's users come back: lifetime, daily returns, weekday rhythm, sessions a day and their times.
+
+Estimators (per class; lifetime and returns also per arrival kind, new or backlog):
+
+- **lifetime** (days from the first to the last active day) by the Kaplan-Meier
+  estimator: a user whose last visit is within the class's usual gap of the
+  window's end (90th percentile of their days between visits, 1-28 days) is
+  taken as still alive (censored at the window's end); the others churned on
+  their last day. Beyond the observed ages the hazard stays at its average over
+  the last third of them.
+- **returns**: while alive, each later day is active with the user's own chance
+  p, drawn from a Beta fitted by maximum likelihood to the users' (returns, days)
+  as a beta-binomial (the days strictly between the first and the last active
+  day for churned users, every day after the first for the others), with days
+  counted at their effective number (1 - r) / (1 + r) so that streaks are not
+  mistaken for differences between users.
+- **persistence** r: the lag-1 autocorrelation of a user's daily activity around
+  their own rate, pooled over the class. A day follows an active day with chance
+  p + r (1 - p) and an inactive one with chance p (1 - r): the user's long-run
+  rate stays p while visits come in streaks as in the export.
+- **weekday rhythm**: active days per alive day on each weekday over the
+  average (one multiplier per weekday).
+- **sessions per active day**: the class's empirical distribution (1..30, the
+  tail k-anonymous).
+- **session times**: the hour (UTC) of the day's first session from the class's
+  hour-of-week profile (smoothed toward the class's all-week hours); each further
+  session that day starts a within-day gap after the previous one ended (a
+  quantile sketch of the class's gaps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy.optimize import minimize
+from scipy.special import betaln
+
+from simulation_assets.core.twin.features import Window, weekday
+from simulation_assets.core.twin.sketch import capped_pmf, quantile_sketch
+
+MAX_SESSIONS_PER_DAY = 30
+MIN_STRATUM_USERS = 30  # fewer users than this in a (class, kind): use the class's pooled estimate
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    survival: np.ndarray  # S(t) = P(lifetime >= t), t = 0..T
+    tail_hazard: float  # daily churn chance beyond T
+
+
+def kaplan_meier(duration: np.ndarray, churned: np.ndarray, horizon: int) -> Lifetime:
+    """Return the discrete Kaplan-Meier survival of ``duration`` (days) with churn flags, up to ``horizon``."""
+    duration = np.clip(np.asarray(duration, np.int64), 0, horizon)
+    churned = np.asarray(churned, np.bool_) & (duration < horizon)
+    events = np.bincount(duration[churned], minlength=horizon + 1).astype(np.float64)
+    exits = np.bincount(duration, minlength=horizon + 1).astype(np.float64)
+    at_risk = exits[::-1].cumsum()[::-1]  # users whose observed time is >= t
+    hazard = np.divide(events, at_risk, out=np.zeros_like(events), where=at_risk > 0)
+    survival = np.r_[1.0, np.cumprod(1.0 - hazard)[:-1]]
+    observed = np.flatnonzero(at_risk > 0)
+    last = int(observed.max()) if observed.size else 0
+    start = max(1, (2 * last) // 3)
+    if last > start and survival[start] > 0:
+        ratio = survival[last] / survival[start]
+        tail = 1.0 - ratio ** (1.0 / (last - start)) if ratio > 0 else 1.0
+    else:
+        tail = float(hazard[: last + 1].mean()) if last else 0.0
+    survival = survival[: last + 1] if last else survival[:1]
+    return Lifetime(survival, float(np.clip(tail, 0.0, 1.0)))
+
+
+def beta_binomial(successes: np.ndarray, trials: np.ndarray) -> tuple[float, float]:
+    """Return the maximum-likelihood (alpha, beta) of a beta-binomial for the given users."""
+    s = np.asarray(successes, np.float64)
+    n = np.asarray(trials, np.float64)
+    keep = n > 0
+    s, n = s[keep], n[keep]
+    if s.size < 2:
+        return 1.0, 1.0
+    mean = float(np.clip(s.sum() / n.sum(), 1e-4, 1 - 1e-4))
+
+    def nll(x: np.ndarray) -> float:
+        a, b = np.exp(x)
+        return float(-(betaln(s + a, n - s + b) - betaln(a, b)).sum())
+
+    x0 = np.log([mean * 2.0, (1 - mean) * 2.0])
+    result = minimize(nll, x0, method="L-BFGS-B", bounds=[(-9, 9), (-9, 9)])
+    a, b = np.exp(result.x)
+    return float(a), float(b)
+
+
+def visit_gap_days(activity: pl.DataFrame) -> pl.DataFrame:
+    """Return per user the 90th percentile of days between consecutive active days (null with one day)."""
+    return (
+        activity.sort("user", "day")
+        .with_columns((pl.col("day") - pl.col("day").shift(1).over("user")).alias("gap"))
+        .group_by("user")
+        .agg(pl.col("gap").drop_nulls().quantile(0.9).alias("gap90"))
+    )
+
+
+@dataclass(frozen=True)
+class UserSpans:
+    """Per user: first and last active day, active days, churned flag, lifetime (days)."""
+
+    user: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    active_days: np.ndarray
+    churned: np.ndarray
+    lifetime: np.ndarray
+
+
+def user_spans(users: pl.DataFrame, activity: pl.DataFrame, classes: np.ndarray, window: Window) -> UserSpans:
+    """Return the users' spans, with churn decided against their class's usual gap (see module doc)."""
+    gaps = visit_gap_days(activity)
+    table = users.select("user", "first_day", "last_day", "active_days").join(
+        gaps, on="user", how="left", maintain_order="left"
+    )
+    gap90 = table["gap90"].to_numpy().astype(np.float64)
+    cls = np.asarray(classes)
+    usual = np.ones(cls.max() + 1 if cls.size else 1)
+    for c in range(len(usual)):
+        g = gap90[(cls == c) & np.isfinite(gap90)]
+        usual[c] = float(np.clip(np.quantile(g, 0.9), 1, 28)) if g.size else 7.0
+    first = table["first_day"].to_numpy()
+    last = table["last_day"].to_numpy()
+    churned = (window.last - last) > usual[cls]
+    return UserSpans(
+        table["user"].to_numpy(), first, last, table["active_days"].to_numpy(), churned, last - first
+    )
+
+
+def returns_and_trials(spans: UserSpans, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Return (active days, days) of each user's alive span after the first day (see module doc)."""
+    succ = np.where(spans.churned, spans.active_days - 2, spans.active_days - 1)
+    trials = np.where(spans.churned, spans.lifetime - 1, window.last - spans.first)
+    ok = trials > 0
+    return np.where(ok, np.maximum(succ, 0), 0), np.where(ok, trials, 0)
+
+
+def weekday_multipliers(
+    spans: UserSpans, activity: pl.DataFrame, window: Window, members: np.ndarray
+) -> np.ndarray:
+    """Return the seven weekday multipliers of active-day chance for the users ``members`` (bool mask)."""
+    first = spans.first[members] + 1
+    last = np.where(spans.churned[members], spans.last[members] - 1, window.last)
+    exposure = weekday_counts(first, last)
+    ids = spans.user[members]
+    act = activity.filter(pl.col("user").is_in(ids))
+    joined = act.join(pl.DataFrame({"user": ids, "f": first, "l": last}), on="user", how="inner").filter(
+        (pl.col("day") >= pl.col("f")) & (pl.col("day") <= pl.col("l"))
+    )
+    active = np.bincount(weekday(joined["day"].to_numpy()), minlength=7).astype(np.float64)
+    days = exposure.sum(axis=0)
+    rate = (active + 1.0) / (days + 1.0 / max(active.sum() / max(days.sum(), 1), 1e-3))
+    mean = (rate * days).sum() / max(days.sum(), 1)
+    return rate / mean if mean > 0 else np.ones(7)
+
+
+def weekday_counts(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Return, per row, how many days of each weekday lie in [first, last] (zero when last < first)."""
+    first = np.asarray(first, np.int64)
+    last = np.asarray(last, np.int64)
+    n = np.maximum(last - first + 1, 0)
+    full, rest = n // 7, n % 7
+    out = np.repeat(full[:, None], 7, axis=1)
+    start_wd = weekday(first)
+    offset = (np.arange(7)[None, :] - start_wd[:, None]) % 7
+    out += (offset < rest[:, None]).astype(np.int64)
+    return out
+
+
+def persistence(
+    spans: UserSpans, activity: pl.DataFrame, window: Window, members: np.ndarray, weekdays: np.ndarray
+) -> float:
+    """Return the class's lag-1 autocorrelation of daily activity within users' alive spans (0-0.95).
+
+    Deviations are taken from each user's rate times the class's weekday multiplier, so a weekly
+    rhythm (weekends together) is not mistaken for streaks.
+    """
+    first = spans.first[members]
+    end = np.where(spans.churned[members], spans.last[members], window.last)
+    ids = spans.user[members]
+    length = (end - first + 1).astype(np.int64)
+    if ids.size == 0 or length.max() < 3:
+        return 0.0
+    row = np.repeat(np.arange(ids.size), length)
+    day = np.repeat(first, length) + (np.arange(row.size) - np.repeat(np.cumsum(length) - length, length))
+    index = pl.DataFrame({"user": ids[row], "day": day, "i": np.arange(row.size)})
+    hits = index.join(activity.select("user", "day"), on=["user", "day"], how="semi")["i"].to_numpy()
+    x = np.zeros(row.size)
+    x[hits] = 1.0
+    later = np.r_[False, row[1:] == row[:-1]]  # every day but each user's first
+    p = np.bincount(row[later], x[later], minlength=ids.size) / np.maximum(
+        np.bincount(row[later], minlength=ids.size), 1
+    )
+    expected = np.clip(p[row] * weekdays[weekday(day)], 0.0, 1.0)
+    dev = x - expected
+    num = float((dev[later] * np.r_[0.0, dev[:-1]][later]).sum())
+    den = float((dev[later] ** 2).sum())
+    return float(np.clip(num / den, 0.0, 0.95)) if den > 0 else 0.0
+
+
+def sessions_per_day_pmf(activity: pl.DataFrame, k: int) -> np.ndarray:
+    """Return P(sessions = s) for s = 0..30 (index 0 unused) over the given active user-days."""
+    return capped_pmf(activity["sessions"].to_numpy(), activity["user"].to_numpy(), MAX_SESSIONS_PER_DAY, k)
+
+
+def first_session_hours(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Return each active user-day's first session: user, weekday, hour (UTC)."""
+    first = sessions.sort("start_ms").group_by("user", "day", maintain_order=True).first()
+    hour = (first["start_ms"].to_numpy() % 86_400_000) // 3_600_000
+    return pl.DataFrame({"user": first["user"], "weekday": weekday(first["day"].to_numpy()), "hour": hour})
+
+
+def hour_profile(first: pl.DataFrame, pooled: np.ndarray | None = None, strength: float = 24.0) -> np.ndarray:
+    """Return a (7, 24) profile: P(hour | weekday), smoothed toward the all-week hours (then ``pooled``)."""
+    counts = np.zeros((7, 24))
+    np.add.at(counts, (first["weekday"].to_numpy(), first["hour"].to_numpy()), 1.0)
+    week = counts.sum(axis=0)
+    week = week + (strength * pooled.mean(axis=0) if pooled is not None else 1.0)
+    week /= week.sum()
+    smoothed = counts + strength * week[None, :]
+    return smoothed / smoothed.sum(axis=1, keepdims=True)
+
+
+def within_day_gaps(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Return the minutes from one session's end to the next session's start on the same day, per user."""
+    s = sessions.sort("user", "start_ms")
+    prev_end = pl.col("end_ms").shift(1).over("user")
+    same_day = pl.col("day") == pl.col("day").shift(1).over("user")
+    return (
+        s.select(
+            "user",
+            ((pl.col("start_ms") - prev_end) / 60_000.0).alias("gap_minutes"),
+            same_day.alias("same_day"),
+        )
+        .filter(pl.col("same_day"))
+        .select("user", pl.col("gap_minutes").clip(lower_bound=0.0))
+    )
+
+
+def gap_sketch(gaps: np.ndarray, levels: int, k: int) -> np.ndarray | None:
+    """Return the quantile sketch (log scale) of within-day gaps in minutes."""
+    return quantile_sketch(gaps, levels, k, log=True)

@@ -1,0 +1,88 @@
+"""New users per day: a log-linear trend with weekly seasonality, plus the users who were already there.
+
+The number of users first seen on window day d (0-based) is Poisson with mean
+
+    exp(a + b * d / D + w[weekday(d)])  +  B * (1 - r) * r ** d
+
+The first term is genuinely new users: a trend over the window's D days and a
+multiplier per weekday (Monday's fixed at 1). The second is the backlog: B users
+who were active before the export began and show up for the first time on day
+d with a geometric delay (r close to 1 for products whose regulars come rarely).
+All ten numbers are fitted by maximum likelihood (L-BFGS on the Poisson
+log-likelihood). The generator scales both parts to the requested number of
+users, so the twin keeps the export's share of backlog users and the shape of
+its arrivals, and extends the trend to any number of days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from simulation_assets.core.twin.features import weekday
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    intercept: float  # a
+    slope: float  # b, per window length
+    weekday_log: tuple[float, ...]  # w, Monday first, Monday = 0
+    backlog_users: float  # B
+    backlog_decay: float  # r
+    window_days: int  # D
+
+    def new_mean(self, days: np.ndarray, first_weekday: int) -> np.ndarray:
+        """Expected new users on window days ``days`` (0-based) when day 0 is ``first_weekday``."""
+        d = np.asarray(days, np.float64)
+        w = np.asarray(self.weekday_log)[(first_weekday + d.astype(np.int64)) % 7]
+        # The trend is extended beyond the window but not let to explode or vanish: at most x4 / x0.25.
+        trend = np.clip(self.slope * d / max(self.window_days, 1), -np.log(4), np.log(4))
+        return np.exp(self.intercept + trend + w)
+
+    def backlog_pmf(self, days: int) -> np.ndarray:
+        """Share of the backlog users first seen on each of ``days`` days (sums to < 1: the rest come later)."""
+        d = np.arange(days)
+        return (1 - self.backlog_decay) * self.backlog_decay**d
+
+
+def fit_arrivals(first_days: np.ndarray, window_first: int, window_days: int) -> Arrivals:
+    """Fit the arrival model to the window-day (UTC day number) each user was first seen on."""
+    counts = np.bincount(np.asarray(first_days, np.int64) - window_first, minlength=window_days)[:window_days]
+    counts = counts.astype(np.float64)
+    d = np.arange(window_days, dtype=np.float64)
+    wd = weekday(window_first + np.arange(window_days))
+    onehot = np.zeros((window_days, 7))
+    onehot[np.arange(window_days), wd] = 1.0
+    fit_trend = window_days >= 14
+    fit_week = window_days >= 14
+
+    def unpack(x: np.ndarray) -> tuple[float, float, np.ndarray, float, float]:
+        a, b = x[0], (x[1] if fit_trend else 0.0)
+        w = np.r_[0.0, x[2:8]] if fit_week else np.zeros(7)
+        return a, b, w, np.exp(x[8]), 1 / (1 + np.exp(-x[9]))
+
+    def nll(x: np.ndarray) -> float:
+        a, b, w, big_b, r = unpack(x)
+        lam = np.exp(a + b * d / window_days + onehot @ w) + big_b * (1 - r) * r**d + 1e-9
+        return float(lam.sum() - (counts * np.log(lam)).sum())
+
+    tail = counts[window_days // 2 :].mean() if window_days > 1 else counts.mean()
+    x0 = np.zeros(10)
+    x0[0] = np.log(max(tail, 0.1))
+    x0[8] = np.log(max(counts[: max(1, window_days // 7)].sum() - tail * max(1, window_days // 7), 1.0))
+    x0[9] = 1.0
+    result = minimize(
+        nll, x0, method="L-BFGS-B", bounds=[(-20, 20), (-10, 10)] + [(-5, 5)] * 6 + [(-20, 25), (-8, 12)]
+    )
+    a, b, w, big_b, r = unpack(result.x)
+    return Arrivals(float(a), float(b), tuple(float(v) for v in w), float(big_b), float(r), window_days)
+
+
+def backlog_posterior(arrivals: Arrivals, first_days: np.ndarray, window_first: int) -> np.ndarray:
+    """Return each user's probability of being a backlog user given the window day they were first seen."""
+    d = np.asarray(first_days, np.int64) - window_first
+    new = arrivals.new_mean(d, int(weekday(window_first)))
+    old = arrivals.backlog_users * (1 - arrivals.backlog_decay) * arrivals.backlog_decay**d
+    return old / (old + new + 1e-12)

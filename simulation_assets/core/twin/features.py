@@ -1,0 +1,98 @@
+"""Per-session and per-user figures, computed the same way for the real export and for the twin.
+
+Everything here reads the frame :func:`~.sessions.sessionize` returns, so the
+fit, the fidelity report, the churn classifier and the privacy test all see the
+same definitions: a session's duration is its last event minus its first; a
+user's sessions per week are their sessions over the weeks from their first
+day to the end of the window; the gap between sessions is between consecutive
+session starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR
+
+# Hour of week: Monday 00:00 UTC is 0. 1970-01-01 was a Thursday (weekday 3).
+EPOCH_WEEKDAY = 3
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days an export covers: UTC day numbers ``first``..``last`` inclusive."""
+
+    first: int
+    last: int
+
+    @property
+    def days(self) -> int:
+        return self.last - self.first + 1
+
+    @classmethod
+    def of(cls, events: pl.DataFrame) -> Window:
+        t = events["t_ms"]
+        return cls(int(t.min()) // MS_PER_DAY, int(t.max()) // MS_PER_DAY)  # type: ignore[operator]
+
+
+def weekday(day: np.ndarray | int) -> np.ndarray:
+    """Return the weekday (Monday 0 .. Sunday 6) of UTC day numbers."""
+    return (np.asarray(day) + EPOCH_WEEKDAY) % 7
+
+
+def session_table(events: pl.DataFrame) -> pl.DataFrame:
+    """Return one row per session: user, start and end (ms), events, duration (s), day, hour of week."""
+    out = events.group_by("session").agg(
+        pl.col("user").first(),
+        pl.col("t_ms").min().alias("start_ms"),
+        pl.col("t_ms").max().alias("end_ms"),
+        pl.len().cast(pl.Int32).alias("n_events"),
+        pl.col("event").first().alias("first_event"),
+    )
+    out = out.sort("session").with_columns(
+        ((pl.col("end_ms") - pl.col("start_ms")) / 1000.0).alias("duration_s"),
+        (pl.col("start_ms") // MS_PER_DAY).alias("day"),
+    )
+    day = out["day"].to_numpy()
+    hour = (out["start_ms"].to_numpy() % MS_PER_DAY) // MS_PER_HOUR
+    return out.with_columns(pl.Series("hour_of_week", (weekday(day) * 24 + hour).astype(np.int16)))
+
+
+def user_table(sessions: pl.DataFrame, window: Window) -> pl.DataFrame:
+    """Return one row per user with the per-user figures the fidelity report compares.
+
+    Columns: user, first_day, last_day, n_sessions, active_days, exposure_days
+    (first day to the window's end), sessions_per_week, events_per_session
+    (mean), session_duration (median s), gap_hours (median hours between
+    consecutive session starts; null with one session), total_events.
+    """
+    s = sessions.sort("user", "start_ms")
+    gaps = s.with_columns(
+        ((pl.col("start_ms") - pl.col("start_ms").shift(1).over("user")) / MS_PER_HOUR).alias("gap_h")
+    )
+    users = gaps.group_by("user").agg(
+        pl.col("day").min().alias("first_day"),
+        pl.col("day").max().alias("last_day"),
+        pl.len().cast(pl.Int32).alias("n_sessions"),
+        pl.col("day").n_unique().cast(pl.Int32).alias("active_days"),
+        pl.col("n_events").mean().alias("events_per_session"),
+        pl.col("duration_s").median().alias("session_duration"),
+        pl.col("gap_h").drop_nulls().median().alias("gap_hours"),
+        pl.col("n_events").sum().alias("total_events"),
+    )
+    exposure = pl.lit(window.last + 1) - pl.col("first_day")
+    return users.sort("user").with_columns(
+        exposure.cast(pl.Int32).alias("exposure_days"),
+        (pl.col("n_sessions") * 7.0 / exposure.clip(lower_bound=1)).alias("sessions_per_week"),
+    )
+
+
+DISTRIBUTIONS = ("sessions_per_week", "active_days", "events_per_session", "session_duration", "gap_hours")
+
+
+def user_day_activity(sessions: pl.DataFrame) -> pl.DataFrame:
+    """Return the distinct (user, day) pairs with at least one session, with sessions that day."""
+    return sessions.group_by("user", "day").agg(pl.len().cast(pl.Int32).alias("sessions")).sort("user", "day")

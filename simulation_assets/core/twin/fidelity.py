@@ -1,0 +1,462 @@
+"""How close the twin is to the real export, measured side by side on the same days.
+
+- Per-user distributions (sessions per week, active days, mean events per
+  session, median session duration, median hours between sessions): two-sample
+  Kolmogorov-Smirnov statistic.
+- Hour-of-week profile of session starts, event mix, top transitions (the 20
+  most common real ones, the rest pooled), the most common session paths (first
+  four events): total-variation distance.
+- Weekly retention by first-seen week, weeks 1-8, averaged over the cohorts that
+  have the week fully observed: largest gap in points.
+- DAU / WAU: the mean daily-over-trailing-7-day active ratio.
+- Train on twin, test on real: a churn classifier (logistic regression on
+  standardized log features of the weeks before a cutoff; churned = no session
+  after it) trained on the twin and tested on the real holdout users, beside the
+  same classifier trained on the real training users (ROC AUC).
+
+Small exports: each bound is the issue's number or, when it is larger, the
+distance two samples drawn from one population exceed 5 % of the time (KS: the
+asymptotic two-sample critical value; TV: a permutation of the pooled users;
+retention: 1.96 standard errors of the difference of two shares). The twin's
+side counts as many users as the twin learned from (the training users) when
+that is fewer than it has: a twin carries the sampling noise of the users it
+was fitted on, however many users it generates. From 5,000 real users on, the
+fixed numbers apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.twin.config import Targets
+from simulation_assets.core.twin.features import DISTRIBUTIONS, Window, user_day_activity
+from simulation_assets.core.twin.fit import Prepared
+
+KS_ALPHA_05 = 1.3581  # c(0.05) of the asymptotic two-sample KS distribution
+PERMUTATIONS = 200
+PERMUTATION_USERS = 20_000
+TOP_TRANSITIONS = 20
+TOP_PATHS = 10
+PATH_LENGTH = 4
+
+
+@dataclass
+class Comparison:
+    name: str
+    kind: str  # ks | tv | retention | auc
+    value: float
+    bound: float
+    passed: bool
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class FidelityReport:
+    real_users: int
+    twin_users: int
+    days: int
+    comparisons: list[Comparison]
+    retention: pl.DataFrame  # week, real, twin, gap
+    hour_of_week: pl.DataFrame  # hour_of_week, real, twin
+    event_mix: pl.DataFrame  # event, real, twin
+    paths: pl.DataFrame  # path, real, twin
+    dau_wau: dict[str, float]
+
+    def by_name(self, name: str) -> Comparison:
+        return next(c for c in self.comparisons if c.name == name)
+
+    def group_passed(self, kind: str) -> bool:
+        return all(c.passed for c in self.comparisons if c.kind == kind)
+
+    def as_dict(self) -> dict:
+        return {
+            "real_users": self.real_users,
+            "twin_users": self.twin_users,
+            "days": self.days,
+            "comparisons": [asdict(c) for c in self.comparisons],
+            "retention": self.retention.to_dicts(),
+            "event_mix": self.event_mix.to_dicts(),
+            "paths": self.paths.to_dicts(),
+            "dau_wau": self.dau_wau,
+        }
+
+
+# ---- statistics -------------------------------------------------------------------------------------------------------
+
+
+def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the two-sample Kolmogorov-Smirnov statistic (largest gap between the empirical CDFs)."""
+    a, b = np.sort(np.asarray(a, np.float64)), np.sort(np.asarray(b, np.float64))
+    if a.size == 0 or b.size == 0:
+        return 1.0
+    grid = np.concatenate([a, b])
+    return float(
+        np.abs(np.searchsorted(a, grid, "right") / a.size - np.searchsorted(b, grid, "right") / b.size).max()
+    )
+
+
+def ks_critical(n: int, m: int) -> float:
+    """Return the 5 % two-sample KS critical value for sample sizes n and m."""
+    return KS_ALPHA_05 * float(np.sqrt((n + m) / max(n * m, 1)))
+
+
+def tv_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Return the total-variation distance of two count (or share) vectors."""
+    p = np.asarray(p, np.float64)
+    q = np.asarray(q, np.float64)
+    return 0.5 * float(np.abs(p / max(p.sum(), 1e-12) - q / max(q.sum(), 1e-12)).sum())
+
+
+def tv_critical(real_counts: np.ndarray, twin_counts: np.ndarray, g: np.random.Generator) -> float:
+    """Return the 95th percentile of the TV distance between random splits of the pooled users.
+
+    ``*_counts``: one row per user, one column per bin; the split keeps the two sample sizes.
+    """
+    n, m = real_counts.shape[0], twin_counts.shape[0]
+    if n > PERMUTATION_USERS:
+        real_counts = real_counts[g.choice(n, PERMUTATION_USERS, replace=False)]
+    if m > PERMUTATION_USERS:
+        twin_counts = twin_counts[g.choice(m, PERMUTATION_USERS, replace=False)]
+    pooled = np.vstack([real_counts, twin_counts]).astype(np.float64)
+    size = real_counts.shape[0]
+    total = pooled.sum(axis=0)
+    out = np.empty(PERMUTATIONS)
+    for i in range(PERMUTATIONS):
+        pick = np.zeros(pooled.shape[0], np.bool_)
+        pick[g.choice(pooled.shape[0], size, replace=False)] = True
+        a = pick.astype(np.float64) @ pooled
+        out[i] = tv_distance(a, total - a)
+    return float(np.quantile(out, 0.95))
+
+
+def _bound(fixed: float, critical: float, real_users: int, targets: Targets) -> float:
+    return fixed if real_users >= targets.full_power_users else max(fixed, critical)
+
+
+# ---- profiles ---------------------------------------------------------------------------------------------------------
+
+
+def _per_user_counts(frame: pl.DataFrame, column: str, bins: list) -> tuple[np.ndarray, np.ndarray]:
+    """Return (users, counts[users x bins]) of ``column`` values per user (values outside ``bins`` dropped)."""
+    index = {b: i for i, b in enumerate(bins)}
+    users = frame["user"].unique().sort().to_numpy()
+    row = np.searchsorted(users, frame["user"].to_numpy())
+    col = (
+        np.array([index.get(v, -1) for v in frame[column].to_list()])
+        if frame.height
+        else np.zeros(0, np.int64)
+    )
+    keep = col >= 0
+    counts = np.zeros((users.size, len(bins)))
+    np.add.at(counts, (row[keep], col[keep]), 1.0)
+    return users, counts
+
+
+def _transitions(p: Prepared, top: list[str] | None) -> pl.DataFrame:
+    ev = p.events.sort("session", "t_ms", "seq")
+    pairs = ev.select(
+        "user", (pl.col("event") + " → " + pl.col("event").shift(-1).over("session")).alias("pair")
+    ).drop_nulls()
+    if top is not None:
+        pairs = pairs.with_columns(
+            pl.when(pl.col("pair").is_in(top)).then(pl.col("pair")).otherwise(pl.lit("other")).alias("pair")
+        )
+    return pairs
+
+
+def _paths(p: Prepared) -> pl.DataFrame:
+    ev = p.events.filter(pl.col("seq") < PATH_LENGTH).sort("session", "seq")
+    return ev.group_by("session", maintain_order=True).agg(
+        pl.col("user").first(), pl.col("event").str.join(" → ").alias("path")
+    )
+
+
+def retention_curve(p: Prepared, window: Window, weeks: int) -> pl.DataFrame:
+    """Return week, retained share (cohort-size weighted over fully observed cohorts) and users in the base."""
+    act = user_day_activity(p.sessions).with_columns(((pl.col("day") - window.first) // 7).alias("week"))
+    first = act.group_by("user").agg(pl.col("week").min().alias("cohort"))
+    act = act.join(first, on="user").with_columns((pl.col("week") - pl.col("cohort")).alias("age"))
+    last_full_week = (window.days // 7) - 1
+    rows = []
+    for w in range(1, weeks + 1):
+        base = first.filter(pl.col("cohort") + w <= last_full_week)
+        retained = act.filter(pl.col("age") == w).join(base, on="user", how="semi")["user"].n_unique()
+        rows.append(
+            {"week": w, "share": retained / base.height if base.height else None, "base": base.height}
+        )
+    return pl.DataFrame(rows, schema={"week": pl.Int32, "share": pl.Float64, "base": pl.Int64})
+
+
+def dau_over_wau(p: Prepared, window: Window) -> float:
+    """Return the mean over days (from the 7th) of daily active users over trailing-7-day active users."""
+    act = user_day_activity(p.sessions).select("user", "day")
+    days = np.arange(window.first + 6, window.last + 1)
+    if days.size == 0 or act.is_empty():
+        return float("nan")
+    day = act["day"].to_numpy()
+    user = act["user"].to_numpy()
+    dau = np.bincount(day - window.first, minlength=window.days)
+    ratios = []
+    for d in days:  # one pass per day of the window (tens to hundreds), each vectorized
+        in_week = (day > d - 7) & (day <= d)
+        wau = np.unique(user[in_week]).size
+        if wau:
+            ratios.append(dau[d - window.first] / wau)
+    return float(np.mean(ratios)) if ratios else float("nan")
+
+
+# ---- churn classifier -------------------------------------------------------------------------------------------------
+
+
+def churn_dataset(p: Prepared, window: Window, top_events: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Return (features, churned) of the users first seen before the cutoff (``window.days`` minus a horizon).
+
+    Horizon: a third of the window, at most 28 days. Features (log1p): sessions, active days, days since the
+    last session, days since the first, mean events per session, median session seconds, sessions in the
+    last 7 days, and the share of each of ``top_events`` among the user's events, all before the cutoff.
+    """
+    horizon = min(28, max(1, window.days // 3))
+    cut = window.last + 1 - horizon
+    s = p.sessions.filter(pl.col("day") < cut)
+    if s.is_empty():
+        return np.zeros((0, 7 + len(top_events))), np.zeros(0, np.bool_)
+    after = set(p.sessions.filter(pl.col("day") >= cut)["user"].unique().to_list())
+    per_user = (
+        s.group_by("user")
+        .agg(
+            pl.len().alias("sessions"),
+            pl.col("day").n_unique().alias("active_days"),
+            (cut - pl.col("day").max()).alias("recency"),
+            (cut - pl.col("day").min()).alias("tenure"),
+            pl.col("n_events").mean().alias("depth"),
+            pl.col("duration_s").median().alias("duration"),
+            (pl.col("day") >= cut - 7).sum().alias("last_week"),
+        )
+        .sort("user")
+    )
+    ev = p.events.filter(pl.col("t_ms") < cut * 86_400_000)
+    mix = ev.group_by("user").agg(
+        [(pl.col("event") == e).mean().alias(f"mix_{i}") for i, e in enumerate(top_events)]
+    )
+    table = per_user.join(mix, on="user", how="left").fill_null(0)
+    x = np.log1p(np.maximum(table.drop("user").to_numpy().astype(np.float64), 0))
+    y = np.array([u not in after for u in table["user"].to_list()])
+    return x, y
+
+
+def tstr(
+    real_train: Prepared, real_test: Prepared, twin: Prepared, window: Window, seed: int
+) -> dict[str, float]:
+    """Return the AUCs of the churn classifier trained on real and on twin users, both tested on real holdout users."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    top = (
+        real_train.events.group_by("event")
+        .agg(pl.len())
+        .sort(["len", "event"], descending=[True, False])
+        .head(10)["event"]
+        .to_list()
+    )
+    x_test, y_test = churn_dataset(real_test, window, top)
+    out: dict[str, float] = {
+        "test_users": float(len(y_test)),
+        "test_churned": float(y_test.sum()) if len(y_test) else 0.0,
+    }
+    if len(y_test) == 0 or y_test.all() or not y_test.any():
+        out.update({"auc_real": float("nan"), "auc_twin": float("nan")})
+        return out
+    for name, source in (("auc_real", real_train), ("auc_twin", twin)):
+        x, y = churn_dataset(source, window, top)
+        if len(y) < 10 or y.all() or not y.any():
+            out[name] = float("nan")
+            continue
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+        model.fit(x, y)
+        out[name] = float(roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]))
+    return out
+
+
+# ---- the report -------------------------------------------------------------------------------------------------------
+
+
+def clip_to(p: Prepared, window: Window) -> Prepared:
+    """Return ``p`` restricted to sessions starting inside ``window`` (users without any dropped)."""
+    keep_sessions = p.sessions.filter(pl.col("day").is_between(window.first, window.last))
+    ids = keep_sessions["session"]
+    users = keep_sessions["user"].unique()
+    return Prepared(
+        p.events.filter(pl.col("session").is_in(ids)),
+        p.users.filter(pl.col("user").is_in(users)),
+        keep_sessions,
+        p.user_stats.filter(pl.col("user").is_in(users)),
+        window,
+        p.rebuilt,
+        p.rows,
+    )
+
+
+def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed: int = 42) -> FidelityReport:
+    """Return the fidelity report of ``twin`` against ``real`` (both from :func:`~.fit.prepare`).
+
+    The comparison runs on the days both cover. ``real.users['holdout']`` marks the real users the
+    twin was not fitted on (the churn classifier's test set).
+    """
+    from simulation_assets.core.twin.features import user_table
+
+    targets = targets or Targets()
+    g = rng_mod.stream(seed, "twin", "fidelity")
+    window = Window(max(real.window.first, twin.window.first), min(real.window.last, twin.window.last))
+    real, twin = clip_to(real, window), clip_to(twin, window)
+    ru, tu = user_table(real.sessions, window), user_table(twin.sessions, window)
+    n_real, n_twin = ru.height, tu.height
+    comparisons: list[Comparison] = []
+    # The twin knows as much as its training users: its side counts at most that many users.
+    learned = min(1.0, real.users.filter(~pl.col("holdout")).height / max(n_twin, 1))
+    crit = ks_critical(n_real, int(n_twin * learned))
+    for name in DISTRIBUTIONS:
+        a, b = ru[name].drop_nulls().to_numpy(), tu[name].drop_nulls().to_numpy()
+        stat = ks_statistic(a, b)
+        bound = _bound(targets.ks_max, ks_critical(a.size, max(1, int(b.size * learned))), n_real, targets)
+        comparisons.append(Comparison(name, "ks", round(stat, 4), round(bound, 4), bool(stat <= bound),
+                                      {"real_median": _median(a), "twin_median": _median(b), "critical_5pct": round(crit, 4)}))  # fmt: skip
+    # Profiles.
+    hours = list(range(168))
+    _, rh = _per_user_counts(real.sessions, "hour_of_week", hours)
+    _, th = _per_user_counts(twin.sessions, "hour_of_week", hours)
+    events = sorted(
+        set(real.events["event"].unique().to_list()) | set(twin.events["event"].unique().to_list())
+    )
+    _, re_ = _per_user_counts(real.events, "event", events)
+    _, te = _per_user_counts(twin.events, "event", events)
+    real_pairs = _transitions(real, None)
+    top = (
+        real_pairs.group_by("pair")
+        .agg(pl.len())
+        .sort(["len", "pair"], descending=[True, False])
+        .head(TOP_TRANSITIONS)["pair"]
+        .to_list()
+    )
+    bins_t = [*top, "other"]
+    _, rt = _per_user_counts(_transitions(real, top), "pair", bins_t)
+    _, tt = _per_user_counts(_transitions(twin, top), "pair", bins_t)
+    rp, tp = _paths(real), _paths(twin)
+    top_paths = (
+        pl.concat([rp, tp])
+        .group_by("path")
+        .agg(pl.len())
+        .sort(["len", "path"], descending=[True, False])
+        .head(TOP_PATHS)["path"]
+        .to_list()
+    )
+    bins_p = [*top_paths, "other"]
+    rp = rp.with_columns(
+        pl.when(pl.col("path").is_in(top_paths)).then(pl.col("path")).otherwise(pl.lit("other")).alias("path")
+    )
+    tp = tp.with_columns(
+        pl.when(pl.col("path").is_in(top_paths)).then(pl.col("path")).otherwise(pl.lit("other")).alias("path")
+    )
+    _, rpc = _per_user_counts(rp, "path", bins_p)
+    _, tpc = _per_user_counts(tp, "path", bins_p)
+    for name, a, b in (
+        ("hour_of_week", rh, th),
+        ("event_mix", re_, te),
+        ("top_transitions", rt, tt),
+        ("top_paths", rpc, tpc),
+    ):
+        stat = tv_distance(a.sum(axis=0), b.sum(axis=0))
+        n_a, n_b = max(a.shape[0], 1), max(b.shape[0], 1)
+        scale = np.sqrt((1 / n_a + 1 / max(n_b * learned, 1)) / (1 / n_a + 1 / n_b))
+        critical = tv_critical(a, b, g) * scale
+        bound = _bound(targets.tv_max, critical, n_real, targets)
+        comparisons.append(
+            Comparison(
+                name,
+                "tv",
+                round(stat, 4),
+                round(bound, 4),
+                bool(stat <= bound),
+                {"critical_5pct": round(critical, 4)},
+            )
+        )
+    # Retention.
+    r_ret = retention_curve(real, window, targets.retention_weeks)
+    t_ret = retention_curve(twin, window, targets.retention_weeks)
+    ret = (
+        r_ret.join(t_ret, on="week", suffix="_twin")
+        .select(
+            "week",
+            pl.col("share").alias("real"),
+            pl.col("share_twin").alias("twin"),
+            pl.col("base").alias("real_base"),
+            pl.col("base_twin").alias("twin_base"),
+        )
+        .with_columns((pl.col("twin") - pl.col("real")).abs().alias("gap"))
+    )
+    observed = ret.drop_nulls(["real", "twin"])
+    if observed.is_empty():
+        comparisons.append(Comparison("retention_weeks_1_8", "retention", float("nan"), targets.retention_points_max, True,
+                                      {"note": "the window is too short for a week-1 retention"}))  # fmt: skip
+    else:
+        p = observed["real"].to_numpy()
+        se = np.sqrt(
+            np.clip(p * (1 - p), 1e-6, None)
+            * (
+                1 / observed["real_base"].to_numpy()
+                + 1 / np.maximum(observed["twin_base"].to_numpy() * learned, 1)
+            )
+        )
+        bounds = np.array([_bound(targets.retention_points_max, 1.96 * s, n_real, targets) for s in se])
+        gaps = observed["gap"].to_numpy()
+        worst = int(np.argmax(gaps - bounds))
+        comparisons.append(Comparison("retention_weeks_1_8", "retention", round(float(gaps.max()), 4), round(float(bounds[worst]), 4),
+                                      bool((gaps <= bounds).all()), {"weeks_observed": observed.height,
+                                      "worst_week": int(observed["week"][worst])}))  # fmt: skip
+    # Train on twin, test on real.
+    train_real = real.subset(holdout=False)
+    test_real = real.subset(holdout=True)
+    aucs = tstr(train_real, test_real, twin, window, seed)
+    gap = abs(aucs["auc_twin"] - aucs["auc_real"])
+    ok = bool(np.isfinite(gap) and gap <= targets.auc_gap_max)
+    comparisons.append(Comparison("tstr_churn_auc", "auc", round(gap, 4) if np.isfinite(gap) else float("nan"),
+                                  targets.auc_gap_max, ok, {k: round(v, 4) for k, v in aucs.items()}))  # fmt: skip
+    dau = {"real": round(dau_over_wau(real, window), 4), "twin": round(dau_over_wau(twin, window), 4)}
+    return FidelityReport(
+        real_users=n_real,
+        twin_users=n_twin,
+        days=window.days,
+        comparisons=comparisons,
+        retention=ret,
+        hour_of_week=pl.DataFrame(
+            {
+                "hour_of_week": hours,
+                "real": rh.sum(axis=0) / max(rh.sum(), 1),
+                "twin": th.sum(axis=0) / max(th.sum(), 1),
+            }
+        ),
+        event_mix=pl.DataFrame(
+            {
+                "event": events,
+                "real": re_.sum(axis=0) / max(re_.sum(), 1),
+                "twin": te.sum(axis=0) / max(te.sum(), 1),
+            }
+        ),
+        paths=pl.DataFrame(
+            {
+                "path": bins_p,
+                "real": rpc.sum(axis=0) / max(rpc.sum(), 1),
+                "twin": tpc.sum(axis=0) / max(tpc.sum(), 1),
+            }
+        ),
+        dau_wau=dau,
+    )
+
+
+def _median(x: np.ndarray) -> float | None:
+    return round(float(np.median(x)), 3) if x.size else None

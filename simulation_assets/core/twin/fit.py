@@ -1,0 +1,349 @@
+"""Fit a twin spec to an imported export: every estimator of the package, on the training users only.
+
+Two steps, so the caller can read properties for a sample of users in between
+(reading every property of millions of events is the slow part of an import):
+
+1. :func:`prepare` stitches users, rebuilds sessions where needed, computes the
+   per-session and per-user figures and splits users into training and holdout
+   (a stable hash of the user, ``holdout_share`` of them held out).
+2. :func:`fit` fits classes, arrivals, activity, flows, identity and properties
+   and returns the :class:`~.spec.TwinSpec`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.twin import activity as act
+from simulation_assets.core.twin.arrivals import backlog_posterior, fit_arrivals
+from simulation_assets.core.twin.classes import UserDescriptors, assign, describe_users, select_classes
+from simulation_assets.core.twin.config import FitConfig
+from simulation_assets.core.twin.features import Window, session_table, user_day_activity, user_table
+from simulation_assets.core.twin.flows import BUCKETS, coded_sessions, fit_flows, vocabulary
+from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
+from simulation_assets.core.twin.properties import candidate_keys, fit_properties
+from simulation_assets.core.twin.sessions import sessionize, stitch_users
+from simulation_assets.core.twin.spec import (
+    FORMAT,
+    START,
+    VERSION,
+    TwinSpec,
+    build_document,
+    validate_tables,
+)
+
+
+@dataclass
+class Prepared:
+    """An imported export: sessionized events, per-session and per-user tables, the holdout split."""
+
+    events: pl.DataFrame  # sessions.EVENTS_SCHEMA
+    users: pl.DataFrame  # user, user_key, holdout
+    sessions: pl.DataFrame  # features.session_table
+    user_stats: pl.DataFrame  # features.user_table (+ holdout)
+    window: Window
+    rebuilt: bool
+    rows: int
+
+    def subset(self, holdout: bool) -> Prepared:
+        """Return the training (``holdout=False``) or holdout users' part."""
+        ids = self.users.filter(pl.col("holdout") == holdout)["user"]
+        return Prepared(
+            self.events.filter(pl.col("user").is_in(ids)),
+            self.users.filter(pl.col("holdout") == holdout),
+            self.sessions.filter(pl.col("user").is_in(ids)),
+            self.user_stats.filter(pl.col("user").is_in(ids)),
+            self.window,
+            self.rebuilt,
+            self.rows,
+        )
+
+
+def prepare(events: pl.DataFrame, cfg: FitConfig, identifies: pl.DataFrame | None = None) -> Prepared:
+    """Import normalized export rows (``posthog_export.EXPORT_SCHEMA`` columns).
+
+    Anonymous ids are linked to identified ones through ``identifies`` (``distinct_id`` and
+    ``$anon_distinct_id`` of the ``$identify`` events) or an ``$anon_distinct_id`` column of ``events``.
+    """
+    frame = events.with_columns(stitch_users(events, identifies))
+    sessionized, users, rebuilt = sessionize(frame, cfg.idle_minutes, cfg.max_session_hours)
+    users = users.with_columns(pl.Series("holdout", holdout_mask(users["user_key"], cfg)))
+    sessions = session_table(sessionized)
+    window = Window.of(sessionized)
+    stats = user_table(sessions, window).join(users.select("user", "holdout"), on="user", how="left")
+    return Prepared(sessionized, users, sessions, stats, window, rebuilt, events.height)
+
+
+def holdout_mask(user_keys: pl.Series, cfg: FitConfig) -> np.ndarray:
+    """Return which users are held out: a keyed BLAKE2b hash of the user key below ``holdout_share``."""
+    salt = f"twin-holdout-{cfg.seed}".encode()
+    unit = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(k.encode(), key=salt, digest_size=8).digest(), "little") / 2**64
+            for k in user_keys.to_list()
+        ),
+        np.float64,
+        count=user_keys.len(),
+    )
+    return unit < cfg.holdout_share
+
+
+def property_sample_ids(prepared: Prepared, cfg: FitConfig) -> list[str]:
+    """Return the distinct ids whose events' properties the fit reads.
+
+    Training users in a seeded random order, taken while their events stay within
+    ``property_sample_rows`` (and at most ``property_sample_users`` users; at least one).
+    """
+    train = prepared.user_stats.filter(~pl.col("holdout")).sort("user")
+    g = rng_mod.stream(cfg.seed, "twin", "property-sample")
+    order = g.permutation(train.height)
+    rows = train["total_events"].to_numpy()[order]
+    take = max(1, int(np.searchsorted(np.cumsum(rows), cfg.property_sample_rows, side="right")))
+    chosen = train["user"].to_numpy()[order[: min(take, cfg.property_sample_users)]]
+    ids = prepared.events.filter(pl.col("user").is_in(chosen))["distinct_id"].unique().sort()
+    return ids.to_list()
+
+
+def fit(
+    prepared: Prepared,
+    property_sample: pl.DataFrame,
+    key_stats: pl.DataFrame,
+    cfg: FitConfig,
+    export_name: str,
+) -> TwinSpec:
+    """Return the twin spec fitted on ``prepared``'s training users.
+
+    ``property_sample``: the sampled users' rows (``distinct_id``, ``event`` and one
+    text column per key); ``key_stats``: the export's ``property_keys`` table.
+    """
+    train = prepared.subset(holdout=False)
+    k, levels = cfg.k_anonymity, cfg.quantile_levels
+    window = prepared.window
+    g = rng_mod.stream(cfg.seed, "twin", "fit")
+    sessions, users = train.sessions, train.user_stats.sort("user")
+    activity = user_day_activity(sessions)
+    n_users = users.height
+    if n_users < 2 * k:
+        raise ValueError(f"the export has {n_users} training users; a twin needs at least {2 * k} (2 x k)")
+
+    # Arrivals, and whether each user was new or already there when the window opened.
+    first_days = users["first_day"].to_numpy()
+    arrivals = fit_arrivals(first_days, window.first, window.days)
+    backlog = backlog_posterior(arrivals, first_days, window.first)
+    kind = np.where(backlog > 0.5, 1, 0)
+
+    # Classes on a sample, then every user assigned.
+    desc = describe_users(sessions, users)
+    sample = np.arange(n_users)
+    if n_users > cfg.class_sample_users:
+        sample = np.sort(g.choice(n_users, cfg.class_sample_users, replace=False))
+    sub = UserDescriptors(
+        desc.user[sample], desc.cells[sample], desc.returns[sample], desc.trials[sample], desc.depth[sample]
+    )
+    min_class = max(k, int(0.01 * len(sample)))
+    mixture, candidates = select_classes(sub, cfg.max_classes, min_class, g)
+    cls_by_row = assign(desc, mixture)
+    n_classes = mixture.classes
+    user_ids = users["user"].to_numpy()
+    classes = np.zeros(int(prepared.users["user"].max()) + 1, np.int16)  # type: ignore[arg-type]
+    classes[user_ids] = cls_by_row
+
+    spans = act.user_spans(users, activity, cls_by_row, window)
+    succ, trials = act.returns_and_trials(spans, window)
+    first_hours = act.first_session_hours(sessions)
+    first_hours = first_hours.with_columns(pl.Series("class", classes[first_hours["user"].to_numpy()]))
+    pooled_hours = act.hour_profile(first_hours)
+    gaps = act.within_day_gaps(sessions)
+    gaps = gaps.with_columns(pl.Series("class", classes[gaps["user"].to_numpy()]))
+    pooled_gap = act.gap_sketch(gaps["gap_minutes"].to_numpy(), levels, k)
+
+    survival_rows, spd_rows, hour_rows, gap_rows, class_docs = [], [], [], [], []
+    horizon = window.days
+    for c in range(n_classes):
+        members = cls_by_row == c
+        betas, tails = {}, {}
+        weekdays = act.weekday_multipliers(spans, activity, window, members)
+        rho = act.persistence(spans, activity, window, members, weekdays)
+        # Streaky days carry less information on a user's rate: count them at their effective number.
+        effective = (1 - rho) / (1 + rho)
+        for kind_id, kind_name in enumerate(("new", "backlog")):
+            m = members & (kind == kind_id)
+            if m.sum() < act.MIN_STRATUM_USERS:
+                m = members
+            life = act.kaplan_meier(spans.lifetime[m], spans.churned[m], horizon)
+            survival_rows.append(pl.DataFrame({"class": c, "kind": kind_name, "age_days": np.arange(len(life.survival)),
+                                               "survival": life.survival}))  # fmt: skip
+            tails[kind_name] = round(life.tail_hazard, 6)
+            a, b = act.beta_binomial(np.round(succ[m] * effective), np.round(trials[m] * effective))
+            betas[kind_name] = [round(a, 6), round(b, 6)]
+        ids = user_ids[members]
+        pmf = act.sessions_per_day_pmf(activity.filter(pl.col("user").is_in(ids)), k)
+        spd_rows.append(
+            pl.DataFrame({"class": c, "sessions": np.arange(1, len(pmf)), "share": pmf[1:]}).filter(
+                pl.col("share") > 0
+            )
+        )
+        profile = act.hour_profile(first_hours.filter(pl.col("class") == c), pooled_hours)
+        wd, hr = np.meshgrid(np.arange(7), np.arange(24), indexing="ij")
+        hour_rows.append(
+            pl.DataFrame({"class": c, "weekday": wd.ravel(), "hour": hr.ravel(), "share": profile.ravel()})
+        )
+        sketch = act.gap_sketch(gaps.filter(pl.col("class") == c)["gap_minutes"].to_numpy(), levels, k)
+        sketch = pooled_gap if sketch is None else sketch
+        if sketch is not None:
+            gap_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels), "log_minutes": sketch}))
+        class_docs.append(
+            {
+                "id": c,
+                "share_new": round(
+                    float(((1 - backlog) * members).sum() / max((1 - backlog).sum(), 1e-9)), 6
+                ),
+                "share_backlog": round(float((backlog * members).sum() / max(backlog.sum(), 1e-9)), 6),
+                "return_beta": betas,
+                "persistence": round(rho, 6),
+                "tail_hazard": tails,
+                "weekday_multipliers": [round(float(x), 6) for x in weekdays],
+                "identified_share": {},
+                "training_users": int(members.sum()),
+            }
+        )
+
+    # Flows: events of the vocabulary, per class chains and time sketches.
+    names, dropped_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
+    coded = coded_sessions(train.events, names)
+    flows = fit_flows(coded, classes, names, k, cfg.flow_smoothing, levels)
+    label = np.array([*names, START], dtype=object)
+    bucket = flows.transitions["bucket"].to_numpy()
+    transitions = flows.transitions.select(
+        "class",
+        pl.Series("prev", label[flows.transitions["prev"].to_numpy()], pl.String),
+        pl.Series("cur", label[flows.transitions["cur"].to_numpy()], pl.String),
+        pl.Series("position", np.where(bucket >= 0, BUCKETS[np.maximum(bucket, 0)], -1), pl.Int32),
+        pl.Series("next", label[flows.transitions["next"].to_numpy()], pl.String),
+        "probability",
+    )
+    hazard = flows.hazard.select(
+        "class",
+        pl.Series("cur", label[flows.hazard["cur"].to_numpy()], pl.String),
+        pl.Series("position", BUCKETS[flows.hazard["bucket"].to_numpy()], pl.Int32),
+        "hazard",
+    )
+    time_label = np.array([*names, START, "*"], dtype=object)
+    times = flows.times
+    inter = times.select(
+        pl.Series("cur", time_label[times["cur"].to_numpy()], pl.String),
+        pl.Series("next", time_label[times["next"].to_numpy()], pl.String),
+        "level",
+        "log_seconds",
+    )
+
+    strata = np.zeros_like(classes, dtype=np.int64)
+    strata[user_ids] = cls_by_row.astype(np.int64) * 2 + kind
+    identity = fit_identity(train.events, strata, k, 2 * n_classes)
+    shares = identity.pop("identified_share")
+    for c, doc in enumerate(class_docs):
+        doc["identified_share"] = {"new": shares[2 * c], "backlog": shares[2 * c + 1]}
+
+    # Properties on the sampled users' rows.
+    keys, dropped_keys = candidate_keys(key_stats, cfg.max_property_keys)
+    id_map = train.events.select("distinct_id", "user").unique("distinct_id")
+    sample_rows = property_sample.join(id_map, on="distinct_id", how="inner")
+    sample_rows = sample_rows.filter(pl.col("event").is_in(names))
+    props = fit_properties(sample_rows, keys, k, levels, cfg.max_categories, dropped_keys)
+
+    holdout_users = int(prepared.users["holdout"].sum())
+    first = dt.date(1970, 1, 1) + dt.timedelta(days=window.first)
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "source": {
+            "export": export_name,
+            "rows": prepared.rows,
+            "users": prepared.users.height,
+            "training_users": n_users,
+            "holdout_users": holdout_users,
+            "first_day": first,
+            "last_day": first + dt.timedelta(days=window.days - 1),
+            "sessions_rebuilt": prepared.rebuilt,
+        },
+        "generation": {
+            "users": prepared.users.height,
+            "days": window.days,
+            "start": first,
+            "seed": cfg.seed,
+            "churn_multiplier": 1.0,
+            "drop_events": [],
+        },  # fmt: skip
+        "arrivals": {
+            "intercept": round(arrivals.intercept, 6),
+            "slope": round(arrivals.slope, 6),
+            "weekday_log": [round(x, 6) for x in arrivals.weekday_log],
+            "backlog_users": round(arrivals.backlog_users, 3),
+            "backlog_decay": round(arrivals.backlog_decay, 6),
+            "window_days": window.days,
+        },
+        "classes": class_docs,
+        "class_selection": {
+            "criterion": "BIC",
+            "sample_users": int(len(sample)),
+            "min_class_users": min_class,
+            "candidates": candidates,
+        },  # fmt: skip
+        "sessions": {"idle_minutes": cfg.idle_minutes, "max_hours": cfg.max_session_hours},
+        "flow": {
+            "order": 2,
+            "smoothing": cfg.flow_smoothing,
+            "events": names,
+            "end_hazard": "by class, event and position (0-31, then buckets 12 % wider)",
+        },  # fmt: skip
+        "identity": identity,
+        "properties": {
+            "kinds": props.kinds,
+            "constants": list(props.constants),
+            "combo_share": round(props.combo_share, 6),
+            "sample_users": int(sample_rows["user"].n_unique()) if sample_rows.height else 0,
+        },  # fmt: skip
+        "fit": cfg.model_dump(mode="json"),
+        "privacy": {
+            "k": k,
+            "holdout_share": cfg.holdout_share,
+            "identifiers": "never copied: users, devices, sessions and event uuids are generated",
+            "timestamps": "never copied: only distributions of hours, gaps and durations",
+            "dropped_events": [
+                {
+                    "event": e,
+                    "reason": f"seen for fewer than {k} users or beyond the {cfg.max_events} most widespread",
+                }
+                for e in dropped_events
+            ],
+            "dropped_properties": props.dropped,
+            "url_query_strings_trimmed": props.urls_trimmed,
+            "rare_values": f"values seen for fewer than {k} users became '{'other'}'",
+            "numbers": f"quantile sketches of {levels} points, winsorized at the {k}-th smallest and largest value",
+        },
+    }
+    tables = {
+        "survival": pl.concat(survival_rows),
+        "sessions_per_day": pl.concat(spd_rows),
+        "hour_profile": pl.concat(hour_rows),
+        "day_gaps": pl.concat(gap_rows)
+        if gap_rows
+        else pl.DataFrame({"class": [], "level": [], "log_minutes": []}),
+        "transitions": transitions,
+        "end_hazard": hazard,
+        "session_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": flows.pace}),
+        "inter_event_times": inter,
+        "event_keys": props.event_keys,
+        "event_categories": props.categories,
+        "event_numbers": props.numbers,
+        "constant_marginals": props.marginals,
+        "constant_combos": props.combos,
+    }
+    doc = build_document(document)
+    return TwinSpec(doc, validate_tables(doc, tables))

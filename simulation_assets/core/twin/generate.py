@@ -1,0 +1,630 @@
+"""Look-alike users and their events from a twin spec, one UTC day at a time, vectorized and deterministic.
+
+Users (one seeded stream for the whole population, so every day sees the same
+people): arrival kind and first day from the arrival model, class from the
+class shares of that kind, lifetime from the class's survival curve (churn
+hazard raised to the spec's ``churn_multiplier``), a personal daily return chance
+from the class's Beta, per-user constant properties, and whether they arrive
+anonymous and are identified on their first day.
+
+A day (its own seeded stream, so a day generated alone equals the same day in
+a backfill): who is active (first and last day of life always; other alive
+days with the user's chance times the weekday multiplier), how many sessions
+each has, when they start (first from the class's hour-of-week profile, then a
+within-day gap after the previous session ends), the events of every session
+(the class's second-order chain, stepped for all sessions at once) with
+inter-event times from the transition sketches, ``$identify`` where the spec
+places it, then properties.
+
+There is no loop over users, sessions or events: loops run over chain steps,
+session ranks within a day, and property keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.hogflix.ids import uuid7s
+from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
+from simulation_assets.core.twin.features import weekday
+from simulation_assets.core.twin.flows import BUCKETS, bucket_of
+from simulation_assets.core.twin.identity import IDENTIFY
+from simulation_assets.core.twin.properties import OTHER
+from simulation_assets.core.twin.sketch import sample_sketch
+from simulation_assets.core.twin.spec import ANY, KINDS, START, TwinSpec
+
+MAX_SESSION_EVENTS = 2_000
+EPOCH = dt.date(1970, 1, 1)
+# Bookkeeping columns (not event properties): who the twin user is, their class, the partition, position.
+HEAD_COLUMNS = ("uuid", "event", "timestamp", "distinct_id", "user_number", "twin_class", "partition_key", "sequence",
+                "$session_id", "$window_id", "$device_id", "$anon_distinct_id")  # fmt: skip
+BOOKKEEPING = ("user_number", "twin_class", "partition_key", "sequence")
+
+
+def day_number(day: dt.date) -> int:
+    return (day - EPOCH).days
+
+
+@dataclass(frozen=True)
+class Population:
+    """Every twin user, as arrays indexed by user number."""
+
+    cls: np.ndarray  # class
+    kind: np.ndarray  # 0 new, 1 backlog
+    first: np.ndarray  # first day, as generated-day offset
+    lifetime: np.ndarray  # days from first to last active day (may run past the generated days)
+    rate: np.ndarray  # chance of coming back on an alive day
+    identified: np.ndarray  # arrives anonymous, identified on the first day
+    constant_codes: np.ndarray  # (users, constant keys): index into each key's values
+
+
+class Generator:
+    """Compiles a spec into arrays once; then :meth:`day` returns one day's events."""
+
+    def __init__(self, spec: TwinSpec) -> None:
+        self.spec = spec
+        doc = spec.document
+        self.gen = doc.generation
+        self.seed = self.gen.seed
+        self.start_day = day_number(self.gen.start)
+        self.n_classes = len(doc.classes)
+        dropped = set(self.gen.drop_events)
+        self.names = [e for e in spec.events if e not in dropped]
+        self._compile_flows(spec.tables["transitions"], spec.tables["inter_event_times"], dropped)
+        self._compile_activity()
+        self._compile_properties()
+
+    # ---- compilation ------------------------------------------------------------------------------------------------
+    def _compile_flows(self, transitions: pl.DataFrame, times: pl.DataFrame, dropped: set[str]) -> None:
+        v = len(self.names)
+        self.start_sym, self.end_sym = v, v + 1
+        code = {name: i for i, name in enumerate(self.names)} | {START: v}
+        gone = list(dropped)
+        t = transitions.filter(
+            ~pl.col("prev").is_in(gone) & ~pl.col("cur").is_in(gone) & ~pl.col("next").is_in(gone)
+        )
+        t = t.with_columns(
+            pl.col("prev").replace_strict(code, return_dtype=pl.Int64).alias("p"),
+            pl.col("cur").replace_strict(code, return_dtype=pl.Int64).alias("c"),
+            pl.col("next").replace_strict(code, return_dtype=pl.Int64).alias("n"),
+        ).filter(pl.col("probability") > 0)
+        # A row applies at any position (slot 0) or in one position bucket (slot bucket + 1).
+        position = t["position"].to_numpy()
+        slot = np.where(position < 0, 0, bucket_of(np.maximum(position, 0)) + 1)
+        t = t.with_columns(pl.Series("slot", slot, pl.Int64))
+        share = pl.col("probability") / pl.col("probability").sum().over("class", "p", "c", "slot")
+        t = t.with_columns(share.alias("q")).sort("class", "p", "c", "slot", "n")
+        groups = t.select("class", "p", "c", "slot").unique(maintain_order=True).with_row_index("g")
+        t = t.join(groups, on=["class", "p", "c", "slot"], how="left", maintain_order="left")
+        size = v + 2
+        self.slots = len(BUCKETS) + 1
+        g_cols = [groups[c].to_numpy() for c in ("class", "p", "c", "slot")]
+        self.state_key = self._key(*g_cols)  # sorted: groups come in (class, p, c, slot) order
+        self.state_gid = groups["g"].to_numpy().astype(np.int64)
+        cum = t.select(pl.col("q").cum_sum().over("g")).to_series().to_numpy().copy()
+        gid = t["g"].to_numpy().astype(np.float64)
+        # Group g's cumulative chances, shifted by g: one sorted array for every state, searched at g + u.
+        self.flow_key = gid + np.minimum(cum, 1.0)
+        last_row = np.r_[np.flatnonzero(np.diff(t["g"].to_numpy())), len(cum) - 1]
+        if len(cum):
+            self.flow_key[last_row] = gid[last_row] + 1.0
+        self.flow_next = t["n"].to_numpy().astype(np.int64)
+        # End hazard per (class, event, position bucket); a dropped event's successors decide for it.
+        hz = self.spec.tables["end_hazard"].filter(pl.col("cur").is_in(self.names))
+        self.hazard = np.ones((self.n_classes, size, len(BUCKETS)))
+        if hz.height:
+            cur = hz["cur"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
+            bucket = bucket_of(hz["position"].to_numpy())
+            # Buckets the export never reached keep the last hazard seen for that event (filled forward below).
+            self.hazard[:] = np.nan
+            self.hazard[hz["class"].to_numpy(), cur, bucket] = hz["hazard"].to_numpy()
+            filled = np.where(np.isnan(self.hazard), 0.0, self.hazard)
+            seen = ~np.isnan(self.hazard)
+            idx = np.where(seen, np.arange(len(BUCKETS))[None, None, :], 0)
+            np.maximum.accumulate(idx, axis=2, out=idx)
+            self.hazard = np.take_along_axis(filled, idx, axis=2)
+            self.hazard[~seen.any(axis=2)] = 1.0
+        pace = self.spec.tables["session_pace"].sort("level")["log_pace"].to_numpy()
+        self.pace_q = pace[None, :] if pace.size >= 2 else np.zeros((1, 2))
+        # Inter-event times: row of the sketch table for every (cur, next) pair, with fallbacks resolved.
+        names = {name: i for i, name in enumerate(self.names)}
+        sketches = times.sort("cur", "next", "level")
+        keys = sketches.select("cur", "next").unique(maintain_order=True)
+        levels = int(sketches["level"].max()) + 1  # type: ignore[operator]
+        self.time_q = (
+            sketches["log_seconds"].to_numpy().reshape(keys.height, levels)
+        )  # log1p seconds, pace-free
+        row_of = {(a, b): i for i, (a, b) in enumerate(keys.iter_rows())}
+        overall = row_of.get((ANY, ANY), 0)
+        self.time_row = np.full((size, size), overall, np.int64)
+        for name, i in names.items():
+            fallback = row_of.get((name, ANY), overall)
+            self.time_row[i, :] = fallback
+            for other, j in names.items():
+                if (name, other) in row_of:
+                    self.time_row[i, j] = row_of[(name, other)]
+
+    def _compile_activity(self) -> None:
+        doc, tables = self.spec.document, self.spec.tables
+        m = self.gen.churn_multiplier
+        surv = tables["survival"].sort("class", "kind", "age_days")
+        self.survival: dict[tuple[int, int], np.ndarray] = {}
+        for (c, kind), part in surv.group_by("class", "kind", maintain_order=True):
+            self.survival[(int(c), KINDS.index(str(kind)))] = (
+                part["survival"].to_numpy() ** m
+            )  # S(t)^m: hazards x m
+        self.tail = np.array(
+            [[1 - (1 - cd.tail_hazard.get(k, 0.0)) ** m for k in KINDS] for cd in doc.classes]
+        )
+        self.beta = np.array([[cd.return_beta.get(k, [1.0, 1.0]) for k in KINDS] for cd in doc.classes])
+        self.weekday_mult = np.array([cd.weekday_multipliers for cd in doc.classes])
+        self.persist = np.array([cd.persistence for cd in doc.classes])
+        self.ident_share = np.array([[cd.identified_share.get(k, 0.0) for k in KINDS] for cd in doc.classes])
+        spd = tables["sessions_per_day"]
+        self.spd_cdf = np.zeros((self.n_classes, 31))
+        for (c,), part in spd.group_by("class"):
+            pmf = np.zeros(31)
+            pmf[np.clip(part["sessions"].to_numpy(), 1, 30)] += part["share"].to_numpy()
+            self.spd_cdf[int(c)] = np.cumsum(pmf) / max(pmf.sum(), 1e-12)
+        for c in range(self.n_classes):
+            if self.spd_cdf[c, -1] == 0:
+                self.spd_cdf[c, 1:] = 1.0
+        hours = tables["hour_profile"].sort("class", "weekday", "hour")
+        prof = np.zeros((self.n_classes, 7, 24))
+        prof[hours["class"].to_numpy(), hours["weekday"].to_numpy(), hours["hour"].to_numpy()] = hours[
+            "share"
+        ].to_numpy()
+        prof += 1e-12
+        self.hour_cdf = np.cumsum(prof / prof.sum(axis=2, keepdims=True), axis=2)
+        gaps = tables["day_gaps"].sort("class", "level")
+        self.gap_q: np.ndarray | None = None
+        if gaps.height:
+            levels = int(gaps["level"].max()) + 1  # type: ignore[operator]
+            self.gap_q = np.zeros((self.n_classes, levels))
+            pooled = (
+                gaps.group_by("level")
+                .agg(pl.col("log_minutes").median())
+                .sort("level")["log_minutes"]
+                .to_numpy()
+            )
+            self.gap_q[:] = pooled
+            for (c,), part in gaps.group_by("class"):
+                self.gap_q[int(c)] = part["log_minutes"].to_numpy()
+        a = doc.arrivals
+        self.arrival = a
+        ident = doc.identity
+        self.ident_session = {int(k): float(v) for k, v in ident.get("session", {0: 1.0}).items()}
+        self.ident_position = {int(k): float(v) for k, v in ident.get("position", {0: 1.0}).items()}
+
+    def _compile_properties(self) -> None:
+        doc, tables = self.spec.document, self.spec.tables
+        props = doc.properties
+        self.kinds: dict[str, str] = dict(props.get("kinds", {}))
+        self.constants = [c for c in props.get("constants", []) if c in self.kinds]
+        self.combo_share = float(props.get("combo_share", 0.0))
+        code = {name: i for i, name in enumerate(self.names)}
+        v = len(self.names) + 2
+        marg = tables["constant_marginals"]
+        self.const_values: list[list[str | None]] = []
+        self.const_cdf: list[np.ndarray] = []
+        for key in self.constants:
+            part = marg.filter(pl.col("key") == key)
+            self.const_values.append(part["value"].to_list())
+            share = part["share"].to_numpy()
+            self.const_cdf.append(np.cumsum(share) / max(share.sum(), 1e-12))
+        combos = tables["constant_combos"]
+        self.combo_codes = np.zeros((combos.height, len(self.constants)), np.int64)
+        for j, key in enumerate(self.constants):
+            lookup = {val: i for i, val in enumerate(self.const_values[j])}
+            self.combo_codes[:, j] = [lookup.get(x, 0) for x in combos[key].to_list()]
+        share = combos["share"].to_numpy() if combos.height else np.zeros(0)
+        self.combo_cdf = np.cumsum(share) / max(share.sum(), 1e-12)
+        keys = tables["event_keys"].filter(pl.col("event").is_in(self.names))
+        self.presence: dict[str, np.ndarray] = {}
+        for (key,), part in keys.group_by("key", maintain_order=True):
+            arr = np.zeros(v)
+            arr[[code[e] for e in part["event"].to_list()]] = part["present_share"].to_numpy()
+            self.presence[str(key)] = arr
+        self.presence = {k: self.presence[k] for k in sorted(self.presence) if k in self.kinds}
+        # Categorical keys: per key, a sorted key array over (event code + cumulative share) and its values.
+        cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
+        # (event code + cumulative share, event code of the row, value) per key.
+        self.cat_tables: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+        for (key,), part in cats.group_by("key", maintain_order=True):
+            part = part.with_columns(
+                pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
+            ).sort("e", "value")
+            cum = (
+                part.select(pl.col("share").cum_sum().over("e") / pl.col("share").sum().over("e"))
+                .to_series()
+                .to_numpy()
+                .copy()
+            )
+            e = part["e"].to_numpy()
+            last = np.r_[e[1:] != e[:-1], True]
+            cum[last] = 1.0
+            values = part["value"].to_list()
+            self.cat_tables[str(key)] = (e + cum, e, values)
+        nums = tables["event_numbers"].filter(pl.col("event").is_in(self.names)).sort("key", "event", "level")
+        self.num_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for (key,), part in nums.group_by("key", maintain_order=True):
+            events = part.select("event").unique(maintain_order=True)["event"].to_list()
+            levels = part.height // max(len(events), 1)
+            q = part["value"].to_numpy().reshape(len(events), levels)
+            row = np.full(v, -1, np.int64)
+            row[[code[e] for e in events]] = np.arange(len(events))
+            self.num_tables[str(key)] = (row, q)
+
+    def _key(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """Return the sortable integer key of a chain state (class, prev, cur, position slot)."""
+        w = np.int64(len(self.names) + 2)
+        base = (np.asarray(cls, np.int64) * w + np.asarray(prev, np.int64)) * w + np.asarray(cur, np.int64)
+        return base * np.int64(self.slots) + np.asarray(slot, np.int64)
+
+    def _group(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int) -> np.ndarray:
+        """Return each state's row group: its position bucket's own chances if any, else position-free ones."""
+        out = np.full(cls.size, -1, np.int64)
+        if not len(self.state_key):
+            return out
+        slots = (int(bucket_of(np.array([position]))[0]) + 1, 0) if position >= 0 else (0,)
+        for slot in slots:
+            todo = np.flatnonzero(out < 0)
+            if todo.size == 0:
+                break
+            key = self._key(cls[todo], prev[todo], cur[todo], np.full(todo.size, slot))
+            at = np.minimum(np.searchsorted(self.state_key, key), len(self.state_key) - 1)
+            hit = self.state_key[at] == key
+            out[todo[hit]] = self.state_gid[at[hit]]
+        return out
+
+    # ---- population -------------------------------------------------------------------------------------------------
+    @cached_property
+    def population(self) -> Population:
+        """Return every user of the twin (the same for every day: one stream keyed by the seed and size)."""
+        n, days = self.gen.users, self.gen.days
+        g = rng_mod.stream(self.seed, "twin", "population", n)
+        a = self.arrival
+        first_wd = int(weekday(self.start_day))
+        new_mean = _new_mean(a, np.arange(days), first_wd)
+        backlog_pmf = (1 - a.backlog_decay) * a.backlog_decay ** np.arange(days)
+        visible_backlog = a.backlog_users * backlog_pmf.sum()
+        p_backlog = visible_backlog / max(visible_backlog + new_mean.sum(), 1e-12)
+        kind = (g.random(n) < p_backlog).astype(np.int8)
+        first = np.where(
+            kind == 1,
+            _draw(np.cumsum(backlog_pmf) / max(backlog_pmf.sum(), 1e-12), g.random(n)),
+            _draw(np.cumsum(new_mean) / max(new_mean.sum(), 1e-12), g.random(n)),
+        ).astype(np.int64)
+        shares = np.array([[cd.share_new, cd.share_backlog] for cd in self.spec.document.classes])
+        cls = np.zeros(n, np.int64)
+        for kd in (0, 1):
+            m = kind == kd
+            cdf = np.cumsum(shares[:, kd]) / max(shares[:, kd].sum(), 1e-12)
+            cls[m] = _draw(cdf, g.random(int(m.sum())))
+        u_life, u_tail = g.random(n), g.random(n)
+        lifetime = np.zeros(n, np.int64)
+        for (c, kd), surv in self.survival.items():
+            m = (cls == c) & (kind == kd)
+            if not m.any():
+                continue
+            # Lifetime L with P(L >= t) = S(t): the largest t with S(t) >= u; past the table, geometric.
+            u = u_life[m]
+            within = np.searchsorted(-surv, -u, side="right") - 1
+            lifetime[m] = within
+            # Survivors past the table's last age live on with the tail hazard: a geometric extra.
+            beyond = (within >= len(surv) - 1) & (surv[-1] > 0)
+            h = float(self.tail[c, kd])
+            if h <= 0:
+                extra = np.full(int(m.sum()), 10 * 365)
+            elif h >= 1:
+                extra = np.zeros(int(m.sum()), np.int64)
+            else:
+                extra = np.floor(np.log(np.maximum(u_tail[m], 1e-300)) / np.log1p(-h)).astype(np.int64)
+            lifetime[m] += np.where(beyond, extra, 0)
+        alpha, beta = self.beta[cls, kind, 0], self.beta[cls, kind, 1]
+        rate = g.beta(np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6))
+        identified = g.random(n) < self.ident_share[cls, kind]
+        codes = np.zeros((n, len(self.constants)), np.int64)
+        if self.constants:
+            take_combo = (g.random(n) < self.combo_share) & (len(self.combo_cdf) > 0)
+            u = g.random(n)
+            if len(self.combo_cdf):
+                codes[take_combo] = self.combo_codes[_draw(self.combo_cdf, u[take_combo])]
+            for j, cdf in enumerate(self.const_cdf):
+                r = g.random(n)
+                alone = ~take_combo
+                codes[alone, j] = _draw(cdf, r[alone]) if len(cdf) else 0
+        return Population(cls.astype(np.int16), kind, first, lifetime, rate, identified, codes)
+
+    @cached_property
+    def active_by_day(self) -> list[np.ndarray]:
+        """Return, per generated day, the users active that day (the whole run's activity, drawn once).
+
+        A day after an active one is active with chance p + r (1 - p), after an inactive one p (1 - r)
+        (p: the user's rate, r: the class's persistence), times the weekday multiplier; the first and
+        the last day of a life are always active.
+        """
+        pop = self.population
+        g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
+        n = len(pop.cls)
+        r = self.persist[pop.cls]
+        on, off = pop.rate + r * (1 - pop.rate), pop.rate * (1 - r)
+        state = np.zeros(n, np.bool_)
+        out = []
+        for d in range(self.gen.days):  # one vectorized step per day of the run
+            age = d - pop.first
+            alive = (age >= 0) & (age <= pop.lifetime)
+            chance = np.where(state, on, off) * self.weekday_mult[pop.cls, int(weekday(self.start_day + d))]
+            state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < chance))
+            out.append(np.flatnonzero(state))
+        return out
+
+    # ---- one day ----------------------------------------------------------------------------------------------------
+    def day(self, day: dt.date) -> pl.DataFrame:
+        """Return the events of the sessions that start on ``day`` (UTC), ordered by user, session and time."""
+        offset = day_number(day) - self.start_day
+        if offset < 0 or offset >= self.gen.days:
+            raise ValueError(f"{day} is outside the twin's days ({self.gen.start} + {self.gen.days} days)")
+        pop = self.population
+        users = self.active_by_day[offset]
+        g = rng_mod.stream(self.seed, "twin", "day", day.isoformat())
+        wd = int(weekday(day_number(day)))
+        if users.size == 0:
+            return empty_frame(self)
+        cls = pop.cls[users].astype(np.int64)
+        n_sess = np.maximum(_draw_rows(self.spd_cdf[cls], g.random(users.size)), 1)
+        owner = np.repeat(np.arange(users.size), n_sess)
+        rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
+        s_user = users[owner]
+        s_cls = cls[owner]
+        codes, e_sess, gaps_s = self._flows(s_cls, g)
+        # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
+        hour = _draw_rows(self.hour_cdf[s_cls, wd], g.random(owner.size))
+        start_ms = (
+            day_number(day) * MS_PER_DAY + hour * MS_PER_HOUR + g.random(owner.size) * MS_PER_HOUR
+        ).astype(np.int64)
+        offsets_ms = _segment_cumsum(gaps_s * 1000.0, e_sess).astype(np.int64)
+        duration = np.zeros(owner.size, np.int64)
+        np.maximum.at(duration, e_sess, offsets_ms)
+        if self.gap_q is not None and rank.max() > 0:
+            gap_min = sample_sketch(self.gap_q, s_cls, g.random(owner.size), log=True)
+            for r in range(1, int(rank.max()) + 1):
+                idx = np.flatnonzero(rank == r)
+                prev = idx - 1
+                start_ms[idx] = (
+                    start_ms[prev]
+                    + duration[prev]
+                    + (np.maximum(gap_min[idx], 0) * MS_PER_MINUTE).astype(np.int64)
+                )
+        t_ms = start_ms[e_sess] + offsets_ms
+        return self._frame(day, pop, users, owner, s_user, s_cls, rank, start_ms, codes, e_sess, t_ms, g)
+
+    def _flows(self, s_cls: np.ndarray, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Step every session's chain at once; return (event codes, session of each event, gap before it in s)."""
+        n = s_cls.size
+        live = np.arange(n)
+        prev = np.full(n, self.start_sym, np.int64)
+        cur = np.full(n, self.start_sym, np.int64)
+        pace = sample_sketch(self.pace_q, np.zeros(n, np.int64), g.random(n))
+        out_code, out_sess, out_gap = [], [], []
+        for step in range(MAX_SESSION_EVENTS):
+            if live.size == 0:
+                break
+            cls = s_cls[live]
+            if step > 0:  # after the event at position step - 1: end the session, or go on
+                bucket = min(int(bucket_of(np.array([step - 1]))[0]), len(BUCKETS) - 1)
+                stay = g.random(live.size) >= self.hazard[cls, cur, bucket]
+                live, prev, cur, cls = live[stay], prev[stay], cur[stay], cls[stay]
+                if live.size == 0:
+                    break
+            group = self._group(cls, prev, cur, step - 1 if step else -1)
+            u = g.random(live.size)
+            pos = np.searchsorted(self.flow_key, np.maximum(group, 0) + u, side="right")
+            nxt = np.where(group >= 0, self.flow_next[np.minimum(pos, len(self.flow_next) - 1)], self.end_sym)
+            go = nxt != self.end_sym  # a state with nowhere to go ends the session
+            live, prev, cur, nxt = live[go], prev[go], cur[go], nxt[go]
+            if step == 0:
+                gap = np.zeros(live.size)
+            else:
+                log_gap = (
+                    sample_sketch(self.time_q, self.time_row[cur, nxt], g.random(live.size)) + pace[live]
+                )
+                gap = np.expm1(np.maximum(log_gap, 0.0))
+            out_code.append(nxt)
+            out_sess.append(live)
+            out_gap.append(gap)
+            prev, cur = cur, nxt
+        if not out_code:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        code, sess, gap = np.concatenate(out_code), np.concatenate(out_sess), np.concatenate(out_gap)
+        order = np.argsort(sess, kind="stable")  # steps were emitted in order: stable sort keeps them
+        return code[order], sess[order], gap[order]
+
+    def _frame(self, day, pop, users, owner, s_user, s_cls, rank, start_ms, codes, e_sess, t_ms, g):  # noqa: ANN001, ANN202
+        """Insert ``$identify`` where due, name everything, draw the properties, and build the event frame."""
+        n_sess = owner.size
+        seq = np.arange(e_sess.size) - np.repeat(np.r_[0, np.cumsum(np.bincount(e_sess, minlength=n_sess))[:-1]],
+                                                 np.bincount(e_sess, minlength=n_sess))  # fmt: skip
+        # Identify: first day of an identified user, in the spec's session rank, after the spec's event.
+        first_day = (day_number(day) - self.start_day) == pop.first[s_user]
+        ident_user = pop.identified[s_user] & first_day
+        ranks = np.array(sorted(self.ident_session))
+        shares = np.array([self.ident_session[r] for r in ranks])
+        want_rank = (
+            ranks[_draw(np.cumsum(shares) / shares.sum(), g.random(n_sess))]
+            if ranks.size
+            else np.zeros(n_sess, np.int64)
+        )
+        sessions_today = np.bincount(owner, minlength=users.size)[owner]
+        ident_sess = ident_user & (rank == np.minimum(want_rank, sessions_today - 1))
+        positions = np.array(sorted(self.ident_position))
+        pos_share = np.array([self.ident_position[p] for p in positions])
+        want_pos = positions[_draw(np.cumsum(pos_share) / pos_share.sum(), g.random(n_sess))]
+        e_count = np.bincount(e_sess, minlength=n_sess)
+        # The identify comes after min(position, events) events of its session (-1: before the first).
+        ident_pos = np.minimum(want_pos, e_count) - 1
+        ident_rows = np.flatnonzero(ident_sess & (e_count > 0))
+        # Insert one row per identify session, right after position ident_pos.
+        ins_sess = ident_rows
+        ins_after = ident_pos[ins_sess]
+        base = np.r_[0, np.cumsum(e_count)[:-1]]
+        anchor = np.where(ins_after >= 0, base[ins_sess] + ins_after, base[ins_sess])
+        # Its time: halfway to the next event (at most 200 ms after the one before), never out of order.
+        has_next = (ins_after >= 0) & (ins_after + 1 < e_count[ins_sess])
+        following = t_ms[np.minimum(anchor + 1, max(t_ms.size - 1, 0))] if t_ms.size else anchor
+        step = np.where(has_next, np.minimum((following - t_ms[anchor]) // 2, 200), 200)
+        ins_t = np.where(ins_after >= 0, t_ms[anchor] + step, t_ms[anchor])
+        all_sess = np.r_[e_sess, ins_sess]
+        all_t = np.r_[t_ms, ins_t]
+        ident_code = len(self.names) + 2  # a code past START/END, named $identify below
+        all_code = np.r_[codes, np.full(ins_sess.size, ident_code)]
+        all_order = np.r_[seq.astype(np.float64), ins_after + 0.5]
+        order = np.lexsort((all_order, all_sess))
+        e_sess, t_ms, codes = all_sess[order], all_t[order], all_code[order]
+        counts = np.bincount(e_sess, minlength=n_sess)
+        seq = np.arange(e_sess.size) - np.repeat(np.r_[0, np.cumsum(counts)[:-1]], counts)
+        # Anonymous until the identify: on identify sessions, the rows before it; earlier sessions that day, all.
+        is_ident = codes == ident_code
+        ident_seq = np.full(n_sess, np.iinfo(np.int64).max)
+        ident_seq[e_sess[is_ident]] = seq[is_ident]
+        anon_sess_rank = np.full(users.size, -1, np.int64)
+        anon_sess_rank[owner[ins_sess]] = rank[ins_sess]
+        ev_user_slot = owner[e_sess]
+        anonymous = pop.identified[s_user[e_sess]] & first_day[e_sess] & (
+            (rank[e_sess] < anon_sess_rank[ev_user_slot]) | ((rank[e_sess] == anon_sess_rank[ev_user_slot]) & (seq < ident_seq[e_sess]))
+        )  # fmt: skip
+        # Users who are identified later but have no session that day with an identify stay anonymous all day.
+        anonymous |= pop.identified[s_user[e_sess]] & first_day[e_sess] & (anon_sess_rank[ev_user_slot] < 0)
+        user_no = s_user[e_sess]
+        # Ids per user of the day (then gathered per event): the user id, and the device id they start with.
+        first_ms = (self.start_day + pop.first[users]) * MS_PER_DAY
+        user_ids = uuid7s(first_ms, self.seed, 31, users).gather(ev_user_slot)
+        device_ids = uuid7s(first_ms - 1, self.seed, 32, users).gather(ev_user_slot)
+        session_ids = uuid7s(start_ms, self.seed, 33, s_user, rank)
+        distinct = pl.select(pl.when(pl.Series(anonymous)).then(device_ids).otherwise(user_ids)).to_series()
+        names = pl.Series([*self.names, START, "END", IDENTIFY])
+        sess_id = session_ids.gather(e_sess)
+        cols: dict[str, pl.Series] = {
+            "uuid": uuid7s(t_ms, self.seed, 34, user_no, seq),
+            "event": names.gather(codes),
+            "timestamp": pl.Series(t_ms).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
+            "distinct_id": distinct,
+            "user_number": pl.Series(user_no.astype(np.int64)),
+            "twin_class": pl.Series(pop.cls[user_no].astype(np.int16)),
+            "partition_key": pl.repeat(day.isoformat(), e_sess.size, eager=True),
+            "sequence": pl.Series(seq.astype(np.int32)),
+            "$session_id": sess_id,
+            "$window_id": sess_id,
+            "$device_id": device_ids,
+            "$anon_distinct_id": pl.select(pl.when(pl.Series(is_ident)).then(device_ids)).to_series(),
+        }
+        cols |= self._properties(codes, user_no, pop, g)
+        return pl.DataFrame([s.alias(name) for name, s in cols.items()])
+
+    def _properties(
+        self, codes: np.ndarray, user_no: np.ndarray, pop: Population, g: np.random.Generator
+    ) -> dict[str, pl.Series]:
+        """Draw every property column for events ``codes`` of users ``user_no``."""
+        out: dict[str, pl.Series] = {}
+        n = codes.size
+        listed = codes < len(self.names)  # $identify rows carry no modelled properties
+        safe = np.minimum(codes, len(self.names) + 1)
+        for key, share in self.presence.items():
+            present = (g.random(n) < share[safe]) & listed
+            value_u = g.random(n)
+            kind = self.kinds[key]
+            if key in self.constants:
+                j = self.constants.index(key)
+                values = pl.Series(self.const_values[j] + [None], dtype=pl.String)
+                idx = np.where(present, pop.constant_codes[user_no, j], len(self.const_values[j]))
+                out[key] = _typed(values.gather(idx), kind)
+            elif key in self.cat_tables:
+                cum_key, owner, vals = self.cat_tables[key]
+                pos = np.minimum(np.searchsorted(cum_key, safe + value_u, side="right"), len(vals) - 1)
+                ok = present & (owner[pos] == safe)
+                values = pl.Series(vals + [None], dtype=pl.String)
+                out[key] = _typed(values.gather(np.where(ok, pos, len(vals))), kind)
+            elif key in self.num_tables:
+                row_of, q = self.num_tables[key]
+                rows = row_of[safe]
+                ok = present & (rows >= 0)
+                x = sample_sketch(q, np.maximum(rows, 0), value_u)
+                x = np.where(ok, np.round(x) if kind == "integer" else x, np.nan)
+                column = pl.Series(x).fill_nan(None)
+                out[key] = column.cast(pl.Int64) if kind == "integer" else column
+        return out
+
+
+def _typed(values: pl.Series, kind: str) -> pl.Series:
+    """Return text values in the column type of their kind (``other`` becomes null where it is not a category)."""
+    if kind == "boolean":
+        return values.str.to_lowercase().replace_strict(
+            {"true": True, "false": False}, default=None, return_dtype=pl.Boolean
+        )
+    if kind in ("integer", "number"):
+        cleaned = pl.select(pl.when(values == OTHER).then(None).otherwise(values)).to_series()
+        return cleaned.cast(pl.Float64, strict=False).cast(
+            pl.Int64 if kind == "integer" else pl.Float64, strict=False
+        )
+    return values
+
+
+def _new_mean(a, days: np.ndarray, first_weekday: int) -> np.ndarray:  # noqa: ANN001
+    d = np.asarray(days, np.float64)
+    w = np.asarray(a.weekday_log)[(first_weekday + d.astype(np.int64)) % 7]
+    trend = np.clip(a.slope * d / max(a.window_days, 1), -np.log(4), np.log(4))
+    return np.exp(a.intercept + trend + w)
+
+
+def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws from one distribution."""
+    return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+
+
+def _draw_rows(cdfs: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws, row i from ``cdfs[i]`` (rows of equal length)."""
+    return np.minimum((cdfs <= u[:, None]).sum(axis=1), cdfs.shape[1] - 1)
+
+
+def _segment_cumsum(values: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Cumulative sum of ``values`` restarting at each new ``segment`` (rows grouped by segment)."""
+    total = np.cumsum(values)
+    if values.size == 0:
+        return total
+    starts = np.r_[0, np.flatnonzero(np.diff(segment)) + 1]
+    base = np.repeat(total[starts] - values[starts], np.diff(np.r_[starts, values.size]))
+    return total - base
+
+
+def empty_frame(gen: Generator) -> pl.DataFrame:
+    """Return an empty frame with the generator's columns."""
+    schema: dict[str, pl.DataType] = {
+        "uuid": pl.String(), "event": pl.String(), "timestamp": pl.Datetime("ms", "UTC"), "distinct_id": pl.String(),
+        "user_number": pl.Int64(), "twin_class": pl.Int16(), "partition_key": pl.String(), "sequence": pl.Int32(),
+        "$session_id": pl.String(), "$window_id": pl.String(), "$device_id": pl.String(), "$anon_distinct_id": pl.String(),
+    }  # fmt: skip
+    for key in gen.presence:
+        kind = gen.kinds[key]
+        schema[key] = {"boolean": pl.Boolean(), "integer": pl.Int64(), "number": pl.Float64()}.get(
+            kind, pl.String()
+        )
+    return pl.DataFrame(schema=schema)
+
+
+def as_export_rows(events: pl.DataFrame) -> pl.DataFrame:
+    """Return twin events as normalized export rows (what ``posthog_export`` would read back from them)."""
+    return events.select(
+        "uuid",
+        "event",
+        "distinct_id",
+        pl.lit(None, pl.String).alias("person_id"),
+        pl.col("timestamp").cast(pl.Datetime("us", "UTC")),
+        pl.col("$session_id").alias("session_id"),
+        "$anon_distinct_id",
+    )

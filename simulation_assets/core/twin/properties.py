@@ -1,0 +1,313 @@
+"""Event properties: per-user constants and per-event distributions, private by construction.
+
+- Identifiers (ids, tokens, e-mails, ``$set`` payloads ...) are never modelled: the
+  twin makes its own ids. A key whose values are mostly rare (seen for fewer than
+  k users), or long free text, is dropped too. Every dropped key is listed with
+  its reason in the spec.
+- URLs keep scheme, host and path; query strings and fragments are cut before
+  anything is counted.
+- A value seen for fewer than k users becomes ``other``; numbers are kept only
+  as quantile sketches winsorized at the k-th extremes.
+- **Per-user constants** (browser, OS, device type, country, plan ...: keys whose
+  value never changes for at least 95 % of users) are drawn per user from the
+  joint table of their combinations seen for at least k users (so browser, OS
+  and device stay consistent); users with a rarer combination are represented by
+  independent draws from each key's distribution.
+- **Per-event properties**: for each event name, the chance each key is present,
+  and its value's distribution given the event (categories and their shares, or a
+  number's sketch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from simulation_assets.core.twin.sketch import grouped_sketches
+
+OTHER = "other"
+# Never modelled: the twin makes its own identities, sessions, pages and timestamps.
+IDENTIFIER_KEYS = frozenset(
+    {
+        "$session_id",
+        "$window_id",
+        "$device_id",
+        "$pageview_id",
+        "$prev_pageview_id",
+        "$anon_distinct_id",
+        "$user_id",
+        "distinct_id",
+        "$distinct_id",
+        "user_id",
+        "token",
+        "$token",
+        "api_key",
+        "$insert_id",
+        "$time",
+        "$sent_at",
+        "uuid",
+        "$uuid",
+        "$ip",
+        "$set",
+        "$set_once",
+        "$unset",
+        "$groups",
+        "$feature_flag_payloads",
+        "$elements",
+        "$elements_chain",
+        "$raw_user_agent",
+        "$session_entry_url",
+        "$session_entry_referrer",
+        "$lib_version",
+        "$timezone_offset",
+    }  # fmt: skip
+)
+_IDENTIFIER_PATTERN = r"(?i)(e?mail|token|secret|password|phone|^ip$|_ip$|^\$group_[0-9]$)"
+_URL = r"^(https?://[^?#]*)[?#].*$"
+CONSTANT_SHARE = 0.95  # share of users whose value never changes, for a key to be a per-user constant
+MIN_PRESENT_SHARE = 0.01  # a key carried by fewer of an event's rows is left off that event
+FREE_TEXT_CHARS = 120  # mean length above which a text property is taken for free text
+
+
+@dataclass(frozen=True)
+class PropertyModel:
+    kinds: dict[str, str]  # key -> category | number | integer | boolean
+    constants: tuple[str, ...]
+    combos: pl.DataFrame  # constant keys..., share (k-anonymous combinations)
+    combo_share: float  # chance a user takes a whole combination (else per-key marginals)
+    marginals: pl.DataFrame  # key, value, share
+    event_keys: pl.DataFrame  # event, key, present_share
+    categories: pl.DataFrame  # event, key, value, share
+    numbers: pl.DataFrame  # event, key, level, value
+    dropped: list[dict[str, str]] = field(default_factory=list)
+    urls_trimmed: int = 0
+
+
+def candidate_keys(key_stats: pl.DataFrame, limit: int) -> tuple[list[str], list[dict[str, str]]]:
+    """Return (keys worth modelling, dropped keys with reasons) from ``property_keys`` statistics."""
+    totals = key_stats.group_by("key").agg(pl.col("rows").sum(), pl.col("types").str.join(",").alias("types"))
+    totals = totals.sort(["rows", "key"], descending=[True, False])
+    keep: list[str] = []
+    dropped: list[dict[str, str]] = []
+    for row in totals.iter_rows(named=True):
+        key, types = row["key"], set(filter(None, (row["types"] or "").split(",")))
+        if key in IDENTIFIER_KEYS or pl.Series([key]).str.contains(_IDENTIFIER_PATTERN).item():
+            dropped.append({"key": key, "reason": "identifier or personal data"})
+        elif types and types <= {"OBJECT", "ARRAY", "NULL"}:
+            dropped.append({"key": key, "reason": "nested value"})
+        elif len(keep) >= limit:
+            dropped.append({"key": key, "reason": "beyond the most common keys kept"})
+        else:
+            keep.append(key)
+    return keep, dropped
+
+
+def trim_urls(frame: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, int]:
+    """Return ``frame`` with query strings and fragments cut from URL values, and how many were cut."""
+    cut = 0
+    exprs = []
+    for key in keys:
+        col = pl.col(key)
+        exprs.append(col.str.replace(_URL, "$1"))
+        cut += int(frame.select(col.str.contains(_URL).sum()).item() or 0)
+    return (frame.with_columns(exprs) if exprs else frame), cut
+
+
+def _kind(values: pl.Series) -> str:
+    v = values.drop_nulls()
+    if v.is_empty():
+        return "category"
+    lowered = v.str.to_lowercase()
+    if lowered.is_in(["true", "false"]).all():
+        return "boolean"
+    numbers = v.cast(pl.Float64, strict=False)
+    if numbers.null_count() == 0:
+        return "integer" if bool((numbers == numbers.round(0)).all()) else "number"
+    return "category"
+
+
+def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, max_categories: int,
+                   dropped: list[dict[str, str]]) -> PropertyModel:  # fmt: skip
+    """Fit the property model on ``sample`` (columns: user, event, and one text column per key).
+
+    One key at a time (each pass reads two columns), so the cost grows with keys x rows and
+    never builds a long (row x key) table.
+    """
+    dropped = list(dropped)
+    keys = [key for key in keys if key in sample.columns]
+    sample, trimmed = trim_urls(sample.select("user", "event", *keys), keys)
+    n_users = max(sample["user"].n_unique(), 1)
+    event_rows = sample.group_by("event").agg(pl.len().alias("rows"))
+    kinds: dict[str, str] = {}
+    constants: list[str] = []
+    key_rows, category_rows, number_parts = [], [], []
+    for key in keys:
+        values = sample.select("user", "event", pl.col(key).alias("value")).drop_nulls("value")
+        if values.is_empty():
+            continue
+        kind = _kind(values["value"])
+        if kind == "category":
+            if float(values["value"].str.len_chars().mean() or 0) > FREE_TEXT_CHARS:
+                dropped.append({"key": key, "reason": "free text"})
+                continue
+            users_per_value = (
+                values.select("user", "value").unique().group_by("value").agg(pl.len().alias("u"))
+            )
+            rare_rows = values.join(users_per_value.filter(pl.col("u") < k), on="value", how="semi").height
+            if rare_rows > 0.5 * values.height:
+                dropped.append(
+                    {"key": key, "reason": f"mostly values seen for fewer than {k} users (identifier-like)"}
+                )
+                continue
+        elif _per_user_unique(values, k):
+            dropped.append({"key": key, "reason": "a number unique to each user (identifier-like)"})
+            continue
+        if kind in ("category", "boolean"):
+            values = _suppress_rare(values, k, max_categories)
+        present = (
+            values.group_by("event")
+            .agg(pl.len().alias("n"), pl.col("user").n_unique().alias("users"))
+            .join(event_rows, on="event")
+            .with_columns((pl.col("n") / pl.col("rows")).alias("present_share"))
+            .filter((pl.col("present_share") >= MIN_PRESENT_SHARE) & (pl.col("users") >= k))
+        )
+        if present.is_empty():
+            continue
+        kinds[key] = kind
+        key_rows.append(present.select("event", pl.lit(key).alias("key"), "present_share"))
+        values = values.join(present.select("event"), on="event", how="semi")
+        if kind in ("category", "boolean") and _is_constant(values, n_users):
+            constants.append(key)
+        elif kind in ("category", "boolean"):
+            category_rows.append(
+                values.group_by("event", "value")
+                .agg(pl.len().alias("n"))
+                .select(
+                    "event",
+                    pl.lit(key).alias("key"),
+                    "value",
+                    (pl.col("n") / pl.col("n").sum().over("event")).alias("share"),
+                )
+            )
+        else:
+            number_parts.append(
+                values.select("event", pl.lit(key).alias("key"), pl.col("value").cast(pl.Float64))
+            )
+    event_keys = _concat(key_rows, {"event": pl.String, "key": pl.String, "present_share": pl.Float64})
+    categories = _concat(
+        category_rows, {"event": pl.String, "key": pl.String, "value": pl.String, "share": pl.Float64}
+    )
+    numbers = _number_sketches(
+        _concat(number_parts, {"event": pl.String, "key": pl.String, "value": pl.Float64}), levels, k
+    )
+    # A numeric (event, key) without enough values for a sketch is not generated.
+    numeric = [key for key, kind in kinds.items() if kind in ("number", "integer")]
+    has_sketch = numbers.select("event", "key").unique()
+    event_keys = pl.concat(
+        [
+            event_keys.filter(~pl.col("key").is_in(numeric)),
+            event_keys.filter(pl.col("key").is_in(numeric)).join(has_sketch, on=["event", "key"], how="semi"),
+        ]
+    ).sort("event", "key")
+    suppressed = _suppress_all(sample, constants, k, max_categories)
+    combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
+    return PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
+                         categories.sort("event", "key", "value"), numbers, dropped, trimmed)  # fmt: skip
+
+
+def _concat(parts: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    return pl.concat([p.select([pl.col(c).cast(t) for c, t in schema.items()]) for p in parts])
+
+
+def _is_constant(values: pl.DataFrame, n_users: int) -> bool:
+    """Whether a key's value never changes for 95 % of the users carrying it, and most users carry it."""
+    per_user = values.group_by("user").agg(pl.col("value").n_unique().alias("n"))
+    if per_user.height < 0.5 * n_users:
+        return False
+    return float((per_user["n"] == 1).mean()) >= CONSTANT_SHARE
+
+
+def _per_user_unique(values: pl.DataFrame, k: int) -> bool:
+    """Return whether ``values`` (user, value) hold one value per user that few other users share."""
+    pairs = values.select("user", "value").unique()
+    if pairs.is_empty() or pairs.height > 1.05 * pairs["user"].n_unique():
+        return False  # values change within users: a measurement, not an identity
+    users_per_value = pairs.group_by("value").agg(pl.len().alias("u"))
+    rare_users = users_per_value.filter(pl.col("u") < k)["u"].sum()
+    return rare_users > 0.5 * pairs.height
+
+
+def _suppress_rare(values: pl.DataFrame, k: int, max_categories: int) -> pl.DataFrame:
+    """Replace values (column ``value``) seen for fewer than k users, or beyond the most common, by ``other``."""
+    users = values.select("user", "value").unique().group_by("value").agg(pl.len().alias("u"))
+    common = (
+        users.filter(pl.col("u") >= k).sort(["u", "value"], descending=[True, False]).head(max_categories)
+    )
+    allowed = common["value"].to_list()
+    return values.with_columns(
+        pl.when(pl.col("value").is_in(allowed)).then(pl.col("value")).otherwise(pl.lit(OTHER)).alias("value")
+    )
+
+
+def _suppress_all(sample: pl.DataFrame, keys: list[str], k: int, max_categories: int) -> pl.DataFrame:
+    """Return ``sample`` (user + ``keys``) with each key's rare values replaced by ``other``."""
+    out = sample.select("user")
+    for key in keys:
+        col = sample.select("user", pl.col(key).alias("value"))
+        kept = _suppress_rare(col.drop_nulls("value"), k, max_categories)["value"].unique().to_list()
+        out = out.with_columns(
+            pl.when(sample[key].is_null()).then(None).when(sample[key].is_in(kept)).then(sample[key])
+            .otherwise(pl.lit(OTHER)).alias(key)
+        )  # fmt: skip
+    return out
+
+
+def _constant_tables(
+    sample: pl.DataFrame, constants: list[str], k: int
+) -> tuple[pl.DataFrame, float, pl.DataFrame]:
+    """Return (k-anonymous combinations with shares, share of users they cover, per-key marginals)."""
+    if not constants:
+        return (
+            pl.DataFrame({"share": []}, schema={"share": pl.Float64}),
+            0.0,
+            pl.DataFrame(schema={"key": pl.String, "value": pl.String, "share": pl.Float64}),
+        )
+    per_user = sample.group_by("user").agg(pl.col(c).drop_nulls().mode().first().alias(c) for c in constants)
+    combos = per_user.group_by(constants).agg(pl.len().alias("users"))
+    kept = combos.filter(pl.col("users") >= k)
+    covered = float(kept["users"].sum() / max(per_user.height, 1))
+    kept = kept.with_columns((pl.col("users") / pl.col("users").sum()).alias("share")).drop("users")
+    kept = kept.sort(constants, nulls_last=True)
+    marginals = pl.concat(
+        [
+            per_user.group_by(c)
+            .agg(pl.len().alias("n"))
+            .select(pl.lit(c).alias("key"), pl.col(c).cast(pl.String).alias("value"), "n")
+            for c in constants
+        ]
+    )
+    marginals = marginals.with_columns((pl.col("n") / pl.col("n").sum().over("key")).alias("share")).drop("n")
+    return kept, covered, marginals.sort("key", "value", nulls_last=True)
+
+
+def _number_sketches(num_long: pl.DataFrame, levels: int, k: int) -> pl.DataFrame:
+    """Return the quantile sketch of every numeric (event, key), winsorized at the k-th extremes."""
+    empty = pl.DataFrame(
+        schema={"event": pl.String, "key": pl.String, "level": pl.Int16, "value": pl.Float64}
+    )
+    if num_long.is_empty():
+        return empty
+    groups = num_long.select("event", "key").unique().sort("event", "key").with_row_index("g")
+    rows = num_long.join(groups, on=["event", "key"], how="left", maintain_order="left")
+    names, q = grouped_sketches(rows["g"].to_numpy(), rows["value"].cast(pl.Float64).to_numpy(), levels, k)
+    if names.size == 0:
+        return empty
+    table = groups.filter(pl.col("g").is_in(names)).sort("g").with_columns(pl.Series("q", q.tolist()))
+    return (
+        table.with_columns(pl.int_ranges(0, levels).alias("level"))
+        .explode("q", "level")
+        .select("event", "key", pl.col("level").cast(pl.Int16), pl.col("q").alias("value"))
+    )

@@ -1,0 +1,224 @@
+"""From exported rows to users and sessions.
+
+Users: every ``distinct_id`` and ``person_id`` is a node; an event links its
+distinct id to its person id, and an ``$identify`` links ``$anon_distinct_id`` to
+the identified id. A user is a connected component of that graph (PostHog merges
+the same way), so an anonymous visitor's events before sign-up belong to the
+user they became. Ids PostHog refuses to merge on (``anonymous``, ``null``,
+``0`` ...) link nothing.
+
+Sessions: the export's ``$session_id`` where most events carry one (events
+without it join the user's previous session when it is at most 30 minutes
+old); otherwise rebuilt as PostHog does: a new session after 30 minutes of
+inactivity, and a session never lasts more than 24 hours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
+
+# Ids PostHog will not merge on (case-insensitive ones lower-cased), from its person-merge rules.
+ILLEGAL_IDS = frozenset(
+    {
+        "anonymous",
+        "guest",
+        "distinctid",
+        "distinct_id",
+        "id",
+        "not_authenticated",
+        "email",
+        "undefined",
+        "true",
+        "false",
+        "[object object]",
+        "nan",
+        "none",
+        "null",
+        "0",
+        "",
+    }  # fmt: skip
+)
+SESSION_ID_MIN_SHARE = 0.5  # below this share of events with a $session_id, every session is rebuilt
+
+EVENTS_SCHEMA: dict[str, pl.DataType] = {
+    "user": pl.Int32(),  # user index, 0..users-1, in the order of ``users["user_key"]``
+    "t_ms": pl.Int64(),  # event time, ms since epoch (UTC)
+    "event": pl.String(),
+    "session": pl.Int64(),  # session index, 0..sessions-1, sessions ordered by user then start
+    "seq": pl.Int32(),  # position of the event in its session
+    "distinct_id": pl.String(),
+}
+
+
+def stitch_users(events: pl.DataFrame, identifies: pl.DataFrame | None = None) -> pl.Series:
+    """Return each row's user key: the representative id of its identity component (see module doc).
+
+    ``events`` needs ``distinct_id``; ``person_id``, ``event`` and ``$anon_distinct_id`` are used when present.
+    ``identifies`` (``distinct_id``, ``$anon_distinct_id`` of the ``$identify`` events) may be given
+    instead of an ``$anon_distinct_id`` column.
+    The representative is the smallest person id of the component, else its smallest distinct id.
+    """
+    distinct = events["distinct_id"].cast(pl.String)
+    person = events["person_id"].cast(pl.String) if "person_id" in events.columns else None
+    edges_a: list[pl.Series] = []
+    edges_b: list[pl.Series] = []
+    if person is not None:
+        edges_a.append(distinct)
+        edges_b.append(person)
+    if identifies is None and "$anon_distinct_id" in events.columns and "event" in events.columns:
+        identifies = events.filter(pl.col("event") == "$identify").select("distinct_id", "$anon_distinct_id")
+    if identifies is not None:
+        ident = identifies
+        edges_a.append(ident["$anon_distinct_id"].cast(pl.String))
+        edges_b.append(ident["distinct_id"].cast(pl.String))
+    if not edges_a:
+        return distinct.alias("user_key")
+    pairs = (
+        pl.DataFrame({"a": pl.concat(edges_a), "b": pl.concat(edges_b)})
+        .drop_nulls()
+        .filter(pl.col("a") != pl.col("b"))
+        .filter(~pl.col("a").str.to_lowercase().is_in(list(ILLEGAL_IDS)))
+        .filter(~pl.col("b").str.to_lowercase().is_in(list(ILLEGAL_IDS)))
+        .unique()
+    )
+    nodes = pl.concat([distinct, pairs["a"], pairs["b"]]).unique().sort()
+    if pairs.is_empty():
+        return distinct.alias("user_key")
+    index = pl.DataFrame({"id": nodes, "i": np.arange(len(nodes), dtype=np.int64)})
+    a = pairs.join(index, left_on="a", right_on="id", how="left", maintain_order="left")["i"].to_numpy()
+    b = pairs.join(index, left_on="b", right_on="id", how="left", maintain_order="left")["i"].to_numpy()
+    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(len(nodes), len(nodes)))
+    _, label = connected_components(graph, directed=False)
+    # Representative: the smallest person id in the component, else the smallest id of any kind.
+    is_person = np.zeros(len(nodes), np.bool_)
+    if person is not None:
+        persons = index.join(pl.DataFrame({"id": person.drop_nulls().unique()}), on="id", how="semi")["i"]
+        is_person[persons.to_numpy()] = True
+    table = pl.DataFrame({"id": nodes, "label": label, "rank": (~is_person).astype(np.int8)})
+    reps = table.sort("rank", "id").group_by("label", maintain_order=True).first().select("label", rep="id")
+    lookup = table.join(reps, on="label").select("id", "rep")
+    rows = pl.DataFrame({"id": distinct}).with_row_index("r")
+    return (
+        rows.join(lookup, on="id", how="left", maintain_order="left")
+        .sort("r")["rep"]
+        .fill_null(distinct)
+        .alias("user_key")
+    )
+
+
+def sessionize(
+    events: pl.DataFrame, idle_minutes: float = 30.0, max_session_hours: float = 24.0
+) -> tuple[pl.DataFrame, pl.DataFrame, bool]:
+    """Return (events, users, rebuilt): events in ``EVENTS_SCHEMA`` order by user, session, time.
+
+    ``events`` needs ``user_key`` (see :func:`stitch_users`), ``timestamp``,
+    ``event`` and ``session_id`` (may be all null). ``users`` has one row per
+    user: ``user`` (index) and ``user_key``. ``rebuilt`` says whether sessions
+    were rebuilt from inactivity instead of taken from ``$session_id``.
+    """
+    idle_ms = int(idle_minutes * MS_PER_MINUTE)
+    max_ms = int(max_session_hours * MS_PER_HOUR)
+    frame = events.select(
+        pl.col("user_key").cast(pl.String),
+        pl.col("timestamp").dt.epoch("ms").alias("t_ms"),
+        pl.col("event").cast(pl.String),
+        pl.col("session_id").cast(pl.String),
+        pl.col("distinct_id").cast(pl.String),
+    )
+    users = frame.select(pl.col("user_key").unique().sort()).with_row_index("user")
+    users = users.with_columns(pl.col("user").cast(pl.Int32))
+    frame = frame.join(users, on="user_key", how="left", maintain_order="left").drop("user_key")
+    with_sid = frame["session_id"].is_not_null().mean() or 0.0
+    rebuilt = with_sid < SESSION_ID_MIN_SHARE
+    frame = frame.sort("user", "t_ms", maintain_order=True)
+    user = frame["user"].to_numpy()
+    t = frame["t_ms"].to_numpy()
+    n = len(t)
+    gap = np.diff(t, prepend=t[:1]) if n else t
+    new_user = np.r_[True, user[1:] != user[:-1]] if n else np.zeros(0, np.bool_)
+    if rebuilt:
+        start = new_user | (gap > idle_ms)
+        key = np.cumsum(start) - 1
+    else:
+        # Given ids, per user; a row without one joins the previous row's session when it is recent enough.
+        sid = frame["session_id"]
+        codes = (
+            frame.select(pl.struct("user", "session_id").rank("dense"))
+            .to_series()
+            .to_numpy()
+            .astype(np.int64)
+        )
+        missing = sid.is_null().to_numpy()
+        orphan_start = missing & (new_user | (gap > idle_ms))
+        orphan_key = np.cumsum(orphan_start)  # a run of rows without ids, after an inactivity break
+        base = np.where(missing, -1, codes)
+        # Forward fill the last known id within the user unless an inactivity break came since.
+        filled = _ffill_within(base, new_user | orphan_start)
+        key = np.where(filled >= 0, filled, -orphan_key - 1)
+        # Dense renumbering, then order sessions by (user, start).
+    key = _split_long_sessions(user, t, key, max_ms)
+    session = _order_sessions(user, t, key)
+    order = np.lexsort((t, session))
+    out = frame[order].with_columns(pl.Series("session", session[order], pl.Int64))
+    first = np.r_[0, np.flatnonzero(np.diff(out["session"].to_numpy())) + 1] if n else np.zeros(0, np.int64)
+    seq = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n])) if n else np.zeros(0, np.int64)
+    out = out.with_columns(pl.Series("seq", seq.astype(np.int32)))
+    return out.select(list(EVENTS_SCHEMA)), users, bool(rebuilt)
+
+
+def _ffill_within(values: np.ndarray, resets: np.ndarray) -> np.ndarray:
+    """Forward-fill non-negative ``values`` over -1 entries, not across rows where ``resets`` is set."""
+    n = len(values)
+    idx = np.where((values >= 0) | resets, np.arange(n), 0)
+    np.maximum.accumulate(idx, out=idx)
+    return values[idx]
+
+
+def _split_long_sessions(user: np.ndarray, t: np.ndarray, key: np.ndarray, max_ms: int) -> np.ndarray:
+    """Start a new session at the first event more than ``max_ms`` after its session's start, repeatedly.
+
+    Each pass splits every over-long session once, so the passes are as many as
+    the longest session has days (a handful); rows are in (user, time) order.
+    """
+    key = key.astype(np.int64)
+    next_key = int(key.max()) + 1 if len(key) else 0
+    for _ in range(10_000):
+        frame = pl.DataFrame({"k": key, "t": t})
+        start = frame.select(pl.col("t").min().over("k")).to_series().to_numpy()
+        over = (t - start) >= max_ms
+        if not over.any():
+            break
+        # The first over-long row of each session starts a new session with every later row of it.
+        first_over = (
+            pl.DataFrame({"k": key[over], "r": np.flatnonzero(over)}).group_by("k").agg(pl.col("r").min())
+        )
+        cut = np.zeros(len(key), np.bool_)
+        cut[first_over["r"].to_numpy()] = True
+        moved = (
+            pl.DataFrame({"k": key, "c": cut}).select(pl.col("c").cum_max().over("k")).to_series().to_numpy()
+        )
+        key = np.where(moved, key + next_key, key)
+        next_key = int(key.max()) + 1
+    return key
+
+
+def _order_sessions(user: np.ndarray, t: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Return session indices 0..S-1 numbered by (user, session start, key)."""
+    frame = pl.DataFrame({"u": user, "t": t, "k": key})
+    starts = frame.group_by("k").agg(pl.col("u").first(), pl.col("t").min()).sort("u", "t", "k")
+    starts = starts.with_row_index("s")
+    return (
+        frame.join(starts.select("k", "s"), on="k", how="left", maintain_order="left")["s"]
+        .to_numpy()
+        .astype(np.int64)
+    )
+
+
+def day_index(t_ms: np.ndarray) -> np.ndarray:
+    """Return the UTC day number (days since 1970-01-01) of millisecond timestamps."""
+    return np.floor_divide(t_ms, MS_PER_DAY)

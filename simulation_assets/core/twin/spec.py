@@ -1,0 +1,227 @@
+"""The twin spec: a readable YAML document plus tables, everything the generator needs and nothing more.
+
+The document holds the scalars a person reads and edits (how many users and
+days to generate, a churn multiplier, events to drop, class shares, the arrival
+model, what privacy removed); the tables hold the distributions (lifetimes,
+hours, transitions, sketches, property values), one Parquet file each, with
+event names spelled out so an edit needs no code book. ``version`` is the
+format's version: a spec written by another version is refused with a message
+rather than misread.
+
+Only the checks live here (pure); reading and writing the files is
+``simulation_assets.sinks.twin_spec_store``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from pydantic import Field, ValidationError
+
+from simulation_assets.core.config_base import FrozenModel, scenario_key
+
+FORMAT = "simulation-assets-twin"
+VERSION = 1
+
+TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "survival": {"class": pl.Int16(), "kind": pl.String(), "age_days": pl.Int32(), "survival": pl.Float64()},
+    "sessions_per_day": {"class": pl.Int16(), "sessions": pl.Int16(), "share": pl.Float64()},
+    "hour_profile": {"class": pl.Int16(), "weekday": pl.Int8(), "hour": pl.Int8(), "share": pl.Float64()},
+    "day_gaps": {"class": pl.Int16(), "level": pl.Int16(), "log_minutes": pl.Float64()},
+    "transitions": {
+        "class": pl.Int16(),
+        "prev": pl.String(),
+        "cur": pl.String(),
+        "position": pl.Int32(),  # first position of the bucket the row applies to; -1: any position
+        "next": pl.String(),
+        "probability": pl.Float64(),
+    },
+    "end_hazard": {"class": pl.Int16(), "cur": pl.String(), "position": pl.Int32(), "hazard": pl.Float64()},
+    "session_pace": {"level": pl.Int16(), "log_pace": pl.Float64()},
+    "inter_event_times": {
+        "cur": pl.String(),
+        "next": pl.String(),
+        "level": pl.Int16(),
+        "log_seconds": pl.Float64(),
+    },
+    "event_keys": {"event": pl.String(), "key": pl.String(), "present_share": pl.Float64()},
+    "event_categories": {
+        "event": pl.String(),
+        "key": pl.String(),
+        "value": pl.String(),
+        "share": pl.Float64(),
+    },
+    "event_numbers": {"event": pl.String(), "key": pl.String(), "level": pl.Int16(), "value": pl.Float64()},
+    "constant_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
+    "constant_combos": {"share": pl.Float64()},  # plus one String column per constant key
+}
+START, END, ANY = "START", "END", "*"
+KINDS = ("new", "backlog")
+
+
+class SpecError(ValueError):
+    """A spec that cannot drive the generator; the message names the field or table."""
+
+
+class Source(FrozenModel):
+    export: str
+    rows: int
+    users: int
+    training_users: int
+    holdout_users: int
+    first_day: dt.date
+    last_day: dt.date
+    sessions_rebuilt: bool
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+
+class Generation(FrozenModel):
+    """What ``simulate twin run`` makes by default; edit to scale users, change churn, drop events."""
+
+    users: int = Field(gt=0)
+    days: int = Field(gt=0)
+    start: dt.date
+    seed: int = Field(default=42, ge=0)
+    churn_multiplier: float = Field(
+        default=1.0, ge=0.0, description="x the daily churn hazard of every class"
+    )
+    drop_events: list[str] = Field(default_factory=list, description="event names the twin never emits")
+
+
+class ArrivalsDoc(FrozenModel):
+    intercept: float
+    slope: float
+    weekday_log: list[float] = Field(min_length=7, max_length=7)
+    backlog_users: float = Field(ge=0)
+    backlog_decay: float = Field(ge=0, lt=1)
+    window_days: int = Field(gt=0)
+
+
+class ClassDoc(FrozenModel):
+    id: int = Field(ge=0)
+    share_new: float = Field(ge=0)
+    share_backlog: float = Field(ge=0)
+    return_beta: dict[str, list[float]]  # kind -> [alpha, beta]
+    persistence: float = Field(ge=0, lt=1)  # lag-1 autocorrelation of daily activity
+    tail_hazard: dict[str, float]  # kind -> daily churn chance beyond the survival table
+    weekday_multipliers: list[float] = Field(min_length=7, max_length=7)
+    identified_share: dict[str, float]  # kind -> share of users identified during the window
+    training_users: int = Field(ge=0)
+
+
+class SpecDocument(FrozenModel):
+    format: str
+    version: int
+    source: Source
+    generation: Generation
+    arrivals: ArrivalsDoc
+    classes: list[ClassDoc] = Field(min_length=1)
+    class_selection: dict[str, Any]
+    sessions: dict[str, float]
+    flow: dict[str, Any]
+    identity: dict[str, Any]
+    properties: dict[str, Any]
+    privacy: dict[str, Any]
+    fit: dict[str, Any] = Field(default_factory=dict)
+    tables: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+@dataclass
+class TwinSpec:
+    """A validated document and its tables."""
+
+    document: SpecDocument
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    @property
+    def events(self) -> list[str]:
+        return list(self.document.flow["events"])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.document.classes)
+
+    def key(self) -> str:
+        """Return a short stable name of this spec's content (document and tables) for the store."""
+        digest = {name: frame.hash_rows().sum() for name, frame in sorted(self.tables.items())}
+        return scenario_key("twin", {"doc": self.document.model_dump(mode="json"), "tables": digest})
+
+    def with_generation(self, **changes: Any) -> TwinSpec:
+        """Return a copy whose ``generation`` section has ``changes`` applied (validated)."""
+        merged = {
+            **self.document.generation.model_dump(),
+            **{k: v for k, v in changes.items() if v is not None},
+        }
+        try:
+            generation = Generation(**merged)
+        except ValidationError as exc:
+            raise SpecError(f"generation: {_first_error(exc)}") from None
+        return TwinSpec(self.document.model_copy(update={"generation": generation}), self.tables)
+
+
+def build_document(data: dict[str, Any]) -> SpecDocument:
+    """Validate a document mapping; raise SpecError naming the first bad field."""
+    if not isinstance(data, dict):
+        raise SpecError("the spec document must be a mapping")
+    if data.get("format") != FORMAT:
+        raise SpecError(f"format: expected {FORMAT!r}, got {data.get('format')!r} (is this a twin spec?)")
+    if data.get("version") != VERSION:
+        raise SpecError(
+            f"version: this build reads twin specs of version {VERSION}, got {data.get('version')!r}"
+        )
+    try:
+        return SpecDocument(**data)
+    except ValidationError as exc:
+        raise SpecError(_first_error(exc)) from None
+
+
+def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """Return the tables cast to their schemas; raise SpecError naming a missing table or column."""
+    out = {}
+    for name, schema in TABLE_SCHEMAS.items():
+        if name not in tables:
+            raise SpecError(f"table {name!r} is missing")
+        frame = tables[name]
+        missing = [c for c in schema if c not in frame.columns]
+        if missing:
+            raise SpecError(f"table {name!r} lacks column(s) {', '.join(missing)}")
+        try:
+            out[name] = frame.with_columns([pl.col(c).cast(t) for c, t in schema.items()])
+        except pl.exceptions.PolarsError as exc:
+            raise SpecError(f"table {name!r}: {str(exc).splitlines()[0]}") from None
+    n = len(document.classes)
+    for name in ("survival", "sessions_per_day", "hour_profile", "transitions", "end_hazard"):
+        bad = out[name].filter((pl.col("class") < 0) | (pl.col("class") >= n))
+        if not bad.is_empty():
+            raise SpecError(
+                f"table {name!r} names class {bad['class'][0]}, but the spec has classes 0..{n - 1}"
+            )
+    known = set(document.flow["events"]) | {START, END}
+    for column in ("prev", "cur", "next"):
+        unknown = set(out["transitions"][column].unique().to_list()) - known
+        if unknown:
+            raise SpecError(
+                f"table 'transitions' column {column!r} names events not in flow.events: {sorted(unknown)[:5]}"
+            )
+    constants = list(document.properties.get("constants", []))
+    missing = [c for c in constants if c not in tables["constant_combos"].columns]
+    if missing:
+        raise SpecError(f"table 'constant_combos' lacks the constant key column(s) {', '.join(missing)}")
+    out["constant_combos"] = tables["constant_combos"].with_columns(
+        pl.col("share").cast(pl.Float64), *[pl.col(c).cast(pl.String) for c in constants]
+    )
+    return out
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" + (
+        f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+    )

@@ -1,0 +1,72 @@
+"""Google Analytics: website sessions with source/medium, channel group, bounce and duration."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.warehouse.generators.marketing import campaigns_started_before
+from simulation_assets.core.warehouse.generators.text import concat
+from simulation_assets.core.warehouse.sampling import DAY, choice, growth_times, labels, ts
+
+if TYPE_CHECKING:
+    from simulation_assets.core.warehouse.generate import Warehouse
+
+# Paid source/medium pairs and the campaign channel that tags them.
+CHANNEL_OF_SOURCE = {"google/cpc": "google_ads", "facebook/paid": "meta", "linkedin/paid": "linkedin",
+                     "newsletter/email": "email"}  # fmt: skip
+# GA default channel group of a medium.
+CHANNEL_GROUP = {"organic": "Organic Search", "(none)": "Direct", "cpc": "Paid Search", "paid": "Paid Social",
+                 "email": "Email", "referral": "Referral"}  # fmt: skip
+LANDING_PAGES = {"/": 0.45, "/pricing": 0.2, "/features": 0.15, "/blog": 0.15, "/demo": 0.05}
+
+
+def sessions(wh: Warehouse, k: int) -> pl.DataFrame:
+    """Chunk ``k`` of the website sessions; paid sessions point to a campaign of their channel."""
+    marketing, activity = wh.cfg.marketing, wh.cfg.activity
+    start, stop = wh.chunk_rows("ga_sessions", k)
+    rng, n = wh.rng("ga_sessions", k), stop - start
+    when = growth_times(rng, n, wh.history_start, wh.history_end - DAY, wh.cfg.window.account_yoy_growth)
+    source = choice(rng, n, marketing.ga_sources)
+    source_names = list(marketing.ga_sources)
+    channels = wh.whole("marketing_campaigns")["channel"].to_numpy()
+    campaign = np.full(n, -1, dtype=np.int64)
+    for source_medium, channel in CHANNEL_OF_SOURCE.items():
+        rows = (
+            np.flatnonzero(source == source_names.index(source_medium))
+            if source_medium in source_names
+            else np.array([], dtype=np.int64)
+        )
+        subset = np.flatnonzero(channels == channel)
+        if len(rows) and len(subset):
+            campaign[rows], when[rows] = campaigns_started_before(wh, rng, when[rows], subset)
+    bounced = rng.random(n) < marketing.bounce_rate
+    duration = np.where(
+        bounced, rng.integers(0, 11, n), np.exp(rng.normal(np.log(marketing.median_session_seconds), 0.9, n))
+    ).astype(np.int32)
+    pageviews = np.where(bounced, 1, 2 + rng.geometric(0.4, n) - 1).astype(np.int32)
+    medium = labels(source, [name.split("/")[1] for name in source_names])
+    landing = labels(choice(rng, n, LANDING_PAGES), list(LANDING_PAGES))
+    return pl.DataFrame(
+        {
+            "ga_session_id": np.arange(start + 1, stop + 1),
+            "client_id": concat(
+                "GA1.1.", pl.Series(rng.integers(10**8, 10**9, n)), ".", pl.Series(when // DAY)
+            ),
+            "campaign_id": pl.Series(np.where(campaign >= 0, campaign + 1, 0)).set(
+                pl.Series(campaign < 0), None
+            ),
+            "source": labels(source, [name.split("/")[0] for name in source_names]),
+            "medium": medium,
+            "channel_group": medium.replace_strict(CHANNEL_GROUP, default="Other", return_dtype=pl.String),
+            "landing_page": landing,
+            "device_category": labels(choice(rng, n, activity.device_types), activity.device_types),
+            "session_start": ts(when),
+            "pageviews": pageviews,
+            "session_duration_seconds": duration,
+            "bounced": bounced,
+            "converted": ~bounced & (rng.random(n) < 0.04),
+        }
+    )

@@ -1,0 +1,239 @@
+"""HubSpot CRM: companies (every account plus prospects), contacts, deals, engagements and support tickets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.warehouse.generators.text import (
+    FIRST_NAMES,
+    JOB_TITLES,
+    LAST_NAMES,
+    NAME_NOUNS,
+    NAME_WORDS,
+    concat,
+    pick_words,
+    strings,
+)
+from simulation_assets.core.warehouse.sampling import (
+    DAY,
+    HOUR,
+    NULL_TS,
+    allocate,
+    between,
+    choice,
+    exact_choice,
+    growth_times,
+    labels,
+    local_index,
+    to_seconds,
+    ts,
+    ts_nullable,
+)
+
+if TYPE_CHECKING:
+    from simulation_assets.core.warehouse.generate import Warehouse
+
+# Mean lead score of a contact by lifecycle stage (project choice).
+STAGE_SCORE = {"subscriber": 15, "lead": 30, "marketingqualifiedlead": 60, "salesqualifiedlead": 70,
+               "opportunity": 75, "customer": 80, "evangelist": 85}  # fmt: skip
+# Relative number of engagements a deal gets by stage: later stages see more activity.
+STAGE_ENGAGEMENT = {"closedwon": 2.0, "closedlost": 1.0, "appointmentscheduled": 0.6, "qualifiedtobuy": 0.8,
+                    "presentationscheduled": 1.0, "decisionmakerboughtin": 1.3, "contractsent": 1.6}  # fmt: skip
+
+
+def companies(wh: Warehouse) -> pl.DataFrame:
+    """Every account as a customer company (created during its sales cycle) plus prospects."""
+    spec, rng = wh.cfg.crm, wh.rng("hubspot_companies")
+    table = wh.whole("accounts")
+    n_accounts, n = table.height, wh.rows["hubspot_companies"]
+    if n < n_accounts:
+        raise ValueError("hubspot_companies must cover every account")
+    prospects = n - n_accounts
+    acc_created, _ = wh.account_span
+    lead = (14 + rng.random(n_accounts) * 166) * DAY
+    customer_created = np.maximum(acc_created - lead.astype(np.int64), wh.history_start - 365 * DAY)
+    prospect_created = growth_times(
+        rng, prospects, wh.history_start, wh.history_end - 60 * DAY, wh.cfg.window.account_yoy_growth
+    )
+    industries = wh.cfg.accounts.industries
+    prospect_industry = labels(exact_choice(rng, prospects, industries), industries)
+    prospect_staff = np.clip(np.round(np.exp(rng.normal(3.3, 1.0, prospects))), 5, 500).astype(np.int32)
+    stages = {k: v for k, v in spec.lifecycle_stages.items() if k != "customer"}
+    total = sum(stages.values())
+    prospect_stage = labels(choice(rng, prospects, {k: v / total for k, v in stages.items()}), stages)
+    prospect_ids = np.arange(n_accounts + 1, n + 1)
+    prospect_name = concat(
+        strings(pick_words(rng, NAME_WORDS, prospects)),
+        " ",
+        strings(pick_words(rng, NAME_NOUNS["Bar"], prospects)),
+    )
+    return pl.DataFrame(
+        {
+            "company_id": np.arange(1, n + 1),
+            "account_id": pl.concat(
+                [table["account_id"], pl.Series(np.full(prospects, None), dtype=pl.Int64)]
+            ),
+            "name": pl.concat([table["account_name"], prospect_name]),
+            "domain": pl.concat(
+                [table["domain"], concat("prospect", pl.Series(prospect_ids), ".example.com")]
+            ),
+            "industry": pl.concat([table["industry"], prospect_industry]),
+            "employee_count": pl.concat([table["employee_count"], pl.Series(prospect_staff)]),
+            "lifecycle_stage": pl.concat([pl.Series(np.full(n_accounts, "customer")), prospect_stage]),
+            "is_customer": np.arange(n) < n_accounts,
+            "created_at": ts(np.concatenate([customer_created, prospect_created])),
+        }
+    )
+
+
+def contact_layout(wh: Warehouse) -> tuple[np.ndarray, np.ndarray]:
+    """Return (contacts per company, first contact index of each company): bigger companies have more."""
+    table = wh.whole("hubspot_companies")
+    n = wh.rows["hubspot_contacts"]
+    weight = np.sqrt(table["employee_count"].to_numpy().astype(float))
+    high = max(2, 10 * -(-n // table.height))
+    counts = allocate(wh.rng("hubspot_contacts", 0, "layout"), n, weight, 1, high)
+    return counts, np.cumsum(counts) - counts
+
+
+def contacts(wh: Warehouse) -> pl.DataFrame:
+    """Contacts laid out company by company, with lifecycle stage and a lead score that follows it."""
+    spec, rng = wh.cfg.crm, wh.rng("hubspot_contacts")
+    table = wh.whole("hubspot_companies")
+    counts, _ = wh.contact_layout
+    company, _ = local_index(counts)
+    n = len(company)
+    company_created = to_seconds(table["created_at"])[company]
+    created = between(rng, company_created, company_created + (wh.history_end - 30 * DAY - company_created) // 2,
+                      skew=2.0)  # fmt: skip
+    is_customer = table["is_customer"].to_numpy()[company]
+    stage = np.where(
+        is_customer,
+        "customer",
+        labels(choice(rng, n, spec.lifecycle_stages), spec.lifecycle_stages).to_numpy(),
+    )
+    score_mean = pl.Series(stage).replace_strict(STAGE_SCORE, default=40, return_dtype=pl.Float64).to_numpy()
+    score = np.clip(np.round(score_mean + 12 * rng.standard_normal(n)), 0, 100).astype(np.int32)
+    first = pick_words(rng, FIRST_NAMES, n)
+    last = pick_words(rng, LAST_NAMES, n)
+    ids = np.arange(1, n + 1)
+    email = concat(strings(first).str.to_lowercase(), ".", strings(last).str.to_lowercase(), pl.Series(ids), "@",
+                   table["domain"].gather(company))  # fmt: skip
+    return pl.DataFrame(
+        {
+            "contact_id": ids,
+            "company_id": company + 1,
+            "email": email,
+            "first_name": strings(first),
+            "last_name": strings(last),
+            "job_title": labels(choice(rng, n, JOB_TITLES), JOB_TITLES),
+            "lifecycle_stage": pl.Series(stage.astype(str)),
+            "lead_score": score,
+            "created_at": ts(created),
+        }
+    )
+
+
+def deals(wh: Warehouse) -> pl.DataFrame:
+    """Deals in the default pipeline: 20 % open, 25 % of the closed ones won, amounts by company size."""
+    spec, rng, n = wh.cfg.crm, wh.rng("hubspot_deals"), wh.rows["hubspot_deals"]
+    table = wh.whole("hubspot_companies")
+    people = wh.whole("hubspot_contacts")
+    counts, offsets = wh.contact_layout
+    staff = table["employee_count"].to_numpy().astype(float)
+    weight = np.sqrt(staff) * np.where(table["is_customer"].to_numpy(), 2.0, 1.0)
+    company = np.searchsorted(np.cumsum(weight / weight.sum()), rng.random(n), side="right").clip(
+        0, table.height - 1
+    )
+    contact = offsets[company] + (rng.random(n) * counts[company]).astype(np.int64)
+    base = np.maximum(to_seconds(table["created_at"])[company], to_seconds(people["created_at"])[contact])
+    created = between(rng, base, base + (wh.history_end - 2 * DAY - base) * 7 // 10)
+    is_open = np.zeros(n, dtype=bool)
+    is_open[rng.permutation(n)[: round(spec.open_share * n)]] = True
+    closed = np.flatnonzero(~is_open)
+    won = np.zeros(n, dtype=bool)
+    won[rng.permutation(closed)[: round(spec.win_rate * len(closed))]] = True
+    stage = np.where(won, "closedwon", "closedlost").astype(object)
+    stage[is_open] = labels(choice(rng, int(is_open.sum()), spec.open_stages), spec.open_stages).to_numpy()
+    duration = (np.exp(rng.normal(np.log(45), 0.6, n)) * DAY).astype(np.int64)
+    close = np.minimum(created + duration, wh.history_end - 1)
+    amount = np.round(np.exp(rng.normal(np.log(staff[company] * 120.0), 0.5)), -1)
+    return pl.DataFrame(
+        {
+            "deal_id": np.arange(1, n + 1),
+            "company_id": company + 1,
+            "contact_id": contact + 1,
+            "deal_name": concat(table["name"].gather(company), " - annual plan"),
+            "pipeline": np.full(n, "default"),
+            "deal_stage": pl.Series(stage.astype(str)),
+            "amount_usd": amount,
+            "is_closed": ~is_open,
+            "is_won": won,
+            "created_at": ts(created),
+            "close_date": ts_nullable(close, ~is_open),
+        }
+    )
+
+
+def engagements(wh: Warehouse) -> pl.DataFrame:
+    """Calls, e-mails, meetings, notes and tasks on deals between their creation and close."""
+    spec, rng, n = wh.cfg.crm, wh.rng("hubspot_engagements"), wh.rows["hubspot_engagements"]
+    table = wh.whole("hubspot_deals")
+    weight = table["deal_stage"].replace_strict(STAGE_ENGAGEMENT, return_dtype=pl.Float64).to_numpy()
+    counts = rng.multinomial(n, weight / weight.sum())
+    deal, _ = local_index(counts)
+    created = to_seconds(table["created_at"])[deal]
+    close = to_seconds(table["close_date"])[deal]
+    end = np.where(close == NULL_TS, wh.history_end - 1, close)
+    when = between(rng, created, end)
+    kind = choice(rng, n, spec.engagement_types)
+    minutes = np.select([kind == 1, kind == 2], [5 + rng.integers(0, 26, n), 30 + rng.integers(0, 31, n)], 0)
+    company = table["company_id"].to_numpy()[deal]
+    return pl.DataFrame(
+        {
+            "engagement_id": np.arange(1, n + 1),
+            "deal_id": deal + 1,
+            "contact_id": table["contact_id"].to_numpy()[deal],
+            "company_id": company,
+            "engagement_type": labels(kind, spec.engagement_types),
+            "owner_id": (1 + company % 50).astype(np.int32),
+            "occurred_at": ts(when),
+            "duration_minutes": minutes.astype(np.int32),
+        }
+    )
+
+
+def tickets(wh: Warehouse) -> pl.DataFrame:
+    """Support tickets per account: more devices and poorer device uptime mean more tickets."""
+    spec, rng, n = wh.cfg.crm, wh.rng("hubspot_tickets"), wh.rows["hubspot_tickets"]
+    profile = wh.device_profile
+    device_count = np.bincount(profile["account"], minlength=wh.rows["accounts"])
+    weight = np.maximum(device_count, 1) * (1 + spec.ticket_uptime_sensitivity * (1 - wh.account_uptime) * 10)
+    counts = rng.multinomial(n, weight / weight.sum())
+    account, _ = local_index(counts)
+    acc_created, acc_end = wh.account_span
+    created = between(rng, acc_created[account], acc_end[account] - DAY)
+    reply = created + (rng.exponential(4.0, n) * HOUR).astype(np.int64) + 60
+    closed = created < wh.history_end - 14 * DAY
+    closed &= rng.random(n) < 0.97
+    close = created + (rng.exponential(2.0, n) * DAY).astype(np.int64) + HOUR
+    close = np.maximum(close, reply)
+    category = labels(choice(rng, n, spec.ticket_categories), spec.ticket_categories)
+    stage = np.where(closed, "closed", np.where(rng.random(n) < 0.5, "waiting_on_us", "waiting_on_contact"))
+    return pl.DataFrame(
+        {
+            "ticket_id": np.arange(1, n + 1),
+            "company_id": account + 1,
+            "account_id": account + 1,
+            "subject": concat(category.str.replace_all("_", " ").str.to_titlecase(), " request"),
+            "category": category,
+            "priority": labels(choice(rng, n, spec.ticket_priorities), spec.ticket_priorities),
+            "pipeline_stage": stage,
+            "created_at": ts(created),
+            "first_reply_at": ts(reply),
+            "closed_at": ts_nullable(close, closed),
+        }
+    )

@@ -1,0 +1,187 @@
+"""Marketing: campaigns, their daily performance, multi-touch attribution journeys and MQLs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.warehouse.generators.text import concat, pick_words, strings
+from simulation_assets.core.warehouse.sampling import (
+    DAY,
+    HOUR,
+    allocate,
+    apportion,
+    dates,
+    exact_choice,
+    labels,
+    local_index,
+    to_seconds,
+    ts,
+    ts_nullable,
+)
+
+if TYPE_CHECKING:
+    from simulation_assets.core.warehouse.generate import Warehouse
+
+OBJECTIVES = np.array(["awareness", "lead_generation", "retargeting", "webinar"])
+# Mean daily budget by channel, in the order of ``Marketing.channels`` (project choice).
+DAILY_BUDGET_USD = np.array([350.0, 250.0, 300.0, 60.0])
+
+
+def campaign_layout(wh: Warehouse) -> dict[str, np.ndarray]:
+    """Return each campaign's number of days, first day (epoch days) and first performance row."""
+    rng = wh.rng("marketing_campaigns", 0, "layout")
+    n, rows = wh.rows["marketing_campaigns"], wh.rows["campaign_performance"]
+    window_days = (wh.history_end - wh.history_start) // DAY
+    days = apportion(rows, 0.3 + 1.4 * rng.random(n))
+    if days.max() > window_days:
+        raise ValueError("campaign_performance rows exceed campaigns x window days")
+    start_day = wh.history_start // DAY + (rng.random(n) * (window_days - days + 1)).astype(np.int64)
+    return {"days": days, "start_day": start_day, "offset": np.cumsum(days) - days}
+
+
+def campaigns(wh: Warehouse) -> pl.DataFrame:
+    """Campaigns with the channel mix 40/30/20/10 %, an objective, dates and budgets."""
+    spec, rng, n = wh.cfg.marketing, wh.rng("marketing_campaigns"), wh.rows["marketing_campaigns"]
+    layout = wh.campaign_layout
+    channel = exact_choice(rng, n, spec.channels)
+    budget_mean = DAILY_BUDGET_USD[np.minimum(channel, 3)]
+    daily = np.round(budget_mean * np.exp(0.4 * rng.standard_normal(n)), 2)
+    objective = pick_words(rng, OBJECTIVES, n)
+    start = layout["start_day"] * DAY
+    names = concat(labels(channel, spec.channels), " ", strings(objective), " ", dates(start).dt.strftime("%Y-%m"),
+                   " #", pl.Series(np.arange(1, n + 1)))  # fmt: skip
+    return pl.DataFrame(
+        {
+            "campaign_id": np.arange(1, n + 1),
+            "campaign_name": names,
+            "channel": labels(channel, spec.channels),
+            "objective": strings(objective),
+            "start_date": dates(start),
+            "end_date": dates(start + (layout["days"] - 1) * DAY),
+            "daily_budget_usd": daily,
+            "total_budget_usd": np.round(daily * layout["days"], 2),
+        }
+    )
+
+
+def campaign_performance(wh: Warehouse) -> pl.DataFrame:
+    """Daily spend, clicks, impressions and conversions per campaign, busier towards the holidays."""
+    spec, rng = wh.cfg.marketing, wh.rng("campaign_performance")
+    table = wh.whole("marketing_campaigns")
+    layout = wh.campaign_layout
+    campaign, offset = local_index(layout["days"])
+    n = len(campaign)
+    day = layout["start_day"][campaign] + offset
+    month = dates(day * DAY).dt.month().to_numpy()
+    season = 1.0 + 0.15 * np.cos((month - 11) / 12 * 2 * np.pi)  # busier towards the holidays
+    channel = table["channel"].to_numpy()[campaign]
+    ctr = pl.Series(channel).replace_strict(spec.ctr, return_dtype=pl.Float64).to_numpy()
+    cpc = pl.Series(channel).replace_strict(spec.cpc_usd, return_dtype=pl.Float64).to_numpy()
+    spend = table["daily_budget_usd"].to_numpy()[campaign] * (0.75 + 0.3 * rng.random(n)) * season
+    clicks = np.maximum(np.round(spend / (cpc * np.exp(0.2 * rng.standard_normal(n)))), 0).astype(np.int64)
+    impressions = np.round(clicks / (ctr * np.exp(0.2 * rng.standard_normal(n)))).astype(np.int64)
+    conversions = rng.binomial(clicks, 0.03).astype(np.int32)
+    return pl.DataFrame(
+        {
+            "performance_id": np.arange(1, n + 1),
+            "campaign_id": campaign + 1,
+            "date": dates(day * DAY),
+            "impressions": np.maximum(impressions, clicks),
+            "clicks": clicks,
+            "spend_usd": np.round(spend, 2),
+            "conversions": conversions,
+        }
+    )
+
+
+def campaigns_started_before(
+    wh: Warehouse, rng: np.random.Generator, when: np.ndarray, subset: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (campaign index, time no earlier than its start) picking among recently started campaigns."""
+    layout = wh.campaign_layout
+    ids = np.arange(len(layout["start_day"])) if subset is None else subset
+    start = layout["start_day"][ids] * DAY
+    order = np.argsort(start, kind="stable")
+    start_sorted = start[order]
+    k = np.searchsorted(start_sorted, when, side="right")
+    recent = max(1, round(0.16 * len(ids)))
+    pick = np.maximum(
+        k - 1 - (rng.random(len(when)) * np.minimum(np.maximum(k, 1), recent)).astype(np.int64), 0
+    )
+    chosen = ids[order[pick]]
+    return chosen, np.maximum(when, layout["start_day"][chosen] * DAY)
+
+
+def journey_layout(wh: Warehouse) -> tuple[np.ndarray, np.ndarray]:
+    """Return (touchpoints per contact, first touchpoint index of each contact)."""
+    rng = wh.rng("attribution_touchpoints", 0, "layout")
+    n_contacts, n = wh.rows["hubspot_contacts"], wh.rows["attribution_touchpoints"]
+    weight = np.exp(0.6 * rng.standard_normal(n_contacts))
+    counts = allocate(rng, n, weight, 1, max(2, 8 * -(-n // n_contacts)))
+    return counts, np.cumsum(counts) - counts
+
+
+def attribution_touchpoints(wh: Warehouse, k: int) -> pl.DataFrame:
+    """Chunk ``k`` of the journeys: ordered touches per contact with position-based weights summing to 1."""
+    spec = wh.cfg.marketing
+    start, stop = wh.chunk_rows("attribution_touchpoints", k)
+    rng, n = wh.rng("attribution_touchpoints", k), stop - start
+    counts, offsets = wh.journey_layout
+    rows = np.arange(start, stop)
+    contact = np.searchsorted(offsets, rows, side="right") - 1
+    position = rows - offsets[contact]
+    length = counts[contact]
+    created = to_seconds(wh.whole("hubspot_contacts")["created_at"])[contact]
+    span = np.minimum(90 * DAY, wh.history_end - 1 - created)
+    touched = created + ((position + rng.random(n)) / length * span).astype(np.int64)
+    campaign, touched = campaigns_started_before(wh, rng, touched)
+    touched = np.minimum(touched, wh.history_end - 1)
+    first, last = spec.first_touch_weight, spec.last_touch_weight
+    middle = (1 - first - last) / np.maximum(length - 2, 1)
+    weight = np.select(
+        [length == 1, length == 2, position == 0, position == length - 1],
+        [1.0, 0.5, first + (1 - first - last) * (length == 2), last],
+        middle,
+    )
+    table = wh.whole("marketing_campaigns")
+    return pl.DataFrame(
+        {
+            "touchpoint_id": rows + 1,
+            "contact_id": contact + 1,
+            "campaign_id": campaign + 1,
+            "channel": table["channel"].gather(campaign),
+            "touch_position": (position + 1).astype(np.int32),
+            "journey_length": length.astype(np.int32),
+            "touched_at": ts(touched),
+            "attribution_weight": weight,
+        }
+    )
+
+
+def marketing_qualified_leads(wh: Warehouse) -> pl.DataFrame:
+    """Contacts that became MQLs after a campaign, 40 % of them converting to SQL."""
+    rng, n = wh.rng("marketing_qualified_leads"), wh.rows["marketing_qualified_leads"]
+    people = wh.whole("hubspot_contacts")
+    who = np.sort(rng.choice(people.height, size=n, replace=False))
+    created = to_seconds(people["created_at"])[who]
+    when = np.minimum(created + (rng.exponential(14.0, n) * DAY).astype(np.int64), wh.history_end - 2 * DAY)
+    when = np.maximum(when, created)
+    campaign, when = campaigns_started_before(wh, rng, when)
+    converted = rng.random(n) < 0.4
+    sql_at = np.minimum(when + (rng.exponential(7.0, n) * DAY).astype(np.int64) + HOUR, wh.history_end - 1)
+    table = wh.whole("marketing_campaigns")
+    return pl.DataFrame(
+        {
+            "mql_id": np.arange(1, n + 1),
+            "contact_id": who + 1,
+            "campaign_id": campaign + 1,
+            "source_channel": table["channel"].gather(campaign),
+            "lead_score": np.clip(np.round(70 + 10 * rng.standard_normal(n)), 50, 100).astype(np.int32),
+            "mql_at": ts(when),
+            "converted_to_sql": converted,
+            "sql_at": ts_nullable(np.maximum(sql_at, when), converted),
+        }
+    )

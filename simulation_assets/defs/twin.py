@@ -1,0 +1,400 @@
+"""The twin of a real product as Dagster assets: fit a spec to an export, generate days, prove fidelity and privacy.
+
+Thin by design: the fit, the generator, the reports and the checks are
+``core/twin``; reading the export and the spec files are ``sinks/``; this module
+wires them to partitions, the store and the UI.
+"""
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import dagster as dg
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from simulation_assets.core.twin import checks
+from simulation_assets.core.twin.checks import Outcome
+from simulation_assets.core.twin.config import FitConfig
+from simulation_assets.core.twin.fidelity import FidelityReport, compare
+from simulation_assets.core.twin.fit import Prepared, fit, prepare
+from simulation_assets.core.twin.generate import Generator, as_export_rows
+from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
+from simulation_assets.core.twin.spec import TwinSpec
+from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure, table_metadata
+from simulation_assets.defs.partitions import DEFAULT_START_DATE, daily_partitions
+from simulation_assets.sinks.config_files import from_env
+from simulation_assets.sinks.local_store import LocalParquetStore, atomic_write_parquet
+from simulation_assets.sinks.posthog_export import ColumnMapping
+from simulation_assets.sinks.twin_source import load_for_fit, load_real
+from simulation_assets.sinks.twin_spec_store import load_spec, save_spec
+
+GROUP = "twin"
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+FIDELITY_CHECKS = {
+    "per_user_distributions_ks": (checks.per_user_distributions_ks, "Sessions per week, active days, events per session, "
+                                  "session duration and gap between sessions: KS within 0.05 (5,000+ users)."),
+    "profiles_tv": (checks.profiles_tv, "Hour-of-week profile, event mix, top transitions and top paths: total "
+                    "variation within 0.05 (5,000+ users)."),
+    "retention_weeks_1_8": (checks.retention_within_points, "Weekly retention by cohort within 3 points, weeks 1-8 "
+                            "(5,000+ users)."),
+    "tstr_churn_auc": (checks.tstr_auc_gap, "A churn classifier trained on the twin and tested on real holdout users "
+                       "within 0.03 AUC of one trained on real users."),
+}  # fmt: skip
+PRIVACY_CHECKS = {
+    "twin_not_closer_than_holdout": "Distance to closest record: twin users are no nearer the training users than "
+    "to real users the fit never saw.",
+    "no_identifiers_copied": "No event uuid, distinct id or session id of the export appears in the twin.",
+}
+
+
+def twin_start_date() -> str:
+    """Return ``$TWIN_START_DATE`` (the twin's first partition; the export's first day is a good choice)."""
+    value = os.environ.get("TWIN_START_DATE") or DEFAULT_START_DATE
+    dt.date.fromisoformat(value)
+    return value
+
+
+class TwinSettings(dg.ConfigurableResource):
+    """Which export the twin is fitted to, where its spec lives, and what a run generates."""
+
+    ENV: ClassVar[dict[str, str]] = {
+        "export_path": "TWIN_EXPORT",
+        "column_mapping": "TWIN_COLUMN_MAPPING",
+        "spec_dir": "TWIN_SPEC_DIR",
+        "seed": "SIMULATION_SEED",
+    }
+
+    export_path: str = Field(
+        default="", description="The event export to fit (a file, folder or glob; TWIN_EXPORT)."
+    )
+    column_mapping: str = Field(
+        default="",
+        description="For a generic table: FIELD=COLUMN pairs, e.g. user_id=uid,timestamp=ts,event=name.",
+    )
+    spec_dir: str = Field(
+        default="", description="Folder of the twin spec (TWIN_SPEC_DIR; default: the store's twin/spec)."
+    )
+    events_dir: str = Field(
+        default="", description="Write generated days here instead of the store (one file a day)."
+    )
+    report_dir: str = Field(default="", description="Write the fidelity and privacy reports here too.")
+    seed: int = Field(default=42, description="Seed of the fit's samples and of the generator.")
+    k_anonymity: int = Field(default=5, description="Values seen for fewer users are never copied.")
+    holdout_share: float = Field(default=0.2, description="Share of real users kept out of the fit.")
+    max_classes: int = Field(default=8, description="Most latent classes BIC may choose.")
+    users: int = Field(default=0, description="Users to generate (0: the spec's generation.users).")
+    days: int = Field(default=0, description="Days the twin covers (0: the spec's generation.days).")
+    churn_multiplier: float = Field(
+        default=-1.0, description="x the churn hazard (negative: the spec's value)."
+    )
+    drop_events: str = Field(default="", description="Comma-separated event names the twin must not emit.")
+
+    def fit_config(self) -> FitConfig:
+        return FitConfig(seed=self.seed, k_anonymity=self.k_anonymity, holdout_share=self.holdout_share,
+                         max_classes=self.max_classes)  # fmt: skip
+
+    def mapping(self) -> ColumnMapping | None:
+        return ColumnMapping.parse(self.column_mapping) if self.column_mapping else None
+
+    def spec_path(self, store: LocalParquetStore) -> Path:
+        return Path(self.spec_dir).expanduser() if self.spec_dir else store.root() / "twin" / "spec"
+
+    def spec(self, store: LocalParquetStore, start: dt.date) -> TwinSpec:
+        """Return the stored spec with this run's generation settings applied (first day ``start``)."""
+        spec = load_spec(self.spec_path(store))
+        drop = [e.strip() for e in self.drop_events.split(",") if e.strip()]
+        return spec.with_generation(
+            start=start,
+            users=self.users or None,
+            days=self.days or None,
+            seed=self.seed,
+            churn_multiplier=self.churn_multiplier if self.churn_multiplier >= 0 else None,
+            drop_events=drop or None,
+        )
+
+    def dataset(self, spec: TwinSpec) -> str:
+        return f"twin/{spec.key()}/events"
+
+
+def _events_path(settings: TwinSettings, store: LocalParquetStore, spec: TwinSpec, day: str) -> Path:
+    if settings.events_dir:
+        return Path(settings.events_dir).expanduser() / f"{day}.parquet"
+    return store.path(settings.dataset(spec), day)
+
+
+def read_twin_events(settings: TwinSettings, store: LocalParquetStore, spec: TwinSpec) -> pl.DataFrame:
+    """Return every generated day of this twin (raises Failure when none is)."""
+    folder = (
+        Path(settings.events_dir).expanduser()
+        if settings.events_dir
+        else store.root() / settings.dataset(spec)
+    )
+    files = sorted(folder.glob("*.parquet")) if folder.exists() else []
+    if not files:
+        raise dg.Failure(f"no twin_events partitions in {folder}: materialize twin_events first")
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+
+
+def _outcome_result(name: str, outcome: Outcome) -> dg.AssetCheckResult:
+    meta = {}
+    for key, value in outcome.metadata.items():
+        plain = json.loads(json.dumps(value, default=_json_default))  # numpy scalars -> JSON types
+        meta[key] = plain if isinstance(plain, int | float | str | bool) else dg.MetadataValue.json(plain)
+    return dg.AssetCheckResult(check_name=name, passed=bool(outcome.passed), metadata=meta)
+
+
+def _write_report(
+    settings: TwinSettings, store: LocalParquetStore, spec: TwinSpec, name: str, doc: dict
+) -> Path:
+    folder = (
+        Path(settings.report_dir).expanduser() if settings.report_dir else store.root() / f"twin/{spec.key()}"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        value = value.item()
+        return None if isinstance(value, float) and not np.isfinite(value) else value
+    return str(value)
+
+
+def _prepared_pair(
+    settings: TwinSettings, store: LocalParquetStore, start: dt.date
+) -> tuple[TwinSpec, Prepared, Prepared, pl.DataFrame, pl.DataFrame]:
+    """Return (spec, real import, twin import, real rows, twin rows) for the reports; the twin is moved onto
+    the export's days when its first partition differs (so the same days are compared)."""
+    spec = settings.spec(store, start)
+    cfg = FitConfig(**spec.document.fit) if spec.document.fit else settings.fit_config()
+    export, real = load_real(settings.export_path, settings.mapping(), cfg)
+    real_rows = export.frame("none")
+    twin_events = read_twin_events(settings, store, spec)
+    shift = (spec.document.source.first_day - start).days
+    rows = as_export_rows(twin_events)
+    if shift:
+        rows = rows.with_columns(pl.col("timestamp") + dt.timedelta(days=shift))
+    return spec, real, prepare(rows, cfg), real_rows, rows
+
+
+def _retention_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
+    fig, ax = new_figure(6.0, 3.0)
+    r = report.retention
+    ax.plot(r["week"], r["real"], marker="o", label="real")
+    ax.plot(r["week"], r["twin"], marker="s", label="twin")
+    ax.set_xlabel("weeks after first seen")
+    ax.set_ylabel("retained share")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    fig.tight_layout()
+    return figure_markdown(fig, "weekly retention, real vs twin")
+
+
+def _hour_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
+    fig, ax = new_figure(7.0, 2.6)
+    h = report.hour_of_week
+    ax.plot(h["hour_of_week"], h["real"], label="real", lw=1.2)
+    ax.plot(h["hour_of_week"], h["twin"], label="twin", lw=1.2)
+    ax.set_xticks(range(0, 169, 24), ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", ""])
+    ax.set_ylabel("share of session starts")
+    ax.legend()
+    fig.tight_layout()
+    return figure_markdown(fig, "hour-of-week profile, real vs twin")
+
+
+def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg.Definitions:
+    """Return the twin's definitions with daily partitions from ``start_date`` (default ``$TWIN_START_DATE``)."""
+    partitions = daily_partitions(start_date or twin_start_date(), end_date)
+    first_day = partitions.start.date()
+
+    @dg.asset(
+        name="twin_spec",
+        group_name=GROUP,
+        kinds={"duckdb", "polars", "yaml"},
+        description=(
+            "A behavioural model fitted to a real event export (TWIN_EXPORT): arrivals, latent activity classes "
+            "chosen by BIC, lifetimes and returns, session times, second-order event flows with end hazards and "
+            "inter-event times, identity, and private property distributions; written as twin.yaml plus tables."
+        ),
+    )
+    def twin_spec(
+        context: dg.AssetExecutionContext, twin_settings: TwinSettings, store: LocalParquetStore
+    ) -> dg.MaterializeResult:
+        if not twin_settings.export_path:
+            raise dg.Failure("set TWIN_EXPORT (or twin_settings.export_path) to the event export to fit")
+        cfg = twin_settings.fit_config()
+        loaded = load_for_fit(twin_settings.export_path, twin_settings.mapping(), cfg)
+        spec = fit(loaded.prepared, loaded.property_sample, loaded.key_stats, cfg, loaded.name)
+        folder = save_spec(spec, twin_settings.spec_path(store))
+        doc = spec.document
+        classes = pl.DataFrame([
+            {"class": c.id, "training_users": c.training_users, "share_new": c.share_new, "share_backlog": c.share_backlog,
+             "persistence": c.persistence, "return_mean_new": round(c.return_beta["new"][0] / sum(c.return_beta["new"]), 3)}
+            for c in doc.classes
+        ])  # fmt: skip
+        context.log.info(
+            "fitted %d classes on %d training users", len(doc.classes), doc.source.training_users
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "export": doc.source.export,
+                "rows": doc.source.rows,
+                "users": doc.source.users,
+                "training_users": doc.source.training_users,
+                "days": doc.source.days,
+                "sessions_rebuilt": doc.source.sessions_rebuilt,
+                "classes": md_table(classes, max_rows=20),
+                "class_selection": md_table(pl.DataFrame(doc.class_selection["candidates"]), max_rows=20),
+                "events_modelled": len(doc.flow["events"]),
+                "dropped_properties": dg.MetadataValue.json(doc.privacy["dropped_properties"]),
+                "dropped_events": dg.MetadataValue.json(doc.privacy["dropped_events"]),
+                "spec": dg.MetadataValue.path(str(folder / "twin.yaml")),
+                "spec_key": spec.key(),
+            }
+        )
+
+    @dg.asset(
+        name="twin_events",
+        group_name=GROUP,
+        deps=[twin_spec],
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN,
+        kinds={"numpy", "polars", "parquet"},
+        description=(
+            "One UTC day of the twin's users and events (PostHog event shape, same columns as HogFlix's), "
+            "generated from the spec: deterministic for a seed and day, whether run alone or in a backfill."
+        ),
+    )
+    def twin_events(
+        context: dg.AssetExecutionContext, twin_settings: TwinSettings, store: LocalParquetStore
+    ) -> dg.MaterializeResult:
+        spec = twin_settings.spec(store, first_day)
+        gen = spec.document.generation
+        generator = Generator(spec)
+        last = gen.start + dt.timedelta(days=gen.days - 1)
+        rows = 0
+        frame = pl.DataFrame()
+        for key in context.partition_keys:
+            day = dt.date.fromisoformat(key)
+            if day > last:
+                raise dg.Failure(f"{key} is after the twin's last day {last} ({gen.days} days from {gen.start}); "
+                                 "raise generation.days in the spec or set twin_settings.days")  # fmt: skip
+            frame = generator.day(day)
+            atomic_write_parquet(frame, _events_path(twin_settings, store, spec, key))
+            rows += frame.height
+        return dg.MaterializeResult(
+            metadata={
+                **table_metadata(frame, rows=rows),
+                "days": len(context.partition_keys),
+                "users_planned": gen.users,
+                "active_users_last_day": int(frame["user_number"].n_unique()) if frame.height else 0,
+                "spec_key": spec.key(),
+                "path": dg.MetadataValue.path(
+                    str(_events_path(twin_settings, store, spec, context.partition_keys[-1]))
+                ),
+                "preview": md_table(
+                    frame.select("timestamp", "event", "distinct_id", "$session_id", "twin_class")
+                ),
+            }
+        )
+
+    @dg.asset(
+        name="twin_fidelity",
+        group_name=GROUP,
+        deps=[twin_events],
+        kinds={"scikitlearn", "polars"},
+        check_specs=[
+            dg.AssetCheckSpec(name, asset="twin_fidelity", description=text)
+            for name, (_, text) in FIDELITY_CHECKS.items()
+        ],
+        description=(
+            "The twin beside the real export on the same days: per-user distributions (KS), hour-of-week, event mix, "
+            "transitions and paths (TV), weekly retention, DAU/WAU, and train-on-twin vs train-on-real churn AUC."
+        ),
+    )
+    def twin_fidelity(
+        context: dg.AssetExecutionContext, twin_settings: TwinSettings, store: LocalParquetStore
+    ) -> dg.MaterializeResult:
+        spec, real, twin, _, _ = _prepared_pair(twin_settings, store, first_day)
+        report = compare(real, twin, seed=twin_settings.seed)
+        path = _write_report(twin_settings, store, spec, "fidelity.json", report.as_dict())
+        table = pl.DataFrame([{"measure": c.name, "kind": c.kind, "value": c.value, "bound": c.bound, "passed": c.passed}
+                              for c in report.comparisons])  # fmt: skip
+        return dg.MaterializeResult(
+            metadata={
+                "real_users": report.real_users,
+                "twin_users": report.twin_users,
+                "days": report.days,
+                "comparisons": md_table(table, max_rows=20),
+                "dau_wau": dg.MetadataValue.json(report.dau_wau),
+                "retention": _retention_plot(report),
+                "hour_of_week": _hour_plot(report),
+                "top_paths": md_table(report.paths, max_rows=12),
+                "path": dg.MetadataValue.path(str(path)),
+            },
+            check_results=[_outcome_result(name, fn(report)) for name, (fn, _) in FIDELITY_CHECKS.items()],
+        )
+
+    @dg.asset(
+        name="twin_privacy",
+        group_name=GROUP,
+        deps=[twin_events],
+        kinds={"scikitlearn", "polars"},
+        check_specs=[
+            dg.AssetCheckSpec(name, asset="twin_privacy", description=text)
+            for name, text in PRIVACY_CHECKS.items()
+        ],
+        description=(
+            "Distance to closest record of every twin user to the training users and to the holdout users, and a scan "
+            "for any real identifier in the twin; the spec's privacy section lists what the fit dropped."
+        ),
+    )
+    def twin_privacy(
+        context: dg.AssetExecutionContext, twin_settings: TwinSettings, store: LocalParquetStore
+    ) -> dg.MaterializeResult:
+        spec, real, twin, real_rows, twin_rows = _prepared_pair(twin_settings, store, first_day)
+        report = dcr_test(real, twin, seed=twin_settings.seed)
+        copied = copied_identifiers(real_rows, twin_rows)
+        path = _write_report(twin_settings, store, spec, "privacy.json", {**report.as_dict(), "copied_identifiers": copied,
+                                                                          "spec_privacy": spec.document.privacy})  # fmt: skip
+        return dg.MaterializeResult(
+            metadata={
+                "closer_to_training_share": report.closer_to_training_share,
+                "bound": report.bound,
+                "dcr_quantiles": dg.MetadataValue.json(report.dcr_quantiles),
+                "copied_identifiers": dg.MetadataValue.json(copied),
+                "dropped_properties": dg.MetadataValue.json(spec.document.privacy["dropped_properties"]),
+                "path": dg.MetadataValue.path(str(path)),
+            },
+            check_results=[
+                _outcome_result("twin_not_closer_than_holdout", checks.dcr_not_closer_than_holdout(report)),
+                _outcome_result("no_identifiers_copied", checks.no_identifiers_copied(copied)),
+            ],
+        )
+
+    generate_job = dg.define_asset_job(
+        "twin_generate",
+        selection=dg.AssetSelection.assets(twin_events),
+        description="Generate days of the twin.",
+    )
+    evaluate_job = dg.define_asset_job(
+        "twin_evaluate",
+        selection=dg.AssetSelection.assets(twin_fidelity, twin_privacy),
+        description="Compare the generated twin with the real export: fidelity and privacy.",
+    )
+    return dg.Definitions(
+        assets=[twin_spec, twin_events, twin_fidelity, twin_privacy],
+        jobs=[generate_job, evaluate_job],
+        resources={"twin_settings": from_env(TwinSettings)},
+    )
+
+
+defs = build_defs()

@@ -1,0 +1,60 @@
+"""The dbt project over the loaded warehouse as Dagster assets: staging views, intermediate models, marts.
+
+Models sit under the ``warehouse_dbt`` key prefix in group ``warehouse``; dbt sources map to the
+loaded ``warehouse_raw/<table>`` assets (``meta.dagster.asset_key`` in the sources' YAML), so dbt
+waits for the load and its blocking checks. dbt's data and unit tests surface as asset checks.
+"""
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from simulation_assets.defs.partitions import environment_partitions
+from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.sinks.warehouse_database import WarehouseDatabase
+from simulation_assets.sinks.warehouse_dbt import (
+    DBT_DIR,
+    DBT_PROJECT,
+    dbt_executable,
+    environment,
+    prepared_project,
+)
+
+GROUP = "warehouse"
+
+
+class WarehouseDbtTranslator(DagsterDbtTranslator):
+    """dbt models under the ``warehouse_dbt`` key prefix and group ``warehouse``; sources map to raw tables."""
+
+    def get_asset_key(self, dbt_resource_props) -> dg.AssetKey:  # noqa: ANN001
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(
+                dbt_resource_props
+            )  # meta.dagster.asset_key -> warehouse_raw/<table>
+        return dg.AssetKey(["warehouse_dbt", dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props) -> str:  # noqa: ANN001
+        return GROUP
+
+
+DBT_RESOURCE = DbtCliResource(
+    project_dir=DBT_PROJECT, profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
+)
+
+
+@dbt_assets(
+    manifest=prepared_project().manifest_path,
+    project=DBT_PROJECT,
+    name="warehouse_dbt_models",
+    partitions_def=environment_partitions,
+    dagster_dbt_translator=WarehouseDbtTranslator(DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    pool="warehouse_load",
+    retry_policy=NETWORK_RETRY,
+)
+def warehouse_dbt_models(
+    context: dg.AssetExecutionContext, warehouse_dbt: DbtCliResource, warehouse_database: WarehouseDatabase
+):
+    """``dbt build`` (staging views, marts, data and unit tests) against the environment's warehouse."""
+    env = context.partition_key
+    # cautious: a subset run skips tests whose other parents were not selected
+    with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
+        yield from warehouse_dbt.cli(["build"], context=context).stream()

@@ -1,0 +1,207 @@
+"""Which HogFlix scenario runs, and reading its state back: settings, stored persona days, traffic.
+
+Every HogFlix asset (lifecycle, traffic, browser tier) and the commands that
+run them share this module: ``HogflixSettings`` names the scenario (seed, pool,
+first day, config overrides) and where its data lives in the store;
+``load_state_before`` returns the pool at the end of the day before a given
+day, from the store or replayed deterministically; ``TrafficReader`` returns
+persona days, sessions and events of half-hour windows, stored or recomputed
+the same way the assets compute them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable
+from typing import ClassVar
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from simulation_assets.core.config_base import scenario_key
+from simulation_assets.core.hogflix.burn_in import initial_state
+from simulation_assets.core.hogflix.config import DEFAULT_START_DATE, LifecycleConfig
+from simulation_assets.core.hogflix.events import session_events
+from simulation_assets.core.hogflix.frames import from_frame, to_frame
+from simulation_assets.core.hogflix.lifecycle import step_day
+from simulation_assets.core.hogflix.persona_state import PersonaState, day_date, day_number
+from simulation_assets.core.hogflix.sessions import (
+    SESSION_SCHEMA,
+    WINDOW_MS,
+    day_sessions,
+    window_sessions,
+    window_start_ms,
+)
+from simulation_assets.core.hogflix.traffic_config import TrafficConfig
+from simulation_assets.sinks.config_files import load_config
+from simulation_assets.sinks.local_store import LocalParquetStore
+
+
+def start_date_from_env() -> str:
+    """Return ``$HOGFLIX_START_DATE`` (YYYY-MM-DD) or the default first day."""
+    value = os.environ.get("HOGFLIX_START_DATE") or DEFAULT_START_DATE
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"HOGFLIX_START_DATE must be YYYY-MM-DD, got {value!r}") from exc
+    return value
+
+
+class HogflixSettings(dg.ConfigurableResource):
+    """Which HogFlix scenario to simulate: seed, pool size, first day and optional overrides."""
+
+    # Environment variables that configure it when the definitions are built (see sinks/config_files.py).
+    ENV: ClassVar[dict[str, str]] = {
+        "seed": "SIMULATION_SEED",
+        "persona_pool": "PERSONA_POOL",
+        "start_date": "HOGFLIX_START_DATE",
+        "config_path": "HOGFLIX_CONFIG",
+    }
+
+    seed: int = 42
+    persona_pool: int = 400
+    start_date: str = Field(default=DEFAULT_START_DATE, description="First simulated day (pool genesis).")
+    config_path: str = Field(default="", description="Optional YAML file with LifecycleConfig overrides.")
+
+    def lifecycle(self) -> LifecycleConfig:
+        """Return the validated lifecycle config (file overrides, then ``persona_pool``)."""
+        return load_config(
+            LifecycleConfig,
+            self.config_path or None,
+            source="HOGFLIX_CONFIG",
+            overrides={"persona_pool": self.persona_pool},
+        )
+
+    def genesis_day(self) -> int:
+        """Return the day number of the first simulated day."""
+        return day_number(dt.date.fromisoformat(self.start_date))
+
+    def scenario(self) -> str:
+        """Return a short key naming this scenario in the store (seed, start, full config)."""
+        payload = {
+            "seed": self.seed,
+            "start": self.start_date,
+            "config": self.lifecycle().model_dump(mode="json"),
+        }
+        return scenario_key(f"seed{self.seed}-pool{self.persona_pool}", payload)
+
+    def dataset(self, name: str) -> str:
+        """Return the store dataset name of ``name`` within this scenario."""
+        return f"hogflix/{self.scenario()}/{name}"
+
+
+class HogflixTrafficSettings(dg.ConfigurableResource):
+    """Overrides of the traffic numbers (``TrafficConfig``) from an optional YAML file."""
+
+    ENV: ClassVar[dict[str, str]] = {"config_path": "HOGFLIX_TRAFFIC_CONFIG"}
+
+    config_path: str = Field(default="", description="Optional YAML file with TrafficConfig overrides.")
+
+    def traffic(self) -> TrafficConfig:
+        """Return the validated traffic config."""
+        return load_config(TrafficConfig, self.config_path or None, source="HOGFLIX_TRAFFIC_CONFIG")
+
+
+def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: int) -> PersonaState:
+    """Return the pool at the end of ``day - 1``: from the store, or rebuilt from the first day.
+
+    Rebuilding replays the same deterministic steps a backfill would, so a day
+    materialized alone equals the same day inside a backfill.
+    """
+    cfg, seed, genesis = settings.lifecycle(), settings.seed, settings.genesis_day()
+    if day < genesis:
+        raise ValueError(f"{day_date(day)} is before the first simulated day {settings.start_date}")
+    if day == genesis:
+        return initial_state(cfg, seed, genesis)
+    previous = day_date(day - 1).isoformat()
+    dataset = settings.dataset("personas")
+    if store.exists(dataset, previous):
+        return from_frame(store.read(dataset, previous))
+    written = [k for k in store.partitions(dataset) if k < previous]
+    state = from_frame(store.read(dataset, written[-1])) if written else initial_state(cfg, seed, genesis)
+    for d in range(state.day + 1, day):
+        state = step_day(state, d, cfg, seed)
+    return state
+
+
+def concat_frames(frames: Iterable[pl.DataFrame], schema: dict) -> pl.DataFrame:
+    """Return the non-empty ``frames`` stacked, or an empty frame of ``schema``."""
+    parts = [f for f in frames if not f.is_empty()]
+    return pl.concat(parts, how="vertical_relaxed") if parts else pl.DataFrame(schema=schema)
+
+
+# Persona days computed (not read) in this process, by (scenario, date): the same deterministic
+# table, so the four half-hourly assets of a run do not each replay the lifecycle.
+_COMPUTED_PERSONAS: dict[tuple[str, dt.date], pl.DataFrame] = {}
+
+
+class TrafficReader:
+    """Reads (or, when absent, recomputes) persona days, sessions and events for a range of windows.
+
+    A half-hourly run may come before the daily run that stores the day's persona
+    table; the table is then computed from the last stored day with the same
+    deterministic step, so it equals what the daily asset will store.
+    """
+
+    def __init__(self, settings: HogflixSettings, traffic: TrafficConfig, store: LocalParquetStore) -> None:
+        self.settings = settings
+        self.traffic = traffic
+        self.store = store
+        self._personas: dict[dt.date, pl.DataFrame] = {}
+        self._day_sessions: dict[dt.date, pl.DataFrame] = {}
+
+    def personas(self, date: dt.date) -> pl.DataFrame | None:
+        """Return the persona table of ``date`` (None before the first simulated day)."""
+        if date in self._personas:
+            return self._personas[date]
+        if date < dt.date.fromisoformat(self.settings.start_date):
+            return None
+        dataset = self.settings.dataset("personas")
+        cache_key = (self.settings.scenario(), date)
+        if self.store.exists(dataset, date.isoformat()):
+            frame = self.store.read(dataset, date.isoformat())
+        elif cache_key in _COMPUTED_PERSONAS:
+            frame = _COMPUTED_PERSONAS[cache_key]
+        else:
+            day = day_number(date)
+            state = load_state_before(self.settings, self.store, day)
+            frame = to_frame(step_day(state, day, self.settings.lifecycle(), self.settings.seed))
+            if len(_COMPUTED_PERSONAS) >= 8:
+                _COMPUTED_PERSONAS.pop(next(iter(_COMPUTED_PERSONAS)))
+            _COMPUTED_PERSONAS[cache_key] = frame
+        self._personas[date] = frame
+        return frame
+
+    def sessions_of_day(self, date: dt.date) -> pl.DataFrame:
+        """Return every session of ``date`` (computed from its persona table, once per reader)."""
+        if date not in self._day_sessions:
+            personas = self.personas(date)
+            self._day_sessions[date] = (
+                pl.DataFrame(schema=SESSION_SCHEMA)
+                if personas is None
+                else day_sessions(personas, self.settings.seed, self.traffic)
+            )
+        return self._day_sessions[date]
+
+    def window_sessions(self, key: str) -> pl.DataFrame:
+        """Sessions starting in window ``key`` (a signup's visit may spill over from the day before)."""
+        start = window_start_ms(key)
+        date = dt.datetime.fromtimestamp(start / 1000, dt.UTC).date()
+        days = [self.sessions_of_day(date - dt.timedelta(days=1)), self.sessions_of_day(date)]
+        return window_sessions(days, start, start + WINDOW_MS)
+
+    def stored_or_sessions(self, key: str) -> pl.DataFrame:
+        """Return the stored sessions of window ``key``, or compute them."""
+        dataset = self.settings.dataset("sessions")
+        if self.store.exists(dataset, key):
+            return self.store.read(dataset, key)
+        return self.window_sessions(key)
+
+    def stored_or_events(self, key: str) -> pl.DataFrame:
+        """Return the stored events of window ``key``, or compute them from its sessions."""
+        dataset = self.settings.dataset("events")
+        if self.store.exists(dataset, key):
+            return self.store.read(dataset, key)
+        return session_events(self.stored_or_sessions(key), self.settings.seed, self.traffic, key)

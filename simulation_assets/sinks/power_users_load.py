@@ -1,0 +1,376 @@
+"""Load against the API: a shape's arrivals (open model) or virtual users (closed model), every request recorded.
+
+Open model: arrival times are drawn up front (Poisson at the shape's rate); a scheduler sends each
+request at its time whether or not earlier ones have come back, so a slow API cannot slow the
+arrivals down. Each request's latency is measured from its *scheduled* time, not from when it
+was actually sent: if the generator itself falls behind, that delay counts (no coordinated
+omission). Closed model: the shape sets how many virtual users are busy; each sends, waits for
+the answer, thinks (exponential, mean ``think_s``) and sends again, so its latency is the
+service time only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import numpy as np
+
+from simulation_assets.core.power_users.action_types import ActionType
+from simulation_assets.core.power_users.actions import json_path, render
+from simulation_assets.core.power_users.config import (
+    CONNECTION_ERROR_STATUS,
+    TIMEOUT_STATUS,
+    LoadTask,
+    Persona,
+    Scenario,
+)
+from simulation_assets.core.power_users.rhythm import rhythm_columns, session_id
+from simulation_assets.core.power_users.shapes import arrival_times, level_at, requested_per_second
+from simulation_assets.core.rng import stream
+from simulation_assets.sinks.power_users_http import RunnerClient, new_client
+from simulation_assets.sinks.power_users_session import Clock, RunTables, utc_stamp
+
+# Users log in all at once before the load starts, each on a connection of its own that the load
+# then reuses (as each user's browser would); opening them during the load would delay its start.
+SETUP_CONCURRENCY = 10_000
+# action_index of the requests that are not load tasks (tasks count from 0)
+SETUP_RESET, SETUP_LOGIN, RELOGIN = -3, -2, -1
+PROGRESS_EVERY_S = 1.0
+
+
+class _VirtualUser:
+    """A load user: the persona's identity and its access token."""
+
+    def __init__(self, persona: Persona, seed: int, day: str) -> None:
+        self.persona = persona
+        self.session_id = session_id(seed, persona.name, f"{day}/load")
+        self.context: dict[str, Any] = {
+            "email": persona.email,
+            "password": persona.password,
+            "user_id": persona.user_id,
+            "name": persona.name,
+            "tier": "elite",
+            "token": "",
+        }
+
+
+class _Progress:
+    """Counts for the live line: sent, answered, errors, recent latencies."""
+
+    def __init__(self) -> None:
+        self.sent = self.done = self.errors = self.in_flight = 0
+        self.recent: deque[tuple[float, float]] = deque()
+
+    def line(self, elapsed: float, target: str) -> str:
+        now = time.perf_counter()
+        while self.recent and self.recent[0][0] < now - 5.0:
+            self.recent.popleft()
+        latencies = [ms for _, ms in self.recent]
+        p95 = float(np.percentile(latencies, 95)) if latencies else 0.0
+        rate = sum(1 for at, _ in self.recent if at >= now - 1.0)
+        return (
+            f"t={elapsed:6.1f}s  sent {self.sent:>7} ({target})  {rate:>6} req/s  "
+            f"p95 {p95:7.1f} ms  errors {100.0 * self.errors / max(self.done, 1):5.2f} %  in flight {self.in_flight}"
+        )
+
+
+class LoadRun:
+    """Runs one load shape's share for ``users`` against ``client``, appending rows to ``tables``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        users: list[Persona],
+        client: RunnerClient,
+        tables: RunTables,
+        log: logging.Logger,
+        clock: Clock,
+        hooks: bool,
+        shape_name: str,
+        share: float,
+        day: str,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = scenario.simulation_config
+        self.types = scenario.action_types()
+        self.shape = scenario.load_shape(shape_name)
+        self.shape_name, self.share, self.day = shape_name, share, day
+        self.client, self.t, self.log, self.clock, self.hooks = client, tables, log, clock, hooks
+        self.vus = [_VirtualUser(p, self.settings.seed, day) for p in users]
+        self.tasks: list[LoadTask] = list(self.settings.load_tasks)
+        weights = np.array([t.weight for t in self.tasks])
+        self.weights = weights / weights.sum()
+        self.rng = stream(
+            self.settings.seed, "power_users", "load", shape_name, day, users[0].name if users else ""
+        )
+        self.progress = progress
+        self.counts = _Progress()
+        self.start = 0.0
+        self.timeout = self.settings.request_timeout_s
+
+    async def run(self) -> None:
+        """Log the users in, run the shape, then add a users row per user and the plan's load rows."""
+        started_at, wall0 = utc_stamp(), self.clock.now()
+        await self._setup()
+        self.counts = _Progress()  # the live line counts the load, not the logins before it
+        self.start = self.clock.now() + 0.05
+        self.log.info(
+            "load %s (%s model): %d users, %.0f%% of the shape, %.0f s",
+            self.shape_name,
+            self.shape.model,
+            len(self.vus),
+            100 * self.share,
+            self.shape.duration,
+        )
+        reporter = asyncio.create_task(self._report())
+        try:
+            if self.shape.model == "open":
+                await self._open()
+            else:
+                await self._closed()
+        finally:
+            reporter.cancel()
+        requested = (
+            requested_per_second(self.shape, self.share)
+            if self.shape.model == "open"
+            else level_at(self.shape, np.arange(np.ceil(self.shape.duration))) * self.share
+        )
+        wall = self.clock.now() - wall0
+        archetypes: dict[str, int] = {}
+        for vu in self.vus:
+            p, r = vu.persona, vu.persona.rhythm()
+            archetypes[p.archetype] = archetypes.get(p.archetype, 0) + 1
+            self.t.users.append(
+                (p.name, p.archetype, self.day, started_at, utc_stamp(), wall, 0, 0, "", True, vu.session_id)
+                + (r.time_zone, None, self.shape.duration / 60.0, 0, 0.0, *rhythm_columns(r))
+            )
+        first = int(np.floor(self.start))
+        for archetype, count in archetypes.items():
+            part = count / len(self.vus)
+            offset = self.start - first  # the plan's seconds are whole Unix seconds from the load's start
+            for k, expected in enumerate(requested):
+                self.t.load.append(
+                    (archetype, self.shape_name, self.shape.model, first + k, float(expected) * part, offset)
+                )
+
+    async def _setup(self) -> None:
+        gate = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+        async def one(k: int, vu: _VirtualUser) -> None:
+            async with gate:
+                if self.hooks:
+                    kind = self.types["reset_user"]
+                    fresh = {
+                        **kind.defaults,
+                        **vu.context,
+                        "usage_used": 0,
+                        "history_items": 20,
+                        "exists": True,
+                    }
+                    await self._send(vu, SETUP_RESET, "reset_user", k, self.clock.now(), variables=fresh)
+                await self._login(vu, k, SETUP_LOGIN)
+
+        await asyncio.gather(*(one(k, vu) for k, vu in enumerate(self.vus)))
+
+    async def _login(self, vu: _VirtualUser, index: int, step: int) -> None:
+        kind = self.types["login"]
+        variables = {**kind.defaults, **vu.context}
+        payload = await self._send(vu, step, "login", index, self.clock.now(), variables=variables)
+        token = json_path(payload, "access_token") if isinstance(payload, dict) else None
+        vu.context["token"] = token or vu.context["token"]
+
+    async def _open(self) -> None:
+        times = arrival_times(self.shape, self.rng, self.share)
+        n = len(times)
+        chosen = self.rng.choice(len(self.tasks), size=n, p=self.weights)
+        who = self.rng.integers(len(self.vus), size=n)
+        slots = asyncio.Semaphore(self.shape.max_in_flight)
+        pending: set[asyncio.Task] = set()
+        for i in range(n):
+            due = self.start + float(times[i])
+            delay = due - self.clock.now()
+            if delay > 0.0005:
+                await asyncio.sleep(delay)
+            await slots.acquire()  # at the cap the schedule waits, and that wait counts as latency
+            job = asyncio.create_task(self._task(int(who[i]), int(chosen[i]), i, due, slots))
+            pending.add(job)
+            job.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def _closed(self) -> None:
+        end = self.start + self.shape.duration
+        counter = iter(range(1 << 62))
+        running: list[tuple[asyncio.Task, asyncio.Event]] = []
+
+        async def loop(k: int, stop: asyncio.Event) -> None:
+            rng = stream(self.settings.seed, "power_users", "load-user", self.shape_name, self.day, k)
+            vu = k % len(self.vus)
+            while not stop.is_set() and self.clock.now() < end:
+                task = int(rng.choice(len(self.tasks), p=self.weights))
+                await self._task(vu, task, next(counter), self.clock.now(), None)
+                think = float(rng.exponential(self.shape.think_s)) if self.shape.think_s else 0.0
+                try:  # think, unless the shape ends or lets this user go first
+                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(think, end - self.clock.now())))
+                except TimeoutError:
+                    pass
+
+        while self.clock.now() < end:
+            want = int(round(float(level_at(self.shape, [self.clock.now() - self.start])[0]) * self.share))
+            while len(running) < want:
+                stop = asyncio.Event()
+                running.append((asyncio.create_task(loop(len(running), stop)), stop))
+            while len(running) > want:
+                running.pop()[1].set()
+            await asyncio.sleep(min(0.05, max(0.0, end - self.clock.now())))
+        for _, stop in running:
+            stop.set()
+        await asyncio.gather(*(job for job, _ in running))
+
+    async def _task(
+        self, who: int, task_index: int, i: int, due: float, slots: asyncio.Semaphore | None
+    ) -> None:
+        vu, task = self.vus[who], self.tasks[task_index]
+        kind = self.types[task.type]
+        variables = {**kind.defaults, **vu.context, **task.variables(i), "i": i}
+        try:
+            payload = await self._send(vu, task_index, task.type, i, due, variables=variables, task=task)
+            if isinstance(payload, dict) and payload.get("error") in ("token_expired", "session_timeout"):
+                await self._login(vu, i, RELOGIN)
+        finally:
+            if slots is not None:
+                slots.release()
+
+    async def _send(
+        self,
+        vu: _VirtualUser,
+        task_index: int,
+        action_type: str,
+        i: int,
+        due: float,
+        variables: dict[str, Any],
+        task: LoadTask | None = None,
+    ) -> Any:
+        """Send one request due at ``due`` (Unix seconds), record its attempt and request rows; return its JSON."""
+        kind: ActionType = self.types[action_type]
+        path = render(kind.path, variables)
+        params = render({**kind.params, **(task.params if task else {})}, variables) or None
+        body = render(task.body if task and task.body is not None else kind.body, variables)
+        headers = render({**kind.headers, **(task.headers if task else {})}, variables)
+        if kind.auth and vu.context["token"]:
+            headers["Authorization"] = f"Bearer {vu.context['token']}"
+        headers["X-Simulation-User"] = vu.persona.name
+        self.counts.sent += 1
+        self.counts.in_flight += 1
+        started = self.clock.now()
+        payload, error = None, None
+        try:
+            response = await self.client.request(
+                kind.method,
+                self.client.url_for(path),
+                params=params,
+                headers=headers,
+                json=body,
+                timeout=self.timeout,
+            )
+            status = response.status_code
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = None
+        except httpx.TimeoutException:
+            status, error = TIMEOUT_STATUS, f"no response within {self.timeout:g} s"
+        except httpx.TransportError as exc:
+            status, error = CONNECTION_ERROR_STATUS, str(exc) or type(exc).__name__
+        ended = self.clock.now()
+        self.counts.in_flight -= 1
+        latency_ms = (ended - started) * 1000.0
+        expected = task.expected_status if task else (200,)
+        ok = status in expected
+        self.counts.done += 1
+        self.counts.errors += not ok
+        self.counts.recent.append((time.perf_counter(), (ended - due) * 1000.0))
+        name = vu.persona.name
+        self.t.attempts.append((name, action_type, status, latency_ms, due, started, ended, task is not None))
+        two_xx = 200 <= status < 300
+        metered = two_xx and kind.meter == "analysis"
+        if error is None and not two_xx and isinstance(payload, dict):
+            error = str(payload.get("error") or payload.get("detail") or "")
+        costs = self.settings.costs
+        self.t.requests.append(
+            (
+                name,
+                task_index,
+                action_type,
+                i,
+                status,
+                1,
+                str(status),
+                ok,
+                latency_ms,
+                utc_stamp(),
+                error,
+                kind.meter,
+                int(json_path(payload, "tokens.input") or costs.default_input_tokens) if metered else 0,
+                int(json_path(payload, "tokens.output") or costs.default_output_tokens) if metered else 0,
+                0.0,
+                vu.session_id,
+                utc_stamp(),
+                False,
+                vu.context["tier"],
+                str(json_path(payload, "address")) if metered else None,
+                int(json_path(payload, "deal_score") or 0) if metered else None,
+            )
+        )
+        return payload
+
+    async def _report(self) -> None:
+        planned = float(requested_per_second(self.shape, self.share).sum())
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            elapsed = self.clock.now() - self.start
+            if self.shape.model == "open":
+                target = f"of {planned:.0f} planned"
+            else:
+                target = f"{level_at(self.shape, [elapsed])[0] * self.share:.0f} users"
+            line = self.counts.line(elapsed, target)
+            self.log.info("%s", line)
+            if self.progress is not None:
+                self.progress(line)
+
+
+async def load_loop(
+    base_url: str, users: int, duration_s: float, path: str = "/health", max_connections: int | None = None
+) -> dict[str, Any]:
+    """Hammer ``path`` with ``users`` concurrent loops for ``duration_s``; return counts and latencies.
+
+    The same client as scenario runs; used by the benchmark.
+    """
+    latencies: list[float] = []
+    errors = 0
+    async with new_client(base_url, max_connections or users, 10.0) as client:
+        deadline = time.perf_counter() + duration_s
+        t0 = time.perf_counter()
+        url = client.url_for(path)
+
+        async def user() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                try:
+                    response = await client.get(url)
+                    bad = response.status_code >= 400
+                except httpx.HTTPError:
+                    bad = True
+                latencies.append((time.perf_counter() - started) * 1000.0)
+                errors += bad
+
+        await asyncio.gather(*(user() for _ in range(users)))
+        seconds = time.perf_counter() - t0
+    return {"requests": len(latencies), "errors": errors, "seconds": seconds, "latencies_ms": latencies}

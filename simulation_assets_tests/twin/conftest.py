@@ -1,0 +1,57 @@
+"""Fixtures of the twin tests: a small export unlike HogFlix, its fitted spec and a generated twin (computed once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from simulation_assets.core.twin.config import FitConfig
+from simulation_assets.core.twin.fit import Prepared, fit, prepare
+from simulation_assets.core.twin.generate import Generator, as_export_rows
+from simulation_assets.core.twin.spec import TwinSpec
+from simulation_assets.sinks.posthog_export import write_export
+from simulation_assets.sinks.twin_source import LoadedExport, load_for_fit
+from simulation_assets_tests.twin.synthetic import synthetic_events
+
+CFG = FitConfig()
+
+
+@pytest.fixture(scope="session")
+def synthetic_frame() -> pl.DataFrame:
+    return synthetic_events(users=600, days=70, seed=7)
+
+
+@pytest.fixture(scope="session")
+def synthetic_csv(synthetic_frame: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic product as the UI's CSV export (flattened properties.*, no $session_id)."""
+    return write_export(synthetic_frame, tmp_path_factory.mktemp("export") / "events.csv", "csv")
+
+
+@pytest.fixture(scope="session")
+def loaded(synthetic_csv: Path) -> LoadedExport:
+    return load_for_fit(synthetic_csv, None, CFG)
+
+
+@pytest.fixture(scope="session")
+def spec(loaded: LoadedExport) -> TwinSpec:
+    return fit(loaded.prepared, loaded.property_sample, loaded.key_stats, CFG, "events.csv")
+
+
+def generate_all(spec: TwinSpec) -> pl.DataFrame:
+    gen = Generator(spec)
+    g = spec.document.generation
+    days = [gen.day(g.start + dt.timedelta(days=i)) for i in range(g.days)]
+    return pl.concat(days, how="diagonal_relaxed")
+
+
+@pytest.fixture(scope="session")
+def twin_frame(spec: TwinSpec) -> pl.DataFrame:
+    return generate_all(spec)
+
+
+@pytest.fixture(scope="session")
+def twin_prepared(twin_frame: pl.DataFrame) -> Prepared:
+    return prepare(as_export_rows(twin_frame), CFG)

@@ -1,0 +1,159 @@
+"""Every twin check passes on the fitted twin and fails on a twin that is wrong on purpose."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from simulation_assets.core.twin import checks
+from simulation_assets.core.twin.fidelity import FidelityReport, compare
+from simulation_assets.core.twin.fit import Prepared, prepare
+from simulation_assets.core.twin.generate import as_export_rows
+from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
+from simulation_assets.sinks.twin_source import LoadedExport
+from simulation_assets_tests.twin.conftest import CFG
+
+
+@pytest.fixture(scope="module")
+def report(loaded: LoadedExport, twin_prepared: Prepared) -> FidelityReport:
+    return compare(loaded.prepared, twin_prepared)
+
+
+def _twin(twin_frame: pl.DataFrame, change) -> Prepared:  # noqa: ANN001
+    return prepare(change(as_export_rows(twin_frame)), CFG)
+
+
+def test_the_fitted_twin_passes_every_fidelity_check(report: FidelityReport) -> None:
+    outcomes = {
+        "ks": checks.per_user_distributions_ks(report),
+        "tv": checks.profiles_tv(report),
+        "retention": checks.retention_within_points(report),
+        "tstr": checks.tstr_auc_gap(report),
+    }
+    assert {k: o.passed for k, o in outcomes.items()} == dict.fromkeys(outcomes, True), {
+        k: o.metadata["failing"] for k, o in outcomes.items()
+    }
+    tstr = report.by_name("tstr_churn_auc").detail
+    assert tstr["auc_real"] > 0.7 and abs(tstr["auc_twin"] - tstr["auc_real"]) <= 0.03
+
+
+def test_shuffled_flows_fail_the_transition_and_path_distances(
+    loaded: LoadedExport, twin_frame: pl.DataFrame
+) -> None:
+    g = np.random.default_rng(0)
+    shuffled = _twin(
+        twin_frame,
+        lambda rows: rows.with_columns(pl.Series("event", g.permutation(rows["event"].to_numpy()))),
+    )
+    outcome = checks.profiles_tv(compare(loaded.prepared, shuffled))
+    assert not outcome.passed
+    assert {"top_transitions", "top_paths"} <= set(outcome.metadata["failing"])
+    assert "event_mix" not in outcome.metadata["failing"]  # the mix itself is untouched
+
+
+def test_a_twin_active_at_the_wrong_hours_fails_the_hour_of_week_profile(
+    loaded: LoadedExport, twin_frame: pl.DataFrame
+) -> None:
+    late = _twin(twin_frame, lambda rows: rows.with_columns(pl.col("timestamp") + dt.timedelta(hours=9)))
+    assert "hour_of_week" in checks.profiles_tv(compare(loaded.prepared, late)).metadata["failing"]
+
+
+def test_sessions_cut_short_fail_the_per_user_distributions(
+    loaded: LoadedExport, twin_frame: pl.DataFrame
+) -> None:
+    short = twin_frame.filter(pl.col("sequence") < 2)
+    outcome = checks.per_user_distributions_ks(compare(loaded.prepared, _twin(short, lambda r: r)))
+    assert not outcome.passed
+    assert {"events_per_session", "session_duration"} <= set(outcome.metadata["failing"])
+
+
+def test_a_twin_whose_users_leave_after_a_week_fails_retention(
+    loaded: LoadedExport, twin_frame: pl.DataFrame
+) -> None:
+    first = twin_frame.group_by("user_number").agg(pl.col("timestamp").min().alias("first"))
+    gone = twin_frame.join(first, on="user_number").filter(
+        pl.col("timestamp") < pl.col("first") + dt.timedelta(days=7)
+    )
+    outcome = checks.retention_within_points(compare(loaded.prepared, _twin(gone.drop("first"), lambda r: r)))
+    assert not outcome.passed and outcome.metadata["comparisons"]["retention_weeks_1_8"]["value"] > 0.3
+
+
+def test_a_twin_whose_churn_is_unrelated_to_behaviour_fails_train_on_twin(
+    loaded: LoadedExport, twin_frame: pl.DataFrame
+) -> None:
+    # After the classifier's cutoff, sessions belong to random users: who stays no longer follows from the past.
+    g = np.random.default_rng(1)
+    last = twin_frame["timestamp"].max()
+    cut = last - dt.timedelta(days=23)
+    users = twin_frame["user_number"].unique().to_numpy()
+    relabel = dict(zip(users.tolist(), g.permutation(users).tolist()))
+    late = pl.col("timestamp") >= cut
+    mixed = twin_frame.with_columns(
+        pl.when(late)
+        .then(pl.col("user_number").replace_strict(relabel))
+        .otherwise(pl.col("user_number"))
+        .alias("user_number")
+    ).with_columns(
+        pl.when(late)
+        .then(pl.format("moved-{}", pl.col("user_number")))
+        .otherwise(pl.col("distinct_id"))
+        .alias("distinct_id")
+    )
+    # Tie a moved user's late sessions back to them through an $identify-free person id.
+    rows = as_export_rows(mixed).with_columns(mixed["user_number"].cast(pl.String).alias("person_id"))
+    report = compare(loaded.prepared, prepare(rows, CFG))
+    outcome = checks.tstr_auc_gap(report)
+    detail = report.by_name("tstr_churn_auc").detail
+    assert not outcome.passed and detail["auc_twin"] < detail["auc_real"] - 0.1
+
+
+def test_the_fitted_twin_is_not_closer_to_its_training_users(
+    loaded: LoadedExport, twin_prepared: Prepared
+) -> None:
+    report = dcr_test(loaded.prepared, twin_prepared)
+    assert checks.dcr_not_closer_than_holdout(report).passed, report
+    assert report.exact_copies == 0
+    assert 0.4 <= report.closer_to_training_share <= report.bound
+    assert report.too_close_share <= 0.10
+
+
+def test_a_twin_copied_from_its_training_users_fails_the_distance_test(
+    loaded: LoadedExport, synthetic_frame: pl.DataFrame
+) -> None:
+    real = loaded.prepared
+    train_keys = real.users.filter(~pl.col("holdout"))["user_key"]
+    # The "twin" is the training users' own events under new names.
+    copied = real.events.join(real.users.select("user", "user_key"), on="user").filter(
+        pl.col("user_key").is_in(train_keys)
+    )
+    rows = copied.select(
+        pl.lit(None, pl.String).alias("uuid"),
+        "event",
+        pl.format("copy-{}", pl.col("user")).alias("distinct_id"),
+        pl.lit(None, pl.String).alias("person_id"),
+        pl.from_epoch("t_ms", time_unit="ms")
+        .dt.replace_time_zone("UTC")
+        .cast(pl.Datetime("us", "UTC"))
+        .alias("timestamp"),
+        pl.format("s-{}", pl.col("session")).alias("session_id"),
+    )
+    report = dcr_test(real, prepare(rows, CFG))
+    outcome = checks.dcr_not_closer_than_holdout(report)
+    assert not outcome.passed and report.exact_copies > 0.9 * report.twin_users
+    # Both halves of the test see it: nearer the (subsampled) training users, and far too close to them.
+    assert report.closer_to_training_share > report.bound and report.too_close_share > 0.9
+
+
+def test_real_identifiers_in_a_twin_fail_the_identifier_check(
+    loaded: LoadedExport, twin_frame: pl.DataFrame
+) -> None:
+    real_rows = loaded.export.frame("none")
+    twin_rows = as_export_rows(twin_frame)
+    clean = copied_identifiers(real_rows, twin_rows)
+    assert checks.no_identifiers_copied(clean).passed and sum(clean.values()) == 0
+    leaked = twin_rows.with_columns(pl.lit(real_rows["distinct_id"][0]).alias("distinct_id"))
+    outcome = checks.no_identifiers_copied(copied_identifiers(real_rows, leaked))
+    assert not outcome.passed and outcome.metadata["distinct_id"] == 1

@@ -1,0 +1,100 @@
+"""``simulate twin fit / run / report``: the assets run in-process and are recorded; bad input exits 2 and writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from simulation_assets.cli import main
+from simulation_assets.sinks.posthog_export import write_export
+from simulation_assets.sinks.twin_spec_store import load_spec
+from simulation_assets_tests.twin.synthetic import synthetic_events
+
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PostHog batch export (JSON lines) of the synthetic product: 400 users over 63 days."""
+    frame = synthetic_events(users=400, days=63, seed=11)
+    return write_export(frame, tmp_path_factory.mktemp("cli") / "export.jsonl", "batch-jsonl")
+
+
+def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
+    small_export: Path, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
+    spec_dir, run_dir, report_dir = tmp_path / "spec", tmp_path / "run", tmp_path / "report"
+    assert main(["twin", "fit", "--events", str(small_export), "--output", str(spec_dir)]) == 0
+    spec = load_spec(spec_dir)
+    assert spec.document.source.users == 400 and spec.document.source.sessions_rebuilt
+    gen = spec.document.generation
+    assert main(["twin", "run", "--spec", str(spec_dir), "--users", "400", "--days", str(gen.days),
+                 "--output", str(run_dir), "--single-file"]) == 0  # fmt: skip
+    summary = json.loads((run_dir / "summary.json").read_text())
+    files = sorted((run_dir / "events").glob("*.parquet"))
+    assert len(files) == gen.days and files[0].stem == gen.start.isoformat()
+    assert summary["events"] == pl.read_parquet(run_dir / "events.parquet").height > 50_000
+    assert main(["twin", "report", "--spec", str(spec_dir), "--events", str(small_export), "--twin", str(run_dir),
+                 "--output", str(report_dir)]) == 0  # fmt: skip
+    checks = json.loads((report_dir / "checks.json").read_text())
+    assert set(checks) == {"per_user_distributions_ks", "profiles_tv", "retention_weeks_1_8", "tstr_churn_auc",
+                           "twin_not_closer_than_holdout", "no_identifiers_copied"}  # fmt: skip
+    assert all(checks.values()), checks
+    assert "| sessions_per_week | ks |" in (report_dir / "report.md").read_text()
+    # What the CLI ran is what the UI shows: three runs with the twin's assets and the checks' results.
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    assert len(runs) == 3 and all(r.is_success for r in runs)
+    for key in ("twin_spec", "twin_fidelity", "twin_privacy"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
+    assert len(instance.get_materialized_partitions(dg.AssetKey("twin_events"))) == gen.days
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [dg.AssetCheckKey(dg.AssetKey("twin_fidelity"), "profiles_tv")]
+    )
+    assert record[dg.AssetCheckKey(dg.AssetKey("twin_fidelity"), "profiles_tv")].status.value == "SUCCEEDED"
+    out = capsys.readouterr().out
+    assert "classes (BIC)" in out and "checks passed 6/6" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", "--events", "/nonexistent/export.parquet"], "no such file or folder"),
+        (["fit", "--events", "{csv}", "--map", "who=user"], "unknown field 'who'"),
+        (["fit", "--events", "{bad}"], "no event / distinct_id / timestamp column"),
+        (["fit", "--events", "{csv}", "--k", "1"], "--k must be at least 2"),
+        (["run", "--spec", "/nonexistent", "--users", "10", "--days", "3"], "no such spec folder"),
+        (["run", "--spec", "{csv_dir}", "--users", "10", "--days", "3"], "no twin.yaml in this folder"),
+        (["run", "--spec", "{spec}", "--users", "0", "--days", "3"], "--users must be a positive integer"),
+        (
+            ["run", "--spec", "{spec}", "--users", "10", "--days", "3", "--start", "2026-13-01"],
+            "--start must be a date",
+        ),
+        (
+            ["run", "--spec", "{spec}", "--users", "10", "--days", "3", "--drop-event", "nope"],
+            "not an event of this twin",
+        ),
+        (
+            ["report", "--spec", "{spec}", "--events", "{csv}", "--twin", "{csv_dir}"],
+            "no events/<day>.parquet",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path: Path, capsys, args, message) -> None:  # noqa: ANN001
+    csv = write_export(synthetic_events(users=30, days=7, seed=3), tmp_path / "in" / "e.csv", "csv")
+    bad = tmp_path / "in" / "bad.csv"
+    bad.write_text("user,ts,name\nu,2026-01-01T00:00:00Z,e\n")
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    (spec / "twin.yaml").write_text("format: simulation-assets-twin\nversion: 1\n")
+    subs = {"{csv}": str(csv), "{bad}": str(bad), "{csv_dir}": str(csv.parent), "{spec}": str(spec)}
+    out = tmp_path / "out"
+    argv = ["twin", *[subs.get(a, a) for a in args], "--output", str(out)]
+    if "{spec}" in args:  # a spec that loads, to reach the later checks
+        assert main(["twin", "fit", "--events", str(csv), "--output", str(spec)]) == 0
+        capsys.readouterr()
+    assert main(argv) == 2
+    assert message in capsys.readouterr().out
+    assert not out.exists() or not any(out.iterdir())

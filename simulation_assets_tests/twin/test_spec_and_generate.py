@@ -1,0 +1,154 @@
+"""The spec is readable, editable and versioned; the generator is deterministic and speaks PostHog's event shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from simulation_assets.core.hogflix.ids import uuid7_ms
+from simulation_assets.core.twin.generate import Generator
+from simulation_assets.core.twin.spec import SpecError, TwinSpec
+from simulation_assets.sinks.posthog_events import encode_events, property_columns_by_event
+from simulation_assets.sinks.twin_spec_store import load_spec, save_spec
+
+
+def test_spec_round_trips_through_yaml_and_parquet(spec: TwinSpec, tmp_path: Path) -> None:
+    folder = save_spec(spec, tmp_path / "spec")
+    doc = yaml.safe_load((folder / "twin.yaml").read_text())
+    assert doc["format"] == "simulation-assets-twin" and doc["version"] == 1
+    assert {t["file"] for t in doc["tables"].values()} == {p.name for p in folder.glob("*.parquet")}
+    again = load_spec(folder)
+    assert again.document == spec.document
+    assert all(again.tables[n].equals(spec.tables[n]) for n in spec.tables)
+    assert again.key() == spec.key()
+
+
+def test_the_spec_records_what_privacy_removed(spec: TwinSpec) -> None:
+    privacy = spec.document.privacy
+    assert privacy["k"] == 5
+    dropped = {d["key"]: d["reason"] for d in privacy["dropped_properties"]}
+    assert dropped["$anon_distinct_id"] == "identifier or personal data"
+    # No table holds an id of the export: distinct ids, uuids and session ids never enter the spec.
+    text = " ".join(
+        str(v)
+        for t in spec.tables.values()
+        for c in t.columns
+        if t.schema[c] == pl.String
+        for v in t[c].unique()
+    )
+    assert "acct-" not in text and "anon-" not in text and "syn7-" not in text
+
+
+def test_spec_classes_were_chosen_by_bic(spec: TwinSpec) -> None:
+    candidates = spec.document.class_selection["candidates"]
+    chosen = [c for c in candidates if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["classes"] == len(spec.document.classes)
+    allowed = [c for c in candidates if c["allowed"]]
+    assert chosen[0]["bic"] == min(c["bic"] for c in allowed)
+    assert len(spec.document.classes) >= 2  # three kinds of users are not one crowd
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.update(version=99), "version: this build reads twin specs of version 1"),
+        (lambda d: d.update(format="other"), "format: expected 'simulation-assets-twin'"),
+        (lambda d: d["generation"].update(users=0), "generation.users: Input should be greater than 0"),
+        (lambda d: d["tables"].pop("transitions"), "table 'transitions' is missing"),
+    ],
+)
+def test_a_broken_spec_is_refused_with_the_field_named(spec: TwinSpec, tmp_path: Path, edit, message) -> None:  # noqa: ANN001
+    folder = save_spec(spec, tmp_path / "spec")
+    doc = yaml.safe_load((folder / "twin.yaml").read_text())
+    edit(doc)
+    (folder / "twin.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match=message):
+        load_spec(folder)
+
+
+def test_a_table_naming_an_unknown_event_is_refused(spec: TwinSpec, tmp_path: Path) -> None:
+    folder = save_spec(spec, tmp_path / "spec")
+    t = pl.read_parquet(folder / "transitions.parquet")
+    t.with_columns(pl.lit("not_an_event").alias("next")).write_parquet(folder / "transitions.parquet")
+    with pytest.raises(SpecError, match="names events not in flow.events"):
+        load_spec(folder)
+
+
+def test_a_day_alone_equals_the_same_day_in_a_run(spec: TwinSpec) -> None:
+    start = spec.document.generation.start
+    day = start + dt.timedelta(days=9)
+    run = Generator(spec)
+    for d in range(10):
+        sequence = run.day(start + dt.timedelta(days=d))
+    alone = Generator(spec).day(day)
+    assert alone.height > 0 and alone.equals(sequence)
+    other_seed = Generator(spec.with_generation(seed=spec.document.generation.seed + 1)).day(day)
+    assert not other_seed.equals(alone)
+
+
+def test_events_have_posthog_shape_and_uuidv7_sessions_starting_before_their_events(
+    twin_frame: pl.DataFrame,
+) -> None:
+    ev = twin_frame
+    assert ev.schema["timestamp"] == pl.Datetime("ms", "UTC")
+    assert ev["uuid"].n_unique() == ev.height
+    firsts = ev.group_by("$session_id").agg(pl.col("timestamp").min().dt.epoch("ms").alias("first"))
+    sample = firsts.head(300)
+    assert all(uuid.UUID(s).version == 7 for s in sample["$session_id"])
+    assert all(uuid7_ms(s) <= f for s, f in sample.iter_rows())
+    spans = ev.group_by("$session_id").agg(
+        (pl.col("timestamp").max() - pl.col("timestamp").min()).alias("span")
+    )
+    assert spans["span"].max() < dt.timedelta(hours=24)
+    # HogFlix's PostHog sink encodes the twin's events unchanged: its property columns are HogFlix's names.
+    body = encode_events(ev.head(50))
+    assert len(body) == 50 and '"$session_id"' in body[0] and '"distinct_id"' in body[0]
+    assert "$browser" in property_columns_by_event(ev.head(500))[ev["event"][0]]
+
+
+def test_identified_users_are_anonymous_until_their_identify(twin_frame: pl.DataFrame) -> None:
+    ident = twin_frame.filter(pl.col("event") == "$identify")
+    assert ident.height > 0
+    row = ident.row(0, named=True)
+    user = twin_frame.filter(pl.col("user_number") == row["user_number"]).sort("timestamp", "sequence")
+    before = user.filter(pl.col("timestamp") < row["timestamp"])
+    after = user.filter(pl.col("timestamp") > row["timestamp"])
+    assert set(before["distinct_id"]) == {row["$anon_distinct_id"]}
+    assert (
+        set(after["distinct_id"]) == {row["distinct_id"]} and row["distinct_id"] != row["$anon_distinct_id"]
+    )
+
+
+def test_edits_in_the_spec_change_the_twin(spec: TwinSpec) -> None:
+    start = spec.document.generation.start
+    base = Generator(spec)
+    dropped = Generator(spec.with_generation(drop_events=["report_viewed"]))
+    day = start + dt.timedelta(days=3)
+    assert "report_viewed" in base.day(day)["event"].to_list()
+    assert "report_viewed" not in dropped.day(day)["event"].to_list()
+    more = Generator(spec.with_generation(users=2 * spec.document.generation.users))
+    assert more.day(day).height > 1.6 * base.day(day).height
+    # Churn x4: fewer users still around at the end.
+    late = start + dt.timedelta(days=spec.document.generation.days - 1)
+    churny = Generator(spec.with_generation(churn_multiplier=4.0))
+    assert churny.day(late)["user_number"].n_unique() < 0.9 * base.day(late)["user_number"].n_unique()
+
+
+def test_generation_is_vectorized_at_a_useful_rate(spec: TwinSpec) -> None:
+    import time
+
+    gen = Generator(spec.with_generation(users=20_000))
+    start = spec.document.generation.start
+    gen.active_by_day  # noqa: B018 - the population and its activity are drawn once per run
+    cpu = time.process_time()
+    rows = sum(gen.day(start + dt.timedelta(days=d)).height for d in range(7))
+    per_cpu_second = rows / (time.process_time() - cpu)
+    assert rows > 100_000
+    assert per_cpu_second > 150_000, per_cpu_second  # benchmarks/twin.py measures the real rate (>= 1M/s)
+    assert np.isfinite(per_cpu_second)

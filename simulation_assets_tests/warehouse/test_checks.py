@@ -1,0 +1,154 @@
+"""Every warehouse check fails on data broken in the way it guards against.
+
+DEV is loaded once into an in-memory DuckDB; each case corrupts it inside a transaction, runs the one
+check it targets, and rolls back. A last test proves every declared check has such a case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import polars as pl
+import pytest
+
+from simulation_assets.core.warehouse import schema
+from simulation_assets.core.warehouse.checks import rows_match_spec, run_checks, warehouse_checks
+from simulation_assets.core.warehouse.config import WarehouseConfig
+from simulation_assets.core.warehouse.generate import Warehouse
+
+ALL = list(schema.TABLE_NAMES)
+CHECKS = {c.name: c for c in warehouse_checks(ALL, "dev", WarehouseConfig())}
+
+
+@pytest.fixture(scope="module")
+def raw_db(dev_warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
+    """DEV's 27 tables in schema ``raw`` of an in-memory DuckDB."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    for name in ALL:
+        frame = dev_warehouse.whole(name).with_columns(pl.col(pl.Categorical).cast(pl.String))
+        con.register("frame", frame.to_arrow())
+        con.execute(f"CREATE TABLE raw.{name} AS SELECT * FROM frame")
+        con.unregister("frame")
+    yield con
+    con.close()
+
+
+def _failed_after(con: duckdb.DuckDBPyConnection, corruption: list[str], check_name: str) -> bool:
+    """Return whether ``check_name`` fails once ``corruption`` ran (always rolled back afterwards)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for sql in corruption:
+            con.execute(sql)
+        [result] = run_checks([CHECKS[check_name]], lambda sql: con.execute(sql).fetchall())
+        return not result.passed
+    finally:
+        con.execute("ROLLBACK")
+
+
+def _bad_value(table: str, column: str) -> str:
+    return "'missing'" if schema.table(table).column(column).type == "text" else "-1"
+
+
+def _generic_cases() -> list[tuple[str, list[str]]]:
+    """One corruption per (table, kind): a row deleted, a key duplicated, an orphan, a row before its parent."""
+    cases = []
+    for spec in schema.TABLES:
+        t, pk = f"raw.{spec.name}", spec.primary_key
+        cases.append((f"{spec.name}_row_count", [f"DELETE FROM {t} WHERE rowid = 0"]))
+        cases.append((f"{spec.name}_primary_key_unique",
+                      [f"UPDATE {t} SET {pk} = (SELECT {pk} FROM {t} WHERE rowid = 1) WHERE rowid = 0"]))  # fmt: skip
+        if spec.foreign_keys:
+            fk = spec.foreign_keys[0]
+            cases.append((f"{spec.name}_no_orphan_foreign_keys",
+                          [f"UPDATE {t} SET {fk.column} = {_bad_value(spec.name, fk.column)} "
+                           f"WHERE rowid = (SELECT min(rowid) FROM {t} WHERE {fk.column} IS NOT NULL)"]))  # fmt: skip
+        if spec.temporal:
+            rule = spec.temporal[0]
+            cases.append(
+                (
+                    f"{spec.name}_temporal_order",
+                    [f"UPDATE {t} SET {rule.column} = '1990-01-01' WHERE rowid = 0"],
+                )
+            )
+        elif spec.ordered:
+            early, late = spec.ordered[0]
+            cases.append((f"{spec.name}_temporal_order",
+                          [f"UPDATE {t} SET {early} = '2100-01-01' WHERE rowid = "
+                           f"(SELECT min(rowid) FROM {t} WHERE {late} IS NOT NULL)"]))  # fmt: skip
+    return cases
+
+
+SPECIFIC_CASES: list[tuple[str, list[str]]] = [
+    ("charge_totals_match_paid_invoices", ["UPDATE raw.stripe_charges SET amount = amount + 1 WHERE rowid = 0"]),
+    ("accounts_industry_mix", ["UPDATE raw.accounts SET industry = 'Bar' WHERE rowid < 10"]),
+    ("accounts_tier_mix", ["UPDATE raw.accounts SET tier = 'Platinum' WHERE rowid = 0"]),  # a label nobody sells
+    ("users_role_mix", ["UPDATE raw.users SET role = 'admin' WHERE role = 'staff' AND rowid < 40"]),
+    ("devices_status_mix", ["UPDATE raw.devices SET status = 'online' WHERE status = 'offline'"]),
+    ("locations_type_mix", ["UPDATE raw.locations SET location_type = 'Main' WHERE rowid < 15"]),
+    ("campaigns_channel_mix", ["UPDATE raw.marketing_campaigns SET channel = 'email' WHERE rowid < 3"]),
+    ("invoices_payment_success", ["UPDATE raw.stripe_invoices SET status = 'void' WHERE rowid < 50"]),
+    ("deals_win_rate", ["UPDATE raw.hubspot_deals SET is_won = true WHERE is_closed AND rowid < 60"]),
+    ("subscriptions_trial_conversion",
+     ["UPDATE raw.subscriptions SET status = 'trial_expired' WHERE started_with_trial AND rowid < 30"]),
+    ("accounts_mrr_within_tier_range", ["UPDATE raw.accounts SET mrr_usd = 1 WHERE rowid = 0"]),
+    ("locations_per_account_bounds", ["UPDATE raw.locations SET account_id = 1 WHERE rowid < 10"]),
+    ("attribution_weights_sum_to_one",
+     ["UPDATE raw.attribution_touchpoints SET attribution_weight = attribution_weight * 2 WHERE rowid = 0"]),
+    ("tap_events_peak_evening", ["UPDATE raw.tap_events SET poured_at = poured_at + INTERVAL 12 HOUR"]),
+]  # fmt: skip
+CASES = _generic_cases() + SPECIFIC_CASES
+
+
+def test_every_check_passes_on_the_generated_data(raw_db: duckdb.DuckDBPyConnection) -> None:
+    results = run_checks(list(CHECKS.values()), lambda sql: raw_db.execute(sql).fetchall())
+    assert [r.name for r in results if not r.passed] == []
+
+
+@pytest.mark.parametrize(("check_name", "corruption"), CASES, ids=[name for name, _ in CASES])
+def test_the_check_fails_on_data_broken_the_way_it_guards_against(
+    raw_db: duckdb.DuckDBPyConnection, check_name: str, corruption: list[str]
+) -> None:
+    assert _failed_after(raw_db, corruption, check_name)
+
+
+def test_every_declared_check_has_a_case_that_makes_it_fail() -> None:
+    assert set(CHECKS) == {name for name, _ in CASES}
+
+
+def test_blocking_checks_are_the_integrity_ones() -> None:
+    blocking = {c.kind for c in CHECKS.values() if c.blocking}
+    assert blocking == {"row_count", "primary_key", "foreign_keys", "temporal", "charges"}
+    assert not any(c.blocking for c in CHECKS.values() if c.kind == "distribution")
+
+
+def test_a_foreign_key_to_a_table_not_loaded_is_named_not_silently_passed() -> None:
+    [check] = [
+        c for c in warehouse_checks(["tap_events"], "dev", WarehouseConfig()) if c.kind == "foreign_keys"
+    ]
+    assert check.sql == "SELECT 0"
+    assert "not checked: accounts, devices, locations not loaded" in check.description
+    kept = [c for c in warehouse_checks(["tap_events"], "dev", WarehouseConfig(), present=["devices"])
+            if c.kind == "foreign_keys"]  # fmt: skip
+    assert "raw.devices" in kept[0].sql and "accounts, locations not loaded" in kept[0].description
+
+
+def test_rows_match_spec_fails_on_a_short_or_missing_chunk() -> None:
+    expected = {0: 12_500, 1: 12_500}
+    assert rows_match_spec("tap_events", {0: 12_500, 1: 12_500}, expected).passed
+    short = rows_match_spec("tap_events", {0: 12_500, 1: 12_499}, expected)
+    assert not short.passed and "wrong: {1: 12499}" in short.description
+    assert not rows_match_spec("tap_events", {0: 12_500}, expected).passed
+
+
+def test_the_bands_come_from_the_configuration(raw_db: duckdb.DuckDBPyConnection) -> None:
+    loose = WarehouseConfig(checks={"share_tolerance": 0.2})  # type: ignore[arg-type]
+    [check] = [c for c in warehouse_checks(["accounts"], "dev", loose) if c.name == "accounts_industry_mix"]
+    raw_db.execute("BEGIN TRANSACTION")
+    try:
+        raw_db.execute("UPDATE raw.accounts SET industry = 'Bar' WHERE rowid < 10")
+        [result] = run_checks([check], lambda sql: raw_db.execute(sql).fetchall())
+    finally:
+        raw_db.execute("ROLLBACK")
+    assert result.passed and check.tolerance == 0.2
