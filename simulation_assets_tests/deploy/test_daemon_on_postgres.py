@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from simulation_assets.defs import warehouse
 from simulation_assets_tests.deploy.harness import DEPLOY, Deployment, max_overlap, wait_for
 
 # The first test also pays for the module's deployment (see LONG_WAIT_S): twice the suite's 600 s.
@@ -31,7 +32,8 @@ LOCATION = "simulation_assets"
 SCHEDULE = "hogflix_daily_0715_utc"
 SENSOR = "activity_tick_every_30s"
 CHUNK_ASSET = ("warehouse", "tap_events")
-CHUNKS = [f"{k:02d}|dev" for k in range(5)]  # chunk x env partitions of the DEV tap events
+# The first five env x chunk partitions of the DEV tap events, keyed as the warehouse defines them.
+CHUNKS = sorted(str(warehouse.partition_key("tap_events", "dev", k)) for k in range(5))
 PER_BACKFILL_RUN_LIMIT = 4  # deploy/dagster.yaml: dagster/backfill, per unique value
 # Every wait gives up after this long. A passing run needs a fraction of it; on this 2-core
 # machine under a load average of 20 a run took 130 s from launch to start and 150 s to finish.
