@@ -12,6 +12,10 @@ load changes of a shared machine. The target runs on the last CPU and every clie
 (``--no-pin`` leaves placement to the scheduler).
 
     .venv/bin/python benchmarks/power_users.py [--users 10] [--duration 8] [--rounds 3] [--path /api/v1/pricing] [--no-pin]
+    .venv/bin/python benchmarks/power_users.py --shape [--start 40 --step 40 --every 6 --steps 4] [--rounds 3]
+
+``--shape`` runs one load shape with the runner's open model and with Locust's ``LoadTestShape``
+instead (``benchmarks/power_users_shape.py``; results in ``benchmarks/results/power_users_shape.json``).
 """
 
 from __future__ import annotations
@@ -240,6 +244,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds, medians reported (<= 7)")
     parser.add_argument("--path", default="/api/v1/pricing")
     parser.add_argument("--no-pin", action="store_true", help="let the scheduler place target and clients")
+    shape = parser.add_argument_group("--shape: one load shape, runner vs Locust LoadTestShape")
+    shape.add_argument("--shape", action="store_true", help="compare on a staircase of arrival rates instead")
+    shape.add_argument("--start", type=float, default=40.0, help="first stair, requests/s")
+    shape.add_argument("--step", type=float, default=40.0, help="requests/s added per stair")
+    shape.add_argument("--every", type=float, default=6.0, help="seconds per stair")
+    shape.add_argument("--steps", type=int, default=4, help="stairs after the first")
     args = parser.parse_args()
     duration, rounds = min(args.duration, 60.0), min(max(args.rounds, 1), 7)
     global CLIENT_CPUS
@@ -252,6 +262,15 @@ def main() -> int:
     print(
         f"target on CPUs {sorted(target_cpus) if target_cpus else 'any'}, clients on {sorted(CLIENT_CPUS or []) or 'any'}"
     )
+    if args.shape:
+        from power_users_shape import compare
+
+        args.rounds = rounds
+        try:
+            return compare(base_url, args, LOCUST, _locust_process(), RESULTS.parent)
+        finally:
+            target.terminate()
+            target.wait(timeout=10)
     tools: dict[str, list[dict]] = {"runner": [], "locust_httpuser": [], "locust_fasthttpuser": []}
     duels: dict[str, list[dict]] = {"httpuser": [], "fasthttpuser": []}
     try:

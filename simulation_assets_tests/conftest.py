@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from simulation_assets_tests.postgres_cluster import PostgresCluster
-
-warnings.filterwarnings("ignore")
 
 
 @pytest.fixture(autouse=True)

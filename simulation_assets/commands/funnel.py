@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -105,6 +106,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--config", default="", help="YAML file with CohortConfig overrides (rates, churn, hazard, ...)"
     )
     p.add_argument(
+        "--app-db-dsn",
+        default=None,
+        metavar="DSN",
+        help="also write users, credit ledger and purchases rows to this PostgreSQL database (schema funnel_app; "
+        "default: $FUNNEL_APP_DB and $FUNNEL_APP_DB_DSN, or none)",
+    )
+    p.add_argument(
+        "--events",
+        choices=("parquet", "posthog"),
+        default=None,
+        help="where the events go besides Parquet: posthog posts them to $PH_HOST with $PH_PROJECT_API_KEY "
+        "(default: $FUNNEL_EVENTS_SINK or parquet)",
+    )
+    p.add_argument(
         "--output", required=True, help="folder for forecast.json, events.parquet, rates.json, models.json"
     )
     p.set_defaults(handler=run)
@@ -191,6 +206,14 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, float], dt.date]:
     start = iso_date("--start", args.start) if args.start is not None else None
     if args.config and not Path(args.config).is_file():
         raise UsageError(f"--config {args.config!r}: file not found")
+    if args.app_db_dsn is not None and not args.app_db_dsn.startswith(
+        ("postgresql://", "postgres://", "host=")
+    ):
+        raise UsageError(
+            f"--app-db-dsn {args.app_db_dsn!r}: expected a PostgreSQL connection string (postgresql://...)"
+        )
+    if args.events == "posthog" and not os.environ.get("PH_PROJECT_API_KEY"):
+        raise UsageError("--events posthog needs the project API key in $PH_PROJECT_API_KEY (and $PH_HOST)")
     if start is None:
         start = dt.date.fromisoformat(_default_start())
     return rates, start
@@ -213,16 +236,21 @@ def simulate(
     config_path: str = "",
     quiet: bool = False,
     cohort_impressions: int | None = None,
+    events_sink: str | None = None,
+    app_db_dsn: str | None = None,
 ) -> dict:
     """Materialize the funnel assets for ``days`` cohorts from ``start``; write the four outputs; return the summary."""
     from pydantic import ValidationError
 
     from simulation_assets.core.funnel.config import CohortConfig
-    from simulation_assets.defs.funnel import build_defs
+    from simulation_assets.defs.funnel import POSTHOG_ENV, build_defs
     from simulation_assets.sinks.config_files import from_env
+    from simulation_assets.sinks.funnel_app_db import FunnelAppDatabase
     from simulation_assets.sinks.funnel_store import FunnelSettings
+    from simulation_assets.sinks.funnel_stripe import StripeWebhookSink
     from simulation_assets.sinks.local_store import LocalParquetStore
     from simulation_assets.sinks.meta_capi import MetaCapiSink
+    from simulation_assets.sinks.posthog_events import PostHogEvents
 
     last = start + dt.timedelta(days=days - 1)
     settings = from_env(
@@ -246,7 +274,17 @@ def simulate(
     store = LocalParquetStore()
     defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
     assets = {a.key.to_user_string(): a for a in defs.assets or []}  # type: ignore[union-attr]
-    resources = {"funnel_settings": settings, "store": store, "funnel_capi": from_env(MetaCapiSink)}
+    posthog = from_env(PostHogEvents, POSTHOG_ENV, **({"mode": events_sink} if events_sink else {}))
+    resources = {
+        "funnel_settings": settings,
+        "store": store,
+        "funnel_capi": from_env(MetaCapiSink),
+        "funnel_posthog": posthog,
+        "funnel_app_db": from_env(
+            FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {})
+        ),
+        "funnel_stripe": from_env(StripeWebhookSink),
+    }
     instance = dagster_instance()
     started = time.perf_counter()
     with progress() as bar:
@@ -314,6 +352,8 @@ def run(args: argparse.Namespace) -> int:
         rates,
         args.config,
         cohort_impressions=args.cohort_impressions,
+        events_sink=args.events,
+        app_db_dsn=args.app_db_dsn,
     )
     p = summary["purchasers_forecast"]
     console.print(

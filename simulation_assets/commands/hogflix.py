@@ -52,9 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--days", type=int, required=True, help="number of days to simulate (> 0)")
     p.add_argument("--pool", type=int, default=400, help="target persona pool (default 400, PERSONA_POOL)")
     p.add_argument("--seed", type=int, default=42, help="global random seed (default 42)")
-    p.add_argument(
-        "--start", default=DEFAULT_START, help=f"first day, YYYY-MM-DD (default {DEFAULT_START})"
-    )
+    p.add_argument("--start", default=DEFAULT_START, help=f"first day, YYYY-MM-DD (default {DEFAULT_START})")
     p.add_argument("--output", default="output/hogflix", help="folder for the results")
     p.add_argument(
         "--traffic-days",

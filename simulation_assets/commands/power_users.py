@@ -42,6 +42,8 @@ class PowerUsersRequest:
     rhythm: bool = False
     pace: str = "simulated"
     shape: str = ""
+    notify_url: str = ""
+    wandb: bool = False
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,11 +82,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run a load shape of the scenario (constant, ramp, step, spike, soak, day, users_2000) instead",
     )
     p.add_argument(
+        "--notify-url",
+        default="",
+        metavar="URL",
+        help="post each Stripe event to this Slack-compatible webhook (env POWER_USERS_SLACK_WEBHOOK_URL)",
+    )
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="log every analysis to Weights & Biases (offline unless WANDB_API_KEY)",
+    )
+    p.add_argument(
         "--pace",
         default="simulated",
         help="think times: 'simulated' (default, fast), 'real' (slept; sessions wait for their start) or x60",
     )
     p.set_defaults(handler=run)
+    c = sub.add_parser(
+        "power-users-cleanup",
+        help="count, then with --delete remove, the simulated users in the target's database",
+        description=(
+            "Counts the users on @simulated.propiq.test in the target's PostgreSQL database (--dsn, or "
+            "$POWER_USERS_TARGET_DSN) or in the reference target at --base-url; deletes them only with --delete."
+        ),
+    )
+    c.add_argument("--delete", action="store_true", help="delete after counting (default: dry run)")
+    c.add_argument("--dsn", default="", help="PostgreSQL DSN of the target's database")
+    c.add_argument("--table", default="users", help="users table (default users)")
+    c.add_argument("--email-column", default="email", help="e-mail column (default email)")
+    c.add_argument("--base-url", default="", help="without a DSN: the reference target to clean")
+    c.set_defaults(handler=run_cleanup)
 
 
 def _output_paths(output: str) -> tuple[Path, Path]:
@@ -95,6 +122,22 @@ def _output_paths(output: str) -> tuple[Path, Path]:
         return folder / target.name, folder / "simulation.log"
     folder = prepare_output(output)
     return folder / "simulation_report.json", folder / "simulation.log"
+
+
+def integrations(request: PowerUsersRequest) -> dict[str, Any]:
+    """Return the webhook and W&B resources: the flags, else the environment."""
+    from simulation_assets.sinks.config_files import from_env
+    from simulation_assets.sinks.power_users_notify import StripeEventWebhook
+    from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog
+
+    webhook = {"url": request.notify_url} if request.notify_url else {}
+    wandb = {"enabled": True} if request.wandb else {}
+    return {
+        "power_users_webhook": from_env(
+            StripeEventWebhook, {"url": "POWER_USERS_SLACK_WEBHOOK_URL"}, **webhook
+        ),
+        "power_users_wandb": from_env(WandbAnalysisLog, {"enabled": "POWER_USERS_WANDB"}, **wandb),
+    }
 
 
 def _persona_blocks(names: list[str], chosen: list[str]) -> list[list[str]]:
@@ -146,6 +189,8 @@ def _validated(request: PowerUsersRequest) -> tuple[Any, str, list[str]]:
         raise UsageError(
             f"--base-url must be an http(s) URL such as http://127.0.0.1:8000, got {request.base_url!r}"
         )
+    if request.notify_url and not re.match(r"^https?://[^/\s]+", request.notify_url):
+        raise UsageError(f"--notify-url must be an http(s) URL, got {request.notify_url!r}")
     if request.users < 0:
         raise UsageError(
             f"--users must be 0 (one user per persona) or a positive integer, got {request.users}"
@@ -201,6 +246,7 @@ def simulate(request: PowerUsersRequest) -> dict[str, Any]:
     resources = {
         "power_users_target": power_users_target(**{k: v for k, v in explicit.items() if v}),
         "store": LocalParquetStore(),
+        **integrations(request),
     }
     follow = request.rhythm or request.days > 1
     config = {
@@ -285,6 +331,8 @@ def run(args: argparse.Namespace) -> int:
             rhythm=args.rhythm,
             pace=args.pace,
             shape=args.shape,
+            notify_url=args.notify_url,
+            wandb=args.wandb,
         )
     )
     cli = report["cli"]
@@ -293,6 +341,51 @@ def run(args: argparse.Namespace) -> int:
             f"[bold red]error:[/] no request reached {report['run']['base_url']}; is the API running?"
         )
         return 1
+    return 0
+
+
+def run_cleanup(args: argparse.Namespace) -> int:
+    """Handle ``simulate power-users-cleanup``: materialize ``power_user_cleanup`` in the local instance."""
+    import dagster as dg
+
+    from simulation_assets.defs.power_users import build_defs
+    from simulation_assets.sinks.config_files import from_env
+    from simulation_assets.sinks.power_users_cleanup import TargetUserCleanup
+
+    explicit = {
+        "dsn": args.dsn,
+        "base_url": args.base_url,
+        "table": args.table,
+        "email_column": args.email_column,
+    }
+    cleanup = from_env(
+        TargetUserCleanup,
+        {"dsn": "POWER_USERS_TARGET_DSN", "base_url": "POWER_USERS_BASE_URL"},
+        **{k: v for k, v in explicit.items() if v},
+    )
+    try:
+        from simulation_assets.sinks.config_files import resolved
+
+        resolved(cleanup).validate_config()
+    except ValueError as exc:
+        raise UsageError(f"power-users-cleanup: {exc}") from None
+    result = dg.materialize(
+        [build_defs().get_assets_def("power_user_cleanup")],
+        resources={"power_users_cleanup": cleanup},
+        instance=dagster_instance(),
+        run_config={**QUIET_RUN_CONFIG, "ops": {"power_user_cleanup": {"config": {"delete": args.delete}}}},
+        raise_on_error=True,
+    )
+    meta = {
+        k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()
+    }
+    verb = "deleted" if args.delete else "would delete (dry run; --delete to remove them)"
+    console.print(
+        f"{meta['matched']} simulated users in {meta['where']}: {meta['deleted'] if args.delete else meta['matched']} "
+        f"{verb}; {meta['other_users_kept']} other users left alone",
+        markup=False,
+        highlight=False,
+    )
     return 0
 
 

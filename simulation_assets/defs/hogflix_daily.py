@@ -117,7 +117,10 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
             },
             check_results=[
                 result("sessions_per_day_in_range", checks.per_day_in_range(days, "sessions", session_band)),
-                result("events_per_day_in_range", checks.per_day_in_range(days, "events", event_band)),
+                result(
+                    "events_per_day_in_range",
+                    checks.mean_day_in_range(days, "events", event_band, traffic.events_day_tolerance),
+                ),
                 result("event_uuids_unique_per_day", checks.all_of(unique_uuids)),
             ],
         )

@@ -19,13 +19,17 @@ from simulation_assets.core.power_users.report import (
     day_run_summary,
 )
 from simulation_assets.core.power_users.rhythm import is_active, parse_pace
+from simulation_assets.core.power_users.stripe_events import stripe_events
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, table_metadata
 from simulation_assets.defs.partitions import start_date_from_env
 from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.defs.power_users_metadata import load_metadata, report_metadata
 from simulation_assets.sinks.config_files import from_env
+from simulation_assets.sinks.http_retry import DeliveryError
 from simulation_assets.sinks.local_store import LocalParquetStore
+from simulation_assets.sinks.power_users_cleanup import TargetUserCleanup
 from simulation_assets.sinks.power_users_client import PowerUserTarget, RunResult
+from simulation_assets.sinks.power_users_notify import StripeEventWebhook
 from simulation_assets.sinks.power_users_scenario import load_scenario
 from simulation_assets.sinks.power_users_session import SessionOptions
 from simulation_assets.sinks.power_users_store import (
@@ -36,6 +40,7 @@ from simulation_assets.sinks.power_users_store import (
     write_report,
     write_tables,
 )
+from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog, analysis_rows
 
 GROUP = "power_users"
 RUNS = "power_user_runs"
@@ -224,6 +229,12 @@ def combined(frames_by_day: dict[str, dict[str, pl.DataFrame]]) -> dict[str, pl.
     }
 
 
+class PowerUserCleanupConfig(dg.Config):
+    """Run options of ``power_user_cleanup``."""
+
+    delete: bool = Field(default=False, description="delete after counting; false: count only (dry run)")
+
+
 class PowerUserRunConfig(dg.Config):
     """Run options of ``power_user_runs``."""
 
@@ -289,6 +300,8 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         config: PowerUserRunConfig,
         power_users_target: PowerUserTarget,
         store: LocalParquetStore,
+        power_users_webhook: StripeEventWebhook,
+        power_users_wandb: WandbAnalysisLog,
     ) -> dg.MaterializeResult:
         scenario = power_users_target.scenario()
         try:
@@ -335,6 +348,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         }
         meta["base_url"] = results[0].base_url
         meta["simulation_log"] = dg.MetadataValue.path(str(logs[0]))
+        meta.update(_integrations(context, frames, scenario, store, power_users_webhook, power_users_wandb))
         return dg.MaterializeResult(
             metadata=meta, check_results=check_results(frames, scenario, RUNS, tuple(RUN_CHECKS))
         )
@@ -383,6 +397,39 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
             metadata=meta, check_results=check_results(frames, scenario, REPORT, REPORT_CHECKS)
         )
 
+    @dg.asset(
+        name="power_user_cleanup",
+        group_name=GROUP,
+        kinds={"python", "postgres"},
+        description=(
+            "Counts, then (with delete: true) removes, the simulated users from the target's database: "
+            "only e-mails on @simulated.propiq.test. A dry run by default."
+        ),
+    )
+    def power_user_cleanup(
+        context: dg.AssetExecutionContext,
+        config: PowerUserCleanupConfig,
+        power_users_cleanup: TargetUserCleanup,
+    ) -> dg.MaterializeResult:
+        try:
+            power_users_cleanup.validate_config()
+        except ValueError as exc:
+            raise dg.Failure(description=f"power_users_cleanup: {exc}", allow_retries=False) from None
+        counted = power_users_cleanup.clean(dry_run=True)
+        context.log.info(
+            f"{counted.matched} simulated users in {counted.where}; {counted.kept} others left alone"
+        )
+        done = power_users_cleanup.clean(dry_run=False) if config.delete else counted
+        return dg.MaterializeResult(
+            metadata={
+                "dry_run": not config.delete,
+                "matched": counted.matched,
+                "deleted": done.deleted,
+                "other_users_kept": counted.kept,
+                "where": counted.where,
+            }
+        )
+
     daily_job = dg.define_asset_job("power_users_daily", selection=[RUNS])
 
     @dg.schedule(
@@ -407,11 +454,53 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         ]
 
     return dg.Definitions(
-        assets=[power_user_runs, power_user_report],
+        assets=[power_user_runs, power_user_report, power_user_cleanup],
         jobs=[daily_job],
         schedules=[power_users_daily_schedule],
-        resources={"power_users_target": power_users_target()},
+        resources={
+            "power_users_target": power_users_target(),
+            "power_users_webhook": from_env(StripeEventWebhook, {"url": "POWER_USERS_SLACK_WEBHOOK_URL"}),
+            "power_users_wandb": from_env(WandbAnalysisLog, {"enabled": "POWER_USERS_WANDB"}),
+            "power_users_cleanup": from_env(
+                TargetUserCleanup, {"dsn": "POWER_USERS_TARGET_DSN", "base_url": "POWER_USERS_BASE_URL"}
+            ),
+        },
     )
+
+
+def _integrations(
+    context: dg.AssetExecutionContext,
+    frames: dict[str, pl.DataFrame],
+    scenario: Scenario,
+    store: LocalParquetStore,
+    webhook: StripeEventWebhook,
+    wandb_log: WandbAnalysisLog,
+) -> dict[str, object]:
+    """Announce the run's Stripe events to the webhook and log its analyses to W&B; return metadata.
+
+    A webhook that refuses or stays down is reported, not fatal: the run's tables are already stored.
+    """
+    events = stripe_events(frames["requests"])
+    meta: dict[str, object] = {"stripe_events": events.height}
+    try:
+        meta["webhook_notifications"] = webhook.notify(events, scenario.simulation_config.product_name)
+    except DeliveryError as exc:
+        context.log.warning(f"Stripe event notifications not delivered: {exc}")
+        meta["webhook_notifications"] = 0
+        meta["webhook_error"] = str(exc)[:300]
+    folder = wandb_log.log(
+        analysis_rows(frames["requests"], scenario.simulation_config.costs),
+        run_name=f"power-users-{context.run.run_id[:8]}",
+        default_dir=store.root() / "power_users" / "wandb",
+        config={
+            "partitions": [str(k) for k in context.partition_keys],
+            "seed": scenario.simulation_config.seed,
+        },
+    )
+    if folder is not None:
+        meta["wandb_run"] = dg.MetadataValue.path(str(folder))
+        meta["wandb_mode"] = wandb_log.resolved_mode()
+    return meta
 
 
 def _print_line(line: str) -> None:

@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -91,9 +92,16 @@ class DeliveryReport:
 _ISO_MS = "%Y-%m-%dT%H:%M:%S%.3fZ"
 
 
-def property_columns_by_event(events: pl.DataFrame) -> dict[str, list[str]]:
-    """Return, per event name, the property columns that are not null for every event of that name."""
-    props = [c for c in PROPERTY_COLUMNS if c in events.columns]
+def property_columns_by_event(
+    events: pl.DataFrame, property_columns: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """Return, per event name, the property columns that are not null for every event of that name.
+
+    ``property_columns`` are the frame's property columns (default: HogFlix's event frame).
+    """
+    props = [
+        c for c in (PROPERTY_COLUMNS if property_columns is None else property_columns) if c in events.columns
+    ]
     counts = events.group_by("event").agg(pl.len().alias("__n"), *[pl.col(c).null_count() for c in props])
     return {row["event"]: [c for c in props if row[c] < row["__n"]] for row in counts.iter_rows(named=True)}
 
@@ -127,7 +135,7 @@ def _json_objects(events: pl.DataFrame, exprs: dict[str, pl.Expr]) -> pl.Series:
     return pl.concat(parts).sort("__row")["json"]
 
 
-def encode_events(events: pl.DataFrame) -> list[str]:
+def encode_events(events: pl.DataFrame, property_columns: Sequence[str] | None = None) -> list[str]:
     """Return one JSON object per event (uuid, event, distinct_id, ISO timestamp, properties), in order.
 
     Properties are the event frame's property columns; a column that is null
@@ -135,7 +143,9 @@ def encode_events(events: pl.DataFrame) -> list[str]:
     """
     if events.is_empty():
         return []
-    return _json_objects(events, _json_expressions(property_columns_by_event(events))).to_list()
+    return _json_objects(
+        events, _json_expressions(property_columns_by_event(events, property_columns))
+    ).to_list()
 
 
 def _compress(payload: bytes, level: int) -> bytes:
@@ -194,8 +204,17 @@ class PostHogEvents(dg.ConfigurableResource):
             if not self.host.startswith(("http://", "https://")):
                 raise ValueError(f"PH_HOST must be an http(s) URL, got {self.host!r}")
 
-    def deliver(self, events: pl.DataFrame, now: dt.datetime | None = None) -> DeliveryReport:
-        """Send ``events`` (parquet mode: nothing to send); return the report or raise PostHogDeliveryError."""
+    def deliver(
+        self,
+        events: pl.DataFrame,
+        now: dt.datetime | None = None,
+        property_columns: Sequence[str] | None = None,
+    ) -> DeliveryReport:
+        """Send ``events`` (parquet mode: nothing to send); return the report or raise PostHogDeliveryError.
+
+        ``events`` has ``uuid, event, distinct_id, timestamp`` and property columns:
+        ``property_columns`` names them (default: HogFlix's event frame).
+        """
         self.validate_config()
         report = DeliveryReport(mode=self.mode)
         if self.mode == "parquet" or events.is_empty():
@@ -207,7 +226,7 @@ class PostHogEvents(dg.ConfigurableResource):
                 f"refusing to send events dated {latest.isoformat()}: more than {self.max_future_hours} h "
                 "after now, PostHog would move them to the ingestion time"
             )
-        keep = property_columns_by_event(events)
+        keep = property_columns_by_event(events, property_columns)
         exprs = _json_expressions(keep)
         # Batches go out in timestamp order, with only the columns that are sent.
         sent = [

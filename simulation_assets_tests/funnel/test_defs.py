@@ -9,9 +9,12 @@ import pytest
 
 from simulation_assets.core.funnel.config import DEFAULT_PLANS, CohortConfig, Plan
 from simulation_assets.defs.funnel import build_defs
+from simulation_assets.sinks.funnel_app_db import FunnelAppDatabase
 from simulation_assets.sinks.funnel_store import FunnelSettings
+from simulation_assets.sinks.funnel_stripe import StripeWebhookSink
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.meta_capi import MetaCapiSink
+from simulation_assets.sinks.posthog_events import PostHogEvents
 
 RANGE = {
     "dagster/asset_partition_range_start": "2026-04-01",
@@ -23,11 +26,23 @@ def _assets(defs: dg.Definitions) -> list:
     return list(defs.assets or [])
 
 
+def _resources(settings: FunnelSettings, store: LocalParquetStore) -> dict:
+    """The embedded defaults: PostHog frames kept as Parquet, no app database, Stripe and CAPI files only."""
+    return {
+        "funnel_settings": settings,
+        "store": store,
+        "funnel_capi": MetaCapiSink(),
+        "funnel_posthog": PostHogEvents(),
+        "funnel_app_db": FunnelAppDatabase(),
+        "funnel_stripe": StripeWebhookSink(),
+    }
+
+
 def test_cohort_rates_forecast_models_and_capi_materialize_with_passing_checks() -> None:
     defs = build_defs("2026-04-01", "2026-04-04")
     settings = FunnelSettings(seed=5, impressions_per_day=500_000, replicates=2_000, first_day="2026-04-01")
     store = LocalParquetStore()
-    resources = {"funnel_settings": settings, "store": store, "funnel_capi": MetaCapiSink()}
+    resources = _resources(settings, store)
     result = dg.materialize(
         _assets(defs), resources=resources, instance=dg.DagsterInstance.ephemeral(), tags=RANGE
     )
@@ -93,7 +108,7 @@ class _SettingsThatSlipPastValidation(FunnelSettings):
 def test_a_failing_blocking_check_stops_everything_computed_from_the_events() -> None:
     defs = build_defs("2026-04-01", "2026-04-04")
     settings = _SettingsThatSlipPastValidation(seed=5, impressions_per_day=300_000, replicates=100)
-    resources = {"funnel_settings": settings, "store": LocalParquetStore(), "funnel_capi": MetaCapiSink()}
+    resources = _resources(settings, LocalParquetStore())
     result = dg.materialize(
         _assets(defs),
         resources=resources,

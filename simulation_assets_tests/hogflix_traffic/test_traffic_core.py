@@ -7,6 +7,7 @@ import uuid
 
 import numpy as np
 import polars as pl
+import pytest
 
 from simulation_assets.core.hogflix.app_rows import app_rows
 from simulation_assets.core.hogflix.event_frame import cap_per_user_hour
@@ -74,9 +75,9 @@ def test_one_session_per_active_persona_with_the_lifecycle_numbers(day_traffic) 
     assert (joined["videos"] == joined["videos_today"]).all()
     assert (joined["ratings"] == joined["ratings_today"]).all()
     assert (joined["session_start_at"] == joined["session_start_at_right"]).all()
-    assert (joined["titles_opened"] >= joined["videos"]).all() and (
-        joined["listing_pages"] >= joined["titles_opened"]
-    ).all()
+    browsed = joined["videos"] - joined["autoplay_videos"]
+    assert (browsed >= 1).all() and (joined["titles_opened"] >= browsed).all()
+    assert (joined["listing_pages"] >= joined["titles_opened"]).all()
     assert sessions["session_id"].n_unique() == sessions.height
 
 
@@ -116,11 +117,12 @@ def test_funnel_rates_follow_the_specification(day_traffic) -> None:  # noqa: AN
     )
     listing = listing.filter(~((pl.col("$pathname") == "/") & ~pl.col("$is_identified")))
     opened = (events["event"] == "video_opened").sum()
-    started = (events["event"] == "video_started").sum()
+    started = (events["event"] == "video_started").sum() - sessions["autoplay_videos"].sum()  # browsed plays
     half = ((events["event"] == "video_progress") & (events["progress_percent"] == 50)).sum()
     assert 0.68 <= opened / listing.height <= 0.82  # open 75 %
     assert 0.52 <= started / opened <= 0.68  # start 60 %
-    assert 0.45 <= half / started <= 0.65  # reach 50 % progress: 55 % of started videos
+    all_started = (events["event"] == "video_started").sum()
+    assert 0.45 <= half / all_started <= 0.65  # reach 50 % progress: 55 % of started videos
     entry = sessions["entry_point"].value_counts(normalize=True)
     shares = dict(zip(entry["entry_point"], entry["proportion"]))
     assert abs(shares["homepage"] - 0.40) < 0.15 and abs(shares["flixbuddy"] - 0.10) < 0.08
@@ -244,3 +246,16 @@ def test_session_events_return_exactly_the_declared_event_schema(day_traffic) ->
     assert events.schema == pl.Schema(EVENT_SCHEMA)
     one = session_events(sessions.head(1), SEED, TrafficConfig(), "one")
     assert one.schema == empty_events().schema == pl.Schema(EVENT_SCHEMA)
+
+
+def test_next_episodes_play_from_the_previous_watch_page_in_the_same_genre(day_traffic) -> None:  # noqa: ANN001
+    _, sessions, events = day_traffic
+    beyond_first = (sessions["videos"] - 1).sum()
+    assert sessions["autoplay_videos"].sum() / beyond_first == pytest.approx(0.30, abs=0.05)
+    watch = events.filter((pl.col("event") == "$pageview") & pl.col("$pathname").str.starts_with("/watch/"))
+    from_watch = watch.filter(pl.col("$prev_pageview_pathname").str.starts_with("/watch/"))
+    assert from_watch.height == sessions["autoplay_videos"].sum()  # no listing or title page in between
+    same_genre = from_watch.join(
+        sessions.select(pl.col("session_id").alias("$session_id"), "genre"), on="$session_id"
+    )
+    assert (same_genre["genre"] == same_genre["genre_right"]).all()

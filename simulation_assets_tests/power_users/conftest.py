@@ -26,3 +26,11 @@ def default_run(
     log = tmp_path_factory.mktemp("power_users") / "simulation.log"
     result = PowerUserTarget(base_url=reference_target.base_url).run(day="2026-01-15", log_path=log, env={})
     return result, log
+
+
+def integration_resources() -> dict[str, object]:
+    """The webhook and W&B resources of ``power_user_runs``, both off (no URL, W&B disabled)."""
+    from simulation_assets.sinks.power_users_notify import StripeEventWebhook
+    from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog
+
+    return {"power_users_webhook": StripeEventWebhook(), "power_users_wandb": WandbAnalysisLog()}

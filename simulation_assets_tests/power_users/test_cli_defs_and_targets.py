@@ -17,6 +17,7 @@ from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget
 from simulation_assets.target.propiq import create_app
 from simulation_assets.target.server import LocalTarget, build_app
+from simulation_assets_tests.power_users.conftest import integration_resources
 
 pytestmark = pytest.mark.xdist_group("power_users")
 
@@ -50,6 +51,7 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
     resources = {
         "power_users_target": PowerUserTarget(base_url=reference_target.base_url),
         "store": LocalParquetStore(),
+        **integration_resources(),
     }
     for persona in ("First-Time-Investor-Frank", "Weekend-Warrior-Will"):
         key = dg.MultiPartitionKey({"persona": persona, "day": "2026-02-02"})
@@ -183,11 +185,7 @@ def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(
     # Rita and Will are adjacent in the scenario: one run covers both partitions each time
     keys = {
         e.event_log_entry.dagster_event.partition
-        for e in instance.get_event_records(
-            dg.EventRecordsFilter(
-                dg.DagsterEventType.ASSET_MATERIALIZATION, asset_key=dg.AssetKey("power_user_runs")
-            )
-        )
+        for e in instance.fetch_materializations(dg.AssetKey("power_user_runs"), limit=100).records
     }
     assert keys == {"2026-03-03|Real-Estate-Agent-Rita", "2026-03-03|Weekend-Warrior-Will"}
     for asset, check in (
@@ -222,6 +220,7 @@ def test_a_target_reporting_negative_tokens_fails_the_blocking_check_and_the_run
             resources={
                 "power_users_target": PowerUserTarget(base_url=target.base_url),
                 "store": LocalParquetStore(),
+                **integration_resources(),
             },
             raise_on_error=False,
         )

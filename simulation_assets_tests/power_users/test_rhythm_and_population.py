@@ -25,6 +25,7 @@ from simulation_assets.core.power_users.rhythm import (
 )
 from simulation_assets.core.rng import stream
 from simulation_assets.sinks.power_users_scenario import load_scenario
+from simulation_assets_tests.power_users.conftest import integration_resources
 
 pytestmark = pytest.mark.xdist_group("power_users")
 
@@ -324,6 +325,7 @@ def test_a_partition_on_a_day_outside_the_rhythm_records_no_session(reference_ta
         resources={
             "power_users_target": PowerUserTarget(base_url=reference_target.base_url),
             "store": LocalParquetStore(),
+            **integration_resources(),
         },
     )
     assert result.success and all(c.passed for c in result.get_asset_check_evaluations())

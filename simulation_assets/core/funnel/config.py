@@ -255,6 +255,9 @@ class CohortConfig(_Frozen):
         min_length=1,
         description="the product's name: in campaign names, synthetic e-mails and scenario folders",
     )
+    site_url: str = Field(
+        default="", description="the product's web address (default https://app.<product>.example)"
+    )
     impressions_per_day: int = Field(default=1_000_000, ge=0)
     environment: str = "simulation"
     free_credits: int = Field(default=5, ge=1)
@@ -293,6 +296,10 @@ class CohortConfig(_Frozen):
     def product_slug(self) -> str:
         """Return the product's name in lower case letters and digits (``BlankLogo`` -> ``blanklogo``)."""
         return "".join(c for c in self.product.lower() if c.isalnum()) or "product"
+
+    def site(self) -> str:
+        """Return the product's web address, without a trailing slash."""
+        return (self.site_url or f"https://app.{self.product_slug()}.example").rstrip("/")
 
     def scenario_payload(self) -> dict[str, object]:
         """Return the fields that shape the data (everything but the check bands), JSON-ready."""

@@ -140,6 +140,7 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     entry_page = np.array([ENTRY_PAGE[e] for e in entry], np.int8)
     next_page = np.array([NEXT_PAGE[e] for e in entry], np.int8)
     videos = s["videos"].to_numpy().astype(np.int64)
+    autoplay = s["autoplay_videos"].to_numpy().astype(np.int64)
     opened = s["titles_opened"].to_numpy().astype(np.int64)
     listings = s["listing_pages"].to_numpy().astype(np.int64)
     ratings = s["ratings"].to_numpy().astype(np.int64)
@@ -150,19 +151,26 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     genre_idx = np.array([GENRES.index(x) for x in s["genre"].to_list()], np.int64)
     restricted = np.isin(entry_page, (CATEGORY, FLIXBUDDY_PAGE))
 
-    # ---- listing slots: which are skipped, opened, played; which played titles are rated or saved
-    sess, pos = _expand(listings)
+    # ---- slots: a session's listing pages, then its next-episode plays (``autoplay``, no listing or
+    # title page); which listing pages are skipped, opened, played; which plays are rated or saved
+    sess, pos = _expand(listings + autoplay)
     n_slots = sess.size
+    auto = pos >= listings[sess]
+    # The last listing page always leads to a play, so next episodes follow a watch page.
+    last = pos == listings[sess] - 1
     u = g.random((6, n_slots))
-    skip = _rank_within(sess, u[0]) < (listings - opened)[sess]
-    open_rank = _rank_within(sess, np.where(skip, 2.0, u[1]))
-    played = ~skip & (open_rank < videos[sess])
+    skip = ~auto & (_rank_within(sess, np.where(auto | last, 2.0, u[0])) < (listings - opened)[sess])
+    open_rank = _rank_within(sess, np.where(skip | auto, 2.0, np.where(last, 0.0, u[1])))
+    played = auto | (~skip & (open_rank < (videos - autoplay)[sess]))
     play_rank = _rank_within(sess, np.where(played, u[2], 2.0))
     rated = played & (play_rank < ratings[sess])
-    saved_rank = _rank_within(sess, np.where(skip, 2.0, u[3]))
-    saved = ~skip & (saved_rank < wl_adds[sess])
-    page = np.where(pos == 0, entry_page[sess], next_page[sess]).astype(np.int8)
-    video = pick_videos(cfg.catalog_size, u[4], np.where(restricted[sess], genre_idx[sess], -1))
+    titled = ~skip & ~auto  # slots with a title page
+    saved_rank = _rank_within(sess, np.where(titled, u[3], 2.0))
+    saved = titled & (saved_rank < wl_adds[sess])
+    page = np.where(pos == 0, entry_page[sess], np.where(auto, WATCH, next_page[sess])).astype(np.int8)
+    # A next episode stays in the session's genre; a browsed title follows the entry page.
+    restrict = restricted[sess] | auto
+    video = pick_videos(cfg.catalog_size, u[4], np.where(restrict, genre_idx[sess], -1))
     minutes = cat["minutes"].to_numpy()[video].astype(np.float64)
     completion = np.where(played, video_completion(g, cfg, completion_mean[sess]), 0.0)
     watch_s = completion * minutes * 60.0
@@ -173,29 +181,31 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     )
     dwell_title = _lognormal(g, cfg.title_dwell_s, n_slots)
     # Slot length: listing, then title page if opened, then the watch page if played.
-    length = dwell_list + 0.5
-    length += np.where(~skip, dwell_title + 0.5, 0.0)
-    length += np.where(played, 2.0 + watch_s + 6.0, 0.0)
+    list_len = np.where(auto, 0.0, dwell_list + 0.5)
+    title_len = np.where(titled, dwell_title + 0.5, 0.0)
+    length = list_len + title_len + np.where(played, 2.0 + watch_s + 6.0, 0.0)
 
     signup_s = np.where(signup, _lognormal(g, cfg.signup_flow_s, n_sess), 0.0)
     slot_start = np.cumsum(length) - length
-    sess_first = np.cumsum(listings) - listings
+    slots = listings + autoplay
+    sess_first = np.cumsum(slots) - slots
     slot_start = slot_start - slot_start[sess_first][sess] + signup_s[sess]
 
     f = _Families()
     t0 = slot_start
-    f.add(sess, t0, PAGEVIEW, page, np.arange(n_slots))
+    li = np.flatnonzero(~auto)  # listing pages
+    f.add(sess[li], t0[li], PAGEVIEW, page[li], li)
     fb0 = (pos == 0) & (page == FLIXBUDDY_PAGE)
     f.add(sess[fb0], t0[fb0] + 0.5 * dwell_list[fb0], FLIXBUDDY, FLIXBUDDY_PAGE, np.flatnonzero(fb0))
-    o = ~skip
+    o = titled
     f.add(sess[o], t0[o] + dwell_list[o] - 0.3, OPENED, page[o], np.flatnonzero(o))
-    f.add(sess, t0 + dwell_list, PAGELEAVE, page, np.arange(n_slots), order=1)
-    tt = t0 + dwell_list + 0.5
+    f.add(sess[li], t0[li] + dwell_list[li], PAGELEAVE, page[li], li, order=1)
+    tt = t0 + list_len
     f.add(sess[o], tt[o], PAGEVIEW, TITLE, np.flatnonzero(o))
     f.add(sess[saved], tt[saved] + 0.5 * dwell_title[saved], WATCHLIST, TITLE, np.flatnonzero(saved))
     f.add(sess[o], tt[o] + dwell_title[o], PAGELEAVE, TITLE, np.flatnonzero(o), order=1)
     p = played
-    tw = tt + dwell_title + 0.5
+    tw = tt + title_len
     pi = np.flatnonzero(p)
     f.add(sess[p], tw[p], PAGEVIEW, WATCH, pi)
     f.add(sess[p], tw[p] + 1.5, STARTED, WATCH, pi, value=np.zeros(pi.size))
@@ -227,7 +237,7 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     f.add(sidx, signup_s[sidx] - 0.5, PAGELEAVE, SIGNUP, order=1)
 
     # ---- support tickets after the last slot (capped per user and hour, see cap_per_user_hour)
-    end = slot_start[sess_first + listings - 1] + length[sess_first + listings - 1]
+    end = slot_start[sess_first + slots - 1] + length[sess_first + slots - 1]
     tix = np.flatnonzero(tickets > 0)
     f.add(tix, end[tix] + 1.0, PAGEVIEW, HELP)
     owner, nth = _expand(tickets[tix])

@@ -36,6 +36,7 @@ from simulation_assets.core.hogflix.persona_state import (
     CASUAL,
     CHURNED,
     DORMANT,
+    MONTHLY,
     NEW,
     NO_DAY,
     NO_EVENT,
@@ -96,9 +97,15 @@ def binge_cycle(
     return binging
 
 
-def lapse(c: Columns, cfg: LifecycleConfig, u: np.ndarray, alive: np.ndarray) -> None:
-    """An established persona loses interest with ``lapse_daily_chance`` (uniform ``u``); it stays lapsed."""
-    c["lapsed"] |= alive & (c["state"] != NEW) & (u < cfg.lapse_daily_chance)
+def lapse_chance(cfg: LifecycleConfig, pool: int) -> float:
+    """Return today's lapse chance: ``lapse_daily_chance`` inside the band, more when the pool is over it."""
+    excess = max(0, pool - cfg.pool_range[1]) / (cfg.persona_pool * cfg.pool_band)
+    return min(1.0, cfg.lapse_daily_chance * (1.0 + cfg.crowding_lapse * excess))
+
+
+def lapse(c: Columns, cfg: LifecycleConfig, u: np.ndarray, alive: np.ndarray, pool: int) -> None:
+    """An established persona loses interest with ``lapse_chance`` (uniform ``u``); it stays lapsed."""
+    c["lapsed"] |= alive & (c["state"] != NEW) & (u < lapse_chance(cfg, pool))
 
 
 def return_probability(
@@ -135,6 +142,10 @@ def return_probability(
     )
     npat = len(PATTERNS)
     start = np.empty((len(STATES), 2, npat), f32)  # [state, binging, pattern]
+    # A pattern's defining visits (listed in `unscaled_peaks`) keep their specified chance: the
+    # peak is divided by return_scale here because every chance is multiplied by it below.
+    for name in cfg.unscaled_peaks:
+        peak[PATTERNS.index(name)] /= cfg.return_scale
     start[:] = np.where(peak_today, peak, base)
     start[:, 1, BINGE] = peak[BINGE]
     start[NEW] = cfg.new_base_return
@@ -162,19 +173,34 @@ def return_probability(
     event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS], f32)
     p[in_event] = event_p[event[in_event]]
 
-    # DORMANT x0.30, CHURNED x0, everyone x return_scale, lapsed x lapsed_return_modifier
+    # DORMANT x0.30, CHURNED x0, everyone but NEW x return_scale, lapsed x lapsed_return_modifier
     modifier = np.full((len(STATES), 2), cfg.return_scale)
+    modifier[NEW] = 1.0  # "80%+ base return probability" for NEW users, as specified
     modifier[DORMANT] *= cfg.dormant_return_modifier
     modifier[CHURNED] = 0.0
     modifier[:, 1] *= cfg.lapsed_return_modifier
     code = state.astype(np.intp) * 2
     code += lapsed.view(np.uint8)
     p *= modifier.astype(f32).ravel()[code]
+    # On its defining peak, a persona kept away by its cadence (not lapsed) returns as specified:
+    # the DORMANT modifier is for personas who drifted away, not for a MONTHLY one between check-ins.
+    if cfg.defining_peaks and cfg.dormant_return_modifier > 0:
+        defining = np.zeros(npat, np.bool_)
+        for name in cfg.defining_peaks:
+            defining[PATTERNS.index(name)] = True
+        on_peak = defining & peak_today
+        on_peak[BINGE] = False  # a binge never runs while DORMANT's inactivity would keep it dormant
+        back = np.flatnonzero(on_peak[pattern] & (state == DORMANT) & ~lapsed & (event < 0))
+        p[back] /= f32(cfg.dormant_return_modifier)
     return np.clip(p, f32(0.0), f32(1.0), out=p)
 
 
 def visits(c: Columns, day: int, cfg: LifecycleConfig, u: np.ndarray, binging: np.ndarray) -> np.ndarray:
-    """Return who visits today: uniform ``u`` under the return probability (CHURNED never visit)."""
+    """Return who visits today: uniform ``u`` under the return probability (CHURNED never visit).
+
+    A MONTHLY persona checks in once: on days 2-3 of the month, one who already came this month
+    has its base chance, not the check-in's.
+    """
     prob = return_probability(
         cfg,
         day,
@@ -186,6 +212,19 @@ def visits(c: Columns, day: int, cfg: LifecycleConfig, u: np.ndarray, binging: n
         binging,
         c["lapsed"],
     )
+    day_of_month = day_date(day).day
+    low, high = cfg.monthly_peak_days.low, cfg.monthly_peak_days.high
+    if low < day_of_month <= high:
+        earlier = np.uint32((1 << (day_of_month - low)) - 1)  # history bit 0 is yesterday
+        done = np.flatnonzero((c["pattern"] == MONTHLY) & ((c["history"] & earlier) != 0) & (c["event"] < 0))
+        if done.size:
+            off_peak = cfg.model_copy(
+                update={"monthly_peak_days": type(cfg.monthly_peak_days)(low=0, high=0)}
+            )
+            prob[done] = return_probability(
+                off_peak, day, c["state"][done], c["pattern"][done], c["engagement_score"][done],
+                c["consecutive_active_days"][done], c["event"][done], binging[done], c["lapsed"][done],
+            )  # fmt: skip
     return u < prob
 
 
@@ -246,13 +285,16 @@ def churn_chance(cfg: LifecycleConfig, pool: int) -> float:
 def churn_dormant(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, pool: int
 ) -> np.ndarray:
-    """DORMANT personas inactive 30+ days churn (``churn_chance`` of the morning's ``pool``), 90 %
-    of them marked for cleanup. Returns the positions of today's churners.
+    """DORMANT personas inactive 30+ days churn, 90 % of them marked for cleanup; returns their positions.
+
+    A lapsed persona (one who lost interest) churns with ``churn_chance`` of the morning's ``pool``;
+    one whose cadence alone kept it away (a MONTHLY persona that missed a month) with the base 3 %.
     """
     at_risk = np.flatnonzero(
         (c["state"] == DORMANT) & (c["consecutive_missed_days"] >= cfg.churn_after_inactive_days)
     )
-    churn_idx = at_risk[g.random(at_risk.size) < churn_chance(cfg, pool)]
+    chance = np.where(c["lapsed"][at_risk], churn_chance(cfg, pool), cfg.dormant_daily_churn)
+    churn_idx = at_risk[g.random(at_risk.size) < chance]
     c["churned_today"][churn_idx] = True
     c["churned_day"][churn_idx] = day
     c["marked_for_cleanup"][churn_idx] = g.random(churn_idx.size) < cfg.churn_cleanup_share
@@ -328,11 +370,12 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
 
     life_events(c, day, cfg, g, u[0], alive)
     binging = binge_cycle(c, day, cfg, g, alive)
-    lapse(c, cfg, u[1], alive)
+    pool = int(np.count_nonzero(alive))
+    lapse(c, cfg, u[1], alive, pool)
     active = visits(c, day, cfg, u[2], binging)
     streaks_and_score(c, cfg, active, alive)
     visit_times(c, day, g, active)
-    churn_idx = churn_dormant(c, day, cfg, g, int(np.count_nonzero(alive)))
+    churn_idx = churn_dormant(c, day, cfg, g, pool)
     states(c, day, cfg, active, churn_idx)
     assign_patterns(c, day, cfg, g, alive)
 

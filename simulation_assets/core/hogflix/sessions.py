@@ -58,6 +58,7 @@ SESSION_SCHEMA: dict[str, pl.DataType] = {
     "entry_point": pl.String(),
     "genre": pl.String(),
     "videos": pl.Int32(),
+    "autoplay_videos": pl.Int32(),  # of ``videos``, those started from the previous watch page
     "titles_opened": pl.Int32(),
     "listing_pages": pl.Int32(),
     "completion_percent": pl.Float64(),
@@ -122,9 +123,12 @@ def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.Da
     entry = np.where(flix, "flixbuddy", np.asarray(others, dtype=object)[other_idx])
     genre = np.asarray(GENRES, dtype=object)[np.floor(u[1] * len(GENRES)).astype(int)]
 
-    # Titles opened but not played, and listing pages left without a click, around the videos played.
-    not_started = _negative_binomial(g, videos, cfg.start_probability)
-    opened = videos + not_started
+    # Videos played straight from the previous watch page (next episode); the others are browsed:
+    # titles opened but not played, and listing pages left without a click, around them.
+    autoplay = g.binomial(np.maximum(videos - 1, 0), cfg.autoplay_next_probability).astype(np.int32)
+    browsed = videos - autoplay
+    not_started = _negative_binomial(g, browsed, cfg.start_probability)
+    opened = browsed + not_started
     skipped = _negative_binomial(g, opened, cfg.open_probability)
     tickets = np.where(
         u[2] < cfg.support_ticket_probability,
@@ -174,6 +178,7 @@ def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.Da
         pl.Series("is_signup", signup),
         pl.Series("entry_point", entry.tolist(), dtype=pl.String),
         pl.Series("genre", genre.tolist(), dtype=pl.String),
+        pl.Series("autoplay_videos", autoplay),
         pl.Series("titles_opened", opened),
         pl.Series("listing_pages", opened + skipped),
         pl.Series("support_tickets", tickets),

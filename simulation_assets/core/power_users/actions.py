@@ -63,6 +63,8 @@ def render(template: Any, variables: dict[str, Any]) -> Any:
     numbers, lists stay lists). Raises KeyError naming a missing variable.
     """
     if isinstance(template, str):
+        if "{" not in template:  # most strings hold no template: skip the parser (hot in loads)
+            return template
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
         if not fields:
             return template

@@ -338,7 +338,22 @@ def create_app(rules: TargetRules | None = None) -> Starlette:
                 ),
             )
         user.tier = tier
-        return JSONResponse({"tier": tier, "effective": "immediately"})
+        # down to the free tier ends the paid subscription (Stripe: customer.subscription.deleted)
+        return JSONResponse(
+            {"tier": tier, "effective": "immediately", "subscription_canceled": tier == "free"}
+        )
+
+    async def sim_cleanup(request: Request) -> Response:
+        body = await _json(request)
+        synthetic = sorted(e for e in state.users if e.endswith("@" + SIMULATED_EMAIL_DOMAIN))
+        kept = len(state.users) - len(synthetic)
+        if body.get("dry_run") is False:
+            for email in synthetic:
+                state.drop_user(email)
+            return JSONResponse(
+                {"dry_run": False, "matched": len(synthetic), "deleted": len(synthetic), "kept": kept}
+            )
+        return JSONResponse({"dry_run": True, "matched": len(synthetic), "deleted": 0, "kept": kept})
 
     async def sim_reset(request: Request) -> Response:
         body = await _json(request)
@@ -404,6 +419,7 @@ def create_app(rules: TargetRules | None = None) -> Starlette:
         Route("/api/v1/stripe/webhook", unguarded(webhook), methods=["POST"]),
         Route("/api/v1/subscription/downgrade", authed(downgrade), methods=["POST"]),
         Route("/sim/users/reset", unguarded(sim_reset), methods=["POST"]),
+        Route("/sim/users/cleanup", unguarded(sim_cleanup), methods=["POST"]),
         Route("/sim/clock", unguarded(sim_clock), methods=["POST"]),
         Route("/sim/usage", authed(sim_usage, api=False), methods=["POST"]),
     ]

@@ -73,7 +73,10 @@ def emit_account_control(
         leave_sess.filter(leaving),
         page_path="/account",
     )
-    blocks.add("account_deleted", idx[leaving], t_leave[leaving] + DAY, leave_sess.filter(leaving))
+    # the deletion completes a day later, server side: a session of its own
+    blocks.add(
+        "account_deleted", idx[leaving], t_leave[leaving] + DAY, hex_ids(gen, int(leaving.sum()), "sess_")
+    )
     base = (
         np.log(config.consent_change_rate / (1 - config.consent_change_rate))
         if config.consent_change_rate > 0

@@ -220,11 +220,12 @@ def _emit_checkout(
         follow, users, tb + SECOND, sess, **mon, **({"subscription_month": 1} if plan.is_subscription else {})
     )
     refunded = gen.random(nb) < config.refund_rate
+    refund_sess = hex_ids(gen, int(refunded.sum()), "sess_")  # two days later: a session of its own
     blocks.add(
         "refund_issued",
         users[refunded],
         tb[refunded] + 2 * DAY,
-        sess.filter(pl.Series(refunded)),
+        refund_sess,
         **select_all(mon, refunded, ltv_to_date=np.zeros(int(refunded.sum()))),
     )
     if plan.is_subscription:
@@ -232,7 +233,7 @@ def _emit_checkout(
             "subscription_canceled",
             users[refunded],
             tb[refunded] + 2 * DAY + MINUTE,
-            sess.filter(pl.Series(refunded)),
+            refund_sess,
             **select_all(mon, refunded, ltv_to_date=np.zeros(int(refunded.sum()))),
             subscription_month=1,
         )
