@@ -309,18 +309,53 @@ class Taps(_Frozen):
     }  # fmt: skip
     flow_ml_per_s: float = 60.0
     health_days: int = Field(default=30, ge=1)  # project choice: daily health rows per device
-    # Uptime by current status: (mean, spread) of the daily uptime fraction.
-    uptime: dict[str, tuple[float, float]] = {
-        "online": (0.985, 0.01), "offline": (0.80, 0.10), "maintenance": (0.90, 0.06),
-    }  # fmt: skip
+    # spec "Device Health Metrics" (rates: project choice): failures, the degradation before them and the
+    # maintenance after them. A failure takes a device down for whole days; poor sites (the account's site
+    # quality, a standard normal) and the cheaper model fail more often.
+    failures_per_year: float = Field(default=0.5, ge=0.0)
+    model_failure_factor: dict[str, float] = {"TapFlow 100": 1.4, "TapFlow 200": 1.0, "TapFlow Pro": 0.6}
+    site_failure_sensitivity: float = 0.6  # log failure rate per standard deviation of poor site quality
+    outage_days_mean: float = Field(default=2.5, ge=1.0)
+    degradation_days: tuple[int, int] = (3, 10)  # days of drop-outs, errors and a warmer line before a failure
+    max_outages: int = Field(default=4, ge=0, le=12)  # per device over its life
 
     @model_validator(mode="after")
     def _valid(self) -> Taps:
         if len(self.hour_weights) != 24 or len(self.weekday_weights) != 7:
             raise ValueError("hour_weights needs 24 values and weekday_weights 7")
+        if not 1 <= self.degradation_days[0] <= self.degradation_days[1]:
+            raise ValueError("degradation_days must be (low, high) with 1 <= low <= high")
         _check_shares("products", self.products)
         if set(self.pour_ml) != set(self.products) or set(self.serve_celsius) != set(self.products):
             raise ValueError("pour_ml and serve_celsius must name exactly the products")
+        return self
+
+
+class Calendar(_Frozen):
+    """spec "Seasonal variations in metrics" (shape: project choice): the yearly season and US holidays of a bar
+    business. Weights are relative; tap events follow them fully, app sessions by ``app_strength``."""
+
+    # January lull, a spring rise, summer patios, a dip after Labor Day, the December party season
+    month_weights: tuple[float, ...] = (0.80, 0.88, 0.98, 0.97, 1.03, 1.12, 1.18, 1.14, 0.96, 0.97, 1.00, 1.20)
+    # multiplier of a holiday's date (on top of its weekday); keys name the rules in core/warehouse/calendar.py
+    holidays: dict[str, float] = {
+        "new_years_eve": 2.6, "super_bowl_sunday": 1.8, "st_patricks_day": 2.3, "cinco_de_mayo": 1.3,
+        "independence_day": 1.6, "halloween": 1.4, "thanksgiving_eve": 1.9, "thanksgiving_day": 0.6,
+        "christmas_day": 0.45,
+    }  # fmt: skip
+    app_strength: Probability = 0.4  # how much of the calendar the staff's app sessions follow
+
+    @model_validator(mode="after")
+    def _valid(self) -> Calendar:
+        from simulation_assets.core.warehouse.calendar import HOLIDAY_RULES
+
+        if len(self.month_weights) != 12 or min(self.month_weights) <= 0:
+            raise ValueError("month_weights needs 12 positive values (January first)")
+        unknown = sorted(set(self.holidays) - set(HOLIDAY_RULES))
+        if unknown:
+            raise ValueError(f"unknown holidays {unknown}; known: {', '.join(HOLIDAY_RULES)}")
+        if any(v <= 0 for v in self.holidays.values()):
+            raise ValueError("holiday multipliers must be positive")
         return self
 
 
@@ -352,6 +387,7 @@ class WarehouseConfig(_Frozen):
     marketing: Marketing = Marketing()
     activity: Activity = Activity()
     taps: Taps = Taps()
+    calendar: Calendar = Calendar()
     checks: CheckBands = CheckBands()
     # How many chunk files a big table is split into is fixed per table in ``schema``
     # (sized for at most ~5M rows per chunk in PROD), so Dagster's chunk partitions are static.

@@ -135,8 +135,18 @@ class Warehouse:
         return usage.user_weights(self)
 
     @cached_property
+    def site_quality(self) -> np.ndarray:
+        """Every account's site quality (standard normal; low means devices fail more often)."""
+        return -self.rng("accounts", 0, "site").standard_normal(self.rows["accounts"])
+
+    @cached_property
+    def tap_intensity(self) -> np.ndarray:
+        """Every account's relative pours per device."""
+        return np.ones(self.rows["accounts"])
+
+    @cached_property
     def device_profile(self) -> dict[str, np.ndarray]:
-        """Per-device latent traits (uptime, warmth, volume, life span)."""
+        """Per-device latent traits (life, volume, warmth, failures)."""
         return iot.device_profile(self)
 
     @cached_property

@@ -377,10 +377,10 @@ TABLES: tuple[Table, ...] = (
         _rules("poured_at>=device_id.installed_at"), chunks=40,
     ),
     Table(
-        "device_health", "iot", "device_health", "Daily uptime and error counts per device over its last 30 days.",
+        "device_health", "iot", "device_health", "Daily uptime, errors and temperature per device over its last 30 days (the outages of the taps).",
         _cols(
             "health_id:bigint, device_id:bigint, recorded_at:timestamp, uptime_pct:double, error_count:int, "
-            "avg_temperature_c:real, needs_maintenance:bool"
+            "avg_temperature_c:real?, needs_maintenance:bool, maintenance_performed:bool"
         ),
         "health_id", _fks("device_id->devices.device_id"), _rules("recorded_at>=device_id.installed_at"), chunks=4,
     ),
