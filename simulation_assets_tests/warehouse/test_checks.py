@@ -98,7 +98,31 @@ SPECIFIC_CASES: list[tuple[str, list[str]]] = [
      ["UPDATE raw.attribution_touchpoints SET attribution_weight = attribution_weight * 2 WHERE rowid = 0"]),
     ("tap_events_peak_evening", ["UPDATE raw.tap_events SET poured_at = poured_at + INTERVAL 12 HOUR"]),
 ]  # fmt: skip
-CASES = _generic_cases() + SPECIFIC_CASES
+
+
+def shuffled(table: str, columns: str, key: str) -> list[str]:
+    """SQL that shuffles ``columns`` (comma-separated, kept together) across the rows of ``table``: the same
+    values, the same table sizes, no structure left between them and the rest of the row."""
+    cols = [c.strip() for c in columns.split(",")]
+    sets = ", ".join(f"{c} = s.{c}" for c in cols)
+    return [
+        f"UPDATE raw.{table} AS t SET {sets} FROM (SELECT a.{key} AS k, {', '.join('b.' + c for c in cols)} "
+        f"FROM (SELECT {key}, row_number() OVER (ORDER BY {key}) AS r FROM raw.{table}) a "
+        f"JOIN (SELECT {columns}, row_number() OVER (ORDER BY hash(CAST({key} AS VARCHAR) || '~')) AS r FROM raw.{table}) b "
+        f"ON a.r = b.r) s WHERE t.{key} = s.k"
+    ]
+
+
+# Structure checks: the same tables with the column that carries the structure shuffled. (Shuffling a foreign
+# key keeps every parent's child count, so per-parent figures shuffle the parent's attributes instead.)
+ACCOUNT_LIFE = "status"  # who churned, lives unchanged
+STRUCTURE_CASES: list[tuple[str, list[str]]] = [
+    ("churned_accounts_less_engaged", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
+    ("tickets_follow_poor_health", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
+    ("payment_failures_precede_churn", shuffled("stripe_invoices", "status", "invoice_id")),
+    ("bigger_accounts_have_more_devices", shuffled("accounts", "mrr_usd", "account_id")),
+]
+CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES
 
 
 def test_every_check_passes_on_the_generated_data(raw_db: duckdb.DuckDBPyConnection) -> None:

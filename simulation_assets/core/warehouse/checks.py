@@ -28,12 +28,14 @@ class Check:
 
     name: str
     table: str
-    kind: str  # row_count | primary_key | foreign_keys | temporal | charges | distribution
+    kind: str  # row_count | primary_key | foreign_keys | temporal | charges | distribution | structure
     sql: str
     expected: float = 0.0
     description: str = ""
     shares: dict[str, float] = field(default_factory=dict)
     tolerance: float = 0.0
+    band: tuple[float, float] | None = None  # structure checks: the measured figure must lie in [low, high]
+    reads: tuple[str, ...] = ()  # structure checks: every table the SQL reads
 
     @property
     def blocking(self) -> bool:
@@ -208,6 +210,12 @@ def evaluate(check: Check, rows: list[tuple]) -> CheckResult:
             check.name, check.table, check.kind, passed, value, check.shares, check.description
         )
     number = rows[0][0] if rows and rows[0] else None
+    if check.band is not None:
+        low, high = check.band
+        figure = None if number is None else round(float(number), 4)
+        passed = figure is not None and low <= figure <= high
+        return CheckResult(check.name, check.table, check.kind, passed, figure, f"[{low:g}, {high:g}]",
+                           check.description)  # fmt: skip
     number = 0 if number is None else number
     passed = float(number) == float(check.expected)
     return CheckResult(check.name, check.table, check.kind, passed, number, check.expected, check.description)
@@ -221,7 +229,10 @@ def warehouse_checks(
     rows = row_counts(env, cfg)
     wanted = set(tables)
     available = [t for t in schema.TABLE_NAMES if t in wanted | set(present or [])]
+    from simulation_assets.core.warehouse.structure import structure_checks
+
     checks = integrity_checks(available, rows) + distribution_checks(available, cfg)
+    checks += structure_checks(set(available), cfg)
     return [c for c in checks if c.table in wanted]
 
 

@@ -200,7 +200,7 @@ class Crm(_Frozen):
         "device_issue": 0.40, "billing": 0.20, "how_to": 0.25, "feature_request": 0.15,
     }  # fmt: skip
     # spec "Correlation Patterns": device uptime affects satisfaction -> tickets per account grow as uptime drops.
-    ticket_uptime_sensitivity: float = 6.0
+    ticket_uptime_sensitivity: float = 4.0  # extra tickets (x base) per point (1 %) of device downtime
     lifecycle_stages: dict[str, float] = {
         "subscriber": 0.10, "lead": 0.30, "marketingqualifiedlead": 0.15, "salesqualifiedlead": 0.10,
         "opportunity": 0.10, "customer": 0.20, "evangelist": 0.05,
@@ -316,7 +316,8 @@ class Taps(_Frozen):
     model_failure_factor: dict[str, float] = {"TapFlow 100": 1.4, "TapFlow 200": 1.0, "TapFlow Pro": 0.6}
     site_failure_sensitivity: float = 0.6  # log failure rate per standard deviation of poor site quality
     outage_days_mean: float = Field(default=2.5, ge=1.0)
-    degradation_days: tuple[int, int] = (3, 10)  # days of drop-outs, errors and a warmer line before a failure
+    # days of drop-outs, errors and a warmer line before a failure
+    degradation_days: tuple[int, int] = (3, 10)
     max_outages: int = Field(default=4, ge=0, le=12)  # per device over its life
 
     @model_validator(mode="after")
@@ -336,7 +337,7 @@ class Calendar(_Frozen):
     business. Weights are relative; tap events follow them fully, app sessions by ``app_strength``."""
 
     # January lull, a spring rise, summer patios, a dip after Labor Day, the December party season
-    month_weights: tuple[float, ...] = (0.80, 0.88, 0.98, 0.97, 1.03, 1.12, 1.18, 1.14, 0.96, 0.97, 1.00, 1.20)
+    month_weights: tuple[float, ...] = (0.80, 0.88, 0.98, 0.97, 1.03, 1.12, 1.18, 1.14, 0.96, 0.97, 1.00, 1.20)  # fmt: skip
     # multiplier of a holiday's date (on top of its weekday); keys name the rules in core/warehouse/calendar.py
     holidays: dict[str, float] = {
         "new_years_eve": 2.6, "super_bowl_sunday": 1.8, "st_patricks_day": 2.3, "cinco_de_mayo": 1.3,
@@ -359,6 +360,26 @@ class Calendar(_Frozen):
         return self
 
 
+class Health(_Frozen):
+    """spec "Correlation Patterns" and Milestone 8 (strengths: project choice): one hidden health score per
+    account and month drives engagement, support tickets, payment failures, pours and churn.
+
+    health = tier effect + ``site_effect`` x site quality + a lasting trait + a monthly AR(1) part; the last
+    two are standard normal, ``lasting_share`` of their variance being the lasting trait. Every outcome
+    scales as exp(sensitivity x health) (exp(-sensitivity x health) for the bad ones).
+    """
+
+    persistence: float = Field(default=0.85, ge=0.0, lt=1.0)  # month-to-month AR(1) coefficient
+    lasting_share: Probability = 0.5
+    tier_effect: dict[str, float] = {"Basic": -0.25, "Pro": 0.0, "Enterprise": 0.35}
+    site_effect: float = 0.35  # health per standard deviation of site quality (good sites: fewer failures)
+    churn_sensitivity: float = Field(default=1.6, ge=0.0)  # log churn hazard per unit of poor health
+    engagement_sensitivity: float = Field(default=0.8, ge=0.0)  # log app sessions per unit of health
+    ticket_sensitivity: float = Field(default=1.5, ge=0.0)  # log support tickets per unit of poor health
+    payment_failure_sensitivity: float = Field(default=2.0, ge=0.0)  # log odds of an unpaid invoice
+    tap_sensitivity: float = Field(default=0.3, ge=0.0)  # log pours per device per unit of health
+
+
 class CheckBands(_Frozen):
     """How far a loaded warehouse may stray from the configured numbers before a check fails.
 
@@ -372,6 +393,14 @@ class CheckBands(_Frozen):
     win_rate_tolerance: Probability = 0.02
     trial_conversion_tolerance: Probability = 0.03
     evening_pour_share_min: Probability = 0.40  # spec: peak 6-10 pm; share of pours between 18:00 and 21:59
+    # Structure checks (core/warehouse/structure.py): the band each measured figure must fall in. Project
+    # choice: wide enough for DEV's 100 accounts, narrow enough that shuffling the column breaks them.
+    structure: dict[str, tuple[float, float]] = {
+        "churned_accounts_less_engaged": (0.0, 0.75),  # sessions per active day, churned / retained
+        "tickets_follow_poor_health": (1.3, 100.0),  # tickets per device-day, churned / retained
+        "payment_failures_precede_churn": (1.5, 100.0),  # unpaid invoice share, churned / retained
+        "bigger_accounts_have_more_devices": (0.3, 1.0),  # correlation of MRR and devices per account
+    }
 
 
 class WarehouseConfig(_Frozen):
@@ -388,6 +417,7 @@ class WarehouseConfig(_Frozen):
     activity: Activity = Activity()
     taps: Taps = Taps()
     calendar: Calendar = Calendar()
+    health: Health = Health()
     checks: CheckBands = CheckBands()
     # How many chunk files a big table is split into is fixed per table in ``schema``
     # (sized for at most ~5M rows per chunk in PROD), so Dagster's chunk partitions are static.

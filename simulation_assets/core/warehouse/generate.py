@@ -23,6 +23,7 @@ from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generators import (
     GENERATORS,
     app,
+    health,
     hubspot,
     iot,
     marketing,
@@ -140,9 +141,25 @@ class Warehouse:
         return -self.rng("accounts", 0, "site").standard_normal(self.rows["accounts"])
 
     @cached_property
+    def health_base(self) -> np.ndarray:
+        """The tier-free part of every account's monthly health (accounts x months)."""
+        return health.base_health(self)
+
+    @cached_property
+    def account_health(self) -> np.ndarray:
+        """Every account's health in every month of the window (accounts x months, see generators/health.py)."""
+        return health.with_tiers(self, self.health_base, list(app.TIER_ORDER), self.tier_codes)
+
+    @cached_property
+    def life_health(self) -> np.ndarray:
+        """Every account's mean health over its life."""
+        created, end = self.account_span
+        return health.life_mean(self, self.account_health, created, end)
+
+    @cached_property
     def tap_intensity(self) -> np.ndarray:
-        """Every account's relative pours per device."""
-        return np.ones(self.rows["accounts"])
+        """Every account's relative pours per device (healthier accounts pour more)."""
+        return np.exp(self.cfg.health.tap_sensitivity * self.life_health)
 
     @cached_property
     def device_profile(self) -> dict[str, np.ndarray]:

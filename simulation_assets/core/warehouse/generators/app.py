@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse.generators import health
 from simulation_assets.core.warehouse.generators.text import (
     FIRST_NAMES,
     LAST_NAMES,
@@ -63,8 +64,9 @@ def accounts(wh: Warehouse) -> pl.DataFrame:
     ).astype(np.int32)
     latest = wh.history_end - window.min_tenure_days * DAY
     created = np.sort(growth_times(rng, n, wh.history_start, latest, window.account_yoy_growth))
-    hazard = -np.log1p(-wh.cfg.subscriptions.annual_churn) / (365.25 * DAY)
-    churn_at = created + window.min_tenure_days * DAY + rng.exponential(1.0 / hazard, n).astype(np.int64)
+    # churn follows the account's health (tier, site, lasting trait, monthly swings): see generators/health.py
+    account_health = health.with_tiers(wh, wh.health_base, tiers, tier)
+    churn_at = health.churn_times(wh, account_health, created, rng)
     churned = churn_at < wh.history_end
     ids = np.arange(1, n + 1)
     industries = list(spec.industries)

@@ -49,7 +49,8 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
     model_factor = np.select(
         [model == m for m in spec.model_failure_factor], list(spec.model_failure_factor.values()), 1.0
     )
-    rate = spec.failures_per_year * model_factor * np.exp(spec.site_failure_sensitivity * wh.site_quality[account])
+    site = np.exp(spec.site_failure_sensitivity * wh.site_quality[account])
+    rate = spec.failures_per_year * model_factor * site
     life_years = np.maximum(last_day - first_day + 1, 0) / 365.25
     k = spec.max_outages
     count = np.minimum(rng.poisson(rate * life_years), k)
@@ -57,7 +58,8 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
     start = lo[:, None] + (rng.random((n, k)) * np.maximum(hi - lo, 0)[:, None]).astype(np.int64)
     start = np.where(np.arange(k)[None, :] < count[:, None], start, NEVER)
     start.sort(axis=1)
-    length = 1 + np.minimum(rng.geometric(1 / spec.outage_days_mean, (n, k)) - 1, 3 * round(spec.outage_days_mean))
+    longest = 3 * round(spec.outage_days_mean)
+    length = 1 + np.minimum(rng.geometric(1 / spec.outage_days_mean, (n, k)) - 1, longest)
     low_deg, high_deg = spec.degradation_days
     degrade = rng.integers(low_deg, high_deg + 1, (n, k))
     end = np.where(start < NEVER, start + length, NEVER)
@@ -229,7 +231,12 @@ def day_states(wh: Warehouse, device: np.ndarray, day: np.ndarray) -> dict[str, 
     degrading |= final & (day >= seen_day - p["final_degrade_days"][device]) & (day < seen_day)
     ahead = seen_day - day
     to_failure = np.where(final & (ahead > 0) & (ahead < to_failure), ahead, to_failure)
-    return {"down": down, "degrading": degrading & (down == 0), "repaired": repaired, "to_failure": to_failure}
+    return {
+        "down": down,
+        "degrading": degrading & (down == 0),
+        "repaired": repaired,
+        "to_failure": to_failure,
+    }
 
 
 def device_health(wh: Warehouse, k: int) -> pl.DataFrame:
@@ -246,11 +253,13 @@ def device_health(wh: Warehouse, k: int) -> pl.DataFrame:
     blips = np.where(rng.random(n) < 0.15, rng.random(n) * 0.004, 0.0)
     lost = np.where(state["degrading"], 0.01 + 0.07 * rng.random(n), blips)
     uptime = np.clip(1.0 - np.maximum(state["down"], lost), 0.0, 1.0)
-    closeness = np.clip(1.0 - state["to_failure"] / 12.0, 0.0, 1.0)  # ramps up over the last days before failure
+    # ramps up over the last days before a failure
+    closeness = np.clip(1.0 - state["to_failure"] / 12.0, 0.0, 1.0)
     error_rate = np.where(state["degrading"], 1.5 + 6.0 * closeness, 0.2) * (1.0 - state["down"])
     errors = rng.poisson(error_rate).astype(np.int32)
     warm = np.where(state["degrading"], 0.8 + 2.5 * closeness, 0.0).astype(np.float32)
-    temperature = np.float32(spec.serve_celsius.get("draft_beer", 3.0)) + profile["temp_offset"][device] + warm
+    base = np.float32(spec.serve_celsius.get("draft_beer", 3.0))
+    temperature = base + profile["temp_offset"][device] + warm
     temperature = temperature + np.float32(0.2) * rng.standard_normal(n, dtype=np.float32)
     reported = state["down"] < 1.0  # a device down all day reports no temperature
     return pl.DataFrame(

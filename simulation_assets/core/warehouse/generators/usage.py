@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse.generators import health
 from simulation_assets.core.warehouse.generators.app import TIER_ORDER
 from simulation_assets.core.warehouse.sampling import (
     DAY,
@@ -38,35 +39,17 @@ def user_weights(wh: Warehouse) -> dict[str, np.ndarray]:
     created = to_seconds(table["created_at"])
     end = acc_end[account]
     role_weight = table["role"].replace_strict(wh.cfg.users.login_weight, return_dtype=pl.Float64).to_numpy()
-    days = (end - created) / DAY
+    # sessions per day follow the account's monthly health: exp(engagement_sensitivity x health)
+    monthly = np.exp(wh.cfg.health.engagement_sensitivity * wh.account_health.astype(np.float64))
+    engaged_days = (monthly[account] * health.exposure(wh, created, end)).sum(axis=1) / DAY
+    weight = role_weight * engaged_days
     return {
-        "p": role_weight * days / (role_weight * days).sum(),
+        "p": weight / weight.sum(),
         "created": created,
         "end": end,
         "account": account,
+        "cdf": health.month_cdf(wh, monthly),
     }
-
-
-def spread_days(
-    rng: np.random.Generator,
-    low: np.ndarray,
-    high: np.ndarray,
-    hour_cdf: np.ndarray,
-    weekday_cdf: np.ndarray | None = None,
-) -> np.ndarray:
-    """Return epoch seconds strictly inside (low, high): a whole day between them, a weekday mix, an hour curve."""
-    n = len(low)
-    first_day = low // DAY + 1
-    last_day = high // DAY - 1
-    if weekday_cdf is None:
-        day = first_day + (rng.random(n, dtype=np.float32) * (last_day - first_day + 1)).astype(np.int64)
-    else:
-        weekday = np.searchsorted(weekday_cdf, rng.random(n, dtype=np.float32), side="right").clip(0, 6)
-        first = first_day + (weekday - (first_day + 3) % 7) % 7  # 1970-01-01 was a Thursday
-        weeks = (last_day - first) // 7 + 1
-        day = first + 7 * (rng.random(n, dtype=np.float32) * weeks).astype(np.int64)
-    hour = np.searchsorted(hour_cdf, rng.random(n, dtype=np.float32), side="right").clip(0, 23)
-    return day * DAY + hour * HOUR + rng.integers(0, HOUR, n)
 
 
 def session_arrays(wh: Warehouse, k: int) -> dict[str, np.ndarray]:
@@ -76,9 +59,13 @@ def session_arrays(wh: Warehouse, k: int) -> dict[str, np.ndarray]:
     weights = wh.user_weights
     counts = rng.multinomial(n, weights["p"])
     user, _ = local_index(counts)
-    started = spread_days(
-        rng, weights["created"][user], weights["end"][user], cumulative_shares(wh.cfg.activity.hour_weights)
-    )
+    low, high = weights["created"][user], weights["end"][user]
+    # the day follows the account's health month by month, the hour the activity curve
+    when = health.weighted_times(wh, weights["cdf"], weights["account"][user], low, high, rng.random(n))
+    day = np.clip(when // DAY, low // DAY + 1, high // DAY - 1)
+    hour_cdf = cumulative_shares(wh.cfg.activity.hour_weights)
+    hour = np.searchsorted(hour_cdf, rng.random(n, dtype=np.float32), side="right").clip(0, 23)
+    started = day * DAY + hour * HOUR + rng.integers(0, HOUR, n)
     minutes = np.exp(rng.normal(np.log(wh.cfg.activity.median_session_minutes), 0.8, n))
     duration = np.maximum((minutes * 60).astype(np.int64), 30)
     return {"id": np.arange(start + 1, stop + 1), "user": user, "account": weights["account"][user],

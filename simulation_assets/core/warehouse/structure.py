@@ -1,0 +1,74 @@
+"""Checks of the warehouse's structure: the correlations, curves, seasons and flows, each one measured figure.
+
+Each check is portable SQL returning one number (a ratio, a correlation, bits of information) that
+must fall inside its band in ``WarehouseConfig.checks.structure``; the number is reported as the
+check's ``measured`` metadata and in the catalog. They are not blocking: weaker structure makes the
+data less realistic, not wrong. A check that reads a table not loaded is left out.
+"""
+
+from __future__ import annotations
+
+from simulation_assets.core.warehouse.checks import Check
+from simulation_assets.core.warehouse.config import WarehouseConfig
+
+
+def _active_days(raw: str, end: str) -> str:
+    """SQL of every account's id, status and days alive (creation to churn or the window's end)."""
+    return (
+        f"SELECT account_id, status, mrr_usd, greatest((extract(epoch FROM coalesce(churned_at, {end})) "
+        f"- extract(epoch FROM created_at)) / 86400.0, 1.0) AS days FROM {raw}.accounts"
+    )
+
+
+def _ratio(value: str, by: str = "status") -> str:
+    """SQL of mean(value) over churned accounts divided by mean(value) over the others."""
+    return (
+        f"avg(CASE WHEN {by} = 'churned' THEN {value} END) / "
+        f"nullif(avg(CASE WHEN {by} <> 'churned' THEN {value} END), 0)"
+    )
+
+
+UNPAID = "CASE WHEN i.status = 'paid' THEN 0.0 ELSE 1.0 END"
+
+
+def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") -> list[Check]:
+    """Return the structure checks whose tables are all in ``present``."""
+    end = f"TIMESTAMP '{cfg.window.end} 00:00:00'"
+    life = _active_days(raw, end)
+    out: list[Check] = []
+
+    def add(name: str, table: str, reads: tuple[str, ...], sql: str, what: str) -> None:
+        if set(reads) <= present:
+            lo, hi = cfg.checks.structure[name]
+            out.append(Check(name, table, "structure", sql, description=f"{what}: within [{lo:g}, {hi:g}]",
+                             band=(lo, hi), reads=reads))  # fmt: skip
+
+    add(
+        "churned_accounts_less_engaged", "user_sessions", ("accounts", "user_sessions"),
+        f"WITH s AS (SELECT account_id, count(*) AS n FROM {raw}.user_sessions GROUP BY 1), "
+        f"a AS ({life}) SELECT {_ratio('coalesce(s.n, 0) / a.days', 'a.status')} "
+        f"FROM a LEFT JOIN s ON s.account_id = a.account_id",
+        "app sessions per active day of churned accounts / of retained ones (health drives both)",
+    )  # fmt: skip
+    add(
+        "tickets_follow_poor_health", "hubspot_tickets", ("accounts", "devices", "hubspot_tickets"),
+        f"WITH t AS (SELECT account_id, count(*) AS n FROM {raw}.hubspot_tickets GROUP BY 1), "
+        f"d AS (SELECT account_id, count(*) AS n FROM {raw}.devices GROUP BY 1), a AS ({life}) "
+        f"SELECT {_ratio('coalesce(t.n, 0) / a.days / coalesce(d.n, 1)', 'a.status')} FROM a "
+        f"LEFT JOIN t ON t.account_id = a.account_id LEFT JOIN d ON d.account_id = a.account_id",
+        "support tickets per device-day of churned accounts / of retained ones",
+    )  # fmt: skip
+    add(
+        "payment_failures_precede_churn", "stripe_invoices", ("accounts", "stripe_customers", "stripe_invoices"),
+        f"SELECT {_ratio(UNPAID, 'a.status')} "
+        f"FROM {raw}.stripe_invoices i JOIN {raw}.stripe_customers c ON c.customer_id = i.customer_id "
+        f"JOIN {raw}.accounts a ON a.account_id = c.account_id",
+        "share of unpaid invoices of churned accounts / of retained ones",
+    )  # fmt: skip
+    add(
+        "bigger_accounts_have_more_devices", "devices", ("accounts", "devices"),
+        f"SELECT corr(a.mrr_usd, CAST(coalesce(d.n, 0) AS DOUBLE PRECISION)) FROM {raw}.accounts a "
+        f"LEFT JOIN (SELECT account_id, count(*) AS n FROM {raw}.devices GROUP BY 1) d ON d.account_id = a.account_id",
+        "correlation of an account's MRR and its number of devices",
+    )  # fmt: skip
+    return out
