@@ -115,12 +115,31 @@ def shuffled(table: str, columns: str, key: str) -> list[str]:
 
 # Structure checks: the same tables with the column that carries the structure shuffled. (Shuffling a foreign
 # key keeps every parent's child count, so per-parent figures shuffle the parent's attributes instead.)
+DAYS_SCATTERED = (
+    "UPDATE raw.tap_events SET poured_at = poured_at + to_days(CAST(hash(tap_event_id) % 365 AS INTEGER))"
+)
 ACCOUNT_LIFE = "status"  # who churned, lives unchanged
 STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     ("churned_accounts_less_engaged", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
     ("tickets_follow_poor_health", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
     ("payment_failures_precede_churn", shuffled("stripe_invoices", "status", "invoice_id")),
     ("bigger_accounts_have_more_devices", shuffled("accounts", "mrr_usd", "account_id")),
+    # the year-4 sign-ups moved into year 1: growth turns into decline
+    (
+        "accounts_grow_year_over_year",
+        [
+            "UPDATE raw.accounts SET created_at = created_at - INTERVAL 3 YEAR "
+            "WHERE created_at >= TIMESTAMP '2024-01-01' AND created_at < TIMESTAMP '2025-01-01'"
+        ],
+    ),
+    # the spend's timeline reversed: budgets shrink while sign-ups grow
+    (
+        "signups_follow_marketing_spend",
+        ["UPDATE raw.campaign_performance SET date = DATE '2025-12-31' - CAST(date - DATE '2021-01-01' AS INTEGER)"],
+    ),
+    # every pour moved by a pseudo-random number of days: no season, no holiday left
+    ("taps_peak_in_december_lull_in_january", [DAYS_SCATTERED]),
+    ("taps_spike_on_holidays", [DAYS_SCATTERED]),
 ]
 CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES
 

@@ -243,6 +243,11 @@ class Marketing(_Frozen):
         "google/organic": 0.30, "(direct)/(none)": 0.20, "google/cpc": 0.18, "facebook/paid": 0.10,
         "linkedin/paid": 0.07, "newsletter/email": 0.05, "partner/referral": 0.05, "bing/organic": 0.05,
     }  # fmt: skip
+    # spec "Realistic Growth Curves" / attribution (project choice): the share of new accounts that follow
+    # the marketing spend, and how that spend's effect spreads over the month and the two after it.
+    signups_from_spend: Probability = 0.7
+    signup_lag_shares: tuple[float, ...] = (0.2, 0.5, 0.3)
+    spend_push_sigma: float = Field(default=0.1, ge=0.0)  # month-to-month swings of the total spend (log sd)
     bounce_rate: Probability = 0.45  # research: SaaS median bounce ~44-49%
     median_session_seconds: float = 165.0  # research: SaaS median session 165 s
 
@@ -400,6 +405,10 @@ class CheckBands(_Frozen):
         "tickets_follow_poor_health": (1.3, 100.0),  # tickets per device-day, churned / retained
         "payment_failures_precede_churn": (1.5, 100.0),  # unpaid invoice share, churned / retained
         "bigger_accounts_have_more_devices": (0.3, 1.0),  # correlation of MRR and devices per account
+        "accounts_grow_year_over_year": (0.2, 0.7),  # spec 40 %; DEV has ~15 sign-ups in the first year
+        "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
+        "taps_peak_in_december_lull_in_january": (1.15, 3.0),  # pours per day, December / the next January
+        "taps_spike_on_holidays": (1.5, 4.0),  # pours on spike holidays / the same weekday around them
     }
 
 

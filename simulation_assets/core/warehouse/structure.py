@@ -8,6 +8,9 @@ data less realistic, not wrong. A check that reads a table not loaded is left ou
 
 from __future__ import annotations
 
+import datetime as dt
+
+from simulation_assets.core.warehouse.calendar import holiday_dates
 from simulation_assets.core.warehouse.checks import Check
 from simulation_assets.core.warehouse.config import WarehouseConfig
 
@@ -71,4 +74,53 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         f"LEFT JOIN (SELECT account_id, count(*) AS n FROM {raw}.devices GROUP BY 1) d ON d.account_id = a.account_id",
         "correlation of an account's MRR and its number of devices",
     )  # fmt: skip
+    add(*_growth_checks(cfg, raw))
+    window = cfg.window
+    latest = window.end - dt.timedelta(days=window.min_tenure_days)
+    last_full = dt.date(latest.year, latest.month, 1)
+    add(
+        "signups_follow_marketing_spend", "accounts", ("accounts", "campaign_performance"),
+        f"WITH s AS (SELECT CAST(date_trunc('month', date) AS DATE) AS m, sum(spend_usd) AS spend "
+        f"FROM {raw}.campaign_performance GROUP BY 1), "
+        f"a AS (SELECT CAST(date_trunc('month', created_at) AS DATE) AS m, count(*) AS n FROM {raw}.accounts GROUP BY 1) "
+        f"SELECT corr(s.spend, CAST(coalesce(a.n, 0) AS DOUBLE PRECISION)) FROM s LEFT JOIN a ON a.m = s.m "
+        f"WHERE s.m < DATE '{last_full}'",
+        "correlation of monthly marketing spend and new accounts (months before the last sign-up date)",
+    )  # fmt: skip
+    daily = f"SELECT CAST(poured_at AS DATE) AS day, count(*) AS n FROM {raw}.tap_events GROUP BY 1"
+    add(
+        "taps_peak_in_december_lull_in_january", "tap_events", ("tap_events",),
+        f"WITH d AS ({daily}), m AS (SELECT extract(year FROM day) AS y, extract(month FROM day) AS mo, "
+        f"avg(CAST(n AS DOUBLE PRECISION)) AS n FROM d GROUP BY 1, 2) "
+        f"SELECT avg(dec.n / jan.n) FROM m dec JOIN m jan ON jan.y = dec.y + 1 AND jan.mo = 1 WHERE dec.mo = 12",
+        "pours per day in December / in the January after it",
+    )  # fmt: skip
+    spikes = [name for name, m in cfg.calendar.holidays.items() if m >= 1.5]
+    days = sorted(d for name in spikes for d in holiday_dates(name, window.start + dt.timedelta(days=21),
+                                                              window.end - dt.timedelta(days=21)))  # fmt: skip
+    if days:
+        values = ", ".join(f"(DATE '{d}')" for d in days)
+        add(
+            "taps_spike_on_holidays", "tap_events", ("tap_events",),
+            f"WITH d AS ({daily}), h AS (SELECT day FROM (VALUES {values}) v(day)) "
+            f"SELECT avg(CASE WHEN d.day = h.day THEN CAST(n AS DOUBLE PRECISION) END) "
+            f"/ avg(CASE WHEN d.day <> h.day THEN CAST(n AS DOUBLE PRECISION) END) FROM h JOIN d "
+            f"ON d.day IN (h.day - 14, h.day - 7, h.day, h.day + 7, h.day + 14)",
+            f"pours on {', '.join(spikes)} / on the same weekday one and two weeks around them",
+        )  # fmt: skip
     return out
+
+
+def _growth_checks(cfg: WarehouseConfig, raw: str) -> tuple[str, str, tuple[str, ...], str, str]:
+    """The yearly growth of new accounts between the first and the fourth year of the window."""
+    start = cfg.window.start
+    year = [dt.date(start.year + k, start.month, start.day) for k in range(5)]
+    count = (
+        "sum(CASE WHEN created_at >= TIMESTAMP '{}' AND created_at < TIMESTAMP '{}' THEN 1.0 ELSE 0.0 END)"
+    )
+    return (
+        "accounts_grow_year_over_year", "accounts", ("accounts",),
+        f"SELECT power({count.format(year[3], year[4])} / nullif({count.format(year[0], year[1])}, 0), 1.0 / 3) - 1 "
+        f"FROM {raw}.accounts",
+        f"yearly growth of new accounts, first to fourth year (spec: {cfg.window.account_yoy_growth:.0%})",
+    )  # fmt: skip
