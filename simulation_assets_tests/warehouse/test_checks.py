@@ -135,11 +135,18 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     # the spend's timeline reversed: budgets shrink while sign-ups grow
     (
         "signups_follow_marketing_spend",
-        ["UPDATE raw.campaign_performance SET date = DATE '2025-12-31' - CAST(date - DATE '2021-01-01' AS INTEGER)"],
+        [
+            "UPDATE raw.campaign_performance SET date = DATE '2025-12-31' - CAST(date - DATE '2021-01-01' AS INTEGER)"
+        ],
     ),
     # every pour moved by a pseudo-random number of days: no season, no holiday left
     ("taps_peak_in_december_lull_in_january", [DAYS_SCATTERED]),
     ("taps_spike_on_holidays", [DAYS_SCATTERED]),
+    # features used at random: every feature seen from the first weeks, adopted at once
+    ("features_launch_over_the_years", shuffled("feature_usage", "feature_name", "feature_event_id")),
+    ("new_features_gain_share_over_months", shuffled("feature_usage", "feature_name", "feature_event_id")),
+    ("higher_tiers_adopt_sooner", shuffled("accounts", "tier", "account_id")),
+    ("feature_errors_spike_in_incidents", shuffled("feature_usage", "success", "feature_event_id")),
 ]
 CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES
 
@@ -195,3 +202,23 @@ def test_the_bands_come_from_the_configuration(raw_db: duckdb.DuckDBPyConnection
     finally:
         raw_db.execute("ROLLBACK")
     assert result.passed and check.tolerance == 0.2
+
+
+def test_a_structure_check_whose_tables_are_not_loaded_says_so_and_is_not_measured() -> None:
+    [check] = [c for c in warehouse_checks(["devices"], "dev", WarehouseConfig())
+               if c.name == "bigger_accounts_have_more_devices"]  # fmt: skip
+    assert check.band is None and check.sql == "SELECT 0"
+    assert "not checked: accounts not loaded" in check.description
+    [measured] = [c for c in warehouse_checks(["devices"], "dev", WarehouseConfig(), present=["accounts"])
+                  if c.name == "bigger_accounts_have_more_devices"]  # fmt: skip
+    assert measured.band == (0.3, 1.0) and "raw.accounts" in measured.sql
+
+
+def test_structure_figures_are_in_the_check_metadata_and_the_band_decides(
+    raw_db: duckdb.DuckDBPyConnection,
+) -> None:
+    [result] = run_checks(
+        [CHECKS["churned_accounts_less_engaged"]], lambda sql: raw_db.execute(sql).fetchall()
+    )
+    assert isinstance(result.value, float) and 0.0 < result.value < 0.75 and result.passed
+    assert result.expected == "[0, 0.75]"

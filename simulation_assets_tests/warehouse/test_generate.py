@@ -194,3 +194,23 @@ def test_no_prod_chunk_holds_more_than_five_million_rows() -> None:
     rows = row_counts("prod")
     sizes = {spec.name: -(-rows[spec.name] // spec.chunks) for spec in schema.TABLES}
     assert max(sizes.values()) <= 5_000_000, sizes
+
+
+def test_feature_adoption_follows_an_s_curve_after_each_release() -> None:
+    """Accounts there at a release adopt the feature slowly, then fast, then the last few: new adopters per
+    month rise to a peak after the first month and fall after it (pooled over the later features)."""
+    w = Warehouse(42, "qa")
+    created, end = w.account_span
+    release_years = w.cfg.activity.feature_release_years
+    months_after = []
+    for j, name in enumerate(w.cfg.activity.features):
+        if release_years[name] <= 0:
+            continue
+        released = w.history_start + release_years[name] * 365.25 * 86_400
+        adopt = w.feature_adoption[:, j]
+        there = (created < released) & np.isfinite(adopt) & (end > released + 365 * 86_400)
+        months_after.append(((adopt[there] - released) // (30.44 * 86_400)).astype(int))
+    new_per_month = np.bincount(np.concatenate(months_after))[:12]
+    peak = int(np.argmax(new_per_month))
+    assert 1 <= peak <= 4, new_per_month
+    assert new_per_month[0] < 0.6 * new_per_month[peak] and new_per_month[11] < 0.3 * new_per_month[peak]

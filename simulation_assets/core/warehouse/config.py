@@ -280,6 +280,29 @@ class Activity(_Frozen):
         "keg_forecast": "Pro",
     }  # fmt: skip
     error_rate: Probability = 0.03  # spec: success/error patterns
+    # spec "Product Usage Patterns" (dates and speeds: project choice): features launch over the years (years
+    # after the window's start; 0 = there from the start, used from an account's first day), and each account
+    # adopts a feature after a lognormal delay (an S-shaped adoption curve) that is shorter for higher tiers
+    # and healthier accounts.
+    feature_release_years: dict[str, float] = {
+        "pour_dashboard": 0.0, "inventory_alerts": 0.35, "pos_sync": 0.8, "staff_leaderboard": 1.3,
+        "keg_forecast": 1.8, "custom_reports": 2.3, "multi_location_view": 2.8, "happy_hour_pricing": 3.4,
+        "api_export": 4.0,
+    }  # fmt: skip
+    feature_category: dict[str, str] = {
+        "pour_dashboard": "analytics", "inventory_alerts": "operations", "pos_sync": "integrations",
+        "staff_leaderboard": "engagement", "keg_forecast": "operations", "custom_reports": "analytics",
+        "multi_location_view": "operations", "happy_hour_pricing": "engagement", "api_export": "integrations",
+    }  # fmt: skip
+    adoption_median_days: float = Field(default=100.0, gt=0.0)  # a Pro account of average health
+    adoption_spread: float = Field(default=0.7, gt=0.0)  # log-sd of the delay: the S-curve's width
+    adoption_tier_factor: dict[str, float] = {"Basic": 1.6, "Pro": 1.0, "Enterprise": 0.55}  # x the delay
+    adoption_health_speed: float = 0.35  # log speed-up of adoption per unit of account health
+    # known incidents (start, days): feature calls fail far more often while one lasts
+    incidents: tuple[tuple[dt.date, int], ...] = (
+        (dt.date(2022, 6, 14), 3), (dt.date(2023, 11, 24), 2), (dt.date(2024, 8, 5), 4), (dt.date(2025, 3, 10), 2),
+    )  # fmt: skip
+    incident_error_rate: Probability = 0.25
     # project choice: bar staff use the app from late morning into the evening.
     hour_weights: tuple[float, ...] = (
         0.2, 0.1, 0.05, 0.05, 0.05, 0.1, 0.3, 0.6, 1.0, 1.4, 1.8, 2.0,
@@ -290,6 +313,11 @@ class Activity(_Frozen):
     def _valid(self) -> Activity:
         for name in ("device_types", "pages", "features"):
             _check_shares(name, getattr(self, name))
+        for name in ("feature_release_years", "feature_category"):
+            if set(getattr(self, name)) != set(self.features):
+                raise ValueError(f"{name} must name exactly the features")
+        if not any(v <= 0 for v in self.feature_release_years.values()):
+            raise ValueError("feature_release_years needs at least one feature there from the start (0)")
         return self
 
 
@@ -409,6 +437,13 @@ class CheckBands(_Frozen):
         "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
         "taps_peak_in_december_lull_in_january": (1.15, 3.0),  # pours per day, December / the next January
         "taps_spike_on_holidays": (1.5, 4.0),  # pours on spike holidays / the same weekday around them
+        "features_launch_over_the_years": (900.0, 2000.0),  # days from the first to the last launch
+        "new_features_gain_share_over_months": (
+            1.8,
+            100.0,
+        ),  # share of events 6-12 months after release / month 1
+        "higher_tiers_adopt_sooner": (1.3, 10.0),  # adoption delay, Basic / Enterprise
+        "feature_errors_spike_in_incidents": (3.0, 50.0),  # error rate in incidents / outside
     }
 
 

@@ -136,6 +136,11 @@ class Warehouse:
         return usage.user_weights(self)
 
     @cached_property
+    def feature_adoption(self) -> np.ndarray:
+        """When every account adopts every feature (accounts x features, epoch seconds; inf = never)."""
+        return usage.feature_adoption(self)
+
+    @cached_property
     def site_quality(self) -> np.ndarray:
         """Every account's site quality (standard normal; low means devices fail more often)."""
         return -self.rng("accounts", 0, "site").standard_normal(self.rows["accounts"])

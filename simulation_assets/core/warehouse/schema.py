@@ -355,10 +355,11 @@ TABLES: tuple[Table, ...] = (
         _rules("viewed_at>=session_id.started_at"), chunks=10,
     ),
     Table(
-        "feature_usage", "app", "feature_usage", "Feature events inside app sessions, gated by tier.",
+        "feature_usage", "app", "feature_usage",
+        "Feature events inside app sessions: features released over the years, adopted per account, gated by tier.",
         _cols(
             "feature_event_id:bigint, session_id:bigint, user_id:bigint, account_id:bigint, feature_name:text, "
-            "used_at:timestamp, success:bool, error_code:text?"
+            "feature_category:text, used_at:timestamp, success:bool, error_code:text?"
         ),
         "feature_event_id",
         _fks("session_id->user_sessions.session_id", "user_id->users.user_id", "account_id->accounts.account_id"),

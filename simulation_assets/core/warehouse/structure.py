@@ -41,10 +41,7 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
     out: list[Check] = []
 
     def add(name: str, table: str, reads: tuple[str, ...], sql: str, what: str) -> None:
-        if set(reads) <= present:
-            lo, hi = cfg.checks.structure[name]
-            out.append(Check(name, table, "structure", sql, description=f"{what}: within [{lo:g}, {hi:g}]",
-                             band=(lo, hi), reads=reads))  # fmt: skip
+        out.append(_check(cfg, name, table, reads, sql, what, present))
 
     add(
         "churned_accounts_less_engaged", "user_sessions", ("accounts", "user_sessions"),
@@ -75,6 +72,7 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         "correlation of an account's MRR and its number of devices",
     )  # fmt: skip
     add(*_growth_checks(cfg, raw))
+    out.extend(_feature_checks(cfg, raw, present))
     window = cfg.window
     latest = window.end - dt.timedelta(days=window.min_tenure_days)
     last_full = dt.date(latest.year, latest.month, 1)
@@ -124,3 +122,82 @@ def _growth_checks(cfg: WarehouseConfig, raw: str) -> tuple[str, str, tuple[str,
         f"FROM {raw}.accounts",
         f"yearly growth of new accounts, first to fourth year (spec: {cfg.window.account_yoy_growth:.0%})",
     )  # fmt: skip
+
+
+def _feature_checks(cfg: WarehouseConfig, raw: str, present: set[str]) -> list[Check]:
+    """Feature launches spread over the years, adoption that takes months and is faster for higher tiers, and
+    errors during the known incidents. A feature's release is taken as its first use in the data."""
+    activity = cfg.activity
+    late = [f for f, years in activity.feature_release_years.items() if years > 0]
+    basic = [f for f in late if activity.feature_min_tier.get(f, "Basic") == "Basic"]
+    first_use = (  # every account's first use of every feature
+        f"SELECT account_id, feature_name, min(used_at) AS first_at FROM {raw}.feature_usage GROUP BY 1, 2"
+    )
+    release = "SELECT feature_name, min(first_at) AS released_at FROM f GROUP BY 1"
+    seconds = "(extract(epoch FROM {}) - extract(epoch FROM {}))"
+    names = ", ".join(f"'{f}'" for f in late) or "''"
+    basic_names = ", ".join(f"'{f}'" for f in basic) or "''"
+    delay = seconds.format("f.first_at", "greatest(r.released_at, a.created_at)")
+    windows = (
+        " OR ".join(  # no incidents configured: no window (the check then fails, measuring nothing)
+            f"(used_at >= TIMESTAMP '{start}' AND used_at < TIMESTAMP '{start}' + INTERVAL '{days} days')"
+            for start, days in activity.incidents
+        )
+        or "FALSE"
+    )
+    error = "CASE WHEN success THEN 0.0 ELSE 1.0 END"
+    specs = [
+        (
+            "features_launch_over_the_years", ("feature_usage",),
+            f"WITH f AS ({first_use}), r AS ({release}) SELECT "
+            f"{seconds.format('max(released_at)', 'min(released_at)')} / 86400.0 FROM r",
+            "days between the first and the last feature's first use",
+        ),
+        (
+            "new_features_gain_share_over_months", ("feature_usage",),
+            f"WITH r AS (SELECT feature_name, min(used_at) AS released_at FROM {raw}.feature_usage GROUP BY 1), "
+            f"e AS (SELECT {seconds.format('u.used_at', 'r.released_at')} / 86400.0 AS days, "
+            f"CASE WHEN u.feature_name = r.feature_name THEN 1.0 ELSE 0.0 END AS hit "
+            f"FROM {raw}.feature_usage u JOIN r ON u.used_at >= r.released_at "
+            f"AND u.used_at < r.released_at + INTERVAL '365 days' WHERE r.feature_name IN ({names})) "
+            f"SELECT avg(CASE WHEN days >= 180 THEN hit END) / nullif(avg(CASE WHEN days < 30 THEN hit END), 0) FROM e",
+            "a new feature's share of all feature events 6-12 months after its release / in its first month "
+            "(accounts adopt it over months)",
+        ),
+        (
+            "higher_tiers_adopt_sooner", ("feature_usage", "accounts"),
+            f"WITH f AS ({first_use}), r AS ({release}), d AS (SELECT a.tier, {delay} / 86400.0 AS days FROM f "
+            f"JOIN r ON r.feature_name = f.feature_name JOIN {raw}.accounts a ON a.account_id = f.account_id "
+            f"WHERE f.feature_name IN ({basic_names})) "
+            f"SELECT avg(CASE WHEN tier = 'Basic' THEN days END) / nullif(avg(CASE WHEN tier = 'Enterprise' THEN days END), 0) "
+            f"FROM d",
+            "mean adoption delay of Basic accounts / of Enterprise accounts (features open to both)",
+        ),
+        (
+            "feature_errors_spike_in_incidents", ("feature_usage",),
+            f"SELECT avg(CASE WHEN {windows} THEN {error} END) / nullif(avg(CASE WHEN NOT ({windows}) THEN {error} END), 0) "
+            f"FROM {raw}.feature_usage",
+            "error rate of feature calls during known incidents / outside them",
+        ),
+    ]  # fmt: skip
+    return [_check(cfg, name, "feature_usage", reads, sql, what, present) for name, reads, sql, what in specs]
+
+
+def _check(
+    cfg: WarehouseConfig,
+    name: str,
+    table: str,
+    reads: tuple[str, ...],
+    sql: str,
+    what: str,
+    present: set[str],
+) -> Check:
+    """Return the structure check ``name``; when a table it reads is not loaded it is declared but not measured
+    (it passes, naming what is missing, like the foreign keys to a table not loaded)."""
+    missing = sorted(set(reads) - present)
+    if missing:
+        return Check(name, table, "structure", "SELECT 0", description=f"{what} (not checked: {', '.join(missing)} "
+                     "not loaded)", reads=reads)  # fmt: skip
+    lo, hi = cfg.checks.structure[name]
+    return Check(name, table, "structure", sql, description=f"{what}: within [{lo:g}, {hi:g}]", band=(lo, hi),
+                 reads=reads)  # fmt: skip

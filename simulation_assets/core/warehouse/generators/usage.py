@@ -6,6 +6,7 @@ chunk ``k`` of the user sessions, so each chunk is built from the same session a
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -116,8 +117,43 @@ def page_views(wh: Warehouse, k: int) -> pl.DataFrame:
     )
 
 
+def feature_adoption(wh: Warehouse) -> np.ndarray:
+    """Return when every account adopts every feature (epoch seconds, accounts x features).
+
+    A feature there from the start is adopted on the account's first day; a later one after its release (or
+    the account's creation) plus a lognormal delay whose median is ``adoption_median_days`` x the tier factor,
+    shortened by the account's health. Features above the account's tier are never adopted.
+    """
+    activity = wh.cfg.activity
+    names = list(activity.features)
+    rng = wh.rng("feature_usage", 0, "adoption")
+    created, _ = wh.account_span
+    n = len(created)
+    release = wh.history_start + (np.array([activity.feature_release_years[f] for f in names]) * 365.25 * DAY)
+    tier = wh.tier_codes
+    factor = np.array([activity.adoption_tier_factor.get(t, 1.0) for t in TIER_ORDER])[tier]
+    median = activity.adoption_median_days * factor * np.exp(-activity.adoption_health_speed * wh.life_health)
+    delay = median[:, None] * np.exp(activity.adoption_spread * rng.standard_normal((n, len(names)))) * DAY
+    core = np.array([activity.feature_release_years[f] <= 0 for f in names])
+    adopt = np.maximum(release[None, :], created[:, None]) + np.where(core[None, :], 0.0, delay)
+    allowed = np.array(
+        [[TIER_ORDER.index(activity.feature_min_tier.get(f, "Basic")) <= t for f in names] for t in range(3)]
+    )
+    return np.where(allowed[tier], adopt, np.inf)
+
+
+def in_incident(wh: Warehouse, seconds: np.ndarray) -> np.ndarray:
+    """Return whether each epoch second falls inside a known incident."""
+    out = np.zeros(len(seconds), dtype=bool)
+    for start, days in wh.cfg.activity.incidents:
+        begin = (start - dt.date(1970, 1, 1)).days * DAY
+        out |= (seconds >= begin) & (seconds < begin + days * DAY)
+    return out
+
+
 def feature_usage(wh: Warehouse, k: int) -> pl.DataFrame:
-    """Chunk ``k`` of the feature events inside sessions, each account using only its tier's features."""
+    """Chunk ``k`` of the feature events inside sessions: each event picks among the features its account has
+    adopted by then (by the features' weights); calls fail more often during known incidents."""
     activity = wh.cfg.activity
     session = wh.sessions(k)
     start, stop = wh.chunk_rows("feature_usage", k)
@@ -125,26 +161,31 @@ def feature_usage(wh: Warehouse, k: int) -> pl.DataFrame:
     duration = session["duration"].astype(np.float64)
     counts = rng.multinomial(n, duration / duration.sum())
     parent, _ = local_index(counts)
-    tier = wh.tier_codes[session["account"][parent]]
+    account = session["account"][parent]
     names = list(activity.features)
-    feature = np.zeros(n, dtype=np.int16)
-    u = rng.random(n)
-    for t in range(len(TIER_ORDER)):
-        allowed = np.array([TIER_ORDER.index(activity.feature_min_tier.get(f, "Basic")) <= t for f in names])
-        weights = np.fromiter(activity.features.values(), dtype=np.float64) * allowed
-        cdf = np.cumsum(weights / weights.sum())
-        rows = tier == t
-        feature[rows] = np.searchsorted(cdf, u[rows], side="right").clip(0, len(names) - 1)
     used = session["started"][parent] + (rng.random(n) * session["duration"][parent]).astype(np.int64)
-    success = rng.random(n) >= activity.error_rate
+    weights = np.fromiter(activity.features.values(), dtype=np.float64)
+    available = wh.feature_adoption[account] <= used[:, None]
+    core = np.array([activity.feature_release_years[f] <= 0 for f in names])
+    available |= core[None, :] & ~available.any(
+        axis=1, keepdims=True
+    )  # nothing adopted yet: the core feature
+    cumulative = np.cumsum(np.where(available, weights[None, :], 0.0), axis=1)
+    pick = rng.random(n) * cumulative[:, -1]
+    feature = np.minimum((cumulative <= pick[:, None]).sum(axis=1), len(names) - 1).astype(np.int16)
+    rate = np.where(in_incident(wh, used), activity.incident_error_rate, activity.error_rate)
+    success = rng.random(n) >= rate
     errors = labels(choice(rng, n, ERROR_CODE_SHARES), ERROR_CODES)
+    categories = sorted(set(activity.feature_category.values()))
+    category = np.array([categories.index(activity.feature_category[f]) for f in names])[feature]
     return pl.DataFrame(
         {
             "feature_event_id": np.arange(start + 1, stop + 1),
             "session_id": session["id"][parent],
             "user_id": session["user"][parent] + 1,
-            "account_id": session["account"][parent] + 1,
+            "account_id": account + 1,
             "feature_name": labels(feature, names),
+            "feature_category": labels(category, categories),
             "used_at": ts(used),
             "success": success,
             "error_code": errors.set(pl.Series(success), None),
