@@ -142,6 +142,9 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     # every pour moved by a pseudo-random number of days: no season, no holiday left
     ("taps_peak_in_december_lull_in_january", [DAYS_SCATTERED]),
     ("taps_spike_on_holidays", [DAYS_SCATTERED]),
+    # pages in random order and of random users
+    ("next_page_follows_current_page", shuffled("page_views", "page_path", "page_view_id")),
+    ("pages_depend_on_role", shuffled("users", "role", "user_id")),
     # features used at random: every feature seen from the first weeks, adopted at once
     ("features_launch_over_the_years", shuffled("feature_usage", "feature_name", "feature_event_id")),
     ("new_features_gain_share_over_months", shuffled("feature_usage", "feature_name", "feature_event_id")),

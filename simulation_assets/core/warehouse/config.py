@@ -269,6 +269,29 @@ class Activity(_Frozen):
         "/dashboard": 0.25, "/taps": 0.15, "/inventory": 0.12, "/reports": 0.12, "/devices": 0.10,
         "/billing": 0.04, "/settings": 0.05, "/users": 0.04, "/alerts": 0.08, "/integrations": 0.05,
     }  # fmt: skip
+    # spec "Application Activity" (graph: project choice): page views walk a Markov graph. A session enters on
+    # ``entry_pages``; the next page is drawn from the current page's links (weights) times the role's interest
+    # in the target page; pages not linked keep ``page_jump_weight`` (typing a URL, the menu).
+    entry_pages: dict[str, float] = {"/dashboard": 0.70, "/taps": 0.10, "/alerts": 0.10, "/inventory": 0.05,
+                                     "/reports": 0.05}  # fmt: skip
+    page_links: dict[str, dict[str, float]] = {
+        "/dashboard": {"/taps": 3.0, "/reports": 2.0, "/alerts": 2.0, "/inventory": 1.5, "/devices": 1.0},
+        "/taps": {"/devices": 2.5, "/inventory": 2.0, "/dashboard": 1.5},
+        "/inventory": {"/reports": 2.0, "/taps": 1.5, "/alerts": 1.0},
+        "/reports": {"/dashboard": 2.0, "/inventory": 1.0, "/reports": 1.5},
+        "/devices": {"/alerts": 2.0, "/taps": 2.0, "/settings": 0.5},
+        "/billing": {"/settings": 2.5, "/users": 1.0, "/dashboard": 1.0},
+        "/settings": {"/users": 2.0, "/integrations": 2.0, "/billing": 1.5},
+        "/users": {"/settings": 2.5, "/dashboard": 1.0},
+        "/alerts": {"/devices": 3.0, "/taps": 2.0, "/inventory": 1.0},
+        "/integrations": {"/settings": 2.5, "/dashboard": 1.0},
+    }  # fmt: skip
+    page_jump_weight: float = Field(default=0.15, gt=0.0)
+    role_page_interest: dict[str, dict[str, float]] = {
+        "admin": {"/billing": 3.0, "/users": 3.0, "/settings": 2.0, "/integrations": 2.0},
+        "manager": {"/reports": 2.0, "/inventory": 1.5},
+        "staff": {"/taps": 2.0, "/alerts": 1.5, "/billing": 0.2, "/users": 0.2, "/integrations": 0.3},
+    }  # fmt: skip
     features: dict[str, float] = {
         "pour_dashboard": 0.22, "inventory_alerts": 0.16, "keg_forecast": 0.12, "staff_leaderboard": 0.10,
         "pos_sync": 0.12, "custom_reports": 0.10, "multi_location_view": 0.08, "api_export": 0.05,
@@ -437,6 +460,8 @@ class CheckBands(_Frozen):
         "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
         "taps_peak_in_december_lull_in_january": (1.15, 3.0),  # pours per day, December / the next January
         "taps_spike_on_holidays": (1.5, 4.0),  # pours on spike holidays / the same weekday around them
+        "next_page_follows_current_page": (0.15, 3.4),  # bits of mutual information (0 = pages at random)
+        "pages_depend_on_role": (3.0, 100.0),  # admin-page share of views, admins / staff
         "features_launch_over_the_years": (900.0, 2000.0),  # days from the first to the last launch
         "new_features_gain_share_over_months": (
             1.8,

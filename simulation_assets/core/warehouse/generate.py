@@ -136,6 +136,17 @@ class Warehouse:
         return usage.user_weights(self)
 
     @cached_property
+    def user_roles(self) -> np.ndarray:
+        """Every user's role as an index into ``users.roles``."""
+        codes = {name: i for i, name in enumerate(self.cfg.users.roles)}
+        return self.whole("users")["role"].replace_strict(codes, return_dtype=pl.Int64).to_numpy()
+
+    @cached_property
+    def page_graph(self) -> dict[str, np.ndarray]:
+        """The cumulative entry and transition tables of the page graph, per role."""
+        return usage.page_graph(self)
+
+    @cached_property
     def feature_adoption(self) -> np.ndarray:
         """When every account adopts every feature (accounts x features, epoch seconds; inf = never)."""
         return usage.feature_adoption(self)

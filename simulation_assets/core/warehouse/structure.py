@@ -71,6 +71,27 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         f"LEFT JOIN (SELECT account_id, count(*) AS n FROM {raw}.devices GROUP BY 1) d ON d.account_id = a.account_id",
         "correlation of an account's MRR and its number of devices",
     )  # fmt: skip
+    dbl = "CAST({} AS DOUBLE PRECISION)"
+    add(
+        "next_page_follows_current_page", "page_views", ("page_views",),
+        f"WITH p AS (SELECT page_path AS a, lead(page_path) OVER (PARTITION BY session_id ORDER BY viewed_at, "
+        f"page_view_id) AS b FROM {raw}.page_views), t AS (SELECT a, b, {dbl.format('count(*)')} AS n FROM p "
+        f"WHERE b IS NOT NULL GROUP BY 1, 2), s AS (SELECT sum(n) AS n FROM t), "
+        f"pa AS (SELECT a, sum(n) AS n FROM t GROUP BY 1), pb AS (SELECT b, sum(n) AS n FROM t GROUP BY 1) "
+        f"SELECT sum(t.n / s.n * ln(t.n * s.n / (pa.n * pb.n))) / ln(2.0) "
+        f"FROM t JOIN pa ON pa.a = t.a JOIN pb ON pb.b = t.b CROSS JOIN s",
+        "mutual information of a page view and the next one in the session, in bits",
+    )  # fmt: skip
+    admin_pages = (
+        "CASE WHEN v.page_path IN ('/billing', '/users', '/settings', '/integrations') THEN 1.0 ELSE 0.0 END"
+    )
+    add(
+        "pages_depend_on_role", "page_views", ("page_views", "users"),
+        f"SELECT avg(CASE WHEN u.role = 'admin' THEN {admin_pages} END) / "
+        f"nullif(avg(CASE WHEN u.role = 'staff' THEN {admin_pages} END), 0) "
+        f"FROM {raw}.page_views v JOIN {raw}.users u ON u.user_id = v.user_id",
+        "share of billing/users/settings/integrations views, admins / staff",
+    )  # fmt: skip
     add(*_growth_checks(cfg, raw))
     out.extend(_feature_checks(cfg, raw, present))
     window = cfg.window

@@ -89,6 +89,54 @@ def user_sessions(wh: Warehouse, k: int) -> pl.DataFrame:
     )
 
 
+def page_graph(wh: Warehouse) -> dict[str, np.ndarray]:
+    """Return the cumulative entry and transition tables of the page graph, per role: ``entry[role, page]`` and
+    ``step[role, from, to]`` (each row cumulative, ending at 1)."""
+    activity = wh.cfg.activity
+    pages, roles = list(activity.pages), list(wh.cfg.users.roles)
+    entry = np.array([activity.entry_pages.get(p, 0.0) for p in pages]) + 1e-3
+    links = np.full((len(pages), len(pages)), activity.page_jump_weight)
+    for source, targets in activity.page_links.items():
+        for target, weight in targets.items():
+            links[pages.index(source), pages.index(target)] += weight
+    interest = np.array([[activity.role_page_interest.get(r, {}).get(p, 1.0) for p in pages] for r in roles])
+    entry_by_role = entry[None, :] * interest
+    # scale each target page so that the walk's long-run share of views matches ``pages`` (for the role mix)
+    target = np.array([activity.pages[p] for p in pages])
+    role_share = np.array(list(wh.cfg.users.roles.values()))
+    scale = np.ones(len(pages))
+    for _ in range(50):
+        step = links[None, :, :] * interest[:, None, :] * scale[None, None, :]
+        mixed = np.einsum("r,rij->ij", role_share, step / step.sum(axis=2, keepdims=True))
+        visits = np.full(len(pages), 1 / len(pages))
+        for _ in range(100):
+            visits = visits @ mixed
+        scale *= (target / visits) ** 0.8
+    step = links[None, :, :] * interest[:, None, :] * scale[None, None, :]
+    return {
+        "entry": np.cumsum(entry_by_role / entry_by_role.sum(axis=1, keepdims=True), axis=1),
+        "step": np.cumsum(step / step.sum(axis=2, keepdims=True), axis=2),
+    }
+
+
+def markov_pages(
+    graph: dict[str, np.ndarray], role: np.ndarray, position: np.ndarray, u: np.ndarray
+) -> np.ndarray:
+    """Return the page of every view (rows ordered by session and position): the entry table at position 0,
+    else the transition row of the previous view's page, walked one position at a time for all sessions."""
+    n = len(position)
+    page = np.zeros(n, dtype=np.int16)
+    order = np.argsort(position, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(position))])
+    first = order[bounds[0] : bounds[1]]
+    page[first] = (graph["entry"][role[first]] <= u[first, None]).sum(axis=1)
+    for p in range(1, len(bounds) - 1):
+        rows = order[bounds[p] : bounds[p + 1]]
+        table = graph["step"][role[rows], page[rows - 1]]
+        page[rows] = (table <= u[rows, None]).sum(axis=1)
+    return np.minimum(page, graph["entry"].shape[1] - 1)
+
+
 def page_views(wh: Warehouse, k: int) -> pl.DataFrame:
     """Chunk ``k`` of the page views: at least one per session, more in longer sessions, in order."""
     session = wh.sessions(k)
@@ -103,13 +151,15 @@ def page_views(wh: Warehouse, k: int) -> pl.DataFrame:
     views_in_session = counts[parent]
     slot = session["duration"][parent] / views_in_session
     viewed = session["started"][parent] + ((position + rng.random(n)) * slot).astype(np.int64)
-    pages = wh.cfg.activity.pages
+    pages = list(wh.cfg.activity.pages)
+    role = wh.user_roles[session["user"][parent]]
+    page = markov_pages(wh.page_graph, role, position, rng.random(n))
     return pl.DataFrame(
         {
             "page_view_id": np.arange(start + 1, stop + 1),
             "session_id": session["id"][parent],
             "user_id": session["user"][parent] + 1,
-            "page_path": labels(choice(rng, n, pages), pages),
+            "page_path": labels(page, pages),
             "viewed_at": ts(viewed),
             "time_on_page_seconds": np.maximum(slot * (0.5 + rng.random(n)), 1).astype(np.int32),
             "is_exit": position == views_in_session - 1,
