@@ -142,6 +142,9 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     # every pour moved by a pseudo-random number of days: no season, no holiday left
     ("taps_peak_in_december_lull_in_january", [DAYS_SCATTERED]),
     ("taps_spike_on_holidays", [DAYS_SCATTERED]),
+    # device health not from the devices' own history
+    ("taps_stop_while_devices_are_down", shuffled("device_health", "uptime_pct", "health_id")),
+    ("device_errors_rise_before_failures", shuffled("device_health", "error_count", "health_id")),
     # pages in random order and of random users
     ("next_page_follows_current_page", shuffled("page_views", "page_path", "page_view_id")),
     ("pages_depend_on_role", shuffled("users", "role", "user_id")),

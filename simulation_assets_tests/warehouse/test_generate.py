@@ -214,3 +214,23 @@ def test_feature_adoption_follows_an_s_curve_after_each_release() -> None:
     peak = int(np.argmax(new_per_month))
     assert 1 <= peak <= 4, new_per_month
     assert new_per_month[0] < 0.6 * new_per_month[peak] and new_per_month[11] < 0.3 * new_per_month[peak]
+
+
+def test_device_health_comes_from_the_outages_of_the_taps(dev_warehouse: Warehouse) -> None:
+    """A device down all day pours nothing that day; a repair day is followed by full uptime; offline devices
+    stop pouring when last seen."""
+    health = dev_warehouse.whole("device_health").with_columns(day=pl.col("recorded_at").dt.date())
+    taps = dev_warehouse.whole("tap_events").group_by("device_id", day=pl.col("poured_at").dt.date()).len()
+    joined = health.join(taps, on=["device_id", "day"], how="left").with_columns(pl.col("len").fill_null(0))
+    down = joined.filter(pl.col("uptime_pct") == 0)
+    assert down.height > 50 and down["len"].sum() == 0
+    assert down["avg_temperature_c"].null_count() == down.height  # nothing reported while down
+    after = health.sort("device_id", "recorded_at").with_columns(
+        next_uptime=pl.col("uptime_pct").shift(-1).over("device_id")
+    )
+    repaired = after.filter(pl.col("maintenance_performed") & pl.col("next_uptime").is_not_null())
+    assert repaired.height > 0 and repaired["next_uptime"].min() > 90 and repaired["next_uptime"].mean() > 99
+    devices = dev_warehouse.whole("devices").filter(pl.col("status") == "offline")
+    last = dev_warehouse.whole("tap_events").group_by("device_id").agg(pl.col("poured_at").max())
+    late = devices.join(last, on="device_id").filter(pl.col("poured_at") > pl.col("last_seen_at"))
+    assert devices.height > 0 and late.height == 0

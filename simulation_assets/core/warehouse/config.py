@@ -462,6 +462,8 @@ class CheckBands(_Frozen):
         "taps_spike_on_holidays": (1.5, 4.0),  # pours on spike holidays / the same weekday around them
         "next_page_follows_current_page": (0.15, 3.4),  # bits of mutual information (0 = pages at random)
         "pages_depend_on_role": (3.0, 100.0),  # admin-page share of views, admins / staff
+        "taps_stop_while_devices_are_down": (0.0, 0.05),  # pours per down device-day / per up device-day
+        "device_errors_rise_before_failures": (3.0, 1000.0),  # errors a day before a failure / ordinary days
         "features_launch_over_the_years": (900.0, 2000.0),  # days from the first to the last launch
         "new_features_gain_share_over_months": (
             1.8,

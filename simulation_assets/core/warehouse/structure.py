@@ -92,6 +92,25 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         f"FROM {raw}.page_views v JOIN {raw}.users u ON u.user_id = v.user_id",
         "share of billing/users/settings/integrations views, admins / staff",
     )  # fmt: skip
+    add(
+        "taps_stop_while_devices_are_down", "device_health", ("device_health", "tap_events"),
+        f"WITH h AS (SELECT device_id, CAST(recorded_at AS DATE) AS day, uptime_pct FROM {raw}.device_health), "
+        f"t AS (SELECT device_id, CAST(poured_at AS DATE) AS day, count(*) AS n FROM {raw}.tap_events GROUP BY 1, 2) "
+        f"SELECT avg(CASE WHEN h.uptime_pct = 0 THEN {dbl.format('coalesce(t.n, 0)')} END) / "
+        f"nullif(avg(CASE WHEN h.uptime_pct >= 99 THEN {dbl.format('coalesce(t.n, 0)')} END), 0) "
+        f"FROM h LEFT JOIN t ON t.device_id = h.device_id AND t.day = h.day",
+        "pours per device-day on days the device was down all day / on days it was up (uptime from the gaps)",
+    )  # fmt: skip
+    add(
+        "device_errors_rise_before_failures", "device_health", ("device_health",),
+        f"WITH h AS (SELECT uptime_pct, error_count, min(CASE WHEN uptime_pct = 0 THEN 1 ELSE 2 END) OVER "
+        f"(PARTITION BY device_id ORDER BY recorded_at ROWS BETWEEN 1 FOLLOWING AND 5 FOLLOWING) AS ahead "
+        f"FROM {raw}.device_health) "
+        f"SELECT avg(CASE WHEN ahead = 1 AND uptime_pct > 0 THEN {dbl.format('error_count')} END) / "
+        f"nullif(avg(CASE WHEN coalesce(ahead, 2) = 2 AND uptime_pct >= 99 THEN {dbl.format('error_count')} END), 0) "
+        f"FROM h",
+        "errors per day in the five days before a device goes down / on ordinary up days (degradation)",
+    )  # fmt: skip
     add(*_growth_checks(cfg, raw))
     out.extend(_feature_checks(cfg, raw, present))
     window = cfg.window
