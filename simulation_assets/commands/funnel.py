@@ -307,7 +307,7 @@ def simulate(
 
     from simulation_assets.core.funnel.config import CohortConfig
     from simulation_assets.defs.funnel import POSTHOG_ENV, build_defs
-    from simulation_assets.sinks.config_files import from_env
+    from simulation_assets.sinks.config_files import from_env, resolved
     from simulation_assets.sinks.funnel_app_db import FunnelAppDatabase
     from simulation_assets.sinks.funnel_store import FunnelSettings
     from simulation_assets.sinks.funnel_stripe import StripeWebhookSink
@@ -336,22 +336,28 @@ def simulate(
         raise UsageError(f"invalid funnel configuration: {exc}") from None
     store = LocalParquetStore()
     defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
-    # every asset but the audit (it reads a real export, not the simulation)
-    assets = {
-        a.key.to_user_string(): a
-        for a in defs.assets or []
-        if a.key.to_user_string() != "funnel_tracking_audit"
-    }  # type: ignore[union-attr]
-    posthog = from_env(PostHogEvents, POSTHOG_ENV, **({"mode": events_sink} if events_sink else {}))
+    posthog = resolved(from_env(PostHogEvents, POSTHOG_ENV, **({"mode": events_sink} if events_sink else {})))
+    app_db = resolved(
+        from_env(FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {}))
+    )
+    stripe = resolved(from_env(StripeWebhookSink))
+    # The simulation's assets, and deliveries only to destinations that are configured (never the audit,
+    # which reads a real export): every asset is a step with its own fixed cost in the run.
+    skipped = {"funnel_tracking_audit"}
+    if posthog.mode != "posthog":
+        skipped.add("funnel_posthog_events")
+    if app_db.mode == "off":
+        skipped.add("funnel_app_rows")
+    if not stripe.is_live():
+        skipped.add("funnel_stripe_events")
+    assets = {a.key.to_user_string(): a for a in defs.assets or [] if a.key.to_user_string() not in skipped}
     resources = {
         "funnel_settings": settings,
         "store": store,
         "funnel_capi": from_env(MetaCapiSink),
         "funnel_posthog": posthog,
-        "funnel_app_db": from_env(
-            FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {})
-        ),
-        "funnel_stripe": from_env(StripeWebhookSink),
+        "funnel_app_db": app_db,
+        "funnel_stripe": stripe,
     }
     instance = dagster_instance()
     started = time.perf_counter()
