@@ -282,7 +282,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 def _default_start() -> str:
-    from simulation_assets.defs.partitions import DEFAULT_START_DATE
+    from simulation_assets.core.calendar import DEFAULT_START_DATE
 
     return DEFAULT_START_DATE
 
@@ -307,7 +307,7 @@ def simulate(
 
     from simulation_assets.core.funnel.config import CohortConfig
     from simulation_assets.defs.funnel import POSTHOG_ENV, build_defs
-    from simulation_assets.sinks.config_files import from_env, resolved
+    from simulation_assets.sinks.config_files import from_env
     from simulation_assets.sinks.funnel_app_db import FunnelAppDatabase
     from simulation_assets.sinks.funnel_store import FunnelSettings
     from simulation_assets.sinks.funnel_stripe import StripeWebhookSink
@@ -336,19 +336,21 @@ def simulate(
         raise UsageError(f"invalid funnel configuration: {exc}") from None
     store = LocalParquetStore()
     defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
-    posthog = resolved(from_env(PostHogEvents, POSTHOG_ENV, **({"mode": events_sink} if events_sink else {})))
-    app_db = resolved(
-        from_env(FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {}))
+    posthog = from_env(PostHogEvents, POSTHOG_ENV, **({"mode": events_sink} if events_sink else {}))
+    app_db = from_env(
+        FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {})
     )
-    stripe = resolved(from_env(StripeWebhookSink))
+    stripe = from_env(StripeWebhookSink)
     # The simulation's assets, and deliveries only to destinations that are configured (never the audit,
-    # which reads a real export): every asset is a step with its own fixed cost in the run.
+    # which reads a real export): every asset is a step with its own fixed cost in the run. The settings
+    # are read from the same variables the resources bind (resolving the resources here cost ~1 s).
+    env = os.environ.get
     skipped = {"funnel_tracking_audit"}
-    if posthog.mode != "posthog":
+    if (events_sink or env("FUNNEL_EVENTS_SINK") or "parquet") != "posthog":
         skipped.add("funnel_posthog_events")
-    if app_db.mode == "off":
+    if not app_db_dsn and (env("FUNNEL_APP_DB") or "off") == "off":
         skipped.add("funnel_app_rows")
-    if not stripe.is_live():
+    if not (env("FUNNEL_STRIPE_WEBHOOK_URL") and env("FUNNEL_STRIPE_WEBHOOK_SECRET")):
         skipped.add("funnel_stripe_events")
     assets = {a.key.to_user_string(): a for a in defs.assets or [] if a.key.to_user_string() not in skipped}
     resources = {
