@@ -22,6 +22,7 @@ from simulation_assets.core.funnel.posthog import to_posthog
 from simulation_assets.core.funnel.schema import COLUMN_DESCRIPTIONS, EVENT_SCHEMA
 from simulation_assets.core.funnel.stripe import stripe_events
 from simulation_assets.core.funnel.taxonomy import TAXONOMY
+from simulation_assets.defs.funnel_audit import funnel_tracking_audit
 from simulation_assets.defs.funnel_learning import LEARNING_ASSETS, check_result, svg_markdown
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import daily_partitions
@@ -331,7 +332,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         description="Learn rates and the section 6 formulas from the cohorts, forecast, and retrain the models.",
     )
     return dg.Definitions(
-        assets=[*DAILY, *LEARNING_ASSETS],
+        assets=[*DAILY, *LEARNING_ASSETS, funnel_tracking_audit],
         jobs=[cohort_job, learn_job],
         schedules=[
             dg.build_schedule_from_partitioned_job(

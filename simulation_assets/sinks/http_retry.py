@@ -57,7 +57,8 @@ class DeliveryError(dg.Failure):
     """
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
-        super().__init__(description=message, allow_retries=retryable)
+        metadata = {"retryable": retryable} | ({"http_status": status} if status is not None else {})
+        super().__init__(description=message, metadata=metadata, allow_retries=retryable)
         self.retryable = retryable
         self.status = status
 

@@ -18,7 +18,10 @@ def test_every_spaces_acquisitions_at_least_the_interval_apart() -> None:
         limiter.acquire()
         stamps.append(time.monotonic())
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    assert all(g >= 0.2 for g in gaps) and sum(gaps) < 1.5, gaps  # upper bound: generous, machines are busy
+    # A stamp is taken just after acquire returns, so a busy machine can delay one and shorten the
+    # next gap: hold the span to the intervals, each gap to most of one, and the upper bound loose.
+    assert 0.6 <= stamps[-1] - stamps[0] < 1.5, gaps
+    assert all(g >= 0.15 for g in gaps), gaps
     assert limiter.waited_seconds >= 0.6
 
 
@@ -30,8 +33,8 @@ def test_a_window_lets_a_burst_through_then_holds_the_rest() -> None:
         limiter.acquire()
         stamps.append(time.monotonic() - started)
     assert stamps[4] < 0.4 <= 0.5 <= stamps[5]  # the first five go at once, the sixth waits for the window
-    # never more than five in any half second
-    assert all(stamps[i + 5] - stamps[i] >= 0.5 for i in range(len(stamps) - 5))
+    # never more than five in any half second (50 ms for a stamp taken late on a busy machine)
+    assert all(stamps[i + 5] - stamps[i] >= 0.45 for i in range(len(stamps) - 5)), stamps
     assert 1.0 <= stamps[-1] < 3.0
 
 
@@ -86,7 +89,7 @@ def test_tasks_wait_without_blocking_the_event_loop() -> None:
         return sorted(stamps), ticks
 
     stamps, ticks = asyncio.run(run())
-    assert all(stamps[i + 4] - stamps[i] >= 0.4 for i in range(len(stamps) - 4))
+    assert all(stamps[i + 4] - stamps[i] >= 0.35 for i in range(len(stamps) - 4)), stamps
     assert 0.8 <= stamps[-1] < 3.0
     assert ticks >= 20  # the loop kept running while tasks waited
 

@@ -185,11 +185,7 @@ def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(
     # Rita and Will are adjacent in the scenario: one run covers both partitions each time
     keys = {
         e.event_log_entry.dagster_event.partition
-        for e in instance.get_event_records(
-            dg.EventRecordsFilter(
-                dg.DagsterEventType.ASSET_MATERIALIZATION, asset_key=dg.AssetKey("power_user_runs")
-            )
-        )
+        for e in instance.fetch_materializations(dg.AssetKey("power_user_runs"), limit=100).records
     }
     assert keys == {"2026-03-03|Real-Estate-Agent-Rita", "2026-03-03|Weekend-Warrior-Will"}
     for asset, check in (

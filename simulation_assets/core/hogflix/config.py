@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from simulation_assets.core.calendar import DEFAULT_START_DATE as DEFAULT_START_DATE  # re-exported
 from simulation_assets.core.config_base import FrozenModel as _Frozen
 from simulation_assets.core.config_base import Probability
 
@@ -22,7 +23,6 @@ STATES = ("NEW", "ACTIVE", "CASUAL", "DORMANT", "CHURNED")
 PATTERNS = ("DAILY", "REGULAR", "WEEKEND", "BINGE", "MONTHLY")
 PLANS = ("Premium", "Standard", "Basic")
 LIFE_EVENTS = ("VACATION", "SICK", "BUSY_WORK", "NEW_RELEASE_HYPE")
-DEFAULT_START_DATE = "2026-01-01"  # first simulated day of the default scenario ($HOGFLIX_START_DATE)
 
 
 class Range(_Frozen):

@@ -14,14 +14,22 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   day for churned users, every day after the first for the others), with days
   counted at their effective number (1 - r) / (1 + r) so that streaks are not
   mistaken for differences between users.
+- **age**: a class's users may come less often as they age; activity by week of
+  age over what their own rates expect gives a multiplier per week of age.
+- **weekly swings** s2: a user's rate is multiplied, each week of their life, by
+  a mean-1 Gamma of variance s2 (busy weeks, weeks away), the variance of
+  active days between a user's full weeks beyond what their rate explains.
 - **persistence** r: the lag-1 autocorrelation of a user's daily activity around
-  their own rate, pooled over the class. A day follows an active day with chance
+  their own rate (times the weekday and age multipliers), pooled over the class. A day follows an active day with chance
   p + r (1 - p) and an inactive one with chance p (1 - r): the user's long-run
   rate stays p while visits come in streaks as in the export.
 - **weekday rhythm**: active days per alive day on each weekday over the
   average (one multiplier per weekday).
 - **sessions per active day**: the class's empirical distribution (1..30, the
   tail k-anonymous).
+- **session depth**: how much longer or shorter than the class's sessions a
+  user's own sessions run, a normal spread of log length (between-user variance
+  of users' mean log events per session, minus what their few sessions explain).
 - **session times**: the hour (UTC) of the day's first session from the class's
   hour-of-week profile (smoothed toward the class's all-week hours); each further
   session that day starts a within-day gap after the previous one ended (a
@@ -173,35 +181,116 @@ def weekday_counts(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     return out
 
 
-def persistence(
-    spans: UserSpans, activity: pl.DataFrame, window: Window, members: np.ndarray, weekdays: np.ndarray
-) -> float:
-    """Return the class's lag-1 autocorrelation of daily activity within users' alive spans (0-0.95).
+@dataclass(frozen=True)
+class DailyGrid:
+    """Every alive day of a class's users: whose, when, how old, active or not, and the user's rate."""
 
-    Deviations are taken from each user's rate times the class's weekday multiplier, so a weekly
-    rhythm (weekends together) is not mistaken for streaks.
-    """
+    row: np.ndarray  # index of the user among the class's members
+    day: np.ndarray
+    age_week: np.ndarray  # weeks since the user's first day
+    active: np.ndarray  # 0/1
+    later: np.ndarray  # not the user's first day
+    rate: np.ndarray  # the user's share of active days after their first (per row)
+
+
+def daily_grid(
+    spans: UserSpans, activity: pl.DataFrame, window: Window, members: np.ndarray
+) -> DailyGrid | None:
+    """Return the class's alive user-days (first day to last, or to the window's end while alive)."""
     first = spans.first[members]
     end = np.where(spans.churned[members], spans.last[members], window.last)
     ids = spans.user[members]
     length = (end - first + 1).astype(np.int64)
     if ids.size == 0 or length.max() < 3:
-        return 0.0
+        return None
     row = np.repeat(np.arange(ids.size), length)
-    day = np.repeat(first, length) + (np.arange(row.size) - np.repeat(np.cumsum(length) - length, length))
+    offset = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
+    day = np.repeat(first, length) + offset
     index = pl.DataFrame({"user": ids[row], "day": day, "i": np.arange(row.size)})
     hits = index.join(activity.select("user", "day"), on=["user", "day"], how="semi")["i"].to_numpy()
     x = np.zeros(row.size)
     x[hits] = 1.0
-    later = np.r_[False, row[1:] == row[:-1]]  # every day but each user's first
-    p = np.bincount(row[later], x[later], minlength=ids.size) / np.maximum(
+    later = offset > 0
+    rate = np.bincount(row[later], x[later], minlength=ids.size) / np.maximum(
         np.bincount(row[later], minlength=ids.size), 1
     )
-    expected = np.clip(p[row] * weekdays[weekday(day)], 0.0, 1.0)
-    dev = x - expected
-    num = float((dev[later] * np.r_[0.0, dev[:-1]][later]).sum())
-    den = float((dev[later] ** 2).sum())
-    return float(np.clip(num / den, 0.0, 0.95)) if den > 0 else 0.0
+    return DailyGrid(row, day, offset // 7, x, later, rate[row])
+
+
+def age_profile(grid: DailyGrid | None, weekdays: np.ndarray, weeks: int) -> np.ndarray:
+    """Return the class's activity by week of user age relative to the users' own rates (mean ~1).
+
+    Week a: active alive days at that age over what the users' rates and the weekday rhythm expect;
+    weeks with fewer than 30 alive user-days repeat the last reliable week.
+    """
+    out = np.ones(max(weeks, 1))
+    if grid is None:
+        return out
+    expected = np.clip(grid.rate * weekdays[weekday(grid.day)], 0.0, 1.0)
+    week = np.minimum(grid.age_week, len(out) - 1)
+    got = np.bincount(week[grid.later], grid.active[grid.later], minlength=len(out))
+    exp = np.bincount(week[grid.later], expected[grid.later], minlength=len(out))
+    days = np.bincount(week[grid.later], minlength=len(out))
+    last = 1.0
+    for a in range(len(out)):  # a few dozen weeks
+        if days[a] >= 30 and exp[a] > 0:
+            last = float(np.clip(got[a] / exp[a], 0.05, 5.0))
+        out[a] = last
+    return out
+
+
+def persistence(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarray) -> tuple[float, float]:
+    """Return (r, s2): day-to-day persistence and the variance of a user's week-to-week swings.
+
+    r is the lag-1 autocorrelation of daily activity around what the user's rate (times the weekday
+    and age multipliers) expects, clipped to 0-0.95. s2 is the variance of a mean-1 weekly
+    multiplier of the user's rate: how much more active days vary between a user's full weeks than
+    their rate (times weekday and age multipliers) and r explain. A weekly rhythm or a decline with
+    age is not mistaken for either.
+    """
+    if grid is None:
+        return 0.0, 0.0
+    later = grid.later
+    mult = weekdays[weekday(grid.day)] * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
+    week_key = grid.row.astype(np.int64) * 100_000 + grid.age_week
+    e = np.clip(grid.rate * mult, 0, 1)[later]
+    frame = pl.DataFrame({"k": week_key[later], "x": grid.active[later], "e": e})
+    stats = frame.group_by("k").agg(
+        pl.col("x").sum().alias("y"), pl.col("e").sum().alias("e"), pl.len().alias("n")
+    )
+    # Day-to-day persistence around the user's whole-life rate (not the week's: streaks span weeks).
+    dev = grid.active[later] - e
+    same_user = np.r_[False, grid.row[later][1:] == grid.row[later][:-1]]
+    num = float((dev * np.r_[0.0, dev[:-1]])[same_user].sum())
+    den = float((dev**2).sum())
+    r = float(np.clip(num / den, 0.0, 0.95)) if den > 0 else 0.0
+    full = stats.filter(pl.col("n") == 7)
+    if full.height < 30:
+        return r, 0.0
+    y, e = full["y"].to_numpy(), full["e"].to_numpy()
+    inflation = (1 + r) / (1 - r)
+    excess = float(((y - e) ** 2).sum() - (e * (1 - e / 7)).sum() * inflation)
+    return r, float(np.clip(excess / max(float((e**2).sum()), 1e-9), 0.0, 4.0))
+
+
+def depth_spread(sessions: pl.DataFrame, members_users: np.ndarray) -> float:
+    """Return the spread (sd) of users' own mean log session length beyond what few sessions explain.
+
+    Between-user variance of the mean log events per session minus the average within-user variance
+    over each user's session count (users with two sessions or more); 0 when noise explains it all.
+    """
+    s = sessions.filter(pl.col("user").is_in(members_users)).select(
+        "user", pl.col("n_events").log().alias("x")
+    )
+    per = s.group_by("user").agg(
+        pl.col("x").mean().alias("m"), pl.col("x").var().alias("v"), pl.len().alias("n")
+    )
+    per = per.filter(pl.col("n") >= 2)
+    if per.height < 10:
+        return 0.0
+    between = float(per["m"].var() or 0.0)
+    noise = float((per["v"] / per["n"]).mean() or 0.0)
+    return float(np.sqrt(max(between - noise, 0.0)))
 
 
 def sessions_per_day_pmf(activity: pl.DataFrame, k: int) -> np.ndarray:

@@ -169,7 +169,10 @@ def fit(
         members = cls_by_row == c
         betas, tails = {}, {}
         weekdays = act.weekday_multipliers(spans, activity, window, members)
-        rho = act.persistence(spans, activity, window, members, weekdays)
+        grid = act.daily_grid(spans, activity, window, members)
+        by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
+        rho, swings = act.persistence(grid, weekdays, by_age)
+        depth = act.depth_spread(sessions, user_ids[members])
         # Streaky days carry less information on a user's rate: count them at their effective number.
         effective = (1 - rho) / (1 + rho)
         for kind_id, kind_name in enumerate(("new", "backlog")):
@@ -207,6 +210,9 @@ def fit(
                 "share_backlog": round(float((backlog * members).sum() / max(backlog.sum(), 1e-9)), 6),
                 "return_beta": betas,
                 "persistence": round(rho, 6),
+                "weekly_swing": round(swings, 6),
+                "activity_by_age_week": [round(float(x), 4) for x in by_age],
+                "depth_spread": round(depth, 6),
                 "tail_hazard": tails,
                 "weekday_multipliers": [round(float(x), 6) for x in weekdays],
                 "identified_share": {},

@@ -109,6 +109,9 @@ class ClassDoc(FrozenModel):
     share_backlog: float = Field(ge=0)
     return_beta: dict[str, list[float]]  # kind -> [alpha, beta]
     persistence: float = Field(ge=0, lt=1)  # lag-1 autocorrelation of daily activity
+    weekly_swing: float = Field(ge=0)  # variance of a mean-1 weekly multiplier of the user's rate
+    activity_by_age_week: list[float] = Field(min_length=1)  # x the daily chance, by week of user age
+    depth_spread: float = Field(ge=0)  # sd of a user's log session-length effect
     tail_hazard: dict[str, float]  # kind -> daily churn chance beyond the survival table
     weekday_multipliers: list[float] = Field(min_length=7, max_length=7)
     identified_share: dict[str, float]  # kind -> share of users identified during the window
