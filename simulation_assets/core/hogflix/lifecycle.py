@@ -46,7 +46,8 @@ from simulation_assets.core.hogflix.persona_state import (
     day_date,
 )
 from simulation_assets.core.hogflix.signups import new_personas, signup_count
-from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, draw_ms_of_day
+from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, MS_PER_HOUR, draw_ms_of_day
+from simulation_assets.core.hogflix.traits import satisfaction_step, utc_offset_hours
 from simulation_assets.core.hogflix.viewing import viewing
 
 Columns = dict[str, np.ndarray]
@@ -104,8 +105,13 @@ def lapse_chance(cfg: LifecycleConfig, pool: int) -> float:
 
 
 def lapse(c: Columns, cfg: LifecycleConfig, u: np.ndarray, alive: np.ndarray, pool: int) -> None:
-    """An established persona loses interest with ``lapse_chance`` (uniform ``u``); it stays lapsed."""
-    c["lapsed"] |= alive & (c["state"] != NEW) & (u < lapse_chance(cfg, pool))
+    """An established persona loses interest with ``lapse_chance`` (uniform ``u``), more often the less
+    satisfied it is (x (1 + 2 x (0.6 - satisfaction)) with the defaults); it stays lapsed."""
+    chance = np.float32(lapse_chance(cfg, pool))
+    if cfg.traits.enabled:
+        t = cfg.traits
+        chance = chance * np.maximum(0.0, 1.0 + t.lapse_weight * (t.pivot - c["satisfaction"]))
+    c["lapsed"] |= alive & (c["state"] != NEW) & (u < chance)
 
 
 def return_probability(
@@ -192,7 +198,24 @@ def return_probability(
         on_peak[BINGE] = False  # a binge never runs while DORMANT's inactivity would keep it dormant
         back = np.flatnonzero(on_peak[pattern] & (state == DORMANT) & ~lapsed & (event < 0))
         p[back] /= f32(cfg.dormant_return_modifier)
+    season = season_factor(cfg, day)
+    if season != 1.0:
+        p *= f32(season)
     return np.clip(p, f32(0.0), f32(1.0), out=p)
+
+
+def season_factor(cfg: LifecycleConfig, day: int) -> float:
+    """Return the day's seasonal multiplier of every return chance (1 when seasons are off).
+
+    Yearly: 1 + amplitude x cos(2 pi (day of year - peak) / 365); a holiday multiplies on top.
+    """
+    if not cfg.seasons.enabled:
+        return 1.0
+    date = day_date(day)
+    yearly = 1.0 + cfg.seasons.yearly_amplitude * np.cos(
+        2.0 * np.pi * (date.timetuple().tm_yday - cfg.seasons.yearly_peak_day) / 365.0
+    )
+    return float(yearly * cfg.seasons.holidays.get(date.strftime("%m-%d"), 1.0))
 
 
 def visits(c: Columns, day: int, cfg: LifecycleConfig, u: np.ndarray, binging: np.ndarray) -> np.ndarray:
@@ -262,13 +285,20 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
     c["active_today"] = active
 
 
-def visit_times(c: Columns, day: int, g: np.random.Generator, active: np.ndarray) -> None:
-    """Place each visit in the day (evening-peaked hourly profile); it becomes ``last_active``."""
+def visit_times(
+    c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, active: np.ndarray
+) -> None:
+    """Place each visit in the day by the evening-peaked hourly profile, in the persona's local time
+    (its region's UTC offset) and within the UTC day; it becomes ``last_active``."""
     active_idx = np.flatnonzero(active)
     session_ms = c["session_start_ms"]
     session_ms.fill(NO_MS)
     u_time = g.random((2, active_idx.size), dtype=np.float32)
-    session_ms[active_idx] = day * MS_PER_DAY + draw_ms_of_day(u_time[0], u_time[1])
+    ms_of_day = draw_ms_of_day(u_time[0], u_time[1])
+    if cfg.regions_enabled:  # local hour h is UTC hour h - offset
+        offset_ms = utc_offset_hours(c["region"][active_idx]).astype(np.int64) * MS_PER_HOUR
+        ms_of_day = (ms_of_day - offset_ms) % MS_PER_DAY
+    session_ms[active_idx] = day * MS_PER_DAY + ms_of_day
     c["last_active_ms"][active_idx] = session_ms[active_idx]
 
 
@@ -294,6 +324,7 @@ def churn_dormant(
         (c["state"] == DORMANT) & (c["consecutive_missed_days"] >= cfg.churn_after_inactive_days)
     )
     chance = np.where(c["lapsed"][at_risk], churn_chance(cfg, pool), cfg.dormant_daily_churn)
+    chance = chance * np.array([cfg.churn_by_plan[p] for p in PLANS])[c["plan"][at_risk]]
     churn_idx = at_risk[g.random(at_risk.size) < chance]
     c["churned_today"][churn_idx] = True
     c["churned_day"][churn_idx] = day
@@ -339,6 +370,27 @@ def assign_patterns(
     c["binge_phase_ends"][new_binge] = day + subset_ints(g, new_binge, 1, cfg.binge_cooldown_days.high)
 
 
+def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray) -> None:
+    """Move satisfaction with the day's viewing and feed it to the engagement score on a visit.
+
+    A visit moves it towards the day's experience (completion and stars, ``traits.satisfaction_step``);
+    a day away drifts it towards neutral. On a visit the score gains round(4 x (satisfaction - 0.6))
+    on top of the specification's +2.
+    """
+    if not cfg.traits.enabled:
+        return
+    t = cfg.traits
+    active = c["active_today"]
+    c["satisfaction"] = np.where(
+        alive,
+        satisfaction_step(cfg, c["satisfaction"], active, c["completion_today"], c["ratings_today"] > 0,
+                          c["avg_rating_today"]),
+        c["satisfaction"],
+    ).astype(np.float32)  # fmt: skip
+    bonus = np.rint(t.score_weight * (c["satisfaction"] - t.pivot)).astype(np.int32) * active
+    np.clip(c["engagement_score"] + bonus, 0, 100, out=c["engagement_score"])
+
+
 def signups(state: PersonaState, cfg: LifecycleConfig, seed: int) -> PersonaState:
     """Return the pool with today's signups appended (2-5 at pool 400), each on its first visit."""
     churned = int(np.count_nonzero(state.cols["churned_today"]))
@@ -374,11 +426,12 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     lapse(c, cfg, u[1], alive, pool)
     active = visits(c, day, cfg, u[2], binging)
     streaks_and_score(c, cfg, active, alive)
-    visit_times(c, day, g, active)
+    visit_times(c, day, cfg, g, active)
     churn_idx = churn_dormant(c, day, cfg, g, pool)
     states(c, day, cfg, active, churn_idx)
     assign_patterns(c, day, cfg, g, alive)
 
     state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number)
     viewing(state, cfg, g)
+    satisfaction(c, cfg, alive)
     return signups(state, cfg, seed)
