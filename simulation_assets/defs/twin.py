@@ -237,7 +237,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         doc = spec.document
         classes = pl.DataFrame([
             {"class": c.id, "training_users": c.training_users, "share_new": c.share_new, "share_backlog": c.share_backlog,
-             "persistence": c.persistence, "return_mean_new": round(c.return_beta["new"][0] / sum(c.return_beta["new"]), 3)}
+             "next_day_return_x": c.return_by_recency[0], "return_mean_new": round(c.return_beta["new"][0] / sum(c.return_beta["new"]), 3)}
             for c in doc.classes
         ])  # fmt: skip
         context.log.info(
