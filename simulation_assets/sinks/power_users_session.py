@@ -63,6 +63,9 @@ class RunTables:
     edges: list[tuple] = field(default_factory=list)
     users: list[tuple] = field(default_factory=list)
     load: list[tuple] = field(default_factory=list)
+    # the load generator's own cost: process CPU seconds from the load's first arrival to its last answer
+    load_cpu_seconds: float = 0.0
+    load_requests: int = 0
 
     def frames(self, run_columns: dict[str, Any]) -> dict[str, pl.DataFrame]:
         """Return the tables keyed ``requests``, ``attempts``, ``edges``, ``users`` and ``load``.
