@@ -23,9 +23,9 @@ from collections.abc import Callable
 import httptools
 import httpx
 
-# Read timeouts are enforced by one sweep over the connections awaiting an answer every this many
-# seconds (so they fire up to this late) instead of a timer armed and cancelled per request.
-TIMEOUT_SWEEP_S = 0.1
+# Read timeouts: every request in flight has a deadline, and one timer is armed for the earliest;
+# it fires about once per timeout while requests keep being answered in time, instead of a timer
+# armed and cancelled for every request.
 
 Key = tuple[str, str, int]  # scheme, host, port
 # called with (status, body, None) or, when no answer came, (0, b"", the httpx.TransportError)
@@ -111,7 +111,7 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, data: bytes) -> bool:
         """Send ``data`` and wait for the whole response; return whether any byte came back.
 
-        Raises httpx.ReadTimeout when :meth:`expire` is called first (the transport's sweep).
+        Raises httpx.ReadTimeout when :meth:`expire` is called first (the transport's timeout timer).
         """
         assert self.loop is not None
         self._waiter = self.loop.create_future()
@@ -153,6 +153,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._deadlines: dict[_Connection, float] = {}  # connections awaiting an answer, by loop time
         self._sweep: asyncio.TimerHandle | None = None
         self._sweep_loop: asyncio.AbstractEventLoop | None = None
+        self._sweep_at = 0.0
         self._resends: set[asyncio.Task] = set()
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -218,29 +219,34 @@ class Http1Transport(httpx.AsyncBaseTransport):
         return None
 
     def _watch(self, conn: _Connection, read_timeout: float | None) -> None:
-        """Give ``conn``'s request a deadline the sweep enforces."""
+        """Give ``conn``'s request a deadline; arm the timeout timer if this one is the earliest."""
         if not read_timeout:
             return
         loop = conn.loop
         assert loop is not None
-        self._deadlines[conn] = loop.time() + read_timeout
-        if self._sweep is None or self._sweep_loop is not loop:
-            self._sweep_loop = loop
-            self._sweep = loop.call_later(TIMEOUT_SWEEP_S, self._expire_late)
+        deadline = self._deadlines[conn] = loop.time() + read_timeout
+        if self._sweep is None or self._sweep_loop is not loop or deadline < self._sweep_at:
+            self._arm(loop, deadline)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep_loop, self._sweep_at = loop, at
+        self._sweep = loop.call_at(at, self._expire_late)
 
     def _expire_late(self) -> None:
-        """Expire every connection past its deadline; sweep again while any awaits an answer."""
+        """Expire every request past its deadline; arm the timer for the earliest one left."""
         self._sweep = None
         loop = self._sweep_loop
         if not self._deadlines or loop is None:
             return
-        now = loop.time()
+        now = loop.time() + 0.001  # the loop's timers may fire up to a millisecond early
         for conn, deadline in list(self._deadlines.items()):
             if deadline <= now:
                 del self._deadlines[conn]
                 conn.expire()
         if self._deadlines:
-            self._sweep = loop.call_later(TIMEOUT_SWEEP_S, self._expire_late)
+            self._arm(loop, min(self._deadlines.values()))
 
     def _put_back(self, conn: _Connection) -> None:
         if conn.keep_alive and not conn.closed:

@@ -17,7 +17,7 @@ from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget
 from simulation_assets.target.propiq import create_app
 from simulation_assets.target.server import LocalTarget, build_app
-from simulation_assets_tests.power_users.conftest import integration_resources
+from simulation_assets_tests.power_users.conftest import integration_resources, lean_scenario_file
 
 pytestmark = pytest.mark.xdist_group("power_users")
 
@@ -143,6 +143,8 @@ def test_cli_exits_1_when_the_api_cannot_be_reached(tmp_path: Path, capsys):
             "Weekend-Warrior-Will",
             "--base-url",
             "http://127.0.0.1:9",
+            "--config",
+            str(lean_scenario_file(tmp_path)),  # fewer refused requests to back off from
             "--output",
             str(tmp_path),
         ]

@@ -140,7 +140,32 @@ def test_send_nowait_answers_by_callback_times_out_and_needs_an_idle_connection(
     (status, body, error), (slow_status, _, slow_error) = out["answers"]
     assert (status, json.loads(body)["body"], error) == (200, {"n": 1}, None)
     assert slow_status == 0 and isinstance(slow_error, httpx.ReadTimeout)
-    assert 0.3 <= out["timed_out_after"] < 0.3 + 0.1 + 0.5  # the timeout sweep runs every 0.1 s
+    assert 0.29 <= out["timed_out_after"] < 0.3 + 0.5
+
+
+def test_a_short_timeout_sent_after_a_long_one_still_fires_on_time(server):
+    """One timer serves every deadline: a later, shorter deadline re-arms it earlier."""
+
+    async def scenario() -> tuple[tuple[str, float], tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        async with new_client(server, max_connections=4) as client:
+            key, slow = client.encode("GET", "/slow")  # answers after 1 s
+            started = loop.time()
+
+            async def timed(timeout: float) -> tuple[str, float]:
+                try:
+                    await client.roundtrip(key, slow, timeout)
+                    return "answered", loop.time() - started
+                except httpx.ReadTimeout:
+                    return "timed out", loop.time() - started
+
+            patient = asyncio.create_task(timed(5.0))
+            await asyncio.sleep(0.05)
+            return await timed(0.2), await patient
+
+    (short, short_at), (long, long_at) = run_async(scenario())
+    assert short == "timed out" and 0.24 <= short_at < 0.8
+    assert long == "answered" and 1.0 <= long_at < 3.0
 
 
 def test_send_nowait_resends_once_when_the_server_dropped_the_kept_alive_connection():
