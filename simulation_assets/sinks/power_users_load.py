@@ -16,7 +16,6 @@ import functools
 import gc
 import json
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import httpx
 import numpy as np
 
 from simulation_assets.core.power_users.action_types import ActionType
-from simulation_assets.core.power_users.actions import json_path, render, template_fields
+from simulation_assets.core.power_users.actions import json_path
 from simulation_assets.core.power_users.config import (
     CONNECTION_ERROR_STATUS,
     TIMEOUT_STATUS,
@@ -34,10 +33,11 @@ from simulation_assets.core.power_users.config import (
     Persona,
     Scenario,
 )
-from simulation_assets.core.power_users.rhythm import rhythm_columns, session_id
+from simulation_assets.core.power_users.rhythm import rhythm_columns
 from simulation_assets.core.power_users.shapes import arrival_times, level_at, requested_per_second
 from simulation_assets.core.rng import stream
 from simulation_assets.sinks.power_users_http import RunnerClient, new_client
+from simulation_assets.sinks.power_users_load_requests import LoadRequests, VirtualUser
 from simulation_assets.sinks.power_users_session import Clock, RunTables, utc_stamp
 
 # Users log in all at once before the load starts, each on a connection of its own that the load
@@ -49,9 +49,6 @@ PROGRESS_EVERY_S = 1.0
 # An arrival due within this much of now is sent now rather than after one more timer wake-up
 # (the loop's timers are no finer); it is never sent earlier than that.
 DUE_SLACK_S = 0.0005
-# Encoded requests kept per (user, task, variant) so an arrival whose request repeats an earlier
-# one is not rendered and encoded again; bounded so a huge population cannot grow it without end.
-MAX_CACHED_REQUESTS = 200_000
 
 
 @functools.lru_cache(maxsize=8)
@@ -62,27 +59,6 @@ def _iso_second(second: int) -> str:
 def _iso(seconds: float) -> str:
     """Return Unix time ``seconds`` as ``2025-10-22T19:15:32.123Z`` (each second formatted once)."""
     return f"{_iso_second(int(seconds))}.{int(seconds % 1 * 1000):03d}Z"
-
-
-def _wake(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class _VirtualUser:
-    """A load user: the persona's identity and its access token."""
-
-    def __init__(self, persona: Persona, seed: int, day: str) -> None:
-        self.persona = persona
-        self.session_id = session_id(seed, persona.name, f"{day}/load")
-        self.context: dict[str, Any] = {
-            "email": persona.email,
-            "password": persona.password,
-            "user_id": persona.user_id,
-            "name": persona.name,
-            "tier": "elite",
-            "token": "",
-        }
 
 
 class _Progress:
@@ -127,7 +103,7 @@ class LoadRun:
         self.shape = scenario.load_shape(shape_name)
         self.shape_name, self.share, self.day = shape_name, share, day
         self.client, self.t, self.log, self.clock, self.hooks = client, tables, log, clock, hooks
-        self.vus = [_VirtualUser(p, self.settings.seed, day) for p in users]
+        self.vus = [VirtualUser(p, self.settings.seed, day) for p in users]
         self.tasks: list[LoadTask] = list(self.settings.load_tasks)
         weights = np.array([t.weight for t in self.tasks])
         self.weights = weights / weights.sum()
@@ -138,26 +114,17 @@ class LoadRun:
         self.counts = _Progress()
         self.start = 0.0
         self.timeout = self.settings.request_timeout_s
-        self.periods = [self._period(t) for t in self.tasks]
-        self.cache: dict[tuple[int, int, int], tuple[str, tuple[Any, bytes]]] = {}
+        self.requests = LoadRequests(self.types, self.tasks, client)
         self.pending: set[asyncio.Future] = set()  # arrivals (or their logins) sent by a task
         self.arrivals = 0  # open model: arrivals sent and not answered yet, against max_in_flight
         self.room: asyncio.Future | None = None  # set when an arrival is answered
         self.loop: asyncio.AbstractEventLoop | None = None
-
-    def _period(self, task: LoadTask) -> int:
-        """Return after how many arrivals a user's request of ``task`` repeats (0: it never does).
-
-        A request reads the user's fixed identity, its token and the task's ``vary`` lists (item
-        ``i % len``); one that reads the arrival number ``i`` itself differs every time.
-        """
-        kind = self.types[task.type]
-        body = task.body if task.body is not None else kind.body
-        read = template_fields([kind.path, kind.params, task.params, body, kind.headers, task.headers])
-        if "i" in read:
-            return 0
-        period = math.lcm(*(len(v) for v in task.vary.values())) if task.vary else 1
-        return period if period <= 64 else 0
+        # the open model's plan (due times, users, tasks), the next arrival, and whether the cap holds it
+        self.due: list[float] = []
+        self.who: list[int] = []
+        self.chosen: list[int] = []
+        self.next, self.blocked = 0, False
+        self.launched: asyncio.Future | None = None  # set once every arrival has been sent
 
     async def run(self) -> None:
         """Log the users in, run the shape, then add a users row per user and the plan's load rows."""
@@ -215,7 +182,7 @@ class LoadRun:
     async def _setup(self) -> None:
         gate = asyncio.Semaphore(SETUP_CONCURRENCY)
 
-        async def one(k: int, vu: _VirtualUser) -> None:
+        async def one(k: int, vu: VirtualUser) -> None:
             async with gate:
                 if self.hooks:
                     kind = self.types["reset_user"]
@@ -231,7 +198,7 @@ class LoadRun:
 
         await asyncio.gather(*(one(k, vu) for k, vu in enumerate(self.vus)))
 
-    async def _login(self, vu: _VirtualUser, index: int, step: int) -> None:
+    async def _login(self, vu: VirtualUser, index: int, step: int) -> None:
         kind = self.types["login"]
         variables = {**kind.defaults, **vu.context}
         payload = await self._send(vu, step, "login", index, self.clock.now(), variables)
@@ -241,31 +208,46 @@ class LoadRun:
     async def _open(self) -> None:
         times = arrival_times(self.shape, self.rng, self.share)
         n = len(times)
-        chosen = self.rng.choice(len(self.tasks), size=n, p=self.weights).tolist()
-        who = self.rng.integers(len(self.vus), size=n).tolist()
-        due = (self.start + times).tolist()
-        cap, loop = self.shape.max_in_flight, asyncio.get_running_loop()
-        i = 0
-        while i < n:
-            delay = due[i] - self.clock.now()
-            if delay > DUE_SLACK_S:
-                wake = loop.create_future()  # asyncio.sleep, less its loop look-up (a getpid call each)
-                loop.call_later(delay, _wake, wake)
-                await wake
-            # one wake-up sends every arrival due by now (several when they fall within a timer tick)
-            horizon = self.clock.now() + DUE_SLACK_S
-            while i < n and due[i] <= horizon:
-                while self.arrivals >= cap:  # at the cap the schedule waits, and that wait counts as latency
-                    self.room = loop.create_future()
-                    await self.room
-                self._arrive(who[i], chosen[i], i, due[i])
-                i += 1
+        self.chosen = self.rng.choice(len(self.tasks), size=n, p=self.weights).tolist()
+        self.who = self.rng.integers(len(self.vus), size=n).tolist()
+        self.due = (self.start + times).tolist()
+        loop = self.loop
+        assert loop is not None
+        self.launched = loop.create_future()
+        self._tick()
+        await self.launched
         while self.arrivals or self.pending:
             if self.pending:
                 await asyncio.gather(*list(self.pending))
             else:
                 self.room = loop.create_future()
                 await self.room
+
+    def _tick(self) -> None:
+        """Send every arrival due by now, then set a timer for the next (a callback: no task or future).
+
+        At ``max_in_flight`` pending arrivals it stops until an answer makes room (then the waiting
+        counts in the latency, as it would for the users who arrived).
+        """
+        assert self.loop is not None and self.launched is not None
+        due, n, i = self.due, len(self.due), self.next
+        try:
+            horizon = self.clock.now() + DUE_SLACK_S
+            while i < n and due[i] <= horizon:
+                if self.arrivals >= self.shape.max_in_flight:
+                    self.next, self.blocked = i, True
+                    return
+                self._arrive(self.who[i], self.chosen[i], i, due[i])
+                i += 1
+        except Exception as exc:  # a callback's error would otherwise only reach the loop's log
+            if not self.launched.done():
+                self.launched.set_exception(exc)
+            return
+        self.next = i
+        if i < n:
+            self.loop.call_later(due[i] - self.clock.now(), self._tick)
+        elif not self.launched.done():
+            self.launched.set_result(None)
 
     def _arrive(self, who: int, task_index: int, i: int, due: float) -> None:
         """Send arrival ``i``: written on an idle connection at once, else by a task that waits for one.
@@ -274,7 +256,7 @@ class LoadRun:
         request; those were about a third of the generator's CPU per request.
         """
         self.arrivals += 1
-        request = self._request(who, task_index, i)
+        request = self.requests.for_arrival(who, self.vus[who], task_index, i)
         if isinstance(request, tuple):
             started = self._begin()
             answered = functools.partial(self._answered, who, task_index, i, due, started)
@@ -294,6 +276,10 @@ class LoadRun:
         self._make_room()
 
     def _make_room(self) -> None:
+        if self.blocked:
+            self.blocked = False
+            assert self.loop is not None
+            self.loop.call_soon(self._tick)
         if self.room is not None and not self.room.done():
             self.room.set_result(None)
 
@@ -328,7 +314,9 @@ class LoadRun:
             while not stop.is_set() and self.clock.now() < end:
                 task = int(rng.choice(len(self.tasks), p=self.weights))
                 i = next(counter)
-                await self._task(vu, task, i, self.clock.now(), self._request(vu, task, i))
+                await self._task(
+                    vu, task, i, self.clock.now(), self.requests.for_arrival(vu, self.vus[vu], task, i)
+                )
                 think = float(rng.exponential(self.shape.think_s)) if self.shape.think_s else 0.0
                 try:  # think, unless the shape ends or lets this user go first
                     await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(think, end - self.clock.now())))
@@ -347,22 +335,6 @@ class LoadRun:
             stop.set()
         await asyncio.gather(*(job for job, _ in running))
 
-    def _request(self, who: int, task_index: int, i: int) -> tuple[Any, bytes] | httpx.TransportError:
-        """Return the encoded request of arrival ``i`` (user ``who``, task ``task_index``)."""
-        vu, task = self.vus[who], self.tasks[task_index]
-        period = self.periods[task_index]
-        if period:
-            key = (who, task_index, i % period)
-            known = self.cache.get(key)
-            if known is not None and known[0] == vu.context["token"]:
-                return known[1]
-        kind = self.types[task.type]
-        variables = {**kind.defaults, **vu.context, **task.variables(i), "i": i}
-        request = self._encode(vu, kind, variables, task)
-        if period and len(self.cache) < MAX_CACHED_REQUESTS:
-            self.cache[key] = (vu.context["token"], request)
-        return request
-
     async def _task(
         self, who: int, task_index: int, i: int, due: float, request: tuple[Any, bytes] | httpx.TransportError
     ) -> None:
@@ -370,25 +342,6 @@ class LoadRun:
         payload = await self._send(vu, task_index, task.type, i, due, request, task)
         if isinstance(payload, dict) and payload.get("error") in ("token_expired", "session_timeout"):
             await self._login(vu, i, RELOGIN)
-
-    def _encode(
-        self, vu: _VirtualUser, kind: ActionType, variables: dict[str, Any], task: LoadTask | None
-    ) -> tuple[Any, bytes] | httpx.TransportError:
-        """Return (connection key, request bytes) for ``kind`` filled from ``variables``.
-
-        A URL the transport cannot use comes back as the error, recorded as the request's answer.
-        """
-        path = render(kind.path, variables)
-        params = render({**kind.params, **(task.params if task else {})}, variables) or None
-        body = render(task.body if task and task.body is not None else kind.body, variables)
-        headers = render({**kind.headers, **(task.headers if task else {})}, variables)
-        if kind.auth and vu.context["token"]:
-            headers["Authorization"] = f"Bearer {vu.context['token']}"
-        headers["X-Simulation-User"] = vu.persona.name
-        try:
-            return self.client.encode(kind.method, path, params, headers, body)
-        except httpx.TransportError as exc:
-            return exc
 
     def _begin(self) -> float:
         """Count a request as sent; return its send time."""
@@ -403,7 +356,7 @@ class LoadRun:
 
     async def _send(
         self,
-        vu: _VirtualUser,
+        vu: VirtualUser,
         task_index: int,
         action_type: str,
         i: int,
@@ -416,7 +369,7 @@ class LoadRun:
         ``request`` is the encoded request, or the template variables to encode it from.
         """
         if isinstance(request, dict):
-            request = self._encode(vu, self.types[action_type], request, task)
+            request = self.requests.encode(vu, self.types[action_type], request, task)
         started = self._begin()
         status, content, error = 0, b"", None
         try:
@@ -429,7 +382,7 @@ class LoadRun:
 
     def _record(
         self,
-        vu: _VirtualUser,
+        vu: VirtualUser,
         task_index: int,
         action_type: str,
         i: int,

@@ -282,7 +282,7 @@ def test_a_load_shape_runs_from_the_cli_with_its_time_series_and_slo_checks(
     data["simulation_config"]["slo"]["rate_tolerance"] = 0.10  # a 3 s load on a shared machine
     config = tmp_path / "quick.yaml"
     config.write_text(yaml.safe_dump(data, allow_unicode=True))
-    argv = ["power-users", "--config", str(config), "--shape", "spike", "--users", "10"]
+    argv = ["power-users", "--config", str(config), "--shape", "spike", "--users", "100"]
     assert (
         main(
             [
@@ -299,6 +299,7 @@ def test_a_load_shape_runs_from_the_cli_with_its_time_series_and_slo_checks(
     )
     report = json.loads((tmp_path / "o" / "simulation_report.json").read_text())
     assert report["load"]["shapes"] == ["spike"] and report["load"]["sent"] == 160
+    assert report["simulation_summary"]["total_users"] == 100  # --users 100: the seed's hundred users
     peak = max(report["time_series"], key=lambda r: r["requested"])
     assert peak["t_s"] == 1 and peak["requested"] == pytest.approx(120, abs=1)
     out = capsys.readouterr().out
