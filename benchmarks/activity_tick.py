@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from simulation_assets.core.activity.config import ActivityConfig  # noqa: E402
 from simulation_assets.core.activity.customers import initial_customers, step_tick  # noqa: E402
 from simulation_assets.core.rng import stream  # noqa: E402
-from simulation_assets.sinks.activity_store import ActivityStore  # noqa: E402
+from simulation_assets.sinks.activity_backends import DuckDBActivityStore  # noqa: E402
 
 AT = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -111,7 +111,7 @@ def main() -> None:
             (ActivityConfig().initial_customers, store_small_s),
             (args.store_customers, store_large_s),
         ):
-            store = ActivityStore(backend="duckdb", duckdb_path=f"{tmp}/bench-{n}.duckdb")
+            store = DuckDBActivityStore(duckdb_path=f"{tmp}/bench-{n}.duckdb")
             store_cfg = ActivityConfig(initial_customers=n)
             store.start(store_cfg, 1, AT)
             for tick in range(1, 6):

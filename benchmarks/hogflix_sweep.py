@@ -141,7 +141,8 @@ def main() -> None:
         print(
             f"{r['seed']:>10} {r['start']:>10} {r['pool_min']:>4}-{r['pool_max']:<4} {r['active_share']:>7.1%} "
             f"{spread:>16} {r['signups_mean']:>5.2f} {r['churn_per_day']:>5.2f} {r['visitors_per_day']:>7.1f}  "
-            f"{s['NEW']:.1%}/{s['CASUAL']:.1%}/{s['DORMANT']:.1%}" + ("" if meets_targets(r, cfg) else "  <- misses")
+            f"{s['NEW']:.1%}/{s['CASUAL']:.1%}/{s['DORMANT']:.1%}"
+            + ("" if meets_targets(r, cfg) else "  <- misses")
         )
     worst = {
         "pool_min": min(r["pool_min"] for r in rows),
@@ -155,7 +156,9 @@ def main() -> None:
         "flixbuddy_min_max": [min(r["flixbuddy_min_max"][0] for r in rows), max(r["flixbuddy_min_max"][1] for r in rows)],
     }  # fmt: skip
     passed = sum(meets_targets(r, cfg) for r in rows)
-    print(f"\nworst case over {len(rows)} pairs x {args.days} days (after {args.warmup}-day warm-up): {worst}")
+    print(
+        f"\nworst case over {len(rows)} pairs x {args.days} days (after {args.warmup}-day warm-up): {worst}"
+    )
     print(f"pairs meeting every target: {passed}/{len(rows)}; {time.perf_counter() - started:.0f} s")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

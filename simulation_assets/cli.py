@@ -47,7 +47,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simulate`` console script; returns the exit code."""
-    warnings.filterwarnings("ignore")
+    # Dagster notes that a few APIs this project relies on are beta (see pyproject's filterwarnings):
+    # that is for the maintainers, not for someone running a simulation. Deprecations still show.
+    warnings.filterwarnings("ignore", message=r".* is currently in beta", category=Warning)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     logging.getLogger("dagster").setLevel(logging.WARNING)
     parser = build_parser()

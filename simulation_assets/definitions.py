@@ -1,7 +1,10 @@
 """The project's one Dagster code location: every domain's definitions, merged.
 
 Each module in ``simulation_assets/defs/`` that exposes ``defs: dg.Definitions``
-is a domain; it is found here without a list to keep in sync.
+is a domain; it is found here without a list to keep in sync. (Dagster's
+``load_definitions_from_package_module`` would also pick up the assets some modules
+declare at module level, loose, without the resources their own ``defs`` binds:
+each domain's ``defs`` is its whole public surface, so this scan collects exactly those.)
 """
 
 import importlib

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from simulation_assets_tests.postgres_cluster import PostgresCluster
-
-warnings.filterwarnings("ignore")
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +37,24 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 def postgres_dsn(postgres_cluster: PostgresCluster) -> str:
     """DSN of a fresh, empty database on the throwaway cluster."""
     return postgres_cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Restore ``--dist loadgroup``: suffix each ``xdist_group`` test's node id with ``@group``.
+
+    pytest-xdist 3.8 does this by assigning ``item._nodeid``, which pytest 9.2 no longer reads (a
+    node id now comes from ``Node._id``). Without it every test of a group may land on any worker,
+    and a module-scoped fixture such as the daemon deployment is built once per worker.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        groups = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+            for m in item.iter_markers("xdist_group")
+        }
+        if groups and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(groups))}")

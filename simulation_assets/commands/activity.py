@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _settings(seed: int):  # noqa: ANN202
     from simulation_assets.defs.activity import ActivitySettings
-    from simulation_assets.sinks.activity_store import ActivityStore
+    from simulation_assets.sinks.activity_backends import activity_store_from_env
     from simulation_assets.sinks.config_files import from_env, resolved
 
     if seed < 0:
@@ -75,9 +75,8 @@ def _settings(seed: int):  # noqa: ANN202
     try:
         settings = resolved(from_env(ActivitySettings, seed=seed))
         cfg = settings.config()
-        store = resolved(from_env(ActivityStore))
-        if store.backend == "postgres":
-            store.location()
+        store = resolved(activity_store_from_env())
+        store.location()  # a PostgreSQL store without a DSN says so here
     except ValueError as exc:
         raise UsageError(f"invalid activity configuration: {exc}") from None
     return settings, cfg, store

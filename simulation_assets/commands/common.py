@@ -8,12 +8,33 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
-console = Console(stderr=False, highlight=False, soft_wrap=True)
+
+_CONSOLE: list[Console] = []
+
+
+def rich_console() -> Console:
+    """Return the one rich console of the CLI (rich is imported on first use: ``--help`` never loads it)."""
+    if not _CONSOLE:
+        from rich.console import Console
+
+        _CONSOLE.append(Console(stderr=False, highlight=False, soft_wrap=True))
+    return _CONSOLE[0]
+
+
+class _LazyConsole:
+    """Stands for ``rich_console()`` until something is printed (pass ``rich_console()`` to rich itself)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(rich_console(), name)
+
+
+console: Console = _LazyConsole()  # type: ignore[assignment]
 
 
 class UsageError(Exception):
@@ -58,12 +79,14 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
 
 def progress() -> Progress:
     """Return a progress bar that shows completed/total and elapsed time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=rich_console(),
         transient=False,
     )
 
@@ -75,12 +98,12 @@ def chunks(keys: list[str], size: int) -> Iterable[list[str]]:
 
 
 def dagster_instance():  # noqa: ANN201
-    """Return the local Dagster instance the UI uses (creating ``./.dagster_home`` if needed)."""
+    """Return the local Dagster instance the UI uses (creating ``./.dagster_home`` once, safely, if needed)."""
     import dagster as dg
 
-    from simulation_assets.paths import ensure_dagster_home
+    from simulation_assets.sinks.local_instance import ensure_local_instance
 
-    ensure_dagster_home()
+    ensure_local_instance()
     return dg.DagsterInstance.get()
 
 

@@ -54,13 +54,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``funnel`` sub-command."""
     p = sub.add_parser(
         "funnel",
-        help="simulate ad-click cohorts through the S0-S11 funnel, learn rates, forecast and train models",
+        help="simulate ad-click cohorts through the S0-S11 funnel, learn rates, forecast and train models; "
+        "or audit a real event export against the tracking plan ('funnel audit')",
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("forecast", "audit"),
+        default="forecast",
+        help="forecast (default): simulate, learn, forecast, train; audit: check --events EXPORT against the plan",
     )
     p.add_argument(
         "--impressions",
         type=int,
-        required=True,
-        help="ad impressions in the forecast cohort and in each daily event-level cohort (>= 0)",
+        default=None,
+        help="ad impressions in the forecast cohort and in each daily event-level cohort (>= 0; required "
+        "for forecast)",
+    )
+    p.add_argument(
+        "--events",
+        default=None,
+        metavar="EXPORT",
+        help="a PostHog event export (batch Parquet/JSON lines, the UI's CSV, or a table with --mapping): what "
+        "'audit' checks, and where '--rates learned' learns the rates",
+    )
+    p.add_argument(
+        "--mapping",
+        default="",
+        metavar="FIELD=COLUMN,...",
+        help="columns of a generic export table, e.g. user_id=uid,timestamp=ts,event=name",
     )
     p.add_argument(
         "--cohort-impressions",
@@ -91,7 +113,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rates",
         default="",
         metavar="JSON|FILE",
-        help='transition rates as JSON (inline or a .json/.yaml file), e.g. \'{"ctr": 0.03, "p_cta": 0.25}\'',
+        help='transition rates as JSON (inline or a .json/.yaml file), e.g. \'{"ctr": 0.03, "p_cta": 0.25}\', '
+        "or 'learned' to learn them from --events EXPORT",
     )
     for name in RATE_NAMES:
         p.add_argument(
@@ -113,14 +136,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "default: $FUNNEL_APP_DB and $FUNNEL_APP_DB_DSN, or none)",
     )
     p.add_argument(
-        "--events",
-        choices=("parquet", "posthog"),
-        default=None,
-        help="where the events go besides Parquet: posthog posts them to $PH_HOST with $PH_PROJECT_API_KEY "
-        "(default: $FUNNEL_EVENTS_SINK or parquet)",
+        "--posthog",
+        action="store_true",
+        help="also post the events to PostHog ($PH_HOST, $PH_PROJECT_API_KEY; default: $FUNNEL_EVENTS_SINK)",
     )
     p.add_argument(
-        "--output", required=True, help="folder for forecast.json, events.parquet, rates.json, models.json"
+        "--output",
+        required=True,
+        help="folder for forecast.json, events.parquet, rates.json, models.json (audit: audit.json, audit.md)",
     )
     p.set_defaults(handler=run)
 
@@ -187,6 +210,10 @@ def parse_rates(
 
 def validate(args: argparse.Namespace) -> tuple[dict[str, float], dt.date]:
     """Check every input before anything is written; return the rate overrides and the first day."""
+    if args.rates == "learned" and not args.events:
+        raise UsageError("--rates learned needs --events EXPORT: the event export to learn the rates from")
+    if args.events and args.rates != "learned":
+        raise UsageError("--events EXPORT is read by 'simulate funnel audit' and by --rates learned")
     if args.impressions is None or args.impressions < 0:
         raise UsageError(f"--impressions must be a non-negative integer, got {args.impressions}")
     if args.cohort_impressions is not None and not 0 <= args.cohort_impressions <= 50_000_000:
@@ -202,7 +229,8 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, float], dt.date]:
     if args.days > 366:
         raise UsageError(f"--days must be at most 366, got {args.days}")
     flags = {name: getattr(args, f"rate_{name}", None) for name in RATE_NAMES}
-    rates = parse_rates(args.rate, args.rates, flags)
+    learned = learned_rates(args.events, args.mapping) if args.rates == "learned" else {}
+    rates = {**learned, **parse_rates(args.rate, "" if args.rates == "learned" else args.rates, flags)}
     start = iso_date("--start", args.start) if args.start is not None else None
     if args.config and not Path(args.config).is_file():
         raise UsageError(f"--config {args.config!r}: file not found")
@@ -212,15 +240,49 @@ def validate(args: argparse.Namespace) -> tuple[dict[str, float], dt.date]:
         raise UsageError(
             f"--app-db-dsn {args.app_db_dsn!r}: expected a PostgreSQL connection string (postgresql://...)"
         )
-    if args.events == "posthog" and not os.environ.get("PH_PROJECT_API_KEY"):
-        raise UsageError("--events posthog needs the project API key in $PH_PROJECT_API_KEY (and $PH_HOST)")
+    if args.posthog and not os.environ.get("PH_PROJECT_API_KEY"):
+        raise UsageError("--posthog needs the project API key in $PH_PROJECT_API_KEY (and $PH_HOST)")
     if start is None:
         start = dt.date.fromisoformat(_default_start())
     return rates, start
 
 
+def learned_rates(path: str, mapping: str = "") -> dict[str, float]:
+    """Return the transition rates learned from the event export at ``path`` (those it has data for)."""
+    from simulation_assets.core.funnel.learn import RATE_FIELDS, learn_rates
+    from simulation_assets.sinks.funnel_export import canonical_events
+
+    try:
+        learned = learn_rates(canonical_events(path, mapping))
+    except ValueError as exc:  # ExportError and bad mappings: the message names the file and the problem
+        raise UsageError(f"--events: {exc}") from None
+    rates = {field: learned.transitions[step].rate for step, field in RATE_FIELDS.items()}
+    rates["p_repeat_30d"] = learned.transitions["S10|S8"].rate
+    return {k: float(v) for k, v in rates.items() if v is not None}
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """Handle ``simulate funnel audit --events EXPORT --output DIR``."""
+    from simulation_assets.sinks.funnel_export import audit_export, write_audit
+
+    if not args.events:
+        raise UsageError("funnel audit needs --events EXPORT (a PostHog export file, folder or glob)")
+    try:
+        report = audit_export(args.events, args.mapping)
+    except ValueError as exc:
+        raise UsageError(f"--events: {exc}") from None
+    output = prepare_output(args.output)
+    json_path, md_path = write_audit(report, output)
+    console.print(
+        f"Audit of {report.rows:,} events: {report.events_present}/{report.events_in_plan} plan events present, "
+        f"{report.problems} problem(s); absent: {', '.join(report.absent_events) or 'none'}"
+    )
+    console.print(f"Wrote {json_path} and {md_path}")
+    return 0
+
+
 def _default_start() -> str:
-    from simulation_assets.defs.partitions import DEFAULT_START_DATE
+    from simulation_assets.core.calendar import DEFAULT_START_DATE
 
     return DEFAULT_START_DATE
 
@@ -238,6 +300,7 @@ def simulate(
     cohort_impressions: int | None = None,
     events_sink: str | None = None,
     app_db_dsn: str | None = None,
+    rates_learned_from: str | None = None,
 ) -> dict:
     """Materialize the funnel assets for ``days`` cohorts from ``start``; write the four outputs; return the summary."""
     from pydantic import ValidationError
@@ -273,17 +336,30 @@ def simulate(
         raise UsageError(f"invalid funnel configuration: {exc}") from None
     store = LocalParquetStore()
     defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
-    assets = {a.key.to_user_string(): a for a in defs.assets or []}  # type: ignore[union-attr]
     posthog = from_env(PostHogEvents, POSTHOG_ENV, **({"mode": events_sink} if events_sink else {}))
+    app_db = from_env(
+        FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {})
+    )
+    stripe = from_env(StripeWebhookSink)
+    # The simulation's assets, and deliveries only to destinations that are configured (never the audit,
+    # which reads a real export): every asset is a step with its own fixed cost in the run. The settings
+    # are read from the same variables the resources bind (resolving the resources here cost ~1 s).
+    env = os.environ.get
+    skipped = {"funnel_tracking_audit"}
+    if (events_sink or env("FUNNEL_EVENTS_SINK") or "parquet") != "posthog":
+        skipped.add("funnel_posthog_events")
+    if not app_db_dsn and (env("FUNNEL_APP_DB") or "off") == "off":
+        skipped.add("funnel_app_rows")
+    if not (env("FUNNEL_STRIPE_WEBHOOK_URL") and env("FUNNEL_STRIPE_WEBHOOK_SECRET")):
+        skipped.add("funnel_stripe_events")
+    assets = {a.key.to_user_string(): a for a in defs.assets or [] if a.key.to_user_string() not in skipped}
     resources = {
         "funnel_settings": settings,
         "store": store,
         "funnel_capi": from_env(MetaCapiSink),
         "funnel_posthog": posthog,
-        "funnel_app_db": from_env(
-            FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {})
-        ),
-        "funnel_stripe": from_env(StripeWebhookSink),
+        "funnel_app_db": app_db,
+        "funnel_stripe": stripe,
     }
     instance = dagster_instance()
     started = time.perf_counter()
@@ -321,6 +397,7 @@ def simulate(
         "seconds": round(seconds, 3),
         "events": events.height,
         "configured_rates": cfg.rates.model_dump(),
+        "rates_learned_from": rates_learned_from,
         "purchasers_forecast": forecast["percentiles"]["purchasers"],
         "learned_within_tolerance": all(v["within"] is not False for v in learned["comparison"].values()),
         "purchase_auc": models["signal"]["purchase"]["roc_auc"],
@@ -339,7 +416,9 @@ def simulate(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handle ``simulate funnel``."""
+    """Handle ``simulate funnel`` and ``simulate funnel audit``."""
+    if args.action == "audit":
+        return run_audit(args)
     rates, start = validate(args)
     output = prepare_output(args.output)
     summary = simulate(
@@ -352,7 +431,8 @@ def run(args: argparse.Namespace) -> int:
         rates,
         args.config,
         cohort_impressions=args.cohort_impressions,
-        events_sink=args.events,
+        events_sink="posthog" if args.posthog else None,
+        rates_learned_from=args.events if args.rates == "learned" else None,
         app_db_dsn=args.app_db_dsn,
     )
     p = summary["purchasers_forecast"]

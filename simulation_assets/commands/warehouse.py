@@ -246,22 +246,22 @@ def _materialize(
     for event in result.get_asset_materialization_events():
         key = event.asset_key.to_user_string()
         materializations.setdefault(key, {k: v.value for k, v in event.materialization.metadata.items()})
+    last_evaluations: dict[tuple[str, str], dict] = {}  # a retried step evaluates its checks again
+    for c in result.get_asset_check_evaluations():
+        last_evaluations[(c.asset_key.to_user_string(), c.check_name)] = {
+            "asset": c.asset_key.to_user_string(),
+            "name": c.check_name,
+            "passed": c.passed,
+            "value": str(c.metadata["value"].value) if "value" in c.metadata else "",
+            "expected": str(c.metadata["expected"].value) if "expected" in c.metadata else "",
+            "description": c.description or "",
+        }
     return {
         "run_id": result.run_id,
         "success": result.success,
         "seconds": time.perf_counter() - started,
         "materializations": materializations,
-        "checks": [
-            {
-                "asset": c.asset_key.to_user_string(),
-                "name": c.check_name,
-                "passed": c.passed,
-                "value": str(c.metadata["value"].value) if "value" in c.metadata else "",
-                "expected": str(c.metadata["expected"].value) if "expected" in c.metadata else "",
-                "description": c.description or "",
-            }
-            for c in result.get_asset_check_evaluations()
-        ],  # fmt: skip
+        "checks": list(last_evaluations.values()),
     }
 
 

@@ -8,9 +8,19 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.activity import checks
 from simulation_assets.core.activity.config import INTERVENTION_TYPES, ActivityConfig
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.core.activity.schema import CUSTOMER_SCHEMA
+from simulation_assets.core.charts import Guide, Series, chart_svg
+from simulation_assets.defs.metadata import (
+    COLUMN_SCHEMA,
+    column_schema,
+    md_table,
+    svg_markdown,
+    table_metadata,
+)
 from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.sinks.activity_backends import activity_store_from_env
 from simulation_assets.sinks.activity_store import ActivityStore, TickOutcome, utc_now
 from simulation_assets.sinks.config_files import from_env, load_config
 
@@ -73,32 +83,21 @@ def tick_run_config(tick: int = 0, at: str = "", ticks: int = 1) -> dict:
     return {"ops": {"activity_tick": {"config": {"tick": tick, "at": at, "ticks": ticks}}}}
 
 
-def counter_regressions(before: pl.DataFrame, after: pl.DataFrame) -> dict[str, int]:
-    """Return how many customers lost API calls or disappeared between two states (both should be 0)."""
-    joined = before.select("customer_id", pl.col("total_api_calls").alias("calls_before")).join(
-        after.select("customer_id", pl.col("total_api_calls").alias("calls_after")),
-        on="customer_id",
-        how="left",
-    )
-    return {
-        "customers_with_fewer_calls": joined.filter(pl.col("calls_after") < pl.col("calls_before")).height,
-        "customers_missing": joined.filter(pl.col("calls_after").is_null()).height,
-    }
-
-
 def _calls_plot(log: pl.DataFrame) -> dg.MarkdownMetadataValue:
-    fig, ax = new_figure(7.0, 2.6)
-    ticks = log["tick"].to_list()
-    ax.bar(ticks, log["api_calls"].to_list(), color="#3b82f6", label="API calls in tick")
-    ax.set_xlabel("tick")
-    ax.set_ylabel("API calls")
-    twin = ax.twinx()
-    twin.plot(ticks, (log["mean_error_rate"] * 100).to_list(), color="#dc2626", label="mean error rate %")
-    twin.axhline(10, color="#dc2626", linestyle=":", linewidth=1)
-    twin.set_ylabel("error rate %")
-    fig.legend(loc="upper left", fontsize=7)
-    fig.tight_layout()
-    return figure_markdown(fig, "API calls and error rate per tick")
+    chart = chart_svg(
+        log["tick"].to_list(),
+        [
+            Series("API calls in tick", log["api_calls"].to_list(), kind="bar", color="#3b82f6"),
+            Series(
+                "mean error rate %", (log["mean_error_rate"] * 100).to_list(), axis="right", color="#dc2626"
+            ),
+        ],
+        x_label="tick",
+        y_label="API calls",
+        y2_label="error rate %",
+        guides=[Guide(10, axis="right")],
+    )
+    return svg_markdown(chart, "API calls and error rate per tick")
 
 
 def _log_tick(context: dg.AssetExecutionContext, outcome: TickOutcome) -> None:
@@ -126,7 +125,17 @@ def build_defs() -> dg.Definitions:
         kinds={"numpy", "duckdb", "postgres"},
         pool="app_db",
         retry_policy=NETWORK_RETRY,
-        check_specs=[dg.AssetCheckSpec("counters_never_decrease", asset="activity_tick")],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "counters_never_decrease",
+                asset="activity_tick",
+                blocking=True,  # the monitor would judge customers on broken counters
+                description="No customer loses API calls or disappears, and the tick log's total never drops.",
+            )
+        ],
+        metadata={
+            COLUMN_SCHEMA: column_schema(CUSTOMER_SCHEMA, not_null=["customer_id"], unique=["customer_id"])
+        },
         description=(
             "A tick of customer activity (every 30 s): active customers call the API, error rates spike "
             "and get fixed, usage trends change, onboarding customers make their first call, and now and "
@@ -164,12 +173,10 @@ def build_defs() -> dg.Definitions:
                 context.log.info("⏭️ Tick %d was already applied; nothing changed", outcome.tick)
         applied = [o for o in outcomes if o.applied]
         log = activity_store.tick_log(last=60)
-        totals = log["total_api_calls"]
-        total_drops = int((totals.diff().drop_nulls() < 0).sum())
         outcome = outcomes[-1]
         if applied:
             after = applied[-1].result.customers  # type: ignore[union-attr]
-            regressions = counter_regressions(applied[0].before, after)
+            counters = checks.counters_never_decrease(applied[0].before, after, log)
             summaries = pl.DataFrame([o.result.summary for o in applied])  # type: ignore[union-attr]
             summary = {k: summaries[k].sum() for k in ("api_calls", "new_customers", "error_spikes")}
             summary |= {k: summaries[k].sum() for k in ("error_fixes", "trend_changes", "first_api_calls")}
@@ -177,13 +184,13 @@ def build_defs() -> dg.Definitions:
             events = applied[-1].result.events  # type: ignore[union-attr]
         else:
             after = outcome.before
-            regressions = {"customers_with_fewer_calls": 0, "customers_missing": 0}
+            counters = checks.counters_never_decrease(after, after, log)
             summary = log.filter(pl.col("tick") == outcome.tick).to_dicts()[0] if log.height else {}
             events = pl.DataFrame({"message": []}, schema={"message": pl.String})
         by_stage = after.group_by("stage").len().sort("stage")
-        passed = total_drops == 0 and all(v == 0 for v in regressions.values())
         return dg.MaterializeResult(
             metadata={
+                **table_metadata(after, schema=CUSTOMER_SCHEMA),
                 "tick": outcome.tick,
                 "ticks_applied": len(applied),
                 "applied_now": outcome.applied,
@@ -207,13 +214,7 @@ def build_defs() -> dg.Definitions:
             },
             check_results=[
                 dg.AssetCheckResult(
-                    check_name="counters_never_decrease",
-                    passed=passed,
-                    metadata={
-                        **regressions,
-                        "tick_log_total_drops": total_drops,
-                        "ticks_checked": log.height,
-                    },
+                    check_name="counters_never_decrease", passed=counters.passed, metadata=counters.metadata
                 )
             ],
         )
@@ -225,7 +226,18 @@ def build_defs() -> dg.Definitions:
         kinds={"polars", "duckdb", "postgres"},
         pool="app_db",
         retry_policy=NETWORK_RETRY,
-        check_specs=[dg.AssetCheckSpec("no_duplicate_open_interventions", asset="monitor_interventions")],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "no_duplicate_open_interventions",
+                asset="monitor_interventions",
+                description="No customer has two open interventions of one type.",
+            ),
+            dg.AssetCheckSpec(
+                "open_interventions_match_rules",
+                asset="monitor_interventions",
+                description="Right after the check, exactly the interventions whose rule holds are open.",
+            ),
+        ],
         description=(
             "The proactive monitor, run after every tick: opens Error Debugging (error rate > 10 %), "
             "Onboarding Check In (stuck in onboarding), Upsell Suggestion (usage increasing) and Retention "
@@ -247,12 +259,16 @@ def build_defs() -> dg.Definitions:
         ]
         lines.append(f"📋 {outcome.opened} opened, {outcome.closed} closed, {outcome.open_after} open now")
         context.log.info("\n".join(lines))
-        duplicates = activity_store.duplicate_open_interventions()
         open_now = activity_store.interventions("open")
+        duplicates = checks.no_duplicate_open_interventions(open_now)
+        matching = checks.open_interventions_match_rules(
+            activity_store.customers(), open_now, activity_settings.config(), outcome.tick
+        )
         by_type = {t: 0 for t in INTERVENTION_TYPES}
         by_type.update({r["type"]: r["len"] for r in open_now.group_by("type").len().to_dicts()})
         return dg.MaterializeResult(
             metadata={
+                "dagster/row_count": open_now.height,
                 "check_no": outcome.check_no,
                 "tick": outcome.tick,
                 "opened": outcome.opened,
@@ -270,12 +286,14 @@ def build_defs() -> dg.Definitions:
             check_results=[
                 dg.AssetCheckResult(
                     check_name="no_duplicate_open_interventions",
-                    passed=duplicates.height == 0,
-                    metadata={
-                        "duplicate_pairs": duplicates.height,
-                        "open_interventions": open_now.height,
-                    },
-                )
+                    passed=duplicates.passed,
+                    metadata=duplicates.metadata,
+                ),
+                dg.AssetCheckResult(
+                    check_name="open_interventions_match_rules",
+                    passed=matching.passed,
+                    metadata=matching.metadata,
+                ),
             ],
         )
 
@@ -309,7 +327,7 @@ def build_defs() -> dg.Definitions:
         sensors=[activity_tick_every_30s],
         resources={
             "activity_settings": from_env(ActivitySettings),
-            "activity_store": from_env(ActivityStore),
+            "activity_store": activity_store_from_env(),
         },
     )
 

@@ -22,6 +22,7 @@ from simulation_assets.core.funnel.posthog import to_posthog
 from simulation_assets.core.funnel.schema import COLUMN_DESCRIPTIONS, EVENT_SCHEMA
 from simulation_assets.core.funnel.stripe import stripe_events
 from simulation_assets.core.funnel.taxonomy import TAXONOMY
+from simulation_assets.defs.funnel_audit import funnel_tracking_audit
 from simulation_assets.defs.funnel_learning import LEARNING_ASSETS, check_result, svg_markdown
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import daily_partitions
@@ -34,7 +35,7 @@ from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.meta_capi import MetaCapiSink
 from simulation_assets.sinks.posthog_events import PostHogEvents
 
-__all__ = ["POSTHOG_ENV", "FunnelSettings", "build_defs", "defs"]
+__all__ = ["POSTHOG_ENV", "FunnelSettings", "build_defs"]  # and `defs`, built on first access
 
 # The funnel's PostHog sink: its own switch, the project's PostHog host and key.
 POSTHOG_ENV = {"mode": "FUNNEL_EVENTS_SINK", "host": "PH_HOST", "api_key": "PH_PROJECT_API_KEY"}
@@ -331,7 +332,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         description="Learn rates and the section 6 formulas from the cohorts, forecast, and retrain the models.",
     )
     return dg.Definitions(
-        assets=[*DAILY, *LEARNING_ASSETS],
+        assets=[*DAILY, *LEARNING_ASSETS, funnel_tracking_audit],
         jobs=[cohort_job, learn_job],
         schedules=[
             dg.build_schedule_from_partitioned_job(
@@ -348,4 +349,10 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     )
 
 
-defs = build_defs()
+def __getattr__(name: str) -> dg.Definitions:
+    # ``defs`` (the code location's funnel part, default partitions) is built on first access: a command
+    # that builds its own range (simulate funnel) then skips it and the HogFlix start-date lookup.
+    if name == "defs":
+        built = globals()["defs"] = build_defs()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

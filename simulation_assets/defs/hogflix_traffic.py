@@ -14,7 +14,7 @@ import polars as pl
 
 from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.app_rows import app_rows, pool_profiles
-from simulation_assets.core.hogflix.events import empty_events, session_events
+from simulation_assets.core.hogflix.events import empty_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations
 from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA
 from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS
@@ -189,7 +189,7 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         for day in by_day(context.partition_keys):
             frames = []
             for key in day:
-                frame = session_events(reader.stored_or_sessions(key), hogflix_settings.seed, traffic, key)
+                frame = reader.events(key, reader.stored_or_sessions(key))
                 store.write(dataset, key, frame)
                 context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
                 frames.append(frame)

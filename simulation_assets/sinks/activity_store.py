@@ -1,30 +1,31 @@
 """The activity simulator's database: customers, tick log, tick events, interventions, monitor checks.
 
-One resource, two backends behind the same methods:
+``ActivityStore`` is the interface: every operation (start a simulation, apply a tick at
+most once, run a monitor check, read the tables, reset) is written once here, on top of
+one transaction at a time. Two implementations provide the transaction
+(``sinks/activity_backends.py``):
 
-- ``duckdb`` (default): a DuckDB file, ``$ACTIVITY_DUCKDB_PATH`` or ``<data dir>/activity/activity.duckdb``.
-- ``postgres``: any PostgreSQL database, ``$ACTIVITY_DATABASE_URL`` (or the HogFlix app database's
-  ``$HOGFLIX_APP_DB_DSN``), bound as a ``dg.EnvVar``: the UI shows the variable, never the DSN.
+- ``DuckDBActivityStore`` (default): a DuckDB file, ``$ACTIVITY_DUCKDB_PATH`` or
+  ``<data dir>/activity/activity.duckdb``; a per-file lock in this process plus DuckDB's own
+  file lock across processes.
+- ``PostgresActivityStore``: any PostgreSQL database, ``$ACTIVITY_DATABASE_URL`` (or the HogFlix
+  app database's ``$HOGFLIX_APP_DB_DSN``), bound as a ``dg.EnvVar``: the UI shows the variable,
+  never the DSN; a transaction-scoped advisory lock, and a partial unique index that enforces
+  "one open intervention per customer and type".
 
-Choose with ``$ACTIVITY_STORE`` (``duckdb`` or ``postgres``). Every write is one transaction
-taken under a lock (a PostgreSQL advisory lock, or a per-file lock in this process plus
-DuckDB's own file lock across processes), and reads the state it changes inside that
+``$ACTIVITY_STORE`` (``duckdb`` or ``postgres``) picks one (``activity_store_from_env``). Every
+write is one transaction taken under the lock, and reads the state it changes inside that
 transaction, so a tick number is applied at most once and concurrent monitor checks never
-open the same intervention twice. PostgreSQL also enforces "one open intervention per
-customer and type" with a partial unique index.
+open the same intervention twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -37,7 +38,7 @@ from simulation_assets.core.activity.customers import (
     initial_customers,
     step_tick,
 )
-from simulation_assets.core.activity.monitor import MonitorResult, reconcile
+from simulation_assets.core.activity.monitor import MonitorResult, duplicate_open, reconcile
 from simulation_assets.core.activity.schema import (
     CUSTOMER_SCHEMA,
     EVENT_SCHEMA,
@@ -47,7 +48,6 @@ from simulation_assets.core.activity.schema import (
     conform,
 )
 from simulation_assets.core.rng import stable_uuid
-from simulation_assets.paths import data_dir
 
 _SQL_TYPES = {
     pl.String: "TEXT",
@@ -65,15 +65,9 @@ _TABLES: dict[str, tuple[dict[str, pl.DataType], str]] = {
     "monitor_checks": (MONITOR_CHECK_SCHEMA, "check_no"),
 }
 _OWNER = "simulation-assets activity simulator"
-_LOCAL_LOCKS: dict[str, threading.RLock] = {}
-_LOCAL_LOCKS_GUARD = threading.Lock()
-_PG_SCHEMA_READY: set[tuple[str, str]] = set()
-_DUCKDB_SCHEMA_READY: set[tuple[str, str]] = (
-    set()
-)  # (file, prefix) whose tables this process has created  # (dsn, prefix) whose tables this process has created
 
 
-def _sql_type(dtype: pl.DataType) -> str:
+def sql_type(dtype: pl.DataType) -> str:
     return _SQL_TYPES[dtype.base_type()]  # type: ignore[index]
 
 
@@ -115,7 +109,7 @@ class MonitorOutcome:
         return self.result.closed.height
 
 
-class _Tx:
+class Transaction:
     """SQL on one open transaction, with ``?`` placeholders on both backends."""
 
     def __init__(self, prefix: str) -> None:
@@ -151,175 +145,34 @@ class _Tx:
         return f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} ON CONFLICT ({key}) {action}"
 
 
-class _DuckTx(_Tx):
-    def __init__(self, con: Any, prefix: str) -> None:
-        super().__init__(prefix)
-        self.con = con
-
-    def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        self.con.execute(sql, params or []).fetchall()
-
-    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
-        return self.con.execute(sql, params or []).fetchall()
-
-    def frame(
-        self, sql: str, schema: dict[str, pl.DataType], params: list[Any] | None = None
-    ) -> pl.DataFrame:
-        table = self.con.sql(sql, params=params or None).to_arrow_table()
-        return conform(pl.from_arrow(table), schema)  # type: ignore[arg-type]
-
-    def upsert(self, table: str, frame: pl.DataFrame, key: str) -> None:
-        if frame.height == 0:
-            return
-        self.con.register("_activity_frame", frame.to_arrow())
-        try:
-            self.execute(self._upsert_sql(table, "_activity_frame", frame.columns, key))
-        finally:
-            self.con.unregister("_activity_frame")
-
-
-class _PgTx(_Tx):
-    def __init__(self, conn: Any, prefix: str) -> None:
-        super().__init__(prefix)
-        self.conn = conn
-
-    @staticmethod
-    def _pg(sql: str) -> str:
-        return sql.replace("?", "%s")
-
-    def execute(self, sql: str, params: list[Any] | None = None) -> None:
-        self.conn.execute(self._pg(sql), params or None)
-
-    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
-        return self.conn.execute(self._pg(sql), params or None).fetchall()
-
-    def frame(
-        self, sql: str, schema: dict[str, pl.DataType], params: list[Any] | None = None
-    ) -> pl.DataFrame:
-        cur = self.conn.execute(self._pg(sql), params or None)
-        names = [d.name for d in cur.description]
-        found = cur.fetchall()
-        if not found:
-            return pl.DataFrame(schema=schema)
-        return conform(pl.DataFrame(found, schema=names, orient="row", infer_schema_length=None), schema)
-
-    def upsert(self, table: str, frame: pl.DataFrame, key: str) -> None:
-        if frame.height == 0:
-            return
-        staging = f"_stage_{table}"
-        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS")
-        self.conn.execute(f"DELETE FROM {staging}")
-        names = ", ".join(frame.columns)
-        with self.conn.cursor().copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
-            for row in frame.iter_rows():
-                copy.write_row(row)
-        self.conn.execute(self._upsert_sql(table, staging, frame.columns, key))
-
-
 class ActivityStore(dg.ConfigurableResource):
-    """Where the activity simulator keeps its state: DuckDB by default, PostgreSQL for real."""
+    """Where the activity simulator keeps its state; see the module docstring for the implementations."""
 
-    ENV: ClassVar[dict[str, str | tuple[str, ...]]] = {
-        "backend": "ACTIVITY_STORE",
-        "duckdb_path": "ACTIVITY_DUCKDB_PATH",
-        "dsn": ("ACTIVITY_DATABASE_URL", "HOGFLIX_APP_DB_DSN"),
-    }
-
-    backend: Literal["duckdb", "postgres"] = Field(
-        default="duckdb", description="duckdb (embedded file) or postgres ($ACTIVITY_STORE)."
-    )
-    duckdb_path: str = Field(
-        default="",
-        description="DuckDB file; empty means <data dir>/activity/activity.duckdb ($ACTIVITY_DUCKDB_PATH).",
-    )
-    dsn: str = Field(
-        default="",
-        description=(
-            "PostgreSQL DSN when backend is postgres ($ACTIVITY_DATABASE_URL, else the HogFlix app "
-            "database's $HOGFLIX_APP_DB_DSN; bound as an EnvVar, so the DSN never shows in the UI)."
-        ),
-    )
     table_prefix: str = Field(default="activity_", pattern=r"^[a-z_][a-z0-9_]*$")
 
-    # --- connections -------------------------------------------------------------------------
+    # --- what an implementation provides -----------------------------------------------------
 
+    @abstractmethod
     def location(self) -> str:
-        """Return where the data lives: the DuckDB file, or the DSN without its password."""
-        if self.backend == "duckdb":
-            return str(self.duckdb_file())
-        import psycopg.conninfo
+        """Return where the data lives, without secrets (a file path, or user@host:port/db)."""
 
-        info = psycopg.conninfo.conninfo_to_dict(self._dsn())
-        return f"postgresql://{info.get('user', '')}@{info.get('host', '')}:{info.get('port', '5432')}/{info.get('dbname', '')}"
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Transaction]:
+        """Return a context manager around one locked transaction whose tables exist."""
 
-    def duckdb_file(self) -> Path:
-        """Return the DuckDB file path."""
-        return (
-            Path(self.duckdb_path).resolve()
-            if self.duckdb_path
-            else data_dir() / "activity" / "activity.duckdb"
-        )
-
-    def _dsn(self) -> str:
-        if not self.dsn:
-            raise ValueError("ActivityStore backend 'postgres' needs a DSN: set ACTIVITY_DATABASE_URL")
-        return self.dsn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[_Tx]:
-        if self.backend == "postgres":
-            import psycopg
-
-            with psycopg.connect(self._dsn(), connect_timeout=10) as conn, conn.transaction():
-                tx = _PgTx(conn, self.table_prefix)
-                tx.execute("SELECT pg_advisory_xact_lock(?)", [zlib.crc32(self.table_prefix.encode())])
-                if (conn.info.dsn, self.table_prefix) not in _PG_SCHEMA_READY:
-                    self._ensure_schema(tx)
-                    _PG_SCHEMA_READY.add((conn.info.dsn, self.table_prefix))
-                yield tx
-            return
-        import duckdb
-
-        path = self.duckdb_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _LOCAL_LOCKS_GUARD:
-            lock = _LOCAL_LOCKS.setdefault(str(path), threading.RLock())
-        with lock:
-            if not path.exists():  # a deleted file gets its tables again
-                _DUCKDB_SCHEMA_READY.discard((str(path), self.table_prefix))
-            con = _connect_duckdb(duckdb, path)
-            try:
-                con.execute("BEGIN TRANSACTION").fetchall()
-                tx = _DuckTx(con, self.table_prefix)
-                ready = (str(path), self.table_prefix)
-                if ready not in _DUCKDB_SCHEMA_READY:
-                    self._ensure_schema(tx)
-                    _DUCKDB_SCHEMA_READY.add(ready)
-                yield tx
-                con.execute("COMMIT").fetchall()
-            except BaseException:
-                con.execute("ROLLBACK").fetchall()
-                raise
-            finally:
-                con.close()
-
-    def _ensure_schema(self, tx: _Tx) -> None:
+    def _ensure_schema(self, tx: Transaction) -> None:
+        """Create the tables when missing (an implementation may add constraints)."""
         tx.execute(f"CREATE TABLE IF NOT EXISTS {tx.t('meta')} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         for name, (schema, key) in _TABLES.items():
-            columns = ", ".join(f"{c} {_sql_type(d)}" for c, d in schema.items())
+            columns = ", ".join(f"{c} {sql_type(d)}" for c, d in schema.items())
             tx.execute(f"CREATE TABLE IF NOT EXISTS {tx.t(name)} ({columns}, PRIMARY KEY ({key}))")
-        if isinstance(tx, _PgTx):
-            tx.execute(
-                f"CREATE UNIQUE INDEX IF NOT EXISTS {tx.t('one_open_intervention')} "
-                f"ON {tx.t('interventions')} (customer_id, type) WHERE status = 'open'"
-            )
 
     # --- ticks -------------------------------------------------------------------------------
 
-    def _meta(self, tx: _Tx) -> dict[str, str]:
+    def _meta(self, tx: Transaction) -> dict[str, str]:
         return dict(tx.rows(f"SELECT key, value FROM {tx.t('meta')}"))
 
-    def _start(self, tx: _Tx, cfg: ActivityConfig, seed: int, at: dt.datetime) -> bool:
+    def _start(self, tx: Transaction, cfg: ActivityConfig, seed: int, at: dt.datetime) -> bool:
         """Write the starting pool (tick 0) when the store is empty; return whether it did."""
         meta = self._meta(tx)
         if meta.get("seed") is not None:
@@ -431,7 +284,7 @@ class ActivityStore(dg.ConfigurableResource):
         with self._transaction() as tx:
             return self._tick_log(tx, last)
 
-    def _tick_log(self, tx: _Tx, last: int | None) -> pl.DataFrame:
+    def _tick_log(self, tx: Transaction, last: int | None) -> pl.DataFrame:
         limit = f" LIMIT {int(last)}" if last else ""
         frame = tx.frame(f"SELECT * FROM {tx.t('tick_log')} ORDER BY tick DESC{limit}", TICK_SCHEMA)
         return frame.sort("tick")
@@ -441,7 +294,7 @@ class ActivityStore(dg.ConfigurableResource):
         with self._transaction() as tx:
             return self._events(tx, ticks)
 
-    def _events(self, tx: _Tx, ticks: int | None) -> pl.DataFrame:
+    def _events(self, tx: Transaction, ticks: int | None) -> pl.DataFrame:
         where = ""
         if ticks:
             where = f" WHERE tick > (SELECT coalesce(max(tick), 0) FROM {tx.t('tick_log')}) - {int(ticks)}"
@@ -452,7 +305,7 @@ class ActivityStore(dg.ConfigurableResource):
         with self._transaction() as tx:
             return self._interventions(tx, status)
 
-    def _interventions(self, tx: _Tx, status: str | None, limit: int | None = None) -> pl.DataFrame:
+    def _interventions(self, tx: Transaction, status: str | None, limit: int | None = None) -> pl.DataFrame:
         where = f" WHERE status = '{status}'" if status in ("open", "closed") else ""
         order = (
             "closed_check DESC, type, customer_name"
@@ -469,7 +322,7 @@ class ActivityStore(dg.ConfigurableResource):
         with self._transaction() as tx:
             return self._checks(tx, last)
 
-    def _checks(self, tx: _Tx, last: int | None) -> pl.DataFrame:
+    def _checks(self, tx: Transaction, last: int | None) -> pl.DataFrame:
         limit = f" LIMIT {int(last)}" if last else ""
         sql = f"SELECT * FROM {tx.t('monitor_checks')} ORDER BY check_no DESC{limit}"
         return tx.frame(sql, MONITOR_CHECK_SCHEMA).sort("check_no")
@@ -494,12 +347,7 @@ class ActivityStore(dg.ConfigurableResource):
 
     def duplicate_open_interventions(self) -> pl.DataFrame:
         """Return (customer_id, type, open_count) for every pair with more than one open intervention."""
-        with self._transaction() as tx:
-            return tx.frame(
-                f"SELECT customer_id, type, count(*) AS open_count FROM {tx.t('interventions')} "
-                "WHERE status = 'open' GROUP BY customer_id, type HAVING count(*) > 1 ORDER BY customer_id, type",
-                {"customer_id": pl.String(), "type": pl.String(), "open_count": pl.Int64()},
-            )
+        return duplicate_open(self.interventions("open"))
 
     # --- reset -------------------------------------------------------------------------------
 
@@ -521,17 +369,3 @@ class ActivityStore(dg.ConfigurableResource):
                 tx.execute(f"DELETE FROM {tx.t(name)}")
             tx.execute(f"DELETE FROM {tx.t('meta')}")
             return counts
-
-
-def _connect_duckdb(duckdb: Any, path: Path, wait_seconds: float = 15.0) -> Any:
-    """Open ``path``, retrying while another process holds DuckDB's file lock."""
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(str(path))
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)

@@ -6,8 +6,9 @@ load (``prepare_if_dev``); elsewhere prepare it once after changing the models w
 
     dagster-dbt project prepare-and-package --file simulation_assets/sinks/warehouse_dbt.py
 
-``prepared_project`` also prepares it when no manifest exists yet (a fresh clone). The project needs
-no packages, so nothing is downloaded.
+``prepared_project`` also prepares it when the manifest is missing or older than the project's files
+(a fresh clone, a model changed outside ``dagster dev``). The project needs no packages, so nothing
+is downloaded.
 """
 
 from __future__ import annotations
@@ -36,13 +37,23 @@ def dbt_executable() -> str:
     return found
 
 
+def manifest_is_stale() -> bool:
+    """Return whether the manifest is missing or older than a model, test, macro or the project file."""
+    manifest = DBT_PROJECT.manifest_path
+    if not manifest.exists():
+        return True
+    sources = [p for ext in ("*.sql", "*.yml") for p in DBT_DIR.rglob(ext) if "target" not in p.parts]
+    return max((p.stat().st_mtime for p in sources), default=0.0) > manifest.stat().st_mtime
+
+
 def prepared_project() -> DbtProject:
-    """Return ``DBT_PROJECT`` with a manifest: parsed on every load under ``dagster dev``, and when missing."""
+    """Return ``DBT_PROJECT`` with a current manifest: dagster-dbt parses it on every load under ``dagster dev``,
+    and here also when it is missing or older than the project's files (a fresh clone, a changed model)."""
     # dagster-dbt's preparer runs ``dbt`` by name: put the venv's first on PATH
     path = os.pathsep.join([str(Path(dbt_executable()).parent), os.environ.get("PATH", "")])
     with environment({"PATH": path}):
         DBT_PROJECT.prepare_if_dev()
-        if not DBT_PROJECT.manifest_path.exists():
+        if manifest_is_stale():
             DBT_PROJECT.preparer.prepare(DBT_PROJECT)
     return DBT_PROJECT
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import dagster as dg
 import polars as pl
 import pytest
 
 from simulation_assets.cli import main
+from simulation_assets.defs.activity import TICK_TAG
 
 
 def test_fast_forward_ticks_export_tables_and_continue_the_same_simulation(tmp_path, capsys):
@@ -28,6 +30,29 @@ def test_fast_forward_ticks_export_tables_and_continue_the_same_simulation(tmp_p
 
     assert main(["activity", "--ticks", "1", "--seed", "3", "--output", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["first_tick"] == 5
+
+    # What the command ran is in the local instance the UI reads: runs, materializations, checks.
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_run_records(filters=dg.RunsFilter(tags={TICK_TAG: "5"}))
+    assert [r.dagster_run.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
+    all_runs = instance.get_run_records()
+    assert all_runs and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in all_runs)
+    tick = instance.get_latest_materialization_event(dg.AssetKey("activity_tick"))
+    assert tick is not None and tick.run_id == runs[0].dagster_run.run_id
+    meta = tick.asset_materialization.metadata  # type: ignore[union-attr]
+    assert meta["tick"].value == 5 and meta["dagster/row_count"].value == meta["customers"].value >= 12
+    for asset, check in [
+        ("activity_tick", "counters_never_decrease"),
+        ("monitor_interventions", "no_duplicate_open_interventions"),
+        ("monitor_interventions", "open_interventions_match_rules"),
+    ]:
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey(asset), check)]
+        )[dg.AssetCheckKey(dg.AssetKey(asset), check)]
+        assert record.run_id == runs[0].dagster_run.run_id and record.status.value == "SUCCEEDED", (
+            check,
+            record,
+        )
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,14 @@ from starlette.testclient import TestClient
 from simulation_assets.activity_dashboard.app import create_app
 from simulation_assets.activity_dashboard.ticker import Ticker
 from simulation_assets.core.activity.config import ActivityConfig
-from simulation_assets.sinks.activity_store import ActivityStore
+from simulation_assets.sinks.activity_backends import DuckDBActivityStore
 from simulation_assets_tests.activity.helpers import AT
 
 CFG = ActivityConfig()
 
 
 def test_state_reports_the_store_and_the_monitor_button_runs_one_check(tmp_path):
-    store = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "d.duckdb"))
+    store = DuckDBActivityStore(duckdb_path=str(tmp_path / "d.duckdb"))
     for tick in range(1, 4):
         store.apply_tick(CFG, 42, AT + dt.timedelta(seconds=30 * tick))
     with TestClient(create_app(store, CFG, 42)) as client:

@@ -14,7 +14,7 @@ from simulation_assets.defs.activity import (
     next_tick_request,
     tick_run_config,
 )
-from simulation_assets.sinks.activity_store import ActivityStore
+from simulation_assets.sinks.activity_backends import DuckDBActivityStore
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -22,7 +22,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 @pytest.fixture
 def wiring(tmp_path):
     defs = build_defs()
-    store = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "activity.duckdb"))
+    store = DuckDBActivityStore(duckdb_path=str(tmp_path / "activity.duckdb"))
     resources = {"activity_settings": ActivitySettings(seed=5), "activity_store": store}
     return defs, store, resources, dg.DagsterInstance.ephemeral()
 
@@ -51,7 +51,11 @@ def test_rerunning_a_tick_changes_nothing_and_the_checks_pass(wiring):
     assert store.tick_log()["tick"].to_list() == [0, 1]
     assert store.customers().equals(customers)
     checks = {(e.check_name, e.passed) for r in (first, second) for e in r.get_asset_check_evaluations()}
-    assert checks == {("counters_never_decrease", True), ("no_duplicate_open_interventions", True)}
+    assert checks == {
+        ("counters_never_decrease", True),
+        ("no_duplicate_open_interventions", True),
+        ("open_interventions_match_rules", True),
+    }
     monitor = _meta(second, "monitor_interventions")
     assert monitor["opened"] == 0 and monitor["closed"] == 0  # nothing changed since the first run's check
 

@@ -10,8 +10,13 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.activity.config import ActivityConfig
+from simulation_assets.sinks.activity_backends import (
+    DuckDBActivityStore,
+    PostgresActivityStore,
+    activity_store_from_env,
+)
 from simulation_assets.sinks.activity_store import ActivityStore
-from simulation_assets.sinks.config_files import from_env, resolved
+from simulation_assets.sinks.config_files import resolved
 from simulation_assets_tests.activity.helpers import AT
 
 CFG = ActivityConfig()
@@ -37,7 +42,7 @@ def _tables(store: ActivityStore) -> dict[str, pl.DataFrame]:
 
 
 def test_a_tick_number_is_applied_at_most_once_and_never_out_of_order(tmp_path):
-    store = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "a.duckdb"))
+    store = DuckDBActivityStore(duckdb_path=str(tmp_path / "a.duckdb"))
     _run(store, 3)
     before = _tables(store)
     replay = store.apply_tick(CFG, 42, _at(2), tick=2)
@@ -55,7 +60,7 @@ def test_concurrent_tick_writers_apply_each_tick_exactly_once(tmp_path):
     applied: list[int] = []
 
     def worker() -> None:
-        store = ActivityStore(backend="duckdb", duckdb_path=path)
+        store = DuckDBActivityStore(duckdb_path=path)
         for _ in range(6):
             outcome = store.apply_tick(CFG, 42, _at(1))
             if outcome.applied:
@@ -66,14 +71,14 @@ def test_concurrent_tick_writers_apply_each_tick_exactly_once(tmp_path):
         t.start()
     for t in threads:
         t.join(60)
-    log = ActivityStore(backend="duckdb", duckdb_path=path).tick_log()
+    log = DuckDBActivityStore(duckdb_path=path).tick_log()
     assert sorted(applied) == list(range(1, 19))
     assert log["tick"].to_list() == list(range(0, 19))
 
 
 def test_the_same_seed_gives_the_same_simulation_in_a_fresh_store(tmp_path):
-    a = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "a.duckdb"))
-    b = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "b.duckdb"))
+    a = DuckDBActivityStore(duckdb_path=str(tmp_path / "a.duckdb"))
+    b = DuckDBActivityStore(duckdb_path=str(tmp_path / "b.duckdb"))
     _run(a, 5)
     _run(b, 5)
     ta, tb = _tables(a), _tables(b)
@@ -82,7 +87,7 @@ def test_the_same_seed_gives_the_same_simulation_in_a_fresh_store(tmp_path):
 
 
 def test_a_store_refuses_another_seed_until_reset(tmp_path):
-    store = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "s.duckdb"))
+    store = DuckDBActivityStore(duckdb_path=str(tmp_path / "s.duckdb"))
     _run(store, 2, seed=42)
     with pytest.raises(ValueError, match="was started with seed 42, not 7"):
         store.apply_tick(CFG, 7, _at(3))
@@ -93,7 +98,7 @@ def test_a_store_refuses_another_seed_until_reset(tmp_path):
 
 
 def test_interventions_open_and_clear_within_a_few_ticks(tmp_path):
-    store = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "i.duckdb"))
+    store = DuckDBActivityStore(duckdb_path=str(tmp_path / "i.duckdb"))
     _run(store, 10)
     interventions = store.interventions()
     assert set(interventions["type"]) == {
@@ -113,12 +118,14 @@ def test_interventions_open_and_clear_within_a_few_ticks(tmp_path):
 @pytest.mark.postgres
 def test_postgres_store_matches_duckdb_row_for_row(postgres_dsn, tmp_path, monkeypatch):
     monkeypatch.setenv("ACTIVITY_DATABASE_URL", postgres_dsn)
-    configured = from_env(ActivityStore, backend="postgres")
+    monkeypatch.setenv("ACTIVITY_STORE", "postgres")
+    configured = activity_store_from_env()
+    assert isinstance(configured, PostgresActivityStore)
     # the definition holds the variable's name, never the DSN; a run reads the value
     assert isinstance(configured.dsn, dg.EnvVar) and configured.dsn.env_var_name == "ACTIVITY_DATABASE_URL"
     pg = resolved(configured)
     assert pg.dsn == postgres_dsn
-    duck = ActivityStore(backend="duckdb", duckdb_path=str(tmp_path / "d.duckdb"))
+    duck = DuckDBActivityStore(duckdb_path=str(tmp_path / "d.duckdb"))
     _run(pg, 6)
     _run(duck, 6)
     tp, td = _tables(pg), _tables(duck)
@@ -133,7 +140,7 @@ def test_postgres_store_matches_duckdb_row_for_row(postgres_dsn, tmp_path, monke
 def test_postgres_rejects_a_second_open_intervention_and_concurrent_monitors_stay_single(postgres_dsn):
     import psycopg
 
-    store = ActivityStore(backend="postgres", dsn=postgres_dsn)
+    store = PostgresActivityStore(dsn=postgres_dsn)
     _run(store, 3)
     open_ = store.interventions("open")
     assert open_.height > 0

@@ -7,7 +7,9 @@ subprocesses of the code server, so they outlive a daemon restart exactly as con
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +27,16 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent
 T = TypeVar("T")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RUN_LIFECYCLE = {
+    "PIPELINE_ENQUEUED",
+    "PIPELINE_DEQUEUED",
+    "PIPELINE_STARTING",
+    "PIPELINE_START",
+    "PIPELINE_SUCCESS",
+    "PIPELINE_FAILURE",
+    "PIPELINE_CANCELED",
+}
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0.5) -> T:
@@ -37,6 +49,18 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
+
+
+def _is_failure_context(entry) -> bool:  # noqa: ANN001
+    kind = entry.dagster_event.event_type_value if entry.dagster_event else None
+    return kind in ("ENGINE_EVENT", "PIPELINE_FAILURE", "RUN_FAILURE")
+
+
+def _event_text(entry) -> str:  # noqa: ANN001
+    """Return an event's message and, when it carries one, its error's message (each cut to 300 chars)."""
+    error = getattr(entry.dagster_event.event_specific_data, "error", None)
+    text = (entry.message or "")[:300]
+    return f"{text} | {error.message.strip()[:300]}" if error is not None else text
 
 
 def max_overlap(intervals: Iterable[tuple[float, float]]) -> int:
@@ -74,6 +98,10 @@ class Deployment:
             "DAGSTER_POSTGRES_USER": cluster.user,
             "DAGSTER_POSTGRES_PASSWORD": "unused-with-trust-auth",
             "PYTHONWARNINGS": "ignore",
+            # Logs reach the file as written (a killed daemon loses nothing) and a SIGABRT dumps
+            # every thread's stack into them (see stop_daemon).
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONFAULTHANDLER": "1",
         }
         shutil.copy(DEPLOY / "dagster.yaml", self.home / "dagster.yaml")
         self.workspace_file = self.home / "workspace.yaml"
@@ -96,8 +124,9 @@ class Deployment:
 
     # -- processes ------------------------------------------------------------------------------
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
-        log = open(self.root / log_name, "ab")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(args, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT)
+        # the child keeps its own copy of the descriptor; ours is closed at once
+        with open(self.root / log_name, "ab") as log:
+            return subprocess.Popen(args, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT)
 
     def start_code_server(self, timeout: float = 180) -> None:
         """Start ``dagster api grpc`` for the module and wait until it answers a ping."""
@@ -144,11 +173,103 @@ class Deployment:
         """Stop the daemon (SIGKILL when ``crash``, else SIGTERM) and return its exit code."""
         assert self.daemon is not None
         self.daemon.send_signal(signal.SIGKILL if crash else signal.SIGTERM)
-        return self.daemon.wait(timeout)
+        try:
+            return self.daemon.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.daemon.send_signal(signal.SIGABRT)  # faulthandler writes where each thread is stuck
+            self.daemon.wait(30)
+            log = f"daemon_{self.daemon_starts}.log"
+            raise AssertionError(
+                f"the daemon did not exit {timeout:.0f} s after SIGTERM; its threads, from {self.root / log}:\n"
+                + _ANSI.sub("", self.log(log))[-6000:]
+            ) from None
 
     def log(self, name: str) -> str:
         path = self.root / name
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def daemon_problems(self) -> list[str]:
+        """Return the WARNING/ERROR lines (with their tracebacks' last line) of every daemon log."""
+        problems = []
+        for start in range(1, self.daemon_starts + 1):
+            lines = _ANSI.sub("", self.log(f"daemon_{start}.log")).splitlines()
+            for i, line in enumerate(lines):
+                if " - WARNING - " in line or " - ERROR - " in line:
+                    tail = next(
+                        (t for t in lines[i + 1 : i + 40] if re.match(r"^[\w.]+(Error|Exception)\b", t)), ""
+                    )
+                    problems.append(f"daemon_{start}: {line[26:]}" + (f" | {tail}" if tail else ""))
+        return problems
+
+    # -- evidence: what the runs were, kept with the test's temporary folder ---------------------
+    def run_evidence(self, **filters) -> list[dict]:  # noqa: ANN003
+        """Return one record per run (oldest first): partition, status, retry lineage, failure messages."""
+        import dagster as dg
+
+        instance = self.instance()
+        records = instance.get_run_records(filters=dg.RunsFilter(**filters) if filters else None)
+        rows = []
+        for record in reversed(records):
+            run, tags = record.dagster_run, record.dagster_run.tags
+            row = {
+                "run_id": run.run_id[:8],
+                "job": run.job_name,
+                "partition": tags.get("dagster/partition"),
+                "status": run.status.value,
+                "backfill": tags.get("dagster/backfill"),
+                "retry_number": tags.get("dagster/retry_number"),
+                "parent_run_id": (run.parent_run_id or "")[:8] or None,
+                "root_run_id": (run.root_run_id or "")[:8] or None,
+                "failure_reason": tags.get("dagster/failure_reason"),
+                "will_retry": tags.get("dagster/will_retry"),
+                "created": record.create_timestamp.timestamp(),
+                "start": record.start_time,
+                "end": record.end_time,
+            }
+            logs = instance.all_logs(run.run_id)
+            row["events"] = [
+                f"{entry.timestamp - row['created']:+.1f}s {entry.dagster_event.event_type_value}"
+                for entry in logs
+                if entry.dagster_event and entry.dagster_event.event_type_value in _RUN_LIFECYCLE
+            ]
+            row["launch_started_at"] = next(
+                (
+                    e.timestamp
+                    for e in logs
+                    if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_STARTING"
+                ),
+                None,
+            )
+            # The default launcher's launch returns once the run's process has started.
+            row["process_started_at"] = next(
+                (e.timestamp for e in logs if (e.message or "").startswith("Started process for run")), None
+            )
+            if run.status == dg.DagsterRunStatus.FAILURE:
+                row["failure"] = [_event_text(e) for e in logs if _is_failure_context(e)][-4:]
+            rows.append(row)
+        return rows
+
+    def runs_table(self, **filters) -> str:  # noqa: ANN003
+        """Return the runs (see run_evidence) one per line, for an assertion message."""
+        lines = [f"evidence kept in {self.root / 'evidence.json'}; runs, oldest first:"]
+        for r in self.run_evidence(**filters):
+            lines.append(
+                f"  {r['run_id']} {r['job']} {r['partition']} {r['status']} retry={r['retry_number']}"
+                f" parent={r['parent_run_id']} {' '.join(r['events'])} {r.get('failure', '')}"
+            )
+        return "\n".join(lines)
+
+    def write_evidence(self) -> Path:
+        """Write every run's record and the daemons' warnings/errors to evidence.json; return its path."""
+        path = self.root / "evidence.json"
+        evidence = {"notes": {k: sorted(v) if isinstance(v, set) else v for k, v in self.notes.items()}}
+        try:
+            evidence["runs"] = self.run_evidence()
+        except Exception as exc:  # noqa: BLE001 - keep what can be kept
+            evidence["runs_error"] = repr(exc)
+        evidence["daemon_problems"] = self.daemon_problems()
+        path.write_text(json.dumps(evidence, indent=1, default=str))
+        return path
 
     # -- the same instance and workspace, seen from the test process -----------------------------
     def instance(self):  # noqa: ANN201
@@ -183,6 +304,8 @@ class Deployment:
         return next(iter(location.get_repositories().values()))
 
     def close(self) -> None:
+        if self._instance is not None:
+            self.write_evidence()
         if self.daemon is not None and self.daemon.poll() is None:
             self.daemon.kill()  # its state is in Postgres; nothing to flush
             self.daemon.wait(10)

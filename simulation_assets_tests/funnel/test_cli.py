@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -11,8 +12,13 @@ import polars as pl
 import pytest
 
 from simulation_assets.cli import main
+from simulation_assets.core.funnel.cohort import simulate_cohort_events
+from simulation_assets.core.funnel.config import CohortConfig, TransitionRates
 from simulation_assets.core.funnel.montecarlo import TEMPLATE_KEYS
+from simulation_assets.core.funnel.posthog import property_columns, to_posthog
 from simulation_assets.core.funnel.schema import validate_frame
+from simulation_assets.sinks.posthog_export import write_export
+from simulation_assets_tests.hogflix_traffic.servers import PostHogServer
 
 
 @pytest.mark.parametrize(
@@ -93,8 +99,7 @@ def test_cli_run_is_recorded_in_the_instance_with_its_checks_and_runs_again_the_
             (e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition)
             for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         ]
-        daily = ("funnel_cohort_events", "funnel_capi_events", "funnel_posthog_events", "funnel_app_rows",
-                 "funnel_stripe_events")  # fmt: skip
+        daily = ("funnel_cohort_events", "funnel_capi_events")  # no delivery is configured
         learned = ("funnel_transition_rates", "funnel_forecast", "funnel_formulas", "funnel_models")
         assert sorted(materialized, key=str) == sorted(
             [(a, d) for a in daily for d in ("2026-01-01", "2026-01-02")] + [(a, None) for a in learned],
@@ -117,3 +122,52 @@ def test_the_funnel_command_module_imports_neither_dagster_nor_polars_nor_pydant
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_rates_learned_from_an_export_drive_the_whole_run(tmp_path) -> None:
+    truth = TransitionRates(p_cta=0.4, p_signup=0.6, p_purchase=0.2)
+    events = simulate_cohort_events(
+        dt.date(2026, 1, 1), CohortConfig(rates=truth), 5, impressions=400_000
+    ).events
+    frame = to_posthog(events)
+    export = write_export(frame, tmp_path / "export.parquet", property_columns=property_columns(frame))
+    out = tmp_path / "out"
+    args = ["funnel", "--impressions", "50000", "--days", "1", "--replicates", "500", "--rates", "learned"]
+    assert main([*args, "--events", str(export), "--output", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rates_learned_from"] == str(export)
+    used = summary["configured_rates"]
+    for name in ("p_cta", "p_signup", "p_purchase"):
+        assert abs(used[name] - getattr(truth, name)) < 0.06, (name, used[name])
+    assert json.loads((out / "forecast.json").read_text())["rates"]["p_cta"] == used["p_cta"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rates", "learned"], "--rates learned needs --events EXPORT"),
+        (["--rates", "learned", "--events", "/nowhere/export.parquet"], "no such file"),
+        (["--events", "x.parquet"], "read by 'simulate funnel audit'"),
+        (["--posthog"], "PH_PROJECT_API_KEY"),
+    ],
+)
+def test_export_and_delivery_inputs_are_checked_before_anything_runs(
+    tmp_path, capsys, monkeypatch, args, message
+):  # noqa: ANN201
+    monkeypatch.delenv("PH_PROJECT_API_KEY", raising=False)
+    out = tmp_path / "out"
+    assert main(["funnel", "--impressions", "1000", *args, "--output", str(out)]) == 2
+    assert message in capsys.readouterr().out
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_posthog_flag_delivers_the_days_events_to_the_posthog_host(tmp_path, monkeypatch) -> None:
+    with PostHogServer(failure_rate=0.1, seed=2) as server:
+        monkeypatch.setenv("PH_PROJECT_API_KEY", "phc_cli")
+        monkeypatch.setenv("PH_HOST", server.url)
+        args = ["funnel", "--impressions", "30000", "--days", "1", "--replicates", "200", "--posthog"]
+        assert main([*args, "--output", str(tmp_path / "out")]) == 0
+    events = pl.read_parquet(tmp_path / "out" / "events.parquet")
+    identify = events.filter(pl.col("event") == "login_success").height
+    assert len(server.accepted) == events.height + identify  # January's events have all happened
+    assert server.problems == [] and {e["uuid"] for e in server.accepted}.__len__() == len(server.accepted)

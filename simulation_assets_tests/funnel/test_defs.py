@@ -23,7 +23,8 @@ RANGE = {
 
 
 def _assets(defs: dg.Definitions) -> list:
-    return list(defs.assets or [])
+    """Every funnel asset but the audit (it reads a real export named in run config)."""
+    return [a for a in defs.assets or [] if a.key.to_user_string() != "funnel_tracking_audit"]
 
 
 def _resources(settings: FunnelSettings, store: LocalParquetStore) -> dict:

@@ -81,12 +81,13 @@ def test_flixbuddy_endpoint_is_throttled_retried_and_capped() -> None:
     assert replies[:3] == ["You asked: Show me sci-fi movies Try 'Midnight Harbor'."] * 3
     assert replies[3:] == [None, None] and report.skipped_over_cap == 2
     assert report.calls == 3 and report.retries == 1 and len(server.arrivals) == 4
-    # One request per interval, retries included. Arrivals are stamped by the server, whose own
-    # scheduling on a busy machine can shift a single stamp: hold the total span to the intervals
-    # and every single gap to well above an unthrottled client's (milliseconds).
-    gaps = [b - a for a, b in zip(server.arrivals, server.arrivals[1:])]
-    assert server.arrivals[-1] - server.arrivals[0] >= 3 * 0.2 - 0.02
-    assert min(gaps) >= 0.12, gaps
+    # One request per interval, retries included. The client stamps each request as the limiter lets
+    # it go (the server's own stamps can lag by most of a second on a busy machine); the server's
+    # span still covers the intervals.
+    sent = report.call_started
+    assert len(sent) == 4 and sent[-1] - sent[0] >= 3 * 0.2 - 0.02, sent
+    assert all(b - a >= 0.15 for a, b in zip(sent, sent[1:])), sent  # unthrottled: milliseconds
+    assert server.arrivals[-1] - server.arrivals[0] >= 3 * 0.2 - 0.05
 
 
 def test_in_process_responder_answers_every_question_deterministically() -> None:

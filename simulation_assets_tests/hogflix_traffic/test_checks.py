@@ -217,3 +217,17 @@ def test_checks_that_make_downstream_data_wrong_are_blocking() -> None:
         "session_start_not_after_first_event",
         "no_orphan_rows",
     }
+
+
+def test_events_check_holds_the_mean_day_to_the_band_and_every_day_near_it() -> None:
+    days = pl.DataFrame({"events": [5_200, 7_400, 9_900]})
+    assert checks.mean_day_in_range(days, "events", (5_000, 10_000), 0.2).passed
+    step_out = pl.DataFrame({"events": [4_800, 7_400, 10_300]})  # outside the band, within 20 %
+    outcome = checks.mean_day_in_range(step_out, "events", (5_000, 10_000), 0.2)
+    assert outcome.passed and outcome.metadata["days_outside_range"] == 2
+    assert not checks.mean_day_in_range(
+        pl.DataFrame({"events": [3_900, 7_000]}), "events", (5_000, 10_000), 0.2
+    ).passed
+    assert not checks.mean_day_in_range(
+        pl.DataFrame({"events": [9_900, 11_000]}), "events", (5_000, 10_000), 0.2
+    ).passed

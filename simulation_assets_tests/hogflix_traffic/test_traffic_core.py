@@ -7,6 +7,7 @@ import uuid
 
 import numpy as np
 import polars as pl
+import pytest
 
 from simulation_assets.core.hogflix.app_rows import app_rows
 from simulation_assets.core.hogflix.event_frame import cap_per_user_hour
@@ -74,9 +75,9 @@ def test_one_session_per_active_persona_with_the_lifecycle_numbers(day_traffic) 
     assert (joined["videos"] == joined["videos_today"]).all()
     assert (joined["ratings"] == joined["ratings_today"]).all()
     assert (joined["session_start_at"] == joined["session_start_at_right"]).all()
-    assert (joined["titles_opened"] >= joined["videos"]).all() and (
-        joined["listing_pages"] >= joined["titles_opened"]
-    ).all()
+    browsed = joined["videos"] - joined["autoplay_videos"]
+    assert (browsed >= 1).all() and (joined["titles_opened"] >= browsed).all()
+    assert (joined["listing_pages"] >= joined["titles_opened"]).all()
     assert sessions["session_id"].n_unique() == sessions.height
 
 
@@ -116,11 +117,12 @@ def test_funnel_rates_follow_the_specification(day_traffic) -> None:  # noqa: AN
     )
     listing = listing.filter(~((pl.col("$pathname") == "/") & ~pl.col("$is_identified")))
     opened = (events["event"] == "video_opened").sum()
-    started = (events["event"] == "video_started").sum()
+    started = (events["event"] == "video_started").sum() - sessions["autoplay_videos"].sum()  # browsed plays
     half = ((events["event"] == "video_progress") & (events["progress_percent"] == 50)).sum()
     assert 0.68 <= opened / listing.height <= 0.82  # open 75 %
     assert 0.52 <= started / opened <= 0.68  # start 60 %
-    assert 0.45 <= half / started <= 0.65  # reach 50 % progress: 55 % of started videos
+    all_started = (events["event"] == "video_started").sum()
+    assert 0.45 <= half / all_started <= 0.65  # reach 50 % progress: 55 % of started videos
     entry = sessions["entry_point"].value_counts(normalize=True)
     shares = dict(zip(entry["entry_point"], entry["proportion"]))
     assert abs(shares["homepage"] - 0.40) < 0.15 and abs(shares["flixbuddy"] - 0.10) < 0.08
@@ -244,3 +246,83 @@ def test_session_events_return_exactly_the_declared_event_schema(day_traffic) ->
     assert events.schema == pl.Schema(EVENT_SCHEMA)
     one = session_events(sessions.head(1), SEED, TrafficConfig(), "one")
     assert one.schema == empty_events().schema == pl.Schema(EVENT_SCHEMA)
+
+
+def test_next_episodes_play_from_the_previous_watch_page_in_the_same_genre(day_traffic) -> None:  # noqa: ANN001
+    _, sessions, events = day_traffic
+    beyond_first = (sessions["videos"] - 1).sum()
+    assert sessions["autoplay_videos"].sum() / beyond_first == pytest.approx(0.30, abs=0.05)
+    watch = events.filter((pl.col("event") == "$pageview") & pl.col("$pathname").str.starts_with("/watch/"))
+    from_watch = watch.filter(pl.col("$prev_pageview_pathname").str.starts_with("/watch/"))
+    assert from_watch.height == sessions["autoplay_videos"].sum()  # no listing or title page in between
+    same_genre = from_watch.join(
+        sessions.select(pl.col("session_id").alias("$session_id"), "genre"), on="$session_id"
+    )
+    assert (same_genre["genre"] == same_genre["genre_right"]).all()
+
+
+def _with_favourite(frame: pl.DataFrame, personas: pl.DataFrame) -> pl.DataFrame:
+    favourite = personas.select("persona_number", pl.col("favorite_genre").cast(pl.String))
+    return frame.join(favourite, on="persona_number").with_columns(
+        (pl.col("genre") == pl.col("favorite_genre")).alias("in_favourite")
+    )
+
+
+def test_a_personas_genre_affinity_shapes_what_it_starts_finishes_rates_and_saves(persona_days) -> None:  # noqa: ANN001
+    cfg = TrafficConfig()
+    events = pl.concat(
+        [session_events(day_sessions(p, SEED, cfg), SEED, cfg, f"d{i}") for i, p in enumerate(persona_days)]
+    )
+    personas = persona_days[-1]
+    started = _with_favourite(events.filter(pl.col("event") == "video_started"), personas)
+    shuffled = personas.with_columns(pl.col("favorite_genre").shuffle(seed=3))
+    baseline = _with_favourite(events.filter(pl.col("event") == "video_started"), shuffled)
+    assert started["in_favourite"].mean() > 0.35 > 0.2 > baseline["in_favourite"].mean()
+    done = _with_favourite(events.filter(pl.col("watch_seconds").is_not_null()), personas)
+    by = dict(done.group_by("in_favourite").agg(pl.col("completion_percent").mean()).iter_rows())
+    assert by[True] > by[False] + 4  # percentage points
+    rated = _with_favourite(events.filter(pl.col("event") == "video_rated"), personas)
+    stars = dict(rated.group_by("in_favourite").agg(pl.col("rating").mean()).iter_rows())
+    assert stars[True] > stars[False] + 0.1
+    saved = _with_favourite(events.filter(pl.col("event") == "watchlist_added"), personas)
+    assert saved["in_favourite"].mean() > baseline["in_favourite"].mean() + 0.2
+
+
+def test_without_traits_the_favourite_genre_means_nothing(persona_days) -> None:  # noqa: ANN001
+    from simulation_assets.core.hogflix.config import TraitsConfig
+
+    cfg, off = TrafficConfig(), TraitsConfig(enabled=False)
+    events = pl.concat(
+        [
+            session_events(day_sessions(p, SEED, cfg, off), SEED, cfg, f"d{i}", off)
+            for i, p in enumerate(persona_days)
+        ]
+    )
+    started = _with_favourite(events.filter(pl.col("event") == "video_started"), persona_days[-1])
+    assert started["in_favourite"].mean() < 0.2
+
+
+def test_personas_keep_their_devices_and_use_a_second_one_a_fifth_of_the_time(
+    persona_days, day_traffic
+) -> None:  # noqa: ANN001
+    cfg = TrafficConfig()
+    sessions = pl.concat([day_sessions(p, SEED, cfg) for p in persona_days])
+    repeat = sessions.filter(~pl.col("is_signup"))
+    assert repeat["second_device"].mean() == pytest.approx(0.2, abs=0.06)
+    assert not sessions.filter(pl.col("is_signup"))["second_device"].any()
+    # Over three days a persona's sessions use at most two devices, each always the same type.
+    per_persona = sessions.group_by("persona_number").agg(pl.col("device_id").n_unique().alias("devices"))
+    assert per_persona["devices"].max() == 2 and per_persona["devices"].min() == 1
+    kinds = sessions.group_by("persona_number", "second_device").agg(
+        pl.col("device_id").n_unique().alias("ids"), pl.col("device_type").n_unique().alias("types")
+    )
+    assert kinds["ids"].max() == 1 and kinds["types"].max() == 1
+    both = sessions.group_by("persona_number").agg(
+        pl.col("device_type").n_unique().alias("types"), pl.col("second_device").n_unique().alias("used")
+    )
+    assert both.filter(pl.col("used") == 2)["types"].min() == 2  # the second device is another kind
+    _, day_sessions_, events = day_traffic
+    zones = events.join(
+        day_sessions_.select(pl.col("session_id").alias("$session_id"), "timezone"), on="$session_id"
+    )
+    assert (zones["$timezone"] == zones["timezone"]).all() and zones["$timezone"].n_unique() > 3

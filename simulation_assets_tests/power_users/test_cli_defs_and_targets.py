@@ -73,7 +73,7 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
     }
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["users"].value == 2 and meta["edge_cases_missing"].value == "none"
-    assert "data:image/png;base64" in meta["cost_per_user"].value
+    assert "data:image/svg+xml;base64" in meta["cost_per_user"].value
     saved = LocalParquetStore().root() / "power_users" / "reports" / "2026-02-02" / "simulation_report.json"
     assert json.loads(saved.read_text())["cost_analysis"]["stripe_transactions"] == 1
 
@@ -188,11 +188,7 @@ def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(
     # Rita and Will are adjacent in the scenario: one run covers both partitions each time
     keys = {
         e.event_log_entry.dagster_event.partition
-        for e in instance.get_event_records(
-            dg.EventRecordsFilter(
-                dg.DagsterEventType.ASSET_MATERIALIZATION, asset_key=dg.AssetKey("power_user_runs")
-            )
-        )
+        for e in instance.fetch_materializations(dg.AssetKey("power_user_runs"), limit=100).records
     }
     assert keys == {"2026-03-03|Real-Estate-Agent-Rita", "2026-03-03|Weekend-Warrior-Will"}
     for asset, check in (

@@ -85,7 +85,7 @@ def test_tables_subset_runs_the_table_and_load_assets_and_the_instance_holds_tho
     loaded = instance.get_latest_materialization_event(dg.AssetKey(["warehouse_raw", "tap_events"]))
     assert loaded is not None and loaded.run_id == runs[2].run_id and loaded.dagster_event.partition == "dev"
     assert loaded.asset_materialization.metadata["dagster/row_count"].value == 500_000
-    records = instance.get_event_records(
+    records = instance.event_log_storage.get_event_records(
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     )
     evaluations = {
@@ -106,7 +106,7 @@ def test_the_command_runs_twice_the_same_day_on_the_same_instance(tmp_path: Path
     instance = dagster_instance()
     runs = instance.get_runs()
     assert len(runs) == 6 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
-    checks = instance.get_event_records(
+    checks = instance.event_log_storage.get_event_records(
         dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
     )
     second = json.loads((tmp_path / "a" / "summary.json").read_text())

@@ -148,6 +148,27 @@ def per_day_in_range(daily: pl.DataFrame, column: str, band: tuple[int, int]) ->
     )
 
 
+def mean_day_in_range(
+    daily: pl.DataFrame, column: str, band: tuple[int, int], tolerance: float
+) -> CheckOutcome:
+    """The run's mean day of ``column`` is inside ``band`` and every day within ``tolerance`` of its edges."""
+    low, high = band
+    wide = daily[column].is_between(low * (1 - tolerance), high * (1 + tolerance))
+    mean = float(daily[column].mean()) if daily.height else float("nan")
+    return CheckOutcome(
+        bool(low <= mean <= high and wide.all()),
+        {
+            "range": f"{low}-{high}",
+            "mean": round(mean, 1),
+            "days_outside_range": int((~daily[column].is_between(low, high)).sum()),
+            "days_beyond_tolerance": int((~wide).sum()),
+            "tolerance": tolerance,
+            "min": int(daily[column].min() or 0),
+            "max": int(daily[column].max() or 0),
+        },
+    )
+
+
 # --------------------------------------------------------------------------- app database, FlixBuddy, cleanup
 
 

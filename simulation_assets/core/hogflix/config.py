@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from simulation_assets.core.calendar import DEFAULT_START_DATE as DEFAULT_START_DATE  # re-exported
 from simulation_assets.core.config_base import FrozenModel as _Frozen
 from simulation_assets.core.config_base import Probability
 
@@ -22,7 +23,6 @@ STATES = ("NEW", "ACTIVE", "CASUAL", "DORMANT", "CHURNED")
 PATTERNS = ("DAILY", "REGULAR", "WEEKEND", "BINGE", "MONTHLY")
 PLANS = ("Premium", "Standard", "Basic")
 LIFE_EVENTS = ("VACATION", "SICK", "BUSY_WORK", "NEW_RELEASE_HYPE")
-DEFAULT_START_DATE = "2026-01-01"  # first simulated day of the default scenario ($HOGFLIX_START_DATE)
 
 
 class Range(_Frozen):
@@ -61,6 +61,58 @@ class SessionDepth(_Frozen):
     avg_completion: Probability
 
 
+class RatingRule(_Frozen):
+    """Star rating distribution of one plan ("Rating Distributions"): normal, rounded, clipped 1-5."""
+
+    mean: float
+    std: Annotated[float, Field(gt=0)]
+
+
+class TraitsConfig(_Frozen):
+    """Hidden traits that drive behaviour (this project's model; see docs/hogflix.md "Hidden traits")."""
+
+    enabled: bool = True
+    # Genre affinity: exponential weights raised to this power (0: no taste; 1.5: the favourite averages 44 %).
+    genre_concentration: Annotated[float, Field(ge=0)] = 1.5
+    # Price sensitivity (0-1) around each plan's level (Basic customers weigh the price most).
+    price_sensitivity: dict[str, Probability] = {"Premium": 0.30, "Standard": 0.50, "Basic": 0.70}
+    price_sensitivity_spread: Probability = 0.20
+    # Satisfaction (0-1): starts in this range; a visit moves it `learning_rate` of the way towards
+    # the day's experience (pivot + completion_weight x (completion - expected_completion) +
+    # rating_weight x (mean stars - expected_rating), within 0-1); a day away drifts it towards neutral.
+    initial_satisfaction: tuple[Probability, Probability] = (0.50, 0.85)
+    learning_rate: Probability = 0.10
+    completion_weight: float = 1.5
+    expected_completion: Probability = 0.60
+    rating_weight: float = 0.2
+    expected_rating: float = 3.7
+    idle_drift: Probability = 0.02
+    neutral_satisfaction: Probability = 0.60
+    # What satisfaction drives (relative to `pivot`): the engagement score on a visit, the lapse
+    # chance, the day's completion and the stars given.
+    pivot: Probability = 0.60
+    score_weight: float = 4.0  # score points per unit of satisfaction above the pivot, per visit
+    lapse_weight: float = 1.0  # lapse chance x (1 + this x (pivot - satisfaction))
+    completion_shift: float = 0.15  # completion + this x (satisfaction - pivot)
+    rating_shift: float = 1.5  # stars + this x (satisfaction - pivot)
+
+
+class SeasonsConfig(_Frozen):
+    """Seasonal trends of the return chance ("Seasonal trend simulation"; this project's numbers)."""
+
+    enabled: bool = True
+    # Yearly: x (1 + amplitude x cos(2 pi (day of year - peak) / 365)): more viewing in winter.
+    yearly_amplitude: Annotated[float, Field(ge=0, lt=1)] = 0.04
+    yearly_peak_day: Annotated[int, Field(ge=1, le=366)] = 15
+    # Holidays (MM-DD: multiplier): busy family days, and New Year's Eve out of the house.
+    holidays: dict[str, Annotated[float, Field(gt=0)]] = {
+        "12-25": 1.10,
+        "12-26": 1.08,
+        "12-31": 0.85,
+        "01-01": 1.08,
+    }
+
+
 class LifecycleConfig(_Frozen):
     """All numbers of the daily lifecycle step."""
 
@@ -76,7 +128,11 @@ class LifecycleConfig(_Frozen):
     # long-dormant personas is the base 3 % at the bottom of the pool band and rises by
     # `crowding_churn` x the base across the band.
     signup_gain: Annotated[float, Field(ge=0)] = 0.3
-    crowding_churn: Annotated[float, Field(ge=0)] = 1.3
+    crowding_churn: Annotated[float, Field(ge=0)] = 14.0
+    # Above the band, established personas also lose interest faster: the lapse chance is
+    # multiplied by 1 + `crowding_lapse` x the excess over the band's top in band-widths (a pool
+    # handed too many personas drains in weeks instead of months).
+    crowding_lapse: Annotated[float, Field(ge=0)] = 3.0
 
     # --- Lifecycle states ("User Lifecycle System") ---
     new_days: PositiveInt = 7  # NEW for the first 7 days
@@ -97,12 +153,13 @@ class LifecycleConfig(_Frozen):
     # --- Activity patterns ("Activity Patterns") ---
     patterns: dict[str, PatternRule] = {
         "DAILY": PatternRule(base_return=0.85),
-        "REGULAR": PatternRule(base_return=0.45, peak_return=0.60),  # Thu-Sat boost: +15 pts (choice)
+        "REGULAR": PatternRule(base_return=0.45, peak_return=0.55),  # Thu-Sat boost: +10 pts (choice)
         "WEEKEND": PatternRule(base_return=0.15, peak_return=0.85),
         "BINGE": PatternRule(base_return=0.05, peak_return=0.90),
         "MONTHLY": PatternRule(base_return=0.03, peak_return=0.80),
     }
-    new_base_return: Probability = 0.85  # NEW users start DAILY ("80%+ base return")
+    # NEW users start DAILY ("80%+ base return"): kept as is, return_scale does not apply to it.
+    new_base_return: Probability = 0.85
     binge_days: Range = Range(low=3, high=7)
     binge_cooldown_days: Range = Range(low=10, high=21)
     monthly_peak_days: Range = Range(low=1, high=3)  # days 1-3 of the month
@@ -138,18 +195,48 @@ class LifecycleConfig(_Frozen):
     score_center: float = 50.0
     score_divisor: Annotated[float, Field(gt=0)] = 200.0
 
-    # --- Engagement per active day ("Engagement Simulation", session-depth table) ---
+    # --- Engagement per active day: one depth rule (viewing.depth_rows), first match wins ---
+    # "Session Depth by State": NEW, CASUAL, BINGE MODE; the ACTIVE row is for an established
+    # persona whose permanent pattern is not drawn yet (days 7-13).
     session_depth: dict[str, SessionDepth] = {
         "NEW": SessionDepth(videos=Range(low=3, high=8), avg_completion=0.45),
         "ACTIVE": SessionDepth(videos=Range(low=2, high=5), avg_completion=0.65),
         "CASUAL": SessionDepth(videos=Range(low=1, high=3), avg_completion=0.50),
-        "BINGE": SessionDepth(videos=Range(low=5, high=15), avg_completion=0.85),
+        # "BINGE MODE 5-15 at 85 %" and the pattern's "Binge periods: 10-15 videos/session": the narrower.
+        "BINGE": SessionDepth(videos=Range(low=10, high=15), avg_completion=0.85),
     }
+    # "Activity Patterns" (Behavior lines), for ACTIVE personas with a permanent pattern.
+    pattern_depth: dict[str, SessionDepth] = {
+        "DAILY": SessionDepth(videos=Range(low=5, high=10), avg_completion=0.72),  # "5-10 videos, 70%+"
+        "REGULAR": SessionDepth(videos=Range(low=2, high=5), avg_completion=0.60),  # "2-5 videos, 60 %"
+        "WEEKEND": SessionDepth(videos=Range(low=1, high=3), avg_completion=0.50),  # "light weekday" (choice)
+        "WEEKEND_PEAK": SessionDepth(
+            videos=Range(low=4, high=8), avg_completion=0.75
+        ),  # "binge on Sat/Sun" (choice)
+        "BINGE": SessionDepth(videos=Range(low=1, high=3), avg_completion=0.50),  # "cooldown: minimal"
+        "MONTHLY": SessionDepth(videos=Range(low=1, high=3), avg_completion=0.55),  # "check-in visits, 1-3"
+    }
+    # "SICK ... low engagement when active" (this project's numbers).
+    sick_depth: SessionDepth = SessionDepth(videos=Range(low=1, high=2), avg_completion=0.40)
     rate_probability: Probability = 0.20  # per watched video
+    # "Rating Distributions": each plan's stars (a persona-day's mean is drawn here; the traffic
+    # tier spreads it over the day's rated videos).
+    ratings: dict[str, RatingRule] = {
+        "Premium": RatingRule(mean=4.2, std=0.8),
+        "Standard": RatingRule(mean=3.8, std=1.0),
+        "Basic": RatingRule(mean=3.2, std=1.2),
+    }
     watchlist_probability: Probability = 0.30  # per active session
     flixbuddy_share: Probability = 0.10  # of daily active users
     flixbuddy_max_per_day: PositiveInt = 50
     flixbuddy_per_day: Range = Range(low=8, high=12)  # "8-12 FlixBuddy interactions per day" at pool 400
+
+    # --- Hidden traits, regions, seasons, churn by plan ("Future Enhancements"; each can be switched off)
+    traits: TraitsConfig = TraitsConfig()
+    regions_enabled: bool = True  # a country and time zone per persona; the evening peak in local time
+    seasons: SeasonsConfig = SeasonsConfig()
+    # "Adjustable churn rates per plan": the long-dormant churn chance x this (choice).
+    churn_by_plan: dict[str, Annotated[float, Field(ge=0)]] = {"Premium": 0.8, "Standard": 1.0, "Basic": 1.25}
 
     # --- Signups: plan mix and acquisition sources (project choices; the spec names plans only) ---
     plan_weights: dict[str, float] = {"Premium": 0.30, "Standard": 0.45, "Basic": 0.25}
@@ -167,10 +254,15 @@ class LifecycleConfig(_Frozen):
     # --- Calibration (project choices, see docs/hogflix.md "Calibration") ---
     # The pattern probabilities describe relative propensity; scaling them brings the
     # daily active count to the spec's figures (~87 of ~400 active on a day, 30-150 sessions).
-    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.55
+    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.50
     # Daily chance that an established persona loses interest. Without it the pattern rules
     # alone rarely leave anyone 30 days inactive, so churn could not balance 2-5 signups/day.
-    lapse_daily_chance: Probability = 0.0065
+    lapse_daily_chance: Probability = 0.0075
+    # The peaks that define these patterns (a binge, the check-in on days 1-3) bring a persona back
+    # even from DORMANT, and those in `unscaled_peaks` keep their specified chance: a MONTHLY persona
+    # between check-ins is DORMANT by the 14-day rule without having lost interest.
+    defining_peaks: tuple[str, ...] = ("BINGE", "MONTHLY")
+    unscaled_peaks: tuple[str, ...] = ("BINGE",)
     lapsed_return_modifier: Probability = 0.02
     # Initial pool: tenure (days since signup) of the personas present on the first day.
     initial_tenure_days: Range = Range(low=0, high=240)
@@ -180,6 +272,10 @@ class LifecycleConfig(_Frozen):
     def _consistent(self) -> LifecycleConfig:
         if set(self.patterns) != set(PATTERNS):
             raise ValueError(f"patterns must define exactly {PATTERNS}")
+        for name, table in (("ratings", self.ratings), ("churn_by_plan", self.churn_by_plan),
+                            ("traits.price_sensitivity", self.traits.price_sensitivity)):  # fmt: skip
+            if set(table) != set(PLANS):
+                raise ValueError(f"{name} must define exactly {PLANS}")
         if set(self.pattern_weights) != set(PLANS) or set(self.plan_weights) != set(PLANS):
             raise ValueError(f"pattern_weights and plan_weights must define exactly {PLANS}")
         if set(self.life_events) != set(LIFE_EVENTS):
@@ -192,7 +288,11 @@ class LifecycleConfig(_Frozen):
                 raise ValueError(f"{name} must be non-negative and sum to 1")
         if set(self.session_depth) != {"NEW", "ACTIVE", "CASUAL", "BINGE"}:
             raise ValueError("session_depth must define NEW, ACTIVE, CASUAL and BINGE")
-        if any(d.videos.low < 1 for d in self.session_depth.values()):
+        if not set(self.unscaled_peaks) <= set(PATTERNS) or not set(self.defining_peaks) <= set(PATTERNS):
+            raise ValueError(f"unscaled_peaks and defining_peaks must name patterns of {PATTERNS}")
+        if set(self.pattern_depth) != {*PATTERNS, "WEEKEND_PEAK"}:
+            raise ValueError(f"pattern_depth must define {PATTERNS} and WEEKEND_PEAK")
+        if any(d.videos.low < 1 for d in [*self.session_depth.values(), *self.pattern_depth.values()]):
             raise ValueError("session_depth videos must be at least 1 (an active day watches something)")
         if self.active_share_band[0] > self.active_share_band[1]:
             raise ValueError(f"active_share_band must be (low, high), got {self.active_share_band}")

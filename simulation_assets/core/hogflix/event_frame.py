@@ -123,7 +123,7 @@ def event_frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, c
     utm = {k: v for k, v in REFERRERS.items() if v[1]}
     base = s.select(
         "session_id", "distinct_id", "device_id", "partition_key", "browser", "os", "device_type",
-        "screen_width", "screen_height", "country", "state", "activity_pattern", "plan", "entry_point",
+        "screen_width", "screen_height", "country", "timezone", "state", "activity_pattern", "plan", "entry_point",
     )[e_sess]  # fmt: skip
     sparse_table = s.select(
         "anon_distinct_id", "conversation_id", "source",
@@ -182,6 +182,7 @@ def event_frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, c
         "$screen_width": base["screen_width"],
         "$screen_height": base["screen_height"],
         "$geoip_country_code": base["country"],
+        "$timezone": base["timezone"],
         "$is_identified": pl.Series(~anonymous),
         "title": _or_null(pl.Series(["HogFlix"]), np.zeros(n, np.int64), is_pv),
         "state": base["state"],
@@ -243,6 +244,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "$screen_width": pl.Int32(),
     "$screen_height": pl.Int32(),
     "$geoip_country_code": pl.String(),
+    "$timezone": pl.String(),
     "$is_identified": pl.Boolean(),
     "title": pl.String(),
     "state": pl.String(),
@@ -272,7 +274,7 @@ PROPERTY_COLUMNS = (
     "$session_id", "$window_id", "$device_id", "$current_url", "$host", "$pathname", "$referrer",
     "$referring_domain", "utm_source", "utm_medium", "utm_campaign", "$pageview_id", "$prev_pageview_pathname",
     "$prev_pageview_duration", "$prev_pageview_max_scroll_percentage", "$lib", "$lib_version", "$browser", "$os",
-    "$device_type", "$screen_width", "$screen_height", "$geoip_country_code", "$is_identified", "title", "state",
+    "$device_type", "$screen_width", "$screen_height", "$geoip_country_code", "$timezone", "$is_identified", "title", "state",
     "activity_pattern", "plan", "is_synthetic", "entry_point", "video_id", "video_title", "genre",
     "video_duration_seconds", "progress_percent", "completion_percent", "watch_seconds", "rating", "question",
     "question_template", "conversation_id", "ticket_category", "ticket_number", "$anon_distinct_id", "$set",

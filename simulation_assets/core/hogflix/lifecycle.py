@@ -36,6 +36,7 @@ from simulation_assets.core.hogflix.persona_state import (
     CASUAL,
     CHURNED,
     DORMANT,
+    MONTHLY,
     NEW,
     NO_DAY,
     NO_EVENT,
@@ -45,7 +46,8 @@ from simulation_assets.core.hogflix.persona_state import (
     day_date,
 )
 from simulation_assets.core.hogflix.signups import new_personas, signup_count
-from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, draw_ms_of_day
+from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, MS_PER_HOUR, draw_ms_of_day
+from simulation_assets.core.hogflix.traits import satisfaction_step, utc_offset_hours
 from simulation_assets.core.hogflix.viewing import viewing
 
 Columns = dict[str, np.ndarray]
@@ -96,9 +98,20 @@ def binge_cycle(
     return binging
 
 
-def lapse(c: Columns, cfg: LifecycleConfig, u: np.ndarray, alive: np.ndarray) -> None:
-    """An established persona loses interest with ``lapse_daily_chance`` (uniform ``u``); it stays lapsed."""
-    c["lapsed"] |= alive & (c["state"] != NEW) & (u < cfg.lapse_daily_chance)
+def lapse_chance(cfg: LifecycleConfig, pool: int) -> float:
+    """Return today's lapse chance: ``lapse_daily_chance`` inside the band, more when the pool is over it."""
+    excess = max(0, pool - cfg.pool_range[1]) / (cfg.persona_pool * cfg.pool_band)
+    return min(1.0, cfg.lapse_daily_chance * (1.0 + cfg.crowding_lapse * excess))
+
+
+def lapse(c: Columns, cfg: LifecycleConfig, u: np.ndarray, alive: np.ndarray, pool: int) -> None:
+    """An established persona loses interest with ``lapse_chance`` (uniform ``u``), more often the less
+    satisfied it is (x (1 + 2 x (0.6 - satisfaction)) with the defaults); it stays lapsed."""
+    chance = np.float32(lapse_chance(cfg, pool))
+    if cfg.traits.enabled:
+        t = cfg.traits
+        chance = chance * np.maximum(0.0, 1.0 + t.lapse_weight * (t.pivot - c["satisfaction"]))
+    c["lapsed"] |= alive & (c["state"] != NEW) & (u < chance)
 
 
 def return_probability(
@@ -135,6 +148,10 @@ def return_probability(
     )
     npat = len(PATTERNS)
     start = np.empty((len(STATES), 2, npat), f32)  # [state, binging, pattern]
+    # A pattern's defining visits (listed in `unscaled_peaks`) keep their specified chance: the
+    # peak is divided by return_scale here because every chance is multiplied by it below.
+    for name in cfg.unscaled_peaks:
+        peak[PATTERNS.index(name)] /= cfg.return_scale
     start[:] = np.where(peak_today, peak, base)
     start[:, 1, BINGE] = peak[BINGE]
     start[NEW] = cfg.new_base_return
@@ -162,19 +179,51 @@ def return_probability(
     event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS], f32)
     p[in_event] = event_p[event[in_event]]
 
-    # DORMANT x0.30, CHURNED x0, everyone x return_scale, lapsed x lapsed_return_modifier
+    # DORMANT x0.30, CHURNED x0, everyone but NEW x return_scale, lapsed x lapsed_return_modifier
     modifier = np.full((len(STATES), 2), cfg.return_scale)
+    modifier[NEW] = 1.0  # "80%+ base return probability" for NEW users, as specified
     modifier[DORMANT] *= cfg.dormant_return_modifier
     modifier[CHURNED] = 0.0
     modifier[:, 1] *= cfg.lapsed_return_modifier
     code = state.astype(np.intp) * 2
     code += lapsed.view(np.uint8)
     p *= modifier.astype(f32).ravel()[code]
+    # On its defining peak, a persona kept away by its cadence (not lapsed) returns as specified:
+    # the DORMANT modifier is for personas who drifted away, not for a MONTHLY one between check-ins.
+    if cfg.defining_peaks and cfg.dormant_return_modifier > 0:
+        defining = np.zeros(npat, np.bool_)
+        for name in cfg.defining_peaks:
+            defining[PATTERNS.index(name)] = True
+        on_peak = defining & peak_today
+        on_peak[BINGE] = False  # a binge never runs while DORMANT's inactivity would keep it dormant
+        back = np.flatnonzero(on_peak[pattern] & (state == DORMANT) & ~lapsed & (event < 0))
+        p[back] /= f32(cfg.dormant_return_modifier)
+    season = season_factor(cfg, day)
+    if season != 1.0:
+        p *= f32(season)
     return np.clip(p, f32(0.0), f32(1.0), out=p)
 
 
+def season_factor(cfg: LifecycleConfig, day: int) -> float:
+    """Return the day's seasonal multiplier of every return chance (1 when seasons are off).
+
+    Yearly: 1 + amplitude x cos(2 pi (day of year - peak) / 365); a holiday multiplies on top.
+    """
+    if not cfg.seasons.enabled:
+        return 1.0
+    date = day_date(day)
+    yearly = 1.0 + cfg.seasons.yearly_amplitude * np.cos(
+        2.0 * np.pi * (date.timetuple().tm_yday - cfg.seasons.yearly_peak_day) / 365.0
+    )
+    return float(yearly * cfg.seasons.holidays.get(date.strftime("%m-%d"), 1.0))
+
+
 def visits(c: Columns, day: int, cfg: LifecycleConfig, u: np.ndarray, binging: np.ndarray) -> np.ndarray:
-    """Return who visits today: uniform ``u`` under the return probability (CHURNED never visit)."""
+    """Return who visits today: uniform ``u`` under the return probability (CHURNED never visit).
+
+    A MONTHLY persona checks in once: on days 2-3 of the month, one who already came this month
+    has its base chance, not the check-in's.
+    """
     prob = return_probability(
         cfg,
         day,
@@ -186,6 +235,19 @@ def visits(c: Columns, day: int, cfg: LifecycleConfig, u: np.ndarray, binging: n
         binging,
         c["lapsed"],
     )
+    day_of_month = day_date(day).day
+    low, high = cfg.monthly_peak_days.low, cfg.monthly_peak_days.high
+    if low < day_of_month <= high:
+        earlier = np.uint32((1 << (day_of_month - low)) - 1)  # history bit 0 is yesterday
+        done = np.flatnonzero((c["pattern"] == MONTHLY) & ((c["history"] & earlier) != 0) & (c["event"] < 0))
+        if done.size:
+            off_peak = cfg.model_copy(
+                update={"monthly_peak_days": type(cfg.monthly_peak_days)(low=0, high=0)}
+            )
+            prob[done] = return_probability(
+                off_peak, day, c["state"][done], c["pattern"][done], c["engagement_score"][done],
+                c["consecutive_active_days"][done], c["event"][done], binging[done], c["lapsed"][done],
+            )  # fmt: skip
     return u < prob
 
 
@@ -223,13 +285,20 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
     c["active_today"] = active
 
 
-def visit_times(c: Columns, day: int, g: np.random.Generator, active: np.ndarray) -> None:
-    """Place each visit in the day (evening-peaked hourly profile); it becomes ``last_active``."""
+def visit_times(
+    c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, active: np.ndarray
+) -> None:
+    """Place each visit in the day by the evening-peaked hourly profile, in the persona's local time
+    (its region's UTC offset) and within the UTC day; it becomes ``last_active``."""
     active_idx = np.flatnonzero(active)
     session_ms = c["session_start_ms"]
     session_ms.fill(NO_MS)
     u_time = g.random((2, active_idx.size), dtype=np.float32)
-    session_ms[active_idx] = day * MS_PER_DAY + draw_ms_of_day(u_time[0], u_time[1])
+    ms_of_day = draw_ms_of_day(u_time[0], u_time[1])
+    if cfg.regions_enabled:  # local hour h is UTC hour h - offset
+        offset_ms = utc_offset_hours(c["region"][active_idx]).astype(np.int64) * MS_PER_HOUR
+        ms_of_day = (ms_of_day - offset_ms) % MS_PER_DAY
+    session_ms[active_idx] = day * MS_PER_DAY + ms_of_day
     c["last_active_ms"][active_idx] = session_ms[active_idx]
 
 
@@ -246,13 +315,17 @@ def churn_chance(cfg: LifecycleConfig, pool: int) -> float:
 def churn_dormant(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, pool: int
 ) -> np.ndarray:
-    """DORMANT personas inactive 30+ days churn (``churn_chance`` of the morning's ``pool``), 90 %
-    of them marked for cleanup. Returns the positions of today's churners.
+    """DORMANT personas inactive 30+ days churn, 90 % of them marked for cleanup; returns their positions.
+
+    A lapsed persona (one who lost interest) churns with ``churn_chance`` of the morning's ``pool``;
+    one whose cadence alone kept it away (a MONTHLY persona that missed a month) with the base 3 %.
     """
     at_risk = np.flatnonzero(
         (c["state"] == DORMANT) & (c["consecutive_missed_days"] >= cfg.churn_after_inactive_days)
     )
-    churn_idx = at_risk[g.random(at_risk.size) < churn_chance(cfg, pool)]
+    chance = np.where(c["lapsed"][at_risk], churn_chance(cfg, pool), cfg.dormant_daily_churn)
+    chance = chance * np.array([cfg.churn_by_plan[p] for p in PLANS])[c["plan"][at_risk]]
+    churn_idx = at_risk[g.random(at_risk.size) < chance]
     c["churned_today"][churn_idx] = True
     c["churned_day"][churn_idx] = day
     c["marked_for_cleanup"][churn_idx] = g.random(churn_idx.size) < cfg.churn_cleanup_share
@@ -297,6 +370,27 @@ def assign_patterns(
     c["binge_phase_ends"][new_binge] = day + subset_ints(g, new_binge, 1, cfg.binge_cooldown_days.high)
 
 
+def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray) -> None:
+    """Move satisfaction with the day's viewing and feed it to the engagement score on a visit.
+
+    A visit moves it towards the day's experience (completion and stars, ``traits.satisfaction_step``);
+    a day away drifts it towards neutral. On a visit the score gains round(4 x (satisfaction - 0.6))
+    on top of the specification's +2.
+    """
+    if not cfg.traits.enabled:
+        return
+    t = cfg.traits
+    active = c["active_today"]
+    c["satisfaction"] = np.where(
+        alive,
+        satisfaction_step(cfg, c["satisfaction"], active, c["completion_today"], c["ratings_today"] > 0,
+                          c["avg_rating_today"]),
+        c["satisfaction"],
+    ).astype(np.float32)  # fmt: skip
+    bonus = np.rint(t.score_weight * (c["satisfaction"] - t.pivot)).astype(np.int32) * active
+    np.clip(c["engagement_score"] + bonus, 0, 100, out=c["engagement_score"])
+
+
 def signups(state: PersonaState, cfg: LifecycleConfig, seed: int) -> PersonaState:
     """Return the pool with today's signups appended (2-5 at pool 400), each on its first visit."""
     churned = int(np.count_nonzero(state.cols["churned_today"]))
@@ -328,14 +422,16 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
 
     life_events(c, day, cfg, g, u[0], alive)
     binging = binge_cycle(c, day, cfg, g, alive)
-    lapse(c, cfg, u[1], alive)
+    pool = int(np.count_nonzero(alive))
+    lapse(c, cfg, u[1], alive, pool)
     active = visits(c, day, cfg, u[2], binging)
     streaks_and_score(c, cfg, active, alive)
-    visit_times(c, day, g, active)
-    churn_idx = churn_dormant(c, day, cfg, g, int(np.count_nonzero(alive)))
+    visit_times(c, day, cfg, g, active)
+    churn_idx = churn_dormant(c, day, cfg, g, pool)
     states(c, day, cfg, active, churn_idx)
     assign_patterns(c, day, cfg, g, alive)
 
     state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number)
     viewing(state, cfg, g)
+    satisfaction(c, cfg, alive)
     return signups(state, cfg, seed)

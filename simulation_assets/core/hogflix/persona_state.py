@@ -64,6 +64,12 @@ NUMERIC_COLUMNS: dict[str, type] = {
     "watchlist_adds_today": np.int32,
     "flixbuddy_today": np.bool_,
     "binge_mode_today": np.bool_,
+    # hidden traits (traits.py): static from signup, except satisfaction which moves every day
+    "favorite_genre": np.int8,
+    "price_sensitivity": np.float32,
+    "region": np.int8,
+    "satisfaction": np.float32,
+    "avg_rating_today": np.float32,
 }
 IDENTITY_COLUMNS = ("distinct_id", "email", "user_id", "profile_id", "source")
 # Columns that describe only the current day: they start from zero every day.
@@ -78,6 +84,7 @@ PER_DAY_COLUMNS = (
     "ratings_today",
     "watchlist_adds_today",
     "completion_today",
+    "avg_rating_today",
     "marked_for_cleanup",
     "session_start_ms",
 )

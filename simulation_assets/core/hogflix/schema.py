@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from simulation_assets.core.hogflix.catalog import GENRES
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
 
 STATE = pl.Enum(list(STATES))
@@ -74,6 +75,13 @@ PERSONA_SCHEMA: dict[str, pl.DataType] = {
     "watchlist_adds_today": pl.Int32(),
     "flixbuddy_today": pl.Boolean(),
     "binge_mode_today": pl.Boolean(),
+    # hidden traits (core/hogflix/traits.py)
+    "favorite_genre": pl.Enum(list(GENRES)),
+    "price_sensitivity": pl.Float32(),
+    "satisfaction": pl.Float32(),
+    "avg_rating_today": pl.Float32(),  # mean stars of today's ratings, 0 when none
+    "country": pl.String(),
+    "timezone": pl.String(),
 }
 
 DAILY_METRICS_SCHEMA: dict[str, pl.DataType] = {

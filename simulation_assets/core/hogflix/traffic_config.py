@@ -33,13 +33,6 @@ FLIXBUDDY_QUESTIONS = (
 )
 
 
-class RatingRule(_Frozen):
-    """Star rating distribution of one plan ("Rating Distributions"): normal, rounded, clipped 1-5."""
-
-    mean: float
-    std: Positive
-
-
 class TrafficConfig(_Frozen):
     """All numbers that turn a persona's visit into a session of events."""
 
@@ -54,17 +47,25 @@ class TrafficConfig(_Frozen):
     # --- Interaction probabilities ("Interaction Probabilities") ---
     open_probability: Probability = 0.75  # a listing page leads to a title click
     start_probability: Probability = 0.60  # an opened title is played
+    # "Common Paths: watchlist -> watch -> watch (sequential)": each video after a session's first
+    # starts from the previous watch page (next episode) with this chance, without listing or title
+    # pages (choice).
+    autoplay_next_probability: Probability = 0.3
+    # "Device type variation": a persona keeps its devices across sessions; this share of its
+    # sessions is on its second device (choice; 0: one device per persona).
+    second_device_share: Probability = 0.2
+    # Genre affinity in a session (see core/hogflix/traits.py): a browsed title comes from the
+    # persona's tastes with this chance (else by popularity); a title's completion and stars move
+    # with how much the persona likes its genre, relative to the session's other titles.
+    affinity_pick_share: Probability = 0.6
+    affinity_completion_shift: Annotated[float, Field(ge=0, le=1)] = 0.25
+    affinity_rating_shift: Annotated[float, Field(ge=0)] = 1.5
+    rating_spread: Annotated[float, Field(ge=0)] = 0.5  # stars around the persona-day's mean
     support_ticket_probability: Probability = 0.02  # per active session
     support_tickets_per_user_hour: Annotated[int, Field(gt=0)] = 5  # "Performance & Limits"
     extra_ticket_probability: Probability = 0.15  # choice: a ticket session files another one
-    # --- Ratings by plan ("Rating Distributions") ---
-    ratings: dict[str, RatingRule] = {
-        "Premium": RatingRule(mean=4.2, std=0.8),
-        "Standard": RatingRule(mean=3.8, std=1.0),
-        "Basic": RatingRule(mean=3.2, std=1.2),
-    }
     # --- Event shape and calibration (choice: ~5-10k events/day at pool 400) ---
-    progress_milestones: tuple[int, ...] = (10, 25, 50, 75, 90)  # `video_progress` heartbeats (percent)
+    progress_milestones: tuple[int, ...] = (25, 50, 75)  # `video_progress` heartbeats (percent)
     completed_at_percent: Annotated[float, Field(gt=0, le=100)] = 95.0  # `video_completed` from here
     # A started video is either abandoned before half (mean completion `abandoned_mean`) or kept
     # (mean `kept_mean`); the chance of keeping it preserves the persona's completion of the day.
@@ -86,7 +87,10 @@ class TrafficConfig(_Frozen):
     flixbuddy_min_interval_s: Annotated[float, Field(ge=0)] = 5.0  # 1 request per 5 s
     # --- Checks ("Target Scale", "Expected Costs"), at the reference pool of 400 ---
     sessions_per_day: tuple[int, int] = (30, 150)
-    events_per_day: tuple[int, int] = (5_000, 10_000)
+    events_per_day: tuple[int, int] = (5_000, 10_000)  # "~5,000-10,000 events/day" (an estimate)
+    # The events band is the specification's cost estimate: the run's mean day must be inside it and
+    # every day within this share of its edges (a quiet Tuesday or a busy Saturday may step out).
+    events_day_tolerance: Annotated[float, Field(ge=0, lt=1)] = 0.2
     reference_pool: Annotated[int, Field(gt=0)] = 400
 
     @model_validator(mode="after")
@@ -95,8 +99,6 @@ class TrafficConfig(_Frozen):
             raise ValueError(f"entry_weights must define exactly {ENTRY_POINTS}")
         if any(w < 0 for w in self.entry_weights.values()) or sum(self.entry_weights.values()) <= 0:
             raise ValueError("entry_weights must be non-negative with a positive sum")
-        if set(self.ratings) != {"Premium", "Standard", "Basic"}:
-            raise ValueError("ratings must define Premium, Standard and Basic")
         if any(not 0 < m < 100 for m in self.progress_milestones):
             raise ValueError("progress_milestones must be percentages strictly between 0 and 100")
         return self

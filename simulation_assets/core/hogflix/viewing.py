@@ -1,17 +1,21 @@
 """What an active persona does on the day it visits: videos, completion, ratings, watchlist, FlixBuddy.
 
-The numbers come from the specification's session-depth table (by state, with
-BINGE mode on top) and its interaction probabilities; the traffic tier turns
-them into pages and events without changing them.
+How much a visitor watches follows one rule (``depth_rows``) over the
+specification's session-depth table (by state) and its pattern behaviours;
+ratings, watchlist additions and FlixBuddy follow its interaction
+probabilities. The traffic tier turns these numbers into pages and events
+without changing them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from simulation_assets.core.hogflix.config import LifecycleConfig
+from simulation_assets.core.hogflix.config import LIFE_EVENTS, PLANS, LifecycleConfig, SessionDepth
 from simulation_assets.core.hogflix.draws import smallest
-from simulation_assets.core.hogflix.persona_state import BINGE, CASUAL, NEW, PersonaState
+from simulation_assets.core.hogflix.persona_state import BINGE, CASUAL, NEW, WEEKEND, PersonaState, day_date
+
+SICK = LIFE_EVENTS.index("SICK")
 
 
 def flixbuddy_count(cfg: LifecycleConfig, active: int) -> int:
@@ -23,6 +27,78 @@ def flixbuddy_count(cfg: LifecycleConfig, active: int) -> int:
     low, high = cfg.flixbuddy_per_day_range
     wanted = int(np.clip(round(cfg.flixbuddy_share * active), low, high))
     return min(wanted, cfg.flixbuddy_max_per_day, active)
+
+
+# Rows of the depth table, in the order of ``depth_table``.
+(DEPTH_SICK, DEPTH_NEW, DEPTH_BINGE, DEPTH_CASUAL, DEPTH_ACTIVE, DEPTH_DAILY, DEPTH_REGULAR, DEPTH_WEEKEND,
+ DEPTH_WEEKEND_PEAK, DEPTH_BINGE_COOLDOWN, DEPTH_MONTHLY) = range(11)  # fmt: skip
+DEPTH_ROWS = ("SICK", "NEW", "BINGE", "CASUAL", "ACTIVE", "DAILY", "REGULAR", "WEEKEND", "WEEKEND_PEAK",
+              "BINGE_COOLDOWN", "MONTHLY")  # fmt: skip
+_BY_PATTERN = np.array(
+    [DEPTH_DAILY, DEPTH_REGULAR, DEPTH_WEEKEND, DEPTH_BINGE_COOLDOWN, DEPTH_MONTHLY], np.int8
+)
+
+
+def depth_table(cfg: LifecycleConfig) -> list[SessionDepth]:
+    """Return the depth rows (videos, mean completion) in ``DEPTH_ROWS`` order."""
+    s, p = cfg.session_depth, cfg.pattern_depth
+    return [cfg.sick_depth, s["NEW"], s["BINGE"], s["CASUAL"], s["ACTIVE"], p["DAILY"], p["REGULAR"],
+            p["WEEKEND"], p["WEEKEND_PEAK"], p["BINGE"], p["MONTHLY"]]  # fmt: skip
+
+
+def depth_rows(state: PersonaState, cfg: LifecycleConfig, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return, for the visitors at ``idx``, the depth row that applies and whether they are in binge mode.
+
+    The one rule, first match wins: a SICK persona watches little whatever else holds; a NEW persona
+    explores (the state table's NEW row); a BINGE persona in a binge period binges; a CASUAL persona
+    watches lightly; a persona whose permanent pattern is drawn watches by its pattern (WEEKEND deep
+    on Saturday and Sunday, light on weekdays; BINGE minimal in cooldown); an established persona
+    without a pattern yet (days 7-13) takes the state table's ACTIVE row.
+    """
+    c = state.cols
+    st = c["state"][idx]
+    pattern = c["pattern"][idx]
+    binge_mode = (pattern == BINGE) & c["binge_is_binging"][idx] & (st != NEW)
+    weekend = day_date(state.day).weekday() >= 5
+    assigned = c["days_since_signup"][idx] >= cfg.pattern_assignment_day
+    by_pattern = _BY_PATTERN[pattern]
+    if weekend:
+        by_pattern = np.where(pattern == WEEKEND, DEPTH_WEEKEND_PEAK, by_pattern).astype(np.int8)
+    key = np.where(assigned, by_pattern, DEPTH_ACTIVE).astype(np.int8)
+    key[st == CASUAL] = DEPTH_CASUAL
+    key[binge_mode] = DEPTH_BINGE
+    key[st == NEW] = DEPTH_NEW
+    key[c["event"][idx] == SICK] = DEPTH_SICK
+    return key, binge_mode
+
+
+def day_ratings(
+    cfg: LifecycleConfig,
+    c: dict[str, np.ndarray],
+    idx: np.ndarray,
+    ratings: np.ndarray,
+    g: np.random.Generator,
+) -> np.ndarray:
+    """Return the mean stars (1-5, 0.1 steps, float32) the visitors at ``idx`` give today, 0 when none.
+
+    The day's ``ratings`` stars are drawn from the plan's distribution ("Rating Distributions"),
+    shifted by satisfaction; their mean is kept here, and the traffic tier spreads it over the day's
+    rated videos (higher in the persona's favourite genres).
+    """
+    out = np.zeros(idx.size, np.float32)
+    rated = np.flatnonzero(ratings > 0)
+    if rated.size == 0:
+        return out
+    plan = c["plan"][idx[rated]]
+    mean = np.array([cfg.ratings[p].mean for p in PLANS], np.float32)[plan]
+    std = np.array([cfg.ratings[p].std for p in PLANS], np.float32)[plan]
+    if cfg.traits.enabled:
+        mean = mean + cfg.traits.rating_shift * (c["satisfaction"][idx[rated]] - cfg.traits.pivot)
+    k = ratings[rated].astype(np.float32)
+    # The mean of k rounded, clipped stars: the mean of k normal draws, then the same rounding and clip.
+    draw = mean + std / np.sqrt(k) * g.standard_normal(rated.size).astype(np.float32)
+    out[rated] = np.round(np.clip(draw, 1.0, 5.0), 1)
+    return out
 
 
 def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, signup: bool = False) -> None:
@@ -41,23 +117,22 @@ def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
         return
     m = idx.size
     u = g.random((5, m), dtype=np.float32)
-    st = c["state"][idx]
-    binge_mode = (c["pattern"][idx] == BINGE) & c["binge_is_binging"][idx] & (st != NEW)
-    depth_key = np.full(m, 1, np.int8)  # ACTIVE
-    depth_key[st == NEW] = 0
-    depth_key[st == CASUAL] = 2
-    depth_key[binge_mode] = 3
-    depth = [cfg.session_depth[k] for k in ("NEW", "ACTIVE", "CASUAL", "BINGE")]
-    lows = np.array([d.videos.low for d in depth], np.int32)[depth_key]
-    highs = np.array([d.videos.high for d in depth], np.int32)[depth_key]
+    key, binge_mode = depth_rows(state, cfg, idx)
+    rows = depth_table(cfg)
+    lows = np.array([d.videos.low for d in rows], np.int32)[key]
+    highs = np.array([d.videos.high for d in rows], np.int32)[key]
     videos = (lows + np.floor(u[0] * (highs - lows + 1))).astype(np.int32)
     # Completion (percent): the table's mean plus a symmetric triangular spread that keeps it in 0-100.
-    mean = np.array([d.avg_completion for d in depth], np.float32)[depth_key]
+    mean = np.array([d.avg_completion for d in rows], np.float32)[key]
+    t = cfg.traits
+    if t.enabled:  # the satisfied watch further
+        mean = np.clip(mean + t.completion_shift * (c["satisfaction"][idx] - t.pivot), 0.05, 0.95)
     spread = np.minimum(mean, 1.0 - mean)
     completion = np.round((mean + (u[1] + u[2] - 1.0) * spread).astype(np.float64) * 100.0, 2)
     # Ratings: each watched video is rated with the configured probability.
     rated = g.random(int(videos.sum()), dtype=np.float32) < cfg.rate_probability
     ratings = np.add.reduceat(rated, np.cumsum(videos) - videos, dtype=np.int32) if rated.size else videos * 0
+    avg_rating = day_ratings(cfg, c, idx, ratings, g)
     watchlist = (u[3] < cfg.watchlist_probability).astype(np.int32)
     flix = np.zeros(m, np.bool_)
     if not signup:  # a signup's first visit is for exploring; FlixBuddy comes later
@@ -75,6 +150,7 @@ def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     c["completion_today"][idx] = completion
     c["ratings_today"][idx] = ratings
     c["ratings_given"][idx] += ratings
+    c["avg_rating_today"][idx] = avg_rating
     c["watchlist_adds_today"][idx] = watchlist
     c["watchlist_size"][idx] += watchlist
     c["flixbuddy_today"][idx] = flix

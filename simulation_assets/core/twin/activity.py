@@ -11,17 +11,20 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
 - **returns**: while alive, each later day is active with the user's own chance
   p, drawn from a Beta fitted by maximum likelihood to the users' (returns, days)
   as a beta-binomial (the days strictly between the first and the last active
-  day for churned users, every day after the first for the others), with days
-  counted at their effective number (1 - r) / (1 + r) so that streaks are not
-  mistaken for differences between users.
-- **persistence** r: the lag-1 autocorrelation of a user's daily activity around
-  their own rate, pooled over the class. A day follows an active day with chance
-  p + r (1 - p) and an inactive one with chance p (1 - r): the user's long-run
-  rate stays p while visits come in streaks as in the export.
-- **weekday rhythm**: active days per alive day on each weekday over the
-  average (one multiplier per weekday).
+  day for churned users, every day after the first for the others).
+- **age**: a class's users may come less often as they age; activity by week of
+  age over what their own rates expect gives a multiplier per week of age.
+- **recency**: a visit is likelier the day after a visit (streaks) and less likely
+  once a user has been away (breaks): the odds of a visit are multiplied by a
+  factor of the days since the last visit (1 to 28), fitted by a logistic
+  regression of the class's visits on recency with the users' own chances as
+  offsets.
 - **sessions per active day**: the class's empirical distribution (1..30, the
   tail k-anonymous).
+- **session depth**: how much longer or shorter than the class's sessions a
+  user's own sessions run: a quantile sketch of users' mean log events per
+  session around the class's, its spread reduced to what their few sessions do
+  not explain.
 - **session times**: the hour (UTC) of the day's first session from the class's
   hour-of-week profile (smoothed toward the class's all-week hours); each further
   session that day starts a within-day gap after the previous one ended (a
@@ -41,7 +44,8 @@ from simulation_assets.core.twin.features import Window, weekday
 from simulation_assets.core.twin.sketch import capped_pmf, quantile_sketch
 
 MAX_SESSIONS_PER_DAY = 30
-MIN_STRATUM_USERS = 30  # fewer users than this in a (class, kind): use the class's pooled estimate
+MIN_STRATUM_USERS = 30
+MAX_RECENCY = 28  # days since the last visit beyond which the return chance no longer changes  # fewer users than this in a (class, kind): use the class's pooled estimate
 
 
 @dataclass(frozen=True)
@@ -173,35 +177,132 @@ def weekday_counts(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     return out
 
 
-def persistence(
-    spans: UserSpans, activity: pl.DataFrame, window: Window, members: np.ndarray, weekdays: np.ndarray
-) -> float:
-    """Return the class's lag-1 autocorrelation of daily activity within users' alive spans (0-0.95).
+@dataclass(frozen=True)
+class DailyGrid:
+    """Every alive day of a class's users: whose, when, how old, active or not, and the user's rate."""
 
-    Deviations are taken from each user's rate times the class's weekday multiplier, so a weekly
-    rhythm (weekends together) is not mistaken for streaks.
-    """
+    row: np.ndarray  # index of the user among the class's members
+    day: np.ndarray
+    age_week: np.ndarray  # weeks since the user's first day
+    active: np.ndarray  # 0/1
+    later: np.ndarray  # not the user's first day
+    rate: np.ndarray  # the user's share of active days after their first (per row)
+
+
+def daily_grid(
+    spans: UserSpans, activity: pl.DataFrame, window: Window, members: np.ndarray
+) -> DailyGrid | None:
+    """Return the class's alive user-days (first day to last, or to the window's end while alive)."""
     first = spans.first[members]
     end = np.where(spans.churned[members], spans.last[members], window.last)
     ids = spans.user[members]
     length = (end - first + 1).astype(np.int64)
     if ids.size == 0 or length.max() < 3:
-        return 0.0
+        return None
     row = np.repeat(np.arange(ids.size), length)
-    day = np.repeat(first, length) + (np.arange(row.size) - np.repeat(np.cumsum(length) - length, length))
+    offset = np.arange(row.size) - np.repeat(np.cumsum(length) - length, length)
+    day = np.repeat(first, length) + offset
     index = pl.DataFrame({"user": ids[row], "day": day, "i": np.arange(row.size)})
     hits = index.join(activity.select("user", "day"), on=["user", "day"], how="semi")["i"].to_numpy()
     x = np.zeros(row.size)
     x[hits] = 1.0
-    later = np.r_[False, row[1:] == row[:-1]]  # every day but each user's first
-    p = np.bincount(row[later], x[later], minlength=ids.size) / np.maximum(
+    later = offset > 0
+    rate = np.bincount(row[later], x[later], minlength=ids.size) / np.maximum(
         np.bincount(row[later], minlength=ids.size), 1
     )
-    expected = np.clip(p[row] * weekdays[weekday(day)], 0.0, 1.0)
-    dev = x - expected
-    num = float((dev[later] * np.r_[0.0, dev[:-1]][later]).sum())
-    den = float((dev[later] ** 2).sum())
-    return float(np.clip(num / den, 0.0, 0.95)) if den > 0 else 0.0
+    return DailyGrid(row, day, offset // 7, x, later, rate[row])
+
+
+def age_profile(grid: DailyGrid | None, weekdays: np.ndarray, weeks: int) -> np.ndarray:
+    """Return the class's activity by week of user age relative to the users' own rates (mean ~1).
+
+    Week a: active alive days at that age over what the users' rates and the weekday rhythm expect;
+    weeks with fewer than 30 alive user-days repeat the last reliable week.
+    """
+    out = np.ones(max(weeks, 1))
+    if grid is None:
+        return out
+    expected = np.clip(grid.rate * weekdays[weekday(grid.day)], 0.0, 1.0)
+    week = np.minimum(grid.age_week, len(out) - 1)
+    got = np.bincount(week[grid.later], grid.active[grid.later], minlength=len(out))
+    exp = np.bincount(week[grid.later], expected[grid.later], minlength=len(out))
+    days = np.bincount(week[grid.later], minlength=len(out))
+    last = 1.0
+    for a in range(len(out)):  # a few dozen weeks
+        if days[a] >= 30 and exp[a] > 0:
+            last = float(np.clip(got[a] / exp[a], 0.05, 5.0))
+        out[a] = last
+    return out
+
+
+def return_by_recency(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarray) -> np.ndarray:
+    """Return the class's odds multiplier of a visit by days since the last one (index 1..MAX_RECENCY).
+
+    For every alive day after a user's first: how many days since they last came, whether they came,
+    and the chance their own rate times the weekday and age multipliers gives. At each recency g the
+    multiplier m solves sum(sigmoid(logit(chance) + log m)) = visits over the days at recency g (a
+    logistic fit with the users' chances as offsets, by Newton steps); g >= MAX_RECENCY is pooled and a
+    recency seen on fewer than 30 user-days repeats the last reliable one. Streaks (coming back the next
+    day more than the rate says) and breaks (rarely returning once away) show as a shape over g, and the
+    odds scale keeps frequent users' chances below one.
+    """
+    out = np.ones(MAX_RECENCY + 1)
+    if grid is None:
+        return out
+    n = grid.row.size
+    visited = np.where(grid.active > 0, np.arange(n), -1)
+    last_visit = np.maximum.accumulate(visited)  # rows come user by user, each starting on an active day
+    before = np.r_[-1, last_visit[:-1]]
+    recency = np.clip(np.where(grid.later, grid.day - grid.day[np.maximum(before, 0)], 0), 0, MAX_RECENCY)
+    mult = weekdays[weekday(grid.day)] * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
+    chance = np.clip(grid.rate * mult, 1e-4, 1 - 1e-4)[grid.later]
+    offset = np.log(chance / (1 - chance))
+    g, x = recency[grid.later], grid.active[grid.later]
+    got = np.bincount(g, x, minlength=MAX_RECENCY + 1)
+    days = np.bincount(g, minlength=MAX_RECENCY + 1)
+    theta = np.zeros(MAX_RECENCY + 1)
+    for _ in range(30):  # Newton steps on every recency at once
+        p = 1 / (1 + np.exp(-(offset + theta[g])))
+        expected = np.bincount(g, p, minlength=MAX_RECENCY + 1)
+        slope = np.bincount(g, p * (1 - p), minlength=MAX_RECENCY + 1)
+        theta = np.clip(
+            theta + np.divide(got - expected, slope, out=np.zeros_like(slope), where=slope > 0), -8, 8
+        )
+    last = 1.0
+    for r in range(1, MAX_RECENCY + 1):  # 28 recencies
+        if days[r] >= 30:
+            last = float(np.exp(theta[r]))
+        out[r] = last
+    return out
+
+
+def depth_effects(sessions: pl.DataFrame, members_users: np.ndarray, levels: int, k: int) -> np.ndarray:
+    """Return the quantile sketch of users' own log session-length effect (how much longer their sessions run).
+
+    Each user's mean log events per session minus the class's; only the spread beyond what a user's
+    few sessions explain is real, so the effects (users with two sessions or more) are scaled to the
+    between-user variance minus the average within-user variance over the session count. The sketch
+    keeps their shape (a crowd of bingers and a crowd of browsers stay two crowds). Zeros when the
+    sessions explain it all.
+    """
+    s = sessions.filter(pl.col("user").is_in(members_users)).select(
+        "user", pl.col("n_events").log().alias("x")
+    )
+    per = s.group_by("user").agg(
+        pl.col("x").mean().alias("m"), pl.col("x").var().alias("v"), pl.len().alias("n")
+    )
+    per = per.filter(pl.col("n") >= 2)
+    flat = np.zeros(levels)
+    if per.height < 2 * k:
+        return flat
+    m = per["m"].to_numpy()
+    between = float(np.var(m))
+    noise = float(np.nanmean(per["v"].to_numpy() / per["n"].to_numpy()))
+    if between <= noise or between <= 0:
+        return flat
+    effects = (m - m.mean()) * np.sqrt((between - noise) / between)
+    sketch = quantile_sketch(effects, levels, k)
+    return flat if sketch is None else sketch - float(np.mean(effects))
 
 
 def sessions_per_day_pmf(activity: pl.DataFrame, k: int) -> np.ndarray:

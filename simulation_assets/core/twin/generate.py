@@ -28,6 +28,7 @@ from functools import cached_property
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.ids import uuid7s
@@ -61,6 +62,7 @@ class Population:
     lifetime: np.ndarray  # days from first to last active day (may run past the generated days)
     rate: np.ndarray  # chance of coming back on an alive day
     identified: np.ndarray  # arrives anonymous, identified on the first day
+    depth: np.ndarray  # log session-length effect: sessions run exp(depth) times the class's length
     constant_codes: np.ndarray  # (users, constant keys): index into each key's values
 
 
@@ -164,7 +166,17 @@ class Generator:
         )
         self.beta = np.array([[cd.return_beta.get(k, [1.0, 1.0]) for k in KINDS] for cd in doc.classes])
         self.weekday_mult = np.array([cd.weekday_multipliers for cd in doc.classes])
-        self.persist = np.array([cd.persistence for cd in doc.classes])
+        recency = max(len(cd.return_by_recency) for cd in doc.classes)
+        self.by_recency = np.array([[1.0, *cd.return_by_recency, *cd.return_by_recency[-1:] * (recency - len(cd.return_by_recency))]
+                                    for cd in doc.classes])  # fmt: skip
+        depth = self.spec.tables["user_depth"].sort("class", "level")
+        levels = int(depth["level"].max()) + 1 if depth.height else 2  # type: ignore[operator]
+        self.depth_q = np.zeros((self.n_classes, levels))
+        for (c,), part in depth.group_by("class"):
+            self.depth_q[int(c)] = part["log_depth"].to_numpy()
+        weeks = max(len(cd.activity_by_age_week) for cd in doc.classes)
+        self.by_age = np.array([cd.activity_by_age_week + cd.activity_by_age_week[-1:] * (weeks - len(cd.activity_by_age_week))
+                                for cd in doc.classes])  # fmt: skip
         self.ident_share = np.array([[cd.identified_share.get(k, 0.0) for k in KINDS] for cd in doc.classes])
         spd = tables["sessions_per_day"]
         self.spd_cdf = np.zeros((self.n_classes, 31))
@@ -212,10 +224,14 @@ class Generator:
         v = len(self.names) + 2
         marg = tables["constant_marginals"]
         self.const_values: list[list[str | None]] = []
+        self.const_series: list[pl.Series] = []
         self.const_cdf: list[np.ndarray] = []
         for key in self.constants:
             part = marg.filter(pl.col("key") == key)
             self.const_values.append(part["value"].to_list())
+            self.const_series.append(
+                _typed(pl.Series(part["value"].to_list(), dtype=pl.String), self.kinds[key])
+            )
             share = part["share"].to_numpy()
             self.const_cdf.append(np.cumsum(share) / max(share.sum(), 1e-12))
         combos = tables["constant_combos"]
@@ -236,6 +252,7 @@ class Generator:
         cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
         # (event code + cumulative share, event code of the row, value) per key.
         self.cat_tables: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+        self.cat_series: dict[str, pl.Series] = {}
         for (key,), part in cats.group_by("key", maintain_order=True):
             part = part.with_columns(
                 pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
@@ -251,6 +268,9 @@ class Generator:
             cum[last] = 1.0
             values = part["value"].to_list()
             self.cat_tables[str(key)] = (e + cum, e, values)
+            self.cat_series[str(key)] = _typed(
+                pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
+            )
         nums = tables["event_numbers"].filter(pl.col("event").is_in(self.names)).sort("key", "event", "level")
         self.num_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for (key,), part in nums.group_by("key", maintain_order=True):
@@ -340,28 +360,34 @@ class Generator:
                 r = g.random(n)
                 alone = ~take_combo
                 codes[alone, j] = _draw(cdf, r[alone]) if len(cdf) else 0
-        return Population(cls.astype(np.int16), kind, first, lifetime, rate, identified, codes)
+        depth = sample_sketch(self.depth_q, cls, g.random(n))
+        return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
+                          identified=identified, depth=depth, constant_codes=codes)  # fmt: skip
 
     @cached_property
     def active_by_day(self) -> list[np.ndarray]:
         """Return, per generated day, the users active that day (the whole run's activity, drawn once).
 
-        A day after an active one is active with chance p + r (1 - p), after an inactive one p (1 - r)
-        (p: the user's rate, r: the class's persistence), times the weekday multiplier; the first and
+        A day is active with the user's rate times the class's weekday and age-week multipliers, its
+        odds then multiplied by the class's factor for the days since the last visit; the first and
         the last day of a life are always active.
         """
         pop = self.population
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
         n = len(pop.cls)
-        r = self.persist[pop.cls]
-        on, off = pop.rate + r * (1 - pop.rate), pop.rate * (1 - r)
-        state = np.zeros(n, np.bool_)
+        since = np.zeros(n, np.int64)
+        top = self.by_recency.shape[1] - 1
         out = []
         for d in range(self.gen.days):  # one vectorized step per day of the run
             age = d - pop.first
             alive = (age >= 0) & (age <= pop.lifetime)
-            chance = np.where(state, on, off) * self.weekday_mult[pop.cls, int(weekday(self.start_day + d))]
+            by_age = self.by_age[pop.cls, np.clip(age // 7, 0, self.by_age.shape[1] - 1)]
+            weekday_mult = self.weekday_mult[pop.cls, int(weekday(self.start_day + d))]
+            base = np.clip(pop.rate * weekday_mult * by_age, 1e-6, 1 - 1e-6)
+            odds = base / (1 - base) * self.by_recency[pop.cls, np.clip(since + 1, 1, top)]
+            chance = odds / (1 + odds)
             state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < chance))
+            since = np.where(state, 0, since + 1)
             out.append(np.flatnonzero(state))
         return out
 
@@ -383,7 +409,7 @@ class Generator:
         rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
         s_user = users[owner]
         s_cls = cls[owner]
-        codes, e_sess, gaps_s = self._flows(s_cls, g)
+        codes, e_sess, gaps_s = self._flows(s_cls, pop.depth[s_user], g)
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
         hour = _draw_rows(self.hour_cdf[s_cls, wd], g.random(owner.size))
         start_ms = (
@@ -405,7 +431,9 @@ class Generator:
         t_ms = start_ms[e_sess] + offsets_ms
         return self._frame(day, pop, users, owner, s_user, s_cls, rank, start_ms, codes, e_sess, t_ms, g)
 
-    def _flows(self, s_cls: np.ndarray, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _flows(
+        self, s_cls: np.ndarray, s_depth: np.ndarray, g: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step every session's chain at once; return (event codes, session of each event, gap before it in s)."""
         n = s_cls.size
         live = np.arange(n)
@@ -418,7 +446,10 @@ class Generator:
                 break
             cls = s_cls[live]
             if step > 0:  # after the event at position step - 1: end the session, or go on
-                bucket = min(int(bucket_of(np.array([step - 1]))[0]), len(BUCKETS) - 1)
+                # A user's depth stretches their sessions: the end hazard of position p is read at
+                # p * exp(-depth), so their lengths are the class's times exp(depth).
+                warped = np.rint((step - 1) * np.exp(-s_depth[live])).astype(np.int64)
+                bucket = np.minimum(bucket_of(warped), len(BUCKETS) - 1)
                 stay = g.random(live.size) >= self.hazard[cls, cur, bucket]
                 live, prev, cur, cls = live[stay], prev[stay], cur[stay], cls[stay]
                 if live.size == 0:
@@ -480,15 +511,15 @@ class Generator:
         following = t_ms[np.minimum(anchor + 1, max(t_ms.size - 1, 0))] if t_ms.size else anchor
         step = np.where(has_next, np.minimum((following - t_ms[anchor]) // 2, 200), 200)
         ins_t = np.where(ins_after >= 0, t_ms[anchor] + step, t_ms[anchor])
-        all_sess = np.r_[e_sess, ins_sess]
-        all_t = np.r_[t_ms, ins_t]
         ident_code = len(self.names) + 2  # a code past START/END, named $identify below
-        all_code = np.r_[codes, np.full(ins_sess.size, ident_code)]
-        all_order = np.r_[seq.astype(np.float64), ins_after + 0.5]
-        order = np.lexsort((all_order, all_sess))
-        e_sess, t_ms, codes = all_sess[order], all_t[order], all_code[order]
-        counts = np.bincount(e_sess, minlength=n_sess)
-        seq = np.arange(e_sess.size) - np.repeat(np.r_[0, np.cumsum(counts)[:-1]], counts)
+        if ins_sess.size:
+            # One insertion per identify session, before the row that follows its anchor (rows stay in order).
+            at = base[ins_sess] + ins_after + 1
+            e_sess = np.insert(e_sess, at, ins_sess)
+            t_ms = np.insert(t_ms, at, ins_t)
+            codes = np.insert(codes, at, ident_code)
+            counts = np.bincount(e_sess, minlength=n_sess)
+            seq = np.arange(e_sess.size) - np.repeat(np.r_[0, np.cumsum(counts)[:-1]], counts)
         # Anonymous until the identify: on identify sessions, the rows before it; earlier sessions that day, all.
         is_ident = codes == ident_code
         ident_seq = np.full(n_sess, np.iinfo(np.int64).max)
@@ -530,35 +561,64 @@ class Generator:
     def _properties(
         self, codes: np.ndarray, user_no: np.ndarray, pop: Population, g: np.random.Generator
     ) -> dict[str, pl.Series]:
-        """Draw every property column for events ``codes`` of users ``user_no``."""
+        """Draw every property column for events ``codes`` of users ``user_no``.
+
+        Rows are grouped by event name once; each key then visits only the events that carry it,
+        draws presence only where it is uncertain and values only for the rows that carry it.
+        """
         out: dict[str, pl.Series] = {}
         n = codes.size
-        listed = codes < len(self.names)  # $identify rows carry no modelled properties
-        safe = np.minimum(codes, len(self.names) + 1)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(self.names) + 1))
+        rows_of = [order[bounds[e] : bounds[e + 1]] for e in range(len(self.names))]
         for key, share in self.presence.items():
-            present = (g.random(n) < share[safe]) & listed
-            value_u = g.random(n)
             kind = self.kinds[key]
+            parts, events = [], []
+            for e in np.flatnonzero(share[: len(self.names)] > 0):
+                rows = rows_of[e]
+                if share[e] < 1.0 and rows.size:
+                    rows = rows[g.random(rows.size) < share[e]]
+                if rows.size:
+                    parts.append(rows)
+                    events.append(np.full(rows.size, e))
+            rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+            e_rows = np.concatenate(events) if events else np.zeros(0, np.int64)
             if key in self.constants:
                 j = self.constants.index(key)
-                values = pl.Series(self.const_values[j] + [None], dtype=pl.String)
-                idx = np.where(present, pop.constant_codes[user_no, j], len(self.const_values[j]))
-                out[key] = _typed(values.gather(idx), kind)
+                picks = pop.constant_codes[user_no[rows], j]
+                out[key] = _spread(self.const_series[j], picks, rows, n)  # values typed when compiled
             elif key in self.cat_tables:
-                cum_key, owner, vals = self.cat_tables[key]
-                pos = np.minimum(np.searchsorted(cum_key, safe + value_u, side="right"), len(vals) - 1)
-                ok = present & (owner[pos] == safe)
-                values = pl.Series(vals + [None], dtype=pl.String)
-                out[key] = _typed(values.gather(np.where(ok, pos, len(vals))), kind)
+                cum_key, owner, _ = self.cat_tables[key]
+                pos = np.searchsorted(cum_key, e_rows + g.random(rows.size), side="right")
+                pos = np.minimum(pos, len(owner) - 1)
+                hit = owner[pos] == e_rows
+                out[key] = _spread(self.cat_series[key], pos[hit], rows[hit], n)
             elif key in self.num_tables:
                 row_of, q = self.num_tables[key]
-                rows = row_of[safe]
-                ok = present & (rows >= 0)
-                x = sample_sketch(q, np.maximum(rows, 0), value_u)
-                x = np.where(ok, np.round(x) if kind == "integer" else x, np.nan)
-                column = pl.Series(x).fill_nan(None)
-                out[key] = column.cast(pl.Int64) if kind == "integer" else column
+                sketch_row = row_of[e_rows]
+                ok = sketch_row >= 0
+                x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
+                at = rows[ok]
+                if kind == "integer":
+                    column = np.zeros(n, np.int64)
+                    column[at] = np.round(x)
+                else:
+                    column = np.zeros(n)
+                    column[at] = x
+                mask = np.ones(n, np.bool_)
+                mask[at] = False
+                out[key] = pl.Series(pa.array(column, mask=mask))
         return out
+
+
+def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> pl.Series:
+    """Return a column of ``n`` rows holding ``values[picks]`` at ``rows`` and null elsewhere."""
+    if rows.size * 2 >= n:  # dense: one gather from the values padded with a null
+        index = np.full(n, values.len(), np.int64)
+        index[rows] = picks
+        return values.extend_constant(None, 1).gather(index)
+    column = pl.repeat(None, n, dtype=values.dtype, eager=True)
+    return column.scatter(rows, values.gather(picks)) if rows.size else column
 
 
 def _typed(values: pl.Series, kind: str) -> pl.Series:

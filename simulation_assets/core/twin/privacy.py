@@ -39,6 +39,7 @@ from simulation_assets.core.twin.fit import Prepared
 
 MAX_TWIN_USERS = 20_000
 TOO_CLOSE_MAX = 0.10
+SUBSAMPLES = 5
 
 
 @dataclass
@@ -116,12 +117,16 @@ def dcr_test(real: Prepared, twin: Prepared, targets: Targets | None = None, see
     if xs.shape[0] > MAX_TWIN_USERS:
         xs = xs[g.choice(xs.shape[0], MAX_TWIN_USERS, replace=False)]
     n = min(xt.shape[0], xh.shape[0])
-    xt_eq = xt[g.choice(xt.shape[0], n, replace=False)]
     xh_eq = xh[g.choice(xh.shape[0], n, replace=False)]
-    d_train = NearestNeighbors(n_neighbors=1).fit(xt_eq).kneighbors(xs)[0][:, 0]
     d_hold = NearestNeighbors(n_neighbors=1).fit(xh_eq).kneighbors(xs)[0][:, 0]
-    # Ties (both at the same distance) count half: a twin user exactly between the groups is no evidence.
-    closer = float(((d_train < d_hold) + 0.5 * (d_train == d_hold)).mean())
+    # Averaged over several draws of the training subsample: the share then hardly depends on the draw.
+    shares = []
+    for _ in range(SUBSAMPLES):
+        xt_eq = xt[g.choice(xt.shape[0], n, replace=False)]
+        d_train = NearestNeighbors(n_neighbors=1).fit(xt_eq).kneighbors(xs)[0][:, 0]
+        # Ties (both at the same distance) count half: a twin user exactly between the groups is no evidence.
+        shares.append(float(((d_train < d_hold) + 0.5 * (d_train == d_hold)).mean()))
+    closer = float(np.mean(shares))
     bound = max(targets.dcr_share_max, 0.5 + 1.96 * float(np.sqrt(0.25 / xs.shape[0])))
     full_train = NearestNeighbors(n_neighbors=1).fit(xt)
     twin_to_train = full_train.kneighbors(xs)[0][:, 0]

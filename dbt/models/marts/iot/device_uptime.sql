@@ -1,22 +1,4 @@
 -- One row per device: uptime and errors over its last 30 days, pours and volume over its life.
-with devices as (select * from {{ ref('stg_app__devices') }}),
-
-health as (
-    select device_id,
-           avg(uptime_pct) as avg_uptime_pct,
-           min(uptime_pct) as min_uptime_pct,
-           sum(error_count) as errors_30d,
-           sum(case when needs_maintenance then 1 else 0 end) as maintenance_days_30d
-    from {{ ref('stg_iot__device_health') }}
-    group by 1
-),
-
-pours as (
-    select device_id, count(*) as pours, sum(volume_ml) / 1000.0 as litres_poured, max(poured_at) as last_pour_at
-    from {{ ref('stg_iot__tap_events') }}
-    group by 1
-)
-
 select
     d.device_id,
     d.location_id,
@@ -31,6 +13,6 @@ select
     coalesce(p.pours, 0) as pours,
     round(cast(coalesce(p.litres_poured, 0) as numeric), 1) as litres_poured,
     p.last_pour_at
-from devices d
-left join health h on h.device_id = d.device_id
-left join pours p on p.device_id = d.device_id
+from {{ ref('stg_app__devices') }} as d
+left join {{ ref('int_iot__device_health_30d') }} as h on d.device_id = h.device_id
+left join {{ ref('int_iot__device_pours') }} as p on d.device_id = p.device_id

@@ -10,7 +10,7 @@ renamed as (
         nickname,
         plan,
         recurring_interval,
-        unit_amount,
+        unit_amount as unit_amount_cents,
         {{ cents_to_dollars('unit_amount') }} as unit_amount_usd,
         currency,
         active,

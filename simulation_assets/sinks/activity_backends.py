@@ -1,0 +1,218 @@
+"""The two implementations of ``ActivityStore``: a DuckDB file (default) and PostgreSQL.
+
+``activity_store_from_env()`` returns the one ``$ACTIVITY_STORE`` names (``duckdb`` or
+``postgres``), configured from the environment with ``dg.EnvVar`` bindings.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+import tenacity
+from pydantic import Field
+
+from simulation_assets.core.activity.schema import conform
+from simulation_assets.paths import data_dir
+from simulation_assets.sinks.activity_store import ActivityStore, Transaction
+from simulation_assets.sinks.config_files import ConfigFileError, from_env
+
+BACKENDS = ("duckdb", "postgres")
+_LOCAL_LOCKS: dict[str, threading.RLock] = {}
+_LOCAL_LOCKS_GUARD = threading.Lock()
+_SCHEMA_READY: set[tuple[str, str]] = set()  # (file or DSN, prefix) whose tables this process created
+
+
+class _DuckTx(Transaction):
+    def __init__(self, con: Any, prefix: str) -> None:
+        super().__init__(prefix)
+        self.con = con
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self.con.execute(sql, params or []).fetchall()
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    def frame(
+        self, sql: str, schema: dict[str, pl.DataType], params: list[Any] | None = None
+    ) -> pl.DataFrame:
+        table = self.con.sql(sql, params=params or None).to_arrow_table()
+        return conform(pl.from_arrow(table), schema)  # type: ignore[arg-type]
+
+    def upsert(self, table: str, frame: pl.DataFrame, key: str) -> None:
+        if frame.height == 0:
+            return
+        self.con.register("_activity_frame", frame.to_arrow())
+        try:
+            self.execute(self._upsert_sql(table, "_activity_frame", frame.columns, key))
+        finally:
+            self.con.unregister("_activity_frame")
+
+
+class DuckDBActivityStore(ActivityStore):
+    """The activity store in a DuckDB file (the embedded default)."""
+
+    ENV: ClassVar[dict[str, str]] = {"duckdb_path": "ACTIVITY_DUCKDB_PATH"}
+
+    duckdb_path: str = Field(
+        default="",
+        description="DuckDB file; empty means <data dir>/activity/activity.duckdb ($ACTIVITY_DUCKDB_PATH).",
+    )
+
+    def duckdb_file(self) -> Path:
+        """Return the DuckDB file path."""
+        return (
+            Path(self.duckdb_path).resolve()
+            if self.duckdb_path
+            else data_dir() / "activity" / "activity.duckdb"
+        )
+
+    def location(self) -> str:
+        return str(self.duckdb_file())
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        import duckdb
+
+        path = self.duckdb_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _LOCAL_LOCKS_GUARD:
+            lock = _LOCAL_LOCKS.setdefault(str(path), threading.RLock())
+        with lock:
+            ready = (str(path), self.table_prefix)
+            if not path.exists():  # a deleted file gets its tables again
+                _SCHEMA_READY.discard(ready)
+            con = _connect_duckdb(duckdb, path)
+            try:
+                con.execute("BEGIN TRANSACTION").fetchall()
+                tx = _DuckTx(con, self.table_prefix)
+                if ready not in _SCHEMA_READY:
+                    self._ensure_schema(tx)
+                    _SCHEMA_READY.add(ready)
+                yield tx
+                con.execute("COMMIT").fetchall()
+            except BaseException:
+                con.execute("ROLLBACK").fetchall()
+                raise
+            finally:
+                con.close()
+
+
+class _PgTx(Transaction):
+    def __init__(self, conn: Any, prefix: str) -> None:
+        super().__init__(prefix)
+        self.conn = conn
+
+    @staticmethod
+    def _pg(sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self.conn.execute(self._pg(sql), params or None)
+
+    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        return self.conn.execute(self._pg(sql), params or None).fetchall()
+
+    def frame(
+        self, sql: str, schema: dict[str, pl.DataType], params: list[Any] | None = None
+    ) -> pl.DataFrame:
+        cur = self.conn.execute(self._pg(sql), params or None)
+        names = [d.name for d in cur.description]
+        found = cur.fetchall()
+        if not found:
+            return pl.DataFrame(schema=schema)
+        return conform(pl.DataFrame(found, schema=names, orient="row", infer_schema_length=None), schema)
+
+    def upsert(self, table: str, frame: pl.DataFrame, key: str) -> None:
+        if frame.height == 0:
+            return
+        staging = f"_stage_{table}"
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS")
+        self.conn.execute(f"DELETE FROM {staging}")
+        names = ", ".join(frame.columns)
+        with self.conn.cursor().copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+            for row in frame.iter_rows():
+                copy.write_row(row)
+        self.conn.execute(self._upsert_sql(table, staging, frame.columns, key))
+
+
+class PostgresActivityStore(ActivityStore):
+    """The activity store in a PostgreSQL database (shared by several processes or containers)."""
+
+    ENV: ClassVar[dict[str, str | tuple[str, ...]]] = {"dsn": ("ACTIVITY_DATABASE_URL", "HOGFLIX_APP_DB_DSN")}
+
+    dsn: str = Field(
+        default="",
+        description=(
+            "PostgreSQL DSN ($ACTIVITY_DATABASE_URL, else the HogFlix app database's $HOGFLIX_APP_DB_DSN; "
+            "bound as an EnvVar, so the DSN never shows in the UI)."
+        ),
+    )
+
+    def _dsn(self) -> str:
+        if not self.dsn:
+            raise ValueError("the PostgreSQL activity store needs a DSN: set ACTIVITY_DATABASE_URL")
+        return self.dsn
+
+    def location(self) -> str:
+        import psycopg.conninfo
+
+        info = psycopg.conninfo.conninfo_to_dict(self._dsn())
+        return (
+            f"postgresql://{info.get('user', '')}@{info.get('host', '')}:{info.get('port', '5432')}/"
+            f"{info.get('dbname', '')}"
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        import psycopg
+
+        with psycopg.connect(self._dsn(), connect_timeout=10) as conn, conn.transaction():
+            tx = _PgTx(conn, self.table_prefix)
+            tx.execute("SELECT pg_advisory_xact_lock(?)", [zlib.crc32(self.table_prefix.encode())])
+            ready = (conn.info.dsn, self.table_prefix)
+            if ready not in _SCHEMA_READY:
+                self._ensure_schema(tx)
+                _SCHEMA_READY.add(ready)
+            yield tx
+
+    def _ensure_schema(self, tx: Transaction) -> None:
+        super()._ensure_schema(tx)
+        tx.execute(
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {tx.t('one_open_intervention')} "
+            f"ON {tx.t('interventions')} (customer_id, type) WHERE status = 'open'"
+        )
+
+
+def activity_store_from_env(backend: str | None = None, **explicit: Any) -> ActivityStore:
+    """Return the store ``backend`` names (default ``$ACTIVITY_STORE``, else duckdb), its fields bound to
+    the environment (``config_files.from_env``); raise ConfigFileError naming the valid backends."""
+    chosen = backend or os.environ.get("ACTIVITY_STORE") or "duckdb"
+    if chosen not in BACKENDS:
+        raise ConfigFileError(f"$ACTIVITY_STORE must be one of {', '.join(BACKENDS)}, got {chosen!r}")
+    cls = DuckDBActivityStore if chosen == "duckdb" else PostgresActivityStore
+    return from_env(cls, **explicit)
+
+
+def _held_by_another_process(exc: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def _connect_duckdb(duckdb: Any, path: Path, wait_seconds: float = 15.0) -> Any:
+    """Open ``path``, retrying while another process holds DuckDB's file lock (up to ``wait_seconds``)."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_held_by_another_process),
+        wait=tenacity.wait_exponential(multiplier=0.05, max=0.5),
+        stop=tenacity.stop_after_delay(wait_seconds),
+        reraise=True,
+    )
+    return retrying(duckdb.connect, str(path))
