@@ -11,6 +11,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.config import STATES
 from simulation_assets.core.hogflix.frames import to_frame
@@ -24,9 +25,8 @@ from simulation_assets.defs.hogflix_traffic import GROUP, PROGRESS, traffic_asse
 from simulation_assets.defs.metadata import (
     COLUMN_SCHEMA,
     column_schema,
-    figure_markdown,
     md_table,
-    new_figure,
+    svg_markdown,
     table_metadata,
 )
 from simulation_assets.defs.partitions import daily_partitions
@@ -52,16 +52,10 @@ DAILY_ASSETS = ("hogflix_personas", "hogflix_daily_metrics", "hogflix_traffic_da
 
 def _share_plot(metrics: pl.DataFrame) -> dg.MarkdownMetadataValue:
     """Return a stacked area plot of lifecycle state shares over the given days."""
-    fig, ax = new_figure()
-    total = metrics["total_personas"].to_numpy()
-    shares = [metrics[f"state_{state}"].to_numpy() / total for state in STATES]
-    ax.stackplot(metrics["date"].to_list(), shares, labels=list(STATES))
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of personas")
-    ax.legend(loc="lower left", ncols=5, fontsize=7)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    return figure_markdown(fig, "state shares")
+    total = metrics["total_personas"]
+    shares = [Series(state, (metrics[f"state_{state}"] / total).to_list(), kind="area") for state in STATES]
+    days = [d.isoformat() for d in metrics["date"].to_list()]
+    return svg_markdown(chart_svg(days, shares, y_label="share of personas", y_range=(0, 1)), "state shares")
 
 
 def _by(frame: pl.DataFrame, column: str) -> dict[str, int]:

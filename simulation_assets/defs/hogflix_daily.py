@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.events import empty_events
 from simulation_assets.core.hogflix.metrics import TRAFFIC_DAILY_SCHEMA, traffic_day
@@ -23,9 +24,8 @@ from simulation_assets.defs.hogflix_traffic import GROUP
 from simulation_assets.defs.metadata import (
     COLUMN_SCHEMA,
     column_schema,
-    figure_markdown,
     md_table,
-    new_figure,
+    svg_markdown,
     table_metadata,
 )
 from simulation_assets.defs.policies import NETWORK_RETRY
@@ -43,13 +43,15 @@ SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
 def _hourly_plot(frame: pl.DataFrame, column: str, label: str) -> dg.MarkdownMetadataValue:
-    fig, ax = new_figure(7.0, 2.6)
     hours = frame[column].dt.hour().to_numpy() if frame.height else np.array([], int)
-    ax.bar(range(24), np.bincount(hours, minlength=24), color="#1d4aff")
-    ax.set_xlabel("hour of day (UTC)")
-    ax.set_ylabel(label)
-    fig.tight_layout()
-    return figure_markdown(fig, label)
+    counts = np.bincount(hours, minlength=24).tolist()
+    chart = chart_svg(
+        list(range(24)),
+        [Series(label, counts, kind="bar", color="#1d4aff")],
+        x_label="hour of day (UTC)",
+        y_label=label,
+    )
+    return svg_markdown(chart, label)
 
 
 def _add(totals: dict[str, int], more: dict[str, int]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
+import tenacity
 from pydantic import Field
 
 from simulation_assets.core.activity.schema import conform
@@ -201,15 +201,18 @@ def activity_store_from_env(backend: str | None = None, **explicit: Any) -> Acti
     return from_env(cls, **explicit)
 
 
+def _held_by_another_process(exc: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
 def _connect_duckdb(duckdb: Any, path: Path, wait_seconds: float = 15.0) -> Any:
-    """Open ``path``, retrying while another process holds DuckDB's file lock."""
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(str(path))
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    """Open ``path``, retrying while another process holds DuckDB's file lock (up to ``wait_seconds``)."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_held_by_another_process),
+        wait=tenacity.wait_exponential(multiplier=0.05, max=0.5),
+        stop=tenacity.stop_after_delay(wait_seconds),
+        reraise=True,
+    )
+    return retrying(duckdb.connect, str(path))

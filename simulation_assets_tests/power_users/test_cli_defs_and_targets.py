@@ -73,7 +73,7 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
     }
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["users"].value == 2 and meta["edge_cases_missing"].value == "none"
-    assert "data:image/png;base64" in meta["cost_per_user"].value
+    assert "data:image/svg+xml;base64" in meta["cost_per_user"].value
     saved = LocalParquetStore().root() / "power_users" / "reports" / "2026-02-02" / "simulation_report.json"
     assert json.loads(saved.read_text())["cost_analysis"]["stripe_transactions"] == 1
 

@@ -290,7 +290,7 @@ def test_a_load_split_across_dagster_runs_by_persona_is_merged_by_the_day_report
     )
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["load_sent"].value == 80 and meta["users"].value == 4
-    assert "data:image/png;base64" in meta["load_time_series"].value
+    assert "data:image/svg+xml;base64" in meta["load_time_series"].value
     report = json.loads(
         (LocalParquetStore().root() / "power_users/reports/2026-02-20/simulation_report.json").read_text()
     )
