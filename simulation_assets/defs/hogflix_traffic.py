@@ -13,7 +13,7 @@ import dagster as dg
 import polars as pl
 
 from simulation_assets.core.hogflix import checks
-from simulation_assets.core.hogflix.app_rows import app_rows, pool_profiles
+from simulation_assets.core.hogflix.app_rows import app_rows, payment_rows, pool_profiles
 from simulation_assets.core.hogflix.events import empty_events
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations
 from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA
@@ -255,6 +255,8 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
                         tables[name] = pl.concat([frame, tables[name]]).unique(
                             "id", keep="first", maintain_order=True
                         )
+                    prices = hogflix_settings.lifecycle().billing.price_cents
+                    tables["payments"] = payment_rows(personas, day[0], hogflix_settings.seed, prices)
             written = hogflix_app_db.write(tables, day)
             for key, rows in _rows_by_window(tables, day).items():
                 context.add_asset_metadata(table_metadata(rows=rows), partition_key=key)

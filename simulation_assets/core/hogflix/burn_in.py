@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.hogflix.billing import billing_day
 from simulation_assets.core.hogflix.config import LifecycleConfig
 from simulation_assets.core.hogflix.draws import choice, uniform_ints
 from simulation_assets.core.hogflix.lifecycle import pattern_weight_matrix, step_day
@@ -42,6 +43,7 @@ def initial_state(
     c = state.cols
     c["created_ms"] = c["created_ms"] - tenure.astype(np.int64) * MS_PER_DAY
     c["state_changed_ms"] = c["created_ms"].copy()
+    c["billing_day"] = billing_day(c["created_ms"] // MS_PER_DAY)
     c["days_since_signup"] = tenure
     c["signed_up_today"][:] = False
     established = tenure >= cfg.new_days

@@ -187,6 +187,7 @@ APP_ROWS_FROM_EVENTS = {
     "user_watchlist": "watchlist_added",
     "support_tickets": "support_ticket_created",
     "watch_progress": "video_started",
+    "plan_changes": "plan_changed",
 }
 
 

@@ -113,6 +113,22 @@ class SeasonsConfig(_Frozen):
     }
 
 
+class BillingConfig(_Frozen):
+    """Plan changes, payments and dunning ("Subscription upgrades/downgrades", "Payment failure
+    simulation"; this project's numbers, see docs/hogflix.md)."""
+
+    plan_changes_enabled: bool = True
+    upgrade_chance: Probability = 0.003  # per visit of an established persona, at neutral traits
+    downgrade_chance: Probability = 0.002
+    satisfaction_weight: float = 3.0  # chance x (1 + this x (satisfaction - pivot)), or the reverse
+    pattern_redraw_share: Probability = 0.5  # of plan changes that re-draw the activity pattern
+    payments_enabled: bool = True
+    price_cents: dict[str, Annotated[int, Field(gt=0)]] = {"Premium": 1799, "Standard": 1299, "Basic": 699}
+    failure_chance: dict[str, Probability] = {"Premium": 0.02, "Standard": 0.03, "Basic": 0.05}  # per charge
+    retry_after_days: tuple[int, ...] = (3, 5, 7)  # dunning: days from one attempt to the next
+    recovery_chance: Probability = 0.35  # per retry, x (1.5 - price sensitivity)
+
+
 class LifecycleConfig(_Frozen):
     """All numbers of the daily lifecycle step."""
 
@@ -237,6 +253,7 @@ class LifecycleConfig(_Frozen):
     seasons: SeasonsConfig = SeasonsConfig()
     # "Adjustable churn rates per plan": the long-dormant churn chance x this (choice).
     churn_by_plan: dict[str, Annotated[float, Field(ge=0)]] = {"Premium": 0.8, "Standard": 1.0, "Basic": 1.25}
+    billing: BillingConfig = BillingConfig()
 
     # --- Signups: plan mix and acquisition sources (project choices; the spec names plans only) ---
     plan_weights: dict[str, float] = {"Premium": 0.30, "Standard": 0.45, "Basic": 0.25}
@@ -273,7 +290,9 @@ class LifecycleConfig(_Frozen):
         if set(self.patterns) != set(PATTERNS):
             raise ValueError(f"patterns must define exactly {PATTERNS}")
         for name, table in (("ratings", self.ratings), ("churn_by_plan", self.churn_by_plan),
-                            ("traits.price_sensitivity", self.traits.price_sensitivity)):  # fmt: skip
+                            ("traits.price_sensitivity", self.traits.price_sensitivity),
+                            ("billing.price_cents", self.billing.price_cents),
+                            ("billing.failure_chance", self.billing.failure_chance)):  # fmt: skip
             if set(table) != set(PLANS):
                 raise ValueError(f"{name} must define exactly {PLANS}")
         if set(self.pattern_weights) != set(PLANS) or set(self.plan_weights) != set(PLANS):

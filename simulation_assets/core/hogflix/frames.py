@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.hogflix.billing import CHURN_REASONS, PAYMENT_STATES
 from simulation_assets.core.hogflix.catalog import GENRES
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
 from simulation_assets.core.hogflix.persona_state import (
-    CHURN_REASON,
     IDENTITY_COLUMNS,
     NO_DAY,
     NO_EVENT,
@@ -52,6 +52,9 @@ _PLAIN = [
 ]
 
 
+_TRAIT_FLOATS = ("price_sensitivity", "satisfaction", "avg_rating_today")
+_BILLING_INTS = ("plan_changes", "plan_changed_today", "billing_day", "dunning_attempts", "payment_attempt_today",
+                 "payment_failed_today", "payment_recovered_today")  # fmt: skip
 _REGION_COUNTRY = np.array([r[0] for r in REGIONS], dtype=object)
 _REGION_ZONE = np.array([r[3] for r in REGIONS], dtype=object)
 
@@ -80,7 +83,7 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
     plain = {k: c[k] for k in _PLAIN}
     plain["avg_watch_completion"] = c["avg_watch_completion"]
     plain["completion_today"] = c["completion_today"]
-    for k in ("price_sensitivity", "satisfaction", "avg_rating_today"):
+    for k in (*_TRAIT_FLOATS, *_BILLING_INTS):
         plain[k] = c[k]
     frame = pl.DataFrame(plain).with_columns(
         pl.Series("activity_history", c["history"].astype(np.uint32)),
@@ -111,9 +114,14 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
             )
         ).alias("churned_at"),
         pl.when(pl.Series(c["churned_day"] >= 0))
-        .then(pl.lit(CHURN_REASON))
+        .then(pl.Series(np.asarray(CHURN_REASONS, dtype=object)[c["churn_reason"]].tolist(), dtype=pl.String))
         .otherwise(None)
         .alias("churn_reason"),
+        pl.Series(
+            "previous_plan", np.asarray(PLANS, dtype=object)[c["previous_plan"]].tolist(), dtype=pl.String
+        ),
+        pl.Series("payment_status", np.asarray(PAYMENT_STATES, dtype=object)[c["payment_state"]].tolist()),
+        _date(c["next_payment_retry"]).alias("next_payment_retry"),
         *[_ts(c[src]).alias(dst) for dst, src in _TS_COLUMNS.items()],
     )
     frame = pl.concat([frame, state.identity_rows()], how="horizontal")
@@ -129,8 +137,19 @@ def from_frame(frame: pl.DataFrame) -> PersonaState:
     for k in _PLAIN:
         cols[k] = f[k].to_numpy().astype(NUMERIC_COLUMNS[k])
     cols["avg_watch_completion"] = f["avg_watch_completion"].to_numpy().astype(np.float64)
-    for k in ("price_sensitivity", "satisfaction", "avg_rating_today"):
+    for k in _TRAIT_FLOATS:
         cols[k] = f[k].to_numpy().astype(np.float32)
+    for k in _BILLING_INTS:
+        cols[k] = f[k].to_numpy().astype(NUMERIC_COLUMNS[k])
+    cols["previous_plan"] = f["previous_plan"].to_physical().to_numpy().astype(np.int8)
+    cols["payment_state"] = f["payment_status"].to_physical().to_numpy().astype(np.int8)
+    cols["next_payment_retry"] = (
+        f["next_payment_retry"].to_physical().fill_null(NO_DAY).to_numpy().astype(np.int32)
+    )
+    reason = f["churn_reason"].replace_strict(
+        {r: i for i, r in enumerate(CHURN_REASONS)}, default=0, return_dtype=pl.Int8
+    )
+    cols["churn_reason"] = reason.fill_null(0).to_numpy().astype(np.int8)
     cols["favorite_genre"] = f["favorite_genre"].to_physical().to_numpy().astype(np.int8)
     cols["region"] = _region_of(f["timezone"])
     cols["completion_today"] = f["completion_today"].to_numpy().astype(np.float64)

@@ -82,6 +82,17 @@ PERSONA_SCHEMA: dict[str, pl.DataType] = {
     "avg_rating_today": pl.Float32(),  # mean stars of today's ratings, 0 when none
     "country": pl.String(),
     "timezone": pl.String(),
+    # subscription (core/hogflix/billing.py)
+    "previous_plan": PLAN,  # the plan before the last change
+    "plan_changes": pl.Int16(),
+    "plan_changed_today": pl.Int8(),  # +1 upgrade, -1 downgrade, 0 none
+    "billing_day": pl.Int8(),  # day of month of the monthly charge
+    "payment_status": pl.Enum(["ok", "dunning"]),
+    "dunning_attempts": pl.Int8(),
+    "next_payment_retry": pl.Date(),
+    "payment_attempt_today": pl.Int8(),  # 0 none, 1 the monthly charge, 2-4 a dunning retry
+    "payment_failed_today": pl.Boolean(),
+    "payment_recovered_today": pl.Boolean(),
 }
 
 DAILY_METRICS_SCHEMA: dict[str, pl.DataType] = {
