@@ -100,7 +100,8 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
             sessions = concat_frames((reader.stored_or_sessions(k) for k in keys), SESSION_SCHEMA)
             events = concat_frames((reader.stored_or_events(k) for k in keys), empty_events().schema)
             unique_uuids.append(checks.event_uuids_unique(events))
-            row = traffic_day(dt.date.fromisoformat(key), sessions, events)
+            date = dt.date.fromisoformat(key)
+            row = traffic_day(date, sessions, events, reader.personas(date))
             store.write(hogflix_settings.dataset("traffic_daily"), key, row)
             context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)
@@ -124,6 +125,7 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
                     checks.mean_day_in_range(days, "events", event_band, traffic.events_day_tolerance),
                 ),
                 result("event_uuids_unique_per_day", checks.all_of(unique_uuids)),
+                result("genre_affinity_effect", checks.genre_affinity_effect(days)),
             ],
         )
 
