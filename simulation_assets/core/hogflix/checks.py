@@ -338,10 +338,20 @@ def rows_match_events(tables: Mapping[str, pl.DataFrame], events: pl.DataFrame) 
 def questions_from_templates_within_cap(
     asked: pl.DataFrame, templates: Sequence[str], calls: int, cap: int
 ) -> CheckOutcome:
-    """Every FlixBuddy question is one of the templates and the endpoint was called at most ``cap`` times."""
+    """Every FlixBuddy question is one of the templates (or follow-ups) and the endpoint was called at most
+    ``cap`` times; reports the conversations and their user messages (turns)."""
     unknown = int((~asked["question"].is_in(list(templates))).sum()) if asked.height else 0
+    conversations = asked["conversation_id"].n_unique() if asked.height else 0
     return CheckOutcome(
-        unknown == 0 and calls <= cap, {"unknown_questions": unknown, "calls": calls, "cap": cap}
+        unknown == 0 and calls <= cap,
+        {
+            "unknown_questions": unknown,
+            "calls": calls,
+            "cap": cap,
+            "conversations": conversations,
+            "messages": asked.height,
+            "turns_per_conversation": round(asked.height / conversations, 2) if conversations else None,
+        },
     )
 
 
