@@ -14,6 +14,9 @@ by exclusive timers (time in a nested category is counted once, in the innermost
 - startup: interpreter start-up and exit, outside the command;
 - other: the rest (Dagster's run machinery, the command's own code, DuckDB, dbt ...).
 
+The "Dagster floor" is a fresh process that materializes one trivial asset and its check in the
+local instance: what any command that records a run costs before its own imports and work.
+
 Wall time is measured by the parent from process start to exit; CPU time is the child's user +
 system time (``getrusage``). On a loaded machine the wall time grows with the load average while
 the CPU time barely moves, so every target is judged on both: the wall verdict is what this run
@@ -431,6 +434,53 @@ def import_summary(name: str, folder: Path, quick: bool = False, top: int = 6) -
     return {"modules": modules, "top_packages_share": {k: round(v / total, 3) for k, v in ranked}}
 
 
+def floor_run() -> int:
+    """Materialize one trivial asset and its check in the local instance, as ``simulate`` would, then exit like it.
+
+    The least a command that records a run in Dagster can cost: the imports of Dagster and its
+    SQLite storage, opening the instance, one run of two steps, its events.
+    """
+    import gc
+
+    from simulation_assets.cli import GC_THRESHOLDS, exit_now
+
+    gc.set_threshold(*GC_THRESHOLDS)
+    import dagster as dg
+
+    from simulation_assets.sinks.local_instance import ensure_local_instance
+
+    @dg.asset
+    def trivial():  # noqa: ANN202 (a local ``dg`` cannot be a string annotation Dagster resolves)
+        return dg.MaterializeResult(metadata={"rows": 1})
+
+    @dg.asset_check(asset=trivial)
+    def trivial_has_rows():  # noqa: ANN202
+        return dg.AssetCheckResult(passed=True)
+
+    ensure_local_instance()
+    with dg.DagsterInstance.get() as instance:
+        ok = dg.materialize(
+            [trivial, trivial_has_rows],
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        ).success
+    exit_now(0 if ok else 1)
+    return 0 if ok else 1
+
+
+def _baseline_dagster(repeats: int) -> dict[str, float]:
+    """Return the wall and CPU seconds of ``floor_run`` in a fresh process (best warm run): Dagster's own floor."""
+    folder = Path(tempfile.mkdtemp(prefix="orchestration-floor-"))
+    try:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--floor"]
+        runs = [_timed(cmd, _env(folder), folder) for _ in range(repeats + 1)][
+            1:
+        ]  # the first creates the instance
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"total_s": round(min(r[1] for r in runs), 3), "cpu_s": round(min(r[2] for r in runs), 3)}
+
+
 def _baseline_python() -> dict[str, float]:
     """Return the wall and CPU seconds of ``python -c pass`` (best of three): the floor of any command."""
     runs = [_timed([sys.executable, "-c", "pass"], dict(os.environ), ROOT) for _ in range(3)]
@@ -470,8 +520,11 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "python_startup": _baseline_python(),
     }
+    results["dagster_floor"] = _baseline_dagster(repeats)
     print(f"load average {results['load_average_start']} on {results['cpus']} CPUs; "
-          f"python -c pass: {results['python_startup']['total_s']} s wall, {results['python_startup']['cpu_s']} s CPU")  # fmt: skip
+          f"python -c pass: {results['python_startup']['total_s']} s wall, {results['python_startup']['cpu_s']} s CPU; "
+          f"Dagster floor (one trivial asset + check, one run in the local instance, fresh process): "
+          f"{results['dagster_floor']['total_s']} s wall, {results['dagster_floor']['cpu_s']} s CPU")  # fmt: skip
     print(
         f"{'command':<20} {'wall s':>8} {'CPU s':>7} {'work':>6} {'overhead (wall / CPU)':>22}  split of the CPU"
     )
@@ -596,6 +649,9 @@ def _targets(results: dict[str, Any], quick: bool = False) -> list[dict[str, Any
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--floor"]:
+        sys.path.insert(0, str(ROOT))
+        sys.exit(floor_run())
     if len(sys.argv) > 4 and sys.argv[1] == "--probe":
         sys.path.insert(0, str(ROOT))
         _, _, command, report_path, _dash, *rest = sys.argv
