@@ -8,7 +8,7 @@ frames and see them fail. Bands come from the domain configuration
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,14 +53,30 @@ def persona_ids_unique(personas: pl.DataFrame) -> CheckOutcome:
     return CheckOutcome(duplicates == 0, {"personas": personas.height, "duplicate_ids": duplicates})
 
 
+def _day_bands(
+    metrics: pl.DataFrame, band: Callable[[LifecycleConfig], tuple[int, int]], cfg: LifecycleConfig
+):
+    """Return (low, high) Series of each day's band (a scheduled target pool moves it), and its label."""
+    bands = [band(cfg.for_date(d)) for d in metrics["date"]] if metrics.height else [band(cfg)]
+    low = pl.Series([b[0] for b in bands][: metrics.height])
+    high = pl.Series([b[1] for b in bands][: metrics.height])
+    label = (
+        f"{bands[0][0]}-{bands[0][1]}"
+        if len(set(bands)) == 1
+        else f"{bands[0][0]}-{bands[0][1]} .. {bands[-1][0]}-{bands[-1][1]}"
+    )
+    return low, high, label
+
+
 def pool_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
-    """Every day's pool (non-churned personas) is inside the configured band (380-420 at 400)."""
-    low, high = cfg.pool_range
-    ok = metrics["pool_size"].is_between(low, high)
+    """Every day's pool (non-churned personas) is inside the configured band (380-420 at 400; the band
+    follows a scheduled target pool day by day)."""
+    low, high, label = _day_bands(metrics, lambda c: c.pool_range, cfg)
+    ok = (metrics["pool_size"] >= low) & (metrics["pool_size"] <= high)
     return CheckOutcome(
         bool(ok.all()),
         {
-            "band": f"{low}-{high}",
+            "band": label,
             "days_outside": int((~ok).sum()),
             "min": int(metrics["pool_size"].min() or 0),
             "max": int(metrics["pool_size"].max() or 0),
@@ -69,13 +85,13 @@ def pool_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcom
 
 
 def signups_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
-    """Every day's signups are inside the configured band (2-5 at pool 400)."""
-    low, high = cfg.signup_range
-    ok = metrics["new_signups"].is_between(low, high)
+    """Every day's signups are inside the configured band (2-5 at pool 400, scaled with the day's target)."""
+    low, high, label = _day_bands(metrics, lambda c: c.signup_range, cfg)
+    ok = (metrics["new_signups"] >= low) & (metrics["new_signups"] <= high)
     return CheckOutcome(
         bool(ok.all()),
         {
-            "band": f"{low}-{high}",
+            "band": label,
             "days_outside": int((~ok).sum()),
             "min": int(metrics["new_signups"].min() or 0),
             "max": int(metrics["new_signups"].max() or 0),
@@ -338,10 +354,20 @@ def rows_match_events(tables: Mapping[str, pl.DataFrame], events: pl.DataFrame) 
 def questions_from_templates_within_cap(
     asked: pl.DataFrame, templates: Sequence[str], calls: int, cap: int
 ) -> CheckOutcome:
-    """Every FlixBuddy question is one of the templates and the endpoint was called at most ``cap`` times."""
+    """Every FlixBuddy question is one of the templates (or follow-ups) and the endpoint was called at most
+    ``cap`` times; reports the conversations and their user messages (turns)."""
     unknown = int((~asked["question"].is_in(list(templates))).sum()) if asked.height else 0
+    conversations = asked["conversation_id"].n_unique() if asked.height else 0
     return CheckOutcome(
-        unknown == 0 and calls <= cap, {"unknown_questions": unknown, "calls": calls, "cap": cap}
+        unknown == 0 and calls <= cap,
+        {
+            "unknown_questions": unknown,
+            "calls": calls,
+            "cap": cap,
+            "conversations": conversations,
+            "messages": asked.height,
+            "turns_per_conversation": round(asked.height / conversations, 2) if conversations else None,
+        },
     )
 
 
