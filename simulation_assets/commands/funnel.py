@@ -282,7 +282,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 def _default_start() -> str:
-    from simulation_assets.defs.partitions import DEFAULT_START_DATE
+    from simulation_assets.core.calendar import DEFAULT_START_DATE
 
     return DEFAULT_START_DATE
 
@@ -336,22 +336,30 @@ def simulate(
         raise UsageError(f"invalid funnel configuration: {exc}") from None
     store = LocalParquetStore()
     defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
-    # every asset but the audit (it reads a real export, not the simulation)
-    assets = {
-        a.key.to_user_string(): a
-        for a in defs.assets or []
-        if a.key.to_user_string() != "funnel_tracking_audit"
-    }  # type: ignore[union-attr]
     posthog = from_env(PostHogEvents, POSTHOG_ENV, **({"mode": events_sink} if events_sink else {}))
+    app_db = from_env(
+        FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {})
+    )
+    stripe = from_env(StripeWebhookSink)
+    # The simulation's assets, and deliveries only to destinations that are configured (never the audit,
+    # which reads a real export): every asset is a step with its own fixed cost in the run. The settings
+    # are read from the same variables the resources bind (resolving the resources here cost ~1 s).
+    env = os.environ.get
+    skipped = {"funnel_tracking_audit"}
+    if (events_sink or env("FUNNEL_EVENTS_SINK") or "parquet") != "posthog":
+        skipped.add("funnel_posthog_events")
+    if not app_db_dsn and (env("FUNNEL_APP_DB") or "off") == "off":
+        skipped.add("funnel_app_rows")
+    if not (env("FUNNEL_STRIPE_WEBHOOK_URL") and env("FUNNEL_STRIPE_WEBHOOK_SECRET")):
+        skipped.add("funnel_stripe_events")
+    assets = {a.key.to_user_string(): a for a in defs.assets or [] if a.key.to_user_string() not in skipped}
     resources = {
         "funnel_settings": settings,
         "store": store,
         "funnel_capi": from_env(MetaCapiSink),
         "funnel_posthog": posthog,
-        "funnel_app_db": from_env(
-            FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {})
-        ),
-        "funnel_stripe": from_env(StripeWebhookSink),
+        "funnel_app_db": app_db,
+        "funnel_stripe": stripe,
     }
     instance = dagster_instance()
     started = time.perf_counter()

@@ -35,7 +35,7 @@ from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.meta_capi import MetaCapiSink
 from simulation_assets.sinks.posthog_events import PostHogEvents
 
-__all__ = ["POSTHOG_ENV", "FunnelSettings", "build_defs", "defs"]
+__all__ = ["POSTHOG_ENV", "FunnelSettings", "build_defs"]  # and `defs`, built on first access
 
 # The funnel's PostHog sink: its own switch, the project's PostHog host and key.
 POSTHOG_ENV = {"mode": "FUNNEL_EVENTS_SINK", "host": "PH_HOST", "api_key": "PH_PROJECT_API_KEY"}
@@ -349,4 +349,10 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     )
 
 
-defs = build_defs()
+def __getattr__(name: str) -> dg.Definitions:
+    # ``defs`` (the code location's funnel part, default partitions) is built on first access: a command
+    # that builds its own range (simulate funnel) then skips it and the HogFlix start-date lookup.
+    if name == "defs":
+        built = globals()["defs"] = build_defs()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

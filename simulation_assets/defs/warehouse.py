@@ -20,6 +20,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.charts import hbar_svg
 from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.warehouse import schema
 from simulation_assets.core.warehouse.catalog import catalog_markdown, structure_figures, summary_statistics
@@ -29,9 +30,8 @@ from simulation_assets.core.warehouse.generate import Warehouse
 from simulation_assets.core.warehouse.sampling import chunk_bounds
 from simulation_assets.defs.metadata import (
     column_schema,
-    figure_markdown,
     md_table,
-    new_figure,
+    svg_markdown,
     table_metadata,
 )
 from simulation_assets.defs.partitions import environment_partitions
@@ -370,14 +370,8 @@ def warehouse_catalog(
         )
     )
     (root / "summary_stats.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
-    fig, ax = new_figure(7, 4)
     names = list(stats["rows"])
-    ax.barh(names, [max(stats["rows"][n], 1) for n in names])
-    ax.set_xscale("log")
-    ax.invert_yaxis()
-    ax.tick_params(labelsize=6)
-    ax.set_xlabel("rows (log scale)")
-    fig.tight_layout()
+    chart = hbar_svg(names, [stats["rows"][n] for n in names], x_label="rows", log_scale=True)
     metrics = pl.DataFrame(
         {"metric": list(stats["metrics"]), "value": [str(v) for v in stats["metrics"].values()]}
     )
@@ -386,7 +380,7 @@ def warehouse_catalog(
             "catalog": dg.MetadataValue.path(str(root / "catalog.md")),
             "total_rows": sum(stats["rows"].values()),
             "baseline_metrics": md_table(metrics, max_rows=30),
-            "rows_per_table": figure_markdown(fig, "rows per table"),
+            "rows_per_table": svg_markdown(chart, "rows per table"),
         }
     )
 

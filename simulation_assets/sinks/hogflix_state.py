@@ -149,6 +149,7 @@ class TrafficReader:
         self.settings = settings
         self.traffic = traffic
         self.store = store
+        self.traits = settings.lifecycle().traits
         self._personas: dict[dt.date, pl.DataFrame] = {}
         self._day_sessions: dict[dt.date, pl.DataFrame] = {}
 
@@ -181,7 +182,7 @@ class TrafficReader:
             self._day_sessions[date] = (
                 pl.DataFrame(schema=SESSION_SCHEMA)
                 if personas is None
-                else day_sessions(personas, self.settings.seed, self.traffic)
+                else day_sessions(personas, self.settings.seed, self.traffic, self.traits)
             )
         return self._day_sessions[date]
 
@@ -204,4 +205,8 @@ class TrafficReader:
         dataset = self.settings.dataset("events")
         if self.store.exists(dataset, key):
             return self.store.read(dataset, key)
-        return session_events(self.stored_or_sessions(key), self.settings.seed, self.traffic, key)
+        return self.events(key, self.stored_or_sessions(key))
+
+    def events(self, key: str, sessions: pl.DataFrame) -> pl.DataFrame:
+        """Return the events of window ``key``'s ``sessions`` (the same as ``hogflix_events`` writes)."""
+        return session_events(sessions, self.settings.seed, self.traffic, key, self.traits)

@@ -529,20 +529,10 @@ def _raw_columns(files: tuple[str, ...], file_format: FileFormat) -> dict[str, s
 
 def _jsonl_columns(files: tuple[str, ...]) -> dict[str, str]:
     """Return the top-level keys of the first objects of each JSON-lines file, typed for ``read_json``."""
-    import gzip
-
     keys: dict[str, str] = {}
     for file in files:
-        opener = gzip.open if file.lower().endswith((".gz", ".gzip")) else open
-        seen = 0
         try:
-            if file.lower().endswith((".zst", ".zstd")):
-                lines = _zstd_lines(file)
-            else:
-                lines = iter(opener(file, "rt", encoding="utf-8"))  # type: ignore[operator]
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
+            for number, line in _first_lines(file):
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
@@ -552,18 +542,30 @@ def _jsonl_columns(files: tuple[str, ...]) -> dict[str, str]:
                 if not isinstance(obj, dict):
                     raise ExportError(file, f"line {number} is not a JSON object")
                 for key, value in obj.items():
-                    kind = (
-                        "JSON"
-                        if isinstance(value, dict | list) or key in ("properties", "person_properties")
-                        else "VARCHAR"
-                    )
-                    keys.setdefault(key, kind)
-                seen += 1
-                if seen >= 20:
-                    break
+                    nested = isinstance(value, dict | list) or key in ("properties", "person_properties")
+                    keys.setdefault(key, "JSON" if nested else "VARCHAR")
         except (OSError, UnicodeDecodeError, EOFError) as exc:
             raise ExportError(file, f"cannot be read as JSON lines ({exc})") from None
     return keys
+
+
+def _first_lines(file: str, wanted: int = 20) -> list[tuple[int, str]]:
+    """Return (line number, text) of the first ``wanted`` non-blank lines of a JSON-lines file."""
+    import gzip
+
+    lower = file.lower()
+    if lower.endswith((".zst", ".zstd")):
+        lines = list(_zstd_lines(file))
+    else:
+        opener = gzip.open if lower.endswith((".gz", ".gzip")) else open
+        with opener(file, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+            lines = []
+            for line in fh:
+                lines.append(line)
+                if sum(1 for x in lines if x.strip()) >= wanted:
+                    break
+    out = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    return out[:wanted]
 
 
 def _zstd_lines(file: str) -> Iterator[str]:

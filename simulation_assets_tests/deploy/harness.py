@@ -124,8 +124,9 @@ class Deployment:
 
     # -- processes ------------------------------------------------------------------------------
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
-        log = open(self.root / log_name, "ab")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(args, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT)
+        # the child keeps its own copy of the descriptor; ours is closed at once
+        with open(self.root / log_name, "ab") as log:
+            return subprocess.Popen(args, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT)
 
     def start_code_server(self, timeout: float = 180) -> None:
         """Start ``dagster api grpc`` for the module and wait until it answers a ping."""

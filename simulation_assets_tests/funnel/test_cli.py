@@ -18,6 +18,7 @@ from simulation_assets.core.funnel.montecarlo import TEMPLATE_KEYS
 from simulation_assets.core.funnel.posthog import property_columns, to_posthog
 from simulation_assets.core.funnel.schema import validate_frame
 from simulation_assets.sinks.posthog_export import write_export
+from simulation_assets_tests.hogflix_traffic.servers import PostHogServer
 
 
 @pytest.mark.parametrize(
@@ -98,8 +99,7 @@ def test_cli_run_is_recorded_in_the_instance_with_its_checks_and_runs_again_the_
             (e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition)
             for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         ]
-        daily = ("funnel_cohort_events", "funnel_capi_events", "funnel_posthog_events", "funnel_app_rows",
-                 "funnel_stripe_events")  # fmt: skip
+        daily = ("funnel_cohort_events", "funnel_capi_events")  # no delivery is configured
         learned = ("funnel_transition_rates", "funnel_forecast", "funnel_formulas", "funnel_models")
         assert sorted(materialized, key=str) == sorted(
             [(a, d) for a in daily for d in ("2026-01-01", "2026-01-02")] + [(a, None) for a in learned],
@@ -159,3 +159,15 @@ def test_export_and_delivery_inputs_are_checked_before_anything_runs(
     assert main(["funnel", "--impressions", "1000", *args, "--output", str(out)]) == 2
     assert message in capsys.readouterr().out
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_posthog_flag_delivers_the_days_events_to_the_posthog_host(tmp_path, monkeypatch) -> None:
+    with PostHogServer(failure_rate=0.1, seed=2) as server:
+        monkeypatch.setenv("PH_PROJECT_API_KEY", "phc_cli")
+        monkeypatch.setenv("PH_HOST", server.url)
+        args = ["funnel", "--impressions", "30000", "--days", "1", "--replicates", "200", "--posthog"]
+        assert main([*args, "--output", str(tmp_path / "out")]) == 0
+    events = pl.read_parquet(tmp_path / "out" / "events.parquet")
+    identify = events.filter(pl.col("event") == "login_success").height
+    assert len(server.accepted) == events.height + identify  # January's events have all happened
+    assert server.problems == [] and {e["uuid"] for e in server.accepted}.__len__() == len(server.accepted)

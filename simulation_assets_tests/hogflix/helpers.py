@@ -34,7 +34,10 @@ def no_events(**overrides: object) -> LifecycleConfig:
     """Return a config whose life events never start (so activity can be forced)."""
     base = LifecycleConfig()
     events = {name: rule.model_copy(update={"daily_chance": 0.0}) for name, rule in base.life_events.items()}
-    return LifecycleConfig(**{"life_events": events, "lapse_daily_chance": 0.0, **overrides})
+    # Seasons off too: the rule tests pin the specification's chances on ordinary days.
+    return LifecycleConfig(
+        **{"life_events": events, "lapse_daily_chance": 0.0, "seasons": {"enabled": False}, **overrides}
+    )
 
 
 def share(mask: np.ndarray) -> float:

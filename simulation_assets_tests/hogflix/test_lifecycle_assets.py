@@ -41,6 +41,21 @@ def test_a_range_backfill_is_one_run_with_a_materialization_per_day(tmp_path):
     assert sorted(e.partition for e in personas) == [f"2026-01-{d:02d}" for d in range(1, 11)]
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["persona_ids_unique"] and checks["pool_within_band"] and checks["signups_within_band"]
+    # The realism checks run on every materialization and report their figures, even on ten days.
+    assert (
+        checks["depth_by_pattern"] and checks["satisfaction_effects"] and checks["payments_follow_the_plans"]
+    )
+    meta = {c.check_name: c.metadata for c in result.get_asset_check_evaluations()}
+    depth = meta["depth_by_pattern"]["videos_per_visit"].data
+    assert 5 <= depth["DAILY"] <= 10 and depth["NEW"] > 3
+    assert meta["payments_follow_the_plans"]["charges"].value > 100
+    metrics = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path == ["hogflix_daily_metrics"]
+    ][-1].materialization.metadata
+    assert {"engagement_by_state", "session_depth_trend", "plan_mix_and_changes"} <= set(metrics)
+    assert metrics["session_depth_trend"].value.startswith(
+        "![session depth trend](data:image/svg+xml;base64,"
+    )
 
 
 def test_a_partition_computed_alone_equals_the_same_partition_in_a_backfill(tmp_path):

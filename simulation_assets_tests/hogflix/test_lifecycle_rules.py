@@ -31,7 +31,8 @@ from simulation_assets.core.hogflix.persona_state import (
 from simulation_assets.core.hogflix.viewing import flixbuddy_count
 from simulation_assets_tests.hogflix.helpers import DAY, no_events, pool, share
 
-UNSCALED = LifecycleConfig(return_scale=1.0)
+UNSCALED = LifecycleConfig(return_scale=1.0, seasons={"enabled": False})
+SCALED = LifecycleConfig(seasons={"enabled": False})  # the calibrated return_scale, on an ordinary day
 
 
 def prob(
@@ -91,7 +92,7 @@ def test_binge_periods_return_ninety_percent():
 def test_new_users_return_at_eighty_five_percent_whatever_the_pattern():
     assert prob(MONDAY, MONTHLY, state=NEW) == pytest.approx(0.85, abs=1e-6)
     # The calibration's return_scale leaves NEW users at the specified "80%+".
-    assert prob(MONDAY, MONTHLY, state=NEW, cfg=LifecycleConfig()) == pytest.approx(0.85, abs=1e-6)
+    assert prob(MONDAY, MONTHLY, state=NEW, cfg=SCALED) == pytest.approx(0.85, abs=1e-6)
 
 
 def test_dormant_modifier_multiplies_return_by_030_and_churned_never_return():
@@ -119,7 +120,7 @@ def test_engagement_score_shifts_return_by_score_minus_50_over_200(score, effect
 
 
 def test_default_return_scale_multiplies_every_probability():
-    scaled = LifecycleConfig()
+    scaled = SCALED
     assert prob(MONDAY, REGULAR, cfg=scaled) == pytest.approx(0.45 * scaled.return_scale, abs=1e-6)
 
 
@@ -147,10 +148,10 @@ def test_dormant_users_churn_three_percent_a_day_after_30_days():
 
 
 @pytest.mark.parametrize(
-    ("pool_size", "chance"), [(300, 0.03), (380, 0.03), (400, 0.03 * 5), (420, 0.03 * 9), (440, 0.03 * 13)]
+    ("pool_size", "chance"), [(300, 0.03), (380, 0.03), (400, 0.03 * 8), (420, 0.03 * 15), (440, 0.03 * 22)]
 )
 def test_churn_chance_is_three_percent_at_the_bottom_of_the_band_and_rises_with_crowding(pool_size, chance):
-    """crowding_churn = 8: the base 3 % at 380 and below, x (1 + 8 x (pool - 380) / 40) above."""
+    """crowding_churn = 14: the base 3 % at 380 and below, x (1 + 14 x (pool - 380) / 40) above."""
     assert churn_chance(LifecycleConfig(), pool_size) == pytest.approx(chance)
     # The same shape at ten times the pool: the band is 3,800-4,200.
     assert churn_chance(LifecycleConfig(persona_pool=4_000), pool_size * 10) == pytest.approx(chance)
@@ -164,7 +165,9 @@ def test_dormant_users_under_30_days_inactive_never_churn():
 
 
 def test_churned_personas_marked_for_cleanup_are_gone_the_next_day_and_the_rest_stay_churned():
-    cfg = LifecycleConfig(dormant_daily_churn=1.0)
+    cfg = LifecycleConfig(
+        dormant_daily_churn=1.0, churn_by_plan={"Premium": 1.0, "Standard": 1.0, "Basic": 1.0}
+    )
     state = pool(cfg, 2_000, state=DORMANT, consecutive_missed_days=45, lapsed=True, history=0)
     day1 = step_day(state, DAY, cfg, seed=3)
     churned = day1.cols["churned_today"][:2_000]
@@ -176,7 +179,7 @@ def test_churned_personas_marked_for_cleanup_are_gone_the_next_day_and_the_rest_
 
 
 def test_engagement_score_gains_two_loses_one_and_ten_more_on_breaking_a_week_streak():
-    cfg = no_events(return_scale=1.0)
+    cfg = no_events(return_scale=1.0, traits={"enabled": False})  # the specification's rule alone
     active = pool(cfg, 3, pattern=DAILY, engagement_score=[60, 99, 100], consecutive_active_days=2)
     after = step_day(active, DAY, cfg, seed=1)
     assert after.cols["active_today"][:3].all()
@@ -309,7 +312,9 @@ SICK = 1  # LIFE_EVENTS index
     ],
 )
 def test_depth_follows_one_rule_of_state_pattern_and_life_event(columns, day, videos, completion):
-    cfg = no_events(return_scale=1.0)
+    cfg = no_events(
+        return_scale=1.0, traits={"enabled": False}
+    )  # satisfaction moves completion (test_traits)
     n = 20_000
     after = step_day(pool(cfg, n, day=day, engagement_score=100, **columns), day, cfg, seed=6)
     active = after.cols["active_today"][:n]
@@ -365,15 +370,17 @@ FIRST_OF_MONTH, SECOND_OF_MONTH = dt.date(2026, 2, 1), dt.date(2026, 2, 2)
 
 
 def test_a_monthly_check_in_brings_back_a_dormant_persona_that_has_not_lapsed():
-    cfg = LifecycleConfig()
-    # The check-in keeps the specified 80 % (not scaled, not cut by DORMANT's 0.30) ...
-    assert prob(FIRST_OF_MONTH, MONTHLY, state=DORMANT, cfg=cfg) == pytest.approx(0.80, abs=1e-6)
-    assert prob(FIRST_OF_MONTH, MONTHLY, state=ACTIVE, cfg=cfg) == pytest.approx(0.80, abs=1e-6)
+    cfg = SCALED
+    check_in = 0.80 * cfg.return_scale
+    # On the check-in days DORMANT's 0.30 does not apply to a persona kept away by its cadence ...
+    assert prob(FIRST_OF_MONTH, MONTHLY, state=DORMANT, cfg=cfg) == pytest.approx(check_in, abs=1e-6)
+    assert prob(FIRST_OF_MONTH, MONTHLY, state=ACTIVE, cfg=cfg) == pytest.approx(check_in, abs=1e-6)
     # ... but a persona that lost interest is still DORMANT x lapsed.
     lapsed = prob(FIRST_OF_MONTH, MONTHLY, state=DORMANT, lapsed=True, cfg=cfg)
-    assert lapsed == pytest.approx(0.80 * 0.30 * cfg.lapsed_return_modifier, abs=1e-6)
-    # Off the peak, the everyday chance is scaled like every other pattern's.
+    assert lapsed == pytest.approx(check_in * 0.30 * cfg.lapsed_return_modifier, abs=1e-6)
     assert prob(MONDAY, MONTHLY, state=ACTIVE, cfg=cfg) == pytest.approx(0.03 * cfg.return_scale, abs=1e-6)
+    # A binge is a defining peak that keeps its specified 90 % (not scaled).
+    assert prob(MONDAY, BINGE, state=ACTIVE, binging=True, cfg=cfg) == pytest.approx(0.90, abs=1e-6)
 
 
 def test_a_monthly_persona_checks_in_once_a_month():
@@ -382,7 +389,7 @@ def test_a_monthly_persona_checks_in_once_a_month():
     day2 = day_number(SECOND_OF_MONTH)
     came_yesterday = step_day(pool(cfg, n, day=day2, pattern=MONTHLY, history=0b1), day2, cfg, seed=8)
     not_yet = step_day(pool(cfg, n, day=day2, pattern=MONTHLY, history=0b10), day2, cfg, seed=8)
-    assert share(not_yet.cols["active_today"][:n]) == pytest.approx(0.80, abs=0.01)
+    assert share(not_yet.cols["active_today"][:n]) == pytest.approx(0.80 * cfg.return_scale, abs=0.01)
     assert share(came_yesterday.cols["active_today"][:n]) == pytest.approx(0.03 * cfg.return_scale, abs=0.005)
 
 

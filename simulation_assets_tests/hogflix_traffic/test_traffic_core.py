@@ -259,3 +259,99 @@ def test_next_episodes_play_from_the_previous_watch_page_in_the_same_genre(day_t
         sessions.select(pl.col("session_id").alias("$session_id"), "genre"), on="$session_id"
     )
     assert (same_genre["genre"] == same_genre["genre_right"]).all()
+
+
+def _with_favourite(frame: pl.DataFrame, personas: pl.DataFrame) -> pl.DataFrame:
+    favourite = personas.select("persona_number", pl.col("favorite_genre").cast(pl.String))
+    return frame.join(favourite, on="persona_number").with_columns(
+        (pl.col("genre") == pl.col("favorite_genre")).alias("in_favourite")
+    )
+
+
+def test_a_personas_genre_affinity_shapes_what_it_starts_finishes_rates_and_saves(persona_days) -> None:  # noqa: ANN001
+    cfg = TrafficConfig()
+    events = pl.concat(
+        [session_events(day_sessions(p, SEED, cfg), SEED, cfg, f"d{i}") for i, p in enumerate(persona_days)]
+    )
+    personas = persona_days[-1]
+    started = _with_favourite(events.filter(pl.col("event") == "video_started"), personas)
+    shuffled = personas.with_columns(pl.col("favorite_genre").shuffle(seed=3))
+    baseline = _with_favourite(events.filter(pl.col("event") == "video_started"), shuffled)
+    assert started["in_favourite"].mean() > 0.35 > 0.2 > baseline["in_favourite"].mean()
+    done = _with_favourite(events.filter(pl.col("watch_seconds").is_not_null()), personas)
+    by = dict(done.group_by("in_favourite").agg(pl.col("completion_percent").mean()).iter_rows())
+    assert by[True] > by[False] + 4  # percentage points
+    rated = _with_favourite(events.filter(pl.col("event") == "video_rated"), personas)
+    stars = dict(rated.group_by("in_favourite").agg(pl.col("rating").mean()).iter_rows())
+    assert stars[True] > stars[False] + 0.1
+    saved = _with_favourite(events.filter(pl.col("event") == "watchlist_added"), personas)
+    assert saved["in_favourite"].mean() > baseline["in_favourite"].mean() + 0.2
+
+
+def test_without_traits_the_favourite_genre_means_nothing(persona_days) -> None:  # noqa: ANN001
+    from simulation_assets.core.hogflix.config import TraitsConfig
+
+    cfg, off = TrafficConfig(), TraitsConfig(enabled=False)
+    events = pl.concat(
+        [
+            session_events(day_sessions(p, SEED, cfg, off), SEED, cfg, f"d{i}", off)
+            for i, p in enumerate(persona_days)
+        ]
+    )
+    started = _with_favourite(events.filter(pl.col("event") == "video_started"), persona_days[-1])
+    assert started["in_favourite"].mean() < 0.2
+
+
+def test_personas_keep_their_devices_and_use_a_second_one_a_fifth_of_the_time(
+    persona_days, day_traffic
+) -> None:  # noqa: ANN001
+    cfg = TrafficConfig()
+    sessions = pl.concat([day_sessions(p, SEED, cfg) for p in persona_days])
+    repeat = sessions.filter(~pl.col("is_signup"))
+    assert repeat["second_device"].mean() == pytest.approx(0.2, abs=0.06)
+    assert not sessions.filter(pl.col("is_signup"))["second_device"].any()
+    # Over three days a persona's sessions use at most two devices, each always the same type.
+    per_persona = sessions.group_by("persona_number").agg(pl.col("device_id").n_unique().alias("devices"))
+    assert per_persona["devices"].max() == 2 and per_persona["devices"].min() == 1
+    kinds = sessions.group_by("persona_number", "second_device").agg(
+        pl.col("device_id").n_unique().alias("ids"), pl.col("device_type").n_unique().alias("types")
+    )
+    assert kinds["ids"].max() == 1 and kinds["types"].max() == 1
+    both = sessions.group_by("persona_number").agg(
+        pl.col("device_type").n_unique().alias("types"), pl.col("second_device").n_unique().alias("used")
+    )
+    assert both.filter(pl.col("used") == 2)["types"].min() == 2  # the second device is another kind
+    _, day_sessions_, events = day_traffic
+    zones = events.join(
+        day_sessions_.select(pl.col("session_id").alias("$session_id"), "timezone"), on="$session_id"
+    )
+    assert (zones["$timezone"] == zones["timezone"]).all() and zones["$timezone"].n_unique() > 3
+
+
+def test_plan_changes_become_account_page_events_and_app_rows(persona_days) -> None:  # noqa: ANN001
+    from simulation_assets.core.hogflix import checks
+
+    cfg = TrafficConfig()
+    personas = persona_days[1].with_row_index("i")
+    visitors = personas.filter(pl.col("active_today") & (pl.col("plan") == "Standard"))["i"].head(6).to_list()
+    direction = pl.when(pl.col("i").is_in(visitors[:3])).then(1).when(pl.col("i").is_in(visitors)).then(-1)
+    personas = personas.with_columns(
+        direction.otherwise(0).cast(pl.Int8).alias("plan_changed_today"),
+        pl.when(pl.col("i").is_in(visitors[:3])).then(pl.lit("Basic")).otherwise(pl.col("previous_plan"))
+        .cast(personas["previous_plan"].dtype).alias("previous_plan"),
+    ).drop("i")  # fmt: skip
+    sessions = day_sessions(personas, SEED, cfg)
+    events = session_events(sessions, SEED, cfg, "day")
+    changed = events.filter(pl.col("event") == "plan_changed").sort("timestamp")
+    assert changed.height == 6 and (changed["$current_url"].str.ends_with("/account")).all()
+    assert sorted(changed["plan_change"].to_list()) == ["downgrade"] * 3 + ["upgrade"] * 3
+    assert set(changed.filter(pl.col("plan_change") == "upgrade")["previous_plan"]) == {"Basic"}
+    # The account page is visited after the session's last video: its pageview comes before the change.
+    views = events.filter((pl.col("event") == "$pageview") & pl.col("$current_url").str.ends_with("/account"))
+    assert views.height == 6
+    tables = app_rows(sessions, events, SEED)
+    rows = tables["plan_changes"].sort("changed_at")
+    assert rows["id"].to_list() == changed["uuid"].to_list()
+    assert rows["direction"].to_list() == changed["plan_change"].to_list()
+    assert checks.rows_match_events(tables, events).passed
+    assert not checks.rows_match_events({**tables, "plan_changes": rows.head(5)}, events).passed

@@ -8,6 +8,7 @@ knobs at the bottom) are marked as choices of this project.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Annotated
 
@@ -61,12 +62,83 @@ class SessionDepth(_Frozen):
     avg_completion: Probability
 
 
+class RatingRule(_Frozen):
+    """Star rating distribution of one plan ("Rating Distributions"): normal, rounded, clipped 1-5."""
+
+    mean: float
+    std: Annotated[float, Field(gt=0)]
+
+
+class TraitsConfig(_Frozen):
+    """Hidden traits that drive behaviour (this project's model; see docs/hogflix.md "Hidden traits")."""
+
+    enabled: bool = True
+    # Genre affinity: exponential weights raised to this power (0: no taste; 1.5: the favourite averages 44 %).
+    genre_concentration: Annotated[float, Field(ge=0)] = 1.5
+    # Price sensitivity (0-1) around each plan's level (Basic customers weigh the price most).
+    price_sensitivity: dict[str, Probability] = {"Premium": 0.30, "Standard": 0.50, "Basic": 0.70}
+    price_sensitivity_spread: Probability = 0.20
+    # Satisfaction (0-1): starts in this range; a visit moves it `learning_rate` of the way towards
+    # the day's experience (pivot + completion_weight x (completion - expected_completion) +
+    # rating_weight x (mean stars - expected_rating), within 0-1); a day away drifts it towards neutral.
+    initial_satisfaction: tuple[Probability, Probability] = (0.50, 0.85)
+    learning_rate: Probability = 0.10
+    completion_weight: float = 1.5
+    expected_completion: Probability = 0.60
+    rating_weight: float = 0.2
+    expected_rating: float = 3.7
+    idle_drift: Probability = 0.02
+    neutral_satisfaction: Probability = 0.60
+    # What satisfaction drives (relative to `pivot`): the engagement score on a visit, the lapse
+    # chance, the day's completion and the stars given.
+    pivot: Probability = 0.60
+    score_weight: float = 4.0  # score points per unit of satisfaction above the pivot, per visit
+    lapse_weight: float = 1.0  # lapse chance x (1 + this x (pivot - satisfaction))
+    completion_shift: float = 0.15  # completion + this x (satisfaction - pivot)
+    rating_shift: float = 1.5  # stars + this x (satisfaction - pivot)
+
+
+class SeasonsConfig(_Frozen):
+    """Seasonal trends of the return chance ("Seasonal trend simulation"; this project's numbers)."""
+
+    enabled: bool = True
+    # Yearly: x (1 + amplitude x cos(2 pi (day of year - peak) / 365)): more viewing in winter.
+    yearly_amplitude: Annotated[float, Field(ge=0, lt=1)] = 0.04
+    yearly_peak_day: Annotated[int, Field(ge=1, le=366)] = 15
+    # Holidays (MM-DD: multiplier): busy family days, and New Year's Eve out of the house.
+    holidays: dict[str, Annotated[float, Field(gt=0)]] = {
+        "12-25": 1.10,
+        "12-26": 1.08,
+        "12-31": 0.85,
+        "01-01": 1.08,
+    }
+
+
+class BillingConfig(_Frozen):
+    """Plan changes, payments and dunning ("Subscription upgrades/downgrades", "Payment failure
+    simulation"; this project's numbers, see docs/hogflix.md)."""
+
+    plan_changes_enabled: bool = True
+    upgrade_chance: Probability = 0.003  # per visit of an established persona, at neutral traits
+    downgrade_chance: Probability = 0.002
+    satisfaction_weight: float = 3.0  # chance x (1 + this x (satisfaction - pivot)), or the reverse
+    pattern_redraw_share: Probability = 0.5  # of plan changes that re-draw the activity pattern
+    payments_enabled: bool = True
+    price_cents: dict[str, Annotated[int, Field(gt=0)]] = {"Premium": 1799, "Standard": 1299, "Basic": 699}
+    failure_chance: dict[str, Probability] = {"Premium": 0.02, "Standard": 0.03, "Basic": 0.05}  # per charge
+    retry_after_days: tuple[int, ...] = (3, 5, 7)  # dunning: days from one attempt to the next
+    recovery_chance: Probability = 0.35  # per retry, x (1.5 - price sensitivity)
+
+
 class LifecycleConfig(_Frozen):
     """All numbers of the daily lifecycle step."""
 
     # --- Pool ("Target Scale", "Configuration Options": PERSONA_POOL) ---
     persona_pool: PositiveInt = 400
     pool_band: Annotated[float, Field(gt=0, lt=1)] = 0.05  # 380-420 around 400
+    # "Dynamic pool scaling": dated targets; between two dates the target moves linearly, before the
+    # first it is `persona_pool`, after the last it stays there. Empty: a constant `persona_pool`.
+    pool_schedule: dict[dt.date, PositiveInt] = {}
     signups_per_day: Range = Range(low=2, high=5)  # "2-5 new signups per day", at pool 400
     signup_reference_pool: PositiveInt = 400  # signups scale with persona_pool / this
     # "Most common state (60-70% of users)": the band the mean ACTIVE share is checked against.
@@ -76,7 +148,7 @@ class LifecycleConfig(_Frozen):
     # long-dormant personas is the base 3 % at the bottom of the pool band and rises by
     # `crowding_churn` x the base across the band.
     signup_gain: Annotated[float, Field(ge=0)] = 0.3
-    crowding_churn: Annotated[float, Field(ge=0)] = 8.0
+    crowding_churn: Annotated[float, Field(ge=0)] = 14.0
     # Above the band, established personas also lose interest faster: the lapse chance is
     # multiplied by 1 + `crowding_lapse` x the excess over the band's top in band-widths (a pool
     # handed too many personas drains in weeks instead of months).
@@ -167,10 +239,25 @@ class LifecycleConfig(_Frozen):
     # "SICK ... low engagement when active" (this project's numbers).
     sick_depth: SessionDepth = SessionDepth(videos=Range(low=1, high=2), avg_completion=0.40)
     rate_probability: Probability = 0.20  # per watched video
+    # "Rating Distributions": each plan's stars (a persona-day's mean is drawn here; the traffic
+    # tier spreads it over the day's rated videos).
+    ratings: dict[str, RatingRule] = {
+        "Premium": RatingRule(mean=4.2, std=0.8),
+        "Standard": RatingRule(mean=3.8, std=1.0),
+        "Basic": RatingRule(mean=3.2, std=1.2),
+    }
     watchlist_probability: Probability = 0.30  # per active session
     flixbuddy_share: Probability = 0.10  # of daily active users
     flixbuddy_max_per_day: PositiveInt = 50
     flixbuddy_per_day: Range = Range(low=8, high=12)  # "8-12 FlixBuddy interactions per day" at pool 400
+
+    # --- Hidden traits, regions, seasons, churn by plan ("Future Enhancements"; each can be switched off)
+    traits: TraitsConfig = TraitsConfig()
+    regions_enabled: bool = True  # a country and time zone per persona; the evening peak in local time
+    seasons: SeasonsConfig = SeasonsConfig()
+    # "Adjustable churn rates per plan": the long-dormant churn chance x this (choice).
+    churn_by_plan: dict[str, Annotated[float, Field(ge=0)]] = {"Premium": 0.8, "Standard": 1.0, "Basic": 1.25}
+    billing: BillingConfig = BillingConfig()
 
     # --- Signups: plan mix and acquisition sources (project choices; the spec names plans only) ---
     plan_weights: dict[str, float] = {"Premium": 0.30, "Standard": 0.45, "Basic": 0.25}
@@ -188,15 +275,15 @@ class LifecycleConfig(_Frozen):
     # --- Calibration (project choices, see docs/hogflix.md "Calibration") ---
     # The pattern probabilities describe relative propensity; scaling them brings the
     # daily active count to the spec's figures (~87 of ~400 active on a day, 30-150 sessions).
-    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.52
+    return_scale: Annotated[float, Field(gt=0, le=1)] = 0.50
     # Daily chance that an established persona loses interest. Without it the pattern rules
     # alone rarely leave anyone 30 days inactive, so churn could not balance 2-5 signups/day.
-    lapse_daily_chance: Probability = 0.0065
+    lapse_daily_chance: Probability = 0.0075
     # The peaks that define these patterns (a binge, the check-in on days 1-3) bring a persona back
     # even from DORMANT, and those in `unscaled_peaks` keep their specified chance: a MONTHLY persona
     # between check-ins is DORMANT by the 14-day rule without having lost interest.
     defining_peaks: tuple[str, ...] = ("BINGE", "MONTHLY")
-    unscaled_peaks: tuple[str, ...] = ("BINGE", "MONTHLY")
+    unscaled_peaks: tuple[str, ...] = ("BINGE",)
     lapsed_return_modifier: Probability = 0.02
     # Initial pool: tenure (days since signup) of the personas present on the first day.
     initial_tenure_days: Range = Range(low=0, high=240)
@@ -206,6 +293,12 @@ class LifecycleConfig(_Frozen):
     def _consistent(self) -> LifecycleConfig:
         if set(self.patterns) != set(PATTERNS):
             raise ValueError(f"patterns must define exactly {PATTERNS}")
+        for name, table in (("ratings", self.ratings), ("churn_by_plan", self.churn_by_plan),
+                            ("traits.price_sensitivity", self.traits.price_sensitivity),
+                            ("billing.price_cents", self.billing.price_cents),
+                            ("billing.failure_chance", self.billing.failure_chance)):  # fmt: skip
+            if set(table) != set(PLANS):
+                raise ValueError(f"{name} must define exactly {PLANS}")
         if set(self.pattern_weights) != set(PLANS) or set(self.plan_weights) != set(PLANS):
             raise ValueError(f"pattern_weights and plan_weights must define exactly {PLANS}")
         if set(self.life_events) != set(LIFE_EVENTS):
@@ -229,6 +322,24 @@ class LifecycleConfig(_Frozen):
         if sum(e.daily_chance for e in self.life_events.values()) > 1.0:
             raise ValueError("life_events daily_chance values must sum to at most 1")
         return self
+
+    def pool_target(self, date: dt.date) -> int:
+        """Return the target pool of ``date`` (``persona_pool`` unless ``pool_schedule`` says otherwise)."""
+        if not self.pool_schedule:
+            return self.persona_pool
+        points = sorted(self.pool_schedule.items())
+        if date < points[0][0]:
+            return self.persona_pool
+        for (d0, p0), (d1, p1) in zip(points, points[1:]):
+            if d0 <= date < d1:
+                return int(round(p0 + (p1 - p0) * (date - d0).days / (d1 - d0).days))
+        return points[-1][1]
+
+    def for_date(self, date: dt.date) -> LifecycleConfig:
+        """Return this config with ``persona_pool`` set to the target of ``date`` (itself without a schedule);
+        every band scaled with the pool (signups, pool range, FlixBuddy) follows."""
+        target = self.pool_target(date)
+        return self if target == self.persona_pool else self.model_copy(update={"persona_pool": target})
 
     @property
     def signup_scale(self) -> float:

@@ -22,8 +22,10 @@ import polars as pl
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.catalog import GENRES, catalog, pick_videos
+from simulation_assets.core.hogflix.config import TraitsConfig
 from simulation_assets.core.hogflix.event_frame import EVENT_SCHEMA, event_frame
 from simulation_assets.core.hogflix.event_pages import (
+    ACCOUNT,
     CATEGORY,
     COMPLETED,
     ENTRY_PAGE,
@@ -36,6 +38,7 @@ from simulation_assets.core.hogflix.event_pages import (
     OPENED,
     PAGELEAVE,
     PAGEVIEW,
+    PLAN_CHANGED,
     PROGRESS,
     RATED,
     SIGNED_UP,
@@ -47,6 +50,7 @@ from simulation_assets.core.hogflix.event_pages import (
     WATCHLIST,
 )
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig
+from simulation_assets.core.hogflix.traits import genre_affinity
 
 
 def _lognormal(g: np.random.Generator, spec: tuple[float, float], n: int) -> np.ndarray:
@@ -106,6 +110,13 @@ class _Families:
         return tuple(np.concatenate(col) for col in zip(*self.parts))
 
 
+def _session_mean(sess: np.ndarray, values: np.ndarray, mask: np.ndarray, n_sess: int) -> np.ndarray:
+    """Return, per session, the mean of ``values`` over its slots where ``mask`` (1 where none)."""
+    total = np.bincount(sess[mask], weights=values[mask], minlength=n_sess)
+    count = np.bincount(sess[mask], minlength=n_sess)
+    return np.where(count > 0, total / np.maximum(count, 1), 1.0)
+
+
 def video_completion(g: np.random.Generator, cfg: TrafficConfig, day_mean: np.ndarray) -> np.ndarray:
     """Return how far (0-1) each started video is watched, around the persona's completion of the day.
 
@@ -124,12 +135,15 @@ def video_completion(g: np.random.Generator, cfg: TrafficConfig, day_mean: np.nd
     return np.where(keep, 0.5 + 0.5 * spread, 0.5 * spread * (1.0 - 1e-9))
 
 
-def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream_key: str) -> pl.DataFrame:
+def session_events(
+    sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream_key: str, traits: TraitsConfig | None = None
+) -> pl.DataFrame:
     """Return the events of ``sessions`` (``SESSION_SCHEMA`` rows), ordered by session then time.
 
     ``stream_key`` names the random stream (the partition key), so the same
     sessions and key always give the same events, uuids included.
     """
+    traits = traits or TraitsConfig()
     if sessions.is_empty():
         return empty_events(cfg)
     g = rng_mod.stream(seed, "hogflix", "events", stream_key)
@@ -158,21 +172,41 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     auto = pos >= listings[sess]
     # The last listing page always leads to a play, so next episodes follow a watch page.
     last = pos == listings[sess] - 1
-    u = g.random((6, n_slots))
-    skip = ~auto & (_rank_within(sess, np.where(auto | last, 2.0, u[0])) < (listings - opened)[sess])
-    open_rank = _rank_within(sess, np.where(skip | auto, 2.0, np.where(last, 0.0, u[1])))
+    u = g.random((7, n_slots))
+    # Which title each slot shows: a next episode stays in the session's genre; a category or
+    # FlixBuddy page shows the session's genre; other listing pages show one of the persona's genres
+    # (its tastes, ``affinity_pick_share`` of the time) or a popular title.
+    affinity = genre_affinity(seed, s["persona_number"].to_numpy(), traits.genre_concentration)
+    liked = (u[5][:, None] >= np.cumsum(affinity[sess], axis=1)).sum(axis=1).clip(0, len(GENRES) - 1)
+    taste = np.where(u[6] < cfg.affinity_pick_share, liked, -1) if traits.enabled else np.full(n_slots, -1)
+    slot_genre = np.where(restricted[sess] | auto, genre_idx[sess], taste)
+    video = pick_videos(cfg.catalog_size, u[4], slot_genre)
+    # How much the persona likes the title's genre, relative to its favourite (0-1; 1 without traits).
+    rel = (
+        affinity[sess, video % len(GENRES)] / affinity.max(axis=1)[sess]
+        if traits.enabled
+        else np.ones(n_slots)
+    )
+    # Liked titles are skipped less, played more and saved more (ranks: the lower, the likelier chosen).
+    skip = ~auto & (
+        _rank_within(sess, np.where(auto | last, 2.0, u[0] * (0.5 + rel))) < (listings - opened)[sess]
+    )
+    open_rank = _rank_within(sess, np.where(skip | auto, 2.0, np.where(last, 0.0, u[1] * (1.5 - rel))))
     played = auto | (~skip & (open_rank < (videos - autoplay)[sess]))
     play_rank = _rank_within(sess, np.where(played, u[2], 2.0))
     rated = played & (play_rank < ratings[sess])
     titled = ~skip & ~auto  # slots with a title page
-    saved_rank = _rank_within(sess, np.where(titled, u[3], 2.0))
+    saved_rank = _rank_within(sess, np.where(titled, u[3] * (1.5 - rel), 2.0))
     saved = titled & (saved_rank < wl_adds[sess])
     page = np.where(pos == 0, entry_page[sess], np.where(auto, WATCH, next_page[sess])).astype(np.int8)
-    # A next episode stays in the session's genre; a browsed title follows the entry page.
-    restrict = restricted[sess] | auto
-    video = pick_videos(cfg.catalog_size, u[4], np.where(restrict, genre_idx[sess], -1))
     minutes = cat["minutes"].to_numpy()[video].astype(np.float64)
-    completion = np.where(played, video_completion(g, cfg, completion_mean[sess]), 0.0)
+    # A title's completion: the persona's completion of the day, higher for liked genres (centred on
+    # the session's played titles, so the session keeps the day's mean).
+    rel_played = _session_mean(sess, rel, played, n_sess)
+    slot_mean = np.clip(
+        completion_mean[sess] + cfg.affinity_completion_shift * (rel - rel_played[sess]), 0.02, 0.98
+    )
+    completion = np.where(played, video_completion(g, cfg, slot_mean), 0.0)
     watch_s = completion * minutes * 60.0
 
     dwell_list = _lognormal(g, cfg.listing_dwell_s, n_slots)
@@ -216,11 +250,13 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
               value=np.full(hi.size, float(milestone)))  # fmt: skip
     done = p & (completion * 100.0 >= cfg.completed_at_percent)
     f.add(sess[done], tw[done] + 1.5 + watch_s[done], COMPLETED, WATCH, np.flatnonzero(done))
-    # Plan-based star rating ("Rating Distributions"), normal then rounded and clipped to 1-5.
-    plans = s["plan"].to_list()
-    mean = np.array([cfg.ratings[x].mean for x in plans])[sess[rated]]
-    std = np.array([cfg.ratings[x].std for x in plans])[sess[rated]]
-    stars = np.clip(np.round(mean + std * g.standard_normal(mean.size)), 1, 5)
+    # Stars: the persona-day's mean (drawn by the lifecycle from the plan's "Rating Distributions"),
+    # higher for liked genres (centred on the day's rated titles), rounded and clipped to 1-5.
+    rel_rated = _session_mean(sess, rel, rated, n_sess)
+    day_mean = s["avg_rating"].to_numpy().astype(np.float64)
+    shift = cfg.affinity_rating_shift * (rel - rel_rated[sess])
+    stars_raw = day_mean[sess] + shift + cfg.rating_spread * g.standard_normal(n_slots)
+    stars = np.clip(np.round(stars_raw[rated]), 1, 5)
     f.add(
         sess[rated], tw[rated] + 1.5 + watch_s[rated] + 3.0, RATED, WATCH, np.flatnonzero(rated), value=stars
     )
@@ -236,8 +272,23 @@ def session_events(sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream
     f.add(sidx, signup_s[sidx] - 1.5, SIGNED_UP, SIGNUP)
     f.add(sidx, signup_s[sidx] - 0.5, PAGELEAVE, SIGNUP, order=1)
 
-    # ---- support tickets after the last slot (capped per user and hour, see cap_per_user_hour)
+    # ---- a plan change on the account page after the last slot ("Subscription upgrades/downgrades")
     end = slot_start[sess_first + slots - 1] + length[sess_first + slots - 1]
+    change = s["plan_change"].to_numpy()
+    acc = np.flatnonzero(change != 0)
+    account_s = _lognormal(g, cfg.title_dwell_s, n_sess) * 2.0
+    f.add(acc, end[acc] + 1.0, PAGEVIEW, ACCOUNT)
+    f.add(
+        acc,
+        end[acc] + 1.0 + 0.7 * account_s[acc],
+        PLAN_CHANGED,
+        ACCOUNT,
+        value=change[acc].astype(np.float64),
+    )
+    f.add(acc, end[acc] + 1.0 + account_s[acc], PAGELEAVE, ACCOUNT, order=1)
+    end = end + np.where(change != 0, 2.0 + account_s, 0.0)
+
+    # ---- support tickets after the last slot (capped per user and hour, see cap_per_user_hour)
     tix = np.flatnonzero(tickets > 0)
     f.add(tix, end[tix] + 1.0, PAGEVIEW, HELP)
     owner, nth = _expand(tickets[tix])

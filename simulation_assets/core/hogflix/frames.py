@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.hogflix.billing import CHURN_REASONS, PAYMENT_STATES
+from simulation_assets.core.hogflix.catalog import GENRES
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
 from simulation_assets.core.hogflix.persona_state import (
-    CHURN_REASON,
     IDENTITY_COLUMNS,
     NO_DAY,
     NO_EVENT,
@@ -16,6 +17,7 @@ from simulation_assets.core.hogflix.persona_state import (
     PersonaState,
 )
 from simulation_assets.core.hogflix.schema import PERSONA_SCHEMA
+from simulation_assets.core.hogflix.traits import REGIONS
 
 _TS_COLUMNS = {
     "state_changed_at": "state_changed_ms",
@@ -50,6 +52,20 @@ _PLAIN = [
 ]
 
 
+_TRAIT_FLOATS = ("price_sensitivity", "satisfaction", "avg_rating_today")
+_BILLING_INTS = ("plan_changes", "plan_changed_today", "billing_day", "dunning_attempts", "payment_attempt_today",
+                 "payment_failed_today", "payment_recovered_today")  # fmt: skip
+_REGION_COUNTRY = np.array([r[0] for r in REGIONS], dtype=object)
+_REGION_ZONE = np.array([r[3] for r in REGIONS], dtype=object)
+
+
+def _region_of(zones: pl.Series) -> np.ndarray:
+    """Return the region index (int8) of each time zone name (each region has its own zone)."""
+    return zones.replace_strict(
+        {z: i for i, z in enumerate(_REGION_ZONE.tolist())}, return_dtype=pl.Int8
+    ).to_numpy()
+
+
 def _ts(values: np.ndarray) -> pl.Series:
     s = pl.Series(values.astype(np.int64))
     return pl.when(s >= 0).then(s).otherwise(None).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
@@ -67,6 +83,8 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
     plain = {k: c[k] for k in _PLAIN}
     plain["avg_watch_completion"] = c["avg_watch_completion"]
     plain["completion_today"] = c["completion_today"]
+    for k in (*_TRAIT_FLOATS, *_BILLING_INTS):
+        plain[k] = c[k]
     frame = pl.DataFrame(plain).with_columns(
         pl.Series("activity_history", c["history"].astype(np.uint32)),
         pl.Series("is_synthetic", np.ones(n, np.bool_)),
@@ -77,6 +95,11 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
         pl.Series(
             "activity_pattern", np.asarray(PATTERNS, dtype=object)[c["pattern"]].tolist(), dtype=pl.String
         ),
+        pl.Series(
+            "favorite_genre", np.asarray(GENRES, dtype=object)[c["favorite_genre"]].tolist(), dtype=pl.String
+        ),
+        pl.Series("country", _REGION_COUNTRY[c["region"]].tolist(), dtype=pl.String),
+        pl.Series("timezone", _REGION_ZONE[c["region"]].tolist(), dtype=pl.String),
         pl.Series(
             "in_life_event",
             [None if e < 0 else LIFE_EVENTS[e] for e in c["event"].tolist()],
@@ -91,9 +114,14 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
             )
         ).alias("churned_at"),
         pl.when(pl.Series(c["churned_day"] >= 0))
-        .then(pl.lit(CHURN_REASON))
+        .then(pl.Series(np.asarray(CHURN_REASONS, dtype=object)[c["churn_reason"]].tolist(), dtype=pl.String))
         .otherwise(None)
         .alias("churn_reason"),
+        pl.Series(
+            "previous_plan", np.asarray(PLANS, dtype=object)[c["previous_plan"]].tolist(), dtype=pl.String
+        ),
+        pl.Series("payment_status", np.asarray(PAYMENT_STATES, dtype=object)[c["payment_state"]].tolist()),
+        _date(c["next_payment_retry"]).alias("next_payment_retry"),
         *[_ts(c[src]).alias(dst) for dst, src in _TS_COLUMNS.items()],
     )
     frame = pl.concat([frame, state.identity_rows()], how="horizontal")
@@ -109,6 +137,21 @@ def from_frame(frame: pl.DataFrame) -> PersonaState:
     for k in _PLAIN:
         cols[k] = f[k].to_numpy().astype(NUMERIC_COLUMNS[k])
     cols["avg_watch_completion"] = f["avg_watch_completion"].to_numpy().astype(np.float64)
+    for k in _TRAIT_FLOATS:
+        cols[k] = f[k].to_numpy().astype(np.float32)
+    for k in _BILLING_INTS:
+        cols[k] = f[k].to_numpy().astype(NUMERIC_COLUMNS[k])
+    cols["previous_plan"] = f["previous_plan"].to_physical().to_numpy().astype(np.int8)
+    cols["payment_state"] = f["payment_status"].to_physical().to_numpy().astype(np.int8)
+    cols["next_payment_retry"] = (
+        f["next_payment_retry"].to_physical().fill_null(NO_DAY).to_numpy().astype(np.int32)
+    )
+    reason = f["churn_reason"].replace_strict(
+        {r: i for i, r in enumerate(CHURN_REASONS)}, default=0, return_dtype=pl.Int8
+    )
+    cols["churn_reason"] = reason.fill_null(0).to_numpy().astype(np.int8)
+    cols["favorite_genre"] = f["favorite_genre"].to_physical().to_numpy().astype(np.int8)
+    cols["region"] = _region_of(f["timezone"])
     cols["completion_today"] = f["completion_today"].to_numpy().astype(np.float64)
     cols["history"] = f["activity_history"].to_numpy().astype(np.uint32)
     cols["plan"] = f["plan"].to_physical().to_numpy().astype(np.int8)

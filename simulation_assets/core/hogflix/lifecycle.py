@@ -16,7 +16,10 @@ sequence of named rules, each a whole-column function of the pool's arrays
 8. ``states``: DORMANT after 14 inactive days, NEW for 7 days, CASUAL vs ACTIVE;
 9. ``assign_patterns``: at day 14 a permanent pattern is drawn from the plan's weights;
 10. ``viewing`` (viewing.py): active personas watch, rate, add to the watchlist, ask FlixBuddy;
-11. ``signups``: 2-5 signups (scaled with the pool) bring the pool back towards its target.
+11. ``plan_changes``, ``payments`` and ``churn_payment`` (billing.py): plan upgrades and downgrades,
+    the monthly charge, dunning, and churn when the last retry fails;
+12. ``satisfaction`` (traits.py): satisfaction moves with the day's viewing and feeds the score;
+13. ``signups``: 2-5 signups (scaled with the pool) bring the pool back towards its target.
 
 Three uniforms per persona are drawn for everyone (life event, lapse, visit);
 every other draw is made only for the personas it concerns, in this fixed
@@ -28,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.hogflix.billing import CHURN_INACTIVE, CHURN_PAYMENT, payments, plan_changes
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES, LifecycleConfig
 from simulation_assets.core.hogflix.draws import choice, subset_ints
 from simulation_assets.core.hogflix.persona_state import (
@@ -46,7 +50,8 @@ from simulation_assets.core.hogflix.persona_state import (
     day_date,
 )
 from simulation_assets.core.hogflix.signups import new_personas, signup_count
-from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, draw_ms_of_day
+from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, MS_PER_HOUR, draw_ms_of_day
+from simulation_assets.core.hogflix.traits import satisfaction_step, utc_offset_hours
 from simulation_assets.core.hogflix.viewing import viewing
 
 Columns = dict[str, np.ndarray]
@@ -104,8 +109,13 @@ def lapse_chance(cfg: LifecycleConfig, pool: int) -> float:
 
 
 def lapse(c: Columns, cfg: LifecycleConfig, u: np.ndarray, alive: np.ndarray, pool: int) -> None:
-    """An established persona loses interest with ``lapse_chance`` (uniform ``u``); it stays lapsed."""
-    c["lapsed"] |= alive & (c["state"] != NEW) & (u < lapse_chance(cfg, pool))
+    """An established persona loses interest with ``lapse_chance`` (uniform ``u``), more often the less
+    satisfied it is (x (1 + 2 x (0.6 - satisfaction)) with the defaults); it stays lapsed."""
+    chance = np.float32(lapse_chance(cfg, pool))
+    if cfg.traits.enabled:
+        t = cfg.traits
+        chance = chance * np.maximum(0.0, 1.0 + t.lapse_weight * (t.pivot - c["satisfaction"]))
+    c["lapsed"] |= alive & (c["state"] != NEW) & (u < chance)
 
 
 def return_probability(
@@ -192,7 +202,24 @@ def return_probability(
         on_peak[BINGE] = False  # a binge never runs while DORMANT's inactivity would keep it dormant
         back = np.flatnonzero(on_peak[pattern] & (state == DORMANT) & ~lapsed & (event < 0))
         p[back] /= f32(cfg.dormant_return_modifier)
+    season = season_factor(cfg, day)
+    if season != 1.0:
+        p *= f32(season)
     return np.clip(p, f32(0.0), f32(1.0), out=p)
+
+
+def season_factor(cfg: LifecycleConfig, day: int) -> float:
+    """Return the day's seasonal multiplier of every return chance (1 when seasons are off).
+
+    Yearly: 1 + amplitude x cos(2 pi (day of year - peak) / 365); a holiday multiplies on top.
+    """
+    if not cfg.seasons.enabled:
+        return 1.0
+    date = day_date(day)
+    yearly = 1.0 + cfg.seasons.yearly_amplitude * np.cos(
+        2.0 * np.pi * (date.timetuple().tm_yday - cfg.seasons.yearly_peak_day) / 365.0
+    )
+    return float(yearly * cfg.seasons.holidays.get(date.strftime("%m-%d"), 1.0))
 
 
 def visits(c: Columns, day: int, cfg: LifecycleConfig, u: np.ndarray, binging: np.ndarray) -> np.ndarray:
@@ -262,13 +289,20 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
     c["active_today"] = active
 
 
-def visit_times(c: Columns, day: int, g: np.random.Generator, active: np.ndarray) -> None:
-    """Place each visit in the day (evening-peaked hourly profile); it becomes ``last_active``."""
+def visit_times(
+    c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, active: np.ndarray
+) -> None:
+    """Place each visit in the day by the evening-peaked hourly profile, in the persona's local time
+    (its region's UTC offset) and within the UTC day; it becomes ``last_active``."""
     active_idx = np.flatnonzero(active)
     session_ms = c["session_start_ms"]
     session_ms.fill(NO_MS)
     u_time = g.random((2, active_idx.size), dtype=np.float32)
-    session_ms[active_idx] = day * MS_PER_DAY + draw_ms_of_day(u_time[0], u_time[1])
+    ms_of_day = draw_ms_of_day(u_time[0], u_time[1])
+    if cfg.regions_enabled:  # local hour h is UTC hour h - offset
+        offset_ms = utc_offset_hours(c["region"][active_idx]).astype(np.int64) * MS_PER_HOUR
+        ms_of_day = (ms_of_day - offset_ms) % MS_PER_DAY
+    session_ms[active_idx] = day * MS_PER_DAY + ms_of_day
     c["last_active_ms"][active_idx] = session_ms[active_idx]
 
 
@@ -294,9 +328,11 @@ def churn_dormant(
         (c["state"] == DORMANT) & (c["consecutive_missed_days"] >= cfg.churn_after_inactive_days)
     )
     chance = np.where(c["lapsed"][at_risk], churn_chance(cfg, pool), cfg.dormant_daily_churn)
+    chance = chance * np.array([cfg.churn_by_plan[p] for p in PLANS])[c["plan"][at_risk]]
     churn_idx = at_risk[g.random(at_risk.size) < chance]
     c["churned_today"][churn_idx] = True
     c["churned_day"][churn_idx] = day
+    c["churn_reason"][churn_idx] = CHURN_INACTIVE
     c["marked_for_cleanup"][churn_idx] = g.random(churn_idx.size) < cfg.churn_cleanup_share
     return churn_idx
 
@@ -339,6 +375,41 @@ def assign_patterns(
     c["binge_phase_ends"][new_binge] = day + subset_ints(g, new_binge, 1, cfg.binge_cooldown_days.high)
 
 
+def churn_payment(
+    c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, idx: np.ndarray
+) -> None:
+    """The personas at ``idx`` churn today because their last dunning retry failed; 90 % marked for cleanup."""
+    if idx.size == 0:
+        return
+    c["state"][idx] = CHURNED
+    c["state_changed_ms"][idx] = day * MS_PER_DAY + MS_PER_DAY - 1
+    c["churned_today"][idx] = True
+    c["churned_day"][idx] = day
+    c["churn_reason"][idx] = CHURN_PAYMENT
+    c["marked_for_cleanup"][idx] = g.random(idx.size) < cfg.churn_cleanup_share
+
+
+def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray) -> None:
+    """Move satisfaction with the day's viewing and feed it to the engagement score on a visit.
+
+    A visit moves it towards the day's experience (completion and stars, ``traits.satisfaction_step``);
+    a day away drifts it towards neutral. On a visit the score gains round(4 x (satisfaction - 0.6))
+    on top of the specification's +2.
+    """
+    if not cfg.traits.enabled:
+        return
+    t = cfg.traits
+    active = c["active_today"]
+    c["satisfaction"] = np.where(
+        alive,
+        satisfaction_step(cfg, c["satisfaction"], active, c["completion_today"], c["ratings_today"] > 0,
+                          c["avg_rating_today"]),
+        c["satisfaction"],
+    ).astype(np.float32)  # fmt: skip
+    bonus = np.rint(t.score_weight * (c["satisfaction"] - t.pivot)).astype(np.int32) * active
+    np.clip(c["engagement_score"] + bonus, 0, 100, out=c["engagement_score"])
+
+
 def signups(state: PersonaState, cfg: LifecycleConfig, seed: int) -> PersonaState:
     """Return the pool with today's signups appended (2-5 at pool 400), each on its first visit."""
     churned = int(np.count_nonzero(state.cols["churned_today"]))
@@ -360,6 +431,7 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     """Advance the pool from the end of ``day - 1`` to the end of ``day`` (the rules above, in order)."""
     if day != prev.day + 1:
         raise ValueError(f"step_day expects the day after {day_date(prev.day)}, got {day_date(day)}")
+    cfg = cfg.for_date(day_date(day))  # a scheduled target pool (dynamic pool scaling)
     signup_high = cfg.signup_range[1]
     s = prev.take(~prev.cols["marked_for_cleanup"], fresh=PER_DAY_COLUMNS, spare=signup_high)
     c = s.cols  # take() returned fresh arrays, updated in place below
@@ -374,11 +446,14 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     lapse(c, cfg, u[1], alive, pool)
     active = visits(c, day, cfg, u[2], binging)
     streaks_and_score(c, cfg, active, alive)
-    visit_times(c, day, g, active)
+    visit_times(c, day, cfg, g, active)
     churn_idx = churn_dormant(c, day, cfg, g, pool)
     states(c, day, cfg, active, churn_idx)
     assign_patterns(c, day, cfg, g, alive)
 
     state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number)
     viewing(state, cfg, g)
+    plan_changes(c, day, cfg, g, alive)
+    churn_payment(c, day, cfg, g, payments(c, day, cfg, g, alive))
+    satisfaction(c, cfg, alive)
     return signups(state, cfg, seed)

@@ -17,8 +17,11 @@ import polars as pl
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.catalog import GENRES
+from simulation_assets.core.hogflix.config import TraitsConfig
 from simulation_assets.core.hogflix.ids import hash_unit, uuid7s
 from simulation_assets.core.hogflix.traffic_config import ENTRY_POINTS, TrafficConfig
+from simulation_assets.core.hogflix.traits import REGIONS, genre_affinity
+from simulation_assets.core.hogflix.traits import region as traits_region
 
 MS_PER_MINUTE = 60_000
 WINDOW_MS = 30 * MS_PER_MINUTE
@@ -35,8 +38,6 @@ DEVICES = (
     ("Tablet", "iOS", "Mobile Safari", 820, 1180, 0.7),
     ("Tablet", "Android", "Chrome", 800, 1280, 0.3),
 )
-COUNTRIES = (("US", 0.50), ("GB", 0.12), ("DE", 0.10), ("FR", 0.08), ("CA", 0.08), ("NL", 0.04),
-             ("ES", 0.04), ("AU", 0.04))  # fmt: skip
 
 SESSION_SCHEMA: dict[str, pl.DataType] = {
     "session_id": pl.String(),
@@ -63,10 +64,13 @@ SESSION_SCHEMA: dict[str, pl.DataType] = {
     "listing_pages": pl.Int32(),
     "completion_percent": pl.Float64(),
     "ratings": pl.Int32(),
+    "avg_rating": pl.Float32(),  # the persona-day's mean stars (from the lifecycle)
     "watchlist_adds": pl.Int32(),
     "flixbuddy": pl.Boolean(),
     "conversation_id": pl.String(),
     "binge_mode": pl.Boolean(),
+    "plan_change": pl.Int8(),  # +1 upgrade, -1 downgrade on this visit, 0 none
+    "previous_plan": pl.String(),
     "support_tickets": pl.Int32(),
     "device_type": pl.String(),
     "os": pl.String(),
@@ -74,6 +78,8 @@ SESSION_SCHEMA: dict[str, pl.DataType] = {
     "screen_width": pl.Int32(),
     "screen_height": pl.Int32(),
     "country": pl.String(),
+    "timezone": pl.String(),  # IANA name of the persona's region
+    "second_device": pl.Boolean(),  # the session used the persona's second device
     "is_synthetic": pl.Boolean(),
 }
 
@@ -96,12 +102,18 @@ def _negative_binomial(g: np.random.Generator, successes: np.ndarray, p: float) 
     return np.where(successes > 0, g.negative_binomial(np.maximum(successes, 1), p), 0).astype(np.int32)
 
 
-def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.DataFrame:
+def day_sessions(
+    personas: pl.DataFrame, seed: int, cfg: TrafficConfig, traits: TraitsConfig | None = None
+) -> pl.DataFrame:
     """Return one session per active persona of one day's persona table (``SESSION_SCHEMA``).
 
     ``videos``, ``completion_percent``, ``ratings``, ``watchlist_adds`` and
-    ``flixbuddy`` are the persona table's numbers for the day, unchanged.
+    ``flixbuddy`` are the persona table's numbers for the day, unchanged. The genre a
+    session browses follows the persona's genre affinity (``traits``); device and
+    region belong to the persona: a primary device, and a second one for a share of
+    sessions.
     """
+    traits = traits or TraitsConfig()
     active = personas.filter(pl.col("active_today") & pl.col("session_start_at").is_not_null())
     if active.is_empty():
         return pl.DataFrame(schema=SESSION_SCHEMA)
@@ -112,7 +124,7 @@ def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.Da
     start_ms = active["session_start_at"].dt.epoch("ms").to_numpy().astype(np.int64)
     created_ms = active["created_at"].dt.epoch("ms").to_numpy().astype(np.int64)
     videos = active["videos_today"].to_numpy().astype(np.int32)
-    u = g.random((4, n))
+    u = g.random((5, n))
 
     # Entry point: FlixBuddy exactly when the persona asks FlixBuddy today (10 % of active users,
     # matching the 10 % entry share); the others by their relative weights.
@@ -121,7 +133,12 @@ def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.Da
     w = np.array([cfg.entry_weights[e] for e in others])
     other_idx = np.searchsorted(np.cumsum(w) / w.sum(), u[0], side="right").clip(0, len(others) - 1)
     entry = np.where(flix, "flixbuddy", np.asarray(others, dtype=object)[other_idx])
-    genre = np.asarray(GENRES, dtype=object)[np.floor(u[1] * len(GENRES)).astype(int)]
+    if traits.enabled:  # the genre a session browses follows the persona's taste
+        cdf = np.cumsum(genre_affinity(seed, number, traits.genre_concentration), axis=1)
+        genre_idx = (u[1][:, None] >= cdf).sum(axis=1).clip(0, len(GENRES) - 1)
+    else:
+        genre_idx = np.floor(u[1] * len(GENRES)).astype(int)
+    genre = np.asarray(GENRES, dtype=object)[genre_idx]
 
     # Videos played straight from the previous watch page (next episode); the others are browsed:
     # titles opened but not played, and listing pages left without a click, around them.
@@ -137,15 +154,28 @@ def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.Da
     )
     tickets = np.minimum(tickets, cfg.support_tickets_per_user_hour).astype(np.int32)
 
-    # Device and country belong to the persona, not the day: hash of the persona number.
+    # Devices and region belong to the persona, not the day: hashes of the persona number. A share of
+    # sessions uses the persona's second device (another type: a phone beside the laptop).
     dev_w = np.array([d[5] for d in DEVICES])
-    dev = np.searchsorted(np.cumsum(dev_w) / dev_w.sum(), hash_unit(seed, 11, number), side="right")
-    dev = dev.clip(0, len(DEVICES) - 1)
-    cw = np.array([c[1] for c in COUNTRIES])
-    country = np.searchsorted(np.cumsum(cw) / cw.sum(), hash_unit(seed, 12, number), side="right")
-    country = country.clip(0, len(COUNTRIES) - 1)
+    cum = np.cumsum(dev_w) / dev_w.sum()
+    first = np.searchsorted(cum, hash_unit(seed, 11, number), side="right").clip(0, len(DEVICES) - 1)
+    second = np.searchsorted(cum, hash_unit(seed, 16, number), side="right").clip(0, len(DEVICES) - 1)
+    types = np.array([d[0] for d in DEVICES], dtype=object)
+    second = np.where(
+        types[second] == types[first], (second + 4) % len(DEVICES), second
+    )  # desktops 0-3, others 4-7
     signup = active["signed_up_today"].to_numpy()
-    device_id = uuid7s(created_ms - 60_000, seed, 13, number)
+    on_second = (u[4] < cfg.second_device_share) & ~signup  # a signup's first visit is on its first device
+    dev = np.where(on_second, second, first)
+    region = traits_region(seed, number)
+    device_id = pl.Series(
+        np.where(
+            on_second,
+            uuid7s(created_ms - 50_000, seed, 17, number).to_numpy(),
+            uuid7s(created_ms - 60_000, seed, 13, number).to_numpy(),
+        ),
+        dtype=pl.String,
+    )
 
     out = active.select(
         "persona_number",
@@ -162,9 +192,12 @@ def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.Da
         pl.col("videos_today").alias("videos"),
         pl.col("completion_today").alias("completion_percent"),
         pl.col("ratings_today").alias("ratings"),
+        pl.col("avg_rating_today").alias("avg_rating"),
         pl.col("watchlist_adds_today").alias("watchlist_adds"),
         pl.col("flixbuddy_today").alias("flixbuddy"),
         pl.col("binge_mode_today").alias("binge_mode"),
+        pl.col("plan_changed_today").alias("plan_change"),
+        pl.col("previous_plan").cast(pl.String),
     ).with_columns(
         uuid7s(start_ms, seed, 14, number).alias("session_id"),
         pl.when(pl.Series(flix))
@@ -187,7 +220,9 @@ def day_sessions(personas: pl.DataFrame, seed: int, cfg: TrafficConfig) -> pl.Da
         pl.Series("browser", [DEVICES[i][2] for i in dev.tolist()]),
         pl.Series("screen_width", np.array([d[3] for d in DEVICES])[dev].astype(np.int32)),
         pl.Series("screen_height", np.array([d[4] for d in DEVICES])[dev].astype(np.int32)),
-        pl.Series("country", [COUNTRIES[i][0] for i in country.tolist()]),
+        pl.Series("country", [REGIONS[i][0] for i in region.tolist()]),
+        pl.Series("timezone", [REGIONS[i][3] for i in region.tolist()]),
+        pl.Series("second_device", on_second),
         pl.lit(True).alias("is_synthetic"),
     )
     return out.select([pl.col(k).cast(t) for k, t in SESSION_SCHEMA.items()]).sort("session_start_at")

@@ -31,13 +31,15 @@ FLIXBUDDY_QUESTIONS = (
     "Any good documentaries?",
     "What should I watch tonight?",
 )
-
-
-class RatingRule(_Frozen):
-    """Star rating distribution of one plan ("Rating Distributions"): normal, rounded, clipped 1-5."""
-
-    mean: float
-    std: Positive
+# Follow-up questions of a multi-turn conversation (this project's; the specification has one question).
+FLIXBUDDY_FOLLOW_UPS = (
+    "Something shorter?",
+    "Anything newer?",
+    "Is the first one good for kids?",
+    "Which of those is the most popular?",
+    "Something similar to the second one?",
+    "I've seen those. Any others?",
+)
 
 
 class TrafficConfig(_Frozen):
@@ -58,15 +60,19 @@ class TrafficConfig(_Frozen):
     # starts from the previous watch page (next episode) with this chance, without listing or title
     # pages (choice).
     autoplay_next_probability: Probability = 0.3
+    # "Device type variation": a persona keeps its devices across sessions; this share of its
+    # sessions is on its second device (choice; 0: one device per persona).
+    second_device_share: Probability = 0.2
+    # Genre affinity in a session (see core/hogflix/traits.py): a browsed title comes from the
+    # persona's tastes with this chance (else by popularity); a title's completion and stars move
+    # with how much the persona likes its genre, relative to the session's other titles.
+    affinity_pick_share: Probability = 0.6
+    affinity_completion_shift: Annotated[float, Field(ge=0, le=1)] = 0.25
+    affinity_rating_shift: Annotated[float, Field(ge=0)] = 1.5
+    rating_spread: Annotated[float, Field(ge=0)] = 0.5  # stars around the persona-day's mean
     support_ticket_probability: Probability = 0.02  # per active session
     support_tickets_per_user_hour: Annotated[int, Field(gt=0)] = 5  # "Performance & Limits"
     extra_ticket_probability: Probability = 0.15  # choice: a ticket session files another one
-    # --- Ratings by plan ("Rating Distributions") ---
-    ratings: dict[str, RatingRule] = {
-        "Premium": RatingRule(mean=4.2, std=0.8),
-        "Standard": RatingRule(mean=3.8, std=1.0),
-        "Basic": RatingRule(mean=3.2, std=1.2),
-    }
     # --- Event shape and calibration (choice: ~5-10k events/day at pool 400) ---
     progress_milestones: tuple[int, ...] = (25, 50, 75)  # `video_progress` heartbeats (percent)
     completed_at_percent: Annotated[float, Field(gt=0, le=100)] = 95.0  # `video_completed` from here
@@ -88,6 +94,12 @@ class TrafficConfig(_Frozen):
     # --- FlixBuddy ("FlixBuddy Integration") ---
     flixbuddy_max_per_run: Annotated[int, Field(gt=0)] = 50
     flixbuddy_min_interval_s: Annotated[float, Field(ge=0)] = 5.0  # 1 request per 5 s
+    # Multi-turn conversations ("Multi-message conversations"): turns (user messages) -> weight (choice);
+    # off: one question and one answer. Each turn is one call, within the cap and the throttle.
+    flixbuddy_multi_turn: bool = True
+    flixbuddy_turn_weights: dict[Annotated[int, Field(ge=1, le=10)], Annotated[float, Field(ge=0)]] = {
+        2: 0.35, 3: 0.25, 4: 0.20, 5: 0.12, 6: 0.08,
+    }  # fmt: skip
     # --- Checks ("Target Scale", "Expected Costs"), at the reference pool of 400 ---
     sessions_per_day: tuple[int, int] = (30, 150)
     events_per_day: tuple[int, int] = (5_000, 10_000)  # "~5,000-10,000 events/day" (an estimate)
@@ -98,12 +110,12 @@ class TrafficConfig(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrafficConfig:
+        if sum(self.flixbuddy_turn_weights.values()) <= 0:
+            raise ValueError("flixbuddy_turn_weights must give some turn count a positive weight")
         if set(self.entry_weights) != set(ENTRY_POINTS):
             raise ValueError(f"entry_weights must define exactly {ENTRY_POINTS}")
         if any(w < 0 for w in self.entry_weights.values()) or sum(self.entry_weights.values()) <= 0:
             raise ValueError("entry_weights must be non-negative with a positive sum")
-        if set(self.ratings) != {"Premium", "Standard", "Basic"}:
-            raise ValueError("ratings must define Premium, Standard and Basic")
         if any(not 0 < m < 100 for m in self.progress_milestones):
             raise ValueError("progress_milestones must be percentages strictly between 0 and 100")
         return self

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulation_assets.core.hogflix.config import LIFE_EVENTS, LifecycleConfig, SessionDepth
+from simulation_assets.core.hogflix.config import LIFE_EVENTS, PLANS, LifecycleConfig, SessionDepth
 from simulation_assets.core.hogflix.draws import smallest
 from simulation_assets.core.hogflix.persona_state import BINGE, CASUAL, NEW, WEEKEND, PersonaState, day_date
 
@@ -32,15 +32,13 @@ def flixbuddy_count(cfg: LifecycleConfig, active: int) -> int:
 # Rows of the depth table, in the order of ``depth_table``.
 (DEPTH_SICK, DEPTH_NEW, DEPTH_BINGE, DEPTH_CASUAL, DEPTH_ACTIVE, DEPTH_DAILY, DEPTH_REGULAR, DEPTH_WEEKEND,
  DEPTH_WEEKEND_PEAK, DEPTH_BINGE_COOLDOWN, DEPTH_MONTHLY) = range(11)  # fmt: skip
-DEPTH_ROWS = ("SICK", "NEW", "BINGE", "CASUAL", "ACTIVE", "DAILY", "REGULAR", "WEEKEND", "WEEKEND_PEAK",
-              "BINGE_COOLDOWN", "MONTHLY")  # fmt: skip
 _BY_PATTERN = np.array(
     [DEPTH_DAILY, DEPTH_REGULAR, DEPTH_WEEKEND, DEPTH_BINGE_COOLDOWN, DEPTH_MONTHLY], np.int8
 )
 
 
 def depth_table(cfg: LifecycleConfig) -> list[SessionDepth]:
-    """Return the depth rows (videos, mean completion) in ``DEPTH_ROWS`` order."""
+    """Return the depth rows (videos, mean completion) in ``schema.DEPTH_ROWS`` order."""
     s, p = cfg.session_depth, cfg.pattern_depth
     return [cfg.sick_depth, s["NEW"], s["BINGE"], s["CASUAL"], s["ACTIVE"], p["DAILY"], p["REGULAR"],
             p["WEEKEND"], p["WEEKEND_PEAK"], p["BINGE"], p["MONTHLY"]]  # fmt: skip
@@ -72,6 +70,35 @@ def depth_rows(state: PersonaState, cfg: LifecycleConfig, idx: np.ndarray) -> tu
     return key, binge_mode
 
 
+def day_ratings(
+    cfg: LifecycleConfig,
+    c: dict[str, np.ndarray],
+    idx: np.ndarray,
+    ratings: np.ndarray,
+    g: np.random.Generator,
+) -> np.ndarray:
+    """Return the mean stars (1-5, 0.1 steps, float32) the visitors at ``idx`` give today, 0 when none.
+
+    The day's ``ratings`` stars are drawn from the plan's distribution ("Rating Distributions"),
+    shifted by satisfaction; their mean is kept here, and the traffic tier spreads it over the day's
+    rated videos (higher in the persona's favourite genres).
+    """
+    out = np.zeros(idx.size, np.float32)
+    rated = np.flatnonzero(ratings > 0)
+    if rated.size == 0:
+        return out
+    plan = c["plan"][idx[rated]]
+    mean = np.array([cfg.ratings[p].mean for p in PLANS], np.float32)[plan]
+    std = np.array([cfg.ratings[p].std for p in PLANS], np.float32)[plan]
+    if cfg.traits.enabled:
+        mean = mean + cfg.traits.rating_shift * (c["satisfaction"][idx[rated]] - cfg.traits.pivot)
+    k = ratings[rated].astype(np.float32)
+    # The mean of k rounded, clipped stars: the mean of k normal draws, then the same rounding and clip.
+    draw = mean + std / np.sqrt(k) * g.standard_normal(rated.size).astype(np.float32)
+    out[rated] = np.round(np.clip(draw, 1.0, 5.0), 1)
+    return out
+
+
 def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, signup: bool = False) -> None:
     """Draw today's viewing for active personas (or every new signup) and add it to the totals, in place."""
     c = state.cols
@@ -95,11 +122,15 @@ def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     videos = (lows + np.floor(u[0] * (highs - lows + 1))).astype(np.int32)
     # Completion (percent): the table's mean plus a symmetric triangular spread that keeps it in 0-100.
     mean = np.array([d.avg_completion for d in rows], np.float32)[key]
+    t = cfg.traits
+    if t.enabled:  # the satisfied watch further
+        mean = np.clip(mean + t.completion_shift * (c["satisfaction"][idx] - t.pivot), 0.05, 0.95)
     spread = np.minimum(mean, 1.0 - mean)
     completion = np.round((mean + (u[1] + u[2] - 1.0) * spread).astype(np.float64) * 100.0, 2)
     # Ratings: each watched video is rated with the configured probability.
     rated = g.random(int(videos.sum()), dtype=np.float32) < cfg.rate_probability
     ratings = np.add.reduceat(rated, np.cumsum(videos) - videos, dtype=np.int32) if rated.size else videos * 0
+    avg_rating = day_ratings(cfg, c, idx, ratings, g)
     watchlist = (u[3] < cfg.watchlist_probability).astype(np.int32)
     flix = np.zeros(m, np.bool_)
     if not signup:  # a signup's first visit is for exploring; FlixBuddy comes later
@@ -117,6 +148,7 @@ def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     c["completion_today"][idx] = completion
     c["ratings_today"][idx] = ratings
     c["ratings_given"][idx] += ratings
+    c["avg_rating_today"][idx] = avg_rating
     c["watchlist_adds_today"][idx] = watchlist
     c["watchlist_size"][idx] += watchlist
     c["flixbuddy_today"][idx] = flix

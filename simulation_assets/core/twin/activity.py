@@ -11,25 +11,20 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
 - **returns**: while alive, each later day is active with the user's own chance
   p, drawn from a Beta fitted by maximum likelihood to the users' (returns, days)
   as a beta-binomial (the days strictly between the first and the last active
-  day for churned users, every day after the first for the others), with days
-  counted at their effective number (1 - r) / (1 + r) so that streaks are not
-  mistaken for differences between users.
+  day for churned users, every day after the first for the others).
 - **age**: a class's users may come less often as they age; activity by week of
   age over what their own rates expect gives a multiplier per week of age.
-- **weekly swings** s2: a user's rate is multiplied, each week of their life, by
-  a mean-1 Gamma of variance s2 (busy weeks, weeks away), the variance of
-  active days between a user's full weeks beyond what their rate explains.
-- **persistence** r: the lag-1 autocorrelation of a user's daily activity around
-  their own rate (times the weekday and age multipliers), pooled over the class. A day follows an active day with chance
-  p + r (1 - p) and an inactive one with chance p (1 - r): the user's long-run
-  rate stays p while visits come in streaks as in the export.
-- **weekday rhythm**: active days per alive day on each weekday over the
-  average (one multiplier per weekday).
+- **recency**: a visit is likelier the day after a visit (streaks) and less likely
+  once a user has been away (breaks): the odds of a visit are multiplied by a
+  factor of the days since the last visit (1 to 28), fitted by a logistic
+  regression of the class's visits on recency with the users' own chances as
+  offsets.
 - **sessions per active day**: the class's empirical distribution (1..30, the
   tail k-anonymous).
 - **session depth**: how much longer or shorter than the class's sessions a
-  user's own sessions run, a normal spread of log length (between-user variance
-  of users' mean log events per session, minus what their few sessions explain).
+  user's own sessions run: a quantile sketch of users' mean log events per
+  session around the class's, its spread reduced to what their few sessions do
+  not explain.
 - **session times**: the hour (UTC) of the day's first session from the class's
   hour-of-week profile (smoothed toward the class's all-week hours); each further
   session that day starts a within-day gap after the previous one ended (a
@@ -49,7 +44,8 @@ from simulation_assets.core.twin.features import Window, weekday
 from simulation_assets.core.twin.sketch import capped_pmf, quantile_sketch
 
 MAX_SESSIONS_PER_DAY = 30
-MIN_STRATUM_USERS = 30  # fewer users than this in a (class, kind): use the class's pooled estimate
+MIN_STRATUM_USERS = 30
+MAX_RECENCY = 28  # days since the last visit beyond which the return chance no longer changes  # fewer users than this in a (class, kind): use the class's pooled estimate
 
 
 @dataclass(frozen=True)
@@ -239,45 +235,55 @@ def age_profile(grid: DailyGrid | None, weekdays: np.ndarray, weeks: int) -> np.
     return out
 
 
-def persistence(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarray) -> tuple[float, float]:
-    """Return (r, s2): day-to-day persistence and the variance of a user's week-to-week swings.
+def return_by_recency(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarray) -> np.ndarray:
+    """Return the class's odds multiplier of a visit by days since the last one (index 1..MAX_RECENCY).
 
-    r is the lag-1 autocorrelation of daily activity around what the user's rate (times the weekday
-    and age multipliers) expects, clipped to 0-0.95. s2 is the variance of a mean-1 weekly
-    multiplier of the user's rate: how much more active days vary between a user's full weeks than
-    their rate (times weekday and age multipliers) and r explain. A weekly rhythm or a decline with
-    age is not mistaken for either.
+    For every alive day after a user's first: how many days since they last came, whether they came,
+    and the chance their own rate times the weekday and age multipliers gives. At each recency g the
+    multiplier m solves sum(sigmoid(logit(chance) + log m)) = visits over the days at recency g (a
+    logistic fit with the users' chances as offsets, by Newton steps); g >= MAX_RECENCY is pooled and a
+    recency seen on fewer than 30 user-days repeats the last reliable one. Streaks (coming back the next
+    day more than the rate says) and breaks (rarely returning once away) show as a shape over g, and the
+    odds scale keeps frequent users' chances below one.
     """
+    out = np.ones(MAX_RECENCY + 1)
     if grid is None:
-        return 0.0, 0.0
-    later = grid.later
+        return out
+    n = grid.row.size
+    visited = np.where(grid.active > 0, np.arange(n), -1)
+    last_visit = np.maximum.accumulate(visited)  # rows come user by user, each starting on an active day
+    before = np.r_[-1, last_visit[:-1]]
+    recency = np.clip(np.where(grid.later, grid.day - grid.day[np.maximum(before, 0)], 0), 0, MAX_RECENCY)
     mult = weekdays[weekday(grid.day)] * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
-    week_key = grid.row.astype(np.int64) * 100_000 + grid.age_week
-    e = np.clip(grid.rate * mult, 0, 1)[later]
-    frame = pl.DataFrame({"k": week_key[later], "x": grid.active[later], "e": e})
-    stats = frame.group_by("k").agg(
-        pl.col("x").sum().alias("y"), pl.col("e").sum().alias("e"), pl.len().alias("n")
-    )
-    # Day-to-day persistence around the user's whole-life rate (not the week's: streaks span weeks).
-    dev = grid.active[later] - e
-    same_user = np.r_[False, grid.row[later][1:] == grid.row[later][:-1]]
-    num = float((dev * np.r_[0.0, dev[:-1]])[same_user].sum())
-    den = float((dev**2).sum())
-    r = float(np.clip(num / den, 0.0, 0.95)) if den > 0 else 0.0
-    full = stats.filter(pl.col("n") == 7)
-    if full.height < 30:
-        return r, 0.0
-    y, e = full["y"].to_numpy(), full["e"].to_numpy()
-    inflation = (1 + r) / (1 - r)
-    excess = float(((y - e) ** 2).sum() - (e * (1 - e / 7)).sum() * inflation)
-    return r, float(np.clip(excess / max(float((e**2).sum()), 1e-9), 0.0, 4.0))
+    chance = np.clip(grid.rate * mult, 1e-4, 1 - 1e-4)[grid.later]
+    offset = np.log(chance / (1 - chance))
+    g, x = recency[grid.later], grid.active[grid.later]
+    got = np.bincount(g, x, minlength=MAX_RECENCY + 1)
+    days = np.bincount(g, minlength=MAX_RECENCY + 1)
+    theta = np.zeros(MAX_RECENCY + 1)
+    for _ in range(30):  # Newton steps on every recency at once
+        p = 1 / (1 + np.exp(-(offset + theta[g])))
+        expected = np.bincount(g, p, minlength=MAX_RECENCY + 1)
+        slope = np.bincount(g, p * (1 - p), minlength=MAX_RECENCY + 1)
+        theta = np.clip(
+            theta + np.divide(got - expected, slope, out=np.zeros_like(slope), where=slope > 0), -8, 8
+        )
+    last = 1.0
+    for r in range(1, MAX_RECENCY + 1):  # 28 recencies
+        if days[r] >= 30:
+            last = float(np.exp(theta[r]))
+        out[r] = last
+    return out
 
 
-def depth_spread(sessions: pl.DataFrame, members_users: np.ndarray) -> float:
-    """Return the spread (sd) of users' own mean log session length beyond what few sessions explain.
+def depth_effects(sessions: pl.DataFrame, members_users: np.ndarray, levels: int, k: int) -> np.ndarray:
+    """Return the quantile sketch of users' own log session-length effect (how much longer their sessions run).
 
-    Between-user variance of the mean log events per session minus the average within-user variance
-    over each user's session count (users with two sessions or more); 0 when noise explains it all.
+    Each user's mean log events per session minus the class's; only the spread beyond what a user's
+    few sessions explain is real, so the effects (users with two sessions or more) are scaled to the
+    between-user variance minus the average within-user variance over the session count. The sketch
+    keeps their shape (a crowd of bingers and a crowd of browsers stay two crowds). Zeros when the
+    sessions explain it all.
     """
     s = sessions.filter(pl.col("user").is_in(members_users)).select(
         "user", pl.col("n_events").log().alias("x")
@@ -286,11 +292,17 @@ def depth_spread(sessions: pl.DataFrame, members_users: np.ndarray) -> float:
         pl.col("x").mean().alias("m"), pl.col("x").var().alias("v"), pl.len().alias("n")
     )
     per = per.filter(pl.col("n") >= 2)
-    if per.height < 10:
-        return 0.0
-    between = float(per["m"].var() or 0.0)
-    noise = float((per["v"] / per["n"]).mean() or 0.0)
-    return float(np.sqrt(max(between - noise, 0.0)))
+    flat = np.zeros(levels)
+    if per.height < 2 * k:
+        return flat
+    m = per["m"].to_numpy()
+    between = float(np.var(m))
+    noise = float(np.nanmean(per["v"].to_numpy() / per["n"].to_numpy()))
+    if between <= noise or between <= 0:
+        return flat
+    effects = (m - m.mean()) * np.sqrt((between - noise) / between)
+    sketch = quantile_sketch(effects, levels, k)
+    return flat if sketch is None else sketch - float(np.mean(effects))
 
 
 def sessions_per_day_pmf(activity: pl.DataFrame, k: int) -> np.ndarray:

@@ -163,7 +163,7 @@ def fit(
     gaps = gaps.with_columns(pl.Series("class", classes[gaps["user"].to_numpy()]))
     pooled_gap = act.gap_sketch(gaps["gap_minutes"].to_numpy(), levels, k)
 
-    survival_rows, spd_rows, hour_rows, gap_rows, class_docs = [], [], [], [], []
+    survival_rows, spd_rows, hour_rows, gap_rows, depth_rows, class_docs = [], [], [], [], [], []
     horizon = window.days
     for c in range(n_classes):
         members = cls_by_row == c
@@ -171,10 +171,9 @@ def fit(
         weekdays = act.weekday_multipliers(spans, activity, window, members)
         grid = act.daily_grid(spans, activity, window, members)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
-        rho, swings = act.persistence(grid, weekdays, by_age)
-        depth = act.depth_spread(sessions, user_ids[members])
-        # Streaky days carry less information on a user's rate: count them at their effective number.
-        effective = (1 - rho) / (1 + rho)
+        by_recency = act.return_by_recency(grid, weekdays, by_age)
+        depth = act.depth_effects(sessions, user_ids[members], levels, k)
+        depth_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels), "log_depth": depth}))
         for kind_id, kind_name in enumerate(("new", "backlog")):
             m = members & (kind == kind_id)
             if m.sum() < act.MIN_STRATUM_USERS:
@@ -183,7 +182,7 @@ def fit(
             survival_rows.append(pl.DataFrame({"class": c, "kind": kind_name, "age_days": np.arange(len(life.survival)),
                                                "survival": life.survival}))  # fmt: skip
             tails[kind_name] = round(life.tail_hazard, 6)
-            a, b = act.beta_binomial(np.round(succ[m] * effective), np.round(trials[m] * effective))
+            a, b = act.beta_binomial(succ[m], trials[m])
             betas[kind_name] = [round(a, 6), round(b, 6)]
         ids = user_ids[members]
         pmf = act.sessions_per_day_pmf(activity.filter(pl.col("user").is_in(ids)), k)
@@ -209,10 +208,8 @@ def fit(
                 ),
                 "share_backlog": round(float((backlog * members).sum() / max(backlog.sum(), 1e-9)), 6),
                 "return_beta": betas,
-                "persistence": round(rho, 6),
-                "weekly_swing": round(swings, 6),
+                "return_by_recency": [round(float(x), 4) for x in by_recency[1:]],
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
-                "depth_spread": round(depth, 6),
                 "tail_hazard": tails,
                 "weekday_multipliers": [round(float(x), 6) for x in weekdays],
                 "identified_share": {},
@@ -343,6 +340,7 @@ def fit(
         else pl.DataFrame({"class": [], "level": [], "log_minutes": []}),
         "transitions": transitions,
         "end_hazard": hazard,
+        "user_depth": pl.concat(depth_rows),
         "session_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": flows.pace}),
         "inter_event_times": inter,
         "event_keys": props.event_keys,

@@ -62,7 +62,7 @@ class Population:
     lifetime: np.ndarray  # days from first to last active day (may run past the generated days)
     rate: np.ndarray  # chance of coming back on an alive day
     identified: np.ndarray  # arrives anonymous, identified on the first day
-    depth: np.ndarray  # log session-length effect: end hazards are raised to exp(-depth)
+    depth: np.ndarray  # log session-length effect: sessions run exp(depth) times the class's length
     constant_codes: np.ndarray  # (users, constant keys): index into each key's values
 
 
@@ -166,9 +166,14 @@ class Generator:
         )
         self.beta = np.array([[cd.return_beta.get(k, [1.0, 1.0]) for k in KINDS] for cd in doc.classes])
         self.weekday_mult = np.array([cd.weekday_multipliers for cd in doc.classes])
-        self.persist = np.array([cd.persistence for cd in doc.classes])
-        self.depth_sd = np.array([cd.depth_spread for cd in doc.classes])
-        self.swing = np.array([cd.weekly_swing for cd in doc.classes])
+        recency = max(len(cd.return_by_recency) for cd in doc.classes)
+        self.by_recency = np.array([[1.0, *cd.return_by_recency, *cd.return_by_recency[-1:] * (recency - len(cd.return_by_recency))]
+                                    for cd in doc.classes])  # fmt: skip
+        depth = self.spec.tables["user_depth"].sort("class", "level")
+        levels = int(depth["level"].max()) + 1 if depth.height else 2  # type: ignore[operator]
+        self.depth_q = np.zeros((self.n_classes, levels))
+        for (c,), part in depth.group_by("class"):
+            self.depth_q[int(c)] = part["log_depth"].to_numpy()
         weeks = max(len(cd.activity_by_age_week) for cd in doc.classes)
         self.by_age = np.array([cd.activity_by_age_week + cd.activity_by_age_week[-1:] * (weeks - len(cd.activity_by_age_week))
                                 for cd in doc.classes])  # fmt: skip
@@ -355,7 +360,7 @@ class Generator:
                 r = g.random(n)
                 alone = ~take_combo
                 codes[alone, j] = _draw(cdf, r[alone]) if len(cdf) else 0
-        depth = g.standard_normal(n) * self.depth_sd[cls]
+        depth = sample_sketch(self.depth_q, cls, g.random(n))
         return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
                           identified=identified, depth=depth, constant_codes=codes)  # fmt: skip
 
@@ -363,30 +368,26 @@ class Generator:
     def active_by_day(self) -> list[np.ndarray]:
         """Return, per generated day, the users active that day (the whole run's activity, drawn once).
 
-        A day after an active one is active with chance p + r (1 - p), after an inactive one p (1 - r)
-        (p: the user's rate, r: the class's persistence), times the weekday, age-week and this week's
-        swing multipliers; the first and the last day of a life are always active.
+        A day is active with the user's rate times the class's weekday and age-week multipliers, its
+        odds then multiplied by the class's factor for the days since the last visit; the first and
+        the last day of a life are always active.
         """
         pop = self.population
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
         n = len(pop.cls)
-        r = self.persist[pop.cls]
-        on, off = pop.rate + r * (1 - pop.rate), pop.rate * (1 - r)
-        state = np.zeros(n, np.bool_)
-        swing = np.maximum(self.swing[pop.cls], 1e-9)
-        week_mult = np.ones(n)
+        since = np.zeros(n, np.int64)
+        top = self.by_recency.shape[1] - 1
         out = []
         for d in range(self.gen.days):  # one vectorized step per day of the run
             age = d - pop.first
             alive = (age >= 0) & (age <= pop.lifetime)
             by_age = self.by_age[pop.cls, np.clip(age // 7, 0, self.by_age.shape[1] - 1)]
-            # Each week of a user's life brings a new mean-1 Gamma multiplier of variance ``weekly_swing``.
-            new_week = np.flatnonzero((age >= 0) & (age % 7 == 0))
-            shape = 1.0 / swing[new_week]
-            week_mult[new_week] = g.gamma(shape, 1.0 / shape)
-            rhythm = self.weekday_mult[pop.cls, int(weekday(self.start_day + d))] * by_age * week_mult
-            chance = np.where(state, on, off) * rhythm
+            weekday_mult = self.weekday_mult[pop.cls, int(weekday(self.start_day + d))]
+            base = np.clip(pop.rate * weekday_mult * by_age, 1e-6, 1 - 1e-6)
+            odds = base / (1 - base) * self.by_recency[pop.cls, np.clip(since + 1, 1, top)]
+            chance = odds / (1 + odds)
             state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < chance))
+            since = np.where(state, 0, since + 1)
             out.append(np.flatnonzero(state))
         return out
 
@@ -445,10 +446,11 @@ class Generator:
                 break
             cls = s_cls[live]
             if step > 0:  # after the event at position step - 1: end the session, or go on
-                bucket = min(int(bucket_of(np.array([step - 1]))[0]), len(BUCKETS) - 1)
-                # A user's depth scales the chance of going on: 1 - h becomes (1 - h) ** exp(-depth).
-                keep_on = (1.0 - self.hazard[cls, cur, bucket]) ** np.exp(-s_depth[live])
-                stay = g.random(live.size) < keep_on
+                # A user's depth stretches their sessions: the end hazard of position p is read at
+                # p * exp(-depth), so their lengths are the class's times exp(depth).
+                warped = np.rint((step - 1) * np.exp(-s_depth[live])).astype(np.int64)
+                bucket = np.minimum(bucket_of(warped), len(BUCKETS) - 1)
+                stay = g.random(live.size) >= self.hazard[cls, cur, bucket]
                 live, prev, cur, cls = live[stay], prev[stay], cur[stay], cls[stay]
                 if live.size == 0:
                     break

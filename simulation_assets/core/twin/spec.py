@@ -41,6 +41,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     },
     "end_hazard": {"class": pl.Int16(), "cur": pl.String(), "position": pl.Int32(), "hazard": pl.Float64()},
     "session_pace": {"level": pl.Int16(), "log_pace": pl.Float64()},
+    "user_depth": {"class": pl.Int16(), "level": pl.Int16(), "log_depth": pl.Float64()},
     "inter_event_times": {
         "cur": pl.String(),
         "next": pl.String(),
@@ -108,10 +109,10 @@ class ClassDoc(FrozenModel):
     share_new: float = Field(ge=0)
     share_backlog: float = Field(ge=0)
     return_beta: dict[str, list[float]]  # kind -> [alpha, beta]
-    persistence: float = Field(ge=0, lt=1)  # lag-1 autocorrelation of daily activity
-    weekly_swing: float = Field(ge=0)  # variance of a mean-1 weekly multiplier of the user's rate
+    return_by_recency: list[float] = Field(
+        min_length=1
+    )  # x the odds of a visit, by days since the last one (1..)
     activity_by_age_week: list[float] = Field(min_length=1)  # x the daily chance, by week of user age
-    depth_spread: float = Field(ge=0)  # sd of a user's log session-length effect
     tail_hazard: dict[str, float]  # kind -> daily churn chance beyond the survival table
     weekday_multipliers: list[float] = Field(min_length=7, max_length=7)
     identified_share: dict[str, float]  # kind -> share of users identified during the window

@@ -12,9 +12,11 @@ One module per taxonomy category, so a rule of the tracking plan is found by its
 ``account``            G: cookie consent, data export, account deletion
 =====================  ==============================================================
 
-``states`` walks the state machine, ``credits`` keeps the credit ledger, ``frame`` turns
-blocks of events into the events frame, ``draws`` holds the vectorized random helpers and
-``simulate`` runs the steps in their fixed order.
+``traits`` draws each clicker's latent intent, price sensitivity, patience and quality bar;
+``states`` walks the state machine; ``first_week`` decides the first week's jobs (and with
+them S7, S8 and S9); ``credits`` keeps the credit ledger; ``frame`` turns blocks of events into
+the events frame; ``draws`` holds the vectorized random helpers; ``simulate`` runs the steps
+in their fixed order.
 """
 
 from simulation_assets.core.funnel.cohort.frame import conform, empty_events_frame, event_columns

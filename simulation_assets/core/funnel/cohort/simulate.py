@@ -23,6 +23,7 @@ from simulation_assets.core.funnel.cohort import (
     acquisition,
     activation,
     credits,
+    first_week,
     jobs,
     monetization,
     retention,
@@ -116,7 +117,7 @@ def simulate_cohort_events(
     day7 = times.login + 7 * DAY
 
     # C) the first week's jobs; they decide S7 (first job done), S8 (aha) and S9 (purchase)
-    week = jobs.first_week_jobs(
+    week = first_week.first_week_jobs(
         gen, config, path, traits, times.activation, times.login, clickers.first_session
     )
     path = week.path
