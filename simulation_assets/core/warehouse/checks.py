@@ -13,50 +13,21 @@ checks the row counts of freshly written table chunks.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from simulation_assets.core.warehouse import schema
+from simulation_assets.core.warehouse.check_types import BLOCKING_KINDS, Check, CheckResult
 from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
+from simulation_assets.core.warehouse.structure import structure_checks
 
-# Kinds whose failure makes every model built on the table wrong: they block downstream assets.
-BLOCKING_KINDS = frozenset({"row_count", "primary_key", "foreign_keys", "temporal", "charges", "rows"})
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check of a loaded warehouse: ``sql`` returns the rows ``evaluate`` judges."""
-
-    name: str
-    table: str
-    kind: str  # row_count | primary_key | foreign_keys | temporal | charges | distribution | structure
-    sql: str
-    expected: float = 0.0
-    description: str = ""
-    shares: dict[str, float] = field(default_factory=dict)
-    tolerance: float = 0.0
-    band: tuple[float, float] | None = None  # structure checks: the measured figure must lie in [low, high]
-    reads: tuple[str, ...] = ()  # structure checks: every table the SQL reads
-
-    @property
-    def blocking(self) -> bool:
-        return self.kind in BLOCKING_KINDS
-
-
-@dataclass
-class CheckResult:
-    """The outcome of a check: the measured ``value`` against what was ``expected``."""
-
-    name: str
-    table: str
-    kind: str
-    passed: bool
-    value: object
-    expected: object
-    description: str
-
-    @property
-    def blocking(self) -> bool:
-        return self.kind in BLOCKING_KINDS
+__all__ = [
+    "BLOCKING_KINDS",
+    "Check",
+    "CheckResult",
+    "evaluate",
+    "run_checks",
+    "rows_match_spec",
+    "warehouse_checks",
+]
 
 
 def integrity_checks(tables: list[str], rows: dict[str, int], raw: str = "raw") -> list[Check]:
@@ -229,8 +200,6 @@ def warehouse_checks(
     rows = row_counts(env, cfg)
     wanted = set(tables)
     available = [t for t in schema.TABLE_NAMES if t in wanted | set(present or [])]
-    from simulation_assets.core.warehouse.structure import structure_checks
-
     checks = integrity_checks(available, rows) + distribution_checks(available, cfg)
     checks += structure_checks(set(available), cfg)
     return [c for c in checks if c.table in wanted]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from simulation_assets.core.warehouse.calendar import holiday_dates
-from simulation_assets.core.warehouse.checks import Check
+from simulation_assets.core.warehouse.check_types import Check
 from simulation_assets.core.warehouse.config import WarehouseConfig
 
 
