@@ -27,6 +27,7 @@ BACKENDS = ("duckdb", "postgres")
 _LOCAL_LOCKS: dict[str, threading.RLock] = {}
 _LOCAL_LOCKS_GUARD = threading.Lock()
 _SCHEMA_READY: set[tuple[str, str]] = set()  # (file or DSN, prefix) whose tables this process created
+_HELD: dict[str, Any] = {}  # DuckDB file -> the connection a held() block keeps open
 
 
 class _DuckTx(Transaction):
@@ -77,19 +78,46 @@ class DuckDBActivityStore(ActivityStore):
     def location(self) -> str:
         return str(self.duckdb_file())
 
+    def _lock(self, path: Path) -> threading.RLock:
+        with _LOCAL_LOCKS_GUARD:
+            return _LOCAL_LOCKS.setdefault(str(path), threading.RLock())
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep one connection to the file open for the block (nested blocks share it).
+
+        This thread holds the file's lock for the whole block: other threads of the process wait
+        for it to end, other processes for DuckDB's file lock (up to 15 s).
+        """
+        import duckdb
+
+        path = self.duckdb_file()
+        with self._lock(path):
+            if str(path) in _HELD:  # an outer block holds it
+                yield
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():  # a deleted file gets its tables again
+                _SCHEMA_READY.discard((str(path), self.table_prefix))
+            _HELD[str(path)] = _connect_duckdb(duckdb, path)
+            try:
+                yield
+            finally:
+                _HELD.pop(str(path)).close()
+
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
         import duckdb
 
         path = self.duckdb_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _LOCAL_LOCKS_GUARD:
-            lock = _LOCAL_LOCKS.setdefault(str(path), threading.RLock())
-        with lock:
+        with self._lock(path):
+            kept = _HELD.get(str(path))
             ready = (str(path), self.table_prefix)
-            if not path.exists():  # a deleted file gets its tables again
-                _SCHEMA_READY.discard(ready)
-            con = _connect_duckdb(duckdb, path)
+            if kept is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.exists():  # a deleted file gets its tables again
+                    _SCHEMA_READY.discard(ready)
+            con = kept if kept is not None else _connect_duckdb(duckdb, path)
             try:
                 con.execute("BEGIN TRANSACTION").fetchall()
                 tx = _DuckTx(con, self.table_prefix)
@@ -102,7 +130,8 @@ class DuckDBActivityStore(ActivityStore):
                 con.execute("ROLLBACK").fetchall()
                 raise
             finally:
-                con.close()
+                if kept is None:
+                    con.close()
 
 
 class _PgTx(Transaction):
