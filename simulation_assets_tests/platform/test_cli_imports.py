@@ -105,6 +105,14 @@ def test_the_command_line_ends_the_process_with_its_code_and_everything_written(
         assert dg.DagsterEventType.ASSET_MATERIALIZATION in types
         assert dg.DagsterEventType.ASSET_CHECK_EVALUATION in types
         assert dg.DagsterEventType.RUN_SUCCESS in types
+        tick = instance.fetch_materializations(dg.AssetKey("activity_tick"), limit=1).records[0]
+        metadata = tick.asset_materialization.metadata  # type: ignore[union-attr]
+        assert metadata["dagster/row_count"].value == metadata["customers"].value > 0
+        assert "data:image/svg+xml;base64," in metadata["calls_per_tick"].value
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("activity_tick"), "counters_never_decrease")]
+        )
+        assert [e.status.value for e in check.values()] == ["SUCCEEDED"]
 
 
 _EXIT = """
