@@ -455,7 +455,7 @@ class CheckBands(_Frozen):
         "churned_accounts_less_engaged": (0.0, 0.75),  # sessions per active day, churned / retained
         "tickets_follow_poor_health": (1.3, 100.0),  # tickets per device-day, churned / retained
         "payment_failures_precede_churn": (1.5, 100.0),  # unpaid invoice share, churned / retained
-        "bigger_accounts_have_more_devices": (0.3, 1.0),  # correlation of MRR and devices per account
+        "bigger_accounts_have_more_devices": (0.2, 1.0),  # correlation of MRR and devices per account
         "accounts_grow_year_over_year": (0.2, 0.7),  # spec 40 %; DEV has ~15 sign-ups in the first year
         "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
         "taps_peak_in_december_lull_in_january": (1.15, 3.0),  # pours per day, December / the next January

@@ -152,6 +152,16 @@ class Warehouse:
         return usage.feature_adoption(self)
 
     @cached_property
+    def feature_adoption_flat(self) -> np.ndarray:
+        """``feature_adoption`` flattened (account x features + feature), for one-index gathers."""
+        return np.ascontiguousarray(self.feature_adoption).ravel()
+
+    @cached_property
+    def feature_tables(self) -> np.ndarray:
+        """Per tier, 65,536 quantiles of the feature mix among the features the tier allows."""
+        return usage.feature_tables(self)
+
+    @cached_property
     def site_quality(self) -> np.ndarray:
         """Every account's site quality (standard normal; low means devices fail more often)."""
         return -self.rng("accounts", 0, "site").standard_normal(self.rows["accounts"])
