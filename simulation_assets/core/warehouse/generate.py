@@ -126,6 +126,11 @@ class Warehouse:
         return marketing.campaign_layout(self)
 
     @cached_property
+    def daily_spend(self) -> np.ndarray:
+        """The total marketing spend of every day of the window (USD)."""
+        return marketing.daily_spend(self)
+
+    @cached_property
     def journey_layout(self) -> tuple[np.ndarray, np.ndarray]:
         """Touchpoints per contact and each contact's first touchpoint."""
         return marketing.journey_layout(self)
