@@ -16,6 +16,7 @@ gives the two normal deviates of volume and temperature.
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,7 @@ from simulation_assets.core.warehouse.sampling import DAY, HOUR, categorical, to
 if TYPE_CHECKING:
     from simulation_assets.core.warehouse.generate import Warehouse
 
+_NORMAL = NormalDist()
 NEVER = np.int64(1) << 40  # a day number no outage reaches: marks an unused outage slot
 
 
@@ -138,8 +140,6 @@ def tap_lookup_tables(wh: Warehouse) -> dict[str, np.ndarray]:
     def lookup(w: np.ndarray) -> np.ndarray:  # 65,536 quantiles of the distribution -> category
         return np.searchsorted(np.cumsum(w) / np.sum(w), grid).astype(np.uint8)
 
-    from scipy.special import ndtri
-
     hours = np.asarray(spec.hour_weights, dtype=np.float64)
     cdf = np.concatenate([[0.0], np.cumsum(hours) / hours.sum()])
     time_of_day = np.interp(grid, cdf, np.arange(25) * HOUR)
@@ -154,7 +154,7 @@ def tap_lookup_tables(wh: Warehouse) -> dict[str, np.ndarray]:
         "bin_scale": np.float64(bins / cumulative[-1]),
         "day_of_bin": day_of_bin,
         "tod_us": (time_of_day * 1_000_000).astype(np.int64),
-        "normal": ndtri(grid).astype(np.float32),
+        "normal": np.array([_NORMAL.inv_cdf(g) for g in grid.tolist()], dtype=np.float32),
         "product_lut": lookup(np.fromiter(spec.products.values(), dtype=np.float64)),
         "ml": np.array(list(spec.pour_ml.values()), dtype=np.float32),
         "serve": np.array([spec.serve_celsius[p] for p in spec.products], dtype=np.float32),
