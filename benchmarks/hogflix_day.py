@@ -139,6 +139,14 @@ def run_phase(phase: str, personas: int, repeats: int, root: str) -> dict:
         seconds, cpu = _materialize(
             ("hogflix_sessions", "hogflix_events"), f"{NEXT}-00:00", f"{NEXT}-23:30", personas, root
         )
+        events = Path(root) / _settings(personas).dataset("events")
+        rows = pl.scan_parquet(str(events / f"{NEXT}-*.parquet")).select(pl.len()).collect().item()
+        return {
+            "seconds": round(seconds, 4),
+            "cpu_seconds": round(cpu, 4),
+            "peak_rss_mb": round(_peak_mb(), 1),
+            "events": rows,
+        }
     else:
         raise SystemExit(f"unknown phase {phase!r}; valid: {PHASES}")
     return {"seconds": round(seconds, 4), "cpu_seconds": round(cpu, 4), "peak_rss_mb": round(_peak_mb(), 1)}
