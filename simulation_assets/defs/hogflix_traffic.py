@@ -184,20 +184,32 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         traffic = hogflix_traffic.traffic()
         reader = TrafficReader(hogflix_settings, traffic, store)
         dataset = hogflix_settings.dataset("events")
+        # Window by window: a window's events are generated, written, delivered and checked, then
+        # dropped, so memory holds one window (a million-persona day is tens of millions of events).
+        # Uniqueness across the day's windows is checked on 64-bit hashes of the uuids; should two
+        # hashes collide, the day's stored uuid columns are compared exactly.
         unique, ordered, reports, by_event = [], [], [], {}
         events = empty_events()
         for day in by_day(context.partition_keys):
-            frames = []
+            hashes = []
             for key in day:
-                frame = reader.events(key, reader.stored_or_sessions(key))
-                store.write(dataset, key, frame)
-                context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
-                frames.append(frame)
-            events = concat_frames(frames, empty_events().schema)
-            reports.append(hogflix_posthog.deliver(events))
-            unique.append(checks.event_uuids_unique(events))
-            ordered.append(checks.session_start_not_after_first_event(events))
-            by_event = _counts(events, "event", by_event)
+                events = reader.events(key, reader.stored_or_sessions(key))
+                store.write(dataset, key, events)
+                context.add_asset_metadata(table_metadata(rows=events.height), partition_key=key)
+                reports.append(hogflix_posthog.deliver(events))
+                ordered.append(checks.session_start_not_after_first_event(events))
+                hashes.append(events["uuid"].hash(seed=0))
+                by_event = _counts(events, "event", by_event)
+            outcome = checks.event_uuid_hashes_unique(
+                pl.concat(hashes) if hashes else pl.Series(dtype=pl.UInt64)
+            )
+            if outcome is None:  # two hashes collide: compare the uuids themselves
+                paths = [store.path(dataset, k) for k in day]
+                outcome = checks.event_uuids_unique(
+                    pl.concat([pl.read_parquet(p, columns=["uuid"]) for p in paths])
+                )
+            unique.append(outcome)
+            PROGRESS.info(day[0][:10], extra={"asset": "hogflix_events", "partitions": len(day)})
         report = _sum_reports(reports, hogflix_posthog.mode)
         return dg.MaterializeResult(
             metadata={

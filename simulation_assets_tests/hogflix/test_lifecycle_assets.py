@@ -116,3 +116,31 @@ def test_each_day_records_its_own_row_count_and_the_assets_declare_their_columns
     for asset in _assets():
         schema = asset.metadata_by_key[asset.key]["dagster/column_schema"]
         assert "date" in [c.name for c in schema.columns] or "distinct_id" in [c.name for c in schema.columns]
+
+
+def test_the_burn_in_is_computed_once_per_scenario_then_read_back(tmp_path):
+    from simulation_assets.core.hogflix.frames import to_frame
+    from simulation_assets.core.hogflix.lifecycle import step_day
+    from simulation_assets.sinks.hogflix_state import load_state_before
+
+    settings = HogflixSettings(seed=3, persona_pool=400, start_date=START)
+    store = LocalParquetStore(root_dir=str(tmp_path))
+    genesis = settings.genesis_day()
+    computed = load_state_before(settings, store, genesis)
+    path = store.path(settings.dataset("burn_in"), START)
+    written = path.stat().st_mtime_ns
+    stored = load_state_before(settings, store, genesis)
+    assert path.stat().st_mtime_ns == written  # read, not recomputed
+    cfg = settings.lifecycle()
+    assert to_frame(step_day(stored, genesis, cfg, 3)).equals(to_frame(step_day(computed, genesis, cfg, 3)))
+    # The first day materialized through the asset reads the same burn-in and stores the same day.
+    assert dg.materialize(_assets(), resources=_resources(tmp_path), partition_key=START).success
+    assert path.stat().st_mtime_ns == written
+    day = pl.read_parquet(_personas_path(tmp_path, START))
+    assert day.equals(to_frame(step_day(computed, genesis, cfg, 3)))
+    # Another scenario (another seed) has its own burn-in.
+    other = HogflixSettings(seed=4, persona_pool=400, start_date=START)
+    load_state_before(other, store, genesis)
+    assert store.exists(other.dataset("burn_in"), START) and other.dataset("burn_in") != settings.dataset(
+        "burn_in"
+    )

@@ -104,6 +104,12 @@ def test_event_uuids_unique_fails_on_a_repeated_uuid(day_traffic) -> None:  # no
     assert checks.event_uuids_unique(events).passed
     outcome = checks.event_uuids_unique(_set(events, "uuid", 1, events["uuid"][0]))
     assert not outcome.passed and outcome.metadata["duplicate_uuids"] == 1
+    # A day kept window by window is checked on hashes; a repeated uuid repeats its hash, and the
+    # check then hands over to the exact comparison.
+    hashed = checks.event_uuid_hashes_unique(events["uuid"].hash(seed=0))
+    assert hashed is not None and hashed.passed and hashed.metadata["events"] == events.height
+    doubled = _set(events, "uuid", 1, events["uuid"][0])
+    assert checks.event_uuid_hashes_unique(doubled["uuid"].hash(seed=0)) is None
 
 
 def test_session_start_fails_when_a_session_begins_after_its_first_event(day_traffic) -> None:  # noqa: ANN001

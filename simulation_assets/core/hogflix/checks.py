@@ -274,6 +274,14 @@ def event_uuids_unique(events: pl.DataFrame) -> CheckOutcome:
     return CheckOutcome(duplicates == 0, {"events": events.height, "duplicate_uuids": duplicates})
 
 
+def event_uuid_hashes_unique(hashes: pl.Series) -> CheckOutcome | None:
+    """``event_uuids_unique`` on 64-bit hashes of the uuids (a day kept window by window): passes when
+    every hash is distinct; None when two collide (then the uuids themselves must be compared)."""
+    if hashes.n_unique() != hashes.len():
+        return None
+    return CheckOutcome(True, {"events": hashes.len(), "duplicate_uuids": 0})
+
+
 def session_start_not_after_first_event(events: pl.DataFrame) -> CheckOutcome:
     """No session's UUIDv7 time is later than its first event (PostHog's sessions table would drop it)."""
     late = 0
