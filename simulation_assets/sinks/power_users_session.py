@@ -72,6 +72,7 @@ class RunTables:
     # the load generator's own cost: process CPU seconds from the load's first arrival to its last answer
     load_cpu_seconds: float = 0.0
     load_requests: int = 0
+    load_sleeps: int = 0  # times the process slept waiting (for an arrival's time or an answer)
 
     def frames(self, run_columns: dict[str, Any]) -> dict[str, pl.DataFrame]:
         """Return the tables keyed ``requests``, ``attempts``, ``edges``, ``users`` and ``load``.
