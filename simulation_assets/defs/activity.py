@@ -149,6 +149,15 @@ def build_defs() -> dg.Definitions:
         activity_settings: ActivitySettings,
         activity_store: ActivityStore,
     ) -> dg.MaterializeResult:
+        with activity_store.held():  # one connection for the step's transactions
+            return _tick_step(context, config, activity_settings, activity_store)
+
+    def _tick_step(
+        context: dg.AssetExecutionContext,
+        config: ActivityTickConfig,
+        activity_settings: ActivitySettings,
+        activity_store: ActivityStore,
+    ) -> dg.MaterializeResult:
         cfg = activity_settings.config()
         at = tick_time(config.at)
         outcomes: list[TickOutcome] = []
@@ -247,6 +256,12 @@ def build_defs() -> dg.Definitions:
     def monitor_interventions(
         context: dg.AssetExecutionContext, activity_settings: ActivitySettings, activity_store: ActivityStore
     ) -> dg.MaterializeResult:
+        with activity_store.held():  # one connection for the step's transactions
+            return _monitor_step(context, activity_settings, activity_store)
+
+    def _monitor_step(
+        context: dg.AssetExecutionContext, activity_settings: ActivitySettings, activity_store: ActivityStore
+    ) -> dg.MaterializeResult:
         outcome = activity_store.run_monitor(activity_settings.config(), source="dagster")
         lines = [f"🔍 Monitor check #{outcome.check_no} at tick {outcome.tick}"]
         lines += [
@@ -318,8 +333,9 @@ def build_defs() -> dg.Definitions:
         activity_settings: ActivitySettings,
         activity_store: ActivityStore,
     ) -> dg.RunRequest | dg.SkipReason:
-        activity_store.start(activity_settings.config(), activity_settings.seed)
-        return next_tick_request(context.instance, activity_store)
+        with activity_store.held():
+            activity_store.start(activity_settings.config(), activity_settings.seed)
+            return next_tick_request(context.instance, activity_store)
 
     return dg.Definitions(
         assets=[activity_tick, monitor_interventions],

@@ -17,6 +17,7 @@ from simulation_assets.core.hogflix.persona_state import (
     NEW,
     NO_DAY,
     PersonaState,
+    day_date,
 )
 from simulation_assets.core.hogflix.signups import identities, new_personas
 from simulation_assets.core.hogflix.timeofday import MS_PER_DAY
@@ -36,7 +37,7 @@ def initial_state(
     """
     start = genesis_day - burn_in_days
     g = rng_mod.stream(seed, "hogflix", "initial-pool")
-    n = cfg.persona_pool
+    n = cfg.pool_target(day_date(start))
     state = new_personas(cfg, seed, start, n, 1, g)
     u = g.random((5, n))
     tenure = uniform_ints(u[0], cfg.initial_tenure_days.low, cfg.initial_tenure_days.high)

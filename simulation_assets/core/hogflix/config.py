@@ -8,6 +8,7 @@ knobs at the bottom) are marked as choices of this project.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Annotated
 
@@ -135,6 +136,9 @@ class LifecycleConfig(_Frozen):
     # --- Pool ("Target Scale", "Configuration Options": PERSONA_POOL) ---
     persona_pool: PositiveInt = 400
     pool_band: Annotated[float, Field(gt=0, lt=1)] = 0.05  # 380-420 around 400
+    # "Dynamic pool scaling": dated targets; between two dates the target moves linearly, before the
+    # first it is `persona_pool`, after the last it stays there. Empty: a constant `persona_pool`.
+    pool_schedule: dict[dt.date, PositiveInt] = {}
     signups_per_day: Range = Range(low=2, high=5)  # "2-5 new signups per day", at pool 400
     signup_reference_pool: PositiveInt = 400  # signups scale with persona_pool / this
     # "Most common state (60-70% of users)": the band the mean ACTIVE share is checked against.
@@ -318,6 +322,24 @@ class LifecycleConfig(_Frozen):
         if sum(e.daily_chance for e in self.life_events.values()) > 1.0:
             raise ValueError("life_events daily_chance values must sum to at most 1")
         return self
+
+    def pool_target(self, date: dt.date) -> int:
+        """Return the target pool of ``date`` (``persona_pool`` unless ``pool_schedule`` says otherwise)."""
+        if not self.pool_schedule:
+            return self.persona_pool
+        points = sorted(self.pool_schedule.items())
+        if date < points[0][0]:
+            return self.persona_pool
+        for (d0, p0), (d1, p1) in zip(points, points[1:]):
+            if d0 <= date < d1:
+                return int(round(p0 + (p1 - p0) * (date - d0).days / (d1 - d0).days))
+        return points[-1][1]
+
+    def for_date(self, date: dt.date) -> LifecycleConfig:
+        """Return this config with ``persona_pool`` set to the target of ``date`` (itself without a schedule);
+        every band scaled with the pool (signups, pool range, FlixBuddy) follows."""
+        target = self.pool_target(date)
+        return self if target == self.persona_pool else self.model_copy(update={"persona_pool": target})
 
     @property
     def signup_scale(self) -> float:

@@ -66,6 +66,14 @@ def _region_of(zones: pl.Series) -> np.ndarray:
     ).to_numpy()
 
 
+def _labels(name: str, labels: tuple[str, ...] | list[str], codes: np.ndarray) -> pl.Series:
+    """Return the label of each code (null for a negative code), gathered natively (no Python objects)."""
+    idx = pl.Series(codes.astype(np.int32))
+    if (codes < 0).any():
+        idx = pl.select(pl.when(idx >= 0).then(idx)).to_series()
+    return pl.Series(name, list(labels), dtype=pl.String).gather(idx)
+
+
 def _ts(values: np.ndarray) -> pl.Series:
     s = pl.Series(values.astype(np.int64))
     return pl.when(s >= 0).then(s).otherwise(None).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
@@ -90,21 +98,13 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
         pl.Series("is_synthetic", np.ones(n, np.bool_)),
         pl.Series("db_initialized", ~c["marked_for_cleanup"]),
         pl.Series("snapshot_date", np.full(n, state.day, np.int32)).cast(pl.Date),
-        pl.Series("plan", np.asarray(PLANS, dtype=object)[c["plan"]].tolist(), dtype=pl.String),
-        pl.Series("state", np.asarray(STATES, dtype=object)[c["state"]].tolist(), dtype=pl.String),
-        pl.Series(
-            "activity_pattern", np.asarray(PATTERNS, dtype=object)[c["pattern"]].tolist(), dtype=pl.String
-        ),
-        pl.Series(
-            "favorite_genre", np.asarray(GENRES, dtype=object)[c["favorite_genre"]].tolist(), dtype=pl.String
-        ),
-        pl.Series("country", _REGION_COUNTRY[c["region"]].tolist(), dtype=pl.String),
-        pl.Series("timezone", _REGION_ZONE[c["region"]].tolist(), dtype=pl.String),
-        pl.Series(
-            "in_life_event",
-            [None if e < 0 else LIFE_EVENTS[e] for e in c["event"].tolist()],
-            dtype=pl.String,
-        ),
+        _labels("plan", PLANS, c["plan"]),
+        _labels("state", STATES, c["state"]),
+        _labels("activity_pattern", PATTERNS, c["pattern"]),
+        _labels("favorite_genre", GENRES, c["favorite_genre"]),
+        _labels("country", _REGION_COUNTRY.tolist(), c["region"]),
+        _labels("timezone", _REGION_ZONE.tolist(), c["region"]),
+        _labels("in_life_event", LIFE_EVENTS, c["event"]),
         _date(c["event_ends"]).alias("life_event_ends_at"),
         _date(np.where(c["binge_is_binging"], NO_DAY, c["binge_phase_ends"])).alias("binge_cooldown_until"),
         _date(c["binge_phase_ends"]).alias("binge_phase_ends"),
@@ -113,14 +113,9 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
                 c["churned_day"] >= 0, c["churned_day"].astype(np.int64) * 86_400_000 + 86_399_999, NO_MS
             )
         ).alias("churned_at"),
-        pl.when(pl.Series(c["churned_day"] >= 0))
-        .then(pl.Series(np.asarray(CHURN_REASONS, dtype=object)[c["churn_reason"]].tolist(), dtype=pl.String))
-        .otherwise(None)
-        .alias("churn_reason"),
-        pl.Series(
-            "previous_plan", np.asarray(PLANS, dtype=object)[c["previous_plan"]].tolist(), dtype=pl.String
-        ),
-        pl.Series("payment_status", np.asarray(PAYMENT_STATES, dtype=object)[c["payment_state"]].tolist()),
+        _labels("churn_reason", CHURN_REASONS, np.where(c["churned_day"] >= 0, c["churn_reason"], -1)),
+        _labels("previous_plan", PLANS, c["previous_plan"]),
+        _labels("payment_status", PAYMENT_STATES, c["payment_state"]),
         _date(c["next_payment_retry"]).alias("next_payment_retry"),
         *[_ts(c[src]).alias(dst) for dst, src in _TS_COLUMNS.items()],
     )

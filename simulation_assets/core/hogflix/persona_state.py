@@ -141,7 +141,9 @@ class PersonaState:
                 cols[k] = np.take(v, keep, out=buf[:size], mode="clip")  # "clip": no buffered copy
         identity = self.identity
         if identity.height > 2 * max(size, 1):
-            identity = identity.filter(pl.col("persona_number").is_in(pl.Series(cols["persona_number"])))
+            identity = identity.filter(
+                pl.col("persona_number").is_in(pl.Series(cols["persona_number"]).implode())
+            )
         return PersonaState(day=self.day, cols=cols, identity=identity, next_number=self.next_number)
 
     def append(self, other: PersonaState) -> PersonaState:
