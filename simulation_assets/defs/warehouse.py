@@ -23,7 +23,7 @@ from pydantic import Field
 from simulation_assets.core.charts import hbar_svg
 from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.warehouse import schema
-from simulation_assets.core.warehouse.catalog import catalog_markdown, summary_statistics
+from simulation_assets.core.warehouse.catalog import catalog_markdown, structure_figures, summary_statistics
 from simulation_assets.core.warehouse.checks import CheckResult, rows_match_spec, warehouse_checks
 from simulation_assets.core.warehouse.config import ENVIRONMENTS, WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generate import Warehouse
@@ -363,8 +363,11 @@ def warehouse_catalog(
     cfg = warehouse_settings.config()
     root = warehouse_settings.files_root(store, env)
     root.mkdir(parents=True, exist_ok=True)
+    stats["structure"] = structure_figures(db.query, db.tables(), cfg)
     (root / "catalog.md").write_text(
-        catalog_markdown(cfg, env, warehouse_settings.seed, stats["rows"], stats["metrics"])
+        catalog_markdown(
+            cfg, env, warehouse_settings.seed, stats["rows"], stats["metrics"], stats["structure"]
+        )
     )
     (root / "summary_stats.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
     names = list(stats["rows"])
