@@ -159,7 +159,9 @@ def test_default_run_holds_every_persona_to_its_seed_rhythm(default_run):
     # the simulated clock spans the session while the run itself takes seconds (the bound is one any
     # loaded machine meets: a run that slept its think times would last the shortest session at least)
     assert max(s["session_minutes"] for s in sessions.values()) > 20
-    assert result.report["run"]["duration_seconds"] < min(s["session_minutes"] for s in sessions.values()) * 60
+    assert (
+        result.report["run"]["duration_seconds"] < min(s["session_minutes"] for s in sessions.values()) * 60
+    )
 
 
 def _users(default_run) -> tuple[pl.DataFrame, pl.DataFrame]:
