@@ -33,9 +33,9 @@ verdict; the JSON (``benchmarks/results/orchestration.json``) holds every run, t
 average at each run and the verdicts. ``--quick`` runs each row on a small workload, once, to check
 the benchmark itself (seconds, not the targets' figures: its verdicts are marked "quick").
 
-    .venv/bin/python benchmarks/orchestration.py                    # every row, ~4-6 min on a quiet machine
+    .venv/bin/python benchmarks/orchestration.py                    # every row: ~3 min on a quiet machine, 6-8 min at load 10
     .venv/bin/python benchmarks/orchestration.py --only hogflix_1,funnel_forecast --importtime
-    .venv/bin/python benchmarks/orchestration.py --quick            # smoke test of the benchmark
+    .venv/bin/python benchmarks/orchestration.py --quick            # smoke test of the benchmark (~2 min at load 10)
 """
 
 from __future__ import annotations

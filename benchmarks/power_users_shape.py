@@ -4,11 +4,15 @@ The shape is a staircase of arrival rates (Locust's classic stages shape): ``--s
 ``--step`` more every ``--every`` seconds, ``--steps`` times. The runner sends it as an open-model
 load (Poisson arrivals at the rate; latency from the scheduled send). Locust gets the same rate as
 a ``LoadTestShape`` whose user count follows the shape, each ``FastHttpUser`` held at one request
-per second by ``constant_throughput(1)``, which is how Locust asks for an arrival rate. Both hit
+per second by ``constant_throughput(1)``, which is how Locust asks for an arrival rate
+(``locust_loadtestshape``), and again with exponential waits averaging a second, whose
+superposition is the runner's Poisson arrival process (``locust_poisson``). All hit
 ``GET --path`` on the reference target served in its own process (pinned to the last CPU; the
 clients to the others). Reported per tool: requested vs achieved arrivals and rate, latency
 p50/p95/p99 (the runner's from the schedule and from the send; Locust's from the send), errors,
-and the load generator's CPU per 1,000 requests.
+the load generator's CPU per 1,000 requests, and how often it went to sleep waiting (voluntary
+context switches per 1,000 requests: each sleep and wake-up is kernel work, most of a light load's
+cost).
 
 CPU is counted the same way for both tools, each in a process of its own on the same CPUs:
 ``load_cpu`` is the generator process's CPU (user + system, every thread) from the start of the
@@ -41,6 +45,8 @@ RESULTS_NAME = "power_users_shape.json"
 SHAPE_LOCUSTFILE = """
 import json
 import math
+import random
+import resource
 import time
 
 import numpy as np
@@ -57,16 +63,21 @@ _CPU = {{}}
 @events.test_start.add_listener
 def _load_started(**kwargs):
     _CPU["start"] = time.process_time()
+    _CPU["sleeps"] = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
 
 
 @events.test_stop.add_listener
 def _load_stopped(**kwargs):
     with open(CPU_FILE, "w") as fh:
-        json.dump({{"load_cpu_s": time.process_time() - _CPU["start"]}}, fh)
+        sleeps = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - _CPU["sleeps"]
+        json.dump({{"load_cpu_s": time.process_time() - _CPU["start"], "sleeps": sleeps}}, fh)
+
+
+_RNG = random.Random(7)
 
 
 class ShapedUser(FastHttpUser):
-    wait_time = constant_throughput(1.0)  # one request a second per user: users = requests/s
+    {wait}
 
     @task
     def hit(self):
@@ -80,6 +91,17 @@ class StairShape(LoadTestShape):
             return None
         return (max(1, math.ceil(float(np.interp(t, TIMES, LEVELS)))), 1000)
 """
+
+
+# How each Locust variant's users wait between requests (the LoadTestShape sets users = requests/s).
+LOCUST_WAITS = {
+    # Locust's way to ask for an arrival rate: each user holds one request a second. Users started
+    # together stay in step, so their requests leave in bursts (few wake-ups, queueing at the target).
+    "locust_loadtestshape": "wait_time = constant_throughput(1.0)",
+    # exponential waits averaging one second: together the users send Poisson arrivals, the
+    # runner's arrival process, so both tools wake up as often
+    "locust_poisson": "def wait_time(self):\n        return _RNG.expovariate(1.0)",
+}
 
 
 def shape_spec(start: float, step: float, every: float, steps: int) -> dict:
@@ -129,6 +151,7 @@ def run_runner_shape(base_url: str, spec: dict, path: str, process: dict) -> dic
         "load_cpu_s": run["load_generator_cpu_seconds"],
         "process_cpu_s": process_cpu,
         "load_cpu_ms_per_1000_requests": run["load_generator_cpu_seconds"] / max(sent, 1) * 1e6,
+        "sleeps_per_1000_requests": run["load_generator_sleeps_per_1000_requests"],
         "process_cpu_ms_per_1000_requests": process_cpu / max(sent, 1) * 1e6,
     }
 
@@ -150,9 +173,16 @@ def _runner_child(url: str, spec: dict, out: Path) -> None:
 
 
 def run_locust_shape(
-    base_url: str, spec: dict, path: str, locust: Path, process: dict, requested: float, duration: float
+    base_url: str,
+    spec: dict,
+    path: str,
+    locust: Path,
+    process: dict,
+    requested: float,
+    duration: float,
+    wait: str = LOCUST_WAITS["locust_loadtestshape"],
 ) -> dict:
-    """Run the staircase as a Locust ``LoadTestShape``; return the same figures from its CSV stats."""
+    """Run the staircase as a Locust ``LoadTestShape`` whose users wait ``wait``; return its figures."""
     from simulation_assets.core.power_users.shapes import Step
 
     points = Step.model_validate(spec).points()
@@ -166,6 +196,7 @@ def run_locust_shape(
                 levels=[p[1] for p in points],
                 duration=duration,
                 cpu_file=str(cpu_file),
+                wait=wait,
             )
         )
         prefix = Path(tmp) / "shape"
@@ -174,7 +205,8 @@ def run_locust_shape(
             + ["--only-summary", "--stop-timeout", "2", "--loglevel", "ERROR"],
             process,
         )
-        load_cpu = json.loads(cpu_file.read_text())["load_cpu_s"]
+        measured = json.loads(cpu_file.read_text())
+        load_cpu, sleeps = measured["load_cpu_s"], measured["sleeps"]
         with open(f"{prefix}_stats.csv", newline="") as fh:
             row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
     count, failures = int(row["Request Count"]), int(row["Failure Count"])
@@ -193,28 +225,32 @@ def run_locust_shape(
         "load_cpu_s": load_cpu,
         "process_cpu_s": process_cpu,
         "load_cpu_ms_per_1000_requests": load_cpu / max(count, 1) * 1e6,
+        "sleeps_per_1000_requests": sleeps / max(count, 1) * 1e3,
         "process_cpu_ms_per_1000_requests": process_cpu / max(count, 1) * 1e6,
     }
 
 
 def compare(base_url: str, args, locust: Path, process: dict, results_dir: Path) -> int:  # noqa: ANN001
-    """Run both tools ``args.rounds`` times (alternating order), print the table, write the JSON."""
+    """Run the runner and both Locust variants ``args.rounds`` times (rotating order); print and write the results."""
     from simulation_assets.core.power_users.shapes import Step, requested_per_second
 
     spec = shape_spec(args.start, args.step, args.every, args.steps)
     shape = Step.model_validate(spec)
     requested, duration = float(requested_per_second(shape).sum()), shape.duration
-    runs: dict[str, list[dict]] = {"runner": [], "locust_loadtestshape": []}
+    runs: dict[str, list[dict]] = {"runner": [], **{name: [] for name in LOCUST_WAITS}}
+
+    def locust_variant(wait: str):  # noqa: ANN202
+        return lambda: run_locust_shape(base_url, spec, args.path, locust, process, requested, duration, wait)
+
     measure = {
         "runner": lambda: run_runner_shape(base_url, spec, args.path, process),
-        "locust_loadtestshape": lambda: run_locust_shape(
-            base_url, spec, args.path, locust, process, requested, duration
-        ),
+        **{name: locust_variant(wait) for name, wait in LOCUST_WAITS.items()},
     }
     print(f"shape: {spec} ({duration:g} s, {requested:.0f} requests)", flush=True)
     load_averages: list[float] = []
     for r in range(args.rounds):
-        order = list(measure) if r % 2 == 0 else list(reversed(measure))
+        names = list(measure)
+        order = names[r % len(names) :] + names[: r % len(names)]
         load_averages.append(os.getloadavg()[0])
         for name in order:
             runs[name].append(measure[name]())
@@ -224,41 +260,53 @@ def compare(base_url: str, args, locust: Path, process: dict, results_dir: Path)
                 f"rate {m['achieved_per_second']:.1f}/{m['requested_per_second']:.1f} ({m['achieved_ratio']:.3f})  "
                 f"p50 {m['p50_ms']:.1f} p95 {m['p95_ms']:.1f} p99 {m['p99_ms']:.1f} ms  "
                 f"errors {m['error_rate']:.2%}  CPU per 1000 req: load {m['load_cpu_ms_per_1000_requests']:.0f} ms, "
-                f"process {m['process_cpu_ms_per_1000_requests']:.0f} ms  (load average {load_averages[-1]:.1f})",
+                f"process {m['process_cpu_ms_per_1000_requests']:.0f} ms  "
+                f"sleeps per 1000 req {m['sleeps_per_1000_requests']:.0f}  (load average {load_averages[-1]:.1f})",
                 flush=True,
             )
     median = {name: {k: statistics.median(m[k] for m in ms) for k in ms[0]} for name, ms in runs.items()}
-    ours, theirs = median["runner"], median["locust_loadtestshape"]
+    ours, theirs, poisson = median["runner"], median["locust_loadtestshape"], median["locust_poisson"]
     within = abs(ours["achieved_ratio"] - 1) <= 0.02
     locust_within = abs(theirs["achieved_ratio"] - 1) <= 0.02
-    # per round, side by side: the ratio of the two tools' load CPU in the same conditions
-    round_ratios = [
-        a["load_cpu_ms_per_1000_requests"] / b["load_cpu_ms_per_1000_requests"]
-        for a, b in zip(runs["runner"], runs["locust_loadtestshape"])
-    ]
+    # per round, side by side: the ratio of the tools' load CPU in the same conditions
+    round_ratios = {
+        name: [
+            a["load_cpu_ms_per_1000_requests"] / b["load_cpu_ms_per_1000_requests"]
+            for a, b in zip(runs["runner"], runs[name])
+        ]
+        for name in LOCUST_WAITS
+    }
     verdict = {
         "runner_within_2pct": within,
         "locust_within_2pct": locust_within,
         "rate_target_met": within or not locust_within,
         "cpu_target_met": ours["load_cpu_ms_per_1000_requests"] <= theirs["load_cpu_ms_per_1000_requests"],
+        # at the same arrival process (Poisson), which is what the runner sends
+        "cpu_at_equal_arrivals_met": ours["load_cpu_ms_per_1000_requests"]
+        <= poisson["load_cpu_ms_per_1000_requests"],
     }
     ratios = {
         "load_cpu_runner_vs_locust": ours["load_cpu_ms_per_1000_requests"]
         / theirs["load_cpu_ms_per_1000_requests"],
-        "load_cpu_runner_vs_locust_median_of_rounds": statistics.median(round_ratios),
+        "load_cpu_runner_vs_locust_median_of_rounds": statistics.median(round_ratios["locust_loadtestshape"]),
+        "load_cpu_runner_vs_locust_poisson": ours["load_cpu_ms_per_1000_requests"]
+        / poisson["load_cpu_ms_per_1000_requests"],
+        "load_cpu_runner_vs_locust_poisson_median_of_rounds": statistics.median(
+            round_ratios["locust_poisson"]
+        ),
         "process_cpu_runner_vs_locust": ours["process_cpu_ms_per_1000_requests"]
         / theirs["process_cpu_ms_per_1000_requests"],
     }
     print()
     print(
         f"{'tool':<24}{'achieved/requested':>20}{'p50':>8}{'p95':>8}{'p99':>8}{'err %':>7}"
-        f"{'load CPU ms/1000':>18}{'process CPU ms/1000':>21}"
+        f"{'load CPU ms/1000':>18}{'process CPU ms/1000':>21}{'sleeps/1000':>13}"
     )
     for name, m in median.items():
         print(
             f"{name:<24}{m['achieved_ratio']:>20.3f}{m['p50_ms']:>8.1f}{m['p95_ms']:>8.1f}{m['p99_ms']:>8.1f}"
             f"{100 * m['error_rate']:>7.2f}{m['load_cpu_ms_per_1000_requests']:>18.0f}"
-            f"{m['process_cpu_ms_per_1000_requests']:>21.0f}"
+            f"{m['process_cpu_ms_per_1000_requests']:>21.0f}{m['sleeps_per_1000_requests']:>13.0f}"
         )
     print(f"ratios: { {k: round(v, 3) for k, v in ratios.items()} }")
     print(f"verdict: {verdict}  (load average {statistics.median(load_averages):.1f}, median of rounds)")

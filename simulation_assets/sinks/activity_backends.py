@@ -10,7 +10,7 @@ import os
 import threading
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ _LOCAL_LOCKS: dict[str, threading.RLock] = {}
 _LOCAL_LOCKS_GUARD = threading.Lock()
 _SCHEMA_READY: set[tuple[str, str]] = set()  # (file or DSN, prefix) whose tables this process created
 _HELD: dict[str, Any] = {}  # DuckDB file -> the connection a held() block keeps open
+_PG_HELD = threading.local()  # per thread: DSN -> the connection a held() block keeps open
 
 
 class _DuckTx(Transaction):
@@ -200,10 +201,35 @@ class PostgresActivityStore(ActivityStore):
         )
 
     @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep one connection open for the block, in this thread (nested blocks share it).
+
+        Other threads and processes are not held up: each transaction still takes the advisory
+        lock for its own duration only.
+        """
+        import psycopg
+
+        kept = _pg_kept()
+        dsn = self._dsn()
+        if dsn in kept:
+            yield
+            return
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            kept[dsn] = conn
+            try:
+                yield
+            finally:
+                del kept[dsn]
+
+    @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
         import psycopg
 
-        with psycopg.connect(self._dsn(), connect_timeout=10) as conn, conn.transaction():
+        kept = _pg_kept().get(self._dsn())
+        connection = (
+            nullcontext(kept) if kept is not None else psycopg.connect(self._dsn(), connect_timeout=10)
+        )
+        with connection as conn, conn.transaction():
             tx = _PgTx(conn, self.table_prefix)
             tx.execute("SELECT pg_advisory_xact_lock(?)", [zlib.crc32(self.table_prefix.encode())])
             ready = (conn.info.dsn, self.table_prefix)
@@ -228,6 +254,13 @@ def activity_store_from_env(backend: str | None = None, **explicit: Any) -> Acti
         raise ConfigFileError(f"$ACTIVITY_STORE must be one of {', '.join(BACKENDS)}, got {chosen!r}")
     cls = DuckDBActivityStore if chosen == "duckdb" else PostgresActivityStore
     return from_env(cls, **explicit)
+
+
+def _pg_kept() -> dict[str, Any]:
+    """Return this thread's connections kept open by ``PostgresActivityStore.held()``, by DSN."""
+    if not hasattr(_PG_HELD, "by_dsn"):
+        _PG_HELD.by_dsn = {}
+    return _PG_HELD.by_dsn
 
 
 def _held_by_another_process(exc: BaseException) -> bool:

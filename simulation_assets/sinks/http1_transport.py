@@ -45,8 +45,12 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self.on_answer: Answer | None = None  # send_nowait's callback for the request in flight
         self.request, self.read_timeout = b"", None
-        # llhttp starts over after each complete answer on a kept-alive connection
-        self._parser = httptools.HttpResponseParser(self)
+        # llhttp starts over after each complete answer on a kept-alive connection. Two parsers,
+        # used one answer at a time: one that hands over the headers, and one for callers that
+        # read only the status and body (a load), which then costs no call or tuple per header.
+        self._full = httptools.HttpResponseParser(self)
+        self._lean = httptools.HttpResponseParser(_BodyOnly(self))
+        self._parser = self._full
         self.awaiting = False  # a request was sent and its answer is not complete yet
         self.received = False
         self.headers: list[tuple[bytes, bytes]] = []
@@ -102,20 +106,22 @@ class _Connection(asyncio.Protocol):
         elif self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, headers: bool = True) -> None:
         assert self.transport is not None
         self.used, self.received, self.awaiting = True, False, True
         self.headers, self.body, self.status = [], [], 0
+        self._parser = self._full if headers else self._lean
         self.transport.write(data)
 
-    async def exchange(self, data: bytes) -> bool:
+    async def exchange(self, data: bytes, headers: bool = True) -> bool:
         """Send ``data`` and wait for the whole response; return whether any byte came back.
 
-        Raises httpx.ReadTimeout when :meth:`expire` is called first (the transport's timeout timer).
+        ``headers`` False leaves the answer's headers unread. Raises httpx.ReadTimeout when
+        :meth:`expire` is called first (the transport's timeout timer).
         """
         assert self.loop is not None
         self._waiter = self.loop.create_future()
-        self._write(data)
+        self._write(data, headers)
         try:
             await self._waiter
         finally:
@@ -138,6 +144,14 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+class _BodyOnly:
+    """The callbacks of a parser that skips headers: the connection's, less ``on_header``."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self.on_body = conn.on_body
+        self.on_message_complete = conn.on_message_complete
 
 
 class Http1Transport(httpx.AsyncBaseTransport):
@@ -287,12 +301,18 @@ class Http1Transport(httpx.AsyncBaseTransport):
         )
 
     async def roundtrip(
-        self, key: Key, data: bytes, connect_timeout: float | None, read_timeout: float | None
+        self,
+        key: Key,
+        data: bytes,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+        headers: bool = True,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Send the whole request ``data`` to ``key`` (scheme, host, port); return (status, headers, body).
 
         Uses an idle kept-alive connection when there is one (at most ``max_connections`` per host
-        are busy at once). Raises httpx.TransportError subclasses (ConnectError, ReadTimeout, ...).
+        are busy at once). ``headers`` False returns no headers (they are not read). Raises
+        httpx.TransportError subclasses (ConnectError, ReadTimeout, ...).
         """
         await self._acquire(key)
         try:
@@ -303,7 +323,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
                     conn = await self._connect(key, connect_timeout)
                 self._watch(conn, read_timeout)
                 try:
-                    await conn.exchange(data)
+                    await conn.exchange(data, headers)
                 except httpx.RemoteProtocolError:
                     conn.close()
                     # A kept-alive connection the server had already closed: send once more on a fresh one.
@@ -336,7 +356,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._busy[key] += 1
         conn.on_answer, conn.request, conn.read_timeout = on_answer, data, read_timeout
         self._watch(conn, read_timeout)
-        conn._write(data)
+        conn._write(data, False)
         return True
 
     def _answered(self, conn: _Connection, error: Exception | None) -> None:
@@ -345,10 +365,17 @@ class Http1Transport(httpx.AsyncBaseTransport):
         assert on_answer is not None
         conn.on_answer, conn.request = None, b""
         self._deadlines.pop(conn, None)
-        self._release(conn.key)
-        if error is None:
-            self._put_back(conn)
-            on_answer(conn.status, conn.content(), None)
+        key = conn.key
+        self._busy[key] -= 1
+        if self._queued.get(key):
+            self._wake(key)
+        if error is None:  # the common case, inlined (this runs once per request of a load)
+            if conn.keep_alive and not conn.closed:
+                self._idle[key].append(conn)
+            else:
+                conn.close()
+            body = conn.body
+            on_answer(conn.status, body[0] if len(body) == 1 else b"".join(body), None)
             return
         conn.close()
         if isinstance(error, httpx.RemoteProtocolError) and not conn.received:
@@ -362,7 +389,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
 
     async def _resend(self, key: Key, data: bytes, read_timeout: float | None, on_answer: Answer) -> None:
         try:
-            status, _, body = await self.roundtrip(key, data, read_timeout, read_timeout)
+            status, _, body = await self.roundtrip(key, data, read_timeout, read_timeout, False)
         except httpx.TransportError as exc:
             on_answer(0, b"", exc)
         else:

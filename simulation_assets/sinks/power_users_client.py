@@ -229,6 +229,10 @@ class PowerUserTarget(dg.ConfigurableResource):
             meta["load_generator_cpu_ms_per_1000_requests"] = round(
                 tables.load_cpu_seconds / tables.load_requests * 1e6, 1
             )
+            # each sleep and wake-up costs the kernel a context switch: most of a light load's CPU
+            meta["load_generator_sleeps_per_1000_requests"] = round(
+                tables.load_sleeps / tables.load_requests * 1e3, 1
+            )
         report = build_report(
             frames["requests"],
             frames["attempts"],

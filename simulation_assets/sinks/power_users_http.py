@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,6 +42,11 @@ class RunnerClient(httpx.AsyncClient):
         self._cookies = _LazyCookies()
         self._urls: dict[str, httpx.URL] = {}
         self._lean = transport
+        # send_nowait(key, data, timeout, on_answer) -> bool: write a request made by :meth:`encode`
+        # on an idle connection now (False, nothing sent, if none is free); ``on_answer(status,
+        # body, error)`` gets the answer (status 0 and the httpx.TransportError when none came).
+        # The transport's own method, so a load's request costs no call through this class.
+        self.send_nowait: Callable[[tuple[str, str, int], bytes, float, Answer], bool] = transport.send_nowait
         self._targets: dict[str, tuple[tuple[str, str, int], bytes, bytes]] = {}
         self._timeout = kwargs["timeout"]
 
@@ -104,16 +110,8 @@ class RunnerClient(httpx.AsyncClient):
         """Send a request made by :meth:`encode`; return (status, body). Raises httpx.TransportError."""
         if timeout is None:
             timeout = self._timeout.read
-        status, _, body = await self._lean.roundtrip(key, data, timeout, timeout)
+        status, _, body = await self._lean.roundtrip(key, data, timeout, timeout, False)
         return status, body
-
-    def send_nowait(self, key: tuple[str, str, int], data: bytes, timeout: float, on_answer: Answer) -> bool:
-        """Send a request made by :meth:`encode` on an idle connection now; False if none is free.
-
-        ``on_answer(status, body, error)`` is called with the answer (status 0 and the
-        httpx.TransportError when none came).
-        """
-        return self._lean.send_nowait(key, data, timeout, on_answer)
 
 
 def _primitive(value: Any) -> str:

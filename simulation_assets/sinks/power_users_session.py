@@ -34,9 +34,11 @@ from simulation_assets.core.power_users.edge_cases import category
 from simulation_assets.core.power_users.report import (
     ATTEMPT_SCHEMA,
     EDGE_SCHEMA,
+    LOAD_ROW_SCHEMA,
     LOAD_SCHEMA,
     REQUEST_SCHEMA,
     USER_SCHEMA,
+    load_requests,
 )
 from simulation_assets.core.power_users.rhythm import (
     SessionPlan,
@@ -64,9 +66,13 @@ class RunTables:
     edges: list[tuple] = field(default_factory=list)
     users: list[tuple] = field(default_factory=list)
     load: list[tuple] = field(default_factory=list)
+    # a load's requests, one row each for both tables (LOAD_ROW_SCHEMA): built into request and
+    # attempt rows by polars at the end rather than per request while the load runs
+    load_rows: list[tuple] = field(default_factory=list)
     # the load generator's own cost: process CPU seconds from the load's first arrival to its last answer
     load_cpu_seconds: float = 0.0
     load_requests: int = 0
+    load_sleeps: int = 0  # times the process slept waiting (for an arrival's time or an answer)
 
     def frames(self, run_columns: dict[str, Any]) -> dict[str, pl.DataFrame]:
         """Return the tables keyed ``requests``, ``attempts``, ``edges``, ``users`` and ``load``.
@@ -77,9 +83,15 @@ class RunTables:
         users = pl.DataFrame(self.users, schema=per_user, orient="row").with_columns(
             pl.lit(v, dtype=USER_SCHEMA[k]).alias(k) for k, v in run_columns.items()
         )
+        requests = pl.DataFrame(self.requests, schema=REQUEST_SCHEMA, orient="row")
+        attempts = pl.DataFrame(self.attempts, schema=ATTEMPT_SCHEMA, orient="row")
+        if self.load_rows:
+            loaded = pl.DataFrame(self.load_rows, schema=LOAD_ROW_SCHEMA, orient="row")
+            requests = pl.concat([requests, load_requests(loaded)])
+            attempts = pl.concat([attempts, loaded.select(list(ATTEMPT_SCHEMA))])
         return {
-            "requests": pl.DataFrame(self.requests, schema=REQUEST_SCHEMA, orient="row"),
-            "attempts": pl.DataFrame(self.attempts, schema=ATTEMPT_SCHEMA, orient="row"),
+            "requests": requests,
+            "attempts": attempts,
             "edges": pl.DataFrame(self.edges, schema=EDGE_SCHEMA, orient="row"),
             "users": users.select(list(USER_SCHEMA)),
             "load": pl.DataFrame(self.load, schema=LOAD_SCHEMA, orient="row"),

@@ -79,8 +79,10 @@ class RateLimiter:
     def granted_at(self) -> list[float]:
         """Return when the last acquisitions (up to ``GRANTS_KEPT``) were admitted, in ``time.monotonic()`` seconds.
 
-        These are the limiter's own decisions, on its own clock: unlike a time read by the caller
-        after ``acquire()`` returns, they do not move when the machine is slow to wake the caller.
+        These are the limiter's own decisions, on its own clock: an acquisition that had to wait is
+        stamped with the time it was due to wake, not the (later) time a loaded machine woke it. The
+        window holds on these stamps; they are in admission order, which after a wait need not be
+        time order (sort them to check a window).
         """
         return [ms / 1000 for ms in self._bucket.admitted_ms] if self._bucket else []
 

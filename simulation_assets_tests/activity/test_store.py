@@ -171,6 +171,37 @@ def test_postgres_store_matches_duckdb_row_for_row(postgres_dsn, tmp_path, monke
 
 
 @pytest.mark.postgres
+def test_a_held_postgres_store_connects_once_per_block_and_thread(postgres_dsn, monkeypatch):
+    import psycopg
+
+    connects: list[int] = []
+    connect = psycopg.connect
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        connects.append(threading.get_ident())
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg, "connect", counted)
+    held = PostgresActivityStore(dsn=postgres_dsn, table_prefix="held_")
+    plain = PostgresActivityStore(dsn=postgres_dsn, table_prefix="plain_")
+    with held.held(), held.held():
+        _run(held, 3)
+        with pytest.raises(ValueError, match="was started with seed 42, not 7"):
+            held.apply_tick(CFG, 7, _at(4))  # rolls back alone; the connection stays usable
+        other = threading.Thread(target=lambda: held.last_tick())  # another thread: its own connection
+        other.start()
+        other.join(60)
+        assert held.apply_tick(CFG, 42, _at(4)).applied
+    assert len(connects) == 2 and connects[0] != connects[1]
+    connects.clear()
+    _run(plain, 3)
+    assert plain.apply_tick(CFG, 42, _at(4)).applied
+    assert len(connects) == 7  # one per transaction
+    a, b = _tables(held), _tables(plain)
+    assert all(a[name].equals(b[name]) for name in a)
+
+
+@pytest.mark.postgres
 def test_postgres_rejects_a_second_open_intervention_and_concurrent_monitors_stay_single(postgres_dsn):
     import psycopg
 
