@@ -72,6 +72,12 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
         False,
     ),
     "event_uuids_unique_per_day": ("hogflix_traffic_daily", "No event uuid appears twice in a day.", False),
+    "sessions_follow_the_persona": (
+        "hogflix_traffic_daily",
+        "The busiest hour in each persona's own time zone is in the evening; personas keep their primary "
+        "device; the second-device share is the configured one.",
+        False,
+    ),
     "genre_affinity_effect": (
         "hogflix_traffic_daily",
         "A persona's favourite genre takes more of its starts, is watched further and rated higher.",

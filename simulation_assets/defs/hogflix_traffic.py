@@ -194,7 +194,7 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
             hashes = []
             for key in day:
                 events = reader.events(key, reader.stored_or_sessions(key))
-                store.write(dataset, key, events)
+                store.write(dataset, key, events, bulk=True)
                 context.add_asset_metadata(table_metadata(rows=events.height), partition_key=key)
                 reports.append(hogflix_posthog.deliver(events))
                 ordered.append(checks.session_start_not_after_first_event(events))
