@@ -164,6 +164,10 @@ def test_flixbuddy_check_fails_on_an_unknown_question_or_calls_over_the_cap(day_
     assert outcome.passed and outcome.metadata["conversations"] == asked.height
     assert 2 <= outcome.metadata["turns_per_conversation"] <= 6
     assert not checks.questions_from_templates_within_cap(turns, FLIXBUDDY_QUESTIONS, turns.height, 50).passed
+    # Conversations of 2-6 messages: one-question conversations fail a multi-turn run's check.
+    assert checks.questions_from_templates_within_cap(turns, both, turns.height, 50, (2, 6)).passed
+    single = checks.questions_from_templates_within_cap(asked, both, asked.height, 50, (2, 6))
+    assert not single.passed and single.metadata["conversations_outside_turns"] == asked.height
 
 
 def test_traffic_per_day_ranges_fail_outside_the_band(day_traffic) -> None:  # noqa: ANN001

@@ -210,6 +210,13 @@ def payments_follow_the_plans(
             "churned_on_payment": churned,
             "upgrades": int(metrics["upgrades"].sum()),
             "downgrades": int(metrics["downgrades"].sum()),
+            # Reported, not judged: over 90 days at pool 400 the plan multipliers of the long-dormant
+            # churn chance are not separable from noise (the pool is regulated), see docs/hogflix.md.
+            "churn_per_1000_persona_days": {
+                p: _ratio(1000.0 * float(metrics[f"churned_{p}"].sum()), float(metrics[f"plan_{p}"].sum()))
+                for p in b.failure_chance
+                if f"churned_{p}" in metrics.columns
+            },
             "failures": failures,
         },
     )
@@ -418,15 +425,25 @@ def rows_match_events(tables: Mapping[str, pl.DataFrame], events: pl.DataFrame) 
 
 
 def questions_from_templates_within_cap(
-    asked: pl.DataFrame, templates: Sequence[str], calls: int, cap: int
+    asked: pl.DataFrame,
+    templates: Sequence[str],
+    calls: int,
+    cap: int,
+    turns: tuple[int, int] | None = None,
 ) -> CheckOutcome:
-    """Every FlixBuddy question is one of the templates (or follow-ups) and the endpoint was called at most
-    ``cap`` times; reports the conversations and their user messages (turns)."""
+    """Every FlixBuddy question is one of the templates (or follow-ups), the endpoint was called at most
+    ``cap`` times, and (given ``turns``) every conversation has between ``turns[0]`` and ``turns[1]``
+    user messages; reports the conversations and their messages."""
     unknown = int((~asked["question"].is_in(list(templates))).sum()) if asked.height else 0
     conversations = asked["conversation_id"].n_unique() if asked.height else 0
+    outside = 0
+    if turns is not None and asked.height:
+        per = asked.group_by("conversation_id").len()["len"]
+        outside = int((~per.is_between(turns[0], turns[1])).sum())
     return CheckOutcome(
-        unknown == 0 and calls <= cap,
+        unknown == 0 and calls <= cap and outside == 0,
         {
+            "conversations_outside_turns": outside,
             "unknown_questions": unknown,
             "calls": calls,
             "cap": cap,
