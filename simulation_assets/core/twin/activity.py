@@ -14,6 +14,11 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   day for churned users, every day after the first for the others).
 - **age**: a class's users may come less often as they age; activity by week of
   age over what their own rates expect gives a multiplier per week of age.
+- **returns by lifetime**: the Beta is fitted per lifetime band (under a week,
+  1-3 weeks, 3-6 weeks, longer; a user still active at the end counts by the
+  days seen so far), since users who leave soon often come every day until they
+  do while long-lived ones settle to a slower rhythm; a band with fewer than 30
+  users uses the class's Beta.
 - **recency**: a visit is likelier the day after a visit (streaks) and less likely
   once a user has been away (breaks): the odds of a visit are multiplied by a
   factor of the days since the last visit (1 to 28), fitted by a logistic
@@ -46,6 +51,7 @@ from simulation_assets.core.twin.sketch import capped_pmf, quantile_sketch
 
 MAX_SESSIONS_PER_DAY = 30
 MIN_STRATUM_USERS = 30  # fewer users than this in a (class, kind): use the class's pooled estimate
+LIFE_BANDS = (0, 7, 21, 42)  # first days of the lifetime bands the return chance is fitted in
 MAX_RECENCY = 28  # days since the last visit beyond which the return chance no longer changes
 
 
@@ -136,6 +142,11 @@ def user_spans(users: pl.DataFrame, activity: pl.DataFrame, classes: np.ndarray,
     return UserSpans(
         table["user"].to_numpy(), first, last, table["active_days"].to_numpy(), churned, last - first
     )
+
+
+def life_band(lifetime: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """Return the lifetime band of users who lived ``lifetime`` days, ``exposure`` days of which were seen."""
+    return np.searchsorted(LIFE_BANDS, np.minimum(lifetime, exposure), side="right") - 1
 
 
 def returns_and_trials(spans: UserSpans, window: Window) -> tuple[np.ndarray, np.ndarray]:

@@ -75,7 +75,7 @@ def prepare(events: pl.DataFrame, cfg: FitConfig, identifies: pl.DataFrame | Non
     sessionized, users, rebuilt = sessionize(frame, cfg.idle_minutes, cfg.max_session_hours)
     users = users.with_columns(pl.Series("holdout", holdout_mask(users["user_key"], cfg)))
     sessions = session_table(sessionized)
-    window = Window.of(sessionized)
+    window = Window.of(sessions)
     stats = user_table(sessions, window).join(users.select("user", "holdout"), on="user", how="left")
     return Prepared(sessionized, users, sessions, stats, window, rebuilt, events.height)
 
@@ -156,6 +156,7 @@ def fit(
 
     spans = act.user_spans(users, activity, cls_by_row, window)
     succ, trials = act.returns_and_trials(spans, window)
+    bands = act.life_band(spans.lifetime, np.where(spans.churned, spans.lifetime, window.last - spans.first))
     first_hours = act.first_session_hours(sessions)
     first_hours = first_hours.with_columns(pl.Series("class", classes[first_hours["user"].to_numpy()]))
     pooled_hours = act.hour_profile(first_hours)
@@ -176,7 +177,7 @@ def fit(
     horizon = window.days
     for c in range(n_classes):
         members = cls_by_row == c
-        betas, tails = {}, {}
+        betas, betas_life, tails = {}, {}, {}
         weekdays = act.weekday_multipliers(spans, activity, window, members)
         grid = act.daily_grid(spans, activity, window, members)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
@@ -191,6 +192,12 @@ def fit(
             tails[kind_name] = round(life.tail_hazard, 6)
             a, b = act.beta_binomial(succ[m], trials[m])
             betas[kind_name] = [round(a, 6), round(b, 6)]
+            by_band = []
+            for band in range(len(act.LIFE_BANDS)):  # four bands
+                mb = m & (bands == band)
+                ab = act.beta_binomial(succ[mb], trials[mb]) if mb.sum() >= act.MIN_STRATUM_USERS else (a, b)
+                by_band.append([round(ab[0], 6), round(ab[1], 6)])
+            betas_life[kind_name] = by_band
         ids = user_ids[members]
         pmf = act.sessions_per_day_pmf(activity.filter(pl.col("user").is_in(ids)), k)
         spd_rows.append(
@@ -215,6 +222,7 @@ def fit(
                 ),
                 "share_backlog": round(float((backlog * members).sum() / max(backlog.sum(), 1e-9)), 6),
                 "return_beta": betas,
+                "return_beta_by_life": betas_life,
                 "return_by_recency": [round(float(x), 4) for x in by_recency[1:]],
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
                 "tail_hazard": tails,

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.ids import uuid7s
+from simulation_assets.core.twin.activity import LIFE_BANDS
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, bucket_of
@@ -166,6 +167,14 @@ class Generator:
             [[1 - (1 - cd.tail_hazard.get(k, 0.0)) ** m for k in KINDS] for cd in doc.classes]
         )
         self.beta = np.array([[cd.return_beta.get(k, [1.0, 1.0]) for k in KINDS] for cd in doc.classes])
+        # Per lifetime band (a spec without bands uses the kind's Beta in every band).
+        bands = len(LIFE_BANDS)
+        self.beta_life = np.repeat(self.beta[:, :, None, :], bands, axis=2)
+        for c, cd in enumerate(doc.classes):
+            for j, k in enumerate(KINDS):
+                rows = cd.return_beta_by_life.get(k, [])
+                if len(rows) == bands:
+                    self.beta_life[c, j] = np.array(rows)
         self.weekday_mult = np.array([cd.weekday_multipliers for cd in doc.classes])
         recency = max(len(cd.return_by_recency) for cd in doc.classes)
         self.by_recency = np.array([[1.0, *cd.return_by_recency, *cd.return_by_recency[-1:] * (recency - len(cd.return_by_recency))]
@@ -349,7 +358,8 @@ class Generator:
             else:
                 extra = np.floor(np.log(np.maximum(u_tail[m], 1e-300)) / np.log1p(-h)).astype(np.int64)
             lifetime[m] += np.where(beyond, extra, 0)
-        alpha, beta = self.beta[cls, kind, 0], self.beta[cls, kind, 1]
+        band = np.searchsorted(LIFE_BANDS, np.minimum(lifetime, days - 1 - first), side="right") - 1
+        alpha, beta = self.beta_life[cls, kind, band, 0], self.beta_life[cls, kind, band, 1]
         rate = g.beta(np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6))
         identified = g.random(n) < self.ident_share[cls, kind]
         codes = np.zeros((n, len(self.constants)), np.int64)

@@ -115,6 +115,9 @@ class ClassDoc(FrozenModel):
     share_new: float = Field(ge=0)
     share_backlog: float = Field(ge=0)
     return_beta: dict[str, list[float]]  # kind -> [alpha, beta]
+    return_beta_by_life: dict[str, list[list[float]]] = Field(
+        default_factory=dict
+    )  # kind -> per lifetime band
     return_by_recency: list[float] = Field(
         min_length=1
     )  # x the odds of a visit, by days since the last one (1..)
