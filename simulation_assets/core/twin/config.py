@@ -34,7 +34,7 @@ class FitConfig(FrozenModel):
 
 
 class Targets(FrozenModel):
-    """The fidelity and privacy targets (the issue's numbers)."""
+    """The fidelity and privacy targets (docs/twin.md explains each)."""
 
     ks_max: float = 0.05  # two-sample KS statistic of each per-user distribution
     tv_max: float = 0.05  # total-variation distance of each profile / mix
