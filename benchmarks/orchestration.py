@@ -1,27 +1,41 @@
-"""Benchmark: what a `simulate` command costs besides its work.
+"""Benchmark: what a `simulate` command costs besides its work, on wall time and on CPU time.
 
 Each command runs in a fresh Python process, as a user runs it, in its own empty folder
-(instance, data, output). Inside, the process is instrumented with exclusive timers (time
-spent in a nested category is counted once, in the innermost one):
+(instance, data, output): first ``--repeats`` plain runs (the first one also creates the local
+instance; the best later one is the "warm" figure), then one probed run whose CPU time is split
+by exclusive timers (time in a nested category is counted once, in the innermost one):
 
-- work: time inside ``simulation_assets.core`` (the kernels), plus the power-user runner's
+- work: CPU time inside ``simulation_assets.core`` (the kernels), plus the power-user runner's
   requests for that command (its work is talking to the API);
 - imports: Python imports after the interpreter started (Dagster, the definitions, numpy ...);
 - instance writes: Dagster storing events and runs in the local instance;
-- metadata/plots: building figures and markdown/table metadata for the UI;
+- metadata/plots: building charts and markdown/table metadata for the UI;
 - Parquet I/O: reading and writing Parquet files (Polars, PyArrow, the local store);
-- startup: process creation and interpreter start-up, before the command's first line;
+- startup: interpreter start-up and exit, outside the command;
 - other: the rest (Dagster's run machinery, the command's own code, DuckDB, dbt ...).
 
-Total is wall time from process start to exit, measured by the parent. Overhead = total - work.
-Every command runs twice in the same folder: the first run also creates the local instance.
+The "Dagster floor" is a fresh process that materializes one trivial asset and its check in the
+local instance: what any command that records a run costs before its own imports and work.
+
+Wall time is measured by the parent from process start to exit; CPU time is the child's user +
+system time (``getrusage``). On a loaded machine the wall time grows with the load average while
+the CPU time barely moves, so every target is judged on both: the wall verdict is what this run
+saw, the CPU verdict what a quiet machine would see. Overhead = total - work.
+``--importtime`` adds each command's ``python -X importtime`` summary (modules, top packages).
 
 Targets (issue "Orchestration costs milliseconds"): `simulate --help` <= 0.3 s; a one-run
 command's overhead <= 1 s on a quiet machine; per-day overhead inside a range run <= 0.05 s;
 a year of HogFlix at pool 400, lifecycle only, <= 20 s end to end; the funnel forecast >= 300x
 the seed's template loop end to end.
 
-    .venv/bin/python benchmarks/orchestration.py [--only hogflix_365,funnel] [--repeats 2]
+Every target is printed with its figure, its limit, the ratio of the two (above 1 = met) and a
+verdict; the JSON (``benchmarks/results/orchestration.json``) holds every run, the split, the load
+average at each run and the verdicts. ``--quick`` runs each row on a small workload, once, to check
+the benchmark itself (seconds, not the targets' figures: its verdicts are marked "quick").
+
+    .venv/bin/python benchmarks/orchestration.py                    # every row: ~3 min on a quiet machine, 6-8 min at load 10
+    .venv/bin/python benchmarks/orchestration.py --only hogflix_1,funnel_forecast --importtime
+    .venv/bin/python benchmarks/orchestration.py --quick            # smoke test of the benchmark (~2 min at load 10)
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -74,6 +89,27 @@ COMMANDS: dict[str, tuple[list[str], int | None]] = {
     "activity_tick": (["activity", "--ticks", "1"], None),
     "power_users_run": (["power-users", "--user", "Weekend-Warrior-Will", "--sequential"], None),
 }
+# --quick: the same commands on small workloads (the benchmark checks itself; figures are not the targets')
+QUICK: dict[str, tuple[list[str], int | None]] = {
+    "funnel_forecast": (
+        [
+            "funnel",
+            "--impressions",
+            "100000",
+            "--cohort-impressions",
+            "1000",
+            "--days",
+            "1",
+            "--replicates",
+            "100",
+        ],
+        None,
+    ),  # fmt: skip
+    "hogflix_30": (["hogflix", "--days", "3", "--pool", "400", "--traffic-days", "0"], 3),
+    "hogflix_365": (["hogflix", "--days", "8", "--pool", "400", "--traffic-days", "0"], 8),
+}
+# Commands that are one Dagster run (the ``overhead <= 1 s`` target).
+ONE_RUN = ("funnel_forecast", "hogflix_1", "warehouse_dev_table", "activity_tick", "power_users_run")
 # Work outside core/: the power-user runner's requests to the API are what that command is for.
 EXTRA_WORK = {"power_users_run": [("simulation_assets.sinks.power_users_client", "PowerUserTarget.run")]}
 
@@ -102,13 +138,13 @@ class _Clock:
             stack = self.stack()
             if stack and stack[-1][0] == category:  # same category nested: counted by the outer call
                 return fn(*args, **kwargs)
-            frame = [category, time.perf_counter(), 0.0]
+            frame = [category, time.process_time(), 0.0]
             stack.append(frame)
             try:
                 return fn(*args, **kwargs)
             finally:
                 stack.pop()
-                elapsed = time.perf_counter() - frame[1]
+                elapsed = time.process_time() - frame[1]
                 self.spent[category] += elapsed - frame[2]
                 if stack:
                     stack[-1][2] += elapsed
@@ -135,6 +171,11 @@ def _instrument_module(clock: _Clock, module: Any) -> None:
     """Wrap a project module's own functions, right after it is imported (before anyone binds them):
     every function and plain-class method of ``core`` is work; plot builders of ``defs`` are plots."""
     name = module.__name__
+    if name.endswith(".charts"):  # core/charts.py, core/funnel/charts.py: pictures for the UI, not work
+        for attr, value in list(vars(module).items()):
+            if inspect.isfunction(value) and value.__module__ == name and not attr.startswith("_"):
+                setattr(module, attr, clock.wrap("metadata/plots", value))
+        return
     is_core = name.startswith("simulation_assets.core")
     for attr, value in list(vars(module).items()):
         if inspect.isfunction(value) and value.__module__ == name:
@@ -238,13 +279,20 @@ def _instrument_the_rest(watcher: _ModuleWatcher, command: str) -> None:
     ]
     for module, attr in parquet:
         watcher.wrap_when_loaded("Parquet I/O", module, attr)
-    for attr in ("md_table", "figure_markdown", "new_figure", "table_metadata", "column_schema"):
+    for attr in (
+        "md_table",
+        "svg_markdown",
+        "figure_markdown",
+        "new_figure",
+        "table_metadata",
+        "column_schema",
+    ):
         watcher.wrap_when_loaded("metadata/plots", "simulation_assets.defs.metadata", attr)
 
 
 def probe(command: str, argv: list[str], report: Path) -> int:
     """Run ``simulate argv`` in this process with every category timed; write the timers to ``report``."""
-    started = time.perf_counter()
+    started = time.process_time()
     clock = _Clock()
     watcher = _ModuleWatcher(clock)
     real_import, real_import_module = builtins.__import__, importlib.import_module
@@ -269,139 +317,347 @@ def probe(command: str, argv: list[str], report: Path) -> int:
             builtins.__import__ = watched_import
             importlib.import_module = watched_import_module
             _instrument_the_rest(watcher, command)
-        from simulation_assets.cli import main
+        from simulation_assets.cli import exit_now, main
 
         code = main(argv)
     finally:
         builtins.__import__, importlib.import_module = real_import, real_import_module
         report.write_text(
             json.dumps(
-                {"code": code, "probe_seconds": time.perf_counter() - started, "spent": dict(clock.spent)}
+                {"code": code, "probe_seconds": time.process_time() - started, "spent": dict(clock.spent)}
             )
         )
+    exit_now(code)  # as ``simulate`` ends: no teardown of the modules
     return code
 
 
 # ---------------------------------------------------------------------------------------------- parent
 
 
-def _template_seconds(replicates: int, impressions: int) -> float:
-    """Return the seed's template loop time for ``replicates`` cohorts (one timed, times replicates)."""
+def _template_seconds(argv: list[str]) -> tuple[float, float]:
+    """Return the seed's template loop time for the forecast ``argv`` asks for, wall and CPU seconds.
+
+    One cohort is timed (best of two: the template's own speed, not a moment of load) and
+    multiplied by the replicates. The wall figure is compared with the command's wall time, the
+    CPU figure with its CPU time: the same clock on both sides of each ratio.
+    """
     sys.path.insert(0, str(ROOT))
     from simulation_assets.core.funnel.config import TransitionRates
     from simulation_assets_tests.funnel.template_reference import reference_cohort
 
-    started = time.perf_counter()
-    reference_cohort(impressions, TransitionRates(), random.Random(1))
-    return (time.perf_counter() - started) * replicates
+    impressions = int(argv[argv.index("--impressions") + 1])
+    replicates = int(argv[argv.index("--replicates") + 1])
+    wall = cpu = float("inf")
+    for seed in (1, 2):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        reference_cohort(impressions, TransitionRates(), random.Random(seed))
+        wall = min(wall, time.perf_counter() - started)
+        cpu = min(cpu, time.process_time() - started_cpu)
+    return wall * replicates, cpu * replicates
 
 
-def run_command(name: str, folder: Path) -> dict[str, Any]:
-    """Run one command in a subprocess with the probe; return total, categories and overhead."""
-    argv, _days = COMMANDS[name]
-    report = folder / f".{name}.timers.json"
-    env = {
+def _env(folder: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "DAGSTER_HOME": str(folder / "dagster_home"),
         "SIMULATION_DATA_DIR": str(folder / "data"),
     }
-    out = folder / "output" / name
-    full = [*argv, "--output", str(out)] if argv[0] not in ("--help",) else argv
-    if name == "help":  # exactly what a user runs: no probe around it
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "simulation_assets.cli", "--help"], env=env, cwd=folder,
-                       capture_output=True, check=True)  # fmt: skip
-        total = round(time.perf_counter() - started, 3)
-        return {"total_s": total, "overhead_s": total}
+
+
+def _command(name: str, quick: bool) -> tuple[list[str], int | None]:
+    return QUICK[name] if quick and name in QUICK else COMMANDS[name]
+
+
+def _argv(name: str, folder: Path, quick: bool = False) -> list[str]:
+    argv, _days = _command(name, quick)
+    return argv if argv[0] == "--help" else [*argv, "--output", str(folder / "output" / name)]
+
+
+def _timed(
+    cmd: list[str], env: dict[str, str], cwd: Path
+) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``cmd``; return the finished process, its wall seconds and its CPU seconds (user + system, children too)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--probe", name, str(report), "--", *full],
-        env=env,
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    total = time.perf_counter() - started
+    done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise RuntimeError(
-            f"{name} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+            f"{cmd[3:]} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
         )
+    return done, wall, cpu
+
+
+def run_plain(name: str, folder: Path, quick: bool = False) -> dict[str, float]:
+    """Run the command exactly as a user does (no probe); return wall and CPU seconds and the load average."""
+    load = os.getloadavg()[0]
+    _, wall, cpu = _timed(
+        [sys.executable, "-m", "simulation_assets.cli", *_argv(name, folder, quick)], _env(folder), folder
+    )
+    return {"total_s": round(wall, 3), "cpu_s": round(cpu, 3), "load": round(load, 1)}
+
+
+def run_probed(name: str, folder: Path, quick: bool = False) -> dict[str, float]:
+    """Run the command with the probe: its CPU seconds split by category (work, imports, instance writes ...)."""
+    report = folder / f".{name}.timers.json"
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--probe",
+        name,
+        str(report),
+        "--",
+        *_argv(name, folder, quick),
+    ]
+    _, _wall, cpu = _timed(cmd, _env(folder), folder)
     timers = json.loads(report.read_text())
     spent = {c: round(timers["spent"].get(c, 0.0), 3) for c in CATEGORIES}
-    startup = max(0.0, total - timers["probe_seconds"])
-    other = max(0.0, total - startup - sum(spent.values()))
+    startup = max(0.0, cpu - timers["probe_seconds"])
     return {
-        "total_s": round(total, 3),
+        "cpu_s": round(cpu, 3),
         **{f"{c}_s": v for c, v in spent.items()},
         "startup_s": round(startup, 3),
-        "other_s": round(other, 3),
-        "overhead_s": round(total - spent["work"], 3),
+        "other_s": round(max(0.0, cpu - startup - sum(spent.values())), 3),
     }
 
 
-def _baseline_python() -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], check=True)
-    return time.perf_counter() - started
+def import_summary(name: str, folder: Path, quick: bool = False, top: int = 6) -> dict[str, Any]:
+    """Return the command's ``python -X importtime`` figures: modules loaded and the top packages by import time."""
+    cmd = [sys.executable, "-X", "importtime", "-m", "simulation_assets.cli", *_argv(name, folder, quick)]
+    done, _wall, _cpu = _timed(cmd, _env(folder), folder)
+    by_package: dict[str, int] = defaultdict(int)
+    modules = 0
+    for line in done.stderr.splitlines():
+        found = re.match(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)", line)
+        if found:
+            modules += 1
+            by_package[found[2].split(".")[0]] += int(found[1])
+    total = sum(by_package.values()) or 1
+    ranked = sorted(by_package.items(), key=lambda kv: -kv[1])[:top]
+    return {"modules": modules, "top_packages_share": {k: round(v / total, 3) for k, v in ranked}}
+
+
+def floor_run() -> int:
+    """Materialize one trivial asset and its check in the local instance, as ``simulate`` would, then exit like it.
+
+    The least a command that records a run in Dagster can cost: the imports of Dagster and its
+    SQLite storage, opening the instance, one run of two steps, its events.
+    """
+    import gc
+
+    from simulation_assets.cli import GC_THRESHOLDS, exit_now
+
+    gc.set_threshold(*GC_THRESHOLDS)
+    import dagster as dg
+
+    from simulation_assets.sinks.local_instance import ensure_local_instance
+
+    @dg.asset
+    def trivial():  # noqa: ANN202 (a local ``dg`` cannot be a string annotation Dagster resolves)
+        return dg.MaterializeResult(metadata={"rows": 1})
+
+    @dg.asset_check(asset=trivial)
+    def trivial_has_rows():  # noqa: ANN202
+        return dg.AssetCheckResult(passed=True)
+
+    ensure_local_instance()
+    with dg.DagsterInstance.get() as instance:
+        ok = dg.materialize(
+            [trivial, trivial_has_rows],
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        ).success
+    exit_now(0 if ok else 1)
+    return 0 if ok else 1
+
+
+def _baseline_dagster(repeats: int) -> dict[str, float]:
+    """Return the wall and CPU seconds of ``floor_run`` in a fresh process (best warm run): Dagster's own floor."""
+    folder = Path(tempfile.mkdtemp(prefix="orchestration-floor-"))
+    try:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--floor"]
+        runs = [_timed(cmd, _env(folder), folder) for _ in range(repeats + 1)][
+            1:
+        ]  # the first creates the instance
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"total_s": round(min(r[1] for r in runs), 3), "cpu_s": round(min(r[2] for r in runs), 3)}
+
+
+def _baseline_python() -> dict[str, float]:
+    """Return the wall and CPU seconds of ``python -c pass`` (best of three): the floor of any command."""
+    runs = [_timed([sys.executable, "-c", "pass"], dict(os.environ), ROOT) for _ in range(3)]
+    return {"total_s": round(min(r[1] for r in runs), 3), "cpu_s": round(min(r[2] for r in runs), 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated command names (default: all)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each command in one folder (>= 1)")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="plain runs of each command in one folder (>= 1)"
+    )
+    parser.add_argument(
+        "--no-split", action="store_true", help="skip the probed run (the split of the overhead)"
+    )
+    parser.add_argument(
+        "--importtime", action="store_true", help="also summarise `python -X importtime` per command"
+    )
+    parser.add_argument("--output", default=str(RESULTS), help="JSON file to write")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small workloads, one plain run each: checks the benchmark, not the targets",
+    )
     args = parser.parse_args()
+    if args.quick and args.output == str(RESULTS):
+        args.output = str(RESULTS.with_name("orchestration-quick.json"))  # never over the real figures
+    unknown = [n for n in args.only.split(",") if n and n not in COMMANDS]
+    if unknown:
+        parser.error(f"unknown command name(s) {unknown}; known: {', '.join(COMMANDS)}")
     names = [n for n in COMMANDS if not args.only or n in args.only.split(",")]
-    results: dict[str, Any] = {"load_average_1min_start": round(os.getloadavg()[0], 2)}
-    results["python_startup_s"] = round(min(_baseline_python() for _ in range(3)), 3)
+    repeats = 1 if args.quick else max(1, args.repeats)
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "commands": {n: _command(n, args.quick)[0] for n in names},
+        "load_average_start": [round(x, 1) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "python_startup": _baseline_python(),
+    }
+    results["dagster_floor"] = _baseline_dagster(repeats)
+    print(f"load average {results['load_average_start']} on {results['cpus']} CPUs; "
+          f"python -c pass: {results['python_startup']['total_s']} s wall, {results['python_startup']['cpu_s']} s CPU; "
+          f"Dagster floor (one trivial asset + check, one run in the local instance, fresh process): "
+          f"{results['dagster_floor']['total_s']} s wall, {results['dagster_floor']['cpu_s']} s CPU")  # fmt: skip
+    print(
+        f"{'command':<20} {'wall s':>8} {'CPU s':>7} {'work':>6} {'overhead (wall / CPU)':>22}  split of the CPU"
+    )
     for name in names:
         folder = Path(tempfile.mkdtemp(prefix=f"orchestration-{name}-"))
         try:
-            runs = [run_command(name, folder) for _ in range(max(1, args.repeats))]
+            runs = [run_plain(name, folder, args.quick) for _ in range(repeats)]
+            row: dict[str, Any] = {"first_run": runs[0], "runs": len(runs)}
+            warm = runs[1:] or runs  # after the first run the instance exists, as for every later command
+            row["warm"] = {
+                "total_s": min(r["total_s"] for r in warm),
+                "cpu_s": min(r["cpu_s"] for r in warm),
+                "load": max(r["load"] for r in warm),
+            }
+            if name != "help" and not args.no_split:
+                row["split"] = run_probed(name, folder, args.quick)
+            if args.importtime:
+                row["imports"] = import_summary(name, folder, args.quick)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        best = min(runs[1:] or runs, key=lambda r: r["total_s"])  # warm runs: the instance exists
-        results[name] = {"first_run": runs[0], "warm": best, "runs": len(runs)}
-        line = ", ".join(f"{k[:-2]} {v:.2f}" for k, v in best.items() if k not in ("total_s", "overhead_s"))
-        print(f"{name:<20} total {best['total_s']:6.2f} s  overhead {best['overhead_s']:6.2f} s  ({line})")
-        if runs[0] is not best:
-            print(f"{'':<20} first run in a new folder: total {runs[0]['total_s']:.2f} s")
-    _targets(results)
-    results["load_average_1min_end"] = round(os.getloadavg()[0], 2)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(
-        f"load average {results['load_average_1min_start']} -> {results['load_average_1min_end']}; wrote {RESULTS}"
-    )
+        split = row.get("split", {})
+        # Work is measured in the probed run (CPU in core/); a quiet machine runs it at about its CPU time.
+        work = split.get("work_s", 0.0)
+        row["work_s"] = work
+        row["overhead_s"] = round(row["warm"]["total_s"] - work, 3)
+        row["overhead_cpu_s"] = round(row["warm"]["cpu_s"] - work, 3)
+        results[name] = row
+        parts = ", ".join(
+            f"{k[:-2]} {v:.2f}" for k, v in split.items() if k not in ("cpu_s", "work_s") and v >= 0.005
+        )
+        print(
+            f"{name:<20} {row['warm']['total_s']:8.2f} {row['warm']['cpu_s']:7.2f} {work:6.2f} "
+            f"{row['overhead_s']:10.2f} / {row['overhead_cpu_s']:5.2f}     {parts}"
+        )
+        if "imports" in row:
+            top = ", ".join(f"{k} {v:.0%}" for k, v in row["imports"]["top_packages_share"].items())
+            print(f"{'':<20} {row['imports']['modules']} modules imported; import time by package: {top}")
+    results["targets"] = _targets(results, args.quick)
+    results["load_average_end"] = [round(x, 1) for x in os.getloadavg()]
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"load average {results['load_average_start']} -> {results['load_average_end']}; wrote {out}")
 
 
-def _targets(results: dict[str, Any]) -> None:
-    """Print each target next to its measured figure (and record them in ``results``)."""
-    checks: dict[str, Any] = {}
+def _verdict(value: float, limit: float, at_most: bool) -> tuple[float, str]:
+    """Return the margin (above 1 = met: limit / value for an upper bound, value / limit for a lower one) and the verdict."""
+    ratio = (limit / value if value > 0 else float("inf")) if at_most else value / limit
+    return float(f"{ratio:.3g}"), "met" if ratio >= 1 else "NOT met"
+
+
+def _targets(results: dict[str, Any], quick: bool = False) -> list[dict[str, Any]]:
+    """Print each target with its figure on wall time and on CPU time, the margin and a verdict on each.
+
+    On a quiet machine a command's wall time is about its CPU time; on a loaded one the wall time
+    grows with the load while the CPU time barely moves, so the CPU verdict is what a quiet run
+    would show (the quiet-machine run settles it on wall time).
+    """
+    checks: list[tuple[str, float, float, float, bool]] = []  # (target, wall, cpu, limit, at_most)
     if "help" in results:
-        checks["help_s <= 0.3"] = results["help"]["warm"]["total_s"]
-    one_run = [
-        n for n in ("funnel_forecast", "hogflix_1", "warehouse_dev_table", "activity_tick") if n in results
-    ]
-    if one_run:
-        checks["one-run overhead_s <= 1 (max)"] = max(results[n]["warm"]["overhead_s"] for n in one_run)
+        help_row = results["help"]["warm"]
+        checks.append(("`simulate --help` <= 0.3 s", help_row["total_s"], help_row["cpu_s"], 0.3, True))
+    for name in ONE_RUN:
+        if name in results:
+            row = results[name]
+            checks.append(
+                (
+                    f"{name}: overhead (total - work) <= 1 s",
+                    row["overhead_s"],
+                    row["overhead_cpu_s"],
+                    1.0,
+                    True,
+                )
+            )
     if "hogflix_30" in results and "hogflix_365" in results:
-        a, b = results["hogflix_30"]["warm"], results["hogflix_365"]["warm"]
-        checks["per-day overhead_s <= 0.05"] = round((b["overhead_s"] - a["overhead_s"]) / 335, 4)
+        a, b = results["hogflix_30"], results["hogflix_365"]
+        extra_days = _command("hogflix_365", quick)[1] - _command("hogflix_30", quick)[1]  # type: ignore[operator]
+        wall = (b["overhead_s"] - a["overhead_s"]) / extra_days
+        cpu = (b["overhead_cpu_s"] - a["overhead_cpu_s"]) / extra_days
+        checks.append(
+            (
+                f"per-day overhead in a range run ({extra_days} more days) <= 0.05 s",
+                round(wall, 4),
+                round(cpu, 4),
+                0.05,
+                True,
+            )
+        )
     if "hogflix_365" in results:
-        checks["hogflix 365 days total_s <= 20"] = results["hogflix_365"]["warm"]["total_s"]
+        row = results["hogflix_365"]["warm"]
+        days = _command("hogflix_365", quick)[1]
+        checks.append(
+            (f"{days} days of HogFlix, pool 400, lifecycle only <= 20 s", row["total_s"], row["cpu_s"], 20.0, True)
+        )  # fmt: skip
     if "funnel_forecast" in results:
-        template = _template_seconds(10_000, 1_000_000)
-        total = results["funnel_forecast"]["warm"]["total_s"]
-        results["funnel_template_s"] = round(template, 1)
-        checks["funnel end-to-end speed-up >= 300"] = round(template / total, 1)
-    results["targets"] = checks
-    for what, value in checks.items():
-        print(f"  {what}: {value}")
+        template, template_cpu = _template_seconds(_command("funnel_forecast", quick)[0])
+        row = results["funnel_forecast"]["warm"]
+        results["funnel_template_s"] = {"wall": round(template, 2), "cpu": round(template_cpu, 2)}
+        checks.append(
+            ("funnel forecast end to end >= 300x the template loop", round(template / row["total_s"], 1),
+             round(template_cpu / row["cpu_s"], 1), 300.0, False)
+        )  # fmt: skip
+    out = []
+    label = " (QUICK MODE: small workloads, not the targets' figures)" if quick else ""
+    print(f"targets{label}: figure, margin (>= 1 = met), verdict; on wall time as measured | on CPU time")
+    for what, wall, cpu, limit, at_most in checks:
+        (wr, w), (cr, c) = _verdict(wall, limit, at_most), _verdict(cpu, limit, at_most)
+        print(f"  {what}: wall {wall:g} (x{wr:g}) {w} | CPU {cpu:g} (x{cr:g}) {c}")
+        out.append(
+            {
+                "target": what,
+                "limit": limit,
+                "wall": wall,
+                "wall_margin": wr,
+                "wall_verdict": w + (" (quick)" if quick else ""),
+                "cpu": cpu,
+                "cpu_margin": cr,
+                "cpu_verdict": c + (" (quick)" if quick else ""),
+            }
+        )
+    return out
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--floor"]:
+        sys.path.insert(0, str(ROOT))
+        sys.exit(floor_run())
     if len(sys.argv) > 4 and sys.argv[1] == "--probe":
         sys.path.insert(0, str(ROOT))
         _, _, command, report_path, _dash, *rest = sys.argv

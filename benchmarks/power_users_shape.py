@@ -4,23 +4,37 @@ The shape is a staircase of arrival rates (Locust's classic stages shape): ``--s
 ``--step`` more every ``--every`` seconds, ``--steps`` times. The runner sends it as an open-model
 load (Poisson arrivals at the rate; latency from the scheduled send). Locust gets the same rate as
 a ``LoadTestShape`` whose user count follows the shape, each ``FastHttpUser`` held at one request
-per second by ``constant_throughput(1)``, which is how Locust asks for an arrival rate. Both hit
+per second by ``constant_throughput(1)``, which is how Locust asks for an arrival rate
+(``locust_loadtestshape``), and again with exponential waits averaging a second, whose
+superposition is the runner's Poisson arrival process (``locust_poisson``). All hit
 ``GET --path`` on the reference target served in its own process (pinned to the last CPU; the
 clients to the others). Reported per tool: requested vs achieved arrivals and rate, latency
 p50/p95/p99 (the runner's from the schedule and from the send; Locust's from the send), errors,
-and client CPU per 1,000 requests (Locust's includes its start-up: an upper bound).
+the load generator's CPU per 1,000 requests, and how often it went to sleep waiting (voluntary
+context switches per 1,000 requests: each sleep and wake-up is kernel work, most of a light load's
+cost).
 
-    .venv/bin/python benchmarks/power_users.py --shape [--start 40 --step 40 --every 6 --steps 4] [--rounds 2]
+CPU is counted the same way for both tools, each in a process of its own on the same CPUs:
+``load_cpu`` is the generator process's CPU (user + system, every thread) from the start of the
+load to its end, measured inside the process (the runner: around its load, after the users' logins;
+Locust: from its ``test_start`` to its ``test_stop`` event), so neither tool's start-up counts;
+``process_cpu`` is the whole child process from exec to exit as the kernel reports it (``wait4``):
+interpreter start-up, imports (the runner's import Dagster, which its sinks use), the users'
+logins, the load and the report or CSV files. The CPU target is judged on ``load_cpu``; both are
+reported.
+
+    .venv/bin/python benchmarks/power_users.py --shape [--start 40 --step 40 --every 6 --steps 4] [--rounds 5]
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
-import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -29,19 +43,41 @@ import numpy as np
 RESULTS_NAME = "power_users_shape.json"
 
 SHAPE_LOCUSTFILE = """
+import json
 import math
+import random
+import resource
+import time
 
 import numpy as np
-from locust import FastHttpUser, LoadTestShape, constant_throughput, task
+from locust import FastHttpUser, LoadTestShape, constant_throughput, events, task
 
 PATH = {path!r}
 TIMES = np.array({times!r})
 LEVELS = np.array({levels!r})
 DURATION = {duration!r}
+CPU_FILE = {cpu_file!r}
+_CPU = {{}}
+
+
+@events.test_start.add_listener
+def _load_started(**kwargs):
+    _CPU["start"] = time.process_time()
+    _CPU["sleeps"] = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+
+
+@events.test_stop.add_listener
+def _load_stopped(**kwargs):
+    with open(CPU_FILE, "w") as fh:
+        sleeps = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - _CPU["sleeps"]
+        json.dump({{"load_cpu_s": time.process_time() - _CPU["start"], "sleeps": sleeps}}, fh)
+
+
+_RNG = random.Random(7)
 
 
 class ShapedUser(FastHttpUser):
-    wait_time = constant_throughput(1.0)  # one request a second per user: users = requests/s
+    {wait}
 
     @task
     def hit(self):
@@ -57,31 +93,49 @@ class StairShape(LoadTestShape):
 """
 
 
+# How each Locust variant's users wait between requests (the LoadTestShape sets users = requests/s).
+LOCUST_WAITS = {
+    # Locust's way to ask for an arrival rate: each user holds one request a second. Users started
+    # together stay in step, so their requests leave in bursts (few wake-ups, queueing at the target).
+    "locust_loadtestshape": "wait_time = constant_throughput(1.0)",
+    # exponential waits averaging one second: together the users send Poisson arrivals, the
+    # runner's arrival process, so both tools wake up as often
+    "locust_poisson": "def wait_time(self):\n        return _RNG.expovariate(1.0)",
+}
+
+
 def shape_spec(start: float, step: float, every: float, steps: int) -> dict:
     """Return the scenario-file spec of the staircase."""
     return {"kind": "step", "start": start, "step": step, "every_s": every, "steps": steps}
 
 
-def run_runner_shape(base_url: str, spec: dict, path: str) -> dict:
-    """Run ``spec`` as an open-model load with this project's runner; return its figures."""
-    from simulation_assets.core.power_users.config import parse_scenario
-    from simulation_assets.sinks.power_users_client import PowerUserTarget
-    from simulation_assets.sinks.power_users_scenario import load_scenario
-    from simulation_assets.sinks.power_users_session import SessionOptions
+def _child(command: list[str], process: dict) -> float:
+    """Run ``command`` as a child process; return its whole CPU time (user + system, seconds)."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(command, **{**process, "stderr": errors})
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own figures, not all children's
+        except BaseException:
+            proc.kill()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errors.seek(0)
+            tail = errors.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(command[:3])} exited with {proc.returncode}:\n{tail}")
+    return usage.ru_utime + usage.ru_stime
 
-    data = load_scenario().model_dump(mode="json", by_alias=True, exclude={"population"})
-    data["simulation_config"]["load_shapes"] = {"bench": spec}
-    data["simulation_config"]["load_tasks"] = [{"type": "view_pricing", "expected_status": 200}]
-    scenario = parse_scenario(data)
+
+def run_runner_shape(base_url: str, spec: dict, path: str, process: dict) -> dict:
+    """Run ``spec`` as an open-model load with this project's runner in a child process; return its figures."""
     if path != "/api/v1/pricing":
         raise ValueError("the runner's shape benchmark sends view_pricing (GET /api/v1/pricing)")
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    result = PowerUserTarget(base_url=base_url).run(
-        scenario=scenario, env={}, users=20, options=SessionOptions(shape="bench")
-    )
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    load = result.report["load"]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "runner.json"
+        command = [sys.executable, __file__, "--url", base_url, "--spec", json.dumps(spec), "--out", str(out)]
+        process_cpu = _child(command, process)
+        result = json.loads(out.read_text())
+    load, run = result["load"], result["run"]
     sent = load["sent"]
     return {
         "requested": load["requested"],
@@ -94,38 +148,67 @@ def run_runner_shape(base_url: str, spec: dict, path: str) -> dict:
         "p95_ms": load["latency_ms"]["p95"],
         "p99_ms": load["latency_ms"]["p99"],
         "service_p95_ms": load["service_latency_ms"]["p95"],
-        # the whole run: the load and the 20 users' logins before it (an upper bound)
-        "client_cpu_ms_per_1000_requests": cpu / max(sent, 1) * 1e6,
+        "load_cpu_s": run["load_generator_cpu_seconds"],
+        "process_cpu_s": process_cpu,
+        "load_cpu_ms_per_1000_requests": run["load_generator_cpu_seconds"] / max(sent, 1) * 1e6,
+        "sleeps_per_1000_requests": run["load_generator_sleeps_per_1000_requests"],
+        "process_cpu_ms_per_1000_requests": process_cpu / max(sent, 1) * 1e6,
     }
 
 
+def _runner_child(url: str, spec: dict, out: Path) -> None:
+    """In the child: run the shape with the runner (20 users, view_pricing only), write its report."""
+    from simulation_assets.core.power_users.config import parse_scenario
+    from simulation_assets.sinks.power_users_client import PowerUserTarget
+    from simulation_assets.sinks.power_users_scenario import load_scenario
+    from simulation_assets.sinks.power_users_session import SessionOptions
+
+    data = load_scenario().model_dump(mode="json", by_alias=True, exclude={"population"})
+    data["simulation_config"]["load_shapes"] = {"bench": spec}
+    data["simulation_config"]["load_tasks"] = [{"type": "view_pricing", "expected_status": 200}]
+    result = PowerUserTarget(base_url=url).run(
+        scenario=parse_scenario(data), env={}, users=20, options=SessionOptions(shape="bench")
+    )
+    out.write_text(json.dumps({"load": result.report["load"], "run": result.report["run"]}))
+
+
 def run_locust_shape(
-    base_url: str, spec: dict, path: str, locust: Path, process: dict, requested: float, duration: float
+    base_url: str,
+    spec: dict,
+    path: str,
+    locust: Path,
+    process: dict,
+    requested: float,
+    duration: float,
+    wait: str = LOCUST_WAITS["locust_loadtestshape"],
 ) -> dict:
-    """Run the staircase as a Locust ``LoadTestShape``; return the same figures from its CSV stats."""
+    """Run the staircase as a Locust ``LoadTestShape`` whose users wait ``wait``; return its figures."""
     from simulation_assets.core.power_users.shapes import Step
 
     points = Step.model_validate(spec).points()
     with tempfile.TemporaryDirectory() as tmp:
         locustfile = Path(tmp) / "shape_locustfile.py"
+        cpu_file = Path(tmp) / "load_cpu.json"
         locustfile.write_text(
             SHAPE_LOCUSTFILE.format(
-                path=path, times=[p[0] for p in points], levels=[p[1] for p in points], duration=duration
+                path=path,
+                times=[p[0] for p in points],
+                levels=[p[1] for p in points],
+                duration=duration,
+                cpu_file=str(cpu_file),
+                wait=wait,
             )
         )
         prefix = Path(tmp) / "shape"
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(
+        process_cpu = _child(
             [str(locust), "-f", str(locustfile), "--headless", "--host", base_url, "--csv", str(prefix)]
             + ["--only-summary", "--stop-timeout", "2", "--loglevel", "ERROR"],
-            check=False,
-            timeout=duration + 120,
-            **process,
+            process,
         )
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        measured = json.loads(cpu_file.read_text())
+        load_cpu, sleeps = measured["load_cpu_s"], measured["sleeps"]
         with open(f"{prefix}_stats.csv", newline="") as fh:
             row = next(r for r in csv.DictReader(fh) if r["Name"] == "Aggregated")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     count, failures = int(row["Request Count"]), int(row["Failure Count"])
     achieved = count / duration
     return {
@@ -139,27 +222,36 @@ def run_locust_shape(
         "p95_ms": float(row["95%"]),
         "p99_ms": float(row["99%"]),
         "service_p95_ms": float(row["95%"]),
-        "client_cpu_ms_per_1000_requests": cpu / max(count, 1) * 1e6,  # includes Locust's start-up
+        "load_cpu_s": load_cpu,
+        "process_cpu_s": process_cpu,
+        "load_cpu_ms_per_1000_requests": load_cpu / max(count, 1) * 1e6,
+        "sleeps_per_1000_requests": sleeps / max(count, 1) * 1e3,
+        "process_cpu_ms_per_1000_requests": process_cpu / max(count, 1) * 1e6,
     }
 
 
 def compare(base_url: str, args, locust: Path, process: dict, results_dir: Path) -> int:  # noqa: ANN001
-    """Run both tools ``args.rounds`` times (alternating order), print the table, write the JSON."""
+    """Run the runner and both Locust variants ``args.rounds`` times (rotating order); print and write the results."""
     from simulation_assets.core.power_users.shapes import Step, requested_per_second
 
     spec = shape_spec(args.start, args.step, args.every, args.steps)
     shape = Step.model_validate(spec)
     requested, duration = float(requested_per_second(shape).sum()), shape.duration
-    runs: dict[str, list[dict]] = {"runner": [], "locust_loadtestshape": []}
+    runs: dict[str, list[dict]] = {"runner": [], **{name: [] for name in LOCUST_WAITS}}
+
+    def locust_variant(wait: str):  # noqa: ANN202
+        return lambda: run_locust_shape(base_url, spec, args.path, locust, process, requested, duration, wait)
+
     measure = {
-        "runner": lambda: run_runner_shape(base_url, spec, args.path),
-        "locust_loadtestshape": lambda: run_locust_shape(
-            base_url, spec, args.path, locust, process, requested, duration
-        ),
+        "runner": lambda: run_runner_shape(base_url, spec, args.path, process),
+        **{name: locust_variant(wait) for name, wait in LOCUST_WAITS.items()},
     }
     print(f"shape: {spec} ({duration:g} s, {requested:.0f} requests)", flush=True)
+    load_averages: list[float] = []
     for r in range(args.rounds):
-        order = list(measure) if r % 2 == 0 else list(reversed(measure))
+        names = list(measure)
+        order = names[r % len(names) :] + names[: r % len(names)]
+        load_averages.append(os.getloadavg()[0])
         for name in order:
             runs[name].append(measure[name]())
             m = runs[name][-1]
@@ -167,30 +259,57 @@ def compare(base_url: str, args, locust: Path, process: dict, results_dir: Path)
                 f"round {r + 1} {name:<22} sent {m['sent']:>6} of {m['requested']:.0f}  "
                 f"rate {m['achieved_per_second']:.1f}/{m['requested_per_second']:.1f} ({m['achieved_ratio']:.3f})  "
                 f"p50 {m['p50_ms']:.1f} p95 {m['p95_ms']:.1f} p99 {m['p99_ms']:.1f} ms  "
-                f"errors {m['error_rate']:.2%}  CPU {m['client_cpu_ms_per_1000_requests']:.0f} ms/1000 req",
+                f"errors {m['error_rate']:.2%}  CPU per 1000 req: load {m['load_cpu_ms_per_1000_requests']:.0f} ms, "
+                f"process {m['process_cpu_ms_per_1000_requests']:.0f} ms  "
+                f"sleeps per 1000 req {m['sleeps_per_1000_requests']:.0f}  (load average {load_averages[-1]:.1f})",
                 flush=True,
             )
     median = {name: {k: statistics.median(m[k] for m in ms) for k in ms[0]} for name, ms in runs.items()}
-    ours, theirs = median["runner"], median["locust_loadtestshape"]
+    ours, theirs, poisson = median["runner"], median["locust_loadtestshape"], median["locust_poisson"]
     within = abs(ours["achieved_ratio"] - 1) <= 0.02
     locust_within = abs(theirs["achieved_ratio"] - 1) <= 0.02
+    # per round, side by side: the ratio of the tools' load CPU in the same conditions
+    round_ratios = {
+        name: [
+            a["load_cpu_ms_per_1000_requests"] / b["load_cpu_ms_per_1000_requests"]
+            for a, b in zip(runs["runner"], runs[name])
+        ]
+        for name in LOCUST_WAITS
+    }
     verdict = {
         "runner_within_2pct": within,
         "locust_within_2pct": locust_within,
         "rate_target_met": within or not locust_within,
-        "cpu_target_met": ours["client_cpu_ms_per_1000_requests"]
-        <= theirs["client_cpu_ms_per_1000_requests"],
+        "cpu_target_met": ours["load_cpu_ms_per_1000_requests"] <= theirs["load_cpu_ms_per_1000_requests"],
+        # at the same arrival process (Poisson), which is what the runner sends
+        "cpu_at_equal_arrivals_met": ours["load_cpu_ms_per_1000_requests"]
+        <= poisson["load_cpu_ms_per_1000_requests"],
+    }
+    ratios = {
+        "load_cpu_runner_vs_locust": ours["load_cpu_ms_per_1000_requests"]
+        / theirs["load_cpu_ms_per_1000_requests"],
+        "load_cpu_runner_vs_locust_median_of_rounds": statistics.median(round_ratios["locust_loadtestshape"]),
+        "load_cpu_runner_vs_locust_poisson": ours["load_cpu_ms_per_1000_requests"]
+        / poisson["load_cpu_ms_per_1000_requests"],
+        "load_cpu_runner_vs_locust_poisson_median_of_rounds": statistics.median(
+            round_ratios["locust_poisson"]
+        ),
+        "process_cpu_runner_vs_locust": ours["process_cpu_ms_per_1000_requests"]
+        / theirs["process_cpu_ms_per_1000_requests"],
     }
     print()
     print(
-        f"{'tool':<24}{'achieved/requested':>20}{'p50':>8}{'p95':>8}{'p99':>8}{'err %':>7}{'CPU ms/1000':>13}"
+        f"{'tool':<24}{'achieved/requested':>20}{'p50':>8}{'p95':>8}{'p99':>8}{'err %':>7}"
+        f"{'load CPU ms/1000':>18}{'process CPU ms/1000':>21}{'sleeps/1000':>13}"
     )
     for name, m in median.items():
         print(
             f"{name:<24}{m['achieved_ratio']:>20.3f}{m['p50_ms']:>8.1f}{m['p95_ms']:>8.1f}{m['p99_ms']:>8.1f}"
-            f"{100 * m['error_rate']:>7.2f}{m['client_cpu_ms_per_1000_requests']:>13.0f}"
+            f"{100 * m['error_rate']:>7.2f}{m['load_cpu_ms_per_1000_requests']:>18.0f}"
+            f"{m['process_cpu_ms_per_1000_requests']:>21.0f}{m['sleeps_per_1000_requests']:>13.0f}"
         )
-    print(f"verdict: {verdict}  (load average {os.getloadavg()[0]:.1f})")
+    print(f"ratios: { {k: round(v, 3) for k, v in ratios.items()} }")
+    print(f"verdict: {verdict}  (load average {statistics.median(load_averages):.1f}, median of rounds)")
     out = results_dir / RESULTS_NAME
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -201,12 +320,13 @@ def compare(base_url: str, args, locust: Path, process: dict, results_dir: Path)
                 "requested": requested,
                 "path": args.path,
                 "rounds": args.rounds,
-                "load_average": os.getloadavg()[0],
+                "cpu_count": os.cpu_count(),
+                "load_average_per_round": load_averages,
+                "load_average": statistics.median(load_averages),
                 "median": median,
                 "rounds_detail": runs,
+                "ratios": ratios,
                 "verdict": verdict,
-                "cpu_ratio_runner_vs_locust": ours["client_cpu_ms_per_1000_requests"]
-                / theirs["client_cpu_ms_per_1000_requests"],
             },
             indent=2,
             default=lambda v: float(v) if isinstance(v, np.floating) else str(v),
@@ -215,3 +335,12 @@ def compare(base_url: str, args, locust: Path, process: dict, results_dir: Path)
     )
     print(f"wrote {out}")
     return 0
+
+
+if __name__ == "__main__":  # the runner's child process (see run_runner_shape)
+    parser = argparse.ArgumentParser(description="run the shape with the runner; write its report")
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--spec", required=True, help="the shape, as JSON")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args()
+    _runner_child(args.url, json.loads(args.spec), args.out)

@@ -8,6 +8,7 @@ Exit codes: 0 success, 2 bad input, 1 failure.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -45,8 +46,55 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# A command creates a few million objects while it imports Dagster, Polars, SQLAlchemy ... and
+# builds its definitions, almost none of them garbage: Python's default (a young collection every
+# 700 new objects) spent 0.25-0.35 s of a 2.2 s HogFlix day scanning them. A young collection every
+# 100,000 objects keeps memory bounded (cycles are still collected) and costs ~0.3 s less.
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``simulate`` console script; returns the exit code."""
+    """Entry point of the ``simulate`` console script; returns the exit code.
+
+    Called without ``argv`` (the console script, ``python -m simulation_assets.cli``) it reads
+    ``sys.argv``, collects cyclic garbage less often (see ``GC_THRESHOLDS``) and ends the process
+    itself when the command is done (see ``exit_now``).
+    """
+    if argv is None:
+        gc.set_threshold(*GC_THRESHOLDS)
+    code = _run(argv)
+    if argv is None:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` once the command is done, without tearing down every module.
+
+    A command loads Dagster, Polars, SQLAlchemy ... (thousands of modules); the interpreter's own
+    teardown of them costs 0.5-0.7 s of CPU after the work is finished and everything is written.
+    Exit handlers still run (logging flushes, temporary folders, the instance's resources), then the
+    streams are flushed and the process ends. When a thread of the command is still running,
+    Python's normal exit waits for it instead, and so it does under a profiler or a tracer (they
+    write their report after the program returns).
+    """
+    import atexit
+    import threading
+
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return
+    if any(t.is_alive() and not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
+        return
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing left to tell
+            pass
+    os._exit(code)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     # Dagster notes that a few APIs this project relies on are beta (see pyproject's filterwarnings):
     # that is for the maintainers, not for someone running a simulation. Deprecations still show.
     warnings.filterwarnings("ignore", message=r".* is currently in beta", category=Warning)

@@ -102,8 +102,9 @@ class DagsterTicker:
 
         from simulation_assets.defs.activity import SIMULATION_TAG, TICK_TAG, tick_run_config
 
-        tick = self.store.last_tick() + 1  # type: ignore[attr-defined]
-        simulation = self.store.simulation_id()  # type: ignore[attr-defined]
+        with self.store.held():  # type: ignore[attr-defined]
+            tick = self.store.last_tick() + 1  # type: ignore[attr-defined]
+            simulation = self.store.simulation_id()  # type: ignore[attr-defined]
         dg.materialize(
             self.assets,  # type: ignore[arg-type]
             resources=self.resources,
@@ -143,12 +144,13 @@ def simulate(
     from simulation_assets.sinks.activity_store import utc_now
 
     settings, cfg, store = _settings(seed)
-    if reset:
-        store.reset()
-    store.start(cfg, seed)
+    with store.held():  # one connection for these transactions (released before the runs)
+        if reset:
+            store.reset()
+        store.start(cfg, seed)
+        first = store.last_tick() + 1
+        anchor = store.tick_log(last=1)["applied_at"].to_list()[0]
     ticker = DagsterTicker(settings, store)
-    first = store.last_tick() + 1
-    anchor = store.tick_log(last=1)["applied_at"].to_list()[0]
     started = time.perf_counter()
     with progress() as bar:
         task = bar.add_task("Activity ticks", total=ticks, visible=not quiet and interval == 0)
@@ -173,7 +175,8 @@ def simulate(
                 if i + 1 < ticks:
                     time.sleep(max(0.0, interval - (time.monotonic() - beat)))
     seconds = time.perf_counter() - started
-    return export(store, output, seed, first, ticks, seconds, interval)
+    with store.held():
+        return export(store, output, seed, first, ticks, seconds, interval)
 
 
 def export(

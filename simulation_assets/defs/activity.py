@@ -11,12 +11,12 @@ from pydantic import Field
 from simulation_assets.core.activity import checks
 from simulation_assets.core.activity.config import INTERVENTION_TYPES, ActivityConfig
 from simulation_assets.core.activity.schema import CUSTOMER_SCHEMA
+from simulation_assets.core.charts import Guide, Series, chart_svg
 from simulation_assets.defs.metadata import (
     COLUMN_SCHEMA,
     column_schema,
-    figure_markdown,
     md_table,
-    new_figure,
+    svg_markdown,
     table_metadata,
 )
 from simulation_assets.defs.policies import NETWORK_RETRY
@@ -84,18 +84,20 @@ def tick_run_config(tick: int = 0, at: str = "", ticks: int = 1) -> dict:
 
 
 def _calls_plot(log: pl.DataFrame) -> dg.MarkdownMetadataValue:
-    fig, ax = new_figure(7.0, 2.6)
-    ticks = log["tick"].to_list()
-    ax.bar(ticks, log["api_calls"].to_list(), color="#3b82f6", label="API calls in tick")
-    ax.set_xlabel("tick")
-    ax.set_ylabel("API calls")
-    twin = ax.twinx()
-    twin.plot(ticks, (log["mean_error_rate"] * 100).to_list(), color="#dc2626", label="mean error rate %")
-    twin.axhline(10, color="#dc2626", linestyle=":", linewidth=1)
-    twin.set_ylabel("error rate %")
-    fig.legend(loc="upper left", fontsize=7)
-    fig.tight_layout()
-    return figure_markdown(fig, "API calls and error rate per tick")
+    chart = chart_svg(
+        log["tick"].to_list(),
+        [
+            Series("API calls in tick", log["api_calls"].to_list(), kind="bar", color="#3b82f6"),
+            Series(
+                "mean error rate %", (log["mean_error_rate"] * 100).to_list(), axis="right", color="#dc2626"
+            ),
+        ],
+        x_label="tick",
+        y_label="API calls",
+        y2_label="error rate %",
+        guides=[Guide(10, axis="right")],
+    )
+    return svg_markdown(chart, "API calls and error rate per tick")
 
 
 def _log_tick(context: dg.AssetExecutionContext, outcome: TickOutcome) -> None:
@@ -142,6 +144,15 @@ def build_defs() -> dg.Definitions:
         ),
     )
     def activity_tick(
+        context: dg.AssetExecutionContext,
+        config: ActivityTickConfig,
+        activity_settings: ActivitySettings,
+        activity_store: ActivityStore,
+    ) -> dg.MaterializeResult:
+        with activity_store.held():  # one connection for the step's transactions
+            return _tick_step(context, config, activity_settings, activity_store)
+
+    def _tick_step(
         context: dg.AssetExecutionContext,
         config: ActivityTickConfig,
         activity_settings: ActivitySettings,
@@ -245,6 +256,12 @@ def build_defs() -> dg.Definitions:
     def monitor_interventions(
         context: dg.AssetExecutionContext, activity_settings: ActivitySettings, activity_store: ActivityStore
     ) -> dg.MaterializeResult:
+        with activity_store.held():  # one connection for the step's transactions
+            return _monitor_step(context, activity_settings, activity_store)
+
+    def _monitor_step(
+        context: dg.AssetExecutionContext, activity_settings: ActivitySettings, activity_store: ActivityStore
+    ) -> dg.MaterializeResult:
         outcome = activity_store.run_monitor(activity_settings.config(), source="dagster")
         lines = [f"🔍 Monitor check #{outcome.check_no} at tick {outcome.tick}"]
         lines += [
@@ -316,8 +333,9 @@ def build_defs() -> dg.Definitions:
         activity_settings: ActivitySettings,
         activity_store: ActivityStore,
     ) -> dg.RunRequest | dg.SkipReason:
-        activity_store.start(activity_settings.config(), activity_settings.seed)
-        return next_tick_request(context.instance, activity_store)
+        with activity_store.held():
+            activity_store.start(activity_settings.config(), activity_settings.seed)
+            return next_tick_request(context.instance, activity_store)
 
     return dg.Definitions(
         assets=[activity_tick, monitor_interventions],

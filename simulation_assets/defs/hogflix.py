@@ -11,22 +11,27 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.hogflix import checks
-from simulation_assets.core.hogflix.config import STATES
+from simulation_assets.core.hogflix.config import PLANS, STATES
 from simulation_assets.core.hogflix.frames import to_frame
 from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
 from simulation_assets.core.hogflix.persona_state import day_number
-from simulation_assets.core.hogflix.schema import DAILY_METRICS_SCHEMA, PERSONA_SCHEMA
+from simulation_assets.core.hogflix.schema import (
+    DAILY_METRICS_SCHEMA,
+    DEPTH_ROWS,
+    PERSONA_SCHEMA,
+    VIEWING_STATES,
+)
 from simulation_assets.defs.hogflix_checks import check_specs, result
 from simulation_assets.defs.hogflix_daily import daily_assets
 from simulation_assets.defs.hogflix_traffic import GROUP, PROGRESS, traffic_assets
 from simulation_assets.defs.metadata import (
     COLUMN_SCHEMA,
     column_schema,
-    figure_markdown,
     md_table,
-    new_figure,
+    svg_markdown,
     table_metadata,
 )
 from simulation_assets.defs.partitions import daily_partitions
@@ -52,16 +57,62 @@ DAILY_ASSETS = ("hogflix_personas", "hogflix_daily_metrics", "hogflix_traffic_da
 
 def _share_plot(metrics: pl.DataFrame) -> dg.MarkdownMetadataValue:
     """Return a stacked area plot of lifecycle state shares over the given days."""
-    fig, ax = new_figure()
-    total = metrics["total_personas"].to_numpy()
-    shares = [metrics[f"state_{state}"].to_numpy() / total for state in STATES]
-    ax.stackplot(metrics["date"].to_list(), shares, labels=list(STATES))
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of personas")
-    ax.legend(loc="lower left", ncols=5, fontsize=7)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    return figure_markdown(fig, "state shares")
+    total = metrics["total_personas"]
+    shares = [Series(state, (metrics[f"state_{state}"] / total).to_list(), kind="area") for state in STATES]
+    days = [d.isoformat() for d in metrics["date"].to_list()]
+    return svg_markdown(chart_svg(days, shares, y_label="share of personas", y_range=(0, 1)), "state shares")
+
+
+def _series(frame: pl.DataFrame, column: str) -> list[float | None]:
+    return frame[column].to_list() if column in frame.columns else [None] * frame.height
+
+
+def monitoring_plots(history: pl.DataFrame) -> dict[str, dg.MarkdownMetadataValue]:
+    """Return the monitoring charts of the last days (the specification's metrics), as inline SVG."""
+    days = [d.isoformat() for d in history["date"]]
+    safe = history.with_columns(
+        [
+            (pl.col(f"videos_{r}") / pl.col(f"visits_{r}")).alias(f"depth_{r}")
+            for r in DEPTH_ROWS
+            if f"visits_{r}" in history.columns
+        ]  # fmt: skip
+    )
+    charts = {
+        "engagement_by_state": chart_svg(
+            days, [Series(s, _series(history, f"score_{s}")) for s in VIEWING_STATES],
+            title="Engagement score by state", y_label="score",
+        ),
+        "completion_by_state": chart_svg(
+            days, [*[Series(s, _series(history, f"completion_{s}")) for s in VIEWING_STATES],
+                   Series("binge cycle", _series(history, "binge_completion"), dashed=True)],
+            title="Completion of the day's videos by state", y_label="% watched",
+        ),
+        "session_depth_trend": chart_svg(
+            days, [Series(r, _series(safe, f"depth_{r}")) for r in ("DAILY", "REGULAR", "WEEKEND", "WEEKEND_PEAK",
+                                                                      "BINGE", "MONTHLY")],
+            title="Videos per visit by pattern (WEEKEND_PEAK: Saturday/Sunday; BINGE: in a binge)",
+            y_label="videos",
+        ),
+        "plan_mix_and_changes": chart_svg(
+            days, [*[Series(p, _series(history, f"plan_{p}"), kind="area") for p in PLANS],
+                   Series("upgrades", _series(history, "upgrades"), kind="bar", axis="right"),
+                   Series("downgrades", _series(history, "downgrades"), kind="bar", axis="right")],
+            title="Plan mix and plan changes", y_label="personas", y2_label="changes",
+        ),
+        "payments_and_ratings": chart_svg(
+            days, [Series("failed charges", _series(history, "payment_failures"), kind="bar"),
+                   Series("in dunning", _series(history, "in_dunning")),
+                   *[Series(f"stars {p}", _series(history, f"stars_{p}"), axis="right", dashed=True) for p in PLANS]],
+            title="Payment failures, dunning, and ratings by plan", y_label="personas", y2_label="stars",
+        ),
+        "watchlist_and_monthly_spikes": chart_svg(
+            days, [Series("watchlist adds", _series(history, "watchlist_adds"), kind="bar"),
+                   Series("MONTHLY visits", _series(history, "visits_MONTHLY"), axis="right")],
+            title="Watchlist growth and MONTHLY check-ins (days 1-3 of the month)", y_label="adds",
+            y2_label="visits",
+        ),
+    }  # fmt: skip
+    return {name: svg_markdown(svg, name.replace("_", " ")) for name, svg in charts.items()}
 
 
 def _by(frame: pl.DataFrame, column: str) -> dict[str, int]:
@@ -158,7 +209,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         rows = []
         for key in context.partition_keys:
             personas = pl.read_parquet(store.path(source, key), columns=list(METRICS_INPUT_COLUMNS))
-            row = daily_metrics(personas, dt.date.fromisoformat(key))
+            row = daily_metrics(personas, dt.date.fromisoformat(key), cfg.pattern_assignment_day)
             store.write(target, key, row)
             context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)
@@ -180,11 +231,15 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
                 "mean_active_share": float((metrics["state_ACTIVE"] / metrics["pool_size"]).mean()),
                 "latest": md_table(metrics.tail(7)),
                 "state_shares": _share_plot(history),
+                **monitoring_plots(history),
             },
             check_results=[
                 result("pool_within_band", checks.pool_within_band(metrics, cfg)),
                 result("signups_within_band", checks.signups_within_band(metrics, cfg)),
                 result("active_share_near_target", checks.active_share_near_target(metrics, cfg)),
+                result("depth_by_pattern", checks.depth_by_pattern(history, cfg)),
+                result("satisfaction_effects", checks.satisfaction_effects(history)),
+                result("payments_follow_the_plans", checks.payments_follow_the_plans(history, cfg)),
             ],
         )
 

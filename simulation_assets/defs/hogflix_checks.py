@@ -25,6 +25,24 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
         "The mean ACTIVE share of the run is within the configured band (60-70 %); warns.",
         False,
     ),
+    "depth_by_pattern": (
+        "hogflix_daily_metrics",
+        "Videos per visit on each line of the viewing rule (pattern and state) are within its range over the "
+        "last 90 days; WEEKEND weekends at least twice as deep as weekdays.",
+        False,
+    ),
+    "satisfaction_effects": (
+        "hogflix_daily_metrics",
+        "The least satisfied personas lapse at least 20 % more than the most satisfied; upgraders are more "
+        "satisfied than downgraders (last 90 days).",
+        False,
+    ),
+    "payments_follow_the_plans": (
+        "hogflix_daily_metrics",
+        "Failed monthly charges match the plan mix's configured chance; payment churn never exceeds failures "
+        "(last 90 days).",
+        False,
+    ),
     "session_ids_are_uuidv7_at_start": (
         "hogflix_sessions",
         "Every $session_id is a UUIDv7 whose time is the session start.",
@@ -54,6 +72,11 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
         False,
     ),
     "event_uuids_unique_per_day": ("hogflix_traffic_daily", "No event uuid appears twice in a day.", False),
+    "genre_affinity_effect": (
+        "hogflix_traffic_daily",
+        "A persona's favourite genre takes more of its starts, is watched further and rated higher.",
+        False,
+    ),
     "cleanup_touched_only_synthetic": (
         "hogflix_churn_cleanup",
         "Non-synthetic rows and auth users are untouched by the churn cleanup.",

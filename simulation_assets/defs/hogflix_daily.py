@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.events import empty_events
 from simulation_assets.core.hogflix.metrics import TRAFFIC_DAILY_SCHEMA, traffic_day
@@ -23,9 +24,8 @@ from simulation_assets.defs.hogflix_traffic import GROUP
 from simulation_assets.defs.metadata import (
     COLUMN_SCHEMA,
     column_schema,
-    figure_markdown,
     md_table,
-    new_figure,
+    svg_markdown,
     table_metadata,
 )
 from simulation_assets.defs.policies import NETWORK_RETRY
@@ -43,13 +43,15 @@ SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
 def _hourly_plot(frame: pl.DataFrame, column: str, label: str) -> dg.MarkdownMetadataValue:
-    fig, ax = new_figure(7.0, 2.6)
     hours = frame[column].dt.hour().to_numpy() if frame.height else np.array([], int)
-    ax.bar(range(24), np.bincount(hours, minlength=24), color="#1d4aff")
-    ax.set_xlabel("hour of day (UTC)")
-    ax.set_ylabel(label)
-    fig.tight_layout()
-    return figure_markdown(fig, label)
+    counts = np.bincount(hours, minlength=24).tolist()
+    chart = chart_svg(
+        list(range(24)),
+        [Series(label, counts, kind="bar", color="#1d4aff")],
+        x_label="hour of day (UTC)",
+        y_label=label,
+    )
+    return svg_markdown(chart, label)
 
 
 def _add(totals: dict[str, int], more: dict[str, int]) -> None:
@@ -98,14 +100,24 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
             sessions = concat_frames((reader.stored_or_sessions(k) for k in keys), SESSION_SCHEMA)
             events = concat_frames((reader.stored_or_events(k) for k in keys), empty_events().schema)
             unique_uuids.append(checks.event_uuids_unique(events))
-            row = traffic_day(dt.date.fromisoformat(key), sessions, events)
+            date = dt.date.fromisoformat(key)
+            row = traffic_day(date, sessions, events, reader.personas(date))
             store.write(hogflix_settings.dataset("traffic_daily"), key, row)
             context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)
         days = pl.concat(rows) if rows else pl.DataFrame(schema=TRAFFIC_DAILY_SCHEMA)
-        pool = hogflix_settings.persona_pool
-        session_band = traffic.scaled_range(traffic.sessions_per_day, pool)
-        event_band = traffic.scaled_range(traffic.events_per_day, pool)
+        # Bands scale with each day's target pool (a pool schedule moves it; else persona_pool).
+        lifecycle = hogflix_settings.lifecycle()
+        targets = [lifecycle.pool_target(d) for d in days["date"]] or [lifecycle.persona_pool]
+        sessions_ok = checks.all_of(
+            [
+                checks.per_day_in_range(
+                    days[i : i + 1], "sessions", traffic.scaled_range(traffic.sessions_per_day, t)
+                )
+                for i, t in enumerate(targets[: days.height])
+            ]
+        )
+        event_band = traffic.scaled_range(traffic.events_per_day, round(sum(targets) / len(targets)))
         return dg.MaterializeResult(
             metadata={
                 "days": days.height,
@@ -116,12 +128,13 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
                 "sessions_by_hour_last_day": _hourly_plot(sessions, "session_start_at", "sessions"),
             },
             check_results=[
-                result("sessions_per_day_in_range", checks.per_day_in_range(days, "sessions", session_band)),
+                result("sessions_per_day_in_range", sessions_ok),
                 result(
                     "events_per_day_in_range",
                     checks.mean_day_in_range(days, "events", event_band, traffic.events_day_tolerance),
                 ),
                 result("event_uuids_unique_per_day", checks.all_of(unique_uuids)),
+                result("genre_affinity_effect", checks.genre_affinity_effect(days)),
             ],
         )
 

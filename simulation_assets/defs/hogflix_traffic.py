@@ -13,11 +13,11 @@ import dagster as dg
 import polars as pl
 
 from simulation_assets.core.hogflix import checks
-from simulation_assets.core.hogflix.app_rows import app_rows, pool_profiles
+from simulation_assets.core.hogflix.app_rows import app_rows, payment_rows, pool_profiles
 from simulation_assets.core.hogflix.events import empty_events
-from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations
+from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversation_turns, conversations
 from simulation_assets.core.hogflix.sessions import SESSION_SCHEMA
-from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS
+from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_FOLLOW_UPS, FLIXBUDDY_QUESTIONS
 from simulation_assets.defs.hogflix_checks import check_specs, result
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import HALF_HOURLY_BACKFILL
@@ -184,20 +184,32 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         traffic = hogflix_traffic.traffic()
         reader = TrafficReader(hogflix_settings, traffic, store)
         dataset = hogflix_settings.dataset("events")
+        # Window by window: a window's events are generated, written, delivered and checked, then
+        # dropped, so memory holds one window (a million-persona day is tens of millions of events).
+        # Uniqueness across the day's windows is checked on 64-bit hashes of the uuids; should two
+        # hashes collide, the day's stored uuid columns are compared exactly.
         unique, ordered, reports, by_event = [], [], [], {}
         events = empty_events()
         for day in by_day(context.partition_keys):
-            frames = []
+            hashes = []
             for key in day:
-                frame = reader.events(key, reader.stored_or_sessions(key))
-                store.write(dataset, key, frame)
-                context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
-                frames.append(frame)
-            events = concat_frames(frames, empty_events().schema)
-            reports.append(hogflix_posthog.deliver(events))
-            unique.append(checks.event_uuids_unique(events))
-            ordered.append(checks.session_start_not_after_first_event(events))
-            by_event = _counts(events, "event", by_event)
+                events = reader.events(key, reader.stored_or_sessions(key))
+                store.write(dataset, key, events)
+                context.add_asset_metadata(table_metadata(rows=events.height), partition_key=key)
+                reports.append(hogflix_posthog.deliver(events))
+                ordered.append(checks.session_start_not_after_first_event(events))
+                hashes.append(events["uuid"].hash(seed=0))
+                by_event = _counts(events, "event", by_event)
+            outcome = checks.event_uuid_hashes_unique(
+                pl.concat(hashes) if hashes else pl.Series(dtype=pl.UInt64)
+            )
+            if outcome is None:  # two hashes collide: compare the uuids themselves
+                paths = [store.path(dataset, k) for k in day]
+                outcome = checks.event_uuids_unique(
+                    pl.concat([pl.read_parquet(p, columns=["uuid"]) for p in paths])
+                )
+            unique.append(outcome)
+            PROGRESS.info(day[0][:10], extra={"asset": "hogflix_events", "partitions": len(day)})
         report = _sum_reports(reports, hogflix_posthog.mode)
         return dg.MaterializeResult(
             metadata={
@@ -255,6 +267,8 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
                         tables[name] = pl.concat([frame, tables[name]]).unique(
                             "id", keep="first", maintain_order=True
                         )
+                    prices = hogflix_settings.lifecycle().billing.price_cents
+                    tables["payments"] = payment_rows(personas, day[0], hogflix_settings.seed, prices)
             written = hogflix_app_db.write(tables, day)
             for key, rows in _rows_by_window(tables, day).items():
                 context.add_asset_metadata(table_metadata(rows=rows), partition_key=key)
@@ -291,8 +305,9 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         check_specs=check_specs("hogflix_flixbuddy_conversations"),
         description=(
             "FlixBuddy chats of the windows: one conversation per flixbuddy_interaction event (10 % of "
-            "active users), a template question, the assistant's reply (built-in responder or the HTTP "
-            "endpoint, 1 request per 5 s, at most 50 per run), stored as chat_conversations/chat_messages."
+            "active users): a template question and 1-5 follow-ups, each answered with the conversation so "
+            "far (built-in responder or the HTTP endpoint, 1 request per 5 s, at most 50 per run), stored as "
+            "chat_conversations/chat_messages."
         ),
     )
     def hogflix_flixbuddy_conversations(
@@ -309,28 +324,33 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         # The specification caps FlixBuddy at 50 calls per script run, and its script runs every
         # 30 minutes: the cap applies to each window of a range run.
         cap = min(traffic.flixbuddy_max_per_run, hogflix_flixbuddy.max_per_run)
+        turn_weights = traffic.flixbuddy_turn_weights if traffic.flixbuddy_multi_turn else None
         outcomes, totals, asked = (
             [],
-            {"conversations": 0, "calls": 0, "retries": 0, "unanswered_over_cap": 0},
+            {"conversations": 0, "messages_asked": 0, "calls": 0, "retries": 0, "unanswered_over_cap": 0},
             None,
         )
         mode = ""
         for day in by_day(context.partition_keys):
             chats = []
             for key in day:
-                asked = conversations(
+                started = conversations(
                     reader.stored_or_events(key), reader.stored_or_sessions(key), max_per_run=cap
                 )
+                asked = conversation_turns(started, turn_weights)
                 replies, report = hogflix_flixbuddy.answer(asked, traffic.catalog_size)
                 stored = asked.with_columns(pl.Series("reply", replies, dtype=pl.String))
                 store.write(dataset, key, stored)
                 context.add_asset_metadata(table_metadata(stored), partition_key=key)
                 chats.append((asked, replies))
                 outcomes.append(
-                    checks.questions_from_templates_within_cap(asked, FLIXBUDDY_QUESTIONS, report.calls, cap)
+                    checks.questions_from_templates_within_cap(
+                        asked, (*FLIXBUDDY_QUESTIONS, *FLIXBUDDY_FOLLOW_UPS), report.calls, cap
+                    )
                 )
                 mode = report.mode
-                totals["conversations"] += asked.height
+                totals["conversations"] += started.height
+                totals["messages_asked"] += asked.height
                 totals["calls"] += report.calls
                 totals["retries"] += report.retries
                 totals["unanswered_over_cap"] += report.skipped_over_cap

@@ -1,4 +1,4 @@
-"""Helpers that turn frames and figures into metadata a person reads in the Dagster UI."""
+"""Helpers that turn frames and charts into metadata a person reads in the Dagster UI."""
 
 from __future__ import annotations
 
@@ -83,8 +83,19 @@ def md_table(frame: pl.DataFrame, max_rows: int = 10) -> dg.MarkdownMetadataValu
     return dg.MetadataValue.md("\n".join(lines))
 
 
+def svg_markdown(svg: str, alt: str) -> dg.MarkdownMetadataValue:
+    """Return an SVG document (``core/charts.py``) as an inline markdown image the UI shows."""
+    return dg.MetadataValue.md(
+        f"![{alt}](data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()})"
+    )
+
+
 def figure_markdown(fig: object, alt: str) -> dg.MarkdownMetadataValue:
-    """Return a matplotlib figure as an inline PNG markdown image, then close it."""
+    """Return a matplotlib figure as an inline PNG markdown image, then close it.
+
+    Prefer ``svg_markdown(core.charts.chart_svg(...))``: matplotlib costs 0.5-1 s of CPU to import
+    and draw a first figure, which every command that materializes the asset pays.
+    """
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()

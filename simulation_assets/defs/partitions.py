@@ -20,6 +20,7 @@ def start_date_from_env() -> str:
 
     return hogflix_start_date()
 
+
 ENVIRONMENTS = ("dev", "qa", "prod")
 
 

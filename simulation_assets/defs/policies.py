@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from simulation_assets.sinks.http_retry import STEP_RETRIES, STEP_RETRY_DELAY_SECONDS
+from simulation_assets.sinks.retry_budget import STEP_RETRIES, STEP_RETRY_DELAY_SECONDS
 
 NETWORK_RETRY = dg.RetryPolicy(
     max_retries=STEP_RETRIES,

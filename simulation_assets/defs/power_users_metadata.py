@@ -5,14 +5,14 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure
+from simulation_assets.core.charts import Series, chart_svg
+from simulation_assets.defs.metadata import md_table, svg_markdown
 
 MAX_BARS = 12  # above this many users the cost plot groups them by archetype
 
 
 def cost_plot(report: dict[str, Any]) -> dg.MarkdownMetadataValue:
     """Return a stacked bar chart of AI, payment-fee and hosting cost in USD per user (or per archetype)."""
-    fig, ax = new_figure(7.0, 3.0)
     per_user = report["cost_details"]["per_user"]
     groups: dict[str, dict[str, float]] = {}
     by_archetype = len(per_user) > MAX_BARS
@@ -23,21 +23,16 @@ def cost_plot(report: dict[str, Any]) -> dg.MarkdownMetadataValue:
         for part in entry:
             entry[part] += cost[part]
     names = list(groups)
-    bottom = [0.0] * len(names)
-    for key, label in (
-        ("openai_usd", "AI tokens"),
-        ("stripe_fees_usd", "Stripe fees"),
-        ("hosting_usd", "hosting"),
-    ):
-        values = [groups[n][key] for n in names]
-        ax.bar(names, values, bottom=bottom, label=label)
-        bottom = [b + v for b, v in zip(bottom, values)]
-    ax.set_ylabel("USD")
-    ax.set_title("cost per archetype" if by_archetype else "cost per user", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.tick_params(axis="x", labelsize=7, rotation=15)
-    fig.tight_layout()
-    return figure_markdown(fig, "cost per archetype" if by_archetype else "cost per user")
+    parts = [
+        Series(label, [groups[n][key] for n in names], kind="bar")
+        for key, label in (
+            ("openai_usd", "AI tokens"),
+            ("stripe_fees_usd", "Stripe fees"),
+            ("hosting_usd", "hosting"),
+        )
+    ]
+    title = "cost per archetype" if by_archetype else "cost per user"
+    return svg_markdown(chart_svg(names, parts, title=title, y_label="USD", width=700), title)
 
 
 def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
@@ -83,32 +78,30 @@ def report_metadata(report: dict[str, Any]) -> dict[str, Any]:
 def load_plot(report: dict[str, Any]) -> dg.MarkdownMetadataValue:
     """Return the load's time series: requested and sent per second, p95 latency, and error share."""
     series = pl.DataFrame(report["time_series"])
-    fig, ax = new_figure(7.5, 3.2)
-    t = series["t_s"].to_numpy()
     unit = "users" if report["load"].get("model") == "closed" else "req/s requested"
-    ax.plot(t, series["requested"].to_numpy(), label=unit, color="0.4", linestyle="--")
-    ax.plot(t, series["sent"].to_numpy(), label="req/s sent", color="tab:blue")
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("per second")
-    right = ax.twinx()
-    right.plot(t, series["p95_ms"].fill_null(0).to_numpy(), color="tab:red", label="p95 ms (from schedule)")
-    right.set_ylabel("p95 latency, ms")
-    errors = series["error_rate"].fill_null(0).to_numpy()
+    lines = []
+    errors = series["error_rate"].fill_null(0)
     if errors.max() > 0:
-        ax.fill_between(
-            t,
-            0,
-            errors * max(series["sent"].max() or 1, 1),
-            color="tab:orange",
-            alpha=0.3,
-            label="error share (scaled)",
-        )
-    lines = ax.get_legend_handles_labels()
-    more = right.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="upper left")
-    ax.set_title(f"load {', '.join(report['load'].get('shapes', []))}", fontsize=9)
-    fig.tight_layout()
-    return figure_markdown(fig, "load time series")
+        scaled = errors * max(series["sent"].max() or 1, 1)
+        lines.append(Series("error share (scaled)", scaled.to_list(), kind="area", color="#f5b971"))
+    lines += [
+        Series(unit, series["requested"].to_list(), color="#666666", dashed=True),
+        Series("req/s sent", series["sent"].to_list(), color="#1f77b4"),
+        Series(
+            "p95 ms (from schedule)", series["p95_ms"].fill_null(0).to_list(), axis="right", color="#d62728"
+        ),
+    ]
+    chart = chart_svg(
+        series["t_s"].to_list(),
+        lines,
+        title=f"load {', '.join(report['load'].get('shapes', []))}",
+        x_label="seconds",
+        y_label="per second",
+        y2_label="p95 latency, ms",
+        width=700,
+        height=290,
+    )
+    return svg_markdown(chart, "load time series")
 
 
 def load_metadata(report: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.twin import checks
 from simulation_assets.core.twin.checks import Outcome
 from simulation_assets.core.twin.config import FitConfig
@@ -24,7 +25,7 @@ from simulation_assets.core.twin.fit import Prepared, fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
 from simulation_assets.core.twin.spec import TwinSpec
-from simulation_assets.defs.metadata import figure_markdown, md_table, new_figure, table_metadata
+from simulation_assets.defs.metadata import md_table, svg_markdown, table_metadata
 from simulation_assets.defs.partitions import DEFAULT_START_DATE, daily_partitions
 from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.local_store import LocalParquetStore, atomic_write_parquet
@@ -186,28 +187,31 @@ def _prepared_pair(
 
 
 def _retention_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
-    fig, ax = new_figure(6.0, 3.0)
     r = report.retention
-    ax.plot(r["week"], r["real"], marker="o", label="real")
-    ax.plot(r["week"], r["twin"], marker="s", label="twin")
-    ax.set_xlabel("weeks after first seen")
-    ax.set_ylabel("retained share")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    fig.tight_layout()
-    return figure_markdown(fig, "weekly retention, real vs twin")
+    chart = chart_svg(
+        r["week"].to_list(),
+        [
+            Series("real", r["real"].to_list(), markers=True),
+            Series("twin", r["twin"].to_list(), markers=True),
+        ],
+        x_label="weeks after first seen",
+        y_label="retained share",
+        y_range=(0, 1),
+        width=560,
+    )
+    return svg_markdown(chart, "weekly retention, real vs twin")
 
 
 def _hour_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
-    fig, ax = new_figure(7.0, 2.6)
     h = report.hour_of_week
-    ax.plot(h["hour_of_week"], h["real"], label="real", lw=1.2)
-    ax.plot(h["hour_of_week"], h["twin"], label="twin", lw=1.2)
-    ax.set_xticks(range(0, 169, 24), ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", ""])
-    ax.set_ylabel("share of session starts")
-    ax.legend()
-    fig.tight_layout()
-    return figure_markdown(fig, "hour-of-week profile, real vs twin")
+    days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    chart = chart_svg(
+        h["hour_of_week"].to_list(),
+        [Series("real", h["real"].to_list()), Series("twin", h["twin"].to_list())],
+        y_label="share of session starts",
+        x_ticks=[(24 * i + 12, day) for i, day in enumerate(days)],
+    )
+    return svg_markdown(chart, "hour-of-week profile, real vs twin")
 
 
 def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg.Definitions:

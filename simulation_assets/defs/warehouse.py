@@ -20,18 +20,18 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.charts import hbar_svg
 from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.warehouse import schema
-from simulation_assets.core.warehouse.catalog import catalog_markdown, summary_statistics
+from simulation_assets.core.warehouse.catalog import catalog_markdown, structure_figures, summary_statistics
 from simulation_assets.core.warehouse.checks import CheckResult, rows_match_spec, warehouse_checks
 from simulation_assets.core.warehouse.config import ENVIRONMENTS, WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generate import Warehouse
 from simulation_assets.core.warehouse.sampling import chunk_bounds
 from simulation_assets.defs.metadata import (
     column_schema,
-    figure_markdown,
     md_table,
-    new_figure,
+    svg_markdown,
     table_metadata,
 )
 from simulation_assets.defs.partitions import environment_partitions
@@ -363,18 +363,15 @@ def warehouse_catalog(
     cfg = warehouse_settings.config()
     root = warehouse_settings.files_root(store, env)
     root.mkdir(parents=True, exist_ok=True)
+    stats["structure"] = structure_figures(db.query, db.tables(), cfg)
     (root / "catalog.md").write_text(
-        catalog_markdown(cfg, env, warehouse_settings.seed, stats["rows"], stats["metrics"])
+        catalog_markdown(
+            cfg, env, warehouse_settings.seed, stats["rows"], stats["metrics"], stats["structure"]
+        )
     )
     (root / "summary_stats.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")
-    fig, ax = new_figure(7, 4)
     names = list(stats["rows"])
-    ax.barh(names, [max(stats["rows"][n], 1) for n in names])
-    ax.set_xscale("log")
-    ax.invert_yaxis()
-    ax.tick_params(labelsize=6)
-    ax.set_xlabel("rows (log scale)")
-    fig.tight_layout()
+    chart = hbar_svg(names, [stats["rows"][n] for n in names], x_label="rows", log_scale=True)
     metrics = pl.DataFrame(
         {"metric": list(stats["metrics"]), "value": [str(v) for v in stats["metrics"].values()]}
     )
@@ -383,7 +380,7 @@ def warehouse_catalog(
             "catalog": dg.MetadataValue.path(str(root / "catalog.md")),
             "total_rows": sum(stats["rows"].values()),
             "baseline_metrics": md_table(metrics, max_rows=30),
-            "rows_per_table": figure_markdown(fig, "rows per table"),
+            "rows_per_table": svg_markdown(chart, "rows per table"),
         }
     )
 

@@ -9,12 +9,13 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from simulation_assets.defs.partitions import environment_partitions
-from simulation_assets.defs.policies import NETWORK_RETRY
+from simulation_assets.sinks.http_retry import STEP_RETRIES, STEP_RETRY_DELAY_SECONDS
 from simulation_assets.sinks.warehouse_database import WarehouseDatabase
 from simulation_assets.sinks.warehouse_dbt import (
     DBT_DIR,
     DBT_PROJECT,
     dbt_executable,
+    dbt_failure_is_transient,
     environment,
     prepared_project,
 )
@@ -48,7 +49,8 @@ DBT_RESOURCE = DbtCliResource(
     partitions_def=environment_partitions,
     dagster_dbt_translator=WarehouseDbtTranslator(DagsterDbtTranslatorSettings(enable_asset_checks=True)),
     pool="warehouse_load",
-    retry_policy=NETWORK_RETRY,
+    # no RetryPolicy: a failed data test or SQL error fails the same way on every attempt, so only a
+    # transient failure (the database unreachable or locked) asks for another attempt, below
 )
 def warehouse_dbt_models(
     context: dg.AssetExecutionContext, warehouse_dbt: DbtCliResource, warehouse_database: WarehouseDatabase
@@ -57,4 +59,18 @@ def warehouse_dbt_models(
     env = context.partition_key
     # cautious: a subset run skips tests whose other parents were not selected
     with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
-        yield from warehouse_dbt.cli(["build"], context=context).stream()
+        invocation = warehouse_dbt.cli(["build"], context=context, raise_on_error=False)
+        yield from invocation.stream()
+    error = invocation.get_error()
+    if error is not None:
+        raise dbt_failure(str(error), context.retry_number)
+
+
+def dbt_failure(error_text: str, retry_number: int) -> Exception:
+    """Return what a failed ``dbt build`` raises: a retry request when the failure can be transient and
+    attempts remain, otherwise a failure Dagster does not retry."""
+    if dbt_failure_is_transient(error_text) and retry_number < STEP_RETRIES:
+        return dg.RetryRequested(
+            max_retries=STEP_RETRIES, seconds_to_wait=STEP_RETRY_DELAY_SECONDS * 2**retry_number
+        )
+    return dg.Failure(description=f"dbt build failed: {error_text.strip()[:2000]}", allow_retries=False)

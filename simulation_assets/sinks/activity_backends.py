@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
+import tenacity
 from pydantic import Field
 
 from simulation_assets.core.activity.schema import conform
@@ -27,6 +27,8 @@ BACKENDS = ("duckdb", "postgres")
 _LOCAL_LOCKS: dict[str, threading.RLock] = {}
 _LOCAL_LOCKS_GUARD = threading.Lock()
 _SCHEMA_READY: set[tuple[str, str]] = set()  # (file or DSN, prefix) whose tables this process created
+_HELD: dict[str, Any] = {}  # DuckDB file -> the connection a held() block keeps open
+_PG_HELD = threading.local()  # per thread: DSN -> the connection a held() block keeps open
 
 
 class _DuckTx(Transaction):
@@ -77,19 +79,46 @@ class DuckDBActivityStore(ActivityStore):
     def location(self) -> str:
         return str(self.duckdb_file())
 
+    def _lock(self, path: Path) -> threading.RLock:
+        with _LOCAL_LOCKS_GUARD:
+            return _LOCAL_LOCKS.setdefault(str(path), threading.RLock())
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep one connection to the file open for the block (nested blocks share it).
+
+        This thread holds the file's lock for the whole block: other threads of the process wait
+        for it to end, other processes for DuckDB's file lock (up to 15 s).
+        """
+        import duckdb
+
+        path = self.duckdb_file()
+        with self._lock(path):
+            if str(path) in _HELD:  # an outer block holds it
+                yield
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():  # a deleted file gets its tables again
+                _SCHEMA_READY.discard((str(path), self.table_prefix))
+            _HELD[str(path)] = _connect_duckdb(duckdb, path)
+            try:
+                yield
+            finally:
+                _HELD.pop(str(path)).close()
+
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
         import duckdb
 
         path = self.duckdb_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _LOCAL_LOCKS_GUARD:
-            lock = _LOCAL_LOCKS.setdefault(str(path), threading.RLock())
-        with lock:
+        with self._lock(path):
+            kept = _HELD.get(str(path))
             ready = (str(path), self.table_prefix)
-            if not path.exists():  # a deleted file gets its tables again
-                _SCHEMA_READY.discard(ready)
-            con = _connect_duckdb(duckdb, path)
+            if kept is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.exists():  # a deleted file gets its tables again
+                    _SCHEMA_READY.discard(ready)
+            con = kept if kept is not None else _connect_duckdb(duckdb, path)
             try:
                 con.execute("BEGIN TRANSACTION").fetchall()
                 tx = _DuckTx(con, self.table_prefix)
@@ -102,7 +131,8 @@ class DuckDBActivityStore(ActivityStore):
                 con.execute("ROLLBACK").fetchall()
                 raise
             finally:
-                con.close()
+                if kept is None:
+                    con.close()
 
 
 class _PgTx(Transaction):
@@ -171,10 +201,35 @@ class PostgresActivityStore(ActivityStore):
         )
 
     @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep one connection open for the block, in this thread (nested blocks share it).
+
+        Other threads and processes are not held up: each transaction still takes the advisory
+        lock for its own duration only.
+        """
+        import psycopg
+
+        kept = _pg_kept()
+        dsn = self._dsn()
+        if dsn in kept:
+            yield
+            return
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            kept[dsn] = conn
+            try:
+                yield
+            finally:
+                del kept[dsn]
+
+    @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
         import psycopg
 
-        with psycopg.connect(self._dsn(), connect_timeout=10) as conn, conn.transaction():
+        kept = _pg_kept().get(self._dsn())
+        connection = (
+            nullcontext(kept) if kept is not None else psycopg.connect(self._dsn(), connect_timeout=10)
+        )
+        with connection as conn, conn.transaction():
             tx = _PgTx(conn, self.table_prefix)
             tx.execute("SELECT pg_advisory_xact_lock(?)", [zlib.crc32(self.table_prefix.encode())])
             ready = (conn.info.dsn, self.table_prefix)
@@ -201,15 +256,25 @@ def activity_store_from_env(backend: str | None = None, **explicit: Any) -> Acti
     return from_env(cls, **explicit)
 
 
+def _pg_kept() -> dict[str, Any]:
+    """Return this thread's connections kept open by ``PostgresActivityStore.held()``, by DSN."""
+    if not hasattr(_PG_HELD, "by_dsn"):
+        _PG_HELD.by_dsn = {}
+    return _PG_HELD.by_dsn
+
+
+def _held_by_another_process(exc: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
 def _connect_duckdb(duckdb: Any, path: Path, wait_seconds: float = 15.0) -> Any:
-    """Open ``path``, retrying while another process holds DuckDB's file lock."""
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(str(path))
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+    """Open ``path``, retrying while another process holds DuckDB's file lock (up to ``wait_seconds``)."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_held_by_another_process),
+        wait=tenacity.wait_exponential(multiplier=0.05, max=0.5),
+        stop=tenacity.stop_after_delay(wait_seconds),
+        reraise=True,
+    )
+    return retrying(duckdb.connect, str(path))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import abstractmethod
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,6 +159,16 @@ class ActivityStore(dg.ConfigurableResource):
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[Transaction]:
         """Return a context manager around one locked transaction whose tables exist."""
+
+    def held(self) -> AbstractContextManager[None]:
+        """Return a context manager inside which this process keeps its connection to the store open.
+
+        Transactions inside the block skip opening and closing the database (for a DuckDB file,
+        ~17 ms of CPU each; a tick run takes a dozen). Each transaction is still its own, under the
+        same locks. Hold it around one step or one burst of reads, not around a long wait: while the
+        block lasts, other processes cannot open a DuckDB file. The default holds nothing.
+        """
+        return nullcontext()
 
     def _ensure_schema(self, tx: Transaction) -> None:
         """Create the tables when missing (an implementation may add constraints)."""

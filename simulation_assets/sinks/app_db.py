@@ -23,7 +23,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from simulation_assets.core.hogflix.app_rows import APP_TABLES, EMAIL_TABLES, UPSERT_TABLES
+from simulation_assets.core.hogflix.app_rows import APP_TABLES, EMAIL_TABLES, UPSERT_TABLES, UPSERT_UPDATES
 from simulation_assets.paths import data_dir
 from simulation_assets.sinks.config_files import from_env
 
@@ -35,7 +35,7 @@ UUID_COLUMNS = {"id", "user_id", "profile_id", "video_id", "conversation_id"}
 # Children first, so deletes never leave a message without its conversation for a moment.
 TABLE_ORDER = (
     "chat_messages", "chat_conversations", "watch_progress", "video_ratings", "user_watchlist",
-    "support_tickets", "user_subscriptions", "profiles",
+    "support_tickets", "plan_changes", "payments", "user_subscriptions", "profiles",
 )  # fmt: skip
 
 
@@ -377,6 +377,18 @@ def app_database_from_env() -> HogflixAppDatabase:
     return app_database(backend)
 
 
+def _follow_updates(schema: str, table: str, incoming: str) -> str:
+    """Return the UPDATE that brings existing synthetic rows of an upserted table up to date (a plan
+    change, a subscription falling into dunning)."""
+    columns = UPSERT_UPDATES[table]
+    sets = ", ".join(f"{c} = i.{c}" for c in columns)
+    differs = " OR ".join(f"t.{c} IS DISTINCT FROM i.{c}" for c in columns)
+    return (
+        f"UPDATE {schema}.{table} AS t SET {sets} FROM {incoming} AS i "
+        f"WHERE t.id = CAST(i.id AS UUID) AND t.is_synthetic AND ({differs})"
+    )
+
+
 class _Connection:
     """The few statements the sink needs, on an open connection inside a transaction."""
 
@@ -432,6 +444,8 @@ class _DuckDbConnection(_Connection):
                 f"INSERT INTO {schema}.{table} ({col_list}) SELECT {col_list} FROM incoming_rows "
                 "ON CONFLICT DO NOTHING RETURNING id::VARCHAR"
             ).fetchall()
+            if table in UPSERT_UPDATES:
+                self.execute(_follow_updates(schema, table, "incoming_rows"))
         finally:
             self.con.unregister("incoming_rows")
         return [r[0] for r in rows]
@@ -473,5 +487,7 @@ class _PostgresConnection(_Connection):
             f"INSERT INTO {schema}.{table} ({col_list}) SELECT {col_list} FROM {tmp} "
             "ON CONFLICT (id) DO NOTHING RETURNING id::text"
         ).fetchall()
+        if table in UPSERT_UPDATES:
+            self.execute(_follow_updates(schema, table, tmp))
         self.con.execute(f"DROP TABLE {tmp}")
         return [r[0] for r in rows]

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import yaml
+from dagster._config.field_utils import IntEnvVar
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
@@ -166,5 +167,25 @@ def from_env(
 
 
 def resolved(resource: R) -> R:
-    """Return ``resource`` with its ``dg.EnvVar`` fields read now, for direct use outside a run."""
-    return resource.process_config_and_initialize()  # type: ignore[return-value]
+    """Return ``resource`` with its ``dg.EnvVar`` fields read now, for direct use outside a run.
+
+    Reads each bound variable itself: Dagster's ``process_config_and_initialize`` would first build a
+    throw-away in-memory instance (0.5-1 s of schema migrations) only to initialize the resource.
+    A resource that nests other resources (none here yet) still goes through Dagster.
+    """
+    fields = type(resource).model_fields
+    values = {name: getattr(resource, name) for name in fields}
+    if any(isinstance(v, dg.ConfigurableResource) for v in values.values()):
+        return resource.process_config_and_initialize()  # type: ignore[return-value]
+    bound = {name: v for name, v in values.items() if isinstance(v, (dg.EnvVar, IntEnvVar))}
+    if not bound:
+        return resource
+    for name, var in bound.items():
+        raw = os.environ.get(var.env_var_name)
+        if raw is None:
+            raise ConfigFileError(f"${var.env_var_name} ({type(resource).__name__}.{name}) is not set")
+        try:
+            values[name] = int(raw) if isinstance(var, IntEnvVar) else raw
+        except ValueError:
+            raise ConfigFileError(f"${var.env_var_name} must be a whole number, got {raw!r}") from None
+    return type(resource)(**values)

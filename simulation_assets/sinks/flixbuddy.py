@@ -96,11 +96,17 @@ class FlixBuddyClient(dg.ConfigurableResource):
     def answer(
         self, asked: pl.DataFrame, catalog_size: int = 240
     ) -> tuple[list[str | None], FlixBuddyReport]:
-        """Return one reply per row of ``asked`` (question, question_template, conversation_id)."""
+        """Return one reply per row of ``asked`` (question, question_template, conversation_id, and
+        ``turn`` for a multi-turn conversation: each message is sent with the conversation so far).
+
+        Past ``max_per_run`` calls a message gets no reply (None), nor do the later messages of its
+        conversation (the user never sent them).
+        """
         report = FlixBuddyReport(mode=self.mode())
-        rows = asked.select("question", "question_template", "conversation_id").rows()
+        turn = pl.col("turn") if "turn" in asked.columns else pl.lit(0)
+        rows = asked.select("question", "question_template", "conversation_id", turn.alias("turn")).rows()
         if not self.endpoint:
-            replies: list[str | None] = [deterministic_reply(t, c, catalog_size) for _, t, c in rows]
+            replies: list[str | None] = [deterministic_reply(t, c, catalog_size, k) for _, t, c, k in rows]
             report.calls = report.answered = len(replies)
             return replies, report
         headers = {"Content-Type": "application/json"}
@@ -121,16 +127,18 @@ class FlixBuddyClient(dg.ConfigurableResource):
             report.retries += 1
 
         replies = []
+        history: dict[str, list[dict[str, str]]] = {}
+        cut: set[str] = set()  # conversations whose earlier message went unanswered
         with httpx.Client(timeout=self.timeout_seconds, headers=headers) as client, pace:
-            for question, _template, conversation_id in rows:
-                if report.calls >= self.max_per_run:
+            for question, _template, conversation_id, _turn in rows:
+                if conversation_id in cut or report.calls >= self.max_per_run:
                     replies.append(None)
                     report.skipped_over_cap += 1
+                    cut.add(conversation_id)
                     continue
-                body = {
-                    "messages": [{"role": "user", "content": question}],
-                    "conversation_id": conversation_id,
-                }
+                messages = history.setdefault(conversation_id, [])
+                messages.append({"role": "user", "content": question})
+                body = {"messages": list(messages), "conversation_id": conversation_id}
                 try:
                     response = send(
                         client,
@@ -147,4 +155,5 @@ class FlixBuddyClient(dg.ConfigurableResource):
                 report.calls += 1
                 report.answered += 1
                 replies.append(_parse(response))
+                messages.append({"role": "assistant", "content": replies[-1]})
         return replies, report

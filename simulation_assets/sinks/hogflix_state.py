@@ -104,6 +104,21 @@ class HogflixTrafficSettings(dg.ConfigurableResource):
         return load_config(TrafficConfig, self.config_path or None, source="HOGFLIX_TRAFFIC_CONFIG")
 
 
+def burned_in(settings: HogflixSettings, store: LocalParquetStore) -> PersonaState:
+    """Return the pool before the scenario's first day: the burn-in (150 days of the ordinary rules,
+    minutes at a million personas) is computed once per scenario, stored, and read back after that.
+
+    The stored table is the same persona table as any day's, so a day stepped from it equals a day
+    stepped from the computed pool (``from_frame(to_frame(s))`` steps like ``s``).
+    """
+    dataset, key = settings.dataset("burn_in"), settings.start_date
+    if store.exists(dataset, key):
+        return from_frame(store.read(dataset, key))
+    state = initial_state(settings.lifecycle(), settings.seed, settings.genesis_day())
+    store.write(dataset, key, to_frame(state))
+    return state
+
+
 def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: int) -> PersonaState:
     """Return the pool at the end of ``day - 1``: from the store, or rebuilt from the first day.
 
@@ -114,13 +129,13 @@ def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: 
     if day < genesis:
         raise ValueError(f"{day_date(day)} is before the first simulated day {settings.start_date}")
     if day == genesis:
-        return initial_state(cfg, seed, genesis)
+        return burned_in(settings, store)
     previous = day_date(day - 1).isoformat()
     dataset = settings.dataset("personas")
     if store.exists(dataset, previous):
         return from_frame(store.read(dataset, previous))
     written = [k for k in store.partitions(dataset) if k < previous]
-    state = from_frame(store.read(dataset, written[-1])) if written else initial_state(cfg, seed, genesis)
+    state = from_frame(store.read(dataset, written[-1])) if written else burned_in(settings, store)
     for d in range(state.day + 1, day):
         state = step_day(state, d, cfg, seed)
     return state

@@ -36,16 +36,19 @@ import dagster as dg
 import httpx
 import tenacity
 
+from simulation_assets.sinks.retry_budget import (  # noqa: F401 (the budget's numbers, re-exported)
+    BACKOFF_SECONDS,
+    BUDGET_SECONDS,
+    MAX_BACKOFF_SECONDS,
+    RETRIES_PER_STEP,
+    STEP_RETRIES,
+    STEP_RETRY_DELAY_SECONDS,
+    TOTAL_ATTEMPTS,
+)
+
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-STEP_RETRIES = 2  # re-runs of a failed network step by Dagster (defs/policies.NETWORK_RETRY)
-STEP_RETRY_DELAY_SECONDS = 2.0  # first delay between step attempts (exponential, with jitter)
-RETRIES_PER_STEP = 3  # re-tries of one request inside one step attempt
-TOTAL_ATTEMPTS = (1 + RETRIES_PER_STEP) * (1 + STEP_RETRIES)
-BACKOFF_SECONDS = 0.5
-MAX_BACKOFF_SECONDS = 30.0
-BUDGET_SECONDS = 300.0
 
 
 class DeliveryError(dg.Failure):

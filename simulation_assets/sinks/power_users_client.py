@@ -223,6 +223,16 @@ class PowerUserTarget(dg.ConfigurableResource):
             "requests": frames["attempts"].height,
             "requests_per_second": round(frames["attempts"].height / seconds, 2) if seconds else 0.0,
         }
+        if tables.load_requests:
+            # what the generator itself cost (process CPU over the load): Locust's "CPU usage" warning
+            meta["load_generator_cpu_seconds"] = round(tables.load_cpu_seconds, 3)
+            meta["load_generator_cpu_ms_per_1000_requests"] = round(
+                tables.load_cpu_seconds / tables.load_requests * 1e6, 1
+            )
+            # each sleep and wake-up costs the kernel a context switch: most of a light load's CPU
+            meta["load_generator_sleeps_per_1000_requests"] = round(
+                tables.load_sleeps / tables.load_requests * 1e3, 1
+            )
         report = build_report(
             frames["requests"],
             frames["attempts"],

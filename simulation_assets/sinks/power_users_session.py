@@ -23,6 +23,7 @@ from simulation_assets.core.power_users.action_types import ActionType
 from simulation_assets.core.power_users.actions import json_path, plan_session, proves_edge_case, render
 from simulation_assets.core.power_users.config import (
     CONNECTION_ERROR_STATUS,
+    SIMULATION_CLOCK_HEADER,
     TIMEOUT_STATUS,
     Action,
     ConfigError,
@@ -33,9 +34,11 @@ from simulation_assets.core.power_users.edge_cases import category
 from simulation_assets.core.power_users.report import (
     ATTEMPT_SCHEMA,
     EDGE_SCHEMA,
+    LOAD_ROW_SCHEMA,
     LOAD_SCHEMA,
     REQUEST_SCHEMA,
     USER_SCHEMA,
+    load_requests,
 )
 from simulation_assets.core.power_users.rhythm import (
     SessionPlan,
@@ -63,6 +66,13 @@ class RunTables:
     edges: list[tuple] = field(default_factory=list)
     users: list[tuple] = field(default_factory=list)
     load: list[tuple] = field(default_factory=list)
+    # a load's requests, one row each for both tables (LOAD_ROW_SCHEMA): built into request and
+    # attempt rows by polars at the end rather than per request while the load runs
+    load_rows: list[tuple] = field(default_factory=list)
+    # the load generator's own cost: process CPU seconds from the load's first arrival to its last answer
+    load_cpu_seconds: float = 0.0
+    load_requests: int = 0
+    load_sleeps: int = 0  # times the process slept waiting (for an arrival's time or an answer)
 
     def frames(self, run_columns: dict[str, Any]) -> dict[str, pl.DataFrame]:
         """Return the tables keyed ``requests``, ``attempts``, ``edges``, ``users`` and ``load``.
@@ -73,9 +83,15 @@ class RunTables:
         users = pl.DataFrame(self.users, schema=per_user, orient="row").with_columns(
             pl.lit(v, dtype=USER_SCHEMA[k]).alias(k) for k, v in run_columns.items()
         )
+        requests = pl.DataFrame(self.requests, schema=REQUEST_SCHEMA, orient="row")
+        attempts = pl.DataFrame(self.attempts, schema=ATTEMPT_SCHEMA, orient="row")
+        if self.load_rows:
+            loaded = pl.DataFrame(self.load_rows, schema=LOAD_ROW_SCHEMA, orient="row")
+            requests = pl.concat([requests, load_requests(loaded)])
+            attempts = pl.concat([attempts, loaded.select(list(ATTEMPT_SCHEMA))])
         return {
-            "requests": pl.DataFrame(self.requests, schema=REQUEST_SCHEMA, orient="row"),
-            "attempts": pl.DataFrame(self.attempts, schema=ATTEMPT_SCHEMA, orient="row"),
+            "requests": requests,
+            "attempts": attempts,
             "edges": pl.DataFrame(self.edges, schema=EDGE_SCHEMA, orient="row"),
             "users": users.select(list(USER_SCHEMA)),
             "load": pl.DataFrame(self.load, schema=LOAD_SCHEMA, orient="row"),
@@ -131,6 +147,7 @@ class PersonaSession:
         )
         self.think_total = 0.0  # simulated seconds of think time so far
         self.slept_total = 0.0  # wall seconds actually slept for think time so far
+        self.paused = 0.0  # seconds of the script's own pauses (think_ms) so far, slept in real time
         self.wall_start = 0.0
         self.context: dict[str, Any] = {
             "email": persona.email,
@@ -230,6 +247,7 @@ class PersonaSession:
         for start in range(0, count, action.concurrency):
             if think:
                 await asyncio.sleep(think)
+                self.paused += think
             wave = range(start, min(start + action.concurrency, count))
             results = await asyncio.gather(*(self._request(index, action, kind, i) for i in wave))
             for statuses, body in results:
@@ -283,6 +301,9 @@ class PersonaSession:
         path, params, headers, body = self._render(index, action, kind, i)
         timeout = action.timeout_s or self.settings.request_timeout_s
         sim_at = utc_stamp(self.sim_now())
+        # when it is sent on the simulated clock: pauses only, so a burst's requests share one instant
+        paced_at = self.plan_time.start_utc.timestamp() + self.think_total + self.paused
+        backed_off = [0.0]  # the retry back-offs before the current attempt
         statuses: list[int] = []
         total_ms, payload = 0.0, None
         outcome: dict[str, Any] = {"response": None, "error": None}
@@ -302,6 +323,7 @@ class PersonaSession:
             return float(draws[0].random())
 
         def on_retry(error: BaseException, wait: float) -> None:
+            backed_off[0] += wait
             self.log.info(
                 "[%s] %s -> %s, retry %d/%d in %.2fs",
                 self.p.name,
@@ -315,6 +337,7 @@ class PersonaSession:
         try:
             async for attempt in policy.retrying_async(on_retry, unit=jitter):
                 with attempt:
+                    headers[SIMULATION_CLOCK_HEADER] = f"{paced_at + backed_off[0]:.3f}"
                     status, latency_ms = await self._attempt(
                         action, kind, path, params, headers, body, timeout, outcome
                     )

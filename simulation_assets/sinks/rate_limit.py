@@ -16,11 +16,28 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 
-from pyrate_limiter import Duration, Limiter, Rate
+from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate, RateItem
 
 # pyrate-limiter sleeps this much past the computed free slot; a few ms is enough on one machine.
 _BUFFER_MS = 5
+GRANTS_KEPT = 1000  # the admission times a limiter remembers (``granted_at``)
+
+
+class _RecordingBucket(InMemoryBucket):
+    """pyrate-limiter's in-memory bucket that also remembers when it admitted each acquisition."""
+
+    def __init__(self, rates: list[Rate]) -> None:
+        super().__init__(rates)
+        self.admitted_ms: deque[int] = deque(maxlen=GRANTS_KEPT)
+
+    def put(self, item: RateItem) -> bool:
+        with self._lock:
+            admitted = super().put(item)
+            if admitted:
+                self.admitted_ms.append(item.timestamp)
+            return admitted
 
 
 class RateLimiter:
@@ -34,11 +51,10 @@ class RateLimiter:
         self.calls = calls
         self.per_seconds = per_seconds
         self.waited_seconds = 0.0  # total time callers spent waiting for a slot
-        self._limiter = (
-            Limiter(Rate(calls, max(1, round(per_seconds * Duration.SECOND))), buffer_ms=_BUFFER_MS)
-            if calls
-            else None
+        self._bucket = (
+            _RecordingBucket([Rate(calls, max(1, round(per_seconds * Duration.SECOND)))]) if calls else None
         )
+        self._limiter = Limiter(self._bucket, buffer_ms=_BUFFER_MS) if self._bucket else None
 
     @classmethod
     def every(cls, seconds: float) -> RateLimiter:
@@ -58,6 +74,17 @@ class RateLimiter:
     def unlimited(cls) -> RateLimiter:
         """Return a limiter that never waits."""
         return cls(0, 0)
+
+    @property
+    def granted_at(self) -> list[float]:
+        """Return when the last acquisitions (up to ``GRANTS_KEPT``) were admitted, in ``time.monotonic()`` seconds.
+
+        These are the limiter's own decisions, on its own clock: an acquisition that had to wait is
+        stamped with the time it was due to wake, not the (later) time a loaded machine woke it. The
+        window holds on these stamps; they are in admission order, which after a wait need not be
+        time order (sort them to check a window).
+        """
+        return [ms / 1000 for ms in self._bucket.admitted_ms] if self._bucket else []
 
     @property
     def limited(self) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -71,3 +72,19 @@ def environment(variables: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# What a dbt error says when the warehouse could not be reached or was busy: worth running again. Anything
+# else (a failed data test, a SQL or compilation error) fails the same way every time.
+TRANSIENT_DBT_ERRORS = re.compile(
+    r"could not connect to server|connection refused|connection to server at .* failed|"
+    r"server closed the connection unexpectedly|terminating connection|too many clients|"
+    r"timeout expired|could not set lock on file|database is locked|conflicting lock",
+    re.IGNORECASE,
+)
+
+
+def dbt_failure_is_transient(error_text: str) -> bool:
+    """Return whether a failed dbt command failed for a reason a later attempt may not meet (the database
+    unreachable, restarting or locked by another process), rather than a data test or SQL error."""
+    return bool(TRANSIENT_DBT_ERRORS.search(error_text or ""))

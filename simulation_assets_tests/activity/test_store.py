@@ -76,6 +76,40 @@ def test_concurrent_tick_writers_apply_each_tick_exactly_once(tmp_path):
     assert log["tick"].to_list() == list(range(0, 19))
 
 
+def test_a_held_store_opens_the_file_once_and_keeps_each_transaction_its_own(tmp_path, monkeypatch):
+    import simulation_assets.sinks.activity_backends as backends
+
+    opened: list[str] = []
+    connect = backends._connect_duckdb
+
+    def counted(duckdb, path, *args, **kwargs):  # noqa: ANN001, ANN202
+        opened.append(str(path))
+        return connect(duckdb, path, *args, **kwargs)
+
+    monkeypatch.setattr(backends, "_connect_duckdb", counted)
+    held = DuckDBActivityStore(duckdb_path=str(tmp_path / "h.duckdb"))
+    plain = DuckDBActivityStore(duckdb_path=str(tmp_path / "p.duckdb"))
+    with held.held():
+        with held.held():  # nested: the same connection
+            _run(held, 3)
+        with pytest.raises(ValueError, match="was started with seed 42, not 7"):
+            held.apply_tick(CFG, 7, _at(4))  # a failed transaction rolls back alone
+        assert held.apply_tick(CFG, 42, _at(4)).applied
+    assert opened == [str(tmp_path / "h.duckdb")]
+    opened.clear()
+    _run(plain, 3)
+    assert plain.apply_tick(CFG, 42, _at(4)).applied
+    assert len(opened) == 7  # one per transaction
+    a, b = _tables(held), _tables(plain)
+    assert all(a[name].equals(b[name]) for name in a)  # same rows either way
+    # once the block ends the file is free: another process opens it (DuckDB's lock is per process)
+    import subprocess
+    import sys
+
+    code = f"import duckdb; duckdb.connect({str(tmp_path / 'h.duckdb')!r}).close()"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
 def test_the_same_seed_gives_the_same_simulation_in_a_fresh_store(tmp_path):
     a = DuckDBActivityStore(duckdb_path=str(tmp_path / "a.duckdb"))
     b = DuckDBActivityStore(duckdb_path=str(tmp_path / "b.duckdb"))
@@ -134,6 +168,37 @@ def test_postgres_store_matches_duckdb_row_for_row(postgres_dsn, tmp_path, monke
     assert not pg.apply_tick(CFG, 42, _at(3), tick=3).applied
     assert pg.tick_log()["tick"].to_list() == list(range(7))
     assert pg.location().startswith("postgresql://postgres@127.0.0.1:")
+
+
+@pytest.mark.postgres
+def test_a_held_postgres_store_connects_once_per_block_and_thread(postgres_dsn, monkeypatch):
+    import psycopg
+
+    connects: list[int] = []
+    connect = psycopg.connect
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        connects.append(threading.get_ident())
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg, "connect", counted)
+    held = PostgresActivityStore(dsn=postgres_dsn, table_prefix="held_")
+    plain = PostgresActivityStore(dsn=postgres_dsn, table_prefix="plain_")
+    with held.held(), held.held():
+        _run(held, 3)
+        with pytest.raises(ValueError, match="was started with seed 42, not 7"):
+            held.apply_tick(CFG, 7, _at(4))  # rolls back alone; the connection stays usable
+        other = threading.Thread(target=lambda: held.last_tick())  # another thread: its own connection
+        other.start()
+        other.join(60)
+        assert held.apply_tick(CFG, 42, _at(4)).applied
+    assert len(connects) == 2 and connects[0] != connects[1]
+    connects.clear()
+    _run(plain, 3)
+    assert plain.apply_tick(CFG, 42, _at(4)).applied
+    assert len(connects) == 7  # one per transaction
+    a, b = _tables(held), _tables(plain)
+    assert all(a[name].equals(b[name]) for name in a)
 
 
 @pytest.mark.postgres

@@ -41,6 +41,21 @@ def test_a_range_backfill_is_one_run_with_a_materialization_per_day(tmp_path):
     assert sorted(e.partition for e in personas) == [f"2026-01-{d:02d}" for d in range(1, 11)]
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["persona_ids_unique"] and checks["pool_within_band"] and checks["signups_within_band"]
+    # The realism checks run on every materialization and report their figures, even on ten days.
+    assert (
+        checks["depth_by_pattern"] and checks["satisfaction_effects"] and checks["payments_follow_the_plans"]
+    )
+    meta = {c.check_name: c.metadata for c in result.get_asset_check_evaluations()}
+    depth = meta["depth_by_pattern"]["videos_per_visit"].data
+    assert 5 <= depth["DAILY"] <= 10 and depth["NEW"] > 3
+    assert meta["payments_follow_the_plans"]["charges"].value > 100
+    metrics = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path == ["hogflix_daily_metrics"]
+    ][-1].materialization.metadata
+    assert {"engagement_by_state", "session_depth_trend", "plan_mix_and_changes"} <= set(metrics)
+    assert metrics["session_depth_trend"].value.startswith(
+        "![session depth trend](data:image/svg+xml;base64,"
+    )
 
 
 def test_a_partition_computed_alone_equals_the_same_partition_in_a_backfill(tmp_path):
@@ -101,3 +116,31 @@ def test_each_day_records_its_own_row_count_and_the_assets_declare_their_columns
     for asset in _assets():
         schema = asset.metadata_by_key[asset.key]["dagster/column_schema"]
         assert "date" in [c.name for c in schema.columns] or "distinct_id" in [c.name for c in schema.columns]
+
+
+def test_the_burn_in_is_computed_once_per_scenario_then_read_back(tmp_path):
+    from simulation_assets.core.hogflix.frames import to_frame
+    from simulation_assets.core.hogflix.lifecycle import step_day
+    from simulation_assets.sinks.hogflix_state import load_state_before
+
+    settings = HogflixSettings(seed=3, persona_pool=400, start_date=START)
+    store = LocalParquetStore(root_dir=str(tmp_path))
+    genesis = settings.genesis_day()
+    computed = load_state_before(settings, store, genesis)
+    path = store.path(settings.dataset("burn_in"), START)
+    written = path.stat().st_mtime_ns
+    stored = load_state_before(settings, store, genesis)
+    assert path.stat().st_mtime_ns == written  # read, not recomputed
+    cfg = settings.lifecycle()
+    assert to_frame(step_day(stored, genesis, cfg, 3)).equals(to_frame(step_day(computed, genesis, cfg, 3)))
+    # The first day materialized through the asset reads the same burn-in and stores the same day.
+    assert dg.materialize(_assets(), resources=_resources(tmp_path), partition_key=START).success
+    assert path.stat().st_mtime_ns == written
+    day = pl.read_parquet(_personas_path(tmp_path, START))
+    assert day.equals(to_frame(step_day(computed, genesis, cfg, 3)))
+    # Another scenario (another seed) has its own burn-in.
+    other = HogflixSettings(seed=4, persona_pool=400, start_date=START)
+    load_state_before(other, store, genesis)
+    assert store.exists(other.dataset("burn_in"), START) and other.dataset("burn_in") != settings.dataset(
+        "burn_in"
+    )

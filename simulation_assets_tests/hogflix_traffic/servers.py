@@ -138,6 +138,7 @@ class FlixBuddyServer(_Server):
     def __init__(self, reject_first: int = 0) -> None:
         self.reject_first = reject_first
         self.arrivals: list[float] = []
+        self.bodies: list[dict] = []  # every request's JSON body, in arrival order
         self.lock = threading.Lock()
         self.handler_cls = _FlixBuddyHandler
 
@@ -148,6 +149,7 @@ class _FlixBuddyHandler(_Handler):
         body = json.loads(self._body())
         with owner.lock:
             owner.arrivals.append(time.monotonic())
+            owner.bodies.append(body)
             n = len(owner.arrivals)
         if n <= owner.reject_first:
             self._reply(429, {"error": "slow down"})

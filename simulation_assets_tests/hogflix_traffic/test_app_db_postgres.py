@@ -10,7 +10,7 @@ import pytest
 
 from simulation_assets.cli import main
 from simulation_assets.core.hogflix import checks
-from simulation_assets.core.hogflix.app_rows import app_rows, pool_profiles
+from simulation_assets.core.hogflix.app_rows import app_rows, payment_rows, pool_profiles
 from simulation_assets.core.hogflix.flixbuddy import chat_rows, conversations, deterministic_reply
 from simulation_assets.sinks.app_db import PostgresAppDatabase
 from simulation_assets_tests.hogflix_traffic.conftest import SEED
@@ -160,3 +160,50 @@ def test_orphan_check_looks_only_at_the_simulators_rows(postgres_dsn: str, day_t
     _orphan_watch_row(postgres_dsn, synthetic=True)  # one of ours: the check must see it
     outcome = checks.no_orphan_rows(db.orphan_rows())
     assert not outcome.passed and outcome.metadata["orphans"]["watch_progress"] == 1
+
+
+def test_plan_and_dunning_follow_the_persona_and_payments_are_cleaned(postgres_dsn: str, day_traffic) -> None:  # noqa: ANN001
+    personas, sessions, events = day_traffic
+    db = PostgresAppDatabase(dsn=postgres_dsn)
+    keys = sessions["partition_key"].unique().to_list()
+    db.write(_day_tables(personas, sessions, events), keys)
+    real_user = str(uuid.uuid4())
+    with psycopg.connect(postgres_dsn) as con:  # a real subscription with a synthetic-looking twin id
+        con.execute(
+            "INSERT INTO public.user_subscriptions (id, user_id, plan, status, started_at, is_synthetic) "
+            "VALUES (%s, %s, 'Basic', 'active', now(), false)",
+            (str(uuid.uuid4()), real_user),
+        )
+    first = personas.row(0, named=True)
+    later = personas.with_columns(
+        pl.when(pl.col("distinct_id") == first["distinct_id"]).then(pl.lit("Basic")).otherwise(pl.col("plan"))
+        .cast(personas["plan"].dtype).alias("plan"),
+        pl.when(pl.col("distinct_id") == first["distinct_id"]).then(pl.lit("dunning"))
+        .otherwise(pl.col("payment_status")).cast(personas["payment_status"].dtype).alias("payment_status"),
+        pl.when(pl.col("distinct_id") == first["distinct_id"]).then(3).otherwise(0).cast(pl.Int8)
+        .alias("payment_attempt_today"),
+        (pl.col("distinct_id") == first["distinct_id"]).alias("payment_failed_today"),
+    )  # fmt: skip
+    tables = pool_profiles(later, keys[0], SEED)
+    tables["payments"] = payment_rows(later, keys[0], SEED, {"Premium": 1799, "Standard": 1299, "Basic": 699})
+    db.write(tables, keys[:1])
+    with psycopg.connect(postgres_dsn) as con:
+        plan = con.execute(
+            "SELECT plan FROM public.profiles WHERE user_id = %s", (first["user_id"],)
+        ).fetchone()
+        status = con.execute(
+            "SELECT plan, status FROM public.user_subscriptions WHERE user_id = %s", (first["user_id"],)
+        ).fetchone()
+        paid = con.execute(
+            "SELECT amount_cents, status, attempt FROM public.payments WHERE user_id = %s",
+            (first["user_id"],),
+        ).fetchall()
+        real = con.execute(
+            "SELECT plan, status FROM public.user_subscriptions WHERE user_id = %s", (real_user,)
+        ).fetchone()
+    assert plan == ("Basic",) and status == ("Basic", "past_due")
+    assert paid == [(699, "failed", 3)]
+    assert real == ("Basic", "active")
+    assert db.count_synthetic()["payments"] == 1
+    db.cleanup_synthetic()
+    assert sum(db.count_synthetic().values()) == 0

@@ -12,12 +12,16 @@ from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.app_rows import app_rows
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LifecycleConfig
-from simulation_assets.core.hogflix.flixbuddy import conversations
+from simulation_assets.core.hogflix.flixbuddy import conversation_turns, conversations
 from simulation_assets.core.hogflix.frames import to_frame
 from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.metrics import daily_metrics, traffic_day
 from simulation_assets.core.hogflix.persona_state import day_number
-from simulation_assets.core.hogflix.traffic_config import FLIXBUDDY_QUESTIONS
+from simulation_assets.core.hogflix.traffic_config import (
+    FLIXBUDDY_FOLLOW_UPS,
+    FLIXBUDDY_QUESTIONS,
+    TrafficConfig,
+)
 from simulation_assets.defs.hogflix import build_defs
 from simulation_assets.defs.hogflix_checks import HOGFLIX_CHECKS
 from simulation_assets_tests.hogflix_traffic.conftest import SEED
@@ -100,6 +104,12 @@ def test_event_uuids_unique_fails_on_a_repeated_uuid(day_traffic) -> None:  # no
     assert checks.event_uuids_unique(events).passed
     outcome = checks.event_uuids_unique(_set(events, "uuid", 1, events["uuid"][0]))
     assert not outcome.passed and outcome.metadata["duplicate_uuids"] == 1
+    # A day kept window by window is checked on hashes; a repeated uuid repeats its hash, and the
+    # check then hands over to the exact comparison.
+    hashed = checks.event_uuid_hashes_unique(events["uuid"].hash(seed=0))
+    assert hashed is not None and hashed.passed and hashed.metadata["events"] == events.height
+    doubled = _set(events, "uuid", 1, events["uuid"][0])
+    assert checks.event_uuid_hashes_unique(doubled["uuid"].hash(seed=0)) is None
 
 
 def test_session_start_fails_when_a_session_begins_after_its_first_event(day_traffic) -> None:  # noqa: ANN001
@@ -146,6 +156,13 @@ def test_flixbuddy_check_fails_on_an_unknown_question_or_calls_over_the_cap(day_
     )
     assert not checks.questions_from_templates_within_cap(odd, FLIXBUDDY_QUESTIONS, 1, 50).passed
     assert not checks.questions_from_templates_within_cap(asked, FLIXBUDDY_QUESTIONS, 51, 50).passed
+    # Multi-turn: follow-ups are known questions only when the follow-ups are among the templates.
+    turns = conversation_turns(asked, TrafficConfig().flixbuddy_turn_weights)
+    both = (*FLIXBUDDY_QUESTIONS, *FLIXBUDDY_FOLLOW_UPS)
+    outcome = checks.questions_from_templates_within_cap(turns, both, turns.height, 50)
+    assert outcome.passed and outcome.metadata["conversations"] == asked.height
+    assert 2 <= outcome.metadata["turns_per_conversation"] <= 6
+    assert not checks.questions_from_templates_within_cap(turns, FLIXBUDDY_QUESTIONS, turns.height, 50).passed
 
 
 def test_traffic_per_day_ranges_fail_outside_the_band(day_traffic) -> None:  # noqa: ANN001

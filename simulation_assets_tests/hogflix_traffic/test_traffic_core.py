@@ -326,3 +326,32 @@ def test_personas_keep_their_devices_and_use_a_second_one_a_fifth_of_the_time(
         day_sessions_.select(pl.col("session_id").alias("$session_id"), "timezone"), on="$session_id"
     )
     assert (zones["$timezone"] == zones["timezone"]).all() and zones["$timezone"].n_unique() > 3
+
+
+def test_plan_changes_become_account_page_events_and_app_rows(persona_days) -> None:  # noqa: ANN001
+    from simulation_assets.core.hogflix import checks
+
+    cfg = TrafficConfig()
+    personas = persona_days[1].with_row_index("i")
+    visitors = personas.filter(pl.col("active_today") & (pl.col("plan") == "Standard"))["i"].head(6).to_list()
+    direction = pl.when(pl.col("i").is_in(visitors[:3])).then(1).when(pl.col("i").is_in(visitors)).then(-1)
+    personas = personas.with_columns(
+        direction.otherwise(0).cast(pl.Int8).alias("plan_changed_today"),
+        pl.when(pl.col("i").is_in(visitors[:3])).then(pl.lit("Basic")).otherwise(pl.col("previous_plan"))
+        .cast(personas["previous_plan"].dtype).alias("previous_plan"),
+    ).drop("i")  # fmt: skip
+    sessions = day_sessions(personas, SEED, cfg)
+    events = session_events(sessions, SEED, cfg, "day")
+    changed = events.filter(pl.col("event") == "plan_changed").sort("timestamp")
+    assert changed.height == 6 and (changed["$current_url"].str.ends_with("/account")).all()
+    assert sorted(changed["plan_change"].to_list()) == ["downgrade"] * 3 + ["upgrade"] * 3
+    assert set(changed.filter(pl.col("plan_change") == "upgrade")["previous_plan"]) == {"Basic"}
+    # The account page is visited after the session's last video: its pageview comes before the change.
+    views = events.filter((pl.col("event") == "$pageview") & pl.col("$current_url").str.ends_with("/account"))
+    assert views.height == 6
+    tables = app_rows(sessions, events, SEED)
+    rows = tables["plan_changes"].sort("changed_at")
+    assert rows["id"].to_list() == changed["uuid"].to_list()
+    assert rows["direction"].to_list() == changed["plan_change"].to_list()
+    assert checks.rows_match_events(tables, events).passed
+    assert not checks.rows_match_events({**tables, "plan_changes": rows.head(5)}, events).passed

@@ -71,3 +71,75 @@ def test_bad_arguments_exit_2_without_loading_dagster(tmp_path: Path, argv: list
     assert found["code"] == 2
     assert "dagster" not in found["loaded"], found
     assert not (tmp_path / "home").exists()  # nothing written, not even the instance
+
+
+def _simulate(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path / "home")}
+    env["SIMULATION_DATA_DIR"] = str(tmp_path / "data")
+    return subprocess.run(
+        [sys.executable, "-m", "simulation_assets.cli", *argv],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_the_command_line_ends_the_process_with_its_code_and_everything_written(tmp_path: Path) -> None:
+    """``simulate`` ends its process itself (no module teardown): same exit codes, nothing lost."""
+    done = _simulate(tmp_path, "activity", "--ticks", "0")
+    assert done.returncode == 2 and "--ticks must be a positive integer" in done.stdout
+    done = _simulate(tmp_path, "activity", "--ticks", "1", "--output", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().splitlines()[-1]  # the last line of the summary reached the pipe
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written, "no output files"
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:  # the run, as the UI reads it
+        runs = instance.get_run_records()
+        assert len(runs) == 1 and runs[0].dagster_run.is_success
+        records = instance.get_records_for_run(runs[0].dagster_run.run_id, limit=10_000).records
+        types = {r.event_log_entry.dagster_event_type for r in records if r.event_log_entry.is_dagster_event}
+        assert dg.DagsterEventType.ASSET_MATERIALIZATION in types
+        assert dg.DagsterEventType.ASSET_CHECK_EVALUATION in types
+        assert dg.DagsterEventType.RUN_SUCCESS in types
+        tick = instance.fetch_materializations(dg.AssetKey("activity_tick"), limit=1).records[0]
+        metadata = tick.asset_materialization.metadata  # type: ignore[union-attr]
+        assert metadata["dagster/row_count"].value == metadata["customers"].value > 0
+        assert "data:image/svg+xml;base64," in metadata["calls_per_tick"].value
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("activity_tick"), "counters_never_decrease")]
+        )
+        assert [e.status.value for e in check.values()] == ["SUCCEEDED"]
+
+
+_EXIT = """
+import atexit, sys, threading, time
+from simulation_assets.cli import exit_now
+atexit.register(lambda: print("exit handler ran", flush=False))
+if sys.argv[1] == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished"))).start()
+print("unflushed line", end="")
+exit_now(3)
+print("after exit_now")
+sys.exit(4)
+"""
+
+
+@pytest.mark.parametrize(("mode", "code", "expected"), [
+    ("alone", 3, "unflushed lineexit handler ran\n"),
+    ("thread", 4, "unflushed lineafter exit_now\nthread finished\nexit handler ran\n"),
+])  # fmt: skip
+def test_exit_now_runs_exit_handlers_flushes_and_waits_for_running_threads(
+    mode: str, code: int, expected: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _EXIT, mode],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (code, expected), done.stderr

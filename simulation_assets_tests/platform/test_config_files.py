@@ -100,6 +100,36 @@ def test_environment_variables_bind_as_envvars_so_the_ui_never_shows_a_dsn(
     )
 
 
+def test_resolved_reads_the_variables_like_dagster_but_builds_no_instance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STORE_DSN", "postgresql://u:secret@db/x")
+    monkeypatch.setenv("STORE_SEED", "7")
+    store = from_env(Store, ENV, share=0.25)
+    by_dagster = store.process_config_and_initialize()
+
+    def no_instance(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("resolved() built a Dagster instance")
+
+    monkeypatch.setattr(dg.DagsterInstance, "ephemeral", no_instance)
+    live = resolved(store)
+    assert type(live) is Store and live == by_dagster
+    assert (live.dsn, live.seed, live.share, live.backend) == (
+        "postgresql://u:secret@db/x",
+        7,
+        0.25,
+        "duckdb",
+    )
+    assert resolved(Store()) == Store()  # nothing bound: the resource itself
+    monkeypatch.delenv("STORE_DSN")  # bound, then unset before it is read: named
+    with pytest.raises(ConfigFileError, match=r"\$STORE_DSN \(Store.dsn\) is not set"):
+        resolved(store)
+    monkeypatch.setenv("STORE_DSN", "x")
+    monkeypatch.setenv("STORE_SEED", "seven")
+    with pytest.raises(ConfigFileError, match=r"\$STORE_SEED must be a whole number, got 'seven'"):
+        resolved(store)
+
+
 def test_unset_variables_keep_the_defaults_and_explicit_values_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STORE_DSN", raising=False)
     monkeypatch.setenv("STORE_SEED", "7")

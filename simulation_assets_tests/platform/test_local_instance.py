@@ -10,9 +10,16 @@ import pytest
 
 from simulation_assets.sinks.local_instance import (
     _FORMER_INSTANCE_YAML,
+    EVENT_BATCH_SIZE_VAR,
+    SCHEMA_READY,
+    SHARD_TEMPLATE,
+    LocalDagsterInstance,
+    LocalSqliteEventLogStorage,
     LocalSqliteStorage,
+    _unbatched_yaml,
     ensure_local_instance,
     instance_yaml,
+    schema_ready,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +91,147 @@ def test_the_former_default_instance_is_moved_to_the_local_storage_and_a_custom_
     (mine / "dagster.yaml").write_text(custom)
     ensure_local_instance()
     assert (mine / "dagster.yaml").read_text() == custom and (mine / "elsewhere").is_dir()
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def broken_rows(context: dg.AssetExecutionContext) -> None:
+    raise RuntimeError(f"no rows for {len(context.partition_keys)} days")
+
+
+def _what_the_ui_reads(instance: dg.DagsterInstance, run_id: str) -> dict[str, object]:
+    """Return what the UI shows of a ``daily_rows`` run: its events, partitions, asset record and checks."""
+    from collections import Counter
+
+    key = dg.AssetKey("daily_rows")
+    records = instance.get_records_for_run(run_id, limit=10_000).records
+    entry = instance.get_asset_records([key])[0].asset_entry
+    last = entry.last_materialization_record
+    check = dg.AssetCheckKey(key, "has_rows")
+    executions = instance.event_log_storage.get_asset_check_execution_history(check, limit=20)
+    return {
+        "events": Counter(
+            r.event_log_entry.dagster_event_type for r in records if r.event_log_entry.is_dagster_event
+        ),
+        "materialized": instance.get_materialized_partitions(key),
+        "planned_not_done": instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(
+            key
+        ),
+        "last_partition": last.partition_key if last else None,
+        "last_run": entry.last_run_id,
+        "materializations": sorted(
+            (r.partition_key, r.asset_materialization.metadata["days"].value)  # type: ignore[union-attr]
+            for r in instance.fetch_materializations(key, limit=100).records
+        ),
+        "checks": [(e.status, e.partition) for e in executions],
+    }
+
+
+def test_batched_events_leave_what_events_stored_one_by_one_leave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"one": 0, "batch": 0}
+    one, batch = LocalSqliteEventLogStorage.store_event, LocalSqliteEventLogStorage.store_event_batch
+
+    def counted_one(self: LocalSqliteEventLogStorage, event: object) -> None:
+        calls["one"] += 1
+        one(self, event)  # type: ignore[arg-type]
+
+    def counted_batch(self: LocalSqliteEventLogStorage, events: list) -> None:
+        calls["batch"] += 1
+        batch(self, events)
+
+    monkeypatch.setattr(LocalSqliteEventLogStorage, "store_event", counted_one)
+    monkeypatch.setattr(LocalSqliteEventLogStorage, "store_event_batch", counted_batch)
+    seen = {}
+    for mode, size in (("batched", None), ("one by one", "0")):
+        if size is None:
+            monkeypatch.delenv(EVENT_BATCH_SIZE_VAR, raising=False)
+        else:
+            monkeypatch.setenv(EVENT_BATCH_SIZE_VAR, size)
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / mode))
+        calls.update(one=0, batch=0)
+        ensure_local_instance()
+        with dg.DagsterInstance.get() as instance:
+            assert isinstance(instance, LocalDagsterInstance)
+            result = _range(instance)
+            seen[mode] = (_what_the_ui_reads(instance, result.run_id), dict(calls))
+            assert seen[mode][0]["last_run"] == result.run_id
+    (batched, batched_calls), (single, single_calls) = seen["batched"], seen["one by one"]
+    assert batched["events"] == single["events"]  # type: ignore[index]
+    assert batched["events"][dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED] == 10  # type: ignore[index]
+    batched.pop("last_run"), single.pop("last_run")
+    assert batched == single
+    assert batched["materialized"] == set(DAYS.get_partition_keys())
+    # planned events (10 + the check's) as one batch, the 10 materializations as another
+    assert batched_calls["batch"] == 2 and single_calls["batch"] == 0
+    assert batched_calls["one"] <= single_calls["one"] - 19, (batched_calls, single_calls)
+
+
+def test_a_failed_range_marks_the_same_partitions_as_failed_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = {}
+    for mode, size in (("batched", "1000"), ("one by one", "0")):
+        monkeypatch.setenv(EVENT_BATCH_SIZE_VAR, size)
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / mode))
+        ensure_local_instance()
+        with dg.DagsterInstance.get() as instance:
+            result = dg.materialize(
+                [broken_rows],
+                instance=instance,
+                raise_on_error=False,
+                tags={
+                    "dagster/asset_partition_range_start": "2026-03-01",
+                    "dagster/asset_partition_range_end": "2026-03-10",
+                },
+            )
+            assert not result.success
+            found = instance.event_log_storage.get_latest_asset_partition_materialization_attempts_without_materializations(
+                dg.AssetKey("broken_rows")
+            )
+            attempts[mode] = {partition: run for partition, (run, _) in found.items()}
+            assert set(attempts[mode].values()) == {result.run_id}
+    assert set(attempts["batched"]) == set(attempts["one by one"]) == set(DAYS.get_partition_keys())
+
+
+def test_a_ready_instance_opens_without_schema_checks_and_new_runs_start_from_the_template() -> None:
+    home = ensure_local_instance()
+    storage = home / "storage"
+    assert schema_ready(storage) and (storage / SHARD_TEMPLATE).is_file()
+
+    def no_check(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a schema check in a ready instance")
+
+    import dagster._core.storage.event_log.sqlite.sqlite_event_log as events_module
+    import dagster._core.storage.runs.sqlite.sqlite_run_storage as runs_module
+    import dagster._core.storage.schedules.sqlite.sqlite_schedule_storage as schedules_module
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (events_module, runs_module, schedules_module):
+            patch.setattr(module, "check_alembic_revision", no_check)
+        with dg.DagsterInstance.get() as instance:
+            result = _range(instance)
+            assert result.success and instance.get_run_by_id(result.run_id).is_success  # type: ignore[union-attr]
+            assert (storage / "history" / "runs" / f"{result.run_id}.db").is_file()
+            assert len(instance.get_records_for_run(result.run_id, limit=1000).records) > 20
+    # A marker of another Dagster version: the next process checks (and marks) the databases again.
+    (storage / SCHEMA_READY).write_text("0.0.0\n")
+    assert not schema_ready(storage)
+    with dg.DagsterInstance.get() as instance:
+        assert _range(instance).success
+    assert schema_ready(storage)
+
+
+def test_an_instance_written_by_an_earlier_version_gets_the_batching_instance(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    os.environ["DAGSTER_HOME"] = str(home)
+    (home / "dagster.yaml").write_text(_unbatched_yaml(home / "storage"))
+    (home / ".instance-ready").write_text("")  # the earlier version's marker
+    ensure_local_instance()
+    assert (home / "dagster.yaml").read_text() == instance_yaml(home / "storage")
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance, LocalDagsterInstance)
 
 
 _RUN_ONE = """

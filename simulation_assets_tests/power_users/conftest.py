@@ -34,3 +34,23 @@ def integration_resources() -> dict[str, object]:
     from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog
 
     return {"power_users_webhook": StripeEventWebhook(), "power_users_wandb": WandbAnalysisLog()}
+
+
+def lean_scenario_file(folder: Path, keep: tuple[str, ...] = ("reset_user", "login", "view_pricing")) -> Path:
+    """Write the packaged scenario with each persona's actions cut to the types ``keep``; return its path.
+
+    The personas keep their seed rhythm (frequency, local hours, session length); only the scripted
+    edge cases go, whose waits (rate-limit windows, back-offs, 1 s exports) a test of the rhythm or
+    of the CLI's plumbing does not need.
+    """
+    import yaml
+
+    from simulation_assets.sinks.power_users_scenario import load_scenario
+
+    data = load_scenario().model_dump(mode="json", by_alias=True, exclude={"population"})
+    for persona in data["simulations"]:
+        actions = [a for a in persona["actions"] if a["type"] in keep]
+        persona["actions"] = [{k: v for k, v in a.items() if k != "edge_case"} for a in actions]
+    path = folder / "lean_scenario.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path

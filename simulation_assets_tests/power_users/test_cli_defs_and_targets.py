@@ -17,7 +17,7 @@ from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.power_users_client import PowerUserTarget
 from simulation_assets.target.propiq import create_app
 from simulation_assets.target.server import LocalTarget, build_app
-from simulation_assets_tests.power_users.conftest import integration_resources
+from simulation_assets_tests.power_users.conftest import integration_resources, lean_scenario_file
 
 pytestmark = pytest.mark.xdist_group("power_users")
 
@@ -73,7 +73,7 @@ def test_dagster_persona_partition_and_day_report_pass_their_checks(reference_ta
     }
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["users"].value == 2 and meta["edge_cases_missing"].value == "none"
-    assert "data:image/png;base64" in meta["cost_per_user"].value
+    assert "data:image/svg+xml;base64" in meta["cost_per_user"].value
     saved = LocalParquetStore().root() / "power_users" / "reports" / "2026-02-02" / "simulation_report.json"
     assert json.loads(saved.read_text())["cost_analysis"]["stripe_transactions"] == 1
 
@@ -117,22 +117,69 @@ def test_reference_target_refuses_to_start_with_a_live_key(monkeypatch):
 
 
 def test_fast_clock_expires_tokens_in_real_seconds():
+    import time
+
     from simulation_assets.core.power_users.target_rules import TargetRules
 
-    # 3,600 simulated seconds per real second: the 60-minute token lasts one real second.
+    # 3,600 simulated seconds per real second: the 60-minute token lasts one real second. Only
+    # bounds a loaded machine cannot break are asserted: a call answered within 1 s of sending the
+    # login is 200 (the token was issued after that send), one sent 1 s after the login's answer is 401.
+    email = "t@simulated.propiq.test"
     with (
         LocalTarget(create_app(TargetRules(clock_speed=3600))) as target,
-        httpx.Client(base_url=target.base_url) as c,
+        httpx.Client(base_url=target.base_url, timeout=30) as c,
     ):
-        c.post("/sim/users/reset", json={"email": "t@simulated.propiq.test", "password": "pw", "tier": "pro"})
-        token = c.post("/auth/login", json={"email": "t@simulated.propiq.test", "password": "pw"}).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
-        assert c.get("/api/v1/account", headers=headers).status_code == 200
-        import time
-
-        time.sleep(1.2)
+        c.post("/sim/users/reset", json={"email": email, "password": "pw", "tier": "pro"})
+        valid = None
+        for _ in range(20):  # a login whose first call comes back within the second (load may delay some)
+            sent = time.monotonic()
+            token = c.post("/auth/login", json={"email": email, "password": "pw"}).json()
+            answered = time.monotonic()
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            first = c.get("/api/v1/account", headers=headers)
+            if time.monotonic() < sent + 1.0:
+                valid = first
+                break
+        assert valid is not None and valid.status_code == 200, valid
+        time.sleep(max(0.0, answered + 1.05 - time.monotonic()))
         expired = c.get("/api/v1/account", headers=headers)
         assert expired.status_code == 401 and expired.json()["error"] == "token_expired"
+
+
+def test_the_rate_limit_counts_on_the_clock_the_client_states():
+    """A burst stamped at one simulated instant meets 429 however slowly it is sent; paced stamps refill."""
+    import time
+
+    from simulation_assets.core.power_users.config import SIMULATION_CLOCK_HEADER
+    from simulation_assets.core.power_users.target_rules import TargetRules
+
+    rules = TargetRules()  # 15 requests, refilled at 30/s
+    email = "burst@simulated.propiq.test"
+    with LocalTarget(create_app(rules)) as target, httpx.Client(base_url=target.base_url, timeout=30) as c:
+        c.post("/sim/users/reset", json={"email": email, "password": "pw", "tier": "pro"})
+        token = c.post("/auth/login", json={"email": email, "password": "pw"}).json()["access_token"]
+
+        def account(clock: str | None) -> int:
+            headers = {"Authorization": f"Bearer {token}"}
+            if clock is not None:
+                headers[SIMULATION_CLOCK_HEADER] = clock
+            return c.get("/api/v1/account", headers=headers).status_code
+
+        # 20 requests one after the other, 10 ms apart in real time (0.2 s, time to refill 6), all
+        # stamped at the same simulated instant: the bucket's 15, then 429s
+        statuses = []
+        for _ in range(20):
+            statuses.append(account("1768471200.000"))
+            time.sleep(0.01)
+        assert statuses == [200] * rules.rate_limit_burst + [429] * (20 - rules.rate_limit_burst)
+        assert account("1768471199.000") == 429  # an earlier stamp refills nothing
+        # 0.25 simulated s later: 7.5 tokens back
+        assert [account("1768471200.250") for _ in range(8)] == [200] * 7 + [429]
+        # paced one simulated second apart, 40 requests sent as fast as possible never meet a 429
+        assert {account(f"{1768471201 + k}.000") for k in range(40)} == {200}
+        assert account("soon") == 400 and account("nan") == 400
+        # without the header the server's own clock counts, from a full bucket
+        assert [account(None) for _ in range(3)] == [200] * 3
 
 
 def test_cli_exits_1_when_the_api_cannot_be_reached(tmp_path: Path, capsys):
@@ -143,6 +190,8 @@ def test_cli_exits_1_when_the_api_cannot_be_reached(tmp_path: Path, capsys):
             "Weekend-Warrior-Will",
             "--base-url",
             "http://127.0.0.1:9",
+            "--config",
+            str(lean_scenario_file(tmp_path)),  # fewer refused requests to back off from
             "--output",
             str(tmp_path),
         ]
@@ -157,6 +206,8 @@ def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(
     tmp_path: Path, reference_target, capsys
 ):
     users = ["--user", "Weekend-Warrior-Will", "--user", "Real-Estate-Agent-Rita", "--day", "2026-03-03"]
+    # the two personas' rhythm and plans without the edge cases' waits (the default run covers those)
+    users += ["--config", str(lean_scenario_file(tmp_path))]
     # first: no --base-url, so the run serves the reference target itself
     assert main(["power-users", *users, "--output", str(tmp_path / "first")]) == 0
     first = json.loads((tmp_path / "first" / "simulation_report.json").read_text())
@@ -171,11 +222,10 @@ def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(
     second = json.loads(report_file.read_text())
     assert second["run"]["mode"] == "sequential" and second["run"]["base_url"] == reference_target.base_url
     assert [u["name"] for u in second["user_results"]] == ["Real-Estate-Agent-Rita", "Weekend-Warrior-Will"]
-    assert (
-        second["edge_case_coverage"]["missing"] == []
-        and "concurrent_requests_3" in second["edge_cases_triggered"]
-    )
-    assert (tmp_path / "results" / "simulation.log").read_text().count("Weekend-Warrior-Will") > 10
+    # the same seed and day: the second run sends what the first sent, one persona after the other
+    assert second["simulation_summary"] == first["simulation_summary"]
+    assert second["simulation_summary"]["total_actions_completed"] >= 4
+    assert (tmp_path / "results" / "simulation.log").read_text().count("Weekend-Warrior-Will") > 3
     out = capsys.readouterr().out
     assert "PROPIQ POWER USER SIMULATION - RESULTS SUMMARY" in out and "Weekend-Warrior-Will:" in out
     assert "Sessions (simulated clock, local time):" in out

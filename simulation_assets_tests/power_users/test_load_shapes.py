@@ -180,6 +180,67 @@ def test_an_open_ramp_holds_its_rate_against_the_reference_target(reference_targ
     ).passed
 
 
+def test_a_load_encodes_each_request_once_per_user_variant_and_again_after_a_new_token():
+    """Arrivals reuse an encoded request only where it repeats: never across ``{i}``, vary items or tokens."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from simulation_assets.target.server import LocalTarget
+
+    tokens: list[str] = []
+    limits: list[int] = []
+    calc_tokens: list[int] = []
+
+    async def login(request: Request) -> JSONResponse:
+        tokens.append(f"t{len(tokens) + 1}")
+        return JSONResponse({"access_token": tokens[-1]})
+
+    async def view_history(request: Request) -> JSONResponse:
+        limits.append(int(request.query_params["limit"]))
+        return JSONResponse({"items": []})
+
+    async def calculator(request: Request) -> JSONResponse:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        calc_tokens.append(int(token[1:]))
+        if token == "t1":  # the first user's first token has run out
+            return JSONResponse({"error": "token_expired"}, status_code=401)
+        # otherwise echo the price as the "error" of an expected 409, which the request rows keep
+        return JSONResponse({"error": str((await request.json())["purchase_price"])}, status_code=409)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/auth/login", login, methods=["POST"]),
+            Route("/api/v1/history", view_history),
+            Route("/api/v1/calculator", calculator, methods=["POST"]),
+            Route("/health", health),
+        ]
+    )
+    prices = [100000, 250000, 400000]
+    data = load_scenario().model_dump(mode="json", by_alias=True, exclude={"population"})
+    data["simulation_config"]["load_shapes"] = {"flat": {"kind": "constant", "rate": 100, "duration_s": 2}}
+    data["simulation_config"]["load_tasks"] = [
+        {"type": "view_history", "params": {"limit": "{i}"}, "expected_status": 200},
+        {"type": "use_calculator", "vary": {"purchase_price": prices}, "expected_status": [401, 409]},
+    ]
+    with LocalTarget(app) as target:
+        result = PowerUserTarget(base_url=target.base_url).run(
+            scenario=parse_scenario(data), env={}, users=5, options=SessionOptions(shape="flat")
+        )
+    rows = result.frames["requests"].filter(pl.col("action_index") >= 0)
+    calc = rows.filter((pl.col("action_type") == "use_calculator") & (pl.col("status") == 409))
+    assert calc.height > 50 and calc["error"].to_list() == [str(prices[i % 3]) for i in calc["request_index"]]
+    history = rows.filter(pl.col("action_type") == "view_history")["request_index"]
+    assert sorted(limits) == sorted(history) and len(set(limits)) == len(limits)  # {i}: never reused
+    expired = calc_tokens.count(1)  # sent before the user's new login came back
+    assert 1 <= expired <= 3 and len(tokens) == 5 + expired
+    assert sum(t > 5 for t in calc_tokens) >= 10  # the user's later requests carry its new token
+
+
 @pytest.mark.slow
 def test_a_closed_model_holds_two_thousand_concurrent_users_in_one_process(monkeypatch):
     import httpx
@@ -221,7 +282,7 @@ def test_a_load_shape_runs_from_the_cli_with_its_time_series_and_slo_checks(
     data["simulation_config"]["slo"]["rate_tolerance"] = 0.10  # a 3 s load on a shared machine
     config = tmp_path / "quick.yaml"
     config.write_text(yaml.safe_dump(data, allow_unicode=True))
-    argv = ["power-users", "--config", str(config), "--shape", "spike", "--users", "10"]
+    argv = ["power-users", "--config", str(config), "--shape", "spike", "--users", "100"]
     assert (
         main(
             [
@@ -238,6 +299,7 @@ def test_a_load_shape_runs_from_the_cli_with_its_time_series_and_slo_checks(
     )
     report = json.loads((tmp_path / "o" / "simulation_report.json").read_text())
     assert report["load"]["shapes"] == ["spike"] and report["load"]["sent"] == 160
+    assert report["simulation_summary"]["total_users"] == 100  # --users 100: the seed's hundred users
     peak = max(report["time_series"], key=lambda r: r["requested"])
     assert peak["t_s"] == 1 and peak["requested"] == pytest.approx(120, abs=1)
     out = capsys.readouterr().out
@@ -290,7 +352,7 @@ def test_a_load_split_across_dagster_runs_by_persona_is_merged_by_the_day_report
     )
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["load_sent"].value == 80 and meta["users"].value == 4
-    assert "data:image/png;base64" in meta["load_time_series"].value
+    assert "data:image/svg+xml;base64" in meta["load_time_series"].value
     report = json.loads(
         (LocalParquetStore().root() / "power_users/reports/2026-02-20/simulation_report.json").read_text()
     )

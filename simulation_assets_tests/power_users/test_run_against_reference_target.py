@@ -7,6 +7,7 @@ import re
 import pytest
 
 from simulation_assets.core.power_users.edge_cases import EDGE_CASES, SEED_LIST_EDGE_CASES
+from simulation_assets.core.power_users.target_rules import TargetRules
 from simulation_assets.sinks.power_users_scenario import load_scenario
 
 pytestmark = pytest.mark.xdist_group("power_users")
@@ -64,7 +65,9 @@ def test_rate_limit_burst_of_twenty_meets_429_but_paced_actions_do_not(default_r
         (requests["user"] == "Business-Development-Ben") & (requests["action_type"] == "view_account")
     )
     statuses = burst["status"].to_list()
-    assert statuses.count(429) >= 1 and statuses.count(200) >= 10
+    # the burst's 20 share one instant on the simulated clock the target's bucket (15) counts on
+    burst_size = TargetRules().rate_limit_burst
+    assert statuses.count(429) == 20 - burst_size and statuses.count(200) == burst_size + 1  # + a paced one
     others = requests.filter(requests["status"] == 429)
     assert others.height == statuses.count(429)  # no 429 outside the burst
 
@@ -169,18 +172,25 @@ def test_console_summary_and_log_follow_the_seed_format(default_run):
     assert text.count(" -> ") >= default_run[0].frames["requests"].height
 
 
-def test_retry_waits_follow_the_shared_policy_and_repeat_with_the_seed(reference_target, tmp_path):
+def test_retry_waits_follow_the_shared_policy_and_repeat_with_the_seed(tmp_path):
     from simulation_assets.sinks.http_retry import HttpRetry
     from simulation_assets.sinks.power_users_client import PowerUserTarget
+    from simulation_assets.target.propiq import create_app
+    from simulation_assets.target.server import LocalTarget
 
+    # A bucket refilled at 1,000/s in real time: on the server's clock 20 rapid requests would have
+    # to reach it within 5 ms to meet a 429; on the simulated clock the runner states they always do.
     waits = []
-    for run in range(2):
-        log = tmp_path / f"run{run}.log"
-        PowerUserTarget(base_url=reference_target.base_url).run(
-            personas=["Business-Development-Ben"], day="2026-01-15", log_path=log, env={}
-        )
-        found = re.findall(r"analyze_property -> 503, retry (\d)/3 in ([\d.]+)s", log.read_text())
-        waits.append([(int(n), float(w)) for n, w in found])
+    with LocalTarget(create_app(TargetRules(rate_limit_per_second=1000))) as target:
+        for run in range(2):
+            log = tmp_path / f"run{run}.log"
+            result = PowerUserTarget(base_url=target.base_url).run(
+                personas=["Business-Development-Ben"], day="2026-01-15", log_path=log, env={}
+            )
+            found = re.findall(r"analyze_property -> 503, retry (\d)/3 in ([\d.]+)s", log.read_text())
+            waits.append([(int(n), float(w)) for n, w in found])
+            requests = result.frames["requests"]
+            assert requests.filter(requests["status"] == 429).height == 20 - TargetRules().rate_limit_burst
     assert waits[0] == waits[1] and [n for n, _ in waits[0]] == [1, 2]
     settings = load_scenario().simulation_config
     policy = HttpRetry(backoff_seconds=settings.backoff_base_s, max_backoff_seconds=settings.backoff_max_s)

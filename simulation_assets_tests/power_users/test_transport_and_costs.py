@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import numpy as np
@@ -89,6 +90,111 @@ def test_transport_reports_refused_connections_as_connect_errors():
 
     with pytest.raises(httpx.ConnectError, match="could not connect to 127.0.0.1:9"):
         run_async(scenario())
+
+
+def test_encoded_requests_reach_the_server_as_httpx_would_send_them(server):
+    async def scenario() -> tuple[dict, dict, bytes]:
+        async with new_client(server, max_connections=2) as client:
+            key, data = client.encode(
+                "POST", "/echo", {"q": "Résidence", "flag": True}, {"X-Who": "p"}, {"café": 1}
+            )
+            status, body = await client.roundtrip(key, data, 2.0)
+            via_httpx = (await client.post("/echo", json={"café": 1}, params={"q": "Résidence"})).json()
+            return {"status": status, **json.loads(body)}, via_httpx, data
+
+    raw, via_httpx, data = run_async(scenario())
+    assert raw == {"status": 200, **via_httpx}
+    assert data.startswith(b"POST /echo?q=R%C3%A9sidence&flag=true HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nX-Who: p\r\n" in data and b"Accept-Encoding" not in data
+    assert data.endswith(b'Content-Type: application/json\r\n\r\n{"caf\xc3\xa9":1}')
+
+
+def test_send_nowait_answers_by_callback_times_out_and_needs_an_idle_connection(server):
+    """The load path: written at once on an idle connection, answered through a callback, no task."""
+
+    async def scenario() -> dict:
+        loop = asyncio.get_running_loop()
+        answers: list[tuple[int, bytes, Exception | None]] = []
+        async with new_client(server, max_connections=2) as client:
+            key, echo = client.encode("POST", "/echo", None, None, {"n": 1})
+            cold = client.send_nowait(key, echo, 2.0, lambda *a: answers.append(a))  # nothing open yet
+            await asyncio.gather(client.roundtrip(key, echo), client.roundtrip(key, echo))  # two idle now
+            started = loop.time()
+            sent = [
+                client.send_nowait(key, echo, 2.0, lambda *a: answers.append(a)),
+                client.send_nowait(key, client.encode("GET", "/slow")[1], 0.3, lambda *a: answers.append(a)),
+            ]
+            full = client.send_nowait(key, echo, 2.0, lambda *a: answers.append(a))  # both busy
+            while len(answers) < 2:
+                await asyncio.sleep(0.01)
+            return {
+                "cold": cold,
+                "sent": sent,
+                "full": full,
+                "answers": answers,
+                "timed_out_after": loop.time() - started,
+            }
+
+    out = run_async(scenario())
+    assert out["cold"] is False and out["sent"] == [True, True] and out["full"] is False
+    (status, body, error), (slow_status, _, slow_error) = out["answers"]
+    assert (status, json.loads(body)["body"], error) == (200, {"n": 1}, None)
+    assert slow_status == 0 and isinstance(slow_error, httpx.ReadTimeout)
+    assert 0.29 <= out["timed_out_after"] < 0.3 + 0.5
+
+
+def test_a_short_timeout_sent_after_a_long_one_still_fires_on_time(server):
+    """One timer serves every deadline: a later, shorter deadline re-arms it earlier."""
+
+    async def scenario() -> tuple[tuple[str, float], tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        async with new_client(server, max_connections=4) as client:
+            key, slow = client.encode("GET", "/slow")  # answers after 1 s
+            started = loop.time()
+
+            async def timed(timeout: float) -> tuple[str, float]:
+                try:
+                    await client.roundtrip(key, slow, timeout)
+                    return "answered", loop.time() - started
+                except httpx.ReadTimeout:
+                    return "timed out", loop.time() - started
+
+            patient = asyncio.create_task(timed(5.0))
+            await asyncio.sleep(0.05)
+            return await timed(0.2), await patient
+
+    (short, short_at), (long, long_at) = run_async(scenario())
+    assert short == "timed out" and 0.24 <= short_at < 0.8
+    assert long == "answered" and 1.0 <= long_at < 3.0
+
+
+def test_send_nowait_resends_once_when_the_server_dropped_the_kept_alive_connection():
+    """A server that answers one request per connection, then hangs up without saying so."""
+    served: list[int] = []
+
+    async def one_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        served.append(len(served))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d" % (len(str(served[-1])), served[-1]))
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the next request arrives on a connection about to be dropped
+        writer.close()
+
+    async def scenario() -> list:
+        server = await asyncio.start_server(one_answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        answers: list = []
+        async with server, new_client(f"http://127.0.0.1:{port}") as client:
+            key, get = client.encode("GET", "/")
+            first = await client.roundtrip(key, get, 2.0)
+            assert client.send_nowait(key, get, 2.0, lambda *a: answers.append(a))
+            while not answers:
+                await asyncio.sleep(0.01)
+        return [first, answers[0]]
+
+    first, (status, body, error) = run_async(scenario())
+    assert first == (200, b"0") and (status, body, error) == (200, b"1", None)
+    assert served == [0, 1]
 
 
 def test_cost_breakdown_per_user_matches_the_seed_prices():

@@ -98,7 +98,63 @@ SPECIFIC_CASES: list[tuple[str, list[str]]] = [
      ["UPDATE raw.attribution_touchpoints SET attribution_weight = attribution_weight * 2 WHERE rowid = 0"]),
     ("tap_events_peak_evening", ["UPDATE raw.tap_events SET poured_at = poured_at + INTERVAL 12 HOUR"]),
 ]  # fmt: skip
-CASES = _generic_cases() + SPECIFIC_CASES
+
+
+def shuffled(table: str, columns: str, key: str) -> list[str]:
+    """SQL that shuffles ``columns`` (comma-separated, kept together) across the rows of ``table``: the same
+    values, the same table sizes, no structure left between them and the rest of the row."""
+    cols = [c.strip() for c in columns.split(",")]
+    sets = ", ".join(f"{c} = s.{c}" for c in cols)
+    return [
+        f"UPDATE raw.{table} AS t SET {sets} FROM (SELECT a.{key} AS k, {', '.join('b.' + c for c in cols)} "
+        f"FROM (SELECT {key}, row_number() OVER (ORDER BY {key}) AS r FROM raw.{table}) a "
+        f"JOIN (SELECT {columns}, row_number() OVER (ORDER BY hash(CAST({key} AS VARCHAR) || '~')) AS r FROM raw.{table}) b "
+        f"ON a.r = b.r) s WHERE t.{key} = s.k"
+    ]
+
+
+# Structure checks: the same tables with the column that carries the structure shuffled. (Shuffling a foreign
+# key keeps every parent's child count, so per-parent figures shuffle the parent's attributes instead.)
+DAYS_SCATTERED = (
+    "UPDATE raw.tap_events SET poured_at = poured_at + to_days(CAST(hash(tap_event_id) % 365 AS INTEGER))"
+)
+ACCOUNT_LIFE = "status"  # who churned, lives unchanged
+STRUCTURE_CASES: list[tuple[str, list[str]]] = [
+    ("churned_accounts_less_engaged", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
+    ("tickets_follow_poor_health", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
+    ("payment_failures_precede_churn", shuffled("stripe_invoices", "status", "invoice_id")),
+    ("bigger_accounts_have_more_devices", shuffled("accounts", "mrr_usd", "account_id")),
+    # the year-4 sign-ups moved into year 1: growth turns into decline
+    (
+        "accounts_grow_year_over_year",
+        [
+            "UPDATE raw.accounts SET created_at = created_at - INTERVAL 3 YEAR "
+            "WHERE created_at >= TIMESTAMP '2024-01-01' AND created_at < TIMESTAMP '2025-01-01'"
+        ],
+    ),
+    # the spend's timeline reversed: budgets shrink while sign-ups grow
+    (
+        "signups_follow_marketing_spend",
+        [
+            "UPDATE raw.campaign_performance SET date = DATE '2025-12-31' - CAST(date - DATE '2021-01-01' AS INTEGER)"
+        ],
+    ),
+    # every pour moved by a pseudo-random number of days: no season, no holiday left
+    ("taps_peak_in_december_lull_in_january", [DAYS_SCATTERED]),
+    ("taps_spike_on_holidays", [DAYS_SCATTERED]),
+    # device health not from the devices' own history
+    ("taps_stop_while_devices_are_down", shuffled("device_health", "uptime_pct", "health_id")),
+    ("device_errors_rise_before_failures", shuffled("device_health", "error_count", "health_id")),
+    # pages in random order and of random users
+    ("next_page_follows_current_page", shuffled("page_views", "page_path", "page_view_id")),
+    ("pages_depend_on_role", shuffled("users", "role", "user_id")),
+    # features used at random: every feature seen from the first weeks, adopted at once
+    ("features_launch_over_the_years", shuffled("feature_usage", "feature_name", "feature_event_id")),
+    ("new_features_gain_share_over_months", shuffled("feature_usage", "feature_name", "feature_event_id")),
+    ("higher_tiers_adopt_sooner", shuffled("accounts", "tier", "account_id")),
+    ("feature_errors_spike_in_incidents", shuffled("feature_usage", "success", "feature_event_id")),
+]
+CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES
 
 
 def test_every_check_passes_on_the_generated_data(raw_db: duckdb.DuckDBPyConnection) -> None:
@@ -152,3 +208,23 @@ def test_the_bands_come_from_the_configuration(raw_db: duckdb.DuckDBPyConnection
     finally:
         raw_db.execute("ROLLBACK")
     assert result.passed and check.tolerance == 0.2
+
+
+def test_a_structure_check_whose_tables_are_not_loaded_says_so_and_is_not_measured() -> None:
+    [check] = [c for c in warehouse_checks(["devices"], "dev", WarehouseConfig())
+               if c.name == "bigger_accounts_have_more_devices"]  # fmt: skip
+    assert check.band is None and check.sql == "SELECT 0"
+    assert "not checked: accounts not loaded" in check.description
+    [measured] = [c for c in warehouse_checks(["devices"], "dev", WarehouseConfig(), present=["accounts"])
+                  if c.name == "bigger_accounts_have_more_devices"]  # fmt: skip
+    assert measured.band == (0.3, 1.0) and "raw.accounts" in measured.sql
+
+
+def test_structure_figures_are_in_the_check_metadata_and_the_band_decides(
+    raw_db: duckdb.DuckDBPyConnection,
+) -> None:
+    [result] = run_checks(
+        [CHECKS["churned_accounts_less_engaged"]], lambda sql: raw_db.execute(sql).fetchall()
+    )
+    assert isinstance(result.value, float) and 0.0 < result.value < 0.75 and result.passed
+    assert result.expected == "[0, 0.75]"

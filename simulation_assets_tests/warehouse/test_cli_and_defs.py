@@ -186,3 +186,55 @@ def test_rows_match_spec_fails_on_a_chunk_file_cut_short(tmp_path: Path) -> None
     evaluation = wh.written_rows_check(settings, store, "device_health", "dev", [2])
     assert not evaluation.passed and evaluation.metadata["measured"].value == 100
     assert "chunk 3 of device_health" in (evaluation.description or "")
+
+
+def test_the_dbt_asset_retries_only_failures_that_can_be_transient() -> None:
+    from simulation_assets.defs import warehouse_dbt as wd
+
+    assert wd.warehouse_dbt_models.op.retry_policy is None  # no blanket re-runs of `dbt build`
+    failed_test = "Failure in test unique_stg_app__accounts_account_id (models/staging/app/_app__models.yml)"
+    locked = 'IO Error: Could not set lock on file "dev.duckdb": Conflicting lock is held in python'
+    refused = 'connection to server at "127.0.0.1", port 5432 failed: Connection refused'
+    assert isinstance(wd.dbt_failure(failed_test, 0), dg.Failure)
+    assert wd.dbt_failure(failed_test, 0).allow_retries is False
+    assert isinstance(wd.dbt_failure(locked, 0), dg.RetryRequested)
+    assert isinstance(wd.dbt_failure(refused, 1), dg.RetryRequested)
+    assert isinstance(wd.dbt_failure(refused, 2), dg.Failure)  # attempts exhausted
+
+
+def _dbt_attempts(tmp_path: Path, hold_lock: bool) -> tuple[bool, int]:
+    """Run one dbt model against a DuckDB file without raw tables; return (success, step attempts)."""
+    import duckdb
+
+    from simulation_assets.defs import warehouse as wh
+    from simulation_assets.sinks.warehouse_database import DuckDBDatabase
+
+    path = tmp_path / "empty.duckdb"
+    duckdb.connect(str(path)).close()
+    lock = duckdb.connect(str(path)) if hold_lock else None  # another process's write lock, as dbt sees it
+    try:
+        result = dg.materialize(
+            [wh.warehouse_dbt_models],
+            partition_key="dev",
+            selection=[dg.AssetKey(["warehouse_dbt", "stg_app__accounts"])],
+            resources={
+                "warehouse_dbt": wh.DBT_RESOURCE,
+                "warehouse_database": DuckDBDatabase(duckdb_file=str(path)),
+            },  # fmt: skip
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+    finally:
+        if lock is not None:
+            lock.close()
+    restarts = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
+    return result.success, 1 + len(restarts)
+
+
+def test_a_deterministic_dbt_failure_runs_dbt_once(tmp_path: Path) -> None:
+    assert _dbt_attempts(tmp_path, hold_lock=False) == (False, 1)  # the raw table is missing: no re-run
+
+
+@pytest.mark.slow
+def test_a_locked_warehouse_is_tried_again_then_given_up(tmp_path: Path) -> None:
+    assert _dbt_attempts(tmp_path, hold_lock=True) == (False, 3)

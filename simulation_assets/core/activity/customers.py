@@ -144,6 +144,55 @@ def _draw_calls(span_low: float, span_high: float, u: np.ndarray) -> np.ndarray:
     return low + np.floor(u * (high - low + 1)).astype(np.int64)
 
 
+def _stage_moves(stage: np.ndarray, u: np.ndarray, cfg: ActivityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Behaviour 4: NEW customers subscribe; onboarding customers eventually make their first call."""
+    subscribes = (stage == NEW) & (u[:, _U_STAGE] < cfg.subscribe_probability)
+    first_call = (stage == ONBOARDING) & (u[:, _U_STAGE] < cfg.first_call_probability)
+    return subscribes, first_call
+
+
+def _api_calls(
+    active: np.ndarray, first_call: np.ndarray, trend: np.ndarray, u: np.ndarray, cfg: ActivityConfig
+) -> np.ndarray:
+    """Behaviour 1: active customers call the API, scaled by their usage trend (plus first calls)."""
+    calling = active & (u[:, _U_CALL] < cfg.api_call_probability)
+    base = _draw_calls(cfg.api_calls_per_tick.low, cfg.api_calls_per_tick.high, u[:, _U_CALL_COUNT])
+    scaled = np.maximum(1, np.rint(base * np.asarray(cfg.trend_call_multiplier)[trend])).astype(np.int64)
+    first_calls = _draw_calls(cfg.api_calls_per_tick.low, cfg.api_calls_per_tick.high, u[:, _U_FIRST_COUNT])
+    return np.where(calling, scaled, 0) + np.where(first_call, first_calls, 0)
+
+
+def _error_changes(
+    active: np.ndarray, error: np.ndarray, u: np.ndarray, cfg: ActivityConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Behaviour 2: error spikes (a bug ships) and fixes (back to a healthy baseline).
+
+    Returns the spikes, the fixes and the new error rates.
+    """
+    spikes = active & (u[:, _U_SPIKE] < cfg.error_spike_probability)
+    spike_size = cfg.error_spike_size.low + u[:, _U_SPIKE_SIZE] * (
+        cfg.error_spike_size.high - cfg.error_spike_size.low
+    )
+    fixes = (
+        active & ~spikes & (error > cfg.baseline_error_rate.high) & (u[:, _U_FIX] < cfg.error_fix_probability)
+    )
+    baseline = cfg.baseline_error_rate.low + u[:, _U_FIX_LEVEL] * (
+        cfg.baseline_error_rate.high - cfg.baseline_error_rate.low
+    )
+    new_error = np.where(spikes, np.minimum(error + spike_size, cfg.max_error_rate), error)
+    return spikes, fixes, np.where(fixes, baseline, new_error)
+
+
+def _trend_changes(
+    active: np.ndarray, trend: np.ndarray, u: np.ndarray, cfg: ActivityConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Behaviour 3: usage trends switch to one of the two other trends; returns the changes and new trends."""
+    changes = active & (u[:, _U_TREND] < np.asarray(cfg.trend_change_probability)[trend])
+    from_stable = np.where(u[:, _U_TREND_TO] < 0.5, INCREASING, DECLINING)
+    from_moving = np.where(u[:, _U_TREND_TO] < cfg.trend_back_to_stable_share, STABLE, 2 - trend)
+    return changes, np.where(changes, np.where(trend == STABLE, from_stable, from_moving), trend)
+
+
 def step_tick(
     customers: pl.DataFrame, tick: int, cfg: ActivityConfig, seed: int, at: dt.datetime
 ) -> TickResult:
@@ -152,7 +201,9 @@ def step_tick(
     Returns the new state, the tick's events (one row per customer and behaviour
     that fired) and the tick-log row. Behaviours read the stage a customer had at
     the start of the tick, so a customer who makes a first call is not also hit
-    by an error spike in the same tick.
+    by an error spike in the same tick. Every draw of the tick comes from one block
+    of uniforms, one column per purpose, so the behaviours do not depend on each
+    other's order.
     """
     if tick < 1:
         raise ValueError(f"tick must be >= 1 (tick 0 is the starting pool), got {tick}")
@@ -166,37 +217,11 @@ def step_tick(
     total = customers["total_api_calls"].to_numpy().astype(np.int64)
     active = stage == ACTIVE
 
-    # Behaviour 4: NEW customers subscribe; onboarding customers eventually make their first call.
-    subscribes = (stage == NEW) & (u[:, _U_STAGE] < cfg.subscribe_probability)
-    first_call = (stage == ONBOARDING) & (u[:, _U_STAGE] < cfg.first_call_probability)
-
-    # Behaviour 1: active customers call the API, scaled by their usage trend.
-    calling = active & (u[:, _U_CALL] < cfg.api_call_probability)
-    base = _draw_calls(cfg.api_calls_per_tick.low, cfg.api_calls_per_tick.high, u[:, _U_CALL_COUNT])
-    scaled = np.maximum(1, np.rint(base * np.asarray(cfg.trend_call_multiplier)[trend])).astype(np.int64)
-    first_calls = _draw_calls(cfg.api_calls_per_tick.low, cfg.api_calls_per_tick.high, u[:, _U_FIRST_COUNT])
-    calls = np.where(calling, scaled, 0) + np.where(first_call, first_calls, 0)
+    subscribes, first_call = _stage_moves(stage, u, cfg)
+    calls = _api_calls(active, first_call, trend, u, cfg)
     new_total = total + calls
-
-    # Behaviour 2: error spikes (a bug ships) and fixes (back to a healthy baseline).
-    spikes = active & (u[:, _U_SPIKE] < cfg.error_spike_probability)
-    spike_size = cfg.error_spike_size.low + u[:, _U_SPIKE_SIZE] * (
-        cfg.error_spike_size.high - cfg.error_spike_size.low
-    )
-    fixes = (
-        active & ~spikes & (error > cfg.baseline_error_rate.high) & (u[:, _U_FIX] < cfg.error_fix_probability)
-    )
-    baseline = cfg.baseline_error_rate.low + u[:, _U_FIX_LEVEL] * (
-        cfg.baseline_error_rate.high - cfg.baseline_error_rate.low
-    )
-    new_error = np.where(spikes, np.minimum(error + spike_size, cfg.max_error_rate), error)
-    new_error = np.where(fixes, baseline, new_error)
-
-    # Behaviour 3: usage trends switch to one of the two other trends.
-    changes = active & (u[:, _U_TREND] < np.asarray(cfg.trend_change_probability)[trend])
-    from_stable = np.where(u[:, _U_TREND_TO] < 0.5, INCREASING, DECLINING)
-    from_moving = np.where(u[:, _U_TREND_TO] < cfg.trend_back_to_stable_share, STABLE, 2 - trend)
-    new_trend = np.where(changes, np.where(trend == STABLE, from_stable, from_moving), trend)
+    spikes, fixes, new_error = _error_changes(active, error, u, cfg)
+    changes, new_trend = _trend_changes(active, trend, u, cfg)
 
     new_stage = np.where(subscribes, ONBOARDING, np.where(first_call, ACTIVE, stage))
     stage_changed = subscribes | first_call

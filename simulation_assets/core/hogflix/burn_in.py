@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.hogflix.billing import billing_day
 from simulation_assets.core.hogflix.config import LifecycleConfig
 from simulation_assets.core.hogflix.draws import choice, uniform_ints
 from simulation_assets.core.hogflix.lifecycle import pattern_weight_matrix, step_day
@@ -16,6 +17,7 @@ from simulation_assets.core.hogflix.persona_state import (
     NEW,
     NO_DAY,
     PersonaState,
+    day_date,
 )
 from simulation_assets.core.hogflix.signups import identities, new_personas
 from simulation_assets.core.hogflix.timeofday import MS_PER_DAY
@@ -35,13 +37,14 @@ def initial_state(
     """
     start = genesis_day - burn_in_days
     g = rng_mod.stream(seed, "hogflix", "initial-pool")
-    n = cfg.persona_pool
+    n = cfg.pool_target(day_date(start))
     state = new_personas(cfg, seed, start, n, 1, g)
     u = g.random((5, n))
     tenure = uniform_ints(u[0], cfg.initial_tenure_days.low, cfg.initial_tenure_days.high)
     c = state.cols
     c["created_ms"] = c["created_ms"] - tenure.astype(np.int64) * MS_PER_DAY
     c["state_changed_ms"] = c["created_ms"].copy()
+    c["billing_day"] = billing_day(c["created_ms"] // MS_PER_DAY)
     c["days_since_signup"] = tenure
     c["signed_up_today"][:] = False
     established = tenure >= cfg.new_days

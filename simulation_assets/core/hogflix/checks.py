@@ -8,7 +8,7 @@ frames and see them fail. Bands come from the domain configuration
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +16,8 @@ import polars as pl
 
 from simulation_assets.core.hogflix.config import LifecycleConfig
 from simulation_assets.core.hogflix.ids import uuid7_ms
+from simulation_assets.core.hogflix.schema import DEPTH_ROWS
+from simulation_assets.core.hogflix.viewing import depth_table
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,30 @@ def persona_ids_unique(personas: pl.DataFrame) -> CheckOutcome:
     return CheckOutcome(duplicates == 0, {"personas": personas.height, "duplicate_ids": duplicates})
 
 
+def _day_bands(
+    metrics: pl.DataFrame, band: Callable[[LifecycleConfig], tuple[int, int]], cfg: LifecycleConfig
+):
+    """Return (low, high) Series of each day's band (a scheduled target pool moves it), and its label."""
+    bands = [band(cfg.for_date(d)) for d in metrics["date"]] if metrics.height else [band(cfg)]
+    low = pl.Series([b[0] for b in bands][: metrics.height])
+    high = pl.Series([b[1] for b in bands][: metrics.height])
+    label = (
+        f"{bands[0][0]}-{bands[0][1]}"
+        if len(set(bands)) == 1
+        else f"{bands[0][0]}-{bands[0][1]} .. {bands[-1][0]}-{bands[-1][1]}"
+    )
+    return low, high, label
+
+
 def pool_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
-    """Every day's pool (non-churned personas) is inside the configured band (380-420 at 400)."""
-    low, high = cfg.pool_range
-    ok = metrics["pool_size"].is_between(low, high)
+    """Every day's pool (non-churned personas) is inside the configured band (380-420 at 400; the band
+    follows a scheduled target pool day by day)."""
+    low, high, label = _day_bands(metrics, lambda c: c.pool_range, cfg)
+    ok = (metrics["pool_size"] >= low) & (metrics["pool_size"] <= high)
     return CheckOutcome(
         bool(ok.all()),
         {
-            "band": f"{low}-{high}",
+            "band": label,
             "days_outside": int((~ok).sum()),
             "min": int(metrics["pool_size"].min() or 0),
             "max": int(metrics["pool_size"].max() or 0),
@@ -67,13 +85,13 @@ def pool_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcom
 
 
 def signups_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
-    """Every day's signups are inside the configured band (2-5 at pool 400)."""
-    low, high = cfg.signup_range
-    ok = metrics["new_signups"].is_between(low, high)
+    """Every day's signups are inside the configured band (2-5 at pool 400, scaled with the day's target)."""
+    low, high, label = _day_bands(metrics, lambda c: c.signup_range, cfg)
+    ok = (metrics["new_signups"] >= low) & (metrics["new_signups"] <= high)
     return CheckOutcome(
         bool(ok.all()),
         {
-            "band": f"{low}-{high}",
+            "band": label,
             "days_outside": int((~ok).sum()),
             "min": int(metrics["new_signups"].min() or 0),
             "max": int(metrics["new_signups"].max() or 0),
@@ -95,6 +113,140 @@ def active_share_near_target(metrics: pl.DataFrame, cfg: LifecycleConfig) -> Che
             "max_share": round(float(share.max()), 4) if metrics.height else None,
         },
         warn_only=True,
+    )
+
+
+# --------------------------------------------------------------------------- realism of the lifecycle
+# Each reads the daily metrics of a run (or its last 90 days) and reports the figure it measured; a
+# figure measured on too few visits or personas is reported and does not fail the check.
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def depth_by_pattern(metrics: pl.DataFrame, cfg: LifecycleConfig, min_visits: int = 30) -> CheckOutcome:
+    """Videos per visit on each line of the viewing rule (pattern and state) are within that line's
+    configured range (DAILY 5-10, REGULAR 2-5, BINGE in a binge 10-15, MONTHLY 1-3, ...), and a WEEKEND
+    persona's Saturday or Sunday is at least twice as deep as its weekday."""
+    measured, visits, outside = {}, {}, []
+    for row, depth in zip(DEPTH_ROWS, depth_table(cfg)):
+        n = int(metrics[f"visits_{row}"].sum())
+        mean = _ratio(float(metrics[f"videos_{row}"].sum()), n)
+        visits[row], measured[row] = n, mean
+        if n >= min_visits and mean is not None and not depth.videos.low <= mean <= depth.videos.high:
+            outside.append(f"{row}: {mean} not in {depth.videos.low}-{depth.videos.high}")
+    weekday, peak = measured["WEEKEND"], measured["WEEKEND_PEAK"]
+    ratio = round(peak / weekday, 2) if peak and weekday else None
+    if ratio is not None and min(visits["WEEKEND"], visits["WEEKEND_PEAK"]) >= min_visits and ratio < 2.0:
+        outside.append(f"WEEKEND_PEAK/WEEKEND {ratio} < 2")
+    return CheckOutcome(
+        not outside,
+        {"videos_per_visit": measured, "visits": visits, "weekend_peak_ratio": ratio, "failures": outside},
+    )
+
+
+def satisfaction_effects(
+    metrics: pl.DataFrame, min_personas: int = 200, min_changes: int = 30
+) -> CheckOutcome:
+    """Dissatisfied personas lose interest more: the lapsed share of the least satisfied exceeds that of
+    the most satisfied by 20 % or more; and those who upgrade are more satisfied than those who downgrade."""
+    low_n, high_n = int(metrics["low_satisfaction"].sum()), int(metrics["high_satisfaction"].sum())
+    low = _ratio(float(metrics["low_satisfaction_lapsed"].sum()), low_n)
+    high = _ratio(float(metrics["high_satisfaction_lapsed"].sum()), high_n)
+    ups, downs = int(metrics["upgrades"].sum()), int(metrics["downgrades"].sum())
+    up_sat = _ratio(float(metrics["upgrade_satisfaction_sum"].sum()), ups)
+    down_sat = _ratio(float(metrics["downgrade_satisfaction_sum"].sum()), downs)
+    failures = []
+    if min(low_n, high_n) >= min_personas and low is not None and high is not None and low < 1.2 * high:
+        failures.append(f"lapsed share {low} (least satisfied) not 20 % above {high} (most satisfied)")
+    if min(ups, downs) >= min_changes and up_sat is not None and down_sat is not None and up_sat <= down_sat:
+        failures.append(f"upgraders' satisfaction {up_sat} not above downgraders' {down_sat}")
+    return CheckOutcome(
+        not failures,
+        {
+            "lapsed_share_least_satisfied": low,
+            "lapsed_share_most_satisfied": high,
+            "persona_days": {"least_satisfied": low_n, "most_satisfied": high_n},
+            "upgrades": ups,
+            "downgrades": downs,
+            "satisfaction_of_upgraders": up_sat,
+            "satisfaction_of_downgraders": down_sat,
+            "failures": failures,
+        },
+    )
+
+
+def payments_follow_the_plans(
+    metrics: pl.DataFrame, cfg: LifecycleConfig, min_charges: int = 300
+) -> CheckOutcome:
+    """The share of monthly charges that fail is the plan mix's configured chance (within four standard
+    errors and half a point), and no more personas churn on payment than charges failed."""
+    b = cfg.billing
+    charges, failed = int(metrics["payment_charges"].sum()), int(metrics["payment_failures"].sum())
+    mix = {p: float(metrics[f"plan_{p}"].sum()) for p in b.failure_chance}
+    total = sum(mix.values())
+    expected = sum(b.failure_chance[p] * n / total for p, n in mix.items()) if total else 0.0
+    share = _ratio(float(failed), charges)
+    churned = int(metrics["churned_payment"].sum())
+    failures = []
+    if b.payments_enabled and charges >= min_charges and share is not None:
+        tolerance = 4 * (expected * (1 - expected) / charges) ** 0.5 + 0.005
+        if abs(share - expected) > tolerance:
+            failures.append(f"failed share {share} not within {tolerance:.4f} of {expected:.4f}")
+    if churned > failed:
+        failures.append(f"{churned} payment churns but {failed} failed charges")
+    return CheckOutcome(
+        not failures,
+        {
+            "enabled": b.payments_enabled,
+            "charges": charges,
+            "failed_charges": failed,
+            "failed_share": share,
+            "expected_share": round(expected, 4),
+            "retries": int(metrics["payment_retries"].sum()),
+            "recoveries": int(metrics["payment_recoveries"].sum()),
+            "churned_on_payment": churned,
+            "upgrades": int(metrics["upgrades"].sum()),
+            "downgrades": int(metrics["downgrades"].sum()),
+            "failures": failures,
+        },
+    )
+
+
+def genre_affinity_effect(days: pl.DataFrame, min_events: int = 300) -> CheckOutcome:
+    """A persona's favourite genre shapes what it does: it takes at least 10 points more of the starts
+    than an eighth (a taste-less share), its titles are watched 3 points further and rated 0.1 star
+    higher than the other genres' (each judged once the run has ``min_events`` of them)."""
+    total = {k: float(days[k].sum()) for k in days.columns if k != "date"}
+    start_share = _ratio(total["starts_favourite"], total["videos_started"])
+    fav_done = _ratio(total["completion_favourite_sum"], total["watched_favourite"])
+    other_done = _ratio(total["completion_other_sum"], total["watched_other"])
+    fav_stars = _ratio(total["stars_favourite_sum"], total["ratings_favourite"])
+    other_stars = _ratio(total["stars_other_sum"], total["ratings_other"])
+    saved_share = _ratio(total["watchlist_favourite"], total["watchlist_adds"])
+    failures = []
+    if total["videos_started"] >= min_events and start_share is not None and start_share < 1 / 8 + 0.10:
+        failures.append(f"favourite genre takes {start_share} of starts")
+    if min(total["watched_favourite"], total["watched_other"]) >= min_events and fav_done - other_done < 3.0:
+        failures.append(f"completion {fav_done} in the favourite genre, {other_done} elsewhere")
+    if (
+        min(total["ratings_favourite"], total["ratings_other"]) >= min_events
+        and fav_stars - other_stars < 0.1
+    ):
+        failures.append(f"stars {fav_stars} in the favourite genre, {other_stars} elsewhere")
+    return CheckOutcome(
+        not failures,
+        {
+            "favourite_share_of_starts": start_share,
+            "favourite_share_of_watchlist_adds": saved_share,
+            "completion_favourite": fav_done,
+            "completion_other": other_done,
+            "stars_favourite": fav_stars,
+            "stars_other": other_stars,
+            "ratings": {"favourite": int(total["ratings_favourite"]), "other": int(total["ratings_other"])},
+            "failures": failures,
+        },
     )
 
 
@@ -120,6 +272,14 @@ def event_uuids_unique(events: pl.DataFrame) -> CheckOutcome:
     """No event ``uuid`` appears twice (they become the app rows' primary keys and PostHog's dedupe key)."""
     duplicates = events.height - events["uuid"].n_unique() if events.height else 0
     return CheckOutcome(duplicates == 0, {"events": events.height, "duplicate_uuids": duplicates})
+
+
+def event_uuid_hashes_unique(hashes: pl.Series) -> CheckOutcome | None:
+    """``event_uuids_unique`` on 64-bit hashes of the uuids (a day kept window by window): passes when
+    every hash is distinct; None when two collide (then the uuids themselves must be compared)."""
+    if hashes.n_unique() != hashes.len():
+        return None
+    return CheckOutcome(True, {"events": hashes.len(), "duplicate_uuids": 0})
 
 
 def session_start_not_after_first_event(events: pl.DataFrame) -> CheckOutcome:
@@ -187,6 +347,7 @@ APP_ROWS_FROM_EVENTS = {
     "user_watchlist": "watchlist_added",
     "support_tickets": "support_ticket_created",
     "watch_progress": "video_started",
+    "plan_changes": "plan_changed",
 }
 
 
@@ -201,10 +362,20 @@ def rows_match_events(tables: Mapping[str, pl.DataFrame], events: pl.DataFrame) 
 def questions_from_templates_within_cap(
     asked: pl.DataFrame, templates: Sequence[str], calls: int, cap: int
 ) -> CheckOutcome:
-    """Every FlixBuddy question is one of the templates and the endpoint was called at most ``cap`` times."""
+    """Every FlixBuddy question is one of the templates (or follow-ups) and the endpoint was called at most
+    ``cap`` times; reports the conversations and their user messages (turns)."""
     unknown = int((~asked["question"].is_in(list(templates))).sum()) if asked.height else 0
+    conversations = asked["conversation_id"].n_unique() if asked.height else 0
     return CheckOutcome(
-        unknown == 0 and calls <= cap, {"unknown_questions": unknown, "calls": calls, "cap": cap}
+        unknown == 0 and calls <= cap,
+        {
+            "unknown_questions": unknown,
+            "calls": calls,
+            "cap": cap,
+            "conversations": conversations,
+            "messages": asked.height,
+            "turns_per_conversation": round(asked.height / conversations, 2) if conversations else None,
+        },
     )
 
 

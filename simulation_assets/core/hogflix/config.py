@@ -8,6 +8,7 @@ knobs at the bottom) are marked as choices of this project.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Annotated
 
@@ -113,12 +114,31 @@ class SeasonsConfig(_Frozen):
     }
 
 
+class BillingConfig(_Frozen):
+    """Plan changes, payments and dunning ("Subscription upgrades/downgrades", "Payment failure
+    simulation"; this project's numbers, see docs/hogflix.md)."""
+
+    plan_changes_enabled: bool = True
+    upgrade_chance: Probability = 0.003  # per visit of an established persona, at neutral traits
+    downgrade_chance: Probability = 0.002
+    satisfaction_weight: float = 3.0  # chance x (1 + this x (satisfaction - pivot)), or the reverse
+    pattern_redraw_share: Probability = 0.5  # of plan changes that re-draw the activity pattern
+    payments_enabled: bool = True
+    price_cents: dict[str, Annotated[int, Field(gt=0)]] = {"Premium": 1799, "Standard": 1299, "Basic": 699}
+    failure_chance: dict[str, Probability] = {"Premium": 0.02, "Standard": 0.03, "Basic": 0.05}  # per charge
+    retry_after_days: tuple[int, ...] = (3, 5, 7)  # dunning: days from one attempt to the next
+    recovery_chance: Probability = 0.35  # per retry, x (1.5 - price sensitivity)
+
+
 class LifecycleConfig(_Frozen):
     """All numbers of the daily lifecycle step."""
 
     # --- Pool ("Target Scale", "Configuration Options": PERSONA_POOL) ---
     persona_pool: PositiveInt = 400
     pool_band: Annotated[float, Field(gt=0, lt=1)] = 0.05  # 380-420 around 400
+    # "Dynamic pool scaling": dated targets; between two dates the target moves linearly, before the
+    # first it is `persona_pool`, after the last it stays there. Empty: a constant `persona_pool`.
+    pool_schedule: dict[dt.date, PositiveInt] = {}
     signups_per_day: Range = Range(low=2, high=5)  # "2-5 new signups per day", at pool 400
     signup_reference_pool: PositiveInt = 400  # signups scale with persona_pool / this
     # "Most common state (60-70% of users)": the band the mean ACTIVE share is checked against.
@@ -237,6 +257,7 @@ class LifecycleConfig(_Frozen):
     seasons: SeasonsConfig = SeasonsConfig()
     # "Adjustable churn rates per plan": the long-dormant churn chance x this (choice).
     churn_by_plan: dict[str, Annotated[float, Field(ge=0)]] = {"Premium": 0.8, "Standard": 1.0, "Basic": 1.25}
+    billing: BillingConfig = BillingConfig()
 
     # --- Signups: plan mix and acquisition sources (project choices; the spec names plans only) ---
     plan_weights: dict[str, float] = {"Premium": 0.30, "Standard": 0.45, "Basic": 0.25}
@@ -273,7 +294,9 @@ class LifecycleConfig(_Frozen):
         if set(self.patterns) != set(PATTERNS):
             raise ValueError(f"patterns must define exactly {PATTERNS}")
         for name, table in (("ratings", self.ratings), ("churn_by_plan", self.churn_by_plan),
-                            ("traits.price_sensitivity", self.traits.price_sensitivity)):  # fmt: skip
+                            ("traits.price_sensitivity", self.traits.price_sensitivity),
+                            ("billing.price_cents", self.billing.price_cents),
+                            ("billing.failure_chance", self.billing.failure_chance)):  # fmt: skip
             if set(table) != set(PLANS):
                 raise ValueError(f"{name} must define exactly {PLANS}")
         if set(self.pattern_weights) != set(PLANS) or set(self.plan_weights) != set(PLANS):
@@ -299,6 +322,24 @@ class LifecycleConfig(_Frozen):
         if sum(e.daily_chance for e in self.life_events.values()) > 1.0:
             raise ValueError("life_events daily_chance values must sum to at most 1")
         return self
+
+    def pool_target(self, date: dt.date) -> int:
+        """Return the target pool of ``date`` (``persona_pool`` unless ``pool_schedule`` says otherwise)."""
+        if not self.pool_schedule:
+            return self.persona_pool
+        points = sorted(self.pool_schedule.items())
+        if date < points[0][0]:
+            return self.persona_pool
+        for (d0, p0), (d1, p1) in zip(points, points[1:]):
+            if d0 <= date < d1:
+                return int(round(p0 + (p1 - p0) * (date - d0).days / (d1 - d0).days))
+        return points[-1][1]
+
+    def for_date(self, date: dt.date) -> LifecycleConfig:
+        """Return this config with ``persona_pool`` set to the target of ``date`` (itself without a schedule);
+        every band scaled with the pool (signups, pool range, FlixBuddy) follows."""
+        target = self.pool_target(date)
+        return self if target == self.persona_pool else self.model_copy(update={"persona_pool": target})
 
     @property
     def signup_scale(self) -> float:

@@ -21,6 +21,7 @@ from simulation_assets.core.hogflix.event_pages import (
     LIB_VERSION,
     PAGELEAVE,
     PAGEVIEW,
+    PLAN_CHANGED,
     PROGRESS,
     RATED,
     REFERRERS,
@@ -126,7 +127,7 @@ def event_frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, c
         "screen_width", "screen_height", "country", "timezone", "state", "activity_pattern", "plan", "entry_point",
     )[e_sess]  # fmt: skip
     sparse_table = s.select(
-        "anon_distinct_id", "conversation_id", "source",
+        "anon_distinct_id", "conversation_id", "source", "previous_plan",
         pl.col("source").replace_strict({k: v[1] for k, v in utm.items()}, default=None).alias("utm_source"),
         pl.col("source").replace_strict({k: v[2] for k, v in utm.items()}, default=None).alias("utm_medium"),
         pl.when(pl.col("source").is_in(list(utm))).then(pl.lit("hogflix_launch")).alias("utm_campaign"),
@@ -206,6 +207,8 @@ def event_frame(s, seed, cfg, e_sess, ts, code, page, slot, value, seq, video, c
         "$anon_distinct_id": identify["anon_distinct_id"],
         "$set": identify["$set"],
         "signup_source": _sparse(sparse_table["source"], e_sess, code == SIGNED_UP),
+        "previous_plan": _sparse(sparse_table["previous_plan"], e_sess, code == PLAN_CHANGED),
+        "plan_change": _sparse(pl.Series(["downgrade", "", "upgrade"]), value_int + 1, code == PLAN_CHANGED),
     }
     ev = pl.DataFrame([series.alias(name) for name, series in cols.items()])
     return cap_per_user_hour(ev, "support_ticket_created", cfg.support_tickets_per_user_hour)
@@ -268,6 +271,8 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "$anon_distinct_id": pl.String(),
     "$set": pl.Struct({"email": pl.String(), "plan": pl.String(), "is_synthetic": pl.Boolean()}),
     "signup_source": pl.String(),
+    "previous_plan": pl.String(),
+    "plan_change": pl.String(),
 }
 
 PROPERTY_COLUMNS = (
@@ -278,7 +283,7 @@ PROPERTY_COLUMNS = (
     "activity_pattern", "plan", "is_synthetic", "entry_point", "video_id", "video_title", "genre",
     "video_duration_seconds", "progress_percent", "completion_percent", "watch_seconds", "rating", "question",
     "question_template", "conversation_id", "ticket_category", "ticket_number", "$anon_distinct_id", "$set",
-    "signup_source",
+    "signup_source", "previous_plan", "plan_change",
 )  # fmt: skip
 
 

@@ -26,9 +26,10 @@ EVENTS = (
     "video_rated",
     "flixbuddy_interaction",
     "support_ticket_created",
+    "plan_changed",
 )
 (PAGEVIEW, PAGELEAVE, IDENTIFY, SIGNED_UP, OPENED, WATCHLIST, STARTED, PROGRESS, COMPLETED, RATED, FLIXBUDDY,
- TICKET) = range(len(EVENTS))  # fmt: skip
+ TICKET, PLAN_CHANGED) = range(len(EVENTS))  # fmt: skip
 
 # Pages: listing pages first (indexed by entry point), then the fixed pages.
 PAGES = (
@@ -43,10 +44,10 @@ PAGES = (
     "/watch/{slug}",
     "/signup",
     "/help",
+    "/account",
 )
-HOME, SEARCH, CATEGORY, WATCHLIST_PAGE, FLIXBUDDY_PAGE, POPULAR, RELATED, TITLE, WATCH, SIGNUP, HELP = range(
-    len(PAGES)
-)
+(HOME, SEARCH, CATEGORY, WATCHLIST_PAGE, FLIXBUDDY_PAGE, POPULAR, RELATED, TITLE, WATCH, SIGNUP, HELP,
+ ACCOUNT) = range(len(PAGES))  # fmt: skip
 ENTRY_PAGE = {"homepage": HOME, "search": SEARCH, "category": CATEGORY, "watchlist": WATCHLIST_PAGE,
                "flixbuddy": FLIXBUDDY_PAGE}  # fmt: skip
 NEXT_PAGE = {"homepage": POPULAR, "search": RELATED, "category": CATEGORY, "watchlist": WATCHLIST_PAGE,

@@ -25,6 +25,7 @@ from simulation_assets.core.hogflix.catalog import GENRES, catalog, pick_videos
 from simulation_assets.core.hogflix.config import TraitsConfig
 from simulation_assets.core.hogflix.event_frame import EVENT_SCHEMA, event_frame
 from simulation_assets.core.hogflix.event_pages import (
+    ACCOUNT,
     CATEGORY,
     COMPLETED,
     ENTRY_PAGE,
@@ -37,6 +38,7 @@ from simulation_assets.core.hogflix.event_pages import (
     OPENED,
     PAGELEAVE,
     PAGEVIEW,
+    PLAN_CHANGED,
     PROGRESS,
     RATED,
     SIGNED_UP,
@@ -270,8 +272,23 @@ def session_events(
     f.add(sidx, signup_s[sidx] - 1.5, SIGNED_UP, SIGNUP)
     f.add(sidx, signup_s[sidx] - 0.5, PAGELEAVE, SIGNUP, order=1)
 
-    # ---- support tickets after the last slot (capped per user and hour, see cap_per_user_hour)
+    # ---- a plan change on the account page after the last slot ("Subscription upgrades/downgrades")
     end = slot_start[sess_first + slots - 1] + length[sess_first + slots - 1]
+    change = s["plan_change"].to_numpy()
+    acc = np.flatnonzero(change != 0)
+    account_s = _lognormal(g, cfg.title_dwell_s, n_sess) * 2.0
+    f.add(acc, end[acc] + 1.0, PAGEVIEW, ACCOUNT)
+    f.add(
+        acc,
+        end[acc] + 1.0 + 0.7 * account_s[acc],
+        PLAN_CHANGED,
+        ACCOUNT,
+        value=change[acc].astype(np.float64),
+    )
+    f.add(acc, end[acc] + 1.0 + account_s[acc], PAGELEAVE, ACCOUNT, order=1)
+    end = end + np.where(change != 0, 2.0 + account_s, 0.0)
+
+    # ---- support tickets after the last slot (capped per user and hour, see cap_per_user_hour)
     tix = np.flatnonzero(tickets > 0)
     f.add(tix, end[tix] + 1.0, PAGEVIEW, HELP)
     owner, nth = _expand(tickets[tix])

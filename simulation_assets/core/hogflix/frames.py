@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.hogflix.billing import CHURN_REASONS, PAYMENT_STATES
 from simulation_assets.core.hogflix.catalog import GENRES
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
 from simulation_assets.core.hogflix.persona_state import (
-    CHURN_REASON,
     IDENTITY_COLUMNS,
     NO_DAY,
     NO_EVENT,
@@ -52,6 +52,9 @@ _PLAIN = [
 ]
 
 
+_TRAIT_FLOATS = ("price_sensitivity", "satisfaction", "avg_rating_today")
+_BILLING_INTS = ("plan_changes", "plan_changed_today", "billing_day", "dunning_attempts", "payment_attempt_today",
+                 "payment_failed_today", "payment_recovered_today")  # fmt: skip
 _REGION_COUNTRY = np.array([r[0] for r in REGIONS], dtype=object)
 _REGION_ZONE = np.array([r[3] for r in REGIONS], dtype=object)
 
@@ -61,6 +64,14 @@ def _region_of(zones: pl.Series) -> np.ndarray:
     return zones.replace_strict(
         {z: i for i, z in enumerate(_REGION_ZONE.tolist())}, return_dtype=pl.Int8
     ).to_numpy()
+
+
+def _labels(name: str, labels: tuple[str, ...] | list[str], codes: np.ndarray) -> pl.Series:
+    """Return the label of each code (null for a negative code), gathered natively (no Python objects)."""
+    idx = pl.Series(codes.astype(np.int32))
+    if (codes < 0).any():
+        idx = pl.select(pl.when(idx >= 0).then(idx)).to_series()
+    return pl.Series(name, list(labels), dtype=pl.String).gather(idx)
 
 
 def _ts(values: np.ndarray) -> pl.Series:
@@ -80,28 +91,20 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
     plain = {k: c[k] for k in _PLAIN}
     plain["avg_watch_completion"] = c["avg_watch_completion"]
     plain["completion_today"] = c["completion_today"]
-    for k in ("price_sensitivity", "satisfaction", "avg_rating_today"):
+    for k in (*_TRAIT_FLOATS, *_BILLING_INTS):
         plain[k] = c[k]
     frame = pl.DataFrame(plain).with_columns(
         pl.Series("activity_history", c["history"].astype(np.uint32)),
         pl.Series("is_synthetic", np.ones(n, np.bool_)),
         pl.Series("db_initialized", ~c["marked_for_cleanup"]),
         pl.Series("snapshot_date", np.full(n, state.day, np.int32)).cast(pl.Date),
-        pl.Series("plan", np.asarray(PLANS, dtype=object)[c["plan"]].tolist(), dtype=pl.String),
-        pl.Series("state", np.asarray(STATES, dtype=object)[c["state"]].tolist(), dtype=pl.String),
-        pl.Series(
-            "activity_pattern", np.asarray(PATTERNS, dtype=object)[c["pattern"]].tolist(), dtype=pl.String
-        ),
-        pl.Series(
-            "favorite_genre", np.asarray(GENRES, dtype=object)[c["favorite_genre"]].tolist(), dtype=pl.String
-        ),
-        pl.Series("country", _REGION_COUNTRY[c["region"]].tolist(), dtype=pl.String),
-        pl.Series("timezone", _REGION_ZONE[c["region"]].tolist(), dtype=pl.String),
-        pl.Series(
-            "in_life_event",
-            [None if e < 0 else LIFE_EVENTS[e] for e in c["event"].tolist()],
-            dtype=pl.String,
-        ),
+        _labels("plan", PLANS, c["plan"]),
+        _labels("state", STATES, c["state"]),
+        _labels("activity_pattern", PATTERNS, c["pattern"]),
+        _labels("favorite_genre", GENRES, c["favorite_genre"]),
+        _labels("country", _REGION_COUNTRY.tolist(), c["region"]),
+        _labels("timezone", _REGION_ZONE.tolist(), c["region"]),
+        _labels("in_life_event", LIFE_EVENTS, c["event"]),
         _date(c["event_ends"]).alias("life_event_ends_at"),
         _date(np.where(c["binge_is_binging"], NO_DAY, c["binge_phase_ends"])).alias("binge_cooldown_until"),
         _date(c["binge_phase_ends"]).alias("binge_phase_ends"),
@@ -110,10 +113,10 @@ def to_frame(state: PersonaState) -> pl.DataFrame:
                 c["churned_day"] >= 0, c["churned_day"].astype(np.int64) * 86_400_000 + 86_399_999, NO_MS
             )
         ).alias("churned_at"),
-        pl.when(pl.Series(c["churned_day"] >= 0))
-        .then(pl.lit(CHURN_REASON))
-        .otherwise(None)
-        .alias("churn_reason"),
+        _labels("churn_reason", CHURN_REASONS, np.where(c["churned_day"] >= 0, c["churn_reason"], -1)),
+        _labels("previous_plan", PLANS, c["previous_plan"]),
+        _labels("payment_status", PAYMENT_STATES, c["payment_state"]),
+        _date(c["next_payment_retry"]).alias("next_payment_retry"),
         *[_ts(c[src]).alias(dst) for dst, src in _TS_COLUMNS.items()],
     )
     frame = pl.concat([frame, state.identity_rows()], how="horizontal")
@@ -129,8 +132,19 @@ def from_frame(frame: pl.DataFrame) -> PersonaState:
     for k in _PLAIN:
         cols[k] = f[k].to_numpy().astype(NUMERIC_COLUMNS[k])
     cols["avg_watch_completion"] = f["avg_watch_completion"].to_numpy().astype(np.float64)
-    for k in ("price_sensitivity", "satisfaction", "avg_rating_today"):
+    for k in _TRAIT_FLOATS:
         cols[k] = f[k].to_numpy().astype(np.float32)
+    for k in _BILLING_INTS:
+        cols[k] = f[k].to_numpy().astype(NUMERIC_COLUMNS[k])
+    cols["previous_plan"] = f["previous_plan"].to_physical().to_numpy().astype(np.int8)
+    cols["payment_state"] = f["payment_status"].to_physical().to_numpy().astype(np.int8)
+    cols["next_payment_retry"] = (
+        f["next_payment_retry"].to_physical().fill_null(NO_DAY).to_numpy().astype(np.int32)
+    )
+    reason = f["churn_reason"].replace_strict(
+        {r: i for i, r in enumerate(CHURN_REASONS)}, default=0, return_dtype=pl.Int8
+    )
+    cols["churn_reason"] = reason.fill_null(0).to_numpy().astype(np.int8)
     cols["favorite_genre"] = f["favorite_genre"].to_physical().to_numpy().astype(np.int8)
     cols["region"] = _region_of(f["timezone"])
     cols["completion_today"] = f["completion_today"].to_numpy().astype(np.float64)

@@ -18,13 +18,16 @@ import hashlib
 import os
 import threading
 import uuid
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from simulation_assets.core.rng import stable_uuid
+
+if TYPE_CHECKING:
+    import duckdb
 
 EVENT_NAMESPACE = stable_uuid(0, "hogflix", "event-uuid-namespace")
 # The UUIDv5 name of an event: little-endian seed, persona, milliseconds and sequence (28 bytes).
@@ -72,6 +75,8 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     """Return this thread's in-memory DuckDB (one thread: the figure per core stays honest)."""
     con = getattr(_local, "con", None)
     if con is None or _local.pid != os.getpid():
+        import duckdb  # only the event ids need it: the lifecycle's imports stay without DuckDB
+
         con = duckdb.connect(config={"threads": 1})
         _local.con, _local.pid = con, os.getpid()
     return con

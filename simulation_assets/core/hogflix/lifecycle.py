@@ -16,7 +16,10 @@ sequence of named rules, each a whole-column function of the pool's arrays
 8. ``states``: DORMANT after 14 inactive days, NEW for 7 days, CASUAL vs ACTIVE;
 9. ``assign_patterns``: at day 14 a permanent pattern is drawn from the plan's weights;
 10. ``viewing`` (viewing.py): active personas watch, rate, add to the watchlist, ask FlixBuddy;
-11. ``signups``: 2-5 signups (scaled with the pool) bring the pool back towards its target.
+11. ``plan_changes``, ``payments`` and ``churn_payment`` (billing.py): plan upgrades and downgrades,
+    the monthly charge, dunning, and churn when the last retry fails;
+12. ``satisfaction`` (traits.py): satisfaction moves with the day's viewing and feeds the score;
+13. ``signups``: 2-5 signups (scaled with the pool) bring the pool back towards its target.
 
 Three uniforms per persona are drawn for everyone (life event, lapse, visit);
 every other draw is made only for the personas it concerns, in this fixed
@@ -28,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.hogflix.billing import CHURN_INACTIVE, CHURN_PAYMENT, payments, plan_changes
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES, LifecycleConfig
 from simulation_assets.core.hogflix.draws import choice, subset_ints
 from simulation_assets.core.hogflix.persona_state import (
@@ -328,6 +332,7 @@ def churn_dormant(
     churn_idx = at_risk[g.random(at_risk.size) < chance]
     c["churned_today"][churn_idx] = True
     c["churned_day"][churn_idx] = day
+    c["churn_reason"][churn_idx] = CHURN_INACTIVE
     c["marked_for_cleanup"][churn_idx] = g.random(churn_idx.size) < cfg.churn_cleanup_share
     return churn_idx
 
@@ -368,6 +373,20 @@ def assign_patterns(
     new_binge = assign[c["pattern"][assign] == BINGE]
     c["binge_is_binging"][new_binge] = False
     c["binge_phase_ends"][new_binge] = day + subset_ints(g, new_binge, 1, cfg.binge_cooldown_days.high)
+
+
+def churn_payment(
+    c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, idx: np.ndarray
+) -> None:
+    """The personas at ``idx`` churn today because their last dunning retry failed; 90 % marked for cleanup."""
+    if idx.size == 0:
+        return
+    c["state"][idx] = CHURNED
+    c["state_changed_ms"][idx] = day * MS_PER_DAY + MS_PER_DAY - 1
+    c["churned_today"][idx] = True
+    c["churned_day"][idx] = day
+    c["churn_reason"][idx] = CHURN_PAYMENT
+    c["marked_for_cleanup"][idx] = g.random(idx.size) < cfg.churn_cleanup_share
 
 
 def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray) -> None:
@@ -412,6 +431,7 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     """Advance the pool from the end of ``day - 1`` to the end of ``day`` (the rules above, in order)."""
     if day != prev.day + 1:
         raise ValueError(f"step_day expects the day after {day_date(prev.day)}, got {day_date(day)}")
+    cfg = cfg.for_date(day_date(day))  # a scheduled target pool (dynamic pool scaling)
     signup_high = cfg.signup_range[1]
     s = prev.take(~prev.cols["marked_for_cleanup"], fresh=PER_DAY_COLUMNS, spare=signup_high)
     c = s.cols  # take() returned fresh arrays, updated in place below
@@ -433,5 +453,7 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
 
     state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number)
     viewing(state, cfg, g)
+    plan_changes(c, day, cfg, g, alive)
+    churn_payment(c, day, cfg, g, payments(c, day, cfg, g, alive))
     satisfaction(c, cfg, alive)
     return signups(state, cfg, seed)

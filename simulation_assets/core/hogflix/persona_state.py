@@ -23,7 +23,6 @@ DAILY, REGULAR, WEEKEND, BINGE, MONTHLY = range(len(PATTERNS))
 NO_EVENT = -1
 NO_DAY = -1
 NO_MS = -1
-CHURN_REASON = "inactive_30_days"
 
 # Numeric columns of the state and their dtypes.
 NUMERIC_COLUMNS: dict[str, type] = {
@@ -70,6 +69,18 @@ NUMERIC_COLUMNS: dict[str, type] = {
     "region": np.int8,
     "satisfaction": np.float32,
     "avg_rating_today": np.float32,
+    # subscription (billing.py)
+    "previous_plan": np.int8,
+    "plan_changes": np.int16,
+    "plan_changed_today": np.int8,  # +1 upgrade, -1 downgrade
+    "billing_day": np.int8,
+    "payment_state": np.int8,  # 0 paid up, 1 in dunning
+    "dunning_attempts": np.int8,
+    "next_payment_retry": np.int32,
+    "payment_attempt_today": np.int8,  # 0 none, 1 monthly charge, 2-4 retry
+    "payment_failed_today": np.bool_,
+    "payment_recovered_today": np.bool_,
+    "churn_reason": np.int8,  # billing.CHURN_REASONS, when churned
 }
 IDENTITY_COLUMNS = ("distinct_id", "email", "user_id", "profile_id", "source")
 # Columns that describe only the current day: they start from zero every day.
@@ -85,6 +96,10 @@ PER_DAY_COLUMNS = (
     "watchlist_adds_today",
     "completion_today",
     "avg_rating_today",
+    "plan_changed_today",
+    "payment_attempt_today",
+    "payment_failed_today",
+    "payment_recovered_today",
     "marked_for_cleanup",
     "session_start_ms",
 )
@@ -126,7 +141,9 @@ class PersonaState:
                 cols[k] = np.take(v, keep, out=buf[:size], mode="clip")  # "clip": no buffered copy
         identity = self.identity
         if identity.height > 2 * max(size, 1):
-            identity = identity.filter(pl.col("persona_number").is_in(pl.Series(cols["persona_number"])))
+            identity = identity.filter(
+                pl.col("persona_number").is_in(pl.Series(cols["persona_number"]).implode())
+            )
         return PersonaState(day=self.day, cols=cols, identity=identity, next_number=self.next_number)
 
     def append(self, other: PersonaState) -> PersonaState:

@@ -82,7 +82,25 @@ PERSONA_SCHEMA: dict[str, pl.DataType] = {
     "avg_rating_today": pl.Float32(),  # mean stars of today's ratings, 0 when none
     "country": pl.String(),
     "timezone": pl.String(),
+    # subscription (core/hogflix/billing.py)
+    "previous_plan": PLAN,  # the plan before the last change
+    "plan_changes": pl.Int16(),
+    "plan_changed_today": pl.Int8(),  # +1 upgrade, -1 downgrade, 0 none
+    "billing_day": pl.Int8(),  # day of month of the monthly charge
+    "payment_status": pl.Enum(["ok", "dunning"]),
+    "dunning_attempts": pl.Int8(),
+    "next_payment_retry": pl.Date(),
+    "payment_attempt_today": pl.Int8(),  # 0 none, 1 the monthly charge, 2-4 a dunning retry
+    "payment_failed_today": pl.Boolean(),
+    "payment_recovered_today": pl.Boolean(),
 }
+
+# Lines of the viewing rule (``viewing.depth_rows``), in the rule's order.
+DEPTH_ROWS = ("SICK", "NEW", "BINGE", "CASUAL", "ACTIVE", "DAILY", "REGULAR", "WEEKEND", "WEEKEND_PEAK",
+              "BINGE_COOLDOWN", "MONTHLY")  # fmt: skip
+VIEWING_STATES = ("NEW", "ACTIVE", "CASUAL", "DORMANT")
+# Satisfaction bands of the daily metrics (the least and most satisfied personas; choice).
+SATISFACTION_LOW, SATISFACTION_HIGH = 0.55, 0.70
 
 DAILY_METRICS_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),
@@ -98,4 +116,30 @@ DAILY_METRICS_SCHEMA: dict[str, pl.DataType] = {
     "avg_engagement_score": pl.Float64(),
     **{f"state_{s}": pl.Int32() for s in STATES},
     **{f"pattern_{p}": pl.Int32() for p in PATTERNS},
+    # monitoring (the specification's metrics; see metrics.daily_metrics)
+    **{f"visits_{r}": pl.Int32() for r in DEPTH_ROWS},
+    **{f"videos_{r}": pl.Int32() for r in DEPTH_ROWS},
+    "binge_completion": pl.Float64(),
+    **{f"score_{s}": pl.Float64() for s in VIEWING_STATES},
+    **{f"completion_{s}": pl.Float64() for s in VIEWING_STATES},
+    **{f"plan_{p}": pl.Int32() for p in PLANS},
+    **{f"ratings_{p}": pl.Int32() for p in PLANS},
+    **{f"stars_{p}": pl.Float64() for p in PLANS},
+    "watchlist_adds": pl.Int32(),
+    "watchlist_total": pl.Int64(),
+    "upgrades": pl.Int32(),
+    "downgrades": pl.Int32(),
+    "upgrade_satisfaction_sum": pl.Float64(),
+    "downgrade_satisfaction_sum": pl.Float64(),
+    "payment_charges": pl.Int32(),
+    "payment_failures": pl.Int32(),
+    "payment_retries": pl.Int32(),
+    "payment_recoveries": pl.Int32(),
+    "in_dunning": pl.Int32(),
+    "churned_payment": pl.Int32(),
+    "avg_satisfaction": pl.Float64(),
+    "low_satisfaction": pl.Int32(),
+    "low_satisfaction_lapsed": pl.Int32(),
+    "high_satisfaction": pl.Int32(),
+    "high_satisfaction_lapsed": pl.Int32(),
 }

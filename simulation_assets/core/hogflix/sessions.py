@@ -69,6 +69,8 @@ SESSION_SCHEMA: dict[str, pl.DataType] = {
     "flixbuddy": pl.Boolean(),
     "conversation_id": pl.String(),
     "binge_mode": pl.Boolean(),
+    "plan_change": pl.Int8(),  # +1 upgrade, -1 downgrade on this visit, 0 none
+    "previous_plan": pl.String(),
     "support_tickets": pl.Int32(),
     "device_type": pl.String(),
     "os": pl.String(),
@@ -194,6 +196,8 @@ def day_sessions(
         pl.col("watchlist_adds_today").alias("watchlist_adds"),
         pl.col("flixbuddy_today").alias("flixbuddy"),
         pl.col("binge_mode_today").alias("binge_mode"),
+        pl.col("plan_changed_today").alias("plan_change"),
+        pl.col("previous_plan").cast(pl.String),
     ).with_columns(
         uuid7s(start_ms, seed, 14, number).alias("session_id"),
         pl.when(pl.Series(flix))

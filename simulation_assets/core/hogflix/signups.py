@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.hogflix import traits
+from simulation_assets.core.hogflix.billing import billing_day
 from simulation_assets.core.hogflix.config import PLANS, LifecycleConfig
 from simulation_assets.core.hogflix.draws import choice, uniform_ints
 from simulation_assets.core.hogflix.ids import format_uuids
@@ -92,6 +93,9 @@ def new_personas(
         price_sensitivity=traits.price_sensitivity(cfg, seed, numbers, plan),
         region=traits.region(seed, numbers),
         satisfaction=traits.initial_satisfaction(cfg, seed, numbers),
+        previous_plan=plan.copy(),
+        billing_day=billing_day(created_ms // MS_PER_DAY),
+        next_payment_retry=np.full(n, NO_DAY, np.int32),
     )
     return PersonaState(day=day, cols=cols, identity=identity, next_number=first_number + n)
 

@@ -31,6 +31,15 @@ FLIXBUDDY_QUESTIONS = (
     "Any good documentaries?",
     "What should I watch tonight?",
 )
+# Follow-up questions of a multi-turn conversation (this project's; the specification has one question).
+FLIXBUDDY_FOLLOW_UPS = (
+    "Something shorter?",
+    "Anything newer?",
+    "Is the first one good for kids?",
+    "Which of those is the most popular?",
+    "Something similar to the second one?",
+    "I've seen those. Any others?",
+)
 
 
 class TrafficConfig(_Frozen):
@@ -85,6 +94,12 @@ class TrafficConfig(_Frozen):
     # --- FlixBuddy ("FlixBuddy Integration") ---
     flixbuddy_max_per_run: Annotated[int, Field(gt=0)] = 50
     flixbuddy_min_interval_s: Annotated[float, Field(ge=0)] = 5.0  # 1 request per 5 s
+    # Multi-turn conversations ("Multi-message conversations"): turns (user messages) -> weight (choice);
+    # off: one question and one answer. Each turn is one call, within the cap and the throttle.
+    flixbuddy_multi_turn: bool = True
+    flixbuddy_turn_weights: dict[Annotated[int, Field(ge=1, le=10)], Annotated[float, Field(ge=0)]] = {
+        2: 0.35, 3: 0.25, 4: 0.20, 5: 0.12, 6: 0.08,
+    }  # fmt: skip
     # --- Checks ("Target Scale", "Expected Costs"), at the reference pool of 400 ---
     sessions_per_day: tuple[int, int] = (30, 150)
     events_per_day: tuple[int, int] = (5_000, 10_000)  # "~5,000-10,000 events/day" (an estimate)
@@ -95,6 +110,8 @@ class TrafficConfig(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrafficConfig:
+        if sum(self.flixbuddy_turn_weights.values()) <= 0:
+            raise ValueError("flixbuddy_turn_weights must give some turn count a positive weight")
         if set(self.entry_weights) != set(ENTRY_POINTS):
             raise ValueError(f"entry_weights must define exactly {ENTRY_POINTS}")
         if any(w < 0 for w in self.entry_weights.values()) or sum(self.entry_weights.values()) <= 0:

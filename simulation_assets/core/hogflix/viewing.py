@@ -32,15 +32,13 @@ def flixbuddy_count(cfg: LifecycleConfig, active: int) -> int:
 # Rows of the depth table, in the order of ``depth_table``.
 (DEPTH_SICK, DEPTH_NEW, DEPTH_BINGE, DEPTH_CASUAL, DEPTH_ACTIVE, DEPTH_DAILY, DEPTH_REGULAR, DEPTH_WEEKEND,
  DEPTH_WEEKEND_PEAK, DEPTH_BINGE_COOLDOWN, DEPTH_MONTHLY) = range(11)  # fmt: skip
-DEPTH_ROWS = ("SICK", "NEW", "BINGE", "CASUAL", "ACTIVE", "DAILY", "REGULAR", "WEEKEND", "WEEKEND_PEAK",
-              "BINGE_COOLDOWN", "MONTHLY")  # fmt: skip
 _BY_PATTERN = np.array(
     [DEPTH_DAILY, DEPTH_REGULAR, DEPTH_WEEKEND, DEPTH_BINGE_COOLDOWN, DEPTH_MONTHLY], np.int8
 )
 
 
 def depth_table(cfg: LifecycleConfig) -> list[SessionDepth]:
-    """Return the depth rows (videos, mean completion) in ``DEPTH_ROWS`` order."""
+    """Return the depth rows (videos, mean completion) in ``schema.DEPTH_ROWS`` order."""
     s, p = cfg.session_depth, cfg.pattern_depth
     return [cfg.sick_depth, s["NEW"], s["BINGE"], s["CASUAL"], s["ACTIVE"], p["DAILY"], p["REGULAR"],
             p["WEEKEND"], p["WEEKEND_PEAK"], p["BINGE"], p["MONTHLY"]]  # fmt: skip

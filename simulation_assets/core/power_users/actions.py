@@ -79,6 +79,20 @@ def render(template: Any, variables: dict[str, Any]) -> Any:
     return template
 
 
+def template_fields(template: Any) -> set[str]:
+    """Return the names of the ``{name}`` variables ``template`` (a string, dict or list) reads."""
+    if isinstance(template, str):
+        if "{" not in template:
+            return set()
+        fields = (f for _, f, _, _ in string.Formatter().parse(template) if f)
+        return {f.split(".")[0].split("[")[0] for f in fields}  # {a.b} and {a[0]} read a
+    if isinstance(template, dict):
+        return set().union(*(template_fields(k) | template_fields(v) for k, v in template.items()))
+    if isinstance(template, list):
+        return set().union(*(template_fields(v) for v in template))
+    return set()
+
+
 def json_path(payload: Any, path: str) -> Any:
     """Return the value at dotted ``path`` (``usage.warning``, ``items.0``) or None when absent."""
     node = payload

@@ -40,6 +40,10 @@ from simulation_assets.core.power_users.tiers import TierTable
 SIMULATED_EMAIL_DOMAIN = "simulated.propiq.test"
 TIMEOUT_STATUS = 0  # status recorded when the client gave up waiting
 CONNECTION_ERROR_STATUS = -1  # status recorded when no HTTP response arrived at all
+# Sent with every scripted request: when the persona sends it on the session's simulated clock
+# (Unix seconds: start, think times and the script's pauses; not the time requests took). The
+# reference target's rate limiter counts on it, so a burst is a burst however loaded the machine.
+SIMULATION_CLOCK_HEADER = "X-Simulation-Clock"
 DEFAULT_PROFILES = Path(__file__).with_name("profiles.yaml")
 ROUTINE_COUNT = "analyses_per_session"  # an action count drawn from the persona's analyses_per_session
 

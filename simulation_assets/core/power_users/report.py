@@ -58,6 +58,28 @@ ATTEMPT_SCHEMA = {
     "ended_s": pl.Float64,
     "load": pl.Boolean,  # an arrival of a load shape (not a scripted session or a load user's login)
 }
+# A load's request: the request row's fields that vary, and the attempt row's times (Unix seconds).
+LOAD_ROW_SCHEMA = {
+    "user": pl.String,
+    "action_index": pl.Int32,
+    "action_type": pl.String,
+    "request_index": pl.Int32,
+    "status": pl.Int32,
+    "ok": pl.Boolean,
+    "latency_ms": pl.Float64,
+    "error": pl.String,
+    "meter": pl.String,
+    "input_tokens": pl.Int64,
+    "output_tokens": pl.Int64,
+    "session_id": pl.String,
+    "tier": pl.String,
+    "property_address": pl.String,
+    "deal_score": pl.Int32,
+    "scheduled_s": pl.Float64,
+    "started_s": pl.Float64,
+    "ended_s": pl.Float64,
+    "load": pl.Boolean,
+}
 # One row per executed action that names an edge case.
 EDGE_SCHEMA = {
     "user": pl.String,
@@ -369,3 +391,23 @@ def day_run_summary(users: pl.DataFrame, attempts: pl.DataFrame, day: str, seed:
         "requests": attempts.height,
         "requests_per_second": round(attempts.height / seconds, 2) if seconds else 0.0,
     }
+
+
+def load_requests(loaded: pl.DataFrame) -> pl.DataFrame:
+    """Return the request rows (REQUEST_SCHEMA) of a load's rows: one attempt each, stamped when answered."""
+    ms = (pl.col("ended_s") * 1000.0).floor().cast(pl.Int64)
+    stamp = pl.from_epoch(ms, time_unit="ms").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+    return loaded.select(
+        *(pl.col(c) for c in ("user", "action_index", "action_type", "request_index", "status")),
+        pl.lit(1, dtype=pl.Int32).alias("attempts"),
+        pl.col("status").cast(pl.String).alias("statuses"),
+        pl.col("ok"),
+        pl.col("latency_ms"),
+        stamp.alias("at"),
+        *(pl.col(c) for c in ("error", "meter", "input_tokens", "output_tokens")),
+        pl.lit(0.0).alias("payment_usd"),
+        pl.col("session_id"),
+        stamp.alias("sim_at"),  # a load runs on the wall clock
+        pl.lit(False).alias("routine"),
+        *(pl.col(c) for c in ("tier", "property_address", "deal_score")),
+    ).cast(REQUEST_SCHEMA)

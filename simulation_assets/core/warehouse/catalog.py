@@ -56,8 +56,25 @@ def summary_statistics(query: Callable[[str], list[tuple]], present: list[str]) 
     return {"rows": rows, "metrics": metrics}
 
 
+def structure_figures(
+    query: Callable[[str], list[tuple]], present: list[str], cfg: WarehouseConfig
+) -> list[dict]:
+    """Return every structure check of the loaded tables with its measured figure, band and verdict."""
+    from simulation_assets.core.warehouse.checks import run_checks
+    from simulation_assets.core.warehouse.structure import structure_checks
+
+    results = run_checks([c for c in structure_checks(set(present), cfg) if c.band is not None], query)
+    return [{"name": r.name, "table": r.table, "measured": r.value, "band": r.expected, "passed": r.passed,
+             "what": r.description} for r in results]  # fmt: skip
+
+
 def catalog_markdown(
-    cfg: WarehouseConfig, env: str, seed: int, rows: dict[str, int], metrics: dict[str, object]
+    cfg: WarehouseConfig,
+    env: str,
+    seed: int,
+    rows: dict[str, int],
+    metrics: dict[str, object],
+    structure: list[dict] | None = None,
 ) -> str:
     """Return the catalog of one environment as markdown."""
     lines = [f"# Synthetic warehouse catalog: {env.upper()} (seed {seed})", ""]
@@ -92,6 +109,11 @@ def catalog_markdown(
         json.dumps(cfg.model_dump(mode="json"), indent=1),
         "```",
     ]
+    if structure:
+        lines += ["", f"## Correlations, curves and flows, measured ({env.upper()})", "",
+                  "| check | table | measured | band | passes | what |", "|---|---|---:|---|---|---|"]  # fmt: skip
+        lines += [f"| {r['name']} | {r['table']} | {r['measured']} | {r['band']} | {'yes' if r['passed'] else 'NO'} "
+                  f"| {r['what']} |" for r in structure]  # fmt: skip
     lines += ["", "## Simplifications", ""] + [f"- {s}" for s in SIMPLIFICATIONS]
     lines += ["", f"## Baseline metrics ({env.upper()})", "", "| metric | value |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in metrics.items()]

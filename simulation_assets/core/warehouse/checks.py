@@ -13,48 +13,21 @@ checks the row counts of freshly written table chunks.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from simulation_assets.core.warehouse import schema
+from simulation_assets.core.warehouse.check_types import BLOCKING_KINDS, Check, CheckResult
 from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
+from simulation_assets.core.warehouse.structure import structure_checks
 
-# Kinds whose failure makes every model built on the table wrong: they block downstream assets.
-BLOCKING_KINDS = frozenset({"row_count", "primary_key", "foreign_keys", "temporal", "charges", "rows"})
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check of a loaded warehouse: ``sql`` returns the rows ``evaluate`` judges."""
-
-    name: str
-    table: str
-    kind: str  # row_count | primary_key | foreign_keys | temporal | charges | distribution
-    sql: str
-    expected: float = 0.0
-    description: str = ""
-    shares: dict[str, float] = field(default_factory=dict)
-    tolerance: float = 0.0
-
-    @property
-    def blocking(self) -> bool:
-        return self.kind in BLOCKING_KINDS
-
-
-@dataclass
-class CheckResult:
-    """The outcome of a check: the measured ``value`` against what was ``expected``."""
-
-    name: str
-    table: str
-    kind: str
-    passed: bool
-    value: object
-    expected: object
-    description: str
-
-    @property
-    def blocking(self) -> bool:
-        return self.kind in BLOCKING_KINDS
+__all__ = [
+    "BLOCKING_KINDS",
+    "Check",
+    "CheckResult",
+    "evaluate",
+    "run_checks",
+    "rows_match_spec",
+    "warehouse_checks",
+]
 
 
 def integrity_checks(tables: list[str], rows: dict[str, int], raw: str = "raw") -> list[Check]:
@@ -208,6 +181,12 @@ def evaluate(check: Check, rows: list[tuple]) -> CheckResult:
             check.name, check.table, check.kind, passed, value, check.shares, check.description
         )
     number = rows[0][0] if rows and rows[0] else None
+    if check.band is not None:
+        low, high = check.band
+        figure = None if number is None else round(float(number), 4)
+        passed = figure is not None and low <= figure <= high
+        return CheckResult(check.name, check.table, check.kind, passed, figure, f"[{low:g}, {high:g}]",
+                           check.description)  # fmt: skip
     number = 0 if number is None else number
     passed = float(number) == float(check.expected)
     return CheckResult(check.name, check.table, check.kind, passed, number, check.expected, check.description)
@@ -222,6 +201,7 @@ def warehouse_checks(
     wanted = set(tables)
     available = [t for t in schema.TABLE_NAMES if t in wanted | set(present or [])]
     checks = integrity_checks(available, rows) + distribution_checks(available, cfg)
+    checks += structure_checks(set(available), cfg)
     return [c for c in checks if c.table in wanted]
 
 

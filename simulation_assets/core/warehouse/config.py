@@ -200,7 +200,7 @@ class Crm(_Frozen):
         "device_issue": 0.40, "billing": 0.20, "how_to": 0.25, "feature_request": 0.15,
     }  # fmt: skip
     # spec "Correlation Patterns": device uptime affects satisfaction -> tickets per account grow as uptime drops.
-    ticket_uptime_sensitivity: float = 6.0
+    ticket_uptime_sensitivity: float = 4.0  # extra tickets (x base) per point (1 %) of device downtime
     lifecycle_stages: dict[str, float] = {
         "subscriber": 0.10, "lead": 0.30, "marketingqualifiedlead": 0.15, "salesqualifiedlead": 0.10,
         "opportunity": 0.10, "customer": 0.20, "evangelist": 0.05,
@@ -243,6 +243,11 @@ class Marketing(_Frozen):
         "google/organic": 0.30, "(direct)/(none)": 0.20, "google/cpc": 0.18, "facebook/paid": 0.10,
         "linkedin/paid": 0.07, "newsletter/email": 0.05, "partner/referral": 0.05, "bing/organic": 0.05,
     }  # fmt: skip
+    # spec "Realistic Growth Curves" / attribution (project choice): the share of new accounts that follow
+    # the marketing spend, and how that spend's effect spreads over the month and the two after it.
+    signups_from_spend: Probability = 0.7
+    signup_lag_shares: tuple[float, ...] = (0.2, 0.5, 0.3)
+    spend_push_sigma: float = Field(default=0.1, ge=0.0)  # month-to-month swings of the total spend (log sd)
     bounce_rate: Probability = 0.45  # research: SaaS median bounce ~44-49%
     median_session_seconds: float = 165.0  # research: SaaS median session 165 s
 
@@ -264,6 +269,29 @@ class Activity(_Frozen):
         "/dashboard": 0.25, "/taps": 0.15, "/inventory": 0.12, "/reports": 0.12, "/devices": 0.10,
         "/billing": 0.04, "/settings": 0.05, "/users": 0.04, "/alerts": 0.08, "/integrations": 0.05,
     }  # fmt: skip
+    # spec "Application Activity" (graph: project choice): page views walk a Markov graph. A session enters on
+    # ``entry_pages``; the next page is drawn from the current page's links (weights) times the role's interest
+    # in the target page; pages not linked keep ``page_jump_weight`` (typing a URL, the menu).
+    entry_pages: dict[str, float] = {"/dashboard": 0.70, "/taps": 0.10, "/alerts": 0.10, "/inventory": 0.05,
+                                     "/reports": 0.05}  # fmt: skip
+    page_links: dict[str, dict[str, float]] = {
+        "/dashboard": {"/taps": 3.0, "/reports": 2.0, "/alerts": 2.0, "/inventory": 1.5, "/devices": 1.0},
+        "/taps": {"/devices": 2.5, "/inventory": 2.0, "/dashboard": 1.5},
+        "/inventory": {"/reports": 2.0, "/taps": 1.5, "/alerts": 1.0},
+        "/reports": {"/dashboard": 2.0, "/inventory": 1.0, "/reports": 1.5},
+        "/devices": {"/alerts": 2.0, "/taps": 2.0, "/settings": 0.5},
+        "/billing": {"/settings": 2.5, "/users": 1.0, "/dashboard": 1.0},
+        "/settings": {"/users": 2.0, "/integrations": 2.0, "/billing": 1.5},
+        "/users": {"/settings": 2.5, "/dashboard": 1.0},
+        "/alerts": {"/devices": 3.0, "/taps": 2.0, "/inventory": 1.0},
+        "/integrations": {"/settings": 2.5, "/dashboard": 1.0},
+    }  # fmt: skip
+    page_jump_weight: float = Field(default=0.15, gt=0.0)
+    role_page_interest: dict[str, dict[str, float]] = {
+        "admin": {"/billing": 3.0, "/users": 3.0, "/settings": 2.0, "/integrations": 2.0},
+        "manager": {"/reports": 2.0, "/inventory": 1.5},
+        "staff": {"/taps": 2.0, "/alerts": 1.5, "/billing": 0.2, "/users": 0.2, "/integrations": 0.3},
+    }  # fmt: skip
     features: dict[str, float] = {
         "pour_dashboard": 0.22, "inventory_alerts": 0.16, "keg_forecast": 0.12, "staff_leaderboard": 0.10,
         "pos_sync": 0.12, "custom_reports": 0.10, "multi_location_view": 0.08, "api_export": 0.05,
@@ -275,6 +303,29 @@ class Activity(_Frozen):
         "keg_forecast": "Pro",
     }  # fmt: skip
     error_rate: Probability = 0.03  # spec: success/error patterns
+    # spec "Product Usage Patterns" (dates and speeds: project choice): features launch over the years (years
+    # after the window's start; 0 = there from the start, used from an account's first day), and each account
+    # adopts a feature after a lognormal delay (an S-shaped adoption curve) that is shorter for higher tiers
+    # and healthier accounts.
+    feature_release_years: dict[str, float] = {
+        "pour_dashboard": 0.0, "inventory_alerts": 0.35, "pos_sync": 0.8, "staff_leaderboard": 1.3,
+        "keg_forecast": 1.8, "custom_reports": 2.3, "multi_location_view": 2.8, "happy_hour_pricing": 3.4,
+        "api_export": 4.0,
+    }  # fmt: skip
+    feature_category: dict[str, str] = {
+        "pour_dashboard": "analytics", "inventory_alerts": "operations", "pos_sync": "integrations",
+        "staff_leaderboard": "engagement", "keg_forecast": "operations", "custom_reports": "analytics",
+        "multi_location_view": "operations", "happy_hour_pricing": "engagement", "api_export": "integrations",
+    }  # fmt: skip
+    adoption_median_days: float = Field(default=100.0, gt=0.0)  # a Pro account of average health
+    adoption_spread: float = Field(default=0.7, gt=0.0)  # log-sd of the delay: the S-curve's width
+    adoption_tier_factor: dict[str, float] = {"Basic": 1.6, "Pro": 1.0, "Enterprise": 0.55}  # x the delay
+    adoption_health_speed: float = 0.35  # log speed-up of adoption per unit of account health
+    # known incidents (start, days): feature calls fail far more often while one lasts
+    incidents: tuple[tuple[dt.date, int], ...] = (
+        (dt.date(2022, 6, 14), 3), (dt.date(2023, 11, 24), 2), (dt.date(2024, 8, 5), 4), (dt.date(2025, 3, 10), 2),
+    )  # fmt: skip
+    incident_error_rate: Probability = 0.25
     # project choice: bar staff use the app from late morning into the evening.
     hour_weights: tuple[float, ...] = (
         0.2, 0.1, 0.05, 0.05, 0.05, 0.1, 0.3, 0.6, 1.0, 1.4, 1.8, 2.0,
@@ -285,6 +336,11 @@ class Activity(_Frozen):
     def _valid(self) -> Activity:
         for name in ("device_types", "pages", "features"):
             _check_shares(name, getattr(self, name))
+        for name in ("feature_release_years", "feature_category"):
+            if set(getattr(self, name)) != set(self.features):
+                raise ValueError(f"{name} must name exactly the features")
+        if not any(v <= 0 for v in self.feature_release_years.values()):
+            raise ValueError("feature_release_years needs at least one feature there from the start (0)")
         return self
 
 
@@ -309,19 +365,75 @@ class Taps(_Frozen):
     }  # fmt: skip
     flow_ml_per_s: float = 60.0
     health_days: int = Field(default=30, ge=1)  # project choice: daily health rows per device
-    # Uptime by current status: (mean, spread) of the daily uptime fraction.
-    uptime: dict[str, tuple[float, float]] = {
-        "online": (0.985, 0.01), "offline": (0.80, 0.10), "maintenance": (0.90, 0.06),
-    }  # fmt: skip
+    # spec "Device Health Metrics" (rates: project choice): failures, the degradation before them and the
+    # maintenance after them. A failure takes a device down for whole days; poor sites (the account's site
+    # quality, a standard normal) and the cheaper model fail more often.
+    failures_per_year: float = Field(default=0.5, ge=0.0)
+    model_failure_factor: dict[str, float] = {"TapFlow 100": 1.4, "TapFlow 200": 1.0, "TapFlow Pro": 0.6}
+    site_failure_sensitivity: float = 0.6  # log failure rate per standard deviation of poor site quality
+    outage_days_mean: float = Field(default=2.5, ge=1.0)
+    # days of drop-outs, errors and a warmer line before a failure
+    degradation_days: tuple[int, int] = (3, 10)
+    max_outages: int = Field(default=4, ge=0, le=12)  # per device over its life
 
     @model_validator(mode="after")
     def _valid(self) -> Taps:
         if len(self.hour_weights) != 24 or len(self.weekday_weights) != 7:
             raise ValueError("hour_weights needs 24 values and weekday_weights 7")
+        if not 1 <= self.degradation_days[0] <= self.degradation_days[1]:
+            raise ValueError("degradation_days must be (low, high) with 1 <= low <= high")
         _check_shares("products", self.products)
         if set(self.pour_ml) != set(self.products) or set(self.serve_celsius) != set(self.products):
             raise ValueError("pour_ml and serve_celsius must name exactly the products")
         return self
+
+
+class Calendar(_Frozen):
+    """spec "Seasonal variations in metrics" (shape: project choice): the yearly season and US holidays of a bar
+    business. Weights are relative; tap events follow them fully, app sessions by ``app_strength``."""
+
+    # January lull, a spring rise, summer patios, a dip after Labor Day, the December party season
+    month_weights: tuple[float, ...] = (0.80, 0.88, 0.98, 0.97, 1.03, 1.12, 1.18, 1.14, 0.96, 0.97, 1.00, 1.20)  # fmt: skip
+    # multiplier of a holiday's date (on top of its weekday); keys name the rules in core/warehouse/calendar.py
+    holidays: dict[str, float] = {
+        "new_years_eve": 2.6, "super_bowl_sunday": 1.8, "st_patricks_day": 2.3, "cinco_de_mayo": 1.3,
+        "independence_day": 1.6, "halloween": 1.4, "thanksgiving_eve": 1.9, "thanksgiving_day": 0.6,
+        "christmas_day": 0.45,
+    }  # fmt: skip
+    app_strength: Probability = 0.4  # how much of the calendar the staff's app sessions follow
+
+    @model_validator(mode="after")
+    def _valid(self) -> Calendar:
+        from simulation_assets.core.warehouse.calendar import HOLIDAY_RULES
+
+        if len(self.month_weights) != 12 or min(self.month_weights) <= 0:
+            raise ValueError("month_weights needs 12 positive values (January first)")
+        unknown = sorted(set(self.holidays) - set(HOLIDAY_RULES))
+        if unknown:
+            raise ValueError(f"unknown holidays {unknown}; known: {', '.join(HOLIDAY_RULES)}")
+        if any(v <= 0 for v in self.holidays.values()):
+            raise ValueError("holiday multipliers must be positive")
+        return self
+
+
+class Health(_Frozen):
+    """spec "Correlation Patterns" and Milestone 8 (strengths: project choice): one hidden health score per
+    account and month drives engagement, support tickets, payment failures, pours and churn.
+
+    health = tier effect + ``site_effect`` x site quality + a lasting trait + a monthly AR(1) part; the last
+    two are standard normal, ``lasting_share`` of their variance being the lasting trait. Every outcome
+    scales as exp(sensitivity x health) (exp(-sensitivity x health) for the bad ones).
+    """
+
+    persistence: float = Field(default=0.85, ge=0.0, lt=1.0)  # month-to-month AR(1) coefficient
+    lasting_share: Probability = 0.5
+    tier_effect: dict[str, float] = {"Basic": -0.25, "Pro": 0.0, "Enterprise": 0.35}
+    site_effect: float = 0.35  # health per standard deviation of site quality (good sites: fewer failures)
+    churn_sensitivity: float = Field(default=1.6, ge=0.0)  # log churn hazard per unit of poor health
+    engagement_sensitivity: float = Field(default=0.8, ge=0.0)  # log app sessions per unit of health
+    ticket_sensitivity: float = Field(default=1.5, ge=0.0)  # log support tickets per unit of poor health
+    payment_failure_sensitivity: float = Field(default=2.0, ge=0.0)  # log odds of an unpaid invoice
+    tap_sensitivity: float = Field(default=0.3, ge=0.0)  # log pours per device per unit of health
 
 
 class CheckBands(_Frozen):
@@ -337,6 +449,29 @@ class CheckBands(_Frozen):
     win_rate_tolerance: Probability = 0.02
     trial_conversion_tolerance: Probability = 0.03
     evening_pour_share_min: Probability = 0.40  # spec: peak 6-10 pm; share of pours between 18:00 and 21:59
+    # Structure checks (core/warehouse/structure.py): the band each measured figure must fall in. Project
+    # choice: wide enough for DEV's 100 accounts, narrow enough that shuffling the column breaks them.
+    structure: dict[str, tuple[float, float]] = {
+        "churned_accounts_less_engaged": (0.0, 0.75),  # sessions per active day, churned / retained
+        "tickets_follow_poor_health": (1.3, 100.0),  # tickets per device-day, churned / retained
+        "payment_failures_precede_churn": (1.5, 100.0),  # unpaid invoice share, churned / retained
+        "bigger_accounts_have_more_devices": (0.3, 1.0),  # correlation of MRR and devices per account
+        "accounts_grow_year_over_year": (0.2, 0.7),  # spec 40 %; DEV has ~15 sign-ups in the first year
+        "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
+        "taps_peak_in_december_lull_in_january": (1.15, 3.0),  # pours per day, December / the next January
+        "taps_spike_on_holidays": (1.5, 4.0),  # pours on spike holidays / the same weekday around them
+        "next_page_follows_current_page": (0.15, 3.4),  # bits of mutual information (0 = pages at random)
+        "pages_depend_on_role": (3.0, 100.0),  # admin-page share of views, admins / staff
+        "taps_stop_while_devices_are_down": (0.0, 0.05),  # pours per down device-day / per up device-day
+        "device_errors_rise_before_failures": (3.0, 1000.0),  # errors a day before a failure / ordinary days
+        "features_launch_over_the_years": (900.0, 2000.0),  # days from the first to the last launch
+        "new_features_gain_share_over_months": (
+            1.8,
+            100.0,
+        ),  # share of events 6-12 months after release / month 1
+        "higher_tiers_adopt_sooner": (1.3, 10.0),  # adoption delay, Basic / Enterprise
+        "feature_errors_spike_in_incidents": (3.0, 50.0),  # error rate in incidents / outside
+    }
 
 
 class WarehouseConfig(_Frozen):
@@ -352,6 +487,8 @@ class WarehouseConfig(_Frozen):
     marketing: Marketing = Marketing()
     activity: Activity = Activity()
     taps: Taps = Taps()
+    calendar: Calendar = Calendar()
+    health: Health = Health()
     checks: CheckBands = CheckBands()
     # How many chunk files a big table is split into is fixed per table in ``schema``
     # (sized for at most ~5M rows per chunk in PROD), so Dagster's chunk partitions are static.

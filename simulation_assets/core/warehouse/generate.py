@@ -23,6 +23,7 @@ from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generators import (
     GENERATORS,
     app,
+    health,
     hubspot,
     iot,
     marketing,
@@ -135,8 +136,50 @@ class Warehouse:
         return usage.user_weights(self)
 
     @cached_property
+    def user_roles(self) -> np.ndarray:
+        """Every user's role as an index into ``users.roles``."""
+        codes = {name: i for i, name in enumerate(self.cfg.users.roles)}
+        return self.whole("users")["role"].replace_strict(codes, return_dtype=pl.Int64).to_numpy()
+
+    @cached_property
+    def page_graph(self) -> dict[str, np.ndarray]:
+        """The cumulative entry and transition tables of the page graph, per role."""
+        return usage.page_graph(self)
+
+    @cached_property
+    def feature_adoption(self) -> np.ndarray:
+        """When every account adopts every feature (accounts x features, epoch seconds; inf = never)."""
+        return usage.feature_adoption(self)
+
+    @cached_property
+    def site_quality(self) -> np.ndarray:
+        """Every account's site quality (standard normal; low means devices fail more often)."""
+        return -self.rng("accounts", 0, "site").standard_normal(self.rows["accounts"])
+
+    @cached_property
+    def health_base(self) -> np.ndarray:
+        """The tier-free part of every account's monthly health (accounts x months)."""
+        return health.base_health(self)
+
+    @cached_property
+    def account_health(self) -> np.ndarray:
+        """Every account's health in every month of the window (accounts x months, see generators/health.py)."""
+        return health.with_tiers(self, self.health_base, list(app.TIER_ORDER), self.tier_codes)
+
+    @cached_property
+    def life_health(self) -> np.ndarray:
+        """Every account's mean health over its life."""
+        created, end = self.account_span
+        return health.life_mean(self, self.account_health, created, end)
+
+    @cached_property
+    def tap_intensity(self) -> np.ndarray:
+        """Every account's relative pours per device (healthier accounts pour more)."""
+        return np.exp(self.cfg.health.tap_sensitivity * self.life_health)
+
+    @cached_property
     def device_profile(self) -> dict[str, np.ndarray]:
-        """Per-device latent traits (uptime, warmth, volume, life span)."""
+        """Per-device latent traits (life, volume, warmth, failures)."""
         return iot.device_profile(self)
 
     @cached_property

@@ -355,10 +355,11 @@ TABLES: tuple[Table, ...] = (
         _rules("viewed_at>=session_id.started_at"), chunks=10,
     ),
     Table(
-        "feature_usage", "app", "feature_usage", "Feature events inside app sessions, gated by tier.",
+        "feature_usage", "app", "feature_usage",
+        "Feature events inside app sessions: features released over the years, adopted per account, gated by tier.",
         _cols(
             "feature_event_id:bigint, session_id:bigint, user_id:bigint, account_id:bigint, feature_name:text, "
-            "used_at:timestamp, success:bool, error_code:text?"
+            "feature_category:text, used_at:timestamp, success:bool, error_code:text?"
         ),
         "feature_event_id",
         _fks("session_id->user_sessions.session_id", "user_id->users.user_id", "account_id->accounts.account_id"),
@@ -377,10 +378,10 @@ TABLES: tuple[Table, ...] = (
         _rules("poured_at>=device_id.installed_at"), chunks=40,
     ),
     Table(
-        "device_health", "iot", "device_health", "Daily uptime and error counts per device over its last 30 days.",
+        "device_health", "iot", "device_health", "Daily uptime, errors and temperature per device over its last 30 days (the outages of the taps).",
         _cols(
             "health_id:bigint, device_id:bigint, recorded_at:timestamp, uptime_pct:double, error_count:int, "
-            "avg_temperature_c:real, needs_maintenance:bool"
+            "avg_temperature_c:real?, needs_maintenance:bool, maintenance_performed:bool"
         ),
         "health_id", _fks("device_id->devices.device_id"), _rules("recorded_at>=device_id.installed_at"), chunks=4,
     ),

@@ -5,13 +5,15 @@ calculator,export,history,support/chat,pricing,stripe/create-checkout-session,st
 subscription/downgrade}``. Simulation hooks (advertised by ``/health``): ``/sim/users/reset``,
 ``/sim/clock``, ``/sim/usage``. Fault injection on any ``/api/v1`` call through headers:
 ``X-Sim-Fault: openai_unavailable|db_timeout|server_error``, ``X-Sim-Fault-Times: N`` (fail the
-first N calls, then recover), ``X-Sim-Delay-Ms`` (how long a db_timeout stalls).
+first N calls, then recover), ``X-Sim-Delay-Ms`` (how long a db_timeout stalls). A request with
+``X-Simulation-Clock: <Unix seconds>`` is rate-limited on that clock rather than the server's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulation_assets.core.power_users.config import SIMULATED_EMAIL_DOMAIN
+from simulation_assets.core.power_users.config import SIMULATED_EMAIL_DOMAIN, SIMULATION_CLOCK_HEADER
 from simulation_assets.core.power_users.safety import LIVE_KEY_PREFIXES, STRIPE_KEY_VARIABLES
 from simulation_assets.core.power_users.target_rules import (
     TargetRules,
@@ -40,6 +42,17 @@ DECLINED_GENERIC = "pm_card_chargeDeclined"
 
 def _error(status: int, code: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, **extra}, status_code=status)
+
+
+def _seconds(text: str | None) -> float | None:
+    """Return ``text`` as a finite number of seconds, or None (absent, or not a finite number)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 async def _json(request: Request) -> dict[str, Any]:
@@ -95,7 +108,12 @@ def create_app(rules: TargetRules | None = None) -> Starlette:
                 )
             session.last_activity = now
             if api:
-                if not state.take_rate_token(user):
+                stated = request.headers.get(SIMULATION_CLOCK_HEADER)
+                client_clock = _seconds(stated)
+                if stated is not None and client_clock is None:
+                    detail = f"{SIMULATION_CLOCK_HEADER} must be Unix seconds, got {stated!r}"
+                    return _error(400, "bad_simulation_clock", detail=detail)
+                if not state.take_rate_token(user, client_clock):
                     return _error(429, "rate_limited", detail="too many requests", retry_after_s=1)
                 fault = await _inject_fault(request, user)
                 if fault is not None:

@@ -45,6 +45,7 @@ class User:
     fault_counts: dict[str, int] = field(default_factory=dict)
     bucket_tokens: float = 0.0
     bucket_at: float = 0.0
+    bucket_on_client_clock: bool = False  # bucket_at is the client's clock (seconds), not monotonic
 
 
 class TargetState:
@@ -82,6 +83,7 @@ class TargetState:
         user = User(email=email, user_id=user_id, password=password, tier=tier)
         user.bucket_tokens = float(self.rules.rate_limit_burst)
         user.bucket_at = time.monotonic()
+        user.bucket_on_client_clock = False
         self.users[email] = user
         return user
 
@@ -129,12 +131,24 @@ class TargetState:
         except jwt.PyJWTError:
             return None
 
-    def take_rate_token(self, user: User) -> bool:
-        """Return whether the user's token bucket allows one more request (and take it)."""
-        now = time.monotonic()
-        refill = (now - user.bucket_at) * self.rules.rate_limit_per_second
+    def take_rate_token(self, user: User, client_clock: float | None = None) -> bool:
+        """Return whether the user's token bucket allows one more request (and take it).
+
+        The bucket refills with the time between requests: by default the server's own monotonic
+        clock; when the client states when it sends (``client_clock``, seconds on its simulated
+        clock, from the ``X-Simulation-Clock`` header) that clock instead, so requests the client
+        sends at one simulated instant (a burst) use up the bucket however slowly a loaded machine
+        delivers them, and requests it paces apart find it refilled. A clock that goes back (a
+        concurrent request stamped earlier) refills nothing. Switching clocks starts a full bucket.
+        """
+        on_client = client_clock is not None
+        now = client_clock if client_clock is not None else time.monotonic()
+        if on_client != user.bucket_on_client_clock:
+            user.bucket_tokens = float(self.rules.rate_limit_burst)
+            user.bucket_at, user.bucket_on_client_clock = now, on_client
+        refill = max(0.0, now - user.bucket_at) * self.rules.rate_limit_per_second
         user.bucket_tokens = min(float(self.rules.rate_limit_burst), user.bucket_tokens + refill)
-        user.bucket_at = now
+        user.bucket_at = max(now, user.bucket_at)
         if user.bucket_tokens >= 1.0:
             user.bucket_tokens -= 1.0
             return True

@@ -10,6 +10,7 @@ renamed as (
         user_id,
         account_id,
         feature_name,
+        feature_category,
         used_at,
         success,
         error_code

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse.generators import health, marketing
 from simulation_assets.core.warehouse.generators.text import (
     FIRST_NAMES,
     LAST_NAMES,
@@ -32,7 +33,6 @@ from simulation_assets.core.warehouse.sampling import (
     between,
     choice,
     exact_choice,
-    growth_times,
     labels,
     local_index,
     to_seconds,
@@ -62,9 +62,16 @@ def accounts(wh: Warehouse) -> pl.DataFrame:
         np.exp(np.log(staff_low) + rng.random(n) * (np.log(staff_high) - np.log(staff_low)))
     ).astype(np.int32)
     latest = wh.history_end - window.min_tenure_days * DAY
-    created = np.sort(growth_times(rng, n, wh.history_start, latest, window.account_yoy_growth))
-    hazard = -np.log1p(-wh.cfg.subscriptions.annual_churn) / (365.25 * DAY)
-    churn_at = created + window.min_tenure_days * DAY + rng.exponential(1.0 / hazard, n).astype(np.int64)
+    # sign-ups follow the marketing spend of recent months on top of the growth curve (generators/marketing.py)
+    signups = marketing.signup_weights(wh)[None, :]
+    start = np.full(n, wh.history_start)
+    created = np.sort(
+        health.weighted_times(wh, health.month_cdf(wh, signups), np.zeros(n, dtype=np.int64), start,
+                              np.full(n, latest), rng.random(n))
+    )  # fmt: skip
+    # churn follows the account's health (tier, site, lasting trait, monthly swings): see generators/health.py
+    account_health = health.with_tiers(wh, wh.health_base, tiers, tier)
+    churn_at = health.churn_times(wh, account_health, created, rng)
     churned = churn_at < wh.history_end
     ids = np.arange(1, n + 1)
     industries = list(spec.industries)

@@ -211,10 +211,17 @@ def tickets(wh: Warehouse) -> pl.DataFrame:
     spec, rng, n = wh.cfg.crm, wh.rng("hubspot_tickets"), wh.rows["hubspot_tickets"]
     profile = wh.device_profile
     device_count = np.bincount(profile["account"], minlength=wh.rows["accounts"])
-    weight = np.maximum(device_count, 1) * (1 + spec.ticket_uptime_sensitivity * (1 - wh.account_uptime) * 10)
+    uptime_factor = (
+        1 + spec.ticket_uptime_sensitivity * (1 - wh.account_uptime) * 100
+    )  # per point of downtime
+    troubled = np.exp(
+        -wh.cfg.health.ticket_sensitivity * wh.life_health
+    )  # unhealthy accounts ask for more help
+    acc_created, acc_end = wh.account_span
+    years = np.maximum(acc_end - acc_created, DAY) / (365.25 * DAY)
+    weight = np.maximum(device_count, 1) * uptime_factor * troubled * years
     counts = rng.multinomial(n, weight / weight.sum())
     account, _ = local_index(counts)
-    acc_created, acc_end = wh.account_span
     created = between(rng, acc_created[account], acc_end[account] - DAY)
     reply = created + (rng.exponential(4.0, n) * HOUR).astype(np.int64) + 60
     closed = created < wh.history_end - 14 * DAY

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse.generators import health
 from simulation_assets.core.warehouse.generators.text import concat, pick_words, strings
 from simulation_assets.core.warehouse.sampling import (
     DAY,
@@ -15,6 +16,7 @@ from simulation_assets.core.warehouse.sampling import (
     apportion,
     dates,
     exact_choice,
+    growth_times,
     labels,
     local_index,
     to_seconds,
@@ -38,7 +40,10 @@ def campaign_layout(wh: Warehouse) -> dict[str, np.ndarray]:
     days = apportion(rows, 0.3 + 1.4 * rng.random(n))
     if days.max() > window_days:
         raise ValueError("campaign_performance rows exceed campaigns x window days")
-    start_day = wh.history_start // DAY + (rng.random(n) * (window_days - days + 1)).astype(np.int64)
+    # campaigns start more often as the business grows (the accounts' yearly growth), so spend grows with it
+    grown = growth_times(rng, n, wh.history_start, wh.history_end, wh.cfg.window.account_yoy_growth)
+    position = (grown - wh.history_start) / (wh.history_end - wh.history_start)
+    start_day = wh.history_start // DAY + (position * (window_days - days + 1)).astype(np.int64)
     return {"days": days, "start_day": start_day, "offset": np.cumsum(days) - days}
 
 
@@ -75,12 +80,17 @@ def campaign_performance(wh: Warehouse) -> pl.DataFrame:
     campaign, offset = local_index(layout["days"])
     n = len(campaign)
     day = layout["start_day"][campaign] + offset
-    month = dates(day * DAY).dt.month().to_numpy()
-    season = 1.0 + 0.15 * np.cos((month - 11) / 12 * 2 * np.pi)  # busier towards the holidays
     channel = table["channel"].to_numpy()[campaign]
     ctr = pl.Series(channel).replace_strict(spec.ctr, return_dtype=pl.Float64).to_numpy()
     cpc = pl.Series(channel).replace_strict(spec.cpc_usd, return_dtype=pl.Float64).to_numpy()
-    spend = table["daily_budget_usd"].to_numpy()[campaign] * (0.75 + 0.3 * rng.random(n)) * season
+    spend = table["daily_budget_usd"].to_numpy()[campaign] * (0.75 + 0.3 * rng.random(n))
+    # the total spend of a day follows the business's growth, the season and a monthly push (budgets raised
+    # and cut), shared by the campaigns running that day in proportion to their budgets; sign-ups follow it
+    slot = day - wh.history_start // DAY
+    raw_total = np.bincount(slot, weights=spend, minlength=(wh.history_end - wh.history_start) // DAY)
+    plan = spend_plan(wh)
+    scale = raw_total.sum() / plan[raw_total > 0].sum()
+    spend = spend * plan[slot] / raw_total[slot] * scale
     clicks = np.maximum(np.round(spend / (cpc * np.exp(0.2 * rng.standard_normal(n)))), 0).astype(np.int64)
     impressions = np.round(clicks / (ctr * np.exp(0.2 * rng.standard_normal(n)))).astype(np.int64)
     conversions = rng.binomial(clicks, 0.03).astype(np.int32)
@@ -185,3 +195,47 @@ def marketing_qualified_leads(wh: Warehouse) -> pl.DataFrame:
             "sql_at": ts_nullable(np.maximum(sql_at, when), converted),
         }
     )
+
+
+def spend_plan(wh: Warehouse) -> np.ndarray:
+    """Return the relative total marketing spend of every day of the window: yearly growth, busier towards the
+    holidays, and a monthly push (an AR(1) in log space: budgets raised for a few months, then cut)."""
+    spec = wh.cfg.marketing
+    n_days = (wh.history_end - wh.history_start) // DAY
+    day = wh.history_start // DAY + np.arange(n_days)
+    years = np.arange(n_days) / 365.25
+    month = dates(day * DAY).dt.month().to_numpy()
+    season = 1.0 + 0.15 * np.cos((month - 11) / 12 * 2 * np.pi)
+    months = len(health.month_edges(wh)) - 1
+    shocks = wh.rng("campaign_performance", 0, "push").standard_normal(months)
+    push = np.empty(months)
+    push[0] = shocks[0]
+    for m in range(1, months):
+        push[m] = 0.6 * push[m - 1] + 0.8 * shocks[m]
+    monthly = np.exp(spec.spend_push_sigma * push)[health.month_of(wh, day * DAY)]
+    return (1 + wh.cfg.window.account_yoy_growth) ** years * season * monthly
+
+
+def monthly_spend(wh: Warehouse) -> np.ndarray:
+    """Return the marketing spend (USD) of every health month (``health.month_edges``)."""
+    perf = wh.whole("campaign_performance")
+    day = perf["date"].cast(pl.Int32).to_numpy().astype(np.int64) * DAY
+    months = len(health.month_edges(wh)) - 1
+    return np.bincount(health.month_of(wh, day), weights=perf["spend_usd"].to_numpy(), minlength=months)
+
+
+def signup_weights(wh: Warehouse) -> np.ndarray:
+    """Return the relative number of new accounts of every health month: a share of them follows the spend of
+    the month and the two before it (touchpoints -> MQLs -> deals take time), the rest the growth curve."""
+    spec = wh.cfg.marketing
+    spend = monthly_spend(wh)
+    lags = len(spec.signup_lag_shares)
+    padded = np.concatenate([np.full(lags - 1, spend[0]), spend])  # before the window: as in its first month
+    lagged = sum(
+        share * padded[lags - 1 - lag : len(padded) - lag] for lag, share in enumerate(spec.signup_lag_shares)
+    )
+    edges = health.month_edges(wh)
+    years = (edges[:-1] + edges[1:]) / 2 / (365.25 * DAY) - wh.history_start / (365.25 * DAY)
+    trend = (1 + wh.cfg.window.account_yoy_growth) ** years
+    driven = spec.signups_from_spend
+    return (1 - driven) * trend / trend.sum() + driven * lagged / max(lagged.sum(), 1e-9)

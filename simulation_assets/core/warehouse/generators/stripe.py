@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse.generators import health
 from simulation_assets.core.warehouse.generators.text import concat, strings
 from simulation_assets.core.warehouse.sampling import (
     DAY,
@@ -200,8 +201,13 @@ def invoice_plan(wh: Warehouse) -> dict[str, np.ndarray]:
     annual = billing["period"][parent] > MONTH
     amount = np.round(mrr * 100 * np.where(annual, 12 * (1 - spec.annual_discount), 1.0)).astype(np.int64)
     amount = np.where(manual, np.round(amount * 0.2), amount).astype(np.int64)
-    paid = np.zeros(m, dtype=bool)
-    paid[rng.permutation(m)[:n_paid]] = True
+    # unpaid invoices: exactly m - n_paid of them, drawn with weight exp(-sensitivity x health) of the
+    # account in the invoice's month (exponential keys over weights: a weighted draw without replacement)
+    account = billing["account"][parent]
+    health_now = wh.account_health[account, health.month_of(wh, period_start)].astype(np.float64)
+    failing = np.exp(-wh.cfg.health.payment_failure_sensitivity * health_now)
+    paid = np.ones(m, dtype=bool)
+    paid[np.argsort(rng.exponential(1.0, m) / failing, kind="stable")[: m - n_paid]] = False
     late = rng.random(m) < spec.late_payment_share
     lag = np.where(late, (3 + 27 * rng.random(m)) * DAY, HOUR + rng.random(m) * 47 * HOUR).astype(np.int64)
     paid_at = np.maximum(np.minimum(created + lag, wh.history_end - 1), created)

@@ -6,11 +6,13 @@ chunk ``k`` of the user sessions, so each chunk is built from the same session a
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse.generators import health
 from simulation_assets.core.warehouse.generators.app import TIER_ORDER
 from simulation_assets.core.warehouse.sampling import (
     DAY,
@@ -38,35 +40,17 @@ def user_weights(wh: Warehouse) -> dict[str, np.ndarray]:
     created = to_seconds(table["created_at"])
     end = acc_end[account]
     role_weight = table["role"].replace_strict(wh.cfg.users.login_weight, return_dtype=pl.Float64).to_numpy()
-    days = (end - created) / DAY
+    # sessions per day follow the account's monthly health: exp(engagement_sensitivity x health)
+    monthly = np.exp(wh.cfg.health.engagement_sensitivity * wh.account_health.astype(np.float64))
+    engaged_days = (monthly[account] * health.exposure(wh, created, end)).sum(axis=1) / DAY
+    weight = role_weight * engaged_days
     return {
-        "p": role_weight * days / (role_weight * days).sum(),
+        "p": weight / weight.sum(),
         "created": created,
         "end": end,
         "account": account,
+        "cdf": health.month_cdf(wh, monthly),
     }
-
-
-def spread_days(
-    rng: np.random.Generator,
-    low: np.ndarray,
-    high: np.ndarray,
-    hour_cdf: np.ndarray,
-    weekday_cdf: np.ndarray | None = None,
-) -> np.ndarray:
-    """Return epoch seconds strictly inside (low, high): a whole day between them, a weekday mix, an hour curve."""
-    n = len(low)
-    first_day = low // DAY + 1
-    last_day = high // DAY - 1
-    if weekday_cdf is None:
-        day = first_day + (rng.random(n, dtype=np.float32) * (last_day - first_day + 1)).astype(np.int64)
-    else:
-        weekday = np.searchsorted(weekday_cdf, rng.random(n, dtype=np.float32), side="right").clip(0, 6)
-        first = first_day + (weekday - (first_day + 3) % 7) % 7  # 1970-01-01 was a Thursday
-        weeks = (last_day - first) // 7 + 1
-        day = first + 7 * (rng.random(n, dtype=np.float32) * weeks).astype(np.int64)
-    hour = np.searchsorted(hour_cdf, rng.random(n, dtype=np.float32), side="right").clip(0, 23)
-    return day * DAY + hour * HOUR + rng.integers(0, HOUR, n)
 
 
 def session_arrays(wh: Warehouse, k: int) -> dict[str, np.ndarray]:
@@ -76,9 +60,13 @@ def session_arrays(wh: Warehouse, k: int) -> dict[str, np.ndarray]:
     weights = wh.user_weights
     counts = rng.multinomial(n, weights["p"])
     user, _ = local_index(counts)
-    started = spread_days(
-        rng, weights["created"][user], weights["end"][user], cumulative_shares(wh.cfg.activity.hour_weights)
-    )
+    low, high = weights["created"][user], weights["end"][user]
+    # the day follows the account's health month by month, the hour the activity curve
+    when = health.weighted_times(wh, weights["cdf"], weights["account"][user], low, high, rng.random(n))
+    day = np.clip(when // DAY, low // DAY + 1, high // DAY - 1)
+    hour_cdf = cumulative_shares(wh.cfg.activity.hour_weights)
+    hour = np.searchsorted(hour_cdf, rng.random(n, dtype=np.float32), side="right").clip(0, 23)
+    started = day * DAY + hour * HOUR + rng.integers(0, HOUR, n)
     minutes = np.exp(rng.normal(np.log(wh.cfg.activity.median_session_minutes), 0.8, n))
     duration = np.maximum((minutes * 60).astype(np.int64), 30)
     return {"id": np.arange(start + 1, stop + 1), "user": user, "account": weights["account"][user],
@@ -101,6 +89,54 @@ def user_sessions(wh: Warehouse, k: int) -> pl.DataFrame:
     )
 
 
+def page_graph(wh: Warehouse) -> dict[str, np.ndarray]:
+    """Return the cumulative entry and transition tables of the page graph, per role: ``entry[role, page]`` and
+    ``step[role, from, to]`` (each row cumulative, ending at 1)."""
+    activity = wh.cfg.activity
+    pages, roles = list(activity.pages), list(wh.cfg.users.roles)
+    entry = np.array([activity.entry_pages.get(p, 0.0) for p in pages]) + 1e-3
+    links = np.full((len(pages), len(pages)), activity.page_jump_weight)
+    for source, targets in activity.page_links.items():
+        for target, weight in targets.items():
+            links[pages.index(source), pages.index(target)] += weight
+    interest = np.array([[activity.role_page_interest.get(r, {}).get(p, 1.0) for p in pages] for r in roles])
+    entry_by_role = entry[None, :] * interest
+    # scale each target page so that the walk's long-run share of views matches ``pages`` (for the role mix)
+    target = np.array([activity.pages[p] for p in pages])
+    role_share = np.array(list(wh.cfg.users.roles.values()))
+    scale = np.ones(len(pages))
+    for _ in range(50):
+        step = links[None, :, :] * interest[:, None, :] * scale[None, None, :]
+        mixed = np.einsum("r,rij->ij", role_share, step / step.sum(axis=2, keepdims=True))
+        visits = np.full(len(pages), 1 / len(pages))
+        for _ in range(100):
+            visits = visits @ mixed
+        scale *= (target / visits) ** 0.8
+    step = links[None, :, :] * interest[:, None, :] * scale[None, None, :]
+    return {
+        "entry": np.cumsum(entry_by_role / entry_by_role.sum(axis=1, keepdims=True), axis=1),
+        "step": np.cumsum(step / step.sum(axis=2, keepdims=True), axis=2),
+    }
+
+
+def markov_pages(
+    graph: dict[str, np.ndarray], role: np.ndarray, position: np.ndarray, u: np.ndarray
+) -> np.ndarray:
+    """Return the page of every view (rows ordered by session and position): the entry table at position 0,
+    else the transition row of the previous view's page, walked one position at a time for all sessions."""
+    n = len(position)
+    page = np.zeros(n, dtype=np.int16)
+    order = np.argsort(position, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(position))])
+    first = order[bounds[0] : bounds[1]]
+    page[first] = (graph["entry"][role[first]] <= u[first, None]).sum(axis=1)
+    for p in range(1, len(bounds) - 1):
+        rows = order[bounds[p] : bounds[p + 1]]
+        table = graph["step"][role[rows], page[rows - 1]]
+        page[rows] = (table <= u[rows, None]).sum(axis=1)
+    return np.minimum(page, graph["entry"].shape[1] - 1)
+
+
 def page_views(wh: Warehouse, k: int) -> pl.DataFrame:
     """Chunk ``k`` of the page views: at least one per session, more in longer sessions, in order."""
     session = wh.sessions(k)
@@ -115,13 +151,15 @@ def page_views(wh: Warehouse, k: int) -> pl.DataFrame:
     views_in_session = counts[parent]
     slot = session["duration"][parent] / views_in_session
     viewed = session["started"][parent] + ((position + rng.random(n)) * slot).astype(np.int64)
-    pages = wh.cfg.activity.pages
+    pages = list(wh.cfg.activity.pages)
+    role = wh.user_roles[session["user"][parent]]
+    page = markov_pages(wh.page_graph, role, position, rng.random(n))
     return pl.DataFrame(
         {
             "page_view_id": np.arange(start + 1, stop + 1),
             "session_id": session["id"][parent],
             "user_id": session["user"][parent] + 1,
-            "page_path": labels(choice(rng, n, pages), pages),
+            "page_path": labels(page, pages),
             "viewed_at": ts(viewed),
             "time_on_page_seconds": np.maximum(slot * (0.5 + rng.random(n)), 1).astype(np.int32),
             "is_exit": position == views_in_session - 1,
@@ -129,8 +167,43 @@ def page_views(wh: Warehouse, k: int) -> pl.DataFrame:
     )
 
 
+def feature_adoption(wh: Warehouse) -> np.ndarray:
+    """Return when every account adopts every feature (epoch seconds, accounts x features).
+
+    A feature there from the start is adopted on the account's first day; a later one after its release (or
+    the account's creation) plus a lognormal delay whose median is ``adoption_median_days`` x the tier factor,
+    shortened by the account's health. Features above the account's tier are never adopted.
+    """
+    activity = wh.cfg.activity
+    names = list(activity.features)
+    rng = wh.rng("feature_usage", 0, "adoption")
+    created, _ = wh.account_span
+    n = len(created)
+    release = wh.history_start + (np.array([activity.feature_release_years[f] for f in names]) * 365.25 * DAY)
+    tier = wh.tier_codes
+    factor = np.array([activity.adoption_tier_factor.get(t, 1.0) for t in TIER_ORDER])[tier]
+    median = activity.adoption_median_days * factor * np.exp(-activity.adoption_health_speed * wh.life_health)
+    delay = median[:, None] * np.exp(activity.adoption_spread * rng.standard_normal((n, len(names)))) * DAY
+    core = np.array([activity.feature_release_years[f] <= 0 for f in names])
+    adopt = np.maximum(release[None, :], created[:, None]) + np.where(core[None, :], 0.0, delay)
+    allowed = np.array(
+        [[TIER_ORDER.index(activity.feature_min_tier.get(f, "Basic")) <= t for f in names] for t in range(3)]
+    )
+    return np.where(allowed[tier], adopt, np.inf)
+
+
+def in_incident(wh: Warehouse, seconds: np.ndarray) -> np.ndarray:
+    """Return whether each epoch second falls inside a known incident."""
+    out = np.zeros(len(seconds), dtype=bool)
+    for start, days in wh.cfg.activity.incidents:
+        begin = (start - dt.date(1970, 1, 1)).days * DAY
+        out |= (seconds >= begin) & (seconds < begin + days * DAY)
+    return out
+
+
 def feature_usage(wh: Warehouse, k: int) -> pl.DataFrame:
-    """Chunk ``k`` of the feature events inside sessions, each account using only its tier's features."""
+    """Chunk ``k`` of the feature events inside sessions: each event picks among the features its account has
+    adopted by then (by the features' weights); calls fail more often during known incidents."""
     activity = wh.cfg.activity
     session = wh.sessions(k)
     start, stop = wh.chunk_rows("feature_usage", k)
@@ -138,26 +211,31 @@ def feature_usage(wh: Warehouse, k: int) -> pl.DataFrame:
     duration = session["duration"].astype(np.float64)
     counts = rng.multinomial(n, duration / duration.sum())
     parent, _ = local_index(counts)
-    tier = wh.tier_codes[session["account"][parent]]
+    account = session["account"][parent]
     names = list(activity.features)
-    feature = np.zeros(n, dtype=np.int16)
-    u = rng.random(n)
-    for t in range(len(TIER_ORDER)):
-        allowed = np.array([TIER_ORDER.index(activity.feature_min_tier.get(f, "Basic")) <= t for f in names])
-        weights = np.fromiter(activity.features.values(), dtype=np.float64) * allowed
-        cdf = np.cumsum(weights / weights.sum())
-        rows = tier == t
-        feature[rows] = np.searchsorted(cdf, u[rows], side="right").clip(0, len(names) - 1)
     used = session["started"][parent] + (rng.random(n) * session["duration"][parent]).astype(np.int64)
-    success = rng.random(n) >= activity.error_rate
+    weights = np.fromiter(activity.features.values(), dtype=np.float64)
+    available = wh.feature_adoption[account] <= used[:, None]
+    core = np.array([activity.feature_release_years[f] <= 0 for f in names])
+    available |= core[None, :] & ~available.any(
+        axis=1, keepdims=True
+    )  # nothing adopted yet: the core feature
+    cumulative = np.cumsum(np.where(available, weights[None, :], 0.0), axis=1)
+    pick = rng.random(n) * cumulative[:, -1]
+    feature = np.minimum((cumulative <= pick[:, None]).sum(axis=1), len(names) - 1).astype(np.int16)
+    rate = np.where(in_incident(wh, used), activity.incident_error_rate, activity.error_rate)
+    success = rng.random(n) >= rate
     errors = labels(choice(rng, n, ERROR_CODE_SHARES), ERROR_CODES)
+    categories = sorted(set(activity.feature_category.values()))
+    category = np.array([categories.index(activity.feature_category[f]) for f in names])[feature]
     return pl.DataFrame(
         {
             "feature_event_id": np.arange(start + 1, stop + 1),
             "session_id": session["id"][parent],
             "user_id": session["user"][parent] + 1,
-            "account_id": session["account"][parent] + 1,
+            "account_id": account + 1,
             "feature_name": labels(feature, names),
+            "feature_category": labels(category, categories),
             "used_at": ts(used),
             "success": success,
             "error_code": errors.set(pl.Series(success), None),

@@ -1,0 +1,199 @@
+"""Benchmark: one HogFlix day end to end through the assets, at a million personas by default.
+
+Each phase runs in a process of its own (so its peak memory is its own), on one temporary store:
+
+  floor      numpy drawing 10 uniforms per persona (median of --repeats): the target's unit
+  kernel     ``step_day`` alone (median of --repeats), from the first day's stored pool
+  first_day  ``hogflix_personas`` + ``hogflix_daily_metrics`` for the first day: the 150-day burn-in
+             is computed and stored
+  reused     the first day again in a new process: the stored burn-in is read back
+  day        the next day (the previous day stored): personas + metrics through the assets
+  day_core   the same work without Dagster: read the previous day, step, write, metrics, write
+  traffic    that day's sessions and events, all 48 half-hour windows in one run through the assets
+             (events generated and written window by window; parquet sink, no network)
+
+Prints seconds, the ratio of each to the floor and each phase's peak RSS, and writes
+benchmarks/results/hogflix_day.json. Report the load average with the figures (the machine is shared).
+
+    .venv/bin/python benchmarks/hogflix_day.py [--personas 1000000] [--repeats 3] [--skip-traffic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+START = "2026-03-01"
+NEXT = "2026-03-02"
+PHASES = ("floor", "kernel", "first_day", "reused", "day", "day_core", "traffic")
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def _settings(personas: int):  # noqa: ANN202
+    from simulation_assets.sinks.hogflix_state import HogflixSettings
+
+    return HogflixSettings(seed=42, persona_pool=personas, start_date=START)
+
+
+def _materialize(names: tuple[str, ...], first: str, last: str, personas: int, root: str) -> float:
+    import dagster as dg
+
+    from simulation_assets.defs.hogflix import build_defs, hogflix_resources
+    from simulation_assets.sinks.app_db import DuckDBAppDatabase
+    from simulation_assets.sinks.local_store import LocalParquetStore
+
+    os.environ.setdefault("PH_PROJECT_API_KEY", "phc_benchmark")
+    defs = build_defs(START, "2026-03-31")
+    assets = [a for a in defs.assets if a.key.to_user_string() in names]  # type: ignore[union-attr]
+    resources = {
+        **hogflix_resources(),
+        "hogflix_settings": _settings(personas),
+        "store": LocalParquetStore(root_dir=root),
+        "hogflix_app_db": DuckDBAppDatabase(duckdb_path=str(Path(root) / "app.duckdb")),
+    }
+    started = time.perf_counter()
+    result = dg.materialize(
+        assets,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+    )
+    seconds = time.perf_counter() - started
+    if not result.success:
+        raise SystemExit(f"materializing {names} failed")
+    return seconds
+
+
+def run_phase(phase: str, personas: int, repeats: int, root: str) -> dict:
+    """Run one phase in this process; return its seconds and peak RSS."""
+    import numpy as np
+    import polars as pl
+
+    lifecycle = ("hogflix_personas", "hogflix_daily_metrics")
+    if phase == "floor":
+        g = np.random.default_rng(0)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            g.random((10, personas))
+            times.append(time.perf_counter() - t)
+        seconds = statistics.median(times)
+    elif phase == "kernel":
+        from simulation_assets.core.hogflix.frames import from_frame
+        from simulation_assets.core.hogflix.lifecycle import step_day
+        from simulation_assets.core.hogflix.persona_state import day_number
+        from simulation_assets.sinks.local_store import LocalParquetStore
+
+        settings = _settings(personas)
+        store = LocalParquetStore(root_dir=root)
+        state = from_frame(store.read(settings.dataset("personas"), START))
+        cfg, day = settings.lifecycle(), day_number(dt.date.fromisoformat(NEXT))
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            step_day(state, day, cfg, settings.seed)
+            times.append(time.perf_counter() - t)
+        seconds = statistics.median(times)
+    elif phase in ("first_day", "reused"):
+        seconds = _materialize(lifecycle, START, START, personas, root)
+    elif phase == "day":
+        seconds = _materialize(lifecycle, NEXT, NEXT, personas, root)
+    elif phase == "day_core":
+        # The same day's work without Dagster's run machinery: read yesterday, step, write, metrics.
+        from simulation_assets.core.hogflix.frames import from_frame, to_frame
+        from simulation_assets.core.hogflix.lifecycle import step_day
+        from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
+        from simulation_assets.core.hogflix.persona_state import day_number
+        from simulation_assets.sinks.local_store import LocalParquetStore
+
+        settings, store = _settings(personas), LocalParquetStore(root_dir=root)
+        cfg, date = settings.lifecycle(), dt.date.fromisoformat(NEXT)
+        target = settings.dataset("personas") + "-core"
+        started = time.perf_counter()
+        state = from_frame(store.read(settings.dataset("personas"), START))
+        frame = to_frame(step_day(state, day_number(date), cfg, settings.seed))
+        store.write(target, NEXT, frame)
+        columns = pl.read_parquet(store.path(target, NEXT), columns=list(METRICS_INPUT_COLUMNS))
+        store.write(target + "-metrics", NEXT, daily_metrics(columns, date, cfg.pattern_assignment_day))
+        seconds = time.perf_counter() - started
+    elif phase == "traffic":
+        seconds = _materialize(
+            ("hogflix_sessions", "hogflix_events"), f"{NEXT}-00:00", f"{NEXT}-23:30", personas, root
+        )
+    else:
+        raise SystemExit(f"unknown phase {phase!r}; valid: {PHASES}")
+    return {"seconds": round(seconds, 4), "peak_rss_mb": round(_peak_mb(), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--personas", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-traffic", action="store_true")
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "hogflix_day.json"))
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(run_phase(args.phase, args.personas, args.repeats, args.root)))
+        return
+    phases = [
+        "floor",
+        "first_day",
+        "kernel",
+        "reused",
+        "day",
+        "day_core",
+        "traffic",
+    ]  # kernel reads the first day
+    if args.skip_traffic:
+        phases.remove("traffic")
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="hogflix-day-") as root:
+        env = {**os.environ, "DAGSTER_HOME": root}
+        for phase in phases:
+            out = subprocess.run(
+                [sys.executable, __file__, "--phase", phase, "--personas", str(args.personas),
+                 "--repeats", str(args.repeats), "--root", root],
+                check=True, capture_output=True, text=True, env=env,
+            )  # fmt: skip
+            results[phase] = json.loads(out.stdout.strip().splitlines()[-1])
+            floor = results["floor"]["seconds"]
+            ratio = results[phase]["seconds"] / floor
+            print(
+                f"{phase:>10}: {results[phase]['seconds']:8.3f} s  ({ratio:6.1f} x floor)  "
+                f"peak RSS {results[phase]['peak_rss_mb']:8.1f} MB",
+                flush=True,
+            )
+    floor = results["floor"]["seconds"]
+    summary = {
+        "personas": args.personas,
+        "load_average": os.getloadavg(),
+        "phases": results,
+        "ratios_to_floor": {k: round(v["seconds"] / floor, 1) for k, v in results.items()},
+        "target": "a day end to end (personas + metrics) <= 10 x floor",
+        "day_meets_target": results["day"]["seconds"] <= 10 * floor,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: summary[k] for k in ("ratios_to_floor", "day_meets_target", "load_average")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Checks of the warehouse's structure: the correlations, curves, seasons and flows, each one measured figure.
+
+Each check is portable SQL returning one number (a ratio, a correlation, bits of information) that
+must fall inside its band in ``WarehouseConfig.checks.structure``; the number is reported as the
+check's ``measured`` metadata and in the catalog. They are not blocking: weaker structure makes the
+data less realistic, not wrong. A check that reads a table not loaded is left out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from simulation_assets.core.warehouse.calendar import holiday_dates
+from simulation_assets.core.warehouse.check_types import Check
+from simulation_assets.core.warehouse.config import WarehouseConfig
+
+
+def _active_days(raw: str, end: str) -> str:
+    """SQL of every account's id, status and days alive (creation to churn or the window's end)."""
+    return (
+        f"SELECT account_id, status, mrr_usd, greatest((extract(epoch FROM coalesce(churned_at, {end})) "
+        f"- extract(epoch FROM created_at)) / 86400.0, 1.0) AS days FROM {raw}.accounts"
+    )
+
+
+def _ratio(value: str, by: str = "status") -> str:
+    """SQL of mean(value) over churned accounts divided by mean(value) over the others."""
+    return (
+        f"avg(CASE WHEN {by} = 'churned' THEN {value} END) / "
+        f"nullif(avg(CASE WHEN {by} <> 'churned' THEN {value} END), 0)"
+    )
+
+
+UNPAID = "CASE WHEN i.status = 'paid' THEN 0.0 ELSE 1.0 END"
+
+
+def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") -> list[Check]:
+    """Return the structure checks whose tables are all in ``present``."""
+    end = f"TIMESTAMP '{cfg.window.end} 00:00:00'"
+    life = _active_days(raw, end)
+    out: list[Check] = []
+
+    def add(name: str, table: str, reads: tuple[str, ...], sql: str, what: str) -> None:
+        out.append(_check(cfg, name, table, reads, sql, what, present))
+
+    add(
+        "churned_accounts_less_engaged", "user_sessions", ("accounts", "user_sessions"),
+        f"WITH s AS (SELECT account_id, count(*) AS n FROM {raw}.user_sessions GROUP BY 1), "
+        f"a AS ({life}) SELECT {_ratio('coalesce(s.n, 0) / a.days', 'a.status')} "
+        f"FROM a LEFT JOIN s ON s.account_id = a.account_id",
+        "app sessions per active day of churned accounts / of retained ones (health drives both)",
+    )  # fmt: skip
+    add(
+        "tickets_follow_poor_health", "hubspot_tickets", ("accounts", "devices", "hubspot_tickets"),
+        f"WITH t AS (SELECT account_id, count(*) AS n FROM {raw}.hubspot_tickets GROUP BY 1), "
+        f"d AS (SELECT account_id, count(*) AS n FROM {raw}.devices GROUP BY 1), a AS ({life}) "
+        f"SELECT {_ratio('coalesce(t.n, 0) / a.days / coalesce(d.n, 1)', 'a.status')} FROM a "
+        f"LEFT JOIN t ON t.account_id = a.account_id LEFT JOIN d ON d.account_id = a.account_id",
+        "support tickets per device-day of churned accounts / of retained ones",
+    )  # fmt: skip
+    add(
+        "payment_failures_precede_churn", "stripe_invoices", ("accounts", "stripe_customers", "stripe_invoices"),
+        f"SELECT {_ratio(UNPAID, 'a.status')} "
+        f"FROM {raw}.stripe_invoices i JOIN {raw}.stripe_customers c ON c.customer_id = i.customer_id "
+        f"JOIN {raw}.accounts a ON a.account_id = c.account_id",
+        "share of unpaid invoices of churned accounts / of retained ones",
+    )  # fmt: skip
+    add(
+        "bigger_accounts_have_more_devices", "devices", ("accounts", "devices"),
+        f"SELECT corr(a.mrr_usd, CAST(coalesce(d.n, 0) AS DOUBLE PRECISION)) FROM {raw}.accounts a "
+        f"LEFT JOIN (SELECT account_id, count(*) AS n FROM {raw}.devices GROUP BY 1) d ON d.account_id = a.account_id",
+        "correlation of an account's MRR and its number of devices",
+    )  # fmt: skip
+    dbl = "CAST({} AS DOUBLE PRECISION)"
+    add(
+        "next_page_follows_current_page", "page_views", ("page_views",),
+        f"WITH p AS (SELECT page_path AS a, lead(page_path) OVER (PARTITION BY session_id ORDER BY viewed_at, "
+        f"page_view_id) AS b FROM {raw}.page_views), t AS (SELECT a, b, {dbl.format('count(*)')} AS n FROM p "
+        f"WHERE b IS NOT NULL GROUP BY 1, 2), s AS (SELECT sum(n) AS n FROM t), "
+        f"pa AS (SELECT a, sum(n) AS n FROM t GROUP BY 1), pb AS (SELECT b, sum(n) AS n FROM t GROUP BY 1) "
+        f"SELECT sum(t.n / s.n * ln(t.n * s.n / (pa.n * pb.n))) / ln(2.0) "
+        f"FROM t JOIN pa ON pa.a = t.a JOIN pb ON pb.b = t.b CROSS JOIN s",
+        "mutual information of a page view and the next one in the session, in bits",
+    )  # fmt: skip
+    admin_pages = (
+        "CASE WHEN v.page_path IN ('/billing', '/users', '/settings', '/integrations') THEN 1.0 ELSE 0.0 END"
+    )
+    add(
+        "pages_depend_on_role", "page_views", ("page_views", "users"),
+        f"SELECT avg(CASE WHEN u.role = 'admin' THEN {admin_pages} END) / "
+        f"nullif(avg(CASE WHEN u.role = 'staff' THEN {admin_pages} END), 0) "
+        f"FROM {raw}.page_views v JOIN {raw}.users u ON u.user_id = v.user_id",
+        "share of billing/users/settings/integrations views, admins / staff",
+    )  # fmt: skip
+    add(
+        "taps_stop_while_devices_are_down", "device_health", ("device_health", "tap_events"),
+        f"WITH h AS (SELECT device_id, CAST(recorded_at AS DATE) AS day, uptime_pct FROM {raw}.device_health), "
+        f"t AS (SELECT device_id, CAST(poured_at AS DATE) AS day, count(*) AS n FROM {raw}.tap_events GROUP BY 1, 2) "
+        f"SELECT avg(CASE WHEN h.uptime_pct = 0 THEN {dbl.format('coalesce(t.n, 0)')} END) / "
+        f"nullif(avg(CASE WHEN h.uptime_pct >= 99 THEN {dbl.format('coalesce(t.n, 0)')} END), 0) "
+        f"FROM h LEFT JOIN t ON t.device_id = h.device_id AND t.day = h.day",
+        "pours per device-day on days the device was down all day / on days it was up (uptime from the gaps)",
+    )  # fmt: skip
+    add(
+        "device_errors_rise_before_failures", "device_health", ("device_health",),
+        f"WITH h AS (SELECT uptime_pct, error_count, min(CASE WHEN uptime_pct = 0 THEN 1 ELSE 2 END) OVER "
+        f"(PARTITION BY device_id ORDER BY recorded_at ROWS BETWEEN 1 FOLLOWING AND 5 FOLLOWING) AS ahead "
+        f"FROM {raw}.device_health) "
+        f"SELECT avg(CASE WHEN ahead = 1 AND uptime_pct > 0 THEN {dbl.format('error_count')} END) / "
+        f"nullif(avg(CASE WHEN coalesce(ahead, 2) = 2 AND uptime_pct >= 99 THEN {dbl.format('error_count')} END), 0) "
+        f"FROM h",
+        "errors per day in the five days before a device goes down / on ordinary up days (degradation)",
+    )  # fmt: skip
+    add(*_growth_checks(cfg, raw))
+    out.extend(_feature_checks(cfg, raw, present))
+    window = cfg.window
+    latest = window.end - dt.timedelta(days=window.min_tenure_days)
+    last_full = dt.date(latest.year, latest.month, 1)
+    add(
+        "signups_follow_marketing_spend", "accounts", ("accounts", "campaign_performance"),
+        f"WITH s AS (SELECT CAST(date_trunc('month', date) AS DATE) AS m, sum(spend_usd) AS spend "
+        f"FROM {raw}.campaign_performance GROUP BY 1), "
+        f"a AS (SELECT CAST(date_trunc('month', created_at) AS DATE) AS m, count(*) AS n FROM {raw}.accounts GROUP BY 1) "
+        f"SELECT corr(s.spend, CAST(coalesce(a.n, 0) AS DOUBLE PRECISION)) FROM s LEFT JOIN a ON a.m = s.m "
+        f"WHERE s.m < DATE '{last_full}'",
+        "correlation of monthly marketing spend and new accounts (months before the last sign-up date)",
+    )  # fmt: skip
+    daily = f"SELECT CAST(poured_at AS DATE) AS day, count(*) AS n FROM {raw}.tap_events GROUP BY 1"
+    add(
+        "taps_peak_in_december_lull_in_january", "tap_events", ("tap_events",),
+        f"WITH d AS ({daily}), m AS (SELECT extract(year FROM day) AS y, extract(month FROM day) AS mo, "
+        f"avg(CAST(n AS DOUBLE PRECISION)) AS n FROM d GROUP BY 1, 2) "
+        f"SELECT avg(dec.n / jan.n) FROM m dec JOIN m jan ON jan.y = dec.y + 1 AND jan.mo = 1 WHERE dec.mo = 12",
+        "pours per day in December / in the January after it",
+    )  # fmt: skip
+    spikes = [name for name, m in cfg.calendar.holidays.items() if m >= 1.5]
+    days = sorted(d for name in spikes for d in holiday_dates(name, window.start + dt.timedelta(days=21),
+                                                              window.end - dt.timedelta(days=21)))  # fmt: skip
+    if days:
+        values = ", ".join(f"(DATE '{d}')" for d in days)
+        add(
+            "taps_spike_on_holidays", "tap_events", ("tap_events",),
+            f"WITH d AS ({daily}), h AS (SELECT day FROM (VALUES {values}) v(day)) "
+            f"SELECT avg(CASE WHEN d.day = h.day THEN CAST(n AS DOUBLE PRECISION) END) "
+            f"/ avg(CASE WHEN d.day <> h.day THEN CAST(n AS DOUBLE PRECISION) END) FROM h JOIN d "
+            f"ON d.day IN (h.day - 14, h.day - 7, h.day, h.day + 7, h.day + 14)",
+            f"pours on {', '.join(spikes)} / on the same weekday one and two weeks around them",
+        )  # fmt: skip
+    return out
+
+
+def _growth_checks(cfg: WarehouseConfig, raw: str) -> tuple[str, str, tuple[str, ...], str, str]:
+    """The yearly growth of new accounts between the first and the fourth year of the window."""
+    start = cfg.window.start
+    year = [dt.date(start.year + k, start.month, start.day) for k in range(5)]
+    count = (
+        "sum(CASE WHEN created_at >= TIMESTAMP '{}' AND created_at < TIMESTAMP '{}' THEN 1.0 ELSE 0.0 END)"
+    )
+    return (
+        "accounts_grow_year_over_year", "accounts", ("accounts",),
+        f"SELECT power({count.format(year[3], year[4])} / nullif({count.format(year[0], year[1])}, 0), 1.0 / 3) - 1 "
+        f"FROM {raw}.accounts",
+        f"yearly growth of new accounts, first to fourth year (spec: {cfg.window.account_yoy_growth:.0%})",
+    )  # fmt: skip
+
+
+def _feature_checks(cfg: WarehouseConfig, raw: str, present: set[str]) -> list[Check]:
+    """Feature launches spread over the years, adoption that takes months and is faster for higher tiers, and
+    errors during the known incidents. A feature's release is taken as its first use in the data."""
+    activity = cfg.activity
+    late = [f for f, years in activity.feature_release_years.items() if years > 0]
+    basic = [f for f in late if activity.feature_min_tier.get(f, "Basic") == "Basic"]
+    first_use = (  # every account's first use of every feature
+        f"SELECT account_id, feature_name, min(used_at) AS first_at FROM {raw}.feature_usage GROUP BY 1, 2"
+    )
+    release = "SELECT feature_name, min(first_at) AS released_at FROM f GROUP BY 1"
+    seconds = "(extract(epoch FROM {}) - extract(epoch FROM {}))"
+    names = ", ".join(f"'{f}'" for f in late) or "''"
+    basic_names = ", ".join(f"'{f}'" for f in basic) or "''"
+    delay = seconds.format("f.first_at", "greatest(r.released_at, a.created_at)")
+    windows = (
+        " OR ".join(  # no incidents configured: no window (the check then fails, measuring nothing)
+            f"(used_at >= TIMESTAMP '{start}' AND used_at < TIMESTAMP '{start}' + INTERVAL '{days} days')"
+            for start, days in activity.incidents
+        )
+        or "FALSE"
+    )
+    error = "CASE WHEN success THEN 0.0 ELSE 1.0 END"
+    specs = [
+        (
+            "features_launch_over_the_years", ("feature_usage",),
+            f"WITH f AS ({first_use}), r AS ({release}) SELECT "
+            f"{seconds.format('max(released_at)', 'min(released_at)')} / 86400.0 FROM r",
+            "days between the first and the last feature's first use",
+        ),
+        (
+            "new_features_gain_share_over_months", ("feature_usage",),
+            f"WITH r AS (SELECT feature_name, min(used_at) AS released_at FROM {raw}.feature_usage GROUP BY 1), "
+            f"e AS (SELECT {seconds.format('u.used_at', 'r.released_at')} / 86400.0 AS days, "
+            f"CASE WHEN u.feature_name = r.feature_name THEN 1.0 ELSE 0.0 END AS hit "
+            f"FROM {raw}.feature_usage u JOIN r ON u.used_at >= r.released_at "
+            f"AND u.used_at < r.released_at + INTERVAL '365 days' WHERE r.feature_name IN ({names})) "
+            f"SELECT avg(CASE WHEN days >= 180 THEN hit END) / nullif(avg(CASE WHEN days < 30 THEN hit END), 0) FROM e",
+            "a new feature's share of all feature events 6-12 months after its release / in its first month "
+            "(accounts adopt it over months)",
+        ),
+        (
+            "higher_tiers_adopt_sooner", ("feature_usage", "accounts"),
+            f"WITH f AS ({first_use}), r AS ({release}), d AS (SELECT a.tier, {delay} / 86400.0 AS days FROM f "
+            f"JOIN r ON r.feature_name = f.feature_name JOIN {raw}.accounts a ON a.account_id = f.account_id "
+            f"WHERE f.feature_name IN ({basic_names})) "
+            f"SELECT avg(CASE WHEN tier = 'Basic' THEN days END) / nullif(avg(CASE WHEN tier = 'Enterprise' THEN days END), 0) "
+            f"FROM d",
+            "mean adoption delay of Basic accounts / of Enterprise accounts (features open to both)",
+        ),
+        (
+            "feature_errors_spike_in_incidents", ("feature_usage",),
+            f"SELECT avg(CASE WHEN {windows} THEN {error} END) / nullif(avg(CASE WHEN NOT ({windows}) THEN {error} END), 0) "
+            f"FROM {raw}.feature_usage",
+            "error rate of feature calls during known incidents / outside them",
+        ),
+    ]  # fmt: skip
+    return [_check(cfg, name, "feature_usage", reads, sql, what, present) for name, reads, sql, what in specs]
+
+
+def _check(
+    cfg: WarehouseConfig,
+    name: str,
+    table: str,
+    reads: tuple[str, ...],
+    sql: str,
+    what: str,
+    present: set[str],
+) -> Check:
+    """Return the structure check ``name``; when a table it reads is not loaded it is declared but not measured
+    (it passes, naming what is missing, like the foreign keys to a table not loaded)."""
+    missing = sorted(set(reads) - present)
+    if missing:
+        return Check(name, table, "structure", "SELECT 0", description=f"{what} (not checked: {', '.join(missing)} "
+                     "not loaded)", reads=reads)  # fmt: skip
+    lo, hi = cfg.checks.structure[name]
+    return Check(name, table, "structure", sql, description=f"{what}: within [{lo:g}, {hi:g}]", band=(lo, hi),
+                 reads=reads)  # fmt: skip

@@ -1,0 +1,132 @@
+"""The realism checks of HogFlix over 90 days at pool 400: each passes on the simulator's data, reports
+its figures, and fails on data without the structure it measures (the rule switched off or undone)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from simulation_assets.core.hogflix import checks
+from simulation_assets.core.hogflix.burn_in import initial_state
+from simulation_assets.core.hogflix.config import LifecycleConfig
+from simulation_assets.core.hogflix.events import session_events
+from simulation_assets.core.hogflix.frames import to_frame
+from simulation_assets.core.hogflix.lifecycle import step_day
+from simulation_assets.core.hogflix.metrics import daily_metrics, traffic_day
+from simulation_assets.core.hogflix.persona_state import day_date, day_number
+from simulation_assets.core.hogflix.schema import DEPTH_ROWS
+from simulation_assets.core.hogflix.sessions import day_sessions
+from simulation_assets.core.hogflix.traffic_config import TrafficConfig
+
+CFG = LifecycleConfig()
+START = day_number(dt.date(2026, 3, 1))
+
+
+def _run(
+    cfg: LifecycleConfig, seed: int, days: int, traffic_days: int = 0
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (daily metrics, traffic days) of ``days`` days at pool 400; traffic for the last ``traffic_days``."""
+    state = initial_state(cfg, seed, START)
+    rows, traffic = [], []
+    for day in range(START, START + days):
+        state = step_day(state, day, cfg, seed)
+        personas = to_frame(state)
+        rows.append(daily_metrics(personas, day_date(day), cfg.pattern_assignment_day))
+        if day >= START + days - traffic_days:
+            sessions = day_sessions(personas, seed, TrafficConfig(), cfg.traits)
+            events = session_events(sessions, seed, TrafficConfig(), str(day), cfg.traits)
+            traffic.append(traffic_day(day_date(day), sessions, events, personas))
+    return pl.concat(rows), pl.concat(traffic) if traffic else pl.DataFrame()
+
+
+@pytest.fixture(scope="module")
+def ninety_days() -> tuple[pl.DataFrame, pl.DataFrame]:
+    return _run(CFG, 42, 90, traffic_days=4)
+
+
+def _without_traits() -> LifecycleConfig:
+    return CFG.model_copy(update={"traits": CFG.traits.model_copy(update={"enabled": False})})
+
+
+def test_the_pattern_depth_table_holds_and_a_flat_table_fails(ninety_days) -> None:  # noqa: ANN001
+    metrics, _ = ninety_days
+    outcome = checks.depth_by_pattern(metrics, CFG)
+    assert outcome.passed, outcome.metadata
+    depth = outcome.metadata["videos_per_visit"]
+    assert 5 <= depth["DAILY"] <= 10 and 2 <= depth["REGULAR"] <= 5 and 1 <= depth["MONTHLY"] <= 3
+    assert 10 <= depth["BINGE"] <= 15 and depth["WEEKEND_PEAK"] > 2 * depth["WEEKEND"]
+    assert depth["DAILY"] > depth["REGULAR"] + 2 > depth["MONTHLY"] + 2
+    assert min(outcome.metadata["visits"][r] for r in ("DAILY", "REGULAR", "BINGE", "WEEKEND_PEAK")) >= 300
+    # The figures before the rule: every pattern about 3.5-3.9 videos a visit.
+    flat = metrics.with_columns([(pl.col(f"visits_{r}") * 37 // 10).alias(f"videos_{r}") for r in DEPTH_ROWS])
+    failed = checks.depth_by_pattern(flat, CFG)
+    assert not failed.passed and any(f.startswith("DAILY") for f in failed.metadata["failures"])
+    # A WEEKEND persona whose weekend is hardly deeper than its weekdays (each within its own range).
+    even = metrics.with_columns((pl.col("visits_WEEKEND_PEAK") * 4).alias("videos_WEEKEND_PEAK"))
+    even = even.with_columns((pl.col("visits_WEEKEND") * 3).alias("videos_WEEKEND"))
+    assert checks.depth_by_pattern(even, CFG).metadata["failures"] == ["WEEKEND_PEAK/WEEKEND 1.33 < 2"]
+
+
+def test_dissatisfied_personas_lapse_more_and_not_without_the_trait(ninety_days) -> None:  # noqa: ANN001
+    metrics, _ = ninety_days
+    outcome = checks.satisfaction_effects(metrics)
+    low, high = (
+        outcome.metadata["lapsed_share_least_satisfied"],
+        outcome.metadata["lapsed_share_most_satisfied"],
+    )
+    assert outcome.passed and low > 1.3 * high, outcome.metadata
+    no_feedback = CFG.model_copy(update={"traits": CFG.traits.model_copy(update={"lapse_weight": 0.0})})
+    flat, _ = _run(no_feedback, 42, 90)
+    failed = checks.satisfaction_effects(flat)
+    assert not failed.passed and "lapsed share" in failed.metadata["failures"][0]
+    # Upgraders less satisfied than downgraders is caught once there are enough changes to judge.
+    swapped = metrics.with_columns(
+        pl.col("downgrade_satisfaction_sum").alias("upgrade_satisfaction_sum"),
+        pl.col("upgrade_satisfaction_sum").alias("downgrade_satisfaction_sum"),
+        pl.col("downgrades").alias("upgrades"),
+        pl.col("upgrades").alias("downgrades"),
+    )
+    assert (
+        checks.satisfaction_effects(swapped, min_changes=5).metadata["failures"][-1].startswith("upgraders")
+    )
+
+
+def test_payment_failures_follow_the_plans_and_a_changed_rate_is_caught(ninety_days) -> None:  # noqa: ANN001
+    metrics, _ = ninety_days
+    outcome = checks.payments_follow_the_plans(metrics, CFG)
+    assert outcome.passed, outcome.metadata
+    assert outcome.metadata["charges"] == pytest.approx(90 * 400 / 30, rel=0.15)
+    assert outcome.metadata["retries"] >= outcome.metadata["failed_charges"] > 0
+    none_failed = metrics.with_columns(pl.lit(0).alias("payment_failures"))
+    assert not checks.payments_follow_the_plans(none_failed, CFG).passed
+    tripled = CFG.billing.model_copy(
+        update={"failure_chance": {"Premium": 0.06, "Standard": 0.09, "Basic": 0.15}}
+    )
+    more, _ = _run(CFG.model_copy(update={"billing": tripled}), 42, 90)
+    assert not checks.payments_follow_the_plans(more, CFG).passed
+    assert checks.payments_follow_the_plans(more, CFG.model_copy(update={"billing": tripled})).passed
+
+
+def test_the_favourite_genre_shows_in_starts_completion_and_stars(ninety_days) -> None:  # noqa: ANN001
+    _, traffic = ninety_days
+    outcome = checks.genre_affinity_effect(traffic)
+    m = outcome.metadata
+    assert outcome.passed and m["favourite_share_of_starts"] > 0.35, m
+    assert (
+        m["completion_favourite"] > m["completion_other"] + 4
+        and m["stars_favourite"] > m["stars_other"] + 0.1
+    )
+    _, tasteless = _run(_without_traits(), 42, 90, traffic_days=4)
+    failed = checks.genre_affinity_effect(tasteless)
+    assert not failed.passed and failed.metadata["favourite_share_of_starts"] < 0.15, failed.metadata
+    # Completion and stars are judged on their own: a favourite genre watched no further fails.
+    level = traffic.with_columns(
+        (pl.col("completion_other_sum") / pl.col("watched_other") * pl.col("watched_favourite")).alias(
+            "completion_favourite_sum"
+        )
+    )
+    assert (
+        checks.genre_affinity_effect(level, min_events=100).metadata["failures"][0].startswith("completion")
+    )

@@ -1,0 +1,72 @@
+"""The orchestration benchmark's verdicts: margins, per-day overhead and the template ratio, on both clocks."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():  # noqa: ANN201
+    spec = importlib.util.spec_from_file_location(
+        "orchestration_bench", ROOT / "benchmarks" / "orchestration.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["orchestration_bench"] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _row(total: float, cpu: float, work: float) -> dict:
+    return {
+        "warm": {"total_s": total, "cpu_s": cpu, "load": 1.0},
+        "work_s": work,
+        "overhead_s": round(total - work, 3),
+        "overhead_cpu_s": round(cpu - work, 3),
+    }
+
+
+def test_each_target_gets_a_margin_and_a_verdict_on_wall_and_cpu(bench, capsys) -> None:  # noqa: ANN001
+    results = {
+        "help": _row(0.25, 0.07, 0.0),
+        "hogflix_1": _row(3.0, 1.6, 0.5),  # overhead 2.5 s wall, 1.1 s CPU
+        "hogflix_30": _row(4.0, 2.0, 1.0),
+        "hogflix_365": _row(25.0, 12.0, 6.0),
+    }
+    targets = {t["target"]: t for t in bench._targets(results)}
+    assert targets["`simulate --help` <= 0.3 s"]["wall_verdict"] == "met"
+    assert targets["`simulate --help` <= 0.3 s"]["wall_margin"] == pytest.approx(1.2)
+    one_run = targets["hogflix_1: overhead (total - work) <= 1 s"]
+    assert (one_run["wall"], one_run["wall_verdict"]) == (2.5, "NOT met")
+    assert (one_run["cpu"], one_run["cpu_margin"], one_run["cpu_verdict"]) == (1.1, 0.909, "NOT met")
+    per_day = targets["per-day overhead in a range run (335 more days) <= 0.05 s"]
+    assert per_day["wall"] == pytest.approx((19.0 - 3.0) / 335, abs=1e-4)  # overheads 19.0 vs 3.0 s
+    assert per_day["cpu"] == pytest.approx((6.0 - 1.0) / 335, abs=1e-4)
+    assert per_day["wall_verdict"] == "met" and per_day["cpu_verdict"] == "met"
+    year = targets["365 days of HogFlix, pool 400, lifecycle only <= 20 s"]
+    assert (year["wall_verdict"], year["cpu_verdict"]) == ("NOT met", "met")
+    printed = capsys.readouterr().out
+    assert "wall 2.5 (x0.4) NOT met | CPU 1.1 (x0.909) NOT met" in printed
+
+
+def test_quick_mode_uses_its_own_day_counts_and_marks_its_verdicts(bench) -> None:  # noqa: ANN001
+    results = {"hogflix_30": _row(4.0, 2.0, 1.0), "hogflix_365": _row(4.5, 2.1, 1.05)}
+    targets = bench._targets(results, quick=True)
+    per_day = next(t for t in targets if t["target"].startswith("per-day"))
+    assert "(5 more days)" in per_day["target"]  # 8 vs 3 days in quick mode
+    assert per_day["cpu"] == pytest.approx(0.05 / 5, abs=1e-4)
+    assert all(t["cpu_verdict"].endswith("(quick)") for t in targets)
+
+
+def test_the_funnel_ratio_divides_like_clocks(bench, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(bench, "_template_seconds", lambda argv: (900.0, 600.0))
+    results = {"funnel_forecast": _row(3.0, 2.0, 0.4)}
+    funnel = next(t for t in bench._targets(results) if t["target"].startswith("funnel forecast"))
+    assert (funnel["wall"], funnel["wall_verdict"]) == (300.0, "met")  # 900 s / 3 s
+    assert (funnel["cpu"], funnel["cpu_verdict"]) == (300.0, "met")  # 600 s / 2 s
+    assert results["funnel_template_s"] == {"wall": 900.0, "cpu": 600.0}
