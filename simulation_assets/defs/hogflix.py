@@ -157,7 +157,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             state = step_day(state, day_number(dt.date.fromisoformat(key)), cfg, seed)
             frame = to_frame(state)
             unique_ids.append(checks.persona_ids_unique(frame))
-            store.write(dataset, key, frame)
+            store.write(dataset, key, frame, bulk=True)
             context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
             PROGRESS.info(key, extra={"asset": "hogflix_personas", "partitions": 1})
         alive = frame.filter(pl.col("state") != "CHURNED")

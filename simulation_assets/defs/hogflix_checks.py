@@ -62,7 +62,8 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
     "rows_match_events": ("hogflix_app_rows", "Each app table has one row per event it records.", False),
     "questions_from_templates_within_cap": (
         "hogflix_flixbuddy_conversations",
-        "Questions come from the eight templates and the endpoint stays within its per-run cap.",
+        "Questions come from the eight templates and the follow-ups, every conversation has its configured "
+        "2-6 messages, and the endpoint stays within its per-run cap.",
         False,
     ),
     "sessions_per_day_in_range": ("hogflix_traffic_daily", "30-150 sessions a day (scaled).", False),
@@ -72,6 +73,12 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
         False,
     ),
     "event_uuids_unique_per_day": ("hogflix_traffic_daily", "No event uuid appears twice in a day.", False),
+    "sessions_follow_the_persona": (
+        "hogflix_traffic_daily",
+        "The busiest hour in each persona's own time zone is in the evening; personas keep their primary "
+        "device; the second-device share is the configured one.",
+        False,
+    ),
     "genre_affinity_effect": (
         "hogflix_traffic_daily",
         "A persona's favourite genre takes more of its starts, is watched further and rated higher.",

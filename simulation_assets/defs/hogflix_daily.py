@@ -93,13 +93,14 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
     ) -> dg.MaterializeResult:
         traffic = hogflix_traffic.traffic()
         reader = TrafficReader(hogflix_settings, traffic, store)
-        rows, unique_uuids = [], []
+        rows, unique_uuids, profiles = [], [], []
         sessions = pl.DataFrame(schema=SESSION_SCHEMA)
         for key in context.partition_keys:
             keys = day_window_keys(dt.date.fromisoformat(key))
             sessions = concat_frames((reader.stored_or_sessions(k) for k in keys), SESSION_SCHEMA)
             events = concat_frames((reader.stored_or_events(k) for k in keys), empty_events().schema)
             unique_uuids.append(checks.event_uuids_unique(events))
+            profiles.append(checks.session_profile(sessions))
             date = dt.date.fromisoformat(key)
             row = traffic_day(date, sessions, events, reader.personas(date))
             store.write(hogflix_settings.dataset("traffic_daily"), key, row)
@@ -135,6 +136,10 @@ def daily_assets(daily: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinitio
                 ),
                 result("event_uuids_unique_per_day", checks.all_of(unique_uuids)),
                 result("genre_affinity_effect", checks.genre_affinity_effect(days)),
+                result(
+                    "sessions_follow_the_persona",
+                    checks.sessions_follow_the_persona(profiles, traffic.second_device_share),
+                ),
             ],
         )
 

@@ -194,7 +194,7 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
             hashes = []
             for key in day:
                 events = reader.events(key, reader.stored_or_sessions(key))
-                store.write(dataset, key, events)
+                store.write(dataset, key, events, bulk=True)
                 context.add_asset_metadata(table_metadata(rows=events.height), partition_key=key)
                 reports.append(hogflix_posthog.deliver(events))
                 ordered.append(checks.session_start_not_after_first_event(events))
@@ -325,6 +325,8 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
         # 30 minutes: the cap applies to each window of a range run.
         cap = min(traffic.flixbuddy_max_per_run, hogflix_flixbuddy.max_per_run)
         turn_weights = traffic.flixbuddy_turn_weights if traffic.flixbuddy_multi_turn else None
+        drawn = [t for t, w in (turn_weights or {1: 1.0}).items() if w > 0]
+        turn_range = (min(drawn), max(drawn))
         outcomes, totals, asked = (
             [],
             {"conversations": 0, "messages_asked": 0, "calls": 0, "retries": 0, "unanswered_over_cap": 0},
@@ -345,7 +347,7 @@ def traffic_assets(windows: dg.TimeWindowPartitionsDefinition) -> list[dg.Assets
                 chats.append((asked, replies))
                 outcomes.append(
                     checks.questions_from_templates_within_cap(
-                        asked, (*FLIXBUDDY_QUESTIONS, *FLIXBUDDY_FOLLOW_UPS), report.calls, cap
+                        asked, (*FLIXBUDDY_QUESTIONS, *FLIXBUDDY_FOLLOW_UPS), report.calls, cap, turn_range
                     )
                 )
                 mode = report.mode

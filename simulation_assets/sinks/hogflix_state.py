@@ -115,7 +115,7 @@ def burned_in(settings: HogflixSettings, store: LocalParquetStore) -> PersonaSta
     if store.exists(dataset, key):
         return from_frame(store.read(dataset, key))
     state = initial_state(settings.lifecycle(), settings.seed, settings.genesis_day())
-    store.write(dataset, key, to_frame(state))
+    store.write(dataset, key, to_frame(state), bulk=True)
     return state
 
 

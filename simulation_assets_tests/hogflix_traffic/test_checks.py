@@ -17,6 +17,7 @@ from simulation_assets.core.hogflix.frames import to_frame
 from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.metrics import daily_metrics, traffic_day
 from simulation_assets.core.hogflix.persona_state import day_number
+from simulation_assets.core.hogflix.sessions import day_sessions
 from simulation_assets.core.hogflix.traffic_config import (
     FLIXBUDDY_FOLLOW_UPS,
     FLIXBUDDY_QUESTIONS,
@@ -163,6 +164,10 @@ def test_flixbuddy_check_fails_on_an_unknown_question_or_calls_over_the_cap(day_
     assert outcome.passed and outcome.metadata["conversations"] == asked.height
     assert 2 <= outcome.metadata["turns_per_conversation"] <= 6
     assert not checks.questions_from_templates_within_cap(turns, FLIXBUDDY_QUESTIONS, turns.height, 50).passed
+    # Conversations of 2-6 messages: one-question conversations fail a multi-turn run's check.
+    assert checks.questions_from_templates_within_cap(turns, both, turns.height, 50, (2, 6)).passed
+    single = checks.questions_from_templates_within_cap(asked, both, asked.height, 50, (2, 6))
+    assert not single.passed and single.metadata["conversations_outside_turns"] == asked.height
 
 
 def test_traffic_per_day_ranges_fail_outside_the_band(day_traffic) -> None:  # noqa: ANN001
@@ -248,3 +253,27 @@ def test_events_check_holds_the_mean_day_to_the_band_and_every_day_near_it() -> 
     assert not checks.mean_day_in_range(
         pl.DataFrame({"events": [9_900, 11_000]}), "events", (5_000, 10_000), 0.2
     ).passed
+
+
+def test_sessions_follow_their_personas_time_zone_and_device(persona_days) -> None:  # noqa: ANN001
+    cfg = TrafficConfig()
+    days = [day_sessions(p, SEED, cfg) for p in persona_days]
+    outcome = checks.sessions_follow_the_persona(
+        [checks.session_profile(s) for s in days], cfg.second_device_share
+    )
+    m = outcome.metadata
+    assert outcome.passed and 18 <= m["busiest_local_hour"] <= 22, m
+    assert m["busiest_utc_hour"] != m["busiest_local_hour"]  # the pool spans time zones: UTC peaks elsewhere
+    assert m["personas_switching_primary_device"] == 0 and m["personas"] > 150
+    # Everyone's evening read in Sydney time: the local peak is no longer in the evening.
+    sydney = [s.with_columns(pl.lit("Australia/Sydney").alias("timezone")) for s in days]
+    moved = checks.sessions_follow_the_persona(
+        [checks.session_profile(s) for s in sydney], cfg.second_device_share
+    )
+    assert not moved.passed and moved.metadata["failures"][0].startswith("busiest local hour")
+    # A device drawn afresh for every session: personas switch their primary device.
+    shuffled = [s.with_columns(pl.col("device_type").shuffle(seed=i)) for i, s in enumerate(days)]
+    switched = checks.sessions_follow_the_persona(
+        [checks.session_profile(s) for s in shuffled], cfg.second_device_share
+    )
+    assert not switched.passed and switched.metadata["personas_switching_primary_device"] > 20

@@ -78,6 +78,7 @@ def test_daily_traffic_summary_and_cleanup_pass_their_checks(resources: dict) ->
         "events_per_day_in_range": True,
         "event_uuids_unique_per_day": True,
         "genre_affinity_effect": True,
+        "sessions_follow_the_persona": True,
         "cleanup_touched_only_synthetic": True,
     }
     daily = resources["store"].read_many(

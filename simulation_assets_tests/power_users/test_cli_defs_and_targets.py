@@ -19,7 +19,9 @@ from simulation_assets.target.propiq import create_app
 from simulation_assets.target.server import LocalTarget, build_app
 from simulation_assets_tests.power_users.conftest import integration_resources, lean_scenario_file
 
-pytestmark = pytest.mark.xdist_group("power_users")
+# a group of its own (a second reference target on another worker): the Dagster and CLI tests
+# take about as long as the rest of the power-user tests together
+pytestmark = pytest.mark.xdist_group("power_users_cli")
 
 
 @pytest.mark.parametrize(

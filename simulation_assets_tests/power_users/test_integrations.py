@@ -19,7 +19,9 @@ from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog
 from simulation_assets.target.server import LocalTarget
 from simulation_assets_tests.power_users.wandb_file import history_rows
 
-pytestmark = pytest.mark.xdist_group("power_users")
+# a group of its own (a second reference target on another worker): the Dagster and CLI tests
+# take about as long as the rest of the power-user tests together
+pytestmark = pytest.mark.xdist_group("power_users_cli")
 
 
 def test_a_default_run_produces_the_four_stripe_events(default_run):

@@ -156,9 +156,12 @@ def test_default_run_holds_every_persona_to_its_seed_rhythm(default_run):
         assert s["active"] and lo <= s["session_minutes"] <= hi + 1 and a <= s["analyses"] <= b
     outcome = checks.sessions_follow_rhythm(result.frames["users"], result.frames["requests"])
     assert outcome.passed and outcome.metadata["sessions"] == 5
-    # the simulated clock spans the session while the run itself takes seconds
+    # the simulated clock spans the session while the run itself takes seconds (the bound is one any
+    # loaded machine meets: a run that slept its think times would last the shortest session at least)
     assert max(s["session_minutes"] for s in sessions.values()) > 20
-    assert result.report["run"]["duration_seconds"] < 30
+    assert (
+        result.report["run"]["duration_seconds"] < min(s["session_minutes"] for s in sessions.values()) * 60
+    )
 
 
 def _users(default_run) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -308,13 +311,16 @@ def test_pace_sleeps_the_think_times_at_the_chosen_speed(reference_target):
     target = PowerUserTarget(base_url=reference_target.base_url)
     # 0.5 simulated minutes = 30 s of think time; at x60 that is 0.5 s of real sleep
     fast = target.run(scenario=_tiny_scenario(0.5), env={}, options=SessionOptions(speed=60.0))
-    sim = target.run(scenario=_tiny_scenario(0.5), env={})
-    for result in (fast, sim):
-        assert result.report["sessions"][0]["session_minutes"] == pytest.approx(0.5, abs=0.05)
+    # 30 simulated minutes on the simulated clock: slept, they would last half an hour
+    sim = target.run(scenario=_tiny_scenario(30), env={})
+    for result, minutes in ((fast, 0.5), (sim, 30)):
+        assert result.report["sessions"][0]["session_minutes"] == pytest.approx(minutes, abs=0.05)
         assert result.report["simulation_summary"]["total_actions_failed"] == 0
     assert fast.frames["users"]["duration_s"][0] >= 0.5
     assert fast.report["run"]["pace"] == "x60" and sim.report["run"]["pace"] == "simulated"
-    assert fast.frames["users"]["duration_s"][0] > sim.frames["users"]["duration_s"][0] + 0.3
+    # only bounds a loaded machine cannot break: the fast run slept its 0.5 s, the simulated one did
+    # not sleep its 1,800 s
+    assert sim.frames["users"]["duration_s"][0] < 600
 
 
 def test_a_partition_on_a_day_outside_the_rhythm_records_no_session(reference_target):

@@ -32,8 +32,11 @@ async def _chunks(request: Request) -> Response:
     return StreamingResponse(parts(), media_type="text/plain")
 
 
+SLOW_S = 2.5  # /slow answers this late: a timeout well below it fires first even on a loaded machine
+
+
 async def _slow(request: Request) -> Response:
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(SLOW_S)
     return JSONResponse({"late": True})
 
 
@@ -139,8 +142,9 @@ def test_send_nowait_answers_by_callback_times_out_and_needs_an_idle_connection(
     assert out["cold"] is False and out["sent"] == [True, True] and out["full"] is False
     (status, body, error), (slow_status, _, slow_error) = out["answers"]
     assert (status, json.loads(body)["body"], error) == (200, {"n": 1}, None)
+    # it timed out (before the answer that would have come at SLOW_S), and not early
     assert slow_status == 0 and isinstance(slow_error, httpx.ReadTimeout)
-    assert 0.29 <= out["timed_out_after"] < 0.3 + 0.5
+    assert 0.29 <= out["timed_out_after"]
 
 
 def test_a_short_timeout_sent_after_a_long_one_still_fires_on_time(server):
@@ -149,7 +153,7 @@ def test_a_short_timeout_sent_after_a_long_one_still_fires_on_time(server):
     async def scenario() -> tuple[tuple[str, float], tuple[str, float]]:
         loop = asyncio.get_running_loop()
         async with new_client(server, max_connections=4) as client:
-            key, slow = client.encode("GET", "/slow")  # answers after 1 s
+            key, slow = client.encode("GET", "/slow")  # answers after SLOW_S
             started = loop.time()
 
             async def timed(timeout: float) -> tuple[str, float]:
@@ -159,13 +163,15 @@ def test_a_short_timeout_sent_after_a_long_one_still_fires_on_time(server):
                 except httpx.ReadTimeout:
                     return "timed out", loop.time() - started
 
-            patient = asyncio.create_task(timed(5.0))
+            patient = asyncio.create_task(timed(4 * SLOW_S))
             await asyncio.sleep(0.05)
             return await timed(0.2), await patient
 
+    # Only bounds load cannot break. Had the timer stayed armed for the patient deadline (4 x SLOW_S),
+    # the short request would have been answered at SLOW_S: its time-out proves the timer re-armed.
     (short, short_at), (long, long_at) = run_async(scenario())
-    assert short == "timed out" and 0.24 <= short_at < 0.8
-    assert long == "answered" and 1.0 <= long_at < 3.0
+    assert short == "timed out" and 0.24 <= short_at
+    assert long == "answered" and SLOW_S <= long_at
 
 
 def test_send_nowait_resends_once_when_the_server_dropped_the_kept_alive_connection():

@@ -293,3 +293,22 @@ def test_cli_loads_dev_into_postgres_and_dbt_build_is_green(postgres_dsn: str, t
         db.query("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'raw_loading'")[0][0]
         == 0
     )
+
+
+@pytest.mark.postgres
+def test_structure_checks_measure_the_same_figures_on_postgresql_as_on_duckdb(
+    dev_files: Path, postgres_dsn: str, tmp_path: Path
+) -> None:
+    from simulation_assets.core.warehouse.structure import structure_checks
+
+    checks = structure_checks(set(ALL), WarehouseConfig())
+    duck = DuckDBWarehouse(tmp_path / "dev.duckdb")
+    duck.load(dev_files, ALL)
+    pg = PostgresWarehouse(postgres_dsn)
+    pg.load(dev_files, ALL)
+    on_duckdb = {r.name: r for r in duck.run_checks(checks)}
+    on_postgres = {r.name: r for r in pg.run_checks(checks)}
+    assert len(on_duckdb) == 17 and all(r.passed for r in on_duckdb.values())
+    for name, result in on_postgres.items():
+        assert result.passed, name
+        assert result.value == pytest.approx(on_duckdb[name].value, rel=1e-3, abs=1e-3), name

@@ -17,6 +17,7 @@ import polars as pl
 from simulation_assets.core.hogflix.config import LifecycleConfig
 from simulation_assets.core.hogflix.ids import uuid7_ms
 from simulation_assets.core.hogflix.schema import DEPTH_ROWS
+from simulation_assets.core.hogflix.traits import REGIONS
 from simulation_assets.core.hogflix.viewing import depth_table
 
 
@@ -250,6 +251,63 @@ def genre_affinity_effect(days: pl.DataFrame, min_events: int = 300) -> CheckOut
     )
 
 
+def session_profile(sessions: pl.DataFrame) -> dict[str, object]:
+    """Return what ``sessions_follow_the_persona`` needs of a day's sessions: visits by local and by
+    UTC hour (the region's offset, as the simulator uses it), and each persona's primary device types."""
+    offsets = {zone: offset for _, offset, _, zone in REGIONS}
+    utc = sessions["session_start_at"].dt.hour().cast(pl.Int64)
+    offset = sessions["timezone"].replace_strict(offsets, default=0, return_dtype=pl.Int64)
+    local = (utc + offset) % 24
+    primary = sessions.filter(~pl.col("second_device")).select("distinct_id", "device_type").unique()
+    return {
+        "local_hours": np.bincount(local.to_numpy(), minlength=24),
+        "utc_hours": np.bincount(utc.to_numpy(), minlength=24),
+        "primary_devices": primary,
+        "sessions": sessions.height,
+        "second_device": int(sessions["second_device"].sum()),
+    }
+
+
+def sessions_follow_the_persona(
+    profiles: Sequence[Mapping[str, object]], second_device_share: float, evening: tuple[int, int] = (18, 22)
+) -> CheckOutcome:
+    """Sessions belong to their persona: the busiest hour in the persona's own time zone is in the
+    evening (18-22 h local), each persona keeps one primary device across its sessions, and the share
+    of sessions on a second device is the configured one (within 5 points, from 200 sessions)."""
+    if not profiles:
+        return CheckOutcome(True, {"sessions": 0})
+    local = np.sum([p["local_hours"] for p in profiles], axis=0)
+    utc = np.sum([p["utc_hours"] for p in profiles], axis=0)
+    devices = pl.concat([p["primary_devices"] for p in profiles]).unique()  # type: ignore[misc]
+    per_persona = devices.group_by("distinct_id").len()
+    switching = int((per_persona["len"] > 1).sum())
+    sessions = int(sum(p["sessions"] for p in profiles))  # type: ignore[misc]
+    second = _ratio(float(sum(p["second_device"] for p in profiles)), sessions)  # type: ignore[misc]
+    peak = int(local.argmax())
+    failures = []
+    if sessions and not evening[0] <= peak <= evening[1]:
+        failures.append(f"busiest local hour {peak} not in {evening[0]}-{evening[1]}")
+    if switching:
+        failures.append(f"{switching} personas changed their primary device")
+    if sessions >= 200 and second is not None and abs(second - second_device_share) > 0.05:
+        failures.append(f"second-device share {second} not near {second_device_share}")
+    return CheckOutcome(
+        not failures,
+        {
+            "sessions": sessions,
+            "busiest_local_hour": peak,
+            "busiest_utc_hour": int(utc.argmax()),
+            "local_evening_share": _ratio(
+                float(local[evening[0] : evening[1] + 1].sum()), float(local.sum())
+            ),
+            "personas": per_persona.height,
+            "personas_switching_primary_device": switching,
+            "second_device_share": second,
+            "failures": failures,
+        },
+    )
+
+
 # --------------------------------------------------------------------------- sessions and events
 
 
@@ -360,15 +418,25 @@ def rows_match_events(tables: Mapping[str, pl.DataFrame], events: pl.DataFrame) 
 
 
 def questions_from_templates_within_cap(
-    asked: pl.DataFrame, templates: Sequence[str], calls: int, cap: int
+    asked: pl.DataFrame,
+    templates: Sequence[str],
+    calls: int,
+    cap: int,
+    turns: tuple[int, int] | None = None,
 ) -> CheckOutcome:
-    """Every FlixBuddy question is one of the templates (or follow-ups) and the endpoint was called at most
-    ``cap`` times; reports the conversations and their user messages (turns)."""
+    """Every FlixBuddy question is one of the templates (or follow-ups), the endpoint was called at most
+    ``cap`` times, and (given ``turns``) every conversation has between ``turns[0]`` and ``turns[1]``
+    user messages; reports the conversations and their messages."""
     unknown = int((~asked["question"].is_in(list(templates))).sum()) if asked.height else 0
     conversations = asked["conversation_id"].n_unique() if asked.height else 0
+    outside = 0
+    if turns is not None and asked.height:
+        per = asked.group_by("conversation_id").len()["len"]
+        outside = int((~per.is_between(turns[0], turns[1])).sum())
     return CheckOutcome(
-        unknown == 0 and calls <= cap,
+        unknown == 0 and calls <= cap and outside == 0,
         {
+            "conversations_outside_turns": outside,
             "unknown_questions": unknown,
             "calls": calls,
             "cap": cap,

@@ -40,6 +40,14 @@ SIMPLIFICATIONS = [
     "A lapsed trial (30% of trials) is followed by a win-back subscription of the same account.",
     "device_health holds the last 30 days of each device's active life (daily uptime, errors, temperature).",
     "Names, addresses and e-mail domains are synthetic (example.com).",
+    "Account health is one hidden score per account and fixed-length month (30.4 days); churn, sessions, "
+    "tickets, unpaid invoices and pours follow it, so they correlate through it, not through each other.",
+    "New accounts follow the total marketing spend with a lag directly; contacts, MQLs, deals and touchpoints "
+    "are not yet the path by which a given account arrived.",
+    "The yearly season and US holidays shape tap events only; app sessions follow account health, GA sessions "
+    "the growth curve.",
+    "Page views walk a Markov graph per role; which page a view is on is not tied to the feature events of the "
+    "same session.",
 ]
 
 

@@ -126,6 +126,11 @@ class Warehouse:
         return marketing.campaign_layout(self)
 
     @cached_property
+    def daily_spend(self) -> np.ndarray:
+        """The total marketing spend of every day of the window (USD)."""
+        return marketing.daily_spend(self)
+
+    @cached_property
     def journey_layout(self) -> tuple[np.ndarray, np.ndarray]:
         """Touchpoints per contact and each contact's first touchpoint."""
         return marketing.journey_layout(self)
@@ -150,6 +155,16 @@ class Warehouse:
     def feature_adoption(self) -> np.ndarray:
         """When every account adopts every feature (accounts x features, epoch seconds; inf = never)."""
         return usage.feature_adoption(self)
+
+    @cached_property
+    def feature_adoption_flat(self) -> np.ndarray:
+        """``feature_adoption`` flattened (account x features + feature), for one-index gathers."""
+        return np.ascontiguousarray(self.feature_adoption).ravel()
+
+    @cached_property
+    def feature_tables(self) -> np.ndarray:
+        """Per tier, 65,536 quantiles of the feature mix among the features the tier allows."""
+        return usage.feature_tables(self)
 
     @cached_property
     def site_quality(self) -> np.ndarray:

@@ -111,6 +111,12 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         f"FROM h",
         "errors per day in the five days before a device goes down / on ordinary up days (degradation)",
     )  # fmt: skip
+    add(
+        "ga_bounce_depends_on_source", "ga_sessions", ("ga_sessions",),
+        f"SELECT max(b) - min(b) FROM (SELECT source, medium, avg(CASE WHEN bounced THEN 1.0 ELSE 0.0 END) AS b "
+        f"FROM {raw}.ga_sessions GROUP BY 1, 2 HAVING count(*) >= 500) x",
+        "highest minus lowest bounce rate among the website's sources (with 500 sessions or more)",
+    )  # fmt: skip
     add(*_growth_checks(cfg, raw))
     out.extend(_feature_checks(cfg, raw, present))
     window = cfg.window

@@ -42,10 +42,14 @@ def sessions(wh: Warehouse, k: int) -> pl.DataFrame:
         subset = np.flatnonzero(channels == channel)
         if len(rows) and len(subset):
             campaign[rows], when[rows] = campaigns_started_before(wh, rng, when[rows], subset)
-    bounced = rng.random(n) < marketing.bounce_rate
-    duration = np.where(
-        bounced, rng.integers(0, 11, n), np.exp(rng.normal(np.log(marketing.median_session_seconds), 0.9, n))
-    ).astype(np.int32)
+    # bounce and engagement depend on where the visitor came from, scaled so the overall bounce stays as set
+    shares = np.fromiter(marketing.ga_sources.values(), dtype=np.float64)
+    relative = np.array([marketing.ga_source_bounce.get(name, 1.0) for name in source_names])
+    bounce = np.clip(relative * marketing.bounce_rate / float(shares @ relative), 0.0, 1.0)
+    engaged = np.array([marketing.ga_source_duration.get(name, 1.0) for name in source_names])
+    bounced = rng.random(n) < bounce[source]
+    typical = np.log(marketing.median_session_seconds * engaged[source])
+    duration = np.where(bounced, rng.integers(0, 11, n), np.exp(rng.normal(typical, 0.9, n))).astype(np.int32)
     pageviews = np.where(bounced, 1, 2 + rng.geometric(0.4, n) - 1).astype(np.int32)
     medium = labels(source, [name.split("/")[1] for name in source_names])
     landing = labels(choice(rng, n, LANDING_PAGES), list(LANDING_PAGES))

@@ -16,6 +16,7 @@ gives the two normal deviates of volume and temperature.
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,7 @@ from simulation_assets.core.warehouse.sampling import DAY, HOUR, categorical, to
 if TYPE_CHECKING:
     from simulation_assets.core.warehouse.generate import Warehouse
 
+_NORMAL = NormalDist()
 NEVER = np.int64(1) << 40  # a day number no outage reaches: marks an unused outage slot
 
 
@@ -138,23 +140,21 @@ def tap_lookup_tables(wh: Warehouse) -> dict[str, np.ndarray]:
     def lookup(w: np.ndarray) -> np.ndarray:  # 65,536 quantiles of the distribution -> category
         return np.searchsorted(np.cumsum(w) / np.sum(w), grid).astype(np.uint8)
 
-    from scipy.special import ndtri
-
     hours = np.asarray(spec.hour_weights, dtype=np.float64)
     cdf = np.concatenate([[0.0], np.cumsum(hours) / hours.sum()])
     time_of_day = np.interp(grid, cdf, np.arange(25) * HOUR)
     return {
         "lo": lo,
         "up": up,
-        "outage_at": outage_at,
-        "outage_width": outage_width,
+        "outage_at_t": np.ascontiguousarray(outage_at.T),  # (outage slot, device)
+        "outage_width_t": np.ascontiguousarray(outage_width.T),
         "outages_used": int(valid.any(axis=0).sum()),
         "cumulative": cumulative,
         "origin": np.int64(origin),
         "bin_scale": np.float64(bins / cumulative[-1]),
         "day_of_bin": day_of_bin,
         "tod_us": (time_of_day * 1_000_000).astype(np.int64),
-        "normal": ndtri(grid).astype(np.float32),
+        "normal": np.array([_NORMAL.inv_cdf(g) for g in grid.tolist()], dtype=np.float32),
         "product_lut": lookup(np.fromiter(spec.products.values(), dtype=np.float64)),
         "ml": np.array(list(spec.pour_ml.values()), dtype=np.float32),
         "serve": np.array([spec.serve_celsius[p] for p in spec.products], dtype=np.float32),
@@ -177,9 +177,10 @@ def tap_events(wh: Warehouse, k: int) -> pl.DataFrame:
     raw = rng.bit_generator.random_raw(n)
     position = (raw >> np.uint64(32)).astype(np.float64) * (1.0 / 4294967296.0)
     bits = raw.view(np.uint16).reshape(n, 4)
-    x = lut["lo"][device] + position * lut["up"][device]
+    # rows come device by device, so per-device values are repeated runs rather than gathers
+    x = np.repeat(lut["lo"], counts) + position * np.repeat(lut["up"], counts)
     for j in range(lut["outages_used"]):  # skip each outage the position has passed (outages in day order)
-        x += np.where(x >= lut["outage_at"][device, j], lut["outage_width"][device, j], 0.0)
+        x += np.repeat(lut["outage_width_t"][j], counts) * (x >= np.repeat(lut["outage_at_t"][j], counts))
     day = lut["day_of_bin"][np.minimum((x * lut["bin_scale"]).astype(np.int64), len(lut["day_of_bin"]) - 1)]
     cumulative = lut["cumulative"]
     while True:  # the bin's first day, or a later one when the position lies past that day's end
@@ -191,7 +192,9 @@ def tap_events(wh: Warehouse, k: int) -> pl.DataFrame:
     poured_us = (lut["origin"] + day) * np.int64(DAY * 1_000_000) + lut["tod_us"][bits[:, 0]]
     z = lut["normal"][rng.bit_generator.random_raw(n).view(np.uint16).reshape(n, 4)[:, :2]]
     volume = lut["ml"][product] * (np.float32(1.0) + np.float32(0.06) * z[:, 0])
-    temperature = lut["serve"][product] + profile["temp_offset"][device] + np.float32(0.4) * z[:, 1]
+    temperature = (
+        lut["serve"][product] + np.repeat(profile["temp_offset"], counts) + np.float32(0.4) * z[:, 1]
+    )
     duration = (volume * np.float32(1000 / spec.flow_ml_per_s)).astype(np.int32)
     return pl.DataFrame(
         {

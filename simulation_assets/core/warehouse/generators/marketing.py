@@ -84,13 +84,11 @@ def campaign_performance(wh: Warehouse) -> pl.DataFrame:
     ctr = pl.Series(channel).replace_strict(spec.ctr, return_dtype=pl.Float64).to_numpy()
     cpc = pl.Series(channel).replace_strict(spec.cpc_usd, return_dtype=pl.Float64).to_numpy()
     spend = table["daily_budget_usd"].to_numpy()[campaign] * (0.75 + 0.3 * rng.random(n))
-    # the total spend of a day follows the business's growth, the season and a monthly push (budgets raised
-    # and cut), shared by the campaigns running that day in proportion to their budgets; sign-ups follow it
+    # the total spend of a day is planned (``daily_spend``) and shared by the campaigns running that day in
+    # proportion to their budgets; sign-ups follow it
     slot = day - wh.history_start // DAY
-    raw_total = np.bincount(slot, weights=spend, minlength=(wh.history_end - wh.history_start) // DAY)
-    plan = spend_plan(wh)
-    scale = raw_total.sum() / plan[raw_total > 0].sum()
-    spend = spend * plan[slot] / raw_total[slot] * scale
+    raw_total = np.bincount(slot, weights=spend, minlength=len(wh.daily_spend))
+    spend = spend * wh.daily_spend[slot] / raw_total[slot]
     clicks = np.maximum(np.round(spend / (cpc * np.exp(0.2 * rng.standard_normal(n)))), 0).astype(np.int64)
     impressions = np.round(clicks / (ctr * np.exp(0.2 * rng.standard_normal(n)))).astype(np.int64)
     conversions = rng.binomial(clicks, 0.03).astype(np.int32)
@@ -216,12 +214,24 @@ def spend_plan(wh: Warehouse) -> np.ndarray:
     return (1 + wh.cfg.window.account_yoy_growth) ** years * season * monthly
 
 
+def daily_spend(wh: Warehouse) -> np.ndarray:
+    """Return the total marketing spend (USD) of every day of the window: the plan, on the days a campaign
+    runs, scaled so that the total is what the campaigns' budgets give (x 0.9, the mean of the daily noise)."""
+    layout = wh.campaign_layout
+    campaign, offset = local_index(layout["days"])
+    slot = layout["start_day"][campaign] + offset - wh.history_start // DAY
+    plan = spend_plan(wh)
+    active = np.bincount(slot, minlength=len(plan)) > 0
+    budget = wh.whole("marketing_campaigns")["daily_budget_usd"].to_numpy()
+    total = 0.9 * float((budget * layout["days"]).sum())
+    return np.where(active, plan, 0.0) * total / max(float(plan[active].sum()), 1e-9)
+
+
 def monthly_spend(wh: Warehouse) -> np.ndarray:
     """Return the marketing spend (USD) of every health month (``health.month_edges``)."""
-    perf = wh.whole("campaign_performance")
-    day = perf["date"].cast(pl.Int32).to_numpy().astype(np.int64) * DAY
+    day = (wh.history_start // DAY + np.arange(len(wh.daily_spend))) * DAY
     months = len(health.month_edges(wh)) - 1
-    return np.bincount(health.month_of(wh, day), weights=perf["spend_usd"].to_numpy(), minlength=months)
+    return np.bincount(health.month_of(wh, day), weights=wh.daily_spend, minlength=months)
 
 
 def signup_weights(wh: Warehouse) -> np.ndarray:

@@ -113,28 +113,37 @@ def page_graph(wh: Warehouse) -> dict[str, np.ndarray]:
             visits = visits @ mixed
         scale *= (target / visits) ** 0.8
     step = links[None, :, :] * interest[:, None, :] * scale[None, None, :]
+    grid = (np.arange(65536) + 0.5) / 65536
+    entry_cdf = np.cumsum(entry_by_role / entry_by_role.sum(axis=1, keepdims=True), axis=1)
+    step_cdf = np.cumsum(step / step.sum(axis=2, keepdims=True), axis=2)
+
+    def lut(cdf: np.ndarray) -> np.ndarray:  # 65,536 quantiles of a distribution -> page index
+        return np.minimum(np.searchsorted(cdf, grid, side="right"), len(pages) - 1).astype(np.int8)
+
     return {
-        "entry": np.cumsum(entry_by_role / entry_by_role.sum(axis=1, keepdims=True), axis=1),
-        "step": np.cumsum(step / step.sum(axis=2, keepdims=True), axis=2),
+        "entry": np.stack([lut(c) for c in entry_cdf]),  # (role, 65536)
+        "step": np.stack([lut(c) for c in step_cdf.reshape(-1, len(pages))]),  # (role x page, 65536)
+        "pages": np.int64(len(pages)),
     }
 
 
 def markov_pages(
-    graph: dict[str, np.ndarray], role: np.ndarray, position: np.ndarray, u: np.ndarray
+    graph: dict[str, np.ndarray], role: np.ndarray, counts: np.ndarray, u: np.ndarray
 ) -> np.ndarray:
-    """Return the page of every view (rows ordered by session and position): the entry table at position 0,
-    else the transition row of the previous view's page, walked one position at a time for all sessions."""
-    n = len(position)
-    page = np.zeros(n, dtype=np.int16)
-    order = np.argsort(position, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(position))])
-    first = order[bounds[0] : bounds[1]]
-    page[first] = (graph["entry"][role[first]] <= u[first, None]).sum(axis=1)
-    for p in range(1, len(bounds) - 1):
-        rows = order[bounds[p] : bounds[p + 1]]
-        table = graph["step"][role[rows], page[rows - 1]]
-        page[rows] = (table <= u[rows, None]).sum(axis=1)
-    return np.minimum(page, graph["entry"].shape[1] - 1)
+    """Return the page of every view, rows laid out session by session (``counts`` views each): the entry table
+    for a session's first view, else the transition table of the previous view's page, walked one position at
+    a time for all sessions still that long. ``u`` are 16-bit uniforms (0..65535) indexing the tables."""
+    page = np.zeros(len(u), dtype=np.int8)
+    starts = np.cumsum(counts) - counts
+    by_length = starts[np.argsort(-counts, kind="stable")]  # sessions, longest first
+    longer_than = np.bincount(counts)[::-1].cumsum()[::-1]  # sessions with at least p views, p = 0, 1, ...
+    rows = by_length[: longer_than[1]] if len(longer_than) > 1 else by_length[:0]
+    page[rows] = graph["entry"][role[rows], u[rows]]
+    step, pages = graph["step"], graph["pages"]
+    for p in range(1, len(longer_than) - 1):
+        rows = by_length[: longer_than[p + 1]] + p
+        page[rows] = step[role[rows] * pages + page[rows - 1], u[rows]]
+    return page
 
 
 def page_views(wh: Warehouse, k: int) -> pl.DataFrame:
@@ -153,7 +162,7 @@ def page_views(wh: Warehouse, k: int) -> pl.DataFrame:
     viewed = session["started"][parent] + ((position + rng.random(n)) * slot).astype(np.int64)
     pages = list(wh.cfg.activity.pages)
     role = wh.user_roles[session["user"][parent]]
-    page = markov_pages(wh.page_graph, role, position, rng.random(n))
+    page = markov_pages(wh.page_graph, role, counts, rng.integers(0, 65536, n, dtype=np.int64))
     return pl.DataFrame(
         {
             "page_view_id": np.arange(start + 1, stop + 1),
@@ -192,6 +201,21 @@ def feature_adoption(wh: Warehouse) -> np.ndarray:
     return np.where(allowed[tier], adopt, np.inf)
 
 
+def feature_tables(wh: Warehouse) -> np.ndarray:
+    """Return, per tier, 65,536 quantiles of the feature mix among the features the tier allows (int16)."""
+    activity = wh.cfg.activity
+    names = list(activity.features)
+    grid = (np.arange(65536) + 0.5) / 65536
+    out = np.zeros((len(TIER_ORDER), 65536), dtype=np.int16)
+    for t in range(len(TIER_ORDER)):
+        allowed = np.array([TIER_ORDER.index(activity.feature_min_tier.get(f, "Basic")) <= t for f in names])
+        weights = np.fromiter(activity.features.values(), dtype=np.float64) * allowed
+        out[t] = np.searchsorted(np.cumsum(weights) / weights.sum(), grid, side="right").clip(
+            0, len(names) - 1
+        )
+    return out
+
+
 def in_incident(wh: Warehouse, seconds: np.ndarray) -> np.ndarray:
     """Return whether each epoch second falls inside a known incident."""
     out = np.zeros(len(seconds), dtype=bool)
@@ -214,15 +238,21 @@ def feature_usage(wh: Warehouse, k: int) -> pl.DataFrame:
     account = session["account"][parent]
     names = list(activity.features)
     used = session["started"][parent] + (rng.random(n) * session["duration"][parent]).astype(np.int64)
-    weights = np.fromiter(activity.features.values(), dtype=np.float64)
-    available = wh.feature_adoption[account] <= used[:, None]
-    core = np.array([activity.feature_release_years[f] <= 0 for f in names])
-    available |= core[None, :] & ~available.any(
-        axis=1, keepdims=True
-    )  # nothing adopted yet: the core feature
-    cumulative = np.cumsum(np.where(available, weights[None, :], 0.0), axis=1)
-    pick = rng.random(n) * cumulative[:, -1]
-    feature = np.minimum((cumulative <= pick[:, None]).sum(axis=1), len(names) - 1).astype(np.int16)
+    # draw by the features' weights among those the tier allows, and draw again (a few rounds) where the
+    # account had not adopted the drawn feature by then: a draw among the adopted ones; still none: the core one
+    tier = wh.tier_codes[account]
+    feature = np.zeros(n, dtype=np.int16)
+    pending = np.arange(n)
+    for _ in range(12):
+        feature[pending] = wh.feature_tables[
+            tier[pending], (rng.random(len(pending)) * 65536).astype(np.int64)
+        ]
+        adopted = wh.feature_adoption_flat[account[pending] * len(names) + feature[pending]] <= used[pending]
+        pending = pending[~adopted]
+        if not len(pending):
+            break
+    core = [i for i, f in enumerate(names) if activity.feature_release_years[f] <= 0]
+    feature[pending] = core[0]
     rate = np.where(in_incident(wh, used), activity.incident_error_rate, activity.error_rate)
     success = rng.random(n) >= rate
     errors = labels(choice(rng, n, ERROR_CODE_SHARES), ERROR_CODES)
