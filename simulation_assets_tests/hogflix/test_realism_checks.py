@@ -99,6 +99,12 @@ def test_payment_failures_follow_the_plans_and_a_changed_rate_is_caught(ninety_d
     assert outcome.passed, outcome.metadata
     assert outcome.metadata["charges"] == pytest.approx(90 * 400 / 30, rel=0.15)
     assert outcome.metadata["retries"] >= outcome.metadata["failed_charges"] > 0
+    churn = outcome.metadata["churn_per_1000_persona_days"]
+    assert set(churn) == {"Premium", "Standard", "Basic"} and all(0 < r < 20 for r in churn.values())
+    assert (
+        metrics.select([pl.sum(f"churned_{p}") for p in churn]).sum_horizontal()[0]
+        == metrics["churned"].sum()
+    )
     none_failed = metrics.with_columns(pl.lit(0).alias("payment_failures"))
     assert not checks.payments_follow_the_plans(none_failed, CFG).passed
     tripled = CFG.billing.model_copy(

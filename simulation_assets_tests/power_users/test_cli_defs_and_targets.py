@@ -204,6 +204,7 @@ def test_cli_exits_1_when_the_api_cannot_be_reached(tmp_path: Path, capsys):
     assert report["errors_encountered"][0]["error"].startswith("connection error: could not connect")
 
 
+@pytest.mark.slow  # ~10 s on a quiet machine, 20-30 s under CI load
 def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(
     tmp_path: Path, reference_target, capsys
 ):

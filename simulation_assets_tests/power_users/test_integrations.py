@@ -119,6 +119,7 @@ def test_a_webhook_that_refuses_is_reported_without_failing_the_run(reference_ta
     assert "HTTP 400" in meta["webhook_error"].value and receiver.calls == 1  # a refusal is not retried
 
 
+@pytest.mark.slow  # ~10 s on a quiet machine, 20-30 s under CI load
 def test_every_analysis_is_logged_to_an_offline_wandb_run(reference_target, monkeypatch, tmp_path: Path):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")

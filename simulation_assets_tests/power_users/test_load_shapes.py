@@ -268,6 +268,7 @@ def test_a_closed_model_holds_two_thousand_concurrent_users_in_one_process(monke
     assert result.report["load"]["sent"] >= 2000 and result.report["load"]["error_rate"] == 0
 
 
+@pytest.mark.slow  # ~10 s on a quiet machine, 20-30 s under CI load
 def test_a_load_shape_runs_from_the_cli_with_its_time_series_and_slo_checks(
     tmp_path: Path, reference_target, capsys
 ):

@@ -173,6 +173,7 @@ def test_console_summary_and_log_follow_the_seed_format(default_run):
 
 
 def test_retry_waits_follow_the_shared_policy_and_repeat_with_the_seed(tmp_path):
+    from simulation_assets.core.rng import stream
     from simulation_assets.sinks.http_retry import HttpRetry
     from simulation_assets.sinks.power_users_client import PowerUserTarget
     from simulation_assets.target.propiq import create_app
@@ -180,19 +181,28 @@ def test_retry_waits_follow_the_shared_policy_and_repeat_with_the_seed(tmp_path)
 
     # A bucket refilled at 1,000/s in real time: on the server's clock 20 rapid requests would have
     # to reach it within 5 ms to meet a 429; on the simulated clock the runner states they always do.
-    waits = []
+    log = tmp_path / "run.log"
     with LocalTarget(create_app(TargetRules(rate_limit_per_second=1000))) as target:
-        for run in range(2):
-            log = tmp_path / f"run{run}.log"
-            result = PowerUserTarget(base_url=target.base_url).run(
-                personas=["Business-Development-Ben"], day="2026-01-15", log_path=log, env={}
-            )
-            found = re.findall(r"analyze_property -> 503, retry (\d)/3 in ([\d.]+)s", log.read_text())
-            waits.append([(int(n), float(w)) for n, w in found])
-            requests = result.frames["requests"]
-            assert requests.filter(requests["status"] == 429).height == 20 - TargetRules().rate_limit_burst
-    assert waits[0] == waits[1] and [n for n, _ in waits[0]] == [1, 2]
+        result = PowerUserTarget(base_url=target.base_url).run(
+            personas=["Business-Development-Ben"], day="2026-01-15", log_path=log, env={}
+        )
+    requests = result.frames["requests"]
+    assert requests.filter(requests["status"] == 429).height == 20 - TargetRules().rate_limit_burst
+    found = re.findall(r"analyze_property -> 503, retry (\d)/3 in ([\d.]+)s", log.read_text())
+    waits = [(int(n), float(w)) for n, w in found]
+    assert [n for n, _ in waits] == [1, 2]
+    # the waits are the shared policy's, jittered by draws of the seed's stream for that request: the
+    # same on every run (one run suffices: they are computed here from the seed)
+    retried = requests.filter(requests["statuses"] == "503,503,200").row(0, named=True)
     settings = load_scenario().simulation_config
+    draws = stream(
+        settings.seed,
+        "power_users",
+        "backoff",
+        "Business-Development-Ben",
+        retried["action_index"],
+        retried["request_index"],
+    )
     policy = HttpRetry(backoff_seconds=settings.backoff_base_s, max_backoff_seconds=settings.backoff_max_s)
-    for attempt, wait in waits[0]:
-        assert policy.wait_seconds(attempt, unit=0.0) - 0.01 <= wait <= policy.wait_seconds(attempt, unit=1.0)
+    for attempt, wait in waits:
+        assert wait == pytest.approx(policy.wait_seconds(attempt, unit=float(draws.random())), abs=0.006)

@@ -210,6 +210,13 @@ def payments_follow_the_plans(
             "churned_on_payment": churned,
             "upgrades": int(metrics["upgrades"].sum()),
             "downgrades": int(metrics["downgrades"].sum()),
+            # Reported, not judged: over 90 days at pool 400 the plan multipliers of the long-dormant
+            # churn chance are not separable from noise (the pool is regulated), see docs/hogflix.md.
+            "churn_per_1000_persona_days": {
+                p: _ratio(1000.0 * float(metrics[f"churned_{p}"].sum()), float(metrics[f"plan_{p}"].sum()))
+                for p in b.failure_chance
+                if f"churned_{p}" in metrics.columns
+            },
             "failures": failures,
         },
     )

@@ -105,7 +105,11 @@ def daily_metrics(personas: pl.DataFrame, date: dt.date, assignment_day: int = 1
         )
     )
     stars = pl.col("avg_rating_today").cast(pl.Float64) * pl.col("ratings_today")
-    by_plan = _keyed(frame.group_by("plan").agg(alive.sum(), pl.col("ratings_today").sum(), stars.sum()))
+    by_plan = _keyed(
+        frame.group_by("plan").agg(
+            alive.sum(), pl.col("ratings_today").sum(), stars.sum(), pl.col("churned_today").sum()
+        )
+    )
     by_pattern = _keyed(frame.filter(alive).group_by("activity_pattern").agg(pl.len()))
     for s in STATES:
         row[f"state_{s}"] = by_state.get(s, (0,))[0]
@@ -116,7 +120,7 @@ def daily_metrics(personas: pl.DataFrame, date: dt.date, assignment_day: int = 1
     for s in VIEWING_STATES:
         _, row[f"score_{s}"], row[f"completion_{s}"] = by_state.get(s, (0, None, None))
     for p in PLANS:
-        row[f"plan_{p}"], row[f"ratings_{p}"], star_sum = by_plan.get(p, (0, 0, 0.0))
+        row[f"plan_{p}"], row[f"ratings_{p}"], star_sum, row[f"churned_{p}"] = by_plan.get(p, (0, 0, 0.0, 0))
         row[f"stars_{p}"] = star_sum / row[f"ratings_{p}"] if row[f"ratings_{p}"] else None
     return pl.DataFrame([{k: row[k] for k in DAILY_METRICS_SCHEMA}], schema=DAILY_METRICS_SCHEMA)
 

@@ -125,6 +125,7 @@ DAILY_METRICS_SCHEMA: dict[str, pl.DataType] = {
     **{f"plan_{p}": pl.Int32() for p in PLANS},
     **{f"ratings_{p}": pl.Int32() for p in PLANS},
     **{f"stars_{p}": pl.Float64() for p in PLANS},
+    **{f"churned_{p}": pl.Int32() for p in PLANS},
     "watchlist_adds": pl.Int32(),
     "watchlist_total": pl.Int64(),
     "upgrades": pl.Int32(),
