@@ -91,10 +91,13 @@ def beta_binomial(successes: np.ndarray, trials: np.ndarray) -> tuple[float, flo
     if s.size < 2:
         return 1.0, 1.0
     mean = float(np.clip(s.sum() / n.sum(), 1e-4, 1 - 1e-4))
+    # Users share (returns, days) pairs: each distinct pair is evaluated once, weighted by its users.
+    pairs, count = np.unique(np.c_[s, n], axis=0, return_counts=True)
+    s, n, w = pairs[:, 0], pairs[:, 1], count.astype(np.float64)
 
     def nll(x: np.ndarray) -> float:
         a, b = np.exp(x)
-        return float(-(betaln(s + a, n - s + b) - betaln(a, b)).sum())
+        return float(-(w * (betaln(s + a, n - s + b) - betaln(a, b))).sum())
 
     x0 = np.log([mean * 2.0, (1 - mean) * 2.0])
     result = minimize(nll, x0, method="L-BFGS-B", bounds=[(-9, 9), (-9, 9)])
