@@ -155,7 +155,13 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     ("higher_tiers_adopt_sooner", shuffled("accounts", "tier", "account_id")),
     ("feature_errors_spike_in_incidents", shuffled("feature_usage", "success", "feature_event_id")),
 ]
-CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES
+# Dirt checks (profile off): any null or archived row is more than was injected.
+DIRT_CASES: list[tuple[str, list[str]]] = [
+    ("hubspot_contacts_job_title_nulls_as_injected", ["UPDATE raw.hubspot_contacts SET job_title = NULL WHERE rowid < 3"]),
+    ("ga_sessions_landing_page_nulls_as_injected", ["UPDATE raw.ga_sessions SET landing_page = NULL WHERE rowid < 3"]),
+    ("hubspot_tickets_archived_tickets_as_injected", ["UPDATE raw.hubspot_tickets SET archived = true WHERE rowid < 3"]),
+]  # fmt: skip
+CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES + DIRT_CASES
 
 
 def test_every_check_passes_on_the_generated_data(raw_db: duckdb.DuckDBPyConnection) -> None:
