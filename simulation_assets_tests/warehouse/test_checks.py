@@ -147,10 +147,15 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     # every pour moved by a pseudo-random number of days: no season, no holiday left
     ("taps_peak_in_december_lull_in_january", [DAYS_SCATTERED]),
     ("taps_spike_on_holidays", [DAYS_SCATTERED]),
-    ("app_sessions_peak_in_december_lull_in_january", days_scattered("user_sessions", "started_at", "session_id")),
+    (
+        "app_sessions_peak_in_december_lull_in_january",
+        days_scattered("user_sessions", "started_at", "session_id"),
+    ),
     ("app_sessions_spike_on_holidays", days_scattered("user_sessions", "started_at", "session_id")),
-    ("website_sessions_peak_in_december_lull_in_january",
-     days_scattered("ga_sessions", "session_start", "ga_session_id")),
+    (
+        "website_sessions_peak_in_december_lull_in_january",
+        days_scattered("ga_sessions", "session_start", "ga_session_id"),
+    ),
     ("website_sessions_spike_on_holidays", days_scattered("ga_sessions", "session_start", "ga_session_id")),
     # device health not from the devices' own history
     ("taps_stop_while_devices_are_down", shuffled("device_health", "uptime_pct", "health_id")),
