@@ -43,6 +43,13 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
         "(last 90 days).",
         False,
     ),
+    "seasons_show": (
+        "hogflix_daily_metrics",
+        "Over the last year: weekends watched deeper than Monday-Wednesday (3+ standard errors); the "
+        "configured holidays and yearly wave move the visit rate at least 40 % as much as configured, "
+        "judged when the window separates them from noise (else reported).",
+        False,
+    ),
     "session_ids_are_uuidv7_at_start": (
         "hogflix_sessions",
         "Every $session_id is a UUIDv7 whose time is the session start.",

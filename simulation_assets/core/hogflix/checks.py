@@ -16,6 +16,7 @@ import polars as pl
 
 from simulation_assets.core.hogflix.config import LifecycleConfig
 from simulation_assets.core.hogflix.ids import uuid7_ms
+from simulation_assets.core.hogflix.lifecycle import season_parts
 from simulation_assets.core.hogflix.schema import DEPTH_ROWS
 from simulation_assets.core.hogflix.traits import REGIONS
 from simulation_assets.core.hogflix.viewing import depth_table
@@ -220,6 +221,116 @@ def payments_follow_the_plans(
             "failures": failures,
         },
     )
+
+
+def _response(
+    expected: np.ndarray, measured: np.ndarray, se: np.ndarray
+) -> tuple[float | None, float | None]:
+    """Return the weighted slope of measured on expected log effects (1: as configured, 0: none) and its
+    standard error; (None, None) when nothing is expected."""
+    weight = expected**2 / se**2
+    if not np.isfinite(weight).all() or weight.sum() == 0:
+        return None, None
+    slope = float((expected * measured / se**2).sum() / weight.sum())
+    return round(slope, 3), round(float(1.0 / np.sqrt(weight.sum())), 3)
+
+
+def seasons_show(
+    metrics: pl.DataFrame,
+    cfg: LifecycleConfig,
+    min_days: int = 28,
+    max_standard_error: float = 0.15,
+    min_response: float = 0.4,
+) -> CheckOutcome:
+    """The seasons the window can show are in the data: the weekly one always, the holidays and the yearly
+    wave when the window holds enough of them to separate them from the day-to-day noise.
+
+    * Weekly: videos per persona of the pool on Saturdays and Sundays against Monday to Wednesday (the
+      WEEKEND pattern's deep weekends; REGULAR's Thursday-Saturday boost is left out of both sides): the
+      weekend's lift must stand 3 standard errors (Welch) above the weekdays'.
+    * Holidays: each configured holiday in the window is compared with the same weekday in the three weeks
+      either side (holidays excluded); the log lifts are regressed on the configured log multipliers.
+    * Yearly: the weekday-adjusted daily log visit rate is regressed on the configured yearly wave.
+
+    A response is 1 when the data moves as configured and 0 when it does not move; it is judged (at least
+    ``min_response``) only when its standard error is at most ``max_standard_error``, else reported.
+    """
+    m = metrics.filter(pl.col("pool_size") > 0).sort("date")
+    dates = m["date"].to_list()
+    pool = m["pool_size"].to_numpy().astype(np.float64)
+    visits = m["active_today"].to_numpy() / pool
+    videos = m["videos_watched"].to_numpy() / pool
+    weekday = np.array([d.weekday() for d in dates], np.int8)
+    failures: list[str] = []
+    meta: dict[str, object] = {"days": len(dates), "seasons_enabled": cfg.seasons.enabled}
+
+    weekend, early = videos[weekday >= 5], videos[weekday <= 2]
+    lift = t_stat = None
+    if weekend.size >= 2 and early.size >= 2:
+        lift = round(float(weekend.mean() / early.mean()), 3) if early.mean() else None
+        se = float(np.sqrt(weekend.var(ddof=1) / weekend.size + early.var(ddof=1) / early.size))
+        t_stat = round(float((weekend.mean() - early.mean()) / se), 2) if se else None
+    meta["videos_per_persona_by_weekday"] = {
+        name: round(float(videos[weekday == i].mean()), 4) if (weekday == i).any() else None
+        for i, name in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))
+    }
+    meta["weekend_lift"], meta["weekend_lift_t"] = lift, t_stat
+    if len(dates) >= min_days and t_stat is not None and t_stat < 3.0:
+        failures.append(f"weekend lift {lift} is {t_stat} standard errors above the weekdays (< 3)")
+
+    parts = np.array([season_parts(cfg, d) for d in dates]).reshape(-1, 2)
+    log_rate = np.log(np.maximum(visits, 1e-9))
+    holiday = parts[:, 1] != 1.0
+    expected, measured, sizes, deviations = [], [], [], []
+    shown = {}
+    for i in np.flatnonzero(holiday):
+        same = np.flatnonzero((weekday == weekday[i]) & ~holiday & (np.abs(np.arange(len(dates)) - i) <= 21))
+        if same.size < 3:
+            continue
+        base = log_rate[same]
+        expected.append(np.log(parts[i, 1]))
+        measured.append(log_rate[i] - base.mean())
+        sizes.append(same.size)
+        deviations.append(base - base.mean())
+        shown[dates[i].isoformat()] = {
+            "configured": round(float(parts[i, 1]), 3),
+            "measured": round(float(np.exp(measured[-1])), 3),
+        }
+    se = []
+    if expected:  # one noise level for every holiday: the scatter of all their neighbours, pooled
+        spread = np.concatenate(deviations)
+        dof = spread.size - len(deviations)
+        noise = float(np.sqrt((spread**2).sum() / dof)) if dof > 0 else float("inf")
+        se = [noise * np.sqrt(1.0 + 1.0 / k) for k in sizes]
+    h_resp, h_se = (
+        _response(np.array(expected), np.array(measured), np.array(se)) if expected else (None, None)
+    )
+    meta["holidays"] = shown
+    meta["holiday_response"], meta["holiday_response_se"] = h_resp, h_se
+    meta["holidays_judged"] = h_se is not None and h_se <= max_standard_error
+    if meta["holidays_judged"] and h_resp < min_response:
+        failures.append(f"holiday response {h_resp} (se {h_se}) < {min_response}")
+
+    # Yearly: weekday means and holidays taken out, the log visit rate against the configured wave.
+    keep = ~holiday
+    y_resp = y_se = None
+    if keep.sum() >= min_days:
+        adjusted = log_rate.copy()
+        for i in range(7):
+            on = keep & (weekday == i)
+            if on.any():
+                adjusted[on] -= adjusted[on].mean()
+        wave = np.log(parts[keep, 0])
+        wave = wave - wave.mean()
+        resid_sd = float(adjusted[keep].std(ddof=8)) if keep.sum() > 8 else 0.0
+        if resid_sd and np.any(wave):
+            y_resp, y_se = _response(wave, adjusted[keep], np.full(wave.size, resid_sd))
+    meta["yearly_response"], meta["yearly_response_se"] = y_resp, y_se
+    meta["yearly_judged"] = y_se is not None and y_se <= max_standard_error
+    if meta["yearly_judged"] and y_resp < min_response:
+        failures.append(f"yearly response {y_resp} (se {y_se}) < {min_response}")
+    meta["failures"] = failures
+    return CheckOutcome(not failures, meta)
 
 
 def genre_affinity_effect(days: pl.DataFrame, min_events: int = 300) -> CheckOutcome:
