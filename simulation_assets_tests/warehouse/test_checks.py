@@ -145,6 +145,7 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     # device health not from the devices' own history
     ("taps_stop_while_devices_are_down", shuffled("device_health", "uptime_pct", "health_id")),
     ("device_errors_rise_before_failures", shuffled("device_health", "error_count", "health_id")),
+    ("plan_changes_move_mrr", shuffled("subscriptions", "mrr_usd", "subscription_id")),
     ("ga_bounce_depends_on_source", shuffled("ga_sessions", "bounced", "ga_session_id")),
     # pages in random order and of random users
     ("next_page_follows_current_page", shuffled("page_views", "page_path", "page_view_id")),

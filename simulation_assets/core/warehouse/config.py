@@ -484,6 +484,7 @@ class CheckBands(_Frozen):
         "pages_depend_on_role": (3.0, 100.0),  # admin-page share of views, admins / staff
         "taps_stop_while_devices_are_down": (0.0, 0.05),  # pours per down device-day / per up device-day
         "device_errors_rise_before_failures": (3.0, 1000.0),  # errors a day before a failure / ordinary days
+        "plan_changes_move_mrr": (0.95, 1.0),  # upgrades raise MRR, downgrades lower it
         "ga_bounce_depends_on_source": (0.1, 1.0),  # highest - lowest bounce rate among sources
         "features_launch_over_the_years": (900.0, 2000.0),  # days from the first to the last launch
         "new_features_gain_share_over_months": (
