@@ -172,6 +172,11 @@ class Day(_Shape):
 LoadShape = Annotated[Constant | Ramp | Step | Spike | Day, Field(discriminator="kind")]
 
 
+def peak_level(shape: _Shape) -> float:
+    """Return the shape's highest level (a day shape's is its ``peak``, whatever its profile)."""
+    return shape.peak if isinstance(shape, Day) else max(level for _, level in shape.points())
+
+
 def level_at(shape: _Shape, t: np.ndarray) -> np.ndarray:
     """Return the shape's level (req/s or users) at times ``t`` (seconds from its start)."""
     points = shape.points()
