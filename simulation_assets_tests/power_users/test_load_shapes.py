@@ -208,6 +208,21 @@ def test_an_open_ramp_holds_its_rate_against_the_reference_target(reference_targ
     ).passed
 
 
+def test_the_day_shape_runs_at_the_personas_rhythm_of_that_day(reference_target):
+    # 24 hours in 4 s: each second is 6 hours (UTC); the US working day falls in the last two
+    scenario = _quick(day={"kind": "day", "peak": 60, "duration_s": 4})
+    result = PowerUserTarget(base_url=reference_target.base_url).run(
+        scenario=scenario, day="2026-01-14", env={}, users=10, options=SessionOptions(shape="day")
+    )
+    requested = [row["requested"] for row in result.report["time_series"]][:4]
+    profile = day_profile([p.rhythm() for p in scenario.populated(10).simulations], dt.date(2026, 1, 14))
+    day = SHAPE.validate_python({"kind": "day", "peak": 60, "duration_s": 4}).with_profile(profile)
+    assert requested == pytest.approx(requested_per_second(day).tolist(), abs=0.01)
+    assert requested[1] < requested[3] / 3 and max(requested) == max(requested[2:])
+    load = result.report["load"]
+    assert load["sent"] == round(sum(requested)) and load["error_rate"] == 0
+
+
 def test_arrivals_sent_in_one_wake_up_each_keep_their_own_scheduled_time(reference_target):
     """The scheduler sends every arrival due by a wake-up at once; latency still counts from each one's schedule.
 
