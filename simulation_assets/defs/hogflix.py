@@ -160,7 +160,8 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             store.write(dataset, key, frame, bulk=True)
             context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
             PROGRESS.info(key, extra={"asset": "hogflix_personas", "partitions": 1})
-        alive = frame.filter(pl.col("state") != "CHURNED")
+        # Only the two columns the summary needs (a filtered copy of the whole table costs ~1 s at 1M).
+        alive = frame.select("state", "activity_pattern").filter(pl.col("state") != "CHURNED")
         return dg.MaterializeResult(
             metadata={
                 "days": len(keys),

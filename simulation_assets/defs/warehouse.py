@@ -23,7 +23,12 @@ from pydantic import Field
 from simulation_assets.core.charts import hbar_svg
 from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.warehouse import schema
-from simulation_assets.core.warehouse.catalog import catalog_markdown, structure_figures, summary_statistics
+from simulation_assets.core.warehouse.catalog import (
+    catalog_markdown,
+    quality_report,
+    structure_figures,
+    summary_statistics,
+)
 from simulation_assets.core.warehouse.checks import CheckResult, rows_match_spec, warehouse_checks
 from simulation_assets.core.warehouse.config import ENVIRONMENTS, WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generate import Warehouse
@@ -364,9 +369,16 @@ def warehouse_catalog(
     root = warehouse_settings.files_root(store, env)
     root.mkdir(parents=True, exist_ok=True)
     stats["structure"] = structure_figures(db.query, db.tables(), cfg)
+    stats["quality"] = quality_report(db.query, db.tables())
     (root / "catalog.md").write_text(
         catalog_markdown(
-            cfg, env, warehouse_settings.seed, stats["rows"], stats["metrics"], stats["structure"]
+            cfg,
+            env,
+            warehouse_settings.seed,
+            stats["rows"],
+            stats["metrics"],
+            stats["structure"],
+            stats["quality"],
         )
     )
     (root / "summary_stats.json").write_text(json.dumps(stats, indent=2, default=str) + "\n")

@@ -232,8 +232,12 @@ class BrowserBot(dg.ConfigurableResource):
             if pending.pop(response.request, False) and 200 <= response.status < 300:
                 result.capture_ok += 1
 
+        def on_failed(request) -> None:  # noqa: ANN001
+            pending.pop(request, None)
+
         context.on("request", on_request)
         context.on("response", on_response)
+        context.on("requestfailed", on_failed)
         page = None
         try:
             await context.add_cookies([self._marker_cookie(site, persona)])
@@ -250,6 +254,12 @@ class BrowserBot(dg.ConfigurableResource):
             # Leaving the site makes the SDK send $pageleave and flush its queue.
             await page.goto("about:blank")
             await asyncio.sleep(self.settle_seconds)
+            # Then wait for the capture requests still in flight (a loaded machine answers late),
+            # at most one step timeout: closing the context would drop them.
+            waited = 0.0
+            while pending and waited < self.step_timeout_seconds:
+                await asyncio.sleep(0.05)
+                waited += 0.05
             result.ok = True
         except Exception as exc:  # noqa: BLE001
             result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:400]}"

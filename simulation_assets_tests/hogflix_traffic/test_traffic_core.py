@@ -355,3 +355,39 @@ def test_plan_changes_become_account_page_events_and_app_rows(persona_days) -> N
     assert rows["direction"].to_list() == changed["plan_change"].to_list()
     assert checks.rows_match_events(tables, events).passed
     assert not checks.rows_match_events({**tables, "plan_changes": rows.head(5)}, events).passed
+
+
+def test_a_multi_turn_chat_keeps_the_persona_on_the_chat_page_until_its_last_answer(persona_days) -> None:  # noqa: ANN001
+    from simulation_assets.core.hogflix.flixbuddy import RESPONSE_DELAY_MS, conversation_turns
+
+    cfg = TrafficConfig()
+    sessions = pl.concat([day_sessions(p, SEED, cfg) for p in persona_days])
+    events = session_events(sessions, SEED, cfg, "chat")
+    asked = conversation_turns(conversations(events, sessions, 10_000), cfg.flixbuddy_turn_weights)
+    last_answer = asked.group_by("conversation_id").agg(
+        (pl.col("asked_at").max() + pl.duration(milliseconds=RESPONSE_DELAY_MS)).alias("last_answer"),
+        pl.len().alias("turns"),
+    )
+    chat = events.filter(pl.col("$pathname").str.ends_with("/flixbuddy"))
+    on_page = (
+        chat.join(
+            sessions.select(pl.col("session_id").alias("$session_id"), "conversation_id"), on="$session_id"
+        )
+        .group_by("conversation_id")
+        .agg(pl.col("timestamp").filter(pl.col("event") == "$pageleave").max().alias("left"))
+    )
+    both = last_answer.join(on_page, on="conversation_id")
+    assert both.height == last_answer.height > 5 and both["turns"].max() > 2
+    assert (both["last_answer"] <= both["left"]).all()
+    # Without multi-turn the chat page is as short as before: no follow-ups to wait for.
+    single = session_events(sessions, SEED, cfg.model_copy(update={"flixbuddy_multi_turn": False}), "chat")
+    assert _chat_stay(single) < _chat_stay(events)
+
+
+def _chat_stay(events: pl.DataFrame) -> object:
+    """Total time sessions spent on the FlixBuddy page."""
+    chat = events.filter(pl.col("$pathname").str.ends_with("/flixbuddy"))
+    stays = chat.group_by("$session_id").agg(
+        (pl.col("timestamp").max() - pl.col("timestamp").min()).alias("s")
+    )
+    return stays["s"].sum()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -21,13 +22,32 @@ from simulation_assets.sinks.posthog_export import WriteShape, write_export
 
 def hogflix_events(pool: int, days: int, seed: int = 1, start: dt.date = dt.date(2026, 1, 5)) -> pl.DataFrame:
     """Return ``days`` days of HogFlix events at persona pool ``pool`` (lifecycle, sessions, events)."""
+    return pl.concat(list(hogflix_event_chunks(pool, days, seed, start, chunk_days=days)))
+
+
+def hogflix_event_chunks(
+    pool: int, days: int, seed: int = 1, start: dt.date = dt.date(2026, 1, 5), chunk_days: int = 7
+) -> Iterator[pl.DataFrame]:
+    """Yield the same events ``chunk_days`` days at a time (memory bounded for large pools)."""
     cfg, traffic = LifecycleConfig(persona_pool=pool), TrafficConfig()
     state = initial_state(cfg, seed, day_number(start))
     frames = []
     for i in range(days):
         state = step_day(state, day_number(start) + i, cfg, seed)
         frames.append(session_events(day_sessions(to_frame(state), seed, traffic), seed, traffic, str(i)))
-    return pl.concat(frames)
+        if len(frames) == chunk_days or i == days - 1:
+            yield pl.concat(frames)
+            frames = []
+
+
+def write_hogflix_export_folder(pool: int, days: int, folder: Path, seed: int = 1) -> tuple[Path, int]:
+    """Write HogFlix's events as a folder of weekly batch-export Parquet files; return (folder, rows)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    for n, chunk in enumerate(hogflix_event_chunks(pool, days, seed)):
+        write_hogflix_export(chunk, folder / f"events-{n:03d}.parquet")
+        rows += chunk.height
+    return folder, rows
 
 
 def write_hogflix_export(events: pl.DataFrame, path: Path, shape: WriteShape = "batch-parquet") -> Path:

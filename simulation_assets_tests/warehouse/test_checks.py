@@ -229,3 +229,35 @@ def test_structure_figures_are_in_the_check_metadata_and_the_band_decides(
     )
     assert isinstance(result.value, float) and 0.0 < result.value < 0.75 and result.passed
     assert result.expected == "[0, 0.75]"
+
+
+def test_quality_report_gives_missing_values_outliers_cardinalities_and_freshness(
+    raw_db: duckdb.DuckDBPyConnection,
+) -> None:
+    from simulation_assets.core.warehouse.catalog import catalog_markdown, quality_report
+
+    report = quality_report(lambda sql: raw_db.execute(sql).fetchall(), ALL)
+    accounts = raw_db.execute(
+        "SELECT avg(CASE WHEN churned_at IS NULL THEN 1.0 ELSE 0.0 END) FROM raw.accounts"
+    )
+    assert report["missing"]["accounts"] == {"churned_at": pytest.approx(accounts.fetchone()[0], abs=1e-4)}
+    assert report["missing"]["tap_events"] == {}
+    assert report["cardinality"]["accounts -> locations.account_id"] == {"min": 1, "median": 1.0, "max": 4}
+    users = report["cardinality"]["accounts -> users.account_id"]
+    assert users["min"] == 2 and users["max"] <= 10
+    assert report["outliers"]["tap_events"]["volume_ml"] < 0.001
+    assert report["freshness"]["tap_events"].startswith("poured_at up to 2025-12-")
+    text = catalog_markdown(WarehouseConfig(), "dev", 42, {"accounts": 100}, {}, None, report)
+    assert (
+        "## Relationship cardinalities" in text and "| accounts -> locations.account_id | 1 | 1 | 4 |" in text
+    )
+    # a corrupted column shows up: a null where none belongs, an absurd pour
+    raw_db.execute("BEGIN TRANSACTION")
+    try:
+        raw_db.execute("UPDATE raw.tap_events SET volume_ml = 1e6 WHERE rowid < 200")
+        raw_db.execute("UPDATE raw.users SET last_name = NULL WHERE rowid < 3")
+        broken = quality_report(lambda sql: raw_db.execute(sql).fetchall(), ["tap_events", "users"])
+    finally:
+        raw_db.execute("ROLLBACK")
+    assert broken["missing"]["users"] == {"last_name": 0.01}
+    assert broken["outliers"]["tap_events"]["volume_ml"] >= 0.0004

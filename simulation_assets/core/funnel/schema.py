@@ -217,41 +217,61 @@ def validate_frame(frame: pl.DataFrame) -> list[FrameProblem]:
     bad_source = frame.filter(~pl.col("source").is_in(SOURCES)).height
     if bad_source:
         problems.append(FrameProblem(event="*", rule=f"source outside {SOURCES}", rows=bad_source))
-    counts = frame.group_by("event").len()
-    for name, _n in counts.iter_rows():
+    # One pass over the frame per kind of rule: per event, its row count, the nulls of every column a
+    # rule needs non-null, and the values outside each enum; the rules then read that small table.
+    non_null = sorted(
+        {p.name for spec in TAXONOMY.values() for p in (*_globals(), *spec.required) if not p.nullable}
+        & set(frame.columns)
+        | {"user_id"}
+    )
+    enums = {
+        name: spec.choices
+        for name, spec in PROPERTIES.items()
+        if spec.choices is not None and name in frame.columns
+    }
+    per_event = frame.group_by("event", maintain_order=True).agg(
+        pl.len().alias("rows"),
+        *[pl.col(col).null_count().alias(f"null {col}") for col in non_null],
+        *[
+            (pl.col(name).is_not_null() & ~pl.col(name).is_in(choices)).sum().alias(f"outside {name}")
+            for name, choices in enums.items()
+        ],
+    )
+    for stats in per_event.iter_rows(named=True):
+        name = stats["event"]
         if name not in TAXONOMY:
-            problems.append(FrameProblem(event=str(name), rule="unknown event", rows=int(_n)))
+            problems.append(FrameProblem(event=str(name), rule="unknown event", rows=int(stats["rows"])))
             continue
         spec = TAXONOMY[name]
-        rows = frame.filter(pl.col("event") == name)
         for prop in (*_globals(), *spec.required):
             if prop.name not in frame.columns:
                 problems.append(
                     FrameProblem(
-                        event=name, rule=f"missing required property {prop.name!r}", rows=rows.height
+                        event=name, rule=f"missing required property {prop.name!r}", rows=stats["rows"]
                     )
                 )
                 continue
-            if not prop.nullable:
-                nulls = rows[prop.name].null_count()
-                if nulls:
-                    problems.append(
-                        FrameProblem(event=name, rule=f"required property {prop.name!r} is null", rows=nulls)
-                    )
-        for pname, pspec in PROPERTIES.items():
-            if pspec.choices is None or pname not in rows.columns:
-                continue
-            outside = rows.filter(pl.col(pname).is_not_null() & ~pl.col(pname).is_in(pspec.choices)).height
-            if outside:
+            if not prop.nullable and stats[f"null {prop.name}"]:
                 problems.append(
                     FrameProblem(
-                        event=name, rule=f"property {pname!r} outside {list(pspec.choices)}", rows=outside
+                        event=name,
+                        rule=f"required property {prop.name!r} is null",
+                        rows=stats[f"null {prop.name}"],
                     )
                 )
-        if name == "login_success":
-            missing = rows["user_id"].null_count()
-            if missing:
-                problems.append(FrameProblem(event=name, rule="login_success without user_id", rows=missing))
+        for pname, choices in enums.items():
+            if stats[f"outside {pname}"]:
+                problems.append(
+                    FrameProblem(
+                        event=name,
+                        rule=f"property {pname!r} outside {list(choices)}",
+                        rows=stats[f"outside {pname}"],
+                    )
+                )
+        if name == "login_success" and stats["null user_id"]:
+            problems.append(
+                FrameProblem(event=name, rule="login_success without user_id", rows=stats["null user_id"])
+            )
     return problems
 
 

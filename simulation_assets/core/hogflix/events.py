@@ -49,6 +49,7 @@ from simulation_assets.core.hogflix.event_pages import (
     WATCH,
     WATCHLIST,
 )
+from simulation_assets.core.hogflix.flixbuddy import RESPONSE_DELAY_MS, TURN_GAP_MS, turn_counts
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig
 from simulation_assets.core.hogflix.traits import genre_affinity
 
@@ -135,6 +136,18 @@ def video_completion(g: np.random.Generator, cfg: TrafficConfig, day_mean: np.nd
     return np.where(keep, 0.5 + 0.5 * spread, 0.5 * spread * (1.0 - 1e-9))
 
 
+def _chat_turns_s(sessions: pl.DataFrame, cfg: TrafficConfig) -> np.ndarray:
+    """Return, per session, the seconds its FlixBuddy follow-ups keep it on the chat page: the turns
+    after the first (``conversation_turns``, ``TURN_GAP_MS`` apart) and the last answer's delay."""
+    extra = np.zeros(sessions.height)
+    conv = sessions["conversation_id"]
+    has = conv.is_not_null().to_numpy()
+    if cfg.flixbuddy_multi_turn and has.any():
+        turns = turn_counts(conv.drop_nulls().to_list(), cfg.flixbuddy_turn_weights).astype(np.float64)
+        extra[has] = ((turns - 1) * TURN_GAP_MS + RESPONSE_DELAY_MS) / 1000.0
+    return extra
+
+
 def session_events(
     sessions: pl.DataFrame, seed: int, cfg: TrafficConfig, stream_key: str, traits: TraitsConfig | None = None
 ) -> pl.DataFrame:
@@ -211,7 +224,9 @@ def session_events(
 
     dwell_list = _lognormal(g, cfg.listing_dwell_s, n_slots)
     dwell_list += np.where(
-        (pos == 0) & (page == FLIXBUDDY_PAGE), _lognormal(g, cfg.flixbuddy_chat_s, n_slots), 0
+        (pos == 0) & (page == FLIXBUDDY_PAGE),
+        _lognormal(g, cfg.flixbuddy_chat_s, n_slots) + _chat_turns_s(s, cfg)[sess],
+        0,
     )
     dwell_title = _lognormal(g, cfg.title_dwell_s, n_slots)
     # Slot length: listing, then title page if opened, then the watch page if played.

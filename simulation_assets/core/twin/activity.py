@@ -14,6 +14,11 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   day for churned users, every day after the first for the others).
 - **age**: a class's users may come less often as they age; activity by week of
   age over what their own rates expect gives a multiplier per week of age.
+- **returns by lifetime**: the Beta is fitted per lifetime band (under a week,
+  1-3 weeks, 3-6 weeks, longer; a user still active at the end counts by the
+  days seen so far), since users who leave soon often come every day until they
+  do while long-lived ones settle to a slower rhythm; a band with fewer than 30
+  users uses the class's Beta.
 - **recency**: a visit is likelier the day after a visit (streaks) and less likely
   once a user has been away (breaks): the odds of a visit are multiplied by a
   factor of the days since the last visit (1 to 28), fitted by a logistic
@@ -21,10 +26,11 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   offsets.
 - **sessions per active day**: the class's empirical distribution (1..30, the
   tail k-anonymous).
-- **session depth**: how much longer or shorter than the class's sessions a
-  user's own sessions run: a quantile sketch of users' mean log events per
-  session around the class's, its spread reduced to what their few sessions do
-  not explain.
+- **session depth**: users fall into depth groups (quantiles of their mean log
+  events per session, shrunk toward their class by what their few sessions
+  explain); each class has a share of users per group, and sessions end with the
+  hazards of the user's (class, group), so heavy and light users keep their own
+  session lengths.
 - **session times**: the hour (UTC) of the day's first session from the class's
   hour-of-week profile (smoothed toward the class's all-week hours); each further
   session that day starts a within-day gap after the previous one ended (a
@@ -44,8 +50,9 @@ from simulation_assets.core.twin.features import Window, weekday
 from simulation_assets.core.twin.sketch import capped_pmf, quantile_sketch
 
 MAX_SESSIONS_PER_DAY = 30
-MIN_STRATUM_USERS = 30
-MAX_RECENCY = 28  # days since the last visit beyond which the return chance no longer changes  # fewer users than this in a (class, kind): use the class's pooled estimate
+MIN_STRATUM_USERS = 30  # fewer users than this in a (class, kind): use the class's pooled estimate
+LIFE_BANDS = (0, 7, 21, 42)  # first days of the lifetime bands the return chance is fitted in
+MAX_RECENCY = 28  # days since the last visit beyond which the return chance no longer changes
 
 
 @dataclass(frozen=True)
@@ -84,10 +91,13 @@ def beta_binomial(successes: np.ndarray, trials: np.ndarray) -> tuple[float, flo
     if s.size < 2:
         return 1.0, 1.0
     mean = float(np.clip(s.sum() / n.sum(), 1e-4, 1 - 1e-4))
+    # Users share (returns, days) pairs: each distinct pair is evaluated once, weighted by its users.
+    pairs, count = np.unique(np.c_[s, n], axis=0, return_counts=True)
+    s, n, w = pairs[:, 0], pairs[:, 1], count.astype(np.float64)
 
     def nll(x: np.ndarray) -> float:
         a, b = np.exp(x)
-        return float(-(betaln(s + a, n - s + b) - betaln(a, b)).sum())
+        return float(-(w * (betaln(s + a, n - s + b) - betaln(a, b))).sum())
 
     x0 = np.log([mean * 2.0, (1 - mean) * 2.0])
     result = minimize(nll, x0, method="L-BFGS-B", bounds=[(-9, 9), (-9, 9)])
@@ -135,6 +145,11 @@ def user_spans(users: pl.DataFrame, activity: pl.DataFrame, classes: np.ndarray,
     return UserSpans(
         table["user"].to_numpy(), first, last, table["active_days"].to_numpy(), churned, last - first
     )
+
+
+def life_band(lifetime: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """Return the lifetime band of users who lived ``lifetime`` days, ``exposure`` days of which were seen."""
+    return np.searchsorted(LIFE_BANDS, np.minimum(lifetime, exposure), side="right") - 1
 
 
 def returns_and_trials(spans: UserSpans, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -276,33 +291,46 @@ def return_by_recency(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.n
     return out
 
 
-def depth_effects(sessions: pl.DataFrame, members_users: np.ndarray, levels: int, k: int) -> np.ndarray:
-    """Return the quantile sketch of users' own log session-length effect (how much longer their sessions run).
+def depth_groups(
+    sessions: pl.DataFrame, user_ids: np.ndarray, classes: np.ndarray, groups: int
+) -> np.ndarray:
+    """Return each user's session-depth group (0 = shortest sessions .. ``groups`` - 1), by row of ``user_ids``.
 
-    Each user's mean log events per session minus the class's; only the spread beyond what a user's
-    few sessions explain is real, so the effects (users with two sessions or more) are scaled to the
-    between-user variance minus the average within-user variance over the session count. The sketch
-    keeps their shape (a crowd of bingers and a crowd of browsers stay two crowds). Zeros when the
-    sessions explain it all.
+    A user's depth is their mean log events per session, shrunk toward their class's mean by how much
+    of it their few sessions explain (empirical Bayes: the between-user variance over itself plus the
+    within-user variance over their session count). Groups are quantile bins of the shrunk depth over
+    all users, so a group means the same depth in every class. Users without a session go to the
+    middle group.
     """
-    s = sessions.filter(pl.col("user").is_in(members_users)).select(
-        "user", pl.col("n_events").log().alias("x")
+    per = (
+        sessions.filter(pl.col("user").is_in(user_ids))
+        .group_by("user")
+        .agg(
+            pl.col("n_events").log().mean().alias("m"),
+            pl.col("n_events").log().var().alias("v"),
+            pl.len().alias("n"),
+        )
     )
-    per = s.group_by("user").agg(
-        pl.col("x").mean().alias("m"), pl.col("x").var().alias("v"), pl.len().alias("n")
-    )
-    per = per.filter(pl.col("n") >= 2)
-    flat = np.zeros(levels)
-    if per.height < 2 * k:
-        return flat
-    m = per["m"].to_numpy()
-    between = float(np.var(m))
-    noise = float(np.nanmean(per["v"].to_numpy() / per["n"].to_numpy()))
-    if between <= noise or between <= 0:
-        return flat
-    effects = (m - m.mean()) * np.sqrt((between - noise) / between)
-    sketch = quantile_sketch(effects, levels, k)
-    return flat if sketch is None else sketch - float(np.mean(effects))
+    row = np.searchsorted(user_ids, per["user"].to_numpy())
+    m = np.full(user_ids.size, np.nan)
+    n = np.zeros(user_ids.size)
+    m[row], n[row] = per["m"].to_numpy(), per["n"].to_numpy()
+    v = per["v"].to_numpy()
+    within = float(np.nanmean(v)) if np.isfinite(v).any() else 0.0
+    out = np.full(user_ids.size, groups // 2, np.int64)
+    seen = np.isfinite(m)
+    if groups <= 1 or seen.sum() < 2:
+        return np.zeros(user_ids.size, np.int64) if groups <= 1 else out
+    shrunk = np.zeros(user_ids.size)
+    for c in np.unique(classes[seen]):  # a handful of classes
+        sel = seen & (classes == c)
+        mu = float(m[sel].mean())
+        between = max(float(np.var(m[sel])) - float(np.mean(within / n[sel])), 0.0)
+        weight = between / np.maximum(between + within / n[sel], 1e-12)
+        shrunk[sel] = mu + (m[sel] - mu) * weight
+    edges = np.quantile(shrunk[seen], np.arange(1, groups) / groups)
+    out[seen] = np.searchsorted(edges, shrunk[seen], side="right")
+    return out
 
 
 def sessions_per_day_pmf(activity: pl.DataFrame, k: int) -> np.ndarray:

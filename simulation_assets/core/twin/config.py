@@ -25,6 +25,7 @@ class FitConfig(FrozenModel):
     class_sample_users: int = Field(default=40_000, ge=100)  # users the class mixture is fitted on
     property_sample_users: int = Field(default=20_000, ge=100)  # at most this many users' properties modelled
     property_sample_rows: int = Field(default=250_000, ge=1_000)  # ... and about this many of their events
+    depth_groups: int = Field(default=6, ge=1, le=20)  # session-depth groups of users (quantiles)
     max_events: int = Field(default=120, ge=2)  # event names kept in the flow model (most users first)
     max_property_keys: int = Field(default=64, ge=0)
     quantile_levels: int = Field(default=41, ge=5)  # points of every quantile sketch
@@ -33,7 +34,7 @@ class FitConfig(FrozenModel):
 
 
 class Targets(FrozenModel):
-    """The fidelity and privacy targets (the issue's numbers)."""
+    """The fidelity and privacy targets (docs/twin.md explains each)."""
 
     ks_max: float = 0.05  # two-sample KS statistic of each per-user distribution
     tv_max: float = 0.05  # total-variation distance of each profile / mix

@@ -33,9 +33,10 @@ class Window:
         return self.last - self.first + 1
 
     @classmethod
-    def of(cls, events: pl.DataFrame) -> Window:
-        t = events["t_ms"]
-        return cls(int(t.min()) // MS_PER_DAY, int(t.max()) // MS_PER_DAY)  # type: ignore[operator]
+    def of(cls, sessions: pl.DataFrame) -> Window:
+        """Return the days on which the sessions start (a session past midnight does not add a day)."""
+        day = sessions["day"]
+        return cls(int(day.min()), int(day.max()))  # type: ignore[arg-type]
 
 
 def weekday(day: np.ndarray | int) -> np.ndarray:

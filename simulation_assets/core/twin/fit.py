@@ -75,7 +75,7 @@ def prepare(events: pl.DataFrame, cfg: FitConfig, identifies: pl.DataFrame | Non
     sessionized, users, rebuilt = sessionize(frame, cfg.idle_minutes, cfg.max_session_hours)
     users = users.with_columns(pl.Series("holdout", holdout_mask(users["user_key"], cfg)))
     sessions = session_table(sessionized)
-    window = Window.of(sessionized)
+    window = Window.of(sessions)
     stats = user_table(sessions, window).join(users.select("user", "holdout"), on="user", how="left")
     return Prepared(sessionized, users, sessions, stats, window, rebuilt, events.height)
 
@@ -156,6 +156,7 @@ def fit(
 
     spans = act.user_spans(users, activity, cls_by_row, window)
     succ, trials = act.returns_and_trials(spans, window)
+    bands = act.life_band(spans.lifetime, np.where(spans.churned, spans.lifetime, window.last - spans.first))
     first_hours = act.first_session_hours(sessions)
     first_hours = first_hours.with_columns(pl.Series("class", classes[first_hours["user"].to_numpy()]))
     pooled_hours = act.hour_profile(first_hours)
@@ -163,17 +164,24 @@ def fit(
     gaps = gaps.with_columns(pl.Series("class", classes[gaps["user"].to_numpy()]))
     pooled_gap = act.gap_sketch(gaps["gap_minutes"].to_numpy(), levels, k)
 
-    survival_rows, spd_rows, hour_rows, gap_rows, depth_rows, class_docs = [], [], [], [], [], []
+    # Session depth: every user's group (quantiles of their shrunk mean log events per session).
+    depth_by_row = act.depth_groups(sessions, user_ids, cls_by_row, cfg.depth_groups)
+    depth = np.zeros_like(classes, dtype=np.int64)
+    depth[user_ids] = depth_by_row
+    depth_rows = [
+        pl.DataFrame({"class": c, "depth": np.arange(cfg.depth_groups),
+                      "share": np.bincount(depth_by_row[cls_by_row == c], minlength=cfg.depth_groups) / max(int((cls_by_row == c).sum()), 1)})
+        for c in range(n_classes)
+    ]  # fmt: skip
+    survival_rows, spd_rows, hour_rows, gap_rows, class_docs = [], [], [], [], []
     horizon = window.days
     for c in range(n_classes):
         members = cls_by_row == c
-        betas, tails = {}, {}
+        betas, betas_life, tails = {}, {}, {}
         weekdays = act.weekday_multipliers(spans, activity, window, members)
         grid = act.daily_grid(spans, activity, window, members)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
         by_recency = act.return_by_recency(grid, weekdays, by_age)
-        depth = act.depth_effects(sessions, user_ids[members], levels, k)
-        depth_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels), "log_depth": depth}))
         for kind_id, kind_name in enumerate(("new", "backlog")):
             m = members & (kind == kind_id)
             if m.sum() < act.MIN_STRATUM_USERS:
@@ -184,6 +192,12 @@ def fit(
             tails[kind_name] = round(life.tail_hazard, 6)
             a, b = act.beta_binomial(succ[m], trials[m])
             betas[kind_name] = [round(a, 6), round(b, 6)]
+            by_band = []
+            for band in range(len(act.LIFE_BANDS)):  # four bands
+                mb = m & (bands == band)
+                ab = act.beta_binomial(succ[mb], trials[mb]) if mb.sum() >= act.MIN_STRATUM_USERS else (a, b)
+                by_band.append([round(ab[0], 6), round(ab[1], 6)])
+            betas_life[kind_name] = by_band
         ids = user_ids[members]
         pmf = act.sessions_per_day_pmf(activity.filter(pl.col("user").is_in(ids)), k)
         spd_rows.append(
@@ -208,6 +222,7 @@ def fit(
                 ),
                 "share_backlog": round(float((backlog * members).sum() / max(backlog.sum(), 1e-9)), 6),
                 "return_beta": betas,
+                "return_beta_by_life": betas_life,
                 "return_by_recency": [round(float(x), 4) for x in by_recency[1:]],
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
                 "tail_hazard": tails,
@@ -220,7 +235,7 @@ def fit(
     # Flows: events of the vocabulary, per class chains and time sketches.
     names, dropped_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
     coded = coded_sessions(train.events, names)
-    flows = fit_flows(coded, classes, names, k, cfg.flow_smoothing, levels)
+    flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels)
     label = np.array([*names, START], dtype=object)
     bucket = flows.transitions["bucket"].to_numpy()
     transitions = flows.transitions.select(
@@ -233,6 +248,7 @@ def fit(
     )
     hazard = flows.hazard.select(
         "class",
+        "depth",
         pl.Series("cur", label[flows.hazard["cur"].to_numpy()], pl.String),
         pl.Series("position", BUCKETS[flows.hazard["bucket"].to_numpy()], pl.Int32),
         "hazard",
@@ -303,7 +319,8 @@ def fit(
             "order": 2,
             "smoothing": cfg.flow_smoothing,
             "events": names,
-            "end_hazard": "by class, event and position (0-31, then buckets 12 % wider)",
+            "end_hazard": "by class, depth group, event and position (0-31, then buckets 12 % wider)",
+            "depth_groups": cfg.depth_groups,
         },  # fmt: skip
         "identity": identity,
         "properties": {
@@ -340,7 +357,7 @@ def fit(
         else pl.DataFrame({"class": [], "level": [], "log_minutes": []}),
         "transitions": transitions,
         "end_hazard": hazard,
-        "user_depth": pl.concat(depth_rows),
+        "depth_groups": pl.concat(depth_rows),
         "session_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": flows.pace}),
         "inter_event_times": inter,
         "event_keys": props.event_keys,

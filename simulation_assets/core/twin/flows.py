@@ -1,10 +1,11 @@
 """Event flow within a session: when it ends, which event comes next, and how long in between.
 
 - **End of session**: after the event at position t the session ends with a
-  hazard that depends on the class, that event and t (positions 0-31 one by one,
-  then in buckets 12 % wider each): the share of sessions reaching that event
-  at that position which end there, smoothed toward the same figure for all
-  classes (then toward the event's overall end rate). This reproduces the
+  hazard that depends on the class, the user's depth group, that event and t
+  (positions 0-31 one by one, then in buckets 12 % wider each): the share of
+  sessions reaching that event at that position which end there, smoothed
+  toward the same figure for the depth group over all classes (then toward the
+  group's overall end rate after that event). This reproduces the
   export's session lengths, which a plain Markov chain would flatten into a
   geometric distribution.
 - **Next event**: a second-order Markov chain per class (the state is the last
@@ -62,7 +63,7 @@ class FlowTables:
 
     events: tuple[str, ...]
     transitions: pl.DataFrame  # class, prev, cur, bucket (-1: any position), next, probability
-    hazard: pl.DataFrame  # class, cur, bucket, hazard
+    hazard: pl.DataFrame  # class, depth, cur, bucket, hazard
     times: pl.DataFrame  # cur, next (ANY = fallback), level, log_seconds
     pace: np.ndarray  # quantile sketch of a session's log-time pace
 
@@ -87,11 +88,12 @@ def coded_sessions(events: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     return kept.with_columns(pl.int_range(pl.len()).over("session").cast(pl.Int32).alias("pos"))
 
 
-def fit_flows(coded: pl.DataFrame, classes: np.ndarray, names: list[str], k: int, smoothing: float,
-              levels: int) -> FlowTables:  # fmt: skip
+def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names: list[str], k: int,
+              smoothing: float, levels: int) -> FlowTables:  # fmt: skip
     """Fit the per-class chains, end hazards and time sketches (see module doc).
 
-    ``coded`` comes from :func:`coded_sessions`; ``classes[user]`` is each user's class.
+    ``coded`` comes from :func:`coded_sessions`; ``classes[user]`` is each user's class and
+    ``depth[user]`` their session-depth group.
     """
     v = len(names)
     start = v
@@ -107,7 +109,7 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, names: list[str], k: int
     nxt = np.r_[code[1:], 0] if n else code
     cls = np.asarray(classes)[user].astype(np.int64)
     n_classes = int(np.max(classes)) + 1 if len(classes) else 1
-    hazard = _hazard(cls, code, pos, last, user, n_classes, v, smoothing)
+    hazard = _hazard(cls, np.asarray(depth)[user].astype(np.int64), code, pos, last, n_classes, smoothing)
     # Transitions (never END): one row per event that has a next one, plus (START, START) -> first event.
     go = ~last
     f = np.flatnonzero(first)
@@ -130,29 +132,36 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, names: list[str], k: int
     return FlowTables(tuple(names), transitions, hazard, times, pace)
 
 
-def _hazard(cls: np.ndarray, code: np.ndarray, pos: np.ndarray, last: np.ndarray, user: np.ndarray,
-            n_classes: int, v: int, b: float) -> pl.DataFrame:  # fmt: skip
-    """Return the end hazard per (class, event, position bucket), smoothed to all classes, then to the event."""
-    frame = pl.DataFrame({"class": cls, "cur": code, "bucket": bucket_of(pos), "end": last, "user": user})
-    overall = frame.group_by("cur").agg(pl.col("end").mean().alias("h_event"))
-    pooled = frame.group_by("cur", "bucket").agg(pl.len().alias("n"), pl.col("end").sum().alias("e"))
-    pooled = pooled.join(overall, on="cur").with_columns(
+def _hazard(cls: np.ndarray, depth: np.ndarray, code: np.ndarray, pos: np.ndarray, last: np.ndarray,
+            n_classes: int, b: float) -> pl.DataFrame:  # fmt: skip
+    """Return the end hazard per (class, depth group, event, position bucket).
+
+    Smoothed toward the depth group's figure over all classes, itself smoothed toward the group's
+    end rate of that event at any position.
+    """
+    frame = pl.DataFrame({"class": cls, "depth": depth, "cur": code, "bucket": bucket_of(pos), "end": last})
+    overall = frame.group_by("depth", "cur").agg(pl.col("end").mean().alias("h_event"))
+    pooled = frame.group_by("depth", "cur", "bucket").agg(pl.len().alias("n"), pl.col("end").sum().alias("e"))
+    pooled = pooled.join(overall, on=["depth", "cur"]).with_columns(
         ((pl.col("e") + b * pl.col("h_event")) / (pl.col("n") + b)).alias("h_pool")
     )
-    per = frame.group_by("class", "cur", "bucket").agg(pl.len().alias("nc"), pl.col("end").sum().alias("ec"))
+    per = frame.group_by("class", "depth", "cur", "bucket").agg(
+        pl.len().alias("nc"), pl.col("end").sum().alias("ec")
+    )
     grid = (
         pl.DataFrame({"class": np.arange(n_classes, dtype=np.int64)})
-        .join(pooled.select("cur", "bucket", "h_pool", "h_event"), how="cross")
-        .join(per, on=["class", "cur", "bucket"], how="left")
+        .join(pooled.select("depth", "cur", "bucket", "h_pool"), how="cross")
+        .join(per, on=["class", "depth", "cur", "bucket"], how="left")
         .fill_null(0)
     )
     grid = grid.with_columns(((pl.col("ec") + b * pl.col("h_pool")) / (pl.col("nc") + b)).alias("hazard"))
     return grid.select(
         pl.col("class").cast(pl.Int16),
+        pl.col("depth").cast(pl.Int16),
         pl.col("cur").cast(pl.Int32),
         pl.col("bucket").cast(pl.Int32),
         "hazard",
-    ).sort("class", "cur", "bucket")
+    ).sort("class", "depth", "cur", "bucket")
 
 
 def _positional(rows: pl.DataFrame, chain: pl.DataFrame, k: int, b: float) -> pl.DataFrame:

@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.ids import uuid7s
+from simulation_assets.core.twin.activity import LIFE_BANDS
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, bucket_of
@@ -62,7 +63,7 @@ class Population:
     lifetime: np.ndarray  # days from first to last active day (may run past the generated days)
     rate: np.ndarray  # chance of coming back on an alive day
     identified: np.ndarray  # arrives anonymous, identified on the first day
-    depth: np.ndarray  # log session-length effect: sessions run exp(depth) times the class's length
+    depth: np.ndarray  # session-depth group: sessions end with the hazards of (class, group)
     constant_codes: np.ndarray  # (users, constant keys): index into each key's values
 
 
@@ -119,19 +120,20 @@ class Generator:
         self.flow_next = t["n"].to_numpy().astype(np.int64)
         # End hazard per (class, event, position bucket); a dropped event's successors decide for it.
         hz = self.spec.tables["end_hazard"].filter(pl.col("cur").is_in(self.names))
-        self.hazard = np.ones((self.n_classes, size, len(BUCKETS)))
+        self.depth_groups = int(hz["depth"].max()) + 1 if hz.height else 1  # type: ignore[operator]
+        self.hazard = np.ones((self.n_classes, self.depth_groups, size, len(BUCKETS)))
         if hz.height:
             cur = hz["cur"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
             bucket = bucket_of(hz["position"].to_numpy())
             # Buckets the export never reached keep the last hazard seen for that event (filled forward below).
             self.hazard[:] = np.nan
-            self.hazard[hz["class"].to_numpy(), cur, bucket] = hz["hazard"].to_numpy()
+            self.hazard[hz["class"].to_numpy(), hz["depth"].to_numpy(), cur, bucket] = hz["hazard"].to_numpy()
             filled = np.where(np.isnan(self.hazard), 0.0, self.hazard)
             seen = ~np.isnan(self.hazard)
-            idx = np.where(seen, np.arange(len(BUCKETS))[None, None, :], 0)
-            np.maximum.accumulate(idx, axis=2, out=idx)
-            self.hazard = np.take_along_axis(filled, idx, axis=2)
-            self.hazard[~seen.any(axis=2)] = 1.0
+            idx = np.where(seen, np.arange(len(BUCKETS))[None, None, None, :], 0)
+            np.maximum.accumulate(idx, axis=3, out=idx)
+            self.hazard = np.take_along_axis(filled, idx, axis=3)
+            self.hazard[~seen.any(axis=3)] = 1.0
         pace = self.spec.tables["session_pace"].sort("level")["log_pace"].to_numpy()
         self.pace_q = pace[None, :] if pace.size >= 2 else np.zeros((1, 2))
         # Inter-event times: row of the sketch table for every (cur, next) pair, with fallbacks resolved.
@@ -165,15 +167,24 @@ class Generator:
             [[1 - (1 - cd.tail_hazard.get(k, 0.0)) ** m for k in KINDS] for cd in doc.classes]
         )
         self.beta = np.array([[cd.return_beta.get(k, [1.0, 1.0]) for k in KINDS] for cd in doc.classes])
+        # Per lifetime band (a spec without bands uses the kind's Beta in every band).
+        bands = len(LIFE_BANDS)
+        self.beta_life = np.repeat(self.beta[:, :, None, :], bands, axis=2)
+        for c, cd in enumerate(doc.classes):
+            for j, k in enumerate(KINDS):
+                rows = cd.return_beta_by_life.get(k, [])
+                if len(rows) == bands:
+                    self.beta_life[c, j] = np.array(rows)
         self.weekday_mult = np.array([cd.weekday_multipliers for cd in doc.classes])
         recency = max(len(cd.return_by_recency) for cd in doc.classes)
         self.by_recency = np.array([[1.0, *cd.return_by_recency, *cd.return_by_recency[-1:] * (recency - len(cd.return_by_recency))]
                                     for cd in doc.classes])  # fmt: skip
-        depth = self.spec.tables["user_depth"].sort("class", "level")
-        levels = int(depth["level"].max()) + 1 if depth.height else 2  # type: ignore[operator]
-        self.depth_q = np.zeros((self.n_classes, levels))
-        for (c,), part in depth.group_by("class"):
-            self.depth_q[int(c)] = part["log_depth"].to_numpy()
+        depth = self.spec.tables["depth_groups"]
+        share = np.zeros((self.n_classes, self.depth_groups))
+        share[:, 0] = 1e-12
+        keep = depth.filter(pl.col("depth") < self.depth_groups)
+        share[keep["class"].to_numpy(), keep["depth"].to_numpy()] += keep["share"].to_numpy()
+        self.depth_cdf = np.cumsum(share, axis=1) / share.sum(axis=1, keepdims=True)
         weeks = max(len(cd.activity_by_age_week) for cd in doc.classes)
         self.by_age = np.array([cd.activity_by_age_week + cd.activity_by_age_week[-1:] * (weeks - len(cd.activity_by_age_week))
                                 for cd in doc.classes])  # fmt: skip
@@ -347,7 +358,8 @@ class Generator:
             else:
                 extra = np.floor(np.log(np.maximum(u_tail[m], 1e-300)) / np.log1p(-h)).astype(np.int64)
             lifetime[m] += np.where(beyond, extra, 0)
-        alpha, beta = self.beta[cls, kind, 0], self.beta[cls, kind, 1]
+        band = np.searchsorted(LIFE_BANDS, np.minimum(lifetime, days - 1 - first), side="right") - 1
+        alpha, beta = self.beta_life[cls, kind, band, 0], self.beta_life[cls, kind, band, 1]
         rate = g.beta(np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6))
         identified = g.random(n) < self.ident_share[cls, kind]
         codes = np.zeros((n, len(self.constants)), np.int64)
@@ -360,7 +372,7 @@ class Generator:
                 r = g.random(n)
                 alone = ~take_combo
                 codes[alone, j] = _draw(cdf, r[alone]) if len(cdf) else 0
-        depth = sample_sketch(self.depth_q, cls, g.random(n))
+        depth = _draw_rows(self.depth_cdf[cls], g.random(n))
         return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
                           identified=identified, depth=depth, constant_codes=codes)  # fmt: skip
 
@@ -446,11 +458,9 @@ class Generator:
                 break
             cls = s_cls[live]
             if step > 0:  # after the event at position step - 1: end the session, or go on
-                # A user's depth stretches their sessions: the end hazard of position p is read at
-                # p * exp(-depth), so their lengths are the class's times exp(depth).
-                warped = np.rint((step - 1) * np.exp(-s_depth[live])).astype(np.int64)
-                bucket = np.minimum(bucket_of(warped), len(BUCKETS) - 1)
-                stay = g.random(live.size) >= self.hazard[cls, cur, bucket]
+                # The end hazard of the user's (class, depth group) after this event at this position.
+                bucket = min(int(bucket_of(np.array([step - 1]))[0]), len(BUCKETS) - 1)
+                stay = g.random(live.size) >= self.hazard[cls, s_depth[live], cur, bucket]
                 live, prev, cur, cls = live[stay], prev[stay], cur[stay], cls[stay]
                 if live.size == 0:
                     break

@@ -20,7 +20,8 @@ training user than the holdout's 5th percentile; a twin that copies people has
 far more users that close (a copied user sits at distance 0).
 
 The test passes when the share nearer a training user stays within
-``dcr_share_max`` (or 1.96 binomial standard errors above one half, if more) and
+``dcr_share_max`` (or 1.96 binomial standard errors above one half, if more,
+counting the fewer of the twin users and the holdout users) and
 at most ``TOO_CLOSE_MAX`` (twice the expected 5 %) of twin users are nearer a
 training user than the holdout's 5th percentile.
 """
@@ -127,7 +128,8 @@ def dcr_test(real: Prepared, twin: Prepared, targets: Targets | None = None, see
         # Ties (both at the same distance) count half: a twin user exactly between the groups is no evidence.
         shares.append(float(((d_train < d_hold) + 0.5 * (d_train == d_hold)).mean()))
     closer = float(np.mean(shares))
-    bound = max(targets.dcr_share_max, 0.5 + 1.96 * float(np.sqrt(0.25 / xs.shape[0])))
+    # The share is noisy in the twin users and in the reference users alike: the smaller count decides.
+    bound = max(targets.dcr_share_max, 0.5 + 1.96 * float(np.sqrt(0.25 / min(xs.shape[0], n))))
     full_train = NearestNeighbors(n_neighbors=1).fit(xt)
     twin_to_train = full_train.kneighbors(xs)[0][:, 0]
     hold_to_train = full_train.kneighbors(xh)[0][:, 0]

@@ -39,9 +39,15 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "next": pl.String(),
         "probability": pl.Float64(),
     },
-    "end_hazard": {"class": pl.Int16(), "cur": pl.String(), "position": pl.Int32(), "hazard": pl.Float64()},
+    "end_hazard": {
+        "class": pl.Int16(),
+        "depth": pl.Int16(),
+        "cur": pl.String(),
+        "position": pl.Int32(),
+        "hazard": pl.Float64(),
+    },
     "session_pace": {"level": pl.Int16(), "log_pace": pl.Float64()},
-    "user_depth": {"class": pl.Int16(), "level": pl.Int16(), "log_depth": pl.Float64()},
+    "depth_groups": {"class": pl.Int16(), "depth": pl.Int16(), "share": pl.Float64()},
     "inter_event_times": {
         "cur": pl.String(),
         "next": pl.String(),
@@ -109,6 +115,9 @@ class ClassDoc(FrozenModel):
     share_new: float = Field(ge=0)
     share_backlog: float = Field(ge=0)
     return_beta: dict[str, list[float]]  # kind -> [alpha, beta]
+    return_beta_by_life: dict[str, list[list[float]]] = Field(
+        default_factory=dict
+    )  # kind -> per lifetime band
     return_by_recency: list[float] = Field(
         min_length=1
     )  # x the odds of a visit, by days since the last one (1..)
@@ -200,7 +209,7 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         except pl.exceptions.PolarsError as exc:
             raise SpecError(f"table {name!r}: {str(exc).splitlines()[0]}") from None
     n = len(document.classes)
-    for name in ("survival", "sessions_per_day", "hour_profile", "transitions", "end_hazard"):
+    for name in ("survival", "sessions_per_day", "hour_profile", "transitions", "end_hazard", "depth_groups"):
         bad = out[name].filter((pl.col("class") < 0) | (pl.col("class") >= n))
         if not bad.is_empty():
             raise SpecError(

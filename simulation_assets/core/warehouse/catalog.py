@@ -83,6 +83,7 @@ def catalog_markdown(
     rows: dict[str, int],
     metrics: dict[str, object],
     structure: list[dict] | None = None,
+    quality: dict[str, dict] | None = None,
 ) -> str:
     """Return the catalog of one environment as markdown."""
     lines = [f"# Synthetic warehouse catalog: {env.upper()} (seed {seed})", ""]
@@ -122,7 +123,96 @@ def catalog_markdown(
                   "| check | table | measured | band | passes | what |", "|---|---|---:|---|---|---|"]  # fmt: skip
         lines += [f"| {r['name']} | {r['table']} | {r['measured']} | {r['band']} | {'yes' if r['passed'] else 'NO'} "
                   f"| {r['what']} |" for r in structure]  # fmt: skip
+    if quality:
+        lines += _quality_markdown(quality)
     lines += ["", "## Simplifications", ""] + [f"- {s}" for s in SIMPLIFICATIONS]
     lines += ["", f"## Baseline metrics ({env.upper()})", "", "| metric | value |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in metrics.items()]
     return "\n".join(lines) + "\n"
+
+
+def quality_report(query: Callable[[str], list[tuple]], present: list[str]) -> dict[str, dict]:
+    """Return the validation outputs of a loaded warehouse: missing values per column, outliers per numeric
+    column (share beyond 4 standard deviations), relationship cardinalities (children per parent: min, median,
+    max) and freshness (latest timestamp per table)."""
+    missing: dict[str, dict[str, float]] = {}
+    outliers: dict[str, dict[str, float]] = {}
+    freshness: dict[str, str] = {}
+    cardinality: dict[str, dict[str, float]] = {}
+    for t in schema.TABLES:
+        if t.name not in present:
+            continue
+        cols = t.columns
+        counts = query(f"SELECT count(*), {', '.join(f'count({c.name})' for c in cols)} FROM raw.{t.name}")[0]
+        total = max(int(counts[0]), 1)
+        missing[t.name] = {
+            c.name: round(1 - int(n) / total, 4) for c, n in zip(cols, counts[1:]) if int(n) < total
+        }
+        numeric = [c.name for c in cols if c.type in ("double", "real", "int") and not c.name.endswith("_id")]
+        if numeric:
+            parts = ", ".join(
+                f"avg(CASE WHEN abs({c} - s.m_{c}) > 4 * s.s_{c} THEN 1.0 ELSE 0.0 END)" for c in numeric
+            )
+            stats = ", ".join(f"avg({c}) AS m_{c}, stddev_samp({c}) AS s_{c}" for c in numeric)
+            row = query(f"SELECT {parts} FROM raw.{t.name} CROSS JOIN (SELECT {stats} FROM raw.{t.name}) s")[
+                0
+            ]
+            outliers[t.name] = {c: round(float(v or 0.0), 5) for c, v in zip(numeric, row)}
+        stamps = [c.name for c in cols if c.type in ("timestamp", "date")]
+        if stamps:
+            latest = query(f"SELECT max({stamps[0]}) FROM raw.{t.name}")[0][0]
+            freshness[t.name] = f"{stamps[0]} up to {latest}"
+        for fk in t.foreign_keys:
+            if fk.parent not in present:
+                continue
+            parent = schema.table(fk.parent)
+            row = query(
+                f"SELECT min(n), percentile_cont(0.5) WITHIN GROUP (ORDER BY n), max(n) FROM (SELECT p.{parent.primary_key}, "
+                f"count(c.{fk.column}) AS n FROM raw.{fk.parent} p LEFT JOIN raw.{t.name} c "
+                f"ON c.{fk.column} = p.{fk.parent_column} GROUP BY p.{parent.primary_key}) x"
+            )[0]
+            cardinality[f"{fk.parent} -> {t.name}.{fk.column}"] = {
+                "min": int(row[0]), "median": float(row[1]), "max": int(row[2])
+            }  # fmt: skip
+    return {"missing": missing, "outliers": outliers, "freshness": freshness, "cardinality": cardinality}
+
+
+def _quality_markdown(quality: dict[str, dict]) -> list[str]:
+    """Return the catalog sections of a ``quality_report``."""
+    lines = [
+        "",
+        "## Missing values",
+        "",
+        "Share of nulls, for the columns that have any (every other column is complete).",
+        "",
+    ]
+    lines += [f"- **{t}**: " + ", ".join(f"`{c}` {v:.2%}" for c, v in cols.items())
+              for t, cols in quality["missing"].items() if cols] or ["- none"]  # fmt: skip
+    lines += [
+        "",
+        "## Outliers",
+        "",
+        "Share of values more than 4 standard deviations from the column's mean.",
+        "",
+    ]
+    lines += [f"- **{t}**: " + ", ".join(f"`{c}` {v:.3%}" for c, v in cols.items())
+              for t, cols in quality["outliers"].items()]  # fmt: skip
+    lines += [
+        "",
+        "## Relationship cardinalities",
+        "",
+        "| parent -> child | min | median | max |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {k} | {v['min']} | {v['median']:g} | {v['max']} |" for k, v in quality["cardinality"].items()
+    ]
+    lines += [
+        "",
+        "## Freshness",
+        "",
+        "Latest timestamp of every table (the first timestamp column of each).",
+        "",
+    ]
+    lines += [f"- **{t}**: {v}" for t, v in quality["freshness"].items()]
+    return lines
