@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from simulation_assets.core.hogflix.billing import PAYMENT_STATES
 from simulation_assets.core.hogflix.burn_in import initial_state
-from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, LifecycleConfig
-from simulation_assets.core.hogflix.lifecycle import step_day
-from simulation_assets.core.hogflix.persona_state import day_date, day_number
+from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES, LifecycleConfig
+from simulation_assets.core.hogflix.lifecycle import churn_chance, lapse_chance, season_factor, step_day
+from simulation_assets.core.hogflix.persona_state import PersonaState, day_date, day_number
 from simulation_assets.core.hogflix.timeofday import HOURLY_WEIGHTS as _WEIGHTS
+from simulation_assets.core.hogflix.traits import REGIONS
 
 HOURS = list(range(24))
 HOURLY_WEIGHTS = _WEIGHTS.tolist()
@@ -44,14 +46,31 @@ def _median_seconds(fn, repeats: int) -> float:
 
 
 def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.Random) -> None:
-    """The same day rules written the obvious way: one Python dict per persona, one persona at a time."""
+    """The same day rules as ``step_day``, written the obvious way: one Python dict per persona, one
+    persona at a time.
+
+    It runs every per-persona rule of the vectorized step: life events, the binge cycle, the lapse
+    (crowded and by satisfaction), the return chance (pattern peaks, defining and unscaled peaks,
+    streak and score, life events, DORMANT and lapsed modifiers, the season), the MONTHLY check-in
+    once a month, streaks and score, the visit time in the persona's local time, churn of the
+    long-dormant (crowding, by plan), states, pattern assignment, the depth-table viewing with
+    satisfaction-shifted completion and stars, plan changes (with pattern re-draws), the monthly
+    charge and dunning, churn on a failed last retry, and satisfaction feeding the score. The pool's
+    daily signups (a handful of new rows, not per-persona work) are left out.
+    """
     date = day_date(day)
     weekday = date.weekday()
+    season = season_factor(cfg, day)  # one number for the day, as in the vectorized step
+    t, b = cfg.traits, cfg.billing
+    alive_count = sum(p["state"] != "CHURNED" for p in personas)
+    lapse_p = lapse_chance(cfg, alive_count)
+    churn_p = churn_chance(cfg, alive_count)
     flixbuddy_used = 0
     for p in personas:
         if p["state"] == "CHURNED":
             continue
         p["days_since_signup"] += 1
+        # life events
         if p["event"] and p["event_ends"] <= day:
             p["event"], p["event_ends"] = None, None
         if p["event"] is None:
@@ -63,54 +82,92 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
                     p["event"] = name
                     p["event_ends"] = day + rnd.randint(rule.duration_days.low, rule.duration_days.high)
                     break
-        if p["pattern"] == "BINGE" and p["binge_ends"] <= day:
-            p["binging"] = not p["binging"]
-            r = cfg.binge_days if p["binging"] else cfg.binge_cooldown_days
-            p["binge_ends"] = day + rnd.randint(r.low, r.high)
-        if p["state"] != "NEW" and not p["lapsed"] and rnd.random() < cfg.lapse_daily_chance:
-            p["lapsed"] = True
+        # binge cycle
+        binging = False
+        if p["pattern"] == "BINGE" and p["state"] != "NEW":
+            if p["binge_ends"] <= day:
+                p["binging"] = not p["binging"]
+                r = cfg.binge_days if p["binging"] else cfg.binge_cooldown_days
+                p["binge_ends"] = day + rnd.randint(r.low, r.high)
+            binging = p["binging"]
+        # lapse: crowding and satisfaction
+        if p["state"] != "NEW" and not p["lapsed"]:
+            chance = lapse_p
+            if t.enabled:
+                chance *= max(0.0, 1.0 + t.lapse_weight * (t.pivot - p["satisfaction"]))
+            if rnd.random() < chance:
+                p["lapsed"] = True
+        # return chance
         rule = cfg.patterns[p["pattern"]]
+        monthly_peak = cfg.monthly_peak_days.low <= date.day <= cfg.monthly_peak_days.high
+        if p["pattern"] == "MONTHLY" and monthly_peak and date.day > cfg.monthly_peak_days.low:
+            # a MONTHLY persona checks in once: an earlier visit this month ends the peak for it
+            earlier = (1 << (date.day - cfg.monthly_peak_days.low)) - 1
+            if p["history"] & earlier and p["event"] is None:
+                monthly_peak = False
         peak = (
             (p["pattern"] == "REGULAR" and weekday in (3, 4, 5))
             or (p["pattern"] == "WEEKEND" and weekday in (5, 6))
-            or (p["pattern"] == "BINGE" and p["binging"])
-            or (p["pattern"] == "MONTHLY" and date.day <= 3)
+            or (p["pattern"] == "BINGE" and binging)
+            or (p["pattern"] == "MONTHLY" and monthly_peak)
         )
         prob = (rule.peak_return or rule.base_return) if peak else rule.base_return
+        if peak and p["pattern"] in cfg.unscaled_peaks:
+            prob /= cfg.return_scale
         if p["state"] == "NEW":
             prob = cfg.new_base_return
         prob += min((p["streak"] // cfg.streak_step_days) * cfg.streak_bonus_per_step, cfg.streak_bonus_max)
-        prob += (p["score"] - cfg.score_center) / cfg.score_divisor
+        prob += (min(max(p["score"], 0), 100) - cfg.score_center) / cfg.score_divisor
         if p["event"]:
             prob = cfg.life_events[p["event"]].return_probability
+        if p["state"] != "NEW":
+            prob *= cfg.return_scale
+        if p["state"] == "DORMANT":
+            back = (
+                peak
+                and p["pattern"] in cfg.defining_peaks
+                and p["pattern"] != "BINGE"
+                and not p["lapsed"]
+                and p["event"] is None
+            )
+            if not back:
+                prob *= cfg.dormant_return_modifier
         if p["lapsed"]:
             prob *= cfg.lapsed_return_modifier
-        if p["state"] == "DORMANT":
-            prob *= cfg.dormant_return_modifier
-        prob = min(max(prob * cfg.return_scale, 0.0), 1.0)
+        prob = min(max(prob * season, 0.0), 1.0)
         active = rnd.random() < prob
         was_dormant = p["state"] == "DORMANT"
+        # streaks and score
         if active:
             p["score"] = min(p["score"] + cfg.score_gain_active, 100)
             p["streak"] += 1
             p["missed"] = 0
             p["sessions"] += 1
+            # the visit's time: the evening-peaked profile in the persona's local time, within the UTC day
             hour = rnd.choices(HOURS, weights=HOURLY_WEIGHTS)[0]
-            p["last_active_ms"] = day * 86_400_000 + hour * 3_600_000 + int(rnd.random() * 3_600_000)
+            local_ms = hour * 3_600_000 + int(rnd.random() * 3_600_000)
+            ms_of_day = (
+                (local_ms - p["utc_offset"] * 3_600_000) % 86_400_000 if cfg.regions_enabled else local_ms
+            )
+            p["last_active_ms"] = day * 86_400_000 + ms_of_day
         else:
             penalty = cfg.streak_break_penalty if p["streak"] >= cfg.streak_break_min_days else 0
             p["score"] = max(p["score"] - cfg.score_loss_inactive - penalty, 0)
             p["streak"] = 0
             p["missed"] += 1
         p["history"] = ((p["history"] << 1) | int(active)) & ((1 << cfg.casual_window_days) - 1)
+        # churn of the long-dormant, then the state
         old_state = p["state"]
-        if (
+        churn = (
             p["state"] == "DORMANT"
             and p["missed"] >= cfg.churn_after_inactive_days
-            and rnd.random() < cfg.dormant_daily_churn
-        ):
+            and rnd.random()
+            < (churn_p if p["lapsed"] else cfg.dormant_daily_churn) * cfg.churn_by_plan[p["plan"]]
+        )
+        if churn:
             p["state"] = "CHURNED"
             p["churned_at"] = day
+            p["churn_reason"] = "inactive_30_days"
             p["marked_for_cleanup"] = rnd.random() < cfg.churn_cleanup_share
         elif p["missed"] >= cfg.dormant_after_inactive_days:
             p["state"] = "DORMANT"
@@ -123,21 +180,42 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
         p["reactivated_today"] = was_dormant and active
         if p["reactivated_today"]:
             p["lapsed"] = False
+        # pattern assignment
         if p["days_since_signup"] == cfg.pattern_assignment_day:
             p["pattern"] = rnd.choices(PATTERNS, weights=cfg.pattern_weights[p["plan"]])[0]
+            if p["pattern"] == "BINGE":
+                p["binging"], p["binge_ends"] = False, day + rnd.randint(1, cfg.binge_cooldown_days.high)
+        completion, stars = 0.0, 0.0
+        rated_today = False
         if active:
-            # the session-depth table, ratings, watchlist and FlixBuddy for the visit
+            # viewing: the depth row (first match wins), completion shifted by satisfaction, stars
             binge_mode = p["pattern"] == "BINGE" and p["binging"] and p["state"] != "NEW"
-            key = (
-                "BINGE"
-                if binge_mode
-                else ("CASUAL" if p["state"] == "CASUAL" else "NEW" if p["state"] == "NEW" else "ACTIVE")
-            )
-            depth = cfg.session_depth[key]
+            if p["event"] == "SICK":
+                depth = cfg.sick_depth
+            elif p["state"] == "NEW":
+                depth = cfg.session_depth["NEW"]
+            elif binge_mode:
+                depth = cfg.session_depth["BINGE"]
+            elif p["state"] == "CASUAL":
+                depth = cfg.session_depth["CASUAL"]
+            elif p["days_since_signup"] >= cfg.pattern_assignment_day:
+                name = "WEEKEND_PEAK" if p["pattern"] == "WEEKEND" and weekday >= 5 else p["pattern"]
+                depth = cfg.pattern_depth[name]
+            else:
+                depth = cfg.session_depth["ACTIVE"]
             videos = rnd.randint(depth.videos.low, depth.videos.high)
             mean = depth.avg_completion
-            completion = round(rnd.betavariate(mean * 6.0, (1.0 - mean) * 6.0) * 100.0, 2)
+            if t.enabled:
+                mean = min(max(mean + t.completion_shift * (p["satisfaction"] - t.pivot), 0.05), 0.95)
+            spread = min(mean, 1.0 - mean)
+            completion = round((mean + (rnd.random() + rnd.random() - 1.0) * spread) * 100.0, 2)
             ratings = sum(rnd.random() < cfg.rate_probability for _ in range(videos))
+            if ratings:
+                rated_today = True
+                rule = cfg.ratings[p["plan"]]
+                star_mean = rule.mean + (t.rating_shift * (p["satisfaction"] - t.pivot) if t.enabled else 0.0)
+                draw = star_mean + rule.std / ratings**0.5 * rnd.gauss(0.0, 1.0)
+                stars = round(min(max(draw, 1.0), 5.0), 1)
             total = p["videos"] + videos
             p["avg_completion"] = round((p["avg_completion"] * p["videos"] + completion * videos) / total, 2)
             p["videos"] = total
@@ -146,39 +224,138 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
             if flixbuddy_used < cfg.flixbuddy_max_per_day and rnd.random() < cfg.flixbuddy_share:
                 flixbuddy_used += 1
                 p["flixbuddy"] += 1
+        # plan changes: an established visitor moves one plan up or down, maybe with a new pattern
+        p["plan_changed_today"] = 0
+        if (
+            b.plan_changes_enabled
+            and active
+            and p["state"] not in ("NEW", "CHURNED")
+            and p["days_since_signup"] >= cfg.new_days
+        ):
+            s = p["satisfaction"] if t.enabled else t.pivot
+            ps = p["price_sensitivity"] if t.enabled else 0.5
+            rank = PLANS.index(p["plan"])
+            up = (
+                0.0
+                if rank == 0
+                else b.upgrade_chance * max(0.0, 1.0 + b.satisfaction_weight * (s - t.pivot)) * (1.5 - ps)
+            )
+            down = (
+                0.0
+                if rank == len(PLANS) - 1
+                else b.downgrade_chance * max(0.0, 1.0 + b.satisfaction_weight * (t.pivot - s)) * (0.5 + ps)
+            )
+            roll = rnd.random()
+            if roll < up + down:
+                step = -1 if roll < up else 1
+                p["previous_plan"], p["plan"] = p["plan"], PLANS[rank + step]
+                p["plan_changed_today"] = -step
+                p["plan_changes"] += 1
+                if (
+                    p["days_since_signup"] >= cfg.pattern_assignment_day
+                    and rnd.random() < b.pattern_redraw_share
+                ):
+                    p["pattern"] = rnd.choices(PATTERNS, weights=cfg.pattern_weights[p["plan"]])[0]
+                    if p["pattern"] == "BINGE":
+                        p["binging"], p["binge_ends"] = (
+                            False,
+                            day + rnd.randint(1, cfg.binge_cooldown_days.high),
+                        )
+        # payments: the monthly charge on the billing day, then dunning retries
+        p["payment_attempt_today"], p["payment_failed_today"] = 0, False
+        if b.payments_enabled and p["state"] != "CHURNED":
+            if p["payment_state"] == "ok" and p["billing_day"] == date.day:
+                p["payment_attempt_today"] = 1
+                if rnd.random() < b.failure_chance[p["plan"]]:
+                    p["payment_failed_today"] = True
+                    p["payment_state"], p["dunning_attempts"] = "dunning", 0
+                    p["next_retry"] = day + b.retry_after_days[0]
+            elif p["payment_state"] == "dunning" and p["next_retry"] == day:
+                ps = p["price_sensitivity"] if t.enabled else 0.5
+                p["payment_attempt_today"] = 2 + p["dunning_attempts"]
+                p["dunning_attempts"] += 1
+                if rnd.random() < b.recovery_chance * (1.5 - ps):
+                    p["payment_state"], p["next_retry"] = "ok", None
+                else:
+                    p["payment_failed_today"] = True
+                    if p["dunning_attempts"] >= len(b.retry_after_days):
+                        p["state"] = "CHURNED"
+                        p["state_changed_at"] = day
+                        p["churned_at"] = day
+                        p["churn_reason"] = "payment_failed"
+                        p["marked_for_cleanup"] = rnd.random() < cfg.churn_cleanup_share
+                    else:
+                        p["next_retry"] = day + b.retry_after_days[p["dunning_attempts"]]
+        # satisfaction: towards the day's experience on a visit, towards neutral on a day away
+        if t.enabled:
+            if active:
+                experience = t.pivot + t.completion_weight * (completion / 100.0 - t.expected_completion)
+                if rated_today:
+                    experience += t.rating_weight * (stars - t.expected_rating)
+                target, rate = min(max(experience, 0.0), 1.0), t.learning_rate
+            else:
+                target, rate = t.neutral_satisfaction, t.idle_drift
+            p["satisfaction"] = min(max(p["satisfaction"] + rate * (target - p["satisfaction"]), 0.0), 1.0)
+            if active:
+                p["score"] = min(
+                    max(p["score"] + round(t.score_weight * (p["satisfaction"] - t.pivot)), 0), 100
+                )
 
 
-def sample_personas(n: int, rnd: random.Random) -> list[dict]:
-    plans = ("Premium", "Standard", "Basic")
-    return [
-        {
-            "state": "ACTIVE",
-            "plan": rnd.choice(plans),
-            "pattern": rnd.choice(PATTERNS),
-            "score": rnd.randint(50, 80),
-            "days_since_signup": rnd.randint(14, 200),
-            "event": None,
-            "event_ends": None,
-            "binging": False,
-            "binge_ends": 0,
-            "lapsed": False,
-            "streak": rnd.randint(0, 10),
-            "missed": 0,
-            "sessions": 0,
-            "videos": 0,
-            "history": 0b111,
-            "avg_completion": 0.0,
-            "ratings": 0,
-            "watchlist": 0,
-            "flixbuddy": 0,
-            "last_active_ms": 0,
-            "churned_at": None,
-            "marked_for_cleanup": False,
-            "state_changed_at": 0,
-            "reactivated_today": False,
-        }
-        for _ in range(n)
-    ]
+def sample_personas(state: PersonaState, n: int, rnd: random.Random) -> list[dict]:
+    """Return ``n`` personas drawn from the vectorized pool ``state``, as the loop's dicts.
+
+    The loop starts from the very personas the vectorized step advances (their states, patterns,
+    plans, traits, regions and billing), so both do a day of the same mix of visitors.
+    """
+    c = state.cols
+    offsets = [r[1] for r in REGIONS]
+    personas = []
+    for i in rnd.sample(range(len(state)), min(n, len(state))):
+        event = int(c["event"][i])
+        retry = int(c["next_payment_retry"][i])
+        personas.append(
+            {
+                "state": STATES[c["state"][i]],
+                "plan": PLANS[c["plan"][i]],
+                "previous_plan": None,
+                "plan_changes": int(c["plan_changes"][i]),
+                "plan_changed_today": 0,
+                "pattern": PATTERNS[c["pattern"][i]],
+                "score": int(c["engagement_score"][i]),
+                "days_since_signup": int(c["days_since_signup"][i]),
+                "event": LIFE_EVENTS[event] if event >= 0 else None,
+                "event_ends": int(c["event_ends"][i]) if event >= 0 else None,
+                "binging": bool(c["binge_is_binging"][i]),
+                "binge_ends": int(c["binge_phase_ends"][i]),
+                "lapsed": bool(c["lapsed"][i]),
+                "streak": int(c["consecutive_active_days"][i]),
+                "missed": int(c["consecutive_missed_days"][i]),
+                "sessions": int(c["total_sessions"][i]),
+                "videos": int(c["videos_watched"][i]),
+                "history": int(c["history"][i]),
+                "avg_completion": float(c["avg_watch_completion"][i]),
+                "ratings": int(c["ratings_given"][i]),
+                "watchlist": int(c["watchlist_size"][i]),
+                "flixbuddy": int(c["flixbuddy_conversations"][i]),
+                "last_active_ms": int(c["last_active_ms"][i]),
+                "churned_at": None,
+                "churn_reason": None,
+                "marked_for_cleanup": False,
+                "state_changed_at": 0,
+                "reactivated_today": False,
+                "satisfaction": float(c["satisfaction"][i]),
+                "price_sensitivity": float(c["price_sensitivity"][i]),
+                "utc_offset": offsets[c["region"][i]],
+                "billing_day": int(c["billing_day"][i]),
+                "payment_state": PAYMENT_STATES[c["payment_state"][i]],
+                "dunning_attempts": int(c["dunning_attempts"][i]),
+                "next_retry": retry if retry >= 0 else None,
+                "payment_attempt_today": 0,
+                "payment_failed_today": False,
+            }
+        )
+    return personas
 
 
 def main() -> None:
@@ -197,7 +374,7 @@ def main() -> None:
     numpy_s = _median_seconds(lambda: draw.random((10, n)), args.repeats)
     step_s = _median_seconds(lambda: step_day(state, day, cfg, 7), args.repeats)
     rnd = random.Random(3)
-    sample = sample_personas(args.loop_sample, rnd)
+    sample = sample_personas(state, args.loop_sample, rnd)
     loop_times = []
     for _ in range(max(1, args.repeats // 2)):
         # The loop updates its dicts in place: every repetition starts from the same fresh pool,
@@ -209,7 +386,7 @@ def main() -> None:
     loop_s = statistics.median(loop_times)
 
     step_per_persona = step_s / n
-    loop_per_persona = loop_s / args.loop_sample
+    loop_per_persona = loop_s / len(sample)
     result = {
         "personas": n,
         "numpy_10_uniforms_s": round(numpy_s, 4),

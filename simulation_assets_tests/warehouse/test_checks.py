@@ -145,6 +145,7 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     # device health not from the devices' own history
     ("taps_stop_while_devices_are_down", shuffled("device_health", "uptime_pct", "health_id")),
     ("device_errors_rise_before_failures", shuffled("device_health", "error_count", "health_id")),
+    ("plan_changes_move_mrr", shuffled("subscriptions", "mrr_usd", "subscription_id")),
     ("ga_bounce_depends_on_source", shuffled("ga_sessions", "bounced", "ga_session_id")),
     # pages in random order and of random users
     ("next_page_follows_current_page", shuffled("page_views", "page_path", "page_view_id")),
@@ -155,7 +156,13 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     ("higher_tiers_adopt_sooner", shuffled("accounts", "tier", "account_id")),
     ("feature_errors_spike_in_incidents", shuffled("feature_usage", "success", "feature_event_id")),
 ]
-CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES
+# Dirt checks (profile off): any null or archived row is more than was injected.
+DIRT_CASES: list[tuple[str, list[str]]] = [
+    ("hubspot_contacts_job_title_nulls_as_injected", ["UPDATE raw.hubspot_contacts SET job_title = NULL WHERE rowid < 3"]),
+    ("ga_sessions_landing_page_nulls_as_injected", ["UPDATE raw.ga_sessions SET landing_page = NULL WHERE rowid < 3"]),
+    ("hubspot_tickets_archived_tickets_as_injected", ["UPDATE raw.hubspot_tickets SET archived = true WHERE rowid < 3"]),
+]  # fmt: skip
+CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES + DIRT_CASES
 
 
 def test_every_check_passes_on_the_generated_data(raw_db: duckdb.DuckDBPyConnection) -> None:

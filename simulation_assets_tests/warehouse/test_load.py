@@ -308,7 +308,37 @@ def test_structure_checks_measure_the_same_figures_on_postgresql_as_on_duckdb(
     pg.load(dev_files, ALL)
     on_duckdb = {r.name: r for r in duck.run_checks(checks)}
     on_postgres = {r.name: r for r in pg.run_checks(checks)}
-    assert len(on_duckdb) == 17 and all(r.passed for r in on_duckdb.values())
+    assert len(on_duckdb) == 18 and all(r.passed for r in on_duckdb.values())
     for name, result in on_postgres.items():
         assert result.passed, name
         assert result.value == pytest.approx(on_duckdb[name].value, rel=1e-3, abs=1e-3), name
+
+
+@pytest.mark.slow
+def test_the_dirt_profile_round_trips_through_the_staging_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from simulation_assets.cli import main
+
+    config = tmp_path / "dirty.yaml"
+    config.write_text("dirt:\n  enabled: true\n")
+    monkeypatch.setenv("WAREHOUSE_CONFIG", str(config))
+    out = tmp_path / "out"
+    assert main(["warehouse", "--env", "dev", "--output", str(out), "--load", "duckdb", "--dbt"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["checks"]["failed"] == [] and summary["dbt"]["ok"] and summary["dbt"]["tests_failed"] == []
+    db = DuckDBWarehouse(out / "warehouse.duckdb")
+    raw_nulls = db.query("SELECT count(*) - count(job_title) FROM raw.hubspot_contacts")[0][0]
+    archived = db.query("SELECT sum(CASE WHEN archived THEN 1 ELSE 0 END) FROM raw.hubspot_tickets")[0][0]
+    assert raw_nulls > 0 and archived > 0
+    assert (
+        db.query("SELECT count(*) FROM analytics.stg_hubspot__contacts WHERE job_title = 'Unknown'")[0][0]
+        == raw_nulls
+    )
+    assert (
+        db.query("SELECT count(*) - count(landing_page) FROM analytics.stg_google_analytics__sessions")[0][0]
+        == 0
+    )
+    assert db.query("SELECT count(*) FROM analytics.stg_hubspot__tickets")[0][0] == 400 - archived

@@ -62,10 +62,13 @@ class Lifetime:
 
 
 def kaplan_meier(duration: np.ndarray, churned: np.ndarray, horizon: int) -> Lifetime:
-    """Return the discrete Kaplan-Meier survival of ``duration`` (days) with churn flags, up to ``horizon``."""
+    """Return the discrete Kaplan-Meier survival of ``duration`` (days) with churn flags, up to ``horizon``.
+
+    ``churned`` may be a chance (0-1) per user: the user counts as that fraction of a churn.
+    """
     duration = np.clip(np.asarray(duration, np.int64), 0, horizon)
-    churned = np.asarray(churned, np.bool_) & (duration < horizon)
-    events = np.bincount(duration[churned], minlength=horizon + 1).astype(np.float64)
+    churned = np.where(duration < horizon, np.asarray(churned, np.float64), 0.0)
+    events = np.bincount(duration, churned, minlength=horizon + 1).astype(np.float64)
     exits = np.bincount(duration, minlength=horizon + 1).astype(np.float64)
     at_risk = exits[::-1].cumsum()[::-1]  # users whose observed time is >= t
     hazard = np.divide(events, at_risk, out=np.zeros_like(events), where=at_risk > 0)
@@ -125,6 +128,7 @@ class UserSpans:
     active_days: np.ndarray
     churned: np.ndarray
     lifetime: np.ndarray
+    churn_weight: np.ndarray  # chance the user has left: no gap of their class's is as long as their absence
 
 
 def user_spans(users: pl.DataFrame, activity: pl.DataFrame, classes: np.ndarray, window: Window) -> UserSpans:
@@ -142,9 +146,28 @@ def user_spans(users: pl.DataFrame, activity: pl.DataFrame, classes: np.ndarray,
     first = table["first_day"].to_numpy()
     last = table["last_day"].to_numpy()
     churned = (window.last - last) > usual[cls]
-    return UserSpans(
-        table["user"].to_numpy(), first, last, table["active_days"].to_numpy(), churned, last - first
+    # Absent a days at the end: still there with the chance that a gap of the class between two visits
+    # is longer than a (the share of its gaps that are), gone otherwise.
+    absence = window.last - last
+    weight = np.zeros(len(first))
+    all_gaps = (
+        activity.sort("user", "day")
+        .with_columns((pl.col("day") - pl.col("day").shift(1).over("user")).alias("gap"))
+        .drop_nulls("gap")
     )
+    row = np.searchsorted(table["user"].to_numpy(), all_gaps["user"].to_numpy())
+    gap_class = cls[row]
+    gap = all_gaps["gap"].to_numpy()
+    for c in range(len(usual)):  # a handful of classes
+        g = np.sort(gap[gap_class == c])
+        m = cls == c
+        if g.size == 0:
+            weight[m] = churned[m]
+            continue
+        longer = 1.0 - np.searchsorted(g, absence[m], side="right") / g.size
+        weight[m] = 1.0 - longer
+    return UserSpans(table["user"].to_numpy(), first, last, table["active_days"].to_numpy(), churned,
+                     last - first, weight)  # fmt: skip
 
 
 def life_band(lifetime: np.ndarray, exposure: np.ndarray) -> np.ndarray:

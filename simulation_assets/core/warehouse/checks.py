@@ -169,6 +169,35 @@ def distribution_checks(tables: list[str], cfg: WarehouseConfig, raw: str = "raw
     return out
 
 
+def dirt_checks(
+    tables: list[str], rows: dict[str, int], cfg: WarehouseConfig, raw: str = "raw"
+) -> list[Check]:
+    """Return one check per kind of dirt: the raw tables hold exactly what the dirt profile injected (nothing
+    when it is off). Not blocking: the staging models clean it."""
+    from simulation_assets.core.warehouse.generators.hubspot import DIRT_SALT
+    from simulation_assets.core.warehouse.sampling import dirty_count
+
+    dirt = cfg.dirt
+    on = dirt.enabled
+    kinds = [
+        ("hubspot_contacts", "job_title_nulls_as_injected", "count(*) - count(job_title)", dirt.null_share,
+         "job_title", "contacts without a job title"),
+        ("ga_sessions", "landing_page_nulls_as_injected", "count(*) - count(landing_page)", dirt.null_share,
+         "landing_page", "website sessions without a landing page"),
+        ("hubspot_tickets", "archived_tickets_as_injected", "sum(CASE WHEN archived THEN 1 ELSE 0 END)",
+         dirt.archived_ticket_share, "archived", "soft-deleted (archived) tickets"),
+    ]  # fmt: skip
+    out = []
+    for table, name, measure, share, salt, what in kinds:
+        if table in tables:
+            expected = dirty_count(rows[table], share, DIRT_SALT[salt]) if on else 0
+            out.append(Check(f"{table}_{name}", table, "dirt",
+                             f"SELECT {measure} FROM {raw}.{table}", expected,
+                             f"{what}: exactly the {expected:,} the dirt profile injected"
+                             + ("" if on else " (it is off)")))  # fmt: skip
+    return out
+
+
 def evaluate(check: Check, rows: list[tuple]) -> CheckResult:
     """Return the result of ``check`` given the rows its SQL returned."""
     if check.shares:
@@ -201,7 +230,7 @@ def warehouse_checks(
     wanted = set(tables)
     available = [t for t in schema.TABLE_NAMES if t in wanted | set(present or [])]
     checks = integrity_checks(available, rows) + distribution_checks(available, cfg)
-    checks += structure_checks(set(available), cfg)
+    checks += structure_checks(set(available), cfg) + dirt_checks(available, rows, cfg)
     return [c for c in checks if c.table in wanted]
 
 

@@ -445,6 +445,17 @@ class Health(_Frozen):
     tap_sensitivity: float = Field(default=0.3, ge=0.0)  # log pours per device per unit of health
 
 
+class Dirt(_Frozen):
+    """Opt-in dirt of real sources (shares: project choice), off by default. When on, it injects exactly:
+    nulls in optional fields (``hubspot_contacts.job_title``, ``ga_sessions.landing_page``) and soft-deleted
+    HubSpot tickets (``archived`` = true, still in the export). The dbt staging models clean both (unknown
+    job titles and GA's "(not set)" landing page; archived tickets dropped), and checks report the counts."""
+
+    enabled: bool = False
+    null_share: Probability = 0.03
+    archived_ticket_share: Probability = 0.02
+
+
 class CheckBands(_Frozen):
     """How far a loaded warehouse may stray from the configured numbers before a check fails.
 
@@ -473,6 +484,7 @@ class CheckBands(_Frozen):
         "pages_depend_on_role": (3.0, 100.0),  # admin-page share of views, admins / staff
         "taps_stop_while_devices_are_down": (0.0, 0.05),  # pours per down device-day / per up device-day
         "device_errors_rise_before_failures": (3.0, 1000.0),  # errors a day before a failure / ordinary days
+        "plan_changes_move_mrr": (0.95, 1.0),  # upgrades raise MRR, downgrades lower it
         "ga_bounce_depends_on_source": (0.1, 1.0),  # highest - lowest bounce rate among sources
         "features_launch_over_the_years": (900.0, 2000.0),  # days from the first to the last launch
         "new_features_gain_share_over_months": (
@@ -499,6 +511,7 @@ class WarehouseConfig(_Frozen):
     taps: Taps = Taps()
     calendar: Calendar = Calendar()
     health: Health = Health()
+    dirt: Dirt = Dirt()
     checks: CheckBands = CheckBands()
     # How many chunk files a big table is split into is fixed per table in ``schema``
     # (sized for at most ~5M rows per chunk in PROD), so Dagster's chunk partitions are static.

@@ -59,6 +59,19 @@ def allocate(rng: np.random.Generator, total: int, weights: np.ndarray, low: int
     return counts
 
 
+def dirty_rows(start: int, stop: int, share: float, salt: int) -> np.ndarray:
+    """Return which global rows ``start .. stop - 1`` get dirt: a fixed hash of the row index below ``share``,
+    so a chunk's dirt does not depend on the other chunks and the total is ``dirty_count``."""
+    rows = np.arange(start, stop, dtype=np.uint64) + np.uint64(salt)
+    hashed = (rows * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)  # 24 well-mixed bits
+    return hashed < np.uint64(round(share * (1 << 24)))
+
+
+def dirty_count(total: int, share: float, salt: int) -> int:
+    """Return how many of ``total`` rows ``dirty_rows`` marks."""
+    return int(dirty_rows(0, total, share, salt).sum())
+
+
 def chunk_bounds(total: int, chunks: int, k: int) -> tuple[int, int]:
     """Return the [start, stop) row range of chunk ``k`` when ``total`` rows are split into ``chunks``."""
     return total * k // chunks, total * (k + 1) // chunks

@@ -248,7 +248,7 @@ TABLES: tuple[Table, ...] = (
     Table(
         "hubspot_contacts", "hubspot", "contacts", "CRM contacts at companies with a lead score.",
         _cols(
-            "contact_id:bigint, company_id:bigint, email:text, first_name:text, last_name:text, job_title:text, "
+            "contact_id:bigint, company_id:bigint, email:text, first_name:text, last_name:text, job_title:text?, "
             "lifecycle_stage:text, lead_score:int, created_at:timestamp"
         ),
         "contact_id", _fks("company_id->hubspot_companies.company_id"), _rules("created_at>=company_id.created_at"),
@@ -281,7 +281,7 @@ TABLES: tuple[Table, ...] = (
         "hubspot_tickets", "hubspot", "tickets", "Support tickets; accounts with poor device uptime open more.",
         _cols(
             "ticket_id:bigint, company_id:bigint, account_id:bigint, subject:text, category:text, priority:text, "
-            "pipeline_stage:text, created_at:timestamp, first_reply_at:timestamp, closed_at:timestamp?"
+            "pipeline_stage:text, created_at:timestamp, first_reply_at:timestamp, closed_at:timestamp?, archived:bool"
         ),
         "ticket_id",
         _fks("company_id->hubspot_companies.company_id", "account_id->accounts.account_id"),
@@ -329,7 +329,7 @@ TABLES: tuple[Table, ...] = (
         "ga_sessions", "google_analytics", "sessions", "Website sessions with source/medium and channel group.",
         _cols(
             "ga_session_id:bigint, client_id:text, campaign_id:bigint?, source:text, medium:text, channel_group:text, "
-            "landing_page:text, device_category:text, session_start:timestamp, pageviews:int, "
+            "landing_page:text?, device_category:text, session_start:timestamp, pageviews:int, "
             "session_duration_seconds:int, bounced:bool, converted:bool"
         ),
         "ga_session_id", _fks("campaign_id->marketing_campaigns.campaign_id"), chunks=4,

@@ -117,6 +117,14 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         f"FROM {raw}.ga_sessions GROUP BY 1, 2 HAVING count(*) >= 500) x",
         "highest minus lowest bounce rate among the website's sources (with 500 sessions or more)",
     )  # fmt: skip
+    add(
+        "plan_changes_move_mrr", "subscriptions", ("subscriptions",),
+        f"SELECT avg(CASE WHEN (n.change_reason = 'upgrade' AND n.mrr_usd > o.mrr_usd) "
+        f"OR (n.change_reason = 'downgrade' AND n.mrr_usd < o.mrr_usd) THEN 1.0 ELSE 0.0 END) "
+        f"FROM {raw}.subscriptions n JOIN {raw}.subscriptions o ON o.account_id = n.account_id "
+        f"AND o.change_reason = 'new' WHERE n.change_reason IN ('upgrade', 'downgrade')",
+        "share of plan changes whose MRR moved their way (upgrades expand it, downgrades contract it)",
+    )  # fmt: skip
     add(*_growth_checks(cfg, raw))
     out.extend(_feature_checks(cfg, raw, present))
     window = cfg.window

@@ -1,4 +1,4 @@
--- Staging model of raw.ga_sessions: renames and unit conversions only.
+-- Staging model of raw.ga_sessions: renames, unit conversions and the cleaning of the opt-in dirt profile.
 with source as (
     select * from {{ source('google_analytics', 'sessions') }}
 ),
@@ -11,7 +11,7 @@ renamed as (
         source,
         medium,
         channel_group,
-        landing_page,
+        coalesce(landing_page, '(not set)') as landing_page,
         device_category,
         session_start,
         pageviews,

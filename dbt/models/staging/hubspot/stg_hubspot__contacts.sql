@@ -1,4 +1,4 @@
--- Staging model of raw.hubspot_contacts: renames and unit conversions only.
+-- Staging model of raw.hubspot_contacts: renames, unit conversions and the cleaning of the opt-in dirt profile.
 with source as (
     select * from {{ source('hubspot', 'contacts') }}
 ),
@@ -10,7 +10,7 @@ renamed as (
         email,
         first_name,
         last_name,
-        job_title,
+        coalesce(job_title, 'Unknown') as job_title,
         lifecycle_stage,
         lead_score,
         created_at

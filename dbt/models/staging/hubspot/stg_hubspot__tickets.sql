@@ -1,4 +1,4 @@
--- Staging model of raw.hubspot_tickets: renames and unit conversions only.
+-- Staging model of raw.hubspot_tickets: renames, unit conversions and the cleaning of the opt-in dirt profile.
 with source as (
     select * from {{ source('hubspot', 'tickets') }}
 ),
@@ -16,6 +16,7 @@ renamed as (
         first_reply_at,
         closed_at
     from source
+    where not archived  -- soft-deleted in HubSpot, still in the export
 )
 
 select * from renamed

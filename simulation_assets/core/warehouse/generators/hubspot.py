@@ -24,6 +24,7 @@ from simulation_assets.core.warehouse.sampling import (
     allocate,
     between,
     choice,
+    dirty_rows,
     exact_choice,
     growth_times,
     labels,
@@ -42,6 +43,26 @@ STAGE_SCORE = {"subscriber": 15, "lead": 30, "marketingqualifiedlead": 60, "sale
 # Relative number of engagements a deal gets by stage: later stages see more activity.
 STAGE_ENGAGEMENT = {"closedwon": 2.0, "closedlost": 1.0, "appointmentscheduled": 0.6, "qualifiedtobuy": 0.8,
                     "presentationscheduled": 1.0, "decisionmakerboughtin": 1.3, "contractsent": 1.6}  # fmt: skip
+
+
+# Salts of the dirt profile's row hashes, one per dirty column (so the columns get different rows).
+DIRT_SALT = {"job_title": 11, "landing_page": 23, "archived": 37}
+
+
+def _with_nulls(wh: Warehouse, values: pl.Series, start: int, salt: int) -> pl.Series:
+    """Return ``values`` (global rows from ``start``) with the dirt profile's nulls, when it is on."""
+    dirt = wh.cfg.dirt
+    if not dirt.enabled:
+        return values
+    return values.set(pl.Series(dirty_rows(start, start + len(values), dirt.null_share, salt)), None)
+
+
+def _archived(wh: Warehouse, n: int) -> np.ndarray:
+    """Return which tickets are soft-deleted (archived) under the dirt profile (none when it is off)."""
+    dirt = wh.cfg.dirt
+    if not dirt.enabled:
+        return np.zeros(n, dtype=bool)
+    return dirty_rows(0, n, dirt.archived_ticket_share, DIRT_SALT["archived"])
 
 
 def companies(wh: Warehouse) -> pl.DataFrame:
@@ -129,7 +150,9 @@ def contacts(wh: Warehouse) -> pl.DataFrame:
             "email": email,
             "first_name": strings(first),
             "last_name": strings(last),
-            "job_title": labels(choice(rng, n, JOB_TITLES), JOB_TITLES),
+            "job_title": _with_nulls(
+                wh, labels(choice(rng, n, JOB_TITLES), JOB_TITLES), 0, DIRT_SALT["job_title"]
+            ),
             "lifecycle_stage": pl.Series(stage.astype(str)),
             "lead_score": score,
             "created_at": ts(created),
@@ -242,5 +265,6 @@ def tickets(wh: Warehouse) -> pl.DataFrame:
             "created_at": ts(created),
             "first_reply_at": ts(reply),
             "closed_at": ts_nullable(close, closed),
+            "archived": _archived(wh, n),
         }
     )
