@@ -3,7 +3,7 @@
 The lifecycle assets live here; the half-hourly traffic assets in
 ``hogflix_traffic.py``, the daily summary and cleanups in ``hogflix_daily.py``;
 every check is declared in ``hogflix_checks.py`` and computed in
-``core/hogflix/checks.py``.
+``core/hogflix/checks/``.
 """
 
 import datetime as dt

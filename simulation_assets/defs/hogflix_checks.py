@@ -1,6 +1,6 @@
 """Every HogFlix asset check, declared once: its asset, what it guards, and whether it blocks.
 
-The computation of each check is a pure function in ``core/hogflix/checks.py``;
+The computation of each check is a pure function in ``core/hogflix/checks/``;
 the assets call it on the frames they have just written and return its outcome
 through ``result``. A blocking check stops the assets downstream of a failing
 one in the same run: those whose failure makes downstream data wrong (a
