@@ -18,6 +18,7 @@ from simulation_assets.sinks.warehouse_dbt import (
     dbt_failure_is_transient,
     environment,
     prepared_project,
+    source_freshness,
 )
 
 GROUP = "warehouse"
@@ -55,7 +56,8 @@ DBT_RESOURCE = DbtCliResource(
 def warehouse_dbt_models(
     context: dg.AssetExecutionContext, warehouse_dbt: DbtCliResource, warehouse_database: WarehouseDatabase
 ):
-    """``dbt build`` (staging views, marts, data and unit tests) against the environment's warehouse."""
+    """``dbt build`` (staging views, marts, data and unit tests) against the environment's warehouse, then
+    ``dbt source freshness`` (each stale raw source logged as a warning)."""
     env = context.partition_key
     # cautious: a subset run skips tests whose other parents were not selected
     with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
@@ -64,6 +66,11 @@ def warehouse_dbt_models(
     error = invocation.get_error()
     if error is not None:
         raise dbt_failure(str(error), context.retry_number)
+    # how old each raw source is at the simulated window's end (dbt source freshness): reported, not blocking
+    freshness = source_freshness(warehouse_database.dbt_env(env))
+    for name, result in sorted(freshness.items()):
+        log = context.log.info if result["status"] == "pass" else context.log.warning
+        log(f"source freshness {name}: {result['status']} (age {result['age_hours']} h at the window's end)")
 
 
 def dbt_failure(error_text: str, retry_number: int) -> Exception:

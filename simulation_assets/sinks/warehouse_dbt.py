@@ -88,3 +88,33 @@ def dbt_failure_is_transient(error_text: str) -> bool:
     """Return whether a failed dbt command failed for a reason a later attempt may not meet (the database
     unreachable, restarting or locked by another process), rather than a data test or SQL error."""
     return bool(TRANSIENT_DBT_ERRORS.search(error_text or ""))
+
+
+def source_freshness(variables: dict[str, str]) -> dict[str, dict[str, object]]:
+    """Run ``dbt source freshness`` against the warehouse ``variables`` point to (``WarehouseDatabase.dbt_env``)
+    and return, per raw source table (``source.table``), its status (``pass``, ``warn``, ``error`` or
+    ``runtime error``) and its age in hours at the simulated window's end (the ``window_end`` var)."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dbt-freshness-") as target:
+        env = {**os.environ, **variables}
+        done = subprocess.run(
+            [dbt_executable(), "source", "freshness", "--project-dir", str(DBT_DIR), "--profiles-dir",
+             str(DBT_DIR), "--target-path", target, "--output", str(Path(target) / "sources.json")],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        report = Path(target) / "sources.json"
+        if not report.exists():
+            raise RuntimeError(f"dbt source freshness wrote no report: {(done.stdout + done.stderr)[-2000:]}")
+        results = json.loads(report.read_text())["results"]
+    return {
+        ".".join(r["unique_id"].split(".")[-2:]): {
+            "status": r["status"],
+            "age_hours": round(r["max_loaded_at_time_ago_in_s"] / 3600, 1)
+            if "max_loaded_at_time_ago_in_s" in r
+            else None,
+        }
+        for r in results
+    }

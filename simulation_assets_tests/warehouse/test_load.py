@@ -342,3 +342,38 @@ def test_the_dirt_profile_round_trips_through_the_staging_models(
         == 0
     )
     assert db.query("SELECT count(*) FROM analytics.stg_hubspot__tickets")[0][0] == 400 - archived
+
+
+STALE = [  # tap events stop four days before the window's end (error after 3 days), Stripe events two (warn after 1)
+    "DELETE FROM raw.tap_events WHERE poured_at >= TIMESTAMP '2025-12-28 00:00:00'",
+    "DELETE FROM raw.stripe_events WHERE created >= TIMESTAMP '2025-12-30 00:00:00'",
+]
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_source_freshness_passes_on_fresh_data_and_reports_stale_sources(
+    backend: str, dev_files: Path, postgres_dsn: str, tmp_path: Path
+) -> None:
+    from simulation_assets.sinks.warehouse_dbt import source_freshness
+
+    warehouse = (
+        DuckDBWarehouse(tmp_path / "dev.duckdb") if backend == "duckdb" else PostgresWarehouse(postgres_dsn)
+    )
+    warehouse.load(dev_files, ALL)
+    fresh = source_freshness(warehouse.dbt_env())
+    assert len(fresh) == 11 and {r["status"] for r in fresh.values()} == {"pass"}, fresh
+    assert fresh["iot.tap_events"]["age_hours"] < 24 and fresh["app.user_sessions"]["age_hours"] < 24
+    if backend == "duckdb":
+        import duckdb
+
+        with duckdb.connect(str(tmp_path / "dev.duckdb")) as con:
+            for sql in STALE:
+                con.execute(sql)
+    else:
+        with warehouse.connect() as conn:
+            for sql in STALE:
+                conn.execute(sql)
+    stale = source_freshness(warehouse.dbt_env())
+    assert stale["iot.tap_events"]["status"] == "error" and stale["iot.tap_events"]["age_hours"] >= 96
+    assert stale["stripe.events"]["status"] == "warn"
+    assert {name for name, r in stale.items() if r["status"] != "pass"} == {"iot.tap_events", "stripe.events"}
