@@ -2,7 +2,9 @@
 
 The shape is a staircase of arrival rates (Locust's classic stages shape): ``--start`` requests/s,
 ``--step`` more every ``--every`` seconds, ``--steps`` times. The runner sends it as an open-model
-load (Poisson arrivals at the rate; latency from the scheduled send). Locust gets the same rate as
+load twice: with Poisson arrivals at the rate (its default, ``runner``) and with paced users
+(``arrivals: paced``, ``runner_paced``: as many users as requests per second, each sending once a
+second, as Locust's ``constant_throughput(1)`` users do); latency from the scheduled send. Locust gets the same rate as
 a ``LoadTestShape`` whose user count follows the shape, each ``FastHttpUser`` held at one request
 per second by ``constant_throughput(1)``, which is how Locust asks for an arrival rate
 (``locust_loadtestshape``), and again with exponential waits averaging a second, whose
@@ -93,6 +95,9 @@ class StairShape(LoadTestShape):
 """
 
 
+# The runner's arrival processes: Poisson (its default) and paced users (Locust's constant_throughput)
+RUNNER_ARRIVALS = {"runner": "poisson", "runner_paced": "paced"}
+
 # How each Locust variant's users wait between requests (the LoadTestShape sets users = requests/s).
 LOCUST_WAITS = {
     # Locust's way to ask for an arrival rate: each user holds one request a second. Users started
@@ -127,7 +132,10 @@ def _child(command: list[str], process: dict) -> float:
 
 
 def run_runner_shape(base_url: str, spec: dict, path: str, process: dict) -> dict:
-    """Run ``spec`` as an open-model load with this project's runner in a child process; return its figures."""
+    """Run ``spec`` as an open-model load with this project's runner in a child process; return its figures.
+
+    ``spec["arrivals"]`` picks the runner's arrival process (Poisson, or paced users).
+    """
     if path != "/api/v1/pricing":
         raise ValueError("the runner's shape benchmark sends view_pricing (GET /api/v1/pricing)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,6 +174,8 @@ def _runner_child(url: str, spec: dict, out: Path) -> None:
     data = load_scenario().model_dump(mode="json", by_alias=True, exclude={"population"})
     data["simulation_config"]["load_shapes"] = {"bench": spec}
     data["simulation_config"]["load_tasks"] = [{"type": "view_pricing", "expected_status": 200}]
+    # a connection per paced user, as each Locust user has its own (Poisson arrivals need ~20)
+    data["simulation_config"]["max_connections"] = 256
     result = PowerUserTarget(base_url=url).run(
         scenario=parse_scenario(data), env={}, users=20, options=SessionOptions(shape="bench")
     )
@@ -231,19 +241,26 @@ def run_locust_shape(
 
 
 def compare(base_url: str, args, locust: Path, process: dict, results_dir: Path) -> int:  # noqa: ANN001
-    """Run the runner and both Locust variants ``args.rounds`` times (rotating order); print and write the results."""
+    """Run both runner and both Locust variants ``args.rounds`` times (rotating order); print and write the results.
+
+    The CPU target is judged like for like: paced runner vs Locust's constant_throughput users,
+    Poisson runner vs Locust's exponential waits; the runner's default vs Locust's is reported too.
+    """
     from simulation_assets.core.power_users.shapes import Step, requested_per_second
 
     spec = shape_spec(args.start, args.step, args.every, args.steps)
     shape = Step.model_validate(spec)
     requested, duration = float(requested_per_second(shape).sum()), shape.duration
-    runs: dict[str, list[dict]] = {"runner": [], **{name: [] for name in LOCUST_WAITS}}
+    runs: dict[str, list[dict]] = {name: [] for name in (*RUNNER_ARRIVALS, *LOCUST_WAITS)}
 
     def locust_variant(wait: str):  # noqa: ANN202
         return lambda: run_locust_shape(base_url, spec, args.path, locust, process, requested, duration, wait)
 
+    def runner_variant(arrivals: str):  # noqa: ANN202
+        return lambda: run_runner_shape(base_url, {**spec, "arrivals": arrivals}, args.path, process)
+
     measure = {
-        "runner": lambda: run_runner_shape(base_url, spec, args.path, process),
+        **{name: runner_variant(arrivals) for name, arrivals in RUNNER_ARRIVALS.items()},
         **{name: locust_variant(wait) for name, wait in LOCUST_WAITS.items()},
     }
     print(f"shape: {spec} ({duration:g} s, {requested:.0f} requests)", flush=True)
@@ -265,38 +282,35 @@ def compare(base_url: str, args, locust: Path, process: dict, results_dir: Path)
                 flush=True,
             )
     median = {name: {k: statistics.median(m[k] for m in ms) for k in ms[0]} for name, ms in runs.items()}
-    ours, theirs, poisson = median["runner"], median["locust_loadtestshape"], median["locust_poisson"]
-    within = abs(ours["achieved_ratio"] - 1) <= 0.02
-    locust_within = abs(theirs["achieved_ratio"] - 1) <= 0.02
-    # per round, side by side: the ratio of the tools' load CPU in the same conditions
-    round_ratios = {
-        name: [
+    cpu = {name: m["load_cpu_ms_per_1000_requests"] for name, m in median.items()}
+
+    def within(name: str) -> bool:
+        return abs(median[name]["achieved_ratio"] - 1) <= 0.02
+
+    def round_ratio(ours: str, theirs: str) -> float:
+        """The median over rounds of the two tools' load CPU ratio (each round: the same conditions)."""
+        return statistics.median(
             a["load_cpu_ms_per_1000_requests"] / b["load_cpu_ms_per_1000_requests"]
-            for a, b in zip(runs["runner"], runs[name])
-        ]
-        for name in LOCUST_WAITS
-    }
-    verdict = {
-        "runner_within_2pct": within,
-        "locust_within_2pct": locust_within,
-        "rate_target_met": within or not locust_within,
-        "cpu_target_met": ours["load_cpu_ms_per_1000_requests"] <= theirs["load_cpu_ms_per_1000_requests"],
-        # at the same arrival process (Poisson), which is what the runner sends
-        "cpu_at_equal_arrivals_met": ours["load_cpu_ms_per_1000_requests"]
-        <= poisson["load_cpu_ms_per_1000_requests"],
-    }
-    ratios = {
-        "load_cpu_runner_vs_locust": ours["load_cpu_ms_per_1000_requests"]
-        / theirs["load_cpu_ms_per_1000_requests"],
-        "load_cpu_runner_vs_locust_median_of_rounds": statistics.median(round_ratios["locust_loadtestshape"]),
-        "load_cpu_runner_vs_locust_poisson": ours["load_cpu_ms_per_1000_requests"]
-        / poisson["load_cpu_ms_per_1000_requests"],
-        "load_cpu_runner_vs_locust_poisson_median_of_rounds": statistics.median(
-            round_ratios["locust_poisson"]
-        ),
-        "process_cpu_runner_vs_locust": ours["process_cpu_ms_per_1000_requests"]
-        / theirs["process_cpu_ms_per_1000_requests"],
-    }
+            for a, b in zip(runs[ours], runs[theirs])
+        )
+
+    # like for like: each runner arrival process against the Locust users that send the same one
+    pairs = {"runner_paced": "locust_loadtestshape", "runner": "locust_poisson"}
+    verdict: dict[str, bool] = {f"{name}_within_2pct": within(name) for name in median}
+    for ours, theirs in pairs.items():
+        verdict[f"rate_{ours}_vs_{theirs}_met"] = within(ours) or not within(theirs)
+        verdict[f"cpu_{ours}_vs_{theirs}_met"] = cpu[ours] <= cpu[theirs]
+    # and the runner's default (Poisson) against Locust's default (constant_throughput)
+    verdict["cpu_runner_vs_locust_loadtestshape_met"] = cpu["runner"] <= cpu["locust_loadtestshape"]
+    ratios = {}
+    for ours in RUNNER_ARRIVALS:
+        for theirs in LOCUST_WAITS:
+            ratios[f"load_cpu_{ours}_vs_{theirs}"] = cpu[ours] / cpu[theirs]
+            ratios[f"load_cpu_{ours}_vs_{theirs}_median_of_rounds"] = round_ratio(ours, theirs)
+    ratios["process_cpu_runner_vs_locust_loadtestshape"] = (
+        median["runner"]["process_cpu_ms_per_1000_requests"]
+        / median["locust_loadtestshape"]["process_cpu_ms_per_1000_requests"]
+    )
     print()
     print(
         f"{'tool':<24}{'achieved/requested':>20}{'p50':>8}{'p95':>8}{'p99':>8}{'err %':>7}"

@@ -3,7 +3,7 @@
 The lifecycle assets live here; the half-hourly traffic assets in
 ``hogflix_traffic.py``, the daily summary and cleanups in ``hogflix_daily.py``;
 every check is declared in ``hogflix_checks.py`` and computed in
-``core/hogflix/checks.py``.
+``core/hogflix/checks/``.
 """
 
 import datetime as dt
@@ -216,13 +216,16 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             rows.append(row)
         metrics = pl.concat(rows)
         last = context.partition_keys[-1]
-        earlier = [k for k in store.partitions(target) if k < context.partition_keys[0]][-90:]
-        history = (
+        # The realism checks read the last 90 days; the seasons check the last year (a year's wave and
+        # its holidays).
+        earlier = [k for k in store.partitions(target) if k < context.partition_keys[0]][-365:]
+        year = (
             pl.concat([store.read_many(target, earlier), metrics], how="diagonal_relaxed")
             if earlier
             else metrics
         )
-        history = history.filter(pl.col("date") <= dt.date.fromisoformat(last)).tail(90)
+        year = year.filter(pl.col("date") <= dt.date.fromisoformat(last)).tail(365)
+        history = year.tail(90)
         return dg.MaterializeResult(
             metadata={
                 "days": metrics.height,
@@ -241,6 +244,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
                 result("depth_by_pattern", checks.depth_by_pattern(history, cfg)),
                 result("satisfaction_effects", checks.satisfaction_effects(history)),
                 result("payments_follow_the_plans", checks.payments_follow_the_plans(history, cfg)),
+                result("seasons_show", checks.seasons_show(year, cfg)),
             ],
         )
 

@@ -1,6 +1,6 @@
 """Every HogFlix asset check, declared once: its asset, what it guards, and whether it blocks.
 
-The computation of each check is a pure function in ``core/hogflix/checks.py``;
+The computation of each check is a pure function in ``core/hogflix/checks/``;
 the assets call it on the frames they have just written and return its outcome
 through ``result``. A blocking check stops the assets downstream of a failing
 one in the same run: those whose failure makes downstream data wrong (a
@@ -41,6 +41,13 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
         "hogflix_daily_metrics",
         "Failed monthly charges match the plan mix's configured chance; payment churn never exceeds failures "
         "(last 90 days).",
+        False,
+    ),
+    "seasons_show": (
+        "hogflix_daily_metrics",
+        "Over the last year: weekends watched deeper than Monday-Wednesday (3+ standard errors); the "
+        "configured holidays and yearly wave move the visit rate at least 40 % as much as configured, "
+        "judged when the window separates them from noise (else reported).",
         False,
     ),
     "session_ids_are_uuidv7_at_start": (

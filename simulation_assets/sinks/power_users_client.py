@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ from pydantic import Field
 from simulation_assets.core.power_users.config import Persona, Scenario
 from simulation_assets.core.power_users.report import build_report, console_summary
 from simulation_assets.core.power_users.safety import check_scenario
+from simulation_assets.core.power_users.shapes import peak_level
 from simulation_assets.sinks.power_users_http import new_client, probe_hooks, run_async
 from simulation_assets.sinks.power_users_load import LoadRun
 from simulation_assets.sinks.power_users_scenario import load_scenario
@@ -64,8 +66,13 @@ async def run_personas(
     """Run ``personas``' sessions against ``base_url`` (all at once or one after another); return the tables."""
     tables = RunTables()
     settings = scenario.simulation_config
-    # a load gives every virtual user its own connection, as each browser would have
+    # a load gives every virtual user its own connection, as each browser would have, and paced
+    # arrivals one per paced user (a burst sends them all at once, as Locust's users, each on its own)
     connections = max(settings.max_connections, len(personas)) if options.shape else settings.max_connections
+    if options.shape:
+        shape = scenario.load_shape(options.shape)
+        if shape.model == "open" and shape.arrivals == "paced":
+            connections = min(max(connections, math.ceil(peak_level(shape) * shape.pace_s)), 10_000)
     async with new_client(base_url, connections, settings.request_timeout_s) as client:
         hooks = await probe_hooks(client)
         log.info(

@@ -12,6 +12,7 @@ service time only.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import gc
 import json
@@ -36,7 +37,13 @@ from simulation_assets.core.power_users.config import (
     Scenario,
 )
 from simulation_assets.core.power_users.rhythm import rhythm_columns
-from simulation_assets.core.power_users.shapes import arrival_times, level_at, requested_per_second
+from simulation_assets.core.power_users.shapes import (
+    Day,
+    arrival_times,
+    day_profile,
+    level_at,
+    requested_per_second,
+)
 from simulation_assets.core.rng import stream
 from simulation_assets.sinks.power_users_http import RunnerClient, new_client
 from simulation_assets.sinks.power_users_load_requests import LoadRequests, VirtualUser
@@ -110,6 +117,9 @@ class LoadRun:
         self.settings = scenario.simulation_config
         self.types = scenario.action_types()
         self.shape = scenario.load_shape(shape_name)
+        if isinstance(self.shape, Day):  # the whole population's rhythm on this day, whatever the shard
+            rhythms = [p.rhythm() for p in scenario.simulations]
+            self.shape = self.shape.with_profile(day_profile(rhythms, dt.date.fromisoformat(day)))
         self.shape_name, self.share, self.day = shape_name, share, day
         self.client, self.t, self.log, self.clock, self.hooks = client, tables, log, clock, hooks
         self.vus = [VirtualUser(p, self.settings.seed, day) for p in users]

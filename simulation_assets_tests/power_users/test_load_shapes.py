@@ -20,6 +20,7 @@ from simulation_assets.core.power_users.shapes import (
     arrival_times,
     day_profile,
     level_at,
+    paced_times,
     requested_per_second,
 )
 from simulation_assets.core.power_users.timeseries import open_rate, time_series
@@ -85,6 +86,33 @@ def test_arrivals_follow_the_rate_and_add_up_to_the_requested_count():
     half = arrival_times(ramp, stream(7, "b"), share=0.5)
     assert len(half) == 6_000
     assert np.array_equal(arrival_times(ramp, stream(7, "a")), times)
+
+
+def test_paced_arrivals_are_users_sending_together_once_every_pace():
+    """``arrivals: paced`` is Locust's constant_throughput: ceil(level * pace) users in step, in bursts."""
+    stairs = SHAPE.validate_python(
+        {"kind": "step", "start": 40, "step": 40, "every_s": 6, "steps": 4, "arrivals": "paced"}
+    )
+    times = arrival_times(stairs, stream(7, "a"))  # no dice: the same plan for any stream
+    assert np.array_equal(times, arrival_times(stairs, stream(8, "b"))) and len(times) == 3_600
+    bursts, sizes = np.unique(times.round(6), return_counts=True)
+    assert bursts.tolist() == list(range(30))  # every user joined on a whole second: one burst a second
+    assert sizes.tolist() == [40] * 6 + [80] * 6 + [120] * 6 + [160] * 6 + [200] * 6
+    assert requested_per_second(stairs).tolist() == sizes.tolist()  # the plan is what is requested
+    assert len(arrival_times(stairs, stream(7, "a"), share=0.5)) == 1_800
+    # 2 users, 3 more from 2 s to 3.5 s (two sends each: at 2 and 3), then the last to join leave first
+    spike = SHAPE.validate_python(
+        {"kind": "spike", "base": 2, "peak": 5, "at_s": 2, "for_s": 1.5, "duration_s": 5, "arrivals": "paced"}
+    )
+    assert paced_times(spike).tolist() == [0, 0, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4]
+    # 10 requests/s at a pace of 0.5 s: 5 users, each sending twice a second
+    fast = SHAPE.validate_python(
+        {"kind": "constant", "rate": 10, "duration_s": 2, "arrivals": "paced", "pace_s": 0.5}
+    )
+    assert paced_times(fast).round(6).tolist() == [t / 2 for t in range(4) for _ in range(5)]
+    assert SHAPE.validate_python({"kind": "constant", "rate": 1, "duration_s": 1}).arrivals == "poisson"
+    with pytest.raises(ValidationError, match="arrivals"):
+        SHAPE.validate_python({"kind": "constant", "rate": 1, "duration_s": 1, "arrivals": "uniform"})
 
 
 def test_the_day_shape_is_busiest_in_us_working_hours():
@@ -178,6 +206,58 @@ def test_an_open_ramp_holds_its_rate_against_the_reference_target(reference_targ
     assert checks.run_tables_consistent(
         result.frames["requests"], result.frames["attempts"], result.frames["edges"], result.frames["users"]
     ).passed
+
+
+def test_the_day_shape_runs_at_the_personas_rhythm_of_that_day(reference_target):
+    # 24 hours in 4 s: each second is 6 hours (UTC); the US working day falls in the last two
+    scenario = _quick(day={"kind": "day", "peak": 60, "duration_s": 4})
+    result = PowerUserTarget(base_url=reference_target.base_url).run(
+        scenario=scenario, day="2026-01-14", env={}, users=10, options=SessionOptions(shape="day")
+    )
+    requested = [row["requested"] for row in result.report["time_series"]][:4]
+    profile = day_profile([p.rhythm() for p in scenario.populated(10).simulations], dt.date(2026, 1, 14))
+    day = SHAPE.validate_python({"kind": "day", "peak": 60, "duration_s": 4}).with_profile(profile)
+    assert requested == pytest.approx(requested_per_second(day).tolist(), abs=0.01)
+    assert requested[1] < requested[3] / 3 and max(requested) == max(requested[2:])
+    load = result.report["load"]
+    assert load["sent"] == round(sum(requested)) and load["error_rate"] == 0
+
+
+def test_arrivals_sent_in_one_wake_up_each_keep_their_own_scheduled_time(reference_target):
+    """The scheduler sends every arrival due by a wake-up at once; latency still counts from each one's schedule.
+
+    Poisson arrivals at 300/s: ~14 % come within the scheduler's 0.5 ms of the one before and leave
+    in the same wake-up (the same send time) though each was due at its own time. Paced arrivals:
+    a burst of 30 users due at one instant leaves in one wake-up.
+    """
+    scenario = _quick(
+        poisson={"kind": "constant", "rate": 300, "duration_s": 2},
+        paced={"kind": "constant", "rate": 30, "duration_s": 3, "arrivals": "paced"},
+    )
+    target = PowerUserTarget(base_url=reference_target.base_url)
+    result = target.run(scenario=scenario, env={}, users=20, options=SessionOptions(shape="poisson"))
+    rows = result.frames["attempts"].filter(pl.col("load"))
+    assert rows.height == 600 and rows["scheduled_s"].n_unique() == 600  # each arrival its own due time
+    assert (rows["started_s"] - rows["scheduled_s"]).min() >= -0.0005 - 1e-6  # never sent earlier than that
+    batched = rows.filter(pl.len().over("started_s") > 1)
+    assert batched.height >= 10  # several arrivals left in one wake-up ...
+    groups = batched.group_by("started_s").agg(pl.col("scheduled_s").n_unique().alias("dues"), pl.len())
+    assert (groups["dues"] == groups["len"]).all()  # ... each with its own due time
+    load = result.report["load"]
+    from_schedule = np.percentile((rows["ended_s"] - rows["scheduled_s"]).to_numpy() * 1000.0, 50)
+    assert load["latency_ms"]["p50"] == pytest.approx(from_schedule, abs=0.01)
+
+    result = target.run(scenario=scenario, env={}, users=20, options=SessionOptions(shape="paced"))
+    rows = result.frames["attempts"].filter(pl.col("load"))
+    assert result.report["load"]["sent"] == 90 and result.report["load"]["requested"] == pytest.approx(90)
+    dues = rows["scheduled_s"].unique().sort().to_list()
+    assert len(dues) == 3 and np.diff(dues) == pytest.approx([1.0, 1.0])  # three bursts, a second apart
+    sends = rows.group_by("scheduled_s").agg(pl.col("started_s").n_unique()).sort("scheduled_s")["started_s"]
+    # the first burst also opens connections for the 10 arrivals beyond the 20 users' own (a task
+    # each); then every burst finds its 30 connections idle and leaves in one wake-up
+    assert sends[0] <= 11 and sends[1:].to_list() == [1, 1]
+    latency = (rows["ended_s"] - rows["scheduled_s"]) * 1000.0
+    assert latency.n_unique() > 10 and latency.min() >= 0  # one due time, each answer its own latency
 
 
 def test_a_load_encodes_each_request_once_per_user_variant_and_again_after_a_new_token():

@@ -115,9 +115,14 @@ def shuffled(table: str, columns: str, key: str) -> list[str]:
 
 # Structure checks: the same tables with the column that carries the structure shuffled. (Shuffling a foreign
 # key keeps every parent's child count, so per-parent figures shuffle the parent's attributes instead.)
-DAYS_SCATTERED = (
-    "UPDATE raw.tap_events SET poured_at = poured_at + to_days(CAST(hash(tap_event_id) % 365 AS INTEGER))"
-)
+
+
+def days_scattered(table: str, column: str, key: str) -> list[str]:
+    """Every row moved by a pseudo-random number of days (0-364): no season, no holiday left."""
+    return [f"UPDATE raw.{table} SET {column} = {column} + to_days(CAST(hash({key}) % 365 AS INTEGER))"]
+
+
+DAYS_SCATTERED = days_scattered("tap_events", "poured_at", "tap_event_id")[0]
 ACCOUNT_LIFE = "status"  # who churned, lives unchanged
 STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     ("churned_accounts_less_engaged", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
@@ -142,6 +147,16 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     # every pour moved by a pseudo-random number of days: no season, no holiday left
     ("taps_peak_in_december_lull_in_january", [DAYS_SCATTERED]),
     ("taps_spike_on_holidays", [DAYS_SCATTERED]),
+    (
+        "app_sessions_peak_in_december_lull_in_january",
+        days_scattered("user_sessions", "started_at", "session_id"),
+    ),
+    ("app_sessions_spike_on_holidays", days_scattered("user_sessions", "started_at", "session_id")),
+    (
+        "website_sessions_peak_in_december_lull_in_january",
+        days_scattered("ga_sessions", "session_start", "ga_session_id"),
+    ),
+    ("website_sessions_spike_on_holidays", days_scattered("ga_sessions", "session_start", "ga_session_id")),
     # device health not from the devices' own history
     ("taps_stop_while_devices_are_down", shuffled("device_health", "uptime_pct", "health_id")),
     ("device_errors_rise_before_failures", shuffled("device_health", "error_count", "health_id")),

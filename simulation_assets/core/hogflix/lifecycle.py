@@ -28,6 +28,8 @@ order, so a day is deterministic for a given seed and date.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from simulation_assets.core import rng as rng_mod
@@ -215,11 +217,16 @@ def season_factor(cfg: LifecycleConfig, day: int) -> float:
     """
     if not cfg.seasons.enabled:
         return 1.0
-    date = day_date(day)
+    yearly, holiday = season_parts(cfg, day_date(day))
+    return float(yearly * holiday)
+
+
+def season_parts(cfg: LifecycleConfig, date: dt.date) -> tuple[float, float]:
+    """Return the configured (yearly, holiday) multipliers of ``date``, whether or not seasons are on."""
     yearly = 1.0 + cfg.seasons.yearly_amplitude * np.cos(
         2.0 * np.pi * (date.timetuple().tm_yday - cfg.seasons.yearly_peak_day) / 365.0
     )
-    return float(yearly * cfg.seasons.holidays.get(date.strftime("%m-%d"), 1.0))
+    return float(yearly), float(cfg.seasons.holidays.get(date.strftime("%m-%d"), 1.0))
 
 
 def visits(c: Columns, day: int, cfg: LifecycleConfig, u: np.ndarray, binging: np.ndarray) -> np.ndarray:

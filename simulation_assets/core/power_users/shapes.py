@@ -11,6 +11,10 @@ whether or not earlier requests came back), or concurrent virtual users for the 
 ``spike``                ``base``, jumping to ``peak`` at ``at_s`` for ``for_s`` seconds
 ``day``                  the personas' own rhythm over 24 hours, compressed into ``duration_s``,
                          scaled so the busiest hour reaches ``peak``
+
+Open-model arrivals are Poisson by default. ``arrivals: paced`` sends them instead as Locust's
+``constant_throughput`` users do: ``ceil(level * pace_s)`` users, each sending once every ``pace_s``
+from the moment it joins; users who join together stay in step, so their requests leave in bursts.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ class _Shape(BaseModel):
     max_in_flight: int = Field(
         default=10_000, ge=1, le=1_000_000, description="open model: cap on pending requests"
     )
+    arrivals: Literal["poisson", "paced"] = Field(
+        default="poisson",
+        description="open model: Poisson arrivals, or paced users each sending once every pace_s",
+    )
+    pace_s: float = Field(default=1.0, gt=0, le=3600, description="paced arrivals: each user's period")
 
     def points(self) -> list[tuple[float, float]]:  # pragma: no cover - every kind overrides it
         raise NotImplementedError
@@ -163,6 +172,11 @@ class Day(_Shape):
 LoadShape = Annotated[Constant | Ramp | Step | Spike | Day, Field(discriminator="kind")]
 
 
+def peak_level(shape: _Shape) -> float:
+    """Return the shape's highest level (a day shape's is its ``peak``, whatever its profile)."""
+    return shape.peak if isinstance(shape, Day) else max(level for _, level in shape.points())
+
+
 def level_at(shape: _Shape, t: np.ndarray) -> np.ndarray:
     """Return the shape's level (req/s or users) at times ``t`` (seconds from its start)."""
     points = shape.points()
@@ -181,22 +195,60 @@ def cumulative(shape: _Shape, grid_s: float = 0.01) -> tuple[np.ndarray, np.ndar
 
 
 def arrival_times(shape: _Shape, rng: np.random.Generator, share: float = 1.0) -> np.ndarray:
-    """Return sorted random arrival times (seconds from the start) at ``share`` of the shape's rate.
+    """Return sorted arrival times (seconds from the start) at ``share`` of the shape's rate.
 
-    A non-homogeneous Poisson process conditioned on its count: the requested number of
+    Paced arrivals: :func:`paced_times` (no dice). Poisson arrivals: a non-homogeneous Poisson process conditioned on its count: the requested number of
     arrivals (the integral of the rate, rounded) placed as uniform points on the expected count
     and mapped back through the cumulative rate. Gaps and per-second counts vary as Poisson
     arrivals do, while the total is exactly what the shape asks for, so any shortfall in the
     achieved rate is the generator's, not the dice's.
     """
+    if shape.arrivals == "paced":
+        return paced_times(shape, share)
     times, area = cumulative(shape)
     n = int(round(area[-1] * share))
     marks = np.sort(rng.random(n)) * area[-1]
     return np.interp(marks, area, times)
 
 
+def paced_times(shape: _Shape, share: float = 1.0, grid_s: float = 0.01) -> np.ndarray:
+    """Return the sorted send times of paced users following ``share`` of the shape's rate.
+
+    At each moment ``ceil(level * share * pace_s)`` users are in (the level read on a ``grid_s``
+    grid, as Locust's ``LoadTestShape`` sets its user count from the rate); a user sends when it
+    joins and every ``pace_s`` after, until it leaves (the last to join leaves first). Users who
+    join at one moment send together, every ``pace_s``: bursts, as Locust's ``constant_throughput``
+    users do. The plan is deterministic and is also what :func:`requested_per_second` counts.
+    """
+    pace = shape.pace_s
+    steps = max(2, int(np.ceil(shape.duration / grid_s)) + 1)
+    edges = np.linspace(0.0, shape.duration, steps)
+    # the level inside each grid cell (its middle: a step's two points share one time)
+    users = np.ceil(level_at(shape, (edges[:-1] + edges[1:]) / 2.0) * share * pace - 1e-9).astype(np.int64)
+    users = np.concatenate([[0], users, [0]])  # nobody before the start or after the end
+    at = np.concatenate([[0.0], edges[:-1], [shape.duration]])  # when each cell's count begins
+    changes = np.flatnonzero(np.diff(users)) + 1
+    joined: list[float] = []  # join times of the users in, in joining order
+    sends: list[np.ndarray] = []
+    for k in changes:
+        t, want = float(at[k]), int(users[k])
+        while len(joined) < want:
+            joined.append(t)
+        while len(joined) > want:
+            start = joined.pop()
+            count = int(np.ceil((t - start) / pace - 1e-9))
+            sends.append(start + pace * np.arange(count))
+    return np.sort(np.concatenate(sends)) if sends else np.zeros(0)
+
+
 def requested_per_second(shape: _Shape, share: float = 1.0) -> np.ndarray:
-    """Return the expected arrivals in each whole second of the shape (the last may be partial)."""
+    """Return the expected arrivals in each whole second of the shape (the last may be partial).
+
+    Paced arrivals: the plan's own sends per second.
+    """
+    if shape.arrivals == "paced":
+        edges = np.arange(0.0, np.ceil(shape.duration) + 1.0)
+        return np.histogram(paced_times(shape, share), bins=edges)[0].astype(float)
     times, area = cumulative(shape)
     edges = np.arange(0.0, np.ceil(shape.duration) + 1.0)
     at = np.interp(np.minimum(edges, shape.duration), times, area) * share

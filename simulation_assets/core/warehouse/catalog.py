@@ -44,8 +44,8 @@ SIMPLIFICATIONS = [
     "tickets, unpaid invoices and pours follow it, so they correlate through it, not through each other.",
     "New accounts follow the total marketing spend with a lag directly; contacts, MQLs, deals and touchpoints "
     "are not yet the path by which a given account arrived.",
-    "The yearly season and US holidays shape tap events only; app sessions follow account health, GA sessions "
-    "the growth curve.",
+    "The yearly season and US holidays shape tap events fully, app sessions (with their page views and feature "
+    "events) and website sessions damped (calendar.app_strength, ga_strength); the website's week is flat.",
     "Page views walk a Markov graph per role; which page a view is on is not tied to the feature events of the "
     "same session.",
 ]

@@ -399,7 +399,8 @@ class Taps(_Frozen):
 
 class Calendar(_Frozen):
     """spec "Seasonal variations in metrics" (shape: project choice): the yearly season and US holidays of a bar
-    business. Weights are relative; tap events follow them fully, app sessions by ``app_strength``."""
+    business. Weights are relative; tap events follow them fully, app sessions (and their page views and feature
+    events) by ``app_strength``, website sessions (season and holidays, no weekday rhythm) by ``ga_strength``."""
 
     # January lull, a spring rise, summer patios, a dip after Labor Day, the December party season
     month_weights: tuple[float, ...] = (0.80, 0.88, 0.98, 0.97, 1.03, 1.12, 1.18, 1.14, 0.96, 0.97, 1.00, 1.20)  # fmt: skip
@@ -409,7 +410,8 @@ class Calendar(_Frozen):
         "independence_day": 1.6, "halloween": 1.4, "thanksgiving_eve": 1.9, "thanksgiving_day": 0.6,
         "christmas_day": 0.45,
     }  # fmt: skip
-    app_strength: Probability = 0.4  # how much of the calendar the staff's app sessions follow
+    app_strength: Probability = 0.6  # how much of the calendar the staff's app sessions follow
+    ga_strength: Probability = 0.6  # how much of the season and holidays website visits follow
 
     @model_validator(mode="after")
     def _valid(self) -> Calendar:
@@ -480,6 +482,10 @@ class CheckBands(_Frozen):
         "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
         "taps_peak_in_december_lull_in_january": (1.15, 3.0),  # pours per day, December / the next January
         "taps_spike_on_holidays": (1.5, 4.0),  # pours on spike holidays / the same weekday around them
+        "app_sessions_peak_in_december_lull_in_january": (1.05, 3.0),  # the same for app sessions (damped)
+        "app_sessions_spike_on_holidays": (1.2, 4.0),
+        "website_sessions_peak_in_december_lull_in_january": (1.05, 3.0),  # and for website sessions
+        "website_sessions_spike_on_holidays": (1.2, 4.0),
         "next_page_follows_current_page": (0.15, 3.4),  # bits of mutual information (0 = pages at random)
         "pages_depend_on_role": (3.0, 100.0),  # admin-page share of views, admins / staff
         "taps_stop_while_devices_are_down": (0.0, 0.05),  # pours per down device-day / per up device-day

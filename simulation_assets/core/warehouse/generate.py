@@ -136,6 +136,11 @@ class Warehouse:
         return marketing.journey_layout(self)
 
     @cached_property
+    def app_calendar(self) -> dict[str, np.ndarray]:
+        """The calendar the app sessions follow (damped), cumulative by day."""
+        return usage.app_calendar(self)
+
+    @cached_property
     def user_weights(self) -> dict[str, np.ndarray]:
         """Each user's share of the app sessions, life span and account."""
         return usage.user_weights(self)

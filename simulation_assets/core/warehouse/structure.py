@@ -139,27 +139,46 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         f"WHERE s.m < DATE '{last_full}'",
         "correlation of monthly marketing spend and new accounts (months before the last sign-up date)",
     )  # fmt: skip
-    daily = f"SELECT CAST(poured_at AS DATE) AS day, count(*) AS n FROM {raw}.tap_events GROUP BY 1"
-    add(
-        "taps_peak_in_december_lull_in_january", "tap_events", ("tap_events",),
+    for name, table, column, what in CALENDAR_TABLES:
+        for check in _calendar_checks(cfg, raw, name, table, column, what):
+            add(*check)
+    return out
+
+
+# The tables the calendar shapes: check prefix, table, timestamp column, what a row is.
+CALENDAR_TABLES = (
+    ("taps", "tap_events", "poured_at", "pours"),
+    ("app_sessions", "user_sessions", "started_at", "app sessions"),
+    ("website_sessions", "ga_sessions", "session_start", "website sessions"),
+)
+
+
+def _calendar_checks(
+    cfg: WarehouseConfig, raw: str, prefix: str, table: str, column: str, what: str
+) -> list[tuple[str, str, tuple[str, ...], str, str]]:
+    """The season (December over the January after it) and the holiday spikes of one table, per day."""
+    window = cfg.window
+    daily = f"SELECT CAST({column} AS DATE) AS day, count(*) AS n FROM {raw}.{table} GROUP BY 1"
+    out = [(
+        f"{prefix}_peak_in_december_lull_in_january", table, (table,),
         f"WITH d AS ({daily}), m AS (SELECT extract(year FROM day) AS y, extract(month FROM day) AS mo, "
         f"avg(CAST(n AS DOUBLE PRECISION)) AS n FROM d GROUP BY 1, 2) "
         f"SELECT avg(dec.n / jan.n) FROM m dec JOIN m jan ON jan.y = dec.y + 1 AND jan.mo = 1 WHERE dec.mo = 12",
-        "pours per day in December / in the January after it",
-    )  # fmt: skip
+        f"{what} per day in December / in the January after it",
+    )]  # fmt: skip
     spikes = [name for name, m in cfg.calendar.holidays.items() if m >= 1.5]
     days = sorted(d for name in spikes for d in holiday_dates(name, window.start + dt.timedelta(days=21),
                                                               window.end - dt.timedelta(days=21)))  # fmt: skip
     if days:
         values = ", ".join(f"(DATE '{d}')" for d in days)
-        add(
-            "taps_spike_on_holidays", "tap_events", ("tap_events",),
+        out.append((
+            f"{prefix}_spike_on_holidays", table, (table,),
             f"WITH d AS ({daily}), h AS (SELECT day FROM (VALUES {values}) v(day)) "
             f"SELECT avg(CASE WHEN d.day = h.day THEN CAST(n AS DOUBLE PRECISION) END) "
             f"/ avg(CASE WHEN d.day <> h.day THEN CAST(n AS DOUBLE PRECISION) END) FROM h JOIN d "
             f"ON d.day IN (h.day - 14, h.day - 7, h.day, h.day + 7, h.day + 14)",
-            f"pours on {', '.join(spikes)} / on the same weekday one and two weeks around them",
-        )  # fmt: skip
+            f"{what} on {', '.join(spikes)} / on the same weekday one and two weeks around them",
+        ))  # fmt: skip
     return out
 
 

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse.generators import iot
 from simulation_assets.core.warehouse.generators.hubspot import DIRT_SALT, _with_nulls
 from simulation_assets.core.warehouse.generators.marketing import campaigns_started_before
 from simulation_assets.core.warehouse.generators.text import concat
-from simulation_assets.core.warehouse.sampling import DAY, choice, growth_times, labels, ts
+from simulation_assets.core.warehouse.sampling import DAY, choice, labels, ts
 
 if TYPE_CHECKING:
     from simulation_assets.core.warehouse.generate import Warehouse
@@ -24,12 +25,29 @@ CHANNEL_GROUP = {"organic": "Organic Search", "(none)": "Direct", "cpc": "Paid S
 LANDING_PAGES = {"/": 0.45, "/pricing": 0.2, "/features": 0.15, "/blog": 0.15, "/demo": 0.05}
 
 
+def website_calendar(wh: Warehouse) -> np.ndarray:
+    """Return the cumulative day weights of website visits: yearly growth x the calendar's season and holidays
+    at ``calendar.ga_strength`` (a flat week: the bars' weekday rhythm is not their owners' browsing)."""
+    origin, weights = iot.calendar_weights(wh, wh.cfg.calendar.ga_strength, weekdays=False)
+    years = (np.arange(len(weights)) + 0.5) / 365.25
+    growth = (1 + wh.cfg.window.account_yoy_growth) ** years
+    return np.concatenate([[0.0], np.cumsum(weights * growth)])
+
+
+def website_times(wh: Warehouse, u: np.ndarray) -> np.ndarray:
+    """Return epoch seconds in the window (before its last day) at quantiles ``u`` of ``website_calendar``."""
+    cumulative = website_calendar(wh)
+    origin = wh.history_start // DAY
+    end = iot.calendar_position(cumulative, origin, np.array([wh.history_end - DAY]))[0]
+    return np.minimum(iot.calendar_seconds(cumulative, origin, u * end), wh.history_end - DAY - 1)
+
+
 def sessions(wh: Warehouse, k: int) -> pl.DataFrame:
     """Chunk ``k`` of the website sessions; paid sessions point to a campaign of their channel."""
     marketing, activity = wh.cfg.marketing, wh.cfg.activity
     start, stop = wh.chunk_rows("ga_sessions", k)
     rng, n = wh.rng("ga_sessions", k), stop - start
-    when = growth_times(rng, n, wh.history_start, wh.history_end - DAY, wh.cfg.window.account_yoy_growth)
+    when = website_times(wh, rng.random(n))
     source = choice(rng, n, marketing.ga_sources)
     source_names = list(marketing.ga_sources)
     channels = wh.whole("marketing_campaigns")["channel"].to_numpy()

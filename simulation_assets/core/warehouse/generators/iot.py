@@ -103,13 +103,29 @@ def account_uptime(wh: Warehouse) -> np.ndarray:
     return np.where(total > 0, up / np.maximum(total, 1), 1.0)
 
 
-def calendar_weights(wh: Warehouse, strength: float = 1.0) -> tuple[int, np.ndarray]:
-    """Return (first epoch day, weight of each day of the window): season x weekday x holidays."""
+def calendar_weights(wh: Warehouse, strength: float = 1.0, weekdays: bool = True) -> tuple[int, np.ndarray]:
+    """Return (first epoch day, weight of each day of the window): season x weekday x holidays (``weekdays``
+    False: a flat week, the season and holidays only)."""
     cal = wh.cfg.calendar
     first = wh.history_start // DAY
     n = (wh.history_end - wh.history_start) // DAY
-    weights = day_weights(first, n, cal.month_weights, wh.cfg.taps.weekday_weights, cal.holidays, strength)
+    week = wh.cfg.taps.weekday_weights if weekdays else (1.0,) * 7
+    weights = day_weights(first, n, cal.month_weights, week, cal.holidays, strength)
     return first, weights
+
+
+def calendar_position(cumulative: np.ndarray, origin: int, seconds: np.ndarray) -> np.ndarray:
+    """Return the cumulative calendar weight at epoch ``seconds`` (linear inside a day, clamped to the window)."""
+    days = np.asarray(seconds, dtype=np.float64) / DAY - origin
+    return np.interp(days, np.arange(len(cumulative), dtype=np.float64), cumulative)
+
+
+def calendar_seconds(cumulative: np.ndarray, origin: int, position: np.ndarray) -> np.ndarray:
+    """Invert ``calendar_position``: epoch seconds where the cumulative calendar weight reaches ``position``."""
+    day = np.clip(np.searchsorted(cumulative, position, side="right") - 1, 0, len(cumulative) - 2)
+    width = np.maximum(cumulative[day + 1] - cumulative[day], 1e-300)
+    frac = np.clip((position - cumulative[day]) / width, 0.0, 1.0)
+    return ((origin + day + frac) * DAY).astype(np.int64)
 
 
 def tap_lookup_tables(wh: Warehouse) -> dict[str, np.ndarray]:

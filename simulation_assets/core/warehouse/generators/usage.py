@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.warehouse.generators import health
+from simulation_assets.core.warehouse.generators import health, iot
 from simulation_assets.core.warehouse.generators.app import TIER_ORDER
 from simulation_assets.core.warehouse.sampling import (
     DAY,
@@ -42,6 +42,13 @@ def user_weights(wh: Warehouse) -> dict[str, np.ndarray]:
     role_weight = table["role"].replace_strict(wh.cfg.users.login_weight, return_dtype=pl.Float64).to_numpy()
     # sessions per day follow the account's monthly health: exp(engagement_sensitivity x health)
     monthly = np.exp(wh.cfg.health.engagement_sensitivity * wh.account_health.astype(np.float64))
+    # and the calendar (season, weekday, holidays) at ``calendar.app_strength``: a month's mean day weight here,
+    # the days inside a month in ``session_arrays``
+    calendar = app_calendar(wh)
+    edges = health.month_edges(wh)
+    at = iot.calendar_position(calendar["cumulative"], calendar["origin"], edges)
+    days = np.maximum(np.diff(np.minimum(edges, wh.history_end)) / DAY, 1e-9)
+    monthly = monthly * (np.diff(at) / days)[None, :]
     engaged_days = (monthly[account] * health.exposure(wh, created, end)).sum(axis=1) / DAY
     weight = role_weight * engaged_days
     return {
@@ -51,6 +58,26 @@ def user_weights(wh: Warehouse) -> dict[str, np.ndarray]:
         "account": account,
         "cdf": health.month_cdf(wh, monthly),
     }
+
+
+def app_calendar(wh: Warehouse) -> dict[str, np.ndarray]:
+    """Return the cumulative day weights of the calendar damped to ``calendar.app_strength`` and its first day."""
+    origin, weights = iot.calendar_weights(wh, wh.cfg.calendar.app_strength)
+    return {"cumulative": np.concatenate([[0.0], np.cumsum(weights)]), "origin": np.int64(origin)}
+
+
+def within_month_by_calendar(
+    wh: Warehouse, calendar: dict[str, np.ndarray], when: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
+    """Move times drawn uniformly inside their health month (clipped to [low, high)) to the same quantile of
+    the calendar's weight over that stretch: the month keeps its sessions, its days follow the calendar."""
+    edges = health.month_edges(wh)
+    m = health.month_of(wh, when)
+    a, b = np.maximum(edges[m], low), np.minimum(edges[m + 1], high)
+    frac = np.clip((when - a) / np.maximum(b - a, 1), 0.0, 1.0)
+    cumulative, origin = calendar["cumulative"], int(calendar["origin"])
+    ca, cb = iot.calendar_position(cumulative, origin, a), iot.calendar_position(cumulative, origin, b)
+    return np.clip(iot.calendar_seconds(cumulative, origin, ca + frac * (cb - ca)), low, high - 1)
 
 
 def session_arrays(wh: Warehouse, k: int) -> dict[str, np.ndarray]:
@@ -63,6 +90,7 @@ def session_arrays(wh: Warehouse, k: int) -> dict[str, np.ndarray]:
     low, high = weights["created"][user], weights["end"][user]
     # the day follows the account's health month by month, the hour the activity curve
     when = health.weighted_times(wh, weights["cdf"], weights["account"][user], low, high, rng.random(n))
+    when = within_month_by_calendar(wh, wh.app_calendar, when, low, high)
     day = np.clip(when // DAY, low // DAY + 1, high // DAY - 1)
     hour_cdf = cumulative_shares(wh.cfg.activity.hour_weights)
     hour = np.searchsorted(hour_cdf, rng.random(n, dtype=np.float32), side="right").clip(0, 23)

@@ -1,0 +1,80 @@
+"""Checks of the persona pool: unique ids, pool size, signups and the ACTIVE share within their bands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import polars as pl
+
+from simulation_assets.core.hogflix.checks.outcome import CheckOutcome
+from simulation_assets.core.hogflix.config import LifecycleConfig
+
+
+def persona_ids_unique(personas: pl.DataFrame) -> CheckOutcome:
+    """No ``distinct_id`` appears twice on one day (``snapshot_date``) of a persona table."""
+    keys = ["snapshot_date", "distinct_id"] if "snapshot_date" in personas.columns else ["distinct_id"]
+    duplicates = personas.height - personas.select(keys).n_unique() if personas.height else 0
+    return CheckOutcome(duplicates == 0, {"personas": personas.height, "duplicate_ids": duplicates})
+
+
+def _day_bands(
+    metrics: pl.DataFrame, band: Callable[[LifecycleConfig], tuple[int, int]], cfg: LifecycleConfig
+):
+    """Return (low, high) Series of each day's band (a scheduled target pool moves it), and its label."""
+    bands = [band(cfg.for_date(d)) for d in metrics["date"]] if metrics.height else [band(cfg)]
+    low = pl.Series([b[0] for b in bands][: metrics.height])
+    high = pl.Series([b[1] for b in bands][: metrics.height])
+    label = (
+        f"{bands[0][0]}-{bands[0][1]}"
+        if len(set(bands)) == 1
+        else f"{bands[0][0]}-{bands[0][1]} .. {bands[-1][0]}-{bands[-1][1]}"
+    )
+    return low, high, label
+
+
+def pool_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
+    """Every day's pool (non-churned personas) is inside the configured band (380-420 at 400; the band
+    follows a scheduled target pool day by day)."""
+    low, high, label = _day_bands(metrics, lambda c: c.pool_range, cfg)
+    ok = (metrics["pool_size"] >= low) & (metrics["pool_size"] <= high)
+    return CheckOutcome(
+        bool(ok.all()),
+        {
+            "band": label,
+            "days_outside": int((~ok).sum()),
+            "min": int(metrics["pool_size"].min() or 0),
+            "max": int(metrics["pool_size"].max() or 0),
+        },
+    )
+
+
+def signups_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
+    """Every day's signups are inside the configured band (2-5 at pool 400, scaled with the day's target)."""
+    low, high, label = _day_bands(metrics, lambda c: c.signup_range, cfg)
+    ok = (metrics["new_signups"] >= low) & (metrics["new_signups"] <= high)
+    return CheckOutcome(
+        bool(ok.all()),
+        {
+            "band": label,
+            "days_outside": int((~ok).sum()),
+            "min": int(metrics["new_signups"].min() or 0),
+            "max": int(metrics["new_signups"].max() or 0),
+        },
+    )
+
+
+def active_share_near_target(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
+    """The mean share of ACTIVE personas in the pool over the days is inside the configured band (warns)."""
+    low, high = cfg.active_share_band
+    share = metrics["state_ACTIVE"] / metrics["pool_size"]
+    mean = float(share.mean()) if metrics.height else float("nan")
+    return CheckOutcome(
+        bool(low <= mean <= high),
+        {
+            "target": f"{low:.0%}-{high:.0%}",
+            "mean_share": round(mean, 4),
+            "min_share": round(float(share.min()), 4) if metrics.height else None,
+            "max_share": round(float(share.max()), 4) if metrics.height else None,
+        },
+        warn_only=True,
+    )
