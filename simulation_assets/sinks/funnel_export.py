@@ -1,6 +1,6 @@
 """Real event exports for the funnel: read them for the tracking-plan audit and for learning rates.
 
-Reading goes through the project's one export reader (``sinks/posthog_export.py``): batch
+Reading goes through the project's one export reader (``sinks/posthog_export/``): batch
 exports (Parquet or JSON lines), the UI's CSV, or a generic table with a column mapping.
 Unreadable input raises its ``ExportError`` (a ``ValueError`` naming the file and the problem).
 """
