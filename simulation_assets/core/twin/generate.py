@@ -33,13 +33,13 @@ import pyarrow as pa
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.ids import uuid7s
 from simulation_assets.core.twin.activity import LIFE_BANDS
+from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, bucket_of
 from simulation_assets.core.twin.identity import IDENTIFY
-from simulation_assets.core.twin.properties import OTHER
 from simulation_assets.core.twin.sketch import sample_sketch
-from simulation_assets.core.twin.spec import ANY, KINDS, START, TwinSpec
+from simulation_assets.core.twin.spec import START, TwinSpec
 
 MAX_SESSION_EVENTS = 2_000
 EPOCH = dt.date(1970, 1, 1)
@@ -67,7 +67,7 @@ class Population:
     constant_codes: np.ndarray  # (users, constant keys): index into each key's values
 
 
-class Generator:
+class Generator(CompiledSpec):
     """Compiles a spec into arrays once; then :meth:`day` returns one day's events."""
 
     def __init__(self, spec: TwinSpec) -> None:
@@ -82,237 +82,6 @@ class Generator:
         self._compile_flows(spec.tables["transitions"], spec.tables["inter_event_times"], dropped)
         self._compile_activity()
         self._compile_properties()
-
-    # ---- compilation ------------------------------------------------------------------------------------------------
-    def _compile_flows(self, transitions: pl.DataFrame, times: pl.DataFrame, dropped: set[str]) -> None:
-        v = len(self.names)
-        self.start_sym, self.end_sym = v, v + 1
-        code = {name: i for i, name in enumerate(self.names)} | {START: v}
-        gone = list(dropped)
-        t = transitions.filter(
-            ~pl.col("prev").is_in(gone) & ~pl.col("cur").is_in(gone) & ~pl.col("next").is_in(gone)
-        )
-        t = t.with_columns(
-            pl.col("prev").replace_strict(code, return_dtype=pl.Int64).alias("p"),
-            pl.col("cur").replace_strict(code, return_dtype=pl.Int64).alias("c"),
-            pl.col("next").replace_strict(code, return_dtype=pl.Int64).alias("n"),
-        ).filter(pl.col("probability") > 0)
-        # A row applies at any position (slot 0) or in one position bucket (slot bucket + 1).
-        position = t["position"].to_numpy()
-        slot = np.where(position < 0, 0, bucket_of(np.maximum(position, 0)) + 1)
-        t = t.with_columns(pl.Series("slot", slot, pl.Int64))
-        share = pl.col("probability") / pl.col("probability").sum().over("class", "p", "c", "slot")
-        t = t.with_columns(share.alias("q")).sort("class", "p", "c", "slot", "n")
-        groups = t.select("class", "p", "c", "slot").unique(maintain_order=True).with_row_index("g")
-        t = t.join(groups, on=["class", "p", "c", "slot"], how="left", maintain_order="left")
-        size = v + 2
-        self.slots = len(BUCKETS) + 1
-        g_cols = [groups[c].to_numpy() for c in ("class", "p", "c", "slot")]
-        self.state_key = self._key(*g_cols)  # sorted: groups come in (class, p, c, slot) order
-        self.state_gid = groups["g"].to_numpy().astype(np.int64)
-        cum = t.select(pl.col("q").cum_sum().over("g")).to_series().to_numpy().copy()
-        gid = t["g"].to_numpy().astype(np.float64)
-        # Group g's cumulative chances, shifted by g: one sorted array for every state, searched at g + u.
-        self.flow_key = gid + np.minimum(cum, 1.0)
-        last_row = np.r_[np.flatnonzero(np.diff(t["g"].to_numpy())), len(cum) - 1]
-        if len(cum):
-            self.flow_key[last_row] = gid[last_row] + 1.0
-        self.flow_next = t["n"].to_numpy().astype(np.int64)
-        # End hazard per (class, event, position bucket); a dropped event's successors decide for it.
-        hz = self.spec.tables["end_hazard"].filter(pl.col("cur").is_in(self.names))
-        self.depth_groups = int(hz["depth"].max()) + 1 if hz.height else 1  # type: ignore[operator]
-        self.hazard = np.ones((self.n_classes, self.depth_groups, size, len(BUCKETS)))
-        if hz.height:
-            cur = hz["cur"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
-            bucket = bucket_of(hz["position"].to_numpy())
-            # Buckets the export never reached keep the last hazard seen for that event (filled forward below).
-            self.hazard[:] = np.nan
-            self.hazard[hz["class"].to_numpy(), hz["depth"].to_numpy(), cur, bucket] = hz["hazard"].to_numpy()
-            filled = np.where(np.isnan(self.hazard), 0.0, self.hazard)
-            seen = ~np.isnan(self.hazard)
-            idx = np.where(seen, np.arange(len(BUCKETS))[None, None, None, :], 0)
-            np.maximum.accumulate(idx, axis=3, out=idx)
-            self.hazard = np.take_along_axis(filled, idx, axis=3)
-            self.hazard[~seen.any(axis=3)] = 1.0
-        pace = self.spec.tables["session_pace"].sort("level")["log_pace"].to_numpy()
-        self.pace_q = pace[None, :] if pace.size >= 2 else np.zeros((1, 2))
-        # Inter-event times: row of the sketch table for every (cur, next) pair, with fallbacks resolved.
-        names = {name: i for i, name in enumerate(self.names)}
-        sketches = times.sort("cur", "next", "level")
-        keys = sketches.select("cur", "next").unique(maintain_order=True)
-        levels = int(sketches["level"].max()) + 1  # type: ignore[operator]
-        self.time_q = (
-            sketches["log_seconds"].to_numpy().reshape(keys.height, levels)
-        )  # log1p seconds, pace-free
-        row_of = {(a, b): i for i, (a, b) in enumerate(keys.iter_rows())}
-        overall = row_of.get((ANY, ANY), 0)
-        self.time_row = np.full((size, size), overall, np.int64)
-        for name, i in names.items():
-            fallback = row_of.get((name, ANY), overall)
-            self.time_row[i, :] = fallback
-            for other, j in names.items():
-                if (name, other) in row_of:
-                    self.time_row[i, j] = row_of[(name, other)]
-
-    def _compile_activity(self) -> None:
-        doc, tables = self.spec.document, self.spec.tables
-        m = self.gen.churn_multiplier
-        surv = tables["survival"].sort("class", "kind", "age_days")
-        self.survival: dict[tuple[int, int], np.ndarray] = {}
-        for (c, kind), part in surv.group_by("class", "kind", maintain_order=True):
-            self.survival[(int(c), KINDS.index(str(kind)))] = (
-                part["survival"].to_numpy() ** m
-            )  # S(t)^m: hazards x m
-        self.tail = np.array(
-            [[1 - (1 - cd.tail_hazard.get(k, 0.0)) ** m for k in KINDS] for cd in doc.classes]
-        )
-        self.beta = np.array([[cd.return_beta.get(k, [1.0, 1.0]) for k in KINDS] for cd in doc.classes])
-        # Per lifetime band (a spec without bands uses the kind's Beta in every band).
-        bands = len(LIFE_BANDS)
-        self.beta_life = np.repeat(self.beta[:, :, None, :], bands, axis=2)
-        for c, cd in enumerate(doc.classes):
-            for j, k in enumerate(KINDS):
-                rows = cd.return_beta_by_life.get(k, [])
-                if len(rows) == bands:
-                    self.beta_life[c, j] = np.array(rows)
-        self.weekday_mult = np.array([cd.weekday_multipliers for cd in doc.classes])
-        recency = max(len(cd.return_by_recency) for cd in doc.classes)
-        self.by_recency = np.array([[1.0, *cd.return_by_recency, *cd.return_by_recency[-1:] * (recency - len(cd.return_by_recency))]
-                                    for cd in doc.classes])  # fmt: skip
-        depth = self.spec.tables["depth_groups"]
-        share = np.zeros((self.n_classes, self.depth_groups))
-        share[:, 0] = 1e-12
-        keep = depth.filter(pl.col("depth") < self.depth_groups)
-        share[keep["class"].to_numpy(), keep["depth"].to_numpy()] += keep["share"].to_numpy()
-        self.depth_cdf = np.cumsum(share, axis=1) / share.sum(axis=1, keepdims=True)
-        weeks = max(len(cd.activity_by_age_week) for cd in doc.classes)
-        self.by_age = np.array([cd.activity_by_age_week + cd.activity_by_age_week[-1:] * (weeks - len(cd.activity_by_age_week))
-                                for cd in doc.classes])  # fmt: skip
-        self.ident_share = np.array([[cd.identified_share.get(k, 0.0) for k in KINDS] for cd in doc.classes])
-        spd = tables["sessions_per_day"]
-        self.spd_cdf = np.zeros((self.n_classes, 31))
-        for (c,), part in spd.group_by("class"):
-            pmf = np.zeros(31)
-            pmf[np.clip(part["sessions"].to_numpy(), 1, 30)] += part["share"].to_numpy()
-            self.spd_cdf[int(c)] = np.cumsum(pmf) / max(pmf.sum(), 1e-12)
-        for c in range(self.n_classes):
-            if self.spd_cdf[c, -1] == 0:
-                self.spd_cdf[c, 1:] = 1.0
-        hours = tables["hour_profile"].sort("class", "weekday", "hour")
-        prof = np.zeros((self.n_classes, 7, 24))
-        prof[hours["class"].to_numpy(), hours["weekday"].to_numpy(), hours["hour"].to_numpy()] = hours[
-            "share"
-        ].to_numpy()
-        prof += 1e-12
-        self.hour_cdf = np.cumsum(prof / prof.sum(axis=2, keepdims=True), axis=2)
-        gaps = tables["day_gaps"].sort("class", "level")
-        self.gap_q: np.ndarray | None = None
-        if gaps.height:
-            levels = int(gaps["level"].max()) + 1  # type: ignore[operator]
-            self.gap_q = np.zeros((self.n_classes, levels))
-            pooled = (
-                gaps.group_by("level")
-                .agg(pl.col("log_minutes").median())
-                .sort("level")["log_minutes"]
-                .to_numpy()
-            )
-            self.gap_q[:] = pooled
-            for (c,), part in gaps.group_by("class"):
-                self.gap_q[int(c)] = part["log_minutes"].to_numpy()
-        a = doc.arrivals
-        self.arrival = a
-        ident = doc.identity
-        self.ident_session = {int(k): float(v) for k, v in ident.get("session", {0: 1.0}).items()}
-        self.ident_position = {int(k): float(v) for k, v in ident.get("position", {0: 1.0}).items()}
-
-    def _compile_properties(self) -> None:
-        doc, tables = self.spec.document, self.spec.tables
-        props = doc.properties
-        self.kinds: dict[str, str] = dict(props.get("kinds", {}))
-        self.constants = [c for c in props.get("constants", []) if c in self.kinds]
-        self.combo_share = float(props.get("combo_share", 0.0))
-        code = {name: i for i, name in enumerate(self.names)}
-        v = len(self.names) + 2
-        marg = tables["constant_marginals"]
-        self.const_values: list[list[str | None]] = []
-        self.const_series: list[pl.Series] = []
-        self.const_cdf: list[np.ndarray] = []
-        for key in self.constants:
-            part = marg.filter(pl.col("key") == key)
-            self.const_values.append(part["value"].to_list())
-            self.const_series.append(
-                _typed(pl.Series(part["value"].to_list(), dtype=pl.String), self.kinds[key])
-            )
-            share = part["share"].to_numpy()
-            self.const_cdf.append(np.cumsum(share) / max(share.sum(), 1e-12))
-        combos = tables["constant_combos"]
-        self.combo_codes = np.zeros((combos.height, len(self.constants)), np.int64)
-        for j, key in enumerate(self.constants):
-            lookup = {val: i for i, val in enumerate(self.const_values[j])}
-            self.combo_codes[:, j] = [lookup.get(x, 0) for x in combos[key].to_list()]
-        share = combos["share"].to_numpy() if combos.height else np.zeros(0)
-        self.combo_cdf = np.cumsum(share) / max(share.sum(), 1e-12)
-        keys = tables["event_keys"].filter(pl.col("event").is_in(self.names))
-        self.presence: dict[str, np.ndarray] = {}
-        for (key,), part in keys.group_by("key", maintain_order=True):
-            arr = np.zeros(v)
-            arr[[code[e] for e in part["event"].to_list()]] = part["present_share"].to_numpy()
-            self.presence[str(key)] = arr
-        self.presence = {k: self.presence[k] for k in sorted(self.presence) if k in self.kinds}
-        # Categorical keys: per key, a sorted key array over (event code + cumulative share) and its values.
-        cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
-        # (event code + cumulative share, event code of the row, value) per key.
-        self.cat_tables: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
-        self.cat_series: dict[str, pl.Series] = {}
-        for (key,), part in cats.group_by("key", maintain_order=True):
-            part = part.with_columns(
-                pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
-            ).sort("e", "value")
-            cum = (
-                part.select(pl.col("share").cum_sum().over("e") / pl.col("share").sum().over("e"))
-                .to_series()
-                .to_numpy()
-                .copy()
-            )
-            e = part["e"].to_numpy()
-            last = np.r_[e[1:] != e[:-1], True]
-            cum[last] = 1.0
-            values = part["value"].to_list()
-            self.cat_tables[str(key)] = (e + cum, e, values)
-            self.cat_series[str(key)] = _typed(
-                pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
-            )
-        nums = tables["event_numbers"].filter(pl.col("event").is_in(self.names)).sort("key", "event", "level")
-        self.num_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for (key,), part in nums.group_by("key", maintain_order=True):
-            events = part.select("event").unique(maintain_order=True)["event"].to_list()
-            levels = part.height // max(len(events), 1)
-            q = part["value"].to_numpy().reshape(len(events), levels)
-            row = np.full(v, -1, np.int64)
-            row[[code[e] for e in events]] = np.arange(len(events))
-            self.num_tables[str(key)] = (row, q)
-
-    def _key(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, slot: np.ndarray) -> np.ndarray:
-        """Return the sortable integer key of a chain state (class, prev, cur, position slot)."""
-        w = np.int64(len(self.names) + 2)
-        base = (np.asarray(cls, np.int64) * w + np.asarray(prev, np.int64)) * w + np.asarray(cur, np.int64)
-        return base * np.int64(self.slots) + np.asarray(slot, np.int64)
-
-    def _group(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int) -> np.ndarray:
-        """Return each state's row group: its position bucket's own chances if any, else position-free ones."""
-        out = np.full(cls.size, -1, np.int64)
-        if not len(self.state_key):
-            return out
-        slots = (int(bucket_of(np.array([position]))[0]) + 1, 0) if position >= 0 else (0,)
-        for slot in slots:
-            todo = np.flatnonzero(out < 0)
-            if todo.size == 0:
-                break
-            key = self._key(cls[todo], prev[todo], cur[todo], np.full(todo.size, slot))
-            at = np.minimum(np.searchsorted(self.state_key, key), len(self.state_key) - 1)
-            hit = self.state_key[at] == key
-            out[todo[hit]] = self.state_gid[at[hit]]
-        return out
 
     # ---- population -------------------------------------------------------------------------------------------------
     @cached_property
@@ -629,20 +398,6 @@ def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> p
         return values.extend_constant(None, 1).gather(index)
     column = pl.repeat(None, n, dtype=values.dtype, eager=True)
     return column.scatter(rows, values.gather(picks)) if rows.size else column
-
-
-def _typed(values: pl.Series, kind: str) -> pl.Series:
-    """Return text values in the column type of their kind (``other`` becomes null where it is not a category)."""
-    if kind == "boolean":
-        return values.str.to_lowercase().replace_strict(
-            {"true": True, "false": False}, default=None, return_dtype=pl.Boolean
-        )
-    if kind in ("integer", "number"):
-        cleaned = pl.select(pl.when(values == OTHER).then(None).otherwise(values)).to_series()
-        return cleaned.cast(pl.Float64, strict=False).cast(
-            pl.Int64 if kind == "integer" else pl.Float64, strict=False
-        )
-    return values
 
 
 def _new_mean(a, days: np.ndarray, first_weekday: int) -> np.ndarray:  # noqa: ANN001
