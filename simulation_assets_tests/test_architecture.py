@@ -136,7 +136,11 @@ def import_graph() -> dict[str, frozenset[str]]:
 
 
 def _in_child(function: str):  # noqa: ANN202 - JSON of whatever the function returns
-    """Run one of this module's functions in a fresh interpreter and return its JSON result."""
+    """Run one of this module's functions in a fresh interpreter and return its JSON result.
+
+    The child starts in ``ROOT.parent``, which ``python -c`` puts first on ``sys.path``: it imports the
+    package found there, so a test that points ``ROOT`` at a fake package gets that package's graph.
+    """
     script = f"import json; from simulation_assets_tests import test_architecture as m; print(json.dumps(m.{function}()))"
     done = subprocess.run(
         [sys.executable, "-c", script],
