@@ -244,9 +244,8 @@ class Marketing(_Frozen):
         "linkedin/paid": 0.07, "newsletter/email": 0.05, "partner/referral": 0.05, "bing/organic": 0.05,
     }  # fmt: skip
     # spec "Realistic Growth Curves" / attribution (project choice): the share of new accounts that follow
-    # the marketing spend, and how that spend's effect spreads over the month and the two after it.
+    # the marketing spend (through the acquisition funnel's lags, ``Acquisition``); the rest follow the growth curve.
     signups_from_spend: Probability = 0.7
-    signup_lag_shares: tuple[float, ...] = (0.2, 0.5, 0.3)
     spend_push_sigma: float = Field(default=0.1, ge=0.0)  # month-to-month swings of the total spend (log sd)
     bounce_rate: Probability = 0.45  # research: SaaS median bounce ~44-49%
     # project choice: bounce (relative to the average) and session length (x the median) by source/medium
@@ -267,6 +266,26 @@ class Marketing(_Frozen):
         if self.first_touch_weight + self.last_touch_weight > 1.0:
             raise ValueError("first_touch_weight + last_touch_weight must not exceed 1")
         return self
+
+
+class Acquisition(_Frozen):
+    """spec "Marketing spend correlates with growth" (stages and lags: project choice): where accounts come from.
+
+    Spend buys touchpoints; a contact's journey of touches (up to ``journey_days``) ends in an MQL on the channel
+    of its last touch; sales opens deals on ``mql_to_sql`` of the MQLs; a won deal becomes an account. Accounts
+    without a won deal (the spec's win rate leaves about half of them) signed up on their own after their
+    lead's MQL. Every lag is in days: exponential with the given mean, the sales cycle lognormal.
+    """
+
+    journey_days: float = Field(default=60.0, gt=0.0)  # first to last touch, at most
+    touch_to_mql_days: float = Field(default=3.0, gt=0.0)
+    mql_to_sql: Probability = 0.6  # share of MQLs sales opens a deal on
+    mql_to_deal_days: float = Field(default=12.0, gt=0.0)
+    deal_cycle_days: float = Field(default=45.0, gt=0.0)  # median days from a deal's creation to its close
+    deal_cycle_sigma: float = Field(default=0.6, ge=0.0)
+    won_to_account_days: float = Field(default=5.0, gt=0.0)
+    mql_to_signup_days: float = Field(default=10.0, gt=0.0)  # self-serve accounts
+    redeal_days: tuple[float, float] = (30.0, 180.0)  # between two deals on one contact
 
 
 class Activity(_Frozen):
@@ -480,6 +499,22 @@ class CheckBands(_Frozen):
         "bigger_accounts_have_more_devices": (0.2, 1.0),  # correlation of MRR and devices per account
         "accounts_grow_year_over_year": (0.2, 0.7),  # spec 40 %; DEV has ~15 sign-ups in the first year
         "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
+        "signups_follow_spend_at_lag": (
+            0.25,
+            1.0,
+        ),  # the same with the spend of the funnel's mean lag earlier
+        "touchpoints_follow_marketing_spend": (0.5, 1.0),  # correlation of monthly spend and touchpoints
+        "mqls_follow_channel_spend": (0.0, 0.1),  # largest gap between a channel's MQL share and spend share
+        "touched_contacts_become_mqls": (
+            0.2,
+            0.8,
+        ),  # contacts turned MQL right after a touch / touched contacts
+        "mqls_become_deals": (0.3, 0.9),  # MQLs with a deal opened within 90 days / MQLs
+        "won_deals_become_accounts": (
+            0.9,
+            1.0,
+        ),  # won deals whose company signed up within 30 days / won deals
+        "accounts_trace_back_to_mqls": (0.9, 1.0),  # accounts with an MQL at their company in the year before
         "taps_peak_in_december_lull_in_january": (1.15, 3.0),  # pours per day, December / the next January
         "taps_spike_on_holidays": (1.5, 4.0),  # pours on spike holidays / the same weekday around them
         "app_sessions_peak_in_december_lull_in_january": (1.05, 3.0),  # the same for app sessions (damped)
@@ -513,6 +548,7 @@ class WarehouseConfig(_Frozen):
     subscriptions: Subscriptions = Subscriptions()
     crm: Crm = Crm()
     marketing: Marketing = Marketing()
+    acquisition: Acquisition = Acquisition()
     activity: Activity = Activity()
     taps: Taps = Taps()
     calendar: Calendar = Calendar()

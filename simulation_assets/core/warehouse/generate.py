@@ -22,6 +22,7 @@ from simulation_assets.core.warehouse import schema
 from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generators import (
     GENERATORS,
+    acquisition,
     app,
     health,
     hubspot,
@@ -134,6 +135,21 @@ class Warehouse:
     def journey_layout(self) -> tuple[np.ndarray, np.ndarray]:
         """Touchpoints per contact and each contact's first touchpoint."""
         return marketing.journey_layout(self)
+
+    @cached_property
+    def funnel_channel_shares(self) -> np.ndarray:
+        """Each month's share of the marketing spend by channel (months x channels)."""
+        return acquisition.channel_month_shares(self)
+
+    @cached_property
+    def funnel_accounts(self) -> dict[str, np.ndarray]:
+        """Every account traced back through the acquisition funnel (see generators/acquisition.py)."""
+        return acquisition.account_plan(self)
+
+    @cached_property
+    def funnel_contacts(self) -> dict[str, np.ndarray]:
+        """Every contact's journey, the MQLs and the deals of the acquisition funnel."""
+        return acquisition.contact_plan(self)
 
     @cached_property
     def app_calendar(self) -> dict[str, np.ndarray]:

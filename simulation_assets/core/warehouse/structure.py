@@ -12,7 +12,7 @@ import datetime as dt
 
 from simulation_assets.core.warehouse.calendar import holiday_dates
 from simulation_assets.core.warehouse.check_types import Check
-from simulation_assets.core.warehouse.config import WarehouseConfig
+from simulation_assets.core.warehouse.config import ROW_COUNTS, WarehouseConfig
 
 
 def _active_days(raw: str, end: str) -> str:
@@ -139,6 +139,7 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         f"WHERE s.m < DATE '{last_full}'",
         "correlation of monthly marketing spend and new accounts (months before the last sign-up date)",
     )  # fmt: skip
+    out.extend(_funnel_checks(cfg, raw, present, last_full))
     for name, table, column, what in CALENDAR_TABLES:
         for check in _calendar_checks(cfg, raw, name, table, column, what):
             add(*check)
@@ -274,3 +275,85 @@ def _check(
     lo, hi = cfg.checks.structure[name]
     return Check(name, table, "structure", sql, description=f"{what}: within [{lo:g}, {hi:g}]", band=(lo, hi),
                  reads=reads)  # fmt: skip
+
+
+def _funnel_checks(cfg: WarehouseConfig, raw: str, present: set[str], last_full: dt.date) -> list[Check]:
+    """The acquisition funnel (generators/acquisition.py): spend -> touchpoints -> MQLs -> deals -> accounts.
+    Each stage's figure is its conversion rate measured through the links and their timing, so it falls to
+    about 0 when the rows are linked at random."""
+    from simulation_assets.core.warehouse.generators.acquisition import lag_months, sales_share
+
+    dev = {table: sizes[0] for table, sizes in ROW_COUNTS.items()}
+    lag = lag_months(cfg, sales_share(dev, cfg))
+    month = "CAST(date_trunc('month', {}) AS DATE)"
+    spend = f"SELECT {month.format('date')} AS m, sum(spend_usd) AS spend FROM {raw}.campaign_performance GROUP BY 1"
+    touched = f"SELECT DISTINCT contact_id FROM {raw}.attribution_touchpoints"
+    after_touch = (
+        f"EXISTS (SELECT 1 FROM {raw}.attribution_touchpoints t WHERE t.contact_id = q.contact_id "
+        f"AND t.channel = q.source_channel AND t.touched_at <= q.mql_at "
+        f"AND t.touched_at > q.mql_at - INTERVAL '30 days')"
+    )
+    specs = [
+        (
+            "signups_follow_spend_at_lag", "accounts", ("accounts", "campaign_performance"),
+            f"WITH s AS ({spend}), a AS (SELECT {month.format('created_at')} AS m, count(*) AS n "
+            f"FROM {raw}.accounts GROUP BY 1) "
+            f"SELECT corr(s.spend, CAST(coalesce(a.n, 0) AS DOUBLE PRECISION)) FROM s LEFT JOIN a "
+            f"ON a.m = CAST(s.m + INTERVAL '{lag} months' AS DATE) WHERE s.m < DATE '{last_full}' - INTERVAL '{lag} months'",
+            f"correlation of a month's marketing spend and the new accounts {lag} months later (the funnel's mean lag)",
+        ),
+        (
+            "touchpoints_follow_marketing_spend", "attribution_touchpoints",
+            ("attribution_touchpoints", "campaign_performance"),
+            f"WITH s AS ({spend}), t AS (SELECT {month.format('touched_at')} AS m, count(*) AS n "
+            f"FROM {raw}.attribution_touchpoints GROUP BY 1) "
+            f"SELECT corr(s.spend, CAST(coalesce(t.n, 0) AS DOUBLE PRECISION)) FROM s LEFT JOIN t ON t.m = s.m "
+            f"WHERE s.m < DATE '{last_full}'",
+            "correlation of monthly marketing spend and marketing touchpoints",
+        ),
+        (
+            "mqls_follow_channel_spend", "marketing_qualified_leads",
+            ("marketing_qualified_leads", "campaign_performance", "marketing_campaigns"),
+            f"WITH s AS (SELECT c.channel, sum(p.spend_usd) / (SELECT sum(spend_usd) FROM {raw}.campaign_performance) "
+            f"AS share FROM {raw}.campaign_performance p JOIN {raw}.marketing_campaigns c "
+            f"ON c.campaign_id = p.campaign_id GROUP BY 1), "
+            f"q AS (SELECT source_channel AS channel, CAST(count(*) AS DOUBLE PRECISION) / "
+            f"(SELECT count(*) FROM {raw}.marketing_qualified_leads) AS share "
+            f"FROM {raw}.marketing_qualified_leads GROUP BY 1) "
+            f"SELECT max(abs(coalesce(s.share, 0) - coalesce(q.share, 0))) FROM s FULL JOIN q ON q.channel = s.channel",
+            "largest gap between a channel's share of the MQLs and its share of the spend",
+        ),
+        (
+            "touched_contacts_become_mqls", "marketing_qualified_leads",
+            ("marketing_qualified_leads", "attribution_touchpoints"),
+            f"SELECT sum(CASE WHEN {after_touch} THEN 1.0 ELSE 0.0 END) / nullif((SELECT count(*) FROM ({touched}) x), 0) "
+            f"FROM {raw}.marketing_qualified_leads q",
+            "conversion touch -> MQL: contacts that became an MQL within 30 days of a touch on the MQL's channel "
+            "/ touched contacts",
+        ),
+        (
+            "mqls_become_deals", "hubspot_deals", ("marketing_qualified_leads", "hubspot_deals"),
+            f"SELECT avg(CASE WHEN EXISTS (SELECT 1 FROM {raw}.hubspot_deals d WHERE d.contact_id = q.contact_id "
+            f"AND d.created_at >= q.mql_at AND d.created_at < q.mql_at + INTERVAL '90 days') THEN 1.0 ELSE 0.0 END) "
+            f"FROM {raw}.marketing_qualified_leads q",
+            "conversion MQL -> deal: MQLs whose contact had a deal opened within 90 days / MQLs",
+        ),
+        (
+            "won_deals_become_accounts", "accounts", ("accounts", "hubspot_companies", "hubspot_deals"),
+            f"SELECT avg(CASE WHEN a.created_at >= d.close_date AND a.created_at < d.close_date + INTERVAL '30 days' "
+            f"THEN 1.0 ELSE 0.0 END) FROM {raw}.hubspot_deals d JOIN {raw}.hubspot_companies c "
+            f"ON c.company_id = d.company_id LEFT JOIN {raw}.accounts a ON a.account_id = c.account_id WHERE d.is_won",
+            "conversion won deal -> account: won deals whose company became an account within 30 days of the close "
+            "/ won deals",
+        ),
+        (
+            "accounts_trace_back_to_mqls", "accounts",
+            ("accounts", "hubspot_companies", "hubspot_contacts", "marketing_qualified_leads"),
+            f"SELECT avg(CASE WHEN EXISTS (SELECT 1 FROM {raw}.hubspot_companies c JOIN {raw}.hubspot_contacts p "
+            f"ON p.company_id = c.company_id JOIN {raw}.marketing_qualified_leads q ON q.contact_id = p.contact_id "
+            f"WHERE c.account_id = a.account_id AND q.mql_at <= a.created_at "
+            f"AND q.mql_at > a.created_at - INTERVAL '365 days') THEN 1.0 ELSE 0.0 END) FROM {raw}.accounts a",
+            "new accounts with an MQL at their company in the year before they signed up / new accounts",
+        ),
+    ]  # fmt: skip
+    return [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]
