@@ -20,7 +20,7 @@ from simulation_assets.core.warehouse.generators.acquisition import (
 )
 
 
-def _shuffled(table: str, column: str, key: str) -> list[str]:
+def shuffled(table: str, column: str, key: str) -> list[str]:
     """SQL that deals ``column``'s values out to the rows of ``table`` in a pseudo-random order."""
     return [
         f"UPDATE raw.{table} AS t SET {column} = s.v FROM (SELECT a.{key} AS k, b.{column} AS v "
@@ -45,13 +45,13 @@ def funnel_cases() -> list[tuple[str, list[str]]]:
         ("touchpoints_follow_marketing_spend", _reversed("attribution_touchpoints", "touched_at")),
         ("mqls_follow_channel_spend", ["UPDATE raw.marketing_qualified_leads SET source_channel = 'email'"]),
         # MQLs of random contacts: no touch of theirs just before
-        ("touched_contacts_become_mqls", _shuffled("marketing_qualified_leads", "contact_id", "mql_id")),
+        ("touched_contacts_become_mqls", shuffled("marketing_qualified_leads", "contact_id", "mql_id")),
         # deals opened on random contacts
-        ("mqls_become_deals", _shuffled("hubspot_deals", "contact_id", "deal_id")),
+        ("mqls_become_deals", shuffled("hubspot_deals", "contact_id", "deal_id")),
         # won at random among the deals
-        ("won_deals_become_accounts", _shuffled("hubspot_deals", "is_won", "deal_id")),
+        ("won_deals_become_accounts", shuffled("hubspot_deals", "is_won", "deal_id")),
         # accounts created at random times
-        ("accounts_trace_back_to_mqls", _shuffled("accounts", "created_at", "account_id")),
+        ("accounts_trace_back_to_mqls", shuffled("accounts", "created_at", "account_id")),
     ]
 
 

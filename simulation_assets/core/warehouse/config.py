@@ -248,6 +248,14 @@ class Marketing(_Frozen):
     signups_from_spend: Probability = 0.7
     spend_push_sigma: float = Field(default=0.1, ge=0.0)  # month-to-month swings of the total spend (log sd)
     bounce_rate: Probability = 0.45  # research: SaaS median bounce ~44-49%
+    # spec "Bounce rates by page type" (project choice): bounce relative to the average by landing page
+    ga_landing_bounce: dict[str, float] = {
+        "/": 1.0,
+        "/pricing": 0.75,
+        "/features": 0.9,
+        "/blog": 1.4,
+        "/demo": 0.55,
+    }
     # project choice: bounce (relative to the average) and session length (x the median) by source/medium
     ga_source_bounce: dict[str, float] = {
         "google/organic": 0.93, "(direct)/(none)": 0.89, "google/cpc": 1.07, "facebook/paid": 1.33,
@@ -320,6 +328,19 @@ class Activity(_Frozen):
         "manager": {"/reports": 2.0, "/inventory": 1.5},
         "staff": {"/taps": 2.0, "/alerts": 1.5, "/billing": 0.2, "/users": 0.2, "/integrations": 0.3},
     }  # fmt: skip
+    # spec "Page flow patterns / exit page patterns" (weights: project choice): a session's last page is drawn
+    # from the graph's links times ``page_exit_weight`` (people leave after a report, the bill, an alert), and
+    # a one-page session's page from the entry mix times ``page_bounce_weight`` (an alert link: look, leave).
+    page_exit_weight: dict[str, float] = {
+        "/reports": 2.0, "/billing": 2.5, "/alerts": 1.6, "/taps": 1.3, "/dashboard": 0.5, "/settings": 0.8,
+    }  # fmt: skip
+    page_bounce_weight: dict[str, float] = {"/alerts": 3.0, "/taps": 1.5, "/reports": 1.5, "/dashboard": 0.6}
+    # spec "Feature page correlations": the page a feature lives on; a session that uses a feature views its page
+    feature_page: dict[str, str] = {
+        "pour_dashboard": "/dashboard", "inventory_alerts": "/alerts", "keg_forecast": "/inventory",
+        "staff_leaderboard": "/reports", "pos_sync": "/integrations", "custom_reports": "/reports",
+        "multi_location_view": "/dashboard", "api_export": "/integrations", "happy_hour_pricing": "/taps",
+    }  # fmt: skip
     features: dict[str, float] = {
         "pour_dashboard": 0.22, "inventory_alerts": 0.16, "keg_forecast": 0.12, "staff_leaderboard": 0.10,
         "pos_sync": 0.12, "custom_reports": 0.10, "multi_location_view": 0.08, "api_export": 0.05,
@@ -364,9 +385,17 @@ class Activity(_Frozen):
     def _valid(self) -> Activity:
         for name in ("device_types", "pages", "features"):
             _check_shares(name, getattr(self, name))
-        for name in ("feature_release_years", "feature_category"):
+        for name in ("feature_release_years", "feature_category", "feature_page"):
             if set(getattr(self, name)) != set(self.features):
                 raise ValueError(f"{name} must name exactly the features")
+        unknown = sorted(
+            (set(self.feature_page.values()) | set(self.page_exit_weight) | set(self.page_bounce_weight))
+            - set(self.pages)
+        )
+        if unknown:
+            raise ValueError(
+                f"feature_page, page_exit_weight and page_bounce_weight name unknown pages {unknown}"
+            )
         if not any(v <= 0 for v in self.feature_release_years.values()):
             raise ValueError("feature_release_years needs at least one feature there from the start (0)")
         return self
@@ -527,6 +556,14 @@ class CheckBands(_Frozen):
         "device_errors_rise_before_failures": (3.0, 1000.0),  # errors a day before a failure / ordinary days
         "plan_changes_move_mrr": (0.95, 1.0),  # upgrades raise MRR, downgrades lower it
         "ga_bounce_depends_on_source": (0.1, 1.0),  # highest - lowest bounce rate among sources
+        "ga_bounce_depends_on_landing_page": (0.1, 1.0),  # highest - lowest bounce rate among landing pages
+        "ga_duration_depends_on_source": (1.4, 10.0),  # longest / shortest mean engaged session by source
+        "feature_pages_viewed_in_session": (
+            0.9,
+            1.0,
+        ),  # feature events whose session viewed the feature's page
+        "exits_depend_on_page": (2.0, 20.0),  # highest / lowest exit rate among pages
+        "bounces_depend_on_entry_page": (2.0, 20.0),  # highest / lowest one-page-session rate by entry page
         "features_launch_over_the_years": (900.0, 2000.0),  # days from the first to the last launch
         "new_features_gain_share_over_months": (
             1.8,

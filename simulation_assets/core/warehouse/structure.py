@@ -140,6 +140,7 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         "correlation of monthly marketing spend and new accounts (months before the last sign-up date)",
     )  # fmt: skip
     out.extend(_funnel_checks(cfg, raw, present, last_full))
+    out.extend(_flow_checks(cfg, raw, present))
     for name, table, column, what in CALENDAR_TABLES:
         for check in _calendar_checks(cfg, raw, name, table, column, what):
             add(*check)
@@ -354,6 +355,52 @@ def _funnel_checks(cfg: WarehouseConfig, raw: str, present: set[str], last_full:
             f"WHERE c.account_id = a.account_id AND q.mql_at <= a.created_at "
             f"AND q.mql_at > a.created_at - INTERVAL '365 days') THEN 1.0 ELSE 0.0 END) FROM {raw}.accounts a",
             "new accounts with an MQL at their company in the year before they signed up / new accounts",
+        ),
+    ]  # fmt: skip
+    return [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]
+
+
+def _flow_checks(cfg: WarehouseConfig, raw: str, present: set[str]) -> list[Check]:
+    """Page flows inside app sessions (feature pages, exits, bounces) and website sessions (landing page and
+    source): each a spread or share that is 1 (or 0) when the column carrying it is shuffled."""
+    pairs = ", ".join(f"('{f}', '{p}')" for f, p in cfg.activity.feature_page.items())
+    exit_rate = "avg(CASE WHEN is_exit THEN 1.0 ELSE 0.0 END)"
+    specs = [
+        (
+            "feature_pages_viewed_in_session", "feature_usage", ("feature_usage", "page_views"),
+            f"WITH m(feature_name, page_path) AS (VALUES {pairs}), "
+            f"v AS (SELECT DISTINCT session_id, page_path FROM {raw}.page_views) "
+            f"SELECT avg(CASE WHEN v.session_id IS NULL THEN 0.0 ELSE 1.0 END) FROM {raw}.feature_usage f "
+            f"JOIN m ON m.feature_name = f.feature_name "
+            f"LEFT JOIN v ON v.session_id = f.session_id AND v.page_path = m.page_path",
+            "feature events whose session viewed the feature's page / feature events",
+        ),
+        (
+            "exits_depend_on_page", "page_views", ("page_views",),
+            f"SELECT max(r) / nullif(min(r), 0) FROM (SELECT page_path, {exit_rate} AS r FROM {raw}.page_views "
+            f"GROUP BY 1 HAVING count(*) >= 1000) x",
+            "highest / lowest exit rate (a session's last view) among pages with 1,000 views or more",
+        ),
+        (
+            "bounces_depend_on_entry_page", "page_views", ("page_views",),
+            f"WITH v AS (SELECT page_path, row_number() OVER (PARTITION BY session_id ORDER BY viewed_at, "
+            f"page_view_id) AS i, count(*) OVER (PARTITION BY session_id) AS n FROM {raw}.page_views) "
+            f"SELECT max(b) / nullif(min(b), 0) FROM (SELECT page_path, avg(CASE WHEN n = 1 THEN 1.0 ELSE 0.0 END) "
+            f"AS b FROM v WHERE i = 1 GROUP BY 1 HAVING count(*) >= 500) x",
+            "highest / lowest bounce rate (one-page sessions) among entry pages with 500 sessions or more",
+        ),
+        (
+            "ga_bounce_depends_on_landing_page", "ga_sessions", ("ga_sessions",),
+            f"SELECT max(b) - min(b) FROM (SELECT landing_page, avg(CASE WHEN bounced THEN 1.0 ELSE 0.0 END) AS b "
+            f"FROM {raw}.ga_sessions WHERE landing_page IS NOT NULL GROUP BY 1 HAVING count(*) >= 500) x",
+            "highest minus lowest website bounce rate among landing pages (with 500 sessions or more)",
+        ),
+        (
+            "ga_duration_depends_on_source", "ga_sessions", ("ga_sessions",),
+            f"SELECT max(d) / nullif(min(d), 0) FROM (SELECT source, medium, "
+            f"avg(CAST(session_duration_seconds AS DOUBLE PRECISION)) AS d FROM {raw}.ga_sessions "
+            f"WHERE NOT bounced GROUP BY 1, 2 HAVING count(*) >= 500) x",
+            "longest / shortest mean duration of engaged (not bounced) website sessions among sources",
         ),
     ]  # fmt: skip
     return [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]
