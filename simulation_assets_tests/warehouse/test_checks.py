@@ -18,6 +18,7 @@ from simulation_assets.core.warehouse.config import WarehouseConfig
 from simulation_assets.core.warehouse.generate import Warehouse
 from simulation_assets_tests.warehouse.test_acquisition import funnel_cases
 from simulation_assets_tests.warehouse.test_flows import flow_cases
+from simulation_assets_tests.warehouse.test_geography import geography_cases
 
 ALL = list(schema.TABLE_NAMES)
 CHECKS = {c.name: c for c in warehouse_checks(ALL, "dev", WarehouseConfig())}
@@ -179,7 +180,15 @@ DIRT_CASES: list[tuple[str, list[str]]] = [
     ("ga_sessions_landing_page_nulls_as_injected", ["UPDATE raw.ga_sessions SET landing_page = NULL WHERE rowid < 3"]),
     ("hubspot_tickets_archived_tickets_as_injected", ["UPDATE raw.hubspot_tickets SET archived = true WHERE rowid < 3"]),
 ]  # fmt: skip
-CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES + DIRT_CASES + funnel_cases() + flow_cases()
+CASES = (
+    _generic_cases()
+    + SPECIFIC_CASES
+    + STRUCTURE_CASES
+    + DIRT_CASES
+    + funnel_cases()
+    + flow_cases()
+    + geography_cases()
+)
 
 
 def test_every_check_passes_on_the_generated_data(raw_db: duckdb.DuckDBPyConnection) -> None:

@@ -48,8 +48,10 @@ SIMPLIFICATIONS = [
     "person. An MQL costs the same on every channel.",
     "The yearly season and US holidays shape tap events fully, app sessions (with their page views and feature "
     "events) and website sessions damped (calendar.app_strength, ga_strength); the website's week is flat.",
-    "Page views walk a Markov graph per role; which page a view is on is not tied to the feature events of the "
-    "same session.",
+    "Page views walk a Markov graph per role; a feature's page is viewed in the sessions that use it (a missing "
+    "page replaces another view, so a few transitions are not the graph's).",
+    "Cities and IP addresses come from a small shipped table: 2-4 cities per state, one /20 of the non-routable "
+    "100.64.0.0/10 per city (no real host's address).",
 ]
 
 

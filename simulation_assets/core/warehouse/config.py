@@ -122,6 +122,19 @@ class Locations(_Frozen):
         return self
 
 
+class Geography(_Frozen):
+    """spec "Geographic distribution" / "Geographic IP distribution" / "Geographic patterns" (shares: project
+    choice): where people and payments are, consistent with the account. Cities and IP blocks are the shipped
+    table of core/warehouse/geography.py; an account bills from a city of its billing state, its main venue
+    is there, and each user works at one of the account's venues."""
+
+    home_city_share: Probability = 0.8  # venues in the account's state that are in its billing city
+    main_location_share: Probability = 0.6  # users who work at the account's first (main) venue
+    # app sessions from somewhere else than the user's city (travel, phones on mobile data), by device
+    away_session_share: dict[str, float] = {"desktop": 0.03, "tablet": 0.05, "mobile": 0.30}
+    away_charge_share: Probability = 0.15  # card payments made from outside the billing city
+
+
 class Users(_Frozen):
     """spec: "Generate Users"."""
 
@@ -528,21 +541,12 @@ class CheckBands(_Frozen):
         "bigger_accounts_have_more_devices": (0.2, 1.0),  # correlation of MRR and devices per account
         "accounts_grow_year_over_year": (0.2, 0.7),  # spec 40 %; DEV has ~15 sign-ups in the first year
         "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
-        "signups_follow_spend_at_lag": (
-            0.25,
-            1.0,
-        ),  # the same with the spend of the funnel's mean lag earlier
+        "signups_follow_spend_at_lag": (0.25, 1.0),  # the same, spend the funnel's mean lag earlier
         "touchpoints_follow_marketing_spend": (0.5, 1.0),  # correlation of monthly spend and touchpoints
         "mqls_follow_channel_spend": (0.0, 0.1),  # largest gap between a channel's MQL share and spend share
-        "touched_contacts_become_mqls": (
-            0.2,
-            0.8,
-        ),  # contacts turned MQL right after a touch / touched contacts
+        "touched_contacts_become_mqls": (0.2, 0.8),  # MQLs right after a touch / touched contacts
         "mqls_become_deals": (0.3, 0.9),  # MQLs with a deal opened within 90 days / MQLs
-        "won_deals_become_accounts": (
-            0.9,
-            1.0,
-        ),  # won deals whose company signed up within 30 days / won deals
+        "won_deals_become_accounts": (0.9, 1.0),  # won deals whose company signed up within 30 d
         "accounts_trace_back_to_mqls": (0.9, 1.0),  # accounts with an MQL at their company in the year before
         "taps_peak_in_december_lull_in_january": (1.15, 3.0),  # pours per day, December / the next January
         "taps_spike_on_holidays": (1.5, 4.0),  # pours on spike holidays / the same weekday around them
@@ -558,10 +562,11 @@ class CheckBands(_Frozen):
         "ga_bounce_depends_on_source": (0.1, 1.0),  # highest - lowest bounce rate among sources
         "ga_bounce_depends_on_landing_page": (0.1, 1.0),  # highest - lowest bounce rate among landing pages
         "ga_duration_depends_on_source": (1.4, 10.0),  # longest / shortest mean engaged session by source
-        "feature_pages_viewed_in_session": (
-            0.9,
-            1.0,
-        ),  # feature events whose session viewed the feature's page
+        "users_in_account_state": (0.6, 1.0),  # users whose state is their account's billing state
+        "charges_in_account_state": (0.95, 1.0),  # charges billed to the account's state
+        "sessions_in_user_city": (0.7, 1.0),  # app sessions from the user's own city
+        "ip_addresses_match_city": (0.99, 1.0),  # sessions and charges whose IP lies in their city's block
+        "feature_pages_viewed_in_session": (0.9, 1.0),  # feature events whose session viewed its page
         "exits_depend_on_page": (2.0, 20.0),  # highest / lowest exit rate among pages
         "bounces_depend_on_entry_page": (2.0, 20.0),  # highest / lowest one-page-session rate by entry page
         "features_launch_over_the_years": (900.0, 2000.0),  # days from the first to the last launch
@@ -581,6 +586,7 @@ class WarehouseConfig(_Frozen):
     accounts: Accounts = Accounts()
     locations: Locations = Locations()
     users: Users = Users()
+    geography: Geography = Geography()
     devices: Devices = Devices()
     subscriptions: Subscriptions = Subscriptions()
     crm: Crm = Crm()

@@ -141,6 +141,7 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
     )  # fmt: skip
     out.extend(_funnel_checks(cfg, raw, present, last_full))
     out.extend(_flow_checks(cfg, raw, present))
+    out.extend(_geography_checks(cfg, raw, present))
     for name, table, column, what in CALENDAR_TABLES:
         for check in _calendar_checks(cfg, raw, name, table, column, what):
             add(*check)
@@ -401,6 +402,60 @@ def _flow_checks(cfg: WarehouseConfig, raw: str, present: set[str]) -> list[Chec
             f"avg(CAST(session_duration_seconds AS DOUBLE PRECISION)) AS d FROM {raw}.ga_sessions "
             f"WHERE NOT bounced GROUP BY 1, 2 HAVING count(*) >= 500) x",
             "longest / shortest mean duration of engaged (not bounced) website sessions among sources",
+        ),
+    ]  # fmt: skip
+    return [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]
+
+
+def _geography_checks(cfg: WarehouseConfig, raw: str, present: set[str]) -> list[Check]:
+    """Where people and payments are (core/warehouse/geography.py): users and charges in their account's state,
+    sessions from their user's city, IP addresses inside their city's block. Each is a share near 1 that falls
+    to about the states' concentration (~0.08) when the column is shuffled."""
+    from simulation_assets.core.warehouse.geography import Cities
+
+    cities = Cities(list(cfg.locations.states))
+    values = ", ".join(
+        f"('{cities.states[s]}', '{name.replace(chr(39), chr(39) * 2)}', {i})"
+        for i, (s, name) in enumerate(zip(cities.state, cities.name))
+    )
+    octet = "CAST(split_part({}, '.', {}) AS INTEGER)"
+
+    def block(ip: str) -> str:  # the /20 block of 100.64.0.0/10 an address lies in (-1 outside it)
+        return (
+            f"CASE WHEN {octet.format(ip, 1)} = 100 THEN ({octet.format(ip, 2)} - 64) * 16 "
+            f"+ CAST(floor({octet.format(ip, 3)} / 16.0) AS INTEGER) ELSE -1 END"
+        )
+
+    same = "avg(CASE WHEN {} THEN 1.0 ELSE 0.0 END)"
+    specs = [
+        (
+            "users_in_account_state", "users", ("users", "accounts"),
+            f"SELECT {same.format('u.state = a.billing_state')} FROM {raw}.users u "
+            f"JOIN {raw}.accounts a ON a.account_id = u.account_id",
+            "users whose state (their venue's) is their account's billing state / users",
+        ),
+        (
+            "charges_in_account_state", "stripe_charges", ("stripe_charges", "stripe_customers", "accounts"),
+            f"SELECT {same.format('ch.billing_state = a.billing_state')} FROM {raw}.stripe_charges ch "
+            f"JOIN {raw}.stripe_customers c ON c.customer_id = ch.customer_id "
+            f"JOIN {raw}.accounts a ON a.account_id = c.account_id",
+            "charges billed to their account's billing state / charges",
+        ),
+        (
+            "sessions_in_user_city", "user_sessions", ("user_sessions", "users"),
+            f"SELECT {same.format('s.state = u.state AND s.city = u.city')} FROM {raw}.user_sessions s "
+            f"JOIN {raw}.users u ON u.user_id = s.user_id",
+            "app sessions from their user's own city / sessions (the others: travel, phones on mobile data)",
+        ),
+        (
+            "ip_addresses_match_city", "user_sessions", ("user_sessions", "users"),
+            f"WITH c(state, city, block) AS (VALUES {values}), "
+            f"a AS (SELECT state, city, ip_address AS ip FROM {raw}.user_sessions "
+            f"UNION ALL SELECT state, city, last_login_ip FROM {raw}.users) "
+            f"SELECT {same.format('c.block = ' + block('a.ip'))} FROM a "
+            f"LEFT JOIN c ON c.state = a.state AND c.city = a.city",
+            "app sessions and users' last log-ins whose IP address lies in the block of their city "
+            "(one /20 of 100.64.0.0/10 per city)",
         ),
     ]  # fmt: skip
     return [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]

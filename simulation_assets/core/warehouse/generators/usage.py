@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse import geography
 from simulation_assets.core.warehouse.generators import health, iot
 from simulation_assets.core.warehouse.generators.app import TIER_ORDER
 from simulation_assets.core.warehouse.sampling import (
@@ -104,6 +105,14 @@ def session_arrays(wh: Warehouse, k: int) -> dict[str, np.ndarray]:
 def user_sessions(wh: Warehouse, k: int) -> pl.DataFrame:
     """Chunk ``k`` of the log-in sessions (admins and managers log in more than staff)."""
     session = wh.sessions(k)
+    # from the user's city, or (travel, phones on mobile data) from anywhere; the address lies in the city's block
+    geo, n = wh.rng("user_sessions", k, "geo"), len(session["id"])
+    devices = wh.cfg.activity.device_types
+    away_share = np.array([wh.cfg.geography.away_session_share.get(d, 0.0) for d in devices])
+    away = geo.random(n) < away_share[session["device"]]
+    city = np.where(
+        away, wh.cities.draw_anywhere(geo, wh.cfg.locations.states, n), wh.user_city[session["user"]]
+    )
     return pl.DataFrame(
         {
             "session_id": session["id"],
@@ -113,6 +122,9 @@ def user_sessions(wh: Warehouse, k: int) -> pl.DataFrame:
             "ended_at": ts(session["started"] + session["duration"]),
             "duration_seconds": session["duration"].astype(np.int32),
             "device_type": labels(session["device"], wh.cfg.activity.device_types),
+            "ip_address": geography.dotted(geography.addresses(geo, city)),
+            "state": wh.cities.state_labels(city),
+            "city": wh.cities.city_labels(city),
         }
     )
 
