@@ -86,10 +86,12 @@ class Cities:
         return self.draw(rng, state)
 
     def state_labels(self, city: np.ndarray) -> pl.Series:
-        return pl.Series(np.array(self.states, dtype=object)[self.state[city]].astype(str), dtype=pl.String)
+        """Return the state code of each city (global index)."""
+        return pl.Series(self.states, dtype=pl.String).gather(self.state[np.asarray(city)])
 
     def city_labels(self, city: np.ndarray) -> pl.Series:
-        return pl.Series(np.array(self.name, dtype=object)[city].astype(str), dtype=pl.String)
+        """Return the name of each city (global index)."""
+        return pl.Series(self.name, dtype=pl.String).gather(np.asarray(city))
 
 
 def addresses(rng: np.random.Generator, city: np.ndarray) -> np.ndarray:

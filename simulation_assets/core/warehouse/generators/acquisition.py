@@ -213,16 +213,21 @@ def contact_plan(wh: Warehouse) -> dict[str, np.ndarray]:
     # contacts enter the CRM when the money is spent, after their company; a journey of touches follows
     created = spend_times(wh, rng.random(n), company_created, np.maximum(company_created, end - 30 * DAY))
     lag = stage_lags(cfg, rng, n)
-    first = np.minimum(created + (lag["contact"] * DAY).astype(np.int64), end - 10 * DAY)
+    # journeys run up to the window's end (the touchpoints stay fresh)
+    first = np.minimum(created + (lag["contact"] * DAY).astype(np.int64), end - DAY)
     first = np.maximum(first, created)
-    last = np.maximum(np.minimum(first + (lag["journey"] * DAY).astype(np.int64), end - 10 * DAY), first)
+    last = np.maximum(np.minimum(first + (lag["journey"] * DAY).astype(np.int64), end - 1), first)
     lead = offsets[:n_acc]
     created[lead], first[lead], last[lead] = plan["lead_created"], plan["first_touch"], plan["last_touch"]
     # MQLs: every account's lead, plus other contacts right after their last touch
     n_mql = wh.rows["marketing_qualified_leads"]
     if n_mql < n_acc:
         raise ValueError(f"{n_mql} MQLs cannot cover the leads of {n_acc} accounts")
-    pool = np.setdiff1d(np.arange(n), lead)
+    pool = np.setdiff1d(np.flatnonzero(last <= end - 4 * DAY), lead)  # room for an MQL and a deal after it
+    if len(pool) < n_mql - n_acc:
+        raise ValueError(
+            f"{len(pool)} contacts cannot give the {n_mql - n_acc} MQLs beside the accounts' leads"
+        )
     extra = np.sort(rng.choice(pool, size=n_mql - n_acc, replace=False))
     extra_mql = np.minimum(last[extra] + (lag["touch"][extra] * DAY).astype(np.int64), end - 3 * DAY)
     extra_mql = np.maximum(extra_mql, last[extra])
