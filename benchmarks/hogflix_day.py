@@ -8,7 +8,8 @@ Each phase runs in a process of its own (so its peak memory is its own), on one 
              is computed and stored
   reused     the first day again in a new process: the stored burn-in is read back
   day        the next day (the previous day stored): personas + metrics through the assets
-  day_core   the same work without Dagster: read the previous day, step, write, metrics, write
+  day_core   the same work without Dagster: read the previous day, step, write (the day's table and
+             its signups' identities), metrics, write
   traffic    that day's sessions and events, all 48 half-hour windows in one run through the assets
              (events generated and written window by window; parquet sink, no network)
 
@@ -119,21 +120,27 @@ def run_phase(phase: str, personas: int, repeats: int, root: str) -> dict:
         seconds, cpu = _materialize(lifecycle, NEXT, NEXT, personas, root)
     elif phase == "day_core":
         # The same day's work without Dagster's run machinery: read yesterday, step, write, metrics.
-        from simulation_assets.core.hogflix.frames import from_frame, to_frame
+        from simulation_assets.core.hogflix.frames import from_frame
         from simulation_assets.core.hogflix.lifecycle import step_day
         from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
         from simulation_assets.core.hogflix.persona_state import day_number
+        from simulation_assets.sinks.hogflix_state import HogflixSettings, write_day
         from simulation_assets.sinks.local_store import LocalParquetStore
 
         settings, store = _settings(personas), LocalParquetStore(root_dir=root)
         cfg, date = settings.lifecycle(), dt.date.fromisoformat(NEXT)
-        target = settings.dataset("personas") + "-core"
+        # Another scenario's folder (another seed) for the output, so the "day" phase's files stay.
+        target = HogflixSettings(seed=43, persona_pool=personas, start_date=START)
         started, cpu = time.perf_counter(), time.process_time()
         state = from_frame(store.read(settings.dataset("personas"), START))
-        frame = to_frame(step_day(state, day_number(date), cfg, settings.seed))
-        store.write(target, NEXT, frame, bulk=True)
-        columns = pl.read_parquet(store.path(target, NEXT), columns=list(METRICS_INPUT_COLUMNS))
-        store.write(target + "-metrics", NEXT, daily_metrics(columns, date, cfg.pattern_assignment_day))
+        first = state.next_number
+        write_day(target, store, step_day(state, day_number(date), cfg, settings.seed), first)
+        columns = pl.read_parquet(
+            store.path(target.dataset("personas"), NEXT), columns=list(METRICS_INPUT_COLUMNS)
+        )
+        store.write(
+            target.dataset("daily_metrics"), NEXT, daily_metrics(columns, date, cfg.pattern_assignment_day)
+        )
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     elif phase == "traffic":
         seconds, cpu = _materialize(
