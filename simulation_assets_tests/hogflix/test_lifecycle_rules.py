@@ -397,21 +397,3 @@ def test_a_monthly_persona_checks_in_once_a_month():
 def test_lapse_chance_rises_only_above_the_band(pool_size, factor):
     cfg = LifecycleConfig()
     assert lapse_chance(cfg, pool_size) == pytest.approx(cfg.lapse_daily_chance * factor)
-
-
-def test_a_day_never_brings_back_more_visitors_than_the_sessions_ceiling_leaves_room_for():
-    # 400 DAILY ACTIVE personas at the unscaled chances: about 300 would come back on a day.
-    cfg = no_events(return_scale=1.0)
-    assert cfg.visit_cap == 140  # 150 sessions, less 2 x 5 for the day's signups and yesterday's late ones
-    start = pool(cfg, 400, pattern=DAILY)
-    capped = step_day(start, DAY, cfg, 1)
-    uncapped = step_day(start, DAY, cfg.model_copy(update={"max_sessions_per_day": None}), 1)
-    visitors = capped.cols["active_today"] & ~capped.cols["signed_up_today"]
-    assert np.count_nonzero(visitors) == 140
-    assert np.count_nonzero(uncapped.cols["active_today"] & ~uncapped.cols["signed_up_today"]) > 250
-    # The visits kept are a subset of the uncapped day's (the same draws), the surest ones.
-    n = len(start)  # nobody was marked for cleanup: the first n rows are the same personas
-    assert not (visitors[:n] & ~uncapped.cols["active_today"][:n]).any()
-    # Scaled with the pool: 1,500 sessions at pool 4,000 leave room for 50 signups and 50 late ones.
-    assert LifecycleConfig(persona_pool=4_000).visit_cap == 1_400
-    assert LifecycleConfig(max_sessions_per_day=None).visit_cap is None

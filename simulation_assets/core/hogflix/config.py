@@ -153,10 +153,6 @@ class LifecycleConfig(_Frozen):
     # multiplied by 1 + `crowding_lapse` x the excess over the band's top in band-widths (a pool
     # handed too many personas drains in weeks instead of months).
     crowding_lapse: Annotated[float, Field(ge=0)] = 3.0
-    # "30-150 active sessions per day" (at pool 400, scaled) as a ceiling the day respects: when the
-    # draws bring back more established personas than `visit_cap`, the visits with the weakest draws
-    # are put off (see `lifecycle.visits`). None: no ceiling.
-    max_sessions_per_day: PositiveInt | None = 150
 
     # --- Lifecycle states ("User Lifecycle System") ---
     new_days: PositiveInt = 7  # NEW for the first 7 days
@@ -361,15 +357,6 @@ class LifecycleConfig(_Frozen):
         """Inclusive daily FlixBuddy band, scaled to the pool (8-12 at 400)."""
         scale = self.signup_scale
         return int(round(self.flixbuddy_per_day.low * scale)), int(round(self.flixbuddy_per_day.high * scale))
-
-    @property
-    def visit_cap(self) -> int | None:
-        """Most established personas who visit on a day (None: no ceiling): ``max_sessions_per_day``
-        scaled to the pool, less room for the day's signups and for late signups of the day before
-        whose first session spills past midnight (140 at 400), so a day never has more sessions."""
-        if self.max_sessions_per_day is None:
-            return None
-        return max(1, int(round(self.max_sessions_per_day * self.signup_scale)) - 2 * self.signup_range[1])
 
     @property
     def signup_range(self) -> tuple[int, int]:

@@ -9,8 +9,7 @@ sequence of named rules, each a whole-column function of the pool's arrays
 3. ``binge_cycle``: BINGE personas move through binge (3-7 d) and cooldown (10-21 d) phases;
 4. ``lapse``: an established persona may lose interest (calibration, see config);
 5. ``visits``: return probability (pattern base or peak + streak bonus + (score-50)/200,
-   replaced by a life event's, times DORMANT 0.30, clipped), then the draw, within the day's
-   ceiling (``visit_cap``: 140 established visitors at pool 400);
+   replaced by a life event's, times DORMANT 0.30, clipped), then the draw;
 6. ``streaks_and_score``: streaks, engagement score (+2 / -1 / -10 on breaking a 7+ streak),
    counters and the 14-day activity history; ``visit_times`` places each visit in the day;
 7. ``churn_dormant``: DORMANT personas 30+ days inactive churn with 3 %/day; 90 % marked for cleanup;
@@ -261,15 +260,7 @@ def visits(c: Columns, day: int, cfg: LifecycleConfig, u: np.ndarray, binging: n
                 off_peak, day, c["state"][done], c["pattern"][done], c["engagement_score"][done],
                 c["consecutive_active_days"][done], c["event"][done], binging[done], c["lapsed"][done],
             )  # fmt: skip
-    active = u < prob
-    cap = cfg.visit_cap
-    if cap is not None and np.count_nonzero(active) > cap:
-        # A day over the ceiling: the visits with the weakest draws (u closest to the chance) are put
-        # off, so the ones kept are those most sure to happen; deterministic for the day's draws.
-        idx = np.flatnonzero(active)
-        ratio = u[idx] / prob[idx]
-        active[idx[np.argsort(ratio, kind="stable")[cap:]]] = False
-    return active
+    return u < prob
 
 
 def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, alive: np.ndarray) -> None:
