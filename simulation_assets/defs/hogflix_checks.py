@@ -17,7 +17,11 @@ from simulation_assets.core.hogflix.checks import CheckOutcome
 
 # name -> (asset, description, blocking)
 HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
-    "persona_ids_unique": ("hogflix_personas", "No persona (persona_number, distinct_id) appears twice on a day.", True),
+    "persona_ids_unique": (
+        "hogflix_personas",
+        "No persona (persona_number, distinct_id) appears twice on a day.",
+        True,
+    ),
     "pool_within_band": ("hogflix_daily_metrics", "Every day's pool is within 380-420 (scaled).", False),
     "signups_within_band": ("hogflix_daily_metrics", "Every day has 2-5 signups (scaled).", False),
     "active_share_near_target": (
