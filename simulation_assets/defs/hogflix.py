@@ -220,7 +220,12 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         rows = []
         for key in context.partition_keys:
             personas = pl.read_parquet(store.path(source, key), columns=list(METRICS_INPUT_COLUMNS))
-            row = daily_metrics(personas, dt.date.fromisoformat(key), cfg.pattern_assignment_day)
+            row = daily_metrics(
+                personas,
+                dt.date.fromisoformat(key),
+                cfg.pattern_assignment_day,
+                cfg.churn_after_inactive_days,
+            )
             store.write(target, key, row)
             context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)
@@ -255,6 +260,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
                 result("satisfaction_effects", checks.satisfaction_effects(history)),
                 result("payments_follow_the_plans", checks.payments_follow_the_plans(history, cfg)),
                 result("seasons_show", checks.seasons_show(year, cfg)),
+                result("churn_follows_the_plan", checks.churn_follows_the_plan(year, cfg)),
             ],
         )
 

@@ -54,6 +54,12 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
         "judged when the window separates them from noise (else reported).",
         False,
     ),
+    "churn_follows_the_plan": (
+        "hogflix_daily_metrics",
+        "Over the last year: personas 30+ days away churn at rates that follow the plans' configured "
+        "multipliers (response at least 0.4), judged when the window separates them from noise (else reported).",
+        False,
+    ),
     "session_ids_are_uuidv7_at_start": (
         "hogflix_sessions",
         "Every $session_id is a UUIDv7 whose time is the session start.",
