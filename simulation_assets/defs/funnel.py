@@ -22,7 +22,6 @@ from simulation_assets.core.funnel.posthog import to_posthog
 from simulation_assets.core.funnel.schema import COLUMN_DESCRIPTIONS, EVENT_SCHEMA
 from simulation_assets.core.funnel.stripe import stripe_events
 from simulation_assets.core.funnel.taxonomy import TAXONOMY
-from simulation_assets.defs.funnel_audit import funnel_tracking_audit
 from simulation_assets.defs.funnel_learning import LEARNING_ASSETS, check_result, svg_markdown
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import daily_partitions
@@ -65,8 +64,14 @@ COHORT_CHECKS = {
 }
 
 
-def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg.Definitions:
-    """Return the funnel definitions over daily partitions from ``start_date``."""
+def build_defs(
+    start_date: str | None = None, end_date: str | None = None, *, audit: bool = True
+) -> dg.Definitions:
+    """Return the funnel definitions over daily partitions from ``start_date``.
+
+    ``audit=False`` leaves out the tracking-plan audit (which reads a real export, never part of a
+    simulation run): ``simulate funnel`` then skips importing the export reader and PyArrow.
+    """
     partitions = daily_partitions(start_date, end_date)
 
     @dg.asset(
@@ -331,8 +336,14 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         selection=dg.AssetSelection.assets(*LEARNING_ASSETS),
         description="Learn rates and the section 6 formulas from the cohorts, forecast, and retrain the models.",
     )
+    if audit:
+        from simulation_assets.defs.funnel_audit import funnel_tracking_audit
+
+        audit_assets = [funnel_tracking_audit]
+    else:
+        audit_assets = []
     return dg.Definitions(
-        assets=[*DAILY, *LEARNING_ASSETS, funnel_tracking_audit],
+        assets=[*DAILY, *LEARNING_ASSETS, *audit_assets],
         jobs=[cohort_job, learn_job],
         schedules=[
             dg.build_schedule_from_partitioned_job(
