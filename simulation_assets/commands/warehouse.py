@@ -122,6 +122,7 @@ def simulate(
 ) -> dict:
     """Materialize the table assets (and with ``target`` the load, its checks, the catalog and optionally dbt)
     for ``env``; write summary.json; return the summary."""
+    from simulation_assets.core.warehouse import dirt
     from simulation_assets.core.warehouse.config import row_counts
     from simulation_assets.defs import warehouse as wh
     from simulation_assets.sinks.config_files import from_env, resolved
@@ -164,7 +165,11 @@ def simulate(
         "workers": workers,
         "generate_seconds": round(generate_seconds, 3),
         "total_rows": sum(t["rows"] for t in written.values()),
-        "tables": {t: {**written[t], "expected_rows": rows[t]} for t in tables if t in written},
+        "tables": {
+            t: {**written[t], "expected_rows": dirt.loaded_rows(cfg, t, 0, rows[t])}
+            for t in tables
+            if t in written
+        },
     }
     if load_run is not None:
         runs.append(load_run)

@@ -61,7 +61,9 @@ def warehouse_dbt_models(
     env = context.partition_key
     # cautious: a subset run skips tests whose other parents were not selected
     with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
-        invocation = warehouse_dbt.cli(["build"], context=context, raise_on_error=False)
+        # --full-refresh: every load replaces the raw tables, so the incremental staging model (Stripe events,
+        # incremental on the deliveries' received_at) is rebuilt from them rather than appended to
+        invocation = warehouse_dbt.cli(["build", "--full-refresh"], context=context, raise_on_error=False)
         yield from invocation.stream()
     error = invocation.get_error()
     if error is not None:
