@@ -128,6 +128,7 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     ("churned_accounts_less_engaged", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
     ("tickets_follow_poor_health", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
     ("payment_failures_precede_churn", shuffled("stripe_invoices", "status", "invoice_id")),
+    ("device_outages_raise_churn", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
     ("bigger_accounts_have_more_devices", shuffled("accounts", "mrr_usd", "account_id")),
     # the year-4 sign-ups moved into year 1: growth turns into decline
     (

@@ -162,3 +162,14 @@ def test_the_checks_pass_on_dirty_data_and_the_integrity_checks_see_through_it(
     assert set(failed) >= {f"{k.table}_{k.name}_as_injected" for k in dirt.KINDS} | {
         "stripe_events_row_count"
     }
+
+
+def test_the_staging_models_convert_from_the_profiles_time_zone() -> None:
+    import yaml
+
+    from simulation_assets.sinks.warehouse_dbt import DBT_DIR
+
+    project = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())
+    assert project["vars"]["hubspot_import_timezone"] == WarehouseConfig().dirt.source_timezone
+    with pytest.raises(ValueError, match="not an IANA time zone"):
+        WarehouseConfig(dirt={"source_timezone": "Mars/Olympus"})  # type: ignore[arg-type]

@@ -32,7 +32,8 @@ BASELINE_METRICS: dict[str, str] = {
 
 SIMPLIFICATIONS = [
     "Distributions are explicit and documented here instead of learned by a generative model.",
-    "Timestamps are naive UTC; a bar's evening peak is modelled directly in UTC hours.",
+    "Timestamps are naive UTC (the dirt profile's imported HubSpot engagements excepted); a bar's evening peak "
+    "is modelled directly in UTC hours.",
     "Every subscription is invoiced per period of its price (month or year); the invoice history of old "
     "subscriptions is trimmed to the most recent periods so the invoice count matches the specification.",
     "stripe_charges holds the successful charge of each paid invoice; failed attempts appear as "

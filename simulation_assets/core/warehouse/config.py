@@ -445,6 +445,9 @@ class Health(_Frozen):
     ticket_sensitivity: float = Field(default=1.5, ge=0.0)  # log support tickets per unit of poor health
     payment_failure_sensitivity: float = Field(default=2.0, ge=0.0)  # log odds of an unpaid invoice
     tap_sensitivity: float = Field(default=0.3, ge=0.0)  # log pours per device per unit of health
+    # device downtime drives churn directly (besides health, tickets): the share of churned accounts that left
+    # 8-20 days after one of their devices went down (the outage that was the last straw)
+    outage_churn_share: Probability = 0.3
 
 
 class Dirt(_Frozen):
@@ -506,6 +509,10 @@ class CheckBands(_Frozen):
         "churned_accounts_less_engaged": (0.0, 0.75),  # sessions per active day, churned / retained
         "tickets_follow_poor_health": (1.3, 100.0),  # tickets per device-day, churned / retained
         "payment_failures_precede_churn": (1.5, 100.0),  # unpaid invoice share, churned / retained
+        "device_outages_raise_churn": (
+            2.0,
+            100.0,
+        ),  # odds of a repaired outage in the last 30 days, churned / retained
         "bigger_accounts_have_more_devices": (0.2, 1.0),  # correlation of MRR and devices per account
         "accounts_grow_year_over_year": (0.2, 0.7),  # spec 40 %; DEV has ~15 sign-ups in the first year
         "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
