@@ -261,12 +261,22 @@ def _materialize(
             "expected": str(c.metadata["expected"].value) if "expected" in c.metadata else "",
             "description": c.description or "",
         }
+    observations: dict[
+        str, dict
+    ] = {}  # the last observation of each asset (dbt source freshness on raw tables)
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_OBSERVATION":
+            observation = event.event_specific_data.asset_observation  # type: ignore[union-attr]
+            observations[observation.asset_key.to_user_string()] = {
+                k: v.value for k, v in observation.metadata.items()
+            }
     return {
         "run_id": result.run_id,
         "success": result.success,
         "seconds": time.perf_counter() - started,
         "materializations": materializations,
         "checks": list(last_evaluations.values()),
+        "observations": observations,
     }
 
 
@@ -301,11 +311,20 @@ def _dbt_summary(run: dict) -> dict:
     tests = [c for c in run["checks"] if c["asset"].startswith("warehouse_dbt/")]
     failed = [c["name"] for c in tests if not c["passed"]]
     passed = len(models) + len(tests) - len(failed)
+    freshness = {
+        key.split("/", 1)[1]: {
+            "status": meta["source_freshness"],
+            "age_hours": meta["age_hours_at_window_end"],
+        }
+        for key, meta in sorted(run.get("observations", {}).items())
+        if key.startswith("warehouse_raw/") and "source_freshness" in meta
+    }
     return {
         "ok": run["success"] and not failed and bool(models),
         "models": models,
         "tests_failed": failed,
         "result": f"PASS={passed} ERROR={len(failed)} TOTAL={len(models) + len(tests)}",
+        "source_freshness": freshness,  # dbt source freshness per raw table, at the simulated window's end
     }
 
 

@@ -329,6 +329,11 @@ def test_the_dirt_profile_round_trips_through_the_staging_models(
     assert main(["warehouse", "--env", "dev", "--output", str(out), "--load", "duckdb", "--dbt"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["checks"]["failed"] == [] and summary["dbt"]["ok"] and summary["dbt"]["tests_failed"] == []
+    # dbt source freshness, also observed on the raw tables' assets: every source passes, Stripe events by the
+    # received_at of their deliveries
+    freshness = summary["dbt"]["source_freshness"]
+    assert len(freshness) == 11 and {f["status"] for f in freshness.values()} == {"pass"}, freshness
+    assert freshness["stripe_events"]["age_hours"] < 24 and freshness["tap_events"]["age_hours"] < 24
     db = DuckDBWarehouse(out / "warehouse.duckdb")
     raw_nulls = db.query("SELECT count(*) - count(job_title) FROM raw.hubspot_contacts")[0][0]
     archived = db.query("SELECT sum(CASE WHEN archived THEN 1 ELSE 0 END) FROM raw.hubspot_tickets")[0][0]

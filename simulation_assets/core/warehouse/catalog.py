@@ -42,7 +42,8 @@ SIMPLIFICATIONS = [
     "device_health holds the last 30 days of each device's active life (daily uptime, errors, temperature).",
     "Names, addresses and e-mail domains are synthetic (example.com).",
     "Account health is one hidden score per account and fixed-length month (30.4 days); churn, sessions, "
-    "tickets, unpaid invoices and pours follow it, so they correlate through it, not through each other.",
+    "tickets, unpaid invoices and pours follow it, so they correlate through it, not through each other; the "
+    "one direct link is device outages, which some churned accounts left within weeks of.",
     "New accounts follow the total marketing spend with a lag directly; contacts, MQLs, deals and touchpoints "
     "are not yet the path by which a given account arrived.",
     "The yearly season and US holidays shape tap events fully, app sessions (with their page views and feature "
