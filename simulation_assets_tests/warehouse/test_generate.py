@@ -158,8 +158,9 @@ def test_poor_device_uptime_comes_with_more_tickets() -> None:
     devices = np.bincount(w.device_profile["account"], minlength=len(uptime))
     tickets = np.bincount(w.whole("hubspot_tickets")["account_id"].to_numpy() - 1, minlength=len(uptime))
     per_device = tickets / np.maximum(devices, 1)
-    # measured -0.14 (seed 42): account health (tier, site, swings) also drives tickets, and adds its own spread
-    assert np.corrcoef(uptime, per_device)[0, 1] < -0.1
+    # measured -0.38 (seed 42; -0.14 while poor sites wrongly failed less): poor sites fail more and are less
+    # healthy, and health (tier, site, swings) also drives tickets
+    assert np.corrcoef(uptime, per_device)[0, 1] < -0.3
 
 
 def test_attribution_weights_sum_to_one_per_contact_and_touches_are_ordered(dev_warehouse: Warehouse) -> None:
