@@ -33,7 +33,7 @@ renamed as (
     from ranked
     where
         delivery_rank = 1
-        {% if is_incremental() %}
+    {% if is_incremental() %}
         and not exists (select 1 from {{ this }} as seen where seen.event_id = ranked.event_id)
         {% endif %}
 )
