@@ -165,11 +165,14 @@ def test_the_checks_pass_on_dirty_data_and_the_integrity_checks_see_through_it(
 
 
 def test_the_staging_models_convert_from_the_profiles_time_zone() -> None:
+    from pathlib import Path
+
     import yaml
 
-    from simulation_assets.sinks.warehouse_dbt import DBT_DIR
+    import simulation_assets
 
-    project = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())
+    dbt_dir = Path(simulation_assets.__file__).resolve().parents[1] / "dbt"  # as sinks/warehouse_dbt.DBT_DIR
+    project = yaml.safe_load((dbt_dir / "dbt_project.yml").read_text())
     assert project["vars"]["hubspot_import_timezone"] == WarehouseConfig().dirt.source_timezone
     with pytest.raises(ValueError, match="not an IANA time zone"):
         WarehouseConfig(dirt={"source_timezone": "Mars/Olympus"})  # type: ignore[arg-type]
