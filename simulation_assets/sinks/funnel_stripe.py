@@ -19,21 +19,20 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
-import httpx
 from pydantic import Field
 
 from simulation_assets.paths import data_dir
 from simulation_assets.sinks.http_retry import (
-    BACKOFF_SECONDS,
-    MAX_BACKOFF_SECONDS,
-    RETRIES_PER_STEP,
-    HttpRetry,
+    RetrySettings,
     send,
 )
 from simulation_assets.sinks.meta_capi import SendReport
+
+if TYPE_CHECKING:
+    import httpx
 
 LIVE_PREFIXES = ("sk_live_", "rk_live_", "pk_live_")
 
@@ -45,7 +44,7 @@ def signature_header(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-class StripeWebhookSink(dg.ConfigurableResource):
+class StripeWebhookSink(dg.ConfigurableResource, RetrySettings):
     """Writes Stripe test-mode events as JSON lines; posts them to a webhook endpoint when configured."""
 
     ENV: ClassVar[dict[str, str]] = {
@@ -63,9 +62,6 @@ class StripeWebhookSink(dg.ConfigurableResource):
         default="", description="The endpoint's signing secret, whsec_... ($FUNNEL_STRIPE_WEBHOOK_SECRET)."
     )
     timeout_seconds: float = 10.0
-    max_retries: int = RETRIES_PER_STEP
-    backoff_seconds: float = BACKOFF_SECONDS
-    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     def folder(self) -> Path:
         """Return the folder event files go to."""
@@ -110,11 +106,9 @@ class StripeWebhookSink(dg.ConfigurableResource):
             raise ValueError(
                 "refusing to send a livemode event: the funnel only sends Stripe test-mode events"
             )
-        policy = HttpRetry(
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds,
-        )
+        import httpx  # only when something is sent: a run that writes files only never loads it
+
+        policy = self.retry_policy()
         requests = 0
 
         def count(_: httpx.Response) -> None:

@@ -18,16 +18,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import dagster as dg
-import httpx
 from pydantic import BaseModel, Field
 
 from simulation_assets.paths import data_dir
 from simulation_assets.sinks.http_retry import (
-    BACKOFF_SECONDS,
-    MAX_BACKOFF_SECONDS,
-    RETRIES_PER_STEP,
     DeliveryError,
-    HttpRetry,
+    RetrySettings,
     send,
 )
 
@@ -41,7 +37,7 @@ class SendReport(BaseModel):
     skipped_reason: str | None = None
 
 
-class MetaCapiSink(dg.ConfigurableResource):
+class MetaCapiSink(dg.ConfigurableResource, RetrySettings):
     """Writes CAPI payloads as JSON lines; posts them when an endpoint and token are configured."""
 
     ENV: ClassVar[dict[str, str]] = {
@@ -66,9 +62,6 @@ class MetaCapiSink(dg.ConfigurableResource):
     )
     batch_size: int = Field(default=1000, ge=1, le=1000)
     timeout_seconds: float = 10.0
-    max_retries: int = RETRIES_PER_STEP
-    backoff_seconds: float = BACKOFF_SECONDS
-    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     def folder(self) -> Path:
         """Return the folder payload files go to."""
@@ -102,11 +95,9 @@ class MetaCapiSink(dg.ConfigurableResource):
                 requests=0,
                 skipped_reason="META_CAPI_ENDPOINT and META_CAPI_ACCESS_TOKEN not both set: payloads written only",
             )
-        policy = HttpRetry(
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds,
-        )
+        import httpx  # only when something is sent: a run that writes files only never loads it
+
+        policy = self.retry_policy()
         acknowledged = requests = 0
 
         def count() -> None:
