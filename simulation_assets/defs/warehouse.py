@@ -22,7 +22,7 @@ from pydantic import Field
 
 from simulation_assets.core.charts import hbar_svg
 from simulation_assets.core.config_base import scenario_key
-from simulation_assets.core.warehouse import schema
+from simulation_assets.core.warehouse import dirt, schema
 from simulation_assets.core.warehouse.catalog import (
     catalog_markdown,
     quality_report,
@@ -150,7 +150,7 @@ def expected_chunk_rows(table: str, env: str, cfg: WarehouseConfig, chunks: list
     """Return the rows the specification gives each chunk of ``table`` in ``env``."""
     total, n = row_counts(env, cfg)[table], schema.table(table).chunks
     bounds = {k: chunk_bounds(total, n, k) for k in chunks}
-    return {k: stop - start for k, (start, stop) in bounds.items()}
+    return {k: dirt.loaded_rows(cfg, table, start, stop) for k, (start, stop) in bounds.items()}
 
 
 def _table_asset(spec: schema.Table) -> dg.AssetsDefinition:

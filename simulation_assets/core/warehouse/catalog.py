@@ -32,7 +32,8 @@ BASELINE_METRICS: dict[str, str] = {
 
 SIMPLIFICATIONS = [
     "Distributions are explicit and documented here instead of learned by a generative model.",
-    "Timestamps are naive UTC; a bar's evening peak is modelled directly in UTC hours.",
+    "Timestamps are naive UTC (the dirt profile's imported HubSpot engagements excepted); a bar's evening peak "
+    "is modelled directly in UTC hours.",
     "Every subscription is invoiced per period of its price (month or year); the invoice history of old "
     "subscriptions is trimmed to the most recent periods so the invoice count matches the specification.",
     "stripe_charges holds the successful charge of each paid invoice; failed attempts appear as "
@@ -41,7 +42,8 @@ SIMPLIFICATIONS = [
     "device_health holds the last 30 days of each device's active life (daily uptime, errors, temperature).",
     "Names, addresses and e-mail domains are synthetic (example.com).",
     "Account health is one hidden score per account and fixed-length month (30.4 days); churn, sessions, "
-    "tickets, unpaid invoices and pours follow it, so they correlate through it, not through each other.",
+    "tickets, unpaid invoices and pours follow it, so they correlate through it, not through each other; the "
+    "one direct link is device outages, which some churned accounts left within weeks of.",
     "New accounts follow the total marketing spend with a lag directly; contacts, MQLs, deals and touchpoints "
     "are not yet the path by which a given account arrived.",
     "The yearly season and US holidays shape tap events fully, app sessions (with their page views and feature "

@@ -445,17 +445,49 @@ class Health(_Frozen):
     ticket_sensitivity: float = Field(default=1.5, ge=0.0)  # log support tickets per unit of poor health
     payment_failure_sensitivity: float = Field(default=2.0, ge=0.0)  # log odds of an unpaid invoice
     tap_sensitivity: float = Field(default=0.3, ge=0.0)  # log pours per device per unit of health
+    # device downtime drives churn directly (besides health, tickets): the share of churned accounts that left
+    # 8-20 days after one of their devices went down (the outage that was the last straw)
+    outage_churn_share: Probability = 0.3
 
 
 class Dirt(_Frozen):
-    """Opt-in dirt of real sources (shares: project choice), off by default. When on, it injects exactly:
-    nulls in optional fields (``hubspot_contacts.job_title``, ``ga_sessions.landing_page``) and soft-deleted
-    HubSpot tickets (``archived`` = true, still in the export). The dbt staging models clean both (unknown
-    job titles and GA's "(not set)" landing page; archived tickets dropped), and checks report the counts."""
+    """Opt-in dirt of real sources (shares: project choice), off by default. core/warehouse/dirt.py injects it
+    after generation, on fixed hashes of the row index (so a chunk's dirt does not depend on the others), and
+    checks report exactly the injected counts. The kinds and what cleans them in the dbt staging models:
+
+    - nulls in optional fields (``hubspot_contacts.job_title``, ``ga_sessions.landing_page``): "Unknown" job
+      title, GA's "(not set)" landing page;
+    - soft-deleted HubSpot tickets (``archived`` = true, still in the export): dropped;
+    - late-arriving Stripe webhook events (``received_at`` 1 h to ``late_event_max_hours`` after ``created``,
+      as when the endpoint was down and Stripe retried): the staging model is incremental on ``received_at``
+      (the loaded-at time), not on the event time, so a late event is picked up by the next run;
+    - duplicated Stripe webhook events (the same ``event_id`` delivered twice, minutes apart): kept once (the
+      first delivery);
+    - timezone-naive timestamps in one source: HubSpot engagements logged by a CSV import
+      (``engagement_source`` = 'IMPORT') carry ``occurred_at`` as wall-clock time of the portal's
+      ``source_timezone`` without an offset: converted to UTC.
+    """
 
     enabled: bool = False
     null_share: Probability = 0.03
     archived_ticket_share: Probability = 0.02
+    late_event_share: Probability = 0.01
+    late_event_max_hours: float = Field(default=72.0, gt=1.0)  # Stripe retries a failed delivery for 3 days
+    duplicate_event_share: Probability = 0.02
+    naive_timestamp_share: Probability = 0.05
+    source_timezone: str = "America/New_York"
+
+    @model_validator(mode="after")
+    def _valid(self) -> Dirt:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(self.source_timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"source_timezone {self.source_timezone!r} is not an IANA time zone") from None
+        if "'" in self.source_timezone:
+            raise ValueError("source_timezone must not contain quotes")
+        return self
 
 
 class CheckBands(_Frozen):
@@ -477,6 +509,10 @@ class CheckBands(_Frozen):
         "churned_accounts_less_engaged": (0.0, 0.75),  # sessions per active day, churned / retained
         "tickets_follow_poor_health": (1.3, 100.0),  # tickets per device-day, churned / retained
         "payment_failures_precede_churn": (1.5, 100.0),  # unpaid invoice share, churned / retained
+        "device_outages_raise_churn": (
+            2.0,
+            100.0,
+        ),  # odds of a repaired outage in the last 30 days, churned / retained
         "bigger_accounts_have_more_devices": (0.2, 1.0),  # correlation of MRR and devices per account
         "accounts_grow_year_over_year": (0.2, 0.7),  # spec 40 %; DEV has ~15 sign-ups in the first year
         "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts

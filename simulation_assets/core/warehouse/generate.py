@@ -2,7 +2,8 @@
 
 ``Warehouse(seed, env).chunk(table, k)`` returns chunk ``k`` of a table as a polars frame
 conforming to ``schema``. The tables themselves are built by the per-source modules under
-``generators/`` (listed in ``generators.GENERATORS``). Integer primary keys are ``row index + 1``
+``generators/`` (listed in ``generators.GENERATORS``); the opt-in dirt profile is applied to them afterwards
+(``dirt.py``). Integer primary keys are ``row index + 1``
 (Stripe ids add a prefix), so a foreign key to a table is arithmetic on its row index. Small
 parent tables are generated whole and kept in memory; big tables (tap events, sessions, page
 views, ...) are split into a fixed number of chunks. Every table and chunk draws from its own
@@ -18,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.rng import stream
-from simulation_assets.core.warehouse import schema
+from simulation_assets.core.warehouse import dirt, schema
 from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generators import (
     GENERATORS,
@@ -65,14 +66,19 @@ class Warehouse:
             if k != 0:
                 raise ValueError(f"{table} is not chunked; only chunk 0 exists")
             return self.whole(table)
-        return schema.conform(GENERATORS[table].build(self, k), table)
+        start, _ = self.chunk_rows(table, k)
+        return schema.conform(
+            dirt.apply(self.cfg, table, GENERATORS[table].build(self, k), start, self.rows[table]), table
+        )
 
     def whole(self, table: str) -> pl.DataFrame:
         """Return a whole table (chunked tables are concatenated: use for small environments only)."""
         if table not in self._tables:
             spec = schema.table(table)
             if spec.chunks == 1:
-                frame = schema.conform(GENERATORS[table].build(self), table)
+                frame = schema.conform(
+                    dirt.apply(self.cfg, table, GENERATORS[table].build(self), 0, self.rows[table]), table
+                )
             else:
                 frame = pl.concat([self.chunk(table, k) for k in range(spec.chunks)])
             self._tables[table] = frame

@@ -229,13 +229,14 @@ TABLES: tuple[Table, ...] = (
         _rules("created>=invoice_id.created"),
     ),
     Table(
-        "stripe_events", "stripe", "events", "Audit trail of Stripe object changes (customer, subscription, invoice, charge).",
+        "stripe_events", "stripe", "events",
+        "Audit trail of Stripe object changes (customer, subscription, invoice, charge), one row per webhook delivery.",
         _cols(
-            "event_id:text, type:text, object_type:text, object_id:text, customer_id:text, created:timestamp, "
-            "api_version:text, livemode:bool"
+            "delivery_id:bigint, event_id:text, type:text, object_type:text, object_id:text, customer_id:text, "
+            "created:timestamp, received_at:timestamp, api_version:text, livemode:bool"
         ),
-        "event_id", _fks("customer_id->stripe_customers.customer_id"), _rules("created>=customer_id.created"),
-        chunks=4,
+        "delivery_id", _fks("customer_id->stripe_customers.customer_id"), _rules("created>=customer_id.created"),
+        chunks=4, ordered=(("created", "received_at"),),
     ),
     Table(
         "hubspot_companies", "hubspot", "companies", "CRM companies: every account plus prospects.",
@@ -268,7 +269,7 @@ TABLES: tuple[Table, ...] = (
         "hubspot_engagements", "hubspot", "engagements", "Calls, e-mails, meetings, notes and tasks on deals.",
         _cols(
             "engagement_id:bigint, deal_id:bigint, contact_id:bigint, company_id:bigint, engagement_type:text, "
-            "owner_id:int, occurred_at:timestamp, duration_minutes:int"
+            "owner_id:int, occurred_at:timestamp, duration_minutes:int, engagement_source:text"
         ),
         "engagement_id",
         _fks(

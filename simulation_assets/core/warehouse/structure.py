@@ -66,6 +66,18 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         "share of unpaid invoices of churned accounts / of retained ones",
     )  # fmt: skip
     add(
+        "device_outages_raise_churn", "device_health", ("accounts", "devices", "device_health"),
+        f"WITH x AS (SELECT d.account_id, min(CASE WHEN h.uptime_pct < 50 THEN h.recorded_at END) "
+        f"< max(CASE WHEN h.uptime_pct >= 90 THEN h.recorded_at END) AS repaired FROM {raw}.devices d "
+        f"JOIN {raw}.device_health h ON h.device_id = d.device_id GROUP BY d.device_id, d.account_id), "
+        f"y AS (SELECT a.status, max(CASE WHEN x.repaired THEN 1 ELSE 0 END) AS down FROM {raw}.accounts a "
+        f"JOIN x ON x.account_id = a.account_id GROUP BY a.account_id, a.status) "
+        f"SELECT {_ratio('CASE WHEN y.down = 1 THEN 1.0 ELSE 0.0 END', 'y.status')} / nullif(("
+        f"{_ratio('CASE WHEN y.down = 1 THEN 0.0 ELSE 1.0 END', 'y.status')}), 0) FROM y",
+        "odds ratio of a device outage (down, then up again) in an account's last 30 days, churned accounts / "
+        "retained ones (an outage raises churn directly, not only through health and tickets)",
+    )  # fmt: skip
+    add(
         "bigger_accounts_have_more_devices", "devices", ("accounts", "devices"),
         f"SELECT corr(a.mrr_usd, CAST(coalesce(d.n, 0) AS DOUBLE PRECISION)) FROM {raw}.accounts a "
         f"LEFT JOIN (SELECT account_id, count(*) AS n FROM {raw}.devices GROUP BY 1) d ON d.account_id = a.account_id",

@@ -8,7 +8,6 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.warehouse.generators import iot
-from simulation_assets.core.warehouse.generators.hubspot import DIRT_SALT, _with_nulls
 from simulation_assets.core.warehouse.generators.marketing import campaigns_started_before
 from simulation_assets.core.warehouse.generators.text import concat
 from simulation_assets.core.warehouse.sampling import DAY, choice, labels, ts
@@ -84,7 +83,7 @@ def sessions(wh: Warehouse, k: int) -> pl.DataFrame:
             "source": labels(source, [name.split("/")[0] for name in source_names]),
             "medium": medium,
             "channel_group": medium.replace_strict(CHANNEL_GROUP, default="Other", return_dtype=pl.String),
-            "landing_page": _with_nulls(wh, landing, start, DIRT_SALT["landing_page"]),
+            "landing_page": landing,
             "device_category": labels(choice(rng, n, activity.device_types), activity.device_types),
             "session_start": ts(when),
             "pageviews": pageviews,

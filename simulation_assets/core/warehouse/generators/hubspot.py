@@ -24,7 +24,6 @@ from simulation_assets.core.warehouse.sampling import (
     allocate,
     between,
     choice,
-    dirty_rows,
     exact_choice,
     growth_times,
     labels,
@@ -45,24 +44,13 @@ STAGE_ENGAGEMENT = {"closedwon": 2.0, "closedlost": 1.0, "appointmentscheduled":
                     "presentationscheduled": 1.0, "decisionmakerboughtin": 1.3, "contractsent": 1.6}  # fmt: skip
 
 
-# Salts of the dirt profile's row hashes, one per dirty column (so the columns get different rows).
-DIRT_SALT = {"job_title": 11, "landing_page": 23, "archived": 37}
+# How an engagement reached HubSpot (HubSpot's engagement "source"); the dirt profile adds CSV imports.
+ENGAGEMENT_SOURCES = ("CRM_UI", "EMAIL_INTEGRATION")
 
 
-def _with_nulls(wh: Warehouse, values: pl.Series, start: int, salt: int) -> pl.Series:
-    """Return ``values`` (global rows from ``start``) with the dirt profile's nulls, when it is on."""
-    dirt = wh.cfg.dirt
-    if not dirt.enabled:
-        return values
-    return values.set(pl.Series(dirty_rows(start, start + len(values), dirt.null_share, salt)), None)
-
-
-def _archived(wh: Warehouse, n: int) -> np.ndarray:
-    """Return which tickets are soft-deleted (archived) under the dirt profile (none when it is off)."""
-    dirt = wh.cfg.dirt
-    if not dirt.enabled:
-        return np.zeros(n, dtype=bool)
-    return dirty_rows(0, n, dirt.archived_ticket_share, DIRT_SALT["archived"])
+def _code_of(names: dict[str, float], name: str) -> int:
+    """Return the index of ``name`` among ``names`` (-1 when it is not configured)."""
+    return list(names).index(name) if name in names else -1
 
 
 def companies(wh: Warehouse) -> pl.DataFrame:
@@ -150,9 +138,7 @@ def contacts(wh: Warehouse) -> pl.DataFrame:
             "email": email,
             "first_name": strings(first),
             "last_name": strings(last),
-            "job_title": _with_nulls(
-                wh, labels(choice(rng, n, JOB_TITLES), JOB_TITLES), 0, DIRT_SALT["job_title"]
-            ),
+            "job_title": labels(choice(rng, n, JOB_TITLES), JOB_TITLES),
             "lifecycle_stage": pl.Series(stage.astype(str)),
             "lead_score": score,
             "created_at": ts(created),
@@ -225,6 +211,10 @@ def engagements(wh: Warehouse) -> pl.DataFrame:
             "owner_id": (1 + company % 50).astype(np.int32),
             "occurred_at": ts(when),
             "duration_minutes": minutes.astype(np.int32),
+            # how the engagement was logged: e-mails by the inbox integration, the rest in HubSpot itself
+            "engagement_source": labels(
+                (kind == _code_of(spec.engagement_types, "EMAIL")).astype(np.int8), ENGAGEMENT_SOURCES
+            ),
         }
     )
 
@@ -265,6 +255,8 @@ def tickets(wh: Warehouse) -> pl.DataFrame:
             "created_at": ts(created),
             "first_reply_at": ts(reply),
             "closed_at": ts_nullable(close, closed),
-            "archived": _archived(wh, n),
+            "archived": np.zeros(
+                n, dtype=bool
+            ),  # the dirt profile soft-deletes some (core/warehouse/dirt.py)
         }
     )

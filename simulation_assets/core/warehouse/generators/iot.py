@@ -4,7 +4,8 @@ Each device has a life (installed .. last seen), a pour volume, and a history of
 of a few days, preceded by days of degradation (intermittent drop-outs, more errors, a warmer line)
 and followed by a maintenance visit that restores it. Devices whose status is ``offline`` or
 ``maintenance`` went down at ``last_seen_at`` and stay down. Failures come more often on some sites
-(the account's site quality, also a driver of its health) and on some models.
+(poor site quality, also a driver of the account's health) and on some models. Some churned accounts
+left weeks after an outage (``health.outage_churn_share``): the outage is placed before their end.
 
 Tap events are spread over the days a device is up, in proportion to the calendar's day weights
 (season, weekday, holidays), so a device pours nothing while it is down and nothing after it was
@@ -51,7 +52,7 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
     model_factor = np.select(
         [model == m for m in spec.model_failure_factor], list(spec.model_failure_factor.values()), 1.0
     )
-    site = np.exp(spec.site_failure_sensitivity * wh.site_quality[account])
+    site = np.exp(-spec.site_failure_sensitivity * wh.site_quality[account])  # poor sites fail more
     rate = spec.failures_per_year * model_factor * site
     life_years = np.maximum(last_day - first_day + 1, 0) / 365.25
     k = spec.max_outages
@@ -71,6 +72,7 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
         end[:, j] = np.where(start[:, j] < NEVER, start[:, j] + length[:, j], NEVER)
     late = end > (last_day - 7)[:, None]  # an outage must be over (and repaired) a week before the end
     start[late], end[late] = NEVER, NEVER
+    start, end = _last_straw(wh, account, first_day, last_day, start, end, length[:, -1], degrade[:, -1])
     final_degrade = rng.integers(low_deg, high_deg + 1, n)
     warm = np.select([status == "maintenance", status == "offline"], [1.0, 0.5], 0.0)
     return {
@@ -89,6 +91,42 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
         "account": account,
         "location": table["location_id"].to_numpy() - 1,
     }
+
+
+def _last_straw(
+    wh: Warehouse,
+    account: np.ndarray,
+    first_day: np.ndarray,
+    last_day: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    length: np.ndarray,
+    degrade: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the outage slots with the outages that made accounts leave: ``health.outage_churn_share`` of the
+    churned accounts left 8-20 days after one of their devices (the first one still up long enough) went
+    down, so an outage in an account's last month raises its churn (measured by a structure check).
+    The outage takes the device's last slot (dropped when it would overlap the one before)."""
+    _, active_end = wh.account_span
+    n_accounts = len(active_end)
+    left = (active_end < wh.history_end) & (
+        wh.rng("accounts", 0, "last_straw").random(n_accounts) < wh.cfg.health.outage_churn_share
+    )
+    lo = first_day + wh.cfg.taps.degradation_days[1] + 7
+    eligible = np.flatnonzero(left[account] & (last_day - 40 > lo))
+    if eligible.size == 0:
+        return start, end
+    _, first = np.unique(account[eligible], return_index=True)  # one device per account
+    device = eligible[first]
+    k = start.shape[1]
+    gap = wh.rng("devices", 0, "last_straw").integers(8, 21, device.size)
+    begin = last_day[device] - gap - length[device] + 1
+    before = end[device, k - 2] if k > 1 else np.full(device.size, -NEVER)
+    fits = np.where(before < NEVER, before + degrade[device] + 1 <= begin, True)
+    device, begin = device[fits], begin[fits]
+    start, end = start.copy(), end.copy()
+    start[device, k - 1], end[device, k - 1] = begin, begin + length[device]
+    return start, end
 
 
 def account_uptime(wh: Warehouse) -> np.ndarray:

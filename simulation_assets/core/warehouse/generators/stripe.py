@@ -335,14 +335,19 @@ def events(wh: Warehouse, k: int) -> pl.DataFrame:
     object_kind = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2, 3], dtype=np.int8)[event]
     object_prefix = labels(object_kind, ["cus_", "sub_", "in_", "ch_"])
     object_id = concat(object_prefix, pl.Series(obj_id + 1).cast(pl.String).str.zfill(14))
+    # our webhook endpoint receives each event once, 1-30 s after Stripe created it (own stream: the event
+    # columns above do not change); delivery_id is the receiver's key of a delivery
+    received = created + wh.rng("stripe_events", k, "delivery").integers(1, 31, n)
     return pl.DataFrame(
         {
+            "delivery_id": np.arange(start + 1, stop + 1),
             "event_id": prefix_ids("evt_", np.arange(start + 1, stop + 1)),
             "type": labels(event, EVENT_TYPES),
             "object_type": labels(object_kind, ["customer", "subscription", "invoice", "charge"]),
             "object_id": object_id,
             "customer_id": prefix_ids("cus_", customer + 1),
             "created": ts(created),
+            "received_at": ts(received),
             "api_version": np.full(n, "2024-06-20"),
             "livemode": np.zeros(n, dtype=bool),
         }
