@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,6 +23,7 @@ import dagster as dg
 from pydantic import Field
 
 from simulation_assets.paths import data_dir
+from simulation_assets.sinks.atomic_files import write_json_lines
 from simulation_assets.sinks.http_retry import (
     RetrySettings,
     send,
@@ -69,14 +68,7 @@ class StripeWebhookSink(dg.ConfigurableResource, RetrySettings):
 
     def write(self, name: str, events: list[dict[str, Any]]) -> Path:
         """Replace ``<folder>/<name>.jsonl`` with one event per line; return its path."""
-        path = self.folder() / f"{name}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            for item in events:
-                fh.write(json.dumps(item, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json_lines(self.folder() / f"{name}.jsonl", events)
 
     def is_live(self) -> bool:
         """Return whether a webhook endpoint and its secret are both configured."""

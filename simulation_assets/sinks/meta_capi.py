@@ -11,9 +11,6 @@ HTTP policy (``http_retry``): 408/429/5xx and network errors, backoff with jitte
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +18,7 @@ import dagster as dg
 from pydantic import BaseModel, Field
 
 from simulation_assets.paths import data_dir
+from simulation_assets.sinks.atomic_files import write_json_lines
 from simulation_assets.sinks.http_retry import (
     DeliveryError,
     RetrySettings,
@@ -69,14 +67,7 @@ class MetaCapiSink(dg.ConfigurableResource, RetrySettings):
 
     def write(self, name: str, payloads: list[dict[str, Any]]) -> Path:
         """Replace ``<folder>/<name>.jsonl`` with one payload per line; return its path."""
-        path = self.folder() / f"{name}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            for item in payloads:
-                fh.write(json.dumps(item, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json_lines(self.folder() / f"{name}.jsonl", payloads)
 
     def is_live(self) -> bool:
         """Return whether both the endpoint and the access token are configured."""

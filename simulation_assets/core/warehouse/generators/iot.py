@@ -217,6 +217,12 @@ def tap_lookup_tables(wh: Warehouse) -> dict[str, np.ndarray]:
     }
 
 
+# Rows per block of the tap sampler: its temporaries stay a few MB (reused from the heap) instead of hundreds
+# of MB of fresh pages per chunk, which the kernel must fault in and zero (the bulk of the CPU of a fresh
+# worker process, and the part that suffers most on a busy machine).
+TAP_BLOCK = 1 << 20
+
+
 def tap_events(wh: Warehouse, k: int) -> pl.DataFrame:
     """Chunk ``k`` of the pours: devices by volume x weighted up-days, the calendar, hour curve, product mix."""
     spec = wh.cfg.taps
@@ -227,28 +233,18 @@ def tap_events(wh: Warehouse, k: int) -> pl.DataFrame:
     weight = profile["volume"] * lut["up"]
     counts = rng.multinomial(n, weight / weight.sum())
     device = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    # one 64-bit draw per row: position along the device's up-days (32 bits), product, time of day (16 each)
+    # two 64-bit draws per row, the first n then the next n: position along the device's up-days (32 bits),
+    # product and time of day (16 each); then the two normal deviates of volume and temperature
     raw = rng.bit_generator.random_raw(n)
-    position = (raw >> np.uint64(32)).astype(np.float64) * (1.0 / 4294967296.0)
-    bits = raw.view(np.uint16).reshape(n, 4)
-    # rows come device by device, so per-device values are repeated runs rather than gathers
-    x = np.repeat(lut["lo"], counts) + position * np.repeat(lut["up"], counts)
-    for j in range(lut["outages_used"]):  # skip each outage the position has passed (outages in day order)
-        x += np.repeat(lut["outage_width_t"][j], counts) * (x >= np.repeat(lut["outage_at_t"][j], counts))
-    day = lut["day_of_bin"][np.minimum((x * lut["bin_scale"]).astype(np.int64), len(lut["day_of_bin"]) - 1)]
-    cumulative = lut["cumulative"]
-    while True:  # the bin's first day, or a later one when the position lies past that day's end
-        later = x >= cumulative[day + 1]
-        if not later.any():
-            break
-        day = day + later
-    product = lut["product_lut"][bits[:, 1]]
-    poured_us = (lut["origin"] + day) * np.int64(DAY * 1_000_000) + lut["tod_us"][bits[:, 0]]
-    z = lut["normal"][rng.bit_generator.random_raw(n).view(np.uint16).reshape(n, 4)[:, :2]]
-    volume = lut["ml"][product] * (np.float32(1.0) + np.float32(0.06) * z[:, 0])
-    temperature = (
-        lut["serve"][product] + np.repeat(profile["temp_offset"], counts) + np.float32(0.4) * z[:, 1]
-    )
+    raw2 = rng.bit_generator.random_raw(n)
+    poured_us = np.empty(n, dtype=np.int64)
+    product = np.empty(n, dtype=lut["product_lut"].dtype)
+    volume = np.empty(n, dtype=np.float32)
+    temperature = np.empty(n, dtype=np.float32)
+    for b0 in range(0, n, TAP_BLOCK):
+        b1 = min(b0 + TAP_BLOCK, n)
+        _tap_block(lut, profile, device[b0:b1], raw[b0:b1], raw2[b0:b1], (b0, b1),
+                   poured_us, product, volume, temperature)  # fmt: skip
     duration = (volume * np.float32(1000 / spec.flow_ml_per_s)).astype(np.int32)
     return pl.DataFrame(
         {
@@ -263,6 +259,41 @@ def tap_events(wh: Warehouse, k: int) -> pl.DataFrame:
             "duration_ms": duration,
         }
     )
+
+
+def _tap_block(
+    lut: dict[str, np.ndarray],
+    profile: dict[str, np.ndarray],
+    device: np.ndarray,
+    raw: np.ndarray,
+    raw2: np.ndarray,
+    rows: tuple[int, int],
+    poured_us: np.ndarray,
+    product: np.ndarray,
+    volume: np.ndarray,
+    temperature: np.ndarray,
+) -> None:
+    """Fill rows ``rows`` of the output arrays from the block's devices and random draws."""
+    b0, b1 = rows
+    m = b1 - b0
+    position = (raw >> np.uint64(32)).astype(np.float64) * (1.0 / 4294967296.0)
+    bits = raw.view(np.uint16).reshape(m, 4)
+    x = lut["lo"][device] + position * lut["up"][device]
+    for j in range(lut["outages_used"]):  # skip each outage the position has passed (outages in day order)
+        x += lut["outage_width_t"][j][device] * (x >= lut["outage_at_t"][j][device])
+    day = lut["day_of_bin"][np.minimum((x * lut["bin_scale"]).astype(np.int64), len(lut["day_of_bin"]) - 1)]
+    cumulative = lut["cumulative"]
+    while True:  # the bin's first day, or a later one when the position lies past that day's end
+        later = x >= cumulative[day + 1]
+        if not later.any():
+            break
+        day = day + later
+    kind = lut["product_lut"][bits[:, 1]]
+    product[b0:b1] = kind
+    poured_us[b0:b1] = (lut["origin"] + day) * np.int64(DAY * 1_000_000) + lut["tod_us"][bits[:, 0]]
+    z = lut["normal"][raw2.view(np.uint16).reshape(m, 4)[:, :2]]
+    volume[b0:b1] = lut["ml"][kind] * (np.float32(1.0) + np.float32(0.06) * z[:, 0])
+    temperature[b0:b1] = lut["serve"][kind] + profile["temp_offset"][device] + np.float32(0.4) * z[:, 1]
 
 
 def day_states(wh: Warehouse, device: np.ndarray, day: np.ndarray) -> dict[str, np.ndarray]:
