@@ -227,10 +227,10 @@ def test_cli_loads_dev_into_duckdb_and_dbt_build_is_green(tmp_path: Path) -> Non
     out = tmp_path / "out"
     assert main(["warehouse", "--env", "dev", "--output", str(out), "--load", "duckdb", "--dbt"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    # 27 staging views, 9 intermediate views, 5 marts and their 203 data tests (the 2 unit tests run inside)
+    # 27 staging views, 9 intermediate views, 5 marts and their 203 data tests (the 4 unit tests run inside)
     assert summary["dbt"]["ok"] and summary["dbt"]["result"] == "PASS=244 ERROR=0 TOTAL=244"
     assert len(summary["dbt"]["models"]) == 41 and summary["dbt"]["tests_failed"] == []
-    assert "2 unit tests" in (out / "dbt.log").read_text()
+    assert "4 unit tests" in (out / "dbt.log").read_text()
     db = DuckDBWarehouse(out / "warehouse.duckdb")
     assert db.query("SELECT count(*) FROM analytics.account_health")[0][0] == 100
     # the health score spans its range (usage now divides by 50 sessions per user, not 50 / users)
