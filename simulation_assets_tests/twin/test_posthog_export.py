@@ -181,7 +181,6 @@ def test_property_keys_count_keys_per_event_with_their_json_types(tmp_path: Path
     }
 
 
-
 def test_reads_for_the_fit_leave_out_what_it_does_not_use(tmp_path: Path) -> None:
     path = write_export(_events(), tmp_path / "export.parquet", "batch-parquet")
     export = open_export(path)

@@ -156,12 +156,18 @@ def test_generation_is_vectorized_at_a_useful_rate(spec: TwinSpec) -> None:
     assert np.isfinite(per_cpu_second)
 
 
-def test_text_properties_are_codes_into_their_values_and_read_back_as_text(spec: TwinSpec, tmp_path: Path) -> None:
+def test_text_properties_are_codes_into_their_values_and_read_back_as_text(
+    spec: TwinSpec, tmp_path: Path
+) -> None:
     import duckdb
 
     gen = Generator(spec)
     day = gen.day(spec.document.generation.start + dt.timedelta(days=2))
-    text_keys = [k for k, kind in gen.kinds.items() if k in gen.presence and kind not in ("boolean", "integer", "number")]
+    text_keys = [
+        k
+        for k, kind in gen.kinds.items()
+        if k in gen.presence and kind not in ("boolean", "integer", "number")
+    ]
     assert text_keys
     for key in text_keys:  # an Enum of the spec's values: a day is drawn as codes, never as a string per row
         assert isinstance(day.schema[key], pl.Enum), (key, day.schema[key])
@@ -170,6 +176,8 @@ def test_text_properties_are_codes_into_their_values_and_read_back_as_text(spec:
     assert empty_frame(gen).schema == day.schema
     path = tmp_path / "day.parquet"
     day.write_parquet(path)
-    types = dict(duckdb.sql(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{path}')").fetchall())
+    types = dict(
+        duckdb.sql(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{path}')").fetchall()
+    )
     assert types[text_keys[0]] == "VARCHAR"
     assert pl.read_parquet(path).equals(day)

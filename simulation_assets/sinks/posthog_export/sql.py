@@ -26,7 +26,11 @@ def _validated(export: ExportSource, frame: pl.DataFrame) -> pl.DataFrame:
             problems.append(f"{int(bad.sum())} row(s) without {label} ({_field_label(export, name)})")
     bad_ts = frame["timestamp"].is_null()
     if bad_ts.any():
-        raw = frame.filter(bad_ts)["__raw_timestamp"] if "__raw_timestamp" in frame.columns else pl.Series([None])
+        raw = (
+            frame.filter(bad_ts)["__raw_timestamp"]
+            if "__raw_timestamp" in frame.columns
+            else pl.Series([None])
+        )
         example = raw.drop_nulls().head(1).to_list()
         shown = f", e.g. {example[0]!r}" if example else " (empty)"
         problems.append(
