@@ -27,7 +27,7 @@ import random
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -74,28 +74,18 @@ def _serve(port_queue: mp.Queue, failure_rate: float) -> None:
     rng = random.Random(1)
     lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
+    from simulation_assets_tests.loopback import JsonHandler
+
+    # JsonHandler sends headers and body without TCP_NODELAY's wait: otherwise the body waits for the
+    # client's delayed ACK (~40 ms per request on Linux), which would measure the kernel, not the sink.
+    class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"
-        # Headers and body leave in two writes: without TCP_NODELAY the body waits for the client's
-        # delayed ACK (~40 ms per request on Linux), which would measure the kernel, not the sink.
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _reply(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def do_GET(self) -> None:  # noqa: N802
             self._reply(200, {**stats, "distinct": len(seen), "server_cpu_s": time.process_time()})
 
         def do_POST(self) -> None:  # noqa: N802
-            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            raw = self._body()
             with lock:
                 stats["requests"] += 1
                 stats["bytes"] += len(raw)

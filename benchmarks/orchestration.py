@@ -357,8 +357,11 @@ def _template_seconds(argv: list[str]) -> tuple[float, float]:
 
 
 def _env(folder: Path) -> dict[str, str]:
+    # Python writes the project's bytecode on the first (cold) run and reads it on the warm ones, as an
+    # installed package has it (pip compiles at install time), even where the shell turns that off.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return {
-        **os.environ,
+        **env,
         "PYTHONPATH": str(ROOT),
         "DAGSTER_HOME": str(folder / "dagster_home"),
         "SIMULATION_DATA_DIR": str(folder / "data"),

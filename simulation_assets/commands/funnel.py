@@ -335,7 +335,7 @@ def simulate(
     except (ValidationError, ValueError) as exc:
         raise UsageError(f"invalid funnel configuration: {exc}") from None
     store = LocalParquetStore()
-    defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat())
+    defs = build_defs(start.isoformat(), (last + dt.timedelta(days=1)).isoformat(), audit=False)
     posthog = from_env(PostHogEvents, POSTHOG_ENV, **({"mode": events_sink} if events_sink else {}))
     app_db = from_env(
         FunnelAppDatabase, None, **({"mode": "postgres", "dsn": app_db_dsn} if app_db_dsn else {})
@@ -345,13 +345,15 @@ def simulate(
     # which reads a real export): every asset is a step with its own fixed cost in the run. The settings
     # are read from the same variables the resources bind (resolving the resources here cost ~1 s).
     env = os.environ.get
-    skipped = {"funnel_tracking_audit"}
+    skipped: set[str] = set()
     if (events_sink or env("FUNNEL_EVENTS_SINK") or "parquet") != "posthog":
         skipped.add("funnel_posthog_events")
     if not app_db_dsn and (env("FUNNEL_APP_DB") or "off") == "off":
         skipped.add("funnel_app_rows")
     if not (env("FUNNEL_STRIPE_WEBHOOK_URL") and env("FUNNEL_STRIPE_WEBHOOK_SECRET")):
         skipped.add("funnel_stripe_events")
+    if not (env("META_CAPI_ENDPOINT") and env("META_CAPI_ACCESS_TOKEN")):
+        skipped.add("funnel_capi_events")
     assets = {a.key.to_user_string(): a for a in defs.assets or [] if a.key.to_user_string() not in skipped}
     resources = {
         "funnel_settings": settings,

@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -194,7 +193,7 @@ def simulate(
     from simulation_assets.core.hogflix.sessions import day_window_keys
     from simulation_assets.defs.hogflix import hogflix_assets
     from simulation_assets.sinks.config_files import from_env, resolved
-    from simulation_assets.sinks.hogflix_state import HogflixSettings
+    from simulation_assets.sinks.hogflix_state import HogflixSettings, persona_table
 
     if seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed}")
@@ -239,7 +238,7 @@ def simulate(
                 results.append(materialize_range(run, resources, traffic_keys[0], traffic_keys[-1], instance))
     seconds = time.perf_counter() - started
 
-    shutil.copyfile(store.path(settings.dataset("personas"), keys[-1]), output / "personas.parquet")
+    persona_table(settings, store, keys[-1]).write_parquet(output / "personas.parquet")
     metrics = store.read_many(settings.dataset("daily_metrics"), keys).sort("date")
     metrics.write_parquet(output / "daily_metrics.parquet")
     import polars as pl

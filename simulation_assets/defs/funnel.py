@@ -3,7 +3,8 @@
 Thin by design: every computation is a function of ``core/funnel`` (checks included, in
 ``core/funnel/checks.py``); this module wires them to partitions, the store and the UI. The
 assets learned from a window of cohorts (rates, forecast, formulas, models) are in
-``funnel_learning.py``; the settings resource is ``sinks/funnel_store.FunnelSettings``.
+``funnel_learning.py``, the deliveries' factory in ``funnel_delivery.py``; the settings resource is
+``sinks/funnel_store.FunnelSettings``.
 """
 
 import datetime as dt
@@ -12,21 +13,23 @@ import dagster as dg
 import polars as pl
 
 from simulation_assets.core.funnel import checks
-from simulation_assets.core.funnel.app_rows import app_rows
-from simulation_assets.core.funnel.capi import capi_payloads
 from simulation_assets.core.funnel.charts import funnel_svg
 from simulation_assets.core.funnel.checks import CheckOutcome
 from simulation_assets.core.funnel.cohort import simulate_cohort_events
-from simulation_assets.core.funnel.posthog import property_columns as posthog_property_columns
-from simulation_assets.core.funnel.posthog import to_posthog
 from simulation_assets.core.funnel.schema import COLUMN_DESCRIPTIONS, EVENT_SCHEMA
-from simulation_assets.core.funnel.stripe import stripe_events
 from simulation_assets.core.funnel.taxonomy import TAXONOMY
-from simulation_assets.defs.funnel_audit import funnel_tracking_audit
+from simulation_assets.defs.funnel_delivery import (
+    GROUP,
+    SINGLE_RUN,
+    AppRowsDelivery,
+    CapiDelivery,
+    PostHogDelivery,
+    StripeDelivery,
+    delivery_asset,
+)
 from simulation_assets.defs.funnel_learning import LEARNING_ASSETS, check_result, svg_markdown
 from simulation_assets.defs.metadata import COLUMN_SCHEMA, column_schema, md_table, table_metadata
 from simulation_assets.defs.partitions import daily_partitions
-from simulation_assets.defs.policies import NETWORK_RETRY
 from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.funnel_app_db import FunnelAppDatabase
 from simulation_assets.sinks.funnel_store import FunnelSettings
@@ -39,9 +42,6 @@ __all__ = ["POSTHOG_ENV", "FunnelSettings", "build_defs"]  # and `defs`, built o
 
 # The funnel's PostHog sink: its own switch, the project's PostHog host and key.
 POSTHOG_ENV = {"mode": "FUNNEL_EVENTS_SINK", "host": "PH_HOST", "api_key": "PH_PROJECT_API_KEY"}
-
-GROUP = "funnel"
-SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
 EVENT_COLUMNS = column_schema(
@@ -65,8 +65,14 @@ COHORT_CHECKS = {
 }
 
 
-def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg.Definitions:
-    """Return the funnel definitions over daily partitions from ``start_date``."""
+def build_defs(
+    start_date: str | None = None, end_date: str | None = None, *, audit: bool = True
+) -> dg.Definitions:
+    """Return the funnel definitions over daily partitions from ``start_date``.
+
+    ``audit=False`` leaves out the tracking-plan audit (which reads a real export, never part of a
+    simulation run): ``simulate funnel`` then skips importing the export reader and PyArrow.
+    """
     partitions = daily_partitions(start_date, end_date)
 
     @dg.asset(
@@ -146,56 +152,26 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             ],
         )
 
-    @dg.asset(
+    funnel_capi_events = delivery_asset(
+        partitions,
+        funnel_cohort_events,
+        CapiDelivery,
         name="funnel_capi_events",
-        group_name=GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        deps=[funnel_cohort_events],
+        sink="funnel_capi",
         kinds={"meta", "json"},
-        retry_policy=NETWORK_RETRY,
         description=(
             "Each day's funnel events mapped to Meta Conversions API server events (PageView, ViewContent, "
             "Lead, CompleteRegistration, InitiateCheckout, Purchase, AddToCart) with hashed user data and "
             "the event id for Pixel/CAPI dedup; written as JSON lines, posted only when configured."
         ),
     )
-    def funnel_capi_events(
-        context: dg.AssetExecutionContext,
-        funnel_settings: FunnelSettings,
-        store: LocalParquetStore,
-        funnel_capi: MetaCapiSink,
-    ) -> dg.MaterializeResult:
-        total, by_name, sent = 0, {}, []
-        path = None
-        for key in context.partition_keys:
-            events = store.read(funnel_settings.dataset("cohort_events"), key)
-            payloads = capi_payloads(events)
-            path = funnel_capi.write(f"{funnel_settings.scenario()}/{key}", payloads)
-            report = funnel_capi.send(payloads)
-            sent.append(report.model_dump() | {"day": key})
-            total += len(payloads)
-            for p in payloads:
-                by_name[p["event_name"]] = by_name.get(p["event_name"], 0) + 1
-            context.add_asset_metadata(table_metadata(rows=len(payloads)), partition_key=key)
-        return dg.MaterializeResult(
-            metadata={
-                "payloads_in_run": total,
-                "by_meta_event": dg.MetadataValue.json(by_name),
-                "live": funnel_capi.is_live(),
-                "send": dg.MetadataValue.json(sent[-5:]),
-                "path": dg.MetadataValue.path(str(path)),
-            }
-        )
-
-    @dg.asset(
+    funnel_posthog_events = delivery_asset(
+        partitions,
+        funnel_cohort_events,
+        PostHogDelivery,
         name="funnel_posthog_events",
-        group_name=GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        deps=[funnel_cohort_events],
+        sink="funnel_posthog",
         kinds={"posthog"},
-        retry_policy=NETWORK_RETRY,
         pool="posthog",
         description=(
             "Each day's funnel events as PostHog events (UUIDv7 ids, $identify at login with the anonymous "
@@ -204,46 +180,13 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             "dated after now wait for a later run."
         ),
     )
-    def funnel_posthog_events(
-        context: dg.AssetExecutionContext,
-        funnel_settings: FunnelSettings,
-        store: LocalParquetStore,
-        funnel_posthog: PostHogEvents,
-    ) -> dg.MaterializeResult:
-        site = funnel_settings.cohort_config().site()
-        now = dt.datetime.now(dt.UTC)
-        totals = {"events": 0, "delivered": 0, "not_yet_due": 0, "identify": 0}
-        report = None
-        for key in context.partition_keys:
-            frame = to_posthog(store.read(funnel_settings.dataset("cohort_events"), key), site)
-            store.write(funnel_settings.dataset("posthog_events"), key, frame)
-            due = frame.filter(pl.col("timestamp") <= now)
-            report = funnel_posthog.deliver(due, now=now, property_columns=posthog_property_columns(frame))
-            totals["events"] += frame.height
-            totals["delivered"] += report.events
-            totals["not_yet_due"] += frame.height - due.height
-            totals["identify"] += frame.filter(pl.col("event") == "$identify").height
-            context.add_asset_metadata(
-                {**table_metadata(rows=frame.height), "delivered": report.events}, partition_key=key
-            )
-        return dg.MaterializeResult(
-            metadata={
-                **{f"{k}_in_run": v for k, v in totals.items()},
-                **(report.as_metadata() if report else {}),
-                "path": dg.MetadataValue.path(
-                    str(store.path(funnel_settings.dataset("posthog_events"), context.partition_keys[-1]))
-                ),
-            }
-        )
-
-    @dg.asset(
+    funnel_app_rows = delivery_asset(
+        partitions,
+        funnel_cohort_events,
+        AppRowsDelivery,
         name="funnel_app_rows",
-        group_name=GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        deps=[funnel_cohort_events],
+        sink="funnel_app_db",
         kinds={"postgres"},
-        retry_policy=NETWORK_RETRY,
         pool="app_db",
         description=(
             "The app database rows behind each day's events: users, their credit ledger and their purchases, "
@@ -251,68 +194,19 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             "funnel_app), replacing only that day's synthetic rows."
         ),
     )
-    def funnel_app_rows(
-        context: dg.AssetExecutionContext,
-        funnel_settings: FunnelSettings,
-        store: LocalParquetStore,
-        funnel_app_db: FunnelAppDatabase,
-    ) -> dg.MaterializeResult:
-        written: dict[str, int] = {}
-        for key in context.partition_keys:
-            rows = app_rows(store.read(funnel_settings.dataset("cohort_events"), key))
-            for table, frame in rows.items():
-                store.write(funnel_settings.dataset(f"app/{table}"), key, frame)
-            for table, n in funnel_app_db.write_day(key, rows).items():
-                written[table] = written.get(table, 0) + n
-            context.add_asset_metadata(
-                {
-                    **table_metadata(rows=sum(f.height for f in rows.values())),
-                    **{t: f.height for t, f in rows.items()},
-                },
-                partition_key=key,
-            )
-        return dg.MaterializeResult(
-            metadata={"database": funnel_app_db.mode, "rows_written": dg.MetadataValue.json(written)}
-        )
-
-    @dg.asset(
+    funnel_stripe_events = delivery_asset(
+        partitions,
+        funnel_cohort_events,
+        StripeDelivery,
         name="funnel_stripe_events",
-        group_name=GROUP,
-        partitions_def=partitions,
-        backfill_policy=SINGLE_RUN,
-        deps=[funnel_cohort_events],
+        sink="funnel_stripe",
         kinds={"stripe", "json"},
-        retry_policy=NETWORK_RETRY,
         description=(
             "Each day's purchases, renewals, plan changes, failed invoices, cancellations and refunds as Stripe "
             "test-mode webhook events (livemode false), written as JSON lines and, when "
             "FUNNEL_STRIPE_WEBHOOK_URL and its secret are set, posted signed to that endpoint."
         ),
     )
-    def funnel_stripe_events(
-        context: dg.AssetExecutionContext,
-        funnel_settings: FunnelSettings,
-        store: LocalParquetStore,
-        funnel_stripe: StripeWebhookSink,
-    ) -> dg.MaterializeResult:
-        total, by_type, path, sent = 0, {}, None, []
-        for key in context.partition_keys:
-            events = stripe_events(store.read(funnel_settings.dataset("cohort_events"), key))
-            path = funnel_stripe.write(f"{funnel_settings.scenario()}/{key}", events)
-            sent.append(funnel_stripe.send(events).model_dump() | {"day": key})
-            total += len(events)
-            for e in events:
-                by_type[e["type"]] = by_type.get(e["type"], 0) + 1
-            context.add_asset_metadata(table_metadata(rows=len(events)), partition_key=key)
-        return dg.MaterializeResult(
-            metadata={
-                "events_in_run": total,
-                "by_type": dg.MetadataValue.json(by_type),
-                "live": funnel_stripe.is_live(),
-                "send": dg.MetadataValue.json(sent[-5:]),
-                "path": dg.MetadataValue.path(str(path)),
-            }
-        )
 
     DAILY = (
         funnel_cohort_events,
@@ -331,8 +225,14 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         selection=dg.AssetSelection.assets(*LEARNING_ASSETS),
         description="Learn rates and the section 6 formulas from the cohorts, forecast, and retrain the models.",
     )
+    if audit:
+        from simulation_assets.defs.funnel_audit import funnel_tracking_audit
+
+        audit_assets = [funnel_tracking_audit]
+    else:
+        audit_assets = []
     return dg.Definitions(
-        assets=[*DAILY, *LEARNING_ASSETS, funnel_tracking_audit],
+        assets=[*DAILY, *LEARNING_ASSETS, *audit_assets],
         jobs=[cohort_job, learn_job],
         schedules=[
             dg.build_schedule_from_partitioned_job(

@@ -14,14 +14,13 @@ import polars as pl
 from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.config import PLANS, STATES
-from simulation_assets.core.hogflix.frames import to_frame
+from simulation_assets.core.hogflix.frames import IDENTITY_SCHEMA, PERSONA_DAY_SCHEMA
 from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
 from simulation_assets.core.hogflix.persona_state import day_number
 from simulation_assets.core.hogflix.schema import (
     DAILY_METRICS_SCHEMA,
     DEPTH_ROWS,
-    PERSONA_SCHEMA,
     VIEWING_STATES,
 )
 from simulation_assets.defs.hogflix_checks import check_specs, result
@@ -39,7 +38,12 @@ from simulation_assets.defs.partitions import half_hourly_partitions as half_hou
 from simulation_assets.sinks.app_db import app_database_from_env
 from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.flixbuddy import FlixBuddyClient
-from simulation_assets.sinks.hogflix_state import HogflixSettings, HogflixTrafficSettings, load_state_before
+from simulation_assets.sinks.hogflix_state import (
+    HogflixSettings,
+    HogflixTrafficSettings,
+    load_state_before,
+    write_day,
+)
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.posthog_events import PostHogEvents
 from simulation_assets.sinks.supabase_auth import SupabaseAuthAdmin
@@ -135,13 +139,18 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         ],
         kinds={"polars", "parquet"},
         metadata={
-            COLUMN_SCHEMA: column_schema(PERSONA_SCHEMA, not_null=["distinct_id"], unique=["distinct_id"])
+            COLUMN_SCHEMA: column_schema(
+                PERSONA_DAY_SCHEMA, not_null=["persona_number"], unique=["persona_number"]
+            ),
+            "identity_columns": dg.MetadataValue.json(list(IDENTITY_SCHEMA)),
         },
         check_specs=check_specs("hogflix_personas"),
         description=(
             "The HogFlix persona pool at the end of each UTC day: lifecycle state (NEW, ACTIVE, CASUAL, "
             "DORMANT, CHURNED), activity pattern, life events, streaks, engagement score and today's "
-            "viewing. Each day is computed from the previous one, so a range runs as one run."
+            "viewing, keyed by persona_number. The identities (distinct_id, e-mail, app ids, source) never "
+            "change, so they are stored once per persona, on its signup day (dataset identities). Each "
+            "day is computed from the previous one, so a range runs as one run."
         ),
     )
     def hogflix_personas(
@@ -154,10 +163,11 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         unique_ids = []
         frame = pl.DataFrame()
         for key in keys:
+            first = state.next_number
             state = step_day(state, day_number(dt.date.fromisoformat(key)), cfg, seed)
-            frame = to_frame(state)
-            unique_ids.append(checks.persona_ids_unique(frame))
-            store.write(dataset, key, frame, bulk=True)
+            frame, signed_up = write_day(hogflix_settings, store, state, first)
+            state.identity = signed_up  # the registry the next step needs: none (it never reads it)
+            unique_ids += [checks.persona_ids_unique(frame), checks.persona_ids_unique(signed_up)]
             context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
             PROGRESS.info(key, extra={"asset": "hogflix_personas", "partitions": 1})
         # Only the two columns the summary needs (a filtered copy of the whole table costs ~1 s at 1M).
@@ -173,7 +183,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
                 "by_pattern": dg.MetadataValue.json(_by(alive, "activity_pattern")),
                 "preview": md_table(
                     frame.select(
-                        "distinct_id",
+                        "persona_number",
                         "plan",
                         "state",
                         "activity_pattern",
@@ -210,7 +220,12 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         rows = []
         for key in context.partition_keys:
             personas = pl.read_parquet(store.path(source, key), columns=list(METRICS_INPUT_COLUMNS))
-            row = daily_metrics(personas, dt.date.fromisoformat(key), cfg.pattern_assignment_day)
+            row = daily_metrics(
+                personas,
+                dt.date.fromisoformat(key),
+                cfg.pattern_assignment_day,
+                cfg.churn_after_inactive_days,
+            )
             store.write(target, key, row)
             context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)
@@ -245,6 +260,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
                 result("satisfaction_effects", checks.satisfaction_effects(history)),
                 result("payments_follow_the_plans", checks.payments_follow_the_plans(history, cfg)),
                 result("seasons_show", checks.seasons_show(year, cfg)),
+                result("churn_follows_the_plan", checks.churn_follows_the_plan(year, cfg)),
             ],
         )
 

@@ -17,7 +17,11 @@ from simulation_assets.core.hogflix.checks import CheckOutcome
 
 # name -> (asset, description, blocking)
 HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
-    "persona_ids_unique": ("hogflix_personas", "No distinct_id appears twice on a day.", True),
+    "persona_ids_unique": (
+        "hogflix_personas",
+        "No persona (persona_number, distinct_id) appears twice on a day.",
+        True,
+    ),
     "pool_within_band": ("hogflix_daily_metrics", "Every day's pool is within 380-420 (scaled).", False),
     "signups_within_band": ("hogflix_daily_metrics", "Every day has 2-5 signups (scaled).", False),
     "active_share_near_target": (
@@ -48,6 +52,12 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
         "Over the last year: weekends watched deeper than Monday-Wednesday (3+ standard errors); the "
         "configured holidays and yearly wave move the visit rate at least 40 % as much as configured, "
         "judged when the window separates them from noise (else reported).",
+        False,
+    ),
+    "churn_follows_the_plan": (
+        "hogflix_daily_metrics",
+        "Over the last year: personas 30+ days away churn at rates that follow the plans' configured "
+        "multipliers (response at least 0.4), judged when the window separates them from noise (else reported).",
         False,
     ),
     "session_ids_are_uuidv7_at_start": (

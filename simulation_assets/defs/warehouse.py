@@ -22,7 +22,7 @@ from pydantic import Field
 
 from simulation_assets.core.charts import hbar_svg
 from simulation_assets.core.config_base import scenario_key
-from simulation_assets.core.warehouse import schema
+from simulation_assets.core.warehouse import dirt, schema
 from simulation_assets.core.warehouse.catalog import (
     catalog_markdown,
     quality_report,
@@ -41,7 +41,6 @@ from simulation_assets.defs.metadata import (
 )
 from simulation_assets.defs.partitions import environment_partitions
 from simulation_assets.defs.policies import NETWORK_RETRY
-from simulation_assets.defs.warehouse_dbt import DBT_RESOURCE, warehouse_dbt_models
 from simulation_assets.sinks.config_files import from_env, load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.warehouse_database import WarehouseDatabase, database_from_env
@@ -151,7 +150,7 @@ def expected_chunk_rows(table: str, env: str, cfg: WarehouseConfig, chunks: list
     """Return the rows the specification gives each chunk of ``table`` in ``env``."""
     total, n = row_counts(env, cfg)[table], schema.table(table).chunks
     bounds = {k: chunk_bounds(total, n, k) for k in chunks}
-    return {k: stop - start for k, (start, stop) in bounds.items()}
+    return {k: dirt.loaded_rows(cfg, table, start, stop) for k, (start, stop) in bounds.items()}
 
 
 def _table_asset(spec: schema.Table) -> dg.AssetsDefinition:
@@ -397,12 +396,32 @@ def warehouse_catalog(
     )
 
 
-defs = dg.Definitions(
-    assets=[*TABLE_ASSETS, warehouse_load, warehouse_catalog, warehouse_dbt_models],
-    asset_checks=[*TABLE_CHECKS, warehouse_raw_checks],
-    resources={
-        "warehouse_settings": from_env(WarehouseSettings),
-        "warehouse_database": database_from_env(),
-        "warehouse_dbt": DBT_RESOURCE,
-    },
-)
+def build_defs() -> dg.Definitions:
+    """Return the warehouse's definitions: the tables, the load, the catalog and the dbt models."""
+    from simulation_assets.defs.warehouse_dbt import DBT_RESOURCE, warehouse_dbt_models
+
+    return dg.Definitions(
+        assets=[*TABLE_ASSETS, warehouse_load, warehouse_catalog, warehouse_dbt_models],
+        asset_checks=[*TABLE_CHECKS, warehouse_raw_checks],
+        resources={
+            "warehouse_settings": from_env(WarehouseSettings),
+            "warehouse_database": database_from_env(),
+            "warehouse_dbt": DBT_RESOURCE,
+        },
+    )
+
+
+# The dbt models load dbt and dagster-dbt (~1.2 s CPU): ``defs``, ``warehouse_dbt_models`` and
+# ``DBT_RESOURCE`` are made on first access, so ``simulate warehouse`` without --dbt never imports them.
+_LAZY = {"warehouse_dbt_models", "DBT_RESOURCE"}
+
+
+def __getattr__(name: str) -> object:
+    if name == "defs":
+        built = globals()["defs"] = build_defs()
+        return built
+    if name in _LAZY:
+        from simulation_assets.defs import warehouse_dbt
+
+        return getattr(warehouse_dbt, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ waits for the load and its blocking checks. dbt's data and unit tests surface as
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
+from simulation_assets.core.warehouse import schema
 from simulation_assets.defs.partitions import environment_partitions
 from simulation_assets.sinks.http_retry import STEP_RETRIES, STEP_RETRY_DELAY_SECONDS
 from simulation_assets.sinks.warehouse_database import WarehouseDatabase
@@ -61,16 +62,31 @@ def warehouse_dbt_models(
     env = context.partition_key
     # cautious: a subset run skips tests whose other parents were not selected
     with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
-        invocation = warehouse_dbt.cli(["build"], context=context, raise_on_error=False)
+        # --full-refresh: every load replaces the raw tables, so the incremental staging model (Stripe events,
+        # incremental on the deliveries' received_at) is rebuilt from them rather than appended to
+        invocation = warehouse_dbt.cli(["build", "--full-refresh"], context=context, raise_on_error=False)
         yield from invocation.stream()
     error = invocation.get_error()
     if error is not None:
         raise dbt_failure(str(error), context.retry_number)
     # how old each raw source is at the simulated window's end (dbt source freshness): reported, not blocking
     freshness = source_freshness(warehouse_database.dbt_env(env))
+    raw_tables = {f"{t.source}.{t.entity}": t.name for t in schema.TABLES}
     for name, result in sorted(freshness.items()):
         log = context.log.info if result["status"] == "pass" else context.log.warning
         log(f"source freshness {name}: {result['status']} (age {result['age_hours']} h at the window's end)")
+        if name in raw_tables:  # on the raw table's asset too, where the UI shows it next to its load
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=dg.AssetKey(["warehouse_raw", raw_tables[name]]),
+                    partition=env,
+                    metadata={
+                        "source_freshness": dg.MetadataValue.text(str(result["status"])),
+                        "age_hours_at_window_end": dg.MetadataValue.float(float(result["age_hours"] or 0.0)),
+                        "dbt_source": dg.MetadataValue.text(name),
+                    },
+                )
+            )
 
 
 def dbt_failure(error_text: str, retry_number: int) -> Exception:

@@ -7,8 +7,6 @@ to the data the runs write. A summary is replaced when the same run is summarize
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,14 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from simulation_assets.paths import data_dir
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+from simulation_assets.sinks.atomic_files import atomic_write_text
 
 
 class RunFailureReports(dg.ConfigurableResource):
@@ -43,12 +34,12 @@ class RunFailureReports(dg.ConfigurableResource):
     def write(self, run_id: str, day: str, markdown: str, record: dict[str, Any]) -> Path:
         """Write ``<root>/<day>/<run_id>.md`` and add ``record`` to ``<root>/index.jsonl``; return the file."""
         path = self.root() / day / f"{run_id}.md"
-        _atomic_write(path, markdown)
+        atomic_write_text(path, markdown)
         index = self.root() / "index.jsonl"
         lines = index.read_text(encoding="utf-8").splitlines() if index.exists() else []
         kept = [line for line in lines if json.loads(line).get("run_id") != run_id]
         kept.append(json.dumps({**record, "summary": str(path)}, sort_keys=True, default=str))
-        _atomic_write(index, "\n".join(kept) + "\n")
+        atomic_write_text(index, "\n".join(kept) + "\n")
         return path
 
     def index(self) -> list[dict[str, Any]]:

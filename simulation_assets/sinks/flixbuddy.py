@@ -23,11 +23,8 @@ from pydantic import Field
 
 from simulation_assets.core.hogflix.flixbuddy import deterministic_reply
 from simulation_assets.sinks.http_retry import (
-    BACKOFF_SECONDS,
-    MAX_BACKOFF_SECONDS,
-    RETRIES_PER_STEP,
     DeliveryError,
-    HttpRetry,
+    RetrySettings,
     send,
 )
 from simulation_assets.sinks.rate_limit import RateLimiter
@@ -74,7 +71,7 @@ def _parse(response: httpx.Response) -> str:
     raise FlixBuddyError(f"FlixBuddy answered without a reply field: {response.text[:200]}")
 
 
-class FlixBuddyClient(dg.ConfigurableResource):
+class FlixBuddyClient(dg.ConfigurableResource, RetrySettings):
     """Answers FlixBuddy questions; ``endpoint`` empty means the in-process responder."""
 
     ENV: ClassVar[dict[str, str]] = {"endpoint": "FLIXBUDDY_URL", "api_key": "FLIXBUDDY_API_KEY"}
@@ -86,9 +83,6 @@ class FlixBuddyClient(dg.ConfigurableResource):
     min_interval_seconds: float = 5.0
     max_per_run: int = 50
     timeout_seconds: float = 30.0
-    max_retries: int = RETRIES_PER_STEP
-    backoff_seconds: float = BACKOFF_SECONDS
-    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     def mode(self) -> str:
         return "http" if self.endpoint else "in-process"
@@ -112,11 +106,7 @@ class FlixBuddyClient(dg.ConfigurableResource):
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        policy = HttpRetry(
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds,
-        )
+        policy = self.retry_policy()
         pace = RateLimiter.every(self.min_interval_seconds)
 
         def throttled() -> None:  # every request waits its turn, retries included

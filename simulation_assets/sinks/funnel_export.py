@@ -8,13 +8,12 @@ Unreadable input raises its ``ExportError`` (a ``ValueError`` naming the file an
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
 from simulation_assets.core.funnel.audit import AuditReport, audit_events, audit_keys, audit_markdown
+from simulation_assets.sinks.atomic_files import atomic_write_text
 from simulation_assets.sinks.posthog_export import ColumnMapping, ExportSource, open_export
 
 __all__ = ["audit_export", "canonical_events", "open_funnel_export", "write_audit"]
@@ -71,11 +70,7 @@ def write_audit(report: AuditReport, folder: str | Path) -> tuple[Path, Path]:
         ("audit.json", json.dumps(report.model_dump(), indent=2, default=str) + "\n"),
         ("audit.md", audit_markdown(report)),
     ):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, out / name)
-        paths.append(out / name)
+        paths.append(atomic_write_text(out / name, text))
     return paths[0], paths[1]
 
 

@@ -15,25 +15,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
-import httpx
 from pydantic import Field
 
 from simulation_assets.paths import data_dir
+from simulation_assets.sinks.atomic_files import write_json_lines
 from simulation_assets.sinks.http_retry import (
-    BACKOFF_SECONDS,
-    MAX_BACKOFF_SECONDS,
-    RETRIES_PER_STEP,
-    HttpRetry,
+    RetrySettings,
     send,
 )
 from simulation_assets.sinks.meta_capi import SendReport
+
+if TYPE_CHECKING:
+    import httpx
 
 LIVE_PREFIXES = ("sk_live_", "rk_live_", "pk_live_")
 
@@ -45,7 +43,7 @@ def signature_header(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-class StripeWebhookSink(dg.ConfigurableResource):
+class StripeWebhookSink(dg.ConfigurableResource, RetrySettings):
     """Writes Stripe test-mode events as JSON lines; posts them to a webhook endpoint when configured."""
 
     ENV: ClassVar[dict[str, str]] = {
@@ -63,9 +61,6 @@ class StripeWebhookSink(dg.ConfigurableResource):
         default="", description="The endpoint's signing secret, whsec_... ($FUNNEL_STRIPE_WEBHOOK_SECRET)."
     )
     timeout_seconds: float = 10.0
-    max_retries: int = RETRIES_PER_STEP
-    backoff_seconds: float = BACKOFF_SECONDS
-    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     def folder(self) -> Path:
         """Return the folder event files go to."""
@@ -73,14 +68,7 @@ class StripeWebhookSink(dg.ConfigurableResource):
 
     def write(self, name: str, events: list[dict[str, Any]]) -> Path:
         """Replace ``<folder>/<name>.jsonl`` with one event per line; return its path."""
-        path = self.folder() / f"{name}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            for item in events:
-                fh.write(json.dumps(item, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json_lines(self.folder() / f"{name}.jsonl", events)
 
     def is_live(self) -> bool:
         """Return whether a webhook endpoint and its secret are both configured."""
@@ -110,11 +98,9 @@ class StripeWebhookSink(dg.ConfigurableResource):
             raise ValueError(
                 "refusing to send a livemode event: the funnel only sends Stripe test-mode events"
             )
-        policy = HttpRetry(
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds,
-        )
+        import httpx  # only when something is sent: a run that writes files only never loads it
+
+        policy = self.retry_policy()
         requests = 0
 
         def count(_: httpx.Response) -> None:

@@ -4,7 +4,8 @@ Every HogFlix asset (lifecycle, traffic, browser tier) and the commands that
 run them share this module: ``HogflixSettings`` names the scenario (seed, pool,
 first day, config overrides) and where its data lives in the store;
 ``load_state_before`` returns the pool at the end of the day before a given
-day, from the store or replayed deterministically; ``TrafficReader`` returns
+day, from the store or replayed deterministically; ``persona_table`` joins a
+stored day with the identity registry; ``TrafficReader`` returns
 persona days, sessions and events of half-hour windows, stored or recomputed
 the same way the assets compute them.
 """
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 import dagster as dg
+import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -24,7 +26,13 @@ from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import DEFAULT_START_DATE, LifecycleConfig
 from simulation_assets.core.hogflix.events import session_events
-from simulation_assets.core.hogflix.frames import from_frame, to_frame
+from simulation_assets.core.hogflix.frames import (
+    IDENTITY_SCHEMA,
+    day_frame,
+    from_frame,
+    new_identities,
+    with_identities,
+)
 from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.persona_state import PersonaState, day_date, day_number
 from simulation_assets.core.hogflix.sessions import (
@@ -81,6 +89,7 @@ class HogflixSettings(dg.ConfigurableResource):
     def scenario(self) -> str:
         """Return a short key naming this scenario in the store (seed, start, full config)."""
         payload = {
+            "layout": 2,  # day tables without identity strings + the identity registry (persona_table)
             "seed": self.seed,
             "start": self.start_date,
             "config": self.lifecycle().model_dump(mode="json"),
@@ -104,18 +113,68 @@ class HogflixTrafficSettings(dg.ConfigurableResource):
         return load_config(TrafficConfig, self.config_path or None, source="HOGFLIX_TRAFFIC_CONFIG")
 
 
+def _identities(settings: HogflixSettings) -> str:
+    return settings.dataset("identities")
+
+
+def write_day(
+    settings: HogflixSettings, store: LocalParquetStore, state: PersonaState, first_number: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Store the day of ``state``: the identity rows of its signups (personas numbered from
+    ``first_number``, the pool's ``next_number`` before the step), then the day's table; return both.
+
+    The identities go first, so a stored day always has the registry it needs. Both writes replace
+    their partition with the same deterministic rows, so re-materializing a day is idempotent.
+    """
+    key = day_date(state.day).isoformat()
+    ids = new_identities(state, first_number)
+    store.write(_identities(settings), key, ids)
+    frame = day_frame(state)
+    store.write(settings.dataset("personas"), key, frame, bulk=True)
+    return frame, ids
+
+
+def identities_through(settings: HogflixSettings, store: LocalParquetStore, key: str) -> pl.DataFrame:
+    """Return the identity registry (``IDENTITY_SCHEMA``) of every persona who signed up by the day
+    ``key`` (the burn-in's pool included), sorted by ``persona_number``."""
+    return identities_between(settings, store, "", key)
+
+
+def identities_between(
+    settings: HogflixSettings, store: LocalParquetStore, after: str, key: str
+) -> pl.DataFrame:
+    """Return the identity rows of the signup days after ``after`` (a day key, "" for all) up to ``key``,
+    sorted by ``persona_number`` (the days' files are already in that order: no copy then)."""
+    dataset = _identities(settings)
+    frames = [store.read(dataset, k) for k in store.partitions(dataset) if after < k <= key]
+    frame = concat_frames(frames, IDENTITY_SCHEMA)
+    numbers = frame["persona_number"].to_numpy()
+    return frame.sort("persona_number") if (np.diff(numbers) <= 0).any() else frame
+
+
+def persona_table(settings: HogflixSettings, store: LocalParquetStore, key: str) -> pl.DataFrame:
+    """Return the full persona table (``PERSONA_SCHEMA``) of the stored day ``key``: its day table
+    joined with the identity registry."""
+    day = store.read(settings.dataset("personas"), key)
+    return with_identities(day, identities_through(settings, store, key))
+
+
 def burned_in(settings: HogflixSettings, store: LocalParquetStore) -> PersonaState:
     """Return the pool before the scenario's first day: the burn-in (150 days of the ordinary rules,
     minutes at a million personas) is computed once per scenario, stored, and read back after that.
 
-    The stored table is the same persona table as any day's, so a day stepped from it equals a day
-    stepped from the computed pool (``from_frame(to_frame(s))`` steps like ``s``).
+    It is stored like any day: its day table, and its pool's identities under the day before the first
+    day; a day stepped from the stored pool equals a day stepped from the computed pool.
     """
     dataset, key = settings.dataset("burn_in"), settings.start_date
-    if store.exists(dataset, key):
-        return from_frame(store.read(dataset, key))
+    before = day_date(settings.genesis_day() - 1).isoformat()
+    if store.exists(dataset, key) and store.exists(_identities(settings), before):
+        state = from_frame(store.read(dataset, key))
+        state.identity = store.read(_identities(settings), before)
+        return state
     state = initial_state(settings.lifecycle(), settings.seed, settings.genesis_day())
-    store.write(dataset, key, to_frame(state), bulk=True)
+    store.write(_identities(settings), before, new_identities(state, 0))
+    store.write(dataset, key, day_frame(state), bulk=True)
     return state
 
 
@@ -123,7 +182,10 @@ def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: 
     """Return the pool at the end of ``day - 1``: from the store, or rebuilt from the first day.
 
     Rebuilding replays the same deterministic steps a backfill would, so a day
-    materialized alone equals the same day inside a backfill.
+    materialized alone equals the same day inside a backfill; the identities of
+    the replayed days' signups are stored on the way (the same rows their days
+    store), so every later day finds its registry. A pool read from a stored
+    day has an empty identity registry (``persona_table`` joins it back).
     """
     cfg, seed, genesis = settings.lifecycle(), settings.seed, settings.genesis_day()
     if day < genesis:
@@ -137,7 +199,9 @@ def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: 
     written = [k for k in store.partitions(dataset) if k < previous]
     state = from_frame(store.read(dataset, written[-1])) if written else burned_in(settings, store)
     for d in range(state.day + 1, day):
+        first = state.next_number
         state = step_day(state, d, cfg, seed)
+        store.write(_identities(settings), day_date(d).isoformat(), new_identities(state, first))
     return state
 
 
@@ -167,6 +231,20 @@ class TrafficReader:
         self.traits = settings.lifecycle().traits
         self._personas: dict[dt.date, pl.DataFrame] = {}
         self._day_sessions: dict[dt.date, pl.DataFrame] = {}
+        self._registry: tuple[str, pl.DataFrame] | None = None  # identities through a day key
+
+    def _identities(self, key: str) -> pl.DataFrame:
+        """Return an identity registry covering every signup up to the day ``key`` (maybe more): read once
+        per reader and extended by the later days' files, not re-read for each day."""
+        if self._registry is not None and self._registry[0] >= key:
+            return self._registry[1]
+        if self._registry is None:
+            registry = identities_through(self.settings, self.store, key)
+        else:
+            later = identities_between(self.settings, self.store, self._registry[0], key)
+            registry = concat_frames([self._registry[1], later], IDENTITY_SCHEMA)
+        self._registry = (key, registry)
+        return registry
 
     def personas(self, date: dt.date) -> pl.DataFrame | None:
         """Return the persona table of ``date`` (None before the first simulated day)."""
@@ -177,13 +255,20 @@ class TrafficReader:
         dataset = self.settings.dataset("personas")
         cache_key = (self.settings.scenario(), date)
         if self.store.exists(dataset, date.isoformat()):
-            frame = self.store.read(dataset, date.isoformat())
+            day = self.store.read(dataset, date.isoformat())
+            frame = with_identities(day, self._identities(date.isoformat()))
         elif cache_key in _COMPUTED_PERSONAS:
             frame = _COMPUTED_PERSONAS[cache_key]
         else:
             day = day_number(date)
             state = load_state_before(self.settings, self.store, day)
-            frame = to_frame(step_day(state, day, self.settings.lifecycle(), self.settings.seed))
+            first = state.next_number
+            state = step_day(state, day, self.settings.lifecycle(), self.settings.seed)
+            before = self._identities((date - dt.timedelta(days=1)).isoformat())
+            # The registry may already reach past today (a later day read first): add only newer numbers.
+            top = int(before["persona_number"].max()) if before.height else -1
+            registry = concat_frames([before, new_identities(state, max(first, top + 1))], IDENTITY_SCHEMA)
+            frame = with_identities(day_frame(state), registry)
             if len(_COMPUTED_PERSONAS) >= 8:
                 _COMPUTED_PERSONAS.pop(next(iter(_COMPUTED_PERSONAS)))
             _COMPUTED_PERSONAS[cache_key] = frame

@@ -20,7 +20,9 @@ share raises a retryable ``DeliveryError`` and the step's remaining retries take
 a refusal raises a non-retryable one and the run fails at once.
 
 Use ``send`` / ``send_async`` for one httpx request, ``call`` for any other callable
-(e.g. a vendor client that raises exceptions carrying a status code).
+(e.g. a vendor client that raises exceptions carrying a status code). A sink resource
+mixes in ``RetrySettings`` for its three retry fields and builds its policy with
+``retry_policy()``.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ import email.utils
 import random
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
-import httpx
 import tenacity
+from pydantic import BaseModel, Field
 
 from simulation_assets.sinks.retry_budget import (  # noqa: F401 (the budget's numbers, re-exported)
     BACKOFF_SECONDS,
@@ -49,6 +51,9 @@ from simulation_assets.sinks.retry_budget import (  # noqa: F401 (the budget's n
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+if TYPE_CHECKING:
+    import httpx  # imported where a request is made: a run that sends nothing never loads it
 
 
 class DeliveryError(dg.Failure):
@@ -141,6 +146,8 @@ class HttpRetry:
     def _kwargs(
         self, on_retry: Callable[[BaseException, float], None] | None, unit: Callable[[], float]
     ) -> dict[str, Any]:
+        import httpx
+
         def before_sleep(state: tenacity.RetryCallState) -> None:
             if on_retry is not None and state.outcome is not None:
                 on_retry(state.outcome.exception(), state.upcoming_sleep)  # type: ignore[arg-type]
@@ -173,6 +180,30 @@ class HttpRetry:
     ) -> tenacity.AsyncRetrying:
         """Return the ``AsyncRetrying`` twin of ``retrying`` (waits with ``asyncio.sleep``)."""
         return tenacity.AsyncRetrying(**self._kwargs(on_retry, unit))
+
+
+class RetrySettings(BaseModel):
+    """The retry fields every HTTP sink resource has, and its policy built from them.
+
+    Mix it into a ``dg.ConfigurableResource`` (``class MySink(dg.ConfigurableResource,
+    RetrySettings)``): the fields become part of the resource's config like its own.
+    """
+
+    max_retries: int = Field(
+        default=RETRIES_PER_STEP, description="re-tries of one request inside one step attempt"
+    )
+    backoff_seconds: float = Field(
+        default=BACKOFF_SECONDS, description="first wait before a retry (doubles, with jitter)"
+    )
+    max_backoff_seconds: float = Field(default=MAX_BACKOFF_SECONDS, description="longest wait")
+
+    def retry_policy(self) -> HttpRetry:
+        """Return the ``HttpRetry`` these fields describe (the shared budget otherwise)."""
+        return HttpRetry(
+            max_retries=self.max_retries,
+            backoff_seconds=self.backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+        )
 
 
 def _check(response: httpx.Response, statuses: Collection[int], what: str) -> httpx.Response:
@@ -215,6 +246,8 @@ def send(
     ``on_response`` sees every answer (e.g. to count statuses). Raises DeliveryError:
     not retryable on a refusal, retryable once the tries are spent.
     """
+    import httpx
+
     try:
         for attempt in policy.retrying(on_retry):
             with attempt:
@@ -242,6 +275,8 @@ async def send_async(
     **request: Any,
 ) -> httpx.Response:
     """The asyncio twin of ``send`` (``before_attempt`` is awaited)."""
+    import httpx
+
     try:
         async for attempt in policy.retrying_async(on_retry):
             with attempt:

@@ -48,6 +48,7 @@ from dagster._core.events.log import EventLogEntry
 from dagster._core.instance import DagsterInstance
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.runs.schema import RunsTable
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
@@ -134,6 +135,21 @@ class LocalSqliteRunStorage(SqliteRunStorage):
     def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(conn_string, inst_data)
         self._local_engine = _engine(conn_string)
+        self._run_columns: set[str] = set()
+
+    def _has_run_columns(self, *names: str) -> bool:
+        # Asked for every run written (an inspection of the table); columns, once there, stay.
+        if not set(names) <= self._run_columns:
+            with self.connect() as conn:
+                present = {c["name"] for c in db.inspect(conn).get_columns(RunsTable.name)}
+            self._run_columns |= present & set(names)
+        return set(names) <= self._run_columns
+
+    def has_run_stats_index_cols(self) -> bool:
+        return self._has_run_columns("start_time", "end_time")
+
+    def has_backfill_id_column(self) -> bool:
+        return self._has_run_columns("backfill_id")
 
     @contextmanager
     def connect(self) -> Iterator[db.engine.Connection]:
@@ -159,7 +175,7 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines_lock = threading.Lock()
         self._tables_present: set[str] = set()
         self._shard_template = shard_template
-        self._asset_key_index_cols = False
+        self._asset_key_columns: set[str] = set()
         super().__init__(base_dir, inst_data)
         if shard_template:
             self._initialized_dbs.add(INDEX_SHARD_NAME)
@@ -243,12 +259,14 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
             if event.dagster_event_type in ASSET_CHECK_EVENTS:
                 self.store_asset_check_event(event, event_id)
 
-    def _has_asset_key_index_cols_on_connection(self, conn: db.engine.Connection) -> bool:
-        # Asked for every asset event (an inspection of the table); columns, once there, stay.
-        if self._asset_key_index_cols:
+    def _has_asset_key_col_on_connection(self, conn: db.engine.Connection, column_name: str) -> bool:
+        # Asked several times for every asset event (an inspection of the table); columns, once there, stay.
+        if column_name in self._asset_key_columns:
             return True
-        self._asset_key_index_cols = super()._has_asset_key_index_cols_on_connection(conn)
-        return self._asset_key_index_cols
+        present = super()._has_asset_key_col_on_connection(conn, column_name)
+        if present:
+            self._asset_key_columns.add(column_name)
+        return present
 
     def has_table(self, table_name: str) -> bool:
         # Asked before every asset event; a table, once there, stays (the stock method opens a new engine).

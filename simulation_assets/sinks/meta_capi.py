@@ -11,23 +11,17 @@ HTTP policy (``http_retry``): 408/429/5xx and network errors, backoff with jitte
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 import dagster as dg
-import httpx
 from pydantic import BaseModel, Field
 
 from simulation_assets.paths import data_dir
+from simulation_assets.sinks.atomic_files import write_json_lines
 from simulation_assets.sinks.http_retry import (
-    BACKOFF_SECONDS,
-    MAX_BACKOFF_SECONDS,
-    RETRIES_PER_STEP,
     DeliveryError,
-    HttpRetry,
+    RetrySettings,
     send,
 )
 
@@ -41,7 +35,7 @@ class SendReport(BaseModel):
     skipped_reason: str | None = None
 
 
-class MetaCapiSink(dg.ConfigurableResource):
+class MetaCapiSink(dg.ConfigurableResource, RetrySettings):
     """Writes CAPI payloads as JSON lines; posts them when an endpoint and token are configured."""
 
     ENV: ClassVar[dict[str, str]] = {
@@ -66,9 +60,6 @@ class MetaCapiSink(dg.ConfigurableResource):
     )
     batch_size: int = Field(default=1000, ge=1, le=1000)
     timeout_seconds: float = 10.0
-    max_retries: int = RETRIES_PER_STEP
-    backoff_seconds: float = BACKOFF_SECONDS
-    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
 
     def folder(self) -> Path:
         """Return the folder payload files go to."""
@@ -76,14 +67,7 @@ class MetaCapiSink(dg.ConfigurableResource):
 
     def write(self, name: str, payloads: list[dict[str, Any]]) -> Path:
         """Replace ``<folder>/<name>.jsonl`` with one payload per line; return its path."""
-        path = self.folder() / f"{name}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            for item in payloads:
-                fh.write(json.dumps(item, separators=(",", ":")) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json_lines(self.folder() / f"{name}.jsonl", payloads)
 
     def is_live(self) -> bool:
         """Return whether both the endpoint and the access token are configured."""
@@ -102,11 +86,9 @@ class MetaCapiSink(dg.ConfigurableResource):
                 requests=0,
                 skipped_reason="META_CAPI_ENDPOINT and META_CAPI_ACCESS_TOKEN not both set: payloads written only",
             )
-        policy = HttpRetry(
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds,
-        )
+        import httpx  # only when something is sent: a run that writes files only never loads it
+
+        policy = self.retry_policy()
         acknowledged = requests = 0
 
         def count() -> None:

@@ -26,22 +26,20 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import dagster as dg
-import httpx
 import polars as pl
 from pydantic import Field
 
-from simulation_assets.core.hogflix.event_frame import PROPERTY_COLUMNS
 from simulation_assets.sinks.http_retry import (
-    BACKOFF_SECONDS,
-    MAX_BACKOFF_SECONDS,
-    RETRIES_PER_STEP,
     DeliveryError,
-    HttpRetry,
+    RetrySettings,
     send,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 try:  # ISA-L's gzip: the same format, about five times faster than zlib at the fastest level
     from isal import igzip as _gzip
@@ -99,9 +97,9 @@ def property_columns_by_event(
 
     ``property_columns`` are the frame's property columns (default: HogFlix's event frame).
     """
-    props = [
-        c for c in (PROPERTY_COLUMNS if property_columns is None else property_columns) if c in events.columns
-    ]
+    if property_columns is None:
+        from simulation_assets.core.hogflix.event_frame import PROPERTY_COLUMNS as property_columns
+    props = [c for c in property_columns if c in events.columns]
     counts = events.group_by("event").agg(pl.len().alias("__n"), *[pl.col(c).null_count() for c in props])
     return {row["event"]: [c for c in props if row[c] < row["__n"]] for row in counts.iter_rows(named=True)}
 
@@ -152,7 +150,7 @@ def _compress(payload: bytes, level: int) -> bytes:
     return _gzip.compress(payload, compresslevel=max(0, min(level, _MAX_GZIP_LEVEL)))
 
 
-class PostHogEvents(dg.ConfigurableResource):
+class PostHogEvents(dg.ConfigurableResource, RetrySettings):
     """Delivers HogFlix events to PostHog, or leaves them in Parquet (the default).
 
     Environment: ``HOGFLIX_EVENTS_SINK`` (parquet|posthog), ``PH_HOST``, and the
@@ -179,9 +177,6 @@ class PostHogEvents(dg.ConfigurableResource):
     )
     historical_after_hours: float = 48.0
     max_future_hours: float = 23.0  # PostHog clamps anything later to the ingestion time
-    max_retries: int = RETRIES_PER_STEP
-    backoff_seconds: float = BACKOFF_SECONDS
-    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
     timeout_seconds: float = 30.0
     concurrency: int = 2  # batches in flight at once
     gzip_level: int = 1  # fastest: JSON of events still compresses ~10x (ISA-L levels are 0-3)
@@ -226,6 +221,8 @@ class PostHogEvents(dg.ConfigurableResource):
                 f"refusing to send events dated {latest.isoformat()}: more than {self.max_future_hours} h "
                 "after now, PostHog would move them to the ingestion time"
             )
+        import httpx  # only when something is sent: a Parquet-only run never loads it
+
         keep = property_columns_by_event(events, property_columns)
         exprs = _json_expressions(keep)
         # Batches go out in timestamp order, with only the columns that are sent.
@@ -291,11 +288,7 @@ class PostHogEvents(dg.ConfigurableResource):
         if self.gzip:
             payload = _compress(payload, self.gzip_level)
             headers["Content-Encoding"] = "gzip"
-        policy = HttpRetry(
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds,
-        )
+        policy = self.retry_policy()
 
         def count_status(response: httpx.Response) -> None:
             with self._lock:

@@ -21,11 +21,8 @@ from pydantic import Field
 
 from simulation_assets.sinks.app_db import SYNTHETIC_DOMAIN
 from simulation_assets.sinks.http_retry import (
-    BACKOFF_SECONDS,
-    MAX_BACKOFF_SECONDS,
-    RETRIES_PER_STEP,
     DeliveryError,
-    HttpRetry,
+    RetrySettings,
     call,
 )
 from simulation_assets.sinks.rate_limit import RateLimiter
@@ -47,7 +44,7 @@ def is_synthetic_user(user: Any) -> bool:
     return meta.get("is_synthetic") is True or email.endswith("@" + SYNTHETIC_DOMAIN)
 
 
-class SupabaseAuthAdmin(dg.ConfigurableResource):
+class SupabaseAuthAdmin(dg.ConfigurableResource, RetrySettings):
     """Creates and deletes the auth users of synthetic personas (no-op when not configured)."""
 
     ENV: ClassVar[dict[str, str]] = {"url": "SUPABASE_URL", "service_role_key": "SUPABASE_SERVICE_ROLE_KEY"}
@@ -56,9 +53,6 @@ class SupabaseAuthAdmin(dg.ConfigurableResource):
     service_role_key: str = Field(
         default="", description="Service-role key ($SUPABASE_SERVICE_ROLE_KEY, bound as an EnvVar)."
     )
-    max_retries: int = RETRIES_PER_STEP
-    backoff_seconds: float = BACKOFF_SECONDS
-    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
     creates_per_second: float = 5.0  # "User creation: 5 per second (batched)"
 
     def enabled(self) -> bool:
@@ -72,11 +66,7 @@ class SupabaseAuthAdmin(dg.ConfigurableResource):
 
     def _call(self, what: str, fn: Callable[[], T], ok_statuses: Sequence[int] = ()) -> T | None:
         """Call the admin client (it raises AuthApiError / AuthRetryableError / httpx errors) with retries."""
-        policy = HttpRetry(
-            max_retries=self.max_retries,
-            backoff_seconds=self.backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds,
-        )
+        policy = self.retry_policy()
         try:
             return call(fn, policy, what=what, done_statuses=ok_statuses)
         except DeliveryError as exc:

@@ -9,49 +9,10 @@ import re
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
+from simulation_assets_tests.loopback import JsonHandler, LoopbackServer
 
-class _Server:
-    handler_cls: type
-
-    def __enter__(self):  # noqa: ANN204
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_cls)
-        self.httpd.daemon_threads = True
-        self.httpd.owner = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # headers and body are two writes: do not wait for delayed ACKs
-
-    def log_message(self, *args: object) -> None:  # keep test output quiet
-        pass
-
-    def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
-
+_Server, _Handler = LoopbackServer, JsonHandler  # the shared loopback server and JSON handler
 
 # --------------------------------------------------------------------------- PostHog
 

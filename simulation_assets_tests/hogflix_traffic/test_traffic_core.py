@@ -365,20 +365,35 @@ def test_a_multi_turn_chat_keeps_the_persona_on_the_chat_page_until_its_last_ans
     events = session_events(sessions, SEED, cfg, "chat")
     asked = conversation_turns(conversations(events, sessions, 10_000), cfg.flixbuddy_turn_weights)
     last_answer = asked.group_by("conversation_id").agg(
+        pl.col("asked_at").min().alias("first_question"),
         (pl.col("asked_at").max() + pl.duration(milliseconds=RESPONSE_DELAY_MS)).alias("last_answer"),
         pl.len().alias("turns"),
     )
-    chat = events.filter(pl.col("$pathname").str.ends_with("/flixbuddy"))
-    on_page = (
+    # The chat page's first visit in each session with a conversation: when it was opened and left.
+    chat = events.filter(pl.col("$pathname").str.ends_with("/flixbuddy")).drop("conversation_id")
+    visits = (
         chat.join(
             sessions.select(pl.col("session_id").alias("$session_id"), "conversation_id"), on="$session_id"
         )
+        .filter(pl.col("conversation_id").is_not_null())
+        .sort("timestamp")
         .group_by("conversation_id")
-        .agg(pl.col("timestamp").filter(pl.col("event") == "$pageleave").max().alias("left"))
+        .agg(
+            pl.col("timestamp").filter(pl.col("event") == "$pageview").first().alias("opened"),
+            pl.col("timestamp").filter(pl.col("event") == "$pageleave").first().alias("left"),
+        )
     )
-    both = last_answer.join(on_page, on="conversation_id")
-    assert both.height == last_answer.height > 5 and both["turns"].max() > 2
-    assert (both["last_answer"] <= both["left"]).all()
+    both = last_answer.join(visits, on="conversation_id")
+    assert both.height == last_answer.height > 20 and both["turns"].max() > 2
+    assert both.null_count().sum_horizontal().item() == 0
+    assert (both["opened"] < both["first_question"]).all() and (both["last_answer"] <= both["left"]).all()
+    # The time on the chat page grows with the turns: each follow-up keeps the persona there ~20 s more.
+    stay = both.select("turns", seconds=(pl.col("left") - pl.col("opened")).dt.total_milliseconds() / 1000)
+    by_turns = stay.group_by("turns").agg(pl.col("seconds").median()).sort("turns")
+    assert by_turns.height >= 4 and stay.select(pl.corr("turns", "seconds")).item() > 0.4
+    assert by_turns["seconds"].to_list()[-1] - by_turns["seconds"].to_list()[0] > 10 * (
+        by_turns["turns"].max() - 2
+    )
     # Without multi-turn the chat page is as short as before: no follow-ups to wait for.
     single = session_events(sessions, SEED, cfg.model_copy(update={"flixbuddy_multi_turn": False}), "chat")
     assert _chat_stay(single) < _chat_stay(events)

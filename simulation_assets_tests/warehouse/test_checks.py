@@ -16,6 +16,9 @@ from simulation_assets.core.warehouse import schema
 from simulation_assets.core.warehouse.checks import rows_match_spec, run_checks, warehouse_checks
 from simulation_assets.core.warehouse.config import WarehouseConfig
 from simulation_assets.core.warehouse.generate import Warehouse
+from simulation_assets_tests.warehouse.test_acquisition import funnel_cases
+from simulation_assets_tests.warehouse.test_flows import flow_cases
+from simulation_assets_tests.warehouse.test_geography import geography_cases
 
 ALL = list(schema.TABLE_NAMES)
 CHECKS = {c.name: c for c in warehouse_checks(ALL, "dev", WarehouseConfig())}
@@ -128,6 +131,7 @@ STRUCTURE_CASES: list[tuple[str, list[str]]] = [
     ("churned_accounts_less_engaged", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
     ("tickets_follow_poor_health", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
     ("payment_failures_precede_churn", shuffled("stripe_invoices", "status", "invoice_id")),
+    ("device_outages_raise_churn", shuffled("accounts", ACCOUNT_LIFE, "account_id")),
     ("bigger_accounts_have_more_devices", shuffled("accounts", "mrr_usd", "account_id")),
     # the year-4 sign-ups moved into year 1: growth turns into decline
     (
@@ -176,8 +180,22 @@ DIRT_CASES: list[tuple[str, list[str]]] = [
     ("hubspot_contacts_job_title_nulls_as_injected", ["UPDATE raw.hubspot_contacts SET job_title = NULL WHERE rowid < 3"]),
     ("ga_sessions_landing_page_nulls_as_injected", ["UPDATE raw.ga_sessions SET landing_page = NULL WHERE rowid < 3"]),
     ("hubspot_tickets_archived_tickets_as_injected", ["UPDATE raw.hubspot_tickets SET archived = true WHERE rowid < 3"]),
+    ("stripe_events_late_events_as_injected",
+     ["UPDATE raw.stripe_events SET received_at = received_at + INTERVAL 2 HOUR WHERE rowid < 3"]),
+    ("stripe_events_duplicate_events_as_injected",
+     ["UPDATE raw.stripe_events SET event_id = 'evt_00000000000001' WHERE rowid < 3"]),
+    ("hubspot_engagements_naive_timestamps_as_injected",
+     ["UPDATE raw.hubspot_engagements SET engagement_source = 'IMPORT' WHERE rowid < 3"]),
 ]  # fmt: skip
-CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES + DIRT_CASES
+CASES = (
+    _generic_cases()
+    + SPECIFIC_CASES
+    + STRUCTURE_CASES
+    + DIRT_CASES
+    + funnel_cases()
+    + flow_cases()
+    + geography_cases()
+)
 
 
 def test_every_check_passes_on_the_generated_data(raw_db: duckdb.DuckDBPyConnection) -> None:

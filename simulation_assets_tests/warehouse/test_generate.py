@@ -158,8 +158,9 @@ def test_poor_device_uptime_comes_with_more_tickets() -> None:
     devices = np.bincount(w.device_profile["account"], minlength=len(uptime))
     tickets = np.bincount(w.whole("hubspot_tickets")["account_id"].to_numpy() - 1, minlength=len(uptime))
     per_device = tickets / np.maximum(devices, 1)
-    # measured -0.14 (seed 42): account health (tier, site, swings) also drives tickets, and adds its own spread
-    assert np.corrcoef(uptime, per_device)[0, 1] < -0.1
+    # measured -0.38 (seed 42; -0.14 while poor sites wrongly failed less): poor sites fail more and are less
+    # healthy, and health (tier, site, swings) also drives tickets
+    assert np.corrcoef(uptime, per_device)[0, 1] < -0.3
 
 
 def test_attribution_weights_sum_to_one_per_contact_and_touches_are_ordered(dev_warehouse: Warehouse) -> None:
@@ -234,28 +235,3 @@ def test_device_health_comes_from_the_outages_of_the_taps(dev_warehouse: Warehou
     last = dev_warehouse.whole("tap_events").group_by("device_id").agg(pl.col("poured_at").max())
     late = devices.join(last, on="device_id").filter(pl.col("poured_at") > pl.col("last_seen_at"))
     assert devices.height > 0 and late.height == 0
-
-
-def test_the_dirt_profile_is_off_by_default_and_injects_exactly_what_it_reports() -> None:
-    from simulation_assets.core.warehouse.checks import dirt_checks
-    from simulation_assets.core.warehouse.sampling import dirty_count
-
-    clean = Warehouse(42, "dev")
-    assert clean.whole("hubspot_contacts")["job_title"].null_count() == 0
-    assert not clean.whole("hubspot_tickets")["archived"].any()
-    dirty = Warehouse(42, "dev", WarehouseConfig(dirt={"enabled": True}))  # type: ignore[arg-type]
-    nulls = dirty.whole("hubspot_contacts")["job_title"].null_count()
-    landing = dirty.whole("ga_sessions")["landing_page"].null_count()
-    archived = int(dirty.whole("hubspot_tickets")["archived"].sum())
-    assert nulls == dirty_count(500, 0.03, 11) and 5 <= nulls <= 30
-    assert landing == dirty_count(30_000, 0.03, 23) and 700 <= landing <= 1100
-    assert archived == dirty_count(400, 0.02, 37) and 2 <= archived <= 20
-    # the dirt of a chunk does not depend on the other chunks, and the clean columns are unchanged
-    assert dirty.chunk("ga_sessions", 2)["landing_page"].null_count() == dirty.whole("ga_sessions")[
-        "landing_page"][15_000:22_500].null_count()  # fmt: skip
-    assert dirty.whole("hubspot_contacts")["email"].equals(clean.whole("hubspot_contacts")["email"])
-    expected = {c.name: c.expected for c in dirt_checks(["hubspot_contacts", "ga_sessions", "hubspot_tickets"],
-                                                        row_counts("dev"), dirty.cfg)}  # fmt: skip
-    assert expected == {"hubspot_contacts_job_title_nulls_as_injected": nulls,
-                        "ga_sessions_landing_page_nulls_as_injected": landing,
-                        "hubspot_tickets_archived_tickets_as_injected": archived}  # fmt: skip

@@ -223,11 +223,11 @@ def session_events(
     watch_s = completion * minutes * 60.0
 
     dwell_list = _lognormal(g, cfg.listing_dwell_s, n_slots)
-    dwell_list += np.where(
-        (pos == 0) & (page == FLIXBUDDY_PAGE),
-        _lognormal(g, cfg.flixbuddy_chat_s, n_slots) + _chat_turns_s(s, cfg)[sess],
-        0,
-    )
+    fb0 = (pos == 0) & (page == FLIXBUDDY_PAGE)
+    # The chat page: the first question half-way through the listing and first-answer time, then each
+    # follow-up (``turns_s``) before the persona leaves, so the page's dwell grows with the turns.
+    turns_s = np.where(fb0, _chat_turns_s(s, cfg)[sess], 0.0)
+    dwell_list += np.where(fb0, _lognormal(g, cfg.flixbuddy_chat_s, n_slots) + turns_s, 0)
     dwell_title = _lognormal(g, cfg.title_dwell_s, n_slots)
     # Slot length: listing, then title page if opened, then the watch page if played.
     list_len = np.where(auto, 0.0, dwell_list + 0.5)
@@ -244,8 +244,8 @@ def session_events(
     t0 = slot_start
     li = np.flatnonzero(~auto)  # listing pages
     f.add(sess[li], t0[li], PAGEVIEW, page[li], li)
-    fb0 = (pos == 0) & (page == FLIXBUDDY_PAGE)
-    f.add(sess[fb0], t0[fb0] + 0.5 * dwell_list[fb0], FLIXBUDDY, FLIXBUDDY_PAGE, np.flatnonzero(fb0))
+    first_question = t0 + 0.5 * (dwell_list - turns_s)
+    f.add(sess[fb0], first_question[fb0], FLIXBUDDY, FLIXBUDDY_PAGE, np.flatnonzero(fb0))
     o = titled
     f.add(sess[o], t0[o] + dwell_list[o] - 0.3, OPENED, page[o], np.flatnonzero(o))
     f.add(sess[li], t0[li] + dwell_list[li], PAGELEAVE, page[li], li, order=1)

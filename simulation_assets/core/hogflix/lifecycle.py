@@ -161,10 +161,11 @@ def return_probability(
     start[:] = np.where(peak_today, peak, base)
     start[:, 1, BINGE] = peak[BINGE]
     start[NEW] = cfg.new_base_return
-    code = state.astype(np.intp) * (2 * npat)
-    code += is_binging.view(np.uint8) * npat
+    # Lookup codes are built in int8/int32 (small, no int64 temporaries over the pool) and widened once.
+    code = state * np.int8(2 * npat)
+    code += is_binging.view(np.int8) * np.int8(npat)
     code += pattern
-    p = start.ravel()[code]
+    p = np.take(start.ravel(), code.astype(np.intp))
 
     # streak bonus (per step of days, capped) plus (score - 50) / 200, one table
     steps_to_cap = (
@@ -176,10 +177,10 @@ def return_probability(
     )
     effect = (np.arange(101) - cfg.score_center) / cfg.score_divisor
     additive = (bonus[:, None] + effect[None, :]).astype(f32).ravel()
-    key = np.minimum(streak, streak_cap).astype(np.intp)
-    key *= 101
+    key = np.minimum(streak, np.int32(streak_cap)).astype(np.int32, copy=False)
+    key *= np.int32(101)
     key += np.clip(score, 0, 100)
-    p += additive[key]
+    p += np.take(additive, key.astype(np.intp))
 
     in_event = np.flatnonzero(event >= 0)
     event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS], f32)
@@ -191,9 +192,9 @@ def return_probability(
     modifier[DORMANT] *= cfg.dormant_return_modifier
     modifier[CHURNED] = 0.0
     modifier[:, 1] *= cfg.lapsed_return_modifier
-    code = state.astype(np.intp) * 2
-    code += lapsed.view(np.uint8)
-    p *= modifier.astype(f32).ravel()[code]
+    code = state * np.int8(2)
+    code += lapsed.view(np.int8)
+    p *= np.take(modifier.astype(f32).ravel(), code.astype(np.intp))
     # On its defining peak, a persona kept away by its cadence (not lapsed) returns as specified:
     # the DORMANT modifier is for personas who drifted away, not for a MONTHLY one between check-ins.
     if cfg.defining_peaks and cfg.dormant_return_modifier > 0:
@@ -407,14 +408,18 @@ def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray) -> None:
         return
     t = cfg.traits
     active = c["active_today"]
-    c["satisfaction"] = np.where(
-        alive,
-        satisfaction_step(cfg, c["satisfaction"], active, c["completion_today"], c["ratings_today"] > 0,
-                          c["avg_rating_today"]),
-        c["satisfaction"],
-    ).astype(np.float32)  # fmt: skip
-    bonus = np.rint(t.score_weight * (c["satisfaction"] - t.pivot)).astype(np.int32) * active
-    np.clip(c["engagement_score"] + bonus, 0, 100, out=c["engagement_score"])
+    sat = c["satisfaction"]  # the pool's own array (take() copied it): updated in place
+    # A day away: ``idle_drift`` of the way towards neutral (the arithmetic of ``satisfaction_step``,
+    # float64 then float32, so both paths give the same numbers).
+    idle = np.flatnonzero(alive & ~active)
+    drift = (t.idle_drift * (t.neutral_satisfaction - sat[idle].astype(np.float64))).astype(np.float32)
+    sat[idle] = np.clip(sat[idle] + drift, 0.0, 1.0)
+    # A visit (visitors are alive): towards the day's experience, and the score follows.
+    idx = np.flatnonzero(active)
+    sat[idx] = satisfaction_step(cfg, sat[idx], np.ones(idx.size, np.bool_), c["completion_today"][idx],
+                                 c["ratings_today"][idx] > 0, c["avg_rating_today"][idx])  # fmt: skip
+    bonus = np.rint(t.score_weight * (sat[idx] - t.pivot)).astype(np.int32)
+    c["engagement_score"][idx] = np.clip(c["engagement_score"][idx] + bonus, 0, 100)
 
 
 def signups(state: PersonaState, cfg: LifecycleConfig, seed: int) -> PersonaState:

@@ -22,6 +22,7 @@ METRICS_INPUT_COLUMNS = (
     "binge_mode_today", "days_since_signup", "completion_today", "plan", "ratings_today", "avg_rating_today",
     "watchlist_adds_today", "watchlist_size", "satisfaction", "lapsed", "plan_changed_today",
     "payment_attempt_today", "payment_failed_today", "payment_recovered_today", "payment_status", "churn_reason",
+    "consecutive_missed_days",
 )  # fmt: skip
 
 
@@ -42,15 +43,19 @@ def depth_row(date: dt.date, assignment_day: int) -> pl.Expr:
     )  # fmt: skip
 
 
-def daily_metrics(personas: pl.DataFrame, date: dt.date, assignment_day: int = 14) -> pl.DataFrame:
+def daily_metrics(
+    personas: pl.DataFrame, date: dt.date, assignment_day: int = 14, churn_after_inactive_days: int = 30
+) -> pl.DataFrame:
     """Return one row of ``DAILY_METRICS_SCHEMA`` for the persona table of ``date``.
 
     State and pattern counts cover every persona in the table; pattern counts
     exclude CHURNED personas (they no longer follow a pattern). The monitoring
     columns: visits and videos by line of the viewing rule, engagement score and
     completion by state, ratings by plan, watchlist, plan mix and changes,
-    payments, and satisfaction (with the lapsed share of the least and most
-    satisfied personas).
+    payments, satisfaction (with the lapsed share of the least and most
+    satisfied personas), and by plan the personas at risk of the long-dormant
+    churn today (``churn_after_inactive_days`` or more without a visit, still
+    DORMANT or churned today, lapsed) and those of them who churned for inactivity.
     """
     alive = pl.col("state") != "CHURNED"
     visit = pl.col("active_today")
@@ -105,9 +110,22 @@ def daily_metrics(personas: pl.DataFrame, date: dt.date, assignment_day: int = 1
         )
     )
     stars = pl.col("avg_rating_today").cast(pl.Float64) * pl.col("ratings_today")
+    # Lapsed personas only: their churn chance is the same crowded one in every plan but for the plan's
+    # multiplier (a persona kept away by its cadence has the base chance, and plans differ in patterns).
+    at_risk = (
+        pl.col("lapsed")
+        & (pl.col("consecutive_missed_days") >= churn_after_inactive_days)
+        & ((pl.col("state") == "DORMANT") | pl.col("churned_today"))
+    )
+    inactive_churn = pl.col("churned_today") & (pl.col("churn_reason") == "inactive_30_days")
     by_plan = _keyed(
         frame.group_by("plan").agg(
-            alive.sum(), pl.col("ratings_today").sum(), stars.sum(), pl.col("churned_today").sum()
+            alive.sum(),
+            pl.col("ratings_today").sum(),
+            stars.sum(),
+            pl.col("churned_today").sum(),
+            at_risk.sum().alias("_at_risk"),
+            (inactive_churn & at_risk).sum().alias("_churned_inactive"),
         )
     )
     by_pattern = _keyed(frame.filter(alive).group_by("activity_pattern").agg(pl.len()))
@@ -120,7 +138,14 @@ def daily_metrics(personas: pl.DataFrame, date: dt.date, assignment_day: int = 1
     for s in VIEWING_STATES:
         _, row[f"score_{s}"], row[f"completion_{s}"] = by_state.get(s, (0, None, None))
     for p in PLANS:
-        row[f"plan_{p}"], row[f"ratings_{p}"], star_sum, row[f"churned_{p}"] = by_plan.get(p, (0, 0, 0.0, 0))
+        (
+            row[f"plan_{p}"],
+            row[f"ratings_{p}"],
+            star_sum,
+            row[f"churned_{p}"],
+            row[f"lapsed_at_risk_{p}"],
+            row[f"lapsed_churned_{p}"],
+        ) = by_plan.get(p, (0, 0, 0.0, 0, 0, 0))
         row[f"stars_{p}"] = star_sum / row[f"ratings_{p}"] if row[f"ratings_{p}"] else None
     return pl.DataFrame([{k: row[k] for k in DAILY_METRICS_SCHEMA}], schema=DAILY_METRICS_SCHEMA)
 

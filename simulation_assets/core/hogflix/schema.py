@@ -126,6 +126,9 @@ DAILY_METRICS_SCHEMA: dict[str, pl.DataType] = {
     **{f"ratings_{p}": pl.Int32() for p in PLANS},
     **{f"stars_{p}": pl.Float64() for p in PLANS},
     **{f"churned_{p}": pl.Int32() for p in PLANS},
+    # the long-dormant churn by plan: lapsed personas at risk today, and those of them churned for inactivity
+    **{f"lapsed_at_risk_{p}": pl.Int32() for p in PLANS},
+    **{f"lapsed_churned_{p}": pl.Int32() for p in PLANS},
     "watchlist_adds": pl.Int32(),
     "watchlist_total": pl.Int64(),
     "upgrades": pl.Int32(),

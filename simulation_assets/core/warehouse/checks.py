@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from simulation_assets.core.warehouse import schema
+from simulation_assets.core.warehouse import dirt, schema
 from simulation_assets.core.warehouse.check_types import BLOCKING_KINDS, Check, CheckResult
 from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.structure import structure_checks
@@ -30,13 +30,16 @@ __all__ = [
 ]
 
 
-def integrity_checks(tables: list[str], rows: dict[str, int], raw: str = "raw") -> list[Check]:
+def integrity_checks(
+    tables: list[str], rows: dict[str, int], raw: str = "raw", cfg: WarehouseConfig | None = None
+) -> list[Check]:
     """Return row-count, key, foreign-key, temporal and charge checks for ``tables``.
 
     Every table gets the same checks whatever else is loaded; a foreign key or temporal rule whose
     parent is not among ``tables`` is left out of the SQL and named in the description.
     """
     present = set(tables)
+    cfg = cfg or WarehouseConfig()
     out: list[Check] = []
     for name in tables:
         spec = schema.table(name)
@@ -70,7 +73,7 @@ def integrity_checks(tables: list[str], rows: dict[str, int], raw: str = "raw") 
                 continue
             time_parts.append(
                 f"SELECT count(*) AS n FROM {t} c JOIN {raw}.{fk.parent} p ON c.{fk.column} = p.{fk.parent_column} "
-                f"WHERE CAST(c.{rule.column} AS TIMESTAMP) < CAST(p.{rule.parent_column} AS TIMESTAMP)"
+                f"WHERE {dirt.utc_sql(cfg, name, rule.column, 'c')} < CAST(p.{rule.parent_column} AS TIMESTAMP)"
             )
         for early, late in spec.ordered:
             time_parts.append(f"SELECT count(*) AS n FROM {t} WHERE {late} < {early}")
@@ -169,35 +172,6 @@ def distribution_checks(tables: list[str], cfg: WarehouseConfig, raw: str = "raw
     return out
 
 
-def dirt_checks(
-    tables: list[str], rows: dict[str, int], cfg: WarehouseConfig, raw: str = "raw"
-) -> list[Check]:
-    """Return one check per kind of dirt: the raw tables hold exactly what the dirt profile injected (nothing
-    when it is off). Not blocking: the staging models clean it."""
-    from simulation_assets.core.warehouse.generators.hubspot import DIRT_SALT
-    from simulation_assets.core.warehouse.sampling import dirty_count
-
-    dirt = cfg.dirt
-    on = dirt.enabled
-    kinds = [
-        ("hubspot_contacts", "job_title_nulls_as_injected", "count(*) - count(job_title)", dirt.null_share,
-         "job_title", "contacts without a job title"),
-        ("ga_sessions", "landing_page_nulls_as_injected", "count(*) - count(landing_page)", dirt.null_share,
-         "landing_page", "website sessions without a landing page"),
-        ("hubspot_tickets", "archived_tickets_as_injected", "sum(CASE WHEN archived THEN 1 ELSE 0 END)",
-         dirt.archived_ticket_share, "archived", "soft-deleted (archived) tickets"),
-    ]  # fmt: skip
-    out = []
-    for table, name, measure, share, salt, what in kinds:
-        if table in tables:
-            expected = dirty_count(rows[table], share, DIRT_SALT[salt]) if on else 0
-            out.append(Check(f"{table}_{name}", table, "dirt",
-                             f"SELECT {measure} FROM {raw}.{table}", expected,
-                             f"{what}: exactly the {expected:,} the dirt profile injected"
-                             + ("" if on else " (it is off)")))  # fmt: skip
-    return out
-
-
 def evaluate(check: Check, rows: list[tuple]) -> CheckResult:
     """Return the result of ``check`` given the rows its SQL returned."""
     if check.shares:
@@ -227,10 +201,11 @@ def warehouse_checks(
     """Return every integrity and distribution check of ``tables`` in ``env``; foreign keys and temporal rules
     are checked against the parents in ``present`` (default: ``tables``), e.g. the tables a partial reload kept."""
     rows = row_counts(env, cfg)
+    loaded = {t: dirt.loaded_rows(cfg, t, 0, n) for t, n in rows.items()}  # repeated webhook deliveries too
     wanted = set(tables)
     available = [t for t in schema.TABLE_NAMES if t in wanted | set(present or [])]
-    checks = integrity_checks(available, rows) + distribution_checks(available, cfg)
-    checks += structure_checks(set(available), cfg) + dirt_checks(available, rows, cfg)
+    checks = integrity_checks(available, loaded, cfg=cfg) + distribution_checks(available, cfg)
+    checks += structure_checks(set(available), cfg) + dirt.checks(available, rows, cfg)
     return [c for c in checks if c.table in wanted]
 
 

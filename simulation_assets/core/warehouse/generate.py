@@ -2,7 +2,8 @@
 
 ``Warehouse(seed, env).chunk(table, k)`` returns chunk ``k`` of a table as a polars frame
 conforming to ``schema``. The tables themselves are built by the per-source modules under
-``generators/`` (listed in ``generators.GENERATORS``). Integer primary keys are ``row index + 1``
+``generators/`` (listed in ``generators.GENERATORS``); the opt-in dirt profile is applied to them afterwards
+(``dirt.py``). Integer primary keys are ``row index + 1``
 (Stripe ids add a prefix), so a foreign key to a table is arithmetic on its row index. Small
 parent tables are generated whole and kept in memory; big tables (tap events, sessions, page
 views, ...) are split into a fixed number of chunks. Every table and chunk draws from its own
@@ -18,10 +19,11 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.rng import stream
-from simulation_assets.core.warehouse import schema
+from simulation_assets.core.warehouse import dirt, geography, schema
 from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generators import (
     GENERATORS,
+    acquisition,
     app,
     health,
     hubspot,
@@ -65,14 +67,19 @@ class Warehouse:
             if k != 0:
                 raise ValueError(f"{table} is not chunked; only chunk 0 exists")
             return self.whole(table)
-        return schema.conform(GENERATORS[table].build(self, k), table)
+        start, _ = self.chunk_rows(table, k)
+        return schema.conform(
+            dirt.apply(self.cfg, table, GENERATORS[table].build(self, k), start, self.rows[table]), table
+        )
 
     def whole(self, table: str) -> pl.DataFrame:
         """Return a whole table (chunked tables are concatenated: use for small environments only)."""
         if table not in self._tables:
             spec = schema.table(table)
             if spec.chunks == 1:
-                frame = schema.conform(GENERATORS[table].build(self), table)
+                frame = schema.conform(
+                    dirt.apply(self.cfg, table, GENERATORS[table].build(self), 0, self.rows[table]), table
+                )
             else:
                 frame = pl.concat([self.chunk(table, k) for k in range(spec.chunks)])
             self._tables[table] = frame
@@ -134,6 +141,37 @@ class Warehouse:
     def journey_layout(self) -> tuple[np.ndarray, np.ndarray]:
         """Touchpoints per contact and each contact's first touchpoint."""
         return marketing.journey_layout(self)
+
+    @cached_property
+    def cities(self) -> geography.Cities:
+        """The cities (and IP blocks) of the configured states."""
+        return geography.Cities(list(self.cfg.locations.states))
+
+    @cached_property
+    def account_city(self) -> np.ndarray:
+        """Every account's billing city (index into ``cities``)."""
+        return app.account_cities(self, self.whole("accounts")["billing_state"])
+
+    @cached_property
+    def user_city(self) -> np.ndarray:
+        """Every user's city (index into ``cities``): the city of the venue they work at."""
+        table = self.whole("users")
+        return self.cities.index_of(table["state"], table["city"])
+
+    @cached_property
+    def funnel_channel_shares(self) -> np.ndarray:
+        """Each month's share of the marketing spend by channel (months x channels)."""
+        return acquisition.channel_month_shares(self)
+
+    @cached_property
+    def funnel_accounts(self) -> dict[str, np.ndarray]:
+        """Every account traced back through the acquisition funnel (see generators/acquisition.py)."""
+        return acquisition.account_plan(self)
+
+    @cached_property
+    def funnel_contacts(self) -> dict[str, np.ndarray]:
+        """Every contact's journey, the MQLs and the deals of the acquisition funnel."""
+        return acquisition.contact_plan(self)
 
     @cached_property
     def app_calendar(self) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
--- Staging model of raw.hubspot_engagements: renames and unit conversions only.
+-- Staging model of raw.hubspot_engagements: renames and the cleaning of the opt-in dirt profile. Engagements
+-- imported from a CSV carry occurred_at as the portal's wall-clock time without an offset: converted to UTC.
 with source as (
     select * from {{ source('hubspot', 'engagements') }}
 ),
@@ -11,8 +12,13 @@ renamed as (
         company_id,
         engagement_type,
         owner_id,
-        occurred_at,
-        duration_minutes
+        case
+            when engagement_source = 'IMPORT'
+                then (occurred_at at time zone '{{ var("hubspot_import_timezone") }}') at time zone 'UTC'
+            else occurred_at
+        end as occurred_at,
+        duration_minutes,
+        engagement_source
     from source
 )
 

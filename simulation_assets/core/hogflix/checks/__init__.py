@@ -17,6 +17,7 @@ from simulation_assets.core.hogflix.checks.outcome import (
     all_of,
 )
 from simulation_assets.core.hogflix.checks.realism import (
+    churn_follows_the_plan,
     depth_by_pattern,
     genre_affinity_effect,
     payments_follow_the_plans,
@@ -53,6 +54,7 @@ __all__ = [
     "satisfaction_effects",
     "payments_follow_the_plans",
     "seasons_show",
+    "churn_follows_the_plan",
     "genre_affinity_effect",
     "session_profile",
     "sessions_follow_the_persona",

@@ -11,8 +11,14 @@ from simulation_assets.core.hogflix.config import LifecycleConfig
 
 
 def persona_ids_unique(personas: pl.DataFrame) -> CheckOutcome:
-    """No ``distinct_id`` appears twice on one day (``snapshot_date``) of a persona table."""
-    keys = ["snapshot_date", "distinct_id"] if "snapshot_date" in personas.columns else ["distinct_id"]
+    """No ``distinct_id`` appears twice on one day (``snapshot_date``) of a persona table.
+
+    A day's table without the identity strings is judged on ``persona_number`` (each ``distinct_id``
+    embeds its persona's number, so unique numbers give unique ids); an identity registry on
+    ``distinct_id``.
+    """
+    key = "distinct_id" if "distinct_id" in personas.columns else "persona_number"
+    keys = ["snapshot_date", key] if "snapshot_date" in personas.columns else [key]
     duplicates = personas.height - personas.select(keys).n_unique() if personas.height else 0
     return CheckOutcome(duplicates == 0, {"personas": personas.height, "duplicate_ids": duplicates})
 

@@ -131,6 +131,55 @@ def _response(
     return round(slope, 3), round(float(1.0 / np.sqrt(weight.sum())), 3)
 
 
+def churn_follows_the_plan(
+    metrics: pl.DataFrame, cfg: LifecycleConfig, min_response: float = 0.4, max_standard_error: float = 0.15
+) -> CheckOutcome:
+    """Lapsed personas at risk of the long-dormant churn (30+ days away) churn at rates that follow the
+    plans' configured multipliers (``churn_by_plan``: Premium x 0.8, Basic x 1.25). Only the lapsed are
+    compared: they all have the day's crowded chance, while a persona kept away by its cadence has the
+    base one, and the plans differ in their patterns.
+
+    Each plan's hazard (inactivity churns per at-risk persona-day) relative to the pooled one is set
+    against the configured multiplier relative to the at-risk-weighted mean, on a log scale; the
+    weighted slope is the response (1: as configured, 0: no difference). Judged (response at least
+    ``min_response``) when its standard error is at most ``max_standard_error``, which takes thousands
+    of at-risk churns (a year at a pool of ~4,000); else reported. The default pool of 400 gives about
+    60-80 such churns per plan in 90 days: a standard error near 0.5, hence reported there.
+    """
+    plans = [p for p in cfg.churn_by_plan if f"lapsed_at_risk_{p}" in metrics.columns]
+    if not plans:
+        return CheckOutcome(True, {"judged": False, "reason": "no at-risk columns in these metrics"})
+    at_risk = np.array([float(metrics[f"lapsed_at_risk_{p}"].sum()) for p in plans])
+    churned = np.array([float(metrics[f"lapsed_churned_{p}"].sum()) for p in plans])
+    configured = np.array([cfg.churn_by_plan[p] for p in plans])
+    per_1000 = {p: _ratio(1000.0 * c, a) for p, c, a in zip(plans, churned, at_risk)}
+    metadata: dict[str, object] = {
+        "configured_multiplier": dict(zip(plans, configured.tolist())),
+        "churn_per_1000_at_risk_days": per_1000,
+        "at_risk_persona_days": dict(zip(plans, at_risk.astype(int).tolist())),
+        "inactivity_churns": dict(zip(plans, churned.astype(int).tolist())),
+    }
+    if (churned == 0).any() or at_risk.sum() == 0:
+        return CheckOutcome(True, {**metadata, "judged": False, "reason": "a plan has no inactivity churn"})
+    pooled = churned.sum() / at_risk.sum()
+    measured = np.log(churned / at_risk / pooled)
+    mean_multiplier = float((configured * at_risk).sum() / at_risk.sum())
+    expected = np.log(configured / mean_multiplier)
+    se = np.sqrt(1.0 / churned + 1.0 / churned.sum())
+    response, response_se = _response(expected, measured, se)
+    judged = response is not None and response_se is not None and response_se <= max_standard_error
+    passed = not judged or response >= min_response  # type: ignore[operator]
+    metadata.update(
+        {
+            "response": response,
+            "response_standard_error": response_se,
+            "judged": judged,
+            "failures": [] if passed else [f"response {response} < {min_response}"],
+        }
+    )
+    return CheckOutcome(passed, metadata)
+
+
 def seasons_show(
     metrics: pl.DataFrame,
     cfg: LifecycleConfig,

@@ -24,7 +24,6 @@ from simulation_assets.core.warehouse.sampling import (
     allocate,
     between,
     choice,
-    dirty_rows,
     exact_choice,
     growth_times,
     labels,
@@ -45,24 +44,13 @@ STAGE_ENGAGEMENT = {"closedwon": 2.0, "closedlost": 1.0, "appointmentscheduled":
                     "presentationscheduled": 1.0, "decisionmakerboughtin": 1.3, "contractsent": 1.6}  # fmt: skip
 
 
-# Salts of the dirt profile's row hashes, one per dirty column (so the columns get different rows).
-DIRT_SALT = {"job_title": 11, "landing_page": 23, "archived": 37}
+# How an engagement reached HubSpot (HubSpot's engagement "source"); the dirt profile adds CSV imports.
+ENGAGEMENT_SOURCES = ("CRM_UI", "EMAIL_INTEGRATION")
 
 
-def _with_nulls(wh: Warehouse, values: pl.Series, start: int, salt: int) -> pl.Series:
-    """Return ``values`` (global rows from ``start``) with the dirt profile's nulls, when it is on."""
-    dirt = wh.cfg.dirt
-    if not dirt.enabled:
-        return values
-    return values.set(pl.Series(dirty_rows(start, start + len(values), dirt.null_share, salt)), None)
-
-
-def _archived(wh: Warehouse, n: int) -> np.ndarray:
-    """Return which tickets are soft-deleted (archived) under the dirt profile (none when it is off)."""
-    dirt = wh.cfg.dirt
-    if not dirt.enabled:
-        return np.zeros(n, dtype=bool)
-    return dirty_rows(0, n, dirt.archived_ticket_share, DIRT_SALT["archived"])
+def _code_of(names: dict[str, float], name: str) -> int:
+    """Return the index of ``name`` among ``names`` (-1 when it is not configured)."""
+    return list(names).index(name) if name in names else -1
 
 
 def companies(wh: Warehouse) -> pl.DataFrame:
@@ -73,9 +61,9 @@ def companies(wh: Warehouse) -> pl.DataFrame:
     if n < n_accounts:
         raise ValueError("hubspot_companies must cover every account")
     prospects = n - n_accounts
-    acc_created, _ = wh.account_span
-    lead = (14 + rng.random(n_accounts) * 166) * DAY
-    customer_created = np.maximum(acc_created - lead.astype(np.int64), wh.history_start - 365 * DAY)
+    customer_created = wh.funnel_accounts[
+        "company_created"
+    ]  # before its lead's journey (generators/acquisition.py)
     prospect_created = growth_times(
         rng, prospects, wh.history_start, wh.history_end - 60 * DAY, wh.cfg.window.account_yoy_growth
     )
@@ -127,9 +115,7 @@ def contacts(wh: Warehouse) -> pl.DataFrame:
     counts, _ = wh.contact_layout
     company, _ = local_index(counts)
     n = len(company)
-    company_created = to_seconds(table["created_at"])[company]
-    created = between(rng, company_created, company_created + (wh.history_end - 30 * DAY - company_created) // 2,
-                      skew=2.0)  # fmt: skip
+    created = wh.funnel_contacts["created"]  # when marketing brought them in (generators/acquisition.py)
     is_customer = table["is_customer"].to_numpy()[company]
     stage = np.where(
         is_customer,
@@ -150,9 +136,7 @@ def contacts(wh: Warehouse) -> pl.DataFrame:
             "email": email,
             "first_name": strings(first),
             "last_name": strings(last),
-            "job_title": _with_nulls(
-                wh, labels(choice(rng, n, JOB_TITLES), JOB_TITLES), 0, DIRT_SALT["job_title"]
-            ),
+            "job_title": labels(choice(rng, n, JOB_TITLES), JOB_TITLES),
             "lifecycle_stage": pl.Series(stage.astype(str)),
             "lead_score": score,
             "created_at": ts(created),
@@ -161,28 +145,17 @@ def contacts(wh: Warehouse) -> pl.DataFrame:
 
 
 def deals(wh: Warehouse) -> pl.DataFrame:
-    """Deals in the default pipeline: 20 % open, 25 % of the closed ones won, amounts by company size."""
+    """Deals in the default pipeline, opened on MQLs (generators/acquisition.py): one won deal before every
+    sales-led account, the others lost or (the latest) still open; 25 % of the closed ones won, amounts by
+    company size."""
     spec, rng, n = wh.cfg.crm, wh.rng("hubspot_deals"), wh.rows["hubspot_deals"]
     table = wh.whole("hubspot_companies")
-    people = wh.whole("hubspot_contacts")
-    counts, offsets = wh.contact_layout
+    plan = wh.funnel_contacts
+    company, contact = plan["deal_company"], plan["deal_contact"]
     staff = table["employee_count"].to_numpy().astype(float)
-    weight = np.sqrt(staff) * np.where(table["is_customer"].to_numpy(), 2.0, 1.0)
-    company = np.searchsorted(np.cumsum(weight / weight.sum()), rng.random(n), side="right").clip(
-        0, table.height - 1
-    )
-    contact = offsets[company] + (rng.random(n) * counts[company]).astype(np.int64)
-    base = np.maximum(to_seconds(table["created_at"])[company], to_seconds(people["created_at"])[contact])
-    created = between(rng, base, base + (wh.history_end - 2 * DAY - base) * 7 // 10)
-    is_open = np.zeros(n, dtype=bool)
-    is_open[rng.permutation(n)[: round(spec.open_share * n)]] = True
-    closed = np.flatnonzero(~is_open)
-    won = np.zeros(n, dtype=bool)
-    won[rng.permutation(closed)[: round(spec.win_rate * len(closed))]] = True
+    won, is_open = plan["deal_won"], plan["deal_open"]
     stage = np.where(won, "closedwon", "closedlost").astype(object)
     stage[is_open] = labels(choice(rng, int(is_open.sum()), spec.open_stages), spec.open_stages).to_numpy()
-    duration = (np.exp(rng.normal(np.log(45), 0.6, n)) * DAY).astype(np.int64)
-    close = np.minimum(created + duration, wh.history_end - 1)
     amount = np.round(np.exp(rng.normal(np.log(staff[company] * 120.0), 0.5)), -1)
     return pl.DataFrame(
         {
@@ -195,8 +168,8 @@ def deals(wh: Warehouse) -> pl.DataFrame:
             "amount_usd": amount,
             "is_closed": ~is_open,
             "is_won": won,
-            "created_at": ts(created),
-            "close_date": ts_nullable(close, ~is_open),
+            "created_at": ts(plan["deal_created"]),
+            "close_date": ts_nullable(plan["deal_close"], ~is_open),
         }
     )
 
@@ -225,6 +198,10 @@ def engagements(wh: Warehouse) -> pl.DataFrame:
             "owner_id": (1 + company % 50).astype(np.int32),
             "occurred_at": ts(when),
             "duration_minutes": minutes.astype(np.int32),
+            # how the engagement was logged: e-mails by the inbox integration, the rest in HubSpot itself
+            "engagement_source": labels(
+                (kind == _code_of(spec.engagement_types, "EMAIL")).astype(np.int8), ENGAGEMENT_SOURCES
+            ),
         }
     )
 
@@ -265,6 +242,8 @@ def tickets(wh: Warehouse) -> pl.DataFrame:
             "created_at": ts(created),
             "first_reply_at": ts(reply),
             "closed_at": ts_nullable(close, closed),
-            "archived": _archived(wh, n),
+            "archived": np.zeros(
+                n, dtype=bool
+            ),  # the dirt profile soft-deletes some (core/warehouse/dirt.py)
         }
     )

@@ -4,7 +4,8 @@ Each device has a life (installed .. last seen), a pour volume, and a history of
 of a few days, preceded by days of degradation (intermittent drop-outs, more errors, a warmer line)
 and followed by a maintenance visit that restores it. Devices whose status is ``offline`` or
 ``maintenance`` went down at ``last_seen_at`` and stay down. Failures come more often on some sites
-(the account's site quality, also a driver of its health) and on some models.
+(poor site quality, also a driver of the account's health) and on some models. Some churned accounts
+left weeks after an outage (``health.outage_churn_share``): the outage is placed before their end.
 
 Tap events are spread over the days a device is up, in proportion to the calendar's day weights
 (season, weekday, holidays), so a device pours nothing while it is down and nothing after it was
@@ -51,7 +52,7 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
     model_factor = np.select(
         [model == m for m in spec.model_failure_factor], list(spec.model_failure_factor.values()), 1.0
     )
-    site = np.exp(spec.site_failure_sensitivity * wh.site_quality[account])
+    site = np.exp(-spec.site_failure_sensitivity * wh.site_quality[account])  # poor sites fail more
     rate = spec.failures_per_year * model_factor * site
     life_years = np.maximum(last_day - first_day + 1, 0) / 365.25
     k = spec.max_outages
@@ -71,6 +72,7 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
         end[:, j] = np.where(start[:, j] < NEVER, start[:, j] + length[:, j], NEVER)
     late = end > (last_day - 7)[:, None]  # an outage must be over (and repaired) a week before the end
     start[late], end[late] = NEVER, NEVER
+    start, end = _last_straw(wh, account, first_day, last_day, start, end, length[:, -1], degrade[:, -1])
     final_degrade = rng.integers(low_deg, high_deg + 1, n)
     warm = np.select([status == "maintenance", status == "offline"], [1.0, 0.5], 0.0)
     return {
@@ -89,6 +91,42 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
         "account": account,
         "location": table["location_id"].to_numpy() - 1,
     }
+
+
+def _last_straw(
+    wh: Warehouse,
+    account: np.ndarray,
+    first_day: np.ndarray,
+    last_day: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    length: np.ndarray,
+    degrade: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the outage slots with the outages that made accounts leave: ``health.outage_churn_share`` of the
+    churned accounts left 8-20 days after one of their devices (the first one still up long enough) went
+    down, so an outage in an account's last month raises its churn (measured by a structure check).
+    The outage takes the device's last slot (dropped when it would overlap the one before)."""
+    _, active_end = wh.account_span
+    n_accounts = len(active_end)
+    left = (active_end < wh.history_end) & (
+        wh.rng("accounts", 0, "last_straw").random(n_accounts) < wh.cfg.health.outage_churn_share
+    )
+    lo = first_day + wh.cfg.taps.degradation_days[1] + 7
+    eligible = np.flatnonzero(left[account] & (last_day - 40 > lo))
+    if eligible.size == 0:
+        return start, end
+    _, first = np.unique(account[eligible], return_index=True)  # one device per account
+    device = eligible[first]
+    k = start.shape[1]
+    gap = wh.rng("devices", 0, "last_straw").integers(8, 21, device.size)
+    begin = last_day[device] - gap - length[device] + 1
+    before = end[device, k - 2] if k > 1 else np.full(device.size, -NEVER)
+    fits = np.where(before < NEVER, before + degrade[device] + 1 <= begin, True)
+    device, begin = device[fits], begin[fits]
+    start, end = start.copy(), end.copy()
+    start[device, k - 1], end[device, k - 1] = begin, begin + length[device]
+    return start, end
 
 
 def account_uptime(wh: Warehouse) -> np.ndarray:
@@ -179,6 +217,12 @@ def tap_lookup_tables(wh: Warehouse) -> dict[str, np.ndarray]:
     }
 
 
+# Rows per block of the tap sampler: its temporaries stay a few MB (reused from the heap) instead of hundreds
+# of MB of fresh pages per chunk, which the kernel must fault in and zero (the bulk of the CPU of a fresh
+# worker process, and the part that suffers most on a busy machine).
+TAP_BLOCK = 1 << 20
+
+
 def tap_events(wh: Warehouse, k: int) -> pl.DataFrame:
     """Chunk ``k`` of the pours: devices by volume x weighted up-days, the calendar, hour curve, product mix."""
     spec = wh.cfg.taps
@@ -189,28 +233,18 @@ def tap_events(wh: Warehouse, k: int) -> pl.DataFrame:
     weight = profile["volume"] * lut["up"]
     counts = rng.multinomial(n, weight / weight.sum())
     device = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    # one 64-bit draw per row: position along the device's up-days (32 bits), product, time of day (16 each)
+    # two 64-bit draws per row, the first n then the next n: position along the device's up-days (32 bits),
+    # product and time of day (16 each); then the two normal deviates of volume and temperature
     raw = rng.bit_generator.random_raw(n)
-    position = (raw >> np.uint64(32)).astype(np.float64) * (1.0 / 4294967296.0)
-    bits = raw.view(np.uint16).reshape(n, 4)
-    # rows come device by device, so per-device values are repeated runs rather than gathers
-    x = np.repeat(lut["lo"], counts) + position * np.repeat(lut["up"], counts)
-    for j in range(lut["outages_used"]):  # skip each outage the position has passed (outages in day order)
-        x += np.repeat(lut["outage_width_t"][j], counts) * (x >= np.repeat(lut["outage_at_t"][j], counts))
-    day = lut["day_of_bin"][np.minimum((x * lut["bin_scale"]).astype(np.int64), len(lut["day_of_bin"]) - 1)]
-    cumulative = lut["cumulative"]
-    while True:  # the bin's first day, or a later one when the position lies past that day's end
-        later = x >= cumulative[day + 1]
-        if not later.any():
-            break
-        day = day + later
-    product = lut["product_lut"][bits[:, 1]]
-    poured_us = (lut["origin"] + day) * np.int64(DAY * 1_000_000) + lut["tod_us"][bits[:, 0]]
-    z = lut["normal"][rng.bit_generator.random_raw(n).view(np.uint16).reshape(n, 4)[:, :2]]
-    volume = lut["ml"][product] * (np.float32(1.0) + np.float32(0.06) * z[:, 0])
-    temperature = (
-        lut["serve"][product] + np.repeat(profile["temp_offset"], counts) + np.float32(0.4) * z[:, 1]
-    )
+    raw2 = rng.bit_generator.random_raw(n)
+    poured_us = np.empty(n, dtype=np.int64)
+    product = np.empty(n, dtype=lut["product_lut"].dtype)
+    volume = np.empty(n, dtype=np.float32)
+    temperature = np.empty(n, dtype=np.float32)
+    for b0 in range(0, n, TAP_BLOCK):
+        b1 = min(b0 + TAP_BLOCK, n)
+        _tap_block(lut, profile, device[b0:b1], raw[b0:b1], raw2[b0:b1], (b0, b1),
+                   poured_us, product, volume, temperature)  # fmt: skip
     duration = (volume * np.float32(1000 / spec.flow_ml_per_s)).astype(np.int32)
     return pl.DataFrame(
         {
@@ -225,6 +259,41 @@ def tap_events(wh: Warehouse, k: int) -> pl.DataFrame:
             "duration_ms": duration,
         }
     )
+
+
+def _tap_block(
+    lut: dict[str, np.ndarray],
+    profile: dict[str, np.ndarray],
+    device: np.ndarray,
+    raw: np.ndarray,
+    raw2: np.ndarray,
+    rows: tuple[int, int],
+    poured_us: np.ndarray,
+    product: np.ndarray,
+    volume: np.ndarray,
+    temperature: np.ndarray,
+) -> None:
+    """Fill rows ``rows`` of the output arrays from the block's devices and random draws."""
+    b0, b1 = rows
+    m = b1 - b0
+    position = (raw >> np.uint64(32)).astype(np.float64) * (1.0 / 4294967296.0)
+    bits = raw.view(np.uint16).reshape(m, 4)
+    x = lut["lo"][device] + position * lut["up"][device]
+    for j in range(lut["outages_used"]):  # skip each outage the position has passed (outages in day order)
+        x += lut["outage_width_t"][j][device] * (x >= lut["outage_at_t"][j][device])
+    day = lut["day_of_bin"][np.minimum((x * lut["bin_scale"]).astype(np.int64), len(lut["day_of_bin"]) - 1)]
+    cumulative = lut["cumulative"]
+    while True:  # the bin's first day, or a later one when the position lies past that day's end
+        later = x >= cumulative[day + 1]
+        if not later.any():
+            break
+        day = day + later
+    kind = lut["product_lut"][bits[:, 1]]
+    product[b0:b1] = kind
+    poured_us[b0:b1] = (lut["origin"] + day) * np.int64(DAY * 1_000_000) + lut["tod_us"][bits[:, 0]]
+    z = lut["normal"][raw2.view(np.uint16).reshape(m, 4)[:, :2]]
+    volume[b0:b1] = lut["ml"][kind] * (np.float32(1.0) + np.float32(0.06) * z[:, 0])
+    temperature[b0:b1] = lut["serve"][kind] + profile["temp_offset"][device] + np.float32(0.4) * z[:, 1]
 
 
 def day_states(wh: Warehouse, device: np.ndarray, day: np.ndarray) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse import geography
 from simulation_assets.core.warehouse.generators import health
 from simulation_assets.core.warehouse.generators.text import concat, strings
 from simulation_assets.core.warehouse.sampling import (
@@ -263,6 +264,11 @@ def charges(wh: Warehouse) -> pl.DataFrame:
     account = billing["account"][plan["parent"][paid_invoice]]
     methods = wh.cfg.subscriptions.payment_methods
     method_of_account = choice(wh.rng("stripe_charges", 0, "method"), wh.rows["accounts"], methods)
+    # billed to the account's address; paid from its city's addresses, some from elsewhere (core/warehouse/geography)
+    geo = wh.rng("stripe_charges", 0, "geo")
+    home = wh.account_city[account]
+    away = geo.random(n) < wh.cfg.geography.away_charge_share
+    paid_from = np.where(away, wh.cities.draw_anywhere(geo, wh.cfg.locations.states, n), home)
     return pl.DataFrame(
         {
             "charge_id": prefix_ids("ch_", np.arange(1, n + 1)),
@@ -276,6 +282,9 @@ def charges(wh: Warehouse) -> pl.DataFrame:
             "payment_method_type": labels(method_of_account[account], methods),
             "outcome_type": np.full(n, "authorized"),
             "created": ts(plan["paid_at"][paid_invoice] + rng.integers(0, 2, n)),
+            "billing_state": wh.cities.state_labels(home),
+            "billing_city": wh.cities.city_labels(home),
+            "ip_address": geography.dotted(geography.addresses(geo, paid_from)),
         }
     )
 
@@ -335,14 +344,19 @@ def events(wh: Warehouse, k: int) -> pl.DataFrame:
     object_kind = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2, 3], dtype=np.int8)[event]
     object_prefix = labels(object_kind, ["cus_", "sub_", "in_", "ch_"])
     object_id = concat(object_prefix, pl.Series(obj_id + 1).cast(pl.String).str.zfill(14))
+    # our webhook endpoint receives each event once, 1-30 s after Stripe created it (own stream: the event
+    # columns above do not change); delivery_id is the receiver's key of a delivery
+    received = created + wh.rng("stripe_events", k, "delivery").integers(1, 31, n)
     return pl.DataFrame(
         {
+            "delivery_id": np.arange(start + 1, stop + 1),
             "event_id": prefix_ids("evt_", np.arange(start + 1, stop + 1)),
             "type": labels(event, EVENT_TYPES),
             "object_type": labels(object_kind, ["customer", "subscription", "invoice", "charge"]),
             "object_id": object_id,
             "customer_id": prefix_ids("cus_", customer + 1),
             "created": ts(created),
+            "received_at": ts(received),
             "api_version": np.full(n, "2024-06-20"),
             "livemode": np.zeros(n, dtype=bool),
         }
