@@ -352,6 +352,8 @@ def simulate(
         skipped.add("funnel_app_rows")
     if not (env("FUNNEL_STRIPE_WEBHOOK_URL") and env("FUNNEL_STRIPE_WEBHOOK_SECRET")):
         skipped.add("funnel_stripe_events")
+    if not (env("META_CAPI_ENDPOINT") and env("META_CAPI_ACCESS_TOKEN")):
+        skipped.add("funnel_capi_events")
     assets = {a.key.to_user_string(): a for a in defs.assets or [] if a.key.to_user_string() not in skipped}
     resources = {
         "funnel_settings": settings,

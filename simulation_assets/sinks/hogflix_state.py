@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 import dagster as dg
+import numpy as np
 import polars as pl
 from pydantic import Field
 
@@ -136,10 +137,19 @@ def write_day(
 def identities_through(settings: HogflixSettings, store: LocalParquetStore, key: str) -> pl.DataFrame:
     """Return the identity registry (``IDENTITY_SCHEMA``) of every persona who signed up by the day
     ``key`` (the burn-in's pool included), sorted by ``persona_number``."""
+    return identities_between(settings, store, "", key)
+
+
+def identities_between(
+    settings: HogflixSettings, store: LocalParquetStore, after: str, key: str
+) -> pl.DataFrame:
+    """Return the identity rows of the signup days after ``after`` (a day key, "" for all) up to ``key``,
+    sorted by ``persona_number`` (the days' files are already in that order: no copy then)."""
     dataset = _identities(settings)
-    keys = [k for k in store.partitions(dataset) if k <= key]
-    frames = [store.read(dataset, k) for k in keys]
-    return concat_frames(frames, IDENTITY_SCHEMA).sort("persona_number")
+    frames = [store.read(dataset, k) for k in store.partitions(dataset) if after < k <= key]
+    frame = concat_frames(frames, IDENTITY_SCHEMA)
+    numbers = frame["persona_number"].to_numpy()
+    return frame.sort("persona_number") if (np.diff(numbers) <= 0).any() else frame
 
 
 def persona_table(settings: HogflixSettings, store: LocalParquetStore, key: str) -> pl.DataFrame:
@@ -221,6 +231,20 @@ class TrafficReader:
         self.traits = settings.lifecycle().traits
         self._personas: dict[dt.date, pl.DataFrame] = {}
         self._day_sessions: dict[dt.date, pl.DataFrame] = {}
+        self._registry: tuple[str, pl.DataFrame] | None = None  # identities through a day key
+
+    def _identities(self, key: str) -> pl.DataFrame:
+        """Return an identity registry covering every signup up to the day ``key`` (maybe more): read once
+        per reader and extended by the later days' files, not re-read for each day."""
+        if self._registry is not None and self._registry[0] >= key:
+            return self._registry[1]
+        if self._registry is None:
+            registry = identities_through(self.settings, self.store, key)
+        else:
+            later = identities_between(self.settings, self.store, self._registry[0], key)
+            registry = concat_frames([self._registry[1], later], IDENTITY_SCHEMA)
+        self._registry = (key, registry)
+        return registry
 
     def personas(self, date: dt.date) -> pl.DataFrame | None:
         """Return the persona table of ``date`` (None before the first simulated day)."""
@@ -231,7 +255,8 @@ class TrafficReader:
         dataset = self.settings.dataset("personas")
         cache_key = (self.settings.scenario(), date)
         if self.store.exists(dataset, date.isoformat()):
-            frame = persona_table(self.settings, self.store, date.isoformat())
+            day = self.store.read(dataset, date.isoformat())
+            frame = with_identities(day, self._identities(date.isoformat()))
         elif cache_key in _COMPUTED_PERSONAS:
             frame = _COMPUTED_PERSONAS[cache_key]
         else:
@@ -239,8 +264,10 @@ class TrafficReader:
             state = load_state_before(self.settings, self.store, day)
             first = state.next_number
             state = step_day(state, day, self.settings.lifecycle(), self.settings.seed)
-            before = identities_through(self.settings, self.store, (date - dt.timedelta(days=1)).isoformat())
-            registry = concat_frames([before, new_identities(state, first)], IDENTITY_SCHEMA)
+            before = self._identities((date - dt.timedelta(days=1)).isoformat())
+            # The registry may already reach past today (a later day read first): add only newer numbers.
+            top = int(before["persona_number"].max()) if before.height else -1
+            registry = concat_frames([before, new_identities(state, max(first, top + 1))], IDENTITY_SCHEMA)
             frame = with_identities(day_frame(state), registry)
             if len(_COMPUTED_PERSONAS) >= 8:
                 _COMPUTED_PERSONAS.pop(next(iter(_COMPUTED_PERSONAS)))

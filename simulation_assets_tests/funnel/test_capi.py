@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import polars as pl
 import pytest
@@ -16,6 +15,7 @@ from simulation_assets.core.funnel.cohort import simulate_cohort_events
 from simulation_assets.core.funnel.config import CohortConfig
 from simulation_assets.sinks.config_files import from_env, resolved
 from simulation_assets.sinks.meta_capi import MetaCapiSink
+from simulation_assets_tests.loopback import LoopbackServer, QuietHandler
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -65,20 +65,20 @@ def test_sink_writes_a_file_and_makes_no_call_without_endpoint_and_token(tmp_pat
     assert not sink.is_live()
 
 
-class _Capi(BaseHTTPRequestHandler):
-    received: list[dict] = []
-    tokens: list[str] = []
-    fail_first = 1
-
+class _CapiHandler(QuietHandler):
     def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if _Capi.fail_first > 0:
-            _Capi.fail_first -= 1
+        owner: CapiServer = self.server.owner  # type: ignore[attr-defined]
+        body = json.loads(self._body())
+        with owner.lock:
+            fail = owner.fail_first > 0
+            owner.fail_first -= fail
+            if not fail:
+                owner.received.append(body)
+                owner.paths.append(self.path)
+        if fail:
             self.send_response(503)
             self.end_headers()
             return
-        _Capi.received.append(body)
-        _Capi.tokens.append(self.path)
         out = json.dumps({"events_received": len(body["data"])}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -86,29 +86,62 @@ class _Capi(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(out)
 
-    def log_message(self, *args: object) -> None:
-        pass
+
+class CapiServer(LoopbackServer):
+    """A Conversions API endpoint that answers 503 to the first ``fail_first`` batches, then accepts."""
+
+    handler_cls = _CapiHandler
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.received: list[dict] = []
+        self.paths: list[str] = []
+        self.lock = threading.Lock()
 
 
 def test_sink_posts_batches_to_a_configured_endpoint_and_retries_a_503(monkeypatch, tmp_path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("META_CAPI_ACCESS_TOKEN", "test-token")
+    monkeypatch.setenv("META_CAPI_ACCESS_TOKEN", "test-token")
+    with CapiServer(fail_first=1) as server:
         sink = resolved(
             from_env(
                 MetaCapiSink,
                 output_dir=str(tmp_path),
-                endpoint=f"http://127.0.0.1:{server.server_port}/v21.0/123/events",
+                endpoint=f"{server.url}/v21.0/123/events",
                 batch_size=2,
             )
         )
         report = sink.send([{"event_name": "Lead", "event_id": str(i)} for i in range(5)])
-    finally:
-        server.shutdown()
-        server.server_close()
     assert report.acknowledged == 5 and report.attempted == 5
     assert report.requests == 4  # three batches, one retried after the 503
-    assert [len(b["data"]) for b in _Capi.received] == [2, 2, 1]
-    assert all("access_token=test-token" in p for p in _Capi.tokens)
+    assert [len(b["data"]) for b in server.received] == [2, 2, 1]
+    assert all("access_token=test-token" in p for p in server.paths)
+
+
+def test_the_command_sends_capi_events_only_when_the_endpoint_and_token_are_set(
+    monkeypatch, tmp_path
+) -> None:
+    """``simulate funnel`` materializes funnel_capi_events (a step of its run) only for a configured endpoint."""
+    import dagster as dg
+
+    from simulation_assets.cli import main
+
+    args = ["funnel", "--impressions", "20000", "--days", "1", "--replicates", "100", "--seed", "4"]
+    monkeypatch.delenv("META_CAPI_ENDPOINT", raising=False)
+    monkeypatch.delenv("META_CAPI_ACCESS_TOKEN", raising=False)
+    assert main([*args, "--output", str(tmp_path / "off")]) == 0
+    with CapiServer() as server:
+        monkeypatch.setenv("META_CAPI_ENDPOINT", f"{server.url}/v21.0/123/events")
+        monkeypatch.setenv("META_CAPI_ACCESS_TOKEN", "test-token")
+        assert main([*args, "--output", str(tmp_path / "on")]) == 0
+    instance = dg.DagsterInstance.get()
+    materialized = [
+        {
+            e.dagster_event.asset_key.to_user_string()
+            for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        }
+        for run in sorted(instance.get_runs(), key=lambda r: r.run_id)
+    ]
+    runs = {("funnel_capi_events" in m) for m in materialized}
+    assert runs == {False, True} and len(materialized) == 2
+    sent = sum(len(b["data"]) for b in server.received)
+    assert sent > 0 and all("access_token=test-token" in p for p in server.paths)

@@ -189,3 +189,15 @@ def test_a_day_stores_no_identity_strings_and_each_identity_once_on_its_signup_d
     before = store.path(ids, "2026-01-03").read_bytes()
     assert dg.materialize(_assets(), resources=resources, partition_key="2026-01-03").success
     assert store.path(ids, "2026-01-03").read_bytes() == before
+    # The traffic's reader keeps one registry, read once and extended: any order of days gives the same
+    # tables, and a day it computes (not stored yet) equals the day the asset then stores.
+    from simulation_assets.core.hogflix.traffic_config import TrafficConfig
+    from simulation_assets.sinks.hogflix_state import TrafficReader
+
+    reader = TrafficReader(settings, TrafficConfig(), store)
+    for key in ("2026-01-04", "2026-01-02", "2026-01-05"):
+        table = reader.personas(dt.date.fromisoformat(key))
+        if key != "2026-01-05":
+            assert table.equals(_table(tmp_path, key))
+    assert dg.materialize(_assets(), resources=resources, partition_key="2026-01-05").success
+    assert table.equals(_table(tmp_path, "2026-01-05"))

@@ -20,15 +20,17 @@ print("\\n" + json.dumps({"code": code, "loaded": [m for m in HEAVY if m in sys.
 """.replace("HEAVY", repr(HEAVY))
 
 
-def _probe(tmp_path: Path, *argv: str) -> dict:
+def _probe(tmp_path: Path, *argv: str, code: str = _PROBE, timeout: float = 120) -> dict:
+    """Run ``code`` in a fresh interpreter with ``argv`` in a folder of its own; return its last line's JSON."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path / "home")}
+    env["SIMULATION_DATA_DIR"] = str(tmp_path / "data")
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *argv],
+        [sys.executable, "-c", code, *argv],
         env=env,
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -155,20 +157,9 @@ print("\\n" + json.dumps({"code": code, "loaded": [m for m in sys.argv[1].split(
 
 def test_a_warehouse_table_without_dbt_never_imports_dbt(tmp_path: Path) -> None:
     """dbt and dagster-dbt (~1.2 s CPU to import) load only for ``--dbt``; the code location still has the models."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path / "home")}
-    env["SIMULATION_DATA_DIR"] = str(tmp_path / "data")
     argv = ["warehouse", "--env", "dev", "--tables", "accounts", "--output", str(tmp_path / "out")]
     watched = "dbt,dagster_dbt,simulation_assets.defs.warehouse_dbt,dagster,polars"
-    done = subprocess.run(
-        [sys.executable, "-c", _LOADED, watched, *argv],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = _probe(tmp_path, watched, *argv, code=_LOADED, timeout=600)
     assert found == {"code": 0, "loaded": ["dagster", "polars"]}  # the run happened, dbt stayed out
     assert (tmp_path / "out" / "summary.json").is_file()
 

@@ -16,6 +16,9 @@ from simulation_assets.core.warehouse import schema
 from simulation_assets.core.warehouse.checks import rows_match_spec, run_checks, warehouse_checks
 from simulation_assets.core.warehouse.config import WarehouseConfig
 from simulation_assets.core.warehouse.generate import Warehouse
+from simulation_assets_tests.warehouse.test_acquisition import funnel_cases
+from simulation_assets_tests.warehouse.test_flows import flow_cases
+from simulation_assets_tests.warehouse.test_geography import geography_cases
 
 ALL = list(schema.TABLE_NAMES)
 CHECKS = {c.name: c for c in warehouse_checks(ALL, "dev", WarehouseConfig())}
@@ -184,7 +187,15 @@ DIRT_CASES: list[tuple[str, list[str]]] = [
     ("hubspot_engagements_naive_timestamps_as_injected",
      ["UPDATE raw.hubspot_engagements SET engagement_source = 'IMPORT' WHERE rowid < 3"]),
 ]  # fmt: skip
-CASES = _generic_cases() + SPECIFIC_CASES + STRUCTURE_CASES + DIRT_CASES
+CASES = (
+    _generic_cases()
+    + SPECIFIC_CASES
+    + STRUCTURE_CASES
+    + DIRT_CASES
+    + funnel_cases()
+    + flow_cases()
+    + geography_cases()
+)
 
 
 def test_every_check_passes_on_the_generated_data(raw_db: duckdb.DuckDBPyConnection) -> None:

@@ -44,12 +44,16 @@ SIMPLIFICATIONS = [
     "Account health is one hidden score per account and fixed-length month (30.4 days); churn, sessions, "
     "tickets, unpaid invoices and pours follow it, so they correlate through it, not through each other; the "
     "one direct link is device outages, which some churned accounts left within weeks of.",
-    "New accounts follow the total marketing spend with a lag directly; contacts, MQLs, deals and touchpoints "
-    "are not yet the path by which a given account arrived.",
+    "Every account is traced back through one acquisition path (its company's first contact: touches, MQL, and "
+    "for half of them a won deal); the lags are drawn per stage, and the months of sign-ups follow the spend "
+    "convolved with the mean lags, so the funnel is consistent in aggregate, not simulated forward person by "
+    "person. An MQL costs the same on every channel.",
     "The yearly season and US holidays shape tap events fully, app sessions (with their page views and feature "
     "events) and website sessions damped (calendar.app_strength, ga_strength); the website's week is flat.",
-    "Page views walk a Markov graph per role; which page a view is on is not tied to the feature events of the "
-    "same session.",
+    "Page views walk a Markov graph per role; a feature's page is viewed in the sessions that use it (a missing "
+    "page replaces another view, so a few transitions are not the graph's).",
+    "Cities and IP addresses come from a small shipped table: 2-4 cities per state, one /20 of the non-routable "
+    "100.64.0.0/10 per city (no real host's address).",
 ]
 
 

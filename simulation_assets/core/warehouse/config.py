@@ -122,6 +122,19 @@ class Locations(_Frozen):
         return self
 
 
+class Geography(_Frozen):
+    """spec "Geographic distribution" / "Geographic IP distribution" / "Geographic patterns" (shares: project
+    choice): where people and payments are, consistent with the account. Cities and IP blocks are the shipped
+    table of core/warehouse/geography.py; an account bills from a city of its billing state, its main venue
+    is there, and each user works at one of the account's venues."""
+
+    home_city_share: Probability = 0.8  # venues in the account's state that are in its billing city
+    main_location_share: Probability = 0.6  # users who work at the account's first (main) venue
+    # app sessions from somewhere else than the user's city (travel, phones on mobile data), by device
+    away_session_share: dict[str, float] = {"desktop": 0.03, "tablet": 0.05, "mobile": 0.30}
+    away_charge_share: Probability = 0.15  # card payments made from outside the billing city
+
+
 class Users(_Frozen):
     """spec: "Generate Users"."""
 
@@ -201,6 +214,8 @@ class Crm(_Frozen):
     }  # fmt: skip
     # spec "Correlation Patterns": device uptime affects satisfaction -> tickets per account grow as uptime drops.
     ticket_uptime_sensitivity: float = 4.0  # extra tickets (x base) per point (1 %) of device downtime
+    # of prospects' contacts before the funnel: only subscriber and lead are drawn (renormalised); an MQL, a deal
+    # and an open deal make the later stages, a customer company's contacts are customers (generators/hubspot.py)
     lifecycle_stages: dict[str, float] = {
         "subscriber": 0.10, "lead": 0.30, "marketingqualifiedlead": 0.15, "salesqualifiedlead": 0.10,
         "opportunity": 0.10, "customer": 0.20, "evangelist": 0.05,
@@ -244,11 +259,18 @@ class Marketing(_Frozen):
         "linkedin/paid": 0.07, "newsletter/email": 0.05, "partner/referral": 0.05, "bing/organic": 0.05,
     }  # fmt: skip
     # spec "Realistic Growth Curves" / attribution (project choice): the share of new accounts that follow
-    # the marketing spend, and how that spend's effect spreads over the month and the two after it.
+    # the marketing spend (through the acquisition funnel's lags, ``Acquisition``); the rest follow the growth curve.
     signups_from_spend: Probability = 0.7
-    signup_lag_shares: tuple[float, ...] = (0.2, 0.5, 0.3)
     spend_push_sigma: float = Field(default=0.1, ge=0.0)  # month-to-month swings of the total spend (log sd)
     bounce_rate: Probability = 0.45  # research: SaaS median bounce ~44-49%
+    # spec "Bounce rates by page type" (project choice): bounce relative to the average by landing page
+    ga_landing_bounce: dict[str, float] = {
+        "/": 1.0,
+        "/pricing": 0.75,
+        "/features": 0.9,
+        "/blog": 1.4,
+        "/demo": 0.55,
+    }
     # project choice: bounce (relative to the average) and session length (x the median) by source/medium
     ga_source_bounce: dict[str, float] = {
         "google/organic": 0.93, "(direct)/(none)": 0.89, "google/cpc": 1.07, "facebook/paid": 1.33,
@@ -267,6 +289,26 @@ class Marketing(_Frozen):
         if self.first_touch_weight + self.last_touch_weight > 1.0:
             raise ValueError("first_touch_weight + last_touch_weight must not exceed 1")
         return self
+
+
+class Acquisition(_Frozen):
+    """spec "Marketing spend correlates with growth" (stages and lags: project choice): where accounts come from.
+
+    Spend buys touchpoints; a contact's journey of touches (up to ``journey_days``) ends in an MQL on the channel
+    of its last touch; sales opens deals on ``mql_to_sql`` of the MQLs; a won deal becomes an account. Accounts
+    without a won deal (the spec's win rate leaves about half of them) signed up on their own after their
+    lead's MQL. Every lag is in days: exponential with the given mean, the sales cycle lognormal.
+    """
+
+    journey_days: float = Field(default=60.0, gt=0.0)  # first to last touch, at most
+    touch_to_mql_days: float = Field(default=3.0, gt=0.0)
+    mql_to_sql: Probability = 0.6  # share of MQLs sales opens a deal on
+    mql_to_deal_days: float = Field(default=12.0, gt=0.0)
+    deal_cycle_days: float = Field(default=45.0, gt=0.0)  # median days from a deal's creation to its close
+    deal_cycle_sigma: float = Field(default=0.6, ge=0.0)
+    won_to_account_days: float = Field(default=5.0, gt=0.0)
+    mql_to_signup_days: float = Field(default=10.0, gt=0.0)  # self-serve accounts
+    redeal_days: tuple[float, float] = (30.0, 180.0)  # between two deals on one contact
 
 
 class Activity(_Frozen):
@@ -300,6 +342,19 @@ class Activity(_Frozen):
         "admin": {"/billing": 3.0, "/users": 3.0, "/settings": 2.0, "/integrations": 2.0},
         "manager": {"/reports": 2.0, "/inventory": 1.5},
         "staff": {"/taps": 2.0, "/alerts": 1.5, "/billing": 0.2, "/users": 0.2, "/integrations": 0.3},
+    }  # fmt: skip
+    # spec "Page flow patterns / exit page patterns" (weights: project choice): a session's last page is drawn
+    # from the graph's links times ``page_exit_weight`` (people leave after a report, the bill, an alert), and
+    # a one-page session's page from the entry mix times ``page_bounce_weight`` (an alert link: look, leave).
+    page_exit_weight: dict[str, float] = {
+        "/reports": 2.0, "/billing": 2.5, "/alerts": 1.6, "/taps": 1.3, "/dashboard": 0.5, "/settings": 0.8,
+    }  # fmt: skip
+    page_bounce_weight: dict[str, float] = {"/alerts": 3.0, "/taps": 1.5, "/reports": 1.5, "/dashboard": 0.6}
+    # spec "Feature page correlations": the page a feature lives on; a session that uses a feature views its page
+    feature_page: dict[str, str] = {
+        "pour_dashboard": "/dashboard", "inventory_alerts": "/alerts", "keg_forecast": "/inventory",
+        "staff_leaderboard": "/reports", "pos_sync": "/integrations", "custom_reports": "/reports",
+        "multi_location_view": "/dashboard", "api_export": "/integrations", "happy_hour_pricing": "/taps",
     }  # fmt: skip
     features: dict[str, float] = {
         "pour_dashboard": 0.22, "inventory_alerts": 0.16, "keg_forecast": 0.12, "staff_leaderboard": 0.10,
@@ -345,9 +400,17 @@ class Activity(_Frozen):
     def _valid(self) -> Activity:
         for name in ("device_types", "pages", "features"):
             _check_shares(name, getattr(self, name))
-        for name in ("feature_release_years", "feature_category"):
+        for name in ("feature_release_years", "feature_category", "feature_page"):
             if set(getattr(self, name)) != set(self.features):
                 raise ValueError(f"{name} must name exactly the features")
+        unknown = sorted(
+            (set(self.feature_page.values()) | set(self.page_exit_weight) | set(self.page_bounce_weight))
+            - set(self.pages)
+        )
+        if unknown:
+            raise ValueError(
+                f"feature_page, page_exit_weight and page_bounce_weight name unknown pages {unknown}"
+            )
         if not any(v <= 0 for v in self.feature_release_years.values()):
             raise ValueError("feature_release_years needs at least one feature there from the start (0)")
         return self
@@ -516,6 +579,13 @@ class CheckBands(_Frozen):
         "bigger_accounts_have_more_devices": (0.2, 1.0),  # correlation of MRR and devices per account
         "accounts_grow_year_over_year": (0.2, 0.7),  # spec 40 %; DEV has ~15 sign-ups in the first year
         "signups_follow_marketing_spend": (0.25, 1.0),  # correlation of monthly spend and new accounts
+        "signups_follow_spend_at_lag": (0.25, 1.0),  # the same, spend the funnel's mean lag earlier
+        "touchpoints_follow_marketing_spend": (0.5, 1.0),  # correlation of monthly spend and touchpoints
+        "mqls_follow_channel_spend": (0.0, 0.1),  # largest gap between a channel's MQL share and spend share
+        "touched_contacts_become_mqls": (0.2, 0.8),  # MQLs right after a touch / touched contacts
+        "mqls_become_deals": (0.3, 0.9),  # MQLs with a deal opened within 90 days / MQLs
+        "won_deals_become_accounts": (0.9, 1.0),  # won deals whose company signed up within 30 d
+        "accounts_trace_back_to_mqls": (0.9, 1.0),  # accounts with an MQL at their company in the year before
         "taps_peak_in_december_lull_in_january": (1.15, 3.0),  # pours per day, December / the next January
         "taps_spike_on_holidays": (1.5, 4.0),  # pours on spike holidays / the same weekday around them
         "app_sessions_peak_in_december_lull_in_january": (1.05, 3.0),  # the same for app sessions (damped)
@@ -528,6 +598,15 @@ class CheckBands(_Frozen):
         "device_errors_rise_before_failures": (3.0, 1000.0),  # errors a day before a failure / ordinary days
         "plan_changes_move_mrr": (0.95, 1.0),  # upgrades raise MRR, downgrades lower it
         "ga_bounce_depends_on_source": (0.1, 1.0),  # highest - lowest bounce rate among sources
+        "ga_bounce_depends_on_landing_page": (0.1, 1.0),  # highest - lowest bounce rate among landing pages
+        "ga_duration_depends_on_source": (1.4, 10.0),  # longest / shortest mean engaged session by source
+        "users_in_account_state": (0.6, 1.0),  # users whose state is their account's billing state
+        "charges_in_account_state": (0.95, 1.0),  # charges billed to the account's state
+        "sessions_in_user_city": (0.7, 1.0),  # app sessions from the user's own city
+        "ip_addresses_match_city": (0.99, 1.0),  # sessions and charges whose IP lies in their city's block
+        "feature_pages_viewed_in_session": (0.9, 1.0),  # feature events whose session viewed its page
+        "exits_depend_on_page": (2.0, 20.0),  # highest / lowest exit rate among pages
+        "bounces_depend_on_entry_page": (2.0, 20.0),  # highest / lowest one-page-session rate by entry page
         "features_launch_over_the_years": (900.0, 2000.0),  # days from the first to the last launch
         "new_features_gain_share_over_months": (
             1.8,
@@ -545,10 +624,12 @@ class WarehouseConfig(_Frozen):
     accounts: Accounts = Accounts()
     locations: Locations = Locations()
     users: Users = Users()
+    geography: Geography = Geography()
     devices: Devices = Devices()
     subscriptions: Subscriptions = Subscriptions()
     crm: Crm = Crm()
     marketing: Marketing = Marketing()
+    acquisition: Acquisition = Acquisition()
     activity: Activity = Activity()
     taps: Taps = Taps()
     calendar: Calendar = Calendar()

@@ -19,10 +19,11 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.rng import stream
-from simulation_assets.core.warehouse import dirt, schema
+from simulation_assets.core.warehouse import dirt, geography, schema
 from simulation_assets.core.warehouse.config import WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generators import (
     GENERATORS,
+    acquisition,
     app,
     health,
     hubspot,
@@ -140,6 +141,37 @@ class Warehouse:
     def journey_layout(self) -> tuple[np.ndarray, np.ndarray]:
         """Touchpoints per contact and each contact's first touchpoint."""
         return marketing.journey_layout(self)
+
+    @cached_property
+    def cities(self) -> geography.Cities:
+        """The cities (and IP blocks) of the configured states."""
+        return geography.Cities(list(self.cfg.locations.states))
+
+    @cached_property
+    def account_city(self) -> np.ndarray:
+        """Every account's billing city (index into ``cities``)."""
+        return app.account_cities(self, self.whole("accounts")["billing_state"])
+
+    @cached_property
+    def user_city(self) -> np.ndarray:
+        """Every user's city (index into ``cities``): the city of the venue they work at."""
+        table = self.whole("users")
+        return self.cities.index_of(table["state"], table["city"])
+
+    @cached_property
+    def funnel_channel_shares(self) -> np.ndarray:
+        """Each month's share of the marketing spend by channel (months x channels)."""
+        return acquisition.channel_month_shares(self)
+
+    @cached_property
+    def funnel_accounts(self) -> dict[str, np.ndarray]:
+        """Every account traced back through the acquisition funnel (see generators/acquisition.py)."""
+        return acquisition.account_plan(self)
+
+    @cached_property
+    def funnel_contacts(self) -> dict[str, np.ndarray]:
+        """Every contact's journey, the MQLs and the deals of the acquisition funnel."""
+        return acquisition.contact_plan(self)
 
     @cached_property
     def app_calendar(self) -> dict[str, np.ndarray]:

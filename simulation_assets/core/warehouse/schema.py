@@ -124,14 +124,14 @@ TABLES: tuple[Table, ...] = (
         "accounts", "app", "accounts", "Customer accounts (bars, restaurants, hotels) with tier and MRR.",
         _cols(
             "account_id:bigint, account_name:text, industry:text, tier:text, mrr_usd:double, employee_count:int, "
-            "domain:text, billing_state:text, status:text, created_at:timestamp, churned_at:timestamp?"
+            "domain:text, billing_state:text, billing_city:text, status:text, created_at:timestamp, churned_at:timestamp?"
         ),
         "account_id", ordered=(("created_at", "churned_at"),),
     ),
     Table(
         "locations", "app", "locations", "Venues of an account (1-5 per account).",
         _cols(
-            "location_id:bigint, account_id:bigint, location_name:text, location_type:text, state:text, "
+            "location_id:bigint, account_id:bigint, location_name:text, location_type:text, state:text, city:text, "
             "zip_code:text, address:text, opened_at:timestamp"
         ),
         "location_id", _fks("account_id->accounts.account_id"), _rules("opened_at>=account_id.created_at"),
@@ -140,7 +140,7 @@ TABLES: tuple[Table, ...] = (
         "users", "app", "users", "People who log into the app (2-10 per account by tier).",
         _cols(
             "user_id:bigint, account_id:bigint, email:text, first_name:text, last_name:text, role:text, "
-            "permissions:text, created_at:timestamp, last_login_at:timestamp"
+            "permissions:text, created_at:timestamp, last_login_at:timestamp, state:text, city:text, last_login_ip:text"
         ),
         "user_id", _fks("account_id->accounts.account_id"), _rules("created_at>=account_id.created_at"),
         ordered=(("created_at", "last_login_at"),),
@@ -222,7 +222,8 @@ TABLES: tuple[Table, ...] = (
         "stripe_charges", "stripe", "charges", "Successful charges, one per paid invoice, for the amount paid.",
         _cols(
             "charge_id:text, invoice_id:text, customer_id:text, amount:bigint, amount_refunded:bigint, currency:text, "
-            "status:text, paid:bool, payment_method_type:text, outcome_type:text, created:timestamp"
+            "status:text, paid:bool, payment_method_type:text, outcome_type:text, created:timestamp, billing_state:text, "
+            "billing_city:text, ip_address:text"
         ),
         "charge_id",
         _fks("invoice_id->stripe_invoices.invoice_id", "customer_id->stripe_customers.customer_id"),
@@ -339,7 +340,7 @@ TABLES: tuple[Table, ...] = (
         "user_sessions", "app", "user_sessions", "App log-in sessions of users.",
         _cols(
             "session_id:bigint, user_id:bigint, account_id:bigint, started_at:timestamp, ended_at:timestamp, "
-            "duration_seconds:int, device_type:text"
+            "duration_seconds:int, device_type:text, ip_address:text, state:text, city:text"
         ),
         "session_id",
         _fks("user_id->users.user_id", "account_id->accounts.account_id"),

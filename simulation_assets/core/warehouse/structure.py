@@ -12,7 +12,7 @@ import datetime as dt
 
 from simulation_assets.core.warehouse.calendar import holiday_dates
 from simulation_assets.core.warehouse.check_types import Check
-from simulation_assets.core.warehouse.config import WarehouseConfig
+from simulation_assets.core.warehouse.config import ROW_COUNTS, WarehouseConfig
 
 
 def _active_days(raw: str, end: str) -> str:
@@ -151,6 +151,9 @@ def structure_checks(present: set[str], cfg: WarehouseConfig, raw: str = "raw") 
         f"WHERE s.m < DATE '{last_full}'",
         "correlation of monthly marketing spend and new accounts (months before the last sign-up date)",
     )  # fmt: skip
+    out.extend(_funnel_checks(cfg, raw, present, last_full))
+    out.extend(_flow_checks(cfg, raw, present))
+    out.extend(_geography_checks(cfg, raw, present))
     for name, table, column, what in CALENDAR_TABLES:
         for check in _calendar_checks(cfg, raw, name, table, column, what):
             add(*check)
@@ -286,3 +289,185 @@ def _check(
     lo, hi = cfg.checks.structure[name]
     return Check(name, table, "structure", sql, description=f"{what}: within [{lo:g}, {hi:g}]", band=(lo, hi),
                  reads=reads)  # fmt: skip
+
+
+def _funnel_checks(cfg: WarehouseConfig, raw: str, present: set[str], last_full: dt.date) -> list[Check]:
+    """The acquisition funnel (generators/acquisition.py): spend -> touchpoints -> MQLs -> deals -> accounts.
+    Each stage's figure is its conversion rate measured through the links and their timing, so it falls to
+    about 0 when the rows are linked at random."""
+    from simulation_assets.core.warehouse.generators.acquisition import lag_months, sales_share
+
+    dev = {table: sizes[0] for table, sizes in ROW_COUNTS.items()}
+    lag = lag_months(cfg, sales_share(dev, cfg))
+    month = "CAST(date_trunc('month', {}) AS DATE)"
+    spend = f"SELECT {month.format('date')} AS m, sum(spend_usd) AS spend FROM {raw}.campaign_performance GROUP BY 1"
+    touched = f"SELECT DISTINCT contact_id FROM {raw}.attribution_touchpoints"
+    after_touch = (
+        f"EXISTS (SELECT 1 FROM {raw}.attribution_touchpoints t WHERE t.contact_id = q.contact_id "
+        f"AND t.channel = q.source_channel AND t.touched_at <= q.mql_at "
+        f"AND t.touched_at > q.mql_at - INTERVAL '30 days')"
+    )
+    specs = [
+        (
+            "signups_follow_spend_at_lag", "accounts", ("accounts", "campaign_performance"),
+            f"WITH s AS ({spend}), a AS (SELECT {month.format('created_at')} AS m, count(*) AS n "
+            f"FROM {raw}.accounts GROUP BY 1) "
+            f"SELECT corr(s.spend, CAST(coalesce(a.n, 0) AS DOUBLE PRECISION)) FROM s LEFT JOIN a "
+            f"ON a.m = CAST(s.m + INTERVAL '{lag} months' AS DATE) WHERE s.m < DATE '{last_full}' - INTERVAL '{lag} months'",
+            f"correlation of a month's marketing spend and the new accounts {lag} months later (the funnel's mean lag)",
+        ),
+        (
+            "touchpoints_follow_marketing_spend", "attribution_touchpoints",
+            ("attribution_touchpoints", "campaign_performance"),
+            f"WITH s AS ({spend}), t AS (SELECT {month.format('touched_at')} AS m, count(*) AS n "
+            f"FROM {raw}.attribution_touchpoints GROUP BY 1) "
+            f"SELECT corr(s.spend, CAST(coalesce(t.n, 0) AS DOUBLE PRECISION)) FROM s LEFT JOIN t ON t.m = s.m "
+            f"WHERE s.m < DATE '{last_full}'",
+            "correlation of monthly marketing spend and marketing touchpoints",
+        ),
+        (
+            "mqls_follow_channel_spend", "marketing_qualified_leads",
+            ("marketing_qualified_leads", "campaign_performance", "marketing_campaigns"),
+            f"WITH s AS (SELECT c.channel, sum(p.spend_usd) / (SELECT sum(spend_usd) FROM {raw}.campaign_performance) "
+            f"AS share FROM {raw}.campaign_performance p JOIN {raw}.marketing_campaigns c "
+            f"ON c.campaign_id = p.campaign_id GROUP BY 1), "
+            f"q AS (SELECT source_channel AS channel, CAST(count(*) AS DOUBLE PRECISION) / "
+            f"(SELECT count(*) FROM {raw}.marketing_qualified_leads) AS share "
+            f"FROM {raw}.marketing_qualified_leads GROUP BY 1) "
+            f"SELECT max(abs(coalesce(s.share, 0) - coalesce(q.share, 0))) FROM s FULL JOIN q ON q.channel = s.channel",
+            "largest gap between a channel's share of the MQLs and its share of the spend",
+        ),
+        (
+            "touched_contacts_become_mqls", "marketing_qualified_leads",
+            ("marketing_qualified_leads", "attribution_touchpoints"),
+            f"SELECT sum(CASE WHEN {after_touch} THEN 1.0 ELSE 0.0 END) / nullif((SELECT count(*) FROM ({touched}) x), 0) "
+            f"FROM {raw}.marketing_qualified_leads q",
+            "conversion touch -> MQL: contacts that became an MQL within 30 days of a touch on the MQL's channel "
+            "/ touched contacts",
+        ),
+        (
+            "mqls_become_deals", "hubspot_deals", ("marketing_qualified_leads", "hubspot_deals"),
+            f"SELECT avg(CASE WHEN EXISTS (SELECT 1 FROM {raw}.hubspot_deals d WHERE d.contact_id = q.contact_id "
+            f"AND d.created_at >= q.mql_at AND d.created_at < q.mql_at + INTERVAL '90 days') THEN 1.0 ELSE 0.0 END) "
+            f"FROM {raw}.marketing_qualified_leads q",
+            "conversion MQL -> deal: MQLs whose contact had a deal opened within 90 days / MQLs",
+        ),
+        (
+            "won_deals_become_accounts", "accounts", ("accounts", "hubspot_companies", "hubspot_deals"),
+            f"SELECT avg(CASE WHEN a.created_at >= d.close_date AND a.created_at < d.close_date + INTERVAL '30 days' "
+            f"THEN 1.0 ELSE 0.0 END) FROM {raw}.hubspot_deals d JOIN {raw}.hubspot_companies c "
+            f"ON c.company_id = d.company_id LEFT JOIN {raw}.accounts a ON a.account_id = c.account_id WHERE d.is_won",
+            "conversion won deal -> account: won deals whose company became an account within 30 days of the close "
+            "/ won deals",
+        ),
+        (
+            "accounts_trace_back_to_mqls", "accounts",
+            ("accounts", "hubspot_companies", "hubspot_contacts", "marketing_qualified_leads"),
+            f"SELECT avg(CASE WHEN EXISTS (SELECT 1 FROM {raw}.hubspot_companies c JOIN {raw}.hubspot_contacts p "
+            f"ON p.company_id = c.company_id JOIN {raw}.marketing_qualified_leads q ON q.contact_id = p.contact_id "
+            f"WHERE c.account_id = a.account_id AND q.mql_at <= a.created_at "
+            f"AND q.mql_at > a.created_at - INTERVAL '365 days') THEN 1.0 ELSE 0.0 END) FROM {raw}.accounts a",
+            "new accounts with an MQL at their company in the year before they signed up / new accounts",
+        ),
+    ]  # fmt: skip
+    return [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]
+
+
+def _flow_checks(cfg: WarehouseConfig, raw: str, present: set[str]) -> list[Check]:
+    """Page flows inside app sessions (feature pages, exits, bounces) and website sessions (landing page and
+    source): each a spread or share that is 1 (or 0) when the column carrying it is shuffled."""
+    pairs = ", ".join(f"('{f}', '{p}')" for f, p in cfg.activity.feature_page.items())
+    exit_rate = "avg(CASE WHEN is_exit THEN 1.0 ELSE 0.0 END)"
+    specs = [
+        (
+            "feature_pages_viewed_in_session", "feature_usage", ("feature_usage", "page_views"),
+            f"WITH m(feature_name, page_path) AS (VALUES {pairs}), "
+            f"v AS (SELECT DISTINCT session_id, page_path FROM {raw}.page_views) "
+            f"SELECT avg(CASE WHEN v.session_id IS NULL THEN 0.0 ELSE 1.0 END) FROM {raw}.feature_usage f "
+            f"JOIN m ON m.feature_name = f.feature_name "
+            f"LEFT JOIN v ON v.session_id = f.session_id AND v.page_path = m.page_path",
+            "feature events whose session viewed the feature's page / feature events",
+        ),
+        (
+            "exits_depend_on_page", "page_views", ("page_views",),
+            f"SELECT max(r) / nullif(min(r), 0) FROM (SELECT page_path, {exit_rate} AS r FROM {raw}.page_views "
+            f"GROUP BY 1 HAVING count(*) >= 1000) x",
+            "highest / lowest exit rate (a session's last view) among pages with 1,000 views or more",
+        ),
+        (
+            "bounces_depend_on_entry_page", "page_views", ("page_views",),
+            f"WITH v AS (SELECT page_path, row_number() OVER (PARTITION BY session_id ORDER BY viewed_at, "
+            f"page_view_id) AS i, count(*) OVER (PARTITION BY session_id) AS n FROM {raw}.page_views) "
+            f"SELECT max(b) / nullif(min(b), 0) FROM (SELECT page_path, avg(CASE WHEN n = 1 THEN 1.0 ELSE 0.0 END) "
+            f"AS b FROM v WHERE i = 1 GROUP BY 1 HAVING count(*) >= 500) x",
+            "highest / lowest bounce rate (one-page sessions) among entry pages with 500 sessions or more",
+        ),
+        (
+            "ga_bounce_depends_on_landing_page", "ga_sessions", ("ga_sessions",),
+            f"SELECT max(b) - min(b) FROM (SELECT landing_page, avg(CASE WHEN bounced THEN 1.0 ELSE 0.0 END) AS b "
+            f"FROM {raw}.ga_sessions WHERE landing_page IS NOT NULL GROUP BY 1 HAVING count(*) >= 500) x",
+            "highest minus lowest website bounce rate among landing pages (with 500 sessions or more)",
+        ),
+        (
+            "ga_duration_depends_on_source", "ga_sessions", ("ga_sessions",),
+            f"SELECT max(d) / nullif(min(d), 0) FROM (SELECT source, medium, "
+            f"avg(CAST(session_duration_seconds AS DOUBLE PRECISION)) AS d FROM {raw}.ga_sessions "
+            f"WHERE NOT bounced GROUP BY 1, 2 HAVING count(*) >= 500) x",
+            "longest / shortest mean duration of engaged (not bounced) website sessions among sources",
+        ),
+    ]  # fmt: skip
+    return [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]
+
+
+def _geography_checks(cfg: WarehouseConfig, raw: str, present: set[str]) -> list[Check]:
+    """Where people and payments are (core/warehouse/geography.py): users and charges in their account's state,
+    sessions from their user's city, IP addresses inside their city's block. Each is a share near 1 that falls
+    to about the states' concentration (~0.08) when the column is shuffled."""
+    from simulation_assets.core.warehouse.geography import Cities
+
+    cities = Cities(list(cfg.locations.states))
+    values = ", ".join(
+        f"('{cities.states[s]}', '{name.replace(chr(39), chr(39) * 2)}', {i})"
+        for i, (s, name) in enumerate(zip(cities.state, cities.name))
+    )
+    octet = "CAST(split_part({}, '.', {}) AS INTEGER)"
+
+    def block(ip: str) -> str:  # the /20 block of 100.64.0.0/10 an address lies in (-1 outside it)
+        return (
+            f"CASE WHEN {octet.format(ip, 1)} = 100 THEN ({octet.format(ip, 2)} - 64) * 16 "
+            f"+ CAST(floor({octet.format(ip, 3)} / 16.0) AS INTEGER) ELSE -1 END"
+        )
+
+    same = "avg(CASE WHEN {} THEN 1.0 ELSE 0.0 END)"
+    specs = [
+        (
+            "users_in_account_state", "users", ("users", "accounts"),
+            f"SELECT {same.format('u.state = a.billing_state')} FROM {raw}.users u "
+            f"JOIN {raw}.accounts a ON a.account_id = u.account_id",
+            "users whose state (their venue's) is their account's billing state / users",
+        ),
+        (
+            "charges_in_account_state", "stripe_charges", ("stripe_charges", "stripe_customers", "accounts"),
+            f"SELECT {same.format('ch.billing_state = a.billing_state')} FROM {raw}.stripe_charges ch "
+            f"JOIN {raw}.stripe_customers c ON c.customer_id = ch.customer_id "
+            f"JOIN {raw}.accounts a ON a.account_id = c.account_id",
+            "charges billed to their account's billing state / charges",
+        ),
+        (
+            "sessions_in_user_city", "user_sessions", ("user_sessions", "users"),
+            f"SELECT {same.format('s.state = u.state AND s.city = u.city')} FROM {raw}.user_sessions s "
+            f"JOIN {raw}.users u ON u.user_id = s.user_id",
+            "app sessions from their user's own city / sessions (the others: travel, phones on mobile data)",
+        ),
+        (
+            "ip_addresses_match_city", "user_sessions", ("user_sessions", "users"),
+            f"WITH c(state, city, block) AS (VALUES {values}), "
+            f"a AS (SELECT state, city, ip_address AS ip FROM {raw}.user_sessions "
+            f"UNION ALL SELECT state, city, last_login_ip FROM {raw}.users) "
+            f"SELECT {same.format('c.block = ' + block('a.ip'))} FROM a "
+            f"LEFT JOIN c ON c.state = a.state AND c.city = a.city",
+            "app sessions and users' last log-ins whose IP address lies in the block of their city "
+            "(one /20 of 100.64.0.0/10 per city)",
+        ),
+    ]  # fmt: skip
+    return [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]

@@ -15,6 +15,8 @@ select
     a.industry,
     a.tier,
     a.status,
+    a.billing_state,
+    a.billing_city,
     a.mrr_usd,
     act.users,
     act.devices,

@@ -13,6 +13,7 @@ renamed as (
         employee_count,
         domain,
         billing_state,
+        billing_city,
         status,
         created_at,
         churned_at

@@ -10,6 +10,7 @@ renamed as (
         location_name,
         location_type,
         state,
+        city,
         zip_code,
         address,
         opened_at

@@ -11,7 +11,10 @@ renamed as (
         started_at,
         ended_at,
         duration_seconds,
-        device_type
+        device_type,
+        ip_address,
+        state,
+        city
     from source
 )
 

@@ -13,7 +13,10 @@ renamed as (
         role,
         permissions,
         created_at,
-        last_login_at
+        last_login_at,
+        state,
+        city,
+        last_login_ip
     from source
 )
 

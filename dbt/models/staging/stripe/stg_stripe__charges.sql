@@ -17,7 +17,10 @@ renamed as (
         paid,
         payment_method_type,
         outcome_type,
-        created as created_at
+        created as created_at,
+        billing_state,
+        billing_city,
+        ip_address
     from source
 )
 

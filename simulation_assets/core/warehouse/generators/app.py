@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse import geography
 from simulation_assets.core.warehouse.generators import health, marketing
 from simulation_assets.core.warehouse.generators.text import (
     FIRST_NAMES,
@@ -84,6 +85,7 @@ def accounts(wh: Warehouse) -> pl.DataFrame:
     slug = name.str.to_lowercase().str.replace_all(" ", "")
     domain = concat(slug, pl.Series(ids), ".example.com")
     state = choice(rng, n, wh.cfg.locations.states)
+    city = account_cities(wh, labels(state, wh.cfg.locations.states))
     return pl.DataFrame(
         {
             "account_id": ids,
@@ -94,10 +96,20 @@ def accounts(wh: Warehouse) -> pl.DataFrame:
             "employee_count": employees,
             "domain": domain,
             "billing_state": labels(state, wh.cfg.locations.states),
+            "billing_city": wh.cities.city_labels(city),
             "status": np.where(churned, "churned", "active"),
             "created_at": ts(created),
             "churned_at": ts_nullable(churn_at, churned),
         }
+    )
+
+
+def account_cities(wh: Warehouse, states: pl.Series) -> np.ndarray:
+    """Return each account's billing city (index into ``wh.cities``), a city of its billing state drawn from its
+    own stream, so the accounts table and the tables that read it agree."""
+    codes = {name: i for i, name in enumerate(wh.cities.states)}
+    return wh.cities.draw(
+        wh.rng("accounts", 0, "city"), states.replace_strict(codes, return_dtype=pl.Int64).to_numpy()
     )
 
 
@@ -136,7 +148,17 @@ def locations(wh: Warehouse) -> pl.DataFrame:
     state = table["billing_state"].to_numpy()[account]
     keep_home = rng.random(n) < 0.7
     other = labels(choice(rng, n, spec.states), spec.states).to_numpy()
+    _, position = local_index(counts)
+    keep_home |= position == 0  # the main venue is where the account bills from
     state = np.where(keep_home, state, other)
+    # its city: the account's own for most venues in its state (all main venues), else a city of the state
+    geo, cities = wh.rng("locations", 0, "city"), wh.cities
+    codes = {name: i for i, name in enumerate(cities.states)}
+    city = cities.draw(
+        geo, pl.Series(state, dtype=pl.String).replace_strict(codes, return_dtype=pl.Int64).to_numpy()
+    )
+    home_city = keep_home & ((position == 0) | (geo.random(n) < wh.cfg.geography.home_city_share))
+    city = np.where(home_city, wh.account_city[account], city)
     prefix = pl.Series(state, dtype=pl.String).replace_strict(
         STATE_ZIP_PREFIX, default=50, return_dtype=pl.Int64
     )
@@ -151,6 +173,7 @@ def locations(wh: Warehouse) -> pl.DataFrame:
             "location_name": concat(table["account_name"].gather(account), " ", type_names),
             "location_type": type_names,
             "state": pl.Series(state, dtype=pl.String),
+            "city": cities.city_labels(city),
             "zip_code": pl.Series(zips).cast(pl.String).str.zfill(5),
             "address": concat(pl.Series(number), " ", strings(street), " St"),
             "opened_at": ts(opened),
@@ -179,6 +202,15 @@ def users(wh: Warehouse) -> pl.DataFrame:
     last_name = pick_words(rng, LAST_NAMES, n)
     table = wh.whole("accounts")
     roles = labels(role, spec.roles)
+    # each user works at one of the account's venues (the main one more often), and logs in from its city
+    venues = wh.whole("locations")
+    venue_city = wh.cities.index_of(venues["state"], venues["city"])
+    per_account = np.bincount(venues["account_id"].to_numpy() - 1, minlength=table.height)
+    first_venue = np.cumsum(per_account) - per_account
+    geo = wh.rng("users", 0, "geo")
+    main = geo.random(n) < wh.cfg.geography.main_location_share
+    venue = first_venue[account] + np.where(main, 0, (geo.random(n) * per_account[account]).astype(np.int64))
+    city = venue_city[venue]
     email = concat(
         strings(first).str.to_lowercase(), ".", strings(last_name).str.to_lowercase(), pl.Series(position + 1),
         "@", table["domain"].gather(account),
@@ -194,6 +226,9 @@ def users(wh: Warehouse) -> pl.DataFrame:
             "permissions": roles.replace_strict(PERMISSIONS, return_dtype=pl.String),
             "created_at": ts(created),
             "last_login_at": ts(last),
+            "state": wh.cities.state_labels(city),
+            "city": wh.cities.city_labels(city),
+            "last_login_ip": geography.dotted(geography.addresses(geo, city)),
         }
     )
 

@@ -61,16 +61,22 @@ def sessions(wh: Warehouse, k: int) -> pl.DataFrame:
         if len(rows) and len(subset):
             campaign[rows], when[rows] = campaigns_started_before(wh, rng, when[rows], subset)
     # bounce and engagement depend on where the visitor came from, scaled so the overall bounce stays as set
+    # and on the landing page (a blog post bounces more than the demo page), both scaled so that the overall
+    # bounce rate stays as set
     shares = np.fromiter(marketing.ga_sources.values(), dtype=np.float64)
     relative = np.array([marketing.ga_source_bounce.get(name, 1.0) for name in source_names])
-    bounce = np.clip(relative * marketing.bounce_rate / float(shares @ relative), 0.0, 1.0)
+    page_shares = np.fromiter(LANDING_PAGES.values(), dtype=np.float64)
+    page_relative = np.array([marketing.ga_landing_bounce.get(page, 1.0) for page in LANDING_PAGES])
+    landing_page = choice(rng, n, LANDING_PAGES)
+    mean = float(shares @ relative) * float(page_shares @ page_relative)
+    bounce = np.clip(relative[source] * page_relative[landing_page] * marketing.bounce_rate / mean, 0.0, 1.0)
     engaged = np.array([marketing.ga_source_duration.get(name, 1.0) for name in source_names])
-    bounced = rng.random(n) < bounce[source]
+    bounced = rng.random(n) < bounce
     typical = np.log(marketing.median_session_seconds * engaged[source])
     duration = np.where(bounced, rng.integers(0, 11, n), np.exp(rng.normal(typical, 0.9, n))).astype(np.int32)
     pageviews = np.where(bounced, 1, 2 + rng.geometric(0.4, n) - 1).astype(np.int32)
     medium = labels(source, [name.split("/")[1] for name in source_names])
-    landing = labels(choice(rng, n, LANDING_PAGES), list(LANDING_PAGES))
+    landing = labels(landing_page, list(LANDING_PAGES))
     return pl.DataFrame(
         {
             "ga_session_id": np.arange(start + 1, stop + 1),

@@ -61,9 +61,9 @@ def companies(wh: Warehouse) -> pl.DataFrame:
     if n < n_accounts:
         raise ValueError("hubspot_companies must cover every account")
     prospects = n - n_accounts
-    acc_created, _ = wh.account_span
-    lead = (14 + rng.random(n_accounts) * 166) * DAY
-    customer_created = np.maximum(acc_created - lead.astype(np.int64), wh.history_start - 365 * DAY)
+    customer_created = wh.funnel_accounts[
+        "company_created"
+    ]  # before its lead's journey (generators/acquisition.py)
     prospect_created = growth_times(
         rng, prospects, wh.history_start, wh.history_end - 60 * DAY, wh.cfg.window.account_yoy_growth
     )
@@ -115,14 +115,22 @@ def contacts(wh: Warehouse) -> pl.DataFrame:
     counts, _ = wh.contact_layout
     company, _ = local_index(counts)
     n = len(company)
-    company_created = to_seconds(table["created_at"])[company]
-    created = between(rng, company_created, company_created + (wh.history_end - 30 * DAY - company_created) // 2,
-                      skew=2.0)  # fmt: skip
+    created = wh.funnel_contacts["created"]  # when marketing brought them in (generators/acquisition.py)
     is_customer = table["is_customer"].to_numpy()[company]
-    stage = np.where(
-        is_customer,
-        "customer",
-        labels(choice(rng, n, spec.lifecycle_stages), spec.lifecycle_stages).to_numpy(),
+    # where a prospect's contact stands follows the acquisition funnel: an open deal makes an opportunity, a deal
+    # a sales qualified lead, an MQL a marketing qualified lead; the others are subscribers or leads
+    plan = wh.funnel_contacts
+    mql, dealt, opened = (np.zeros(n, dtype=bool) for _ in range(3))
+    mql[plan["mql"]["contact"]] = True
+    dealt[plan["deal_contact"]] = True
+    opened[plan["deal_contact"][plan["deal_open"]]] = True
+    early = {k: v for k, v in spec.lifecycle_stages.items() if k in ("subscriber", "lead")} or {"lead": 1.0}
+    early = {k: v / sum(early.values()) for k, v in early.items()}
+    before = labels(choice(rng, n, early), early).to_numpy()
+    stage = np.select(
+        [is_customer, opened, dealt, mql],
+        ["customer", "opportunity", "salesqualifiedlead", "marketingqualifiedlead"],
+        before,
     )
     score_mean = pl.Series(stage).replace_strict(STAGE_SCORE, default=40, return_dtype=pl.Float64).to_numpy()
     score = np.clip(np.round(score_mean + 12 * rng.standard_normal(n)), 0, 100).astype(np.int32)
@@ -147,28 +155,17 @@ def contacts(wh: Warehouse) -> pl.DataFrame:
 
 
 def deals(wh: Warehouse) -> pl.DataFrame:
-    """Deals in the default pipeline: 20 % open, 25 % of the closed ones won, amounts by company size."""
+    """Deals in the default pipeline, opened on MQLs (generators/acquisition.py): one won deal before every
+    sales-led account, the others lost or (the latest) still open; 25 % of the closed ones won, amounts by
+    company size."""
     spec, rng, n = wh.cfg.crm, wh.rng("hubspot_deals"), wh.rows["hubspot_deals"]
     table = wh.whole("hubspot_companies")
-    people = wh.whole("hubspot_contacts")
-    counts, offsets = wh.contact_layout
+    plan = wh.funnel_contacts
+    company, contact = plan["deal_company"], plan["deal_contact"]
     staff = table["employee_count"].to_numpy().astype(float)
-    weight = np.sqrt(staff) * np.where(table["is_customer"].to_numpy(), 2.0, 1.0)
-    company = np.searchsorted(np.cumsum(weight / weight.sum()), rng.random(n), side="right").clip(
-        0, table.height - 1
-    )
-    contact = offsets[company] + (rng.random(n) * counts[company]).astype(np.int64)
-    base = np.maximum(to_seconds(table["created_at"])[company], to_seconds(people["created_at"])[contact])
-    created = between(rng, base, base + (wh.history_end - 2 * DAY - base) * 7 // 10)
-    is_open = np.zeros(n, dtype=bool)
-    is_open[rng.permutation(n)[: round(spec.open_share * n)]] = True
-    closed = np.flatnonzero(~is_open)
-    won = np.zeros(n, dtype=bool)
-    won[rng.permutation(closed)[: round(spec.win_rate * len(closed))]] = True
+    won, is_open = plan["deal_won"], plan["deal_open"]
     stage = np.where(won, "closedwon", "closedlost").astype(object)
     stage[is_open] = labels(choice(rng, int(is_open.sum()), spec.open_stages), spec.open_stages).to_numpy()
-    duration = (np.exp(rng.normal(np.log(45), 0.6, n)) * DAY).astype(np.int64)
-    close = np.minimum(created + duration, wh.history_end - 1)
     amount = np.round(np.exp(rng.normal(np.log(staff[company] * 120.0), 0.5)), -1)
     return pl.DataFrame(
         {
@@ -181,8 +178,8 @@ def deals(wh: Warehouse) -> pl.DataFrame:
             "amount_usd": amount,
             "is_closed": ~is_open,
             "is_won": won,
-            "created_at": ts(created),
-            "close_date": ts_nullable(close, ~is_open),
+            "created_at": ts(plan["deal_created"]),
+            "close_date": ts_nullable(plan["deal_close"], ~is_open),
         }
     )
 

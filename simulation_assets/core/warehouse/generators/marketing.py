@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.warehouse.generators import health
+from simulation_assets.core.warehouse.generators import acquisition, health
 from simulation_assets.core.warehouse.generators.text import concat, pick_words, strings
 from simulation_assets.core.warehouse.sampling import (
     DAY,
-    HOUR,
     allocate,
     apportion,
     dates,
@@ -19,7 +18,6 @@ from simulation_assets.core.warehouse.sampling import (
     growth_times,
     labels,
     local_index,
-    to_seconds,
     ts,
     ts_nullable,
 )
@@ -133,25 +131,31 @@ def journey_layout(wh: Warehouse) -> tuple[np.ndarray, np.ndarray]:
 
 
 def attribution_touchpoints(wh: Warehouse, k: int) -> pl.DataFrame:
-    """Chunk ``k`` of the journeys: ordered touches per contact with position-based weights summing to 1."""
+    """Chunk ``k`` of the journeys: ordered touches per contact with position-based weights summing to 1. A
+    contact's touches fall between its journey's first and last touch (``acquisition.contact_plan``); each
+    touch's channel follows that month's spend by channel, and an MQL's last touch is on the MQL's campaign."""
     spec = wh.cfg.marketing
     start, stop = wh.chunk_rows("attribution_touchpoints", k)
     rng, n = wh.rng("attribution_touchpoints", k), stop - start
     counts, offsets = wh.journey_layout
+    plan = wh.funnel_contacts
     rows = np.arange(start, stop)
     contact = np.searchsorted(offsets, rows, side="right") - 1
     position = rows - offsets[contact]
     length = counts[contact]
-    created = to_seconds(wh.whole("hubspot_contacts")["created_at"])[contact]
-    span = np.minimum(90 * DAY, wh.history_end - 1 - created)
-    touched = created + ((position + rng.random(n)) / length * span).astype(np.int64)
-    campaign, touched = campaigns_started_before(wh, rng, touched)
-    touched = np.minimum(touched, wh.history_end - 1)
-    first, last = spec.first_touch_weight, spec.last_touch_weight
-    middle = (1 - first - last) / np.maximum(length - 2, 1)
+    first, last = plan["first_touch"][contact], plan["last_touch"][contact]
+    touched = first + ((position + rng.random(n)) / length * (last - first)).astype(np.int64)
+    channel = acquisition.draw_channels(wh, rng, touched)
+    campaign = acquisition.campaigns_of(wh, rng, touched, channel)
+    mql_row = plan["mql_of_contact"][contact]
+    closing = (mql_row >= 0) & (position == length - 1)  # the touch that turned the contact into an MQL
+    touched = np.where(closing, last, touched)
+    campaign = np.where(closing, plan["mql"]["campaign"][np.maximum(mql_row, 0)], campaign)
+    first_w, last_w = spec.first_touch_weight, spec.last_touch_weight
+    middle = (1 - first_w - last_w) / np.maximum(length - 2, 1)
     weight = np.select(
         [length == 1, length == 2, position == 0, position == length - 1],
-        [1.0, 0.5, first + (1 - first - last) * (length == 2), last],
+        [1.0, 0.5, first_w + (1 - first_w - last_w) * (length == 2), last_w],
         middle,
     )
     table = wh.whole("marketing_campaigns")
@@ -170,34 +174,32 @@ def attribution_touchpoints(wh: Warehouse, k: int) -> pl.DataFrame:
 
 
 def marketing_qualified_leads(wh: Warehouse) -> pl.DataFrame:
-    """Contacts that became MQLs after a campaign, 40 % of them converting to SQL."""
+    """Every account's lead and other contacts that became MQLs right after their last touch, on its campaign;
+    those sales opened a deal on are SQLs from that deal's creation."""
     rng, n = wh.rng("marketing_qualified_leads"), wh.rows["marketing_qualified_leads"]
-    people = wh.whole("hubspot_contacts")
-    who = np.sort(rng.choice(people.height, size=n, replace=False))
-    created = to_seconds(people["created_at"])[who]
-    when = np.minimum(created + (rng.exponential(14.0, n) * DAY).astype(np.int64), wh.history_end - 2 * DAY)
-    when = np.maximum(when, created)
-    campaign, when = campaigns_started_before(wh, rng, when)
-    converted = rng.random(n) < 0.4
-    sql_at = np.minimum(when + (rng.exponential(7.0, n) * DAY).astype(np.int64) + HOUR, wh.history_end - 1)
+    plan = wh.funnel_contacts
+    mql = plan["mql"]
+    campaign = mql["campaign"]
+    converted = plan["sql_at"] < np.iinfo(np.int64).max
     table = wh.whole("marketing_campaigns")
     return pl.DataFrame(
         {
             "mql_id": np.arange(1, n + 1),
-            "contact_id": who + 1,
+            "contact_id": mql["contact"] + 1,
             "campaign_id": campaign + 1,
             "source_channel": table["channel"].gather(campaign),
             "lead_score": np.clip(np.round(70 + 10 * rng.standard_normal(n)), 50, 100).astype(np.int32),
-            "mql_at": ts(when),
+            "mql_at": ts(mql["at"]),
             "converted_to_sql": converted,
-            "sql_at": ts_nullable(np.maximum(sql_at, when), converted),
+            "sql_at": ts_nullable(np.where(converted, plan["sql_at"], mql["at"]), converted),
         }
     )
 
 
 def spend_plan(wh: Warehouse) -> np.ndarray:
     """Return the relative total marketing spend of every day of the window: yearly growth, busier towards the
-    holidays, and a monthly push (an AR(1) in log space: budgets raised for a few months, then cut)."""
+    holidays, and a monthly push (an AR(1) in log space: budgets raised for a few months, then cut, inside
+    each year's budget)."""
     spec = wh.cfg.marketing
     n_days = (wh.history_end - wh.history_start) // DAY
     day = wh.history_start // DAY + np.arange(n_days)
@@ -210,7 +212,11 @@ def spend_plan(wh: Warehouse) -> np.ndarray:
     push[0] = shocks[0]
     for m in range(1, months):
         push[m] = 0.6 * push[m - 1] + 0.8 * shocks[m]
-    monthly = np.exp(spec.spend_push_sigma * push)[health.month_of(wh, day * DAY)]
+    # the push moves budget between the months of a year, not across years: each year keeps its growth
+    factor = np.exp(spec.spend_push_sigma * push)
+    year = np.arange(months) // 12
+    factor = factor / (np.bincount(year, weights=factor) / np.bincount(year))[year]
+    monthly = factor[health.month_of(wh, day * DAY)]
     return (1 + wh.cfg.window.account_yoy_growth) ** years * season * monthly
 
 
@@ -236,14 +242,14 @@ def monthly_spend(wh: Warehouse) -> np.ndarray:
 
 def signup_weights(wh: Warehouse) -> np.ndarray:
     """Return the relative number of new accounts of every health month: a share of them follows the spend of
-    the month and the two before it (touchpoints -> MQLs -> deals take time), the rest the growth curve."""
+    the months before it, spread by the acquisition funnel's lags (touchpoints -> MQLs -> deals take time,
+    ``acquisition.signup_lag_shares``), the rest the growth curve."""
     spec = wh.cfg.marketing
     spend = monthly_spend(wh)
-    lags = len(spec.signup_lag_shares)
+    shares = acquisition.signup_lag_shares(wh)
+    lags = len(shares)
     padded = np.concatenate([np.full(lags - 1, spend[0]), spend])  # before the window: as in its first month
-    lagged = sum(
-        share * padded[lags - 1 - lag : len(padded) - lag] for lag, share in enumerate(spec.signup_lag_shares)
-    )
+    lagged = sum(share * padded[lags - 1 - lag : len(padded) - lag] for lag, share in enumerate(shares))
     edges = health.month_edges(wh)
     years = (edges[:-1] + edges[1:]) / 2 / (365.25 * DAY) - wh.history_start / (365.25 * DAY)
     trend = (1 + wh.cfg.window.account_yoy_growth) ** years

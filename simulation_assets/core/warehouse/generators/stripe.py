@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.warehouse import geography
 from simulation_assets.core.warehouse.generators import health
 from simulation_assets.core.warehouse.generators.text import concat, strings
 from simulation_assets.core.warehouse.sampling import (
@@ -263,6 +264,11 @@ def charges(wh: Warehouse) -> pl.DataFrame:
     account = billing["account"][plan["parent"][paid_invoice]]
     methods = wh.cfg.subscriptions.payment_methods
     method_of_account = choice(wh.rng("stripe_charges", 0, "method"), wh.rows["accounts"], methods)
+    # billed to the account's address; paid from its city's addresses, some from elsewhere (core/warehouse/geography)
+    geo = wh.rng("stripe_charges", 0, "geo")
+    home = wh.account_city[account]
+    away = geo.random(n) < wh.cfg.geography.away_charge_share
+    paid_from = np.where(away, wh.cities.draw_anywhere(geo, wh.cfg.locations.states, n), home)
     return pl.DataFrame(
         {
             "charge_id": prefix_ids("ch_", np.arange(1, n + 1)),
@@ -276,6 +282,9 @@ def charges(wh: Warehouse) -> pl.DataFrame:
             "payment_method_type": labels(method_of_account[account], methods),
             "outcome_type": np.full(n, "authorized"),
             "created": ts(plan["paid_at"][paid_invoice] + rng.integers(0, 2, n)),
+            "billing_state": wh.cities.state_labels(home),
+            "billing_city": wh.cities.city_labels(home),
+            "ip_address": geography.dotted(geography.addresses(geo, paid_from)),
         }
     )
 
