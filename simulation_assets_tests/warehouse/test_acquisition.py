@@ -180,3 +180,23 @@ def test_signups_answer_the_spend_at_the_funnels_lag_and_a_slower_funnel_moves_i
     )
     later = _detrended_lag_correlations(slower)  # measured: 0.10, 0.37, 0.56, 0.60, 0.41, 0.13
     assert lag_months(slower) == 4 and int(np.argmax(later)) >= 3 and later[0] < corr[0] - 0.25, later
+
+
+def test_a_prospects_contact_stands_where_the_funnel_left_it(tables: dict[str, pl.DataFrame]) -> None:
+    contacts = tables["hubspot_contacts"].join(
+        tables["hubspot_companies"].select("company_id", "is_customer"), on="company_id"
+    )
+    deals = tables["hubspot_deals"]
+    open_deal = set(deals.filter(~pl.col("is_closed"))["contact_id"])
+    any_deal = set(deals["contact_id"])
+    mqls = set(tables["marketing_qualified_leads"]["contact_id"])
+    expected = [
+        "customer" if customer else "opportunity" if c in open_deal else "salesqualifiedlead" if c in any_deal
+        else "marketingqualifiedlead" if c in mqls else "before"
+        for c, customer in zip(contacts["contact_id"], contacts["is_customer"])
+    ]  # fmt: skip
+    stage = [s if s not in ("subscriber", "lead") else "before" for s in contacts["lifecycle_stage"]]
+    assert stage == expected
+    # lead scores follow the stage: MQLs score higher than contacts before it
+    by_stage = dict(contacts.group_by("lifecycle_stage").agg(pl.col("lead_score").mean()).iter_rows())
+    assert by_stage["marketingqualifiedlead"] > by_stage["lead"] + 15, by_stage

@@ -214,6 +214,8 @@ class Crm(_Frozen):
     }  # fmt: skip
     # spec "Correlation Patterns": device uptime affects satisfaction -> tickets per account grow as uptime drops.
     ticket_uptime_sensitivity: float = 4.0  # extra tickets (x base) per point (1 %) of device downtime
+    # of prospects' contacts before the funnel: only subscriber and lead are drawn (renormalised); an MQL, a deal
+    # and an open deal make the later stages, a customer company's contacts are customers (generators/hubspot.py)
     lifecycle_stages: dict[str, float] = {
         "subscriber": 0.10, "lead": 0.30, "marketingqualifiedlead": 0.15, "salesqualifiedlead": 0.10,
         "opportunity": 0.10, "customer": 0.20, "evangelist": 0.05,

@@ -117,10 +117,20 @@ def contacts(wh: Warehouse) -> pl.DataFrame:
     n = len(company)
     created = wh.funnel_contacts["created"]  # when marketing brought them in (generators/acquisition.py)
     is_customer = table["is_customer"].to_numpy()[company]
-    stage = np.where(
-        is_customer,
-        "customer",
-        labels(choice(rng, n, spec.lifecycle_stages), spec.lifecycle_stages).to_numpy(),
+    # where a prospect's contact stands follows the acquisition funnel: an open deal makes an opportunity, a deal
+    # a sales qualified lead, an MQL a marketing qualified lead; the others are subscribers or leads
+    plan = wh.funnel_contacts
+    mql, dealt, opened = (np.zeros(n, dtype=bool) for _ in range(3))
+    mql[plan["mql"]["contact"]] = True
+    dealt[plan["deal_contact"]] = True
+    opened[plan["deal_contact"][plan["deal_open"]]] = True
+    early = {k: v for k, v in spec.lifecycle_stages.items() if k in ("subscriber", "lead")} or {"lead": 1.0}
+    early = {k: v / sum(early.values()) for k, v in early.items()}
+    before = labels(choice(rng, n, early), early).to_numpy()
+    stage = np.select(
+        [is_customer, opened, dealt, mql],
+        ["customer", "opportunity", "salesqualifiedlead", "marketingqualifiedlead"],
+        before,
     )
     score_mean = pl.Series(stage).replace_strict(STAGE_SCORE, default=40, return_dtype=pl.Float64).to_numpy()
     score = np.clip(np.round(score_mean + 12 * rng.standard_normal(n)), 0, 100).astype(np.int32)
