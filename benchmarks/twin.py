@@ -143,7 +143,7 @@ def stage_report(export: Path, work: Path) -> dict:
 
 
 def build_export(pool: int, days: int, path: Path) -> dict:
-    from simulation_assets_tests.twin.hogflix_export import write_hogflix_export_folder
+    from simulation_assets.sinks.twin_hogflix_export import write_hogflix_export_folder
 
     partial = path.with_name(path.name + ".partial")  # renamed when whole: a killed build is not reused
     (_, rows), t = _measure(lambda: write_hogflix_export_folder(pool, days, partial))  # type: ignore[misc]

@@ -43,9 +43,9 @@ def read_identifies(export: ExportSource) -> pl.DataFrame:
 def load_real(
     path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
 ) -> tuple[ExportSource, Prepared]:
-    """Open the export and import its users and sessions (no properties)."""
+    """Open the export and import its users and sessions (no properties, no event uuids)."""
     export = open_export(path, mapping)
-    core = export.frame("none")
+    core = export.frame("none", uuid=False)
     return export, prepare(core, cfg, read_identifies(export))
 
 

@@ -21,21 +21,9 @@ from simulation_assets.sinks.local_instance import (
     instance_yaml,
     schema_ready,
 )
+from simulation_assets_tests.platform.ui_defs import DAYS, daily_rows  # the UI test's asset: one definition
 
 ROOT = Path(__file__).resolve().parents[2]
-DAYS = dg.DailyPartitionsDefinition(start_date="2026-03-01", end_date="2026-03-11")
-
-
-@dg.asset(
-    partitions_def=DAYS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[dg.AssetCheckSpec("has_rows", asset="daily_rows")],
-)
-def daily_rows(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
-        metadata={"days": len(context.partition_keys)},
-        check_results=[dg.AssetCheckResult(check_name="has_rows", passed=True)],
-    )
 
 
 def _range(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:

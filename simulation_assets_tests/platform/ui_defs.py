@@ -1,4 +1,4 @@
-"""A small code location for the UI test: a daily asset materialized over a range in one run, with a check."""
+"""A small code location for the UI test (and the local-instance tests): a daily asset materialized over a range in one run, with a check."""
 
 import dagster as dg
 

@@ -9,12 +9,12 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.twin.config import FitConfig
+from simulation_assets.core.twin.example import synthetic_events
 from simulation_assets.core.twin.fit import Prepared, fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.posthog_export import write_export
 from simulation_assets.sinks.twin_source import LoadedExport, load_for_fit
-from simulation_assets_tests.twin.synthetic import synthetic_events
 
 CFG = FitConfig()
 

@@ -157,3 +157,19 @@ def test_real_identifiers_in_a_twin_fail_the_identifier_check(
     leaked = twin_rows.with_columns(pl.lit(real_rows["distinct_id"][0]).alias("distinct_id"))
     outcome = checks.no_identifiers_copied(copied_identifiers(real_rows, leaked))
     assert not outcome.passed and outcome.metadata["distinct_id"] == 1
+
+
+def test_an_export_too_short_to_measure_retention_or_churn_fails_those_checks(
+    loaded: LoadedExport, twin_frame: pl.DataFrame
+) -> None:
+    first = twin_frame["timestamp"].min()
+    short = _twin(twin_frame, lambda r: r.filter(pl.col("timestamp") < first + dt.timedelta(days=10)))  # type: ignore[operator]
+    report = compare(loaded.prepared, short)
+    assert report.days == 10
+    for check, name in (
+        (checks.retention_within_points, "retention_weeks_1_8"),
+        (checks.tstr_auc_gap, "tstr_churn_auc"),
+    ):
+        outcome = check(report)  # not measured is not passed
+        assert not outcome.passed
+        assert outcome.metadata["comparisons"][name]["note"].startswith("not measured: 10 days")

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from simulation_assets.cli import main
+from simulation_assets.core.twin.example import synthetic_events
 from simulation_assets.sinks.posthog_export import write_export
 from simulation_assets.sinks.twin_spec_store import load_spec
-from simulation_assets_tests.twin.synthetic import synthetic_events
 
 
 @pytest.fixture(scope="module")

@@ -181,6 +181,18 @@ def test_property_keys_count_keys_per_event_with_their_json_types(tmp_path: Path
     }
 
 
+def test_reads_for_the_fit_leave_out_what_it_does_not_use(tmp_path: Path) -> None:
+    path = write_export(_events(), tmp_path / "export.parquet", "batch-parquet")
+    export = open_export(path)
+    full, light = export.frame("none"), export.frame("none", uuid=False)
+    assert full["uuid"].null_count() == 0 and light["uuid"].null_count() == light.height
+    assert light.drop("uuid").equals(full.drop("uuid"))
+    # A sample reads only the columns rows are made of (not e.g. person properties or elements chains).
+    sampled = export.select_sql("json", sample_rows=10)
+    assert "person_properties" in export.raw_columns and "person_properties" not in sampled
+    assert "__raw_timestamp" not in sampled  # typed timestamps cannot be unreadable, only missing
+
+
 # ---- errors name the file and the problem ------------------------------------------------------------------------
 
 

@@ -17,15 +17,15 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.twin import checks
+from simulation_assets.core.twin.example import synthetic_events
 from simulation_assets.core.twin.fidelity import FidelityReport, compare
 from simulation_assets.core.twin.fit import fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
 from simulation_assets.sinks.posthog_export import ColumnMapping
+from simulation_assets.sinks.twin_hogflix_export import hogflix_events, write_hogflix_export
 from simulation_assets.sinks.twin_source import load_for_fit
 from simulation_assets_tests.twin.conftest import CFG
-from simulation_assets_tests.twin.hogflix_export import hogflix_events, write_hogflix_export
-from simulation_assets_tests.twin.synthetic import synthetic_events
 
 
 def _round_trip(path: Path, mapping: ColumnMapping | None) -> tuple[FidelityReport, dict, dict]:

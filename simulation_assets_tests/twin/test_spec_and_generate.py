@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from simulation_assets.core.hogflix.ids import uuid7_ms
-from simulation_assets.core.twin.generate import Generator
+from simulation_assets.core.twin.generate import Generator, empty_frame
 from simulation_assets.core.twin.spec import SpecError, TwinSpec
 from simulation_assets.sinks.posthog_events import encode_events, property_columns_by_event
 from simulation_assets.sinks.twin_spec_store import load_spec, save_spec
@@ -154,3 +154,30 @@ def test_generation_is_vectorized_at_a_useful_rate(spec: TwinSpec) -> None:
     assert rows > 100_000
     assert per_cpu_second > 150_000, per_cpu_second  # benchmarks/twin.py measures the real rate (>= 1M/s)
     assert np.isfinite(per_cpu_second)
+
+
+def test_text_properties_are_codes_into_their_values_and_read_back_as_text(
+    spec: TwinSpec, tmp_path: Path
+) -> None:
+    import duckdb
+
+    gen = Generator(spec)
+    day = gen.day(spec.document.generation.start + dt.timedelta(days=2))
+    text_keys = [
+        k
+        for k, kind in gen.kinds.items()
+        if k in gen.presence and kind not in ("boolean", "integer", "number")
+    ]
+    assert text_keys
+    for key in text_keys:  # an Enum of the spec's values: a day is drawn as codes, never as a string per row
+        assert isinstance(day.schema[key], pl.Enum), (key, day.schema[key])
+        assert set(day[key].drop_nulls().cast(pl.String)) <= set(day.schema[key].categories)
+    # A day without events has the same columns and types, so days concatenate.
+    assert empty_frame(gen).schema == day.schema
+    path = tmp_path / "day.parquet"
+    day.write_parquet(path)
+    types = dict(
+        duckdb.sql(f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '{path}')").fetchall()
+    )
+    assert types[text_keys[0]] == "VARCHAR"
+    assert pl.read_parquet(path).equals(day)

@@ -3,17 +3,20 @@
 Estimators (per class; lifetime and returns also per arrival kind, new or backlog):
 
 - **lifetime** (days from the first to the last active day) by the Kaplan-Meier
-  estimator: a user whose last visit is within the class's usual gap of the
-  window's end (90th percentile of their days between visits, 1-28 days) is
-  taken as still alive (censored at the window's end); the others churned on
-  their last day. Beyond the observed ages the hazard stays at its average over
-  the last third of them.
+  estimator: a user absent for the last a days of the window counts as churned
+  on their last visit with the chance that no gap between visits of users of
+  their class who lived as long is longer than a, and for the rest as still
+  there, at risk until the window's end (censored there). Beyond the observed
+  ages the hazard stays at its average over the last third of them.
 - **returns**: while alive, each later day is active with the user's own chance
   p, drawn from a Beta fitted by maximum likelihood to the users' (returns, days)
   as a beta-binomial (the days strictly between the first and the last active
   day for churned users, every day after the first for the others).
 - **age**: a class's users may come less often as they age; activity by week of
-  age over what their own rates expect gives a multiplier per week of age.
+  age over what their own rates expect gives a multiplier per week of age. Days
+  after a user's last visit count as alive days only by the chance the user is
+  still there (as do the recency fit's), so recent lapsers do not make the last
+  weeks of age look quieter than they are.
 - **returns by lifetime**: the Beta is fitted per lifetime band (under a week,
   1-3 weeks, 3-6 weeks, longer; a user still active at the end counts by the
   days seen so far), since users who leave soon often come every day until they
@@ -61,15 +64,24 @@ class Lifetime:
     tail_hazard: float  # daily churn chance beyond T
 
 
-def kaplan_meier(duration: np.ndarray, churned: np.ndarray, horizon: int) -> Lifetime:
+def kaplan_meier(
+    duration: np.ndarray, churned: np.ndarray, horizon: int, observed: np.ndarray | None = None
+) -> Lifetime:
     """Return the discrete Kaplan-Meier survival of ``duration`` (days) with churn flags, up to ``horizon``.
 
-    ``churned`` may be a chance (0-1) per user: the user counts as that fraction of a churn.
+    ``churned`` may be a chance (0-1) per user: the user counts as that fraction of a churn at
+    ``duration`` and the rest as still alive when observation ended, ``observed`` days after their
+    start (default ``duration``): a user who may still come back stays at risk until the window ends.
     """
     duration = np.clip(np.asarray(duration, np.int64), 0, horizon)
     churned = np.where(duration < horizon, np.asarray(churned, np.float64), 0.0)
+    censor = (
+        duration
+        if observed is None
+        else np.clip(np.maximum(np.asarray(observed, np.int64), duration), 0, horizon)
+    )
     events = np.bincount(duration, churned, minlength=horizon + 1).astype(np.float64)
-    exits = np.bincount(duration, minlength=horizon + 1).astype(np.float64)
+    exits = events + np.bincount(censor, 1.0 - churned, minlength=horizon + 1)
     at_risk = exits[::-1].cumsum()[::-1]  # users whose observed time is >= t
     hazard = np.divide(events, at_risk, out=np.zeros_like(events), where=at_risk > 0)
     survival = np.r_[1.0, np.cumprod(1.0 - hazard)[:-1]]
@@ -146,28 +158,51 @@ def user_spans(users: pl.DataFrame, activity: pl.DataFrame, classes: np.ndarray,
     first = table["first_day"].to_numpy()
     last = table["last_day"].to_numpy()
     churned = (window.last - last) > usual[cls]
-    # Absent a days at the end: still there with the chance that a gap of the class between two visits
-    # is longer than a (the share of its gaps that are), gone otherwise.
-    absence = window.last - last
-    weight = np.zeros(len(first))
-    all_gaps = (
+    weight = churn_weights(activity, table["user"].to_numpy(), cls, last - first, window.last - last)
+    return UserSpans(table["user"].to_numpy(), first, last, table["active_days"].to_numpy(), churned,
+                     last - first, weight)  # fmt: skip
+
+
+MIN_WEIGHT_GAPS = 200  # fewer gaps than this among users as long-lived: judge by the next shorter lifetimes
+
+
+def churn_weights(
+    activity: pl.DataFrame, user_ids: np.ndarray, cls: np.ndarray, lived: np.ndarray, absence: np.ndarray
+) -> np.ndarray:
+    """Return per user the chance they have left: no gap between visits of users like them is as long.
+
+    A user last seen ``absence`` days before the window's end, ``lived`` days after their first visit,
+    is still there with the chance that a gap between two visits of a user of their class who lived at
+    least as long (in whole weeks) is longer than ``absence``, and gone otherwise. Long-lived users go
+    dormant for weeks and come back; short-lived ones rarely have long gaps, so judging everyone by the
+    whole class's gaps would end the longest lives too early. Lifetimes whose users have fewer than
+    ``MIN_WEIGHT_GAPS`` gaps use the gaps of the next shorter lifetimes.
+    """
+    gaps = (
         activity.sort("user", "day")
         .with_columns((pl.col("day") - pl.col("day").shift(1).over("user")).alias("gap"))
         .drop_nulls("gap")
     )
-    row = np.searchsorted(table["user"].to_numpy(), all_gaps["user"].to_numpy())
-    gap_class = cls[row]
-    gap = all_gaps["gap"].to_numpy()
-    for c in range(len(usual)):  # a handful of classes
-        g = np.sort(gap[gap_class == c])
-        m = cls == c
-        if g.size == 0:
-            weight[m] = churned[m]
+    row = np.searchsorted(user_ids, gaps["user"].to_numpy())
+    gap = gaps["gap"].to_numpy()
+    gap_class, gap_weeks = cls[row], lived[row] // 7
+    weeks = lived // 7
+    weight = np.zeros(user_ids.size)
+    for c in np.unique(cls):  # a handful of classes
+        in_class = gap_class == c
+        g_all, w_all = gap[in_class], gap_weeks[in_class]
+        members = np.flatnonzero(cls == c)
+        if g_all.size == 0:  # nobody came back twice: gone once away longer than a week
+            weight[members] = absence[members] > 7
             continue
-        longer = 1.0 - np.searchsorted(g, absence[m], side="right") / g.size
-        weight[m] = 1.0 - longer
-    return UserSpans(table["user"].to_numpy(), first, last, table["active_days"].to_numpy(), churned,
-                     last - first, weight)  # fmt: skip
+        for w in np.unique(weeks[members]):  # at most a window's weeks
+            at = members[weeks[members] == w]
+            floor = int(w)
+            while floor > 0 and int((w_all >= floor).sum()) < MIN_WEIGHT_GAPS:
+                floor -= 1
+            g = np.sort(g_all[w_all >= floor])
+            weight[at] = np.searchsorted(g, absence[at], side="right") / g.size
+    return weight
 
 
 def life_band(lifetime: np.ndarray, exposure: np.ndarray) -> np.ndarray:
@@ -225,6 +260,7 @@ class DailyGrid:
     active: np.ndarray  # 0/1
     later: np.ndarray  # not the user's first day
     rate: np.ndarray  # the user's share of active days after their first (per row)
+    weight: np.ndarray  # 1 up to the user's last visit; after it, the chance they are still there
 
 
 def daily_grid(
@@ -245,10 +281,13 @@ def daily_grid(
     x = np.zeros(row.size)
     x[hits] = 1.0
     later = offset > 0
-    rate = np.bincount(row[later], x[later], minlength=ids.size) / np.maximum(
-        np.bincount(row[later], minlength=ids.size), 1
+    # Days after the last visit count as alive days only as far as the user may still be there: a
+    # recent lapser seen as alive but idle would make the last weeks of age look quieter than they are.
+    weight = np.where(day > spans.last[members][row], 1.0 - spans.churn_weight[members][row], 1.0)
+    rate = np.bincount(row[later], (x * weight)[later], minlength=ids.size) / np.maximum(
+        np.bincount(row[later], weight[later], minlength=ids.size), 1e-9
     )
-    return DailyGrid(row, day, offset // 7, x, later, rate[row])
+    return DailyGrid(row, day, offset // 7, x, later, rate[row], weight)
 
 
 def age_profile(grid: DailyGrid | None, weekdays: np.ndarray, weeks: int) -> np.ndarray:
@@ -262,9 +301,10 @@ def age_profile(grid: DailyGrid | None, weekdays: np.ndarray, weeks: int) -> np.
         return out
     expected = np.clip(grid.rate * weekdays[weekday(grid.day)], 0.0, 1.0)
     week = np.minimum(grid.age_week, len(out) - 1)
-    got = np.bincount(week[grid.later], grid.active[grid.later], minlength=len(out))
-    exp = np.bincount(week[grid.later], expected[grid.later], minlength=len(out))
-    days = np.bincount(week[grid.later], minlength=len(out))
+    w = grid.weight[grid.later]
+    got = np.bincount(week[grid.later], grid.active[grid.later] * w, minlength=len(out))
+    exp = np.bincount(week[grid.later], expected[grid.later] * w, minlength=len(out))
+    days = np.bincount(week[grid.later], w, minlength=len(out))
     last = 1.0
     for a in range(len(out)):  # a few dozen weeks
         if days[a] >= 30 and exp[a] > 0:
@@ -295,14 +335,14 @@ def return_by_recency(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.n
     mult = weekdays[weekday(grid.day)] * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
     chance = np.clip(grid.rate * mult, 1e-4, 1 - 1e-4)[grid.later]
     offset = np.log(chance / (1 - chance))
-    g, x = recency[grid.later], grid.active[grid.later]
-    got = np.bincount(g, x, minlength=MAX_RECENCY + 1)
-    days = np.bincount(g, minlength=MAX_RECENCY + 1)
+    g, x, w = recency[grid.later], grid.active[grid.later], grid.weight[grid.later]
+    got = np.bincount(g, x * w, minlength=MAX_RECENCY + 1)
+    days = np.bincount(g, w, minlength=MAX_RECENCY + 1)
     theta = np.zeros(MAX_RECENCY + 1)
     for _ in range(30):  # Newton steps on every recency at once
         p = 1 / (1 + np.exp(-(offset + theta[g])))
-        expected = np.bincount(g, p, minlength=MAX_RECENCY + 1)
-        slope = np.bincount(g, p * (1 - p), minlength=MAX_RECENCY + 1)
+        expected = np.bincount(g, p * w, minlength=MAX_RECENCY + 1)
+        slope = np.bincount(g, p * (1 - p) * w, minlength=MAX_RECENCY + 1)
         theta = np.clip(
             theta + np.divide(got - expected, slope, out=np.zeros_like(slope), where=slope > 0), -8, 8
         )

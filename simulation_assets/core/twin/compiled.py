@@ -232,6 +232,15 @@ class CompiledSpec:
             row[[code[e] for e in events]] = np.arange(len(events))
             self.num_tables[str(key)] = (row, q)
 
+    def property_dtype(self, key: str) -> pl.DataType:
+        """Return the column type of property ``key`` (text keys: an Enum of their values)."""
+        if key in self.constants:
+            return self.const_series[self.constants.index(key)].dtype
+        if key in self.cat_series:
+            return self.cat_series[key].dtype
+        kind = self.kinds[key]
+        return {"boolean": pl.Boolean(), "integer": pl.Int64(), "number": pl.Float64()}.get(kind, pl.String())
+
     def _key(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """Return the sortable integer key of a chain state (class, prev, cur, position slot)."""
         w = np.int64(len(self.names) + 2)
@@ -256,7 +265,11 @@ class CompiledSpec:
 
 
 def _typed(values: pl.Series, kind: str) -> pl.Series:
-    """Return text values in the column type of their kind (``other`` becomes null where it is not a category)."""
+    """Return text values in the column type of their kind (``other`` becomes null where it is not a category).
+
+    Text keys become an ``Enum`` of their values: a day's column is then a gather of small codes, written to
+    Parquet as a dictionary-encoded string column (read back as text by DuckDB and PostHog-shaped readers).
+    """
     if kind == "boolean":
         return values.str.to_lowercase().replace_strict(
             {"true": True, "false": False}, default=None, return_dtype=pl.Boolean
@@ -266,4 +279,5 @@ def _typed(values: pl.Series, kind: str) -> pl.Series:
         return cleaned.cast(pl.Float64, strict=False).cast(
             pl.Int64 if kind == "integer" else pl.Float64, strict=False
         )
-    return values
+    # Text: an Enum over the key's values, so a column is drawn as codes into them (no string per row).
+    return values.cast(pl.Enum(values.drop_nulls().unique(maintain_order=True)))

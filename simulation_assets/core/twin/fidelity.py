@@ -46,6 +46,7 @@ PERMUTATIONS = 200
 PERMUTATION_USERS = 20_000
 TOP_TRANSITIONS = 20
 TOP_PATHS = 10
+MIN_CHURN_DAYS = 21  # shorter exports give a churn horizon under a week: the classifier is not measured
 PATH_LENGTH = 4
 
 
@@ -433,8 +434,9 @@ def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed
     )
     observed = ret.drop_nulls(["real", "twin"])
     if observed.is_empty():
-        comparisons.append(Comparison("retention_weeks_1_8", "retention", float("nan"), targets.retention_points_max, True,
-                                      {"note": "the window is too short for a week-1 retention"}))  # fmt: skip
+        # Not measured is not passed: an export shorter than two full weeks cannot show retention.
+        comparisons.append(Comparison("retention_weeks_1_8", "retention", float("nan"), targets.retention_points_max, False,
+                                      {"note": f"not measured: {window.days} days hold no full week after a first week"}))  # fmt: skip
     else:
         p = observed["real"].to_numpy()
         se = np.sqrt(
@@ -455,13 +457,20 @@ def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed
     # Train on twin, test on real.
     train_real = real.subset(holdout=False)
     test_real = real.subset(holdout=True)
-    aucs = tstr(train_real, test_real, twin, window, seed)
+    if window.days < MIN_CHURN_DAYS:  # a churn label needs a week without visits to mean anything
+        aucs = {"auc_real": float("nan"), "auc_twin": float("nan")}
+    else:
+        aucs = tstr(train_real, test_real, twin, window, seed)
     gap = abs(aucs["auc_twin"] - aucs["auc_real"])
     se = aucs.get("difference_se", float("nan"))
     auc_bound = _bound(targets.auc_gap_max, 1.96 * se if np.isfinite(se) else 0.0, n_real, targets)
     ok = bool(np.isfinite(gap) and gap <= auc_bound)
+    detail = {k: round(v, 4) for k, v in aucs.items()}
+    if not np.isfinite(gap):
+        detail["note"] = (f"not measured: {window.days} days; the churn classifier needs {MIN_CHURN_DAYS}"
+                          if window.days < MIN_CHURN_DAYS else "not measured: a side has too few users or one class")
     comparisons.append(Comparison("tstr_churn_auc", "auc", round(gap, 4) if np.isfinite(gap) else float("nan"),
-                                  round(auc_bound, 4), ok, {k: round(v, 4) for k, v in aucs.items()}))  # fmt: skip
+                                  round(auc_bound, 4), ok, detail))  # fmt: skip
     dau = {"real": round(dau_over_wau(real, window), 4), "twin": round(dau_over_wau(twin, window), 4)}
     return FidelityReport(
         real_users=n_real,

@@ -186,7 +186,9 @@ def fit(
             m = members & (kind == kind_id)
             if m.sum() < act.MIN_STRATUM_USERS:
                 m = members
-            life = act.kaplan_meier(spans.lifetime[m], spans.churn_weight[m], horizon)
+            life = act.kaplan_meier(
+                spans.lifetime[m], spans.churn_weight[m], horizon, window.last - spans.first[m]
+            )
             survival_rows.append(pl.DataFrame({"class": c, "kind": kind_name, "age_days": np.arange(len(life.survival)),
                                                "survival": life.survival}))  # fmt: skip
             tails[kind_name] = round(life.tail_hazard, 6)

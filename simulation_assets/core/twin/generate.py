@@ -435,10 +435,7 @@ def empty_frame(gen: Generator) -> pl.DataFrame:
         "$session_id": pl.String(), "$window_id": pl.String(), "$device_id": pl.String(), "$anon_distinct_id": pl.String(),
     }  # fmt: skip
     for key in gen.presence:
-        kind = gen.kinds[key]
-        schema[key] = {"boolean": pl.Boolean(), "integer": pl.Int64(), "number": pl.Float64()}.get(
-            kind, pl.String()
-        )
+        schema[key] = gen.property_dtype(key)
     return pl.DataFrame(schema=schema)
 
 

@@ -88,6 +88,18 @@ class ExportSource:
             f"ELSE COALESCE(TRY_CAST({text} AS TIMESTAMPTZ), timezone('UTC', TRY_CAST({text} AS TIMESTAMP))) END"
         )
 
+    def _typed_timestamp(self) -> bool:
+        """Whether the timestamp column is a typed timestamp or date (never unreadable, only null)."""
+        kind = self.raw_columns.get(self.fields.get("timestamp") or "", "VARCHAR").upper()
+        return kind.startswith(("TIMESTAMP", "DATE"))
+
+    def _raw_projection(self) -> str:
+        """The export's columns a normalized row is made of (the rest, e.g. large person properties, unread)."""
+        used = [c for c in self.fields.values() if c] + list(self.property_columns.values())
+        if self.json_properties:
+            used.append(self.json_properties)
+        return ", ".join(_ident(c) for c in dict.fromkeys(used)) or "*"
+
     def _properties_text_sql(self) -> str:
         """The properties as JSON text: an object as it is, or the object inside a JSON-encoded string."""
         raw = f"CAST({_ident(self.json_properties or '')} AS VARCHAR)"
@@ -140,22 +152,25 @@ class ExportSource:
         where: str | None = None,
         raw_where: str | None = None,
         sample_rows: int | None = None,
+        uuid: bool = True,
     ) -> str:
         """Return the SQL query of the normalized rows.
 
         ``where`` is a predicate on the normalized columns; ``raw_where`` one on the export's own
         columns, applied before anything is parsed; ``sample_rows`` keeps a seeded reservoir sample
-        of that many raw rows (also before parsing).
+        of that many raw rows (also before parsing, reading only the columns the rows need);
+        ``uuid=False`` leaves the uuid column null (it is not read).
         """
         cols = [
-            f"{self._field_sql('uuid')} AS uuid",
+            f"{self._field_sql('uuid') if uuid else 'NULL::VARCHAR'} AS uuid",
             f"{self._field_sql('event')} AS event",
             f"{self._field_sql('distinct_id')} AS distinct_id",
             f"{self._field_sql('person_id')} AS person_id",
             f"{self._timestamp_sql()} AS timestamp",
             f"{self._session_sql()} AS session_id",
-            f"CAST({self._field_sql('timestamp')} AS VARCHAR) AS __raw_timestamp",
         ]
+        if not self._typed_timestamp():  # text or numbers: kept to quote an unreadable one in the error
+            cols.append(f"CAST({self._field_sql('timestamp')} AS VARCHAR) AS __raw_timestamp")
         keys: list[str] = []
         if properties == "json":
             cols.append(f"CAST({self._properties_json_sql()} AS VARCHAR) AS properties")
@@ -173,7 +188,7 @@ class ExportSource:
             sampled = (
                 f" USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE (42)" if sample_rows else ""
             )
-            source = f"(SELECT * FROM {source}{filtered}{sampled})"
+            source = f"(SELECT {self._raw_projection()} FROM {source}{filtered}{sampled})"
         query = f"SELECT {', '.join(cols)} FROM {source}"
         if self.json_properties is not None and keys:
             unpacked = ", ".join(f"__props[{i + 1}] AS {_ident(k)}" for i, k in enumerate(keys))
@@ -188,12 +203,13 @@ class ExportSource:
         where: str | None = None,
         threads: int | None = None,
         distinct_ids: Sequence[str] | None = None,
+        uuid: bool = True,
     ) -> pl.DataFrame:
         """Return every (or every ``where``-selected) event as a normalized frame.
 
         ``properties``: ``"json"`` (one JSON text column), ``"none"``, or a list
         of property keys (one text column each). ``distinct_ids`` keeps only those
-        users' rows. Raises :class:`ExportError`
+        users' rows; ``uuid=False`` skips reading event uuids (the column is null). Raises :class:`ExportError`
         on malformed input and when a row lacks an event name, a distinct id or
         a readable timestamp.
         """
@@ -204,7 +220,7 @@ class ExportSource:
                 con.register("__wanted", pa.table({"distinct_id": pa.array(list(distinct_ids), pa.string())}))
                 column = _ident(self.fields["distinct_id"] or "distinct_id")
                 raw_where = f"CAST({column} AS VARCHAR) IN (SELECT distinct_id FROM __wanted)"
-            query = self.select_sql(properties, where, raw_where=raw_where)
+            query = self.select_sql(properties, where, raw_where=raw_where, uuid=uuid)
             table = self._run(con, query)
         finally:
             con.close()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def _validated(export: ExportSource, frame: pl.DataFrame) -> pl.DataFrame:
     """Raise ExportError when rows lack an event, a distinct id or a readable timestamp; drop helper columns."""
     if frame.is_empty():
-        return _typed(frame.drop("__raw_timestamp"))
+        return _typed(frame.drop("__raw_timestamp", strict=False))
     problems = []
     for name, label in (("event", "an event name"), ("distinct_id", "a distinct id")):
         bad = frame[name].is_null()
@@ -26,7 +26,12 @@ def _validated(export: ExportSource, frame: pl.DataFrame) -> pl.DataFrame:
             problems.append(f"{int(bad.sum())} row(s) without {label} ({_field_label(export, name)})")
     bad_ts = frame["timestamp"].is_null()
     if bad_ts.any():
-        example = frame.filter(bad_ts)["__raw_timestamp"].drop_nulls().head(1).to_list()
+        raw = (
+            frame.filter(bad_ts)["__raw_timestamp"]
+            if "__raw_timestamp" in frame.columns
+            else pl.Series([None])
+        )
+        example = raw.drop_nulls().head(1).to_list()
         shown = f", e.g. {example[0]!r}" if example else " (empty)"
         problems.append(
             f"{int(bad_ts.sum())} row(s) whose {_field_label(export, 'timestamp')} is not a timestamp{shown}; "
@@ -34,7 +39,7 @@ def _validated(export: ExportSource, frame: pl.DataFrame) -> pl.DataFrame:
         )
     if problems:
         raise ExportError(export.source if len(export.files) != 1 else export.files[0], "; ".join(problems))
-    return _typed(frame.drop("__raw_timestamp"))
+    return _typed(frame.drop("__raw_timestamp", strict=False))
 
 
 def _typed(frame: pl.DataFrame) -> pl.DataFrame:

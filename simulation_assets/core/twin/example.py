@@ -1,4 +1,4 @@
-"""A small product unlike HogFlix, for tests: a B2B analytics tool with three kinds of users.
+"""An example product unlike HogFlix, for the demo and the tests: a B2B analytics tool with three kinds of users.
 
 - **workers** (45 %): weekdays, office hours, most days; sessions of login ->
   dashboard -> (report_viewed -> filter_applied?)* -> export_clicked? -> logout.

@@ -1,4 +1,8 @@
-"""HogFlix's own events, made with the project's core functions and written in PostHog's export shapes."""
+"""HogFlix's own events as a PostHog export: the twin's worked example, its demo, round-trip tests and benchmark.
+
+The events are made with HogFlix's core functions (lifecycle, sessions, events) day by day and written in
+PostHog's export shapes, so the twin reads them as it would read a real product's export.
+"""
 
 from __future__ import annotations
 

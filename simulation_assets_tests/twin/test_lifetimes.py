@@ -1,0 +1,44 @@
+"""Lifetimes: who counts as gone at the end of an export, and how long the others stay at risk."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.twin.activity import churn_weights, kaplan_meier
+
+
+def test_users_who_may_come_back_stay_at_risk_until_the_window_ends() -> None:
+    # 50 users last seen on day 5 who may still come back (churn chance 0), observed until day 20,
+    # 50 who churned on day 10 and 50 on day 15. Censored at their last visit, the first group would
+    # leave the risk set at day 5, and a half instead of a third would seem to leave on day 10.
+    duration = np.r_[np.full(50, 5), np.full(50, 10), np.full(50, 15)]
+    churned = np.r_[np.zeros(50), np.ones(100)]
+    observed = np.r_[np.full(50, 20), np.full(50, 10), np.full(50, 15)]
+    assert np.isclose(kaplan_meier(duration, churned, 30).survival[11], 1 / 2)  # the bias
+    fair = kaplan_meier(duration, churned, 30, observed).survival
+    assert np.isclose(fair[11], 2 / 3) and np.isclose(fair[16], 1 / 3) and np.isclose(fair[20], 1 / 3)
+    # A share of a churn counts as that share at its last visit and the rest stays at risk.
+    half = kaplan_meier(np.full(10, 5), np.full(10, 0.5), 30, np.full(10, 20))
+    assert np.isclose(half.survival[6], 0.5) and np.isclose(half.survival[20], 0.5)
+
+
+def test_absence_is_judged_by_the_gaps_of_users_who_lived_as_long() -> None:
+    # One class: short-lived users come every day (gaps of 1 day); long-lived ones (8+ weeks) also take
+    # 20-day breaks. A long-lived user absent 10 days may be on such a break; a short-lived one is gone.
+    rows = []
+    for u in range(300):  # short-lived: 10 daily visits
+        rows += [(u, d) for d in range(10)]
+    for u in range(300, 600):  # long-lived: daily, a 20-day break, daily again (70 days)
+        rows += [(u, d) for d in range(30)] + [(u, d) for d in range(50, 70)]
+    activity = pl.DataFrame(rows, schema={"user": pl.Int64, "day": pl.Int64}, orient="row")
+    users = np.arange(602)
+    cls = np.zeros(602, np.int64)
+    lived = np.r_[np.full(300, 9), np.full(300, 69), 9, 69]  # the last two are judged
+    absence = np.r_[np.zeros(600), 10, 10]
+    weight = churn_weights(activity, users, cls, lived, absence)
+    # The short-lived user is judged by everyone's gaps (300 breaks in 17,400 gaps), the long-lived one
+    # by the long-lived users' own (300 in 14,700): more of theirs are as long, so less likely gone.
+    assert np.isclose(weight[600], 1 - 300 / 17_400) and np.isclose(weight[601], 1 - 300 / 14_700)
+    assert weight[601] < weight[600]
+    assert weight[:600].max() == 0.0  # seen on the last day: not gone
