@@ -23,10 +23,14 @@ def persona_ids_unique(personas: pl.DataFrame) -> CheckOutcome:
     return CheckOutcome(duplicates == 0, {"personas": personas.height, "duplicate_ids": duplicates})
 
 
-def _day_bands(
-    metrics: pl.DataFrame, band: Callable[[LifecycleConfig], tuple[int, int]], cfg: LifecycleConfig
-):
-    """Return (low, high) Series of each day's band (a scheduled target pool moves it), and its label."""
+def _every_day_within_band(
+    metrics: pl.DataFrame,
+    column: str,
+    band: Callable[[LifecycleConfig], tuple[int, int]],
+    cfg: LifecycleConfig,
+) -> CheckOutcome:
+    """Pass when every day's ``column`` is inside that day's band (a scheduled target pool moves it);
+    report the band's label, the days outside it and the column's range."""
     bands = [band(cfg.for_date(d)) for d in metrics["date"]] if metrics.height else [band(cfg)]
     low = pl.Series([b[0] for b in bands][: metrics.height])
     high = pl.Series([b[1] for b in bands][: metrics.height])
@@ -35,38 +39,27 @@ def _day_bands(
         if len(set(bands)) == 1
         else f"{bands[0][0]}-{bands[0][1]} .. {bands[-1][0]}-{bands[-1][1]}"
     )
-    return low, high, label
+    ok = (metrics[column] >= low) & (metrics[column] <= high)
+    return CheckOutcome(
+        bool(ok.all()),
+        {
+            "band": label,
+            "days_outside": int((~ok).sum()),
+            "min": int(metrics[column].min() or 0),
+            "max": int(metrics[column].max() or 0),
+        },
+    )
 
 
 def pool_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
     """Every day's pool (non-churned personas) is inside the configured band (380-420 at 400; the band
     follows a scheduled target pool day by day)."""
-    low, high, label = _day_bands(metrics, lambda c: c.pool_range, cfg)
-    ok = (metrics["pool_size"] >= low) & (metrics["pool_size"] <= high)
-    return CheckOutcome(
-        bool(ok.all()),
-        {
-            "band": label,
-            "days_outside": int((~ok).sum()),
-            "min": int(metrics["pool_size"].min() or 0),
-            "max": int(metrics["pool_size"].max() or 0),
-        },
-    )
+    return _every_day_within_band(metrics, "pool_size", lambda c: c.pool_range, cfg)
 
 
 def signups_within_band(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
     """Every day's signups are inside the configured band (2-5 at pool 400, scaled with the day's target)."""
-    low, high, label = _day_bands(metrics, lambda c: c.signup_range, cfg)
-    ok = (metrics["new_signups"] >= low) & (metrics["new_signups"] <= high)
-    return CheckOutcome(
-        bool(ok.all()),
-        {
-            "band": label,
-            "days_outside": int((~ok).sum()),
-            "min": int(metrics["new_signups"].min() or 0),
-            "max": int(metrics["new_signups"].max() or 0),
-        },
-    )
+    return _every_day_within_band(metrics, "new_signups", lambda c: c.signup_range, cfg)
 
 
 def active_share_near_target(metrics: pl.DataFrame, cfg: LifecycleConfig) -> CheckOutcome:
