@@ -41,3 +41,13 @@ def stable_uuid(seed: int, *keys: object) -> uuid.UUID:
 
 
 _NAMESPACE = uuid.UUID("6f1d2a57-3c1e-4b8e-9a55-2d1c5f0e7b10")
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """Return the splitmix64 finalizer of uint64 values: a fast, well-mixed hash that is the same in any
+    process and on any machine (for per-row choices keyed by an index or an id, without a stream)."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))

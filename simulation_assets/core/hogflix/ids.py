@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from simulation_assets.core.rng import stable_uuid
+from simulation_assets.core.rng import splitmix64, stable_uuid
 
 if TYPE_CHECKING:
     import duckdb
@@ -41,7 +41,7 @@ _HEX_PAIRS = np.array(
 
 
 def _splitmix64_int(x: int) -> int:
-    """Row-by-row twin of ``_splitmix64`` on a Python int (for the reference implementation)."""
+    """Row-by-row twin of ``core.rng.splitmix64`` on a Python int (for the reference implementation)."""
     z = (x + 0x9E3779B97F4A7C15) & _MASK64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
@@ -184,22 +184,13 @@ for _value, _digit in enumerate(b"0123456789abcdef"):
     _VARIANT_DIGIT[_digit] = b"0123456789abcdef"[(_value & 3) | 8]
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """Return the splitmix64 finalizer of uint64 values (a fast, well-mixed stable hash)."""
-    with np.errstate(over="ignore"):
-        z = x + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
 def stable_hash(seed: int, salt: int, *columns: np.ndarray) -> np.ndarray:
     """Return a uint64 hash per row of integer ``columns``, stable across runs and machines."""
     with np.errstate(over="ignore"):
-        h = _splitmix64(np.uint64(seed) * np.uint64(0x100000001B3) + np.uint64(salt))
+        h = splitmix64(np.uint64(seed) * np.uint64(0x100000001B3) + np.uint64(salt))
         out = np.full(len(columns[0]), h, np.uint64)
         for col in columns:
-            out = _splitmix64(out ^ np.asarray(col).astype(np.int64).view(np.uint64))
+            out = splitmix64(out ^ np.asarray(col).astype(np.int64).view(np.uint64))
         return out
 
 
@@ -212,7 +203,7 @@ def uuid7s(ms: np.ndarray, seed: int, salt: int, *columns: np.ndarray) -> pl.Ser
     """Return UUIDv7 strings whose time is ``ms`` and whose random bits hash (seed, salt, columns)."""
     ms = np.asarray(ms, np.int64)
     lo = stable_hash(seed, salt, ms, *columns)
-    hi = _splitmix64(lo)
+    hi = splitmix64(lo)
     u64 = np.uint64
     # 48-bit time, version 7, 12 bits of hash | variant 10, 62 bits of hash (same bits as the reference).
     high = (ms.view(u64) << u64(16)) | u64(0x7000) | ((lo >> u64(48)) & u64(0x0FFF))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.rng import splitmix64
 from simulation_assets.core.warehouse.check_types import Check
 from simulation_assets.core.warehouse.config import Dirt, WarehouseConfig
 from simulation_assets.core.warehouse.sampling import HOUR, US, dirty_rows
@@ -76,10 +77,9 @@ def _rows(dirt: Dirt, kind: str, start: int, stop: int) -> np.ndarray:
 
 def _uniform(start: int, stop: int, salt: int) -> np.ndarray:
     """Return a float in [0, 1) per global row ``start .. stop - 1``: a splitmix64 hash of the row index."""
-    z = np.arange(start, stop, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(salt)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):  # splitmix64 adds the golden ratio itself: take it back from the salt
+        z = splitmix64(np.arange(start, stop, dtype=np.uint64) * golden + (np.uint64(salt) - golden))
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
