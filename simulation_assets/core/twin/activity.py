@@ -34,6 +34,11 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   explain); each class has a share of users per group, and sessions end with the
   hazards of the user's (class, group), so heavy and light users keep their own
   session lengths.
+- **session depth by activity**: the depth group shares are also kept per
+  activity band (thirds of the class's users by their active days in the
+  window), so users who come often can keep longer (or shorter) sessions than
+  the class's occasional users; a twin user's band is the third of their class
+  their expected active days in the run (1 + return chance x days alive) fall in.
 - **session times**: the hour (UTC) of the day's first session from the class's
   hour-of-week profile (smoothed toward the class's all-week hours); each further
   session that day starts a within-day gap after the previous one ended (a
@@ -56,6 +61,22 @@ MAX_SESSIONS_PER_DAY = 30
 MIN_STRATUM_USERS = 30  # fewer users than this in a (class, kind): use the class's pooled estimate
 LIFE_BANDS = (0, 7, 21, 42)  # first days of the lifetime bands the return chance is fitted in
 MAX_RECENCY = 28  # days since the last visit beyond which the return chance no longer changes
+ACTIVITY_BANDS = 3  # depth shares are kept per third of a class's users by active days
+
+
+def activity_bands(rate: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Return each user's activity band: which of ``ACTIVITY_BANDS`` equal parts of their class, by ``rate``, they are in.
+
+    Ties go by row order, so the bands hold equal numbers of users.
+    """
+    rate, classes = np.asarray(rate, np.float64), np.asarray(classes, np.int64)
+    order = np.lexsort((np.arange(rate.size), rate, classes))
+    sorted_cls = classes[order]
+    start = np.searchsorted(sorted_cls, sorted_cls, side="left")
+    size = np.searchsorted(sorted_cls, sorted_cls, side="right") - start
+    band = np.zeros(rate.size, np.int64)
+    band[order] = ((np.arange(rate.size) - start) * ACTIVITY_BANDS) // np.maximum(size, 1)
+    return band
 
 
 @dataclass(frozen=True)
