@@ -12,6 +12,7 @@ Two steps, so the caller can read properties for a sample of users in between
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
@@ -188,16 +189,26 @@ def fit(
         members = cls_by_row == c
         betas, betas_life, tails = {}, {}, {}
         weekdays = act.weekday_multipliers(spans, activity, window, members)
-        grid = act.daily_grid(spans, activity, window, members)
+        # Lifetimes first: their churn chances also weight the idle days the activity fits see.
+        lives, posterior = {}, spans.churn_weight.copy()
+        for kind_id, kind_name in enumerate(("new", "backlog")):
+            m = members & (kind == kind_id)
+            if m.sum() < act.MIN_STRATUM_USERS:
+                m = members
+            lives[kind_name], chance = act.self_consistent_survival(
+                spans.lifetime[m], spans.churn_weight[m], horizon, window.last - spans.first[m]
+            )
+            own = kind[m] == kind_id  # a stratum too small to stand alone was fitted on the whole class
+            posterior[np.flatnonzero(m)[own]] = chance[own]
+        class_spans = dataclasses.replace(spans, churn_weight=posterior)
+        grid = act.daily_grid(class_spans, activity, window, members)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
         by_recency = act.return_by_recency(grid, weekdays, by_age)
         for kind_id, kind_name in enumerate(("new", "backlog")):
             m = members & (kind == kind_id)
             if m.sum() < act.MIN_STRATUM_USERS:
                 m = members
-            life = act.kaplan_meier(
-                spans.lifetime[m], spans.churn_weight[m], horizon, window.last - spans.first[m]
-            )
+            life = lives[kind_name]
             survival_rows.append(pl.DataFrame({"class": c, "kind": kind_name, "age_days": np.arange(len(life.survival)),
                                                "survival": life.survival}))  # fmt: skip
             tails[kind_name] = round(life.tail_hazard, 6)
