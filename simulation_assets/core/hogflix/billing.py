@@ -52,15 +52,21 @@ def plan_changes(
     )
     if idx.size == 0:
         return
+    u = g.random(idx.size)
+    # Satisfaction and price sensitivity are within 0-1: no persona's chance of a change exceeds
+    # ``most``, so only the draws under it are looked at (a few percent of the visitors).
+    pivot, w = cfg.traits.pivot, b.satisfaction_weight
+    most = b.upgrade_chance * max(0.0, 1.0 + w * (1.0 - pivot), 1.0 + w * (0.0 - pivot)) * 1.5
+    most += b.downgrade_chance * max(0.0, 1.0 + w * pivot, 1.0 + w * (pivot - 1.0)) * 1.5
+    low = np.flatnonzero(u < most * 1.01 + 1e-9)
+    idx, u = idx[low], u[low]
     s = c["satisfaction"][idx] if cfg.traits.enabled else np.full(idx.size, cfg.traits.pivot, np.float32)
     ps = c["price_sensitivity"][idx] if cfg.traits.enabled else np.full(idx.size, 0.5, np.float32)
     plan = c["plan"][idx]
-    pivot = cfg.traits.pivot
-    up = b.upgrade_chance * np.maximum(0.0, 1.0 + b.satisfaction_weight * (s - pivot)) * (1.5 - ps)
-    down = b.downgrade_chance * np.maximum(0.0, 1.0 + b.satisfaction_weight * (pivot - s)) * (0.5 + ps)
+    up = b.upgrade_chance * np.maximum(0.0, 1.0 + w * (s - pivot)) * (1.5 - ps)
+    down = b.downgrade_chance * np.maximum(0.0, 1.0 + w * (pivot - s)) * (0.5 + ps)
     up = np.where(plan == 0, 0.0, up)  # Premium has nothing above it
     down = np.where(plan == len(PLANS) - 1, 0.0, down)  # Basic has nothing below it
-    u = g.random(idx.size)
     upgrade = u < up
     downgrade = ~upgrade & (u < up + down)
     moved = idx[upgrade | downgrade]
