@@ -99,8 +99,10 @@ def payments(
     c["payment_recovered_today"][:] = False
     if not b.payments_enabled:
         return np.zeros(0, np.intp)
-    due = alive & (c["state"] != CHURNED) & (c["days_since_signup"] > 0) & (c["payment_state"] == PAYMENT_OK)
-    charge = np.flatnonzero(due & (c["billing_day"] == day_date(day).day))
+    # Today's billing day first (a 28th of the pool at most), then who of them is due.
+    charge = np.flatnonzero(c["billing_day"] == day_date(day).day)
+    due = alive[charge] & (c["state"][charge] != CHURNED) & (c["days_since_signup"][charge] > 0)
+    charge = charge[due & (c["payment_state"][charge] == PAYMENT_OK)]
     fail_chance = np.array([b.failure_chance[p] for p in PLANS], np.float32)[c["plan"][charge]]
     failed = charge[g.random(charge.size) < fail_chance]
     c["payment_attempt_today"][charge] = 1
@@ -109,12 +111,10 @@ def payments(
     c["dunning_attempts"][failed] = 0
     c["next_payment_retry"][failed] = day + b.retry_after_days[0]
     # Retries due today: recover with a chance that falls with price sensitivity, else wait or churn.
-    retry = np.flatnonzero(
-        alive
-        & (c["state"] != CHURNED)
-        & (c["payment_state"] == PAYMENT_DUNNING)
-        & (c["next_payment_retry"] == day)
-    )
+    retry = np.flatnonzero(c["next_payment_retry"] == day)
+    retry = retry[
+        alive[retry] & (c["state"][retry] != CHURNED) & (c["payment_state"][retry] == PAYMENT_DUNNING)
+    ]
     ps = c["price_sensitivity"][retry] if cfg.traits.enabled else np.full(retry.size, 0.5, np.float32)
     recovered = g.random(retry.size) < b.recovery_chance * (1.5 - ps)
     c["payment_attempt_today"][retry] = 2 + c["dunning_attempts"][retry]

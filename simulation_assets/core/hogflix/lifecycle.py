@@ -89,8 +89,9 @@ def binge_cycle(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, alive: np.ndarray
 ) -> np.ndarray:
     """Flip BINGE personas whose phase ran out between binge and cooldown; return who is binging today."""
-    binge = alive & (c["pattern"] == BINGE) & (c["state"] != NEW)
-    flip = np.flatnonzero(binge & (c["binge_phase_ends"] <= day))
+    candidates = np.flatnonzero(c["pattern"] == BINGE)  # a minority of the pool: looked at alone
+    binge = candidates[alive[candidates] & (c["state"][candidates] != NEW)]
+    flip = binge[c["binge_phase_ends"][binge] <= day]
     to_binge = ~c["binge_is_binging"][flip]
     length = np.where(
         to_binge,
@@ -99,7 +100,8 @@ def binge_cycle(
     )
     c["binge_phase_ends"][flip] = day + length
     c["binge_is_binging"][flip] = to_binge
-    binging = binge & c["binge_is_binging"]
+    binging = np.zeros(len(alive), np.bool_)
+    binging[binge[c["binge_is_binging"][binge]]] = True
     binge_day = c["binge_day"]
     binge_day += 1
     binge_day *= binging

@@ -89,11 +89,12 @@ def day_ratings(
     rated = np.flatnonzero(ratings > 0)
     if rated.size == 0:
         return out
-    plan = c["plan"][idx[rated]]
-    mean = np.array([cfg.ratings[p].mean for p in PLANS], np.float32)[plan]
-    std = np.array([cfg.ratings[p].std for p in PLANS], np.float32)[plan]
+    who = idx[rated]
+    plan = c["plan"][who]
+    mean = np.take(np.array([cfg.ratings[p].mean for p in PLANS], np.float32), plan)
+    std = np.take(np.array([cfg.ratings[p].std for p in PLANS], np.float32), plan)
     if cfg.traits.enabled:
-        mean = mean + cfg.traits.rating_shift * (c["satisfaction"][idx[rated]] - cfg.traits.pivot)
+        mean = mean + cfg.traits.rating_shift * (c["satisfaction"][who] - cfg.traits.pivot)
     k = ratings[rated].astype(np.float32)
     # The mean of k rounded, clipped stars: the mean of k normal draws, then the same rounding and clip.
     draw = mean + std / np.sqrt(k) * g.standard_normal(rated.size).astype(np.float32)
