@@ -44,7 +44,9 @@ def test_tap_and_device_chunks_keep_their_pinned_values() -> None:
 def test_frame_digest_sees_a_single_changed_value(dev_warehouse: Warehouse) -> None:
     frame = dev_warehouse.chunk("tap_events", 0)
     nudged = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 1234).then(pl.col("volume_ml") + 0.001).otherwise(pl.col("volume_ml"))
+        pl.when(pl.int_range(pl.len()) == 1234)
+        .then(pl.col("volume_ml") + 0.001)
+        .otherwise(pl.col("volume_ml"))
     )
     assert frame_digest(frame) == PINNED[("tap_events", 0)]
     assert frame_digest(nudged) != frame_digest(frame)
