@@ -17,9 +17,11 @@ import argparse
 import copy
 import datetime as dt
 import json
+import math
 import random
 import statistics
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +31,47 @@ from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES, LifecycleConfig
 from simulation_assets.core.hogflix.lifecycle import churn_chance, lapse_chance, season_factor, step_day
 from simulation_assets.core.hogflix.persona_state import PersonaState, day_date, day_number
+from simulation_assets.core.hogflix.signups import signup_count
 from simulation_assets.core.hogflix.timeofday import HOURLY_WEIGHTS as _WEIGHTS
 from simulation_assets.core.hogflix.traits import REGIONS
 
 HOURS = list(range(24))
 HOURLY_WEIGHTS = _WEIGHTS.tolist()
+MS_PER_DAY, MS_PER_HOUR = 86_400_000, 3_600_000
+# What a day starts from: the per-day figures of the persona table, before the day's rules set them.
+DAY_RESET = {
+    "signed_up_today": False,
+    "active_today": False,
+    "reactivated_today": False,
+    "churned_today": False,
+    "marked_for_cleanup": False,
+    "flixbuddy_today": False,
+    "binge_mode_today": False,
+    "videos_today": 0,
+    "ratings_today": 0,
+    "watchlist_adds_today": 0,
+    "completion_today": 0.0,
+    "avg_rating_today": 0.0,
+    "plan_changed_today": 0,
+    "payment_attempt_today": 0,
+    "payment_failed_today": False,
+    "payment_recovered_today": False,
+    "session_start_ms": None,
+}
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix(x: int) -> int:
+    z = (x + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _hash_unit(seed: int, salt: int, value: int) -> float:
+    """One persona's stable uniform of (seed, salt, value): ``ids.hash_unit`` on Python ints."""
+    h = _splitmix((seed * 0x100000001B3 + salt) & _MASK64)
+    return (_splitmix(h ^ (value & _MASK64)) >> 11) / float(1 << 53)
 
 
 def _median_seconds(fn, repeats: int, clock=time.perf_counter) -> float:  # noqa: ANN001
@@ -45,7 +83,127 @@ def _median_seconds(fn, repeats: int, clock=time.perf_counter) -> float:  # noqa
     return statistics.median(times)
 
 
-def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.Random) -> None:
+def _watch(p: dict, depth, cfg: LifecycleConfig, rnd: random.Random) -> tuple[float, bool, float]:  # noqa: ANN001
+    """One visit's viewing by its depth row: videos, completion shifted by satisfaction, ratings and
+    their mean stars, the watchlist; recorded as the day's figures and added to the totals."""
+    t = cfg.traits
+    videos = rnd.randint(depth.videos.low, depth.videos.high)
+    mean = depth.avg_completion
+    if t.enabled:
+        mean = min(max(mean + t.completion_shift * (p["satisfaction"] - t.pivot), 0.05), 0.95)
+    spread = min(mean, 1.0 - mean)
+    completion = round((mean + (rnd.random() + rnd.random() - 1.0) * spread) * 100.0, 2)
+    ratings = sum(rnd.random() < cfg.rate_probability for _ in range(videos))
+    stars = 0.0
+    if ratings:
+        rule = cfg.ratings[p["plan"]]
+        star_mean = rule.mean + (t.rating_shift * (p["satisfaction"] - t.pivot) if t.enabled else 0.0)
+        draw = star_mean + rule.std / ratings**0.5 * rnd.gauss(0.0, 1.0)
+        stars = round(min(max(draw, 1.0), 5.0), 1)
+    total = p["videos"] + videos
+    p["avg_completion"] = round((p["avg_completion"] * p["videos"] + completion * videos) / total, 2)
+    p["videos"] = total
+    p["ratings"] += ratings
+    listed = rnd.random() < cfg.watchlist_probability
+    p["watchlist"] += listed
+    p["videos_today"], p["completion_today"], p["ratings_today"] = videos, completion, ratings
+    p["avg_rating_today"], p["watchlist_adds_today"] = stars, int(listed)
+    return completion, ratings > 0, stars
+
+
+def loop_signups(
+    personas: list[dict],
+    day: int,
+    cfg: LifecycleConfig,
+    rnd: random.Random,
+    seed: int,
+    first_number: int,
+    share: float = 1.0,
+) -> list[dict]:
+    """The day's signups of ``personas``, a ``share`` of the pool (the signup rule with the target pool
+    scaled by it), one at a time: identity strings, plan, source, score, the hashed traits, billing day
+    and the first visit."""
+    scaled = cfg.model_copy(update={"persona_pool": max(1, round(cfg.persona_pool * share))})
+    churned = sum(p["churned_today"] for p in personas)
+    pool_now = sum(p["state"] != "CHURNED" for p in personas) + churned
+    count = signup_count(scaled, pool_now, churned, rnd.random())
+    t, date = cfg.traits, day_date(day)
+    sources = list(cfg.source_weights)
+    region_weights = [r[2] for r in REGIONS]
+    joined = []
+    for number in range(first_number, first_number + count):
+        hour = rnd.choices(HOURS, weights=HOURLY_WEIGHTS)[0]
+        created_ms = day * MS_PER_DAY + hour * MS_PER_HOUR + int(rnd.random() * MS_PER_HOUR)
+        plan = rnd.choices(PLANS, weights=[cfg.plan_weights[k] for k in PLANS])[0]
+        distinct_id = f"p_{number:05d}_{created_ms}"
+        weights = [
+            (-math.log1p(-_hash_unit(seed, 40 + g, number))) ** t.genre_concentration for g in range(8)
+        ]
+        level = (
+            t.price_sensitivity[plan] + (2 * _hash_unit(seed, 50, number) - 1) * t.price_sensitivity_spread
+        )
+        low, high = t.initial_satisfaction
+        region = rnd.choices(range(len(REGIONS)), weights=region_weights)[0]
+        p = {
+            **DAY_RESET,
+            "number": number,
+            "distinct_id": distinct_id,
+            "email": f"{distinct_id}@{cfg.email_domain}",
+            "user_id": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+            "profile_id": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+            "source": rnd.choices(sources, weights=[cfg.source_weights[k] for k in sources])[0],
+            "state": "NEW",
+            "plan": plan,
+            "previous_plan": plan,
+            "plan_changes": 0,
+            "pattern": "DAILY",
+            "score": rnd.randint(cfg.new_score.low, cfg.new_score.high),
+            "days_since_signup": 0,
+            "event": None,
+            "event_ends": None,
+            "binging": False,
+            "binge_ends": -1,
+            "binge_day": 0,
+            "lapsed": False,
+            "streak": 1,
+            "missed": 0,
+            "sessions": 1,
+            "videos": 0,
+            "history": 1,
+            "avg_completion": 0.0,
+            "ratings": 0,
+            "watchlist": 0,
+            "flixbuddy": 0,
+            "created_ms": created_ms,
+            "state_changed_ms": created_ms,
+            "churned_at": None,
+            "churn_reason": None,
+            "favorite_genre": max(range(8), key=weights.__getitem__),
+            "satisfaction": low + (high - low) * _hash_unit(seed, 51, number),
+            "price_sensitivity": min(max(level, 0.0), 1.0),
+            "utc_offset": REGIONS[region][1],
+            "billing_day": min(date.day, 28),
+            "payment_state": "ok",
+            "dunning_attempts": 0,
+            "next_retry": None,
+            "signed_up_today": True,
+            "active_today": True,
+        }
+        p["session_start_ms"] = p["last_active_ms"] = created_ms + int(rnd.random() * 30 * 60_000)
+        _watch(p, cfg.session_depth["NEW"], cfg, rnd)
+        joined.append(p)
+    return joined
+
+
+def loop_step(
+    personas: list[dict],
+    day: int,
+    cfg: LifecycleConfig,
+    rnd: random.Random,
+    seed: int = 7,
+    next_number: int = 0,
+    share: float = 1.0,
+) -> None:
     """The same day rules as ``step_day``, written the obvious way: one Python dict per persona, one
     persona at a time.
 
@@ -55,9 +213,14 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
     once a month, streaks and score, the visit time in the persona's local time, churn of the
     long-dormant (crowding, by plan), states, pattern assignment, the depth-table viewing with
     satisfaction-shifted completion and stars, plan changes (with pattern re-draws), the monthly
-    charge and dunning, churn on a failed last retry, and satisfaction feeding the score. The pool's
-    daily signups (a handful of new rows, not per-persona work) are left out.
+    charge and dunning, churn on a failed last retry, and satisfaction feeding the score. Like the
+    step, it first drops the personas cleaned up the day before, starts every persona's day from the
+    per-day reset (``DAY_RESET``), records the day's figures the persona table carries (videos,
+    completion, ratings and stars today, binge day, session start, the state change's instant), and
+    ends with the day's signups (``loop_signups``, numbered from ``next_number``; ``personas`` are a
+    ``share`` of the pool).
     """
+    personas[:] = [p for p in personas if not p["marked_for_cleanup"]]
     date = day_date(day)
     weekday = date.weekday()
     season = season_factor(cfg, day)  # one number for the day, as in the vectorized step
@@ -67,6 +230,7 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
     churn_p = churn_chance(cfg, alive_count)
     flixbuddy_used = 0
     for p in personas:
+        p.update(DAY_RESET)
         if p["state"] == "CHURNED":
             continue
         p["days_since_signup"] += 1
@@ -90,6 +254,7 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
                 r = cfg.binge_days if p["binging"] else cfg.binge_cooldown_days
                 p["binge_ends"] = day + rnd.randint(r.low, r.high)
             binging = p["binging"]
+        p["binge_day"] = p["binge_day"] + 1 if binging else 0
         # lapse: crowding and satisfaction
         if p["state"] != "NEW" and not p["lapsed"]:
             chance = lapse_p
@@ -149,7 +314,8 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
             ms_of_day = (
                 (local_ms - p["utc_offset"] * 3_600_000) % 86_400_000 if cfg.regions_enabled else local_ms
             )
-            p["last_active_ms"] = day * 86_400_000 + ms_of_day
+            p["session_start_ms"] = p["last_active_ms"] = day * 86_400_000 + ms_of_day
+            p["active_today"] = True
         else:
             penalty = cfg.streak_break_penalty if p["streak"] >= cfg.streak_break_min_days else 0
             p["score"] = max(p["score"] - cfg.score_loss_inactive - penalty, 0)
@@ -167,6 +333,7 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
         if churn:
             p["state"] = "CHURNED"
             p["churned_at"] = day
+            p["churned_today"] = True
             p["churn_reason"] = "inactive_30_days"
             p["marked_for_cleanup"] = rnd.random() < cfg.churn_cleanup_share
         elif p["missed"] >= cfg.dormant_after_inactive_days:
@@ -176,7 +343,7 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
         else:
             p["state"] = "CASUAL" if bin(p["history"]).count("1") < cfg.casual_max_active_days else "ACTIVE"
         if p["state"] != old_state:
-            p["state_changed_at"] = day
+            p["state_changed_ms"] = p["session_start_ms"] if active else day * MS_PER_DAY + MS_PER_DAY - 1
         p["reactivated_today"] = was_dormant and active
         if p["reactivated_today"]:
             p["lapsed"] = False
@@ -190,6 +357,7 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
         if active:
             # viewing: the depth row (first match wins), completion shifted by satisfaction, stars
             binge_mode = p["pattern"] == "BINGE" and p["binging"] and p["state"] != "NEW"
+            p["binge_mode_today"] = binge_mode
             if p["event"] == "SICK":
                 depth = cfg.sick_depth
             elif p["state"] == "NEW":
@@ -203,27 +371,11 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
                 depth = cfg.pattern_depth[name]
             else:
                 depth = cfg.session_depth["ACTIVE"]
-            videos = rnd.randint(depth.videos.low, depth.videos.high)
-            mean = depth.avg_completion
-            if t.enabled:
-                mean = min(max(mean + t.completion_shift * (p["satisfaction"] - t.pivot), 0.05), 0.95)
-            spread = min(mean, 1.0 - mean)
-            completion = round((mean + (rnd.random() + rnd.random() - 1.0) * spread) * 100.0, 2)
-            ratings = sum(rnd.random() < cfg.rate_probability for _ in range(videos))
-            if ratings:
-                rated_today = True
-                rule = cfg.ratings[p["plan"]]
-                star_mean = rule.mean + (t.rating_shift * (p["satisfaction"] - t.pivot) if t.enabled else 0.0)
-                draw = star_mean + rule.std / ratings**0.5 * rnd.gauss(0.0, 1.0)
-                stars = round(min(max(draw, 1.0), 5.0), 1)
-            total = p["videos"] + videos
-            p["avg_completion"] = round((p["avg_completion"] * p["videos"] + completion * videos) / total, 2)
-            p["videos"] = total
-            p["ratings"] += ratings
-            p["watchlist"] += rnd.random() < cfg.watchlist_probability
+            completion, rated_today, stars = _watch(p, depth, cfg, rnd)
             if flixbuddy_used < cfg.flixbuddy_max_per_day and rnd.random() < cfg.flixbuddy_share:
                 flixbuddy_used += 1
                 p["flixbuddy"] += 1
+                p["flixbuddy_today"] = True
         # plan changes: an established visitor moves one plan up or down, maybe with a new pattern
         p["plan_changed_today"] = 0
         if (
@@ -276,12 +428,14 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
                 p["dunning_attempts"] += 1
                 if rnd.random() < b.recovery_chance * (1.5 - ps):
                     p["payment_state"], p["next_retry"] = "ok", None
+                    p["payment_recovered_today"] = True
                 else:
                     p["payment_failed_today"] = True
                     if p["dunning_attempts"] >= len(b.retry_after_days):
                         p["state"] = "CHURNED"
-                        p["state_changed_at"] = day
+                        p["state_changed_ms"] = day * MS_PER_DAY + MS_PER_DAY - 1
                         p["churned_at"] = day
+                        p["churned_today"] = True
                         p["churn_reason"] = "payment_failed"
                         p["marked_for_cleanup"] = rnd.random() < cfg.churn_cleanup_share
                     else:
@@ -300,6 +454,8 @@ def loop_step(personas: list[dict], day: int, cfg: LifecycleConfig, rnd: random.
                 p["score"] = min(
                     max(p["score"] + round(t.score_weight * (p["satisfaction"] - t.pivot)), 0), 100
                 )
+    first = next_number or max((p["number"] for p in personas), default=0) + 1
+    personas.extend(loop_signups(personas, day, cfg, rnd, seed, first, share))
 
 
 def sample_personas(state: PersonaState, n: int, rnd: random.Random) -> list[dict]:
@@ -316,6 +472,13 @@ def sample_personas(state: PersonaState, n: int, rnd: random.Random) -> list[dic
         retry = int(c["next_payment_retry"][i])
         personas.append(
             {
+                **DAY_RESET,
+                "number": int(c["persona_number"][i]),
+                "marked_for_cleanup": bool(c["marked_for_cleanup"][i]),
+                "churned_today": bool(c["churned_today"][i]),
+                "binge_day": int(c["binge_day"][i]),
+                "created_ms": int(c["created_ms"][i]),
+                "state_changed_ms": int(c["state_changed_ms"][i]),
                 "state": STATES[c["state"][i]],
                 "plan": PLANS[c["plan"][i]],
                 "previous_plan": None,
@@ -341,9 +504,6 @@ def sample_personas(state: PersonaState, n: int, rnd: random.Random) -> list[dic
                 "last_active_ms": int(c["last_active_ms"][i]),
                 "churned_at": None,
                 "churn_reason": None,
-                "marked_for_cleanup": False,
-                "state_changed_at": 0,
-                "reactivated_today": False,
                 "satisfaction": float(c["satisfaction"][i]),
                 "price_sensitivity": float(c["price_sensitivity"][i]),
                 "utc_offset": offsets[c["region"][i]],
@@ -351,8 +511,6 @@ def sample_personas(state: PersonaState, n: int, rnd: random.Random) -> list[dic
                 "payment_state": PAYMENT_STATES[c["payment_state"][i]],
                 "dunning_attempts": int(c["dunning_attempts"][i]),
                 "next_retry": retry if retry >= 0 else None,
-                "payment_attempt_today": 0,
-                "payment_failed_today": False,
             }
         )
     return personas
@@ -384,7 +542,7 @@ def main() -> None:
         # as the vectorized step (which returns a new state) does.
         fresh = copy.deepcopy(sample)
         start, cpu = time.perf_counter(), time.process_time()
-        loop_step(fresh, day, cfg, random.Random(3))
+        loop_step(fresh, day, cfg, random.Random(3), 7, state.next_number, len(sample) / n)
         loop_times.append(time.perf_counter() - start)
         loop_cpus.append(time.process_time() - cpu)
     loop_s, loop_cpu = statistics.median(loop_times), statistics.median(loop_cpus)

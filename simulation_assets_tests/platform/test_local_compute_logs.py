@@ -1,0 +1,139 @@
+"""The local instance's compute logs: Dagster's files and reader, mirrored by a thread instead of processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from simulation_assets.sinks.local_compute_logs import ThreadedComputeLogManager
+from simulation_assets.sinks.local_instance import _stock_logs_yaml, ensure_local_instance, instance_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Run in a fresh process whose stdout/stderr are pipes the test reads (pytest's own capture has no
+# file descriptors to redirect). Reports what the run's captured logs hold, read as the UI reads them.
+_NOISY_RUN = r"""
+import json, os, subprocess, sys
+import dagster as dg
+from dagster._core.storage.compute_log_manager import ComputeIOType
+from simulation_assets.commands.common import dagster_instance
+
+STARTED = []
+def audit(event, args):
+    if event == "subprocess.Popen":
+        STARTED.append(os.path.basename(str(args[0])))
+sys.addaudithook(audit)
+
+@dg.asset
+def noisy() -> None:
+    print("python print to stdout")
+    print("python print to stderr", file=sys.stderr)
+    sys.stdout.flush()
+    os.write(1, b"bytes on file descriptor 1\n")
+    subprocess.run(["echo", "a child process"], check=True)
+
+instance = dagster_instance()
+result = dg.materialize([noisy], instance=instance)
+manager = instance.compute_log_manager
+keys = [  # as the UI finds a run's logs: the file key of its LOGS_CAPTURED event
+    manager.build_log_key_for_run(result.run_id, e.event_specific_data.file_key)
+    for e in result.all_events
+    if e.event_type_value == "LOGS_CAPTURED"
+]
+logs = {
+    kind: manager.get_log_data(keys[0]).__getattribute__(kind).decode()
+    for kind in ("stdout", "stderr")
+}
+with open(os.environ["REPORT"], "w") as report:
+    json.dump({
+        "manager": type(manager).__name__,
+        "keys": len(keys),
+        "complete": manager.is_capture_complete(keys[0]),
+        "logs": logs,
+        "started": STARTED,
+    }, report)
+"""
+
+
+def _run_noisy(tmp_path: Path, home: Path) -> tuple[dict, str, str]:
+    report = tmp_path / "report.json"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT), "REPORT": str(report)}
+    done = subprocess.run(
+        [sys.executable, "-c", _NOISY_RUN], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(report.read_text()), done.stdout, done.stderr
+
+
+def test_a_runs_output_is_in_the_ui_logs_and_on_the_terminal_with_no_process_started(tmp_path: Path) -> None:
+    report, stdout, stderr = _run_noisy(tmp_path, tmp_path / "home")
+    assert report["manager"] == "ThreadedComputeLogManager" and report["keys"] == 1 and report["complete"]
+    for line in ("python print to stdout", "bytes on file descriptor 1", "a child process"):
+        assert line in report["logs"]["stdout"]  # what the UI's stdout tab shows
+        assert line in stdout  # and the terminal still gets it
+    assert "python print to stderr" in report["logs"]["stderr"] and "python print to stderr" in stderr
+    assert "STEP_SUCCESS" in report["logs"]["stderr"]  # Dagster's own log lines, as before
+    assert report["started"] == ["echo"]  # the asset's child only: no `tail`, no watcher process
+
+
+def test_dagsters_own_manager_starts_a_tail_and_a_watcher_per_stream(tmp_path: Path) -> None:
+    """The cost the threaded manager removes (it fails if Dagster stops starting them)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "# stock logs\n" + _stock_logs_yaml(home / "storage")
+    )  # kept as custom
+    report, stdout, _ = _run_noisy(tmp_path, home)
+    assert report["manager"] == "LocalComputeLogManager"
+    assert "python print to stdout" in report["logs"]["stdout"]
+    assert sorted(report["started"]) == ["echo", "python", "python", "tail", "tail"]
+
+
+def test_an_instance_with_dagsters_compute_logs_from_an_earlier_version_gets_the_threaded_one(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    os.environ["DAGSTER_HOME"] = str(home)  # the autouse fixture restores it
+    (home / "dagster.yaml").write_text(_stock_logs_yaml(home / "storage"))
+    (home / ".instance-ready").write_text("an earlier marker")
+    ensure_local_instance()
+    assert (home / "dagster.yaml").read_text() == instance_yaml(home / "storage")
+    with dg.DagsterInstance.get() as instance:
+        manager = instance.compute_log_manager
+        assert isinstance(manager, ThreadedComputeLogManager)
+        assert manager._base_dir == str(home / "storage")  # where Dagster's default kept them
+
+
+def test_the_manager_keeps_its_files_under_dagster_home_by_default(tmp_path: Path) -> None:
+    os.environ["DAGSTER_HOME"] = str(tmp_path / "elsewhere")
+    assert ThreadedComputeLogManager()._base_dir == str((tmp_path / "elsewhere" / "storage").resolve())
+
+
+_GC = r"""
+import gc, sys, time
+from simulation_assets.commands import common
+assert gc.isenabled()
+common.defer_gc()
+assert not gc.isenabled()
+common.resume_gc()
+assert gc.isenabled() and gc.get_freeze_count() > 1_000, gc.get_freeze_count()
+gc.disable(); common.resume_gc(); assert not gc.isenabled()  # once only
+gc.enable(); gc.unfreeze()
+common.STARTUP_GC_SECONDS = 0.05  # a command that never opens the instance gets collection back
+common.defer_gc()
+assert not gc.isenabled()
+time.sleep(1.0)
+assert gc.isenabled()
+"""
+
+
+def test_collection_is_off_while_a_command_starts_and_back_when_the_instance_opens_or_later() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", _GC], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
