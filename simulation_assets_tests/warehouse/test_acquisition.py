@@ -293,3 +293,17 @@ def test_mql_channels_follow_each_months_spend_mix_not_only_the_overall_one(env:
     assert after["mqls_follow_channel_spend"].passed
     monthly = after["mqls_follow_monthly_channel_mix"]
     assert not monthly.passed and abs(float(monthly.value)) < 0.1, monthly  # measured -0.01 / -0.02
+
+
+def test_a_null_figure_passes_only_where_the_check_says_why_it_cannot_be_measured() -> None:
+    from dataclasses import replace
+
+    from simulation_assets.core.warehouse.check_types import Check
+    from simulation_assets.core.warehouse.checks import evaluate
+
+    plain = Check("x", "accounts", "structure", "SELECT NULL", band=(0.3, 1.0))
+    assert not evaluate(plain, [(None,)]).passed  # a NULL from broken SQL or empty tables fails
+    small = replace(plain, unmeasured="too few rows")
+    result = evaluate(small, [(None,)])
+    assert result.passed and result.value is None and "not measured: too few rows" in result.description
+    assert not evaluate(small, [(0.1,)]).passed and evaluate(small, [(0.5,)]).passed
