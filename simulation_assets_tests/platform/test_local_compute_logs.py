@@ -56,6 +56,7 @@ with open(os.environ["REPORT"], "w") as report:
         "complete": manager.is_capture_complete(keys[0]),
         "logs": logs,
         "started": STARTED,
+        "log_key": keys[0],
     }, report)
 """
 
@@ -79,6 +80,19 @@ def test_a_runs_output_is_in_the_ui_logs_and_on_the_terminal_with_no_process_sta
     assert "python print to stderr" in report["logs"]["stderr"] and "python print to stderr" in stderr
     assert "STEP_SUCCESS" in report["logs"]["stderr"]  # Dagster's own log lines, as before
     assert report["started"] == ["echo"]  # the asset's child only: no `tail`, no watcher process
+    # The UI's own query (dagster-graphql, code location in a gRPC process as under `dagster dev`).
+    from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+    os.environ["DAGSTER_HOME"] = str(tmp_path / "home")  # the autouse fixture restores it
+    query = "query($key: [String!]!) { capturedLogs(logKey: $key) { stdout stderr } }"
+    with dg.DagsterInstance.get() as instance:
+        with define_out_of_process_context(
+            str(Path(__file__).with_name("ui_defs.py")), "defs", instance
+        ) as ui:
+            shown = execute_dagster_graphql(ui, query, variables={"key": report["log_key"]})
+    assert not shown.errors, shown.errors
+    assert "a child process" in shown.data["capturedLogs"]["stdout"]
+    assert "python print to stderr" in shown.data["capturedLogs"]["stderr"]
 
 
 def test_dagsters_own_manager_starts_a_tail_and_a_watcher_per_stream(tmp_path: Path) -> None:
