@@ -10,7 +10,13 @@ import pytest
 from pydantic import Field
 
 from simulation_assets.core.config_base import FrozenModel, Probability, scenario_key
-from simulation_assets.sinks.config_files import ConfigFileError, from_env, load_config, read_overrides, resolved
+from simulation_assets.sinks.config_files import (
+    ConfigFileError,
+    from_env,
+    load_config,
+    read_overrides,
+    resolved,
+)
 
 
 class Rates(FrozenModel):
