@@ -28,6 +28,7 @@ import polars as pl
 from simulation_assets.core.warehouse import schema
 from simulation_assets.core.warehouse.config import WarehouseConfig
 from simulation_assets.core.warehouse.generate import Warehouse
+from simulation_assets.core.warehouse.generators.usage import SESSION_FLOW_TABLES
 
 COMPRESSION = "lz4"  # fastest to write and to read back in DuckDB and pyarrow
 
@@ -126,6 +127,31 @@ def _worker_chunk(
     return table, k, rows, time.perf_counter() - started
 
 
+def _worker_bundle(
+    seed: int, env: str, config_json: str, root: str, jobs: list[tuple[str, int]]
+) -> list[tuple[str, int, int, float]]:
+    """Write several chunks in one worker process, in order (see ``bundles``)."""
+    return [_worker_chunk(seed, env, config_json, root, table, k) for table, k in jobs]
+
+
+def bundles(jobs: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+    """Return ``jobs`` grouped so that chunks built from the same computation are written by one process, one
+    after the other: chunk k of every table of ``SESSION_FLOW_TABLES`` (page views and feature events come
+    from one session flow, which the process's generator keeps for the last chunk). Other jobs stay alone, in
+    their order."""
+    out: list[list[tuple[str, int]]] = []
+    flows: dict[int, list[tuple[str, int]]] = {}
+    for table, k in jobs:
+        if table in SESSION_FLOW_TABLES:
+            if k not in flows:
+                flows[k] = []
+                out.append(flows[k])
+            flows[k].append((table, k))
+        else:
+            out.append([(table, k)])
+    return out
+
+
 _POOL: list[ProcessPoolExecutor] = []  # at most one pool of generator processes, reused across calls
 
 
@@ -162,16 +188,17 @@ def write_chunks(
 ) -> None:
     """Generate and write chunk ``k`` of ``table`` for every ``(table, k)`` in ``jobs``.
 
-    With ``workers`` > 1 the chunks are spread over a pool of processes (each keeps its own generator);
-    otherwise ``warehouse`` (or a new one) writes them here. ``on_chunk(table, k, rows, seconds)`` is
+    With ``workers`` > 1 the chunks are spread over a pool of processes (each keeps its own generator; chunks
+    built from one computation go to the same process, see ``bundles``); otherwise ``warehouse`` (or a new one) writes them here. ``on_chunk(table, k, rows, seconds)`` is
     called after each chunk, in completion order. Chunks are independent, so the bytes do not depend
     on the number of workers or the order they finish in.
     """
     cfg = config or WarehouseConfig()
-    if workers <= 1 or len(jobs) <= 1:
+    groups = bundles(jobs)
+    if workers <= 1 or len(groups) <= 1:
         tune_generator_memory(keep_freed=False)  # a long-lived process: huge pages off, freed memory returned
         generator = warehouse or Warehouse(seed, env, cfg)
-        for table, k in jobs:
+        for table, k in (job for group in groups for job in group):
             started = time.perf_counter()
             rows, _ = write_chunk(generator, root, table, k)
             if on_chunk:
@@ -179,11 +206,11 @@ def write_chunks(
         return
     cfg_json = cfg.model_dump_json()
     pool = worker_pool(workers)
-    futures = [pool.submit(_worker_chunk, seed, env, cfg_json, str(root), t, k) for t, k in jobs]
+    futures = [pool.submit(_worker_bundle, seed, env, cfg_json, str(root), group) for group in groups]
     for fut in as_completed(futures):
-        table, k, rows, seconds = fut.result()
-        if on_chunk:
-            on_chunk(table, k, rows, seconds)
+        for table, k, rows, seconds in fut.result():
+            if on_chunk:
+                on_chunk(table, k, rows, seconds)
 
 
 def write_tables(
