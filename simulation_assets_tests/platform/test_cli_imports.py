@@ -199,15 +199,15 @@ _HOGFLIX_DEFS = """
 import json, sys, warnings
 warnings.simplefilter("ignore")
 import simulation_assets.defs.hogflix
-print("\\n" + json.dumps({"httpx": "httpx" in sys.modules}))
+print("\\n" + json.dumps({m: m in sys.modules for m in ("httpx", "pyrate_limiter")}))
 """
 
 
 def test_hogflix_definitions_import_no_http_client() -> None:
-    """httpx (~0.05 s of CPU) is imported where FlixBuddy is asked, not by every HogFlix command."""
+    """httpx and pyrate-limiter (~0.06 s of CPU) are imported where FlixBuddy is asked, not by every HogFlix command."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", _HOGFLIX_DEFS], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"httpx": False}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"httpx": False, "pyrate_limiter": False}
