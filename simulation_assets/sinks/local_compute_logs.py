@@ -115,9 +115,13 @@ def mirror_stream_to_file(stream: IO[Any], path: str) -> Iterator[None]:
             stream.flush()
         except (OSError, ValueError):
             pass
-        os.write(fd, MARK)  # smaller than PIPE_BUF: one piece, never mixed with another writer's bytes
+        try:
+            os.write(fd, MARK)  # smaller than PIPE_BUF: one piece, never mixed with another writer's bytes
+            drain = DRAIN_SECONDS
+        except OSError:  # the run closed the stream itself: nothing more of ours can come
+            drain = 0.0
         os.dup2(mirror, fd)  # the stream writes where it did before
-        copier.marked.wait(DRAIN_SECONDS)
+        copier.marked.wait(drain)
 
 
 class ThreadedComputeLogManager(LocalComputeLogManager):

@@ -193,3 +193,21 @@ def test_the_first_day_is_read_without_loading_the_hogflix_core(tmp_path: Path) 
     assert found["first"] == "2026-02-03"
     assert found["error"] == "HOGFLIX_START_DATE must be YYYY-MM-DD, got '03/02/2026'"
     assert found == {**found, "hogflix": [], "pyarrow": False}
+
+
+_HOGFLIX_DEFS = """
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import simulation_assets.defs.hogflix
+print("\\n" + json.dumps({m: m in sys.modules for m in ("httpx", "pyrate_limiter")}))
+"""
+
+
+def test_hogflix_definitions_import_no_http_client() -> None:
+    """httpx and pyrate-limiter (~0.06 s of CPU) are imported where FlixBuddy is asked, not by every HogFlix command."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _HOGFLIX_DEFS], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"httpx": False, "pyrate_limiter": False}

@@ -203,3 +203,30 @@ def test_collection_is_off_while_a_command_starts_and_back_when_the_instance_ope
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", _GC], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_copier_finds_a_mark_split_across_reads_and_keeps_everything_else(tmp_path: Path) -> None:
+    import time
+
+    from simulation_assets.sinks.local_compute_logs import MARK, _Copier
+
+    source, sink = os.pipe()
+    terminal_read, terminal = os.pipe()
+    copier = _Copier(source, str(tmp_path / "log.out"), terminal)
+    copier.start()
+    pieces = [b"first line\n", b"no newline yet \x00 nul", MARK[:7], MARK[7:], b"a child's later line\n"]
+    for piece in pieces:
+        os.write(sink, piece)
+        time.sleep(0.05)  # separate reads
+        if piece is pieces[2]:
+            assert not copier.marked.is_set()
+    assert copier.marked.wait(5)
+    os.close(sink)
+    copier.join(5)
+    expected = b"first line\nno newline yet \x00 nul" + b"a child's later line\n"
+    assert (tmp_path / "log.out").read_bytes() == expected
+    received = b""
+    while chunk := os.read(terminal_read, 1 << 16):
+        received += chunk
+    assert received == expected
+    assert not copier.is_alive()
