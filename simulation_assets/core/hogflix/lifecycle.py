@@ -48,6 +48,7 @@ from simulation_assets.core.hogflix.persona_state import (
     NO_EVENT,
     NO_MS,
     PER_DAY_COLUMNS,
+    SET_WHOLE_COLUMNS,
     PersonaState,
     day_date,
 )
@@ -71,8 +72,7 @@ def life_events(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, u: np.ndarray, alive: np.ndarray
 ) -> None:
     """Expire the events that end today, then start at most one per persona (uniform ``u``)."""
-    in_event = np.flatnonzero(c["event"] >= 0)
-    expired = in_event[c["event_ends"][in_event] <= day]
+    expired = np.flatnonzero((c["event_ends"] <= day) & (c["event"] >= 0))
     c["event"][expired] = NO_EVENT
     c["event_ends"][expired] = NO_DAY
     thresholds = np.cumsum([cfg.life_events[e].daily_chance for e in LIFE_EVENTS]).astype(np.float32)
@@ -508,7 +508,9 @@ def step_day(
     cfg = cfg.for_date(day_date(day))  # a scheduled target pool (dynamic pool scaling)
     signup_high = cfg.signup_range[1]
     into = recycle.buffers() if recycle is not None and recycle is not prev else None
-    s = prev.take(~prev.cols["marked_for_cleanup"], fresh=PER_DAY_COLUMNS, spare=signup_high, into=into)
+    s = prev.take(
+        ~prev.cols["marked_for_cleanup"], PER_DAY_COLUMNS, signup_high, into=into, unset=SET_WHOLE_COLUMNS
+    )
     c = s.cols  # take() returned fresh arrays, updated in place below
     g = rng_mod.stream(seed, "hogflix", "lifecycle", day_date(day).isoformat())
     u = g.random((3, len(s)), dtype=np.float32)

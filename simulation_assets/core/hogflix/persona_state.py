@@ -103,6 +103,8 @@ PER_DAY_COLUMNS = (
     "marked_for_cleanup",
     "session_start_ms",
 )
+# Per-day columns the day step sets whole (``streaks_and_score``, ``states``, ``visit_times``): not zeroed first.
+SET_WHOLE_COLUMNS = ("active_today", "reactivated_today", "session_start_ms")
 
 
 @dataclass
@@ -133,8 +135,10 @@ class PersonaState:
         fresh: tuple[str, ...] = (),
         spare: int = 0,
         into: dict[str, np.ndarray] | None = None,
+        unset: tuple[str, ...] = (),
     ) -> PersonaState:
-        """Return the personas where ``mask`` is true; columns named in ``fresh`` come back zeroed.
+        """Return the personas where ``mask`` is true; columns named in ``fresh`` come back zeroed
+        (those also named in ``unset``: not even zeroed, for a caller that sets them whole).
 
         Each column is a view of a buffer with ``spare`` more rows, so that
         ``append`` can add that many personas without copying the pool again.
@@ -149,9 +153,10 @@ class PersonaState:
         cols, owned = {}, {}
         for k, v in self.cols.items():
             buf = into.get(k)
+            zero = k in fresh and k not in unset
             if buf is None or buf.dtype != v.dtype or buf.size < size + spare or np.may_share_memory(buf, v):
-                buf = (np.zeros if k in fresh else np.empty)(size + spare, v.dtype)
-            elif k in fresh:
+                buf = (np.zeros if zero else np.empty)(size + spare, v.dtype)
+            elif zero:
                 buf[:size].fill(0)
             owned[k] = buf
             if k in fresh:
