@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.calendar import checked_start_date
 from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import DEFAULT_START_DATE, LifecycleConfig
@@ -50,12 +51,7 @@ from simulation_assets.sinks.local_store import LocalParquetStore
 
 def start_date_from_env() -> str:
     """Return ``$HOGFLIX_START_DATE`` (YYYY-MM-DD) or the default first day."""
-    value = os.environ.get("HOGFLIX_START_DATE") or DEFAULT_START_DATE
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"HOGFLIX_START_DATE must be YYYY-MM-DD, got {value!r}") from exc
-    return value
+    return checked_start_date(os.environ.get("HOGFLIX_START_DATE"))
 
 
 class HogflixSettings(dg.ConfigurableResource):

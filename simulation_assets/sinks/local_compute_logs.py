@@ -9,7 +9,8 @@ docs/architecture.md). ``ThreadedComputeLogManager`` writes the same files throu
 class, so the UI and ``dagster dev`` read them unchanged; each stream is redirected (at the file
 descriptor, like Dagster, so output of C code and child processes is captured too) into a pipe,
 and a thread of the run's own process copies the pipe to the file and to the original stream.
-Nothing is left behind if the process dies: the thread dies with it.
+Nothing is left behind if the process dies: the thread dies with it. A child process the run
+leaves running (a pool of workers) keeps writing into the same file, as under Dagster's ``tail``.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, L
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import ensure_file, touch_file
 
-# After a run, how long to wait for the copy of the last bytes. The pipe closes as soon as the run
-# hands its streams back, unless a child process it started still holds them: then stop waiting
-# (the thread keeps copying what that child writes, to the same file).
-DRAIN_SECONDS = 2.0
+# When a capture ends, the process writes this mark into the pipe, hands the stream back, and waits
+# until the copier has passed the mark: everything it wrote is then in the file. It does not wait for
+# the pipe to close: a child process started during the run (a pool of workers) may hold it open; the
+# copier keeps copying that child's output, as Dagster's `tail` kept following the file.
+MARK = b"\x00simulation-assets compute log end\x00"
 CHUNK = 1 << 16
+DRAIN_SECONDS = 30.0  # at most, for the copier to pass the mark (it is behind only by what is unread)
 
 
 def _fileno(stream: IO[Any]) -> int | None:
@@ -44,19 +47,50 @@ def _fileno(stream: IO[Any]) -> int | None:
     return fd if isinstance(fd, int) else None
 
 
-def _copy(source: int, path: str, mirror: int) -> None:
-    """Copy ``source`` (a pipe) to the file at ``path`` and to ``mirror`` until the pipe closes."""
-    with open(path, "ab", buffering=0) as file:
-        terminal_ok = True
-        while chunk := os.read(source, CHUNK):
-            file.write(chunk)
-            if terminal_ok:
-                try:
-                    os.write(mirror, chunk)
-                except OSError:  # the terminal went away: the file still gets everything
-                    terminal_ok = False
-    os.close(source)
-    os.close(mirror)
+def _mark_start(data: bytes) -> int:
+    """Return how many bytes at the end of ``data`` could be the start of a mark split across reads (0 nearly always)."""
+    for size in range(min(len(MARK) - 1, len(data)), 0, -1):
+        if data.endswith(MARK[:size]):
+            return size
+    return 0
+
+
+class _Copier(threading.Thread):
+    """Copies a pipe to a file and to the stream's former target until the pipe closes; flags the mark."""
+
+    def __init__(self, source: int, path: str, mirror: int) -> None:
+        super().__init__(name="compute-log-copy", daemon=True)
+        self.source, self.path, self.mirror = source, path, mirror
+        self.marked = threading.Event()
+        self._terminal_ok = True
+
+    def _out(self, file: IO[bytes], data: bytes) -> None:
+        if not data:
+            return
+        file.write(data)
+        if self._terminal_ok:
+            try:
+                os.write(self.mirror, data)
+            except OSError:  # the terminal went away: the file still gets everything
+                self._terminal_ok = False
+
+    def run(self) -> None:
+        pending = b""
+        with open(self.path, "ab", buffering=0) as file:
+            while chunk := os.read(self.source, CHUNK):
+                pending += chunk
+                if not self.marked.is_set() and MARK in pending:
+                    before, after = pending.split(MARK, 1)
+                    self._out(file, before)
+                    self.marked.set()
+                    pending = after
+                held = 0 if self.marked.is_set() else _mark_start(pending)
+                self._out(file, pending[: len(pending) - held])
+                pending = pending[len(pending) - held :]
+            self._out(file, pending)
+        self.marked.set()
+        os.close(self.source)
+        os.close(self.mirror)
 
 
 @contextmanager
@@ -70,7 +104,7 @@ def mirror_stream_to_file(stream: IO[Any], path: str) -> Iterator[None]:
     stream.flush()
     mirror = os.dup(fd)
     source, sink = os.pipe()
-    copier = threading.Thread(target=_copy, args=(source, path, mirror), name="compute-log-copy", daemon=True)
+    copier = _Copier(source, path, mirror)
     copier.start()
     os.dup2(sink, fd)
     os.close(sink)
@@ -81,8 +115,13 @@ def mirror_stream_to_file(stream: IO[Any], path: str) -> Iterator[None]:
             stream.flush()
         except (OSError, ValueError):
             pass
-        os.dup2(mirror, fd)  # the stream writes where it did before; the pipe's last writer is gone
-        copier.join(DRAIN_SECONDS)
+        try:
+            os.write(fd, MARK)  # smaller than PIPE_BUF: one piece, never mixed with another writer's bytes
+            drain = DRAIN_SECONDS
+        except OSError:  # the run closed the stream itself: nothing more of ours can come
+            drain = 0.0
+        os.dup2(mirror, fd)  # the stream writes where it did before
+        copier.marked.wait(drain)
 
 
 class ThreadedComputeLogManager(LocalComputeLogManager):

@@ -56,6 +56,7 @@ with open(os.environ["REPORT"], "w") as report:
         "complete": manager.is_capture_complete(keys[0]),
         "logs": logs,
         "started": STARTED,
+        "log_key": keys[0],
     }, report)
 """
 
@@ -79,6 +80,71 @@ def test_a_runs_output_is_in_the_ui_logs_and_on_the_terminal_with_no_process_sta
     assert "python print to stderr" in report["logs"]["stderr"] and "python print to stderr" in stderr
     assert "STEP_SUCCESS" in report["logs"]["stderr"]  # Dagster's own log lines, as before
     assert report["started"] == ["echo"]  # the asset's child only: no `tail`, no watcher process
+    # The UI's own query (dagster-graphql, code location in a gRPC process as under `dagster dev`).
+    from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
+
+    os.environ["DAGSTER_HOME"] = str(tmp_path / "home")  # the autouse fixture restores it
+    query = "query($key: [String!]!) { capturedLogs(logKey: $key) { stdout stderr } }"
+    with dg.DagsterInstance.get() as instance:
+        with define_out_of_process_context(
+            str(Path(__file__).with_name("ui_defs.py")), "defs", instance
+        ) as ui:
+            shown = execute_dagster_graphql(ui, query, variables={"key": report["log_key"]})
+    assert not shown.errors, shown.errors
+    assert "a child process" in shown.data["capturedLogs"]["stdout"]
+    assert "python print to stderr" in shown.data["capturedLogs"]["stderr"]
+
+
+_LINGERING_CHILD = r"""
+import json, os, subprocess, sys, time
+import dagster as dg
+from simulation_assets.commands.common import dagster_instance
+from simulation_assets.sinks import local_compute_logs
+
+local_compute_logs.DRAIN_SECONDS = 60.0  # a capture that waited for the pipe to close would wait for the child
+CHILD = []
+
+@dg.asset
+def starts_a_worker() -> None:
+    print("before the worker", flush=True)
+    CHILD.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(6); print('late line', flush=True)"]))
+
+instance = dagster_instance()
+started = time.perf_counter()
+result = dg.materialize([starts_a_worker], instance=instance)
+seconds = time.perf_counter() - started
+alive_after_run = CHILD[0].poll() is None
+CHILD[0].wait(60)
+time.sleep(0.5)  # the copier follows the child's output into the run's file, as Dagster's tail did
+manager = instance.compute_log_manager
+key = next(
+    manager.build_log_key_for_run(result.run_id, e.event_specific_data.file_key)
+    for e in result.all_events
+    if e.event_type_value == "LOGS_CAPTURED"
+)
+with open(os.environ["REPORT"], "w") as report:
+    json.dump({"seconds": seconds, "alive_after_run": alive_after_run,
+               "stdout": manager.get_log_data(key).stdout.decode()}, report)
+"""
+
+
+def test_a_child_process_left_running_holds_neither_the_run_nor_its_output(tmp_path: Path) -> None:
+    """A pool of workers started by a step keeps the pipe open: the run ends anyway, the child's lines still land."""
+    report = tmp_path / "report.json"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "PYTHONPATH": str(ROOT),
+        "REPORT": str(report),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _LINGERING_CHILD], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(report.read_text())
+    assert found["alive_after_run"] and found["seconds"] < 5  # waiting for the pipe to close: 6 s or more
+    assert found["stdout"].splitlines() == ["before the worker", "late line"]
+    assert "late line" in done.stdout  # mirrored to the terminal too
 
 
 def test_dagsters_own_manager_starts_a_tail_and_a_watcher_per_stream(tmp_path: Path) -> None:
@@ -137,3 +203,30 @@ def test_collection_is_off_while_a_command_starts_and_back_when_the_instance_ope
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", _GC], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_copier_finds_a_mark_split_across_reads_and_keeps_everything_else(tmp_path: Path) -> None:
+    import time
+
+    from simulation_assets.sinks.local_compute_logs import MARK, _Copier
+
+    source, sink = os.pipe()
+    terminal_read, terminal = os.pipe()
+    copier = _Copier(source, str(tmp_path / "log.out"), terminal)
+    copier.start()
+    pieces = [b"first line\n", b"no newline yet \x00 nul", MARK[:7], MARK[7:], b"a child's later line\n"]
+    for piece in pieces:
+        os.write(sink, piece)
+        time.sleep(0.05)  # separate reads
+        if piece is pieces[2]:
+            assert not copier.marked.is_set()
+    assert copier.marked.wait(5)
+    os.close(sink)
+    copier.join(5)
+    expected = b"first line\nno newline yet \x00 nul" + b"a child's later line\n"
+    assert (tmp_path / "log.out").read_bytes() == expected
+    received = b""
+    while chunk := os.read(terminal_read, 1 << 16):
+        received += chunk
+    assert received == expected
+    assert not copier.is_alive()
