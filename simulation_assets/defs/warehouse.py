@@ -1,5 +1,6 @@
 """Synthetic warehouse as Dagster assets: one asset per raw table, the load into DuckDB/PostgreSQL, its checks,
-the catalog and the dbt models (``warehouse_dbt.py``).
+the catalog and the dbt models (``warehouse_dbt.py``). Page views and feature events are written by one step
+(a multi-asset that can materialize either alone): a chunk of both comes from one session flow.
 
 Every table asset is partitioned by environment (dev, qa, prod); the big tables are also split into
 chunk partitions (``env`` x ``part``), so a PROD backfill fans out over many small, independent runs,

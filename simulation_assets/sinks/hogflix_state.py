@@ -35,6 +35,7 @@ from simulation_assets.core.hogflix.frames import (
     with_identities,
 )
 from simulation_assets.core.hogflix.lifecycle import step_day
+from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
 from simulation_assets.core.hogflix.persona_state import PersonaState, day_date, day_number
 from simulation_assets.core.hogflix.sessions import (
     SESSION_SCHEMA,
@@ -194,11 +195,48 @@ def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: 
         return from_frame(store.read(dataset, previous))
     written = [k for k in store.partitions(dataset) if k < previous]
     state = from_frame(store.read(dataset, written[-1])) if written else burned_in(settings, store)
+    older = None  # the pool of two days back: its buffers take the next day's columns
     for d in range(state.day + 1, day):
         first = state.next_number
-        state = step_day(state, d, cfg, seed)
+        state, older = step_day(state, d, cfg, seed, recycle=older), state
         store.write(_identities(settings), day_date(d).isoformat(), new_identities(state, first))
     return state
+
+
+# Daily metrics rows of persona days computed in this process, by (scenario, day): the metrics asset of
+# the same run takes its row from here instead of reading the day's table back from its file (the row
+# is the same: the table is deterministic). One small row per day; the oldest go first.
+_DAY_METRICS: dict[tuple[str, str], pl.DataFrame] = {}
+_DAY_METRICS_KEPT = 4096
+
+
+def remember_day_metrics(settings: HogflixSettings, frame: pl.DataFrame, key: str) -> None:
+    """Compute the daily metrics row of the day table ``frame`` (day ``key``) now, while it is in memory."""
+    cfg = settings.lifecycle()
+    row = daily_metrics(
+        frame.select(METRICS_INPUT_COLUMNS),
+        dt.date.fromisoformat(key),
+        cfg.pattern_assignment_day,
+        cfg.churn_after_inactive_days,
+    )
+    while len(_DAY_METRICS) >= _DAY_METRICS_KEPT:
+        _DAY_METRICS.pop(next(iter(_DAY_METRICS)))
+    _DAY_METRICS[(settings.scenario(), key)] = row
+
+
+def day_metrics(settings: HogflixSettings, store: LocalParquetStore, key: str) -> pl.DataFrame:
+    """Return the daily metrics row of the stored day ``key``: the one computed in this run while the day
+    was in memory, or else computed from the day's file (only the columns it needs are read)."""
+    row = _DAY_METRICS.pop((settings.scenario(), key), None)
+    if row is not None:
+        return row
+    cfg = settings.lifecycle()
+    columns = pl.read_parquet(
+        store.path(settings.dataset("personas"), key), columns=list(METRICS_INPUT_COLUMNS)
+    )
+    return daily_metrics(
+        columns, dt.date.fromisoformat(key), cfg.pattern_assignment_day, cfg.churn_after_inactive_days
+    )
 
 
 def concat_frames(frames: Iterable[pl.DataFrame], schema: dict) -> pl.DataFrame:

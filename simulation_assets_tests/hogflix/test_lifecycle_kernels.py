@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 
 from simulation_assets.core.hogflix.billing import plan_changes
+from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LifecycleConfig
 from simulation_assets.core.hogflix.draws import smallest
-from simulation_assets.core.hogflix.lifecycle import STATE_BY_FLAGS, lapse, lapse_chance, state_from_flags
+from simulation_assets.core.hogflix.lifecycle import (
+    STATE_BY_FLAGS,
+    lapse,
+    lapse_chance,
+    state_from_flags,
+    step_day,
+)
 from simulation_assets.core.hogflix.persona_state import (
     ACTIVE,
     CASUAL,
@@ -125,3 +132,23 @@ def test_plan_changes_look_only_at_low_draws_and_give_the_plain_rule():
     plan_changes(c, DAY, cfg, np.random.default_rng(9), alive)
     assert (expected != plan).sum() > 500
     assert np.array_equal(c["plan"][idx], expected)
+
+
+def test_recycled_buffers_give_the_same_days_and_never_touch_shared_memory():
+    """Stepping with ``recycle`` (the pool of two days back) gives the same pools as without, and only
+    the buffers ``take`` made are reused: the identity registry (whose numbers a new pool's column
+    shares with polars) and the recycled pool's frames stay as they were."""
+    cfg = LifecycleConfig(persona_pool=3_000)
+    start = initial_state(cfg, 3, DAY, burn_in_days=5)  # the burn-in recycles too
+    numbers = start.identity["persona_number"].to_numpy()
+    assert np.array_equal(numbers, np.arange(1, start.next_number))
+    registry = start.identity.clone()
+    assert start.buffers() and not new_personas(cfg, 0, DAY, 5, 1, np.random.default_rng(1)).buffers()
+    plain, recycled, older = start, start, None
+    for day in range(DAY, DAY + 6):
+        plain = step_day(plain, day, cfg, 3)
+        recycled, older = step_day(recycled, day, cfg, 3, recycle=older), recycled
+        for k, v in plain.cols.items():
+            assert np.array_equal(v, recycled.cols[k]), (day, k)
+        assert plain.identity.equals(recycled.identity)
+    assert start.identity.equals(registry)

@@ -48,6 +48,7 @@ from simulation_assets.core.hogflix.persona_state import (
     NO_EVENT,
     NO_MS,
     PER_DAY_COLUMNS,
+    SET_WHOLE_COLUMNS,
     PersonaState,
     day_date,
 )
@@ -71,8 +72,7 @@ def life_events(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, u: np.ndarray, alive: np.ndarray
 ) -> None:
     """Expire the events that end today, then start at most one per persona (uniform ``u``)."""
-    in_event = np.flatnonzero(c["event"] >= 0)
-    expired = in_event[c["event_ends"][in_event] <= day]
+    expired = np.flatnonzero((c["event_ends"] <= day) & (c["event"] >= 0))
     c["event"][expired] = NO_EVENT
     c["event_ends"][expired] = NO_DAY
     thresholds = np.cumsum([cfg.life_events[e].daily_chance for e in LIFE_EVENTS]).astype(np.float32)
@@ -494,13 +494,23 @@ def signups(state: PersonaState, cfg: LifecycleConfig, seed: int) -> PersonaStat
 # --------------------------------------------------------------------------- the day step
 
 
-def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> PersonaState:
-    """Advance the pool from the end of ``day - 1`` to the end of ``day`` (the rules above, in order)."""
+def step_day(
+    prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int, recycle: PersonaState | None = None
+) -> PersonaState:
+    """Advance the pool from the end of ``day - 1`` to the end of ``day`` (the rules above, in order).
+
+    ``prev`` is left as it was. ``recycle``: a pool the caller will not read again (say the one of
+    ``day - 2`` in a run of days, with every frame made from it dropped): today's columns are written
+    into its buffers instead of fresh memory. The result is the same either way.
+    """
     if day != prev.day + 1:
         raise ValueError(f"step_day expects the day after {day_date(prev.day)}, got {day_date(day)}")
     cfg = cfg.for_date(day_date(day))  # a scheduled target pool (dynamic pool scaling)
     signup_high = cfg.signup_range[1]
-    s = prev.take(~prev.cols["marked_for_cleanup"], fresh=PER_DAY_COLUMNS, spare=signup_high)
+    into = recycle.buffers() if recycle is not None and recycle is not prev else None
+    s = prev.take(
+        ~prev.cols["marked_for_cleanup"], PER_DAY_COLUMNS, signup_high, into=into, unset=SET_WHOLE_COLUMNS
+    )
     c = s.cols  # take() returned fresh arrays, updated in place below
     g = rng_mod.stream(seed, "hogflix", "lifecycle", day_date(day).isoformat())
     u = g.random((3, len(s)), dtype=np.float32)
@@ -518,7 +528,7 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     states(c, day, cfg, active, churn_idx)
     assign_patterns(c, day, cfg, g, alive)
 
-    state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number)
+    state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number, owned=s.owned)
     visited = viewing(state, cfg, g)
     plan_changes(c, day, cfg, g, alive)
     churn_payment(c, day, cfg, g, payments(c, day, cfg, g, alive))
