@@ -565,7 +565,7 @@ def main() -> None:
         "--one-run",
         action="store_true",
         help="only the one-run commands (their overhead, the funnel ratio) and the Dagster floors, "
-        f"{ONE_RUN_REPEATS} plain runs each (~1.5 min quiet)",
+        f"{ONE_RUN_REPEATS} plain runs each (~2.5 min at load 6)",
     )
     args = parser.parse_args()
     if args.one_run:
