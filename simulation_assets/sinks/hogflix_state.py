@@ -280,8 +280,9 @@ class TrafficReader:
         self._registry = (key, registry)
         return registry
 
-    def personas(self, date: dt.date) -> pl.DataFrame | None:
-        """Return the persona table of ``date`` (None before the first simulated day)."""
+    def personas(self, date: dt.date, keep: bool = True) -> pl.DataFrame | None:
+        """Return the persona table of ``date`` (None before the first simulated day); ``keep``: hold it
+        for the next call (the sessions of a day need it once: a million-persona table is ~0.4 GB)."""
         if date in self._personas:
             return self._personas[date]
         if date < dt.date.fromisoformat(self.settings.start_date):
@@ -306,13 +307,14 @@ class TrafficReader:
             if len(_COMPUTED_PERSONAS) >= 8:
                 _COMPUTED_PERSONAS.pop(next(iter(_COMPUTED_PERSONAS)))
             _COMPUTED_PERSONAS[cache_key] = frame
-        self._personas[date] = frame
+        if keep:
+            self._personas[date] = frame
         return frame
 
     def sessions_of_day(self, date: dt.date) -> pl.DataFrame:
         """Return every session of ``date`` (computed from its persona table, once per reader)."""
         if date not in self._day_sessions:
-            personas = self.personas(date)
+            personas = self.personas(date, keep=False)
             self._day_sessions[date] = (
                 pl.DataFrame(schema=SESSION_SCHEMA)
                 if personas is None
