@@ -222,6 +222,11 @@ def test_metrics_computed_in_memory_in_the_run_equal_the_ones_from_the_stored_da
 
     result = dg.materialize(_assets(), resources=_resources(tmp_path), tags=_range(START, "2026-01-04"))
     assert result.success and not hogflix_state._DAY_METRICS  # every remembered row was taken
+    personas_only = [a for a in _assets() if a.key.path[0] == "hogflix_personas"]
+    alone = dg.materialize(
+        _assets(), resources=_resources(tmp_path), partition_key="2026-01-05", selection=personas_only
+    )
+    assert alone.success and not hogflix_state._DAY_METRICS  # no metrics in the run: none computed
     settings, store = _resources(tmp_path)["hogflix_settings"], _resources(tmp_path)["store"]
     in_run = store.read_many(settings.dataset("daily_metrics"), ["2026-01-02", "2026-01-04"])
     metrics_only = [a for a in _assets() if a.key.path[0] == "hogflix_daily_metrics"]
