@@ -35,10 +35,10 @@ verdict; the JSON (``benchmarks/results/orchestration.json``) holds every run, t
 average at each run and the verdicts. ``--quick`` runs each row on a small workload, once, to check
 the benchmark itself (seconds, not the targets' figures: its verdicts are marked "quick").
 
-    .venv/bin/python benchmarks/orchestration.py                    # every row: ~3 min on a quiet machine, 6-8 min at load 10
+    .venv/bin/python benchmarks/orchestration.py                    # every row: ~2.5 min at load 5 (2 cores)
     .venv/bin/python benchmarks/orchestration.py --only hogflix_1,funnel_forecast --importtime
     .venv/bin/python benchmarks/orchestration.py --quick            # smoke test of the benchmark (~2 min at load 10)
-    .venv/bin/python benchmarks/orchestration.py --one-run          # the one-run overhead and funnel targets only (~1.5 min quiet)
+    .venv/bin/python benchmarks/orchestration.py --one-run          # the one-run overhead and funnel targets only (~2.5 min at load 6)
 """
 
 from __future__ import annotations
@@ -565,12 +565,14 @@ def main() -> None:
         "--one-run",
         action="store_true",
         help="only the one-run commands (their overhead, the funnel ratio) and the Dagster floors, "
-        f"{ONE_RUN_REPEATS} plain runs each (~1.5 min quiet)",
+        f"{ONE_RUN_REPEATS} plain runs each (~2.5 min at load 6)",
     )
     args = parser.parse_args()
     if args.one_run:
         args.only = args.only or ",".join(ONE_RUN)
         args.repeats = max(args.repeats, ONE_RUN_REPEATS)
+        if args.output == str(RESULTS):
+            args.output = str(RESULTS.with_name("orchestration-one-run.json"))  # the full run's file stays
     if args.quick and args.output == str(RESULTS):
         args.output = str(RESULTS.with_name("orchestration-quick.json"))  # never over the real figures
     unknown = [n for n in args.only.split(",") if n and n not in COMMANDS]
