@@ -161,8 +161,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         cfg, seed = hogflix_settings.lifecycle(), hogflix_settings.seed
         # When this run materializes the daily metrics too, their rows are computed from each day while
         # it is in memory (``hogflix_daily_metrics`` then reads no day back).
-        selection = context.run.asset_selection
-        metrics_too = not selection or dg.AssetKey("hogflix_daily_metrics") in selection
+        metrics_too = dg.AssetKey("hogflix_daily_metrics") in context.job_def.asset_layer.selected_asset_keys
         state = load_state_before(hogflix_settings, store, day_number(dt.date.fromisoformat(keys[0])))
         dataset = hogflix_settings.dataset("personas")
         unique_ids = []
