@@ -15,7 +15,9 @@ by exclusive timers (time in a nested category is counted once, in the innermost
 - other: the rest (Dagster's run machinery, the command's own code, DuckDB, dbt ...).
 
 The "Dagster floor" is a fresh process that materializes one trivial asset and its check in the
-local instance: what any command that records a run costs before its own imports and work.
+local instance: what any command that records a run costs before its own imports and work. It is
+measured on three instances, taking turns: the project's local instance, the same with Dagster's
+own compute-log manager, and Dagster's default SQLite instance (what the instance settings save).
 
 Wall time is measured by the parent from process start to exit; CPU time is the child's user +
 system time (``getrusage``). On a loaded machine the wall time grows with the load average while
@@ -33,9 +35,10 @@ verdict; the JSON (``benchmarks/results/orchestration.json``) holds every run, t
 average at each run and the verdicts. ``--quick`` runs each row on a small workload, once, to check
 the benchmark itself (seconds, not the targets' figures: its verdicts are marked "quick").
 
-    .venv/bin/python benchmarks/orchestration.py                    # every row: ~3 min on a quiet machine, 6-8 min at load 10
+    .venv/bin/python benchmarks/orchestration.py                    # every row: ~2.5 min at load 5 (2 cores)
     .venv/bin/python benchmarks/orchestration.py --only hogflix_1,funnel_forecast --importtime
     .venv/bin/python benchmarks/orchestration.py --quick            # smoke test of the benchmark (~2 min at load 10)
+    .venv/bin/python benchmarks/orchestration.py --one-run          # the one-run overhead and funnel targets only (~2.5 min at load 6)
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import random
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,6 +114,7 @@ QUICK: dict[str, tuple[list[str], int | None]] = {
 }
 # Commands that are one Dagster run (the ``overhead <= 1 s`` target).
 ONE_RUN = ("funnel_forecast", "hogflix_1", "warehouse_dev_table", "activity_tick", "power_users_run")
+ONE_RUN_REPEATS = 4  # --one-run: the first run creates the instance, the best of the other 3 counts
 # Work outside core/: the power-user runner's requests to the API are what that command is for.
 EXTRA_WORK = {"power_users_run": [("simulation_assets.sinks.power_users_client", "PowerUserTarget.run")]}
 
@@ -443,20 +448,39 @@ def import_summary(name: str, folder: Path, quick: bool = False, top: int = 6) -
     return {"modules": modules, "top_packages_share": {k: round(v / total, 3) for k, v in ranked}}
 
 
-def floor_run() -> int:
+# The Dagster floor on three instances, side by side: what each of the local instance's settings saves.
+FLOOR_VARIANTS = ("project", "stock compute logs", "stock instance")
+
+
+def _floor_yaml(variant: str, home: Path) -> str | None:
+    """Return the ``dagster.yaml`` of a floor variant (None: the project's own, written by ``simulate``)."""
+    from simulation_assets.sinks.local_instance import _stock_logs_yaml
+
+    if variant == "stock compute logs":  # the project's instance with Dagster's compute-log manager
+        return "# floor variant: stock compute logs\n" + _stock_logs_yaml(home / "storage")
+    if variant == "stock instance":  # Dagster's default SQLite instance, telemetry off as `simulate` has it
+        return f"storage:\n  sqlite:\n    base_dir: {json.dumps(str(home / 'storage'))}\ntelemetry:\n  enabled: false\n"
+    return None
+
+
+def floor_run(variant: str = "project") -> int:
     """Materialize one trivial asset and its check in the local instance, as ``simulate`` would, then exit like it.
 
     The least a command that records a run in Dagster can cost: the imports of Dagster and its
-    SQLite storage, opening the instance, one run of two steps, its events.
+    SQLite storage, opening the instance, one run of two steps, its events. Other ``variant``s
+    run the same on another ``dagster.yaml`` (see ``FLOOR_VARIANTS``).
     """
     import gc
 
     from simulation_assets.cli import GC_THRESHOLDS, exit_now
+    from simulation_assets.commands.common import defer_gc, resume_gc
 
     gc.set_threshold(*GC_THRESHOLDS)
+    defer_gc()
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     import dagster as dg
 
-    from simulation_assets.sinks.local_instance import ensure_local_instance
+    from simulation_assets.sinks.local_instance import dagster_home, ensure_local_instance
 
     @dg.asset
     def trivial():  # noqa: ANN202 (a local ``dg`` cannot be a string annotation Dagster resolves)
@@ -466,7 +490,14 @@ def floor_run() -> int:
     def trivial_has_rows():  # noqa: ANN202
         return dg.AssetCheckResult(passed=True)
 
-    ensure_local_instance()
+    home = dagster_home()
+    config = _floor_yaml(variant, home)
+    if config is None:
+        ensure_local_instance()
+    elif not (home / "dagster.yaml").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "dagster.yaml").write_text(config)
+    resume_gc()
     with dg.DagsterInstance.get() as instance:
         ok = dg.materialize(
             [trivial, trivial_has_rows],
@@ -477,17 +508,33 @@ def floor_run() -> int:
     return 0 if ok else 1
 
 
-def _baseline_dagster(repeats: int) -> dict[str, float]:
-    """Return the wall and CPU seconds of ``floor_run`` in a fresh process (best warm run): Dagster's own floor."""
-    folder = Path(tempfile.mkdtemp(prefix="orchestration-floor-"))
+def _baseline_dagster(repeats: int) -> dict[str, dict[str, float]]:
+    """Return, per ``FLOOR_VARIANTS`` instance, the wall and CPU seconds of ``floor_run`` in a fresh process.
+
+    The variants take turns (each in its own folder; the first run of each creates its instance
+    and is not counted), so a change of load touches them alike. Best and median of the warm runs.
+    """
+    folders = {v: Path(tempfile.mkdtemp(prefix="orchestration-floor-")) for v in FLOOR_VARIANTS}
+    runs: dict[str, list[tuple[float, float]]] = {v: [] for v in FLOOR_VARIANTS}
     try:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--floor"]
-        runs = [_timed(cmd, _env(folder), folder) for _ in range(repeats + 1)][
-            1:
-        ]  # the first creates the instance
+        for turn in range(repeats + 1):
+            for variant in FLOOR_VARIANTS if turn % 2 else FLOOR_VARIANTS[::-1]:
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--floor", variant]
+                _, wall, cpu = _timed(cmd, _env(folders[variant]), folders[variant])
+                if turn:
+                    runs[variant].append((wall, cpu))
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return {"total_s": round(min(r[1] for r in runs), 3), "cpu_s": round(min(r[2] for r in runs), 3)}
+        for folder in folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+    return {
+        v: {
+            "total_s": round(min(w for w, _ in r), 3),
+            "cpu_s": round(min(c for _, c in r), 3),
+            "median_total_s": round(statistics.median(w for w, _ in r), 3),
+            "median_cpu_s": round(statistics.median(c for _, c in r), 3),
+        }
+        for v, r in runs.items()
+    }
 
 
 def _baseline_python() -> dict[str, float]:
@@ -514,7 +561,18 @@ def main() -> None:
         action="store_true",
         help="small workloads, one plain run each: checks the benchmark, not the targets",
     )
+    parser.add_argument(
+        "--one-run",
+        action="store_true",
+        help="only the one-run commands (their overhead, the funnel ratio) and the Dagster floors, "
+        f"{ONE_RUN_REPEATS} plain runs each (~2.5 min at load 6)",
+    )
     args = parser.parse_args()
+    if args.one_run:
+        args.only = args.only or ",".join(ONE_RUN)
+        args.repeats = max(args.repeats, ONE_RUN_REPEATS)
+        if args.output == str(RESULTS):
+            args.output = str(RESULTS.with_name("orchestration-one-run.json"))  # the full run's file stays
     if args.quick and args.output == str(RESULTS):
         args.output = str(RESULTS.with_name("orchestration-quick.json"))  # never over the real figures
     unknown = [n for n in args.only.split(",") if n and n not in COMMANDS]
@@ -529,11 +587,17 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "python_startup": _baseline_python(),
     }
-    results["dagster_floor"] = _baseline_dagster(repeats)
+    floors = _baseline_dagster(max(repeats, 3))
+    results["dagster_floor"] = floors["project"]
+    results["dagster_floor_variants"] = floors
     print(f"load average {results['load_average_start']} on {results['cpus']} CPUs; "
-          f"python -c pass: {results['python_startup']['total_s']} s wall, {results['python_startup']['cpu_s']} s CPU; "
-          f"Dagster floor (one trivial asset + check, one run in the local instance, fresh process): "
-          f"{results['dagster_floor']['total_s']} s wall, {results['dagster_floor']['cpu_s']} s CPU")  # fmt: skip
+          f"python -c pass: {results['python_startup']['total_s']} s wall, {results['python_startup']['cpu_s']} s CPU")  # fmt: skip
+    print(
+        "Dagster floor (one trivial asset + check, one run, fresh process), best / median of the warm runs:"
+    )
+    for variant, floor in floors.items():
+        print(f"  {variant + ' instance' if variant == 'project' else variant:<20} "
+              f"wall {floor['total_s']:.3f} / {floor['median_total_s']:.3f} s, CPU {floor['cpu_s']:.3f} / {floor['median_cpu_s']:.3f} s")  # fmt: skip
     print(
         f"{'command':<20} {'wall s':>8} {'CPU s':>7} {'work':>6} {'overhead (wall / CPU)':>22}  split of the CPU"
     )
@@ -658,9 +722,9 @@ def _targets(results: dict[str, Any], quick: bool = False) -> list[dict[str, Any
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--floor"]:
+    if sys.argv[1:2] == ["--floor"]:
         sys.path.insert(0, str(ROOT))
-        sys.exit(floor_run())
+        sys.exit(floor_run(*sys.argv[2:3]))
     if len(sys.argv) > 4 and sys.argv[1] == "--probe":
         sys.path.insert(0, str(ROOT))
         _, _, command, report_path, _dash, *rest = sys.argv

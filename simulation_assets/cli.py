@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Sequence
 
 from simulation_assets.commands import command_modules, demo_modules
-from simulation_assets.commands.common import UsageError, console
+from simulation_assets.commands.common import UsageError, console, defer_gc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,11 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simulate`` console script; returns the exit code.
 
     Called without ``argv`` (the console script, ``python -m simulation_assets.cli``) it reads
-    ``sys.argv``, collects cyclic garbage less often (see ``GC_THRESHOLDS``) and ends the process
-    itself when the command is done (see ``exit_now``).
+    ``sys.argv``, collects no cyclic garbage while the command starts and less often afterwards
+    (see ``defer_gc``, ``GC_THRESHOLDS``) and ends the process itself when the command is done
+    (see ``exit_now``).
     """
     if argv is None:
         gc.set_threshold(*GC_THRESHOLDS)
+        defer_gc()  # no collection at all until the command opens the instance (see defer_gc)
     code = _run(argv)
     if argv is None:
         exit_now(code)

@@ -219,12 +219,11 @@ def _generation_runs(env: str, tables: list[str]) -> list[tuple[str, list, objec
         by_chunks.setdefault(schema.table(t).chunks, []).append(t)
     out = []
     for chunks, names in sorted(by_chunks.items()):
-        assets = [a for a in wh.TABLE_ASSETS if a.key in {wh.table_key(t) for t in names}]
-        checks = [
-            c
-            for c in wh.TABLE_CHECKS
-            if {k.asset_key for k in c.check_keys} <= {wh.table_key(t) for t in names}
-        ]
+        keys = {wh.table_key(t) for t in names}
+        # an asset that writes two tables (page views and feature events) is run for the wanted ones only
+        assets = [a if a.keys <= keys else a.subset_for(keys & a.keys, selected_asset_check_keys=None)
+                  for a in wh.TABLE_ASSETS if a.keys & keys]  # fmt: skip
+        checks = [c for c in wh.TABLE_CHECKS if {k.asset_key for k in c.check_keys} <= keys]
         partition: object = env if chunks == 1 else (f"{env}|00", f"{env}|{chunks - 1:02d}")
         label = f"{len(names)} tables" if chunks == 1 else f"{', '.join(names)} ({chunks} chunks each)"
         out.append((label, assets + checks, partition))

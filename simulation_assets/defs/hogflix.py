@@ -16,7 +16,6 @@ from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.config import PLANS, STATES
 from simulation_assets.core.hogflix.frames import IDENTITY_SCHEMA, PERSONA_DAY_SCHEMA
 from simulation_assets.core.hogflix.lifecycle import step_day
-from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
 from simulation_assets.core.hogflix.persona_state import day_number
 from simulation_assets.core.hogflix.schema import (
     DAILY_METRICS_SCHEMA,
@@ -41,7 +40,9 @@ from simulation_assets.sinks.flixbuddy import FlixBuddyClient
 from simulation_assets.sinks.hogflix_state import (
     HogflixSettings,
     HogflixTrafficSettings,
+    day_metrics,
     load_state_before,
+    remember_day_metrics,
     write_day,
 )
 from simulation_assets.sinks.local_store import LocalParquetStore
@@ -158,14 +159,23 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
     ) -> dg.MaterializeResult:
         keys = context.partition_keys
         cfg, seed = hogflix_settings.lifecycle(), hogflix_settings.seed
+        # When this run materializes the daily metrics too, their rows are computed from each day while
+        # it is in memory (``hogflix_daily_metrics`` then reads no day back).
+        metrics_too = dg.AssetKey("hogflix_daily_metrics") in context.job_def.asset_layer.selected_asset_keys
         state = load_state_before(hogflix_settings, store, day_number(dt.date.fromisoformat(keys[0])))
         dataset = hogflix_settings.dataset("personas")
         unique_ids = []
         frame = pl.DataFrame()
+        older = None  # the pool of two days back (its day's frame is gone): its buffers take the next day
         for key in keys:
             first = state.next_number
-            state = step_day(state, day_number(dt.date.fromisoformat(key)), cfg, seed)
+            state, older = (
+                step_day(state, day_number(dt.date.fromisoformat(key)), cfg, seed, recycle=older),
+                state,
+            )
             frame, signed_up = write_day(hogflix_settings, store, state, first)
+            if metrics_too:
+                remember_day_metrics(hogflix_settings, frame, key)
             state.identity = signed_up  # the registry the next step needs: none (it never reads it)
             unique_ids += [checks.persona_ids_unique(frame), checks.persona_ids_unique(signed_up)]
             context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
@@ -216,16 +226,10 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         context: dg.AssetExecutionContext, hogflix_settings: HogflixSettings, store: LocalParquetStore
     ) -> dg.MaterializeResult:
         cfg = hogflix_settings.lifecycle()
-        source, target = hogflix_settings.dataset("personas"), hogflix_settings.dataset("daily_metrics")
+        target = hogflix_settings.dataset("daily_metrics")
         rows = []
         for key in context.partition_keys:
-            personas = pl.read_parquet(store.path(source, key), columns=list(METRICS_INPUT_COLUMNS))
-            row = daily_metrics(
-                personas,
-                dt.date.fromisoformat(key),
-                cfg.pattern_assignment_day,
-                cfg.churn_after_inactive_days,
-            )
+            row = day_metrics(hogflix_settings, store, key)
             store.write(target, key, row)
             context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)

@@ -430,7 +430,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
             }
         )
 
-    daily_job = dg.define_asset_job("power_users_daily", selection=[RUNS])
+    daily_job = dg.define_asset_job("power_users_daily", selection=dg.AssetSelection.assets(RUNS))
 
     @dg.schedule(
         name="power_users_daily_schedule",

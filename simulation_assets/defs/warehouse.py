@@ -1,5 +1,6 @@
 """Synthetic warehouse as Dagster assets: one asset per raw table, the load into DuckDB/PostgreSQL, its checks,
-the catalog and the dbt models (``warehouse_dbt.py``).
+the catalog and the dbt models (``warehouse_dbt.py``). Page views and feature events are written by one step
+(a multi-asset that can materialize either alone): a chunk of both comes from one session flow.
 
 Every table asset is partitioned by environment (dev, qa, prod); the big tables are also split into
 chunk partitions (``env`` x ``part``), so a PROD backfill fans out over many small, independent runs,
@@ -13,6 +14,7 @@ checks' computation lives in ``core/warehouse/checks.py``; this module only decl
 import functools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,6 +34,7 @@ from simulation_assets.core.warehouse.catalog import (
 from simulation_assets.core.warehouse.checks import CheckResult, rows_match_spec, warehouse_checks
 from simulation_assets.core.warehouse.config import ENVIRONMENTS, WarehouseConfig, row_counts
 from simulation_assets.core.warehouse.generate import Warehouse
+from simulation_assets.core.warehouse.generators.usage import SESSION_FLOW_TABLES
 from simulation_assets.core.warehouse.sampling import chunk_bounds
 from simulation_assets.defs.metadata import (
     column_schema,
@@ -153,56 +156,104 @@ def expected_chunk_rows(table: str, env: str, cfg: WarehouseConfig, chunks: list
     return {k: dirt.loaded_rows(cfg, table, start, stop) for k, (start, stop) in bounds.items()}
 
 
-def _table_asset(spec: schema.Table) -> dg.AssetsDefinition:
-    chunked = spec.chunks > 1
-    description = spec.description + (
-        f" Split into {spec.chunks} chunk partitions per environment." if chunked else ""
+def _description(spec: schema.Table) -> str:
+    return spec.description + (
+        f" Split into {spec.chunks} chunk partitions per environment." if spec.chunks > 1 else ""
     )
 
-    @dg.asset(
-        key=table_key(spec.name),
-        group_name=GROUP,
-        partitions_def=table_partitions(spec.name),
-        deps=[table_key(p) for p in schema.parents(spec.name)],
-        kinds={"polars", "parquet"},
-        description=description,
-        tags={"warehouse/source": spec.source},
-    )
-    def _table(
-        context: dg.AssetExecutionContext, warehouse_settings: WarehouseSettings, store: LocalParquetStore
-    ) -> dg.MaterializeResult:
-        env, chunks = env_and_chunks(context.op_execution_context, spec.name)
-        root = warehouse_settings.files_root(store, env)
-        written: dict[int, tuple[int, float]] = {}
-        started = time.perf_counter()
-        write_chunks(
-            warehouse_settings.seed, env, root, [(spec.name, k) for k in chunks], warehouse_settings.config(),
-            warehouse_settings.workers, lambda _t, k, rows, seconds: written.__setitem__(k, (rows, seconds)),
-            warehouse=warehouse_settings.generator(env),
-        )  # fmt: skip
-        wall = time.perf_counter() - started
-        rows = sum(r for r, _ in written.values())
-        first = chunk_path(root, spec.name, chunks[0])
-        columns = table_schema(spec.name)
+
+def _write_tables(
+    context: dg.AssetExecutionContext,
+    warehouse_settings: WarehouseSettings,
+    store: LocalParquetStore,
+    names: list[str],
+) -> list[dg.MaterializeResult]:
+    """Write the chunks of ``names`` a run covers (the same partitions for all) and return each table's result."""
+    env, chunks = env_and_chunks(context.op_execution_context, names[0])
+    root = warehouse_settings.files_root(store, env)
+    written: dict[tuple[str, int], tuple[int, float]] = {}
+    started = time.perf_counter()
+    write_chunks(
+        warehouse_settings.seed, env, root, [(name, k) for k in chunks for name in names],
+        warehouse_settings.config(), warehouse_settings.workers,
+        lambda t, k, rows, seconds: written.__setitem__((t, k), (rows, seconds)),
+        warehouse=warehouse_settings.generator(env),
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    results = []
+    for name in names:
+        spec = schema.table(name)
+        rows = sum(written[name, k][0] for k in chunks)
+        first = chunk_path(root, name, chunks[0])
+        columns = table_schema(name)
         for k in chunks:  # each chunk partition gets its own row count, also in a run over several chunks
             context.add_asset_metadata(
-                table_metadata(rows=written[k][0], schema=columns),
-                partition_key=partition_key(spec.name, env, k),
+                table_metadata(rows=written[name, k][0], schema=columns),
+                asset_key=table_key(name),
+                partition_key=partition_key(name, env, k),
             )
         metadata: dict[str, object] = {
             "environment": env,
             "chunks": f"{chunks[0] + 1} of {spec.chunks}" if len(chunks) == 1
             else f"{chunks[0] + 1}..{chunks[-1] + 1} of {spec.chunks}",
             "rows": rows,
-            "seconds": round(sum(s for _, s in written.values()), 3),
+            "seconds": round(sum(written[name, k][1] for k in chunks), 3),
             "rows_per_second": round(rows / max(wall, 1e-9)),
-            "files": len(written),
+            "files": len(chunks),
             "path": dg.MetadataValue.path(str(first if len(chunks) == 1 else first.parent)),
             "preview": md_table(pl.read_parquet(first, n_rows=5)),
         }  # fmt: skip
-        return dg.MaterializeResult(metadata=metadata)
+        if len(names) > 1:
+            metadata["written_with"] = ", ".join(n for n in names if n != name)
+        results.append(dg.MaterializeResult(asset_key=table_key(name), metadata=metadata))
+    return results
+
+
+def _table_asset(spec: schema.Table) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=table_key(spec.name),
+        group_name=GROUP,
+        partitions_def=table_partitions(spec.name),
+        deps=[table_key(p) for p in schema.parents(spec.name)],
+        kinds={"polars", "parquet"},
+        description=_description(spec),
+        tags={"warehouse/source": spec.source},
+    )
+    def _table(
+        context: dg.AssetExecutionContext, warehouse_settings: WarehouseSettings, store: LocalParquetStore
+    ) -> dg.MaterializeResult:
+        [result] = _write_tables(context, warehouse_settings, store, [spec.name])
+        return result
 
     return _table
+
+
+def _session_flow_asset(names: tuple[str, ...]) -> dg.AssetsDefinition:
+    """One step for the tables built from the same session flow (page views and feature events, tied together):
+    a run that selects both computes each chunk's flow once and writes both files from it; either can still be
+    materialized alone (``can_subset``)."""
+    specs = [
+        dg.AssetSpec(
+            table_key(name),
+            group_name=GROUP,
+            deps=[table_key(p) for p in schema.parents(name)],
+            kinds={"polars", "parquet"},
+            description=_description(schema.table(name)),
+            tags={"warehouse/source": schema.table(name).source},
+        )
+        for name in names
+    ]
+
+    @dg.multi_asset(
+        name="_and_".join(names), specs=specs, partitions_def=table_partitions(names[0]), can_subset=True
+    )
+    def _tables(
+        context: dg.AssetExecutionContext, warehouse_settings: WarehouseSettings, store: LocalParquetStore
+    ) -> Iterator[dg.MaterializeResult]:
+        selected = [n for n in names if table_key(n) in context.selected_asset_keys]
+        yield from _write_tables(context, warehouse_settings, store, selected)
+
+    return _tables
 
 
 def _rows_check(spec: schema.Table) -> dg.AssetChecksDefinition:
@@ -246,7 +297,16 @@ def _check_result(result: CheckResult) -> dg.AssetCheckResult:
     )
 
 
-TABLE_ASSETS = [_table_asset(spec) for spec in schema.TABLES]
+TABLE_ASSETS = [_table_asset(spec) for spec in schema.TABLES if spec.name not in SESSION_FLOW_TABLES] + [
+    _session_flow_asset(SESSION_FLOW_TABLES)
+]
+
+
+def table_asset(table: str) -> dg.AssetsDefinition:
+    """Return the asset definition that writes ``table`` (page views and feature events share one)."""
+    return next(a for a in TABLE_ASSETS if table_key(table) in a.keys)
+
+
 TABLE_CHECKS = [_rows_check(spec) for spec in schema.TABLES]
 
 

@@ -27,6 +27,10 @@ import yaml
 from dagster._config.field_utils import IntEnvVar
 from pydantic import BaseModel, ValidationError
 
+# PyYAML's safe loader on libyaml (same documents, same errors with line and column), ~10x faster than
+# the pure-Python one: the power users' packaged scenario (1,400 nodes) took ~0.1 s per read.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R", bound=dg.ConfigurableResource)
 
@@ -66,7 +70,7 @@ def read_overrides(path: str | os.PathLike[str], source: str = "") -> dict[str, 
     except OSError as exc:
         raise ConfigFileError(f"{where} cannot be read: {exc.strerror or exc}") from None
     try:
-        loaded = yaml.safe_load(text)
+        loaded = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 (the safe loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

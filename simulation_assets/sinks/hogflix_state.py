@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from simulation_assets.core.calendar import checked_start_date
 from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import DEFAULT_START_DATE, LifecycleConfig
@@ -34,6 +35,7 @@ from simulation_assets.core.hogflix.frames import (
     with_identities,
 )
 from simulation_assets.core.hogflix.lifecycle import step_day
+from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
 from simulation_assets.core.hogflix.persona_state import PersonaState, day_date, day_number
 from simulation_assets.core.hogflix.sessions import (
     SESSION_SCHEMA,
@@ -49,12 +51,7 @@ from simulation_assets.sinks.local_store import LocalParquetStore
 
 def start_date_from_env() -> str:
     """Return ``$HOGFLIX_START_DATE`` (YYYY-MM-DD) or the default first day."""
-    value = os.environ.get("HOGFLIX_START_DATE") or DEFAULT_START_DATE
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"HOGFLIX_START_DATE must be YYYY-MM-DD, got {value!r}") from exc
-    return value
+    return checked_start_date(os.environ.get("HOGFLIX_START_DATE"))
 
 
 class HogflixSettings(dg.ConfigurableResource):
@@ -198,11 +195,48 @@ def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: 
         return from_frame(store.read(dataset, previous))
     written = [k for k in store.partitions(dataset) if k < previous]
     state = from_frame(store.read(dataset, written[-1])) if written else burned_in(settings, store)
+    older = None  # the pool of two days back: its buffers take the next day's columns
     for d in range(state.day + 1, day):
         first = state.next_number
-        state = step_day(state, d, cfg, seed)
+        state, older = step_day(state, d, cfg, seed, recycle=older), state
         store.write(_identities(settings), day_date(d).isoformat(), new_identities(state, first))
     return state
+
+
+# Daily metrics rows of persona days computed in this process, by (scenario, day): the metrics asset of
+# the same run takes its row from here instead of reading the day's table back from its file (the row
+# is the same: the table is deterministic). One small row per day; the oldest go first.
+_DAY_METRICS: dict[tuple[str, str], pl.DataFrame] = {}
+_DAY_METRICS_KEPT = 4096
+
+
+def remember_day_metrics(settings: HogflixSettings, frame: pl.DataFrame, key: str) -> None:
+    """Compute the daily metrics row of the day table ``frame`` (day ``key``) now, while it is in memory."""
+    cfg = settings.lifecycle()
+    row = daily_metrics(
+        frame.select(METRICS_INPUT_COLUMNS),
+        dt.date.fromisoformat(key),
+        cfg.pattern_assignment_day,
+        cfg.churn_after_inactive_days,
+    )
+    while len(_DAY_METRICS) >= _DAY_METRICS_KEPT:
+        _DAY_METRICS.pop(next(iter(_DAY_METRICS)))
+    _DAY_METRICS[(settings.scenario(), key)] = row
+
+
+def day_metrics(settings: HogflixSettings, store: LocalParquetStore, key: str) -> pl.DataFrame:
+    """Return the daily metrics row of the stored day ``key``: the one computed in this run while the day
+    was in memory, or else computed from the day's file (only the columns it needs are read)."""
+    row = _DAY_METRICS.pop((settings.scenario(), key), None)
+    if row is not None:
+        return row
+    cfg = settings.lifecycle()
+    columns = pl.read_parquet(
+        store.path(settings.dataset("personas"), key), columns=list(METRICS_INPUT_COLUMNS)
+    )
+    return daily_metrics(
+        columns, dt.date.fromisoformat(key), cfg.pattern_assignment_day, cfg.churn_after_inactive_days
+    )
 
 
 def concat_frames(frames: Iterable[pl.DataFrame], schema: dict) -> pl.DataFrame:
@@ -246,8 +280,9 @@ class TrafficReader:
         self._registry = (key, registry)
         return registry
 
-    def personas(self, date: dt.date) -> pl.DataFrame | None:
-        """Return the persona table of ``date`` (None before the first simulated day)."""
+    def personas(self, date: dt.date, keep: bool = True) -> pl.DataFrame | None:
+        """Return the persona table of ``date`` (None before the first simulated day); ``keep``: hold it
+        for the next call (the sessions of a day need it once: a million-persona table is ~0.4 GB)."""
         if date in self._personas:
             return self._personas[date]
         if date < dt.date.fromisoformat(self.settings.start_date):
@@ -272,13 +307,27 @@ class TrafficReader:
             if len(_COMPUTED_PERSONAS) >= 8:
                 _COMPUTED_PERSONAS.pop(next(iter(_COMPUTED_PERSONAS)))
             _COMPUTED_PERSONAS[cache_key] = frame
-        self._personas[date] = frame
+        if keep:
+            self._personas[date] = frame
         return frame
+
+    def _visitors(self, date: dt.date) -> pl.DataFrame | None:
+        """Return the rows of ``date``'s persona table with a session that day (the rows ``day_sessions``
+        reads, in the table's order), with their identities: from a stored day only those rows are
+        joined with the registry (a fifth of the pool), not the whole table."""
+        if date in self._personas or date < dt.date.fromisoformat(self.settings.start_date):
+            return self.personas(date)
+        dataset = self.settings.dataset("personas")
+        if not self.store.exists(dataset, date.isoformat()):
+            return self.personas(date, keep=False)
+        day = self.store.read(dataset, date.isoformat())
+        visited = day.filter(pl.col("active_today") & pl.col("session_start_at").is_not_null())
+        return with_identities(visited, self._identities(date.isoformat()))
 
     def sessions_of_day(self, date: dt.date) -> pl.DataFrame:
         """Return every session of ``date`` (computed from its persona table, once per reader)."""
         if date not in self._day_sessions:
-            personas = self.personas(date)
+            personas = self._visitors(date)
             self._day_sessions[date] = (
                 pl.DataFrame(schema=SESSION_SCHEMA)
                 if personas is None

@@ -76,6 +76,11 @@ storage:
     module: simulation_assets.sinks.local_instance
     class: LocalSqliteStorage
     config: {storage}
+# Dagster's compute-log files (stdout/stderr of each run, in the UI), mirrored by a thread, not 4 processes.
+compute_logs:
+  module: simulation_assets.sinks.local_compute_logs
+  class: ThreadedComputeLogManager
+  config: {logs}
 telemetry:
   enabled: false
 concurrency:
@@ -98,11 +103,16 @@ def instance_yaml(base_dir: Path | None = None) -> str:
     storage = (
         f"{{base_dir: {json.dumps(str(base_dir))}}}" if base_dir else "{}  # base_dir: $DAGSTER_HOME/storage"
     )
-    return INSTANCE_YAML.replace("{storage}", storage)
+    return INSTANCE_YAML.replace("{storage}", storage).replace("{logs}", storage)
 
 
-# What an earlier version wrote: the same storage, events stored one by one (no instance class).
-_UNBATCHED_INSTANCE_YAML = INSTANCE_YAML.replace(
+# What earlier versions wrote: the same storage with Dagster's compute-log manager (tail processes) ...
+_COMPUTE_LOGS_YAML = INSTANCE_YAML[
+    INSTANCE_YAML.index("# Dagster's compute-log") : INSTANCE_YAML.index("telemetry:")
+]
+_STOCK_LOGS_INSTANCE_YAML = INSTANCE_YAML.replace(_COMPUTE_LOGS_YAML, "")
+# ... and before that, events stored one by one (no instance class).
+_UNBATCHED_INSTANCE_YAML = _STOCK_LOGS_INSTANCE_YAML.replace(
     "instance_class:\n  module: simulation_assets.sinks.local_instance\n  class: LocalDagsterInstance\n", ""
 )
 # What this project wrote before LocalSqliteStorage: the stock SQLite storage in the same folders.
@@ -406,6 +416,11 @@ def _unbatched_yaml(base_dir: Path) -> str:
     return _UNBATCHED_INSTANCE_YAML.replace("{storage}", storage)
 
 
+def _stock_logs_yaml(base_dir: Path) -> str:
+    storage = f"{{base_dir: {json.dumps(str(base_dir))}}}"
+    return _STOCK_LOGS_INSTANCE_YAML.replace("{storage}", storage)
+
+
 def dagster_home() -> Path:
     """Return ``$DAGSTER_HOME``, or ``./.dagster_home`` when it is not set."""
     return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
@@ -429,7 +444,11 @@ def ensure_local_instance() -> Path:
     with FileLock(str(home / ".instance.lock"), timeout=300):
         if _reads(ready) == marker and config.exists():  # another process prepared it while we waited
             return home
-        former = (_FORMER_INSTANCE_YAML.format(base=home / "storage"), _unbatched_yaml(home / "storage"))
+        former = (
+            _FORMER_INSTANCE_YAML.format(base=home / "storage"),
+            _unbatched_yaml(home / "storage"),
+            _stock_logs_yaml(home / "storage"),
+        )
         if not config.exists() or config.read_text() in former:
             config.write_text(instance_yaml(home / "storage"))  # the former defaults had the same layout
         import dagster as dg

@@ -201,3 +201,39 @@ def test_a_day_stores_no_identity_strings_and_each_identity_once_on_its_signup_d
             assert table.equals(_table(tmp_path, key))
     assert dg.materialize(_assets(), resources=resources, partition_key="2026-01-05").success
     assert table.equals(_table(tmp_path, "2026-01-05"))
+    # A fresh reader computes a stored day's sessions from its visitors' rows alone (joined with the
+    # registry, not the whole table): the same sessions as from the full table.
+    from simulation_assets.core.hogflix.sessions import day_sessions
+
+    fresh = TrafficReader(settings, TrafficConfig(), store)
+    for key in ("2026-01-03", "2026-01-05"):
+        date = dt.date.fromisoformat(key)
+        expected = day_sessions(
+            _table(tmp_path, key), settings.seed, TrafficConfig(), settings.lifecycle().traits
+        )
+        assert expected.height > 50 and fresh.sessions_of_day(date).equals(expected)
+        assert date not in fresh._personas  # nothing held for the next call
+
+
+def test_metrics_computed_in_memory_in_the_run_equal_the_ones_from_the_stored_days(tmp_path):
+    """A run of both assets computes each day's metrics while the day is in memory; the rows equal
+    the ones computed from the stored files (metrics materialized on their own, another run)."""
+    from simulation_assets.sinks import hogflix_state
+
+    result = dg.materialize(_assets(), resources=_resources(tmp_path), tags=_range(START, "2026-01-04"))
+    assert result.success and not hogflix_state._DAY_METRICS  # every remembered row was taken
+    personas_only = [a for a in _assets() if a.key.path[0] == "hogflix_personas"]
+    alone = dg.materialize(
+        _assets(), resources=_resources(tmp_path), partition_key="2026-01-05", selection=personas_only
+    )
+    assert alone.success and not hogflix_state._DAY_METRICS  # no metrics in the run: none computed
+    settings, store = _resources(tmp_path)["hogflix_settings"], _resources(tmp_path)["store"]
+    in_run = store.read_many(settings.dataset("daily_metrics"), ["2026-01-02", "2026-01-04"])
+    metrics_only = [a for a in _assets() if a.key.path[0] == "hogflix_daily_metrics"]
+    alone = dg.materialize(
+        metrics_only, resources=_resources(tmp_path), tags=_range("2026-01-02", "2026-01-04"),
+        selection=metrics_only,
+    )  # fmt: skip
+    assert alone.success
+    from_files = store.read_many(settings.dataset("daily_metrics"), ["2026-01-02", "2026-01-04"])
+    assert in_run.equals(from_files)

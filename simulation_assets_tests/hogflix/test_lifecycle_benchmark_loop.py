@@ -56,3 +56,32 @@ def test_the_loop_does_the_steps_day_on_the_same_pool() -> None:
     moved = [p["satisfaction"] for p in personas]
     assert 0.0 <= min(moved) and max(moved) <= 1.0
     assert abs(np.mean(moved) - float(np.mean(c["satisfaction"][alive]))) < 0.02
+
+
+def test_the_loop_also_drops_the_cleaned_up_records_the_days_figures_and_signs_up() -> None:
+    bench = _bench()
+    cfg = LifecycleConfig(persona_pool=4000)
+    day = day_number(dt.date(2026, 1, 1))
+    state = initial_state(cfg, 7, day, burn_in_days=60)
+    personas = bench.sample_personas(state, len(state), random.Random(1))
+    marked = {p["number"] for p in personas if p["marked_for_cleanup"]}
+    assert marked  # yesterday's cleaned-up personas are in the sample, as in the step's input
+    bench.loop_step(personas, day, cfg, random.Random(2), seed=7, next_number=state.next_number)
+    c = step_day(state, day, cfg, 7).cols
+    numbers = [p["number"] for p in personas]
+    assert not marked & set(numbers) and len(numbers) == len(set(numbers))
+    joined = [p for p in personas if p["signed_up_today"]]
+    assert abs(len(joined) - int(c["signed_up_today"].sum())) <= 1 and len(joined) >= 5
+    assert [p["number"] for p in joined] == list(range(state.next_number, state.next_number + len(joined)))
+    assert all(p["email"].startswith(p["distinct_id"]) and len(p["user_id"]) == 36 for p in joined)
+    # the day's figures: videos per visitor as the step's, sessions within the day, resets elsewhere
+    visitors = [p for p in personas if p["active_today"] and not p["signed_up_today"]]
+    step_visitors = c["active_today"] & ~c["signed_up_today"]
+    loop_videos = np.mean([p["videos_today"] for p in visitors])
+    step_videos = float(c["videos_today"][step_visitors].mean())
+    assert abs(loop_videos - step_videos) < 0.1 * step_videos, (loop_videos, step_videos)
+    assert all(day * 86_400_000 <= p["session_start_ms"] < (day + 1) * 86_400_000 for p in visitors)
+    away = [p for p in personas if not p["active_today"]]
+    assert all(p["videos_today"] == 0 and p["session_start_ms"] is None for p in away)
+    binging = [p["binge_day"] for p in personas if p["binge_mode_today"]]
+    assert binging and min(binging) >= 1

@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from simulation_assets.core.hogflix.billing import plan_changes
+from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LifecycleConfig
 from simulation_assets.core.hogflix.draws import smallest
-from simulation_assets.core.hogflix.lifecycle import STATE_BY_FLAGS
+from simulation_assets.core.hogflix.lifecycle import (
+    STATE_BY_FLAGS,
+    lapse,
+    lapse_chance,
+    state_from_flags,
+    step_day,
+)
 from simulation_assets.core.hogflix.persona_state import (
     ACTIVE,
     CASUAL,
@@ -68,3 +76,79 @@ def test_take_then_append_keeps_every_row_and_leaves_the_source_untouched():
     again = grown.append(joined)
     assert np.array_equal(again.cols["persona_number"][-10:], np.tile(joined.cols["persona_number"], 2))
     assert np.array_equal(grown.cols["persona_number"][-5:], joined.cols["persona_number"])
+
+
+def test_state_from_flags_is_the_flag_table_in_byte_arithmetic():
+    bits = np.array([[k >> b & 1 for b in range(4)] for k in range(16)], np.bool_)
+    got = state_from_flags(bits[:, 0].copy(), bits[:, 1].copy(), bits[:, 2].copy(), bits[:, 3].copy())
+    assert got.dtype == np.int8
+    assert np.array_equal(got, STATE_BY_FLAGS)
+
+
+@pytest.mark.parametrize("weight", [2.0, -3.0, 0.0])
+def test_lapse_looks_only_at_low_draws_and_gives_the_plain_rule(weight):
+    cfg = LifecycleConfig(traits={"lapse_weight": weight}, lapse_daily_chance=0.2)
+    n = 50_000
+    g = np.random.default_rng(4)
+    c = pool(cfg, n).cols
+    c["satisfaction"][:] = g.random(n, dtype=np.float32)
+    c["satisfaction"][:10] = [0.0, 1.0] * 5  # the bound's end points
+    c["state"][::7] = NEW
+    alive = g.random(n) < 0.9
+    u = g.random(n, dtype=np.float32)
+    t = cfg.traits
+    chance = np.float32(lapse_chance(cfg, n)) * np.maximum(
+        0.0, 1.0 + t.lapse_weight * (t.pivot - c["satisfaction"])
+    )
+    expected = c["lapsed"] | (alive & (c["state"] != NEW) & (u < chance))
+    lapse(c, cfg, u, alive, n)
+    assert expected.sum() > 1_000
+    assert np.array_equal(c["lapsed"], expected)
+
+
+def test_plan_changes_look_only_at_low_draws_and_give_the_plain_rule():
+    cfg = LifecycleConfig(billing={"upgrade_chance": 0.05, "downgrade_chance": 0.04})
+    n = 40_000
+    g = np.random.default_rng(5)
+    c = pool(cfg, n).cols
+    c["satisfaction"][:] = g.random(n, dtype=np.float32)
+    c["price_sensitivity"][:] = g.random(n, dtype=np.float32)
+    c["satisfaction"][:4] = [0.0, 1.0, 0.0, 1.0]
+    c["price_sensitivity"][:4] = [0.0, 0.0, 1.0, 1.0]
+    c["plan"][:] = g.integers(0, 3, n)
+    c["active_today"][:] = g.random(n) < 0.5
+    alive = np.ones(n, np.bool_)
+    # the plain rule over every eligible visitor, with the same draw
+    idx = np.flatnonzero(c["active_today"] & (c["days_since_signup"] >= cfg.new_days))
+    u = np.random.default_rng(9).random(idx.size)
+    b, t = cfg.billing, cfg.traits
+    s, ps, plan = c["satisfaction"][idx], c["price_sensitivity"][idx], c["plan"][idx]
+    up = b.upgrade_chance * np.maximum(0.0, 1.0 + b.satisfaction_weight * (s - t.pivot)) * (1.5 - ps)
+    down = b.downgrade_chance * np.maximum(0.0, 1.0 + b.satisfaction_weight * (t.pivot - s)) * (0.5 + ps)
+    up, down = np.where(plan == 0, 0.0, up), np.where(plan == 2, 0.0, down)
+    expected = plan.copy()
+    expected[u < up] -= 1
+    expected[~(u < up) & (u < up + down)] += 1
+    plan_changes(c, DAY, cfg, np.random.default_rng(9), alive)
+    assert (expected != plan).sum() > 500
+    assert np.array_equal(c["plan"][idx], expected)
+
+
+def test_recycled_buffers_give_the_same_days_and_never_touch_shared_memory():
+    """Stepping with ``recycle`` (the pool of two days back) gives the same pools as without, and only
+    the buffers ``take`` made are reused: the identity registry (whose numbers a new pool's column
+    shares with polars) and the recycled pool's frames stay as they were."""
+    cfg = LifecycleConfig(persona_pool=3_000)
+    start = initial_state(cfg, 3, DAY, burn_in_days=5)  # the burn-in recycles too
+    numbers = start.identity["persona_number"].to_numpy()
+    assert np.array_equal(numbers, np.arange(1, start.next_number))
+    registry = start.identity.clone()
+    assert start.buffers() and not new_personas(cfg, 0, DAY, 5, 1, np.random.default_rng(1)).buffers()
+    plain, recycled, older = start, start, None
+    for day in range(DAY, DAY + 6):
+        plain = step_day(plain, day, cfg, 3)
+        recycled, older = step_day(recycled, day, cfg, 3, recycle=older), recycled
+        for k, v in plain.cols.items():
+            assert np.array_equal(v, recycled.cols[k]), (day, k)
+        assert plain.identity.equals(recycled.identity)
+    assert start.identity.equals(registry)

@@ -59,6 +59,18 @@ def test_persona_ids_unique_fails_on_a_duplicated_persona(persona_days) -> None:
     assert checks.persona_ids_unique(pl.concat(persona_days[:2])).passed
 
 
+def test_persona_ids_unique_on_a_days_table_keyed_by_number(persona_days) -> None:  # noqa: ANN001
+    """The day's table as the lifecycle stores it (rising numbers, judged in one pass), a repeated number
+    next to itself, and the same table out of order (judged by counting)."""
+    day = persona_days[0].drop("distinct_id", "email", "user_id", "profile_id", "source")
+    assert checks.persona_ids_unique(day).passed
+    repeated = pl.concat([day.head(3), day.slice(2)])  # row 2 twice, still in order
+    outcome = checks.persona_ids_unique(repeated)
+    assert not outcome.passed and outcome.metadata["duplicate_ids"] == 1
+    assert checks.persona_ids_unique(day.reverse()).passed
+    assert not checks.persona_ids_unique(repeated.reverse()).passed
+
+
 def test_pool_and_signup_bands_fail_on_a_day_outside_them(metrics: pl.DataFrame) -> None:
     assert checks.pool_within_band(metrics, CFG).passed
     assert checks.signups_within_band(metrics, CFG).passed

@@ -10,7 +10,13 @@ import pytest
 from pydantic import Field
 
 from simulation_assets.core.config_base import FrozenModel, Probability, scenario_key
-from simulation_assets.sinks.config_files import ConfigFileError, from_env, load_config, resolved
+from simulation_assets.sinks.config_files import (
+    ConfigFileError,
+    from_env,
+    load_config,
+    read_overrides,
+    resolved,
+)
 
 
 class Rates(FrozenModel):
@@ -163,3 +169,17 @@ def test_scenario_key_is_stable_and_changes_with_any_number() -> None:
         scenario_key("seed42", {"a": 1})
         == "seed42-" + __import__("hashlib").sha1(b'{"a": 1}').hexdigest()[:10]
     )
+
+
+def test_yaml_files_are_read_by_libyaml_safely_and_like_the_python_loader(tmp_path: Path) -> None:
+    import yaml
+
+    from simulation_assets.core.power_users.config import DEFAULT_PROFILES
+    from simulation_assets.sinks.config_files import SAFE_LOADER
+
+    assert SAFE_LOADER is yaml.CSafeLoader  # ~10x faster on the packaged scenario
+    assert read_overrides(DEFAULT_PROFILES) == yaml.safe_load(DEFAULT_PROFILES.read_text())
+    unsafe = tmp_path / "unsafe.yaml"
+    unsafe.write_text("persona_pool: !!python/object/apply:os.getpid []\n")
+    with pytest.raises(ConfigFileError, match="is not valid YAML at line 1, column 15"):
+        read_overrides(unsafe)

@@ -70,3 +70,21 @@ def test_the_funnel_ratio_divides_like_clocks(bench, monkeypatch) -> None:  # no
     assert (funnel["wall"], funnel["wall_verdict"]) == (300.0, "met")  # 900 s / 3 s
     assert (funnel["cpu"], funnel["cpu_verdict"]) == (300.0, "met")  # 600 s / 2 s
     assert results["funnel_template_s"] == {"wall": 900.0, "cpu": 600.0}
+
+
+def test_the_floor_variants_differ_from_the_project_instance_in_one_setting_each(bench, tmp_path) -> None:  # noqa: ANN001
+    from simulation_assets.sinks.local_instance import instance_yaml
+
+    assert bench.FLOOR_VARIANTS[0] == "project" and bench._floor_yaml("project", tmp_path) is None
+    stock_logs = bench._floor_yaml("stock compute logs", tmp_path)
+    ours = instance_yaml(tmp_path / "storage")
+    assert "compute_logs" in ours and "compute_logs" not in stock_logs
+    only_ours = [line for line in ours.splitlines() if line not in stock_logs.splitlines()]
+    assert [line.split(":")[0].strip() for line in only_ours[1:]] == [
+        "compute_logs",
+        "module",
+        "class",
+        "config",
+    ]
+    stock = bench._floor_yaml("stock instance", tmp_path)
+    assert stock.startswith("storage:\n  sqlite:") and "LocalSqliteStorage" not in stock

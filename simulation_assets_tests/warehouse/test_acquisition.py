@@ -6,10 +6,13 @@ every other check's case on the same DEV tables.
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
 
+from simulation_assets.core.warehouse.check_types import CheckResult
+from simulation_assets.core.warehouse.checks import run_checks
 from simulation_assets.core.warehouse.config import WarehouseConfig
 from simulation_assets.core.warehouse.generate import Warehouse
 from simulation_assets.core.warehouse.generators.acquisition import (
@@ -18,6 +21,7 @@ from simulation_assets.core.warehouse.generators.acquisition import (
     mean_lag_days,
     signup_lag_shares,
 )
+from simulation_assets.core.warehouse.structure import structure_checks
 
 
 def shuffled(table: str, column: str, key: str) -> list[str]:
@@ -38,10 +42,40 @@ def _reversed(table: str, column: str) -> list[str]:
     ]
 
 
+def trend_only_signups(copies: int = 0) -> list[str]:
+    """Sign-up times that keep the growth but not the months' swings: every account at its own rank on one smooth
+    40 %/yr exponential curve. With ``copies``, that many extra copies of every account are added on the curve
+    (new ids) and the originals keep their times: DEV's 100 accounts become enough to measure the swings."""
+    span = "(exp(ln(1.4) * 4.67) - 1)"  # the window's sign-up months, 2021-01 to 2025-08
+
+    def curve(rank: str, n: str) -> str:
+        return (f"TIMESTAMP '2021-01-01' + to_microseconds(CAST(ln(1 + ({rank} - 0.5) / {n} * {span}) / ln(1.4) "
+                f"* 365.25 * 86400e6 AS BIGINT))")  # fmt: skip
+
+    if copies:
+        rank = "row_number() OVER (ORDER BY g.i, a.account_id)"
+        return [
+            f"INSERT INTO raw.accounts SELECT a.* REPLACE (a.account_id + 1000 * g.i AS account_id, "
+            f"{curve(rank, '(count(*) OVER ())')} AS created_at) FROM raw.accounts a, range(1, {copies + 1}) g(i)"
+        ]
+    rank = "row_number() OVER (ORDER BY created_at, account_id)"
+    return [
+        f"UPDATE raw.accounts AS t SET created_at = s.c FROM (SELECT account_id, {curve(rank, 'count(*) OVER ()')} "
+        f"AS c FROM raw.accounts) s WHERE t.account_id = s.account_id"
+    ]
+
+
 def funnel_cases() -> list[tuple[str, list[str]]]:
     return [
         # sign-ups whose months no longer follow the spend: the accounts' timeline mirrored
         ("signups_follow_spend_at_lag", _reversed("accounts", "created_at")),
+        # 1,100 more sign-ups that grow along the trend only: measured, and the swings are gone
+        ("signups_follow_monthly_spend_swings", trend_only_signups(copies=11)),
+        # MQL channels dealt out at random: the overall mix stays exact, each month's is lost
+        (
+            "mqls_follow_monthly_channel_mix",
+            shuffled("marketing_qualified_leads", "source_channel", "mql_id"),
+        ),
         ("touchpoints_follow_marketing_spend", _reversed("attribution_touchpoints", "touched_at")),
         ("mqls_follow_channel_spend", ["UPDATE raw.marketing_qualified_leads SET source_channel = 'email'"]),
         # MQLs of random contacts: no touch of theirs just before
@@ -200,3 +234,76 @@ def test_a_prospects_contact_stands_where_the_funnel_left_it(tables: dict[str, p
     # lead scores follow the stage: MQLs score higher than contacts before it
     by_stage = dict(contacts.group_by("lifecycle_stage").agg(pl.col("lead_score").mean()).iter_rows())
     assert by_stage["marketingqualifiedlead"] > by_stage["lead"] + 15, by_stage
+
+
+def _funnel_db(wh: Warehouse) -> duckdb.DuckDBPyConnection:
+    """The funnel's tables of ``wh`` in schema ``raw`` of an in-memory DuckDB."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    for name in ("accounts", "campaign_performance", "marketing_campaigns", "marketing_qualified_leads"):
+        con.register("frame", wh.whole(name).with_columns(pl.col(pl.Categorical).cast(pl.String)).to_arrow())
+        con.execute(f"CREATE TABLE raw.{name} AS SELECT * FROM frame")
+        con.unregister("frame")
+    return con
+
+
+def _measure(con: duckdb.DuckDBPyConnection, *names: str) -> dict[str, CheckResult]:
+    present = {"accounts", "campaign_performance", "marketing_campaigns", "marketing_qualified_leads"}
+    checks = [c for c in structure_checks(present, WarehouseConfig()) if c.name in names]
+    return {r.name: r for r in run_checks(checks, lambda sql: con.execute(sql).fetchall())}
+
+
+GROWTH_ONLY = ("signups_follow_marketing_spend", "signups_follow_spend_at_lag")
+
+
+def test_qa_signups_follow_the_spends_monthly_swings_not_only_its_growth() -> None:
+    con = _funnel_db(Warehouse(42, "qa"))
+    names = (*GROWTH_ONLY, "signups_follow_monthly_spend_swings")
+    before = _measure(con, *names)
+    # measured (seed 42): 0.632 detrended; 0.965 and 0.970 with the growth left in
+    assert before["signups_follow_monthly_spend_swings"].value == pytest.approx(0.632, abs=0.01)
+    assert all(r.passed for r in before.values()), before
+    for sql in trend_only_signups():
+        con.execute(sql)
+    after = _measure(con, *names)
+    # sign-ups on a smooth growth curve: the correlations that keep the growth still pass (they cannot tell),
+    # the detrended one falls to about zero and fails
+    assert [after[n].passed for n in GROWTH_ONLY] == [True, True], after
+    swings = after["signups_follow_monthly_spend_swings"]
+    assert not swings.passed and abs(float(swings.value)) < 0.2, swings  # measured -0.14
+
+
+def test_dev_has_too_few_signups_to_measure_the_swings_and_says_so(dev_warehouse: Warehouse) -> None:
+    [result] = _measure(_funnel_db(dev_warehouse), "signups_follow_monthly_spend_swings").values()
+    assert result.passed and result.value is None
+    assert "not measured: fewer than 1,000 sign-ups" in result.description
+
+
+@pytest.mark.parametrize(("env", "figure"), [("dev", 0.960), ("qa", 0.919)])
+def test_mql_channels_follow_each_months_spend_mix_not_only_the_overall_one(env: str, figure: float) -> None:
+    con = _funnel_db(Warehouse(42, env))
+    names = ("mqls_follow_channel_spend", "mqls_follow_monthly_channel_mix")
+    before = _measure(con, *names)
+    assert before["mqls_follow_monthly_channel_mix"].value == pytest.approx(figure, abs=0.01)
+    assert all(r.passed for r in before.values()), before
+    for sql in shuffled("marketing_qualified_leads", "source_channel", "mql_id"):
+        con.execute(sql)
+    after = _measure(con, *names)
+    # channels dealt out at random: the overall shares are unchanged (that check still passes), the months' lost
+    assert after["mqls_follow_channel_spend"].passed
+    monthly = after["mqls_follow_monthly_channel_mix"]
+    assert not monthly.passed and abs(float(monthly.value)) < 0.1, monthly  # measured -0.01 / -0.02
+
+
+def test_a_null_figure_passes_only_where_the_check_says_why_it_cannot_be_measured() -> None:
+    from dataclasses import replace
+
+    from simulation_assets.core.warehouse.check_types import Check
+    from simulation_assets.core.warehouse.checks import evaluate
+
+    plain = Check("x", "accounts", "structure", "SELECT NULL", band=(0.3, 1.0))
+    assert not evaluate(plain, [(None,)]).passed  # a NULL from broken SQL or empty tables fails
+    small = replace(plain, unmeasured="too few rows")
+    result = evaluate(small, [(None,)])
+    assert result.passed and result.value is None and "not measured: too few rows" in result.description
+    assert not evaluate(small, [(0.1,)]).passed and evaluate(small, [(0.5,)]).passed

@@ -147,7 +147,7 @@ def test_a_chunk_partition_materializes_alone(tmp_path: Path) -> None:
 
     store = LocalParquetStore(root_dir=str(tmp_path))
     settings = wh.WarehouseSettings(seed=42, config_path="")
-    asset = next(a for a in wh.TABLE_ASSETS if a.key == wh.table_key("tap_events"))
+    asset = wh.table_asset("tap_events")
     check = next(
         c for c in wh.TABLE_CHECKS if wh.table_key("tap_events") in {k.asset_key for k in c.check_keys}
     )
@@ -175,7 +175,7 @@ def test_rows_match_spec_fails_on_a_chunk_file_cut_short(tmp_path: Path) -> None
     check = next(
         c for c in wh.TABLE_CHECKS if wh.table_key("device_health") in {k.asset_key for k in c.check_keys}
     )
-    asset = next(a for a in wh.TABLE_ASSETS if a.key == wh.table_key("device_health"))
+    asset = wh.table_asset("device_health")
     key = dg.MultiPartitionKey({"env": "dev", "part": "02"})
     resources = {"store": store, "warehouse_settings": settings}
     instance = dg.DagsterInstance.ephemeral()

@@ -52,15 +52,21 @@ def plan_changes(
     )
     if idx.size == 0:
         return
+    u = g.random(idx.size)
+    # Satisfaction and price sensitivity are within 0-1: no persona's chance of a change exceeds
+    # ``most``, so only the draws under it are looked at (a few percent of the visitors).
+    pivot, w = cfg.traits.pivot, b.satisfaction_weight
+    most = b.upgrade_chance * max(0.0, 1.0 + w * (1.0 - pivot), 1.0 + w * (0.0 - pivot)) * 1.5
+    most += b.downgrade_chance * max(0.0, 1.0 + w * pivot, 1.0 + w * (pivot - 1.0)) * 1.5
+    low = np.flatnonzero(u < most * 1.01 + 1e-9)
+    idx, u = idx[low], u[low]
     s = c["satisfaction"][idx] if cfg.traits.enabled else np.full(idx.size, cfg.traits.pivot, np.float32)
     ps = c["price_sensitivity"][idx] if cfg.traits.enabled else np.full(idx.size, 0.5, np.float32)
     plan = c["plan"][idx]
-    pivot = cfg.traits.pivot
-    up = b.upgrade_chance * np.maximum(0.0, 1.0 + b.satisfaction_weight * (s - pivot)) * (1.5 - ps)
-    down = b.downgrade_chance * np.maximum(0.0, 1.0 + b.satisfaction_weight * (pivot - s)) * (0.5 + ps)
+    up = b.upgrade_chance * np.maximum(0.0, 1.0 + w * (s - pivot)) * (1.5 - ps)
+    down = b.downgrade_chance * np.maximum(0.0, 1.0 + w * (pivot - s)) * (0.5 + ps)
     up = np.where(plan == 0, 0.0, up)  # Premium has nothing above it
     down = np.where(plan == len(PLANS) - 1, 0.0, down)  # Basic has nothing below it
-    u = g.random(idx.size)
     upgrade = u < up
     downgrade = ~upgrade & (u < up + down)
     moved = idx[upgrade | downgrade]
@@ -93,8 +99,10 @@ def payments(
     c["payment_recovered_today"][:] = False
     if not b.payments_enabled:
         return np.zeros(0, np.intp)
-    due = alive & (c["state"] != CHURNED) & (c["days_since_signup"] > 0) & (c["payment_state"] == PAYMENT_OK)
-    charge = np.flatnonzero(due & (c["billing_day"] == day_date(day).day))
+    # Today's billing day first (a 28th of the pool at most), then who of them is due.
+    charge = np.flatnonzero(c["billing_day"] == day_date(day).day)
+    due = alive[charge] & (c["state"][charge] != CHURNED) & (c["days_since_signup"][charge] > 0)
+    charge = charge[due & (c["payment_state"][charge] == PAYMENT_OK)]
     fail_chance = np.array([b.failure_chance[p] for p in PLANS], np.float32)[c["plan"][charge]]
     failed = charge[g.random(charge.size) < fail_chance]
     c["payment_attempt_today"][charge] = 1
@@ -103,12 +111,10 @@ def payments(
     c["dunning_attempts"][failed] = 0
     c["next_payment_retry"][failed] = day + b.retry_after_days[0]
     # Retries due today: recover with a chance that falls with price sensitivity, else wait or churn.
-    retry = np.flatnonzero(
-        alive
-        & (c["state"] != CHURNED)
-        & (c["payment_state"] == PAYMENT_DUNNING)
-        & (c["next_payment_retry"] == day)
-    )
+    retry = np.flatnonzero(c["next_payment_retry"] == day)
+    retry = retry[
+        alive[retry] & (c["state"][retry] != CHURNED) & (c["payment_state"][retry] == PAYMENT_DUNNING)
+    ]
     ps = c["price_sensitivity"][retry] if cfg.traits.enabled else np.full(retry.size, 0.5, np.float32)
     recovered = g.random(retry.size) < b.recovery_chance * (1.5 - ps)
     c["payment_attempt_today"][retry] = 2 + c["dunning_attempts"][retry]

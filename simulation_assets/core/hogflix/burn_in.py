@@ -76,6 +76,7 @@ def initial_state(
     fresh = identities(cfg, c["persona_number"], c["created_ms"], g)
     state.identity = state.identity.with_columns([fresh[k] for k in fresh.columns])
     state.day = start
+    older = None  # the pool of two days back: its buffers take the next day (no fresh memory each day)
     for day in range(start + 1, genesis_day):
-        state = step_day(state, day, cfg, seed)
+        state, older = step_day(state, day, cfg, seed, recycle=older), state
     return state

@@ -48,13 +48,14 @@ from simulation_assets.core.hogflix.persona_state import (
     NO_EVENT,
     NO_MS,
     PER_DAY_COLUMNS,
+    SET_WHOLE_COLUMNS,
     PersonaState,
     day_date,
 )
 from simulation_assets.core.hogflix.signups import new_personas, signup_count
 from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, MS_PER_HOUR, draw_ms_of_day
-from simulation_assets.core.hogflix.traits import satisfaction_step, utc_offset_hours
-from simulation_assets.core.hogflix.viewing import viewing
+from simulation_assets.core.hogflix.traits import REGIONS, visit_satisfaction
+from simulation_assets.core.hogflix.viewing import Visits, viewing
 
 Columns = dict[str, np.ndarray]
 
@@ -71,11 +72,12 @@ def life_events(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, u: np.ndarray, alive: np.ndarray
 ) -> None:
     """Expire the events that end today, then start at most one per persona (uniform ``u``)."""
-    expired = np.flatnonzero((c["event"] >= 0) & (c["event_ends"] <= day))
+    expired = np.flatnonzero((c["event_ends"] <= day) & (c["event"] >= 0))
     c["event"][expired] = NO_EVENT
     c["event_ends"][expired] = NO_DAY
     thresholds = np.cumsum([cfg.life_events[e].daily_chance for e in LIFE_EVENTS]).astype(np.float32)
-    starts = np.flatnonzero(alive & (c["event"] < 0) & (u < thresholds[-1]))
+    low = np.flatnonzero(u < thresholds[-1])  # a few percent of the pool: the rest cannot start one
+    starts = low[alive[low] & (c["event"][low] < 0)]
     kind = np.searchsorted(thresholds, u[starts], side="right").astype(np.int8)
     lows = np.array([cfg.life_events[e].duration_days.low for e in LIFE_EVENTS])
     highs = np.array([cfg.life_events[e].duration_days.high for e in LIFE_EVENTS])
@@ -87,8 +89,9 @@ def binge_cycle(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, alive: np.ndarray
 ) -> np.ndarray:
     """Flip BINGE personas whose phase ran out between binge and cooldown; return who is binging today."""
-    binge = alive & (c["pattern"] == BINGE) & (c["state"] != NEW)
-    flip = np.flatnonzero(binge & (c["binge_phase_ends"] <= day))
+    candidates = np.flatnonzero(c["pattern"] == BINGE)  # a minority of the pool: looked at alone
+    binge = candidates[alive[candidates] & (c["state"][candidates] != NEW)]
+    flip = binge[c["binge_phase_ends"][binge] <= day]
     to_binge = ~c["binge_is_binging"][flip]
     length = np.where(
         to_binge,
@@ -97,7 +100,8 @@ def binge_cycle(
     )
     c["binge_phase_ends"][flip] = day + length
     c["binge_is_binging"][flip] = to_binge
-    binging = binge & c["binge_is_binging"]
+    binging = np.zeros(len(alive), np.bool_)
+    binging[binge[c["binge_is_binging"][binge]]] = True
     binge_day = c["binge_day"]
     binge_day += 1
     binge_day *= binging
@@ -114,10 +118,16 @@ def lapse(c: Columns, cfg: LifecycleConfig, u: np.ndarray, alive: np.ndarray, po
     """An established persona loses interest with ``lapse_chance`` (uniform ``u``), more often the less
     satisfied it is (x (1 + 2 x (0.6 - satisfaction)) with the defaults); it stays lapsed."""
     chance = np.float32(lapse_chance(cfg, pool))
-    if cfg.traits.enabled:
-        t = cfg.traits
-        chance = chance * np.maximum(0.0, 1.0 + t.lapse_weight * (t.pivot - c["satisfaction"]))
-    c["lapsed"] |= alive & (c["state"] != NEW) & (u < chance)
+    if not cfg.traits.enabled:
+        c["lapsed"] |= alive & (c["state"] != NEW) & (u < chance)
+        return
+    t = cfg.traits
+    # Satisfaction is within 0-1, so no chance exceeds the one at satisfaction 0 (or 1): only the
+    # personas whose draw is under that bound (with a margin for float32 rounding) are looked at.
+    factor = max(0.0, 1.0 + t.lapse_weight * t.pivot, 1.0 + t.lapse_weight * (t.pivot - 1.0))
+    low = np.flatnonzero(u < np.float32(float(chance) * factor * 1.01 + 1e-6))
+    own = chance * np.maximum(0.0, 1.0 + t.lapse_weight * (t.pivot - c["satisfaction"][low]))
+    c["lapsed"][low[alive[low] & (c["state"][low] != NEW) & (u[low] < own)]] = True
 
 
 def return_probability(
@@ -133,10 +143,11 @@ def return_probability(
 ) -> np.ndarray:
     """Return each persona's chance (0-1, float32) of visiting on ``day``.
 
-    The rules are folded into three small tables, looked up per persona:
-    the starting chance by (state, binging, pattern), the streak bonus plus
-    the engagement effect by (streak, score), and the multiplier by (state,
-    lapsed). A life event replaces the first two parts.
+    The chance is (starting chance + streak bonus + engagement effect) x multiplier: the starting
+    chance by (state, binging, pattern), the bonus and effect by (streak, score), the multiplier by
+    (state, lapsed). A life event replaces the sum. Every combination is computed once into one table
+    (float32, the same operations in the same order), and each persona looks its chance up with one
+    gather: the pool is read once instead of once per part.
     """
     f32 = np.float32
     date = day_date(day)
@@ -152,8 +163,8 @@ def return_probability(
             cfg.monthly_peak_days.low <= date.day <= cfg.monthly_peak_days.high,
         ]
     )
-    npat = len(PATTERNS)
-    start = np.empty((len(STATES), 2, npat), f32)  # [state, binging, pattern]
+    npat, nstates = len(PATTERNS), len(STATES)
+    start = np.empty((nstates, 2, npat), f32)  # [state, binging, pattern]
     # A pattern's defining visits (listed in `unscaled_peaks`) keep their specified chance: the
     # peak is divided by return_scale here because every chance is multiplied by it below.
     for name in cfg.unscaled_peaks:
@@ -161,13 +172,8 @@ def return_probability(
     start[:] = np.where(peak_today, peak, base)
     start[:, 1, BINGE] = peak[BINGE]
     start[NEW] = cfg.new_base_return
-    # Lookup codes are built in int8/int32 (small, no int64 temporaries over the pool) and widened once.
-    code = state * np.int8(2 * npat)
-    code += is_binging.view(np.int8) * np.int8(npat)
-    code += pattern
-    p = np.take(start.ravel(), code.astype(np.intp))
 
-    # streak bonus (per step of days, capped) plus (score - 50) / 200, one table
+    # streak bonus (per step of days, capped) plus (score - 50) / 200
     steps_to_cap = (
         int(np.ceil(cfg.streak_bonus_max / cfg.streak_bonus_per_step)) if cfg.streak_bonus_per_step else 0
     )
@@ -177,24 +183,39 @@ def return_probability(
     )
     effect = (np.arange(101) - cfg.score_center) / cfg.score_divisor
     additive = (bonus[:, None] + effect[None, :]).astype(f32).ravel()
-    key = np.minimum(streak, np.int32(streak_cap)).astype(np.int32, copy=False)
-    key *= np.int32(101)
-    key += np.clip(score, 0, 100)
-    p += np.take(additive, key.astype(np.intp))
-
-    in_event = np.flatnonzero(event >= 0)
-    event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS], f32)
-    p[in_event] = event_p[event[in_event]]
 
     # DORMANT x0.30, CHURNED x0, everyone but NEW x return_scale, lapsed x lapsed_return_modifier
-    modifier = np.full((len(STATES), 2), cfg.return_scale)
+    modifier = np.full((nstates, 2), cfg.return_scale)
     modifier[NEW] = 1.0  # "80%+ base return probability" for NEW users, as specified
     modifier[DORMANT] *= cfg.dormant_return_modifier
     modifier[CHURNED] = 0.0
     modifier[:, 1] *= cfg.lapsed_return_modifier
-    code = state * np.int8(2)
+    modifier = modifier.astype(f32)
+
+    # table[state, binging, pattern, lapsed, streak x 101 + score] = (start + additive) x modifier,
+    # followed by the chances in a life event: table[event, state, lapsed] = event chance x modifier.
+    table = (start[:, :, :, None, None] + additive[None, None, None, None, :]) * modifier[
+        :, None, None, :, None
+    ]
+    event_p = np.array([cfg.life_events[e].return_probability for e in LIFE_EVENTS], f32)
+    table = np.concatenate([table.ravel(), (event_p[:, None, None] * modifier[None, :, :]).ravel()])
+    # The persona's entry: codes in int8 (state, binging, pattern, lapsed: < 100; event, state,
+    # lapsed: < 40), the key in int32.
+    code = state * np.int8(4 * npat)
+    code += is_binging.view(np.int8) * np.int8(2 * npat)
+    code += pattern * np.int8(2)
     code += lapsed.view(np.int8)
-    p *= np.take(modifier.astype(f32).ravel(), code.astype(np.intp))
+    key = np.minimum(streak, np.int32(streak_cap)).astype(np.int32, copy=False)
+    key *= np.int32(101)
+    key += np.clip(score, 0, 100)
+    key += np.multiply(code, additive.size, dtype=np.int32)
+    in_event = event >= 0
+    if in_event.any():
+        code = event * np.int8(2 * nstates)
+        code += state * np.int8(2)
+        code += lapsed.view(np.int8)
+        np.copyto(key, np.add(code, table.size - event_p.size * 2 * nstates, dtype=np.int32), where=in_event)
+    p = np.take(table, key)
     # On its defining peak, a persona kept away by its cadence (not lapsed) returns as specified:
     # the DORMANT modifier is for personas who drifted away, not for a MONTHLY one between check-ins.
     if cfg.defining_peaks and cfg.dormant_return_modifier > 0:
@@ -203,8 +224,10 @@ def return_probability(
             defining[PATTERNS.index(name)] = True
         on_peak = defining & peak_today
         on_peak[BINGE] = False  # a binge never runs while DORMANT's inactivity would keep it dormant
-        back = np.flatnonzero(on_peak[pattern] & (state == DORMANT) & ~lapsed & (event < 0))
-        p[back] /= f32(cfg.dormant_return_modifier)
+        if on_peak.any():
+            dormant = np.flatnonzero(state == DORMANT)
+            back = dormant[on_peak[pattern[dormant]] & ~lapsed[dormant] & (event[dormant] < 0)]
+            p[back] /= f32(cfg.dormant_return_modifier)
     season = season_factor(cfg, day)
     if season != 1.0:
         p *= f32(season)
@@ -272,17 +295,20 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
     """
     inactive = ~active
     streak = c["consecutive_active_days"]
-    # score change by (alive, long streak, visited): +2, -1, or -1 -10 when a 7+ streak breaks
-    change = np.zeros(8, np.int32)
-    change[[4, 6]] = -cfg.score_loss_inactive
-    change[6] -= cfg.streak_break_penalty
-    change[[5, 7]] = cfg.score_gain_active
-    key = (streak >= cfg.streak_break_min_days).view(np.uint8) << 1
-    key |= active.view(np.uint8)
-    key |= alive.view(np.uint8) << 2
-    delta = change[key]
-    delta += c["engagement_score"]
-    np.clip(delta, 0, 100, out=c["engagement_score"])
+    # The score's change, in small integers: -1 on a day away, -10 more when it breaks a 7+ day
+    # streak, +2 on a visit, 0 for the churned.
+    small = (
+        np.int8
+        if max(abs(cfg.score_gain_active), cfg.score_loss_inactive + abs(cfg.streak_break_penalty)) < 100
+        else np.int32
+    )
+    delta = np.multiply(streak >= cfg.streak_break_min_days, small(-cfg.streak_break_penalty))
+    delta -= small(cfg.score_loss_inactive)
+    np.copyto(delta, small(cfg.score_gain_active), where=active)
+    delta *= alive
+    score = c["engagement_score"]
+    score += delta
+    np.clip(score, 0, 100, out=score)
     streak += 1
     streak *= active
     missed = c["consecutive_missed_days"]
@@ -297,6 +323,9 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
     c["active_today"] = active
 
 
+_OFFSET_MS = np.array([offset * MS_PER_HOUR for _, offset, _, _ in REGIONS], np.int64)
+
+
 def visit_times(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, active: np.ndarray
 ) -> None:
@@ -308,10 +337,11 @@ def visit_times(
     u_time = g.random((2, active_idx.size), dtype=np.float32)
     ms_of_day = draw_ms_of_day(u_time[0], u_time[1])
     if cfg.regions_enabled:  # local hour h is UTC hour h - offset
-        offset_ms = utc_offset_hours(c["region"][active_idx]).astype(np.int64) * MS_PER_HOUR
-        ms_of_day = (ms_of_day - offset_ms) % MS_PER_DAY
-    session_ms[active_idx] = day * MS_PER_DAY + ms_of_day
-    c["last_active_ms"][active_idx] = session_ms[active_idx]
+        ms_of_day -= np.take(_OFFSET_MS, c["region"][active_idx])
+        ms_of_day %= MS_PER_DAY
+    ms_of_day += day * MS_PER_DAY
+    session_ms[active_idx] = ms_of_day
+    c["last_active_ms"][active_idx] = ms_of_day
 
 
 def churn_chance(cfg: LifecycleConfig, pool: int) -> float:
@@ -349,6 +379,24 @@ def churn_dormant(
 STATE_BY_FLAGS = np.array([ACTIVE, CASUAL] + [NEW] * 2 + [DORMANT] * 4 + [CHURNED] * 8, np.int8)
 
 
+def state_from_flags(
+    casual: np.ndarray, new: np.ndarray, dormant: np.ndarray, churned: np.ndarray
+) -> np.ndarray:
+    """Return ``STATE_BY_FLAGS`` of the four flags (int8), in byte arithmetic instead of a lookup.
+
+    The codes are ordered so that a maximum picks the winner: ACTIVE (1) or CASUAL (2), zeroed to
+    NEW (0) where new, then raised to DORMANT (3) and CHURNED (4).
+    """
+    state = casual.view(np.uint8) + np.uint8(ACTIVE)
+    state *= ~new
+    np.maximum(state, np.multiply(dormant, np.uint8(DORMANT)), out=state)
+    np.maximum(state, np.multiply(churned, np.uint8(CHURNED)), out=state)
+    return state.view(np.int8)
+
+
+assert (NEW, ACTIVE, CASUAL, DORMANT, CHURNED) == (0, 1, 2, 3, 4), "state_from_flags relies on this order"
+
+
 def states(c: Columns, day: int, cfg: LifecycleConfig, active: np.ndarray, churn_idx: np.ndarray) -> None:
     """Set each persona's end-of-day state, in rising priority ACTIVE, CASUAL, NEW, DORMANT, CHURNED.
 
@@ -357,12 +405,14 @@ def states(c: Columns, day: int, cfg: LifecycleConfig, active: np.ndarray, churn
     from DORMANT is a reactivation and clears the lapse.
     """
     old_state = c["state"]
-    key = (np.bitwise_count(c["history"]) < cfg.casual_max_active_days).view(np.uint8).copy()
-    key |= (c["days_since_signup"] < cfg.new_days).view(np.uint8) << 1
-    key |= (c["consecutive_missed_days"] >= cfg.dormant_after_inactive_days).view(np.uint8) << 2
-    key |= (old_state == CHURNED).view(np.uint8) << 3
-    key[churn_idx] |= 8
-    new_state = STATE_BY_FLAGS[key]
+    churned = old_state == CHURNED
+    churned[churn_idx] = True
+    new_state = state_from_flags(
+        np.bitwise_count(c["history"]) < cfg.casual_max_active_days,
+        c["days_since_signup"] < cfg.new_days,
+        c["consecutive_missed_days"] >= cfg.dormant_after_inactive_days,
+        churned,
+    )
     changed = np.flatnonzero(new_state != old_state)
     c["reactivated_today"] = (old_state == DORMANT) & active
     c["lapsed"] &= ~c["reactivated_today"]
@@ -397,7 +447,7 @@ def churn_payment(
     c["marked_for_cleanup"][idx] = g.random(idx.size) < cfg.churn_cleanup_share
 
 
-def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray) -> None:
+def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray, visits: Visits) -> None:
     """Move satisfaction with the day's viewing and feed it to the engagement score on a visit.
 
     A visit moves it towards the day's experience (completion and stars, ``traits.satisfaction_step``);
@@ -407,17 +457,22 @@ def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray) -> None:
     if not cfg.traits.enabled:
         return
     t = cfg.traits
-    active = c["active_today"]
     sat = c["satisfaction"]  # the pool's own array (take() copied it): updated in place
+    idx = visits.idx
+    visitors, churned = sat[idx], np.flatnonzero(~alive)
+    kept = sat[churned]
     # A day away: ``idle_drift`` of the way towards neutral (the arithmetic of ``satisfaction_step``,
-    # float64 then float32, so both paths give the same numbers).
-    idle = np.flatnonzero(alive & ~active)
-    drift = (t.idle_drift * (t.neutral_satisfaction - sat[idle].astype(np.float64))).astype(np.float32)
-    sat[idle] = np.clip(sat[idle] + drift, 0.0, 1.0)
+    # float64 then float32, so both paths give the same numbers). Most of the pool is away on a given
+    # day: the drift is computed over whole columns, then the visitors and the churned (whose
+    # satisfaction stays) are written over it.
+    drift = sat.astype(np.float64)
+    np.subtract(t.neutral_satisfaction, drift, out=drift)
+    drift *= t.idle_drift
+    sat += drift.astype(np.float32)
+    np.clip(sat, 0.0, 1.0, out=sat)
+    sat[churned] = kept
     # A visit (visitors are alive): towards the day's experience, and the score follows.
-    idx = np.flatnonzero(active)
-    sat[idx] = satisfaction_step(cfg, sat[idx], np.ones(idx.size, np.bool_), c["completion_today"][idx],
-                                 c["ratings_today"][idx] > 0, c["avg_rating_today"][idx])  # fmt: skip
+    sat[idx] = visit_satisfaction(cfg, visitors, visits.completion, visits.ratings > 0, visits.avg_rating)
     bonus = np.rint(t.score_weight * (sat[idx] - t.pivot)).astype(np.int32)
     c["engagement_score"][idx] = np.clip(c["engagement_score"][idx] + bonus, 0, 100)
 
@@ -439,13 +494,23 @@ def signups(state: PersonaState, cfg: LifecycleConfig, seed: int) -> PersonaStat
 # --------------------------------------------------------------------------- the day step
 
 
-def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> PersonaState:
-    """Advance the pool from the end of ``day - 1`` to the end of ``day`` (the rules above, in order)."""
+def step_day(
+    prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int, recycle: PersonaState | None = None
+) -> PersonaState:
+    """Advance the pool from the end of ``day - 1`` to the end of ``day`` (the rules above, in order).
+
+    ``prev`` is left as it was. ``recycle``: a pool the caller will not read again (say the one of
+    ``day - 2`` in a run of days, with every frame made from it dropped): today's columns are written
+    into its buffers instead of fresh memory. The result is the same either way.
+    """
     if day != prev.day + 1:
         raise ValueError(f"step_day expects the day after {day_date(prev.day)}, got {day_date(day)}")
     cfg = cfg.for_date(day_date(day))  # a scheduled target pool (dynamic pool scaling)
     signup_high = cfg.signup_range[1]
-    s = prev.take(~prev.cols["marked_for_cleanup"], fresh=PER_DAY_COLUMNS, spare=signup_high)
+    into = recycle.buffers() if recycle is not None and recycle is not prev else None
+    s = prev.take(
+        ~prev.cols["marked_for_cleanup"], PER_DAY_COLUMNS, signup_high, into=into, unset=SET_WHOLE_COLUMNS
+    )
     c = s.cols  # take() returned fresh arrays, updated in place below
     g = rng_mod.stream(seed, "hogflix", "lifecycle", day_date(day).isoformat())
     u = g.random((3, len(s)), dtype=np.float32)
@@ -463,9 +528,9 @@ def step_day(prev: PersonaState, day: int, cfg: LifecycleConfig, seed: int) -> P
     states(c, day, cfg, active, churn_idx)
     assign_patterns(c, day, cfg, g, alive)
 
-    state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number)
-    viewing(state, cfg, g)
+    state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number, owned=s.owned)
+    visited = viewing(state, cfg, g)
     plan_changes(c, day, cfg, g, alive)
     churn_payment(c, day, cfg, g, payments(c, day, cfg, g, alive))
-    satisfaction(c, cfg, alive)
+    satisfaction(c, cfg, alive, visited)
     return signups(state, cfg, seed)

@@ -103,6 +103,8 @@ PER_DAY_COLUMNS = (
     "marked_for_cleanup",
     "session_start_ms",
 )
+# Per-day columns the day step sets whole (``streaks_and_score``, ``states``, ``visit_times``): not zeroed first.
+SET_WHOLE_COLUMNS = ("active_today", "reactivated_today", "session_start_ms")
 
 
 @dataclass
@@ -119,32 +121,56 @@ class PersonaState:
     cols: dict[str, np.ndarray]
     identity: pl.DataFrame
     next_number: int = field(default=1)
+    # Buffers that ``take`` and ``append`` allocated for this pool and that nothing else was built
+    # on (columns read from a file or made by the rules may be shared, e.g. with a polars frame):
+    # the only ones ``buffers`` offers for reuse.
+    owned: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.cols["state"])
 
-    def take(self, mask: np.ndarray, fresh: tuple[str, ...] = (), spare: int = 0) -> PersonaState:
-        """Return the personas where ``mask`` is true; columns named in ``fresh`` come back zeroed.
+    def take(
+        self,
+        mask: np.ndarray,
+        fresh: tuple[str, ...] = (),
+        spare: int = 0,
+        into: dict[str, np.ndarray] | None = None,
+        unset: tuple[str, ...] = (),
+    ) -> PersonaState:
+        """Return the personas where ``mask`` is true; columns named in ``fresh`` come back zeroed
+        (those also named in ``unset``: not even zeroed, for a caller that sets them whole).
 
         Each column is a view of a buffer with ``spare`` more rows, so that
         ``append`` can add that many personas without copying the pool again.
+        ``into`` offers buffers to reuse (``buffers()`` of a pool nobody reads any more): a column
+        goes into the one of its name when it is large enough, of its dtype and apart from this
+        pool's own; fresh memory is not touched for the first time each day (no page faults).
         The identity registry is compacted when it is mostly stale.
         """
         keep = np.flatnonzero(mask)
         size = keep.size
-        cols = {}
+        into = into or {}
+        cols, owned = {}, {}
         for k, v in self.cols.items():
+            buf = into.get(k)
+            zero = k in fresh and k not in unset
+            if buf is None or buf.dtype != v.dtype or buf.size < size + spare or np.may_share_memory(buf, v):
+                buf = (np.zeros if zero else np.empty)(size + spare, v.dtype)
+            elif zero:
+                buf[:size].fill(0)
+            owned[k] = buf
             if k in fresh:
-                cols[k] = np.zeros(size + spare, v.dtype)[:size]
+                cols[k] = buf[:size]
             else:
-                buf = np.empty(size + spare, v.dtype)
                 cols[k] = np.take(v, keep, out=buf[:size], mode="clip")  # "clip": no buffered copy
         identity = self.identity
         if identity.height > 2 * max(size, 1):
             identity = identity.filter(
                 pl.col("persona_number").is_in(pl.Series(cols["persona_number"]).implode())
             )
-        return PersonaState(day=self.day, cols=cols, identity=identity, next_number=self.next_number)
+        return PersonaState(
+            day=self.day, cols=cols, identity=identity, next_number=self.next_number, owned=owned
+        )
 
     def append(self, other: PersonaState) -> PersonaState:
         """Return this pool followed by ``other`` (same day, higher persona numbers).
@@ -153,7 +179,7 @@ class PersonaState:
         extended in place inside that buffer; the others are concatenated.
         """
         n, m = len(self), len(other)
-        cols = {}
+        cols, owned = {}, dict(self.owned)
         for k, v in self.cols.items():
             buf = v.base
             if (
@@ -166,13 +192,19 @@ class PersonaState:
                 buf[n : n + m] = other.cols[k]
                 cols[k] = buf[: n + m]
             else:
-                cols[k] = np.concatenate([v, other.cols[k]])
+                cols[k] = owned[k] = np.concatenate([v, other.cols[k]])
         return PersonaState(
             day=self.day,
             cols=cols,
             identity=pl.concat([self.identity, other.identity]),
             next_number=max(self.next_number, other.next_number),
+            owned=owned,
         )
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Return this pool's own buffers by column (``owned``), for ``take(into=...)`` once the pool and
+        every frame made from it are done with."""
+        return dict(self.owned)
 
     def identity_rows(self) -> pl.DataFrame:
         """Return the identity columns aligned row by row with ``cols``."""

@@ -43,6 +43,6 @@ def draw_ms_of_day(u_hour: np.ndarray, u_within: np.ndarray) -> np.ndarray:
     ``u_hour`` and ``u_within`` are uniforms in [0, 1) of equal shape (float32 or float64).
     """
     first, bounds = _HOUR_TABLES[u_hour.dtype]
-    start = first[(u_hour * len(first)).astype(np.intp)]
-    hour = start + (bounds[start] <= u_hour)
+    start = np.take(first, (u_hour * len(first)).astype(np.intp))
+    hour = start + (np.take(bounds, start) <= u_hour)
     return np.minimum(hour, 23) * MS_PER_HOUR + (u_within * MS_PER_HOUR).astype(np.int64)

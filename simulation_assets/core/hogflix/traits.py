@@ -110,3 +110,23 @@ def satisfaction_step(
     rate = np.where(active, t.learning_rate, t.idle_drift)
     s += (rate * (target - s)).astype(np.float32)
     return np.clip(s, 0.0, 1.0, out=s)
+
+
+def visit_satisfaction(
+    cfg: LifecycleConfig,
+    satisfaction: np.ndarray,
+    completion_percent: np.ndarray,
+    rated: np.ndarray,
+    avg_rating: np.ndarray,
+) -> np.ndarray:
+    """Return ``satisfaction_step`` of personas who all visited today (the same arithmetic, without
+    the per-persona choice between a visit and a day away)."""
+    t = cfg.traits
+    s = satisfaction.astype(np.float32, copy=True)
+    experience = t.pivot + t.completion_weight * (completion_percent / 100.0 - t.expected_completion)
+    experience += np.where(rated, t.rating_weight * (avg_rating - t.expected_rating), 0.0)
+    np.clip(experience, 0.0, 1.0, out=experience)
+    experience -= s
+    experience *= t.learning_rate
+    s += experience.astype(np.float32)
+    return np.clip(s, 0.0, 1.0, out=s)

@@ -9,6 +9,8 @@ without changing them.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PLANS, LifecycleConfig, SessionDepth
@@ -59,7 +61,7 @@ def depth_rows(state: PersonaState, cfg: LifecycleConfig, idx: np.ndarray) -> tu
     binge_mode = (pattern == BINGE) & c["binge_is_binging"][idx] & (st != NEW)
     weekend = day_date(state.day).weekday() >= 5
     assigned = c["days_since_signup"][idx] >= cfg.pattern_assignment_day
-    by_pattern = _BY_PATTERN[pattern]
+    by_pattern = np.take(_BY_PATTERN, pattern)
     if weekend:
         by_pattern = np.where(pattern == WEEKEND, DEPTH_WEEKEND_PEAK, by_pattern).astype(np.int8)
     key = np.where(assigned, by_pattern, DEPTH_ACTIVE).astype(np.int8)
@@ -87,11 +89,12 @@ def day_ratings(
     rated = np.flatnonzero(ratings > 0)
     if rated.size == 0:
         return out
-    plan = c["plan"][idx[rated]]
-    mean = np.array([cfg.ratings[p].mean for p in PLANS], np.float32)[plan]
-    std = np.array([cfg.ratings[p].std for p in PLANS], np.float32)[plan]
+    who = idx[rated]
+    plan = c["plan"][who]
+    mean = np.take(np.array([cfg.ratings[p].mean for p in PLANS], np.float32), plan)
+    std = np.take(np.array([cfg.ratings[p].std for p in PLANS], np.float32), plan)
     if cfg.traits.enabled:
-        mean = mean + cfg.traits.rating_shift * (c["satisfaction"][idx[rated]] - cfg.traits.pivot)
+        mean = mean + cfg.traits.rating_shift * (c["satisfaction"][who] - cfg.traits.pivot)
     k = ratings[rated].astype(np.float32)
     # The mean of k rounded, clipped stars: the mean of k normal draws, then the same rounding and clip.
     draw = mean + std / np.sqrt(k) * g.standard_normal(rated.size).astype(np.float32)
@@ -99,8 +102,21 @@ def day_ratings(
     return out
 
 
-def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, signup: bool = False) -> None:
-    """Draw today's viewing for active personas (or every new signup) and add it to the totals, in place."""
+class Visits(NamedTuple):
+    """Today's visitors (positions, ascending) and what they watched: completion (percent), ratings
+    given and their mean stars (0 when none)."""
+
+    idx: np.ndarray
+    completion: np.ndarray
+    ratings: np.ndarray
+    avg_rating: np.ndarray
+
+
+def viewing(
+    state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, signup: bool = False
+) -> Visits:
+    """Draw today's viewing for active personas (or every new signup) and add it to the totals, in place;
+    return the visitors and their day's figures (the satisfaction rule reads them)."""
     c = state.cols
     n = len(c["state"])
     if signup:
@@ -112,16 +128,16 @@ def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
         c["history"][:] = 1
     idx = np.flatnonzero(c["active_today"])
     if idx.size == 0:
-        return
+        return Visits(idx, np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.float32))
     m = idx.size
     u = g.random((5, m), dtype=np.float32)
     key, binge_mode = depth_rows(state, cfg, idx)
     rows = depth_table(cfg)
-    lows = np.array([d.videos.low for d in rows], np.int32)[key]
-    highs = np.array([d.videos.high for d in rows], np.int32)[key]
-    videos = (lows + np.floor(u[0] * (highs - lows + 1))).astype(np.int32)
+    lows = np.array([d.videos.low for d in rows], np.int32)
+    span = np.array([d.videos.high for d in rows], np.int32) - lows + 1
+    videos = (np.take(lows, key) + np.floor(u[0] * np.take(span, key))).astype(np.int32)
     # Completion (percent): the table's mean plus a symmetric triangular spread that keeps it in 0-100.
-    mean = np.array([d.avg_completion for d in rows], np.float32)[key]
+    mean = np.take(np.array([d.avg_completion for d in rows], np.float32), key)
     t = cfg.traits
     if t.enabled:  # the satisfied watch further
         mean = np.clip(mean + t.completion_shift * (c["satisfaction"][idx] - t.pivot), 0.05, 0.95)
@@ -131,12 +147,12 @@ def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     rated = g.random(int(videos.sum()), dtype=np.float32) < cfg.rate_probability
     ratings = np.add.reduceat(rated, np.cumsum(videos) - videos, dtype=np.int32) if rated.size else videos * 0
     avg_rating = day_ratings(cfg, c, idx, ratings, g)
-    watchlist = (u[3] < cfg.watchlist_probability).astype(np.int32)
-    flix = np.zeros(m, np.bool_)
+    listed = idx[u[3] < cfg.watchlist_probability]
+    chatting = idx[:0]
     if not signup:  # a signup's first visit is for exploring; FlixBuddy comes later
         chats = flixbuddy_count(cfg, m)
         if chats:  # the visitors with the smallest draws: a uniform random subset, in linear time
-            flix[smallest(u[4], chats)] = True
+            chatting = np.sort(idx[smallest(u[4], chats)])
     watched = c["videos_watched"][idx]
     total = watched + videos
     # Stored rounded to 0.01 % so the persisted table and the in-memory state are the same numbers.
@@ -149,8 +165,10 @@ def viewing(state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, s
     c["ratings_today"][idx] = ratings
     c["ratings_given"][idx] += ratings
     c["avg_rating_today"][idx] = avg_rating
-    c["watchlist_adds_today"][idx] = watchlist
-    c["watchlist_size"][idx] += watchlist
-    c["flixbuddy_today"][idx] = flix
-    c["flixbuddy_conversations"][idx] += flix
-    c["binge_mode_today"][idx] = binge_mode
+    # The per-day columns start from zero (``PER_DAY_COLUMNS``): only the rarer outcomes are written.
+    c["watchlist_adds_today"][listed] = 1
+    c["watchlist_size"][listed] += 1
+    c["flixbuddy_today"][chatting] = True
+    c["flixbuddy_conversations"][chatting] += 1
+    c["binge_mode_today"][idx[binge_mode]] = True
+    return Visits(idx, completion, ratings, avg_rating)

@@ -127,7 +127,8 @@ def catalog_markdown(
     if structure:
         lines += ["", f"## Correlations, curves and flows, measured ({env.upper()})", "",
                   "| check | table | measured | band | passes | what |", "|---|---|---:|---|---|---|"]  # fmt: skip
-        lines += [f"| {r['name']} | {r['table']} | {r['measured']} | {r['band']} | {'yes' if r['passed'] else 'NO'} "
+        lines += [f"| {r['name']} | {r['table']} | {'not measured' if r['measured'] is None else r['measured']} "
+                  f"| {r['band']} | {'yes' if r['passed'] else 'NO'} "
                   f"| {r['what']} |" for r in structure]  # fmt: skip
     if quality:
         lines += _quality_markdown(quality)

@@ -22,6 +22,9 @@ class Check:
     tolerance: float = 0.0
     band: tuple[float, float] | None = None  # structure checks: the measured figure must lie in [low, high]
     reads: tuple[str, ...] = ()  # structure checks: every table the SQL reads
+    # structure checks whose SQL returns NULL when the tables are too small to measure the figure: why that
+    # passes (any other NULL fails)
+    unmeasured: str = ""
 
     @property
     def blocking(self) -> bool:

@@ -582,6 +582,9 @@ class CheckBands(_Frozen):
         "signups_follow_spend_at_lag": (0.25, 1.0),  # the same, spend the funnel's mean lag earlier
         "touchpoints_follow_marketing_spend": (0.5, 1.0),  # correlation of monthly spend and touchpoints
         "mqls_follow_channel_spend": (0.0, 0.1),  # largest gap between a channel's MQL share and spend share
+        # detrended monthly spend vs sign-ups at the funnel's lag (measured from 1,000 sign-ups: QA and PROD)
+        "signups_follow_monthly_spend_swings": (0.3, 1.0),
+        "mqls_follow_monthly_channel_mix": (0.5, 2.0),  # share of the monthly channel-mix swings MQLs follow
         "touched_contacts_become_mqls": (0.2, 0.8),  # MQLs right after a touch / touched contacts
         "mqls_become_deals": (0.3, 0.9),  # MQLs with a deal opened within 90 days / MQLs
         "won_deals_become_accounts": (0.9, 1.0),  # won deals whose company signed up within 30 d

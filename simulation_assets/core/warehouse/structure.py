@@ -279,16 +279,18 @@ def _check(
     sql: str,
     what: str,
     present: set[str],
+    unmeasured: str = "",
 ) -> Check:
     """Return the structure check ``name``; when a table it reads is not loaded it is declared but not measured
-    (it passes, naming what is missing, like the foreign keys to a table not loaded)."""
+    (it passes, naming what is missing, like the foreign keys to a table not loaded). ``unmeasured`` says why
+    the SQL may return NULL on tables too small to measure the figure (see ``Check.unmeasured``)."""
     missing = sorted(set(reads) - present)
     if missing:
         return Check(name, table, "structure", "SELECT 0", description=f"{what} (not checked: {', '.join(missing)} "
                      "not loaded)", reads=reads)  # fmt: skip
     lo, hi = cfg.checks.structure[name]
     return Check(name, table, "structure", sql, description=f"{what}: within [{lo:g}, {hi:g}]", band=(lo, hi),
-                 reads=reads)  # fmt: skip
+                 reads=reads, unmeasured=unmeasured)  # fmt: skip
 
 
 def _funnel_checks(cfg: WarehouseConfig, raw: str, present: set[str], last_full: dt.date) -> list[Check]:
@@ -370,7 +372,60 @@ def _funnel_checks(cfg: WarehouseConfig, raw: str, present: set[str], last_full:
             "new accounts with an MQL at their company in the year before they signed up / new accounts",
         ),
     ]  # fmt: skip
-    return [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]
+    out = [_check(cfg, name, table, reads, sql, what, present) for name, table, reads, sql, what in specs]
+    return out + _monthly_funnel_checks(cfg, raw, present, last_full, lag)
+
+
+# Sign-ups in the months measured below which their month-to-month swings are not measured: DEV's 100 accounts
+# are ~2 a month, whose counting noise (~70 %) hides the spend's ~10 % monthly swings (``spend_push_sigma``).
+SWINGS_MIN_SIGNUPS = 1000
+
+
+def _monthly_funnel_checks(
+    cfg: WarehouseConfig, raw: str, present: set[str], last_full: dt.date, lag: int
+) -> list[Check]:
+    """The funnel month by month, with the shared growth taken out (it alone makes any two growing series
+    correlate): sign-ups answer the spend's swings around its trend, MQLs the channel mix of their month."""
+    month = "CAST(date_trunc('month', {}) AS DATE)"
+    index = "CAST(extract(year FROM {0}) * 12 + extract(month FROM {0}) AS DOUBLE PRECISION)"
+    swings = (
+        f"WITH s AS (SELECT {month.format('date')} AS m, sum(spend_usd) AS v FROM {raw}.campaign_performance "
+        f"GROUP BY 1), a AS (SELECT {month.format('created_at')} AS m, count(*) AS v FROM {raw}.accounts GROUP BY 1), "
+        f"x AS (SELECT {index.format('s.m')} AS k, ln(CAST(s.v AS DOUBLE PRECISION)) AS ls, "
+        f"ln(CAST(a.v AS DOUBLE PRECISION)) AS la, a.v AS n FROM s JOIN a "
+        f"ON a.m = CAST(s.m + INTERVAL '{lag} months' AS DATE) "
+        f"WHERE s.v > 0 AND s.m < CAST(DATE '{last_full}' - INTERVAL '{lag} months' AS DATE)), "
+        f"f AS (SELECT regr_slope(ls, k) AS bs, regr_intercept(ls, k) AS cs, regr_slope(la, k) AS ba, "
+        f"regr_intercept(la, k) AS ca, sum(n) AS n FROM x) "
+        f"SELECT CASE WHEN max(f.n) >= {SWINGS_MIN_SIGNUPS} THEN corr(x.ls - f.cs - f.bs * x.k, "
+        f"x.la - f.ca - f.ba * x.k) END FROM x CROSS JOIN f"
+    )
+    mix = (
+        f"WITH sp AS (SELECT {month.format('p.date')} AS m, c.channel, sum(p.spend_usd) AS v "
+        f"FROM {raw}.campaign_performance p JOIN {raw}.marketing_campaigns c ON c.campaign_id = p.campaign_id "
+        f"GROUP BY 1, 2), "
+        f"sh AS (SELECT m, channel, CAST(v AS DOUBLE PRECISION) / sum(v) OVER (PARTITION BY m) AS s, "
+        f"CAST(sum(v) OVER (PARTITION BY channel) AS DOUBLE PRECISION) / sum(v) OVER () AS o FROM sp), "
+        f"best AS (SELECT m, sum(s * s / o) AS b FROM sh GROUP BY 1), "
+        f"q AS (SELECT {month.format('mql_at')} AS m, source_channel AS channel FROM {raw}.marketing_qualified_leads) "
+        f"SELECT (avg(coalesce(sh.s / sh.o, 0)) - 1) / nullif(avg(best.b) - 1, 0) FROM q "
+        f"JOIN best ON best.m = q.m LEFT JOIN sh ON sh.m = q.m AND sh.channel = q.channel"
+    )
+    return [
+        _check(
+            cfg, "signups_follow_monthly_spend_swings", "accounts", ("accounts", "campaign_performance"), swings,
+            f"correlation of the monthly spend and the new accounts {lag} months later, each as its log deviation "
+            "from its own log-linear trend (the months' swings, not the shared growth)", present,
+            unmeasured=f"fewer than {SWINGS_MIN_SIGNUPS:,} sign-ups: too few a month to see the spend's swings",
+        ),
+        _check(
+            cfg, "mqls_follow_monthly_channel_mix", "marketing_qualified_leads",
+            ("marketing_qualified_leads", "campaign_performance", "marketing_campaigns"), mix,
+            "how far MQL channels follow each month's spend mix: (mean over MQLs of the month's spend share of "
+            "their channel / its overall share) - 1, over the same when every MQL followed its month's mix "
+            "(1 = month by month, 0 = only the overall mix)", present,
+        ),
+    ]  # fmt: skip
 
 
 def _flow_checks(cfg: WarehouseConfig, raw: str, present: set[str]) -> list[Check]:

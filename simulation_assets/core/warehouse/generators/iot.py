@@ -17,6 +17,7 @@ gives the two normal deviates of volume and temperature.
 
 from __future__ import annotations
 
+import functools
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
@@ -38,20 +39,18 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
     spec, table = wh.cfg.taps, wh.whole("devices")
     rng = wh.rng("devices", 0, "profile")
     n = table.height
-    status = table["status"].to_numpy()
+    status = table["status"]
     account = table["account_id"].to_numpy() - 1
     installed = to_seconds(table["installed_at"])
     last_seen = to_seconds(table["last_seen_at"])
     first_day = installed // DAY + 1
     last_day = last_seen // DAY - 1  # taps end the day before the device was last seen
-    down_at_end = status != "online"  # offline and maintenance devices went down when last seen
+    down_at_end = (status != "online").to_numpy()  # offline and maintenance devices went down when last seen
     size = np.sqrt(wh.size_weight[account])
     volume = size * np.exp(0.3 * rng.standard_normal(n)) * wh.tap_intensity[account]
     # failures: more often on poor sites and on some models, a few days each
-    model = table["model"].to_numpy()
-    model_factor = np.select(
-        [model == m for m in spec.model_failure_factor], list(spec.model_failure_factor.values()), 1.0
-    )
+    factors = {m: float(f) for m, f in spec.model_failure_factor.items()}
+    model_factor = table["model"].replace_strict(factors, default=1.0, return_dtype=pl.Float64).to_numpy()
     site = np.exp(-spec.site_failure_sensitivity * wh.site_quality[account])  # poor sites fail more
     rate = spec.failures_per_year * model_factor * site
     life_years = np.maximum(last_day - first_day + 1, 0) / 365.25
@@ -74,7 +73,9 @@ def device_profile(wh: Warehouse) -> dict[str, np.ndarray]:
     start[late], end[late] = NEVER, NEVER
     start, end = _last_straw(wh, account, first_day, last_day, start, end, length[:, -1], degrade[:, -1])
     final_degrade = rng.integers(low_deg, high_deg + 1, n)
-    warm = np.select([status == "maintenance", status == "offline"], [1.0, 0.5], 0.0)
+    warm = status.replace_strict(
+        {"maintenance": 1.0, "offline": 0.5}, default=0.0, return_dtype=pl.Float64
+    ).to_numpy()
     return {
         "volume": volume,
         "temp_offset": (warm + 0.3 * rng.standard_normal(n)).astype(np.float32),
@@ -166,6 +167,16 @@ def calendar_seconds(cumulative: np.ndarray, origin: int, position: np.ndarray) 
     return ((origin + day + frac) * DAY).astype(np.int64)
 
 
+@functools.cache
+def _normal_quantiles() -> np.ndarray:
+    """65,536 quantiles of the standard normal (float32, read-only): the same for every configuration, so
+    computed once per process (65,536 calls of the standard library's inverse CDF)."""
+    grid = (np.arange(65536) + 0.5) / 65536
+    table = np.array([_NORMAL.inv_cdf(g) for g in grid.tolist()], dtype=np.float32)
+    table.flags.writeable = False
+    return table
+
+
 def tap_lookup_tables(wh: Warehouse) -> dict[str, np.ndarray]:
     """Per-device positions along the cumulative calendar and 16-bit lookup tables for the tap sampler."""
     spec = wh.cfg.taps
@@ -208,7 +219,7 @@ def tap_lookup_tables(wh: Warehouse) -> dict[str, np.ndarray]:
         "bin_scale": np.float64(bins / cumulative[-1]),
         "day_of_bin": day_of_bin,
         "tod_us": (time_of_day * 1_000_000).astype(np.int64),
-        "normal": np.array([_NORMAL.inv_cdf(g) for g in grid.tolist()], dtype=np.float32),
+        "normal": _normal_quantiles(),
         "product_lut": lookup(np.fromiter(spec.products.values(), dtype=np.float64)),
         "ml": np.array(list(spec.pour_ml.values()), dtype=np.float32),
         "serve": np.array([spec.serve_celsius[p] for p in spec.products], dtype=np.float32),

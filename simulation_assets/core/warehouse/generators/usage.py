@@ -288,6 +288,11 @@ def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     return sorted_values[at] == values
 
 
+# The tables built from one session flow: chunk k of each comes from the same computation (``session_flow``), so
+# whoever writes them (sinks, defs) writes chunk k of both in one process, one after the other.
+SESSION_FLOW_TABLES = ("page_views", "feature_usage")
+
+
 def session_flow(wh: Warehouse, k: int) -> dict[str, dict[str, np.ndarray]]:
     """Return the page views and feature events of session chunk ``k``, tied together (computed once per chunk,
     whichever of the two tables asks first, from their own streams)."""
