@@ -338,7 +338,7 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
         np.left_shift(history, np.uint32(1), out=history)
         history |= visit
         history &= window_mask
-    c["active_today"] = active
+    np.copyto(c["active_today"], active)
 
 
 _OFFSET_MS = np.array([offset * MS_PER_HOUR for _, offset, _, _ in REGIONS], np.int64)
@@ -432,9 +432,10 @@ def states(c: Columns, day: int, cfg: LifecycleConfig, active: np.ndarray, churn
         churned,
     )
     changed = np.flatnonzero(new_state != old_state)
-    c["reactivated_today"] = (old_state == DORMANT) & active
+    # Written into the pool's own buffers (not new arrays), so that ``append`` extends them in place.
+    np.logical_and(old_state == DORMANT, active, out=c["reactivated_today"])
     c["lapsed"] &= ~c["reactivated_today"]
-    c["state"] = new_state
+    np.copyto(old_state, new_state)
     c["state_changed_ms"][changed] = np.where(
         active[changed], c["session_start_ms"][changed], day * MS_PER_DAY + MS_PER_DAY - 1
     )
