@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.twin.activity import churn_weights, kaplan_meier
+from simulation_assets.core.twin.activity import churn_weights, kaplan_meier, self_consistent_survival
 
 
 def test_users_who_may_come_back_stay_at_risk_until_the_window_ends() -> None:
@@ -42,3 +42,29 @@ def test_absence_is_judged_by_the_gaps_of_users_who_lived_as_long() -> None:
     assert np.isclose(weight[600], 1 - 300 / 17_400) and np.isclose(weight[601], 1 - 300 / 14_700)
     assert weight[601] < weight[600]
     assert weight[:600].max() == 0.0  # seen on the last day: not gone
+
+
+def test_churn_chances_agree_with_the_survival_curve_they_make() -> None:
+    # 4,000 users seen from day 0 of a 60-day window, each leaving with a daily hazard of 1 %, visiting
+    # every alive day with chance 0.3 (gaps geometric). The plain weight (the share of gaps no longer
+    # than the absence) counts nearly every user absent a week or more at the end as gone, so the
+    # curve drops at the window's end (to 0.365 at day 58 against a true 0.558). Weighed against the
+    # curve's own chance of leaving in that time, the chances move the end toward the truth and leave
+    # the ages the window has seen through alone.
+    g = np.random.default_rng(11)
+    n, days, rate = 4_000, 60, 0.3
+    life = g.geometric(0.01, n) - 1
+    visits = g.random((n, days)) < rate
+    visits[:, 0] = True
+    visits &= np.arange(days)[None, :] <= life[:, None]
+    last = days - 1 - np.argmax(visits[:, ::-1], axis=1)
+    absence = days - 1 - last
+    plain = 1 - (1 - rate) ** absence
+    observed = np.full(n, days - 1)
+    naive = kaplan_meier(last, plain, days, observed).survival
+    fitted, chances = self_consistent_survival(last, plain, days, observed)
+    truth = 0.99 ** np.arange(days)
+    assert abs(fitted.survival[30] - truth[30]) < 0.03 and abs(fitted.survival[30] - naive[30]) < 1e-3
+    assert naive[58] < truth[58] - 0.15
+    assert naive[58] + 0.02 < fitted.survival[58] < truth[58], (naive[58], fitted.survival[58], truth[58])
+    assert np.all(chances[absence == 0] == 0) and np.all((chances >= 0) & (chances <= 1))

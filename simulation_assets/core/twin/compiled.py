@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.twin.activity import LIFE_BANDS
-from simulation_assets.core.twin.flows import BUCKETS, bucket_of
+from simulation_assets.core.twin.activity import ACTIVITY_BANDS, LIFE_BANDS
+from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, bucket_of, elapsed_bucket
 from simulation_assets.core.twin.properties import OTHER
-from simulation_assets.core.twin.spec import ANY, KINDS, START, Generation, TwinSpec
+from simulation_assets.core.twin.spec import ANY, KINDS, REPEATS, START, Generation, TwinSpec
 
 
 class CompiledSpec:
@@ -27,7 +27,10 @@ class CompiledSpec:
     def _compile_flows(self, transitions: pl.DataFrame, times: pl.DataFrame, dropped: set[str]) -> None:
         v = len(self.names)
         self.start_sym, self.end_sym = v, v + 1
+        # Codes: events 0..V-1, START V, END V+1, the REPEATS symbols (previous events only) V+2...
+        self.repeat_syms = np.arange(v + 2, v + 2 + len(REPEATS), dtype=np.int64)
         code = {name: i for i, name in enumerate(self.names)} | {START: v}
+        code |= {name: int(c) for name, c in zip(REPEATS, self.repeat_syms, strict=True)}
         gone = list(dropped)
         t = transitions.filter(
             ~pl.col("prev").is_in(gone) & ~pl.col("cur").is_in(gone) & ~pl.col("next").is_in(gone)
@@ -74,8 +77,22 @@ class CompiledSpec:
             np.maximum.accumulate(idx, axis=3, out=idx)
             self.hazard = np.take_along_axis(filled, idx, axis=3)
             self.hazard[~seen.any(axis=3)] = 1.0
+        # Log-odds shift of the end hazard by (event, elapsed-time bucket).
+        self.elapsed_odds = np.zeros((size, ELAPSED_BUCKETS))
+        by_elapsed = self.spec.tables["end_by_elapsed"].filter(pl.col("cur").is_in(self.names))
+        if by_elapsed.height:
+            cur = by_elapsed["cur"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
+            bucket = elapsed_bucket(by_elapsed["elapsed_s"].to_numpy())
+            self.elapsed_odds[cur, bucket] = by_elapsed["log_odds"].to_numpy()
+        # Share of x -> x gaps, after an x -> x gap, that repeat the gap before (per event code).
+        self.repeat_gap = np.zeros(size)
+        for name, share in dict(self.spec.document.flow.get("repeated_gap_share", {})).items():
+            if name in code and code[name] < v:
+                self.repeat_gap[code[name]] = float(share)
         pace = self.spec.tables["session_pace"].sort("level")["log_pace"].to_numpy()
         self.pace_q = pace[None, :] if pace.size >= 2 else np.zeros((1, 2))
+        own = self.spec.tables["user_pace"].sort("level")["log_pace"].to_numpy()
+        self.user_pace_q = own[None, :] if own.size >= 2 else np.zeros((1, 2))
         # Inter-event times: row of the sketch table for every (cur, next) pair, with fallbacks resolved.
         names = {name: i for i, name in enumerate(self.names)}
         sketches = times.sort("cur", "next", "level")
@@ -125,6 +142,18 @@ class CompiledSpec:
         keep = depth.filter(pl.col("depth") < self.depth_groups)
         share[keep["class"].to_numpy(), keep["depth"].to_numpy()] += keep["share"].to_numpy()
         self.depth_cdf = np.cumsum(share, axis=1) / share.sum(axis=1, keepdims=True)
+        # Per (class, activity band); bands the spec lacks use the class's shares.
+        self.depth_band_cdf = np.repeat(self.depth_cdf[:, None, :], ACTIVITY_BANDS, axis=1)
+        banded = self.spec.tables["depth_by_activity"].filter(
+            (pl.col("depth") < self.depth_groups) & (pl.col("band") < ACTIVITY_BANDS)
+        )
+        if banded.height:
+            by_band = np.zeros((self.n_classes, ACTIVITY_BANDS, self.depth_groups))
+            np.add.at(by_band, (banded["class"].to_numpy(), banded["band"].to_numpy(), banded["depth"].to_numpy()),
+                      banded["share"].to_numpy())  # fmt: skip
+            total = by_band.sum(axis=2, keepdims=True)
+            cdf = np.cumsum(by_band, axis=2) / np.maximum(total, 1e-12)
+            self.depth_band_cdf = np.where(total > 0, cdf, self.depth_band_cdf)
         weeks = max(len(cd.activity_by_age_week) for cd in doc.classes)
         self.by_age = np.array([cd.activity_by_age_week + cd.activity_by_age_week[-1:] * (weeks - len(cd.activity_by_age_week))
                                 for cd in doc.classes])  # fmt: skip
@@ -243,17 +272,23 @@ class CompiledSpec:
 
     def _key(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """Return the sortable integer key of a chain state (class, prev, cur, position slot)."""
-        w = np.int64(len(self.names) + 2)
+        w = np.int64(len(self.names) + 2 + len(REPEATS))
         base = (np.asarray(cls, np.int64) * w + np.asarray(prev, np.int64)) * w + np.asarray(cur, np.int64)
         return base * np.int64(self.slots) + np.asarray(slot, np.int64)
 
     def _group(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int) -> np.ndarray:
-        """Return each state's row group: its position bucket's own chances if any, else position-free ones."""
+        """Return each state's row group: its position bucket's own chances if any, else position-free ones.
+
+        A repeat state (REPEATk, x) the spec lacks (a spec fitted before repeats were counted) is (x, x).
+        """
         out = np.full(cls.size, -1, np.int64)
         if not len(self.state_key):
             return out
         slots = (int(bucket_of(np.array([position]))[0]) + 1, 0) if position >= 0 else (0,)
-        for slot in slots:
+        tries = [(slot, prev) for slot in slots]
+        if position >= 0 and (prev >= self.repeat_syms[0]).any():
+            tries += [(slot, np.where(prev >= self.repeat_syms[0], cur, prev)) for slot in slots]
+        for slot, prev in tries:
             todo = np.flatnonzero(out < 0)
             if todo.size == 0:
                 break

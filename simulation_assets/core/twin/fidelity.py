@@ -467,8 +467,11 @@ def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed
     ok = bool(np.isfinite(gap) and gap <= auc_bound)
     detail = {k: round(v, 4) for k, v in aucs.items()}
     if not np.isfinite(gap):
-        detail["note"] = (f"not measured: {window.days} days; the churn classifier needs {MIN_CHURN_DAYS}"
-                          if window.days < MIN_CHURN_DAYS else "not measured: a side has too few users or one class")
+        detail["note"] = (
+            f"not measured: {window.days} days; the churn classifier needs {MIN_CHURN_DAYS}"
+            if window.days < MIN_CHURN_DAYS
+            else "not measured: a side has too few users or one class"
+        )
     comparisons.append(Comparison("tstr_churn_auc", "auc", round(gap, 4) if np.isfinite(gap) else float("nan"),
                                   round(auc_bound, 4), ok, detail))  # fmt: skip
     dau = {"real": round(dau_over_wau(real, window), 4), "twin": round(dau_over_wau(twin, window), 4)}

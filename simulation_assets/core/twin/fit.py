@@ -12,6 +12,7 @@ Two steps, so the caller can read properties for a sample of users in between
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
@@ -25,12 +26,13 @@ from simulation_assets.core.twin.arrivals import backlog_posterior, fit_arrivals
 from simulation_assets.core.twin.classes import UserDescriptors, assign, describe_users, select_classes
 from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.features import Window, session_table, user_day_activity, user_table
-from simulation_assets.core.twin.flows import BUCKETS, coded_sessions, fit_flows, vocabulary
+from simulation_assets.core.twin.flows import BUCKETS, coded_sessions, fit_flows, user_pace, vocabulary
 from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
 from simulation_assets.core.twin.properties import candidate_keys, fit_properties
 from simulation_assets.core.twin.sessions import sessionize, stitch_users
 from simulation_assets.core.twin.spec import (
     FORMAT,
+    REPEATS,
     START,
     VERSION,
     TwinSpec,
@@ -173,22 +175,40 @@ def fit(
                       "share": np.bincount(depth_by_row[cls_by_row == c], minlength=cfg.depth_groups) / max(int((cls_by_row == c).sum()), 1)})
         for c in range(n_classes)
     ]  # fmt: skip
+    # ... and per activity band within the class: frequent users may also stay longer each time.
+    band = act.activity_bands(spans.active_days.astype(np.float64), cls_by_row)
+    depth_band_rows = [
+        pl.DataFrame({"class": c, "band": b, "depth": np.arange(cfg.depth_groups),
+                      "share": np.bincount(depth_by_row[(cls_by_row == c) & (band == b)], minlength=cfg.depth_groups)
+                      / max(int(((cls_by_row == c) & (band == b)).sum()), 1)})
+        for c in range(n_classes) for b in range(act.ACTIVITY_BANDS)
+    ]  # fmt: skip
     survival_rows, spd_rows, hour_rows, gap_rows, class_docs = [], [], [], [], []
     horizon = window.days
     for c in range(n_classes):
         members = cls_by_row == c
         betas, betas_life, tails = {}, {}, {}
         weekdays = act.weekday_multipliers(spans, activity, window, members)
-        grid = act.daily_grid(spans, activity, window, members)
+        # Lifetimes first: their churn chances also weight the idle days the activity fits see.
+        lives, posterior = {}, spans.churn_weight.copy()
+        for kind_id, kind_name in enumerate(("new", "backlog")):
+            m = members & (kind == kind_id)
+            if m.sum() < act.MIN_STRATUM_USERS:
+                m = members
+            lives[kind_name], chance = act.self_consistent_survival(
+                spans.lifetime[m], spans.churn_weight[m], horizon, window.last - spans.first[m]
+            )
+            own = kind[m] == kind_id  # a stratum too small to stand alone was fitted on the whole class
+            posterior[np.flatnonzero(m)[own]] = chance[own]
+        class_spans = dataclasses.replace(spans, churn_weight=posterior)
+        grid = act.daily_grid(class_spans, activity, window, members)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
         by_recency = act.return_by_recency(grid, weekdays, by_age)
         for kind_id, kind_name in enumerate(("new", "backlog")):
             m = members & (kind == kind_id)
             if m.sum() < act.MIN_STRATUM_USERS:
                 m = members
-            life = act.kaplan_meier(
-                spans.lifetime[m], spans.churn_weight[m], horizon, window.last - spans.first[m]
-            )
+            life = lives[kind_name]
             survival_rows.append(pl.DataFrame({"class": c, "kind": kind_name, "age_days": np.arange(len(life.survival)),
                                                "survival": life.survival}))  # fmt: skip
             tails[kind_name] = round(life.tail_hazard, 6)
@@ -238,7 +258,8 @@ def fit(
     names, dropped_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
     coded = coded_sessions(train.events, names)
     flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels)
-    label = np.array([*names, START], dtype=object)
+    paces = user_pace(sessions, classes, depth, levels, k)
+    label = np.array([*names, START, *REPEATS], dtype=object)
     bucket = flows.transitions["bucket"].to_numpy()
     transitions = flows.transitions.select(
         "class",
@@ -254,6 +275,11 @@ def fit(
         pl.Series("cur", label[flows.hazard["cur"].to_numpy()], pl.String),
         pl.Series("position", BUCKETS[flows.hazard["bucket"].to_numpy()], pl.Int32),
         "hazard",
+    )
+    by_elapsed = flows.end_by_elapsed.select(
+        pl.Series("cur", label[flows.end_by_elapsed["cur"].to_numpy()], pl.String),
+        (2 ** pl.col("elapsed") - 1).cast(pl.Int32).alias("elapsed_s"),
+        "log_odds",
     )
     time_label = np.array([*names, START, "*"], dtype=object)
     times = flows.times
@@ -321,8 +347,13 @@ def fit(
             "order": 2,
             "smoothing": cfg.flow_smoothing,
             "events": names,
-            "end_hazard": "by class, depth group, event and position (0-31, then buckets 12 % wider)",
+            "end_hazard": "by class, depth group, event and position (0-31, then buckets 12 % wider), "
+            "its log odds shifted by event and time since the session's first event (buckets doubling from 1 s)",
             "depth_groups": cfg.depth_groups,
+            # Share of an event's gaps to itself, after such a gap, that copy the gap before (a clock).
+            "repeated_gap_share": {
+                names[x]: share for x, share in sorted(flows.repeat_gap.items()) if share > 0
+            },
         },  # fmt: skip
         "identity": identity,
         "properties": {
@@ -359,8 +390,11 @@ def fit(
         else pl.DataFrame({"class": [], "level": [], "log_minutes": []}),
         "transitions": transitions,
         "end_hazard": hazard,
+        "end_by_elapsed": by_elapsed,
         "depth_groups": pl.concat(depth_rows),
+        "depth_by_activity": pl.concat(depth_band_rows),
         "session_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": flows.pace}),
+        "user_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": paces}),
         "inter_event_times": inter,
         "event_keys": props.event_keys,
         "event_categories": props.categories,

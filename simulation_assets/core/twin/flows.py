@@ -7,9 +7,20 @@
   toward the same figure for the depth group over all classes (then toward the
   group's overall end rate after that event). This reproduces the
   export's session lengths, which a plain Markov chain would flatten into a
-  geometric distribution.
+  geometric distribution. On top, the time the session has lasted so far
+  (buckets doubling from 1 s to 18 h) moves the odds of ending after each event:
+  a logistic fit of the ends on the elapsed bucket of that event, with the
+  hazard above as offset (ridge-penalized, buckets seen fewer than 30 times
+  keep odds 1). Sessions that always run for a while before they can end, or
+  that end once their time is up, keep that shape although neither their
+  position nor their last event tells it.
 - **Next event**: a second-order Markov chain per class (the state is the last
-  two events, START before the first), the class's counts smoothed toward the
+  two events, START before the first; when the last event repeats itself, the
+  state counts the repeats instead: ``REPEAT3`` for the third in a row,
+  ``REPEAT4`` for the fourth, ``REPEAT5+`` beyond, so a loop that always stops
+  after three rounds, such as progress events during a video, stops after three
+  in the twin too instead of running a geometric number of rounds), the class's
+  counts smoothed toward the
   class's first-order chance (last event only), itself smoothed toward the
   first-order chance of all classes (Dirichlet pseudo-counts ``flow_smoothing``);
   on top, where a state is common enough at a given position (bucket), its own
@@ -22,7 +33,16 @@
   the pace (how much slower or faster than usual a whole session runs, the mean
   log-time residual of its gaps, shrunk by its noise) has its own sketch, drawn
   once per session. A transition with too few observations uses its first event's
-  sketch, then the whole export's.
+  sketch, then the whole export's. An event that follows itself on a clock (a
+  heartbeat, progress pings of one video) repeats the same gap: for each event,
+  the share of its self-repeats after a self-repeat whose gap equals the one
+  before (within 1 %) is kept, and the twin copies the previous gap that often.
+- **User pace**: some users linger more than others on whatever they do. A
+  session's log duration, less what its event count predicts (a line fitted per
+  class and depth group), is averaged per user; the spread of those means beyond
+  what the sessions' own noise explains (one-way random effects) is a per-user
+  pace, kept as a quantile sketch of the users' means scaled down to that spread
+  and drawn once per twin user, added to every log gap of theirs.
 """
 
 from __future__ import annotations
@@ -33,6 +53,7 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.twin.sketch import grouped_sketches, quantile_sketch
+from simulation_assets.core.twin.spec import REPEATS
 
 ANY = -1  # "any next event" in the inter-event time table
 EXACT_POSITIONS = 32
@@ -50,6 +71,17 @@ def position_buckets(max_position: int = 100_000) -> np.ndarray:
 
 
 BUCKETS = position_buckets()
+ELAPSED_BUCKETS = (
+    17  # seconds since the session's first event: bucket b holds [2^b - 1, 2^(b+1) - 1); the last, all later
+)
+ELAPSED_MIN_ROWS = 30
+ELAPSED_RIDGE = 1.0
+
+
+def elapsed_bucket(seconds: np.ndarray) -> np.ndarray:
+    """Return the elapsed-time bucket of seconds since a session's first event."""
+    x = np.log2(np.maximum(np.asarray(seconds, np.float64), 0.0) + 1.0)
+    return np.minimum(x.astype(np.int64), ELAPSED_BUCKETS - 1)
 
 
 def bucket_of(position: np.ndarray) -> np.ndarray:
@@ -59,13 +91,15 @@ def bucket_of(position: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FlowTables:
-    """Codes index ``events``; START = V. Transitions hold no END: ends come from ``hazard``."""
+    """Codes index ``events``; START = V, REPEATS = V+1.. . Transitions hold no END: ends come from ``hazard``."""
 
     events: tuple[str, ...]
     transitions: pl.DataFrame  # class, prev, cur, bucket (-1: any position), next, probability
     hazard: pl.DataFrame  # class, depth, cur, bucket, hazard
     times: pl.DataFrame  # cur, next (ANY = fallback), level, log_seconds
     pace: np.ndarray  # quantile sketch of a session's log-time pace
+    end_by_elapsed: pl.DataFrame  # cur, elapsed (bucket), log_odds: added to the end hazard's log odds
+    repeat_gap: dict[int, float]  # event -> share of x -> x gaps (after an x -> x) equal to the one before
 
 
 def vocabulary(
@@ -88,6 +122,26 @@ def coded_sessions(events: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     return kept.with_columns(pl.int_range(pl.len()).over("session").cast(pl.Int32).alias("pos"))
 
 
+def run_lengths(code: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Return how many times in a row (1, 2, ...) each event's name has come up in its session so far."""
+    n = code.size
+    if n == 0:
+        return np.zeros(0, np.int64)
+    new_run = first | np.r_[True, code[1:] != code[:-1]]
+    start = np.maximum.accumulate(np.where(new_run, np.arange(n), 0))
+    return np.arange(n) - start + 1
+
+
+def repeat_states(code: np.ndarray, first: np.ndarray, v: int) -> np.ndarray:
+    """Return each event's "previous event" symbol: the event before it, or a REPEATS code (V+1..) from 3 in a row.
+
+    Rows at a session's first event get a meaningless value (the caller puts START there).
+    """
+    run = run_lengths(code, first)
+    before = np.r_[v, code[:-1]] if code.size else code
+    return np.where(run >= 3, v + np.minimum(run, 2 + len(REPEATS)) - 2, before)
+
+
 def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names: list[str], k: int,
               smoothing: float, levels: int) -> FlowTables:  # fmt: skip
     """Fit the per-class chains, end hazards and time sketches (see module doc).
@@ -105,11 +159,17 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names
     n = len(code)
     first = np.r_[True, session[1:] != session[:-1]] if n else np.zeros(0, np.bool_)
     last = np.r_[session[1:] != session[:-1], True] if n else np.zeros(0, np.bool_)
-    prev = np.where(first, start, np.r_[start, code[:-1]])
+    prev = np.where(first, start, repeat_states(code, first, v))
     nxt = np.r_[code[1:], 0] if n else code
     cls = np.asarray(classes)[user].astype(np.int64)
     n_classes = int(np.max(classes)) + 1 if len(classes) else 1
-    hazard = _hazard(cls, np.asarray(depth)[user].astype(np.int64), code, pos, last, n_classes, smoothing)
+    user_depth = np.asarray(depth)[user].astype(np.int64)
+    hazard = _hazard(cls, user_depth, code, pos, last, n_classes, smoothing)
+    begin = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.int64)
+    elapsed = (t - t[begin]) / 1000.0 if n else np.zeros(0)
+    hazard, by_elapsed = _end_by_elapsed(
+        hazard, cls, user_depth, code, bucket_of(pos), elapsed_bucket(elapsed), last, v
+    )
     # Transitions (never END): one row per event that has a next one, plus (START, START) -> first event.
     go = ~last
     f = np.flatnonzero(first)
@@ -129,7 +189,102 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names
     transitions = pl.concat([anywhere, _positional(rows, transitions, k, smoothing).select(order)])
     transitions = transitions.sort("class", "prev", "cur", "bucket", "next")
     times, pace = _time_sketches(code, nxt, t, last, session, v, k, levels)
-    return FlowTables(tuple(names), transitions, hazard, times, pace)
+    return FlowTables(tuple(names), transitions, hazard, times, pace, by_elapsed,
+                      repeated_gaps(code, nxt, t, last, first, k))  # fmt: skip
+
+
+REPEAT_GAP_TOLERANCE = 0.01  # relative difference under which two gaps count as the same
+
+
+def repeated_gaps(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.ndarray, first: np.ndarray,
+                  k: int) -> dict[int, float]:  # fmt: skip
+    """Return, per event x with at least 2k x -> x gaps after an x -> x gap, the share equal to the gap before."""
+    n = code.size
+    if n < 3:
+        return {}
+    gap = np.r_[t[1:] - t[:-1], 0].astype(np.float64)
+    loop = ~last & (nxt == code)  # row i's gap (to i + 1) is an x -> x gap
+    follows = np.r_[False, loop[:-1]] & loop & ~first  # ... and so was the gap before it, same session
+    rows = np.flatnonzero(follows)
+    if rows.size == 0:
+        return {}
+    same = np.abs(gap[rows] - gap[rows - 1]) <= REPEAT_GAP_TOLERANCE * np.maximum(gap[rows - 1], 1.0)
+    total = np.bincount(code[rows])
+    equal = np.bincount(code[rows], same.astype(np.float64), minlength=total.size)
+    return {int(x): round(float(equal[x] / total[x]), 4) for x in np.flatnonzero(total >= 2 * k)}
+
+
+def _end_by_elapsed(hazard: pl.DataFrame, cls: np.ndarray, depth: np.ndarray, code: np.ndarray,
+                    bucket: np.ndarray, elapsed: np.ndarray, last: np.ndarray,
+                    v: int) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Return (the hazard table refitted jointly with the elapsed shifts, the shifts per (event, elapsed bucket)).
+
+    A logistic model of the ends: log odds = the smoothed hazard's + a shift of its (class, depth, event,
+    position) cell + a shift of its (event, elapsed) cell, both ridge-penalized (so a cell with few rows
+    keeps the smoothed hazard), fitted by alternating Newton steps on the distinct (cell, cell) pairs.
+    Position and elapsed time go together: fitting the elapsed shifts alone on top of the position
+    hazards would count their common part twice.
+    """
+    shape = (
+        int(cls.max()) + 1 if cls.size else 1,
+        int(depth.max()) + 1 if depth.size else 1,
+        v,
+        len(BUCKETS),
+    )
+    table = np.full(shape, 0.5)
+    cells = np.ravel_multi_index(
+        (hazard["class"].to_numpy(), hazard["depth"].to_numpy(), hazard["cur"].to_numpy(), hazard["bucket"].to_numpy()),
+        shape,
+    )  # fmt: skip
+    table.ravel()[cells] = hazard["hazard"].to_numpy()
+    hazard_cell = np.ravel_multi_index((cls, depth, code, np.minimum(bucket, len(BUCKETS) - 1)), shape)
+    size = v * ELAPSED_BUCKETS
+    # Rows that share a hazard cell and an elapsed cell share everything: fit on the distinct pairs.
+    pairs = (
+        pl.DataFrame(
+            {"key": hazard_cell.astype(np.int64) * size + code * ELAPSED_BUCKETS + elapsed, "end": last}
+        )
+        .group_by("key")
+        .agg(pl.len().alias("n"), pl.col("end").sum().alias("e"))
+    )
+    key, weight = pairs["key"].to_numpy(), pairs["n"].to_numpy().astype(np.float64)
+    ends_pair = pairs["e"].to_numpy().astype(np.float64)
+    cell, base_cell = key % size, key // size
+    local = np.unique(base_cell, return_inverse=True)[1]  # hazard cells that have rows, numbered
+    m = int(local.max()) + 1 if local.size else 0
+    h = np.clip(table.ravel()[base_cell], 1e-6, 1 - 1e-6)
+    offset = np.log(h / (1 - h))
+    rows = np.bincount(cell, weight, minlength=size)
+    ends = np.bincount(cell, ends_pair, minlength=size)
+    base_ends = np.bincount(local, ends_pair, minlength=m)
+    theta, delta = np.zeros(size), np.zeros(m)
+    for _ in range(30):  # alternating Newton steps, every cell at once
+        p = 1 / (1 + np.exp(-(offset + theta[cell] + delta[local])))
+        expected = np.bincount(cell, weight * p, minlength=size)
+        slope = np.bincount(cell, weight * p * (1 - p), minlength=size)
+        theta = np.clip(theta + (ends - expected - ELAPSED_RIDGE * theta) / (slope + ELAPSED_RIDGE), -12, 12)
+        p = 1 / (1 + np.exp(-(offset + theta[cell] + delta[local])))
+        expected = np.bincount(local, weight * p, minlength=m)
+        slope = np.bincount(local, weight * p * (1 - p), minlength=m)
+        delta = np.clip(
+            delta + (base_ends - expected - ELAPSED_RIDGE * delta) / (slope + ELAPSED_RIDGE), -12, 12
+        )
+    theta[rows < ELAPSED_MIN_ROWS] = 0.0
+    # The refitted hazard of every cell that had rows; the others keep the smoothed one.
+    flat = table.ravel().copy()
+    seen = np.unique(base_cell)
+    logit = np.log(np.clip(flat[seen], 1e-6, 1 - 1e-6) / np.clip(1 - flat[seen], 1e-6, 1))
+    flat[seen] = 1 / (1 + np.exp(-(logit + delta)))
+    refitted = hazard.with_columns(pl.Series("hazard", flat[cells]))
+    keep = np.flatnonzero(theta != 0.0)
+    shifts = pl.DataFrame(
+        {
+            "cur": (keep // ELAPSED_BUCKETS).astype(np.int32),
+            "elapsed": (keep % ELAPSED_BUCKETS).astype(np.int32),
+            "log_odds": theta[keep],
+        }  # fmt: skip
+    )
+    return refitted, shifts
 
 
 def _hazard(cls: np.ndarray, depth: np.ndarray, code: np.ndarray, pos: np.ndarray, last: np.ndarray,
@@ -221,10 +376,20 @@ def _chain(rows: pl.DataFrame, k: int, b: float, n_classes: int, start: int) -> 
     class1 = rows.group_by("class", "cur", "next").agg(pl.len().alias("n1"))
     class2 = rows.join(triple_ok.select("prev", "cur", "next"), on=["prev", "cur", "next"], how="semi")
     class2 = class2.group_by("class", "prev", "cur", "next").agg(pl.len().alias("n2"))
-    # States: every (prev, cur) the pooled first-order chain can reach, plus (START, START).
+    # States: every (prev, cur) the pooled first-order chain can reach, plus (START, START), plus
+    # (REPEATk, x) for every event x that may follow itself.
     support = pooled1.select(pl.col("cur").cast(pl.Int64), pl.col("next").cast(pl.Int64))
+    loops = support.filter((pl.col("cur") == pl.col("next")) & (pl.col("cur") != start))["cur"]
+    repeat_codes = np.arange(start + 1, start + 1 + len(REPEATS), dtype=np.int64)
     states = pl.concat(
         [
+            pl.DataFrame(
+                {
+                    "prev": np.repeat(repeat_codes, loops.len()),
+                    "cur": np.tile(loops.to_numpy(), repeat_codes.size),
+                },
+                schema={"prev": pl.Int64, "cur": pl.Int64},
+            ),  # fmt: skip
             support.filter(pl.col("cur") != start).select(
                 pl.col("cur").alias("prev"), pl.col("next").alias("cur")
             ),
@@ -335,3 +500,47 @@ def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.nd
         )
     )
     return times, pace
+
+
+def user_pace(
+    sessions: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, levels: int, k: int
+) -> np.ndarray:
+    """Return the quantile sketch of the per-user pace (zeros when no user-level spread shows), see module doc.
+
+    ``sessions``: the training users' ``features.session_table``; ``classes[user]``, ``depth[user]``.
+    """
+    s = sessions.filter(pl.col("duration_s") > 0)
+    flat = np.zeros(levels)
+    if s.height < 4 * k:
+        return flat
+    user = s["user"].to_numpy()
+    group = (
+        np.asarray(classes)[user].astype(np.int64) * (int(np.max(depth)) + 1) + np.asarray(depth)[user]
+    ).astype(np.int64)
+    x, y = np.log(s["n_events"].to_numpy().astype(np.float64)), np.log(s["duration_s"].to_numpy())
+    # Least squares of y on x within each group, by sums (no loop over groups).
+    n = np.bincount(group).astype(np.float64)
+    sx, sy = np.bincount(group, x), np.bincount(group, y)
+    sxx, sxy = np.bincount(group, x * x), np.bincount(group, x * y)
+    var_x = sxx - sx * sx / np.maximum(n, 1)
+    slope = np.divide(sxy - sx * sy / np.maximum(n, 1), var_x, out=np.zeros_like(n), where=var_x > 1e-9)
+    intercept = (sy - slope * sx) / np.maximum(n, 1)
+    resid = y - intercept[group] - slope[group] * x
+    per = (
+        pl.DataFrame({"u": user, "r": resid})
+        .group_by("u")
+        .agg(pl.col("r").mean().alias("m"), pl.col("r").var().alias("v"), pl.len().alias("n"))
+        .filter(pl.col("n") >= 2)
+    )
+    if per.height < 2 * k:
+        return flat
+    means, count = per["m"].to_numpy(), per["n"].to_numpy().astype(np.float64)
+    noise = per["v"].to_numpy() / count
+    centre = float(np.average(means, weights=count))
+    between = float(np.var(means)) - float(np.mean(noise))
+    if between <= 0:
+        return flat
+    # The users' means pulled toward the centre until their spread is the between-user one (the
+    # sessions' noise taken out), as the session pace is.
+    sketch = quantile_sketch((means - centre) * np.sqrt(between / float(np.var(means))), levels, k)
+    return flat if sketch is None else sketch

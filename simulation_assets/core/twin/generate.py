@@ -32,11 +32,11 @@ import pyarrow as pa
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.ids import uuid7s
-from simulation_assets.core.twin.activity import LIFE_BANDS
+from simulation_assets.core.twin.activity import LIFE_BANDS, activity_bands
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
-from simulation_assets.core.twin.flows import BUCKETS, bucket_of
+from simulation_assets.core.twin.flows import BUCKETS, bucket_of, elapsed_bucket
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import sample_sketch
 from simulation_assets.core.twin.spec import START, TwinSpec
@@ -65,6 +65,7 @@ class Population:
     identified: np.ndarray  # arrives anonymous, identified on the first day
     depth: np.ndarray  # session-depth group: sessions end with the hazards of (class, group)
     constant_codes: np.ndarray  # (users, constant keys): index into each key's values
+    pace: np.ndarray  # the user's own log-time pace, added to every gap of theirs
 
 
 class Generator(CompiledSpec):
@@ -141,9 +142,12 @@ class Generator(CompiledSpec):
                 r = g.random(n)
                 alone = ~take_combo
                 codes[alone, j] = _draw(cdf, r[alone]) if len(cdf) else 0
-        depth = _draw_rows(self.depth_cdf[cls], g.random(n))
+        # Activity band: the user's expected active days in the run, ranked within the class.
+        expected_days = 1 + rate * np.clip(np.minimum(lifetime, days - 1 - first), 0, None)
+        depth = _draw_rows(self.depth_band_cdf[cls, activity_bands(expected_days, cls)], g.random(n))
+        pace = sample_sketch(self.user_pace_q, np.zeros(n, np.int64), g.random(n))
         return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
-                          identified=identified, depth=depth, constant_codes=codes)  # fmt: skip
+                          identified=identified, depth=depth, constant_codes=codes, pace=pace)  # fmt: skip
 
     @cached_property
     def active_by_day(self) -> list[np.ndarray]:
@@ -190,7 +194,7 @@ class Generator(CompiledSpec):
         rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
         s_user = users[owner]
         s_cls = cls[owner]
-        codes, e_sess, gaps_s = self._flows(s_cls, pop.depth[s_user], g)
+        codes, e_sess, gaps_s = self._flows(s_cls, pop.depth[s_user], pop.pace[s_user], g)
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
         hour = _draw_rows(self.hour_cdf[s_cls, wd], g.random(owner.size))
         start_ms = (
@@ -213,14 +217,18 @@ class Generator(CompiledSpec):
         return self._frame(day, pop, users, owner, s_user, s_cls, rank, start_ms, codes, e_sess, t_ms, g)
 
     def _flows(
-        self, s_cls: np.ndarray, s_depth: np.ndarray, g: np.random.Generator
+        self, s_cls: np.ndarray, s_depth: np.ndarray, s_pace: np.ndarray, g: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Step every session's chain at once; return (event codes, session of each event, gap before it in s)."""
         n = s_cls.size
         live = np.arange(n)
         prev = np.full(n, self.start_sym, np.int64)
         cur = np.full(n, self.start_sym, np.int64)
-        pace = sample_sketch(self.pace_q, np.zeros(n, np.int64), g.random(n))
+        pace = sample_sketch(self.pace_q, np.zeros(n, np.int64), g.random(n)) + s_pace
+        run = np.zeros(n, np.int64)  # times in a row the current event has come up
+        elapsed = np.zeros(n)  # seconds from the session's first event to its current one
+        last_gap = np.zeros(n)  # the gap before the session's current event
+        top_repeat = int(self.repeat_syms[-1])
         out_code, out_sess, out_gap = [], [], []
         for step in range(MAX_SESSION_EVENTS):
             if live.size == 0:
@@ -229,8 +237,12 @@ class Generator(CompiledSpec):
             if step > 0:  # after the event at position step - 1: end the session, or go on
                 # The end hazard of the user's (class, depth group) after this event at this position.
                 bucket = min(int(bucket_of(np.array([step - 1]))[0]), len(BUCKETS) - 1)
-                stay = g.random(live.size) >= self.hazard[cls, s_depth[live], cur, bucket]
-                live, prev, cur, cls = live[stay], prev[stay], cur[stay], cls[stay]
+                # ... its log odds shifted by the time the session has lasted.
+                h = self.hazard[cls, s_depth[live], cur, bucket]
+                shift = np.exp(self.elapsed_odds[cur, elapsed_bucket(elapsed[live])])
+                odds = h / np.maximum(1 - h, 1e-12) * shift
+                stay = g.random(live.size) * (1 + odds) >= odds
+                live, prev, cur, cls, run = live[stay], prev[stay], cur[stay], cls[stay], run[stay]
                 if live.size == 0:
                     break
             group = self._group(cls, prev, cur, step - 1 if step else -1)
@@ -238,7 +250,7 @@ class Generator(CompiledSpec):
             pos = np.searchsorted(self.flow_key, np.maximum(group, 0) + u, side="right")
             nxt = np.where(group >= 0, self.flow_next[np.minimum(pos, len(self.flow_next) - 1)], self.end_sym)
             go = nxt != self.end_sym  # a state with nowhere to go ends the session
-            live, prev, cur, nxt = live[go], prev[go], cur[go], nxt[go]
+            live, prev, cur, nxt, run = live[go], prev[go], cur[go], nxt[go], run[go]
             if step == 0:
                 gap = np.zeros(live.size)
             else:
@@ -246,10 +258,20 @@ class Generator(CompiledSpec):
                     sample_sketch(self.time_q, self.time_row[cur, nxt], g.random(live.size)) + pace[live]
                 )
                 gap = np.expm1(np.maximum(log_gap, 0.0))
+                # A clock: x -> x after x -> x repeats the gap before, as often as the export's did.
+                again = (nxt == cur) & (run >= 2)
+                if again.any():
+                    copy = again & (g.random(live.size) < self.repeat_gap[cur])
+                    gap = np.where(copy, last_gap[live], gap)
+                elapsed[live] += gap
+                last_gap[live] = gap
             out_code.append(nxt)
             out_sess.append(live)
             out_gap.append(gap)
-            prev, cur = cur, nxt
+            # The next state: (event before, event), or (REPEATk, event) from its third time in a row on.
+            run = np.where(nxt == cur, run + 1, 1)
+            prev = np.where(run >= 3, np.minimum(self.repeat_syms[0] + run - 3, top_repeat), cur)
+            cur = nxt
         if not out_code:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         code, sess, gap = np.concatenate(out_code), np.concatenate(out_sess), np.concatenate(out_gap)

@@ -46,8 +46,21 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "position": pl.Int32(),
         "hazard": pl.Float64(),
     },
+    # Shift of the end hazard's log odds by the time since the session's first event (bucket start, s).
+    "end_by_elapsed": {"cur": pl.String(), "elapsed_s": pl.Int32(), "log_odds": pl.Float64()},
     "session_pace": {"level": pl.Int16(), "log_pace": pl.Float64()},
+    "user_pace": {
+        "level": pl.Int16(),
+        "log_pace": pl.Float64(),
+    },  # a user's own pace, on top of the session's
     "depth_groups": {"class": pl.Int16(), "depth": pl.Int16(), "share": pl.Float64()},
+    # The same shares per activity band (third of the class by active days); absent: depth_groups for all.
+    "depth_by_activity": {
+        "class": pl.Int16(),
+        "band": pl.Int16(),
+        "depth": pl.Int16(),
+        "share": pl.Float64(),
+    },
     "inter_event_times": {
         "cur": pl.String(),
         "next": pl.String(),
@@ -65,7 +78,10 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "constant_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "constant_combos": {"share": pl.Float64()},  # plus one String column per constant key
 }
+OPTIONAL_TABLES = frozenset({"end_by_elapsed", "user_pace", "depth_by_activity"})  # empty when absent
 START, END, ANY = "START", "END", "*"
+# "Previous event" of a chain state whose current event is the 3rd, 4th, 5th-or-later of its name in a row.
+REPEATS = ("REPEAT3", "REPEAT4", "REPEAT5+")
 KINDS = ("new", "backlog")
 
 
@@ -198,6 +214,8 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
     """Return the tables cast to their schemas; raise SpecError naming a missing table or column."""
     out = {}
     for name, schema in TABLE_SCHEMAS.items():
+        if name in OPTIONAL_TABLES and name not in tables:  # specs written before the table existed
+            tables = {**tables, name: pl.DataFrame(schema=schema)}
         if name not in tables:
             raise SpecError(f"table {name!r} is missing")
         frame = tables[name]
@@ -217,7 +235,8 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
             )
     known = set(document.flow["events"]) | {START, END}
     for column in ("prev", "cur", "next"):
-        unknown = set(out["transitions"][column].unique().to_list()) - known
+        allowed = known | set(REPEATS) if column == "prev" else known
+        unknown = set(out["transitions"][column].unique().to_list()) - allowed
         if unknown:
             raise SpecError(
                 f"table 'transitions' column {column!r} names events not in flow.events: {sorted(unknown)[:5]}"
