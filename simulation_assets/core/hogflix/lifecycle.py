@@ -60,6 +60,15 @@ from simulation_assets.core.hogflix.viewing import Visits, viewing
 Columns = dict[str, np.ndarray]
 
 
+BLOCK_ROWS = 1 << 16  # rows per block of the whole-pool rules: their columns' blocks fit in a core's cache
+
+
+def blocks(n: int) -> list[slice]:
+    """Return the row blocks of a pool of ``n`` for rules that make several passes over whole columns:
+    done block by block, the passes after the first read from cache instead of memory."""
+    return [slice(lo, min(lo + BLOCK_ROWS, n)) for lo in range(0, n, BLOCK_ROWS)]
+
+
 def pattern_weight_matrix(cfg: LifecycleConfig) -> np.ndarray:
     """Return the plan x pattern weight matrix of the "Pattern Assignment" table."""
     return np.array([cfg.pattern_weights[p] for p in PLANS], dtype=np.float64)
@@ -72,7 +81,8 @@ def life_events(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, u: np.ndarray, alive: np.ndarray
 ) -> None:
     """Expire the events that end today, then start at most one per persona (uniform ``u``)."""
-    expired = np.flatnonzero((c["event_ends"] <= day) & (c["event"] >= 0))
+    on = np.flatnonzero(c["event"] >= 0)  # a few percent of the pool
+    expired = on[c["event_ends"][on] <= day]
     c["event"][expired] = NO_EVENT
     c["event_ends"][expired] = NO_DAY
     thresholds = np.cumsum([cfg.life_events[e].daily_chance for e in LIFE_EVENTS]).astype(np.float32)
@@ -201,37 +211,43 @@ def return_probability(
     table = np.concatenate([table.ravel(), (event_p[:, None, None] * modifier[None, :, :]).ravel()])
     # The persona's entry: codes in int8 (state, binging, pattern, lapsed: < 100; event, state,
     # lapsed: < 40), the key in int32.
-    code = state * np.int8(4 * npat)
-    code += is_binging.view(np.int8) * np.int8(2 * npat)
-    code += pattern * np.int8(2)
-    code += lapsed.view(np.int8)
-    key = np.minimum(streak, np.int32(streak_cap)).astype(np.int32, copy=False)
-    key *= np.int32(101)
-    key += np.clip(score, 0, 100)
-    key += np.multiply(code, additive.size, dtype=np.int32)
-    in_event = event >= 0
-    if in_event.any():
-        code = event * np.int8(2 * nstates)
-        code += state * np.int8(2)
-        code += lapsed.view(np.int8)
-        np.copyto(key, np.add(code, table.size - event_p.size * 2 * nstates, dtype=np.int32), where=in_event)
-    p = np.take(table, key)
+    on_peak = np.zeros(npat, np.bool_)
     # On its defining peak, a persona kept away by its cadence (not lapsed) returns as specified:
     # the DORMANT modifier is for personas who drifted away, not for a MONTHLY one between check-ins.
     if cfg.defining_peaks and cfg.dormant_return_modifier > 0:
-        defining = np.zeros(npat, np.bool_)
         for name in cfg.defining_peaks:
-            defining[PATTERNS.index(name)] = True
-        on_peak = defining & peak_today
+            on_peak[PATTERNS.index(name)] = True
+        on_peak &= peak_today
         on_peak[BINGE] = False  # a binge never runs while DORMANT's inactivity would keep it dormant
+    event_key = table.size - event_p.size * 2 * nstates
+    season = f32(season_factor(cfg, day))
+    p = np.empty(len(state), f32)
+    # Block by block (``blocks``): each block's temporaries stay in cache between the passes.
+    for b in blocks(len(state)):
+        st, pat, lap, ev = state[b], pattern[b], lapsed[b], event[b]
+        code = st * np.int8(4 * npat)
+        code += is_binging[b].view(np.int8) * np.int8(2 * npat)
+        code += pat * np.int8(2)
+        code += lap.view(np.int8)
+        key = np.minimum(streak[b], np.int32(streak_cap)).astype(np.int32, copy=False)
+        key *= np.int32(101)
+        key += np.clip(score[b], 0, 100)
+        key += np.multiply(code, additive.size, dtype=np.int32)
+        in_event = np.flatnonzero(ev >= 0)  # a few percent of the pool: their keys are rewritten alone
+        if in_event.size:
+            code = ev[in_event] * np.int8(2 * nstates)
+            code += st[in_event] * np.int8(2)
+            code += lap[in_event].view(np.int8)
+            key[in_event] = np.add(code, event_key, dtype=np.int32)
+        pb = np.take(table, key, out=p[b])
         if on_peak.any():
-            dormant = np.flatnonzero(state == DORMANT)
-            back = dormant[on_peak[pattern[dormant]] & ~lapsed[dormant] & (event[dormant] < 0)]
-            p[back] /= f32(cfg.dormant_return_modifier)
-    season = season_factor(cfg, day)
-    if season != 1.0:
-        p *= f32(season)
-    return np.clip(p, f32(0.0), f32(1.0), out=p)
+            dormant = np.flatnonzero(st == DORMANT)
+            back = dormant[on_peak[pat[dormant]] & ~lap[dormant] & (ev[dormant] < 0)]
+            pb[back] /= f32(cfg.dormant_return_modifier)
+        if season != 1.0:
+            pb *= season
+        np.clip(pb, f32(0.0), f32(1.0), out=pb)
+    return p
 
 
 def season_factor(cfg: LifecycleConfig, day: int) -> float:
@@ -293,8 +309,6 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
     when a streak of 7+ days breaks, within 0-100. Written as a lookup table and
     multiplications: no masked writes on full columns.
     """
-    inactive = ~active
-    streak = c["consecutive_active_days"]
     # The score's change, in small integers: -1 on a day away, -10 more when it breaks a 7+ day
     # streak, +2 on a visit, 0 for the churned.
     small = (
@@ -302,25 +316,29 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
         if max(abs(cfg.score_gain_active), cfg.score_loss_inactive + abs(cfg.streak_break_penalty)) < 100
         else np.int32
     )
-    delta = np.multiply(streak >= cfg.streak_break_min_days, small(-cfg.streak_break_penalty))
-    delta -= small(cfg.score_loss_inactive)
-    np.copyto(delta, small(cfg.score_gain_active), where=active)
-    delta *= alive
-    score = c["engagement_score"]
-    score += delta
-    np.clip(score, 0, 100, out=score)
-    streak += 1
-    streak *= active
-    missed = c["consecutive_missed_days"]
-    missed += alive
-    missed *= inactive
-    c["total_sessions"] += active
     window_mask = np.uint32((1 << cfg.casual_window_days) - 1)
-    history = c["history"]
-    np.left_shift(history, np.uint32(1), out=history)
-    history |= active
-    history &= window_mask
-    c["active_today"] = active
+    for b in blocks(len(active)):  # each block's columns stay in cache between the passes
+        visit, live = active[b], alive[b]
+        inactive = ~visit
+        streak = c["consecutive_active_days"][b]
+        delta = np.multiply(streak >= cfg.streak_break_min_days, small(-cfg.streak_break_penalty))
+        delta -= small(cfg.score_loss_inactive)
+        np.copyto(delta, small(cfg.score_gain_active), where=visit)
+        delta *= live
+        score = c["engagement_score"][b]
+        score += delta
+        np.clip(score, 0, 100, out=score)
+        streak += 1
+        streak *= visit
+        missed = c["consecutive_missed_days"][b]
+        missed += live
+        missed *= inactive
+        c["total_sessions"][b] += visit
+        history = c["history"][b]
+        np.left_shift(history, np.uint32(1), out=history)
+        history |= visit
+        history &= window_mask
+    np.copyto(c["active_today"], active)
 
 
 _OFFSET_MS = np.array([offset * MS_PER_HOUR for _, offset, _, _ in REGIONS], np.int64)
@@ -414,9 +432,10 @@ def states(c: Columns, day: int, cfg: LifecycleConfig, active: np.ndarray, churn
         churned,
     )
     changed = np.flatnonzero(new_state != old_state)
-    c["reactivated_today"] = (old_state == DORMANT) & active
+    # Written into the pool's own buffers (not new arrays), so that ``append`` extends them in place.
+    np.logical_and(old_state == DORMANT, active, out=c["reactivated_today"])
     c["lapsed"] &= ~c["reactivated_today"]
-    c["state"] = new_state
+    np.copyto(old_state, new_state)
     c["state_changed_ms"][changed] = np.where(
         active[changed], c["session_start_ms"][changed], day * MS_PER_DAY + MS_PER_DAY - 1
     )
@@ -465,10 +484,8 @@ def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray, visits: Vi
     # float64 then float32, so both paths give the same numbers). Most of the pool is away on a given
     # day: the drift is computed over whole columns, then the visitors and the churned (whose
     # satisfaction stays) are written over it.
-    drift = sat.astype(np.float64)
-    np.subtract(t.neutral_satisfaction, drift, out=drift)
-    drift *= t.idle_drift
-    sat += drift.astype(np.float32)
+    drift = np.subtract(t.neutral_satisfaction, sat, dtype=np.float64)
+    sat += np.multiply(drift, t.idle_drift, out=np.empty(len(sat), np.float32), casting="same_kind")
     np.clip(sat, 0.0, 1.0, out=sat)
     sat[churned] = kept
     # A visit (visitors are alive): towards the day's experience, and the score follows.
