@@ -29,6 +29,20 @@ def test_spec_round_trips_through_yaml_and_parquet(spec: TwinSpec, tmp_path: Pat
     assert again.key() == spec.key()
 
 
+def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
+    spec: TwinSpec, tmp_path: Path
+) -> None:
+    folder = save_spec(spec, tmp_path / "spec")
+    doc = yaml.safe_load((folder / "twin.yaml").read_text())
+    for name in ("end_by_elapsed", "user_pace", "depth_by_activity"):
+        (folder / doc["tables"].pop(name)["file"]).unlink()
+    (folder / "twin.yaml").write_text(yaml.safe_dump(doc))
+    old = load_spec(folder)
+    assert old.tables["end_by_elapsed"].is_empty() and old.tables["user_pace"].is_empty()
+    day = Generator(old).day(old.document.generation.start)
+    assert day.height > 0 and day["event"].is_in([*old.events, "$identify"]).all()
+
+
 def test_the_spec_records_what_privacy_removed(spec: TwinSpec) -> None:
     privacy = spec.document.privacy
     assert privacy["k"] == 5
