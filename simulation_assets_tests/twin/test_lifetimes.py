@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.twin.activity import churn_weights, kaplan_meier, self_consistent_survival
+from simulation_assets.core.twin.activity import (
+    churn_weights,
+    kaplan_meier,
+    self_consistent_survival,
+    user_spans,
+)
+from simulation_assets.core.twin.features import Window
 
 
 def test_users_who_may_come_back_stay_at_risk_until_the_window_ends() -> None:
@@ -68,3 +74,29 @@ def test_churn_chances_agree_with_the_survival_curve_they_make() -> None:
     assert naive[58] < truth[58] - 0.15
     assert naive[58] + 0.02 < fitted.survival[58] < truth[58], (naive[58], fitted.survival[58], truth[58])
     assert np.all(chances[absence == 0] == 0) and np.all((chances >= 0) & (chances <= 1))
+
+
+def test_a_daily_users_absence_is_judged_by_daily_users_gaps() -> None:
+    # One class: 200 daily users, 200 coming every third day, 200 weekly, all seen from the first week
+    # of a 70-day window. Two daily and two weekly ones were last seen 5 days before the end: long for
+    # a daily user (no daily gap is that long), short for a weekly one. Pooled, the class's gaps
+    # (mostly daily ones) would call both gone.
+    daily = [(u, d) for u in range(200) for d in range(70 if u >= 2 else 65)]
+    third = [(u, d) for u in range(200, 400) for d in range(0, 70, 3)]
+    weekly = [(u, d) for u in range(400, 600) for d in (range(6, 70, 7) if u >= 402 else range(1, 65, 7))]
+    activity = pl.DataFrame(daily + third + weekly, schema={"user": pl.Int64, "day": pl.Int64}, orient="row")
+    users = (
+        activity.group_by("user")
+        .agg(
+            pl.col("day").min().alias("first_day"),
+            pl.col("day").max().alias("last_day"),
+            pl.len().alias("active_days"),
+        )
+        .sort("user")
+    )
+    spans = user_spans(users, activity, np.zeros(600, np.int64), Window(0, 69))
+    weight = dict(zip(spans.user.tolist(), spans.churn_weight.tolist(), strict=True))
+    assert weight[0] == weight[1] == 1.0  # daily users 5 days away: gone
+    assert weight[400] == weight[401] == 0.0  # weekly users 5 days away: between two visits
+    pooled = churn_weights(activity, spans.user, np.zeros(600, np.int64), spans.lifetime, 69 - spans.last)
+    assert pooled[400] > 0.8  # what the class's pooled gaps would say

@@ -6,8 +6,8 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   estimator: a user absent for the last a days of the window counts as churned
   on their last visit with a chance, and for the rest as still there, at risk
   until the window's end (censored there). The chance is first the share of
-  gaps between visits of users of their class who lived as long that are no
-  longer than a; then the posterior q / (q + (1 - q) P(gap > a)), q the fitted
+  gaps between visits of users of their class who lived as long, and are in the
+  same third of the class by active-day density, that are no longer than a; then the posterior q / (q + (1 - q) P(gap > a)), q the fitted
   curve's chance of leaving between the last visit and the window's end, and
   the curve is fitted again (self-consistent). The activity fits below weight a
   user's idle days after their last visit by the same chances. Beyond the observed
@@ -219,7 +219,11 @@ def user_spans(users: pl.DataFrame, activity: pl.DataFrame, classes: np.ndarray,
     first = table["first_day"].to_numpy()
     last = table["last_day"].to_numpy()
     churned = (window.last - last) > usual[cls]
-    weight = churn_weights(activity, table["user"].to_numpy(), cls, last - first, window.last - last)
+    # Users are judged by the gaps of users of their class as long-lived and about as frequent: a
+    # daily user's week away says more than an occasional user's.
+    density = table["active_days"].to_numpy() / np.maximum(last - first + 1, 1)
+    strata = cls * ACTIVITY_BANDS + activity_bands(density, cls)
+    weight = churn_weights(activity, table["user"].to_numpy(), strata, last - first, window.last - last)
     return UserSpans(table["user"].to_numpy(), first, last, table["active_days"].to_numpy(), churned,
                      last - first, weight)  # fmt: skip
 
