@@ -251,7 +251,7 @@ def _filter_with_room(
         whole = np.ones(base.size, np.bool_)
         whole[: v.size] = mask
         masks[base.size] = pa.array(whole)
-    out = pc.filter(pa.array(base), masks[base.size])
+    out = pc.filter(pa.array(base), masks[base.size], memory_pool=pa.system_memory_pool())
     return np.frombuffer(out.buffers()[1], v.dtype, count=len(out), offset=out.offset * v.itemsize)
 
 
