@@ -86,7 +86,9 @@ def test_take_filters_columns_with_room_and_gives_what_a_gather_gives_day_after_
     for day in range(12):  # room shrinks with each append until a day gathers into new room again
         keep = g.random(len(state)) > 0.05
         before = {k: v.copy() for k, v in state.cols.items()}
-        room = {k: v.base.size - v.size if isinstance(v.base, np.ndarray) else 0 for k, v in state.cols.items()}
+        room = {
+            k: v.base.size - v.size if isinstance(v.base, np.ndarray) else 0 for k, v in state.cols.items()
+        }
         taken = state.take(keep, fresh=PER_DAY_COLUMNS, spare=spare)
         for k, v in taken.cols.items():
             if k not in PER_DAY_COLUMNS:
