@@ -78,6 +78,35 @@ def test_take_then_append_keeps_every_row_and_leaves_the_source_untouched():
     assert np.array_equal(grown.cols["persona_number"][-5:], joined.cols["persona_number"])
 
 
+def test_take_filters_columns_with_room_and_gives_what_a_gather_gives_day_after_day():
+    cfg = LifecycleConfig()
+    g = np.random.default_rng(5)
+    state = pool(cfg, 400)
+    spare = 6
+    for day in range(12):  # room shrinks with each append until a day gathers into new room again
+        keep = g.random(len(state)) > 0.05
+        before = {k: v.copy() for k, v in state.cols.items()}
+        room = {
+            k: v.base.size - v.size if isinstance(v.base, np.ndarray) else 0 for k, v in state.cols.items()
+        }
+        taken = state.take(keep, fresh=PER_DAY_COLUMNS, spare=spare)
+        for k, v in taken.cols.items():
+            if k not in PER_DAY_COLUMNS:
+                assert np.array_equal(v, before[k][keep]), (day, k)
+            assert np.array_equal(state.cols[k], before[k]), (day, k)  # the source is left as it was
+            assert v.flags.writeable and v.base.size - v.size >= spare, (day, k)
+            if k not in PER_DAY_COLUMNS and v.dtype != np.bool_ and room[k] >= spare:
+                assert v.base.size - v.size == room[k], (day, k)  # filtered: the room is kept
+        joined = new_personas(cfg, 0, DAY, spare, 10_000 + 10 * day, g)
+        state = taken.append(joined)
+        for k, v in state.cols.items():
+            assert np.array_equal(v[-spare:], joined.cols[k]), (day, k)
+            if isinstance(v.base, np.ndarray) and k not in PER_DAY_COLUMNS:
+                assert v.base.size >= v.size, k
+    filtered = [k for k, v in state.cols.items() if v.dtype != np.bool_ and k not in PER_DAY_COLUMNS]
+    assert filtered and all(state.cols[k].flags.writeable for k in filtered)
+
+
 def test_state_from_flags_is_the_flag_table_in_byte_arithmetic():
     bits = np.array([[k >> b & 1 for b in range(4)] for k in range(16)], np.bool_)
     got = state_from_flags(bits[:, 0].copy(), bits[:, 1].copy(), bits[:, 2].copy(), bits[:, 3].copy())

@@ -484,9 +484,11 @@ def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray, visits: Vi
     # float64 then float32, so both paths give the same numbers). Most of the pool is away on a given
     # day: the drift is computed over whole columns, then the visitors and the churned (whose
     # satisfaction stays) are written over it.
-    drift = np.subtract(t.neutral_satisfaction, sat, dtype=np.float64)
-    sat += np.multiply(drift, t.idle_drift, out=np.empty(len(sat), np.float32), casting="same_kind")
-    np.clip(sat, 0.0, 1.0, out=sat)
+    for b in blocks(len(sat)):  # the block's float64 and float32 temporaries stay in cache
+        block = sat[b]
+        drift = np.subtract(t.neutral_satisfaction, block, dtype=np.float64)
+        block += np.multiply(drift, t.idle_drift, out=np.empty(len(block), np.float32), casting="same_kind")
+        np.clip(block, 0.0, 1.0, out=block)
     sat[churned] = kept
     # A visit (visitors are alive): towards the day's experience, and the score follows.
     sat[idx] = visit_satisfaction(cfg, visitors, visits.completion, visits.ratings > 0, visits.avg_rating)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from simulation_assets.core.hogflix.config import PATTERNS, STATES
 
@@ -103,6 +105,9 @@ PER_DAY_COLUMNS = (
     "marked_for_cleanup",
     "session_start_ms",
 )
+# A column gathered by ``PersonaState.take`` gets room for this many days of ``spare`` rows: each later
+# day filters the whole buffer (room included) and appends into the room left, until it runs short.
+ROOM_DAYS = 8
 # Per-day columns the day step sets whole (``streaks_and_score``, ``states``, ``visit_times``): not zeroed first.
 SET_WHOLE_COLUMNS = ("active_today", "reactivated_today", "session_start_ms")
 
@@ -151,11 +156,17 @@ class PersonaState:
         size = keep.size
         into = into or {}
         cols, owned = {}, {}
+        masks: dict[int, pa.Array] = {}  # Arrow filter masks by length of the buffer filtered
         for k, v in self.cols.items():
+            if k not in fresh and (filtered := _filter_with_room(v, mask, spare, masks)) is not None:
+                cols[k] = filtered[:size]
+                continue
             buf = into.get(k)
             zero = k in fresh and k not in unset
-            if buf is None or buf.dtype != v.dtype or buf.size < size + spare or np.may_share_memory(buf, v):
-                buf = (np.zeros if zero else np.empty)(size + spare, v.dtype)
+            # a gathered column gets the room of several days' appends: the next days filter it (above)
+            room = spare if k in fresh or v.dtype == np.bool_ else spare * ROOM_DAYS
+            if buf is None or buf.dtype != v.dtype or buf.size < size + room or np.may_share_memory(buf, v):
+                buf = (np.zeros if zero else np.empty)(size + room, v.dtype)
             elif zero:
                 buf[:size].fill(0)
             owned[k] = buf
@@ -211,6 +222,37 @@ class PersonaState:
         registry = self.identity["persona_number"].to_numpy()
         rows = np.searchsorted(registry, self.cols["persona_number"])
         return self.identity[rows].select(list(IDENTITY_COLUMNS))
+
+
+def _filter_with_room(
+    v: np.ndarray, mask: np.ndarray, spare: int, masks: dict[int, pa.Array]
+) -> np.ndarray | None:
+    """Return ``v[mask]`` followed by at least ``spare`` rows of room, in a new writable buffer, or None
+    when this way does not apply (a bool column, or ``v`` without ``spare`` more rows of its own buffer).
+
+    The rows to drop are a small share of the pool: Arrow's filter copies the runs of kept rows
+    block by block, where a gather (``np.take``) pays for every row. It filters the whole buffer
+    under ``v`` (its rows past ``len(v)`` kept as they are, contents unused), so that the result
+    has the room ``append`` needs after the kept rows without another copy.
+    """
+    base = v.base
+    if (
+        v.dtype == np.bool_
+        or not isinstance(base, np.ndarray)
+        or base.ndim != 1
+        or base.dtype != v.dtype
+        or not base.flags.c_contiguous
+        or v.ctypes.data != base.ctypes.data
+        or v.strides != base.strides
+        or base.size - v.size < spare
+    ):
+        return None
+    if base.size not in masks:
+        whole = np.ones(base.size, np.bool_)
+        whole[: v.size] = mask
+        masks[base.size] = pa.array(whole)
+    out = pc.filter(pa.array(base), masks[base.size], memory_pool=pa.system_memory_pool())
+    return np.frombuffer(out.buffers()[1], v.dtype, count=len(out), offset=out.offset * v.itemsize)
 
 
 def day_number(date: dt.date) -> int:
