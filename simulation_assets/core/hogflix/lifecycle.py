@@ -54,7 +54,7 @@ from simulation_assets.core.hogflix.persona_state import (
 )
 from simulation_assets.core.hogflix.signups import new_personas, signup_count
 from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, MS_PER_HOUR, draw_ms_of_day
-from simulation_assets.core.hogflix.traits import REGIONS, visit_satisfaction
+from simulation_assets.core.hogflix.traits import REGIONS, idle_satisfaction, visit_satisfaction
 from simulation_assets.core.hogflix.viewing import Visits, viewing
 
 Columns = dict[str, np.ndarray]
@@ -480,15 +480,11 @@ def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray, visits: Vi
     idx = visits.idx
     visitors, churned = sat[idx], np.flatnonzero(~alive)
     kept = sat[churned]
-    # A day away: ``idle_drift`` of the way towards neutral (the arithmetic of ``satisfaction_step``,
-    # float64 then float32, so both paths give the same numbers). Most of the pool is away on a given
-    # day: the drift is computed over whole columns, then the visitors and the churned (whose
-    # satisfaction stays) are written over it.
+    # A day away drifts it towards neutral. Most of the pool is away on a given day: the drift is
+    # computed over whole columns, then the visitors and the churned (whose satisfaction stays) are
+    # written over it.
     for b in blocks(len(sat)):  # the block's float64 and float32 temporaries stay in cache
-        block = sat[b]
-        drift = np.subtract(t.neutral_satisfaction, block, dtype=np.float64)
-        block += np.multiply(drift, t.idle_drift, out=np.empty(len(block), np.float32), casting="same_kind")
-        np.clip(block, 0.0, 1.0, out=block)
+        idle_satisfaction(cfg, sat[b])
     sat[churned] = kept
     # A visit (visitors are alive): towards the day's experience, and the score follows.
     sat[idx] = visit_satisfaction(cfg, visitors, visits.completion, visits.ratings > 0, visits.avg_rating)

@@ -97,19 +97,27 @@ def satisfaction_step(
 
     A visit moves it ``learning_rate`` of the way towards the day's experience: the pivot plus
     ``completion_weight`` per unit of completion above the expected 60 % and ``rating_weight`` per
-    star above the expected 3.7 (when the persona rated), within 0-1. A day away drifts it
-    ``idle_drift`` of the way towards neutral. It is a moving average of experiences: bounded, and
-    it forgets.
+    star above the expected 3.7 (when the persona rated), within 0-1 (``visit_satisfaction``). A day
+    away drifts it ``idle_drift`` of the way towards neutral (``idle_satisfaction``). It is a moving
+    average of experiences: bounded, and it forgets.
     """
-    t = cfg.traits
     s = satisfaction.astype(np.float32, copy=True)
-    experience = t.pivot + t.completion_weight * (completion_percent / 100.0 - t.expected_completion)
-    experience += np.where(rated, t.rating_weight * (avg_rating - t.expected_rating), 0.0)
-    experience = np.clip(experience, 0.0, 1.0)
-    target = np.where(active, experience, t.neutral_satisfaction)
-    rate = np.where(active, t.learning_rate, t.idle_drift)
-    s += (rate * (target - s)).astype(np.float32)
-    return np.clip(s, 0.0, 1.0, out=s)
+    idle_satisfaction(cfg, s)
+    visited = np.flatnonzero(active)
+    s[visited] = visit_satisfaction(
+        cfg, satisfaction[visited], completion_percent[visited], rated[visited], avg_rating[visited]
+    )
+    return s
+
+
+def idle_satisfaction(cfg: LifecycleConfig, satisfaction: np.ndarray) -> None:
+    """Drift float32 ``satisfaction`` in place ``idle_drift`` of the way towards neutral (a day away)."""
+    t = cfg.traits
+    drift = np.subtract(t.neutral_satisfaction, satisfaction, dtype=np.float64)
+    satisfaction += np.multiply(
+        drift, t.idle_drift, out=np.empty(len(satisfaction), np.float32), casting="same_kind"
+    )
+    np.clip(satisfaction, 0.0, 1.0, out=satisfaction)
 
 
 def visit_satisfaction(
@@ -119,8 +127,8 @@ def visit_satisfaction(
     rated: np.ndarray,
     avg_rating: np.ndarray,
 ) -> np.ndarray:
-    """Return ``satisfaction_step`` of personas who all visited today (the same arithmetic, without
-    the per-persona choice between a visit and a day away)."""
+    """Return the satisfaction of personas who all visited today: ``learning_rate`` of the way towards
+    the day's experience (see ``satisfaction_step``)."""
     t = cfg.traits
     s = satisfaction.astype(np.float32, copy=True)
     experience = t.pivot + t.completion_weight * (completion_percent / 100.0 - t.expected_completion)
