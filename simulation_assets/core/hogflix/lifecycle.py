@@ -54,7 +54,12 @@ from simulation_assets.core.hogflix.persona_state import (
 )
 from simulation_assets.core.hogflix.signups import new_personas, signup_count
 from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, MS_PER_HOUR, draw_ms_of_day
-from simulation_assets.core.hogflix.traits import REGIONS, idle_satisfaction, visit_satisfaction
+from simulation_assets.core.hogflix.traits import (
+    REGIONS,
+    idle_satisfaction,
+    utc_offset_hours,
+    visit_satisfaction,
+)
 from simulation_assets.core.hogflix.viewing import Visits, viewing
 
 Columns = dict[str, np.ndarray]
@@ -341,7 +346,9 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
     np.copyto(c["active_today"], active)
 
 
-_OFFSET_MS = np.array([offset * MS_PER_HOUR for _, offset, _, _ in REGIONS], np.int64)
+_OFFSET_MS = (
+    utc_offset_hours(np.arange(len(REGIONS), dtype=np.int8)).astype(np.int64) * MS_PER_HOUR
+)  # by region
 
 
 def visit_times(
