@@ -212,13 +212,7 @@ _DAY_METRICS_KEPT = 4096
 
 def remember_day_metrics(settings: HogflixSettings, frame: pl.DataFrame, key: str) -> None:
     """Compute the daily metrics row of the day table ``frame`` (day ``key``) now, while it is in memory."""
-    cfg = settings.lifecycle()
-    row = daily_metrics(
-        frame.select(METRICS_INPUT_COLUMNS),
-        dt.date.fromisoformat(key),
-        cfg.pattern_assignment_day,
-        cfg.churn_after_inactive_days,
-    )
+    row = _metrics_row(settings, frame.select(METRICS_INPUT_COLUMNS), key)
     while len(_DAY_METRICS) >= _DAY_METRICS_KEPT:
         _DAY_METRICS.pop(next(iter(_DAY_METRICS)))
     _DAY_METRICS[(settings.scenario(), key)] = row
@@ -230,10 +224,15 @@ def day_metrics(settings: HogflixSettings, store: LocalParquetStore, key: str) -
     row = _DAY_METRICS.pop((settings.scenario(), key), None)
     if row is not None:
         return row
-    cfg = settings.lifecycle()
     columns = pl.read_parquet(
         store.path(settings.dataset("personas"), key), columns=list(METRICS_INPUT_COLUMNS)
     )
+    return _metrics_row(settings, columns, key)
+
+
+def _metrics_row(settings: HogflixSettings, columns: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Return ``daily_metrics`` of day ``key``'s persona columns under the scenario's lifecycle."""
+    cfg = settings.lifecycle()
     return daily_metrics(
         columns, dt.date.fromisoformat(key), cfg.pattern_assignment_day, cfg.churn_after_inactive_days
     )
