@@ -188,9 +188,10 @@ def write_chunks(
 ) -> None:
     """Generate and write chunk ``k`` of ``table`` for every ``(table, k)`` in ``jobs``.
 
-    With ``workers`` > 1 the chunks are spread over a pool of processes (each keeps its own generator; chunks
-    built from one computation go to the same process, see ``bundles``); otherwise ``warehouse`` (or a new one) writes them here. ``on_chunk(table, k, rows, seconds)`` is
-    called after each chunk, in completion order. Chunks are independent, so the bytes do not depend
+    With ``workers`` > 1 the chunks are spread over a pool of processes (each keeps its own generator;
+    chunks built from one computation go to the same process, see ``bundles``); otherwise ``warehouse``
+    (or a new one) writes them here. ``on_chunk(table, k, rows, seconds)`` is called after each chunk,
+    in completion order. Chunks are independent, so the bytes do not depend
     on the number of workers or the order they finish in.
     """
     cfg = config or WarehouseConfig()
