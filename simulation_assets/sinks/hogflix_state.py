@@ -13,7 +13,6 @@ the same way the assets compute them.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ClassVar
@@ -23,7 +22,6 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from simulation_assets.core.calendar import checked_start_date
 from simulation_assets.core.config_base import scenario_key
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import DEFAULT_START_DATE, LifecycleConfig
@@ -48,11 +46,6 @@ from simulation_assets.core.hogflix.sessions import (
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig
 from simulation_assets.sinks.config_files import load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
-
-
-def start_date_from_env() -> str:
-    """Return ``$HOGFLIX_START_DATE`` (YYYY-MM-DD) or the default first day."""
-    return checked_start_date(os.environ.get("HOGFLIX_START_DATE"))
 
 
 class HogflixSettings(dg.ConfigurableResource):
