@@ -507,10 +507,13 @@ FLOOR_VARIANTS = ("project", "stock compute logs", "stock instance")
 
 def _floor_yaml(variant: str, home: Path) -> str | None:
     """Return the ``dagster.yaml`` of a floor variant (None: the project's own, written by ``simulate``)."""
-    from simulation_assets.sinks.local_instance import _stock_logs_yaml
+    from simulation_assets.sinks.local_instance import _COMPUTE_LOGS_YAML, INSTANCE_YAML
 
     if variant == "stock compute logs":  # the project's instance with Dagster's compute-log manager
-        return "# floor variant: stock compute logs\n" + _stock_logs_yaml(home / "storage")
+        storage = f"{{base_dir: {json.dumps(str(home / 'storage'))}}}"
+        return "# floor variant: stock compute logs\n" + INSTANCE_YAML.replace(
+            _COMPUTE_LOGS_YAML, ""
+        ).replace("{storage}", storage)
     if variant == "stock instance":  # Dagster's default SQLite instance, telemetry off as `simulate` has it
         return f"storage:\n  sqlite:\n    base_dir: {json.dumps(str(home / 'storage'))}\ntelemetry:\n  enabled: false\n"
     return None
