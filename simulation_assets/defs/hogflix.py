@@ -38,12 +38,12 @@ from simulation_assets.sinks.app_db import app_database_from_env
 from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.flixbuddy import FlixBuddyClient
 from simulation_assets.sinks.hogflix_state import (
+    DayWriter,
     HogflixSettings,
     HogflixTrafficSettings,
     day_metrics,
     load_state_before,
     remember_day_metrics,
-    write_day,
 )
 from simulation_assets.sinks.local_store import LocalParquetStore
 from simulation_assets.sinks.posthog_events import PostHogEvents
@@ -166,20 +166,22 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         dataset = hogflix_settings.dataset("personas")
         unique_ids = []
         frame = pl.DataFrame()
-        older = None  # the pool of two days back (its day's frame is gone): its buffers take the next day
-        for key in keys:
-            first = state.next_number
-            state, older = (
-                step_day(state, day_number(dt.date.fromisoformat(key)), cfg, seed, recycle=older),
-                state,
-            )
-            frame, signed_up = write_day(hogflix_settings, store, state, first)
-            if metrics_too:
-                remember_day_metrics(hogflix_settings, frame, key)
-            state.identity = signed_up  # the registry the next step needs: none (it never reads it)
-            unique_ids += [checks.persona_ids_unique(frame), checks.persona_ids_unique(signed_up)]
-            context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
-            PROGRESS.info(key, extra={"asset": "hogflix_personas", "partitions": 1})
+        older = None  # the pool of two days back (its day's frame is stored): its buffers take the next day
+        # Each day is stored in the background while the next one is stepped (DayWriter).
+        with DayWriter(hogflix_settings, store) as writer:
+            for key in keys:
+                first = state.next_number
+                state, older = (
+                    step_day(state, day_number(dt.date.fromisoformat(key)), cfg, seed, recycle=older),
+                    state,
+                )
+                frame, signed_up = writer.write(state, first)
+                if metrics_too:
+                    remember_day_metrics(hogflix_settings, frame, key)
+                state.identity = signed_up  # the registry the next step needs: none (it never reads it)
+                unique_ids += [checks.persona_ids_unique(frame), checks.persona_ids_unique(signed_up)]
+                context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
+                PROGRESS.info(key, extra={"asset": "hogflix_personas", "partitions": 1})
         # Only the two columns the summary needs (a filtered copy of the whole table costs ~1 s at 1M).
         alive = frame.select("state", "activity_pattern").filter(pl.col("state") != "CHURNED")
         return dg.MaterializeResult(

@@ -83,6 +83,9 @@ compute_logs:
   config: {logs}
 telemetry:
   enabled: false
+# No "join the community" prompt when the UI is first opened.
+nux:
+  enabled: false
 concurrency:
   pools:
     default_limit: 4
@@ -106,11 +109,14 @@ def instance_yaml(base_dir: Path | None = None) -> str:
     return INSTANCE_YAML.replace("{storage}", storage).replace("{logs}", storage)
 
 
-# What earlier versions wrote: the same storage with Dagster's compute-log manager (tail processes) ...
+# What earlier versions wrote: the same file with the UI's first-use prompt left on ...
+_NUX_YAML = INSTANCE_YAML[INSTANCE_YAML.index('# No "join') : INSTANCE_YAML.index("concurrency:")]
+_NUX_ON_INSTANCE_YAML = INSTANCE_YAML.replace(_NUX_YAML, "")
+# ... before that, Dagster's compute-log manager (tail processes) ...
 _COMPUTE_LOGS_YAML = INSTANCE_YAML[
     INSTANCE_YAML.index("# Dagster's compute-log") : INSTANCE_YAML.index("telemetry:")
 ]
-_STOCK_LOGS_INSTANCE_YAML = INSTANCE_YAML.replace(_COMPUTE_LOGS_YAML, "")
+_STOCK_LOGS_INSTANCE_YAML = _NUX_ON_INSTANCE_YAML.replace(_COMPUTE_LOGS_YAML, "")
 # ... and before that, events stored one by one (no instance class).
 _UNBATCHED_INSTANCE_YAML = _STOCK_LOGS_INSTANCE_YAML.replace(
     "instance_class:\n  module: simulation_assets.sinks.local_instance\n  class: LocalDagsterInstance\n", ""
@@ -421,6 +427,11 @@ def _stock_logs_yaml(base_dir: Path) -> str:
     return _STOCK_LOGS_INSTANCE_YAML.replace("{storage}", storage)
 
 
+def _nux_on_yaml(base_dir: Path) -> str:
+    storage = f"{{base_dir: {json.dumps(str(base_dir))}}}"
+    return _NUX_ON_INSTANCE_YAML.replace("{storage}", storage).replace("{logs}", storage)
+
+
 def dagster_home() -> Path:
     """Return ``$DAGSTER_HOME``, or ``./.dagster_home`` when it is not set."""
     return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
@@ -448,6 +459,7 @@ def ensure_local_instance() -> Path:
             _FORMER_INSTANCE_YAML.format(base=home / "storage"),
             _unbatched_yaml(home / "storage"),
             _stock_logs_yaml(home / "storage"),
+            _nux_on_yaml(home / "storage"),
         )
         if not config.exists() or config.read_text() in former:
             config.write_text(instance_yaml(home / "storage"))  # the former defaults had the same layout

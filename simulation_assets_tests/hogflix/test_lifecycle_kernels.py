@@ -7,7 +7,7 @@ import pytest
 
 from simulation_assets.core.hogflix.billing import plan_changes
 from simulation_assets.core.hogflix.burn_in import initial_state
-from simulation_assets.core.hogflix.config import LifecycleConfig
+from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, STATES, LifecycleConfig
 from simulation_assets.core.hogflix.draws import smallest
 from simulation_assets.core.hogflix.lifecycle import (
     STATE_BY_FLAGS,
@@ -18,14 +18,34 @@ from simulation_assets.core.hogflix.lifecycle import (
 )
 from simulation_assets.core.hogflix.persona_state import (
     ACTIVE,
+    BINGE,
     CASUAL,
     CHURNED,
+    DAILY,
     DORMANT,
+    MONTHLY,
     NEW,
     PER_DAY_COLUMNS,
+    REGULAR,
+    WEEKEND,
+    day_date,
 )
 from simulation_assets.core.hogflix.signups import new_personas
 from simulation_assets.core.hogflix.timeofday import _HOURLY_CDF, MS_PER_HOUR, draw_ms_of_day
+from simulation_assets.core.hogflix.viewing import (
+    DEPTH_ACTIVE,
+    DEPTH_BINGE,
+    DEPTH_BINGE_COOLDOWN,
+    DEPTH_CASUAL,
+    DEPTH_DAILY,
+    DEPTH_MONTHLY,
+    DEPTH_NEW,
+    DEPTH_REGULAR,
+    DEPTH_SICK,
+    DEPTH_WEEKEND,
+    DEPTH_WEEKEND_PEAK,
+    depth_rows,
+)
 from simulation_assets_tests.hogflix.helpers import DAY, pool
 
 
@@ -95,7 +115,7 @@ def test_take_filters_columns_with_room_and_gives_what_a_gather_gives_day_after_
                 assert np.array_equal(v, before[k][keep]), (day, k)
             assert np.array_equal(state.cols[k], before[k]), (day, k)  # the source is left as it was
             assert v.flags.writeable and v.base.size - v.size >= spare, (day, k)
-            if k not in PER_DAY_COLUMNS and v.dtype != np.bool_ and room[k] >= spare:
+            if k not in PER_DAY_COLUMNS and room[k] >= spare:
                 assert v.base.size - v.size == room[k], (day, k)  # filtered: the room is kept
         joined = new_personas(cfg, 0, DAY, spare, 10_000 + 10 * day, g)
         state = taken.append(joined)
@@ -103,8 +123,9 @@ def test_take_filters_columns_with_room_and_gives_what_a_gather_gives_day_after_
             assert np.array_equal(v[-spare:], joined.cols[k]), (day, k)
             if isinstance(v.base, np.ndarray) and k not in PER_DAY_COLUMNS:
                 assert v.base.size >= v.size, k
-    filtered = [k for k, v in state.cols.items() if v.dtype != np.bool_ and k not in PER_DAY_COLUMNS]
-    assert filtered and all(state.cols[k].flags.writeable for k in filtered)
+    filtered = [k for k in state.cols if k not in PER_DAY_COLUMNS]
+    assert {"lapsed", "binge_is_binging"} <= set(filtered)  # bool columns are filtered too
+    assert all(state.cols[k].flags.writeable for k in filtered)
 
 
 def test_state_from_flags_is_the_flag_table_in_byte_arithmetic():
@@ -181,3 +202,41 @@ def test_recycled_buffers_give_the_same_days_and_never_touch_shared_memory():
             assert np.array_equal(v, recycled.cols[k]), (day, k)
         assert plain.identity.equals(recycled.identity)
     assert start.identity.equals(registry)
+
+
+@pytest.mark.parametrize("weekday", [2, 5])  # a Wednesday and a Saturday
+def test_depth_rows_table_gives_the_first_matching_row_of_the_plain_rule(weekday):
+    cfg = LifecycleConfig()
+    n = 20_000
+    g = np.random.default_rng(weekday)
+    state = pool(cfg, n)
+    c = state.cols
+    state.day = DAY + (weekday - day_date(DAY).weekday()) % 7
+    c["state"][:] = g.integers(0, len(STATES), n)
+    c["pattern"][:] = g.integers(0, len(PATTERNS), n)
+    c["binge_is_binging"][:] = g.random(n) < 0.5
+    c["days_since_signup"][:] = g.integers(0, 30, n)
+    c["event"][:] = g.integers(-1, len(LIFE_EVENTS), n)
+    idx = np.flatnonzero(g.random(n) < 0.7)
+    key, binge_mode = depth_rows(state, cfg, idx)
+
+    weekend = day_date(state.day).weekday() >= 5
+    by_pattern = {DAILY: DEPTH_DAILY, REGULAR: DEPTH_REGULAR, WEEKEND: DEPTH_WEEKEND_PEAK if weekend else
+                  DEPTH_WEEKEND, BINGE: DEPTH_BINGE_COOLDOWN, MONTHLY: DEPTH_MONTHLY}  # fmt: skip
+    for i, p in enumerate(idx.tolist()):
+        st, pat = int(c["state"][p]), int(c["pattern"][p])
+        in_binge = pat == BINGE and bool(c["binge_is_binging"][p]) and st != NEW
+        if c["event"][p] == LIFE_EVENTS.index("SICK"):
+            want = DEPTH_SICK
+        elif st == NEW:
+            want = DEPTH_NEW
+        elif in_binge:
+            want = DEPTH_BINGE
+        elif st == CASUAL:
+            want = DEPTH_CASUAL
+        elif c["days_since_signup"][p] >= cfg.pattern_assignment_day:
+            want = by_pattern[pat]
+        else:
+            want = DEPTH_ACTIVE
+        assert (key[i], binge_mode[i]) == (want, in_binge), (p, st, pat)
+    assert len(set(key.tolist())) == 10  # every row but the other one of WEEKEND / WEEKEND_PEAK

@@ -16,6 +16,7 @@ from simulation_assets.sinks.local_instance import (
     LocalDagsterInstance,
     LocalSqliteEventLogStorage,
     LocalSqliteStorage,
+    _nux_on_yaml,
     _unbatched_yaml,
     ensure_local_instance,
     instance_yaml,
@@ -220,6 +221,19 @@ def test_an_instance_written_by_an_earlier_version_gets_the_batching_instance(tm
     assert (home / "dagster.yaml").read_text() == instance_yaml(home / "storage")
     with dg.DagsterInstance.get() as instance:
         assert isinstance(instance, LocalDagsterInstance)
+
+
+def test_the_ui_skips_its_first_use_prompt_also_on_an_instance_written_before(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    os.environ["DAGSTER_HOME"] = str(home)
+    (home / "dagster.yaml").write_text(_nux_on_yaml(home / "storage"))  # what the previous version wrote
+    with dg.DagsterInstance.get() as instance:
+        assert instance.nux_enabled
+    ensure_local_instance()
+    assert (home / "dagster.yaml").read_text() == instance_yaml(home / "storage")
+    with dg.DagsterInstance.get() as instance:
+        assert not instance.nux_enabled
 
 
 _RUN_ONE = """

@@ -485,7 +485,8 @@ def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray, visits: Vi
     t = cfg.traits
     sat = c["satisfaction"]  # the pool's own array (take() copied it): updated in place
     idx = visits.idx
-    visitors, churned = sat[idx], np.flatnonzero(~alive)
+    visitors = sat[idx] if visits.satisfaction is None else visits.satisfaction
+    churned = np.flatnonzero(~alive)
     kept = sat[churned]
     # A day away drifts it towards neutral. Most of the pool is away on a given day: the drift is
     # computed over whole columns, then the visitors and the churned (whose satisfaction stays) are
@@ -494,8 +495,9 @@ def satisfaction(c: Columns, cfg: LifecycleConfig, alive: np.ndarray, visits: Vi
         idle_satisfaction(cfg, sat[b])
     sat[churned] = kept
     # A visit (visitors are alive): towards the day's experience, and the score follows.
-    sat[idx] = visit_satisfaction(cfg, visitors, visits.completion, visits.ratings > 0, visits.avg_rating)
-    bonus = np.rint(t.score_weight * (sat[idx] - t.pivot)).astype(np.int32)
+    moved = visit_satisfaction(cfg, visitors, visits.completion, visits.ratings > 0, visits.avg_rating)
+    sat[idx] = moved
+    bonus = np.rint(t.score_weight * (moved - t.pivot)).astype(np.int32)
     c["engagement_score"][idx] = np.clip(c["engagement_score"][idx] + bonus, 0, 100)
 
 

@@ -152,8 +152,8 @@ class PersonaState:
         pool's own; fresh memory is not touched for the first time each day (no page faults).
         The identity registry is compacted when it is mostly stale.
         """
-        keep = np.flatnonzero(mask)
-        size = keep.size
+        size = int(np.count_nonzero(mask))
+        keep = None  # the kept positions, made for the first column that is gathered
         into = into or {}
         cols, owned = {}, {}
         masks: dict[int, pa.Array] = {}  # Arrow filter masks by length of the buffer filtered
@@ -164,7 +164,7 @@ class PersonaState:
             buf = into.get(k)
             zero = k in fresh and k not in unset
             # a gathered column gets the room of several days' appends: the next days filter it (above)
-            room = spare if k in fresh or v.dtype == np.bool_ else spare * ROOM_DAYS
+            room = spare if k in fresh else spare * ROOM_DAYS
             if buf is None or buf.dtype != v.dtype or buf.size < size + room or np.may_share_memory(buf, v):
                 buf = (np.zeros if zero else np.empty)(size + room, v.dtype)
             elif zero:
@@ -173,6 +173,7 @@ class PersonaState:
             if k in fresh:
                 cols[k] = buf[:size]
             else:
+                keep = np.flatnonzero(mask) if keep is None else keep
                 cols[k] = np.take(v, keep, out=buf[:size], mode="clip")  # "clip": no buffered copy
         identity = self.identity
         if identity.height > 2 * max(size, 1):
@@ -228,17 +229,17 @@ def _filter_with_room(
     v: np.ndarray, mask: np.ndarray, spare: int, masks: dict[int, pa.Array]
 ) -> np.ndarray | None:
     """Return ``v[mask]`` followed by at least ``spare`` rows of room, in a new writable buffer, or None
-    when this way does not apply (a bool column, or ``v`` without ``spare`` more rows of its own buffer).
+    when this way does not apply (``v`` without ``spare`` more rows of its own buffer).
 
     The rows to drop are a small share of the pool: Arrow's filter copies the runs of kept rows
     block by block, where a gather (``np.take``) pays for every row. It filters the whole buffer
     under ``v`` (its rows past ``len(v)`` kept as they are, contents unused), so that the result
-    has the room ``append`` needs after the kept rows without another copy.
+    has the room ``append`` needs after the kept rows without another copy. A bool column is filtered
+    as the bytes it is made of (Arrow's own booleans are bits).
     """
     base = v.base
     if (
-        v.dtype == np.bool_
-        or not isinstance(base, np.ndarray)
+        not isinstance(base, np.ndarray)
         or base.ndim != 1
         or base.dtype != v.dtype
         or not base.flags.c_contiguous
@@ -251,7 +252,8 @@ def _filter_with_room(
         whole = np.ones(base.size, np.bool_)
         whole[: v.size] = mask
         masks[base.size] = pa.array(whole)
-    out = pc.filter(pa.array(base), masks[base.size], memory_pool=pa.system_memory_pool())
+    values = pa.array(base.view(np.uint8) if base.dtype == np.bool_ else base)
+    out = pc.filter(values, masks[base.size], memory_pool=pa.system_memory_pool())
     return np.frombuffer(out.buffers()[1], v.dtype, count=len(out), offset=out.offset * v.itemsize)
 
 

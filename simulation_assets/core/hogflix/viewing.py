@@ -13,7 +13,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from simulation_assets.core.hogflix.config import LIFE_EVENTS, PLANS, LifecycleConfig, SessionDepth
+from simulation_assets.core.hogflix.config import (
+    LIFE_EVENTS,
+    PATTERNS,
+    PLANS,
+    STATES,
+    LifecycleConfig,
+    SessionDepth,
+)
 from simulation_assets.core.hogflix.draws import smallest
 from simulation_assets.core.hogflix.persona_state import BINGE, CASUAL, NEW, WEEKEND, PersonaState, day_date
 
@@ -54,22 +61,33 @@ def depth_rows(state: PersonaState, cfg: LifecycleConfig, idx: np.ndarray) -> tu
     watches lightly; a persona whose permanent pattern is drawn watches by its pattern (WEEKEND deep
     on Saturday and Sunday, light on weekdays; BINGE minimal in cooldown); an established persona
     without a pattern yet (days 7-13) takes the state table's ACTIVE row.
+
+    Apart from SICK (a few visitors, set after), the rule is a function of (state, pattern, binging,
+    pattern drawn): it is written out once into a table of every combination, and each visitor looks
+    its row up with one gather.
     """
     c = state.cols
-    st = c["state"][idx]
-    pattern = c["pattern"][idx]
-    binge_mode = (pattern == BINGE) & c["binge_is_binging"][idx] & (st != NEW)
     weekend = day_date(state.day).weekday() >= 5
-    assigned = c["days_since_signup"][idx] >= cfg.pattern_assignment_day
-    by_pattern = np.take(_BY_PATTERN, pattern)
+    by_pattern = _BY_PATTERN.copy()
     if weekend:
-        by_pattern = np.where(pattern == WEEKEND, DEPTH_WEEKEND_PEAK, by_pattern).astype(np.int8)
-    key = np.where(assigned, by_pattern, DEPTH_ACTIVE).astype(np.int8)
-    key[st == CASUAL] = DEPTH_CASUAL
-    key[binge_mode] = DEPTH_BINGE
-    key[st == NEW] = DEPTH_NEW
+        by_pattern[WEEKEND] = DEPTH_WEEKEND_PEAK
+    # [state, pattern, binging, pattern drawn], filled in rising priority (the later assignment wins)
+    shape = (len(STATES), len(PATTERNS), 2, 2)
+    table = np.full(shape, DEPTH_ACTIVE, np.int8)
+    table[..., 1] = by_pattern[None, :, None]
+    table[CASUAL] = DEPTH_CASUAL
+    table[:, BINGE, 1] = DEPTH_BINGE
+    table[NEW] = DEPTH_NEW
+    binge = np.zeros(shape, np.bool_)
+    binge[:, BINGE, 1] = True
+    binge[NEW] = False
+    code = c["state"][idx] * np.int8(4 * len(PATTERNS))
+    code += c["pattern"][idx] * np.int8(4)
+    code += c["binge_is_binging"][idx].view(np.int8) * np.int8(2)
+    code += (c["days_since_signup"][idx] >= cfg.pattern_assignment_day).view(np.int8)
+    key = np.take(table.ravel(), code)
     key[c["event"][idx] == SICK] = DEPTH_SICK
-    return key, binge_mode
+    return key, np.take(binge.ravel(), code)
 
 
 def day_ratings(
@@ -78,8 +96,10 @@ def day_ratings(
     idx: np.ndarray,
     ratings: np.ndarray,
     g: np.random.Generator,
+    satisfaction: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Return the mean stars (1-5, 0.1 steps, float32) the visitors at ``idx`` give today, 0 when none.
+    """Return the mean stars (1-5, 0.1 steps, float32) the visitors at ``idx`` give today, 0 when none
+    (``satisfaction``: the visitors' own, when the caller has it at hand).
 
     The day's ``ratings`` stars are drawn from the plan's distribution ("Rating Distributions"),
     shifted by satisfaction; their mean is kept here, and the traffic tier spreads it over the day's
@@ -94,7 +114,8 @@ def day_ratings(
     mean = np.take(np.array([cfg.ratings[p].mean for p in PLANS], np.float32), plan)
     std = np.take(np.array([cfg.ratings[p].std for p in PLANS], np.float32), plan)
     if cfg.traits.enabled:
-        mean = mean + cfg.traits.rating_shift * (c["satisfaction"][who] - cfg.traits.pivot)
+        own = c["satisfaction"][who] if satisfaction is None else satisfaction[rated]
+        mean = mean + cfg.traits.rating_shift * (own - cfg.traits.pivot)
     k = ratings[rated].astype(np.float32)
     # The mean of k rounded, clipped stars: the mean of k normal draws, then the same rounding and clip.
     draw = mean + std / np.sqrt(k) * g.standard_normal(rated.size).astype(np.float32)
@@ -104,12 +125,14 @@ def day_ratings(
 
 class Visits(NamedTuple):
     """Today's visitors (positions, ascending) and what they watched: completion (percent), ratings
-    given and their mean stars (0 when none)."""
+    given and their mean stars (0 when none); their satisfaction as the day began (None when traits
+    are off)."""
 
     idx: np.ndarray
     completion: np.ndarray
     ratings: np.ndarray
     avg_rating: np.ndarray
+    satisfaction: np.ndarray | None = None
 
 
 def viewing(
@@ -139,14 +162,21 @@ def viewing(
     # Completion (percent): the table's mean plus a symmetric triangular spread that keeps it in 0-100.
     mean = np.take(np.array([d.avg_completion for d in rows], np.float32), key)
     t = cfg.traits
-    if t.enabled:  # the satisfied watch further
-        mean = np.clip(mean + t.completion_shift * (c["satisfaction"][idx] - t.pivot), 0.05, 0.95)
+    sat = c["satisfaction"][idx] if t.enabled else None
+    if sat is not None:  # the satisfied watch further
+        mean = np.clip(mean + t.completion_shift * (sat - t.pivot), 0.05, 0.95)
     spread = np.minimum(mean, 1.0 - mean)
     completion = np.round((mean + (u[1] + u[2] - 1.0) * spread).astype(np.float64) * 100.0, 2)
     # Ratings: each watched video is rated with the configured probability.
     rated = g.random(int(videos.sum()), dtype=np.float32) < cfg.rate_probability
-    ratings = np.add.reduceat(rated, np.cumsum(videos) - videos, dtype=np.int32) if rated.size else videos * 0
-    avg_rating = day_ratings(cfg, c, idx, ratings, g)
+    if rated.size == 0:
+        ratings = videos * 0
+    elif span.max() + lows.max() <= 256:  # a visitor's ratings fit a byte: summed as bytes, no widening
+        ratings = np.add.reduceat(rated.view(np.uint8), np.cumsum(videos) - videos, dtype=np.uint8)
+        ratings = ratings.astype(np.int32)
+    else:
+        ratings = np.add.reduceat(rated, np.cumsum(videos) - videos, dtype=np.int32)
+    avg_rating = day_ratings(cfg, c, idx, ratings, g, sat)
     listed = idx[u[3] < cfg.watchlist_probability]
     chatting = idx[:0]
     if not signup:  # a signup's first visit is for exploring; FlixBuddy comes later
@@ -171,4 +201,4 @@ def viewing(
     c["flixbuddy_today"][chatting] = True
     c["flixbuddy_conversations"][chatting] += 1
     c["binge_mode_today"][idx[binge_mode]] = True
-    return Visits(idx, completion, ratings, avg_rating)
+    return Visits(idx, completion, ratings, avg_rating, sat)
