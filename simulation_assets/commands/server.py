@@ -521,6 +521,7 @@ class _Server:
         self.stopping = ""
         self.listener: socket.socket | None = None
         self.wake_r, self.wake_w = os.pipe()
+        self.lock_fd: int | None = None  # the key's lock: a child must not hold it after the server is gone
 
     # -- setup
 
@@ -716,8 +717,9 @@ class _Server:
         for sock in (self.listener, conn, *self.children.values()):
             if sock is not None:
                 sock.close()
-        os.close(self.wake_r)
-        os.close(self.wake_w)
+        for fd in (self.wake_r, self.wake_w, self.lock_fd):
+            if fd is not None:
+                os.close(fd)
         os.setpgid(0, 0)  # its own process group: forwarded signals reach what the command starts
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -857,6 +859,7 @@ def serve(key: str, run: Callable[..., int]) -> int:
         _log(f"the pre-imports started {threads - 1} thread(s): a fork would not be safe; not serving")
         return 3
     server = _Server(key, folder, run)
+    server.lock_fd = lock
     server.listen()
     _log(f"serving {key} on {paths['sock']} (imports {time.process_time() - started:.2f} s CPU, "
          f"idle timeout {server.idle_seconds:g} s)")  # fmt: skip
