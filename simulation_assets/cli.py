@@ -56,17 +56,43 @@ GC_THRESHOLDS = (100_000, 50, 100)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simulate`` console script; returns the exit code.
 
-    Called without ``argv`` (the console script, ``python -m simulation_assets.cli``) it reads
-    ``sys.argv``, collects no cyclic garbage while the command starts and less often afterwards
-    (see ``defer_gc``, ``GC_THRESHOLDS``) and ends the process itself when the command is done
-    (see ``exit_now``).
+    Called with ``argv`` it runs the command in this process and returns. Called without (the
+    console script, ``python -m simulation_assets.cli``) it reads ``sys.argv``, hands the command to
+    the warm server of this environment when one runs (``commands/server.py``; ``SIMULATE_SERVER=0``
+    turns it off), else runs it here (``run_command``) and ends the process itself.
     """
-    if argv is None:
-        gc.set_threshold(*GC_THRESHOLDS)
-        defer_gc()  # no collection at all until the command opens the instance (see defer_gc)
-    code = _run(argv)
-    if argv is None:
-        exit_now(code)
+    if argv is not None:
+        return _run(argv)
+    args = sys.argv[1:]
+    if _server_may_run(args):
+        from simulation_assets.commands.server import run_through_server
+
+        code = run_through_server(args)
+        if code is not None:
+            return code
+    return run_command(args)
+
+
+def _server_may_run(args: Sequence[str]) -> bool:
+    """Whether a warm server may run (or be started for) ``args``: not for help or ``simulate server``."""
+    return bool(args) and args[0] != "server" and not any(a in ("-h", "--help") for a in args)
+
+
+def run_command(args: Sequence[str], start_server: bool = True) -> int:
+    """Run ``simulate args`` in this process and end it (``exit_now``); the warm server's children run this too.
+
+    Collects no cyclic garbage while the command starts and less often afterwards (see
+    ``defer_gc``, ``GC_THRESHOLDS``). With ``start_server``, a command that got past its arguments
+    then starts a warm server for the next one (unless ``SIMULATE_SERVER=0``).
+    """
+    gc.set_threshold(*GC_THRESHOLDS)
+    defer_gc()  # no collection at all until the command opens the instance (see defer_gc)
+    code = _run(list(args))
+    if start_server and code != 2 and _server_may_run(args):
+        from simulation_assets.commands.server import start_after_command
+
+        start_after_command()
+    exit_now(code)
     return code
 
 

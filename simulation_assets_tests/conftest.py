@@ -13,13 +13,18 @@ from simulation_assets_tests.postgres_cluster import PostgresCluster
 
 @pytest.fixture(autouse=True)
 def isolated_local_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Give every test its own DAGSTER_HOME and data folder, so tests never share or leak state."""
+    """Give every test its own DAGSTER_HOME and data folder, so tests never share or leak state.
+
+    The warm server (``simulate server``) is off: a command a test runs in a subprocess neither uses
+    nor starts one (test_warm_server.py turns it on for its own commands, in a folder of its own).
+    """
     home = tmp_path / "dagster_home"
     data = tmp_path / "data"
     home.mkdir()
     data.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("SIMULATION_DATA_DIR", str(data))
+    monkeypatch.setenv("SIMULATE_SERVER", "0")
     return data
 
 

@@ -1,0 +1,376 @@
+"""The warm server (``simulate server``): real processes, real sockets, bounded times.
+
+A command through the server must do what it does in-process (same files, bytes, exit codes, run
+in the instance, the client's environment, folder and umask), a Ctrl-C must reach it, two clients
+get a child each, edited code is never served, and no server outlives its test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulation_assets_tests.postgres_cluster import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SIMULATE = Path(sys.executable).with_name("simulate")  # the console script a user runs
+TIMEOUT = 120
+
+pytestmark = [
+    pytest.mark.xdist_group("warm_server"),
+    pytest.mark.skipif(not SIMULATE.exists(), reason="the simulate console script is not installed"),
+]
+
+
+def _server_pids(folder: Path) -> list[int]:
+    """Pids of live processes started as a warm server with sockets in ``folder``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and any(b"commands.server import serve" in c for c in cmdline):
+            if f"SIMULATE_SERVER_DIR={folder}".encode() in environ:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _wait_for(predicate, seconds: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"waited {seconds} s for {what}")
+
+
+class Warm:
+    """Commands with the warm server on, in a runtime folder of their own."""
+
+    def __init__(self, runtime: Path, pythonpath: Path = ROOT, **env: str) -> None:
+        self.runtime, self.pythonpath, self.extra = runtime, pythonpath, env
+
+    def env(self, folder: Path, server: bool = True) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIMULATE_SERVER")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        return {
+            **env,
+            "SIMULATE_SERVER": "1" if server else "0",
+            "SIMULATE_SERVER_DIR": str(self.runtime),
+            "SIMULATE_SERVER_IDLE": "120",
+            "SIMULATE_SERVER_CHECK": "0.3",
+            "PYTHONPATH": str(self.pythonpath),
+            "DAGSTER_HOME": str(folder / "home"),
+            "SIMULATION_DATA_DIR": str(folder / "data"),
+            **self.extra,
+        }
+
+    def run(self, folder: Path, *argv: str, server: bool = True, **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
+        folder.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(
+            [str(SIMULATE), *argv],
+            env=self.env(folder, server),
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            **kwargs,
+        )
+
+    def status(self, folder: Path) -> dict | None:
+        done = self.run(folder, "server", "status", "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def start(self, folder: Path) -> dict:
+        done = self.run(folder, "server", "start", "--json", "--wait", "90")
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    def stop_all(self, folder: Path) -> None:
+        self.run(folder, "server", "stop", "--all")
+        for pid in _server_pids(self.runtime):  # a server that did not answer: end it
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def warm() -> Iterator[tuple[Warm, dict]]:
+    """A started server (module-wide: one start for the tests that share it); stopped and checked gone at the end."""
+    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))  # short: a socket path holds 108 bytes
+    work = Path(tempfile.mkdtemp(prefix="warm-"))
+    helper = Warm(runtime)
+    try:
+        info = helper.start(work / "start")
+        assert info["threads"] == 1  # single-threaded when it forks
+        yield helper, info
+        stopped = helper.run(work / "stop", "server", "stop")
+        assert stopped.returncode == 0 and str(info["pid"]) in stopped.stdout, stopped.stdout
+        assert not _server_pids(runtime) and not list(runtime.glob("*.sock"))
+        assert helper.status(work / "stop") is None
+    finally:
+        helper.stop_all(work / "stop")
+        assert not _server_pids(runtime)
+        shutil.rmtree(runtime, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _served(helper: Warm, folder: Path) -> int:
+    info = helper.status(folder)
+    assert info is not None, "the server is gone"
+    return info["served"]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_command_through_the_server_is_the_in_process_command(warm, tmp_path: Path) -> None:
+    import dagster as dg
+
+    helper, _info = warm
+    local, served = tmp_path / "local", tmp_path / "served"
+    argv = (
+        "hogflix",
+        "--days",
+        "1",
+        "--pool",
+        "50",
+        "--traffic-days",
+        "0",
+        "--output",
+        "out",
+    )  # relative path
+    before = _served(helper, served)
+    in_process = helper.run(local, *argv, server=False, umask=0o027)
+    through = helper.run(served, *argv, umask=0o027)
+    assert in_process.returncode == through.returncode == 0, through.stdout + through.stderr
+    assert _served(helper, served) == before + 1  # it went through the server
+
+    # Same files, same bytes (the summary's run id and timing aside), same permissions (umask).
+    mine, theirs = _files(local / "out"), _files(served / "out")
+    assert sorted(mine) == sorted(theirs) and len(mine) >= 3
+    for name in mine:
+        if name != "summary.json":
+            assert mine[name] == theirs[name], name
+    summary_local, summary = json.loads(mine["summary.json"]), json.loads(theirs["summary.json"])
+    for volatile in ("seconds", "dagster_runs"):
+        summary_local.pop(volatile), summary.pop(volatile)
+    assert summary == summary_local
+    assert list((served / "data").iterdir())  # the state went to the client's SIMULATION_DATA_DIR
+    for name in mine:
+        assert (local / "out" / name).stat().st_mode == (served / "out" / name).stat().st_mode
+    assert (served / "out" / "summary.json").stat().st_mode & 0o777 == 0o640
+    assert f"Wrote {served / 'out'}" in through.stdout  # printed on the client's stdout
+
+    # The run is in the client's instance (DAGSTER_HOME), with its materializations and checks.
+    for home in (local / "home", served / "home"):
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs()
+            assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]
+            records = instance.get_records_for_run(runs[0].run_id).records
+            kinds = {
+                r.event_log_entry.dagster_event_type for r in records if r.event_log_entry.is_dagster_event
+            }
+            assert dg.DagsterEventType.ASSET_MATERIALIZATION in kinds
+            assert dg.DagsterEventType.ASSET_CHECK_EVALUATION in kinds
+
+    # Bad input: exit code 2 and the same message, through the server too.
+    bad = ("hogflix", "--days", "0", "--output", "out")
+    before = _served(helper, served)
+    in_process, through = helper.run(local, *bad, server=False), helper.run(served, *bad)
+    assert in_process.returncode == through.returncode == 2
+    assert through.stdout == in_process.stdout and "--days must be a positive integer" in through.stdout
+    assert _served(helper, served) == before + 1
+
+
+def test_two_clients_at_once_get_a_child_each(warm, tmp_path: Path) -> None:
+    helper, _info = warm
+    before = _served(helper, tmp_path / "ctl")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    procs = [
+        subprocess.Popen(
+            [str(SIMULATE), "activity", "--ticks", "1", "--output", "out"],
+            env=helper.env(tmp_path / name),
+            cwd=tmp_path / name,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
+    outs = [p.communicate(timeout=TIMEOUT) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert _served(helper, tmp_path / "ctl") == before + 2
+    for name in ("a", "b"):
+        assert (tmp_path / name / "out" / "events.parquet").exists()
+
+
+def test_ctrl_c_on_the_client_reaches_the_command(warm, tmp_path: Path) -> None:
+    """The activity dashboard runs until Ctrl-C: sent to the client, it must stop the child that serves it."""
+    helper, _info = warm
+    folder, port = tmp_path / "dash", free_port()
+    folder.mkdir()
+    client = subprocess.Popen(
+        [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--interval", "1", "--max-ticks", "20"],
+        env=helper.env(folder),
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_for(lambda: _answers(url), 60, "the dashboard to answer")
+        running = helper.status(tmp_path / "ctl")["running"]
+        assert len(running) == 1  # served by a child of the server
+        client.send_signal(signal.SIGINT)
+        out, err = client.communicate(timeout=30)
+    finally:
+        client.kill()
+    assert client.returncode == 0, out + err  # the dashboard's own way to stop, as in-process
+    assert "Ctrl+C to stop" in out
+    _wait_for(lambda: not helper.status(tmp_path / "ctl")["running"], 10, "the child to end")
+    assert not _answers(url)
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_edited_code_is_never_served_stale(tmp_path: Path) -> None:
+    """A copy of the package: its server serves it; after an edit the client runs the new code and the old server exits."""
+    copy = tmp_path / "src"
+    shutil.copytree(
+        ROOT / "simulation_assets",
+        copy / "simulation_assets",
+        ignore=shutil.ignore_patterns("__pycache__", "node_modules", "static"),
+    )
+    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+    helper = Warm(runtime, pythonpath=copy)
+    folder = tmp_path / "work"
+    try:
+        old = helper.start(folder)
+        first = helper.run(folder, "activity", "--ticks", "0", "--output", "out")
+        assert first.returncode == 2 and "must be a positive integer" in first.stdout
+        assert helper.status(folder)["served"] == 1
+
+        common = copy / "simulation_assets" / "commands" / "activity.py"  # imported by the server
+        common.write_text(
+            common.read_text().replace("must be a positive integer", "must be a whole number above 0")
+        )
+        edited = helper.run(folder, "activity", "--ticks", "0", "--output", "out")
+        assert edited.returncode == 2 and "must be a whole number above 0" in edited.stdout, edited.stdout
+        _wait_for(lambda: old["pid"] not in _server_pids(runtime), 15, "the stale server to exit")
+        assert helper.status(folder) is None  # nothing serves the edited code until a command starts it
+        assert "the code or the environment changed" in Path(old["log"]).read_text()
+    finally:
+        helper.stop_all(folder)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not _server_pids(runtime)
+
+
+def test_a_first_command_and_two_starts_at_once_start_one_server(tmp_path: Path) -> None:
+    """An in-process command and two ``server start`` at once start exactly one server, and the
+    server started after the command does not hold the command's pipes."""
+    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+    helper = Warm(runtime)
+    try:
+        procs = []
+        for name, argv in (
+            ("cmd", ["activity", "--ticks", "1", "--output", "out"]),
+            ("s1", ["server", "start", "--wait", "90"]),
+            ("s2", ["server", "start", "--wait", "90"]),
+        ):
+            (tmp_path / name).mkdir()
+            procs.append(
+                subprocess.Popen(
+                    [str(SIMULATE), *argv],
+                    env=helper.env(tmp_path / name),
+                    cwd=tmp_path / name,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        # communicate() returns when the pipes close: a server holding them would make this time out.
+        outs = [p.communicate(timeout=TIMEOUT) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], outs
+        assert "Wrote" in outs[0][0]
+        info = helper.status(tmp_path / "cmd")
+        assert info is not None and info["served"] == 0  # the command ran in-process
+        time.sleep(0.3)  # a second server, had one been started, would have logged by now
+        log = next(runtime.glob("*.log")).read_text()
+        assert log.count(" serving ") == 1, log  # the other starters found the lock taken
+        assert _server_pids(runtime) == [info["pid"]]
+    finally:
+        helper.stop_all(tmp_path)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not _server_pids(runtime)
+
+
+def test_the_server_leaves_when_idle(tmp_path: Path) -> None:
+    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+    helper = Warm(runtime, SIMULATE_SERVER_IDLE="1")
+    try:
+        info = helper.start(tmp_path)
+        _wait_for(lambda: info["pid"] not in _server_pids(runtime), 30, "the server to leave after 1 s idle")
+        assert not list(runtime.glob("*.sock")) and helper.status(tmp_path) is None
+        log = Path(info["log"]).read_text()
+        assert "idle for 1 s" in log and "exits after 0 command(s)" in log, log
+    finally:
+        helper.stop_all(tmp_path)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not _server_pids(runtime)
+
+
+def test_the_key_follows_the_code_and_the_import_time_environment(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from simulation_assets.commands import server
+
+    key = server.environment_key()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))  # read at run time: same server
+    monkeypatch.setenv("HOGFLIX_START_DATE", "2024-01-01")
+    assert server.environment_key() == key
+    monkeypatch.setenv("POLARS_MAX_THREADS", "1")  # not pre-imported: the child reads it
+    assert server.environment_key() == key
+    monkeypatch.setenv("DAGSTER_RECORD_DEFENSIVE_CHECKS", "1")  # read while Dagster is imported
+    assert server.environment_key() != key
+    monkeypatch.delenv("DAGSTER_RECORD_DEFENSIVE_CHECKS")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])
+    assert server.environment_key() != key
+
+
+def test_the_runtime_folder_must_be_private(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from simulation_assets.commands import server
+
+    folder = tmp_path / "rt"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    monkeypatch.setenv("SIMULATE_SERVER_DIR", str(folder))
+    monkeypatch.setenv("SIMULATE_SERVER", "1")
+    assert server.runtime_dir() is None  # readable by others: never listen or connect there
+    assert server.run_through_server(["activity", "--ticks", "1"]) is None
+    folder.chmod(0o700)
+    assert server.runtime_dir() == folder
