@@ -302,11 +302,16 @@ def run_through_server(argv: Sequence[str]) -> int | None:
         return None
     umask = os.umask(0o022)
     os.umask(umask)
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the folder was removed: let the in-process path report it as it always has
+        sock.close()
+        return None
     request = {
         "op": "run",
         "key": key,
         "argv": list(sys.argv[:1]) + list(argv),
-        "cwd": os.getcwd(),
+        "cwd": cwd,
         "env": dict(os.environ),
         "umask": umask,
         "sys_path": list(sys.path),
@@ -521,6 +526,7 @@ class _Server:
         self.stopping = ""
         self.listener: socket.socket | None = None
         self.wake_r, self.wake_w = os.pipe()
+        self.pid = os.getpid()
         self.lock_fd: int | None = None  # the key's lock: a child must not hold it after the server is gone
 
     # -- setup
@@ -721,6 +727,7 @@ class _Server:
             if fd is not None:
                 os.close(fd)
         os.setpgid(0, 0)  # its own process group: forwarded signals reach what the command starts
+        _die_with_parent(self.pid)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             if fd > 2:
@@ -793,6 +800,21 @@ class _Server:
             self.reply(conn, message)
             conn.close()
             self.last_active = time.monotonic()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: end this child if the server dies (SIGKILL, OOM), since no one would relay its status."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the server died between fork and here
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
 
 
 def _flush_stdio() -> None:

@@ -250,6 +250,37 @@ def test_ctrl_c_on_the_client_reaches_the_command(warm, tmp_path: Path) -> None:
     assert not _answers(url)
 
 
+def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(tmp_path: Path) -> None:
+    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+    helper = Warm(runtime)
+    port = free_port()
+    try:
+        info = helper.start(tmp_path / "ctl")
+        (tmp_path / "dash").mkdir()
+        client = subprocess.Popen(
+            [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--interval", "1", "--max-ticks", "20"],
+            env=helper.env(tmp_path / "dash"),
+            cwd=tmp_path / "dash",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the dashboard to answer")
+            os.kill(info["pid"], signal.SIGKILL)
+            out, err = client.communicate(timeout=30)
+        finally:
+            client.kill()
+        assert client.returncode == 1
+        assert "connection closed before the command reported its exit status" in err, err
+        _wait_for(lambda: not _answers(f"http://127.0.0.1:{port}/"), 10, "the child to die with its server")
+    finally:
+        helper.stop_all(tmp_path)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not _server_pids(runtime)
+
+
 def _answers(url: str) -> bool:
     import urllib.request
 
