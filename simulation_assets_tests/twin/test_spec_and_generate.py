@@ -34,11 +34,16 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
 ) -> None:
     folder = save_spec(spec, tmp_path / "spec")
     doc = yaml.safe_load((folder / "twin.yaml").read_text())
-    for name in ("end_by_elapsed", "user_pace", "depth_by_activity"):
+    for name in ("end_by_elapsed", "user_pace", "depth_by_activity", "user_streak"):
         (folder / doc["tables"].pop(name)["file"]).unlink()
+    # ... and whose chains were per class only (no depth column).
+    chains = folder / doc["tables"]["transitions"]["file"]
+    pl.read_parquet(chains).filter(pl.col("depth") == 0).drop("depth").write_parquet(chains)
+    doc["tables"]["transitions"]["rows"] = pl.read_parquet(chains).height
     (folder / "twin.yaml").write_text(yaml.safe_dump(doc))
     old = load_spec(folder)
     assert old.tables["end_by_elapsed"].is_empty() and old.tables["user_pace"].is_empty()
+    assert old.tables["user_streak"].is_empty() and (old.tables["transitions"]["depth"] == -1).all()
     day = Generator(old).day(old.document.generation.start)
     assert day.height > 0 and day["event"].is_in([*old.events, "$identify"]).all()
 

@@ -31,6 +31,11 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   factor of the days since the last visit (1 to 28), fitted by a logistic
   regression of the class's visits on recency with the users' own chances as
   offsets.
+- **streaks per user**: beyond the class's recency factors, users differ in how
+  often a visit is followed by one the next day (some come in runs, others spread
+  out at the same rate): a log-odds shift of that day per user, its spread
+  between users estimated beyond the noise of their few days (method of moments)
+  and kept as a quantile sketch per class; each twin user draws their own.
 - **sessions per active day**: the class's empirical distribution (1..30, the
   tail k-anonymous).
 - **session depth**: users fall into depth groups (quantiles of their mean log
@@ -39,10 +44,12 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   hazards of the user's (class, group), so heavy and light users keep their own
   session lengths.
 - **session depth by activity**: the depth group shares are also kept per
-  activity band (thirds of the class's users by their active days in the
-  window), so users who come often can keep longer (or shorter) sessions than
-  the class's occasional users; a twin user's band is the third of their class
-  their expected active days in the run (1 + return chance x days alive) fall in.
+  activity band (the class's users by their active days in the window, cut at
+  a third, two thirds and nine tenths; each band's shares pulled toward the
+  class's by six users' worth), so users who come often can keep longer (or
+  shorter) sessions than the class's occasional users; a twin user's band is
+  where in their class their expected active days in the run (1 + return chance
+  x days alive) fall.
 - **session times**: the hour (UTC) of the day's first session from the class's
   hour-of-week profile (smoothed toward the class's all-week hours); each further
   session that day starts a within-day gap after the previous one ended (a
@@ -65,13 +72,20 @@ MAX_SESSIONS_PER_DAY = 30
 MIN_STRATUM_USERS = 30  # fewer users than this in a (class, kind): use the class's pooled estimate
 LIFE_BANDS = (0, 7, 21, 42)  # first days of the lifetime bands the return chance is fitted in
 MAX_RECENCY = 28  # days since the last visit beyond which the return chance no longer changes
-ACTIVITY_BANDS = 3  # depth shares are kept per third of a class's users by active days
+ACTIVITY_BANDS = 3  # absences are judged per third of a class's users by active-day density
+# Depth shares are kept per activity band: the class's users by active days, cut at these shares (a
+# band for the busiest tenth: in HogFlix the heaviest users are also the deepest, 92 events a session
+# against 54 for the next ones). A band's shares are pulled toward the class's by DEPTH_BAND_PRIOR users.
+DEPTH_BAND_CUTS = (1 / 3, 2 / 3, 0.9)
+DEPTH_BAND_PRIOR = 6.0
 
 
-def activity_bands(rate: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Return each user's activity band: which of ``ACTIVITY_BANDS`` equal parts of their class, by ``rate``, they are in.
+def activity_bands(
+    rate: np.ndarray, classes: np.ndarray, cuts: tuple[float, ...] | None = None
+) -> np.ndarray:
+    """Return each user's activity band within their class, by ``rate``: equal thirds, or cut at the shares ``cuts``.
 
-    Ties go by row order, so the bands hold equal numbers of users.
+    Ties go by row order, so the bands hold the same numbers of users however rates tie.
     """
     rate, classes = np.asarray(rate, np.float64), np.asarray(classes, np.int64)
     order = np.lexsort((np.arange(rate.size), rate, classes))
@@ -79,7 +93,11 @@ def activity_bands(rate: np.ndarray, classes: np.ndarray) -> np.ndarray:
     start = np.searchsorted(sorted_cls, sorted_cls, side="left")
     size = np.searchsorted(sorted_cls, sorted_cls, side="right") - start
     band = np.zeros(rate.size, np.int64)
-    band[order] = ((np.arange(rate.size) - start) * ACTIVITY_BANDS) // np.maximum(size, 1)
+    rank = np.arange(rate.size) - start
+    if cuts is None:
+        band[order] = (rank * ACTIVITY_BANDS) // np.maximum(size, 1)
+    else:
+        band[order] = np.searchsorted(np.asarray(cuts, np.float64), rank / np.maximum(size, 1), side="right")
     return band
 
 
@@ -417,6 +435,49 @@ def return_by_recency(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.n
             last = float(np.exp(theta[r]))
         out[r] = last
     return out
+
+
+MIN_STREAK_INFO = 1.0  # users whose days after a visit carry less Fisher information than this say nothing
+
+
+def streak_spread(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarray, by_recency: np.ndarray,
+                  levels: int, k: int) -> np.ndarray:  # fmt: skip
+    """Return the quantile sketch of the users' own streak: a log-odds shift of a visit the day after a visit.
+
+    Some users come in runs of days and then stay away for a while; others of the same rate spread
+    their visits out. On the days after a visit, each user's visits against the chance the class's
+    model gives them (own rate x weekday x age, recency 1) give a one-step estimate of their shift
+    (visits - expected) / information, whose sampling variance is 1 / information. The spread of
+    those estimates beyond that noise (method of moments, as the user pace) is the between-user
+    spread: the sketch is the estimates pulled toward their centre until their spread is that, centred
+    on zero. Zeros when no spread shows beyond the noise.
+    """
+    flat = np.zeros(levels)
+    if grid is None:
+        return flat
+    n = grid.row.size
+    visited = np.where(grid.active > 0, np.arange(n), -1)
+    before = np.r_[-1, np.maximum.accumulate(visited)[:-1]]
+    after_visit = grid.later & (grid.day - grid.day[np.maximum(before, 0)] == 1)
+    mult = weekdays[weekday(grid.day)] * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
+    chance = np.clip(grid.rate * mult, 1e-4, 1 - 1e-4)[after_visit]
+    odds = chance / (1 - chance) * by_recency[1]
+    p = odds / (1 + odds)
+    row, x, w = grid.row[after_visit], grid.active[after_visit], grid.weight[after_visit]
+    users = int(grid.row.max()) + 1
+    info = np.bincount(row, w * p * (1 - p), minlength=users)
+    resid = np.bincount(row, w * (x - p), minlength=users)
+    ok = info >= MIN_STREAK_INFO
+    if ok.sum() < 2 * k:
+        return flat
+    shift, noise = resid[ok] / info[ok], 1.0 / info[ok]
+    centre = float(np.average(shift, weights=info[ok]))
+    spread = float(np.var(shift))
+    between = spread - float(np.mean(noise))
+    if between <= 0 or spread <= 0:
+        return flat
+    sketch = quantile_sketch((shift - centre) * np.sqrt(between / spread), levels, k)
+    return flat if sketch is None else sketch - float(np.mean(sketch))
 
 
 def depth_groups(

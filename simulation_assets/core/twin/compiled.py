@@ -32,6 +32,18 @@ class CompiledSpec:
         code = {name: i for i, name in enumerate(self.names)} | {START: v}
         code |= {name: int(c) for name, c in zip(REPEATS, self.repeat_syms, strict=True)}
         gone = list(dropped)
+        hz = self.spec.tables["end_hazard"].filter(pl.col("cur").is_in(self.names))
+        self.depth_groups = int(hz["depth"].max()) + 1 if hz.height else 1  # type: ignore[operator]
+        # Chains are kept per (class, depth group): the state's "class" is class x groups + group; a row
+        # for every group (depth -1) stands for each of them.
+        every = transitions.filter(pl.col("depth") < 0).drop("depth")
+        groups_of = pl.DataFrame({"depth": np.arange(self.depth_groups, dtype=np.int16)})
+        transitions = pl.concat(
+            [
+                transitions.filter(pl.col("depth") >= 0),
+                every.join(groups_of, how="cross").select(transitions.columns),
+            ]
+        ).with_columns((pl.col("class").cast(pl.Int64) * self.depth_groups + pl.col("depth")).alias("class"))
         t = transitions.filter(
             ~pl.col("prev").is_in(gone) & ~pl.col("cur").is_in(gone) & ~pl.col("next").is_in(gone)
         )
@@ -62,8 +74,6 @@ class CompiledSpec:
             self.flow_key[last_row] = gid[last_row] + 1.0
         self.flow_next = t["n"].to_numpy().astype(np.int64)
         # End hazard per (class, event, position bucket); a dropped event's successors decide for it.
-        hz = self.spec.tables["end_hazard"].filter(pl.col("cur").is_in(self.names))
-        self.depth_groups = int(hz["depth"].max()) + 1 if hz.height else 1  # type: ignore[operator]
         self.hazard = np.ones((self.n_classes, self.depth_groups, size, len(BUCKETS)))
         if hz.height:
             cur = hz["cur"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
@@ -143,17 +153,28 @@ class CompiledSpec:
         share[keep["class"].to_numpy(), keep["depth"].to_numpy()] += keep["share"].to_numpy()
         self.depth_cdf = np.cumsum(share, axis=1) / share.sum(axis=1, keepdims=True)
         # Per (class, activity band); bands the spec lacks use the class's shares.
-        self.depth_band_cdf = np.repeat(self.depth_cdf[:, None, :], ACTIVITY_BANDS, axis=1)
+        # Band cuts (shares of the class by active days); a spec without them used thirds.
+        cuts = doc.flow.get("depth_band_cuts")
+        self.depth_band_cuts = tuple(float(x) for x in cuts) if cuts else None
+        bands = len(self.depth_band_cuts) + 1 if self.depth_band_cuts else ACTIVITY_BANDS
+        self.depth_band_cdf = np.repeat(self.depth_cdf[:, None, :], bands, axis=1)
         banded = self.spec.tables["depth_by_activity"].filter(
-            (pl.col("depth") < self.depth_groups) & (pl.col("band") < ACTIVITY_BANDS)
+            (pl.col("depth") < self.depth_groups) & (pl.col("band") < bands)
         )
         if banded.height:
-            by_band = np.zeros((self.n_classes, ACTIVITY_BANDS, self.depth_groups))
+            by_band = np.zeros((self.n_classes, bands, self.depth_groups))
             np.add.at(by_band, (banded["class"].to_numpy(), banded["band"].to_numpy(), banded["depth"].to_numpy()),
                       banded["share"].to_numpy())  # fmt: skip
             total = by_band.sum(axis=2, keepdims=True)
             cdf = np.cumsum(by_band, axis=2) / np.maximum(total, 1e-12)
             self.depth_band_cdf = np.where(total > 0, cdf, self.depth_band_cdf)
+        # Each user's own streak: a sketch per class of the log-odds shift the day after a visit (zeros: none).
+        streak = tables["user_streak"].filter(pl.col("class") < self.n_classes).sort("class", "level")
+        levels = int(streak["level"].max()) + 1 if streak.height else 2  # type: ignore[operator]
+        self.streak_q = np.zeros((self.n_classes, levels))
+        if streak.height:
+            at = (streak["class"].to_numpy(), streak["level"].to_numpy())
+            self.streak_q[at] = streak["log_odds"].to_numpy()
         weeks = max(len(cd.activity_by_age_week) for cd in doc.classes)
         self.by_age = np.array([cd.activity_by_age_week + cd.activity_by_age_week[-1:] * (weeks - len(cd.activity_by_age_week))
                                 for cd in doc.classes])  # fmt: skip
@@ -284,6 +305,8 @@ class CompiledSpec:
 
     def _group(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int) -> np.ndarray:
         """Return each state's row group: its position bucket's own chances if any, else position-free ones.
+
+        ``cls``: the chain's class, class x depth groups + the user's depth group.
 
         A repeat state (REPEATk, x) the spec lacks (a spec fitted before repeats were counted) is (x, x).
         """

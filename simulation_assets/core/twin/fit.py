@@ -187,14 +187,16 @@ def _fit(
         for c in range(n_classes)
     ]  # fmt: skip
     # ... and per activity band within the class: frequent users may also stay longer each time.
-    band = act.activity_bands(spans.active_days.astype(np.float64), cls_by_row)
+    band = act.activity_bands(spans.active_days.astype(np.float64), cls_by_row, act.DEPTH_BAND_CUTS)
+    prior = act.DEPTH_BAND_PRIOR
     depth_band_rows = [
         pl.DataFrame({"class": c, "band": b, "depth": np.arange(cfg.depth_groups),
-                      "share": np.bincount(depth_by_row[(cls_by_row == c) & (band == b)], minlength=cfg.depth_groups)
-                      / max(int(((cls_by_row == c) & (band == b)).sum()), 1)})
-        for c in range(n_classes) for b in range(act.ACTIVITY_BANDS)
+                      "share": (np.bincount(depth_by_row[(cls_by_row == c) & (band == b)], minlength=cfg.depth_groups)
+                                + prior * depth_rows[c]["share"].to_numpy())
+                      / (int(((cls_by_row == c) & (band == b)).sum()) + prior)})
+        for c in range(n_classes) for b in range(len(act.DEPTH_BAND_CUTS) + 1)
     ]  # fmt: skip
-    survival_rows, spd_rows, hour_rows, gap_rows, class_docs = [], [], [], [], []
+    survival_rows, spd_rows, hour_rows, gap_rows, class_docs, streak_rows = [], [], [], [], [], []
     horizon = window.days
     for c in range(n_classes):
         members = cls_by_row == c
@@ -215,6 +217,8 @@ def _fit(
         grid = act.daily_grid(class_spans, activity, window, members)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
         by_recency = act.return_by_recency(grid, weekdays, by_age)
+        streak_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels),
+                                         "log_odds": act.streak_spread(grid, weekdays, by_age, by_recency, levels, k)}))  # fmt: skip
         for kind_id, kind_name in enumerate(("new", "backlog")):
             m = members & (kind == kind_id)
             if m.sum() < act.MIN_STRATUM_USERS:
@@ -274,6 +278,7 @@ def _fit(
     bucket = flows.transitions["bucket"].to_numpy()
     transitions = flows.transitions.select(
         "class",
+        "depth",
         pl.Series("prev", label[flows.transitions["prev"].to_numpy()], pl.String),
         pl.Series("cur", label[flows.transitions["cur"].to_numpy()], pl.String),
         pl.Series("position", np.where(bucket >= 0, BUCKETS[np.maximum(bucket, 0)], -1), pl.Int32),
@@ -361,6 +366,8 @@ def _fit(
             "end_hazard": "by class, depth group, event and position (0-31, then buckets 12 % wider), "
             "its log odds shifted by event and time since the session's first event (buckets doubling from 1 s)",
             "depth_groups": cfg.depth_groups,
+            # Table depth_by_activity: band b holds a class's users whose active-day rank is below cut b.
+            "depth_band_cuts": [round(x, 6) for x in act.DEPTH_BAND_CUTS],
             # Share of an event's gaps to itself, after such a gap, that copy the gap before (a clock).
             "repeated_gap_share": {
                 names[x]: share for x, share in sorted(flows.repeat_gap.items()) if share > 0
@@ -406,6 +413,7 @@ def _fit(
         "depth_by_activity": pl.concat(depth_band_rows),
         "session_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": flows.pace}),
         "user_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": paces}),
+        "user_streak": pl.concat(streak_rows),
         "inter_event_times": inter,
         "event_keys": props.event_keys,
         "event_categories": props.categories,

@@ -14,17 +14,19 @@
   keep odds 1). Sessions that always run for a while before they can end, or
   that end once their time is up, keep that shape although neither their
   position nor their last event tells it.
-- **Next event**: a second-order Markov chain per class (the state is the last
+- **Next event**: a second-order Markov chain per class and depth group (the state is the last
   two events, START before the first; when the last event repeats itself, the
   state counts the repeats instead: ``REPEAT3`` for the third in a row,
   ``REPEAT4`` for the fourth, ``REPEAT5+`` beyond, so a loop that always stops
   after three rounds, such as progress events during a video, stops after three
-  in the twin too instead of running a geometric number of rounds), the class's
-  counts smoothed toward the
-  class's first-order chance (last event only), itself smoothed toward the
-  first-order chance of all classes (Dirichlet pseudo-counts ``flow_smoothing``);
-  on top, where a state is common enough at a given position (bucket), its own
-  chances there, smoothed toward the position-free ones. Positions matter: a
+  in the twin too instead of running a geometric number of rounds): the depth
+  group's counts smoothed toward the class's second-order chance, those toward
+  the class's first-order chance (last event only), itself smoothed toward the
+  first-order chance of all classes (Dirichlet pseudo-counts ``flow_smoothing``),
+  so users with long sessions may fill them differently (more watching, less
+  browsing); on top, where a state is common enough at a given position
+  (bucket), its own chances there, smoothed toward the class's at that position
+  (or the position-free ones). Positions matter: a
   session that has looped through three reports is nearer its logout than one
   that just opened the dashboard, and a session's opening events follow their
   own script. Transitions seen for fewer than k users are not counted at all.
@@ -94,7 +96,7 @@ class FlowTables:
     """Codes index ``events``; START = V, REPEATS = V+1.. . Transitions hold no END: ends come from ``hazard``."""
 
     events: tuple[str, ...]
-    transitions: pl.DataFrame  # class, prev, cur, bucket (-1: any position), next, probability
+    transitions: pl.DataFrame  # class, depth, prev, cur, bucket (-1: any position), next, probability
     hazard: pl.DataFrame  # class, depth, cur, bucket, hazard
     times: pl.DataFrame  # cur, next (ANY = fallback), level, log_seconds
     pace: np.ndarray  # quantile sketch of a session's log-time pace
@@ -179,15 +181,17 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names
             "prev": np.r_[prev[go], np.full(f.size, start)],
             "cur": np.r_[code[go], np.full(f.size, start)],
             "next": np.r_[nxt[go], code[f]],
+            "depth": np.r_[user_depth[go], user_depth[f]],
             "user": np.r_[user[go], user[f]],
             "bucket": np.r_[bucket_of(pos[go]), np.full(f.size, -1)],
         }
     )
-    transitions = _chain(rows, k, smoothing, n_classes, start)
-    order = ["class", "prev", "cur", "bucket", "next", "probability"]
-    anywhere = transitions.with_columns(pl.lit(-1, pl.Int32).alias("bucket")).select(order)
-    transitions = pl.concat([anywhere, _positional(rows, transitions, k, smoothing).select(order)])
-    transitions = transitions.sort("class", "prev", "cur", "bucket", "next")
+    by_class = _chain(rows, k, smoothing, n_classes, start)
+    by_depth = _by_depth(rows, by_class, k, smoothing, int(user_depth.max()) + 1 if n else 1)
+    order = ["class", "depth", "prev", "cur", "bucket", "next", "probability"]
+    anywhere = by_depth.with_columns(pl.lit(-1, pl.Int32).alias("bucket")).select(order)
+    positional = _positional(rows, by_class, by_depth, k, smoothing).select(order)
+    transitions = pl.concat([anywhere, positional]).sort("class", "depth", "prev", "cur", "bucket", "next")
     times, pace = _time_sketches(code, nxt, t, last, session, v, k, levels)
     return FlowTables(tuple(names), transitions, hazard, times, pace, by_elapsed,
                       repeated_gaps(code, nxt, t, last, first, k))  # fmt: skip
@@ -252,8 +256,9 @@ def _end_by_elapsed(hazard: pl.DataFrame, cls: np.ndarray, depth: np.ndarray, co
     cell, base_cell = key % size, key // size
     local = np.unique(base_cell, return_inverse=True)[1]  # hazard cells that have rows, numbered
     m = int(local.max()) + 1 if local.size else 0
-    h = np.clip(table.ravel()[base_cell], 1e-6, 1 - 1e-6)
-    offset = np.log(h / (1 - h))
+    clipped = np.clip(table.ravel(), 1e-6, 1 - 1e-6)
+    logit = np.log(clipped / (1 - clipped))  # the smoothed hazards' log odds, every cell
+    offset = logit[base_cell]
     rows = np.bincount(cell, weight, minlength=size)
     ends = np.bincount(cell, ends_pair, minlength=size)
     base_ends = np.bincount(local, ends_pair, minlength=m)
@@ -273,8 +278,7 @@ def _end_by_elapsed(hazard: pl.DataFrame, cls: np.ndarray, depth: np.ndarray, co
     # The refitted hazard of every cell that had rows; the others keep the smoothed one.
     flat = table.ravel().copy()
     seen = np.unique(base_cell)
-    logit = np.log(np.clip(flat[seen], 1e-6, 1 - 1e-6) / np.clip(1 - flat[seen], 1e-6, 1))
-    flat[seen] = 1 / (1 + np.exp(-(logit + delta)))
+    flat[seen] = 1 / (1 + np.exp(-(logit[seen] + delta)))
     refitted = hazard.with_columns(pl.Series("hazard", flat[cells]))
     keep = np.flatnonzero(theta != 0.0)
     shifts = pl.DataFrame(
@@ -319,11 +323,55 @@ def _hazard(cls: np.ndarray, depth: np.ndarray, code: np.ndarray, pos: np.ndarra
     ).sort("class", "depth", "cur", "bucket")
 
 
-def _positional(rows: pl.DataFrame, chain: pl.DataFrame, k: int, b: float) -> pl.DataFrame:
-    """Return next-event chances per (class, prev, cur, position bucket), smoothed toward ``chain``.
+def _by_depth(rows: pl.DataFrame, chain: pl.DataFrame, k: int, b: float, groups: int) -> pl.DataFrame:
+    """Return next-event chances per (class, depth group, prev, cur): the group's counts smoothed toward ``chain``.
 
-    Only states seen at least ``POSITIONAL_MIN`` times get a row (rarer ones would equal the
-    position-free chance anyway); (prev, cur, bucket, next) must be seen for k users.
+    Users of one class who keep long sessions may also fill them differently (more watching, less
+    browsing): each depth group's second-order counts, smoothed toward the class's chain (Dirichlet
+    pseudo-counts ``b``), keep that mix. Triples seen for fewer than k users are not counted.
+    """
+    triple_ok = (
+        rows.group_by("prev", "cur", "next")
+        .agg(pl.col("user").n_unique().alias("u"))
+        .filter(pl.col("u") >= k)
+    )
+    counted = rows.join(triple_ok.select("prev", "cur", "next"), on=["prev", "cur", "next"], how="semi")
+    n2 = (
+        counted.group_by("class", "depth", "prev", "cur", "next")
+        .agg(pl.len().alias("n2"))
+        .with_columns(pl.col("class", "depth", "prev", "cur", "next").cast(pl.Int64))
+    )
+    cast = [pl.col(c).cast(pl.Int64) for c in ("class", "prev", "cur", "next")]
+    grid = (
+        chain.with_columns(*cast)
+        .join(pl.DataFrame({"depth": np.arange(groups, dtype=np.int64)}), how="cross")
+        .join(n2, on=["class", "depth", "prev", "cur", "next"], how="left")
+        .fill_null(0)
+    )
+    grid = grid.with_columns(pl.col("n2").sum().over("class", "depth", "prev", "cur").alias("total"))
+    grid = grid.with_columns(
+        ((pl.col("n2") + b * pl.col("probability")) / (pl.col("total") + b)).alias("probability")
+    )
+    return grid.filter(pl.col("probability") > 0).select(
+        pl.col("class").cast(pl.Int16),
+        pl.col("depth").cast(pl.Int16),
+        pl.col("prev").cast(pl.Int32),
+        pl.col("cur").cast(pl.Int32),
+        pl.col("next").cast(pl.Int32),
+        pl.col("probability").cast(pl.Float64),
+    )
+
+
+def _positional(
+    rows: pl.DataFrame, chain: pl.DataFrame, by_depth: pl.DataFrame, k: int, b: float
+) -> pl.DataFrame:
+    """Return next-event chances per (class, depth group, prev, cur, position bucket).
+
+    Smoothed toward the class's own chances at that position (themselves smoothed toward the
+    position-free ``chain``) where the class's state is seen ``POSITIONAL_MIN`` times there, else
+    toward the group's position-free chances (``by_depth``). Only (class, group) states seen at least
+    ``POSITIONAL_MIN`` times get a row (rarer ones would equal the position-free chance anyway);
+    (prev, cur, bucket, next) must be seen for k users.
     """
     rows = rows.filter(pl.col("bucket") >= 0)
     ok = (
@@ -334,25 +382,42 @@ def _positional(rows: pl.DataFrame, chain: pl.DataFrame, k: int, b: float) -> pl
     counted = rows.join(
         ok.select("prev", "cur", "bucket", "next"), on=["prev", "cur", "bucket", "next"], how="semi"
     )
+    ids = ["class", "prev", "cur", "next"]
+    # The class's chances at each position, smoothed toward its position-free chain.
     n4 = counted.group_by("class", "prev", "cur", "bucket", "next").agg(pl.len().alias("n4"))
     states = n4.group_by("class", "prev", "cur", "bucket").agg(pl.col("n4").sum().alias("total"))
     states = states.filter(pl.col("total") >= POSITIONAL_MIN)
-    cast = [pl.col(c).cast(pl.Int64) for c in ("class", "prev", "cur", "next")]
-    grid = (
+    at_class = (
         states.with_columns(pl.col("class", "prev", "cur").cast(pl.Int64))
-        .join(chain.with_columns(*cast), on=["class", "prev", "cur"], how="inner")
-        .join(
-            n4.with_columns(pl.col("class", "prev", "cur", "next").cast(pl.Int64)),
-            on=["class", "prev", "cur", "bucket", "next"],
-            how="left",
-        )  # fmt: skip
+        .join(chain.with_columns(pl.col(*ids).cast(pl.Int64)), on=["class", "prev", "cur"], how="inner")
+        .join(n4.with_columns(pl.col(*ids).cast(pl.Int64)), on=["class", "prev", "cur", "bucket", "next"], how="left")
         .fill_null(0)
+        .select("class", "prev", "cur", "bucket", "next",
+                ((pl.col("n4") + b * pl.col("probability")) / (pl.col("total") + b)).alias("p_class"))
+    )  # fmt: skip
+    # Each depth group's own counts there, smoothed toward the class's (or the group's position-free) chances.
+    n5 = counted.group_by("class", "depth", "prev", "cur", "bucket", "next").agg(pl.len().alias("n5"))
+    keys = ["class", "depth", "prev", "cur", "bucket"]
+    states = (
+        n5.group_by(*keys).agg(pl.col("n5").sum().alias("total")).filter(pl.col("total") >= POSITIONAL_MIN)
     )
+    grid = (
+        states.with_columns(pl.col(*keys).cast(pl.Int64))
+        .join(by_depth.with_columns(pl.col("class", "depth", "prev", "cur", "next").cast(pl.Int64)),
+              on=["class", "depth", "prev", "cur"], how="inner")
+        .join(at_class, on=["class", "prev", "cur", "bucket", "next"], how="left")
+        .join(n5.with_columns(pl.col(*keys, "next").cast(pl.Int64)), on=[*keys, "next"], how="left")
+    )  # fmt: skip
+    # A state the class has at this position takes the class's chances there as its prior.
+    has_class = pl.col("p_class").sum().over(*keys) > 0
+    prior = pl.when(has_class).then(pl.col("p_class").fill_null(0.0)).otherwise(pl.col("probability"))
+    grid = grid.with_columns(prior.alias("prior"), pl.col("n5").fill_null(0))
     grid = grid.with_columns(
-        ((pl.col("n4") + b * pl.col("probability")) / (pl.col("total") + b)).alias("probability")
+        ((pl.col("n5") + b * pl.col("prior")) / (pl.col("total") + b)).alias("probability")
     )
     return grid.filter(pl.col("probability") > 0).select(
         pl.col("class").cast(pl.Int16),
+        pl.col("depth").cast(pl.Int16),
         pl.col("prev").cast(pl.Int32),
         pl.col("cur").cast(pl.Int32),
         pl.col("bucket").cast(pl.Int32),

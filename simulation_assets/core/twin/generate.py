@@ -66,6 +66,7 @@ class Population:
     depth: np.ndarray  # session-depth group: sessions end with the hazards of (class, group)
     constant_codes: np.ndarray  # (users, constant keys): index into each key's values
     pace: np.ndarray  # the user's own log-time pace, added to every gap of theirs
+    streak: np.ndarray  # the user's own log-odds shift of a visit the day after a visit
 
 
 class Generator(CompiledSpec):
@@ -144,24 +145,28 @@ class Generator(CompiledSpec):
                 codes[alone, j] = _draw(cdf, r[alone]) if len(cdf) else 0
         # Activity band: the user's expected active days in the run, ranked within the class.
         expected_days = 1 + rate * np.clip(np.minimum(lifetime, days - 1 - first), 0, None)
-        depth = _draw_rows(self.depth_band_cdf[cls, activity_bands(expected_days, cls)], g.random(n))
+        depth = _draw_rows(
+            self.depth_band_cdf[cls, activity_bands(expected_days, cls, self.depth_band_cuts)], g.random(n)
+        )
         pace = sample_sketch(self.user_pace_q, np.zeros(n, np.int64), g.random(n))
+        streak = sample_sketch(self.streak_q, cls, g.random(n))
         return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
-                          identified=identified, depth=depth, constant_codes=codes, pace=pace)  # fmt: skip
+                          identified=identified, depth=depth, constant_codes=codes, pace=pace, streak=streak)  # fmt: skip
 
     @cached_property
     def active_by_day(self) -> list[np.ndarray]:
         """Return, per generated day, the users active that day (the whole run's activity, drawn once).
 
         A day is active with the user's rate times the class's weekday and age-week multipliers, its
-        odds then multiplied by the class's factor for the days since the last visit; the first and
-        the last day of a life are always active.
+        odds then multiplied by the class's factor for the days since the last visit (and the day after
+        a visit by the user's own streak factor); the first and the last day of a life are always active.
         """
         pop = self.population
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
         n = len(pop.cls)
         since = np.zeros(n, np.int64)
         top = self.by_recency.shape[1] - 1
+        streak = np.exp(pop.streak)
         out = []
         for d in range(self.gen.days):  # one vectorized step per day of the run
             age = d - pop.first
@@ -170,6 +175,7 @@ class Generator(CompiledSpec):
             weekday_mult = self.weekday_mult[pop.cls, int(weekday(self.start_day + d))]
             base = np.clip(pop.rate * weekday_mult * by_age, 1e-6, 1 - 1e-6)
             odds = base / (1 - base) * self.by_recency[pop.cls, np.clip(since + 1, 1, top)]
+            odds = np.where(since == 0, odds * streak, odds)
             chance = odds / (1 + odds)
             state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < chance))
             since = np.where(state, 0, since + 1)
@@ -245,7 +251,7 @@ class Generator(CompiledSpec):
                 live, prev, cur, cls, run = live[stay], prev[stay], cur[stay], cls[stay], run[stay]
                 if live.size == 0:
                     break
-            group = self._group(cls, prev, cur, step - 1 if step else -1)
+            group = self._group(cls * self.depth_groups + s_depth[live], prev, cur, step - 1 if step else -1)
             u = g.random(live.size)
             pos = np.searchsorted(self.flow_key, np.maximum(group, 0) + u, side="right")
             nxt = np.where(group >= 0, self.flow_next[np.minimum(pos, len(self.flow_next) - 1)], self.end_sym)

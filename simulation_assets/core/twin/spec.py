@@ -33,6 +33,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "day_gaps": {"class": pl.Int16(), "level": pl.Int16(), "log_minutes": pl.Float64()},
     "transitions": {
         "class": pl.Int16(),
+        "depth": pl.Int16(),  # the users' session-depth group; -1 (or absent, older specs): every group
         "prev": pl.String(),
         "cur": pl.String(),
         "position": pl.Int32(),  # first position of the bucket the row applies to; -1: any position
@@ -53,6 +54,8 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "level": pl.Int16(),
         "log_pace": pl.Float64(),
     },  # a user's own pace, on top of the session's
+    # A user's own log-odds shift of a visit the day after a visit (streaks), a sketch per class.
+    "user_streak": {"class": pl.Int16(), "level": pl.Int16(), "log_odds": pl.Float64()},
     "depth_groups": {"class": pl.Int16(), "depth": pl.Int16(), "share": pl.Float64()},
     # The same shares per activity band (third of the class by active days); absent: depth_groups for all.
     "depth_by_activity": {
@@ -78,7 +81,8 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "constant_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "constant_combos": {"share": pl.Float64()},  # plus one String column per constant key
 }
-OPTIONAL_TABLES = frozenset({"end_by_elapsed", "user_pace", "depth_by_activity"})  # empty when absent
+# Tables added after the first specs: empty when absent.
+OPTIONAL_TABLES = frozenset({"end_by_elapsed", "user_pace", "depth_by_activity", "user_streak"})
 START, END, ANY = "START", "END", "*"
 # "Previous event" of a chain state whose current event is the 3rd, 4th, 5th-or-later of its name in a row.
 REPEATS = ("REPEAT3", "REPEAT4", "REPEAT5+")
@@ -219,6 +223,9 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         if name not in tables:
             raise SpecError(f"table {name!r} is missing")
         frame = tables[name]
+        # Chains written before they were kept per depth group stand for every group.
+        if name == "transitions" and "depth" not in frame.columns:
+            frame = frame.with_columns(pl.lit(-1, pl.Int16).alias("depth"))
         missing = [c for c in schema if c not in frame.columns]
         if missing:
             raise SpecError(f"table {name!r} lacks column(s) {', '.join(missing)}")
