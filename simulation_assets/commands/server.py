@@ -352,6 +352,8 @@ def run_through_server(argv: Sequence[str]) -> int | None:
             file=sys.stderr,
         )
         return 1
+    if status.get("error"):
+        print(f"simulate: {status['error']}", file=sys.stderr)
     killed_by = status.get("signal")
     if killed_by in (*FORWARDED_SIGNALS, signal.SIGKILL):  # end as the child ended
         sys.stderr.flush()
@@ -519,7 +521,6 @@ class _Server:
         self.idle_seconds = float(os.environ.get(IDLE_VAR) or DEFAULT_IDLE_SECONDS)
         self.check_seconds = float(os.environ.get(CHECK_VAR) or DEFAULT_CHECK_SECONDS)
         self.children: dict[int, socket.socket] = {}  # child pid -> its client's connection
-        self.clients: dict[int, int] = {}  # connection fd -> child pid
         self.served = 0
         self.started = time.time()
         self.last_active = time.monotonic()
@@ -688,7 +689,15 @@ class _Server:
             return
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes or memory: nothing ran
+            _log(f"fork failed: {exc}")
+            self.reply(conn, {"exit": 1, "error": f"the warm server could not fork: {exc}"})
+            conn.close()
+            for fd in fds:
+                os.close(fd)
+            return
         if pid == 0:  # the child never returns to the server's loop
             code = 1
             try:
@@ -740,9 +749,8 @@ class _Server:
         sys.argv = list(request["argv"])
         sys.path[:] = request["sys_path"]
         _reopen_stdio()
-        code = self.run_command(
-            sys.argv[1:], start_server=False
-        )  # ends the process unless a thread still runs
+        # cli.run_command ends the process itself, unless a thread of the command still runs
+        code = self.run_command(sys.argv[1:], start_server=False)
         import atexit
         import threading
 
