@@ -15,6 +15,7 @@ from pathlib import Path
 
 from simulation_assets.commands.common import (
     QUIET_RUN_CONFIG,
+    InterruptWatch,
     UsageError,
     console,
     dagster_instance,
@@ -177,12 +178,14 @@ def _simulate(
             # Fast-forward: a simulated clock, tick_seconds apart; a few ticks per Dagster run.
             size = min(FAST_FORWARD_MAX_TICKS_PER_RUN, max(1, math.ceil(ticks / FAST_FORWARD_RUNS)))
             done = 0
-            while done < ticks:
-                count = min(size, ticks - done)
-                at = anchor + dt.timedelta(seconds=cfg.tick_seconds * (done + 1))  # type: ignore[attr-defined]
-                ticker.tick(at, ticks=count)
-                done += count
-                bar.advance(task, count)
+            with InterruptWatch() as interrupts:  # a Ctrl-C during a run stops the loop after it
+                while done < ticks:
+                    count = min(size, ticks - done)
+                    at = anchor + dt.timedelta(seconds=cfg.tick_seconds * (done + 1))  # type: ignore[attr-defined]
+                    ticker.tick(at, ticks=count)
+                    done += count
+                    bar.advance(task, count)
+                    interrupts.check()
         else:
             for i in range(ticks):
                 beat = time.monotonic()

@@ -137,6 +137,53 @@ def dagster_instance():  # noqa: ANN201
     return dg.DagsterInstance.get()
 
 
+class InterruptWatch:
+    """Notices a Ctrl-C or SIGTERM that arrived while Dagster ran something: ``check()`` acts on it.
+
+    Dagster's in-process execution takes SIGINT (and SIGTERM) over while a run executes; a signal
+    that arrives outside a step's own code is recorded and then forgotten when the run ends, so a
+    command that chains many short runs (the activity fast-forward) would never stop. Python writes
+    every signal it receives to the wakeup fd whichever handler is installed: ``check()`` after each
+    run reads it and raises ``KeyboardInterrupt`` for SIGINT, and for SIGTERM ends the process by it.
+    Main thread only (elsewhere it watches nothing); the previous wakeup fd is restored on exit.
+    """
+
+    def __enter__(self) -> InterruptWatch:
+        import signal
+
+        self.fds: tuple[int, int] | None = None
+        if threading.current_thread() is threading.main_thread():
+            read, write = os.pipe()
+            os.set_blocking(read, False)
+            os.set_blocking(write, False)
+            self.previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+            self.fds = (read, write)
+        return self
+
+    def check(self) -> None:
+        import signal
+
+        if self.fds is None:
+            return
+        try:
+            received = os.read(self.fds[0], 512)
+        except BlockingIOError:
+            return
+        if signal.SIGTERM in received:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        if signal.SIGINT in received:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self.fds is not None:
+            signal.set_wakeup_fd(self.previous)
+            for fd in self.fds:
+                os.close(fd)
+
+
 # Step-by-step run logs belong in the Dagster UI, not on the terminal.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 

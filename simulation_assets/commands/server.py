@@ -302,11 +302,16 @@ def run_through_server(argv: Sequence[str]) -> int | None:
         return None
     umask = os.umask(0o022)
     os.umask(umask)
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the folder was removed: let the in-process path report it as it always has
+        sock.close()
+        return None
     request = {
         "op": "run",
         "key": key,
         "argv": list(sys.argv[:1]) + list(argv),
-        "cwd": os.getcwd(),
+        "cwd": cwd,
         "env": dict(os.environ),
         "umask": umask,
         "sys_path": list(sys.path),
@@ -347,6 +352,8 @@ def run_through_server(argv: Sequence[str]) -> int | None:
             file=sys.stderr,
         )
         return 1
+    if status.get("error"):
+        print(f"simulate: {status['error']}", file=sys.stderr)
     killed_by = status.get("signal")
     if killed_by in (*FORWARDED_SIGNALS, signal.SIGKILL):  # end as the child ended
         sys.stderr.flush()
@@ -514,13 +521,13 @@ class _Server:
         self.idle_seconds = float(os.environ.get(IDLE_VAR) or DEFAULT_IDLE_SECONDS)
         self.check_seconds = float(os.environ.get(CHECK_VAR) or DEFAULT_CHECK_SECONDS)
         self.children: dict[int, socket.socket] = {}  # child pid -> its client's connection
-        self.clients: dict[int, int] = {}  # connection fd -> child pid
         self.served = 0
         self.started = time.time()
         self.last_active = time.monotonic()
         self.stopping = ""
         self.listener: socket.socket | None = None
         self.wake_r, self.wake_w = os.pipe()
+        self.pid = os.getpid()
         self.lock_fd: int | None = None  # the key's lock: a child must not hold it after the server is gone
 
     # -- setup
@@ -682,7 +689,15 @@ class _Server:
             return
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes or memory: nothing ran
+            _log(f"fork failed: {exc}")
+            self.reply(conn, {"exit": 1, "error": f"the warm server could not fork: {exc}"})
+            conn.close()
+            for fd in fds:
+                os.close(fd)
+            return
         if pid == 0:  # the child never returns to the server's loop
             code = 1
             try:
@@ -721,6 +736,7 @@ class _Server:
             if fd is not None:
                 os.close(fd)
         os.setpgid(0, 0)  # its own process group: forwarded signals reach what the command starts
+        _die_with_parent(self.pid)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             if fd > 2:
@@ -733,9 +749,8 @@ class _Server:
         sys.argv = list(request["argv"])
         sys.path[:] = request["sys_path"]
         _reopen_stdio()
-        code = self.run_command(
-            sys.argv[1:], start_server=False
-        )  # ends the process unless a thread still runs
+        # cli.run_command ends the process itself, unless a thread of the command still runs
+        code = self.run_command(sys.argv[1:], start_server=False)
         import atexit
         import threading
 
@@ -793,6 +808,21 @@ class _Server:
             self.reply(conn, message)
             conn.close()
             self.last_active = time.monotonic()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: end this child if the server dies (SIGKILL, OOM), since no one would relay its status."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the server died between fork and here
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
 
 
 def _flush_stdio() -> None:

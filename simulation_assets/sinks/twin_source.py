@@ -1,10 +1,13 @@
 """Reads an export the way the twin's fit needs it: every event's core fields, then a sample's properties.
 
 Reading every property of millions of events is what would make a fit slow, so
-it happens in three passes over the export (each streaming through DuckDB):
-the core fields of every row; the ``$anon_distinct_id`` of the ``$identify`` rows
-only; and the properties of a seeded sample of the training users (about
-``property_sample_rows`` events), after a look at the keys of the first rows.
+it happens in two passes over the export (each streaming through DuckDB):
+the core fields of every row, with the ``$anon_distinct_id`` of the ``$identify``
+rows only; then the properties of a seeded sample of the training users (about
+``property_sample_rows`` events). When the properties are one JSON column, that
+second pass keeps the sampled rows' JSON text, lists the keys on a seeded
+``KEY_SAMPLE_ROWS`` of them and pulls the kept keys out in memory; when they are
+columns, the keys are listed on a sample of the whole export first.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ import polars as pl
 
 from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.fit import Prepared, prepare, property_sample_ids
+from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.properties import candidate_keys
 from simulation_assets.sinks.posthog_export import ColumnMapping, ExportSource, open_export
+from simulation_assets.sinks.posthog_export.source import rows_properties, rows_property_keys
 
-KEY_SAMPLE_ROWS = 20_000  # rows whose property keys are listed (a seeded sample of the whole export)
+ANON = "$anon_distinct_id"
+KEY_SAMPLE_ROWS = 20_000  # rows whose property keys are listed (a seeded sample)
 
 
 @dataclass
@@ -34,26 +40,31 @@ class LoadedExport:
         return Path(self.export.source).name
 
 
-def read_identifies(export: ExportSource) -> pl.DataFrame:
-    """Return ``distinct_id`` and ``$anon_distinct_id`` of the export's ``$identify`` events."""
-    rows = export.frame(["$anon_distinct_id"], where="event = '$identify'")
-    return rows.select("distinct_id", "$anon_distinct_id")
-
-
 def load_real(
     path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
 ) -> tuple[ExportSource, Prepared]:
     """Open the export and import its users and sessions (no properties, no event uuids)."""
     export = open_export(path, mapping)
-    core = export.frame("none", uuid=False)
-    return export, prepare(core, cfg, read_identifies(export))
+    # One pass: the ``$anon_distinct_id`` is parsed out of the ``$identify`` events' properties only.
+    core = export.frame([ANON], uuid=False, properties_of=[IDENTIFY])
+    identifies = core.filter(pl.col("event") == IDENTIFY).select("distinct_id", ANON)
+    return export, prepare(core.drop(ANON), cfg, identifies)
 
 
 def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig) -> LoadedExport:
     """Read everything the fit needs from the export at ``path`` (raises ExportError on a bad export)."""
     export, prepared = load_real(path, mapping, cfg)
-    stats = export.property_keys(sample_rows=KEY_SAMPLE_ROWS)
-    keys, _ = candidate_keys(stats, cfg.max_property_keys)
     ids = property_sample_ids(prepared, cfg)
-    sample = export.frame(keys, distinct_ids=ids) if keys else export.frame("none", distinct_ids=ids)
+    if export.json_properties is not None:
+        # One read of the sampled users' rows with their JSON text; keys are listed and pulled out in memory.
+        rows = export.frame("json", distinct_ids=ids, uuid=False)
+        stats = rows_property_keys(rows, sample_rows=KEY_SAMPLE_ROWS)
+        keys, _ = candidate_keys(stats, cfg.max_property_keys)
+        sample = rows_properties(rows.select("distinct_id", "event", "timestamp", "properties"), keys)
+    else:  # properties are columns already: the keys' statistics, then only the columns kept
+        stats = export.property_keys(sample_rows=KEY_SAMPLE_ROWS)
+        keys, _ = candidate_keys(stats, cfg.max_property_keys)
+        sample = export.frame(keys, distinct_ids=ids) if keys else export.frame("none", distinct_ids=ids)
+    # DuckDB's filtered scans do not keep the file's row order: sorted, the sample (and the fit) is the same each time.
+    sample = sample.sort("distinct_id", "timestamp", "event", *keys, nulls_last=True, maintain_order=True)
     return LoadedExport(export, prepared, sample.select("distinct_id", "event", *keys), stats)

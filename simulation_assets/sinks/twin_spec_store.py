@@ -19,6 +19,9 @@ import yaml
 from simulation_assets.core.twin.spec import SpecError, TwinSpec, build_document, validate_tables
 
 DOCUMENT = "twin.yaml"
+# libyaml's safe loader when PyYAML has it (as sinks.config_files does; not imported from there, which
+# would load Dagster into `simulate twin run`): the same documents and errors, about 10x faster.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def save_spec(spec: TwinSpec, folder: str | os.PathLike[str]) -> Path:
@@ -59,7 +62,7 @@ def load_spec(folder: str | os.PathLike[str]) -> TwinSpec:
     if not doc_path.exists():
         raise SpecError(f"{root}: no {DOCUMENT} in this folder (is it a twin spec?)")
     try:
-        data = yaml.safe_load(doc_path.read_text(encoding="utf-8"))
+        data = yaml.load(doc_path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506 (the safe loader)
     except yaml.YAMLError as exc:
         raise SpecError(f"{doc_path}: not valid YAML ({exc})") from None
     try:

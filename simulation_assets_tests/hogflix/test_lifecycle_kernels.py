@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from simulation_assets.core.hogflix.billing import plan_changes
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, STATES, LifecycleConfig
 from simulation_assets.core.hogflix.draws import smallest
+from simulation_assets.core.hogflix.frames import day_frame
 from simulation_assets.core.hogflix.lifecycle import (
     STATE_BY_FLAGS,
     lapse,
@@ -16,6 +18,7 @@ from simulation_assets.core.hogflix.lifecycle import (
     state_from_flags,
     step_day,
 )
+from simulation_assets.core.hogflix.metrics import _visits_by_depth_row, depth_row
 from simulation_assets.core.hogflix.persona_state import (
     ACTIVE,
     BINGE,
@@ -240,3 +243,20 @@ def test_depth_rows_table_gives_the_first_matching_row_of_the_plain_rule(weekday
             want = DEPTH_ACTIVE
         assert (key[i], binge_mode[i]) == (want, in_binge), (p, st, pat)
     assert len(set(key.tolist())) == 10  # every row but the other one of WEEKEND / WEEKEND_PEAK
+
+
+def test_visits_by_depth_row_counts_what_the_rule_applied_to_each_visit_counts():
+    cfg = LifecycleConfig(persona_pool=4_000)
+    state = initial_state(cfg, 11, DAY, burn_in_days=40)
+    for day in range(DAY, DAY + 4):  # Wednesday to Saturday: the weekday and the weekend WEEKEND lines
+        state = step_day(state, day, cfg, 11)
+        frame = day_frame(state)
+        date = day_date(day)
+        plain = (
+            frame.filter(pl.col("active_today"))
+            .group_by(depth_row(date, cfg.pattern_assignment_day).alias("_row"))
+            .agg(pl.len(), pl.col("videos_today").sum())
+        )
+        want = {r[0]: r[1:] for r in plain.iter_rows()}
+        assert _visits_by_depth_row(frame, date, cfg.pattern_assignment_day) == want
+        assert len(want) >= 8

@@ -90,19 +90,19 @@ def _labels(
 ) -> pl.Series:
     """Return the label of each code (null for a negative code) as ``dtype`` (an enum: codes gathered,
     no strings built)."""
-    idx = pl.Series(codes.astype(np.int32))
+    idx = pl.Series(codes)  # the codes as they are (int8): gather widens them itself
     if (codes < 0).any():
         idx = pl.select(pl.when(idx >= 0).then(idx)).to_series()
     return pl.Series(name, list(labels), dtype=dtype).gather(idx)
 
 
 def _ts(values: np.ndarray) -> pl.Series:
-    s = pl.Series(values.astype(np.int64))
+    s = pl.Series(values.astype(np.int64, copy=False))  # read once into a new column below: no copy first
     return pl.when(s >= 0).then(s).otherwise(None).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
 
 
 def _date(values: np.ndarray) -> pl.Expr:
-    s = pl.Series(values.astype(np.int32))
+    s = pl.Series(values.astype(np.int32, copy=False))
     return pl.when(s >= 0).then(s).otherwise(None).cast(pl.Date)
 
 
@@ -118,7 +118,7 @@ def day_frame(state: PersonaState) -> pl.DataFrame:
         plain[k] = c[k]
     S = PERSONA_DAY_SCHEMA  # noqa: N806
     frame = pl.DataFrame(plain).with_columns(
-        pl.Series("activity_history", c["history"].astype(np.uint32)),
+        pl.Series("activity_history", c["history"].astype(np.uint32, copy=False)),
         pl.Series("is_synthetic", np.ones(n, np.bool_)),
         pl.Series("db_initialized", ~c["marked_for_cleanup"]),
         pl.Series("snapshot_date", np.full(n, state.day, np.int32)).cast(pl.Date),

@@ -26,18 +26,25 @@ METRICS_INPUT_COLUMNS = (
 )  # fmt: skip
 
 
-def depth_row(date: dt.date, assignment_day: int) -> pl.Expr:
+def depth_row(
+    date: dt.date, assignment_day: int, sick: pl.Expr | None = None, assigned: pl.Expr | None = None
+) -> pl.Expr:
     """Return the line of the viewing rule (``viewing.depth_rows``) each persona's visit of ``date`` fell
-    under, as a string expression over the persona table (the rule, first match wins)."""
+    under, as a string expression over the persona table (the rule, first match wins); ``sick`` and
+    ``assigned``: the SICK test and the pattern-drawn test when the frame has them as columns of their own."""
     weekend = date.weekday() >= 5
     by_pattern = {"DAILY": "DAILY", "REGULAR": "REGULAR", "WEEKEND": "WEEKEND_PEAK" if weekend else "WEEKEND",
                   "BINGE": "BINGE_COOLDOWN", "MONTHLY": "MONTHLY"}  # fmt: skip
+    if sick is None:
+        sick = pl.col("in_life_event").cast(pl.String) == "SICK"
+    if assigned is None:
+        assigned = pl.col("days_since_signup") >= assignment_day
     return (
-        pl.when(pl.col("in_life_event").cast(pl.String) == "SICK").then(pl.lit("SICK"))
+        pl.when(sick).then(pl.lit("SICK"))
         .when(pl.col("state") == "NEW").then(pl.lit("NEW"))
         .when(pl.col("binge_mode_today")).then(pl.lit("BINGE"))
         .when(pl.col("state") == "CASUAL").then(pl.lit("CASUAL"))
-        .when(pl.col("days_since_signup") >= assignment_day)
+        .when(assigned)
         .then(pl.col("activity_pattern").cast(pl.String).replace_strict(by_pattern))
         .otherwise(pl.lit("ACTIVE"))
     )  # fmt: skip
@@ -102,8 +109,7 @@ def daily_metrics(
         (high & pl.col("lapsed")).sum().alias("high_satisfaction_lapsed"),
     ).row(0, named=True)
     row["date"] = date
-    visits = frame.filter(visit).select(depth_row(date, assignment_day).alias("_row"), "videos_today")
-    by_row = _keyed(visits.group_by("_row").agg(pl.len(), pl.col("videos_today").sum()))
+    by_row = _visits_by_depth_row(frame, date, assignment_day)
     by_state = _keyed(
         frame.group_by("state").agg(
             pl.len(), pl.col("engagement_score").mean(), pl.col("completion_today").filter(visit).mean()
@@ -128,7 +134,7 @@ def daily_metrics(
             (inactive_churn & at_risk).sum().alias("_churned_inactive"),
         )
     )
-    by_pattern = _keyed(frame.filter(alive).group_by("activity_pattern").agg(pl.len()))
+    by_pattern = _keyed(frame.group_by("activity_pattern").agg(alive.sum()))
     for s in STATES:
         row[f"state_{s}"] = by_state.get(s, (0,))[0]
     for p in PATTERNS:
@@ -148,6 +154,37 @@ def daily_metrics(
         ) = by_plan.get(p, (0, 0, 0.0, 0, 0, 0))
         row[f"stars_{p}"] = star_sum / row[f"ratings_{p}"] if row[f"ratings_{p}"] else None
     return pl.DataFrame([{k: row[k] for k in DAILY_METRICS_SCHEMA}], schema=DAILY_METRICS_SCHEMA)
+
+
+def _visits_by_depth_row(personas: pl.DataFrame, date: dt.date, assignment_day: int) -> dict[str, tuple]:
+    """Return {line of the viewing rule: (visits, videos)} of the day's visits (``depth_row``'s lines).
+
+    The visits are counted by the few things the rule looks at (SICK, state, binge mode, pattern drawn,
+    pattern): a group-by over small keys, then the rule applied once per group, not once per visit.
+    """
+    groups = (
+        personas.lazy()  # lazy: only the columns the group-by reads are filtered
+        .filter(pl.col("active_today"))
+        .group_by(
+            (pl.col("in_life_event") == "SICK").fill_null(False).alias("sick"),
+            "state",
+            "binge_mode_today",
+            (pl.col("days_since_signup") >= assignment_day).alias("assigned"),
+            "activity_pattern",
+        )
+        .agg(pl.len(), pl.col("videos_today").sum())
+        .collect()
+    )
+    if groups.is_empty():
+        return {}
+    lines = groups.with_columns(
+        pl.col("state").cast(pl.String), pl.col("activity_pattern").cast(pl.String)
+    ).select(
+        depth_row(date, assignment_day, pl.col("sick"), pl.col("assigned")).alias("_row"),
+        "len",
+        "videos_today",
+    )
+    return _keyed(lines.group_by("_row").agg(pl.col("len").sum(), pl.col("videos_today").sum()))
 
 
 def _keyed(frame: pl.DataFrame) -> dict[str, tuple]:

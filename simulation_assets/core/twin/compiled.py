@@ -253,6 +253,8 @@ class CompiledSpec:
         cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
         # (event code + cumulative share, event code of the row, value) per key.
         self.cat_tables: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
+        # ... and the same distributions as alias tables (start, size per event code; chance, alias per row).
+        self.cat_alias: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.cat_series: dict[str, pl.Series] = {}
         for (key,), part in cats.group_by("key", maintain_order=True):
             part = part.with_columns(
@@ -269,9 +271,13 @@ class CompiledSpec:
             cum[last] = 1.0
             values = part["value"].to_list()
             self.cat_tables[str(key)] = (e + cum, e, values)
+            self.cat_alias[str(key)] = _alias_tables(e, part["share"].to_numpy(), v)
             self.cat_series[str(key)] = _typed(
                 pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
             )
+        # The value columns with a null appended: a day's column is one gather, its null rows pointing past the values.
+        self.const_padded = [values.extend_constant(None, 1) for values in self.const_series]
+        self.cat_padded = {key: values.extend_constant(None, 1) for key, values in self.cat_series.items()}
         nums = tables["event_numbers"].filter(pl.col("event").is_in(self.names)).sort("key", "event", "level")
         self.num_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for (key,), part in nums.group_by("key", maintain_order=True):
@@ -320,6 +326,36 @@ class CompiledSpec:
             hit = self.state_key[at] == key
             out[todo[hit]] = self.state_gid[at[hit]]
         return out
+
+
+def _alias_tables(
+    event: np.ndarray, share: np.ndarray, codes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return Walker alias tables of the rows' shares within each event (rows grouped by ``event``).
+
+    (start, size) per event code give its rows; a draw for event e takes row ``start[e] + i``, i uniform
+    in 0..size-1, and keeps it with chance ``chance[row]``, else takes ``alias[row]`` (Vose's method): two
+    lookups a draw instead of a binary search, each row still drawn with exactly its share.
+    """
+    start = np.zeros(codes, np.int64)
+    size = np.zeros(codes, np.int64)
+    chance = np.ones(len(share))
+    alias = np.arange(len(share), dtype=np.int64)
+    firsts = np.r_[0, np.flatnonzero(event[1:] != event[:-1]) + 1] if len(event) else np.zeros(0, np.int64)
+    for a, b in zip(firsts, np.r_[firsts[1:], len(event)], strict=True):
+        start[event[a]], size[event[a]] = a, b - a
+        p = np.asarray(share[a:b], np.float64)
+        scaled = p * (b - a) / p.sum() if p.sum() > 0 else np.ones(b - a)
+        small = [i for i in range(b - a) if scaled[i] < 1.0]
+        large = [i for i in range(b - a) if scaled[i] >= 1.0]
+        while small and large:
+            s, big = small.pop(), large.pop()
+            chance[a + s], alias[a + s] = scaled[s], a + big
+            scaled[big] -= 1.0 - scaled[s]
+            (small if scaled[big] < 1.0 else large).append(big)
+        for i in small + large:  # what is left holds 1 up to rounding
+            chance[a + i] = 1.0
+    return start, size, chance, alias
 
 
 def _typed(values: pl.Series, kind: str) -> pl.Series:

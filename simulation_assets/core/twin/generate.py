@@ -374,32 +374,40 @@ class Generator(CompiledSpec):
         draws presence only where it is uncertain and values only for the rows that carry it.
         """
         out: dict[str, pl.Series] = {}
-        n = codes.size
+        n, v = codes.size, len(self.names)
         order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(self.names) + 1))
-        rows_of = [order[bounds[e] : bounds[e + 1]] for e in range(len(self.names))]
+        sorted_codes = codes[order]
+        bounds = np.searchsorted(sorted_codes, np.arange(v + 1))
+        rows_of = [order[bounds[e] : bounds[e + 1]] for e in range(v)]
         for key, share in self.presence.items():
             kind = self.kinds[key]
-            parts, events = [], []
-            for e in np.flatnonzero(share[: len(self.names)] > 0):
-                rows = rows_of[e]
-                if share[e] < 1.0 and rows.size:
-                    rows = rows[g.random(rows.size) < share[e]]
-                if rows.size:
-                    parts.append(rows)
-                    events.append(np.full(rows.size, e))
-            rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-            e_rows = np.concatenate(events) if events else np.zeros(0, np.int64)
+            if (share[:v] >= 1.0).all():  # on every event's rows: they are the first bounds[v] of ``order``
+                rows, e_rows = order[: bounds[v]], sorted_codes[: bounds[v]]
+            else:
+                parts, events = [], []
+                for e in np.flatnonzero(share[:v] > 0):
+                    rows = rows_of[e]
+                    if share[e] < 1.0 and rows.size:
+                        rows = rows[g.random(rows.size) < share[e]]
+                    if rows.size:
+                        parts.append(rows)
+                        events.append(np.full(rows.size, e))
+                rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+                e_rows = np.concatenate(events) if events else np.zeros(0, np.int64)
             if key in self.constants:
                 j = self.constants.index(key)
                 picks = pop.constant_codes[user_no[rows], j]
-                out[key] = _spread(self.const_series[j], picks, rows, n)  # values typed when compiled
-            elif key in self.cat_tables:
-                cum_key, owner, _ = self.cat_tables[key]
-                pos = np.searchsorted(cum_key, e_rows + g.random(rows.size), side="right")
-                pos = np.minimum(pos, len(owner) - 1)
-                hit = owner[pos] == e_rows
-                out[key] = _spread(self.cat_series[key], pos[hit], rows[hit], n)
+                out[key] = _spread(self.const_padded[j], picks, rows, n)  # values typed when compiled
+            elif key in self.cat_alias:
+                # Alias draws (two lookups a row): the value's row of the (event, value) table.
+                start, size, chance, alias = self.cat_alias[key]
+                k = size[e_rows]
+                x = g.random(rows.size) * k
+                i = np.maximum(np.minimum(x.astype(np.int64), k - 1), 0)
+                entry = start[e_rows] + i
+                pos = np.where(x - i < chance[entry], entry, alias[entry])
+                hit = k > 0
+                out[key] = _spread(self.cat_padded[key], pos[hit], rows[hit], n)
             elif key in self.num_tables:
                 row_of, q = self.num_tables[key]
                 sketch_row = row_of[e_rows]
@@ -419,11 +427,14 @@ class Generator(CompiledSpec):
 
 
 def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> pl.Series:
-    """Return a column of ``n`` rows holding ``values[picks]`` at ``rows`` and null elsewhere."""
+    """Return a column of ``n`` rows holding ``values[picks]`` at ``rows`` and null elsewhere.
+
+    ``values`` ends with a null (see ``CompiledSpec._compile_properties``): the null rows point at it.
+    """
     if rows.size * 2 >= n:  # dense: one gather from the values padded with a null
-        index = np.full(n, values.len(), np.int64)
+        index = np.full(n, values.len() - 1, np.int64)
         index[rows] = picks
-        return values.extend_constant(None, 1).gather(index)
+        return values.gather(index)
     column = pl.repeat(None, n, dtype=values.dtype, eager=True)
     return column.scatter(rows, values.gather(picks)) if rows.size else column
 

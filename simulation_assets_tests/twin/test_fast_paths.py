@@ -1,0 +1,110 @@
+"""The fit's and the generator's fast paths give what the plain ways give.
+
+The reader parses the ``$identify`` rows' properties inside the core pass, lists property keys on
+rows already read, the sketches sort per group, and categorical properties are drawn from alias
+tables: each is checked against the slower way it replaced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from simulation_assets.core.twin.compiled import _alias_tables
+from simulation_assets.core.twin.sketch import grouped_sketches
+from simulation_assets.sinks.posthog_export import open_export, write_export
+from simulation_assets.sinks.posthog_export.source import rows_properties, rows_property_keys
+from simulation_assets.sinks.twin_source import load_for_fit
+from simulation_assets_tests.twin.conftest import CFG
+
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def _reference_sketches(group: np.ndarray, x: np.ndarray, levels: int, k: int) -> dict[int, np.ndarray]:
+    """Each group's winsorized quantiles, one group at a time (the definition the fast path must meet)."""
+    out = {}
+    for g in np.unique(group):
+        v = np.sort(x[group == g])
+        if v.size >= 2 * k:
+            pos = (k - 1) + (v.size - k - (k - 1)) * np.linspace(0.0, 1.0, levels)
+            below = np.floor(pos).astype(np.int64)
+            frac = pos - below
+            out[int(g)] = v[below] * (1 - frac) + v[np.minimum(below + 1, v.size - 1)] * frac
+    return out
+
+
+@pytest.mark.parametrize("top", [7, 40_000, 2**40])  # radix-sortable groups, wide ones, huge codes
+def test_grouped_sketches_equal_each_group_sketched_alone(top: int) -> None:
+    g = np.random.default_rng(top % 1000)
+    group = g.integers(0, top, 6_000) % 50 * (top // 50 + 1)  # 50 groups spread over the range
+    x = np.round(g.lognormal(size=group.size), 1)  # ties, which a two-key sort would order too
+    names, q = grouped_sketches(group, x, levels=9, k=3)
+    want = _reference_sketches(group, x, 9, 3)
+    assert list(names) == sorted(want)
+    for name, row in zip(names, q, strict=True):
+        np.testing.assert_allclose(row, want[int(name)], rtol=0, atol=1e-12)
+
+
+def test_alias_tables_give_every_value_exactly_its_share() -> None:
+    # Three events with 1, 4 and 300 values (one of them a share of 0), and one event code without any.
+    event = np.repeat([0, 1, 3], [1, 4, 300])
+    share = np.r_[1.0, [0.5, 0.0, 0.3, 0.2], np.random.default_rng(1).dirichlet(np.ones(300) * 0.3)]
+    start, size, chance, alias = _alias_tables(event, share, codes=5)
+    assert list(size) == [1, 4, 0, 300, 0] and list(start[[0, 1, 3]]) == [0, 1, 5]
+    # What a draw gives: row i with (chance_i + the rows that fall back to it) / the event's size.
+    implied = chance.copy()
+    np.add.at(implied, alias, 1.0 - chance)
+    implied /= size[event]
+    for e in (0, 1, 3):
+        m = event == e
+        np.testing.assert_allclose(implied[m], share[m] / share[m].sum(), rtol=0, atol=1e-12)
+    assert (alias[event == 1][share[event == 1] == 0] != np.flatnonzero(event == 1)[1]).all()
+
+
+def _export_rows() -> pl.DataFrame:
+    n = 40
+    return pl.DataFrame(
+        {
+            "uuid": [f"0190f000-0000-7000-8000-{i:012d}" for i in range(n)],
+            "event": ["$pageview", "clicked", "$identify", "$pageleave"] * (n // 4),
+            "distinct_id": [f"u{i // 8}" for i in range(n)],
+            "timestamp": [T0 + dt.timedelta(minutes=3 * i) for i in range(n)],
+            "$session_id": [f"s{i // 4}" for i in range(n)],
+            # Carried by every row: only the $identify rows' values may be read into the core pass.
+            "$anon_distinct_id": [f"anon-{i}" for i in range(n)],
+            "$browser": ["Firefox", "Safari"] * (n // 2),
+            "amount": [float(i) if i % 4 == 1 else None for i in range(n)],
+        }
+    )
+
+
+def test_the_core_pass_reads_anonymous_ids_of_identify_rows_only(tmp_path: Path) -> None:
+    export = open_export(write_export(_export_rows(), tmp_path / "e.parquet", "batch-parquet"))
+    core = export.frame(["$anon_distinct_id"], uuid=False, properties_of=["$identify"])
+    ident = core["event"] == "$identify"
+    assert core.filter(~ident)["$anon_distinct_id"].null_count() == int((~ident).sum()) == 30
+    alone = export.frame(["$anon_distinct_id"], where="event = '$identify'")
+    assert core.filter(ident)["$anon_distinct_id"].to_list() == alone["$anon_distinct_id"].to_list()
+    assert core.drop("$anon_distinct_id").equals(export.frame("none", uuid=False))
+
+
+def test_keys_listed_on_rows_already_read_equal_the_export_s(tmp_path: Path) -> None:
+    export = open_export(write_export(_export_rows(), tmp_path / "e.parquet", "batch-parquet"))
+    rows = export.frame("json")
+    assert rows_property_keys(rows, sample_rows=None).equals(export.property_keys(sample_rows=None))
+    keys = ["$browser", "amount", "$session_id"]
+    assert rows_properties(rows, keys).equals(export.frame(keys))
+
+
+def test_the_fit_reads_the_same_sample_every_time(synthetic_frame: pl.DataFrame, tmp_path: Path) -> None:
+    path = write_export(synthetic_frame, tmp_path / "events.parquet", "batch-parquet")
+    first, second = load_for_fit(path, None, CFG), load_for_fit(path, None, CFG)
+    assert first.property_sample.height > 10_000
+    assert first.property_sample.equals(second.property_sample)
+    assert first.key_stats.equals(second.key_stats)
+    # The keys were listed on the sampled users' rows: every kept key is a column of the sample.
+    assert set(first.key_stats["key"]) >= set(first.property_sample.columns) - {"distinct_id", "event"}
