@@ -77,10 +77,13 @@ IMPORT_TIME_ENV = ("LANG", "LANGUAGE", "NO_COLOR", "FORCE_COLOR", "TERM")
 RUN_TIME_ENV = ("DAGSTER_HOME", "DAGSTER_DISABLE_TELEMETRY")  # read when the instance opens
 
 # Imported once by the server: each measured to start no thread and to read no setting of the
-# command at import time (their import-time variables are in the key). Not here: NumPy, Polars and
-# PyArrow start threads when imported (OpenBLAS workers, jemalloc background threads, Polars' spill
-# cleaner), so a fork would copy a process whose other threads vanish; and the project's
-# definitions read the command's environment variables (seed, start date, sinks) at import time.
+# command at import time (their import-time variables are in the key). Not here: Polars and
+# PyArrow start threads when imported that a fork does not stop (jemalloc background threads,
+# Polars' spill cleaner), so a fork would copy a process whose other threads vanish; and the
+# project's definitions read the command's environment variables (seed, start date, sinks) at
+# import time. NumPy's OpenBLAS worker does stop at a fork (pthread_atfork; measured), so NumPy could
+# be pre-imported behind one trial fork; side by side (6 warm HogFlix days each, twice, load 14) that
+# saved no measurable CPU (medians 0.68-0.91 s with it, 0.74-0.78 without), so it is not.
 PREIMPORTS = (
     "dagster",
     "simulation_assets.sinks.local_instance",  # SQLAlchemy, Alembic, dagster._daemon
@@ -212,7 +215,7 @@ def environment_key(parts: dict[str, Any] | None = None) -> str:
 
 
 def _paths(key: str, folder: Path) -> dict[str, Path]:
-    return {s: folder / f"{key}.{s}" for s in ("sock", "lock", "log", "pid")}
+    return {s: folder / f"{key}.{s}" for s in ("sock", "lock", "log", "pid", "refused")}
 
 
 # ----------------------------------------------------------------------------------------- the client
@@ -388,6 +391,8 @@ def start_server(wait: float = 0.0) -> int | None:
     key = environment_key()
     paths = _paths(key, folder)
     if len(str(paths["sock"])) > MAX_SOCKET_PATH:
+        return None
+    if paths["refused"].exists():  # this environment's server could not fork safely (see its log)
         return None
     held = _lock(paths["lock"], blocking=False)
     pid = None
@@ -886,7 +891,8 @@ def serve(key: str, run: Callable[..., int]) -> int:
     gc.freeze()  # what the imports left is shared with every child and never scanned again
     threads = _threads()
     if threads != 1:
-        _log(f"the pre-imports started {threads - 1} thread(s): a fork would not be safe; not serving")
+        _log(f"the pre-imports left {threads - 1} other thread(s): a fork would not be safe; not serving")
+        paths["refused"].write_text(f"{threads} threads after the pre-imports\n")  # no new start for this key
         return 3
     server = _Server(key, folder, run)
     server.lock_fd = lock

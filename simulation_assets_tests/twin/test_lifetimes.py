@@ -6,8 +6,11 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.twin.activity import (
+    UserSpans,
+    beta_binomial,
     churn_weights,
     kaplan_meier,
+    returns_by_fate,
     self_consistent_survival,
     user_spans,
 )
@@ -100,3 +103,22 @@ def test_a_daily_users_absence_is_judged_by_daily_users_gaps() -> None:
     assert weight[400] == weight[401] == 0.0  # weekly users 5 days away: between two visits
     pooled = churn_weights(activity, spans.user, np.zeros(600, np.int64), spans.lifetime, 69 - spans.last)
     assert pooled[400] > 0.8  # what the class's pooled gaps would say
+
+
+def test_return_chances_are_banded_as_the_twin_bands_its_users() -> None:
+    # Two users of a 60-day window who came on day 0 and day 9 (2 active days), then nothing: gone on
+    # day 9 (lifetime 9, band 1-3 weeks) with chance 0.7, else still there and seen for 59 days (band
+    # 6 weeks+), as a twin user who lives past the run is banded by the days it lives in it.
+    spans = UserSpans(user=np.arange(2), first=np.zeros(2, np.int64), last=np.full(2, 9),
+                      active_days=np.full(2, 2), churned=np.ones(2, np.bool_), lifetime=np.full(2, 9),
+                      churn_weight=np.full(2, 0.7))  # fmt: skip
+    succ, trials, band, weight = returns_by_fate(spans, Window(0, 59), np.array([0.7, 0.0]))
+    assert succ.tolist() == [0, 0, 1, 1] and trials.tolist() == [8, 8, 59, 59]
+    assert band.tolist() == [1, 1, 3, 3] and np.allclose(weight, [0.7, 0.0, 0.3, 1.0])
+    # A weight counts as that many users: weight 2 is the same fit as the records twice.
+    g = np.random.default_rng(1)
+    n = g.integers(5, 40, 300)
+    s = g.binomial(n, g.beta(2.0, 5.0, 300))
+    twice = beta_binomial(np.r_[s, s], np.r_[n, n])
+    assert np.allclose(beta_binomial(s, n, np.full(300, 2.0)), twice, rtol=1e-4)
+    assert not np.allclose(beta_binomial(s, n, np.where(s > n / 3, 3.0, 1.0)), twice, rtol=1e-2)

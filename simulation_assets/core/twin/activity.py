@@ -22,10 +22,13 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   still there (as do the recency fit's), so recent lapsers do not make the last
   weeks of age look quieter than they are.
 - **returns by lifetime**: the Beta is fitted per lifetime band (under a week,
-  1-3 weeks, 3-6 weeks, longer; a user still active at the end counts by the
-  days seen so far), since users who leave soon often come every day until they
-  do while long-lived ones settle to a slower rhythm; a band with fewer than 30
-  users uses the class's Beta.
+  1-3 weeks, 3-6 weeks, longer), since users who leave soon often come every
+  day until they do while long-lived ones settle to a slower rhythm. Each user
+  counts twice, weighted by their churn chance (the lifetime fit's): as gone at
+  their last visit (the days strictly between first and last visit, banded by
+  that lifetime) and as still there (every day after the first, banded by the
+  days seen), which is how a twin user is banded by the days it lives in the
+  run; a band with fewer than 30 users' weight uses the class's Beta.
 - **recency**: a visit is likelier the day after a visit (streaks) and less likely
   once a user has been away (breaks): the odds of a visit are multiplied by a
   factor of the days since the last visit (1 to 28), fitted by a logistic
@@ -176,18 +179,21 @@ def self_consistent_survival(lifetime: np.ndarray, gap_weight: np.ndarray, horiz
     return life, posterior
 
 
-def beta_binomial(successes: np.ndarray, trials: np.ndarray) -> tuple[float, float]:
-    """Return the maximum-likelihood (alpha, beta) of a beta-binomial for the given users."""
+def beta_binomial(
+    successes: np.ndarray, trials: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Return the maximum-likelihood (alpha, beta) of a beta-binomial for the given users (optionally weighted)."""
     s = np.asarray(successes, np.float64)
     n = np.asarray(trials, np.float64)
-    keep = n > 0
-    s, n = s[keep], n[keep]
+    weight = np.ones_like(s) if weights is None else np.asarray(weights, np.float64)
+    keep = (n > 0) & (weight > 0)
+    s, n, weight = s[keep], n[keep], weight[keep]
     if s.size < 2:
         return 1.0, 1.0
-    mean = float(np.clip(s.sum() / n.sum(), 1e-4, 1 - 1e-4))
+    mean = float(np.clip((weight * s).sum() / (weight * n).sum(), 1e-4, 1 - 1e-4))
     # Users share (returns, days) pairs: each distinct pair is evaluated once, weighted by its users.
-    pairs, count = np.unique(np.c_[s, n], axis=0, return_counts=True)
-    s, n, w = pairs[:, 0], pairs[:, 1], count.astype(np.float64)
+    pairs, index = np.unique(np.c_[s, n], axis=0, return_inverse=True)
+    s, n, w = pairs[:, 0], pairs[:, 1], np.bincount(index.ravel(), weight, minlength=len(pairs))
 
     def nll(x: np.ndarray) -> float:
         a, b = np.exp(x)
@@ -291,6 +297,23 @@ def churn_weights(
 def life_band(lifetime: np.ndarray, exposure: np.ndarray) -> np.ndarray:
     """Return the lifetime band of users who lived ``lifetime`` days, ``exposure`` days of which were seen."""
     return np.searchsorted(LIFE_BANDS, np.minimum(lifetime, exposure), side="right") - 1
+
+
+def returns_by_fate(spans: UserSpans, window: Window, churn: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return (returns, days, lifetime band, weight) of two records per user: gone at the last visit, or still there.
+
+    Weighted by the user's churn chance and its complement. A user who left counts the days strictly
+    between their first and last visit and is banded by that lifetime; one still there counts every day
+    after the first and is banded by the days seen, as a twin user is banded by the days it lives in
+    the run: the bands mean the same on both sides.
+    """
+    gone_s, gone_t = spans.active_days - 2, spans.lifetime - 1
+    stay_s, stay_t = spans.active_days - 1, window.last - spans.first
+    succ = np.r_[np.maximum(gone_s, 0), np.maximum(stay_s, 0)]
+    trials = np.maximum(np.r_[gone_t, stay_t], 0)
+    band = np.r_[life_band(spans.lifetime, spans.lifetime), life_band(stay_t, stay_t)]
+    weight = np.r_[churn, 1.0 - churn]
+    return succ, trials, band, weight
 
 
 def returns_and_trials(spans: UserSpans, window: Window) -> tuple[np.ndarray, np.ndarray]:

@@ -169,7 +169,6 @@ def _fit(
 
     spans = act.user_spans(users, activity, cls_by_row, window)
     succ, trials = act.returns_and_trials(spans, window)
-    bands = act.life_band(spans.lifetime, np.where(spans.churned, spans.lifetime, window.last - spans.first))
     first_hours = act.first_session_hours(sessions)
     first_hours = first_hours.with_columns(pl.Series("class", classes[first_hours["user"].to_numpy()]))
     pooled_hours = act.hour_profile(first_hours)
@@ -229,10 +228,14 @@ def _fit(
             tails[kind_name] = round(life.tail_hazard, 6)
             a, b = act.beta_binomial(succ[m], trials[m])
             betas[kind_name] = [round(a, 6), round(b, 6)]
+            # Per lifetime band, each user as gone (by their churn chance) or still there: see returns_by_fate.
+            fate_s, fate_t, fate_band, fate_w = act.returns_by_fate(spans, window, posterior)
+            both = np.r_[m, m]
             by_band = []
             for band in range(len(act.LIFE_BANDS)):  # four bands
-                mb = m & (bands == band)
-                ab = act.beta_binomial(succ[mb], trials[mb]) if mb.sum() >= act.MIN_STRATUM_USERS else (a, b)
+                mb = both & (fate_band == band)
+                enough = fate_w[mb].sum() >= act.MIN_STRATUM_USERS
+                ab = act.beta_binomial(fate_s[mb], fate_t[mb], fate_w[mb]) if enough else (a, b)
                 by_band.append([round(ab[0], 6), round(ab[1], 6)])
             betas_life[kind_name] = by_band
         ids = user_ids[members]
