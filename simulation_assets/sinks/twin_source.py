@@ -48,7 +48,8 @@ def load_real(
     # One pass: the ``$anon_distinct_id`` is parsed out of the ``$identify`` events' properties only.
     core = export.frame([ANON], uuid=False, properties_of=[IDENTIFY])
     identifies = core.filter(pl.col("event") == IDENTIFY).select("distinct_id", ANON)
-    return export, prepare(core.drop(ANON), cfg, identifies)
+    core = core.drop(ANON)  # its 10M nulls freed before sessions are built (the read's peak memory)
+    return export, prepare(core, cfg, identifies)
 
 
 def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig) -> LoadedExport:
