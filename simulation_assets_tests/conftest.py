@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from simulation_assets_tests.postgres_cluster import PostgresCluster
+
+# No warm `simulate` server for anything the tests start, session- and module-scoped fixtures
+# included (test_warm_server.py turns it on for its own commands, in a folder of its own).
+os.environ["SIMULATE_SERVER"] = "0"
 
 
 @pytest.fixture(autouse=True)

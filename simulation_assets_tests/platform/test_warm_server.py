@@ -221,33 +221,41 @@ def test_two_clients_at_once_get_a_child_each(warm, tmp_path: Path) -> None:
         assert (tmp_path / name / "out" / "events.parquet").exists()
 
 
-def test_ctrl_c_on_the_client_reaches_the_command(warm, tmp_path: Path) -> None:
-    """The activity dashboard runs until Ctrl-C: sent to the client, it must stop the child that serves it."""
+def test_signals_on_the_client_reach_the_command(warm, tmp_path: Path) -> None:
+    """Three activity dashboards (they run until stopped) through the server at once: Ctrl-C on the
+    first client, SIGTERM on the second, SIGKILL on the third; each child must stop serving."""
     helper, _info = warm
-    folder, port = tmp_path / "dash", free_port()
-    folder.mkdir()
-    client = subprocess.Popen(
-        [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--interval", "1", "--max-ticks", "20"],
-        env=helper.env(folder),
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
+    dashboards = []
+    for name in ("int", "term", "kill"):
+        folder, port = tmp_path / name, free_port()
+        folder.mkdir()
+        client = subprocess.Popen(
+            [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--interval", "1", "--max-ticks", "30"],
+            env=helper.env(folder),
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        dashboards.append((client, f"http://127.0.0.1:{port}/"))
     try:
-        _wait_for(lambda: _answers(url), 60, "the dashboard to answer")
-        running = helper.status(tmp_path / "ctl")["running"]
-        assert len(running) == 1  # served by a child of the server
-        client.send_signal(signal.SIGINT)
-        out, err = client.communicate(timeout=30)
+        for _client, url in dashboards:
+            _wait_for(lambda url=url: _answers(url), 90, f"the dashboard on {url} to answer")
+        assert len(helper.status(tmp_path / "ctl")["running"]) == 3  # each served by a child of its own
+        for (client, _url), signum in zip(dashboards, (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)):
+            client.send_signal(signum)
+        outs = [client.communicate(timeout=30) for client, _url in dashboards]
     finally:
-        client.kill()
-    assert client.returncode == 0, out + err  # the dashboard's own way to stop, as in-process
-    assert "Ctrl+C to stop" in out
-    _wait_for(lambda: not helper.status(tmp_path / "ctl")["running"], 10, "the child to end")
-    assert not _answers(url)
+        for client, _url in dashboards:
+            client.kill()
+    codes = [client.returncode for client, _url in dashboards]
+    assert codes[0] == 0, outs[0]  # Ctrl-C is the dashboard's own way to stop, as in-process
+    assert "Ctrl+C to stop" in outs[0][0]
+    assert codes[1] in (0, -signal.SIGTERM), outs[1]  # stopped by it, or ended by it as the child was
+    assert codes[2] == -signal.SIGKILL
+    _wait_for(lambda: not helper.status(tmp_path / "ctl")["running"], 15, "the children to end")
+    assert not any(_answers(url) for _client, url in dashboards)
 
 
 def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(tmp_path: Path) -> None:
