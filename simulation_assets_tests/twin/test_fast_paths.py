@@ -108,3 +108,16 @@ def test_the_fit_reads_the_same_sample_every_time(synthetic_frame: pl.DataFrame,
     assert first.key_stats.equals(second.key_stats)
     # The keys were listed on the sampled users' rows: every kept key is a column of the sample.
     assert set(first.key_stats["key"]) >= set(first.property_sample.columns) - {"distinct_id", "event"}
+
+
+def test_uuid_session_ids_are_cut_out_directly_and_short_ones_are_not_mistaken(tmp_path: Path) -> None:
+    head = '{"event":"a","distinct_id":"x","timestamp":"2026-01-01T00:00:00Z","properties":'
+    uuid = "019b8b74-b0a7-750a-8fce-9d2652e9aa70"
+    # A short id whose next key's closing quote sits where a uuid's closing quote would (37th character).
+    trap = '{"$session_id":"s1","' + "k" * 31 + '":"z"}'
+    assert trap[16 + 36] == '"'  # the value starts at 16
+    lines = ['{"$session_id":"' + uuid + '","$window_id":"w"}', trap, '{"$session_id":"' + uuid + 'x"}']
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(head + line + "}\n" for line in lines))
+    ids = open_export(path).frame("none")["session_id"].to_list()
+    assert ids == [uuid, "s1", uuid + "x"]
