@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 
 from simulation_assets.core.hogflix.config import PATTERNS, PLANS, STATES
@@ -12,6 +13,7 @@ from simulation_assets.core.hogflix.schema import (
     DEPTH_ROWS,
     SATISFACTION_HIGH,
     SATISFACTION_LOW,
+    STATE,
     VIEWING_STATES,
 )
 
@@ -110,12 +112,10 @@ def daily_metrics(
     ).row(0, named=True)
     row["date"] = date
     by_row = _visits_by_depth_row(frame, date, assignment_day)
-    by_state = _keyed(
-        frame.group_by("state").agg(
-            pl.len(), pl.col("engagement_score").mean(), pl.col("completion_today").filter(visit).mean()
-        )
-    )
-    stars = pl.col("avg_rating_today").cast(pl.Float64) * pl.col("ratings_today")
+    by_state = _keyed(frame.group_by("state").agg(pl.len(), pl.col("engagement_score").sum(), visit.sum()))
+    completion_sums = _sums_by_state(frame, visit, "completion_today")
+    # A persona's stars today are whole: its mean rating times its ratings (summed exactly, as integers).
+    stars = (pl.col("avg_rating_today").cast(pl.Float64) * pl.col("ratings_today")).round().cast(pl.Int64)
     # Lapsed personas only: their churn chance is the same crowded one in every plan but for the plan's
     # multiplier (a persona kept away by its cadence has the base chance, and plans differ in patterns).
     at_risk = (
@@ -141,8 +141,11 @@ def daily_metrics(
         row[f"pattern_{p}"] = by_pattern.get(p, (0,))[0]
     for r in DEPTH_ROWS:
         row[f"visits_{r}"], row[f"videos_{r}"] = by_row.get(r, (0, 0))
-    for s in VIEWING_STATES:
-        _, row[f"score_{s}"], row[f"completion_{s}"] = by_state.get(s, (0, None, None))
+    for s, completion_sum in zip(STATES, completion_sums, strict=True):
+        if s in VIEWING_STATES:
+            n, score_sum, visits = by_state.get(s, (0, 0, 0))
+            row[f"score_{s}"] = score_sum / n if n else None
+            row[f"completion_{s}"] = float(completion_sum) / visits if visits else None
     for p in PLANS:
         (
             row[f"plan_{p}"],
@@ -151,7 +154,7 @@ def daily_metrics(
             row[f"churned_{p}"],
             row[f"lapsed_at_risk_{p}"],
             row[f"lapsed_churned_{p}"],
-        ) = by_plan.get(p, (0, 0, 0.0, 0, 0, 0))
+        ) = by_plan.get(p, (0, 0, 0, 0, 0, 0))
         row[f"stars_{p}"] = star_sum / row[f"ratings_{p}"] if row[f"ratings_{p}"] else None
     return pl.DataFrame([{k: row[k] for k in DAILY_METRICS_SCHEMA}], schema=DAILY_METRICS_SCHEMA)
 
@@ -185,6 +188,15 @@ def _visits_by_depth_row(personas: pl.DataFrame, date: dt.date, assignment_day: 
         "videos_today",
     )
     return _keyed(lines.group_by("_row").agg(pl.col("len").sum(), pl.col("videos_today").sum()))
+
+
+def _sums_by_state(frame: pl.DataFrame, keep: pl.Expr, column: str) -> np.ndarray:
+    """Return the sum of the float ``column`` over the rows ``keep`` selects, per state (in ``STATES``'
+    order), added in row order (``np.bincount``): Polars' group-by adds floats on several threads in an
+    order that changes from run to run, and the figure would change in its last digits with it."""
+    state = frame["state"] if frame.schema["state"] == STATE else frame["state"].cast(STATE)
+    values = frame.select(pl.when(keep).then(pl.col(column)).fill_null(0.0)).to_series().to_numpy()
+    return np.bincount(state.to_physical().to_numpy(), weights=values, minlength=len(STATES))
 
 
 def _keyed(frame: pl.DataFrame) -> dict[str, tuple]:
