@@ -162,7 +162,7 @@ def test_real_identifiers_in_a_twin_fail_the_identifier_check(
 def test_an_export_too_short_to_measure_retention_or_churn_fails_those_checks(
     loaded: LoadedExport, twin_frame: pl.DataFrame
 ) -> None:
-    first = twin_frame["timestamp"].min()
+    first = twin_frame["timestamp"].min().replace(hour=0, minute=0, second=0, microsecond=0)  # type: ignore[union-attr]
     short = _twin(twin_frame, lambda r: r.filter(pl.col("timestamp") < first + dt.timedelta(days=10)))  # type: ignore[operator]
     report = compare(loaded.prepared, short)
     assert report.days == 10

@@ -10,8 +10,10 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   same third of the class by active-day density, that are no longer than a; then the posterior q / (q + (1 - q) P(gap > a)), q the fitted
   curve's chance of leaving between the last visit and the window's end, and
   the curve is fitted again (self-consistent). The activity fits below weight a
-  user's idle days after their last visit by the same chances. Beyond the observed
-  ages the hazard stays at its average over the last third of them.
+  user's idle days after their last visit by the same chances. The curve's last
+  week of ages is dropped (absences of a few days are all that judge a cohort
+  there), and beyond the table the hazard stays at its average over the last
+  third of it.
 - **returns**: while alive, each later day is active with the user's own chance
   p, drawn from a Beta fitted by maximum likelihood to the users' (returns, days)
   as a beta-binomial (the days strictly between the first and the last active
@@ -176,7 +178,29 @@ def self_consistent_survival(lifetime: np.ndarray, gap_weight: np.ndarray, horiz
         posterior = np.divide(q, q + (1 - q) * stay, out=np.ones_like(q), where=(q + (1 - q) * stay) > 0)
         posterior = np.where(observed > lifetime, posterior, 0.0)
         life = kaplan_meier(lifetime, posterior, horizon, observed)
-    return life, posterior
+    return trim_edge(life), posterior
+
+
+# The curve's last ages are where every user of a cohort that came on the window's first day is seen
+# only a few days before the end: absences that short say little, and the curve drops there (HogFlix's
+# heaviest class lost a quarter of its users in the last 6 of 63 days, 0.4 % a day before). The table
+# stops this many days earlier and the tail hazard carries on from there.
+EDGE_DAYS = 7
+MIN_TABLE_DAYS = 14  # a curve shorter than this keeps its last ages
+
+
+def trim_edge(life: Lifetime) -> Lifetime:
+    """Return the curve without its last ``EDGE_DAYS`` ages, the tail hazard taken from its last third."""
+    keep = len(life.survival) - 1 - EDGE_DAYS
+    if keep < MIN_TABLE_DAYS:
+        return life
+    survival = life.survival[: keep + 1]
+    start = max(1, (2 * keep) // 3)
+    if survival[start] <= 0:
+        return Lifetime(survival, 1.0)
+    ratio = survival[keep] / survival[start]
+    tail = 1.0 - ratio ** (1.0 / (keep - start)) if ratio > 0 else 1.0
+    return Lifetime(survival, float(np.clip(tail, 0.0, 1.0)))
 
 
 def beta_binomial(
