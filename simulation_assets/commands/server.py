@@ -117,6 +117,11 @@ PREIMPORTS = (
     "rich.console",
     "rich.progress",
     "rich.table",
+    # the power-user runner's HTTP client and the reference API it serves (measured: no thread at import)
+    "httpx",
+    "starlette.applications",
+    "starlette.routing",
+    "uvicorn",
 )
 
 
