@@ -352,14 +352,7 @@ def _by_depth(rows: pl.DataFrame, chain: pl.DataFrame, k: int, b: float, groups:
     grid = grid.with_columns(
         ((pl.col("n2") + b * pl.col("probability")) / (pl.col("total") + b)).alias("probability")
     )
-    return grid.filter(pl.col("probability") > 0).select(
-        pl.col("class").cast(pl.Int16),
-        pl.col("depth").cast(pl.Int16),
-        pl.col("prev").cast(pl.Int32),
-        pl.col("cur").cast(pl.Int32),
-        pl.col("next").cast(pl.Int32),
-        pl.col("probability").cast(pl.Float64),
-    )
+    return _positive_chances(grid, ("prev", "cur", "next"))
 
 
 def _positional(
@@ -415,13 +408,15 @@ def _positional(
     grid = grid.with_columns(
         ((pl.col("n5") + b * pl.col("prior")) / (pl.col("total") + b)).alias("probability")
     )
+    return _positive_chances(grid, ("prev", "cur", "bucket", "next"))
+
+
+def _positive_chances(grid: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    """Return the rows of ``grid`` with a chance above zero: class, depth group, ``keys``, probability."""
     return grid.filter(pl.col("probability") > 0).select(
         pl.col("class").cast(pl.Int16),
         pl.col("depth").cast(pl.Int16),
-        pl.col("prev").cast(pl.Int32),
-        pl.col("cur").cast(pl.Int32),
-        pl.col("bucket").cast(pl.Int32),
-        pl.col("next").cast(pl.Int32),
+        *(pl.col(c).cast(pl.Int32) for c in keys),
         pl.col("probability").cast(pl.Float64),
     )
 
