@@ -94,9 +94,11 @@ def test_daily_metrics_are_the_same_bytes_on_every_call_of_a_large_day():
     state, _ = run(cfg, 2, 3)
     small = to_frame(state)
     frame = pl.concat([small] * (1_000_000 // small.height + 1))
-    frame = frame.with_columns(  # distinct float values, so the order of the additions shows in the last digits
-        pl.Series("completion_today", np.random.default_rng(0).uniform(0, 100, frame.height)),
-        pl.Series("active_today", np.random.default_rng(1).random(frame.height) < 0.5),
+    frame = (
+        frame.with_columns(  # distinct float values, so the order of the additions shows in the last digits
+            pl.Series("completion_today", np.random.default_rng(0).uniform(0, 100, frame.height)),
+            pl.Series("active_today", np.random.default_rng(1).random(frame.height) < 0.5),
+        )
     )
     rows = {daily_metrics(frame, dt.date(2026, 1, 3)).write_ipc(None).getvalue() for _ in range(8)}
     assert len(rows) == 1

@@ -133,7 +133,11 @@ def fit(
 
 
 def _fit(
-    prepared: Prepared, property_sample: pl.DataFrame, key_stats: pl.DataFrame, cfg: FitConfig, export_name: str
+    prepared: Prepared,
+    property_sample: pl.DataFrame,
+    key_stats: pl.DataFrame,
+    cfg: FitConfig,
+    export_name: str,
 ) -> TwinSpec:
     train = prepared.subset(holdout=False)
     k, levels = cfg.k_anonymity, cfg.quantile_levels

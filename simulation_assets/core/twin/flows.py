@@ -250,6 +250,7 @@ def _end_by_elapsed(hazard: pl.DataFrame, cls: np.ndarray, depth: np.ndarray, co
         )
         .group_by("key")
         .agg(pl.len().alias("n"), pl.col("end").sum().alias("e"))
+        .sort("key")  # the sums below add in this order: the group-by's own order changes from run to run
     )
     key, weight = pairs["key"].to_numpy(), pairs["n"].to_numpy().astype(np.float64)
     ends_pair = pairs["e"].to_numpy().astype(np.float64)
@@ -492,6 +493,8 @@ def _chain(rows: pl.DataFrame, k: int, b: float, n_classes: int, start: int) -> 
     grid = grid.with_columns(
         ((pl.col("n2") + b * pl.col("p1")) / (pl.col("n2_total") + b)).alias("probability")
     )
+    # Rows in a fixed order before the window sums add floats (the joins' order changes from run to run).
+    grid = grid.sort("class", "prev", "cur", "next")
     grid = grid.with_columns(pl.col("probability") / pl.col("probability").sum().over("class", "prev", "cur"))
     return (
         grid.filter(pl.col("probability") > 0)
@@ -504,6 +507,20 @@ def _chain(rows: pl.DataFrame, k: int, b: float, n_classes: int, start: int) -> 
         )
         .sort("class", "prev", "cur", "next")
     )
+
+
+def _mean_var_by(key: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return (the keys with at least two values, their mean, sample variance and count), in key order.
+
+    Summed in row order (``np.bincount``), so two fits of one export give the same bytes: Polars'
+    group-by adds floats on several threads in an order that changes from run to run.
+    """
+    n = np.bincount(key)
+    mean = np.bincount(key, values, minlength=n.size) / np.maximum(n, 1)
+    dev = values - mean[key]
+    var = np.bincount(key, dev * dev, minlength=n.size) / np.maximum(n - 1, 1)
+    keep = np.flatnonzero(n >= 2)
+    return keep, mean[keep], var[keep], n[keep].astype(np.float64)
 
 
 def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.ndarray, session: np.ndarray,
@@ -521,19 +538,16 @@ def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.nd
         log_gap
         - pl.DataFrame({"p": pair}).join(med, on="p", how="left", maintain_order="left")["m"].to_numpy()
     )
-    per = pl.DataFrame({"s": sess, "r": resid}).group_by("s").agg(pl.col("r").mean().alias("mean"), pl.col("r").var().alias("var"),
-                                                                   pl.len().alias("n"))  # fmt: skip
-    per = per.filter(pl.col("n") >= 2)
+    sessions, means, var, n = _mean_var_by(sess, resid)
     pace_by_session = np.zeros(int(session.max()) + 1 if session.size else 1)
     pace = np.zeros(levels)
-    if per.height >= 2 * k:
-        means = per["mean"].to_numpy()
-        noise = float(np.nanmean(per["var"].to_numpy() / per["n"].to_numpy()))
+    if sessions.size >= 2 * k:
+        noise = float(np.nanmean(var / n))
         spread = float(np.var(means))
         shrink = np.sqrt(max(spread - noise, 0.0) / spread) if spread > 0 else 0.0
         centre = float(np.mean(means))
         shrunk = centre + (means - centre) * shrink
-        pace_by_session[per["s"].to_numpy()] = shrunk
+        pace_by_session[sessions] = shrunk
         sketch = quantile_sketch(shrunk, levels, k)
         pace = sketch if sketch is not None else pace
     adjusted = log_gap - pace_by_session[sess]
@@ -586,16 +600,10 @@ def user_pace(
     slope = np.divide(sxy - sx * sy / np.maximum(n, 1), var_x, out=np.zeros_like(n), where=var_x > 1e-9)
     intercept = (sy - slope * sx) / np.maximum(n, 1)
     resid = y - intercept[group] - slope[group] * x
-    per = (
-        pl.DataFrame({"u": user, "r": resid})
-        .group_by("u")
-        .agg(pl.col("r").mean().alias("m"), pl.col("r").var().alias("v"), pl.len().alias("n"))
-        .filter(pl.col("n") >= 2)
-    )
-    if per.height < 2 * k:
+    users, means, var, count = _mean_var_by(user, resid)
+    if users.size < 2 * k:
         return flat
-    means, count = per["m"].to_numpy(), per["n"].to_numpy().astype(np.float64)
-    noise = per["v"].to_numpy() / count
+    noise = var / count
     centre = float(np.average(means, weights=count))
     between = float(np.var(means)) - float(np.mean(noise))
     if between <= 0:

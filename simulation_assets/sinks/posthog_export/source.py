@@ -314,9 +314,15 @@ class ExportSource:
 def rows_property_keys(rows: pl.DataFrame, sample_rows: int | None = 20_000) -> pl.DataFrame:
     """Return :meth:`ExportSource.property_keys`'s table for ``rows`` read with ``properties="json"``.
 
-    A seeded reservoir sample of ``sample_rows`` of the rows (all when None) is looked at.
+    The ``sample_rows`` rows (all when None) with the lowest hash of their event and properties are
+    looked at: the same rows whatever order ``rows`` come in (a reservoir sample depends on the order,
+    and DuckDB's filtered scans do not keep the file's).
     """
-    sampled = f" USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE (42)" if sample_rows else ""
+    sampled = (
+        f" ORDER BY hash(event, properties), event, properties LIMIT {int(sample_rows)}"
+        if sample_rows
+        else ""
+    )
     con = duckdb.connect()
     try:
         con.register("__rows", rows.select("event", "properties").to_arrow())
