@@ -249,29 +249,17 @@ class CompiledSpec:
             arr[[code[e] for e in part["event"].to_list()]] = part["present_share"].to_numpy()
             self.presence[str(key)] = arr
         self.presence = {k: self.presence[k] for k in sorted(self.presence) if k in self.kinds}
-        # Categorical keys: per key, a sorted key array over (event code + cumulative share) and its values.
+        # Categorical keys: per key, the (event, value) rows sorted by event code, as alias tables (start,
+        # size per event code; chance, alias per row), and the rows' values.
         cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
-        # (event code + cumulative share, event code of the row, value) per key.
-        self.cat_tables: dict[str, tuple[np.ndarray, np.ndarray, list[str]]] = {}
-        # ... and the same distributions as alias tables (start, size per event code; chance, alias per row).
         self.cat_alias: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.cat_series: dict[str, pl.Series] = {}
         for (key,), part in cats.group_by("key", maintain_order=True):
             part = part.with_columns(
                 pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
             ).sort("e", "value")
-            cum = (
-                part.select(pl.col("share").cum_sum().over("e") / pl.col("share").sum().over("e"))
-                .to_series()
-                .to_numpy()
-                .copy()
-            )
-            e = part["e"].to_numpy()
-            last = np.r_[e[1:] != e[:-1], True]
-            cum[last] = 1.0
             values = part["value"].to_list()
-            self.cat_tables[str(key)] = (e + cum, e, values)
-            self.cat_alias[str(key)] = _alias_tables(e, part["share"].to_numpy(), v)
+            self.cat_alias[str(key)] = _alias_tables(part["e"].to_numpy(), part["share"].to_numpy(), v)
             self.cat_series[str(key)] = _typed(
                 pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
             )
