@@ -146,6 +146,15 @@ class CompiledSpec:
         recency = max(len(cd.return_by_recency) for cd in doc.classes)
         self.by_recency = np.array([[1.0, *cd.return_by_recency, *cd.return_by_recency[-1:] * (recency - len(cd.return_by_recency))]
                                     for cd in doc.classes])  # fmt: skip
+        # x the odds the day after a visit by the days in a row so far; a spec without them: none.
+        runs = max([len(cd.return_by_run) for cd in doc.classes] + [1])
+        self.by_run = np.ones((self.n_classes, runs + 1))
+        for c, cd in enumerate(doc.classes):
+            if cd.return_by_run:
+                self.by_run[c, 1:] = [
+                    *cd.return_by_run,
+                    *cd.return_by_run[-1:] * (runs - len(cd.return_by_run)),
+                ]
         depth = self.spec.tables["depth_groups"]
         share = np.zeros((self.n_classes, self.depth_groups))
         share[:, 0] = 1e-12
@@ -178,6 +187,13 @@ class CompiledSpec:
         weeks = max(len(cd.activity_by_age_week) for cd in doc.classes)
         self.by_age = np.array([cd.activity_by_age_week + cd.activity_by_age_week[-1:] * (weeks - len(cd.activity_by_age_week))
                                 for cd in doc.classes])  # fmt: skip
+        # x the odds on each of the first days of age, per (class, kind) (a spec without them: none).
+        days = max([len(v) for cd in doc.classes for v in cd.return_by_age_day.values()] + [0])
+        self.by_age_day = np.ones((self.n_classes, len(KINDS), days))
+        for c, cd in enumerate(doc.classes):
+            for j, k in enumerate(KINDS):
+                factors = cd.return_by_age_day.get(k, [])
+                self.by_age_day[c, j, : len(factors)] = factors
         self.ident_share = np.array([[cd.identified_share.get(k, 0.0) for k in KINDS] for cd in doc.classes])
         spd = tables["sessions_per_day"]
         self.spd_cdf = np.zeros((self.n_classes, 31))

@@ -33,6 +33,7 @@ from simulation_assets.core.twin.properties import candidate_keys, fit_propertie
 from simulation_assets.core.twin.sessions import sessionize, stitch_users
 from simulation_assets.core.twin.spec import (
     FORMAT,
+    KINDS,
     REPEATS,
     START,
     VERSION,
@@ -220,8 +221,9 @@ def _fit(
         grid = act.daily_grid(class_spans, activity, window, members)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
         by_recency = act.return_by_recency(grid, weekdays, by_age)
+        by_run = act.return_by_run(grid, weekdays, by_age, by_recency)
         streak_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels),
-                                         "log_odds": act.streak_spread(grid, weekdays, by_age, by_recency, levels, k)}))  # fmt: skip
+                                         "log_odds": act.streak_spread(grid, weekdays, by_age, by_recency, levels, k, by_run)}))  # fmt: skip
         for kind_id, kind_name in enumerate(("new", "backlog")):
             m = members & (kind == kind_id)
             if m.sum() < act.MIN_STRATUM_USERS:
@@ -268,6 +270,7 @@ def _fit(
                 "return_beta": betas,
                 "return_beta_by_life": betas_life,
                 "return_by_recency": [round(float(x), 4) for x in by_recency[1:]],
+                "return_by_run": [round(float(x), 4) for x in by_run[1:]],
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
                 "tail_hazard": tails,
                 "weekday_multipliers": [round(float(x), 6) for x in weekdays],
@@ -429,4 +432,72 @@ def _fit(
         "constant_combos": props.combos,
     }
     doc = build_document(document)
-    return TwinSpec(doc, validate_tables(doc, tables))
+    spec = TwinSpec(doc, validate_tables(doc, tables))
+    return calibrate_first_days(spec, activity, user_ids, first_days, cls_by_row * 2 + kind, window)
+
+
+CALIBRATION_ROUNDS = 4
+CALIBRATION_USERS = 20_000  # twin users simulated per round (at least as many as the export has)
+MIN_CALIBRATION_USERS = 30  # a (class, day of age) with fewer users on either side keeps its factor
+
+
+def first_days_visits(first: np.ndarray, cls: np.ndarray, active_user: np.ndarray, active_day: np.ndarray,
+                      last: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Return (visits, users) per (class, day of age 0..AGE_DAYS - 1): users whose day of that age is by ``last``.
+
+    ``first``/``cls``: per user; ``active_user``/``active_day``: one row per active (user, day).
+    """
+    days = act.AGE_DAYS
+    age = active_day - first[active_user]
+    keep = (age >= 0) & (age < days)
+    visits = np.bincount(cls[active_user][keep] * days + age[keep], minlength=n_classes * days)
+    room = np.clip(last - first + 1, 0, days)  # ages 0..room-1 are within the window
+    users = np.zeros((n_classes, days + 1))
+    np.add.at(users, (cls, room), 1.0)
+    at_risk = users[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]  # users with room > age
+    return visits.reshape(n_classes, days).astype(np.float64), at_risk
+
+
+def calibrate_first_days(spec: TwinSpec, activity: pl.DataFrame, user_ids: np.ndarray, first_days: np.ndarray,
+                         strata: np.ndarray, window: Window) -> TwinSpec:  # fmt: skip
+    """Return the spec with the first-days odds factors of each class and kind calibrated by simulation.
+
+    The activity fits take each user's own share of active days as their rate, so a user who came
+    every day of a short first week looks like a daily user and says little about first days. A
+    twin whose users draw a rate and then live their first days came back on 55-60 % of the second
+    to seventh days of HogFlix's new users (HogFlix: 64 % on the second, 51 % on the seventh) and on
+    40 % of the ninth to fourteenth (HogFlix: 31 %). So the twin's own first days are simulated
+    (``CALIBRATION_USERS`` users or as many as the export has, over the export's days), and the
+    factor of each (class, kind, day of age) is multiplied by the odds of the share of the export's
+    users back that day over the twin's, ``CALIBRATION_ROUNDS`` times from 1. ``user_ids``,
+    ``first_days``, ``strata``: the training users (sorted), their first day and class x 2 + kind.
+    """
+    # Imported here: the generator imports this package's estimators, not the other way round.
+    from simulation_assets.core.twin.generate import Generator
+
+    n = 2 * len(spec.document.classes)
+    real_v, real_n = first_days_visits(
+        first_days - window.first, strata.astype(np.int64), np.searchsorted(user_ids, activity["user"].to_numpy()),
+        activity["day"].to_numpy() - window.first, window.days - 1, n,
+    )  # fmt: skip
+    real = np.clip(real_v / np.maximum(real_n, 1), 1e-3, 1 - 1e-3)
+    factors = np.ones((n, act.AGE_DAYS))
+    users = max(CALIBRATION_USERS, spec.document.generation.users)
+    for _ in range(CALIBRATION_ROUNDS):
+        gen = Generator(spec.with_generation(users=users, days=window.days))
+        pop = gen.population
+        day = np.concatenate([np.full(a.size, d) for d, a in enumerate(gen.active_by_day)])
+        who = np.concatenate(gen.active_by_day)
+        twin_strata = pop.cls.astype(np.int64) * 2 + pop.kind
+        twin_v, twin_n = first_days_visits(pop.first, twin_strata, who, day, window.days - 1, n)
+        twin = np.clip(twin_v / np.maximum(twin_n, 1), 1e-3, 1 - 1e-3)
+        ok = (real_n >= MIN_CALIBRATION_USERS) & (twin_n >= MIN_CALIBRATION_USERS)
+        ok[:, 0] = False  # the first day is always active
+        factors = np.clip(factors * np.where(ok, (real / (1 - real)) / (twin / (1 - twin)), 1.0), 0.02, 50.0)
+        classes = [
+            cd.model_copy(update={"return_by_age_day": {
+                kind: [round(float(x), 4) for x in factors[2 * c + j]] for j, kind in enumerate(KINDS)}})
+            for c, cd in enumerate(spec.document.classes)
+        ]  # fmt: skip
+        spec = TwinSpec(spec.document.model_copy(update={"classes": classes}), spec.tables)
+    return spec

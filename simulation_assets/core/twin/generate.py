@@ -63,7 +63,7 @@ class Population:
     lifetime: np.ndarray  # days from first to last active day (may run past the generated days)
     rate: np.ndarray  # chance of coming back on an alive day
     identified: np.ndarray  # arrives anonymous, identified on the first day
-    depth: np.ndarray  # session-depth group: sessions end with the hazards of (class, group)
+    depth_u: np.ndarray  # the uniform draw that picks the user's session-depth group (see Generator.depth)
     constant_codes: np.ndarray  # (users, constant keys): index into each key's values
     pace: np.ndarray  # the user's own log-time pace, added to every gap of theirs
     streak: np.ndarray  # the user's own log-odds shift of a visit the day after a visit
@@ -143,15 +143,11 @@ class Generator(CompiledSpec):
                 r = g.random(n)
                 alone = ~take_combo
                 codes[alone, j] = _draw(cdf, r[alone]) if len(cdf) else 0
-        # Activity band: the user's expected active days in the run, ranked within the class.
-        expected_days = 1 + rate * np.clip(np.minimum(lifetime, days - 1 - first), 0, None)
-        depth = _draw_rows(
-            self.depth_band_cdf[cls, activity_bands(expected_days, cls, self.depth_band_cuts)], g.random(n)
-        )
+        depth_u = g.random(n)
         pace = sample_sketch(self.user_pace_q, np.zeros(n, np.int64), g.random(n))
         streak = sample_sketch(self.streak_q, cls, g.random(n))
         return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
-                          identified=identified, depth=depth, constant_codes=codes, pace=pace, streak=streak)  # fmt: skip
+                          identified=identified, depth_u=depth_u, constant_codes=codes, pace=pace, streak=streak)  # fmt: skip
 
     @cached_property
     def active_by_day(self) -> list[np.ndarray]:
@@ -165,6 +161,7 @@ class Generator(CompiledSpec):
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
         n = len(pop.cls)
         since = np.zeros(n, np.int64)
+        run = np.zeros(n, np.int64)  # days in a row the user has come, up to the last visit
         top = self.by_recency.shape[1] - 1
         streak = np.exp(pop.streak)
         out = []
@@ -175,12 +172,33 @@ class Generator(CompiledSpec):
             weekday_mult = self.weekday_mult[pop.cls, int(weekday(self.start_day + d))]
             base = np.clip(pop.rate * weekday_mult * by_age, 1e-6, 1 - 1e-6)
             odds = base / (1 - base) * self.by_recency[pop.cls, np.clip(since + 1, 1, top)]
-            odds = np.where(since == 0, odds * streak, odds)
+            after = odds * streak * self.by_run[pop.cls, np.clip(run, 1, self.by_run.shape[1] - 1)]
+            odds = np.where(since == 0, after, odds)
+            if self.by_age_day.shape[2]:  # the first days of age have their own factors
+                early = (age >= 0) & (age < self.by_age_day.shape[2])
+                factor = self.by_age_day[pop.cls, pop.kind, np.clip(age, 0, self.by_age_day.shape[2] - 1)]
+                odds = np.where(early, odds * factor, odds)
             chance = odds / (1 + odds)
             state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < chance))
+            run = np.where(state, np.where(since == 0, run + 1, 1), 0)
             since = np.where(state, 0, since + 1)
             out.append(np.flatnonzero(state))
         return out
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        """Return each user's session-depth group, drawn from their class's shares for their activity band.
+
+        The band is where the days the user is active in the run fall among their class's users (as the
+        fit bands the export's users by their active days in the window). Drawn from the activity the
+        user gets rather than the activity their return chance promises, the busiest users are the ones
+        with the busiest band's depth: banded by expected days, a third of the twin's users active on 32+
+        of HogFlix's 63 days had the shallow sessions of a quieter band (HogFlix's have none).
+        """
+        pop = self.population
+        active_days = np.bincount(np.concatenate(self.active_by_day), minlength=len(pop.cls))
+        band = activity_bands(active_days.astype(np.float64), pop.cls, self.depth_band_cuts)
+        return _draw_rows(self.depth_band_cdf[pop.cls, band], pop.depth_u)
 
     # ---- one day ----------------------------------------------------------------------------------------------------
     def day(self, day: dt.date) -> pl.DataFrame:
@@ -200,7 +218,7 @@ class Generator(CompiledSpec):
         rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
         s_user = users[owner]
         s_cls = cls[owner]
-        codes, e_sess, gaps_s = self._flows(s_cls, pop.depth[s_user], pop.pace[s_user], g)
+        codes, e_sess, gaps_s = self._flows(s_cls, self.depth[s_user], pop.pace[s_user], g)
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
         hour = _draw_rows(self.hour_cdf[s_cls, wd], g.random(owner.size))
         start_ms = (
