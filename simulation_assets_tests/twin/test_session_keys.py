@@ -1,9 +1,10 @@
-"""Keys constant within a visit (a browser, a screen) are fitted and drawn per session, not per event.
+"""Keys constant within a visit are drawn per session; keys that follow another are drawn through it.
 
-The synthetic export's sample gets three keys of its own: a theme and a screen width that a user
-keeps for a calendar day (so for every session of that day) and changes between days, and a click
-position that changes on every event. The fit must find the first two per session and keep the third
-per event; the twin must then hold one value per session and several per user, as the export does.
+The synthetic export's sample gets keys of its own: a theme and a screen width that a user keeps for
+a calendar day (so for every session of that day) and changes between days, a click position that
+changes on every event, a page URL drawn per event with its area (a function of the URL) and a
+section that agrees with the URL only four times in five. The fit must find the first two per
+session, keep the click per event, draw the area through the URL and leave the section alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
 from simulation_assets_tests.twin.conftest import CFG
 
-KEYS = ("theme", "screen_width", "click_x")
+URLS = [f"https://app.example/page/{i}" for i in range(12)]
+AREAS = ["top", "middle", "bottom"]  # pages 0-3, 4-7, 8-11
 
 
 def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
@@ -39,12 +41,27 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
             pl.String
         ),
     )
+    g = np.random.default_rng(6)
+    page = g.integers(0, len(URLS), sample.height)
+    noisy = np.where(g.random(sample.height) < 0.8, page % 3, g.integers(0, 3, sample.height))
+    sample = sample.with_columns(
+        pl.Series("page_url", np.array(URLS)[page]),
+        pl.Series("page_area", np.array(AREAS)[page // 4]),
+        pl.Series("section", np.array(["a", "b", "c"])[noisy]),
+    )
     events = sample["event"].unique().to_list()
     stats = pl.DataFrame(
         [
             {"event": e, "key": key, "rows": 1000, "event_rows": 1000, "share": 1.0, "types": types}
             for e in events
-            for key, types in (("theme", "VARCHAR"), ("screen_width", "UBIGINT"), ("click_x", "DOUBLE"))
+            for key, types in (
+                ("theme", "VARCHAR"),
+                ("screen_width", "UBIGINT"),
+                ("click_x", "DOUBLE"),
+                ("page_url", "VARCHAR"),
+                ("page_area", "VARCHAR"),
+                ("section", "VARCHAR"),
+            )  # fmt: skip
         ],
         schema=loaded.key_stats.schema,
     )
@@ -130,3 +147,21 @@ def test_sample_sessions_split_a_user_s_rows_at_idle_gaps() -> None:
     assert out["user"].to_list() == [1, 1, 1, 1, 1, 2, 2]
     # 39 -> 70 is 31 minutes idle: a new visit; user 2 starts its own.
     assert out["session"].to_list() == [1, 1, 1, 2, 2, 3, 3]
+
+
+def test_a_key_that_follows_another_is_drawn_through_it(visit_spec: TwinSpec) -> None:
+    props = visit_spec.document.properties
+    assert props["follows"] == {"page_area": "page_url"}  # the section agrees only 80 %: drawn on its own
+    lookup = visit_spec.tables["property_lookups"]
+    assert lookup.height == len(URLS) and set(lookup["parent"]) == {"page_url"}
+    twin = _twin_days(visit_spec)
+    pages = twin.drop_nulls("page_url")
+    assert pages.height > 10_000 and pages["page_area"].null_count() == 0  # on the same rows as its URL
+    pairs = pages.select(pl.col("page_url").cast(pl.String), pl.col("page_area").cast(pl.String)).unique()
+    assert pairs.height == len(URLS)
+    number = pairs["page_url"].str.extract(r"(\d+)$").cast(pl.Int64).to_numpy()
+    assert (pairs["page_area"].to_numpy() == np.array(AREAS)[number // 4]).all()
+    # The section is still drawn per event: in the twin it agrees with the URL's group by chance only.
+    group = pages["page_url"].cast(pl.String).str.extract(r"(\d+)$").cast(pl.Int64).to_numpy() % 3
+    agree = float((pages["section"].cast(pl.String).to_numpy() == np.array(["a", "b", "c"])[group]).mean())
+    assert agree < 0.5

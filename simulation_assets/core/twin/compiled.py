@@ -251,6 +251,7 @@ class CompiledSpec:
         cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
         self.cat_alias: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.cat_series: dict[str, pl.Series] = {}
+        cat_text: dict[str, list[str]] = {}
         for (key,), part in cats.group_by("key", maintain_order=True):
             part = part.with_columns(
                 pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
@@ -260,9 +261,30 @@ class CompiledSpec:
             self.cat_series[str(key)] = _typed(
                 pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
             )
+            cat_text[str(key)] = values
         # The value columns with a null appended: a day's column is one gather, its null rows pointing past the values.
         self.const_padded = self.user_keys.padded
         self.cat_padded = {key: values.extend_constant(None, 1) for key, values in self.cat_series.items()}
+        # Keys whose value follows another's: per row of the parent's table, the row of the key's value (-1: none).
+        follows = dict(props.get("follows", {}))
+        self.follows = {
+            k: p for k, p in sorted(follows.items()) if k in self.cat_alias and p in self.cat_alias
+        }
+        self.follow_rows: dict[str, np.ndarray] = {}
+        lookups = tables["property_lookups"]
+        for key, parent in self.follows.items():
+            part = lookups.filter((pl.col("key") == key) & (pl.col("parent") == parent))
+            value_of = dict(zip(part["parent_value"].to_list(), part["value"].to_list(), strict=True))
+            row_of: dict[str, int] = {}
+            for i, text in enumerate(cat_text[key]):
+                row_of.setdefault(text, i)
+            self.follow_rows[key] = np.array(
+                [
+                    row_of.get(value_of.get(text, ""), -1) if text in value_of else -1
+                    for text in cat_text[parent]
+                ],
+                np.int64,
+            )
         nums = tables["event_numbers"].filter(pl.col("event").is_in(self.names)).sort("key", "event", "level")
         self.num_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for (key,), part in nums.group_by("key", maintain_order=True):

@@ -389,6 +389,7 @@ def _fit(
             "combo_share": round(props.combo_share, 6),
             "session_constants": list(props.session_keys),
             "session_combo_share": round(props.session_combo_share, 6),
+            "follows": props.follows,
             "sample_users": int(sample_rows["user"].n_unique()) if sample_rows.height else 0,
         },  # fmt: skip
         "fit": cfg.model_dump(mode="json"),
@@ -433,6 +434,7 @@ def _fit(
         "constant_combos": props.combos,
         "session_marginals": props.session_marginals,
         "session_combos": props.session_combos,
+        "property_lookups": props.lookups,
     }
     doc = build_document(document)
     return TwinSpec(doc, validate_tables(doc, tables))

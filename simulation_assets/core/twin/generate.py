@@ -375,8 +375,10 @@ class Generator(CompiledSpec):
         sorted_codes = codes[order]
         bounds = np.searchsorted(sorted_codes, np.arange(v + 1))
         rows_of = [order[bounds[e] : bounds[e + 1]] for e in range(v)]
-        for key, share in self.presence.items():
-            kind = self.kinds[key]
+        parents = set(self.follows.values())
+        drawn: dict[str, np.ndarray] = {}  # a followed key's drawn table row per event (-1: absent)
+        for key in sorted(self.presence, key=lambda k: k not in parents):  # the followed keys first
+            share, kind = self.presence[key], self.kinds[key]
             # Drawn per user or per session: (values padded with a null, each row's unit, the units' codes).
             unit = None
             if key in self.constants:
@@ -386,17 +388,20 @@ class Generator(CompiledSpec):
                 j = self.session_keys.index(key)
                 unit = (self.sessions.padded[j], e_sess, by_session[j])
             every = bool((share[:v] >= 1.0).all())
+            parent = self.follows.get(key)
             if unit is not None and every:  # on every event: one gather in row order
                 values, unit_of_row, unit_codes = unit
                 out[key] = values.gather(np.where(carried, unit_codes[unit_of_row], values.len() - 1))
                 continue
-            if every:  # on every event's rows: they are the first bounds[v] of ``order``
+            if every and parent is None:  # on every event's rows: they are the first bounds[v] of ``order``
                 rows, e_rows = order[: bounds[v]], sorted_codes[: bounds[v]]
             else:
                 parts, events = [], []
                 for e in np.flatnonzero(share[:v] > 0):
                     rows = rows_of[e]
-                    if share[e] < 1.0 and rows.size:
+                    if parent is not None and self.presence[parent][e] > 0:  # with the key it follows
+                        rows = rows[drawn[parent][rows] >= 0]
+                    elif share[e] < 1.0 and rows.size:
                         rows = rows[g.random(rows.size) < share[e]]
                     if rows.size:
                         parts.append(rows)
@@ -407,6 +412,14 @@ class Generator(CompiledSpec):
                 values, unit_of_row, unit_codes = unit
                 out[key] = _spread(values, unit_codes[unit_of_row[rows]], rows, n)  # typed when compiled
             elif key in self.cat_alias:
+                followed = np.full(rows.size, -1, np.int64)
+                if (
+                    key in self.follows
+                ):  # its value from the value of the key it follows, where that was drawn
+                    parent_row = drawn[self.follows[key]][rows]
+                    followed = np.where(parent_row >= 0, self.follow_rows[key][np.maximum(parent_row, 0)], -1)
+                    own = followed < 0
+                    rows, e_rows, followed_rows, followed = rows[own], e_rows[own], rows[~own], followed[~own]
                 # Alias draws (two lookups a row): the value's row of the (event, value) table.
                 start, size, chance, alias = self.cat_alias[key]
                 k = size[e_rows]
@@ -415,7 +428,15 @@ class Generator(CompiledSpec):
                 entry = start[e_rows] + i
                 pos = np.where(x - i < chance[entry], entry, alias[entry])
                 hit = k > 0
-                out[key] = _spread(self.cat_padded[key], pos[hit], rows[hit], n)
+                if key in parents:
+                    drawn[key] = np.full(n, -1, np.int64)
+                    drawn[key][rows[hit]] = pos[hit]
+                if key in self.follows:
+                    out[key] = _spread(
+                        self.cat_padded[key], np.r_[followed, pos[hit]], np.r_[followed_rows, rows[hit]], n
+                    )
+                else:
+                    out[key] = _spread(self.cat_padded[key], pos[hit], rows[hit], n)
             elif key in self.num_tables:
                 row_of, q = self.num_tables[key]
                 sketch_row = row_of[e_rows]
@@ -431,7 +452,7 @@ class Generator(CompiledSpec):
                 mask = np.ones(n, np.bool_)
                 mask[at] = False
                 out[key] = pl.Series(pa.array(column, mask=mask))
-        return out
+        return {key: out[key] for key in self.presence if key in out}  # the spec's key order
 
     @cached_property
     def user_codes_by_key(self) -> np.ndarray:

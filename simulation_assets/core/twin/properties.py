@@ -24,6 +24,11 @@
 - **Per-event properties**: for each event name, the chance each key is present,
   and its value's distribution given the event (categories and their shares, or a
   number's sketch).
+- **Keys that follow another** (a video's title and genre follow its id, a path
+  follows its URL): a category whose value is the same for 99 % of the rows sharing
+  the value of a key with at least as many values is stored as a lookup from that
+  key's (k-anonymous) values and drawn through it, so the twin never pairs one
+  video's id with another's title.
 """
 
 from __future__ import annotations
@@ -79,6 +84,7 @@ MIN_PRESENT_SHARE = 0.01  # a key carried by fewer of an event's rows is left of
 FREE_TEXT_CHARS = 120  # mean length above which a text property is taken for free text
 # A number is a per-session constant only when its k-anonymous values cover this share of its rows.
 SESSION_NUMBER_KEPT = 0.95
+FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has the value its lookup gives
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,12 @@ class PropertyModel:
     session_marginals: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(
             schema={"key": pl.String, "value": pl.String, "share": pl.Float64}
+        )
+    )
+    follows: dict[str, str] = field(default_factory=dict)  # key -> the key whose value gives it
+    lookups: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"key": pl.String, "parent": pl.String, "parent_value": pl.String, "value": pl.String}
         )
     )
 
@@ -160,14 +172,16 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     keys = [key for key in keys if key in sample.columns]
     unit = ["session"] if "session" in sample.columns else []
     sample, trimmed = trim_urls(sample.select("user", *unit, "event", *keys), keys)
+    sample = sample.with_row_index("row")
     n_users = max(sample["user"].n_unique(), 1)
     event_rows = sample.group_by("event").agg(pl.len().alias("rows"))
     kinds: dict[str, str] = {}
     constants: list[str] = []
     session_keys: list[str] = []
     key_rows, category_rows, number_parts = [], [], []
+    per_event: dict[str, pl.DataFrame] = {}  # each per-event category's (row, value), for the lookups
     for key in keys:
-        values = sample.select("user", *unit, "event", pl.col(key).alias("value")).drop_nulls("value")
+        values = sample.select("row", "user", *unit, "event", pl.col(key).alias("value")).drop_nulls("value")
         if values.is_empty():
             continue
         kind = _kind(values["value"])
@@ -211,6 +225,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         elif per_session:
             session_keys.append(key)
         elif kind in ("category", "boolean"):
+            per_event[key] = values.select("row", "value")
             category_rows.append(
                 values.group_by("event", "value")
                 .agg(pl.len().alias("n"))
@@ -245,8 +260,10 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     ).sort("event", "key")
     suppressed = _suppress_all(sample, constants, k, max_categories)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
+    follows, lookups = _lookups(per_event)
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
-                          categories.sort("event", "key", "value"), numbers, dropped, trimmed)  # fmt: skip
+                          categories.sort("event", "key", "value"), numbers, dropped, trimmed,
+                          follows=follows, lookups=lookups)  # fmt: skip
     if not session_keys:
         return model
     in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"])
@@ -395,6 +412,43 @@ def _session_tables(
     )
     marginals = marginals.with_columns((pl.col("n") / pl.col("n").sum().over("key")).alias("share")).drop("n")
     return kept.sort(keys, nulls_last=True), covered, marginals.sort("key", "value", nulls_last=True)
+
+
+def _lookups(per_event: dict[str, pl.DataFrame]) -> tuple[dict[str, str], pl.DataFrame]:
+    """Return (key -> the key it follows, the lookup table: key, parent, parent_value, value).
+
+    ``per_event``: each per-event category's (row, value), rare values already ``other``. A key follows
+    the first key, among those with more values (ties: the name first), that is present on 99 % of its
+    rows and whose value gives its value on 99 % of them (each parent value maps to the key's most
+    common value beside it). A key that others follow follows none (lookups are one step).
+    """
+    distinct = {key: int(frame["value"].n_unique()) for key, frame in per_event.items()}
+    ranked = sorted(per_event, key=lambda key: (-distinct[key], key))
+    follows: dict[str, str] = {}
+    tables = []
+    for child in reversed(ranked):  # the fewest values first: they have the most candidate parents
+        rows = per_event[child]
+        for parent in ranked[: ranked.index(child)]:
+            if parent in follows:
+                continue
+            both = rows.join(per_event[parent], on="row", how="left", suffix="_p")
+            if both["value_p"].null_count() > (1 - FOLLOWS_SHARE) * both.height:
+                continue
+            top = (
+                both.drop_nulls("value_p")
+                .group_by("value_p", "value")
+                .agg(pl.len().alias("n"))
+                .sort(["value_p", "n", "value"], descending=[False, True, False])
+                .unique("value_p", keep="first", maintain_order=True)
+            )
+            if int(top["n"].sum()) >= FOLLOWS_SHARE * both.height:
+                follows[child] = parent
+                tables.append(top.select(pl.lit(child).alias("key"), pl.lit(parent).alias("parent"),
+                                         pl.col("value_p").alias("parent_value"), "value"))  # fmt: skip
+                break
+    schema = {"key": pl.String, "parent": pl.String, "parent_value": pl.String, "value": pl.String}
+    lookups = _concat(tables, schema).sort("key", "parent_value")  # type: ignore[arg-type]
+    return dict(sorted(follows.items())), lookups
 
 
 def _number_sketches(num_long: pl.DataFrame, levels: int, k: int) -> pl.DataFrame:

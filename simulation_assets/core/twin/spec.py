@@ -83,10 +83,25 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     # Keys constant within a session: the same two tables over sessions (one String column per key).
     "session_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "session_combos": {"share": pl.Float64()},
+    # Keys whose value follows another key's (a video's title its id): the value for each parent value.
+    "property_lookups": {
+        "key": pl.String(),
+        "parent": pl.String(),
+        "parent_value": pl.String(),
+        "value": pl.String(),
+    },
 }
 # Tables added after the first specs: empty when absent.
 OPTIONAL_TABLES = frozenset(
-    {"end_by_elapsed", "user_pace", "depth_by_activity", "user_streak", "session_marginals", "session_combos"}
+    {
+        "end_by_elapsed",
+        "user_pace",
+        "depth_by_activity",
+        "user_streak",
+        "session_marginals",
+        "session_combos",
+        "property_lookups",
+    }
 )
 START, END, ANY = "START", "END", "*"
 # "Previous event" of a chain state whose current event is the 3rd, 4th, 5th-or-later of its name in a row.
