@@ -180,7 +180,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
                 stored += table
                 frame, signed_up = writer.write(state, first, table=table)
                 if metrics_too:
-                    remember_day_metrics(hogflix_settings, frame, key)
+                    remember_day_metrics(hogflix_settings, state)
                 state.identity = signed_up  # the registry the next step needs: none (it never reads it)
                 unique_ids += [checks.persona_ids_unique(frame), checks.persona_ids_unique(signed_up)]
                 context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)

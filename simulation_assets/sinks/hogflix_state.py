@@ -31,11 +31,12 @@ from simulation_assets.core.hogflix.frames import (
     PERSONA_DAY_SCHEMA,
     day_frame,
     from_frame,
+    metrics_columns,
     new_identities,
     with_identities,
 )
 from simulation_assets.core.hogflix.lifecycle import step_day
-from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
+from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics, metrics_row
 from simulation_assets.core.hogflix.persona_state import PersonaState, day_date, day_number
 from simulation_assets.core.hogflix.sessions import (
     SESSION_SCHEMA,
@@ -48,8 +49,8 @@ from simulation_assets.core.hogflix.traffic_config import TrafficConfig
 from simulation_assets.sinks.config_files import load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
 
-# What a range run keeps of a day whose table it does not store: the key and the daily metrics' columns.
-DAY_SUMMARY_COLUMNS = ("persona_number", *METRICS_INPUT_COLUMNS)
+# What a range run builds of a day whose table it does not store: the key column (for its checks).
+DAY_SUMMARY_COLUMNS = ("persona_number",)
 
 
 class HogflixSettings(dg.ConfigurableResource):
@@ -172,7 +173,7 @@ class DayWriter:
         start storing this one; return the day's table and its signups' identity rows.
 
         ``table`` False: store only the identity rows (readers replay the day, see ``DayTables``) and
-        return only the day's ``persona_number`` and the columns the daily metrics read."""
+        return only the day's ``persona_number`` column."""
         ids = new_identities(state, first_number)
         frame = day_frame(state) if table else day_frame(state, DAY_SUMMARY_COLUMNS)
         self.wait()
@@ -328,9 +329,13 @@ _DAY_METRICS: dict[tuple[str, str], pl.DataFrame] = {}
 _DAY_METRICS_KEPT = 4096
 
 
-def remember_day_metrics(settings: HogflixSettings, frame: pl.DataFrame, key: str) -> None:
-    """Compute the daily metrics row of the day table ``frame`` (day ``key``) now, while it is in memory."""
-    row = _metrics_row(settings, frame.select(METRICS_INPUT_COLUMNS), key)
+def remember_day_metrics(settings: HogflixSettings, state: PersonaState) -> None:
+    """Compute the daily metrics row of the pool ``state``'s day now, from its arrays in memory."""
+    key = day_date(state.day).isoformat()
+    cfg = settings.lifecycle()
+    row = metrics_row(
+        metrics_columns(state), day_date(state.day), cfg.pattern_assignment_day, cfg.churn_after_inactive_days
+    )
     while len(_DAY_METRICS) >= _DAY_METRICS_KEPT:
         _DAY_METRICS.pop(next(iter(_DAY_METRICS)))
     _DAY_METRICS[(settings.scenario(), key)] = row

@@ -18,6 +18,7 @@ import polars as pl
 from simulation_assets.core.hogflix.billing import CHURN_REASONS, PAYMENT_STATES
 from simulation_assets.core.hogflix.catalog import GENRES
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
+from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS
 from simulation_assets.core.hogflix.persona_state import (
     IDENTITY_COLUMNS,
     NO_DAY,
@@ -158,6 +159,16 @@ def day_frame(state: PersonaState, columns: Collection[str] | None = None) -> pl
     }  # fmt: skip
     frame = pl.DataFrame(plain, height=n).with_columns(*[make() for k, make in built.items() if k in want])
     return frame.select([pl.col(k).cast(t) for k, t in S.items() if k in want])
+
+
+# Columns of the day's table that the pool holds under another name (the label columns as their codes).
+_POOL_NAMES = {"activity_pattern": "pattern", "in_life_event": "event", "payment_status": "payment_state"}
+
+
+def metrics_columns(state: PersonaState) -> dict[str, np.ndarray]:
+    """Return the pool's arrays that ``metrics.metrics_row`` reads, under the day table's names (the label
+    columns as their codes): the day's metrics without building its table."""
+    return {k: state.cols[_POOL_NAMES.get(k, k)] for k in METRICS_INPUT_COLUMNS}
 
 
 def with_identities(day: pl.DataFrame, identity: pl.DataFrame) -> pl.DataFrame:
