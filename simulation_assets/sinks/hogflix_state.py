@@ -145,7 +145,7 @@ def write_day(
 def _store_day(
     settings: HogflixSettings, store: LocalParquetStore, key: str, ids: pl.DataFrame, frame: pl.DataFrame
 ) -> None:
-    store.write(_identities(settings), key, ids)
+    store.write(_identities(settings), key, ids, bulk=True)
     store.write(settings.dataset("personas"), key, frame, bulk=True)
 
 
@@ -181,7 +181,7 @@ class DayWriter:
         if table:
             self._pending = self._thread.submit(_store_day, self.settings, self.store, key, ids, frame)
         else:
-            self.store.write(_identities(self.settings), key, ids)
+            self.store.write(_identities(self.settings), key, ids, bulk=True)
         return frame, ids
 
     def wait(self) -> None:
@@ -268,7 +268,7 @@ class DayTables:
         state = step_day(before, day, self.settings.lifecycle(), self.settings.seed)
         key = day_date(day).isoformat()
         if not self.store.exists(_identities(self.settings), key):
-            self.store.write(_identities(self.settings), key, new_identities(state, first))
+            self.store.write(_identities(self.settings), key, new_identities(state, first), bulk=True)
         self._last = (state, first)
         return self._last
 
@@ -287,7 +287,7 @@ def burned_in(settings: HogflixSettings, store: LocalParquetStore) -> PersonaSta
         state.identity = store.read(_identities(settings), before)
         return state
     state = initial_state(settings.lifecycle(), settings.seed, settings.genesis_day())
-    store.write(_identities(settings), before, new_identities(state, 0))
+    store.write(_identities(settings), before, new_identities(state, 0), bulk=True)
     store.write(dataset, key, day_frame(state), bulk=True)
     return state
 
@@ -318,7 +318,7 @@ def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: 
         state, older = step_day(state, d, cfg, seed, recycle=older), state
         key = day_date(d).isoformat()
         if not store.exists(_identities(settings), key):  # else: the same rows, stored by the day's run
-            store.write(_identities(settings), key, new_identities(state, first))
+            store.write(_identities(settings), key, new_identities(state, first), bulk=True)
     return state
 
 
