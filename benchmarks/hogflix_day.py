@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 START = "2026-03-01"
 NEXT = "2026-03-02"
 PHASES = (
-    "floor", "kernel", "first_day", "reused", "day", "day_warm", "day_core", "range_short", "range", "traffic",
+    "floor", "first_day", "kernel", "reused", "day", "day_warm", "day_core", "range_short", "range", "traffic",
     "floor_end",
 )  # fmt: skip
 RANGE_START = "2026-03-03"

@@ -27,7 +27,9 @@ def _assets(names=("hogflix_personas", "hogflix_daily_metrics")):
     return [a for a in build_defs(START, "2026-03-01").assets if a.key.path[0] in names]
 
 
-def _run(root, checkpoint_days: int, first=START, last=LAST, names=("hogflix_personas", "hogflix_daily_metrics")):
+def _run(
+    root, checkpoint_days: int, first=START, last=LAST, names=("hogflix_personas", "hogflix_daily_metrics")
+):
     settings = HogflixSettings(seed=5, persona_pool=400, start_date=START, checkpoint_days=checkpoint_days)
     store = LocalParquetStore(root_dir=str(root))
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
@@ -79,7 +81,9 @@ def test_days_read_in_any_order_and_metrics_computed_from_replayed_days_equal_st
         assert not tables.stored(key)
         want = store_all.read(every.dataset("personas"), key)
         assert tables.table(key).equals(want), key
-        assert tables.table(key, ["state", "persona_number"]).equals(want.select("state", "persona_number"))  # schema order
+        assert tables.table(key, ["state", "persona_number"]).equals(
+            want.select("state", "persona_number")
+        )  # schema order
         # Metrics computed from the replayed day (no in-memory row of a run) equal the stored day's.
         from_table = day_metrics(weekly, store_weekly, key, tables)
         assert from_table.equals(day_metrics(every, store_all, key))
