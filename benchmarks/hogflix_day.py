@@ -22,7 +22,7 @@ Each phase runs in a process of its own (so its peak memory is its own), on one 
              process grows to its working set over the first 2-3 days), so the difference is what
              each further day of a long backfill costs; the range run also times each of its days at
              ``hogflix_personas``' progress record and reports their mean from its third day to the last
-             but one (with the defaults 13 days holding two weekly checkpoint tables; steadier on a
+             but one (with the defaults 13 days holding one of the fortnightly checkpoint tables; steadier on a
              shared machine than a difference of two runs)
   traffic    that day's sessions and events, all 48 half-hour windows in one run through the assets
              (events generated and written window by window; parquet sink, no network)
@@ -117,8 +117,8 @@ class _DayMarks(logging.Handler):
         """Return the mean CPU and wall seconds between consecutive days, after the first ``skip`` days
         (which pay the process's first touches of memory) and before the last (which stores its full
         table and the run's summary: a cost per run, not per day), with the median beside them. Each
-        day's background write of a stored day before it runs inside an interval, so the mean over whole
-        weeks carries the weekly checkpoint tables (``HogflixSettings.checkpoint_days``)."""
+        day's background write of a stored day before it runs inside an interval, so the mean carries
+        the checkpoint tables' writes (``HogflixSettings.checkpoint_days``)."""
         gaps = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(self.marks, self.marks[1:])][skip:-1]
         if not gaps:
             return {}

@@ -13,7 +13,7 @@ Then end to end through the assets (``hogflix_day.py``, each phase a fresh proce
       the run's own cost and the first days' first touches of memory); with the run's peak RSS; and,
       steadier, the mean interval between the longer run's own days from its third to the last but
       one (each day timed at its progress record, the background write of a stored day inside the
-      interval; 13 days holding two weekly checkpoint tables with the default 17-day run). The mean
+      interval; 13 days holding one fortnightly checkpoint table with the default 17-day run). The mean
       is the figure judged.
 
 Targets: (b) at least 50x faster than (c) per persona; a day end to end <= 10x (a). CPU time is

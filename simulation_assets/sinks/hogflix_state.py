@@ -69,7 +69,7 @@ class HogflixSettings(dg.ConfigurableResource):
     start_date: str = Field(default=DEFAULT_START_DATE, description="First simulated day (pool genesis).")
     config_path: str = Field(default="", description="Optional YAML file with LifecycleConfig overrides.")
     checkpoint_days: int = Field(
-        default=7,
+        default=14,
         ge=1,
         description=(
             "A day's full persona table is stored on the days whose number (days since 1970-01-01) is a "
