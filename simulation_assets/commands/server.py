@@ -53,6 +53,7 @@ ENABLE_VAR = "SIMULATE_SERVER"  # 0/off/false/no: never use or start a server
 DIR_VAR = "SIMULATE_SERVER_DIR"  # folder of the sockets, locks and logs (default: per-user runtime folder)
 IDLE_VAR = "SIMULATE_SERVER_IDLE"  # seconds without a command before the server exits
 DEFAULT_IDLE_SECONDS = 600.0
+SPARE_VAR = "SIMULATE_SERVER_SPARE"  # 0/off/false/no: no pre-forked spare (the server forks per command)
 CHECK_VAR = "SIMULATE_SERVER_CHECK"  # seconds between the server's comparisons of its key with the files
 DEFAULT_CHECK_SECONDS = 5.0
 PROTOCOL = b"SIMSRV1"
@@ -606,6 +607,8 @@ class _Server:
         self.spare_closed = False  # its socket reached EOF (it is ending)
         self.spare_served = 0
         self.spare_failures = 0  # spares in a row that died before serving
+        if os.environ.get(SPARE_VAR, "1").strip().lower() in ("0", "off", "false", "no"):
+            self.spare_failures = SPARE_FAILURES_MAX  # never make one
 
     # -- setup
 
