@@ -83,6 +83,7 @@ IMPORT_TIME_ENV_PREFIXES = (
     "RAYON_",
     "ARROW_",
     "_RJEM_",
+    "WEBSOCKETS_",  # uvicorn's websockets protocol (the power-user run's reference API)
 )
 IMPORT_TIME_ENV = (
     "LANG",
@@ -92,6 +93,7 @@ IMPORT_TIME_ENV = (
     "TERM",
     "MALLOC_CONF",
     "BUILDING_SPHINX_DOCS",
+    "SPHINX_BUILD",
 )
 RUN_TIME_ENV = ("DAGSTER_HOME", "DAGSTER_DISABLE_TELEMETRY")  # read when the instance opens
 
@@ -151,7 +153,19 @@ PREIMPORTS = (
 # key). Not the definitions themselves (they read the command's environment when imported), not
 # the warehouse's dbt parts (loaded only for --dbt) and not the twin's model modules (SciPy: ~0.7 s
 # and ~90 MiB that only twin commands need; they import them themselves).
-SPARE_LIBRARIES = ("numpy", "polars", "pyarrow", "pyarrow.parquet")
+SPARE_LIBRARIES = (
+    "numpy",
+    "polars",
+    "pyarrow",
+    "pyarrow.parquet",
+    # the power-user run's reference API, which the command serves in-process (uvicorn's choices of
+    # event loop and protocols are imported when a server is configured)
+    "simulation_assets.target.server",
+    "simulation_assets.target.propiq",
+    "uvicorn.loops.auto",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
+)
 SPARE_SKIP = (
     "simulation_assets.sinks.warehouse_dbt",
     "simulation_assets.core.twin",
