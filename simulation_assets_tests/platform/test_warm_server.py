@@ -258,6 +258,126 @@ def test_signals_on_the_client_reach_the_command(warm, tmp_path: Path) -> None:
     assert not any(_answers(url) for _client, url in dashboards)
 
 
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) child processes of ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _ready_spare(helper: Warm, folder: Path, not_pid: int | None = None) -> int:
+    """Wait until the server has a spare that has imported everything (another than ``not_pid``); its pid."""
+    info: dict = {}
+
+    def ready() -> bool:
+        info.update(helper.status(folder) or {})
+        return bool(info.get("spare_ready")) and info.get("spare") not in (None, not_pid)
+
+    _wait_for(ready, 60, "a ready spare")
+    return int(info["spare"])
+
+
+def _modules(pid: int) -> str:
+    """The shared libraries mapped by ``pid`` (what it has imported, for native extensions)."""
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_back_to_back_commands_are_served_by_warm_spares_and_one_spare_waits_at_most(
+    warm, tmp_path: Path
+) -> None:
+    """The server keeps one spare that has imported Polars, NumPy, PyArrow and the project's modules
+    before any request; a command goes to it, and the server forks the next spare meanwhile."""
+    helper, info = warm
+    server = info["pid"]
+    spare = _ready_spare(helper, tmp_path)
+    maps = _modules(spare)
+    assert (
+        "_polars_runtime" in maps and "numpy" in maps and "libarrow" in maps
+    )  # imported ahead of the request
+    assert _children(server) == [spare]  # one spare, nothing else
+    before = helper.status(tmp_path)
+    first = helper.run(tmp_path / "a", "activity", "--ticks", "1", "--output", "out")
+    assert first.returncode == 0, first.stdout + first.stderr
+    second_spare = _ready_spare(helper, tmp_path, not_pid=spare)  # a new spare, warm again
+    second = helper.run(tmp_path / "b", "activity", "--ticks", "1", "--output", "out")
+    assert second.returncode == 0, second.stdout + second.stderr
+    after = helper.status(tmp_path)
+    assert after["served"] == before["served"] + 2
+    assert after["served_by_spare"] == before["served_by_spare"] + 2  # both went to a ready spare
+    assert after["spare"] not in (spare, second_spare)  # each spare serves one command, then is gone
+    _ready_spare(helper, tmp_path)
+    assert len(_children(server)) == 1  # memory: one spare waits, no more
+    for name in ("a", "b"):
+        assert (tmp_path / name / "out" / "events.parquet").exists()
+
+
+def test_a_spare_killed_while_idle_is_replaced(warm, tmp_path: Path) -> None:
+    helper, info = warm
+    spare = _ready_spare(helper, tmp_path)
+    os.kill(spare, signal.SIGKILL)
+    replacement = _ready_spare(helper, tmp_path, not_pid=spare)
+    assert _children(info["pid"]) == [replacement]
+    before = helper.status(tmp_path)["served_by_spare"]
+    done = helper.run(tmp_path / "w", "activity", "--ticks", "0", "--output", "out")
+    assert done.returncode == 2 and "must be a positive integer" in done.stdout  # served, bad input as always
+    assert helper.status(tmp_path)["served_by_spare"] == before + 1
+
+
+def test_what_the_spare_imports_reads_no_environment_outside_the_key() -> None:
+    """A spare imports before it knows the command's environment: every variable those imports read
+    must be part of the key (so a client with another value has another server). Traced in a fresh
+    process by recording the reads of ``os.environ`` after the server's own pre-imports."""
+    probe = """
+import json, os, sys
+from simulation_assets.commands import server
+for name in server.PREIMPORTS:
+    __import__(name)
+read = set()
+class Recording(type(os.environ)):
+    def __getitem__(self, key):
+        read.add(key)
+        return super().__getitem__(key)
+    def __contains__(self, key):
+        read.add(key)
+        return super().__contains__(key)
+    def get(self, key, default=None):
+        read.add(key)
+        return super().get(key, default)
+env = os.environ
+os.environ = Recording(env._data, env.encodekey, env.decodekey, env.encodevalue, env.decodevalue)
+modules = server.spare_modules()
+for name in modules:
+    __import__(name)
+print(json.dumps({"read": sorted(read), "modules": modules, "defs": [m for m in sys.modules if ".defs." in m]}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    from simulation_assets.commands import server
+
+    assert {"numpy", "polars", "pyarrow"} <= set(found["modules"])
+    assert any(m.startswith("simulation_assets.core.hogflix") for m in found["modules"])
+    assert not any(m.startswith(server.SPARE_SKIP) for m in found["modules"])
+    assert found["defs"] == []  # the definitions read the command's environment: never in a spare
+    assert found["read"], "the probe saw no read at all: it would prove nothing"
+    outside = [
+        k
+        for k in found["read"]
+        if not (k.startswith(server.IMPORT_TIME_ENV_PREFIXES) or k in server.IMPORT_TIME_ENV)
+    ]
+    assert outside == []
+
+
 def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(tmp_path: Path) -> None:
     runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
     helper = Warm(runtime)
@@ -388,8 +508,11 @@ def test_the_key_follows_the_code_and_the_import_time_environment(tmp_path: Path
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))  # read at run time: same server
     monkeypatch.setenv("HOGFLIX_START_DATE", "2024-01-01")
     assert server.environment_key() == key
-    monkeypatch.setenv("POLARS_MAX_THREADS", "1")  # not pre-imported: the child reads it
+    monkeypatch.setenv("SIMULATION_SEED", "7")  # read by the command: the child has the client's
     assert server.environment_key() == key
+    monkeypatch.setenv("POLARS_MAX_THREADS", "1")  # Polars is imported by the spare before the request
+    assert server.environment_key() != key
+    monkeypatch.delenv("POLARS_MAX_THREADS")
     monkeypatch.setenv("DAGSTER_RECORD_DEFENSIVE_CHECKS", "1")  # read while Dagster is imported
     assert server.environment_key() != key
     monkeypatch.delenv("DAGSTER_RECORD_DEFENSIVE_CHECKS")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.twin.activity import ACTIVITY_BANDS, LIFE_BANDS
+from simulation_assets.core.twin.activity import ACTIVITY_BANDS, DAY_SESSION_BUCKETS, GAP_BLOCKS, LIFE_BANDS
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, bucket_of, elapsed_bucket
 from simulation_assets.core.twin.properties import OTHER
 from simulation_assets.core.twin.spec import ANY, KINDS, REPEATS, START, Generation, TwinSpec
@@ -202,21 +202,33 @@ class CompiledSpec:
             "share"
         ].to_numpy()
         prof += 1e-12
-        self.hour_cdf = np.cumsum(prof / prof.sum(axis=2, keepdims=True), axis=2)
-        gaps = tables["day_gaps"].sort("class", "level")
+        # (class, weekday, the day's session bucket, hour): the class's hours times the bucket's tilt.
+        tilt = np.ones((DAY_SESSION_BUCKETS, 24))
+        t = tables["first_hour_tilt"]
+        if t.height:
+            tilt[t["bucket"].to_numpy(), t["hour"].to_numpy()] = t["factor"].to_numpy()
+        prof = prof[:, :, None, :] * tilt[None, None, :, :]
+        self.hour_cdf = np.cumsum(prof / prof.sum(axis=3, keepdims=True), axis=3)
+        gaps = tables["day_gaps"].sort("class", "block", "level")
+        # Rows class * GAP_BLOCKS + block of the previous session's end: the block's sketch where the spec has
+        # one, else the class's sketch for any block, else the median over classes.
         self.gap_q: np.ndarray | None = None
         if gaps.height:
             levels = int(gaps["level"].max()) + 1  # type: ignore[operator]
-            self.gap_q = np.zeros((self.n_classes, levels))
+            any_block = gaps.filter(pl.col("block") < 0)
             pooled = (
-                gaps.group_by("level")
+                (any_block if any_block.height else gaps)
+                .group_by("level")
                 .agg(pl.col("log_minutes").median())
                 .sort("level")["log_minutes"]
                 .to_numpy()
             )
-            self.gap_q[:] = pooled
-            for (c,), part in gaps.group_by("class"):
-                self.gap_q[int(c)] = part["log_minutes"].to_numpy()
+            gap_q = np.tile(pooled, (self.n_classes, GAP_BLOCKS, 1))
+            for (c,), part in any_block.group_by("class"):
+                gap_q[int(c), :] = part["log_minutes"].to_numpy()
+            for (c, b), part in gaps.filter(pl.col("block") >= 0).group_by("class", "block"):
+                gap_q[int(c), int(b)] = part["log_minutes"].to_numpy()
+            self.gap_q = gap_q.reshape(self.n_classes * GAP_BLOCKS, levels)
         a = doc.arrivals
         self.arrival = a
         ident = doc.identity

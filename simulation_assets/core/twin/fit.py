@@ -176,6 +176,7 @@ def _fit(
     first_hours = act.first_session_hours(sessions)
     first_hours = first_hours.with_columns(pl.Series("class", classes[first_hours["user"].to_numpy()]))
     pooled_hours = act.hour_profile(first_hours)
+    tilt = act.first_hour_tilt(first_hours)
     gaps = act.within_day_gaps(sessions)
     gaps = gaps.with_columns(pl.Series("class", classes[gaps["user"].to_numpy()]))
     pooled_gap = act.gap_sketch(gaps["gap_minutes"].to_numpy(), levels, k)
@@ -254,10 +255,24 @@ def _fit(
         hour_rows.append(
             pl.DataFrame({"class": c, "weekday": wd.ravel(), "hour": hr.ravel(), "share": profile.ravel()})
         )
-        sketch = act.gap_sketch(gaps.filter(pl.col("class") == c)["gap_minutes"].to_numpy(), levels, k)
+        class_gaps = gaps.filter(pl.col("class") == c)
+        sketch = act.gap_sketch(class_gaps["gap_minutes"].to_numpy(), levels, k)
         sketch = pooled_gap if sketch is None else sketch
         if sketch is not None:
-            gap_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels), "log_minutes": sketch}))
+            gap_rows.append(
+                pl.DataFrame({"class": c, "block": -1, "level": np.arange(levels), "log_minutes": sketch})
+            )
+            for b in range(act.GAP_BLOCKS):
+                after = class_gaps.filter(pl.col("block") == b)["gap_minutes"].to_numpy()
+                if after.size < act.GAP_BLOCK_MIN_GAPS:
+                    after = gaps.filter(pl.col("block") == b)["gap_minutes"].to_numpy()
+                by_block = act.gap_sketch(after, levels, k) if after.size >= act.GAP_BLOCK_MIN_GAPS else None
+                if by_block is not None:
+                    gap_rows.append(
+                        pl.DataFrame(
+                            {"class": c, "block": b, "level": np.arange(levels), "log_minutes": by_block}
+                        )
+                    )
         class_docs.append(
             {
                 "id": c,
@@ -415,9 +430,16 @@ def _fit(
         "survival": pl.concat(survival_rows),
         "sessions_per_day": pl.concat(spd_rows),
         "hour_profile": pl.concat(hour_rows),
+        "first_hour_tilt": pl.DataFrame(
+            {
+                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), 24),
+                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS),
+                "factor": tilt.ravel(),
+            }
+        ),
         "day_gaps": pl.concat(gap_rows)
         if gap_rows
-        else pl.DataFrame({"class": [], "level": [], "log_minutes": []}),
+        else pl.DataFrame({"class": [], "block": [], "level": [], "log_minutes": []}),
         "transitions": transitions,
         "end_hazard": hazard,
         "end_by_elapsed": by_elapsed,

@@ -32,13 +32,13 @@ import pyarrow as pa
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.ids import uuid7s
-from simulation_assets.core.twin.activity import LIFE_BANDS, activity_bands
+from simulation_assets.core.twin.activity import DAY_SESSION_BUCKETS, GAP_BLOCKS, LIFE_BANDS, activity_bands
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, elapsed_bucket
 from simulation_assets.core.twin.identity import IDENTIFY
-from simulation_assets.core.twin.sketch import sample_sketch
+from simulation_assets.core.twin.sketch import sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import START, TwinSpec
 
 MAX_SESSION_EVENTS = 2_000
@@ -193,7 +193,8 @@ class Generator(CompiledSpec):
         s_cls = cls[owner]
         codes, e_sess, gaps_s = self._flows(s_cls, pop.depth[s_user], pop.pace[s_user], g)
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
-        hour = _draw_rows(self.hour_cdf[s_cls, wd], g.random(owner.size))
+        day_bucket = np.minimum(n_sess, DAY_SESSION_BUCKETS)[owner] - 1
+        hour = _draw_rows(self.hour_cdf[s_cls, wd, day_bucket], g.random(owner.size))
         start_ms = (
             day_number(day) * MS_PER_DAY + hour * MS_PER_HOUR + g.random(owner.size) * MS_PER_HOUR
         ).astype(np.int64)
@@ -201,15 +202,20 @@ class Generator(CompiledSpec):
         duration = np.zeros(owner.size, np.int64)
         np.maximum.at(duration, e_sess, offsets_ms)
         if self.gap_q is not None and rank.max() > 0:
-            gap_min = sample_sketch(self.gap_q, s_cls, g.random(owner.size), log=True)
+            u_gap = g.random(owner.size)
+            day_start_ms = day_number(day) * MS_PER_DAY
+            block_ms = MS_PER_DAY // GAP_BLOCKS
             for r in range(1, int(rank.max()) + 1):
                 idx = np.flatnonzero(rank == r)
-                prev = idx - 1
-                start_ms[idx] = (
-                    start_ms[prev]
-                    + duration[prev]
-                    + (np.maximum(gap_min[idx], 0) * MS_PER_MINUTE).astype(np.int64)
-                )
+                prev_end = start_ms[idx - 1] + duration[idx - 1]
+                # The sketch of gaps after sessions that ended in the same block of the day, cut to what is
+                # left of the day: the gaps were measured between sessions of one day.
+                block = np.clip((prev_end - day_start_ms) // block_ms, 0, GAP_BLOCKS - 1)
+                rows = s_cls[idx] * GAP_BLOCKS + block
+                left_min = (day_start_ms + MS_PER_DAY - prev_end) / MS_PER_MINUTE
+                room = sketch_cdf(self.gap_q, rows, left_min, log=True)
+                gap_min = sample_sketch(self.gap_q, rows, u_gap[idx] * room, log=True)
+                start_ms[idx] = prev_end + (np.maximum(gap_min, 0) * MS_PER_MINUTE).astype(np.int64)
         t_ms = start_ms[e_sess] + offsets_ms
         return self._frame(day, pop, users, owner, s_user, s_cls, rank, start_ms, codes, e_sess, t_ms, g)
 

@@ -30,7 +30,10 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "survival": {"class": pl.Int16(), "kind": pl.String(), "age_days": pl.Int32(), "survival": pl.Float64()},
     "sessions_per_day": {"class": pl.Int16(), "sessions": pl.Int16(), "share": pl.Float64()},
     "hour_profile": {"class": pl.Int16(), "weekday": pl.Int8(), "hour": pl.Int8(), "share": pl.Float64()},
-    "day_gaps": {"class": pl.Int16(), "level": pl.Int16(), "log_minutes": pl.Float64()},
+    # block: the 4-hour block of the day in which the session before the gap ended; -1 (or absent, older specs): any.
+    # Factor on a class's first-session hours by the day's sessions (bucket 0: one, 1: two, 2: three or more).
+    "first_hour_tilt": {"bucket": pl.Int8(), "hour": pl.Int8(), "factor": pl.Float64()},
+    "day_gaps": {"class": pl.Int16(), "block": pl.Int8(), "level": pl.Int16(), "log_minutes": pl.Float64()},
     "transitions": {
         "class": pl.Int16(),
         "depth": pl.Int16(),  # the users' session-depth group; -1 (or absent, older specs): every group
@@ -98,6 +101,7 @@ OPTIONAL_TABLES = frozenset(
         "user_pace",
         "depth_by_activity",
         "user_streak",
+        "first_hour_tilt",
         "session_marginals",
         "session_combos",
         "property_lookups",
@@ -246,6 +250,9 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         # Chains written before they were kept per depth group stand for every group.
         if name == "transitions" and "depth" not in frame.columns:
             frame = frame.with_columns(pl.lit(-1, pl.Int16).alias("depth"))
+        # Gaps written before they were kept per block of the day apply after any block.
+        if name == "day_gaps" and "block" not in frame.columns:
+            frame = frame.with_columns(pl.lit(-1, pl.Int8).alias("block"))
         missing = [c for c in schema if c not in frame.columns]
         if missing:
             raise SpecError(f"table {name!r} lacks column(s) {', '.join(missing)}")
