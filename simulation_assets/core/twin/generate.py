@@ -471,6 +471,8 @@ def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> p
 
     ``values`` ends with a null (see ``CompiledSpec._compile_properties``): the null rows point at it.
     """
+    if rows.size * 8 < n:  # few rows: a null column (one value repeated) with the rows written in
+        return values.gather([values.len() - 1]).new_from_index(0, n).scatter(rows, values.gather(picks))
     index = np.full(n, values.len() - 1, np.int64)  # one gather from the values padded with a null
     index[rows] = picks
     return values.gather(index)
