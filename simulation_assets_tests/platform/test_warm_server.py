@@ -330,6 +330,46 @@ def test_a_spare_killed_while_idle_is_replaced(warm, tmp_path: Path) -> None:
     assert helper.status(tmp_path)["served_by_spare"] == before + 1
 
 
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_spare_never_imports_while_a_command_runs(warm, tmp_path: Path) -> None:
+    """A spare that has not finished importing when a command arrives is stopped until no command
+    runs (its imports would share the CPU with the command), and no new spare starts meanwhile."""
+    helper, info = warm
+    spare = _ready_spare(helper, tmp_path)
+    os.kill(spare, signal.SIGKILL)  # its replacement starts importing at once
+    port = free_port()
+    (tmp_path / "dash").mkdir()
+    client = subprocess.Popen(
+        [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--interval", "1", "--max-ticks", "30"],
+        env=helper.env(tmp_path / "dash"),
+        cwd=tmp_path / "dash",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 90, "the dashboard to answer")
+        during = helper.status(tmp_path)
+        assert len(during["running"]) == 1
+        if during["spare"] is not None and not during["spare_ready"]:  # it was importing: paused
+            assert during["spare_paused"] and _state(during["spare"]) == "T", during
+        # else the replacement was ready first and serves the dashboard; no new spare while it runs
+        assert during["spare"] is None or during["spare_ready"] or during["spare_paused"], during
+        time.sleep(1.0)
+        assert helper.status(tmp_path)["spare_ready"] == during["spare_ready"]  # nothing imported meanwhile
+        client.send_signal(signal.SIGINT)
+        client.communicate(timeout=30)
+    finally:
+        client.kill()
+    assert client.returncode == 0
+    _ready_spare(helper, tmp_path)  # resumed (or forked) once nothing runs, and ready
+    assert len(_children(info["pid"])) == 1
+
+
 def test_what_the_spare_imports_reads_no_environment_outside_the_key() -> None:
     """A spare imports before it knows the command's environment: every variable those imports read
     must be part of the key (so a client with another value has another server). Traced in a fresh
