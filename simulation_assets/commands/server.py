@@ -679,7 +679,12 @@ class _Server:
                 if self.spare is not None and not self.spare_ready and not self.spare_closed:
                     sel.register(self.spare[1], selectors.EVENT_READ, "spare")
                 now = time.monotonic()
-                timeout = max(0.0, min(next_key_check, self.last_active + self.idle_seconds) - now)
+                # no longer accepting: sleep until a child ends (SIGCHLD) or a client writes
+                timeout = (
+                    max(0.0, min(next_key_check, self.last_active + self.idle_seconds) - now)
+                    if self.listener is not None
+                    else None
+                )
                 events = sel.select(timeout)
             self.reap()
             for selected, _mask in events:

@@ -449,6 +449,46 @@ def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(t
     assert not _server_pids(runtime)
 
 
+def test_a_server_that_stops_while_a_command_runs_waits_for_it_without_spinning(tmp_path: Path) -> None:
+    """Asked to stop (SIGTERM) while a command runs, the server stops accepting, sleeps until its
+    child ends (no busy loop: it used to poll with a zero timeout), then exits."""
+    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+    helper = Warm(runtime)
+    port = free_port()
+    try:
+        info = helper.start(tmp_path / "ctl")
+        (tmp_path / "dash").mkdir()
+        client = subprocess.Popen(
+            [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--interval", "1", "--max-ticks", "30"],
+            env=helper.env(tmp_path / "dash"),
+            cwd=tmp_path / "dash",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the dashboard to answer")
+            os.kill(info["pid"], signal.SIGTERM)
+            _wait_for(lambda: helper.status(tmp_path / "ctl") is None, 10, "the server to stop accepting")
+            stat = Path(f"/proc/{info['pid']}/stat")
+            before = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
+            time.sleep(1.0)
+            spent = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13]) - before
+            assert spent / os.sysconf("SC_CLK_TCK") < 0.2  # asleep, not polling
+            assert _answers(f"http://127.0.0.1:{port}/")  # the command goes on
+            client.send_signal(signal.SIGINT)
+            client.communicate(timeout=30)
+        finally:
+            client.kill()
+        assert client.returncode == 0
+        _wait_for(lambda: info["pid"] not in _server_pids(runtime), 15, "the server to exit after its child")
+    finally:
+        helper.stop_all(tmp_path)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not _server_pids(runtime)
+
+
 def _answers(url: str) -> bool:
     import urllib.request
 
