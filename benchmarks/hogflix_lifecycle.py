@@ -11,15 +11,17 @@ Then end to end through the assets (``hogflix_day.py``, each phase a fresh proce
   (e) the per-day cost inside a range run (a backfill is one run): a ``--range-days`` run minus a
       ``--range-short`` run of its first days, over the days between (both fresh runs, so both pay
       the run's own cost and the first days' first touches of memory); with the run's peak RSS; and,
-      steadier, the median interval between the longer run's own days after its first two (each day
-      timed at its progress record, the background write of the day before inside the interval).
+      steadier, the mean interval between the longer run's own days from its third to the last but
+      one (each day timed at its progress record, the background write of a stored day inside the
+      interval; 13 days holding one fortnightly checkpoint table with the default 17-day run). The mean
+      is the figure judged.
 
 Targets: (b) at least 50x faster than (c) per persona; a day end to end <= 10x (a). CPU time is
 judged (wall time on a shared machine mostly measures the wait for a core); both are printed, with
 the load average. Writes benchmarks/results/hogflix_lifecycle.json.
 
     .venv/bin/python benchmarks/hogflix_lifecycle.py [--personas 1000000] [--repeats 5]
-        [--range-days 5] [--skip-end-to-end]
+        [--range-days 17] [--skip-end-to-end]
 """
 
 from __future__ import annotations
@@ -558,7 +560,7 @@ def main() -> None:
     parser.add_argument("--personas", type=int, default=1_000_000)
     parser.add_argument("--loop-sample", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--range-days", type=int, default=8, help="days of the end-to-end range run")
+    parser.add_argument("--range-days", type=int, default=17, help="days of the end-to-end range run")
     parser.add_argument("--range-short", type=int, default=3, help="days of the shorter range run beside it")
     parser.add_argument("--skip-end-to-end", action="store_true", help="only the step and the loop")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "hogflix_lifecycle.json"))
@@ -643,7 +645,8 @@ def main() -> None:
             "first_day_with_burn_in": phases["first_day"],
             "load_average": summary["load_average"],
         }
-        result["day_meets_target"] = per_day["meets_target"]
+        steady = summary.get("per_day_in_range_steady")
+        result["day_meets_target"] = (steady or per_day)["meets_target"]
         print(
             f"floor (numpy, 10 uniforms/persona, fresh process): {floor:.3f} s CPU; target <= 10x = {10 * floor:.2f} s"
         )
@@ -657,12 +660,11 @@ def main() -> None:
             f"{per_day['cpu_seconds']:.2f} s CPU "
             f"({per_day['cpu_x_floor']}x floor), {per_day['seconds']:.1f} s wall, peak RSS {per_day['peak_rss_mb']:.0f} MB"
         )
-        steady = summary.get("per_day_in_range_steady")
         if steady:
             print(
-                f"per day inside the run, between its days {per_day['days'] - steady['days'] + 1}-{per_day['days']} "
-                f"(median): {steady['cpu_seconds']:.2f} s CPU ({steady['cpu_x_floor']}x floor), "
-                f"{steady['seconds']:.2f} s wall"
+                f"per day inside the run, its days 4-{per_day['days'] - 1} (mean; median "
+                f"{steady['cpu_median']:.2f} s): {steady['cpu_seconds']:.2f} s CPU ({steady['cpu_x_floor']}x floor), "
+                f"{steady['seconds']:.2f} s wall; target <= 10x: {'met' if steady['meets_target'] else 'NOT met'}"
             )
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

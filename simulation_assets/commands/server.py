@@ -53,6 +53,7 @@ ENABLE_VAR = "SIMULATE_SERVER"  # 0/off/false/no: never use or start a server
 DIR_VAR = "SIMULATE_SERVER_DIR"  # folder of the sockets, locks and logs (default: per-user runtime folder)
 IDLE_VAR = "SIMULATE_SERVER_IDLE"  # seconds without a command before the server exits
 DEFAULT_IDLE_SECONDS = 600.0
+SPARE_VAR = "SIMULATE_SERVER_SPARE"  # 0/off/false/no: no pre-forked spare (the server forks per command)
 CHECK_VAR = "SIMULATE_SERVER_CHECK"  # seconds between the server's comparisons of its key with the files
 DEFAULT_CHECK_SECONDS = 5.0
 PROTOCOL = b"SIMSRV1"
@@ -72,8 +73,28 @@ IMPORT_TIME_ENV_PREFIXES = (
     "SSL_CERT_",
     "FSSPEC_",
     "LC_",
+    # what the spare's libraries read when loaded (NumPy, OpenBLAS, Polars and its allocator, Arrow)
+    "NPY_",
+    "NUMPY_",
+    "OPENBLAS_",
+    "OMP_",
+    "MKL_",
+    "POLARS_",
+    "RAYON_",
+    "ARROW_",
+    "_RJEM_",
+    "WEBSOCKETS_",  # uvicorn's websockets protocol (the power-user run's reference API)
 )
-IMPORT_TIME_ENV = ("LANG", "LANGUAGE", "NO_COLOR", "FORCE_COLOR", "TERM")
+IMPORT_TIME_ENV = (
+    "LANG",
+    "LANGUAGE",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "TERM",
+    "MALLOC_CONF",
+    "BUILDING_SPHINX_DOCS",
+    "SPHINX_BUILD",
+)
 RUN_TIME_ENV = ("DAGSTER_HOME", "DAGSTER_DISABLE_TELEMETRY")  # read when the instance opens
 
 # Imported once by the server: each measured to start no thread and to read no setting of the
@@ -123,6 +144,62 @@ PREIMPORTS = (
     "starlette.routing",
     "uvicorn",
 )
+
+
+# The spare: a child forked ahead of the next command that imports, before any request, what the
+# commands' children would import themselves: the libraries that start threads (harmless in a
+# process that never forks again) and the project modules the definitions import (pure or doing
+# their I/O in functions; each checked to read no environment variable at import but those in the
+# key). Not the definitions themselves (they read the command's environment when imported), not
+# the warehouse's dbt parts (loaded only for --dbt) and not the twin's model modules (SciPy: ~0.7 s
+# and ~90 MiB that only twin commands need; they import them themselves).
+SPARE_LIBRARIES = (
+    "numpy",
+    "polars",
+    "pyarrow",
+    "pyarrow.parquet",
+    # the power-user run's reference API, which the command serves in-process (uvicorn's choices of
+    # event loop and protocols are imported when a server is configured)
+    "simulation_assets.target.server",
+    "simulation_assets.target.propiq",
+    "uvicorn.loops.auto",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
+)
+SPARE_SKIP = (
+    "simulation_assets.sinks.warehouse_dbt",
+    "simulation_assets.core.twin",
+    "simulation_assets.sinks.twin_",
+)
+SPARE_FAILURES_MAX = 3  # spares in a row that die before serving: stop making them (the log says why)
+
+
+def spare_modules() -> list[str]:
+    """Return what a spare imports: ``SPARE_LIBRARIES``, then the project modules the definitions import.
+
+    The project modules are read from the ``from simulation_assets.core/sinks... import`` lines at
+    the top level of ``defs/*.py`` (so the list follows the code), minus ``SPARE_SKIP``.
+    """
+    import ast
+
+    names: set[str] = set()
+    for path in sorted((_package_dir() / "defs").glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+    project = sorted(
+        n
+        for n in names
+        if n.startswith(("simulation_assets.core.", "simulation_assets.sinks."))
+        and not n.startswith(SPARE_SKIP)
+    )
+    return [*SPARE_LIBRARIES, *project]
 
 
 class ServerError(RuntimeError):
@@ -539,6 +616,14 @@ class _Server:
         self.wake_r, self.wake_w = os.pipe()
         self.pid = os.getpid()
         self.lock_fd: int | None = None  # the key's lock: a child must not hold it after the server is gone
+        self.spare: tuple[int, socket.socket] | None = None  # (pid, the server's end of its socket pair)
+        self.spare_ready = False  # the spare has imported what it imports and waits for a command
+        self.spare_closed = False  # its socket reached EOF (it is ending)
+        self.spare_paused = False  # stopped (SIGSTOP) while commands run, as it had not finished importing
+        self.spare_served = 0
+        self.spare_failures = 0  # spares in a row that died before serving
+        if os.environ.get(SPARE_VAR, "1").strip().lower() in ("0", "off", "false", "no"):
+            self.spare_failures = SPARE_FAILURES_MAX  # never make one
 
     # -- setup
 
@@ -563,6 +648,7 @@ class _Server:
             self.paths["pid"].unlink(missing_ok=True)
             self.listener.close()
             self.listener = None
+        self.drop_spare()
 
     # -- loop
 
@@ -578,14 +664,27 @@ class _Server:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         next_key_check = time.monotonic() + self.check_seconds
         while self.listener is not None or self.children:
+            if self.spare is None and not self.children:
+                # at the start, and after a spare served or died: only while no command runs, so that
+                # its imports (~0.5 s of CPU) never compete with a command for the CPU
+                self.fork_spare()
+            elif self.spare is not None and self.spare_paused and not self.children:
+                self.resume_spare()
             with selectors.DefaultSelector() as sel:
                 sel.register(self.wake_r, selectors.EVENT_READ, "wake")
                 if self.listener is not None:
                     sel.register(self.listener, selectors.EVENT_READ, "accept")
                 for conn in self.children.values():
                     sel.register(conn, selectors.EVENT_READ, "client")
+                if self.spare is not None and not self.spare_ready and not self.spare_closed:
+                    sel.register(self.spare[1], selectors.EVENT_READ, "spare")
                 now = time.monotonic()
-                timeout = max(0.0, min(next_key_check, self.last_active + self.idle_seconds) - now)
+                # no longer accepting: sleep until a child ends (SIGCHLD) or a client writes
+                timeout = (
+                    max(0.0, min(next_key_check, self.last_active + self.idle_seconds) - now)
+                    if self.listener is not None
+                    else None
+                )
                 events = sel.select(timeout)
             self.reap()
             for selected, _mask in events:
@@ -602,6 +701,8 @@ class _Server:
                     self.handle(conn)
                 elif selected.data == "client":
                     self.client_message(selected.fileobj)  # type: ignore[arg-type]
+                elif selected.data == "spare":
+                    self.spare_message()
             self.reap()
             now = time.monotonic()
             if self.children:
@@ -663,6 +764,10 @@ class _Server:
             "started": self.started,
             "served": self.served,
             "running": sorted(self.children),
+            "spare": self.spare[0] if self.spare is not None else None,
+            "spare_ready": self.spare_ready,
+            "spare_paused": self.spare_paused,
+            "served_by_spare": self.spare_served,
             "idle_timeout_s": self.idle_seconds,
             "threads": _threads(),
             "python": sys.executable,
@@ -697,6 +802,16 @@ class _Server:
             for fd in fds:
                 os.close(fd)
             return
+        pid = self.hand_to_spare(request, fds)
+        if pid is not None:
+            for fd in fds:
+                os.close(fd)
+            conn.settimeout(None)
+            self.children[pid] = conn
+            self.served += 1
+            self.spare_served += 1
+            self.last_active = time.monotonic()
+            return  # the next spare is forked once no command runs (see loop)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -735,11 +850,17 @@ class _Server:
         self.last_active = time.monotonic()
 
     def child(self, conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
+        self.leave_server(conn)
+        return self.take_over(request, fds)
+
+    def leave_server(self, *also: socket.socket) -> None:
+        """In a fork: drop the server's signal handlers, sockets and descriptors; become a process group."""
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sock in (self.listener, conn, *self.children.values()):
+        spare = [self.spare[1]] if self.spare is not None else []
+        for sock in (self.listener, *also, *self.children.values(), *spare):
             if sock is not None:
                 sock.close()
         for fd in (self.wake_r, self.wake_w, self.lock_fd):
@@ -747,6 +868,9 @@ class _Server:
                 os.close(fd)
         os.setpgid(0, 0)  # its own process group: forwarded signals reach what the command starts
         _die_with_parent(self.pid)
+
+    def take_over(self, request: dict[str, Any], fds: list[int]) -> int:
+        """In a fork: take the client's descriptors, folder, environment, umask and argv; run the command."""
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             if fd > 2:
@@ -767,6 +891,133 @@ class _Server:
         threading._shutdown()  # type: ignore[attr-defined]  # wait for the command's threads, as Python's exit does
         atexit._run_exitfuncs()
         return code
+
+    # -- the spare
+
+    def fork_spare(self) -> None:
+        """Fork the spare for the next command (at most one; none while stopping or after repeated deaths)."""
+        if self.spare is not None or self.listener is None or self.spare_failures >= SPARE_FAILURES_MAX:
+            return
+        if _threads() != 1:  # never fork a process with other threads (see run)
+            return
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            _log(f"could not fork a spare: {exc}")
+            mine.close()
+            theirs.close()
+            return
+        if pid == 0:  # the spare never returns to the server's loop
+            code = 1
+            try:
+                mine.close()
+                code = self.spare_main(theirs)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+                if not isinstance(exc.code, int | None):
+                    print(exc.code, file=sys.stderr)
+            except KeyboardInterrupt:
+                _flush_stdio()
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGINT)
+            except BaseException:  # noqa: BLE001 - as the interpreter reports an uncaught exception
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                _flush_stdio()
+                os._exit(code)
+        theirs.close()
+        self.spare, self.spare_ready, self.spare_closed, self.spare_paused = (pid, mine), False, False, False
+
+    def spare_main(self, sock: socket.socket) -> int:
+        """In the spare: import ``spare_modules()``, say so, wait for a command and run it (or exit on EOF)."""
+        self.leave_server()  # the server's sockets (this pair's other end is closed already)
+        import gc
+        import importlib
+
+        for name in spare_modules():
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001 - the command will meet (and report) it itself
+                _log(f"spare: import of {name} failed: {exc}")
+        gc.collect()
+        gc.freeze()  # as in the server: what the imports left is never scanned again
+        try:
+            sock.sendall(b"ready\n")
+            data, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, 3)
+            if not data:  # the server let it go (stopping) or died
+                return 0
+            if len(data) < _HEADER.size:
+                data += _read_exact(sock, _HEADER.size - len(data))
+            _protocol, size = _HEADER.unpack(data)
+            request = json.loads(_read_exact(sock, size))
+        except (OSError, ConnectionError, ValueError):
+            return 0
+        sock.close()
+        return self.take_over(request, fds)
+
+    def spare_message(self) -> None:
+        if self.spare is None:
+            return
+        try:
+            data = self.spare[1].recv(64)
+        except OSError:
+            data = b""
+        if data.startswith(b"ready"):
+            self.spare_ready = True
+        elif not data:  # it is ending: reap() replaces it
+            self.spare_closed = True
+
+    def hand_to_spare(self, request: dict[str, Any], fds: list[int]) -> int | None:
+        """Give the command to the spare when it is ready; return its pid, or None (the server forks)."""
+        if self.spare is None:
+            return None
+        if not self.spare_ready:  # still importing: it would make this command wait for all of it
+            if not self.spare_paused:  # and its imports would share the CPU with the command: pause them
+                try:
+                    os.kill(self.spare[0], signal.SIGSTOP)
+                    self.spare_paused = True
+                except OSError:
+                    pass
+            return None
+        pid, sock = self.spare
+        self.spare, self.spare_ready = None, False
+        try:
+            _send_request(sock, request, fds)
+        except OSError as exc:  # it died meanwhile
+            _log(f"spare {pid} did not take the command: {exc}")
+            self.kill(pid, signal.SIGKILL)
+            sock.close()
+            self.spare_failures += 1
+            return None
+        sock.close()
+        self.spare_failures = 0
+        return pid
+
+    def resume_spare(self) -> None:
+        """Let a paused spare go on importing (no command runs any more)."""
+        if self.spare is not None and self.spare_paused:
+            self.spare_paused = False
+            try:
+                os.kill(self.spare[0], signal.SIGCONT)
+            except OSError:
+                pass
+
+    def drop_spare(self) -> None:
+        """End the spare (the server stops accepting commands)."""
+        if self.spare is not None:
+            pid, sock = self.spare
+            self.spare, self.spare_ready = None, False
+            sock.close()
+            self.kill(pid, signal.SIGKILL)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
     def client_message(self, conn: socket.socket) -> None:
         pid = next((p for p, c in self.children.items() if c is conn), None)
@@ -799,13 +1050,19 @@ class _Server:
                 pass
 
     def reap(self) -> None:
-        while self.children:
+        while self.children or self.spare is not None:
             try:
                 pid, wait_status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and pid == self.spare[0]:  # it died waiting (killed, out of memory ...)
+                self.spare_failures += 1
+                _log(f"spare {pid} ended before serving (status {wait_status})")
+                self.spare[1].close()
+                self.spare, self.spare_ready = None, False
+                continue
             conn = self.children.pop(pid, None)
             if conn is None:
                 continue
@@ -970,6 +1227,8 @@ def _command(args: argparse.Namespace) -> int:
     else:
         print(
             f"warm server {info['pid']} (key {info['key']}): {info['served']} command(s) served, "
-            f"{len(info['running'])} running, idle timeout {info['idle_timeout_s']:g} s; log {info['log']}"
+            f"{len(info['running'])} running, idle timeout {info['idle_timeout_s']:g} s; "
+            f"spare {info['spare'] or 'none'}{' (ready)' if info['spare_ready'] else ''}, "
+            f"{info['served_by_spare']} served by spares; log {info['log']}"
         )
     return 0

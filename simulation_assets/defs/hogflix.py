@@ -38,6 +38,7 @@ from simulation_assets.sinks.app_db import app_database_from_env
 from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.flixbuddy import FlixBuddyClient
 from simulation_assets.sinks.hogflix_state import (
+    DayTables,
     DayWriter,
     HogflixSettings,
     HogflixTrafficSettings,
@@ -167,17 +168,19 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         unique_ids = []
         frame = pl.DataFrame()
         older = None  # the pool of two days back (its day's frame is stored): its buffers take the next day
-        # Each day is stored in the background while the next one is stepped (DayWriter).
+        # Each stored day is written in the background while the next one is stepped (DayWriter). A day's
+        # full table is stored on checkpoint days and on the run's last day; the others are replayed
+        # from the stored day before them when read (sinks.hogflix_state.DayTables).
+        stored = 0
         with DayWriter(hogflix_settings, store) as writer:
             for key in keys:
-                first = state.next_number
-                state, older = (
-                    step_day(state, day_number(dt.date.fromisoformat(key)), cfg, seed, recycle=older),
-                    state,
-                )
-                frame, signed_up = writer.write(state, first)
+                first, day = state.next_number, day_number(dt.date.fromisoformat(key))
+                state, older = step_day(state, day, cfg, seed, recycle=older), state
+                table = key == keys[-1] or hogflix_settings.stores_table(day)
+                stored += table
+                frame, signed_up = writer.write(state, first, table=table)
                 if metrics_too:
-                    remember_day_metrics(hogflix_settings, frame, key)
+                    remember_day_metrics(hogflix_settings, state)
                 state.identity = signed_up  # the registry the next step needs: none (it never reads it)
                 unique_ids += [checks.persona_ids_unique(frame), checks.persona_ids_unique(signed_up)]
                 context.add_asset_metadata(table_metadata(rows=frame.height), partition_key=key)
@@ -187,6 +190,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         return dg.MaterializeResult(
             metadata={
                 "days": len(keys),
+                "tables_stored": stored,
                 "last_day": keys[-1],
                 "personas": frame.height,
                 "scenario": hogflix_settings.scenario(),
@@ -230,8 +234,9 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
         cfg = hogflix_settings.lifecycle()
         target = hogflix_settings.dataset("daily_metrics")
         rows = []
+        tables = DayTables(hogflix_settings, store)  # days not stored are replayed, each from the last
         for key in context.partition_keys:
-            row = day_metrics(hogflix_settings, store, key)
+            row = day_metrics(hogflix_settings, store, key, tables)
             store.write(target, key, row)
             context.add_asset_metadata(table_metadata(rows=row.height), partition_key=key)
             rows.append(row)

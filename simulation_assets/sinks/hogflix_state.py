@@ -28,13 +28,15 @@ from simulation_assets.core.hogflix.config import DEFAULT_START_DATE, LifecycleC
 from simulation_assets.core.hogflix.events import session_events
 from simulation_assets.core.hogflix.frames import (
     IDENTITY_SCHEMA,
+    PERSONA_DAY_SCHEMA,
     day_frame,
     from_frame,
+    metrics_columns,
     new_identities,
     with_identities,
 )
 from simulation_assets.core.hogflix.lifecycle import step_day
-from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics
+from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS, daily_metrics, metrics_row
 from simulation_assets.core.hogflix.persona_state import PersonaState, day_date, day_number
 from simulation_assets.core.hogflix.sessions import (
     SESSION_SCHEMA,
@@ -46,6 +48,9 @@ from simulation_assets.core.hogflix.sessions import (
 from simulation_assets.core.hogflix.traffic_config import TrafficConfig
 from simulation_assets.sinks.config_files import load_config
 from simulation_assets.sinks.local_store import LocalParquetStore
+
+# What a range run builds of a day whose table it does not store: the key column (for its checks).
+DAY_SUMMARY_COLUMNS = ("persona_number",)
 
 
 class HogflixSettings(dg.ConfigurableResource):
@@ -63,6 +68,15 @@ class HogflixSettings(dg.ConfigurableResource):
     persona_pool: int = 400
     start_date: str = Field(default=DEFAULT_START_DATE, description="First simulated day (pool genesis).")
     config_path: str = Field(default="", description="Optional YAML file with LifecycleConfig overrides.")
+    checkpoint_days: int = Field(
+        default=14,
+        ge=1,
+        description=(
+            "A day's full persona table is stored on the days whose number (days since 1970-01-01) is a "
+            "multiple of this and on the last day of each run; the other days are replayed from the "
+            "stored day before them when read (1: every day stored)."
+        ),
+    )
 
     def lifecycle(self) -> LifecycleConfig:
         """Return the validated lifecycle config (file overrides, then ``persona_pool``)."""
@@ -73,6 +87,10 @@ class HogflixSettings(dg.ConfigurableResource):
             overrides={"persona_pool": self.persona_pool},
         )
 
+    def stores_table(self, day: int) -> bool:
+        """Return whether ``day``'s full table is stored even when it is not the last day of a run."""
+        return day % self.checkpoint_days == 0
+
     def genesis_day(self) -> int:
         """Return the day number of the first simulated day."""
         return day_number(dt.date.fromisoformat(self.start_date))
@@ -80,7 +98,9 @@ class HogflixSettings(dg.ConfigurableResource):
     def scenario(self) -> str:
         """Return a short key naming this scenario in the store (seed, start, full config)."""
         payload = {
-            "layout": 2,  # day tables without identity strings + the identity registry (persona_table)
+            # 2: day tables without identity strings + the identity registry (persona_table);
+            # 3: full day tables stored on checkpoint days and at the end of a run, the rest replayed
+            "layout": 3,
             "seed": self.seed,
             "start": self.start_date,
             "config": self.lifecycle().model_dump(mode="json"),
@@ -125,7 +145,7 @@ def write_day(
 def _store_day(
     settings: HogflixSettings, store: LocalParquetStore, key: str, ids: pl.DataFrame, frame: pl.DataFrame
 ) -> None:
-    store.write(_identities(settings), key, ids)
+    store.write(_identities(settings), key, ids, bulk=True)
     store.write(settings.dataset("personas"), key, frame, bulk=True)
 
 
@@ -146,13 +166,22 @@ class DayWriter:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hogflix-day-writer")
         self._pending: Future | None = None
 
-    def write(self, state: PersonaState, first_number: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def write(
+        self, state: PersonaState, first_number: int, table: bool = True
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Build the day's tables of ``state`` (as ``write_day``), wait for the day before to be stored,
-        start storing this one; return the day's table and its signups' identity rows."""
-        ids, frame = new_identities(state, first_number), day_frame(state)
+        start storing this one; return the day's table and its signups' identity rows.
+
+        ``table`` False: store only the identity rows (readers replay the day, see ``DayTables``) and
+        return only the day's ``persona_number`` column."""
+        ids = new_identities(state, first_number)
+        frame = day_frame(state) if table else day_frame(state, DAY_SUMMARY_COLUMNS)
         self.wait()
         key = day_date(state.day).isoformat()
-        self._pending = self._thread.submit(_store_day, self.settings, self.store, key, ids, frame)
+        if table:
+            self._pending = self._thread.submit(_store_day, self.settings, self.store, key, ids, frame)
+        else:
+            self.store.write(_identities(self.settings), key, ids, bulk=True)
         return frame, ids
 
     def wait(self) -> None:
@@ -190,10 +219,58 @@ def identities_between(
 
 
 def persona_table(settings: HogflixSettings, store: LocalParquetStore, key: str) -> pl.DataFrame:
-    """Return the full persona table (``PERSONA_SCHEMA``) of the stored day ``key``: its day table
-    joined with the identity registry."""
-    day = store.read(settings.dataset("personas"), key)
+    """Return the full persona table (``PERSONA_SCHEMA``) of the day ``key``: its day table (stored, or
+    replayed from the stored day before it: ``DayTables``) joined with the identity registry."""
+    day = DayTables(settings, store).table(key)
     return with_identities(day, identities_through(settings, store, key))
+
+
+class DayTables:
+    """The day tables (``PERSONA_DAY_SCHEMA``) of one scenario, stored or replayed.
+
+    Only some days' tables are stored (``HogflixSettings.checkpoint_days`` and the last day of each
+    run); another day is the deterministic step of the day before, so its table is computed from the
+    last stored day before it, and equals the table a run storing every day would have written. Days
+    read in rising order are replayed from the one before (a single step each); the identity rows of
+    a replayed day's signups are stored if absent (the same rows its run stored).
+    """
+
+    def __init__(self, settings: HogflixSettings, store: LocalParquetStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._last: tuple[PersonaState, int] | None = None  # the last replayed pool and its first new number
+
+    def stored(self, key: str) -> bool:
+        """Return whether the table of day ``key`` is stored (not replayed)."""
+        return self.store.exists(self.settings.dataset("personas"), key)
+
+    def table(self, key: str, columns: Iterable[str] | None = None) -> pl.DataFrame:
+        """Return the table of day ``key`` (``columns``: only those, in the schema's order)."""
+        wanted = None if columns is None else set(columns)
+        if self.stored(key):
+            path = self.store.path(self.settings.dataset("personas"), key)
+            names = None if wanted is None else [k for k in PERSONA_DAY_SCHEMA if k in wanted]
+            return pl.read_parquet(path, columns=names)
+        state, _ = self.replayed(day_number(dt.date.fromisoformat(key)))
+        return day_frame(state, wanted)
+
+    def replayed(self, day: int) -> tuple[PersonaState, int]:
+        """Return the pool at the end of ``day`` computed from the day before (stored or replayed), and
+        the number of its first signup (its signups are the personas numbered from there on)."""
+        if self._last is not None and self._last[0].day == day:
+            return self._last
+        if self._last is not None and self._last[0].day == day - 1:
+            before = self._last[0]
+        else:
+            before = load_state_before(self.settings, self.store, day)
+        first = before.next_number
+        # Never stepped with ``recycle``: the pool before stays as it was (its tables may still be read).
+        state = step_day(before, day, self.settings.lifecycle(), self.settings.seed)
+        key = day_date(day).isoformat()
+        if not self.store.exists(_identities(self.settings), key):
+            self.store.write(_identities(self.settings), key, new_identities(state, first), bulk=True)
+        self._last = (state, first)
+        return self._last
 
 
 def burned_in(settings: HogflixSettings, store: LocalParquetStore) -> PersonaState:
@@ -210,7 +287,7 @@ def burned_in(settings: HogflixSettings, store: LocalParquetStore) -> PersonaSta
         state.identity = store.read(_identities(settings), before)
         return state
     state = initial_state(settings.lifecycle(), settings.seed, settings.genesis_day())
-    store.write(_identities(settings), before, new_identities(state, 0))
+    store.write(_identities(settings), before, new_identities(state, 0), bulk=True)
     store.write(dataset, key, day_frame(state), bulk=True)
     return state
 
@@ -239,7 +316,9 @@ def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: 
     for d in range(state.day + 1, day):
         first = state.next_number
         state, older = step_day(state, d, cfg, seed, recycle=older), state
-        store.write(_identities(settings), day_date(d).isoformat(), new_identities(state, first))
+        key = day_date(d).isoformat()
+        if not store.exists(_identities(settings), key):  # else: the same rows, stored by the day's run
+            store.write(_identities(settings), key, new_identities(state, first), bulk=True)
     return state
 
 
@@ -250,24 +329,29 @@ _DAY_METRICS: dict[tuple[str, str], pl.DataFrame] = {}
 _DAY_METRICS_KEPT = 4096
 
 
-def remember_day_metrics(settings: HogflixSettings, frame: pl.DataFrame, key: str) -> None:
-    """Compute the daily metrics row of the day table ``frame`` (day ``key``) now, while it is in memory."""
-    row = _metrics_row(settings, frame.select(METRICS_INPUT_COLUMNS), key)
+def remember_day_metrics(settings: HogflixSettings, state: PersonaState) -> None:
+    """Compute the daily metrics row of the pool ``state``'s day now, from its arrays in memory."""
+    key = day_date(state.day).isoformat()
+    cfg = settings.lifecycle()
+    row = metrics_row(
+        metrics_columns(state), day_date(state.day), cfg.pattern_assignment_day, cfg.churn_after_inactive_days
+    )
     while len(_DAY_METRICS) >= _DAY_METRICS_KEPT:
         _DAY_METRICS.pop(next(iter(_DAY_METRICS)))
     _DAY_METRICS[(settings.scenario(), key)] = row
 
 
-def day_metrics(settings: HogflixSettings, store: LocalParquetStore, key: str) -> pl.DataFrame:
-    """Return the daily metrics row of the stored day ``key``: the one computed in this run while the day
-    was in memory, or else computed from the day's file (only the columns it needs are read)."""
+def day_metrics(
+    settings: HogflixSettings, store: LocalParquetStore, key: str, tables: DayTables | None = None
+) -> pl.DataFrame:
+    """Return the daily metrics row of the day ``key``: the one computed in this run while the day was
+    in memory, or else computed from the day's table (``tables``: stored, only the columns it needs
+    read, or replayed; pass one ``DayTables`` for a run of days so each is replayed from the last)."""
     row = _DAY_METRICS.pop((settings.scenario(), key), None)
     if row is not None:
         return row
-    columns = pl.read_parquet(
-        store.path(settings.dataset("personas"), key), columns=list(METRICS_INPUT_COLUMNS)
-    )
-    return _metrics_row(settings, columns, key)
+    days = tables or DayTables(settings, store)
+    return _metrics_row(settings, days.table(key, METRICS_INPUT_COLUMNS).select(METRICS_INPUT_COLUMNS), key)
 
 
 def _metrics_row(settings: HogflixSettings, columns: pl.DataFrame, key: str) -> pl.DataFrame:
@@ -305,6 +389,7 @@ class TrafficReader:
         self._personas: dict[dt.date, pl.DataFrame] = {}
         self._day_sessions: dict[dt.date, pl.DataFrame] = {}
         self._registry: tuple[str, pl.DataFrame] | None = None  # identities through a day key
+        self._days = DayTables(settings, store)  # days not stored: replayed, each from the day before
 
     def _identities(self, key: str) -> pl.DataFrame:
         """Return an identity registry covering every signup up to the day ``key`` (maybe more): read once
@@ -334,10 +419,7 @@ class TrafficReader:
         elif cache_key in _COMPUTED_PERSONAS:
             frame = _COMPUTED_PERSONAS[cache_key]
         else:
-            day = day_number(date)
-            state = load_state_before(self.settings, self.store, day)
-            first = state.next_number
-            state = step_day(state, day, self.settings.lifecycle(), self.settings.seed)
+            state, first = self._days.replayed(day_number(date))
             before = self._identities((date - dt.timedelta(days=1)).isoformat())
             # The registry may already reach past today (a later day read first): add only newer numbers.
             top = int(before["persona_number"].max()) if before.height else -1

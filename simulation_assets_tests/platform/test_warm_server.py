@@ -258,6 +258,166 @@ def test_signals_on_the_client_reach_the_command(warm, tmp_path: Path) -> None:
     assert not any(_answers(url) for _client, url in dashboards)
 
 
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) child processes of ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def _ready_spare(helper: Warm, folder: Path, not_pid: int | None = None) -> int:
+    """Wait until the server has a spare that has imported everything (another than ``not_pid``); its pid."""
+    info: dict = {}
+
+    def ready() -> bool:
+        info.update(helper.status(folder) or {})
+        return bool(info.get("spare_ready")) and info.get("spare") not in (None, not_pid)
+
+    _wait_for(ready, 60, "a ready spare")
+    return int(info["spare"])
+
+
+def _modules(pid: int) -> str:
+    """The shared libraries mapped by ``pid`` (what it has imported, for native extensions)."""
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_back_to_back_commands_are_served_by_warm_spares_and_one_spare_waits_at_most(
+    warm, tmp_path: Path
+) -> None:
+    """The server keeps one spare that has imported Polars, NumPy, PyArrow and the project's modules
+    before any request; a command goes to it, and the server forks the next spare meanwhile."""
+    helper, info = warm
+    server = info["pid"]
+    spare = _ready_spare(helper, tmp_path)
+    maps = _modules(spare)
+    assert (
+        "_polars_runtime" in maps and "numpy" in maps and "libarrow" in maps
+    )  # imported ahead of the request
+    assert _children(server) == [spare]  # one spare, nothing else
+    before = helper.status(tmp_path)
+    first = helper.run(tmp_path / "a", "activity", "--ticks", "1", "--output", "out")
+    assert first.returncode == 0, first.stdout + first.stderr
+    second_spare = _ready_spare(helper, tmp_path, not_pid=spare)  # a new spare, warm again
+    second = helper.run(tmp_path / "b", "activity", "--ticks", "1", "--output", "out")
+    assert second.returncode == 0, second.stdout + second.stderr
+    after = helper.status(tmp_path)
+    assert after["served"] == before["served"] + 2
+    assert after["served_by_spare"] == before["served_by_spare"] + 2  # both went to a ready spare
+    assert after["spare"] not in (spare, second_spare)  # each spare serves one command, then is gone
+    _ready_spare(helper, tmp_path)
+    assert len(_children(server)) == 1  # memory: one spare waits, no more
+    for name in ("a", "b"):
+        assert (tmp_path / name / "out" / "events.parquet").exists()
+
+
+def test_a_spare_killed_while_idle_is_replaced(warm, tmp_path: Path) -> None:
+    helper, info = warm
+    spare = _ready_spare(helper, tmp_path)
+    os.kill(spare, signal.SIGKILL)
+    replacement = _ready_spare(helper, tmp_path, not_pid=spare)
+    assert _children(info["pid"]) == [replacement]
+    before = helper.status(tmp_path)["served_by_spare"]
+    done = helper.run(tmp_path / "w", "activity", "--ticks", "0", "--output", "out")
+    assert done.returncode == 2 and "must be a positive integer" in done.stdout  # served, bad input as always
+    assert helper.status(tmp_path)["served_by_spare"] == before + 1
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_spare_never_imports_while_a_command_runs(warm, tmp_path: Path) -> None:
+    """A spare that has not finished importing when a command arrives is stopped until no command
+    runs (its imports would share the CPU with the command), and no new spare starts meanwhile."""
+    helper, info = warm
+    spare = _ready_spare(helper, tmp_path)
+    os.kill(spare, signal.SIGKILL)  # its replacement starts importing at once
+    port = free_port()
+    (tmp_path / "dash").mkdir()
+    client = subprocess.Popen(
+        [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--interval", "1", "--max-ticks", "30"],
+        env=helper.env(tmp_path / "dash"),
+        cwd=tmp_path / "dash",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 90, "the dashboard to answer")
+        during = helper.status(tmp_path)
+        assert len(during["running"]) == 1
+        if during["spare"] is not None and not during["spare_ready"]:  # it was importing: paused
+            assert during["spare_paused"] and _state(during["spare"]) == "T", during
+        # else the replacement was ready first and serves the dashboard; no new spare while it runs
+        assert during["spare"] is None or during["spare_ready"] or during["spare_paused"], during
+        time.sleep(1.0)
+        assert helper.status(tmp_path)["spare_ready"] == during["spare_ready"]  # nothing imported meanwhile
+        client.send_signal(signal.SIGINT)
+        client.communicate(timeout=30)
+    finally:
+        client.kill()
+    assert client.returncode == 0
+    _ready_spare(helper, tmp_path)  # resumed (or forked) once nothing runs, and ready
+    assert len(_children(info["pid"])) == 1
+
+
+def test_what_the_spare_imports_reads_no_environment_outside_the_key() -> None:
+    """A spare imports before it knows the command's environment: every variable those imports read
+    must be part of the key (so a client with another value has another server). Traced in a fresh
+    process by recording the reads of ``os.environ`` after the server's own pre-imports."""
+    probe = """
+import json, os, sys
+from simulation_assets.commands import server
+for name in server.PREIMPORTS:
+    __import__(name)
+read = set()
+class Recording(type(os.environ)):
+    def __getitem__(self, key):
+        read.add(key)
+        return super().__getitem__(key)
+    def __contains__(self, key):
+        read.add(key)
+        return super().__contains__(key)
+    def get(self, key, default=None):
+        read.add(key)
+        return super().get(key, default)
+env = os.environ
+os.environ = Recording(env._data, env.encodekey, env.decodekey, env.encodevalue, env.decodevalue)
+modules = server.spare_modules()
+for name in modules:
+    __import__(name)
+print(json.dumps({"read": sorted(read), "modules": modules, "defs": [m for m in sys.modules if ".defs." in m]}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    from simulation_assets.commands import server
+
+    assert {"numpy", "polars", "pyarrow"} <= set(found["modules"])
+    assert any(m.startswith("simulation_assets.core.hogflix") for m in found["modules"])
+    assert not any(m.startswith(server.SPARE_SKIP) for m in found["modules"])
+    assert found["defs"] == []  # the definitions read the command's environment: never in a spare
+    assert found["read"], "the probe saw no read at all: it would prove nothing"
+    outside = [
+        k
+        for k in found["read"]
+        if not (k.startswith(server.IMPORT_TIME_ENV_PREFIXES) or k in server.IMPORT_TIME_ENV)
+    ]
+    assert outside == []
+
+
 def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(tmp_path: Path) -> None:
     runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
     helper = Warm(runtime)
@@ -283,6 +443,46 @@ def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(t
         assert client.returncode == 1
         assert "connection closed before the command reported its exit status" in err, err
         _wait_for(lambda: not _answers(f"http://127.0.0.1:{port}/"), 10, "the child to die with its server")
+    finally:
+        helper.stop_all(tmp_path)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not _server_pids(runtime)
+
+
+def test_a_server_that_stops_while_a_command_runs_waits_for_it_without_spinning(tmp_path: Path) -> None:
+    """Asked to stop (SIGTERM) while a command runs, the server stops accepting, sleeps until its
+    child ends (no busy loop: it used to poll with a zero timeout), then exits."""
+    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+    helper = Warm(runtime)
+    port = free_port()
+    try:
+        info = helper.start(tmp_path / "ctl")
+        (tmp_path / "dash").mkdir()
+        client = subprocess.Popen(
+            [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--interval", "1", "--max-ticks", "30"],
+            env=helper.env(tmp_path / "dash"),
+            cwd=tmp_path / "dash",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the dashboard to answer")
+            os.kill(info["pid"], signal.SIGTERM)
+            _wait_for(lambda: helper.status(tmp_path / "ctl") is None, 10, "the server to stop accepting")
+            stat = Path(f"/proc/{info['pid']}/stat")
+            before = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
+            time.sleep(1.0)
+            spent = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13]) - before
+            assert spent / os.sysconf("SC_CLK_TCK") < 0.2  # asleep, not polling
+            assert _answers(f"http://127.0.0.1:{port}/")  # the command goes on
+            client.send_signal(signal.SIGINT)
+            client.communicate(timeout=30)
+        finally:
+            client.kill()
+        assert client.returncode == 0
+        _wait_for(lambda: info["pid"] not in _server_pids(runtime), 15, "the server to exit after its child")
     finally:
         helper.stop_all(tmp_path)
         shutil.rmtree(runtime, ignore_errors=True)
@@ -388,8 +588,11 @@ def test_the_key_follows_the_code_and_the_import_time_environment(tmp_path: Path
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))  # read at run time: same server
     monkeypatch.setenv("HOGFLIX_START_DATE", "2024-01-01")
     assert server.environment_key() == key
-    monkeypatch.setenv("POLARS_MAX_THREADS", "1")  # not pre-imported: the child reads it
+    monkeypatch.setenv("SIMULATION_SEED", "7")  # read by the command: the child has the client's
     assert server.environment_key() == key
+    monkeypatch.setenv("POLARS_MAX_THREADS", "1")  # Polars is imported by the spare before the request
+    assert server.environment_key() != key
+    monkeypatch.delenv("POLARS_MAX_THREADS")
     monkeypatch.setenv("DAGSTER_RECORD_DEFENSIVE_CHECKS", "1")  # read while Dagster is imported
     assert server.environment_key() != key
     monkeypatch.delenv("DAGSTER_RECORD_DEFENSIVE_CHECKS")

@@ -10,6 +10,7 @@ against the fixed targets.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from simulation_assets.core.twin.fidelity import FidelityReport, compare
 from simulation_assets.core.twin.fit import fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
+from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.posthog_export import ColumnMapping
 from simulation_assets.sinks.twin_hogflix_export import hogflix_events, write_hogflix_export
 from simulation_assets.sinks.twin_source import load_for_fit
@@ -96,3 +98,30 @@ def test_a_differently_built_export_through_a_column_mapping_meets_every_target(
     report, passed, table = _round_trip(path, mapping)
     assert report.real_users == 700
     assert passed == dict.fromkeys(passed, True), table
+
+
+def test_days_of_several_sessions_keep_their_hours(tmp_path: Path) -> None:
+    # Workers and hobbyists visit 1 + Poisson(1.2) times an active day, at hours drawn independently: a
+    # day of three sessions starts early, and the last visits come late in the day but not after midnight.
+    frame = synthetic_events(users=3000, days=42, seed=31, extra_sessions=1.2)
+    path = tmp_path / "several.parquet"
+    frame.write_parquet(path)
+    loaded = load_for_fit(path, None, CFG)
+    spec = fit(loaded.prepared, loaded.property_sample, loaded.key_stats, CFG, path.name)
+
+    def hour_tv(spec_used: TwinSpec) -> float:
+        gen, g = Generator(spec_used), spec_used.document.generation
+        days = [gen.day(g.start + dt.timedelta(days=i)) for i in range(g.days)]
+        twin = prepare(as_export_rows(pl.concat(days, how="diagonal_relaxed")), CFG)
+        return compare(loaded.prepared, twin).by_name("hour_of_week")
+
+    with_day_shape = hour_tv(spec)
+    assert with_day_shape.passed, (with_day_shape.value, with_day_shape.bound)
+    # The same spec without the day's shape (first hours not tilted by the day's sessions, gaps not by the
+    # block of the day): the later sessions run into the night and the check fails.
+    tables = dict(spec.tables)
+    tables["first_hour_tilt"] = tables["first_hour_tilt"].clear()
+    tables["day_gaps"] = tables["day_gaps"].filter(pl.col("block") < 0)
+    flat = hour_tv(dataclasses.replace(spec, tables=tables))
+    assert not flat.passed, (flat.value, flat.bound)
+    assert flat.value > 2 * with_day_shape.value

@@ -10,12 +10,15 @@ joins the two into the full ``PERSONA_SCHEMA`` table that ``to_frame`` returns.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import polars as pl
 
 from simulation_assets.core.hogflix.billing import CHURN_REASONS, PAYMENT_STATES
 from simulation_assets.core.hogflix.catalog import GENRES
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
+from simulation_assets.core.hogflix.metrics import METRICS_INPUT_COLUMNS
 from simulation_assets.core.hogflix.persona_state import (
     IDENTITY_COLUMNS,
     NO_DAY,
@@ -106,49 +109,66 @@ def _date(values: np.ndarray) -> pl.Expr:
     return pl.when(s >= 0).then(s).otherwise(None).cast(pl.Date)
 
 
-def day_frame(state: PersonaState) -> pl.DataFrame:
+def day_frame(state: PersonaState, columns: Collection[str] | None = None) -> pl.DataFrame:
     """Return the day's table of ``state`` (``PERSONA_DAY_SCHEMA`` columns, in that order): the persona
-    table without the identity strings, keyed by ``persona_number``."""
+    table without the identity strings, keyed by ``persona_number``; ``columns``: only those (in the
+    schema's order), e.g. what the daily metrics read on a day whose table is not stored."""
     c = state.cols
     n = len(state)
-    plain = {k: c[k] for k in _PLAIN}
-    plain["avg_watch_completion"] = c["avg_watch_completion"]
-    plain["completion_today"] = c["completion_today"]
-    for k in (*_TRAIT_FLOATS, *_BILLING_INTS):
-        plain[k] = c[k]
     S = PERSONA_DAY_SCHEMA  # noqa: N806
-    frame = pl.DataFrame(plain).with_columns(
-        pl.Series("activity_history", c["history"].astype(np.uint32, copy=False)),
-        pl.Series("is_synthetic", np.ones(n, np.bool_)),
-        pl.Series("db_initialized", ~c["marked_for_cleanup"]),
-        pl.Series("snapshot_date", np.full(n, state.day, np.int32)).cast(pl.Date),
-        _labels("plan", PLANS, c["plan"], S["plan"]),
-        _labels("state", STATES, c["state"], S["state"]),
-        _labels("activity_pattern", PATTERNS, c["pattern"], S["activity_pattern"]),
-        _labels("favorite_genre", GENRES, c["favorite_genre"], S["favorite_genre"]),
-        _labels("country", _REGION_COUNTRY.tolist(), c["region"], COUNTRY),
-        _labels("timezone", _REGION_ZONE.tolist(), c["region"], TIMEZONE),
-        _labels("in_life_event", LIFE_EVENTS, c["event"], S["in_life_event"]),
-        _date(c["event_ends"]).alias("life_event_ends_at"),
-        _date(np.where(c["binge_is_binging"], NO_DAY, c["binge_phase_ends"])).alias("binge_cooldown_until"),
-        _date(c["binge_phase_ends"]).alias("binge_phase_ends"),
-        _ts(
+    want = S.keys() if columns is None else set(columns)
+    if unknown := set(want) - S.keys():
+        raise ValueError(f"day_frame: no such columns {sorted(unknown)}")
+    plain = {
+        k: c[k]
+        for k in (*_PLAIN, "avg_watch_completion", "completion_today", *_TRAIT_FLOATS, *_BILLING_INTS)
+        if k in want
+    }
+    built = {  # the other columns, each made only when asked for
+        "activity_history": lambda: pl.Series("activity_history", c["history"].astype(np.uint32, copy=False)),
+        "is_synthetic": lambda: pl.Series("is_synthetic", np.ones(n, np.bool_)),
+        "db_initialized": lambda: pl.Series("db_initialized", ~c["marked_for_cleanup"]),
+        "snapshot_date": lambda: pl.Series("snapshot_date", np.full(n, state.day, np.int32)).cast(pl.Date),
+        "plan": lambda: _labels("plan", PLANS, c["plan"], S["plan"]),
+        "state": lambda: _labels("state", STATES, c["state"], S["state"]),
+        "activity_pattern": lambda: _labels("activity_pattern", PATTERNS, c["pattern"], S["activity_pattern"]),
+        "favorite_genre": lambda: _labels("favorite_genre", GENRES, c["favorite_genre"], S["favorite_genre"]),
+        "country": lambda: _labels("country", _REGION_COUNTRY.tolist(), c["region"], COUNTRY),
+        "timezone": lambda: _labels("timezone", _REGION_ZONE.tolist(), c["region"], TIMEZONE),
+        "in_life_event": lambda: _labels("in_life_event", LIFE_EVENTS, c["event"], S["in_life_event"]),
+        "life_event_ends_at": lambda: _date(c["event_ends"]).alias("life_event_ends_at"),
+        "binge_cooldown_until": lambda: _date(
+            np.where(c["binge_is_binging"], NO_DAY, c["binge_phase_ends"])
+        ).alias("binge_cooldown_until"),
+        "binge_phase_ends": lambda: _date(c["binge_phase_ends"]).alias("binge_phase_ends"),
+        "churned_at": lambda: _ts(
             np.where(
                 c["churned_day"] >= 0, c["churned_day"].astype(np.int64) * 86_400_000 + 86_399_999, NO_MS
             )
         ).alias("churned_at"),
-        _labels(
+        "churn_reason": lambda: _labels(
             "churn_reason",
             CHURN_REASONS,
             np.where(c["churned_day"] >= 0, c["churn_reason"], -1),
             CHURN_REASON,
         ),
-        _labels("previous_plan", PLANS, c["previous_plan"], S["previous_plan"]),
-        _labels("payment_status", PAYMENT_STATES, c["payment_state"], S["payment_status"]),
-        _date(c["next_payment_retry"]).alias("next_payment_retry"),
-        *[_ts(c[src]).alias(dst) for dst, src in _TS_COLUMNS.items()],
-    )
-    return frame.select([pl.col(k).cast(t) for k, t in S.items()])
+        "previous_plan": lambda: _labels("previous_plan", PLANS, c["previous_plan"], S["previous_plan"]),
+        "payment_status": lambda: _labels("payment_status", PAYMENT_STATES, c["payment_state"], S["payment_status"]),
+        "next_payment_retry": lambda: _date(c["next_payment_retry"]).alias("next_payment_retry"),
+        **{dst: (lambda src=src, dst=dst: _ts(c[src]).alias(dst)) for dst, src in _TS_COLUMNS.items()},
+    }  # fmt: skip
+    frame = pl.DataFrame(plain, height=n).with_columns(*[make() for k, make in built.items() if k in want])
+    return frame.select([pl.col(k).cast(t) for k, t in S.items() if k in want])
+
+
+# Columns of the day's table that the pool holds under another name (the label columns as their codes).
+_POOL_NAMES = {"activity_pattern": "pattern", "in_life_event": "event", "payment_status": "payment_state"}
+
+
+def metrics_columns(state: PersonaState) -> dict[str, np.ndarray]:
+    """Return the pool's arrays that ``metrics.metrics_row`` reads, under the day table's names (the label
+    columns as their codes): the day's metrics without building its table."""
+    return {k: state.cols[_POOL_NAMES.get(k, k)] for k in METRICS_INPUT_COLUMNS}
 
 
 def with_identities(day: pl.DataFrame, identity: pl.DataFrame) -> pl.DataFrame:

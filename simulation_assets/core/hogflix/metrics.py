@@ -7,13 +7,13 @@ import datetime as dt
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.hogflix.config import PATTERNS, PLANS, STATES
+from simulation_assets.core.hogflix.billing import CHURN_REASONS, PAYMENT_STATES
+from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, PLANS, STATES
 from simulation_assets.core.hogflix.schema import (
     DAILY_METRICS_SCHEMA,
     DEPTH_ROWS,
     SATISFACTION_HIGH,
     SATISFACTION_LOW,
-    STATE,
     VIEWING_STATES,
 )
 
@@ -66,137 +66,171 @@ def daily_metrics(
     churn today (``churn_after_inactive_days`` or more without a visit, still
     DORMANT or churned today, lapsed) and those of them who churned for inactivity.
     """
-    alive = pl.col("state") != "CHURNED"
-    visit = pl.col("active_today")
-    sat = pl.col("satisfaction")
-    settled = alive & (pl.col("state") != "NEW")
+    return metrics_row(metrics_arrays(personas), date, assignment_day, churn_after_inactive_days)
+
+
+# Label columns among the inputs, read as their codes (the position of the label, -1 for null).
+_CODES: dict[str, tuple[str, ...]] = {
+    "state": STATES, "activity_pattern": PATTERNS, "plan": PLANS, "in_life_event": LIFE_EVENTS,
+    "payment_status": PAYMENT_STATES, "churn_reason": CHURN_REASONS,
+}  # fmt: skip
+_NEW, _CASUAL, _DORMANT, _CHURNED = (STATES.index(s) for s in ("NEW", "CASUAL", "DORMANT", "CHURNED"))
+
+
+def metrics_arrays(personas: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Return the ``METRICS_INPUT_COLUMNS`` of a persona table as arrays, the label columns as codes."""
+    out = {}
+    for k in METRICS_INPUT_COLUMNS:
+        series = personas[k]
+        if k in _CODES:
+            series = series.cast(pl.Enum(list(_CODES[k]))).to_physical().cast(pl.Int8).fill_null(-1)
+        out[k] = series.to_numpy()
+    return out
+
+
+def _masked_sum(values: np.ndarray, mask: np.ndarray) -> int | float:
+    """Return the sum of ``values`` where ``mask`` is true: the values times the mask, summed (in int64
+    or float64): a pass without branches, faster than gathering the rows of a scattered mask."""
+    kept = np.multiply(values, mask)
+    return kept.sum(dtype=np.float64 if kept.dtype.kind == "f" else np.int64).item()
+
+
+def _share(total: float, count: int) -> float | None:
+    return float(total) / count if count else None
+
+
+def metrics_row(
+    a: dict[str, np.ndarray], date: dt.date, assignment_day: int = 14, churn_after_inactive_days: int = 30
+) -> pl.DataFrame:
+    """Return the ``daily_metrics`` row of one day's persona columns given as arrays (``metrics_arrays``,
+    or a pool's own arrays): each figure is a count, a sum in row order (``np.bincount`` by state or
+    plan) or a mean, so the row is the same whichever form the day came in."""
+    state, plan, pattern = a["state"], a["plan"], a["activity_pattern"]
+    alive, visit, sat = state != _CHURNED, a["active_today"], a["satisfaction"]
+    churned, pct, attempt = a["churned_today"], a["plan_changed_today"], a["payment_attempt_today"]
+    settled = alive & (state != _NEW)
     low, high = settled & (sat < SATISFACTION_LOW), settled & (sat > SATISFACTION_HIGH)
-    frame = personas
-    # One pass for the plain counts, one group-by per category (a filter per figure costs seconds at 1M).
-    row = frame.select(
-        pl.len().alias("total_personas"),
-        alive.sum().alias("pool_size"),
-        visit.sum().alias("active_today"),
-        pl.col("signed_up_today").sum().alias("new_signups"),
-        pl.col("churned_today").sum().alias("churned"),
-        (pl.col("churned_today") & pl.col("marked_for_cleanup")).sum().alias("churned_cleaned"),
-        pl.col("reactivated_today").sum().alias("reactivated"),
-        pl.col("flixbuddy_today").sum().alias("flixbuddy_calls"),
-        pl.col("videos_today").sum().alias("videos_watched"),
-        pl.col("engagement_score").filter(alive).mean().alias("avg_engagement_score"),
-        pl.col("completion_today")
-        .filter(visit & pl.col("binge_mode_today"))
-        .mean()
-        .alias("binge_completion"),
-        pl.col("watchlist_adds_today").sum().alias("watchlist_adds"),
-        pl.col("watchlist_size").filter(alive).sum().alias("watchlist_total"),
-        (pl.col("plan_changed_today") == 1).sum().alias("upgrades"),
-        (pl.col("plan_changed_today") == -1).sum().alias("downgrades"),
-        sat.filter(pl.col("plan_changed_today") == 1).sum().alias("upgrade_satisfaction_sum"),
-        sat.filter(pl.col("plan_changed_today") == -1).sum().alias("downgrade_satisfaction_sum"),
-        (pl.col("payment_attempt_today") == 1).sum().alias("payment_charges"),
-        ((pl.col("payment_attempt_today") == 1) & pl.col("payment_failed_today"))
-        .sum()
-        .alias("payment_failures"),
-        (pl.col("payment_attempt_today") >= 2).sum().alias("payment_retries"),
-        pl.col("payment_recovered_today").sum().alias("payment_recoveries"),
-        (alive & (pl.col("payment_status") == "dunning")).sum().alias("in_dunning"),
-        (pl.col("churned_today") & (pl.col("churn_reason") == "payment_failed"))
-        .sum()
-        .alias("churned_payment"),
-        sat.filter(alive).mean().alias("avg_satisfaction"),
-        low.sum().alias("low_satisfaction"),
-        (low & pl.col("lapsed")).sum().alias("low_satisfaction_lapsed"),
-        high.sum().alias("high_satisfaction"),
-        (high & pl.col("lapsed")).sum().alias("high_satisfaction_lapsed"),
-    ).row(0, named=True)
-    row["date"] = date
-    by_row = _visits_by_depth_row(frame, date, assignment_day)
-    by_state = _keyed(frame.group_by("state").agg(pl.len(), pl.col("engagement_score").sum(), visit.sum()))
-    completion_sums = _sums_by_state(frame, visit, "completion_today")
+    n_alive = int(np.count_nonzero(alive))
+    count = np.count_nonzero
+    binge_visit = visit & a["binge_mode_today"]
+    up, down = pct == 1, pct == -1
+    row: dict[str, object] = {
+        "date": date,
+        "total_personas": len(state),
+        "pool_size": n_alive,
+        "active_today": count(visit),
+        "new_signups": count(a["signed_up_today"]),
+        "churned": count(churned),
+        "churned_cleaned": count(churned & a["marked_for_cleanup"]),
+        "reactivated": count(a["reactivated_today"]),
+        "flixbuddy_calls": count(a["flixbuddy_today"]),
+        "videos_watched": int(a["videos_today"].sum(dtype=np.int64)),
+        "avg_engagement_score": _share(_masked_sum(a["engagement_score"], alive), n_alive),
+        "binge_completion": _share(a["completion_today"][binge_visit].sum(), count(binge_visit)),
+        "watchlist_adds": int(a["watchlist_adds_today"].sum(dtype=np.int64)),
+        "watchlist_total": int(_masked_sum(a["watchlist_size"], alive)),
+        "upgrades": count(up),
+        "downgrades": count(down),
+        "upgrade_satisfaction_sum": float(sat[up].sum(dtype=np.float64)),
+        "downgrade_satisfaction_sum": float(sat[down].sum(dtype=np.float64)),
+        "payment_charges": count(attempt == 1),
+        "payment_failures": count((attempt == 1) & a["payment_failed_today"]),
+        "payment_retries": count(attempt >= 2),
+        "payment_recoveries": count(a["payment_recovered_today"]),
+        "in_dunning": count(alive & (a["payment_status"] == PAYMENT_STATES.index("dunning"))),
+        "churned_payment": count(churned & (a["churn_reason"] == CHURN_REASONS.index("payment_failed"))),
+        "avg_satisfaction": _share(_masked_sum(sat, alive), n_alive),
+        "low_satisfaction": count(low),
+        "low_satisfaction_lapsed": count(low & a["lapsed"]),
+        "high_satisfaction": count(high),
+        "high_satisfaction_lapsed": count(high & a["lapsed"]),
+    }
+    # By category: a comparison per code (a byte per persona) and a masked sum, not np.bincount (slower).
+    seen = np.flatnonzero(visit)  # the visits (a fraction of the pool), looked at alone
+    seen_state, seen_completion = state[seen], a["completion_today"][seen]
+    for i, s in enumerate(STATES):
+        is_s = state == i
+        row[f"state_{s}"] = count(is_s)
+        if s in VIEWING_STATES:
+            seen_s = seen_state == i
+            score = _masked_sum(a["engagement_score"], is_s)
+            row[f"score_{s}"] = _share(score, row[f"state_{s}"])
+            row[f"completion_{s}"] = _share(_masked_sum(seen_completion, seen_s), count(seen_s))
+    for i, p in enumerate(PATTERNS):
+        row[f"pattern_{p}"] = count(alive & (pattern == i))
+    by_row = _depth_rows(a, date, assignment_day, seen)
+    for r in DEPTH_ROWS:
+        row[f"visits_{r}"], row[f"videos_{r}"] = by_row.get(r, (0, 0))
     # A persona's stars today are whole: its mean rating times its ratings (summed exactly, as integers).
-    stars = (pl.col("avg_rating_today").cast(pl.Float64) * pl.col("ratings_today")).round().cast(pl.Int64)
+    rated = np.flatnonzero(a["ratings_today"])
+    ratings = a["ratings_today"][rated]
+    stars = np.rint(a["avg_rating_today"][rated].astype(np.float64) * ratings).astype(np.int64)
+    rated_plan = plan[rated]
     # Lapsed personas only: their churn chance is the same crowded one in every plan but for the plan's
     # multiplier (a persona kept away by its cadence has the base chance, and plans differ in patterns).
     at_risk = (
-        pl.col("lapsed")
-        & (pl.col("consecutive_missed_days") >= churn_after_inactive_days)
-        & ((pl.col("state") == "DORMANT") | pl.col("churned_today"))
+        a["lapsed"]
+        & (a["consecutive_missed_days"] >= churn_after_inactive_days)
+        & ((state == _DORMANT) | churned)
     )
-    inactive_churn = pl.col("churned_today") & (pl.col("churn_reason") == "inactive_30_days")
-    by_plan = _keyed(
-        frame.group_by("plan").agg(
-            alive.sum(),
-            pl.col("ratings_today").sum(),
-            stars.sum(),
-            pl.col("churned_today").sum(),
-            at_risk.sum().alias("_at_risk"),
-            (inactive_churn & at_risk).sum().alias("_churned_inactive"),
-        )
-    )
-    by_pattern = _keyed(frame.group_by("activity_pattern").agg(alive.sum()))
-    for s in STATES:
-        row[f"state_{s}"] = by_state.get(s, (0,))[0]
-    for p in PATTERNS:
-        row[f"pattern_{p}"] = by_pattern.get(p, (0,))[0]
-    for r in DEPTH_ROWS:
-        row[f"visits_{r}"], row[f"videos_{r}"] = by_row.get(r, (0, 0))
-    for s, completion_sum in zip(STATES, completion_sums, strict=True):
-        if s in VIEWING_STATES:
-            n, score_sum, visits = by_state.get(s, (0, 0, 0))
-            row[f"score_{s}"] = score_sum / n if n else None
-            row[f"completion_{s}"] = float(completion_sum) / visits if visits else None
-    for p in PLANS:
-        (
-            row[f"plan_{p}"],
-            row[f"ratings_{p}"],
-            star_sum,
-            row[f"churned_{p}"],
-            row[f"lapsed_at_risk_{p}"],
-            row[f"lapsed_churned_{p}"],
-        ) = by_plan.get(p, (0, 0, 0, 0, 0, 0))
-        row[f"stars_{p}"] = star_sum / row[f"ratings_{p}"] if row[f"ratings_{p}"] else None
-    return pl.DataFrame([{k: row[k] for k in DAILY_METRICS_SCHEMA}], schema=DAILY_METRICS_SCHEMA)
+    inactive_churn = churned & (a["churn_reason"] == CHURN_REASONS.index("inactive_30_days")) & at_risk
+    for i, p in enumerate(PLANS):
+        is_p, rated_p = plan == i, rated_plan == i
+        row[f"plan_{p}"], row[f"churned_{p}"] = count(is_p & alive), count(is_p & churned)
+        row[f"ratings_{p}"] = int(ratings[rated_p].sum(dtype=np.int64))
+        row[f"stars_{p}"] = _share(stars[rated_p].sum(), row[f"ratings_{p}"])
+        row[f"lapsed_at_risk_{p}"] = count(is_p & at_risk)
+        row[f"lapsed_churned_{p}"] = count(is_p & inactive_churn)
+    values = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+    return pl.DataFrame([{k: values[k] for k in DAILY_METRICS_SCHEMA}], schema=DAILY_METRICS_SCHEMA)
 
 
 def _visits_by_depth_row(personas: pl.DataFrame, date: dt.date, assignment_day: int) -> dict[str, tuple]:
-    """Return {line of the viewing rule: (visits, videos)} of the day's visits (``depth_row``'s lines).
+    """Return {line of the viewing rule: (visits, videos)} of the day's visits in a persona table."""
+    a = metrics_arrays(personas)
+    return _depth_rows(a, date, assignment_day, np.flatnonzero(a["active_today"]))
+
+
+def _depth_rows(
+    a: dict[str, np.ndarray], date: dt.date, assignment_day: int, visit: np.ndarray
+) -> dict[str, tuple]:
+    """Return {line of the viewing rule (``depth_row``): (visits, videos)} of the day's visits.
 
     The visits are counted by the few things the rule looks at (SICK, state, binge mode, pattern drawn,
-    pattern): a group-by over small keys, then the rule applied once per group, not once per visit.
+    pattern), then the rule is applied once per group, not once per visit. ``visit``: the visitors' rows.
     """
-    groups = (
-        personas.lazy()  # lazy: only the columns the group-by reads are filtered
-        .filter(pl.col("active_today"))
-        .group_by(
-            (pl.col("in_life_event") == "SICK").fill_null(False).alias("sick"),
-            "state",
-            "binge_mode_today",
-            (pl.col("days_since_signup") >= assignment_day).alias("assigned"),
-            "activity_pattern",
-        )
-        .agg(pl.len(), pl.col("videos_today").sum())
-        .collect()
-    )
-    if groups.is_empty():
+    if not visit.size:
         return {}
-    lines = groups.with_columns(
-        pl.col("state").cast(pl.String), pl.col("activity_pattern").cast(pl.String)
+    sick = a["in_life_event"][visit] == LIFE_EVENTS.index("SICK")
+    assigned = a["days_since_signup"][visit] >= assignment_day
+    npat, nst = len(PATTERNS), len(STATES)
+    key = sick.astype(np.int32) * nst + a["state"][visit]
+    key = (key * 2 + a["binge_mode_today"][visit]) * 2 + assigned
+    key = key * npat + a["activity_pattern"][visit]
+    size = 2 * nst * 2 * 2 * npat
+    counts = np.bincount(key, minlength=size)
+    videos = np.bincount(key, weights=a["videos_today"][visit], minlength=size)
+    groups = np.flatnonzero(counts)
+    pat, rest = groups % npat, groups // npat
+    assigned_g, rest = rest % 2, rest // 2
+    binge_g, rest = rest % 2, rest // 2
+    state_g, sick_g = rest % nst, rest // nst
+    lines = pl.DataFrame(
+        {
+            "sick": sick_g.astype(np.bool_),
+            "state": np.array(STATES)[state_g],
+            "binge_mode_today": binge_g.astype(np.bool_),
+            "assigned": assigned_g.astype(np.bool_),
+            "activity_pattern": np.array(PATTERNS)[pat],
+            "len": counts[groups].astype(np.int64),
+            "videos_today": np.rint(videos[groups]).astype(np.int64),
+        }
     ).select(
         depth_row(date, assignment_day, pl.col("sick"), pl.col("assigned")).alias("_row"),
         "len",
         "videos_today",
     )
     return _keyed(lines.group_by("_row").agg(pl.col("len").sum(), pl.col("videos_today").sum()))
-
-
-def _sums_by_state(frame: pl.DataFrame, keep: pl.Expr, column: str) -> np.ndarray:
-    """Return the sum of the float ``column`` over the rows ``keep`` selects, per state (in ``STATES``'
-    order), added in row order (``np.bincount``): Polars' group-by adds floats on several threads in an
-    order that changes from run to run, and the figure would change in its last digits with it."""
-    state = frame["state"] if frame.schema["state"] == STATE else frame["state"].cast(STATE)
-    values = frame.select(pl.when(keep).then(pl.col(column)).fill_null(0.0)).to_series().to_numpy()
-    return np.bincount(state.to_physical().to_numpy(), weights=values, minlength=len(STATES))
 
 
 def _keyed(frame: pl.DataFrame) -> dict[str, tuple]:

@@ -646,11 +646,36 @@ def sessions_per_day_pmf(activity: pl.DataFrame, k: int) -> np.ndarray:
     return capped_pmf(activity["sessions"].to_numpy(), activity["user"].to_numpy(), MAX_SESSIONS_PER_DAY, k)
 
 
+DAY_SESSION_BUCKETS = 3  # days of 1, 2, and 3 or more sessions
+
+
 def first_session_hours(sessions: pl.DataFrame) -> pl.DataFrame:
-    """Return each active user-day's first session: user, weekday, hour (UTC)."""
-    first = sessions.sort("start_ms").group_by("user", "day", maintain_order=True).first()
+    """Return each active user-day's first session: user, weekday, hour (UTC), and the day's session bucket."""
+    first = (
+        sessions.sort("start_ms")
+        .group_by("user", "day", maintain_order=True)
+        .agg(pl.col("start_ms").first(), pl.len().alias("sessions"))
+    )
     hour = (first["start_ms"].to_numpy() % 86_400_000) // 3_600_000
-    return pl.DataFrame({"user": first["user"], "weekday": weekday(first["day"].to_numpy()), "hour": hour})
+    bucket = np.minimum(first["sessions"].to_numpy(), DAY_SESSION_BUCKETS) - 1
+    return pl.DataFrame(
+        {"user": first["user"], "weekday": weekday(first["day"].to_numpy()), "hour": hour, "bucket": bucket}
+    )
+
+
+def first_hour_tilt(first: pl.DataFrame, strength: float = 24.0) -> np.ndarray:
+    """Return a (buckets, 24) factor: P(first hour | the day's session bucket) / P(first hour), over all users.
+
+    Days with more sessions start earlier (the later sessions need the rest of the day); generation
+    multiplies a class's hour profile by the factor of the day's bucket. Each bucket's hours are
+    smoothed toward the overall hours with ``strength`` pseudo-days.
+    """
+    counts = np.zeros((DAY_SESSION_BUCKETS, 24))
+    np.add.at(counts, (first["bucket"].to_numpy(), first["hour"].to_numpy()), 1.0)
+    overall = (counts.sum(axis=0) + 1.0) / (counts.sum() + 24.0)
+    by_bucket = counts + strength * overall[None, :]
+    by_bucket /= by_bucket.sum(axis=1, keepdims=True)
+    return by_bucket / overall[None, :]
 
 
 def hour_profile(first: pl.DataFrame, pooled: np.ndarray | None = None, strength: float = 24.0) -> np.ndarray:
@@ -664,19 +689,29 @@ def hour_profile(first: pl.DataFrame, pooled: np.ndarray | None = None, strength
     return smoothed / smoothed.sum(axis=1, keepdims=True)
 
 
+GAP_BLOCKS = 6  # the day in blocks of 4 hours (UTC), by when the session before the gap ended
+GAP_BLOCK_MIN_GAPS = 200  # fewer gaps after a block (in a class, or in all) fall back to the wider sketch
+
+
 def within_day_gaps(sessions: pl.DataFrame) -> pl.DataFrame:
-    """Return the minutes from one session's end to the next session's start on the same day, per user."""
+    """Return the minutes from one session's end to the next session's start on the same day, per user.
+
+    ``block`` is the 4-hour block of the day in which the earlier session ended: a gap can only be as
+    long as what is left of the day, so gaps after an evening session are short and are kept apart.
+    """
     s = sessions.sort("user", "start_ms")
     prev_end = pl.col("end_ms").shift(1).over("user")
     same_day = pl.col("day") == pl.col("day").shift(1).over("user")
+    block_ms = 86_400_000 // GAP_BLOCKS
     return (
         s.select(
             "user",
             ((pl.col("start_ms") - prev_end) / 60_000.0).alias("gap_minutes"),
+            ((prev_end % 86_400_000) // block_ms).clip(0, GAP_BLOCKS - 1).cast(pl.Int8).alias("block"),
             same_day.alias("same_day"),
         )
         .filter(pl.col("same_day"))
-        .select("user", pl.col("gap_minutes").clip(lower_bound=0.0))
+        .select("user", pl.col("gap_minutes").clip(lower_bound=0.0), "block")
     )
 
 

@@ -35,9 +35,17 @@ TRIAL_FLOW = (
 
 
 def synthetic_events(
-    users: int = 600, days: int = 70, seed: int = 7, start: dt.date = dt.date(2026, 2, 2)
+    users: int = 600,
+    days: int = 70,
+    seed: int = 7,
+    start: dt.date = dt.date(2026, 2, 2),
+    extra_sessions: float = 0.0,
 ) -> pl.DataFrame:
-    """Return the events (distinct_id, timestamp, event, properties as columns) of the synthetic product."""
+    """Return the events (distinct_id, timestamp, event, properties as columns) of the synthetic product.
+
+    With ``extra_sessions`` > 0, workers and hobbyists come back within an active day a Poisson number
+    of times (that mean), each visit at an hour drawn like the first: days of several sessions.
+    """
     g = np.random.default_rng(seed)
     kind = g.choice(3, size=users, p=[0.45, 0.35, 0.20])
     first = np.where(kind == 2, g.integers(0, days, users), 0)
@@ -56,6 +64,9 @@ def synthetic_events(
         rows_user.append(idx)
         rows_day.append(np.full(idx.size, d))
     s_user, s_day = np.concatenate(rows_user), np.concatenate(rows_day)
+    if extra_sessions > 0:
+        again = np.where(kind[s_user] < 2, g.poisson(extra_sessions, s_user.size), 0)
+        s_user, s_day = np.repeat(s_user, 1 + again), np.repeat(s_day, 1 + again)
     s_kind = kind[s_user]
     hour = np.select(
         [s_kind == 0, s_kind == 1],

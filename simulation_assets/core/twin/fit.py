@@ -29,7 +29,7 @@ from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.features import Window, session_table, user_day_activity, user_table
 from simulation_assets.core.twin.flows import BUCKETS, coded_sessions, fit_flows, user_pace, vocabulary
 from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
-from simulation_assets.core.twin.properties import candidate_keys, fit_properties
+from simulation_assets.core.twin.properties import candidate_keys, fit_properties, sample_sessions
 from simulation_assets.core.twin.sessions import sessionize, stitch_users
 from simulation_assets.core.twin.spec import (
     FORMAT,
@@ -123,14 +123,18 @@ def fit(
 ) -> TwinSpec:
     """Return the twin spec fitted on ``prepared``'s training users.
 
-    ``property_sample``: the sampled users' rows (``distinct_id``, ``event`` and one
-    text column per key); ``key_stats``: the export's ``property_keys`` table.
+    ``property_sample``: the sampled users' rows (``distinct_id``, ``event``, optionally ``timestamp``
+    (then keys constant within a visit are found) and one text column per key); ``key_stats``: the export's ``property_keys`` table.
     """
     # BLAS on one thread: the fit's matrix products are small (users x classes), and OpenBLAS's
     # threads spin-wait for each other on a busy 2-core machine (the class EM took 10x the CPU time
     # with two). One thread also gives the same sums, so the same spec, on any machine.
     with threadpool_limits(1, user_api="blas"):
         return _fit(prepared, property_sample, key_stats, cfg, export_name)
+
+
+class FitError(ValueError):
+    """The export is readable but cannot be fitted (e.g. too few users to stay k-anonymous)."""
 
 
 def _fit(
@@ -148,7 +152,9 @@ def _fit(
     activity = user_day_activity(sessions)
     n_users = users.height
     if n_users < 2 * k:
-        raise ValueError(f"the export has {n_users} training users; a twin needs at least {2 * k} (2 x k)")
+        raise FitError(
+            f"the export has {n_users} training users after the holdout; a twin needs at least {2 * k} (2 x k)"
+        )
 
     # Arrivals, and whether each user was new or already there when the window opened.
     first_days = users["first_day"].to_numpy()
@@ -177,6 +183,7 @@ def _fit(
     first_hours = act.first_session_hours(sessions)
     first_hours = first_hours.with_columns(pl.Series("class", classes[first_hours["user"].to_numpy()]))
     pooled_hours = act.hour_profile(first_hours)
+    tilt = act.first_hour_tilt(first_hours)
     gaps = act.within_day_gaps(sessions)
     gaps = gaps.with_columns(pl.Series("class", classes[gaps["user"].to_numpy()]))
     pooled_gap = act.gap_sketch(gaps["gap_minutes"].to_numpy(), levels, k)
@@ -256,10 +263,24 @@ def _fit(
         hour_rows.append(
             pl.DataFrame({"class": c, "weekday": wd.ravel(), "hour": hr.ravel(), "share": profile.ravel()})
         )
-        sketch = act.gap_sketch(gaps.filter(pl.col("class") == c)["gap_minutes"].to_numpy(), levels, k)
+        class_gaps = gaps.filter(pl.col("class") == c)
+        sketch = act.gap_sketch(class_gaps["gap_minutes"].to_numpy(), levels, k)
         sketch = pooled_gap if sketch is None else sketch
         if sketch is not None:
-            gap_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels), "log_minutes": sketch}))
+            gap_rows.append(
+                pl.DataFrame({"class": c, "block": -1, "level": np.arange(levels), "log_minutes": sketch})
+            )
+            for b in range(act.GAP_BLOCKS):
+                after = class_gaps.filter(pl.col("block") == b)["gap_minutes"].to_numpy()
+                if after.size < act.GAP_BLOCK_MIN_GAPS:
+                    after = gaps.filter(pl.col("block") == b)["gap_minutes"].to_numpy()
+                by_block = act.gap_sketch(after, levels, k) if after.size >= act.GAP_BLOCK_MIN_GAPS else None
+                if by_block is not None:
+                    gap_rows.append(
+                        pl.DataFrame(
+                            {"class": c, "block": b, "level": np.arange(levels), "log_minutes": by_block}
+                        )
+                    )
         class_docs.append(
             {
                 "id": c,
@@ -328,6 +349,8 @@ def _fit(
     id_map = train.events.select("distinct_id", "user").unique("distinct_id")
     sample_rows = property_sample.join(id_map, on="distinct_id", how="inner")
     sample_rows = sample_rows.filter(pl.col("event").is_in(names))
+    if "timestamp" in sample_rows.columns:  # the sampled users' visits: keys constant within one are found
+        sample_rows = sample_sessions(sample_rows, cfg.idle_minutes).drop("timestamp")
     props = fit_properties(sample_rows, keys, k, levels, cfg.max_categories, dropped_keys)
 
     holdout_users = int(prepared.users["holdout"].sum())
@@ -388,6 +411,9 @@ def _fit(
             "kinds": props.kinds,
             "constants": list(props.constants),
             "combo_share": round(props.combo_share, 6),
+            "session_constants": list(props.session_keys),
+            "session_combo_share": round(props.session_combo_share, 6),
+            "follows": props.follows,
             "sample_users": int(sample_rows["user"].n_unique()) if sample_rows.height else 0,
         },  # fmt: skip
         "fit": cfg.model_dump(mode="json"),
@@ -413,9 +439,16 @@ def _fit(
         "survival": pl.concat(survival_rows),
         "sessions_per_day": pl.concat(spd_rows),
         "hour_profile": pl.concat(hour_rows),
+        "first_hour_tilt": pl.DataFrame(
+            {
+                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), 24),
+                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS),
+                "factor": tilt.ravel(),
+            }
+        ),
         "day_gaps": pl.concat(gap_rows)
         if gap_rows
-        else pl.DataFrame({"class": [], "level": [], "log_minutes": []}),
+        else pl.DataFrame({"class": [], "block": [], "level": [], "log_minutes": []}),
         "transitions": transitions,
         "end_hazard": hazard,
         "end_by_elapsed": by_elapsed,
@@ -430,6 +463,9 @@ def _fit(
         "event_numbers": props.numbers,
         "constant_marginals": props.marginals,
         "constant_combos": props.combos,
+        "session_marginals": props.session_marginals,
+        "session_combos": props.session_combos,
+        "property_lookups": props.lookups,
     }
     doc = build_document(document)
     spec = TwinSpec(doc, validate_tables(doc, tables))

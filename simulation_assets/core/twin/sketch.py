@@ -101,6 +101,21 @@ def sample_sketch(quantiles: np.ndarray, rows: np.ndarray, u: np.ndarray, log: b
     return np.expm1(value) if log else value
 
 
+def sketch_cdf(quantiles: np.ndarray, rows: np.ndarray, x: np.ndarray, log: bool = False) -> np.ndarray:
+    """Return the share of ``quantiles[rows]``'s draws at or below ``x``: the inverse of :func:`sample_sketch`."""
+    levels = quantiles.shape[1]
+    v = np.log1p(np.maximum(x, 0.0)) if log else np.asarray(x, np.float64)
+    out = np.empty(v.size)
+    rows = np.asarray(rows)
+    for r in np.unique(rows):
+        at = rows == r
+        q = quantiles[r]
+        # A flat step of the sketch (repeated quantiles) counts at its highest level: draws land on it, not inside.
+        keep = np.r_[np.diff(q) > 0, True]
+        out[at] = np.interp(v[at], q[keep], np.flatnonzero(keep) / (levels - 1), left=0.0, right=1.0)
+    return out
+
+
 def suppress_rare(counts_by_user: np.ndarray, k: int) -> np.ndarray:
     """Return a mask of the categories seen for at least ``k`` users (the ones a twin may copy)."""
     return np.asarray(counts_by_user) >= k

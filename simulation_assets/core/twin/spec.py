@@ -30,7 +30,10 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "survival": {"class": pl.Int16(), "kind": pl.String(), "age_days": pl.Int32(), "survival": pl.Float64()},
     "sessions_per_day": {"class": pl.Int16(), "sessions": pl.Int16(), "share": pl.Float64()},
     "hour_profile": {"class": pl.Int16(), "weekday": pl.Int8(), "hour": pl.Int8(), "share": pl.Float64()},
-    "day_gaps": {"class": pl.Int16(), "level": pl.Int16(), "log_minutes": pl.Float64()},
+    # block: the 4-hour block of the day in which the session before the gap ended; -1 (or absent, older specs): any.
+    # Factor on a class's first-session hours by the day's sessions (bucket 0: one, 1: two, 2: three or more).
+    "first_hour_tilt": {"bucket": pl.Int8(), "hour": pl.Int8(), "factor": pl.Float64()},
+    "day_gaps": {"class": pl.Int16(), "block": pl.Int8(), "level": pl.Int16(), "log_minutes": pl.Float64()},
     "transitions": {
         "class": pl.Int16(),
         "depth": pl.Int16(),  # the users' session-depth group; -1 (or absent, older specs): every group
@@ -80,9 +83,30 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "event_numbers": {"event": pl.String(), "key": pl.String(), "level": pl.Int16(), "value": pl.Float64()},
     "constant_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "constant_combos": {"share": pl.Float64()},  # plus one String column per constant key
+    # Keys constant within a session: the same two tables over sessions (one String column per key).
+    "session_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
+    "session_combos": {"share": pl.Float64()},
+    # Keys whose value follows another key's (a video's title its id): the value for each parent value.
+    "property_lookups": {
+        "key": pl.String(),
+        "parent": pl.String(),
+        "parent_value": pl.String(),
+        "value": pl.String(),
+    },
 }
 # Tables added after the first specs: empty when absent.
-OPTIONAL_TABLES = frozenset({"end_by_elapsed", "user_pace", "depth_by_activity", "user_streak"})
+OPTIONAL_TABLES = frozenset(
+    {
+        "end_by_elapsed",
+        "user_pace",
+        "depth_by_activity",
+        "user_streak",
+        "first_hour_tilt",
+        "session_marginals",
+        "session_combos",
+        "property_lookups",
+    }
+)
 START, END, ANY = "START", "END", "*"
 # "Previous event" of a chain state whose current event is the 3rd, 4th, 5th-or-later of its name in a row.
 REPEATS = ("REPEAT3", "REPEAT4", "REPEAT5+")
@@ -230,6 +254,9 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         # Chains written before they were kept per depth group stand for every group.
         if name == "transitions" and "depth" not in frame.columns:
             frame = frame.with_columns(pl.lit(-1, pl.Int16).alias("depth"))
+        # Gaps written before they were kept per block of the day apply after any block.
+        if name == "day_gaps" and "block" not in frame.columns:
+            frame = frame.with_columns(pl.lit(-1, pl.Int8).alias("block"))
         missing = [c for c in schema if c not in frame.columns]
         if missing:
             raise SpecError(f"table {name!r} lacks column(s) {', '.join(missing)}")
@@ -258,6 +285,14 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         raise SpecError(f"table 'constant_combos' lacks the constant key column(s) {', '.join(missing)}")
     out["constant_combos"] = tables["constant_combos"].with_columns(
         pl.col("share").cast(pl.Float64), *[pl.col(c).cast(pl.String) for c in constants]
+    )
+    per_session = list(document.properties.get("session_constants", []))
+    combos = tables.get("session_combos", out["session_combos"])
+    missing = [c for c in per_session if c not in combos.columns]
+    if missing:
+        raise SpecError(f"table 'session_combos' lacks the session key column(s) {', '.join(missing)}")
+    out["session_combos"] = combos.with_columns(
+        pl.col("share").cast(pl.Float64), *[pl.col(c).cast(pl.String) for c in per_session]
     )
     return out
 
