@@ -62,11 +62,11 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
     chains = folder / doc["tables"]["transitions"]["file"]
     pl.read_parquet(chains).filter(pl.col("depth") == 0).drop("depth").write_parquet(chains)
     doc["tables"]["transitions"]["rows"] = pl.read_parquet(chains).height
-    for cd in doc["classes"]:  # ... and without the run and first-days factors
-        del cd["return_by_run"], cd["return_by_age_day"]
+    for cd in doc["classes"]:  # ... and without the first days' factors
+        del cd["return_by_age_day"]
     (folder / "twin.yaml").write_text(yaml.safe_dump(doc))
     old = load_spec(folder)
-    assert all(not cd.return_by_run and not cd.return_by_age_day for cd in old.document.classes)
+    assert all(not cd.return_by_age_day for cd in old.document.classes)
     assert old.tables["end_by_elapsed"].is_empty() and old.tables["user_pace"].is_empty()
     assert old.tables["user_streak"].is_empty() and (old.tables["transitions"]["depth"] == -1).all()
     assert old.tables["first_hour_tilt"].is_empty() and (old.tables["day_gaps"]["block"] == -1).all()

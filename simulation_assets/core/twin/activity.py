@@ -41,6 +41,9 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   out at the same rate): a log-odds shift of that day per user, its spread
   between users estimated beyond the noise of their few days (method of moments)
   and kept as a quantile sketch per class; each twin user draws their own.
+- **first days**: an odds factor per day of age for the first ``AGE_DAYS``
+  days, per class and kind, calibrated by simulating the twin (see
+  ``fit.calibrate_first_days``).
 - **sessions per active day**: the class's empirical distribution (1..30, the
   tail k-anonymous).
 - **session depth**: users fall into depth groups (quantiles of their mean log
@@ -506,49 +509,6 @@ def return_by_recency(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.n
     return out
 
 
-MAX_RUN = 7  # days in a row beyond which the chance of one more no longer changes
-
-
-def run_before(grid: DailyGrid) -> np.ndarray:
-    """Return, per grid row, the days in a row the user had come up to the day before (0 if not the day before)."""
-    n = grid.row.size
-    start = np.flatnonzero(np.r_[True, grid.row[1:] != grid.row[:-1]])
-    marker = np.where(grid.active > 0, -1, np.arange(n))
-    marker[start] = np.where(grid.active[start] > 0, start - 1, start)
-    run = np.arange(n) - np.maximum.accumulate(marker)  # active days in a row ending at the row (0: idle)
-    out = np.r_[0, run[:-1]]
-    out[start] = 0
-    return out
-
-
-def return_by_run(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarray,
-                  by_recency: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Return the odds multiplier of a visit the day after a visit by the days in a row so far (index 1..MAX_RUN).
-
-    A habit builds: in HogFlix a user of middling rate who came yesterday comes today with a chance of
-    0.44 after one day, 0.60 after three and 0.74 after five, while a chain that knows only the days
-    since the last visit gives the same chance after any run (and so breaks runs too early and spreads
-    the visits of occasional users). On the days right after a visit, a logistic fit per run length
-    (capped at MAX_RUN) with the class's model (own rate x weekday x age x the recency-1 factor) as the
-    offset; a run length seen on fewer than 30 user-days repeats the last reliable one.
-    """
-    out = np.ones(MAX_RUN + 1)
-    if grid is None:
-        return out
-    run = run_before(grid)
-    g, x, w, offset = recency_rows(grid, weekdays, by_age)
-    after = g == 1
-    cell = np.minimum(run[grid.later], MAX_RUN)[after]
-    offset = offset[after] + np.log(by_recency[1])
-    theta, days = _recency_factors(cell, x[after], w[after], offset, MAX_RUN + 1)
-    last = 1.0
-    for k in range(1, MAX_RUN + 1):  # a week of run lengths
-        if days[k] >= 30:
-            last = float(np.exp(theta[k]))
-        out[k] = last
-    return out
-
-
 AGE_DAYS = 14  # the first two weeks of a user's life have their own odds factor per day of age (see fit)
 
 
@@ -556,7 +516,7 @@ MIN_STREAK_INFO = 1.0  # users whose days after a visit carry less Fisher inform
 
 
 def streak_spread(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarray, by_recency: np.ndarray,
-                  levels: int, k: int, by_run: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+                  levels: int, k: int) -> np.ndarray:  # fmt: skip
     """Return the quantile sketch of the users' own streak: a log-odds shift of a visit the day after a visit.
 
     Some users come in runs of days and then stay away for a while; others of the same rate spread
@@ -565,8 +525,7 @@ def streak_spread(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarr
     (visits - expected) / information, whose sampling variance is 1 / information. The spread of
     those estimates beyond that noise (method of moments, as the user pace) is the between-user
     spread: the sketch is the estimates pulled toward their centre until their spread is that, centred
-    on zero. Zeros when no spread shows beyond the noise. ``by_run``: the class's factors of the days
-    in a row so far (see :func:`return_by_run`) are part of the expected chance.
+    on zero. Zeros when no spread shows beyond the noise.
     """
     flat = np.zeros(levels)
     if grid is None:
@@ -577,10 +536,7 @@ def streak_spread(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarr
     after_visit = grid.later & (grid.day - grid.day[np.maximum(before, 0)] == 1)
     mult = weekdays[weekday(grid.day)] * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
     chance = np.clip(grid.rate * mult, 1e-4, 1 - 1e-4)[after_visit]
-    factor = np.full(int(after_visit.sum()), by_recency[1])
-    if by_run is not None:  # ... times the class's factor of the run so far
-        factor = factor * np.asarray(by_run)[np.minimum(run_before(grid)[after_visit], MAX_RUN)]
-    odds = chance / (1 - chance) * factor
+    odds = chance / (1 - chance) * by_recency[1]
     p = odds / (1 + odds)
     row, x, w = grid.row[after_visit], grid.active[after_visit], grid.weight[after_visit]
     users = int(grid.row.max()) + 1

@@ -154,15 +154,6 @@ class CompiledSpec:
         recency = max(len(cd.return_by_recency) for cd in doc.classes)
         self.by_recency = np.array([[1.0, *cd.return_by_recency, *cd.return_by_recency[-1:] * (recency - len(cd.return_by_recency))]
                                     for cd in doc.classes])  # fmt: skip
-        # x the odds the day after a visit by the days in a row so far; a spec without them: none.
-        runs = max([len(cd.return_by_run) for cd in doc.classes] + [1])
-        self.by_run = np.ones((self.n_classes, runs + 1))
-        for c, cd in enumerate(doc.classes):
-            if cd.return_by_run:
-                self.by_run[c, 1:] = [
-                    *cd.return_by_run,
-                    *cd.return_by_run[-1:] * (runs - len(cd.return_by_run)),
-                ]
         depth = self.spec.tables["depth_groups"]
         share = np.zeros((self.n_classes, self.depth_groups))
         share[:, 0] = 1e-12

@@ -228,9 +228,8 @@ def _fit(
         grid = act.daily_grid(class_spans, activity, window, members)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
         by_recency = act.return_by_recency(grid, weekdays, by_age)
-        by_run = act.return_by_run(grid, weekdays, by_age, by_recency)
         streak_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels),
-                                         "log_odds": act.streak_spread(grid, weekdays, by_age, by_recency, levels, k, by_run)}))  # fmt: skip
+                                         "log_odds": act.streak_spread(grid, weekdays, by_age, by_recency, levels, k)}))  # fmt: skip
         for kind_id, kind_name in enumerate(("new", "backlog")):
             m = members & (kind == kind_id)
             if m.sum() < act.MIN_STRATUM_USERS:
@@ -291,7 +290,6 @@ def _fit(
                 "return_beta": betas,
                 "return_beta_by_life": betas_life,
                 "return_by_recency": [round(float(x), 4) for x in by_recency[1:]],
-                "return_by_run": [round(float(x), 4) for x in by_run[1:]],
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
                 "tail_hazard": tails,
                 "weekday_multipliers": [round(float(x), 6) for x in weekdays],
@@ -474,7 +472,7 @@ def _fit(
 
 CALIBRATION_ROUNDS = 4
 CALIBRATION_USERS = 20_000  # twin users simulated per round (at least as many as the export has)
-MIN_CALIBRATION_USERS = 30  # a (class, day of age) with fewer users on either side keeps its factor
+MIN_CALIBRATION_USERS = 30  # a (class, kind, day of age) with fewer users on either side keeps its factor
 
 
 def first_days_visits(first: np.ndarray, cls: np.ndarray, active_user: np.ndarray, active_day: np.ndarray,

@@ -145,14 +145,14 @@ class Generator(CompiledSpec):
         """Return, per generated day, the users active that day (the whole run's activity, drawn once).
 
         A day is active with the user's rate times the class's weekday and age-week multipliers, its
-        odds then multiplied by the class's factor for the days since the last visit (and the day after
-        a visit by the user's own streak factor); the first and the last day of a life are always active.
+        odds then multiplied by the class's factor for the days since the last visit (the day after a
+        visit also by the user's own streak factor; on the first days of age by the class's factor
+        of that day); the first and the last day of a life are always active.
         """
         pop = self.population
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
         n = len(pop.cls)
         since = np.zeros(n, np.int64)
-        run = np.zeros(n, np.int64)  # days in a row the user has come, up to the last visit
         top = self.by_recency.shape[1] - 1
         streak = np.exp(pop.streak)
         out = []
@@ -163,15 +163,13 @@ class Generator(CompiledSpec):
             weekday_mult = self.weekday_mult[pop.cls, int(weekday(self.start_day + d))]
             base = np.clip(pop.rate * weekday_mult * by_age, 1e-6, 1 - 1e-6)
             odds = base / (1 - base) * self.by_recency[pop.cls, np.clip(since + 1, 1, top)]
-            after = odds * streak * self.by_run[pop.cls, np.clip(run, 1, self.by_run.shape[1] - 1)]
-            odds = np.where(since == 0, after, odds)
+            odds = np.where(since == 0, odds * streak, odds)
             if self.by_age_day.shape[2]:  # the first days of age have their own factors
                 early = (age >= 0) & (age < self.by_age_day.shape[2])
                 factor = self.by_age_day[pop.cls, pop.kind, np.clip(age, 0, self.by_age_day.shape[2] - 1)]
                 odds = np.where(early, odds * factor, odds)
             chance = odds / (1 + odds)
             state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < chance))
-            run = np.where(state, np.where(since == 0, run + 1, 1), 0)
             since = np.where(state, 0, since + 1)
             out.append(np.flatnonzero(state))
         return out

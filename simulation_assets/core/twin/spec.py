@@ -165,8 +165,6 @@ class ClassDoc(FrozenModel):
     return_by_recency: list[float] = Field(
         min_length=1
     )  # x the odds of a visit, by days since the last one (1..)
-    # x the odds of a visit the day after a visit, by the days in a row so far (1..; the last for longer runs)
-    return_by_run: list[float] = Field(default_factory=list)
     activity_by_age_week: list[float] = Field(min_length=1)  # x the daily chance, by week of user age
     # kind -> x the odds of a visit on each of the first days of age (0..), on top of the rest; absent: none
     return_by_age_day: dict[str, list[float]] = Field(default_factory=dict)
