@@ -619,6 +619,7 @@ class _Server:
         self.spare: tuple[int, socket.socket] | None = None  # (pid, the server's end of its socket pair)
         self.spare_ready = False  # the spare has imported what it imports and waits for a command
         self.spare_closed = False  # its socket reached EOF (it is ending)
+        self.spare_paused = False  # stopped (SIGSTOP) while commands run, as it had not finished importing
         self.spare_served = 0
         self.spare_failures = 0  # spares in a row that died before serving
         if os.environ.get(SPARE_VAR, "1").strip().lower() in ("0", "off", "false", "no"):
@@ -663,8 +664,12 @@ class _Server:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         next_key_check = time.monotonic() + self.check_seconds
         while self.listener is not None or self.children:
-            if self.spare is None:
-                self.fork_spare()  # at the start, and after a spare served or died
+            if self.spare is None and not self.children:
+                # at the start, and after a spare served or died: only while no command runs, so that
+                # its imports (~0.5 s of CPU) never compete with a command for the CPU
+                self.fork_spare()
+            elif self.spare is not None and self.spare_paused and not self.children:
+                self.resume_spare()
             with selectors.DefaultSelector() as sel:
                 sel.register(self.wake_r, selectors.EVENT_READ, "wake")
                 if self.listener is not None:
@@ -674,7 +679,12 @@ class _Server:
                 if self.spare is not None and not self.spare_ready and not self.spare_closed:
                     sel.register(self.spare[1], selectors.EVENT_READ, "spare")
                 now = time.monotonic()
-                timeout = max(0.0, min(next_key_check, self.last_active + self.idle_seconds) - now)
+                # no longer accepting: sleep until a child ends (SIGCHLD) or a client writes
+                timeout = (
+                    max(0.0, min(next_key_check, self.last_active + self.idle_seconds) - now)
+                    if self.listener is not None
+                    else None
+                )
                 events = sel.select(timeout)
             self.reap()
             for selected, _mask in events:
@@ -756,6 +766,7 @@ class _Server:
             "running": sorted(self.children),
             "spare": self.spare[0] if self.spare is not None else None,
             "spare_ready": self.spare_ready,
+            "spare_paused": self.spare_paused,
             "served_by_spare": self.spare_served,
             "idle_timeout_s": self.idle_seconds,
             "threads": _threads(),
@@ -800,8 +811,7 @@ class _Server:
             self.served += 1
             self.spare_served += 1
             self.last_active = time.monotonic()
-            self.fork_spare()  # the next command's spare starts importing now
-            return
+            return  # the next spare is forked once no command runs (see loop)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -921,7 +931,7 @@ class _Server:
                 _flush_stdio()
                 os._exit(code)
         theirs.close()
-        self.spare, self.spare_ready, self.spare_closed = (pid, mine), False, False
+        self.spare, self.spare_ready, self.spare_closed, self.spare_paused = (pid, mine), False, False, False
 
     def spare_main(self, sock: socket.socket) -> int:
         """In the spare: import ``spare_modules()``, say so, wait for a command and run it (or exit on EOF)."""
@@ -964,8 +974,16 @@ class _Server:
 
     def hand_to_spare(self, request: dict[str, Any], fds: list[int]) -> int | None:
         """Give the command to the spare when it is ready; return its pid, or None (the server forks)."""
-        if self.spare is None or not self.spare_ready:
-            return None  # a spare still importing would make this command wait for all of it
+        if self.spare is None:
+            return None
+        if not self.spare_ready:  # still importing: it would make this command wait for all of it
+            if not self.spare_paused:  # and its imports would share the CPU with the command: pause them
+                try:
+                    os.kill(self.spare[0], signal.SIGSTOP)
+                    self.spare_paused = True
+                except OSError:
+                    pass
+            return None
         pid, sock = self.spare
         self.spare, self.spare_ready = None, False
         try:
@@ -979,6 +997,15 @@ class _Server:
         sock.close()
         self.spare_failures = 0
         return pid
+
+    def resume_spare(self) -> None:
+        """Let a paused spare go on importing (no command runs any more)."""
+        if self.spare is not None and self.spare_paused:
+            self.spare_paused = False
+            try:
+                os.kill(self.spare[0], signal.SIGCONT)
+            except OSError:
+                pass
 
     def drop_spare(self) -> None:
         """End the spare (the server stops accepting commands)."""

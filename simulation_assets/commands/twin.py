@@ -141,17 +141,18 @@ def _materialize(assets: list, resources: dict, tags: dict | None = None):  # no
     """Run ``assets`` in-process, recorded in the local instance; map input problems found late to UsageError."""
     import dagster as dg
 
+    from simulation_assets.core.twin.fit import FitError
     from simulation_assets.core.twin.spec import SpecError
     from simulation_assets.sinks.posthog_export import ExportError
 
     try:
         return dg.materialize(assets, resources=resources, instance=dagster_instance(), run_config=QUIET_RUN_CONFIG,
                               tags=tags or {}, raise_on_error=True)  # fmt: skip
-    except (ExportError, SpecError) as exc:
+    except (ExportError, SpecError, FitError) as exc:
         raise UsageError(str(exc)) from None
     except dg.DagsterExecutionStepExecutionError as exc:
         cause = exc.__cause__
-        if isinstance(cause, ExportError | SpecError):
+        if isinstance(cause, ExportError | SpecError | FitError):
             raise UsageError(str(cause)) from None
         raise
 

@@ -330,6 +330,46 @@ def test_a_spare_killed_while_idle_is_replaced(warm, tmp_path: Path) -> None:
     assert helper.status(tmp_path)["served_by_spare"] == before + 1
 
 
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_spare_never_imports_while_a_command_runs(warm, tmp_path: Path) -> None:
+    """A spare that has not finished importing when a command arrives is stopped until no command
+    runs (its imports would share the CPU with the command), and no new spare starts meanwhile."""
+    helper, info = warm
+    spare = _ready_spare(helper, tmp_path)
+    os.kill(spare, signal.SIGKILL)  # its replacement starts importing at once
+    port = free_port()
+    (tmp_path / "dash").mkdir()
+    client = subprocess.Popen(
+        [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--interval", "1", "--max-ticks", "30"],
+        env=helper.env(tmp_path / "dash"),
+        cwd=tmp_path / "dash",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 90, "the dashboard to answer")
+        during = helper.status(tmp_path)
+        assert len(during["running"]) == 1
+        if during["spare"] is not None and not during["spare_ready"]:  # it was importing: paused
+            assert during["spare_paused"] and _state(during["spare"]) == "T", during
+        # else the replacement was ready first and serves the dashboard; no new spare while it runs
+        assert during["spare"] is None or during["spare_ready"] or during["spare_paused"], during
+        time.sleep(1.0)
+        assert helper.status(tmp_path)["spare_ready"] == during["spare_ready"]  # nothing imported meanwhile
+        client.send_signal(signal.SIGINT)
+        client.communicate(timeout=30)
+    finally:
+        client.kill()
+    assert client.returncode == 0
+    _ready_spare(helper, tmp_path)  # resumed (or forked) once nothing runs, and ready
+    assert len(_children(info["pid"])) == 1
+
+
 def test_what_the_spare_imports_reads_no_environment_outside_the_key() -> None:
     """A spare imports before it knows the command's environment: every variable those imports read
     must be part of the key (so a client with another value has another server). Traced in a fresh
@@ -403,6 +443,46 @@ def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(t
         assert client.returncode == 1
         assert "connection closed before the command reported its exit status" in err, err
         _wait_for(lambda: not _answers(f"http://127.0.0.1:{port}/"), 10, "the child to die with its server")
+    finally:
+        helper.stop_all(tmp_path)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not _server_pids(runtime)
+
+
+def test_a_server_that_stops_while_a_command_runs_waits_for_it_without_spinning(tmp_path: Path) -> None:
+    """Asked to stop (SIGTERM) while a command runs, the server stops accepting, sleeps until its
+    child ends (no busy loop: it used to poll with a zero timeout), then exits."""
+    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+    helper = Warm(runtime)
+    port = free_port()
+    try:
+        info = helper.start(tmp_path / "ctl")
+        (tmp_path / "dash").mkdir()
+        client = subprocess.Popen(
+            [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+            + ["--interval", "1", "--max-ticks", "30"],
+            env=helper.env(tmp_path / "dash"),
+            cwd=tmp_path / "dash",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the dashboard to answer")
+            os.kill(info["pid"], signal.SIGTERM)
+            _wait_for(lambda: helper.status(tmp_path / "ctl") is None, 10, "the server to stop accepting")
+            stat = Path(f"/proc/{info['pid']}/stat")
+            before = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
+            time.sleep(1.0)
+            spent = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13]) - before
+            assert spent / os.sysconf("SC_CLK_TCK") < 0.2  # asleep, not polling
+            assert _answers(f"http://127.0.0.1:{port}/")  # the command goes on
+            client.send_signal(signal.SIGINT)
+            client.communicate(timeout=30)
+        finally:
+            client.kill()
+        assert client.returncode == 0
+        _wait_for(lambda: info["pid"] not in _server_pids(runtime), 15, "the server to exit after its child")
     finally:
         helper.stop_all(tmp_path)
         shutil.rmtree(runtime, ignore_errors=True)

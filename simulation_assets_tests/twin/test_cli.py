@@ -72,6 +72,7 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
         (["fit", "--events", "{csv}", "--map", "who=user"], "unknown field 'who'"),
         (["fit", "--events", "{bad}"], "no event / distinct_id / timestamp column"),
         (["fit", "--events", "{csv}", "--k", "1"], "--k must be at least 2"),
+        (["fit", "--events", "{tiny}"], "a twin needs at least 10 (2 x k)"),
         (["run", "--spec", "/nonexistent", "--users", "10", "--days", "3"], "no such spec folder"),
         (["run", "--spec", "{csv_dir}", "--users", "10", "--days", "3"], "no twin.yaml in this folder"),
         (["run", "--spec", "{spec}", "--users", "0", "--days", "3"], "--users must be a positive integer"),
@@ -96,7 +97,14 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path: Path, cap
     spec = tmp_path / "spec"
     spec.mkdir()
     (spec / "twin.yaml").write_text("format: simulation-assets-twin\nversion: 1\n")
-    subs = {"{csv}": str(csv), "{bad}": str(bad), "{csv_dir}": str(csv.parent), "{spec}": str(spec)}
+    tiny = write_export(synthetic_events(users=8, days=7, seed=3), tmp_path / "tiny" / "e.csv", "csv")
+    subs = {
+        "{csv}": str(csv),
+        "{bad}": str(bad),
+        "{csv_dir}": str(csv.parent),
+        "{spec}": str(spec),
+        "{tiny}": str(tiny),
+    }
     out = tmp_path / "out"
     argv = ["twin", *[subs.get(a, a) for a in args], "--output", str(out)]
     if "{spec}" in args:  # a spec that loads, to reach the later checks

@@ -13,6 +13,7 @@ import yaml
 
 from simulation_assets.core.hogflix.ids import uuid7_ms
 from simulation_assets.core.twin.generate import Generator, empty_frame
+from simulation_assets.core.twin.properties import OTHER, fit_properties
 from simulation_assets.core.twin.spec import SpecError, TwinSpec
 from simulation_assets.sinks.posthog_events import encode_events, property_columns_by_event
 from simulation_assets.sinks.twin_spec_store import load_spec, save_spec
@@ -49,8 +50,12 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
 ) -> None:
     folder = save_spec(spec, tmp_path / "spec")
     doc = yaml.safe_load((folder / "twin.yaml").read_text())
-    for name in ("end_by_elapsed", "user_pace", "depth_by_activity", "user_streak"):
+    for name in ("end_by_elapsed", "user_pace", "depth_by_activity", "user_streak", "first_hour_tilt"):
         (folder / doc["tables"].pop(name)["file"]).unlink()
+    # ... whose gaps were per class only (no block column) ...
+    gaps = folder / doc["tables"]["day_gaps"]["file"]
+    pl.read_parquet(gaps).filter(pl.col("block") == -1).drop("block").write_parquet(gaps)
+    doc["tables"]["day_gaps"]["rows"] = pl.read_parquet(gaps).height
     # ... and whose chains were per class only (no depth column).
     chains = folder / doc["tables"]["transitions"]["file"]
     pl.read_parquet(chains).filter(pl.col("depth") == 0).drop("depth").write_parquet(chains)
@@ -59,6 +64,7 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
     old = load_spec(folder)
     assert old.tables["end_by_elapsed"].is_empty() and old.tables["user_pace"].is_empty()
     assert old.tables["user_streak"].is_empty() and (old.tables["transitions"]["depth"] == -1).all()
+    assert old.tables["first_hour_tilt"].is_empty() and (old.tables["day_gaps"]["block"] == -1).all()
     day = Generator(old).day(old.document.generation.start)
     assert day.height > 0 and day["event"].is_in([*old.events, "$identify"]).all()
 
@@ -215,3 +221,31 @@ def test_text_properties_are_codes_into_their_values_and_read_back_as_text(
     )
     assert types[text_keys[0]] == "VARCHAR"
     assert pl.read_parquet(path).equals(day)
+
+
+def test_urls_keep_their_path_and_lose_query_strings_and_fragments() -> None:
+    # 40 users each on their own query string and fragment: only the paths may reach the spec.
+    users = np.repeat(np.arange(40), 3)
+    sample = pl.DataFrame(
+        {
+            "user": users,
+            "event": "$pageview",
+            "$current_url": [f"https://shop.example/item/{u % 2}?id={u}&token=t{u}" for u in users],
+            "page": [f"/cart#step-{u}" if u % 4 == 0 else f"/item?ref=r{u}" for u in users],
+            "note": [f"why?{u}" for u in users],  # not a URL or a path: left as it is (and rare, so dropped)
+        }
+    )
+    model = fit_properties(
+        sample, ["$current_url", "page", "note"], k=5, levels=11, max_categories=50, dropped=[]
+    )
+    # Each user keeps one page here, so the keys are per-user constants; either way only paths are kept.
+    values = pl.concat([model.categories.select("key", "value"), model.marginals.select("key", "value")])
+    kept = values.filter(pl.col("value") != OTHER)
+    assert set(kept.filter(pl.col("key") == "$current_url")["value"]) == {
+        "https://shop.example/item/0",
+        "https://shop.example/item/1",
+    }
+    assert set(kept.filter(pl.col("key") == "page")["value"]) == {"/cart", "/item"}
+    assert not model.combos.select(pl.col(pl.String).str.contains("[?#]").any()).row(0)[0]
+    assert model.urls_trimmed == 2 * users.size
+    assert {d["key"] for d in model.dropped} == {"note"}

@@ -132,6 +132,10 @@ def fit(
         return _fit(prepared, property_sample, key_stats, cfg, export_name)
 
 
+class FitError(ValueError):
+    """The export is readable but cannot be fitted (e.g. too few users to stay k-anonymous)."""
+
+
 def _fit(
     prepared: Prepared,
     property_sample: pl.DataFrame,
@@ -147,7 +151,9 @@ def _fit(
     activity = user_day_activity(sessions)
     n_users = users.height
     if n_users < 2 * k:
-        raise ValueError(f"the export has {n_users} training users; a twin needs at least {2 * k} (2 x k)")
+        raise FitError(
+            f"the export has {n_users} training users after the holdout; a twin needs at least {2 * k} (2 x k)"
+        )
 
     # Arrivals, and whether each user was new or already there when the window opened.
     first_days = users["first_day"].to_numpy()

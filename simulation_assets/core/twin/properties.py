@@ -4,8 +4,8 @@
   twin makes its own ids. A key whose values are mostly rare (seen for fewer than
   k users), or long free text, is dropped too. Every dropped key is listed with
   its reason in the spec.
-- URLs keep scheme, host and path; query strings and fragments are cut before
-  anything is counted.
+- URLs keep scheme, host and path (and paths from the site's root keep the path);
+  query strings and fragments are cut before anything is counted.
 - A value seen for fewer than k users becomes ``other``; numbers are kept only
   as quantile sketches winsorized at the k-th extremes.
 - **Per-user constants** (browser, OS, device type, country, plan ...: keys whose
@@ -64,7 +64,7 @@ IDENTIFIER_KEYS = frozenset(
     }  # fmt: skip
 )
 _IDENTIFIER_PATTERN = r"(?i)(e?mail|token|secret|password|phone|^ip$|_ip$|^\$group_[0-9]$)"
-_URL = r"^(https?://[^?#]*)[?#].*$"
+_URL = r"^(https?://[^?#]*|/[^?#]*)[?#].*$"  # an absolute URL, or a path from the site's root
 CONSTANT_SHARE = 0.95  # share of users whose value never changes, for a key to be a per-user constant
 MIN_PRESENT_SHARE = 0.01  # a key carried by fewer of an event's rows is left off that event
 FREE_TEXT_CHARS = 120  # mean length above which a text property is taken for free text
