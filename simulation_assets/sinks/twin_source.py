@@ -68,4 +68,4 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
         sample = export.frame(keys, distinct_ids=ids) if keys else export.frame("none", distinct_ids=ids)
     # DuckDB's filtered scans do not keep the file's row order: sorted, the sample (and the fit) is the same each time.
     sample = sample.sort("distinct_id", "timestamp", "event", *keys, nulls_last=True, maintain_order=True)
-    return LoadedExport(export, prepared, sample.select("distinct_id", "event", *keys), stats)
+    return LoadedExport(export, prepared, sample.select("distinct_id", "event", "timestamp", *keys), stats)

@@ -107,7 +107,11 @@ def test_the_fit_reads_the_same_sample_every_time(synthetic_frame: pl.DataFrame,
     assert first.property_sample.equals(second.property_sample)
     assert first.key_stats.equals(second.key_stats)
     # The keys were listed on the sampled users' rows: every kept key is a column of the sample.
-    assert set(first.key_stats["key"]) >= set(first.property_sample.columns) - {"distinct_id", "event"}
+    assert set(first.key_stats["key"]) >= set(first.property_sample.columns) - {
+        "distinct_id",
+        "event",
+        "timestamp",
+    }
 
 
 def test_uuid_session_ids_are_cut_out_directly_and_short_ones_are_not_mistaken(tmp_path: Path) -> None:
@@ -121,3 +125,22 @@ def test_uuid_session_ids_are_cut_out_directly_and_short_ones_are_not_mistaken(t
     path.write_text("".join(head + line + "}\n" for line in lines))
     ids = open_export(path).frame("none")["session_id"].to_list()
     assert ids == [uuid, "s1", uuid + "x"]
+
+
+@pytest.mark.parametrize("position", [-1, 0, 3, 40, 700])
+def test_chain_states_looked_up_directly_equal_the_searched_ones(spec, position: int) -> None:  # noqa: ANN001
+    from simulation_assets.core.twin.generate import Generator
+
+    gen = Generator(spec)
+    assert len(gen.state_row)  # the direct lookup is in use
+    g = np.random.default_rng(position + 2)
+    n, w = 50_000, len(gen.names) + 2 + 3
+    # Every state the spec has (so hits in every slot), then random ones (mostly misses, repeats included).
+    key = gen.state_key // gen.slots
+    known = (key // (w * w), key // w % w, key % w)
+    cls = np.r_[known[0], g.integers(0, gen.n_classes * gen.depth_groups, n)]
+    prev = np.r_[known[1], g.integers(0, w, n)]
+    cur = np.r_[known[2], g.integers(0, len(gen.names) + 1, n)]
+    direct = gen._group(cls, prev, cur, position)
+    assert (direct >= 0).sum() > len(gen.state_key) // 4
+    np.testing.assert_array_equal(direct, gen._group_searched(cls, prev, cur, position))

@@ -50,7 +50,9 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
 ) -> None:
     folder = save_spec(spec, tmp_path / "spec")
     doc = yaml.safe_load((folder / "twin.yaml").read_text())
-    for name in ("end_by_elapsed", "user_pace", "depth_by_activity", "user_streak", "first_hour_tilt"):
+    optional = ("end_by_elapsed", "user_pace", "depth_by_activity", "user_streak", "first_hour_tilt",
+                "session_marginals", "session_combos", "property_lookups")  # fmt: skip
+    for name in optional:
         (folder / doc["tables"].pop(name)["file"]).unlink()
     # ... whose gaps were per class only (no block column) ...
     gaps = folder / doc["tables"]["day_gaps"]["file"]
@@ -65,6 +67,7 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
     assert old.tables["end_by_elapsed"].is_empty() and old.tables["user_pace"].is_empty()
     assert old.tables["user_streak"].is_empty() and (old.tables["transitions"]["depth"] == -1).all()
     assert old.tables["first_hour_tilt"].is_empty() and (old.tables["day_gaps"]["block"] == -1).all()
+    assert old.tables["session_combos"].is_empty() and old.tables["property_lookups"].is_empty()
     day = Generator(old).day(old.document.generation.start)
     assert day.height > 0 and day["event"].is_in([*old.events, "$identify"]).all()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
@@ -9,6 +11,8 @@ from simulation_assets.core.twin.activity import ACTIVITY_BANDS, DAY_SESSION_BUC
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, bucket_of, elapsed_bucket
 from simulation_assets.core.twin.properties import OTHER
 from simulation_assets.core.twin.spec import ANY, KINDS, REPEATS, START, Generation, TwinSpec
+
+STATE_LOOKUP_MAX = 16_000_000  # (class, prev, cur) triples indexed directly up to this many (64 MB)
 
 
 class CompiledSpec:
@@ -65,6 +69,7 @@ class CompiledSpec:
         g_cols = [groups[c].to_numpy() for c in ("class", "p", "c", "slot")]
         self.state_key = self._key(*g_cols)  # sorted: groups come in (class, p, c, slot) order
         self.state_gid = groups["g"].to_numpy().astype(np.int64)
+        self._compile_state_lookup()
         cum = t.select(pl.col("q").cum_sum().over("g")).to_series().to_numpy().copy()
         gid = t["g"].to_numpy().astype(np.float64)
         # Group g's cumulative chances, shifted by g: one sorted array for every state, searched at g + u.
@@ -94,6 +99,9 @@ class CompiledSpec:
             cur = by_elapsed["cur"].replace_strict(code, return_dtype=pl.Int64).to_numpy()
             bucket = elapsed_bucket(by_elapsed["elapsed_s"].to_numpy())
             self.elapsed_odds[cur, bucket] = by_elapsed["log_odds"].to_numpy()
+        # What a session step reads: the hazards as odds and the shifts as factors (computed once, not per step).
+        self.hazard_odds = self.hazard / np.maximum(1 - self.hazard, 1e-12)
+        self.elapsed_factor = np.exp(self.elapsed_odds)
         # Share of x -> x gaps, after an x -> x gap, that repeat the gap before (per event code).
         self.repeat_gap = np.zeros(size)
         for name, share in dict(self.spec.document.flow.get("repeated_gap_share", {})).items():
@@ -235,25 +243,14 @@ class CompiledSpec:
         self.combo_share = float(props.get("combo_share", 0.0))
         code = {name: i for i, name in enumerate(self.names)}
         v = len(self.names) + 2
-        marg = tables["constant_marginals"]
-        self.const_values: list[list[str | None]] = []
-        self.const_series: list[pl.Series] = []
-        self.const_cdf: list[np.ndarray] = []
-        for key in self.constants:
-            part = marg.filter(pl.col("key") == key)
-            self.const_values.append(part["value"].to_list())
-            self.const_series.append(
-                _typed(pl.Series(part["value"].to_list(), dtype=pl.String), self.kinds[key])
-            )
-            share = part["share"].to_numpy()
-            self.const_cdf.append(np.cumsum(share) / max(share.sum(), 1e-12))
-        combos = tables["constant_combos"]
-        self.combo_codes = np.zeros((combos.height, len(self.constants)), np.int64)
-        for j, key in enumerate(self.constants):
-            lookup = {val: i for i, val in enumerate(self.const_values[j])}
-            self.combo_codes[:, j] = [lookup.get(x, 0) for x in combos[key].to_list()]
-        share = combos["share"].to_numpy() if combos.height else np.zeros(0)
-        self.combo_cdf = np.cumsum(share) / max(share.sum(), 1e-12)
+        self.user_keys = _joint_draws(self.constants, self.kinds, self.combo_share,
+                                      tables["constant_marginals"], tables["constant_combos"])  # fmt: skip
+        # Keys constant within a session (specs fitted before them have none): drawn once per session.
+        self.session_keys = [c for c in props.get("session_constants", []) if c in self.kinds]
+        self.sessions = _joint_draws(self.session_keys, self.kinds, float(props.get("session_combo_share", 0.0)),
+                                     tables["session_marginals"], tables["session_combos"])  # fmt: skip
+        self.const_series, self.const_cdf = self.user_keys.series, self.user_keys.cdf
+        self.combo_codes, self.combo_cdf = self.user_keys.combo_codes, self.user_keys.combo_cdf
         keys = tables["event_keys"].filter(pl.col("event").is_in(self.names))
         self.presence: dict[str, np.ndarray] = {}
         for (key,), part in keys.group_by("key", maintain_order=True):
@@ -266,6 +263,7 @@ class CompiledSpec:
         cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
         self.cat_alias: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.cat_series: dict[str, pl.Series] = {}
+        cat_text: dict[str, list[str]] = {}
         for (key,), part in cats.group_by("key", maintain_order=True):
             part = part.with_columns(
                 pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
@@ -275,9 +273,30 @@ class CompiledSpec:
             self.cat_series[str(key)] = _typed(
                 pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
             )
+            cat_text[str(key)] = values
         # The value columns with a null appended: a day's column is one gather, its null rows pointing past the values.
-        self.const_padded = [values.extend_constant(None, 1) for values in self.const_series]
+        self.const_padded = self.user_keys.padded
         self.cat_padded = {key: values.extend_constant(None, 1) for key, values in self.cat_series.items()}
+        # Keys whose value follows another's: per row of the parent's table, the row of the key's value (-1: none).
+        follows = dict(props.get("follows", {}))
+        self.follows = {
+            k: p for k, p in sorted(follows.items()) if k in self.cat_alias and p in self.cat_alias
+        }
+        self.follow_rows: dict[str, np.ndarray] = {}
+        lookups = tables["property_lookups"]
+        for key, parent in self.follows.items():
+            part = lookups.filter((pl.col("key") == key) & (pl.col("parent") == parent))
+            value_of = dict(zip(part["parent_value"].to_list(), part["value"].to_list(), strict=True))
+            row_of: dict[str, int] = {}
+            for i, text in enumerate(cat_text[key]):
+                row_of.setdefault(text, i)
+            self.follow_rows[key] = np.array(
+                [
+                    row_of.get(value_of.get(text, ""), -1) if text in value_of else -1
+                    for text in cat_text[parent]
+                ],
+                np.int64,
+            )
         nums = tables["event_numbers"].filter(pl.col("event").is_in(self.names)).sort("key", "event", "level")
         self.num_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for (key,), part in nums.group_by("key", maintain_order=True):
@@ -292,6 +311,8 @@ class CompiledSpec:
         """Return the column type of property ``key`` (text keys: an Enum of their values)."""
         if key in self.constants:
             return self.const_series[self.constants.index(key)].dtype
+        if key in self.session_keys:
+            return self.sessions.series[self.session_keys.index(key)].dtype
         if key in self.cat_series:
             return self.cat_series[key].dtype
         kind = self.kinds[key]
@@ -303,7 +324,66 @@ class CompiledSpec:
         base = (np.asarray(cls, np.int64) * w + np.asarray(prev, np.int64)) * w + np.asarray(cur, np.int64)
         return base * np.int64(self.slots) + np.asarray(slot, np.int64)
 
+    def _compile_state_lookup(self) -> None:
+        """Index the chain's states by (class, previous, current) directly: one array lookup instead of a search.
+
+        ``state_row[(class x W + prev) x W + cur]`` is the state's row (-1: none) and ``state_slots[row, slot]``
+        its group in each position slot (-1: none). Left empty when the table would be large (then
+        :meth:`_group` searches ``state_key``).
+        """
+        triples = self.state_key // self.slots
+        size = (int(triples.max()) + 1) if len(triples) else 0
+        self.state_row = np.zeros(0, np.int64)
+        self.state_slots = np.zeros((0, self.slots), np.int64)
+        if not len(triples) or size > STATE_LOOKUP_MAX:
+            return
+        rows, row_of = np.unique(triples, return_inverse=True)
+        self.state_row = np.full(size, -1, np.int32)
+        self.state_row[rows] = np.arange(len(rows))
+        self.state_slots = np.full((len(rows), self.slots), -1, np.int64)
+        self.state_slots[row_of, self.state_key % self.slots] = self.state_gid
+
     def _group(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int) -> np.ndarray:
+        """Return each state's row group: its position bucket's own chances if any, else position-free ones.
+
+        ``cls``: the chain's class, class x depth groups + the user's depth group.
+
+        A repeat state (REPEATk, x) the spec lacks (a spec fitted before repeats were counted) is (x, x).
+        """
+        if not len(self.state_row):
+            return self._group_searched(cls, prev, cur, position)
+        w = np.int64(len(self.names) + 2 + len(REPEATS))
+        slots = (int(self._slot_of(position)), 0) if position >= 0 else (0,)
+        out = self._lookup(np.asarray(cls, np.int64), prev, cur, w, slots)
+        if position >= 0:
+            again = np.flatnonzero((out < 0) & (prev >= self.repeat_syms[0]))
+            if again.size:
+                out[again] = self._lookup(np.asarray(cls, np.int64)[again], cur[again], cur[again], w, slots)
+        return out
+
+    def _slot_of(self, position: int) -> int:
+        """Return the position slot (bucket + 1) of a 0-based event position."""
+        table = self.__dict__.get("_slots_by_position")
+        if table is None:
+            table = self.__dict__["_slots_by_position"] = bucket_of(np.arange(4096)) + 1
+        return int(table[position]) if position < len(table) else int(bucket_of(np.array([position]))[0]) + 1
+
+    def _lookup(
+        self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, w: np.int64, slots: tuple[int, ...]
+    ) -> np.ndarray:
+        """Return the group of each (class, prev, cur) in the first of ``slots`` that has one (-1: none)."""
+        triple = (cls * w + prev) * w + cur
+        row = self.state_row[np.minimum(triple, len(self.state_row) - 1)]
+        row = np.where(triple < len(self.state_row), row, -1)
+        known = row >= 0
+        out = np.where(known, self.state_slots[np.maximum(row, 0), slots[0]], -1)
+        for slot in slots[1:]:
+            out = np.where(out >= 0, out, np.where(known, self.state_slots[np.maximum(row, 0), slot], -1))
+        return out
+
+    def _group_searched(
+        self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int
+    ) -> np.ndarray:
         """Return each state's row group: its position bucket's own chances if any, else position-free ones.
 
         ``cls``: the chain's class, class x depth groups + the user's depth group.
@@ -326,6 +406,65 @@ class CompiledSpec:
             hit = self.state_key[at] == key
             out[todo[hit]] = self.state_gid[at[hit]]
         return out
+
+
+@dataclass(frozen=True)
+class JointDraws:
+    """Keys drawn together once per unit (a user, a session): a combination or, else, each key on its own.
+
+    ``series[j]``: key j's values in its column type; ``padded[j]``: the same with a null appended (a
+    column is one gather, null rows pointing past the values); ``cdf[j]``: their cumulative shares;
+    ``combo_codes``: (combinations, keys) value indices; ``combo_cdf``: the combinations' cumulative shares;
+    ``combo_share``: the chance a unit takes a whole combination.
+    """
+
+    keys: list[str]
+    series: list[pl.Series]
+    padded: list[pl.Series]
+    cdf: list[np.ndarray]
+    combo_codes: np.ndarray
+    combo_cdf: np.ndarray
+    combo_share: float
+
+    def draw(self, g: np.random.Generator, n: int) -> np.ndarray:
+        """Return (n, keys) value indices: a combination with chance ``combo_share``, else each key alone."""
+        codes = np.zeros((n, len(self.keys)), np.int64)
+        if not self.keys:
+            return codes
+        take_combo = (g.random(n) < self.combo_share) & (len(self.combo_cdf) > 0)
+        u = g.random(n)
+        if len(self.combo_cdf):
+            codes[take_combo] = self.combo_codes[_draw_one(self.combo_cdf, u[take_combo])]
+        alone = ~take_combo
+        for j, cdf in enumerate(self.cdf):
+            r = g.random(n)
+            codes[alone, j] = _draw_one(cdf, r[alone]) if len(cdf) else 0
+        return codes
+
+
+def _joint_draws(
+    keys: list[str], kinds: dict[str, str], combo_share: float, marg: pl.DataFrame, combos: pl.DataFrame
+) -> JointDraws:
+    """Compile the per-key shares (``marg``: key, value, share) and combinations (``combos``) of ``keys``."""
+    series, cdfs, lookups = [], [], []
+    for key in keys:
+        part = marg.filter(pl.col("key") == key)
+        values = part["value"].to_list()
+        lookups.append({val: i for i, val in enumerate(values)})
+        series.append(_typed(pl.Series(values, dtype=pl.String), kinds[key]))
+        share = part["share"].to_numpy()
+        cdfs.append(np.cumsum(share) / max(share.sum(), 1e-12))
+    combo_codes = np.zeros((combos.height, len(keys)), np.int64)
+    for j, key in enumerate(keys):
+        combo_codes[:, j] = [lookups[j].get(x, 0) for x in combos[key].to_list()]
+    share = combos["share"].to_numpy() if combos.height else np.zeros(0)
+    return JointDraws(list(keys), series, [v.extend_constant(None, 1) for v in series], cdfs, combo_codes,
+                      np.cumsum(share) / max(share.sum(), 1e-12), combo_share)  # fmt: skip
+
+
+def _draw_one(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws from one distribution."""
+    return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
 
 
 def _alias_tables(

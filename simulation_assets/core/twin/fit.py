@@ -29,7 +29,7 @@ from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.features import Window, session_table, user_day_activity, user_table
 from simulation_assets.core.twin.flows import BUCKETS, coded_sessions, fit_flows, user_pace, vocabulary
 from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
-from simulation_assets.core.twin.properties import candidate_keys, fit_properties
+from simulation_assets.core.twin.properties import candidate_keys, fit_properties, sample_sessions
 from simulation_assets.core.twin.sessions import sessionize, stitch_users
 from simulation_assets.core.twin.spec import (
     FORMAT,
@@ -122,8 +122,8 @@ def fit(
 ) -> TwinSpec:
     """Return the twin spec fitted on ``prepared``'s training users.
 
-    ``property_sample``: the sampled users' rows (``distinct_id``, ``event`` and one
-    text column per key); ``key_stats``: the export's ``property_keys`` table.
+    ``property_sample``: the sampled users' rows (``distinct_id``, ``event``, optionally ``timestamp``
+    (then keys constant within a visit are found) and one text column per key); ``key_stats``: the export's ``property_keys`` table.
     """
     # BLAS on one thread: the fit's matrix products are small (users x classes), and OpenBLAS's
     # threads spin-wait for each other on a busy 2-core machine (the class EM took 10x the CPU time
@@ -346,6 +346,8 @@ def _fit(
     id_map = train.events.select("distinct_id", "user").unique("distinct_id")
     sample_rows = property_sample.join(id_map, on="distinct_id", how="inner")
     sample_rows = sample_rows.filter(pl.col("event").is_in(names))
+    if "timestamp" in sample_rows.columns:  # the sampled users' visits: keys constant within one are found
+        sample_rows = sample_sessions(sample_rows, cfg.idle_minutes).drop("timestamp")
     props = fit_properties(sample_rows, keys, k, levels, cfg.max_categories, dropped_keys)
 
     holdout_users = int(prepared.users["holdout"].sum())
@@ -406,6 +408,9 @@ def _fit(
             "kinds": props.kinds,
             "constants": list(props.constants),
             "combo_share": round(props.combo_share, 6),
+            "session_constants": list(props.session_keys),
+            "session_combo_share": round(props.session_combo_share, 6),
+            "follows": props.follows,
             "sample_users": int(sample_rows["user"].n_unique()) if sample_rows.height else 0,
         },  # fmt: skip
         "fit": cfg.model_dump(mode="json"),
@@ -455,6 +460,9 @@ def _fit(
         "event_numbers": props.numbers,
         "constant_marginals": props.marginals,
         "constant_combos": props.combos,
+        "session_marginals": props.session_marginals,
+        "session_combos": props.session_combos,
+        "property_lookups": props.lookups,
     }
     doc = build_document(document)
     return TwinSpec(doc, validate_tables(doc, tables))

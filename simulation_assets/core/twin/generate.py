@@ -36,7 +36,7 @@ from simulation_assets.core.twin.activity import DAY_SESSION_BUCKETS, GAP_BLOCKS
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
-from simulation_assets.core.twin.flows import BUCKETS, bucket_of, elapsed_bucket
+from simulation_assets.core.twin.flows import BUCKETS, elapsed_bucket
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import START, TwinSpec
@@ -133,16 +133,7 @@ class Generator(CompiledSpec):
         alpha, beta = self.beta_life[cls, kind, band, 0], self.beta_life[cls, kind, band, 1]
         rate = g.beta(np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6))
         identified = g.random(n) < self.ident_share[cls, kind]
-        codes = np.zeros((n, len(self.constants)), np.int64)
-        if self.constants:
-            take_combo = (g.random(n) < self.combo_share) & (len(self.combo_cdf) > 0)
-            u = g.random(n)
-            if len(self.combo_cdf):
-                codes[take_combo] = self.combo_codes[_draw(self.combo_cdf, u[take_combo])]
-            for j, cdf in enumerate(self.const_cdf):
-                r = g.random(n)
-                alone = ~take_combo
-                codes[alone, j] = _draw(cdf, r[alone]) if len(cdf) else 0
+        codes = self.user_keys.draw(g, n)
         # Activity band: the user's expected active days in the run, ranked within the class.
         expected_days = 1 + rate * np.clip(np.minimum(lifetime, days - 1 - first), 0, None)
         depth = _draw_rows(
@@ -248,11 +239,10 @@ class Generator(CompiledSpec):
             cls = s_cls[live]
             if step > 0:  # after the event at position step - 1: end the session, or go on
                 # The end hazard of the user's (class, depth group) after this event at this position.
-                bucket = min(int(bucket_of(np.array([step - 1]))[0]), len(BUCKETS) - 1)
+                bucket = min(self._slot_of(step - 1) - 1, len(BUCKETS) - 1)
                 # ... its log odds shifted by the time the session has lasted.
-                h = self.hazard[cls, s_depth[live], cur, bucket]
-                shift = np.exp(self.elapsed_odds[cur, elapsed_bucket(elapsed[live])])
-                odds = h / np.maximum(1 - h, 1e-12) * shift
+                shift = self.elapsed_factor[cur, elapsed_bucket(elapsed[live])]
+                odds = self.hazard_odds[cls, s_depth[live], cur, bucket] * shift
                 stay = g.random(live.size) * (1 + odds) >= odds
                 live, prev, cur, cls, run = live[stay], prev[stay], cur[stay], cls[stay], run[stay]
                 if live.size == 0:
@@ -348,63 +338,94 @@ class Generator(CompiledSpec):
         user_no = s_user[e_sess]
         # Ids per user of the day (then gathered per event): the user id, and the device id they start with.
         first_ms = (self.start_day + pop.first[users]) * MS_PER_DAY
-        user_ids = uuid7s(first_ms, self.seed, 31, users).gather(ev_user_slot)
-        device_ids = uuid7s(first_ms - 1, self.seed, 32, users).gather(ev_user_slot)
+        # The day's users' ids then their devices' (a null after them), gathered per event: no per-row choice.
+        ids = pl.concat([uuid7s(first_ms, self.seed, 31, users), uuid7s(first_ms - 1, self.seed, 32, users)])
+        ids = ids.extend_constant(None, 1)
+        device_slot = ev_user_slot + users.size
         session_ids = uuid7s(start_ms, self.seed, 33, s_user, rank)
-        distinct = pl.select(pl.when(pl.Series(anonymous)).then(device_ids).otherwise(user_ids)).to_series()
         names = pl.Series([*self.names, START, "END", IDENTIFY])
         sess_id = session_ids.gather(e_sess)
         cols: dict[str, pl.Series] = {
             "uuid": uuid7s(t_ms, self.seed, 34, user_no, seq),
             "event": names.gather(codes),
-            "timestamp": pl.Series(t_ms).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"),
-            "distinct_id": distinct,
+            "timestamp": pl.Series(t_ms).cast(pl.Datetime("ms", "UTC")),  # epoch ms are UTC: a relabel
+            "distinct_id": ids.gather(np.where(anonymous, device_slot, ev_user_slot)),
             "user_number": pl.Series(user_no.astype(np.int64)),
             "twin_class": pl.Series(pop.cls[user_no].astype(np.int16)),
-            "partition_key": pl.repeat(day.isoformat(), e_sess.size, eager=True),
+            "partition_key": pl.Series([day.isoformat()]).new_from_index(0, e_sess.size),
             "sequence": pl.Series(seq.astype(np.int32)),
             "$session_id": sess_id,
             "$window_id": sess_id,
-            "$device_id": device_ids,
-            "$anon_distinct_id": pl.select(pl.when(pl.Series(is_ident)).then(device_ids)).to_series(),
+            "$device_id": ids.gather(device_slot),
+            "$anon_distinct_id": ids.gather(np.where(is_ident, device_slot, 2 * users.size)),
         }
-        cols |= self._properties(codes, user_no, pop, g)
+        cols |= self._properties(codes, user_no, e_sess, n_sess, g)
         return pl.DataFrame([s.alias(name) for name, s in cols.items()])
 
     def _properties(
-        self, codes: np.ndarray, user_no: np.ndarray, pop: Population, g: np.random.Generator
+        self, codes: np.ndarray, user_no: np.ndarray, e_sess: np.ndarray, n_sess: int, g: np.random.Generator
     ) -> dict[str, pl.Series]:
-        """Draw every property column for events ``codes`` of users ``user_no``.
+        """Draw every property column for events ``codes`` of users ``user_no`` in sessions ``e_sess``.
 
-        Rows are grouped by event name once; each key then visits only the events that carry it,
-        draws presence only where it is uncertain and values only for the rows that carry it.
+        Keys constant within a session are drawn once per session first; per-user constants were drawn
+        with the population. Rows are grouped by event name once; each key then visits only the events
+        that carry it, draws presence only where it is uncertain and values only for the rows that carry it.
+        A key of a user or a session carried by every event is one gather in row order.
         """
         out: dict[str, pl.Series] = {}
         n, v = codes.size, len(self.names)
+        by_session = self.sessions.draw(g, n_sess).T  # (session keys, sessions); no draw without such keys
+        by_user = self.user_codes_by_key
+        carried = codes < v  # $identify rows carry no property
         order = np.argsort(codes, kind="stable")
         sorted_codes = codes[order]
         bounds = np.searchsorted(sorted_codes, np.arange(v + 1))
         rows_of = [order[bounds[e] : bounds[e + 1]] for e in range(v)]
-        for key, share in self.presence.items():
-            kind = self.kinds[key]
-            if (share[:v] >= 1.0).all():  # on every event's rows: they are the first bounds[v] of ``order``
+        parents = set(self.follows.values())
+        drawn: dict[str, np.ndarray] = {}  # a followed key's drawn table row per event (-1: absent)
+        for key in sorted(self.presence, key=lambda k: k not in parents):  # the followed keys first
+            share, kind = self.presence[key], self.kinds[key]
+            # Drawn per user or per session: (values padded with a null, each row's unit, the units' codes).
+            unit = None
+            if key in self.constants:
+                j = self.constants.index(key)
+                unit = (self.user_keys.padded[j], user_no, by_user[j])
+            elif key in self.session_keys:
+                j = self.session_keys.index(key)
+                unit = (self.sessions.padded[j], e_sess, by_session[j])
+            every = bool((share[:v] >= 1.0).all())
+            parent = self.follows.get(key)
+            if unit is not None and every:  # on every event: one gather in row order
+                values, unit_of_row, unit_codes = unit
+                out[key] = values.gather(np.where(carried, unit_codes[unit_of_row], values.len() - 1))
+                continue
+            if every and parent is None:  # on every event's rows: they are the first bounds[v] of ``order``
                 rows, e_rows = order[: bounds[v]], sorted_codes[: bounds[v]]
             else:
                 parts, events = [], []
                 for e in np.flatnonzero(share[:v] > 0):
                     rows = rows_of[e]
-                    if share[e] < 1.0 and rows.size:
+                    if parent is not None and self.presence[parent][e] > 0:  # with the key it follows
+                        rows = rows[drawn[parent][rows] >= 0]
+                    elif share[e] < 1.0 and rows.size:
                         rows = rows[g.random(rows.size) < share[e]]
                     if rows.size:
                         parts.append(rows)
                         events.append(np.full(rows.size, e))
                 rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
                 e_rows = np.concatenate(events) if events else np.zeros(0, np.int64)
-            if key in self.constants:
-                j = self.constants.index(key)
-                picks = pop.constant_codes[user_no[rows], j]
-                out[key] = _spread(self.const_padded[j], picks, rows, n)  # values typed when compiled
+            if unit is not None:
+                values, unit_of_row, unit_codes = unit
+                out[key] = _spread(values, unit_codes[unit_of_row[rows]], rows, n)  # typed when compiled
             elif key in self.cat_alias:
+                followed = np.full(rows.size, -1, np.int64)
+                if (
+                    key in self.follows
+                ):  # its value from the value of the key it follows, where that was drawn
+                    parent_row = drawn[self.follows[key]][rows]
+                    followed = np.where(parent_row >= 0, self.follow_rows[key][np.maximum(parent_row, 0)], -1)
+                    own = followed < 0
+                    rows, e_rows, followed_rows, followed = rows[own], e_rows[own], rows[~own], followed[~own]
                 # Alias draws (two lookups a row): the value's row of the (event, value) table.
                 start, size, chance, alias = self.cat_alias[key]
                 k = size[e_rows]
@@ -413,7 +434,15 @@ class Generator(CompiledSpec):
                 entry = start[e_rows] + i
                 pos = np.where(x - i < chance[entry], entry, alias[entry])
                 hit = k > 0
-                out[key] = _spread(self.cat_padded[key], pos[hit], rows[hit], n)
+                if key in parents:
+                    drawn[key] = np.full(n, -1, np.int64)
+                    drawn[key][rows[hit]] = pos[hit]
+                if key in self.follows:
+                    out[key] = _spread(
+                        self.cat_padded[key], np.r_[followed, pos[hit]], np.r_[followed_rows, rows[hit]], n
+                    )
+                else:
+                    out[key] = _spread(self.cat_padded[key], pos[hit], rows[hit], n)
             elif key in self.num_tables:
                 row_of, q = self.num_tables[key]
                 sketch_row = row_of[e_rows]
@@ -429,7 +458,12 @@ class Generator(CompiledSpec):
                 mask = np.ones(n, np.bool_)
                 mask[at] = False
                 out[key] = pl.Series(pa.array(column, mask=mask))
-        return out
+        return {key: out[key] for key in self.presence if key in out}  # the spec's key order
+
+    @cached_property
+    def user_codes_by_key(self) -> np.ndarray:
+        """Return the population's per-user constant value indices as (keys, users): one row per key."""
+        return np.ascontiguousarray(self.population.constant_codes.T)
 
 
 def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> pl.Series:
@@ -437,12 +471,11 @@ def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> p
 
     ``values`` ends with a null (see ``CompiledSpec._compile_properties``): the null rows point at it.
     """
-    if rows.size * 2 >= n:  # dense: one gather from the values padded with a null
-        index = np.full(n, values.len() - 1, np.int64)
-        index[rows] = picks
-        return values.gather(index)
-    column = pl.repeat(None, n, dtype=values.dtype, eager=True)
-    return column.scatter(rows, values.gather(picks)) if rows.size else column
+    if rows.size * 8 < n:  # few rows: a null column (one value repeated) with the rows written in
+        return values.gather([values.len() - 1]).new_from_index(0, n).scatter(rows, values.gather(picks))
+    index = np.full(n, values.len() - 1, np.int64)  # one gather from the values padded with a null
+    index[rows] = picks
+    return values.gather(index)
 
 
 def _new_mean(a, days: np.ndarray, first_weekday: int) -> np.ndarray:  # noqa: ANN001

@@ -13,13 +13,27 @@
   joint table of their combinations seen for at least k users (so browser, OS
   and device stay consistent); users with a rarer combination are represented by
   independent draws from each key's distribution.
+- **Per-session constants** (browser, OS, screen, entry point ...: keys that may
+  change between a user's visits but whose value never changes within at least
+  95 % of the sessions carrying them on two or more events) are drawn once per
+  session from the joint table of their combinations over sessions, a combination
+  kept only when at least k users had it (the others: each key's share over
+  sessions). A number with few values, such as a screen width, can be one too; its
+  values then follow the same k-user rule as categories. Drawn per event instead,
+  a session would switch browser and screen between two clicks.
 - **Per-event properties**: for each event name, the chance each key is present,
   and its value's distribution given the event (categories and their shares, or a
   number's sketch).
+- **Keys that follow another** (a video's title and genre follow its id, a path
+  follows its URL): a category whose value is the same for 99 % of the rows sharing
+  the value of a key with at least as many values is stored as a lookup from that
+  key's (k-anonymous) values and drawn through it, so the twin never pairs one
+  video's id with another's title.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -68,6 +82,9 @@ _URL = r"^(https?://[^?#]*|/[^?#]*)[?#].*$"  # an absolute URL, or a path from t
 CONSTANT_SHARE = 0.95  # share of users whose value never changes, for a key to be a per-user constant
 MIN_PRESENT_SHARE = 0.01  # a key carried by fewer of an event's rows is left off that event
 FREE_TEXT_CHARS = 120  # mean length above which a text property is taken for free text
+# A number is a per-session constant only when its k-anonymous values cover this share of its rows.
+SESSION_NUMBER_KEPT = 0.95
+FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has the value its lookup gives
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,22 @@ class PropertyModel:
     numbers: pl.DataFrame  # event, key, level, value
     dropped: list[dict[str, str]] = field(default_factory=list)
     urls_trimmed: int = 0
+    session_keys: tuple[str, ...] = ()
+    session_combos: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame({"share": []}, schema={"share": pl.Float64})
+    )
+    session_combo_share: float = 0.0  # chance a session takes a whole combination (else per-key shares)
+    session_marginals: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"key": pl.String, "value": pl.String, "share": pl.Float64}
+        )
+    )
+    follows: dict[str, str] = field(default_factory=dict)  # key -> the key whose value gives it
+    lookups: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={"key": pl.String, "parent": pl.String, "parent_value": pl.String, "value": pl.String}
+        )
+    )
 
 
 def candidate_keys(key_stats: pl.DataFrame, limit: int) -> tuple[list[str], list[dict[str, str]]]:
@@ -131,19 +164,24 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
                    dropped: list[dict[str, str]]) -> PropertyModel:  # fmt: skip
     """Fit the property model on ``sample`` (columns: user, event, and one text column per key).
 
-    One key at a time (each pass reads two columns), so the cost grows with keys x rows and
-    never builds a long (row x key) table.
+    With a ``session`` column (see :func:`sample_sessions`), keys constant within sessions are found
+    and fitted per session. One key at a time (each pass reads two columns), so the cost grows with
+    keys x rows and never builds a long (row x key) table.
     """
     dropped = list(dropped)
     keys = [key for key in keys if key in sample.columns]
-    sample, trimmed = trim_urls(sample.select("user", "event", *keys), keys)
+    unit = ["session"] if "session" in sample.columns else []
+    sample, trimmed = trim_urls(sample.select("user", *unit, "event", *keys), keys)
+    sample = sample.with_row_index("row")
     n_users = max(sample["user"].n_unique(), 1)
     event_rows = sample.group_by("event").agg(pl.len().alias("rows"))
     kinds: dict[str, str] = {}
     constants: list[str] = []
+    session_keys: list[str] = []
     key_rows, category_rows, number_parts = [], [], []
+    per_event: dict[str, pl.DataFrame] = {}  # each per-event category's (row, value), for the lookups
     for key in keys:
-        values = sample.select("user", "event", pl.col(key).alias("value")).drop_nulls("value")
+        values = sample.select("row", "user", *unit, "event", pl.col(key).alias("value")).drop_nulls("value")
         if values.is_empty():
             continue
         kind = _kind(values["value"])
@@ -163,8 +201,13 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         elif _per_user_unique(values, k):
             dropped.append({"key": key, "reason": "a number unique to each user (identifier-like)"})
             continue
+        per_session = bool(unit) and _is_session_constant(values)
         if kind in ("category", "boolean"):
             values = _suppress_rare(values, k, max_categories)
+        elif per_session:  # a number with few values (a screen width) is one; a measurement is not
+            suppressed = _suppress_rare(values, k, max_categories)
+            per_session = float((suppressed["value"] != OTHER).mean() or 0) >= SESSION_NUMBER_KEPT
+            values = suppressed if per_session else values
         present = (
             values.group_by("event")
             .agg(pl.len().alias("n"), pl.col("user").n_unique().alias("users"))
@@ -179,7 +222,10 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         values = values.join(present.select("event"), on="event", how="semi")
         if kind in ("category", "boolean") and _is_constant(values, n_users):
             constants.append(key)
+        elif per_session:
+            session_keys.append(key)
         elif kind in ("category", "boolean"):
+            per_event[key] = values.select("row", "value")
             category_rows.append(
                 values.group_by("event", "value")
                 .agg(pl.len().alias("n"))
@@ -202,7 +248,9 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         _concat(number_parts, {"event": pl.String, "key": pl.String, "value": pl.Float64}), levels, k
     )
     # A numeric (event, key) without enough values for a sketch is not generated.
-    numeric = [key for key, kind in kinds.items() if kind in ("number", "integer")]
+    numeric = [
+        key for key, kind in kinds.items() if kind in ("number", "integer") and key not in session_keys
+    ]
     has_sketch = numbers.select("event", "key").unique()
     event_keys = pl.concat(
         [
@@ -212,8 +260,29 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     ).sort("event", "key")
     suppressed = _suppress_all(sample, constants, k, max_categories)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
-    return PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
-                         categories.sort("event", "key", "value"), numbers, dropped, trimmed)  # fmt: skip
+    follows, lookups = _lookups(per_event)
+    model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
+                          categories.sort("event", "key", "value"), numbers, dropped, trimmed,
+                          follows=follows, lookups=lookups)  # fmt: skip
+    if not session_keys:
+        return model
+    in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"])
+    s_combos, s_share, s_marginals = _session_tables(in_sessions, session_keys, k)
+    return dataclasses.replace(model, session_keys=tuple(session_keys), session_combos=s_combos,
+                               session_combo_share=s_share, session_marginals=s_marginals)  # fmt: skip
+
+
+def sample_sessions(sample: pl.DataFrame, idle_minutes: float) -> pl.DataFrame:
+    """Return ``sample`` (user, timestamp, ...) ordered by user and time, with a ``session`` number per row.
+
+    A session ends after ``idle_minutes`` without an event of its user (the sample holds whole users,
+    so these are the users' visits as the fit's sessions see them, up to the 24-hour cut).
+    """
+    ordered = sample.sort("user", "timestamp", maintain_order=True)
+    new = (pl.col("user") != pl.col("user").shift(1)) | (
+        pl.col("timestamp").diff() > pl.duration(milliseconds=int(idle_minutes * 60_000))
+    )
+    return ordered.with_columns(new.fill_null(True).cum_sum().cast(pl.Int64).alias("session"))
 
 
 def _concat(parts: list[pl.DataFrame], schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -228,6 +297,20 @@ def _is_constant(values: pl.DataFrame, n_users: int) -> bool:
     if per_user.height < 0.5 * n_users:
         return False
     return float((per_user["n"] == 1).mean()) >= CONSTANT_SHARE
+
+
+def _is_session_constant(values: pl.DataFrame) -> bool:
+    """Whether a key's value (column ``value``) never changes within 95 % of the sessions carrying it twice or more.
+
+    Those sessions must hold at least half of the key's rows: a key seen once per session says nothing.
+    """
+    per_session = values.group_by("session").agg(
+        pl.len().alias("rows"), pl.col("value").n_unique().alias("n")
+    )
+    repeated = per_session.filter(pl.col("rows") >= 2)
+    if repeated.is_empty() or int(repeated["rows"].sum()) < 0.5 * values.height:
+        return False
+    return float((repeated["n"] == 1).mean()) >= CONSTANT_SHARE
 
 
 def _per_user_unique(values: pl.DataFrame, k: int) -> bool:
@@ -252,9 +335,11 @@ def _suppress_rare(values: pl.DataFrame, k: int, max_categories: int) -> pl.Data
     )
 
 
-def _suppress_all(sample: pl.DataFrame, keys: list[str], k: int, max_categories: int) -> pl.DataFrame:
-    """Return ``sample`` (user + ``keys``) with each key's rare values replaced by ``other``."""
-    out = sample.select("user")
+def _suppress_all(
+    sample: pl.DataFrame, keys: list[str], k: int, max_categories: int, keep: list[str] | None = None
+) -> pl.DataFrame:
+    """Return ``sample`` (user, ``keep`` + ``keys``) with each key's rare values replaced by ``other``."""
+    out = sample.select("user", *(keep or []))
     for key in keys:
         col = sample.select("user", pl.col(key).alias("value"))
         kept = _suppress_rare(col.drop_nulls("value"), k, max_categories)["value"].unique().to_list()
@@ -291,6 +376,79 @@ def _constant_tables(
     )
     marginals = marginals.with_columns((pl.col("n") / pl.col("n").sum().over("key")).alias("share")).drop("n")
     return kept, covered, marginals.sort("key", "value", nulls_last=True)
+
+
+def _session_tables(
+    sample: pl.DataFrame, keys: list[str], k: int
+) -> tuple[pl.DataFrame, float, pl.DataFrame]:
+    """Return (combinations over sessions seen for at least k users, share of sessions they cover, per-key shares).
+
+    A session's value of a key is its most frequent one (ties: the smallest), null when no event of the
+    session carries the key; shares count sessions.
+    """
+    sessions = sample.select("session", "user").unique("session").sort("session")
+    for key in keys:
+        top = (
+            sample.select("session", pl.col(key).alias("v"))
+            .drop_nulls("v")
+            .group_by("session", "v")
+            .agg(pl.len().alias("n"))
+            .sort(["session", "n", "v"], descending=[False, True, False])
+            .unique("session", keep="first", maintain_order=True)
+            .select("session", pl.col("v").alias(key))
+        )
+        sessions = sessions.join(top, on="session", how="left")
+    combos = sessions.group_by(keys).agg(pl.len().alias("sessions"), pl.col("user").n_unique().alias("users"))
+    kept = combos.filter(pl.col("users") >= k)
+    covered = float(kept["sessions"].sum() / max(sessions.height, 1))
+    kept = kept.select(*keys, (pl.col("sessions") / pl.col("sessions").sum()).alias("share"))
+    marginals = pl.concat(
+        [
+            sessions.group_by(c)
+            .agg(pl.len().alias("n"))
+            .select(pl.lit(c).alias("key"), pl.col(c).cast(pl.String).alias("value"), "n")
+            for c in keys
+        ]
+    )
+    marginals = marginals.with_columns((pl.col("n") / pl.col("n").sum().over("key")).alias("share")).drop("n")
+    return kept.sort(keys, nulls_last=True), covered, marginals.sort("key", "value", nulls_last=True)
+
+
+def _lookups(per_event: dict[str, pl.DataFrame]) -> tuple[dict[str, str], pl.DataFrame]:
+    """Return (key -> the key it follows, the lookup table: key, parent, parent_value, value).
+
+    ``per_event``: each per-event category's (row, value), rare values already ``other``. A key follows
+    the first key, among those with more values (ties: the name first), that is present on 99 % of its
+    rows and whose value gives its value on 99 % of them (each parent value maps to the key's most
+    common value beside it). A key that others follow follows none (lookups are one step).
+    """
+    distinct = {key: int(frame["value"].n_unique()) for key, frame in per_event.items()}
+    ranked = sorted(per_event, key=lambda key: (-distinct[key], key))
+    follows: dict[str, str] = {}
+    tables = []
+    for child in reversed(ranked):  # the fewest values first: they have the most candidate parents
+        rows = per_event[child]
+        for parent in ranked[: ranked.index(child)]:
+            if parent in follows:
+                continue
+            both = rows.join(per_event[parent], on="row", how="left", suffix="_p")
+            if both["value_p"].null_count() > (1 - FOLLOWS_SHARE) * both.height:
+                continue
+            top = (
+                both.drop_nulls("value_p")
+                .group_by("value_p", "value")
+                .agg(pl.len().alias("n"))
+                .sort(["value_p", "n", "value"], descending=[False, True, False])
+                .unique("value_p", keep="first", maintain_order=True)
+            )
+            if int(top["n"].sum()) >= FOLLOWS_SHARE * both.height:
+                follows[child] = parent
+                tables.append(top.select(pl.lit(child).alias("key"), pl.lit(parent).alias("parent"),
+                                         pl.col("value_p").alias("parent_value"), "value"))  # fmt: skip
+                break
+    schema = {"key": pl.String, "parent": pl.String, "parent_value": pl.String, "value": pl.String}
+    lookups = _concat(tables, schema).sort("key", "parent_value")  # type: ignore[arg-type]
+    return dict(sorted(follows.items())), lookups
 
 
 def _number_sketches(num_long: pl.DataFrame, levels: int, k: int) -> pl.DataFrame:

@@ -83,10 +83,29 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "event_numbers": {"event": pl.String(), "key": pl.String(), "level": pl.Int16(), "value": pl.Float64()},
     "constant_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "constant_combos": {"share": pl.Float64()},  # plus one String column per constant key
+    # Keys constant within a session: the same two tables over sessions (one String column per key).
+    "session_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
+    "session_combos": {"share": pl.Float64()},
+    # Keys whose value follows another key's (a video's title its id): the value for each parent value.
+    "property_lookups": {
+        "key": pl.String(),
+        "parent": pl.String(),
+        "parent_value": pl.String(),
+        "value": pl.String(),
+    },
 }
 # Tables added after the first specs: empty when absent.
 OPTIONAL_TABLES = frozenset(
-    {"end_by_elapsed", "user_pace", "depth_by_activity", "user_streak", "first_hour_tilt"}
+    {
+        "end_by_elapsed",
+        "user_pace",
+        "depth_by_activity",
+        "user_streak",
+        "first_hour_tilt",
+        "session_marginals",
+        "session_combos",
+        "property_lookups",
+    }
 )
 START, END, ANY = "START", "END", "*"
 # "Previous event" of a chain state whose current event is the 3rd, 4th, 5th-or-later of its name in a row.
@@ -262,6 +281,14 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         raise SpecError(f"table 'constant_combos' lacks the constant key column(s) {', '.join(missing)}")
     out["constant_combos"] = tables["constant_combos"].with_columns(
         pl.col("share").cast(pl.Float64), *[pl.col(c).cast(pl.String) for c in constants]
+    )
+    per_session = list(document.properties.get("session_constants", []))
+    combos = tables.get("session_combos", out["session_combos"])
+    missing = [c for c in per_session if c not in combos.columns]
+    if missing:
+        raise SpecError(f"table 'session_combos' lacks the session key column(s) {', '.join(missing)}")
+    out["session_combos"] = combos.with_columns(
+        pl.col("share").cast(pl.Float64), *[pl.col(c).cast(pl.String) for c in per_session]
     )
     return out
 

@@ -1,0 +1,167 @@
+"""Keys constant within a visit are drawn per session; keys that follow another are drawn through it.
+
+The synthetic export's sample gets keys of its own: a theme and a screen width that a user keeps for
+a calendar day (so for every session of that day) and changes between days, a click position that
+changes on every event, a page URL drawn per event with its area (a function of the URL) and a
+section that agrees with the URL only four times in five. The fit must find the first two per
+session, keep the click per event, draw the area through the URL and leave the section alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from simulation_assets.core.twin.fit import fit
+from simulation_assets.core.twin.generate import Generator
+from simulation_assets.core.twin.properties import sample_sessions
+from simulation_assets.core.twin.spec import TwinSpec
+from simulation_assets.sinks.twin_source import LoadedExport
+from simulation_assets_tests.twin.conftest import CFG
+
+URLS = [f"https://app.example/page/{i}" for i in range(12)]
+AREAS = ["top", "middle", "bottom"]  # pages 0-3, 4-7, 8-11
+
+
+def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
+    """``loaded`` whose property sample (and key statistics) carry the three extra keys."""
+    sample = loaded.property_sample
+    day = pl.col("timestamp").dt.date().cast(pl.Int64)
+    pick = (pl.concat_str("distinct_id", day.cast(pl.String)).hash(seed=3) % 4).cast(pl.Int64)
+    sample = sample.with_columns(
+        pl.when(pick < 2).then(pl.lit("dark")).otherwise(pl.lit("light")).alias("theme"),
+        pick.replace_strict([0, 1, 2, 3], ["390", "1440", "1920", "2560"], return_dtype=pl.String).alias(
+            "screen_width"
+        ),
+        pl.Series("click_x", np.random.default_rng(5).uniform(0, 1200, sample.height).round(1)).cast(
+            pl.String
+        ),
+    )
+    g = np.random.default_rng(6)
+    page = g.integers(0, len(URLS), sample.height)
+    noisy = np.where(g.random(sample.height) < 0.8, page % 3, g.integers(0, 3, sample.height))
+    sample = sample.with_columns(
+        pl.Series("page_url", np.array(URLS)[page]),
+        pl.Series("page_area", np.array(AREAS)[page // 4]),
+        pl.Series("section", np.array(["a", "b", "c"])[noisy]),
+    )
+    events = sample["event"].unique().to_list()
+    stats = pl.DataFrame(
+        [
+            {"event": e, "key": key, "rows": 1000, "event_rows": 1000, "share": 1.0, "types": types}
+            for e in events
+            for key, types in (
+                ("theme", "VARCHAR"),
+                ("screen_width", "UBIGINT"),
+                ("click_x", "DOUBLE"),
+                ("page_url", "VARCHAR"),
+                ("page_area", "VARCHAR"),
+                ("section", "VARCHAR"),
+            )  # fmt: skip
+        ],
+        schema=loaded.key_stats.schema,
+    )
+    return dataclasses.replace(loaded, property_sample=sample, key_stats=pl.concat([loaded.key_stats, stats]))
+
+
+@pytest.fixture(scope="module")
+def visit_spec(loaded: LoadedExport) -> TwinSpec:
+    extra = _with_visit_keys(loaded)
+    return fit(extra.prepared, extra.property_sample, extra.key_stats, CFG, "events.csv")
+
+
+def _twin_days(spec: TwinSpec, days: int = 14) -> pl.DataFrame:
+    gen = Generator(spec)
+    start = spec.document.generation.start
+    return pl.concat([gen.day(start + dt.timedelta(days=d)) for d in range(days)])
+
+
+def _values_per(frame: pl.DataFrame, unit: str, key: str) -> pl.DataFrame:
+    return (
+        frame.drop_nulls(key)
+        .group_by(unit)
+        .agg(pl.len().alias("rows"), pl.col(key).n_unique().alias("values"))
+    )
+
+
+def test_keys_kept_for_a_visit_are_fitted_per_session_and_a_measurement_is_not(visit_spec: TwinSpec) -> None:
+    props = visit_spec.document.properties
+    assert {"theme", "screen_width"} <= set(props["session_constants"])
+    assert "click_x" not in props["session_constants"] and "click_x" not in props["constants"]
+    assert not {"theme", "screen_width"} & set(props["constants"])  # they change between a user's days
+    assert props["kinds"]["screen_width"] == "integer" and props["kinds"]["click_x"] == "number"
+    # Per-session keys leave the per-event tables; their values (k users each) are in the session tables.
+    events = visit_spec.tables["event_categories"]
+    assert events.filter(pl.col("key").is_in(["theme", "screen_width"])).is_empty()
+    marginals = visit_spec.tables["session_marginals"]
+    assert set(marginals.filter(pl.col("key") == "screen_width")["value"]) == {"390", "1440", "1920", "2560"}
+    assert set(visit_spec.tables["session_combos"].columns) >= {"theme", "screen_width", "share"}
+    assert 0.9 <= props["session_combo_share"] <= 1.0  # 8 combinations, each seen by many users
+
+
+def test_the_twin_holds_one_value_per_session_and_several_per_user(visit_spec: TwinSpec) -> None:
+    twin = _twin_days(visit_spec)
+    assert twin.schema["screen_width"] == pl.Int64 and isinstance(twin.schema["theme"], pl.Enum)
+    for key in ("theme", "screen_width"):
+        per_session = _values_per(twin, "$session_id", key)
+        assert per_session.height > 1_000
+        assert (per_session["values"] == 1).all(), key
+        users = _values_per(twin, "user_number", key).join(
+            twin.group_by("user_number").agg(pl.col("$session_id").n_unique().alias("sessions")),
+            on="user_number",
+        )
+        busy = users.filter(pl.col("sessions") >= 4)
+        assert busy.height > 50
+        assert float((busy["values"] > 1).mean()) > 0.5, key  # a new draw each visit
+        shares = twin[key].drop_nulls().value_counts(normalize=True)
+        assert shares["proportion"].min() > 0.1  # every value of the export comes up
+    # The measurement still changes inside sessions.
+    clicks = _values_per(twin, "$session_id", "click_x").filter(pl.col("rows") >= 3)
+    assert float((clicks["values"] == clicks["rows"]).mean()) > 0.9
+
+
+def test_without_times_in_the_sample_the_same_keys_change_inside_sessions(loaded: LoadedExport) -> None:
+    extra = _with_visit_keys(loaded)
+    spec = fit(extra.prepared, extra.property_sample.drop("timestamp"), extra.key_stats, CFG, "events.csv")
+    assert spec.document.properties["session_constants"] == []
+    twin = _twin_days(spec, days=7)
+    per_session = _values_per(twin, "$session_id", "theme").filter(pl.col("rows") >= 4)
+    assert float((per_session["values"] > 1).mean()) > 0.8  # drawn per event: the twin's sessions flip
+
+
+def test_sample_sessions_split_a_user_s_rows_at_idle_gaps() -> None:
+    t0 = dt.datetime(2026, 3, 2, 9, 0)
+    minutes = [0, 10, 39, 70, 71, 0, 5]
+    rows = pl.DataFrame(
+        {
+            "user": [1, 1, 1, 1, 1, 2, 2],
+            "timestamp": [t0 + dt.timedelta(minutes=m) for m in minutes],
+            "event": ["a"] * 7,
+        }
+    ).reverse()
+    out = sample_sessions(rows, idle_minutes=30)
+    assert out["user"].to_list() == [1, 1, 1, 1, 1, 2, 2]
+    # 39 -> 70 is 31 minutes idle: a new visit; user 2 starts its own.
+    assert out["session"].to_list() == [1, 1, 1, 2, 2, 3, 3]
+
+
+def test_a_key_that_follows_another_is_drawn_through_it(visit_spec: TwinSpec) -> None:
+    props = visit_spec.document.properties
+    assert props["follows"] == {"page_area": "page_url"}  # the section agrees only 80 %: drawn on its own
+    lookup = visit_spec.tables["property_lookups"]
+    assert lookup.height == len(URLS) and set(lookup["parent"]) == {"page_url"}
+    twin = _twin_days(visit_spec)
+    pages = twin.drop_nulls("page_url")
+    assert pages.height > 10_000 and pages["page_area"].null_count() == 0  # on the same rows as its URL
+    pairs = pages.select(pl.col("page_url").cast(pl.String), pl.col("page_area").cast(pl.String)).unique()
+    assert pairs.height == len(URLS)
+    number = pairs["page_url"].str.extract(r"(\d+)$").cast(pl.Int64).to_numpy()
+    assert (pairs["page_area"].to_numpy() == np.array(AREAS)[number // 4]).all()
+    # The section is still drawn per event: in the twin it agrees with the URL's group by chance only.
+    group = pages["page_url"].cast(pl.String).str.extract(r"(\d+)$").cast(pl.Int64).to_numpy() % 3
+    agree = float((pages["section"].cast(pl.String).to_numpy() == np.array(["a", "b", "c"])[group]).mean())
+    assert agree < 0.5
