@@ -71,16 +71,25 @@ def test_the_pattern_depth_table_holds_and_a_flat_table_fails(ninety_days) -> No
 
 def test_dissatisfied_personas_lapse_more_and_not_without_the_trait(ninety_days) -> None:  # noqa: ANN001
     metrics, _ = ninety_days
-    outcome = checks.satisfaction_effects(metrics)
-    low, high = (
-        outcome.metadata["lapsed_share_least_satisfied"],
-        outcome.metadata["lapsed_share_most_satisfied"],
+    outcome = checks.satisfaction_effects(metrics, CFG)
+    md = outcome.metadata
+    assert outcome.passed, md
+    # The rule (x (1 + (0.6 - satisfaction))) gives the least satisfied about a third more lapses a day.
+    assert 1.25 < md["lapse_rate_ratio_by_the_rule"] < 1.45, md
+    assert min(md["lapses"].values()) >= 20 and abs(md["standard_errors_from_the_rule"]) < 3, md
+    # Data made without the feedback (lapse_weight 0), judged against the rule: every group lapses alike.
+    # A pool of 3,000 for 120 days gives enough lapses to tell a ratio of 1 from the rule's 1.34.
+    pool = CFG.model_copy(update={"persona_pool": 3000})
+    no_feedback = pool.model_copy(update={"traits": pool.traits.model_copy(update={"lapse_weight": 0.0})})
+    flat, _ = _run(no_feedback, 42, 120)
+    failed = checks.satisfaction_effects(flat, pool)
+    assert not failed.passed and failed.metadata["failures"][0].startswith("lapse rate ratio"), (
+        failed.metadata
     )
-    assert outcome.passed and low > 1.3 * high, outcome.metadata
-    no_feedback = CFG.model_copy(update={"traits": CFG.traits.model_copy(update={"lapse_weight": 0.0})})
-    flat, _ = _run(no_feedback, 42, 90)
-    failed = checks.satisfaction_effects(flat)
-    assert not failed.passed and "lapsed share" in failed.metadata["failures"][0]
+    assert failed.metadata["lapse_rate_ratio"] < 1.1 and failed.metadata["standard_errors_from_the_rule"] < -3
+    # ... while the same large pool with the feedback passes.
+    kept, _ = _run(pool, 42, 120)
+    assert checks.satisfaction_effects(kept, pool).passed
     # Upgraders less satisfied than downgraders is caught once there are enough changes to judge.
     swapped = metrics.with_columns(
         pl.col("downgrade_satisfaction_sum").alias("upgrade_satisfaction_sum"),
@@ -89,7 +98,9 @@ def test_dissatisfied_personas_lapse_more_and_not_without_the_trait(ninety_days)
         pl.col("upgrades").alias("downgrades"),
     )
     assert (
-        checks.satisfaction_effects(swapped, min_changes=5).metadata["failures"][-1].startswith("upgraders")
+        checks.satisfaction_effects(swapped, CFG, min_changes=5)
+        .metadata["failures"][-1]
+        .startswith("upgraders")
     )
 
 
