@@ -69,16 +69,14 @@ def test_the_pattern_depth_table_holds_and_a_flat_table_fails(ninety_days) -> No
     assert checks.depth_by_pattern(even, CFG).metadata["failures"] == ["WEEKEND_PEAK/WEEKEND 1.33 < 2"]
 
 
-def test_dissatisfied_personas_lapse_more_and_not_without_the_trait(ninety_days) -> None:  # noqa: ANN001
+def test_dissatisfied_personas_lapse_at_the_rate_the_rule_gives_them(ninety_days) -> None:  # noqa: ANN001
     metrics, _ = ninety_days
-    outcome = checks.satisfaction_effects(metrics)
-    low, high = (
-        outcome.metadata["lapsed_share_least_satisfied"],
-        outcome.metadata["lapsed_share_most_satisfied"],
-    )
-    # At 400 personas the shares are reported, not judged: their noise (~0.05) exceeds the effect.
-    assert outcome.passed and low > 1.3 * high and not outcome.metadata["lapsed_share_judged"], outcome.metadata
-    assert 0.04 <= outcome.metadata["lapsed_share_difference_se"] <= 0.08
+    outcome = checks.satisfaction_effects(metrics, CFG)
+    md = outcome.metadata
+    assert outcome.passed, md
+    # The rule (x (1 + (0.6 - satisfaction))) gives the least satisfied about a third more lapses a day.
+    assert 1.25 < md["lapse_rate_ratio_by_the_rule"] < 1.45, md
+    assert min(md["lapses"].values()) >= 20 and abs(md["standard_errors_from_the_rule"]) < 3, md
     # Upgraders less satisfied than downgraders is caught once there are enough changes to judge.
     swapped = metrics.with_columns(
         pl.col("downgrade_satisfaction_sum").alias("upgrade_satisfaction_sum"),
@@ -87,7 +85,9 @@ def test_dissatisfied_personas_lapse_more_and_not_without_the_trait(ninety_days)
         pl.col("upgrades").alias("downgrades"),
     )
     assert (
-        checks.satisfaction_effects(swapped, min_changes=5).metadata["failures"][-1].startswith("upgraders")
+        checks.satisfaction_effects(swapped, CFG, min_changes=5)
+        .metadata["failures"][-1]
+        .startswith("upgraders")
     )
 
 
@@ -150,11 +150,16 @@ def _lapsed_shares(lapse_weight: float, seed: int) -> pl.DataFrame:
     return pl.concat(rows)
 
 
-def test_the_lapsed_shares_are_judged_on_a_larger_pool_and_fail_without_the_satisfaction_feedback() -> None:
-    outcome = checks.satisfaction_effects(_lapsed_shares(1.0, 42))
+def test_the_lapse_rule_is_seen_on_a_larger_pool_and_fails_without_the_satisfaction_feedback() -> None:
+    # Data made without the feedback (lapse_weight 0), judged against the rule: every group lapses alike.
+    # A pool of 4,000 over 90 days gives enough lapses to tell a ratio of 1 from the rule's 1.33.
+    cfg = LifecycleConfig(persona_pool=4_000)
+    outcome = checks.satisfaction_effects(_lapsed_shares(1.0, 42), cfg)
     meta = outcome.metadata
-    assert outcome.passed and meta["lapsed_share_judged"] and meta["lapsed_share_difference_se"] < 0.025, meta
-    assert meta["lapsed_share_least_satisfied"] > meta["lapsed_share_most_satisfied"]
-    failed = checks.satisfaction_effects(_lapsed_shares(0.0, 42))
-    assert failed.metadata["lapsed_share_judged"] and not failed.passed, failed.metadata
-    assert failed.metadata["failures"][0].startswith("lapsed share")
+    assert outcome.passed and abs(meta["standard_errors_from_the_rule"]) < 2, meta
+    assert meta["lapse_rate_ratio"] > 1.15 and min(meta["lapses"].values()) >= 300, meta
+    failed = checks.satisfaction_effects(_lapsed_shares(0.0, 42), cfg)
+    assert not failed.passed and failed.metadata["failures"][0].startswith("lapse rate ratio"), (
+        failed.metadata
+    )
+    assert failed.metadata["lapse_rate_ratio"] < 1.1 and failed.metadata["standard_errors_from_the_rule"] < -3
