@@ -99,8 +99,9 @@ class HogflixSettings(dg.ConfigurableResource):
         """Return a short key naming this scenario in the store (seed, start, full config)."""
         payload = {
             # 2: day tables without identity strings + the identity registry (persona_table);
-            # 3: full day tables stored on checkpoint days and at the end of a run, the rest replayed
-            "layout": 3,
+            # 3: full day tables stored on checkpoint days and at the end of a run, the rest replayed;
+            # 4: persona tables carry lapsed_today and the daily metrics the lapse rule's exposure
+            "layout": 4,
             "seed": self.seed,
             "start": self.start_date,
             "config": self.lifecycle().model_dump(mode="json"),
