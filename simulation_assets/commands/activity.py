@@ -88,9 +88,9 @@ class DagsterTicker:
     """Applies ticks as Dagster runs (tick asset + monitor) in the local instance."""
 
     def __init__(self, settings: object, store: object) -> None:
-        from simulation_assets.defs.activity import build_defs
+        from simulation_assets.defs.activity import defs  # built once, when the module was imported
 
-        self.assets = list(build_defs().assets or [])
+        self.assets = list(defs.assets or [])
         self.resources = {"activity_settings": settings, "activity_store": store}
         self.instance = dagster_instance()
         self.store = store

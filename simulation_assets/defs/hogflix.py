@@ -268,7 +268,7 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
                 result("signups_within_band", checks.signups_within_band(metrics, cfg)),
                 result("active_share_near_target", checks.active_share_near_target(metrics, cfg)),
                 result("depth_by_pattern", checks.depth_by_pattern(history, cfg)),
-                result("satisfaction_effects", checks.satisfaction_effects(history)),
+                result("satisfaction_effects", checks.satisfaction_effects(history, cfg)),
                 result("payments_follow_the_plans", checks.payments_follow_the_plans(history, cfg)),
                 result("seasons_show", checks.seasons_show(year, cfg)),
                 result("churn_follows_the_plan", checks.churn_follows_the_plan(year, cfg)),

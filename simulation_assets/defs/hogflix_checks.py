@@ -37,8 +37,8 @@ HOGFLIX_CHECKS: dict[str, tuple[str, str, bool]] = {
     ),
     "satisfaction_effects": (
         "hogflix_daily_metrics",
-        "The least satisfied personas lapse at least 20 % more than the most satisfied; upgraders are more "
-        "satisfied than downgraders (last 90 days).",
+        "The least satisfied personas lose interest at the rate the lapse rule gives them against the most "
+        "satisfied (within 3 standard errors); upgraders are more satisfied than downgraders (last 90 days).",
         False,
     ),
     "payments_follow_the_plans": (

@@ -99,8 +99,9 @@ class HogflixSettings(dg.ConfigurableResource):
         """Return a short key naming this scenario in the store (seed, start, full config)."""
         payload = {
             # 2: day tables without identity strings + the identity registry (persona_table);
-            # 3: full day tables stored on checkpoint days and at the end of a run, the rest replayed
-            "layout": 3,
+            # 3: full day tables stored on checkpoint days and at the end of a run, the rest replayed;
+            # 4: persona tables carry lapsed_today and the daily metrics the lapse rule's exposure
+            "layout": 4,
             "seed": self.seed,
             "start": self.start_date,
             "config": self.lifecycle().model_dump(mode="json"),
@@ -420,11 +421,7 @@ class TrafficReader:
             frame = _COMPUTED_PERSONAS[cache_key]
         else:
             state, first = self._days.replayed(day_number(date))
-            before = self._identities((date - dt.timedelta(days=1)).isoformat())
-            # The registry may already reach past today (a later day read first): add only newer numbers.
-            top = int(before["persona_number"].max()) if before.height else -1
-            registry = concat_frames([before, new_identities(state, max(first, top + 1))], IDENTITY_SCHEMA)
-            frame = with_identities(day_frame(state), registry)
+            frame = with_identities(day_frame(state), self._replayed_registry(date, state, first))
             if len(_COMPUTED_PERSONAS) >= 8:
                 _COMPUTED_PERSONAS.pop(next(iter(_COMPUTED_PERSONAS)))
             _COMPUTED_PERSONAS[cache_key] = frame
@@ -439,11 +436,24 @@ class TrafficReader:
         if date in self._personas or date < dt.date.fromisoformat(self.settings.start_date):
             return self.personas(date)
         dataset = self.settings.dataset("personas")
+        visit = pl.col("active_today") & pl.col("session_start_at").is_not_null()
         if not self.store.exists(dataset, date.isoformat()):
-            return self.personas(date, keep=False)
+            if (self.settings.scenario(), date) in _COMPUTED_PERSONAS:
+                return self.personas(date, keep=False)
+            # A day between stored ones: replayed, and only its visitors' rows joined (as below).
+            state, first = self._days.replayed(day_number(date))
+            visited = day_frame(state).filter(visit)
+            return with_identities(visited, self._replayed_registry(date, state, first))
         day = self.store.read(dataset, date.isoformat())
-        visited = day.filter(pl.col("active_today") & pl.col("session_start_at").is_not_null())
-        return with_identities(visited, self._identities(date.isoformat()))
+        return with_identities(day.filter(visit), self._identities(date.isoformat()))
+
+    def _replayed_registry(self, date: dt.date, state: PersonaState, first: int) -> pl.DataFrame:
+        """Return an identity registry covering the replayed pool ``state`` of ``date`` (whose signups are
+        numbered from ``first``): the stored registry through the day before, and the day's signups."""
+        before = self._identities((date - dt.timedelta(days=1)).isoformat())
+        # The registry may already reach past today (a later day read first): add only newer numbers.
+        top = int(before["persona_number"].max()) if before.height else -1
+        return concat_frames([before, new_identities(state, max(first, top + 1))], IDENTITY_SCHEMA)
 
     def sessions_of_day(self, date: dt.date) -> pl.DataFrame:
         """Return every session of ``date`` (computed from its persona table, once per reader)."""

@@ -69,18 +69,14 @@ def test_the_pattern_depth_table_holds_and_a_flat_table_fails(ninety_days) -> No
     assert checks.depth_by_pattern(even, CFG).metadata["failures"] == ["WEEKEND_PEAK/WEEKEND 1.33 < 2"]
 
 
-def test_dissatisfied_personas_lapse_more_and_not_without_the_trait(ninety_days) -> None:  # noqa: ANN001
+def test_dissatisfied_personas_lapse_at_the_rate_the_rule_gives_them(ninety_days) -> None:  # noqa: ANN001
     metrics, _ = ninety_days
-    outcome = checks.satisfaction_effects(metrics)
-    low, high = (
-        outcome.metadata["lapsed_share_least_satisfied"],
-        outcome.metadata["lapsed_share_most_satisfied"],
-    )
-    assert outcome.passed and low > 1.3 * high, outcome.metadata
-    no_feedback = CFG.model_copy(update={"traits": CFG.traits.model_copy(update={"lapse_weight": 0.0})})
-    flat, _ = _run(no_feedback, 42, 90)
-    failed = checks.satisfaction_effects(flat)
-    assert not failed.passed and "lapsed share" in failed.metadata["failures"][0]
+    outcome = checks.satisfaction_effects(metrics, CFG)
+    md = outcome.metadata
+    assert outcome.passed, md
+    # The rule (x (1 + (0.6 - satisfaction))) gives the least satisfied about a third more lapses a day.
+    assert 1.25 < md["lapse_rate_ratio_by_the_rule"] < 1.45, md
+    assert min(md["lapses"].values()) >= 20 and abs(md["standard_errors_from_the_rule"]) < 3, md
     # Upgraders less satisfied than downgraders is caught once there are enough changes to judge.
     swapped = metrics.with_columns(
         pl.col("downgrade_satisfaction_sum").alias("upgrade_satisfaction_sum"),
@@ -89,7 +85,9 @@ def test_dissatisfied_personas_lapse_more_and_not_without_the_trait(ninety_days)
         pl.col("upgrades").alias("downgrades"),
     )
     assert (
-        checks.satisfaction_effects(swapped, min_changes=5).metadata["failures"][-1].startswith("upgraders")
+        checks.satisfaction_effects(swapped, CFG, min_changes=5)
+        .metadata["failures"][-1]
+        .startswith("upgraders")
     )
 
 
@@ -136,3 +134,32 @@ def test_the_favourite_genre_shows_in_starts_completion_and_stars(ninety_days) -
     assert (
         checks.genre_affinity_effect(level, min_events=100).metadata["failures"][0].startswith("completion")
     )
+
+
+def _lapsed_shares(lapse_weight: float, seed: int) -> pl.DataFrame:
+    """Daily metrics of 90 days at pool 4,000 (rows from the pool's arrays, as a range run makes them)."""
+    from simulation_assets.core.hogflix.frames import metrics_columns
+    from simulation_assets.core.hogflix.metrics import metrics_row
+
+    cfg = LifecycleConfig(persona_pool=4_000)
+    cfg = cfg.model_copy(update={"traits": cfg.traits.model_copy(update={"lapse_weight": lapse_weight})})
+    state, rows = initial_state(cfg, seed, START), []
+    for day in range(START, START + 90):
+        state = step_day(state, day, cfg, seed)
+        rows.append(metrics_row(metrics_columns(state), day_date(day)))
+    return pl.concat(rows)
+
+
+def test_the_lapse_rule_is_seen_on_a_larger_pool_and_fails_without_the_satisfaction_feedback() -> None:
+    # Data made without the feedback (lapse_weight 0), judged against the rule: every group lapses alike.
+    # A pool of 4,000 over 90 days gives enough lapses to tell a ratio of 1 from the rule's 1.33.
+    cfg = LifecycleConfig(persona_pool=4_000)
+    outcome = checks.satisfaction_effects(_lapsed_shares(1.0, 42), cfg)
+    meta = outcome.metadata
+    assert outcome.passed and abs(meta["standard_errors_from_the_rule"]) < 2, meta
+    assert meta["lapse_rate_ratio"] > 1.15 and min(meta["lapses"].values()) >= 300, meta
+    failed = checks.satisfaction_effects(_lapsed_shares(0.0, 42), cfg)
+    assert not failed.passed and failed.metadata["failures"][0].startswith("lapse rate ratio"), (
+        failed.metadata
+    )
+    assert failed.metadata["lapse_rate_ratio"] < 1.1 and failed.metadata["standard_errors_from_the_rule"] < -3

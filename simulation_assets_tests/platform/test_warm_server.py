@@ -155,11 +155,14 @@ def test_a_command_through_the_server_is_the_in_process_command(warm, tmp_path: 
         "--output",
         "out",
     )  # relative path
-    before = _served(helper, served)
     in_process = helper.run(local, *argv, server=False, umask=0o027)
+    _ready_spare(helper, served)  # the usual path: a spare that imported Polars & co. before the request
+    before = helper.status(served)
     through = helper.run(served, *argv, umask=0o027)
     assert in_process.returncode == through.returncode == 0, through.stdout + through.stderr
-    assert _served(helper, served) == before + 1  # it went through the server
+    after = helper.status(served)
+    assert after["served"] == before["served"] + 1  # it went through the server
+    assert after["served_by_spare"] == before["served_by_spare"] + 1  # ... to its spare
 
     # Same files, same bytes (the summary's run id and timing aside), same permissions (umask).
     mine, theirs = _files(local / "out"), _files(served / "out")

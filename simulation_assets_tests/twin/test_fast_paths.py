@@ -144,3 +144,18 @@ def test_chain_states_looked_up_directly_equal_the_searched_ones(spec, position:
     direct = gen._group(cls, prev, cur, position)
     assert (direct >= 0).sum() > len(gen.state_key) // 4
     np.testing.assert_array_equal(direct, gen._group_searched(cls, prev, cur, position))
+
+
+def test_per_user_keys_spread_in_row_order_are_each_user_s_own_values(spec) -> None:  # noqa: ANN001
+    from simulation_assets.core.twin.generate import Generator
+
+    gen = Generator(spec)
+    assert gen.constants
+    day = gen.day(spec.document.generation.start + dt.timedelta(days=5))
+    users = day["user_number"].to_numpy()
+    carried = (day["event"] != "$identify").to_numpy()
+    for j, key in enumerate(gen.constants):
+        want = gen.user_keys.series[j].gather(gen.population.constant_codes[users, j])
+        got = day[key]
+        assert got.filter(pl.Series(carried)).equals(want.filter(pl.Series(carried))), key
+        assert got.filter(pl.Series(~carried)).null_count() == int((~carried).sum())

@@ -34,6 +34,17 @@ def test_users_who_may_come_back_stay_at_risk_until_the_window_ends() -> None:
     assert np.isclose(half.survival[6], 0.5) and np.isclose(half.survival[20], 0.5)
 
 
+def test_a_class_that_never_comes_back_is_gone_after_its_first_day() -> None:
+    # One-and-done visitors: 200 users, each seen on one day, all absent for weeks since. Their curve is
+    # one age long; its tail must end them there (a tail hazard of 0 made them immortal, and a twin of an
+    # ad-landing export had users active on 29 days where the real ones came on 1.3).
+    life, chance = self_consistent_survival(np.zeros(200), np.ones(200), 90, np.full(200, 60))
+    assert np.allclose(chance, 1.0) and life.tail_hazard == 1.0
+    assert survival_at(life, np.array([0, 1, 30])).tolist() == [1.0, 0.0, 0.0]
+    # A curve of one age with nobody gone keeps everyone (no hazard seen).
+    assert kaplan_meier(np.zeros(5), np.zeros(5), 0).tail_hazard == 0.0
+
+
 def test_absence_is_judged_by_the_gaps_of_users_who_lived_as_long() -> None:
     # One class: short-lived users come every day (gaps of 1 day); long-lived ones (8+ weeks) also take
     # 20-day breaks. A long-lived user absent 10 days may be on such a break; a short-lived one is gone.

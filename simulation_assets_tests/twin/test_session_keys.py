@@ -25,6 +25,7 @@ from simulation_assets_tests.twin.conftest import CFG
 
 URLS = [f"https://app.example/page/{i}" for i in range(12)]
 AREAS = ["top", "middle", "bottom"]  # pages 0-3, 4-7, 8-11
+DEVICES = ["phone", "tablet", "laptop", "desktop"]
 
 
 def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
@@ -49,6 +50,14 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
         pl.Series("page_area", np.array(AREAS)[page // 4]),
         pl.Series("section", np.array(["a", "b", "c"])[noisy]),
     )
+    # A device: each user's own one on four days in five, another on the rest (kept all day).
+    own = (pl.col("distinct_id").hash(seed=4) % 4).cast(pl.Int64)
+    other = (own + 1 + pl.concat_str("distinct_id", day.cast(pl.String)).hash(seed=5) % 3) % 4
+    away = (pl.concat_str("distinct_id", day.cast(pl.String)).hash(seed=6) % 5) == 0
+    device = pl.when(away).then(other).otherwise(own)
+    sample = sample.with_columns(
+        device.replace_strict([0, 1, 2, 3], DEVICES, return_dtype=pl.String).alias("device")
+    )
     events = sample["event"].unique().to_list()
     stats = pl.DataFrame(
         [
@@ -61,6 +70,7 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
                 ("page_url", "VARCHAR"),
                 ("page_area", "VARCHAR"),
                 ("section", "VARCHAR"),
+                ("device", "VARCHAR"),
             )  # fmt: skip
         ],
         schema=loaded.key_stats.schema,
@@ -165,3 +175,37 @@ def test_a_key_that_follows_another_is_drawn_through_it(visit_spec: TwinSpec) ->
     group = pages["page_url"].cast(pl.String).str.extract(r"(\d+)$").cast(pl.Int64).to_numpy() % 3
     agree = float((pages["section"].cast(pl.String).to_numpy() == np.array(["a", "b", "c"])[group]).mean())
     assert agree < 0.5
+
+
+def _next_session_same(frame: pl.DataFrame, user: str, session: str, time: str, key: str) -> float:
+    """The share of a user's sessions whose ``key`` equals the one of their session before."""
+    sessions = (
+        frame.drop_nulls(key)
+        .group_by(session)
+        .agg(pl.col(user).first(), pl.col(time).min(), pl.col(key).first())
+    )
+    sessions = sessions.sort(user, time)
+    same_user = sessions[user] == sessions[user].shift(1)
+    return float((sessions[key] == sessions[key].shift(1)).filter(same_user).mean())  # type: ignore[arg-type]
+
+
+def test_a_device_a_user_keeps_between_visits_is_kept_in_the_twin(
+    loaded: LoadedExport, visit_spec: TwinSpec
+) -> None:
+    props = visit_spec.document.properties
+    assert "device" in props["session_sticky_keys"] and "click_x" not in props["session_sticky_keys"]
+    extra = _with_visit_keys(loaded)
+    rows = extra.property_sample.join(
+        extra.prepared.events.select("distinct_id", "user").unique("distinct_id"), on="distinct_id"
+    )
+    real = _next_session_same(
+        sample_sessions(rows, CFG.idle_minutes), "user", "session", "timestamp", "device"
+    )
+    twin = _twin_days(visit_spec)
+    kept = _next_session_same(twin, "user_number", "$session_id", "timestamp", "device")
+    assert real > 0.6 and abs(kept - real) < 0.08, (real, kept)
+    # Without the user's own device every visit draws afresh: the twin's users hop between devices.
+    plain = dataclasses.replace(visit_spec, document=visit_spec.document.model_copy(
+        update={"properties": {**props, "session_sticky_share": 0.0}}))  # fmt: skip
+    hopping = _next_session_same(_twin_days(plain), "user_number", "$session_id", "timestamp", "device")
+    assert hopping < real - 0.2, (real, hopping)

@@ -69,6 +69,7 @@ _PLAIN = [
     "signed_up_today",
     "active_today",
     "reactivated_today",
+    "lapsed_today",
     "churned_today",
     "videos_today",
     "ratings_today",

@@ -131,10 +131,13 @@ def lapse_chance(cfg: LifecycleConfig, pool: int) -> float:
 
 def lapse(c: Columns, cfg: LifecycleConfig, u: np.ndarray, alive: np.ndarray, pool: int) -> None:
     """An established persona loses interest with ``lapse_chance`` (uniform ``u``), more often the less
-    satisfied it is (x (1 + 2 x (0.6 - satisfaction)) with the defaults); it stays lapsed."""
+    satisfied it is (x (1 + lapse_weight x (pivot - satisfaction)), floored at 0); it stays lapsed, and
+    ``lapsed_today`` marks who lapsed on this day."""
     chance = np.float32(lapse_chance(cfg, pool))
     if not cfg.traits.enabled:
-        c["lapsed"] |= alive & (c["state"] != NEW) & (u < chance)
+        today = alive & (c["state"] != NEW) & (u < chance) & ~c["lapsed"]
+        c["lapsed"] |= today
+        c["lapsed_today"] |= today
         return
     t = cfg.traits
     # Satisfaction is within 0-1, so no chance exceeds the one at satisfaction 0 (or 1): only the
@@ -142,7 +145,9 @@ def lapse(c: Columns, cfg: LifecycleConfig, u: np.ndarray, alive: np.ndarray, po
     factor = max(0.0, 1.0 + t.lapse_weight * t.pivot, 1.0 + t.lapse_weight * (t.pivot - 1.0))
     low = np.flatnonzero(u < np.float32(float(chance) * factor * 1.01 + 1e-6))
     own = chance * np.maximum(0.0, 1.0 + t.lapse_weight * (t.pivot - c["satisfaction"][low]))
-    c["lapsed"][low[alive[low] & (c["state"][low] != NEW) & (u[low] < own)]] = True
+    hit = low[alive[low] & (c["state"][low] != NEW) & (u[low] < own) & ~c["lapsed"][low]]
+    c["lapsed"][hit] = True
+    c["lapsed_today"][hit] = True
 
 
 def return_probability(

@@ -22,7 +22,7 @@ METRICS_INPUT_COLUMNS = (
     "state", "activity_pattern", "active_today", "signed_up_today", "churned_today", "marked_for_cleanup",
     "reactivated_today", "flixbuddy_today", "videos_today", "engagement_score", "in_life_event",
     "binge_mode_today", "days_since_signup", "completion_today", "plan", "ratings_today", "avg_rating_today",
-    "watchlist_adds_today", "watchlist_size", "satisfaction", "lapsed", "plan_changed_today",
+    "watchlist_adds_today", "watchlist_size", "satisfaction", "lapsed", "lapsed_today", "plan_changed_today",
     "payment_attempt_today", "payment_failed_today", "payment_recovered_today", "payment_status", "churn_reason",
     "consecutive_missed_days",
 )  # fmt: skip
@@ -145,6 +145,12 @@ def metrics_row(
         "high_satisfaction": count(high),
         "high_satisfaction_lapsed": count(high & a["lapsed"]),
     }
+    # The lapse rule's exposure: settled personas not lapsed before today, and who of them lapsed today.
+    at_risk = settled & (~a["lapsed"] | a["lapsed_today"])
+    for name, group in (("low", low & at_risk), ("high", high & at_risk)):
+        row[f"{name}_satisfaction_at_risk"] = count(group)
+        row[f"{name}_satisfaction_at_risk_sum"] = float(_masked_sum(sat, group))
+        row[f"{name}_satisfaction_lapses"] = count(group & a["lapsed_today"])
     # By category: a comparison per code (a byte per persona) and a masked sum, not np.bincount (slower).
     seen = np.flatnonzero(visit)  # the visits (a fraction of the pool), looked at alone
     seen_state, seen_completion = state[seen], a["completion_today"][seen]

@@ -67,6 +67,7 @@ PERSONA_SCHEMA: dict[str, pl.DataType] = {
     "signed_up_today": pl.Boolean(),
     "active_today": pl.Boolean(),
     "reactivated_today": pl.Boolean(),
+    "lapsed_today": pl.Boolean(),  # lost interest today (the lapse rule)
     "churned_today": pl.Boolean(),
     "session_start_at": TS,  # today's visit, null when inactive
     "videos_today": pl.Int32(),
@@ -146,4 +147,12 @@ DAILY_METRICS_SCHEMA: dict[str, pl.DataType] = {
     "low_satisfaction_lapsed": pl.Int32(),
     "high_satisfaction": pl.Int32(),
     "high_satisfaction_lapsed": pl.Int32(),
+    # Settled personas not lapsed before the day (least / most satisfied), their satisfaction summed, and
+    # how many of them lapsed that day: the lapse rule's rate by satisfaction.
+    "low_satisfaction_at_risk": pl.Int32(),
+    "low_satisfaction_at_risk_sum": pl.Float64(),
+    "low_satisfaction_lapses": pl.Int32(),
+    "high_satisfaction_at_risk": pl.Int32(),
+    "high_satisfaction_at_risk_sum": pl.Float64(),
+    "high_satisfaction_lapses": pl.Int32(),
 }

@@ -142,8 +142,8 @@ def kaplan_meier(
     if last > start and survival[start] > 0:
         ratio = survival[last] / survival[start]
         tail = 1.0 - ratio ** (1.0 / (last - start)) if ratio > 0 else 1.0
-    else:
-        tail = float(hazard[: last + 1].mean()) if last else 0.0
+    else:  # a short curve: its mean hazard (all of a class gone after their first day: 1)
+        tail = float(hazard[: last + 1].mean())
     survival = survival[: last + 1] if last else survival[:1]
     return Lifetime(survival, float(np.clip(tail, 0.0, 1.0)))
 

@@ -256,6 +256,10 @@ class CompiledSpec:
         self.session_keys = [c for c in props.get("session_constants", []) if c in self.kinds]
         self.sessions = _joint_draws(self.session_keys, self.kinds, float(props.get("session_combo_share", 0.0)),
                                      tables["session_marginals"], tables["session_combos"])  # fmt: skip
+        # Of those, the ones a user tends to keep (a device): their columns and the chance a session keeps them.
+        sticky = set(props.get("session_sticky_keys", []))
+        self.sticky_cols = np.array([j for j, key in enumerate(self.session_keys) if key in sticky], np.int64)
+        self.sticky_share = float(props.get("session_sticky_share", 0.0)) if self.sticky_cols.size else 0.0
         self.const_series, self.const_cdf = self.user_keys.series, self.user_keys.cdf
         self.combo_codes, self.combo_cdf = self.user_keys.combo_codes, self.user_keys.combo_cdf
         keys = tables["event_keys"].filter(pl.col("event").is_in(self.names))

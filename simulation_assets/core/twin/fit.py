@@ -411,6 +411,8 @@ def _fit(
             "combo_share": round(props.combo_share, 6),
             "session_constants": list(props.session_keys),
             "session_combo_share": round(props.session_combo_share, 6),
+            "session_sticky_keys": list(props.sticky_keys),
+            "session_sticky_share": props.sticky_share,
             "follows": props.follows,
             "sample_users": int(sample_rows["user"].n_unique()) if sample_rows.height else 0,
         },  # fmt: skip

@@ -375,13 +375,18 @@ class Generator(CompiledSpec):
             "$device_id": ids.gather(device_slot),
             "$anon_distinct_id": ids.gather(np.where(is_ident, device_slot, 2 * users.size)),
         }
-        cols |= self._properties(codes, user_no, e_sess, n_sess, g)
+        cols |= self._properties(codes, user_no, e_sess, s_user, g)
         return pl.DataFrame([s.alias(name) for name, s in cols.items()])
 
     def _properties(
-        self, codes: np.ndarray, user_no: np.ndarray, e_sess: np.ndarray, n_sess: int, g: np.random.Generator
+        self,
+        codes: np.ndarray,
+        user_no: np.ndarray,
+        e_sess: np.ndarray,
+        s_user: np.ndarray,
+        g: np.random.Generator,
     ) -> dict[str, pl.Series]:
-        """Draw every property column for events ``codes`` of users ``user_no`` in sessions ``e_sess``.
+        """Draw every property column for events ``codes`` of users ``user_no`` in sessions ``e_sess`` (of ``s_user``).
 
         Keys constant within a session are drawn once per session first; per-user constants were drawn
         with the population. Rows are grouped by event name once; each key then visits only the events
@@ -390,10 +395,19 @@ class Generator(CompiledSpec):
         """
         out: dict[str, pl.Series] = {}
         n, v = codes.size, len(self.names)
-        by_session = self.sessions.draw(g, n_sess).T  # (session keys, sessions); no draw without such keys
+        n_sess = s_user.size
+        by_session = self.sessions.draw(g, n_sess)  # no draw without such keys
+        if self.sticky_share > 0:  # the user's own device, kept for a share of their sessions
+            keep = np.flatnonzero(g.random(n_sess) < self.sticky_share)
+            cols = self.sticky_cols
+            by_session[keep[:, None], cols[None, :]] = self.own_session_codes[
+                s_user[keep][:, None], cols[None, :]
+            ]
+        by_session = by_session.T  # (session keys, sessions)
         by_user = self.user_codes_by_key
         carried = codes < v  # $identify rows carry no property
-        order = np.argsort(codes, kind="stable")
+        # Stable, so the same rows in the same order; as 16-bit codes numpy radix-sorts them (4x faster).
+        order = np.argsort(codes.astype(np.int16) if v < 2**15 - 8 else codes, kind="stable")
         sorted_codes = codes[order]
         bounds = np.searchsorted(sorted_codes, np.arange(v + 1))
         rows_of = [order[bounds[e] : bounds[e + 1]] for e in range(v)]
@@ -475,6 +489,12 @@ class Generator(CompiledSpec):
                 mask[at] = False
                 out[key] = pl.Series(pa.array(column, mask=mask))
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
+
+    @cached_property
+    def own_session_codes(self) -> np.ndarray:
+        """Return every user's own values of the per-session keys (their device), drawn like a session's."""
+        g = rng_mod.stream(self.seed, "twin", "own-session", self.gen.users)
+        return self.sessions.draw(g, self.gen.users)
 
     @cached_property
     def user_codes_by_key(self) -> np.ndarray:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from simulation_assets.core.twin.sketch import grouped_sketches
@@ -84,6 +85,7 @@ MIN_PRESENT_SHARE = 0.01  # a key carried by fewer of an event's rows is left of
 FREE_TEXT_CHARS = 120  # mean length above which a text property is taken for free text
 # A number is a per-session constant only when its k-anonymous values cover this share of its rows.
 SESSION_NUMBER_KEPT = 0.95
+STICKY_MIN = 0.3  # a per-session key a user keeps between visits with at least this chance is sticky
 FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has the value its lookup gives
 
 
@@ -104,6 +106,8 @@ class PropertyModel:
         default_factory=lambda: pl.DataFrame({"share": []}, schema={"share": pl.Float64})
     )
     session_combo_share: float = 0.0  # chance a session takes a whole combination (else per-key shares)
+    sticky_keys: tuple[str, ...] = ()  # per-session keys a user tends to keep (their device)
+    sticky_share: float = 0.0  # chance a session takes the user's own values of the sticky keys
     session_marginals: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(
             schema={"key": pl.String, "value": pl.String, "share": pl.Float64}
@@ -267,9 +271,10 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     if not session_keys:
         return model
     in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"])
-    s_combos, s_share, s_marginals = _session_tables(in_sessions, session_keys, k)
+    s_combos, s_share, s_marginals, sticky, sticky_share = _session_tables(in_sessions, session_keys, k)
     return dataclasses.replace(model, session_keys=tuple(session_keys), session_combos=s_combos,
-                               session_combo_share=s_share, session_marginals=s_marginals)  # fmt: skip
+                               session_combo_share=s_share, session_marginals=s_marginals,
+                               sticky_keys=sticky, sticky_share=sticky_share)  # fmt: skip
 
 
 def sample_sessions(sample: pl.DataFrame, idle_minutes: float) -> pl.DataFrame:
@@ -380,11 +385,12 @@ def _constant_tables(
 
 def _session_tables(
     sample: pl.DataFrame, keys: list[str], k: int
-) -> tuple[pl.DataFrame, float, pl.DataFrame]:
-    """Return (combinations over sessions seen for at least k users, share of sessions they cover, per-key shares).
+) -> tuple[pl.DataFrame, float, pl.DataFrame, tuple[str, ...], float]:
+    """Return (combinations over sessions seen for at least k users, share of sessions they cover, per-key
+    shares, the sticky keys and the chance a session takes the user's own values of them).
 
     A session's value of a key is its most frequent one (ties: the smallest), null when no event of the
-    session carries the key; shares count sessions.
+    session carries the key; shares count sessions. Stickiness: see :func:`_sticky_share`.
     """
     sessions = sample.select("session", "user").unique("session").sort("session")
     for key in keys:
@@ -411,7 +417,28 @@ def _session_tables(
         ]
     )
     marginals = marginals.with_columns((pl.col("n") / pl.col("n").sum().over("key")).alias("share")).drop("n")
-    return kept.sort(keys, nulls_last=True), covered, marginals.sort("key", "value", nulls_last=True)
+    sticky = tuple(key for key in keys if _sticky_share(sessions, [key]) >= STICKY_MIN)
+    share = round(_sticky_share(sessions, list(sticky)), 6) if sticky else 0.0
+    kept, marginals = kept.sort(keys, nulls_last=True), marginals.sort("key", "value", nulls_last=True)
+    return kept, covered, marginals, sticky, share
+
+
+def _sticky_share(sessions: pl.DataFrame, keys: list[str]) -> float:
+    """Return r, the chance a session takes its user's own values of ``keys`` (else a fresh draw).
+
+    ``sessions``: one row per session (user, the keys' values) in each user's time order. In the twin
+    each user has own values (one draw) and each session takes them with chance r, else draws afresh;
+    two sessions in a row then agree with chance M = r^2 + (1 - r^2) c, c the chance two draws agree
+    (the sum of squared shares). r solves that for M measured on the export's consecutive sessions.
+    """
+    value = pl.concat_str([pl.col(key).cast(pl.String).fill_null("\x00") for key in keys], separator="\x1f")
+    both = sessions.select("user", value.alias("v"))
+    pairs = both.filter(pl.col("user") == pl.col("user").shift(1))
+    if pairs.is_empty():
+        return 0.0
+    agree = float((both["v"] == both["v"].shift(1)).filter(both["user"] == both["user"].shift(1)).mean() or 0)
+    chance = float((both["v"].value_counts(normalize=True)["proportion"] ** 2).sum())
+    return float(min(1.0, np.sqrt(max(agree - chance, 0.0) / max(1 - chance, 1e-12))))
 
 
 def _lookups(per_event: dict[str, pl.DataFrame]) -> tuple[dict[str, str], pl.DataFrame]:
