@@ -88,8 +88,10 @@ def stage_generate(work: Path) -> dict:
     import polars as pl
 
     from simulation_assets.core.twin.generate import Generator
+    from simulation_assets.sinks.memory import tune_generator_memory
     from simulation_assets.sinks.twin_spec_store import load_spec
 
+    tune_generator_memory()  # as the twin_events asset does
     spec = load_spec(work / "spec")
     gen = Generator(spec)
     g = spec.document.generation

@@ -29,6 +29,7 @@ from simulation_assets.defs.metadata import md_table, svg_markdown, table_metada
 from simulation_assets.defs.partitions import DEFAULT_START_DATE, daily_partitions
 from simulation_assets.sinks.config_files import from_env
 from simulation_assets.sinks.local_store import LocalParquetStore, atomic_write_parquet
+from simulation_assets.sinks.memory import tune_generator_memory
 from simulation_assets.sinks.posthog_export import ColumnMapping
 from simulation_assets.sinks.twin_source import load_for_fit, load_real
 from simulation_assets.sinks.twin_spec_store import load_spec, save_spec
@@ -282,6 +283,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     ) -> dg.MaterializeResult:
         spec = twin_settings.spec(store, first_day)
         gen = spec.document.generation
+        tune_generator_memory()  # big per-day arrays: no huge-page compaction stalls (sinks.memory)
         generator = Generator(spec)
         last = gen.start + dt.timedelta(days=gen.days - 1)
         rows = 0
