@@ -47,7 +47,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ENABLE_VAR = "SIMULATE_SERVER"  # 0/off/false/no: never use or start a server
 DIR_VAR = "SIMULATE_SERVER_DIR"  # folder of the sockets, locks and logs (default: per-user runtime folder)
@@ -824,24 +824,7 @@ class _Server:
                 os.close(fd)
             return
         if pid == 0:  # the child never returns to the server's loop
-            code = 1
-            try:
-                code = self.child(conn, request, fds)
-            except SystemExit as exc:  # as the interpreter ends on an uncaught SystemExit
-                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-                if not isinstance(exc.code, int | None):
-                    print(exc.code, file=sys.stderr)
-            except KeyboardInterrupt:  # uncaught Ctrl-C: end by SIGINT, as Python does
-                _flush_stdio()
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                os.kill(os.getpid(), signal.SIGINT)
-            except BaseException:  # noqa: BLE001 - as the interpreter reports an uncaught exception
-                import traceback
-
-                traceback.print_exc()
-            finally:
-                _flush_stdio()
-                os._exit(code)
+            _run_and_exit(lambda: self.child(conn, request, fds))
         for fd in fds:
             os.close(fd)
         conn.settimeout(None)
@@ -911,25 +894,8 @@ class _Server:
             theirs.close()
             return
         if pid == 0:  # the spare never returns to the server's loop
-            code = 1
-            try:
-                mine.close()
-                code = self.spare_main(theirs)
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-                if not isinstance(exc.code, int | None):
-                    print(exc.code, file=sys.stderr)
-            except KeyboardInterrupt:
-                _flush_stdio()
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                os.kill(os.getpid(), signal.SIGINT)
-            except BaseException:  # noqa: BLE001 - as the interpreter reports an uncaught exception
-                import traceback
-
-                traceback.print_exc()
-            finally:
-                _flush_stdio()
-                os._exit(code)
+            mine.close()
+            _run_and_exit(lambda: self.spare_main(theirs))
         theirs.close()
         self.spare, self.spare_ready, self.spare_closed, self.spare_paused = (pid, mine), False, False, False
 
@@ -1090,6 +1056,30 @@ def _die_with_parent(parent: int) -> None:
             os._exit(1)
     except (OSError, AttributeError):
         pass
+
+
+def _run_and_exit(main: Callable[[], int]) -> NoReturn:
+    """Run a forked child's ``main`` and end the process with its code, as the interpreter would end it:
+    an uncaught SystemExit gives its code (a message is printed), Ctrl-C ends by SIGINT, any other
+    exception is printed and gives 1. Never returns (``os._exit``: the server's state is not unwound)."""
+    code = 1
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        _flush_stdio()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:  # noqa: BLE001 - as the interpreter reports an uncaught exception
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        _flush_stdio()
+        os._exit(code)
 
 
 def _flush_stdio() -> None:
