@@ -232,15 +232,7 @@ def test_signals_on_the_client_reach_the_command(warm, tmp_path: Path) -> None:
     for name in ("int", "term", "kill"):
         folder, port = tmp_path / name, free_port()
         folder.mkdir()
-        client = subprocess.Popen(
-            [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
-            + ["--interval", "1", "--max-ticks", "30"],
-            env=helper.env(folder),
-            cwd=folder,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        client = _dashboard(helper, folder, port, 30)
         dashboards.append((client, f"http://127.0.0.1:{port}/"))
     try:
         for _client, url in dashboards:
@@ -345,15 +337,7 @@ def test_a_spare_never_imports_while_a_command_runs(warm, tmp_path: Path) -> Non
     os.kill(spare, signal.SIGKILL)  # its replacement starts importing at once
     port = free_port()
     (tmp_path / "dash").mkdir()
-    client = subprocess.Popen(
-        [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
-        + ["--interval", "1", "--max-ticks", "30"],
-        env=helper.env(tmp_path / "dash"),
-        cwd=tmp_path / "dash",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    client = _dashboard(helper, tmp_path / "dash", port, 30)
     try:
         _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 90, "the dashboard to answer")
         during = helper.status(tmp_path)
@@ -428,15 +412,7 @@ def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(t
     try:
         info = helper.start(tmp_path / "ctl")
         (tmp_path / "dash").mkdir()
-        client = subprocess.Popen(
-            [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
-            + ["--interval", "1", "--max-ticks", "20"],
-            env=helper.env(tmp_path / "dash"),
-            cwd=tmp_path / "dash",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        client = _dashboard(helper, tmp_path / "dash", port, 20)
         try:
             _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the dashboard to answer")
             os.kill(info["pid"], signal.SIGKILL)
@@ -461,15 +437,7 @@ def test_a_server_that_stops_while_a_command_runs_waits_for_it_without_spinning(
     try:
         info = helper.start(tmp_path / "ctl")
         (tmp_path / "dash").mkdir()
-        client = subprocess.Popen(
-            [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
-            + ["--interval", "1", "--max-ticks", "30"],
-            env=helper.env(tmp_path / "dash"),
-            cwd=tmp_path / "dash",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        client = _dashboard(helper, tmp_path / "dash", port, 30)
         try:
             _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the dashboard to answer")
             os.kill(info["pid"], signal.SIGTERM)
@@ -490,6 +458,20 @@ def test_a_server_that_stops_while_a_command_runs_waits_for_it_without_spinning(
         helper.stop_all(tmp_path)
         shutil.rmtree(runtime, ignore_errors=True)
     assert not _server_pids(runtime)
+
+
+def _dashboard(helper: Warm, folder: Path, port: int, ticks: int) -> subprocess.Popen:
+    """Start ``simulate activity --dashboard`` on ``port`` from ``folder`` through the warm server (it runs
+    until ``ticks`` ticks of 1 s or a signal)."""
+    return subprocess.Popen(
+        [str(SIMULATE), "activity", "--dashboard", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--interval", "1", "--max-ticks", str(ticks)],
+        env=helper.env(folder),
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _answers(url: str) -> bool:
