@@ -45,7 +45,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -96,6 +96,11 @@ IMPORT_TIME_ENV = (
     "SPHINX_BUILD",
 )
 RUN_TIME_ENV = ("DAGSTER_HOME", "DAGSTER_DISABLE_TELEMETRY")  # read when the instance opens
+# The environment as the command was started (this module is imported before the command's libraries):
+# some libraries add variables to os.environ when imported (Polars _RJEM_MALLOC_CONF, scikit-learn
+# KMP_*), so a server started after an in-process command is keyed and launched with this copy, the
+# environment the next command's client will have, not the one the command left behind.
+LAUNCH_ENV: dict[str, str] = dict(os.environ)
 
 # Imported once by the server: each measured to start no thread and to read no setting of the
 # command at import time (their import-time variables are in the key). Not here: Polars and
@@ -243,8 +248,10 @@ def _package_dir() -> Path:
     return Path(simulation_assets.__file__).resolve().parent
 
 
-def key_parts() -> dict[str, Any]:
-    """Return what the key is made of (each part cheap to compute: stat calls, no imports)."""
+def key_parts(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return what the key is made of (each part cheap to compute: stat calls, no imports), for the
+    environment ``environ`` (default: this process's)."""
+    environ = os.environ if environ is None else environ
     package = _package_dir()
     files = []
     for folder, dirs, names in os.walk(package):
@@ -269,7 +276,7 @@ def key_parts() -> dict[str, Any]:
                 dagster_version = handle.read()
     env = {
         k: v
-        for k, v in os.environ.items()
+        for k, v in environ.items()
         if (k.startswith(IMPORT_TIME_ENV_PREFIXES) or k in IMPORT_TIME_ENV) and k not in RUN_TIME_ENV
     }
     return {
@@ -470,7 +477,7 @@ def start_server(wait: float = 0.0) -> int | None:
     folder = runtime_dir()
     if folder is None:
         return None
-    key = environment_key()
+    key = environment_key(key_parts(LAUNCH_ENV))
     paths = _paths(key, folder)
     if len(str(paths["sock"])) > MAX_SOCKET_PATH:
         return None
@@ -500,6 +507,7 @@ def start_server(wait: float = 0.0) -> int | None:
                 stdout=log,
                 stderr=log,
                 cwd="/",
+                env=LAUNCH_ENV,
                 start_new_session=True,
                 close_fds=True,
             )

@@ -566,6 +566,29 @@ def test_a_first_command_and_two_starts_at_once_never_run_two_servers_and_it_idl
     assert not _server_pids(runtime)
 
 
+def test_the_server_a_first_command_starts_serves_the_next_command(tmp_path: Path) -> None:
+    """The server an in-process command starts must have the key the next client computes. The command's
+    libraries add variables to its environment when imported (Polars ``_RJEM_MALLOC_CONF``); a server
+    keyed and launched with that environment was never found again, and every command ran cold."""
+    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+    helper = Warm(runtime)
+    folder = tmp_path / "cmd"
+    try:
+        first = helper.run(folder, "activity", "--ticks", "1", "--output", "out1")
+        assert first.returncode == 0, first.stderr
+        _wait_for(lambda: helper.status(folder) is not None, 90, "the server the command started to answer")
+        before = helper.status(folder)
+        second = helper.run(folder, "activity", "--ticks", "1", "--output", "out2")
+        assert second.returncode == 0, second.stderr
+        after = helper.status(folder)
+        assert after["pid"] == before["pid"] and after["served"] == before["served"] + 1, (before, after)
+        assert len(list(runtime.glob("*.sock"))) == 1
+    finally:
+        helper.stop_all(tmp_path)
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert not _server_pids(runtime)
+
+
 def test_the_key_follows_the_code_and_the_import_time_environment(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     from simulation_assets.commands import server
 
