@@ -371,16 +371,20 @@ def _constant_tables(
     covered = float(kept["users"].sum() / max(per_user.height, 1))
     kept = kept.with_columns((pl.col("users") / pl.col("users").sum()).alias("share")).drop("users")
     kept = kept.sort(constants, nulls_last=True)
-    marginals = pl.concat(
+    return kept, covered, _marginal_shares(per_user, constants).sort("key", "value", nulls_last=True)
+
+
+def _marginal_shares(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Return (key, value, share): each key's values and their shares of ``rows`` (users or sessions)."""
+    counts = pl.concat(
         [
-            per_user.group_by(c)
+            rows.group_by(c)
             .agg(pl.len().alias("n"))
             .select(pl.lit(c).alias("key"), pl.col(c).cast(pl.String).alias("value"), "n")
-            for c in constants
+            for c in keys
         ]
     )
-    marginals = marginals.with_columns((pl.col("n") / pl.col("n").sum().over("key")).alias("share")).drop("n")
-    return kept, covered, marginals.sort("key", "value", nulls_last=True)
+    return counts.with_columns((pl.col("n") / pl.col("n").sum().over("key")).alias("share")).drop("n")
 
 
 def _session_tables(
@@ -408,15 +412,7 @@ def _session_tables(
     kept = combos.filter(pl.col("users") >= k)
     covered = float(kept["sessions"].sum() / max(sessions.height, 1))
     kept = kept.select(*keys, (pl.col("sessions") / pl.col("sessions").sum()).alias("share"))
-    marginals = pl.concat(
-        [
-            sessions.group_by(c)
-            .agg(pl.len().alias("n"))
-            .select(pl.lit(c).alias("key"), pl.col(c).cast(pl.String).alias("value"), "n")
-            for c in keys
-        ]
-    )
-    marginals = marginals.with_columns((pl.col("n") / pl.col("n").sum().over("key")).alias("share")).drop("n")
+    marginals = _marginal_shares(sessions, keys)
     sticky = tuple(key for key in keys if _sticky_share(sessions, [key]) >= STICKY_MIN)
     share = round(_sticky_share(sessions, list(sticky)), 6) if sticky else 0.0
     kept, marginals = kept.sort(keys, nulls_last=True), marginals.sort("key", "value", nulls_last=True)
