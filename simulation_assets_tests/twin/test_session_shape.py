@@ -153,7 +153,8 @@ def test_user_pace_splits_users_from_sessions_and_follows_activity() -> None:
         pace = own[user] + g.normal(0, 0.2, user.size) + g.normal(0, np.sqrt(gap_noise))
         paces = pl.DataFrame({"user": user, "pace": pace, "noise": gap_noise})
         session_q, within = session_pace(paces, 41, 5)
-        assert 0.2**2 * 0.8 <= within <= 0.2**2 * 1.2, (name, within)  # the session's own part, noise taken out
+        # The session's own part (sd 0.2), the gaps' noise taken out.
+        assert 0.2**2 * 0.8 <= within <= 0.2**2 * 1.2, (name, within)
         sketches[name] = user_pace(paces, within, band, 3, 41, 5)
     iqr = {
         name: [float(q[30] - q[10]) for q in t.sort("band", "level")["log_pace"].to_numpy().reshape(3, 41)]

@@ -118,7 +118,8 @@ class CompiledSpec:
             self.user_pace_q = own["log_pace"].to_numpy().reshape(bands, own.height // bands)
         else:
             self.user_pace_q = np.zeros((1, 2))
-        if self.user_pace_q.shape[0] != len(self.pace_band_cuts) + 1:  # no cuts for these bands: the first for all
+        # Bands without their cuts in the document: the first band's sketch for every user.
+        if self.user_pace_q.shape[0] != len(self.pace_band_cuts) + 1:
             self.user_pace_q, self.pace_band_cuts = self.user_pace_q[:1], ()
         # Inter-event times: row of the sketch table for every (cur, next) pair, with fallbacks resolved.
         names = {name: i for i, name in enumerate(self.names)}

@@ -657,6 +657,6 @@ def user_pace(paces: pl.DataFrame, within: float, band: np.ndarray, bands: int, 
     rows = []
     for b in range(bands):
         own = sketch(user_band == b)
-        rows.append(pl.DataFrame({"band": b, "level": levels_range, "log_pace": overall if own is None else own}))
+        pace = overall if own is None else own
+        rows.append(pl.DataFrame({"band": b, "level": levels_range, "log_pace": pace}))
     return pl.concat(rows).with_columns(pl.col("band").cast(pl.Int16), pl.col("level").cast(pl.Int16))
-
