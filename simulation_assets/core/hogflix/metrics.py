@@ -112,7 +112,8 @@ def metrics_row(
     low, high = settled & (sat < SATISFACTION_LOW), settled & (sat > SATISFACTION_HIGH)
     n_alive = int(np.count_nonzero(alive))
     count = np.count_nonzero
-    binge_visit = visit & a["binge_mode_today"]
+    seen = np.flatnonzero(visit)  # the visits (a fraction of the pool), looked at alone
+    binge_seen = seen[a["binge_mode_today"][seen]]  # visits in binge mode
     up, down = pct == 1, pct == -1
     row: dict[str, object] = {
         "date": date,
@@ -126,7 +127,7 @@ def metrics_row(
         "flixbuddy_calls": count(a["flixbuddy_today"]),
         "videos_watched": int(a["videos_today"].sum(dtype=np.int64)),
         "avg_engagement_score": _share(_masked_sum(a["engagement_score"], alive), n_alive),
-        "binge_completion": _share(a["completion_today"][binge_visit].sum(), count(binge_visit)),
+        "binge_completion": _share(a["completion_today"][binge_seen].sum(), binge_seen.size),
         "watchlist_adds": int(a["watchlist_adds_today"].sum(dtype=np.int64)),
         "watchlist_total": int(_masked_sum(a["watchlist_size"], alive)),
         "upgrades": count(up),
@@ -152,7 +153,6 @@ def metrics_row(
         row[f"{name}_satisfaction_at_risk_sum"] = float(_masked_sum(sat, group))
         row[f"{name}_satisfaction_lapses"] = count(group & a["lapsed_today"])
     # By category: a comparison per code (a byte per persona) and a masked sum, not np.bincount (slower).
-    seen = np.flatnonzero(visit)  # the visits (a fraction of the pool), looked at alone
     seen_state, seen_completion = state[seen], a["completion_today"][seen]
     for i, s in enumerate(STATES):
         is_s = state == i
