@@ -191,12 +191,9 @@ def viewing(
     watched = c["videos_watched"][idx]
     total = watched + videos
     # Stored rounded to 0.01 % so the persisted table and the in-memory state are the same numbers.
-    # (The same operations in the same order as one expression, in place: fewer temporaries.)
-    average = c["avg_watch_completion"][idx]
-    average *= watched
-    average += completion * videos
-    average /= np.maximum(total, 1)
-    c["avg_watch_completion"][idx] = np.round(average, 2, out=average)
+    c["avg_watch_completion"][idx] = np.round(
+        (c["avg_watch_completion"][idx] * watched + completion * videos) / np.maximum(total, 1), 2
+    )
     c["videos_watched"][idx] = total
     c["videos_today"][idx] = videos
     c["completion_today"][idx] = completion
