@@ -70,14 +70,12 @@ class CompiledSpec:
         self.state_key = self._key(*g_cols)  # sorted: groups come in (class, p, c, slot) order
         self.state_gid = groups["g"].to_numpy().astype(np.int64)
         self._compile_state_lookup()
-        cum = t.select(pl.col("q").cum_sum().over("g")).to_series().to_numpy().copy()
-        gid = t["g"].to_numpy().astype(np.float64)
-        # Group g's cumulative chances, shifted by g: one sorted array for every state, searched at g + u.
-        self.flow_key = gid + np.minimum(cum, 1.0)
-        last_row = np.r_[np.flatnonzero(np.diff(t["g"].to_numpy())), len(cum) - 1]
-        if len(cum):
-            self.flow_key[last_row] = gid[last_row] + 1.0
+        # Each state's chances of the next event as a Walker alias table (rows grouped by state): a draw is two
+        # lookups instead of a binary search over every state's cumulative chances.
         self.flow_next = t["n"].to_numpy().astype(np.int64)
+        self.flow_alias = _alias_tables(
+            t["g"].to_numpy().astype(np.int64), t["q"].to_numpy(), len(self.state_gid)
+        )
         # End hazard per (class, event, position bucket); a dropped event's successors decide for it.
         self.hazard = np.ones((self.n_classes, self.depth_groups, size, len(BUCKETS)))
         if hz.height:
@@ -492,8 +490,11 @@ def _alias_tables(
     chance = np.ones(len(share))
     alias = np.arange(len(share), dtype=np.int64)
     firsts = np.r_[0, np.flatnonzero(event[1:] != event[:-1]) + 1] if len(event) else np.zeros(0, np.int64)
-    for a, b in zip(firsts, np.r_[firsts[1:], len(event)], strict=True):
-        start[event[a]], size[event[a]] = a, b - a
+    ends = np.r_[firsts[1:], len(event)].astype(np.int64)
+    start[event[firsts]], size[event[firsts]] = firsts, ends - firsts
+    for a, b in zip(firsts.tolist(), ends.tolist(), strict=True):
+        if b - a == 1:  # one row: always itself
+            continue
         p = np.asarray(share[a:b], np.float64)
         scaled = p * (b - a) / p.sum() if p.sum() > 0 else np.ones(b - a)
         small = [i for i in range(b - a) if scaled[i] < 1.0]

@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from simulation_assets.core import rng as rng_mod
-from simulation_assets.core.hogflix.ids import uuid7s
+from simulation_assets.core.hogflix.ids import format_uuid_words, uuid7s
 from simulation_assets.core.twin.activity import DAY_SESSION_BUCKETS, GAP_BLOCKS, LIFE_BANDS, activity_bands
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
@@ -265,8 +265,11 @@ class Generator(CompiledSpec):
                     break
             group = self._group(cls * self.depth_groups + s_depth[live], prev, cur, step - 1 if step else -1)
             u = g.random(live.size)
-            pos = np.searchsorted(self.flow_key, np.maximum(group, 0) + u, side="right")
-            nxt = np.where(group >= 0, self.flow_next[np.minimum(pos, len(self.flow_next) - 1)], self.end_sym)
+            nxt = np.where(
+                group >= 0,
+                self.flow_next[_alias_draw(self.flow_alias, np.maximum(group, 0), u)],
+                self.end_sym,
+            )
             go = nxt != self.end_sym  # a state with nowhere to go ends the session
             live, prev, cur, nxt, run = live[go], prev[go], cur[go], nxt[go], run[go]
             if step == 0:
@@ -352,28 +355,26 @@ class Generator(CompiledSpec):
         # Users who are identified later but have no session that day with an identify stay anonymous all day.
         anonymous |= pop.identified[s_user[e_sess]] & first_day[e_sess] & (anon_sess_rank[ev_user_slot] < 0)
         user_no = s_user[e_sess]
-        # Ids per user of the day (then gathered per event): the user id, and the device id they start with.
-        first_ms = (self.start_day + pop.first[users]) * MS_PER_DAY
-        # The day's users' ids then their devices' (a null after them), gathered per event: no per-row choice.
-        ids = pl.concat([uuid7s(first_ms, self.seed, 31, users), uuid7s(first_ms - 1, self.seed, 32, users)])
-        ids = ids.extend_constant(None, 1)
-        device_slot = ev_user_slot + users.size
-        session_ids = uuid7s(start_ms, self.seed, 33, s_user, rank)
+        # Every user's id, then their first device's, then a null (made once), gathered per event.
+        n_users = self.gen.users
+        device_no = user_no + n_users
+        # Session and event ids: UUIDv7 of their time with random bits from the day's own id stream.
+        ids = rng_mod.stream(self.seed, "twin", "ids", day.isoformat())
+        sess_id = random_uuid7s(start_ms, ids)[_index(e_sess)]
         names = pl.Series([*self.names, START, "END", IDENTIFY])
-        sess_id = session_ids.gather(e_sess)
         cols: dict[str, pl.Series] = {
-            "uuid": uuid7s(t_ms, self.seed, 34, user_no, seq),
-            "event": names.gather(codes),
+            "uuid": random_uuid7s(t_ms, ids),
+            "event": names[_index(codes)],
             "timestamp": pl.Series(t_ms).cast(pl.Datetime("ms", "UTC")),  # epoch ms are UTC: a relabel
-            "distinct_id": ids.gather(np.where(anonymous, device_slot, ev_user_slot)),
+            "distinct_id": self.user_ids[_index(np.where(anonymous, device_no, user_no))],
             "user_number": pl.Series(user_no.astype(np.int64)),
             "twin_class": pl.Series(pop.cls[user_no].astype(np.int16)),
             "partition_key": pl.Series([day.isoformat()]).new_from_index(0, e_sess.size),
             "sequence": pl.Series(seq.astype(np.int32)),
             "$session_id": sess_id,
             "$window_id": sess_id,
-            "$device_id": ids.gather(device_slot),
-            "$anon_distinct_id": ids.gather(np.where(is_ident, device_slot, 2 * users.size)),
+            "$device_id": self.user_ids[_index(device_no)],
+            "$anon_distinct_id": self.user_ids[_index(np.where(is_ident, device_no, 2 * n_users))],
         }
         cols |= self._properties(codes, user_no, e_sess, s_user, g)
         return pl.DataFrame([s.alias(name) for name, s in cols.items()])
@@ -389,9 +390,11 @@ class Generator(CompiledSpec):
         """Draw every property column for events ``codes`` of users ``user_no`` in sessions ``e_sess`` (of ``s_user``).
 
         Keys constant within a session are drawn once per session first; per-user constants were drawn
-        with the population. Rows are grouped by event name once; each key then visits only the events
-        that carry it, draws presence only where it is uncertain and values only for the rows that carry it.
-        A key of a user or a session carried by every event is one gather in row order.
+        with the population. A key of a user or a session is a gather from a column per unit (every user
+        of the population, made once; the day's sessions) through one row index all such keys share.
+        A key drawn per event visits, in row order, only the rows of the events that carry it (found
+        once per set of events), draws presence only where it is uncertain and values only for the rows
+        that carry it, and is written as one gather of its value codes.
         """
         out: dict[str, pl.Series] = {}
         n, v = codes.size, len(self.names)
@@ -403,76 +406,78 @@ class Generator(CompiledSpec):
             by_session[keep[:, None], cols[None, :]] = self.own_session_codes[
                 s_user[keep][:, None], cols[None, :]
             ]
-        by_session = by_session.T  # (session keys, sessions)
-        by_user = self.user_codes_by_key
         carried = codes < v  # $identify rows carry no property
-        # Stable, so the same rows in the same order; as 16-bit codes numpy radix-sorts them (4x faster).
-        order = np.argsort(codes.astype(np.int16) if v < 2**15 - 8 else codes, kind="stable")
-        sorted_codes = codes[order]
-        bounds = np.searchsorted(sorted_codes, np.arange(v + 1))
-        rows_of = [order[bounds[e] : bounds[e + 1]] for e in range(v)]
+        # Row -> unit, the $identify rows pointing at the null after the units.
+        user_row = np.where(carried, user_no, self.gen.users)
+        sess_row = np.where(carried, e_sess, n_sess)
+        user_index, sess_index = _index(user_row), _index(sess_row)
+        carries = np.zeros(int(codes.max(initial=v)) + 1, np.bool_)
+        rows_of: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # per set of events: their rows, their codes
         parents = set(self.follows.values())
         drawn: dict[str, np.ndarray] = {}  # a followed key's drawn table row per event (-1: absent)
         for key in sorted(self.presence, key=lambda k: k not in parents):  # the followed keys first
-            share, kind = self.presence[key], self.kinds[key]
-            # Drawn per user or per session: (values padded with a null, each row's unit, the units' codes).
+            share, kind = self.presence[key][:v], self.kinds[key]
+            parent = self.follows.get(key)
+            every = bool((share >= 1.0).all())
+            # Drawn per user or per session: (the units' column, each row's unit).
             unit = None
             if key in self.constants:
-                j = self.constants.index(key)
-                unit = (self.user_keys.padded[j], user_no, by_user[j])
+                unit = (self.user_columns[self.constants.index(key)], user_row)
+                if every:  # on every event: one gather in row order
+                    out[key] = unit[0][user_index]
+                    continue
             elif key in self.session_keys:
                 j = self.session_keys.index(key)
-                unit = (self.sessions.padded[j], e_sess, by_session[j])
-            every = bool((share[:v] >= 1.0).all())
-            parent = self.follows.get(key)
-            if unit is not None and every:  # on every event: one gather in row order
-                values, unit_of_row, unit_codes = unit
-                out[key] = values.gather(np.where(carried, unit_codes[unit_of_row], values.len() - 1))
-                continue
-            if every and parent is None:  # on every event's rows: they are the first bounds[v] of ``order``
-                rows, e_rows = order[: bounds[v]], sorted_codes[: bounds[v]]
-            else:
-                parts, events = [], []
-                for e in np.flatnonzero(share[:v] > 0):
-                    rows = rows_of[e]
-                    if parent is not None and self.presence[parent][e] > 0:  # with the key it follows
-                        rows = rows[drawn[parent][rows] >= 0]
-                    elif share[e] < 1.0 and rows.size:
-                        rows = rows[g.random(rows.size) < share[e]]
-                    if rows.size:
-                        parts.append(rows)
-                        events.append(np.full(rows.size, e))
-                rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-                e_rows = np.concatenate(events) if events else np.zeros(0, np.int64)
+                padded = self.sessions.padded[j]
+                unit = (padded[_index(np.r_[by_session[:, j], padded.len() - 1])], sess_row)
+                if every:
+                    out[key] = unit[0][sess_index]
+                    continue
+            events = share > 0
+            found = rows_of.get(events.tobytes())
+            if found is None:
+                carries[:] = False
+                carries[:v] = events
+                rows = np.flatnonzero(carries[codes])
+                found = rows_of[events.tobytes()] = (rows, codes[rows])
+            rows, e_rows = found
+            # Which of them carry the key: where the key it follows was drawn; else by the event's share.
+            keep = None
+            uncertain = events & (share < 1.0)
+            if parent is not None:
+                with_parent = self.presence[parent][:v] > 0
+                uncertain &= ~with_parent
+                if (events & with_parent).any():
+                    keep = np.ones(rows.size, np.bool_)
+                    at = np.flatnonzero(with_parent[e_rows])
+                    keep[at] = drawn[parent][rows[at]] >= 0
+            if uncertain.any():
+                at = np.flatnonzero(uncertain[e_rows])
+                keep = np.ones(rows.size, np.bool_) if keep is None else keep
+                keep[at] = g.random(at.size) < share[e_rows[at]]
+            if keep is not None:
+                rows, e_rows = rows[keep], e_rows[keep]
             if unit is not None:
-                values, unit_of_row, unit_codes = unit
-                out[key] = _spread(values, unit_codes[unit_of_row[rows]], rows, n)  # typed when compiled
+                column, unit_of_row = unit
+                out[key] = _spread(column, unit_of_row[rows], rows, n)  # typed when compiled
             elif key in self.cat_alias:
-                followed = np.full(rows.size, -1, np.int64)
-                if (
-                    key in self.follows
-                ):  # its value from the value of the key it follows, where that was drawn
+                followed_rows, followed = np.zeros(0, np.int64), np.zeros(0, np.int64)
+                if key in self.follows:  # its value looked up from the followed key's, where that was drawn
                     parent_row = drawn[self.follows[key]][rows]
-                    followed = np.where(parent_row >= 0, self.follow_rows[key][np.maximum(parent_row, 0)], -1)
-                    own = followed < 0
-                    rows, e_rows, followed_rows, followed = rows[own], e_rows[own], rows[~own], followed[~own]
+                    looked = np.where(parent_row >= 0, self.follow_rows[key][np.maximum(parent_row, 0)], -1)
+                    own = looked < 0
+                    rows, e_rows, followed_rows, followed = rows[own], e_rows[own], rows[~own], looked[~own]
                 # Alias draws (two lookups a row): the value's row of the (event, value) table.
-                start, size, chance, alias = self.cat_alias[key]
-                k = size[e_rows]
-                x = g.random(rows.size) * k
-                i = np.maximum(np.minimum(x.astype(np.int64), k - 1), 0)
-                entry = start[e_rows] + i
-                pos = np.where(x - i < chance[entry], entry, alias[entry])
-                hit = k > 0
+                pos = _alias_draw(self.cat_alias[key], e_rows, g.random(rows.size))
+                hit = self.cat_alias[key][1][e_rows] > 0  # events with values
+                if not hit.all():
+                    rows, pos = rows[hit], pos[hit]
                 if key in parents:
                     drawn[key] = np.full(n, -1, np.int64)
-                    drawn[key][rows[hit]] = pos[hit]
-                if key in self.follows:
-                    out[key] = _spread(
-                        self.cat_padded[key], np.r_[followed, pos[hit]], np.r_[followed_rows, rows[hit]], n
-                    )
-                else:
-                    out[key] = _spread(self.cat_padded[key], pos[hit], rows[hit], n)
+                    drawn[key][rows] = pos
+                if followed.size:
+                    rows, pos = np.r_[followed_rows, rows], np.r_[followed, pos]
+                out[key] = _spread(self.cat_padded[key], pos, rows, n)
             elif key in self.num_tables:
                 row_of, q = self.num_tables[key]
                 sketch_row = row_of[e_rows]
@@ -497,9 +502,60 @@ class Generator(CompiledSpec):
         return self.sessions.draw(g, self.gen.users)
 
     @cached_property
-    def user_codes_by_key(self) -> np.ndarray:
-        """Return the population's per-user constant value indices as (keys, users): one row per key."""
-        return np.ascontiguousarray(self.population.constant_codes.T)
+    def user_ids(self) -> pl.Series:
+        """Return every user's distinct id, then every user's first device id, then a null (made once).
+
+        UUIDv7 of the user's first day (the device's a millisecond before it) with bits hashed from the
+        seed and the user number: a user keeps their ids on every day, whichever days are generated.
+        """
+        every = np.arange(self.gen.users)
+        first_ms = (self.start_day + self.population.first) * MS_PER_DAY
+        ids = pl.concat([uuid7s(first_ms, self.seed, 31, every), uuid7s(first_ms - 1, self.seed, 32, every)])
+        return ids.extend_constant(None, 1)
+
+    @cached_property
+    def user_columns(self) -> list[pl.Series]:
+        """Return, per constant key, its value for every user of the population and then a null (made once)."""
+        codes = self.population.constant_codes
+        return [
+            padded[_index(np.r_[codes[:, j], padded.len() - 1])]
+            for j, padded in enumerate(self.user_keys.padded)
+        ]
+
+
+def random_uuid7s(ms: np.ndarray, g: np.random.Generator) -> pl.Series:
+    """Return UUIDv7 strings whose time is ``ms`` and whose 74 other bits are raw draws of ``g``.
+
+    Two raw 64-bit words a row (a counter-based generator's own output, no hashing): 48 bits of time,
+    version 7, 12 random bits | variant 10, 62 random bits.
+    """
+    ms = np.asarray(ms, np.int64)
+    raw = g.bit_generator.random_raw(2 * ms.size).reshape(-1, 2)
+    u64 = np.uint64
+    high = (ms.view(u64) << u64(16)) | u64(0x7000) | (raw[:, 0] >> u64(52))
+    low = (raw[:, 1] >> u64(2)) | u64(1 << 63)
+    return format_uuid_words(high, low)
+
+
+def _alias_draw(
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], group: np.ndarray, u: np.ndarray
+) -> np.ndarray:
+    """Return the drawn row of each ``group``'s alias table (see ``compiled._alias_tables``) for uniforms ``u``."""
+    start, size, chance, alias = tables
+    k = size[group]
+    x = u * k
+    i = np.maximum(np.minimum(x.astype(np.int64), k - 1), 0)
+    entry = start[group] + i
+    return np.where(x - i < chance[entry], entry, alias[entry])
+
+
+def _index(rows: np.ndarray) -> pl.Series:
+    """Return row numbers as the unsigned index Series a gather takes (``series[index]``: polars' own kernel).
+
+    ``Series.gather`` with a NumPy array costs 2-3x more (it runs a one-column query) than indexing with an
+    index Series.
+    """
+    return pl.Series(np.asarray(rows).astype(np.uint32, copy=False))
 
 
 def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> pl.Series:
@@ -508,10 +564,14 @@ def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> p
     ``values`` ends with a null (see ``CompiledSpec._compile_properties``): the null rows point at it.
     """
     if rows.size * 8 < n:  # few rows: a null column (one value repeated) with the rows written in
-        return values.gather([values.len() - 1]).new_from_index(0, n).scatter(rows, values.gather(picks))
-    index = np.full(n, values.len() - 1, np.int64)  # one gather from the values padded with a null
+        return (
+            values[_index(np.array([values.len() - 1]))]
+            .new_from_index(0, n)
+            .scatter(rows, values[_index(picks)])
+        )
+    index = np.full(n, values.len() - 1, np.uint32)  # one gather from the values padded with a null
     index[rows] = picks
-    return values.gather(index)
+    return values[_index(index)]
 
 
 def _new_mean(a, days: np.ndarray, first_weekday: int) -> np.ndarray:  # noqa: ANN001
