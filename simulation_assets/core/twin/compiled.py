@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.twin.activity import ACTIVITY_BANDS, DAY_SESSION_BUCKETS, GAP_BLOCKS, LIFE_BANDS
+from simulation_assets.core.twin.arrivals import Arrivals
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, bucket_of, elapsed_bucket
 from simulation_assets.core.twin.properties import OTHER
 from simulation_assets.core.twin.spec import ANY, KINDS, REPEATS, START, Generation, TwinSpec
@@ -235,7 +236,8 @@ class CompiledSpec:
                 gap_q[int(c), int(b)] = part["log_minutes"].to_numpy()
             self.gap_q = gap_q.reshape(self.n_classes * GAP_BLOCKS, levels)
         a = doc.arrivals
-        self.arrival = a
+        self.arrival = Arrivals(a.intercept, a.slope, tuple(a.weekday_log), a.backlog_users, a.backlog_decay,
+                                a.window_days, tuple(a.week_factor))  # fmt: skip
         ident = doc.identity
         self.ident_session = {int(k): float(v) for k, v in ident.get("session", {0: 1.0}).items()}
         self.ident_position = {int(k): float(v) for k, v in ident.get("position", {0: 1.0}).items()}
@@ -336,21 +338,24 @@ class CompiledSpec:
     def _compile_state_lookup(self) -> None:
         """Index the chain's states by (class, previous, current) directly: one array lookup instead of a search.
 
-        ``state_row[(class x W + prev) x W + cur]`` is the state's row (-1: none) and ``state_slots[row, slot]``
-        its group in each position slot (-1: none). Left empty when the table would be large (then
-        :meth:`_group` searches ``state_key``).
+        ``state_row[(class x W + prev) x W + cur]`` is the state's row (every possible triple has an entry; the
+        last row stands for a state the spec lacks) and ``state_by_slot[slot, row]`` its group in each position
+        slot: the slot's own chances, else the position-free ones (-1: none). Left empty when the table would
+        be large (then :meth:`_group` searches ``state_key``).
         """
         triples = self.state_key // self.slots
-        size = (int(triples.max()) + 1) if len(triples) else 0
-        self.state_row = np.zeros(0, np.int64)
-        self.state_slots = np.zeros((0, self.slots), np.int64)
+        w = len(self.names) + 2 + len(REPEATS)
+        size = max(self.n_classes * self.depth_groups * w * w, (int(triples.max()) + 1) if len(triples) else 0)
+        self.state_row = np.zeros(0, np.int32)
+        self.state_by_slot = np.zeros((self.slots, 0), np.int64)
         if not len(triples) or size > STATE_LOOKUP_MAX:
             return
         rows, row_of = np.unique(triples, return_inverse=True)
-        self.state_row = np.full(size, -1, np.int32)
+        slots = np.full((len(rows) + 1, self.slots), -1, np.int64)
+        slots[row_of, self.state_key % self.slots] = self.state_gid
+        self.state_by_slot = np.ascontiguousarray(np.where(slots >= 0, slots, slots[:, :1]).T)
+        self.state_row = np.full(size, len(rows), np.int32)
         self.state_row[rows] = np.arange(len(rows))
-        self.state_slots = np.full((len(rows), self.slots), -1, np.int64)
-        self.state_slots[row_of, self.state_key % self.slots] = self.state_gid
 
     def _group(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int) -> np.ndarray:
         """Return each state's row group: its position bucket's own chances if any, else position-free ones.
@@ -362,12 +367,13 @@ class CompiledSpec:
         if not len(self.state_row):
             return self._group_searched(cls, prev, cur, position)
         w = np.int64(len(self.names) + 2 + len(REPEATS))
-        slots = (int(self._slot_of(position)), 0) if position >= 0 else (0,)
-        out = self._lookup(np.asarray(cls, np.int64), prev, cur, w, slots)
+        by_row = self.state_by_slot[self._slot_of(position) if position >= 0 else 0]
+        cls = np.asarray(cls, np.int64)
+        out = by_row[self.state_row[(cls * w + prev) * w + cur]]
         if position >= 0:
             again = np.flatnonzero((out < 0) & (prev >= self.repeat_syms[0]))
             if again.size:
-                out[again] = self._lookup(np.asarray(cls, np.int64)[again], cur[again], cur[again], w, slots)
+                out[again] = by_row[self.state_row[(cls[again] * w + cur[again]) * w + cur[again]]]
         return out
 
     def _slot_of(self, position: int) -> int:
@@ -376,19 +382,6 @@ class CompiledSpec:
         if table is None:
             table = self.__dict__["_slots_by_position"] = bucket_of(np.arange(4096)) + 1
         return int(table[position]) if position < len(table) else int(bucket_of(np.array([position]))[0]) + 1
-
-    def _lookup(
-        self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, w: np.int64, slots: tuple[int, ...]
-    ) -> np.ndarray:
-        """Return the group of each (class, prev, cur) in the first of ``slots`` that has one (-1: none)."""
-        triple = (cls * w + prev) * w + cur
-        row = self.state_row[np.minimum(triple, len(self.state_row) - 1)]
-        row = np.where(triple < len(self.state_row), row, -1)
-        known = row >= 0
-        out = np.where(known, self.state_slots[np.maximum(row, 0), slots[0]], -1)
-        for slot in slots[1:]:
-            out = np.where(out >= 0, out, np.where(known, self.state_slots[np.maximum(row, 0), slot], -1))
-        return out
 
     def _group_searched(
         self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int

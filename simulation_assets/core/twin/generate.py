@@ -91,16 +91,13 @@ class Generator(CompiledSpec):
         """Return every user of the twin (the same for every day: one stream keyed by the seed and size)."""
         n, days = self.gen.users, self.gen.days
         g = rng_mod.stream(self.seed, "twin", "population", n)
-        a = self.arrival
-        first_wd = int(weekday(self.start_day))
-        new_mean = _new_mean(a, np.arange(days), first_wd)
-        backlog_pmf = (1 - a.backlog_decay) * a.backlog_decay ** np.arange(days)
-        visible_backlog = a.backlog_users * backlog_pmf.sum()
-        p_backlog = visible_backlog / max(visible_backlog + new_mean.sum(), 1e-12)
+        # Expected new and backlog users first seen on each generated day (day 0 is the window's day 0).
+        new_mean, backlog_mean = self.arrival.expected(np.arange(days), int(weekday(self.start_day)))
+        p_backlog = backlog_mean.sum() / max(backlog_mean.sum() + new_mean.sum(), 1e-12)
         kind = (g.random(n) < p_backlog).astype(np.int8)
         first = np.where(
             kind == 1,
-            _draw(np.cumsum(backlog_pmf) / max(backlog_pmf.sum(), 1e-12), g.random(n)),
+            _draw(np.cumsum(backlog_mean) / max(backlog_mean.sum(), 1e-12), g.random(n)),
             _draw(np.cumsum(new_mean) / max(new_mean.sum(), 1e-12), g.random(n)),
         ).astype(np.int64)
         shares = np.array([[cd.share_new, cd.share_backlog] for cd in self.spec.document.classes])
@@ -483,16 +480,7 @@ class Generator(CompiledSpec):
                 sketch_row = row_of[e_rows]
                 ok = sketch_row >= 0
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
-                at = rows[ok]
-                if kind == "integer":
-                    column = np.zeros(n, np.int64)
-                    column[at] = np.round(x)
-                else:
-                    column = np.zeros(n)
-                    column[at] = x
-                mask = np.ones(n, np.bool_)
-                mask[at] = False
-                out[key] = pl.Series(pa.array(column, mask=mask))
+                out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
 
     @cached_property
@@ -549,6 +537,21 @@ def _alias_draw(
     return np.where(x - i < chance[entry], entry, alias[entry])
 
 
+def _numbers(x: np.ndarray, rows: np.ndarray, n: int, integer: bool) -> pl.Series:
+    """Return a column of ``n`` rows holding ``x`` at ``rows`` and null elsewhere (Int64 or Float64).
+
+    Built as one Arrow array over the values and a validity bitmap (no mask array to convert).
+    """
+    column = np.zeros(n, np.int64 if integer else np.float64)
+    column[rows] = x
+    valid = np.zeros(n, np.bool_)
+    valid[rows] = True
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pl.Series(
+        pa.Array.from_buffers(pa.int64() if integer else pa.float64(), n, [bitmap, pa.py_buffer(column)])
+    )
+
+
 def _index(rows: np.ndarray) -> pl.Series:
     """Return row numbers as the unsigned index Series a gather takes (``series[index]``: polars' own kernel).
 
@@ -572,13 +575,6 @@ def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> p
     index = np.full(n, values.len() - 1, np.uint32)  # one gather from the values padded with a null
     index[rows] = picks
     return values[_index(index)]
-
-
-def _new_mean(a, days: np.ndarray, first_weekday: int) -> np.ndarray:  # noqa: ANN001
-    d = np.asarray(days, np.float64)
-    w = np.asarray(a.weekday_log)[(first_weekday + d.astype(np.int64)) % 7]
-    trend = np.clip(a.slope * d / max(a.window_days, 1), -np.log(4), np.log(4))
-    return np.exp(a.intercept + trend + w)
 
 
 def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
