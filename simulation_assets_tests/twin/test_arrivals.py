@@ -28,7 +28,9 @@ def test_arrivals_follow_the_exports_weekly_level_and_stop_when_it_stops() -> No
     new, old = a.expected(np.arange(131), 3)  # 2026-01-01 is a Thursday
     by_block = np.bincount(np.minimum(np.arange(131) // 7, 18), weights=new + old)
     seen = np.bincount(np.minimum(np.arange(131) // 7, 18), weights=counts)
-    np.testing.assert_allclose(by_block, seen, rtol=1e-4, atol=1e-6)
+    # Each block's expectation is its count, or within two Poisson standard deviations of it.
+    assert (np.abs(by_block - seen) <= 2 * np.sqrt(np.maximum(by_block, 1.0)) + 1e-3).all()
+    assert sum(f != 1.0 for f in a.week_factor) >= 13  # the model misses at least the 13 empty weeks
     assert (new + old)[42:].sum() == 0.0
     # Beyond the window the trend goes on at the last block's level: still none.
     beyond_new, beyond_old = a.expected(np.arange(131, 200), 3)
@@ -39,13 +41,15 @@ def test_arrivals_follow_the_exports_weekly_level_and_stop_when_it_stops() -> No
     assert smooth[42:].sum() / smooth.sum() > 0.10
 
 
-def test_week_factors_merge_a_short_last_block_and_keep_empty_blocks_neutral() -> None:
+def test_week_factors_merge_a_short_last_block_and_follow_only_clear_misses() -> None:
     counts = np.r_[np.full(14, 10.0), np.zeros(7), np.full(2, 4.0)]  # 23 days: 3 weeks + 2 days
-    expected = np.r_[np.full(14, 5.0), np.zeros(7), np.full(2, 2.0)]
-    # Week 3 expects and gets nobody (f = 1); the 2 last days join it (8 seen over 4 expected).
-    assert week_factors(counts, expected) == (2.0, 2.0, 2.0)
-    assert week_factors(np.zeros(7), np.full(7, 3.0)) == (0.0,)
+    expected = np.r_[np.full(14, 5.0), np.zeros(7), np.full(2, 1.0)]
+    # Week 3 expects and gets nobody; the 2 last days join it (8 seen over 2 expected).
+    assert week_factors(counts, expected) == (2.0, 2.0, 4.0)
+    assert week_factors(np.zeros(7), np.full(7, 3.0)) == (0.0,)  # 21 expected, none came
     assert week_factors(np.zeros(7), np.zeros(7)) == (1.0,)
+    # 80 seen over 70 expected is within two standard deviations (16.7): the model stands.
+    assert week_factors(np.full(7, 80 / 7), np.full(7, 10.0)) == (1.0,)
 
 
 def test_generated_users_arrive_only_in_the_weeks_the_spec_gives_them(spec: TwinSpec) -> None:  # noqa: ANN001

@@ -14,11 +14,12 @@ log-likelihood, f = 1).
 
 f is the level of each 7-day block of the window (a last block shorter than four
 days joins the one before): the users first seen in the block divided by the
-fitted model's expectation for it. The smooth model alone cannot follow a level
+fitted model's expectation for it, where the two differ by more than two Poisson
+standard deviations (else 1: the model stands where it fits). The smooth model alone cannot follow a level
 that changes abruptly (a product that stopped acquiring users, a launch week):
 fitted to an export whose new users all came in its first six weeks, it went on
 bringing them in for the next thirteen. With f the expected arrivals of every
-block equal the export's, the shape within a block (weekday, backlog decay) stays
+block are the export's or within noise of them, the shape within a block (weekday, backlog decay) stays
 the model's, and the share of backlog users on each day (the model's two terms)
 is unchanged. Beyond the window's last day the trend continues, times the last
 block's f.
@@ -109,16 +110,18 @@ def fit_arrivals(first_days: np.ndarray, window_first: int, window_days: int) ->
 
 
 def week_factors(counts: np.ndarray, expected: np.ndarray) -> tuple[float, ...]:
-    """Return f per 7-day block: the block's count over its expectation (a last block under 4 days joins the one before).
+    """Return f per 7-day block (a last block under 4 days joins the one before).
 
-    A block the model expects (almost) nobody in keeps f = 1 if nobody came, else its count over the
-    expectation floored at 1e-9 (so f x expectation gives the count back).
+    A block whose count is within two Poisson standard deviations of the model's expectation keeps the
+    model (f = 1): only a level the model clearly misses is followed, not the noise of a small export.
+    Otherwise f is the count over the expectation (floored at 1e-9, so f x expectation gives the count).
     """
     blocks = max(1, len(counts) // 7 + (1 if len(counts) % 7 >= 4 else 0))
     block = np.minimum(np.arange(len(counts)) // 7, blocks - 1)
     seen = np.bincount(block, weights=counts, minlength=blocks)
     want = np.bincount(block, weights=expected, minlength=blocks)
-    f = np.where(seen > 0, seen / np.maximum(want, 1e-9), np.where(want > 0, 0.0, 1.0))
+    misses = np.abs(seen - want) > 2 * np.sqrt(np.maximum(want, 1.0))
+    f = np.where(misses, seen / np.maximum(want, 1e-9), 1.0)
     return tuple(round(float(x), 6) for x in f)
 
 

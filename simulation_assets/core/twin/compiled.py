@@ -345,7 +345,9 @@ class CompiledSpec:
         """
         triples = self.state_key // self.slots
         w = len(self.names) + 2 + len(REPEATS)
-        size = max(self.n_classes * self.depth_groups * w * w, (int(triples.max()) + 1) if len(triples) else 0)
+        size = max(
+            self.n_classes * self.depth_groups * w * w, (int(triples.max()) + 1) if len(triples) else 0
+        )
         self.state_row = np.zeros(0, np.int32)
         self.state_by_slot = np.zeros((self.slots, 0), np.int64)
         if not len(triples) or size > STATE_LOOKUP_MAX:

@@ -410,6 +410,7 @@ class Generator(CompiledSpec):
         user_index, sess_index = _index(user_row), _index(sess_row)
         carries = np.zeros(int(codes.max(initial=v)) + 1, np.bool_)
         rows_of: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # per set of events: their rows, their codes
+        present_rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # per presence vector: the rows drawn
         parents = set(self.follows.values())
         drawn: dict[str, np.ndarray] = {}  # a followed key's drawn table row per event (-1: absent)
         for key in sorted(self.presence, key=lambda k: k not in parents):  # the followed keys first
@@ -430,30 +431,15 @@ class Generator(CompiledSpec):
                 if every:
                     out[key] = unit[0][sess_index]
                     continue
-            events = share > 0
-            found = rows_of.get(events.tobytes())
-            if found is None:
-                carries[:] = False
-                carries[:v] = events
-                rows = np.flatnonzero(carries[codes])
-                found = rows_of[events.tobytes()] = (rows, codes[rows])
-            rows, e_rows = found
-            # Which of them carry the key: where the key it follows was drawn; else by the event's share.
-            keep = None
-            uncertain = events & (share < 1.0)
-            if parent is not None:
-                with_parent = self.presence[parent][:v] > 0
-                uncertain &= ~with_parent
-                if (events & with_parent).any():
-                    keep = np.ones(rows.size, np.bool_)
-                    at = np.flatnonzero(with_parent[e_rows])
-                    keep[at] = drawn[parent][rows[at]] >= 0
-            if uncertain.any():
-                at = np.flatnonzero(uncertain[e_rows])
-                keep = np.ones(rows.size, np.bool_) if keep is None else keep
-                keep[at] = g.random(at.size) < share[e_rows[at]]
-            if keep is not None:
-                rows, e_rows = rows[keep], e_rows[keep]
+            # Keys with the same share on every event are present together (a video's id, title, genre and
+            # duration): one presence draw for all of them.
+            together = share.tobytes() if parent is None else None
+            if together is not None and together in present_rows:
+                rows, e_rows = present_rows[together]
+            else:
+                rows, e_rows = self._present(key, share, codes, carries, rows_of, drawn, g)
+                if together is not None:
+                    present_rows[together] = (rows, e_rows)
             if unit is not None:
                 column, unit_of_row = unit
                 out[key] = _spread(column, unit_of_row[rows], rows, n)  # typed when compiled
@@ -482,6 +468,46 @@ class Generator(CompiledSpec):
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
+
+    def _present(
+        self,
+        key: str,
+        share: np.ndarray,
+        codes: np.ndarray,
+        carries: np.ndarray,
+        rows_of: dict[bytes, tuple[np.ndarray, np.ndarray]],
+        drawn: dict[str, np.ndarray],
+        g: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the rows (ascending) that carry ``key`` and their event codes.
+
+        The rows of its events (found once per set of events), kept where the key it follows was drawn,
+        else with the event's share where that is below 1.
+        """
+        v = len(self.names)
+        events = share > 0
+        found = rows_of.get(events.tobytes())
+        if found is None:
+            carries[:] = False
+            carries[:v] = events
+            rows = np.flatnonzero(carries[codes])
+            found = rows_of[events.tobytes()] = (rows, codes[rows])
+        rows, e_rows = found
+        keep = None
+        uncertain = events & (share < 1.0)
+        parent = self.follows.get(key)
+        if parent is not None:
+            with_parent = self.presence[parent][:v] > 0
+            uncertain &= ~with_parent
+            if (events & with_parent).any():
+                keep = np.ones(rows.size, np.bool_)
+                at = np.flatnonzero(with_parent[e_rows])
+                keep[at] = drawn[parent][rows[at]] >= 0
+        if uncertain.any():
+            at = np.flatnonzero(uncertain[e_rows])
+            keep = np.ones(rows.size, np.bool_) if keep is None else keep
+            keep[at] = g.random(at.size) < share[e_rows[at]]
+        return (rows[keep], e_rows[keep]) if keep is not None else (rows, e_rows)
 
     @cached_property
     def own_session_codes(self) -> np.ndarray:
