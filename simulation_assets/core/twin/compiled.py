@@ -101,6 +101,10 @@ class CompiledSpec:
         # What a session step reads: the hazards as odds and the shifts as factors (computed once, not per step).
         self.hazard_odds = self.hazard / np.maximum(1 - self.hazard, 1e-12)
         self.elapsed_factor = np.exp(self.elapsed_odds)
+        # The same as flat rows a step indexes with one integer: odds [bucket][chain x size + event] (chain =
+        # class x depth groups + group), factor [event x ELAPSED_BUCKETS + elapsed bucket].
+        self.hazard_by_bucket = np.ascontiguousarray(self.hazard_odds.reshape(-1, len(BUCKETS)).T)
+        self.elapsed_flat = self.elapsed_factor.ravel()
         # Share of x -> x gaps, after an x -> x gap, that repeat the gap before (per event code).
         self.repeat_gap = np.zeros(size)
         for name, share in dict(self.spec.document.flow.get("repeated_gap_share", {})).items():

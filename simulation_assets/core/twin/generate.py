@@ -36,7 +36,7 @@ from simulation_assets.core.twin.activity import DAY_SESSION_BUCKETS, GAP_BLOCKS
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
-from simulation_assets.core.twin.flows import BUCKETS, elapsed_bucket
+from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import START, TwinSpec
@@ -238,6 +238,7 @@ class Generator(CompiledSpec):
         """Step every session's chain at once; return (event codes, session of each event, gap before it in s)."""
         n = s_cls.size
         live = np.arange(n)
+        chain = s_cls.astype(np.int64) * self.depth_groups + s_depth  # the chain's class x groups + group
         prev = np.full(n, self.start_sym, np.int64)
         cur = np.full(n, self.start_sym, np.int64)
         pace = sample_sketch(self.pace_q, np.zeros(n, np.int64), g.random(n)) + s_pace
@@ -245,22 +246,23 @@ class Generator(CompiledSpec):
         elapsed = np.zeros(n)  # seconds from the session's first event to its current one
         last_gap = np.zeros(n)  # the gap before the session's current event
         top_repeat = int(self.repeat_syms[-1])
+        size = self.time_row.shape[0]
+        time_row = self.time_row.ravel()
         out_code, out_sess, out_gap = [], [], []
         for step in range(MAX_SESSION_EVENTS):
             if live.size == 0:
                 break
-            cls = s_cls[live]
             if step > 0:  # after the event at position step - 1: end the session, or go on
-                # The end hazard of the user's (class, depth group) after this event at this position.
+                # The end hazard of the user's (class, depth group) after this event at this position ...
                 bucket = min(self._slot_of(step - 1) - 1, len(BUCKETS) - 1)
                 # ... its log odds shifted by the time the session has lasted.
-                shift = self.elapsed_factor[cur, elapsed_bucket(elapsed[live])]
-                odds = self.hazard_odds[cls, s_depth[live], cur, bucket] * shift
+                shift = self.elapsed_flat[cur * ELAPSED_BUCKETS + elapsed_bucket(elapsed[live])]
+                odds = self.hazard_by_bucket[bucket][chain * size + cur] * shift
                 stay = g.random(live.size) * (1 + odds) >= odds
-                live, prev, cur, cls, run = live[stay], prev[stay], cur[stay], cls[stay], run[stay]
+                live, prev, cur, chain, run = live[stay], prev[stay], cur[stay], chain[stay], run[stay]
                 if live.size == 0:
                     break
-            group = self._group(cls * self.depth_groups + s_depth[live], prev, cur, step - 1 if step else -1)
+            group = self._group(chain, prev, cur, step - 1 if step else -1)
             u = g.random(live.size)
             nxt = np.where(
                 group >= 0,
@@ -268,12 +270,13 @@ class Generator(CompiledSpec):
                 self.end_sym,
             )
             go = nxt != self.end_sym  # a state with nowhere to go ends the session
-            live, prev, cur, nxt, run = live[go], prev[go], cur[go], nxt[go], run[go]
+            if not go.all():
+                live, prev, cur, nxt, run, chain = live[go], prev[go], cur[go], nxt[go], run[go], chain[go]
             if step == 0:
                 gap = np.zeros(live.size)
             else:
                 log_gap = (
-                    sample_sketch(self.time_q, self.time_row[cur, nxt], g.random(live.size)) + pace[live]
+                    sample_sketch(self.time_q, time_row[cur * size + nxt], g.random(live.size)) + pace[live]
                 )
                 gap = np.expm1(np.maximum(log_gap, 0.0))
                 # A clock: x -> x after x -> x repeats the gap before, as often as the export's did.
