@@ -312,6 +312,14 @@ class CompiledSpec:
                 ],
                 np.int64,
             )
+        # Followers carried on exactly the events of the key they follow: the lookup with a -1 appended, so the
+        # followed key's drawn row (-1: absent) indexes it directly.
+        self.follow_lookup = {
+            key: np.r_[rows, -1]
+            for key, rows in self.follow_rows.items()
+            if np.array_equal(self.presence.get(key, np.zeros(v))[: v - 2] > 0,
+                              self.presence.get(self.follows[key], np.zeros(v))[: v - 2] > 0)
+        }  # fmt: skip
         nums = tables["event_numbers"].filter(pl.col("event").is_in(self.names)).sort("key", "event", "level")
         self.num_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for (key,), part in nums.group_by("key", maintain_order=True):

@@ -434,6 +434,14 @@ class Generator(CompiledSpec):
                 if every:
                     out[key] = unit[0][sess_index]
                     continue
+            if parent is not None and unit is None and key in self.follow_lookup:
+                # Carried on the events of the key it follows, so exactly where that was drawn: when every
+                # drawn value has a lookup, the column is one gather (else the rows without one draw below).
+                looked = self.follow_lookup[key][drawn[parent]]
+                if not ((drawn[parent] >= 0) & (looked < 0)).any():
+                    null = self.cat_padded[key].len() - 1
+                    out[key] = self.cat_padded[key][_index(np.where(looked >= 0, looked, null))]
+                    continue
             # Keys with the same share on every event are present together (a video's id, title, genre and
             # duration): one presence draw for all of them.
             together = share.tobytes() if parent is None else None
