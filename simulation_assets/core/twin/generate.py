@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from simulation_assets.core import rng as rng_mod
-from simulation_assets.core.hogflix.ids import format_uuid_words, uuid7s
+from simulation_assets.core.hogflix.ids import uuid7s
 from simulation_assets.core.twin.activity import DAY_SESSION_BUCKETS, GAP_BLOCKS, LIFE_BANDS, activity_bands
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
@@ -360,21 +360,21 @@ class Generator(CompiledSpec):
         device_no = user_no + n_users
         # Session and event ids: UUIDv7 of their time with random bits from the day's own id stream.
         ids = rng_mod.stream(self.seed, "twin", "ids", day.isoformat())
-        sess_id = random_uuid7s(start_ms, ids)[_index(e_sess)]
+        sess_id = random_uuid7s(start_ms, ids).take(e_sess)
         names = pl.Series([*self.names, START, "END", IDENTIFY])
         cols: dict[str, pl.Series] = {
-            "uuid": random_uuid7s(t_ms, ids),
+            "uuid": random_uuid7s(t_ms, ids).take(),
             "event": names[_index(codes)],
             "timestamp": pl.Series(t_ms).cast(pl.Datetime("ms", "UTC")),  # epoch ms are UTC: a relabel
-            "distinct_id": self.user_ids[_index(np.where(anonymous, device_no, user_no))],
+            "distinct_id": self.user_ids.take(np.where(anonymous, device_no, user_no)),
             "user_number": pl.Series(user_no.astype(np.int64)),
             "twin_class": pl.Series(pop.cls[user_no].astype(np.int16)),
             "partition_key": pl.Series([day.isoformat()]).new_from_index(0, e_sess.size),
             "sequence": pl.Series(seq.astype(np.int32)),
             "$session_id": sess_id,
             "$window_id": sess_id,
-            "$device_id": self.user_ids[_index(device_no)],
-            "$anon_distinct_id": self.user_ids[_index(np.where(is_ident, device_no, 2 * n_users))],
+            "$device_id": self.user_ids.take(device_no),
+            "$anon_distinct_id": self.user_ids.take(np.where(is_ident, device_no, 2 * n_users)),
         }
         cols |= self._properties(codes, user_no, e_sess, s_user, g)
         return pl.DataFrame([s.alias(name) for name, s in cols.items()])
@@ -527,8 +527,8 @@ class Generator(CompiledSpec):
         return self.sessions.draw(g, self.gen.users)
 
     @cached_property
-    def user_ids(self) -> pl.Series:
-        """Return every user's distinct id, then every user's first device id, then a null (made once).
+    def user_ids(self) -> Uuids:
+        """Return every user's distinct id, then every user's first device id (made once; past them: null).
 
         UUIDv7 of the user's first day (the device's a millisecond before it) with bits hashed from the
         seed and the user number: a user keeps their ids on every day, whichever days are generated.
@@ -536,7 +536,7 @@ class Generator(CompiledSpec):
         every = np.arange(self.gen.users)
         first_ms = (self.start_day + self.population.first) * MS_PER_DAY
         ids = pl.concat([uuid7s(first_ms, self.seed, 31, every), uuid7s(first_ms - 1, self.seed, 32, every)])
-        return ids.extend_constant(None, 1)
+        return Uuids(np.frombuffer("".join(ids.to_list()).encode(), np.uint8).reshape(-1, 36))
 
     @cached_property
     def user_columns(self) -> list[pl.Series]:
@@ -548,18 +548,81 @@ class Generator(CompiledSpec):
         ]
 
 
-def random_uuid7s(ms: np.ndarray, g: np.random.Generator) -> pl.Series:
-    """Return UUIDv7 strings whose time is ``ms`` and whose 74 other bits are raw draws of ``g``.
+# Four lower-case hex digits of every 16-bit value, as the uint32 whose little-endian bytes spell them.
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_HEX4 = (
+    _HEX[np.arange(1 << 16) >> 12].astype(np.uint32)
+    | (_HEX[(np.arange(1 << 16) >> 8) & 15].astype(np.uint32) << 8)
+    | (_HEX[(np.arange(1 << 16) >> 4) & 15].astype(np.uint32) << 16)
+    | (_HEX[np.arange(1 << 16) & 15].astype(np.uint32) << 24)
+)
+# A canonical uuid's 36 characters: eight groups of four digits and four dashes (unaligned fields).
+_UUID_TEXT = np.dtype(
+    {
+        "names": ["g0", "g1", "d0", "g2", "d1", "g3", "d2", "g4", "d3", "g5", "g6", "g7"],
+        "formats": ["<u4", "<u4", "u1", "<u4", "u1", "<u4", "u1", "<u4", "u1", "<u4", "<u4", "<u4"],
+        "offsets": [0, 4, 8, 9, 13, 14, 18, 19, 23, 24, 28, 32],
+        "itemsize": 36,
+    }
+)
 
-    Two raw 64-bit words a row (a counter-based generator's own output, no hashing): 48 bits of time,
-    version 7, 12 random bits | variant 10, 62 random bits.
+
+class Uuids:
+    """Canonical uuid texts as an (n, 36) byte array; :meth:`take` makes a String column of some of them.
+
+    The column is an Arrow string-view array over the texts: each row a 16-byte view (length, first four
+    bytes, offset into the one text buffer), so picking rows copies no text (a polars gather of 36-byte
+    strings costs 2-3x more) and a row past the texts is null.
+    """
+
+    def __init__(self, text: np.ndarray) -> None:
+        self.text = np.ascontiguousarray(text, np.uint8)
+        self.buffer = pa.py_buffer(self.text)
+        self.prefix = np.r_[self.text[:, :4].copy().view("<u4").ravel(), 0].astype(np.uint32)
+
+    @classmethod
+    def of_words(cls, high: np.ndarray, low: np.ndarray) -> Uuids:
+        """Return the texts of 128-bit values given as two uint64 halves (written in cache-sized blocks)."""
+        n = len(high)
+        out = np.empty(n, _UUID_TEXT)
+        mask, block_rows = np.uint64(0xFFFF), 1 << 16
+        for a in range(0, n, block_rows):
+            block = out[a : a + block_rows]
+            for half, word in enumerate((high[a : a + block_rows], low[a : a + block_rows])):
+                for k, shift in enumerate((48, 32, 16, 0)):
+                    block[f"g{4 * half + k}"] = _HEX4[(word >> np.uint64(shift)) & mask]
+            for k in range(4):
+                block[f"d{k}"] = ord("-")
+        return cls(out.view(np.uint8).reshape(n, 36))
+
+    def take(self, rows: np.ndarray | None = None) -> pl.Series:
+        """Return the texts at ``rows`` (all, in order, when None) as a String column; rows past them are null."""
+        count = len(self.text)
+        rows = np.arange(count) if rows is None else np.asarray(rows, np.int64)
+        n = rows.size
+        views = np.zeros((n, 4), np.uint32)
+        valid = rows < count
+        views[:, 0] = np.where(valid, 36, 0)
+        views[:, 1] = self.prefix[np.minimum(rows, count)]
+        views[:, 3] = np.where(valid, rows * 36, 0)
+        bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+        return pl.Series(
+            pa.Array.from_buffers(pa.string_view(), n, [bitmap, pa.py_buffer(views), self.buffer])
+        )
+
+
+def random_uuid7s(ms: np.ndarray, g: np.random.Generator) -> Uuids:
+    """Return UUIDv7 texts whose time is ``ms`` and whose 74 other bits are raw draws of ``g``.
+
+    Two raw 64-bit words a row (the generator's own output, no hashing): 48 bits of time, version 7,
+    12 random bits | variant 10, 62 random bits.
     """
     ms = np.asarray(ms, np.int64)
     raw = g.bit_generator.random_raw(2 * ms.size).reshape(-1, 2)
     u64 = np.uint64
     high = (ms.view(u64) << u64(16)) | u64(0x7000) | (raw[:, 0] >> u64(52))
     low = (raw[:, 1] >> u64(2)) | u64(1 << 63)
-    return format_uuid_words(high, low)
+    return Uuids.of_words(high, low)
 
 
 def _alias_draw(
