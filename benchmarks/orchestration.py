@@ -855,11 +855,22 @@ def _targets(results: dict[str, Any], quick: bool = False) -> list[dict[str, Any
         )  # fmt: skip
     if "funnel_forecast" in results:
         template, template_cpu = _template_seconds(_command("funnel_forecast", quick)[0])
-        row = results["funnel_forecast"]["warm"]
         results["funnel_template_s"] = {"wall": round(template, 2), "cpu": round(template_cpu, 2)}
+        row = results["funnel_forecast"]
+        # What a user waits for by default: every command after the first goes through the warm server the
+        # first one started (with its ready spare). Judged on the median of those runs, so one lucky run
+        # does not make the verdict; the best is in the JSON. The cold command (in-process, no server: the
+        # very first one, or SIMULATE_SERVER=0) is printed beside it on its own line.
+        if "warm_server" in row:
+            ws = row["warm_server"]
+            checks.append(
+                ("funnel forecast end to end >= 300x the template loop, default path (warm server, median)",
+                 round(template / ws["median_total_s"], 1), round(template_cpu / ws["median_cpu_s"], 1), 300.0, False)
+            )  # fmt: skip
+        cold = row["warm"]
         checks.append(
-            ("funnel forecast end to end >= 300x the template loop", round(template / row["total_s"], 1),
-             round(template_cpu / row["cpu_s"], 1), 300.0, False)
+            ("funnel forecast end to end >= 300x the template loop, cold (in-process, no server)",
+             round(template / cold["total_s"], 1), round(template_cpu / cold["cpu_s"], 1), 300.0, False)
         )  # fmt: skip
     out = []
     label = " (QUICK MODE: small workloads, not the targets' figures)" if quick else ""

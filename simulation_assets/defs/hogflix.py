@@ -176,9 +176,11 @@ def lifecycle_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.Assets
             for key in keys:
                 first, day = state.next_number, day_number(dt.date.fromisoformat(key))
                 state, older = step_day(state, day, cfg, seed, recycle=older), state
-                table = key == keys[-1] or hogflix_settings.stores_table(day)
+                # The last day in Parquet (what a user opens), a checkpoint inside the run in Arrow IPC.
+                checkpoint = key != keys[-1] and hogflix_settings.stores_table(day)
+                table = key == keys[-1] or checkpoint
                 stored += table
-                frame, signed_up = writer.write(state, first, table=table)
+                frame, signed_up = writer.write(state, first, table=table, checkpoint=checkpoint)
                 if metrics_too:
                     remember_day_metrics(hogflix_settings, state)
                 state.identity = signed_up  # the registry the next step needs: none (it never reads it)

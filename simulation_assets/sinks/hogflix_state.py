@@ -100,8 +100,9 @@ class HogflixSettings(dg.ConfigurableResource):
         payload = {
             # 2: day tables without identity strings + the identity registry (persona_table);
             # 3: full day tables stored on checkpoint days and at the end of a run, the rest replayed;
-            # 4: persona tables carry lapsed_today and the daily metrics the lapse rule's exposure
-            "layout": 4,
+            # 4: persona tables carry lapsed_today and the daily metrics the lapse rule's exposure;
+            # 5: checkpoint days' tables in Arrow IPC files (dataset checkpoints), the run's last day in Parquet
+            "layout": 5,
             "seed": self.seed,
             "start": self.start_date,
             "config": self.lifecycle().model_dump(mode="json"),
@@ -144,10 +145,56 @@ def write_day(
 
 
 def _store_day(
-    settings: HogflixSettings, store: LocalParquetStore, key: str, ids: pl.DataFrame, frame: pl.DataFrame
+    settings: HogflixSettings,
+    store: LocalParquetStore,
+    key: str,
+    ids: pl.DataFrame,
+    frame: pl.DataFrame,
+    checkpoint: bool = False,
 ) -> None:
     store.write(_identities(settings), key, ids, bulk=True)
-    store.write(settings.dataset("personas"), key, frame, bulk=True)
+    if checkpoint:
+        store.write_ipc(_checkpoints(settings), key, frame)
+    else:
+        store.write(settings.dataset("personas"), key, frame, bulk=True)
+
+
+def _checkpoints(settings: HogflixSettings) -> str:
+    return settings.dataset("checkpoints")
+
+
+def stored_day_table(
+    settings: HogflixSettings, store: LocalParquetStore, key: str, columns: Iterable[str] | None = None
+) -> pl.DataFrame | None:
+    """Return the stored table of day ``key`` (``PERSONA_DAY_SCHEMA``; ``columns``: only those, in the
+    schema's order), or None when it is not stored.
+
+    A run's last day is stored in Parquet (dataset ``personas``: what a user opens); a checkpoint day
+    inside a run (``HogflixSettings.checkpoint_days``) in an uncompressed Arrow IPC file (dataset
+    ``checkpoints``): the same table, ~8x less CPU to write at a million personas (0.08 vs 0.62 s), ~4x
+    the bytes (190 vs 43 MB), kept only for this module to replay the days after it from.
+    """
+    names = None if columns is None else [k for k in PERSONA_DAY_SCHEMA if k in set(columns)]
+    if store.exists(settings.dataset("personas"), key):
+        return pl.read_parquet(store.path(settings.dataset("personas"), key), columns=names)
+    if store.ipc_path(_checkpoints(settings), key).exists():
+        return store.read_ipc(_checkpoints(settings), key, names)
+    return None
+
+
+def stored_day_keys(settings: HogflixSettings, store: LocalParquetStore) -> list[str]:
+    """Return the days whose table is stored (Parquet or checkpoint), sorted."""
+    return sorted(
+        {*store.partitions(settings.dataset("personas")), *store.ipc_partitions(_checkpoints(settings))}
+    )
+
+
+def day_is_stored(settings: HogflixSettings, store: LocalParquetStore, key: str) -> bool:
+    """Return whether the table of day ``key`` is stored (Parquet or checkpoint), not replayed."""
+    return (
+        store.exists(settings.dataset("personas"), key)
+        or store.ipc_path(_checkpoints(settings), key).exists()
+    )
 
 
 class DayWriter:
@@ -168,19 +215,22 @@ class DayWriter:
         self._pending: Future | None = None
 
     def write(
-        self, state: PersonaState, first_number: int, table: bool = True
+        self, state: PersonaState, first_number: int, table: bool = True, checkpoint: bool = False
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Build the day's tables of ``state`` (as ``write_day``), wait for the day before to be stored,
         start storing this one; return the day's table and its signups' identity rows.
 
         ``table`` False: store only the identity rows (readers replay the day, see ``DayTables``) and
-        return only the day's ``persona_number`` column."""
+        return only the day's ``persona_number`` column. ``checkpoint``: store the table as a checkpoint
+        (Arrow IPC, see ``stored_day_table``) instead of Parquet."""
         ids = new_identities(state, first_number)
         frame = day_frame(state) if table else day_frame(state, DAY_SUMMARY_COLUMNS)
         self.wait()
         key = day_date(state.day).isoformat()
         if table:
-            self._pending = self._thread.submit(_store_day, self.settings, self.store, key, ids, frame)
+            self._pending = self._thread.submit(
+                _store_day, self.settings, self.store, key, ids, frame, checkpoint
+            )
         else:
             self.store.write(_identities(self.settings), key, ids, bulk=True)
         return frame, ids
@@ -243,15 +293,14 @@ class DayTables:
 
     def stored(self, key: str) -> bool:
         """Return whether the table of day ``key`` is stored (not replayed)."""
-        return self.store.exists(self.settings.dataset("personas"), key)
+        return day_is_stored(self.settings, self.store, key)
 
     def table(self, key: str, columns: Iterable[str] | None = None) -> pl.DataFrame:
         """Return the table of day ``key`` (``columns``: only those, in the schema's order)."""
         wanted = None if columns is None else set(columns)
-        if self.stored(key):
-            path = self.store.path(self.settings.dataset("personas"), key)
-            names = None if wanted is None else [k for k in PERSONA_DAY_SCHEMA if k in wanted]
-            return pl.read_parquet(path, columns=names)
+        stored = stored_day_table(self.settings, self.store, key, wanted)
+        if stored is not None:
+            return stored
         state, _ = self.replayed(day_number(dt.date.fromisoformat(key)))
         return day_frame(state, wanted)
 
@@ -308,11 +357,13 @@ def load_state_before(settings: HogflixSettings, store: LocalParquetStore, day: 
     if day == genesis:
         return burned_in(settings, store)
     previous = day_date(day - 1).isoformat()
-    dataset = settings.dataset("personas")
-    if store.exists(dataset, previous):
-        return from_frame(store.read(dataset, previous))
-    written = [k for k in store.partitions(dataset) if k < previous]
-    state = from_frame(store.read(dataset, written[-1])) if written else burned_in(settings, store)
+    stored = stored_day_table(settings, store, previous)
+    if stored is not None:
+        return from_frame(stored)
+    written = [k for k in stored_day_keys(settings, store) if k < previous]
+    state = (
+        from_frame(stored_day_table(settings, store, written[-1])) if written else burned_in(settings, store)
+    )
     older = None  # the pool of two days back: its buffers take the next day's columns
     for d in range(state.day + 1, day):
         first = state.next_number
@@ -412,10 +463,9 @@ class TrafficReader:
             return self._personas[date]
         if date < dt.date.fromisoformat(self.settings.start_date):
             return None
-        dataset = self.settings.dataset("personas")
         cache_key = (self.settings.scenario(), date)
-        if self.store.exists(dataset, date.isoformat()):
-            day = self.store.read(dataset, date.isoformat())
+        day = stored_day_table(self.settings, self.store, date.isoformat())
+        if day is not None:
             frame = with_identities(day, self._identities(date.isoformat()))
         elif cache_key in _COMPUTED_PERSONAS:
             frame = _COMPUTED_PERSONAS[cache_key]
@@ -435,16 +485,15 @@ class TrafficReader:
         joined with the registry (a fifth of the pool), not the whole table."""
         if date in self._personas or date < dt.date.fromisoformat(self.settings.start_date):
             return self.personas(date)
-        dataset = self.settings.dataset("personas")
         visit = pl.col("active_today") & pl.col("session_start_at").is_not_null()
-        if not self.store.exists(dataset, date.isoformat()):
+        day = stored_day_table(self.settings, self.store, date.isoformat())
+        if day is None:
             if (self.settings.scenario(), date) in _COMPUTED_PERSONAS:
                 return self.personas(date, keep=False)
             # A day between stored ones: replayed, and only its visitors' rows joined (as below).
             state, first = self._days.replayed(day_number(date))
             visited = day_frame(state).filter(visit)
             return with_identities(visited, self._replayed_registry(date, state, first))
-        day = self.store.read(dataset, date.isoformat())
         return with_identities(day.filter(visit), self._identities(date.isoformat()))
 
     def _replayed_registry(self, date: dt.date, state: PersonaState, first: int) -> pl.DataFrame:

@@ -18,6 +18,20 @@ from pydantic import Field
 from simulation_assets.paths import data_dir
 
 
+def _atomic_write(path: Path, write) -> Path:  # noqa: ANN001
+    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def atomic_write_parquet(frame: pl.DataFrame, path: Path, bulk: bool = False) -> Path:
     """Write ``frame`` to ``path`` through a temporary file in the same folder; return ``path``.
 
@@ -25,17 +39,8 @@ def atomic_write_parquet(frame: pl.DataFrame, path: Path, bulk: bool = False) ->
     level 1 and no column statistics, about 40 % less CPU for the same size (string statistics cost
     most); otherwise zstd with statistics, for readers that filter.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     options = {"compression_level": 1, "statistics": False} if bulk else {"statistics": True}
-    try:
-        frame.write_parquet(tmp, compression="zstd", **options)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _atomic_write(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", **options))
 
 
 class LocalParquetStore(dg.ConfigurableResource):
@@ -75,6 +80,30 @@ class LocalParquetStore(dg.ConfigurableResource):
         if not folder.exists():
             return []
         return sorted(p.name[: -len(".parquet")] for p in folder.glob("*.parquet"))
+
+    # Arrow IPC files (uncompressed) beside the Parquet ones: for large tables this program keeps only to
+    # read back itself (a million-persona day is ~8x cheaper to write than as Parquet, ~4x the bytes).
+
+    def ipc_path(self, dataset: str, partition: str) -> Path:
+        """Return the Arrow IPC file of ``dataset`` for ``partition``."""
+        return self.root() / dataset / f"{partition}.arrow"
+
+    def write_ipc(self, dataset: str, partition: str, frame: pl.DataFrame) -> Path:
+        """Replace the partition's Arrow IPC file (uncompressed) with ``frame``; return its path."""
+        path = self.ipc_path(dataset, partition)
+        return _atomic_write(path, lambda tmp: frame.write_ipc(tmp, compression="uncompressed"))
+
+    def read_ipc(self, dataset: str, partition: str, columns: list[str] | None = None) -> pl.DataFrame:
+        """Return the partition's Arrow IPC frame (``columns``: only those); FileNotFoundError when absent."""
+        path = self.ipc_path(dataset, partition)
+        if not path.exists():
+            raise FileNotFoundError(f"{dataset} has no partition {partition} (expected {path})")
+        return pl.read_ipc(path, columns=columns)
+
+    def ipc_partitions(self, dataset: str) -> list[str]:
+        """Return the partition keys of ``dataset`` written as Arrow IPC files, sorted."""
+        folder = self.root() / dataset
+        return sorted(p.name[: -len(".arrow")] for p in folder.glob("*.arrow")) if folder.exists() else []
 
     def read_many(self, dataset: str, partitions: list[str]) -> pl.DataFrame:
         """Return the concatenation of the given partitions (missing ones are skipped)."""

@@ -16,6 +16,8 @@ from simulation_assets.sinks.hogflix_state import (
     TrafficReader,
     day_metrics,
     persona_table,
+    stored_day_keys,
+    stored_day_table,
 )
 from simulation_assets.sinks.local_store import LocalParquetStore
 
@@ -46,9 +48,13 @@ def test_a_range_run_stores_checkpoint_days_and_its_last_day_and_the_rest_read_b
     # Same scenario (the cadence changes what is stored, not what a day is): one store layout.
     assert every.scenario() == weekly.scenario()
     expected = [k for k in KEYS if day_number(dt.date.fromisoformat(k)) % 7 == 0 or k == LAST]
-    assert store_weekly.partitions(weekly.dataset("personas")) == expected
+    assert stored_day_keys(weekly, store_weekly) == expected
     assert len(expected) == 3  # two checkpoints and the last day: 9 of the 12 days are not stored
-    assert store_all.partitions(every.dataset("personas")) == KEYS
+    assert stored_day_keys(every, store_all) == KEYS
+    # The run's last day in Parquet, the checkpoints inside the run in Arrow IPC files.
+    assert store_weekly.partitions(weekly.dataset("personas")) == [LAST]
+    assert store_weekly.ipc_partitions(weekly.dataset("checkpoints")) == expected[:-1]
+    assert store_all.ipc_partitions(every.dataset("checkpoints")) == KEYS[:-1]
     summary = [
         e.materialization.metadata
         for e in result.get_asset_materialization_events()
@@ -56,16 +62,18 @@ def test_a_range_run_stores_checkpoint_days_and_its_last_day_and_the_rest_read_b
     ]
     assert not summary or summary[-1]["tables_stored"].value == 3
     # A stored day has the bytes it has when every day is stored.
-    for key in expected:
-        a = store_weekly.path(weekly.dataset("personas"), key).read_bytes()
-        assert a == store_all.path(every.dataset("personas"), key).read_bytes(), key
+    for key in expected[:-1]:
+        a = store_weekly.ipc_path(weekly.dataset("checkpoints"), key).read_bytes()
+        assert a == store_all.ipc_path(every.dataset("checkpoints"), key).read_bytes(), key
+    a = store_weekly.path(weekly.dataset("personas"), LAST).read_bytes()
+    assert a == store_all.path(every.dataset("personas"), LAST).read_bytes()
     # Every day, stored or replayed, reads back as the same persona table; the identities of every
     # day were stored by the run (a replay finds them, it does not need to write them).
     ids = store_weekly.partitions(weekly.dataset("identities"))
     assert set(KEYS) <= set(ids)
     for key in KEYS:
         assert persona_table(weekly, store_weekly, key).equals(persona_table(every, store_all, key)), key
-    assert store_weekly.partitions(weekly.dataset("personas")) == expected  # reading stored nothing
+    assert stored_day_keys(weekly, store_weekly) == expected  # reading stored nothing
     # The daily metrics of both runs are the same rows.
     m_all = store_all.read_many(every.dataset("daily_metrics"), KEYS)
     m_weekly = store_weekly.read_many(weekly.dataset("daily_metrics"), KEYS)
@@ -79,7 +87,7 @@ def test_days_read_in_any_order_and_metrics_computed_from_replayed_days_equal_st
     in_memory = store_weekly.read_many(weekly.dataset("daily_metrics"), KEYS)
     for key in ["2026-01-10", "2026-01-03", "2026-01-04", "2026-01-11", "2026-01-02", "2026-01-09"]:
         assert not tables.stored(key)
-        want = store_all.read(every.dataset("personas"), key)
+        want = stored_day_table(every, store_all, key)
         assert tables.table(key).equals(want), key
         assert tables.table(key, ["state", "persona_number"]).equals(
             want.select("state", "persona_number")

@@ -195,41 +195,37 @@ def test_the_first_day_is_read_without_loading_the_hogflix_core(tmp_path: Path) 
     assert found == {**found, "hogflix": [], "pyarrow": False}
 
 
-_HOGFLIX_DEFS = """
+# One fresh interpreter answers two questions (each import of Dagster + the definitions costs seconds):
+# what the HogFlix definitions alone load, then what the whole code location does.
+_DEFINITIONS = """
 import json, sys, warnings
 warnings.simplefilter("ignore")
 import simulation_assets.defs.hogflix
-print("\\n" + json.dumps({m: m in sys.modules for m in ("httpx", "pyrate_limiter")}))
-"""
-
-
-def test_hogflix_definitions_import_no_http_client() -> None:
-    """httpx and pyrate-limiter (~0.06 s of CPU) are imported where FlixBuddy is asked, not by every HogFlix command."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", _HOGFLIX_DEFS], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"httpx": False, "pyrate_limiter": False}
-
-
-_NO_SELECTION_PARSER = """
-import json, sys, warnings
-warnings.simplefilter("ignore")
+http = {m: m in sys.modules for m in ("httpx", "pyrate_limiter")}
 import simulation_assets.definitions
 import simulation_assets.defs.power_users as power
 jobs = {j.name: str(j.selection) for j in power.defs.jobs or []}
 parser = [m for m in sys.modules if "antlr" in m]
-print("\\n" + json.dumps({"parser": parser, "daily": jobs["power_users_daily"]}))
+print("\\n" + json.dumps({"hogflix": http, "parser": parser, "daily": jobs["power_users_daily"]}))
 """
 
 
-def test_no_definitions_parse_a_selection_string() -> None:
-    """A job selection given as a string goes through Dagster's ANTLR parser: ~0.05 s of CPU for one word."""
+@pytest.fixture(scope="module")
+def definitions_imports() -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-c", _NO_SELECTION_PARSER], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", _DEFINITIONS], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_hogflix_definitions_import_no_http_client(definitions_imports: dict) -> None:
+    """httpx and pyrate-limiter (~0.06 s of CPU) are imported where FlixBuddy is asked, not by every HogFlix command."""
+    assert definitions_imports["hogflix"] == {"httpx": False, "pyrate_limiter": False}
+
+
+def test_no_definitions_parse_a_selection_string(definitions_imports: dict) -> None:
+    """A job selection given as a string goes through Dagster's ANTLR parser: ~0.05 s of CPU for one word."""
+    found = {k: definitions_imports[k] for k in ("parser", "daily")}
     assert found == {"parser": [], "daily": 'key:"power_user_runs"'}  # the same selection as the string gave

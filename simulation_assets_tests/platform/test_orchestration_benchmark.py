@@ -72,10 +72,34 @@ def test_quick_mode_uses_its_own_day_counts_and_marks_its_verdicts(bench) -> Non
 def test_the_funnel_ratio_divides_like_clocks(bench, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(bench, "_template_seconds", lambda argv: (900.0, 600.0))
     results = {"funnel_forecast": _row(3.0, 2.0, 0.4)}
-    funnel = next(t for t in bench._targets(results) if t["target"].startswith("funnel forecast"))
+    [funnel] = [t for t in bench._targets(results) if t["target"].startswith("funnel forecast")]
+    assert funnel["target"].endswith(
+        "cold (in-process, no server)"
+    )  # no warm-server runs: the cold line only
     assert (funnel["wall"], funnel["wall_verdict"]) == (300.0, "met")  # 900 s / 3 s
     assert (funnel["cpu"], funnel["cpu_verdict"]) == (300.0, "met")  # 600 s / 2 s
     assert results["funnel_template_s"] == {"wall": 900.0, "cpu": 600.0}
+
+
+def test_the_funnel_ratio_is_judged_on_the_default_path_with_the_cold_command_beside_it(
+    bench, monkeypatch
+) -> None:  # noqa: ANN001
+    monkeypatch.setattr(bench, "_template_seconds", lambda argv: (900.0, 600.0))
+    # best warm-server run 1.0 s wall, median 2.0 s: the verdict takes the median
+    warm = {"total_s": 1.0, "cpu_s": 0.5, "median_total_s": 2.0, "median_cpu_s": 1.5, "overhead_s": 0.6}
+    warm["overhead_cpu_s"] = 0.1
+    results = {"funnel_forecast": {**_row(4.0, 2.5, 0.4), "warm_server": warm}}
+    default, cold = [t for t in bench._targets(results) if t["target"].startswith("funnel forecast")]
+    assert "default path (warm server, median)" in default["target"]
+    assert (default["wall"], default["wall_verdict"], default["cpu"], default["cpu_verdict"]) == (
+        450.0, "met", 400.0, "met")  # fmt: skip
+    assert "cold (in-process, no server)" in cold["target"]
+    assert (cold["wall"], cold["wall_verdict"], cold["cpu"], cold["cpu_verdict"]) == (
+        225.0,
+        "NOT met",
+        240.0,
+        "NOT met",
+    )
 
 
 def test_the_floor_variants_differ_from_the_project_instance_in_one_setting_each(bench, tmp_path) -> None:  # noqa: ANN001

@@ -7,6 +7,7 @@ get a child each, edited code is never served, and no server outlives its test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -405,59 +406,59 @@ print(json.dumps({"read": sorted(read), "modules": modules, "defs": [m for m in 
     assert outside == []
 
 
-def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _dashboard_on_a_server_of_its_own(
+    folder: Path, ticks: int
+) -> Iterator[tuple[Warm, dict, subprocess.Popen, str]]:
+    """A server started in a runtime folder of its own, a dashboard client served by it and answering on its
+    URL; yields (helper, server info, client, url). On the way out the client is killed, every server of
+    that runtime folder is stopped, and none may be left."""
     runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
     helper = Warm(runtime)
     port = free_port()
+    url = f"http://127.0.0.1:{port}/"
     try:
-        info = helper.start(tmp_path / "ctl")
-        (tmp_path / "dash").mkdir()
-        client = _dashboard(helper, tmp_path / "dash", port, 20)
+        info = helper.start(folder / "ctl")
+        (folder / "dash").mkdir()
+        client = _dashboard(helper, folder / "dash", port, ticks)
         try:
-            _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the dashboard to answer")
-            os.kill(info["pid"], signal.SIGKILL)
-            out, err = client.communicate(timeout=30)
+            _wait_for(lambda: _answers(url), 60, "the dashboard to answer")
+            yield helper, info, client, url
         finally:
             client.kill()
-        assert client.returncode == 1
-        assert "connection closed before the command reported its exit status" in err, err
-        _wait_for(lambda: not _answers(f"http://127.0.0.1:{port}/"), 10, "the child to die with its server")
     finally:
-        helper.stop_all(tmp_path)
+        helper.stop_all(folder)
         shutil.rmtree(runtime, ignore_errors=True)
     assert not _server_pids(runtime)
+
+
+def test_a_server_that_dies_mid_command_takes_its_child_and_the_client_says_so(tmp_path: Path) -> None:
+    with _dashboard_on_a_server_of_its_own(tmp_path, 20) as (_helper, info, client, url):
+        os.kill(info["pid"], signal.SIGKILL)
+        _out, err = client.communicate(timeout=30)
+        assert client.returncode == 1
+        assert "connection closed before the command reported its exit status" in err, err
+        _wait_for(lambda: not _answers(url), 10, "the child to die with its server")
 
 
 def test_a_server_that_stops_while_a_command_runs_waits_for_it_without_spinning(tmp_path: Path) -> None:
     """Asked to stop (SIGTERM) while a command runs, the server stops accepting, sleeps until its
     child ends (no busy loop: it used to poll with a zero timeout), then exits."""
-    runtime = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
-    helper = Warm(runtime)
-    port = free_port()
-    try:
-        info = helper.start(tmp_path / "ctl")
-        (tmp_path / "dash").mkdir()
-        client = _dashboard(helper, tmp_path / "dash", port, 30)
-        try:
-            _wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the dashboard to answer")
-            os.kill(info["pid"], signal.SIGTERM)
-            _wait_for(lambda: helper.status(tmp_path / "ctl") is None, 10, "the server to stop accepting")
-            stat = Path(f"/proc/{info['pid']}/stat")
-            before = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
-            time.sleep(1.0)
-            spent = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13]) - before
-            assert spent / os.sysconf("SC_CLK_TCK") < 0.2  # asleep, not polling
-            assert _answers(f"http://127.0.0.1:{port}/")  # the command goes on
-            client.send_signal(signal.SIGINT)
-            client.communicate(timeout=30)
-        finally:
-            client.kill()
+    with _dashboard_on_a_server_of_its_own(tmp_path, 30) as (helper, info, client, url):
+        os.kill(info["pid"], signal.SIGTERM)
+        _wait_for(lambda: helper.status(tmp_path / "ctl") is None, 10, "the server to stop accepting")
+        stat = Path(f"/proc/{info['pid']}/stat")
+        before = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13])
+        time.sleep(1.0)
+        spent = sum(int(v) for v in stat.read_text().rsplit(")", 1)[1].split()[11:13]) - before
+        assert spent / os.sysconf("SC_CLK_TCK") < 0.2  # asleep, not polling
+        assert _answers(url)  # the command goes on
+        client.send_signal(signal.SIGINT)
+        client.communicate(timeout=30)
         assert client.returncode == 0
-        _wait_for(lambda: info["pid"] not in _server_pids(runtime), 15, "the server to exit after its child")
-    finally:
-        helper.stop_all(tmp_path)
-        shutil.rmtree(runtime, ignore_errors=True)
-    assert not _server_pids(runtime)
+        _wait_for(
+            lambda: info["pid"] not in _server_pids(helper.runtime), 15, "the server to exit after its child"
+        )
 
 
 def _dashboard(helper: Warm, folder: Path, port: int, ticks: int) -> subprocess.Popen:

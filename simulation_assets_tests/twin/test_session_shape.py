@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.twin.fit import Prepared, fit, prepare
-from simulation_assets.core.twin.flows import user_pace
+from simulation_assets.core.twin.flows import session_pace, user_pace
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.spec import REPEATS, TwinSpec
 from simulation_assets.sinks.posthog_export import ColumnMapping
@@ -136,19 +136,37 @@ def test_the_twin_keeps_loop_counts_clocks_and_session_time_budgets(
     assert hurried["short_sessions"] >= 0.1, hurried
 
 
-def test_user_pace_is_flat_without_lingering_users_and_spread_with_them() -> None:
+def test_user_pace_splits_users_from_sessions_and_follows_activity() -> None:
+    """Session paces = the user's own + the session's + the noise of its gaps: each part found with its size."""
     g = np.random.default_rng(3)
-    users = np.repeat(np.arange(400), 12)
-    n_events = g.integers(5, 60, users.size)
-    noise = g.normal(0, 0.4, users.size)
-    linger = g.normal(0, 0.3, 400)[users]  # a user's own log-time offset, sd 0.3
-    classes, depth = np.zeros(400, np.int64), np.zeros(400, np.int64)
+    n_users, per_user = 600, 8
+    user = np.repeat(np.arange(n_users), per_user)
+    band = np.arange(n_users) % 3  # three bands of activity
+    gaps = g.integers(2, 12, user.size)
+    gap_noise = 0.5**2 / gaps
     sketches = {}
-    for name, offset in (("flat", 0.0), ("lingering", linger)):
-        duration = np.exp(3.0 + 1.1 * np.log(n_events) + noise + offset)
-        sessions = pl.DataFrame({"user": users, "n_events": n_events, "duration_s": duration})
-        sketches[name] = user_pace(sessions, classes, depth, 41, 5)
-    spread = {name: float(q[30] - q[10]) for name, q in sketches.items()}  # 75th minus 25th percentile
-    # sd 0.3 gives an interquartile range of 0.40; the flat export's noise alone must not read as pace.
-    assert spread["flat"] <= 0.1, spread
-    assert 0.3 <= spread["lingering"] <= 0.5, spread
+    for name, own in (
+        ("flat", np.zeros(n_users)),
+        ("lingering", g.normal(0, 0.3, n_users)),  # sd 0.3: an interquartile range of 0.40
+        ("busy_linger", np.where(band == 2, 0.6, 0.0)),  # the busiest band is slower, no spread within bands
+    ):
+        pace = own[user] + g.normal(0, 0.2, user.size) + g.normal(0, np.sqrt(gap_noise))
+        paces = pl.DataFrame({"user": user, "pace": pace, "noise": gap_noise})
+        session_q, within = session_pace(paces, 41, 5)
+        # The session's own part (sd 0.2), the gaps' noise taken out.
+        assert 0.2**2 * 0.8 <= within <= 0.2**2 * 1.2, (name, within)
+        sketches[name] = user_pace(paces, within, band, 3, 41, 5)
+    iqr = {
+        name: [float(q[30] - q[10]) for q in t.sort("band", "level")["log_pace"].to_numpy().reshape(3, 41)]
+        for name, t in sketches.items()
+    }
+    centre = {
+        name: [float(q[20]) for q in t.sort("band", "level")["log_pace"].to_numpy().reshape(3, 41)]
+        for name, t in sketches.items()
+    }
+    # Sessions' noise does not read as the users' own pace; a user's own spread does.
+    assert max(iqr["flat"]) <= 0.08, iqr
+    assert all(0.32 <= x <= 0.48 for x in iqr["lingering"]), iqr
+    # A pace that goes with activity stays with its band: the busiest band 0.6 slower, none spread.
+    assert 0.5 <= centre["busy_linger"][2] - centre["busy_linger"][0] <= 0.7, centre
+    assert max(iqr["busy_linger"]) <= 0.08, iqr

@@ -199,6 +199,7 @@ def test_the_dbt_asset_retries_only_failures_that_can_be_transient() -> None:
     assert wd.dbt_failure(failed_test, 0).allow_retries is False
     assert isinstance(wd.dbt_failure(locked, 0), dg.RetryRequested)
     assert isinstance(wd.dbt_failure(refused, 1), dg.RetryRequested)
+    assert [wd.dbt_failure(locked, n).seconds_to_wait for n in (0, 1)] == [2.0, 4.0]  # waits double
     assert isinstance(wd.dbt_failure(refused, 2), dg.Failure)  # attempts exhausted
 
 
@@ -236,5 +237,11 @@ def test_a_deterministic_dbt_failure_runs_dbt_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_locked_warehouse_is_tried_again_then_given_up(tmp_path: Path) -> None:
+def test_a_locked_warehouse_is_tried_again_then_given_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulation_assets.defs import warehouse_dbt as wd
+
+    # the attempts are what is tested, not the 2 s and 4 s waits between them (dbt_failure's own test)
+    monkeypatch.setattr(wd, "STEP_RETRY_DELAY_SECONDS", 0.0)
     assert _dbt_attempts(tmp_path, hold_lock=True) == (False, 3)

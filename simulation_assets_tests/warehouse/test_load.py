@@ -224,11 +224,19 @@ def test_a_failed_blocking_check_stops_what_is_built_on_the_loaded_tables(
 
 @pytest.mark.slow
 @DBT_BUILD
-def test_cli_loads_dev_into_duckdb_and_dbt_build_is_green(tmp_path: Path) -> None:
+def test_cli_loads_dev_into_duckdb_and_dbt_build_is_green_and_cleans_the_dirt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One DuckDB build with the dirt profile on (a superset of the clean run's code paths, as on PostgreSQL):
+    dbt is green, the marts hold their figures, the staging models clean what was injected, and stale sources
+    are reported by dbt source freshness."""
     import json
 
     from simulation_assets.cli import main
 
+    config = tmp_path / "dirty.yaml"
+    config.write_text("dirt:\n  enabled: true\n")
+    monkeypatch.setenv("WAREHOUSE_CONFIG", str(config))
     out = tmp_path / "out"
     assert main(["warehouse", "--env", "dev", "--output", str(out), "--load", "duckdb", "--dbt"]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -251,6 +259,8 @@ def test_cli_loads_dev_into_duckdb_and_dbt_build_is_green(tmp_path: Path) -> Non
         dg.AssetKey(["warehouse_dbt", "account_health"])
     )
     assert model is not None and model.dagster_event.partition == "dev"
+    _assert_the_dirt_round_trips(db, summary)
+    _assert_stale_sources_are_reported(db)
 
 
 @pytest.mark.postgres
@@ -307,6 +317,7 @@ def test_cli_loads_dev_into_postgres_and_dbt_build_is_green_and_cleans_the_dirt(
         db.query("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'raw_loading'")[0][0]
         == 0
     )
+    _assert_stale_sources_are_reported(db)
 
 
 @pytest.mark.postgres
@@ -329,24 +340,6 @@ def test_structure_checks_measure_the_same_figures_on_postgresql_as_on_duckdb(
         assert result.value == (
             expected if expected is None else pytest.approx(expected, rel=1e-3, abs=1e-3)
         ), name
-
-
-@pytest.mark.slow
-@DBT_BUILD
-def test_the_dirt_profile_round_trips_through_the_staging_models(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import json
-
-    from simulation_assets.cli import main
-
-    config = tmp_path / "dirty.yaml"
-    config.write_text("dirt:\n  enabled: true\n")
-    monkeypatch.setenv("WAREHOUSE_CONFIG", str(config))
-    out = tmp_path / "out"
-    assert main(["warehouse", "--env", "dev", "--output", str(out), "--load", "duckdb", "--dbt"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    _assert_the_dirt_round_trips(DuckDBWarehouse(out / "warehouse.duckdb"), summary)
 
 
 def _execute(db: DuckDBWarehouse | PostgresWarehouse, sql: str) -> None:
@@ -449,30 +442,15 @@ STALE = [  # tap events stop four days before the window's end (error after 3 da
 ]
 
 
-@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
-def test_source_freshness_passes_on_fresh_data_and_reports_stale_sources(
-    backend: str, dev_files: Path, postgres_dsn: str, tmp_path: Path
-) -> None:
+def _assert_stale_sources_are_reported(db: DuckDBWarehouse | PostgresWarehouse) -> None:
+    """After a build whose sources were all fresh (``_assert_the_dirt_round_trips``), make two sources stale:
+    dbt source freshness reports exactly those, tap events as an error and Stripe events as a warning."""
     from simulation_assets.sinks.warehouse_dbt import source_freshness
 
-    warehouse = (
-        DuckDBWarehouse(tmp_path / "dev.duckdb") if backend == "duckdb" else PostgresWarehouse(postgres_dsn)
-    )
-    warehouse.load(dev_files, ALL)
-    fresh = source_freshness(warehouse.dbt_env())
-    assert len(fresh) == 11 and {r["status"] for r in fresh.values()} == {"pass"}, fresh
-    assert fresh["iot.tap_events"]["age_hours"] < 24 and fresh["app.user_sessions"]["age_hours"] < 24
-    if backend == "duckdb":
-        import duckdb
-
-        with duckdb.connect(str(tmp_path / "dev.duckdb")) as con:
-            for sql in STALE:
-                con.execute(sql)
-    else:
-        with warehouse.connect() as conn:
-            for sql in STALE:
-                conn.execute(sql)
-    stale = source_freshness(warehouse.dbt_env())
+    for sql in STALE:
+        _execute(db, sql)
+    stale = source_freshness(db.dbt_env())
+    assert len(stale) == 11, stale
     assert stale["iot.tap_events"]["status"] == "error" and stale["iot.tap_events"]["age_hours"] >= 96
     assert stale["stripe.events"]["status"] == "warn"
     assert {name for name, r in stale.items() if r["status"] != "pass"} == {"iot.tap_events", "stripe.events"}

@@ -358,9 +358,10 @@ _OFFSET_MS = (
 
 def visit_times(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, active: np.ndarray
-) -> None:
+) -> np.ndarray:
     """Place each visit in the day by the evening-peaked hourly profile, in the persona's local time
-    (its region's UTC offset) and within the UTC day; it becomes ``last_active``."""
+    (its region's UTC offset) and within the UTC day; it becomes ``last_active``. Return the visitors'
+    positions (ascending)."""
     active_idx = np.flatnonzero(active)
     session_ms = c["session_start_ms"]
     session_ms.fill(NO_MS)
@@ -372,6 +373,7 @@ def visit_times(
     ms_of_day += day * MS_PER_DAY
     session_ms[active_idx] = ms_of_day
     c["last_active_ms"][active_idx] = ms_of_day
+    return active_idx
 
 
 def churn_chance(cfg: LifecycleConfig, pool: int) -> float:
@@ -552,13 +554,13 @@ def step_day(
     lapse(c, cfg, u[1], alive, pool)
     active = visits(c, day, cfg, u[2], binging)
     streaks_and_score(c, cfg, active, alive)
-    visit_times(c, day, cfg, g, active)
+    visitors = visit_times(c, day, cfg, g, active)
     churn_idx = churn_dormant(c, day, cfg, g, pool)
     states(c, day, cfg, active, churn_idx)
     assign_patterns(c, day, cfg, g, alive)
 
     state = PersonaState(day=day, cols=c, identity=s.identity, next_number=s.next_number, owned=s.owned)
-    visited = viewing(state, cfg, g)
+    visited = viewing(state, cfg, g, visitors=visitors)  # today's visitors, as the rules above left them
     plan_changes(c, day, cfg, g, alive)
     churn_payment(c, day, cfg, g, payments(c, day, cfg, g, alive))
     satisfaction(c, cfg, alive, visited)

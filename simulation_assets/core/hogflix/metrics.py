@@ -112,7 +112,8 @@ def metrics_row(
     low, high = settled & (sat < SATISFACTION_LOW), settled & (sat > SATISFACTION_HIGH)
     n_alive = int(np.count_nonzero(alive))
     count = np.count_nonzero
-    binge_visit = visit & a["binge_mode_today"]
+    seen = np.flatnonzero(visit)  # the visits (a fraction of the pool), looked at alone
+    binge_seen = seen[a["binge_mode_today"][seen]]  # visits in binge mode
     up, down = pct == 1, pct == -1
     row: dict[str, object] = {
         "date": date,
@@ -126,7 +127,7 @@ def metrics_row(
         "flixbuddy_calls": count(a["flixbuddy_today"]),
         "videos_watched": int(a["videos_today"].sum(dtype=np.int64)),
         "avg_engagement_score": _share(_masked_sum(a["engagement_score"], alive), n_alive),
-        "binge_completion": _share(a["completion_today"][binge_visit].sum(), count(binge_visit)),
+        "binge_completion": _share(a["completion_today"][binge_seen].sum(), binge_seen.size),
         "watchlist_adds": int(a["watchlist_adds_today"].sum(dtype=np.int64)),
         "watchlist_total": int(_masked_sum(a["watchlist_size"], alive)),
         "upgrades": count(up),
@@ -152,7 +153,6 @@ def metrics_row(
         row[f"{name}_satisfaction_at_risk_sum"] = float(_masked_sum(sat, group))
         row[f"{name}_satisfaction_lapses"] = count(group & a["lapsed_today"])
     # By category: a comparison per code (a byte per persona) and a masked sum, not np.bincount (slower).
-    seen = np.flatnonzero(visit)  # the visits (a fraction of the pool), looked at alone
     seen_state, seen_completion = state[seen], a["completion_today"][seen]
     for i, s in enumerate(STATES):
         is_s = state == i
@@ -179,14 +179,21 @@ def metrics_row(
         & (a["consecutive_missed_days"] >= churn_after_inactive_days)
         & ((state == _DORMANT) | churned)
     )
-    inactive_churn = churned & (a["churn_reason"] == CHURN_REASONS.index("inactive_30_days")) & at_risk
+    # The day's churned and the at-risk are a small share of the pool: their plans are looked at alone.
+    risk_idx = np.flatnonzero(at_risk)
+    inactive = CHURN_REASONS.index("inactive_30_days")
+    inactive_idx = risk_idx[churned[risk_idx] & (a["churn_reason"][risk_idx] == inactive)]
+    churned_plan, risk_plan, inactive_plan = plan[np.flatnonzero(churned)], plan[risk_idx], plan[inactive_idx]
+    # Ratings and stars by plan in one pass each (sums of whole numbers: exact in float64).
+    by_plan = rated_plan.astype(np.uint8)  # a null plan (-1) counts apart, past the three
+    ratings_by = np.bincount(by_plan, weights=ratings, minlength=len(PLANS))
+    stars_by = np.bincount(by_plan, weights=stars, minlength=len(PLANS))
     for i, p in enumerate(PLANS):
-        is_p, rated_p = plan == i, rated_plan == i
-        row[f"plan_{p}"], row[f"churned_{p}"] = count(is_p & alive), count(is_p & churned)
-        row[f"ratings_{p}"] = int(ratings[rated_p].sum(dtype=np.int64))
-        row[f"stars_{p}"] = _share(stars[rated_p].sum(), row[f"ratings_{p}"])
-        row[f"lapsed_at_risk_{p}"] = count(is_p & at_risk)
-        row[f"lapsed_churned_{p}"] = count(is_p & inactive_churn)
+        row[f"plan_{p}"], row[f"churned_{p}"] = count(alive & (plan == i)), count(churned_plan == i)
+        row[f"ratings_{p}"] = int(ratings_by[i])
+        row[f"stars_{p}"] = _share(stars_by[i], row[f"ratings_{p}"])
+        row[f"lapsed_at_risk_{p}"] = count(risk_plan == i)
+        row[f"lapsed_churned_{p}"] = count(inactive_plan == i)
     values = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
     return pl.DataFrame([{k: values[k] for k in DAILY_METRICS_SCHEMA}], schema=DAILY_METRICS_SCHEMA)
 
@@ -215,33 +222,40 @@ def _depth_rows(
     key = key * npat + a["activity_pattern"][visit]
     size = 2 * nst * 2 * 2 * npat
     counts = np.bincount(key, minlength=size)
-    videos = np.bincount(key, weights=a["videos_today"][visit], minlength=size)
-    groups = np.flatnonzero(counts)
-    pat, rest = groups % npat, groups // npat
-    assigned_g, rest = rest % 2, rest // 2
-    binge_g, rest = rest % 2, rest // 2
-    state_g, sick_g = rest % nst, rest // nst
-    lines = pl.DataFrame(
-        {
-            "sick": sick_g.astype(np.bool_),
-            "state": np.array(STATES)[state_g],
-            "binge_mode_today": binge_g.astype(np.bool_),
-            "assigned": assigned_g.astype(np.bool_),
-            "activity_pattern": np.array(PATTERNS)[pat],
-            "len": counts[groups].astype(np.int64),
-            "videos_today": np.rint(videos[groups]).astype(np.int64),
-        }
-    ).select(
-        depth_row(date, assignment_day, pl.col("sick"), pl.col("assigned")).alias("_row"),
-        "len",
-        "videos_today",
-    )
-    return _keyed(lines.group_by("_row").agg(pl.col("len").sum(), pl.col("videos_today").sum()))
+    videos = np.rint(np.bincount(key, weights=a["videos_today"][visit], minlength=size))
+    # Each group's line, then the lines' totals (sums of whole numbers: exact in float64).
+    line = _group_lines(date, assignment_day)
+    visits_by = np.bincount(line, weights=counts, minlength=len(DEPTH_ROWS))
+    videos_by = np.bincount(line, weights=videos, minlength=len(DEPTH_ROWS))
+    return {r: (int(visits_by[i]), int(videos_by[i])) for i, r in enumerate(DEPTH_ROWS) if visits_by[i]}
 
 
-def _keyed(frame: pl.DataFrame) -> dict[str, tuple]:
-    """Return a group-by result as {key: (the other columns...)}."""
-    return {r[0]: r[1:] for r in frame.iter_rows()}
+# The line of the viewing rule (index into DEPTH_ROWS) of each group code of ``_depth_rows``, by (weekend,
+# assignment day): the rule (``depth_row``) applied once to every combination, not once per day.
+_GROUP_LINES: dict[tuple[bool, int], np.ndarray] = {}
+
+
+def _group_lines(date: dt.date, assignment_day: int) -> np.ndarray:
+    """Return the index into ``DEPTH_ROWS`` of the line of every group code of ``_depth_rows`` on ``date``."""
+    cached = (date.weekday() >= 5, assignment_day)
+    if cached not in _GROUP_LINES:
+        npat, nst = len(PATTERNS), len(STATES)
+        groups = np.arange(2 * nst * 2 * 2 * npat)
+        pat, rest = groups % npat, groups // npat
+        assigned_g, rest = rest % 2, rest // 2
+        binge_g, rest = rest % 2, rest // 2
+        state_g, sick_g = rest % nst, rest // nst
+        lines = pl.DataFrame(
+            {
+                "sick": sick_g.astype(np.bool_),
+                "state": np.array(STATES)[state_g],
+                "binge_mode_today": binge_g.astype(np.bool_),
+                "assigned": assigned_g.astype(np.bool_),
+                "activity_pattern": np.array(PATTERNS)[pat],
+            }
+        ).select(depth_row(date, assignment_day, pl.col("sick"), pl.col("assigned")))
+        _GROUP_LINES[cached] = np.array([DEPTH_ROWS.index(r) for r in lines.to_series()], np.intp)
+    return _GROUP_LINES[cached]
 
 
 def plan_weighted_pattern_targets(

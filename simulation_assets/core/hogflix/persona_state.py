@@ -110,8 +110,17 @@ PER_DAY_COLUMNS = (
 # A column gathered by ``PersonaState.take`` gets room for this many days of ``spare`` rows: each later
 # day filters the whole buffer (room included) and appends into the room left, until it runs short.
 ROOM_DAYS = 8
-# Per-day columns the day step sets whole (``streaks_and_score``, ``states``, ``visit_times``): not zeroed first.
-SET_WHOLE_COLUMNS = ("active_today", "reactivated_today", "session_start_ms")
+# Per-day columns the day step sets whole (``streaks_and_score``, ``states``, ``visit_times``, and the billing
+# rules ``plan_changes`` and ``payments``, which zero their own): not zeroed first.
+SET_WHOLE_COLUMNS = (
+    "active_today",
+    "reactivated_today",
+    "session_start_ms",
+    "plan_changed_today",
+    "payment_attempt_today",
+    "payment_failed_today",
+    "payment_recovered_today",
+)
 
 
 @dataclass

@@ -136,10 +136,15 @@ class Visits(NamedTuple):
 
 
 def viewing(
-    state: PersonaState, cfg: LifecycleConfig, g: np.random.Generator, signup: bool = False
+    state: PersonaState,
+    cfg: LifecycleConfig,
+    g: np.random.Generator,
+    signup: bool = False,
+    visitors: np.ndarray | None = None,
 ) -> Visits:
     """Draw today's viewing for active personas (or every new signup) and add it to the totals, in place;
-    return the visitors and their day's figures (the satisfaction rule reads them)."""
+    return the visitors and their day's figures (the satisfaction rule reads them). ``visitors``: the
+    positions where ``active_today`` is true, when the caller has them (ascending)."""
     c = state.cols
     n = len(c["state"])
     if signup:
@@ -149,7 +154,7 @@ def viewing(
         c["total_sessions"] += 1
         c["consecutive_active_days"][:] = 1
         c["history"][:] = 1
-    idx = np.flatnonzero(c["active_today"])
+    idx = np.flatnonzero(c["active_today"]) if visitors is None or signup else visitors
     if idx.size == 0:
         return Visits(idx, np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.float32))
     m = idx.size

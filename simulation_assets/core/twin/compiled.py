@@ -112,8 +112,18 @@ class CompiledSpec:
                 self.repeat_gap[code[name]] = float(share)
         pace = self.spec.tables["session_pace"].sort("level")["log_pace"].to_numpy()
         self.pace_q = pace[None, :] if pace.size >= 2 else np.zeros((1, 2))
-        own = self.spec.tables["user_pace"].sort("level")["log_pace"].to_numpy()
-        self.user_pace_q = own[None, :] if own.size >= 2 else np.zeros((1, 2))
+        # A user's own pace: a sketch per band of active days (cuts in flow.pace_band_cuts; none: one band).
+        own = self.spec.tables["user_pace"].sort("band", "level")
+        cuts = self.spec.document.flow.get("pace_band_cuts")
+        self.pace_band_cuts = tuple(float(x) for x in cuts) if cuts else ()
+        bands = int(own["band"].max()) + 1 if own.height else 1  # type: ignore[operator]
+        if own.height >= 2 and own.height % bands == 0:
+            self.user_pace_q = own["log_pace"].to_numpy().reshape(bands, own.height // bands)
+        else:
+            self.user_pace_q = np.zeros((1, 2))
+        # Bands without their cuts in the document: the first band's sketch for every user.
+        if self.user_pace_q.shape[0] != len(self.pace_band_cuts) + 1:
+            self.user_pace_q, self.pace_band_cuts = self.user_pace_q[:1], ()
         # Inter-event times: row of the sketch table for every (cur, next) pair, with fallbacks resolved.
         names = {name: i for i, name in enumerate(self.names)}
         sketches = times.sort("cur", "next", "level")

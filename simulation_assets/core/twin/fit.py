@@ -27,7 +27,14 @@ from simulation_assets.core.twin.arrivals import backlog_posterior, fit_arrivals
 from simulation_assets.core.twin.classes import UserDescriptors, assign, describe_users, select_classes
 from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.features import Window, session_table, user_day_activity, user_table
-from simulation_assets.core.twin.flows import BUCKETS, coded_sessions, fit_flows, user_pace, vocabulary
+from simulation_assets.core.twin.flows import (
+    BUCKETS,
+    PACE_BAND_CUTS,
+    coded_sessions,
+    fit_flows,
+    user_pace,
+    vocabulary,
+)
 from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
 from simulation_assets.core.twin.properties import candidate_keys, fit_properties, sample_sessions
 from simulation_assets.core.twin.sessions import sessionize, stitch_users
@@ -302,7 +309,12 @@ def _fit(
     names, dropped_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
     coded = coded_sessions(train.events, names)
     flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels)
-    paces = user_pace(sessions, classes, depth, levels, k)
+    # Each user's own pace, by band of active days over all users (see flows.user_pace).
+    pace_band = np.zeros_like(classes, dtype=np.int64)
+    pace_band[spans.user] = act.activity_bands(
+        spans.active_days.astype(np.float64), np.zeros(n_users, np.int64), PACE_BAND_CUTS
+    )
+    paces = user_pace(flows.session_paces, flows.within_user, pace_band, len(PACE_BAND_CUTS) + 1, levels, k)
     label = np.array([*names, START, *REPEATS], dtype=object)
     bucket = flows.transitions["bucket"].to_numpy()
     transitions = flows.transitions.select(
@@ -400,6 +412,8 @@ def _fit(
             "depth_groups": cfg.depth_groups,
             # Table depth_by_activity: band b holds a class's users whose active-day rank is below cut b.
             "depth_band_cuts": [round(x, 6) for x in act.DEPTH_BAND_CUTS],
+            # Table user_pace: band b holds the users whose active-day rank among all users is below cut b.
+            "pace_band_cuts": [round(x, 6) for x in PACE_BAND_CUTS],
             # Share of an event's gaps to itself, after such a gap, that copy the gap before (a clock).
             "repeated_gap_share": {
                 names[x]: share for x, share in sorted(flows.repeat_gap.items()) if share > 0
@@ -456,7 +470,7 @@ def _fit(
         "depth_groups": pl.concat(depth_rows),
         "depth_by_activity": pl.concat(depth_band_rows),
         "session_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": flows.pace}),
-        "user_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": paces}),
+        "user_pace": paces,
         "user_streak": pl.concat(streak_rows),
         "inter_event_times": inter,
         "event_keys": props.event_keys,

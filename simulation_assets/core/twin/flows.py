@@ -39,12 +39,20 @@
   heartbeat, progress pings of one video) repeats the same gap: for each event,
   the share of its self-repeats after a self-repeat whose gap equals the one
   before (within 1 %) is kept, and the twin copies the previous gap that often.
-- **User pace**: some users linger more than others on whatever they do. A
-  session's log duration, less what its event count predicts (a line fitted per
-  class and depth group), is averaged per user; the spread of those means beyond
-  what the sessions' own noise explains (one-way random effects) is a per-user
-  pace, kept as a quantile sketch of the users' means scaled down to that spread
-  and drawn once per twin user, added to every log gap of theirs.
+- **User pace**: some users linger more than others on whatever they do, and
+  how much often goes with how often they come (a shop's regulars read every
+  page; a streaming service's daily viewers watch longer). A session's pace (the
+  mean log-time residual of its gaps against each transition's median) is split
+  into the user's own part and the session's (one-way random effects over the
+  sessions with two or more gaps): the within-user spread of session paces, less
+  the noise of their few gaps, is the session part, kept as the pace sketch above
+  (deviations from the user's mean); what is left of the sessions' spread is
+  between users. Users are banded by their active days (shares of all users,
+  ``PACE_BAND_CUTS``), and each band keeps a quantile sketch of its users' mean
+  paces pulled toward the band's centre until their spread is the band's
+  between-user spread (the mean's own noise taken out). A twin user is banded the
+  same way by the days they turn out active and draws one pace from their band's
+  sketch, added to every log gap of theirs, on top of a session draw.
 """
 
 from __future__ import annotations
@@ -60,6 +68,8 @@ from simulation_assets.core.twin.spec import REPEATS
 ANY = -1  # "any next event" in the inter-event time table
 EXACT_POSITIONS = 32
 POSITIONAL_MIN = 10  # observations a (class, prev, cur, position) state needs for its own row
+# User pace bands: cuts at shares of all users ranked by active days (ties by row order).
+PACE_BAND_CUTS = (0.25, 0.5, 0.75, 0.9, 0.97)
 
 
 def position_buckets(max_position: int = 100_000) -> np.ndarray:
@@ -99,9 +109,11 @@ class FlowTables:
     transitions: pl.DataFrame  # class, depth, prev, cur, bucket (-1: any position), next, probability
     hazard: pl.DataFrame  # class, depth, cur, bucket, hazard
     times: pl.DataFrame  # cur, next (ANY = fallback), level, log_seconds
-    pace: np.ndarray  # quantile sketch of a session's log-time pace
+    pace: np.ndarray  # quantile sketch of a session's log-time pace around its user's own
     end_by_elapsed: pl.DataFrame  # cur, elapsed (bucket), log_odds: added to the end hazard's log odds
     repeat_gap: dict[int, float]  # event -> share of x -> x gaps (after an x -> x) equal to the one before
+    session_paces: pl.DataFrame  # user, pace (raw mean residual), noise (its variance from its gaps): 2+ gaps
+    within_user: float  # variance of a session's true pace around its user's own
 
 
 def vocabulary(
@@ -192,9 +204,13 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names
     anywhere = by_depth.with_columns(pl.lit(-1, pl.Int32).alias("bucket")).select(order)
     positional = _positional(rows, by_class, by_depth, k, smoothing).select(order)
     transitions = pl.concat([anywhere, positional]).sort("class", "depth", "prev", "cur", "bucket", "next")
-    times, pace = _time_sketches(code, nxt, t, last, session, v, k, levels)
+    times, paces = _time_sketches(code, nxt, t, last, session, v, k, levels)
+    session_user = np.zeros(int(session.max()) + 1 if n else 1, np.int64)
+    session_user[session] = user
+    paces = paces.with_columns(pl.Series("user", session_user[paces["session"].to_numpy()]))
+    pace, within = session_pace(paces, levels, k)
     return FlowTables(tuple(names), transitions, hazard, times, pace, by_elapsed,
-                      repeated_gaps(code, nxt, t, last, first, k))  # fmt: skip
+                      repeated_gaps(code, nxt, t, last, first, k), paces.drop("session"), within)  # fmt: skip
 
 
 REPEAT_GAP_TOLERANCE = 0.01  # relative difference under which two gaps count as the same
@@ -524,8 +540,13 @@ def _mean_var_by(key: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.ndarray, session: np.ndarray,
-                   v: int, k: int, levels: int) -> tuple[pl.DataFrame, np.ndarray]:  # fmt: skip
-    """Return (sketches per (cur, next) / (cur, ANY) / (ANY, ANY) of pace-free log gaps, the pace sketch)."""
+                   v: int, k: int, levels: int) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Return (sketches per (cur, next) / (cur, ANY) / (ANY, ANY) of pace-free log gaps, the sessions' paces).
+
+    The paces: one row per session with two or more gaps (session, pace = mean residual, noise = its
+    variance from the gaps' spread); the gaps are taken as relative to their session's pace shrunk by
+    that noise (the whole spread of session paces, users' and sessions' own parts together).
+    """
     within = ~last
     gap_s = (np.r_[t[1:], t[-1:]] - t) / 1000.0 if t.size else t.astype(np.float64)
     cur, to, gap, sess = code[within], nxt[within], gap_s[within], session[within]
@@ -540,16 +561,13 @@ def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.nd
     )
     sessions, means, var, n = _mean_var_by(sess, resid)
     pace_by_session = np.zeros(int(session.max()) + 1 if session.size else 1)
-    pace = np.zeros(levels)
     if sessions.size >= 2 * k:
         noise = float(np.nanmean(var / n))
         spread = float(np.var(means))
         shrink = np.sqrt(max(spread - noise, 0.0) / spread) if spread > 0 else 0.0
         centre = float(np.mean(means))
-        shrunk = centre + (means - centre) * shrink
-        pace_by_session[sessions] = shrunk
-        sketch = quantile_sketch(shrunk, levels, k)
-        pace = sketch if sketch is not None else pace
+        pace_by_session[sessions] = centre + (means - centre) * shrink
+    paces = pl.DataFrame({"session": sessions, "pace": means, "noise": var / n})
     adjusted = log_gap - pace_by_session[sess]
     names, q = grouped_sketches(pair, adjusted, levels, k)
     parts = [pl.DataFrame({"cur": names // width, "next": names % width, "q": q.tolist()})]
@@ -573,42 +591,72 @@ def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.nd
             "cur", "next", pl.col("level").cast(pl.Int16), pl.col("q").cast(pl.Float64).alias("log_seconds")
         )
     )
-    return times, pace
+    return times, paces
 
 
-def user_pace(
-    sessions: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, levels: int, k: int
-) -> np.ndarray:
-    """Return the quantile sketch of the per-user pace (zeros when no user-level spread shows), see module doc.
+def session_pace(paces: pl.DataFrame, levels: int, k: int) -> tuple[np.ndarray, float]:
+    """Return (the sketch of a session's true pace around its user's mean, that variance); see module doc.
 
-    ``sessions``: the training users' ``features.session_table``; ``classes[user]``, ``depth[user]``.
+    ``paces``: user, pace, noise per session (from :func:`_time_sketches`). Without two users of two
+    sessions or more, the whole spread of the session paces is the session's.
     """
-    s = sessions.filter(pl.col("duration_s") > 0)
     flat = np.zeros(levels)
-    if s.height < 4 * k:
-        return flat
-    user = s["user"].to_numpy()
-    group = (
-        np.asarray(classes)[user].astype(np.int64) * (int(np.max(depth)) + 1) + np.asarray(depth)[user]
-    ).astype(np.int64)
-    x, y = np.log(s["n_events"].to_numpy().astype(np.float64)), np.log(s["duration_s"].to_numpy())
-    # Least squares of y on x within each group, by sums (no loop over groups).
-    n = np.bincount(group).astype(np.float64)
-    sx, sy = np.bincount(group, x), np.bincount(group, y)
-    sxx, sxy = np.bincount(group, x * x), np.bincount(group, x * y)
-    var_x = sxx - sx * sx / np.maximum(n, 1)
-    slope = np.divide(sxy - sx * sy / np.maximum(n, 1), var_x, out=np.zeros_like(n), where=var_x > 1e-9)
-    intercept = (sy - slope * sx) / np.maximum(n, 1)
-    resid = y - intercept[group] - slope[group] * x
-    users, means, var, count = _mean_var_by(user, resid)
+    if paces.height < 2 * k:
+        return flat, 0.0
+    user, x, noise = paces["user"].to_numpy(), paces["pace"].to_numpy(), paces["noise"].to_numpy()
+    total = max(float(np.var(x)) - float(np.mean(noise)), 0.0)
+    users, means, var, count = _mean_var_by(user, x)
     if users.size < 2 * k:
-        return flat
-    noise = var / count
-    centre = float(np.average(means, weights=count))
-    between = float(np.var(means)) - float(np.mean(noise))
-    if between <= 0:
-        return flat
-    # The users' means pulled toward the centre until their spread is the between-user one (the
-    # sessions' noise taken out), as the session pace is.
-    sketch = quantile_sketch((means - centre) * np.sqrt(between / float(np.var(means))), levels, k)
-    return flat if sketch is None else sketch
+        centred = x - float(np.mean(x))
+        scale = np.sqrt(total / float(np.var(centred))) if np.var(centred) > 0 else 0.0
+        sketch = quantile_sketch(centred * scale, levels, k)
+        return (flat, 0.0) if sketch is None else (sketch, total)
+    several = np.isin(user, users)
+    mean_of = np.zeros(int(user.max()) + 1)
+    n_of = np.zeros(int(user.max()) + 1)
+    mean_of[users], n_of[users] = means, count
+    # Deviations from the user's mean, scaled up for the mean's own share of them; their true spread is
+    # the pooled within-user variance less the gaps' noise.
+    dev = (x[several] - mean_of[user[several]]) * np.sqrt(n_of[user[several]] / (n_of[user[several]] - 1))
+    within = float(np.average(var, weights=count - 1)) - float(np.mean(noise[several]))
+    within = min(max(within, 0.0), total)
+    spread = float(np.var(dev))
+    sketch = quantile_sketch(dev * (np.sqrt(within / spread) if spread > 0 else 0.0), levels, k)
+    return (flat, 0.0) if sketch is None else (sketch, within)
+
+
+def user_pace(paces: pl.DataFrame, within: float, band: np.ndarray, bands: int, levels: int,
+              k: int) -> pl.DataFrame:  # fmt: skip
+    """Return the per-band quantile sketches of the users' own paces (band, level, log_pace); see module doc.
+
+    ``paces``/``within`` from :class:`FlowTables`; ``band[user]`` is the user's active-days band. A band
+    with fewer than 2k users with paces takes the sketch of all users.
+    """
+    levels_range = np.arange(levels)
+    user, x, noise = paces["user"].to_numpy(), paces["pace"].to_numpy(), paces["noise"].to_numpy()
+    n = np.bincount(user).astype(np.float64) if user.size else np.zeros(1)
+    users = np.flatnonzero(n > 0)
+    count = n[users]
+    means = np.bincount(user, x, minlength=n.size)[users] / count
+    # The noise of a user's mean: their sessions' own spread and their gaps' noise, over their sessions.
+    err = (within + np.bincount(user, noise, minlength=n.size)[users] / count) / count
+    user_band = np.asarray(band)[users] if users.size else users
+
+    def sketch(m: np.ndarray) -> np.ndarray | None:
+        if m.sum() < 2 * k:
+            return None
+        centre = float(np.mean(means[m]))
+        spread = float(np.var(means[m]))
+        between = max(spread - float(np.mean(err[m])), 0.0)
+        scale = np.sqrt(between / spread) if spread > 0 else 0.0
+        return quantile_sketch(centre + (means[m] - centre) * scale, levels, k)
+
+    overall = sketch(np.ones(users.size, np.bool_))
+    if overall is None:
+        overall = np.zeros(levels)
+    rows = []
+    for b in range(bands):
+        own = sketch(user_band == b)
+        pace = overall if own is None else own
+        rows.append(pl.DataFrame({"band": b, "level": levels_range, "log_pace": pace}))
+    return pl.concat(rows).with_columns(pl.col("band").cast(pl.Int16), pl.col("level").cast(pl.Int16))

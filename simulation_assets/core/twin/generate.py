@@ -65,7 +65,7 @@ class Population:
     identified: np.ndarray  # arrives anonymous, identified on the first day
     depth_u: np.ndarray  # the uniform draw that picks the user's session-depth group (see Generator.depth)
     constant_codes: np.ndarray  # (users, constant keys): index into each key's values
-    pace: np.ndarray  # the user's own log-time pace, added to every gap of theirs
+    pace_u: np.ndarray  # the uniform draw of the user's own pace within their band (see Generator.user_pace)
     streak: np.ndarray  # the user's own log-odds shift of a visit the day after a visit
 
 
@@ -132,10 +132,10 @@ class Generator(CompiledSpec):
         identified = g.random(n) < self.ident_share[cls, kind]
         codes = self.user_keys.draw(g, n)
         depth_u = g.random(n)
-        pace = sample_sketch(self.user_pace_q, np.zeros(n, np.int64), g.random(n))
+        pace_u = g.random(n)
         streak = sample_sketch(self.streak_q, cls, g.random(n))
         return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
-                          identified=identified, depth_u=depth_u, constant_codes=codes, pace=pace, streak=streak)  # fmt: skip
+                          identified=identified, depth_u=depth_u, constant_codes=codes, pace_u=pace_u, streak=streak)  # fmt: skip
 
     @cached_property
     def active_by_day(self) -> list[np.ndarray]:
@@ -172,6 +172,24 @@ class Generator(CompiledSpec):
         return out
 
     @cached_property
+    def active_days(self) -> np.ndarray:
+        """Return the days each user is active in the run."""
+        return np.bincount(np.concatenate(self.active_by_day), minlength=len(self.population.cls))
+
+    @cached_property
+    def user_pace(self) -> np.ndarray:
+        """Return each user's own log-time pace, drawn from the sketch of their band of active days.
+
+        Banded by the days the user turns out active in the run, ranked among all users (as the fit
+        bands the export's users): a shop's regulars read slower than its one-time visitors.
+        """
+        pop = self.population
+        band = np.zeros(len(pop.cls), np.int64)
+        if self.pace_band_cuts:
+            band = activity_bands(self.active_days.astype(np.float64), band, self.pace_band_cuts)
+        return sample_sketch(self.user_pace_q, band, pop.pace_u)
+
+    @cached_property
     def depth(self) -> np.ndarray:
         """Return each user's session-depth group, drawn from their class's shares for their activity band.
 
@@ -182,8 +200,7 @@ class Generator(CompiledSpec):
         of HogFlix's 63 days had the shallow sessions of a quieter band (HogFlix's have none).
         """
         pop = self.population
-        active_days = np.bincount(np.concatenate(self.active_by_day), minlength=len(pop.cls))
-        band = activity_bands(active_days.astype(np.float64), pop.cls, self.depth_band_cuts)
+        band = activity_bands(self.active_days.astype(np.float64), pop.cls, self.depth_band_cuts)
         return _draw_rows(self.depth_band_cdf[pop.cls, band], pop.depth_u)
 
     # ---- one day ----------------------------------------------------------------------------------------------------
@@ -204,7 +221,7 @@ class Generator(CompiledSpec):
         rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
         s_user = users[owner]
         s_cls = cls[owner]
-        codes, e_sess, gaps_s = self._flows(s_cls, self.depth[s_user], pop.pace[s_user], g)
+        codes, e_sess, gaps_s = self._flows(s_cls, self.depth[s_user], self.user_pace[s_user], g)
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
         day_bucket = np.minimum(n_sess, DAY_SESSION_BUCKETS)[owner] - 1
         hour = _draw_rows(self.hour_cdf[s_cls, wd, day_bucket], g.random(owner.size))

@@ -54,6 +54,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "end_by_elapsed": {"cur": pl.String(), "elapsed_s": pl.Int32(), "log_odds": pl.Float64()},
     "session_pace": {"level": pl.Int16(), "log_pace": pl.Float64()},
     "user_pace": {
+        "band": pl.Int16(),  # band of active days (flow.pace_band_cuts); absent (older specs): one for all
         "level": pl.Int16(),
         "log_pace": pl.Float64(),
     },  # a user's own pace, on top of the session's
@@ -254,6 +255,8 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         # Chains written before they were kept per depth group stand for every group.
         if name == "transitions" and "depth" not in frame.columns:
             frame = frame.with_columns(pl.lit(-1, pl.Int16).alias("depth"))
+        if name == "user_pace" and "band" not in frame.columns:  # one sketch for every user
+            frame = frame.with_columns(pl.lit(0, pl.Int16).alias("band"))
         # Gaps written before they were kept per block of the day apply after any block.
         if name == "day_gaps" and "block" not in frame.columns:
             frame = frame.with_columns(pl.lit(-1, pl.Int8).alias("block"))
