@@ -59,6 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if not getattr(config.option, "loadgroup", False):
         return
+    _longest_modules_first(items)
     from _pytest.nodeid import NodeId
 
     for item in items:
@@ -68,3 +69,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         }
         if groups and "@" not in item.nodeid:
             item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(groups))}")
+
+
+def _longest_modules_first(items: list[pytest.Item]) -> None:
+    """Hand the workers the long modules first: those with a ``slow`` test or an ``xdist_group``.
+
+    xdist gives out work in collection order, and the folders that sort last (warehouse, with its
+    dbt builds) held the longest tests: one of them starting near the end kept a worker busy for a
+    minute while the other had nothing left. Whole modules move, in their own order, so a module's
+    fixtures are still built once per worker; the rest keeps the order it was collected in.
+    """
+    long_modules = {
+        item.nodeid.split("::", 1)[0]
+        for item in items
+        if item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")
+    }
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in long_modules)  # stable: False first

@@ -192,6 +192,7 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
         self._tables_present: set[str] = set()
         self._shard_template = shard_template
         self._asset_key_columns: set[str] = set()
+        self._secondary_indexes: set[str] = set()
         super().__init__(base_dir, inst_data)
         if shard_template:
             self._initialized_dbs.add(INDEX_SHARD_NAME)
@@ -274,6 +275,20 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
         for event, event_id in mirrored:
             if event.dagster_event_type in ASSET_CHECK_EVENTS:
                 self.store_asset_check_event(event, event_id)
+
+    def has_asset_key_col(self, column_name: str) -> bool:
+        # The stock method opens a connection to the index before asking the cache below.
+        return column_name in self._asset_key_columns or super().has_asset_key_col(column_name)
+
+    def has_secondary_index(self, name: str) -> bool:
+        # Asked for every asset read and write (a query on a connection of its own); a data migration,
+        # once marked complete, stays complete.
+        if name in self._secondary_indexes:
+            return True
+        present = super().has_secondary_index(name)
+        if present:
+            self._secondary_indexes.add(name)
+        return present
 
     def _has_asset_key_col_on_connection(self, conn: db.engine.Connection, column_name: str) -> bool:
         # Asked several times for every asset event (an inspection of the table); columns, once there, stay.

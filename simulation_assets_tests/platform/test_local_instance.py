@@ -211,6 +211,32 @@ def test_a_ready_instance_opens_without_schema_checks_and_new_runs_start_from_th
     assert schema_ready(storage)
 
 
+def test_a_run_asks_the_index_what_stays_true_only_once() -> None:
+    """Whether the asset-key columns and their data migration are there is asked for every asset event and
+    read; once true it stays true, so after the first run the storage answers without opening the index."""
+    from dagster._core.storage.event_log.migration import ASSET_KEY_INDEX_COLS
+
+    ensure_local_instance()
+    with dg.DagsterInstance.get() as instance:
+        assert _range(instance).success
+        storage = instance.event_log_storage
+        assert isinstance(storage, LocalSqliteEventLogStorage)
+        opened: list[str] = []
+        stock = type(storage).index_connection
+
+        def counted(self):  # noqa: ANN001, ANN202
+            opened.append("index")
+            return stock(self)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(type(storage), "index_connection", counted)
+            assert storage.has_secondary_index(ASSET_KEY_INDEX_COLS)
+            assert storage.has_asset_key_col("last_materialization_timestamp")
+            assert opened == []
+            assert not storage.has_secondary_index("no such migration")  # a false answer is asked again
+            assert opened == ["index"]
+
+
 def test_an_instance_written_by_an_earlier_version_gets_the_batching_instance(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

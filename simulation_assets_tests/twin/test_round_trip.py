@@ -117,11 +117,11 @@ def test_days_of_several_sessions_keep_their_hours(tmp_path: Path) -> None:
 
     with_day_shape = hour_tv(spec)
     assert with_day_shape.passed, (with_day_shape.value, with_day_shape.bound)
-    # The same spec without the day's shape (first hours not tilted by the day's sessions, gaps not by the
-    # block of the day): the later sessions run into the night and the check fails.
+    # The same spec without the day's shape (first hours not tilted by the day's sessions, gaps the same
+    # share of the day's clock whatever the sessions still to come): the later sessions run into the night.
     tables = dict(spec.tables)
     tables["first_hour_tilt"] = tables["first_hour_tilt"].clear()
-    tables["day_gaps"] = tables["day_gaps"].filter(pl.col("block") < 0)
+    tables["day_gap_shares"] = tables["day_gap_shares"].filter(pl.col("left") < 0)
     flat = hour_tv(dataclasses.replace(spec, tables=tables))
     assert not flat.passed, (flat.value, flat.bound)
     assert flat.value > 2 * with_day_shape.value

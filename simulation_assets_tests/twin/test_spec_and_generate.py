@@ -51,13 +51,19 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
     folder = save_spec(spec, tmp_path / "spec")
     doc = yaml.safe_load((folder / "twin.yaml").read_text())
     optional = ("end_by_elapsed", "user_pace", "depth_by_activity", "user_streak", "first_hour_tilt",
-                "session_marginals", "session_combos", "property_lookups")  # fmt: skip
+                "session_marginals", "session_combos", "property_lookups", "day_clock", "day_gap_shares")  # fmt: skip
     for name in optional:
         (folder / doc["tables"].pop(name)["file"]).unlink()
-    # ... whose gaps were per class only (no block column) ...
-    gaps = folder / doc["tables"]["day_gaps"]["file"]
-    pl.read_parquet(gaps).filter(pl.col("block") == -1).drop("block").write_parquet(gaps)
-    doc["tables"]["day_gaps"]["rows"] = pl.read_parquet(gaps).height
+    # ... whose within-day gaps were minutes per class (no block column, no clock) ...
+    levels = 21
+    pl.DataFrame(
+        {
+            "class": [c for c in range(len(doc["classes"])) for _ in range(levels)],
+            "level": list(range(levels)) * len(doc["classes"]),
+            "log_minutes": np.tile(np.linspace(np.log1p(30), np.log1p(600), levels), len(doc["classes"])),
+        }
+    ).write_parquet(folder / "day_gaps.parquet")
+    doc["tables"]["day_gaps"] = {"file": "day_gaps.parquet", "rows": levels * len(doc["classes"])}
     # ... and whose chains were per class only (no depth column).
     chains = folder / doc["tables"]["transitions"]["file"]
     pl.read_parquet(chains).filter(pl.col("depth") == 0).drop("depth").write_parquet(chains)
@@ -71,7 +77,9 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
     assert old.tables["user_streak"].is_empty() and (old.tables["transitions"]["depth"] == -1).all()
     assert old.tables["first_hour_tilt"].is_empty() and (old.tables["day_gaps"]["block"] == -1).all()
     assert old.tables["session_combos"].is_empty() and old.tables["property_lookups"].is_empty()
-    day = Generator(old).day(old.document.generation.start)
+    gen = Generator(old)
+    assert gen.gap_share_q is None and gen.gap_q is not None  # later sessions by the minutes of old specs
+    day = gen.day(old.document.generation.start)
     assert day.height > 0 and day["event"].is_in([*old.events, "$identify"]).all()
 
 

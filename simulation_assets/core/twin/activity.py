@@ -647,30 +647,88 @@ def hour_profile(first: pl.DataFrame, pooled: np.ndarray | None = None, strength
 
 GAP_BLOCKS = 6  # the day in blocks of 4 hours (UTC), by when the session before the gap ended
 GAP_BLOCK_MIN_GAPS = 200  # fewer gaps after a block (in a class, or in all) fall back to the wider sketch
+GAP_LEFT = 2  # sessions still to come in the day after a gap: the next one only, or more
+CLOCK_FLOOR = 1.0  # pseudo-sessions per hour in the day's clock: every hour keeps some room
 
 
 def within_day_gaps(sessions: pl.DataFrame) -> pl.DataFrame:
-    """Return the minutes from one session's end to the next session's start on the same day, per user.
+    """Return the gaps between one session's end and the next session's start on the same day, per user.
 
-    ``block`` is the 4-hour block of the day in which the earlier session ended: a gap can only be as
-    long as what is left of the day, so gaps after an evening session are short and are kept apart.
+    ``gap_minutes`` is the gap; ``block`` the 4-hour block of the day in which the earlier session ended
+    (older specs' gap sketches are per block); ``end_ms``/``start_ms`` are the gap's ends as ms of the
+    day; ``left`` is how many of the day's sessions come after the gap, less one, capped at
+    ``GAP_LEFT - 1``: a gap before the day's last session may take the rest of the day, one before
+    several more may not.
     """
     s = sessions.sort("user", "start_ms")
     prev_end = pl.col("end_ms").shift(1).over("user")
     same_day = pl.col("day") == pl.col("day").shift(1).over("user")
     block_ms = 86_400_000 // GAP_BLOCKS
+    after = pl.len().over("user", "day") - pl.int_range(pl.len()).over("user", "day") - 1
     return (
         s.select(
             "user",
             ((pl.col("start_ms") - prev_end) / 60_000.0).alias("gap_minutes"),
             ((prev_end % 86_400_000) // block_ms).clip(0, GAP_BLOCKS - 1).cast(pl.Int8).alias("block"),
+            (prev_end % 86_400_000).alias("end_ms"),
+            (pl.col("start_ms") % 86_400_000).alias("start_ms"),
+            after.clip(0, GAP_LEFT - 1).cast(pl.Int8).alias("left"),
             same_day.alias("same_day"),
         )
         .filter(pl.col("same_day"))
-        .select("user", pl.col("gap_minutes").clip(lower_bound=0.0), "block")
+        .select("user", pl.col("gap_minutes").clip(lower_bound=0.0), "block", "end_ms", "start_ms", "left")
     )
 
 
-def gap_sketch(gaps: np.ndarray, levels: int, k: int) -> np.ndarray | None:
-    """Return the quantile sketch (log scale) of within-day gaps in minutes."""
-    return quantile_sketch(gaps, levels, k, log=True)
+def day_clock(
+    sessions: pl.DataFrame, classes: np.ndarray, n_classes: int, strength: float = 24.0
+) -> np.ndarray:
+    """Return (classes, 24): each class's share of session starts per UTC hour (all of its sessions).
+
+    Each class's hours are smoothed toward everyone's with ``strength`` pseudo-sessions, and everyone's
+    keep ``CLOCK_FLOOR`` pseudo-sessions an hour, so that every hour of the clock has some room.
+    """
+    hour = (sessions["start_ms"].to_numpy() % 86_400_000) // 3_600_000
+    cls = classes[sessions["user"].to_numpy()]
+    counts = np.zeros((n_classes, 24))
+    np.add.at(counts, (cls, hour), 1.0)
+    pooled = counts.sum(axis=0) + CLOCK_FLOOR
+    pooled /= pooled.sum()
+    smoothed = counts + strength * pooled[None, :]
+    return smoothed / smoothed.sum(axis=1, keepdims=True)
+
+
+def clock_position(ms_of_day: np.ndarray, clock: np.ndarray) -> np.ndarray:
+    """Return the share of the day's session starts before each time of day (linear within an hour)."""
+    t = np.clip(np.asarray(ms_of_day, np.float64), 0.0, 86_400_000.0) / 3_600_000.0
+    knots = np.r_[0.0, np.cumsum(clock)]
+    return np.interp(t, np.arange(25.0), knots)
+
+
+def clock_time(position: np.ndarray, clock: np.ndarray) -> np.ndarray:
+    """Return the time of day (ms) at which the share ``position`` of the day's session starts has passed."""
+    knots = np.r_[0.0, np.cumsum(clock)]
+    return np.interp(np.asarray(position, np.float64), knots, np.arange(25.0)) * 3_600_000.0
+
+
+def gap_shares(gaps: pl.DataFrame, clock: np.ndarray) -> np.ndarray:
+    """Return each gap as the share it takes of what is left of its class's day clock after the earlier session.
+
+    On the clock (time measured in shares of the day's session starts) a product whose users pick the
+    hours of their visits independently has gaps that depend only on how many visits are still to come;
+    in hours the same gaps would be long in the quiet morning and short in the busy afternoon.
+    ``gaps`` needs a ``class`` column; ``clock`` is :func:`day_clock`'s.
+    """
+    cls = gaps["class"].to_numpy()
+    a = np.empty(gaps.height)
+    b = np.empty(gaps.height)
+    for c in np.unique(cls):
+        at = cls == c
+        a[at] = clock_position(gaps["end_ms"].to_numpy()[at], clock[c])
+        b[at] = clock_position(gaps["start_ms"].to_numpy()[at], clock[c])
+    return np.clip((b - a) / np.maximum(1.0 - a, 1e-9), 0.0, 1.0)
+
+
+def gap_sketch(gaps: np.ndarray, levels: int, k: int, log: bool = True) -> np.ndarray | None:
+    """Return the quantile sketch of within-day gaps (minutes on a log scale, or shares of the day's clock)."""
+    return quantile_sketch(gaps, levels, k, log=log)

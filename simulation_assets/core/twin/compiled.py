@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.twin.activity import ACTIVITY_BANDS, DAY_SESSION_BUCKETS, GAP_BLOCKS, LIFE_BANDS
+from simulation_assets.core.twin.activity import (
+    ACTIVITY_BANDS,
+    DAY_SESSION_BUCKETS,
+    GAP_BLOCKS,
+    GAP_LEFT,
+    LIFE_BANDS,
+)
 from simulation_assets.core.twin.arrivals import Arrivals
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, bucket_of, elapsed_bucket
 from simulation_assets.core.twin.properties import OTHER
@@ -249,6 +255,31 @@ class CompiledSpec:
             for (c, b), part in gaps.filter(pl.col("block") >= 0).group_by("class", "block"):
                 gap_q[int(c), int(b)] = part["log_minutes"].to_numpy()
             self.gap_q = gap_q.reshape(self.n_classes * GAP_BLOCKS, levels)
+        # Later sessions of a day by their share of the clock left (specs that have it).
+        clock = tables["day_clock"].sort("class", "hour")
+        self.clock: np.ndarray | None = None
+        if clock.height == 24 * self.n_classes:
+            self.clock = clock["share"].to_numpy().reshape(self.n_classes, 24)
+        shares = tables["day_gap_shares"].sort("class", "left", "level")
+        self.gap_share_q: np.ndarray | None = None
+        if self.clock is not None and shares.height:
+            levels = int(shares["level"].max()) + 1  # type: ignore[operator]
+            # Rows class * GAP_LEFT + sessions left: the class's sketch for that count, else for any count,
+            # else the median of the classes' sketches for any count.
+            any_left = shares.filter(pl.col("left") < 0)
+            pooled = (
+                any_left.group_by("level").agg(pl.col("share").median()).sort("level")["share"].to_numpy()
+            )
+            q = np.tile(pooled, (self.n_classes, GAP_LEFT, 1))
+            for (c,), part in any_left.group_by("class"):
+                q[int(c)] = part["share"].to_numpy()
+            for (c, left), part in shares.filter(pl.col("left") >= 0).group_by("class", "left"):
+                q[int(c), int(left)] = part["share"].to_numpy()
+            self.gap_share_q = q.reshape(self.n_classes * GAP_LEFT, levels)
+            # Sessions the fit rebuilt were at least the idle timeout apart.
+            self.gap_floor_ms = (
+                int(doc.sessions["idle_minutes"] * 60_000) if doc.source.sessions_rebuilt else 0
+            )
         a = doc.arrivals
         self.arrival = Arrivals(a.intercept, a.slope, tuple(a.weekday_log), a.backlog_users, a.backlog_decay,
                                 a.window_days, tuple(a.week_factor))  # fmt: skip

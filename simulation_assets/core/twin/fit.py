@@ -191,9 +191,10 @@ def _fit(
     first_hours = first_hours.with_columns(pl.Series("class", classes[first_hours["user"].to_numpy()]))
     pooled_hours = act.hour_profile(first_hours)
     tilt = act.first_hour_tilt(first_hours)
+    clock = act.day_clock(sessions, classes, n_classes)
     gaps = act.within_day_gaps(sessions)
     gaps = gaps.with_columns(pl.Series("class", classes[gaps["user"].to_numpy()]))
-    pooled_gap = act.gap_sketch(gaps["gap_minutes"].to_numpy(), levels, k)
+    gaps = gaps.with_columns(pl.Series("share", act.gap_shares(gaps, clock)))
 
     # Session depth: every user's group (quantiles of their shrunk mean log events per session).
     depth_by_row = act.depth_groups(sessions, user_ids, cls_by_row, cfg.depth_groups)
@@ -270,23 +271,17 @@ def _fit(
             pl.DataFrame({"class": c, "weekday": wd.ravel(), "hour": hr.ravel(), "share": profile.ravel()})
         )
         class_gaps = gaps.filter(pl.col("class") == c)
-        sketch = act.gap_sketch(class_gaps["gap_minutes"].to_numpy(), levels, k)
-        sketch = pooled_gap if sketch is None else sketch
-        if sketch is not None:
-            gap_rows.append(
-                pl.DataFrame({"class": c, "block": -1, "level": np.arange(levels), "log_minutes": sketch})
+        for left in (-1, *range(act.GAP_LEFT)):  # any count of sessions to come, then each
+            part = class_gaps if left < 0 else class_gaps.filter(pl.col("left") == left)
+            sketch = (
+                act.gap_sketch(part["share"].to_numpy(), levels, k, log=False)
+                if part.height >= act.GAP_BLOCK_MIN_GAPS
+                else None
             )
-            for b in range(act.GAP_BLOCKS):
-                after = class_gaps.filter(pl.col("block") == b)["gap_minutes"].to_numpy()
-                if after.size < act.GAP_BLOCK_MIN_GAPS:
-                    after = gaps.filter(pl.col("block") == b)["gap_minutes"].to_numpy()
-                by_block = act.gap_sketch(after, levels, k) if after.size >= act.GAP_BLOCK_MIN_GAPS else None
-                if by_block is not None:
-                    gap_rows.append(
-                        pl.DataFrame(
-                            {"class": c, "block": b, "level": np.arange(levels), "log_minutes": by_block}
-                        )
-                    )
+            if sketch is not None:
+                gap_rows.append(
+                    pl.DataFrame({"class": c, "left": left, "level": np.arange(levels), "share": sketch})
+                )
         class_docs.append(
             {
                 "id": c,
@@ -461,9 +456,16 @@ def _fit(
                 "factor": tilt.ravel(),
             }
         ),
-        "day_gaps": pl.concat(gap_rows)
+        "day_clock": pl.DataFrame(
+            {
+                "class": np.repeat(np.arange(n_classes), 24),
+                "hour": np.tile(np.arange(24), n_classes),
+                "share": clock.ravel(),
+            }
+        ),
+        "day_gap_shares": pl.concat(gap_rows)
         if gap_rows
-        else pl.DataFrame({"class": [], "block": [], "level": [], "log_minutes": []}),
+        else pl.DataFrame({"class": [], "left": [], "level": [], "share": []}),
         "transitions": transitions,
         "end_hazard": hazard,
         "end_by_elapsed": by_elapsed,

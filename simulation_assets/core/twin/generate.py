@@ -32,7 +32,15 @@ import pyarrow as pa
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.ids import uuid7s
-from simulation_assets.core.twin.activity import DAY_SESSION_BUCKETS, GAP_BLOCKS, LIFE_BANDS, activity_bands
+from simulation_assets.core.twin.activity import (
+    DAY_SESSION_BUCKETS,
+    GAP_BLOCKS,
+    GAP_LEFT,
+    LIFE_BANDS,
+    activity_bands,
+    clock_position,
+    clock_time,
+)
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
@@ -231,7 +239,23 @@ class Generator(CompiledSpec):
         offsets_ms = _segment_cumsum(gaps_s * 1000.0, e_sess).astype(np.int64)
         duration = np.zeros(owner.size, np.int64)
         np.maximum.at(duration, e_sess, offsets_ms)
-        if self.gap_q is not None and rank.max() > 0:
+        if self.gap_share_q is not None and rank.max() > 0:
+            u_gap = g.random(owner.size)
+            day_start_ms = day_number(day) * MS_PER_DAY
+            for r in range(1, int(rank.max()) + 1):
+                idx = np.flatnonzero(rank == r)
+                prev_end = start_ms[idx - 1] + duration[idx - 1]
+                # The gap takes a share of the day's clock left after the previous session ended, drawn
+                # from the sketch of the class's gaps with as many sessions still to come.
+                left = np.minimum(n_sess[owner[idx]] - r - 1, GAP_LEFT - 1)
+                share = sample_sketch(self.gap_share_q, s_cls[idx] * GAP_LEFT + left, u_gap[idx])
+                when = np.empty(idx.size)
+                for c in np.unique(s_cls[idx]):  # on the clock of the session's class
+                    at = s_cls[idx] == c
+                    pos = clock_position(prev_end[at] - day_start_ms, self.clock[c])
+                    when[at] = clock_time(pos + np.clip(share[at], 0.0, 1.0) * (1.0 - pos), self.clock[c])
+                start_ms[idx] = np.maximum(day_start_ms + when.astype(np.int64), prev_end + self.gap_floor_ms)
+        elif self.gap_q is not None and rank.max() > 0:  # specs from before the clock: gaps in minutes
             u_gap = g.random(owner.size)
             day_start_ms = day_number(day) * MS_PER_DAY
             block_ms = MS_PER_DAY // GAP_BLOCKS

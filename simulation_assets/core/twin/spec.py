@@ -34,6 +34,12 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     # Factor on a class's first-session hours by the day's sessions (bucket 0: one, 1: two, 2: three or more).
     "first_hour_tilt": {"bucket": pl.Int8(), "hour": pl.Int8(), "factor": pl.Float64()},
     "day_gaps": {"class": pl.Int16(), "block": pl.Int8(), "level": pl.Int16(), "log_minutes": pl.Float64()},
+    # A class's day clock: the share of its session starts in each UTC hour.
+    "day_clock": {"class": pl.Int16(), "hour": pl.Int8(), "share": pl.Float64()},
+    # A within-day gap as the share it takes of the clock left after the earlier session ended, per class and
+    # sessions still to come (left 0: the next is the day's last; 1: more; -1: any). Specs that have this
+    # table place later sessions by it; older ones by ``day_gaps`` (minutes).
+    "day_gap_shares": {"class": pl.Int16(), "left": pl.Int8(), "level": pl.Int16(), "share": pl.Float64()},
     "transitions": {
         "class": pl.Int16(),
         "depth": pl.Int16(),  # the users' session-depth group; -1 (or absent, older specs): every group
@@ -95,7 +101,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "value": pl.String(),
     },
 }
-# Tables added after the first specs: empty when absent.
+# Tables added after the first specs (or kept only for older specs: day_gaps): empty when absent.
 OPTIONAL_TABLES = frozenset(
     {
         "end_by_elapsed",
@@ -103,6 +109,9 @@ OPTIONAL_TABLES = frozenset(
         "depth_by_activity",
         "user_streak",
         "first_hour_tilt",
+        "day_gaps",
+        "day_clock",
+        "day_gap_shares",
         "session_marginals",
         "session_combos",
         "property_lookups",
