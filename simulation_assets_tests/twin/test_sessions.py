@@ -6,7 +6,7 @@ import datetime as dt
 
 import polars as pl
 
-from simulation_assets.core.twin.sessions import sessionize, stitch_users
+from simulation_assets.core.twin.sessions import complete_window, sessionize, stitch_users
 
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 
@@ -92,3 +92,20 @@ def test_two_users_never_share_a_session_and_sessions_are_numbered_by_user_then_
     events, users, _ = sessionize(frame)
     assert users["user_key"].to_list() == ["a", "b"]
     assert events.select("user", "session").rows() == [(0, 0), (0, 1), (1, 2), (1, 2)]
+
+
+def test_a_last_day_cut_short_is_left_out_of_the_window() -> None:
+    def window(per_day: list[int]) -> tuple[int, int]:
+        days = [20_000 + d for d, n in enumerate(per_day) for _ in range(n)]
+        w = complete_window(pl.DataFrame({"day": days}))
+        return w.first - 20_000, w.last - 20_000
+
+    # An export taken early on its 15th day (or sessions spilling past midnight): that day is not a day
+    # every user stayed away.
+    assert window([100] * 14 + [3]) == (0, 13)
+    # A full last day stays, a quiet one (half the week before) too, and a product winding down keeps its end.
+    assert window([100] * 15) == (0, 14)
+    assert window([100] * 14 + [55]) == (0, 14)
+    assert window(list(range(100, 40, -4))) == (0, 14)
+    # Too short to judge: kept.
+    assert window([100] * 5 + [1]) == (0, 5)

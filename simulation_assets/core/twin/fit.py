@@ -37,7 +37,7 @@ from simulation_assets.core.twin.flows import (
 )
 from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
 from simulation_assets.core.twin.properties import candidate_keys, fit_properties, sample_sessions
-from simulation_assets.core.twin.sessions import sessionize, stitch_users
+from simulation_assets.core.twin.sessions import complete_window, sessionize, stitch_users
 from simulation_assets.core.twin.spec import (
     FORMAT,
     KINDS,
@@ -86,7 +86,11 @@ def prepare(events: pl.DataFrame, cfg: FitConfig, identifies: pl.DataFrame | Non
     sessionized, users, rebuilt = sessionize(frame, cfg.idle_minutes, cfg.max_session_hours)
     users = users.with_columns(pl.Series("holdout", holdout_mask(users["user_key"], cfg)))
     sessions = session_table(sessionized)
-    window = Window.of(sessions)
+    window = complete_window(sessions)
+    if window.last < int(sessions["day"].max()):  # type: ignore[arg-type]  # a last day cut short: dropped
+        sessions = sessions.filter(pl.col("day") <= window.last)
+        sessionized = sessionized.filter(pl.col("session").is_in(sessions["session"]))
+        users = users.filter(pl.col("user").is_in(sessions["user"].unique()))
     stats = user_table(sessions, window).join(users.select("user", "holdout"), on="user", how="left")
     return Prepared(sessionized, users, sessions, stats, window, rebuilt, events.height)
 

@@ -21,6 +21,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
+from simulation_assets.core.twin.features import Window
 
 # Ids PostHog will not merge on (case-insensitive ones lower-cased), from its person-merge rules.
 ILLEGAL_IDS = frozenset(
@@ -238,3 +239,22 @@ def _order_sessions(user: np.ndarray, t: np.ndarray, key: np.ndarray) -> np.ndar
 def day_index(t_ms: np.ndarray) -> np.ndarray:
     """Return the UTC day number (days since 1970-01-01) of millisecond timestamps."""
     return np.floor_divide(t_ms, MS_PER_DAY)
+
+
+# An export taken partway through its last day (or whose last sessions spill past midnight) has a last
+# day with a fraction of the sessions of the days before. Counted as a day of the window, every user
+# looks absent on it: churn, return chances and the rhythm by age all read that as leaving, and the
+# twin generates that day in full. A last day with fewer sessions than this share of the mean of the
+# 7 days before it is left out of the window (its sessions dropped).
+PARTIAL_DAY_SHARE = 0.5
+
+
+def complete_window(sessions: pl.DataFrame) -> Window:
+    """Return the days the sessions start on, without a last day cut short (see ``PARTIAL_DAY_SHARE``)."""
+    window = Window.of(sessions)
+    if window.days < 8:
+        return window
+    counts = np.bincount(sessions["day"].to_numpy() - window.first, minlength=window.days)
+    if counts[-1] < PARTIAL_DAY_SHARE * counts[-8:-1].mean():
+        return Window(window.first, window.last - 1)
+    return window
