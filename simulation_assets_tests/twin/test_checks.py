@@ -85,29 +85,34 @@ def test_a_twin_whose_churn_is_unrelated_to_behaviour_fails_train_on_twin(
     loaded: LoadedExport, twin_frame: pl.DataFrame
 ) -> None:
     # After the classifier's cutoff, sessions belong to random users: who stays no longer follows from the past.
-    g = np.random.default_rng(1)
+    # A classifier trained on such labels learns noise, and on ~100 test users (15 churned) the AUC of a noise
+    # direction lands anywhere from 0.25 to 0.8 depending on the draws; so three relabelings, and the check must
+    # fail on most of them.
     last = twin_frame["timestamp"].max()
     cut = last - dt.timedelta(days=23)
-    users = twin_frame["user_number"].unique().to_numpy()
-    relabel = dict(zip(users.tolist(), g.permutation(users).tolist()))
+    users = twin_frame["user_number"].unique().sort().to_numpy()
     late = pl.col("timestamp") >= cut
-    mixed = twin_frame.with_columns(
-        pl.when(late)
-        .then(pl.col("user_number").replace_strict(relabel))
-        .otherwise(pl.col("user_number"))
-        .alias("user_number")
-    ).with_columns(
-        pl.when(late)
-        .then(pl.format("moved-{}", pl.col("user_number")))
-        .otherwise(pl.col("distinct_id"))
-        .alias("distinct_id")
-    )
-    # Tie a moved user's late sessions back to them through an $identify-free person id.
-    rows = as_export_rows(mixed).with_columns(mixed["user_number"].cast(pl.String).alias("person_id"))
-    report = compare(loaded.prepared, prepare(rows, CFG))
-    outcome = checks.tstr_auc_gap(report)
-    detail = report.by_name("tstr_churn_auc").detail
-    assert not outcome.passed and detail["auc_twin"] < detail["auc_real"] - 0.1
+    failed, gaps = 0, []
+    for seed in (1, 2, 3):
+        relabel = dict(zip(users.tolist(), np.random.default_rng(seed).permutation(users).tolist()))
+        mixed = twin_frame.with_columns(
+            pl.when(late)
+            .then(pl.col("user_number").replace_strict(relabel))
+            .otherwise(pl.col("user_number"))
+            .alias("user_number")
+        ).with_columns(
+            pl.when(late)
+            .then(pl.format("moved-{}", pl.col("user_number")))
+            .otherwise(pl.col("distinct_id"))
+            .alias("distinct_id")
+        )
+        # Tie a moved user's late sessions back to them through an $identify-free person id.
+        rows = as_export_rows(mixed).with_columns(mixed["user_number"].cast(pl.String).alias("person_id"))
+        report = compare(loaded.prepared, prepare(rows, CFG))
+        detail = report.by_name("tstr_churn_auc").detail
+        failed += not checks.tstr_auc_gap(report).passed
+        gaps.append(detail["auc_real"] - detail["auc_twin"])
+    assert failed >= 2 and np.mean(gaps) > 0.1, gaps
 
 
 def test_the_fitted_twin_is_not_closer_to_its_training_users(

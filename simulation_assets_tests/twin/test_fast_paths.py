@@ -159,3 +159,22 @@ def test_per_user_keys_spread_in_row_order_are_each_user_s_own_values(spec) -> N
         got = day[key]
         assert got.filter(pl.Series(carried)).equals(want.filter(pl.Series(carried))), key
         assert got.filter(pl.Series(~carried)).null_count() == int((~carried).sum())
+
+
+def test_keys_with_the_same_share_on_every_event_are_present_together(spec) -> None:  # noqa: ANN001
+    from simulation_assets.core.twin.generate import Generator
+
+    gen = Generator(spec)
+    key = next(k for k in gen.presence if k in gen.num_tables and k not in gen.follows)
+    v = len(gen.names)
+    carried = gen.presence[key][:v] > 0
+    gen.presence[key] = np.r_[np.where(carried, 0.5, 0.0), gen.presence[key][v:]]  # uncertain on its events
+    # A second key with the same shares (a copy of the first, drawn on its own rows).
+    twin_key = key + "_copy"
+    gen.presence[twin_key], gen.kinds[twin_key] = gen.presence[key].copy(), gen.kinds[key]
+    gen.num_tables[twin_key] = gen.num_tables[key]
+    day = gen.day(spec.document.generation.start + dt.timedelta(days=5))
+    first, second = (day[k].is_not_null().to_numpy() for k in (key, twin_key))
+    on_events = day["event"].is_in([gen.names[e] for e in np.flatnonzero(carried)]).to_numpy()
+    assert on_events.sum() > 200 and 0.4 < first[on_events].mean() < 0.6
+    np.testing.assert_array_equal(first, second)  # drawn on their own, they would agree on half the rows

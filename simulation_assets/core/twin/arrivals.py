@@ -1,22 +1,36 @@
-"""New users per day: a log-linear trend with weekly seasonality, plus the users who were already there.
+"""New users per day: a log-linear trend with weekly seasonality, plus the users who were already there,
+scaled week by week to the export's own level.
 
 The number of users first seen on window day d (0-based) is Poisson with mean
 
-    exp(a + b * d / D + w[weekday(d)])  +  B * (1 - r) * r ** d
+    f[week(d)] * (exp(a + b * d / D + w[weekday(d)])  +  B * (1 - r) * r ** d)
 
 The first term is genuinely new users: a trend over the window's D days and a
 multiplier per weekday (Monday's fixed at 1). The second is the backlog: B users
 who were active before the export began and show up for the first time on day
 d with a geometric delay (r close to 1 for products whose regulars come rarely).
-All ten numbers are fitted by maximum likelihood (L-BFGS on the Poisson
-log-likelihood). The generator scales both parts to the requested number of
-users, so the twin keeps the export's share of backlog users and the shape of
-its arrivals, and extends the trend to any number of days.
+The ten numbers are fitted by maximum likelihood (L-BFGS on the Poisson
+log-likelihood, f = 1).
+
+f is the level of each 7-day block of the window (a last block shorter than four
+days joins the one before): the users first seen in the block divided by the
+fitted model's expectation for it, where the two differ by more than two Poisson
+standard deviations (else 1: the model stands where it fits). The smooth model alone cannot follow a level
+that changes abruptly (a product that stopped acquiring users, a launch week):
+fitted to an export whose new users all came in its first six weeks, it went on
+bringing them in for the next thirteen. With f the expected arrivals of every
+block are the export's or within noise of them, the shape within a block (weekday, backlog decay) stays
+the model's, and the share of backlog users on each day (the model's two terms)
+is unchanged. Beyond the window's last day the trend continues, times the last
+block's f.
+
+The generator scales both parts to the requested number of users, so the twin
+keeps the export's share of backlog users and the shape of its arrivals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import minimize
@@ -32,19 +46,32 @@ class Arrivals:
     backlog_users: float  # B
     backlog_decay: float  # r
     window_days: int  # D
+    week_factor: tuple[float, ...] = ()  # f, per 7-day block of the window (empty: 1 everywhere)
 
-    def new_mean(self, days: np.ndarray, first_weekday: int) -> np.ndarray:
-        """Expected new users on window days ``days`` (0-based) when day 0 is ``first_weekday``."""
+    def model_new(self, days: np.ndarray, first_weekday: int) -> np.ndarray:
+        """The smooth model's expected new users on window days ``days`` (0-based), day 0 a ``first_weekday``."""
         d = np.asarray(days, np.float64)
         w = np.asarray(self.weekday_log)[(first_weekday + d.astype(np.int64)) % 7]
         # The trend is extended beyond the window but not let to explode or vanish: at most x4 / x0.25.
         trend = np.clip(self.slope * d / max(self.window_days, 1), -np.log(4), np.log(4))
         return np.exp(self.intercept + trend + w)
 
-    def backlog_pmf(self, days: int) -> np.ndarray:
-        """Share of the backlog users first seen on each of ``days`` days (sums to < 1: the rest come later)."""
-        d = np.arange(days)
-        return (1 - self.backlog_decay) * self.backlog_decay**d
+    def model_backlog(self, days: np.ndarray) -> np.ndarray:
+        """The smooth model's expected backlog users first seen on window days ``days``."""
+        d = np.asarray(days, np.float64)
+        return self.backlog_users * (1 - self.backlog_decay) * self.backlog_decay**d
+
+    def level(self, days: np.ndarray) -> np.ndarray:
+        """Return f of each window day (beyond the window, the last block's)."""
+        d = np.asarray(days, np.int64)
+        if not self.week_factor:
+            return np.ones(d.shape)
+        return np.asarray(self.week_factor)[np.clip(d // 7, 0, len(self.week_factor) - 1)]
+
+    def expected(self, days: np.ndarray, first_weekday: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the expected (new, backlog) users first seen on window days ``days``."""
+        f = self.level(days)
+        return f * self.model_new(days, first_weekday), f * self.model_backlog(days)
 
 
 def fit_arrivals(first_days: np.ndarray, window_first: int, window_days: int) -> Arrivals:
@@ -77,12 +104,30 @@ def fit_arrivals(first_days: np.ndarray, window_first: int, window_days: int) ->
         nll, x0, method="L-BFGS-B", bounds=[(-20, 20), (-10, 10)] + [(-5, 5)] * 6 + [(-20, 25), (-8, 12)]
     )
     a, b, w, big_b, r = unpack(result.x)
-    return Arrivals(float(a), float(b), tuple(float(v) for v in w), float(big_b), float(r), window_days)
+    model = Arrivals(float(a), float(b), tuple(float(v) for v in w), float(big_b), float(r), window_days)
+    new, old = model.expected(np.arange(window_days), int(weekday(window_first)))
+    return replace(model, week_factor=week_factors(counts, new + old))
+
+
+def week_factors(counts: np.ndarray, expected: np.ndarray) -> tuple[float, ...]:
+    """Return f per 7-day block (a last block under 4 days joins the one before).
+
+    A block whose count is within two Poisson standard deviations of the model's expectation keeps the
+    model (f = 1): only a level the model clearly misses is followed, not the noise of a small export.
+    Otherwise f is the count over the expectation (floored at 1e-9, so f x expectation gives the count).
+    """
+    blocks = max(1, len(counts) // 7 + (1 if len(counts) % 7 >= 4 else 0))
+    block = np.minimum(np.arange(len(counts)) // 7, blocks - 1)
+    seen = np.bincount(block, weights=counts, minlength=blocks)
+    want = np.bincount(block, weights=expected, minlength=blocks)
+    misses = np.abs(seen - want) > 2 * np.sqrt(np.maximum(want, 1.0))
+    f = np.where(misses, seen / np.maximum(want, 1e-9), 1.0)
+    return tuple(round(float(x), 6) for x in f)
 
 
 def backlog_posterior(arrivals: Arrivals, first_days: np.ndarray, window_first: int) -> np.ndarray:
     """Return each user's probability of being a backlog user given the window day they were first seen."""
     d = np.asarray(first_days, np.int64) - window_first
-    new = arrivals.new_mean(d, int(weekday(window_first)))
-    old = arrivals.backlog_users * (1 - arrivals.backlog_decay) * arrivals.backlog_decay**d
+    new = arrivals.model_new(d, int(weekday(window_first)))
+    old = arrivals.model_backlog(d)
     return old / (old + new + 1e-12)

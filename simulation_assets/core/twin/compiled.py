@@ -14,6 +14,7 @@ from simulation_assets.core.twin.activity import (
     GAP_LEFT,
     LIFE_BANDS,
 )
+from simulation_assets.core.twin.arrivals import Arrivals
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, bucket_of, elapsed_bucket
 from simulation_assets.core.twin.properties import OTHER
 from simulation_assets.core.twin.spec import ANY, KINDS, REPEATS, START, Generation, TwinSpec
@@ -76,14 +77,12 @@ class CompiledSpec:
         self.state_key = self._key(*g_cols)  # sorted: groups come in (class, p, c, slot) order
         self.state_gid = groups["g"].to_numpy().astype(np.int64)
         self._compile_state_lookup()
-        cum = t.select(pl.col("q").cum_sum().over("g")).to_series().to_numpy().copy()
-        gid = t["g"].to_numpy().astype(np.float64)
-        # Group g's cumulative chances, shifted by g: one sorted array for every state, searched at g + u.
-        self.flow_key = gid + np.minimum(cum, 1.0)
-        last_row = np.r_[np.flatnonzero(np.diff(t["g"].to_numpy())), len(cum) - 1]
-        if len(cum):
-            self.flow_key[last_row] = gid[last_row] + 1.0
+        # Each state's chances of the next event as a Walker alias table (rows grouped by state): a draw is two
+        # lookups instead of a binary search over every state's cumulative chances.
         self.flow_next = t["n"].to_numpy().astype(np.int64)
+        self.flow_alias = _alias_tables(
+            t["g"].to_numpy().astype(np.int64), t["q"].to_numpy(), len(self.state_gid)
+        )
         # End hazard per (class, event, position bucket); a dropped event's successors decide for it.
         self.hazard = np.ones((self.n_classes, self.depth_groups, size, len(BUCKETS)))
         if hz.height:
@@ -108,6 +107,10 @@ class CompiledSpec:
         # What a session step reads: the hazards as odds and the shifts as factors (computed once, not per step).
         self.hazard_odds = self.hazard / np.maximum(1 - self.hazard, 1e-12)
         self.elapsed_factor = np.exp(self.elapsed_odds)
+        # The same as flat rows a step indexes with one integer: odds [bucket][chain x size + event] (chain =
+        # class x depth groups + group), factor [event x ELAPSED_BUCKETS + elapsed bucket].
+        self.hazard_by_bucket = np.ascontiguousarray(self.hazard_odds.reshape(-1, len(BUCKETS)).T)
+        self.elapsed_flat = self.elapsed_factor.ravel()
         # Share of x -> x gaps, after an x -> x gap, that repeat the gap before (per event code).
         self.repeat_gap = np.zeros(size)
         for name, share in dict(self.spec.document.flow.get("repeated_gap_share", {})).items():
@@ -278,7 +281,8 @@ class CompiledSpec:
                 int(doc.sessions["idle_minutes"] * 60_000) if doc.source.sessions_rebuilt else 0
             )
         a = doc.arrivals
-        self.arrival = a
+        self.arrival = Arrivals(a.intercept, a.slope, tuple(a.weekday_log), a.backlog_users, a.backlog_decay,
+                                a.window_days, tuple(a.week_factor))  # fmt: skip
         ident = doc.identity
         self.ident_session = {int(k): float(v) for k, v in ident.get("session", {0: 1.0}).items()}
         self.ident_position = {int(k): float(v) for k, v in ident.get("position", {0: 1.0}).items()}
@@ -349,6 +353,14 @@ class CompiledSpec:
                 ],
                 np.int64,
             )
+        # Followers carried on exactly the events of the key they follow: the lookup with a -1 appended, so the
+        # followed key's drawn row (-1: absent) indexes it directly.
+        self.follow_lookup = {
+            key: np.r_[rows, -1]
+            for key, rows in self.follow_rows.items()
+            if np.array_equal(self.presence.get(key, np.zeros(v))[: v - 2] > 0,
+                              self.presence.get(self.follows[key], np.zeros(v))[: v - 2] > 0)
+        }  # fmt: skip
         nums = tables["event_numbers"].filter(pl.col("event").is_in(self.names)).sort("key", "event", "level")
         self.num_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for (key,), part in nums.group_by("key", maintain_order=True):
@@ -379,21 +391,26 @@ class CompiledSpec:
     def _compile_state_lookup(self) -> None:
         """Index the chain's states by (class, previous, current) directly: one array lookup instead of a search.
 
-        ``state_row[(class x W + prev) x W + cur]`` is the state's row (-1: none) and ``state_slots[row, slot]``
-        its group in each position slot (-1: none). Left empty when the table would be large (then
-        :meth:`_group` searches ``state_key``).
+        ``state_row[(class x W + prev) x W + cur]`` is the state's row (every possible triple has an entry; the
+        last row stands for a state the spec lacks) and ``state_by_slot[slot, row]`` its group in each position
+        slot: the slot's own chances, else the position-free ones (-1: none). Left empty when the table would
+        be large (then :meth:`_group` searches ``state_key``).
         """
         triples = self.state_key // self.slots
-        size = (int(triples.max()) + 1) if len(triples) else 0
-        self.state_row = np.zeros(0, np.int64)
-        self.state_slots = np.zeros((0, self.slots), np.int64)
+        w = len(self.names) + 2 + len(REPEATS)
+        size = max(
+            self.n_classes * self.depth_groups * w * w, (int(triples.max()) + 1) if len(triples) else 0
+        )
+        self.state_row = np.zeros(0, np.int32)
+        self.state_by_slot = np.zeros((self.slots, 0), np.int64)
         if not len(triples) or size > STATE_LOOKUP_MAX:
             return
         rows, row_of = np.unique(triples, return_inverse=True)
-        self.state_row = np.full(size, -1, np.int32)
+        slots = np.full((len(rows) + 1, self.slots), -1, np.int64)
+        slots[row_of, self.state_key % self.slots] = self.state_gid
+        self.state_by_slot = np.ascontiguousarray(np.where(slots >= 0, slots, slots[:, :1]).T)
+        self.state_row = np.full(size, len(rows), np.int32)
         self.state_row[rows] = np.arange(len(rows))
-        self.state_slots = np.full((len(rows), self.slots), -1, np.int64)
-        self.state_slots[row_of, self.state_key % self.slots] = self.state_gid
 
     def _group(self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int) -> np.ndarray:
         """Return each state's row group: its position bucket's own chances if any, else position-free ones.
@@ -405,12 +422,13 @@ class CompiledSpec:
         if not len(self.state_row):
             return self._group_searched(cls, prev, cur, position)
         w = np.int64(len(self.names) + 2 + len(REPEATS))
-        slots = (int(self._slot_of(position)), 0) if position >= 0 else (0,)
-        out = self._lookup(np.asarray(cls, np.int64), prev, cur, w, slots)
+        by_row = self.state_by_slot[self._slot_of(position) if position >= 0 else 0]
+        cls = np.asarray(cls, np.int64)
+        out = by_row[self.state_row[(cls * w + prev) * w + cur]]
         if position >= 0:
             again = np.flatnonzero((out < 0) & (prev >= self.repeat_syms[0]))
             if again.size:
-                out[again] = self._lookup(np.asarray(cls, np.int64)[again], cur[again], cur[again], w, slots)
+                out[again] = by_row[self.state_row[(cls[again] * w + cur[again]) * w + cur[again]]]
         return out
 
     def _slot_of(self, position: int) -> int:
@@ -419,19 +437,6 @@ class CompiledSpec:
         if table is None:
             table = self.__dict__["_slots_by_position"] = bucket_of(np.arange(4096)) + 1
         return int(table[position]) if position < len(table) else int(bucket_of(np.array([position]))[0]) + 1
-
-    def _lookup(
-        self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, w: np.int64, slots: tuple[int, ...]
-    ) -> np.ndarray:
-        """Return the group of each (class, prev, cur) in the first of ``slots`` that has one (-1: none)."""
-        triple = (cls * w + prev) * w + cur
-        row = self.state_row[np.minimum(triple, len(self.state_row) - 1)]
-        row = np.where(triple < len(self.state_row), row, -1)
-        known = row >= 0
-        out = np.where(known, self.state_slots[np.maximum(row, 0), slots[0]], -1)
-        for slot in slots[1:]:
-            out = np.where(out >= 0, out, np.where(known, self.state_slots[np.maximum(row, 0), slot], -1))
-        return out
 
     def _group_searched(
         self, cls: np.ndarray, prev: np.ndarray, cur: np.ndarray, position: int
@@ -533,8 +538,11 @@ def _alias_tables(
     chance = np.ones(len(share))
     alias = np.arange(len(share), dtype=np.int64)
     firsts = np.r_[0, np.flatnonzero(event[1:] != event[:-1]) + 1] if len(event) else np.zeros(0, np.int64)
-    for a, b in zip(firsts, np.r_[firsts[1:], len(event)], strict=True):
-        start[event[a]], size[event[a]] = a, b - a
+    ends = np.r_[firsts[1:], len(event)].astype(np.int64)
+    start[event[firsts]], size[event[firsts]] = firsts, ends - firsts
+    for a, b in zip(firsts.tolist(), ends.tolist(), strict=True):
+        if b - a == 1:  # one row: always itself
+            continue
         p = np.asarray(share[a:b], np.float64)
         scaled = p * (b - a) / p.sum() if p.sum() > 0 else np.ones(b - a)
         small = [i for i in range(b - a) if scaled[i] < 1.0]

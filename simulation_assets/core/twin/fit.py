@@ -392,6 +392,7 @@ def _fit(
             "backlog_users": round(arrivals.backlog_users, 3),
             "backlog_decay": round(arrivals.backlog_decay, 6),
             "window_days": window.days,
+            "week_factor": list(arrivals.week_factor),
         },
         "classes": class_docs,
         "class_selection": {

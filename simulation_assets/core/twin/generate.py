@@ -44,7 +44,7 @@ from simulation_assets.core.twin.activity import (
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
-from simulation_assets.core.twin.flows import BUCKETS, elapsed_bucket
+from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import START, TwinSpec
@@ -99,16 +99,13 @@ class Generator(CompiledSpec):
         """Return every user of the twin (the same for every day: one stream keyed by the seed and size)."""
         n, days = self.gen.users, self.gen.days
         g = rng_mod.stream(self.seed, "twin", "population", n)
-        a = self.arrival
-        first_wd = int(weekday(self.start_day))
-        new_mean = _new_mean(a, np.arange(days), first_wd)
-        backlog_pmf = (1 - a.backlog_decay) * a.backlog_decay ** np.arange(days)
-        visible_backlog = a.backlog_users * backlog_pmf.sum()
-        p_backlog = visible_backlog / max(visible_backlog + new_mean.sum(), 1e-12)
+        # Expected new and backlog users first seen on each generated day (day 0 is the window's day 0).
+        new_mean, backlog_mean = self.arrival.expected(np.arange(days), int(weekday(self.start_day)))
+        p_backlog = backlog_mean.sum() / max(backlog_mean.sum() + new_mean.sum(), 1e-12)
         kind = (g.random(n) < p_backlog).astype(np.int8)
         first = np.where(
             kind == 1,
-            _draw(np.cumsum(backlog_pmf) / max(backlog_pmf.sum(), 1e-12), g.random(n)),
+            _draw(np.cumsum(backlog_mean) / max(backlog_mean.sum(), 1e-12), g.random(n)),
             _draw(np.cumsum(new_mean) / max(new_mean.sum(), 1e-12), g.random(n)),
         ).astype(np.int64)
         shares = np.array([[cd.share_new, cd.share_backlog] for cd in self.spec.document.classes])
@@ -282,6 +279,7 @@ class Generator(CompiledSpec):
         """Step every session's chain at once; return (event codes, session of each event, gap before it in s)."""
         n = s_cls.size
         live = np.arange(n)
+        chain = s_cls.astype(np.int64) * self.depth_groups + s_depth  # the chain's class x groups + group
         prev = np.full(n, self.start_sym, np.int64)
         cur = np.full(n, self.start_sym, np.int64)
         pace = sample_sketch(self.pace_q, np.zeros(n, np.int64), g.random(n)) + s_pace
@@ -289,32 +287,37 @@ class Generator(CompiledSpec):
         elapsed = np.zeros(n)  # seconds from the session's first event to its current one
         last_gap = np.zeros(n)  # the gap before the session's current event
         top_repeat = int(self.repeat_syms[-1])
+        size = self.time_row.shape[0]
+        time_row = self.time_row.ravel()
         out_code, out_sess, out_gap = [], [], []
         for step in range(MAX_SESSION_EVENTS):
             if live.size == 0:
                 break
-            cls = s_cls[live]
             if step > 0:  # after the event at position step - 1: end the session, or go on
-                # The end hazard of the user's (class, depth group) after this event at this position.
+                # The end hazard of the user's (class, depth group) after this event at this position ...
                 bucket = min(self._slot_of(step - 1) - 1, len(BUCKETS) - 1)
                 # ... its log odds shifted by the time the session has lasted.
-                shift = self.elapsed_factor[cur, elapsed_bucket(elapsed[live])]
-                odds = self.hazard_odds[cls, s_depth[live], cur, bucket] * shift
+                shift = self.elapsed_flat[cur * ELAPSED_BUCKETS + elapsed_bucket(elapsed[live])]
+                odds = self.hazard_by_bucket[bucket][chain * size + cur] * shift
                 stay = g.random(live.size) * (1 + odds) >= odds
-                live, prev, cur, cls, run = live[stay], prev[stay], cur[stay], cls[stay], run[stay]
+                live, prev, cur, chain, run = live[stay], prev[stay], cur[stay], chain[stay], run[stay]
                 if live.size == 0:
                     break
-            group = self._group(cls * self.depth_groups + s_depth[live], prev, cur, step - 1 if step else -1)
+            group = self._group(chain, prev, cur, step - 1 if step else -1)
             u = g.random(live.size)
-            pos = np.searchsorted(self.flow_key, np.maximum(group, 0) + u, side="right")
-            nxt = np.where(group >= 0, self.flow_next[np.minimum(pos, len(self.flow_next) - 1)], self.end_sym)
+            nxt = np.where(
+                group >= 0,
+                self.flow_next[_alias_draw(self.flow_alias, np.maximum(group, 0), u)],
+                self.end_sym,
+            )
             go = nxt != self.end_sym  # a state with nowhere to go ends the session
-            live, prev, cur, nxt, run = live[go], prev[go], cur[go], nxt[go], run[go]
+            if not go.all():
+                live, prev, cur, nxt, run, chain = live[go], prev[go], cur[go], nxt[go], run[go], chain[go]
             if step == 0:
                 gap = np.zeros(live.size)
             else:
                 log_gap = (
-                    sample_sketch(self.time_q, self.time_row[cur, nxt], g.random(live.size)) + pace[live]
+                    sample_sketch(self.time_q, time_row[cur * size + nxt], g.random(live.size)) + pace[live]
                 )
                 gap = np.expm1(np.maximum(log_gap, 0.0))
                 # A clock: x -> x after x -> x repeats the gap before, as often as the export's did.
@@ -393,28 +396,26 @@ class Generator(CompiledSpec):
         # Users who are identified later but have no session that day with an identify stay anonymous all day.
         anonymous |= pop.identified[s_user[e_sess]] & first_day[e_sess] & (anon_sess_rank[ev_user_slot] < 0)
         user_no = s_user[e_sess]
-        # Ids per user of the day (then gathered per event): the user id, and the device id they start with.
-        first_ms = (self.start_day + pop.first[users]) * MS_PER_DAY
-        # The day's users' ids then their devices' (a null after them), gathered per event: no per-row choice.
-        ids = pl.concat([uuid7s(first_ms, self.seed, 31, users), uuid7s(first_ms - 1, self.seed, 32, users)])
-        ids = ids.extend_constant(None, 1)
-        device_slot = ev_user_slot + users.size
-        session_ids = uuid7s(start_ms, self.seed, 33, s_user, rank)
+        # Every user's id, then their first device's, then a null (made once), gathered per event.
+        n_users = self.gen.users
+        device_no = user_no + n_users
+        # Session and event ids: UUIDv7 of their time with random bits from the day's own id stream.
+        ids = rng_mod.stream(self.seed, "twin", "ids", day.isoformat())
+        sess_id = random_uuid7s(start_ms, ids).take(e_sess)
         names = pl.Series([*self.names, START, "END", IDENTIFY])
-        sess_id = session_ids.gather(e_sess)
         cols: dict[str, pl.Series] = {
-            "uuid": uuid7s(t_ms, self.seed, 34, user_no, seq),
-            "event": names.gather(codes),
+            "uuid": random_uuid7s(t_ms, ids).take(),
+            "event": names[_index(codes)],
             "timestamp": pl.Series(t_ms).cast(pl.Datetime("ms", "UTC")),  # epoch ms are UTC: a relabel
-            "distinct_id": ids.gather(np.where(anonymous, device_slot, ev_user_slot)),
+            "distinct_id": self.user_ids.take(np.where(anonymous, device_no, user_no)),
             "user_number": pl.Series(user_no.astype(np.int64)),
             "twin_class": pl.Series(pop.cls[user_no].astype(np.int16)),
             "partition_key": pl.Series([day.isoformat()]).new_from_index(0, e_sess.size),
             "sequence": pl.Series(seq.astype(np.int32)),
             "$session_id": sess_id,
             "$window_id": sess_id,
-            "$device_id": ids.gather(device_slot),
-            "$anon_distinct_id": ids.gather(np.where(is_ident, device_slot, 2 * users.size)),
+            "$device_id": self.user_ids.take(device_no),
+            "$anon_distinct_id": self.user_ids.take(np.where(is_ident, device_no, 2 * n_users)),
         }
         cols |= self._properties(codes, user_no, e_sess, s_user, g)
         return pl.DataFrame([s.alias(name) for name, s in cols.items()])
@@ -430,9 +431,11 @@ class Generator(CompiledSpec):
         """Draw every property column for events ``codes`` of users ``user_no`` in sessions ``e_sess`` (of ``s_user``).
 
         Keys constant within a session are drawn once per session first; per-user constants were drawn
-        with the population. Rows are grouped by event name once; each key then visits only the events
-        that carry it, draws presence only where it is uncertain and values only for the rows that carry it.
-        A key of a user or a session carried by every event is one gather in row order.
+        with the population. A key of a user or a session is a gather from a column per unit (every user
+        of the population, made once; the day's sessions) through one row index all such keys share.
+        A key drawn per event visits, in row order, only the rows of the events that carry it (found
+        once per set of events), draws presence only where it is uncertain and values only for the rows
+        that carry it, and is written as one gather of its value codes.
         """
         out: dict[str, pl.Series] = {}
         n, v = codes.size, len(self.names)
@@ -444,92 +447,119 @@ class Generator(CompiledSpec):
             by_session[keep[:, None], cols[None, :]] = self.own_session_codes[
                 s_user[keep][:, None], cols[None, :]
             ]
-        by_session = by_session.T  # (session keys, sessions)
-        by_user = self.user_codes_by_key
         carried = codes < v  # $identify rows carry no property
-        # Stable, so the same rows in the same order; as 16-bit codes numpy radix-sorts them (4x faster).
-        order = np.argsort(codes.astype(np.int16) if v < 2**15 - 8 else codes, kind="stable")
-        sorted_codes = codes[order]
-        bounds = np.searchsorted(sorted_codes, np.arange(v + 1))
-        rows_of = [order[bounds[e] : bounds[e + 1]] for e in range(v)]
+        # Row -> unit, the $identify rows pointing at the null after the units.
+        user_row = np.where(carried, user_no, self.gen.users)
+        sess_row = np.where(carried, e_sess, n_sess)
+        user_index, sess_index = _index(user_row), _index(sess_row)
+        carries = np.zeros(int(codes.max(initial=v)) + 1, np.bool_)
+        rows_of: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # per set of events: their rows, their codes
+        present_rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # per presence vector: the rows drawn
         parents = set(self.follows.values())
         drawn: dict[str, np.ndarray] = {}  # a followed key's drawn table row per event (-1: absent)
         for key in sorted(self.presence, key=lambda k: k not in parents):  # the followed keys first
-            share, kind = self.presence[key], self.kinds[key]
-            # Drawn per user or per session: (values padded with a null, each row's unit, the units' codes).
+            share, kind = self.presence[key][:v], self.kinds[key]
+            parent = self.follows.get(key)
+            every = bool((share >= 1.0).all())
+            # Drawn per user or per session: (the units' column, each row's unit).
             unit = None
             if key in self.constants:
-                j = self.constants.index(key)
-                unit = (self.user_keys.padded[j], user_no, by_user[j])
+                unit = (self.user_columns[self.constants.index(key)], user_row)
+                if every:  # on every event: one gather in row order
+                    out[key] = unit[0][user_index]
+                    continue
             elif key in self.session_keys:
                 j = self.session_keys.index(key)
-                unit = (self.sessions.padded[j], e_sess, by_session[j])
-            every = bool((share[:v] >= 1.0).all())
-            parent = self.follows.get(key)
-            if unit is not None and every:  # on every event: one gather in row order
-                values, unit_of_row, unit_codes = unit
-                out[key] = values.gather(np.where(carried, unit_codes[unit_of_row], values.len() - 1))
-                continue
-            if every and parent is None:  # on every event's rows: they are the first bounds[v] of ``order``
-                rows, e_rows = order[: bounds[v]], sorted_codes[: bounds[v]]
+                padded = self.sessions.padded[j]
+                unit = (padded[_index(np.r_[by_session[:, j], padded.len() - 1])], sess_row)
+                if every:
+                    out[key] = unit[0][sess_index]
+                    continue
+            if parent is not None and unit is None and key in self.follow_lookup:
+                # Carried on the events of the key it follows, so exactly where that was drawn: when every
+                # drawn value has a lookup, the column is one gather (else the rows without one draw below).
+                looked = self.follow_lookup[key][drawn[parent]]
+                if not ((drawn[parent] >= 0) & (looked < 0)).any():
+                    null = self.cat_padded[key].len() - 1
+                    out[key] = self.cat_padded[key][_index(np.where(looked >= 0, looked, null))]
+                    continue
+            # Keys with the same share on every event are present together (a video's id, title, genre and
+            # duration): one presence draw for all of them.
+            together = share.tobytes() if parent is None else None
+            if together is not None and together in present_rows:
+                rows, e_rows = present_rows[together]
             else:
-                parts, events = [], []
-                for e in np.flatnonzero(share[:v] > 0):
-                    rows = rows_of[e]
-                    if parent is not None and self.presence[parent][e] > 0:  # with the key it follows
-                        rows = rows[drawn[parent][rows] >= 0]
-                    elif share[e] < 1.0 and rows.size:
-                        rows = rows[g.random(rows.size) < share[e]]
-                    if rows.size:
-                        parts.append(rows)
-                        events.append(np.full(rows.size, e))
-                rows = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-                e_rows = np.concatenate(events) if events else np.zeros(0, np.int64)
+                rows, e_rows = self._present(key, share, codes, carries, rows_of, drawn, g)
+                if together is not None:
+                    present_rows[together] = (rows, e_rows)
             if unit is not None:
-                values, unit_of_row, unit_codes = unit
-                out[key] = _spread(values, unit_codes[unit_of_row[rows]], rows, n)  # typed when compiled
+                column, unit_of_row = unit
+                out[key] = _spread(column, unit_of_row[rows], rows, n)  # typed when compiled
             elif key in self.cat_alias:
-                followed = np.full(rows.size, -1, np.int64)
-                if (
-                    key in self.follows
-                ):  # its value from the value of the key it follows, where that was drawn
+                followed_rows, followed = np.zeros(0, np.int64), np.zeros(0, np.int64)
+                if key in self.follows:  # its value looked up from the followed key's, where that was drawn
                     parent_row = drawn[self.follows[key]][rows]
-                    followed = np.where(parent_row >= 0, self.follow_rows[key][np.maximum(parent_row, 0)], -1)
-                    own = followed < 0
-                    rows, e_rows, followed_rows, followed = rows[own], e_rows[own], rows[~own], followed[~own]
+                    looked = np.where(parent_row >= 0, self.follow_rows[key][np.maximum(parent_row, 0)], -1)
+                    own = looked < 0
+                    rows, e_rows, followed_rows, followed = rows[own], e_rows[own], rows[~own], looked[~own]
                 # Alias draws (two lookups a row): the value's row of the (event, value) table.
-                start, size, chance, alias = self.cat_alias[key]
-                k = size[e_rows]
-                x = g.random(rows.size) * k
-                i = np.maximum(np.minimum(x.astype(np.int64), k - 1), 0)
-                entry = start[e_rows] + i
-                pos = np.where(x - i < chance[entry], entry, alias[entry])
-                hit = k > 0
+                pos = _alias_draw(self.cat_alias[key], e_rows, g.random(rows.size))
+                hit = self.cat_alias[key][1][e_rows] > 0  # events with values
+                if not hit.all():
+                    rows, pos = rows[hit], pos[hit]
                 if key in parents:
                     drawn[key] = np.full(n, -1, np.int64)
-                    drawn[key][rows[hit]] = pos[hit]
-                if key in self.follows:
-                    out[key] = _spread(
-                        self.cat_padded[key], np.r_[followed, pos[hit]], np.r_[followed_rows, rows[hit]], n
-                    )
-                else:
-                    out[key] = _spread(self.cat_padded[key], pos[hit], rows[hit], n)
+                    drawn[key][rows] = pos
+                if followed.size:
+                    rows, pos = np.r_[followed_rows, rows], np.r_[followed, pos]
+                out[key] = _spread(self.cat_padded[key], pos, rows, n)
             elif key in self.num_tables:
                 row_of, q = self.num_tables[key]
                 sketch_row = row_of[e_rows]
                 ok = sketch_row >= 0
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
-                at = rows[ok]
-                if kind == "integer":
-                    column = np.zeros(n, np.int64)
-                    column[at] = np.round(x)
-                else:
-                    column = np.zeros(n)
-                    column[at] = x
-                mask = np.ones(n, np.bool_)
-                mask[at] = False
-                out[key] = pl.Series(pa.array(column, mask=mask))
+                out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
+
+    def _present(
+        self,
+        key: str,
+        share: np.ndarray,
+        codes: np.ndarray,
+        carries: np.ndarray,
+        rows_of: dict[bytes, tuple[np.ndarray, np.ndarray]],
+        drawn: dict[str, np.ndarray],
+        g: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the rows (ascending) that carry ``key`` and their event codes.
+
+        The rows of its events (found once per set of events), kept where the key it follows was drawn,
+        else with the event's share where that is below 1.
+        """
+        v = len(self.names)
+        events = share > 0
+        found = rows_of.get(events.tobytes())
+        if found is None:
+            carries[:] = False
+            carries[:v] = events
+            rows = np.flatnonzero(carries[codes])
+            found = rows_of[events.tobytes()] = (rows, codes[rows])
+        rows, e_rows = found
+        keep = None
+        uncertain = events & (share < 1.0)
+        parent = self.follows.get(key)
+        if parent is not None:
+            with_parent = self.presence[parent][:v] > 0
+            uncertain &= ~with_parent
+            if (events & with_parent).any():
+                keep = np.ones(rows.size, np.bool_)
+                at = np.flatnonzero(with_parent[e_rows])
+                keep[at] = drawn[parent][rows[at]] >= 0
+        if uncertain.any():
+            at = np.flatnonzero(uncertain[e_rows])
+            keep = np.ones(rows.size, np.bool_) if keep is None else keep
+            keep[at] = g.random(at.size) < share[e_rows[at]]
+        return (rows[keep], e_rows[keep]) if keep is not None else (rows, e_rows)
 
     @cached_property
     def own_session_codes(self) -> np.ndarray:
@@ -538,9 +568,138 @@ class Generator(CompiledSpec):
         return self.sessions.draw(g, self.gen.users)
 
     @cached_property
-    def user_codes_by_key(self) -> np.ndarray:
-        """Return the population's per-user constant value indices as (keys, users): one row per key."""
-        return np.ascontiguousarray(self.population.constant_codes.T)
+    def user_ids(self) -> Uuids:
+        """Return every user's distinct id, then every user's first device id (made once; past them: null).
+
+        UUIDv7 of the user's first day (the device's a millisecond before it) with bits hashed from the
+        seed and the user number: a user keeps their ids on every day, whichever days are generated.
+        """
+        every = np.arange(self.gen.users)
+        first_ms = (self.start_day + self.population.first) * MS_PER_DAY
+        ids = pl.concat([uuid7s(first_ms, self.seed, 31, every), uuid7s(first_ms - 1, self.seed, 32, every)])
+        return Uuids(np.frombuffer("".join(ids.to_list()).encode(), np.uint8).reshape(-1, 36))
+
+    @cached_property
+    def user_columns(self) -> list[pl.Series]:
+        """Return, per constant key, its value for every user of the population and then a null (made once)."""
+        codes = self.population.constant_codes
+        return [
+            padded[_index(np.r_[codes[:, j], padded.len() - 1])]
+            for j, padded in enumerate(self.user_keys.padded)
+        ]
+
+
+# Four lower-case hex digits of every 16-bit value, as the uint32 whose little-endian bytes spell them.
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_HEX4 = (
+    _HEX[np.arange(1 << 16) >> 12].astype(np.uint32)
+    | (_HEX[(np.arange(1 << 16) >> 8) & 15].astype(np.uint32) << 8)
+    | (_HEX[(np.arange(1 << 16) >> 4) & 15].astype(np.uint32) << 16)
+    | (_HEX[np.arange(1 << 16) & 15].astype(np.uint32) << 24)
+)
+# A canonical uuid's 36 characters: eight groups of four digits and four dashes (unaligned fields).
+_UUID_TEXT = np.dtype(
+    {
+        "names": ["g0", "g1", "d0", "g2", "d1", "g3", "d2", "g4", "d3", "g5", "g6", "g7"],
+        "formats": ["<u4", "<u4", "u1", "<u4", "u1", "<u4", "u1", "<u4", "u1", "<u4", "<u4", "<u4"],
+        "offsets": [0, 4, 8, 9, 13, 14, 18, 19, 23, 24, 28, 32],
+        "itemsize": 36,
+    }
+)
+
+
+class Uuids:
+    """Canonical uuid texts as an (n, 36) byte array; :meth:`take` makes a String column of some of them.
+
+    The column is an Arrow string-view array over the texts: each row a 16-byte view (length, first four
+    bytes, offset into the one text buffer), so picking rows copies no text (a polars gather of 36-byte
+    strings costs 2-3x more) and a row past the texts is null.
+    """
+
+    def __init__(self, text: np.ndarray) -> None:
+        self.text = np.ascontiguousarray(text, np.uint8)
+        self.buffer = pa.py_buffer(self.text)
+        self.prefix = np.r_[self.text[:, :4].copy().view("<u4").ravel(), 0].astype(np.uint32)
+
+    @classmethod
+    def of_words(cls, high: np.ndarray, low: np.ndarray) -> Uuids:
+        """Return the texts of 128-bit values given as two uint64 halves (written in cache-sized blocks)."""
+        n = len(high)
+        out = np.empty(n, _UUID_TEXT)
+        mask, block_rows = np.uint64(0xFFFF), 1 << 16
+        for a in range(0, n, block_rows):
+            block = out[a : a + block_rows]
+            for half, word in enumerate((high[a : a + block_rows], low[a : a + block_rows])):
+                for k, shift in enumerate((48, 32, 16, 0)):
+                    block[f"g{4 * half + k}"] = _HEX4[(word >> np.uint64(shift)) & mask]
+            for k in range(4):
+                block[f"d{k}"] = ord("-")
+        return cls(out.view(np.uint8).reshape(n, 36))
+
+    def take(self, rows: np.ndarray | None = None) -> pl.Series:
+        """Return the texts at ``rows`` (all, in order, when None) as a String column; rows past them are null."""
+        count = len(self.text)
+        rows = np.arange(count) if rows is None else np.asarray(rows, np.int64)
+        n = rows.size
+        views = np.zeros((n, 4), np.uint32)
+        valid = rows < count
+        views[:, 0] = np.where(valid, 36, 0)
+        views[:, 1] = self.prefix[np.minimum(rows, count)]
+        views[:, 3] = np.where(valid, rows * 36, 0)
+        bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+        return pl.Series(
+            pa.Array.from_buffers(pa.string_view(), n, [bitmap, pa.py_buffer(views), self.buffer])
+        )
+
+
+def random_uuid7s(ms: np.ndarray, g: np.random.Generator) -> Uuids:
+    """Return UUIDv7 texts whose time is ``ms`` and whose 74 other bits are raw draws of ``g``.
+
+    Two raw 64-bit words a row (the generator's own output, no hashing): 48 bits of time, version 7,
+    12 random bits | variant 10, 62 random bits.
+    """
+    ms = np.asarray(ms, np.int64)
+    raw = g.bit_generator.random_raw(2 * ms.size).reshape(-1, 2)
+    u64 = np.uint64
+    high = (ms.view(u64) << u64(16)) | u64(0x7000) | (raw[:, 0] >> u64(52))
+    low = (raw[:, 1] >> u64(2)) | u64(1 << 63)
+    return Uuids.of_words(high, low)
+
+
+def _alias_draw(
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], group: np.ndarray, u: np.ndarray
+) -> np.ndarray:
+    """Return the drawn row of each ``group``'s alias table (see ``compiled._alias_tables``) for uniforms ``u``."""
+    start, size, chance, alias = tables
+    k = size[group]
+    x = u * k
+    i = np.maximum(np.minimum(x.astype(np.int64), k - 1), 0)
+    entry = start[group] + i
+    return np.where(x - i < chance[entry], entry, alias[entry])
+
+
+def _numbers(x: np.ndarray, rows: np.ndarray, n: int, integer: bool) -> pl.Series:
+    """Return a column of ``n`` rows holding ``x`` at ``rows`` and null elsewhere (Int64 or Float64).
+
+    Built as one Arrow array over the values and a validity bitmap (no mask array to convert).
+    """
+    column = np.zeros(n, np.int64 if integer else np.float64)
+    column[rows] = x
+    valid = np.zeros(n, np.bool_)
+    valid[rows] = True
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pl.Series(
+        pa.Array.from_buffers(pa.int64() if integer else pa.float64(), n, [bitmap, pa.py_buffer(column)])
+    )
+
+
+def _index(rows: np.ndarray) -> pl.Series:
+    """Return row numbers as the unsigned index Series a gather takes (``series[index]``: polars' own kernel).
+
+    ``Series.gather`` with a NumPy array costs 2-3x more (it runs a one-column query) than indexing with an
+    index Series.
+    """
+    return pl.Series(np.asarray(rows).astype(np.uint32, copy=False))
 
 
 def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> pl.Series:
@@ -549,17 +708,14 @@ def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> p
     ``values`` ends with a null (see ``CompiledSpec._compile_properties``): the null rows point at it.
     """
     if rows.size * 8 < n:  # few rows: a null column (one value repeated) with the rows written in
-        return values.gather([values.len() - 1]).new_from_index(0, n).scatter(rows, values.gather(picks))
-    index = np.full(n, values.len() - 1, np.int64)  # one gather from the values padded with a null
+        return (
+            values[_index(np.array([values.len() - 1]))]
+            .new_from_index(0, n)
+            .scatter(rows, values[_index(picks)])
+        )
+    index = np.full(n, values.len() - 1, np.uint32)  # one gather from the values padded with a null
     index[rows] = picks
-    return values.gather(index)
-
-
-def _new_mean(a, days: np.ndarray, first_weekday: int) -> np.ndarray:  # noqa: ANN001
-    d = np.asarray(days, np.float64)
-    w = np.asarray(a.weekday_log)[(first_weekday + d.astype(np.int64)) % 7]
-    trend = np.clip(a.slope * d / max(a.window_days, 1), -np.log(4), np.log(4))
-    return np.exp(a.intercept + trend + w)
+    return values[_index(index)]
 
 
 def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -97,7 +97,9 @@ def sample_sketch(quantiles: np.ndarray, rows: np.ndarray, u: np.ndarray, log: b
     pos = np.asarray(u) * (levels - 1)
     below = np.minimum(np.floor(pos).astype(np.int64), levels - 2)
     frac = pos - below
-    value = quantiles[rows, below] * (1 - frac) + quantiles[rows, below + 1] * frac
+    at = np.asarray(rows) * levels + below  # flat positions: two 1-D takes instead of 2-D fancy indexing
+    flat = quantiles.ravel()
+    value = flat[at] * (1 - frac) + flat[at + 1] * frac
     return np.expm1(value) if log else value
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-from pydantic import Field, ValidationError
+from pydantic import Field, NonNegativeFloat, ValidationError
 
 from simulation_assets.core.config_base import FrozenModel, scenario_key
 
@@ -162,6 +162,8 @@ class ArrivalsDoc(FrozenModel):
     backlog_users: float = Field(ge=0)
     backlog_decay: float = Field(ge=0, lt=1)
     window_days: int = Field(gt=0)
+    # x the model's expected arrivals, per 7-day block of the window (beyond it, the last); absent: 1
+    week_factor: list[NonNegativeFloat] = Field(default_factory=list)
 
 
 class ClassDoc(FrozenModel):
