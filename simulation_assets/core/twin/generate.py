@@ -239,39 +239,40 @@ class Generator(CompiledSpec):
         offsets_ms = _segment_cumsum(gaps_s * 1000.0, e_sess).astype(np.int64)
         duration = np.zeros(owner.size, np.int64)
         np.maximum.at(duration, e_sess, offsets_ms)
-        if self.gap_share_q is not None and rank.max() > 0:
+        if (self.gap_share_q is not None or self.gap_q is not None) and rank.max() > 0:
             u_gap = g.random(owner.size)
             day_start_ms = day_number(day) * MS_PER_DAY
             for r in range(1, int(rank.max()) + 1):
                 idx = np.flatnonzero(rank == r)
                 prev_end = start_ms[idx - 1] + duration[idx - 1]
-                # The gap takes a share of the day's clock left after the previous session ended, drawn
-                # from the sketch of the class's gaps with as many sessions still to come.
-                left = np.minimum(n_sess[owner[idx]] - r - 1, GAP_LEFT - 1)
-                share = sample_sketch(self.gap_share_q, s_cls[idx] * GAP_LEFT + left, u_gap[idx])
-                when = np.empty(idx.size)
-                for c in np.unique(s_cls[idx]):  # on the clock of the session's class
-                    at = s_cls[idx] == c
-                    pos = clock_position(prev_end[at] - day_start_ms, self.clock[c])
-                    when[at] = clock_time(pos + np.clip(share[at], 0.0, 1.0) * (1.0 - pos), self.clock[c])
-                start_ms[idx] = np.maximum(day_start_ms + when.astype(np.int64), prev_end + self.gap_floor_ms)
-        elif self.gap_q is not None and rank.max() > 0:  # specs from before the clock: gaps in minutes
-            u_gap = g.random(owner.size)
-            day_start_ms = day_number(day) * MS_PER_DAY
-            block_ms = MS_PER_DAY // GAP_BLOCKS
-            for r in range(1, int(rank.max()) + 1):
-                idx = np.flatnonzero(rank == r)
-                prev_end = start_ms[idx - 1] + duration[idx - 1]
-                # The sketch of gaps after sessions that ended in the same block of the day, cut to what is
-                # left of the day: the gaps were measured between sessions of one day.
-                block = np.clip((prev_end - day_start_ms) // block_ms, 0, GAP_BLOCKS - 1)
-                rows = s_cls[idx] * GAP_BLOCKS + block
-                left_min = (day_start_ms + MS_PER_DAY - prev_end) / MS_PER_MINUTE
-                room = sketch_cdf(self.gap_q, rows, left_min, log=True)
-                gap_min = sample_sketch(self.gap_q, rows, u_gap[idx] * room, log=True)
-                start_ms[idx] = prev_end + (np.maximum(gap_min, 0) * MS_PER_MINUTE).astype(np.int64)
+                after = n_sess[owner[idx]] - r - 1  # the day's sessions after this one
+                start_ms[idx] = self._later_start(s_cls[idx], after, prev_end, day_start_ms, u_gap[idx])
         t_ms = start_ms[e_sess] + offsets_ms
         return self._frame(day, pop, users, owner, s_user, s_cls, rank, start_ms, codes, e_sess, t_ms, g)
+
+    def _later_start(
+        self, cls: np.ndarray, after: np.ndarray, prev_end: np.ndarray, day_start_ms: int, u: np.ndarray
+    ) -> np.ndarray:
+        """Return the start (ms) of a day's later sessions, each a within-day gap after the previous one ended."""
+        if self.gap_share_q is not None:
+            # The gap takes a share of the day's clock left after the previous session ended, drawn from the
+            # sketch of the class's gaps with as many sessions still to come.
+            left = np.minimum(after, GAP_LEFT - 1)
+            share = np.clip(sample_sketch(self.gap_share_q, cls * GAP_LEFT + left, u), 0.0, 1.0)
+            when = np.empty(cls.size)
+            for c in np.unique(cls):  # on the clock of the session's class
+                at = cls == c
+                pos = clock_position(prev_end[at] - day_start_ms, self.clock[c])
+                when[at] = clock_time(pos + share[at] * (1.0 - pos), self.clock[c])
+            return np.maximum(day_start_ms + when.astype(np.int64), prev_end + self.gap_floor_ms)
+        # Specs from before the clock: the sketch of gaps in minutes after sessions that ended in the same
+        # block of the day, cut to what is left of the day (the gaps were measured between sessions of one day).
+        block = np.clip((prev_end - day_start_ms) // (MS_PER_DAY // GAP_BLOCKS), 0, GAP_BLOCKS - 1)
+        rows = cls * GAP_BLOCKS + block
+        left_min = (day_start_ms + MS_PER_DAY - prev_end) / MS_PER_MINUTE
+        room = sketch_cdf(self.gap_q, rows, left_min, log=True)
+        gap_min = sample_sketch(self.gap_q, rows, u * room, log=True)
+        return prev_end + (np.maximum(gap_min, 0) * MS_PER_MINUTE).astype(np.int64)
 
     def _flows(
         self, s_cls: np.ndarray, s_depth: np.ndarray, s_pace: np.ndarray, g: np.random.Generator
