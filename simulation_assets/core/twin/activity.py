@@ -46,9 +46,9 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   ``fit.calibrate_first_days``).
 - **sessions per active day**: the class's empirical distribution (1..30, the
   tail k-anonymous).
-- **session depth**: users fall into depth groups (quantiles of their mean log
-  events per session, shrunk toward their class by what their few sessions
-  explain); each class has a share of users per group, and sessions end with the
+- **session depth**: users fall into session groups (``flows.depth_pace_groups``:
+  quantiles of their mean log events per session, each split by seconds per
+  event); each class has a share of users per group, and sessions end with the
   hazards of the user's (class, group), so heavy and light users keep their own
   session lengths.
 - **session depth by activity**: the depth group shares are also kept per
@@ -56,8 +56,7 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   a third, two thirds and nine tenths; each band's shares pulled toward the
   class's by six users' worth), so users who come often can keep longer (or
   shorter) sessions than the class's occasional users; a twin user's band is
-  where in their class their expected active days in the run (1 + return chance
-  x days alive) fall.
+  where in their class the days they turn out active in the run fall.
 - **session times**: the hour (UTC) of the day's first session from the class's
   hour-of-week profile (smoothed toward the class's all-week hours); each further
   session that day starts a within-day gap after the previous one ended (a
