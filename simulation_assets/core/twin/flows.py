@@ -1,5 +1,9 @@
 """Event flow within a session: when it ends, which event comes next, and how long in between.
 
+- **Session groups**: every user is in one group, their depth group (quantiles of their mean log
+  events per session) split by seconds per event (quantiles within the depth group), both means
+  shrunk toward their class and activity band's (:func:`depth_pace_groups`). The chains and end
+  hazards below are per (class, group); "depth group" below means this group.
 - **End of session**: after the event at position t the session ends with a
   hazard that depends on the class, the user's depth group, that event and t
   (positions 0-31 one by one, then in buckets 12 % wider each): the share of
