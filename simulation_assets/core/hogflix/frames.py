@@ -237,7 +237,7 @@ def from_frame(frame: pl.DataFrame) -> PersonaState:
     cols["favorite_genre"] = num("favorite_genre", np.int8)
     cols["region"] = _region_of(f["timezone"])
     cols["completion_today"] = num("completion_today", np.float64)
-    cols["history"] = num("activity_history", np.uint32)
+    cols["history"] = num("activity_history", NUMERIC_COLUMNS["history"])
     cols["plan"] = num("plan", np.int8)
     cols["state"] = num("state", np.int8)
     cols["pattern"] = num("activity_pattern", np.int8)

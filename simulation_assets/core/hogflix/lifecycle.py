@@ -326,7 +326,16 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
         if max(abs(cfg.score_gain_active), cfg.score_loss_inactive + abs(cfg.streak_break_penalty)) < 100
         else np.int32
     )
-    window_mask = np.uint32((1 << cfg.casual_window_days) - 1)
+    # The score (0-100) moved by the day's change stays within its narrow dtype, unless the configured
+    # changes are that large: then it is moved in int32.
+    moves = (
+        cfg.score_gain_active,
+        -cfg.score_loss_inactive,
+        -cfg.score_loss_inactive - cfg.streak_break_penalty,
+    )
+    limits = np.iinfo(c["engagement_score"].dtype)
+    in_place = min(moves) >= limits.min and 100 + max(moves) <= limits.max
+    window_mask = c["history"].dtype.type((1 << cfg.casual_window_days) - 1)
     for b in blocks(len(active)):  # each block's columns stay in cache between the passes
         visit, live = active[b], alive[b]
         inactive = ~visit
@@ -336,8 +345,11 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
         np.copyto(delta, small(cfg.score_gain_active), where=visit)
         delta *= live
         score = c["engagement_score"][b]
-        score += delta
-        np.clip(score, 0, 100, out=score)
+        if in_place:
+            score += delta
+            np.clip(score, 0, 100, out=score)
+        else:
+            np.copyto(score, np.clip(np.add(score, delta, dtype=np.int32), 0, 100), casting="unsafe")
         streak += 1
         streak *= visit
         missed = c["consecutive_missed_days"][b]
@@ -345,7 +357,7 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
         missed *= inactive
         c["total_sessions"][b] += visit
         history = c["history"][b]
-        np.left_shift(history, np.uint32(1), out=history)
+        np.left_shift(history, history.dtype.type(1), out=history)
         history |= visit
         history &= window_mask
     np.copyto(c["active_today"], active)
