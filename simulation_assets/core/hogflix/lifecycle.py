@@ -86,8 +86,9 @@ def life_events(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, u: np.ndarray, alive: np.ndarray
 ) -> None:
     """Expire the events that end today, then start at most one per persona (uniform ``u``)."""
-    on = np.flatnonzero(c["event"] >= 0)  # a few percent of the pool
-    expired = on[c["event_ends"][on] <= day]
+    ending = c["event_ends"] <= day  # a fifth of the pool is in an event: two whole-column tests are
+    ending &= c["event"] >= 0  # cheaper than listing them first, and few end on a day
+    expired = np.flatnonzero(ending)
     c["event"][expired] = NO_EVENT
     c["event_ends"][expired] = NO_DAY
     thresholds = np.cumsum([cfg.life_events[e].daily_chance for e in LIFE_EVENTS]).astype(np.float32)
@@ -104,9 +105,14 @@ def binge_cycle(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, alive: np.ndarray
 ) -> np.ndarray:
     """Flip BINGE personas whose phase ran out between binge and cooldown; return who is binging today."""
-    candidates = np.flatnonzero(c["pattern"] == BINGE)  # a minority of the pool: looked at alone
-    binge = candidates[alive[candidates] & (c["state"][candidates] != NEW)]
-    flip = binge[c["binge_phase_ends"][binge] <= day]
+    # Whole-column tests of a byte or four per persona, then the few whose phase ends today: cheaper than
+    # listing the BINGE personas (an eighth of the pool) and gathering their columns.
+    binge = c["pattern"] == BINGE
+    binge &= alive
+    binge &= c["state"] != NEW
+    ends = c["binge_phase_ends"] <= day
+    ends &= binge
+    flip = np.flatnonzero(ends)
     to_binge = ~c["binge_is_binging"][flip]
     length = np.where(
         to_binge,
@@ -115,8 +121,7 @@ def binge_cycle(
     )
     c["binge_phase_ends"][flip] = day + length
     c["binge_is_binging"][flip] = to_binge
-    binging = np.zeros(len(alive), np.bool_)
-    binging[binge[c["binge_is_binging"][binge]]] = True
+    binging = np.logical_and(binge, c["binge_is_binging"], out=binge)
     binge_day = c["binge_day"]
     binge_day += 1
     binge_day *= binging
