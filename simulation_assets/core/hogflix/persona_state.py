@@ -30,7 +30,8 @@ NO_MS = -1
 # kept row each day and makes whole-column passes), so each column is as narrow as its range allows: the
 # score is 0-100 (int8); day counts, streaks, visits (at most one a day), watchlist and FlixBuddy totals
 # (at most one a day) and the binge day fit int16 for 89 years; the activity history keeps at most 16
-# days (uint16, ``LifecycleConfig.casual_window_days``). The tables widen them to the schema's types.
+# days (uint16, ``LifecycleConfig.casual_window_days``); the average completion, a percentage rounded to
+# 0.01, is kept as its whole number of hundredths (int16). The tables widen them to the schema's types.
 NUMERIC_COLUMNS: dict[str, type] = {
     "persona_number": np.int64,
     "plan": np.int8,
@@ -45,7 +46,7 @@ NUMERIC_COLUMNS: dict[str, type] = {
     "total_sessions": np.int16,
     "engagement_score": np.int8,
     "videos_watched": np.int32,
-    "avg_watch_completion": np.float64,
+    "avg_watch_completion_bp": np.int16,  # the table's avg_watch_completion (0.01 % steps) in hundredths of a percent
     "ratings_given": np.int32,
     "watchlist_size": np.int16,
     "flixbuddy_conversations": np.int16,
