@@ -248,10 +248,16 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         context.log.info(
             "fitted %d classes on %d training users", len(doc.classes), doc.source.training_users
         )
+        if loaded.stray_rows:
+            context.log.warning(
+                "left out %d rows dated far outside the export's days (%s .. %s)",
+                loaded.stray_rows, doc.source.first_day, doc.source.last_day,
+            )  # fmt: skip
         return dg.MaterializeResult(
             metadata={
                 "export": doc.source.export,
                 "rows": doc.source.rows,
+                "rows_left_out": loaded.stray_rows,
                 "users": doc.source.users,
                 "training_users": doc.source.training_users,
                 "days": doc.source.days,

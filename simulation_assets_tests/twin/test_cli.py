@@ -73,6 +73,10 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
         (["fit", "--events", "{bad}"], "no event / distinct_id / timestamp column"),
         (["fit", "--events", "{csv}", "--k", "1"], "--k must be at least 2"),
         (["fit", "--events", "{tiny}"], "a twin needs at least 10 (2 x k)"),
+        (
+            ["fit", "--events", "{short}"],
+            "the export covers 3 day(s) (2026-02-02..2026-02-04); a twin needs at least 7",
+        ),
         (["run", "--spec", "/nonexistent", "--users", "10", "--days", "3"], "no such spec folder"),
         (["run", "--spec", "{csv_dir}", "--users", "10", "--days", "3"], "no twin.yaml in this folder"),
         (["run", "--spec", "{spec}", "--users", "0", "--days", "3"], "--users must be a positive integer"),
@@ -98,12 +102,14 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path: Path, cap
     spec.mkdir()
     (spec / "twin.yaml").write_text("format: simulation-assets-twin\nversion: 1\n")
     tiny = write_export(synthetic_events(users=8, days=7, seed=3), tmp_path / "tiny" / "e.csv", "csv")
+    short = write_export(synthetic_events(users=30, days=3, seed=3), tmp_path / "short" / "e.csv", "csv")
     subs = {
         "{csv}": str(csv),
         "{bad}": str(bad),
         "{csv_dir}": str(csv.parent),
         "{spec}": str(spec),
         "{tiny}": str(tiny),
+        "{short}": str(short),
     }
     out = tmp_path / "out"
     argv = ["twin", *[subs.get(a, a) for a in args], "--output", str(out)]
@@ -111,5 +117,8 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path: Path, cap
         assert main(["twin", "fit", "--events", str(csv), "--output", str(spec)]) == 0
         capsys.readouterr()
     assert main(argv) == 2
-    assert message in capsys.readouterr().out
-    assert not out.exists() or not any(out.iterdir())
+    said = capsys.readouterr()
+    assert message in said.out
+    # One error line: a problem found during the run is not also logged as a step failure with a traceback.
+    assert "Traceback" not in said.out + said.err and "STEP_FAILURE" not in said.out + said.err
+    assert not out.exists()  # not even an empty folder
