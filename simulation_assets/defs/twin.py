@@ -381,6 +381,9 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             metadata={
                 "closer_to_training_share": report.closer_to_training_share,
                 "bound": report.bound,
+                "too_close_share": report.too_close_share,
+                "twin_users_identical_to_a_training_user": report.exact_copies,
+                "holdout_users_identical_to_a_training_user": report.holdout_exact_matches,
                 "dcr_quantiles": dg.MetadataValue.json(report.dcr_quantiles),
                 "copied_identifiers": dg.MetadataValue.json(copied),
                 "dropped_properties": dg.MetadataValue.json(spec.document.privacy["dropped_properties"]),
