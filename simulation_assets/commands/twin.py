@@ -388,6 +388,7 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
     lines += [
         "",
         f"DAU/WAU: real {fidelity['dau_wau']['real']}, twin {fidelity['dau_wau']['twin']}.",
+        *_dau_lines(fidelity.get("dau_by_day") or {}),
         "",
         "## Privacy",
         "",
@@ -397,6 +398,18 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
         f"- {k}: {'passed' if v else 'FAILED'}" for k, v in sorted(checks.items())
     ]
     return "\n".join(lines) + "\n"
+
+
+def _dau_lines(summary: dict) -> list[str]:
+    if not summary:
+        return []
+    return [
+        "",
+        f"Daily active users by date (the twin scaled to the export's users): mean absolute difference "
+        f"{100 * summary['mean_abs_difference_share']:.1f} % of the export's mean; largest on {summary['worst_day']} "
+        f"(real {summary['worst_real']:,}, twin {summary['worst_twin']:,.0f}). Calendar days (a holiday, a launch) "
+        "are not part of the model: see fidelity.json `daily_active_users`.",
+    ]
 
 
 def _share(value: float | None) -> str:

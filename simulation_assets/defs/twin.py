@@ -20,7 +20,7 @@ from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.twin import checks
 from simulation_assets.core.twin.checks import Outcome
 from simulation_assets.core.twin.config import FitConfig
-from simulation_assets.core.twin.fidelity import FidelityReport, compare
+from simulation_assets.core.twin.fidelity import FidelityReport, compare, dau_by_day_summary
 from simulation_assets.core.twin.fit import Prepared, fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
@@ -203,6 +203,17 @@ def _retention_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
     return svg_markdown(chart, "weekly retention, real vs twin")
 
 
+def _dau_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
+    d = report.daily_active
+    chart = chart_svg(
+        list(range(d.height)),
+        [Series("real", d["real"].cast(pl.Float64).to_list()), Series("twin", d["twin"].to_list())],
+        y_label="daily active users (twin scaled to the export's users)",
+        x_ticks=[(i, str(d["day"][i])[5:]) for i in range(0, d.height, 7)],
+    )
+    return svg_markdown(chart, "daily active users by date, real vs twin")
+
+
 def _hour_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
     h = report.hour_of_week
     days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -347,6 +358,8 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "days": report.days,
                 "comparisons": md_table(table, max_rows=20),
                 "dau_wau": dg.MetadataValue.json(report.dau_wau),
+                "dau_by_day": dg.MetadataValue.json(dau_by_day_summary(report.daily_active)),
+                "daily_active_users": _dau_plot(report),
                 "retention": _retention_plot(report),
                 "hour_of_week": _hour_plot(report),
                 "top_paths": md_table(report.paths, max_rows=12),

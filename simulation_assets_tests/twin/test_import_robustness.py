@@ -40,3 +40,48 @@ def test_an_export_of_two_periods_is_refused_with_both_named() -> None:
     with pytest.raises(ExportError, match=r"2 periods more than 28 days apart \(2026-03-02..2026-03-31 \(1,500 rows\), "
                                           r"2026-09-18..2026-10-17 \(300 rows\)\)"):  # fmt: skip
         main_span(rows, "e.parquet")
+
+
+def test_a_first_day_cut_short_by_the_time_zone_is_left_out_of_the_window() -> None:
+    from simulation_assets.core.twin.sessions import complete_window
+
+    def window(per_day: list[int]) -> tuple[int, int]:
+        days = [20_000 + d for d, n in enumerate(per_day) for _ in range(n)]
+        w = complete_window(pl.DataFrame({"day": days}))
+        return w.first - 20_000, w.last - 20_000
+
+    # A site in UTC+2: its first local hours fall on the UTC day before (7 sessions, then 470-760 a day).
+    assert window([7, 470, 554, 673, 763, 724, 593, 622, 706, 777]) == (1, 9)
+    assert window([7] + [100] * 13 + [3]) == (1, 13)  # both ends cut short
+    assert window([60] + [100] * 14) == (0, 14)  # a quiet first day stays
+    assert window([7] + [100] * 7) == (0, 7)  # too short to judge
+
+
+def test_daily_active_users_by_date_show_a_holiday_the_twin_does_not_have() -> None:
+    from simulation_assets.core.twin.fidelity import daily_active_users, dau_by_day_summary
+    from simulation_assets.core.twin.fit import prepare
+    from simulation_assets_tests.twin.conftest import CFG
+
+    def export(holiday: bool) -> pl.DataFrame:
+        start = dt.datetime(2026, 12, 14, 9, tzinfo=dt.UTC)
+        rows = [
+            {
+                "distinct_id": f"u{u}",
+                "event": e,
+                "timestamp": start + dt.timedelta(days=d, minutes=u, seconds=30 * i),
+            }
+            for u in range(100)
+            for d in range(21)
+            if not (holiday and d == 11 and u % 4)  # Christmas Day: a quarter of the users
+            for i, e in enumerate(("open", "view"))
+        ]
+        return pl.DataFrame(rows).with_columns(
+            pl.lit(None, pl.String).alias(c) for c in ("uuid", "person_id", "session_id")
+        )
+
+    real, twin = prepare(export(True), CFG), prepare(export(False), CFG)
+    daily = daily_active_users(real, twin, real.window)
+    assert daily.height == 21 and daily["real"][11] == 25 and daily["twin"][11] == 100
+    summary = dau_by_day_summary(daily)
+    assert summary["worst_day"] == "2026-12-25" and summary["worst_real"] == 25
+    assert summary["mean_abs_difference_share"] == pytest.approx(75 / 21 / (2025 / 21), abs=1e-3)
