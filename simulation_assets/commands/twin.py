@@ -383,7 +383,8 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
     if unmeasured:
         lines += [
             "",
-            f"Weeks {', '.join(unmeasured)}: not measured (no cohort of the export's days is that old).",
+            f"{'Weeks ' + ', '.join(unmeasured) if len(unmeasured) > 1 else 'Week ' + unmeasured[0]}: not measured "
+            "(no cohort of the export's days is that old).",
         ]
     lines += [
         "",
