@@ -45,15 +45,19 @@ def test_an_export_of_two_periods_is_refused_with_both_named() -> None:
 def test_a_first_day_cut_short_by_the_time_zone_is_left_out_of_the_window() -> None:
     from simulation_assets.core.twin.sessions import complete_window
 
-    def window(per_day: list[int]) -> tuple[int, int]:
-        days = [20_000 + d for d, n in enumerate(per_day) for _ in range(n)]
-        w = complete_window(pl.DataFrame({"day": days}))
+    def window(per_day: list[int], first_hour: float = 22.0) -> tuple[int, int]:
+        """Sessions of each day at 09:00-20:00 UTC, the first day's from ``first_hour`` on."""
+        rows = [(20_000 + d, (20_000 + d) * 86_400_000 + int(((first_hour if d == 0 else 9) + 0.01 * i) * 3_600_000))
+                for d, n in enumerate(per_day) for i in range(n)]  # fmt: skip
+        w = complete_window(pl.DataFrame(rows, schema=["day", "start_ms"], orient="row"))
         return w.first - 20_000, w.last - 20_000
 
-    # A site in UTC+2: its first local hours fall on the UTC day before (7 sessions, then 470-760 a day).
+    # A site in UTC+2: its first local hours fall late on the UTC day before (7 sessions, then 470-760 a day).
     assert window([7, 470, 554, 673, 763, 724, 593, 622, 706, 777]) == (1, 9)
     assert window([7] + [100] * 13 + [3]) == (1, 13)  # both ends cut short
     assert window([60] + [100] * 14) == (0, 14)  # a quiet first day stays
+    # A product launched in the window: a quiet first day, but a whole one, and its users' first days: kept.
+    assert window([25] + [100] * 14, first_hour=8.0) == (0, 14)
     assert window([7] + [100] * 7) == (0, 7)  # too short to judge
 
 
