@@ -351,8 +351,10 @@ class Generator(CompiledSpec):
         ident_user = pop.identified[s_user] & first_day
         ranks = np.array(sorted(self.ident_session))
         shares = np.array([self.ident_session[r] for r in ranks])
+        # One wanted rank per user (drawn per session, a user's sessions could each miss their own draw and
+        # leave the user anonymous all day with no $identify, or hold two).
         want_rank = (
-            ranks[_draw(np.cumsum(shares) / shares.sum(), g.random(n_sess))]
+            ranks[_draw(np.cumsum(shares) / shares.sum(), g.random(users.size))][owner]
             if ranks.size
             else np.zeros(n_sess, np.int64)
         )
