@@ -263,7 +263,8 @@ def _fit(
                 by_band.append([round(ab[0], 6), round(ab[1], 6)])
             betas_life[kind_name] = by_band
         ids = user_ids[members]
-        pmf = act.sessions_per_day_pmf(activity.filter(pl.col("user").is_in(ids)), k)
+        class_activity = activity.filter(pl.col("user").is_in(ids))
+        pmf = act.sessions_per_day_pmf(class_activity, k)
         spd_rows.append(
             pl.DataFrame({"class": c, "sessions": np.arange(1, len(pmf)), "share": pmf[1:]}).filter(
                 pl.col("share") > 0
@@ -299,6 +300,7 @@ def _fit(
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
                 "tail_hazard": tails,
                 "weekday_multipliers": [round(float(x), 6) for x in weekdays],
+                "sessions_persistence": round(act.sessions_persistence(class_activity, pmf, k), 6),
                 "identified_share": {},
                 "training_users": int(members.sum()),
             }
