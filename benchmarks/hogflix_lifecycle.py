@@ -514,7 +514,7 @@ def sample_personas(state: PersonaState, n: int, rnd: random.Random) -> list[dic
                 "sessions": int(c["total_sessions"][i]),
                 "videos": int(c["videos_watched"][i]),
                 "history": int(c["history"][i]),
-                "avg_completion": float(c["avg_watch_completion"][i]),
+                "avg_completion": float(c["avg_watch_completion_bp"][i]) / 100.0,
                 "ratings": int(c["ratings_given"][i]),
                 "watchlist": int(c["watchlist_size"][i]),
                 "flixbuddy": int(c["flixbuddy_conversations"][i]),

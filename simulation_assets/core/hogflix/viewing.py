@@ -190,10 +190,14 @@ def viewing(
             chatting = np.sort(idx[smallest(u[4], chats)])
     watched = c["videos_watched"][idx]
     total = watched + videos
-    # Stored rounded to 0.01 % so the persisted table and the in-memory state are the same numbers.
-    c["avg_watch_completion"][idx] = np.round(
-        (c["avg_watch_completion"][idx] * watched + completion * videos) / np.maximum(total, 1), 2
-    )
+    # Rounded to 0.01 % so the persisted table and the in-memory state are the same numbers, and kept as
+    # hundredths of a percent: the same operations as ``np.round(average, 2)`` without its last division.
+    average = c["avg_watch_completion_bp"][idx] / 100.0
+    average *= watched
+    average += completion * videos
+    average /= np.maximum(total, 1)
+    average *= 100.0
+    c["avg_watch_completion_bp"][idx] = np.rint(average, out=average)
     c["videos_watched"][idx] = total
     c["videos_today"][idx] = videos
     c["completion_today"][idx] = completion

@@ -87,8 +87,8 @@ def prepare(events: pl.DataFrame, cfg: FitConfig, identifies: pl.DataFrame | Non
     users = users.with_columns(pl.Series("holdout", holdout_mask(users["user_key"], cfg)))
     sessions = session_table(sessionized)
     window = complete_window(sessions)
-    if window.last < int(sessions["day"].max()):  # type: ignore[arg-type]  # a last day cut short: dropped
-        sessions = sessions.filter(pl.col("day") <= window.last)
+    if window != Window.of(sessions):  # a first or last day cut short: dropped
+        sessions = sessions.filter(pl.col("day").is_between(window.first, window.last))
         sessionized = sessionized.filter(pl.col("session").is_in(sessions["session"]))
         users = users.filter(pl.col("user").is_in(sessions["user"].unique()))
     stats = user_table(sessions, window).join(users.select("user", "holdout"), on="user", how="left")
