@@ -210,6 +210,12 @@ def run_fit(args: argparse.Namespace) -> int:
         f"{len(doc.flow['events'])} events modelled, {len(doc.privacy['dropped_properties'])} properties dropped. "
         f"Spec: {out / 'twin.yaml'}"
     )
+    repeated = _metadata_value(result, "twin_spec", "rows_repeated")
+    if repeated:
+        console.print(
+            f"Note: {repeated:,} rows repeated an event uuid already read (a batch delivered twice) and were "
+            "read once, as PostHog keeps one."
+        )
     if left_out:
         console.print(
             f"Note: {left_out:,} rows dated far outside {doc.source.first_day}..{doc.source.last_day} (a device clock "
@@ -373,25 +379,78 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
             f"| {c['name']} | {c['kind']} | {c['value']} | {c['bound']} | {'yes' if c['passed'] else 'NO'} |"
         )
     lines += ["", "## Weekly retention", "", "| week | real | twin |", "|---|---|---|"]
+    unmeasured = []
     for r in fidelity["retention"]:
         real, twin = r.get("real"), r.get("twin")
-        lines.append(
-            f"| {r['week']} | {real if real is None else round(real, 3)} | {twin if twin is None else round(twin, 3)} |"
-        )
+        if real is None and twin is None:
+            unmeasured.append(str(r["week"]))
+            continue
+        lines.append(f"| {r['week']} | {_share(real)} | {_share(twin)} |")
+    if unmeasured:
+        lines += [
+            "",
+            f"{'Weeks ' + ', '.join(unmeasured) if len(unmeasured) > 1 else 'Week ' + unmeasured[0]}: not measured "
+            "(no cohort of the export's days is that old).",
+        ]
     lines += [
         "",
         f"DAU/WAU: real {fidelity['dau_wau']['real']}, twin {fidelity['dau_wau']['twin']}.",
+        *_dau_lines(fidelity.get("dau_by_day") or {}),
         "",
         "## Privacy",
         "",
     ]
-    lines.append(f"Share of twin users nearer a training user than a holdout user: {privacy['closer_to_training_share']} "
-                 f"(bound {privacy['bound']}); exact copies: {privacy['exact_copies']}; identifiers copied: "
-                 f"{privacy['copied_identifiers']}.")  # fmt: skip
+    lines += _privacy_lines(privacy)
     lines += ["", "## Checks", ""] + [
         f"- {k}: {'passed' if v else 'FAILED'}" for k, v in sorted(checks.items())
     ]
     return "\n".join(lines) + "\n"
+
+
+def _dau_lines(summary: dict) -> list[str]:
+    if not summary:
+        return []
+    return [
+        "",
+        f"Daily active users by date (the twin scaled to the export's users): mean absolute difference "
+        f"{100 * summary['mean_abs_difference_share']:.1f} % of the export's mean; largest on {summary['worst_day']} "
+        f"(real {summary['worst_real']:,}, twin {summary['worst_twin']:,.0f}). Calendar days (a holiday, a launch) "
+        "are not part of the model: see fidelity.json `daily_active_users`.",
+    ]
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _privacy_lines(privacy: dict) -> list[str]:
+    """The privacy section of report.md: the DCR test, identical users beside the holdout's, identifiers."""
+    from simulation_assets.core.twin.privacy import TOO_CLOSE_MAX
+
+    twin_n, hold_n = privacy.get("twin_users", 0), privacy.get("holdout_users", 0)
+    same, hold_same = privacy.get("exact_copies", 0), privacy.get("holdout_exact_matches")
+    copied = privacy.get("copied_identifiers", {})
+    lines = [
+        f"- Twin users nearer a training user than a holdout user: {privacy['closer_to_training_share']} (bound "
+        f"{privacy['bound']}).",
+        f"- Twin users nearer a training user than 95 % of holdout users are: {privacy.get('too_close_share')} "
+        f"(bound {TOO_CLOSE_MAX}).",
+        f"- Twin users identical to a training user in every feature: {same:,} of {twin_n:,} ({_percent(same, twin_n)})"
+        + (
+            f"; holdout users, never fitted, identical to one: {hold_same:,} of {hold_n:,} ({_percent(hold_same, hold_n)}): "
+            "users with the same short history (one visit of a few events) match without being copied."
+            if hold_same is not None
+            else "."
+        ),
+        "- Real identifiers found in the twin: "
+        + (", ".join(f"{k} {v}" for k, v in copied.items()) if any(copied.values()) else "none")
+        + " (event uuids, distinct ids, session ids checked).",
+    ]
+    return lines
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "—"
 
 
 DEMO_USERS, DEMO_DAYS, DEMO_SEED = 700, 56, 23  # the example export the round-trip test holds to every target

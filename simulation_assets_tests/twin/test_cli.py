@@ -122,3 +122,22 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path: Path, cap
     # One error line: a problem found during the run is not also logged as a step failure with a traceback.
     assert "Traceback" not in said.out + said.err and "STEP_FAILURE" not in said.out + said.err
     assert not out.exists()  # not even an empty folder
+
+
+def test_the_report_puts_identical_users_beside_the_holdouts_and_leaves_unmeasured_weeks_out() -> None:
+    from simulation_assets.commands.twin import _markdown
+
+    fidelity = {"real_users": 15000, "twin_users": 15070, "days": 43, "comparisons": [],
+                "retention": [{"week": 1, "real": 0.152, "twin": 0.1519}, {"week": 6, "real": None, "twin": None},
+                              {"week": 7, "real": None, "twin": None}],
+                "dau_wau": {"real": 0.25, "twin": 0.23}}  # fmt: skip
+    privacy = {"closer_to_training_share": 0.505, "bound": 0.55, "too_close_share": 0.04, "twin_users": 15070,
+               "holdout_users": 2950, "exact_copies": 1024, "holdout_exact_matches": 210,
+               "copied_identifiers": {"uuid": 0, "distinct_id": 0, "session_id": 0}}  # fmt: skip
+    text = _markdown(fidelity, privacy, {"twin_not_closer_than_holdout": True})
+    assert "| 1 | 0.152 | 0.152 |" in text and "| 6 |" not in text and "None" not in text
+    assert "Weeks 6, 7: not measured" in text
+    assert (
+        "1,024 of 15,070 (6.8 %); holdout users, never fitted, identical to one: 210 of 2,950 (7.1 %)" in text
+    )
+    assert "Real identifiers found in the twin: none" in text
