@@ -60,6 +60,7 @@ DAY_RESET = {
     "signed_up_today": False,
     "active_today": False,
     "reactivated_today": False,
+    "lapsed_today": False,
     "churned_today": False,
     "marked_for_cleanup": False,
     "flixbuddy_today": False,
@@ -278,7 +279,7 @@ def loop_step(
             if t.enabled:
                 chance *= max(0.0, 1.0 + t.lapse_weight * (t.pivot - p["satisfaction"]))
             if rnd.random() < chance:
-                p["lapsed"] = True
+                p["lapsed"] = p["lapsed_today"] = True
         # return chance
         rule = cfg.patterns[p["pattern"]]
         monthly_peak = cfg.monthly_peak_days.low <= date.day <= cfg.monthly_peak_days.high
@@ -514,7 +515,7 @@ def sample_personas(state: PersonaState, n: int, rnd: random.Random) -> list[dic
                 "sessions": int(c["total_sessions"][i]),
                 "videos": int(c["videos_watched"][i]),
                 "history": int(c["history"][i]),
-                "avg_completion": float(c["avg_watch_completion"][i]),
+                "avg_completion": float(c["avg_watch_completion_bp"][i]) / 100.0,
                 "ratings": int(c["ratings_given"][i]),
                 "watchlist": int(c["watchlist_size"][i]),
                 "flixbuddy": int(c["flixbuddy_conversations"][i]),

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from simulation_assets.commands.common import (
-    QUIET_RUN_CONFIG,
     UsageError,
     console,
     dagster_instance,
@@ -137,7 +136,7 @@ def _resources(settings: object) -> dict[str, object]:
     return {"twin_settings": settings, "store": LocalParquetStore()}
 
 
-def _materialize(assets: list, resources: dict, tags: dict | None = None):  # noqa: ANN001, ANN202
+def _materialize(assets: list, resources: dict, tags: dict | None = None, created: Path | None = None):  # noqa: ANN001, ANN202
     """Run ``assets`` in-process, recorded in the local instance; map input problems found late to UsageError."""
     import dagster as dg
 
@@ -146,15 +145,36 @@ def _materialize(assets: list, resources: dict, tags: dict | None = None):  # no
     from simulation_assets.sinks.posthog_export import ExportError
 
     try:
-        return dg.materialize(assets, resources=resources, instance=dagster_instance(), run_config=QUIET_RUN_CONFIG,
+        return dg.materialize(assets, resources=resources, instance=dagster_instance(), run_config=_RUN_CONFIG,
                               tags=tags or {}, raise_on_error=True)  # fmt: skip
     except (ExportError, SpecError, FitError) as exc:
+        _remove_if_new(created)
         raise UsageError(str(exc)) from None
     except dg.DagsterExecutionStepExecutionError as exc:
         cause = exc.__cause__
         if isinstance(cause, ExportError | SpecError | FitError):
+            _remove_if_new(created)
             raise UsageError(str(cause)) from None
         raise
+
+
+# The run's own console log stays quiet: an input problem found during the run is reported once, as the
+# command's error line, not also as a step failure with a stack trace (the run and its failure are still
+# recorded in the instance); an unexpected error still raises with its traceback.
+_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _new_output(path: str) -> tuple[Path, Path | None]:
+    """Return the output folder (made and proven writable) and itself again when this command created it."""
+    existed = Path(path).expanduser().exists()
+    out = prepare_output(path)
+    return out, None if existed else out
+
+
+def _remove_if_new(created: Path | None) -> None:
+    """Remove a folder this command created when it failed before writing anything into it."""
+    if created is not None and created.is_dir() and not any(created.iterdir()):
+        created.rmdir()
 
 
 # ---- fit ----------------------------------------------------------------------------------------------------------
@@ -173,22 +193,34 @@ def run_fit(args: argparse.Namespace) -> int:
     if not 1 <= args.max_classes <= 20:
         raise UsageError(f"--max-classes must be between 1 and 20, got {args.max_classes}")
     export = _open_export(args.events, args.map)
-    out = prepare_output(args.output)
+    out, created = _new_output(args.output)
     settings = TwinSettings(export_path=args.events,
                             column_mapping=args.map, spec_dir=str(out.resolve()), seed=args.seed, k_anonymity=args.k,
                             holdout_share=args.holdout, max_classes=args.max_classes)  # fmt: skip
     defs = build_defs()
     started = time.perf_counter()
-    _materialize([_asset(defs, "twin_spec")], _resources(settings))
+    result = _materialize([_asset(defs, "twin_spec")], _resources(settings), created=created)
     seconds = time.perf_counter() - started
     spec = _load_spec(str(out))
     doc = spec.document
+    left_out = _metadata_value(result, "twin_spec", "rows_left_out")
     console.print(
-        f"Twin fitted to {export.source} ({doc.source.rows:,} events, {doc.source.users:,} users over {doc.source.days} days; "
-        f"{doc.source.holdout_users:,} held out) in {seconds:.1f} s: {len(doc.classes)} classes (BIC), "
+        f"Twin fitted to {export.source} ({doc.source.rows:,} events, {doc.source.users:,} users over {doc.source.days} days "
+        f"from {doc.source.first_day}; {doc.source.holdout_users:,} held out) in {seconds:.1f} s: {len(doc.classes)} classes (BIC), "
         f"{len(doc.flow['events'])} events modelled, {len(doc.privacy['dropped_properties'])} properties dropped. "
         f"Spec: {out / 'twin.yaml'}"
     )
+    repeated = _metadata_value(result, "twin_spec", "rows_repeated")
+    if repeated:
+        console.print(
+            f"Note: {repeated:,} rows repeated an event uuid already read (a batch delivered twice) and were "
+            "read once, as PostHog keeps one."
+        )
+    if left_out:
+        console.print(
+            f"Note: {left_out:,} rows dated far outside {doc.source.first_day}..{doc.source.last_day} (a device clock "
+            "at 1970, a date years ahead) were left out of the fit."
+        )
     return 0
 
 
@@ -292,7 +324,7 @@ def run_report(args: argparse.Namespace) -> int:
             int(info.get("days", days)),
             dt.date.fromisoformat(info.get("start", first.isoformat())),
         )
-    out = prepare_output(args.output)
+    out, created = _new_output(args.output)
     settings = TwinSettings(export_path=args.events, column_mapping=args.map, spec_dir=str(Path(args.spec).expanduser().resolve()),
                             events_dir=str(events_dir.resolve()), report_dir=str(out), users=users, days=days,
                             seed=spec.document.generation.seed)  # fmt: skip
@@ -300,6 +332,7 @@ def run_report(args: argparse.Namespace) -> int:
     result = _materialize(
         [_asset(defs, "twin_fidelity"), _asset(defs, "twin_privacy")],
         _resources(settings),
+        created=created,
     )
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     fidelity = json.loads((out / "fidelity.json").read_text())
@@ -313,6 +346,14 @@ def run_report(args: argparse.Namespace) -> int:
         + (f" (failing: {', '.join(failed)})" if failed else "")
         + f". Wrote {out}/report.md, fidelity.json, privacy.json"
     )
+    return 0
+
+
+def _metadata_value(result, asset: str, key: str) -> int:  # noqa: ANN001
+    """Return an integer metadata entry of ``asset``'s materialization in ``result`` (0 when absent)."""
+    for mat in result.asset_materializations_for_node(asset):
+        if key in mat.metadata:
+            return int(mat.metadata[key].value)
     return 0
 
 
@@ -338,25 +379,78 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
             f"| {c['name']} | {c['kind']} | {c['value']} | {c['bound']} | {'yes' if c['passed'] else 'NO'} |"
         )
     lines += ["", "## Weekly retention", "", "| week | real | twin |", "|---|---|---|"]
+    unmeasured = []
     for r in fidelity["retention"]:
         real, twin = r.get("real"), r.get("twin")
-        lines.append(
-            f"| {r['week']} | {real if real is None else round(real, 3)} | {twin if twin is None else round(twin, 3)} |"
-        )
+        if real is None and twin is None:
+            unmeasured.append(str(r["week"]))
+            continue
+        lines.append(f"| {r['week']} | {_share(real)} | {_share(twin)} |")
+    if unmeasured:
+        lines += [
+            "",
+            f"{'Weeks ' + ', '.join(unmeasured) if len(unmeasured) > 1 else 'Week ' + unmeasured[0]}: not measured "
+            "(no cohort of the export's days is that old).",
+        ]
     lines += [
         "",
         f"DAU/WAU: real {fidelity['dau_wau']['real']}, twin {fidelity['dau_wau']['twin']}.",
+        *_dau_lines(fidelity.get("dau_by_day") or {}),
         "",
         "## Privacy",
         "",
     ]
-    lines.append(f"Share of twin users nearer a training user than a holdout user: {privacy['closer_to_training_share']} "
-                 f"(bound {privacy['bound']}); exact copies: {privacy['exact_copies']}; identifiers copied: "
-                 f"{privacy['copied_identifiers']}.")  # fmt: skip
+    lines += _privacy_lines(privacy)
     lines += ["", "## Checks", ""] + [
         f"- {k}: {'passed' if v else 'FAILED'}" for k, v in sorted(checks.items())
     ]
     return "\n".join(lines) + "\n"
+
+
+def _dau_lines(summary: dict) -> list[str]:
+    if not summary:
+        return []
+    return [
+        "",
+        f"Daily active users by date (the twin scaled to the export's users): mean absolute difference "
+        f"{100 * summary['mean_abs_difference_share']:.1f} % of the export's mean; largest on {summary['worst_day']} "
+        f"(real {summary['worst_real']:,}, twin {summary['worst_twin']:,.0f}). Calendar days (a holiday, a launch) "
+        "are not part of the model: see fidelity.json `daily_active_users`.",
+    ]
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _privacy_lines(privacy: dict) -> list[str]:
+    """The privacy section of report.md: the DCR test, identical users beside the holdout's, identifiers."""
+    from simulation_assets.core.twin.privacy import TOO_CLOSE_MAX
+
+    twin_n, hold_n = privacy.get("twin_users", 0), privacy.get("holdout_users", 0)
+    same, hold_same = privacy.get("exact_copies", 0), privacy.get("holdout_exact_matches")
+    copied = privacy.get("copied_identifiers", {})
+    lines = [
+        f"- Twin users nearer a training user than a holdout user: {privacy['closer_to_training_share']} (bound "
+        f"{privacy['bound']}).",
+        f"- Twin users nearer a training user than 95 % of holdout users are: {privacy.get('too_close_share')} "
+        f"(bound {TOO_CLOSE_MAX}).",
+        f"- Twin users identical to a training user in every feature: {same:,} of {twin_n:,} ({_percent(same, twin_n)})"
+        + (
+            f"; holdout users, never fitted, identical to one: {hold_same:,} of {hold_n:,} ({_percent(hold_same, hold_n)}): "
+            "users with the same short history (one visit of a few events) match without being copied."
+            if hold_same is not None
+            else "."
+        ),
+        "- Real identifiers found in the twin: "
+        + (", ".join(f"{k} {v}" for k, v in copied.items()) if any(copied.values()) else "none")
+        + " (event uuids, distinct ids, session ids checked).",
+    ]
+    return lines
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "—"
 
 
 DEMO_USERS, DEMO_DAYS, DEMO_SEED = 700, 56, 23  # the example export the round-trip test holds to every target

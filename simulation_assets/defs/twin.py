@@ -20,7 +20,7 @@ from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.twin import checks
 from simulation_assets.core.twin.checks import Outcome
 from simulation_assets.core.twin.config import FitConfig
-from simulation_assets.core.twin.fidelity import FidelityReport, compare
+from simulation_assets.core.twin.fidelity import FidelityReport, compare, dau_by_day_summary
 from simulation_assets.core.twin.fit import Prepared, fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
@@ -203,6 +203,17 @@ def _retention_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
     return svg_markdown(chart, "weekly retention, real vs twin")
 
 
+def _dau_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
+    d = report.daily_active
+    chart = chart_svg(
+        list(range(d.height)),
+        [Series("real", d["real"].cast(pl.Float64).to_list()), Series("twin", d["twin"].to_list())],
+        y_label="daily active users (twin scaled to the export's users)",
+        x_ticks=[(i, str(d["day"][i])[5:]) for i in range(0, d.height, 7)],
+    )
+    return svg_markdown(chart, "daily active users by date, real vs twin")
+
+
 def _hour_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
     h = report.hour_of_week
     days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -248,10 +259,17 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         context.log.info(
             "fitted %d classes on %d training users", len(doc.classes), doc.source.training_users
         )
+        if loaded.stray_rows:
+            context.log.warning(
+                "left out %d rows dated far outside the export's days (%s .. %s)",
+                loaded.stray_rows, doc.source.first_day, doc.source.last_day,
+            )  # fmt: skip
         return dg.MaterializeResult(
             metadata={
                 "export": doc.source.export,
                 "rows": doc.source.rows,
+                "rows_left_out": loaded.stray_rows,
+                "rows_repeated": loaded.repeated_rows,
                 "users": doc.source.users,
                 "training_users": doc.source.training_users,
                 "days": doc.source.days,
@@ -341,6 +359,8 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "days": report.days,
                 "comparisons": md_table(table, max_rows=20),
                 "dau_wau": dg.MetadataValue.json(report.dau_wau),
+                "dau_by_day": dg.MetadataValue.json(dau_by_day_summary(report.daily_active)),
+                "daily_active_users": _dau_plot(report),
                 "retention": _retention_plot(report),
                 "hour_of_week": _hour_plot(report),
                 "top_paths": md_table(report.paths, max_rows=12),
@@ -375,6 +395,9 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
             metadata={
                 "closer_to_training_share": report.closer_to_training_share,
                 "bound": report.bound,
+                "too_close_share": report.too_close_share,
+                "twin_users_identical_to_a_training_user": report.exact_copies,
+                "holdout_users_identical_to_a_training_user": report.holdout_exact_matches,
                 "dcr_quantiles": dg.MetadataValue.json(report.dcr_quantiles),
                 "copied_identifiers": dg.MetadataValue.json(copied),
                 "dropped_properties": dg.MetadataValue.json(spec.document.privacy["dropped_properties"]),

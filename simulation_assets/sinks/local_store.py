@@ -93,13 +93,6 @@ class LocalParquetStore(dg.ConfigurableResource):
         path = self.ipc_path(dataset, partition)
         return _atomic_write(path, lambda tmp: frame.write_ipc(tmp, compression="uncompressed"))
 
-    def read_ipc(self, dataset: str, partition: str, columns: list[str] | None = None) -> pl.DataFrame:
-        """Return the partition's Arrow IPC frame (``columns``: only those); FileNotFoundError when absent."""
-        path = self.ipc_path(dataset, partition)
-        if not path.exists():
-            raise FileNotFoundError(f"{dataset} has no partition {partition} (expected {path})")
-        return pl.read_ipc(path, columns=columns)
-
     def ipc_partitions(self, dataset: str) -> list[str]:
         """Return the partition keys of ``dataset`` written as Arrow IPC files, sorted."""
         folder = self.root() / dataset

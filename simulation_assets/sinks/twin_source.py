@@ -12,21 +12,26 @@ columns, the keys are listed on a sample of the whole export first.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from simulation_assets.core.twin.config import FitConfig
-from simulation_assets.core.twin.fit import Prepared, prepare, property_sample_ids
+from simulation_assets.core.twin.fit import FitError, Prepared, prepare, property_sample_ids
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.properties import candidate_keys
 from simulation_assets.sinks.memory import tune_generator_memory
-from simulation_assets.sinks.posthog_export import ColumnMapping, ExportSource, open_export
+from simulation_assets.sinks.posthog_export import ColumnMapping, ExportError, ExportSource, open_export
 from simulation_assets.sinks.posthog_export.source import rows_properties, rows_property_keys
 
 ANON = "$anon_distinct_id"
 KEY_SAMPLE_ROWS = 20_000  # rows whose property keys are listed (a seeded sample)
+MIN_DAYS = 7  # a week: fewer days show neither returns nor a weekly rhythm
+SPAN_GAP_DAYS = 28  # days without any event that split an export's days into separate spans
+STRAY_SHARE = 0.01  # rows outside the main span left out (with a note) when they are at most this share
 
 
 @dataclass
@@ -35,6 +40,8 @@ class LoadedExport:
     prepared: Prepared
     property_sample: pl.DataFrame
     key_stats: pl.DataFrame
+    stray_rows: int = 0  # rows dated far outside the export's main span of days, left out
+    repeated_rows: int = 0  # rows delivered again with an event uuid already read, left out
 
     @property
     def name(self) -> str:
@@ -45,12 +52,78 @@ def load_real(
     path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
 ) -> tuple[ExportSource, Prepared]:
     """Open the export and import its users and sessions (no properties, no event uuids)."""
+    export, prepared, _, _ = _load_real(path, mapping, cfg)
+    return export, prepared
+
+
+def _load_real(
+    path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
+) -> tuple[ExportSource, Prepared, int, int]:
     export = open_export(path, mapping)
     # One pass: the ``$anon_distinct_id`` is parsed out of the ``$identify`` events' properties only.
-    core = export.frame([ANON], uuid=False, properties_of=[IDENTIFY])
+    core = export.frame([ANON], uuid=False, properties_of=[IDENTIFY], uuid_hash=True)
+    core, repeats = drop_redelivered(core)
+    core, stray = main_span(core, export.source)
     identifies = core.filter(pl.col("event") == IDENTIFY).select("distinct_id", ANON)
     core = core.drop(ANON)  # its 10M nulls freed before sessions are built (the read's peak memory)
-    return export, prepare(core, cfg, identifies)
+    return export, prepare(core, cfg, identifies), stray, repeats
+
+
+def drop_redelivered(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Return ``rows`` with one row per event uuid (by ``__uuid_hash``, dropped), as PostHog keeps one, and how
+    many rows were repeats.
+
+    Batch exports deliver at least once: a retried batch repeats rows with their uuid. Fitted, the twin
+    would learn them as events repeated at no time apart and emit its own (with new uuids, which PostHog
+    keeps). Rows without a uuid are all kept.
+    """
+    if "__uuid_hash" not in rows.columns:
+        return rows, 0
+    hashed = rows["__uuid_hash"]
+    keep = hashed.is_first_distinct() | hashed.is_null()
+    repeats = int(keep.len() - keep.sum())
+    if repeats:
+        rows = rows.filter(keep)
+    return rows.drop("__uuid_hash"), repeats
+
+
+def main_span(rows: pl.DataFrame, source: str) -> tuple[pl.DataFrame, int]:
+    """Return ``rows`` without the few dated far outside the export's days, and how many those were.
+
+    The days holding events split into spans wherever ``SPAN_GAP_DAYS`` or more days pass without one; the
+    span with the most rows is the export's. Rows of the other spans (a device clock at 1970-01-01, a
+    timestamp years ahead) are left out when they are at most ``STRAY_SHARE`` of all rows: fitted, a handful
+    of them would stretch the window over decades. More than that is not a stray clock but an export of
+    several periods, and raises ExportError naming the spans.
+    """
+    day = rows["timestamp"].dt.epoch("d")
+    counts = day.value_counts(name="rows").sort(day.name)
+    days, n = counts[day.name].to_numpy(), counts["rows"].to_numpy()
+    if days.size < 2:
+        return rows, 0
+    cuts = np.flatnonzero(np.diff(days) > SPAN_GAP_DAYS) + 1
+    if cuts.size == 0:
+        return rows, 0
+    starts, ends = np.r_[0, cuts], np.r_[cuts, days.size]
+    per_span = np.add.reduceat(n, starts)
+    main = int(np.argmax(per_span))
+    outside = int(n.sum() - per_span[main])
+    if outside > STRAY_SHARE * n.sum():
+        spans = ", ".join(
+            f"{_date(days[a])}..{_date(days[b - 1])} ({int(c):,} rows)"
+            for a, b, c in zip(starts, ends, per_span)
+        )
+        raise ExportError(
+            source,
+            f"the events fall in {starts.size} periods more than {SPAN_GAP_DAYS} days apart ({spans}); a twin is "
+            "fitted to one stretch of days: export one period (or filter the rows by timestamp)",
+        )
+    lo, hi = int(days[starts[main]]), int(days[ends[main] - 1])
+    return rows.filter(day.is_between(lo, hi)), outside
+
+
+def _date(day: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=int(day))).isoformat()
 
 
 def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig) -> LoadedExport:
@@ -60,7 +133,13 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
     follows spent more system CPU in page compaction than computing without it.
     """
     tune_generator_memory()
-    export, prepared = load_real(path, mapping, cfg)
+    export, prepared, stray, repeats = _load_real(path, mapping, cfg)
+    if prepared.window.days < MIN_DAYS:
+        raise FitError(
+            f"{export.source}: the export covers {prepared.window.days} day(s) ({_date(prepared.window.first)}.."
+            f"{_date(prepared.window.last)}); a twin needs at least {MIN_DAYS} to see users come back and a "
+            "week's rhythm"
+        )
     ids = property_sample_ids(prepared, cfg)
     if export.json_properties is not None:
         # One read of the sampled users' rows with their JSON text; keys are listed and pulled out in memory.
@@ -74,4 +153,6 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
         sample = export.frame(keys, distinct_ids=ids) if keys else export.frame("none", distinct_ids=ids)
     # DuckDB's filtered scans do not keep the file's row order: sorted, the sample (and the fit) is the same each time.
     sample = sample.sort("distinct_id", "timestamp", "event", *keys, nulls_last=True, maintain_order=True)
-    return LoadedExport(export, prepared, sample.select("distinct_id", "event", "timestamp", *keys), stats)
+    return LoadedExport(
+        export, prepared, sample.select("distinct_id", "event", "timestamp", *keys), stats, stray, repeats
+    )

@@ -10,7 +10,7 @@ from simulation_assets.core.hogflix.billing import plan_changes
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LIFE_EVENTS, PATTERNS, STATES, LifecycleConfig
 from simulation_assets.core.hogflix.draws import smallest
-from simulation_assets.core.hogflix.frames import day_frame
+from simulation_assets.core.hogflix.frames import day_frame, from_frame
 from simulation_assets.core.hogflix.lifecycle import (
     STATE_BY_FLAGS,
     lapse,
@@ -28,6 +28,7 @@ from simulation_assets.core.hogflix.persona_state import (
     DORMANT,
     MONTHLY,
     NEW,
+    NUMERIC_COLUMNS,
     PER_DAY_COLUMNS,
     REGULAR,
     WEEKEND,
@@ -260,3 +261,44 @@ def test_visits_by_depth_row_counts_what_the_rule_applied_to_each_visit_counts()
         want = {r[0]: r[1:] for r in plain.iter_rows()}
         assert _visits_by_depth_row(frame, date, cfg.pattern_assignment_day) == want
         assert len(want) >= 8
+
+
+def test_every_pool_keeps_the_narrow_column_dtypes_and_the_tables_widen_them():
+    """The burn-in, each day (signups appended, recycled buffers) and a pool read back from its table all
+    hold every column in its ``NUMERIC_COLUMNS`` dtype; the table has the schema's wider types and reads
+    back to the same values."""
+    cfg = LifecycleConfig(persona_pool=2_000)
+    state, older = initial_state(cfg, 5, DAY, burn_in_days=4), None
+    pools = [state]
+    for day in range(DAY, DAY + 3):
+        state, older = step_day(state, day, cfg, 5, recycle=older), state
+        pools.append(state)
+    for each in (*pools, from_frame(day_frame(state))):
+        assert {k: v.dtype for k, v in each.cols.items()} == {
+            k: np.dtype(t) for k, t in NUMERIC_COLUMNS.items()
+        }
+    frame = day_frame(state)
+    assert frame.schema["engagement_score"] == pl.Int32 and frame.schema["activity_history"] == pl.UInt32
+    back = from_frame(frame)
+    for k, v in state.cols.items():
+        assert np.array_equal(v, back.cols[k]), k
+
+
+def test_a_score_change_wider_than_its_dtype_is_made_in_int32():
+    """A configured daily gain that would overflow the int8 score from 100 still ends at 100 (not wrapped)."""
+    cfg = LifecycleConfig(
+        persona_pool=2_000, score_gain_active=40, score_loss_inactive=60, streak_break_penalty=70
+    )
+    state = initial_state(cfg, 5, DAY, burn_in_days=4)
+    before = state.cols["engagement_score"].astype(np.int32)
+    after = step_day(state, DAY, cfg, 5)
+    score = after.cols["engagement_score"]
+    assert score.dtype == np.int8 and score.min() >= 0 and score.max() <= 100
+    kept = np.flatnonzero(~state.cols["marked_for_cleanup"])
+    was, now = before[kept], score[: kept.size]
+    visited = after.cols["active_today"][: kept.size]
+    away = ~visited & (state.cols["state"][kept] != CHURNED) & (was > 0)
+    assert visited.sum() > 200 and away.sum() > 200
+    assert (now[visited] >= np.minimum(was[visited] + 40, 100) - 2).all()  # +40, then satisfaction's +-2
+    assert (now[away] == np.maximum(was[away] - 60, 0)).sum() > 200  # -60 a day away
+    assert (now[away] <= np.maximum(was[away] - 60, 0)).all()  # (-130 when it breaks a streak)

@@ -148,6 +148,8 @@ def test_a_twin_copied_from_its_training_users_fails_the_distance_test(
     report = dcr_test(real, prepare(rows, CFG))
     outcome = checks.dcr_not_closer_than_holdout(report)
     assert not outcome.passed and report.exact_copies > 0.9 * report.twin_users
+    # Beside the holdout's own matches (users never fitted, identical to a training user by chance): few here.
+    assert report.holdout_exact_matches < 0.05 * report.holdout_users
     # Both halves of the test see it: nearer the (subsampled) training users, and far too close to them.
     assert report.closer_to_training_share > report.bound and report.too_close_share > 0.9
 

@@ -73,6 +73,10 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
         (["fit", "--events", "{bad}"], "no event / distinct_id / timestamp column"),
         (["fit", "--events", "{csv}", "--k", "1"], "--k must be at least 2"),
         (["fit", "--events", "{tiny}"], "a twin needs at least 10 (2 x k)"),
+        (
+            ["fit", "--events", "{short}"],
+            "the export covers 3 day(s) (2026-02-02..2026-02-04); a twin needs at least 7",
+        ),
         (["run", "--spec", "/nonexistent", "--users", "10", "--days", "3"], "no such spec folder"),
         (["run", "--spec", "{csv_dir}", "--users", "10", "--days", "3"], "no twin.yaml in this folder"),
         (["run", "--spec", "{spec}", "--users", "0", "--days", "3"], "--users must be a positive integer"),
@@ -98,12 +102,14 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path: Path, cap
     spec.mkdir()
     (spec / "twin.yaml").write_text("format: simulation-assets-twin\nversion: 1\n")
     tiny = write_export(synthetic_events(users=8, days=7, seed=3), tmp_path / "tiny" / "e.csv", "csv")
+    short = write_export(synthetic_events(users=30, days=3, seed=3), tmp_path / "short" / "e.csv", "csv")
     subs = {
         "{csv}": str(csv),
         "{bad}": str(bad),
         "{csv_dir}": str(csv.parent),
         "{spec}": str(spec),
         "{tiny}": str(tiny),
+        "{short}": str(short),
     }
     out = tmp_path / "out"
     argv = ["twin", *[subs.get(a, a) for a in args], "--output", str(out)]
@@ -111,5 +117,27 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path: Path, cap
         assert main(["twin", "fit", "--events", str(csv), "--output", str(spec)]) == 0
         capsys.readouterr()
     assert main(argv) == 2
-    assert message in capsys.readouterr().out
-    assert not out.exists() or not any(out.iterdir())
+    said = capsys.readouterr()
+    assert message in said.out
+    # One error line: a problem found during the run is not also logged as a step failure with a traceback.
+    assert "Traceback" not in said.out + said.err and "STEP_FAILURE" not in said.out + said.err
+    assert not out.exists()  # not even an empty folder
+
+
+def test_the_report_puts_identical_users_beside_the_holdouts_and_leaves_unmeasured_weeks_out() -> None:
+    from simulation_assets.commands.twin import _markdown
+
+    fidelity = {"real_users": 15000, "twin_users": 15070, "days": 43, "comparisons": [],
+                "retention": [{"week": 1, "real": 0.152, "twin": 0.1519}, {"week": 6, "real": None, "twin": None},
+                              {"week": 7, "real": None, "twin": None}],
+                "dau_wau": {"real": 0.25, "twin": 0.23}}  # fmt: skip
+    privacy = {"closer_to_training_share": 0.505, "bound": 0.55, "too_close_share": 0.04, "twin_users": 15070,
+               "holdout_users": 2950, "exact_copies": 1024, "holdout_exact_matches": 210,
+               "copied_identifiers": {"uuid": 0, "distinct_id": 0, "session_id": 0}}  # fmt: skip
+    text = _markdown(fidelity, privacy, {"twin_not_closer_than_holdout": True})
+    assert "| 1 | 0.152 | 0.152 |" in text and "| 6 |" not in text and "None" not in text
+    assert "Weeks 6, 7: not measured" in text
+    assert (
+        "1,024 of 15,070 (6.8 %); holdout users, never fitted, identical to one: 210 of 2,950 (7.1 %)" in text
+    )
+    assert "Real identifiers found in the twin: none" in text

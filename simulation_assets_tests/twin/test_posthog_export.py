@@ -225,6 +225,12 @@ def test_malformed_json_lines_name_the_line(tmp_path: Path) -> None:
         good * 30 + "{not json\n"
     )  # beyond the lines sniffed for columns: DuckDB's error, same class
     assert "late.jsonl" in str(_raises("late.jsonl", late))
+    # A JSON array (one-line or pretty-printed) and pretty-printed objects are named for what they are.
+    for text in ("[" + good.strip() + "]\n", "[\n  " + good.strip() + "\n]\n"):
+        (tmp_path / "array.json").write_text(text)
+        _raises("holds a JSON array, not JSON lines", tmp_path / "array.json")
+    (tmp_path / "pretty.jsonl").write_text('{\n  "event": "a"\n}\n')
+    _raises("an object spread over several lines", tmp_path / "pretty.jsonl")
 
 
 def test_missing_columns_and_bad_mappings_list_what_exists(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from simulation_assets.core.hogflix.persona_state import (
     NEW,
     NO_DAY,
     PersonaState,
+    conform,
     day_date,
 )
 from simulation_assets.core.hogflix.signups import identities, new_personas
@@ -67,11 +68,12 @@ def initial_state(
     c["consecutive_missed_days"] = missed
     c["state"] = np.where(missed >= cfg.dormant_after_inactive_days, DORMANT, c["state"]).astype(np.int8)
     c["last_active_ms"] = (start - missed).astype(np.int64) * MS_PER_DAY - MS_PER_DAY // 4
-    c["history"] = np.where(away, 0, 0b1111111).astype(np.uint32)
+    c["history"] = np.where(away, 0, 0b1111111)
     binge = c["pattern"] == BINGE
     c["binge_phase_ends"] = np.where(
         binge, start + uniform_ints(u[3], 1, cfg.binge_cooldown_days.high), NO_DAY
     ).astype(np.int32)
+    state.cols = conform(c)  # the columns set whole above, in the pool's dtypes
     # Identities carry the signup time: rebuild them with the backdated one.
     fresh = identities(cfg, c["persona_number"], c["created_ms"], g)
     state.identity = state.identity.with_columns([fresh[k] for k in fresh.columns])

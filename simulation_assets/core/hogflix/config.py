@@ -167,7 +167,8 @@ class LifecycleConfig(_Frozen):
     # CASUAL (this project's rule, from the session-depth table): a persona past its
     # NEW week, not DORMANT, that was active on fewer than `casual_max_active_days`
     # of the last 14 days (so on one day at most) still visits but engages lightly.
-    casual_window_days: PositiveInt = 14
+    # At most 16: the pool keeps a persona's last 16 days (``persona_state.NUMERIC_COLUMNS["history"]``).
+    casual_window_days: Annotated[int, Field(gt=0, le=16)] = 14
     casual_max_active_days: PositiveInt = 2
 
     # --- Activity patterns ("Activity Patterns") ---
@@ -315,8 +316,18 @@ class LifecycleConfig(_Frozen):
             raise ValueError(f"unscaled_peaks and defining_peaks must name patterns of {PATTERNS}")
         if set(self.pattern_depth) != {*PATTERNS, "WEEKEND_PEAK"}:
             raise ValueError(f"pattern_depth must define {PATTERNS} and WEEKEND_PEAK")
-        if any(d.videos.low < 1 for d in [*self.session_depth.values(), *self.pattern_depth.values()]):
-            raise ValueError("session_depth videos must be at least 1 (an active day watches something)")
+        depths = [*self.session_depth.values(), *self.pattern_depth.values(), self.sick_depth]
+        if any(d.videos.low < 1 for d in depths):
+            raise ValueError(
+                "session_depth, pattern_depth and sick_depth videos must be at least 1 (an active day watches something)"
+            )
+        if any(d.videos.high > 1000 for d in depths):
+            raise ValueError("session_depth, pattern_depth and sick_depth videos must be at most 1000 a day")
+        for name, score in (("new_score", self.new_score), ("active_score", self.active_score)):
+            if score.low < 0 or score.high > 100:
+                raise ValueError(f"{name} must be within the engagement score's 0-100, got {score}")
+        if self.initial_tenure_days.low < 0 or self.initial_tenure_days.high > 30_000:
+            raise ValueError(f"initial_tenure_days must be within 0-30000, got {self.initial_tenure_days}")
         if self.active_share_band[0] > self.active_share_band[1]:
             raise ValueError(f"active_share_band must be (low, high), got {self.active_share_band}")
         if sum(e.daily_chance for e in self.life_events.values()) > 1.0:

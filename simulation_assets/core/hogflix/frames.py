@@ -120,12 +120,9 @@ def day_frame(state: PersonaState, columns: Collection[str] | None = None) -> pl
     want = S.keys() if columns is None else set(columns)
     if unknown := set(want) - S.keys():
         raise ValueError(f"day_frame: no such columns {sorted(unknown)}")
-    plain = {
-        k: c[k]
-        for k in (*_PLAIN, "avg_watch_completion", "completion_today", *_TRAIT_FLOATS, *_BILLING_INTS)
-        if k in want
-    }
+    plain = {k: c[k] for k in (*_PLAIN, "completion_today", *_TRAIT_FLOATS, *_BILLING_INTS) if k in want}
     built = {  # the other columns, each made only when asked for
+        "avg_watch_completion": lambda: pl.Series("avg_watch_completion", c["avg_watch_completion_bp"] / 100.0),
         "activity_history": lambda: pl.Series("activity_history", c["history"].astype(np.uint32, copy=False)),
         "is_synthetic": lambda: pl.Series("is_synthetic", np.ones(n, np.bool_)),
         "db_initialized": lambda: pl.Series("db_initialized", ~c["marked_for_cleanup"]),
@@ -225,7 +222,9 @@ def from_frame(frame: pl.DataFrame) -> PersonaState:
     cols: dict[str, np.ndarray] = {}
     for k in _PLAIN:
         cols[k] = num(k, NUMERIC_COLUMNS[k])
-    cols["avg_watch_completion"] = num("avg_watch_completion", np.float64)
+    cols["avg_watch_completion_bp"] = np.rint(num("avg_watch_completion", np.float64) * 100.0).astype(
+        np.int16
+    )
     for k in _TRAIT_FLOATS:
         cols[k] = num(k, np.float32)
     for k in _BILLING_INTS:
@@ -237,7 +236,7 @@ def from_frame(frame: pl.DataFrame) -> PersonaState:
     cols["favorite_genre"] = num("favorite_genre", np.int8)
     cols["region"] = _region_of(f["timezone"])
     cols["completion_today"] = num("completion_today", np.float64)
-    cols["history"] = num("activity_history", np.uint32)
+    cols["history"] = num("activity_history", NUMERIC_COLUMNS["history"])
     cols["plan"] = num("plan", np.int8)
     cols["state"] = num("state", np.int8)
     cols["pattern"] = num("activity_pattern", np.int8)

@@ -86,8 +86,9 @@ def life_events(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, u: np.ndarray, alive: np.ndarray
 ) -> None:
     """Expire the events that end today, then start at most one per persona (uniform ``u``)."""
-    on = np.flatnonzero(c["event"] >= 0)  # a few percent of the pool
-    expired = on[c["event_ends"][on] <= day]
+    ending = c["event_ends"] <= day  # a fifth of the pool is in an event: two whole-column tests are
+    ending &= c["event"] >= 0  # cheaper than listing them first, and few end on a day
+    expired = np.flatnonzero(ending)
     c["event"][expired] = NO_EVENT
     c["event_ends"][expired] = NO_DAY
     thresholds = np.cumsum([cfg.life_events[e].daily_chance for e in LIFE_EVENTS]).astype(np.float32)
@@ -104,9 +105,14 @@ def binge_cycle(
     c: Columns, day: int, cfg: LifecycleConfig, g: np.random.Generator, alive: np.ndarray
 ) -> np.ndarray:
     """Flip BINGE personas whose phase ran out between binge and cooldown; return who is binging today."""
-    candidates = np.flatnonzero(c["pattern"] == BINGE)  # a minority of the pool: looked at alone
-    binge = candidates[alive[candidates] & (c["state"][candidates] != NEW)]
-    flip = binge[c["binge_phase_ends"][binge] <= day]
+    # Whole-column tests of a byte or four per persona, then the few whose phase ends today: cheaper than
+    # listing the BINGE personas (an eighth of the pool) and gathering their columns.
+    binge = c["pattern"] == BINGE
+    binge &= alive
+    binge &= c["state"] != NEW
+    ends = c["binge_phase_ends"] <= day
+    ends &= binge
+    flip = np.flatnonzero(ends)
     to_binge = ~c["binge_is_binging"][flip]
     length = np.where(
         to_binge,
@@ -115,8 +121,7 @@ def binge_cycle(
     )
     c["binge_phase_ends"][flip] = day + length
     c["binge_is_binging"][flip] = to_binge
-    binging = np.zeros(len(alive), np.bool_)
-    binging[binge[c["binge_is_binging"][binge]]] = True
+    binging = np.logical_and(binge, c["binge_is_binging"], out=binge)
     binge_day = c["binge_day"]
     binge_day += 1
     binge_day *= binging
@@ -326,18 +331,31 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
         if max(abs(cfg.score_gain_active), cfg.score_loss_inactive + abs(cfg.streak_break_penalty)) < 100
         else np.int32
     )
-    window_mask = np.uint32((1 << cfg.casual_window_days) - 1)
+    # The score (0-100) moved by the day's change stays within its narrow dtype, unless the configured
+    # changes are that large: then it is moved in int32.
+    moves = (
+        cfg.score_gain_active,
+        -cfg.score_loss_inactive,
+        -cfg.score_loss_inactive - cfg.streak_break_penalty,
+    )
+    limits = np.iinfo(c["engagement_score"].dtype)
+    in_place = min(moves) >= limits.min and 100 + max(moves) <= limits.max
+    window_mask = c["history"].dtype.type((1 << cfg.casual_window_days) - 1)
     for b in blocks(len(active)):  # each block's columns stay in cache between the passes
         visit, live = active[b], alive[b]
         inactive = ~visit
         streak = c["consecutive_active_days"][b]
         delta = np.multiply(streak >= cfg.streak_break_min_days, small(-cfg.streak_break_penalty))
         delta -= small(cfg.score_loss_inactive)
-        np.copyto(delta, small(cfg.score_gain_active), where=visit)
+        delta *= inactive  # the day away's change, or 0 on a visit, then the visit's gain (a masked
+        delta += np.multiply(visit, small(cfg.score_gain_active))  # copy is several times slower)
         delta *= live
         score = c["engagement_score"][b]
-        score += delta
-        np.clip(score, 0, 100, out=score)
+        if in_place:
+            score += delta
+            np.clip(score, 0, 100, out=score)
+        else:
+            np.copyto(score, np.clip(np.add(score, delta, dtype=np.int32), 0, 100), casting="unsafe")
         streak += 1
         streak *= visit
         missed = c["consecutive_missed_days"][b]
@@ -345,7 +363,7 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
         missed *= inactive
         c["total_sessions"][b] += visit
         history = c["history"][b]
-        np.left_shift(history, np.uint32(1), out=history)
+        np.left_shift(history, history.dtype.type(1), out=history)
         history |= visit
         history &= window_mask
     np.copyto(c["active_today"], active)

@@ -26,7 +26,12 @@ NO_EVENT = -1
 NO_DAY = -1
 NO_MS = -1
 
-# Numeric columns of the state and their dtypes.
+# Numeric columns of the state and their dtypes. The day step is bound by memory traffic (it copies every
+# kept row each day and makes whole-column passes), so each column is as narrow as its range allows: the
+# score is 0-100 (int8); day counts, streaks, visits (at most one a day), watchlist and FlixBuddy totals
+# (at most one a day) and the binge day fit int16 for 89 years; the activity history keeps at most 16
+# days (uint16, ``LifecycleConfig.casual_window_days``); the average completion, a percentage rounded to
+# 0.01, is kept as its whole number of hundredths (int16). The tables widen them to the schema's types.
 NUMERIC_COLUMNS: dict[str, type] = {
     "persona_number": np.int64,
     "plan": np.int8,
@@ -35,24 +40,24 @@ NUMERIC_COLUMNS: dict[str, type] = {
     "created_ms": np.int64,
     "state_changed_ms": np.int64,
     "last_active_ms": np.int64,
-    "days_since_signup": np.int32,
-    "consecutive_active_days": np.int32,
-    "consecutive_missed_days": np.int32,
-    "total_sessions": np.int32,
-    "engagement_score": np.int32,
+    "days_since_signup": np.int16,
+    "consecutive_active_days": np.int16,
+    "consecutive_missed_days": np.int16,
+    "total_sessions": np.int16,
+    "engagement_score": np.int8,
     "videos_watched": np.int32,
-    "avg_watch_completion": np.float64,
+    "avg_watch_completion_bp": np.int16,  # the table's avg_watch_completion (0.01 % steps) in hundredths of a percent
     "ratings_given": np.int32,
-    "watchlist_size": np.int32,
-    "flixbuddy_conversations": np.int32,
+    "watchlist_size": np.int16,
+    "flixbuddy_conversations": np.int16,
     "event": np.int8,
     "event_ends": np.int32,
     "binge_is_binging": np.bool_,
-    "binge_day": np.int32,
+    "binge_day": np.int16,
     "binge_phase_ends": np.int32,
     "churned_day": np.int32,
     "lapsed": np.bool_,
-    "history": np.uint32,
+    "history": np.uint16,
     "marked_for_cleanup": np.bool_,
     "signed_up_today": np.bool_,
     "active_today": np.bool_,
@@ -60,10 +65,10 @@ NUMERIC_COLUMNS: dict[str, type] = {
     "lapsed_today": np.bool_,
     "churned_today": np.bool_,
     "session_start_ms": np.int64,
-    "videos_today": np.int32,
+    "videos_today": np.int16,
     "completion_today": np.float64,
-    "ratings_today": np.int32,
-    "watchlist_adds_today": np.int32,
+    "ratings_today": np.int16,
+    "watchlist_adds_today": np.int8,
     "flixbuddy_today": np.bool_,
     "binge_mode_today": np.bool_,
     # hidden traits (traits.py): static from signup, except satisfaction which moves every day
@@ -85,6 +90,16 @@ NUMERIC_COLUMNS: dict[str, type] = {
     "payment_recovered_today": np.bool_,
     "churn_reason": np.int8,  # billing.CHURN_REASONS, when churned
 }
+HISTORY_DAYS = 8 * np.dtype(NUMERIC_COLUMNS["history"]).itemsize  # days the activity history can keep
+
+
+def conform(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return ``cols`` with each numeric column in its ``NUMERIC_COLUMNS`` dtype (a column already in it is
+    kept as it is): for code that builds columns whole, so that every pool has the same layout."""
+    return {k: np.asarray(v).astype(NUMERIC_COLUMNS[k], copy=False) if k in NUMERIC_COLUMNS else v
+            for k, v in cols.items()}  # fmt: skip
+
+
 IDENTITY_COLUMNS = ("distinct_id", "email", "user_id", "profile_id", "source")
 # Columns that describe only the current day: they start from zero every day.
 PER_DAY_COLUMNS = (

@@ -19,6 +19,7 @@ from simulation_assets.core.hogflix.persona_state import (
     NO_MS,
     NUMERIC_COLUMNS,
     PersonaState,
+    conform,
 )
 from simulation_assets.core.hogflix.timeofday import MS_PER_DAY, draw_ms_of_day
 
@@ -71,7 +72,6 @@ def new_personas(
         )
         .select("persona_number", *IDENTITY_COLUMNS)
     )
-    zeros32 = np.zeros(n, np.int32)
     cols = {k: np.zeros(n, dtype=t) for k, t in NUMERIC_COLUMNS.items()}
     cols.update(
         persona_number=numbers,
@@ -87,7 +87,6 @@ def new_personas(
         binge_phase_ends=np.full(n, NO_DAY, np.int32),
         churned_day=np.full(n, NO_DAY, np.int32),
         session_start_ms=np.full(n, NO_MS, np.int64),
-        days_since_signup=zeros32,
         signed_up_today=np.ones(n, np.bool_),
         favorite_genre=traits.favorite_genre(seed, numbers, cfg.traits.genre_concentration),
         price_sensitivity=traits.price_sensitivity(cfg, seed, numbers, plan),
@@ -97,7 +96,7 @@ def new_personas(
         billing_day=billing_day(created_ms // MS_PER_DAY),
         next_payment_retry=np.full(n, NO_DAY, np.int32),
     )
-    return PersonaState(day=day, cols=cols, identity=identity, next_number=first_number + n)
+    return PersonaState(day=day, cols=conform(cols), identity=identity, next_number=first_number + n)
 
 
 def signup_count(cfg: LifecycleConfig, pool_now: int, churned_today: int, u: float) -> int:

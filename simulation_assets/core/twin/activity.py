@@ -45,7 +45,9 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   days, per class and kind, calibrated by simulating the twin (see
   ``fit.calibrate_first_days``).
 - **sessions per active day**: the class's empirical distribution (1..30, the
-  tail k-anonymous).
+  tail k-anonymous); a user's days are tied by a Gaussian copula whose
+  correlation is fitted on how much users differ in their share of days with
+  several sessions (see ``sessions_persistence``).
 - **session depth**: users fall into session groups (``flows.depth_pace_groups``:
   quantiles of their mean log events per session, each split by seconds per
   event); each class has a share of users per group, and sessions end with the
@@ -70,7 +72,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from scipy.optimize import minimize
-from scipy.special import betaln
+from scipy.special import betaln, ndtr, ndtri
 
 from simulation_assets.core.twin.features import Window, weekday
 from simulation_assets.core.twin.sketch import capped_pmf, quantile_sketch
@@ -557,6 +559,55 @@ def streak_spread(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarr
 def sessions_per_day_pmf(activity: pl.DataFrame, k: int) -> np.ndarray:
     """Return P(sessions = s) for s = 0..30 (index 0 unused) over the given active user-days."""
     return capped_pmf(activity["sessions"].to_numpy(), activity["user"].to_numpy(), MAX_SESSIONS_PER_DAY, k)
+
+
+# A user's days' session counts are tied by a Gaussian copula: the count of a day is the class's
+# distribution at the quantile Phi(sqrt(rho) z_user + sqrt(1 - rho) z_day). rho is fitted on whether a
+# day holds two sessions or more; up to this value.
+MAX_PERSISTENCE = 0.95
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(64)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()  # E[f(z)], z ~ N(0, 1), is sum(_WEIGHTS * f(_NODES))
+
+
+def multi_share_spread(rho: float, threshold: float) -> float:
+    """Return the variance over users of P(a day holds 2+ sessions) when days are tied by ``rho``.
+
+    A day holds two or more when its latent normal is above ``threshold``: given the user's z that
+    chance is Phi((sqrt(rho) z - threshold) / sqrt(1 - rho)).
+    """
+    p = ndtr((np.sqrt(rho) * _NODES - threshold) / np.sqrt(1.0 - rho))
+    mean = float(_WEIGHTS @ p)
+    return float(_WEIGHTS @ (p * p)) - mean * mean
+
+
+def sessions_persistence(activity: pl.DataFrame, pmf: np.ndarray, k: int) -> float:
+    """Return how much a user's days agree on whether they hold one session or several (0: not at all).
+
+    Users differ beyond the day-to-day noise: in a B2B tool an admin opens it three times most
+    days and a casual member once, though both belong to the class that comes on weekdays. Over the
+    users with two active days or more, m of n days holding two sessions or more, the mean of
+    m (m - 1) / (n (n - 1)) estimates E[p^2] without the binomial noise (p a user's own chance of such
+    a day), so V = E[p^2] - E[p]^2 is the spread of those chances between users. The copula's rho is
+    the one whose spread of chances (at the class distribution's share of such days) is V, found by
+    bisection; 0 with fewer than 2 k such users or when every day (or none) holds several sessions.
+    """
+    per = activity.group_by("user").agg(pl.len().alias("n"), (pl.col("sessions") >= 2).sum().alias("m"))
+    per = per.filter(pl.col("n") >= 2)
+    share = float(pmf[2:].sum())
+    if per.height < 2 * k or not 0.0 < share < 1.0:
+        return 0.0
+    n, m = per["n"].to_numpy().astype(np.float64), per["m"].to_numpy().astype(np.float64)
+    spread = float(np.mean(m * (m - 1) / (n * (n - 1)))) - float(np.mean(m / n)) ** 2
+    threshold = float(ndtri(1.0 - share))
+    if spread <= 0:
+        return 0.0
+    if spread >= multi_share_spread(MAX_PERSISTENCE, threshold):
+        return MAX_PERSISTENCE
+    lo, hi = 0.0, MAX_PERSISTENCE
+    for _ in range(40):  # the spread grows with rho
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if multi_share_spread(mid, threshold) < spread else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 DAY_SESSION_BUCKETS = 3  # days of 1, 2, and 3 or more sessions

@@ -214,6 +214,7 @@ class CompiledSpec:
                 self.by_age_day[c, j, : len(factors)] = factors
         self.ident_share = np.array([[cd.identified_share.get(k, 0.0) for k in KINDS] for cd in doc.classes])
         spd = tables["sessions_per_day"]
+        self.spd_persistence = np.array([cd.sessions_persistence for cd in doc.classes])
         self.spd_cdf = np.zeros((self.n_classes, 31))
         for (c,), part in spd.group_by("class"):
             pmf = np.zeros(31)
@@ -235,47 +236,21 @@ class CompiledSpec:
             tilt[t["bucket"].to_numpy(), t["hour"].to_numpy()] = t["factor"].to_numpy()
         prof = prof[:, :, None, :] * tilt[None, None, :, :]
         self.hour_cdf = np.cumsum(prof / prof.sum(axis=3, keepdims=True), axis=3)
-        gaps = tables["day_gaps"].sort("class", "block", "level")
-        # Rows class * GAP_BLOCKS + block of the previous session's end: the block's sketch where the spec has
-        # one, else the class's sketch for any block, else the median over classes.
-        self.gap_q: np.ndarray | None = None
-        if gaps.height:
-            levels = int(gaps["level"].max()) + 1  # type: ignore[operator]
-            any_block = gaps.filter(pl.col("block") < 0)
-            pooled = (
-                (any_block if any_block.height else gaps)
-                .group_by("level")
-                .agg(pl.col("log_minutes").median())
-                .sort("level")["log_minutes"]
-                .to_numpy()
-            )
-            gap_q = np.tile(pooled, (self.n_classes, GAP_BLOCKS, 1))
-            for (c,), part in any_block.group_by("class"):
-                gap_q[int(c), :] = part["log_minutes"].to_numpy()
-            for (c, b), part in gaps.filter(pl.col("block") >= 0).group_by("class", "block"):
-                gap_q[int(c), int(b)] = part["log_minutes"].to_numpy()
-            self.gap_q = gap_q.reshape(self.n_classes * GAP_BLOCKS, levels)
+        # Rows class * GAP_BLOCKS + block of the previous session's end (specs from before the day clock).
+        gaps = tables["day_gaps"]
+        self.gap_q = (
+            _sketch_rows(gaps, "block", "log_minutes", self.n_classes, GAP_BLOCKS) if gaps.height else None
+        )
         # Later sessions of a day by their share of the clock left (specs that have it).
         clock = tables["day_clock"].sort("class", "hour")
         self.clock: np.ndarray | None = None
         if clock.height == 24 * self.n_classes:
             self.clock = clock["share"].to_numpy().reshape(self.n_classes, 24)
-        shares = tables["day_gap_shares"].sort("class", "left", "level")
+        shares = tables["day_gap_shares"]
         self.gap_share_q: np.ndarray | None = None
         if self.clock is not None and shares.height:
-            levels = int(shares["level"].max()) + 1  # type: ignore[operator]
-            # Rows class * GAP_LEFT + sessions left: the class's sketch for that count, else for any count,
-            # else the median of the classes' sketches for any count.
-            any_left = shares.filter(pl.col("left") < 0)
-            pooled = (
-                any_left.group_by("level").agg(pl.col("share").median()).sort("level")["share"].to_numpy()
-            )
-            q = np.tile(pooled, (self.n_classes, GAP_LEFT, 1))
-            for (c,), part in any_left.group_by("class"):
-                q[int(c)] = part["share"].to_numpy()
-            for (c, left), part in shares.filter(pl.col("left") >= 0).group_by("class", "left"):
-                q[int(c), int(left)] = part["share"].to_numpy()
-            self.gap_share_q = q.reshape(self.n_classes * GAP_LEFT, levels)
+            # Rows class * GAP_LEFT + sessions still to come (0: the next is the day's last, 1: more).
+            self.gap_share_q = _sketch_rows(shares, "left", "share", self.n_classes, GAP_LEFT)
             # Sessions the fit rebuilt were at least the idle timeout apart.
             self.gap_floor_ms = (
                 int(doc.sessions["idle_minutes"] * 60_000) if doc.source.sessions_rebuilt else 0
@@ -574,3 +549,27 @@ def _typed(values: pl.Series, kind: str) -> pl.Series:
         )
     # Text: an Enum over the key's values, so a column is drawn as codes into them (no string per row).
     return values.cast(pl.Enum(values.drop_nulls().unique(maintain_order=True)))
+
+
+def _sketch_rows(table: pl.DataFrame, group: str, value: str, n_classes: int, groups: int) -> np.ndarray:
+    """Return the sketches of a (class, ``group``) table as rows class * ``groups`` + group.
+
+    A row is the (class, group)'s sketch where the table has one, else the class's sketch for any group
+    (``group`` -1), else the median over classes of those (of every row when no class has one).
+    """
+    table = table.sort("class", group, "level")
+    levels = int(table["level"].max()) + 1  # type: ignore[operator]
+    any_group = table.filter(pl.col(group) < 0)
+    pooled = (
+        (any_group if any_group.height else table)
+        .group_by("level")
+        .agg(pl.col(value).median())
+        .sort("level")[value]
+        .to_numpy()
+    )
+    q = np.tile(pooled, (n_classes, groups, 1))
+    for (c,), part in any_group.group_by("class"):
+        q[int(c)] = part[value].to_numpy()
+    for (c, b), part in table.filter(pl.col(group) >= 0).group_by("class", group):
+        q[int(c), int(b)] = part[value].to_numpy()
+    return q.reshape(n_classes * groups, levels)

@@ -71,6 +71,8 @@ class FidelityReport:
     event_mix: pl.DataFrame  # event, real, twin
     paths: pl.DataFrame  # path, real, twin
     dau_wau: dict[str, float]
+    # day (date), real, twin (scaled to the export's users): calendar days a twin misses (a holiday, a launch)
+    daily_active: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     def by_name(self, name: str) -> Comparison:
         return next(c for c in self.comparisons if c.name == name)
@@ -88,6 +90,8 @@ class FidelityReport:
             "event_mix": self.event_mix.to_dicts(),
             "paths": self.paths.to_dicts(),
             "dau_wau": self.dau_wau,
+            "dau_by_day": dau_by_day_summary(self.daily_active),
+            "daily_active_users": [{**row, "day": str(row["day"])} for row in self.daily_active.to_dicts()],
         }
 
 
@@ -195,6 +199,42 @@ def retention_curve(p: Prepared, window: Window, weeks: int) -> pl.DataFrame:
             {"week": w, "share": retained / base.height if base.height else None, "base": base.height}
         )
     return pl.DataFrame(rows, schema={"week": pl.Int32, "share": pl.Float64, "base": pl.Int64})
+
+
+def daily_active_users(real: Prepared, twin: Prepared, window: Window) -> pl.DataFrame:
+    """Return each day's active users: the export's, and the twin's scaled to as many users as the export.
+
+    Weekly profiles and per-user distributions cannot see a calendar: a Christmas week at a quarter of the
+    usual traffic, a launch day at three times. Side by side per date they show.
+    """
+    days = np.arange(window.first, window.last + 1)
+    counts = []
+    for p in (real, twin):
+        act = user_day_activity(p.sessions)
+        counts.append(np.bincount(act["day"].to_numpy() - window.first, minlength=days.size)[: days.size])
+    n_real = real.sessions["user"].n_unique()
+    n_twin = max(twin.sessions["user"].n_unique(), 1)
+    return pl.DataFrame(
+        {
+            "day": pl.Series(days, dtype=pl.Int32).cast(pl.Date),
+            "real": counts[0],
+            "twin": np.round(counts[1] * n_real / n_twin, 1),
+        }
+    )
+
+
+def dau_by_day_summary(daily: pl.DataFrame) -> dict[str, object]:
+    """Return the mean absolute difference of the days' active users (share of the export's mean) and the worst day."""
+    if daily.is_empty() or daily["real"].sum() == 0:
+        return {}
+    diff = (daily["twin"] - daily["real"]).abs()
+    worst = int(diff.arg_max())  # type: ignore[arg-type]
+    return {
+        "mean_abs_difference_share": round(float(diff.mean() / daily["real"].mean()), 4),  # type: ignore[operator]
+        "worst_day": str(daily["day"][worst]),
+        "worst_real": int(daily["real"][worst]),
+        "worst_twin": float(daily["twin"][worst]),
+    }
 
 
 def dau_over_wau(p: Prepared, window: Window) -> float:
@@ -503,6 +543,7 @@ def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed
             }
         ),
         dau_wau=dau,
+        daily_active=daily_active_users(real, twin, window),
     )
 
 

@@ -29,6 +29,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 import pyarrow as pa
+from scipy.special import ndtr, ndtri
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.hogflix.ids import uuid7s
@@ -185,6 +186,17 @@ class Generator(CompiledSpec):
         return np.bincount(np.concatenate(self.active_by_day), minlength=len(self.population.cls))
 
     @cached_property
+    def sessions_trait(self) -> np.ndarray:
+        """Return each user's standard normal leaning toward days of several sessions (its own stream).
+
+        A day's count is the class's distribution at Phi(sqrt(rho) z + sqrt(1 - rho) z_day): each class's
+        days keep its distribution, and a user's days agree as much as the export's users' do.
+        """
+        return rng_mod.stream(self.seed, "twin", "sessions-trait", self.gen.users).standard_normal(
+            self.gen.users
+        )
+
+    @cached_property
     def user_pace(self) -> np.ndarray:
         """Return each user's own log-time pace, drawn from the sketch of their band of active days.
 
@@ -224,7 +236,12 @@ class Generator(CompiledSpec):
         if users.size == 0:
             return empty_frame(self)
         cls = pop.cls[users].astype(np.int64)
-        n_sess = np.maximum(_draw_rows(self.spd_cdf[cls], g.random(users.size)), 1)
+        u_sess = g.random(users.size)
+        if self.spd_persistence.any():  # the user's own leaning toward days of one session or several
+            rho = self.spd_persistence[cls]
+            tied = ndtr(np.sqrt(rho) * self.sessions_trait[users] + np.sqrt(1 - rho) * ndtri(u_sess))
+            u_sess = np.where(rho > 0, tied, u_sess)
+        n_sess = np.maximum(_draw_rows(self.spd_cdf[cls], u_sess), 1)
         owner = np.repeat(np.arange(users.size), n_sess)
         rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
         s_user = users[owner]
@@ -351,8 +368,10 @@ class Generator(CompiledSpec):
         ident_user = pop.identified[s_user] & first_day
         ranks = np.array(sorted(self.ident_session))
         shares = np.array([self.ident_session[r] for r in ranks])
+        # One wanted rank per user (drawn per session, a user's sessions could each miss their own draw and
+        # leave the user anonymous all day with no $identify, or hold two).
         want_rank = (
-            ranks[_draw(np.cumsum(shares) / shares.sum(), g.random(n_sess))]
+            ranks[_draw(np.cumsum(shares) / shares.sum(), g.random(users.size))][owner]
             if ranks.size
             else np.zeros(n_sess, np.int64)
         )

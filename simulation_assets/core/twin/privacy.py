@@ -53,7 +53,10 @@ class PrivacyReport:
     passed: bool
     too_close_share: float = float("nan")  # twin users nearer a training user than the holdout's p5
     dcr_quantiles: dict[str, dict[str, float]] = field(default_factory=dict)
-    exact_copies: int = 0
+    exact_copies: int = 0  # twin users identical in every feature to a training user
+    holdout_exact_matches: int = (
+        0  # holdout users identical to one: the share simple behaviour gives uncopied
+    )
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -152,6 +155,7 @@ def dcr_test(real: Prepared, twin: Prepared, targets: Targets | None = None, see
             },
         },
         exact_copies=int((twin_to_train < 1e-9).sum()),
+        holdout_exact_matches=int((hold_to_train < 1e-9).sum()),
     )
 
 

@@ -250,11 +250,27 @@ PARTIAL_DAY_SHARE = 0.5
 
 
 def complete_window(sessions: pl.DataFrame) -> Window:
-    """Return the days the sessions start on, without a last day cut short (see ``PARTIAL_DAY_SHARE``)."""
+    """Return the days the sessions start on, without a first or last day cut short (see ``PARTIAL_DAY_SHARE``).
+
+    A last day is cut short by an export taken partway through it; a first day by a product whose day is
+    not the UTC day (a site in UTC+2 has its first two local hours on the UTC day before: 7 users there
+    against 470-760 on the next days, and a twin that generated that day in full). A first day counts as
+    cut short only when its first session starts in the day's second half (with ``start_ms``): a product
+    launched in the window has a quiet first day too, but a whole one, and its first users' first days.
+    """
     window = Window.of(sessions)
     if window.days < 8:
         return window
     counts = np.bincount(sessions["day"].to_numpy() - window.first, minlength=window.days)
+    first, last = window.first, window.last
     if counts[-1] < PARTIAL_DAY_SHARE * counts[-8:-1].mean():
-        return Window(window.first, window.last - 1)
-    return window
+        last -= 1
+    if (
+        window.days >= 9
+        and counts[0] < PARTIAL_DAY_SHARE * counts[1:8].mean()
+        and "start_ms" in sessions.columns
+    ):
+        opened = int(sessions.filter(pl.col("day") == window.first)["start_ms"].min())  # type: ignore[arg-type]
+        if opened - window.first * MS_PER_DAY >= MS_PER_DAY // 2:
+            first += 1
+    return Window(first, last)

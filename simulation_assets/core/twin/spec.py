@@ -182,6 +182,9 @@ class ClassDoc(FrozenModel):
     return_by_age_day: dict[str, list[float]] = Field(default_factory=dict)
     tail_hazard: dict[str, float]  # kind -> daily churn chance beyond the survival table
     weekday_multipliers: list[float] = Field(min_length=7, max_length=7)
+    # How much a user's days agree on their number of sessions: the correlation of the Gaussian copula that
+    # ties them (0, and older specs: each day's count drawn afresh from the class's distribution).
+    sessions_persistence: float = Field(default=0.0, ge=0.0, lt=1.0)
     identified_share: dict[str, float]  # kind -> share of users identified during the window
     training_users: int = Field(ge=0)
 

@@ -141,11 +141,22 @@ def _jsonl_columns(files: tuple[str, ...]) -> dict[str, str]:
     for file in files:
         try:
             for number, line in _first_lines(file):
+                if number == 1 and line.lstrip().startswith("["):
+                    raise ExportError(
+                        file,
+                        "holds a JSON array, not JSON lines: write one event object per line "
+                        "(e.g. jq -c '.[]' events.json > events.jsonl)",
+                    )
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
+                    spread = (
+                        " (an object spread over several lines? write one per line)"
+                        if line.strip() == "{"
+                        else ""
+                    )
                     raise ExportError(
-                        file, f"line {number} is not JSON ({exc.msg} at column {exc.colno})"
+                        file, f"line {number} is not JSON ({exc.msg} at column {exc.colno}){spread}"
                     ) from None
                 if not isinstance(obj, dict):
                     raise ExportError(file, f"line {number} is not a JSON object")
