@@ -721,9 +721,9 @@ def depth_pace_groups(sessions: pl.DataFrame, user_ids: np.ndarray, classes: np.
         return out
     row_of = np.full(int(max(user_ids.max(), sessions["user"].max() or 0)) + 1, -1, np.int64)  # type: ignore[operator]
     row_of[user_ids] = np.arange(size)
-    s = sessions.filter(pl.col("user").is_in(user_ids))
-    user = s["user"].to_numpy()
-    n_events = s["n_events"].to_numpy().astype(np.float64)
+    mine = row_of[sessions["user"].to_numpy()] >= 0
+    user = sessions["user"].to_numpy()[mine]
+    n_events = sessions["n_events"].to_numpy()[mine].astype(np.float64)
     depth, seen = _shrunk_means(user, np.log(n_events), row_of, classes, band)
     if depth_groups <= 1 or seen.sum() < 2:
         d = np.zeros(size, np.int64) if depth_groups <= 1 else np.full(size, depth_groups // 2, np.int64)
@@ -734,7 +734,7 @@ def depth_pace_groups(sessions: pl.DataFrame, user_ids: np.ndarray, classes: np.
     p = np.full(size, pace_groups // 2, np.int64)
     if pace_groups > 1:
         multi = n_events >= 2
-        per_event = s["duration_s"].to_numpy()[multi] / (n_events[multi] - 1)
+        per_event = sessions["duration_s"].to_numpy()[mine][multi] / (n_events[multi] - 1)
         pace, has = _shrunk_means(user[multi], np.log1p(np.maximum(per_event, 0.0)), row_of, classes, band)
         for g in range(max(depth_groups, 1)):
             sel = has & (d == g)
