@@ -210,6 +210,12 @@ def run_fit(args: argparse.Namespace) -> int:
         f"{len(doc.flow['events'])} events modelled, {len(doc.privacy['dropped_properties'])} properties dropped. "
         f"Spec: {out / 'twin.yaml'}"
     )
+    repeated = _metadata_value(result, "twin_spec", "rows_repeated")
+    if repeated:
+        console.print(
+            f"Note: {repeated:,} rows repeated an event uuid already read (a batch delivered twice) and were "
+            "read once, as PostHog keeps one."
+        )
     if left_out:
         console.print(
             f"Note: {left_out:,} rows dated far outside {doc.source.first_day}..{doc.source.last_day} (a device clock "

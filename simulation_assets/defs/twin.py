@@ -269,6 +269,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "export": doc.source.export,
                 "rows": doc.source.rows,
                 "rows_left_out": loaded.stray_rows,
+                "rows_repeated": loaded.repeated_rows,
                 "users": doc.source.users,
                 "training_users": doc.source.training_users,
                 "days": doc.source.days,

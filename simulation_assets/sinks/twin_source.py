@@ -41,6 +41,7 @@ class LoadedExport:
     property_sample: pl.DataFrame
     key_stats: pl.DataFrame
     stray_rows: int = 0  # rows dated far outside the export's main span of days, left out
+    repeated_rows: int = 0  # rows delivered again with an event uuid already read, left out
 
     @property
     def name(self) -> str:
@@ -51,20 +52,39 @@ def load_real(
     path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
 ) -> tuple[ExportSource, Prepared]:
     """Open the export and import its users and sessions (no properties, no event uuids)."""
-    export, prepared, _ = _load_real(path, mapping, cfg)
+    export, prepared, _, _ = _load_real(path, mapping, cfg)
     return export, prepared
 
 
 def _load_real(
     path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
-) -> tuple[ExportSource, Prepared, int]:
+) -> tuple[ExportSource, Prepared, int, int]:
     export = open_export(path, mapping)
     # One pass: the ``$anon_distinct_id`` is parsed out of the ``$identify`` events' properties only.
-    core = export.frame([ANON], uuid=False, properties_of=[IDENTIFY])
+    core = export.frame([ANON], uuid=False, properties_of=[IDENTIFY], uuid_hash=True)
+    core, repeats = drop_redelivered(core)
     core, stray = main_span(core, export.source)
     identifies = core.filter(pl.col("event") == IDENTIFY).select("distinct_id", ANON)
     core = core.drop(ANON)  # its 10M nulls freed before sessions are built (the read's peak memory)
-    return export, prepare(core, cfg, identifies), stray
+    return export, prepare(core, cfg, identifies), stray, repeats
+
+
+def drop_redelivered(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Return ``rows`` with one row per event uuid (by ``__uuid_hash``, dropped), as PostHog keeps one, and how
+    many rows were repeats.
+
+    Batch exports deliver at least once: a retried batch repeats rows with their uuid. Fitted, the twin
+    would learn them as events repeated at no time apart and emit its own (with new uuids, which PostHog
+    keeps). Rows without a uuid are all kept.
+    """
+    if "__uuid_hash" not in rows.columns:
+        return rows, 0
+    hashed = rows["__uuid_hash"]
+    keep = hashed.is_first_distinct() | hashed.is_null()
+    repeats = int(keep.len() - keep.sum())
+    if repeats:
+        rows = rows.filter(keep)
+    return rows.drop("__uuid_hash"), repeats
 
 
 def main_span(rows: pl.DataFrame, source: str) -> tuple[pl.DataFrame, int]:
@@ -113,7 +133,7 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
     follows spent more system CPU in page compaction than computing without it.
     """
     tune_generator_memory()
-    export, prepared, stray = _load_real(path, mapping, cfg)
+    export, prepared, stray, repeats = _load_real(path, mapping, cfg)
     if prepared.window.days < MIN_DAYS:
         raise FitError(
             f"{export.source}: the export covers {prepared.window.days} day(s) ({_date(prepared.window.first)}.."
@@ -134,5 +154,5 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
     # DuckDB's filtered scans do not keep the file's row order: sorted, the sample (and the fit) is the same each time.
     sample = sample.sort("distinct_id", "timestamp", "event", *keys, nulls_last=True, maintain_order=True)
     return LoadedExport(
-        export, prepared, sample.select("distinct_id", "event", "timestamp", *keys), stats, stray
+        export, prepared, sample.select("distinct_id", "event", "timestamp", *keys), stats, stray, repeats
     )

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from simulation_assets.sinks.posthog_export import ExportError
-from simulation_assets.sinks.twin_source import main_span
+from simulation_assets.sinks.twin_source import drop_redelivered, main_span
 
 
 def _rows(days: list[int], per_day: int = 50) -> pl.DataFrame:
@@ -89,3 +89,31 @@ def test_daily_active_users_by_date_show_a_holiday_the_twin_does_not_have() -> N
     summary = dau_by_day_summary(daily)
     assert summary["worst_day"] == "2026-12-25" and summary["worst_real"] == 25
     assert summary["mean_abs_difference_share"] == pytest.approx(75 / 21 / (2025 / 21), abs=1e-3)
+
+
+def test_rows_delivered_twice_are_read_once(tmp_path) -> None:  # noqa: ANN001
+    from simulation_assets.core.twin.example import synthetic_events
+    from simulation_assets.sinks.posthog_export import write_export
+    from simulation_assets.sinks.twin_source import load_real
+    from simulation_assets_tests.twin.conftest import CFG
+
+    frame = synthetic_events(users=40, days=14, seed=5)
+    once = write_export(frame, tmp_path / "once" / "export-0000.parquet", "batch-parquet")
+    twice = tmp_path / "twice"
+    write_export(frame, twice / "export-0000.parquet", "batch-parquet")
+    write_export(
+        frame.sample(n=300, seed=1), twice / "export-0001.parquet", "batch-parquet"
+    )  # a batch retried
+    _, a = load_real(once, None, CFG)
+    _, b = load_real(twice, None, CFG)
+    assert b.rows == a.rows == frame.height
+    assert b.sessions["n_events"].to_list() == a.sessions["n_events"].to_list()
+    # Without event uuids (a generic table) every row is an event.
+    rows = pl.DataFrame(
+        {"__uuid_hash": [1, 1, None, None, 2], "event": list("abcde")},
+        schema_overrides={"__uuid_hash": pl.UInt64},
+    )
+    kept, repeats = drop_redelivered(rows)
+    assert (
+        repeats == 1 and kept["event"].to_list() == ["a", "c", "d", "e"] and "__uuid_hash" not in kept.columns
+    )

@@ -161,6 +161,7 @@ class ExportSource:
         sample_rows: int | None = None,
         uuid: bool = True,
         properties_of: Sequence[str] | None = None,
+        uuid_hash: bool = False,
     ) -> str:
         """Return the SQL query of the normalized rows.
 
@@ -168,7 +169,9 @@ class ExportSource:
         columns, applied before anything is parsed; ``sample_rows`` keeps a seeded reservoir sample
         of that many raw rows (also before parsing, reading only the columns the rows need);
         ``uuid=False`` leaves the uuid column null (it is not read); ``properties_of`` reads the
-        listed property keys only on events of those names (null on the others, which are not parsed).
+        listed property keys only on events of those names (null on the others, which are not parsed);
+        ``uuid_hash`` adds ``__uuid_hash``, a 64-bit hash of the event uuid (when the export has one), which finds
+        re-delivered rows for an eighth of the memory of the uuid text.
         """
         cols = [
             f"{self._field_sql('uuid') if uuid else 'NULL::VARCHAR'} AS uuid",
@@ -178,6 +181,8 @@ class ExportSource:
             f"{self._timestamp_sql()} AS timestamp",
             f"{self._session_sql()} AS session_id",
         ]
+        if uuid_hash and self.fields.get("uuid") is not None:
+            cols.append(f"hash({self._field_sql('uuid')}) AS __uuid_hash")
         if not self._typed_timestamp():  # text or numbers: kept to quote an unreadable one in the error
             cols.append(f"CAST({self._field_sql('timestamp')} AS VARCHAR) AS __raw_timestamp")
         keys: list[str] = []
@@ -224,13 +229,15 @@ class ExportSource:
         distinct_ids: Sequence[str] | None = None,
         uuid: bool = True,
         properties_of: Sequence[str] | None = None,
+        uuid_hash: bool = False,
     ) -> pl.DataFrame:
         """Return every (or every ``where``-selected) event as a normalized frame.
 
         ``properties``: ``"json"`` (one JSON text column), ``"none"``, or a list
         of property keys (one text column each). ``distinct_ids`` keeps only those
         users' rows; ``uuid=False`` skips reading event uuids (the column is null); ``properties_of``
-        reads the listed keys only on events of those names (see :meth:`select_sql`). Raises :class:`ExportError`
+        reads the listed keys only on events of those names, ``uuid_hash`` adds the uuid's hash (see
+        :meth:`select_sql`). Raises :class:`ExportError`
         on malformed input and when a row lacks an event name, a distinct id or
         a readable timestamp.
         """
@@ -242,7 +249,12 @@ class ExportSource:
                 column = _ident(self.fields["distinct_id"] or "distinct_id")
                 raw_where = f"CAST({column} AS VARCHAR) IN (SELECT distinct_id FROM __wanted)"
             query = self.select_sql(
-                properties, where, raw_where=raw_where, uuid=uuid, properties_of=properties_of
+                properties,
+                where,
+                raw_where=raw_where,
+                uuid=uuid,
+                properties_of=properties_of,
+                uuid_hash=uuid_hash,
             )
             table = self._run(con, query)
         finally:

@@ -44,7 +44,11 @@ def _validated(export: ExportSource, frame: pl.DataFrame) -> pl.DataFrame:
 
 def _typed(frame: pl.DataFrame) -> pl.DataFrame:
     casts = [pl.col(k).cast(t) for k, t in EXPORT_SCHEMA.items() if k in frame.columns]
-    rest = [pl.col(c).cast(pl.String) for c in frame.columns if c not in EXPORT_SCHEMA]
+    rest = [
+        pl.col(c) if c == "__uuid_hash" else pl.col(c).cast(pl.String)
+        for c in frame.columns
+        if c not in EXPORT_SCHEMA
+    ]
     return frame.select(*casts, *rest)
 
 
