@@ -502,7 +502,8 @@ def _fit(
     return calibrate_first_days(spec, activity, user_ids, first_days, cls_by_row * 2 + kind, window)
 
 
-SURVIVAL_CALIBRATION_ROUNDS = 2  # rounds of the lifetime curves' correction by simulation (see calibrate_survival)
+# Rounds of the lifetime curves' correction by simulation (see calibrate_survival); one gives the same to 0.01.
+SURVIVAL_CALIBRATION_ROUNDS = 2
 
 
 def simulated_activity(spec: TwinSpec, users: int, days: int) -> tuple[Generator, pl.DataFrame, pl.DataFrame]:
