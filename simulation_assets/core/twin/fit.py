@@ -502,7 +502,8 @@ def _fit(
     return calibrate_first_days(spec, activity, user_ids, first_days, cls_by_row * 2 + kind, window)
 
 
-SURVIVAL_ROUNDS = 2  # rounds of the lifetime curves' correction by simulation (see calibrate_survival)
+# Rounds of the lifetime curves' correction by simulation (see calibrate_survival); one gives the same to 0.01.
+SURVIVAL_CALIBRATION_ROUNDS = 2
 
 
 def simulated_activity(spec: TwinSpec, users: int, days: int) -> tuple[Generator, pl.DataFrame, pl.DataFrame]:
@@ -536,13 +537,13 @@ def calibrate_survival(spec: TwinSpec, window: Window) -> TwinSpec:
     few of the first week's users in the window's last week. So the twin's activity is simulated over
     the export's days (``CALIBRATION_USERS`` users or more), the same estimator is run on it, and each
     curve is multiplied by the simulated users' own survival over the estimate (the tail hazard by
-    the same ratio over the ages it is taken from); ``SURVIVAL_ROUNDS`` times from the fitted curves,
+    the same ratio over the ages it is taken from); ``SURVIVAL_CALIBRATION_ROUNDS`` times from the fitted curves,
     the simulation each time from the corrected ones.
     """
     doc, fitted = spec.document, spec.tables["survival"]
     users = max(CALIBRATION_USERS, doc.generation.users)
     corrected = spec
-    for _ in range(SURVIVAL_ROUNDS):
+    for _ in range(SURVIVAL_CALIBRATION_ROUNDS):
         gen, activity, spans_frame = simulated_activity(corrected, users, window.days)
         ids = spans_frame["user"].to_numpy()
         cls, kind = gen.population.cls[ids].astype(np.int64), gen.population.kind[ids]
