@@ -60,6 +60,7 @@ DAY_RESET = {
     "signed_up_today": False,
     "active_today": False,
     "reactivated_today": False,
+    "lapsed_today": False,
     "churned_today": False,
     "marked_for_cleanup": False,
     "flixbuddy_today": False,
@@ -278,7 +279,7 @@ def loop_step(
             if t.enabled:
                 chance *= max(0.0, 1.0 + t.lapse_weight * (t.pivot - p["satisfaction"]))
             if rnd.random() < chance:
-                p["lapsed"] = True
+                p["lapsed"] = p["lapsed_today"] = True
         # return chance
         rule = cfg.patterns[p["pattern"]]
         monthly_peak = cfg.monthly_peak_days.low <= date.day <= cfg.monthly_peak_days.high

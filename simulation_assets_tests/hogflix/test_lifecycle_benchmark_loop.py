@@ -52,6 +52,13 @@ def test_the_loop_does_the_steps_day_on_the_same_pool() -> None:
         loop_charges,
         step_charges,
     )
+    # the loop records the day's lapses as the step does (lapsed_today): ~30 each at this pool
+    step_lapses = int(np.count_nonzero(c["lapsed_today"] & kept))
+    loop_lapses = sum(p["lapsed_today"] for p in personas)
+    assert step_lapses > 10 and abs(loop_lapses - step_lapses) <= 4 * (step_lapses**0.5) + 3, (
+        loop_lapses,
+        step_lapses,
+    )
     # the loop carries the traits: satisfaction moves and stays within 0-1
     moved = [p["satisfaction"] for p in personas]
     assert 0.0 <= min(moved) and max(moved) <= 1.0

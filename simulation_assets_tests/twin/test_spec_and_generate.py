@@ -208,13 +208,15 @@ def test_edits_in_the_spec_change_the_twin(spec: TwinSpec) -> None:
     assert "report_viewed" not in dropped.day(day)["event"].to_list()
     more = Generator(spec.with_generation(users=2 * spec.document.generation.users))
     assert more.day(day).height > 1.6 * base.day(day).height
-    # Churn x4 (hazards x4, i.e. survival S(t) ** 4): more lives end inside the window, and sooner. (Two of
-    # the example's three kinds of user never leave, and their classes' curves stay at 1: 21 % of lives end
-    # inside the window, 25.5 % with x4.)
+    # Churn x4 (hazards x4, i.e. survival S(t) ** 4): more lives end inside the window, and sooner. Two of
+    # the example's three kinds of user never leave (their classes' curves stay at 1), so the users of the
+    # class that does are the ones whose lives shorten: every life is as long or shorter (the same draws),
+    # 18 % of them shorter.
     days = spec.document.generation.days
     base_life = np.minimum(base.population.lifetime, days)
     churny_life = np.minimum(Generator(spec.with_generation(churn_multiplier=4.0)).population.lifetime, days)
-    assert (churny_life < days).mean() > (base_life < days).mean() + 0.03
+    assert (churny_life <= base_life).all() and (churny_life < base_life).mean() > 0.1
+    assert (churny_life < days).mean() > (base_life < days).mean()
     assert churny_life.mean() < base_life.mean()
 
 

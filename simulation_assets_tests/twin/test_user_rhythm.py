@@ -168,10 +168,10 @@ def test_the_busiest_users_keep_their_own_session_depth(tmp_path: Path) -> None:
     want = _busiest_depth_ratio(real)
     assert want >= 2.0, want
     got = _busiest_depth_ratio(_twin(spec))
-    # Six depth groups (quantiles) blur the tenth's depth: measured 1.67 against 2.26 with the band drawn from
-    # the days a twin user is active (1.45 when it came from the days their return chance promised), 1.11
-    # without the band.
-    assert got >= 1.55, (got, want)
+    # Measured 2.00 against 2.26: depths judged within the user's activity band and split by seconds per event
+    # (1.62 with six depth groups shrunk toward the class's mean; 1.45 with the band from the days a user's return
+    # chance promised rather than the days they are active; 1.26 without the busiest tenth's band).
+    assert got >= 1.8, (got, want)
     # Without the busiest tenth's own band (a spec of thirds: the top third's shares for all of it).
     thirds = spec.tables["depth_by_activity"].filter(pl.col("band") < 3)
     flow = {k: v for k, v in spec.document.flow.items() if k != "depth_band_cuts"}

@@ -347,7 +347,8 @@ def streaks_and_score(c: Columns, cfg: LifecycleConfig, active: np.ndarray, aliv
         streak = c["consecutive_active_days"][b]
         delta = np.multiply(streak >= cfg.streak_break_min_days, small(-cfg.streak_break_penalty))
         delta -= small(cfg.score_loss_inactive)
-        np.copyto(delta, small(cfg.score_gain_active), where=visit)
+        delta *= inactive  # the day away's change, or 0 on a visit, then the visit's gain (a masked
+        delta += np.multiply(visit, small(cfg.score_gain_active))  # copy is several times slower)
         delta *= live
         score = c["engagement_score"][b]
         if in_place:

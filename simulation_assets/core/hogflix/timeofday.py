@@ -44,5 +44,8 @@ def draw_ms_of_day(u_hour: np.ndarray, u_within: np.ndarray) -> np.ndarray:
     """
     first, bounds = _HOUR_TABLES[u_hour.dtype]
     start = np.take(first, (u_hour * len(first)).astype(np.intp))
-    hour = start + (np.take(bounds, start) <= u_hour)
-    return np.minimum(hour, 23) * MS_PER_HOUR + (u_within * MS_PER_HOUR).astype(np.int64)
+    hour = np.add(start, np.take(bounds, start) <= u_hour, out=start)
+    ms = np.minimum(hour, 23, out=hour)
+    ms *= MS_PER_HOUR
+    ms += (u_within * MS_PER_HOUR).astype(np.int64)
+    return ms

@@ -119,7 +119,11 @@ def day_ratings(
     k = ratings[rated].astype(np.float32)
     # The mean of k rounded, clipped stars: the mean of k normal draws, then the same rounding and clip.
     draw = mean + std / np.sqrt(k) * g.standard_normal(rated.size).astype(np.float32)
-    out[rated] = np.round(np.clip(draw, 1.0, 5.0), 1)
+    np.clip(draw, 1.0, 5.0, out=draw)
+    draw *= 10.0  # rounded to 0.1 as np.round(draw, 1) does it
+    np.rint(draw, out=draw)
+    draw /= 10.0
+    out[rated] = draw
     return out
 
 
@@ -163,15 +167,32 @@ def viewing(
     rows = depth_table(cfg)
     lows = np.array([d.videos.low for d in rows], np.int32)
     span = np.array([d.videos.high for d in rows], np.int32) - lows + 1
-    videos = (np.take(lows, key) + np.floor(u[0] * np.take(span, key))).astype(np.int32)
+    # (Written with in-place operations: the same arithmetic, in the same order and types, with fewer
+    # temporaries.)
+    videos = np.multiply(u[0], np.take(span, key), dtype=np.float64)
+    np.floor(videos, out=videos)
+    videos += np.take(lows, key)
+    videos = videos.astype(np.int32)
     # Completion (percent): the table's mean plus a symmetric triangular spread that keeps it in 0-100.
     mean = np.take(np.array([d.avg_completion for d in rows], np.float32), key)
     t = cfg.traits
     sat = c["satisfaction"][idx] if t.enabled else None
     if sat is not None:  # the satisfied watch further
-        mean = np.clip(mean + t.completion_shift * (sat - t.pivot), 0.05, 0.95)
+        shifted = sat - t.pivot
+        shifted *= t.completion_shift
+        shifted += mean
+        mean = np.clip(shifted, 0.05, 0.95, out=shifted)
     spread = np.minimum(mean, 1.0 - mean)
-    completion = np.round((mean + (u[1] + u[2] - 1.0) * spread).astype(np.float64) * 100.0, 2)
+    draw = u[1] + u[2]
+    draw -= 1.0
+    draw *= spread
+    draw += mean
+    completion = draw.astype(np.float64)
+    completion *= 100.0
+    # rounded to 0.01 as np.round(completion, 2) does it: x 100, to the nearest whole, / 100
+    completion *= 100.0
+    np.rint(completion, out=completion)
+    completion /= 100.0
     # Ratings: each watched video is rated with the configured probability.
     rated = g.random(int(videos.sum()), dtype=np.float32) < cfg.rate_probability
     if rated.size == 0:

@@ -48,9 +48,9 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   tail k-anonymous); a user's days are tied by a Gaussian copula whose
   correlation is fitted on how much users differ in their share of days with
   several sessions (see ``sessions_persistence``).
-- **session depth**: users fall into depth groups (quantiles of their mean log
-  events per session, shrunk toward their class by what their few sessions
-  explain); each class has a share of users per group, and sessions end with the
+- **session depth**: users fall into session groups (``flows.depth_pace_groups``:
+  quantiles of their mean log events per session, each split by seconds per
+  event); each class has a share of users per group, and sessions end with the
   hazards of the user's (class, group), so heavy and light users keep their own
   session lengths.
 - **session depth by activity**: the depth group shares are also kept per
@@ -58,8 +58,7 @@ Estimators (per class; lifetime and returns also per arrival kind, new or backlo
   a third, two thirds and nine tenths; each band's shares pulled toward the
   class's by six users' worth), so users who come often can keep longer (or
   shorter) sessions than the class's occasional users; a twin user's band is
-  where in their class their expected active days in the run (1 + return chance
-  x days alive) fall.
+  where in their class the days they turn out active in the run fall.
 - **session times**: the hour (UTC) of the day's first session from the class's
   hour-of-week profile (smoothed toward the class's all-week hours); each further
   session that day starts a within-day gap after the previous one ended (a
@@ -555,48 +554,6 @@ def streak_spread(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarr
         return flat
     sketch = quantile_sketch((shift - centre) * np.sqrt(between / spread), levels, k)
     return flat if sketch is None else sketch - float(np.mean(sketch))
-
-
-def depth_groups(
-    sessions: pl.DataFrame, user_ids: np.ndarray, classes: np.ndarray, groups: int
-) -> np.ndarray:
-    """Return each user's session-depth group (0 = shortest sessions .. ``groups`` - 1), by row of ``user_ids``.
-
-    A user's depth is their mean log events per session, shrunk toward their class's mean by how much
-    of it their few sessions explain (empirical Bayes: the between-user variance over itself plus the
-    within-user variance over their session count). Groups are quantile bins of the shrunk depth over
-    all users, so a group means the same depth in every class. Users without a session go to the
-    middle group.
-    """
-    per = (
-        sessions.filter(pl.col("user").is_in(user_ids))
-        .group_by("user")
-        .agg(
-            pl.col("n_events").log().mean().alias("m"),
-            pl.col("n_events").log().var().alias("v"),
-            pl.len().alias("n"),
-        )
-    )
-    row = np.searchsorted(user_ids, per["user"].to_numpy())
-    m = np.full(user_ids.size, np.nan)
-    n = np.zeros(user_ids.size)
-    m[row], n[row] = per["m"].to_numpy(), per["n"].to_numpy()
-    v = per["v"].to_numpy()
-    within = float(np.nanmean(v)) if np.isfinite(v).any() else 0.0
-    out = np.full(user_ids.size, groups // 2, np.int64)
-    seen = np.isfinite(m)
-    if groups <= 1 or seen.sum() < 2:
-        return np.zeros(user_ids.size, np.int64) if groups <= 1 else out
-    shrunk = np.zeros(user_ids.size)
-    for c in np.unique(classes[seen]):  # a handful of classes
-        sel = seen & (classes == c)
-        mu = float(m[sel].mean())
-        between = max(float(np.var(m[sel])) - float(np.mean(within / n[sel])), 0.0)
-        weight = between / np.maximum(between + within / n[sel], 1e-12)
-        shrunk[sel] = mu + (m[sel] - mu) * weight
-    edges = np.quantile(shrunk[seen], np.arange(1, groups) / groups)
-    out[seen] = np.searchsorted(edges, shrunk[seen], side="right")
-    return out
 
 
 def sessions_per_day_pmf(activity: pl.DataFrame, k: int) -> np.ndarray:

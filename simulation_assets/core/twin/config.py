@@ -26,6 +26,8 @@ class FitConfig(FrozenModel):
     property_sample_users: int = Field(default=20_000, ge=100)  # at most this many users' properties modelled
     property_sample_rows: int = Field(default=250_000, ge=1_000)  # ... and about this many of their events
     depth_groups: int = Field(default=6, ge=1, le=20)  # session-depth groups of users (quantiles)
+    # ... each split into this many groups by seconds per event (quantiles within the depth group)
+    pace_groups: int = Field(default=2, ge=1, le=5)
     max_events: int = Field(default=120, ge=2)  # event names kept in the flow model (most users first)
     max_property_keys: int = Field(default=64, ge=0)
     quantile_levels: int = Field(default=41, ge=5)  # points of every quantile sketch

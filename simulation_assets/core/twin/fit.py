@@ -32,6 +32,8 @@ from simulation_assets.core.twin.flows import (
     BUCKETS,
     PACE_BAND_CUTS,
     coded_sessions,
+    depth_pace_groups,
+    depth_shares_by_band,
     fit_flows,
     user_pace,
     vocabulary,
@@ -204,25 +206,23 @@ def _fit(
     gaps = gaps.with_columns(pl.Series("class", classes[gaps["user"].to_numpy()]))
     gaps = gaps.with_columns(pl.Series("share", act.gap_shares(gaps, clock)))
 
-    # Session depth: every user's group (quantiles of their shrunk mean log events per session).
-    depth_by_row = act.depth_groups(sessions, user_ids, cls_by_row, cfg.depth_groups)
+    # Session groups: every user's depth group (quantiles of their shrunk mean log events per session), split
+    # by seconds per event: users as deep may fill their sessions with slower or quicker events. Both means are
+    # shrunk toward the mean of the user's class and activity band (see flows.depth_pace_groups).
+    band = act.activity_bands(spans.active_days.astype(np.float64), cls_by_row, act.DEPTH_BAND_CUTS)
+    n_bands = len(act.DEPTH_BAND_CUTS) + 1
+    groups = cfg.depth_groups * cfg.pace_groups
+    depth_by_row = depth_pace_groups(sessions, user_ids, cls_by_row, band, cfg.depth_groups, cfg.pace_groups)
     depth = np.zeros_like(classes, dtype=np.int64)
     depth[user_ids] = depth_by_row
     depth_rows = [
-        pl.DataFrame({"class": c, "depth": np.arange(cfg.depth_groups),
-                      "share": np.bincount(depth_by_row[cls_by_row == c], minlength=cfg.depth_groups) / max(int((cls_by_row == c).sum()), 1)})
+        pl.DataFrame({"class": c, "depth": np.arange(groups),
+                      "share": np.bincount(depth_by_row[cls_by_row == c], minlength=groups) / max(int((cls_by_row == c).sum()), 1)})
         for c in range(n_classes)
     ]  # fmt: skip
     # ... and per activity band within the class: frequent users may also stay longer each time.
-    band = act.activity_bands(spans.active_days.astype(np.float64), cls_by_row, act.DEPTH_BAND_CUTS)
-    prior = act.DEPTH_BAND_PRIOR
-    depth_band_rows = [
-        pl.DataFrame({"class": c, "band": b, "depth": np.arange(cfg.depth_groups),
-                      "share": (np.bincount(depth_by_row[(cls_by_row == c) & (band == b)], minlength=cfg.depth_groups)
-                                + prior * depth_rows[c]["share"].to_numpy())
-                      / (int(((cls_by_row == c) & (band == b)).sum()) + prior)})
-        for c in range(n_classes) for b in range(len(act.DEPTH_BAND_CUTS) + 1)
-    ]  # fmt: skip
+    depth_band_rows = [depth_shares_by_band(depth_by_row, cls_by_row, band, n_classes, n_bands, groups,
+                                            act.DEPTH_BAND_PRIOR)]  # fmt: skip
     survival_rows, spd_rows, hour_rows, gap_rows, class_docs, streak_rows = [], [], [], [], [], []
     horizon = window.days
     for c in range(n_classes):
@@ -414,9 +414,11 @@ def _fit(
             "events": names,
             "end_hazard": "by class, depth group, event and position (0-31, then buckets 12 % wider), "
             "its log odds shifted by event and time since the session's first event (buckets doubling from 1 s)",
-            "depth_groups": cfg.depth_groups,
+            # Session groups: depth group x pace_groups + pace group (seconds per event within the depth group).
+            "depth_groups": groups,
             # Table depth_by_activity: band b holds a class's users whose active-day rank is below cut b.
             "depth_band_cuts": [round(x, 6) for x in act.DEPTH_BAND_CUTS],
+            "pace_groups": cfg.pace_groups,
             # Table user_pace: band b holds the users whose active-day rank among all users is below cut b.
             "pace_band_cuts": [round(x, 6) for x in PACE_BAND_CUTS],
             # Share of an event's gaps to itself, after such a gap, that copy the gap before (a clock).
@@ -500,7 +502,8 @@ def _fit(
     return calibrate_first_days(spec, activity, user_ids, first_days, cls_by_row * 2 + kind, window)
 
 
-SURVIVAL_ROUNDS = 2  # rounds of the lifetime curves' correction by simulation (see calibrate_survival)
+# Rounds of the lifetime curves' correction by simulation (see calibrate_survival); one gives the same to 0.01.
+SURVIVAL_CALIBRATION_ROUNDS = 2
 
 
 def simulated_activity(spec: TwinSpec, users: int, days: int) -> tuple[Generator, pl.DataFrame, pl.DataFrame]:
@@ -534,13 +537,13 @@ def calibrate_survival(spec: TwinSpec, window: Window) -> TwinSpec:
     few of the first week's users in the window's last week. So the twin's activity is simulated over
     the export's days (``CALIBRATION_USERS`` users or more), the same estimator is run on it, and each
     curve is multiplied by the simulated users' own survival over the estimate (the tail hazard by
-    the same ratio over the ages it is taken from); ``SURVIVAL_ROUNDS`` times from the fitted curves,
+    the same ratio over the ages it is taken from); ``SURVIVAL_CALIBRATION_ROUNDS`` times from the fitted curves,
     the simulation each time from the corrected ones.
     """
     doc, fitted = spec.document, spec.tables["survival"]
     users = max(CALIBRATION_USERS, doc.generation.users)
     corrected = spec
-    for _ in range(SURVIVAL_ROUNDS):
+    for _ in range(SURVIVAL_CALIBRATION_ROUNDS):
         gen, activity, spans_frame = simulated_activity(corrected, users, window.days)
         ids = spans_frame["user"].to_numpy()
         cls, kind = gen.population.cls[ids].astype(np.int64), gen.population.kind[ids]

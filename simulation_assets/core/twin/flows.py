@@ -1,5 +1,9 @@
 """Event flow within a session: when it ends, which event comes next, and how long in between.
 
+- **Session groups**: every user is in one group, their depth group (quantiles of their mean log
+  events per session) split by seconds per event (quantiles within the depth group), both means
+  shrunk toward their class and activity band's (:func:`depth_pace_groups`). The chains and end
+  hazards below are per (class, group); "depth group" below means this group.
 - **End of session**: after the event at position t the session ends with a
   hazard that depends on the class, the user's depth group, that event and t
   (positions 0-31 one by one, then in buckets 12 % wider each): the share of
@@ -660,3 +664,98 @@ def user_pace(paces: pl.DataFrame, within: float, band: np.ndarray, bands: int, 
         pace = overall if own is None else own
         rows.append(pl.DataFrame({"band": b, "level": levels_range, "log_pace": pace}))
     return pl.concat(rows).with_columns(pl.col("band").cast(pl.Int16), pl.col("level").cast(pl.Int16))
+
+
+def _shrunk_means(user: np.ndarray, x: np.ndarray, row_of: np.ndarray, classes: np.ndarray,
+                  band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Return (each row's mean of ``x`` over its values shrunk toward its band's mean, whether it has values).
+
+    Empirical Bayes: the mean keeps the share between / (between + within / n) of its distance to the
+    mean of the users of its class and band, ``within`` the users' mean variance of one value around
+    their own mean (users with two values or more) and ``between`` the class's spread of means around
+    their bands' means, less their noise (over the whole class: a band of one-visit users alone would
+    say little about its own spread, and all of them would be put at its mean).
+    """
+    rows = row_of[user]
+    size = classes.size
+    n = np.bincount(rows, minlength=size).astype(np.float64)
+    total = np.bincount(rows, x, minlength=size)
+    mean = np.divide(total, n, out=np.zeros(size), where=n > 0)
+    dev = x - mean[rows]
+    sq = np.bincount(rows, dev * dev, minlength=size)
+    several = n >= 2
+    within = float(np.mean(sq[several] / (n[several] - 1))) if several.any() else 0.0
+    seen = n > 0
+    centre = np.zeros(size)
+    stratum = classes.astype(np.int64) * (int(band.max()) + 1 if band.size else 1) + band
+    for c in np.unique(stratum[seen]):  # classes x bands: a few dozen
+        sel = seen & (stratum == c)
+        centre[sel] = float(mean[sel].mean())
+    out = np.zeros(size)
+    for c in np.unique(classes[seen]):  # a handful of classes
+        sel = seen & (classes == c)
+        between = max(float(np.mean((mean[sel] - centre[sel]) ** 2)) - float(np.mean(within / n[sel])), 0.0)
+        weight = between / np.maximum(between + within / n[sel], 1e-12)
+        out[sel] = centre[sel] + (mean[sel] - centre[sel]) * weight
+    return out, seen
+
+
+def depth_pace_groups(sessions: pl.DataFrame, user_ids: np.ndarray, classes: np.ndarray, band: np.ndarray,
+                      depth_groups: int, pace_groups: int) -> np.ndarray:  # fmt: skip
+    """Return each user's session group by row of ``user_ids``: depth group x ``pace_groups`` + pace group.
+
+    Depth: quantile bins over all users of the user's mean log events per session; pace: within each
+    depth bin, quantile bins of the user's mean log seconds per event (sessions of two events or more).
+    Both means are shrunk toward the mean of the users of the same class and activity band (``classes``,
+    ``band`` by row) by how little the user's few sessions say (empirical Bayes). Users with as many events
+    a session may spend very different times on them (a streaming service's viewers who watch against
+    those who browse the catalogue), and each keeps to their way: the groups' own chains and end hazards
+    carry that. The centre is the band's because depth follows activity: shrunk toward
+    their class's mean, the one-visit users of a class whose regulars stay long were put in its middle
+    groups, and the twin's occasional users came out as deep as its regulars. Users without a session
+    are in the middle group, without a session of two events in the middle pace group of their depth bin.
+    """
+    size = user_ids.size
+    out = np.full(size, (depth_groups // 2) * pace_groups + pace_groups // 2, np.int64)
+    if size == 0:
+        return out
+    row_of = np.full(int(max(user_ids.max(), sessions["user"].max() or 0)) + 1, -1, np.int64)  # type: ignore[operator]
+    row_of[user_ids] = np.arange(size)
+    mine = row_of[sessions["user"].to_numpy()] >= 0
+    user = sessions["user"].to_numpy()[mine]
+    n_events = sessions["n_events"].to_numpy()[mine].astype(np.float64)
+    depth, seen = _shrunk_means(user, np.log(n_events), row_of, classes, band)
+    if depth_groups <= 1 or seen.sum() < 2:
+        d = np.zeros(size, np.int64) if depth_groups <= 1 else np.full(size, depth_groups // 2, np.int64)
+    else:
+        edges = np.quantile(depth[seen], np.arange(1, depth_groups) / depth_groups)
+        d = np.full(size, depth_groups // 2, np.int64)
+        d[seen] = np.searchsorted(edges, depth[seen], side="right")
+    p = np.full(size, pace_groups // 2, np.int64)
+    if pace_groups > 1:
+        multi = n_events >= 2
+        per_event = sessions["duration_s"].to_numpy()[mine][multi] / (n_events[multi] - 1)
+        pace, has = _shrunk_means(user[multi], np.log1p(np.maximum(per_event, 0.0)), row_of, classes, band)
+        for g in range(max(depth_groups, 1)):
+            sel = has & (d == g)
+            if sel.sum() < pace_groups:
+                continue
+            edges = np.quantile(pace[sel], np.arange(1, pace_groups) / pace_groups)
+            p[sel] = np.searchsorted(edges, pace[sel], side="right")
+    return d * pace_groups + p
+
+
+def depth_shares_by_band(group: np.ndarray, classes: np.ndarray, band: np.ndarray, n_classes: int, bands: int,
+                         groups: int, prior: float) -> pl.DataFrame:  # fmt: skip
+    """Return the share of each session group per (class, activity band): class, band, depth, share.
+
+    ``group``, ``classes``, ``band`` are per user; a band's counts are pulled toward its class's shares by
+    ``prior`` users' worth (a band without users has the class's shares).
+    """
+    count = np.zeros((n_classes, bands, groups))
+    np.add.at(count, (classes.astype(np.int64), band.astype(np.int64), group.astype(np.int64)), 1.0)
+    by_class = count.sum(axis=1)
+    p_class = by_class / np.maximum(by_class.sum(axis=1, keepdims=True), 1.0)
+    share = (count + prior * p_class[:, None, :]) / (count.sum(axis=2, keepdims=True) + prior)
+    c, b, g = np.meshgrid(np.arange(n_classes), np.arange(bands), np.arange(groups), indexing="ij")
+    return pl.DataFrame({"class": c.ravel(), "band": b.ravel(), "depth": g.ravel(), "share": share.ravel()})
