@@ -91,5 +91,6 @@ _HEADER = """\
 #   generation.churn_multiplier                 x the daily churn hazard of every class (0.5 halves churn)
 #   generation.drop_events                      event names the twin never emits
 #   classes[*].share_new / share_backlog        how users split over the latent classes
+#   classes[*].share_by_block                   ... among the users first seen in each week of the window
 # The tables are Parquet files beside this one (event names spelled out).
 """

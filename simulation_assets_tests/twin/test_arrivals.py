@@ -1,4 +1,5 @@
-"""New users per day: the smooth arrival model scaled week by week to the export's own level."""
+"""New users per day: the smooth arrival model scaled week by week to the export's own level, and who they
+are: the class mix of each week's newcomers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ from dataclasses import replace
 
 import numpy as np
 
-from simulation_assets.core.twin.arrivals import fit_arrivals, week_factors
+from simulation_assets.core.twin.arrivals import (
+    MIX_PRIOR_USERS,
+    class_mix_by_block,
+    fit_arrivals,
+    week_factors,
+)
 from simulation_assets.core.twin.generate import Generator
 from simulation_assets.core.twin.spec import TwinSpec
 
@@ -64,3 +70,49 @@ def test_generated_users_arrive_only_in_the_weeks_the_spec_gives_them(spec: Twin
     # The same spec without the weekly level keeps users arriving after the third week.
     smooth = doc.model_copy(update={"arrivals": doc.arrivals.model_copy(update={"week_factor": []})})
     assert (Generator(TwinSpec(smooth, spec.tables)).population.first >= 21).mean() > 0.05
+
+
+def test_class_mix_by_block_follows_jumps_not_drifts() -> None:
+    # 42 days (6 blocks). Week 1 opens on regulars (class 1, there before the window); later weeks bring
+    # mostly one-visit readers (class 0) whose share drifts slowly, 2 points a week, and week 4 is a day in
+    # the news (class 2 only).
+    g = np.random.default_rng(5)
+    first, cls = [np.full(1000, 0)], [np.where(g.random(1000) < 0.9, 1, 0)]
+    for week, share in ((1, 0.10), (2, 0.12), (4, 0.14), (5, 0.16)):
+        first.append(np.full(1000, 7 * week))
+        cls.append(np.where(g.random(1000) < share, 1, 0))
+    first.append(np.full(1000, 21))
+    cls.append(np.full(1000, 2))
+    first_days, classes = np.concatenate(first), np.concatenate(cls)
+    prior = np.bincount(classes, minlength=3).astype(np.float64)
+    mix = class_mix_by_block(first_days, classes, 3, 42, prior)
+    assert mix.shape == (6, 3)
+    np.testing.assert_allclose(mix.sum(axis=1), 1.0, atol=1e-5)
+    # The opening week and the news week keep their own mix (shrunk by MIX_PRIOR_USERS users' worth) ...
+    assert mix[0, 1] > 0.8 and mix[3, 2] > 0.9
+    regulars = (classes[first_days == 0] == 1).sum()
+    whole = prior / prior.sum()
+    assert abs(mix[0, 1] - (regulars + MIX_PRIOR_USERS * whole[1]) / (1000 + MIX_PRIOR_USERS)) < 1e-5
+    # ... the drifting weeks share one mix: all their users together, no class 2.
+    for i in (1, 2, 4, 5):
+        np.testing.assert_allclose(mix[i], mix[1])
+    assert 0.11 < mix[1, 1] < 0.15 and mix[1, 2] < 0.02
+
+
+def test_generated_newcomers_follow_the_class_mix_of_their_week(spec: TwinSpec) -> None:  # noqa: ANN001
+    doc = spec.document
+    classes = len(doc.classes)
+    blocks = doc.arrivals.window_days // 7 + (1 if doc.arrivals.window_days % 7 >= 4 else 0)
+    # The first week's newcomers are all class 0, every later week's all of the last class.
+    weeks = {c: [float(c == 0)] + [float(c == classes - 1)] * (blocks - 1) for c in range(classes)}
+    docs = [cd.model_copy(update={"share_by_block": {"new": weeks[c], "backlog": weeks[c]}})
+            for c, cd in enumerate(doc.classes)]  # fmt: skip
+    pop = Generator(TwinSpec(doc.model_copy(update={"classes": docs}), spec.tables)).population
+    inside = pop.first < doc.arrivals.window_days
+    week1 = inside & (pop.first < 7)
+    assert week1.sum() > 20 and (pop.cls[week1] == 0).all()
+    assert (pop.cls[inside & (pop.first >= 7)] == classes - 1).all()
+    # Without the weekly mix (an older spec), the first week's newcomers are of every class.
+    plain = [cd.model_copy(update={"share_by_block": {}}) for cd in doc.classes]
+    old = Generator(TwinSpec(doc.model_copy(update={"classes": plain}), spec.tables)).population
+    assert len(np.unique(old.cls[old.first < 7])) > 1

@@ -37,6 +37,11 @@ from scipy.optimize import minimize
 
 from simulation_assets.core.twin.features import weekday
 
+# A block's class mix is shrunk toward the whole window's by this many users (class_mix_by_block).
+MIX_PRIOR_USERS = 100
+# A block whose class mix is this far (total variation) from the other blocks' keeps its own (class_mix_by_block).
+JUMP_TV = 0.1
+
 
 @dataclass(frozen=True)
 class Arrivals:
@@ -109,6 +114,57 @@ def fit_arrivals(first_days: np.ndarray, window_first: int, window_days: int) ->
     return replace(model, week_factor=week_factors(counts, new + old))
 
 
+def day_blocks(window_days: int) -> tuple[np.ndarray, int]:
+    """Return each window day's 7-day block and the number of blocks (a last block under 4 days joins the one
+    before)."""
+    blocks = max(1, window_days // 7 + (1 if window_days % 7 >= 4 else 0))
+    return np.minimum(np.arange(window_days) // 7, blocks - 1), blocks
+
+
+def class_mix_by_block(
+    first_days: np.ndarray,
+    classes: np.ndarray,
+    n_classes: int,
+    window_days: int,
+    prior: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return the share of each class among the users first seen in each 7-day block (blocks x classes).
+
+    Who arrives can change abruptly: an export of a running product opens on its regulars (first seen in
+    its first days because they were already there), a day in the news brings one-visit readers. A block
+    whose mix is further than JUMP_TV (total variation) from the mix of the other blocks' users keeps its
+    own mix (the furthest first, then again without it); every other block takes the mix of all those
+    blocks' users together. Slow drifts are not followed: a user first seen near the window's end is judged on a few days, so the classes of late blocks drift
+    toward whatever a short history looks like, and copying that drift made early cohorts too short-lived
+    (the twin's classes are fitted on everyone). Mixes are shrunk toward ``prior`` by MIX_PRIOR_USERS
+    users' worth. ``first_days`` are 0-based window days; ``weights`` count each user in part (e.g. the
+    chance they are of one arrival kind).
+    """
+    block, blocks = day_blocks(window_days)
+    b = block[np.clip(np.asarray(first_days, np.int64), 0, window_days - 1)]
+    w = np.ones(len(b)) if weights is None else np.asarray(weights, np.float64)
+    counts = np.zeros((blocks, n_classes))
+    np.add.at(counts, (b, np.asarray(classes, np.int64)), w)
+    prior = np.asarray(prior, np.float64) / max(float(np.sum(prior)), 1e-12)
+
+    def shrunk(c: np.ndarray) -> np.ndarray:
+        return (c + MIX_PRIOR_USERS * prior) / (c.sum(axis=-1, keepdims=True) + MIX_PRIOR_USERS)
+
+    own = shrunk(counts)
+    jump = np.zeros(blocks, bool)
+    while (
+        ~jump
+    ).sum() > 1:  # the furthest block from the others (jumps found so far left out), one at a time
+        rest = shrunk(counts[~jump].sum(axis=0) - counts)
+        tv = np.where(jump, -1.0, 0.5 * np.abs(own - rest).sum(axis=1))
+        if tv.max() <= JUMP_TV:
+            break
+        jump[int(np.argmax(tv))] = True
+    mix = np.where(jump[:, None], own, shrunk(counts[~jump].sum(axis=0)))
+    return np.round(mix, 6)
+
+
 def week_factors(counts: np.ndarray, expected: np.ndarray) -> tuple[float, ...]:
     """Return f per 7-day block (a last block under 4 days joins the one before).
 
@@ -116,8 +172,7 @@ def week_factors(counts: np.ndarray, expected: np.ndarray) -> tuple[float, ...]:
     model (f = 1): only a level the model clearly misses is followed, not the noise of a small export.
     Otherwise f is the count over the expectation (floored at 1e-9, so f x expectation gives the count).
     """
-    blocks = max(1, len(counts) // 7 + (1 if len(counts) % 7 >= 4 else 0))
-    block = np.minimum(np.arange(len(counts)) // 7, blocks - 1)
+    block, blocks = day_blocks(len(counts))
     seen = np.bincount(block, weights=counts, minlength=blocks)
     want = np.bincount(block, weights=expected, minlength=blocks)
     misses = np.abs(seen - want) > 2 * np.sqrt(np.maximum(want, 1.0))

@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.twin import activity as act
-from simulation_assets.core.twin.arrivals import backlog_posterior, fit_arrivals
+from simulation_assets.core.twin.arrivals import backlog_posterior, class_mix_by_block, fit_arrivals
 from simulation_assets.core.twin.classes import UserDescriptors, assign, describe_users, select_classes
 from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.features import Window, session_table, user_day_activity, user_table
@@ -356,8 +356,16 @@ def _fit(
     strata[user_ids] = cls_by_row.astype(np.int64) * 2 + kind
     identity = fit_identity(train.events, strata, k, 2 * n_classes)
     shares = identity.pop("identified_share")
+    # Who arrives when: each class's share among the users of each arrival kind first seen in each week of
+    # the window (each user counted by the chance of either kind; a kind's mix shrunk toward its share_*).
+    mixes = {
+        name: class_mix_by_block(first_days - window.first, cls_by_row, n_classes, window.days,
+                                 np.array([doc[f"share_{name}"] for doc in class_docs]), w)
+        for name, w in (("new", 1 - backlog), ("backlog", backlog))
+    }  # fmt: skip
     for c, doc in enumerate(class_docs):
         doc["identified_share"] = {"new": shares[2 * c], "backlog": shares[2 * c + 1]}
+        doc["share_by_block"] = {name: [float(x) for x in mix[:, c]] for name, mix in mixes.items()}
 
     # Properties on the sampled users' rows.
     keys, dropped_keys = candidate_keys(key_stats, cfg.max_property_keys)

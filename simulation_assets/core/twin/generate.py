@@ -42,13 +42,14 @@ from simulation_assets.core.twin.activity import (
     clock_position,
     clock_time,
 )
+from simulation_assets.core.twin.arrivals import day_blocks
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import sample_sketch, sketch_cdf
-from simulation_assets.core.twin.spec import START, TwinSpec
+from simulation_assets.core.twin.spec import KINDS, START, TwinSpec
 
 MAX_SESSION_EVENTS = 2_000
 EPOCH = dt.date(1970, 1, 1)
@@ -95,6 +96,26 @@ class Generator(CompiledSpec):
         self._compile_properties()
 
     # ---- population -------------------------------------------------------------------------------------------------
+    def _classes(self, g: np.random.Generator, kind: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """Draw each user's class: from their arrival kind's mix in the window's week they are first seen in
+        (users first seen beyond the window, and every user of an older spec, from their kind's whole mix)."""
+        classes = self.spec.document.classes
+        shares = np.array([[cd.share_new, cd.share_backlog] for cd in classes])
+        cls = np.zeros(len(kind), np.int64)
+        window_days = self.arrival.window_days
+        block, _ = day_blocks(window_days)
+        for kd, name in enumerate(KINDS):
+            m = kind == kd
+            by_block = np.array([cd.share_by_block.get(name, []) for cd in classes]).T  # blocks x classes
+            inside = m & (first < window_days) if by_block.size else np.zeros(len(kind), bool)
+            if inside.any():
+                cdf = np.cumsum(by_block, axis=1) / np.maximum(by_block.sum(axis=1, keepdims=True), 1e-12)
+                cls[inside] = _draw_rows(cdf[block[first[inside]]], g.random(int(inside.sum())))
+            rest = m & ~inside
+            cdf = np.cumsum(shares[:, kd]) / max(shares[:, kd].sum(), 1e-12)
+            cls[rest] = _draw(cdf, g.random(int(rest.sum())))
+        return cls
+
     @cached_property
     def population(self) -> Population:
         """Return every user of the twin (the same for every day: one stream keyed by the seed and size)."""
@@ -109,12 +130,7 @@ class Generator(CompiledSpec):
             _draw(np.cumsum(backlog_mean) / max(backlog_mean.sum(), 1e-12), g.random(n)),
             _draw(np.cumsum(new_mean) / max(new_mean.sum(), 1e-12), g.random(n)),
         ).astype(np.int64)
-        shares = np.array([[cd.share_new, cd.share_backlog] for cd in self.spec.document.classes])
-        cls = np.zeros(n, np.int64)
-        for kd in (0, 1):
-            m = kind == kd
-            cdf = np.cumsum(shares[:, kd]) / max(shares[:, kd].sum(), 1e-12)
-            cls[m] = _draw(cdf, g.random(int(m.sum())))
+        cls = self._classes(g, kind, first)
         u_life, u_tail = g.random(n), g.random(n)
         lifetime = np.zeros(n, np.int64)
         for (c, kd), surv in self.survival.items():

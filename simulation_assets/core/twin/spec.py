@@ -170,6 +170,9 @@ class ClassDoc(FrozenModel):
     id: int = Field(ge=0)
     share_new: float = Field(ge=0)
     share_backlog: float = Field(ge=0)
+    # Per arrival kind, the class's share among that kind's users first seen in each 7-day block of the
+    # window (empty in older specs: share_new / share_backlog everywhere).
+    share_by_block: dict[str, list[float]] = Field(default_factory=dict)
     return_beta: dict[str, list[float]]  # kind -> [alpha, beta]
     return_beta_by_life: dict[str, list[list[float]]] = Field(
         default_factory=dict
