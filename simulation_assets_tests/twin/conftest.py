@@ -13,10 +13,20 @@ from simulation_assets.core.twin.example import synthetic_events
 from simulation_assets.core.twin.fit import Prepared, fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.spec import TwinSpec
-from simulation_assets.sinks.posthog_export import write_export
+from simulation_assets.sinks.posthog_export import ColumnMapping, write_export
 from simulation_assets.sinks.twin_source import LoadedExport, load_for_fit
 
 CFG = FitConfig()
+# The column names of the tests' own small exports (a generic table: account, at_ms, action).
+ACCOUNT_MAP = ColumnMapping(user_id="account", timestamp="at_ms", event="action")
+
+
+def fit_file(
+    path: Path, cfg: FitConfig, mapping: ColumnMapping | None = ACCOUNT_MAP
+) -> tuple[Prepared, TwinSpec]:
+    """Read the export at ``path`` and fit it: its prepared users and sessions, and the spec."""
+    loaded = load_for_fit(path, mapping, cfg)
+    return loaded.prepared, fit(loaded.prepared, loaded.property_sample, loaded.key_stats, cfg, path.name)
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +55,11 @@ def generate_all(spec: TwinSpec) -> pl.DataFrame:
     g = spec.document.generation
     days = [gen.day(g.start + dt.timedelta(days=i)) for i in range(g.days)]
     return pl.concat(days, how="diagonal_relaxed")
+
+
+def prepared_twin(spec: TwinSpec, cfg: FitConfig) -> Prepared:
+    """Generate the spec's whole twin and prepare it as the fit prepares an export."""
+    return prepare(as_export_rows(generate_all(spec)), cfg)
 
 
 @pytest.fixture(scope="session")

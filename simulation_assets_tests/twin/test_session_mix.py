@@ -23,13 +23,10 @@ import pytest
 
 from simulation_assets.core.twin import fit as fit_module
 from simulation_assets.core.twin.config import FitConfig
-from simulation_assets.core.twin.fit import Prepared, fit, prepare
+from simulation_assets.core.twin.fit import Prepared
 from simulation_assets.core.twin.flows import depth_pace_groups
-from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.spec import TwinSpec
-from simulation_assets.sinks.posthog_export import ColumnMapping
-from simulation_assets.sinks.twin_source import load_for_fit
-from simulation_assets_tests.twin.conftest import CFG
+from simulation_assets_tests.twin.conftest import CFG, fit_file, prepared_twin
 
 START = dt.date(2026, 3, 2)
 ONE_CLASS = CFG.model_copy(update={"max_classes": 1})
@@ -66,16 +63,11 @@ def _export(
 
 
 def _fit(path: Path, cfg: FitConfig) -> tuple[Prepared, TwinSpec]:
-    loaded = load_for_fit(path, ColumnMapping(user_id="account", timestamp="at_ms", event="action"), cfg)
-    return loaded.prepared, fit(loaded.prepared, loaded.property_sample, loaded.key_stats, cfg, path.name)
+    return fit_file(path, cfg)
 
 
 def _twin(spec: TwinSpec) -> Prepared:
-    gen, g = Generator(spec), spec.document.generation
-    frame = pl.concat(
-        [gen.day(g.start + dt.timedelta(days=i)) for i in range(g.days)], how="diagonal_relaxed"
-    )
-    return prepare(as_export_rows(frame), ONE_CLASS)
+    return prepared_twin(spec, ONE_CLASS)
 
 
 def _pace_split(p: Prepared) -> float:

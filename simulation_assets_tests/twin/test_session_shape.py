@@ -16,13 +16,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from simulation_assets.core.twin.fit import Prepared, fit, prepare
+from simulation_assets.core.twin.fit import Prepared
 from simulation_assets.core.twin.flows import session_pace, user_pace
-from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.spec import REPEATS, TwinSpec
-from simulation_assets.sinks.posthog_export import ColumnMapping
-from simulation_assets.sinks.twin_source import load_for_fit
-from simulation_assets_tests.twin.conftest import CFG
+from simulation_assets_tests.twin.conftest import CFG, fit_file, prepared_twin
 
 MIN_SESSION_S = 600.0
 START = dt.date(2026, 3, 2)
@@ -72,16 +69,11 @@ def clockwork_export(users: int = 300, days: int = 21, seed: int = 5) -> pl.Data
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Prepared, TwinSpec]:
     path = tmp_path_factory.mktemp("clockwork") / "events.parquet"
     clockwork_export().write_parquet(path)
-    loaded = load_for_fit(path, ColumnMapping(user_id="account", timestamp="at_ms", event="action"), CFG)
-    return loaded.prepared, fit(loaded.prepared, loaded.property_sample, loaded.key_stats, CFG, path.name)
+    return fit_file(path, CFG)
 
 
 def _twin(spec: TwinSpec) -> Prepared:
-    gen, g = Generator(spec), spec.document.generation
-    frame = pl.concat(
-        [gen.day(g.start + dt.timedelta(days=i)) for i in range(g.days)], how="diagonal_relaxed"
-    )
-    return prepare(as_export_rows(frame), CFG)
+    return prepared_twin(spec, CFG)
 
 
 def _figures(p: Prepared) -> dict[str, float]:
