@@ -9,6 +9,7 @@ from simulation_assets.core.twin.activity import (
     UserSpans,
     beta_binomial,
     churn_weights,
+    first_last_days,
     kaplan_meier,
     returns_by_fate,
     self_consistent_survival,
@@ -104,15 +105,7 @@ def test_a_daily_users_absence_is_judged_by_daily_users_gaps() -> None:
     third = [(u, d) for u in range(200, 400) for d in range(0, 70, 3)]
     weekly = [(u, d) for u in range(400, 600) for d in (range(6, 70, 7) if u >= 402 else range(1, 65, 7))]
     activity = pl.DataFrame(daily + third + weekly, schema={"user": pl.Int64, "day": pl.Int64}, orient="row")
-    users = (
-        activity.group_by("user")
-        .agg(
-            pl.col("day").min().alias("first_day"),
-            pl.col("day").max().alias("last_day"),
-            pl.len().alias("active_days"),
-        )
-        .sort("user")
-    )
+    users = first_last_days(activity)
     spans = user_spans(users, activity, np.zeros(600, np.int64), Window(0, 69))
     weight = dict(zip(spans.user.tolist(), spans.churn_weight.tolist(), strict=True))
     assert weight[0] == weight[1] == 1.0  # daily users 5 days away: gone

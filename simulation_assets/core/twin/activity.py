@@ -256,6 +256,19 @@ class UserSpans:
     churn_weight: np.ndarray  # chance the user has left: no gap of their class's is as long as their absence
 
 
+def first_last_days(activity: pl.DataFrame) -> pl.DataFrame:
+    """Return each user's first and last active day and number of active days, from (user, day) rows."""
+    return (
+        activity.group_by("user")
+        .agg(
+            pl.col("day").min().alias("first_day"),
+            pl.col("day").max().alias("last_day"),
+            pl.len().alias("active_days"),
+        )
+        .sort("user")
+    )
+
+
 def user_spans(users: pl.DataFrame, activity: pl.DataFrame, classes: np.ndarray, window: Window) -> UserSpans:
     """Return the users' spans, with churn decided against their class's usual gap (see module doc)."""
     gaps = visit_gap_days(activity)

@@ -523,16 +523,7 @@ def simulated_activity(spec: TwinSpec, users: int, days: int) -> tuple[Generator
     gen = Generator(spec.with_generation(users=users, days=days))
     day = np.concatenate([np.full(a.size, d) for d, a in enumerate(gen.active_by_day)])
     activity = pl.DataFrame({"user": np.concatenate(gen.active_by_day), "day": day}).sort("user", "day")
-    spans = (
-        activity.group_by("user")
-        .agg(
-            pl.col("day").min().alias("first_day"),
-            pl.col("day").max().alias("last_day"),
-            pl.len().alias("active_days"),
-        )
-        .sort("user")
-    )
-    return gen, activity, spans
+    return gen, activity, act.first_last_days(activity)
 
 
 def calibrate_survival(spec: TwinSpec, window: Window) -> TwinSpec:
