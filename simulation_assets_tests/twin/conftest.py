@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -55,6 +56,47 @@ def generate_all(spec: TwinSpec) -> pl.DataFrame:
     g = spec.document.generation
     days = [gen.day(g.start + dt.timedelta(days=i)) for i in range(g.days)]
     return pl.concat(days, how="diagonal_relaxed")
+
+
+def block_sessions(
+    active: np.ndarray,
+    g: np.random.Generator,
+    start: dt.date,
+    video_share: np.ndarray,
+    end: np.ndarray,
+    page: list[tuple[str, float]],
+    watch: list[tuple[str, float]],
+    opening: float | None = None,
+) -> pl.DataFrame:
+    """Return one session per active (user, day) of ``active`` as a generic table (account, at_ms, action).
+
+    A session (between 9:00 and 20:00) may open with an ``open`` event (``opening`` seconds before the
+    next), then is blocks: a video block (``watch``'s events, with a user's ``video_share``) or a page
+    block (``page``'s); after each block it ends with the user's chance ``end``. Each event is followed by
+    a lognormal gap around its own seconds.
+    """
+    s_user, s_day = np.nonzero(active)
+    base = (start - dt.date(1970, 1, 1)).days
+    clock = (base + s_day) * 86_400_000 + (g.uniform(9, 20, s_user.size) * 3_600_000).astype(np.int64)
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def emit(idx: np.ndarray, name: str, gap_s: float) -> None:
+        rows.append((s_user[idx], clock[idx].copy(), np.full(idx.size, name)))
+        clock[idx] += (g.lognormal(np.log(gap_s), 0.3, idx.size) * 1000).astype(np.int64)
+
+    live = np.arange(s_user.size)
+    if opening is not None:
+        emit(live, "open", opening)
+    while live.size:
+        video = g.random(live.size) < video_share[s_user[live]]
+        for idx, recipe in ((live[~video], page), (live[video], watch)):
+            for name, gap_s in recipe:
+                emit(idx, name, gap_s)
+        live = live[g.random(live.size) >= end[s_user[live]]]
+    user, t, event = (np.concatenate(x) for x in zip(*rows, strict=True))
+    return pl.DataFrame({"account": np.char.add("u", user.astype(str)), "at_ms": t, "action": event}).sort(
+        "at_ms"
+    )
 
 
 def prepared_twin(spec: TwinSpec, cfg: FitConfig) -> Prepared:

@@ -26,7 +26,7 @@ from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.fit import Prepared
 from simulation_assets.core.twin.flows import depth_pace_groups
 from simulation_assets.core.twin.spec import TwinSpec
-from simulation_assets_tests.twin.conftest import CFG, fit_file, prepared_twin
+from simulation_assets_tests.twin.conftest import CFG, block_sessions, fit_file, prepared_twin
 
 START = dt.date(2026, 3, 2)
 ONE_CLASS = CFG.model_copy(update={"max_classes": 1})
@@ -36,30 +36,11 @@ def _export(
     active: np.ndarray, video_share: np.ndarray, end: np.ndarray, g: np.random.Generator
 ) -> pl.DataFrame:
     """Return the events (account, at_ms, action) of one session per active (user, day), block by block."""
-    s_user, s_day = np.nonzero(active)
-    base = (START - dt.date(1970, 1, 1)).days
-    clock = (base + s_day) * 86_400_000 + (g.uniform(9, 20, s_user.size) * 3_600_000).astype(np.int64)
-    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-
-    def emit(idx: np.ndarray, name: str, gap_s: float) -> None:
-        rows.append((s_user[idx], clock[idx].copy(), np.full(idx.size, name)))
-        clock[idx] += (g.lognormal(np.log(gap_s), 0.3, idx.size) * 1000).astype(np.int64)
-
-    live = np.arange(s_user.size)
-    while live.size:
-        video = g.random(live.size) < video_share[s_user[live]]
-        page, watch = live[~video], live[video]
-        emit(page, "view", 5.0)
-        emit(page, "scroll", 5.0)
-        emit(page, "leave", 1.0)
-        emit(watch, "play", 60.0)
-        emit(watch, "tick", 60.0)
-        emit(watch, "stop", 1.0)
-        live = live[g.random(live.size) >= end[s_user[live]]]
-    user, t, event = (np.concatenate(x) for x in zip(*rows, strict=True))
-    return pl.DataFrame({"account": np.char.add("u", user.astype(str)), "at_ms": t, "action": event}).sort(
-        "at_ms"
+    page, watch = (
+        [("view", 5.0), ("scroll", 5.0), ("leave", 1.0)],
+        [("play", 60.0), ("tick", 60.0), ("stop", 1.0)],
     )
+    return block_sessions(active, g, START, video_share, end, page, watch)
 
 
 def _fit(path: Path, cfg: FitConfig) -> tuple[Prepared, TwinSpec]:
