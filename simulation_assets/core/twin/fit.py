@@ -42,6 +42,7 @@ from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
 from simulation_assets.core.twin.properties import candidate_keys, fit_properties, sample_sessions
 from simulation_assets.core.twin.sessions import complete_window, sessionize, stitch_users
 from simulation_assets.core.twin.spec import (
+    FIRST,
     FORMAT,
     KINDS,
     REPEATS,
@@ -320,7 +321,7 @@ def _fit(
         spans.active_days.astype(np.float64), np.zeros(n_users, np.int64), PACE_BAND_CUTS
     )
     paces = user_pace(flows.session_paces, flows.within_user, pace_band, len(PACE_BAND_CUTS) + 1, levels, k)
-    label = np.array([*names, START, *REPEATS], dtype=object)
+    label = np.array([*names, START, *REPEATS, FIRST], dtype=object)
     bucket = flows.transitions["bucket"].to_numpy()
     transitions = flows.transitions.select(
         "class",
@@ -348,6 +349,7 @@ def _fit(
     inter = times.select(
         pl.Series("cur", time_label[times["cur"].to_numpy()], pl.String),
         pl.Series("next", time_label[times["next"].to_numpy()], pl.String),
+        "position",
         "level",
         "log_seconds",
     )
@@ -429,6 +431,8 @@ def _fit(
             "pace_groups": cfg.pace_groups,
             # Table user_pace: band b holds the users whose active-day rank among all users is below cut b.
             "pace_band_cuts": [round(x, 6) for x in PACE_BAND_CUTS],
+            # Paces (session_pace, user_pace) are log factors of the gap's seconds (older specs: added to log1p).
+            "pace_scales_seconds": True,
             # Share of an event's gaps to itself, after such a gap, that copy the gap before (a clock).
             "repeated_gap_share": {
                 names[x]: share for x, share in sorted(flows.repeat_gap.items()) if share > 0
