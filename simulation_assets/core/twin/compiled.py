@@ -13,6 +13,7 @@ from simulation_assets.core.twin.activity import (
     GAP_BLOCKS,
     GAP_LEFT,
     LIFE_BANDS,
+    NEIGHBOURS,
 )
 from simulation_assets.core.twin.arrivals import Arrivals
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, bucket_of, elapsed_bucket
@@ -223,19 +224,35 @@ class CompiledSpec:
         for c in range(self.n_classes):
             if self.spd_cdf[c, -1] == 0:
                 self.spd_cdf[c, 1:] = 1.0
+        # Per (class, activity band) where the spec has them (older specs: the class's for every user).
+        cuts = doc.sessions.get("band_cuts")
+        self.spd_band_cuts = tuple(float(x) for x in cuts) if cuts else None
+        banded = tables["sessions_by_activity"]
+        self.spd_band_cdf = None
+        if self.spd_band_cuts and banded.height:
+            bands = len(self.spd_band_cuts) + 1
+            banded = banded.filter((pl.col("class") < self.n_classes) & (pl.col("band") < bands))
+            pmf = np.zeros((self.n_classes, bands, 31))
+            np.add.at(pmf, (banded["class"].to_numpy(), banded["band"].to_numpy(),
+                            np.clip(banded["sessions"].to_numpy(), 1, 30)), banded["share"].to_numpy())  # fmt: skip
+            total = pmf.sum(axis=2, keepdims=True)
+            self.spd_band_cdf = np.where(total > 0, np.cumsum(pmf, axis=2) / np.maximum(total, 1e-12),
+                                         self.spd_cdf[:, None, :])  # fmt: skip
         hours = tables["hour_profile"].sort("class", "weekday", "hour")
         prof = np.zeros((self.n_classes, 7, 24))
         prof[hours["class"].to_numpy(), hours["weekday"].to_numpy(), hours["hour"].to_numpy()] = hours[
             "share"
         ].to_numpy()
         prof += 1e-12
-        # (class, weekday, the day's session bucket, hour): the class's hours times the bucket's tilt.
-        tilt = np.ones((DAY_SESSION_BUCKETS, 24))
+        # (class, weekday, the day's session bucket, neighbours, hour): the class's hours times the tilt.
+        tilt = np.ones((DAY_SESSION_BUCKETS, NEIGHBOURS, 24))
         t = tables["first_hour_tilt"]
-        if t.height:
-            tilt[t["bucket"].to_numpy(), t["hour"].to_numpy()] = t["factor"].to_numpy()
-        prof = prof[:, :, None, :] * tilt[None, None, :, :]
-        self.hour_cdf = np.cumsum(prof / prof.sum(axis=3, keepdims=True), axis=3)
+        for nb in range(-1, NEIGHBOURS):  # rows for any neighbours (older specs: all rows), then for each
+            rows = t.filter(pl.col("neighbours") == nb)
+            for j in range(NEIGHBOURS) if nb < 0 else (nb,):
+                tilt[rows["bucket"].to_numpy(), j, rows["hour"].to_numpy()] = rows["factor"].to_numpy()
+        prof = prof[:, :, None, None, :] * tilt[None, None, :, :, :]
+        self.hour_cdf = np.cumsum(prof / prof.sum(axis=4, keepdims=True), axis=4)
         # Rows class * GAP_BLOCKS + block of the previous session's end (specs from before the day clock).
         gaps = tables["day_gaps"]
         self.gap_q = (

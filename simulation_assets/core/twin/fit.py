@@ -224,6 +224,9 @@ def _fit(
     depth_band_rows = [depth_shares_by_band(depth_by_row, cls_by_row, band, n_classes, n_bands, groups,
                                             act.DEPTH_BAND_PRIOR)]  # fmt: skip
     survival_rows, spd_rows, hour_rows, gap_rows, class_docs, streak_rows = [], [], [], [], [], []
+    spd_band_rows: list[pl.DataFrame] = []
+    session_band = act.activity_bands(spans.active_days.astype(np.float64), cls_by_row, act.SESSION_BAND_CUTS)
+    n_session_bands = len(act.SESSION_BAND_CUTS) + 1
     horizon = window.days
     for c in range(n_classes):
         members = cls_by_row == c
@@ -274,6 +277,13 @@ def _fit(
                 pl.col("share") > 0
             )
         )
+        # ... per activity band, and the copula's correlation on what the band does not say.
+        row_band = session_band[np.searchsorted(user_ids, class_activity["user"].to_numpy())]
+        by_band = act.sessions_per_day_by_band(class_activity, row_band, n_session_bands, pmf, k)
+        spd_band_rows.append(pl.DataFrame({
+            "class": c, "band": np.repeat(np.arange(n_session_bands), len(pmf) - 1),
+            "sessions": np.tile(np.arange(1, len(pmf)), n_session_bands), "share": by_band[:, 1:].ravel(),
+        }).filter(pl.col("share") > 0))  # fmt: skip
         profile = act.hour_profile(first_hours.filter(pl.col("class") == c), pooled_hours)
         wd, hr = np.meshgrid(np.arange(7), np.arange(24), indexing="ij")
         hour_rows.append(
@@ -304,7 +314,9 @@ def _fit(
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
                 "tail_hazard": tails,
                 "weekday_multipliers": [round(float(x), 6) for x in weekdays],
-                "sessions_persistence": round(act.sessions_persistence(class_activity, pmf, k), 6),
+                "sessions_persistence": round(
+                    act.sessions_persistence(class_activity, by_band, k, row_band), 6
+                ),
                 "identified_share": {},
                 "training_users": int(members.sum()),
             }
@@ -415,7 +427,12 @@ def _fit(
             "min_class_users": min_class,
             "candidates": candidates,
         },  # fmt: skip
-        "sessions": {"idle_minutes": cfg.idle_minutes, "max_hours": cfg.max_session_hours},
+        "sessions": {
+            "idle_minutes": cfg.idle_minutes,
+            "max_hours": cfg.max_session_hours,
+            # Table sessions_by_activity: band b holds a class's users whose active-day rank is below cut b.
+            "band_cuts": [round(x, 6) for x in act.SESSION_BAND_CUTS],
+        },  # fmt: skip
         "flow": {
             "order": 2,
             "smoothing": cfg.flow_smoothing,
@@ -468,11 +485,13 @@ def _fit(
     tables = {
         "survival": pl.concat(survival_rows),
         "sessions_per_day": pl.concat(spd_rows),
+        "sessions_by_activity": pl.concat(spd_band_rows),
         "hour_profile": pl.concat(hour_rows),
         "first_hour_tilt": pl.DataFrame(
             {
-                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), 24),
-                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS),
+                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), act.NEIGHBOURS * 24),
+                "neighbours": np.tile(np.repeat(np.arange(act.NEIGHBOURS), 24), act.DAY_SESSION_BUCKETS),
+                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS * act.NEIGHBOURS),
                 "factor": tilt.ravel(),
             }
         ),
