@@ -192,7 +192,7 @@ def test_a_day_between_active_days_is_placed_by_them() -> None:
     first = pl.DataFrame(
         {"user": np.arange(n), "weekday": 0, "hour": hour, "bucket": 0, "neighbours": neighbours}
     )
-    tilt = act.first_hour_tilt(first)
+    _, tilt = act.first_hour_tilt(first)
     assert tilt.shape == (act.DAY_SESSION_BUCKETS, act.NEIGHBOURS, 24)
     for nb in range(act.NEIGHBOURS):
         early = tilt[0, nb, :3].sum() / tilt[0, nb].sum()

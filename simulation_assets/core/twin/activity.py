@@ -705,17 +705,19 @@ def first_session_hours(sessions: pl.DataFrame) -> pl.DataFrame:
                          "bucket": bucket, "neighbours": neighbours.astype(np.int64)})  # fmt: skip
 
 
-def first_hour_tilt(first: pl.DataFrame, strength: float = 24.0) -> np.ndarray:
-    """Return a (buckets, neighbours, 24) factor: P(first hour | the day's bucket, neighbours) / P(first hour).
+def first_hour_tilt(first: pl.DataFrame, strength: float = 24.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return factors on a class's first-session hours: (by the day's bucket, by bucket and neighbours).
 
-    Over all users. Days with more sessions start earlier (the later sessions need the rest of the
-    day). And a day between active days is placed by them: in a mobile app used in many time zones a
-    user's evening falls after midnight UTC, so a UTC day after an active day starts early and one
-    before an active day ends late (one-session days: median first hour 8.8 after an active day, 13.8
-    after a day away). Generation multiplies a class's hour profile by the factor of the day's
-    bucket and neighbours (it knows every user's active days in advance). Each bucket's hours are
-    smoothed toward the overall hours with ``strength`` pseudo-days, each (bucket, neighbours) toward
-    its bucket's.
+    Over all users: P(first hour | the day's session bucket) / P(first hour), a (buckets, 24) array, and
+    P(first hour | bucket, neighbours) / P(first hour), (buckets, neighbours, 24). Days with more
+    sessions start earlier (the later sessions need the rest of the day). And a day between active
+    days is placed by them: in a mobile app used in many time zones a user's evening falls after
+    midnight UTC, so a UTC day after an active day starts early and one before an active day ends late
+    (one-session days: median first hour 8.8 after an active day, 13.8 after a day away). Generation
+    multiplies a class's hour profile by the bucket's factor and by the neighbours' factor over its
+    mean among the class's users active that day, so the class's hours stay the class's whatever its
+    users' neighbours. Each bucket's hours are smoothed toward the overall hours with ``strength``
+    pseudo-days, each (bucket, neighbours) toward its bucket's.
     """
     counts = np.zeros((DAY_SESSION_BUCKETS, NEIGHBOURS, 24))
     np.add.at(
@@ -726,7 +728,7 @@ def first_hour_tilt(first: pl.DataFrame, strength: float = 24.0) -> np.ndarray:
     by_bucket /= by_bucket.sum(axis=1, keepdims=True)
     cell = counts + strength * by_bucket[:, None, :]
     cell /= cell.sum(axis=2, keepdims=True)
-    return cell / overall[None, None, :]
+    return by_bucket / overall[None, :], cell / overall[None, None, :]
 
 
 def hour_profile(first: pl.DataFrame, pooled: np.ndarray | None = None, strength: float = 24.0) -> np.ndarray:

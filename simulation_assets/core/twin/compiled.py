@@ -244,15 +244,22 @@ class CompiledSpec:
             "share"
         ].to_numpy()
         prof += 1e-12
-        # (class, weekday, the day's session bucket, neighbours, hour): the class's hours times the tilt.
-        tilt = np.ones((DAY_SESSION_BUCKETS, NEIGHBOURS, 24))
+        # (class, weekday, the day's session bucket, hour): the class's hours times the bucket's tilt.
         t = tables["first_hour_tilt"]
-        for nb in range(-1, NEIGHBOURS):  # rows for any neighbours (older specs: all rows), then for each
-            rows = t.filter(pl.col("neighbours") == nb)
-            for j in range(NEIGHBOURS) if nb < 0 else (nb,):
-                tilt[rows["bucket"].to_numpy(), j, rows["hour"].to_numpy()] = rows["factor"].to_numpy()
-        prof = prof[:, :, None, None, :] * tilt[None, None, :, :, :]
-        self.hour_cdf = np.cumsum(prof / prof.sum(axis=4, keepdims=True), axis=4)
+        tilt = np.ones((DAY_SESSION_BUCKETS, 24))
+        rows = t.filter(pl.col("neighbours") < 0)
+        tilt[rows["bucket"].to_numpy(), rows["hour"].to_numpy()] = rows["factor"].to_numpy()
+        prof = prof[:, :, None, :] * tilt[None, None, :, :]
+        self.hour_prof = prof / prof.sum(axis=3, keepdims=True)
+        self.hour_cdf = np.cumsum(self.hour_prof, axis=3)
+        # (bucket, neighbours, hour): the factor by whether the user is active the day before and after, where
+        # the spec has it; generation divides it by its mean over the day's users of the class.
+        rows = t.filter(pl.col("neighbours") >= 0)
+        self.hour_nb_tilt: np.ndarray | None = None
+        if rows.height:
+            self.hour_nb_tilt = np.ones((DAY_SESSION_BUCKETS, NEIGHBOURS, 24))
+            at = (rows["bucket"].to_numpy(), rows["neighbours"].to_numpy(), rows["hour"].to_numpy())
+            self.hour_nb_tilt[at] = rows["factor"].to_numpy()
         # Rows class * GAP_BLOCKS + block of the previous session's end (specs from before the day clock).
         gaps = tables["day_gaps"]
         self.gap_q = (

@@ -487,12 +487,13 @@ def _fit(
         "sessions_per_day": pl.concat(spd_rows),
         "sessions_by_activity": pl.concat(spd_band_rows),
         "hour_profile": pl.concat(hour_rows),
+        # neighbours -1: the bucket's factor; 0..3: the factor by neighbours too (see act.first_hour_tilt).
         "first_hour_tilt": pl.DataFrame(
             {
-                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), act.NEIGHBOURS * 24),
-                "neighbours": np.tile(np.repeat(np.arange(act.NEIGHBOURS), 24), act.DAY_SESSION_BUCKETS),
-                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS * act.NEIGHBOURS),
-                "factor": tilt.ravel(),
+                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), (act.NEIGHBOURS + 1) * 24),
+                "neighbours": np.tile(np.repeat(np.arange(-1, act.NEIGHBOURS), 24), act.DAY_SESSION_BUCKETS),
+                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS * (act.NEIGHBOURS + 1)),
+                "factor": np.concatenate([tilt[0][:, None, :], tilt[1]], axis=1).ravel(),
             }
         ),
         "day_clock": pl.DataFrame(
