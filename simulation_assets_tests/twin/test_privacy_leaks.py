@@ -1,4 +1,5 @@
-"""Nothing of a real person reaches the spec: personal data inside values, rare values, names of rare events and keys.
+"""Nothing of a real person reaches the spec (personal data inside values, rare values, names of rare events and
+keys), and what is kept keeps its structure (a user's OS and OS version stay a pair).
 
 Each test builds a small sample with the data planted in it and looks for every planted value in
 everything the fit writes down (the tables and the dropped lists).
@@ -164,3 +165,27 @@ def test_the_export_s_key_statistics_count_persons(tmp_path: Path) -> None:
     ).write_csv(csv)
     stats = open_export(csv).property_keys(sample_rows=None)
     assert dict(zip(stats["key"], stats["users"])) == {"$browser": 20, "beta": 4}
+
+
+def test_a_per_user_number_with_few_values_is_drawn_with_the_user_s_other_constants() -> None:
+    # Each user has one OS and one OS version of that OS, sent as a number on every event.
+    g = np.random.default_rng(5)
+    users = np.arange(300)
+    ios = g.random(users.size) < 0.5
+    version = np.where(ios, g.choice([16.7, 17.4, 17.5], users.size), g.choice([13.0, 14.0], users.size))
+    rows = np.repeat(users, 6)
+    sample = pl.DataFrame(
+        {
+            "user": rows,
+            "event": np.where(np.arange(rows.size) % 2 == 0, "$screen", "tap"),
+            "$os": np.where(ios, "iOS", "Android")[rows],
+            "$os_version": version[rows].astype(str),
+            "ms": g.exponential(100, rows.size).round(1).astype(str),  # a measurement: stays a sketch
+        }
+    )
+    model = fit_properties(sample, ["$os", "$os_version", "ms"], K, 11, 50, dropped=[])
+    assert set(model.constants) == {"$os", "$os_version"} and model.kinds["$os_version"] == "number"
+    pairs = set(model.combos.select("$os", "$os_version").iter_rows())
+    assert pairs and all((os == "iOS") == (float(v) > 15) for os, v in pairs), pairs
+    assert model.combo_share == 1.0
+    assert set(model.numbers["key"]) == {"ms"}

@@ -20,7 +20,8 @@
   value never changes for at least 95 % of users) are drawn per user from the
   joint table of their combinations seen for at least k users (so browser, OS
   and device stay consistent); users with a rarer combination are represented by
-  independent draws from each key's distribution.
+  independent draws from each key's distribution. A number with few values that
+  never changes for a user (an OS version) is one too, so iOS keeps iOS versions.
 - **Per-session constants** (browser, OS, screen, entry point ...: keys that may
   change between a user's visits but whose value never changes within at least
   95 % of the sessions carrying them on two or more events) are drawn once per
@@ -355,12 +356,16 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             )
             continue
         per_session = bool(unit) and _is_session_constant(values)
+        per_user = False  # a number that is a per-user constant with few values (an OS version)
         if kind in ("category", "boolean"):
             values = _suppress_rare(values, k, max_categories)
-        elif per_session:  # a number with few values (a screen width) is one; a measurement is not
+        elif per_session or _is_constant(values, n_users):
+            # A number with few values (a screen width, an OS version) is one; a measurement is not.
             suppressed = _suppress_rare(values, k, max_categories)
-            per_session = float((suppressed["value"] != OTHER).mean() or 0) >= SESSION_NUMBER_KEPT
-            values = suppressed if per_session else values
+            few = float((suppressed["value"] != OTHER).mean() or 0) >= SESSION_NUMBER_KEPT
+            per_user = few and _is_constant(values, n_users)
+            per_session = per_session and few
+            values = suppressed if few else values
         present = (
             values.group_by("event")
             .agg(pl.len().alias("n"), pl.col("user").n_unique().alias("users"))
@@ -375,7 +380,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         kinds[key] = kind
         key_rows.append(present.select("event", pl.lit(key).alias("key"), "present_share"))
         values = values.join(present.select("event"), on="event", how="semi")
-        if kind in ("category", "boolean") and _is_constant(values, n_users):
+        if (kind in ("category", "boolean") or per_user) and _is_constant(values, n_users):
             constants.append(key)
         elif per_session:
             session_keys.append(key)
@@ -404,7 +409,9 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     )
     # A numeric (event, key) without enough values for a sketch is not generated.
     numeric = [
-        key for key, kind in kinds.items() if kind in ("number", "integer") and key not in session_keys
+        key
+        for key, kind in kinds.items()
+        if kind in ("number", "integer") and key not in session_keys and key not in constants
     ]
     has_sketch = numbers.select("event", "key").unique()
     event_keys = pl.concat(
