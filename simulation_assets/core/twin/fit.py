@@ -323,7 +323,7 @@ def _fit(
         )
 
     # Flows: events of the vocabulary, per class chains and time sketches.
-    names, dropped_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
+    names, dropped_events, rare_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
     coded = coded_sessions(train.events, names)
     flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels)
     # Each user's own pace, by band of active days over all users (see flows.user_pace).
@@ -470,14 +470,15 @@ def _fit(
             "identifiers": "never copied: users, devices, sessions and event uuids are generated",
             "timestamps": "never copied: only distributions of hours, gaps and durations",
             "dropped_events": [
-                {
-                    "event": e,
-                    "reason": f"seen for fewer than {k} users or beyond the {cfg.max_events} most widespread",
-                }
-                for e in dropped_events
+                {"event": e, "reason": f"beyond the {cfg.max_events} most widespread"} for e in dropped_events
             ],
+            # Names not written down: an event or key seen by few users, or holding personal data, is their data.
+            "rare_events_dropped": rare_events,
             "dropped_properties": props.dropped,
+            "rare_properties_dropped": props.rare_keys,
             "url_query_strings_trimmed": props.urls_trimmed,
+            "url_paths_with_ids_replaced": props.url_segments,
+            "personal_values_removed": props.personal_values,
             "rare_values": f"values seen for fewer than {k} users became '{'other'}'",
             "numbers": f"quantile sketches of {levels} points, winsorized at the {k}-th smallest and largest value",
         },
