@@ -189,3 +189,14 @@ def test_a_per_user_number_with_few_values_is_drawn_with_the_user_s_other_consta
     assert pairs and all((os == "iOS") == (float(v) > 15) for os, v in pairs), pairs
     assert model.combo_share == 1.0
     assert set(model.numbers["key"]) == {"ms"}
+
+
+def test_a_number_sketch_ends_at_values_k_users_reached() -> None:
+    # Sixty users' order amounts around 100, and one user's ten orders of the same large amount.
+    g = np.random.default_rng(8)
+    amounts = np.r_[g.normal(100, 10, 240).round(2), np.full(10, 987654.32)]
+    users = np.r_[np.repeat(np.arange(60), 4), np.full(10, 60)]
+    sample = pl.DataFrame({"user": users, "event": "order", "amount": amounts.astype(str)})
+    model = fit_properties(sample, ["amount"], K, 11, 50, dropped=[])
+    top = float(model.numbers["value"].max())
+    assert top < 200 and 987654.32 not in set(model.numbers["value"].to_list())
