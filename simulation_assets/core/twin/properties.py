@@ -77,6 +77,8 @@ IDENTIFIER_KEYS = frozenset(
         "$set_once",
         "$unset",
         "$groups",
+        "$group_key",
+        "$group_set",
         "$feature_flag_payloads",
         "$elements",
         "$elements_chain",
@@ -89,6 +91,8 @@ IDENTIFIER_KEYS = frozenset(
 )
 _IDENTIFIER_PATTERN = (
     r"(?i)(e?mail|token|secret|password|passwd|phone|mobile_?number|^ip$|_ip$|ip_?address|^\$group_[0-9]$"
+    # a person's or group's properties, flattened by a CSV export ($set.name, $set_once.$initial_referrer)
+    r"|^\$(set|set_once|unset|group_set|groups|initial_person_info)[.]"
     # a person's name or address, a customer's (group's) name: whom an event is about, not what it did
     r"|^(first|last|full|given|family|middle|user|display|contact|customer|owner)_?name$|^name$|surname"
     r"|address|street|postcode|postal|zip_?code|birth|ssn|iban|passport|card_?number|national_?id|tax_?id"
@@ -232,7 +236,7 @@ def _template_path(value: pl.Expr) -> pl.Expr:
         )
         .list.join("/")
     )  # fmt: skip
-    return value.str.extract(r"^(https?://[^/]*)", 1).fill_null("") + path
+    return value.str.extract(r"^(https?://[^/]*)", 1).str.replace(r"//[^/]*@", "//").fill_null("") + path
 
 
 def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.DataFrame, int, int]:
@@ -257,6 +261,8 @@ def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.Dat
         text = v.cast(pl.Float64, strict=False).is_null()
         bad = text & v.str.contains(PERSONAL_PATTERN)
         url = v.str.contains(_URLISH)
+        # A URL's user and password (https://user:secret@host/) are personal wherever the URL was seen.
+        bad = bad | (url & v.str.contains(r"^https?://[^/]*@"))
         per_value = per_value.with_columns(
             bad.alias("bad"), url.alias("url"), pl.when(url & (bad | (pl.col("u") < k))).then(_template_path(v))
             .otherwise(v).alias("new")
