@@ -212,3 +212,25 @@ def test_an_export_too_short_to_measure_retention_or_churn_fails_those_checks(
         outcome = check(report)  # not measured is not passed
         assert not outcome.passed
         assert outcome.metadata["comparisons"][name]["note"].startswith("not measured: 10 days")
+
+
+def test_the_report_does_not_name_real_events_of_fewer_than_k_users(
+    loaded: LoadedExport, twin_prepared: Prepared
+) -> None:
+    real = loaded.prepared
+    users = real.events["user"].unique().sort().to_list()
+    first = pl.col("seq") == 0
+    renamed = real.events.with_columns(
+        pl.when(first & (pl.col("user") == users[0]))
+        .then(pl.lit("Exported data for jane@corp.example"))
+        .when(first & pl.col("user").is_in(users[1:5]))
+        .then(pl.lit("secret_beta"))  # four users (k - 1), every session
+        .otherwise(pl.col("event"))
+        .alias("event")
+    )
+    report = compare(Prepared(renamed, *[getattr(real, f) for f in ("users", "sessions", "user_stats", "window",
+                                                                     "rebuilt", "rows")]), twin_prepared)  # fmt: skip
+    text = str(report.as_dict())
+    assert "jane@" not in text and "secret_beta" not in text
+    mix = dict(zip(report.event_mix["event"], report.event_mix["real"]))
+    assert mix["other"] > 0 and "other" not in set(twin_prepared.events["event"])
