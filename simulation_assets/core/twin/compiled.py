@@ -13,6 +13,7 @@ from simulation_assets.core.twin.activity import (
     GAP_BLOCKS,
     GAP_LEFT,
     LIFE_BANDS,
+    NEIGHBOURS,
 )
 from simulation_assets.core.twin.arrivals import Arrivals
 from simulation_assets.core.twin.flows import (
@@ -241,6 +242,20 @@ class CompiledSpec:
         for c in range(self.n_classes):
             if self.spd_cdf[c, -1] == 0:
                 self.spd_cdf[c, 1:] = 1.0
+        # Per (class, activity band) where the spec has them (older specs: the class's for every user).
+        cuts = doc.sessions.get("band_cuts")
+        self.spd_band_cuts = tuple(float(x) for x in cuts) if cuts else None
+        banded = tables["sessions_by_activity"]
+        self.spd_band_cdf = None
+        if self.spd_band_cuts and banded.height:
+            bands = len(self.spd_band_cuts) + 1
+            banded = banded.filter((pl.col("class") < self.n_classes) & (pl.col("band") < bands))
+            pmf = np.zeros((self.n_classes, bands, 31))
+            np.add.at(pmf, (banded["class"].to_numpy(), banded["band"].to_numpy(),
+                            np.clip(banded["sessions"].to_numpy(), 1, 30)), banded["share"].to_numpy())  # fmt: skip
+            total = pmf.sum(axis=2, keepdims=True)
+            self.spd_band_cdf = np.where(total > 0, np.cumsum(pmf, axis=2) / np.maximum(total, 1e-12),
+                                         self.spd_cdf[:, None, :])  # fmt: skip
         hours = tables["hour_profile"].sort("class", "weekday", "hour")
         prof = np.zeros((self.n_classes, 7, 24))
         prof[hours["class"].to_numpy(), hours["weekday"].to_numpy(), hours["hour"].to_numpy()] = hours[
@@ -248,12 +263,21 @@ class CompiledSpec:
         ].to_numpy()
         prof += 1e-12
         # (class, weekday, the day's session bucket, hour): the class's hours times the bucket's tilt.
-        tilt = np.ones((DAY_SESSION_BUCKETS, 24))
         t = tables["first_hour_tilt"]
-        if t.height:
-            tilt[t["bucket"].to_numpy(), t["hour"].to_numpy()] = t["factor"].to_numpy()
+        tilt = np.ones((DAY_SESSION_BUCKETS, 24))
+        rows = t.filter(pl.col("neighbours") < 0)
+        tilt[rows["bucket"].to_numpy(), rows["hour"].to_numpy()] = rows["factor"].to_numpy()
         prof = prof[:, :, None, :] * tilt[None, None, :, :]
-        self.hour_cdf = np.cumsum(prof / prof.sum(axis=3, keepdims=True), axis=3)
+        self.hour_prof = prof / prof.sum(axis=3, keepdims=True)
+        self.hour_cdf = np.cumsum(self.hour_prof, axis=3)
+        # (bucket, neighbours, hour): the factor by whether the user is active the day before and after, where
+        # the spec has it; generation divides it by its mean over the day's users of the class.
+        rows = t.filter(pl.col("neighbours") >= 0)
+        self.hour_nb_tilt: np.ndarray | None = None
+        if rows.height:
+            self.hour_nb_tilt = np.ones((DAY_SESSION_BUCKETS, NEIGHBOURS, 24))
+            at = (rows["bucket"].to_numpy(), rows["neighbours"].to_numpy(), rows["hour"].to_numpy())
+            self.hour_nb_tilt[at] = rows["factor"].to_numpy()
         # Rows class * GAP_BLOCKS + block of the previous session's end (specs from before the day clock).
         gaps = tables["day_gaps"]
         self.gap_q = (

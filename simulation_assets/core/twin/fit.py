@@ -225,6 +225,9 @@ def _fit(
     depth_band_rows = [depth_shares_by_band(depth_by_row, cls_by_row, band, n_classes, n_bands, groups,
                                             act.DEPTH_BAND_PRIOR)]  # fmt: skip
     survival_rows, spd_rows, hour_rows, gap_rows, class_docs, streak_rows = [], [], [], [], [], []
+    spd_band_rows: list[pl.DataFrame] = []
+    session_band = act.activity_bands(spans.active_days.astype(np.float64), cls_by_row, act.SESSION_BAND_CUTS)
+    n_session_bands = len(act.SESSION_BAND_CUTS) + 1
     horizon = window.days
     for c in range(n_classes):
         members = cls_by_row == c
@@ -275,6 +278,13 @@ def _fit(
                 pl.col("share") > 0
             )
         )
+        # ... per activity band, and the copula's correlation on what the band does not say.
+        row_band = session_band[np.searchsorted(user_ids, class_activity["user"].to_numpy())]
+        by_band = act.sessions_per_day_by_band(class_activity, row_band, n_session_bands, pmf, k)
+        spd_band_rows.append(pl.DataFrame({
+            "class": c, "band": np.repeat(np.arange(n_session_bands), len(pmf) - 1),
+            "sessions": np.tile(np.arange(1, len(pmf)), n_session_bands), "share": by_band[:, 1:].ravel(),
+        }).filter(pl.col("share") > 0))  # fmt: skip
         profile = act.hour_profile(first_hours.filter(pl.col("class") == c), pooled_hours)
         wd, hr = np.meshgrid(np.arange(7), np.arange(24), indexing="ij")
         hour_rows.append(
@@ -305,14 +315,16 @@ def _fit(
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
                 "tail_hazard": tails,
                 "weekday_multipliers": [round(float(x), 6) for x in weekdays],
-                "sessions_persistence": round(act.sessions_persistence(class_activity, pmf, k), 6),
+                "sessions_persistence": round(
+                    act.sessions_persistence(class_activity, by_band, k, row_band), 6
+                ),
                 "identified_share": {},
                 "training_users": int(members.sum()),
             }
         )
 
     # Flows: events of the vocabulary, per class chains and time sketches.
-    names, dropped_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
+    names, dropped_events, rare_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
     coded = coded_sessions(train.events, names)
     flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels)
     # Each user's own pace, by band of active days over all users (see flows.user_pace).
@@ -417,7 +429,12 @@ def _fit(
             "min_class_users": min_class,
             "candidates": candidates,
         },  # fmt: skip
-        "sessions": {"idle_minutes": cfg.idle_minutes, "max_hours": cfg.max_session_hours},
+        "sessions": {
+            "idle_minutes": cfg.idle_minutes,
+            "max_hours": cfg.max_session_hours,
+            # Table sessions_by_activity: band b holds a class's users whose active-day rank is below cut b.
+            "band_cuts": [round(x, 6) for x in act.SESSION_BAND_CUTS],
+        },  # fmt: skip
         "flow": {
             "order": 2,
             "smoothing": cfg.flow_smoothing,
@@ -457,14 +474,15 @@ def _fit(
             "identifiers": "never copied: users, devices, sessions and event uuids are generated",
             "timestamps": "never copied: only distributions of hours, gaps and durations",
             "dropped_events": [
-                {
-                    "event": e,
-                    "reason": f"seen for fewer than {k} users or beyond the {cfg.max_events} most widespread",
-                }
-                for e in dropped_events
+                {"event": e, "reason": f"beyond the {cfg.max_events} most widespread"} for e in dropped_events
             ],
+            # Names not written down: an event or key seen by few users, or holding personal data, is their data.
+            "rare_events_dropped": rare_events,
             "dropped_properties": props.dropped,
+            "rare_properties_dropped": props.rare_keys,
             "url_query_strings_trimmed": props.urls_trimmed,
+            "url_paths_with_ids_replaced": props.url_segments,
+            "personal_values_removed": props.personal_values,
             "rare_values": f"values seen for fewer than {k} users became '{'other'}'",
             "numbers": f"quantile sketches of {levels} points, winsorized at the {k}-th smallest and largest value",
         },
@@ -472,12 +490,15 @@ def _fit(
     tables = {
         "survival": pl.concat(survival_rows),
         "sessions_per_day": pl.concat(spd_rows),
+        "sessions_by_activity": pl.concat(spd_band_rows),
         "hour_profile": pl.concat(hour_rows),
+        # neighbours -1: the bucket's factor; 0..3: the factor by neighbours too (see act.first_hour_tilt).
         "first_hour_tilt": pl.DataFrame(
             {
-                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), 24),
-                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS),
-                "factor": tilt.ravel(),
+                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), (act.NEIGHBOURS + 1) * 24),
+                "neighbours": np.tile(np.repeat(np.arange(-1, act.NEIGHBOURS), 24), act.DAY_SESSION_BUCKETS),
+                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS * (act.NEIGHBOURS + 1)),
+                "factor": np.concatenate([tilt[0][:, None, :], tilt[1]], axis=1).ravel(),
             }
         ),
         "day_clock": pl.DataFrame(

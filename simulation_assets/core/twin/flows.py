@@ -66,6 +66,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from simulation_assets.core.twin.properties import PERSONAL_PATTERN
 from simulation_assets.core.twin.sketch import grouped_sketches, quantile_sketch
 from simulation_assets.core.twin.spec import REPEATS
 
@@ -131,15 +132,21 @@ class FlowTables:
 
 def vocabulary(
     events: pl.DataFrame, k: int, limit: int, exclude: tuple[str, ...]
-) -> tuple[list[str], list[str]]:
-    """Return (kept event names, dropped ones): names seen for at least k users, the ``limit`` most widespread."""
+) -> tuple[list[str], list[str], int]:
+    """Return (kept event names, dropped names that may be listed, how many other names were dropped).
+
+    Kept: names seen for at least k users and holding no personal data (an e-mail, a phone number ...:
+    ``properties.PERSONAL_PATTERN``), the ``limit`` most widespread. A dropped name is listed only when it
+    was seen for k users and holds no personal data: an event seen by one user is itself their data.
+    """
     users = events.group_by("event").agg(pl.col("user").n_unique().alias("users"), pl.len().alias("rows"))
     users = users.filter(~pl.col("event").is_in(list(exclude))).sort(
         ["users", "rows", "event"], descending=[True, True, False]
     )
-    kept = users.filter(pl.col("users") >= k).head(limit)["event"].to_list()
-    dropped = sorted(set(users["event"].to_list()) - set(kept))
-    return kept, dropped
+    shareable = (pl.col("users") >= k) & ~pl.col("event").str.contains(PERSONAL_PATTERN)
+    kept = users.filter(shareable).head(limit)["event"].to_list()
+    listed = sorted(set(users.filter(shareable)["event"].to_list()) - set(kept))
+    return kept, listed, users.height - len(kept) - len(listed)
 
 
 def coded_sessions(events: pl.DataFrame, names: list[str]) -> pl.DataFrame:

@@ -38,6 +38,7 @@ from simulation_assets.core.twin.activity import (
     GAP_BLOCKS,
     GAP_LEFT,
     LIFE_BANDS,
+    NEIGHBOURS,
     activity_bands,
     clock_position,
     clock_time,
@@ -213,6 +214,14 @@ class Generator(CompiledSpec):
         )
 
     @cached_property
+    def session_band(self) -> np.ndarray:
+        """Return each user's band for sessions per day: where their active days in the run fall in their class."""
+        pop = self.population
+        if self.spd_band_cuts is None:
+            return np.zeros(len(pop.cls), np.int64)
+        return activity_bands(self.active_days.astype(np.float64), pop.cls, self.spd_band_cuts)
+
+    @cached_property
     def user_pace(self) -> np.ndarray:
         """Return each user's own log-time pace, drawn from the sketch of their band of active days.
 
@@ -257,7 +266,12 @@ class Generator(CompiledSpec):
             rho = self.spd_persistence[cls]
             tied = ndtr(np.sqrt(rho) * self.sessions_trait[users] + np.sqrt(1 - rho) * ndtri(u_sess))
             u_sess = np.where(rho > 0, tied, u_sess)
-        n_sess = np.maximum(_draw_rows(self.spd_cdf[cls], u_sess), 1)
+        spd_cdf = (
+            self.spd_cdf[cls]
+            if self.spd_band_cdf is None
+            else self.spd_band_cdf[cls, self.session_band[users]]
+        )
+        n_sess = np.maximum(_draw_rows(spd_cdf, u_sess), 1)
         owner = np.repeat(np.arange(users.size), n_sess)
         rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
         s_user = users[owner]
@@ -266,7 +280,9 @@ class Generator(CompiledSpec):
         codes, e_sess, gaps_s = self._flows(s_cls, self.depth[s_user], self.user_pace[s_user], first, g)
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
         day_bucket = np.minimum(n_sess, DAY_SESSION_BUCKETS)[owner] - 1
-        hour = _draw_rows(self.hour_cdf[s_cls, wd, day_bucket], g.random(owner.size))
+        hour = _draw_rows(
+            self._first_hour_cdf(offset, wd, users, cls, owner, day_bucket), g.random(owner.size)
+        )
         start_ms = (
             day_number(day) * MS_PER_DAY + hour * MS_PER_HOUR + g.random(owner.size) * MS_PER_HOUR
         ).astype(np.int64)
@@ -283,6 +299,40 @@ class Generator(CompiledSpec):
                 start_ms[idx] = self._later_start(s_cls[idx], after, prev_end, day_start_ms, u_gap[idx])
         t_ms = start_ms[e_sess] + offsets_ms
         return self._frame(day, pop, users, owner, s_user, s_cls, rank, start_ms, codes, e_sess, t_ms, g)
+
+    def _first_hour_cdf(self, offset: int, wd: int, users: np.ndarray, cls: np.ndarray, owner: np.ndarray,
+                        day_bucket: np.ndarray) -> np.ndarray:  # fmt: skip
+        """Return the CDF over 24 hours of each session's hour, were it its day's first.
+
+        The class's hours times the day's bucket's factor and, where the spec has them, times the factor
+        of the user's neighbours (active the day before, the day after) over its mean among the class's
+        users active that day: the neighbours move a user's day, not the class's.
+        """
+        s_cls = cls[owner]
+        if self.hour_nb_tilt is None:
+            return self.hour_cdf[s_cls, wd, day_bucket]
+        nb = self._neighbours(offset, users)
+        mix = np.zeros((self.n_classes, NEIGHBOURS))
+        np.add.at(mix, (cls, nb), 1.0)
+        mix /= np.maximum(mix.sum(axis=1, keepdims=True), 1.0)
+        mean = np.einsum("cn,bnh->cbh", mix, self.hour_nb_tilt)  # (class, bucket, hour)
+        prof = (
+            self.hour_prof[:, wd, :, None, :]
+            * self.hour_nb_tilt[None]
+            / np.maximum(mean[:, :, None, :], 1e-12)
+        )
+        cdf = np.cumsum(prof / np.maximum(prof.sum(axis=3, keepdims=True), 1e-300), axis=3)
+        return cdf[s_cls, day_bucket, nb[owner]]
+
+    def _neighbours(self, offset: int, users: np.ndarray) -> np.ndarray:
+        """Return per user active on day ``offset``: 1 if also active the day before, + 2 if the day after."""
+        out = np.zeros(users.size, np.int64)
+        for bit, d in ((1, offset - 1), (2, offset + 1)):
+            near = self.active_by_day[d] if 0 <= d < self.gen.days else np.zeros(0, np.int64)
+            if near.size:  # sorted user numbers
+                at = np.minimum(np.searchsorted(near, users), near.size - 1)
+                out += bit * (near[at] == users)
+        return out
 
     def _later_start(
         self, cls: np.ndarray, after: np.ndarray, prev_end: np.ndarray, day_start_ms: int, u: np.ndarray

@@ -1,18 +1,27 @@
 """Event properties: per-user constants and per-event distributions, private by construction.
 
-- Identifiers (ids, tokens, e-mails, ``$set`` payloads ...) are never modelled: the
-  twin makes its own ids. A key whose values are mostly rare (seen for fewer than
-  k users), or long free text, is dropped too. Every dropped key is listed with
-  its reason in the spec.
+- Identifiers (ids, tokens, e-mails, ``$set`` payloads, names and addresses of
+  people, customers' company names ...) are never modelled: the twin makes its own
+  ids. A key whose values are mostly rare (seen for fewer than k users), or long
+  free text, is dropped too. Every dropped key is listed with its reason in the
+  spec, by name when k users carried it, else only counted (a key's name can be
+  someone's data).
+- Personal data inside a value, whatever the key (an e-mail address, a phone
+  number, an IP address, a web token, a long run of digits), is never counted or
+  copied, even when k users share it (the team page showing its admin's address).
 - URLs keep scheme, host and path (and paths from the site's root keep the path);
-  query strings and fragments are cut before anything is counted.
+  query strings and fragments are cut before anything is counted. In a URL seen
+  for fewer than k users or holding personal data, path segments that are ids,
+  tokens or e-mails become ``:id`` / ``:email``: /users/48213/invoices of every
+  user is one page, /users/:id/invoices.
 - A value seen for fewer than k users becomes ``other``; numbers are kept only
   as quantile sketches winsorized at the k-th extremes.
 - **Per-user constants** (browser, OS, device type, country, plan ...: keys whose
   value never changes for at least 95 % of users) are drawn per user from the
   joint table of their combinations seen for at least k users (so browser, OS
   and device stay consistent); users with a rarer combination are represented by
-  independent draws from each key's distribution.
+  independent draws from each key's distribution. A number with few values that
+  never changes for a user (an OS version) is one too, so iOS keeps iOS versions.
 - **Per-session constants** (browser, OS, screen, entry point ...: keys that may
   change between a user's visits but whose value never changes within at least
   95 % of the sessions carrying them on two or more events) are drawn once per
@@ -68,6 +77,8 @@ IDENTIFIER_KEYS = frozenset(
         "$set_once",
         "$unset",
         "$groups",
+        "$group_key",
+        "$group_set",
         "$feature_flag_payloads",
         "$elements",
         "$elements_chain",
@@ -78,7 +89,43 @@ IDENTIFIER_KEYS = frozenset(
         "$timezone_offset",
     }  # fmt: skip
 )
-_IDENTIFIER_PATTERN = r"(?i)(e?mail|token|secret|password|phone|^ip$|_ip$|^\$group_[0-9]$)"
+_IDENTIFIER_PATTERN = (
+    r"(?i)(e?mail|token|secret|password|passwd|phone|mobile_?number|^ip$|_ip$|ip_?address|^\$group_[0-9]$"
+    # a person's or group's properties, flattened by a CSV export ($set.name, $set_once.$initial_referrer)
+    r"|^\$(set|set_once|unset|group_set|groups|initial_person_info)[.]"
+    # a person's name or address, a customer's (group's) name: whom an event is about, not what it did
+    r"|^(first|last|full|given|family|middle|user|display|contact|customer|owner)_?name$|^name$|surname"
+    r"|address|street|postcode|postal|zip_?code|birth|ssn|iban|passport|card_?number|national_?id|tax_?id"
+    r"|^(company|organi[sz]ation|org|workspace|tenant|account|customer|group)(_?(name|id|key|slug|domain))?$)"
+)
+# Personal data inside a text value, whatever its key: such a value is never counted or copied. E-mail
+# addresses, IPv4 addresses (a first part of two or three digits: "4.12.0.1" is an app version), phone numbers
+# written with their country code, JSON web tokens and runs of 9+ digits (phone, card, account numbers).
+# Numbers stored as numbers are not text: the number rules take them. Ids (UUIDs, hashes) are not personal
+# in themselves: a content id seen by k users is kept, one user's id is rare and becomes "other".
+_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+PERSONAL_PATTERN = "|".join(
+    [
+        _EMAIL,
+        r"(?:^|[^0-9.])[0-9]{2,3}(?:\.[0-9]{1,3}){3}(?:$|[^0-9.])",
+        r"\+[0-9][0-9 ().-]{6,}[0-9]",
+        r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+        r"(?:^|[^0-9A-Za-z-])[0-9]{9,}(?:$|[^0-9A-Za-z-])",
+    ]
+)
+_URLISH = r"^(?:https?://[^/]*)?/"
+# A path segment that is an id: 5+ digits, a UUID, 16+ hex digits, or a token (16+ letters and digits in
+# both cases, or 16+ lower-case letters and digits with 4+ digits, without the hyphens of a slug).
+_ID_SEGMENT = "|".join(
+    [
+        r"^[0-9]{5,}$",
+        r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}",
+        r"^[0-9A-Fa-f]{16,}$",
+        r"^(?:[a-z]*[0-9]){4}[a-z0-9]{8,}$",
+    ]
+)
+_SEGMENT_EMAIL = ":email"
+_SEGMENT_ID = ":id"
 _URL = r"^(https?://[^?#]*|/[^?#]*)[?#].*$"  # an absolute URL, or a path from the site's root
 CONSTANT_SHARE = 0.95  # share of users whose value never changes, for a key to be a per-user constant
 MIN_PRESENT_SHARE = 0.01  # a key carried by fewer of an event's rows is left off that event
@@ -101,6 +148,9 @@ class PropertyModel:
     numbers: pl.DataFrame  # event, key, level, value
     dropped: list[dict[str, str]] = field(default_factory=list)
     urls_trimmed: int = 0
+    rare_keys: int = 0  # keys dropped whose names are not listed: seen for fewer than k users, or personal
+    personal_values: int = 0  # sampled values holding personal data (an e-mail, a phone number): never kept
+    url_segments: int = 0  # sampled URLs with an id, token or e-mail in their path replaced by a placeholder
     session_keys: tuple[str, ...] = ()
     session_combos: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame({"share": []}, schema={"share": pl.Float64})
@@ -121,23 +171,124 @@ class PropertyModel:
     )
 
 
-def candidate_keys(key_stats: pl.DataFrame, limit: int) -> tuple[list[str], list[dict[str, str]]]:
-    """Return (keys worth modelling, dropped keys with reasons) from ``property_keys`` statistics."""
-    totals = key_stats.group_by("key").agg(pl.col("rows").sum(), pl.col("types").str.join(",").alias("types"))
+def candidate_keys(key_stats: pl.DataFrame, limit: int) -> tuple[list[str], list[dict]]:
+    """Return (keys worth modelling, dropped keys with reasons) from ``property_keys`` statistics.
+
+    Each dropped entry carries ``users``: the most users (ids) any one event had the key for, -1 when the
+    statistics do not say; :func:`listed_drops` names only keys seen for at least k users.
+    """
+    users = pl.col("users").max() if "users" in key_stats.columns else pl.lit(-1)
+    totals = key_stats.group_by("key").agg(
+        pl.col("rows").sum(), pl.col("types").str.join(",").alias("types"), users.alias("users")
+    )
     totals = totals.sort(["rows", "key"], descending=[True, False])
     keep: list[str] = []
-    dropped: list[dict[str, str]] = []
+    dropped: list[dict] = []
     for row in totals.iter_rows(named=True):
         key, types = row["key"], set(filter(None, (row["types"] or "").split(",")))
+        seen = int(row["users"]) if row["users"] is not None else -1
         if key in IDENTIFIER_KEYS or pl.Series([key]).str.contains(_IDENTIFIER_PATTERN).item():
-            dropped.append({"key": key, "reason": "identifier or personal data"})
+            dropped.append({"key": key, "reason": "identifier or personal data", "users": seen})
         elif types and types <= {"OBJECT", "ARRAY", "NULL"}:
-            dropped.append({"key": key, "reason": "nested value"})
+            dropped.append({"key": key, "reason": "nested value", "users": seen})
         elif len(keep) >= limit:
-            dropped.append({"key": key, "reason": "beyond the most common keys kept"})
+            dropped.append({"key": key, "reason": "beyond the most common keys kept", "users": seen})
         else:
             keep.append(key)
     return keep, dropped
+
+
+def listed_drops(dropped: list[dict], k: int) -> tuple[list[dict[str, str]], int]:
+    """Return (the dropped keys whose names may be written down, how many others were dropped).
+
+    A key's name is data too (``$feature/beta-for-jane@corp.com``, a flattened ``$set`` object's
+    keys): it is listed only when PostHog defines it (``IDENTIFIER_KEYS``) or it was seen for at least
+    k users and holds no personal data; the others are only counted.
+    """
+    named: list[dict[str, str]] = []
+    hidden = 0
+    for entry in dropped:
+        key, users = entry["key"], int(entry.get("users", -1))
+        personal = bool(pl.Series([key]).str.contains(PERSONAL_PATTERN).item())
+        if key in IDENTIFIER_KEYS or (users >= k and not personal):
+            named.append({"key": key, "reason": entry["reason"]})
+        else:
+            hidden += 1
+    return named, hidden
+
+
+def _template_path(value: pl.Expr) -> pl.Expr:
+    """Return URLs or paths ``value`` with each path segment that is an e-mail, personal data or an id replaced."""
+    seg = pl.element()
+    token = (
+        (seg.str.len_chars() >= 16)
+        & seg.str.contains(r"^[A-Za-z0-9_]+$")
+        & seg.str.contains("[A-Z]")
+        & (seg.str.contains("[a-z]") & seg.str.contains("[0-9]"))
+    )
+    path = (
+        value.str.replace(r"^https?://[^/]*", "")
+        .str.split("/")
+        .list.eval(
+            pl.when(seg.str.contains(_EMAIL)).then(pl.lit(_SEGMENT_EMAIL))
+            .when(seg.str.contains(PERSONAL_PATTERN) | seg.str.contains(_ID_SEGMENT) | token)
+            .then(pl.lit(_SEGMENT_ID)).otherwise(seg)
+        )
+        .list.join("/")
+    )  # fmt: skip
+    return value.str.extract(r"^(https?://[^/]*)", 1).str.replace(r"//[^/]*@", "//").fill_null("") + path
+
+
+def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.DataFrame, int, int]:
+    """Return ``frame`` (``user`` and text columns ``keys``) with personal data taken out of the values.
+
+    URLs and paths (query strings already cut) keep their shape: in one holding personal data, or seen for
+    fewer than k users, a path segment that is an e-mail becomes ``:email`` and one that is an id (5+
+    digits, a UUID, a hex run, a token) ``:id``; so /users/48213/invoices of every user is one page,
+    /users/:id/invoices, while a page many users saw (a popular video's) stays itself. Any other text
+    value holding personal data (``PERSONAL_PATTERN``) becomes a value of its user alone: rare, never
+    kept. Returns (frame, values replaced, URL values whose path was changed). Works on each key's
+    distinct values.
+    """
+    exprs = []
+    personal = templated = 0
+    frame = frame.with_row_index("__row")
+    for key in keys:
+        v = pl.col(key)
+        per_value = (
+            frame.group_by(key).agg(pl.len().alias("n"), pl.col("user").n_unique().alias("u")).drop_nulls(key)
+        )
+        text = v.cast(pl.Float64, strict=False).is_null()
+        bad = text & v.str.contains(PERSONAL_PATTERN)
+        url = v.str.contains(_URLISH)
+        # A URL's user and password (https://user:secret@host/) are personal wherever the URL was seen.
+        bad = bad | (url & v.str.contains(r"^https?://[^/]*@"))
+        per_value = per_value.with_columns(
+            bad.alias("bad"), url.alias("url"), pl.when(url & (bad | (pl.col("u") < k))).then(_template_path(v))
+            .otherwise(v).alias("new")
+        ).filter(pl.col("bad") | (pl.col("new") != v))  # fmt: skip
+        if per_value.is_empty():
+            continue
+        changed = per_value.filter(pl.col("url") & (pl.col("new") != v))
+        templated += int(changed["n"].sum())
+        personal += int(per_value.filter(pl.col("bad") & ~pl.col("url"))["n"].sum())
+        hits = frame.select("__row", key, "user").join(per_value.select(key, "bad", "url", "new"), on=key)
+        hits = hits.select(
+            "__row",
+            pl.when(pl.col("bad") & ~pl.col("url"))
+            .then(pl.lit("\x00") + pl.col("user").cast(pl.String))
+            .otherwise(pl.col("new"))
+            .alias(key),
+        )
+        exprs.append(hits)
+    for hits in exprs:
+        key = hits.columns[1]
+        frame = (
+            frame.join(hits.rename({key: "__new"}), on="__row", how="left", maintain_order="left")
+            .with_columns(pl.coalesce("__new", key).alias(key))
+            .drop("__new")
+        )
+    return frame.drop("__row"), personal, templated
 
 
 def trim_urls(frame: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, int]:
@@ -165,7 +316,7 @@ def _kind(values: pl.Series) -> str:
 
 
 def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, max_categories: int,
-                   dropped: list[dict[str, str]]) -> PropertyModel:  # fmt: skip
+                   dropped: list[dict]) -> PropertyModel:  # fmt: skip
     """Fit the property model on ``sample`` (columns: user, event, and one text column per key).
 
     With a ``session`` column (see :func:`sample_sessions`), keys constant within sessions are found
@@ -176,6 +327,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     keys = [key for key in keys if key in sample.columns]
     unit = ["session"] if "session" in sample.columns else []
     sample, trimmed = trim_urls(sample.select("user", *unit, "event", *keys), keys)
+    sample, personal, templated = scrub_personal(sample, keys, k)
     sample = sample.with_row_index("row")
     n_users = max(sample["user"].n_unique(), 1)
     event_rows = sample.group_by("event").agg(pl.len().alias("rows"))
@@ -189,29 +341,37 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         if values.is_empty():
             continue
         kind = _kind(values["value"])
+        users = int(values["user"].n_unique())
         if kind == "category":
             if float(values["value"].str.len_chars().mean() or 0) > FREE_TEXT_CHARS:
-                dropped.append({"key": key, "reason": "free text"})
+                dropped.append({"key": key, "reason": "free text", "users": users})
                 continue
             users_per_value = (
                 values.select("user", "value").unique().group_by("value").agg(pl.len().alias("u"))
             )
             rare_rows = values.join(users_per_value.filter(pl.col("u") < k), on="value", how="semi").height
             if rare_rows > 0.5 * values.height:
-                dropped.append(
-                    {"key": key, "reason": f"mostly values seen for fewer than {k} users (identifier-like)"}
+                reason = (
+                    f"mostly values seen for fewer than {k} users or holding personal data (identifier-like)"
                 )
+                dropped.append({"key": key, "reason": reason, "users": users})
                 continue
         elif _per_user_unique(values, k):
-            dropped.append({"key": key, "reason": "a number unique to each user (identifier-like)"})
+            dropped.append(
+                {"key": key, "reason": "a number unique to each user (identifier-like)", "users": users}
+            )
             continue
         per_session = bool(unit) and _is_session_constant(values)
+        per_user = False  # a number that is a per-user constant with few values (an OS version)
         if kind in ("category", "boolean"):
             values = _suppress_rare(values, k, max_categories)
-        elif per_session:  # a number with few values (a screen width) is one; a measurement is not
+        elif per_session or _is_constant(values, n_users):
+            # A number with few values (a screen width, an OS version) is one; a measurement is not.
             suppressed = _suppress_rare(values, k, max_categories)
-            per_session = float((suppressed["value"] != OTHER).mean() or 0) >= SESSION_NUMBER_KEPT
-            values = suppressed if per_session else values
+            few = float((suppressed["value"] != OTHER).mean() or 0) >= SESSION_NUMBER_KEPT
+            per_user = few and _is_constant(values, n_users)
+            per_session = per_session and few
+            values = suppressed if few else values
         present = (
             values.group_by("event")
             .agg(pl.len().alias("n"), pl.col("user").n_unique().alias("users"))
@@ -220,11 +380,13 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             .filter((pl.col("present_share") >= MIN_PRESENT_SHARE) & (pl.col("users") >= k))
         )
         if present.is_empty():
+            reason = f"on fewer than {k} users or {MIN_PRESENT_SHARE:.0%} of the rows of every event"
+            dropped.append({"key": key, "reason": reason, "users": users})
             continue
         kinds[key] = kind
         key_rows.append(present.select("event", pl.lit(key).alias("key"), "present_share"))
         values = values.join(present.select("event"), on="event", how="semi")
-        if kind in ("category", "boolean") and _is_constant(values, n_users):
+        if (kind in ("category", "boolean") or per_user) and _is_constant(values, n_users):
             constants.append(key)
         elif per_session:
             session_keys.append(key)
@@ -242,18 +404,20 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             )
         else:
             number_parts.append(
-                values.select("event", pl.lit(key).alias("key"), pl.col("value").cast(pl.Float64))
+                values.select("user", "event", pl.lit(key).alias("key"), pl.col("value").cast(pl.Float64))
             )
     event_keys = _concat(key_rows, {"event": pl.String, "key": pl.String, "present_share": pl.Float64})
     categories = _concat(
         category_rows, {"event": pl.String, "key": pl.String, "value": pl.String, "share": pl.Float64}
     )
     numbers = _number_sketches(
-        _concat(number_parts, {"event": pl.String, "key": pl.String, "value": pl.Float64}), levels, k
+        _concat(number_parts, {"user": pl.Int64, "event": pl.String, "key": pl.String, "value": pl.Float64}), levels, k
     )
     # A numeric (event, key) without enough values for a sketch is not generated.
     numeric = [
-        key for key, kind in kinds.items() if kind in ("number", "integer") and key not in session_keys
+        key
+        for key, kind in kinds.items()
+        if kind in ("number", "integer") and key not in session_keys and key not in constants
     ]
     has_sketch = numbers.select("event", "key").unique()
     event_keys = pl.concat(
@@ -265,9 +429,10 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     suppressed = _suppress_all(sample, constants, k, max_categories)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
     follows, lookups = _lookups(per_event)
+    named, hidden = listed_drops(dropped, k)
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
-                          categories.sort("event", "key", "value"), numbers, dropped, trimmed,
-                          follows=follows, lookups=lookups)  # fmt: skip
+                          categories.sort("event", "key", "value"), numbers, named, trimmed, hidden, personal,
+                          templated, follows=follows, lookups=lookups)  # fmt: skip
     if not session_keys:
         return model
     in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"])
@@ -475,12 +640,27 @@ def _lookups(per_event: dict[str, pl.DataFrame]) -> tuple[dict[str, str], pl.Dat
 
 
 def _number_sketches(num_long: pl.DataFrame, levels: int, k: int) -> pl.DataFrame:
-    """Return the quantile sketch of every numeric (event, key), winsorized at the k-th extremes."""
+    """Return the quantile sketch of every numeric (event, key), winsorized at the k-th extremes.
+
+    ``num_long``: (user, event, key, value). The values are first clipped to the k-th smallest of the
+    users' own smallest values and the k-th largest of their largest: the sketch's ends are then values k
+    users reached, not one user's k purchases of the same amount.
+    """
     empty = pl.DataFrame(
         schema={"event": pl.String, "key": pl.String, "level": pl.Int16, "value": pl.Float64}
     )
     if num_long.is_empty():
         return empty
+    bounds = (
+        num_long.group_by("event", "key", "user")
+        .agg(pl.col("value").min().alias("lo"), pl.col("value").max().alias("hi"))
+        .group_by("event", "key")
+        .agg(pl.col("lo").bottom_k(k).max(), pl.col("hi").top_k(k).min())
+    )
+    num_long = (
+        num_long.join(bounds, on=["event", "key"], how="left", maintain_order="left")
+        .select("event", "key", pl.col("value").clip(pl.col("lo"), pl.col("hi")))
+    )
     groups = num_long.select("event", "key").unique().sort("event", "key").with_row_index("g")
     rows = num_long.join(groups, on=["event", "key"], how="left", maintain_order="left")
     names, q = grouped_sketches(rows["g"].to_numpy(), rows["value"].cast(pl.Float64).to_numpy(), levels, k)

@@ -29,10 +29,23 @@ VERSION = 1
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "survival": {"class": pl.Int16(), "kind": pl.String(), "age_days": pl.Int32(), "survival": pl.Float64()},
     "sessions_per_day": {"class": pl.Int16(), "sessions": pl.Int16(), "share": pl.Float64()},
+    # The same per activity band of the class (sessions.band_cuts); absent: sessions_per_day for all.
+    "sessions_by_activity": {
+        "class": pl.Int16(),
+        "band": pl.Int16(),
+        "sessions": pl.Int16(),
+        "share": pl.Float64(),
+    },
     "hour_profile": {"class": pl.Int16(), "weekday": pl.Int8(), "hour": pl.Int8(), "share": pl.Float64()},
     # block: the 4-hour block of the day in which the session before the gap ended; -1 (or absent, older specs): any.
     # Factor on a class's first-session hours by the day's sessions (bucket 0: one, 1: two, 2: three or more).
-    "first_hour_tilt": {"bucket": pl.Int8(), "hour": pl.Int8(), "factor": pl.Float64()},
+    # neighbours: 1 if the user is active the day before, + 2 if the day after; -1 (or absent, older specs): any.
+    "first_hour_tilt": {
+        "bucket": pl.Int8(),
+        "neighbours": pl.Int8(),
+        "hour": pl.Int8(),
+        "factor": pl.Float64(),
+    },
     "day_gaps": {"class": pl.Int16(), "block": pl.Int8(), "level": pl.Int16(), "log_minutes": pl.Float64()},
     # A class's day clock: the share of its session starts in each UTC hour.
     "day_clock": {"class": pl.Int16(), "hour": pl.Int8(), "share": pl.Float64()},
@@ -108,6 +121,7 @@ OPTIONAL_TABLES = frozenset(
         "end_by_elapsed",
         "user_pace",
         "depth_by_activity",
+        "sessions_by_activity",
         "user_streak",
         "first_hour_tilt",
         "day_gaps",
@@ -203,7 +217,7 @@ class SpecDocument(FrozenModel):
     arrivals: ArrivalsDoc
     classes: list[ClassDoc] = Field(min_length=1)
     class_selection: dict[str, Any]
-    sessions: dict[str, float]
+    sessions: dict[str, Any]  # idle_minutes, max_hours; band_cuts (absent in older specs)
     flow: dict[str, Any]
     identity: dict[str, Any]
     properties: dict[str, Any]
@@ -277,6 +291,10 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
             frame = frame.with_columns(pl.lit(-1, pl.Int32).alias("position"))
         if name == "user_pace" and "band" not in frame.columns:  # one sketch for every user
             frame = frame.with_columns(pl.lit(0, pl.Int16).alias("band"))
+        if (
+            name == "first_hour_tilt" and "neighbours" not in frame.columns
+        ):  # one factor whatever the neighbours
+            frame = frame.with_columns(pl.lit(-1, pl.Int8).alias("neighbours"))
         # Gaps written before they were kept per block of the day apply after any block.
         if name == "day_gaps" and "block" not in frame.columns:
             frame = frame.with_columns(pl.lit(-1, pl.Int8).alias("block"))

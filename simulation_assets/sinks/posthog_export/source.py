@@ -301,8 +301,9 @@ class ExportSource:
     def property_keys(self, sample_rows: int | None = 20_000) -> pl.DataFrame:
         """Return, per event name and property key: rows carrying it, the event's rows, and the JSON type.
 
-        Columns: ``event``, ``key``, ``rows``, ``event_rows``, ``share`` and ``types``
-        (the JSON types seen, e.g. ``VARCHAR,BIGINT``). Reads a seeded reservoir sample of
+        Columns: ``event``, ``key``, ``rows``, ``event_rows``, ``share``, ``types``
+        (the JSON types seen, e.g. ``VARCHAR,BIGINT``) and ``users`` (distinct persons, or distinct
+        ids where the export names no person, carrying the key on that event). Reads a seeded reservoir sample of
         ``sample_rows`` rows from the whole export (every row when None): a key's types are read
         row by row, which costs about 75 us a row for a 40-key object.
         """
@@ -337,8 +338,12 @@ def rows_property_keys(rows: pl.DataFrame, sample_rows: int | None = 20_000) -> 
     )
     con = duckdb.connect()
     try:
-        con.register("__rows", rows.select("event", "properties").to_arrow())
-        table = con.sql(_key_stats_sql(f"SELECT event, properties FROM __rows{sampled}")).to_arrow_table()
+        ids = [c for c in ("distinct_id", "person_id") if c in rows.columns]
+        con.register("__rows", rows.select("event", "properties", *ids).to_arrow())
+        who = ", ".join(ids + ["NULL::VARCHAR AS " + c for c in ("distinct_id", "person_id") if c not in ids])
+        table = con.sql(
+            _key_stats_sql(f"SELECT event, properties, {who} FROM __rows{sampled}")
+        ).to_arrow_table()
     finally:
         con.close()
     return _key_stats_frame(table)
@@ -368,15 +373,21 @@ def rows_properties(rows: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
 
 
 def _key_stats_sql(base: str) -> str:
-    """The query of :meth:`ExportSource.property_keys` over rows ``base`` (columns ``event``, ``properties``)."""
+    """The query of :meth:`ExportSource.property_keys` over rows ``base`` (columns ``event``, ``properties``,
+    ``distinct_id``, ``person_id``). ``users`` counts who carried the key with a value (not a JSON null: the
+    UI's CSV gives every row every column)."""
     return f"""
         WITH e AS MATERIALIZED ({base}),
         n AS (SELECT event, count(*) AS event_rows FROM e GROUP BY event),
-        k AS (SELECT event, unnest(json_keys(CAST(properties AS JSON))) AS key, properties FROM e)
-        SELECT k.event, k.key, count(*) AS rows, any_value(n.event_rows) AS event_rows,
-               string_agg(DISTINCT json_type(CAST(k.properties AS JSON) -> ('$."' || replace(k.key, '"', '\\"') || '"')), ',') AS types
-        FROM k JOIN n USING (event)
-        GROUP BY k.event, k.key ORDER BY k.event, k.key
+        k AS (SELECT event, unnest(json_keys(CAST(properties AS JSON))) AS key, properties,
+                     coalesce(CAST(person_id AS VARCHAR), CAST(distinct_id AS VARCHAR)) AS who FROM e),
+        t AS (SELECT event, key, who,
+                     json_type(CAST(properties AS JSON) -> ('$."' || replace(key, '"', '\\"') || '"')) AS type FROM k)
+        SELECT t.event, t.key, count(*) AS rows, any_value(n.event_rows) AS event_rows,
+               count(DISTINCT CASE WHEN t.type <> 'NULL' THEN t.who END) AS users,
+               string_agg(DISTINCT t.type, ',') AS types
+        FROM t JOIN n USING (event)
+        GROUP BY t.event, t.key ORDER BY t.event, t.key
     """
 
 
@@ -392,10 +403,12 @@ def _key_stats_frame(table: pa.Table) -> pl.DataFrame:
                 "event_rows": pl.Int64,
                 "share": pl.Float64,
                 "types": pl.String,
+                "users": pl.Int64,
             }  # fmt: skip
         )
     return out.with_columns(
         pl.col("rows").cast(pl.Int64),
         pl.col("event_rows").cast(pl.Int64),
         (pl.col("rows") / pl.col("event_rows")).alias("share"),
-    ).select("event", "key", "rows", "event_rows", "share", "types")
+        pl.col("users").cast(pl.Int64),
+    ).select("event", "key", "rows", "event_rows", "share", "types", "users")

@@ -1,0 +1,210 @@
+"""Nothing of a real person reaches the spec (personal data inside values, rare values, names of rare events and
+keys), and what is kept keeps its structure (a user's OS and OS version stay a pair).
+
+Each test builds a small sample with the data planted in it and looks for every planted value in
+everything the fit writes down (the tables and the dropped lists).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from simulation_assets.core.twin.flows import vocabulary
+from simulation_assets.core.twin.properties import (
+    OTHER,
+    PropertyModel,
+    candidate_keys,
+    fit_properties,
+    listed_drops,
+)
+from simulation_assets.sinks.posthog_export import open_export
+
+K = 5
+
+
+def _written(model: PropertyModel) -> str:
+    """Every text the property model would write into a spec."""
+    parts = [str(model.dropped), str(model.kinds), str(model.constants), str(model.follows)]
+    for table in (model.combos, model.marginals, model.event_keys, model.categories, model.lookups,
+                  model.session_combos, model.session_marginals):  # fmt: skip
+        parts += [str(v) for c in table.columns for v in table[c].unique().to_list()]
+    return "\n".join(parts)
+
+
+def _sample(users: int = 60, rows_per_user: int = 4) -> pl.DataFrame:
+    u = np.repeat(np.arange(users), rows_per_user)
+    team = u // 10  # teams of ten: a team page carries its admin's address for all ten
+    return pl.DataFrame(
+        {
+            "user": u,
+            "event": "$pageview",
+            "$current_url": [
+                [
+                    f"https://app.example/u/jane.doe{x}@corp.example/settings",
+                    f"https://app.example/users/{480_000 + x}/invoices",
+                    f"https://app.example/team/admin{t}@corp{t}.example/members",
+                    f"https://app.example/share/a8F3kQ9x2LmZ7{x:07d}",
+                ][x % 4 if i % 2 else 3 - x % 4]
+                for i, (x, t) in enumerate(zip(u, team))
+            ],
+            # The same support line for every user of a team: k users, still a phone number.
+            "query": [f"call +1 555 010 {t:04d}" if i % 3 == 0 else "pricing" for i, t in enumerate(team)],
+            "contact": [f"owner{t}@corp{t}.example" for t in team],
+            "ip_seen": [f"10.0.{t}.1" for t in team],
+            "$referrer": "https://bob:s3cret@dash.example/board",  # a shared dashboard's password, every user
+        }
+    )
+
+
+def test_personal_data_inside_values_never_reaches_the_spec_even_when_k_users_share_it() -> None:
+    sample = _sample()
+    keys = ["$current_url", "query", "contact", "ip_seen", "$referrer"]
+    model = fit_properties(sample, keys, K, 11, 50, dropped=[])
+    text = _written(model)
+    assert "@" not in text and "555" not in text and "10.0." not in text and "a8F3kQ9" not in text
+    assert "s3cret" not in text and "https://dash.example/board" in text
+    assert "480" not in text
+    # The pages stay as pages: ids, tokens and addresses in a path become placeholders, shared by everyone.
+    urls = set(model.categories.filter(pl.col("key") == "$current_url")["value"]) | set(
+        model.marginals.filter(pl.col("key") == "$current_url")["value"]
+    )
+    assert {"https://app.example/users/:id/invoices", "https://app.example/u/:email/settings",
+            "https://app.example/team/:email/members", "https://app.example/share/:id"} <= urls  # fmt: skip
+    assert model.url_segments == 2 * sample.height  # every page, and every referrer (its password)
+    assert model.personal_values > 0
+    assert "pricing" in text  # plain values are kept
+
+
+def test_rare_values_count_users_not_rows() -> None:
+    # One user with 400 rows of a value, four users with 100 rows each of another, five users with 2 each.
+    users = np.r_[np.zeros(400, int), np.repeat(np.arange(1, 5), 100), np.repeat(np.arange(5, 10), 2),
+                  np.repeat(np.arange(10, 60), 40)]  # fmt: skip
+    tier = ["t-one"] * 400 + ["t-four"] * 400 + ["t-five"] * 10 + ["standard"] * 2000
+    sample = pl.DataFrame(
+        {"user": users, "event": "$pageview", "tier": tier, "step": np.arange(users.size) % 2}
+    )
+    sample = sample.with_columns(pl.col("step").cast(pl.String))
+    model = fit_properties(sample, ["tier", "step"], K, 11, 50, dropped=[])
+    text = _written(model)
+    assert "t-one" not in text and "t-four" not in text  # k - 1 users, however many rows
+    assert "t-five" in text  # exactly k users
+    assert OTHER in text
+
+
+def test_names_of_keys_seen_by_few_users_or_holding_personal_data_are_not_listed() -> None:
+    stats = pl.DataFrame(
+        {
+            "event": "$pageview",
+            "key": ["$ip", "jane_doe_flag", "$feature/beta-for-jane@corp.example", "nested", "$set"],
+            "rows": [900, 40, 40, 500, 30],
+            "event_rows": 1000,
+            "share": 0.5,
+            "types": ["VARCHAR", "VARCHAR", "BOOLEAN", "OBJECT", "OBJECT"],
+            "users": [300, 1, 12, 200, 2],
+        }
+    )
+    flattened = pl.DataFrame(
+        {"event": "$pageview", "key": ["$set.name", "$set_once.$initial_referrer", "$group_key", "plan"],
+         "rows": 100, "event_rows": 1000, "share": 0.1, "types": "VARCHAR", "users": 50}
+    )  # fmt: skip
+    assert candidate_keys(flattened, limit=10)[0] == ["plan"]  # a person's or group's properties, flattened
+    keep, dropped = candidate_keys(stats, limit=0)  # every key dropped: too many, personal or nested
+    assert keep == []
+    named, hidden = listed_drops(dropped, K)
+    assert {d["key"] for d in named} == {"$ip", "nested", "$set"}  # PostHog's own names, or k users
+    assert hidden == 2
+    # In the fit: a key of one user is dropped (its values are all rare) and counted, never named.
+    sample = _sample().with_columns(
+        pl.when(pl.col("user") == 0).then(pl.lit("yes")).otherwise(None).alias("jane_doe_flag")
+    )
+    model = fit_properties(sample, ["query", "jane_doe_flag"], K, 11, 50, dropped=[])
+    assert "jane_doe" not in _written(model) and model.rare_keys == 1
+
+
+def test_rare_event_names_and_names_holding_personal_data_are_dropped_and_not_listed() -> None:
+    rows = []
+    for u in range(40):
+        rows += [(u, "$pageview")] * 3 + [(u, "search")]
+        if u < 4:
+            rows += [(u, "secret_beta")] * 50  # four users (k - 1), many rows
+        if u < 5:
+            rows.append((u, "team_export"))  # exactly k users
+        if u < 10:
+            rows.append((u, "Exported data for admin@corp.example"))  # ten users, but an address
+        if u == 7:
+            rows.append((u, "deleted_account_7"))
+    events = pl.DataFrame(rows, schema=["user", "event"], orient="row")
+    kept, listed, hidden = vocabulary(events, K, limit=2, exclude=())
+    assert kept == ["$pageview", "search"]
+    assert listed == ["team_export"]  # beyond the limit, but k users: its name may be written down
+    assert hidden == 3
+    kept, listed, hidden = vocabulary(events, K, limit=10, exclude=())
+    assert set(kept) == {"$pageview", "search", "team_export"} and listed == [] and hidden == 3
+
+
+def test_the_export_s_key_statistics_count_persons(tmp_path: Path) -> None:
+    # Ten persons, each with an anonymous and an identified id; the key "beta" on two persons' events.
+    ids = [(f"anon-{p}", f"user-{p}", p) for p in range(10)]
+    rows = []
+    for anon, known, p in ids:
+        for i, did in enumerate((anon, known, known)):
+            props = '{"$browser": "Chrome"' + (', "beta": true' if p < 2 else "") + "}"
+            rows.append({"uuid": f"{p}-{i}", "event": "$pageview", "distinct_id": did, "person_id": f"person-{p}",
+                         "timestamp": f"2026-03-0{1 + i}T10:00:00Z", "properties": props})  # fmt: skip
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(pl.DataFrame(rows).write_ndjson().splitlines()) + "\n")
+    stats = open_export(path).property_keys(sample_rows=None)
+    users = dict(zip(stats["key"], stats["users"]))
+    assert users == {"$browser": 10, "beta": 2}
+    # Without persons (the UI's CSV here), distinct ids are counted.
+    csv = tmp_path / "e.csv"
+    pl.DataFrame(
+        {
+            "uuid": [r["uuid"] for r in rows],
+            "event": "$pageview",
+            "distinct_id": [r["distinct_id"] for r in rows],
+            "timestamp": [r["timestamp"] for r in rows],
+            "properties.$browser": "Chrome",
+            "properties.beta": ["true" if "beta" in r["properties"] else None for r in rows],
+        }  # fmt: skip
+    ).write_csv(csv)
+    stats = open_export(csv).property_keys(sample_rows=None)
+    assert dict(zip(stats["key"], stats["users"])) == {"$browser": 20, "beta": 4}
+
+
+def test_a_per_user_number_with_few_values_is_drawn_with_the_user_s_other_constants() -> None:
+    # Each user has one OS and one OS version of that OS, sent as a number on every event.
+    g = np.random.default_rng(5)
+    users = np.arange(300)
+    ios = g.random(users.size) < 0.5
+    version = np.where(ios, g.choice([16.7, 17.4, 17.5], users.size), g.choice([13.0, 14.0], users.size))
+    rows = np.repeat(users, 6)
+    sample = pl.DataFrame(
+        {
+            "user": rows,
+            "event": np.where(np.arange(rows.size) % 2 == 0, "$screen", "tap"),
+            "$os": np.where(ios, "iOS", "Android")[rows],
+            "$os_version": version[rows].astype(str),
+            "ms": g.exponential(100, rows.size).round(1).astype(str),  # a measurement: stays a sketch
+        }
+    )
+    model = fit_properties(sample, ["$os", "$os_version", "ms"], K, 11, 50, dropped=[])
+    assert set(model.constants) == {"$os", "$os_version"} and model.kinds["$os_version"] == "number"
+    pairs = set(model.combos.select("$os", "$os_version").iter_rows())
+    assert pairs and all((os == "iOS") == (float(v) > 15) for os, v in pairs), pairs
+    assert model.combo_share == 1.0
+    assert set(model.numbers["key"]) == {"ms"}
+
+
+def test_a_number_sketch_ends_at_values_k_users_reached() -> None:
+    # Sixty users' order amounts around 100, and one user's ten orders of the same large amount.
+    g = np.random.default_rng(8)
+    amounts = np.r_[g.normal(100, 10, 240).round(2), np.full(10, 987654.32)]
+    users = np.r_[np.repeat(np.arange(60), 4), np.full(10, 60)]
+    sample = pl.DataFrame({"user": users, "event": "order", "amount": amounts.astype(str)})
+    model = fit_properties(sample, ["amount"], K, 11, 50, dropped=[])
+    top = float(model.numbers["value"].max())
+    assert top < 200 and 987654.32 not in set(model.numbers["value"].to_list())
