@@ -441,6 +441,11 @@ def _privacy_lines(privacy: dict) -> list[str]:
             "users with the same short history (one visit of a few events) match without being copied."
             if hold_same is not None
             else "."
+        )
+        + (
+            f" Bound: {privacy['exact_share_max']:.1%} of twin users (the holdout's share, one point and noise above)."
+            if privacy.get("exact_share_max") is not None
+            else ""
         ),
         "- Real identifiers found in the twin: "
         + (", ".join(f"{k} {v}" for k, v in copied.items()) if any(copied.values()) else "none")

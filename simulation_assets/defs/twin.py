@@ -348,7 +348,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         context: dg.AssetExecutionContext, twin_settings: TwinSettings, store: LocalParquetStore
     ) -> dg.MaterializeResult:
         spec, real, twin, _, _ = _prepared_pair(twin_settings, store, first_day)
-        report = compare(real, twin, seed=twin_settings.seed)
+        report = compare(real, twin, seed=twin_settings.seed, k=int(spec.document.privacy.get("k", 5)))
         path = _write_report(twin_settings, store, spec, "fidelity.json", report.as_dict())
         table = pl.DataFrame([{"measure": c.name, "kind": c.kind, "value": c.value, "bound": c.bound, "passed": c.passed}
                               for c in report.comparisons])  # fmt: skip

@@ -125,16 +125,13 @@ def test_the_fitted_twin_is_not_closer_to_its_training_users(
     assert report.too_close_share <= 0.10
 
 
-def test_a_twin_copied_from_its_training_users_fails_the_distance_test(
-    loaded: LoadedExport, synthetic_frame: pl.DataFrame
-) -> None:
-    real = loaded.prepared
+def _copies(real: Prepared) -> pl.DataFrame:
+    """The training users' own events under new names, as export rows."""
     train_keys = real.users.filter(~pl.col("holdout"))["user_key"]
-    # The "twin" is the training users' own events under new names.
     copied = real.events.join(real.users.select("user", "user_key"), on="user").filter(
         pl.col("user_key").is_in(train_keys)
     )
-    rows = copied.select(
+    return copied.select(
         pl.lit(None, pl.String).alias("uuid"),
         "event",
         pl.format("copy-{}", pl.col("user")).alias("distinct_id"),
@@ -145,6 +142,13 @@ def test_a_twin_copied_from_its_training_users_fails_the_distance_test(
         .alias("timestamp"),
         pl.format("s-{}", pl.col("session")).alias("session_id"),
     )
+
+
+def test_a_twin_copied_from_its_training_users_fails_the_distance_test(
+    loaded: LoadedExport, synthetic_frame: pl.DataFrame
+) -> None:
+    real = loaded.prepared
+    rows = _copies(real)
     report = dcr_test(real, prepare(rows, CFG))
     outcome = checks.dcr_not_closer_than_holdout(report)
     assert not outcome.passed and report.exact_copies > 0.9 * report.twin_users
@@ -152,6 +156,34 @@ def test_a_twin_copied_from_its_training_users_fails_the_distance_test(
     assert report.holdout_exact_matches < 0.05 * report.holdout_users
     # Both halves of the test see it: nearer the (subsampled) training users, and far too close to them.
     assert report.closer_to_training_share > report.bound and report.too_close_share > 0.9
+
+
+def test_a_twin_hiding_a_few_copied_users_among_its_own_fails_the_distance_test(
+    loaded: LoadedExport, twin_frame: pl.DataFrame
+) -> None:
+    real = loaded.prepared
+    own = as_export_rows(twin_frame).select(
+        "uuid", "event", "distinct_id", "person_id", "timestamp", "session_id"
+    )
+    ids = own["distinct_id"].unique().sort()
+    copies = _copies(real)
+    copy_ids = copies["distinct_id"].unique().sort()
+    g = np.random.default_rng(3)
+    n = int(0.05 * ids.len())  # one twin user in twenty is a real one
+    rows = pl.concat(
+        [
+            own.filter(~pl.col("distinct_id").is_in(g.choice(ids.to_numpy(), n, replace=False).tolist())),
+            copies.filter(
+                pl.col("distinct_id").is_in(g.choice(copy_ids.to_numpy(), n, replace=False).tolist())
+            ),
+        ]
+    )
+    report = dcr_test(real, prepare(rows, CFG))
+    # The share nearer the training users and the too-close share hardly move (5 % of users) ...
+    assert report.too_close_share <= 0.10 and report.closer_to_training_share <= report.bound
+    # ... but twin users identical to a training user far more often than users never fitted are: copies.
+    assert report.exact_copies >= 0.04 * report.twin_users
+    assert not checks.dcr_not_closer_than_holdout(report).passed, report
 
 
 def test_real_identifiers_in_a_twin_fail_the_identifier_check(
@@ -180,3 +212,25 @@ def test_an_export_too_short_to_measure_retention_or_churn_fails_those_checks(
         outcome = check(report)  # not measured is not passed
         assert not outcome.passed
         assert outcome.metadata["comparisons"][name]["note"].startswith("not measured: 10 days")
+
+
+def test_the_report_does_not_name_real_events_of_fewer_than_k_users(
+    loaded: LoadedExport, twin_prepared: Prepared
+) -> None:
+    real = loaded.prepared
+    users = real.events["user"].unique().sort().to_list()
+    first = pl.col("seq") == 0
+    renamed = real.events.with_columns(
+        pl.when(first & (pl.col("user") == users[0]))
+        .then(pl.lit("Exported data for jane@corp.example"))
+        .when(first & pl.col("user").is_in(users[1:5]))
+        .then(pl.lit("secret_beta"))  # four users (k - 1), every session
+        .otherwise(pl.col("event"))
+        .alias("event")
+    )
+    report = compare(Prepared(renamed, *[getattr(real, f) for f in ("users", "sessions", "user_stats", "window",
+                                                                     "rebuilt", "rows")]), twin_prepared)  # fmt: skip
+    text = str(report.as_dict())
+    assert "jane@" not in text and "secret_beta" not in text
+    mix = dict(zip(report.event_mix["event"], report.event_mix["real"]))
+    assert mix["other"] > 0 and "other" not in set(twin_prepared.events["event"])

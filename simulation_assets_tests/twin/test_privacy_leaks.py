@@ -1,4 +1,5 @@
-"""Nothing of a real person reaches the spec: personal data inside values, rare values, names of rare events and keys.
+"""Nothing of a real person reaches the spec (personal data inside values, rare values, names of rare events and
+keys), and what is kept keeps its structure (a user's OS and OS version stay a pair).
 
 Each test builds a small sample with the data planted in it and looks for every planted value in
 everything the fit writes down (the tables and the dropped lists).
@@ -53,15 +54,18 @@ def _sample(users: int = 60, rows_per_user: int = 4) -> pl.DataFrame:
             "query": [f"call +1 555 010 {t:04d}" if i % 3 == 0 else "pricing" for i, t in enumerate(team)],
             "contact": [f"owner{t}@corp{t}.example" for t in team],
             "ip_seen": [f"10.0.{t}.1" for t in team],
+            "$referrer": "https://bob:s3cret@dash.example/board",  # a shared dashboard's password, every user
         }
     )
 
 
 def test_personal_data_inside_values_never_reaches_the_spec_even_when_k_users_share_it() -> None:
     sample = _sample()
-    model = fit_properties(sample, ["$current_url", "query", "contact", "ip_seen"], K, 11, 50, dropped=[])
+    keys = ["$current_url", "query", "contact", "ip_seen", "$referrer"]
+    model = fit_properties(sample, keys, K, 11, 50, dropped=[])
     text = _written(model)
     assert "@" not in text and "555" not in text and "10.0." not in text and "a8F3kQ9" not in text
+    assert "s3cret" not in text and "https://dash.example/board" in text
     assert "480" not in text
     # The pages stay as pages: ids, tokens and addresses in a path become placeholders, shared by everyone.
     urls = set(model.categories.filter(pl.col("key") == "$current_url")["value"]) | set(
@@ -69,7 +73,7 @@ def test_personal_data_inside_values_never_reaches_the_spec_even_when_k_users_sh
     )
     assert {"https://app.example/users/:id/invoices", "https://app.example/u/:email/settings",
             "https://app.example/team/:email/members", "https://app.example/share/:id"} <= urls  # fmt: skip
-    assert model.url_segments == sample.height
+    assert model.url_segments == 2 * sample.height  # every page, and every referrer (its password)
     assert model.personal_values > 0
     assert "pricing" in text  # plain values are kept
 
@@ -102,6 +106,11 @@ def test_names_of_keys_seen_by_few_users_or_holding_personal_data_are_not_listed
             "users": [300, 1, 12, 200, 2],
         }
     )
+    flattened = pl.DataFrame(
+        {"event": "$pageview", "key": ["$set.name", "$set_once.$initial_referrer", "$group_key", "plan"],
+         "rows": 100, "event_rows": 1000, "share": 0.1, "types": "VARCHAR", "users": 50}
+    )  # fmt: skip
+    assert candidate_keys(flattened, limit=10)[0] == ["plan"]  # a person's or group's properties, flattened
     keep, dropped = candidate_keys(stats, limit=0)  # every key dropped: too many, personal or nested
     assert keep == []
     named, hidden = listed_drops(dropped, K)
@@ -164,3 +173,38 @@ def test_the_export_s_key_statistics_count_persons(tmp_path: Path) -> None:
     ).write_csv(csv)
     stats = open_export(csv).property_keys(sample_rows=None)
     assert dict(zip(stats["key"], stats["users"])) == {"$browser": 20, "beta": 4}
+
+
+def test_a_per_user_number_with_few_values_is_drawn_with_the_user_s_other_constants() -> None:
+    # Each user has one OS and one OS version of that OS, sent as a number on every event.
+    g = np.random.default_rng(5)
+    users = np.arange(300)
+    ios = g.random(users.size) < 0.5
+    version = np.where(ios, g.choice([16.7, 17.4, 17.5], users.size), g.choice([13.0, 14.0], users.size))
+    rows = np.repeat(users, 6)
+    sample = pl.DataFrame(
+        {
+            "user": rows,
+            "event": np.where(np.arange(rows.size) % 2 == 0, "$screen", "tap"),
+            "$os": np.where(ios, "iOS", "Android")[rows],
+            "$os_version": version[rows].astype(str),
+            "ms": g.exponential(100, rows.size).round(1).astype(str),  # a measurement: stays a sketch
+        }
+    )
+    model = fit_properties(sample, ["$os", "$os_version", "ms"], K, 11, 50, dropped=[])
+    assert set(model.constants) == {"$os", "$os_version"} and model.kinds["$os_version"] == "number"
+    pairs = set(model.combos.select("$os", "$os_version").iter_rows())
+    assert pairs and all((os == "iOS") == (float(v) > 15) for os, v in pairs), pairs
+    assert model.combo_share == 1.0
+    assert set(model.numbers["key"]) == {"ms"}
+
+
+def test_a_number_sketch_ends_at_values_k_users_reached() -> None:
+    # Sixty users' order amounts around 100, and one user's ten orders of the same large amount.
+    g = np.random.default_rng(8)
+    amounts = np.r_[g.normal(100, 10, 240).round(2), np.full(10, 987654.32)]
+    users = np.r_[np.repeat(np.arange(60), 4), np.full(10, 60)]
+    sample = pl.DataFrame({"user": users, "event": "order", "amount": amounts.astype(str)})
+    model = fit_properties(sample, ["amount"], K, 11, 50, dropped=[])
+    top = float(model.numbers["value"].max())
+    assert top < 200 and 987654.32 not in set(model.numbers["value"].to_list())

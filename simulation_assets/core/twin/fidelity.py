@@ -375,18 +375,39 @@ def clip_to(p: Prepared, window: Window) -> Prepared:
     )
 
 
-def compare(real: Prepared, twin: Prepared, targets: Targets | None = None, seed: int = 42) -> FidelityReport:
+def hide_rare_events(p: Prepared, k: int) -> Prepared:
+    """Return ``p`` with event names seen for fewer than k users, or holding personal data, renamed ``other``.
+
+    The report is read beside the twin: it names the real events it compares (mix, transitions, paths)
+    under the spec's own rule, so an event one person did ("Exported data for jane@...") is not listed.
+    """
+    from simulation_assets.core.twin.properties import OTHER, PERSONAL_PATTERN
+
+    users = p.events.group_by("event").agg(pl.col("user").n_unique().alias("u"))
+    hidden = users.filter((pl.col("u") < k) | pl.col("event").str.contains(PERSONAL_PATTERN))["event"]
+    if hidden.is_empty():
+        return p
+    events = p.events.with_columns(
+        pl.when(pl.col("event").is_in(hidden.implode())).then(pl.lit(OTHER)).otherwise(pl.col("event")).alias("event")
+    )
+    return Prepared(events, p.users, p.sessions, p.user_stats, p.window, p.rebuilt, p.rows)
+
+
+def compare(
+    real: Prepared, twin: Prepared, targets: Targets | None = None, seed: int = 42, k: int = 5
+) -> FidelityReport:
     """Return the fidelity report of ``twin`` against ``real`` (both from :func:`~.fit.prepare`).
 
     The comparison runs on the days both cover. ``real.users['holdout']`` marks the real users the
-    twin was not fitted on (the churn classifier's test set).
+    twin was not fitted on (the churn classifier's test set). Real event names seen for fewer than ``k``
+    users are compared (and named) as ``other`` (:func:`hide_rare_events`).
     """
     from simulation_assets.core.twin.features import user_table
 
     targets = targets or Targets()
     g = rng_mod.stream(seed, "twin", "fidelity")
     window = Window(max(real.window.first, twin.window.first), min(real.window.last, twin.window.last))
-    real, twin = clip_to(real, window), clip_to(twin, window)
+    real, twin = hide_rare_events(clip_to(real, window), k), clip_to(twin, window)
     ru, tu = user_table(real.sessions, window), user_table(twin.sessions, window)
     n_real, n_twin = ru.height, tu.height
     comparisons: list[Comparison] = []

@@ -19,11 +19,20 @@ user beside holdout users' distance to it. Only 5 % of holdout users are nearer 
 training user than the holdout's 5th percentile; a twin that copies people has
 far more users that close (a copied user sits at distance 0).
 
+Third, exact copies: twin users identical in every feature to a training user,
+beside holdout users identical to one. Users with the same short history (one
+visit of one event on the same day) match without being copied, as often in the
+holdout as in an honest twin; a twin that hides a few copied users among its own
+(5 % of them) moves neither share above, but has far more exact matches than the
+holdout.
+
 The test passes when the share nearer a training user stays within
 ``dcr_share_max`` (or 1.96 binomial standard errors above one half, if more,
-counting the fewer of the twin users and the holdout users) and
+counting the fewer of the twin users and the holdout users),
 at most ``TOO_CLOSE_MAX`` (twice the expected 5 %) of twin users are nearer a
-training user than the holdout's 5th percentile.
+training user than the holdout's 5th percentile, and the twin's share of exact
+matches exceeds the holdout's by at most ``EXACT_EXCESS_MIN`` (one point) or 1.96
+standard errors of the difference, if more.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from simulation_assets.core.twin.fit import Prepared
 MAX_TWIN_USERS = 20_000
 TOO_CLOSE_MAX = 0.10
 SUBSAMPLES = 5
+EXACT_EXCESS_MIN = 0.01  # twin share of exact matches allowed above the holdout's (plus sampling noise)
 
 
 @dataclass
@@ -57,6 +67,7 @@ class PrivacyReport:
     holdout_exact_matches: int = (
         0  # holdout users identical to one: the share simple behaviour gives uncopied
     )
+    exact_share_max: float = float("nan")  # the largest share of exact matches among twin users that passes
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -138,13 +149,17 @@ def dcr_test(real: Prepared, twin: Prepared, targets: Targets | None = None, see
     hold_to_train = full_train.kneighbors(xh)[0][:, 0]
     too_close = float((twin_to_train < np.quantile(hold_to_train, 0.05)).mean())
     q = [0.01, 0.05, 0.25, 0.5]
+    exact, hold_exact = int((twin_to_train < 1e-9).sum()), int((hold_to_train < 1e-9).sum())
+    p_twin, p_hold = exact / xs.shape[0], hold_exact / xh.shape[0]
+    noise = float(np.sqrt(p_twin * (1 - p_twin) / xs.shape[0] + p_hold * (1 - p_hold) / xh.shape[0]))
+    exact_max = p_hold + max(EXACT_EXCESS_MIN, 1.96 * noise)
     return PrivacyReport(
         twin_users=int(xs.shape[0]),
         training_users=int(xt.shape[0]),
         holdout_users=int(xh.shape[0]),
         closer_to_training_share=round(closer, 4),
         bound=round(bound, 4),
-        passed=bool(closer <= bound and too_close <= TOO_CLOSE_MAX),
+        passed=bool(closer <= bound and too_close <= TOO_CLOSE_MAX and p_twin <= exact_max),
         too_close_share=round(too_close, 4),
         dcr_quantiles={
             "twin_to_training": {
@@ -154,8 +169,9 @@ def dcr_test(real: Prepared, twin: Prepared, targets: Targets | None = None, see
                 f"p{int(x * 100)}": round(float(np.quantile(hold_to_train, x)), 4) for x in q
             },
         },
-        exact_copies=int((twin_to_train < 1e-9).sum()),
-        holdout_exact_matches=int((hold_to_train < 1e-9).sum()),
+        exact_copies=exact,
+        holdout_exact_matches=hold_exact,
+        exact_share_max=round(exact_max, 4),
     )
 
 

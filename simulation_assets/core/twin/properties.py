@@ -20,7 +20,8 @@
   value never changes for at least 95 % of users) are drawn per user from the
   joint table of their combinations seen for at least k users (so browser, OS
   and device stay consistent); users with a rarer combination are represented by
-  independent draws from each key's distribution.
+  independent draws from each key's distribution. A number with few values that
+  never changes for a user (an OS version) is one too, so iOS keeps iOS versions.
 - **Per-session constants** (browser, OS, screen, entry point ...: keys that may
   change between a user's visits but whose value never changes within at least
   95 % of the sessions carrying them on two or more events) are drawn once per
@@ -76,6 +77,8 @@ IDENTIFIER_KEYS = frozenset(
         "$set_once",
         "$unset",
         "$groups",
+        "$group_key",
+        "$group_set",
         "$feature_flag_payloads",
         "$elements",
         "$elements_chain",
@@ -88,6 +91,8 @@ IDENTIFIER_KEYS = frozenset(
 )
 _IDENTIFIER_PATTERN = (
     r"(?i)(e?mail|token|secret|password|passwd|phone|mobile_?number|^ip$|_ip$|ip_?address|^\$group_[0-9]$"
+    # a person's or group's properties, flattened by a CSV export ($set.name, $set_once.$initial_referrer)
+    r"|^\$(set|set_once|unset|group_set|groups|initial_person_info)[.]"
     # a person's name or address, a customer's (group's) name: whom an event is about, not what it did
     r"|^(first|last|full|given|family|middle|user|display|contact|customer|owner)_?name$|^name$|surname"
     r"|address|street|postcode|postal|zip_?code|birth|ssn|iban|passport|card_?number|national_?id|tax_?id"
@@ -231,7 +236,7 @@ def _template_path(value: pl.Expr) -> pl.Expr:
         )
         .list.join("/")
     )  # fmt: skip
-    return value.str.extract(r"^(https?://[^/]*)", 1).fill_null("") + path
+    return value.str.extract(r"^(https?://[^/]*)", 1).str.replace(r"//[^/]*@", "//").fill_null("") + path
 
 
 def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.DataFrame, int, int]:
@@ -256,6 +261,8 @@ def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.Dat
         text = v.cast(pl.Float64, strict=False).is_null()
         bad = text & v.str.contains(PERSONAL_PATTERN)
         url = v.str.contains(_URLISH)
+        # A URL's user and password (https://user:secret@host/) are personal wherever the URL was seen.
+        bad = bad | (url & v.str.contains(r"^https?://[^/]*@"))
         per_value = per_value.with_columns(
             bad.alias("bad"), url.alias("url"), pl.when(url & (bad | (pl.col("u") < k))).then(_template_path(v))
             .otherwise(v).alias("new")
@@ -355,12 +362,16 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             )
             continue
         per_session = bool(unit) and _is_session_constant(values)
+        per_user = False  # a number that is a per-user constant with few values (an OS version)
         if kind in ("category", "boolean"):
             values = _suppress_rare(values, k, max_categories)
-        elif per_session:  # a number with few values (a screen width) is one; a measurement is not
+        elif per_session or _is_constant(values, n_users):
+            # A number with few values (a screen width, an OS version) is one; a measurement is not.
             suppressed = _suppress_rare(values, k, max_categories)
-            per_session = float((suppressed["value"] != OTHER).mean() or 0) >= SESSION_NUMBER_KEPT
-            values = suppressed if per_session else values
+            few = float((suppressed["value"] != OTHER).mean() or 0) >= SESSION_NUMBER_KEPT
+            per_user = few and _is_constant(values, n_users)
+            per_session = per_session and few
+            values = suppressed if few else values
         present = (
             values.group_by("event")
             .agg(pl.len().alias("n"), pl.col("user").n_unique().alias("users"))
@@ -375,7 +386,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         kinds[key] = kind
         key_rows.append(present.select("event", pl.lit(key).alias("key"), "present_share"))
         values = values.join(present.select("event"), on="event", how="semi")
-        if kind in ("category", "boolean") and _is_constant(values, n_users):
+        if (kind in ("category", "boolean") or per_user) and _is_constant(values, n_users):
             constants.append(key)
         elif per_session:
             session_keys.append(key)
@@ -393,18 +404,20 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             )
         else:
             number_parts.append(
-                values.select("event", pl.lit(key).alias("key"), pl.col("value").cast(pl.Float64))
+                values.select("user", "event", pl.lit(key).alias("key"), pl.col("value").cast(pl.Float64))
             )
     event_keys = _concat(key_rows, {"event": pl.String, "key": pl.String, "present_share": pl.Float64})
     categories = _concat(
         category_rows, {"event": pl.String, "key": pl.String, "value": pl.String, "share": pl.Float64}
     )
     numbers = _number_sketches(
-        _concat(number_parts, {"event": pl.String, "key": pl.String, "value": pl.Float64}), levels, k
+        _concat(number_parts, {"user": pl.Int64, "event": pl.String, "key": pl.String, "value": pl.Float64}), levels, k
     )
     # A numeric (event, key) without enough values for a sketch is not generated.
     numeric = [
-        key for key, kind in kinds.items() if kind in ("number", "integer") and key not in session_keys
+        key
+        for key, kind in kinds.items()
+        if kind in ("number", "integer") and key not in session_keys and key not in constants
     ]
     has_sketch = numbers.select("event", "key").unique()
     event_keys = pl.concat(
@@ -627,12 +640,27 @@ def _lookups(per_event: dict[str, pl.DataFrame]) -> tuple[dict[str, str], pl.Dat
 
 
 def _number_sketches(num_long: pl.DataFrame, levels: int, k: int) -> pl.DataFrame:
-    """Return the quantile sketch of every numeric (event, key), winsorized at the k-th extremes."""
+    """Return the quantile sketch of every numeric (event, key), winsorized at the k-th extremes.
+
+    ``num_long``: (user, event, key, value). The values are first clipped to the k-th smallest of the
+    users' own smallest values and the k-th largest of their largest: the sketch's ends are then values k
+    users reached, not one user's k purchases of the same amount.
+    """
     empty = pl.DataFrame(
         schema={"event": pl.String, "key": pl.String, "level": pl.Int16, "value": pl.Float64}
     )
     if num_long.is_empty():
         return empty
+    bounds = (
+        num_long.group_by("event", "key", "user")
+        .agg(pl.col("value").min().alias("lo"), pl.col("value").max().alias("hi"))
+        .group_by("event", "key")
+        .agg(pl.col("lo").bottom_k(k).max(), pl.col("hi").top_k(k).min())
+    )
+    num_long = (
+        num_long.join(bounds, on=["event", "key"], how="left", maintain_order="left")
+        .select("event", "key", pl.col("value").clip(pl.col("lo"), pl.col("hi")))
+    )
     groups = num_long.select("event", "key").unique().sort("event", "key").with_row_index("g")
     rows = num_long.join(groups, on=["event", "key"], how="left", maintain_order="left")
     names, q = grouped_sketches(rows["g"].to_numpy(), rows["value"].cast(pl.Float64).to_numpy(), levels, k)
