@@ -151,9 +151,29 @@ def vocabulary(
 
 def coded_sessions(events: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     """Return the events whose name is in ``names`` with integer codes, in session order, re-sequenced."""
+    if _in_session_order(events):  # as sessionize returns them: no join and sort of the rows' names needed
+        kept = events.filter(pl.col("event").is_in(names))
+        codes = pl.col("event").replace_strict(
+            names, np.arange(len(names), dtype=np.int32), return_dtype=pl.Int32
+        )
+        kept = kept.with_columns(codes.alias("code"))
+        session = kept["session"].to_numpy()
+        n = session.size
+        first = np.r_[0, np.flatnonzero(np.diff(session)) + 1] if n else np.zeros(0, np.int64)
+        pos = np.arange(n) - np.repeat(first, np.diff(np.r_[first, n])) if n else np.zeros(0, np.int64)
+        return kept.with_columns(pl.Series("pos", pos.astype(np.int32)))
     lookup = pl.DataFrame({"event": names, "code": np.arange(len(names), dtype=np.int32)})
     kept = events.join(lookup, on="event", how="inner").sort("session", "t_ms", "seq")
     return kept.with_columns(pl.int_range(pl.len()).over("session").cast(pl.Int32).alias("pos"))
+
+
+def _in_session_order(events: pl.DataFrame) -> bool:
+    """Whether rows come by session, then time, then position in the session (each step ascending)."""
+    session, t, seq = (events[c].to_numpy() for c in ("session", "t_ms", "seq"))
+    if session.size < 2:
+        return True
+    ds, dt_, dq = np.diff(session), np.diff(t), np.diff(seq)
+    return bool(((ds > 0) | ((ds == 0) & ((dt_ > 0) | ((dt_ == 0) & (dq > 0))))).all())
 
 
 def run_lengths(code: np.ndarray, first: np.ndarray) -> np.ndarray:
