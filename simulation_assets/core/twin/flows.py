@@ -389,11 +389,7 @@ def _by_depth(rows: pl.DataFrame, chain: pl.DataFrame, k: int, b: float, groups:
     browsing): each depth group's second-order counts, smoothed toward the class's chain (Dirichlet
     pseudo-counts ``b``), keep that mix. Triples seen for fewer than k users are not counted.
     """
-    triple_ok = (
-        rows.group_by("prev", "cur", "next")
-        .agg(pl.col("user").n_unique().alias("u"))
-        .filter(pl.col("u") >= k)
-    )
+    triple_ok = _seen_by_k(rows, ("prev", "cur", "next"), k)
     counted = rows.join(triple_ok.select("prev", "cur", "next"), on=["prev", "cur", "next"], how="semi")
     n2 = (
         counted.group_by("class", "depth", "prev", "cur", "next")
@@ -426,11 +422,7 @@ def _positional(
     (prev, cur, bucket, next) must be seen for k users.
     """
     rows = rows.filter(pl.col("bucket") >= 0)
-    ok = (
-        rows.group_by("prev", "cur", "bucket", "next")
-        .agg(pl.col("user").n_unique().alias("u"))
-        .filter(pl.col("u") >= k)
-    )
+    ok = _seen_by_k(rows, ("prev", "cur", "bucket", "next"), k)
     counted = rows.join(
         ok.select("prev", "cur", "bucket", "next"), on=["prev", "cur", "bucket", "next"], how="semi"
     )
@@ -480,15 +472,33 @@ def _positive_chances(grid: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame
     )
 
 
+def _seen_by_k(rows: pl.DataFrame, columns: tuple[str, ...], k: int) -> pl.DataFrame:
+    """Return the distinct values of ``columns`` (non-negative integers) seen for at least ``k`` users.
+
+    The same rows as ``group_by(columns).agg(user.n_unique()).filter(>= k)`` (in another order): the columns and
+    the user are packed into one integer whose distinct values are counted, a fifth of the CPU of a group-by
+    on several columns over millions of rows.
+    """
+    values = [rows[c].to_numpy() for c in (*columns, "user")]
+    sizes = [int(v.max()) + 1 if v.size else 1 for v in values]
+    if any(v.size and int(v.min()) < 0 for v in values) or float(np.prod(sizes, dtype=np.float64)) >= 2.0**62:
+        out = rows.group_by(*columns).agg(pl.col("user").n_unique().alias("u")).filter(pl.col("u") >= k)
+        return out.select(*columns)
+    packed = np.ravel_multi_index(tuple(v.astype(np.int64) for v in values), sizes)
+    cells = pl.Series(packed).unique().to_numpy() // sizes[-1]  # one per (cell, user)
+    kept, users = np.unique(cells, return_counts=True)
+    kept = kept[users >= k]
+    unpacked = np.unravel_index(kept, sizes[:-1])
+    return pl.DataFrame(
+        [pl.Series(c, u, dtype=rows.schema[c]) for c, u in zip(columns, unpacked, strict=True)]
+    )
+
+
 def _chain(rows: pl.DataFrame, k: int, b: float, n_classes: int, start: int) -> pl.DataFrame:
     """Return the smoothed second-order transition probabilities of every class (see module doc)."""
     # k-anonymity: a (cur, next) pair, and a (prev, cur, next) triple, must be seen for k users.
-    pair_ok = rows.group_by("cur", "next").agg(pl.col("user").n_unique().alias("u")).filter(pl.col("u") >= k)
-    triple_ok = (
-        rows.group_by("prev", "cur", "next")
-        .agg(pl.col("user").n_unique().alias("u"))
-        .filter(pl.col("u") >= k)
-    )
+    pair_ok = _seen_by_k(rows, ("cur", "next"), k)
+    triple_ok = _seen_by_k(rows, ("prev", "cur", "next"), k)
     rows = rows.join(pair_ok.select("cur", "next"), on=["cur", "next"], how="semi")
     pooled1 = rows.group_by("cur", "next").agg(pl.len().alias("n"))
     pooled1 = pooled1.with_columns((pl.col("n") / pl.col("n").sum().over("cur")).alias("p_pool"))
