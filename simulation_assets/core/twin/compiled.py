@@ -13,11 +13,19 @@ from simulation_assets.core.twin.activity import (
     GAP_BLOCKS,
     GAP_LEFT,
     LIFE_BANDS,
+    NEIGHBOURS,
 )
 from simulation_assets.core.twin.arrivals import Arrivals
-from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, bucket_of, elapsed_bucket
+from simulation_assets.core.twin.flows import (
+    BUCKETS,
+    ELAPSED_BUCKETS,
+    TIME_POSITIONS,
+    bucket_of,
+    elapsed_bucket,
+    time_bucket,
+)
 from simulation_assets.core.twin.properties import OTHER
-from simulation_assets.core.twin.spec import ANY, KINDS, REPEATS, START, Generation, TwinSpec
+from simulation_assets.core.twin.spec import ANY, FIRST, KINDS, REPEATS, START, Generation, TwinSpec
 
 STATE_LOOKUP_MAX = 16_000_000  # (class, prev, cur) triples indexed directly up to this many (64 MB)
 
@@ -40,7 +48,10 @@ class CompiledSpec:
         self.start_sym, self.end_sym = v, v + 1
         # Codes: events 0..V-1, START V, END V+1, the REPEATS symbols (previous events only) V+2...
         self.repeat_syms = np.arange(v + 2, v + 2 + len(REPEATS), dtype=np.int64)
-        code = {name: i for i, name in enumerate(self.names)} | {START: v}
+        # FIRST (the start state of a user's first session) takes END's code: END never precedes an event.
+        code = {name: i for i, name in enumerate(self.names)} | {START: v, FIRST: v + 1}
+        self.first_sym = v + 1
+        self.has_first = bool(transitions.filter(pl.col("prev") == FIRST).height)
         code |= {name: int(c) for name, c in zip(REPEATS, self.repeat_syms, strict=True)}
         gone = list(dropped)
         hz = self.spec.tables["end_hazard"].filter(pl.col("cur").is_in(self.names))
@@ -116,6 +127,8 @@ class CompiledSpec:
         for name, share in dict(self.spec.document.flow.get("repeated_gap_share", {})).items():
             if name in code and code[name] < v:
                 self.repeat_gap[code[name]] = float(share)
+        # Paces multiply a gap's seconds (specs from before: added to its log1p).
+        self.pace_scales_seconds = bool(self.spec.document.flow.get("pace_scales_seconds", False))
         pace = self.spec.tables["session_pace"].sort("level")["log_pace"].to_numpy()
         self.pace_q = pace[None, :] if pace.size >= 2 else np.zeros((1, 2))
         # A user's own pace: a sketch per band of active days (cuts in flow.pace_band_cuts; none: one band).
@@ -130,23 +143,29 @@ class CompiledSpec:
         # Bands without their cuts in the document: the first band's sketch for every user.
         if self.user_pace_q.shape[0] != len(self.pace_band_cuts) + 1:
             self.user_pace_q, self.pace_band_cuts = self.user_pace_q[:1], ()
-        # Inter-event times: row of the sketch table for every (cur, next) pair, with fallbacks resolved.
+        # Inter-event times: row of the sketch table for every (position bucket, cur, next), fallbacks resolved.
         names = {name: i for i, name in enumerate(self.names)}
-        sketches = times.sort("cur", "next", "level")
-        keys = sketches.select("cur", "next").unique(maintain_order=True)
+        sketches = times.sort("cur", "next", "position", "level")
+        keys = sketches.select("cur", "next", "position").unique(maintain_order=True)
         levels = int(sketches["level"].max()) + 1  # type: ignore[operator]
         self.time_q = (
             sketches["log_seconds"].to_numpy().reshape(keys.height, levels)
         )  # log1p seconds, pace-free
-        row_of = {(a, b): i for i, (a, b) in enumerate(keys.iter_rows())}
+        row_of = {(a, b): i for i, (a, b, p) in enumerate(keys.iter_rows()) if p < 0}
         overall = row_of.get((ANY, ANY), 0)
-        self.time_row = np.full((size, size), overall, np.int64)
+        any_position = np.full((size, size), overall, np.int64)
         for name, i in names.items():
             fallback = row_of.get((name, ANY), overall)
-            self.time_row[i, :] = fallback
+            any_position[i, :] = fallback
             for other, j in names.items():
                 if (name, other) in row_of:
-                    self.time_row[i, j] = row_of[(name, other)]
+                    any_position[i, j] = row_of[(name, other)]
+        # Rows [position bucket][cur x size + next]: a bucket without its own sketch has the transition's.
+        self.time_size = size
+        self.time_row = np.repeat(any_position.reshape(1, -1), len(TIME_POSITIONS), axis=0)
+        for i, (a, b, p) in enumerate(keys.iter_rows()):
+            if p >= 0 and a in names and b in names:
+                self.time_row[int(time_bucket(p)), names[a] * size + names[b]] = i
 
     def _compile_activity(self) -> None:
         doc, tables = self.spec.document, self.spec.tables
@@ -223,6 +242,20 @@ class CompiledSpec:
         for c in range(self.n_classes):
             if self.spd_cdf[c, -1] == 0:
                 self.spd_cdf[c, 1:] = 1.0
+        # Per (class, activity band) where the spec has them (older specs: the class's for every user).
+        cuts = doc.sessions.get("band_cuts")
+        self.spd_band_cuts = tuple(float(x) for x in cuts) if cuts else None
+        banded = tables["sessions_by_activity"]
+        self.spd_band_cdf = None
+        if self.spd_band_cuts and banded.height:
+            bands = len(self.spd_band_cuts) + 1
+            banded = banded.filter((pl.col("class") < self.n_classes) & (pl.col("band") < bands))
+            pmf = np.zeros((self.n_classes, bands, 31))
+            np.add.at(pmf, (banded["class"].to_numpy(), banded["band"].to_numpy(),
+                            np.clip(banded["sessions"].to_numpy(), 1, 30)), banded["share"].to_numpy())  # fmt: skip
+            total = pmf.sum(axis=2, keepdims=True)
+            self.spd_band_cdf = np.where(total > 0, np.cumsum(pmf, axis=2) / np.maximum(total, 1e-12),
+                                         self.spd_cdf[:, None, :])  # fmt: skip
         hours = tables["hour_profile"].sort("class", "weekday", "hour")
         prof = np.zeros((self.n_classes, 7, 24))
         prof[hours["class"].to_numpy(), hours["weekday"].to_numpy(), hours["hour"].to_numpy()] = hours[
@@ -230,12 +263,21 @@ class CompiledSpec:
         ].to_numpy()
         prof += 1e-12
         # (class, weekday, the day's session bucket, hour): the class's hours times the bucket's tilt.
-        tilt = np.ones((DAY_SESSION_BUCKETS, 24))
         t = tables["first_hour_tilt"]
-        if t.height:
-            tilt[t["bucket"].to_numpy(), t["hour"].to_numpy()] = t["factor"].to_numpy()
+        tilt = np.ones((DAY_SESSION_BUCKETS, 24))
+        rows = t.filter(pl.col("neighbours") < 0)
+        tilt[rows["bucket"].to_numpy(), rows["hour"].to_numpy()] = rows["factor"].to_numpy()
         prof = prof[:, :, None, :] * tilt[None, None, :, :]
-        self.hour_cdf = np.cumsum(prof / prof.sum(axis=3, keepdims=True), axis=3)
+        self.hour_prof = prof / prof.sum(axis=3, keepdims=True)
+        self.hour_cdf = np.cumsum(self.hour_prof, axis=3)
+        # (bucket, neighbours, hour): the factor by whether the user is active the day before and after, where
+        # the spec has it; generation divides it by its mean over the day's users of the class.
+        rows = t.filter(pl.col("neighbours") >= 0)
+        self.hour_nb_tilt: np.ndarray | None = None
+        if rows.height:
+            self.hour_nb_tilt = np.ones((DAY_SESSION_BUCKETS, NEIGHBOURS, 24))
+            at = (rows["bucket"].to_numpy(), rows["neighbours"].to_numpy(), rows["hour"].to_numpy())
+            self.hour_nb_tilt[at] = rows["factor"].to_numpy()
         # Rows class * GAP_BLOCKS + block of the previous session's end (specs from before the day clock).
         gaps = tables["day_gaps"]
         self.gap_q = (

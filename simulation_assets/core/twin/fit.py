@@ -40,8 +40,9 @@ from simulation_assets.core.twin.flows import (
 )
 from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
 from simulation_assets.core.twin.properties import candidate_keys, fit_properties, sample_sessions
-from simulation_assets.core.twin.sessions import complete_window, sessionize, stitch_users
+from simulation_assets.core.twin.sessions import complete_window, sessionize_users, user_index
 from simulation_assets.core.twin.spec import (
+    FIRST,
     FORMAT,
     KINDS,
     REPEATS,
@@ -88,8 +89,8 @@ def prepare(events: pl.DataFrame, cfg: FitConfig, identifies: pl.DataFrame | Non
     Anonymous ids are linked to identified ones through ``identifies`` (``distinct_id`` and
     ``$anon_distinct_id`` of the ``$identify`` events) or an ``$anon_distinct_id`` column of ``events``.
     """
-    frame = events.with_columns(stitch_users(events, identifies))
-    sessionized, users, rebuilt = sessionize(frame, cfg.idle_minutes, cfg.max_session_hours)
+    index = user_index(events, identifies)
+    sessionized, users, rebuilt = sessionize_users(events, index, cfg.idle_minutes, cfg.max_session_hours)
     users = users.with_columns(pl.Series("holdout", holdout_mask(users["user_key"], cfg)))
     sessions = session_table(sessionized)
     window = complete_window(sessions)
@@ -224,6 +225,9 @@ def _fit(
     depth_band_rows = [depth_shares_by_band(depth_by_row, cls_by_row, band, n_classes, n_bands, groups,
                                             act.DEPTH_BAND_PRIOR)]  # fmt: skip
     survival_rows, spd_rows, hour_rows, gap_rows, class_docs, streak_rows = [], [], [], [], [], []
+    spd_band_rows: list[pl.DataFrame] = []
+    session_band = act.activity_bands(spans.active_days.astype(np.float64), cls_by_row, act.SESSION_BAND_CUTS)
+    n_session_bands = len(act.SESSION_BAND_CUTS) + 1
     horizon = window.days
     for c in range(n_classes):
         members = cls_by_row == c
@@ -274,6 +278,13 @@ def _fit(
                 pl.col("share") > 0
             )
         )
+        # ... per activity band, and the copula's correlation on what the band does not say.
+        row_band = session_band[np.searchsorted(user_ids, class_activity["user"].to_numpy())]
+        by_band = act.sessions_per_day_by_band(class_activity, row_band, n_session_bands, pmf, k)
+        spd_band_rows.append(pl.DataFrame({
+            "class": c, "band": np.repeat(np.arange(n_session_bands), len(pmf) - 1),
+            "sessions": np.tile(np.arange(1, len(pmf)), n_session_bands), "share": by_band[:, 1:].ravel(),
+        }).filter(pl.col("share") > 0))  # fmt: skip
         profile = act.hour_profile(first_hours.filter(pl.col("class") == c), pooled_hours)
         wd, hr = np.meshgrid(np.arange(7), np.arange(24), indexing="ij")
         hour_rows.append(
@@ -304,7 +315,9 @@ def _fit(
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
                 "tail_hazard": tails,
                 "weekday_multipliers": [round(float(x), 6) for x in weekdays],
-                "sessions_persistence": round(act.sessions_persistence(class_activity, pmf, k), 6),
+                "sessions_persistence": round(
+                    act.sessions_persistence(class_activity, by_band, k, row_band), 6
+                ),
                 "identified_share": {},
                 "training_users": int(members.sum()),
             }
@@ -320,7 +333,7 @@ def _fit(
         spans.active_days.astype(np.float64), np.zeros(n_users, np.int64), PACE_BAND_CUTS
     )
     paces = user_pace(flows.session_paces, flows.within_user, pace_band, len(PACE_BAND_CUTS) + 1, levels, k)
-    label = np.array([*names, START, *REPEATS], dtype=object)
+    label = np.array([*names, START, *REPEATS, FIRST], dtype=object)
     bucket = flows.transitions["bucket"].to_numpy()
     transitions = flows.transitions.select(
         "class",
@@ -348,6 +361,7 @@ def _fit(
     inter = times.select(
         pl.Series("cur", time_label[times["cur"].to_numpy()], pl.String),
         pl.Series("next", time_label[times["next"].to_numpy()], pl.String),
+        "position",
         "level",
         "log_seconds",
     )
@@ -415,7 +429,12 @@ def _fit(
             "min_class_users": min_class,
             "candidates": candidates,
         },  # fmt: skip
-        "sessions": {"idle_minutes": cfg.idle_minutes, "max_hours": cfg.max_session_hours},
+        "sessions": {
+            "idle_minutes": cfg.idle_minutes,
+            "max_hours": cfg.max_session_hours,
+            # Table sessions_by_activity: band b holds a class's users whose active-day rank is below cut b.
+            "band_cuts": [round(x, 6) for x in act.SESSION_BAND_CUTS],
+        },  # fmt: skip
         "flow": {
             "order": 2,
             "smoothing": cfg.flow_smoothing,
@@ -429,6 +448,8 @@ def _fit(
             "pace_groups": cfg.pace_groups,
             # Table user_pace: band b holds the users whose active-day rank among all users is below cut b.
             "pace_band_cuts": [round(x, 6) for x in PACE_BAND_CUTS],
+            # Paces (session_pace, user_pace) are log factors of the gap's seconds (older specs: added to log1p).
+            "pace_scales_seconds": True,
             # Share of an event's gaps to itself, after such a gap, that copy the gap before (a clock).
             "repeated_gap_share": {
                 names[x]: share for x, share in sorted(flows.repeat_gap.items()) if share > 0
@@ -469,12 +490,15 @@ def _fit(
     tables = {
         "survival": pl.concat(survival_rows),
         "sessions_per_day": pl.concat(spd_rows),
+        "sessions_by_activity": pl.concat(spd_band_rows),
         "hour_profile": pl.concat(hour_rows),
+        # neighbours -1: the bucket's factor; 0..3: the factor by neighbours too (see act.first_hour_tilt).
         "first_hour_tilt": pl.DataFrame(
             {
-                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), 24),
-                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS),
-                "factor": tilt.ravel(),
+                "bucket": np.repeat(np.arange(act.DAY_SESSION_BUCKETS), (act.NEIGHBOURS + 1) * 24),
+                "neighbours": np.tile(np.repeat(np.arange(-1, act.NEIGHBOURS), 24), act.DAY_SESSION_BUCKETS),
+                "hour": np.tile(np.arange(24), act.DAY_SESSION_BUCKETS * (act.NEIGHBOURS + 1)),
+                "factor": np.concatenate([tilt[0][:, None, :], tilt[1]], axis=1).ravel(),
             }
         ),
         "day_clock": pl.DataFrame(

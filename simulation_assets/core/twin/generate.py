@@ -38,6 +38,7 @@ from simulation_assets.core.twin.activity import (
     GAP_BLOCKS,
     GAP_LEFT,
     LIFE_BANDS,
+    NEIGHBOURS,
     activity_bands,
     clock_position,
     clock_time,
@@ -46,7 +47,7 @@ from simulation_assets.core.twin.arrivals import day_blocks
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
-from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket
+from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket, time_bucket
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import KINDS, START, TwinSpec
@@ -213,6 +214,14 @@ class Generator(CompiledSpec):
         )
 
     @cached_property
+    def session_band(self) -> np.ndarray:
+        """Return each user's band for sessions per day: where their active days in the run fall in their class."""
+        pop = self.population
+        if self.spd_band_cuts is None:
+            return np.zeros(len(pop.cls), np.int64)
+        return activity_bands(self.active_days.astype(np.float64), pop.cls, self.spd_band_cuts)
+
+    @cached_property
     def user_pace(self) -> np.ndarray:
         """Return each user's own log-time pace, drawn from the sketch of their band of active days.
 
@@ -257,15 +266,23 @@ class Generator(CompiledSpec):
             rho = self.spd_persistence[cls]
             tied = ndtr(np.sqrt(rho) * self.sessions_trait[users] + np.sqrt(1 - rho) * ndtri(u_sess))
             u_sess = np.where(rho > 0, tied, u_sess)
-        n_sess = np.maximum(_draw_rows(self.spd_cdf[cls], u_sess), 1)
+        spd_cdf = (
+            self.spd_cdf[cls]
+            if self.spd_band_cdf is None
+            else self.spd_band_cdf[cls, self.session_band[users]]
+        )
+        n_sess = np.maximum(_draw_rows(spd_cdf, u_sess), 1)
         owner = np.repeat(np.arange(users.size), n_sess)
         rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
         s_user = users[owner]
         s_cls = cls[owner]
-        codes, e_sess, gaps_s = self._flows(s_cls, self.depth[s_user], self.user_pace[s_user], g)
+        first = (rank == 0) & (offset == pop.first[s_user])  # the user's first session
+        codes, e_sess, gaps_s = self._flows(s_cls, self.depth[s_user], self.user_pace[s_user], first, g)
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
         day_bucket = np.minimum(n_sess, DAY_SESSION_BUCKETS)[owner] - 1
-        hour = _draw_rows(self.hour_cdf[s_cls, wd, day_bucket], g.random(owner.size))
+        hour = _draw_rows(
+            self._first_hour_cdf(offset, wd, users, cls, owner, day_bucket), g.random(owner.size)
+        )
         start_ms = (
             day_number(day) * MS_PER_DAY + hour * MS_PER_HOUR + g.random(owner.size) * MS_PER_HOUR
         ).astype(np.int64)
@@ -282,6 +299,40 @@ class Generator(CompiledSpec):
                 start_ms[idx] = self._later_start(s_cls[idx], after, prev_end, day_start_ms, u_gap[idx])
         t_ms = start_ms[e_sess] + offsets_ms
         return self._frame(day, pop, users, owner, s_user, s_cls, rank, start_ms, codes, e_sess, t_ms, g)
+
+    def _first_hour_cdf(self, offset: int, wd: int, users: np.ndarray, cls: np.ndarray, owner: np.ndarray,
+                        day_bucket: np.ndarray) -> np.ndarray:  # fmt: skip
+        """Return the CDF over 24 hours of each session's hour, were it its day's first.
+
+        The class's hours times the day's bucket's factor and, where the spec has them, times the factor
+        of the user's neighbours (active the day before, the day after) over its mean among the class's
+        users active that day: the neighbours move a user's day, not the class's.
+        """
+        s_cls = cls[owner]
+        if self.hour_nb_tilt is None:
+            return self.hour_cdf[s_cls, wd, day_bucket]
+        nb = self._neighbours(offset, users)
+        mix = np.zeros((self.n_classes, NEIGHBOURS))
+        np.add.at(mix, (cls, nb), 1.0)
+        mix /= np.maximum(mix.sum(axis=1, keepdims=True), 1.0)
+        mean = np.einsum("cn,bnh->cbh", mix, self.hour_nb_tilt)  # (class, bucket, hour)
+        prof = (
+            self.hour_prof[:, wd, :, None, :]
+            * self.hour_nb_tilt[None]
+            / np.maximum(mean[:, :, None, :], 1e-12)
+        )
+        cdf = np.cumsum(prof / np.maximum(prof.sum(axis=3, keepdims=True), 1e-300), axis=3)
+        return cdf[s_cls, day_bucket, nb[owner]]
+
+    def _neighbours(self, offset: int, users: np.ndarray) -> np.ndarray:
+        """Return per user active on day ``offset``: 1 if also active the day before, + 2 if the day after."""
+        out = np.zeros(users.size, np.int64)
+        for bit, d in ((1, offset - 1), (2, offset + 1)):
+            near = self.active_by_day[d] if 0 <= d < self.gen.days else np.zeros(0, np.int64)
+            if near.size:  # sorted user numbers
+                at = np.minimum(np.searchsorted(near, users), near.size - 1)
+                out += bit * (near[at] == users)
+        return out
 
     def _later_start(
         self, cls: np.ndarray, after: np.ndarray, prev_end: np.ndarray, day_start_ms: int, u: np.ndarray
@@ -308,21 +359,26 @@ class Generator(CompiledSpec):
         return prev_end + (np.maximum(gap_min, 0) * MS_PER_MINUTE).astype(np.int64)
 
     def _flows(
-        self, s_cls: np.ndarray, s_depth: np.ndarray, s_pace: np.ndarray, g: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Step every session's chain at once; return (event codes, session of each event, gap before it in s)."""
+        self, s_cls: np.ndarray, s_depth: np.ndarray, s_pace: np.ndarray, s_first: np.ndarray,
+        g: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """Step every session's chain at once; return (event codes, session of each event, gap before it in s).
+
+        A user's first session starts from the (FIRST, START) state where the spec has it (onboarding:
+        an install or a sign-up opens it), else from (START, START) as every other session.
+        """
         n = s_cls.size
         live = np.arange(n)
         chain = s_cls.astype(np.int64) * self.depth_groups + s_depth  # the chain's class x groups + group
-        prev = np.full(n, self.start_sym, np.int64)
+        prev = np.where(s_first & self.has_first, self.first_sym, self.start_sym).astype(np.int64)
         cur = np.full(n, self.start_sym, np.int64)
         pace = sample_sketch(self.pace_q, np.zeros(n, np.int64), g.random(n)) + s_pace
         run = np.zeros(n, np.int64)  # times in a row the current event has come up
         elapsed = np.zeros(n)  # seconds from the session's first event to its current one
         last_gap = np.zeros(n)  # the gap before the session's current event
         top_repeat = int(self.repeat_syms[-1])
-        size = self.time_row.shape[0]
-        time_row = self.time_row.ravel()
+        size = self.time_size
+        time_rows = self.time_row  # [position bucket of the gap's first event][cur x size + next]
         out_code, out_sess, out_gap = [], [], []
         for step in range(MAX_SESSION_EVENTS):
             if live.size == 0:
@@ -338,6 +394,9 @@ class Generator(CompiledSpec):
                 if live.size == 0:
                     break
             group = self._group(chain, prev, cur, step - 1 if step else -1)
+            if step == 0 and self.has_first:  # a chain without a first-session start: the usual start
+                lacking = np.flatnonzero((group < 0) & (prev == self.first_sym))
+                group[lacking] = self._group(chain[lacking], cur[lacking], cur[lacking], -1)
             u = g.random(live.size)
             nxt = np.where(
                 group >= 0,
@@ -350,10 +409,12 @@ class Generator(CompiledSpec):
             if step == 0:
                 gap = np.zeros(live.size)
             else:
-                log_gap = (
-                    sample_sketch(self.time_q, time_row[cur * size + nxt], g.random(live.size)) + pace[live]
-                )
-                gap = np.expm1(np.maximum(log_gap, 0.0))
+                time_row = time_rows[int(time_bucket(step - 1))]  # the gap's first event is at step - 1
+                log_gap = sample_sketch(self.time_q, time_row[cur * size + nxt], g.random(live.size))
+                if self.pace_scales_seconds:
+                    gap = np.expm1(np.maximum(log_gap, 0.0)) * np.exp(pace[live])
+                else:
+                    gap = np.expm1(np.maximum(log_gap + pace[live], 0.0))
                 # A clock: x -> x after x -> x repeats the gap before, as often as the export's did.
                 again = (nxt == cur) & (run >= 2)
                 if again.any():

@@ -29,10 +29,23 @@ VERSION = 1
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "survival": {"class": pl.Int16(), "kind": pl.String(), "age_days": pl.Int32(), "survival": pl.Float64()},
     "sessions_per_day": {"class": pl.Int16(), "sessions": pl.Int16(), "share": pl.Float64()},
+    # The same per activity band of the class (sessions.band_cuts); absent: sessions_per_day for all.
+    "sessions_by_activity": {
+        "class": pl.Int16(),
+        "band": pl.Int16(),
+        "sessions": pl.Int16(),
+        "share": pl.Float64(),
+    },
     "hour_profile": {"class": pl.Int16(), "weekday": pl.Int8(), "hour": pl.Int8(), "share": pl.Float64()},
     # block: the 4-hour block of the day in which the session before the gap ended; -1 (or absent, older specs): any.
     # Factor on a class's first-session hours by the day's sessions (bucket 0: one, 1: two, 2: three or more).
-    "first_hour_tilt": {"bucket": pl.Int8(), "hour": pl.Int8(), "factor": pl.Float64()},
+    # neighbours: 1 if the user is active the day before, + 2 if the day after; -1 (or absent, older specs): any.
+    "first_hour_tilt": {
+        "bucket": pl.Int8(),
+        "neighbours": pl.Int8(),
+        "hour": pl.Int8(),
+        "factor": pl.Float64(),
+    },
     "day_gaps": {"class": pl.Int16(), "block": pl.Int8(), "level": pl.Int16(), "log_minutes": pl.Float64()},
     # A class's day clock: the share of its session starts in each UTC hour.
     "day_clock": {"class": pl.Int16(), "hour": pl.Int8(), "share": pl.Float64()},
@@ -77,6 +90,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "inter_event_times": {
         "cur": pl.String(),
         "next": pl.String(),
+        "position": pl.Int32(),  # first position of the gap's bucket (flows.TIME_POSITIONS); -1 or absent: any
         "level": pl.Int16(),
         "log_seconds": pl.Float64(),
     },
@@ -107,6 +121,7 @@ OPTIONAL_TABLES = frozenset(
         "end_by_elapsed",
         "user_pace",
         "depth_by_activity",
+        "sessions_by_activity",
         "user_streak",
         "first_hour_tilt",
         "day_gaps",
@@ -118,6 +133,8 @@ OPTIONAL_TABLES = frozenset(
     }
 )
 START, END, ANY = "START", "END", "*"
+# "Previous event" of the start state of a user's first session in the window (absent in older specs).
+FIRST = "FIRST"
 # "Previous event" of a chain state whose current event is the 3rd, 4th, 5th-or-later of its name in a row.
 REPEATS = ("REPEAT3", "REPEAT4", "REPEAT5+")
 KINDS = ("new", "backlog")
@@ -200,7 +217,7 @@ class SpecDocument(FrozenModel):
     arrivals: ArrivalsDoc
     classes: list[ClassDoc] = Field(min_length=1)
     class_selection: dict[str, Any]
-    sessions: dict[str, float]
+    sessions: dict[str, Any]  # idle_minutes, max_hours; band_cuts (absent in older specs)
     flow: dict[str, Any]
     identity: dict[str, Any]
     properties: dict[str, Any]
@@ -270,8 +287,14 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         # Chains written before they were kept per depth group stand for every group.
         if name == "transitions" and "depth" not in frame.columns:
             frame = frame.with_columns(pl.lit(-1, pl.Int16).alias("depth"))
+        if name == "inter_event_times" and "position" not in frame.columns:  # gaps at any position
+            frame = frame.with_columns(pl.lit(-1, pl.Int32).alias("position"))
         if name == "user_pace" and "band" not in frame.columns:  # one sketch for every user
             frame = frame.with_columns(pl.lit(0, pl.Int16).alias("band"))
+        if (
+            name == "first_hour_tilt" and "neighbours" not in frame.columns
+        ):  # one factor whatever the neighbours
+            frame = frame.with_columns(pl.lit(-1, pl.Int8).alias("neighbours"))
         # Gaps written before they were kept per block of the day apply after any block.
         if name == "day_gaps" and "block" not in frame.columns:
             frame = frame.with_columns(pl.lit(-1, pl.Int8).alias("block"))
@@ -291,7 +314,7 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
             )
     known = set(document.flow["events"]) | {START, END}
     for column in ("prev", "cur", "next"):
-        allowed = known | set(REPEATS) if column == "prev" else known
+        allowed = known | set(REPEATS) | {FIRST} if column == "prev" else known
         unknown = set(out["transitions"][column].unique().to_list()) - allowed
         if unknown:
             raise SpecError(
