@@ -192,7 +192,12 @@ def candidate_keys(key_stats: pl.DataFrame, limit: int) -> tuple[list[str], list
     for row in totals.iter_rows(named=True):
         key, types = row["key"], set(filter(None, (row["types"] or "").split(",")))
         seen = int(row["users"]) if row["users"] is not None else -1
-        if key in IDENTIFIER_KEYS or pl.Series([key]).str.contains(_IDENTIFIER_PATTERN).item():
+        named = pl.Series([key])
+        if (
+            key in IDENTIFIER_KEYS
+            or named.str.contains(_IDENTIFIER_PATTERN).item()
+            or named.str.contains(PERSONAL_PATTERN).item()
+        ):
             dropped.append({"key": key, "reason": "identifier or personal data", "users": seen})
         elif types and types <= {"OBJECT", "ARRAY", "NULL"}:
             dropped.append({"key": key, "reason": "nested value", "users": seen})
@@ -416,7 +421,9 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         category_rows, {"event": pl.String, "key": pl.String, "value": pl.String, "share": pl.Float64}
     )
     numbers = _number_sketches(
-        _concat(number_parts, {"user": pl.Int64, "event": pl.String, "key": pl.String, "value": pl.Float64}), levels, k
+        _concat(number_parts, {"user": pl.Int64, "event": pl.String, "key": pl.String, "value": pl.Float64}),
+        levels,
+        k,
     )
     # A numeric (event, key) without enough values for a sketch is not generated.
     numeric = [
@@ -557,7 +564,9 @@ def _constant_tables(
                 shares = marginals.filter(pl.col("key") == key).select(
                     pl.col("value").alias(key), pl.col("share").alias("__s")
                 )
-                part = part.join(shares, how="cross").with_columns(pl.col("share") * pl.col("__s")).drop("__s")
+                part = (
+                    part.join(shares, how="cross").with_columns(pl.col("share") * pl.col("__s")).drop("__s")
+                )
                 if part.height > MAX_COMBOS:
                     break
             if part.height > MAX_COMBOS:
@@ -721,9 +730,8 @@ def _number_sketches(num_long: pl.DataFrame, levels: int, k: int) -> pl.DataFram
         .group_by("event", "key")
         .agg(pl.col("lo").bottom_k(k).max(), pl.col("hi").top_k(k).min())
     )
-    num_long = (
-        num_long.join(bounds, on=["event", "key"], how="left", maintain_order="left")
-        .select("event", "key", pl.col("value").clip(pl.col("lo"), pl.col("hi")))
+    num_long = num_long.join(bounds, on=["event", "key"], how="left", maintain_order="left").select(
+        "event", "key", pl.col("value").clip(pl.col("lo"), pl.col("hi"))
     )
     groups = num_long.select("event", "key").unique().sort("event", "key").with_row_index("g")
     rows = num_long.join(groups, on=["event", "key"], how="left", maintain_order="left")
