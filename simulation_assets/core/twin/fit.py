@@ -40,7 +40,7 @@ from simulation_assets.core.twin.flows import (
 )
 from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
 from simulation_assets.core.twin.properties import candidate_keys, fit_properties, sample_sessions
-from simulation_assets.core.twin.sessions import complete_window, sessionize, stitch_users
+from simulation_assets.core.twin.sessions import complete_window, sessionize_users, user_index
 from simulation_assets.core.twin.spec import (
     FIRST,
     FORMAT,
@@ -89,8 +89,8 @@ def prepare(events: pl.DataFrame, cfg: FitConfig, identifies: pl.DataFrame | Non
     Anonymous ids are linked to identified ones through ``identifies`` (``distinct_id`` and
     ``$anon_distinct_id`` of the ``$identify`` events) or an ``$anon_distinct_id`` column of ``events``.
     """
-    frame = events.with_columns(stitch_users(events, identifies))
-    sessionized, users, rebuilt = sessionize(frame, cfg.idle_minutes, cfg.max_session_hours)
+    index = user_index(events, identifies)
+    sessionized, users, rebuilt = sessionize_users(events, index, cfg.idle_minutes, cfg.max_session_hours)
     users = users.with_columns(pl.Series("holdout", holdout_mask(users["user_key"], cfg)))
     sessions = session_table(sessionized)
     window = complete_window(sessions)
