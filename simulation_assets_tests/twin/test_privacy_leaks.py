@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from simulation_assets.core.twin.flows import vocabulary
 from simulation_assets.core.twin.properties import (
@@ -195,7 +196,7 @@ def test_a_per_user_number_with_few_values_is_drawn_with_the_user_s_other_consta
     assert set(model.constants) == {"$os", "$os_version"} and model.kinds["$os_version"] == "number"
     pairs = set(model.combos.select("$os", "$os_version").iter_rows())
     assert pairs and all((os == "iOS") == (float(v) > 15) for os, v in pairs), pairs
-    assert model.combo_share == 1.0
+    assert model.combo_share == pytest.approx(1.0)
     assert set(model.numbers["key"]) == {"ms"}
 
 
@@ -208,3 +209,36 @@ def test_a_number_sketch_ends_at_values_k_users_reached() -> None:
     model = fit_properties(sample, ["amount"], K, 11, 50, dropped=[])
     top = float(model.numbers["value"].max())
     assert top < 200 and 987654.32 not in set(model.numbers["value"].to_list())
+
+
+def test_users_of_rare_full_combinations_keep_their_device_and_os_together() -> None:
+    # A device gives its OS and library; the time zone and the installed version are independent of both:
+    # over five keys most users' full combination is seen for fewer than k users.
+    g = np.random.default_rng(11)
+    n = 600
+    devices = {"iPhone 15": "iOS", "iPhone 13": "iOS", "Pixel 8": "Android", "Galaxy S23": "Android"}
+    device = g.choice(list(devices), n)
+    os_ = np.array([devices[d] for d in device])
+    zones = g.choice([f"Zone/{i}" for i in range(12)], n)
+    version = g.choice(["2.3.1", "2.4.0", "2.4.1"], n)
+    rows = np.repeat(np.arange(n), 3)
+    sample = pl.DataFrame(
+        {
+            "user": rows,
+            "event": "$screen",
+            "$device_model": device[rows],
+            "$os": os_[rows],
+            "$lib": np.where(os_ == "iOS", "posthog-ios", "posthog-android")[rows],
+            "$timezone": zones[rows],
+            "version": version[rows],
+        }
+    )
+    keys = ["$device_model", "$os", "$lib", "$timezone", "version"]
+    model = fit_properties(sample, keys, K, 11, 50, dropped=[])
+    assert set(model.constants) == set(keys)
+    assert model.combo_share > 0.97  # almost every user drawn as a whole combination
+    pairs = set(model.combos.select("$device_model", "$os", "$lib").iter_rows())
+    assert all(devices[d] == o and (o == "iOS") == (lib == "posthog-ios") for d, o, lib in pairs), pairs
+    assert model.combos["share"].sum() == pytest.approx(1.0)
+    # Every combination of the device keys holds k users; the time zones beside them are each seen for k.
+    assert model.combos.select("$timezone").n_unique() == 12

@@ -17,9 +17,16 @@ from simulation_assets.core.twin.activity import (
     NEIGHBOURS,
 )
 from simulation_assets.core.twin.arrivals import Arrivals
-from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, bucket_of, elapsed_bucket
+from simulation_assets.core.twin.flows import (
+    BUCKETS,
+    ELAPSED_BUCKETS,
+    TIME_POSITIONS,
+    bucket_of,
+    elapsed_bucket,
+    time_bucket,
+)
 from simulation_assets.core.twin.properties import OTHER
-from simulation_assets.core.twin.spec import ANY, KINDS, REPEATS, START, Generation, TwinSpec
+from simulation_assets.core.twin.spec import ANY, FIRST, KINDS, REPEATS, START, Generation, TwinSpec
 
 STATE_LOOKUP_MAX = 16_000_000  # (class, prev, cur) triples indexed directly up to this many (64 MB)
 
@@ -42,7 +49,10 @@ class CompiledSpec:
         self.start_sym, self.end_sym = v, v + 1
         # Codes: events 0..V-1, START V, END V+1, the REPEATS symbols (previous events only) V+2...
         self.repeat_syms = np.arange(v + 2, v + 2 + len(REPEATS), dtype=np.int64)
-        code = {name: i for i, name in enumerate(self.names)} | {START: v}
+        # FIRST (the start state of a user's first session) takes END's code: END never precedes an event.
+        code = {name: i for i, name in enumerate(self.names)} | {START: v, FIRST: v + 1}
+        self.first_sym = v + 1
+        self.has_first = bool(transitions.filter(pl.col("prev") == FIRST).height)
         code |= {name: int(c) for name, c in zip(REPEATS, self.repeat_syms, strict=True)}
         gone = list(dropped)
         hz = self.spec.tables["end_hazard"].filter(pl.col("cur").is_in(self.names))
@@ -118,6 +128,8 @@ class CompiledSpec:
         for name, share in dict(self.spec.document.flow.get("repeated_gap_share", {})).items():
             if name in code and code[name] < v:
                 self.repeat_gap[code[name]] = float(share)
+        # Paces multiply a gap's seconds (specs from before: added to its log1p).
+        self.pace_scales_seconds = bool(self.spec.document.flow.get("pace_scales_seconds", False))
         pace = self.spec.tables["session_pace"].sort("level")["log_pace"].to_numpy()
         self.pace_q = pace[None, :] if pace.size >= 2 else np.zeros((1, 2))
         # A user's own pace: a sketch per band of active days (cuts in flow.pace_band_cuts; none: one band).
@@ -132,23 +144,29 @@ class CompiledSpec:
         # Bands without their cuts in the document: the first band's sketch for every user.
         if self.user_pace_q.shape[0] != len(self.pace_band_cuts) + 1:
             self.user_pace_q, self.pace_band_cuts = self.user_pace_q[:1], ()
-        # Inter-event times: row of the sketch table for every (cur, next) pair, with fallbacks resolved.
+        # Inter-event times: row of the sketch table for every (position bucket, cur, next), fallbacks resolved.
         names = {name: i for i, name in enumerate(self.names)}
-        sketches = times.sort("cur", "next", "level")
-        keys = sketches.select("cur", "next").unique(maintain_order=True)
+        sketches = times.sort("cur", "next", "position", "level")
+        keys = sketches.select("cur", "next", "position").unique(maintain_order=True)
         levels = int(sketches["level"].max()) + 1  # type: ignore[operator]
         self.time_q = (
             sketches["log_seconds"].to_numpy().reshape(keys.height, levels)
         )  # log1p seconds, pace-free
-        row_of = {(a, b): i for i, (a, b) in enumerate(keys.iter_rows())}
+        row_of = {(a, b): i for i, (a, b, p) in enumerate(keys.iter_rows()) if p < 0}
         overall = row_of.get((ANY, ANY), 0)
-        self.time_row = np.full((size, size), overall, np.int64)
+        any_position = np.full((size, size), overall, np.int64)
         for name, i in names.items():
             fallback = row_of.get((name, ANY), overall)
-            self.time_row[i, :] = fallback
+            any_position[i, :] = fallback
             for other, j in names.items():
                 if (name, other) in row_of:
-                    self.time_row[i, j] = row_of[(name, other)]
+                    any_position[i, j] = row_of[(name, other)]
+        # Rows [position bucket][cur x size + next]: a bucket without its own sketch has the transition's.
+        self.time_size = size
+        self.time_row = np.repeat(any_position.reshape(1, -1), len(TIME_POSITIONS), axis=0)
+        for i, (a, b, p) in enumerate(keys.iter_rows()):
+            if p >= 0 and a in names and b in names:
+                self.time_row[int(time_bucket(p)), names[a] * size + names[b]] = i
 
     def _compile_activity(self) -> None:
         doc, tables = self.spec.document, self.spec.tables

@@ -22,7 +22,9 @@ class FitConfig(FrozenModel):
     idle_minutes: float = Field(default=30.0, gt=0)  # PostHog's session idle timeout
     max_session_hours: float = Field(default=24.0, gt=0)  # PostHog's longest session
     max_classes: int = Field(default=8, ge=1, le=20)
-    class_sample_users: int = Field(default=20_000, ge=100)  # users the class mixture is fitted on (a seeded sample)
+    class_sample_users: int = Field(
+        default=20_000, ge=100
+    )  # users the class mixture is fitted on (a seeded sample)
     property_sample_users: int = Field(default=20_000, ge=100)  # at most this many users' properties modelled
     property_sample_rows: int = Field(default=250_000, ge=1_000)  # ... and about this many of their events
     depth_groups: int = Field(default=6, ge=1, le=20)  # session-depth groups of users (quantiles)

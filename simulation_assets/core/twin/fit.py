@@ -45,8 +45,9 @@ from simulation_assets.core.twin.flows import (
 )
 from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
 from simulation_assets.core.twin.properties import candidate_keys, fit_properties, sample_sessions
-from simulation_assets.core.twin.sessions import complete_window, sessionize, stitch_users
+from simulation_assets.core.twin.sessions import complete_window, sessionize_users, user_index
 from simulation_assets.core.twin.spec import (
+    FIRST,
     FORMAT,
     KINDS,
     REPEATS,
@@ -94,8 +95,8 @@ def prepare(events: pl.DataFrame, cfg: FitConfig, identifies: pl.DataFrame | Non
     Anonymous ids are linked to identified ones through ``identifies`` (``distinct_id`` and
     ``$anon_distinct_id`` of the ``$identify`` events) or an ``$anon_distinct_id`` column of ``events``.
     """
-    frame = events.with_columns(stitch_users(events, identifies))
-    sessionized, users, rebuilt = sessionize(frame, cfg.idle_minutes, cfg.max_session_hours)
+    index = user_index(events, identifies)
+    sessionized, users, rebuilt = sessionize_users(events, index, cfg.idle_minutes, cfg.max_session_hours)
     users = users.with_columns(pl.Series("holdout", holdout_mask(users["user_key"], cfg)))
     sessions = session_table(sessionized)
     window = complete_window(sessions)
@@ -342,7 +343,7 @@ def _fit(
         spans.active_days.astype(np.float64), np.zeros(n_users, np.int64), PACE_BAND_CUTS
     )
     paces = user_pace(flows.session_paces, flows.within_user, pace_band, len(PACE_BAND_CUTS) + 1, levels, k)
-    label = np.array([*names, START, *REPEATS], dtype=object)
+    label = np.array([*names, START, *REPEATS, FIRST], dtype=object)
     bucket = flows.transitions["bucket"].to_numpy()
     transitions = flows.transitions.select(
         "class",
@@ -370,6 +371,7 @@ def _fit(
     inter = times.select(
         pl.Series("cur", time_label[times["cur"].to_numpy()], pl.String),
         pl.Series("next", time_label[times["next"].to_numpy()], pl.String),
+        "position",
         "level",
         "log_seconds",
     )
@@ -456,6 +458,8 @@ def _fit(
             "pace_groups": cfg.pace_groups,
             # Table user_pace: band b holds the users whose active-day rank among all users is below cut b.
             "pace_band_cuts": [round(x, 6) for x in PACE_BAND_CUTS],
+            # Paces (session_pace, user_pace) are log factors of the gap's seconds (older specs: added to log1p).
+            "pace_scales_seconds": True,
             # Share of an event's gaps to itself, after such a gap, that copy the gap before (a clock).
             "repeated_gap_share": {
                 names[x]: share for x, share in sorted(flows.repeat_gap.items()) if share > 0

@@ -70,11 +70,20 @@ from simulation_assets.core.twin.properties import PERSONAL_PATTERN
 from simulation_assets.core.twin.sketch import grouped_sketches, quantile_sketch
 from simulation_assets.core.twin.spec import REPEATS
 
+
+def first_symbol(v: int) -> int:
+    """Return the code of FIRST, the previous event of a user's first session's start state (after REPEATS)."""
+    return v + 1 + len(REPEATS)
+
+
 ANY = -1  # "any next event" in the inter-event time table
 EXACT_POSITIONS = 32
 POSITIONAL_MIN = 10  # observations a (class, prev, cur, position) state needs for its own row
 # User pace bands: cuts at shares of all users ranked by active days (ties by row order).
 PACE_BAND_CUTS = (0.25, 0.5, 0.75, 0.9, 0.97)
+# Gap sketches by the position of the gap's first event: first position of each bucket (then doubling).
+TIME_POSITIONS = (0, 1, 2, 3, 4, 8, 16, 32, 64, 128)
+TIME_POSITION_PRIOR = 100.0
 
 
 def position_buckets(max_position: int = 100_000) -> np.ndarray:
@@ -113,7 +122,7 @@ class FlowTables:
     events: tuple[str, ...]
     transitions: pl.DataFrame  # class, depth, prev, cur, bucket (-1: any position), next, probability
     hazard: pl.DataFrame  # class, depth, cur, bucket, hazard
-    times: pl.DataFrame  # cur, next (ANY = fallback), level, log_seconds
+    times: pl.DataFrame  # cur, next (ANY = fallback), position (bucket's first; -1: any), level, log_seconds
     pace: np.ndarray  # quantile sketch of a session's log-time pace around its user's own
     end_by_elapsed: pl.DataFrame  # cur, elapsed (bucket), log_odds: added to the end hazard's log odds
     repeat_gap: dict[int, float]  # event -> share of x -> x gaps (after an x -> x) equal to the one before
@@ -195,13 +204,15 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names
     hazard, by_elapsed = _end_by_elapsed(
         hazard, cls, user_depth, code, bucket_of(pos), elapsed_bucket(elapsed), last, v
     )
-    # Transitions (never END): one row per event that has a next one, plus (START, START) -> first event.
+    # Transitions (never END): one row per event that has a next one, plus (START, START) -> first event,
+    # (FIRST, START) for the user's first session (rows are in user order: the user's first row starts it).
     go = ~last
     f = np.flatnonzero(first)
+    user_first = np.r_[True, user[1:] != user[:-1]] if n else np.zeros(0, np.bool_)
     rows = pl.DataFrame(
         {
             "class": np.r_[cls[go], cls[f]],
-            "prev": np.r_[prev[go], np.full(f.size, start)],
+            "prev": np.r_[prev[go], np.where(user_first[f], first_symbol(v), start)],
             "cur": np.r_[code[go], np.full(f.size, start)],
             "next": np.r_[nxt[go], code[f]],
             "depth": np.r_[user_depth[go], user_depth[f]],
@@ -215,7 +226,7 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names
     anywhere = by_depth.with_columns(pl.lit(-1, pl.Int32).alias("bucket")).select(order)
     positional = _positional(rows, by_class, by_depth, k, smoothing).select(order)
     transitions = pl.concat([anywhere, positional]).sort("class", "depth", "prev", "cur", "bucket", "next")
-    times, paces = _time_sketches(code, nxt, t, last, session, v, k, levels)
+    times, paces = _time_sketches(code, nxt, t, last, session, pos, v, k, levels)
     session_user = np.zeros(int(session.max()) + 1 if n else 1, np.int64)
     session_user[session] = user
     paces = paces.with_columns(pl.Series("user", session_user[paces["session"].to_numpy()]))
@@ -484,7 +495,10 @@ def _chain(rows: pl.DataFrame, k: int, b: float, n_classes: int, start: int) -> 
             support.filter(pl.col("cur") == start).select(
                 pl.col("cur").alias("prev"), pl.col("next").alias("cur")
             ),
-            pl.DataFrame({"prev": [start], "cur": [start]}, schema={"prev": pl.Int64, "cur": pl.Int64}),
+            pl.DataFrame(
+                {"prev": [start, first_symbol(start)], "cur": [start, start]},
+                schema={"prev": pl.Int64, "cur": pl.Int64},
+            ),
         ]
     ).unique()
     grid = (
@@ -550,13 +564,46 @@ def _mean_var_by(key: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
     return keep, mean[keep], var[keep], n[keep].astype(np.float64)
 
 
-def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.ndarray, session: np.ndarray,
-                   v: int, k: int, levels: int) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
-    """Return (sketches per (cur, next) / (cur, ANY) / (ANY, ANY) of pace-free log gaps, the sessions' paces).
+def time_bucket(position: np.ndarray | int) -> np.ndarray:
+    """Return the bucket (index into ``TIME_POSITIONS``) of the position of a gap's first event."""
+    return np.searchsorted(TIME_POSITIONS, np.asarray(position), side="right") - 1
 
-    The paces: one row per session with two or more gaps (session, pace = mean residual, noise = its
-    variance from the gaps' spread); the gaps are taken as relative to their session's pace shrunk by
-    that noise (the whole spread of session paces, users' and sessions' own parts together).
+
+def _median_by(key: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Return the median of ``values`` over the rows of each key, for every row."""
+    med = pl.DataFrame({"key": key, "x": values}).group_by("key").agg(pl.col("x").median().alias("m"))
+    return pl.DataFrame({"key": key}).join(med, on="key", how="left", maintain_order="left")["m"].to_numpy()
+
+
+def _session_paces(sess: np.ndarray, resid: np.ndarray, load: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return (sessions with two gaps or more, their least-squares paces, residual variances, sums of load^2).
+
+    Each session's pace is the fit of its gaps' residuals ``resid`` ~ pace x ``load``; the variance is of
+    the residuals around it (one degree of freedom taken). Summed in row order (``np.bincount``): two fits
+    of one export give the same bytes.
+    """
+    if sess.size == 0:
+        z = np.zeros(0)
+        return z.astype(np.int64), z, z, z
+    n = np.bincount(sess).astype(np.float64)
+    sum_l2 = np.bincount(sess, load * load, minlength=n.size)
+    pace = np.bincount(sess, load * resid, minlength=n.size) / np.maximum(sum_l2, 1e-12)
+    dev = resid - load * pace[sess]
+    var = np.bincount(sess, dev * dev, minlength=n.size) / np.maximum(n - 1, 1)
+    keep = np.flatnonzero((n >= 2) & (sum_l2 > 1e-9))
+    return keep, pace[keep], var[keep], sum_l2[keep]
+
+
+def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.ndarray, session: np.ndarray,
+                   pos: np.ndarray, v: int, k: int, levels: int) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Return (sketches of pace-free log gaps per (cur, next[, position bucket]) / (cur, ANY) / (ANY, ANY), paces).
+
+    The paces: one row per session with two or more gaps (session, pace = the least-squares log factor
+    of its gaps' seconds, noise = its variance from the gaps' spread); the gaps' seconds are divided by
+    their session's pace shrunk by that noise (the whole spread of session paces, users' and sessions'
+    own parts together). A gap's centre (for the residual) and its sketch are its transition's at its
+    position bucket, blended with the transition's over all positions by ``n / (n + TIME_POSITION_PRIOR)``
+    (n: gaps in the bucket).
     """
     within = ~last
     gap_s = (np.r_[t[1:], t[-1:]] - t) / 1000.0 if t.size else t.astype(np.float64)
@@ -564,33 +611,73 @@ def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.nd
     log_gap = np.log1p(np.maximum(gap, 0.0))
     width = v + 2
     pair = cur * width + to
-    # Pace: a session's mean residual against each transition's median, shrunk by the noise of its few gaps.
-    med = pl.DataFrame({"p": pair, "x": log_gap}).group_by("p").agg(pl.col("x").median().alias("m"))
-    resid = (
-        log_gap
-        - pl.DataFrame({"p": pair}).join(med, on="p", how="left", maintain_order="left")["m"].to_numpy()
-    )
-    sessions, means, var, n = _mean_var_by(sess, resid)
+    buckets = len(TIME_POSITIONS)
+    cell = pair * buckets + time_bucket(pos[within])
+    count = np.bincount(cell) if cell.size else np.zeros(1, np.int64)
+    weight = np.where(count >= 2 * k, count / (count + TIME_POSITION_PRIOR), 0.0)
+    w = weight[cell]
+    # Pace: how much slower or quicker than usual a session runs, as a log factor of its gaps' seconds. A
+    # gap's log1p shows a pace p as about p x load, load = g / (1 + g) at its centre g (a second's gap
+    # barely stretches): a session's pace is the least-squares fit of its residuals on their loads,
+    # shrunk by the noise of its few gaps.
+    centre_gap = w * _median_by(cell, log_gap) + (1 - w) * _median_by(pair, log_gap)
+    resid = log_gap - centre_gap
+    load = -np.expm1(-centre_gap)
+    sessions, means, var, sum_l2 = _session_paces(sess, resid, load)
+    noise = var / sum_l2
     pace_by_session = np.zeros(int(session.max()) + 1 if session.size else 1)
     if sessions.size >= 2 * k:
-        noise = float(np.nanmean(var / n))
         spread = float(np.var(means))
-        shrink = np.sqrt(max(spread - noise, 0.0) / spread) if spread > 0 else 0.0
+        shrink = np.sqrt(max(spread - float(np.mean(noise)), 0.0) / spread) if spread > 0 else 0.0
         centre = float(np.mean(means))
         pace_by_session[sessions] = centre + (means - centre) * shrink
-    paces = pl.DataFrame({"session": sessions, "pace": means, "noise": var / n})
-    adjusted = log_gap - pace_by_session[sess]
+    paces = pl.DataFrame({"session": sessions, "pace": means, "noise": noise})
+    adjusted = np.log1p(np.maximum(gap, 0.0) * np.exp(-pace_by_session[sess]))
     names, q = grouped_sketches(pair, adjusted, levels, k)
-    parts = [pl.DataFrame({"cur": names // width, "next": names % width, "q": q.tolist()})]
+    any_position = np.full(names.size, -1)
+    parts = [
+        pl.DataFrame(
+            {"cur": names // width, "next": names % width, "position": any_position, "q": q.tolist()}
+        )
+    ]
+    # Positional sketches (quantiles averaged with the transition's, by the bucket's weight).
+    cells, qc = grouped_sketches(cell, adjusted, levels, k)
+    row_of_pair = np.full(width * width, -1, np.int64)
+    row_of_pair[names] = np.arange(names.size)
+    own = row_of_pair[cells // buckets]
+    ok = own >= 0
+    cells, qc, own = cells[ok], qc[ok], own[ok]
+    blended = weight[cells][:, None] * qc + (1 - weight[cells][:, None]) * q[own]
+    parts.append(
+        pl.DataFrame(
+            {
+                "cur": cells // buckets // width,
+                "next": cells // buckets % width,
+                "position": np.asarray(TIME_POSITIONS)[cells % buckets],
+                "q": blended.tolist(),
+            }
+        )
+    )
     names1, q1 = grouped_sketches(cur, adjusted, levels, k)
-    parts.append(pl.DataFrame({"cur": names1, "next": np.full(names1.size, ANY), "q": q1.tolist()}))
+    parts.append(
+        pl.DataFrame(
+            {
+                "cur": names1,
+                "next": np.full(names1.size, ANY),
+                "position": np.full(names1.size, -1),
+                "q": q1.tolist(),
+            }
+        )
+    )
     overall = quantile_sketch(adjusted, levels, k)
     if overall is None:
         overall = np.log1p(np.full(levels, 10.0))
-    parts.append(pl.DataFrame({"cur": [ANY], "next": [ANY], "q": [overall.tolist()]}))
+    parts.append(pl.DataFrame({"cur": [ANY], "next": [ANY], "position": [-1], "q": [overall.tolist()]}))
     table = pl.concat(
         [
-            p.with_columns(pl.col("cur").cast(pl.Int32), pl.col("next").cast(pl.Int32))
+            p.with_columns(
+                pl.col("cur").cast(pl.Int32), pl.col("next").cast(pl.Int32), pl.col("position").cast(pl.Int32)
+            )
             for p in parts
             if p.height
         ]
@@ -599,7 +686,11 @@ def _time_sketches(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.nd
         table.with_columns(pl.int_ranges(0, levels).alias("level"))
         .explode("q", "level")
         .select(
-            "cur", "next", pl.col("level").cast(pl.Int16), pl.col("q").cast(pl.Float64).alias("log_seconds")
+            "cur",
+            "next",
+            "position",
+            pl.col("level").cast(pl.Int16),
+            pl.col("q").cast(pl.Float64).alias("log_seconds"),
         )
     )
     return times, paces

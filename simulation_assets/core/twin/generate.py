@@ -47,7 +47,7 @@ from simulation_assets.core.twin.arrivals import day_blocks, with_calendar
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
-from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket
+from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket, time_bucket
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import KINDS, START, TwinSpec
@@ -281,7 +281,8 @@ class Generator(CompiledSpec):
         rank = np.arange(owner.size) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
         s_user = users[owner]
         s_cls = cls[owner]
-        codes, e_sess, gaps_s = self._flows(s_cls, self.depth[s_user], self.user_pace[s_user], g)
+        first = (rank == 0) & (offset == pop.first[s_user])  # the user's first session
+        codes, e_sess, gaps_s = self._flows(s_cls, self.depth[s_user], self.user_pace[s_user], first, g)
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
         day_bucket = np.minimum(n_sess, DAY_SESSION_BUCKETS)[owner] - 1
         hour = _draw_rows(
@@ -363,21 +364,26 @@ class Generator(CompiledSpec):
         return prev_end + (np.maximum(gap_min, 0) * MS_PER_MINUTE).astype(np.int64)
 
     def _flows(
-        self, s_cls: np.ndarray, s_depth: np.ndarray, s_pace: np.ndarray, g: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Step every session's chain at once; return (event codes, session of each event, gap before it in s)."""
+        self, s_cls: np.ndarray, s_depth: np.ndarray, s_pace: np.ndarray, s_first: np.ndarray,
+        g: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """Step every session's chain at once; return (event codes, session of each event, gap before it in s).
+
+        A user's first session starts from the (FIRST, START) state where the spec has it (onboarding:
+        an install or a sign-up opens it), else from (START, START) as every other session.
+        """
         n = s_cls.size
         live = np.arange(n)
         chain = s_cls.astype(np.int64) * self.depth_groups + s_depth  # the chain's class x groups + group
-        prev = np.full(n, self.start_sym, np.int64)
+        prev = np.where(s_first & self.has_first, self.first_sym, self.start_sym).astype(np.int64)
         cur = np.full(n, self.start_sym, np.int64)
         pace = sample_sketch(self.pace_q, np.zeros(n, np.int64), g.random(n)) + s_pace
         run = np.zeros(n, np.int64)  # times in a row the current event has come up
         elapsed = np.zeros(n)  # seconds from the session's first event to its current one
         last_gap = np.zeros(n)  # the gap before the session's current event
         top_repeat = int(self.repeat_syms[-1])
-        size = self.time_row.shape[0]
-        time_row = self.time_row.ravel()
+        size = self.time_size
+        time_rows = self.time_row  # [position bucket of the gap's first event][cur x size + next]
         out_code, out_sess, out_gap = [], [], []
         for step in range(MAX_SESSION_EVENTS):
             if live.size == 0:
@@ -393,6 +399,9 @@ class Generator(CompiledSpec):
                 if live.size == 0:
                     break
             group = self._group(chain, prev, cur, step - 1 if step else -1)
+            if step == 0 and self.has_first:  # a chain without a first-session start: the usual start
+                lacking = np.flatnonzero((group < 0) & (prev == self.first_sym))
+                group[lacking] = self._group(chain[lacking], cur[lacking], cur[lacking], -1)
             u = g.random(live.size)
             nxt = np.where(
                 group >= 0,
@@ -405,10 +414,12 @@ class Generator(CompiledSpec):
             if step == 0:
                 gap = np.zeros(live.size)
             else:
-                log_gap = (
-                    sample_sketch(self.time_q, time_row[cur * size + nxt], g.random(live.size)) + pace[live]
-                )
-                gap = np.expm1(np.maximum(log_gap, 0.0))
+                time_row = time_rows[int(time_bucket(step - 1))]  # the gap's first event is at step - 1
+                log_gap = sample_sketch(self.time_q, time_row[cur * size + nxt], g.random(live.size))
+                if self.pace_scales_seconds:
+                    gap = np.expm1(np.maximum(log_gap, 0.0)) * np.exp(pace[live])
+                else:
+                    gap = np.expm1(np.maximum(log_gap + pace[live], 0.0))
                 # A clock: x -> x after x -> x repeats the gap before, as often as the export's did.
                 again = (nxt == cur) & (run >= 2)
                 if again.any():

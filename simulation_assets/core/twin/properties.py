@@ -133,6 +133,7 @@ FREE_TEXT_CHARS = 120  # mean length above which a text property is taken for fr
 # A number is a per-session constant only when its k-anonymous values cover this share of its rows.
 SESSION_NUMBER_KEPT = 0.95
 STICKY_MIN = 0.3  # a per-session key a user keeps between visits with at least this chance is sticky
+MAX_COMBOS = 20_000  # rows of the per-user combination table (combinations times the dropped keys' values)
 FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has the value its lookup gives
 
 
@@ -523,7 +524,15 @@ def _suppress_all(
 def _constant_tables(
     sample: pl.DataFrame, constants: list[str], k: int
 ) -> tuple[pl.DataFrame, float, pl.DataFrame]:
-    """Return (k-anonymous combinations with shares, share of users they cover, per-key marginals)."""
+    """Return (k-anonymous combinations with shares, share of users they cover, per-key marginals).
+
+    With many per-user keys, most users' full combination is rarer than k (a device model, an OS version
+    and a time zone), and drawn key by key the twin pairs a Pixel with iOS. So the users left out are
+    combined over fewer keys: the keys are dropped one by one, the one least tied to any other first (the
+    largest normalized mutual information with another key, :func:`_drop_order`), and at each step the
+    users whose combination of the keys left is seen for k users are covered by it, the dropped keys
+    drawn from their own shares (a row per value: a combination of k users times values of k users).
+    """
     if not constants:
         return (
             pl.DataFrame({"share": []}, schema={"share": pl.Float64}),
@@ -531,12 +540,63 @@ def _constant_tables(
             pl.DataFrame(schema={"key": pl.String, "value": pl.String, "share": pl.Float64}),
         )
     per_user = sample.group_by("user").agg(pl.col(c).drop_nulls().mode().first().alias(c) for c in constants)
-    combos = per_user.group_by(constants).agg(pl.len().alias("users"))
-    kept = combos.filter(pl.col("users") >= k)
-    covered = float(kept["users"].sum() / max(per_user.height, 1))
-    kept = kept.with_columns((pl.col("users") / pl.col("users").sum()).alias("share")).drop("users")
-    kept = kept.sort(constants, nulls_last=True)
-    return kept, covered, _marginal_shares(per_user, constants).sort("key", "value", nulls_last=True)
+    n = max(per_user.height, 1)
+    marginals = _marginal_shares(per_user, constants).sort("key", "value", nulls_last=True)
+    parts: list[pl.DataFrame] = []
+    rest, keys, dropped = per_user, list(constants), []
+    order = _drop_order(per_user, constants)
+    while keys and rest.height:
+        kept = rest.group_by(keys).agg(pl.len().alias("users")).filter(pl.col("users") >= k)
+        if kept.height:
+            part = kept.select(*keys, (pl.col("users") / n).alias("share"))
+            for key in dropped:  # drawn from its own shares, beside the combination of the others
+                shares = marginals.filter(pl.col("key") == key).select(
+                    pl.col("value").alias(key), pl.col("share").alias("__s")
+                )
+                part = part.join(shares, how="cross").with_columns(pl.col("share") * pl.col("__s")).drop("__s")
+                if part.height > MAX_COMBOS:
+                    break
+            if part.height > MAX_COMBOS:
+                break
+            parts.append(part.select(*constants, "share"))
+            rest = rest.join(kept.select(keys), on=keys, how="anti", nulls_equal=True)
+        dropped.append(order[len(dropped)])
+        keys.remove(dropped[-1])
+    schema = {c: pl.String for c in constants} | {"share": pl.Float64}
+    combos = pl.concat([p.cast(schema) for p in parts]) if parts else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
+    # One row per combination, its shares added in a fixed order (a group-by's float sums vary run to run).
+    combos = combos.sort([*constants, "share"], nulls_last=True)
+    first = combos.select(pl.struct(constants).is_first_distinct()).to_series().to_numpy()
+    starts = np.flatnonzero(first)
+    share = np.add.reduceat(combos["share"].to_numpy(), starts) if starts.size else np.zeros(0)
+    covered = float(np.sum(share))
+    combos = combos[starts.tolist()].with_columns(pl.Series("share", share / max(covered, 1e-12)))
+    return combos, covered, marginals
+
+
+def _drop_order(per_user: pl.DataFrame, keys: list[str]) -> list[str]:
+    """Return ``keys`` from the least to the most tied to another key.
+
+    A key's tie: its largest normalized mutual information I(X; Y) / min(H(X), H(Y)) with any other key
+    over the users (1: one key gives the other, as a device model gives its OS; 0: independent, as a time
+    zone and a browser). Ties: the key with more values first, then by name.
+    """
+
+    def entropy(cols: list[str]) -> float:
+        p = np.sort(per_user.group_by(cols).agg(pl.len())["len"].to_numpy()) / max(per_user.height, 1)
+        return float(-(p * np.log(p)).sum())
+
+    h = {key: entropy([key]) for key in keys}
+    tie = {}
+    for key in keys:
+        best = 0.0
+        for other in keys:
+            if other == key or min(h[key], h[other]) <= 0:
+                continue
+            best = max(best, (h[key] + h[other] - entropy([key, other])) / min(h[key], h[other]))
+        tie[key] = best
+    values = {key: per_user[key].n_unique() for key in keys}
+    return sorted(keys, key=lambda key: (round(tie[key], 6), -values[key], key))
 
 
 def _marginal_shares(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:

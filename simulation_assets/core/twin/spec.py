@@ -90,6 +90,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "inter_event_times": {
         "cur": pl.String(),
         "next": pl.String(),
+        "position": pl.Int32(),  # first position of the gap's bucket (flows.TIME_POSITIONS); -1 or absent: any
         "level": pl.Int16(),
         "log_seconds": pl.Float64(),
     },
@@ -132,6 +133,8 @@ OPTIONAL_TABLES = frozenset(
     }
 )
 START, END, ANY = "START", "END", "*"
+# "Previous event" of the start state of a user's first session in the window (absent in older specs).
+FIRST = "FIRST"
 # "Previous event" of a chain state whose current event is the 3rd, 4th, 5th-or-later of its name in a row.
 REPEATS = ("REPEAT3", "REPEAT4", "REPEAT5+")
 KINDS = ("new", "backlog")
@@ -294,6 +297,8 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         # Chains written before they were kept per depth group stand for every group.
         if name == "transitions" and "depth" not in frame.columns:
             frame = frame.with_columns(pl.lit(-1, pl.Int16).alias("depth"))
+        if name == "inter_event_times" and "position" not in frame.columns:  # gaps at any position
+            frame = frame.with_columns(pl.lit(-1, pl.Int32).alias("position"))
         if name == "user_pace" and "band" not in frame.columns:  # one sketch for every user
             frame = frame.with_columns(pl.lit(0, pl.Int16).alias("band"))
         if (
@@ -319,7 +324,7 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
             )
     known = set(document.flow["events"]) | {START, END}
     for column in ("prev", "cur", "next"):
-        allowed = known | set(REPEATS) if column == "prev" else known
+        allowed = known | set(REPEATS) | {FIRST} if column == "prev" else known
         unknown = set(out["transitions"][column].unique().to_list()) - allowed
         if unknown:
             raise SpecError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from simulation_assets.sinks.posthog_export.sql import (
     _ident,
     _json_path,
     _sql_str,
+    _text_timestamp_sql,
     _validated,
 )
 
@@ -69,7 +71,12 @@ class ExportSource:
             return "NULL::VARCHAR"
         return f"NULLIF(CAST({_ident(column)} AS VARCHAR), '')"
 
-    def _timestamp_sql(self) -> str:
+    def _timestamp_sql(self, fast: bool = False) -> str:
+        """The timestamp as TIMESTAMPTZ; ``fast`` (text columns): only the usual ISO 8601 text, null for the rest.
+
+        The rest (epoch numbers as text, padded text, text DuckDB reads only as a naive timestamp) are then
+        read by :func:`~.sql._text_timestamps` from ``__raw_timestamp``, which holds their text alone.
+        """
         column = _ident(self.fields["timestamp"] or "")
         kind = self.raw_columns.get(self.fields["timestamp"] or "", "VARCHAR").upper()
         if kind.startswith("TIMESTAMP WITH TIME ZONE") or kind == "TIMESTAMPTZ":
@@ -80,13 +87,17 @@ class ExportSource:
             return f"timezone('UTC', CAST({column} AS TIMESTAMP))"
         if kind.split("(")[0] in _NUMERIC_TYPES:
             return _epoch_sql(column)
-        # Text: ISO 8601 (with or without zone; without means UTC) or epoch numbers written as text.
-        text = f"TRIM(CAST({column} AS VARCHAR))"
-        return (
-            f"CASE WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
-            f"THEN {_epoch_sql(f'TRY_CAST({text} AS DOUBLE)')} "
-            f"ELSE COALESCE(TRY_CAST({text} AS TIMESTAMPTZ), timezone('UTC', TRY_CAST({text} AS TIMESTAMP))) END"
-        )
+        raw = f"CAST({column} AS VARCHAR)"
+        if fast:
+            # A date first (a '-' fifth, which no number has): cast as it is, without the general chain's
+            # trim and pattern match (which DuckDB computes for every row once the chain is in the query).
+            return f"CASE WHEN substr({raw}, 5, 1) = '-' THEN TRY_CAST({raw} AS TIMESTAMPTZ) END"
+        return _text_timestamp_sql(raw)
+
+    def _text_timestamp(self) -> bool:
+        """Whether the timestamp column is text (read by :meth:`_timestamp_sql`'s fast path and then the rest)."""
+        kind = self.raw_columns.get(self.fields.get("timestamp") or "", "VARCHAR").upper()
+        return not kind.startswith(("TIMESTAMP", "DATE")) and kind.split("(")[0] not in _NUMERIC_TYPES
 
     def _typed_timestamp(self) -> bool:
         """Whether the timestamp column is a typed timestamp or date (never unreadable, only null)."""
@@ -162,6 +173,7 @@ class ExportSource:
         uuid: bool = True,
         properties_of: Sequence[str] | None = None,
         uuid_hash: bool = False,
+        session_probe: int | None = None,
     ) -> str:
         """Return the SQL query of the normalized rows.
 
@@ -171,19 +183,35 @@ class ExportSource:
         ``uuid=False`` leaves the uuid column null (it is not read); ``properties_of`` reads the
         listed property keys only on events of those names (null on the others, which are not parsed);
         ``uuid_hash`` adds ``__uuid_hash``, a 64-bit hash of the event uuid (when the export has one), which finds
-        re-delivered rows for an eighth of the memory of the uuid text.
+        re-delivered rows for an eighth of the memory of the uuid text. ``session_probe=N`` (JSON properties
+        without a session id column) leaves ``session_id`` null, unsearched, and adds ``__sid_probe``: on about
+        one row in N (by a hash of its id, time and event), whether its properties hold a ``$session_id`` key
+        (null on the other rows); see :meth:`session_share_at_head`.
         """
+        probing = (
+            session_probe is not None
+            and self.json_properties is not None
+            and not self.fields.get("session_id")
+        )
+        fast_time = where is None and self._text_timestamp()
         cols = [
             f"{self._field_sql('uuid') if uuid else 'NULL::VARCHAR'} AS uuid",
             f"{self._field_sql('event')} AS event",
             f"{self._field_sql('distinct_id')} AS distinct_id",
             f"{self._field_sql('person_id')} AS person_id",
-            f"{self._timestamp_sql()} AS timestamp",
-            f"{self._session_sql()} AS session_id",
+            f"{self._timestamp_sql(fast=fast_time)} AS timestamp",
+            f"{'NULL::VARCHAR' if probing else self._session_sql()} AS session_id",
         ]
+        if probing:
+            picked = f"hash({_ident(self.fields['distinct_id'] or '')}, {_ident(self.fields['timestamp'] or '')}, {_ident(self.fields['event'] or '')}) % {int(session_probe or 1)} = 0"
+            cols.append(
+                f"CASE WHEN {picked} THEN contains({self._properties_text_sql()}, '\"$session_id\"') END AS __sid_probe"
+            )
         if uuid_hash and self.fields.get("uuid") is not None:
             cols.append(f"hash({self._field_sql('uuid')}) AS __uuid_hash")
-        if not self._typed_timestamp():  # text or numbers: kept to quote an unreadable one in the error
+        if fast_time:  # the text of the rows the fast path left null, for the general reading
+            cols.append(f"CAST({self._field_sql('timestamp')} AS VARCHAR) AS __timestamp_text")
+        elif not self._typed_timestamp():  # text or numbers: kept to quote an unreadable one in the error
             cols.append(f"CAST({self._field_sql('timestamp')} AS VARCHAR) AS __raw_timestamp")
         keys: list[str] = []
         if properties == "json":
@@ -217,6 +245,11 @@ class ExportSource:
         if self.json_properties is not None and keys:
             unpacked = ", ".join(f"__props[{i + 1}] AS {_ident(k)}" for i, k in enumerate(keys))
             query = f"SELECT * EXCLUDE (__props), {unpacked} FROM ({query})"
+        if fast_time:
+            query = (
+                "SELECT * EXCLUDE (__timestamp_text), CASE WHEN timestamp IS NULL THEN __timestamp_text END "
+                f"AS __raw_timestamp FROM ({query})"
+            )
         if where:
             query = f"SELECT * FROM ({query}) WHERE {where}"
         return query
@@ -230,14 +263,15 @@ class ExportSource:
         uuid: bool = True,
         properties_of: Sequence[str] | None = None,
         uuid_hash: bool = False,
+        session_probe: int | None = None,
     ) -> pl.DataFrame:
         """Return every (or every ``where``-selected) event as a normalized frame.
 
         ``properties``: ``"json"`` (one JSON text column), ``"none"``, or a list
         of property keys (one text column each). ``distinct_ids`` keeps only those
         users' rows; ``uuid=False`` skips reading event uuids (the column is null); ``properties_of``
-        reads the listed keys only on events of those names, ``uuid_hash`` adds the uuid's hash (see
-        :meth:`select_sql`). Raises :class:`ExportError`
+        reads the listed keys only on events of those names, ``uuid_hash`` adds the uuid's hash,
+        ``session_probe`` probes for session ids instead of reading them (see :meth:`select_sql`). Raises :class:`ExportError`
         on malformed input and when a row lacks an event name, a distinct id or
         a readable timestamp.
         """
@@ -255,6 +289,7 @@ class ExportSource:
                 uuid=uuid,
                 properties_of=properties_of,
                 uuid_hash=uuid_hash,
+                session_probe=session_probe,
             )
             table = self._run(con, query)
         finally:
@@ -289,6 +324,33 @@ class ExportSource:
                 raise ExportError(self.source, "the export holds no events")
         finally:
             con.close()
+
+    def session_share_at_head(self, rows_per_file: int = 2_000, files: int = 16) -> float | None:
+        """Return the share of rows carrying a ``$session_id`` among the first rows of (up to ``files``) files.
+
+        None when the export has a session id column or no JSON properties (nothing to search for). Cheap:
+        a few thousand rows a file. Where it is low, the fit's read probes rows spread over the whole export
+        instead of searching every row's properties (see ``select_sql``'s ``session_probe``).
+        """
+        if self.json_properties is None or self.fields.get("session_id"):
+            return None
+        picked = self.files[:: max(1, -(-len(self.files) // files))]
+        parts = " UNION ALL ".join(
+            f"(SELECT {_ident(self.json_properties)} FROM {dataclasses.replace(self, files=(f,))._scan_sql()} "
+            f"LIMIT {int(rows_per_file)})"
+            for f in picked
+        )
+        text = self._properties_text_sql()
+        con = self._connect()
+        try:
+            got = self._run(
+                con,
+                f"SELECT avg(CAST(contains({text}, '\"$session_id\"') AS DOUBLE)) AS share FROM ({parts})",
+            )
+        finally:
+            con.close()
+        share = got.column(0)[0].as_py()
+        return None if share is None else float(share)
 
     def count(self) -> int:
         """Return the number of rows in the export."""

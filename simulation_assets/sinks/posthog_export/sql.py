@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import duckdb
 import polars as pl
 
 from simulation_assets.sinks.posthog_export.mapping import EXPORT_SCHEMA, ExportError
@@ -19,6 +20,8 @@ def _validated(export: ExportSource, frame: pl.DataFrame) -> pl.DataFrame:
     """Raise ExportError when rows lack an event, a distinct id or a readable timestamp; drop helper columns."""
     if frame.is_empty():
         return _typed(frame.drop("__raw_timestamp", strict=False))
+    if "__raw_timestamp" in frame.columns and frame["timestamp"].null_count():
+        frame = _text_timestamps(frame)
     problems = []
     for name, label in (("event", "an event name"), ("distinct_id", "a distinct id")):
         bad = frame[name].is_null()
@@ -42,10 +45,34 @@ def _validated(export: ExportSource, frame: pl.DataFrame) -> pl.DataFrame:
     return _typed(frame.drop("__raw_timestamp", strict=False))
 
 
+def _text_timestamps(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fill the null timestamps whose ``__raw_timestamp`` text the general reading understands.
+
+    ``ExportSource.select_sql`` casts the usual ISO 8601 text alone; the other rows (few, usually none)
+    get the general chain here, through DuckDB, so every row is read as the chain alone would read it.
+    """
+    todo = frame["timestamp"].is_null() & frame["__raw_timestamp"].is_not_null()
+    if not todo.any():
+        return frame
+    rows = frame.filter(todo).select(pl.col("__raw_timestamp").alias("raw"))
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("__texts", rows.to_arrow())
+        read = con.sql(f"SELECT {_text_timestamp_sql('raw')} AS ts FROM __texts").to_arrow_table()
+    finally:
+        con.close()
+    parsed = pl.from_arrow(read)
+    assert isinstance(parsed, pl.DataFrame)
+    values = parsed["ts"].cast(frame.schema["timestamp"])
+    filled = frame["timestamp"].scatter(todo.arg_true(), values)
+    return frame.with_columns(filled.alias("timestamp"))
+
+
 def _typed(frame: pl.DataFrame) -> pl.DataFrame:
     casts = [pl.col(k).cast(t) for k, t in EXPORT_SCHEMA.items() if k in frame.columns]
     rest = [
-        pl.col(c) if c == "__uuid_hash" else pl.col(c).cast(pl.String)
+        pl.col(c) if c in ("__uuid_hash", "__sid_probe") else pl.col(c).cast(pl.String)
         for c in frame.columns
         if c not in EXPORT_SCHEMA
     ]
@@ -71,6 +98,16 @@ def _ident(name: str) -> str:
 def _json_path(key: str) -> str:
     """Return the SQL literal of the JSON path of a top-level ``key`` (quoted: keys start with ``$``)."""
     return _sql_str('$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"')
+
+
+def _text_timestamp_sql(raw: str) -> str:
+    """Text as a timestamp: ISO 8601 (with or without zone; without means UTC) or epoch numbers written as text."""
+    text = f"TRIM({raw})"
+    return (
+        f"CASE WHEN regexp_full_match({text}, '-?[0-9]+(\\.[0-9]+)?') "
+        f"THEN {_epoch_sql(f'TRY_CAST({text} AS DOUBLE)')} "
+        f"ELSE COALESCE(TRY_CAST({text} AS TIMESTAMPTZ), timezone('UTC', TRY_CAST({text} AS TIMESTAMP))) END"
+    )
 
 
 def _epoch_sql(value: str) -> str:
