@@ -200,16 +200,13 @@ CALENDAR_ONE_SIDED_RATIO = 2.0
 
 
 def weekday_level(counts: np.ndarray) -> np.ndarray:
-    """Return each day's level from the same weekday within CALENDAR_SPAN days (the day itself and the window's
-    first week left out): the mean of the medians before and after it, so a steady growth is its own level;
-    with one side only, that side's median."""
+    """Return each day's level: the median count of the same weekday within CALENDAR_SPAN days (the day itself and
+    the window's first week left out)."""
     days = np.arange(counts.size)
     level = np.zeros(counts.size)
     for d in days:
-        same = (days % 7 == d % 7) & (days >= 7) & (np.abs(days - d) <= CALENDAR_SPAN)
-        sides = [counts[same & (days < d)], counts[same & (days > d)]]
-        medians = [float(np.median(x)) for x in sides if x.size]
-        level[d] = float(np.mean(medians)) if medians else float(counts[d])
+        same = days[(days % 7 == d % 7) & (days != d) & (days >= 7) & (np.abs(days - d) <= CALENDAR_SPAN)]
+        level[d] = float(np.median(counts[same])) if same.size else float(counts[d])
     return level
 
 
