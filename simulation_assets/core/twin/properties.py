@@ -109,11 +109,15 @@ PERSONAL_PATTERN = "|".join(
         _EMAIL,
         r"(?:^|[^0-9.])[0-9]{2,3}(?:\.[0-9]{1,3}){3}(?:$|[^0-9.])",
         r"\+[0-9][0-9 ().-]{6,}[0-9]",
+        r"(?:^|[^0-9])(?:\([0-9]{3}\) ?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}(?:$|[^0-9])",  # (555) 010-1234
+        r"(?:^|[^0-9A-Za-z-])(?:[0-9]{4}[ -]){3}[0-9]{4}(?:$|[^0-9A-Za-z-])",  # a card number (not a UUID's part)
+        r"(?:^|[^0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?:$|[^0-9A-Fa-f:])",  # IPv6
         r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
         r"(?:^|[^0-9A-Za-z-])[0-9]{9,}(?:$|[^0-9A-Za-z-])",
     ]
 )
-_URLISH = r"^(?:https?://[^/]*)?/"
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*://"  # http, https, and an app's own (myapp://)
+_URLISH = rf"^(?:{_SCHEME}[^/]*)?/"
 # A path segment that is an id: 5+ digits, a UUID, 16+ hex digits, or a token (16+ letters and digits in
 # both cases, or 16+ lower-case letters and digits with 4+ digits, without the hyphens of a slug).
 _ID_SEGMENT = "|".join(
@@ -126,7 +130,7 @@ _ID_SEGMENT = "|".join(
 )
 _SEGMENT_EMAIL = ":email"
 _SEGMENT_ID = ":id"
-_URL = r"^(https?://[^?#]*|/[^?#]*)[?#].*$"  # an absolute URL, or a path from the site's root
+_URL = rf"^({_SCHEME}[^?#]*|/[^?#]*)[?#].*$"  # an absolute URL (any scheme), or a path from the site's root
 CONSTANT_SHARE = 0.95  # share of users whose value never changes, for a key to be a per-user constant
 MIN_PRESENT_SHARE = 0.01  # a key carried by fewer of an event's rows is left off that event
 FREE_TEXT_CHARS = 120  # mean length above which a text property is taken for free text
@@ -188,7 +192,12 @@ def candidate_keys(key_stats: pl.DataFrame, limit: int) -> tuple[list[str], list
     for row in totals.iter_rows(named=True):
         key, types = row["key"], set(filter(None, (row["types"] or "").split(",")))
         seen = int(row["users"]) if row["users"] is not None else -1
-        if key in IDENTIFIER_KEYS or pl.Series([key]).str.contains(_IDENTIFIER_PATTERN).item():
+        named = pl.Series([key])
+        if (
+            key in IDENTIFIER_KEYS
+            or named.str.contains(_IDENTIFIER_PATTERN).item()
+            or named.str.contains(PERSONAL_PATTERN).item()
+        ):
             dropped.append({"key": key, "reason": "identifier or personal data", "users": seen})
         elif types and types <= {"OBJECT", "ARRAY", "NULL"}:
             dropped.append({"key": key, "reason": "nested value", "users": seen})
@@ -228,7 +237,7 @@ def _template_path(value: pl.Expr) -> pl.Expr:
         & (seg.str.contains("[a-z]") & seg.str.contains("[0-9]"))
     )
     path = (
-        value.str.replace(r"^https?://[^/]*", "")
+        value.str.replace(rf"^{_SCHEME}[^/]*", "")
         .str.split("/")
         .list.eval(
             pl.when(seg.str.contains(_EMAIL)).then(pl.lit(_SEGMENT_EMAIL))
@@ -237,7 +246,7 @@ def _template_path(value: pl.Expr) -> pl.Expr:
         )
         .list.join("/")
     )  # fmt: skip
-    return value.str.extract(r"^(https?://[^/]*)", 1).str.replace(r"//[^/]*@", "//").fill_null("") + path
+    return value.str.extract(rf"^({_SCHEME}[^/]*)", 1).str.replace(r"//[^/]*@", "//").fill_null("") + path
 
 
 def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.DataFrame, int, int]:
@@ -263,7 +272,7 @@ def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.Dat
         bad = text & v.str.contains(PERSONAL_PATTERN)
         url = v.str.contains(_URLISH)
         # A URL's user and password (https://user:secret@host/) are personal wherever the URL was seen.
-        bad = bad | (url & v.str.contains(r"^https?://[^/]*@"))
+        bad = bad | (url & v.str.contains(rf"^{_SCHEME}[^/]*@"))
         per_value = per_value.with_columns(
             bad.alias("bad"), url.alias("url"), pl.when(url & (bad | (pl.col("u") < k))).then(_template_path(v))
             .otherwise(v).alias("new")
@@ -412,7 +421,9 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         category_rows, {"event": pl.String, "key": pl.String, "value": pl.String, "share": pl.Float64}
     )
     numbers = _number_sketches(
-        _concat(number_parts, {"user": pl.Int64, "event": pl.String, "key": pl.String, "value": pl.Float64}), levels, k
+        _concat(number_parts, {"user": pl.Int64, "event": pl.String, "key": pl.String, "value": pl.Float64}),
+        levels,
+        k,
     )
     # A numeric (event, key) without enough values for a sketch is not generated.
     numeric = [
@@ -553,7 +564,9 @@ def _constant_tables(
                 shares = marginals.filter(pl.col("key") == key).select(
                     pl.col("value").alias(key), pl.col("share").alias("__s")
                 )
-                part = part.join(shares, how="cross").with_columns(pl.col("share") * pl.col("__s")).drop("__s")
+                part = (
+                    part.join(shares, how="cross").with_columns(pl.col("share") * pl.col("__s")).drop("__s")
+                )
                 if part.height > MAX_COMBOS:
                     break
             if part.height > MAX_COMBOS:
@@ -717,9 +730,8 @@ def _number_sketches(num_long: pl.DataFrame, levels: int, k: int) -> pl.DataFram
         .group_by("event", "key")
         .agg(pl.col("lo").bottom_k(k).max(), pl.col("hi").top_k(k).min())
     )
-    num_long = (
-        num_long.join(bounds, on=["event", "key"], how="left", maintain_order="left")
-        .select("event", "key", pl.col("value").clip(pl.col("lo"), pl.col("hi")))
+    num_long = num_long.join(bounds, on=["event", "key"], how="left", maintain_order="left").select(
+        "event", "key", pl.col("value").clip(pl.col("lo"), pl.col("hi"))
     )
     groups = num_long.select("event", "key").unique().sort("event", "key").with_row_index("g")
     rows = num_long.join(groups, on=["event", "key"], how="left", maintain_order="left")
