@@ -45,6 +45,8 @@ FIDELITY_CHECKS = {
                             "(5,000+ users)."),
     "tstr_churn_auc": (checks.tstr_auc_gap, "A churn classifier trained on the twin and tested on real holdout users "
                        "within 0.03 AUC of one trained on real users."),
+    "calendar_days": (checks.calendar_days_followed, "On the export's calendar days (days whose newcomers or returning "
+                      "users depart clearly from their weekday's level) the twin's active users within a quarter."),
 }  # fmt: skip
 PRIVACY_CHECKS = {
     "twin_not_closer_than_holdout": "Distance to closest record: twin users are no nearer the training users than "

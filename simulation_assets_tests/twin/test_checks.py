@@ -32,6 +32,7 @@ def test_the_fitted_twin_passes_every_fidelity_check(report: FidelityReport) -> 
         "tv": checks.profiles_tv(report),
         "retention": checks.retention_within_points(report),
         "tstr": checks.tstr_auc_gap(report),
+        "calendar": checks.calendar_days_followed(report),
     }
     assert {k: o.passed for k, o in outcomes.items()} == dict.fromkeys(outcomes, True), {
         k: o.metadata["failing"] for k, o in outcomes.items()
@@ -234,3 +235,24 @@ def test_the_report_does_not_name_real_events_of_fewer_than_k_users(
     assert "jane@" not in text and "secret_beta" not in text
     mix = dict(zip(report.event_mix["event"], report.event_mix["real"]))
     assert mix["other"] > 0 and "other" not in set(twin_prepared.events["event"])
+
+
+def test_a_twin_that_misses_the_exports_holiday_fails_the_calendar_check(
+    loaded: LoadedExport, twin_prepared: Prepared, report: FidelityReport
+) -> None:
+    # The export with a holiday on its 30th day (85 % of its returning users away): the twin, fitted on the
+    # export without it, keeps the day's usual traffic and fails; on the export as it is there is no
+    # calendar day to miss.
+    real = loaded.prepared
+    assert report.by_name("calendar_days").detail["days"] == 0  # nothing to miss
+    holiday = real.window.first + 30
+    first = real.sessions.group_by("user").agg(pl.col("day").min().alias("first"))
+    sessions = real.sessions.join(first, on="user")
+    away = (pl.col("day") == holiday) & (pl.col("first") < holiday) & (pl.col("user").hash(7) % 100 < 85)
+    quiet = Prepared(real.events, real.users, sessions.filter(~away).drop("first"), real.user_stats, real.window,
+                     real.rebuilt, real.rows)  # fmt: skip
+    outcome = checks.calendar_days_followed(compare(quiet, twin_prepared))
+    detail = outcome.metadata["comparisons"]["calendar_days"]
+    assert (
+        not outcome.passed and detail["days"] >= 1 and detail["value"] > 1.0
+    )  # the twin: twice the day's users

@@ -6,12 +6,14 @@ import datetime as dt
 
 import numpy as np
 import polars as pl
+import pytest
 
 from simulation_assets.core.twin import activity as act
+from simulation_assets.core.twin.arrivals import calendar_days, with_calendar
 from simulation_assets.core.twin.features import Window
-from simulation_assets.core.twin.fit import calibrate_survival, simulated_activity
+from simulation_assets.core.twin.fit import calibrate_calendar, calibrate_survival, simulated_activity
 from simulation_assets.core.twin.generate import Generator
-from simulation_assets.core.twin.spec import KINDS, TwinSpec
+from simulation_assets.core.twin.spec import KINDS, CalendarDay, TwinSpec
 
 
 def _days(sessions: np.ndarray) -> pl.DataFrame:
@@ -224,3 +226,91 @@ def test_the_twin_places_a_users_first_session_by_the_days_around_it(spec: TwinS
     any_day = tilt.filter(pl.col("neighbours") == 1).with_columns(pl.lit(-1).alias("neighbours"))
     after, other = first_hours(any_day)
     assert after == other == 2
+
+
+def test_calendar_days_are_the_dates_that_depart_from_their_weekdays_level() -> None:
+    # Eight weeks of a weekly rhythm with Poisson noise; a day in the news (four times the newcomers) and
+    # a holiday (a quarter of the returning users) stand out; the first week (all newcomers) is not judged.
+    g = np.random.default_rng(4)
+    rhythm = np.tile([1.0, 1.0, 1.1, 1.0, 0.9, 0.6, 0.5], 8)
+    new, returning = g.poisson(60 * rhythm).astype(float), g.poisson(700 * rhythm).astype(float)
+    new[:7] *= 10
+    new[30] *= 4
+    returning[45] *= 0.25
+    found = calendar_days(new, returning)
+    assert [d for d, _, _ in found] == [30, 45]
+    others = np.delete(rhythm[28:35], 2).mean()  # the newcomers' factor is over the block's other days
+    assert abs(found[0][1] / (4 * rhythm[30] / others) - 1) < 0.15 and found[0][2] == 1.0
+    assert found[1][1] == 1.0 and abs(found[1][2] - 0.25) < 0.03
+
+
+def test_a_calendar_days_newcomers_come_from_its_week() -> None:
+    mean = np.full(14, 10.0)
+    out = with_calendar(mean, np.arange(100, 114), {102: 3.0, 111: 0.0})
+    assert out[2] == pytest.approx(70 * 30 / 90) and out[11] == 0.0  # 3 x the other days' mean of 10
+    assert out[:7].sum() == pytest.approx(70.0) and out[7:].sum() == pytest.approx(70.0)
+
+
+def test_the_twin_follows_its_calendar_days(spec: TwinSpec) -> None:
+    # A holiday that keeps nine in ten returning users away and a launch day with eight times the newcomers:
+    # the twin's active users those days follow; without the calendar they are the weekday's usual.
+    start = spec.document.generation.start
+    holiday, launch = start + dt.timedelta(days=30), start + dt.timedelta(days=44)
+
+    def counts(calendar: list[CalendarDay]) -> tuple[float, float, float, float]:
+        dated = TwinSpec(spec.document.model_copy(update={"calendar": calendar}), spec.tables)
+        gen = Generator(dated.with_generation(users=20_000))
+        first = gen.population.first
+        sizes = [(a.size, int((first[a] == d).sum())) for d, a in enumerate(gen.active_by_day)]
+        near = lambda d, k: np.mean([sizes[d + s][k] for s in (-14, -7, 7, 14)])  # noqa: E731
+        return sizes[30][0] / near(30, 0), sizes[44][1] / max(near(44, 1), 1.0), sizes[30][0], sizes[44][1]
+
+    plain = counts([])
+    assert 0.8 < plain[0] < 1.25 and plain[1] < 1.6
+    dated = counts([CalendarDay(date=holiday, activity=0.1), CalendarDay(date=launch, arrivals=8.0)])
+    assert dated[0] < 0.5 and dated[1] > 2.5  # odds x 0.1: a daily user's 0.9 becomes 0.47; 8 / 14 of the block
+
+
+def test_calendar_factors_are_calibrated_to_the_exports_day(spec: TwinSpec) -> None:
+    # The spec's own twin stands for the export, with a holiday on day 30 that keeps 85 % of the returning
+    # users away. The calendar is found and its factor calibrated: the twin's active users that day are the
+    # export's within a tenth; the other days keep their level.
+    days = spec.document.source.days
+    _, activity, frame = simulated_activity(spec, 20_000, days)
+    first = frame.select("user", "first_day")
+    activity = activity.join(first, on="user")
+    g = np.random.default_rng(1)
+    away = (
+        (activity["day"] == 30)
+        & (activity["day"] != activity["first_day"])
+        & pl.Series(g.random(activity.height) < 0.85)
+    )
+    export = activity.filter(~away)
+    start = (spec.document.generation.start - dt.date(1970, 1, 1)).days  # the fit's days are day numbers
+    dated = calibrate_calendar(spec, export.with_columns(pl.col("day") + start), frame["first_day"].to_numpy() + start,
+                               Window(start, start + days - 1))  # fmt: skip
+    assert [c.date for c in dated.document.calendar] == [
+        spec.document.generation.start + dt.timedelta(days=30)
+    ]
+    assert dated.document.calendar[0].activity < 0.3 and dated.document.calendar[0].arrivals == 1.0
+    _, twin, _ = simulated_activity(dated, 20_000, days)
+    real_dau, twin_dau = (
+        np.bincount(export["day"].to_numpy(), minlength=days),
+        np.bincount(twin["day"].to_numpy(), minlength=days),
+    )
+    assert abs(twin_dau[30] / real_dau[30] - 1) < 0.1
+    assert abs(twin_dau[37] / real_dau[37] - 1) < 0.1
+
+
+def test_calendar_days_weigh_nothing_in_the_activity_fits() -> None:
+    # A holiday on day 9 would read as a quiet second week of age; skipped, its user-days weigh nothing.
+    activity = pl.DataFrame({"user": np.repeat([0, 1], 14), "day": np.tile(np.arange(14), 2)})
+    users = act.first_last_days(activity).with_columns(pl.col("user"))
+    window = Window(0, 13)
+    spans = act.user_spans(users, activity, np.zeros(2, np.int64), window)
+    members = np.ones(2, bool)
+    plain = act.daily_grid(spans, activity, window, members)
+    skipped = act.daily_grid(spans, activity, window, members, np.array([9]))
+    assert plain is not None and skipped is not None
+    assert (plain.weight[plain.day == 9] > 0).all() and (skipped.weight[skipped.day == 9] == 0).all()
+    assert (skipped.weight[skipped.day != 9] == plain.weight[plain.day != 9]).all()

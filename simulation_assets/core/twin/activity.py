@@ -412,9 +412,17 @@ class DailyGrid:
 
 
 def daily_grid(
-    spans: UserSpans, activity: pl.DataFrame, window: Window, members: np.ndarray
+    spans: UserSpans,
+    activity: pl.DataFrame,
+    window: Window,
+    members: np.ndarray,
+    skip: np.ndarray | None = None,
 ) -> DailyGrid | None:
-    """Return the class's alive user-days (first day to last, or to the window's end while alive)."""
+    """Return the class's alive user-days (first day to last, or to the window's end while alive).
+
+    Days in ``skip`` (calendar days: a holiday, a sale) weigh nothing: they have factors of their own, and
+    left in, a Christmas week read as a quiet seventh week of age for the users first seen in November.
+    """
     first = spans.first[members]
     end = np.where(spans.churned[members], spans.last[members], window.last)
     ids = spans.user[members]
@@ -432,6 +440,8 @@ def daily_grid(
     # Days after the last visit count as alive days only as far as the user may still be there: a
     # recent lapser seen as alive but idle would make the last weeks of age look quieter than they are.
     weight = np.where(day > spans.last[members][row], 1.0 - spans.churn_weight[members][row], 1.0)
+    if skip is not None and skip.size:
+        weight = np.where(np.isin(day, skip), 0.0, weight)
     rate = np.bincount(row[later], (x * weight)[later], minlength=ids.size) / np.maximum(
         np.bincount(row[later], weight[later], minlength=ids.size), 1e-9
     )

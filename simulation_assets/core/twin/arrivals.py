@@ -186,3 +186,85 @@ def backlog_posterior(arrivals: Arrivals, first_days: np.ndarray, window_first: 
     new = arrivals.model_new(d, int(weekday(window_first)))
     old = arrivals.model_backlog(d)
     return old / (old + new + 1e-12)
+
+
+# Calendar days: a date whose first-seen users or returning users depart from the same weekday's level (the
+# median of that weekday within CALENDAR_SPAN days either side) by a factor beyond CALENDAR_RATIO and by more
+# than CALENDAR_Z Poisson standard deviations keeps a factor of its own. The window's first week is left out
+# (every user is first seen then).
+CALENDAR_SPAN = 21
+CALENDAR_RATIO = 1.25
+CALENDAR_Z = 5.0
+CALENDAR_MIN_LEVEL = 20.0
+CALENDAR_ONE_SIDED_RATIO = 2.0
+
+
+def weekday_level(counts: np.ndarray) -> np.ndarray:
+    """Return each day's level: the median count of the same weekday within CALENDAR_SPAN days (the day itself and
+    the window's first week left out)."""
+    days = np.arange(counts.size)
+    level = np.zeros(counts.size)
+    for d in days:
+        same = days[(days % 7 == d % 7) & (days != d) & (days >= 7) & (np.abs(days - d) <= CALENDAR_SPAN)]
+        level[d] = float(np.median(counts[same])) if same.size else float(counts[d])
+    return level
+
+
+def calendar_days(new: np.ndarray, returning: np.ndarray) -> list[tuple[int, float, float]]:
+    """Return (window day, factor on new users, factor on returning users) of the days that depart from their level.
+
+    ``new``/``returning``: per window day, the users first seen that day and the other active users. A day
+    departs clearly when its count is beyond CALENDAR_RATIO of its weekday level, and by CALENDAR_Z Poisson
+    standard deviations; where the level has the same weekday on one side only (the window's second and last
+    weeks) beyond CALENDAR_ONE_SIDED_RATIO: on a growing product the first weeks' returning users all sit
+    below the weeks after them. The returning users' factor is the day's count over its level; the
+    newcomers' is the day's over the mean of the other days of its 7-day block (the arrival model's level
+    per block holds the day's jump among them; ``with_calendar`` shares the block by it), 1 where the day
+    does not depart.
+    """
+    out = []
+    levels = [weekday_level(np.asarray(x, np.float64)) for x in (new, returning)]
+    for d in range(7, len(new)):
+        # A level from one side only may be a trend's rather than the weekday's: there only a jump of newcomers
+        # counts (a growing product's returning users sit below the weeks after them for weeks on end).
+        two_sided = d - 7 >= 7 and d + 7 < len(new)
+        flags = []
+        for j, (x, level) in enumerate(zip((new, returning), levels)):
+            lv = max(level[d], 1.0)
+            ratio = x[d] / lv
+            ratio_max = CALENDAR_RATIO if two_sided else CALENDAR_ONE_SIDED_RATIO
+            flags.append((two_sided or j == 0) and level[d] >= CALENDAR_MIN_LEVEL
+                         and abs(x[d] - lv) > CALENDAR_Z * np.sqrt(lv) and not 1 / ratio_max <= ratio <= ratio_max)  # fmt: skip
+        if any(flags):
+            block = np.arange((d // 7) * 7, min((d // 7) * 7 + 7, len(new)))
+            others = float(np.mean(new[block[block != d]])) if block.size > 1 else float(new[d])
+            f_new = float(new[d] / max(others, 1.0)) if flags[0] else 1.0
+            f_ret = float(returning[d] / max(levels[1][d], 1.0)) if flags[1] else 1.0
+            out.append((d, f_new, f_ret))
+    return out
+
+
+def with_calendar(new_mean: np.ndarray, days: np.ndarray, factors: dict[int, float]) -> np.ndarray:
+    """Return the expected new users per day with each calendar day's factor; its 7-day block keeps its total.
+
+    ``days``: the day numbers of ``new_mean``'s entries (blocks of 7 from the first); ``factors``: by day
+    number, the day's newcomers over the mean of its block's other days. The arrival model's level per
+    block was fitted to the block's users, the day's jump among them.
+    """
+    out = np.asarray(new_mean, np.float64).copy()
+    for i, day in enumerate(days):
+        f = factors.get(int(day))
+        if f is None:
+            continue
+        seg = out[(i // 7) * 7 : (i // 7) * 7 + 7]  # a view of the day's block
+        others = np.arange(seg.size) != i % 7
+        total, rest = seg.sum(), seg[others].sum()
+        if not others.any() or rest <= 0:
+            out[i] *= f
+            continue
+        # The day f times the mean of the block's other days; the block keeps its total.
+        day = f * rest / others.sum()
+        share = day / (day + rest)
+        out[i] = total * share
+        seg[others] *= total * (1 - share) / rest
+    return out

@@ -47,6 +47,11 @@ def tstr_auc_gap(report: FidelityReport) -> Outcome:
     return _kind(report, "auc")
 
 
+def calendar_days_followed(report: FidelityReport) -> Outcome:
+    """On the export's calendar days (a sale, a holiday, a day in the news) the twin's active users within a quarter."""
+    return _kind(report, "calendar")
+
+
 def dcr_not_closer_than_holdout(report: PrivacyReport) -> Outcome:
     """The twin is no nearer its training users than users it never saw."""
     return Outcome(report.passed, report.as_dict())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -297,6 +298,14 @@ class CompiledSpec:
             self.gap_floor_ms = (
                 int(doc.sessions["idle_minutes"] * 60_000) if doc.source.sessions_rebuilt else 0
             )
+        # Calendar days by day number: x the new users expected, x the odds of a return (the spec's dates).
+        epoch = dt.date(1970, 1, 1)
+        self.calendar_arrivals = {
+            (c.date - epoch).days: c.arrivals for c in doc.calendar if c.arrivals != 1.0
+        }
+        self.calendar_activity = {
+            (c.date - epoch).days: c.activity for c in doc.calendar if c.activity != 1.0
+        }
         a = doc.arrivals
         self.arrival = Arrivals(a.intercept, a.slope, tuple(a.weekday_log), a.backlog_users, a.backlog_decay,
                                 a.window_days, tuple(a.week_factor))  # fmt: skip

@@ -53,7 +53,7 @@ PATH_LENGTH = 4
 @dataclass
 class Comparison:
     name: str
-    kind: str  # ks | tv | retention | auc
+    kind: str  # ks | tv | retention | auc | calendar
     value: float
     bound: float
     passed: bool
@@ -223,6 +223,38 @@ def daily_active_users(real: Prepared, twin: Prepared, window: Window) -> pl.Dat
     )
 
 
+CALENDAR_SHARE_MAX = (
+    0.25  # a calendar day's twin active users within a quarter of the export's (or 3 Poisson sds)
+)
+
+
+def calendar_days_comparison(daily: pl.DataFrame, real: Prepared, window: Window) -> Comparison:
+    """Return how far the twin's active users are from the export's on the export's calendar days.
+
+    Calendar days (``arrivals.calendar_days``: a sale, a holiday, a day in the news) are found on the
+    export's own newcomers and returning users by day; on each, the twin's active users (scaled to as many
+    users as the export) against the export's: the share off, bound by a quarter or three standard deviations of
+    the difference of two Poisson counts of the day's size, whichever is larger. No calendar days: 0, passed.
+    """
+    from simulation_assets.core.twin.arrivals import calendar_days
+
+    act = user_day_activity(real.sessions)
+    first = act.group_by("user").agg(pl.col("day").min())["day"].to_numpy() - window.first
+    new = np.bincount(first, minlength=window.days)[: window.days].astype(np.float64)
+    returning = np.bincount(act["day"].to_numpy() - window.first, minlength=window.days)[: window.days] - new
+    days = [d for d, _, _ in calendar_days(new, returning)]
+    if not days:
+        return Comparison("calendar_days", "calendar", 0.0, CALENDAR_SHARE_MAX, True, {"days": 0})
+    r, t = daily["real"].to_numpy()[days].astype(np.float64), daily["twin"].to_numpy()[days]
+    off = np.abs(t - r) / np.maximum(r, 1.0)
+    bounds = np.maximum(CALENDAR_SHARE_MAX, 3.0 * np.sqrt(2.0 / np.maximum(r, 1.0)))  # two counts' noise
+    worst = int(np.argmax(off - bounds))
+    dates = [str(daily["day"][d]) for d in days]
+    return Comparison("calendar_days", "calendar", round(float(off[worst]), 4), round(float(bounds[worst]), 4),
+                      bool((off <= bounds).all()), {"days": len(days), "worst_day": dates[worst],
+                      "real": [int(x) for x in r], "twin": [float(x) for x in t], "dates": dates})  # fmt: skip
+
+
 def dau_by_day_summary(daily: pl.DataFrame) -> dict[str, object]:
     """Return the mean absolute difference of the days' active users (share of the export's mean) and the worst day."""
     if daily.is_empty() or daily["real"].sum() == 0:
@@ -388,7 +420,10 @@ def hide_rare_events(p: Prepared, k: int) -> Prepared:
     if hidden.is_empty():
         return p
     events = p.events.with_columns(
-        pl.when(pl.col("event").is_in(hidden.implode())).then(pl.lit(OTHER)).otherwise(pl.col("event")).alias("event")
+        pl.when(pl.col("event").is_in(hidden.implode()))
+        .then(pl.lit(OTHER))
+        .otherwise(pl.col("event"))
+        .alias("event")
     )
     return Prepared(events, p.users, p.sessions, p.user_stats, p.window, p.rebuilt, p.rows)
 
@@ -535,6 +570,8 @@ def compare(
         )
     comparisons.append(Comparison("tstr_churn_auc", "auc", round(gap, 4) if np.isfinite(gap) else float("nan"),
                                   round(auc_bound, 4), ok, detail))  # fmt: skip
+    daily = daily_active_users(real, twin, window)
+    comparisons.append(calendar_days_comparison(daily, real, window))
     dau = {"real": round(dau_over_wau(real, window), 4), "twin": round(dau_over_wau(twin, window), 4)}
     return FidelityReport(
         real_users=n_real,
@@ -564,7 +601,7 @@ def compare(
             }
         ),
         dau_wau=dau,
-        daily_active=daily_active_users(real, twin, window),
+        daily_active=daily,
     )
 
 

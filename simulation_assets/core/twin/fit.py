@@ -24,7 +24,12 @@ from threadpoolctl import threadpool_limits
 
 from simulation_assets.core import rng as rng_mod
 from simulation_assets.core.twin import activity as act
-from simulation_assets.core.twin.arrivals import backlog_posterior, class_mix_by_block, fit_arrivals
+from simulation_assets.core.twin.arrivals import (
+    backlog_posterior,
+    calendar_days,
+    class_mix_by_block,
+    fit_arrivals,
+)
 from simulation_assets.core.twin.classes import UserDescriptors, assign, describe_users, select_classes
 from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.features import Window, session_table, user_day_activity, user_table
@@ -48,6 +53,7 @@ from simulation_assets.core.twin.spec import (
     REPEATS,
     START,
     VERSION,
+    CalendarDay,
     TwinSpec,
     build_document,
     validate_tables,
@@ -225,6 +231,10 @@ def _fit(
     depth_band_rows = [depth_shares_by_band(depth_by_row, cls_by_row, band, n_classes, n_bands, groups,
                                             act.DEPTH_BAND_PRIOR)]  # fmt: skip
     survival_rows, spd_rows, hour_rows, gap_rows, class_docs, streak_rows = [], [], [], [], [], []
+    # Calendar days with a returning-users factor of their own are left out of the activity fits.
+    calendar = calendar_days(*new_and_returning(first_days - window.first, activity["day"].to_numpy() - window.first,
+                                                window.days))  # fmt: skip
+    calendar_skip = np.array([window.first + d for d, _, f_ret in calendar if f_ret != 1.0], np.int64)
     spd_band_rows: list[pl.DataFrame] = []
     session_band = act.activity_bands(spans.active_days.astype(np.float64), cls_by_row, act.SESSION_BAND_CUTS)
     n_session_bands = len(act.SESSION_BAND_CUTS) + 1
@@ -245,7 +255,7 @@ def _fit(
             own = kind[m] == kind_id  # a stratum too small to stand alone was fitted on the whole class
             posterior[np.flatnonzero(m)[own]] = chance[own]
         class_spans = dataclasses.replace(spans, churn_weight=posterior)
-        grid = act.daily_grid(class_spans, activity, window, members)
+        grid = act.daily_grid(class_spans, activity, window, members, calendar_skip)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
         by_recency = act.return_by_recency(grid, weekdays, by_age)
         streak_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels),
@@ -532,7 +542,8 @@ def _fit(
     doc = build_document(document)
     spec = TwinSpec(doc, validate_tables(doc, tables))
     spec = calibrate_survival(spec, window)
-    return calibrate_first_days(spec, activity, user_ids, first_days, cls_by_row * 2 + kind, window)
+    spec = calibrate_first_days(spec, activity, user_ids, first_days, cls_by_row * 2 + kind, window)
+    return calibrate_calendar(spec, activity, first_days, window)
 
 
 # Rounds of the lifetime curves' correction by simulation (see calibrate_survival); one gives the same to 0.01.
@@ -604,6 +615,57 @@ def calibrate_survival(spec: TwinSpec, window: Window) -> TwinSpec:
         tables = {**spec.tables, "survival": pl.concat(rows)}
         corrected = TwinSpec(doc.model_copy(update={"classes": classes}), tables)
     return corrected
+
+
+CALENDAR_ROUNDS = 2  # rounds of the calendar days' factors by simulation (calibrate_calendar)
+
+
+def new_and_returning(first: np.ndarray, active_day: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return per day the users first seen that day and the other active users (days from the window's first)."""
+    new = np.bincount(first, minlength=days)[:days].astype(np.float64)
+    return new, np.bincount(active_day, minlength=days)[:days] - new
+
+
+def calibrate_calendar(
+    spec: TwinSpec, activity: pl.DataFrame, first_days: np.ndarray, window: Window
+) -> TwinSpec:
+    """Return the spec with the export's calendar days (``arrivals.calendar_days``), their factors by simulation.
+
+    The factors (on the day's expected new users, and on the odds of a return that day) start at the day's
+    newcomers and returning users over their weekday's level and are multiplied by the export's count over
+    the twin's (scaled to as many users), counted on the twin's simulated activity (``CALIBRATION_USERS``
+    users or as many as the export has, over its days), ``CALENDAR_ROUNDS`` times: an odds factor moves
+    the day's visits by less than itself, and the twin's level of the weekday is its own.
+    """
+    days = window.days
+    new, returning = new_and_returning(
+        first_days - window.first, activity["day"].to_numpy() - window.first, days
+    )
+    found = calendar_days(new, returning)
+    if not found:
+        return spec
+    target = np.array([[f_new, f_ret] for _, f_new, f_ret in found])
+    at = np.array([d for d, _, _ in found])
+    factor = target.copy()
+    users = max(CALIBRATION_USERS, spec.document.generation.users)
+    epoch = dt.date(1970, 1, 1)
+
+    def with_factors(f: np.ndarray) -> TwinSpec:
+        cal = [CalendarDay(date=epoch + dt.timedelta(days=int(window.first + d)), arrivals=round(float(a), 4),
+                           activity=round(float(b), 4)) for d, (a, b) in zip(at, f)]  # fmt: skip
+        return TwinSpec(spec.document.model_copy(update={"calendar": cal}), spec.tables)
+
+    real = np.stack([new[at], returning[at]], axis=1)
+    for _ in range(CALENDAR_ROUNDS):
+        _, sim, spans = simulated_activity(with_factors(factor), users, days)
+        twin_new, twin_ret = new_and_returning(spans["first_day"].to_numpy(), sim["day"].to_numpy(), days)
+        scale = first_days.size / max(spans.height, 1)  # the export's users per twin user
+        twin = np.stack([twin_new[at], twin_ret[at]], axis=1) * scale
+        moved = (target != 1.0) & np.array([False, True])  # the newcomers' share of their block is exact
+        # Within a factor of 10 of the export's own ratio: a day the rest of the model misses is no calendar day.
+        lo, hi = np.minimum(target, 1.0) / 10, np.maximum(target, 1.0) * 10
+        factor = np.where(moved, np.clip(factor * real / np.maximum(twin, 1.0), lo, hi), factor)
+    return with_factors(factor)
 
 
 CALIBRATION_ROUNDS = 4

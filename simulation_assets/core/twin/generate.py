@@ -43,7 +43,7 @@ from simulation_assets.core.twin.activity import (
     clock_position,
     clock_time,
 )
-from simulation_assets.core.twin.arrivals import day_blocks
+from simulation_assets.core.twin.arrivals import day_blocks, with_calendar
 from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
@@ -124,6 +124,8 @@ class Generator(CompiledSpec):
         g = rng_mod.stream(self.seed, "twin", "population", n)
         # Expected new and backlog users first seen on each generated day (day 0 is the window's day 0).
         new_mean, backlog_mean = self.arrival.expected(np.arange(days), int(weekday(self.start_day)))
+        if self.calendar_arrivals:  # a sale or a day in the news brings its own newcomers
+            new_mean = with_calendar(new_mean, self.start_day + np.arange(days), self.calendar_arrivals)
         p_backlog = backlog_mean.sum() / max(backlog_mean.sum() + new_mean.sum(), 1e-12)
         kind = (g.random(n) < p_backlog).astype(np.int8)
         first = np.where(
@@ -191,6 +193,9 @@ class Generator(CompiledSpec):
                 early = (age >= 0) & (age < self.by_age_day.shape[2])
                 factor = self.by_age_day[pop.cls, pop.kind, np.clip(age, 0, self.by_age_day.shape[2] - 1)]
                 odds = np.where(early, odds * factor, odds)
+            factor = self.calendar_activity.get(self.start_day + d)
+            if factor is not None:  # a holiday keeps users away, a sale brings them back
+                odds = odds * factor
             chance = odds / (1 + odds)
             state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < chance))
             since = np.where(state, 0, since + 1)

@@ -209,6 +209,14 @@ class ClassDoc(FrozenModel):
     training_users: int = Field(ge=0)
 
 
+class CalendarDay(FrozenModel):
+    """A date whose traffic departs from its weekday's level: x the new users expected, x the odds of a return."""
+
+    date: dt.date
+    arrivals: NonNegativeFloat = 1.0
+    activity: NonNegativeFloat = 1.0
+
+
 class SpecDocument(FrozenModel):
     format: str
     version: int
@@ -223,6 +231,8 @@ class SpecDocument(FrozenModel):
     properties: dict[str, Any]
     privacy: dict[str, Any]
     fit: dict[str, Any] = Field(default_factory=dict)
+    # Dates that depart from their weekday's level (a sale, a holiday, a day in the news); absent: none.
+    calendar: list[CalendarDay] = Field(default_factory=list)
     tables: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
