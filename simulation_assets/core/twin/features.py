@@ -46,13 +46,28 @@ def weekday(day: np.ndarray | int) -> np.ndarray:
 
 def session_table(events: pl.DataFrame) -> pl.DataFrame:
     """Return one row per session: user, start and end (ms), events, duration (s), day, hour of week."""
-    out = events.group_by("session").agg(
-        pl.col("user").first(),
-        pl.col("t_ms").min().alias("start_ms"),
-        pl.col("t_ms").max().alias("end_ms"),
-        pl.len().cast(pl.Int32).alias("n_events"),
-        pl.col("event").first().alias("first_event"),
-    )
+    session, t = events["session"].to_numpy(), events["t_ms"].to_numpy()
+    ds = np.diff(session)
+    if session.size and (ds >= 0).all() and (np.diff(t)[ds == 0] >= 0).all():
+        # Rows by session and time, as sessionize returns them: each session's rows are a run, read at its ends.
+        first = np.r_[0, np.flatnonzero(ds) + 1]
+        last = np.r_[first[1:], session.size] - 1
+        out = events[first].select(
+            "session",
+            "user",
+            pl.col("t_ms").alias("start_ms"),
+            pl.Series("end_ms", t[last]),
+            pl.Series("n_events", (last - first + 1).astype(np.int32)),
+            pl.col("event").alias("first_event"),
+        )
+    else:
+        out = events.group_by("session").agg(
+            pl.col("user").first(),
+            pl.col("t_ms").min().alias("start_ms"),
+            pl.col("t_ms").max().alias("end_ms"),
+            pl.len().cast(pl.Int32).alias("n_events"),
+            pl.col("event").first().alias("first_event"),
+        )
     out = out.sort("session").with_columns(
         ((pl.col("end_ms") - pl.col("start_ms")) / 1000.0).alias("duration_s"),
         (pl.col("start_ms") // MS_PER_DAY).alias("day"),
