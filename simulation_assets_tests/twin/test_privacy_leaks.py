@@ -269,3 +269,29 @@ def test_users_of_rare_full_combinations_keep_their_device_and_os_together() -> 
     assert model.combos["share"].sum() == pytest.approx(1.0)
     # Every combination of the device keys holds k users; the time zones beside them are each seen for k.
     assert model.combos.select("$timezone").n_unique() == 12
+
+
+def test_each_class_draws_its_own_devices() -> None:
+    # Loyal readers (class 1) read on a desktop, drive-by readers (class 0) mostly on a phone.
+    g = np.random.default_rng(13)
+    n = 800
+    cls = (np.arange(n) % 4 == 0).astype(np.int16)
+    mobile = g.random(n) < np.where(cls == 1, 0.1, 0.8)
+    rows = np.repeat(np.arange(n), 2)
+    sample = pl.DataFrame(
+        {
+            "user": rows,
+            "event": "$pageview",
+            "$device_type": np.where(mobile, "Mobile", "Desktop")[rows],
+            "$browser": np.where(mobile, "Mobile Safari", "Chrome")[rows],
+        }
+    )
+    user_class = pl.DataFrame({"user": np.arange(n), "class": cls})
+    model = fit_properties(sample, ["$device_type", "$browser"], K, 11, 50, dropped=[], user_class=user_class)
+    by_class = model.class_combos.group_by("class", "$device_type").agg(pl.col("share").sum()).sort("class")
+    share = {(c, d): s for c, d, s in by_class.iter_rows()}
+    assert share[(1, "Desktop")] == pytest.approx(1 - mobile[cls == 1].mean(), abs=1e-9)
+    assert share[(0, "Mobile")] == pytest.approx(mobile[cls == 0].mean(), abs=1e-9)
+    assert model.class_combos.group_by("class").agg(pl.col("share").sum())[
+        "share"
+    ].to_list() == pytest.approx([1, 1])

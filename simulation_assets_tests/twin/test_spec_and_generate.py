@@ -287,3 +287,19 @@ def test_urls_keep_their_path_and_lose_query_strings_and_fragments() -> None:
     assert not model.combos.select(pl.col(pl.String).str.contains("[?#]").any()).row(0)[0]
     assert model.urls_trimmed == 2 * users.size
     assert {d["key"] for d in model.dropped} == {"note"}
+
+
+def test_a_class_s_own_combinations_decide_its_users_constants(spec: TwinSpec) -> None:
+    from simulation_assets.core.twin.generate import Generator
+
+    constants = spec.document.properties["constants"]
+    assert constants and spec.tables["class_combos"].height > 0  # the fit writes them
+    # Class 0 made to use one combination only, the whole population's first.
+    first = spec.tables["constant_combos"].head(1).select(constants)
+    forced = first.select(pl.lit(0, pl.Int16).alias("class"), *constants, pl.lit(1.0).alias("share"))
+    gen = Generator(TwinSpec(spec.document, {**spec.tables, "class_combos": forced}))
+    pop = gen.population
+    zero = pop.constant_codes[pop.cls == 0]
+    assert zero.shape[0] > 0 and (zero == zero[0]).all()
+    others = pop.constant_codes[pop.cls != 0]
+    assert others.shape[0] > 0 and not (others == zero[0]).all()

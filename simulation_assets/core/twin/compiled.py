@@ -333,6 +333,8 @@ class CompiledSpec:
         self.sticky_share = float(props.get("session_sticky_share", 0.0)) if self.sticky_cols.size else 0.0
         self.const_series, self.const_cdf = self.user_keys.series, self.user_keys.cdf
         self.combo_codes, self.combo_cdf = self.user_keys.combo_codes, self.user_keys.combo_cdf
+        # Each class's own combinations (specs fitted before them have none): class -> (codes, cdf, share covered).
+        self.class_draws = _class_draws(self.constants, tables["constant_marginals"], tables["class_combos"])
         keys = tables["event_keys"].filter(pl.col("event").is_in(self.names))
         self.presence: dict[str, np.ndarray] = {}
         for (key,), part in keys.group_by("key", maintain_order=True):
@@ -543,6 +545,28 @@ def _joint_draws(
     share = combos["share"].to_numpy() if combos.height else np.zeros(0)
     return JointDraws(list(keys), series, [v.extend_constant(None, 1) for v in series], cdfs, combo_codes,
                       np.cumsum(share) / max(share.sum(), 1e-12), combo_share)  # fmt: skip
+
+
+def _class_draws(
+    keys: list[str], marg: pl.DataFrame, by_class: pl.DataFrame
+) -> dict[int, tuple[np.ndarray, np.ndarray, float]]:
+    """Compile ``class_combos`` into class -> (combination value indices, cumulative shares, share covered)."""
+    if not keys or by_class.is_empty() or any(key not in by_class.columns for key in keys):
+        return {}
+    lookups = [
+        {val: i for i, val in enumerate(marg.filter(pl.col("key") == key)["value"].to_list())} for key in keys
+    ]
+    out = {}
+    for c in sorted(by_class["class"].unique().to_list()):
+        part = by_class.filter(pl.col("class") == c)
+        codes = np.zeros((part.height, len(keys)), np.int64)
+        for j, key in enumerate(keys):
+            codes[:, j] = [lookups[j].get(x, 0) for x in part[key].to_list()]
+        share = part["share"].to_numpy()
+        covered = float(min(1.0, share.sum()))
+        if covered > 0:
+            out[int(c)] = (codes, np.cumsum(share) / share.sum(), covered)
+    return out
 
 
 def _draw_one(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:

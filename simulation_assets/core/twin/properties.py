@@ -168,6 +168,11 @@ class PropertyModel:
             schema={"key": pl.String, "value": pl.String, "share": pl.Float64}
         )
     )
+    # Per-user combinations within each activity class (class, constants..., share): a class's shares add up
+    # to the share of its users they cover; the others draw from the whole population's tables.
+    class_combos: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={"class": pl.Int16, "share": pl.Float64})
+    )
     follows: dict[str, str] = field(default_factory=dict)  # key -> the key whose value gives it
     lookups: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(
@@ -326,7 +331,7 @@ def _kind(values: pl.Series) -> str:
 
 
 def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, max_categories: int,
-                   dropped: list[dict]) -> PropertyModel:  # fmt: skip
+                   dropped: list[dict], user_class: pl.DataFrame | None = None) -> PropertyModel:  # fmt: skip
     """Fit the property model on ``sample`` (columns: user, event, and one text column per key).
 
     With a ``session`` column (see :func:`sample_sessions`), keys constant within sessions are found
@@ -440,11 +445,12 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     ).sort("event", "key")
     suppressed = _suppress_all(sample, constants, k, max_categories)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
+    class_combos = _class_tables(suppressed, constants, k, marginals, user_class)
     follows, lookups = _lookups(per_event)
     named, hidden = listed_drops(dropped, k)
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
                           categories.sort("event", "key", "value"), numbers, named, trimmed, hidden, personal,
-                          templated, follows=follows, lookups=lookups)  # fmt: skip
+                          templated, class_combos=class_combos, follows=follows, lookups=lookups)  # fmt: skip
     if not session_keys:
         return model
     in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"])
@@ -550,9 +556,23 @@ def _constant_tables(
             0.0,
             pl.DataFrame(schema={"key": pl.String, "value": pl.String, "share": pl.Float64}),
         )
-    per_user = sample.group_by("user").agg(pl.col(c).drop_nulls().mode().first().alias(c) for c in constants)
-    n = max(per_user.height, 1)
+    per_user = _per_user_values(sample, constants)
     marginals = _marginal_shares(per_user, constants).sort("key", "value", nulls_last=True)
+    combos, covered = _covering_combos(per_user, constants, k, marginals)
+    return combos.with_columns(pl.col("share") / max(covered, 1e-12)), covered, marginals
+
+
+def _per_user_values(sample: pl.DataFrame, constants: list[str]) -> pl.DataFrame:
+    """Return one row per user: the user's most frequent value of each constant key."""
+    return sample.group_by("user").agg(pl.col(c).drop_nulls().mode().first().alias(c) for c in constants)
+
+
+def _covering_combos(
+    per_user: pl.DataFrame, constants: list[str], k: int, marginals: pl.DataFrame
+) -> tuple[pl.DataFrame, float]:
+    """Return (combinations with their shares of ``per_user``'s users, the share they cover): see
+    :func:`_constant_tables`."""
+    n = max(per_user.height, 1)
     parts: list[pl.DataFrame] = []
     rest, keys, dropped = per_user, list(constants), []
     order = _drop_order(per_user, constants)
@@ -582,9 +602,27 @@ def _constant_tables(
     first = combos.select(pl.struct(constants).is_first_distinct()).to_series().to_numpy()
     starts = np.flatnonzero(first)
     share = np.add.reduceat(combos["share"].to_numpy(), starts) if starts.size else np.zeros(0)
-    covered = float(np.sum(share))
-    combos = combos[starts.tolist()].with_columns(pl.Series("share", share / max(covered, 1e-12)))
-    return combos, covered, marginals
+    return combos[starts.tolist()].with_columns(pl.Series("share", share)), float(np.sum(share))
+
+
+def _class_tables(
+    sample: pl.DataFrame, constants: list[str], k: int, marginals: pl.DataFrame, user_class: pl.DataFrame | None
+) -> pl.DataFrame:
+    """Return (class, constants..., share): each activity class's own combinations (see :func:`_constant_tables`,
+    k users within the class), shares of the class's users, adding up to the share covered.
+
+    Who uses a product how goes with what they use it on: a news site's loyal readers read on a desktop, its
+    drive-by readers on a phone; drawn from the whole population, a class gets everyone's devices.
+    """
+    schema = {"class": pl.Int16, **{c: pl.String for c in constants}, "share": pl.Float64}
+    if not constants or user_class is None or user_class.is_empty():
+        return pl.DataFrame(schema=schema)
+    per_user = _per_user_values(sample, constants).join(user_class, on="user", how="inner")
+    parts = []
+    for c in sorted(per_user["class"].unique().to_list()):
+        combos, _ = _covering_combos(per_user.filter(pl.col("class") == c).drop("class"), constants, k, marginals)
+        parts.append(combos.select(pl.lit(c, pl.Int16).alias("class"), *constants, "share"))
+    return pl.concat([p.cast(schema) for p in parts]) if parts else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
 
 
 def _drop_order(per_user: pl.DataFrame, keys: list[str]) -> list[str]:

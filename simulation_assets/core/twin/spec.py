@@ -104,6 +104,8 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "event_numbers": {"event": pl.String(), "key": pl.String(), "level": pl.Int16(), "value": pl.Float64()},
     "constant_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "constant_combos": {"share": pl.Float64()},  # plus one String column per constant key
+    # The same per activity class (shares of the class's users, adding up to the share they cover).
+    "class_combos": {"class": pl.Int16(), "share": pl.Float64()},
     # Keys constant within a session: the same two tables over sessions (one String column per key).
     "session_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "session_combos": {"share": pl.Float64()},
@@ -130,6 +132,7 @@ OPTIONAL_TABLES = frozenset(
         "session_marginals",
         "session_combos",
         "property_lookups",
+        "class_combos",
     }
 )
 START, END, ANY = "START", "END", "*"
@@ -337,6 +340,12 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
     out["constant_combos"] = tables["constant_combos"].with_columns(
         pl.col("share").cast(pl.Float64), *[pl.col(c).cast(pl.String) for c in constants]
     )
+    by_class = out["class_combos"]
+    if by_class.height:
+        missing = [c for c in constants if c not in by_class.columns]
+        if missing:
+            raise SpecError(f"table 'class_combos' lacks the constant key column(s) {', '.join(missing)}")
+        out["class_combos"] = by_class.with_columns(*[pl.col(c).cast(pl.String) for c in constants])
     per_session = list(document.properties.get("session_constants", []))
     combos = tables.get("session_combos", out["session_combos"])
     missing = [c for c in per_session if c not in combos.columns]
