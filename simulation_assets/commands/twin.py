@@ -414,8 +414,9 @@ def _dau_lines(summary: dict) -> list[str]:
         "",
         f"Daily active users by date (the twin scaled to the export's users): mean absolute difference "
         f"{100 * summary['mean_abs_difference_share']:.1f} % of the export's mean; largest on {summary['worst_day']} "
-        f"(real {summary['worst_real']:,}, twin {summary['worst_twin']:,.0f}). Calendar days (a holiday, a launch) "
-        "are not part of the model: see fidelity.json `daily_active_users`.",
+        f"(real {summary['worst_real']:,}, twin {summary['worst_twin']:,.0f}). Days that depart clearly from their "
+        "weekday (a holiday, a launch) are modelled and judged by the calendar_days check; every day is in "
+        "fidelity.json `daily_active_users`.",
     ]
 
 
