@@ -95,13 +95,16 @@ def user_index(events: pl.DataFrame, identifies: pl.DataFrame | None = None) -> 
     ids, code = _id_codes(events["distinct_id"].cast(pl.String))
     if code.null_count():
         raise ValueError("rows without a distinct id cannot be given a user")
-    reps = _representatives(events, identifies, ids, code)
-    users = pl.DataFrame({"user_key": reps.unique().sort()}).with_row_index("user")
+    users, of_id = _numbered_users(_representatives(events, identifies, ids, code))
+    return UserIndex(of_id[code.to_numpy()], users, ids, code)
+
+
+def _numbered_users(keys: pl.Series) -> tuple[pl.DataFrame, np.ndarray]:
+    """Return (``user`` numbered in the sorted order of the distinct ``keys`` with its ``user_key``, each key's user)."""
+    users = pl.DataFrame({"user_key": keys.unique().sort()}).with_row_index("user")
     users = users.with_columns(pl.col("user").cast(pl.Int32))
-    of_id = pl.DataFrame({"user_key": reps}).join(users, on="user_key", how="left", maintain_order="left")[
-        "user"
-    ]
-    return UserIndex(of_id.to_numpy()[code.to_numpy()], users, ids, code)
+    of_key = pl.DataFrame({"user_key": keys}).join(users, on="user_key", how="left", maintain_order="left")
+    return users, of_key["user"].to_numpy()
 
 
 def _id_codes(distinct: pl.Series) -> tuple[pl.Series, pl.Series]:
@@ -172,16 +175,9 @@ def sessionize(
     user: ``user`` (index) and ``user_key``. ``rebuilt`` says whether sessions
     were rebuilt from inactivity instead of taken from ``$session_id``.
     """
-    keys = events["user_key"].cast(pl.String)
-    users = pl.DataFrame({"user_key": keys.unique().sort()}).with_row_index("user")
-    users = users.with_columns(pl.col("user").cast(pl.Int32))
-    user = pl.DataFrame({"user_key": keys}).join(users, on="user_key", how="left", maintain_order="left")[
-        "user"
-    ]
+    users, user = _numbered_users(events["user_key"].cast(pl.String))
     ids, code = _id_codes(events["distinct_id"].cast(pl.String))
-    return sessionize_users(
-        events, UserIndex(user.to_numpy(), users, ids, code), idle_minutes, max_session_hours
-    )
+    return sessionize_users(events, UserIndex(user, users, ids, code), idle_minutes, max_session_hours)
 
 
 def sessionize_users(
