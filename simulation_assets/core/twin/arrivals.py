@@ -153,9 +153,8 @@ def class_mix_by_block(
 
     own = shrunk(counts)
     jump = np.zeros(blocks, bool)
-    while (
-        ~jump
-    ).sum() > 1:  # the furthest block from the others (jumps found so far left out), one at a time
+    # The furthest block from the others (jumps found so far left out), one at a time.
+    while (~jump).sum() > 1:
         rest = shrunk(counts[~jump].sum(axis=0) - counts)
         tv = np.where(jump, -1.0, 0.5 * np.abs(own - rest).sum(axis=1))
         if tv.max() <= JUMP_TV:
