@@ -44,7 +44,7 @@ from simulation_assets.core.twin.activity import (
     clock_time,
 )
 from simulation_assets.core.twin.arrivals import day_blocks, with_calendar
-from simulation_assets.core.twin.compiled import CompiledSpec, _draw_one
+from simulation_assets.core.twin.compiled import CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket, time_bucket
@@ -164,7 +164,7 @@ class Generator(CompiledSpec):
         for c, (combo_codes, cdf, covered) in self.class_draws.items():
             mine = np.flatnonzero(cls == c)
             take = mine[gc.random(mine.size) < covered]
-            codes[take] = combo_codes[_draw_one(cdf, gc.random(take.size))]
+            codes[take] = combo_codes[_draw(cdf, gc.random(take.size))]
         depth_u = g.random(n)
         pace_u = g.random(n)
         streak = sample_sketch(self.streak_q, cls, g.random(n))
