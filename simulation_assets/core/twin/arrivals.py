@@ -209,6 +209,12 @@ def weekday_level(counts: np.ndarray) -> np.ndarray:
     return level
 
 
+def new_and_returning(first: np.ndarray, active_day: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return per day the users first seen that day and the other active users (days from the window's first)."""
+    new = np.bincount(first, minlength=days)[:days].astype(np.float64)
+    return new, np.bincount(active_day, minlength=days)[:days] - new
+
+
 def calendar_days(new: np.ndarray, returning: np.ndarray) -> list[tuple[int, float, float]]:
     """Return (window day, factor on new users, factor on returning users) of the days that depart from their level.
 

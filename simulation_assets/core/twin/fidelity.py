@@ -37,6 +37,7 @@ import polars as pl
 from scipy.stats import norm
 
 from simulation_assets.core import rng as rng_mod
+from simulation_assets.core.twin.arrivals import calendar_days, new_and_returning
 from simulation_assets.core.twin.config import Targets
 from simulation_assets.core.twin.features import DISTRIBUTIONS, Window, user_day_activity
 from simulation_assets.core.twin.fit import Prepared
@@ -236,12 +237,9 @@ def calendar_days_comparison(daily: pl.DataFrame, real: Prepared, window: Window
     users as the export) against the export's: the share off, bound by a quarter or three standard deviations of
     the difference of two Poisson counts of the day's size, whichever is larger. No calendar days: 0, passed.
     """
-    from simulation_assets.core.twin.arrivals import calendar_days
-
     act = user_day_activity(real.sessions)
     first = act.group_by("user").agg(pl.col("day").min())["day"].to_numpy() - window.first
-    new = np.bincount(first, minlength=window.days)[: window.days].astype(np.float64)
-    returning = np.bincount(act["day"].to_numpy() - window.first, minlength=window.days)[: window.days] - new
+    new, returning = new_and_returning(first, act["day"].to_numpy() - window.first, window.days)
     days = [d for d, _, _ in calendar_days(new, returning)]
     if not days:
         return Comparison("calendar_days", "calendar", 0.0, CALENDAR_SHARE_MAX, True, {"days": 0})

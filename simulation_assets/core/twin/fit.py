@@ -29,6 +29,7 @@ from simulation_assets.core.twin.arrivals import (
     calendar_days,
     class_mix_by_block,
     fit_arrivals,
+    new_and_returning,
 )
 from simulation_assets.core.twin.classes import UserDescriptors, assign, describe_users, select_classes
 from simulation_assets.core.twin.config import FitConfig
@@ -622,12 +623,6 @@ def calibrate_survival(spec: TwinSpec, window: Window) -> TwinSpec:
 
 # Rounds of the calendar days' factors by simulation (calibrate_calendar): two left a marketplace's Christmas 7-17 % high.
 CALENDAR_ROUNDS = 3
-
-
-def new_and_returning(first: np.ndarray, active_day: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return per day the users first seen that day and the other active users (days from the window's first)."""
-    new = np.bincount(first, minlength=days)[:days].astype(np.float64)
-    return new, np.bincount(active_day, minlength=days)[:days] - new
 
 
 def calibrate_calendar(
