@@ -187,9 +187,8 @@ class Generator(CompiledSpec):
         top = self.by_recency.shape[1] - 1
         streak = np.exp(pop.streak)
         out = []
-        for d in range(
-            self.gen.days
-        ):  # one vectorized step per day of the run, over the users alive that day
+        # One vectorized step per day of the run, over the users alive that day.
+        for d in range(self.gen.days):
             draw = g.random(n)  # every user's draw, alive or not: the stream stays the same whoever is alive
             who = np.flatnonzero((pop.first <= d) & (d - pop.first <= pop.lifetime))
             cls, age, was = pop.cls[who], d - pop.first[who], since[who]
