@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.rng import stream
+from simulation_assets.core.twin.activity import GAP_BLOCKS, GAP_LEFT, within_day_gaps
 from simulation_assets.core.twin.compiled import _alias_tables, _value_codes
 from simulation_assets.core.twin.generate import Generator, weekday
 from simulation_assets.core.twin.sketch import grouped_sketches
@@ -233,3 +234,42 @@ def test_activity_over_the_users_alive_equals_every_user_every_day(spec) -> None
         assert sum(a.size for a in got) > 1_000 and len(got) == len(want)
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def _reference_within_day_gaps(sessions: pl.DataFrame) -> pl.DataFrame:
+    """The gaps as window expressions over (user) and (user, day) (the definition the array version must meet)."""
+    s = sessions.sort("user", "start_ms")
+    prev_end = pl.col("end_ms").shift(1).over("user")
+    after = pl.len().over("user", "day") - pl.int_range(pl.len()).over("user", "day") - 1
+    return (
+        s.select(
+            "user",
+            ((pl.col("start_ms") - prev_end) / 60_000.0).clip(lower_bound=0.0).alias("gap_minutes"),
+            ((prev_end % 86_400_000) // (86_400_000 // GAP_BLOCKS))
+            .clip(0, GAP_BLOCKS - 1)
+            .cast(pl.Int8)
+            .alias("block"),
+            (prev_end % 86_400_000).alias("end_ms"),
+            (pl.col("start_ms") % 86_400_000).alias("start_ms"),
+            after.clip(0, GAP_LEFT - 1).cast(pl.Int8).alias("left"),
+            (pl.col("day") == pl.col("day").shift(1).over("user")).alias("same_day"),
+        )
+        .filter(pl.col("same_day"))
+        .drop("same_day")
+    )
+
+
+def test_within_day_gaps_on_arrays_equal_the_window_expressions() -> None:
+    g = np.random.default_rng(5)
+    start = g.integers(0, 86_400_000 * 20, 20_000) + 1_780_000_000_000
+    sessions = pl.DataFrame(
+        {
+            "user": g.integers(0, 3_000, start.size).astype(np.int32),
+            "start_ms": start,
+            "end_ms": start + g.integers(-60_000, 7_200_000, start.size),  # some end after the next starts
+            "day": start // 86_400_000,
+        }
+    )
+    got = within_day_gaps(sessions)
+    assert got.height > 1_000 and got["left"].max() == GAP_LEFT - 1 and (got["gap_minutes"] == 0).any()
+    assert got.equals(_reference_within_day_gaps(sessions))  # the same bits, gap minutes included
