@@ -202,12 +202,9 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
     if export.json_properties is not None:
         # The sampled users' rows with their JSON text (kept by the core pass when all their ids hash low
         # enough, else read again); keys are listed and pulled out in memory.
-        wanted = pl.Series("distinct_id", ids, pl.String)
-        if (
-            kept is not None
-            and hashes.filter(pl.col("distinct_id").is_in(wanted))["hash"].max() < _keep_bound()
-        ):  # type: ignore[operator]
-            rows = kept.filter(pl.col("distinct_id").is_in(wanted))
+        wanted = pl.col("distinct_id").is_in(pl.Series("distinct_id", ids, pl.String).implode())
+        if kept is not None and bool((hashes.filter(wanted)["hash"] < _keep_bound()).all()):
+            rows = kept.filter(wanted)
         else:
             rows = export.frame("json", distinct_ids=ids, uuid=False)
         del kept

@@ -233,7 +233,7 @@ def test_the_property_sample_takes_users_of_several_ids_as_often_as_users_of_one
     cfg = CFG.model_copy(update={"property_sample_rows": 1_500})
     hashes = id_hashes(ids, cfg.seed)
     chosen = set(property_sample_ids(prepared, cfg, hashes))
-    taken = events.with_columns(pl.col("distinct_id").is_in(pl.Series(list(chosen))).alias("taken"))
+    taken = events.with_columns(pl.col("distinct_id").is_in(pl.Series(list(chosen)).implode()).alias("taken"))
     per_user = taken.group_by("user").agg(pl.col("taken").all(), pl.col("taken").any().alias("any"), pl.len())
     assert (per_user["taken"] == per_user["any"]).all()  # whole users
     shares = per_user.group_by("len").agg(pl.col("taken").mean()).sort("len")["taken"].to_list()
