@@ -9,11 +9,11 @@ second pass keeps the sampled rows' JSON text, lists the keys on a seeded
 ``KEY_SAMPLE_ROWS`` of them and pulls the kept keys out in memory; when they are
 columns, the keys are listed on a sample of the whole export first.
 
-JSON lines have no columns to read alone: every pass parses every line. There the core
-pass also keeps the JSON text of the rows whose distinct id hashes into the lowest
-``KEEP_SHARE`` (``id_hash_sql``); the sampled users' ids hash low (``property_sample_ids``), so
-their rows are among those and the second pass is skipped (it still runs, and gives the
-same rows, when a sampled user has an id that hashes higher).
+JSON lines and CSV have no columns to read alone: every pass parses every line. There the core
+pass also keeps the JSON text (the CSV's property columns) of the rows whose distinct id hashes
+into the lowest ``KEEP_SHARE`` (``id_hash_sql``); the sampled users' ids hash low
+(``property_sample_ids``), so their rows are among those and the second pass is skipped (it still
+runs, and gives the same rows, when a sampled user has an id that hashes higher).
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ MIN_DAYS = 7  # a week: fewer days show neither returns nor a weekly rhythm
 SPAN_GAP_DAYS = 28  # days without any event that split an export's days into separate spans
 STRAY_SHARE = 0.01  # rows outside the main span left out (with a note) when they are at most this share
 SESSION_PROBE = 64  # one row in this many is searched for a $session_id where the files' first rows have none
-KEEP_SHARE = 0.25  # JSON lines: the share of distinct ids (by hash) whose rows' JSON the core pass keeps
+KEEP_SHARE = (
+    0.25  # JSON lines, CSV: the share of distinct ids (by hash) whose rows' properties the core pass keeps
+)
 
 
 @dataclass
@@ -75,10 +77,15 @@ def _load_real(
     core = core_rows(export, below)
     kept = None
     if below is not None:
+        extra = [c for c in core.columns if c == "__json" or c.startswith("__kept.")]
         kept = core.filter(pl.col("__kept")).select(
-            "event", "distinct_id", "person_id", "timestamp", pl.col("__json").alias("properties")
+            "event",
+            "distinct_id",
+            "person_id",
+            "timestamp",
+            *[pl.col(c).alias("properties" if c == "__json" else c.removeprefix("__kept.")) for c in extra],
         )
-        core = core.drop("__kept", "__json")
+        core = core.drop("__kept", *extra)
     core, repeats = drop_redelivered(core)
     core, stray = main_span(core, export.source)
     identifies = core.filter(pl.col("event") == IDENTIFY).select("distinct_id", ANON)
@@ -87,8 +94,11 @@ def _load_real(
 
 
 def _keeps_json(export: ExportSource) -> bool:
-    """Whether the core pass keeps some rows' JSON: JSON lines (a second pass would parse every line again)."""
-    return export.json_properties is not None and export.file_format == "jsonl"
+    """Whether the core pass keeps some rows' properties: JSON lines' JSON and the columns of a CSV (a second
+    pass would parse every line again; Parquet reads the sampled rows' columns alone)."""
+    if export.json_properties is not None:
+        return export.file_format == "jsonl"
+    return export.file_format == "csv" and bool(export.property_columns)
 
 
 def _keep_bound() -> int:
@@ -217,7 +227,12 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
     else:  # properties are columns already: the keys' statistics, then only the columns kept
         stats = export.property_keys(sample_rows=KEY_SAMPLE_ROWS)
         keys, _ = candidate_keys(stats, cfg.max_property_keys)
-        sample = export.frame(keys, distinct_ids=ids) if keys else export.frame("none", distinct_ids=ids)
+        wanted = pl.col("distinct_id").is_in(pl.Series("distinct_id", ids, pl.String).implode())
+        if kept is not None and bool((hashes.filter(wanted)["hash"] < _keep_bound()).all()):
+            sample = kept.filter(wanted)  # a CSV's columns of the sampled users' rows, kept by the core pass
+        else:
+            sample = export.frame(keys, distinct_ids=ids) if keys else export.frame("none", distinct_ids=ids)
+        del kept
     # DuckDB's filtered scans do not keep the file's row order: sorted, the sample (and the fit) is the same each time.
     sample = sample.sort("distinct_id", "timestamp", "event", *keys, nulls_last=True, maintain_order=True)
     return LoadedExport(

@@ -318,6 +318,32 @@ def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parque
     assert again.property_sample.equals(parquet.property_sample)
 
 
+def test_a_csv_keeps_the_sample_s_columns_in_the_core_pass_and_reads_what_parquet_reads(
+    synthetic_frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = CFG.model_copy(update={"property_sample_rows": 5_000})
+    parquet = load_for_fit(write_export(synthetic_frame, tmp_path / "e.parquet", "batch-parquet"), None, cfg)
+    csv = write_export(synthetic_frame, tmp_path / "e.csv", "csv")
+    reads: list[object] = []
+    frame = ExportSource.frame
+
+    def counted(self: ExportSource, *args: object, **kwargs: object) -> pl.DataFrame:
+        reads.append(kwargs.get("distinct_ids"))
+        return frame(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ExportSource, "frame", counted)
+    got = load_for_fit(csv, None, cfg)
+    assert reads == [None]  # the sampled users' columns were kept by the core pass: no second pass
+    assert got.property_sample.height > 1_000 and got.property_sample.width > 5
+    assert got.property_sample.equals(parquet.property_sample)
+    # When a sampled user has an id above what the core pass kept, the file is read again, to the same rows.
+    monkeypatch.setattr(twin_source, "KEEP_SHARE", 1e-6)
+    reads.clear()
+    again = load_for_fit(csv, None, cfg)
+    assert len(reads) == 2 and reads[1] is not None
+    assert again.property_sample.equals(got.property_sample)
+
+
 def test_the_property_sample_takes_users_of_several_ids_as_often_as_users_of_one() -> None:
     # 6,000 users with 1, 2 or 4 distinct ids, one event each: a quarter of them sampled.
     users = np.repeat(np.arange(6_000), np.tile([1, 2, 4], 2_000))

@@ -191,7 +191,8 @@ class ExportSource:
         one row in N (by a hash of its id, time and event), whether its properties hold a ``$session_id`` key
         (null on the other rows); see :meth:`session_share_at_head`. ``json_below=(seed, bound)`` adds ``__kept``,
         whether the row's :func:`id_hash_sql` is below ``bound``, and ``__json``, those rows' properties as the
-        ``properties="json"`` column gives them (null on the others).
+        ``properties="json"`` column gives them (null on the others); with property columns instead, one
+        ``__kept.KEY`` column per key, as a list of keys gives it.
         """
         probing = (
             session_probe is not None
@@ -217,7 +218,15 @@ class ExportSource:
         if json_below is not None:
             kept = f"{id_hash_sql(self._field_sql('distinct_id'), json_below[0])} < {int(json_below[1])}"
             cols.append(f"{kept} AS __kept")
-            cols.append(f"CASE WHEN {kept} THEN CAST({self._properties_json_sql()} AS VARCHAR) END AS __json")
+            if self.json_properties is not None:
+                cols.append(
+                    f"CASE WHEN {kept} THEN CAST({self._properties_json_sql()} AS VARCHAR) END AS __json"
+                )
+            else:  # property columns (the UI's CSV): each as a list of keys gives it, prefixed ``__kept.``
+                cols += [
+                    f"CASE WHEN {kept} THEN {self.property_sql(k)} END AS {_ident('__kept.' + k)}"
+                    for k in self.property_columns
+                ]
         if fast_time:  # the text of the rows the fast path left null, for the general reading
             cols.append(f"CAST({self._field_sql('timestamp')} AS VARCHAR) AS __timestamp_text")
         elif not self._typed_timestamp():  # text or numbers: kept to quote an unreadable one in the error
