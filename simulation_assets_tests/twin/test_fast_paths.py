@@ -7,7 +7,9 @@ tables: each is checked against the slower way it replaced.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,11 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.twin.compiled import _alias_tables
+from simulation_assets.core.twin.fit import Prepared, property_sample_ids
 from simulation_assets.core.twin.sketch import grouped_sketches
-from simulation_assets.sinks.posthog_export import open_export, write_export
-from simulation_assets.sinks.posthog_export.source import rows_properties, rows_property_keys
+from simulation_assets.sinks import twin_source
+from simulation_assets.sinks.posthog_export import ExportSource, open_export, write_export
+from simulation_assets.sinks.posthog_export.source import id_hashes, rows_properties, rows_property_keys
 from simulation_assets.sinks.twin_source import load_for_fit
 from simulation_assets_tests.twin.conftest import CFG
 
@@ -178,3 +182,64 @@ def test_keys_with_the_same_share_on_every_event_are_present_together(spec) -> N
     on_events = day["event"].is_in([gen.names[e] for e in np.flatnonzero(carried)]).to_numpy()
     assert on_events.sum() > 200 and 0.4 < first[on_events].mean() < 0.6
     np.testing.assert_array_equal(first, second)  # drawn on their own, they would agree on half the rows
+
+
+def _write_jsonl_gz_files(frame: pl.DataFrame, folder: Path, files: int) -> Path:
+    """``frame`` as a batch export of gzip-compressed JSON lines, cut into ``files`` files."""
+    folder.mkdir(parents=True)
+    n = frame.height
+    for i in range(files):
+        part = frame.slice(i * n // files, (i + 1) * n // files - i * n // files)
+        plain = write_export(part, folder / f"part-{i}.jsonl", "batch-jsonl")
+        (folder / f"part-{i}.jsonl.gz").write_bytes(gzip.compress(plain.read_bytes()))
+        plain.unlink()
+    return folder
+
+
+def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parquet_reads(
+    synthetic_frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = CFG.model_copy(update={"property_sample_rows": 5_000})
+    parquet = load_for_fit(write_export(synthetic_frame, tmp_path / "e.parquet", "batch-parquet"), None, cfg)
+    folder = _write_jsonl_gz_files(synthetic_frame, tmp_path / "jsonl", 3)
+    reads: list[object] = []
+    frame = ExportSource.frame
+
+    def counted(self: ExportSource, *args: object, **kwargs: object) -> pl.DataFrame:
+        reads.append(kwargs.get("distinct_ids"))
+        return frame(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ExportSource, "frame", counted)
+    jsonl = load_for_fit(folder, None, cfg)
+    assert reads == [None]  # one pass over the lines: the sampled users' JSON was kept by the core pass
+    assert jsonl.property_sample.height > 1_000
+    assert jsonl.property_sample.equals(parquet.property_sample)
+    assert jsonl.key_stats.equals(parquet.key_stats)
+    # When a sampled user has an id above what the core pass kept, the lines are read again, to the same rows.
+    monkeypatch.setattr(twin_source, "KEEP_SHARE", 1e-6)
+    reads.clear()
+    again = load_for_fit(folder, None, cfg)
+    assert len(reads) == 2 and reads[1] is not None
+    assert again.property_sample.equals(parquet.property_sample)
+
+
+def test_the_property_sample_takes_users_of_several_ids_as_often_as_users_of_one() -> None:
+    # 6,000 users with 1, 2 or 4 distinct ids, one event each: a quarter of them sampled.
+    users = np.repeat(np.arange(6_000), np.tile([1, 2, 4], 2_000))
+    ids = pl.Series("distinct_id", [f"id-{i}" for i in range(users.size)])
+    events = pl.DataFrame({"user": users, "distinct_id": ids})
+    stats = pl.DataFrame({"user": np.arange(6_000), "total_events": 1, "holdout": False})
+    prepared = Prepared(events, pl.DataFrame(), pl.DataFrame(), stats, None, True, users.size)  # type: ignore[arg-type]
+    cfg = CFG.model_copy(update={"property_sample_rows": 1_500})
+    hashes = id_hashes(ids, cfg.seed)
+    chosen = set(property_sample_ids(prepared, cfg, hashes))
+    taken = events.with_columns(pl.col("distinct_id").is_in(pl.Series(list(chosen)).implode()).alias("taken"))
+    per_user = taken.group_by("user").agg(pl.col("taken").all(), pl.col("taken").any().alias("any"), pl.len())
+    assert (per_user["taken"] == per_user["any"]).all()  # whole users
+    shares = per_user.group_by("len").agg(pl.col("taken").mean()).sort("len")["taken"].to_list()
+    assert per_user["taken"].sum() == 1_500
+    assert all(abs(s - 0.25) < 0.04 for s in shares), shares  # 2,000 users each: sd of a share ~0.01
+    # The ids taken hash below the largest taken, and the same ids are taken whatever the rows' order.
+    assert chosen == set(property_sample_ids(
+        dataclasses.replace(prepared, events=events.sample(fraction=1.0, shuffle=True, seed=1)), cfg, hashes
+    ))  # fmt: skip
