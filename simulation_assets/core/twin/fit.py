@@ -577,8 +577,8 @@ def calibrate_week_spread(spec: TwinSpec, activity: pl.DataFrame, window: Window
 
     The day-by-day model (a user's rate, the rhythm, the days since the last visit) spreads a user's visits
     over their weeks; real users' visits bunch: a series watched in a few evenings, then two quiet weeks.
-    HogFlix's 1,200-user export left 20.8 % of the weeks inside its users' active spans without a visit, the
-    twin 16.0 %: with as many active days, the twin's users came in more of their weeks, and kept 3-5 points
+    HogFlix's 1,200-user export left 18.0 % of the weeks inside its users' active spans without a visit, the
+    twin 14.1 %: with as many active days, the twin's users came in more of their weeks, and kept 3-5 points
     more of each cohort in weeks 3-7. Each week of the run multiplies a user's odds of a visit by
     exp(s z - s^2 / 2) (z standard normal per user and week); s is the one whose simulated twin
     (``CALIBRATION_USERS`` users over the export's days) leaves as many of those weeks empty as the export's
