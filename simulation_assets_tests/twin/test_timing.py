@@ -268,7 +268,9 @@ def test_the_twin_follows_its_calendar_days(spec: TwinSpec) -> None:
     plain = counts([])
     assert 0.8 < plain[0] < 1.25 and plain[1] < 1.6
     dated = counts([CalendarDay(date=holiday, activity=0.1), CalendarDay(date=launch, arrivals=8.0)])
-    assert dated[0] < 0.5 and dated[1] > 2.5  # odds x 0.1: a daily user's 0.9 becomes 0.47; 8 / 14 of the block
+    assert (
+        dated[0] < 0.5 and dated[1] > 2.5
+    )  # odds x 0.1: a daily user's 0.9 becomes 0.47; 8 / 14 of the block
 
 
 def test_calendar_factors_are_calibrated_to_the_exports_day(spec: TwinSpec) -> None:

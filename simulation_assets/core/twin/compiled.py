@@ -26,6 +26,7 @@ from simulation_assets.core.twin.flows import (
     time_bucket,
 )
 from simulation_assets.core.twin.properties import OTHER
+from simulation_assets.core.twin.sketch import draw_from_cdf
 from simulation_assets.core.twin.spec import ANY, FIRST, KINDS, REPEATS, START, Generation, TwinSpec
 
 STATE_LOOKUP_MAX = 16_000_000  # (class, prev, cur) triples indexed directly up to this many (64 MB)
@@ -520,11 +521,11 @@ class JointDraws:
         take_combo = (g.random(n) < self.combo_share) & (len(self.combo_cdf) > 0)
         u = g.random(n)
         if len(self.combo_cdf):
-            codes[take_combo] = self.combo_codes[_draw_one(self.combo_cdf, u[take_combo])]
+            codes[take_combo] = self.combo_codes[draw_from_cdf(self.combo_cdf, u[take_combo])]
         alone = ~take_combo
         for j, cdf in enumerate(self.cdf):
             r = g.random(n)
-            codes[alone, j] = _draw_one(cdf, r[alone]) if len(cdf) else 0
+            codes[alone, j] = draw_from_cdf(cdf, r[alone]) if len(cdf) else 0
         return codes
 
 
@@ -568,11 +569,6 @@ def _class_draws(
         if covered > 0:
             out[int(c)] = (codes, np.cumsum(share) / share.sum(), covered)
     return out
-
-
-def _draw_one(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draws from one distribution."""
-    return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
 
 
 def _alias_tables(

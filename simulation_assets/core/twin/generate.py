@@ -49,7 +49,7 @@ from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_M
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket, time_bucket
 from simulation_assets.core.twin.identity import IDENTIFY
-from simulation_assets.core.twin.sketch import sample_sketch, sketch_cdf
+from simulation_assets.core.twin.sketch import draw_from_cdf, sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import KINDS, START, TwinSpec
 
 MAX_SESSION_EVENTS = 2_000
@@ -114,7 +114,7 @@ class Generator(CompiledSpec):
                 cls[inside] = _draw_rows(cdf[block[first[inside]]], g.random(int(inside.sum())))
             rest = m & ~inside
             cdf = np.cumsum(shares[:, kd]) / max(shares[:, kd].sum(), 1e-12)
-            cls[rest] = _draw(cdf, g.random(int(rest.sum())))
+            cls[rest] = draw_from_cdf(cdf, g.random(int(rest.sum())))
         return cls
 
     @cached_property
@@ -130,8 +130,8 @@ class Generator(CompiledSpec):
         kind = (g.random(n) < p_backlog).astype(np.int8)
         first = np.where(
             kind == 1,
-            _draw(np.cumsum(backlog_mean) / max(backlog_mean.sum(), 1e-12), g.random(n)),
-            _draw(np.cumsum(new_mean) / max(new_mean.sum(), 1e-12), g.random(n)),
+            draw_from_cdf(np.cumsum(backlog_mean) / max(backlog_mean.sum(), 1e-12), g.random(n)),
+            draw_from_cdf(np.cumsum(new_mean) / max(new_mean.sum(), 1e-12), g.random(n)),
         ).astype(np.int64)
         cls = self._classes(g, kind, first)
         u_life, u_tail = g.random(n), g.random(n)
@@ -164,7 +164,7 @@ class Generator(CompiledSpec):
         for c, (combo_codes, cdf, covered) in self.class_draws.items():
             mine = np.flatnonzero(cls == c)
             take = mine[gc.random(mine.size) < covered]
-            codes[take] = combo_codes[_draw(cdf, gc.random(take.size))]
+            codes[take] = combo_codes[draw_from_cdf(cdf, gc.random(take.size))]
         depth_u = g.random(n)
         pace_u = g.random(n)
         streak = sample_sketch(self.streak_q, cls, g.random(n))
@@ -466,7 +466,7 @@ class Generator(CompiledSpec):
         # One wanted rank per user (drawn per session, a user's sessions could each miss their own draw and
         # leave the user anonymous all day with no $identify, or hold two).
         want_rank = (
-            ranks[_draw(np.cumsum(shares) / shares.sum(), g.random(users.size))][owner]
+            ranks[draw_from_cdf(np.cumsum(shares) / shares.sum(), g.random(users.size))][owner]
             if ranks.size
             else np.zeros(n_sess, np.int64)
         )
@@ -474,7 +474,7 @@ class Generator(CompiledSpec):
         ident_sess = ident_user & (rank == np.minimum(want_rank, sessions_today - 1))
         positions = np.array(sorted(self.ident_position))
         pos_share = np.array([self.ident_position[p] for p in positions])
-        want_pos = positions[_draw(np.cumsum(pos_share) / pos_share.sum(), g.random(n_sess))]
+        want_pos = positions[draw_from_cdf(np.cumsum(pos_share) / pos_share.sum(), g.random(n_sess))]
         e_count = np.bincount(e_sess, minlength=n_sess)
         # The identify comes after min(position, events) events of its session (-1: before the first).
         ident_pos = np.minimum(want_pos, e_count) - 1
@@ -831,11 +831,6 @@ def _spread(values: pl.Series, picks: np.ndarray, rows: np.ndarray, n: int) -> p
     index = np.full(n, values.len() - 1, np.uint32)  # one gather from the values padded with a null
     index[rows] = picks
     return values[_index(index)]
-
-
-def _draw(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Inverse-CDF draws from one distribution."""
-    return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
 
 
 def _draw_rows(cdfs: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -606,7 +606,11 @@ def _covering_combos(
 
 
 def _class_tables(
-    sample: pl.DataFrame, constants: list[str], k: int, marginals: pl.DataFrame, user_class: pl.DataFrame | None
+    sample: pl.DataFrame,
+    constants: list[str],
+    k: int,
+    marginals: pl.DataFrame,
+    user_class: pl.DataFrame | None,
 ) -> pl.DataFrame:
     """Return (class, constants..., share): each activity class's own combinations (see :func:`_constant_tables`,
     k users within the class), shares of the class's users, adding up to the share covered.
@@ -620,7 +624,9 @@ def _class_tables(
     per_user = _per_user_values(sample, constants).join(user_class, on="user", how="inner")
     parts = []
     for c in sorted(per_user["class"].unique().to_list()):
-        combos, _ = _covering_combos(per_user.filter(pl.col("class") == c).drop("class"), constants, k, marginals)
+        combos, _ = _covering_combos(
+            per_user.filter(pl.col("class") == c).drop("class"), constants, k, marginals
+        )
         parts.append(combos.select(pl.lit(c, pl.Int16).alias("class"), *constants, "share"))
     return pl.concat([p.cast(schema) for p in parts]) if parts else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
 

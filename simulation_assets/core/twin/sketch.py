@@ -118,6 +118,11 @@ def sketch_cdf(quantiles: np.ndarray, rows: np.ndarray, x: np.ndarray, log: bool
     return out
 
 
+def draw_from_cdf(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws from one discrete distribution: the index of the first cumulative share above each ``u``."""
+    return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+
+
 def suppress_rare(counts_by_user: np.ndarray, k: int) -> np.ndarray:
     """Return a mask of the categories seen for at least ``k`` users (the ones a twin may copy)."""
     return np.asarray(counts_by_user) >= k
