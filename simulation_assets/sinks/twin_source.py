@@ -8,6 +8,12 @@ rows only; then the properties of a seeded sample of the training users (about
 second pass keeps the sampled rows' JSON text, lists the keys on a seeded
 ``KEY_SAMPLE_ROWS`` of them and pulls the kept keys out in memory; when they are
 columns, the keys are listed on a sample of the whole export first.
+
+JSON lines have no columns to read alone: every pass parses every line. There the core
+pass also keeps the JSON text of the rows whose distinct id hashes into the lowest
+``KEEP_SHARE`` (``id_hash_sql``); the sampled users' ids hash low (``property_sample_ids``), so
+their rows are among those and the second pass is skipped (it still runs, and gives the
+same rows, when a sampled user has an id that hashes higher).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from simulation_assets.core.twin.properties import candidate_keys
 from simulation_assets.core.twin.sessions import SESSION_ID_MIN_SHARE
 from simulation_assets.sinks.memory import tune_generator_memory
 from simulation_assets.sinks.posthog_export import ColumnMapping, ExportError, ExportSource, open_export
-from simulation_assets.sinks.posthog_export.source import rows_properties, rows_property_keys
+from simulation_assets.sinks.posthog_export.source import id_hashes, rows_properties, rows_property_keys
 
 ANON = "$anon_distinct_id"
 KEY_SAMPLE_ROWS = 20_000  # rows whose property keys are listed (a seeded sample)
@@ -34,6 +40,7 @@ MIN_DAYS = 7  # a week: fewer days show neither returns nor a weekly rhythm
 SPAN_GAP_DAYS = 28  # days without any event that split an export's days into separate spans
 STRAY_SHARE = 0.01  # rows outside the main span left out (with a note) when they are at most this share
 SESSION_PROBE = 64  # one row in this many is searched for a $session_id where the files' first rows have none
+KEEP_SHARE = 0.25  # JSON lines: the share of distinct ids (by hash) whose rows' JSON the core pass keeps
 
 
 @dataclass
@@ -54,23 +61,41 @@ def load_real(
     path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
 ) -> tuple[ExportSource, Prepared]:
     """Open the export and import its users and sessions (no properties, no event uuids)."""
-    export, prepared, _, _ = _load_real(path, mapping, cfg)
+    export, prepared, _, _, _ = _load_real(path, mapping, cfg)
     return export, prepared
 
 
 def _load_real(
-    path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
-) -> tuple[ExportSource, Prepared, int, int]:
+    path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig, keep: bool = False
+) -> tuple[ExportSource, Prepared, int, int, pl.DataFrame | None]:
+    """Also return, with ``keep`` on a JSON-lines export with JSON properties, the rows the core pass kept the
+    JSON of (every row, repeats and strays too, whose distinct id's hash is below ``_keep_bound``)."""
     export = open_export(path, mapping)
-    core = core_rows(export)
+    below = (cfg.seed, _keep_bound()) if keep and _keeps_json(export) else None
+    core = core_rows(export, below)
+    kept = None
+    if below is not None:
+        kept = core.filter(pl.col("__kept")).select(
+            "event", "distinct_id", "person_id", "timestamp", pl.col("__json").alias("properties")
+        )
+        core = core.drop("__kept", "__json")
     core, repeats = drop_redelivered(core)
     core, stray = main_span(core, export.source)
     identifies = core.filter(pl.col("event") == IDENTIFY).select("distinct_id", ANON)
     core = core.drop(ANON)  # its 10M nulls freed before sessions are built (the read's peak memory)
-    return export, prepare(core, cfg, identifies), stray, repeats
+    return export, prepare(core, cfg, identifies), stray, repeats, kept
 
 
-def core_rows(export: ExportSource) -> pl.DataFrame:
+def _keeps_json(export: ExportSource) -> bool:
+    """Whether the core pass keeps some rows' JSON: JSON lines (a second pass would parse every line again)."""
+    return export.json_properties is not None and export.file_format == "jsonl"
+
+
+def _keep_bound() -> int:
+    return int(KEEP_SHARE * 2**64)
+
+
+def core_rows(export: ExportSource, json_below: tuple[int, int] | None = None) -> pl.DataFrame:
     """Return every event's core fields, with the ``$anon_distinct_id`` of the ``$identify`` events (one pass).
 
     Sessions are taken from ``$session_id`` only where at least ``SESSION_ID_MIN_SHARE`` of the events carry
@@ -80,12 +105,17 @@ def core_rows(export: ExportSource) -> pl.DataFrame:
     whole export by a hash); if those show as many as half the needed share, the ids are read after all (a
     second pass). Either way the rows, and the fit, are those of the full search: an export whose probe
     lands under half the share while its true share is at least ``SESSION_ID_MIN_SHARE`` is not a sampling
-    accident that happens (tens of thousands of probed rows).
+    accident that happens (tens of thousands of probed rows). ``json_below``: see ``ExportSource.select_sql``.
     """
     head = export.session_share_at_head()
     if head is not None and head < SESSION_ID_MIN_SHARE / 2:
         core = export.frame(
-            [ANON], uuid=False, properties_of=[IDENTIFY], uuid_hash=True, session_probe=SESSION_PROBE
+            [ANON],
+            uuid=False,
+            properties_of=[IDENTIFY],
+            uuid_hash=True,
+            session_probe=SESSION_PROBE,
+            json_below=json_below,
         )
         probe = core["__sid_probe"]
         core = core.drop("__sid_probe")
@@ -93,7 +123,7 @@ def core_rows(export: ExportSource) -> pl.DataFrame:
             return core
         del core
     # One pass: the ``$anon_distinct_id`` is parsed out of the ``$identify`` events' properties only.
-    return export.frame([ANON], uuid=False, properties_of=[IDENTIFY], uuid_hash=True)
+    return export.frame([ANON], uuid=False, properties_of=[IDENTIFY], uuid_hash=True, json_below=json_below)
 
 
 def drop_redelivered(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
@@ -107,9 +137,12 @@ def drop_redelivered(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     if "__uuid_hash" not in rows.columns:
         return rows, 0
     hashed = rows["__uuid_hash"]
-    keep = hashed.is_first_distinct() | hashed.is_null()
-    repeats = int(keep.len() - keep.sum())
+    nulls = hashed.null_count()
+    # Counting distinct hashes is a sixth of the CPU of marking first ones: the rows are only marked when some repeat.
+    repeats = hashed.len() - nulls - (hashed.n_unique() - (1 if nulls else 0))
     if repeats:
+        keep = hashed.is_first_distinct() | hashed.is_null()
+        repeats = int(keep.len() - keep.sum())
         rows = rows.filter(keep)
     return rows.drop("__uuid_hash"), repeats
 
@@ -160,17 +193,24 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
     follows spent more system CPU in page compaction than computing without it.
     """
     tune_generator_memory()
-    export, prepared, stray, repeats = _load_real(path, mapping, cfg)
+    export, prepared, stray, repeats, kept = _load_real(path, mapping, cfg, keep=True)
     if prepared.window.days < MIN_DAYS:
         raise FitError(
             f"{export.source}: the export covers {prepared.window.days} day(s) ({_date(prepared.window.first)}.."
             f"{_date(prepared.window.last)}); a twin needs at least {MIN_DAYS} to see users come back and a "
             "week's rhythm"
         )
-    ids = property_sample_ids(prepared, cfg)
+    hashes = id_hashes(prepared.events["distinct_id"], cfg.seed)
+    ids = property_sample_ids(prepared, cfg, hashes)
     if export.json_properties is not None:
-        # One read of the sampled users' rows with their JSON text; keys are listed and pulled out in memory.
-        rows = export.frame("json", distinct_ids=ids, uuid=False)
+        # The sampled users' rows with their JSON text (kept by the core pass when all their ids hash low
+        # enough, else read again); keys are listed and pulled out in memory.
+        wanted = pl.col("distinct_id").is_in(pl.Series("distinct_id", ids, pl.String).implode())
+        if kept is not None and bool((hashes.filter(wanted)["hash"] < _keep_bound()).all()):
+            rows = kept.filter(wanted)
+        else:
+            rows = export.frame("json", distinct_ids=ids, uuid=False)
+        del kept
         stats = rows_property_keys(rows, sample_rows=KEY_SAMPLE_ROWS)
         keys, _ = candidate_keys(stats, cfg.max_property_keys)
         sample = rows_properties(rows.select("distinct_id", "event", "timestamp", "properties"), keys)

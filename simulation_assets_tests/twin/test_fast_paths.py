@@ -7,17 +7,25 @@ tables: each is checked against the slower way it replaced.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import gzip
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from simulation_assets.core.twin.compiled import _alias_tables
+from simulation_assets.core.rng import stream
+from simulation_assets.core.twin.activity import GAP_BLOCKS, GAP_LEFT, within_day_gaps
+from simulation_assets.core.twin.compiled import _alias_tables, _value_codes
+from simulation_assets.core.twin.fit import Prepared, property_sample_ids
+from simulation_assets.core.twin.generate import Generator, weekday
 from simulation_assets.core.twin.sketch import grouped_sketches
-from simulation_assets.sinks.posthog_export import open_export, write_export
-from simulation_assets.sinks.posthog_export.source import rows_properties, rows_property_keys
+from simulation_assets.core.twin.spec import CalendarDay, TwinSpec
+from simulation_assets.sinks import twin_source
+from simulation_assets.sinks.posthog_export import ExportSource, open_export, write_export
+from simulation_assets.sinks.posthog_export.source import id_hashes, rows_properties, rows_property_keys
 from simulation_assets.sinks.twin_source import load_for_fit
 from simulation_assets_tests.twin.conftest import CFG
 
@@ -178,3 +186,155 @@ def test_keys_with_the_same_share_on_every_event_are_present_together(spec) -> N
     on_events = day["event"].is_in([gen.names[e] for e in np.flatnonzero(carried)]).to_numpy()
     assert on_events.sum() > 200 and 0.4 < first[on_events].mean() < 0.6
     np.testing.assert_array_equal(first, second)  # drawn on their own, they would agree on half the rows
+
+
+def test_value_codes_by_a_join_equal_a_dictionary_lookup() -> None:
+    # Repeated known values (the last index wins, as in a dict), nulls on both sides, values not known.
+    known = pl.Series(["a", "b", None, "c", "b", "d"])
+    values = pl.Series(["b", "x", None, "d", "a", "c", None, "zz"])
+    lookup = {val: i for i, val in enumerate(known.to_list())}
+    want = [lookup.get(x, 0) for x in values.to_list()]
+    assert _value_codes(values, known).tolist() == want == [4, 0, 2, 5, 0, 3, 2, 0]
+    assert _value_codes(values, known.drop_nulls()).tolist() == [3, 0, 0, 4, 0, 2, 0, 0]
+    assert _value_codes(pl.Series([1, 2], dtype=pl.Int64), pl.Series([2.0, 1.0])).tolist() == [1, 0]
+
+
+def _dense_active_by_day(gen: Generator) -> list[np.ndarray]:
+    """Every user's chance computed every day (the definition the loop over the users alive must meet)."""
+    pop, n = gen.population, len(gen.population.cls)
+    g = stream(gen.seed, "twin", "activity", n)
+    since, top, streak, out = np.zeros(n, np.int64), gen.by_recency.shape[1] - 1, np.exp(pop.streak), []
+    for d in range(gen.gen.days):
+        age = d - pop.first
+        alive = (age >= 0) & (age <= pop.lifetime)
+        by_age = gen.by_age[pop.cls, np.clip(age // 7, 0, gen.by_age.shape[1] - 1)]
+        base = np.clip(
+            pop.rate * gen.weekday_mult[pop.cls, int(weekday(gen.start_day + d))] * by_age, 1e-6, 1 - 1e-6
+        )
+        odds = base / (1 - base) * gen.by_recency[pop.cls, np.clip(since + 1, 1, top)]
+        odds = np.where(since == 0, odds * streak, odds)
+        if gen.by_age_day.shape[2]:
+            early = (age >= 0) & (age < gen.by_age_day.shape[2])
+            factor = gen.by_age_day[pop.cls, pop.kind, np.clip(age, 0, gen.by_age_day.shape[2] - 1)]
+            odds = np.where(early, odds * factor, odds)
+        factor = gen.calendar_activity.get(gen.start_day + d)
+        odds = odds * factor if factor is not None else odds
+        state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < odds / (1 + odds)))
+        since = np.where(state, 0, since + 1)
+        out.append(np.flatnonzero(state))
+    return out
+
+
+def test_activity_over_the_users_alive_equals_every_user_every_day(spec) -> None:  # noqa: ANN001
+    # The spec as fitted, and with a calendar day that keeps users away (its factor applies to the alive only).
+    day = spec.document.generation.start + dt.timedelta(days=3)
+    away = spec.document.model_copy(update={"calendar": [CalendarDay(date=day, arrivals=1.0, activity=0.4)]})
+    for s in (
+        spec.with_generation(users=3_000, days=40),
+        TwinSpec(away, spec.tables).with_generation(users=2_000, days=30),
+    ):
+        gen = Generator(s)
+        got, want = gen.active_by_day, _dense_active_by_day(gen)
+        assert sum(a.size for a in got) > 1_000 and len(got) == len(want)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def _reference_within_day_gaps(sessions: pl.DataFrame) -> pl.DataFrame:
+    """The gaps as window expressions over (user) and (user, day) (the definition the array version must meet)."""
+    s = sessions.sort("user", "start_ms")
+    prev_end = pl.col("end_ms").shift(1).over("user")
+    after = pl.len().over("user", "day") - pl.int_range(pl.len()).over("user", "day") - 1
+    return (
+        s.select(
+            "user",
+            ((pl.col("start_ms") - prev_end) / 60_000.0).clip(lower_bound=0.0).alias("gap_minutes"),
+            ((prev_end % 86_400_000) // (86_400_000 // GAP_BLOCKS))
+            .clip(0, GAP_BLOCKS - 1)
+            .cast(pl.Int8)
+            .alias("block"),
+            (prev_end % 86_400_000).alias("end_ms"),
+            (pl.col("start_ms") % 86_400_000).alias("start_ms"),
+            after.clip(0, GAP_LEFT - 1).cast(pl.Int8).alias("left"),
+            (pl.col("day") == pl.col("day").shift(1).over("user")).alias("same_day"),
+        )
+        .filter(pl.col("same_day"))
+        .drop("same_day")
+    )
+
+
+def test_within_day_gaps_on_arrays_equal_the_window_expressions() -> None:
+    g = np.random.default_rng(5)
+    start = g.integers(0, 86_400_000 * 20, 20_000) + 1_780_000_000_000
+    sessions = pl.DataFrame(
+        {
+            "user": g.integers(0, 3_000, start.size).astype(np.int32),
+            "start_ms": start,
+            "end_ms": start + g.integers(-60_000, 7_200_000, start.size),  # some end after the next starts
+            "day": start // 86_400_000,
+        }
+    )
+    got = within_day_gaps(sessions)
+    assert got.height > 1_000 and got["left"].max() == GAP_LEFT - 1 and (got["gap_minutes"] == 0).any()
+    assert got.equals(_reference_within_day_gaps(sessions))  # the same bits, gap minutes included
+
+
+def _write_jsonl_gz_files(frame: pl.DataFrame, folder: Path, files: int) -> Path:
+    """``frame`` as a batch export of gzip-compressed JSON lines, cut into ``files`` files."""
+    folder.mkdir(parents=True)
+    n = frame.height
+    for i in range(files):
+        part = frame.slice(i * n // files, (i + 1) * n // files - i * n // files)
+        plain = write_export(part, folder / f"part-{i}.jsonl", "batch-jsonl")
+        (folder / f"part-{i}.jsonl.gz").write_bytes(gzip.compress(plain.read_bytes()))
+        plain.unlink()
+    return folder
+
+
+def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parquet_reads(
+    synthetic_frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = CFG.model_copy(update={"property_sample_rows": 5_000})
+    parquet = load_for_fit(write_export(synthetic_frame, tmp_path / "e.parquet", "batch-parquet"), None, cfg)
+    folder = _write_jsonl_gz_files(synthetic_frame, tmp_path / "jsonl", 3)
+    reads: list[object] = []
+    frame = ExportSource.frame
+
+    def counted(self: ExportSource, *args: object, **kwargs: object) -> pl.DataFrame:
+        reads.append(kwargs.get("distinct_ids"))
+        return frame(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ExportSource, "frame", counted)
+    jsonl = load_for_fit(folder, None, cfg)
+    assert reads == [None]  # one pass over the lines: the sampled users' JSON was kept by the core pass
+    assert jsonl.property_sample.height > 1_000
+    assert jsonl.property_sample.equals(parquet.property_sample)
+    assert jsonl.key_stats.equals(parquet.key_stats)
+    # When a sampled user has an id above what the core pass kept, the lines are read again, to the same rows.
+    monkeypatch.setattr(twin_source, "KEEP_SHARE", 1e-6)
+    reads.clear()
+    again = load_for_fit(folder, None, cfg)
+    assert len(reads) == 2 and reads[1] is not None
+    assert again.property_sample.equals(parquet.property_sample)
+
+
+def test_the_property_sample_takes_users_of_several_ids_as_often_as_users_of_one() -> None:
+    # 6,000 users with 1, 2 or 4 distinct ids, one event each: a quarter of them sampled.
+    users = np.repeat(np.arange(6_000), np.tile([1, 2, 4], 2_000))
+    ids = pl.Series("distinct_id", [f"id-{i}" for i in range(users.size)])
+    events = pl.DataFrame({"user": users, "distinct_id": ids})
+    stats = pl.DataFrame({"user": np.arange(6_000), "total_events": 1, "holdout": False})
+    prepared = Prepared(events, pl.DataFrame(), pl.DataFrame(), stats, None, True, users.size)  # type: ignore[arg-type]
+    cfg = CFG.model_copy(update={"property_sample_rows": 1_500})
+    hashes = id_hashes(ids, cfg.seed)
+    chosen = set(property_sample_ids(prepared, cfg, hashes))
+    taken = events.with_columns(pl.col("distinct_id").is_in(pl.Series(list(chosen)).implode()).alias("taken"))
+    per_user = taken.group_by("user").agg(pl.col("taken").all(), pl.col("taken").any().alias("any"), pl.len())
+    assert (per_user["taken"] == per_user["any"]).all()  # whole users
+    shares = per_user.group_by("len").agg(pl.col("taken").mean()).sort("len")["taken"].to_list()
+    assert per_user["taken"].sum() == 1_500
+    assert all(abs(s - 0.25) < 0.04 for s in shares), shares  # 2,000 users each: sd of a share ~0.01
+    # The ids taken hash below the largest taken, and the same ids are taken whatever the rows' order.
+    assert chosen == set(property_sample_ids(
+        dataclasses.replace(prepared, events=events.sample(fraction=1.0, shuffle=True, seed=1)), cfg, hashes
+    ))  # fmt: skip

@@ -117,3 +117,9 @@ def test_rows_delivered_twice_are_read_once(tmp_path) -> None:  # noqa: ANN001
     assert (
         repeats == 1 and kept["event"].to_list() == ["a", "c", "d", "e"] and "__uuid_hash" not in kept.columns
     )
+    # Nulls beside distinct hashes are no repeats (rows kept as they were); one null alone neither.
+    for hashes in ([3, None, None, 2, 1], [None, 2, 1], [5, 6]):
+        rows = pl.DataFrame({"__uuid_hash": hashes, "event": list("abcde")[: len(hashes)]},
+                            schema_overrides={"__uuid_hash": pl.UInt64})  # fmt: skip
+        kept, repeats = drop_redelivered(rows)
+        assert repeats == 0 and kept.equals(rows.drop("__uuid_hash"))

@@ -281,3 +281,14 @@ def test_session_ids_are_found_in_compact_and_spaced_json(tmp_path: Path) -> Non
         + '{"k":1}}\n'
     )
     assert read_export(path, properties="none")["session_id"].to_list() == ["s1", "s2", None, None]
+
+
+def test_the_first_rows_are_read_past_an_object_larger_than_the_head_read_s_buffer(tmp_path: Path) -> None:
+    # The head read fills a 16 MB buffer (not the full reads' 256 MB): a 17 MB first row must still be read.
+    head = '{"event":"a","distinct_id":"x","timestamp":"2026-01-01T00:00:00Z","properties":'
+    big = head + json.dumps({"$session_id": "s1", "blob": "x" * (17 << 20)}) + "}\n"
+    rest = "".join(head + json.dumps({"k": i}) + "}\n" for i in range(3))
+    (tmp_path / "e.jsonl.gz").write_bytes(gzip.compress((big + rest).encode(), compresslevel=1))
+    export = open_export(tmp_path)
+    assert export.session_share_at_head() == 0.25
+    assert export.count() == 4

@@ -533,17 +533,16 @@ def _joint_draws(
     keys: list[str], kinds: dict[str, str], combo_share: float, marg: pl.DataFrame, combos: pl.DataFrame
 ) -> JointDraws:
     """Compile the per-key shares (``marg``: key, value, share) and combinations (``combos``) of ``keys``."""
-    series, cdfs, lookups = [], [], []
+    series, cdfs, known = [], [], []
     for key in keys:
         part = marg.filter(pl.col("key") == key)
-        values = part["value"].to_list()
-        lookups.append({val: i for i, val in enumerate(values)})
-        series.append(_typed(pl.Series(values, dtype=pl.String), kinds[key]))
+        known.append(part["value"])
+        series.append(_typed(pl.Series(part["value"].to_list(), dtype=pl.String), kinds[key]))
         share = part["share"].to_numpy()
         cdfs.append(np.cumsum(share) / max(share.sum(), 1e-12))
     combo_codes = np.zeros((combos.height, len(keys)), np.int64)
     for j, key in enumerate(keys):
-        combo_codes[:, j] = [lookups[j].get(x, 0) for x in combos[key].to_list()]
+        combo_codes[:, j] = _value_codes(combos[key], known[j])
     share = combos["share"].to_numpy() if combos.height else np.zeros(0)
     return JointDraws(list(keys), series, [v.extend_constant(None, 1) for v in series], cdfs, combo_codes,
                       np.cumsum(share) / max(share.sum(), 1e-12), combo_share)  # fmt: skip
@@ -555,20 +554,34 @@ def _class_draws(
     """Compile ``class_combos`` into class -> (combination value indices, cumulative shares, share covered)."""
     if not keys or by_class.is_empty() or any(key not in by_class.columns for key in keys):
         return {}
-    lookups = [
-        {val: i for i, val in enumerate(marg.filter(pl.col("key") == key)["value"].to_list())} for key in keys
-    ]
+    known = [marg.filter(pl.col("key") == key)["value"] for key in keys]
     out = {}
     for c in sorted(by_class["class"].unique().to_list()):
         part = by_class.filter(pl.col("class") == c)
         codes = np.zeros((part.height, len(keys)), np.int64)
         for j, key in enumerate(keys):
-            codes[:, j] = [lookups[j].get(x, 0) for x in part[key].to_list()]
+            codes[:, j] = _value_codes(part[key], known[j])
         share = part["share"].to_numpy()
         covered = float(min(1.0, share.sum()))
         if covered > 0:
             out[int(c)] = (codes, np.cumsum(share) / share.sum(), covered)
     return out
+
+
+def _value_codes(values: pl.Series, known: pl.Series) -> np.ndarray:
+    """Return each of ``values``' index among ``known`` (its last, where a value repeats), 0 where it is not there.
+
+    A hash join on the values: a combinations table of a site with many pages holds tens of thousands of
+    rows per class, and a dictionary lookup per row was a second of a generator's start.
+    """
+    if values.dtype != known.dtype:  # (the spec's tables hold text) Python's equality, value by value
+        lookup = {val: i for i, val in enumerate(known.to_list())}
+        return np.array([lookup.get(x, 0) for x in values.to_list()], np.int64)
+    index = pl.DataFrame({"v": known, "i": np.arange(known.len(), dtype=np.int64)}).unique("v", keep="last")
+    found = pl.DataFrame({"v": values}).join(
+        index, on="v", how="left", maintain_order="left", nulls_equal=True
+    )
+    return found["i"].fill_null(0).to_numpy()
 
 
 def _alias_tables(

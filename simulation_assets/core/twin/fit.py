@@ -123,20 +123,31 @@ def holdout_mask(user_keys: pl.Series, cfg: FitConfig) -> np.ndarray:
     return unit < cfg.holdout_share
 
 
-def property_sample_ids(prepared: Prepared, cfg: FitConfig) -> list[str]:
+def property_sample_ids(prepared: Prepared, cfg: FitConfig, id_hash: pl.DataFrame) -> list[str]:
     """Return the distinct ids whose events' properties the fit reads.
 
-    Training users in a seeded random order, taken while their events stay within
+    Training users in the order of a seeded draw, taken while their events stay within
     ``property_sample_rows`` (and at most ``property_sample_users`` users; at least one).
+    ``id_hash`` gives each distinct id (``distinct_id``) a seeded 64-bit hash (``hash``, UInt64). A user's
+    draw is r ** k, r the largest of their k ids' hashes as a share of 2 ** 64: uniform whatever k, so every
+    user is as likely to be taken. And every id of the users taken hashes below the largest r taken, so a
+    reader can keep the properties of the rows whose id hashes low while it reads the core fields, instead of
+    reading the export a second time for them (``sinks/twin_source.py``).
     """
-    train = prepared.user_stats.filter(~pl.col("holdout")).sort("user")
-    g = rng_mod.stream(cfg.seed, "twin", "property-sample")
-    order = g.permutation(train.height)
-    rows = train["total_events"].to_numpy()[order]
+    pairs = prepared.events.select("user", "distinct_id").unique().join(id_hash, on="distinct_id", how="left")
+    draws = pairs.group_by("user").agg(
+        (pl.col("hash").cast(pl.Float64).max() / 2.0**64).log().mul(pl.len()).alias("draw")
+    )
+    train = (
+        prepared.user_stats.filter(~pl.col("holdout"))
+        .select("user", "total_events")
+        .join(draws, on="user", how="left")
+        .sort("draw", "user", nulls_last=True)
+    )
+    rows = train["total_events"].to_numpy()
     take = max(1, int(np.searchsorted(np.cumsum(rows), cfg.property_sample_rows, side="right")))
-    chosen = train["user"].to_numpy()[order[: min(take, cfg.property_sample_users)]]
-    ids = prepared.events.filter(pl.col("user").is_in(chosen))["distinct_id"].unique().sort()
-    return ids.to_list()
+    chosen = train["user"].head(min(take, cfg.property_sample_users))
+    return pairs.filter(pl.col("user").is_in(chosen.implode()))["distinct_id"].unique().sort().to_list()
 
 
 def fit(

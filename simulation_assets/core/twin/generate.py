@@ -185,34 +185,37 @@ class Generator(CompiledSpec):
         pop = self.population
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
         n = len(pop.cls)
-        since = np.zeros(n, np.int64)
+        since = np.zeros(n, np.int64)  # days since the last visit; kept up to date for the users alive only
         top = self.by_recency.shape[1] - 1
         streak = np.exp(pop.streak)
         spread = self.week_spread[pop.cls]
         weeks = rng_mod.stream(self.seed, "twin", "week-spread", self.gen.users) if spread.any() else None
         week = np.ones(n)
         out = []
-        for d in range(self.gen.days):  # one vectorized step per day of the run
-            if weeks is not None and d % 7 == 0:  # a user's good and bad weeks
+        # One vectorized step per day of the run, over the users alive that day.
+        for d in range(self.gen.days):
+            draw = g.random(n)  # every user's draw, alive or not: the stream stays the same whoever is alive
+            if weeks is not None and d % 7 == 0:  # a user's good and bad weeks (every user's draw, as above)
                 week = np.exp(spread * weeks.standard_normal(n) - spread**2 / 2)
-            age = d - pop.first
-            alive = (age >= 0) & (age <= pop.lifetime)
-            by_age = self.by_age[pop.cls, np.clip(age // 7, 0, self.by_age.shape[1] - 1)]
-            weekday_mult = self.weekday_mult[pop.cls, int(weekday(self.start_day + d))]
-            base = np.clip(pop.rate * weekday_mult * by_age, 1e-6, 1 - 1e-6)
-            odds = base / (1 - base) * self.by_recency[pop.cls, np.clip(since + 1, 1, top)]
-            odds = np.where(since == 0, odds * streak, odds) * week
+            who = np.flatnonzero((pop.first <= d) & (d - pop.first <= pop.lifetime))
+            cls, age, was = pop.cls[who], d - pop.first[who], since[who]
+            by_age = self.by_age[cls, np.clip(age // 7, 0, self.by_age.shape[1] - 1)]
+            weekday_mult = self.weekday_mult[cls, int(weekday(self.start_day + d))]
+            base = np.clip(pop.rate[who] * weekday_mult * by_age, 1e-6, 1 - 1e-6)
+            odds = base / (1 - base) * self.by_recency[cls, np.clip(was + 1, 1, top)]
+            odds = np.where(was == 0, odds * streak[who], odds) * week[who]
             if self.by_age_day.shape[2]:  # the first days of age have their own factors
-                early = (age >= 0) & (age < self.by_age_day.shape[2])
-                factor = self.by_age_day[pop.cls, pop.kind, np.clip(age, 0, self.by_age_day.shape[2] - 1)]
+                early = age < self.by_age_day.shape[2]
+                factor = self.by_age_day[cls, pop.kind[who], np.clip(age, 0, self.by_age_day.shape[2] - 1)]
                 odds = np.where(early, odds * factor, odds)
             factor = self.calendar_activity.get(self.start_day + d)
             if factor is not None:  # a holiday keeps users away, a sale brings them back
                 odds = odds * factor
             chance = odds / (1 + odds)
-            state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < chance))
-            since = np.where(state, 0, since + 1)
-            out.append(np.flatnonzero(state))
+            # A life's first day (whatever ``since`` holds then) and last day are always active.
+            state = (age == 0) | (age == pop.lifetime[who]) | (draw[who] < chance)
+            since[who] = np.where(state, 0, was + 1)
+            out.append(who[state])
         return out
 
     @cached_property
