@@ -207,7 +207,11 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
         # enough, else read again); keys are listed and pulled out in memory.
         wanted = pl.col("distinct_id").is_in(pl.Series("distinct_id", ids, pl.String).implode())
         if kept is not None and bool((hashes.filter(wanted)["hash"] < _keep_bound()).all()):
-            rows = kept.filter(wanted)
+            # Copied out through Arrow's plain strings: filtered, polars' string views would keep every
+            # kept row's text (and the whole export's event names) alive for as long as the sample lives.
+            rows = pl.DataFrame(
+                pl.from_arrow(kept.filter(wanted).to_arrow(compat_level=pl.CompatLevel.oldest()))
+            )
         else:
             rows = export.frame("json", distinct_ids=ids, uuid=False)
         del kept

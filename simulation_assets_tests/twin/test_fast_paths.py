@@ -314,6 +314,12 @@ def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parque
     assert jsonl.property_sample.height > 1_000
     assert jsonl.property_sample.equals(parquet.property_sample)
     assert jsonl.key_stats.equals(parquet.key_stats)
+    # The sample's text is its own: not views into the buffers of every row the core pass read.
+    for column in ("distinct_id", "event"):
+        text = jsonl.property_sample[column]
+        own = int(text.str.len_bytes().filter(text.str.len_bytes() > 12).sum())  # longer ones live in buffers
+        held = text.to_arrow(compat_level=pl.CompatLevel.newest()).buffers()[2:]
+        assert sum(b.size for b in held if b is not None) <= 4 * own + 65_536, column
     # When a sampled user has an id above what the core pass kept, the lines are read again, to the same rows.
     monkeypatch.setattr(twin_source, "KEEP_SHARE", 1e-6)
     reads.clear()
