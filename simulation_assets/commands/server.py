@@ -112,7 +112,7 @@ LAUNCH_ENV: dict[str, str] = dict(os.environ)
 # saved no measurable CPU (medians 0.68-0.91 s with it, 0.74-0.78 without), so it is not.
 PREIMPORTS = (
     "dagster",
-    "simulation_assets.sinks.local_instance",  # SQLAlchemy, Alembic, dagster._daemon
+    "simulation_assets.sinks.local_instance",  # SQLAlchemy (Alembic and dagster._daemon deferred)
     "simulation_assets.sinks.local_compute_logs",
     # what a run imports on its way (measured: modules a command loads after the ones above)
     "dagster._core.definitions.external_asset",
@@ -1137,6 +1137,9 @@ def serve(key: str, run: Callable[..., int]) -> int:
         _log(f"this process's environment has key {mine}, asked for {key}: not serving")
         return 3
     started = time.process_time()
+    from simulation_assets.sinks import deferred_imports
+
+    deferred_imports.install()  # as a command has it: Alembic and the daemons only when used
     for name in PREIMPORTS:
         try:
             __import__(name)

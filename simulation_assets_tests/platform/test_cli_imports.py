@@ -170,6 +170,15 @@ def test_a_warehouse_table_without_dbt_never_imports_dbt(tmp_path: Path) -> None
     assert wh.DBT_RESOURCE is not None and "warehouse_dbt" in (wh.defs.resources or {})
 
 
+def test_a_command_on_a_ready_instance_imports_neither_alembic_nor_the_daemons(tmp_path: Path) -> None:
+    """Alembic (schema creation, checks, migrations) and Dagster's daemons (~15 % of a trivial run's CPU)
+    load where a process uses them: the first command creates the instance through Alembic, the next needs neither."""
+    argv = ["activity", "--ticks", "1", "--output", str(tmp_path / "out")]
+    watched = "alembic,dagster._daemon.controller,dagster"
+    assert _probe(tmp_path, watched, *argv, code=_LOADED) == {"code": 0, "loaded": ["alembic", "dagster"]}
+    assert _probe(tmp_path, watched, *argv, code=_LOADED) == {"code": 0, "loaded": ["dagster"]}
+
+
 _PARTITIONS = """
 import json, os, sys
 from simulation_assets.defs.partitions import start_date_from_env

@@ -1,0 +1,210 @@
+"""Alembic and Dagster's daemon package load only when a process uses them (sinks/deferred_imports.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulation_assets.sinks import deferred_imports
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fake_packages(tmp_path: Path) -> Iterator[Path]:
+    """A heavy package ``fakeheavy`` (its modules log their import), a module importing names from it,
+    and a package ``fakedaemons`` whose ``__init__`` logs that it ran; all removed afterwards."""
+    (tmp_path / "fakeheavy" / "runtime").mkdir(parents=True)
+    (tmp_path / "fakeheavy" / "__init__.py").write_text("import fakelog\nfakelog.ran.append('fakeheavy')\n")
+    (tmp_path / "fakeheavy" / "runtime" / "__init__.py").write_text("")
+    (tmp_path / "fakeheavy" / "runtime" / "tools.py").write_text(
+        textwrap.dedent(
+            """
+            import fakelog
+            fakelog.ran.append('fakeheavy.runtime.tools')
+
+            class Config:
+                def __init__(self, name):
+                    self.name = name
+
+                @classmethod
+                def default(cls):
+                    return cls('default')
+
+            def upgrade(config, rev):
+                return f'{config.name} -> {rev}'
+            """
+        )
+    )
+    (tmp_path / "fakeuser.py").write_text(
+        textwrap.dedent(
+            """
+            from fakeheavy.runtime.tools import Config, upgrade
+
+            def migrate(name):
+                return upgrade(Config(name), 'head')
+            """
+        )
+    )
+    (tmp_path / "fakesubclass.py").write_text(
+        textwrap.dedent(
+            """
+            from fakeheavy.runtime.tools import Config
+
+            class MyConfig(Config):  # a stand-in used in the body: the real package from here on
+                pass
+
+            from fakeheavy.runtime.tools import upgrade
+            """
+        )
+    )
+    (tmp_path / "fakedaemons").mkdir()
+    (tmp_path / "fakedaemons" / "__init__.py").write_text(
+        "import fakelog\nfakelog.ran.append('fakedaemons')\nfrom fakedaemons.types import Heartbeat\nCONTROLLER = 'controller'\n"
+    )
+    (tmp_path / "fakedaemons" / "types.py").write_text("class Heartbeat:\n    pass\n")
+    (tmp_path / "fakelog.py").write_text("ran = []\n")
+    sys.path.insert(0, str(tmp_path))
+    before = set(sys.modules)
+    try:
+        yield tmp_path
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in set(sys.modules) - before:
+            if name.split(".")[0] in ("fakeheavy", "fakeuser", "fakesubclass", "fakedaemons", "fakelog"):
+                del sys.modules[name]
+
+
+def test_names_imported_from_a_deferred_package_load_it_on_first_use(fake_packages: Path) -> None:
+    finder = deferred_imports.defer({"fakeuser": "fakeheavy"}, ())
+    try:
+        import fakelog
+        import fakeuser
+
+        assert fakelog.ran == []  # the module imported, the heavy package not
+        assert not any(name.startswith("fakeheavy") for name in sys.modules)
+        assert fakeuser.migrate("runs") == "runs -> head"  # calls go to the real function and class
+        assert fakelog.ran == ["fakeheavy", "fakeheavy.runtime.tools"]
+        assert fakeuser.Config.default().name == "default"  # attributes to the real class
+        assert isinstance(fakeuser.Config("x"), fakeuser.Config)
+
+        import fakeheavy.runtime.tools as real  # a later import is the real module
+
+        assert isinstance(real.Config("y"), fakeuser.Config) and issubclass(real.Config, fakeuser.Config)
+        assert fakelog.ran == ["fakeheavy", "fakeheavy.runtime.tools"]  # each imported once
+    finally:
+        sys.meta_path.remove(finder)
+
+
+def test_a_stand_in_used_while_the_module_body_runs_imports_the_real_package(fake_packages: Path) -> None:
+    finder = deferred_imports.defer({"fakesubclass": "fakeheavy"}, ())
+    try:
+        import fakelog
+        import fakesubclass
+
+        real = sys.modules["fakeheavy.runtime.tools"]
+        assert fakesubclass.MyConfig.__mro__[1] is real.Config  # a subclass of the real class
+        assert fakesubclass.upgrade is real.upgrade  # imported after that: the real function
+        assert fakelog.ran == ["fakeheavy", "fakeheavy.runtime.tools"]
+        assert not [m for m in sys.modules.values() if isinstance(m, deferred_imports._StandInModule)]
+    finally:
+        sys.meta_path.remove(finder)
+
+
+def test_nothing_is_stood_in_when_the_package_is_imported_already(fake_packages: Path) -> None:
+    import fakeheavy.runtime.tools as real
+
+    finder = deferred_imports.defer({"fakeuser": "fakeheavy"}, ())
+    try:
+        import fakeuser
+
+        assert fakeuser.Config is real.Config and fakeuser.upgrade is real.upgrade
+    finally:
+        sys.meta_path.remove(finder)
+
+
+def test_a_lazy_package_runs_its_init_only_when_a_name_of_its_own_is_asked_for(fake_packages: Path) -> None:
+    finder = deferred_imports.defer({}, ("fakedaemons",))
+    try:
+        import fakelog
+        from fakedaemons.types import Heartbeat
+
+        assert (
+            fakelog.ran == [] and Heartbeat.__name__ == "Heartbeat"
+        )  # a submodule, without the package's init
+        from fakedaemons import CONTROLLER
+
+        assert CONTROLLER == "controller" and fakelog.ran == ["fakedaemons"]
+        import fakedaemons
+
+        assert fakedaemons.Heartbeat is Heartbeat and fakedaemons.types.Heartbeat is Heartbeat
+        with pytest.raises(AttributeError, match="no attribute 'missing'"):
+            fakedaemons.missing  # noqa: B018
+        assert fakelog.ran == ["fakedaemons"]  # once
+    finally:
+        sys.meta_path.remove(finder)
+
+
+_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    if sys.argv[1] == "deferred":
+        from simulation_assets.sinks import deferred_imports
+        deferred_imports.install()
+    import dagster as dg
+    from dagster_shared.serdes.serdes import _WHITELIST_MAP
+    from simulation_assets.sinks.local_instance import ensure_local_instance
+
+    @dg.asset
+    def trivial():
+        return dg.MaterializeResult(metadata={"rows": 1})
+
+    @dg.asset_check(asset=trivial)
+    def trivial_has_rows():
+        return dg.AssetCheckResult(passed=True)
+
+    ensure_local_instance()
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize([trivial, trivial_has_rows], instance=instance)
+        checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("trivial"), "trivial_has_rows")]
+        )
+        print(json.dumps({
+            "success": result.success,
+            "check": [c.status.value for c in checks.values()],
+            "runs": len(instance.get_runs()),
+            "alembic": "alembic" in sys.modules,
+            "daemons": "dagster._daemon.controller" in sys.modules,
+            "serdes": sorted(set(_WHITELIST_MAP.object_serializers) | set(_WHITELIST_MAP.enum_serializers)),
+        }))
+    """
+)
+
+
+def _probe(home: Path, mode: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, mode], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_run_on_a_ready_instance_imports_neither_alembic_nor_the_daemons(tmp_path: Path) -> None:
+    """First use (schema created through Alembic's stand-ins), then a run that needs neither; the
+    runs, their checks and the classes Dagster can read back are those of a process without deferral."""
+    first = _probe(tmp_path / "home", "deferred")
+    assert first["success"] and first["check"] == ["SUCCEEDED"] and first["alembic"]  # created the schema
+    deferred = _probe(tmp_path / "home", "deferred")
+    assert deferred["success"] and deferred["check"] == ["SUCCEEDED"] and deferred["runs"] == 2
+    assert not deferred["alembic"] and not deferred["daemons"]
+    stock = _probe(tmp_path / "home", "stock")
+    assert stock["success"] and stock["runs"] == 3 and stock["alembic"] and stock["daemons"]
+    assert deferred["serdes"] == stock["serdes"]  # every serializable class registered all the same
