@@ -77,14 +77,14 @@ def _load_real(
     core = core_rows(export, below)
     kept = None
     if below is not None:
-        extra = [c for c in core.columns if c == "__json" or c.startswith("__kept.")]
-        kept = core.filter(pl.col("__kept")).select(
-            "event",
-            "distinct_id",
-            "person_id",
-            "timestamp",
-            *[pl.col(c).alias("properties" if c == "__json" else c.removeprefix("__kept.")) for c in extra],
-        )
+        if "__json" in core.columns:
+            props = [pl.col("__json").alias("properties")]
+        else:  # a CSV's property columns, kept as one list per row
+            props = [
+                pl.col("__kept_columns").list.get(i).alias(k) for i, k in enumerate(export.property_columns)
+            ]
+        extra = [c for c in ("__json", "__kept_columns") if c in core.columns]
+        kept = core.filter(pl.col("__kept")).select("event", "distinct_id", "person_id", "timestamp", *props)
         core = core.drop("__kept", *extra)
     core, repeats = drop_redelivered(core)
     core, stray = main_span(core, export.source)

@@ -72,7 +72,9 @@ def _text_timestamps(frame: pl.DataFrame) -> pl.DataFrame:
 def _typed(frame: pl.DataFrame) -> pl.DataFrame:
     casts = [pl.col(k).cast(t) for k, t in EXPORT_SCHEMA.items() if k in frame.columns]
     rest = [
-        pl.col(c) if c in ("__uuid_hash", "__sid_probe", "__kept") else pl.col(c).cast(pl.String)
+        pl.col(c)
+        if c in ("__uuid_hash", "__sid_probe", "__kept", "__kept_columns")
+        else pl.col(c).cast(pl.String)
         for c in frame.columns
         if c not in EXPORT_SCHEMA
     ]
