@@ -204,7 +204,11 @@ def _dense_active_by_day(gen: Generator) -> list[np.ndarray]:
     pop, n = gen.population, len(gen.population.cls)
     g = stream(gen.seed, "twin", "activity", n)
     since, top, streak, out = np.zeros(n, np.int64), gen.by_recency.shape[1] - 1, np.exp(pop.streak), []
+    spread = gen.week_spread[pop.cls]
+    weeks, week = stream(gen.seed, "twin", "week-spread", n), np.ones(n)
     for d in range(gen.gen.days):
+        if spread.any() and d % 7 == 0:  # a user's factor of the week
+            week = np.exp(spread * weeks.standard_normal(n) - spread**2 / 2)
         age = d - pop.first
         alive = (age >= 0) & (age <= pop.lifetime)
         by_age = gen.by_age[pop.cls, np.clip(age // 7, 0, gen.by_age.shape[1] - 1)]
@@ -212,7 +216,7 @@ def _dense_active_by_day(gen: Generator) -> list[np.ndarray]:
             pop.rate * gen.weekday_mult[pop.cls, int(weekday(gen.start_day + d))] * by_age, 1e-6, 1 - 1e-6
         )
         odds = base / (1 - base) * gen.by_recency[pop.cls, np.clip(since + 1, 1, top)]
-        odds = np.where(since == 0, odds * streak, odds)
+        odds = np.where(since == 0, odds * streak, odds) * week
         if gen.by_age_day.shape[2]:
             early = (age >= 0) & (age < gen.by_age_day.shape[2])
             factor = gen.by_age_day[pop.cls, pop.kind, np.clip(age, 0, gen.by_age_day.shape[2] - 1)]

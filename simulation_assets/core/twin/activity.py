@@ -536,6 +536,24 @@ def return_by_recency(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.n
     return out
 
 
+def empty_week_share(user: np.ndarray, day: np.ndarray) -> tuple[float, int]:
+    """Return (share of weeks without a visit, weeks counted) over the weeks inside users' active spans.
+
+    ``user``/``day``: one row per active (user, day), days counted from the window's first (weeks are
+    its 7-day blocks, as the weekly retention's). A user's weeks strictly between the first and the last
+    week they came in are weeks they were there for; how many of those saw no visit says how much users'
+    visits bunch into some weeks, whatever their lifetimes.
+    """
+    frame = pl.DataFrame({"user": np.asarray(user), "week": np.asarray(day, np.int64) // 7}).unique()
+    per = frame.group_by("user").agg(
+        pl.col("week").min().alias("a"), pl.col("week").max().alias("b"), pl.len().alias("k")
+    )
+    inner = np.maximum(per["b"].to_numpy().astype(np.int64) - per["a"].to_numpy() - 1, 0)
+    seen = np.maximum(per["k"].to_numpy().astype(np.int64) - 2, 0)
+    weeks = int(inner.sum())
+    return (float((inner - seen).sum() / weeks) if weeks else 0.0), weeks
+
+
 AGE_DAYS = 14  # the first two weeks of a user's life have their own odds factor per day of age (see fit)
 
 

@@ -38,7 +38,7 @@ from scipy.optimize import minimize
 from simulation_assets.core.twin.features import weekday
 
 # A block's class mix is shrunk toward the whole window's by this many users (class_mix_by_block).
-MIX_PRIOR_USERS = 100
+MIX_PRIOR_USERS = 25
 # A block whose class mix is this far (total variation) from the other blocks' keeps its own (class_mix_by_block).
 JUMP_TV = 0.1
 

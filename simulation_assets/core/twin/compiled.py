@@ -236,6 +236,7 @@ class CompiledSpec:
         self.ident_share = np.array([[cd.identified_share.get(k, 0.0) for k in KINDS] for cd in doc.classes])
         spd = tables["sessions_per_day"]
         self.spd_persistence = np.array([cd.sessions_persistence for cd in doc.classes])
+        self.week_spread = np.array([cd.week_spread for cd in doc.classes])
         self.spd_cdf = np.zeros((self.n_classes, 31))
         for (c,), part in spd.group_by("class"):
             pmf = np.zeros(31)

@@ -178,7 +178,9 @@ class Generator(CompiledSpec):
         A day is active with the user's rate times the class's weekday and age-week multipliers, its
         odds then multiplied by the class's factor for the days since the last visit (the day after a
         visit also by the user's own streak factor; on the first days of age by the class's factor
-        of that day); the first and the last day of a life are always active.
+        of that day; in each week of the run by the user's factor of that week, exp(s z - s^2 / 2) with s the
+        class's ``week_spread`` and z drawn per user and week from a stream of its own); the first and the
+        last day of a life are always active.
         """
         pop = self.population
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
@@ -186,17 +188,22 @@ class Generator(CompiledSpec):
         since = np.zeros(n, np.int64)  # days since the last visit; kept up to date for the users alive only
         top = self.by_recency.shape[1] - 1
         streak = np.exp(pop.streak)
+        spread = self.week_spread[pop.cls]
+        weeks = rng_mod.stream(self.seed, "twin", "week-spread", self.gen.users) if spread.any() else None
+        week = np.ones(n)
         out = []
         # One vectorized step per day of the run, over the users alive that day.
         for d in range(self.gen.days):
             draw = g.random(n)  # every user's draw, alive or not: the stream stays the same whoever is alive
+            if weeks is not None and d % 7 == 0:  # a user's good and bad weeks (every user's draw, as above)
+                week = np.exp(spread * weeks.standard_normal(n) - spread**2 / 2)
             who = np.flatnonzero((pop.first <= d) & (d - pop.first <= pop.lifetime))
             cls, age, was = pop.cls[who], d - pop.first[who], since[who]
             by_age = self.by_age[cls, np.clip(age // 7, 0, self.by_age.shape[1] - 1)]
             weekday_mult = self.weekday_mult[cls, int(weekday(self.start_day + d))]
             base = np.clip(pop.rate[who] * weekday_mult * by_age, 1e-6, 1 - 1e-6)
             odds = base / (1 - base) * self.by_recency[cls, np.clip(was + 1, 1, top)]
-            odds = np.where(was == 0, odds * streak[who], odds)
+            odds = np.where(was == 0, odds * streak[who], odds) * week[who]
             if self.by_age_day.shape[2]:  # the first days of age have their own factors
                 early = age < self.by_age_day.shape[2]
                 factor = self.by_age_day[cls, pop.kind[who], np.clip(age, 0, self.by_age_day.shape[2] - 1)]
