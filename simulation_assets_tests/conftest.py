@@ -14,6 +14,9 @@ from simulation_assets_tests.postgres_cluster import PostgresCluster
 # No warm `simulate` server for anything the tests start, session- and module-scoped fixtures
 # included (test_warm_server.py turns it on for its own commands, in a folder of its own).
 os.environ["SIMULATE_SERVER"] = "0"
+# Every new instance is created the stock way, not copied from the user's prepared databases
+# (test_local_instance.py prepares its own in a folder of its own).
+os.environ["SIMULATE_PREPARED_INSTANCES"] = "0"
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +33,7 @@ def isolated_local_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("SIMULATION_DATA_DIR", str(data))
     monkeypatch.setenv("SIMULATE_SERVER", "0")
+    monkeypatch.setenv("SIMULATE_PREPARED_INSTANCES", "0")
     return data
 
 

@@ -398,10 +398,86 @@ def schema_ready(base_dir: str | os.PathLike[str]) -> bool:
     return version == DAGSTER_VERSION and all(path.is_file() for path in databases)
 
 
+PREPARED_VAR = "SIMULATE_PREPARED_INSTANCES"  # folder of prepared empty databases; "0": none
+# The databases of a ready storage folder, relative to it (Dagster's SQLite layout, and the template).
+_DATABASES = (SHARD_TEMPLATE, "history/runs.db", "history/runs/index.db", "schedules/schedules.db")
+
+
+def prepared_dir() -> Path | None:
+    """Return the folder of the empty databases this Dagster, SQLAlchemy and SQLite create (None: turned off).
+
+    ``$SIMULATE_PREPARED_INSTANCES`` (``0`` turns it off), else ``$XDG_CACHE_HOME`` or ``~/.cache``,
+    under ``simulation-assets/``; one subfolder per version of the three.
+    """
+    import sqlite3
+
+    root = os.environ.get(PREPARED_VAR)
+    if root == "0":
+        return None
+    if not root:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "simulation-assets")
+    versions = f"{DAGSTER_VERSION} {db.__version__} {sqlite3.sqlite_version}"
+    return Path(root) / f"instance-{DAGSTER_VERSION}-{hashlib.sha1(versions.encode()).hexdigest()[:10]}"
+
+
+def _copy_prepared(base: Path) -> bool:
+    """Copy the prepared empty databases into the new storage folder ``base``; False when there are none.
+
+    Only into a folder without any database of its own (an existing instance is checked the stock way).
+    """
+    prepared = prepared_dir()
+    if prepared is None or not all((prepared / name).is_file() for name in _DATABASES):
+        return False
+    if any((base / name).exists() for name in _DATABASES):
+        return False
+    for name in _DATABASES:
+        target = base / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
+        shutil.copyfile(prepared / name, staged)
+        os.replace(staged, target)
+    return True
+
+
+def _publish_prepared(base: Path) -> None:
+    """Keep a copy of the new, empty databases of ``base`` for the next new folder (best effort).
+
+    Each is copied with SQLite's backup (consistent, whatever its write-ahead log holds), in WAL mode
+    as Dagster left it, into a staging folder renamed into place at once: a reader sees all or nothing.
+    """
+    import sqlite3
+
+    prepared = prepared_dir()
+    if prepared is None or prepared.exists():
+        return
+    staging = prepared.with_name(f"{prepared.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        for name in _DATABASES:
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source, copy = sqlite3.connect(base / name), sqlite3.connect(target)
+            try:
+                source.backup(copy)
+                copy.execute("PRAGMA journal_mode=WAL")
+                copy.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                source.close()
+                copy.close()
+            for extra in ("-wal", "-shm"):
+                Path(f"{target}{extra}").unlink(missing_ok=True)
+        os.rename(staging, prepared)
+    except OSError:  # no cache folder to write, or another process published first
+        pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _prepare_schema(base_dir: str) -> None:
     """Create (or check) every database the stock way, write the run-shard template, mark the folder ready.
 
-    Under a file lock, so processes that start together never race to create a database.
+    Under a file lock, so processes that start together never race to create a database. A new
+    folder gets copies of the empty databases the first new folder of this Dagster version got
+    (``prepared_dir``): the same files, without Alembic's ~1 s of schema creation and stamping.
     """
     from filelock import FileLock
 
@@ -410,6 +486,10 @@ def _prepare_schema(base_dir: str) -> None:
     with FileLock(str(base / ".schema.lock"), timeout=300):
         if schema_ready(base):
             return
+        if _copy_prepared(base):
+            (base / SCHEMA_READY).write_text(DAGSTER_VERSION + "\n")
+            return
+        fresh = not any((base / name).exists() for name in _DATABASES)
         runs = LocalSqliteRunStorage.from_local(_runs_directory(base_dir))
         events = LocalSqliteEventLogStorage(_event_logs_directory(base_dir))
         with events.index_connection():  # the index database, checked like any later run would
@@ -429,6 +509,8 @@ def _prepare_schema(base_dir: str) -> None:
         os.replace(staged, template)
         for storage in (runs, events, schedules):
             storage.dispose()
+        if fresh:
+            _publish_prepared(base)
         (base / SCHEMA_READY).write_text(DAGSTER_VERSION + "\n")
 
 

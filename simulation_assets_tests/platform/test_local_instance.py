@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from simulation_assets.sinks.local_instance import (
+    _DATABASES,
     _FORMER_INSTANCE_YAML,
     EVENT_BATCH_SIZE_VAR,
     SCHEMA_READY,
@@ -16,10 +17,12 @@ from simulation_assets.sinks.local_instance import (
     LocalDagsterInstance,
     LocalSqliteEventLogStorage,
     LocalSqliteStorage,
+    _copy_prepared,
     _nux_on_yaml,
     _unbatched_yaml,
     ensure_local_instance,
     instance_yaml,
+    prepared_dir,
     schema_ready,
 )
 from simulation_assets_tests.platform.ui_defs import DAYS, daily_rows  # the UI test's asset: one definition
@@ -286,3 +289,64 @@ def test_commands_started_together_in_an_empty_folder_all_succeed(tmp_path: Path
     assert [p.returncode for p in procs] == [0, 0, 0], errors
     with dg.DagsterInstance.from_config(str(tmp_path / "fresh")) as instance:
         assert len(instance.get_runs()) == 3
+
+
+def _schema(storage: Path) -> dict[str, list[tuple[str, str]]]:
+    import sqlite3
+
+    found = {}
+    for name in _DATABASES:
+        with sqlite3.connect(storage / name) as conn:
+            found[name] = sorted(conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+            found[name].append(("alembic", str(conn.execute("SELECT * FROM alembic_version").fetchall())))
+    return found
+
+
+def test_a_new_folder_copies_the_prepared_empty_databases_instead_of_creating_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first new folder creates its databases the stock way and keeps a copy; the next copies them
+    (no Alembic: ~1 s of a first command) and is the same instance, runs and checks included."""
+    monkeypatch.setenv("SIMULATE_PREPARED_INSTANCES", str(tmp_path / "prepared"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "first"))
+    first = ensure_local_instance() / "storage"
+    prepared = prepared_dir()
+    assert prepared is not None and all((prepared / name).is_file() for name in _DATABASES)
+    assert [p.name for p in (tmp_path / "prepared").iterdir()] == [prepared.name]  # no staging left
+
+    def no_alembic(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("Alembic in a folder that copies the prepared databases")
+
+    import dagster._core.storage.event_log.sqlite.sqlite_event_log as events_module
+    import dagster._core.storage.runs.sqlite.sqlite_run_storage as runs_module
+    import dagster._core.storage.schedules.sqlite.sqlite_schedule_storage as schedules_module
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "second"))
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (events_module, runs_module, schedules_module):
+            for name in ("check_alembic_revision", "stamp_alembic_rev", "run_alembic_upgrade"):
+                if hasattr(module, name):
+                    patch.setattr(module, name, no_alembic)
+        second = ensure_local_instance() / "storage"
+        assert schema_ready(second)
+        with dg.DagsterInstance.get() as instance:
+            result = _range(instance)
+            assert result.success and instance.get_run_by_id(result.run_id).is_success  # type: ignore[union-attr]
+            assert len(instance.get_records_for_run(result.run_id, limit=1000).records) > 20
+    assert _schema(second) == _schema(first)
+    with sqlite3_connect(second / "history" / "runs.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # as Dagster creates them
+
+    # A folder with a database of its own (another Dagster version's) is checked the stock way, not overwritten.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "third"))
+    (tmp_path / "third" / "storage" / "history").mkdir(parents=True)
+    (tmp_path / "third" / "storage" / "history" / "runs.db").write_bytes(b"")
+    assert not _copy_prepared(tmp_path / "third" / "storage")
+    monkeypatch.setenv("SIMULATE_PREPARED_INSTANCES", "0")
+    assert prepared_dir() is None
+
+
+def sqlite3_connect(path: Path):  # noqa: ANN201
+    import sqlite3
+
+    return sqlite3.connect(path)
