@@ -295,12 +295,8 @@ def _write_jsonl_gz_files(frame: pl.DataFrame, folder: Path, files: int) -> Path
     return folder
 
 
-def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parquet_reads(
-    synthetic_frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cfg = CFG.model_copy(update={"property_sample_rows": 5_000})
-    parquet = load_for_fit(write_export(synthetic_frame, tmp_path / "e.parquet", "batch-parquet"), None, cfg)
-    folder = _write_jsonl_gz_files(synthetic_frame, tmp_path / "jsonl", 3)
+def _counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Count the reader's passes over an export: each ``ExportSource.frame`` call appends its ``distinct_ids``."""
     reads: list[object] = []
     frame = ExportSource.frame
 
@@ -309,6 +305,16 @@ def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parque
         return frame(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ExportSource, "frame", counted)
+    return reads
+
+
+def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parquet_reads(
+    synthetic_frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = CFG.model_copy(update={"property_sample_rows": 5_000})
+    parquet = load_for_fit(write_export(synthetic_frame, tmp_path / "e.parquet", "batch-parquet"), None, cfg)
+    folder = _write_jsonl_gz_files(synthetic_frame, tmp_path / "jsonl", 3)
+    reads = _counted_reads(monkeypatch)
     jsonl = load_for_fit(folder, None, cfg)
     assert reads == [None]  # one pass over the lines: the sampled users' JSON was kept by the core pass
     assert jsonl.property_sample.height > 1_000
@@ -334,14 +340,7 @@ def test_a_csv_keeps_the_sample_s_columns_in_the_core_pass_and_reads_what_parque
     cfg = CFG.model_copy(update={"property_sample_rows": 5_000})
     parquet = load_for_fit(write_export(synthetic_frame, tmp_path / "e.parquet", "batch-parquet"), None, cfg)
     csv = write_export(synthetic_frame, tmp_path / "e.csv", "csv")
-    reads: list[object] = []
-    frame = ExportSource.frame
-
-    def counted(self: ExportSource, *args: object, **kwargs: object) -> pl.DataFrame:
-        reads.append(kwargs.get("distinct_ids"))
-        return frame(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ExportSource, "frame", counted)
+    reads = _counted_reads(monkeypatch)
     got = load_for_fit(csv, None, cfg)
     assert reads == [None]  # the sampled users' columns were kept by the core pass: no second pass
     assert got.property_sample.height > 1_000 and got.property_sample.width > 5
