@@ -212,31 +212,29 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
         )
     hashes = id_hashes(prepared.events["distinct_id"], cfg.seed)
     ids = property_sample_ids(prepared, cfg, hashes)
+    wanted = pl.col("distinct_id").is_in(pl.Series("distinct_id", ids, pl.String).implode())
+    kept_rows = None
+    if kept is not None and bool((hashes.filter(wanted)["hash"] < _keep_bound()).all()):
+        # The sampled users' rows were all kept by the core pass (else they are read again below). Copied out
+        # through Arrow's plain strings: filtered, polars' string views would keep every kept row's text (and
+        # the whole export's event names) alive for as long as the sample lives.
+        kept_rows = pl.DataFrame(
+            pl.from_arrow(kept.filter(wanted).to_arrow(compat_level=pl.CompatLevel.oldest()))
+        )
+    del kept
     if export.json_properties is not None:
-        # The sampled users' rows with their JSON text (kept by the core pass when all their ids hash low
-        # enough, else read again); keys are listed and pulled out in memory.
-        wanted = pl.col("distinct_id").is_in(pl.Series("distinct_id", ids, pl.String).implode())
-        if kept is not None and bool((hashes.filter(wanted)["hash"] < _keep_bound()).all()):
-            # Copied out through Arrow's plain strings: filtered, polars' string views would keep every
-            # kept row's text (and the whole export's event names) alive for as long as the sample lives.
-            rows = pl.DataFrame(
-                pl.from_arrow(kept.filter(wanted).to_arrow(compat_level=pl.CompatLevel.oldest()))
-            )
-        else:
-            rows = export.frame("json", distinct_ids=ids, uuid=False)
-        del kept
+        # The sampled users' rows with their JSON text; keys are listed and pulled out in memory.
+        rows = kept_rows if kept_rows is not None else export.frame("json", distinct_ids=ids, uuid=False)
         stats = rows_property_keys(rows, sample_rows=KEY_SAMPLE_ROWS)
         keys, _ = candidate_keys(stats, cfg.max_property_keys)
         sample = rows_properties(rows.select("distinct_id", "event", "timestamp", "properties"), keys)
     else:  # properties are columns already: the keys' statistics, then only the columns kept
         stats = export.property_keys(sample_rows=KEY_SAMPLE_ROWS)
         keys, _ = candidate_keys(stats, cfg.max_property_keys)
-        wanted = pl.col("distinct_id").is_in(pl.Series("distinct_id", ids, pl.String).implode())
-        if kept is not None and bool((hashes.filter(wanted)["hash"] < _keep_bound()).all()):
-            sample = kept.filter(wanted)  # a CSV's columns of the sampled users' rows, kept by the core pass
+        if kept_rows is not None:  # a CSV's columns of the sampled users' rows
+            sample = kept_rows
         else:
             sample = export.frame(keys, distinct_ids=ids) if keys else export.frame("none", distinct_ids=ids)
-        del kept
     # DuckDB's filtered scans do not keep the file's row order: sorted, the sample (and the fit) is the same each time.
     sample = sample.sort("distinct_id", "timestamp", "event", *keys, nulls_last=True, maintain_order=True)
     return LoadedExport(

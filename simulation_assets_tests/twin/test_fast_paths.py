@@ -308,6 +308,15 @@ def _counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     return reads
 
 
+def _assert_text_is_its_own(sample: pl.DataFrame) -> None:
+    """The sample's text is its own: not views into the buffers of every row the core pass read."""
+    for column in ("distinct_id", "event"):
+        text = sample[column]
+        own = int(text.str.len_bytes().filter(text.str.len_bytes() > 12).sum())  # longer ones live in buffers
+        held = text.to_arrow(compat_level=pl.CompatLevel.newest()).buffers()[2:]
+        assert sum(b.size for b in held if b is not None) <= 4 * own + 65_536, column
+
+
 def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parquet_reads(
     synthetic_frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -320,12 +329,7 @@ def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parque
     assert jsonl.property_sample.height > 1_000
     assert jsonl.property_sample.equals(parquet.property_sample)
     assert jsonl.key_stats.equals(parquet.key_stats)
-    # The sample's text is its own: not views into the buffers of every row the core pass read.
-    for column in ("distinct_id", "event"):
-        text = jsonl.property_sample[column]
-        own = int(text.str.len_bytes().filter(text.str.len_bytes() > 12).sum())  # longer ones live in buffers
-        held = text.to_arrow(compat_level=pl.CompatLevel.newest()).buffers()[2:]
-        assert sum(b.size for b in held if b is not None) <= 4 * own + 65_536, column
+    _assert_text_is_its_own(jsonl.property_sample)
     # When a sampled user has an id above what the core pass kept, the lines are read again, to the same rows.
     monkeypatch.setattr(twin_source, "KEEP_SHARE", 1e-6)
     reads.clear()
@@ -345,6 +349,7 @@ def test_a_csv_keeps_the_sample_s_columns_in_the_core_pass_and_reads_what_parque
     assert reads == [None]  # the sampled users' columns were kept by the core pass: no second pass
     assert got.property_sample.height > 1_000 and got.property_sample.width > 5
     assert got.property_sample.equals(parquet.property_sample)
+    _assert_text_is_its_own(got.property_sample)
     # When a sampled user has an id above what the core pass kept, the file is read again, to the same rows.
     monkeypatch.setattr(twin_source, "KEEP_SHARE", 1e-6)
     reads.clear()

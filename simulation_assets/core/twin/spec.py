@@ -208,8 +208,8 @@ class ClassDoc(FrozenModel):
     # How much a user's days agree on their number of sessions: the correlation of the Gaussian copula that
     # ties them (0, and older specs: each day's count drawn afresh from the class's distribution).
     sessions_persistence: float = Field(default=0.0, ge=0.0, lt=1.0)
-    # How much a user's weeks differ: each calendar week of the run multiplies a user's odds of a visit by
-    # exp(s z - s^2 / 2), z a fresh standard normal per user and week (0, and older specs: no such spread).
+    # How much a user's weeks differ: each 7-day week of the run (from its first day) multiplies a user's odds
+    # of a visit by exp(s z - s^2 / 2), z a fresh standard normal per user and week (0, and older specs: none).
     week_spread: float = Field(default=0.0, ge=0.0, le=5.0)
     identified_share: dict[str, float]  # kind -> share of users identified during the window
     training_users: int = Field(ge=0)
