@@ -317,45 +317,31 @@ def _assert_text_is_its_own(sample: pl.DataFrame) -> None:
         assert sum(b.size for b in held if b is not None) <= 4 * own + 65_536, column
 
 
-def test_json_lines_keep_the_sample_s_json_in_the_core_pass_and_read_what_parquet_reads(
-    synthetic_frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("shape", ["jsonl", "csv"])
+def test_json_lines_and_csv_keep_the_sample_in_the_core_pass_and_read_what_parquet_reads(
+    shape: str, synthetic_frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = CFG.model_copy(update={"property_sample_rows": 5_000})
     parquet = load_for_fit(write_export(synthetic_frame, tmp_path / "e.parquet", "batch-parquet"), None, cfg)
-    folder = _write_jsonl_gz_files(synthetic_frame, tmp_path / "jsonl", 3)
+    export = (
+        _write_jsonl_gz_files(synthetic_frame, tmp_path / "jsonl", 3)
+        if shape == "jsonl"
+        else write_export(synthetic_frame, tmp_path / "e.csv", "csv")
+    )
     reads = _counted_reads(monkeypatch)
-    jsonl = load_for_fit(folder, None, cfg)
-    assert reads == [None]  # one pass over the lines: the sampled users' JSON was kept by the core pass
-    assert jsonl.property_sample.height > 1_000
-    assert jsonl.property_sample.equals(parquet.property_sample)
-    assert jsonl.key_stats.equals(parquet.key_stats)
-    _assert_text_is_its_own(jsonl.property_sample)
-    # When a sampled user has an id above what the core pass kept, the lines are read again, to the same rows.
-    monkeypatch.setattr(twin_source, "KEEP_SHARE", 1e-6)
-    reads.clear()
-    again = load_for_fit(folder, None, cfg)
-    assert len(reads) == 2 and reads[1] is not None
-    assert again.property_sample.equals(parquet.property_sample)
-
-
-def test_a_csv_keeps_the_sample_s_columns_in_the_core_pass_and_reads_what_parquet_reads(
-    synthetic_frame: pl.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cfg = CFG.model_copy(update={"property_sample_rows": 5_000})
-    parquet = load_for_fit(write_export(synthetic_frame, tmp_path / "e.parquet", "batch-parquet"), None, cfg)
-    csv = write_export(synthetic_frame, tmp_path / "e.csv", "csv")
-    reads = _counted_reads(monkeypatch)
-    got = load_for_fit(csv, None, cfg)
-    assert reads == [None]  # the sampled users' columns were kept by the core pass: no second pass
+    got = load_for_fit(export, None, cfg)
+    assert reads == [None]  # one pass: the sampled users' JSON (a CSV's columns) was kept by the core pass
     assert got.property_sample.height > 1_000 and got.property_sample.width > 5
     assert got.property_sample.equals(parquet.property_sample)
+    if shape == "jsonl":  # keys listed on the same rows' JSON (a CSV's keys are its columns)
+        assert got.key_stats.equals(parquet.key_stats)
     _assert_text_is_its_own(got.property_sample)
-    # When a sampled user has an id above what the core pass kept, the file is read again, to the same rows.
+    # When a sampled user has an id above what the core pass kept, the export is read again, to the same rows.
     monkeypatch.setattr(twin_source, "KEEP_SHARE", 1e-6)
     reads.clear()
-    again = load_for_fit(csv, None, cfg)
+    again = load_for_fit(export, None, cfg)
     assert len(reads) == 2 and reads[1] is not None
-    assert again.property_sample.equals(got.property_sample)
+    assert again.property_sample.equals(parquet.property_sample)
 
 
 def test_the_property_sample_takes_users_of_several_ids_as_often_as_users_of_one() -> None:
