@@ -20,7 +20,14 @@ from simulation_assets.core.rng import stream
 from simulation_assets.core.twin.activity import GAP_BLOCKS, GAP_LEFT, within_day_gaps
 from simulation_assets.core.twin.classes import TIME_CELLS, UserDescriptors, fit_mixture, select_classes
 from simulation_assets.core.twin.compiled import _alias_tables, _value_codes
-from simulation_assets.core.twin.fit import FLOW_TABLES, Prepared, property_sample_ids
+from simulation_assets.core.twin.fit import (
+    CALIBRATION_MAX_USERS,
+    CALIBRATION_USERS,
+    FLOW_TABLES,
+    Prepared,
+    calibration_users,
+    property_sample_ids,
+)
 from simulation_assets.core.twin.generate import ActivitySimulation, Generator, weekday
 from simulation_assets.core.twin.sketch import grouped_sketches
 from simulation_assets.core.twin.spec import TABLE_SCHEMAS, CalendarDay, TwinSpec
@@ -428,3 +435,8 @@ def test_classes_fitted_two_at_a_time_equal_the_candidates_fitted_in_turn(min_us
     for x, y in zip(dataclasses.astuple(got), dataclasses.astuple(want), strict=True):
         np.testing.assert_array_equal(x, y)
     assert a.random() == b.random()  # the stream is left where fitting in turn leaves it
+
+
+def test_calibration_runs_simulate_as_many_users_as_the_export_within_the_bounds(spec) -> None:  # noqa: ANN001
+    for users, want in ((1_000, CALIBRATION_USERS), (55_000, 55_000), (555_000, CALIBRATION_MAX_USERS)):
+        assert calibration_users(spec.with_generation(users=users)) == want

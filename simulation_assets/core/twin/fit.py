@@ -637,14 +637,14 @@ def calibrate_week_spread(spec: TwinSpec, activity: pl.DataFrame, window: Window
     twin 14.1 %: with as many active days, the twin's users came in more of their weeks, and kept 3-5 points
     more of each cohort in weeks 3-7. Each week of the run multiplies a user's odds of a visit by
     exp(s z - s^2 / 2) (z standard normal per user and week); s is the one whose simulated twin
-    (``CALIBRATION_USERS`` users over the export's days) leaves as many of those weeks empty as the export's
+    (``calibration_users`` users over the export's days) leaves as many of those weeks empty as the export's
     training users do, found by regula falsi in [0, ``WEEK_SPREAD_MAX``]. 0 when the twin already leaves as
     many empty (its visits bunch enough) or the export has too few such weeks to say.
     """
     real, weeks = act.empty_week_share(activity["user"].to_numpy(), activity["day"].to_numpy() - window.first)
     if weeks < MIN_SPREAD_WEEKS:
         return spec
-    users = max(CALIBRATION_USERS, spec.document.generation.users)
+    users = calibration_users(spec)
 
     def with_spread(s: float) -> TwinSpec:
         classes = [cd.model_copy(update={"week_spread": round(s, 4)}) for cd in spec.document.classes]
@@ -678,13 +678,13 @@ def calibrate_survival(spec: TwinSpec, window: Window) -> TwinSpec:
     so it takes too many absences for departures: fitted to the twin's own activity, whose lifetimes
     are known, HogFlix's curves came out 3-8 points low at 6-9 weeks of age, and the twin kept too
     few of the first week's users in the window's last week. So the twin's activity is simulated over
-    the export's days (``CALIBRATION_USERS`` users or more), the same estimator is run on it, and each
+    the export's days (``calibration_users`` users), the same estimator is run on it, and each
     curve is multiplied by the simulated users' own survival over the estimate (the tail hazard by
     the same ratio over the ages it is taken from); ``SURVIVAL_CALIBRATION_ROUNDS`` times from the fitted curves,
     the simulation each time from the corrected ones.
     """
     doc, fitted = spec.document, spec.tables["survival"]
-    users = max(CALIBRATION_USERS, doc.generation.users)
+    users = calibration_users(spec)
     corrected = spec
     for _ in range(SURVIVAL_CALIBRATION_ROUNDS):
         gen, activity, spans_frame = simulated_activity(corrected, users, window.days)
@@ -736,8 +736,8 @@ def calibrate_calendar(
 
     The factors (on the day's expected new users, and on the odds of a return that day) start at the day's
     newcomers and returning users over their weekday's level and are multiplied by the export's count over
-    the twin's (scaled to as many users), counted on the twin's simulated activity (``CALIBRATION_USERS``
-    users or as many as the export has, over its days), ``CALENDAR_ROUNDS`` times: an odds factor moves
+    the twin's (scaled to as many users), counted on the twin's simulated activity (``calibration_users``
+    users, over its days), ``CALENDAR_ROUNDS`` times: an odds factor moves
     the day's visits by less than itself, and the twin's level of the weekday is its own.
     """
     days = window.days
@@ -750,7 +750,7 @@ def calibrate_calendar(
     target = np.array([[f_new, f_ret] for _, f_new, f_ret in found])
     at = np.array([d for d, _, _ in found])
     factor = target.copy()
-    users = max(CALIBRATION_USERS, spec.document.generation.users)
+    users = calibration_users(spec)
     epoch = dt.date(1970, 1, 1)
 
     def with_factors(f: np.ndarray) -> TwinSpec:
@@ -772,8 +772,17 @@ def calibrate_calendar(
 
 
 CALIBRATION_ROUNDS = 4
-CALIBRATION_USERS = 20_000  # twin users simulated per round (at least as many as the export has)
+# Twin users simulated per calibration round: as many as the export has, at least CALIBRATION_USERS and at most
+# CALIBRATION_MAX_USERS (a news site's 555,000 users took 12 of the fit's 52 CPU seconds in calibration runs,
+# 5 at 200,000, and its twin's fidelity figures came out the same: docs/twin.md, "Measured").
+CALIBRATION_USERS = 20_000
+CALIBRATION_MAX_USERS = 200_000
 MIN_CALIBRATION_USERS = 30  # a (class, kind, day of age) with fewer users on either side keeps its factor
+
+
+def calibration_users(spec: TwinSpec) -> int:
+    """Return how many twin users a calibration round simulates (``CALIBRATION_USERS``, ``CALIBRATION_MAX_USERS``)."""
+    return int(np.clip(spec.document.generation.users, CALIBRATION_USERS, CALIBRATION_MAX_USERS))
 
 
 def first_days_visits(first: np.ndarray, cls: np.ndarray, active_user: np.ndarray, active_day: np.ndarray,
@@ -802,7 +811,7 @@ def calibrate_first_days(spec: TwinSpec, activity: pl.DataFrame, user_ids: np.nd
     twin whose users draw a rate and then live their first days came back on 55-60 % of the second
     to seventh days of HogFlix's new users (HogFlix: 64 % on the second, 51 % on the seventh) and on
     40 % of the ninth to fourteenth (HogFlix: 31 %). So the twin's own first days are simulated
-    (``CALIBRATION_USERS`` users or as many as the export has, over the export's days), and the
+    (``calibration_users`` users, over the export's days), and the
     factor of each (class, kind, day of age) is multiplied by the odds of the share of the export's
     users back that day over the twin's, ``CALIBRATION_ROUNDS`` times from 1. ``user_ids``,
     ``first_days``, ``strata``: the training users (sorted), their first day and class x 2 + kind.
@@ -817,7 +826,7 @@ def calibrate_first_days(spec: TwinSpec, activity: pl.DataFrame, user_ids: np.nd
     )  # fmt: skip
     real = np.clip(real_v / np.maximum(real_n, 1), 1e-3, 1 - 1e-3)
     factors = np.ones((n, act.AGE_DAYS))
-    users = max(CALIBRATION_USERS, spec.document.generation.users)
+    users = calibration_users(spec)
     first: ActivitySimulation | None = None  # the factors leave the population as it is: one for every round
     for _ in range(CALIBRATION_ROUNDS):
         if first is None:
