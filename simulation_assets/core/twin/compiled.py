@@ -344,6 +344,12 @@ class CompiledSpec:
             arr[[code[e] for e in part["event"].to_list()]] = part["present_share"].to_numpy()
             self.presence[str(key)] = arr
         self.presence = {k: self.presence[k] for k in sorted(self.presence) if k in self.kinds}
+        # Per key, each event's chance of taking the session's current value (the previous row's with the key).
+        self.carry: dict[str, np.ndarray] = {}
+        for (key,), part in keys.filter(pl.col("carry_share") > 0).group_by("key", maintain_order=True):
+            arr = np.zeros(v)
+            arr[[code[e] for e in part["event"].to_list()]] = part["carry_share"].to_numpy()
+            self.carry[str(key)] = arr
         # Categorical keys: per key, the (event, value) rows sorted by event code, as alias tables (start,
         # size per event code; chance, alias per row), and the rows' values.
         cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))

@@ -9,6 +9,8 @@
 - Weekly retention by first-seen week, weeks 1-8, averaged over the cohorts that
   have the week fully observed: largest gap in points.
 - DAU / WAU: the mean daily-over-trailing-7-day active ratio.
+- Values a session carries on (:func:`carried_values`): per event and key, the share of rows whose value
+  is the session's previous one (a page-leave's URL the page's), the fit's sample beside the twin.
 - Train on twin, test on real: a churn classifier (logistic regression on
   standardized log features of the weeks before a cutoff; churned = no session
   after it) trained on the twin and tested on the real holdout users, beside the
@@ -605,3 +607,54 @@ def compare(
 
 def _median(x: np.ndarray) -> float | None:
     return round(float(np.median(x)), 3) if x.size else None
+
+
+def carried_values(events: pl.DataFrame, event_keys: pl.DataFrame, top: int = 12) -> pl.DataFrame:
+    """Return (event, key, export, twin, rows): how often an event's value of a key is the session's current one.
+
+    ``events``: the twin's events (``$session_id``, ``timestamp``, ``event`` and the property columns);
+    ``event_keys``: the spec's table, whose ``same_share`` is the share the fit measured on its sample of the
+    export's users (rare values as ``other`` there and in the twin). Per (event, key), the share of the rows
+    (those with an earlier row with the key in their session) equal to that row's value; the ``top`` pairs
+    with the most twin rows.
+    """
+    schema = {
+        "event": pl.String,
+        "key": pl.String,
+        "export": pl.Float64,
+        "twin": pl.Float64,
+        "rows": pl.Int64,
+    }
+    measured = (
+        event_keys.drop_nulls("same_share") if "same_share" in event_keys.columns else event_keys.head(0)
+    )
+    keys = [key for key in measured["key"].unique().sort().to_list() if key in events.columns]
+    if not keys or events.is_empty():
+        return pl.DataFrame(schema=schema)
+    order = ["$session_id", "timestamp", *(["sequence"] if "sequence" in events.columns else [])]
+    base = events.select(*order, "event").with_row_index("__i").sort([*order, "__i"])
+    parts = []
+    for key in keys:
+        rows = pl.concat([base, events.select(pl.col(key).cast(pl.String).alias("value"))[base["__i"]]],
+                         how="horizontal").drop_nulls("value")  # fmt: skip
+        same = pl.col("$session_id") == pl.col("$session_id").shift(1)
+        pairs = rows.with_columns(pl.when(same).then(pl.col("value").shift(1)).alias("prev")).drop_nulls(
+            "prev"
+        )
+        parts.append(
+            pairs.group_by("event").agg(
+                pl.lit(key).alias("key"),
+                (pl.col("value") == pl.col("prev")).mean().alias("twin"),
+                pl.len().cast(pl.Int64).alias("rows"),
+            )
+        )
+    twin = pl.concat(parts)
+    table = measured.select("event", "key", pl.col("same_share").alias("export")).join(
+        twin, on=["event", "key"], how="inner"
+    )
+    return (
+        table.sort(["rows", "event", "key"], descending=[True, False, False])
+        .head(top)
+        .select([pl.col(c).cast(t) for c, t in schema.items()])
+        .with_columns(pl.col("export").round(4), pl.col("twin").round(4))
+    )

@@ -624,7 +624,9 @@ class Generator(CompiledSpec):
                 pos = _alias_draw(self.cat_alias[key], e_rows, g.random(rows.size))
                 hit = self.cat_alias[key][1][e_rows] > 0  # events with values
                 if not hit.all():
-                    rows, pos = rows[hit], pos[hit]
+                    rows, pos, e_rows = rows[hit], pos[hit], e_rows[hit]
+                if key in self.carry and key not in self.follows:
+                    pos = _carry_on(pos, self.carry[key][e_rows], e_sess[rows], g)
                 if key in parents:
                     drawn[key] = np.full(n, -1, np.int64)
                     drawn[key][rows] = pos
@@ -794,6 +796,23 @@ def _alias_draw(
     i = np.maximum(np.minimum(x.astype(np.int64), k - 1), 0)
     entry = start[group] + i
     return np.where(x - i < chance[entry], entry, alias[entry])
+
+
+def _carry_on(pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """Return drawn values ``pos`` (rows in session order) with each row taking, with ``chance``, the value of
+    the row before it in its session instead: a page-leave leaves the page its session is on.
+
+    A run of rows that carry ends at the last row that kept its own draw (a forward fill): one pass.
+    """
+    first = np.r_[True, session[1:] != session[:-1]] if session.size else np.zeros(0, np.bool_)
+    own = first | (chance <= 0)
+    unsure = np.flatnonzero(~own & (chance < 1))
+    if unsure.size:
+        own[unsure] = g.random(unsure.size) >= chance[unsure]
+    if own.all():
+        return pos
+    source = np.maximum.accumulate(np.where(own, np.arange(pos.size), 0))
+    return pos[source]
 
 
 def _numbers(x: np.ndarray, rows: np.ndarray, n: int, integer: bool) -> pl.Series:

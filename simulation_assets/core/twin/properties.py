@@ -148,7 +148,7 @@ class PropertyModel:
     combos: pl.DataFrame  # constant keys..., share (k-anonymous combinations)
     combo_share: float  # chance a user takes a whole combination (else per-key marginals)
     marginals: pl.DataFrame  # key, value, share
-    event_keys: pl.DataFrame  # event, key, present_share
+    event_keys: pl.DataFrame  # event, key, present_share, same_share, carry_share (see _carried_shares)
     categories: pl.DataFrame  # event, key, value, share
     numbers: pl.DataFrame  # event, key, level, value
     dropped: list[dict[str, str]] = field(default_factory=list)
@@ -351,6 +351,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     session_keys: list[str] = []
     key_rows, category_rows, number_parts = [], [], []
     per_event: dict[str, pl.DataFrame] = {}  # each per-event category's (row, value), for the lookups
+    in_sessions: dict[str, pl.DataFrame] = {}  # the same with (session, event): what a session carries on
     for key in keys:
         values = sample.select("row", "user", *unit, "event", pl.col(key).alias("value")).drop_nulls("value")
         if values.is_empty():
@@ -407,6 +408,8 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             session_keys.append(key)
         elif kind in ("category", "boolean"):
             per_event[key] = values.select("row", "value")
+            if unit:
+                in_sessions[key] = values.select("row", "session", "event", "value")
             category_rows.append(
                 values.group_by("event", "value")
                 .agg(pl.len().alias("n"))
@@ -443,6 +446,9 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             event_keys.filter(pl.col("key").is_in(numeric)).join(has_sketch, on=["event", "key"], how="semi"),
         ]
     ).sort("event", "key")
+    event_keys = event_keys.join(_carried_shares(in_sessions), on=["event", "key"], how="left").with_columns(
+        pl.col("carry_share").fill_null(0.0)
+    )
     suppressed = _suppress_all(sample, constants, k, max_categories)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
     class_combos = _class_tables(suppressed, constants, k, marginals, user_class)
@@ -717,6 +723,59 @@ def _sticky_share(sessions: pl.DataFrame, keys: list[str]) -> float:
     agree = float((both["v"] == both["v"].shift(1)).filter(both["user"] == both["user"].shift(1)).mean() or 0)
     chance = float((both["v"].value_counts(normalize=True)["proportion"] ** 2).sum())
     return float(min(1.0, np.sqrt(max(agree - chance, 0.0) / max(1 - chance, 1e-12))))
+
+
+def _carried_shares(in_sessions: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Return (event, key, same_share, carry_share): how often an event takes its session's current value.
+
+    ``in_sessions``: each per-event category's (row, session, event, value) rows, rare values already
+    ``other``, rows in each user's time order. A page-leave, a click or a video's progress carries the URL
+    (the video) of the page the user is on, the value of the session's previous row with the key:
+    ``same_share`` M is the share of an event's rows (those with such a previous row) equal to it. Drawn
+    afresh from the event's shares, a row would agree by chance c = sum_v p(v) q(v), p the event's shares
+    and q those of the previous values on its rows; the twin copies the previous value with chance
+    r = (M - c) / (1 - c) (0 when c is 1: one value, nothing to carry) and draws afresh otherwise.
+    """
+    schema = {"event": pl.String, "key": pl.String, "same_share": pl.Float64, "carry_share": pl.Float64}
+    parts = []
+    for key, rows in sorted(in_sessions.items()):
+        rows = rows.sort("row").with_columns(
+            pl.when(pl.col("session") == pl.col("session").shift(1))
+            .then(pl.col("value").shift(1))
+            .alias("prev")
+        )
+        pairs = rows.drop_nulls("prev")
+        if pairs.is_empty():
+            continue
+        same = pairs.group_by("event").agg((pl.col("value") == pl.col("prev")).mean().alias("same_share"))
+        own = (
+            rows.group_by("event", "value")
+            .agg(pl.len().alias("n"))
+            .with_columns((pl.col("n") / pl.col("n").sum().over("event")).alias("p"))
+        )
+        before = (
+            pairs.group_by("event", pl.col("prev").alias("value"))
+            .agg(pl.len().alias("m"))
+            .with_columns((pl.col("m") / pl.col("m").sum().over("event")).alias("q"))
+        )
+        chance = (
+            own.join(before, on=["event", "value"], how="inner")
+            .group_by("event")
+            .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
+        )
+        part = same.join(chance, on="event", how="left").with_columns(pl.col("c").fill_null(0.0))
+        carry = pl.when(pl.col("c") < 1 - 1e-9).then(
+            ((pl.col("same_share") - pl.col("c")) / (1 - pl.col("c"))).clip(0.0, 1.0)
+        )
+        parts.append(
+            part.select(
+                "event",
+                pl.lit(key).alias("key"),
+                pl.col("same_share").round(6),
+                carry.fill_null(0.0).round(6).alias("carry_share"),
+            )
+        )
+    return _concat(parts, schema).sort("event", "key")  # type: ignore[arg-type]
 
 
 def _lookups(per_event: dict[str, pl.DataFrame]) -> tuple[dict[str, str], pl.DataFrame]:
