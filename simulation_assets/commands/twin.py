@@ -397,6 +397,7 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
         f"DAU/WAU: real {fidelity['dau_wau']['real']}, twin {fidelity['dau_wau']['twin']}.",
         *_dau_lines(fidelity.get("dau_by_day") or {}),
         *_carried_lines(fidelity.get("carried_values") or []),
+        *_version_lines(fidelity.get("version_mix") or []),
         "",
         "## Privacy",
         "",
@@ -436,6 +437,25 @@ def _carried_lines(rows: list[dict]) -> list[str]:
     ]
     return lines + [
         f"| {r['event']} | {r['key']} | {_share(r['export'])} | {_share(r['twin'])} |" for r in rows
+    ]
+
+
+def _version_lines(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Versions that roll out",
+        "",
+        "Per week of the run, the share of sessions on the newest version (the fit's sample of the export "
+        "beside the twin) and the total-variation distance between the two mixes.",
+        "",
+        "| key | week | export newest | twin newest | TV |",
+        "|---|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {r['key']} | {r['week']} | {_share(r['export'])} | {_share(r['twin'])} | {r['tv']:.3f} |"
+        for r in rows
     ]
 
 

@@ -20,7 +20,13 @@ from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.twin import checks
 from simulation_assets.core.twin.checks import Outcome
 from simulation_assets.core.twin.config import FitConfig
-from simulation_assets.core.twin.fidelity import FidelityReport, carried_values, compare, dau_by_day_summary
+from simulation_assets.core.twin.fidelity import (
+    FidelityReport,
+    carried_values,
+    compare,
+    dau_by_day_summary,
+    version_mix,
+)
 from simulation_assets.core.twin.fit import Prepared, fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
@@ -352,8 +358,10 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         spec, real, twin, _, _, events = _prepared_pair(twin_settings, store, first_day)
         report = compare(real, twin, seed=twin_settings.seed, k=int(spec.document.privacy.get("k", 5)))
         carried = carried_values(events, spec.tables["event_keys"])
+        versions = version_mix(events, spec.tables["property_trends"], spec.document.generation.start)
         path = _write_report(twin_settings, store, spec, "fidelity.json",
-                             {**report.as_dict(), "carried_values": carried.to_dicts()})  # fmt: skip
+                             {**report.as_dict(), "carried_values": carried.to_dicts(),
+                              "version_mix": versions.to_dicts()})  # fmt: skip
         table = pl.DataFrame([{"measure": c.name, "kind": c.kind, "value": c.value, "bound": c.bound, "passed": c.passed}
                               for c in report.comparisons])  # fmt: skip
         return dg.MaterializeResult(
@@ -369,6 +377,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "hour_of_week": _hour_plot(report),
                 "top_paths": md_table(report.paths, max_rows=12),
                 "carried_values": md_table(carried, max_rows=12),
+                "version_mix": md_table(versions, max_rows=20),
                 "path": dg.MetadataValue.path(str(path)),
             },
             check_results=[_outcome_result(name, fn(report)) for name, (fn, _) in FIDELITY_CHECKS.items()],

@@ -535,7 +535,7 @@ class Generator(CompiledSpec):
             "$device_id": self.user_ids.take(device_no),
             "$anon_distinct_id": self.user_ids.take(np.where(is_ident, device_no, 2 * n_users)),
         }
-        cols |= self._properties(codes, user_no, e_sess, s_user, g)
+        cols |= self._properties(codes, user_no, e_sess, s_user, g, day_number(day) - self.start_day)
         return pl.DataFrame([s.alias(name) for name, s in cols.items()])
 
     def _properties(
@@ -545,8 +545,10 @@ class Generator(CompiledSpec):
         e_sess: np.ndarray,
         s_user: np.ndarray,
         g: np.random.Generator,
+        offset: int = 0,
     ) -> dict[str, pl.Series]:
-        """Draw every property column for events ``codes`` of users ``user_no`` in sessions ``e_sess`` (of ``s_user``).
+        """Draw every property column for events ``codes`` of users ``user_no`` in sessions ``e_sess`` (of ``s_user``)
+        on day ``offset`` of the run.
 
         Keys constant within a session are drawn once per session first; per-user constants were drawn
         with the population. A key of a user or a session is a gather from a column per unit (every user
@@ -639,7 +641,30 @@ class Generator(CompiledSpec):
                 ok = sketch_row >= 0
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
+        self._roll_out(out, user_no, offset)
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
+
+    def _roll_out(self, out: dict[str, pl.Series], user_no: np.ndarray, offset: int) -> None:
+        """Replace the values of the version keys that roll out by the day's week's mix, in ``out``.
+
+        The run's 7-day blocks are the export's (past its last, the last one's mix holds). A user takes the
+        newest value while their own adoption draw is below its share, else the next newest within the next
+        share, and so on: as a new version's share grows week by week, the users who had it keep it.
+        """
+        for key, (padded, codes, cdf) in self.trends.items():
+            if key not in out:
+                continue
+            rows = np.flatnonzero(out[key].is_not_null().to_numpy())
+            mix = cdf[min(max(offset, 0) // 7, cdf.shape[0] - 1)]
+            pick = np.minimum(
+                np.searchsorted(mix, self.adoption[user_no[rows]], side="right"), codes.size - 1
+            )
+            out[key] = _spread(padded, codes[pick], rows, out[key].len())
+
+    @cached_property
+    def adoption(self) -> np.ndarray:
+        """Return every user's own uniform draw of how early they take a new version (made once)."""
+        return rng_mod.stream(self.seed, "twin", "adoption", self.gen.users).random(self.gen.users)
 
     def _present(
         self,

@@ -85,7 +85,6 @@ IDENTIFIER_KEYS = frozenset(
         "$raw_user_agent",
         "$session_entry_url",
         "$session_entry_referrer",
-        "$lib_version",
         "$timezone_offset",
     }  # fmt: skip
 )
@@ -139,6 +138,9 @@ SESSION_NUMBER_KEPT = 0.95
 STICKY_MIN = 0.3  # a per-session key a user keeps between visits with at least this chance is sticky
 MAX_COMBOS = 20_000  # rows of the per-user combination table (combinations times the dropped keys' values)
 FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has the value its lookup gives
+# A version (an app's, an SDK's): digits in two to four parts, an optional leading v and suffix (4.12.0-beta.1).
+VERSION_PATTERN = r"^[vV]?[0-9]+(?:\.[0-9]+){1,3}(?:[-+._ ][0-9A-Za-z.+-]*)?$"
+TREND_TV = 0.1  # a version key rolls out when its first and last weeks' mixes are this far apart (or more)
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,18 @@ class PropertyModel:
     lookups: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(
             schema={"key": pl.String, "parent": pl.String, "parent_value": pl.String, "value": pl.String}
+        )
+    )
+    # Version keys whose mix rolls over the window: each 7-day block's shares, values newest first (rank).
+    trends: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={
+                "key": pl.String,
+                "block": pl.Int16,
+                "value": pl.String,
+                "share": pl.Float64,
+                "rank": pl.Int32,
+            }
         )
     )
 
@@ -331,16 +345,21 @@ def _kind(values: pl.Series) -> str:
 
 
 def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, max_categories: int,
-                   dropped: list[dict], user_class: pl.DataFrame | None = None) -> PropertyModel:  # fmt: skip
+                   dropped: list[dict], user_class: pl.DataFrame | None = None,
+                   days: int = 0) -> PropertyModel:  # fmt: skip
     """Fit the property model on ``sample`` (columns: user, event, and one text column per key).
 
     With a ``session`` column (see :func:`sample_sessions`), keys constant within sessions are found
-    and fitted per session. One key at a time (each pass reads two columns), so the cost grows with
-    keys x rows and never builds a long (row x key) table.
+    and fitted per session; with a ``day`` column too (the row's day of the window, of ``days``), the mix
+    of a version key that rolls out over the window is kept per week (:func:`_version_trends`). One key at
+    a time (each pass reads two columns), so the cost grows with keys x rows and never builds a long
+    (row x key) table.
     """
     dropped = list(dropped)
     keys = [key for key in keys if key in sample.columns]
     unit = ["session"] if "session" in sample.columns else []
+    dated = ["day"] if unit and "day" in sample.columns and days > 0 else []
+    day_of_row = sample["day"] if dated else None
     sample, trimmed = trim_urls(sample.select("user", *unit, "event", *keys), keys)
     sample, personal, templated = scrub_personal(sample, keys, k)
     sample = sample.with_row_index("row")
@@ -457,6 +476,11 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
                           categories.sort("event", "key", "value"), numbers, named, trimmed, hidden, personal,
                           templated, class_combos=class_combos, follows=follows, lookups=lookups)  # fmt: skip
+    if day_of_row is not None:
+        unit_keys = [key for key in [*constants, *session_keys] if kinds[key] != "boolean"]
+        dated_rows = _suppress_all(sample.with_columns(day_of_row), unit_keys, k, max_categories,
+                                   keep=["session", "day"])  # fmt: skip
+        model = dataclasses.replace(model, trends=_version_trends(dated_rows, unit_keys, days))
     if not session_keys:
         return model
     in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"])
@@ -464,6 +488,69 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     return dataclasses.replace(model, session_keys=tuple(session_keys), session_combos=s_combos,
                                session_combo_share=s_share, session_marginals=s_marginals,
                                sticky_keys=sticky, sticky_share=sticky_share)  # fmt: skip
+
+
+def _version_trends(rows: pl.DataFrame, keys: list[str], days: int) -> pl.DataFrame:
+    """Return (key, block, value, share, rank): the weekly mix of each version key that rolls out.
+
+    ``rows``: (session, day, keys...) with rare values ``other``. A key is a version when 90 % of its
+    sessions' values (``other`` aside) read as one (``4.12.0``, ``v2.3``, ``1.418.10``); it rolls out when
+    its mix over sessions in the window's first 7-day block and in its last (:func:`~.arrivals.day_blocks`)
+    are more than 0.1 apart (total variation) and more than three times what two samples of one mix that
+    size differ by. Per block, the value's share of the block's sessions (a block without any: the
+    window's mix); ``rank`` orders the values newest first (by the mean day of their sessions).
+    """
+    from simulation_assets.core.twin.arrivals import day_blocks
+
+    schema = {"key": pl.String, "block": pl.Int16, "value": pl.String, "share": pl.Float64, "rank": pl.Int32}
+    block_of, n_blocks = day_blocks(days)
+    if n_blocks < 2 or not keys or rows.is_empty():
+        return pl.DataFrame(schema=schema)
+    day = pl.col("day").clip(0, days - 1)
+    sessions = rows.group_by("session").agg(
+        day.min().alias("day"), *[pl.col(key).drop_nulls().mode().sort().first() for key in keys]
+    )
+    sessions = sessions.with_columns(pl.Series("block", block_of[sessions["day"].to_numpy()]))
+    parts = []
+    for key in sorted(keys):
+        one = sessions.select("block", "day", pl.col(key).alias("value")).drop_nulls("value")
+        named = one.filter(pl.col("value") != OTHER)["value"]
+        if named.is_empty() or float(named.str.contains(VERSION_PATTERN).mean() or 0) < 0.9:
+            continue
+        counts = one.group_by("block", "value").agg(pl.len().alias("n"), pl.col("day").sum().alias("days"))
+        values = (
+            counts.group_by("value")
+            .agg((pl.col("days").sum() / pl.col("n").sum()).alias("mean_day"), pl.col("n").sum())
+            .sort(["mean_day", "value"], descending=[True, False])
+            .with_row_index("rank")
+        )
+        grid = pl.DataFrame({"block": np.arange(n_blocks)}).join(values.select("value", "rank"), how="cross")
+        mix = grid.join(counts.select("block", "value", "n"), on=["block", "value"], how="left").with_columns(
+            pl.col("n").fill_null(0)
+        )
+        total = np.array(values["n"], np.float64)
+        table = mix.sort("block", "rank")["n"].to_numpy().reshape(n_blocks, values.height).astype(np.float64)
+        sizes = table.sum(axis=1)
+        shares = np.where(sizes[:, None] > 0, table / np.maximum(sizes, 1)[:, None], total / total.sum())
+        first, last = 0, n_blocks - 1
+        tv = 0.5 * float(np.abs(shares[first] - shares[last]).sum())
+        pooled = total / total.sum()
+        n1, n2 = max(sizes[first], 1), max(sizes[last], 1)
+        noise = 0.5 * float(np.sqrt(2 / np.pi) * np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2)).sum())
+        if tv <= TREND_TV or tv <= 3 * noise:
+            continue
+        parts.append(
+            pl.DataFrame(
+                {
+                    "key": key,
+                    "block": np.repeat(np.arange(n_blocks), values.height),
+                    "value": np.tile(values["value"].to_numpy(), n_blocks),
+                    "share": np.round(shares.ravel(), 6),
+                    "rank": np.tile(values["rank"].to_numpy(), n_blocks),
+                }
+            )
+        )
+    return _concat(parts, schema)  # type: ignore[arg-type]
 
 
 def sample_sessions(sample: pl.DataFrame, idle_minutes: float) -> pl.DataFrame:

@@ -124,6 +124,14 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "parent_value": pl.String(),
         "value": pl.String(),
     },
+    # Version keys that roll out: each 7-day block's mix over sessions, rank 0 the newest value.
+    "property_trends": {
+        "key": pl.String(),
+        "block": pl.Int16(),
+        "value": pl.String(),
+        "share": pl.Float64(),
+        "rank": pl.Int32(),
+    },
 }
 # Tables added after the first specs (or kept only for older specs: day_gaps): empty when absent.
 OPTIONAL_TABLES = frozenset(
@@ -141,6 +149,7 @@ OPTIONAL_TABLES = frozenset(
         "session_combos",
         "property_lookups",
         "class_combos",
+        "property_trends",
     }
 )
 START, END, ANY = "START", "END", "*"
