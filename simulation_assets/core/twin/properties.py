@@ -43,6 +43,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,6 +138,8 @@ FREE_TEXT_CHARS = 120  # mean length above which a text property is taken for fr
 SESSION_NUMBER_KEPT = 0.95
 STICKY_MIN = 0.3  # a per-session key a user keeps between visits with at least this chance is sticky
 MAX_COMBOS = 20_000  # rows of the per-user combination table (combinations times the dropped keys' values)
+# An export's groups (PostHog's group analytics: a user's company, project ...): see group_holders.
+GROUP_COLUMNS = r"^\$groups$|^\$groups\.|^\$group_[0-4]$"
 FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has the value its lookup gives
 # A version (an app's, an SDK's): digits in two to four parts, an optional leading v and suffix (4.12.0-beta.1).
 VERSION_PATTERN = r"^[vV]?[0-9]+(?:\.[0-9]+){1,3}(?:[-+._ ][0-9A-Za-z.+-]*)?$"
@@ -268,7 +271,9 @@ def _template_path(value: pl.Expr) -> pl.Expr:
     return value.str.extract(rf"^({_SCHEME}[^/]*)", 1).str.replace(r"//[^/]*@", "//").fill_null("") + path
 
 
-def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.DataFrame, int, int]:
+def scrub_personal(
+    frame: pl.DataFrame, keys: list[str], k: int, holders: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, int, int]:
     """Return ``frame`` (``user`` and text columns ``keys``) with personal data taken out of the values.
 
     URLs and paths (query strings already cut) keep their shape: in one holding personal data, or seen for
@@ -287,6 +292,12 @@ def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.Dat
         per_value = (
             frame.group_by(key).agg(pl.len().alias("n"), pl.col("user").n_unique().alias("u")).drop_nulls(key)
         )
+        if holders is not None:  # a URL seen by users of fewer than k groups is templated too
+            spread = _holders_per_value(
+                frame.select("user", pl.col(key).alias("value")).unique().drop_nulls(), holders
+            )
+            per_value = per_value.join(spread.select(pl.col("value").alias(key), pl.col("u").alias("__u")), on=key,
+                                       how="left").with_columns(pl.min_horizontal("u", "__u").alias("u")).drop("__u")  # fmt: skip
         text = v.cast(pl.Float64, strict=False).is_null()
         bad = text & v.str.contains(PERSONAL_PATTERN)
         url = v.str.contains(_URLISH)
@@ -360,8 +371,9 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     unit = ["session"] if "session" in sample.columns else []
     dated = ["day"] if unit and "day" in sample.columns and days > 0 else []
     day_of_row = sample["day"] if dated else None
+    holders = group_holders(sample)
     sample, trimmed = trim_urls(sample.select("user", *unit, "event", *keys), keys)
-    sample, personal, templated = scrub_personal(sample, keys, k)
+    sample, personal, templated = scrub_personal(sample, keys, k, holders)
     sample = sample.with_row_index("row")
     n_users = max(sample["user"].n_unique(), 1)
     event_rows = sample.group_by("event").agg(pl.len().alias("rows"))
@@ -381,9 +393,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             if float(values["value"].str.len_chars().mean() or 0) > FREE_TEXT_CHARS:
                 dropped.append({"key": key, "reason": "free text", "users": users})
                 continue
-            users_per_value = (
-                values.select("user", "value").unique().group_by("value").agg(pl.len().alias("u"))
-            )
+            users_per_value = _holders_per_value(values.select("user", "value").unique(), holders)
             rare_rows = values.join(users_per_value.filter(pl.col("u") < k), on="value", how="semi").height
             if rare_rows > 0.5 * values.height:
                 reason = (
@@ -399,7 +409,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         per_session = bool(unit) and _is_session_constant(values)
         per_user = False  # a number that is a per-user constant with few values (an OS version)
         if kind in ("category", "boolean"):
-            values = _suppress_rare(values, k, max_categories)
+            values = _suppress_rare(values, k, max_categories, holders if kind == "category" else None)
         elif per_session or _is_constant(values, n_users):
             # A number with few values (a screen width, an OS version) is one; a measurement is not.
             suppressed = _suppress_rare(values, k, max_categories)
@@ -468,7 +478,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     event_keys = event_keys.join(_carried_shares(in_sessions), on=["event", "key"], how="left").with_columns(
         pl.col("carry_share").fill_null(0.0)
     )
-    suppressed = _suppress_all(sample, constants, k, max_categories)
+    suppressed = _suppress_all(sample, constants, k, max_categories, holders=holders, kinds=kinds)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
     class_combos = _class_tables(suppressed, constants, k, marginals, user_class)
     follows, lookups = _lookups(per_event)
@@ -479,11 +489,12 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     if day_of_row is not None:
         unit_keys = [key for key in [*constants, *session_keys] if kinds[key] != "boolean"]
         dated_rows = _suppress_all(sample.with_columns(day_of_row), unit_keys, k, max_categories,
-                                   keep=["session", "day"])  # fmt: skip
+                                   keep=["session", "day"], holders=holders, kinds=kinds)  # fmt: skip
         model = dataclasses.replace(model, trends=_version_trends(dated_rows, unit_keys, days))
     if not session_keys:
         return model
-    in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"])
+    in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"], holders=holders,
+                                kinds=kinds)  # fmt: skip
     s_combos, s_share, s_marginals, sticky, sticky_share = _session_tables(in_sessions, session_keys, k)
     return dataclasses.replace(model, session_keys=tuple(session_keys), session_combos=s_combos,
                                session_combo_share=s_share, session_marginals=s_marginals,
@@ -604,11 +615,69 @@ def _per_user_unique(values: pl.DataFrame, k: int) -> bool:
     return rare_users > 0.5 * pairs.height
 
 
-def _suppress_rare(values: pl.DataFrame, k: int, max_categories: int) -> pl.DataFrame:
-    """Replace values (column ``value``) seen for fewer than k users, or beyond the most common, by ``other``."""
-    users = values.select("user", "value").unique().group_by("value").agg(pl.len().alias("u"))
+def group_holders(sample: pl.DataFrame) -> pl.DataFrame | None:
+    """Return (user, one column per group type: the user's group of that type, else the user alone), or None.
+
+    ``sample``'s group columns (:data:`GROUP_COLUMNS`): ``$groups`` (PostHog's object of group type -> key,
+    as JSON text), its flattened ``$groups.<type>`` columns or ``$group_0``..``$group_4``. A user's group of
+    a type is the one most of their rows name; a user without one is a group of their own. None when the
+    sample names no group: values are then counted by users alone.
+    """
+    columns = [c for c in sample.columns if re.match(GROUP_COLUMNS, c)]
+    if not columns:
+        return None
+    rows = sample.select("user", *columns)
+    if "$groups" in columns:
+        objects = rows["$groups"].cast(pl.String)
+        is_object = objects.str.starts_with("{").fill_null(False)
+        if bool(is_object.any()):
+            decoded = objects.filter(is_object).str.json_decode(infer_schema_length=None)
+            if isinstance(decoded.dtype, pl.Struct):
+                fields = decoded.struct.unnest()
+                fields = fields.select(
+                    pl.col(c).cast(pl.String).alias(f"$groups.{c}") for c in fields.columns
+                )
+                rows = pl.concat([rows.filter(is_object).drop("$groups"), fields], how="horizontal")
+            else:
+                rows = rows.drop("$groups")
+        else:
+            rows = rows.drop("$groups")
+    types = [c for c in rows.columns if c != "user" and c != "$groups"]
+    if not types or all(rows[c].null_count() == rows.height for c in types):
+        return None
+    per_user = rows.group_by("user").agg(
+        pl.col(c).cast(pl.String).drop_nulls().mode().sort().first() for c in types
+    )
+    alone = pl.lit("\x00") + pl.col("user").cast(pl.String)
+    everyone = sample.select("user").unique().join(per_user, on="user", how="left")
+    return everyone.select(
+        "user", *[pl.coalesce(pl.col(c), alone).alias(f"__group{i}") for i, c in enumerate(types)]
+    )
+
+
+def _holders_per_value(pairs: pl.DataFrame, holders: pl.DataFrame | None) -> pl.DataFrame:
+    """Return (value, users, u) for distinct (user, value) ``pairs``: u the users, or with ``holders``
+    (:func:`group_holders`) the fewest distinct groups of any type among them (a value only one account's
+    users saw is that account's data, however many of them saw it)."""
+    if holders is None:
+        return pairs.group_by("value").agg(pl.len().alias("users"), pl.len().alias("u"))
+    groups = [c for c in holders.columns if c != "user"]
+    return (
+        pairs.join(holders, on="user", how="left")
+        .group_by("value")
+        .agg(pl.len().alias("users"), *[pl.col(c).n_unique() for c in groups])
+        .select("value", "users", pl.min_horizontal("users", *groups).alias("u"))
+    )
+
+
+def _suppress_rare(
+    values: pl.DataFrame, k: int, max_categories: int, holders: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Replace values (column ``value``) seen for fewer than k users (of k groups, with ``holders``), or beyond
+    the most common, by ``other``."""
+    users = _holders_per_value(values.select("user", "value").unique(), holders)
     common = (
-        users.filter(pl.col("u") >= k).sort(["u", "value"], descending=[True, False]).head(max_categories)
+        users.filter(pl.col("u") >= k).sort(["users", "value"], descending=[True, False]).head(max_categories)
     )
     allowed = common["value"].to_list()
     return values.with_columns(
@@ -617,13 +686,21 @@ def _suppress_rare(values: pl.DataFrame, k: int, max_categories: int) -> pl.Data
 
 
 def _suppress_all(
-    sample: pl.DataFrame, keys: list[str], k: int, max_categories: int, keep: list[str] | None = None
+    sample: pl.DataFrame,
+    keys: list[str],
+    k: int,
+    max_categories: int,
+    keep: list[str] | None = None,
+    holders: pl.DataFrame | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Return ``sample`` (user, ``keep`` + ``keys``) with each key's rare values replaced by ``other``."""
+    """Return ``sample`` (user, ``keep`` + ``keys``) with each key's rare values replaced by ``other`` (text
+    categories counted by groups too, with ``holders``)."""
     out = sample.select("user", *(keep or []))
     for key in keys:
         col = sample.select("user", pl.col(key).alias("value"))
-        kept = _suppress_rare(col.drop_nulls("value"), k, max_categories)["value"].unique().to_list()
+        by = holders if (kinds or {}).get(key, "category") == "category" else None
+        kept = _suppress_rare(col.drop_nulls("value"), k, max_categories, by)["value"].unique().to_list()
         out = out.with_columns(
             pl.when(sample[key].is_null()).then(None).when(sample[key].is_in(kept)).then(sample[key])
             .otherwise(pl.lit(OTHER)).alias(key)
