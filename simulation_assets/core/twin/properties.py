@@ -486,8 +486,10 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
                           categories.sort("event", "key", "value"), numbers, named, trimmed, hidden, personal,
                           templated, class_combos=class_combos, follows=follows, lookups=lookups)  # fmt: skip
-    if day_of_row is not None:
-        unit_keys = [key for key in [*constants, *session_keys] if kinds[key] != "boolean"]
+    if day_of_row is not None:  # (only keys of versions need their rows by day)
+        unit_keys = [
+            key for key in [*constants, *session_keys] if kinds[key] != "boolean" and _versions(sample[key])
+        ]
         dated_rows = _suppress_all(sample.with_columns(day_of_row), unit_keys, k, max_categories,
                                    keep=["session", "day"], holders=holders, kinds=kinds)  # fmt: skip
         model = dataclasses.replace(model, trends=_version_trends(dated_rows, unit_keys, days))
@@ -499,6 +501,13 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     return dataclasses.replace(model, session_keys=tuple(session_keys), session_combos=s_combos,
                                session_combo_share=s_share, session_marginals=s_marginals,
                                sticky_keys=sticky, sticky_share=sticky_share)  # fmt: skip
+
+
+def _versions(values: pl.Series) -> bool:
+    """Whether 90 % of ``values`` (nulls and ``other`` aside) read as versions (``VERSION_PATTERN``)."""
+    named = values.drop_nulls().cast(pl.String)
+    named = named.filter(named != OTHER)
+    return not named.is_empty() and float(named.str.contains(VERSION_PATTERN).mean() or 0) >= 0.9
 
 
 def _version_trends(rows: pl.DataFrame, keys: list[str], days: int) -> pl.DataFrame:
@@ -525,8 +534,7 @@ def _version_trends(rows: pl.DataFrame, keys: list[str], days: int) -> pl.DataFr
     parts = []
     for key in sorted(keys):
         one = sessions.select("block", "day", pl.col(key).alias("value")).drop_nulls("value")
-        named = one.filter(pl.col("value") != OTHER)["value"]
-        if named.is_empty() or float(named.str.contains(VERSION_PATTERN).mean() or 0) < 0.9:
+        if not _versions(one["value"]):
             continue
         counts = one.group_by("block", "value").agg(pl.len().alias("n"), pl.col("day").sum().alias("days"))
         values = (
