@@ -559,6 +559,7 @@ def _fit(
         "session_combos": props.session_combos,
         "property_lookups": props.lookups,
         "property_trends": props.trends,
+        "property_sources": props.sources,
     }
     doc = build_document(document)
     spec = TwinSpec(doc, validate_tables(doc, tables))
