@@ -592,7 +592,13 @@ class Generator(CompiledSpec):
         # Keys whose drawn rows later keys read: the followed keys and the keys others copy from.
         kept = parents | {source for copies in self.sources.values() for source, *_ in copies}
         drawn: dict[str, np.ndarray] = {}  # such a key's drawn table row per event (-1: absent)
-        for key in self.key_order:  # the followed keys and the sources first
+        order = self.key_order
+        if len(order) != len(self.presence):  # keys set after the spec was compiled: after the others
+            order = [
+                *order,
+                *(k for k in sorted(self.presence, key=lambda k: k not in parents) if k not in order),
+            ]
+        for key in order:  # the followed keys and the sources first
             share, kind = self.presence[key][:v], self.kinds[key]
             parent = self.follows.get(key)
             every = bool((share >= 1.0).all())
