@@ -86,7 +86,15 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
         .then(pl.col("current_page").shift(1).over("session"))
         .alias("came_from")
     )
-    sample = sample.with_columns(on_page["current_page"], came_from["came_from"])
+    # And how long a page takes to read (a measurement): drawn on a page event, the same on the events on it.
+    seconds = on_page.with_columns(
+        pl.when(pl.col("event").is_in(PAGE_EVENTS) | (pl.col("session") != pl.col("session").shift(1)))
+        .then(pl.Series(np.random.default_rng(8).uniform(5, 300, on_page.height).round(2)))
+        .forward_fill()
+        .cast(pl.String)
+        .alias("page_seconds")
+    )
+    sample = sample.with_columns(on_page["current_page"], came_from["came_from"], seconds["page_seconds"])
     events = sample["event"].unique().to_list()
     stats = pl.DataFrame(
         [
@@ -102,6 +110,7 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
                 ("device", "VARCHAR"),
                 ("current_page", "VARCHAR"),
                 ("came_from", "VARCHAR"),
+                ("page_seconds", "DOUBLE"),
             )  # fmt: skip
         ],
         schema=loaded.key_stats.schema,
@@ -289,3 +298,16 @@ def test_a_page_event_names_the_page_its_session_was_on_before(visit_spec: TwinS
     came = measured.filter((pl.col("key") == "came_from") & (pl.col("source") == "current_page"))
     assert came.height >= 3 and came["rows"].sum() > 2_000
     assert (came["twin"] > 0.95).all(), came  # drawn on its own: about 1 in 12
+
+
+def test_a_number_an_event_shares_with_its_page_is_carried_on_too(visit_spec: TwinSpec) -> None:
+    assert visit_spec.document.properties["kinds"]["page_seconds"] == "number"
+    keys = visit_spec.tables["event_keys"].filter(pl.col("key") == "page_seconds")
+    on_page = keys.filter(~pl.col("event").is_in(PAGE_EVENTS))
+    assert on_page.height >= 3 and (on_page["carry_share"] > 0.99).all()
+    twin = _twin_days(visit_spec)
+    measured = carried_values(twin, visit_spec.tables["event_keys"], top=200).filter(
+        pl.col("key") == "page_seconds"
+    )
+    leaves = measured.filter(~pl.col("event").is_in(PAGE_EVENTS))
+    assert leaves.height >= 3 and (leaves["twin"] > 0.99).all(), leaves  # drawn per event: never the same

@@ -645,7 +645,8 @@ def carried_values(
     if measured.is_empty():
         return pl.DataFrame(schema=schema)
     order = ["$session_id", "timestamp", *(["sequence"] if "sequence" in events.columns else [])]
-    frame = events.select(*order, "event", *sorted(set(measured["key"]) | set(measured["source"])))
+    keys = sorted(set(measured["key"]) | set(measured["source"]))
+    frame = events.select(list(dict.fromkeys([*order, "event", *keys])))  # (a key may be named as a column)
     frame = frame.with_row_index("__i").sort([*order, "__i"])
     parts = []
     for (key, source, lag), part in measured.group_by("key", "source", "lag", maintain_order=True):
@@ -662,6 +663,9 @@ def carried_values(
             ).join(part.select("event", "export"), on="event", how="inner")
         )  # fmt: skip
     table = pl.concat(parts).select([pl.col(c).cast(t) for c, t in schema.items()])
+    table = table.filter(
+        pl.max_horizontal("export", "twin") >= 0.05
+    )  # (a value that never repeats says little)
     return (
         table.sort(["rows", "event", "key", "source"], descending=[True, False, False, False])
         .head(top)

@@ -665,6 +665,8 @@ class Generator(CompiledSpec):
                 sketch_row = row_of[e_rows]
                 ok = sketch_row >= 0
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
+                if key in self.carry:  # the number its session is on (a video's duration)
+                    x = _carry_on(x, self.carry[key][e_rows[ok]], e_sess[rows[ok]], g)
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         self._roll_out(out, user_no, offset)
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order

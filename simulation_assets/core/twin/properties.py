@@ -396,6 +396,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     key_rows, category_rows, number_parts = [], [], []
     per_event: dict[str, pl.DataFrame] = {}  # each per-event category's (row, value), for the lookups
     in_sessions: dict[str, pl.DataFrame] = {}  # the same with (session, event): what a session carries on
+    numbers_in_sessions: dict[str, pl.DataFrame] = {}  # and each per-event number's
     for key in keys:
         values = sample.select("row", "user", *unit, "event", pl.col(key).alias("value")).drop_nulls("value")
         if values.is_empty():
@@ -466,6 +467,10 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             number_parts.append(
                 values.select("user", "event", pl.lit(key).alias("key"), pl.col("value").cast(pl.Float64))
             )
+            if unit:  # a video's duration on each of its events
+                numbers_in_sessions[key] = values.select(
+                    "row", "session", "event", pl.col("value").cast(pl.Float64)
+                )
     event_keys = _concat(key_rows, {"event": pl.String, "key": pl.String, "present_share": pl.Float64})
     categories = _concat(
         category_rows, {"event": pl.String, "key": pl.String, "value": pl.String, "share": pl.Float64}
@@ -488,7 +493,13 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             event_keys.filter(pl.col("key").is_in(numeric)).join(has_sketch, on=["event", "key"], how="semi"),
         ]
     ).sort("event", "key")
-    event_keys = event_keys.join(_carried_shares(in_sessions), on=["event", "key"], how="left").with_columns(
+    # Whole numbers (a rating, seconds) repeat by chance as categories do; a measurement's sketch never does.
+    whole = {key: rows for key, rows in numbers_in_sessions.items() if kinds[key] == "integer"}
+    measured = {key: rows for key, rows in numbers_in_sessions.items() if kinds[key] != "integer"}
+    carried = pl.concat(
+        [_carried_shares({**in_sessions, **whole}), _carried_shares(measured, by_chance=False)]
+    )
+    event_keys = event_keys.join(carried, on=["event", "key"], how="left").with_columns(
         pl.col("carry_share").fill_null(0.0)
     )
     follows, lookups = _lookups(per_event)
@@ -916,7 +927,7 @@ def _sticky_share(sessions: pl.DataFrame, keys: list[str]) -> float:
     return float(min(1.0, np.sqrt(max(agree - chance, 0.0) / max(1 - chance, 1e-12))))
 
 
-def _carried_shares(in_sessions: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True) -> pl.DataFrame:
     """Return (event, key, same_share, carry_share): how often an event takes its session's current value.
 
     ``in_sessions``: each per-event category's (row, session, event, value) rows, rare values already
@@ -925,7 +936,8 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame]) -> pl.DataFrame:
     ``same_share`` M is the share of an event's rows (those with such a previous row) equal to it. Drawn
     afresh from the event's shares, a row would agree by chance c = sum_v p(v) q(v), p the event's shares
     and q those of the previous values on its rows; the twin copies the previous value with chance
-    r = (M - c) / (1 - c) (0 when c is 1: one value, nothing to carry) and draws afresh otherwise.
+    r = (M - c) / (1 - c) (0 when c is 1: one value, nothing to carry) and draws afresh otherwise. Numbers
+    that are not whole (``by_chance`` False) come from a sketch that never gives a value twice: c is 0, r = M.
     """
     schema = {"event": pl.String, "key": pl.String, "same_share": pl.Float64, "carry_share": pl.Float64}
     parts = []
@@ -954,7 +966,7 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame]) -> pl.DataFrame:
             .group_by("event")
             .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
         )
-        part = same.join(chance, on="event", how="left").with_columns(pl.col("c").fill_null(0.0))
+        part = same.join(chance, on="event", how="left").with_columns(pl.col("c").fill_null(0.0) * by_chance)
         carry = pl.when(pl.col("c") < 1 - 1e-9).then(
             ((pl.col("same_share") - pl.col("c")) / (1 - pl.col("c"))).clip(0.0, 1.0)
         )
