@@ -396,6 +396,8 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
         "",
         f"DAU/WAU: real {fidelity['dau_wau']['real']}, twin {fidelity['dau_wau']['twin']}.",
         *_dau_lines(fidelity.get("dau_by_day") or {}),
+        *_carried_lines(fidelity.get("carried_values") or []),
+        *_version_lines(fidelity.get("version_mix") or []),
         "",
         "## Privacy",
         "",
@@ -417,6 +419,43 @@ def _dau_lines(summary: dict) -> list[str]:
         f"(real {summary['worst_real']:,}, twin {summary['worst_twin']:,.0f}). Days that depart clearly from their "
         "weekday (a holiday, a launch) are modelled and judged by the calendar_days check; every day is in "
         "fidelity.json `daily_active_users`.",
+    ]
+
+
+def _carried_lines(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Values carried within sessions",
+        "",
+        "Share of an event's rows whose value of the key is the session's previous one (a page-leave's URL is "
+        "the page's): the fit's sample of the export beside the twin.",
+        "",
+        "| event | key | export | twin |",
+        "|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {r['event']} | {r['key']} | {_share(r['export'])} | {_share(r['twin'])} |" for r in rows
+    ]
+
+
+def _version_lines(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Versions that roll out",
+        "",
+        "Per week of the run, the share of sessions on the newest version (the fit's sample of the export "
+        "beside the twin) and the total-variation distance between the two mixes.",
+        "",
+        "| key | week | export newest | twin newest | TV |",
+        "|---|---|---|---|---|",
+    ]
+    return lines + [
+        f"| {r['key']} | {r['week']} | {_share(r['export'])} | {_share(r['twin'])} | {r['tv']:.3f} |"
+        for r in rows
     ]
 
 

@@ -20,7 +20,13 @@ from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.twin import checks
 from simulation_assets.core.twin.checks import Outcome
 from simulation_assets.core.twin.config import FitConfig
-from simulation_assets.core.twin.fidelity import FidelityReport, compare, dau_by_day_summary
+from simulation_assets.core.twin.fidelity import (
+    FidelityReport,
+    carried_values,
+    compare,
+    dau_by_day_summary,
+    version_mix,
+)
 from simulation_assets.core.twin.fit import Prepared, fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
 from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
@@ -174,8 +180,8 @@ def _json_default(value: object) -> object:
 
 def _prepared_pair(
     settings: TwinSettings, store: LocalParquetStore, start: dt.date
-) -> tuple[TwinSpec, Prepared, Prepared, pl.DataFrame, pl.DataFrame]:
-    """Return (spec, real import, twin import, real rows, twin rows) for the reports; the twin is moved onto
+) -> tuple[TwinSpec, Prepared, Prepared, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Return (spec, real import, twin import, real rows, twin rows, twin events) for the reports; the twin is moved onto
     the export's days when its first partition differs (so the same days are compared)."""
     spec = settings.spec(store, start)
     cfg = FitConfig(**spec.document.fit) if spec.document.fit else settings.fit_config()
@@ -186,7 +192,7 @@ def _prepared_pair(
     rows = as_export_rows(twin_events)
     if shift:
         rows = rows.with_columns(pl.col("timestamp") + dt.timedelta(days=shift))
-    return spec, real, prepare(rows, cfg), real_rows, rows
+    return spec, real, prepare(rows, cfg), real_rows, rows, twin_events
 
 
 def _retention_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
@@ -349,9 +355,13 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     def twin_fidelity(
         context: dg.AssetExecutionContext, twin_settings: TwinSettings, store: LocalParquetStore
     ) -> dg.MaterializeResult:
-        spec, real, twin, _, _ = _prepared_pair(twin_settings, store, first_day)
+        spec, real, twin, _, _, events = _prepared_pair(twin_settings, store, first_day)
         report = compare(real, twin, seed=twin_settings.seed, k=int(spec.document.privacy.get("k", 5)))
-        path = _write_report(twin_settings, store, spec, "fidelity.json", report.as_dict())
+        carried = carried_values(events, spec.tables["event_keys"])
+        versions = version_mix(events, spec.tables["property_trends"], spec.document.generation.start)
+        path = _write_report(twin_settings, store, spec, "fidelity.json",
+                             {**report.as_dict(), "carried_values": carried.to_dicts(),
+                              "version_mix": versions.to_dicts()})  # fmt: skip
         table = pl.DataFrame([{"measure": c.name, "kind": c.kind, "value": c.value, "bound": c.bound, "passed": c.passed}
                               for c in report.comparisons])  # fmt: skip
         return dg.MaterializeResult(
@@ -366,6 +376,8 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "retention": _retention_plot(report),
                 "hour_of_week": _hour_plot(report),
                 "top_paths": md_table(report.paths, max_rows=12),
+                "carried_values": md_table(carried, max_rows=12),
+                "version_mix": md_table(versions, max_rows=20),
                 "path": dg.MetadataValue.path(str(path)),
             },
             check_results=[_outcome_result(name, fn(report)) for name, (fn, _) in FIDELITY_CHECKS.items()],
@@ -388,7 +400,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     def twin_privacy(
         context: dg.AssetExecutionContext, twin_settings: TwinSettings, store: LocalParquetStore
     ) -> dg.MaterializeResult:
-        spec, real, twin, real_rows, twin_rows = _prepared_pair(twin_settings, store, first_day)
+        spec, real, twin, real_rows, twin_rows, _ = _prepared_pair(twin_settings, store, first_day)
         report = dcr_test(real, twin, seed=twin_settings.seed)
         copied = copied_identifiers(real_rows, twin_rows)
         path = _write_report(twin_settings, store, spec, "privacy.json", {**report.as_dict(), "copied_identifiers": copied,

@@ -19,6 +19,7 @@ runs, and gives the same rows, when a sampled user has an id that hashes higher)
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import polars as pl
 from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.fit import FitError, Prepared, prepare, property_sample_ids
 from simulation_assets.core.twin.identity import IDENTIFY
-from simulation_assets.core.twin.properties import candidate_keys
+from simulation_assets.core.twin.properties import GROUP_COLUMNS, candidate_keys
 from simulation_assets.core.twin.sessions import SESSION_ID_MIN_SHARE
 from simulation_assets.sinks.memory import tune_generator_memory
 from simulation_assets.sinks.posthog_export import ColumnMapping, ExportError, ExportSource, open_export
@@ -227,16 +228,37 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
         rows = kept_rows if kept_rows is not None else export.frame("json", distinct_ids=ids, uuid=False)
         stats = rows_property_keys(rows, sample_rows=KEY_SAMPLE_ROWS)
         keys, _ = candidate_keys(stats, cfg.max_property_keys)
-        sample = rows_properties(rows.select("distinct_id", "event", "timestamp", "properties"), keys)
+        groups = group_keys(stats)
+        sample = rows_properties(
+            rows.select("distinct_id", "event", "timestamp", "properties"), keys + groups
+        )
     else:  # properties are columns already: the keys' statistics, then only the columns kept
         stats = export.property_keys(sample_rows=KEY_SAMPLE_ROWS)
         keys, _ = candidate_keys(stats, cfg.max_property_keys)
+        groups = group_keys(stats)
         if kept_rows is not None:  # a CSV's columns of the sampled users' rows
             sample = kept_rows
         else:
-            sample = export.frame(keys, distinct_ids=ids) if keys else export.frame("none", distinct_ids=ids)
+            wanted_keys = keys + groups
+            sample = (
+                export.frame(wanted_keys, distinct_ids=ids)
+                if wanted_keys
+                else export.frame("none", distinct_ids=ids)
+            )
     # DuckDB's filtered scans do not keep the file's row order: sorted, the sample (and the fit) is the same each time.
     sample = sample.sort("distinct_id", "timestamp", "event", *keys, nulls_last=True, maintain_order=True)
+    # The users' groups (never modelled): a value must be seen by users of k groups (properties.group_holders).
+    groups = [g for g in groups if g in sample.columns]
     return LoadedExport(
-        export, prepared, sample.select("distinct_id", "event", "timestamp", *keys), stats, stray, repeats
+        export,
+        prepared,
+        sample.select("distinct_id", "event", "timestamp", *keys, *groups),
+        stats,
+        stray,
+        repeats,
     )
+
+
+def group_keys(stats: pl.DataFrame) -> list[str]:
+    """Return the export's group keys (``$groups``, its flattened columns, ``$group_0``..``$group_4``), sorted."""
+    return sorted(key for key in stats["key"].unique().to_list() if re.match(GROUP_COLUMNS, key))

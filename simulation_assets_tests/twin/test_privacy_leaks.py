@@ -13,15 +13,19 @@ import numpy as np
 import polars as pl
 import pytest
 
+from simulation_assets.core.twin.config import FitConfig
+from simulation_assets.core.twin.example import synthetic_events
 from simulation_assets.core.twin.flows import vocabulary
 from simulation_assets.core.twin.properties import (
     OTHER,
     PropertyModel,
     candidate_keys,
     fit_properties,
+    group_holders,
     listed_drops,
 )
-from simulation_assets.sinks.posthog_export import open_export
+from simulation_assets.sinks.posthog_export import open_export, write_export
+from simulation_assets.sinks.twin_source import group_keys, load_for_fit
 
 K = 5
 
@@ -295,3 +299,68 @@ def test_each_class_draws_its_own_devices() -> None:
     assert model.class_combos.group_by("class").agg(pl.col("share").sum())[
         "share"
     ].to_list() == pytest.approx([1, 1])
+
+
+def _accounts_sample(groups: bool) -> pl.DataFrame:
+    """80 users of eight companies (ten each, as PostHog's ``$groups``): pages and titles named after a company's
+    own people or itself, which all ten colleagues saw, beside pages every company has."""
+    u = np.repeat(np.arange(80), 6)
+    team = u // 10
+    i = np.arange(u.size)
+    frame = pl.DataFrame(
+        {
+            "user": u,
+            "event": "$pageview",
+            "title": [f"Invoices of Jane Doe{t}" if j % 2 else "Dashboard" for j, t in zip(i, team)],
+            "$current_url": [
+                f"https://app.example/org/acme-{t}/settings" if j % 3 == 0 else "https://app.example/home"
+                for j, t in zip(i, team)
+            ],
+            "plan": [["free", "pro"][x % 2] if t > 1 else "enterprise" for x, t in zip(u, team)],
+        }
+    )
+    if groups:
+        frame = frame.with_columns(
+            pl.Series("$groups", [f'{{"company": "c{t}", "project": "p{x % 20}"}}' for x, t in zip(u, team)])
+        )
+    return frame
+
+
+def test_text_only_one_account_s_users_saw_is_that_account_s_data() -> None:
+    keys = ["title", "$current_url", "plan"]
+    plain = _written(fit_properties(_accounts_sample(groups=False), keys, K, 11, 50, dropped=[]))
+    assert (
+        "Jane Doe" in plain and "acme-" in plain
+    )  # k users each: kept when nothing says they are one account
+    model = fit_properties(_accounts_sample(groups=True), keys, K, 11, 50, dropped=[])
+    text = _written(model)
+    assert "Jane Doe" not in text and "acme-" not in text and "enterprise" not in text  # one or two companies
+    assert "Dashboard" in text and "https://app.example/home" in text and "pro" in text and "free" in text
+    assert "c1" not in text and "p1" not in text  # the groups themselves are never written
+
+
+def test_groups_are_read_from_posthog_s_object_or_its_flattened_columns() -> None:
+    users = pl.DataFrame({"user": [1, 1, 2, 3, 4]})
+    holders = group_holders(
+        users.with_columns(pl.Series("$groups", ['{"company": "a"}', None, '{"company": "a"}', "{}", None]))
+    )
+    assert holders is not None
+    assert dict(holders.sort("user").select("user", "__group0").iter_rows())[1] == "a"
+    assert holders.filter(pl.col("user").is_in([3, 4]))["__group0"].str.starts_with("\x00").all()
+    flat = group_holders(users.with_columns(pl.Series("$groups.company", ["a", "a", "b", None, None])))
+    assert flat is not None and flat["__group0"].n_unique() == 4  # a, b, and two users alone
+    assert group_holders(users.with_columns(pl.lit(None, pl.String).alias("$group_0"))) is None
+
+
+@pytest.mark.parametrize("shape", ["batch-jsonl", "csv"])
+def test_the_users_groups_reach_the_fit_from_the_export(shape: str, tmp_path: Path) -> None:
+    frame = synthetic_events(users=120, days=14, seed=3)
+    company = pl.lit("acme") + (pl.col("distinct_id").hash(seed=1) % 3).cast(pl.String)
+    frame = frame.with_columns(pl.struct(company.alias("company")).alias("$groups"))
+    path = write_export(frame, tmp_path / f"export.{'csv' if shape == 'csv' else 'jsonl'}", shape)
+    loaded = load_for_fit(path, None, FitConfig())
+    assert group_keys(loaded.key_stats) == ["$groups"]
+    sample = loaded.property_sample
+    assert "$groups" in sample.columns
+    holders = group_holders(sample.rename({"distinct_id": "user"}))
+    assert holders is not None and set(holders["__group0"]) == {"acme0", "acme1", "acme2"}

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from simulation_assets.core.twin.fidelity import carried_values
 from simulation_assets.core.twin.fit import fit
 from simulation_assets.core.twin.generate import Generator
 from simulation_assets.core.twin.properties import sample_sessions
@@ -26,6 +27,15 @@ from simulation_assets_tests.twin.conftest import CFG
 URLS = [f"https://app.example/page/{i}" for i in range(12)]
 AREAS = ["top", "middle", "bottom"]  # pages 0-3, 4-7, 8-11
 DEVICES = ["phone", "tablet", "laptop", "desktop"]
+PAGE_EVENTS = [
+    "login",
+    "dashboard",
+    "feed",
+    "report_viewed",
+    "post_viewed",
+    "signup_started",
+    "onboarding_step",
+]
 
 
 def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
@@ -58,6 +68,19 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
     sample = sample.with_columns(
         device.replace_strict([0, 1, 2, 3], DEVICES, return_dtype=pl.String).alias("device")
     )
+    # The page a user is on: a new one on each page event, the same on the events that happen on a page.
+    users = loaded.prepared.events.select("distinct_id", "user").unique("distinct_id")
+    on_page = (
+        sample_sessions(sample.with_row_index("__i").join(users, on="distinct_id"), CFG.idle_minutes)
+        .with_columns(
+            pl.when(pl.col("event").is_in(PAGE_EVENTS) | (pl.col("session") != pl.col("session").shift(1)))
+            .then(pl.col("page_url"))
+            .forward_fill()
+            .alias("current_page")
+        )
+        .sort("__i")
+    )
+    sample = sample.with_columns(on_page["current_page"])
     events = sample["event"].unique().to_list()
     stats = pl.DataFrame(
         [
@@ -71,6 +94,7 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
                 ("page_area", "VARCHAR"),
                 ("section", "VARCHAR"),
                 ("device", "VARCHAR"),
+                ("current_page", "VARCHAR"),
             )  # fmt: skip
         ],
         schema=loaded.key_stats.schema,
@@ -209,3 +233,27 @@ def test_a_device_a_user_keeps_between_visits_is_kept_in_the_twin(
         update={"properties": {**props, "session_sticky_share": 0.0}}))  # fmt: skip
     hopping = _next_session_same(_twin_days(plain), "user_number", "$session_id", "timestamp", "device")
     assert hopping < real - 0.2, (real, hopping)
+
+
+def test_an_event_on_a_page_carries_the_page_its_session_is_on(
+    loaded: LoadedExport, visit_spec: TwinSpec
+) -> None:
+    keys = visit_spec.tables["event_keys"].filter(pl.col("key") == "current_page")
+    on_page = keys.filter(~pl.col("event").is_in(PAGE_EVENTS))
+    assert (
+        on_page.height >= 3 and (on_page["same_share"] == 1.0).all() and (on_page["carry_share"] > 0.99).all()
+    )
+    # A page event's page is drawn afresh (the same as the one before only by chance).
+    assert (keys.filter(pl.col("event").is_in(PAGE_EVENTS))["carry_share"] < 0.05).all()
+    twin = _twin_days(visit_spec)
+    measured = carried_values(twin, visit_spec.tables["event_keys"], top=100).filter(
+        pl.col("key") == "current_page"
+    )
+    leaves = measured.filter(~pl.col("event").is_in(PAGE_EVENTS))
+    assert leaves.height >= 3 and leaves["rows"].sum() > 5_000
+    assert (leaves["twin"] > 0.99).all(), leaves  # drawn per event: about 1 in 12
+    pages = measured.filter(pl.col("event").is_in(PAGE_EVENTS))
+    assert ((pages["twin"] - pages["export"]).abs() < 0.05).all(), pages
+    # Only pages of k users: the values are the spec's.
+    kept = set(visit_spec.tables["event_categories"].filter(pl.col("key") == "current_page")["value"])
+    assert set(twin["current_page"].drop_nulls().cast(pl.String).unique()) <= kept

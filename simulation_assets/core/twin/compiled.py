@@ -335,6 +335,9 @@ class CompiledSpec:
         self.sticky_share = float(props.get("session_sticky_share", 0.0)) if self.sticky_cols.size else 0.0
         self.const_series, self.const_cdf = self.user_keys.series, self.user_keys.cdf
         self.combo_codes, self.combo_cdf = self.user_keys.combo_codes, self.user_keys.combo_cdf
+        self._compile_trends(
+            tables["property_trends"], tables["constant_marginals"], tables["session_marginals"]
+        )
         # Each class's own combinations (specs fitted before them have none): class -> (codes, cdf, share covered).
         self.class_draws = _class_draws(self.constants, tables["constant_marginals"], tables["class_combos"])
         keys = tables["event_keys"].filter(pl.col("event").is_in(self.names))
@@ -344,6 +347,12 @@ class CompiledSpec:
             arr[[code[e] for e in part["event"].to_list()]] = part["present_share"].to_numpy()
             self.presence[str(key)] = arr
         self.presence = {k: self.presence[k] for k in sorted(self.presence) if k in self.kinds}
+        # Per key, each event's chance of taking the session's current value (the previous row's with the key).
+        self.carry: dict[str, np.ndarray] = {}
+        for (key,), part in keys.filter(pl.col("carry_share") > 0).group_by("key", maintain_order=True):
+            arr = np.zeros(v)
+            arr[[code[e] for e in part["event"].to_list()]] = part["carry_share"].to_numpy()
+            self.carry[str(key)] = arr
         # Categorical keys: per key, the (event, value) rows sorted by event code, as alias tables (start,
         # size per event code; chance, alias per row), and the rows' values.
         cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
@@ -400,6 +409,36 @@ class CompiledSpec:
             row = np.full(v, -1, np.int64)
             row[[code[e] for e in events]] = np.arange(len(events))
             self.num_tables[str(key)] = (row, q)
+
+    def _compile_trends(
+        self, trends: pl.DataFrame, user_marg: pl.DataFrame, session_marg: pl.DataFrame
+    ) -> None:
+        """Compile the version keys that roll out (specs fitted before them have none): per key, its column of
+        values (with a null appended), the positions in it of the key's values newest first, and per 7-day
+        block of the run their cumulative shares."""
+        self.trends: dict[str, tuple[pl.Series, np.ndarray, np.ndarray]] = {}
+        for (key,), part in trends.group_by("key", maintain_order=True):
+            key = str(key)
+            if key in self.constants:
+                j, marg = self.constants.index(key), user_marg
+                padded = self.user_keys.padded[j]
+            elif key in self.session_keys:
+                j, marg = self.session_keys.index(key), session_marg
+                padded = self.sessions.padded[j]
+            else:
+                continue
+            known = marg.filter(pl.col("key") == key)["value"]
+            part = part.join(known.to_frame("value").unique(), on="value", how="semi").sort("block", "rank")
+            values = part.filter(pl.col("block") == part["block"].min())["value"]
+            blocks = int(part["block"].n_unique())
+            if values.is_empty() or part.height != blocks * values.len():
+                continue
+            share = part["share"].to_numpy().reshape(blocks, values.len())
+            cdf = np.cumsum(share, axis=1) / np.maximum(share.sum(axis=1, keepdims=True), 1e-12)
+            # Apps update, they do not go back: the share of each version or a newer one never falls from one
+            # week to the next (a dip is the sample's noise), so a user who had a version keeps it or a newer.
+            cdf = np.minimum(np.maximum.accumulate(cdf, axis=0), 1.0)
+            self.trends[key] = (padded, _value_codes(values, known), cdf)
 
     def property_dtype(self, key: str) -> pl.DataType:
         """Return the column type of property ``key`` (text keys: an Enum of their values)."""

@@ -9,6 +9,10 @@
 - Weekly retention by first-seen week, weeks 1-8, averaged over the cohorts that
   have the week fully observed: largest gap in points.
 - DAU / WAU: the mean daily-over-trailing-7-day active ratio.
+- Versions that roll out (:func:`version_mix`): per week of the run, the total-variation distance between
+  the twin's mix of a version key over sessions and the export's (the fit's sample).
+- Values a session carries on (:func:`carried_values`): per event and key, the share of rows whose value
+  is the session's previous one (a page-leave's URL the page's), the fit's sample beside the twin.
 - Train on twin, test on real: a churn classifier (logistic regression on
   standardized log features of the weeks before a cutoff; churned = no session
   after it) trained on the twin and tested on the real holdout users, beside the
@@ -30,6 +34,7 @@ fixed numbers apply.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -605,3 +610,102 @@ def compare(
 
 def _median(x: np.ndarray) -> float | None:
     return round(float(np.median(x)), 3) if x.size else None
+
+
+def carried_values(events: pl.DataFrame, event_keys: pl.DataFrame, top: int = 12) -> pl.DataFrame:
+    """Return (event, key, export, twin, rows): how often an event's value of a key is the session's current one.
+
+    ``events``: the twin's events (``$session_id``, ``timestamp``, ``event`` and the property columns);
+    ``event_keys``: the spec's table, whose ``same_share`` is the share the fit measured on its sample of the
+    export's users (rare values as ``other`` there and in the twin). Per (event, key), the share of the rows
+    (those with an earlier row with the key in their session) equal to that row's value; the ``top`` pairs
+    with the most twin rows.
+    """
+    schema = {
+        "event": pl.String,
+        "key": pl.String,
+        "export": pl.Float64,
+        "twin": pl.Float64,
+        "rows": pl.Int64,
+    }
+    measured = (
+        event_keys.drop_nulls("same_share") if "same_share" in event_keys.columns else event_keys.head(0)
+    )
+    keys = [key for key in measured["key"].unique().sort().to_list() if key in events.columns]
+    if not keys or events.is_empty():
+        return pl.DataFrame(schema=schema)
+    order = ["$session_id", "timestamp", *(["sequence"] if "sequence" in events.columns else [])]
+    base = events.select(*order, "event").with_row_index("__i").sort([*order, "__i"])
+    parts = []
+    for key in keys:
+        rows = pl.concat([base, events.select(pl.col(key).cast(pl.String).alias("value"))[base["__i"]]],
+                         how="horizontal").drop_nulls("value")  # fmt: skip
+        same = pl.col("$session_id") == pl.col("$session_id").shift(1)
+        pairs = rows.with_columns(pl.when(same).then(pl.col("value").shift(1)).alias("prev")).drop_nulls(
+            "prev"
+        )
+        parts.append(
+            pairs.group_by("event").agg(
+                pl.lit(key).alias("key"),
+                (pl.col("value") == pl.col("prev")).mean().alias("twin"),
+                pl.len().cast(pl.Int64).alias("rows"),
+            )
+        )
+    twin = pl.concat(parts)
+    table = measured.select("event", "key", pl.col("same_share").alias("export")).join(
+        twin, on=["event", "key"], how="inner"
+    )
+    return (
+        table.sort(["rows", "event", "key"], descending=[True, False, False])
+        .head(top)
+        .select([pl.col(c).cast(t) for c, t in schema.items()])
+        .with_columns(pl.col("export").round(4), pl.col("twin").round(4))
+    )
+
+
+def version_mix(events: pl.DataFrame, trends: pl.DataFrame, start: dt.date) -> pl.DataFrame:
+    """Return (key, week, export, twin, tv, sessions): each week's mix of a version key that rolls out.
+
+    ``events``: the twin's events from ``start`` (its first day); ``trends``: the spec's ``property_trends``
+    (each 7-day block's mix over the sessions of the fit's sample of the export). Per key and week, the
+    twin's mix over its sessions (a session's first value) beside the export's, as the shares of the newest
+    value (``export``, ``twin``) and the total-variation distance over every value (``tv``).
+    """
+    schema = {"key": pl.String, "week": pl.Int32, "export": pl.Float64, "twin": pl.Float64, "tv": pl.Float64,
+              "sessions": pl.Int64}  # fmt: skip
+    parts = []
+    for (key,), real in trends.group_by("key", maintain_order=True):
+        if key not in events.columns:
+            continue
+        blocks = int(real["block"].max()) + 1  # type: ignore[arg-type]
+        day = (pl.col("timestamp").min().dt.date() - pl.lit(start)).dt.total_days()
+        twin = (
+            events.drop_nulls(key)
+            .group_by("$session_id")
+            .agg(day.alias("day"), pl.col(key).first().cast(pl.String).alias("value"))
+            .with_columns((pl.col("day") // 7).clip(0, blocks - 1).cast(pl.Int16).alias("block"))
+            .group_by("block", "value")
+            .agg(pl.len().alias("n"))
+            .with_columns((pl.col("n") / pl.col("n").sum().over("block")).alias("twin"))
+        )
+        both = real.join(twin, on=["block", "value"], how="full", coalesce=True).with_columns(
+            pl.col("share").fill_null(0.0), pl.col("twin").fill_null(0.0), pl.col("n").fill_null(0)
+        )
+        newest = real.filter(pl.col("rank") == 0)["value"][0]
+        parts.append(
+            both.group_by("block")
+            .agg(
+                (pl.col("share").filter(pl.col("value") == newest).sum()).alias("export"),
+                (pl.col("twin").filter(pl.col("value") == newest).sum()).alias("twin"),
+                (0.5 * (pl.col("share") - pl.col("twin")).abs().sum()).alias("tv"),
+                pl.col("n").sum().alias("sessions"),
+            )
+            .filter(pl.col("sessions") > 0)
+            .select(
+                pl.lit(key).alias("key"), pl.col("block").alias("week"), "export", "twin", "tv", "sessions"
+            )
+        )
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    table = pl.concat([p.select([pl.col(c).cast(t) for c, t in schema.items()]) for p in parts])
+    return table.sort("key", "week").with_columns(pl.col("export", "twin", "tv").round(4))

@@ -409,10 +409,15 @@ def _fit(
     sample_rows = property_sample.join(id_map, on="distinct_id", how="inner")
     sample_rows = sample_rows.filter(pl.col("event").is_in(names))
     if "timestamp" in sample_rows.columns:  # the sampled users' visits: keys constant within one are found
-        sample_rows = sample_sessions(sample_rows, cfg.idle_minutes).drop("timestamp")
+        day = pl.col("timestamp").dt.date().cast(pl.Int32) - window.first  # and a version's weekly mix
+        sample_rows = (
+            sample_sessions(sample_rows, cfg.idle_minutes).with_columns(day.alias("day")).drop("timestamp")
+        )
     sampled = sample_rows["user"].unique().sort().to_numpy() if sample_rows.height else np.zeros(0, np.int64)
     user_class = pl.DataFrame({"user": sampled, "class": classes[sampled].astype(np.int16)})
-    props = fit_properties(sample_rows, keys, k, levels, cfg.max_categories, dropped_keys, user_class)
+    props = fit_properties(
+        sample_rows, keys, k, levels, cfg.max_categories, dropped_keys, user_class, window.days
+    )
 
     holdout_users = int(prepared.users["holdout"].sum())
     first = dt.date(1970, 1, 1) + dt.timedelta(days=window.first)
@@ -553,6 +558,7 @@ def _fit(
         "session_marginals": props.session_marginals,
         "session_combos": props.session_combos,
         "property_lookups": props.lookups,
+        "property_trends": props.trends,
     }
     doc = build_document(document)
     spec = TwinSpec(doc, validate_tables(doc, tables))

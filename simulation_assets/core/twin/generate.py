@@ -535,7 +535,7 @@ class Generator(CompiledSpec):
             "$device_id": self.user_ids.take(device_no),
             "$anon_distinct_id": self.user_ids.take(np.where(is_ident, device_no, 2 * n_users)),
         }
-        cols |= self._properties(codes, user_no, e_sess, s_user, g)
+        cols |= self._properties(codes, user_no, e_sess, s_user, g, day_number(day) - self.start_day)
         return pl.DataFrame([s.alias(name) for name, s in cols.items()])
 
     def _properties(
@@ -545,8 +545,10 @@ class Generator(CompiledSpec):
         e_sess: np.ndarray,
         s_user: np.ndarray,
         g: np.random.Generator,
+        offset: int = 0,
     ) -> dict[str, pl.Series]:
-        """Draw every property column for events ``codes`` of users ``user_no`` in sessions ``e_sess`` (of ``s_user``).
+        """Draw every property column for events ``codes`` of users ``user_no`` in sessions ``e_sess`` (of ``s_user``)
+        on day ``offset`` of the run.
 
         Keys constant within a session are drawn once per session first; per-user constants were drawn
         with the population. A key of a user or a session is a gather from a column per unit (every user
@@ -624,7 +626,9 @@ class Generator(CompiledSpec):
                 pos = _alias_draw(self.cat_alias[key], e_rows, g.random(rows.size))
                 hit = self.cat_alias[key][1][e_rows] > 0  # events with values
                 if not hit.all():
-                    rows, pos = rows[hit], pos[hit]
+                    rows, pos, e_rows = rows[hit], pos[hit], e_rows[hit]
+                if key in self.carry and key not in self.follows:
+                    pos = _carry_on(pos, self.carry[key][e_rows], e_sess[rows], g)
                 if key in parents:
                     drawn[key] = np.full(n, -1, np.int64)
                     drawn[key][rows] = pos
@@ -637,7 +641,30 @@ class Generator(CompiledSpec):
                 ok = sketch_row >= 0
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
+        self._roll_out(out, user_no, offset)
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
+
+    def _roll_out(self, out: dict[str, pl.Series], user_no: np.ndarray, offset: int) -> None:
+        """Replace the values of the version keys that roll out by the day's week's mix, in ``out``.
+
+        The run's 7-day blocks are the export's (past its last, the last one's mix holds). A user takes the
+        newest value while their own adoption draw is below its share, else the next newest within the next
+        share, and so on: as a new version's share grows week by week, the users who had it keep it.
+        """
+        for key, (padded, codes, cdf) in self.trends.items():
+            if key not in out:
+                continue
+            rows = np.flatnonzero(out[key].is_not_null().to_numpy())
+            mix = cdf[min(max(offset, 0) // 7, cdf.shape[0] - 1)]
+            pick = np.minimum(
+                np.searchsorted(mix, self.adoption[user_no[rows]], side="right"), codes.size - 1
+            )
+            out[key] = _spread(padded, codes[pick], rows, out[key].len())
+
+    @cached_property
+    def adoption(self) -> np.ndarray:
+        """Return every user's own uniform draw of how early they take a new version (made once)."""
+        return rng_mod.stream(self.seed, "twin", "adoption", self.gen.users).random(self.gen.users)
 
     def _present(
         self,
@@ -794,6 +821,23 @@ def _alias_draw(
     i = np.maximum(np.minimum(x.astype(np.int64), k - 1), 0)
     entry = start[group] + i
     return np.where(x - i < chance[entry], entry, alias[entry])
+
+
+def _carry_on(pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.random.Generator) -> np.ndarray:
+    """Return drawn values ``pos`` (rows in session order) with each row taking, with ``chance``, the value of
+    the row before it in its session instead: a page-leave leaves the page its session is on.
+
+    A run of rows that carry ends at the last row that kept its own draw (a forward fill): one pass.
+    """
+    first = np.r_[True, session[1:] != session[:-1]] if session.size else np.zeros(0, np.bool_)
+    own = first | (chance <= 0)
+    unsure = np.flatnonzero(~own & (chance < 1))
+    if unsure.size:
+        own[unsure] = g.random(unsure.size) >= chance[unsure]
+    if own.all():
+        return pos
+    source = np.maximum.accumulate(np.where(own, np.arange(pos.size), 0))
+    return pos[source]
 
 
 def _numbers(x: np.ndarray, rows: np.ndarray, n: int, integer: bool) -> pl.Series:

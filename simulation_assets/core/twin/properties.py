@@ -43,6 +43,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,7 +86,6 @@ IDENTIFIER_KEYS = frozenset(
         "$raw_user_agent",
         "$session_entry_url",
         "$session_entry_referrer",
-        "$lib_version",
         "$timezone_offset",
     }  # fmt: skip
 )
@@ -138,7 +138,12 @@ FREE_TEXT_CHARS = 120  # mean length above which a text property is taken for fr
 SESSION_NUMBER_KEPT = 0.95
 STICKY_MIN = 0.3  # a per-session key a user keeps between visits with at least this chance is sticky
 MAX_COMBOS = 20_000  # rows of the per-user combination table (combinations times the dropped keys' values)
+# An export's groups (PostHog's group analytics: a user's company, project ...): see group_holders.
+GROUP_COLUMNS = r"^\$groups$|^\$groups\.|^\$group_[0-4]$"
 FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has the value its lookup gives
+# A version (an app's, an SDK's): digits in two to four parts, an optional leading v and suffix (4.12.0-beta.1).
+VERSION_PATTERN = r"^[vV]?[0-9]+(?:\.[0-9]+){1,3}(?:[-+._ ][0-9A-Za-z.+-]*)?$"
+TREND_TV = 0.1  # a version key rolls out when its first and last weeks' mixes are this far apart (or more)
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,7 @@ class PropertyModel:
     combos: pl.DataFrame  # constant keys..., share (k-anonymous combinations)
     combo_share: float  # chance a user takes a whole combination (else per-key marginals)
     marginals: pl.DataFrame  # key, value, share
-    event_keys: pl.DataFrame  # event, key, present_share
+    event_keys: pl.DataFrame  # event, key, present_share, same_share, carry_share (see _carried_shares)
     categories: pl.DataFrame  # event, key, value, share
     numbers: pl.DataFrame  # event, key, level, value
     dropped: list[dict[str, str]] = field(default_factory=list)
@@ -177,6 +182,18 @@ class PropertyModel:
     lookups: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(
             schema={"key": pl.String, "parent": pl.String, "parent_value": pl.String, "value": pl.String}
+        )
+    )
+    # Version keys whose mix rolls over the window: each 7-day block's shares, values newest first (rank).
+    trends: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={
+                "key": pl.String,
+                "block": pl.Int16,
+                "value": pl.String,
+                "share": pl.Float64,
+                "rank": pl.Int32,
+            }
         )
     )
 
@@ -254,7 +271,9 @@ def _template_path(value: pl.Expr) -> pl.Expr:
     return value.str.extract(rf"^({_SCHEME}[^/]*)", 1).str.replace(r"//[^/]*@", "//").fill_null("") + path
 
 
-def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.DataFrame, int, int]:
+def scrub_personal(
+    frame: pl.DataFrame, keys: list[str], k: int, holders: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, int, int]:
     """Return ``frame`` (``user`` and text columns ``keys``) with personal data taken out of the values.
 
     URLs and paths (query strings already cut) keep their shape: in one holding personal data, or seen for
@@ -273,6 +292,12 @@ def scrub_personal(frame: pl.DataFrame, keys: list[str], k: int) -> tuple[pl.Dat
         per_value = (
             frame.group_by(key).agg(pl.len().alias("n"), pl.col("user").n_unique().alias("u")).drop_nulls(key)
         )
+        if holders is not None:  # a URL seen by users of fewer than k groups is templated too
+            spread = _holders_per_value(
+                frame.select("user", pl.col(key).alias("value")).unique().drop_nulls(), holders
+            )
+            per_value = per_value.join(spread.select(pl.col("value").alias(key), pl.col("u").alias("__u")), on=key,
+                                       how="left").with_columns(pl.min_horizontal("u", "__u").alias("u")).drop("__u")  # fmt: skip
         text = v.cast(pl.Float64, strict=False).is_null()
         bad = text & v.str.contains(PERSONAL_PATTERN)
         url = v.str.contains(_URLISH)
@@ -331,18 +356,24 @@ def _kind(values: pl.Series) -> str:
 
 
 def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, max_categories: int,
-                   dropped: list[dict], user_class: pl.DataFrame | None = None) -> PropertyModel:  # fmt: skip
+                   dropped: list[dict], user_class: pl.DataFrame | None = None,
+                   days: int = 0) -> PropertyModel:  # fmt: skip
     """Fit the property model on ``sample`` (columns: user, event, and one text column per key).
 
     With a ``session`` column (see :func:`sample_sessions`), keys constant within sessions are found
-    and fitted per session. One key at a time (each pass reads two columns), so the cost grows with
-    keys x rows and never builds a long (row x key) table.
+    and fitted per session; with a ``day`` column too (the row's day of the window, of ``days``), the mix
+    of a version key that rolls out over the window is kept per week (:func:`_version_trends`). One key at
+    a time (each pass reads two columns), so the cost grows with keys x rows and never builds a long
+    (row x key) table.
     """
     dropped = list(dropped)
     keys = [key for key in keys if key in sample.columns]
     unit = ["session"] if "session" in sample.columns else []
+    dated = ["day"] if unit and "day" in sample.columns and days > 0 else []
+    day_of_row = sample["day"] if dated else None
+    holders = group_holders(sample)
     sample, trimmed = trim_urls(sample.select("user", *unit, "event", *keys), keys)
-    sample, personal, templated = scrub_personal(sample, keys, k)
+    sample, personal, templated = scrub_personal(sample, keys, k, holders)
     sample = sample.with_row_index("row")
     n_users = max(sample["user"].n_unique(), 1)
     event_rows = sample.group_by("event").agg(pl.len().alias("rows"))
@@ -351,6 +382,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     session_keys: list[str] = []
     key_rows, category_rows, number_parts = [], [], []
     per_event: dict[str, pl.DataFrame] = {}  # each per-event category's (row, value), for the lookups
+    in_sessions: dict[str, pl.DataFrame] = {}  # the same with (session, event): what a session carries on
     for key in keys:
         values = sample.select("row", "user", *unit, "event", pl.col(key).alias("value")).drop_nulls("value")
         if values.is_empty():
@@ -361,9 +393,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             if float(values["value"].str.len_chars().mean() or 0) > FREE_TEXT_CHARS:
                 dropped.append({"key": key, "reason": "free text", "users": users})
                 continue
-            users_per_value = (
-                values.select("user", "value").unique().group_by("value").agg(pl.len().alias("u"))
-            )
+            users_per_value = _holders_per_value(values.select("user", "value").unique(), holders)
             rare_rows = values.join(users_per_value.filter(pl.col("u") < k), on="value", how="semi").height
             if rare_rows > 0.5 * values.height:
                 reason = (
@@ -379,7 +409,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         per_session = bool(unit) and _is_session_constant(values)
         per_user = False  # a number that is a per-user constant with few values (an OS version)
         if kind in ("category", "boolean"):
-            values = _suppress_rare(values, k, max_categories)
+            values = _suppress_rare(values, k, max_categories, holders if kind == "category" else None)
         elif per_session or _is_constant(values, n_users):
             # A number with few values (a screen width, an OS version) is one; a measurement is not.
             suppressed = _suppress_rare(values, k, max_categories)
@@ -407,6 +437,8 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             session_keys.append(key)
         elif kind in ("category", "boolean"):
             per_event[key] = values.select("row", "value")
+            if unit:
+                in_sessions[key] = values.select("row", "session", "event", "value")
             category_rows.append(
                 values.group_by("event", "value")
                 .agg(pl.len().alias("n"))
@@ -443,7 +475,10 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             event_keys.filter(pl.col("key").is_in(numeric)).join(has_sketch, on=["event", "key"], how="semi"),
         ]
     ).sort("event", "key")
-    suppressed = _suppress_all(sample, constants, k, max_categories)
+    event_keys = event_keys.join(_carried_shares(in_sessions), on=["event", "key"], how="left").with_columns(
+        pl.col("carry_share").fill_null(0.0)
+    )
+    suppressed = _suppress_all(sample, constants, k, max_categories, holders=holders, kinds=kinds)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
     class_combos = _class_tables(suppressed, constants, k, marginals, user_class)
     follows, lookups = _lookups(per_event)
@@ -451,13 +486,90 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
                           categories.sort("event", "key", "value"), numbers, named, trimmed, hidden, personal,
                           templated, class_combos=class_combos, follows=follows, lookups=lookups)  # fmt: skip
+    if day_of_row is not None:  # (only keys of versions need their rows by day)
+        unit_keys = [
+            key for key in [*constants, *session_keys] if kinds[key] != "boolean" and _versions(sample[key])
+        ]
+        dated_rows = _suppress_all(sample.with_columns(day_of_row), unit_keys, k, max_categories,
+                                   keep=["session", "day"], holders=holders, kinds=kinds)  # fmt: skip
+        model = dataclasses.replace(model, trends=_version_trends(dated_rows, unit_keys, days))
     if not session_keys:
         return model
-    in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"])
+    in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"], holders=holders,
+                                kinds=kinds)  # fmt: skip
     s_combos, s_share, s_marginals, sticky, sticky_share = _session_tables(in_sessions, session_keys, k)
     return dataclasses.replace(model, session_keys=tuple(session_keys), session_combos=s_combos,
                                session_combo_share=s_share, session_marginals=s_marginals,
                                sticky_keys=sticky, sticky_share=sticky_share)  # fmt: skip
+
+
+def _versions(values: pl.Series) -> bool:
+    """Whether 90 % of ``values`` (nulls and ``other`` aside) read as versions (``VERSION_PATTERN``)."""
+    named = values.drop_nulls().cast(pl.String)
+    named = named.filter(named != OTHER)
+    return not named.is_empty() and float(named.str.contains(VERSION_PATTERN).mean() or 0) >= 0.9
+
+
+def _version_trends(rows: pl.DataFrame, keys: list[str], days: int) -> pl.DataFrame:
+    """Return (key, block, value, share, rank): the weekly mix of each version key that rolls out.
+
+    ``rows``: (session, day, keys...) with rare values ``other``. A key is a version when 90 % of its
+    sessions' values (``other`` aside) read as one (``4.12.0``, ``v2.3``, ``1.418.10``); it rolls out when
+    its mix over sessions in the window's first 7-day block and in its last (:func:`~.arrivals.day_blocks`)
+    are more than 0.1 apart (total variation) and more than three times what two samples of one mix that
+    size differ by. Per block, the value's share of the block's sessions (a block without any: the
+    window's mix); ``rank`` orders the values newest first (by the mean day of their sessions).
+    """
+    from simulation_assets.core.twin.arrivals import day_blocks
+
+    schema = {"key": pl.String, "block": pl.Int16, "value": pl.String, "share": pl.Float64, "rank": pl.Int32}
+    block_of, n_blocks = day_blocks(days)
+    if n_blocks < 2 or not keys or rows.is_empty():
+        return pl.DataFrame(schema=schema)
+    day = pl.col("day").clip(0, days - 1)
+    sessions = rows.group_by("session").agg(
+        day.min().alias("day"), *[pl.col(key).drop_nulls().mode().sort().first() for key in keys]
+    )
+    sessions = sessions.with_columns(pl.Series("block", block_of[sessions["day"].to_numpy()]))
+    parts = []
+    for key in sorted(keys):
+        one = sessions.select("block", "day", pl.col(key).alias("value")).drop_nulls("value")
+        if not _versions(one["value"]):
+            continue
+        counts = one.group_by("block", "value").agg(pl.len().alias("n"), pl.col("day").sum().alias("days"))
+        values = (
+            counts.group_by("value")
+            .agg((pl.col("days").sum() / pl.col("n").sum()).alias("mean_day"), pl.col("n").sum())
+            .sort(["mean_day", "value"], descending=[True, False])
+            .with_row_index("rank")
+        )
+        grid = pl.DataFrame({"block": np.arange(n_blocks)}).join(values.select("value", "rank"), how="cross")
+        mix = grid.join(counts.select("block", "value", "n"), on=["block", "value"], how="left").with_columns(
+            pl.col("n").fill_null(0)
+        )
+        total = np.array(values["n"], np.float64)
+        table = mix.sort("block", "rank")["n"].to_numpy().reshape(n_blocks, values.height).astype(np.float64)
+        sizes = table.sum(axis=1)
+        shares = np.where(sizes[:, None] > 0, table / np.maximum(sizes, 1)[:, None], total / total.sum())
+        first, last = 0, n_blocks - 1
+        tv = 0.5 * float(np.abs(shares[first] - shares[last]).sum())
+        pooled = total / total.sum()
+        n1, n2 = max(sizes[first], 1), max(sizes[last], 1)
+        noise = 0.5 * float(np.sqrt(2 / np.pi) * np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2)).sum())
+        if tv <= TREND_TV or tv <= 3 * noise:
+            continue
+        parts.append(
+            pl.DataFrame(
+                {
+                    "key": key,
+                    "block": np.repeat(np.arange(n_blocks), values.height),
+                    "value": np.tile(values["value"].to_numpy(), n_blocks),
+                    "share": np.round(shares.ravel(), 6),
+                    "rank": np.tile(values["rank"].to_numpy(), n_blocks),
+                }
+            )
+        )
+    return _concat(parts, schema)  # type: ignore[arg-type]
 
 
 def sample_sessions(sample: pl.DataFrame, idle_minutes: float) -> pl.DataFrame:
@@ -511,11 +623,69 @@ def _per_user_unique(values: pl.DataFrame, k: int) -> bool:
     return rare_users > 0.5 * pairs.height
 
 
-def _suppress_rare(values: pl.DataFrame, k: int, max_categories: int) -> pl.DataFrame:
-    """Replace values (column ``value``) seen for fewer than k users, or beyond the most common, by ``other``."""
-    users = values.select("user", "value").unique().group_by("value").agg(pl.len().alias("u"))
+def group_holders(sample: pl.DataFrame) -> pl.DataFrame | None:
+    """Return (user, one column per group type: the user's group of that type, else the user alone), or None.
+
+    ``sample``'s group columns (:data:`GROUP_COLUMNS`): ``$groups`` (PostHog's object of group type -> key,
+    as JSON text), its flattened ``$groups.<type>`` columns or ``$group_0``..``$group_4``. A user's group of
+    a type is the one most of their rows name; a user without one is a group of their own. None when the
+    sample names no group: values are then counted by users alone.
+    """
+    columns = [c for c in sample.columns if re.match(GROUP_COLUMNS, c)]
+    if not columns:
+        return None
+    rows = sample.select("user", *columns)
+    if "$groups" in columns:
+        objects = rows["$groups"].cast(pl.String)
+        is_object = objects.str.starts_with("{").fill_null(False)
+        if bool(is_object.any()):
+            decoded = objects.filter(is_object).str.json_decode(infer_schema_length=None)
+            if isinstance(decoded.dtype, pl.Struct):
+                fields = decoded.struct.unnest()
+                fields = fields.select(
+                    pl.col(c).cast(pl.String).alias(f"$groups.{c}") for c in fields.columns
+                )
+                rows = pl.concat([rows.filter(is_object).drop("$groups"), fields], how="horizontal")
+            else:
+                rows = rows.drop("$groups")
+        else:
+            rows = rows.drop("$groups")
+    types = [c for c in rows.columns if c != "user" and c != "$groups"]
+    if not types or all(rows[c].null_count() == rows.height for c in types):
+        return None
+    per_user = rows.group_by("user").agg(
+        pl.col(c).cast(pl.String).drop_nulls().mode().sort().first() for c in types
+    )
+    alone = pl.lit("\x00") + pl.col("user").cast(pl.String)
+    everyone = sample.select("user").unique().join(per_user, on="user", how="left")
+    return everyone.select(
+        "user", *[pl.coalesce(pl.col(c), alone).alias(f"__group{i}") for i, c in enumerate(types)]
+    )
+
+
+def _holders_per_value(pairs: pl.DataFrame, holders: pl.DataFrame | None) -> pl.DataFrame:
+    """Return (value, users, u) for distinct (user, value) ``pairs``: u the users, or with ``holders``
+    (:func:`group_holders`) the fewest distinct groups of any type among them (a value only one account's
+    users saw is that account's data, however many of them saw it)."""
+    if holders is None:
+        return pairs.group_by("value").agg(pl.len().alias("users"), pl.len().alias("u"))
+    groups = [c for c in holders.columns if c != "user"]
+    return (
+        pairs.join(holders, on="user", how="left")
+        .group_by("value")
+        .agg(pl.len().alias("users"), *[pl.col(c).n_unique() for c in groups])
+        .select("value", "users", pl.min_horizontal("users", *groups).alias("u"))
+    )
+
+
+def _suppress_rare(
+    values: pl.DataFrame, k: int, max_categories: int, holders: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Replace values (column ``value``) seen for fewer than k users (of k groups, with ``holders``), or beyond
+    the most common, by ``other``."""
+    users = _holders_per_value(values.select("user", "value").unique(), holders)
     common = (
-        users.filter(pl.col("u") >= k).sort(["u", "value"], descending=[True, False]).head(max_categories)
+        users.filter(pl.col("u") >= k).sort(["users", "value"], descending=[True, False]).head(max_categories)
     )
     allowed = common["value"].to_list()
     return values.with_columns(
@@ -524,13 +694,21 @@ def _suppress_rare(values: pl.DataFrame, k: int, max_categories: int) -> pl.Data
 
 
 def _suppress_all(
-    sample: pl.DataFrame, keys: list[str], k: int, max_categories: int, keep: list[str] | None = None
+    sample: pl.DataFrame,
+    keys: list[str],
+    k: int,
+    max_categories: int,
+    keep: list[str] | None = None,
+    holders: pl.DataFrame | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Return ``sample`` (user, ``keep`` + ``keys``) with each key's rare values replaced by ``other``."""
+    """Return ``sample`` (user, ``keep`` + ``keys``) with each key's rare values replaced by ``other`` (text
+    categories counted by groups too, with ``holders``)."""
     out = sample.select("user", *(keep or []))
     for key in keys:
         col = sample.select("user", pl.col(key).alias("value"))
-        kept = _suppress_rare(col.drop_nulls("value"), k, max_categories)["value"].unique().to_list()
+        by = holders if (kinds or {}).get(key, "category") == "category" else None
+        kept = _suppress_rare(col.drop_nulls("value"), k, max_categories, by)["value"].unique().to_list()
         out = out.with_columns(
             pl.when(sample[key].is_null()).then(None).when(sample[key].is_in(kept)).then(sample[key])
             .otherwise(pl.lit(OTHER)).alias(key)
@@ -717,6 +895,59 @@ def _sticky_share(sessions: pl.DataFrame, keys: list[str]) -> float:
     agree = float((both["v"] == both["v"].shift(1)).filter(both["user"] == both["user"].shift(1)).mean() or 0)
     chance = float((both["v"].value_counts(normalize=True)["proportion"] ** 2).sum())
     return float(min(1.0, np.sqrt(max(agree - chance, 0.0) / max(1 - chance, 1e-12))))
+
+
+def _carried_shares(in_sessions: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Return (event, key, same_share, carry_share): how often an event takes its session's current value.
+
+    ``in_sessions``: each per-event category's (row, session, event, value) rows, rare values already
+    ``other``, rows in each user's time order. A page-leave, a click or a video's progress carries the URL
+    (the video) of the page the user is on, the value of the session's previous row with the key:
+    ``same_share`` M is the share of an event's rows (those with such a previous row) equal to it. Drawn
+    afresh from the event's shares, a row would agree by chance c = sum_v p(v) q(v), p the event's shares
+    and q those of the previous values on its rows; the twin copies the previous value with chance
+    r = (M - c) / (1 - c) (0 when c is 1: one value, nothing to carry) and draws afresh otherwise.
+    """
+    schema = {"event": pl.String, "key": pl.String, "same_share": pl.Float64, "carry_share": pl.Float64}
+    parts = []
+    for key, rows in sorted(in_sessions.items()):
+        rows = rows.sort("row").with_columns(
+            pl.when(pl.col("session") == pl.col("session").shift(1))
+            .then(pl.col("value").shift(1))
+            .alias("prev")
+        )
+        pairs = rows.drop_nulls("prev")
+        if pairs.is_empty():
+            continue
+        same = pairs.group_by("event").agg((pl.col("value") == pl.col("prev")).mean().alias("same_share"))
+        own = (
+            rows.group_by("event", "value")
+            .agg(pl.len().alias("n"))
+            .with_columns((pl.col("n") / pl.col("n").sum().over("event")).alias("p"))
+        )
+        before = (
+            pairs.group_by("event", pl.col("prev").alias("value"))
+            .agg(pl.len().alias("m"))
+            .with_columns((pl.col("m") / pl.col("m").sum().over("event")).alias("q"))
+        )
+        chance = (
+            own.join(before, on=["event", "value"], how="inner")
+            .group_by("event")
+            .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
+        )
+        part = same.join(chance, on="event", how="left").with_columns(pl.col("c").fill_null(0.0))
+        carry = pl.when(pl.col("c") < 1 - 1e-9).then(
+            ((pl.col("same_share") - pl.col("c")) / (1 - pl.col("c"))).clip(0.0, 1.0)
+        )
+        parts.append(
+            part.select(
+                "event",
+                pl.lit(key).alias("key"),
+                pl.col("same_share").round(6),
+                carry.fill_null(0.0).round(6).alias("carry_share"),
+            )
+        )
+    return _concat(parts, schema).sort("event", "key")  # type: ignore[arg-type]
 
 
 def _lookups(per_event: dict[str, pl.DataFrame]) -> tuple[dict[str, str], pl.DataFrame]:

@@ -94,7 +94,15 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "level": pl.Int16(),
         "log_seconds": pl.Float64(),
     },
-    "event_keys": {"event": pl.String(), "key": pl.String(), "present_share": pl.Float64()},
+    # same_share: the export's share of the event's rows equal to the session's previous value of the key;
+    # carry_share: the chance the twin copies that value instead of drawing (absent in older specs: 0).
+    "event_keys": {
+        "event": pl.String(),
+        "key": pl.String(),
+        "present_share": pl.Float64(),
+        "same_share": pl.Float64(),
+        "carry_share": pl.Float64(),
+    },
     "event_categories": {
         "event": pl.String(),
         "key": pl.String(),
@@ -116,6 +124,14 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "parent_value": pl.String(),
         "value": pl.String(),
     },
+    # Version keys that roll out: each 7-day block's mix over sessions, rank 0 the newest value.
+    "property_trends": {
+        "key": pl.String(),
+        "block": pl.Int16(),
+        "value": pl.String(),
+        "share": pl.Float64(),
+        "rank": pl.Int32(),
+    },
 }
 # Tables added after the first specs (or kept only for older specs: day_gaps): empty when absent.
 OPTIONAL_TABLES = frozenset(
@@ -133,6 +149,7 @@ OPTIONAL_TABLES = frozenset(
         "session_combos",
         "property_lookups",
         "class_combos",
+        "property_trends",
     }
 )
 START, END, ANY = "START", "END", "*"
@@ -305,6 +322,11 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
             frame = frame.with_columns(pl.lit(-1, pl.Int16).alias("depth"))
         if name == "inter_event_times" and "position" not in frame.columns:  # gaps at any position
             frame = frame.with_columns(pl.lit(-1, pl.Int32).alias("position"))
+        if name == "event_keys":  # written before values were carried within sessions: every row drawn
+            frame = frame.with_columns(
+                *[pl.lit(None, pl.Float64).alias(c) for c in ("same_share",) if c not in frame.columns],
+                *[pl.lit(0.0).alias(c) for c in ("carry_share",) if c not in frame.columns],
+            )
         if name == "user_pace" and "band" not in frame.columns:  # one sketch for every user
             frame = frame.with_columns(pl.lit(0, pl.Int16).alias("band"))
         if (

@@ -1,0 +1,124 @@
+"""A version that rolls out keeps rolling out in the twin: each week's mix is the export's week's.
+
+The synthetic export's users run an app whose new versions come out on days 14, 35 and 56; each user
+takes each one a few days after its release (an exponential delay per user and version, one in ten
+never updates), so the mix of versions moves week by week and a user never goes back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from simulation_assets.core.twin.fidelity import version_mix
+from simulation_assets.core.twin.fit import fit
+from simulation_assets.core.twin.generate import Generator
+from simulation_assets.core.twin.spec import TwinSpec
+from simulation_assets.sinks.twin_source import LoadedExport
+from simulation_assets_tests.twin.conftest import CFG
+
+VERSIONS = ["3.0.2", "3.1.0", "3.2.0", "3.3.1"]
+RELEASED = [0, 14, 35, 56]  # days of the window
+
+
+def app_versions(distinct_id: pl.Series, day: np.ndarray, seed: int = 3) -> np.ndarray:
+    """Each row's app version: the newest one its user had taken by that day."""
+    ids, user = np.unique(distinct_id.to_numpy(), return_inverse=True)
+    g = np.random.default_rng(seed)
+    delay = g.exponential(5.0, (ids.size, len(VERSIONS)))
+    delay[:, 0] = 0.0  # the first is everyone's at the start
+    delay[g.random(ids.size) < 0.1, 1:] = np.inf  # never updates
+    taken = (np.array(RELEASED)[None, :] + delay)[user] <= day[:, None]
+    newest = len(VERSIONS) - 1 - np.argmax(taken[:, ::-1], axis=1)
+    return np.array(VERSIONS)[newest]
+
+
+def with_versions(loaded: LoadedExport) -> LoadedExport:
+    sample = loaded.property_sample
+    first = sample["timestamp"].dt.date().min()
+    day = (sample["timestamp"].dt.date() - first).dt.total_days().to_numpy()  # type: ignore[operator]
+    sample = sample.with_columns(pl.Series("$app_version", app_versions(sample["distinct_id"], day)))
+    stats = pl.DataFrame(
+        [
+            {
+                "event": e,
+                "key": "$app_version",
+                "rows": 1000,
+                "event_rows": 1000,
+                "share": 1.0,
+                "types": "VARCHAR",
+            }
+            for e in sample["event"].unique().to_list()
+        ],
+        schema=loaded.key_stats.schema,
+    )
+    return dataclasses.replace(loaded, property_sample=sample, key_stats=pl.concat([loaded.key_stats, stats]))
+
+
+def weekly_mix(frame: pl.DataFrame, day: pl.Expr, key: str = "$app_version") -> np.ndarray:
+    """Rows: weeks; columns: VERSIONS; each row's shares of the week's rows with the key."""
+    counts = (
+        frame.drop_nulls(key)
+        .group_by((day // 7).alias("week"), pl.col(key).cast(pl.String).alias("v"))
+        .agg(pl.len().alias("n"))
+    )
+    weeks = int(counts["week"].max()) + 1  # type: ignore[arg-type]
+    table = np.zeros((weeks, len(VERSIONS)))
+    for w, v, n in counts.iter_rows():
+        table[w, VERSIONS.index(v)] += n
+    return table / np.maximum(table.sum(axis=1, keepdims=True), 1)
+
+
+@pytest.fixture(scope="module")
+def version_spec(loaded: LoadedExport) -> TwinSpec:
+    extra = with_versions(loaded)
+    return fit(extra.prepared, extra.property_sample, extra.key_stats, CFG, "events.csv")
+
+
+def _twin(spec: TwinSpec) -> pl.DataFrame:
+    gen = Generator(spec)
+    start = spec.document.generation.start
+    return pl.concat([gen.day(start + dt.timedelta(days=d)) for d in range(spec.document.generation.days)])
+
+
+def test_a_version_that_rolls_out_keeps_its_weekly_mix_and_users_never_go_back(
+    loaded: LoadedExport, version_spec: TwinSpec
+) -> None:
+    trends = version_spec.tables["property_trends"]
+    assert set(trends["key"]) == {"$app_version"}  # plan, country, browser: one mix for the whole window
+    newest = trends.filter(pl.col("rank") == 0)["value"].unique().to_list()
+    assert newest == [VERSIONS[-1]]
+    extra = with_versions(loaded)
+    real = weekly_mix(
+        extra.property_sample,
+        (pl.col("timestamp").dt.date() - pl.col("timestamp").dt.date().min()).dt.total_days(),
+    )
+    twin = _twin(version_spec)
+    start = version_spec.document.generation.start
+    twin_day = (pl.col("timestamp").dt.date() - pl.lit(start)).dt.total_days()
+    mixed = weekly_mix(twin, twin_day)
+    weeks = min(real.shape[0], mixed.shape[0]) - 1  # the last, partial week aside
+    tv = 0.5 * np.abs(real[:weeks] - mixed[:weeks]).sum(axis=1)
+    assert tv.max() < 0.12, tv
+    # One mix for the window (the spec without its trends) is far from every week but the middle ones.
+    still = dataclasses.replace(version_spec, tables={**version_spec.tables,
+                                "property_trends": version_spec.tables["property_trends"].head(0)})  # fmt: skip
+    flat = weekly_mix(_twin(still), twin_day)
+    assert (0.5 * np.abs(real[:weeks] - flat[:weeks]).sum(axis=1)).mean() > 0.3
+    # The report's figure says the same.
+    assert version_mix(twin, trends, start)["tv"].max() < 0.12
+    assert version_mix(_twin(still), trends, start)["tv"].mean() > 0.3
+    # Users move to newer versions only.
+    order = pl.col("$app_version").cast(pl.String).replace_strict(VERSIONS, list(range(len(VERSIONS))))
+    steps = (
+        twin.drop_nulls("$app_version")
+        .sort("user_number", "timestamp")
+        .select("user_number", order.alias("v"))
+        .with_columns(pl.col("v").diff().over("user_number").alias("step"))
+    )
+    assert (steps["step"].drop_nulls() >= 0).all()
+    assert (steps["step"].drop_nulls() > 0).sum() > 100
