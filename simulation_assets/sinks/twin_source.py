@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,18 +65,25 @@ def load_real(
     path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
 ) -> tuple[ExportSource, Prepared]:
     """Open the export and import its users and sessions (no properties, no event uuids)."""
-    export, prepared, _, _, _ = _load_real(path, mapping, cfg)
+    export, prepared, _, _, _, _ = _load_real(path, mapping, cfg)
     return export, prepared
 
 
 def _load_real(
     path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig, keep: bool = False
-) -> tuple[ExportSource, Prepared, int, int, pl.DataFrame | None]:
+) -> tuple[ExportSource, Prepared, int, int, pl.DataFrame | None, Future[pl.DataFrame] | None]:
     """Also return, with ``keep`` on a JSON-lines export with JSON properties, the rows the core pass kept the
-    JSON of (every row, repeats and strays too, whose distinct id's hash is below ``_keep_bound``)."""
+    JSON of (every row, repeats and strays too, whose distinct id's hash is below ``_keep_bound``), and, with
+    ``keep`` on an export whose properties are columns, the future of its ``property_keys``: that scan runs on a
+    thread of its own while the users and sessions are built (they leave part of a second core idle)."""
     export = open_export(path, mapping)
     below = (cfg.seed, _keep_bound()) if keep and _keeps_json(export) else None
     core = core_rows(export, below)
+    key_stats = None
+    if keep and export.json_properties is None:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-keys")
+        key_stats = pool.submit(export.property_keys, KEY_SAMPLE_ROWS)
+        pool.shutdown(wait=False)  # the thread ends with the scan
     kept = None
     if below is not None:
         if "__json" in core.columns:
@@ -91,7 +99,7 @@ def _load_real(
     core, stray = main_span(core, export.source)
     identifies = core.filter(pl.col("event") == IDENTIFY).select("distinct_id", ANON)
     core = core.drop(ANON)  # its 10M nulls freed before sessions are built (the read's peak memory)
-    return export, prepare(core, cfg, identifies), stray, repeats, kept
+    return export, prepare(core, cfg, identifies), stray, repeats, kept, key_stats
 
 
 def _keeps_json(export: ExportSource) -> bool:
@@ -204,7 +212,7 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
     follows spent more system CPU in page compaction than computing without it.
     """
     tune_generator_memory()
-    export, prepared, stray, repeats, kept = _load_real(path, mapping, cfg, keep=True)
+    export, prepared, stray, repeats, kept, key_stats = _load_real(path, mapping, cfg, keep=True)
     if prepared.window.days < MIN_DAYS:
         raise FitError(
             f"{export.source}: the export covers {prepared.window.days} day(s) ({_date(prepared.window.first)}.."
@@ -233,7 +241,8 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
             rows.select("distinct_id", "event", "timestamp", "properties"), keys + groups
         )
     else:  # properties are columns already: the keys' statistics, then only the columns kept
-        stats = export.property_keys(sample_rows=KEY_SAMPLE_ROWS)
+        assert key_stats is not None
+        stats = key_stats.result()
         keys, _ = candidate_keys(stats, cfg.max_property_keys)
         groups = group_keys(stats)
         if kept_rows is not None:  # a CSV's columns of the sampled users' rows

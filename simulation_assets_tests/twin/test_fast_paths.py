@@ -18,11 +18,19 @@ import pytest
 
 from simulation_assets.core.rng import stream
 from simulation_assets.core.twin.activity import GAP_BLOCKS, GAP_LEFT, within_day_gaps
+from simulation_assets.core.twin.classes import TIME_CELLS, UserDescriptors, fit_mixture, select_classes
 from simulation_assets.core.twin.compiled import _alias_tables, _value_codes
-from simulation_assets.core.twin.fit import Prepared, property_sample_ids
-from simulation_assets.core.twin.generate import Generator, weekday
+from simulation_assets.core.twin.fit import (
+    CALIBRATION_MAX_USERS,
+    CALIBRATION_USERS,
+    FLOW_TABLES,
+    Prepared,
+    calibration_users,
+    property_sample_ids,
+)
+from simulation_assets.core.twin.generate import ActivitySimulation, Generator, weekday
 from simulation_assets.core.twin.sketch import grouped_sketches
-from simulation_assets.core.twin.spec import CalendarDay, TwinSpec
+from simulation_assets.core.twin.spec import TABLE_SCHEMAS, CalendarDay, TwinSpec
 from simulation_assets.sinks import twin_source
 from simulation_assets.sinks.posthog_export import ExportSource, open_export, write_export
 from simulation_assets.sinks.posthog_export.source import id_hashes, rows_properties, rows_property_keys
@@ -364,3 +372,71 @@ def test_the_property_sample_takes_users_of_several_ids_as_often_as_users_of_one
     assert chosen == set(property_sample_ids(
         dataclasses.replace(prepared, events=events.sample(fraction=1.0, shuffle=True, seed=1)), cfg, hashes
     ))  # fmt: skip
+
+
+def test_calibration_runs_on_one_population_and_without_flows_equal_fresh_generators(spec) -> None:  # noqa: ANN001
+    # The calibrations simulate while the flows are still being fitted (empty flow tables), and the week-spread
+    # and first-days rounds draw new active days for one population: each must be what a full generator gives.
+    base = spec.with_generation(users=2_500, days=35)
+    no_flows = TwinSpec(
+        base.document, {**base.tables, **{n: pl.DataFrame(schema=TABLE_SCHEMAS[n]) for n in FLOW_TABLES}}
+    )
+    first = ActivitySimulation(no_flows)
+    changed = [cd.model_copy(update={"week_spread": 0.9, "return_by_age_day": {"new": [1.0, 3.0, 0.2]}})
+               for cd in base.document.classes]  # fmt: skip
+    other = TwinSpec(base.document.model_copy(update={"classes": changed}), base.tables)
+    for sim, want in ((first, Generator(base)), (first.with_activity_of(other), Generator(other))):
+        assert sim.population is first.population
+        np.testing.assert_array_equal(sim.population.first, want.population.first)
+        np.testing.assert_array_equal(sim.population.streak, want.population.streak)
+        got, expected = sim.active_by_day, want.active_by_day
+        assert sum(a.size for a in got) > 1_000 and len(got) == len(expected)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert sum(a.size for a in first.active_by_day) != sum(a.size for a in Generator(other).active_by_day)
+
+
+def _one_after_the_other(
+    d: UserDescriptors, max_classes: int, min_users: int, rng: np.random.Generator
+) -> tuple:
+    """The candidates fitted in turn, each drawing its start points when its turn comes (the definition)."""
+    table, best, worse = [], None, 0
+    for c in range(1, max_classes + 1):
+        if c * min_users > len(d.user):
+            break
+        m = fit_mixture(d, c, rng)
+        allowed = float(m.weights.min() * len(d.user)) >= min_users
+        table.append((c, round(m.bic, 1), allowed))
+        if allowed and (best is None or m.bic < best.bic):
+            best, worse = m, 0
+        else:
+            worse += 1
+            if worse >= 2:
+                break
+    return (best if best is not None else fit_mixture(d, 1, rng)), table
+
+
+@pytest.mark.parametrize(
+    "min_users", [10, 150]
+)  # candidates allowed; none allowed (a last fit from the stream)
+def test_classes_fitted_two_at_a_time_equal_the_candidates_fitted_in_turn(min_users: int) -> None:
+    g = np.random.default_rng(3)
+    n = 400
+    kind = g.integers(0, 3, n)
+    cells = g.poisson(np.where(np.arange(TIME_CELLS)[None, :] % 3 == kind[:, None], 2.0, 0.2))
+    trials = g.integers(5, 40, n).astype(np.float64)
+    d = UserDescriptors(np.arange(n), cells.astype(np.float64), np.floor(trials * (0.1 + 0.3 * kind)), trials,
+                        g.normal(1.0 + kind, 0.3))  # fmt: skip
+    a, b = np.random.default_rng(11), np.random.default_rng(11)
+    got, table = select_classes(d, 6, min_users, a)
+    want, want_table = _one_after_the_other(d, 6, min_users, b)
+    assert [(r["classes"], r["bic"], r["allowed"]) for r in table] == want_table
+    assert len(want_table) >= 2 or min_users > n
+    for x, y in zip(dataclasses.astuple(got), dataclasses.astuple(want), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert a.random() == b.random()  # the stream is left where fitting in turn leaves it
+
+
+def test_calibration_runs_simulate_as_many_users_as_the_export_within_the_bounds(spec) -> None:  # noqa: ANN001
+    for users, want in ((1_000, CALIBRATION_USERS), (55_000, 55_000), (555_000, CALIBRATION_MAX_USERS)):
+        assert calibration_users(spec.with_generation(users=users)) == want

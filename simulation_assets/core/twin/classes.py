@@ -18,6 +18,7 @@ of highest posterior probability.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ from simulation_assets.core.twin.features import weekday
 
 TIME_CELLS = 42  # 7 weekdays x 6 blocks of 4 hours
 _EPS = 1e-9
+THREADS = 2  # candidate numbers of classes fitted at once (NumPy's products and ufuncs let go of the GIL)
 
 
 @dataclass(frozen=True)
@@ -114,15 +116,30 @@ def _m_step(d: UserDescriptors, resp: np.ndarray) -> tuple[np.ndarray, ...]:
     return w / w.sum(), cells, rate, mean, np.maximum(var, 1e-3)
 
 
+def start_points(n: int, classes: int, rng: np.random.Generator, starts: int = 3) -> list[np.ndarray]:
+    """Return the responsibilities ``starts`` EM runs with ``classes`` classes start from, for ``n`` users."""
+    # Seeded around random users (k-means++ style spread by activity).
+    return [rng.dirichlet(np.ones(classes), size=n) for _ in range(starts)]
+
+
 def fit_mixture(
-    d: UserDescriptors, classes: int, rng: np.random.Generator, starts: int = 3, iterations: int = 200
+    d: UserDescriptors,
+    classes: int,
+    rng: np.random.Generator | None,
+    starts: int = 3,
+    iterations: int = 200,
+    begin: list[np.ndarray] | None = None,
 ) -> Mixture:
-    """Return the best of ``starts`` EM runs with ``classes`` classes on descriptors ``d``."""
+    """Return the best of ``starts`` EM runs with ``classes`` classes on descriptors ``d``.
+
+    The runs start from ``begin`` (see :func:`start_points`), else from points drawn from ``rng``.
+    """
     n = len(d.user)
     best: Mixture | None = None
-    for _ in range(starts):
-        # Start from responsibilities seeded around random users (k-means++ style spread by activity).
-        resp = rng.dirichlet(np.ones(classes), size=n)
+    if begin is None:
+        assert rng is not None
+        begin = start_points(n, classes, rng, starts)
+    for resp in begin:
         previous = -np.inf
         params = _m_step(d, resp)
         ll = -np.inf
@@ -154,15 +171,41 @@ def _ordered(m: Mixture) -> Mixture:
 def select_classes(
     d: UserDescriptors, max_classes: int, min_class_users: int, rng: np.random.Generator
 ) -> tuple[Mixture, list[dict[str, float]]]:
-    """Fit 1..``max_classes`` classes and return (the BIC-best allowed mixture, the candidates' table)."""
+    """Fit 1..``max_classes`` classes and return (the BIC-best allowed mixture, the candidates' table).
+
+    The candidates are fitted ``THREADS`` at a time, in order, from start points all drawn first: the same
+    draws as one after the other, and ``rng`` is left where fitting them one after the other would leave it.
+    """
+    n = len(d.user)
+    counts = [c for c in range(1, max_classes + 1) if c * min_class_users <= n]
+    begins, states = [], []
+    for c in counts:
+        begins.append(start_points(n, c, rng))
+        states.append(rng.bit_generator.state)
+    pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="twin-classes")
+    try:
+        fits = [pool.submit(fit_mixture, d, c, None, begin=b) for c, b in zip(counts, begins, strict=True)]
+        table, best = _chosen(fits, counts, min_class_users, n)
+    finally:  # candidates beyond the last one looked at: not started, or left to finish unread
+        pool.shutdown(wait=False, cancel_futures=True)
+    if table:
+        rng.bit_generator.state = states[len(table) - 1]
+    if best is None:
+        best = fit_mixture(d, 1, rng)
+    for row in table:
+        row["chosen"] = row["classes"] == best.classes
+    return best, table
+
+
+def _chosen(fits: list, counts: list[int], min_class_users: int, n: int) -> tuple[list[dict[str, float]], Mixture | None]:  # fmt: skip
+    """Return (the candidates' table, the BIC-best allowed mixture): candidates looked at in order until BIC rose
+    twice in a row."""
     table: list[dict[str, float]] = []
     best: Mixture | None = None
     worse_in_a_row = 0
-    for c in range(1, max_classes + 1):
-        if c * min_class_users > len(d.user):
-            break
-        m = fit_mixture(d, c, rng)
-        smallest = float(m.weights.min() * len(d.user))
+    for c, fitted in zip(counts, fits, strict=True):
+        m = fitted.result()
+        smallest = float(m.weights.min() * n)
         allowed = smallest >= min_class_users
         table.append({"classes": c, "bic": round(m.bic, 1), "log_likelihood": round(m.log_likelihood, 1),
                       "smallest_class_users": round(smallest, 1), "allowed": allowed})  # fmt: skip
@@ -172,11 +215,7 @@ def select_classes(
             worse_in_a_row += 1
             if worse_in_a_row >= 2:  # BIC rose twice in a row: more classes will not help
                 break
-    if best is None:
-        best = fit_mixture(d, 1, rng)
-    for row in table:
-        row["chosen"] = row["classes"] == best.classes
-    return best, table
+    return table, best
 
 
 def assign(d: UserDescriptors, m: Mixture) -> np.ndarray:

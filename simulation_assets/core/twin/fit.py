@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,7 @@ from simulation_assets.core.twin.spec import (
     KINDS,
     REPEATS,
     START,
+    TABLE_SCHEMAS,
     VERSION,
     CalendarDay,
     TwinSpec,
@@ -68,7 +70,7 @@ from simulation_assets.core.twin.spec import (
 )
 
 if TYPE_CHECKING:
-    from simulation_assets.core.twin.generate import Generator
+    from simulation_assets.core.twin.generate import ActivitySimulation
 
 
 @dataclass
@@ -241,6 +243,14 @@ def _fit(
     depth_by_row = depth_pace_groups(sessions, user_ids, cls_by_row, band, cfg.depth_groups, cfg.pace_groups)
     depth = np.zeros_like(classes, dtype=np.int64)
     depth[user_ids] = depth_by_row
+    # Flows need only the classes and depth groups: they are fitted on a second core while the activity
+    # estimators and the calibrations (which never read them) run here.
+    names, dropped_events, rare_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
+    pace_band = np.zeros_like(classes, dtype=np.int64)
+    pace_band[spans.user] = act.activity_bands(
+        spans.active_days.astype(np.float64), np.zeros(n_users, np.int64), PACE_BAND_CUTS
+    )
+    flow_job = _background(_flow_tables, train.events, names, classes, depth, pace_band, cfg)
     depth_rows = [
         pl.DataFrame({"class": c, "depth": np.arange(groups),
                       "share": np.bincount(depth_by_row[cls_by_row == c], minlength=groups) / max(int((cls_by_row == c).sum()), 1)})
@@ -352,49 +362,6 @@ def _fit(
             }
         )
 
-    # Flows: events of the vocabulary, per class chains and time sketches.
-    names, dropped_events, rare_events = vocabulary(train.events, k, cfg.max_events, exclude=(IDENTIFY,))
-    coded = coded_sessions(train.events, names)
-    flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels)
-    # Each user's own pace, by band of active days over all users (see flows.user_pace).
-    pace_band = np.zeros_like(classes, dtype=np.int64)
-    pace_band[spans.user] = act.activity_bands(
-        spans.active_days.astype(np.float64), np.zeros(n_users, np.int64), PACE_BAND_CUTS
-    )
-    paces = user_pace(flows.session_paces, flows.within_user, pace_band, len(PACE_BAND_CUTS) + 1, levels, k)
-    label = np.array([*names, START, *REPEATS, FIRST], dtype=object)
-    bucket = flows.transitions["bucket"].to_numpy()
-    transitions = flows.transitions.select(
-        "class",
-        "depth",
-        pl.Series("prev", label[flows.transitions["prev"].to_numpy()], pl.String),
-        pl.Series("cur", label[flows.transitions["cur"].to_numpy()], pl.String),
-        pl.Series("position", np.where(bucket >= 0, BUCKETS[np.maximum(bucket, 0)], -1), pl.Int32),
-        pl.Series("next", label[flows.transitions["next"].to_numpy()], pl.String),
-        "probability",
-    )
-    hazard = flows.hazard.select(
-        "class",
-        "depth",
-        pl.Series("cur", label[flows.hazard["cur"].to_numpy()], pl.String),
-        pl.Series("position", BUCKETS[flows.hazard["bucket"].to_numpy()], pl.Int32),
-        "hazard",
-    )
-    by_elapsed = flows.end_by_elapsed.select(
-        pl.Series("cur", label[flows.end_by_elapsed["cur"].to_numpy()], pl.String),
-        (2 ** pl.col("elapsed") - 1).cast(pl.Int32).alias("elapsed_s"),
-        "log_odds",
-    )
-    time_label = np.array([*names, START, "*"], dtype=object)
-    times = flows.times
-    inter = times.select(
-        pl.Series("cur", time_label[times["cur"].to_numpy()], pl.String),
-        pl.Series("next", time_label[times["next"].to_numpy()], pl.String),
-        "position",
-        "level",
-        "log_seconds",
-    )
-
     strata = np.zeros_like(classes, dtype=np.int64)
     strata[user_ids] = cls_by_row.astype(np.int64) * 2 + kind
     identity = fit_identity(train.events, strata, k, 2 * n_classes)
@@ -490,9 +457,7 @@ def _fit(
             # Paces (session_pace, user_pace) are log factors of the gap's seconds (older specs: added to log1p).
             "pace_scales_seconds": True,
             # Share of an event's gaps to itself, after such a gap, that copy the gap before (a clock).
-            "repeated_gap_share": {
-                names[x]: share for x, share in sorted(flows.repeat_gap.items()) if share > 0
-            },
+            "repeated_gap_share": {},  # the flows' own, filled in below
         },  # fmt: skip
         "identity": identity,
         "properties": {
@@ -550,15 +515,9 @@ def _fit(
         "day_gap_shares": pl.concat(gap_rows)
         if gap_rows
         else pl.DataFrame({"class": [], "left": [], "level": [], "share": []}),
-        "transitions": transitions,
-        "end_hazard": hazard,
-        "end_by_elapsed": by_elapsed,
         "depth_groups": pl.concat(depth_rows),
         "depth_by_activity": pl.concat(depth_band_rows),
-        "session_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": flows.pace}),
-        "user_pace": paces,
         "user_streak": pl.concat(streak_rows),
-        "inter_event_times": inter,
         "event_keys": props.event_keys,
         "event_categories": props.categories,
         "event_numbers": props.numbers,
@@ -570,12 +529,90 @@ def _fit(
         "property_lookups": props.lookups,
         "property_trends": props.trends,
     }
+    # The calibrations simulate activity only: they run on the spec with empty flow tables, the flows then put in.
     doc = build_document(document)
-    spec = TwinSpec(doc, validate_tables(doc, tables))
+    spec = TwinSpec(
+        doc,
+        validate_tables(doc, {**tables, **{n: pl.DataFrame(schema=TABLE_SCHEMAS[n]) for n in FLOW_TABLES}}),
+    )
     spec = calibrate_week_spread(spec, activity, window)
     spec = calibrate_survival(spec, window)
     spec = calibrate_first_days(spec, activity, user_ids, first_days, cls_by_row * 2 + kind, window)
-    return calibrate_calendar(spec, activity, first_days, window)
+    spec = calibrate_calendar(spec, activity, first_days, window)
+    flow_tables, repeated = flow_job.result()
+    doc = spec.document.model_copy(update={"flow": {**spec.document.flow, "repeated_gap_share": repeated}})
+    return TwinSpec(doc, validate_tables(doc, {**spec.tables, **flow_tables}))
+
+
+FLOW_TABLES = (
+    "transitions",
+    "end_hazard",
+    "end_by_elapsed",
+    "session_pace",
+    "user_pace",
+    "inter_event_times",
+)
+
+
+def _background(fn, *args) -> Future:  # noqa: ANN001
+    """Return the future of ``fn(*args)`` run on a thread of its own (NumPy and Polars let go of the GIL)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-fit")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends with the job
+
+
+def _flow_tables(events: pl.DataFrame, names: list[str], classes: np.ndarray, depth: np.ndarray,
+                 pace_band: np.ndarray, cfg: FitConfig) -> tuple[dict[str, pl.DataFrame], dict[str, float]]:  # fmt: skip
+    """Return the spec's flow tables (``FLOW_TABLES``) and its ``flow.repeated_gap_share``."""
+    k, levels = cfg.k_anonymity, cfg.quantile_levels
+    coded = coded_sessions(events, names)
+    flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels)
+    # Each user's own pace, by band of active days over all users (see flows.user_pace).
+    paces = user_pace(flows.session_paces, flows.within_user, pace_band, len(PACE_BAND_CUTS) + 1, levels, k)
+    label = np.array([*names, START, *REPEATS, FIRST], dtype=object)
+    bucket = flows.transitions["bucket"].to_numpy()
+    transitions = flows.transitions.select(
+        "class",
+        "depth",
+        pl.Series("prev", label[flows.transitions["prev"].to_numpy()], pl.String),
+        pl.Series("cur", label[flows.transitions["cur"].to_numpy()], pl.String),
+        pl.Series("position", np.where(bucket >= 0, BUCKETS[np.maximum(bucket, 0)], -1), pl.Int32),
+        pl.Series("next", label[flows.transitions["next"].to_numpy()], pl.String),
+        "probability",
+    )
+    hazard = flows.hazard.select(
+        "class",
+        "depth",
+        pl.Series("cur", label[flows.hazard["cur"].to_numpy()], pl.String),
+        pl.Series("position", BUCKETS[flows.hazard["bucket"].to_numpy()], pl.Int32),
+        "hazard",
+    )
+    by_elapsed = flows.end_by_elapsed.select(
+        pl.Series("cur", label[flows.end_by_elapsed["cur"].to_numpy()], pl.String),
+        (2 ** pl.col("elapsed") - 1).cast(pl.Int32).alias("elapsed_s"),
+        "log_odds",
+    )
+    time_label = np.array([*names, START, "*"], dtype=object)
+    times = flows.times
+    inter = times.select(
+        pl.Series("cur", time_label[times["cur"].to_numpy()], pl.String),
+        pl.Series("next", time_label[times["next"].to_numpy()], pl.String),
+        "position",
+        "level",
+        "log_seconds",
+    )
+
+    tables = {
+        "transitions": transitions,
+        "end_hazard": hazard,
+        "end_by_elapsed": by_elapsed,
+        "session_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": flows.pace}),
+        "user_pace": paces,
+        "inter_event_times": inter,
+    }
+    return tables, {names[x]: share for x, share in sorted(flows.repeat_gap.items()) if share > 0}
 
 
 def class_looks(sessions: pl.DataFrame, users: pl.DataFrame, sample: np.ndarray, mixture: Mixture,
@@ -626,13 +663,21 @@ def class_looks(sessions: pl.DataFrame, users: pl.DataFrame, sample: np.ndarray,
 SURVIVAL_CALIBRATION_ROUNDS = 2
 
 
-def simulated_activity(spec: TwinSpec, users: int, days: int) -> tuple[Generator, pl.DataFrame, pl.DataFrame]:
-    """Return the twin's activity over ``days``: its generator, the active (user, day) rows and each user's span."""
+def simulated_activity(
+    spec: TwinSpec, users: int, days: int, population_of: ActivitySimulation | None = None
+) -> tuple[ActivitySimulation, pl.DataFrame, pl.DataFrame]:
+    """Return the twin's activity over ``days``: its simulation, the active (user, day) rows and each user's span.
+
+    ``population_of``: a simulation whose users to take again (see ``ActivitySimulation.with_activity_of``).
+    """
     from simulation_assets.core.twin.generate import (
-        Generator,  # the generator imports this package's estimators
+        ActivitySimulation,  # the generator imports this package's estimators
     )
 
-    gen = Generator(spec.with_generation(users=users, days=days))
+    if population_of is not None:
+        gen = population_of.with_activity_of(spec)
+    else:
+        gen = ActivitySimulation(spec.with_generation(users=users, days=days))
     day = np.concatenate([np.full(a.size, d) for d, a in enumerate(gen.active_by_day)])
     activity = pl.DataFrame({"user": np.concatenate(gen.active_by_day), "day": day}).sort("user", "day")
     return gen, activity, act.first_last_days(activity)
@@ -652,21 +697,24 @@ def calibrate_week_spread(spec: TwinSpec, activity: pl.DataFrame, window: Window
     twin 14.1 %: with as many active days, the twin's users came in more of their weeks, and kept 3-5 points
     more of each cohort in weeks 3-7. Each week of the run multiplies a user's odds of a visit by
     exp(s z - s^2 / 2) (z standard normal per user and week); s is the one whose simulated twin
-    (``CALIBRATION_USERS`` users over the export's days) leaves as many of those weeks empty as the export's
+    (``calibration_users`` users over the export's days) leaves as many of those weeks empty as the export's
     training users do, found by regula falsi in [0, ``WEEK_SPREAD_MAX``]. 0 when the twin already leaves as
     many empty (its visits bunch enough) or the export has too few such weeks to say.
     """
     real, weeks = act.empty_week_share(activity["user"].to_numpy(), activity["day"].to_numpy() - window.first)
     if weeks < MIN_SPREAD_WEEKS:
         return spec
-    users = max(CALIBRATION_USERS, spec.document.generation.users)
+    users = calibration_users(spec)
 
     def with_spread(s: float) -> TwinSpec:
         classes = [cd.model_copy(update={"week_spread": round(s, 4)}) for cd in spec.document.classes]
         return TwinSpec(spec.document.model_copy(update={"classes": classes}), spec.tables)
 
+    runs: list[ActivitySimulation] = []  # the first; the spread leaves the population as it is
+
     def gap(s: float) -> float:  # the twin's share of empty weeks less the export's
-        _, sim, _ = simulated_activity(with_spread(s), users, window.days)
+        gen, sim, _ = simulated_activity(with_spread(s), users, window.days, runs[0] if runs else None)
+        runs.append(gen)
         return act.empty_week_share(sim["user"].to_numpy(), sim["day"].to_numpy())[0] - real
 
     lo, g_lo = 0.0, gap(0.0)
@@ -690,13 +738,13 @@ def calibrate_survival(spec: TwinSpec, window: Window) -> TwinSpec:
     so it takes too many absences for departures: fitted to the twin's own activity, whose lifetimes
     are known, HogFlix's curves came out 3-8 points low at 6-9 weeks of age, and the twin kept too
     few of the first week's users in the window's last week. So the twin's activity is simulated over
-    the export's days (``CALIBRATION_USERS`` users or more), the same estimator is run on it, and each
+    the export's days (``calibration_users`` users), the same estimator is run on it, and each
     curve is multiplied by the simulated users' own survival over the estimate (the tail hazard by
     the same ratio over the ages it is taken from); ``SURVIVAL_CALIBRATION_ROUNDS`` times from the fitted curves,
     the simulation each time from the corrected ones.
     """
     doc, fitted = spec.document, spec.tables["survival"]
-    users = max(CALIBRATION_USERS, doc.generation.users)
+    users = calibration_users(spec)
     corrected = spec
     for _ in range(SURVIVAL_CALIBRATION_ROUNDS):
         gen, activity, spans_frame = simulated_activity(corrected, users, window.days)
@@ -748,8 +796,8 @@ def calibrate_calendar(
 
     The factors (on the day's expected new users, and on the odds of a return that day) start at the day's
     newcomers and returning users over their weekday's level and are multiplied by the export's count over
-    the twin's (scaled to as many users), counted on the twin's simulated activity (``CALIBRATION_USERS``
-    users or as many as the export has, over its days), ``CALENDAR_ROUNDS`` times: an odds factor moves
+    the twin's (scaled to as many users), counted on the twin's simulated activity (``calibration_users``
+    users, over its days), ``CALENDAR_ROUNDS`` times: an odds factor moves
     the day's visits by less than itself, and the twin's level of the weekday is its own.
     """
     days = window.days
@@ -762,7 +810,7 @@ def calibrate_calendar(
     target = np.array([[f_new, f_ret] for _, f_new, f_ret in found])
     at = np.array([d for d, _, _ in found])
     factor = target.copy()
-    users = max(CALIBRATION_USERS, spec.document.generation.users)
+    users = calibration_users(spec)
     epoch = dt.date(1970, 1, 1)
 
     def with_factors(f: np.ndarray) -> TwinSpec:
@@ -784,8 +832,17 @@ def calibrate_calendar(
 
 
 CALIBRATION_ROUNDS = 4
-CALIBRATION_USERS = 20_000  # twin users simulated per round (at least as many as the export has)
+# Twin users simulated per calibration round: as many as the export has, at least CALIBRATION_USERS and at most
+# CALIBRATION_MAX_USERS (a news site's 555,000 users took 12 of the fit's 52 CPU seconds in calibration runs,
+# 5 at 200,000, and its twin's fidelity figures came out the same: docs/twin.md, "Measured").
+CALIBRATION_USERS = 20_000
+CALIBRATION_MAX_USERS = 200_000
 MIN_CALIBRATION_USERS = 30  # a (class, kind, day of age) with fewer users on either side keeps its factor
+
+
+def calibration_users(spec: TwinSpec) -> int:
+    """Return how many twin users a calibration round simulates (``CALIBRATION_USERS``, ``CALIBRATION_MAX_USERS``)."""
+    return int(np.clip(spec.document.generation.users, CALIBRATION_USERS, CALIBRATION_MAX_USERS))
 
 
 def first_days_visits(first: np.ndarray, cls: np.ndarray, active_user: np.ndarray, active_day: np.ndarray,
@@ -814,13 +871,13 @@ def calibrate_first_days(spec: TwinSpec, activity: pl.DataFrame, user_ids: np.nd
     twin whose users draw a rate and then live their first days came back on 55-60 % of the second
     to seventh days of HogFlix's new users (HogFlix: 64 % on the second, 51 % on the seventh) and on
     40 % of the ninth to fourteenth (HogFlix: 31 %). So the twin's own first days are simulated
-    (``CALIBRATION_USERS`` users or as many as the export has, over the export's days), and the
+    (``calibration_users`` users, over the export's days), and the
     factor of each (class, kind, day of age) is multiplied by the odds of the share of the export's
     users back that day over the twin's, ``CALIBRATION_ROUNDS`` times from 1. ``user_ids``,
     ``first_days``, ``strata``: the training users (sorted), their first day and class x 2 + kind.
     """
     # Imported here: the generator imports this package's estimators, not the other way round.
-    from simulation_assets.core.twin.generate import Generator
+    from simulation_assets.core.twin.generate import ActivitySimulation
 
     n = 2 * len(spec.document.classes)
     real_v, real_n = first_days_visits(
@@ -829,9 +886,13 @@ def calibrate_first_days(spec: TwinSpec, activity: pl.DataFrame, user_ids: np.nd
     )  # fmt: skip
     real = np.clip(real_v / np.maximum(real_n, 1), 1e-3, 1 - 1e-3)
     factors = np.ones((n, act.AGE_DAYS))
-    users = max(CALIBRATION_USERS, spec.document.generation.users)
+    users = calibration_users(spec)
+    first: ActivitySimulation | None = None  # the factors leave the population as it is: one for every round
     for _ in range(CALIBRATION_ROUNDS):
-        gen = Generator(spec.with_generation(users=users, days=window.days))
+        if first is None:
+            gen = first = ActivitySimulation(spec.with_generation(users=users, days=window.days))
+        else:
+            gen = first.with_activity_of(spec)
         pop = gen.population
         day = np.concatenate([np.full(a.size, d) for d, a in enumerate(gen.active_by_day)])
         who = np.concatenate(gen.active_by_day)

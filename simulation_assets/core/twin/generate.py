@@ -734,6 +734,24 @@ class Generator(CompiledSpec):
         ]
 
 
+class ActivitySimulation(Generator):
+    """A spec's users and the days each of them is active, without their events (what the fit's calibrations
+    simulate): the flows are not compiled, so a spec whose flow tables are still being fitted will do."""
+
+    def _compile_flows(self, transitions: pl.DataFrame, times: pl.DataFrame, dropped: set[str]) -> None:
+        self.depth_groups = 1  # read for the events' session groups only
+
+    def with_activity_of(self, spec: TwinSpec) -> ActivitySimulation:
+        """Return the simulation of ``spec``, of as many users and days, with this one's population.
+
+        For a ``spec`` that differs from this one's only in what the population does not read (the classes'
+        ``week_spread`` and ``return_by_age_day``): the users are the same, only their active days are drawn again.
+        """
+        sim = ActivitySimulation(spec.with_generation(users=self.gen.users, days=self.gen.days))
+        sim.__dict__["population"] = self.population  # the cached_property's slot
+        return sim
+
+
 # Four lower-case hex digits of every 16-bit value, as the uint32 whose little-endian bytes spell them.
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 _HEX4 = (
