@@ -528,6 +528,7 @@ def _fit(
         "session_combos": props.session_combos,
         "property_lookups": props.lookups,
         "property_trends": props.trends,
+        "property_sources": props.sources,
     }
     # The calibrations simulate activity only: they run on the spec with empty flow tables, the flows then put in.
     doc = build_document(document)
