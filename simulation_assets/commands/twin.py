@@ -429,14 +429,17 @@ def _carried_lines(rows: list[dict]) -> list[str]:
         "",
         "## Values carried within sessions",
         "",
-        "Share of an event's rows whose value of the key is the session's previous one (a page-leave's URL is "
-        "the page's): the fit's sample of the export beside the twin.",
+        "Share of an event's rows whose value of the key is the source's: the same row's (lag 0) or the "
+        "session's last before it (lag 1; a page-leave's URL is the page's); the fit's sample of the export "
+        "beside the twin.",
         "",
-        "| event | key | export | twin |",
-        "|---|---|---|---|",
+        "| event | key | source | lag | export | twin |",
+        "|---|---|---|---|---|---|",
     ]
     return lines + [
-        f"| {r['event']} | {r['key']} | {_share(r['export'])} | {_share(r['twin'])} |" for r in rows
+        f"| {r['event']} | {r['key']} | {r.get('source', r['key'])} | {r.get('lag', 1)} | {_share(r['export'])} "
+        f"| {_share(r['twin'])} |"
+        for r in rows
     ]
 
 

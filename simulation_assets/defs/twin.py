@@ -357,7 +357,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     ) -> dg.MaterializeResult:
         spec, real, twin, _, _, events = _prepared_pair(twin_settings, store, first_day)
         report = compare(real, twin, seed=twin_settings.seed, k=int(spec.document.privacy.get("k", 5)))
-        carried = carried_values(events, spec.tables["event_keys"])
+        carried = carried_values(events, spec.tables["event_keys"], spec.tables["property_sources"])
         versions = version_mix(events, spec.tables["property_trends"], spec.document.generation.start)
         path = _write_report(twin_settings, store, spec, "fidelity.json",
                              {**report.as_dict(), "carried_values": carried.to_dicts(),

@@ -1,8 +1,8 @@
-"""Two parts of Dagster's storage that a run on a ready local instance never uses, imported on first use.
+"""Parts of Dagster's storage that a run on a ready local instance never uses, imported on first use.
 
-Opening the local instance imports Dagster's storage modules, and with them two things only a
-first use or a migration needs (~230 of ~1,430 modules, ~15 % of the CPU of a process that
-materializes one trivial asset):
+Opening the local instance imports Dagster's storage modules, and with them things only a first
+use, a migration or another database needs (~270 of ~1,430 modules of a process that
+materializes one trivial asset, ~20 % of its CPU):
 
 - **Alembic** (with Mako and Pygments): ``dagster._core.storage.sql`` imports seven names from it at
   its top (``upgrade``, ``stamp``, ``Config``, ``MigrationContext`` ...) for schema creation, checks
@@ -11,16 +11,26 @@ materializes one trivial asset):
   name that imports the real Alembic when it is first called or asked for an attribute (and
   answers ``isinstance`` and subclassing through the real class). Nothing else sees a stand-in:
   no Alembic module stays in ``sys.modules``, and any later ``import alembic`` is the real one.
-  When Alembic is already imported, nothing is stood in.
+  When Alembic is already imported, nothing is stood in. The same goes for tqdm (the progress
+  bar of data migrations, in four storage modules) and python-dotenv (a code location's
+  ``.env`` file, read when a workspace loads one).
 - **The daemon package** ``dagster._daemon``: the run storage imports ``dagster._daemon.types``
   (a record class), whose package ``__init__`` imports every daemon (sensors, backfills,
   freshness, structlog ...). The package is created with its path (so ``dagster._daemon.types``
   and any other submodule import as usual) and runs its ``__init__`` when something first asks
-  for a name the package itself would define (``from dagster._daemon import X``). Neither package
-  registers a serializable class, so what a run reads back is unchanged (a test checks it).
+  for a name the package itself would define (``from dagster._daemon import X``). None of these
+  packages registers a serializable class, so what a run reads back is unchanged (a test checks it).
+- **SQLAlchemy's MySQL and PostgreSQL dialects**: Dagster's schema modules declare indexes with
+  their options (``mysql_length=``, ``postgresql_where=``), and SQLAlchemy checks such a keyword
+  against the names its dialect accepts, importing the dialect to learn them (~40 modules). Those
+  names depend only on SQLAlchemy's version: the first process keeps them in
+  ``paths.prepared_root()`` (``sqlalchemy-<version>-dialect-arguments.json``, written only when
+  it reads back equal to the dialects' own), and later ones hand them to SQLAlchemy as soon as it
+  is imported, so the same checks run without the dialects. A dialect that is used (an engine, a
+  statement compiled for it) is imported as usual.
 
-``install()`` applies both in this process for modules not yet imported; ``simulate`` calls it
-before it imports anything of Dagster (``cli``, the warm server).
+``install()`` applies all of this in this process for modules not yet imported; ``simulate`` calls
+it before it imports anything of Dagster (``cli``, the warm server).
 """
 
 from __future__ import annotations
@@ -29,14 +39,30 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import json
+import os
 import sys
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from simulation_assets.paths import prepared_root
+
 # module -> the packages its body imports names from that it needs only when they are used
-STAND_IN_IMPORTS: dict[str, str] = {"dagster._core.storage.sql": "alembic"}
+STAND_IN_IMPORTS: dict[str, str] = {
+    "dagster._core.storage.sql": "alembic",
+    # tqdm draws the progress of data migrations; python-dotenv reads a code location's .env file
+    "dagster._core.storage.event_log.migration": "tqdm",
+    "dagster._core.storage.event_log.sqlite.sqlite_event_log": "tqdm",
+    "dagster._core.storage.runs.migration": "tqdm",
+    "dagster._core.storage.schedules.migration": "tqdm",
+    "dagster._core.secrets.env_file": "dotenv",
+}
 LAZY_PACKAGES: tuple[str, ...] = ("dagster._daemon",)
+# SQLAlchemy dialects whose keyword arguments Dagster's schema modules use (checked, never compiled, in a run)
+DIALECTS: tuple[str, ...] = ("mysql", "postgresql")
 
 
 class _StandIn:
@@ -188,12 +214,39 @@ class _LazyPackageLoader(importlib.abc.Loader):
         module.__getattr__ = __getattr__  # type: ignore[method-assign]
 
 
+class _AfterLoader(importlib.abc.Loader):
+    """Runs a module's body, then ``hook`` (which must not fail the import)."""
+
+    def __init__(self, real: importlib.abc.Loader, hook: Callable[[], object]) -> None:
+        self.real, self.hook = real, hook
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.real.create_module(spec)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename ...: the real loader's
+        return getattr(self.real, name)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.real.exec_module(module)
+        try:
+            self.hook()
+        except Exception:  # noqa: BLE001 - a saving, never a reason for an import to fail
+            pass
+
+
 class _DeferringFinder(importlib.abc.MetaPathFinder):
     """Finds the real spec of each module named above and wraps its loader; then steps aside for that name."""
 
-    def __init__(self, stand_in_imports: dict[str, str], lazy_packages: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        stand_in_imports: dict[str, str],
+        lazy_packages: tuple[str, ...],
+        after: dict[str, Callable[[], object]] | None = None,
+    ) -> None:
         self.stand_in_imports = dict(stand_in_imports)
-        self.pending = (set(stand_in_imports) | set(lazy_packages)) - set(sys.modules)  # imported: too late
+        self.after = dict(after or {})
+        names = set(stand_in_imports) | set(lazy_packages) | set(self.after)
+        self.pending = names - set(sys.modules)  # imported: too late
 
     def find_spec(
         self, name: str, path: Any = None, target: Any = None
@@ -206,6 +259,9 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
             return None
         if name in self.stand_in_imports:
             real.loader = _StandInLoader(real.loader, self.stand_in_imports[name])  # type: ignore[arg-type]
+            return real
+        if name in self.after:
+            real.loader = _AfterLoader(real.loader, self.after[name])  # type: ignore[arg-type]
             return real
         if not hasattr(real.loader, "get_code") or real.submodule_search_locations is None:
             return real  # not a plain source package: imported as usual
@@ -222,17 +278,115 @@ _INSTALLED: list[_DeferringFinder] = []
 
 
 def install() -> None:
-    """Defer Alembic and Dagster's daemon package (see the module docstring) in this process; once."""
+    """Defer Alembic, Dagster's daemon package and SQLAlchemy's dialects (see the module docstring) in this process; once."""
     if not _INSTALLED:
-        _INSTALLED.append(defer(STAND_IN_IMPORTS, LAZY_PACKAGES))
+        _INSTALLED.append(defer(STAND_IN_IMPORTS, LAZY_PACKAGES, {"sqlalchemy": preload_dialect_arguments}))
 
 
-def defer(stand_in_imports: dict[str, str], lazy_packages: tuple[str, ...]) -> _DeferringFinder:
+def defer(
+    stand_in_imports: dict[str, str],
+    lazy_packages: tuple[str, ...],
+    after: dict[str, Callable[[], object]] | None = None,
+) -> _DeferringFinder:
     """Import each key of ``stand_in_imports`` with stand-ins for the names it imports from the package
-    its value names, and each of ``lazy_packages`` without running its ``__init__`` until needed.
+    its value names, each of ``lazy_packages`` without running its ``__init__`` until needed, and
+    call each function of ``after`` once its module has been imported.
 
     Only modules not imported yet are affected. Returns the finder (``sys.meta_path.remove`` ends it).
     """
-    finder = _DeferringFinder(stand_in_imports, lazy_packages)
+    finder = _DeferringFinder(stand_in_imports, lazy_packages, after)
     sys.meta_path.insert(0, finder)
     return finder
+
+
+# ------------------------------------------------------------------------- SQLAlchemy's dialect arguments
+
+
+def dialect_arguments_file(folder: Path, version: str) -> Path:
+    """Return where the dialect arguments of SQLAlchemy ``version`` are kept in ``folder``."""
+    return folder / f"sqlalchemy-{version}-dialect-arguments.json"
+
+
+def preload_dialect_arguments(folder: Path | None = None, dialects: tuple[str, ...] = DIALECTS) -> bool:
+    """Hand SQLAlchemy the keyword arguments ``dialects`` accept, from the prepared copy; True when it took them.
+
+    Without a copy (or with one it cannot read), the dialects are imported as SQLAlchemy would and
+    the copy is written for the next process. ``folder``: ``paths.prepared_root()`` (None: off).
+    Nothing changes for a dialect SQLAlchemy already knows.
+    """
+    folder = folder or prepared_root()
+    if folder is None:
+        return False
+    import sqlalchemy
+    from sqlalchemy.sql.base import DialectKWArgs
+
+    registry = DialectKWArgs._kw_registry
+    wanted = [name for name in dialects if name not in registry]
+    if not wanted:
+        return False
+    path = dialect_arguments_file(folder, sqlalchemy.__version__)
+    try:
+        saved = json.loads(path.read_text())
+        given = {name: _decode_arguments(saved[name]) for name in wanted}
+    except (OSError, ValueError, LookupError, TypeError, AttributeError, ImportError):
+        _save_dialect_arguments(path, dialects)
+        return False
+    registry.update(given)
+    return True
+
+
+def _dialect_arguments(name: str) -> dict[type, dict[str, Any]] | None:
+    """Return what SQLAlchemy's registry holds for dialect ``name`` (importing the dialect)."""
+    from sqlalchemy.sql.base import _kw_reg_for_dialect
+
+    return _kw_reg_for_dialect(name)
+
+
+def _encode_arguments(arguments: dict[type, dict[str, Any]] | None) -> list[Any] | None:
+    """JSON for one dialect's arguments: ``[["module:Class", {name: default}], ...]`` (ValueError: not representable)."""
+    from sqlalchemy.sql.base import DialectKWArgConst
+
+    def value(v: Any) -> Any:
+        if isinstance(v, DialectKWArgConst):
+            return {"const": v.name}
+        if v is None or isinstance(v, bool | int | float | str) or v == {}:
+            return v
+        raise ValueError(f"not representable: {v!r}")
+
+    if arguments is None:
+        return None
+    return [
+        [f"{cls.__module__}:{cls.__qualname__}", {k: value(v) for k, v in args.items()}]
+        for cls, args in arguments.items()
+    ]
+
+
+def _decode_arguments(entries: list[Any] | None) -> dict[type, dict[str, Any]] | None:
+    from sqlalchemy.sql.base import DialectKWArgConst
+
+    if entries is None:
+        return None
+    decoded: dict[type, dict[str, Any]] = {}
+    for where, args in entries:
+        module, _, name = where.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        decoded[cls] = {
+            k: DialectKWArgConst[v["const"]] if isinstance(v, dict) and v else v for k, v in args.items()
+        }
+    return decoded
+
+
+def _save_dialect_arguments(path: Path, dialects: tuple[str, ...]) -> None:
+    """Write ``dialects``' arguments to ``path`` when they read back equal (best effort, atomically)."""
+    try:
+        real = {name: _dialect_arguments(name) for name in dialects}
+        saved = {name: _encode_arguments(arguments) for name, arguments in real.items()}
+        text = json.dumps(saved, sort_keys=True)
+        if {name: _decode_arguments(entries) for name, entries in json.loads(text).items()} != real:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        staged.write_text(text)
+        os.replace(staged, path)
+    except (OSError, ValueError, ImportError):
+        pass

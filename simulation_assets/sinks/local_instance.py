@@ -61,6 +61,8 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClassData
 from dagster.version import __version__ as DAGSTER_VERSION
 
+from simulation_assets.paths import prepared_root
+
 MAX_OPEN_DATABASES = 8  # per process: the index, the runs database and a few run shards
 EVENT_BATCH_SIZE_VAR, EVENT_BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE", 1000  # asset events written together
 SCHEMA_READY = ".schema-ready"  # in the storage folder: the Dagster version whose schema the databases hold
@@ -398,7 +400,6 @@ def schema_ready(base_dir: str | os.PathLike[str]) -> bool:
     return version == DAGSTER_VERSION and all(path.is_file() for path in databases)
 
 
-PREPARED_VAR = "SIMULATE_PREPARED_INSTANCES"  # folder of prepared empty databases; "0": none
 # The databases of a ready storage folder, relative to it (Dagster's SQLite layout, and the template).
 _DATABASES = (SHARD_TEMPLATE, "history/runs.db", "history/runs/index.db", "schedules/schedules.db")
 
@@ -406,18 +407,15 @@ _DATABASES = (SHARD_TEMPLATE, "history/runs.db", "history/runs/index.db", "sched
 def prepared_dir() -> Path | None:
     """Return the folder of the empty databases this Dagster, SQLAlchemy and SQLite create (None: turned off).
 
-    ``$SIMULATE_PREPARED_INSTANCES`` (``0`` turns it off), else ``$XDG_CACHE_HOME`` or ``~/.cache``,
-    under ``simulation-assets/``; one subfolder per version of the three.
+    A subfolder of ``paths.prepared_root()`` per version of the three.
     """
     import sqlite3
 
-    root = os.environ.get(PREPARED_VAR)
-    if root == "0":
+    root = prepared_root()
+    if root is None:
         return None
-    if not root:
-        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "simulation-assets")
     versions = f"{DAGSTER_VERSION} {db.__version__} {sqlite3.sqlite_version}"
-    return Path(root) / f"instance-{DAGSTER_VERSION}-{hashlib.sha1(versions.encode()).hexdigest()[:10]}"
+    return root / f"instance-{DAGSTER_VERSION}-{hashlib.sha1(versions.encode()).hexdigest()[:10]}"
 
 
 def _copy_prepared(base: Path) -> bool:

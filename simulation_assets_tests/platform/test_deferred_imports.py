@@ -1,4 +1,5 @@
-"""Alembic and Dagster's daemon package load only when a process uses them (sinks/deferred_imports.py)."""
+"""Alembic, tqdm, python-dotenv, Dagster's daemon package and SQLAlchemy's MySQL and PostgreSQL dialects
+load only when a process uses them (sinks/deferred_imports.py)."""
 
 from __future__ import annotations
 
@@ -182,29 +183,85 @@ _PROBE = textwrap.dedent(
             "runs": len(instance.get_runs()),
             "alembic": "alembic" in sys.modules,
             "daemons": "dagster._daemon.controller" in sys.modules,
+            "tqdm": "tqdm" in sys.modules,
+            "dotenv": "dotenv" in sys.modules,
+            "dialects": [d for d in ("mysql", "postgresql") if f"sqlalchemy.dialects.{d}" in sys.modules],
             "serdes": sorted(set(_WHITELIST_MAP.object_serializers) | set(_WHITELIST_MAP.enum_serializers)),
         }))
     """
 )
 
 
-def _probe(home: Path, mode: str) -> dict:
+def _probe(home: Path, mode: str, code: str = _PROBE) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(home)}
+    env["SIMULATE_PREPARED_INSTANCES"] = str(home.parent / "prepared")  # the dialect arguments' copy
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code, mode], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_a_run_on_a_ready_instance_imports_neither_alembic_nor_the_daemons(tmp_path: Path) -> None:
-    """First use (schema created through Alembic's stand-ins), then a run that needs neither; the
-    runs, their checks and the classes Dagster can read back are those of a process without deferral."""
+    """First use (schema created through Alembic's stand-ins, SQLAlchemy's dialect arguments kept),
+    then a run that needs none of the deferred packages; the runs, their checks and the classes
+    Dagster can read back are those of a process without deferral."""
     first = _probe(tmp_path / "home", "deferred")
     assert first["success"] and first["check"] == ["SUCCEEDED"] and first["alembic"]  # created the schema
+    assert first["dialects"] == ["mysql", "postgresql"]  # learnt their arguments the stock way
     deferred = _probe(tmp_path / "home", "deferred")
     assert deferred["success"] and deferred["check"] == ["SUCCEEDED"] and deferred["runs"] == 2
     assert not deferred["alembic"] and not deferred["daemons"]
+    assert not deferred["tqdm"] and not deferred["dotenv"] and deferred["dialects"] == []
     stock = _probe(tmp_path / "home", "stock")
     assert stock["success"] and stock["runs"] == 3 and stock["alembic"] and stock["daemons"]
+    assert stock["tqdm"] and stock["dotenv"] and stock["dialects"] == ["mysql", "postgresql"]
     assert deferred["serdes"] == stock["serdes"]  # every serializable class registered all the same
+
+
+# Dagster's three SQL schemas as MySQL and PostgreSQL would create them, and each index's options.
+_SCHEMAS = textwrap.dedent(
+    """
+    import json, sys
+    if sys.argv[1] == "deferred":
+        from simulation_assets.sinks import deferred_imports
+        deferred_imports.install()
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
+    from dagster._core.storage.runs.schema import RunStorageSqlMetadata
+    from dagster._core.storage.schedules.schema import ScheduleStorageSqlMetadata
+    loaded = [d for d in ("mysql", "postgresql") if f"sqlalchemy.dialects.{d}" in sys.modules]
+    from sqlalchemy.dialects import mysql, postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    ddl, options = [], {}
+    for metadata in (SqlEventLogStorageMetadata, RunStorageSqlMetadata, ScheduleStorageSqlMetadata):
+        for table in metadata.sorted_tables:
+            for dialect in (mysql.dialect(), postgresql.dialect()):
+                ddl.append(str(CreateTable(table).compile(dialect=dialect)))
+                ddl += [str(CreateIndex(i).compile(dialect=dialect)) for i in sorted(table.indexes, key=lambda i: i.name)]
+            for index in table.indexes:
+                options[index.name] = {k: str(v) for k, v in index.dialect_kwargs.items()}
+    print(json.dumps({"loaded": loaded, "ddl": ddl, "options": options}))
+    """
+)
+
+
+def test_the_kept_dialect_arguments_check_and_create_dagsters_schemas_as_the_dialects_do(
+    tmp_path: Path,
+) -> None:
+    """With SQLAlchemy's dialect arguments handed over from the kept copy, Dagster's schema modules
+    import without the MySQL and PostgreSQL dialects, and both dialects create the same tables and
+    indexes, with the same options, as in a process that imported them to check the arguments."""
+    making = _probe(tmp_path / "home", "deferred", _SCHEMAS)  # no copy yet: made from the dialects
+    assert making["loaded"] == ["mysql", "postgresql"]
+    (kept,) = (tmp_path / "prepared").glob("sqlalchemy-*-dialect-arguments.json")
+    deferred = _probe(tmp_path / "home", "deferred", _SCHEMAS)
+    stock = _probe(tmp_path / "home", "stock", _SCHEMAS)
+    assert deferred["loaded"] == [] and stock["loaded"] == ["mysql", "postgresql"]
+    assert deferred["ddl"] == stock["ddl"] and deferred["options"] == stock["options"]
+    assert any("WHERE asset_key IS NOT NULL" in s for s in stock["ddl"])  # postgresql_where, as checked
+    assert any("(asset_key(64)" in s for s in stock["ddl"])  # mysql_length
+
+    kept.write_text("{not json")  # unreadable: the dialects are imported, and the copy made again
+    assert _probe(tmp_path / "home", "deferred", _SCHEMAS)["loaded"] == ["mysql", "postgresql"]
+    assert _probe(tmp_path / "home", "deferred", _SCHEMAS)["loaded"] == []

@@ -80,7 +80,21 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
         )
         .sort("__i")
     )
-    sample = sample.with_columns(on_page["current_page"])
+    # A page event names the page the user came from: the session's page before it (a referrer).
+    came_from = on_page.with_columns(
+        pl.when(pl.col("event").is_in(PAGE_EVENTS))
+        .then(pl.col("current_page").shift(1).over("session"))
+        .alias("came_from")
+    )
+    # And how long a page takes to read (a measurement): drawn on a page event, the same on the events on it.
+    seconds = on_page.with_columns(
+        pl.when(pl.col("event").is_in(PAGE_EVENTS) | (pl.col("session") != pl.col("session").shift(1)))
+        .then(pl.Series(np.random.default_rng(8).uniform(5, 300, on_page.height).round(2)))
+        .forward_fill()
+        .cast(pl.String)
+        .alias("page_seconds")
+    )
+    sample = sample.with_columns(on_page["current_page"], came_from["came_from"], seconds["page_seconds"])
     events = sample["event"].unique().to_list()
     stats = pl.DataFrame(
         [
@@ -95,6 +109,8 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
                 ("section", "VARCHAR"),
                 ("device", "VARCHAR"),
                 ("current_page", "VARCHAR"),
+                ("came_from", "VARCHAR"),
+                ("page_seconds", "DOUBLE"),
             )  # fmt: skip
         ],
         schema=loaded.key_stats.schema,
@@ -257,3 +273,41 @@ def test_an_event_on_a_page_carries_the_page_its_session_is_on(
     # Only pages of k users: the values are the spec's.
     kept = set(visit_spec.tables["event_categories"].filter(pl.col("key") == "current_page")["value"])
     assert set(twin["current_page"].drop_nulls().cast(pl.String).unique()) <= kept
+
+
+def test_a_property_key_more_or_less_moves_nobody_s_activity(visit_spec: TwinSpec) -> None:
+    props = visit_spec.document.properties
+    assert "plan" in props["constants"]
+    fewer = dataclasses.replace(visit_spec, document=visit_spec.document.model_copy(
+        update={"properties": {**props, "constants": [c for c in props["constants"] if c != "plan"]}}))  # fmt: skip
+    day = visit_spec.document.generation.start + dt.timedelta(days=20)
+    a, b = Generator(visit_spec).day(day), Generator(fewer).day(day)
+    assert "plan" in a.columns and "plan" not in b.columns
+    assert a.select("user_number", "timestamp", "event").equals(b.select("user_number", "timestamp", "event"))
+
+
+def test_a_page_event_names_the_page_its_session_was_on_before(visit_spec: TwinSpec) -> None:
+    sources = visit_spec.tables["property_sources"].filter(pl.col("key") == "came_from")
+    assert set(sources["event"]) <= set(PAGE_EVENTS) and sources.height >= 3
+    assert (sources["source"] == "current_page").all() and (sources["lag"] == 1).all()
+    assert (sources["copy_share"] > 0.95).all()
+    twin = _twin_days(visit_spec)
+    measured = carried_values(
+        twin, visit_spec.tables["event_keys"], visit_spec.tables["property_sources"], top=200
+    )
+    came = measured.filter((pl.col("key") == "came_from") & (pl.col("source") == "current_page"))
+    assert came.height >= 3 and came["rows"].sum() > 2_000
+    assert (came["twin"] > 0.95).all(), came  # drawn on its own: about 1 in 12
+
+
+def test_a_number_an_event_shares_with_its_page_is_carried_on_too(visit_spec: TwinSpec) -> None:
+    assert visit_spec.document.properties["kinds"]["page_seconds"] == "number"
+    keys = visit_spec.tables["event_keys"].filter(pl.col("key") == "page_seconds")
+    on_page = keys.filter(~pl.col("event").is_in(PAGE_EVENTS))
+    assert on_page.height >= 3 and (on_page["carry_share"] > 0.99).all()
+    twin = _twin_days(visit_spec)
+    measured = carried_values(twin, visit_spec.tables["event_keys"], top=200).filter(
+        pl.col("key") == "page_seconds"
+    )
+    leaves = measured.filter(~pl.col("event").is_in(PAGE_EVENTS))
+    assert leaves.height >= 3 and (leaves["twin"] > 0.99).all(), leaves  # drawn per event: never the same

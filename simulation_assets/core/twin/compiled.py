@@ -400,6 +400,7 @@ class CompiledSpec:
             if np.array_equal(self.presence.get(key, np.zeros(v))[: v - 2] > 0,
                               self.presence.get(self.follows[key], np.zeros(v))[: v - 2] > 0)
         }  # fmt: skip
+        self._compile_sources(tables["property_sources"], code, v, cat_text)
         nums = tables["event_numbers"].filter(pl.col("event").is_in(self.names)).sort("key", "event", "level")
         self.num_tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for (key,), part in nums.group_by("key", maintain_order=True):
@@ -409,6 +410,42 @@ class CompiledSpec:
             row = np.full(v, -1, np.int64)
             row[[code[e] for e in events]] = np.arange(len(events))
             self.num_tables[str(key)] = (row, q)
+
+    def _compile_sources(
+        self, sources: pl.DataFrame, code: dict[str, int], v: int, text: dict[str, list[str]]
+    ) -> None:
+        """Compile the keys whose value another key gives (specs fitted before them have none).
+
+        ``self.sources[key]``: (source, lag, chance per event code, the key's table row of each of the source's
+        table rows by value, -1 where the key has no such value); ``self.key_order``: the keys in the order they
+        are drawn, the followed keys and the sources first (a source that would close a loop is left out).
+        """
+        parents = set(self.follows.values())
+        order = sorted(self.presence, key=lambda k: k not in parents)
+        self.sources: dict[str, list[tuple[str, int, np.ndarray, np.ndarray]]] = {}
+        usable = sources.filter(
+            pl.col("event").is_in(self.names)
+            & pl.col("key").is_in(list(self.cat_alias))
+            & pl.col("source").is_in(list(self.cat_alias))
+            & ~pl.col("key").is_in(list(self.follows))
+        )
+        needs: dict[str, set[str]] = {key: {parent} for key, parent in self.follows.items()}
+        for (key, source, lag), part in usable.group_by("key", "source", "lag", maintain_order=True):
+            key, source = str(key), str(source)
+            if _reaches(needs, source, key):  # the source (through its own sources) needs this key: a loop
+                continue
+            needs.setdefault(key, set()).add(source)
+            chance = np.zeros(v)
+            chance[[code[e] for e in part["event"].to_list()]] = part["copy_share"].to_numpy()
+            first: dict[str, int] = {}
+            for i, value in enumerate(text[key]):
+                first.setdefault(value, i)
+            rows = np.array([first.get(value, -1) for value in text[source]], np.int64)
+            self.sources.setdefault(key, []).append((source, int(lag), chance, rows))
+        placed: list[str] = []
+        for key in order:  # each key after the keys it copies from
+            _place(key, needs, placed, set(order))
+        self.key_order = placed
 
     def _compile_trends(
         self, trends: pl.DataFrame, user_marg: pl.DataFrame, session_marg: pl.DataFrame
@@ -566,6 +603,28 @@ class JointDraws:
             r = g.random(n)
             codes[alone, j] = draw_from_cdf(cdf, r[alone]) if len(cdf) else 0
         return codes
+
+
+def _reaches(needs: dict[str, set[str]], start: str, goal: str) -> bool:
+    """Whether ``start`` needs ``goal``, directly or through the keys it needs."""
+    seen, todo = set(), [start]
+    while todo:
+        key = todo.pop()
+        if key == goal:
+            return True
+        if key not in seen:
+            seen.add(key)
+            todo.extend(needs.get(key, ()))
+    return False
+
+
+def _place(key: str, needs: dict[str, set[str]], placed: list[str], known: set[str]) -> None:
+    """Append ``key`` to ``placed`` after the keys it needs (a depth-first topological order)."""
+    if key in placed or key not in known:
+        return
+    for source in sorted(needs.get(key, ())):
+        _place(source, needs, placed, known)
+    placed.append(key)
 
 
 def _joint_draws(

@@ -612,53 +612,63 @@ def _median(x: np.ndarray) -> float | None:
     return round(float(np.median(x)), 3) if x.size else None
 
 
-def carried_values(events: pl.DataFrame, event_keys: pl.DataFrame, top: int = 12) -> pl.DataFrame:
-    """Return (event, key, export, twin, rows): how often an event's value of a key is the session's current one.
+def carried_values(
+    events: pl.DataFrame, event_keys: pl.DataFrame, sources: pl.DataFrame | None = None, top: int = 12
+) -> pl.DataFrame:
+    """Return (event, key, source, lag, export, twin, rows): how often an event's value of a key is given by the
+    session's current one (``source`` the key itself, ``lag`` 1) or by another key's (``sources``).
 
     ``events``: the twin's events (``$session_id``, ``timestamp``, ``event`` and the property columns);
-    ``event_keys``: the spec's table, whose ``same_share`` is the share the fit measured on its sample of the
-    export's users (rare values as ``other`` there and in the twin). Per (event, key), the share of the rows
-    (those with an earlier row with the key in their session) equal to that row's value; the ``top`` pairs
-    with the most twin rows.
+    ``event_keys`` and ``sources``: the spec's tables, whose ``same_share`` is the share the fit measured on its
+    sample of the export's users (rare values as ``other`` there and in the twin). Per row: the share of the
+    event's rows, among those with a source value, equal to it: the same row's (lag 0) or the last one before
+    it in the session (lag 1); the ``top`` rows with the most twin rows.
     """
-    schema = {
-        "event": pl.String,
-        "key": pl.String,
-        "export": pl.Float64,
-        "twin": pl.Float64,
-        "rows": pl.Int64,
-    }
-    measured = (
-        event_keys.drop_nulls("same_share") if "same_share" in event_keys.columns else event_keys.head(0)
-    )
-    keys = [key for key in measured["key"].unique().sort().to_list() if key in events.columns]
-    if not keys or events.is_empty():
-        return pl.DataFrame(schema=schema)
-    order = ["$session_id", "timestamp", *(["sequence"] if "sequence" in events.columns else [])]
-    base = events.select(*order, "event").with_row_index("__i").sort([*order, "__i"])
-    parts = []
-    for key in keys:
-        rows = pl.concat([base, events.select(pl.col(key).cast(pl.String).alias("value"))[base["__i"]]],
-                         how="horizontal").drop_nulls("value")  # fmt: skip
-        same = pl.col("$session_id") == pl.col("$session_id").shift(1)
-        pairs = rows.with_columns(pl.when(same).then(pl.col("value").shift(1)).alias("prev")).drop_nulls(
-            "prev"
-        )
-        parts.append(
-            pairs.group_by("event").agg(
-                pl.lit(key).alias("key"),
-                (pl.col("value") == pl.col("prev")).mean().alias("twin"),
-                pl.len().cast(pl.Int64).alias("rows"),
+    schema = {"event": pl.String, "key": pl.String, "source": pl.String, "lag": pl.Int8, "export": pl.Float64,
+              "twin": pl.Float64, "rows": pl.Int64}  # fmt: skip
+    wanted = []
+    if "same_share" in event_keys.columns:
+        own = event_keys.drop_nulls("same_share")
+        wanted.append(own.select("event", "key", pl.col("key").alias("source"), pl.lit(1, pl.Int8).alias("lag"),
+                                 pl.col("same_share").alias("export")))  # fmt: skip
+    if sources is not None and sources.height:
+        wanted.append(
+            sources.select(
+                "event", "key", "source", pl.col("lag").cast(pl.Int8), pl.col("same_share").alias("export")
             )
         )
-    twin = pl.concat(parts)
-    table = measured.select("event", "key", pl.col("same_share").alias("export")).join(
-        twin, on=["event", "key"], how="inner"
+    if not wanted or events.is_empty():
+        return pl.DataFrame(schema=schema)
+    measured = pl.concat(wanted).filter(
+        pl.col("key").is_in(events.columns) & pl.col("source").is_in(events.columns)
     )
+    if measured.is_empty():
+        return pl.DataFrame(schema=schema)
+    order = ["$session_id", "timestamp", *(["sequence"] if "sequence" in events.columns else [])]
+    keys = sorted(set(measured["key"]) | set(measured["source"]))
+    frame = events.select(list(dict.fromkeys([*order, "event", *keys])))  # (a key may be named as a column)
+    frame = frame.with_row_index("__i").sort([*order, "__i"])
+    parts = []
+    for (key, source, lag), part in measured.group_by("key", "source", "lag", maintain_order=True):
+        given = pl.col(source).cast(pl.String)
+        if lag == 1:
+            given = given.shift(1).forward_fill().over("$session_id")
+        rows = frame.select("event", pl.col(key).cast(pl.String).alias("v"), given.alias("s")).drop_nulls(
+            ["v", "s"]
+        )
+        parts.append(
+            rows.group_by("event").agg(
+                pl.lit(key).alias("key"), pl.lit(source).alias("source"), pl.lit(lag, pl.Int8).alias("lag"),
+                (pl.col("v") == pl.col("s")).mean().alias("twin"), pl.len().cast(pl.Int64).alias("rows"),
+            ).join(part.select("event", "export"), on="event", how="inner")
+        )  # fmt: skip
+    table = pl.concat(parts).select([pl.col(c).cast(t) for c, t in schema.items()])
+    table = table.filter(
+        pl.max_horizontal("export", "twin") >= 0.05
+    )  # (a value that never repeats says little)
     return (
-        table.sort(["rows", "event", "key"], descending=[True, False, False])
+        table.sort(["rows", "event", "key", "source"], descending=[True, False, False, False])
         .head(top)
-        .select([pl.col(c).cast(t) for c, t in schema.items()])
         .with_columns(pl.col("export").round(4), pl.col("twin").round(4))
     )
 

@@ -29,10 +29,17 @@ from simulation_assets.core.twin.arrivals import (
     backlog_posterior,
     calendar_days,
     class_mix_by_block,
+    day_blocks,
     fit_arrivals,
     new_and_returning,
 )
-from simulation_assets.core.twin.classes import UserDescriptors, assign, describe_users, select_classes
+from simulation_assets.core.twin.classes import (
+    Mixture,
+    UserDescriptors,
+    assign,
+    describe_users,
+    select_classes,
+)
 from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.features import Window, session_table, user_day_activity, user_table
 from simulation_assets.core.twin.flows import (
@@ -361,10 +368,13 @@ def _fit(
     shares = identity.pop("identified_share")
     # Who arrives when: each class's share among the users of each arrival kind first seen in each week of
     # the window (each user counted by the chance of either kind; a kind's mix shrunk toward its share_*).
+    # Each block compared with the others as they looked after as few days as its own users had.
+    kinds = {"new": 1 - backlog, "backlog": backlog}
+    looks = class_looks(sessions, users, sample, mixture, window, kinds)
     mixes = {
         name: class_mix_by_block(first_days - window.first, cls_by_row, n_classes, window.days,
-                                 np.array([doc[f"share_{name}"] for doc in class_docs]), w)
-        for name, w in (("new", 1 - backlog), ("backlog", backlog))
+                                 np.array([doc[f"share_{name}"] for doc in class_docs]), w, looks[name])
+        for name, w in kinds.items()
     }  # fmt: skip
     for c, doc in enumerate(class_docs):
         doc["identified_share"] = {"new": shares[2 * c], "backlog": shares[2 * c + 1]}
@@ -518,6 +528,7 @@ def _fit(
         "session_combos": props.session_combos,
         "property_lookups": props.lookups,
         "property_trends": props.trends,
+        "property_sources": props.sources,
     }
     # The calibrations simulate activity only: they run on the spec with empty flow tables, the flows then put in.
     doc = build_document(document)
@@ -603,6 +614,50 @@ def _flow_tables(events: pl.DataFrame, names: list[str], classes: np.ndarray, de
         "inter_event_times": inter,
     }
     return tables, {names[x]: share for x, share in sorted(flows.repeat_gap.items()) if share > 0}
+
+
+def class_looks(sessions: pl.DataFrame, users: pl.DataFrame, sample: np.ndarray, mixture: Mixture,
+                window: Window, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # fmt: skip
+    """Return, per set of user weights (an arrival kind's), the users of each 7-day block (second axis) by class
+    (third), judged on no more days of age than the users of a block (first axis) have.
+
+    Users first seen before that block are judged on as many days as a user first seen on one of its days
+    has (its days taken in turn by the users' own first days, so the spans spread as its users' do); its own
+    and later users on all their days. Counted on the class sample (``sample``: rows of ``users``, sorted by
+    user) and scaled to each block's weighted users (see :func:`~.arrivals.class_mix_by_block`).
+    """
+    block, blocks = day_blocks(window.days)
+    first_day = users["first_day"].to_numpy()
+    first = first_day[sample] - window.first
+    at = block[np.clip(first, 0, window.days - 1)]
+    every = block[np.clip(first_day - window.first, 0, window.days - 1)]
+    ids = users["user"].to_numpy()[sample]
+    part = sessions.filter(pl.col("user").is_in(pl.Series(ids)))
+    row = np.searchsorted(ids, part["user"].to_numpy())
+    day = part["day"].to_numpy()
+    stride = window.last + 2
+    user_day = np.unique(row.astype(np.int64) * stride + day)  # the sample's distinct (user, day)
+    ud_row, ud_day = user_day // stride, user_day % stride
+    own = window.last + 1 - first_day[sample]  # each user's own days in the window
+    looks = {name: np.zeros((blocks, blocks, mixture.classes)) for name in weights}
+    for b in range(blocks):  # a dozen blocks or so, each over the class sample's sessions
+        days = np.flatnonzero(block == b)
+        span = np.where(first < days[0], window.days - days[first % days.size], own)
+        until = first_day[sample] + span
+        keep = day < until[row]
+        frame = pl.DataFrame({
+            "user": ids,
+            "n_sessions": np.bincount(row[keep], minlength=ids.size),
+            "active_days": np.bincount(ud_row[ud_day < until[ud_row]], minlength=ids.size),
+            "exposure_days": np.minimum(own, span),
+        })  # fmt: skip
+        cls = assign(describe_users(part.filter(pl.Series(keep)), frame), mixture)
+        for name, w in weights.items():
+            counts = np.zeros((blocks, mixture.classes))
+            np.add.at(counts, (at, cls), w[sample])
+            totals = np.bincount(every, w, minlength=blocks)
+            looks[name][b] = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12) * totals[:, None]
+    return looks
 
 
 # Rounds of the lifetime curves' correction by simulation (see calibrate_survival); one gives the same to 0.01.

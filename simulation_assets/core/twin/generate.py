@@ -158,7 +158,9 @@ class Generator(CompiledSpec):
         alpha, beta = self.beta_life[cls, kind, band, 0], self.beta_life[cls, kind, band, 1]
         rate = g.beta(np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6))
         identified = g.random(n) < self.ident_share[cls, kind]
-        codes = self.user_keys.draw(g, n)
+        # The users' constant properties from their own stream: what the spec holds of them (a key more or
+        # less) does not move anyone's activity.
+        codes = self.user_keys.draw(rng_mod.stream(self.seed, "twin", "constants", n), n)
         # A class's own combinations first, from their own stream: the population's other draws stay as they were.
         gc = rng_mod.stream(self.seed, "twin", "class-constants", n)
         for c, (combo_codes, cdf, covered) in self.class_draws.items():
@@ -567,6 +569,17 @@ class Generator(CompiledSpec):
             by_session[keep[:, None], cols[None, :]] = self.own_session_codes[
                 s_user[keep][:, None], cols[None, :]
             ]
+        for key, (
+            _,
+            value_codes,
+            cdf,
+        ) in self.trends.items():  # a version of the session's week (see _roll_out)
+            if key in self.session_keys:
+                mix = cdf[min(max(offset, 0) // 7, cdf.shape[0] - 1)]
+                at = np.searchsorted(mix, self.adoption[s_user], side="right")
+                by_session[:, self.session_keys.index(key)] = value_codes[
+                    np.minimum(at, value_codes.size - 1)
+                ]
         carried = codes < v  # $identify rows carry no property
         # Row -> unit, the $identify rows pointing at the null after the units.
         user_row = np.where(carried, user_no, self.gen.users)
@@ -576,8 +589,16 @@ class Generator(CompiledSpec):
         rows_of: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # per set of events: their rows, their codes
         present_rows: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # per presence vector: the rows drawn
         parents = set(self.follows.values())
-        drawn: dict[str, np.ndarray] = {}  # a followed key's drawn table row per event (-1: absent)
-        for key in sorted(self.presence, key=lambda k: k not in parents):  # the followed keys first
+        # Keys whose drawn rows later keys read: the followed keys and the keys others copy from.
+        kept = parents | {source for copies in self.sources.values() for source, *_ in copies}
+        drawn: dict[str, np.ndarray] = {}  # such a key's drawn table row per event (-1: absent)
+        order = self.key_order
+        if len(order) != len(self.presence):  # keys set after the spec was compiled: after the others
+            order = [
+                *order,
+                *(k for k in sorted(self.presence, key=lambda k: k not in parents) if k not in order),
+            ]
+        for key in order:  # the followed keys and the sources first
             share, kind = self.presence[key][:v], self.kinds[key]
             parent = self.follows.get(key)
             every = bool((share >= 1.0).all())
@@ -602,6 +623,8 @@ class Generator(CompiledSpec):
                 if not ((drawn[parent] >= 0) & (looked < 0)).any():
                     null = self.cat_padded[key].len() - 1
                     out[key] = self.cat_padded[key][_index(np.where(looked >= 0, looked, null))]
+                    if key in kept:
+                        drawn[key] = looked
                     continue
             # Keys with the same share on every event are present together (a video's id, title, genre and
             # duration): one presence draw for all of them.
@@ -627,19 +650,23 @@ class Generator(CompiledSpec):
                 hit = self.cat_alias[key][1][e_rows] > 0  # events with values
                 if not hit.all():
                     rows, pos, e_rows = rows[hit], pos[hit], e_rows[hit]
+                if key in self.sources:
+                    self._copy_sources(key, rows, e_rows, pos, drawn, e_sess, g)
                 if key in self.carry and key not in self.follows:
                     pos = _carry_on(pos, self.carry[key][e_rows], e_sess[rows], g)
-                if key in parents:
-                    drawn[key] = np.full(n, -1, np.int64)
-                    drawn[key][rows] = pos
                 if followed.size:
                     rows, pos = np.r_[followed_rows, rows], np.r_[followed, pos]
+                if key in kept:
+                    drawn[key] = np.full(n, -1, np.int64)
+                    drawn[key][rows] = pos
                 out[key] = _spread(self.cat_padded[key], pos, rows, n)
             elif key in self.num_tables:
                 row_of, q = self.num_tables[key]
                 sketch_row = row_of[e_rows]
                 ok = sketch_row >= 0
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
+                if key in self.carry:  # the number its session is on (a video's duration)
+                    x = _carry_on(x, self.carry[key][e_rows[ok]], e_sess[rows[ok]], g)
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         self._roll_out(out, user_no, offset)
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
@@ -652,7 +679,7 @@ class Generator(CompiledSpec):
         share, and so on: as a new version's share grows week by week, the users who had it keep it.
         """
         for key, (padded, codes, cdf) in self.trends.items():
-            if key not in out:
+            if key not in out or key in self.session_keys:  # (a session's version is drawn with the session)
                 continue
             rows = np.flatnonzero(out[key].is_not_null().to_numpy())
             mix = cdf[min(max(offset, 0) // 7, cdf.shape[0] - 1)]
@@ -665,6 +692,43 @@ class Generator(CompiledSpec):
     def adoption(self) -> np.ndarray:
         """Return every user's own uniform draw of how early they take a new version (made once)."""
         return rng_mod.stream(self.seed, "twin", "adoption", self.gen.users).random(self.gen.users)
+
+    def _copy_sources(
+        self,
+        key: str,
+        rows: np.ndarray,
+        e_rows: np.ndarray,
+        pos: np.ndarray,
+        drawn: dict[str, np.ndarray],
+        e_sess: np.ndarray,
+        g: np.random.Generator,
+    ) -> None:
+        """Write into ``pos`` (drawn table rows of ``key`` at ``rows``) the values other keys give, in place.
+
+        A row of an event with a source takes, with the event's chance, the source's value on the same row
+        (lag 0) or on the session's last row before it that has the source (lag 1), when ``key`` has that value.
+        """
+        n = e_sess.size
+        for source, lag, chance, value_row in self.sources[key]:
+            src = drawn.get(source)
+            at = np.flatnonzero(chance[e_rows] > 0)
+            if src is None or not at.size:
+                continue
+            r = rows[at]
+            if lag == 0:
+                spos = src[r]
+            else:
+                last = np.maximum.accumulate(np.where(src >= 0, np.arange(n), -1))
+                prev = np.where(r > 0, last[np.maximum(r - 1, 0)], -1)
+                same = (prev >= 0) & (e_sess[np.maximum(prev, 0)] == e_sess[r])
+                spos = np.where(same, src[np.maximum(prev, 0)], -1)
+            mapped = np.where(spos >= 0, value_row[np.maximum(spos, 0)], -1)
+            take = mapped >= 0
+            p = chance[e_rows[at]]
+            unsure = np.flatnonzero(take & (p < 1))
+            if unsure.size:
+                take[unsure] = g.random(unsure.size) < p[unsure]
+            pos[at[take]] = mapped[take]
 
     def _present(
         self,

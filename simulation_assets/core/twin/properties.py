@@ -184,6 +184,19 @@ class PropertyModel:
             schema={"key": pl.String, "parent": pl.String, "parent_value": pl.String, "value": pl.String}
         )
     )
+    # Values copied from another key of the row or of the session's previous row: see _copied_from.
+    sources: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(
+            schema={
+                "event": pl.String,
+                "key": pl.String,
+                "source": pl.String,
+                "lag": pl.Int8,
+                "same_share": pl.Float64,
+                "copy_share": pl.Float64,
+            }  # fmt: skip
+        )
+    )
     # Version keys whose mix rolls over the window: each 7-day block's shares, values newest first (rank).
     trends: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(
@@ -383,6 +396,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     key_rows, category_rows, number_parts = [], [], []
     per_event: dict[str, pl.DataFrame] = {}  # each per-event category's (row, value), for the lookups
     in_sessions: dict[str, pl.DataFrame] = {}  # the same with (session, event): what a session carries on
+    numbers_in_sessions: dict[str, pl.DataFrame] = {}  # and each per-event number's
     for key in keys:
         values = sample.select("row", "user", *unit, "event", pl.col(key).alias("value")).drop_nulls("value")
         if values.is_empty():
@@ -453,6 +467,10 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             number_parts.append(
                 values.select("user", "event", pl.lit(key).alias("key"), pl.col("value").cast(pl.Float64))
             )
+            if unit:  # a video's duration on each of its events
+                numbers_in_sessions[key] = values.select(
+                    "row", "session", "event", pl.col("value").cast(pl.Float64)
+                )
     event_keys = _concat(key_rows, {"event": pl.String, "key": pl.String, "present_share": pl.Float64})
     categories = _concat(
         category_rows, {"event": pl.String, "key": pl.String, "value": pl.String, "share": pl.Float64}
@@ -475,17 +493,29 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             event_keys.filter(pl.col("key").is_in(numeric)).join(has_sketch, on=["event", "key"], how="semi"),
         ]
     ).sort("event", "key")
-    event_keys = event_keys.join(_carried_shares(in_sessions), on=["event", "key"], how="left").with_columns(
+    # Whole numbers (a rating, seconds) repeat by chance as categories do; a measurement's sketch never does.
+    whole = {key: rows for key, rows in numbers_in_sessions.items() if kinds[key] == "integer"}
+    measured = {key: rows for key, rows in numbers_in_sessions.items() if kinds[key] != "integer"}
+    carried = pl.concat(
+        [_carried_shares({**in_sessions, **whole}), _carried_shares(measured, by_chance=False)]
+    )
+    event_keys = event_keys.join(carried, on=["event", "key"], how="left").with_columns(
         pl.col("carry_share").fill_null(0.0)
     )
+    follows, lookups = _lookups(per_event)
+    sources = _copied_from(in_sessions, event_keys, set(follows))
+    # Where another key gives the value, the key does not carry its own on (that is what the other key said).
+    event_keys = event_keys.join(sources.select("event", "key", pl.lit(True).alias("__src")), on=["event", "key"],
+                                 how="left").with_columns(
+        pl.when(pl.col("__src")).then(0.0).otherwise(pl.col("carry_share")).alias("carry_share")).drop("__src")  # fmt: skip
     suppressed = _suppress_all(sample, constants, k, max_categories, holders=holders, kinds=kinds)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
     class_combos = _class_tables(suppressed, constants, k, marginals, user_class)
-    follows, lookups = _lookups(per_event)
     named, hidden = listed_drops(dropped, k)
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
                           categories.sort("event", "key", "value"), numbers, named, trimmed, hidden, personal,
-                          templated, class_combos=class_combos, follows=follows, lookups=lookups)  # fmt: skip
+                          templated, class_combos=class_combos, follows=follows, lookups=lookups,
+                          sources=sources)  # fmt: skip
     if day_of_row is not None:  # (only keys of versions need their rows by day)
         unit_keys = [
             key for key in [*constants, *session_keys] if kinds[key] != "boolean" and _versions(sample[key])
@@ -897,7 +927,7 @@ def _sticky_share(sessions: pl.DataFrame, keys: list[str]) -> float:
     return float(min(1.0, np.sqrt(max(agree - chance, 0.0) / max(1 - chance, 1e-12))))
 
 
-def _carried_shares(in_sessions: dict[str, pl.DataFrame]) -> pl.DataFrame:
+def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True) -> pl.DataFrame:
     """Return (event, key, same_share, carry_share): how often an event takes its session's current value.
 
     ``in_sessions``: each per-event category's (row, session, event, value) rows, rare values already
@@ -906,7 +936,8 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame]) -> pl.DataFrame:
     ``same_share`` M is the share of an event's rows (those with such a previous row) equal to it. Drawn
     afresh from the event's shares, a row would agree by chance c = sum_v p(v) q(v), p the event's shares
     and q those of the previous values on its rows; the twin copies the previous value with chance
-    r = (M - c) / (1 - c) (0 when c is 1: one value, nothing to carry) and draws afresh otherwise.
+    r = (M - c) / (1 - c) (0 when c is 1: one value, nothing to carry) and draws afresh otherwise. Numbers
+    that are not whole (``by_chance`` False) come from a sketch that never gives a value twice: c is 0, r = M.
     """
     schema = {"event": pl.String, "key": pl.String, "same_share": pl.Float64, "carry_share": pl.Float64}
     parts = []
@@ -935,7 +966,7 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame]) -> pl.DataFrame:
             .group_by("event")
             .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
         )
-        part = same.join(chance, on="event", how="left").with_columns(pl.col("c").fill_null(0.0))
+        part = same.join(chance, on="event", how="left").with_columns(pl.col("c").fill_null(0.0) * by_chance)
         carry = pl.when(pl.col("c") < 1 - 1e-9).then(
             ((pl.col("same_share") - pl.col("c")) / (1 - pl.col("c"))).clip(0.0, 1.0)
         )
@@ -948,6 +979,102 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame]) -> pl.DataFrame:
             )
         )
     return _concat(parts, schema).sort("event", "key")  # type: ignore[arg-type]
+
+
+def _copied_from(
+    in_sessions: dict[str, pl.DataFrame], event_keys: pl.DataFrame, looked_up: set[str]
+) -> pl.DataFrame:
+    """Return (event, key, source, lag, same_share, copy_share): an event's value of a key given by another key's.
+
+    A page-leave names the page it leaves as its previous page (``$prev_pageview_pathname`` = its own
+    ``$pathname``: lag 0, the same row); a page view's referrer is the URL of the row before it (``$referrer``
+    = the previous ``$current_url`` of the session: lag 1). Per (event, key) and each other per-event key
+    sharing values with it, M is the share of the event's rows (with the source present) equal to the
+    source, c the share a fresh draw would match (as in :func:`_carried_shares`) and r = (M - c) / (1 - c).
+    The source with the largest r is kept when M is at least 0.5, r at least 0.5 and above the key's own
+    carry share by 0.05, over 30 rows or more. Keys drawn through a lookup (``looked_up``) copy nothing.
+    """
+    schema = {"event": pl.String, "key": pl.String, "source": pl.String, "lag": pl.Int8,
+              "same_share": pl.Float64, "copy_share": pl.Float64}  # fmt: skip
+    keys = sorted(in_sessions)
+    if len(keys) < 2:
+        return pl.DataFrame(schema=schema)
+    values = {key: set(in_sessions[key]["value"].unique().to_list()) - {OTHER} for key in keys}
+    pairs = [
+        (a, b)
+        for a in keys
+        for b in keys
+        if a != b and a not in looked_up and len(values[a] & values[b]) >= 2
+    ]
+    if not pairs:
+        return pl.DataFrame(schema=schema)
+    used = sorted({key for pair in pairs for key in pair})
+    wide = (
+        pl.concat([in_sessions[key].select("row", "session", "event") for key in used])
+        .unique("row")
+        .sort("row")
+    )
+    for key in used:
+        wide = wide.join(in_sessions[key].select("row", pl.col("value").alias(key)), on="row", how="left")
+    wide = wide.with_columns(
+        pl.col(key).shift(1).forward_fill().over("session").alias(f"{key}\x00prev") for key in used
+    )
+    own = event_keys.select("event", "key", pl.col("carry_share").alias("own"))
+    parts = []
+    for a, b in pairs:
+        for lag, source in ((0, b), (1, f"{b}\x00prev")):
+            rows = wide.select("event", pl.col(a).alias("v"), pl.col(source).alias("s")).drop_nulls(
+                ["v", "s"]
+            )
+            if rows.height < 30:
+                continue
+            same = rows.group_by("event").agg(
+                (pl.col("v") == pl.col("s")).mean().alias("same_share"), pl.len()
+            )
+            p = rows.group_by("event", "v").agg(pl.len().alias("n")).with_columns(
+                (pl.col("n") / pl.col("n").sum().over("event")).alias("p"))  # fmt: skip
+            q = rows.group_by("event", pl.col("s").alias("v")).agg(pl.len().alias("m")).with_columns(
+                (pl.col("m") / pl.col("m").sum().over("event")).alias("q"))  # fmt: skip
+            c = (
+                p.join(q, on=["event", "v"])
+                .group_by("event")
+                .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
+            )
+            part = same.join(c, on="event", how="left").with_columns(pl.col("c").fill_null(0.0))
+            r = pl.when(pl.col("c") < 1 - 1e-9).then(
+                ((pl.col("same_share") - pl.col("c")) / (1 - pl.col("c"))).clip(0, 1)
+            )
+            parts.append(
+                part.filter(pl.col("len") >= 30).select(
+                    "event", pl.lit(a).alias("key"), pl.lit(b).alias("source"), pl.lit(lag, pl.Int8).alias("lag"),
+                    "same_share", r.fill_null(0.0).alias("copy_share"),
+                )
+            )  # fmt: skip
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    found = (
+        pl.concat(parts)
+        .join(own, on=["event", "key"], how="left")
+        .filter(
+            (pl.col("same_share") >= 0.5)
+            & (pl.col("copy_share") >= 0.5)
+            & (pl.col("copy_share") > pl.col("own").fill_null(0.0) + 0.05)
+        )
+        .sort(["event", "key", "copy_share", "lag", "source"], descending=[False, False, True, False, False])
+        .unique(["event", "key"], keep="first", maintain_order=True)
+    )
+    # Two keys equal on the same row would each copy the other: the first by name copies, the other is drawn.
+    mutual = found.filter(pl.col("lag") == 0).join(
+        found.filter(pl.col("lag") == 0).select(
+            "event", pl.col("key").alias("source"), pl.col("source").alias("key")
+        ),
+        on=["event", "key", "source"],
+        how="semi",
+    )
+    found = found.join(mutual.filter(pl.col("key") > pl.col("source")), on=["event", "key"], how="anti")
+    return found.select(pl.col(c).cast(t) for c, t in schema.items()).with_columns(
+        pl.col("same_share", "copy_share").round(6)
+    )
 
 
 def _lookups(per_event: dict[str, pl.DataFrame]) -> tuple[dict[str, str], pl.DataFrame]:

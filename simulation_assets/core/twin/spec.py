@@ -124,6 +124,15 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "parent_value": pl.String(),
         "value": pl.String(),
     },
+    # An event's value of a key copied from another key of the row (lag 0) or of the session's previous row (1).
+    "property_sources": {
+        "event": pl.String(),
+        "key": pl.String(),
+        "source": pl.String(),
+        "lag": pl.Int8(),
+        "same_share": pl.Float64(),
+        "copy_share": pl.Float64(),
+    },
     # Version keys that roll out: each 7-day block's mix over sessions, rank 0 the newest value.
     "property_trends": {
         "key": pl.String(),
@@ -150,6 +159,7 @@ OPTIONAL_TABLES = frozenset(
         "property_lookups",
         "class_combos",
         "property_trends",
+        "property_sources",
     }
 )
 START, END, ANY = "START", "END", "*"
