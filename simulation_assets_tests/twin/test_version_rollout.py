@@ -122,3 +122,24 @@ def test_a_version_that_rolls_out_keeps_its_weekly_mix_and_users_never_go_back(
     )
     assert (steps["step"].drop_nulls() >= 0).all()
     assert (steps["step"].drop_nulls() > 0).sum() > 100
+
+
+def test_a_week_s_share_of_a_version_counts_only_where_k_users_had_it() -> None:
+    from simulation_assets.core.twin.properties import _version_trends
+
+    # 40 users, one session a day for 14 days: "1.0.0" until day 7, "2.0.0" after; one user had "2.0.0" on day 1.
+    user = np.repeat(np.arange(40), 14)
+    day = np.tile(np.arange(14), 40)
+    version = np.where(day < 7, "1.0.0", "2.0.0")
+    version[(user == 3) & (day == 1)] = "2.0.0"
+    rows = pl.DataFrame({"user": user, "session": np.arange(user.size), "day": day, "$app_version": version})
+    trends = _version_trends(rows, ["$app_version"], days=14, k=5)
+    first = dict(trends.filter(pl.col("block") == 0).select("value", "share").iter_rows())
+    assert first == {"1.0.0": 1.0, "2.0.0": 0.0}  # one user's early update is not a share of its week
+    assert dict(trends.filter(pl.col("block") == 1).select("value", "share").iter_rows())["2.0.0"] == 1.0
+    assert (
+        _version_trends(rows, ["$app_version"], days=14, k=1)
+        .filter((pl.col("block") == 0) & (pl.col("value") == "2.0.0"))["share"]
+        .item()
+        > 0
+    )

@@ -522,7 +522,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         ]
         dated_rows = _suppress_all(sample.with_columns(day_of_row), unit_keys, k, max_categories,
                                    keep=["session", "day"], holders=holders, kinds=kinds)  # fmt: skip
-        model = dataclasses.replace(model, trends=_version_trends(dated_rows, unit_keys, days))
+        model = dataclasses.replace(model, trends=_version_trends(dated_rows, unit_keys, days, k))
     if not session_keys:
         return model
     in_sessions = _suppress_all(sample, session_keys, k, max_categories, keep=["session"], holders=holders,
@@ -540,15 +540,16 @@ def _versions(values: pl.Series) -> bool:
     return not named.is_empty() and float(named.str.contains(VERSION_PATTERN).mean() or 0) >= 0.9
 
 
-def _version_trends(rows: pl.DataFrame, keys: list[str], days: int) -> pl.DataFrame:
+def _version_trends(rows: pl.DataFrame, keys: list[str], days: int, k: int = 1) -> pl.DataFrame:
     """Return (key, block, value, share, rank): the weekly mix of each version key that rolls out.
 
     ``rows``: (session, day, keys...) with rare values ``other``. A key is a version when 90 % of its
     sessions' values (``other`` aside) read as one (``4.12.0``, ``v2.3``, ``1.418.10``); it rolls out when
     its mix over sessions in the window's first 7-day block and in its last (:func:`~.arrivals.day_blocks`)
     are more than 0.1 apart (total variation) and more than three times what two samples of one mix that
-    size differ by. Per block, the value's share of the block's sessions (a block without any: the
-    window's mix); ``rank`` orders the values newest first (by the mean day of their sessions).
+    size differ by. Per block, the value's share of the block's sessions, counted only where k users had it
+    that week (so a week's share never tells of fewer; a block left without any: the window's mix); ``rank``
+    orders the values newest first (by the mean day of their sessions). ``rows`` carry ``user``.
     """
     from simulation_assets.core.twin.arrivals import day_blocks
 
@@ -558,15 +559,19 @@ def _version_trends(rows: pl.DataFrame, keys: list[str], days: int) -> pl.DataFr
         return pl.DataFrame(schema=schema)
     day = pl.col("day").clip(0, days - 1)
     sessions = rows.group_by("session").agg(
-        day.min().alias("day"), *[pl.col(key).drop_nulls().mode().sort().first() for key in keys]
+        pl.col("user").first(),
+        day.min().alias("day"),
+        *[pl.col(key).drop_nulls().mode().sort().first() for key in keys],
     )
     sessions = sessions.with_columns(pl.Series("block", block_of[sessions["day"].to_numpy()]))
     parts = []
     for key in sorted(keys):
-        one = sessions.select("block", "day", pl.col(key).alias("value")).drop_nulls("value")
+        one = sessions.select("user", "block", "day", pl.col(key).alias("value")).drop_nulls("value")
         if not _versions(one["value"]):
             continue
-        counts = one.group_by("block", "value").agg(pl.len().alias("n"), pl.col("day").sum().alias("days"))
+        counts = one.group_by("block", "value").agg(
+            pl.len().alias("n"), pl.col("day").sum().alias("days"), pl.col("user").n_unique().alias("u")
+        )
         values = (
             counts.group_by("value")
             .agg((pl.col("days").sum() / pl.col("n").sum()).alias("mean_day"), pl.col("n").sum())
@@ -574,9 +579,10 @@ def _version_trends(rows: pl.DataFrame, keys: list[str], days: int) -> pl.DataFr
             .with_row_index("rank")
         )
         grid = pl.DataFrame({"block": np.arange(n_blocks)}).join(values.select("value", "rank"), how="cross")
-        mix = grid.join(counts.select("block", "value", "n"), on=["block", "value"], how="left").with_columns(
-            pl.col("n").fill_null(0)
+        weekly = counts.select(
+            "block", "value", pl.when(pl.col("u") >= k).then(pl.col("n")).otherwise(0).alias("n")
         )
+        mix = grid.join(weekly, on=["block", "value"], how="left").with_columns(pl.col("n").fill_null(0))
         total = np.array(values["n"], np.float64)
         table = mix.sort("block", "rank")["n"].to_numpy().reshape(n_blocks, values.height).astype(np.float64)
         sizes = table.sum(axis=1)
