@@ -303,3 +303,50 @@ def test_a_class_s_own_combinations_decide_its_users_constants(spec: TwinSpec) -
     assert zero.shape[0] > 0 and (zero == zero[0]).all()
     others = pop.constant_codes[pop.cls != 0]
     assert others.shape[0] > 0 and not (others == zero[0]).all()
+
+
+@pytest.mark.parametrize("shape", ["batch", "csv"])
+def test_properties_named_like_the_events_own_columns_are_not_modelled(shape: str, tmp_path: Path) -> None:
+    # Events whose properties are called timestamp, event and sequence (HogFlix's carry a `sequence`): read as
+    # properties they stood in the place of the events' own columns (a batch export's JSON and the UI's CSV
+    # failed to read with a duplicate column; drawn, `sequence` overwrote the twin's order within sessions).
+    from simulation_assets_tests.twin.conftest import CFG, block_sessions, fit_file, generate_all
+
+    g = np.random.default_rng(3)
+    active = g.random((200, 21)) < 0.4
+    active[:, 0] = True
+    rows = block_sessions(active, g, dt.date(2026, 3, 2), np.full(200, 0.5), np.full(200, 0.3),
+                          [("view", 20.0), ("leave", 1.0)], [("play", 60.0), ("stop", 1.0)])  # fmt: skip
+    own = [
+        pl.format("e-{}", pl.int_range(pl.len())).alias("uuid"),
+        pl.col("action").alias("event"),
+        pl.col("account").cast(pl.String).alias("distinct_id"),
+    ]
+    named = [
+        (pl.col("at_ms") / 1000.0).alias("timestamp"),
+        pl.lit("clicked").alias("event"),
+        (pl.int_range(pl.len()) % 7).alias("sequence"),
+        pl.lit("Chrome").alias("browser"),
+    ]
+    if shape == "batch":  # Parquet with JSON properties
+        path = tmp_path / "events.parquet"
+        rows.select(
+            *own,
+            pl.struct(named).struct.json_encode().alias("properties"),
+            pl.col("at_ms").cast(pl.Datetime("ms", "UTC")).alias("timestamp"),
+        ).write_parquet(path)
+    else:  # the UI's CSV, properties flattened
+        path = tmp_path / "events.csv"
+        at = pl.col("at_ms").cast(pl.Datetime("ms", "UTC")).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        flat = [e.cast(pl.String).name.prefix("properties.") for e in named]
+        rows.select(*own, pl.lit(None, pl.String).alias("person_id"), at.alias("timestamp"), *flat).write_csv(
+            path
+        )
+    _, spec = fit_file(path, CFG, None)
+    kinds = spec.document.properties["kinds"]
+    assert not {"timestamp", "event", "sequence"} & set(kinds) and "browser" in kinds, kinds
+    twin = generate_all(spec)
+    assert twin.schema["timestamp"] == pl.Datetime("ms", "UTC")
+    assert "clicked" not in set(twin["event"]) and set(twin["browser"].drop_nulls()) == {"Chrome"}
+    order = twin.group_by("$session_id").agg(pl.col("sequence").sort().alias("s"), pl.len().alias("n"))
+    assert (order["s"].list.first() == 0).all() and (order["s"].list.last() == order["n"] - 1).all()

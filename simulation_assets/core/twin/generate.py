@@ -54,10 +54,6 @@ from simulation_assets.core.twin.spec import KINDS, START, TwinSpec
 
 MAX_SESSION_EVENTS = 2_000
 EPOCH = dt.date(1970, 1, 1)
-# Bookkeeping columns (not event properties): who the twin user is, their class, the partition, position.
-HEAD_COLUMNS = ("uuid", "event", "timestamp", "distinct_id", "user_number", "twin_class", "partition_key", "sequence",
-                "$session_id", "$window_id", "$device_id", "$anon_distinct_id")  # fmt: skip
-BOOKKEEPING = ("user_number", "twin_class", "partition_key", "sequence")
 
 
 def day_number(day: dt.date) -> int:

@@ -89,6 +89,12 @@ IDENTIFIER_KEYS = frozenset(
         "$timezone_offset",
     }  # fmt: skip
 )
+# Columns events have of their own, in an export or the twin's (generate.Generator writes the last six): a
+# property of one of these names would stand in the column's place, so it is not modelled.
+EVENT_COLUMNS = frozenset(
+    {"uuid", "event", "timestamp", "distinct_id", "person_id", "session_id", "properties", "user_number",
+     "twin_class", "partition_key", "sequence", "$session_id", "$window_id", "$device_id", "$anon_distinct_id"}
+)  # fmt: skip
 _IDENTIFIER_PATTERN = (
     r"(?i)(e?mail|token|secret|password|passwd|phone|mobile_?number|^ip$|_ip$|ip_?address|^\$group_[0-9]$"
     # a person's or group's properties, flattened by a CSV export ($set.name, $set_once.$initial_referrer)
@@ -228,7 +234,9 @@ def candidate_keys(key_stats: pl.DataFrame, limit: int) -> tuple[list[str], list
         key, types = row["key"], set(filter(None, (row["types"] or "").split(",")))
         seen = int(row["users"]) if row["users"] is not None else -1
         named = pl.Series([key])
-        if (
+        if key in EVENT_COLUMNS - IDENTIFIER_KEYS:
+            dropped.append({"key": key, "reason": "named like a column of the events", "users": seen})
+        elif (
             key in IDENTIFIER_KEYS
             or named.str.contains(_IDENTIFIER_PATTERN).item()
             or named.str.contains(PERSONAL_PATTERN).item()

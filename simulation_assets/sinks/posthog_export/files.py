@@ -17,6 +17,7 @@ from simulation_assets.sinks.posthog_export.mapping import (
     _PROPERTY_PREFIXES,
     _SKIPPED_FILES,
     _SUFFIXES,
+    OWN_COLUMNS,
     ColumnMapping,
     ExportError,
     FileFormat,
@@ -238,6 +239,7 @@ def _resolve(
             props = {c: c for c in mapping.property_columns}
         else:
             props = {c: c for c in names if c not in used and c not in _IGNORED}
+        props = {k: c for k, c in props.items() if k not in OWN_COLUMNS}
         return ExportSource(
             source, files, file_format, "table", raw_columns, fields, mapping.properties, props
         )
@@ -271,6 +273,7 @@ def _resolve(
         shape = "table"
         used = {v for k, v in fields.items() if v and k != "session_id"}
         props = {c: c for c in names if c not in used and c not in _IGNORED}
+    props = {k: c for k, c in props.items() if k not in OWN_COLUMNS}
     return ExportSource(source, files, file_format, shape, raw_columns, fields, json_col, props)
 
 

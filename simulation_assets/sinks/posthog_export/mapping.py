@@ -25,6 +25,11 @@ PropertiesArg = Literal["json", "none"] | Sequence[str]
 _IGNORED = frozenset(
     {"person_properties", "elements_chain", "created_at", "_inserted_at", "team_id", "person", "time"}
 )
+# The columns a read gives besides the properties: a property key of one of these names (a CSV's
+# `properties.timestamp`, a table's own `event` column beside event=action) is not read as a property.
+OWN_COLUMNS = frozenset(
+    {"uuid", "event", "distinct_id", "person_id", "timestamp", "session_id", "properties"}
+)
 # Header aliases of the core fields: batch exports and tables use the bare name; the UI's CSV of the
 # events table flattens its "*" column, giving "*.event" and friends.
 _ALIASES = {
