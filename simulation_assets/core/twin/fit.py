@@ -640,6 +640,7 @@ def class_looks(sessions: pl.DataFrame, users: pl.DataFrame, sample: np.ndarray,
     ud_row, ud_day = user_day // stride, user_day % stride
     own = window.last + 1 - first_day[sample]  # each user's own days in the window
     looks = {name: np.zeros((blocks, blocks, mixture.classes)) for name in weights}
+    totals = {name: np.bincount(every, w, minlength=blocks) for name, w in weights.items()}  # weighted users
     for b in range(blocks):  # a dozen blocks or so, each over the class sample's sessions
         days = np.flatnonzero(block == b)
         span = np.where(first < days[0], window.days - days[first % days.size], own)
@@ -655,8 +656,9 @@ def class_looks(sessions: pl.DataFrame, users: pl.DataFrame, sample: np.ndarray,
         for name, w in weights.items():
             counts = np.zeros((blocks, mixture.classes))
             np.add.at(counts, (at, cls), w[sample])
-            totals = np.bincount(every, w, minlength=blocks)
-            looks[name][b] = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12) * totals[:, None]
+            looks[name][b] = (
+                counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12) * totals[name][:, None]
+            )
     return looks
 
 

@@ -565,17 +565,9 @@ class Generator(CompiledSpec):
             by_session[keep[:, None], cols[None, :]] = self.own_session_codes[
                 s_user[keep][:, None], cols[None, :]
             ]
-        for key, (
-            _,
-            value_codes,
-            cdf,
-        ) in self.trends.items():  # a version of the session's week (see _roll_out)
+        for key in self.trends:  # a version of the session's week (see _roll_out)
             if key in self.session_keys:
-                mix = cdf[min(max(offset, 0) // 7, cdf.shape[0] - 1)]
-                at = np.searchsorted(mix, self.adoption[s_user], side="right")
-                by_session[:, self.session_keys.index(key)] = value_codes[
-                    np.minimum(at, value_codes.size - 1)
-                ]
+                by_session[:, self.session_keys.index(key)] = self._versions(key, s_user, offset)
         carried = codes < v  # $identify rows carry no property
         # Row -> unit, the $identify rows pointing at the null after the units.
         user_row = np.where(carried, user_no, self.gen.users)
@@ -674,15 +666,18 @@ class Generator(CompiledSpec):
         newest value while their own adoption draw is below its share, else the next newest within the next
         share, and so on: as a new version's share grows week by week, the users who had it keep it.
         """
-        for key, (padded, codes, cdf) in self.trends.items():
+        for key, (padded, _, _) in self.trends.items():
             if key not in out or key in self.session_keys:  # (a session's version is drawn with the session)
                 continue
             rows = np.flatnonzero(out[key].is_not_null().to_numpy())
-            mix = cdf[min(max(offset, 0) // 7, cdf.shape[0] - 1)]
-            pick = np.minimum(
-                np.searchsorted(mix, self.adoption[user_no[rows]], side="right"), codes.size - 1
-            )
-            out[key] = _spread(padded, codes[pick], rows, out[key].len())
+            out[key] = _spread(padded, self._versions(key, user_no[rows], offset), rows, out[key].len())
+
+    def _versions(self, key: str, users: np.ndarray, offset: int) -> np.ndarray:
+        """Return the value codes of version key ``key`` that ``users`` have on day ``offset`` of the run: the
+        newest whose cumulative share in the day's 7-day block is above the user's adoption draw."""
+        _, codes, cdf = self.trends[key]
+        mix = cdf[min(max(offset, 0) // 7, cdf.shape[0] - 1)]
+        return codes[np.minimum(np.searchsorted(mix, self.adoption[users], side="right"), codes.size - 1)]
 
     @cached_property
     def adoption(self) -> np.ndarray:
