@@ -29,6 +29,12 @@ materializes one trivial asset, ~20 % of its CPU):
   is imported, so the same checks run without the dialects. A dialect that is used (an engine, a
   statement compiled for it) is imported as usual.
 
+- **universal-pathlib and fsspec** (~35 modules): ``InstanceRef.defs_state_storage`` imports
+  ``upath`` before it looks whether the instance names a state storage of its own. Once
+  ``dagster._core.instance.ref`` is imported, the property reads the settings first: a configured
+  storage (the local instance's ``LocalDefsStateStorage``, which makes its path when first used)
+  is built as before, without the import; otherwise Dagster's own property runs.
+
 ``install()`` applies all of this in this process for modules not yet imported; ``simulate`` calls
 it before it imports anything of Dagster (``cli``, the warm server).
 """
@@ -280,7 +286,11 @@ _INSTALLED: list[_DeferringFinder] = []
 def install() -> None:
     """Defer Alembic, Dagster's daemon package and SQLAlchemy's dialects (see the module docstring) in this process; once."""
     if not _INSTALLED:
-        _INSTALLED.append(defer(STAND_IN_IMPORTS, LAZY_PACKAGES, {"sqlalchemy": preload_dialect_arguments}))
+        after = {
+            "sqlalchemy": preload_dialect_arguments,
+            "dagster._core.instance.ref": configured_state_storage_first,
+        }
+        _INSTALLED.append(defer(STAND_IN_IMPORTS, LAZY_PACKAGES, after))
 
 
 def defer(
@@ -297,6 +307,33 @@ def defer(
     finder = _DeferringFinder(stand_in_imports, lazy_packages, after)
     sys.meta_path.insert(0, finder)
     return finder
+
+
+# ------------------------------------------------------------------- the instance's definitions-state storage
+
+
+def configured_state_storage_first() -> None:
+    """Make ``InstanceRef.defs_state_storage`` build a configured storage without importing ``upath`` first.
+
+    Dagster's property imports universal-pathlib (and fsspec) for its default before it reads the
+    instance's settings. The same property, reading them first: a configured storage is rehydrated
+    as Dagster does it; without one, Dagster's own property makes its default. Once per process.
+    """
+    from dagster._core.instance.ref import InstanceRef
+
+    stock = InstanceRef.__dict__["defs_state_storage"]
+    if getattr(stock.fget, "configured_first", False):
+        return
+
+    def defs_state_storage(self: InstanceRef) -> Any:
+        if self.defs_state_storage_data:
+            from dagster._core.storage.defs_state.base import DefsStateStorage
+
+            return self.defs_state_storage_data.rehydrate(as_type=DefsStateStorage)
+        return stock.fget(self)
+
+    defs_state_storage.configured_first = True  # type: ignore[attr-defined]
+    InstanceRef.defs_state_storage = property(defs_state_storage, doc=stock.__doc__)  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------------- SQLAlchemy's dialect arguments

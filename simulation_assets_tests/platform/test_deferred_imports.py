@@ -1,5 +1,5 @@
-"""Alembic, tqdm, python-dotenv, Dagster's daemon package and SQLAlchemy's MySQL and PostgreSQL dialects
-load only when a process uses them (sinks/deferred_imports.py)."""
+"""Alembic, tqdm, python-dotenv, Dagster's daemon package, SQLAlchemy's MySQL and PostgreSQL dialects
+and universal-pathlib load only when a process uses them (sinks/deferred_imports.py)."""
 
 from __future__ import annotations
 
@@ -172,8 +172,13 @@ _PROBE = textwrap.dedent(
         return dg.AssetCheckResult(passed=True)
 
     ensure_local_instance()
+    if sys.argv[1] == "deferred":  # as a command runs it: Dagster's IO manager, opened when first used
+        from simulation_assets.commands.common import run_resources
+        resources = run_resources({})
+    else:
+        resources = {}
     with dg.DagsterInstance.get() as instance:
-        result = dg.materialize([trivial, trivial_has_rows], instance=instance)
+        result = dg.materialize([trivial, trivial_has_rows], instance=instance, resources=resources)
         checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [dg.AssetCheckKey(dg.AssetKey("trivial"), "trivial_has_rows")]
         )
@@ -185,6 +190,7 @@ _PROBE = textwrap.dedent(
             "daemons": "dagster._daemon.controller" in sys.modules,
             "tqdm": "tqdm" in sys.modules,
             "dotenv": "dotenv" in sys.modules,
+            "paths": [m for m in ("upath", "fsspec") if m in sys.modules],
             "dialects": [d for d in ("mysql", "postgresql") if f"sqlalchemy.dialects.{d}" in sys.modules],
             "serdes": sorted(set(_WHITELIST_MAP.object_serializers) | set(_WHITELIST_MAP.enum_serializers)),
         }))
@@ -213,9 +219,11 @@ def test_a_run_on_a_ready_instance_imports_neither_alembic_nor_the_daemons(tmp_p
     assert deferred["success"] and deferred["check"] == ["SUCCEEDED"] and deferred["runs"] == 2
     assert not deferred["alembic"] and not deferred["daemons"]
     assert not deferred["tqdm"] and not deferred["dotenv"] and deferred["dialects"] == []
+    assert deferred["paths"] == []  # universal-pathlib and fsspec: neither the instance nor the run
     stock = _probe(tmp_path / "home", "stock")
     assert stock["success"] and stock["runs"] == 3 and stock["alembic"] and stock["daemons"]
     assert stock["tqdm"] and stock["dotenv"] and stock["dialects"] == ["mysql", "postgresql"]
+    assert stock["paths"] == ["upath", "fsspec"]
     assert deferred["serdes"] == stock["serdes"]  # every serializable class registered all the same
 
 
