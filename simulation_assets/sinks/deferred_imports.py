@@ -12,8 +12,10 @@ materializes one trivial asset, ~20 % of its CPU):
   answers ``isinstance`` and subclassing through the real class). Nothing else sees a stand-in:
   no Alembic module stays in ``sys.modules``, and any later ``import alembic`` is the real one.
   When Alembic is already imported, nothing is stood in. The same goes for tqdm (the progress
-  bar of data migrations, in four storage modules) and python-dotenv (a code location's
-  ``.env`` file, read when a workspace loads one).
+  bar of data migrations, in four storage modules), python-dotenv (a code location's
+  ``.env`` file, read when a workspace loads one) and watchdog's observers (the SQLite event
+  log's and the compute logs' file watching, which the UI's subscriptions start; the handler classes
+  those modules subclass come from ``watchdog.events``, imported as usual).
 - **The daemon package** ``dagster._daemon``: the run storage imports ``dagster._daemon.types``
   (a record class), whose package ``__init__`` imports every daemon (sensors, backfills,
   freshness, structlog ...). The package is created with its path (so ``dagster._daemon.types``
@@ -56,12 +58,15 @@ from typing import Any
 
 from simulation_assets.paths import prepared_root
 
-# module -> the packages its body imports names from that it needs only when they are used
-STAND_IN_IMPORTS: dict[str, str] = {
+# module -> the package(s) its body imports names from that it needs only when they are used
+STAND_IN_IMPORTS: dict[str, str | tuple[str, ...]] = {
     "dagster._core.storage.sql": "alembic",
-    # tqdm draws the progress of data migrations; python-dotenv reads a code location's .env file
+    # tqdm draws the progress of data migrations; python-dotenv reads a code location's .env file;
+    # watchdog's observers (inotify through ctypes, ~40 modules) follow the event-log files for the UI
     "dagster._core.storage.event_log.migration": "tqdm",
-    "dagster._core.storage.event_log.sqlite.sqlite_event_log": "tqdm",
+    "dagster._core.storage.event_log.sqlite.sqlite_event_log": ("tqdm", "watchdog.observers"),
+    "dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log": "watchdog.observers",
+    "dagster._core.storage.local_compute_log_manager": "watchdog.observers",
     "dagster._core.storage.runs.migration": "tqdm",
     "dagster._core.storage.schedules.migration": "tqdm",
     "dagster._core.secrets.env_file": "dotenv",
@@ -169,10 +174,14 @@ _ACTIVE: list[_StandInFinder] = []  # the stand-in finders of module bodies runn
 
 
 class _StandInLoader(importlib.abc.Loader):
-    """Runs a module's body with stand-ins for what it imports from ``package`` (unless that is imported already)."""
+    """Runs a module's body with stand-ins for what it imports from ``packages`` (each unless imported already).
 
-    def __init__(self, real: importlib.abc.Loader, package: str) -> None:
-        self.real, self.package = real, package
+    A package may be a subpackage (``watchdog.observers``): its parents are imported as usual.
+    """
+
+    def __init__(self, real: importlib.abc.Loader, packages: str | tuple[str, ...]) -> None:
+        self.real = real
+        self.packages = (packages,) if isinstance(packages, str) else tuple(packages)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self.real.create_module(spec)
@@ -181,18 +190,17 @@ class _StandInLoader(importlib.abc.Loader):
         return getattr(self.real, name)
 
     def exec_module(self, module: ModuleType) -> None:
-        if self.package in sys.modules:
-            self.real.exec_module(module)
-            return
-        finder = _StandInFinder(self.package)
-        _ACTIVE.append(finder)
-        sys.meta_path.insert(0, finder)
+        finders = [_StandInFinder(package) for package in self.packages if package not in sys.modules]
+        for finder in finders:
+            _ACTIVE.append(finder)
+            sys.meta_path.insert(0, finder)
         try:
             self.real.exec_module(module)
         finally:
-            sys.meta_path.remove(finder)
-            _ACTIVE.remove(finder)
-            finder.stop()
+            for finder in finders:
+                sys.meta_path.remove(finder)
+                _ACTIVE.remove(finder)
+                finder.stop()
 
 
 class _LazyPackageLoader(importlib.abc.Loader):
@@ -245,7 +253,7 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
 
     def __init__(
         self,
-        stand_in_imports: dict[str, str],
+        stand_in_imports: dict[str, str | tuple[str, ...]],
         lazy_packages: tuple[str, ...],
         after: dict[str, Callable[[], object]] | None = None,
     ) -> None:
@@ -294,11 +302,11 @@ def install() -> None:
 
 
 def defer(
-    stand_in_imports: dict[str, str],
+    stand_in_imports: dict[str, str | tuple[str, ...]],
     lazy_packages: tuple[str, ...],
     after: dict[str, Callable[[], object]] | None = None,
 ) -> _DeferringFinder:
-    """Import each key of ``stand_in_imports`` with stand-ins for the names it imports from the package
+    """Import each key of ``stand_in_imports`` with stand-ins for the names it imports from the package(s)
     its value names, each of ``lazy_packages`` without running its ``__init__`` until needed, and
     call each function of ``after`` once its module has been imported.
 
