@@ -62,7 +62,7 @@ from simulation_assets.paths import prepared_root
 STAND_IN_IMPORTS: dict[str, str | tuple[str, ...]] = {
     "dagster._core.storage.sql": "alembic",
     # tqdm draws the progress of data migrations; python-dotenv reads a code location's .env file;
-    # watchdog's observers (inotify through ctypes, ~40 modules) follow the event-log files for the UI
+    # watchdog's observers (inotify, and ctypes where nothing else loads it) follow files for the UI
     "dagster._core.storage.event_log.migration": "tqdm",
     "dagster._core.storage.event_log.sqlite.sqlite_event_log": ("tqdm", "watchdog.observers"),
     "dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log": "watchdog.observers",
