@@ -27,7 +27,7 @@ Two things Dagster's stock SQLite storage does not do for a local, single-user i
   database is a copy of an empty one made then (``.run-shard-template.db``).
 - **No unused paths.** Dagster's default state storage of state-backed definitions and its
   default IO manager each make a universal-pathlib path when the instance opens and when a run
-  starts, importing universal-pathlib and fsspec (~0.03-0.05 s of CPU) though no run of this
+  starts, importing universal-pathlib and fsspec (~0.03 s of CPU, 42 modules) though no run of this
   project stores anything through either. ``LocalDefsStateStorage`` and ``LocalFilesystemIOManager``
   (``local_io_manager``, passed by every command) are the same classes at the same places,
   making their path when first used.

@@ -158,7 +158,7 @@ print("\\n" + json.dumps({"code": code, "loaded": [m for m in sys.argv[1].split(
 def test_a_warehouse_table_without_dbt_never_imports_dbt(tmp_path: Path) -> None:
     """dbt and dagster-dbt (~1.2 s CPU to import) load only for ``--dbt``; the code location still has the models.
 
-    Nor does PyArrow (~0.1 s): the labels are gathered and the written rows counted by Polars.
+    Nor does PyArrow (~0.03 s): the labels are gathered and the written rows counted by Polars.
     """
     argv = ["warehouse", "--env", "dev", "--tables", "accounts", "--output", str(tmp_path / "out")]
     watched = "dbt,dagster_dbt,simulation_assets.defs.warehouse_dbt,pyarrow,dagster,polars"
