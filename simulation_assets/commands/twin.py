@@ -422,6 +422,9 @@ def _dau_lines(summary: dict) -> list[str]:
     ]
 
 
+CARRIED_ROWS_SHOWN = 12  # the rows with the most twin rows; every row is in fidelity.json and judged
+
+
 def _carried_lines(rows: list[dict]) -> list[str]:
     if not rows:
         return []
@@ -436,11 +439,21 @@ def _carried_lines(rows: list[dict]) -> list[str]:
         "| event | key | source | lag | export | twin |",
         "|---|---|---|---|---|---|",
     ]
-    return lines + [
-        f"| {r['event']} | {r['key']} | {r.get('source', r['key'])} | {r.get('lag', 1)} | {_share(r['export'])} "
-        f"| {_share(r['twin'])} |"
-        for r in rows
-    ]
+    shown = rows[:CARRIED_ROWS_SHOWN]
+    more = (
+        ["", f"{len(rows) - len(shown)} more rows (fewer twin rows each) in fidelity.json `carried_values`."]
+        if len(rows) > len(shown)
+        else []
+    )
+    return (
+        lines
+        + [
+            f"| {r['event']} | {r['key']} | {r.get('source', r['key'])} | {r.get('lag', 1)} | {_share(r['export'])} "
+            f"| {_share(r['twin'])} |"
+            for r in shown
+        ]
+        + more
+    )
 
 
 def _version_lines(rows: list[dict]) -> list[str]:
