@@ -353,12 +353,17 @@ class CompiledSpec:
             arr = np.zeros(v)
             arr[[code[e] for e in part["event"].to_list()]] = part["carry_share"].to_numpy()
             self.carry[str(key)] = arr
+        # ... its chance of drawing again a value equal to that one (values that move on), and the chance the row
+        # before takes the event's only value (the page before a sign-up is the sign-up page).
+        self.avoid = _per_event(keys, "avoid_share", code, v)
+        self.back = _per_event(keys, "back_share", code, v)
         # Categorical keys: per key, the (event, value) rows sorted by event code, as alias tables (start,
         # size per event code; chance, alias per row), and the rows' values.
         cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
         self.cat_alias: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.cat_series: dict[str, pl.Series] = {}
         cat_text: dict[str, list[str]] = {}
+        self.cat_value_id: dict[str, np.ndarray] = {}  # per key, each table row's value as a number
         for (key,), part in cats.group_by("key", maintain_order=True):
             part = part.with_columns(
                 pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
@@ -369,6 +374,7 @@ class CompiledSpec:
                 pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
             )
             cat_text[str(key)] = values
+            self.cat_value_id[str(key)] = np.unique(np.array(values, dtype=object), return_inverse=True)[1]
         # The value columns with a null appended: a day's column is one gather, its null rows pointing past the values.
         self.const_padded = self.user_keys.padded
         self.cat_padded = {key: values.extend_constant(None, 1) for key, values in self.cat_series.items()}
@@ -713,6 +719,18 @@ def _alias_tables(
         for i in small + large:  # what is left holds 1 up to rounding
             chance[a + i] = 1.0
     return start, size, chance, alias
+
+
+def _per_event(keys: pl.DataFrame, column: str, code: dict[str, int], v: int) -> dict[str, np.ndarray]:
+    """Return, per key with a positive ``column`` on some event, that column by event code (0 elsewhere)."""
+    out: dict[str, np.ndarray] = {}
+    if column not in keys.columns:
+        return out
+    for (key,), part in keys.filter(pl.col(column) > 0).group_by("key", maintain_order=True):
+        arr = np.zeros(v)
+        arr[[code[e] for e in part["event"].to_list()]] = part[column].to_numpy()
+        out[str(key)] = arr
+    return out
 
 
 def _typed(values: pl.Series, kind: str) -> pl.Series:

@@ -832,6 +832,7 @@ def version_mix_comparison(
     return Comparison(name, "versions", round(float(worst[2]), 4), round(float(worst[4]), 4),
                       bool((over <= 0).all() and mean_ok), {"weeks_judged": len(rows), "worst_key": worst[0],
                       "worst_week": int(worst[1]), "critical_5pct": round(worst[3], 4), "mean": means,
+                      "largest_tv": round(float(max(r[2] for r in rows)), 4),
                       "sample_users": sample_users,
                       "failing_weeks": [{"key": k, "week": int(w), "tv": t, "bound": round(b, 4)}
                                         for k, w, t, _, b in rows if t > b]})  # fmt: skip

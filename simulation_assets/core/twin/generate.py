@@ -23,6 +23,7 @@ session ranks within a day, and property keys.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -642,6 +643,13 @@ class Generator(CompiledSpec):
                     self._copy_sources(key, rows, e_rows, pos, drawn, e_sess, g)
                 if key in self.carry and key not in self.follows:
                     pos = _carry_on(pos, self.carry[key][e_rows], e_sess[rows], g)
+                if key in self.avoid and key not in self.follows:
+                    alias, value_id = self.cat_alias[key], self.cat_value_id[key]
+                    pos = _avoid_repeats(pos, value_id[pos], self.avoid[key][e_rows], e_sess[rows], g,
+                                         lambda i: _alias_draw(alias, e_rows[i], g.random(i.size)),  # noqa: B023
+                                         value_id)  # fmt: skip
+                if key in self.back:
+                    pos = _back_fill(pos, self.back[key][e_rows], e_sess[rows], g)
                 if followed.size:
                     rows, pos = np.r_[followed_rows, rows], np.r_[followed, pos]
                 if key in kept:
@@ -655,6 +663,11 @@ class Generator(CompiledSpec):
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
                 if key in self.carry:  # the number its session is on (a video's duration)
                     x = _carry_on(x, self.carry[key][e_rows[ok]], e_sess[rows[ok]], g)
+                if key in self.avoid and kind == "integer":  # a progress that moves on: not the same twice
+                    x, in_table = np.round(x), sketch_row[ok]
+                    x = _avoid_repeats(x, x, self.avoid[key][e_rows[ok]], e_sess[rows[ok]], g,
+                                       lambda i: np.round(sample_sketch(q, in_table[i], g.random(i.size))),  # noqa: B023
+                                       None)  # fmt: skip
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         self._roll_out(out, user_no, offset)
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
@@ -911,6 +924,62 @@ def _carry_on(pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.ra
         return pos
     source = np.maximum.accumulate(np.where(own, np.arange(pos.size), 0))
     return pos[source]
+
+
+def _avoid_repeats(
+    pos: np.ndarray,
+    value: np.ndarray,
+    chance: np.ndarray,
+    session: np.ndarray,
+    g: np.random.Generator,
+    draw: Callable[[np.ndarray], np.ndarray],
+    value_of: np.ndarray | None,
+) -> np.ndarray:
+    """Return drawn values ``pos`` (rows in session order; ``value``: what each stands for) where each row whose
+    value equals the final one of the row before it in its session is drawn again (``draw`` of those rows'
+    indices) with ``chance``: a video's progress, a walk through pages, repeat less often than chance.
+    ``value_of``: the value each drawn position stands for (``None``: the positions are the values).
+
+    A row's own draw is compared with the row before's final value, which may itself be a second draw: the
+    rows are settled in passes until none changes (a pass settles at least one more row of every session).
+    """
+    if pos.size < 2:
+        return pos
+    first = np.r_[True, session[1:] != session[:-1]]
+    maybe = np.flatnonzero(~first & (chance > 0))
+    if not maybe.size:
+        return pos
+    maybe = maybe[g.random(maybe.size) < chance[maybe]]
+    if not maybe.size:
+        return pos
+    again = draw(maybe)
+    again_value = again if value_of is None else value_of[again]
+    out, final = pos.copy(), value.copy()
+    own_value = value[maybe]
+    for _ in range(pos.size):
+        redraw = own_value == final[maybe - 1]
+        new_final = np.where(redraw, again_value, own_value)
+        if np.array_equal(new_final, final[maybe]):
+            break
+        final[maybe] = new_final
+        out[maybe] = np.where(redraw, again, pos[maybe])
+    return out
+
+
+def _back_fill(
+    pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.random.Generator
+) -> np.ndarray:
+    """Return drawn values ``pos`` (rows in session order) where, with each row's ``chance``, the row before it in
+    its session takes its value: an event of one value (a sign-up) comes after a row of that value (its page)."""
+    if pos.size < 2:
+        return pos
+    rows = np.flatnonzero(np.r_[False, session[1:] == session[:-1]] & (chance > 0))
+    rows = rows[g.random(rows.size) < chance[rows]]
+    if not rows.size:
+        return pos
+    out = pos.copy()
+    out[rows - 1] = pos[rows]
+    return out
 
 
 def _numbers(x: np.ndarray, rows: np.ndarray, n: int, integer: bool) -> pl.Series:
