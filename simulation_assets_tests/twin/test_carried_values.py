@@ -116,7 +116,7 @@ def test_values_that_move_on_repeat_as_seldom_as_in_the_export(moving_spec: Twin
     assert moving_spec.document.properties["kinds"]["progress"] == "integer"
     busy = keys.filter(pl.col("event").is_in(["report_viewed", "post_viewed", "login", "dashboard"]))
     assert busy.height == 8 and (busy["same_share"] - STAY).abs().max() < 0.06  # type: ignore[operator]
-    assert (busy["carry_share"] == 0).all() and (busy["avoid_share"] > 0.3).all(), busy
+    assert (busy["carry_share"] == 0).all() and (busy["avoid_share"] > 0.2).all(), busy
     twin = _twin_days(moving_spec)
     measured = carried_values(twin, moving_spec.tables["event_keys"], top=None).filter(
         pl.col("key").is_in(["step", "progress"]) & (pl.col("rows") > 1_000)
@@ -158,7 +158,7 @@ def test_rare_values_in_a_row_are_not_the_same_value(moving_spec: TwinSpec) -> N
         (pl.col("key") == "article") & (pl.col("event") == "report_viewed")
     )
     # The export's share is measured on the articles as read, not on "other" beside "other" (about 0.16).
-    assert 0.02 < keys["same_share"].item() < 0.07 and keys["avoid_share"].item() > 0.8, keys
+    assert 0.02 < keys["same_share"].item() < 0.07 and keys["avoid_share"].item() > 0.6, keys
     twin = _twin_days(moving_spec)
     measured = carried_values(twin, moving_spec.tables["event_keys"], top=None).filter(
         (pl.col("key") == "article") & (pl.col("rows") > 1_000)

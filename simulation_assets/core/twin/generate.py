@@ -926,6 +926,9 @@ def _carry_on(pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.ra
     return pos[source]
 
 
+AVOID_DRAWS = 8  # draws a row may take to find a value other than the one before (then it keeps its own)
+
+
 def _avoid_repeats(
     pos: np.ndarray,
     value: np.ndarray,
@@ -935,13 +938,14 @@ def _avoid_repeats(
     draw: Callable[[np.ndarray], np.ndarray],
     value_of: np.ndarray | None,
 ) -> np.ndarray:
-    """Return drawn values ``pos`` (rows in session order; ``value``: what each stands for) where each row whose
-    value equals the final one of the row before it in its session is drawn again (``draw`` of those rows'
-    indices) with ``chance``: a video's progress, a walk through pages, repeat less often than chance.
-    ``value_of``: the value each drawn position stands for (``None``: the positions are the values).
+    """Return drawn values ``pos`` (rows in session order; ``value``: what each stands for) where, with
+    ``chance``, a row whose value equals the final one of the row before it in its session takes another
+    value instead: the first of ``AVOID_DRAWS`` further draws (``draw`` of row indices, repeated) that differs,
+    so a draw from the event's mix without the value before (a video's progress moves on). ``value_of``: the
+    value each drawn position stands for (``None``: the positions are the values).
 
-    A row's own draw is compared with the row before's final value, which may itself be a second draw: the
-    rows are settled in passes until none changes (a pass settles at least one more row of every session).
+    A row is compared with the row before's final value, which may itself be another draw: the rows are
+    settled in passes until none changes (a pass settles at least one more row of every session).
     """
     if pos.size < 2:
         return pos
@@ -952,17 +956,20 @@ def _avoid_repeats(
     maybe = maybe[g.random(maybe.size) < chance[maybe]]
     if not maybe.size:
         return pos
-    again = draw(maybe)
-    again_value = again if value_of is None else value_of[again]
+    others = np.stack([draw(maybe) for _ in range(AVOID_DRAWS)], axis=1)  # (rows, draws)
+    other_values = others if value_of is None else value_of[others]
     out, final = pos.copy(), value.copy()
-    own_value = value[maybe]
+    own_value, rows = value[maybe], np.arange(maybe.size)
     for _ in range(pos.size):
-        redraw = own_value == final[maybe - 1]
-        new_final = np.where(redraw, again_value, own_value)
+        before = final[maybe - 1]
+        differs = other_values != before[:, None]
+        pick = np.argmax(differs, axis=1)
+        swap = (own_value == before) & differs.any(axis=1)
+        new_final = np.where(swap, other_values[rows, pick], own_value)
         if np.array_equal(new_final, final[maybe]):
             break
         final[maybe] = new_final
-        out[maybe] = np.where(redraw, again, pos[maybe])
+        out[maybe] = np.where(swap, others[rows, pick], pos[maybe])
     return out
 
 

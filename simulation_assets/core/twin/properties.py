@@ -963,10 +963,10 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
     r = (M - c) / (1 - c) (0 when c is 1: one value, nothing to carry) and draws afresh otherwise. Numbers
     that are not whole (``by_chance`` False) come from a sketch that never gives a value twice: c is 0, r = M.
 
-    Values that move on (a video's progress at 25, 50 and 75 %, pages a visitor walks through) repeat less
-    often than chance: M < c. The twin then draws again, with chance s, a value that equals the previous
-    one; a second draw agrees too with chance c2 = sum_v q(v) p(v)^2, so M = c - s (c - c2) and
-    s = (c - M) / (c - c2) (``avoid_share``; at most 1, the twin then repeats c2 of the time). An event of
+    Values that move on (a video's progress at 25, 50 and 75 %, pages a visitor walks through, a user's
+    count of support tickets) repeat less often than chance: M < c. The twin then draws, with chance s, a
+    value other than the previous one where its draw equals it, so M = c (1 - s) and s = 1 - M / c
+    (``avoid_share``). An event of
     one value whose rows follow rows of that value (a sign-up on the sign-up page, the page before it the
     same page) cannot carry anything: there the row before takes the event's value, with chance M
     (``back_share``), so the twin's page before a sign-up is the sign-up page as the export's is.
@@ -998,20 +998,20 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
         chance = (
             own.join(before, on=["event", "value"], how="inner")
             .group_by("event")
-            .agg((pl.col("p") * pl.col("q")).sum().alias("c"), (pl.col("p") ** 2 * pl.col("q")).sum().alias("c2"))
-        )  # fmt: skip
+            .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
+        )
         values = own.group_by("event").agg(pl.len().alias("values"))
         part = (
             same.join(chance, on="event", how="left")
             .join(values, on="event", how="left")
-            .with_columns(pl.col("c").fill_null(0.0) * by_chance, pl.col("c2").fill_null(0.0) * by_chance)
+            .with_columns(pl.col("c").fill_null(0.0) * by_chance)
         )
         one_value = pl.col("c") >= 1 - 1e-9
         carry = pl.when(~one_value).then(
             ((pl.col("same_share") - pl.col("c")) / (1 - pl.col("c"))).clip(0.0, 1.0)
         )
-        avoid = pl.when((pl.col("same_share") < pl.col("c")) & (pl.col("c") - pl.col("c2") > 1e-9)).then(
-            ((pl.col("c") - pl.col("same_share")) / (pl.col("c") - pl.col("c2"))).clip(0.0, 1.0)
+        avoid = pl.when(pl.col("same_share") < pl.col("c")).then(
+            (1 - pl.col("same_share") / pl.col("c")).clip(0.0, 1.0)
         )
         back = pl.when(one_value & (pl.col("values") == 1)).then(pl.col("same_share"))
         parts.append(
