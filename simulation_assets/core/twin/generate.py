@@ -641,13 +641,16 @@ class Generator(CompiledSpec):
                     rows, pos, e_rows = rows[hit], pos[hit], e_rows[hit]
                 if key in self.sources:
                     self._copy_sources(key, rows, e_rows, pos, drawn, e_sess, g)
+                source = None
                 if key in self.carry and key not in self.follows:
-                    pos = _carry_on(pos, self.carry[key][e_rows], e_sess[rows], g)
+                    source = _carry_source(self.carry[key][e_rows], e_sess[rows], g)
                 if key in self.avoid and key not in self.follows:
                     alias, value_id = self.cat_alias[key], self.cat_value_id[key]
                     pos = _avoid_repeats(pos, value_id[pos], self.avoid[key][e_rows], e_sess[rows], g,
                                          lambda i: _alias_draw(alias, e_rows[i], g.random(i.size)),  # noqa: B023
-                                         value_id)  # fmt: skip
+                                         value_id, source)  # fmt: skip
+                if source is not None:
+                    pos = pos[source]
                 if key in self.back:
                     pos = _back_fill(pos, self.back[key][e_rows], e_sess[rows], g)
                 if followed.size:
@@ -661,13 +664,16 @@ class Generator(CompiledSpec):
                 sketch_row = row_of[e_rows]
                 ok = sketch_row >= 0
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
+                source = None
                 if key in self.carry:  # the number its session is on (a video's duration)
-                    x = _carry_on(x, self.carry[key][e_rows[ok]], e_sess[rows[ok]], g)
+                    source = _carry_source(self.carry[key][e_rows[ok]], e_sess[rows[ok]], g)
                 if key in self.avoid and kind == "integer":  # a progress that moves on: not the same twice
                     x, in_table = np.round(x), sketch_row[ok]
                     x = _avoid_repeats(x, x, self.avoid[key][e_rows[ok]], e_sess[rows[ok]], g,
                                        lambda i: np.round(sample_sketch(q, in_table[i], g.random(i.size))),  # noqa: B023
-                                       None)  # fmt: skip
+                                       None, source)  # fmt: skip
+                if source is not None:
+                    x = x[source]
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         self._roll_out(out, user_no, offset)
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
@@ -909,9 +915,10 @@ def _alias_draw(
     return np.where(x - i < chance[entry], entry, alias[entry])
 
 
-def _carry_on(pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.random.Generator) -> np.ndarray:
-    """Return drawn values ``pos`` (rows in session order) with each row taking, with ``chance``, the value of
-    the row before it in its session instead: a page-leave leaves the page its session is on.
+def _carry_source(chance: np.ndarray, session: np.ndarray, g: np.random.Generator) -> np.ndarray | None:
+    """Return, per row (in session order), the row whose value it takes: itself, or with ``chance`` the row
+    before it in its session (a page-leave leaves the page its session is on); ``None`` when every row keeps
+    its own.
 
     A run of rows that carry ends at the last row that kept its own draw (a forward fill): one pass.
     """
@@ -921,9 +928,8 @@ def _carry_on(pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.ra
     if unsure.size:
         own[unsure] = g.random(unsure.size) >= chance[unsure]
     if own.all():
-        return pos
-    source = np.maximum.accumulate(np.where(own, np.arange(pos.size), 0))
-    return pos[source]
+        return None
+    return np.maximum.accumulate(np.where(own, np.arange(own.size), 0))
 
 
 AVOID_DRAWS = 8  # draws a row may take to find a value other than the one before (then it keeps its own)
@@ -937,6 +943,7 @@ def _avoid_repeats(
     g: np.random.Generator,
     draw: Callable[[np.ndarray], np.ndarray],
     value_of: np.ndarray | None,
+    source: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return drawn values ``pos`` (rows in session order; ``value``: what each stands for) where, with
     ``chance``, a row whose value equals the final one of the row before it in its session takes another
@@ -944,7 +951,9 @@ def _avoid_repeats(
     so a draw from the event's mix without the value before (a video's progress moves on). ``value_of``: the
     value each drawn position stands for (``None``: the positions are the values).
 
-    A row is compared with the row before's final value, which may itself be another draw: the rows are
+    A row is compared with the row before's final value, which may itself be another draw, or, on a row that
+    carries its value on, the value of the row it carries (``source``: each row's, from :func:`_carry_source`;
+    the caller then takes ``pos[source]``, so a page-leave leaves the page as it ends up): the rows are
     settled in passes until none changes (a pass settles at least one more row of every session).
     """
     if pos.size < 2:
@@ -954,6 +963,14 @@ def _avoid_repeats(
     if not maybe.size:
         return pos
     maybe = maybe[g.random(maybe.size) < chance[maybe]]
+    src = np.arange(pos.size) if source is None else source
+    maybe = maybe[src[maybe] == maybe]  # (a row that carries the value before keeps it)
+    # Only a row equal to the row before's own draw, or after a row that may change, can need another value.
+    may_change = np.zeros(pos.size, np.bool_)
+    may_change[maybe] = True
+    before_row = src[maybe - 1]
+    keep = (value[maybe] == value[before_row]) | may_change[before_row]
+    maybe, before_row = maybe[keep], before_row[keep]
     if not maybe.size:
         return pos
     others = np.stack([draw(maybe) for _ in range(AVOID_DRAWS)], axis=1)  # (rows, draws)
@@ -961,7 +978,7 @@ def _avoid_repeats(
     out, final = pos.copy(), value.copy()
     own_value, rows = value[maybe], np.arange(maybe.size)
     for _ in range(pos.size):
-        before = final[maybe - 1]
+        before = final[before_row]
         differs = other_values != before[:, None]
         pick = np.argmax(differs, axis=1)
         swap = (own_value == before) & differs.any(axis=1)
