@@ -973,7 +973,7 @@ def _avoid_repeats(
     maybe, before_row = maybe[keep], before_row[keep]
     if not maybe.size:
         return pos
-    others = np.stack([draw(maybe) for _ in range(AVOID_DRAWS)], axis=1)  # (rows, draws)
+    others = draw(np.tile(maybe, AVOID_DRAWS)).reshape(AVOID_DRAWS, maybe.size).T  # (rows, draws): one call
     other_values = others if value_of is None else value_of[others]
     out, final = pos.copy(), value.copy()
     own_value, rows = value[maybe], np.arange(maybe.size)
