@@ -25,6 +25,7 @@ from simulation_assets.commands.common import (
     materialize_range,
     positive_int,
     prepare_output,
+    run_resources,
     write_json,
 )
 
@@ -145,8 +146,8 @@ def _materialize(assets: list, resources: dict, tags: dict | None = None, create
     from simulation_assets.sinks.posthog_export import ExportError
 
     try:
-        return dg.materialize(assets, resources=resources, instance=dagster_instance(), run_config=_RUN_CONFIG,
-                              tags=tags or {}, raise_on_error=True)  # fmt: skip
+        return dg.materialize(assets, resources=run_resources(resources), instance=dagster_instance(),
+                              run_config=_RUN_CONFIG, tags=tags or {}, raise_on_error=True)  # fmt: skip
     except (ExportError, SpecError, FitError) as exc:
         _remove_if_new(created)
         raise UsageError(str(exc)) from None
