@@ -379,6 +379,12 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
         lines.append(
             f"| {c['name']} | {c['kind']} | {c['value']} | {c['bound']} | {'yes' if c['passed'] else 'NO'} |"
         )
+    notes = [
+        f"- {c['name']}: {c['detail']['note']}"
+        for c in fidelity["comparisons"]
+        if c.get("detail", {}).get("note")
+    ]
+    lines += ["", *notes] if notes else []
     lines += ["", "## Weekly retention", "", "| week | real | twin |", "|---|---|---|"]
     unmeasured = []
     for r in fidelity["retention"]:

@@ -56,6 +56,7 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
     for name in ("carried_values", "version_mix"):
         judged = next(c for c in fidelity["comparisons"] if c["name"] == name)
         assert checks[name] and judged["detail"]["note"].startswith("not applicable"), judged
+        assert f"- {name}: not applicable" in (report_dir / "report.md").read_text()  # said beside the table
     # What the CLI ran is what the UI shows: three runs with the twin's assets and the checks' results.
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs()
