@@ -571,7 +571,7 @@ def floor_run(variant: str = "project") -> int:
     import gc
 
     from simulation_assets.cli import GC_THRESHOLDS, exit_now
-    from simulation_assets.commands.common import defer_gc, resume_gc
+    from simulation_assets.commands.common import defer_gc, resume_gc, run_resources
 
     gc.set_threshold(*GC_THRESHOLDS)
     defer_gc()
@@ -599,10 +599,13 @@ def floor_run(variant: str = "project") -> int:
         home.mkdir(parents=True, exist_ok=True)
         (home / "dagster.yaml").write_text(config)
     resume_gc()
+    # the project's run passes its IO manager as every command does (opened when first used)
+    resources = run_resources({}) if config is None else {}
     with dg.DagsterInstance.get() as instance:
         ok = dg.materialize(
             [trivial, trivial_has_rows],
             instance=instance,
+            resources=resources,
             run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
         ).success
     exit_now(0 if ok else 1)

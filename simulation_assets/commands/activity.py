@@ -21,6 +21,7 @@ from simulation_assets.commands.common import (
     dagster_instance,
     prepare_output,
     progress,
+    run_resources,
     write_json,
 )
 
@@ -109,7 +110,7 @@ class DagsterTicker:
             simulation = self.store.simulation_id()  # type: ignore[attr-defined]
         dg.materialize(
             self.assets,  # type: ignore[arg-type]
-            resources=self.resources,
+            resources=run_resources(self.resources),
             instance=self.instance,
             run_config={**QUIET_RUN_CONFIG, **tick_run_config(tick, at.isoformat() if at else "", ticks)},
             tags={SIMULATION_TAG: simulation, TICK_TAG: str(tick)},

@@ -13,7 +13,13 @@ import argparse
 import os
 from pathlib import Path
 
-from simulation_assets.commands.common import QUIET_RUN_CONFIG, UsageError, console, dagster_instance
+from simulation_assets.commands.common import (
+    QUIET_RUN_CONFIG,
+    UsageError,
+    console,
+    dagster_instance,
+    run_resources,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     asset = next(a for a in daily_assets(daily_partitions()) if a.key.path == ["hogflix_synthetic_cleanup"])
     result = dg.materialize(
         [asset],
-        resources={"hogflix_app_db": db, "hogflix_auth": resolved(from_env(SupabaseAuthAdmin))},
+        resources=run_resources(
+            {"hogflix_app_db": db, "hogflix_auth": resolved(from_env(SupabaseAuthAdmin))}
+        ),
         instance=dagster_instance(),
         run_config={
             **QUIET_RUN_CONFIG,

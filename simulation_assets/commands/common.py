@@ -184,6 +184,21 @@ class InterruptWatch:
                 os.close(fd)
 
 
+def run_resources(resources: dict[str, object]) -> dict[str, object]:
+    """Return ``resources`` for ``dg.materialize`` with the run's IO manager: Dagster's default one, opened when first used.
+
+    Every run builds an IO manager; Dagster's default makes its universal-pathlib path at once (and
+    imports universal-pathlib and fsspec), though no asset of this project hands it a value.
+    ``local_io_manager`` is the same manager in the same folder, making its path on a first value.
+    A given ``io_manager``, or Dagster's ``DAGSTER_DEFAULT_IO_MANAGER_*`` override, is kept.
+    """
+    if "io_manager" in resources or os.environ.get("DAGSTER_DEFAULT_IO_MANAGER_MODULE"):
+        return dict(resources)
+    from simulation_assets.sinks.local_instance import local_io_manager
+
+    return {**resources, "io_manager": local_io_manager}
+
+
 # Step-by-step run logs belong in the Dagster UI, not on the terminal.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -196,7 +211,7 @@ def materialize_range(
 
     result = dg.materialize(
         assets,  # type: ignore[arg-type]
-        resources=resources,
+        resources=run_resources(resources),
         instance=instance,  # type: ignore[arg-type]
         tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
         run_config=QUIET_RUN_CONFIG,

@@ -21,6 +21,7 @@ from simulation_assets.commands.common import (
     dagster_instance,
     iso_date,
     prepare_output,
+    run_resources,
 )
 
 DEMO_ORDER = 60
@@ -263,7 +264,7 @@ def simulate(request: PowerUsersRequest) -> dict[str, Any]:
     for block in _persona_blocks(names, request.personas or names):
         result = dg.materialize(
             [definitions.get_assets_def(RUNS)],
-            resources=resources,
+            resources=run_resources(resources),
             instance=instance,
             run_config=run_config,
             raise_on_error=True,
@@ -275,7 +276,7 @@ def simulate(request: PowerUsersRequest) -> dict[str, Any]:
         unreachable += int(meta["connection_errors"].value)
     dg.materialize(
         [definitions.get_assets_def(REPORT)],
-        resources=resources,
+        resources=run_resources(resources),
         instance=instance,
         run_config=QUIET_RUN_CONFIG,
         raise_on_error=True,
@@ -371,7 +372,7 @@ def run_cleanup(args: argparse.Namespace) -> int:
         raise UsageError(f"power-users-cleanup: {exc}") from None
     result = dg.materialize(
         [build_defs().get_assets_def("power_user_cleanup")],
-        resources={"power_users_cleanup": cleanup},
+        resources=run_resources({"power_users_cleanup": cleanup}),
         instance=dagster_instance(),
         run_config={**QUIET_RUN_CONFIG, "ops": {"power_user_cleanup": {"config": {"delete": args.delete}}}},
         raise_on_error=True,

@@ -25,6 +25,7 @@ from simulation_assets.commands.common import (
     materialize_range,
     positive_int,
     prepare_output,
+    run_resources,
     write_json,
 )
 
@@ -145,8 +146,8 @@ def _materialize(assets: list, resources: dict, tags: dict | None = None, create
     from simulation_assets.sinks.posthog_export import ExportError
 
     try:
-        return dg.materialize(assets, resources=resources, instance=dagster_instance(), run_config=_RUN_CONFIG,
-                              tags=tags or {}, raise_on_error=True)  # fmt: skip
+        return dg.materialize(assets, resources=run_resources(resources), instance=dagster_instance(),
+                              run_config=_RUN_CONFIG, tags=tags or {}, raise_on_error=True)  # fmt: skip
     except (ExportError, SpecError, FitError) as exc:
         _remove_if_new(created)
         raise UsageError(str(exc)) from None
@@ -378,6 +379,12 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
         lines.append(
             f"| {c['name']} | {c['kind']} | {c['value']} | {c['bound']} | {'yes' if c['passed'] else 'NO'} |"
         )
+    notes = [
+        f"- {c['name']}: {c['detail']['note']}"
+        for c in fidelity["comparisons"]
+        if c.get("detail", {}).get("note")
+    ]
+    lines += ["", *notes] if notes else []
     lines += ["", "## Weekly retention", "", "| week | real | twin |", "|---|---|---|"]
     unmeasured = []
     for r in fidelity["retention"]:
@@ -422,6 +429,9 @@ def _dau_lines(summary: dict) -> list[str]:
     ]
 
 
+CARRIED_ROWS_SHOWN = 12  # the rows with the most twin rows; every row is in fidelity.json and judged
+
+
 def _carried_lines(rows: list[dict]) -> list[str]:
     if not rows:
         return []
@@ -436,11 +446,21 @@ def _carried_lines(rows: list[dict]) -> list[str]:
         "| event | key | source | lag | export | twin |",
         "|---|---|---|---|---|---|",
     ]
-    return lines + [
-        f"| {r['event']} | {r['key']} | {r.get('source', r['key'])} | {r.get('lag', 1)} | {_share(r['export'])} "
-        f"| {_share(r['twin'])} |"
-        for r in rows
-    ]
+    shown = rows[:CARRIED_ROWS_SHOWN]
+    more = (
+        ["", f"{len(rows) - len(shown)} more rows (fewer twin rows each) in fidelity.json `carried_values`."]
+        if len(rows) > len(shown)
+        else []
+    )
+    return (
+        lines
+        + [
+            f"| {r['event']} | {r['key']} | {r.get('source', r['key'])} | {r.get('lag', 1)} | {_share(r['export'])} "
+            f"| {_share(r['twin'])} |"
+            for r in shown
+        ]
+        + more
+    )
 
 
 def _version_lines(rows: list[dict]) -> list[str]:

@@ -22,6 +22,7 @@ from simulation_assets.commands.common import (
     console,
     dagster_instance,
     prepare_output,
+    run_resources,
     write_json,
 )
 
@@ -241,7 +242,7 @@ def _materialize(
                  "dagster/asset_partition_range_end": partition[1]}}  # type: ignore[index]  # fmt: skip
     started = time.perf_counter()
     result = dg.materialize(
-        assets, resources=resources, instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False,
+        assets, resources=run_resources(resources), instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False,
         selection=selection, **kwargs,
     )  # fmt: skip
     materializations: dict[str, dict] = {}

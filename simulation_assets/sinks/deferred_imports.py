@@ -12,8 +12,10 @@ materializes one trivial asset, ~20 % of its CPU):
   answers ``isinstance`` and subclassing through the real class). Nothing else sees a stand-in:
   no Alembic module stays in ``sys.modules``, and any later ``import alembic`` is the real one.
   When Alembic is already imported, nothing is stood in. The same goes for tqdm (the progress
-  bar of data migrations, in four storage modules) and python-dotenv (a code location's
-  ``.env`` file, read when a workspace loads one).
+  bar of data migrations, in four storage modules), python-dotenv (a code location's
+  ``.env`` file, read when a workspace loads one) and watchdog's observers (the SQLite event
+  log's and the compute logs' file watching, which the UI's subscriptions start; the handler classes
+  those modules subclass come from ``watchdog.events``, imported as usual).
 - **The daemon package** ``dagster._daemon``: the run storage imports ``dagster._daemon.types``
   (a record class), whose package ``__init__`` imports every daemon (sensors, backfills,
   freshness, structlog ...). The package is created with its path (so ``dagster._daemon.types``
@@ -28,6 +30,12 @@ materializes one trivial asset, ~20 % of its CPU):
   it reads back equal to the dialects' own), and later ones hand them to SQLAlchemy as soon as it
   is imported, so the same checks run without the dialects. A dialect that is used (an engine, a
   statement compiled for it) is imported as usual.
+
+- **universal-pathlib and fsspec** (~35 modules): ``InstanceRef.defs_state_storage`` imports
+  ``upath`` before it looks whether the instance names a state storage of its own. Once
+  ``dagster._core.instance.ref`` is imported, the property reads the settings first: a configured
+  storage (the local instance's ``LocalDefsStateStorage``, which makes its path when first used)
+  is built as before, without the import; otherwise Dagster's own property runs.
 
 ``install()`` applies all of this in this process for modules not yet imported; ``simulate`` calls
 it before it imports anything of Dagster (``cli``, the warm server).
@@ -50,12 +58,15 @@ from typing import Any
 
 from simulation_assets.paths import prepared_root
 
-# module -> the packages its body imports names from that it needs only when they are used
-STAND_IN_IMPORTS: dict[str, str] = {
+# module -> the package(s) its body imports names from that it needs only when they are used
+STAND_IN_IMPORTS: dict[str, str | tuple[str, ...]] = {
     "dagster._core.storage.sql": "alembic",
-    # tqdm draws the progress of data migrations; python-dotenv reads a code location's .env file
+    # tqdm draws the progress of data migrations; python-dotenv reads a code location's .env file;
+    # watchdog's observers (inotify, and ctypes where nothing else loads it) follow files for the UI
     "dagster._core.storage.event_log.migration": "tqdm",
-    "dagster._core.storage.event_log.sqlite.sqlite_event_log": "tqdm",
+    "dagster._core.storage.event_log.sqlite.sqlite_event_log": ("tqdm", "watchdog.observers"),
+    "dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log": "watchdog.observers",
+    "dagster._core.storage.local_compute_log_manager": "watchdog.observers",
     "dagster._core.storage.runs.migration": "tqdm",
     "dagster._core.storage.schedules.migration": "tqdm",
     "dagster._core.secrets.env_file": "dotenv",
@@ -163,10 +174,14 @@ _ACTIVE: list[_StandInFinder] = []  # the stand-in finders of module bodies runn
 
 
 class _StandInLoader(importlib.abc.Loader):
-    """Runs a module's body with stand-ins for what it imports from ``package`` (unless that is imported already)."""
+    """Runs a module's body with stand-ins for what it imports from ``packages`` (each unless imported already).
 
-    def __init__(self, real: importlib.abc.Loader, package: str) -> None:
-        self.real, self.package = real, package
+    A package may be a subpackage (``watchdog.observers``): its parents are imported as usual.
+    """
+
+    def __init__(self, real: importlib.abc.Loader, packages: str | tuple[str, ...]) -> None:
+        self.real = real
+        self.packages = (packages,) if isinstance(packages, str) else tuple(packages)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self.real.create_module(spec)
@@ -175,18 +190,17 @@ class _StandInLoader(importlib.abc.Loader):
         return getattr(self.real, name)
 
     def exec_module(self, module: ModuleType) -> None:
-        if self.package in sys.modules:
-            self.real.exec_module(module)
-            return
-        finder = _StandInFinder(self.package)
-        _ACTIVE.append(finder)
-        sys.meta_path.insert(0, finder)
+        finders = [_StandInFinder(package) for package in self.packages if package not in sys.modules]
+        for finder in finders:
+            _ACTIVE.append(finder)
+            sys.meta_path.insert(0, finder)
         try:
             self.real.exec_module(module)
         finally:
-            sys.meta_path.remove(finder)
-            _ACTIVE.remove(finder)
-            finder.stop()
+            for finder in finders:
+                sys.meta_path.remove(finder)
+                _ACTIVE.remove(finder)
+                finder.stop()
 
 
 class _LazyPackageLoader(importlib.abc.Loader):
@@ -239,7 +253,7 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
 
     def __init__(
         self,
-        stand_in_imports: dict[str, str],
+        stand_in_imports: dict[str, str | tuple[str, ...]],
         lazy_packages: tuple[str, ...],
         after: dict[str, Callable[[], object]] | None = None,
     ) -> None:
@@ -280,15 +294,19 @@ _INSTALLED: list[_DeferringFinder] = []
 def install() -> None:
     """Defer Alembic, Dagster's daemon package and SQLAlchemy's dialects (see the module docstring) in this process; once."""
     if not _INSTALLED:
-        _INSTALLED.append(defer(STAND_IN_IMPORTS, LAZY_PACKAGES, {"sqlalchemy": preload_dialect_arguments}))
+        after = {
+            "sqlalchemy": preload_dialect_arguments,
+            "dagster._core.instance.ref": configured_state_storage_first,
+        }
+        _INSTALLED.append(defer(STAND_IN_IMPORTS, LAZY_PACKAGES, after))
 
 
 def defer(
-    stand_in_imports: dict[str, str],
+    stand_in_imports: dict[str, str | tuple[str, ...]],
     lazy_packages: tuple[str, ...],
     after: dict[str, Callable[[], object]] | None = None,
 ) -> _DeferringFinder:
-    """Import each key of ``stand_in_imports`` with stand-ins for the names it imports from the package
+    """Import each key of ``stand_in_imports`` with stand-ins for the names it imports from the package(s)
     its value names, each of ``lazy_packages`` without running its ``__init__`` until needed, and
     call each function of ``after`` once its module has been imported.
 
@@ -297,6 +315,33 @@ def defer(
     finder = _DeferringFinder(stand_in_imports, lazy_packages, after)
     sys.meta_path.insert(0, finder)
     return finder
+
+
+# ------------------------------------------------------------------- the instance's definitions-state storage
+
+
+def configured_state_storage_first() -> None:
+    """Make ``InstanceRef.defs_state_storage`` build a configured storage without importing ``upath`` first.
+
+    Dagster's property imports universal-pathlib (and fsspec) for its default before it reads the
+    instance's settings. The same property, reading them first: a configured storage is rehydrated
+    as Dagster does it; without one, Dagster's own property makes its default. Once per process.
+    """
+    from dagster._core.instance.ref import InstanceRef
+
+    stock = InstanceRef.__dict__["defs_state_storage"]
+    if getattr(stock.fget, "configured_first", False):
+        return
+
+    def defs_state_storage(self: InstanceRef) -> Any:
+        if self.defs_state_storage_data:
+            from dagster._core.storage.defs_state.base import DefsStateStorage
+
+            return self.defs_state_storage_data.rehydrate(as_type=DefsStateStorage)
+        return stock.fget(self)
+
+    defs_state_storage.configured_first = True  # type: ignore[attr-defined]
+    InstanceRef.defs_state_storage = property(defs_state_storage, doc=stock.__doc__)  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------------- SQLAlchemy's dialect arguments

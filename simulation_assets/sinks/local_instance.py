@@ -25,6 +25,12 @@ Two things Dagster's stock SQLite storage does not do for a local, single-user i
   created and checked once per Dagster version, under a file lock (``.schema-ready`` in the storage
   folder names the version); after that a process opens them without a check, and a new run's
   database is a copy of an empty one made then (``.run-shard-template.db``).
+- **No unused paths.** Dagster's default state storage of state-backed definitions and its
+  default IO manager each make a universal-pathlib path when the instance opens and when a run
+  starts, importing universal-pathlib and fsspec (~0.03-0.05 s of CPU) though no run of this
+  project stores anything through either. ``LocalDefsStateStorage`` and ``LocalFilesystemIOManager``
+  (``local_io_manager``, passed by every command) are the same classes at the same places,
+  making their path when first used.
 """
 
 from __future__ import annotations
@@ -45,9 +51,13 @@ import sqlalchemy as db
 from dagster._config import Field, StringSource
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, BATCH_WRITABLE_EVENTS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.execution.context.init import InitResourceContext
 from dagster._core.instance import DagsterInstance
+from dagster._core.storage.defs_state.blob_storage_state_storage import UPathDefsStateStorage
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+from dagster._core.storage.io_manager import io_manager
 from dagster._core.storage.runs.schema import RunsTable
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
@@ -78,6 +88,10 @@ storage:
     module: simulation_assets.sinks.local_instance
     class: LocalSqliteStorage
     config: {storage}
+# Dagster's default state of state-backed definitions ($DAGSTER_HOME/defs_state), opened when first used.
+defs_state_storage:
+  module: simulation_assets.sinks.local_instance
+  class: LocalDefsStateStorage
 # Dagster's compute-log files (stdout/stderr of each run, in the UI), mirrored by a thread, not 4 processes.
 compute_logs:
   module: simulation_assets.sinks.local_compute_logs
@@ -111,9 +125,14 @@ def instance_yaml(base_dir: Path | None = None) -> str:
     return INSTANCE_YAML.replace("{storage}", storage).replace("{logs}", storage)
 
 
-# What earlier versions wrote: the same file with the UI's first-use prompt left on ...
+# What earlier versions wrote: the same file with Dagster's state storage made when the instance opens ...
+_DEFS_STATE_YAML = INSTANCE_YAML[
+    INSTANCE_YAML.index("# Dagster's default state") : INSTANCE_YAML.index("# Dagster's compute-log")
+]
+_EAGER_DEFS_STATE_YAML = INSTANCE_YAML.replace(_DEFS_STATE_YAML, "")
+# ... before that, with the UI's first-use prompt left on ...
 _NUX_YAML = INSTANCE_YAML[INSTANCE_YAML.index('# No "join') : INSTANCE_YAML.index("concurrency:")]
-_NUX_ON_INSTANCE_YAML = INSTANCE_YAML.replace(_NUX_YAML, "")
+_NUX_ON_INSTANCE_YAML = _EAGER_DEFS_STATE_YAML.replace(_NUX_YAML, "")
 # ... before that, Dagster's compute-log manager (tail processes) ...
 _COMPUTE_LOGS_YAML = INSTANCE_YAML[
     INSTANCE_YAML.index("# Dagster's compute-log") : INSTANCE_YAML.index("telemetry:")
@@ -327,6 +346,68 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
         super().dispose()
 
 
+class LocalDefsStateStorage(UPathDefsStateStorage):
+    """Dagster's default state storage of state-backed definitions, its path made when first used.
+
+    The same files in the same place as the default (``$DAGSTER_HOME/defs_state``, or ``base_path``),
+    but the universal-pathlib path (and with it universal-pathlib and fsspec) is made when state is
+    first read or written, not whenever an instance opens.
+    """
+
+    def __init__(self, base_path: str | None = None, inst_data: ConfigurableClassData | None = None) -> None:
+        self._inst_data = inst_data
+        self._base_dir = base_path
+        self._path: Any = None
+
+    @property
+    def _base_path(self) -> Any:  # what Dagster's class reads: a UPath
+        if self._path is None:
+            from upath import UPath
+
+            base = self._base_dir or os.path.join(self._instance.root_directory, "defs_state")
+            self._path = UPath(base)
+        return self._path
+
+    @classmethod
+    def config_type(cls) -> dict[str, Field]:
+        return {"base_path": Field(str, is_required=False)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: dict[str, Any]
+    ) -> LocalDefsStateStorage:
+        return cls(config_value.get("base_path"), inst_data)
+
+
+class LocalFilesystemIOManager(PickledObjectFilesystemIOManager):
+    """Dagster's default IO manager (values pickled under ``base_dir``), its path made when first used.
+
+    Every run builds its IO manager, but no asset of this project hands a value to it: the
+    universal-pathlib path (and the import of universal-pathlib and fsspec) waits for a first value.
+    """
+
+    def __init__(self, base_dir: str | None = None) -> None:
+        self.base_dir = base_dir
+        self._path: Any = None
+
+    @property
+    def _base_path(self) -> Any:  # what Dagster's class reads: a UPath
+        if self._path is None:
+            from upath import UPath
+
+            self._path = UPath(self.base_dir)
+        return self._path
+
+
+@io_manager(config_schema={"base_dir": Field(StringSource, is_required=False)})
+def local_io_manager(init_context: InitResourceContext) -> LocalFilesystemIOManager:
+    """The default IO manager of a run (Dagster's, under the instance's storage folder), opened when first used."""
+    base_dir = init_context.resource_config.get(
+        "base_dir", init_context.instance.storage_directory() if init_context.instance else None
+    )
+    return LocalFilesystemIOManager(base_dir=base_dir)
+
+
 class LocalDagsterInstance(DagsterInstance):
     """Dagster's instance, storing the asset events of a run's planning and of a step in batches.
 
@@ -522,6 +603,11 @@ def _stock_logs_yaml(base_dir: Path) -> str:
     return _STOCK_LOGS_INSTANCE_YAML.replace("{storage}", storage)
 
 
+def _eager_defs_state_yaml(base_dir: Path) -> str:
+    storage = f"{{base_dir: {json.dumps(str(base_dir))}}}"
+    return _EAGER_DEFS_STATE_YAML.replace("{storage}", storage).replace("{logs}", storage)
+
+
 def _nux_on_yaml(base_dir: Path) -> str:
     storage = f"{{base_dir: {json.dumps(str(base_dir))}}}"
     return _NUX_ON_INSTANCE_YAML.replace("{storage}", storage).replace("{logs}", storage)
@@ -555,6 +641,7 @@ def ensure_local_instance() -> Path:
             _unbatched_yaml(home / "storage"),
             _stock_logs_yaml(home / "storage"),
             _nux_on_yaml(home / "storage"),
+            _eager_defs_state_yaml(home / "storage"),
         )
         if not config.exists() or config.read_text() in former:
             config.write_text(instance_yaml(home / "storage"))  # the former defaults had the same layout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import pkgutil
 import socket
@@ -70,6 +72,53 @@ def free_loopback_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socke
     return sock
 
 
+class _PromptServer(uvicorn.Server):
+    """uvicorn's server, stopping as soon as ``stop()`` is called from another thread.
+
+    uvicorn notices ``should_exit`` on its next tick (every 0.1 s) and then pauses another 0.1 s
+    for open connections to wind down: 0.13-0.2 s of a `simulate power-users` run spent waiting.
+    Here ``stop()`` wakes the loop at once, and with no connection or request left the pause is
+    skipped; with some, uvicorn's own shutdown runs unchanged.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        # uvicorn's loop (ticks every 0.1 s: the date header, request limits), woken early by stop()
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
+
+    def stop(self) -> None:
+        """Ask the server to exit now (from any thread)."""
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.server_state.connections or self.server_state.tasks:
+            await super().shutdown(sockets=sockets)
+            return
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for server in self.servers:
+            await server.wait_closed()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+
 class LocalTarget:
     """An ASGI app (default: the PropIQ reference API alone) served by uvicorn in a background thread.
 
@@ -79,7 +128,7 @@ class LocalTarget:
 
     def __init__(self, app: ASGIApp | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self._app, self._host, self._port = app, host, port
-        self._server: uvicorn.Server | None = None
+        self._server: _PromptServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
 
@@ -94,7 +143,7 @@ class LocalTarget:
             lifespan="off",
             timeout_keep_alive=30,
         )
-        self._server = uvicorn.Server(config)
+        self._server = _PromptServer(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="reference-target", daemon=True
         )
@@ -109,7 +158,7 @@ class LocalTarget:
 
     def __exit__(self, *exc: Any) -> None:
         if self._server is not None:
-            self._server.should_exit = True
+            self._server.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
 

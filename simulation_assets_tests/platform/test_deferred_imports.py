@@ -1,5 +1,5 @@
-"""Alembic, tqdm, python-dotenv, Dagster's daemon package and SQLAlchemy's MySQL and PostgreSQL dialects
-load only when a process uses them (sinks/deferred_imports.py)."""
+"""Alembic, tqdm, python-dotenv, Dagster's daemon package, SQLAlchemy's MySQL and PostgreSQL dialects
+and universal-pathlib load only when a process uses them (sinks/deferred_imports.py)."""
 
 from __future__ import annotations
 
@@ -131,6 +131,30 @@ def test_nothing_is_stood_in_when_the_package_is_imported_already(fake_packages:
         sys.meta_path.remove(finder)
 
 
+def test_a_module_gets_stand_ins_from_two_packages_one_a_subpackage_of_a_real_one(
+    fake_packages: Path,
+) -> None:
+    (fake_packages / "fakemixed.py").write_text(
+        "import fakeheavy\nfrom fakeheavy.runtime.tools import upgrade\nfrom fakedaemons import CONTROLLER\n"
+    )
+    finder = deferred_imports.defer({"fakemixed": ("fakeheavy.runtime", "fakedaemons")}, ())
+    try:
+        import fakeheavy
+        import fakelog
+        import fakemixed
+
+        assert fakelog.ran == ["fakeheavy"]  # the parent package ran, its subpackage and the other did not
+        assert "fakeheavy.runtime" not in sys.modules and not hasattr(fakeheavy, "runtime")
+        assert "fakedaemons" not in sys.modules
+        assert fakemixed.CONTROLLER.upper() == "CONTROLLER"
+        assert fakemixed.upgrade(type("C", (), {"name": "x"})(), "head") == "x -> head"
+        assert fakelog.ran == ["fakeheavy", "fakedaemons", "fakeheavy.runtime.tools"]
+        assert not [m for m in sys.modules.values() if isinstance(m, deferred_imports._StandInModule)]
+    finally:
+        sys.meta_path.remove(finder)
+        sys.modules.pop("fakemixed", None)
+
+
 def test_a_lazy_package_runs_its_init_only_when_a_name_of_its_own_is_asked_for(fake_packages: Path) -> None:
     finder = deferred_imports.defer({}, ("fakedaemons",))
     try:
@@ -172,12 +196,27 @@ _PROBE = textwrap.dedent(
         return dg.AssetCheckResult(passed=True)
 
     ensure_local_instance()
+    if sys.argv[1] == "deferred":  # as a command runs it: Dagster's IO manager, opened when first used
+        from simulation_assets.commands.common import run_resources
+        resources = run_resources({})
+    else:
+        resources = {}
     with dg.DagsterInstance.get() as instance:
-        result = dg.materialize([trivial, trivial_has_rows], instance=instance)
+        result = dg.materialize([trivial, trivial_has_rows], instance=instance, resources=resources)
         checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [dg.AssetCheckKey(dg.AssetKey("trivial"), "trivial_has_rows")]
         )
+        observers = "watchdog.observers" in sys.modules
+        # the UI follows a run's events through the event log's file watcher: a real observer thread
+        from watchdog.observers.api import BaseObserver
+        storage = instance.event_log_storage
+        follow = lambda event, cursor: None
+        storage.watch(result.run_id, None, follow)
+        watched = isinstance(storage._obs, BaseObserver) and storage._obs.is_alive()
+        storage.end_watch(result.run_id, follow)
         print(json.dumps({
+            "observers": observers,
+            "watched": watched,
             "success": result.success,
             "check": [c.status.value for c in checks.values()],
             "runs": len(instance.get_runs()),
@@ -185,6 +224,7 @@ _PROBE = textwrap.dedent(
             "daemons": "dagster._daemon.controller" in sys.modules,
             "tqdm": "tqdm" in sys.modules,
             "dotenv": "dotenv" in sys.modules,
+            "paths": [m for m in ("upath", "fsspec") if m in sys.modules],
             "dialects": [d for d in ("mysql", "postgresql") if f"sqlalchemy.dialects.{d}" in sys.modules],
             "serdes": sorted(set(_WHITELIST_MAP.object_serializers) | set(_WHITELIST_MAP.enum_serializers)),
         }))
@@ -213,9 +253,13 @@ def test_a_run_on_a_ready_instance_imports_neither_alembic_nor_the_daemons(tmp_p
     assert deferred["success"] and deferred["check"] == ["SUCCEEDED"] and deferred["runs"] == 2
     assert not deferred["alembic"] and not deferred["daemons"]
     assert not deferred["tqdm"] and not deferred["dotenv"] and deferred["dialects"] == []
+    assert deferred["paths"] == []  # universal-pathlib and fsspec: neither the instance nor the run
+    assert not deferred["observers"] and deferred["watched"]  # watchdog's observers when watching starts
     stock = _probe(tmp_path / "home", "stock")
     assert stock["success"] and stock["runs"] == 3 and stock["alembic"] and stock["daemons"]
     assert stock["tqdm"] and stock["dotenv"] and stock["dialects"] == ["mysql", "postgresql"]
+    assert stock["paths"] == ["upath", "fsspec"]
+    assert stock["observers"] and stock["watched"]
     assert deferred["serdes"] == stock["serdes"]  # every serializable class registered all the same
 
 

@@ -15,9 +15,12 @@ from simulation_assets.sinks.local_instance import (
     SCHEMA_READY,
     SHARD_TEMPLATE,
     LocalDagsterInstance,
+    LocalDefsStateStorage,
+    LocalFilesystemIOManager,
     LocalSqliteEventLogStorage,
     LocalSqliteStorage,
     _copy_prepared,
+    _eager_defs_state_yaml,
     _nux_on_yaml,
     _unbatched_yaml,
     ensure_local_instance,
@@ -250,6 +253,59 @@ def test_an_instance_written_by_an_earlier_version_gets_the_batching_instance(tm
     assert (home / "dagster.yaml").read_text() == instance_yaml(home / "storage")
     with dg.DagsterInstance.get() as instance:
         assert isinstance(instance, LocalDagsterInstance)
+
+
+def test_the_state_storage_and_the_io_manager_make_their_paths_when_first_used_in_dagsters_places(
+    tmp_path: Path,
+) -> None:
+    """Same files as Dagster's defaults (the stock classes read them back), without a path made up front."""
+    from dagster._core.storage.defs_state.blob_storage_state_storage import UPathDefsStateStorage
+    from upath import UPath
+
+    from simulation_assets.commands.common import run_resources
+
+    os.environ["DAGSTER_HOME"] = str(tmp_path / "home")
+    home = ensure_local_instance()
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.defs_state_storage
+        assert isinstance(storage, LocalDefsStateStorage) and storage._path is None
+        (tmp_path / "state").write_text("kept")
+        storage.upload_state_from_path("some/key", "v1", tmp_path / "state")
+        assert (home / "defs_state").is_dir()  # Dagster's default place
+        stock = UPathDefsStateStorage(UPath(str(home / "defs_state")))
+        stock.register_instance(instance)
+        assert stock.get_latest_version("some/key") == "v1"
+        stock.download_state_to_path("some/key", "v1", tmp_path / "back")
+        assert (tmp_path / "back").read_text() == "kept"
+
+        @dg.asset
+        def number() -> int:
+            return 41
+
+        @dg.asset
+        def next_number(number: int) -> int:
+            return number + 1
+
+        resources = run_resources({})
+        assert resources["io_manager"] is not None
+        result = dg.materialize([number, next_number], instance=instance, resources=resources)
+        assert result.output_for_node("next_number") == 42
+        assert (Path(instance.storage_directory()) / "number").is_file()  # where Dagster's default puts it
+        # Dagster's own default IO manager reads the value from the same file
+        again = dg.materialize([number, next_number], instance=instance, selection=[next_number])
+        assert again.output_for_node("next_number") == 42
+    assert LocalFilesystemIOManager(base_dir=str(tmp_path))._path is None
+
+
+def test_an_instance_written_before_gets_the_state_storage_opened_when_first_used(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    os.environ["DAGSTER_HOME"] = str(home)
+    (home / "dagster.yaml").write_text(_eager_defs_state_yaml(home / "storage"))  # the previous version's
+    ensure_local_instance()
+    assert (home / "dagster.yaml").read_text() == instance_yaml(home / "storage")
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.defs_state_storage, LocalDefsStateStorage)
 
 
 def test_the_ui_skips_its_first_use_prompt_also_on_an_instance_written_before(tmp_path: Path) -> None:

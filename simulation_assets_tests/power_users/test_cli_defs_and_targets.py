@@ -112,6 +112,36 @@ def test_build_app_mounts_another_app_under_a_prefix_beside_propiq_at_root():
             assert client.get("/health").json()["service"] == "propiq-reference"
 
 
+def test_local_target_stops_at_once_when_its_clients_are_done():
+    # uvicorn alone notices the stop on its next 0.1 s tick and then pauses 0.1 s more (>= 0.1 s
+    # of every power-user run); best of three, so a busy machine does not decide the verdict.
+    import time
+
+    async def health(request):
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/health", health)])
+    stops = []
+    for _ in range(3):
+        target = LocalTarget(app).__enter__()
+        with httpx.Client(base_url=target.base_url) as client:
+            assert client.get("/health").text == "ok"
+        started = time.perf_counter()
+        target.__exit__(None, None, None)
+        stops.append(time.perf_counter() - started)
+        assert not target._thread.is_alive()
+        with pytest.raises(httpx.ConnectError):  # the port is closed
+            httpx.get(f"{target.base_url}/health")
+    assert min(stops) < 0.09, stops
+    # a client still connected: uvicorn's own shutdown closes its connection, and the server ends
+    target = LocalTarget(app).__enter__()
+    client = httpx.Client(base_url=target.base_url)
+    assert client.get("/health").text == "ok"
+    target.__exit__(None, None, None)
+    assert not target._thread.is_alive()
+    client.close()
+
+
 def test_reference_target_refuses_to_start_with_a_live_key(monkeypatch):
     monkeypatch.setenv("STRIPE_SECRET_KEY", "sk_live_abc")
     with pytest.raises(RuntimeError, match="live Stripe key"):
