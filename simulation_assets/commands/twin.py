@@ -501,7 +501,7 @@ def _privacy_lines(privacy: dict) -> list[str]:
         f"- Twin users identical to a training user in every feature: {same:,} of {twin_n:,} ({_percent(same, twin_n)})"
         + (
             f"; holdout users, never fitted, identical to one: {hold_same:,} of {hold_n:,} ({_percent(hold_same, hold_n)}): "
-            "users with the same short history (one visit of a few events) match without being copied."
+            "users with the same short history match without being copied."
             if hold_same is not None
             else "."
         )
@@ -509,6 +509,16 @@ def _privacy_lines(privacy: dict) -> list[str]:
             f" Bound: {privacy['exact_share_max']:.1%} of twin users (the holdout's share, one point and noise above)."
             if privacy.get("exact_share_max") is not None
             else ""
+        ),
+        *(
+            [
+                f"- Real users singled out by one twin user (nearest much nearer than the second nearest, a ratio at "
+                f"or below the holdout's 5th percentile, {privacy['singled_out_cut']}): training users "
+                f"{privacy['training_singled_out_share']:.1%}, holdout users {privacy['holdout_singled_out_share']:.1%} "
+                f"(bound {privacy['singled_out_share_max']:.1%}: a copy, even moved in time, singles its original out)."
+            ]
+            if privacy.get("singled_out_share_max") is not None
+            else []
         ),
         "- Real identifiers found in the twin: "
         + (", ".join(f"{k} {v}" for k, v in copied.items()) if any(copied.values()) else "none")

@@ -60,7 +60,7 @@ FIDELITY_CHECKS = {
 }  # fmt: skip
 PRIVACY_CHECKS = {
     "twin_not_closer_than_holdout": "Distance to closest record: twin users are no nearer the training users than "
-    "to real users the fit never saw.",
+    "to real users the fit never saw, and training users are no more often singled out by one twin user.",
     "no_identifiers_copied": "No event uuid, distinct id or session id of the export appears in the twin.",
 }
 
@@ -421,6 +421,9 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "too_close_share": report.too_close_share,
                 "twin_users_identical_to_a_training_user": report.exact_copies,
                 "holdout_users_identical_to_a_training_user": report.holdout_exact_matches,
+                "training_singled_out_share": report.training_singled_out_share,
+                "holdout_singled_out_share": report.holdout_singled_out_share,
+                "singled_out_share_max": report.singled_out_share_max,
                 "dcr_quantiles": dg.MetadataValue.json(report.dcr_quantiles),
                 "copied_identifiers": dg.MetadataValue.json(copied),
                 "dropped_properties": dg.MetadataValue.json(spec.document.privacy["dropped_properties"]),

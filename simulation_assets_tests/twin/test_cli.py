@@ -139,7 +139,8 @@ def test_the_report_puts_identical_users_beside_the_holdouts_and_leaves_unmeasur
                               {"week": 7, "real": None, "twin": None}],
                 "dau_wau": {"real": 0.25, "twin": 0.23}}  # fmt: skip
     privacy = {"closer_to_training_share": 0.505, "bound": 0.55, "too_close_share": 0.04, "twin_users": 15070,
-               "holdout_users": 2950, "exact_copies": 1024, "holdout_exact_matches": 210,
+               "holdout_users": 2950, "exact_copies": 1024, "holdout_exact_matches": 210, "singled_out_cut": 0.51,
+               "training_singled_out_share": 0.052, "holdout_singled_out_share": 0.05, "singled_out_share_max": 0.063,
                "copied_identifiers": {"uuid": 0, "distinct_id": 0, "session_id": 0}}  # fmt: skip
     text = _markdown(fidelity, privacy, {"twin_not_closer_than_holdout": True})
     assert "| 1 | 0.152 | 0.152 |" in text and "| 6 |" not in text and "None" not in text
@@ -148,3 +149,4 @@ def test_the_report_puts_identical_users_beside_the_holdouts_and_leaves_unmeasur
         "1,024 of 15,070 (6.8 %); holdout users, never fitted, identical to one: 210 of 2,950 (7.1 %)" in text
     )
     assert "Real identifiers found in the twin: none" in text
+    assert "training users 5.2%, holdout users 5.0% (bound 6.3%" in text

@@ -275,7 +275,8 @@ def test_an_event_on_a_page_carries_the_page_its_session_is_on(
     assert leaves.height >= 3 and leaves["rows"].sum() > 5_000
     assert (leaves["twin"] > 0.99).all(), leaves  # drawn per event: about 1 in 12
     pages = measured.filter(pl.col("event").is_in(PAGE_EVENTS))
-    assert ((pages["twin"] - pages["export"]).abs() < 0.05).all(), pages
+    # Within 0.05, or three two-sample standard errors where a page event has few rows (a few dozen users).
+    assert ((pages["twin"] - pages["export"]).abs() < np.maximum(0.05, 3 * 2**0.5 * pages["se"])).all(), pages
     # Only pages of k users: the values are the spec's.
     kept = set(visit_spec.tables["event_categories"].filter(pl.col("key") == "current_page")["value"])
     assert set(twin["current_page"].drop_nulls().cast(pl.String).unique()) <= kept

@@ -29,6 +29,7 @@ from simulation_assets.core.twin.properties import OTHER
 from simulation_assets.core.twin.sketch import draw_from_cdf
 from simulation_assets.core.twin.spec import ANY, FIRST, KINDS, REPEATS, START, Generation, TwinSpec
 
+MAX_SESSION_EVENTS = 2_000  # no twin session runs longer, whatever its spec says
 STATE_LOOKUP_MAX = 16_000_000  # (class, prev, cur) triples indexed directly up to this many (64 MB)
 
 
@@ -124,6 +125,13 @@ class CompiledSpec:
         # class x depth groups + group), factor [event x ELAPSED_BUCKETS + elapsed bucket].
         self.hazard_by_bucket = np.ascontiguousarray(self.hazard_odds.reshape(-1, len(BUCKETS)).T)
         self.elapsed_flat = self.elapsed_factor.ravel()
+        # Per chain (class x depth groups + group), the most events a session has: its class's longest in the
+        # export (older specs: no bound but the generator's own).
+        longest = [int(x) for x in self.spec.document.flow.get("longest_session", [])]
+        cap = np.array(longest if len(longest) == self.n_classes else [MAX_SESSION_EVENTS] * self.n_classes)
+        self.longest_by_chain = np.repeat(np.clip(cap, 1, MAX_SESSION_EVENTS), self.depth_groups).astype(
+            np.int64
+        )
         # Share of x -> x gaps, after an x -> x gap, that repeat the gap before (per event code).
         self.repeat_gap = np.zeros(size)
         for name, share in dict(self.spec.document.flow.get("repeated_gap_share", {})).items():

@@ -45,7 +45,7 @@ from simulation_assets.core.twin.activity import (
     clock_time,
 )
 from simulation_assets.core.twin.arrivals import day_blocks, with_calendar
-from simulation_assets.core.twin.compiled import CompiledSpec
+from simulation_assets.core.twin.compiled import MAX_SESSION_EVENTS, CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket, time_bucket
@@ -53,12 +53,17 @@ from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import draw_from_cdf, sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import KINDS, START, TwinSpec
 
-MAX_SESSION_EVENTS = 2_000
 EPOCH = dt.date(1970, 1, 1)
 
 
 def day_number(day: dt.date) -> int:
     return (day - EPOCH).days
+
+
+# A weekday below this share of its class's average day is a quiet one: a life that ends on it was last
+# seen on a busier day before (a weekday multiplier's sampling noise is a few per cent; a B2B tool's
+# weekend is a tenth of its weekdays).
+QUIET_WEEKDAY = 0.8
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,8 @@ class Population:
     cls: np.ndarray  # class
     kind: np.ndarray  # 0 new, 1 backlog
     first: np.ndarray  # first day, as generated-day offset
-    lifetime: np.ndarray  # days from first to last active day (may run past the generated days)
+    lifetime: np.ndarray  # days from first day to leaving (may run past the generated days)
+    last_visit: np.ndarray  # age of the last sure visit: the lifetime or a day before it
     rate: np.ndarray  # chance of coming back on an alive day
     identified: np.ndarray  # arrives anonymous, identified on the first day
     depth_u: np.ndarray  # the uniform draw that picks the user's session-depth group (see Generator.depth)
@@ -151,6 +157,7 @@ class Generator(CompiledSpec):
             else:
                 extra = np.floor(np.log(np.maximum(u_tail[m], 1e-300)) / np.log1p(-h)).astype(np.int64)
             lifetime[m] += np.where(beyond, extra, 0)
+        last_visit = self._last_visits(cls, first, lifetime)
         band = np.searchsorted(LIFE_BANDS, np.minimum(lifetime, days - 1 - first), side="right") - 1
         alpha, beta = self.beta_life[cls, kind, band, 0], self.beta_life[cls, kind, band, 1]
         rate = g.beta(np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6))
@@ -167,8 +174,32 @@ class Generator(CompiledSpec):
         depth_u = g.random(n)
         pace_u = g.random(n)
         streak = sample_sketch(self.streak_q, cls, g.random(n))
-        return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
-                          identified=identified, depth_u=depth_u, constant_codes=codes, pace_u=pace_u, streak=streak)  # fmt: skip
+        return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, last_visit=last_visit,
+                          rate=rate, identified=identified, depth_u=depth_u, constant_codes=codes, pace_u=pace_u,
+                          streak=streak)  # fmt: skip
+
+    def _last_visits(self, cls: np.ndarray, first: np.ndarray, lifetime: np.ndarray) -> np.ndarray:
+        """Return each life's last sure visit: its last day, or the latest day before it the user comes on.
+
+        A life's last day is always active, but not on any weekday: a business tool's trial that ends on a
+        Saturday was last used on the Friday. Going back from the last day, a day is taken with its weekday's
+        multiplier over ``QUIET_WEEKDAY`` times the class's average, an ordinary day always (its own stream;
+        so at most six days back, and a class without quiet weekdays keeps every last day). The survival
+        curves are calibrated on the visits this gives.
+        """
+        n = len(cls)
+        g = rng_mod.stream(self.seed, "twin", "last-visit", n)
+        average = np.maximum(self.weekday_mult.mean(axis=1, keepdims=True), 1e-12)
+        taking = np.minimum(self.weekday_mult / (QUIET_WEEKDAY * average), 1.0)
+        if (taking >= 1.0).all():
+            return lifetime.copy()
+        back = np.zeros(n, np.int64)
+        open_ = np.ones(n, bool)
+        for k in range(7):
+            take = open_ & (g.random(n) < taking[cls, weekday(self.start_day + first + lifetime - k)])
+            back[take] = k
+            open_ &= ~take
+        return np.maximum(lifetime - back, 0)
 
     @cached_property
     def active_by_day(self) -> list[np.ndarray]:
@@ -179,7 +210,7 @@ class Generator(CompiledSpec):
         visit also by the user's own streak factor; on the first days of age by the class's factor
         of that day; in each week of the run by the user's factor of that week, exp(s z - s^2 / 2) with s the
         class's ``week_spread`` and z drawn per user and week from a stream of its own); the first and the
-        last day of a life are always active.
+        last sure visit of a life (see :meth:`_last_visits`) are always active.
         """
         pop = self.population
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
@@ -211,8 +242,8 @@ class Generator(CompiledSpec):
             if factor is not None:  # a holiday keeps users away, a sale brings them back
                 odds = odds * factor
             chance = odds / (1 + odds)
-            # A life's first day (whatever ``since`` holds then) and last day are always active.
-            state = (age == 0) | (age == pop.lifetime[who]) | (draw[who] < chance)
+            # A life's first day (whatever ``since`` holds then) and its last sure visit are always active.
+            state = (age == 0) | (age == pop.last_visit[who]) | (draw[who] < chance)
             since[who] = np.where(state, 0, was + 1)
             out.append(who[state])
         return out
@@ -409,7 +440,7 @@ class Generator(CompiledSpec):
                 # ... its log odds shifted by the time the session has lasted.
                 shift = self.elapsed_flat[cur * ELAPSED_BUCKETS + elapsed_bucket(elapsed[live])]
                 odds = self.hazard_by_bucket[bucket][chain * size + cur] * shift
-                stay = g.random(live.size) * (1 + odds) >= odds
+                stay = (g.random(live.size) * (1 + odds) >= odds) & (step < self.longest_by_chain[chain])
                 live, prev, cur, chain, run = live[stay], prev[stay], cur[stay], chain[stay], run[stay]
                 if live.size == 0:
                     break
