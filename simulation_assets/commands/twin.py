@@ -379,6 +379,12 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
         lines.append(
             f"| {c['name']} | {c['kind']} | {c['value']} | {c['bound']} | {'yes' if c['passed'] else 'NO'} |"
         )
+    notes = [
+        f"- {c['name']}: {c['detail']['note']}"
+        for c in fidelity["comparisons"]
+        if c.get("detail", {}).get("note")
+    ]
+    lines += ["", *notes] if notes else []
     lines += ["", "## Weekly retention", "", "| week | real | twin |", "|---|---|---|"]
     unmeasured = []
     for r in fidelity["retention"]:
@@ -423,6 +429,9 @@ def _dau_lines(summary: dict) -> list[str]:
     ]
 
 
+CARRIED_ROWS_SHOWN = 12  # the rows with the most twin rows; every row is in fidelity.json and judged
+
+
 def _carried_lines(rows: list[dict]) -> list[str]:
     if not rows:
         return []
@@ -437,11 +446,21 @@ def _carried_lines(rows: list[dict]) -> list[str]:
         "| event | key | source | lag | export | twin |",
         "|---|---|---|---|---|---|",
     ]
-    return lines + [
-        f"| {r['event']} | {r['key']} | {r.get('source', r['key'])} | {r.get('lag', 1)} | {_share(r['export'])} "
-        f"| {_share(r['twin'])} |"
-        for r in rows
-    ]
+    shown = rows[:CARRIED_ROWS_SHOWN]
+    more = (
+        ["", f"{len(rows) - len(shown)} more rows (fewer twin rows each) in fidelity.json `carried_values`."]
+        if len(rows) > len(shown)
+        else []
+    )
+    return (
+        lines
+        + [
+            f"| {r['event']} | {r['key']} | {r.get('source', r['key'])} | {r.get('lag', 1)} | {_share(r['export'])} "
+            f"| {_share(r['twin'])} |"
+            for r in shown
+        ]
+        + more
+    )
 
 
 def _version_lines(rows: list[dict]) -> list[str]:
@@ -482,7 +501,7 @@ def _privacy_lines(privacy: dict) -> list[str]:
         f"- Twin users identical to a training user in every feature: {same:,} of {twin_n:,} ({_percent(same, twin_n)})"
         + (
             f"; holdout users, never fitted, identical to one: {hold_same:,} of {hold_n:,} ({_percent(hold_same, hold_n)}): "
-            "users with the same short history (one visit of a few events) match without being copied."
+            "users with the same short history match without being copied."
             if hold_same is not None
             else "."
         )
@@ -490,6 +509,16 @@ def _privacy_lines(privacy: dict) -> list[str]:
             f" Bound: {privacy['exact_share_max']:.1%} of twin users (the holdout's share, one point and noise above)."
             if privacy.get("exact_share_max") is not None
             else ""
+        ),
+        *(
+            [
+                f"- Real users singled out by one twin user (nearest much nearer than the second nearest, a ratio at "
+                f"or below the holdout's 5th percentile, {privacy['singled_out_cut']}): training users "
+                f"{privacy['training_singled_out_share']:.1%}, holdout users {privacy['holdout_singled_out_share']:.1%} "
+                f"(bound {privacy['singled_out_share_max']:.1%}: a copy, even moved in time, singles its original out)."
+            ]
+            if privacy.get("singled_out_share_max") is not None
+            else []
         ),
         "- Real identifiers found in the twin: "
         + (", ".join(f"{k} {v}" for k, v in copied.items()) if any(copied.values()) else "none")

@@ -22,10 +22,9 @@ from simulation_assets.core.twin.checks import Outcome
 from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.fidelity import (
     FidelityReport,
-    carried_values,
     compare,
     dau_by_day_summary,
-    version_mix,
+    session_value_comparisons,
 )
 from simulation_assets.core.twin.fit import Prepared, fit, prepare
 from simulation_assets.core.twin.generate import Generator, as_export_rows
@@ -53,10 +52,15 @@ FIDELITY_CHECKS = {
                        "within 0.03 AUC of one trained on real users."),
     "calendar_days": (checks.calendar_days_followed, "On the export's calendar days (days whose newcomers or returning "
                       "users depart clearly from their weekday's level) the twin's active users within a quarter."),
+    "carried_values": (checks.carried_values_kept, "Values sessions carry on (a page-leave's URL, a video's id, a "
+                       "referrer that is the URL before): each event's share of rows equal to their source within "
+                       "0.05 of the export's (or the two-sample noise)."),
+    "version_mix": (checks.version_mix_followed, "Versions that roll out: each week's mix of a version key within 0.05 "
+                    "total variation of the export's (or the two-sample noise), and their mean."),
 }  # fmt: skip
 PRIVACY_CHECKS = {
     "twin_not_closer_than_holdout": "Distance to closest record: twin users are no nearer the training users than "
-    "to real users the fit never saw.",
+    "to real users the fit never saw, and training users are no more often singled out by one twin user.",
     "no_identifiers_copied": "No event uuid, distinct id or session id of the export appears in the twin.",
 }
 
@@ -349,7 +353,8 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         ],
         description=(
             "The twin beside the real export on the same days: per-user distributions (KS), hour-of-week, event mix, "
-            "transitions and paths (TV), weekly retention, DAU/WAU, and train-on-twin vs train-on-real churn AUC."
+            "transitions and paths (TV), weekly retention, DAU/WAU, train-on-twin vs train-on-real churn AUC, the "
+            "values sessions carry on and the weekly mix of versions that roll out."
         ),
     )
     def twin_fidelity(
@@ -357,8 +362,12 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     ) -> dg.MaterializeResult:
         spec, real, twin, _, _, events = _prepared_pair(twin_settings, store, first_day)
         report = compare(real, twin, seed=twin_settings.seed, k=int(spec.document.privacy.get("k", 5)))
-        carried = carried_values(events, spec.tables["event_keys"], spec.tables["property_sources"])
-        versions = version_mix(events, spec.tables["property_trends"], spec.document.generation.start)
+        doc = spec.document
+        carried, versions, judged = session_value_comparisons(
+            events, spec.tables, int(doc.properties.get("sample_users", 0)), doc.generation.start, doc.source.days,
+            seed=twin_settings.seed,
+        )  # fmt: skip
+        report.comparisons.extend(judged)
         path = _write_report(twin_settings, store, spec, "fidelity.json",
                              {**report.as_dict(), "carried_values": carried.to_dicts(),
                               "version_mix": versions.to_dicts()})  # fmt: skip
@@ -376,7 +385,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "retention": _retention_plot(report),
                 "hour_of_week": _hour_plot(report),
                 "top_paths": md_table(report.paths, max_rows=12),
-                "carried_values": md_table(carried, max_rows=12),
+                "carried_values": md_table(carried.head(12), max_rows=12),
                 "version_mix": md_table(versions, max_rows=20),
                 "path": dg.MetadataValue.path(str(path)),
             },
@@ -412,6 +421,9 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "too_close_share": report.too_close_share,
                 "twin_users_identical_to_a_training_user": report.exact_copies,
                 "holdout_users_identical_to_a_training_user": report.holdout_exact_matches,
+                "training_singled_out_share": report.training_singled_out_share,
+                "holdout_singled_out_share": report.holdout_singled_out_share,
+                "singled_out_share_max": report.singled_out_share_max,
                 "dcr_quantiles": dg.MetadataValue.json(report.dcr_quantiles),
                 "copied_identifiers": dg.MetadataValue.json(copied),
                 "dropped_properties": dg.MetadataValue.json(spec.document.privacy["dropped_properties"]),

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.twin import checks
+from simulation_assets.core.twin.example import synthetic_events
 from simulation_assets.core.twin.fidelity import FidelityReport, compare
 from simulation_assets.core.twin.fit import Prepared, prepare
 from simulation_assets.core.twin.generate import as_export_rows
@@ -256,3 +257,102 @@ def test_a_twin_that_misses_the_exports_holiday_fails_the_calendar_check(
     assert (
         not outcome.passed and detail["days"] >= 1 and detail["value"] > 1.0
     )  # the twin: twice the day's users
+
+
+def _perturbed(real: Prepared, rows: pl.DataFrame, g: np.random.Generator) -> pl.DataFrame:
+    """``rows`` (copies of ``real``'s users) moved in time: each user by up to an hour either way, each session's
+    start by up to a tenth of its nearer gap to a neighbouring session, each session's events stretched or
+    shrunk by up to a tenth about its start."""
+    s = real.sessions.sort("user", "start_ms").with_columns(
+        (pl.col("start_ms") - pl.col("start_ms").shift(1).over("user")).alias("before"),
+        (pl.col("start_ms").shift(-1).over("user") - pl.col("start_ms")).alias("after"),
+    )
+    near = s.select(pl.min_horizontal("before", "after").fill_null(0))["before"].to_numpy()
+    users = s["user"].unique().sort()
+    hour = pl.DataFrame({"user": users, "shift": g.uniform(-3.6e6, 3.6e6, users.len())})
+    moves = s.select(
+        pl.format("s-{}", pl.col("session")).alias("session_id"),
+        "user",
+        pl.col("start_ms").alias("s0"),
+        pl.Series("move", g.uniform(-0.1, 0.1, s.height) * near),
+        pl.Series("stretch", g.uniform(0.9, 1.1, s.height)),
+    ).join(hour, on="user")
+    t_ms = pl.col("timestamp").dt.epoch("ms")
+    moved = pl.col("s0") + pl.col("shift") + pl.col("move") + (t_ms - pl.col("s0")) * pl.col("stretch")
+    return (
+        rows.join(moves, on="session_id")
+        .with_columns(
+            pl.from_epoch(moved.cast(pl.Int64), time_unit="ms")
+            .dt.replace_time_zone("UTC")
+            .cast(rows["timestamp"].dtype)
+            .alias("timestamp")
+        )
+        .select(rows.columns)
+    )
+
+
+def _hide(own: pl.DataFrame, copies: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
+    """``own`` with ``share`` of its users replaced by as many users of ``copies``."""
+    g = np.random.default_rng(seed)
+    ids, copy_ids = own["distinct_id"].unique().sort(), copies["distinct_id"].unique().sort()
+    n = int(share * ids.len())
+    gone = g.choice(ids.to_numpy(), n, replace=False).tolist()
+    taken = g.choice(copy_ids.to_numpy(), n, replace=False).tolist()
+    return pl.concat(
+        [
+            own.filter(~pl.col("distinct_id").is_in(gone)),
+            copies.filter(pl.col("distinct_id").is_in(taken)).with_columns(
+                pl.col("timestamp").cast(own["timestamp"].dtype)
+            ),
+        ]
+    )
+
+
+def _rows(frame: pl.DataFrame, prefix: str) -> pl.DataFrame:
+    """The synthetic product's events as export rows (sessions found by inactivity), ids prefixed."""
+    return frame.select(
+        pl.lit(None, pl.String).alias("uuid"),
+        "event",
+        (prefix + pl.col("distinct_id")).alias("distinct_id"),
+        pl.lit(None, pl.String).alias("person_id"),
+        "timestamp",
+        pl.lit(None, pl.String).alias("session_id"),
+    )
+
+
+@pytest.fixture(scope="module")
+def product_and_sample() -> tuple[Prepared, pl.DataFrame]:
+    """2,000 users of the synthetic product, and as a twin that copies nobody, 2,000 other users of it."""
+    real = prepare(_rows(synthetic_events(users=2000, days=42, seed=7), ""), CFG)
+    return real, _rows(synthetic_events(users=2000, days=42, seed=8), "twin-")
+
+
+def test_a_twin_hiding_copies_moved_in_time_fails_the_membership_half(
+    product_and_sample: tuple[Prepared, pl.DataFrame],
+) -> None:
+    real, sample = product_and_sample
+    honest = dcr_test(real, prepare(sample, CFG))
+    assert checks.dcr_not_closer_than_holdout(honest).passed, honest
+    moved = _perturbed(real, _copies(real), np.random.default_rng(5))
+    report = dcr_test(real, prepare(_hide(sample, moved, 0.10, 3), CFG))
+    # Moved copies are identical to nobody, and too few to move the share nearer the training users ...
+    assert report.exact_copies <= 0.01 * report.twin_users and report.closer_to_training_share <= report.bound
+    # ... but each singles its original out: far more training users than holdout users have one twin user
+    # much nearer than any other.
+    assert report.training_singled_out_share > report.singled_out_share_max, report
+    assert not checks.dcr_not_closer_than_holdout(report).passed
+
+
+def test_copies_in_a_twin_run_longer_than_the_export_are_still_copies(
+    loaded: LoadedExport, twin_frame: pl.DataFrame
+) -> None:
+    real = loaded.prepared
+    own = as_export_rows(twin_frame).select(
+        "uuid", "event", "distinct_id", "person_id", "timestamp", "session_id"
+    )
+    days = dt.timedelta(days=real.window.days)
+    # The twin's own users go on for as many days again past the export's last day.
+    longer = pl.concat([own, own.with_columns(pl.col("timestamp") + days, pl.col("session_id") + "-later")])
+    report = dcr_test(real, prepare(_hide(longer, _copies(real), 0.05, 3), CFG))
+    assert report.exact_copies >= 0.04 * report.twin_users, report
+    assert not checks.dcr_not_closer_than_holdout(report).passed

@@ -40,16 +40,23 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
                  "--output", str(report_dir)]) == 0  # fmt: skip
     checks = json.loads((report_dir / "checks.json").read_text())
     assert set(checks) == {"per_user_distributions_ks", "profiles_tv", "retention_weeks_1_8", "tstr_churn_auc",
-                           "calendar_days", "twin_not_closer_than_holdout", "no_identifiers_copied"}  # fmt: skip
+                           "calendar_days", "carried_values", "version_mix", "twin_not_closer_than_holdout",
+                           "no_identifiers_copied"}  # fmt: skip
     # The check results are the reports' verdicts (on 400 users some fidelity bounds are tight: the
     # round-trip tests hold the targets on larger exports); the privacy checks hold here too.
     fidelity = json.loads((report_dir / "fidelity.json").read_text())
     kinds = {"ks": "per_user_distributions_ks", "tv": "profiles_tv", "retention": "retention_weeks_1_8",
-             "auc": "tstr_churn_auc", "calendar": "calendar_days"}  # fmt: skip
+             "auc": "tstr_churn_auc", "calendar": "calendar_days", "carried": "carried_values",
+             "versions": "version_mix"}  # fmt: skip
     for kind, check in kinds.items():
         assert checks[check] == all(c["passed"] for c in fidelity["comparisons"] if c["kind"] == kind)
     assert checks["twin_not_closer_than_holdout"] and checks["no_identifiers_copied"]
     assert "| sessions_per_week | ks |" in (report_dir / "report.md").read_text()
+    # This product carries no value on within sessions and rolls out no version: those checks pass and say so.
+    for name in ("carried_values", "version_mix"):
+        judged = next(c for c in fidelity["comparisons"] if c["name"] == name)
+        assert checks[name] and judged["detail"]["note"].startswith("not applicable"), judged
+        assert f"- {name}: not applicable" in (report_dir / "report.md").read_text()  # said beside the table
     # What the CLI ran is what the UI shows: three runs with the twin's assets and the checks' results.
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs()
@@ -132,7 +139,8 @@ def test_the_report_puts_identical_users_beside_the_holdouts_and_leaves_unmeasur
                               {"week": 7, "real": None, "twin": None}],
                 "dau_wau": {"real": 0.25, "twin": 0.23}}  # fmt: skip
     privacy = {"closer_to_training_share": 0.505, "bound": 0.55, "too_close_share": 0.04, "twin_users": 15070,
-               "holdout_users": 2950, "exact_copies": 1024, "holdout_exact_matches": 210,
+               "holdout_users": 2950, "exact_copies": 1024, "holdout_exact_matches": 210, "singled_out_cut": 0.51,
+               "training_singled_out_share": 0.052, "holdout_singled_out_share": 0.05, "singled_out_share_max": 0.063,
                "copied_identifiers": {"uuid": 0, "distinct_id": 0, "session_id": 0}}  # fmt: skip
     text = _markdown(fidelity, privacy, {"twin_not_closer_than_holdout": True})
     assert "| 1 | 0.152 | 0.152 |" in text and "| 6 |" not in text and "None" not in text
@@ -141,3 +149,4 @@ def test_the_report_puts_identical_users_beside_the_holdouts_and_leaves_unmeasur
         "1,024 of 15,070 (6.8 %); holdout users, never fitted, identical to one: 210 of 2,950 (7.1 %)" in text
     )
     assert "Real identifiers found in the twin: none" in text
+    assert "training users 5.2%, holdout users 5.0% (bound 6.3%" in text

@@ -231,7 +231,7 @@ def _dense_active_by_day(gen: Generator) -> list[np.ndarray]:
             odds = np.where(early, odds * factor, odds)
         factor = gen.calendar_activity.get(gen.start_day + d)
         odds = odds * factor if factor is not None else odds
-        state = alive & ((age == 0) | (age == pop.lifetime) | (g.random(n) < odds / (1 + odds)))
+        state = alive & ((age == 0) | (age == pop.last_visit) | (g.random(n) < odds / (1 + odds)))
         since = np.where(state, 0, since + 1)
         out.append(np.flatnonzero(state))
     return out

@@ -14,7 +14,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from simulation_assets.core.twin.fidelity import version_mix
+from simulation_assets.core.twin import checks
+from simulation_assets.core.twin.fidelity import FidelityReport, session_value_comparisons, version_mix
 from simulation_assets.core.twin.fit import fit
 from simulation_assets.core.twin.generate import Generator
 from simulation_assets.core.twin.spec import TwinSpec
@@ -85,8 +86,22 @@ def _twin(spec: TwinSpec) -> pl.DataFrame:
     return pl.concat([gen.day(start + dt.timedelta(days=d)) for d in range(spec.document.generation.days)])
 
 
+@pytest.fixture(scope="module")
+def rolled(version_spec: TwinSpec) -> pl.DataFrame:
+    """The twin of the export whose versions roll out."""
+    return _twin(version_spec)
+
+
+@pytest.fixture(scope="module")
+def flat(version_spec: TwinSpec) -> pl.DataFrame:
+    """The same twin drawing its versions from one mix for the whole window (the spec without its trends)."""
+    still = dataclasses.replace(version_spec, tables={**version_spec.tables,
+                                "property_trends": version_spec.tables["property_trends"].head(0)})  # fmt: skip
+    return _twin(still)
+
+
 def test_a_version_that_rolls_out_keeps_its_weekly_mix_and_users_never_go_back(
-    loaded: LoadedExport, version_spec: TwinSpec
+    loaded: LoadedExport, version_spec: TwinSpec, rolled: pl.DataFrame, flat: pl.DataFrame
 ) -> None:
     trends = version_spec.tables["property_trends"]
     assert set(trends["key"]) == {"$app_version"}  # plan, country, browser: one mix for the whole window
@@ -97,7 +112,7 @@ def test_a_version_that_rolls_out_keeps_its_weekly_mix_and_users_never_go_back(
         extra.property_sample,
         (pl.col("timestamp").dt.date() - pl.col("timestamp").dt.date().min()).dt.total_days(),
     )
-    twin = _twin(version_spec)
+    twin = rolled
     start = version_spec.document.generation.start
     twin_day = (pl.col("timestamp").dt.date() - pl.lit(start)).dt.total_days()
     mixed = weekly_mix(twin, twin_day)
@@ -105,13 +120,11 @@ def test_a_version_that_rolls_out_keeps_its_weekly_mix_and_users_never_go_back(
     tv = 0.5 * np.abs(real[:weeks] - mixed[:weeks]).sum(axis=1)
     assert tv.max() < 0.12, tv
     # One mix for the window (the spec without its trends) is far from every week but the middle ones.
-    still = dataclasses.replace(version_spec, tables={**version_spec.tables,
-                                "property_trends": version_spec.tables["property_trends"].head(0)})  # fmt: skip
-    flat = weekly_mix(_twin(still), twin_day)
-    assert (0.5 * np.abs(real[:weeks] - flat[:weeks]).sum(axis=1)).mean() > 0.3
+    one_mix = weekly_mix(flat, twin_day)
+    assert (0.5 * np.abs(real[:weeks] - one_mix[:weeks]).sum(axis=1)).mean() > 0.3
     # The report's figure says the same.
     assert version_mix(twin, trends, start)["tv"].max() < 0.12
-    assert version_mix(_twin(still), trends, start)["tv"].mean() > 0.3
+    assert version_mix(flat, trends, start)["tv"].mean() > 0.3
     # Users move to newer versions only.
     order = pl.col("$app_version").cast(pl.String).replace_strict(VERSIONS, list(range(len(VERSIONS))))
     steps = (
@@ -143,3 +156,27 @@ def test_a_week_s_share_of_a_version_counts_only_where_k_users_had_it() -> None:
         .item()
         > 0
     )
+
+
+def test_the_version_check_fails_a_twin_whose_versions_come_from_one_mix(
+    version_spec: TwinSpec, rolled: pl.DataFrame, flat: pl.DataFrame, spec: TwinSpec, twin_frame: pl.DataFrame
+) -> None:
+    doc = version_spec.document
+    users, start, days = doc.properties["sample_users"], doc.generation.start, doc.source.days
+    _, versions, (_, check) = session_value_comparisons(rolled, version_spec.tables, users, start, days)
+    assert check.name == "version_mix" and check.passed, check.detail
+    assert (
+        check.detail["weeks_judged"] == versions.height >= 9
+        and check.detail["mean"]["$app_version"]["mean_tv"] < 0.05
+    )
+    _, _, (_, failed) = session_value_comparisons(flat, version_spec.tables, users, start, days)
+    assert not failed.passed and failed.value > 0.3, failed.detail
+    assert failed.detail["mean"]["$app_version"]["mean_tv"] > failed.detail["mean"]["$app_version"]["bound"]
+    report = FidelityReport(0, 0, 0, [failed], *[pl.DataFrame()] * 4, {})
+    assert not checks.version_mix_followed(report).passed
+    # An export without a version that rolls out (nor values carried on): nothing to miss, both pass and say so.
+    plain = spec.document
+    _, _, judged = session_value_comparisons(twin_frame, spec.tables, plain.properties["sample_users"],
+                                             plain.generation.start, plain.source.days)  # fmt: skip
+    assert [c.passed for c in judged] == [True, True]
+    assert all(c.detail["note"].startswith("not applicable") for c in judged), judged

@@ -52,6 +52,17 @@ def calendar_days_followed(report: FidelityReport) -> Outcome:
     return _kind(report, "calendar")
 
 
+def carried_values_kept(report: FidelityReport) -> Outcome:
+    """Values a session carries on (a page-leave's URL its page's, a referrer the URL before): the export's share
+    of rows equal to their source within 0.05 or the two-sample noise, per event, key and source."""
+    return _kind(report, "carried")
+
+
+def version_mix_followed(report: FidelityReport) -> Outcome:
+    """Versions that roll out: each week's mix of a version key within 0.05 TV of the export's (or the noise)."""
+    return _kind(report, "versions")
+
+
 def dcr_not_closer_than_holdout(report: PrivacyReport) -> Outcome:
     """The twin is no nearer its training users than users it never saw."""
     return Outcome(report.passed, report.as_dict())

@@ -29,6 +29,7 @@ from simulation_assets.core.twin.properties import OTHER
 from simulation_assets.core.twin.sketch import draw_from_cdf
 from simulation_assets.core.twin.spec import ANY, FIRST, KINDS, REPEATS, START, Generation, TwinSpec
 
+MAX_SESSION_EVENTS = 2_000  # no twin session runs longer, whatever its spec says
 STATE_LOOKUP_MAX = 16_000_000  # (class, prev, cur) triples indexed directly up to this many (64 MB)
 
 
@@ -124,6 +125,13 @@ class CompiledSpec:
         # class x depth groups + group), factor [event x ELAPSED_BUCKETS + elapsed bucket].
         self.hazard_by_bucket = np.ascontiguousarray(self.hazard_odds.reshape(-1, len(BUCKETS)).T)
         self.elapsed_flat = self.elapsed_factor.ravel()
+        # Per chain (class x depth groups + group), the most events a session has: its class's longest in the
+        # export (older specs: no bound but the generator's own).
+        longest = [int(x) for x in self.spec.document.flow.get("longest_session", [])]
+        cap = np.array(longest if len(longest) == self.n_classes else [MAX_SESSION_EVENTS] * self.n_classes)
+        self.longest_by_chain = np.repeat(np.clip(cap, 1, MAX_SESSION_EVENTS), self.depth_groups).astype(
+            np.int64
+        )
         # Share of x -> x gaps, after an x -> x gap, that repeat the gap before (per event code).
         self.repeat_gap = np.zeros(size)
         for name, share in dict(self.spec.document.flow.get("repeated_gap_share", {})).items():
@@ -353,12 +361,17 @@ class CompiledSpec:
             arr = np.zeros(v)
             arr[[code[e] for e in part["event"].to_list()]] = part["carry_share"].to_numpy()
             self.carry[str(key)] = arr
+        # ... its chance of drawing again a value equal to that one (values that move on), and the chance the row
+        # before takes the event's only value (the page before a sign-up is the sign-up page).
+        self.avoid = _per_event(keys, "avoid_share", code, v)
+        self.back = _per_event(keys, "back_share", code, v)
         # Categorical keys: per key, the (event, value) rows sorted by event code, as alias tables (start,
         # size per event code; chance, alias per row), and the rows' values.
         cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
         self.cat_alias: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.cat_series: dict[str, pl.Series] = {}
         cat_text: dict[str, list[str]] = {}
+        self.cat_value_id: dict[str, np.ndarray] = {}  # per key, each table row's value as a number
         for (key,), part in cats.group_by("key", maintain_order=True):
             part = part.with_columns(
                 pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
@@ -369,6 +382,7 @@ class CompiledSpec:
                 pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
             )
             cat_text[str(key)] = values
+            self.cat_value_id[str(key)] = np.unique(np.array(values, dtype=object), return_inverse=True)[1]
         # The value columns with a null appended: a day's column is one gather, its null rows pointing past the values.
         self.const_padded = self.user_keys.padded
         self.cat_padded = {key: values.extend_constant(None, 1) for key, values in self.cat_series.items()}
@@ -713,6 +727,18 @@ def _alias_tables(
         for i in small + large:  # what is left holds 1 up to rounding
             chance[a + i] = 1.0
     return start, size, chance, alias
+
+
+def _per_event(keys: pl.DataFrame, column: str, code: dict[str, int], v: int) -> dict[str, np.ndarray]:
+    """Return, per key with a positive ``column`` on some event, that column by event code (0 elsewhere)."""
+    out: dict[str, np.ndarray] = {}
+    if column not in keys.columns:
+        return out
+    for (key,), part in keys.filter(pl.col(column) > 0).group_by("key", maintain_order=True):
+        arr = np.zeros(v)
+        arr[[code[e] for e in part["event"].to_list()]] = part[column].to_numpy()
+        out[str(key)] = arr
+    return out
 
 
 def _typed(values: pl.Series, kind: str) -> pl.Series:

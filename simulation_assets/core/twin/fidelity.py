@@ -54,6 +54,8 @@ TOP_TRANSITIONS = 20
 TOP_PATHS = 10
 MIN_CHURN_DAYS = 21  # shorter exports give a churn horizon under a week: the classifier is not measured
 PATH_LENGTH = 4
+CARRIED_MIN_SHARE = 0.05  # a value repeated on fewer rows on both sides says little (not reported)
+VERSION_DRAWS = 2_000  # draws of two weekly mixes of one population, for the TV's critical values
 
 
 @dataclass
@@ -613,7 +615,7 @@ def _median(x: np.ndarray) -> float | None:
 
 
 def carried_values(
-    events: pl.DataFrame, event_keys: pl.DataFrame, sources: pl.DataFrame | None = None, top: int = 12
+    events: pl.DataFrame, event_keys: pl.DataFrame, sources: pl.DataFrame | None = None, top: int | None = 12
 ) -> pl.DataFrame:
     """Return (event, key, source, lag, export, twin, rows): how often an event's value of a key is given by the
     session's current one (``source`` the key itself, ``lag`` 1) or by another key's (``sources``).
@@ -622,10 +624,13 @@ def carried_values(
     ``event_keys`` and ``sources``: the spec's tables, whose ``same_share`` is the share the fit measured on its
     sample of the export's users (rare values as ``other`` there and in the twin). Per row: the share of the
     event's rows, among those with a source value, equal to it: the same row's (lag 0) or the last one before
-    it in the session (lag 1); the ``top`` rows with the most twin rows.
+    it in the session (lag 1); the ``top`` rows with the most twin rows (every row: ``None``). ``users``: the
+    twin users with such rows; ``se``: the standard error of the twin's share over them (a user's rows are
+    not independent draws: a ratio estimate's spread over users, clustered by ``user_number`` or, without
+    it, ``distinct_id``).
     """
     schema = {"event": pl.String, "key": pl.String, "source": pl.String, "lag": pl.Int8, "export": pl.Float64,
-              "twin": pl.Float64, "rows": pl.Int64}  # fmt: skip
+              "twin": pl.Float64, "rows": pl.Int64, "users": pl.Int64, "se": pl.Float64}  # fmt: skip
     wanted = []
     if "same_share" in event_keys.columns:
         own = event_keys.drop_nulls("same_share")
@@ -646,57 +651,73 @@ def carried_values(
         return pl.DataFrame(schema=schema)
     order = ["$session_id", "timestamp", *(["sequence"] if "sequence" in events.columns else [])]
     keys = sorted(set(measured["key"]) | set(measured["source"]))
-    frame = events.select(list(dict.fromkeys([*order, "event", *keys])))  # (a key may be named as a column)
+    unit = next((c for c in ("user_number", "distinct_id") if c in events.columns), "$session_id")
+    frame = events.select(
+        list(dict.fromkeys([*order, unit, "event", *keys]))
+    )  # (a key may be named as a column)
     frame = frame.with_row_index("__i").sort([*order, "__i"])
     parts = []
     for (key, source, lag), part in measured.group_by("key", "source", "lag", maintain_order=True):
         given = pl.col(source).cast(pl.String)
         if lag == 1:
             given = given.shift(1).forward_fill().over("$session_id")
-        rows = frame.select("event", pl.col(key).cast(pl.String).alias("v"), given.alias("s")).drop_nulls(
-            ["v", "s"]
+        rows = frame.select(
+            "event", pl.col(unit).alias("u"), pl.col(key).cast(pl.String).alias("v"), given.alias("s")
+        ).drop_nulls(["v", "s"])
+        per_user = rows.group_by("event", "u").agg(
+            (pl.col("v") == pl.col("s")).sum().alias("y"), pl.len().alias("n")
         )
+        share = pl.col("y").sum() / pl.col("n").sum()
         parts.append(
-            rows.group_by("event").agg(
+            per_user.group_by("event").agg(
                 pl.lit(key).alias("key"), pl.lit(source).alias("source"), pl.lit(lag, pl.Int8).alias("lag"),
-                (pl.col("v") == pl.col("s")).mean().alias("twin"), pl.len().cast(pl.Int64).alias("rows"),
+                share.alias("twin"), pl.col("n").sum().cast(pl.Int64).alias("rows"), pl.len().alias("users"),
+                ((pl.col("y") - share * pl.col("n")) ** 2).sum().sqrt().truediv(pl.col("n").sum()).alias("se"),
             ).join(part.select("event", "export"), on="event", how="inner")
         )  # fmt: skip
     table = pl.concat(parts).select([pl.col(c).cast(t) for c, t in schema.items()])
-    table = table.filter(
-        pl.max_horizontal("export", "twin") >= 0.05
-    )  # (a value that never repeats says little)
-    return (
-        table.sort(["rows", "event", "key", "source"], descending=[True, False, False, False])
-        .head(top)
-        .with_columns(pl.col("export").round(4), pl.col("twin").round(4))
+    table = table.filter(pl.max_horizontal("export", "twin") >= CARRIED_MIN_SHARE)
+    table = table.sort(["rows", "event", "key", "source"], descending=[True, False, False, False])
+    return (table if top is None else table.head(top)).with_columns(
+        pl.col("export").round(4), pl.col("twin").round(4), pl.col("se").round(5)
     )
 
 
 def version_mix(events: pl.DataFrame, trends: pl.DataFrame, start: dt.date) -> pl.DataFrame:
-    """Return (key, week, export, twin, tv, sessions): each week's mix of a version key that rolls out.
+    """Return (key, week, export, twin, tv, sessions, effective): each week's mix of a version key that rolls out.
 
     ``events``: the twin's events from ``start`` (its first day); ``trends``: the spec's ``property_trends``
     (each 7-day block's mix over the sessions of the fit's sample of the export). Per key and week, the
     twin's mix over its sessions (a session's first value) beside the export's, as the shares of the newest
-    value (``export``, ``twin``) and the total-variation distance over every value (``tv``).
+    value (``export``, ``twin``) and the total-variation distance over every value (``tv``). A user's
+    sessions of a week mostly share a version, so the week's mix is worth fewer draws than its sessions:
+    ``effective`` is Kish's effective sample size over the users, (sum of their sessions)^2 / sum of squares.
     """
     schema = {"key": pl.String, "week": pl.Int32, "export": pl.Float64, "twin": pl.Float64, "tv": pl.Float64,
-              "sessions": pl.Int64}  # fmt: skip
+              "sessions": pl.Int64, "effective": pl.Float64}  # fmt: skip
+    unit = next((c for c in ("user_number", "distinct_id") if c in events.columns), "$session_id")
     parts = []
     for (key,), real in trends.group_by("key", maintain_order=True):
         if key not in events.columns:
             continue
         blocks = int(real["block"].max()) + 1  # type: ignore[arg-type]
         day = (pl.col("timestamp").min().dt.date() - pl.lit(start)).dt.total_days()
-        twin = (
+        sessions = (
             events.drop_nulls(key)
             .group_by("$session_id")
-            .agg(day.alias("day"), pl.col(key).first().cast(pl.String).alias("value"))
+            .agg(day.alias("day"), pl.col(unit).first().alias("u"), pl.col(key).first().cast(pl.String).alias("value"))
             .with_columns((pl.col("day") // 7).clip(0, blocks - 1).cast(pl.Int16).alias("block"))
-            .group_by("block", "value")
+        )  # fmt: skip
+        twin = (
+            sessions.group_by("block", "value")
             .agg(pl.len().alias("n"))
             .with_columns((pl.col("n") / pl.col("n").sum().over("block")).alias("twin"))
+        )
+        effective = (
+            sessions.group_by("block", "u")
+            .agg(pl.len().alias("m"))
+            .group_by("block")
+            .agg((pl.col("m").sum().cast(pl.Float64) ** 2 / (pl.col("m") ** 2).sum()).alias("effective"))
         )
         both = real.join(twin, on=["block", "value"], how="full", coalesce=True).with_columns(
             pl.col("share").fill_null(0.0), pl.col("twin").fill_null(0.0), pl.col("n").fill_null(0)
@@ -711,11 +732,140 @@ def version_mix(events: pl.DataFrame, trends: pl.DataFrame, start: dt.date) -> p
                 pl.col("n").sum().alias("sessions"),
             )
             .filter(pl.col("sessions") > 0)
+            .join(effective, on="block", how="left")
             .select(
-                pl.lit(key).alias("key"), pl.col("block").alias("week"), "export", "twin", "tv", "sessions"
+                pl.lit(key).alias("key"), pl.col("block").alias("week"), "export", "twin", "tv", "sessions",
+                "effective",
             )
-        )
+        )  # fmt: skip
     if not parts:
         return pl.DataFrame(schema=schema)
     table = pl.concat([p.select([pl.col(c).cast(t) for c, t in schema.items()]) for p in parts])
-    return table.sort("key", "week").with_columns(pl.col("export", "twin", "tv").round(4))
+    return table.sort("key", "week").with_columns(
+        pl.col("export", "twin", "tv").round(4), pl.col("effective").round(1)
+    )
+
+
+def carried_values_comparison(
+    table: pl.DataFrame,
+    sample_users: int,
+    twin_users: int,
+    targets: Targets,
+    missing: list[str] | None = None,
+) -> Comparison:
+    """Return the check of the values sessions carry on: every row of :func:`carried_values` (all of them).
+
+    A row's share is a yes-or-no mix, so its gap is that mix's total-variation distance: within the TV
+    target, or when larger within the two-sample critical value. The twin's side has its own standard
+    error over its users (``se``); the export's side is the fit's sample of ``sample_users`` users, whose
+    error is the twin's scaled to as many users (the spread per user being the same when the twin is
+    right). z makes the largest of the rows' gaps exceed its bound 5 % of the time (Bonferroni). An export
+    without such values passes with a "not applicable" note; one whose keys the twin lacks (``missing``)
+    fails with a "not measured" note.
+    """
+    name, tolerance = "carried_values", targets.tv_max
+    if missing:
+        return Comparison(name, "carried", float("nan"), tolerance, False,
+                          {"note": f"not measured: the twin has no {', '.join(sorted(missing))}"})  # fmt: skip
+    if table.is_empty():
+        return Comparison(name, "carried", 0.0, tolerance, True,
+                          {"note": "not applicable: the export carries no value on within its sessions"})  # fmt: skip
+    gaps = (table["export"] - table["twin"]).abs().to_numpy()
+    scale = np.sqrt(1.0 + max(twin_users, 1) / max(sample_users, 1))
+    z = float(norm.ppf(1 - 0.025 / table.height))
+    critical = z * table["se"].fill_null(0.0).to_numpy() * scale
+    bounds = np.maximum(tolerance, critical)
+    worst = int(np.argmax(gaps - bounds))
+    row = table.row(worst, named=True)
+    return Comparison(name, "carried", round(float(gaps[worst]), 4), round(float(bounds[worst]), 4),
+                      bool((gaps <= bounds).all()), {"rows_judged": table.height, "worst": {
+                          k: row[k] for k in ("event", "key", "source", "lag", "export", "twin")},
+                          "largest_gap": round(float(gaps.max()), 4), "mean_gap": round(float(gaps.mean()), 4),
+                          "critical_5pct": round(float(critical[worst]), 4), "sample_users": sample_users,
+                          "failing": table.filter(pl.Series(gaps > bounds)).select("event", "key", "source", "lag",
+                                                                                    "export", "twin").to_dicts()})  # fmt: skip
+
+
+def version_mix_comparison(
+    table: pl.DataFrame, trends: pl.DataFrame, sample_users: int, twin_users: int, targets: Targets, seed: int
+) -> Comparison:
+    """Return the check of the versions that roll out: each week's mix (:func:`version_mix`) and their mean.
+
+    Per key and week, the TV between the twin's mix and the export's within the TV target or, when larger,
+    the two-sample critical value: the distance two mixes drawn from the export's week exceed (the twin's
+    side as many draws as its ``effective`` size, the export's the same scaled to the fit's ``sample_users``),
+    at a 5 % chance for the largest of the weeks (Bonferroni); per key, the mean TV over its weeks within the
+    target or the 95th percentile of the mean of those draws. An export without a version that rolls out
+    passes with a "not applicable" note; a twin without the key's values fails with "not measured".
+    """
+    name, tolerance = "version_mix", targets.tv_max
+    if trends.is_empty():
+        return Comparison(name, "versions", 0.0, tolerance, True,
+                          {"note": "not applicable: no version key rolls out in the export"})  # fmt: skip
+    missing = sorted(set(trends["key"]) - set(table["key"]))
+    if missing:
+        return Comparison(name, "versions", float("nan"), tolerance, False,
+                          {"note": f"not measured: the twin has no values of {', '.join(missing)}"})  # fmt: skip
+    g = rng_mod.stream(seed, "twin", "fidelity", "versions")
+    level = 1 - 0.05 / table.height
+    rows, means = [], {}
+    for (key,), weeks in table.group_by("key", maintain_order=True):
+        real = trends.filter(pl.col("key") == key)
+        draws = []
+        for week, tv, effective in weeks.select("week", "tv", "effective").iter_rows():
+            p = real.filter(pl.col("block") == week).sort("rank")["share"].to_numpy().astype(np.float64)
+            p = p / p.sum() if p.sum() > 0 else np.full(p.size, 1.0 / p.size)
+            n_twin = max(1, round(effective or 1.0))
+            n_real = max(1, round((effective or 1.0) * sample_users / max(twin_users, 1)))
+            a = g.multinomial(n_real, p, VERSION_DRAWS) / n_real
+            b = g.multinomial(n_twin, p, VERSION_DRAWS) / n_twin
+            null = 0.5 * np.abs(a - b).sum(axis=1)
+            draws.append(null)
+            critical = float(np.quantile(null, level))
+            rows.append((key, week, tv, critical, max(tolerance, critical)))
+        mean_critical = float(np.quantile(np.mean(draws, axis=0), 0.95))
+        means[key] = {"mean_tv": round(float(weeks["tv"].mean()), 4),  # type: ignore[arg-type]
+                      "bound": round(max(tolerance, mean_critical), 4), "critical_5pct": round(mean_critical, 4)}  # fmt: skip
+    over = np.array([tv - bound for _, _, tv, _, bound in rows])
+    worst = rows[int(np.argmax(over))]
+    mean_ok = all(m["mean_tv"] <= m["bound"] for m in means.values())
+    return Comparison(name, "versions", round(float(worst[2]), 4), round(float(worst[4]), 4),
+                      bool((over <= 0).all() and mean_ok), {"weeks_judged": len(rows), "worst_key": worst[0],
+                      "worst_week": int(worst[1]), "critical_5pct": round(worst[3], 4), "mean": means,
+                      "largest_tv": round(float(max(r[2] for r in rows)), 4),
+                      "sample_users": sample_users,
+                      "failing_weeks": [{"key": k, "week": int(w), "tv": t, "bound": round(b, 4)}
+                                        for k, w, t, _, b in rows if t > b]})  # fmt: skip
+
+
+def session_value_comparisons(
+    events: pl.DataFrame,
+    tables: dict[str, pl.DataFrame],
+    sample_users: int,
+    start: dt.date,
+    days: int,
+    targets: Targets | None = None,
+    seed: int = 42,
+) -> tuple[pl.DataFrame, pl.DataFrame, list[Comparison]]:
+    """Return (carried values, version mixes, their two checks) of the twin's ``events`` against the spec's
+    ``tables``, on the export's ``days`` from the twin's first day ``start`` (the days both cover)."""
+    targets = targets or Targets()
+    inside = events.filter(pl.col("timestamp").dt.date() < start + dt.timedelta(days=days))
+    users = int(inside["user_number" if "user_number" in inside.columns else "distinct_id"].n_unique())
+    keys, sources = tables["event_keys"], tables.get("property_sources")
+    carried = carried_values(inside, keys, sources, top=None)
+    own = (
+        keys.filter(pl.col("same_share") >= CARRIED_MIN_SHARE)
+        if "same_share" in keys.columns
+        else keys.head(0)
+    )
+    wanted = own["key"].to_list()
+    if sources is not None and sources.height:
+        wanted += [*sources["key"], *sources["source"]]
+    missing = sorted({k for k in wanted if k not in inside.columns}) if inside.height else []
+    trends = tables.get("property_trends", pl.DataFrame())
+    versions = version_mix(inside, trends, start) if trends.height else pl.DataFrame()
+    return carried, versions, [
+        carried_values_comparison(carried, sample_users, users, targets, missing),
+        version_mix_comparison(versions, trends, sample_users, users, targets, seed),
+    ]  # fmt: skip

@@ -23,6 +23,7 @@ session ranks within a day, and property keys.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -44,7 +45,7 @@ from simulation_assets.core.twin.activity import (
     clock_time,
 )
 from simulation_assets.core.twin.arrivals import day_blocks, with_calendar
-from simulation_assets.core.twin.compiled import CompiledSpec
+from simulation_assets.core.twin.compiled import MAX_SESSION_EVENTS, CompiledSpec
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket, time_bucket
@@ -52,12 +53,17 @@ from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import draw_from_cdf, sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import KINDS, START, TwinSpec
 
-MAX_SESSION_EVENTS = 2_000
 EPOCH = dt.date(1970, 1, 1)
 
 
 def day_number(day: dt.date) -> int:
     return (day - EPOCH).days
+
+
+# A weekday below this share of its class's average day is a quiet one: a life that ends on it was last
+# seen on a busier day before (a weekday multiplier's sampling noise is a few per cent; a B2B tool's
+# weekend is a tenth of its weekdays).
+QUIET_WEEKDAY = 0.8
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,8 @@ class Population:
     cls: np.ndarray  # class
     kind: np.ndarray  # 0 new, 1 backlog
     first: np.ndarray  # first day, as generated-day offset
-    lifetime: np.ndarray  # days from first to last active day (may run past the generated days)
+    lifetime: np.ndarray  # days from first day to leaving (may run past the generated days)
+    last_visit: np.ndarray  # age of the last sure visit: the lifetime or a day before it
     rate: np.ndarray  # chance of coming back on an alive day
     identified: np.ndarray  # arrives anonymous, identified on the first day
     depth_u: np.ndarray  # the uniform draw that picks the user's session-depth group (see Generator.depth)
@@ -150,6 +157,7 @@ class Generator(CompiledSpec):
             else:
                 extra = np.floor(np.log(np.maximum(u_tail[m], 1e-300)) / np.log1p(-h)).astype(np.int64)
             lifetime[m] += np.where(beyond, extra, 0)
+        last_visit = self._last_visits(cls, first, lifetime)
         band = np.searchsorted(LIFE_BANDS, np.minimum(lifetime, days - 1 - first), side="right") - 1
         alpha, beta = self.beta_life[cls, kind, band, 0], self.beta_life[cls, kind, band, 1]
         rate = g.beta(np.maximum(alpha, 1e-6), np.maximum(beta, 1e-6))
@@ -166,8 +174,32 @@ class Generator(CompiledSpec):
         depth_u = g.random(n)
         pace_u = g.random(n)
         streak = sample_sketch(self.streak_q, cls, g.random(n))
-        return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, rate=rate,
-                          identified=identified, depth_u=depth_u, constant_codes=codes, pace_u=pace_u, streak=streak)  # fmt: skip
+        return Population(cls=cls.astype(np.int16), kind=kind, first=first, lifetime=lifetime, last_visit=last_visit,
+                          rate=rate, identified=identified, depth_u=depth_u, constant_codes=codes, pace_u=pace_u,
+                          streak=streak)  # fmt: skip
+
+    def _last_visits(self, cls: np.ndarray, first: np.ndarray, lifetime: np.ndarray) -> np.ndarray:
+        """Return each life's last sure visit: its last day, or the latest day before it the user comes on.
+
+        A life's last day is always active, but not on any weekday: a business tool's trial that ends on a
+        Saturday was last used on the Friday. Going back from the last day, a day is taken with its weekday's
+        multiplier over ``QUIET_WEEKDAY`` times the class's average, an ordinary day always (its own stream;
+        so at most six days back, and a class without quiet weekdays keeps every last day). The survival
+        curves are calibrated on the visits this gives.
+        """
+        n = len(cls)
+        g = rng_mod.stream(self.seed, "twin", "last-visit", n)
+        average = np.maximum(self.weekday_mult.mean(axis=1, keepdims=True), 1e-12)
+        taking = np.minimum(self.weekday_mult / (QUIET_WEEKDAY * average), 1.0)
+        if (taking >= 1.0).all():
+            return lifetime.copy()
+        back = np.zeros(n, np.int64)
+        open_ = np.ones(n, bool)
+        for k in range(7):
+            take = open_ & (g.random(n) < taking[cls, weekday(self.start_day + first + lifetime - k)])
+            back[take] = k
+            open_ &= ~take
+        return np.maximum(lifetime - back, 0)
 
     @cached_property
     def active_by_day(self) -> list[np.ndarray]:
@@ -178,7 +210,7 @@ class Generator(CompiledSpec):
         visit also by the user's own streak factor; on the first days of age by the class's factor
         of that day; in each week of the run by the user's factor of that week, exp(s z - s^2 / 2) with s the
         class's ``week_spread`` and z drawn per user and week from a stream of its own); the first and the
-        last day of a life are always active.
+        last sure visit of a life (see :meth:`_last_visits`) are always active.
         """
         pop = self.population
         g = rng_mod.stream(self.seed, "twin", "activity", self.gen.users)
@@ -210,8 +242,8 @@ class Generator(CompiledSpec):
             if factor is not None:  # a holiday keeps users away, a sale brings them back
                 odds = odds * factor
             chance = odds / (1 + odds)
-            # A life's first day (whatever ``since`` holds then) and last day are always active.
-            state = (age == 0) | (age == pop.lifetime[who]) | (draw[who] < chance)
+            # A life's first day (whatever ``since`` holds then) and its last sure visit are always active.
+            state = (age == 0) | (age == pop.last_visit[who]) | (draw[who] < chance)
             since[who] = np.where(state, 0, was + 1)
             out.append(who[state])
         return out
@@ -408,7 +440,7 @@ class Generator(CompiledSpec):
                 # ... its log odds shifted by the time the session has lasted.
                 shift = self.elapsed_flat[cur * ELAPSED_BUCKETS + elapsed_bucket(elapsed[live])]
                 odds = self.hazard_by_bucket[bucket][chain * size + cur] * shift
-                stay = g.random(live.size) * (1 + odds) >= odds
+                stay = (g.random(live.size) * (1 + odds) >= odds) & (step < self.longest_by_chain[chain])
                 live, prev, cur, chain, run = live[stay], prev[stay], cur[stay], chain[stay], run[stay]
                 if live.size == 0:
                     break
@@ -640,8 +672,18 @@ class Generator(CompiledSpec):
                     rows, pos, e_rows = rows[hit], pos[hit], e_rows[hit]
                 if key in self.sources:
                     self._copy_sources(key, rows, e_rows, pos, drawn, e_sess, g)
+                source = None
                 if key in self.carry and key not in self.follows:
-                    pos = _carry_on(pos, self.carry[key][e_rows], e_sess[rows], g)
+                    source = _carry_source(self.carry[key][e_rows], e_sess[rows], g)
+                if key in self.avoid and key not in self.follows:
+                    alias, value_id = self.cat_alias[key], self.cat_value_id[key]
+                    pos = _avoid_repeats(pos, value_id[pos], self.avoid[key][e_rows], e_sess[rows], g,
+                                         lambda i: _alias_draw(alias, e_rows[i], g.random(i.size)),  # noqa: B023
+                                         value_id, source)  # fmt: skip
+                if source is not None:
+                    pos = pos[source]
+                if key in self.back:
+                    pos = _back_fill(pos, self.back[key][e_rows], e_sess[rows], g)
                 if followed.size:
                     rows, pos = np.r_[followed_rows, rows], np.r_[followed, pos]
                 if key in kept:
@@ -653,8 +695,16 @@ class Generator(CompiledSpec):
                 sketch_row = row_of[e_rows]
                 ok = sketch_row >= 0
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
+                source = None
                 if key in self.carry:  # the number its session is on (a video's duration)
-                    x = _carry_on(x, self.carry[key][e_rows[ok]], e_sess[rows[ok]], g)
+                    source = _carry_source(self.carry[key][e_rows[ok]], e_sess[rows[ok]], g)
+                if key in self.avoid and kind == "integer":  # a progress that moves on: not the same twice
+                    x, in_table = np.round(x), sketch_row[ok]
+                    x = _avoid_repeats(x, x, self.avoid[key][e_rows[ok]], e_sess[rows[ok]], g,
+                                       lambda i: np.round(sample_sketch(q, in_table[i], g.random(i.size))),  # noqa: B023
+                                       None, source)  # fmt: skip
+                if source is not None:
+                    x = x[source]
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         self._roll_out(out, user_no, offset)
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
@@ -896,9 +946,10 @@ def _alias_draw(
     return np.where(x - i < chance[entry], entry, alias[entry])
 
 
-def _carry_on(pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.random.Generator) -> np.ndarray:
-    """Return drawn values ``pos`` (rows in session order) with each row taking, with ``chance``, the value of
-    the row before it in its session instead: a page-leave leaves the page its session is on.
+def _carry_source(chance: np.ndarray, session: np.ndarray, g: np.random.Generator) -> np.ndarray | None:
+    """Return, per row (in session order), the row whose value it takes: itself, or with ``chance`` the row
+    before it in its session (a page-leave leaves the page its session is on); ``None`` when every row keeps
+    its own.
 
     A run of rows that carry ends at the last row that kept its own draw (a forward fill): one pass.
     """
@@ -908,9 +959,82 @@ def _carry_on(pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.ra
     if unsure.size:
         own[unsure] = g.random(unsure.size) >= chance[unsure]
     if own.all():
+        return None
+    return np.maximum.accumulate(np.where(own, np.arange(own.size), 0))
+
+
+AVOID_DRAWS = 8  # draws a row may take to find a value other than the one before (then it keeps its own)
+
+
+def _avoid_repeats(
+    pos: np.ndarray,
+    value: np.ndarray,
+    chance: np.ndarray,
+    session: np.ndarray,
+    g: np.random.Generator,
+    draw: Callable[[np.ndarray], np.ndarray],
+    value_of: np.ndarray | None,
+    source: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return drawn values ``pos`` (rows in session order; ``value``: what each stands for) where, with
+    ``chance``, a row whose value equals the final one of the row before it in its session takes another
+    value instead: the first of ``AVOID_DRAWS`` further draws (``draw`` of row indices, repeated) that differs,
+    so a draw from the event's mix without the value before (a video's progress moves on). ``value_of``: the
+    value each drawn position stands for (``None``: the positions are the values).
+
+    A row is compared with the row before's final value, which may itself be another draw, or, on a row that
+    carries its value on, the value of the row it carries (``source``: each row's, from :func:`_carry_source`;
+    the caller then takes ``pos[source]``, so a page-leave leaves the page as it ends up): the rows are
+    settled in passes until none changes (a pass settles at least one more row of every session).
+    """
+    if pos.size < 2:
         return pos
-    source = np.maximum.accumulate(np.where(own, np.arange(pos.size), 0))
-    return pos[source]
+    first = np.r_[True, session[1:] != session[:-1]]
+    maybe = np.flatnonzero(~first & (chance > 0))
+    if not maybe.size:
+        return pos
+    maybe = maybe[g.random(maybe.size) < chance[maybe]]
+    src = np.arange(pos.size) if source is None else source
+    maybe = maybe[src[maybe] == maybe]  # (a row that carries the value before keeps it)
+    # Only a row equal to the row before's own draw, or after a row that may change, can need another value.
+    may_change = np.zeros(pos.size, np.bool_)
+    may_change[maybe] = True
+    before_row = src[maybe - 1]
+    keep = (value[maybe] == value[before_row]) | may_change[before_row]
+    maybe, before_row = maybe[keep], before_row[keep]
+    if not maybe.size:
+        return pos
+    others = draw(np.tile(maybe, AVOID_DRAWS)).reshape(AVOID_DRAWS, maybe.size).T  # (rows, draws): one call
+    other_values = others if value_of is None else value_of[others]
+    out, final = pos.copy(), value.copy()
+    own_value, rows = value[maybe], np.arange(maybe.size)
+    for _ in range(pos.size):
+        before = final[before_row]
+        differs = other_values != before[:, None]
+        pick = np.argmax(differs, axis=1)
+        swap = (own_value == before) & differs.any(axis=1)
+        new_final = np.where(swap, other_values[rows, pick], own_value)
+        if np.array_equal(new_final, final[maybe]):
+            break
+        final[maybe] = new_final
+        out[maybe] = np.where(swap, others[rows, pick], pos[maybe])
+    return out
+
+
+def _back_fill(
+    pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.random.Generator
+) -> np.ndarray:
+    """Return drawn values ``pos`` (rows in session order) where, with each row's ``chance``, the row before it in
+    its session takes its value: an event of one value (a sign-up) comes after a row of that value (its page)."""
+    if pos.size < 2:
+        return pos
+    rows = np.flatnonzero(np.r_[False, session[1:] == session[:-1]] & (chance > 0))
+    rows = rows[g.random(rows.size) < chance[rows]]
+    if not rows.size:
+        return pos
+    out = pos.copy()
+    out[rows - 1] = pos[rows]
+    return out
 
 
 def _numbers(x: np.ndarray, rows: np.ndarray, n: int, integer: bool) -> pl.Series:

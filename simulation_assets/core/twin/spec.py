@@ -95,13 +95,17 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "log_seconds": pl.Float64(),
     },
     # same_share: the export's share of the event's rows equal to the session's previous value of the key;
-    # carry_share: the chance the twin copies that value instead of drawing (absent in older specs: 0).
+    # carry_share: the chance the twin copies that value instead of drawing; avoid_share: the chance it draws
+    # again a value equal to it; back_share: the chance the row before takes an event's only value (absent in
+    # older specs: 0).
     "event_keys": {
         "event": pl.String(),
         "key": pl.String(),
         "present_share": pl.Float64(),
         "same_share": pl.Float64(),
         "carry_share": pl.Float64(),
+        "avoid_share": pl.Float64(),
+        "back_share": pl.Float64(),
     },
     "event_categories": {
         "event": pl.String(),
@@ -335,7 +339,11 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
         if name == "event_keys":  # written before values were carried within sessions: every row drawn
             frame = frame.with_columns(
                 *[pl.lit(None, pl.Float64).alias(c) for c in ("same_share",) if c not in frame.columns],
-                *[pl.lit(0.0).alias(c) for c in ("carry_share",) if c not in frame.columns],
+                *[
+                    pl.lit(0.0).alias(c)
+                    for c in ("carry_share", "avoid_share", "back_share")
+                    if c not in frame.columns
+                ],
             )
         if name == "user_pace" and "band" not in frame.columns:  # one sketch for every user
             frame = frame.with_columns(pl.lit(0, pl.Int16).alias("band"))
