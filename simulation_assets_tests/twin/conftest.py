@@ -58,6 +58,13 @@ def generate_all(spec: TwinSpec) -> pl.DataFrame:
     return pl.concat(days, how="diagonal_relaxed")
 
 
+def twin_days(spec: TwinSpec, days: int = 14) -> pl.DataFrame:
+    """Return the twin's events of the spec's first ``days`` days."""
+    gen = Generator(spec)
+    start = spec.document.generation.start
+    return pl.concat([gen.day(start + dt.timedelta(days=d)) for d in range(days)])
+
+
 def block_sessions(
     active: np.ndarray,
     g: np.random.Generator,

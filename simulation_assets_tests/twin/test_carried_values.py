@@ -13,7 +13,6 @@ two ``other`` rows in a row are 12 % of the rows), a like always on the article 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
 import numpy as np
 import polars as pl
@@ -21,11 +20,10 @@ import pytest
 
 from simulation_assets.core.twin.fidelity import carried_values, session_value_comparisons
 from simulation_assets.core.twin.fit import fit
-from simulation_assets.core.twin.generate import Generator
 from simulation_assets.core.twin.properties import sample_sessions
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
-from simulation_assets_tests.twin.conftest import CFG
+from simulation_assets_tests.twin.conftest import CFG, twin_days
 
 STEPS = ["intro", "middle", "outro"]
 SCREENS = ["home", "list", "detail", "search"]
@@ -97,12 +95,6 @@ def moving_spec(loaded: LoadedExport) -> TwinSpec:
     return fit(extra.prepared, extra.property_sample, extra.key_stats, CFG, "events.csv")
 
 
-def _twin_days(spec: TwinSpec, days: int = 14) -> pl.DataFrame:
-    gen = Generator(spec)
-    start = spec.document.generation.start
-    return pl.concat([gen.day(start + dt.timedelta(days=d)) for d in range(days)])
-
-
 def _without(spec: TwinSpec, column: str) -> TwinSpec:
     keys = spec.tables["event_keys"].with_columns(pl.lit(0.0).alias(column))
     return dataclasses.replace(spec, tables={**spec.tables, "event_keys": keys})
@@ -122,13 +114,13 @@ def test_values_that_move_on_repeat_as_seldom_as_in_the_export(moving_spec: Twin
     busy = keys.filter(pl.col("event").is_in(["report_viewed", "post_viewed", "login", "dashboard"]))
     assert busy.height == 8 and (busy["same_share"] - STAY).abs().max() < 0.06  # type: ignore[operator]
     assert (busy["carry_share"] == 0).all() and (busy["avoid_share"] > 0.2).all(), busy
-    twin = _twin_days(moving_spec)
+    twin = twin_days(moving_spec)
     measured = carried_values(twin, moving_spec.tables["event_keys"], top=None).filter(
         pl.col("key").is_in(["step", "progress"]) & (pl.col("rows") > 1_000)
     )
     assert measured.height >= 8 and ((measured["twin"] - measured["export"]).abs() < 0.04).all(), measured
     # Drawn afresh on every row, the twin repeats a third of the time.
-    plain = carried_values(_twin_days(_without(moving_spec, "avoid_share")), moving_spec.tables["event_keys"],
+    plain = carried_values(twin_days(_without(moving_spec, "avoid_share")), moving_spec.tables["event_keys"],
                            top=None).filter(pl.col("key").is_in(["step", "progress"]) & (pl.col("rows") > 1_000))  # fmt: skip
     assert ((plain["twin"] - plain["export"]) > 0.08).all(), plain
 
@@ -138,19 +130,19 @@ def test_an_event_of_one_value_comes_after_a_row_of_that_value(moving_spec: Twin
     exports = keys.filter(pl.col("event") == "export_clicked")
     assert exports["same_share"].item() > 0.99 and exports["back_share"].item() > 0.99
     assert (keys.filter(pl.col("event") != "export_clicked")["back_share"] == 0).all()
-    twin = _twin_days(moving_spec)
+    twin = twin_days(moving_spec)
     assert _before_export(twin) > 0.97
     # The screens' own mix is kept: "export" on the rows before export rows only.
     shares = (
         twin.filter(pl.col("event") == "report_viewed")["screen"].cast(pl.String).value_counts(normalize=True)
     )
     assert dict(shares.iter_rows()).get("export", 0.0) < 0.1
-    assert _before_export(_twin_days(_without(moving_spec, "back_share"))) < 0.3
+    assert _before_export(twin_days(_without(moving_spec, "back_share"))) < 0.3
     # The check sees both: it passes on the twin and fails on the twin without either.
     start, users = moving_spec.document.generation.start, moving_spec.document.properties["sample_users"]
     _, _, (kept, _) = session_value_comparisons(twin, moving_spec.tables, users, start, 14)
     assert kept.passed, kept.detail
-    lost = _twin_days(_without(_without(moving_spec, "back_share"), "avoid_share"))
+    lost = twin_days(_without(_without(moving_spec, "back_share"), "avoid_share"))
     _, _, (missed, _) = session_value_comparisons(lost, moving_spec.tables, users, start, 14)
     failing = {(row["event"], row["key"]) for row in missed.detail["failing"]}
     assert (
@@ -164,7 +156,7 @@ def test_rare_values_in_a_row_are_not_the_same_value(moving_spec: TwinSpec) -> N
     )
     # The export's share is measured on the articles as read, not on "other" beside "other" (about 0.16).
     assert 0.02 < keys["same_share"].item() < 0.07 and keys["avoid_share"].item() > 0.6, keys
-    twin = _twin_days(moving_spec)
+    twin = twin_days(moving_spec)
     measured = carried_values(twin, moving_spec.tables["event_keys"], top=None).filter(
         (pl.col("key") == "article") & (pl.col("rows") > 1_000)
     )
@@ -178,7 +170,7 @@ def test_rare_values_in_a_row_are_not_the_same_value(moving_spec: TwinSpec) -> N
     )
     assert again.filter(pl.col("event") != "liked")["same"].mean() < 0.07  # type: ignore[operator]
     # The twin writes "other" for every rare article: drawn afresh, two in a row are a repeat in its events.
-    plain = carried_values(_twin_days(_without(moving_spec, "avoid_share")), moving_spec.tables["event_keys"],
+    plain = carried_values(twin_days(_without(moving_spec, "avoid_share")), moving_spec.tables["event_keys"],
                            top=None).filter((pl.col("key") == "article") & (pl.col("rows") > 1_000)
                                                 & (pl.col("event") != "liked"))  # fmt: skip
     assert plain.height >= 5 and ((plain["twin"] - plain["export"]) > 0.08).all(), plain

@@ -28,7 +28,7 @@ from simulation_assets.core.twin.generate import Generator
 from simulation_assets.core.twin.properties import sample_sessions
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
-from simulation_assets_tests.twin.conftest import CFG
+from simulation_assets_tests.twin.conftest import CFG, twin_days
 
 URLS = [f"https://app.example/page/{i}" for i in range(12)]
 AREAS = ["top", "middle", "bottom"]  # pages 0-3, 4-7, 8-11
@@ -130,12 +130,6 @@ def visit_spec(loaded: LoadedExport) -> TwinSpec:
     return fit(extra.prepared, extra.property_sample, extra.key_stats, CFG, "events.csv")
 
 
-def _twin_days(spec: TwinSpec, days: int = 14) -> pl.DataFrame:
-    gen = Generator(spec)
-    start = spec.document.generation.start
-    return pl.concat([gen.day(start + dt.timedelta(days=d)) for d in range(days)])
-
-
 def _values_per(frame: pl.DataFrame, unit: str, key: str) -> pl.DataFrame:
     return (
         frame.drop_nulls(key)
@@ -160,7 +154,7 @@ def test_keys_kept_for_a_visit_are_fitted_per_session_and_a_measurement_is_not(v
 
 
 def test_the_twin_holds_one_value_per_session_and_several_per_user(visit_spec: TwinSpec) -> None:
-    twin = _twin_days(visit_spec)
+    twin = twin_days(visit_spec)
     assert twin.schema["screen_width"] == pl.Int64 and isinstance(twin.schema["theme"], pl.Enum)
     for key in ("theme", "screen_width"):
         per_session = _values_per(twin, "$session_id", key)
@@ -184,7 +178,7 @@ def test_without_times_in_the_sample_the_same_keys_change_inside_sessions(loaded
     extra = _with_visit_keys(loaded)
     spec = fit(extra.prepared, extra.property_sample.drop("timestamp"), extra.key_stats, CFG, "events.csv")
     assert spec.document.properties["session_constants"] == []
-    twin = _twin_days(spec, days=7)
+    twin = twin_days(spec, days=7)
     per_session = _values_per(twin, "$session_id", "theme").filter(pl.col("rows") >= 4)
     assert float((per_session["values"] > 1).mean()) > 0.8  # drawn per event: the twin's sessions flip
 
@@ -210,7 +204,7 @@ def test_a_key_that_follows_another_is_drawn_through_it(visit_spec: TwinSpec) ->
     assert props["follows"] == {"page_area": "page_url"}  # the section agrees only 80 %: drawn on its own
     lookup = visit_spec.tables["property_lookups"]
     assert lookup.height == len(URLS) and set(lookup["parent"]) == {"page_url"}
-    twin = _twin_days(visit_spec)
+    twin = twin_days(visit_spec)
     pages = twin.drop_nulls("page_url")
     assert pages.height > 10_000 and pages["page_area"].null_count() == 0  # on the same rows as its URL
     pairs = pages.select(pl.col("page_url").cast(pl.String), pl.col("page_area").cast(pl.String)).unique()
@@ -247,13 +241,13 @@ def test_a_device_a_user_keeps_between_visits_is_kept_in_the_twin(
     real = _next_session_same(
         sample_sessions(rows, CFG.idle_minutes), "user", "session", "timestamp", "device"
     )
-    twin = _twin_days(visit_spec)
+    twin = twin_days(visit_spec)
     kept = _next_session_same(twin, "user_number", "$session_id", "timestamp", "device")
     assert real > 0.6 and abs(kept - real) < 0.08, (real, kept)
     # Without the user's own device every visit draws afresh: the twin's users hop between devices.
     plain = dataclasses.replace(visit_spec, document=visit_spec.document.model_copy(
         update={"properties": {**props, "session_sticky_share": 0.0}}))  # fmt: skip
-    hopping = _next_session_same(_twin_days(plain), "user_number", "$session_id", "timestamp", "device")
+    hopping = _next_session_same(twin_days(plain), "user_number", "$session_id", "timestamp", "device")
     assert hopping < real - 0.2, (real, hopping)
 
 
@@ -267,7 +261,7 @@ def test_an_event_on_a_page_carries_the_page_its_session_is_on(
     )
     # A page event's page is drawn afresh (the same as the one before only by chance).
     assert (keys.filter(pl.col("event").is_in(PAGE_EVENTS))["carry_share"] < 0.05).all()
-    twin = _twin_days(visit_spec)
+    twin = twin_days(visit_spec)
     measured = carried_values(twin, visit_spec.tables["event_keys"], top=100).filter(
         pl.col("key") == "current_page"
     )
@@ -298,7 +292,7 @@ def test_a_page_event_names_the_page_its_session_was_on_before(visit_spec: TwinS
     assert set(sources["event"]) <= set(PAGE_EVENTS) and sources.height >= 3
     assert (sources["source"] == "current_page").all() and (sources["lag"] == 1).all()
     assert (sources["copy_share"] > 0.95).all()
-    twin = _twin_days(visit_spec)
+    twin = twin_days(visit_spec)
     measured = carried_values(
         twin, visit_spec.tables["event_keys"], visit_spec.tables["property_sources"], top=200
     )
@@ -312,7 +306,7 @@ def test_a_number_an_event_shares_with_its_page_is_carried_on_too(visit_spec: Tw
     keys = visit_spec.tables["event_keys"].filter(pl.col("key") == "page_seconds")
     on_page = keys.filter(~pl.col("event").is_in(PAGE_EVENTS))
     assert on_page.height >= 3 and (on_page["carry_share"] > 0.99).all()
-    twin = _twin_days(visit_spec)
+    twin = twin_days(visit_spec)
     measured = carried_values(twin, visit_spec.tables["event_keys"], top=200).filter(
         pl.col("key") == "page_seconds"
     )
@@ -323,7 +317,7 @@ def test_a_number_an_event_shares_with_its_page_is_carried_on_too(visit_spec: Tw
 def test_the_carried_values_check_fails_a_twin_that_draws_each_event_s_value_afresh(
     visit_spec: TwinSpec,
 ) -> None:
-    twin = _twin_days(visit_spec)
+    twin = twin_days(visit_spec)
     start, users = visit_spec.document.generation.start, visit_spec.document.properties["sample_users"]
     carried, _, (check, _) = session_value_comparisons(twin, visit_spec.tables, users, start, 14)
     assert {"current_page", "came_from", "page_seconds"} <= set(carried["key"])
