@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -56,6 +57,20 @@ def generate_all(spec: TwinSpec) -> pl.DataFrame:
     g = spec.document.generation
     days = [gen.day(g.start + dt.timedelta(days=i)) for i in range(g.days)]
     return pl.concat(days, how="diagonal_relaxed")
+
+
+def with_keys(loaded: LoadedExport, sample: pl.DataFrame, types: dict[str, str]) -> LoadedExport:
+    """Return ``loaded`` with ``sample`` as its property sample and key statistics for ``types`` (key: DuckDB
+    type) on every one of its events, as if the export's rows had carried those keys."""
+    stats = pl.DataFrame(
+        [
+            {"event": e, "key": key, "rows": 1000, "event_rows": 1000, "share": 1.0, "types": kind}
+            for e in sample["event"].unique().to_list()
+            for key, kind in types.items()
+        ],
+        schema=loaded.key_stats.schema,
+    )
+    return dataclasses.replace(loaded, property_sample=sample, key_stats=pl.concat([loaded.key_stats, stats]))
 
 
 def twin_days(spec: TwinSpec, days: int = 14) -> pl.DataFrame:

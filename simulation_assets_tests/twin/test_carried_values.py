@@ -23,7 +23,7 @@ from simulation_assets.core.twin.fit import fit
 from simulation_assets.core.twin.properties import sample_sessions
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
-from simulation_assets_tests.twin.conftest import CFG, twin_days
+from simulation_assets_tests.twin.conftest import CFG, twin_days, with_keys
 
 STEPS = ["intro", "middle", "outro"]
 SCREENS = ["home", "list", "detail", "search"]
@@ -73,20 +73,9 @@ def _with_moving_keys(loaded: LoadedExport) -> LoadedExport:
         pl.when(liked).then(None).otherwise(pl.col("article")).forward_fill().over("session").alias("article")
     )
     sample = rows.sort("__i").drop("__i", "user", "session")
-    stats = pl.DataFrame(
-        [
-            {"event": e, "key": key, "rows": 1000, "event_rows": 1000, "share": 1.0, "types": types}
-            for e in sample["event"].unique().to_list()
-            for key, types in (
-                ("step", "VARCHAR"),
-                ("progress", "BIGINT"),
-                ("screen", "VARCHAR"),
-                ("article", "VARCHAR"),
-            )  # fmt: skip
-        ],
-        schema=loaded.key_stats.schema,
+    return with_keys(
+        loaded, sample, {"step": "VARCHAR", "progress": "BIGINT", "screen": "VARCHAR", "article": "VARCHAR"}
     )
-    return dataclasses.replace(loaded, property_sample=sample, key_stats=pl.concat([loaded.key_stats, stats]))
 
 
 @pytest.fixture(scope="module")

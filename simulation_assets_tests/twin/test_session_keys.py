@@ -28,7 +28,7 @@ from simulation_assets.core.twin.generate import Generator
 from simulation_assets.core.twin.properties import sample_sessions
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
-from simulation_assets_tests.twin.conftest import CFG, twin_days
+from simulation_assets_tests.twin.conftest import CFG, twin_days, with_keys
 
 URLS = [f"https://app.example/page/{i}" for i in range(12)]
 AREAS = ["top", "middle", "bottom"]  # pages 0-3, 4-7, 8-11
@@ -101,27 +101,11 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
         .alias("page_seconds")
     )
     sample = sample.with_columns(on_page["current_page"], came_from["came_from"], seconds["page_seconds"])
-    events = sample["event"].unique().to_list()
-    stats = pl.DataFrame(
-        [
-            {"event": e, "key": key, "rows": 1000, "event_rows": 1000, "share": 1.0, "types": types}
-            for e in events
-            for key, types in (
-                ("theme", "VARCHAR"),
-                ("screen_width", "UBIGINT"),
-                ("click_x", "DOUBLE"),
-                ("page_url", "VARCHAR"),
-                ("page_area", "VARCHAR"),
-                ("section", "VARCHAR"),
-                ("device", "VARCHAR"),
-                ("current_page", "VARCHAR"),
-                ("came_from", "VARCHAR"),
-                ("page_seconds", "DOUBLE"),
-            )  # fmt: skip
-        ],
-        schema=loaded.key_stats.schema,
-    )
-    return dataclasses.replace(loaded, property_sample=sample, key_stats=pl.concat([loaded.key_stats, stats]))
+    return with_keys(loaded, sample, {
+        "theme": "VARCHAR", "screen_width": "UBIGINT", "click_x": "DOUBLE", "page_url": "VARCHAR",
+        "page_area": "VARCHAR", "section": "VARCHAR", "device": "VARCHAR", "current_page": "VARCHAR",
+        "came_from": "VARCHAR", "page_seconds": "DOUBLE",
+    })  # fmt: skip
 
 
 @pytest.fixture(scope="module")

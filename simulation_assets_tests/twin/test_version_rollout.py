@@ -20,7 +20,7 @@ from simulation_assets.core.twin.fit import fit
 from simulation_assets.core.twin.generate import Generator
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
-from simulation_assets_tests.twin.conftest import CFG
+from simulation_assets_tests.twin.conftest import CFG, with_keys
 
 VERSIONS = ["3.0.2", "3.1.0", "3.2.0", "3.3.1"]
 RELEASED = [0, 14, 35, 56]  # days of the window
@@ -43,21 +43,7 @@ def with_versions(loaded: LoadedExport) -> LoadedExport:
     first = sample["timestamp"].dt.date().min()
     day = (sample["timestamp"].dt.date() - first).dt.total_days().to_numpy()  # type: ignore[operator]
     sample = sample.with_columns(pl.Series("$app_version", app_versions(sample["distinct_id"], day)))
-    stats = pl.DataFrame(
-        [
-            {
-                "event": e,
-                "key": "$app_version",
-                "rows": 1000,
-                "event_rows": 1000,
-                "share": 1.0,
-                "types": "VARCHAR",
-            }
-            for e in sample["event"].unique().to_list()
-        ],
-        schema=loaded.key_stats.schema,
-    )
-    return dataclasses.replace(loaded, property_sample=sample, key_stats=pl.concat([loaded.key_stats, stats]))
+    return with_keys(loaded, sample, {"$app_version": "VARCHAR"})
 
 
 def weekly_mix(frame: pl.DataFrame, day: pl.Expr, key: str = "$app_version") -> np.ndarray:
