@@ -969,7 +969,9 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
     (``avoid_share``). An event of
     one value whose rows follow rows of that value (a sign-up on the sign-up page, the page before it the
     same page) cannot carry anything: there the row before takes the event's value, with chance M
-    (``back_share``), so the twin's page before a sign-up is the sign-up page as the export's is.
+    (``back_share``), so the twin's page before a sign-up is the sign-up page as the export's is, also
+    where a few rows before are elsewhere (c < 1; taken for a carry of (M - c) / (1 - c) = 0, the twin's
+    page before a SaaS's sign-up was its sign-up page 0.014 of the time, the export's 0.999).
     """
     schema = {"event": pl.String, "key": pl.String, "same_share": pl.Float64, "carry_share": pl.Float64,
               "avoid_share": pl.Float64, "back_share": pl.Float64}  # fmt: skip
@@ -1000,20 +1002,21 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
             .group_by("event")
             .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
         )
-        values = own.group_by("event").agg(pl.len().alias("values"))
+        values = own.group_by("event").agg(pl.len().alias("values"), (pl.col("value").cast(pl.String) == OTHER).any().alias("rare"))
         part = (
             same.join(chance, on="event", how="left")
             .join(values, on="event", how="left")
             .with_columns(pl.col("c").fill_null(0.0) * by_chance)
         )
-        one_value = pl.col("c") >= 1 - 1e-9
+        # One value (not the rare values' ``other``): nothing to carry, even where a few rows before differ.
+        one_value = (pl.col("c") >= 1 - 1e-9) | ((pl.col("values") == 1) & ~pl.col("rare"))
         carry = pl.when(~one_value).then(
             ((pl.col("same_share") - pl.col("c")) / (1 - pl.col("c"))).clip(0.0, 1.0)
         )
         avoid = pl.when(pl.col("same_share") < pl.col("c")).then(
             (1 - pl.col("same_share") / pl.col("c")).clip(0.0, 1.0)
         )
-        back = pl.when(one_value & (pl.col("values") == 1)).then(pl.col("same_share"))
+        back = pl.when(one_value & (pl.col("values") == 1) & ~pl.col("rare")).then(pl.col("same_share"))
         parts.append(
             part.select(
                 "event",
