@@ -627,7 +627,7 @@ def carried_values(
     it in the session (lag 1); the ``top`` rows with the most twin rows (every row: ``None``). ``users``: the
     twin users with such rows; ``se``: the standard error of the twin's share over them (a user's rows are
     not independent draws: a ratio estimate's spread over users, clustered by ``user_number`` or, without
-    it, ``distinct_id``).
+    it, ``distinct_id``; at least that of as many independent rows at the export's share).
     """
     schema = {"event": pl.String, "key": pl.String, "source": pl.String, "lag": pl.Int8, "export": pl.Float64,
               "twin": pl.Float64, "rows": pl.Int64, "users": pl.Int64, "se": pl.Float64}  # fmt: skip
@@ -676,6 +676,10 @@ def carried_values(
             ).join(part.select("event", "export"), on="event", how="inner")
         )  # fmt: skip
     table = pl.concat(parts).select([pl.col(c).cast(t) for c, t in schema.items()])
+    # Never below a binomial draw of the row's count at the export's share: the spread over users is nil when
+    # the twin has one user of the row or all its rows agree (a one-row comparison judged with no noise).
+    binomial = (pl.col("export") * (1 - pl.col("export")) / pl.col("rows").clip(1)).sqrt()
+    table = table.with_columns(pl.max_horizontal("se", binomial).alias("se"))
     table = table.filter(pl.max_horizontal("export", "twin") >= CARRIED_MIN_SHARE)
     table = table.sort(["rows", "event", "key", "source"], descending=[True, False, False, False])
     return (table if top is None else table.head(top)).with_columns(

@@ -1002,7 +1002,9 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
             .group_by("event")
             .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
         )
-        values = own.group_by("event").agg(pl.len().alias("values"), (pl.col("value").cast(pl.String) == OTHER).any().alias("rare"))
+        values = own.group_by("event").agg(
+            pl.len().alias("values"), (pl.col("value").cast(pl.String) == OTHER).any().alias("rare")
+        )
         part = (
             same.join(chance, on="event", how="left")
             .join(values, on="event", how="left")
