@@ -20,7 +20,7 @@ import pytest
 
 from simulation_assets.core.twin.fidelity import carried_values, session_value_comparisons
 from simulation_assets.core.twin.fit import fit
-from simulation_assets.core.twin.properties import sample_sessions
+from simulation_assets.core.twin.properties import _carried_shares, sample_sessions
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
 from simulation_assets_tests.twin.conftest import CFG, twin_days, with_keys
@@ -123,7 +123,7 @@ def test_an_event_of_one_value_comes_after_a_row_of_that_value(moving_spec: Twin
     # The share of rows before it on its value is the chance the twin's row before takes it, even when a few
     # are not (before, only an export where every row before was on it had any: 0 here).
     same = exports["same_share"].item()
-    assert abs(same - (1 - ELSEWHERE)) < 0.02 and exports["back_share"].item() == pytest.approx(same), exports
+    assert abs(same - (1 - ELSEWHERE)) < 0.02 and exports["back_share"].item() > same - 0.02, exports
     assert (keys.filter(pl.col("event") != "export_clicked")["back_share"] == 0).all()
     twin = twin_days(moving_spec)
     assert abs(_before_export(twin) - same) < 0.03
@@ -169,3 +169,22 @@ def test_rare_values_in_a_row_are_not_the_same_value(moving_spec: TwinSpec) -> N
                            top=None).filter((pl.col("key") == "article") & (pl.col("rows") > 1_000)
                                                 & (pl.col("event") != "liked"))  # fmt: skip
     assert plain.height >= 5 and ((plain["twin"] - plain["export"]) > 0.08).all(), plain
+
+
+def test_a_row_before_takes_an_event_s_one_value_only_where_its_own_event_would_not_give_it() -> None:
+    # A game: a level's start comes after a lobby screen or a level's end (both on the level screen: its row
+    # before is on it half the time with nothing carried); a purchase after a screen that is the shop one time
+    # in five otherwise. Taken onto the row before with the purchase's chance M, the lobby before a level's
+    # start became a level screen (a $screen never on it) a third of the time.
+    one = [("$screen", "lobby"), ("level_start", "level"), ("level_complete", "level"), ("level_start", "level"),
+           ("level_failed", "level"), ("$screen", "shop"), ("iap_purchase", "shop"), ("$screen", "lobby"),
+           ("$screen", "lobby"), ("$screen", "lobby")]  # fmt: skip
+    sessions = 200
+    rows = pl.DataFrame({
+        "row": np.arange(sessions * len(one)), "session": np.repeat(np.arange(sessions), len(one)),
+        "event": [e for e, _ in one] * sessions, "value": [v for _, v in one] * sessions,
+    })  # fmt: skip
+    shares = {r["event"]: r for r in _carried_shares({"screen": rows}).iter_rows(named=True)}
+    assert shares["level_start"]["same_share"] == 0.5
+    assert shares["level_start"]["back_share"] == 0.0, shares["level_start"]
+    assert shares["iap_purchase"]["same_share"] == 1.0 and shares["iap_purchase"]["back_share"] == 1.0

@@ -968,10 +968,13 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
     value other than the previous one where its draw equals it, so M = c (1 - s) and s = 1 - M / c
     (``avoid_share``). An event of
     one value whose rows follow rows of that value (a sign-up on the sign-up page, the page before it the
-    same page) cannot carry anything: there the row before takes the event's value, with chance M
-    (``back_share``), so the twin's page before a sign-up is the sign-up page as the export's is, also
-    where a few rows before are elsewhere (c < 1; taken for a carry of (M - c) / (1 - c) = 0, the twin's
-    page before a SaaS's sign-up was its sign-up page 0.014 of the time, the export's 0.999).
+    same page) cannot carry anything: there the row before takes the event's value, with chance
+    b = (M - o) / (1 - o) (``back_share``), o the chance it has it from its own event's mix alone (a
+    level's start after a level's end, both on the level screen, needs nothing; a purchase after a screen
+    that is the shop one time in ten needs most), so the twin's page before a sign-up is the sign-up page as
+    the export's is, also where a few rows before are elsewhere (c < 1; taken for a carry of
+    (M - c) / (1 - c) = 0, the twin's page before a SaaS's sign-up was its sign-up page 0.014 of the time,
+    the export's 0.999; with b = M, a game's lobby screens before a level's start became level screens).
     """
     schema = {"event": pl.String, "key": pl.String, "same_share": pl.Float64, "carry_share": pl.Float64,
               "avoid_share": pl.Float64, "back_share": pl.Float64}  # fmt: skip
@@ -982,6 +985,7 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
         rows = rows.sort("row").with_columns(
             pl.when(in_session).then(pl.col("value").shift(1)).alias("prev"),
             pl.when(in_session).then(pl.col(raw).shift(1)).alias("prev_raw"),
+            pl.when(in_session).then(pl.col("event").shift(1)).alias("prev_event"),
         )
         pairs = rows.drop_nulls("prev")
         if pairs.is_empty():
@@ -992,6 +996,14 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
             .agg(pl.len().alias("n"))
             .with_columns((pl.col("n") / pl.col("n").sum().over("event")).alias("p"))
         )
+        # The chance the row before has the row's value from its own event's mix alone (a level's start after
+        # a level's end is on the level screen whatever carries it): what a back-fill need not add.
+        by_own = (
+            pairs.join(own.select(pl.col("event").alias("prev_event"), "value", pl.col("p").alias("by_own")),
+                       on=["prev_event", "value"], how="left")
+            .group_by("event")
+            .agg(pl.col("by_own").fill_null(0.0).mean())
+        )  # fmt: skip
         before = (
             pairs.group_by("event", pl.col("prev").alias("value"))
             .agg(pl.len().alias("m"))
@@ -1008,6 +1020,7 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
         part = (
             same.join(chance, on="event", how="left")
             .join(values, on="event", how="left")
+            .join(by_own, on="event", how="left")
             .with_columns(pl.col("c").fill_null(0.0) * by_chance)
         )
         # One value (not the rare values' ``other``): nothing to carry, even where a few rows before differ.
@@ -1018,7 +1031,9 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
         avoid = pl.when(pl.col("same_share") < pl.col("c")).then(
             (1 - pl.col("same_share") / pl.col("c")).clip(0.0, 1.0)
         )
-        back = pl.when(one_value & (pl.col("values") == 1) & ~pl.col("rare")).then(pl.col("same_share"))
+        back = pl.when(
+            one_value & (pl.col("values") == 1) & ~pl.col("rare") & (pl.col("by_own") < 1 - 1e-9)
+        ).then(((pl.col("same_share") - pl.col("by_own")) / (1 - pl.col("by_own"))).clip(0.0, 1.0))
         parts.append(
             part.select(
                 "event",
