@@ -20,6 +20,7 @@ import pytest
 
 from simulation_assets.core.twin.fidelity import carried_values, session_value_comparisons
 from simulation_assets.core.twin.fit import fit
+from simulation_assets.core.twin.generate import _back_fill
 from simulation_assets.core.twin.properties import _carried_shares, sample_sessions
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
@@ -188,3 +189,30 @@ def test_a_row_before_takes_an_event_s_one_value_only_where_its_own_event_would_
     assert shares["level_start"]["same_share"] == 0.5
     assert shares["level_start"]["back_share"] == 0.0, shares["level_start"]
     assert shares["iap_purchase"]["same_share"] == 1.0 and shares["iap_purchase"]["back_share"] == 1.0
+
+
+def test_a_row_before_whose_event_never_has_the_value_keeps_its_own() -> None:
+    # A timesheet tool: a sheet is submitted on the timesheet page after a page view of it, or after a payroll
+    # export, which is always on the approvals page. The submission's row before is its page half the time;
+    # only the page views may take it, so they take it every time (b = (M - o) / (a - o) = 1, not 1/3).
+    one = [("$pageview", "timesheet"), ("sheet_submitted", "timesheet"), ("$pageview", "approvals"),
+           ("payroll_exported", "approvals"), ("sheet_submitted", "timesheet")]  # fmt: skip
+    rows = pl.DataFrame({
+        "row": np.arange(100 * len(one)), "session": np.repeat(np.arange(100), len(one)),
+        "event": [e for e, _ in one] * 100, "value": [v for _, v in one] * 100,
+    })  # fmt: skip
+    shares = {r["event"]: r for r in _carried_shares({"url": rows}).iter_rows(named=True)}
+    assert shares["sheet_submitted"]["same_share"] == 0.5 and shares["sheet_submitted"]["back_share"] == 1.0
+    # In the twin the payroll export keeps its page; a page view before a submission takes the timesheet's.
+    code = {"$pageview": 0, "payroll_exported": 1, "sheet_submitted": 2}
+    pairs = np.array([0 * 2 + 0, 0 * 2 + 1, 1 * 2 + 0, 2 * 2 + 1])  # (event, value): approvals 0, timesheet 1
+    value_id = np.array(
+        [0, 1, 0, 1]
+    )  # table rows: pageview approvals, pageview timesheet, payroll, submitted
+    event = np.array(
+        [code[e] for e in ["$pageview", "sheet_submitted", "payroll_exported", "sheet_submitted"]]
+    )
+    pos = np.array([0, 3, 2, 3])
+    chance = np.array([0.0, 1.0, 0.0, 1.0])
+    out = _back_fill(pos, chance, np.array([0, 0, 1, 1]), np.random.default_rng(1), event, value_id, pairs)
+    assert out.tolist() == [3, 3, 2, 3]  # the page view takes the timesheet page; the payroll export does not

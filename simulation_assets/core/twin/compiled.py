@@ -372,6 +372,7 @@ class CompiledSpec:
         self.cat_series: dict[str, pl.Series] = {}
         cat_text: dict[str, list[str]] = {}
         self.cat_value_id: dict[str, np.ndarray] = {}  # per key, each table row's value as a number
+        self.cat_pairs: dict[str, np.ndarray] = {}
         for (key,), part in cats.group_by("key", maintain_order=True):
             part = part.with_columns(
                 pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
@@ -383,6 +384,9 @@ class CompiledSpec:
             )
             cat_text[str(key)] = values
             self.cat_value_id[str(key)] = np.unique(np.array(values, dtype=object), return_inverse=True)[1]
+            # The (event code, value) pairs the key's table has, as sorted codes: which events may take a value.
+            ids = self.cat_value_id[str(key)]
+            self.cat_pairs[str(key)] = np.unique(part["e"].to_numpy() * (int(ids.max(initial=0)) + 1) + ids)
         # The value columns with a null appended: a day's column is one gather, its null rows pointing past the values.
         self.const_padded = self.user_keys.padded
         self.cat_padded = {key: values.extend_constant(None, 1) for key, values in self.cat_series.items()}

@@ -969,9 +969,11 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
     (``avoid_share``). An event of
     one value whose rows follow rows of that value (a sign-up on the sign-up page, the page before it the
     same page) cannot carry anything: there the row before takes the event's value, with chance
-    b = (M - o) / (1 - o) (``back_share``), o the chance it has it from its own event's mix alone (a
+    b = (M - o) / (a - o) (``back_share``), o the chance it has it from its own event's mix alone (a
     level's start after a level's end, both on the level screen, needs nothing; a purchase after a screen
-    that is the shop one time in ten needs most), so the twin's page before a sign-up is the sign-up page as
+    that is the shop one time in ten needs most) and a the share of rows before whose event has the value in
+    its mix (only those take it: a payroll export, always on the approvals page, is not moved to the
+    timesheet page by the sign-off that follows it), so the twin's page before a sign-up is the sign-up page as
     the export's is, also where a few rows before are elsewhere (c < 1; taken for a carry of
     (M - c) / (1 - c) = 0, the twin's page before a SaaS's sign-up was its sign-up page 0.014 of the time,
     the export's 0.999; with b = M, a game's lobby screens before a level's start became level screens).
@@ -1002,7 +1004,7 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
             pairs.join(own.select(pl.col("event").alias("prev_event"), "value", pl.col("p").alias("by_own")),
                        on=["prev_event", "value"], how="left")
             .group_by("event")
-            .agg(pl.col("by_own").fill_null(0.0).mean())
+            .agg(pl.col("by_own").fill_null(0.0).mean(), (pl.col("by_own").fill_null(0.0) > 0).mean().alias("can"))
         )  # fmt: skip
         before = (
             pairs.group_by("event", pl.col("prev").alias("value"))
@@ -1031,9 +1033,10 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
         avoid = pl.when(pl.col("same_share") < pl.col("c")).then(
             (1 - pl.col("same_share") / pl.col("c")).clip(0.0, 1.0)
         )
-        back = pl.when(
-            one_value & (pl.col("values") == 1) & ~pl.col("rare") & (pl.col("by_own") < 1 - 1e-9)
-        ).then(((pl.col("same_share") - pl.col("by_own")) / (1 - pl.col("by_own"))).clip(0.0, 1.0))
+        room = pl.col("can") - pl.col("by_own")  # the rows before whose event may take the value, less o
+        back = pl.when(one_value & (pl.col("values") == 1) & ~pl.col("rare") & (room > 1e-9)).then(
+            ((pl.col("same_share") - pl.col("by_own")) / room).clip(0.0, 1.0)
+        )
         parts.append(
             part.select(
                 "event",
