@@ -667,6 +667,11 @@ class Generator(CompiledSpec):
                     rows, e_rows, followed_rows, followed = rows[own], e_rows[own], rows[~own], looked[~own]
                 # Alias draws (two lookups a row): the value's row of the (event, value) table.
                 pos = _alias_draw(self.cat_alias[key], e_rows, g.random(rows.size))
+                if key in self.entry_alias and rows.size:  # a session's first row with the key: its own mix
+                    alias, has = self.entry_alias[key]
+                    opens = np.r_[True, e_sess[rows[1:]] != e_sess[rows[:-1]]] & has[e_rows]
+                    at = np.flatnonzero(opens)
+                    pos[at] = _alias_draw(alias, e_rows[at], g.random(at.size))
                 hit = self.cat_alias[key][1][e_rows] > 0  # events with values
                 if not hit.all():
                     rows, pos, e_rows = rows[hit], pos[hit], e_rows[hit]

@@ -149,6 +149,8 @@ GROUP_COLUMNS = r"^\$groups$|^\$groups\.|^\$group_[0-4]$"
 FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has the value its lookup gives
 # A version (an app's, an SDK's): digits in two to four parts, an optional leading v and suffix (4.12.0-beta.1).
 VERSION_PATTERN = r"^[vV]?[0-9]+(?:\.[0-9]+){1,3}(?:[-+._ ][0-9A-Za-z.+-]*)?$"
+ENTRY_TV = 0.1  # a session's first rows keep their own mix when it is this far from the later rows' (or more)
+ENTRY_MIN_ROWS = 30  # ... and each side has this many rows or more
 TREND_TV = 0.1  # a version key rolls out when its first and last weeks' mixes are this far apart (or more)
 
 
@@ -160,8 +162,8 @@ class PropertyModel:
     combo_share: float  # chance a user takes a whole combination (else per-key marginals)
     marginals: pl.DataFrame  # key, value, share
     event_keys: pl.DataFrame  # event, key, present_share, same_share, carry_share, avoid_share, back_share
-    # (see _carried_shares)
-    categories: pl.DataFrame  # event, key, value, share
+    # (see _carried_shares), entry_rows (see _entry_mixes)
+    categories: pl.DataFrame  # event, key, value, share, entry_share
     numbers: pl.DataFrame  # event, key, level, value
     dropped: list[dict[str, str]] = field(default_factory=list)
     urls_trimmed: int = 0
@@ -515,6 +517,11 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         pl.col("carry_share", "avoid_share", "back_share").fill_null(0.0)
     )
     follows, lookups = _lookups(per_event)
+    entry_shares, entry_rows = _entry_mixes(
+        {key: rows for key, rows in in_sessions.items() if key not in follows}
+    )
+    categories = categories.join(entry_shares, on=["event", "key", "value"], how="left")
+    event_keys = event_keys.join(entry_rows, on=["event", "key"], how="left")
     sources = _copied_from(in_sessions, event_keys, set(follows))
     # Where another key gives the value, the key does not carry its own on (that is what the other key said).
     event_keys = event_keys.join(sources.select("event", "key", pl.lit(True).alias("__src")), on=["event", "key"],
@@ -1052,6 +1059,66 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], flat: float = 0.0) -> 
             )
         )  # fmt: skip
     return _concat(parts, schema).sort("event", "key")  # type: ignore[arg-type]
+
+
+def _entry_mixes(in_sessions: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (event, key, value, entry_share) and (event, key, entry_rows): the mix of a key on the first row
+    of each session that carries it, where that differs from the mix on the session's later rows.
+
+    A visit opens from outside and goes on inside: 98 % of a streaming site's sessions open on a page view
+    whose referring domain is ``$direct``, and almost every later page view's is the site's own. Drawn from
+    the event's whole mix, the first page view came from inside the site as often as any other. Per (event,
+    key), the first rows' shares p1 (N1 rows) and the later rows' p2 (N2 rows) are kept apart when their total
+    variation is ``ENTRY_TV`` or more and three times what two samples of one mix would give (half the sum
+    over values of sqrt(p (1 - p) (1/N1 + 1/N2)), p pooled), with ``ENTRY_MIN_ROWS`` rows on each side.
+    ``entry_rows`` is N1 / (N1 + N2): the twin draws the first rows from ``entry_share`` and the others from
+    the later mix, (share - entry_rows * entry_share) / (1 - entry_rows), so the event's whole mix holds.
+    The values are the event's own (rare ones already ``other``): no value is kept that the mix lacks.
+    """
+    c_schema = {"event": pl.String, "key": pl.String, "value": pl.String, "entry_share": pl.Float64}
+    k_schema = {"event": pl.String, "key": pl.String, "entry_rows": pl.Float64}
+    c_parts, k_parts = [], []
+    for key, rows in sorted(in_sessions.items()):
+        first = (pl.col("session") != pl.col("session").shift(1)).fill_null(True)
+        counts = (
+            rows.sort("row")
+            .with_columns(first.alias("first"))
+            .group_by("event", "value")
+            .agg(pl.col("first").sum().alias("n1"), (~pl.col("first")).sum().alias("n2"))
+            .with_columns(
+                pl.col("n1").sum().over("event").alias("N1"), pl.col("n2").sum().over("event").alias("N2")
+            )
+            .filter((pl.col("N1") >= ENTRY_MIN_ROWS) & (pl.col("N2") >= ENTRY_MIN_ROWS))
+        )
+        if counts.is_empty():
+            continue
+        p1, p2 = pl.col("n1") / pl.col("N1"), pl.col("n2") / pl.col("N2")
+        pooled = (pl.col("n1") + pl.col("n2")) / (pl.col("N1") + pl.col("N2"))
+        noise = (pooled * (1 - pooled) * (1 / pl.col("N1") + 1 / pl.col("N2"))).sqrt()
+        apart = (
+            counts.group_by("event")
+            .agg(
+                ((p1 - p2).abs().sum() / 2).alias("tv"),
+                (noise.sum() / 2).alias("noise"),
+                pl.col("N1").first(),
+                pl.col("N2").first(),
+            )  # fmt: skip
+            .filter((pl.col("tv") >= ENTRY_TV) & (pl.col("tv") >= 3 * pl.col("noise")))
+        )
+        if apart.is_empty():
+            continue
+        kept = counts.join(apart.select("event"), on="event", how="semi")
+        c_parts.append(
+            kept.select("event", pl.lit(key).alias("key"), "value", p1.round(6).alias("entry_share"))
+        )
+        k_parts.append(
+            apart.select(
+                "event",
+                pl.lit(key).alias("key"),
+                (pl.col("N1") / (pl.col("N1") + pl.col("N2"))).round(6).alias("entry_rows"),
+            )  # fmt: skip
+        )
+    return _concat(c_parts, c_schema), _concat(k_parts, k_schema)  # type: ignore[arg-type]
 
 
 def _copied_from(
