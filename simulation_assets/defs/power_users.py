@@ -160,14 +160,27 @@ def reference_target(configured_url: str, own_process: bool = False) -> Iterator
     """Yield the URL of the bundled reference API served on loopback, unless an API is configured.
 
     ``own_process`` serves it from a child process (for loads, so it does not share the
-    generator's interpreter); otherwise from a thread, which starts in a fraction of a second.
+    generator's interpreter); otherwise from a thread, which starts in a fraction of a second once
+    uvicorn is imported. A child process the command started ahead (``process.start_ahead``) serves
+    the first run that asks, either way.
     """
     if configured_url:
         yield ""
         return
-    from simulation_assets.target.server import LocalTarget, TargetProcess
+    from simulation_assets.target.process import TargetProcess, take_ahead
 
-    with TargetProcess() if own_process else LocalTarget() as local:
+    ahead = take_ahead()
+    if ahead is not None:
+        with ahead as local:
+            yield local.base_url
+        return
+    if own_process:
+        with TargetProcess() as local:
+            yield local.base_url
+        return
+    from simulation_assets.target.server import LocalTarget
+
+    with LocalTarget() as local:
         yield local.base_url
 
 

@@ -241,3 +241,68 @@ def test_no_definitions_parse_a_selection_string(definitions_imports: dict) -> N
     """A job selection given as a string goes through Dagster's ANTLR parser: ~0.05 s of CPU for one word."""
     found = {k: definitions_imports[k] for k in ("parser", "daily")}
     assert found == {"parser": [], "daily": 'key:"power_user_runs"'}  # the same selection as the string gave
+
+
+_AHEAD = """
+import json, sys
+from simulation_assets.target import process
+spawned = []
+start = process.TargetProcess.start
+def watched(self):
+    if self._proc is None:  # a spawn, not the wait for it
+        spawned.append("dagster" in sys.modules)
+    return start(self)
+process.TargetProcess.start = watched
+from simulation_assets.cli import main
+code = main(sys.argv[1:])
+report = json.load(open(sys.argv[-1] + "/simulation_report.json"))["run"]
+print("\\n" + json.dumps({"code": code, "spawned_after_dagster": spawned, "uvicorn": "uvicorn" in sys.modules,
+    "reference": report["reference_target"], "left": [p for p in process._AHEAD]}))
+"""
+
+
+def test_a_first_power_user_run_serves_its_reference_api_from_a_process_started_before_dagster(
+    tmp_path: Path,
+) -> None:
+    """The reference API's imports and start (uvicorn, Starlette, the app: ~0.1-0.2 s) run in a child on
+    the other core while the command imports Dagster; the command itself never imports uvicorn."""
+    argv = [
+        "power-users",
+        "--user",
+        "Weekend-Warrior-Will",
+        "--sequential",
+        "--output",
+        str(tmp_path / "out"),
+    ]
+    found = _probe(tmp_path, *argv, code=_AHEAD, timeout=300)
+    assert found == {
+        "code": 0,
+        "spawned_after_dagster": [False],
+        "uvicorn": False,
+        "reference": True,
+        "left": [],
+    }
+
+
+def test_a_process_started_ahead_is_handed_over_once_and_stops_with_its_parent() -> None:
+    from simulation_assets.target import process
+
+    ahead = process.start_ahead()
+    assert process.start_ahead() is ahead  # one at a time
+    taken = process.take_ahead()
+    assert taken is ahead and process.take_ahead() is None  # handed over once
+    with taken as target:  # waits until it answers
+        import urllib.request
+
+        with urllib.request.urlopen(f"{target.base_url}/health", timeout=10) as answer:  # noqa: S310
+            assert answer.status == 200
+    assert not taken.alive()
+    # a parent that ends closes the child's stdin: the child stops by itself
+    orphan = process.TargetProcess().start()
+    assert orphan._proc is not None and orphan._proc.stdin is not None
+    orphan._proc.stdin.close()
+    assert orphan._proc.wait(timeout=30) is not None
+    # one that died before it was taken is not handed over
+    dead = process.start_ahead()
+    dead.__exit__()
+    assert process.take_ahead() is None
