@@ -70,6 +70,16 @@ STAND_IN_IMPORTS: dict[str, str | tuple[str, ...]] = {
     "dagster._core.storage.runs.migration": "tqdm",
     "dagster._core.storage.schedules.migration": "tqdm",
     "dagster._core.secrets.env_file": "dotenv",
+    # filelock guards a file Dagster updates from several processes, multiprocessing gives the type of
+    # an Event a check compares with: both in functions of dagster._utils that a run does not call;
+    # unittest.mock builds stand-in declarations for component trees (no component in this project);
+    # pdb is what `context.pdb` returns, for someone debugging an op
+    "dagster._utils": ("filelock", "multiprocessing"),
+    "dagster.components.core.component_tree": "unittest",
+    "dagster._core.execution.context.op_execution_context": "dagster._utils.forked_pdb",
+    "dagster._core.execution.context.asset_execution_context": "dagster._utils.forked_pdb",
+    "dagster._core.execution.context.asset_check_execution_context": "dagster._utils.forked_pdb",
+    "dagster._core.execution.context.invocation": "dagster._utils.forked_pdb",
 }
 LAZY_PACKAGES: tuple[str, ...] = ("dagster._daemon",)
 # SQLAlchemy dialects whose keyword arguments Dagster's schema modules use (checked, never compiled, in a run)
@@ -95,7 +105,11 @@ class _StandIn:
             ):  # used while the module body runs: from now on it imports the real package
                 if module == finder.package or module.startswith(finder.package + "."):
                     finder.stop()
-            real = getattr(importlib.import_module(module), name)
+            package = importlib.import_module(module)
+            try:
+                real = getattr(package, name)
+            except AttributeError:  # ``from package import submodule``: a submodule not imported yet
+                real = importlib.import_module(f"{module}.{name}")
             object.__setattr__(self, "_real", real)
         return real
 
@@ -113,6 +127,12 @@ class _StandIn:
 
     def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[Any, ...]:
         return (self._resolve(),)
+
+    def __or__(self, other: Any) -> Any:  # ``Name | None`` in an annotation evaluated at run time
+        return self._resolve() | other
+
+    def __ror__(self, other: Any) -> Any:
+        return other | self._resolve()
 
     def __repr__(self) -> str:
         module, name = object.__getattribute__(self, "_module"), object.__getattribute__(self, "_name")
