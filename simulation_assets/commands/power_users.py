@@ -10,7 +10,6 @@ import argparse
 import datetime as dt
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,31 +225,6 @@ def simulate(request: PowerUsersRequest) -> dict[str, Any]:
     and the runs' log to ``output``; returns the report with the runs' request and connection-error
     counts under ``cli``.
     """
-    if _reference_api_ahead(request):
-        from simulation_assets.target.process import start_ahead, take_ahead
-
-        start_ahead()
-        try:
-            return _simulate(request)
-        finally:
-            untaken = take_ahead()  # a scenario that names its own API, or a run that failed before it
-            if untaken is not None:
-                untaken.__exit__()
-    return _simulate(request)
-
-
-def _reference_api_ahead(request: PowerUsersRequest) -> bool:
-    """Whether to start the reference API's process before the run's imports (see ``process.start_ahead``).
-
-    When no API is configured on the command line or in the environment, and this process has not
-    imported uvicorn yet (a first command; a warm server's child has, and serves from a thread at
-    no import cost), the child's imports and start run on the other core while this one imports
-    Dagster.
-    """
-    return not (request.base_url or os.environ.get("POWER_USERS_BASE_URL")) and "uvicorn" not in sys.modules
-
-
-def _simulate(request: PowerUsersRequest) -> dict[str, Any]:
     import dagster as dg
 
     from simulation_assets.core.power_users.report import console_summary

@@ -160,23 +160,17 @@ def reference_target(configured_url: str, own_process: bool = False) -> Iterator
     """Yield the URL of the bundled reference API served on loopback, unless an API is configured.
 
     ``own_process`` serves it from a child process (for loads, so it does not share the
-    generator's interpreter); otherwise from a thread, which starts in a fraction of a second once
-    uvicorn is imported. A child process the command started ahead (``process.start_ahead``) serves
-    the first run that asks, either way.
+    generator's interpreter; this process then imports neither uvicorn nor the app); otherwise from
+    a thread, which starts in a fraction of a second.
     """
     if configured_url:
         yield ""
         return
-    from simulation_assets.target.process import TargetProcess, take_ahead
-
-    ahead = take_ahead()
-    if ahead is not None:
-        with ahead as local:
-            yield local.base_url
-        return
     if own_process:
-        with TargetProcess() as local:
-            yield local.base_url
+        from simulation_assets.target.process import TargetProcess
+
+        with TargetProcess() as child:
+            yield child.base_url
         return
     from simulation_assets.target.server import LocalTarget
 

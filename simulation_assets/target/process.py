@@ -1,12 +1,11 @@
-"""The PropIQ reference API in a child process, and one started ahead for the command that will use it.
+"""The PropIQ reference API in a child process.
 
-Only the standard library here: a command imports this module before Dagster, and the child
-imports uvicorn, Starlette and the app (``simulation_assets.target.server``), not this process.
+Only the standard library here: the child imports uvicorn, Starlette and the app
+(``simulation_assets.target.server``), the process that starts it does not.
 """
 
 from __future__ import annotations
 
-import atexit
 import socket
 import subprocess
 import sys
@@ -99,30 +98,3 @@ class TargetProcess:
                 self._proc.wait()
         if self._proc is not None and self._proc.stdin is not None:
             self._proc.stdin.close()
-
-
-_AHEAD: list[TargetProcess] = []
-
-
-def start_ahead() -> TargetProcess:
-    """Spawn the reference API's process now, for the next ``take_ahead()`` (a command's run).
-
-    A cold ``simulate power-users`` calls this before it imports Dagster: the child imports and
-    starts uvicorn and the app on the other core meanwhile, instead of this process importing them
-    and serving from a thread later. A process that never takes it stops it at exit.
-    """
-    if not _AHEAD:
-        target = TargetProcess().start()
-        _AHEAD.append(target)
-        atexit.register(target.__exit__)
-    return _AHEAD[0]
-
-
-def take_ahead() -> TargetProcess | None:
-    """Return the process ``start_ahead()`` spawned, once, if it is still running; else None."""
-    while _AHEAD:
-        target = _AHEAD.pop()
-        if target.alive():
-            return target
-        target.__exit__()
-    return None

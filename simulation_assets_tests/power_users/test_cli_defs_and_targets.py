@@ -335,3 +335,28 @@ def test_a_day_report_depends_on_every_persona_run_of_that_day():
             "Business-Development-Ben",
         )
     )
+
+
+def test_the_reference_api_in_a_child_process_keeps_uvicorn_out_of_its_parent_and_stops_with_it() -> None:
+    """A load run serves the API from a child; its parent never imports uvicorn, Starlette or the app,
+    and a parent that dies (its end of the child's stdin closes) leaves no server behind."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys, urllib.request\n"
+        "from simulation_assets.target.process import TargetProcess\n"
+        "with TargetProcess() as target:\n"
+        "    status = urllib.request.urlopen(target.base_url + '/health', timeout=10).status\n"
+        "print(json.dumps([status, [m for m in ('uvicorn', 'starlette', 'jwt') if m in sys.modules]]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [200, []]
+
+    from simulation_assets.target.process import TargetProcess
+
+    orphan = TargetProcess().start()
+    assert orphan._proc is not None and orphan._proc.stdin is not None
+    orphan._proc.stdin.close()  # what the parent's death does
+    assert orphan._proc.wait(timeout=60) is not None
