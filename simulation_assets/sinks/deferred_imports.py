@@ -16,6 +16,11 @@ materializes one trivial asset, ~20 % of its CPU):
   ``.env`` file, read when a workspace loads one) and watchdog's observers (the SQLite event
   log's and the compute logs' file watching, which the UI's subscriptions start; the handler classes
   those modules subclass come from ``watchdog.events``, imported as usual).
+- **filelock, multiprocessing, pdb and unittest.mock**: ``dagster._utils`` imports the first two
+  for functions a run never calls (a file lock several processes share, the type of an ``Event``),
+  the execution contexts ``ForkedPdb`` (``context.pdb``) and the component tree ``unittest.mock``
+  (stand-in declarations): stand-ins as for Alembic. A stand-in of ``from package import submodule``
+  imports the submodule; one in an annotation's ``Name | None`` resolves there.
 - **The daemon package** ``dagster._daemon``: the run storage imports ``dagster._daemon.types``
   (a record class), whose package ``__init__`` imports every daemon (sensors, backfills,
   freshness, structlog ...). The package is created with its path (so ``dagster._daemon.types``
