@@ -347,7 +347,32 @@ def run_report(args: argparse.Namespace) -> int:
         + (f" (failing: {', '.join(failed)})" if failed else "")
         + f". Wrote {out}/report.md, fidelity.json, privacy.json"
     )
+    for line in _missed_measures(fidelity):
+        console.print(f"  {line}")
     return 0
+
+
+def _missed_measures(fidelity: dict) -> list[str]:
+    """Return one line per fidelity measure over its bound: which figure a failing check failed on, and by how much.
+
+    A check's name alone (``per_user_distributions_ks``) does not say which of its five distributions missed.
+    """
+    lines = []
+    for c in fidelity["comparisons"]:
+        if c["passed"]:
+            continue
+        detail = c.get("detail") or {}
+        if detail.get("note"):
+            where = f": {detail['note']}"
+        elif detail.get("worst"):
+            worst = detail["worst"]
+            where = f": {worst['event']} {worst['key']}, export {worst['export']} vs twin {worst['twin']}"
+        elif detail.get("worst_key"):
+            where = f": {detail['worst_key']} in week {detail['worst_week']}"
+        else:
+            where = ""
+        lines.append(f"missed: {c['name']} ({c['kind']}) {c['value']}, bound {c['bound']}{where}")
+    return lines
 
 
 def _metadata_value(result, asset: str, key: str) -> int:  # noqa: ANN001

@@ -5,7 +5,7 @@ The synthetic export's sample gets three keys: a step of a walk (``intro``, ``mi
 video's progress (25, 50, 75 %) that move on to the next value on four rows in five and stay on the fifth
 (so a row repeats the row before 20 % of the time, where drawing each row afresh repeats a third of the
 time), and a screen drawn afresh on every row except on ``export_clicked``, which is always on the
-``export`` screen, as is the row before it; and an article, one of ten on most rows and one read only once
+``export`` screen, as is the row before it on 97 % of its rows; and an article, one of ten on most rows and one read only once
 on the others (so ``other`` in the fit: the same article as the row before about 4 % of the time, where
 two ``other`` rows in a row are 12 % of the rows), a like always on the article before it.
 """
@@ -20,7 +20,8 @@ import pytest
 
 from simulation_assets.core.twin.fidelity import carried_values, session_value_comparisons
 from simulation_assets.core.twin.fit import fit
-from simulation_assets.core.twin.properties import sample_sessions
+from simulation_assets.core.twin.generate import _back_fill
+from simulation_assets.core.twin.properties import _carried_shares, sample_sessions
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
 from simulation_assets_tests.twin.conftest import CFG, twin_days, with_keys
@@ -28,6 +29,7 @@ from simulation_assets_tests.twin.conftest import CFG, twin_days, with_keys
 STEPS = ["intro", "middle", "outro"]
 SCREENS = ["home", "list", "detail", "search"]
 STAY = 0.2  # a walk stays on its value on this share of rows
+ELSEWHERE = 0.03  # the share of rows before an export row that are not on the export screen
 
 
 def _walk(session: np.ndarray, g: np.random.Generator) -> np.ndarray:
@@ -59,7 +61,9 @@ def _with_moving_keys(loaded: LoadedExport) -> LoadedExport:
     before = np.flatnonzero(export)[:-1] + 1  # (rows are in session order: the row before each export row)
     screen[export] = "export"
     ahead = np.flatnonzero(export[1:] & (session[1:] == session[:-1]))
-    screen[ahead] = "export"
+    # As in a real export, a few rows before it are elsewhere (a sign-up page's row before is not always it).
+    elsewhere = np.random.default_rng(12).random(ahead.size) < ELSEWHERE
+    screen[ahead[~elsewhere]] = "export"
     assert before.size and ahead.size
     rows = rows.with_columns(
         pl.Series("step", np.array(STEPS)[_walk(session, g)]),
@@ -117,10 +121,13 @@ def test_values_that_move_on_repeat_as_seldom_as_in_the_export(moving_spec: Twin
 def test_an_event_of_one_value_comes_after_a_row_of_that_value(moving_spec: TwinSpec) -> None:
     keys = moving_spec.tables["event_keys"].filter(pl.col("key") == "screen")
     exports = keys.filter(pl.col("event") == "export_clicked")
-    assert exports["same_share"].item() > 0.99 and exports["back_share"].item() > 0.99
+    # The share of rows before it on its value is the chance the twin's row before takes it, even when a few
+    # are not (before, only an export where every row before was on it had any: 0 here).
+    same = exports["same_share"].item()
+    assert abs(same - (1 - ELSEWHERE)) < 0.02 and exports["back_share"].item() > same - 0.02, exports
     assert (keys.filter(pl.col("event") != "export_clicked")["back_share"] == 0).all()
     twin = twin_days(moving_spec)
-    assert _before_export(twin) > 0.97
+    assert abs(_before_export(twin) - same) < 0.03
     # The screens' own mix is kept: "export" on the rows before export rows only.
     shares = (
         twin.filter(pl.col("event") == "report_viewed")["screen"].cast(pl.String).value_counts(normalize=True)
@@ -163,3 +170,68 @@ def test_rare_values_in_a_row_are_not_the_same_value(moving_spec: TwinSpec) -> N
                            top=None).filter((pl.col("key") == "article") & (pl.col("rows") > 1_000)
                                                 & (pl.col("event") != "liked"))  # fmt: skip
     assert plain.height >= 5 and ((plain["twin"] - plain["export"]) > 0.08).all(), plain
+
+
+def test_a_row_before_takes_an_event_s_one_value_only_where_its_own_event_would_not_give_it() -> None:
+    # A game: a level's start comes after a lobby screen or a level's end (both on the level screen: its row
+    # before is on it half the time with nothing carried); a purchase after a screen that is the shop one time
+    # in five otherwise. Taken onto the row before with the purchase's chance M, the lobby before a level's
+    # start became a level screen (a $screen never on it) a third of the time.
+    one = [("$screen", "lobby"), ("level_start", "level"), ("level_complete", "level"), ("level_start", "level"),
+           ("level_failed", "level"), ("$screen", "shop"), ("iap_purchase", "shop"), ("$screen", "lobby"),
+           ("$screen", "lobby"), ("$screen", "lobby")]  # fmt: skip
+    sessions = 200
+    rows = pl.DataFrame({
+        "row": np.arange(sessions * len(one)), "session": np.repeat(np.arange(sessions), len(one)),
+        "event": [e for e, _ in one] * sessions, "value": [v for _, v in one] * sessions,
+    })  # fmt: skip
+    shares = {r["event"]: r for r in _carried_shares({"screen": rows}).iter_rows(named=True)}
+    assert shares["level_start"]["same_share"] == 0.5
+    assert shares["level_start"]["back_share"] == 0.0, shares["level_start"]
+    assert shares["iap_purchase"]["same_share"] == 1.0 and shares["iap_purchase"]["back_share"] == 1.0
+
+
+def test_a_row_before_whose_event_never_has_the_value_keeps_its_own() -> None:
+    # A timesheet tool: a sheet is submitted on the timesheet page after a page view of it, or after a payroll
+    # export, which is always on the approvals page. The submission's row before is its page half the time;
+    # only the page views may take it, so they take it every time (b = (M - o) / (a - o) = 1, not 1/3).
+    one = [("$pageview", "timesheet"), ("sheet_submitted", "timesheet"), ("$pageview", "approvals"),
+           ("payroll_exported", "approvals"), ("sheet_submitted", "timesheet")]  # fmt: skip
+    rows = pl.DataFrame({
+        "row": np.arange(100 * len(one)), "session": np.repeat(np.arange(100), len(one)),
+        "event": [e for e, _ in one] * 100, "value": [v for _, v in one] * 100,
+    })  # fmt: skip
+    shares = {r["event"]: r for r in _carried_shares({"url": rows}).iter_rows(named=True)}
+    assert shares["sheet_submitted"]["same_share"] == 0.5 and shares["sheet_submitted"]["back_share"] == 1.0
+    # In the twin the payroll export keeps its page; a page view before a submission takes the timesheet's.
+    code = {"$pageview": 0, "payroll_exported": 1, "sheet_submitted": 2}
+    pairs = np.array([0 * 2 + 0, 0 * 2 + 1, 1 * 2 + 0, 2 * 2 + 1])  # (event, value): approvals 0, timesheet 1
+    value_id = np.array(
+        [0, 1, 0, 1]
+    )  # table rows: pageview approvals, pageview timesheet, payroll, submitted
+    event = np.array(
+        [code[e] for e in ["$pageview", "sheet_submitted", "payroll_exported", "sheet_submitted"]]
+    )
+    pos = np.array([0, 3, 2, 3])
+    chance = np.array([0.0, 1.0, 0.0, 1.0])
+    out = _back_fill(pos, chance, np.array([0, 0, 1, 1]), np.random.default_rng(1), event, value_id, pairs)
+    assert out.tolist() == [3, 3, 2, 3]  # the page view takes the timesheet page; the payroll export does not
+
+
+def test_a_number_of_few_values_drawn_afresh_is_not_carried_on() -> None:
+    # Hours booked per entry, 0.5, 1, 2, 4 or 8, drawn afresh on every row: a row repeats the one before
+    # about a quarter of the time by chance. A sketch gives those values again exactly (each holds flat steps
+    # of it), so nothing is carried; taken for a measurement that never repeats, all of it was (the twin then
+    # repeated 0.39 of the time against 0.24).
+    g = np.random.default_rng(5)
+    n = 20_000
+    hours = g.choice([0.5, 1.0, 2.0, 4.0, 8.0], n, p=[0.1, 0.3, 0.3, 0.2, 0.1])
+    rows = pl.DataFrame(
+        {"row": np.arange(n), "session": np.arange(n) // 10, "event": "entry_added", "value": hours}
+    )
+    shares = _carried_shares({"hours": rows}, flat=1 / 40).row(0, named=True)
+    assert abs(shares["same_share"] - 0.24) < 0.02 and shares["carry_share"] < 0.02, shares
+    # A measurement (every value its own) still carries what it repeats: a video's duration on its events.
+    spread = rows.with_columns((pl.col("value") + pl.col("session") * 1e-3).alias("value"))
+    shares = _carried_shares({"seconds": spread}, flat=1 / 40).row(0, named=True)
+    assert shares["carry_share"] == pytest.approx(shares["same_share"]) and shares["same_share"] > 0.2

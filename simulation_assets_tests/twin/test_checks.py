@@ -9,8 +9,14 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.twin import checks
+from simulation_assets.core.twin.config import Targets
 from simulation_assets.core.twin.example import synthetic_events
-from simulation_assets.core.twin.fidelity import FidelityReport, compare
+from simulation_assets.core.twin.fidelity import (
+    FidelityReport,
+    carried_values,
+    carried_values_comparison,
+    compare,
+)
 from simulation_assets.core.twin.fit import Prepared, prepare
 from simulation_assets.core.twin.generate import as_export_rows
 from simulation_assets.core.twin.privacy import copied_identifiers, dcr_test
@@ -356,3 +362,25 @@ def test_copies_in_a_twin_run_longer_than_the_export_are_still_copies(
     report = dcr_test(real, prepare(_hide(longer, _copies(real), 0.05, 3), CFG))
     assert report.exact_copies >= 0.04 * report.twin_users, report
     assert not checks.dcr_not_closer_than_holdout(report).passed
+
+
+def test_a_carried_value_seen_on_one_twin_row_is_not_judged_without_noise() -> None:
+    # A rare purchase: one twin session buys twice at the same price (its share 1.0), the export's sample
+    # repeated the price on a third of its few such rows. The twin's spread over its one user is nil; a
+    # comparison of one row is noise, not a miss (it failed the check with a bound of 0).
+    keys = pl.DataFrame({"event": ["buy"], "key": ["price"], "same_share": [1 / 3]})
+    t0 = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
+    one = pl.DataFrame({
+        "$session_id": ["s1", "s1"], "timestamp": [t0, t0 + dt.timedelta(seconds=30)],
+        "user_number": [1, 1], "event": ["buy", "buy"], "price": [4.99, 4.99],
+    })  # fmt: skip
+    table = carried_values(one, keys, top=None)
+    assert table["rows"].to_list() == [1] and table["twin"].to_list() == [1.0]
+    check = carried_values_comparison(table, 300, 1_000, Targets())
+    assert check.passed, check.detail
+    # Many users repeating it every time is a miss: the floor is one row's noise, not a free pass.
+    many = pl.concat([
+        one.with_columns(pl.lit(f"s{u}").alias("$session_id"), pl.lit(u).alias("user_number")) for u in range(400)
+    ])  # fmt: skip
+    check = carried_values_comparison(carried_values(many, keys, top=None), 300, 1_000, Targets())
+    assert not check.passed and check.value > 0.6, check.detail

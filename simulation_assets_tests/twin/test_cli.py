@@ -150,3 +150,23 @@ def test_the_report_puts_identical_users_beside_the_holdouts_and_leaves_unmeasur
     )
     assert "Real identifiers found in the twin: none" in text
     assert "training users 5.2%, holdout users 5.0% (bound 6.3%" in text
+
+
+def test_the_report_names_the_figure_a_failing_check_missed() -> None:
+    from simulation_assets.commands.twin import _missed_measures
+
+    # The summary line names a check (per_user_distributions_ks); the lines under it name which figure missed.
+    fidelity = {"comparisons": [
+        {"name": "sessions_per_week", "kind": "ks", "value": 0.02, "bound": 0.05, "passed": True, "detail": {}},
+        {"name": "gap_hours", "kind": "ks", "value": 0.0825, "bound": 0.05, "passed": False, "detail": {}},
+        {"name": "carried_values", "kind": "carried", "value": 0.73, "bound": 0.163, "passed": False, "detail": {
+            "worst": {"event": "iap_purchase", "key": "screen", "export": 0.98, "twin": 0.25}}},
+        {"name": "retention_weeks_1_8", "kind": "retention", "value": float("nan"), "bound": 0.03, "passed": False,
+         "detail": {"note": "not measured: 10 days hold no full week after a first week"}},
+    ]}  # fmt: skip
+    assert _missed_measures(fidelity) == [
+        "missed: gap_hours (ks) 0.0825, bound 0.05",
+        "missed: carried_values (carried) 0.73, bound 0.163: iap_purchase screen, export 0.98 vs twin 0.25",
+        "missed: retention_weeks_1_8 (retention) nan, bound 0.03: not measured: 10 days hold no full week after a"
+        " first week",
+    ]

@@ -367,22 +367,39 @@ class CompiledSpec:
         self.back = _per_event(keys, "back_share", code, v)
         # Categorical keys: per key, the (event, value) rows sorted by event code, as alias tables (start,
         # size per event code; chance, alias per row), and the rows' values.
-        cats = tables["event_categories"].filter(pl.col("event").is_in(self.names))
+        cats = _later_mixes(tables["event_categories"].filter(pl.col("event").is_in(self.names)), keys)
         self.cat_alias: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        # Per key with a mix of its own on a session's first rows: those rows' alias tables (over the same table
+        # rows) and which event codes have one.
+        self.entry_alias: dict[
+            str, tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+        ] = {}
         self.cat_series: dict[str, pl.Series] = {}
         cat_text: dict[str, list[str]] = {}
         self.cat_value_id: dict[str, np.ndarray] = {}  # per key, each table row's value as a number
+        self.cat_pairs: dict[str, np.ndarray] = {}
         for (key,), part in cats.group_by("key", maintain_order=True):
             part = part.with_columns(
                 pl.col("event").replace_strict(code, return_dtype=pl.Int64).alias("e")
             ).sort("e", "value")
             values = part["value"].to_list()
             self.cat_alias[str(key)] = _alias_tables(part["e"].to_numpy(), part["share"].to_numpy(), v)
+            entry = part["entry_share"]
+            if entry.null_count() < entry.len():
+                has = np.zeros(v, np.bool_)
+                has[part.filter(pl.col("entry_share").is_not_null())["e"].unique().to_numpy()] = True
+                self.entry_alias[str(key)] = (
+                    _alias_tables(part["e"].to_numpy(), entry.fill_null(0.0).to_numpy(), v),
+                    has,
+                )
             self.cat_series[str(key)] = _typed(
                 pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
             )
             cat_text[str(key)] = values
             self.cat_value_id[str(key)] = np.unique(np.array(values, dtype=object), return_inverse=True)[1]
+            # The (event code, value) pairs the key's table has, as sorted codes: which events may take a value.
+            ids = self.cat_value_id[str(key)]
+            self.cat_pairs[str(key)] = np.unique(part["e"].to_numpy() * (int(ids.max(initial=0)) + 1) + ids)
         # The value columns with a null appended: a day's column is one gather, its null rows pointing past the values.
         self.const_padded = self.user_keys.padded
         self.cat_padded = {key: values.extend_constant(None, 1) for key, values in self.cat_series.items()}
@@ -727,6 +744,23 @@ def _alias_tables(
         for i in small + large:  # what is left holds 1 up to rounding
             chance[a + i] = 1.0
     return start, size, chance, alias
+
+
+def _later_mixes(cats: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """Return ``cats`` with ``share`` the mix of the rows after a session's first, where the first rows have their
+    own (``entry_share``): (share - f entry_share) / (1 - f), f the event's share of first rows (``entry_rows``),
+    clipped at 0 (an edited spec may not add up), so first and later rows together keep the event's mix."""
+    f = keys.select("event", "key", pl.col("entry_rows").fill_null(0.0).clip(0.0, 0.99))
+    later = (
+        (pl.col("share") - pl.col("entry_rows") * pl.col("entry_share")) / (1 - pl.col("entry_rows"))
+    ).clip(0.0)
+    return (
+        cats.join(f, on=["event", "key"], how="left")
+        .with_columns(
+            pl.when(pl.col("entry_share").is_not_null()).then(later).otherwise(pl.col("share")).alias("share")
+        )  # fmt: skip
+        .drop("entry_rows")
+    )
 
 
 def _per_event(keys: pl.DataFrame, column: str, code: dict[str, int], v: int) -> dict[str, np.ndarray]:

@@ -615,7 +615,11 @@ def _median(x: np.ndarray) -> float | None:
 
 
 def carried_values(
-    events: pl.DataFrame, event_keys: pl.DataFrame, sources: pl.DataFrame | None = None, top: int | None = 12
+    events: pl.DataFrame,
+    event_keys: pl.DataFrame,
+    sources: pl.DataFrame | None = None,
+    top: int | None = 12,
+    categories: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Return (event, key, source, lag, export, twin, rows): how often an event's value of a key is given by the
     session's current one (``source`` the key itself, ``lag`` 1) or by another key's (``sources``).
@@ -627,7 +631,10 @@ def carried_values(
     it in the session (lag 1); the ``top`` rows with the most twin rows (every row: ``None``). ``users``: the
     twin users with such rows; ``se``: the standard error of the twin's share over them (a user's rows are
     not independent draws: a ratio estimate's spread over users, clustered by ``user_number`` or, without
-    it, ``distinct_id``).
+    it, ``distinct_id``; at least that of as many independent rows at the export's share). With the spec's
+    ``categories``, each (event, key) whose session's first rows have a mix of their own adds a row with
+    ``source`` ``first row: V`` (lag 0): the share of the event's first rows with the key in their session
+    that have V, the first rows' commonest value (a visit opens ``$direct``).
     """
     schema = {"event": pl.String, "key": pl.String, "source": pl.String, "lag": pl.Int8, "export": pl.Float64,
               "twin": pl.Float64, "rows": pl.Int64, "users": pl.Int64, "se": pl.Float64}  # fmt: skip
@@ -642,15 +649,31 @@ def carried_values(
                 "event", "key", "source", pl.col("lag").cast(pl.Int8), pl.col("same_share").alias("export")
             )
         )
-    if not wanted or events.is_empty():
+    opening = pl.DataFrame(
+        schema={"event": pl.String, "key": pl.String, "value": pl.String, "export": pl.Float64}
+    )
+    if categories is not None and "entry_share" in categories.columns:
+        opening = (
+            categories.drop_nulls("entry_share")
+            .filter(pl.col("key").is_in(events.columns))
+            .sort(["event", "key", "entry_share", "value"], descending=[False, False, True, False])
+            .group_by("event", "key", maintain_order=True)
+            .first()
+            .select("event", "key", "value", pl.col("entry_share").alias("export"))
+        )
+    if (not wanted and opening.is_empty()) or events.is_empty():
         return pl.DataFrame(schema=schema)
-    measured = pl.concat(wanted).filter(
+    measured = (
+        pl.concat(wanted)
+        if wanted
+        else pl.DataFrame(schema={c: schema[c] for c in ("event", "key", "source", "lag", "export")})
+    ).filter(  # fmt: skip
         pl.col("key").is_in(events.columns) & pl.col("source").is_in(events.columns)
     )
-    if measured.is_empty():
+    if measured.is_empty() and opening.is_empty():
         return pl.DataFrame(schema=schema)
     order = ["$session_id", "timestamp", *(["sequence"] if "sequence" in events.columns else [])]
-    keys = sorted(set(measured["key"]) | set(measured["source"]))
+    keys = sorted(set(measured["key"]) | set(measured["source"]) | set(opening["key"]))
     unit = next((c for c in ("user_number", "distinct_id") if c in events.columns), "$session_id")
     frame = events.select(
         list(dict.fromkeys([*order, unit, "event", *keys]))
@@ -675,7 +698,33 @@ def carried_values(
                 ((pl.col("y") - share * pl.col("n")) ** 2).sum().sqrt().truediv(pl.col("n").sum()).alias("se"),
             ).join(part.select("event", "export"), on="event", how="inner")
         )  # fmt: skip
+    for (key,), part in opening.group_by("key", maintain_order=True):
+        present = pl.col(key).is_not_null()
+        first = present & (present.cast(pl.Int32).cum_sum().over("$session_id") == 1)
+        rows = (
+            frame.filter(first)
+            .select("event", pl.col(unit).alias("u"), pl.col(key).cast(pl.String).alias("v"))
+            .join(part.select("event", "value", "export"), on="event", how="inner")
+        )
+        per_user = rows.group_by("event", "u").agg(
+            (pl.col("v") == pl.col("value")).sum().alias("y"), pl.len().alias("n"), pl.col("value").first()
+        )
+        share = pl.col("y").sum() / pl.col("n").sum()
+        parts.append(
+            per_user.group_by("event").agg(
+                pl.lit(key).alias("key"), ("first row: " + pl.col("value").first()).alias("source"),
+                pl.lit(0, pl.Int8).alias("lag"), share.alias("twin"), pl.col("n").sum().cast(pl.Int64).alias("rows"),
+                pl.len().alias("users"),
+                ((pl.col("y") - share * pl.col("n")) ** 2).sum().sqrt().truediv(pl.col("n").sum()).alias("se"),
+            ).join(part.select("event", "export"), on="event", how="inner")
+        )  # fmt: skip
+    if not parts:
+        return pl.DataFrame(schema=schema)
     table = pl.concat(parts).select([pl.col(c).cast(t) for c, t in schema.items()])
+    # Never below a binomial draw of the row's count at the export's share: the spread over users is nil when
+    # the twin has one user of the row or all its rows agree (a one-row comparison judged with no noise).
+    binomial = (pl.col("export") * (1 - pl.col("export")) / pl.col("rows").clip(1)).sqrt()
+    table = table.with_columns(pl.max_horizontal("se", binomial).alias("se"))
     table = table.filter(pl.max_horizontal("export", "twin") >= CARRIED_MIN_SHARE)
     table = table.sort(["rows", "event", "key", "source"], descending=[True, False, False, False])
     return (table if top is None else table.head(top)).with_columns(
@@ -853,7 +902,7 @@ def session_value_comparisons(
     inside = events.filter(pl.col("timestamp").dt.date() < start + dt.timedelta(days=days))
     users = int(inside["user_number" if "user_number" in inside.columns else "distinct_id"].n_unique())
     keys, sources = tables["event_keys"], tables.get("property_sources")
-    carried = carried_values(inside, keys, sources, top=None)
+    carried = carried_values(inside, keys, sources, top=None, categories=tables.get("event_categories"))
     own = (
         keys.filter(pl.col("same_share") >= CARRIED_MIN_SHARE)
         if "same_share" in keys.columns

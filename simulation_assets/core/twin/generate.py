@@ -667,6 +667,11 @@ class Generator(CompiledSpec):
                     rows, e_rows, followed_rows, followed = rows[own], e_rows[own], rows[~own], looked[~own]
                 # Alias draws (two lookups a row): the value's row of the (event, value) table.
                 pos = _alias_draw(self.cat_alias[key], e_rows, g.random(rows.size))
+                if key in self.entry_alias and rows.size:  # a session's first row with the key: its own mix
+                    alias, has = self.entry_alias[key]
+                    opens = np.r_[True, e_sess[rows[1:]] != e_sess[rows[:-1]]] & has[e_rows]
+                    at = np.flatnonzero(opens)
+                    pos[at] = _alias_draw(alias, e_rows[at], g.random(at.size))
                 hit = self.cat_alias[key][1][e_rows] > 0  # events with values
                 if not hit.all():
                     rows, pos, e_rows = rows[hit], pos[hit], e_rows[hit]
@@ -683,7 +688,8 @@ class Generator(CompiledSpec):
                 if source is not None:
                     pos = pos[source]
                 if key in self.back:
-                    pos = _back_fill(pos, self.back[key][e_rows], e_sess[rows], g)
+                    pos = _back_fill(pos, self.back[key][e_rows], e_sess[rows], g,
+                                     e_rows, self.cat_value_id[key], self.cat_pairs[key])  # fmt: skip
                 if followed.size:
                     rows, pos = np.r_[followed_rows, rows], np.r_[followed, pos]
                 if key in kept:
@@ -1022,14 +1028,22 @@ def _avoid_repeats(
 
 
 def _back_fill(
-    pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.random.Generator
-) -> np.ndarray:
+    pos: np.ndarray, chance: np.ndarray, session: np.ndarray, g: np.random.Generator,
+    event: np.ndarray, value_id: np.ndarray, pairs: np.ndarray,
+) -> np.ndarray:  # fmt: skip
     """Return drawn values ``pos`` (rows in session order) where, with each row's ``chance``, the row before it in
-    its session takes its value: an event of one value (a sign-up) comes after a row of that value (its page)."""
+    its session takes its value: an event of one value (a sign-up) comes after a row of that value (its page).
+
+    Only a row whose ``event`` has the value among its own (``pairs``: event code x values + value id) takes it.
+    """
     if pos.size < 2:
         return pos
     rows = np.flatnonzero(np.r_[False, session[1:] == session[:-1]] & (chance > 0))
     rows = rows[g.random(rows.size) < chance[rows]]
+    if rows.size:
+        pair = event[rows - 1] * (int(value_id.max(initial=0)) + 1) + value_id[pos[rows]]
+        at = np.minimum(np.searchsorted(pairs, pair), pairs.size - 1)
+        rows = rows[pairs[at] == pair]
     if not rows.size:
         return pos
     out = pos.copy()

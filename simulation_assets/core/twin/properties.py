@@ -149,6 +149,8 @@ GROUP_COLUMNS = r"^\$groups$|^\$groups\.|^\$group_[0-4]$"
 FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has the value its lookup gives
 # A version (an app's, an SDK's): digits in two to four parts, an optional leading v and suffix (4.12.0-beta.1).
 VERSION_PATTERN = r"^[vV]?[0-9]+(?:\.[0-9]+){1,3}(?:[-+._ ][0-9A-Za-z.+-]*)?$"
+ENTRY_TV = 0.1  # a session's first rows keep their own mix when it is this far from the later rows' (or more)
+ENTRY_MIN_ROWS = 30  # ... and each side has this many rows or more
 TREND_TV = 0.1  # a version key rolls out when its first and last weeks' mixes are this far apart (or more)
 
 
@@ -160,8 +162,8 @@ class PropertyModel:
     combo_share: float  # chance a user takes a whole combination (else per-key marginals)
     marginals: pl.DataFrame  # key, value, share
     event_keys: pl.DataFrame  # event, key, present_share, same_share, carry_share, avoid_share, back_share
-    # (see _carried_shares)
-    categories: pl.DataFrame  # event, key, value, share
+    # (see _carried_shares), entry_rows (see _entry_mixes)
+    categories: pl.DataFrame  # event, key, value, share, entry_share
     numbers: pl.DataFrame  # event, key, level, value
     dropped: list[dict[str, str]] = field(default_factory=list)
     urls_trimmed: int = 0
@@ -509,12 +511,17 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     whole = {key: rows for key, rows in numbers_in_sessions.items() if kinds[key] == "integer"}
     measured = {key: rows for key, rows in numbers_in_sessions.items() if kinds[key] != "integer"}
     carried = pl.concat(
-        [_carried_shares({**in_sessions, **whole}), _carried_shares(measured, by_chance=False)]
+        [_carried_shares({**in_sessions, **whole}), _carried_shares(measured, flat=1 / (levels - 1))]
     )
     event_keys = event_keys.join(carried, on=["event", "key"], how="left").with_columns(
         pl.col("carry_share", "avoid_share", "back_share").fill_null(0.0)
     )
     follows, lookups = _lookups(per_event)
+    entry_shares, entry_rows = _entry_mixes(
+        {key: rows for key, rows in in_sessions.items() if key not in follows}
+    )
+    categories = categories.join(entry_shares, on=["event", "key", "value"], how="left")
+    event_keys = event_keys.join(entry_rows, on=["event", "key"], how="left")
     sources = _copied_from(in_sessions, event_keys, set(follows))
     # Where another key gives the value, the key does not carry its own on (that is what the other key said).
     event_keys = event_keys.join(sources.select("event", "key", pl.lit(True).alias("__src")), on=["event", "key"],
@@ -946,7 +953,7 @@ def _sticky_share(sessions: pl.DataFrame, keys: list[str]) -> float:
     return float(min(1.0, np.sqrt(max(agree - chance, 0.0) / max(1 - chance, 1e-12))))
 
 
-def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True) -> pl.DataFrame:
+def _carried_shares(in_sessions: dict[str, pl.DataFrame], flat: float = 0.0) -> pl.DataFrame:
     """Return (event, key, same_share, carry_share, avoid_share, back_share): how an event's value of a key
     relates to its session's current one.
 
@@ -961,15 +968,25 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
     afresh from the event's shares, a row would agree by chance c = sum_v p(v) q(v), p the event's shares
     and q those of the previous values on its rows; the twin copies the previous value with chance
     r = (M - c) / (1 - c) (0 when c is 1: one value, nothing to carry) and draws afresh otherwise. Numbers
-    that are not whole (``by_chance`` False) come from a sketch that never gives a value twice: c is 0, r = M.
+    that are not whole come from a quantile sketch, which gives a value twice only where the value holds a
+    flat step of it (a share of at least ``flat``): c counts those values only (a measurement's c is 0 and
+    r = M; hours booked of 0.5, 1, 2, 4 or 8 repeat by chance a quarter of the time, counted as 0 the twin
+    repeated them 0.39 of the time against the export's 0.24).
 
     Values that move on (a video's progress at 25, 50 and 75 %, pages a visitor walks through, a user's
     count of support tickets) repeat less often than chance: M < c. The twin then draws, with chance s, a
     value other than the previous one where its draw equals it, so M = c (1 - s) and s = 1 - M / c
     (``avoid_share``). An event of
     one value whose rows follow rows of that value (a sign-up on the sign-up page, the page before it the
-    same page) cannot carry anything: there the row before takes the event's value, with chance M
-    (``back_share``), so the twin's page before a sign-up is the sign-up page as the export's is.
+    same page) cannot carry anything: there the row before takes the event's value, with chance
+    b = (M - o) / (a - o) (``back_share``), o the chance it has it from its own event's mix alone (a
+    level's start after a level's end, both on the level screen, needs nothing; a purchase after a screen
+    that is the shop one time in ten needs most) and a the share of rows before whose event has the value in
+    its mix (only those take it: a payroll export, always on the approvals page, is not moved to the
+    timesheet page by the sign-off that follows it), so the twin's page before a sign-up is the sign-up page as
+    the export's is, also where a few rows before are elsewhere (c < 1; taken for a carry of
+    (M - c) / (1 - c) = 0, the twin's page before a SaaS's sign-up was its sign-up page 0.014 of the time,
+    the export's 0.999; with b = M, a game's lobby screens before a level's start became level screens).
     """
     schema = {"event": pl.String, "key": pl.String, "same_share": pl.Float64, "carry_share": pl.Float64,
               "avoid_share": pl.Float64, "back_share": pl.Float64}  # fmt: skip
@@ -980,6 +997,7 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
         rows = rows.sort("row").with_columns(
             pl.when(in_session).then(pl.col("value").shift(1)).alias("prev"),
             pl.when(in_session).then(pl.col(raw).shift(1)).alias("prev_raw"),
+            pl.when(in_session).then(pl.col("event").shift(1)).alias("prev_event"),
         )
         pairs = rows.drop_nulls("prev")
         if pairs.is_empty():
@@ -990,30 +1008,46 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
             .agg(pl.len().alias("n"))
             .with_columns((pl.col("n") / pl.col("n").sum().over("event")).alias("p"))
         )
+        # The chance the row before has the row's value from its own event's mix alone (a level's start after
+        # a level's end is on the level screen whatever carries it): what a back-fill need not add.
+        by_own = (
+            pairs.join(own.select(pl.col("event").alias("prev_event"), "value", pl.col("p").alias("by_own")),
+                       on=["prev_event", "value"], how="left")
+            .group_by("event")
+            .agg(pl.col("by_own").fill_null(0.0).mean(), (pl.col("by_own").fill_null(0.0) > 0).mean().alias("can"))
+        )  # fmt: skip
         before = (
             pairs.group_by("event", pl.col("prev").alias("value"))
             .agg(pl.len().alias("m"))
             .with_columns((pl.col("m") / pl.col("m").sum().over("event")).alias("q"))
         )
         chance = (
-            own.join(before, on=["event", "value"], how="inner")
+            own.filter(pl.col("p") >= flat)
+            .join(before, on=["event", "value"], how="inner")
             .group_by("event")
             .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
         )
-        values = own.group_by("event").agg(pl.len().alias("values"))
+        values = own.group_by("event").agg(
+            pl.len().alias("values"), (pl.col("value").cast(pl.String) == OTHER).any().alias("rare")
+        )
         part = (
             same.join(chance, on="event", how="left")
             .join(values, on="event", how="left")
-            .with_columns(pl.col("c").fill_null(0.0) * by_chance)
+            .join(by_own, on="event", how="left")
+            .with_columns(pl.col("c").fill_null(0.0))
         )
-        one_value = pl.col("c") >= 1 - 1e-9
+        # One value (not the rare values' ``other``): nothing to carry, even where a few rows before differ.
+        one_value = (pl.col("c") >= 1 - 1e-9) | ((pl.col("values") == 1) & ~pl.col("rare"))
         carry = pl.when(~one_value).then(
             ((pl.col("same_share") - pl.col("c")) / (1 - pl.col("c"))).clip(0.0, 1.0)
         )
         avoid = pl.when(pl.col("same_share") < pl.col("c")).then(
             (1 - pl.col("same_share") / pl.col("c")).clip(0.0, 1.0)
         )
-        back = pl.when(one_value & (pl.col("values") == 1)).then(pl.col("same_share"))
+        room = pl.col("can") - pl.col("by_own")  # the rows before whose event may take the value, less o
+        back = pl.when(one_value & (pl.col("values") == 1) & ~pl.col("rare") & (room > 1e-9)).then(
+            ((pl.col("same_share") - pl.col("by_own")) / room).clip(0.0, 1.0)
+        )
         parts.append(
             part.select(
                 "event",
@@ -1025,6 +1059,66 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], by_chance: bool = True
             )
         )  # fmt: skip
     return _concat(parts, schema).sort("event", "key")  # type: ignore[arg-type]
+
+
+def _entry_mixes(in_sessions: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (event, key, value, entry_share) and (event, key, entry_rows): the mix of a key on the first row
+    of each session that carries it, where that differs from the mix on the session's later rows.
+
+    A visit opens from outside and goes on inside: 98 % of a streaming site's sessions open on a page view
+    whose referring domain is ``$direct``, and almost every later page view's is the site's own. Drawn from
+    the event's whole mix, the first page view came from inside the site as often as any other. Per (event,
+    key), the first rows' shares p1 (N1 rows) and the later rows' p2 (N2 rows) are kept apart when their total
+    variation is ``ENTRY_TV`` or more and three times what two samples of one mix would give (half the sum
+    over values of sqrt(p (1 - p) (1/N1 + 1/N2)), p pooled), with ``ENTRY_MIN_ROWS`` rows on each side.
+    ``entry_rows`` is N1 / (N1 + N2): the twin draws the first rows from ``entry_share`` and the others from
+    the later mix, (share - entry_rows * entry_share) / (1 - entry_rows), so the event's whole mix holds.
+    The values are the event's own (rare ones already ``other``): no value is kept that the mix lacks.
+    """
+    c_schema = {"event": pl.String, "key": pl.String, "value": pl.String, "entry_share": pl.Float64}
+    k_schema = {"event": pl.String, "key": pl.String, "entry_rows": pl.Float64}
+    c_parts, k_parts = [], []
+    for key, rows in sorted(in_sessions.items()):
+        first = (pl.col("session") != pl.col("session").shift(1)).fill_null(True)
+        counts = (
+            rows.sort("row")
+            .with_columns(first.alias("first"))
+            .group_by("event", "value")
+            .agg(pl.col("first").sum().alias("n1"), (~pl.col("first")).sum().alias("n2"))
+            .with_columns(
+                pl.col("n1").sum().over("event").alias("N1"), pl.col("n2").sum().over("event").alias("N2")
+            )
+            .filter((pl.col("N1") >= ENTRY_MIN_ROWS) & (pl.col("N2") >= ENTRY_MIN_ROWS))
+        )
+        if counts.is_empty():
+            continue
+        p1, p2 = pl.col("n1") / pl.col("N1"), pl.col("n2") / pl.col("N2")
+        pooled = (pl.col("n1") + pl.col("n2")) / (pl.col("N1") + pl.col("N2"))
+        noise = (pooled * (1 - pooled) * (1 / pl.col("N1") + 1 / pl.col("N2"))).sqrt()
+        apart = (
+            counts.group_by("event")
+            .agg(
+                ((p1 - p2).abs().sum() / 2).alias("tv"),
+                (noise.sum() / 2).alias("noise"),
+                pl.col("N1").first(),
+                pl.col("N2").first(),
+            )  # fmt: skip
+            .filter((pl.col("tv") >= ENTRY_TV) & (pl.col("tv") >= 3 * pl.col("noise")))
+        )
+        if apart.is_empty():
+            continue
+        kept = counts.join(apart.select("event"), on="event", how="semi")
+        c_parts.append(
+            kept.select("event", pl.lit(key).alias("key"), "value", p1.round(6).alias("entry_share"))
+        )
+        k_parts.append(
+            apart.select(
+                "event",
+                pl.lit(key).alias("key"),
+                (pl.col("N1") / (pl.col("N1") + pl.col("N2"))).round(6).alias("entry_rows"),
+            )  # fmt: skip
+        )
+    return _concat(c_parts, c_schema), _concat(k_parts, k_schema)  # type: ignore[arg-type]
 
 
 def _copied_from(

@@ -97,7 +97,8 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     # same_share: the export's share of the event's rows equal to the session's previous value of the key;
     # carry_share: the chance the twin copies that value instead of drawing; avoid_share: the chance it draws
     # again a value equal to it; back_share: the chance the row before takes an event's only value (absent in
-    # older specs: 0).
+    # older specs: 0); entry_rows: the share of the event's rows that open their session's use of the key, where
+    # those rows keep a mix of their own (event_categories.entry_share; null elsewhere and in older specs).
     "event_keys": {
         "event": pl.String(),
         "key": pl.String(),
@@ -106,12 +107,14 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "carry_share": pl.Float64(),
         "avoid_share": pl.Float64(),
         "back_share": pl.Float64(),
+        "entry_rows": pl.Float64(),
     },
     "event_categories": {
         "event": pl.String(),
         "key": pl.String(),
         "value": pl.String(),
         "share": pl.Float64(),
+        "entry_share": pl.Float64(),
     },
     "event_numbers": {"event": pl.String(), "key": pl.String(), "level": pl.Int16(), "value": pl.Float64()},
     "constant_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
@@ -336,9 +339,15 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
             frame = frame.with_columns(pl.lit(-1, pl.Int16).alias("depth"))
         if name == "inter_event_times" and "position" not in frame.columns:  # gaps at any position
             frame = frame.with_columns(pl.lit(-1, pl.Int32).alias("position"))
+        if name == "event_categories" and "entry_share" not in frame.columns:  # one mix for every row
+            frame = frame.with_columns(pl.lit(None, pl.Float64).alias("entry_share"))
         if name == "event_keys":  # written before values were carried within sessions: every row drawn
             frame = frame.with_columns(
-                *[pl.lit(None, pl.Float64).alias(c) for c in ("same_share",) if c not in frame.columns],
+                *[
+                    pl.lit(None, pl.Float64).alias(c)
+                    for c in ("same_share", "entry_rows")
+                    if c not in frame.columns
+                ],
                 *[
                     pl.lit(0.0).alias(c)
                     for c in ("carry_share", "avoid_share", "back_share")

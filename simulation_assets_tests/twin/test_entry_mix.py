@@ -1,0 +1,111 @@
+"""A session's first rows keep a mix of their own where it differs from the later rows'.
+
+The synthetic export's sample gets two keys: ``came_via``, like a referring domain, is ``direct`` or
+``search`` on the first row of a visit and mostly the product's own domain after it; ``tint`` is drawn
+afresh on every row, alike on first and later rows. The fit must keep an entry mix for the first and
+none for the second, and the twin's visits must open as the export's do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+import pytest
+
+from simulation_assets.core.twin.fidelity import session_value_comparisons
+from simulation_assets.core.twin.fit import fit
+from simulation_assets.core.twin.properties import sample_sessions
+from simulation_assets.core.twin.spec import TwinSpec
+from simulation_assets.sinks.twin_source import LoadedExport
+from simulation_assets_tests.twin.conftest import CFG, twin_days, with_keys
+
+OPENING = {"direct": 0.8, "search": 0.2}  # a visit's first row
+LATER = {"app.example": 0.9, "direct": 0.05, "search": 0.05}  # the rows after it
+
+
+PAGES = ["dashboard", "feed", "report_viewed", "post_viewed"]  # the events that carry ``came_via``
+OPENERS = [
+    "dashboard",
+    "feed",
+]  # the first page of a visit (after its login), carrying ``came_via`` half the time
+
+
+def _with_entry_keys(loaded: LoadedExport) -> LoadedExport:
+    """``loaded`` whose sample carries ``came_via`` and ``tint``. A visit opens on a login and then a dashboard
+    or a feed; those carry ``came_via`` half the time, so a visit's first row with it is often a report or a
+    post, whose later rows are mostly the product's own domain: their whole mix hides how visits open."""
+    users = loaded.prepared.events.select("distinct_id", "user").unique("distinct_id")
+    g = np.random.default_rng(11)
+    sample = sample_sessions(
+        loaded.property_sample.with_row_index("__i").join(users, on="distinct_id"), CFG.idle_minutes
+    ).with_columns(pl.Series("coin", g.random(loaded.property_sample.height)))
+    carries = pl.col("event").is_in(PAGES) & (~pl.col("event").is_in(OPENERS) | (pl.col("coin") < 0.5))
+    opens = (carries & (carries.cast(pl.Int32).cum_sum().over("session") == 1)).alias("opens")
+    rows = sample.with_columns(carries.alias("carries"), opens).sort("__i")
+    first = g.choice(list(OPENING), rows.height, p=list(OPENING.values()))
+    later = g.choice(list(LATER), rows.height, p=list(LATER.values()))
+    came = np.where(rows["opens"].to_numpy(), first, later)
+    sample = loaded.property_sample.with_columns(
+        pl.when(rows["carries"]).then(pl.Series(came)).alias("came_via"),
+        pl.Series("tint", g.choice(["red", "green", "blue"], rows.height)),
+    )
+    return with_keys(loaded, sample, {"came_via": "VARCHAR", "tint": "VARCHAR"})
+
+
+@pytest.fixture(scope="module")
+def entry_spec(loaded: LoadedExport) -> TwinSpec:
+    extra = _with_entry_keys(loaded)
+    return fit(extra.prepared, extra.property_sample, extra.key_stats, CFG, "events.csv")
+
+
+def _opening_share(twin: pl.DataFrame, value: str) -> tuple[float, float]:
+    """Return the share of ``value`` on the twin's sessions' first rows with ``came_via``, and on the rest."""
+    rows = twin.drop_nulls("came_via").sort("$session_id", "timestamp", "sequence", maintain_order=True)
+    opens = rows["$session_id"] != rows["$session_id"].shift(1)
+    is_value = rows["came_via"] == value
+    return float(is_value.filter(opens.fill_null(True)).mean()), float(
+        is_value.filter(~opens.fill_null(True)).mean()
+    )
+
+
+def test_the_first_rows_of_a_visit_keep_their_own_mix_and_a_key_alike_everywhere_has_none(
+    entry_spec: TwinSpec,
+) -> None:
+    keys = entry_spec.tables["event_keys"]
+    came = keys.filter(pl.col("key") == "came_via")
+    assert came.height == len(PAGES), came
+    assert came.filter(~pl.col("event").is_in(OPENERS))["entry_rows"].is_not_null().all(), came
+    assert keys.filter(pl.col("key") == "tint")["entry_rows"].is_null().all()
+    cats = entry_spec.tables["event_categories"].filter(pl.col("key") == "came_via")
+    direct = cats.filter((pl.col("value") == "direct") & ~pl.col("event").is_in(OPENERS))
+    assert direct["entry_share"].min() > 0.7 and direct["share"].max() < 0.5, direct
+
+
+def test_the_twin_s_visits_open_as_the_export_s_do_and_the_carried_values_check_sees_it(
+    entry_spec: TwinSpec,
+) -> None:
+    twin = twin_days(entry_spec)
+    opening, after = _opening_share(twin, "direct")
+    assert abs(opening - OPENING["direct"]) < 0.05, opening
+    assert abs(after - LATER["direct"]) < 0.04, after
+    start, users = entry_spec.document.generation.start, entry_spec.document.properties["sample_users"]
+    carried, _, (check, _) = session_value_comparisons(twin, entry_spec.tables, users, start, 14)
+    first = carried.filter(pl.col("source") == "first row: direct")
+    assert set(first["event"]) == {"report_viewed", "post_viewed"}, carried
+    assert check.passed, check.detail
+    # Without the first rows' mix (a spec fitted before it), visits open from the event's whole mix.
+    none = pl.lit(None, pl.Float64)
+    cats = entry_spec.tables["event_categories"].with_columns(none.alias("entry_share"))
+    keys = entry_spec.tables["event_keys"].with_columns(none.alias("entry_rows"))
+    plain = dataclasses.replace(
+        entry_spec, tables={**entry_spec.tables, "event_categories": cats, "event_keys": keys}
+    )
+    plain_twin = twin_days(plain)
+    opening_plain, _ = _opening_share(plain_twin, "direct")
+    assert opening_plain < OPENING["direct"] - 0.2, (
+        opening_plain
+    )  # half the visits open on a report or a post
+    _, _, (failed, _) = session_value_comparisons(plain_twin, entry_spec.tables, users, start, 14)
+    assert not failed.passed and {row["source"] for row in failed.detail["failing"]} == {"first row: direct"}
