@@ -208,7 +208,7 @@ def run_fit(args: argparse.Namespace) -> int:
     console.print(
         f"Twin fitted to {export.source} ({doc.source.rows:,} events, {doc.source.users:,} users over {doc.source.days} days "
         f"from {doc.source.first_day}; {doc.source.holdout_users:,} held out) in {seconds:.1f} s: {len(doc.classes)} classes (BIC), "
-        f"{len(doc.flow['events'])} events modelled, {len(doc.privacy['dropped_properties'])} properties dropped. "
+        f"{len(doc.flow['events'])} events modelled, {_dropped(doc.privacy['dropped_properties'])}. "
         f"Spec: {out / 'twin.yaml'}"
     )
     repeated = _metadata_value(result, "twin_spec", "rows_repeated")
@@ -350,6 +350,16 @@ def run_report(args: argparse.Namespace) -> int:
     for line in _missed_measures(fidelity):
         console.print(f"  {line}")
     return 0
+
+
+def _dropped(rows: list[dict]) -> str:
+    """Return how many properties the fit dropped and the first five by name (a newcomer's ``$groups`` gone
+    from the twin, with the reasons in the spec's ``privacy.dropped_properties``)."""
+    if not rows:
+        return "no property dropped"
+    names = [str(r["key"]) for r in rows]
+    listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return f"{len(names)} {'property' if len(names) == 1 else 'properties'} dropped ({listed}: see privacy in twin.yaml)"
 
 
 def _missed_measures(fidelity: dict) -> list[str]:

@@ -160,14 +160,21 @@ def reference_target(configured_url: str, own_process: bool = False) -> Iterator
     """Yield the URL of the bundled reference API served on loopback, unless an API is configured.
 
     ``own_process`` serves it from a child process (for loads, so it does not share the
-    generator's interpreter); otherwise from a thread, which starts in a fraction of a second.
+    generator's interpreter; this process then imports neither uvicorn nor the app); otherwise from
+    a thread, which starts in a fraction of a second.
     """
     if configured_url:
         yield ""
         return
-    from simulation_assets.target.server import LocalTarget, TargetProcess
+    if own_process:
+        from simulation_assets.target.process import TargetProcess
 
-    with TargetProcess() if own_process else LocalTarget() as local:
+        with TargetProcess() as child:
+            yield child.base_url
+        return
+    from simulation_assets.target.server import LocalTarget
+
+    with LocalTarget() as local:
         yield local.base_url
 
 

@@ -16,6 +16,11 @@ materializes one trivial asset, ~20 % of its CPU):
   ``.env`` file, read when a workspace loads one) and watchdog's observers (the SQLite event
   log's and the compute logs' file watching, which the UI's subscriptions start; the handler classes
   those modules subclass come from ``watchdog.events``, imported as usual).
+- **filelock, multiprocessing, pdb and unittest.mock**: ``dagster._utils`` imports the first two
+  for functions a run never calls (a file lock several processes share, the type of an ``Event``),
+  the execution contexts ``ForkedPdb`` (``context.pdb``) and the component tree ``unittest.mock``
+  (stand-in declarations): stand-ins as for Alembic. A stand-in of ``from package import submodule``
+  imports the submodule; one in an annotation's ``Name | None`` resolves there.
 - **The daemon package** ``dagster._daemon``: the run storage imports ``dagster._daemon.types``
   (a record class), whose package ``__init__`` imports every daemon (sensors, backfills,
   freshness, structlog ...). The package is created with its path (so ``dagster._daemon.types``
@@ -70,6 +75,16 @@ STAND_IN_IMPORTS: dict[str, str | tuple[str, ...]] = {
     "dagster._core.storage.runs.migration": "tqdm",
     "dagster._core.storage.schedules.migration": "tqdm",
     "dagster._core.secrets.env_file": "dotenv",
+    # filelock guards a file Dagster updates from several processes, multiprocessing gives the type of
+    # an Event a check compares with: both in functions of dagster._utils that a run does not call;
+    # unittest.mock builds stand-in declarations for component trees (no component in this project);
+    # pdb is what `context.pdb` returns, for someone debugging an op
+    "dagster._utils": ("filelock", "multiprocessing"),
+    "dagster.components.core.component_tree": "unittest",
+    "dagster._core.execution.context.op_execution_context": "dagster._utils.forked_pdb",
+    "dagster._core.execution.context.asset_execution_context": "dagster._utils.forked_pdb",
+    "dagster._core.execution.context.asset_check_execution_context": "dagster._utils.forked_pdb",
+    "dagster._core.execution.context.invocation": "dagster._utils.forked_pdb",
 }
 LAZY_PACKAGES: tuple[str, ...] = ("dagster._daemon",)
 # SQLAlchemy dialects whose keyword arguments Dagster's schema modules use (checked, never compiled, in a run)
@@ -95,7 +110,11 @@ class _StandIn:
             ):  # used while the module body runs: from now on it imports the real package
                 if module == finder.package or module.startswith(finder.package + "."):
                     finder.stop()
-            real = getattr(importlib.import_module(module), name)
+            package = importlib.import_module(module)
+            try:
+                real = getattr(package, name)
+            except AttributeError:  # ``from package import submodule``: a submodule not imported yet
+                real = importlib.import_module(f"{module}.{name}")
             object.__setattr__(self, "_real", real)
         return real
 
@@ -113,6 +132,12 @@ class _StandIn:
 
     def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[Any, ...]:
         return (self._resolve(),)
+
+    def __or__(self, other: Any) -> Any:  # ``Name | None`` in an annotation evaluated at run time
+        return self._resolve() | other
+
+    def __ror__(self, other: Any) -> Any:
+        return other | self._resolve()
 
     def __repr__(self) -> str:
         module, name = object.__getattribute__(self, "_module"), object.__getattribute__(self, "_name")

@@ -624,8 +624,6 @@ def ensure_local_instance() -> Path:
     Under a file lock in that folder: writes ``dagster.yaml`` when missing and creates the
     SQLite databases, so commands started together never race to create them.
     """
-    from filelock import FileLock
-
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -633,6 +631,8 @@ def ensure_local_instance() -> Path:
     marker = hashlib.sha1(INSTANCE_YAML.encode()).hexdigest()[:12]  # a new default config is applied once
     if _reads(ready) == marker and config.exists():
         return home
+    from filelock import FileLock  # a ready instance (every command but a folder's first) needs no lock
+
     with FileLock(str(home / ".instance.lock"), timeout=300):
         if _reads(ready) == marker and config.exists():  # another process prepared it while we waited
             return home

@@ -7,11 +7,9 @@ import contextlib
 import importlib
 import pkgutil
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +20,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp
 
 import simulation_assets.target as target_package
+from simulation_assets.target.process import free_loopback_socket
 
 
 def sub_apps() -> dict[str, Callable[[], ASGIApp]]:
@@ -61,15 +60,6 @@ def _propiq_app() -> ASGIApp:
     from simulation_assets.target.propiq import create_app
 
     return create_app()
-
-
-def free_loopback_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """Return a bound, listening TCP socket on ``host`` (port 0 picks a free one)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    return sock
 
 
 class _PromptServer(uvicorn.Server):
@@ -163,56 +153,14 @@ class LocalTarget:
             self._thread.join(timeout=10)
 
 
-class TargetProcess:
-    """The PropIQ reference API served by uvicorn in a child process, on a free loopback port.
+def _stop_at_eof() -> None:
+    """Read stdin to its end, then ask this process to stop as ``terminate()`` does."""
+    import os
+    import signal
 
-    For load: a server in the generator's own process competes with it for the interpreter lock
-    (on the reference machine a 60 req/s load then met second-long answers). The parent binds the
-    socket and hands it to the child, so the port is known before the child starts and never races.
-    Use as ``with TargetProcess() as target: target.base_url``; ``app`` (``module:attribute``)
-    serves another ASGI app instead.
-    """
-
-    def __init__(self, host: str = "127.0.0.1", start_timeout_s: float = 60.0, app: str = "") -> None:
-        self._host, self._timeout, self._app = host, start_timeout_s, app
-        self._proc: subprocess.Popen | None = None
-        self.base_url = ""
-
-    def __enter__(self) -> TargetProcess:
-        sock = free_loopback_socket(self._host)
-        port = sock.getsockname()[1]
-        try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "simulation_assets.target.server", "--fd", str(sock.fileno())]
-                + (["--app", self._app] if self._app else []),
-                pass_fds=[sock.fileno()],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        finally:
-            sock.close()  # the child holds its own copy
-        self.base_url = f"http://{self._host}:{port}"
-        deadline = time.monotonic() + self._timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"the reference target process exited with code {self._proc.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/health", timeout=1) as answer:  # noqa: S310 - loopback
-                    if answer.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError(f"the reference target did not answer within {self._timeout:g} s")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+    while sys.stdin.buffer.read(4096):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve(
@@ -243,7 +191,12 @@ if __name__ == "__main__":  # the child of TargetProcess: serve PropIQ on an inh
     parser = argparse.ArgumentParser(description="serve the PropIQ reference API on an inherited socket")
     parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--app", default="", help="module:attribute of another ASGI app")
+    parser.add_argument(
+        "--stop-at-eof", action="store_true", help="stop when stdin closes (the parent ended)"
+    )
     args = parser.parse_args()
+    if args.stop_at_eof:
+        threading.Thread(target=_stop_at_eof, name="stop-at-eof", daemon=True).start()
     uvicorn.run(
         args.app or _propiq_app(),
         fd=args.fd,

@@ -71,3 +71,19 @@ def test_bad_input_exits_2_naming_the_option_and_writes_nothing(tmp_path, capsys
     assert main(["activity", *args, "--output", str(out)]) == 2
     assert message in " ".join(capsys.readouterr().out.split())
     assert not out.exists()
+
+
+def test_fast_forward_reads_the_tick_log_only_where_it_is_used(tmp_path, monkeypatch):
+    """Before the ticks (the clock's anchor), in the run (its chart) and for the export: not after each run."""
+    from simulation_assets.sinks.activity_store import ActivityStore
+
+    reads: list[int | None] = []
+    tick_log = ActivityStore.tick_log
+
+    def counted(self, last=None):  # noqa: ANN001, ANN202
+        reads.append(last)
+        return tick_log(self, last)
+
+    monkeypatch.setattr(ActivityStore, "tick_log", counted)
+    assert main(["activity", "--ticks", "1", "--seed", "3", "--output", str(tmp_path / "out")]) == 0
+    assert reads == [1, 60, None]

@@ -104,6 +104,37 @@ def test_names_imported_from_a_deferred_package_load_it_on_first_use(fake_packag
         sys.meta_path.remove(finder)
 
 
+def test_a_submodule_and_a_name_in_an_annotation_union_resolve_when_used(fake_packages: Path) -> None:
+    (fake_packages / "fakelater.py").write_text(
+        textwrap.dedent(
+            """
+            from fakeheavy.runtime import tools  # a submodule its package does not import
+            from fakeheavy.runtime.tools import Config
+
+            class Holder:
+                def __init__(self):
+                    self.config: Config | None = None  # evaluated when an instance is made
+
+            def make(name):
+                return tools.Config(name)
+            """
+        )
+    )
+    finder = deferred_imports.defer({"fakelater": "fakeheavy"}, ())
+    try:
+        import fakelater
+        import fakelog
+
+        assert fakelog.ran == []
+        assert fakelater.Holder().config is None
+        assert fakelater.make("x").name == "x"
+        real = sys.modules["fakeheavy.runtime.tools"]
+        assert isinstance(fakelater.make("y"), real.Config)
+    finally:
+        sys.meta_path.remove(finder)
+        sys.modules.pop("fakelater", None)
+
+
 def test_a_stand_in_used_while_the_module_body_runs_imports_the_real_package(fake_packages: Path) -> None:
     finder = deferred_imports.defer({"fakesubclass": "fakeheavy"}, ())
     try:
@@ -201,6 +232,17 @@ _PROBE = textwrap.dedent(
         resources = run_resources({})
     else:
         resources = {}
+    def used():  # what Dagster imports those for still works once asked for
+        import dagster._utils as utils
+        import dagster.components.core.component_tree as tree
+        from dagster._core.execution.context import asset_execution_context as context
+        return [
+            type(utils.multiprocessing.Event()).__name__,
+            type(tree.mock.Mock()).__name__,
+            context.ForkedPdb.__mro__[1].__name__,
+            type(dg.build_asset_context().pdb).__name__,
+        ]
+
     with dg.DagsterInstance.get() as instance:
         result = dg.materialize([trivial, trivial_has_rows], instance=instance, resources=resources)
         checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
@@ -225,8 +267,10 @@ _PROBE = textwrap.dedent(
             "tqdm": "tqdm" in sys.modules,
             "dotenv": "dotenv" in sys.modules,
             "paths": [m for m in ("upath", "fsspec") if m in sys.modules],
+            "others": [m for m in ("filelock", "multiprocessing", "pdb", "unittest") if m in sys.modules],
             "dialects": [d for d in ("mysql", "postgresql") if f"sqlalchemy.dialects.{d}" in sys.modules],
             "serdes": sorted(set(_WHITELIST_MAP.object_serializers) | set(_WHITELIST_MAP.enum_serializers)),
+            "used": used(),  # last: an ephemeral instance of its own loads more
         }))
     """
 )
@@ -254,11 +298,15 @@ def test_a_run_on_a_ready_instance_imports_neither_alembic_nor_the_daemons(tmp_p
     assert not deferred["alembic"] and not deferred["daemons"]
     assert not deferred["tqdm"] and not deferred["dotenv"] and deferred["dialects"] == []
     assert deferred["paths"] == []  # universal-pathlib and fsspec: neither the instance nor the run
+    assert deferred["others"] == []  # filelock, multiprocessing, pdb, unittest: nor these
+    assert deferred["used"] == ["Event", "Mock", "Pdb", "ForkedPdb"]
     assert not deferred["observers"] and deferred["watched"]  # watchdog's observers when watching starts
     stock = _probe(tmp_path / "home", "stock")
     assert stock["success"] and stock["runs"] == 3 and stock["alembic"] and stock["daemons"]
     assert stock["tqdm"] and stock["dotenv"] and stock["dialects"] == ["mysql", "postgresql"]
     assert stock["paths"] == ["upath", "fsspec"]
+    assert stock["others"] == ["filelock", "multiprocessing", "pdb", "unittest"]
+    assert stock["used"] == deferred["used"]
     assert stock["observers"] and stock["watched"]
     assert deferred["serdes"] == stock["serdes"]  # every serializable class registered all the same
 

@@ -335,3 +335,64 @@ def test_a_day_report_depends_on_every_persona_run_of_that_day():
             "Business-Development-Ben",
         )
     )
+
+
+def test_the_reference_api_in_a_child_process_keeps_uvicorn_out_of_its_parent_and_stops_with_it() -> None:
+    """A load run serves the API from a child; its parent never imports uvicorn, Starlette or the app,
+    and a parent that dies (its end of the child's stdin closes) leaves no server behind."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys, urllib.request\n"
+        "from simulation_assets.target.process import TargetProcess\n"
+        "with TargetProcess() as target:\n"
+        "    status = urllib.request.urlopen(target.base_url + '/health', timeout=10).status\n"
+        "print(json.dumps([status, [m for m in ('uvicorn', 'starlette', 'jwt') if m in sys.modules]]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [200, []]
+
+    from simulation_assets.target.process import TargetProcess
+
+    orphan = TargetProcess().start()
+    assert orphan._proc is not None and orphan._proc.stdin is not None
+    orphan._proc.stdin.close()  # what the parent's death does
+    assert orphan._proc.wait(timeout=60) is not None
+
+
+def test_the_reference_apis_tokens_are_pyjwts_hs256_tokens_made_without_it() -> None:
+    import subprocess
+    import sys
+
+    import jwt
+
+    from simulation_assets.target.propiq.state import sign_token, verify_token
+
+    secret, claims = (
+        "s" * 64,
+        {"sub": "a@simulated.propiq.test", "sid": "x1", "typ": "access", "exp_min": 61.5},
+    )
+    token = sign_token(claims, secret)
+    assert token == jwt.encode(claims, secret, algorithm="HS256")  # byte for byte
+    assert verify_token(jwt.encode(claims, secret, algorithm="HS256"), secret) == claims
+    assert jwt.decode(token, secret, algorithms=["HS256"]) == claims
+    head, body, signature = token.split(".")
+    forged = jwt.encode({**claims, "sub": "b@simulated.propiq.test"}, secret, algorithm="HS256").split(".")[1]
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    for bad in (
+        f"{head}.{forged}.{signature}",
+        sign_token(claims, "t" * 64),
+        unsigned,
+        "a.b",
+        "",
+        "ä.b.c",
+        7,
+    ):
+        assert verify_token(bad, secret) is None  # type: ignore[arg-type]
+    assert verify_token(sign_token([1, 2], secret), secret) is None  # type: ignore[arg-type]
+    probe = "import sys, simulation_assets.target.propiq.app; print(sorted({'jwt', 'cryptography'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]"]  # the reference API loads neither

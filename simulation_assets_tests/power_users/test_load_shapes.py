@@ -325,7 +325,7 @@ def test_a_load_encodes_each_request_once_per_user_variant_and_again_after_a_new
 def test_a_closed_model_holds_two_thousand_concurrent_users_in_one_process(monkeypatch):
     import httpx
 
-    from simulation_assets.target.server import TargetProcess
+    from simulation_assets.target.process import TargetProcess
 
     scenario = _quick(
         crowd={"kind": "constant", "model": "closed", "users": 2000, "think_s": 60, "duration_s": 10}

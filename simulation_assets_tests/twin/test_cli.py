@@ -170,3 +170,15 @@ def test_the_report_names_the_figure_a_failing_check_missed() -> None:
         "missed: retention_weeks_1_8 (retention) nan, bound 0.03: not measured: 10 days hold no full week after a"
         " first week",
     ]
+
+
+def test_the_fit_names_the_properties_it_dropped() -> None:
+    from simulation_assets.commands.twin import _dropped
+
+    # "6 properties dropped" left a newcomer looking for $groups in the twin; "1 properties" read oddly.
+    rows = [{"key": k, "reason": "identifier or personal data"} for k in ("$session_id", "$groups", "$set")]
+    assert _dropped(rows) == "3 properties dropped ($session_id, $groups, $set: see privacy in twin.yaml)"
+    assert _dropped(rows[:1]) == "1 property dropped ($session_id: see privacy in twin.yaml)"
+    many = [{"key": f"k{i}"} for i in range(7)]
+    assert _dropped(many) == "7 properties dropped (k0, k1, k2, k3, k4 and 2 more: see privacy in twin.yaml)"
+    assert _dropped([]) == "no property dropped"

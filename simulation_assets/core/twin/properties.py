@@ -270,7 +270,9 @@ def listed_drops(dropped: list[dict], k: int) -> tuple[list[dict[str, str]], int
             named.append({"key": key, "reason": entry["reason"]})
         else:
             hidden += 1
-    return named, hidden
+    # By name: the order keys are met in is the export's column order, which differs between its shapes
+    # (the UI's CSV lists its flattened columns by name, a batch export by first appearance in the JSON).
+    return sorted(named, key=lambda entry: entry["key"]), hidden
 
 
 def _template_path(value: pl.Expr) -> pl.Expr:
