@@ -59,11 +59,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     pytest-xdist 3.8 does this by assigning ``item._nodeid``, which pytest 9.2 no longer reads (a
     node id now comes from ``Node._id``). Without it every test of a group may land on any worker,
-    and a module-scoped fixture such as the daemon deployment is built once per worker.
+    and a module-scoped fixture such as the daemon deployment is built once per worker. A module whose
+    tests ask for a module-scoped fixture becomes a group of its own (``_modules_sharing_a_fixture``).
     """
     if not getattr(config.option, "loadgroup", False):
         return
-    _longest_modules_first(items)
+    shared = _modules_sharing_a_fixture(items)
+    _longest_modules_first(items, shared)
     from _pytest.nodeid import NodeId
 
     for item in items:
@@ -71,11 +73,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             str(m.args[0] if m.args else m.kwargs.get("name", "default"))
             for m in item.iter_markers("xdist_group")
         }
+        module = item.nodeid.split("::", 1)[0]
+        if not groups and module in shared:
+            groups = {module}
         if groups and "@" not in item.nodeid:
             item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(sorted(groups))}")
 
 
-def _longest_modules_first(items: list[pytest.Item]) -> None:
+def _modules_sharing_a_fixture(items: list[pytest.Item]) -> set[str]:
+    """Return the modules (node id paths) of tests that ask for a module- or class-scoped fixture.
+
+    ``--dist loadgroup`` hands out a test without an ``xdist_group`` on its own, so the tests of one
+    module could land on both workers and each would build the module's fixture: the 120-day pools of
+    the churn-by-plan tests were computed twice. Such a module runs on one worker, as a group of its own.
+    """
+    shared = set()
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(d.scope in ("module", "class") for chain in defs for d in chain):
+            shared.add(item.nodeid.split("::", 1)[0])
+    return shared
+
+
+def _longest_modules_first(items: list[pytest.Item], grouped: set[str] = frozenset()) -> None:
     """Hand the workers the long modules first: those with a ``slow`` test or an ``xdist_group``.
 
     xdist gives out work in collection order, and the folders that sort last (warehouse, with its
@@ -83,7 +104,7 @@ def _longest_modules_first(items: list[pytest.Item]) -> None:
     minute while the other had nothing left. Whole modules move, in their own order, so a module's
     fixtures are still built once per worker; the rest keeps the order it was collected in.
     """
-    long_modules = {
+    long_modules = set(grouped) | {
         item.nodeid.split("::", 1)[0]
         for item in items
         if item.get_closest_marker("slow") or item.get_closest_marker("xdist_group")

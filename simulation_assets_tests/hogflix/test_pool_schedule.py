@@ -10,7 +10,7 @@ import pytest
 from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LifecycleConfig
-from simulation_assets.core.hogflix.frames import to_frame
+from simulation_assets.core.hogflix.frames import day_frame
 from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.metrics import daily_metrics
 from simulation_assets.core.hogflix.persona_state import day_date, day_number
@@ -42,7 +42,7 @@ def test_the_pool_follows_a_rising_target_inside_the_moving_band():
     rows = []
     for day in range(day_number(START), day_number(_days(180))):
         state = step_day(state, day, cfg, 42)
-        rows.append(daily_metrics(to_frame(state), day_date(day)))
+        rows.append(daily_metrics(day_frame(state), day_date(day)))
     metrics = pl.concat(rows)
     pool = checks.pool_within_band(metrics, cfg)
     assert pool.passed and pool.metadata["band"] == "380-420 .. 570-630", pool.metadata

@@ -14,18 +14,19 @@ import pytest
 from simulation_assets.core.hogflix import checks
 from simulation_assets.core.hogflix.burn_in import initial_state
 from simulation_assets.core.hogflix.config import LifecycleConfig
-from simulation_assets.core.hogflix.frames import to_frame
+from simulation_assets.core.hogflix.frames import day_frame
 from simulation_assets.core.hogflix.lifecycle import step_day
 from simulation_assets.core.hogflix.metrics import daily_metrics
 from simulation_assets.core.hogflix.persona_state import day_date, day_number
 
 
 def _metrics(cfg: LifecycleConfig, start: dt.date, days: int, seed: int = 42) -> pl.DataFrame:
+    # day_frame: the persona columns daily_metrics reads, without joining the identities to them
     state = initial_state(cfg, seed, day_number(start))
     rows = []
     for day in range(day_number(start), day_number(start) + days):
         state = step_day(state, day, cfg, seed)
-        rows.append(daily_metrics(to_frame(state), day_date(day), cfg.pattern_assignment_day))
+        rows.append(daily_metrics(day_frame(state), day_date(day), cfg.pattern_assignment_day))
     return pl.concat(rows)
 
 
