@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from simulation_assets.core.twin.fit import Prepared
+from simulation_assets.core.twin import activity as act
+from simulation_assets.core.twin.fit import Prepared, first_days_visits
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets_tests.twin.test_user_rhythm import _fit, _sessions, _twin
 
@@ -46,3 +47,20 @@ def test_a_new_users_first_days_keep_their_own_rhythm(tmp_path: Path) -> None:
     plain = TwinSpec(spec.document.model_copy(update={"classes": classes}), spec.tables)
     lost = _first_days_gap(_twin(plain))
     assert lost <= got - 0.15, (lost, got)
+
+
+def test_the_first_days_target_counts_one_set_of_users_at_every_age() -> None:
+    # One class: 100 users first seen on day 10 who come on each of their first 14 days, and 100 first seen
+    # five days before the window's end who came on their first day only (put in the class on those days).
+    first = np.r_[np.full(100, 10), np.full(100, 65)]
+    early = np.repeat(np.arange(100), 14), np.tile(np.arange(10, 24), 100)
+    user, day = np.r_[early[0], np.arange(100, 200)], np.r_[early[1], np.full(100, 65)]
+    visits, users = first_days_visits(first, np.zeros(200, np.int64), user, day, last=69, n_classes=1)
+    # The late users are left out at every age: counted at ages 1-4 only, they put those at 0.5 and the rest at 1.
+    np.testing.assert_array_equal(users[0], np.full(act.AGE_DAYS, 100.0))
+    np.testing.assert_array_equal(visits[0] / users[0], np.ones(act.AGE_DAYS))
+    # A window shorter than twice the first days counts the users seen on half of its days, at the ages they have.
+    visits, users = first_days_visits(np.array([2, 7]), np.zeros(2, np.int64), np.array([0, 0, 1]),
+                                      np.array([2, 3, 7]), last=9, n_classes=1)  # fmt: skip
+    np.testing.assert_array_equal(users[0], np.r_[np.ones(8), np.zeros(act.AGE_DAYS - 8)])
+    np.testing.assert_array_equal(visits[0, :3], [1.0, 1.0, 0.0])
