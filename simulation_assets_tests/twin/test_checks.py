@@ -384,3 +384,16 @@ def test_a_carried_value_seen_on_one_twin_row_is_not_judged_without_noise() -> N
     ])  # fmt: skip
     check = carried_values_comparison(carried_values(many, keys, top=None), 300, 1_000, Targets())
     assert not check.passed and check.value > 0.6, check.detail
+    # An export's sample that always repeated it (share 1.0: no spread at that share) and one twin row that
+    # does not: still one row's noise (a page before a rare plan change failed the check with a bound of 0.05).
+    always = keys.with_columns(pl.lit(1.0).alias("same_share"))
+    moved = one.with_columns(pl.Series("price", [4.99, 5.99]))
+    table = carried_values(moved, always, top=None)
+    assert table["rows"].to_list() == [1] and table["twin"].to_list() == [0.0]
+    check = carried_values_comparison(table, 300, 1_000, Targets())
+    assert check.passed, check.detail
+    many_moved = pl.concat([
+        moved.with_columns(pl.lit(f"s{u}").alias("$session_id"), pl.lit(u).alias("user_number")) for u in range(400)
+    ])  # fmt: skip
+    check = carried_values_comparison(carried_values(many_moved, always, top=None), 300, 1_000, Targets())
+    assert not check.passed and check.value > 0.9, check.detail

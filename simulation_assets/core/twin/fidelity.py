@@ -722,8 +722,12 @@ def carried_values(
         return pl.DataFrame(schema=schema)
     table = pl.concat(parts).select([pl.col(c).cast(t) for c, t in schema.items()])
     # Never below a binomial draw of the row's count at the export's share: the spread over users is nil when
-    # the twin has one user of the row or all its rows agree (a one-row comparison judged with no noise).
-    binomial = (pl.col("export") * (1 - pl.col("export")) / pl.col("rows").clip(1)).sqrt()
+    # the twin has one user of the row or all its rows agree (a one-row comparison judged with no noise). The
+    # share is taken as if one row more of each kind had been seen (Laplace's rule of succession): at a share
+    # of 0 or 1 a plain binomial has no spread either, and a rare event's one twin row would fail on its own.
+    n = pl.col("rows").clip(1)
+    share = (pl.col("export") * n + 1) / (n + 2)
+    binomial = (share * (1 - share) / n).sqrt()
     table = table.with_columns(pl.max_horizontal("se", binomial).alias("se"))
     table = table.filter(pl.max_horizontal("export", "twin") >= CARRIED_MIN_SHARE)
     table = table.sort(["rows", "event", "key", "source"], descending=[True, False, False, False])
