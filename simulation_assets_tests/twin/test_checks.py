@@ -12,6 +12,7 @@ from simulation_assets.core.twin import checks
 from simulation_assets.core.twin.config import Targets
 from simulation_assets.core.twin.example import synthetic_events
 from simulation_assets.core.twin.fidelity import (
+    Comparison,
     FidelityReport,
     carried_values,
     carried_values_comparison,
@@ -364,6 +365,20 @@ def test_copies_in_a_twin_run_longer_than_the_export_are_still_copies(
     assert not checks.dcr_not_closer_than_holdout(report).passed
 
 
+def _judged_once_and_by_many(
+    one: pl.DataFrame, keys: pl.DataFrame, twin_share: float
+) -> tuple[Comparison, Comparison]:
+    """Return the carried-values check of ``one`` (a session of one row with a previous value, whose share is
+    ``twin_share``) and of 400 users each doing the same."""
+    table = carried_values(one, keys, top=None)
+    assert table["rows"].to_list() == [1] and table["twin"].to_list() == [twin_share]
+    many = pl.concat([
+        one.with_columns(pl.lit(f"s{u}").alias("$session_id"), pl.lit(u).alias("user_number")) for u in range(400)
+    ])  # fmt: skip
+    return (carried_values_comparison(table, 300, 1_000, Targets()),
+            carried_values_comparison(carried_values(many, keys, top=None), 300, 1_000, Targets()))  # fmt: skip
+
+
 def test_a_carried_value_seen_on_one_twin_row_is_not_judged_without_noise() -> None:
     # A rare purchase: one twin session buys twice at the same price (its share 1.0), the export's sample
     # repeated the price on a third of its few such rows. The twin's spread over its one user is nil; a
@@ -374,26 +389,13 @@ def test_a_carried_value_seen_on_one_twin_row_is_not_judged_without_noise() -> N
         "$session_id": ["s1", "s1"], "timestamp": [t0, t0 + dt.timedelta(seconds=30)],
         "user_number": [1, 1], "event": ["buy", "buy"], "price": [4.99, 4.99],
     })  # fmt: skip
-    table = carried_values(one, keys, top=None)
-    assert table["rows"].to_list() == [1] and table["twin"].to_list() == [1.0]
-    check = carried_values_comparison(table, 300, 1_000, Targets())
+    check, many = _judged_once_and_by_many(one, keys, 1.0)
     assert check.passed, check.detail
     # Many users repeating it every time is a miss: the floor is one row's noise, not a free pass.
-    many = pl.concat([
-        one.with_columns(pl.lit(f"s{u}").alias("$session_id"), pl.lit(u).alias("user_number")) for u in range(400)
-    ])  # fmt: skip
-    check = carried_values_comparison(carried_values(many, keys, top=None), 300, 1_000, Targets())
-    assert not check.passed and check.value > 0.6, check.detail
+    assert not many.passed and many.value > 0.6, many.detail
     # An export's sample that always repeated it (share 1.0: no spread at that share) and one twin row that
     # does not: still one row's noise (a page before a rare plan change failed the check with a bound of 0.05).
     always = keys.with_columns(pl.lit(1.0).alias("same_share"))
-    moved = one.with_columns(pl.Series("price", [4.99, 5.99]))
-    table = carried_values(moved, always, top=None)
-    assert table["rows"].to_list() == [1] and table["twin"].to_list() == [0.0]
-    check = carried_values_comparison(table, 300, 1_000, Targets())
+    check, many = _judged_once_and_by_many(one.with_columns(pl.Series("price", [4.99, 5.99])), always, 0.0)
     assert check.passed, check.detail
-    many_moved = pl.concat([
-        moved.with_columns(pl.lit(f"s{u}").alias("$session_id"), pl.lit(u).alias("user_number")) for u in range(400)
-    ])  # fmt: skip
-    check = carried_values_comparison(carried_values(many_moved, always, top=None), 300, 1_000, Targets())
-    assert not check.passed and check.value > 0.9, check.detail
+    assert not many.passed and many.value > 0.9, many.detail
