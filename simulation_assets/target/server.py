@@ -196,6 +196,11 @@ if __name__ == "__main__":  # the child of TargetProcess: serve PropIQ on an inh
     )
     args = parser.parse_args()
     if args.stop_at_eof:
+        import signal
+
+        # A parent that ignores SIGTERM passes that on through exec: the stop sent before uvicorn takes the
+        # signal over would be lost, and the server would outlive its parent.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         threading.Thread(target=_stop_at_eof, name="stop-at-eof", daemon=True).start()
     uvicorn.run(
         args.app or _propiq_app(),

@@ -356,10 +356,22 @@ def test_the_reference_api_in_a_child_process_keeps_uvicorn_out_of_its_parent_an
 
     from simulation_assets.target.process import TargetProcess
 
-    orphan = TargetProcess().start()
-    assert orphan._proc is not None and orphan._proc.stdin is not None
-    orphan._proc.stdin.close()  # what the parent's death does
-    assert orphan._proc.wait(timeout=60) is not None
+    import signal
+
+    # A parent that ignores SIGTERM (its child inherits that through exec) is left no server either.
+    for ignored in (False, True):
+        before = signal.signal(signal.SIGTERM, signal.SIG_IGN) if ignored else None
+        try:
+            orphan = TargetProcess().start()
+        finally:
+            if before is not None:
+                signal.signal(signal.SIGTERM, before)
+        assert orphan._proc is not None and orphan._proc.stdin is not None
+        orphan._proc.stdin.close()  # what the parent's death does
+        try:
+            assert orphan._proc.wait(timeout=30) is not None
+        finally:
+            orphan._proc.kill()
 
 
 def test_the_reference_apis_tokens_are_pyjwts_hs256_tokens_made_without_it() -> None:
