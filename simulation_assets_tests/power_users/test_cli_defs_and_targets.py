@@ -354,9 +354,9 @@ def test_the_reference_api_in_a_child_process_keeps_uvicorn_out_of_its_parent_an
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [200, []]
 
-    from simulation_assets.target.process import TargetProcess
-
     import signal
+
+    from simulation_assets.target.process import TargetProcess
 
     # A parent that ignores SIGTERM (its child inherits that through exec) is left no server either.
     for ignored in (False, True):
