@@ -134,6 +134,13 @@ def test_the_fitted_twin_is_not_closer_to_its_training_users(
     assert report.too_close_share <= 0.10
 
 
+def _own_rows(twin_frame: pl.DataFrame) -> pl.DataFrame:
+    """The twin's own events as export rows, in the columns :func:`_copies` gives."""
+    return as_export_rows(twin_frame).select(
+        "uuid", "event", "distinct_id", "person_id", "timestamp", "session_id"
+    )
+
+
 def _copies(real: Prepared) -> pl.DataFrame:
     """The training users' own events under new names, as export rows."""
     train_keys = real.users.filter(~pl.col("holdout"))["user_key"]
@@ -171,9 +178,7 @@ def test_a_twin_hiding_a_few_copied_users_among_its_own_fails_the_distance_test(
     loaded: LoadedExport, twin_frame: pl.DataFrame
 ) -> None:
     real = loaded.prepared
-    own = as_export_rows(twin_frame).select(
-        "uuid", "event", "distinct_id", "person_id", "timestamp", "session_id"
-    )
+    own = _own_rows(twin_frame)
     ids = own["distinct_id"].unique().sort()
     copies = _copies(real)
     copy_ids = copies["distinct_id"].unique().sort()
@@ -354,9 +359,7 @@ def test_copies_in_a_twin_run_longer_than_the_export_are_still_copies(
     loaded: LoadedExport, twin_frame: pl.DataFrame
 ) -> None:
     real = loaded.prepared
-    own = as_export_rows(twin_frame).select(
-        "uuid", "event", "distinct_id", "person_id", "timestamp", "session_id"
-    )
+    own = _own_rows(twin_frame)
     days = dt.timedelta(days=real.window.days)
     # The twin's own users go on for as many days again past the export's last day.
     longer = pl.concat([own, own.with_columns(pl.col("timestamp") + days, pl.col("session_id") + "-later")])
