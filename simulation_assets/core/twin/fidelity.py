@@ -614,6 +614,19 @@ def _median(x: np.ndarray) -> float | None:
     return round(float(np.median(x)), 3) if x.size else None
 
 
+def _shares_by_event(hits: pl.DataFrame, key: str, lag: int, export: pl.DataFrame) -> pl.DataFrame:
+    """Return per event of ``export`` (event, export, source) the twin's share of ``hits`` (event, u, hit: one row
+    per twin row judged, ``u`` its user), its rows, users and standard error over the users (a ratio estimate's
+    spread, clustered by user), with ``key`` and ``lag``."""
+    per_user = hits.group_by("event", "u").agg(pl.col("hit").sum().alias("y"), pl.len().alias("n"))
+    share = pl.col("y").sum() / pl.col("n").sum()
+    return per_user.group_by("event").agg(
+        pl.lit(key).alias("key"), pl.lit(lag, pl.Int8).alias("lag"), share.alias("twin"),
+        pl.col("n").sum().cast(pl.Int64).alias("rows"), pl.len().alias("users"),
+        ((pl.col("y") - share * pl.col("n")) ** 2).sum().sqrt().truediv(pl.col("n").sum()).alias("se"),
+    ).join(export, on="event", how="inner")  # fmt: skip
+
+
 def carried_values(
     events: pl.DataFrame,
     event_keys: pl.DataFrame,
@@ -687,37 +700,21 @@ def carried_values(
         rows = frame.select(
             "event", pl.col(unit).alias("u"), pl.col(key).cast(pl.String).alias("v"), given.alias("s")
         ).drop_nulls(["v", "s"])
-        per_user = rows.group_by("event", "u").agg(
-            (pl.col("v") == pl.col("s")).sum().alias("y"), pl.len().alias("n")
-        )
-        share = pl.col("y").sum() / pl.col("n").sum()
+        hits = rows.select("event", "u", (pl.col("v") == pl.col("s")).alias("hit"))
         parts.append(
-            per_user.group_by("event").agg(
-                pl.lit(key).alias("key"), pl.lit(source).alias("source"), pl.lit(lag, pl.Int8).alias("lag"),
-                share.alias("twin"), pl.col("n").sum().cast(pl.Int64).alias("rows"), pl.len().alias("users"),
-                ((pl.col("y") - share * pl.col("n")) ** 2).sum().sqrt().truediv(pl.col("n").sum()).alias("se"),
-            ).join(part.select("event", "export"), on="event", how="inner")
-        )  # fmt: skip
+            _shares_by_event(hits, key, lag, part.select("event", "export", pl.lit(source).alias("source")))
+        )
     for (key,), part in opening.group_by("key", maintain_order=True):
         present = pl.col(key).is_not_null()
         first = present & (present.cast(pl.Int32).cum_sum().over("$session_id") == 1)
-        rows = (
+        hits = (
             frame.filter(first)
             .select("event", pl.col(unit).alias("u"), pl.col(key).cast(pl.String).alias("v"))
-            .join(part.select("event", "value", "export"), on="event", how="inner")
+            .join(part.select("event", "value"), on="event", how="inner")
+            .select("event", "u", (pl.col("v") == pl.col("value")).alias("hit"))
         )
-        per_user = rows.group_by("event", "u").agg(
-            (pl.col("v") == pl.col("value")).sum().alias("y"), pl.len().alias("n"), pl.col("value").first()
-        )
-        share = pl.col("y").sum() / pl.col("n").sum()
-        parts.append(
-            per_user.group_by("event").agg(
-                pl.lit(key).alias("key"), ("first row: " + pl.col("value").first()).alias("source"),
-                pl.lit(0, pl.Int8).alias("lag"), share.alias("twin"), pl.col("n").sum().cast(pl.Int64).alias("rows"),
-                pl.len().alias("users"),
-                ((pl.col("y") - share * pl.col("n")) ** 2).sum().sqrt().truediv(pl.col("n").sum()).alias("se"),
-            ).join(part.select("event", "export"), on="event", how="inner")
-        )  # fmt: skip
+        export = part.select("event", "export", ("first row: " + pl.col("value")).alias("source"))
+        parts.append(_shares_by_event(hits, key, 0, export))
     if not parts:
         return pl.DataFrame(schema=schema)
     table = pl.concat(parts).select([pl.col(c).cast(t) for c, t in schema.items()])
