@@ -75,20 +75,26 @@ def test_groupidentify_rows_name_the_group_their_user_s_rows_carry(twin: tuple[d
     assert not any(k.startswith("acme") for k in named["key"].unique().to_list())  # keys are the twin's own
 
 
-def test_users_per_group_and_the_rows_carrying_groups_are_the_export_s(twin: tuple[dict, pl.DataFrame]) -> None:
+def test_users_per_group_and_the_rows_carrying_groups_are_the_export_s(
+    twin: tuple[dict, pl.DataFrame],
+) -> None:
     identity, events = twin
     (company,) = identity["groups"]["types"]
     assert company["type"] == "company" and min(company["member_share"]) > 0.95
     assert 0.95 <= identity["groups"]["event_share"]["report_viewed"] <= 1.0
     named = events.filter(pl.col("$groups").is_not_null())
-    per_group = named.group_by(pl.col("$groups").struct.field("company")).agg(pl.col("user_number").n_unique())
+    per_group = named.group_by(pl.col("$groups").struct.field("company")).agg(
+        pl.col("user_number").n_unique()
+    )
     # The export's 300 users in 40 companies (7.5 each); the twin's 600 users, of whom a few stay anonymous.
     assert 5.0 <= per_group["user_number"].mean() <= 10.0
     identified = events.filter(pl.col("distinct_id") != pl.col("$device_id"))
     assert named.height >= 0.9 * identified.height
 
 
-def test_identify_rows_set_the_export_s_person_properties_but_no_address(twin: tuple[dict, pl.DataFrame]) -> None:
+def test_identify_rows_set_the_export_s_person_properties_but_no_address(
+    twin: tuple[dict, pl.DataFrame],
+) -> None:
     identity, events = twin
     assert set(identity["set"]["$set"]["keys"]) == {"plan"}  # the e-mail is never written down
     rows = events.filter(pl.col("event") == "$identify")
