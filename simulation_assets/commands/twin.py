@@ -219,7 +219,8 @@ def run_fit(args: argparse.Namespace) -> int:
     left_out = _metadata_value(result, "twin_spec", "rows_left_out")
     console.print(
         f"Twin fitted to {export.source} ({doc.source.rows:,} events, {doc.source.users:,} users over {doc.source.days} days "
-        f"from {doc.source.first_day}; {doc.source.holdout_users:,} held out) in {seconds:.1f} s: {len(doc.classes)} classes (BIC), "
+        f"from {doc.source.first_day}; {doc.source.holdout_users:,} held out; {_sessions(doc.source.sessions_rebuilt)}) "
+        f"in {seconds:.1f} s: {len(doc.classes)} classes (BIC), "
         f"{len(doc.flow['events'])} events modelled, {_dropped(doc.privacy['dropped_properties'])}. "
         f"Spec: {out / 'twin.yaml'}"
     )
@@ -366,6 +367,11 @@ def run_report(args: argparse.Namespace) -> int:
     for line in _missed_measures(fidelity):
         console.print(f"  {line}")
     return 0
+
+
+def _sessions(rebuilt: bool) -> str:
+    """Return where the fit's sessions came from: a newcomer's export without ``$session_id`` gets them rebuilt."""
+    return "sessions rebuilt: 30 minutes without events ends one" if rebuilt else "sessions from $session_id"
 
 
 def _dropped(rows: list[dict]) -> str:

@@ -77,6 +77,7 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
         assert record.status.value == ("SUCCEEDED" if checks[check] else "FAILED")
     out = capsys.readouterr().out
     assert "classes (BIC)" in out and "checks passed" in out
+    assert "sessions rebuilt" in out  # the export has no $session_id: the fit says so
 
 
 @pytest.mark.parametrize(
