@@ -90,19 +90,39 @@ def dbt_failure_is_transient(error_text: str) -> bool:
     return bool(TRANSIENT_DBT_ERRORS.search(error_text or ""))
 
 
-def source_freshness(variables: dict[str, str]) -> dict[str, dict[str, object]]:
-    """Run ``dbt source freshness`` against the warehouse ``variables`` point to (``WarehouseDatabase.dbt_env``)
-    and return, per raw source table (``source.table``), its status (``pass``, ``warn``, ``error`` or
-    ``runtime error``) and its age in hours at the simulated window's end (the ``window_end`` var)."""
-    import json
-    import subprocess
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+@contextlib.contextmanager
+def target_folder(prefix: str, parsed_in: Path | None = None) -> Iterator[Path]:
+    """Yield a temporary dbt target folder (``--target-path``) that starts from the saved parse in ``parsed_in``
+    (default: the project's prepared target), as dagster-dbt's own invocations do. Without it dbt parses the
+    whole project again (~7 s CPU instead of ~3.4 s); dbt still re-parses when the saved parse was made with
+    another profile or older files."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="dbt-freshness-") as target:
+    source = (parsed_in or DBT_PROJECT.project_dir / DBT_PROJECT.target_path) / PARTIAL_PARSE
+    with tempfile.TemporaryDirectory(prefix=prefix) as target:
+        if source.exists():
+            shutil.copyfile(source, Path(target) / PARTIAL_PARSE)
+        yield Path(target)
+
+
+def source_freshness(
+    variables: dict[str, str], parsed_in: Path | None = None
+) -> dict[str, dict[str, object]]:
+    """Run ``dbt source freshness`` against the warehouse ``variables`` point to (``WarehouseDatabase.dbt_env``)
+    and return, per raw source table (``source.table``), its status (``pass``, ``warn``, ``error`` or
+    ``runtime error``) and its age in hours at the simulated window's end (the ``window_end`` var).
+    ``parsed_in``: a dbt target folder whose saved parse to start from (``target_folder``)."""
+    import json
+    import subprocess
+
+    with target_folder("dbt-freshness-", parsed_in) as target:
         env = {**os.environ, **variables}
         done = subprocess.run(
             [dbt_executable(), "source", "freshness", "--project-dir", str(DBT_DIR), "--profiles-dir",
-             str(DBT_DIR), "--target-path", target, "--output", str(Path(target) / "sources.json")],
+             str(DBT_DIR), "--target-path", str(target), "--output", str(target / "sources.json")],
             env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
         report = Path(target) / "sources.json"
