@@ -15,6 +15,7 @@ from simulation_assets.sinks.warehouse_database import WarehouseDatabase
 from simulation_assets.sinks.warehouse_dbt import (
     DBT_DIR,
     DBT_PROJECT,
+    WarehouseDbtCli,
     dbt_executable,
     dbt_failure_is_transient,
     environment,
@@ -39,7 +40,7 @@ class WarehouseDbtTranslator(DagsterDbtTranslator):
         return GROUP
 
 
-DBT_RESOURCE = DbtCliResource(
+DBT_RESOURCE = WarehouseDbtCli(
     project_dir=DBT_PROJECT, profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
 )
 

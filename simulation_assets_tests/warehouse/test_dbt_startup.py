@@ -1,11 +1,13 @@
-"""dbt's DuckDB profile is the same for every warehouse file, so dbt starts from its saved parse.
+"""What a dbt invocation pays before its work: no full parse of the project, no ``dbt --version``.
 
-dbt re-parses the whole project when the profile it hashes changed since its saved parse. The end-to-end
-proof (a new file's ``dbt build`` and ``dbt run`` start from the prepared parse) is in test_load.py.
+dbt re-parses the whole project when the profile it hashes changed since its saved parse: the DuckDB
+profile is the same for every warehouse file. The end-to-end proof (a new file's ``dbt build`` and
+``dbt run`` start from the prepared parse) is in test_load.py.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import duckdb
@@ -51,3 +53,21 @@ def test_the_plugin_attaches_the_file_under_the_profiles_catalog(
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT list(x ORDER BY x) FROM analytics.t").fetchone()[0] == [42, 43]
     assert not Path(f"{path}.wal").exists()
+
+
+def test_the_dbt_resource_knows_its_dbts_version_without_running_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster_dbt.core.resource
+    from packaging.version import Version
+
+    from simulation_assets.defs.warehouse_dbt import DBT_RESOURCE
+    from simulation_assets.sinks.warehouse_dbt import WarehouseDbtCli, dbt_executable
+
+    def no_process(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError(f"dbt was run: {args}")
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_process)
+    assert isinstance(DBT_RESOURCE, WarehouseDbtCli)
+    fresh = WarehouseDbtCli(
+        project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
+    )
+    assert fresh._cli_version == Version(importlib.metadata.version("dbt-core"))
