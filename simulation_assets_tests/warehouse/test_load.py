@@ -435,7 +435,8 @@ def _late_deliveries_reach_the_incremental_staging_model(db: DuckDBWarehouse | P
             env={**os.environ, **db.dbt_env()}, capture_output=True, text=True, check=False,
         )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:]
-    if isinstance(db, DuckDBWarehouse):  # any DuckDB file runs from the prepared parse (PostgreSQL: its own DSN)
+    # any DuckDB file runs from the prepared parse (a PostgreSQL profile names its database)
+    if isinstance(db, DuckDBWarehouse):
         assert "Unable to do partial parsing" not in done.stdout, done.stdout[-3000:]
     assert set(db.query("SELECT event_id, delivery_id FROM analytics.stg_stripe__events")) == full
 
