@@ -526,11 +526,17 @@ class Generator(CompiledSpec):
         ident_code = len(self.names) + 2  # a code past START/END, named $identify below
         if ins_sess.size:
             # One insertion per identify session, before the row that follows its anchor (rows stay in order),
-            # its lead-in first where the spec has one (a millisecond earlier, unless nothing lies between).
+            # its lead-in first where the spec has one, a millisecond before it (unless nothing lies between; a
+            # session they open has its own events moved 2 ms later for them).
             at = base[ins_sess] + ins_after + 1
             lead = self._lead_ins(day, ins_sess.size)
             led = lead >= 0
-            limit = np.where(ins_after < 0, ins_t, np.where(has_next, following, np.iinfo(np.int64).max))
+            opening = led & (ins_after < 0)
+            if opening.any():
+                later = np.zeros(n_sess, np.int64)
+                later[ins_sess[opening]] = 2
+                t_ms = t_ms + later[e_sess]
+            limit = np.where(ins_after < 0, ins_t + 1, np.where(has_next, following, np.iinfo(np.int64).max))
             at = np.r_[at[led], at]  # equal positions keep this order: the lead-in, then the $identify
             e_sess = np.insert(e_sess, at, np.r_[ins_sess[led], ins_sess])
             t_ms = np.insert(t_ms, at, np.r_[ins_t[led], np.minimum(ins_t + led, limit)])
