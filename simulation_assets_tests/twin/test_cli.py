@@ -71,6 +71,12 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
     for name in ("carried_values", "version_mix"):
         assert shown[name].value.startswith("not applicable"), shown[name]
     assert len(instance.get_materialized_partitions(dg.AssetKey("twin_events"))) == gen.days
+    # Each day shows its own row count in the UI, not the whole run's.
+    day = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("twin_events"), asset_partitions=[files[0].stem]), limit=1
+    ).records[0]
+    shown = day.asset_materialization.metadata["dagster/row_count"].value
+    assert shown == pl.scan_parquet(files[0]).select(pl.len()).collect().item() < summary["events"]
     for asset, check in (("twin_fidelity", "profiles_tv"), ("twin_privacy", "no_identifiers_copied")):
         key = dg.AssetCheckKey(dg.AssetKey(asset), check)
         record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
