@@ -253,8 +253,15 @@ def install(folder: Path | None = None) -> CodeCache | None:
         from simulation_assets.sinks.deferred_imports import defer
 
         defer({}, (), later)
-    atexit.register(cache.save)
+    atexit.register(_save_at_exit, folder)
     return cache
+
+
+def _save_at_exit(folder: Path) -> None:
+    """Save at the end of the process, unless its environment now names another folder (a warm server's
+    child runs with the client's environment: ``SIMULATE_PREPARED_INSTANCES=0`` there writes nothing)."""
+    if _INSTALLED and prepared_root() == folder:
+        _INSTALLED[0].save()
 
 
 def _giver(cache: CodeCache, name: str, builtin: str) -> Callable[[], None]:
