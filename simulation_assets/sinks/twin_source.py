@@ -29,6 +29,7 @@ import polars as pl
 
 from simulation_assets.core.twin.config import FitConfig
 from simulation_assets.core.twin.fit import FitError, Prepared, prepare, property_sample_ids
+from simulation_assets.core.twin.groups import SET_KEYS
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.properties import GROUP_COLUMNS, candidate_keys
 from simulation_assets.core.twin.sessions import SESSION_ID_MIN_SHARE
@@ -236,7 +237,7 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
         rows = kept_rows if kept_rows is not None else export.frame("json", distinct_ids=ids, uuid=False)
         stats = rows_property_keys(rows, sample_rows=KEY_SAMPLE_ROWS)
         keys, _ = candidate_keys(stats, cfg.max_property_keys)
-        groups = group_keys(stats)
+        groups = group_keys(stats) + set_keys(stats)
         sample = rows_properties(
             rows.select("distinct_id", "event", "timestamp", "properties"), keys + groups
         )
@@ -244,7 +245,7 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
         assert key_stats is not None
         stats = key_stats.result()
         keys, _ = candidate_keys(stats, cfg.max_property_keys)
-        groups = group_keys(stats)
+        groups = group_keys(stats) + set_keys(stats)
         if kept_rows is not None:  # a CSV's columns of the sampled users' rows
             sample = kept_rows
         else:
@@ -256,7 +257,8 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
             )
     # DuckDB's filtered scans do not keep the file's row order: sorted, the sample (and the fit) is the same each time.
     sample = sample.sort("distinct_id", "timestamp", "event", *keys, nulls_last=True, maintain_order=True)
-    # The users' groups (never modelled): a value must be seen by users of k groups (properties.group_holders).
+    # The users' groups (a value must be seen by users of k groups: properties.group_holders) and what their
+    # $identify rows set: never copied, fitted by core.twin.groups.
     groups = [g for g in groups if g in sample.columns]
     return LoadedExport(
         export,
@@ -266,6 +268,12 @@ def load_for_fit(path: str | Path, mapping: ColumnMapping | None, cfg: FitConfig
         stray,
         repeats,
     )
+
+
+def set_keys(stats: pl.DataFrame) -> list[str]:
+    """Return the person-property objects (``$set``, ``$set_once``) the export's ``$identify`` rows carry."""
+    keys = set(stats.filter(pl.col("event") == IDENTIFY)["key"].to_list())
+    return [key for key in SET_KEYS if key in keys]
 
 
 def group_keys(stats: pl.DataFrame) -> list[str]:

@@ -7,6 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -112,6 +113,19 @@ def test_a_folder_of_batch_files_with_a_manifest_reads_as_one_export(tmp_path: P
     got = export.frame("none").sort("timestamp")
     assert got["event"].to_list() == events["event"].to_list()
     assert open_export(str(folder / "**" / "*.jsonl*")).count() == 6  # a glob works too
+
+
+def test_zstd_compressed_json_lines_read_like_plain_ones(tmp_path: Path) -> None:
+    # PostHog's batch export (and DuckDB's COPY) can write zstd; its first lines are read to find the columns.
+    plain = write_export(_events(), tmp_path / "plain.jsonl", "batch-jsonl")
+    packed = tmp_path / "export.jsonl.zst"
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT content FROM read_text('{plain}')) TO '{packed}' (FORMAT CSV, HEADER false, "
+                    "QUOTE '', ESCAPE '', DELIMITER '\x01', COMPRESSION zstd)")  # fmt: skip
+    export = open_export(packed)
+    assert export.file_format == "jsonl" and export.json_properties is not None
+    got = export.frame("none").sort("timestamp")
+    assert got["event"].to_list() == _events()["event"].to_list()
 
 
 def test_jsonl_properties_given_as_a_json_encoded_string_are_decoded(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -52,8 +53,15 @@ from simulation_assets.core.twin.flows import (
     user_pace,
     vocabulary,
 )
+from simulation_assets.core.twin.groups import fit_groups, fit_set
 from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
-from simulation_assets.core.twin.properties import candidate_keys, fit_properties, sample_sessions
+from simulation_assets.core.twin.properties import (
+    GROUP_COLUMNS,
+    candidate_keys,
+    fit_properties,
+    group_holders,
+    sample_sessions,
+)
 from simulation_assets.core.twin.sessions import complete_window, sessionize_users, user_index
 from simulation_assets.core.twin.spec import (
     FIRST,
@@ -384,6 +392,7 @@ def _fit(
     keys, dropped_keys = candidate_keys(key_stats, cfg.max_property_keys)
     id_map = train.events.select("distinct_id", "user").unique("distinct_id")
     sample_rows = property_sample.join(id_map, on="distinct_id", how="inner")
+    identity |= _groups_and_sets(sample_rows, classes, n_classes, n_users, k, cfg.max_categories)
     sample_rows = sample_rows.filter(pl.col("event").is_in(names))
     if "timestamp" in sample_rows.columns:  # the sampled users' visits: keys constant within one are found
         day = pl.col("timestamp").dt.date().cast(pl.Int32) - window.first  # and a version's weekly mix
@@ -556,6 +565,26 @@ FLOW_TABLES = (
     "user_pace",
     "inter_event_times",
 )
+
+
+def _groups_and_sets(
+    sample: pl.DataFrame, classes: np.ndarray, n_classes: int, n_users: int, k: int, max_values: int
+) -> dict[str, object]:
+    """Return the identity parts fitted on the sampled rows (user, event, properties): ``groups`` (see
+    :func:`groups.fit_groups`) and ``set`` (what ``$identify`` rows set; :func:`groups.fit_set`), where present."""
+    out: dict[str, object] = {}
+    if sample.is_empty():
+        return out
+    columns = [c for c in sample.columns if re.match(GROUP_COLUMNS, c)]
+    users = sample["user"].unique().sort().to_numpy()
+    user_class = pl.DataFrame({"user": users, "class": classes[users].astype(np.int64)})
+    groups = fit_groups(sample, columns, user_class, n_classes, users.size / max(n_users, 1), k)
+    if groups:
+        out["groups"] = groups
+    sets = fit_set(sample, IDENTIFY, k, group_holders(sample), max_values)
+    if sets:
+        out["set"] = sets
+    return out
 
 
 def _background(fn, *args) -> Future:  # noqa: ANN001

@@ -49,6 +49,7 @@ from simulation_assets.core.twin.compiled import MAX_SESSION_EVENTS, CompiledSpe
 from simulation_assets.core.twin.config import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.flows import BUCKETS, ELAPSED_BUCKETS, elapsed_bucket, time_bucket
+from simulation_assets.core.twin.groups import TwinGroups, make_groups, set_columns
 from simulation_assets.core.twin.identity import IDENTIFY
 from simulation_assets.core.twin.sketch import draw_from_cdf, sample_sketch, sketch_cdf
 from simulation_assets.core.twin.spec import KINDS, START, TwinSpec
@@ -566,7 +567,23 @@ class Generator(CompiledSpec):
             "$anon_distinct_id": self.user_ids.take(np.where(is_ident, device_no, 2 * n_users)),
         }
         cols |= self._properties(codes, user_no, e_sess, s_user, g, day_number(day) - self.start_day)
+        cols |= self._identity_columns(day, codes, user_no, anonymous, is_ident, cols.get("$group_type"))
         return pl.DataFrame([s.alias(name) for name, s in cols.items()])
+
+    def _identity_columns(self, day, codes, user_no, anonymous, is_ident, group_type):  # noqa: ANN001, ANN202
+        """Return what the ``$identify`` rows set and the rows' groups (see ``groups``), from the day's own stream."""
+        g = rng_mod.stream(self.seed, "twin", "identity-properties", day.isoformat())
+        out = set_columns(self.spec.document.identity.get("set", {}), is_ident, g)
+        if self.twin_groups is not None:
+            out |= self.twin_groups.columns(self.names, codes, user_no, anonymous, group_type, g)
+        return out
+
+    @cached_property
+    def twin_groups(self) -> TwinGroups | None:
+        """Return every user's groups (made once, from a stream of their own; None: the spec has none)."""
+        g = rng_mod.stream(self.seed, "twin", "groups", self.gen.users)
+        groups = self.spec.document.identity.get("groups", {})
+        return make_groups(groups, self.names, self.population.cls, self.seed, self.start_day * MS_PER_DAY, g)
 
     def _properties(
         self,

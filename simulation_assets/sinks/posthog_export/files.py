@@ -188,19 +188,20 @@ def _first_lines(file: str, wanted: int = 20) -> list[tuple[int, str]]:
     return out[:wanted]
 
 
-def _zstd_lines(file: str) -> Iterator[str]:
-    """Yield the first lines of a zstd-compressed file (through DuckDB, which reads zstd natively)."""
+def _zstd_lines(file: str, wanted: int = 200) -> Iterator[str]:
+    """Yield the first lines of a zstd-compressed file (through DuckDB, which reads zstd natively: each line read
+    whole as one text field, no delimiter or quote of its own; ``read_text`` would not decompress it)."""
     con = duckdb.connect()
     try:
-        rows = con.sql(
-            f"SELECT content FROM read_text({_sql_str(file)})"
-        ).fetchone()  # read_text decompresses by extension
+        rows = con.execute(
+            f"SELECT line FROM read_csv({_sql_str(file)}, columns = {{'line': 'VARCHAR'}}, header = false, "
+            f"delim = chr(1), quote = '', escape = '', compression = 'zstd', auto_detect = false) LIMIT {wanted}"
+        ).fetchall()
     except duckdb.Error as exc:
         raise ExportError(file, _duckdb_problem(exc)) from None
     finally:
         con.close()
-    text = rows[0] if rows else ""
-    yield from text.splitlines()[:200]
+    yield from (row[0] or "" for row in rows)
 
 
 def _resolve(
