@@ -4,7 +4,7 @@ Each sub-command materializes the twin's assets in-process (recorded in the loca
 Dagster instance, so the UI shows the runs and their checks):
 
     simulate twin fit    --events EXPORT --output SPEC_DIR [--map FIELD=COL,...]
-    simulate twin run    --spec SPEC_DIR --users N --days D [--start YYYY-MM-DD] --output DIR
+    simulate twin run    --spec SPEC_DIR [--users N] [--days D] [--start YYYY-MM-DD] --output DIR
     simulate twin report --spec SPEC_DIR --events EXPORT --twin DIR --output DIR
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -70,9 +71,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     r = actions.add_parser("run", help="generate the twin's users and events from a spec")
     r.add_argument("--spec", required=True, help="spec folder written by `simulate twin fit`")
-    r.add_argument("--users", type=int, required=True, help="users to generate (> 0)")
-    r.add_argument("--days", type=int, required=True, help="days to generate (> 0)")
-    r.add_argument("--start", default=None, help="first day YYYY-MM-DD (default: the export's first day)")
+    r.add_argument(
+        "--users",
+        type=int,
+        default=None,
+        help="users to generate (> 0; default: the spec's generation.users)",
+    )
+    r.add_argument(
+        "--days", type=int, default=None, help="days to generate (> 0; default: the spec's generation.days)"
+    )
+    r.add_argument(
+        "--start",
+        default=None,
+        help="first day YYYY-MM-DD (default: the spec's generation.start, the export's first)",
+    )
     r.add_argument("--output", required=True, help="folder for events/<day>.parquet and summary.json")
     r.add_argument("--seed", type=int, default=None, help="generator seed (default: the spec's)")
     r.add_argument(
@@ -207,7 +219,8 @@ def run_fit(args: argparse.Namespace) -> int:
     left_out = _metadata_value(result, "twin_spec", "rows_left_out")
     console.print(
         f"Twin fitted to {export.source} ({doc.source.rows:,} events, {doc.source.users:,} users over {doc.source.days} days "
-        f"from {doc.source.first_day}; {doc.source.holdout_users:,} held out) in {seconds:.1f} s: {len(doc.classes)} classes (BIC), "
+        f"from {doc.source.first_day}; {doc.source.holdout_users:,} held out; {_sessions(doc.source.sessions_rebuilt)}) "
+        f"in {seconds:.1f} s: {len(doc.classes)} classes (BIC), "
         f"{len(doc.flow['events'])} events modelled, {_dropped(doc.privacy['dropped_properties'])}. "
         f"Spec: {out / 'twin.yaml'}"
     )
@@ -232,15 +245,19 @@ def run_generate(args: argparse.Namespace) -> int:
     """Handle ``simulate twin run``."""
     from simulation_assets.defs.twin import TwinSettings, build_defs
 
-    positive_int("--users", args.users)
-    positive_int("--days", args.days)
-    if args.days > 3660:
+    for flag, value in (("--users", args.users), ("--days", args.days)):
+        if value is not None:
+            positive_int(flag, value)
+    if args.days is not None and args.days > 3660:
         raise UsageError(f"--days must be at most 3660, got {args.days}")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.churn_multiplier is not None and args.churn_multiplier < 0:
         raise UsageError(f"--churn-multiplier must be >= 0, got {args.churn_multiplier}")
     spec = _load_spec(args.spec)
+    # Without --users / --days the run makes what twin.yaml's generation section says (as its header tells an editor).
+    args.users = args.users if args.users is not None else spec.document.generation.users
+    args.days = args.days if args.days is not None else spec.document.generation.days
     unknown = [e for e in args.drop_event if e not in spec.events]
     if unknown:
         raise UsageError(
@@ -352,6 +369,11 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sessions(rebuilt: bool) -> str:
+    """Return where the fit's sessions came from: a newcomer's export without ``$session_id`` gets them rebuilt."""
+    return "sessions rebuilt: 30 minutes without events ends one" if rebuilt else "sessions from $session_id"
+
+
 def _dropped(rows: list[dict]) -> str:
     """Return how many properties the fit dropped and the first five by name (a newcomer's ``$groups`` gone
     from the twin, with the reasons in the spec's ``privacy.dropped_properties``)."""
@@ -381,7 +403,12 @@ def _missed_measures(fidelity: dict) -> list[str]:
             where = f": {detail['worst_key']} in week {detail['worst_week']}"
         else:
             where = ""
-        lines.append(f"missed: {c['name']} ({c['kind']}) {c['value']}, bound {c['bound']}{where}")
+        value, bound = (
+            (f"{c['value'] * 100:.1f} points", f"{c['bound'] * 100:.1f} points")
+            if c["kind"] == "retention" and math.isfinite(c["value"])
+            else (c["value"], c["bound"])
+        )  # retention is a share in fidelity.json; the docs and targets speak of points
+        lines.append(f"missed: {c['name']} ({c['kind']}) {value}, bound {bound}{where}")
     return lines
 
 

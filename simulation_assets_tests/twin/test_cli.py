@@ -30,9 +30,10 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
     spec = load_spec(spec_dir)
     assert spec.document.source.users == 400 and spec.document.source.sessions_rebuilt
     gen = spec.document.generation
-    assert main(["twin", "run", "--spec", str(spec_dir), "--users", "400", "--days", str(gen.days),
-                 "--output", str(run_dir), "--single-file"]) == 0  # fmt: skip
+    # Without --users / --days the run makes what twin.yaml's generation section says (its header says so).
+    assert main(["twin", "run", "--spec", str(spec_dir), "--output", str(run_dir), "--single-file"]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["users"], summary["days"]) == (gen.users, gen.days)
     files = sorted((run_dir / "events").glob("*.parquet"))
     assert len(files) == gen.days and files[0].stem == gen.start.isoformat()
     assert summary["events"] == pl.read_parquet(run_dir / "events.parquet").height > 50_000
@@ -63,6 +64,12 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
     assert len(runs) == 3 and all(r.is_success for r in runs)
     for key in ("twin_spec", "twin_fidelity", "twin_privacy"):
         assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
+    # The UI says why a table is empty (it showed "| | |" for the versions of an export that rolls out none).
+    shown = instance.get_latest_materialization_event(
+        dg.AssetKey("twin_fidelity")
+    ).asset_materialization.metadata
+    for name in ("carried_values", "version_mix"):
+        assert shown[name].value.startswith("not applicable"), shown[name]
     assert len(instance.get_materialized_partitions(dg.AssetKey("twin_events"))) == gen.days
     for asset, check in (("twin_fidelity", "profiles_tv"), ("twin_privacy", "no_identifiers_copied")):
         key = dg.AssetCheckKey(dg.AssetKey(asset), check)
@@ -70,6 +77,7 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
         assert record.status.value == ("SUCCEEDED" if checks[check] else "FAILED")
     out = capsys.readouterr().out
     assert "classes (BIC)" in out and "checks passed" in out
+    assert "sessions rebuilt" in out  # the export has no $session_id: the fit says so
 
 
 @pytest.mark.parametrize(
@@ -163,12 +171,16 @@ def test_the_report_names_the_figure_a_failing_check_missed() -> None:
             "worst": {"event": "iap_purchase", "key": "screen", "export": 0.98, "twin": 0.25}}},
         {"name": "retention_weeks_1_8", "kind": "retention", "value": float("nan"), "bound": 0.03, "passed": False,
          "detail": {"note": "not measured: 10 days hold no full week after a first week"}},
+        {"name": "retention_weeks_1_8", "kind": "retention", "value": 0.0704, "bound": 0.0666, "passed": False,
+         "detail": {}},
     ]}  # fmt: skip
     assert _missed_measures(fidelity) == [
         "missed: gap_hours (ks) 0.0825, bound 0.05",
         "missed: carried_values (carried) 0.73, bound 0.163: iap_purchase screen, export 0.98 vs twin 0.25",
         "missed: retention_weeks_1_8 (retention) nan, bound 0.03: not measured: 10 days hold no full week after a"
         " first week",
+        # A share printed as 0.0704 read as 0.07 points to someone told the target is 3 points.
+        "missed: retention_weeks_1_8 (retention) 7.0 points, bound 6.7 points",
     ]
 
 

@@ -892,7 +892,7 @@ def calibrate_calendar(
 CALIBRATION_ROUNDS = 4
 # Twin users simulated per calibration round: as many as the export has, at least CALIBRATION_USERS and at most
 # CALIBRATION_MAX_USERS (a news site's 555,000 users took 12 of the fit's 52 CPU seconds in calibration runs,
-# 5 at 200,000, and its twin's fidelity figures came out the same: docs/twin.md, "Measured").
+# 5 at 200,000, and its twin's fidelity figures came out the same: docs/twin-history.md, tenth round).
 CALIBRATION_USERS = 20_000
 CALIBRATION_MAX_USERS = 200_000
 MIN_CALIBRATION_USERS = 30  # a (class, kind, day of age) with fewer users on either side keeps its factor
