@@ -220,9 +220,9 @@ def _dense_active_by_day(gen: Generator) -> list[np.ndarray]:
         age = d - pop.first
         alive = (age >= 0) & (age <= pop.lifetime)
         by_age = gen.by_age[pop.cls, np.clip(age // 7, 0, gen.by_age.shape[1] - 1)]
-        base = np.clip(
-            pop.rate * gen.weekday_mult[pop.cls, int(weekday(gen.start_day + d))] * by_age, 1e-6, 1 - 1e-6
-        )
+        wd = int(weekday(gen.start_day + d))
+        own = 1.0 if gen.own_weekdays is None else gen.own_weekdays[:, wd]
+        base = np.clip(pop.rate * gen.weekday_mult[pop.cls, wd] * by_age * own, 1e-6, 1 - 1e-6)
         odds = base / (1 - base) * gen.by_recency[pop.cls, np.clip(since + 1, 1, top)]
         odds = np.where(since == 0, odds * streak, odds) * week
         if gen.by_age_day.shape[2]:
@@ -238,12 +238,17 @@ def _dense_active_by_day(gen: Generator) -> list[np.ndarray]:
 
 
 def test_activity_over_the_users_alive_equals_every_user_every_day(spec) -> None:  # noqa: ANN001
-    # The spec as fitted, and with a calendar day that keeps users away (its factor applies to the alive only).
+    # The spec as fitted, with a calendar day that keeps users away (its factor applies to the alive only).
     day = spec.document.generation.start + dt.timedelta(days=3)
     away = spec.document.model_copy(update={"calendar": [CalendarDay(date=day, arrivals=1.0, activity=0.4)]})
+    # ... and with users who keep to weekdays of their own.
+    loyal = [cd.model_copy(update={"weekday_loyalty": [0.6, 0.3, 0.0]}) for cd in spec.document.classes]
     for s in (
         spec.with_generation(users=3_000, days=40),
         TwinSpec(away, spec.tables).with_generation(users=2_000, days=30),
+        TwinSpec(spec.document.model_copy(update={"classes": loyal}), spec.tables).with_generation(
+            users=2_000, days=30
+        ),
     ):
         gen = Generator(s)
         got, want = gen.active_by_day, _dense_active_by_day(gen)

@@ -4,7 +4,8 @@ Two small one-class products (the fit may use a single class, so only the part u
 structure): in "binge" each user has their own share of videos (a video block has five events, a page
 two), so users with long sessions are the video-heavy ones; in "runs" half the users come in runs of
 days (a visit the day after a visit is likely, after a day away unlikely) and half at the same rate on
-independent days; in the third the busiest tenth of users also stay three times as long. Each figure is
+independent days; in another each user comes on a weekday of their own; in the third the busiest tenth of
+users also stay three times as long. Each figure is
 also measured with the part removed, so the test shows the part is what keeps it.
 """
 
@@ -17,7 +18,9 @@ import numpy as np
 import polars as pl
 
 from simulation_assets.core.twin.activity import empty_week_share
+from simulation_assets.core.twin.features import weekday
 from simulation_assets.core.twin.fit import Prepared
+from simulation_assets.core.twin.generate import ActivitySimulation
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets_tests.twin.conftest import CFG, block_sessions, fit_file, prepared_twin
 
@@ -167,3 +170,44 @@ def test_users_whose_visits_bunch_into_weeks_keep_their_quiet_weeks(tmp_path: Pa
     lost = _empty_weeks(_twin(TwinSpec(spec.document.model_copy(update={"classes": steady}), spec.tables)))
     assert abs(got - want) <= 0.05, (got, want, lost)
     assert lost <= want - 0.1, (lost, want)
+
+
+def _top_weekday_share(user: np.ndarray, day: np.ndarray) -> float:
+    """Return the median, over users with 6+ active days, of their share of days on their commonest weekday."""
+    f = pl.DataFrame({"user": user, "weekday": weekday(np.asarray(day))})
+    per = (
+        f.group_by("user", "weekday")
+        .len()
+        .group_by("user")
+        .agg(pl.col("len").max().alias("top"), pl.col("len").sum().alias("n"))
+    )
+    per = per.filter(pl.col("n") >= 6)
+    return float((per["top"] / per["n"]).median())
+
+
+def _twin_top_weekday_share(spec: TwinSpec, days: int) -> float:
+    sim = ActivitySimulation(spec.with_generation(users=2_000, days=days))
+    day = np.concatenate([np.full(a.size, d) for d, a in enumerate(sim.active_by_day)])
+    return _top_weekday_share(np.concatenate(sim.active_by_day), day + (START - dt.date(1970, 1, 1)).days)
+
+
+def test_users_who_keep_to_their_own_weekday_keep_it(tmp_path: Path) -> None:
+    g = np.random.default_rng(23)
+    users, days = 400, 56
+    own = g.integers(0, 5, users)  # each user's own weekday, Monday to Friday (START is a Monday)
+    chance = np.where(np.arange(days)[None, :] % 7 == own[:, None], 0.85, 0.03)
+    active = g.random((users, days)) < chance
+    active[:, 0] = True
+    real, spec = _fit(_sessions(active, g, np.full(users, 0.3)), tmp_path)
+    activity = real.sessions.select("user", "day").unique()
+    want = _top_weekday_share(activity["user"].to_numpy(), activity["day"].to_numpy())
+    assert want >= 0.7, want
+    assert max(spec.document.classes[0].weekday_loyalty) >= 0.3, spec.document.classes[0].weekday_loyalty
+    got = _twin_top_weekday_share(spec, days)
+    # Without weekdays of their own every user takes the class's (five busy weekdays alike).
+    flat = [cd.model_copy(update={"weekday_loyalty": []}) for cd in spec.document.classes]
+    lost = _twin_top_weekday_share(
+        TwinSpec(spec.document.model_copy(update={"classes": flat}), spec.tables), days
+    )
+    # Measured 0.80 against 0.78, 0.33 without.
+    assert got >= want - 0.1 and lost <= want - 0.25, (got, lost, want)

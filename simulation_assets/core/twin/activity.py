@@ -400,6 +400,88 @@ def weekday_counts(first: np.ndarray, last: np.ndarray) -> np.ndarray:
     return out
 
 
+MAX_WEEKDAY_LOYALTY = 0.95  # a user's weekday mix may be all but fixed, never wholly
+
+
+def weekdays_seen(spans: UserSpans, activity: pl.DataFrame, members: np.ndarray) -> np.ndarray:
+    """Return (members, 7): each member's active days after their first, by weekday."""
+    ids = spans.user[members]
+    rows = activity.filter(pl.col("user").is_in(ids))
+    row = np.searchsorted(ids, rows["user"].to_numpy())
+    day = rows["day"].to_numpy()
+    keep = day > spans.first[members][row]
+    x = np.zeros((ids.size, 7))
+    np.add.at(x, (row[keep], weekday(day[keep])), 1.0)
+    return x
+
+
+# A user's own weekdays are judged per band of the class's users by how often they come (equal shares by rate):
+# a user back on most days cannot keep to one weekday, one who comes once a week may.
+LOYALTY_BANDS = 5
+LOYALTY_Z = 2.0  # a band's loyalty within this many standard errors of none is none
+
+
+def loyalty_bands(rate: np.ndarray, classes: np.ndarray, bands: int) -> np.ndarray:
+    """Return each user's band of their class by ``rate``: ``bands`` equal shares, lowest first."""
+    return activity_bands(rate, classes, tuple(np.arange(1, bands) / bands))
+
+
+def weekday_loyalty(spans: UserSpans, seen: np.ndarray, members: np.ndarray, weekdays: np.ndarray,
+                    k: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Return how much a class's users keep to weekdays of their own, per band by rate, and each member's band.
+
+    A timesheet tool's users each come on their own day of the week; a class's weekday multipliers say only
+    when its users come on average. Each user's weekday mix is taken as drawn from a Dirichlet with the
+    class's mix m (the multipliers over their sum) as mean and concentration a, and the loyalty is
+    1 / (a + 1) (0: the class's mix for everyone). With x_d of a user's n active days after their first on
+    weekday d, E[sum_d x_d (x_d - 1)] = n (n - 1) (sum m_d^2 + (1 - sum m_d^2) / (a + 1)), m here the class's
+    mix over the weekdays of the user's span (their first day after the first to their last): summed over
+    a band's users with two such days or more, the method of moments gives the band's loyalty, 0 within
+    ``LOYALTY_Z`` standard errors of 0 (noise: HogFlix's classes came out at 0.000-0.005). Bands: the
+    members with such days by n over their span (``LOYALTY_BANDS`` equal shares); a band of fewer than
+    2 k users takes the class's value, a class of fewer has none. Clipped to [0, ``MAX_WEEKDAY_LOYALTY``].
+    ``seen``: :func:`weekdays_seen`.
+    """
+    n = seen.sum(axis=1)
+    span = np.maximum(spans.last[members] - spans.first[members], 1)
+    band = loyalty_bands(n / span, np.zeros(n.size, np.int64), LOYALTY_BANDS)
+    ok = n >= 2
+    if ok.sum() < 2 * k:
+        return np.zeros(LOYALTY_BANDS), band
+    first, last = spans.first[members] + 1, spans.last[members]
+    m = weekday_counts(first, last) * np.asarray(weekdays, np.float64)[None, :]
+    m /= np.maximum(m.sum(axis=1, keepdims=True), 1e-12)
+    pairs, same = n * (n - 1), (m * m).sum(axis=1)
+    collide = (seen * (seen - 1)).sum(axis=1)
+
+    def moment(at: np.ndarray) -> float:
+        excess, spread = collide[at] - pairs[at] * same[at], pairs[at] * (1 - same[at])
+        if spread.sum() <= 0:
+            return 0.0
+        value = float(excess.sum() / spread.sum())
+        # A ratio over users: its standard error from the users' residuals. Within noise: none.
+        error = float(np.sqrt(((excess - value * spread) ** 2).sum()) / spread.sum())
+        return float(np.clip(value, 0.0, MAX_WEEKDAY_LOYALTY)) if value > LOYALTY_Z * error else 0.0
+
+    whole = moment(ok)
+    out = np.array([moment(ok & (band == b)) if (ok & (band == b)).sum() >= 2 * k else whole
+                    for b in range(LOYALTY_BANDS)])  # fmt: skip
+    return out, band
+
+
+def own_weekdays_posterior(seen: np.ndarray, mix: np.ndarray, loyalty: np.ndarray) -> np.ndarray:
+    """Return (users, 7): each user's expected factor per weekday given the days they were seen on (``loyalty``: theirs).
+
+    The Dirichlet's posterior mean, (x_d + a m_d) / (n + a), over the class's mix m; the activity fits take
+    these factors with the weekday multipliers, so a class's recency factors do not also learn a weekly
+    user's seven-day gaps (the twin gives them both).
+    """
+    mix = np.asarray(mix, np.float64)
+    a = (1.0 / np.maximum(np.asarray(loyalty, np.float64), 1e-9) - 1.0)[:, None]
+    post = (seen + a * mix[None, :]) / (seen.sum(axis=1, keepdims=True) + a)
+    return np.where(a < 1e8, post / np.maximum(mix, 1e-12)[None, :], 1.0)
+
+
 @dataclass(frozen=True)
 class DailyGrid:
     """Every alive day of a class's users: whose, when, how old, active or not, and the user's rate."""
@@ -412,6 +494,7 @@ class DailyGrid:
     rate: np.ndarray  # the user's share of active days after their first (per row)
     weight: np.ndarray  # 1 up to the user's last visit; after it, the chance they are still there
     age_day: np.ndarray  # days since the user's first day
+    own: np.ndarray  # the user's own factor of the day's weekday (1 without weekdays of their own)
 
 
 def daily_grid(
@@ -420,11 +503,13 @@ def daily_grid(
     window: Window,
     members: np.ndarray,
     skip: np.ndarray | None = None,
+    own_weekdays: np.ndarray | None = None,
 ) -> DailyGrid | None:
     """Return the class's alive user-days (first day to last, or to the window's end while alive).
 
     Days in ``skip`` (calendar days: a holiday, a sale) weigh nothing: they have factors of their own, and
     left in, a Christmas week read as a quiet seventh week of age for the users first seen in November.
+    ``own_weekdays`` (members, 7): each member's own factor per weekday (see ``own_weekdays_posterior``).
     """
     first = spans.first[members]
     end = np.where(spans.churned[members], spans.last[members], window.last)
@@ -448,7 +533,8 @@ def daily_grid(
     rate = np.bincount(row[later], (x * weight)[later], minlength=ids.size) / np.maximum(
         np.bincount(row[later], weight[later], minlength=ids.size), 1e-9
     )
-    return DailyGrid(row, day, offset // 7, x, later, rate[row], weight, offset)
+    own = np.ones(row.size) if own_weekdays is None else own_weekdays[row, weekday(day)]
+    return DailyGrid(row, day, offset // 7, x, later, rate[row], weight, offset, own)
 
 
 def age_profile(grid: DailyGrid | None, weekdays: np.ndarray, weeks: int) -> np.ndarray:
@@ -460,7 +546,7 @@ def age_profile(grid: DailyGrid | None, weekdays: np.ndarray, weeks: int) -> np.
     out = np.ones(max(weeks, 1))
     if grid is None:
         return out
-    expected = np.clip(grid.rate * weekdays[weekday(grid.day)], 0.0, 1.0)
+    expected = np.clip(grid.rate * weekdays[weekday(grid.day)] * grid.own, 0.0, 1.0)
     week = np.minimum(grid.age_week, len(out) - 1)
     w = grid.weight[grid.later]
     got = np.bincount(week[grid.later], grid.active[grid.later] * w, minlength=len(out))
@@ -485,7 +571,7 @@ def recency_rows(grid: DailyGrid, weekdays: np.ndarray, by_age: np.ndarray) -> t
     last_visit = np.maximum.accumulate(visited)  # rows come user by user, each starting on an active day
     before = np.r_[-1, last_visit[:-1]]
     recency = np.clip(np.where(grid.later, grid.day - grid.day[np.maximum(before, 0)], 0), 0, MAX_RECENCY)
-    mult = weekdays[weekday(grid.day)] * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
+    mult = weekdays[weekday(grid.day)] * grid.own * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
     chance = np.clip(grid.rate * mult, 1e-4, 1 - 1e-4)[grid.later]
     return (
         recency[grid.later],
@@ -579,7 +665,7 @@ def streak_spread(grid: DailyGrid | None, weekdays: np.ndarray, by_age: np.ndarr
     visited = np.where(grid.active > 0, np.arange(n), -1)
     before = np.r_[-1, np.maximum.accumulate(visited)[:-1]]
     after_visit = grid.later & (grid.day - grid.day[np.maximum(before, 0)] == 1)
-    mult = weekdays[weekday(grid.day)] * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
+    mult = weekdays[weekday(grid.day)] * grid.own * by_age[np.minimum(grid.age_week, len(by_age) - 1)]
     chance = np.clip(grid.rate * mult, 1e-4, 1 - 1e-4)[after_visit]
     odds = chance / (1 - chance) * by_recency[1]
     p = odds / (1 + odds)

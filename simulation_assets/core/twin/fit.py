@@ -292,7 +292,12 @@ def _fit(
             own = kind[m] == kind_id  # a stratum too small to stand alone was fitted on the whole class
             posterior[np.flatnonzero(m)[own]] = chance[own]
         class_spans = dataclasses.replace(spans, churn_weight=posterior)
-        grid = act.daily_grid(class_spans, activity, window, members, calendar_skip)
+        # A user's own weekday (a timesheet tool's users each come on their day), taken into the activity fits.
+        seen = act.weekdays_seen(spans, activity, members)
+        loyalty, loyalty_band = act.weekday_loyalty(spans, seen, members, weekdays, k)
+        own = (act.own_weekdays_posterior(seen, weekdays / weekdays.sum(), loyalty[loyalty_band])
+               if loyalty.any() else None)  # fmt: skip
+        grid = act.daily_grid(class_spans, activity, window, members, calendar_skip, own)
         by_age = act.age_profile(grid, weekdays, (window.days + 6) // 7)
         by_recency = act.return_by_recency(grid, weekdays, by_age)
         streak_rows.append(pl.DataFrame({"class": c, "level": np.arange(levels),
@@ -362,6 +367,7 @@ def _fit(
                 "activity_by_age_week": [round(float(x), 4) for x in by_age],
                 "tail_hazard": tails,
                 "weekday_multipliers": [round(float(x), 6) for x in weekdays],
+                "weekday_loyalty": [round(float(x), 6) for x in loyalty] if loyalty.any() else [],
                 "sessions_persistence": round(
                     act.sessions_persistence(class_activity, by_band, k, row_band), 6
                 ),

@@ -43,6 +43,7 @@ from simulation_assets.core.twin.activity import (
     activity_bands,
     clock_position,
     clock_time,
+    loyalty_bands,
 )
 from simulation_assets.core.twin.arrivals import day_blocks, with_calendar
 from simulation_assets.core.twin.compiled import MAX_SESSION_EVENTS, CompiledSpec
@@ -222,6 +223,7 @@ class Generator(CompiledSpec):
         spread = self.week_spread[pop.cls]
         weeks = rng_mod.stream(self.seed, "twin", "week-spread", self.gen.users) if spread.any() else None
         week = np.ones(n)
+        own = self.own_weekdays
         out = []
         # One vectorized step per day of the run, over the users alive that day.
         for d in range(self.gen.days):
@@ -232,7 +234,10 @@ class Generator(CompiledSpec):
             cls, age, was = pop.cls[who], d - pop.first[who], since[who]
             by_age = self.by_age[cls, np.clip(age // 7, 0, self.by_age.shape[1] - 1)]
             weekday_mult = self.weekday_mult[cls, int(weekday(self.start_day + d))]
-            base = np.clip(pop.rate[who] * weekday_mult * by_age, 1e-6, 1 - 1e-6)
+            base = pop.rate[who] * weekday_mult * by_age
+            if own is not None:  # the user's own weekdays
+                base = base * own[who, int(weekday(self.start_day + d))]
+            base = np.clip(base, 1e-6, 1 - 1e-6)
             odds = base / (1 - base) * self.by_recency[cls, np.clip(was + 1, 1, top)]
             odds = np.where(was == 0, odds * streak[who], odds) * week[who]
             if self.by_age_day.shape[2]:  # the first days of age have their own factors
@@ -248,6 +253,26 @@ class Generator(CompiledSpec):
             since[who] = np.where(state, 0, was + 1)
             out.append(who[state])
         return out
+
+    @cached_property
+    def own_weekdays(self) -> np.ndarray | None:
+        """Return each user's factor on each weekday (users, 7) from a weekday mix of their own, or None.
+
+        The mix is drawn (its own stream) from a Dirichlet with the class's mix (its weekday multipliers over
+        their sum) as mean and concentration 1 / loyalty - 1, the loyalty that of the user's band of their
+        class by return chance; the factor is the user's share of a weekday over the class's, so a class's
+        weekdays stay its own on average.
+        """
+        if not (self.weekday_loyalty > 0).any():
+            return None
+        pop = self.population
+        band = loyalty_bands(pop.rate, pop.cls, self.weekday_loyalty.shape[1])
+        loyalty = self.weekday_loyalty[pop.cls, band]
+        mix = (self.weekday_mult / np.maximum(self.weekday_mult.sum(axis=1, keepdims=True), 1e-12))[pop.cls]
+        shape = np.maximum((1.0 / np.maximum(loyalty, 1e-9) - 1.0)[:, None] * mix, 1e-3)
+        draw = rng_mod.stream(self.seed, "twin", "own-weekdays", len(pop.cls)).gamma(np.minimum(shape, 1e9))
+        own = draw / np.maximum(draw.sum(axis=1, keepdims=True), 1e-300) / np.maximum(mix, 1e-12)
+        return np.where(loyalty[:, None] > 0, own, 1.0)
 
     @cached_property
     def active_days(self) -> np.ndarray:

@@ -239,6 +239,10 @@ class ClassDoc(FrozenModel):
     return_by_age_day: dict[str, list[float]] = Field(default_factory=dict)
     tail_hazard: dict[str, float]  # kind -> daily churn chance beyond the survival table
     weekday_multipliers: list[float] = Field(min_length=7, max_length=7)
+    # How much a user keeps to weekdays of their own, per band of the class's users by return chance (equal
+    # shares, lowest first): each user's weekday mix is drawn from a Dirichlet with the class's mix as mean and
+    # concentration 1 / loyalty - 1 (empty, and older specs: the class's mix for everyone).
+    weekday_loyalty: list[float] = Field(default_factory=list)
     # How much a user's days agree on their number of sessions: the correlation of the Gaussian copula that
     # ties them (0, and older specs: each day's count drawn afresh from the class's distribution).
     sessions_persistence: float = Field(default=0.0, ge=0.0, lt=1.0)
