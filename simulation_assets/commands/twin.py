@@ -384,6 +384,14 @@ def _dropped(rows: list[dict]) -> str:
     return f"{len(names)} {'property' if len(names) == 1 else 'properties'} dropped ({listed}: see privacy in twin.yaml)"
 
 
+def _shown(c: dict) -> tuple[object, object]:
+    """Return a comparison's value and bound as the report shows them: retention, a share in fidelity.json, in
+    points (its target is "within 3 points"; 0.0704 read as 0.07 points)."""
+    if c["kind"] == "retention" and math.isfinite(c["value"]):
+        return f"{c['value'] * 100:.1f} points", f"{c['bound'] * 100:.1f} points"
+    return c["value"], c["bound"]
+
+
 def _missed_measures(fidelity: dict) -> list[str]:
     """Return one line per fidelity measure over its bound: which figure a failing check failed on, and by how much.
 
@@ -403,11 +411,7 @@ def _missed_measures(fidelity: dict) -> list[str]:
             where = f": {detail['worst_key']} in week {detail['worst_week']}"
         else:
             where = ""
-        value, bound = (
-            (f"{c['value'] * 100:.1f} points", f"{c['bound'] * 100:.1f} points")
-            if c["kind"] == "retention" and math.isfinite(c["value"])
-            else (c["value"], c["bound"])
-        )  # retention is a share in fidelity.json; the docs and targets speak of points
+        value, bound = _shown(c)
         lines.append(f"missed: {c['name']} ({c['kind']}) {value}, bound {bound}{where}")
     return lines
 
@@ -438,9 +442,8 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
         "|---|---|---|---|---|",
     ]
     for c in fidelity["comparisons"]:
-        lines.append(
-            f"| {c['name']} | {c['kind']} | {c['value']} | {c['bound']} | {'yes' if c['passed'] else 'NO'} |"
-        )
+        value, bound = _shown(c)
+        lines.append(f"| {c['name']} | {c['kind']} | {value} | {bound} | {'yes' if c['passed'] else 'NO'} |")
     notes = [
         f"- {c['name']}: {c['detail']['note']}"
         for c in fidelity["comparisons"]

@@ -257,7 +257,8 @@ def test_a_twin_that_misses_the_exports_holiday_fails_the_calendar_check(
     # export without it, keeps the day's usual traffic and fails; on the export as it is there is no
     # calendar day to miss.
     real = loaded.prepared
-    assert report.by_name("calendar_days").detail["days"] == 0  # nothing to miss
+    assert report.by_name("calendar_days").detail["days"] == 0  # nothing to miss, and the report says so
+    assert report.by_name("calendar_days").detail["note"].startswith("not applicable")
     holiday = real.window.first + 30
     first = real.sessions.group_by("user").agg(pl.col("day").min().alias("first"))
     sessions = real.sessions.join(first, on="user")

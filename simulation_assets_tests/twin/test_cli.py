@@ -142,7 +142,9 @@ def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path: Path, cap
 def test_the_report_puts_identical_users_beside_the_holdouts_and_leaves_unmeasured_weeks_out() -> None:
     from simulation_assets.commands.twin import _markdown
 
-    fidelity = {"real_users": 15000, "twin_users": 15070, "days": 43, "comparisons": [],
+    fidelity = {"real_users": 15000, "twin_users": 15070, "days": 43, "comparisons": [
+                    {"name": "retention_weeks_1_8", "kind": "retention", "value": 0.0704, "bound": 0.0666,
+                     "passed": False, "detail": {}}],
                 "retention": [{"week": 1, "real": 0.152, "twin": 0.1519}, {"week": 6, "real": None, "twin": None},
                               {"week": 7, "real": None, "twin": None}],
                 "dau_wau": {"real": 0.25, "twin": 0.23}}  # fmt: skip
@@ -153,6 +155,9 @@ def test_the_report_puts_identical_users_beside_the_holdouts_and_leaves_unmeasur
     text = _markdown(fidelity, privacy, {"twin_not_closer_than_holdout": True})
     assert "| 1 | 0.152 | 0.152 |" in text and "| 6 |" not in text and "None" not in text
     assert "Weeks 6, 7: not measured" in text
+    assert (
+        "| retention_weeks_1_8 | retention | 7.0 points | 6.7 points | NO |" in text
+    )  # as its target is said
     assert (
         "1,024 of 15,070 (6.8 %); holdout users, never fitted, identical to one: 210 of 2,950 (7.1 %)" in text
     )

@@ -242,14 +242,16 @@ def calendar_days_comparison(daily: pl.DataFrame, real: Prepared, window: Window
     Calendar days (``arrivals.calendar_days``: a sale, a holiday, a day in the news) are found on the
     export's own newcomers and returning users by day; on each, the twin's active users (scaled to as many
     users as the export) against the export's: the share off, bound by a quarter or three standard deviations of
-    the difference of two Poisson counts of the day's size, whichever is larger. No calendar days: 0, passed.
+    the difference of two Poisson counts of the day's size, whichever is larger. No calendar days: 0, passed, with a
+    "not applicable" note (as the other checks with nothing to judge say).
     """
     act = user_day_activity(real.sessions)
     first = act.group_by("user").agg(pl.col("day").min())["day"].to_numpy() - window.first
     new, returning = new_and_returning(first, act["day"].to_numpy() - window.first, window.days)
     days = [d for d, _, _ in calendar_days(new, returning)]
     if not days:
-        return Comparison("calendar_days", "calendar", 0.0, CALENDAR_SHARE_MAX, True, {"days": 0})
+        return Comparison("calendar_days", "calendar", 0.0, CALENDAR_SHARE_MAX, True,
+                          {"days": 0, "note": "not applicable: no day of the export departs from its weekday"})  # fmt: skip
     r, t = daily["real"].to_numpy()[days].astype(np.float64), daily["twin"].to_numpy()[days]
     off = np.abs(t - r) / np.maximum(r, 1.0)
     bounds = np.maximum(CALENDAR_SHARE_MAX, 3.0 * np.sqrt(2.0 / np.maximum(r, 1.0)))  # two counts' noise
