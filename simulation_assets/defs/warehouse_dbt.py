@@ -15,6 +15,7 @@ from simulation_assets.sinks.warehouse_database import WarehouseDatabase
 from simulation_assets.sinks.warehouse_dbt import (
     DBT_DIR,
     DBT_PROJECT,
+    WarehouseDbtCli,
     dbt_executable,
     dbt_failure_is_transient,
     environment,
@@ -39,7 +40,7 @@ class WarehouseDbtTranslator(DagsterDbtTranslator):
         return GROUP
 
 
-DBT_RESOURCE = DbtCliResource(
+DBT_RESOURCE = WarehouseDbtCli(
     project_dir=DBT_PROJECT, profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
 )
 
@@ -70,7 +71,8 @@ def warehouse_dbt_models(
     if error is not None:
         raise dbt_failure(str(error), context.retry_number)
     # how old each raw source is at the simulated window's end (dbt source freshness): reported, not blocking
-    freshness = source_freshness(warehouse_database.dbt_env(env))
+    # from this build's saved parse: made with the same profile, so dbt need not parse the project again
+    freshness = source_freshness(warehouse_database.dbt_env(env), parsed_in=invocation.target_path)
     raw_tables = {f"{t.source}.{t.entity}": t.name for t in schema.TABLES}
     for name, result in sorted(freshness.items()):
         log = context.log.info if result["status"] == "pass" else context.log.warning

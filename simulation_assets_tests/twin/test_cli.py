@@ -80,6 +80,32 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
     assert "sessions rebuilt" in out  # the export has no $session_id: the fit says so
 
 
+@pytest.fixture(scope="module")
+def bad_input_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What the bad-input cases name: small exports, a file without the needed columns and a spec that loads
+    (fitted by the command once, in a Dagster home of its own), to reach the later checks."""
+    root = tmp_path_factory.mktemp("bad_input")
+    csv = write_export(synthetic_events(users=30, days=7, seed=3), root / "in" / "e.csv", "csv")
+    bad = root / "in" / "bad.csv"
+    bad.write_text("user,ts,name\nu,2026-01-01T00:00:00Z,e\n")
+    tiny = write_export(synthetic_events(users=8, days=7, seed=3), root / "tiny" / "e.csv", "csv")
+    short = write_export(synthetic_events(users=30, days=3, seed=3), root / "short" / "e.csv", "csv")
+    spec = root / "spec"
+    with pytest.MonkeyPatch.context() as env:
+        for name, folder in (("DAGSTER_HOME", "dagster_home"), ("SIMULATION_DATA_DIR", "data")):
+            (root / folder).mkdir()
+            env.setenv(name, str(root / folder))
+        assert main(["twin", "fit", "--events", str(csv), "--output", str(spec)]) == 0
+    return {
+        "{csv}": str(csv),
+        "{bad}": str(bad),
+        "{csv_dir}": str(csv.parent),
+        "{spec}": str(spec),
+        "{tiny}": str(tiny),
+        "{short}": str(short),
+    }
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -109,28 +135,15 @@ def test_fit_run_report_end_to_end_is_recorded_in_the_instance(
         ),
     ],
 )
-def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path: Path, capsys, args, message) -> None:  # noqa: ANN001
-    csv = write_export(synthetic_events(users=30, days=7, seed=3), tmp_path / "in" / "e.csv", "csv")
-    bad = tmp_path / "in" / "bad.csv"
-    bad.write_text("user,ts,name\nu,2026-01-01T00:00:00Z,e\n")
-    spec = tmp_path / "spec"
-    spec.mkdir()
-    (spec / "twin.yaml").write_text("format: simulation-assets-twin\nversion: 1\n")
-    tiny = write_export(synthetic_events(users=8, days=7, seed=3), tmp_path / "tiny" / "e.csv", "csv")
-    short = write_export(synthetic_events(users=30, days=3, seed=3), tmp_path / "short" / "e.csv", "csv")
-    subs = {
-        "{csv}": str(csv),
-        "{bad}": str(bad),
-        "{csv_dir}": str(csv.parent),
-        "{spec}": str(spec),
-        "{tiny}": str(tiny),
-        "{short}": str(short),
-    }
+def test_bad_input_exits_2_with_a_message_and_writes_nothing(
+    bad_input_files: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list,
+    message: str,
+) -> None:
     out = tmp_path / "out"
-    argv = ["twin", *[subs.get(a, a) for a in args], "--output", str(out)]
-    if "{spec}" in args:  # a spec that loads, to reach the later checks
-        assert main(["twin", "fit", "--events", str(csv), "--output", str(spec)]) == 0
-        capsys.readouterr()
+    argv = ["twin", *[bad_input_files.get(a, a) for a in args], "--output", str(out)]
     assert main(argv) == 2
     said = capsys.readouterr()
     assert message in said.out

@@ -115,6 +115,14 @@ def test_spec_classes_were_chosen_by_bic(spec: TwinSpec) -> None:
         (lambda d: d.update(format="other"), "format: expected 'simulation-assets-twin'"),
         (lambda d: d["generation"].update(users=0), "generation.users: Input should be greater than 0"),
         (lambda d: d["tables"].pop("transitions"), "table 'transitions' is missing"),
+        (
+            lambda d: d["classes"][0].update(weekday_loyalty=[0.5, 1.5]),
+            "classes.0.weekday_loyalty.1: Input should be less than 1",
+        ),
+        (
+            lambda d: [c.update(weekday_loyalty=[0.2] * (2 + i)) for i, c in enumerate(d["classes"])],
+            "weekday_loyalty: every class needs the same number of bands",
+        ),
     ],
 )
 def test_a_broken_spec_is_refused_with_the_field_named(spec: TwinSpec, tmp_path: Path, edit, message) -> None:  # noqa: ANN001

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
 from pydantic import Field, NonNegativeFloat, ValidationError
@@ -242,7 +242,7 @@ class ClassDoc(FrozenModel):
     # How much a user keeps to weekdays of their own, per band of the class's users by return chance (equal
     # shares, lowest first): each user's weekday mix is drawn from a Dirichlet with the class's mix as mean and
     # concentration 1 / loyalty - 1 (empty, and older specs: the class's mix for everyone).
-    weekday_loyalty: list[float] = Field(default_factory=list)
+    weekday_loyalty: list[Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(default_factory=list)
     # How much a user's days agree on their number of sessions: the correlation of the Gaussian copula that
     # ties them (0, and older specs: each day's count drawn afresh from the class's distribution).
     sessions_persistence: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -324,9 +324,15 @@ def build_document(data: dict[str, Any]) -> SpecDocument:
             f"version: this build reads twin specs of version {VERSION}, got {data.get('version')!r}"
         )
     try:
-        return SpecDocument(**data)
+        document = SpecDocument(**data)
     except ValidationError as exc:
         raise SpecError(_first_error(exc)) from None
+    bands = {len(cd.weekday_loyalty) for cd in document.classes} - {0}
+    if len(bands) > 1:
+        raise SpecError(
+            f"classes[].weekday_loyalty: every class needs the same number of bands (or none), got {sorted(bands)}"
+        )
+    return document
 
 
 def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:

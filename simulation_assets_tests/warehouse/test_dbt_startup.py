@@ -1,0 +1,73 @@
+"""What a dbt invocation pays before its work: no full parse of the project, no ``dbt --version``.
+
+dbt re-parses the whole project when the profile it hashes changed since its saved parse: the DuckDB
+profile is the same for every warehouse file. The end-to-end proof (a new file's ``dbt build`` and
+``dbt run`` start from the prepared parse) is in test_load.py.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from simulation_assets.sinks.warehouse_dbt import DBT_DIR
+
+
+def _duckdb_output() -> dict:
+    profile = yaml.safe_load((DBT_DIR / "profiles.yml").read_text())
+    return profile["simulation_warehouse"]["outputs"]["duckdb"]
+
+
+def test_the_duckdb_profile_names_no_file_and_no_variable() -> None:
+    output = _duckdb_output()
+    # nothing dbt hashes is rendered from the environment: the same profile for every file
+    assert "{{" not in yaml.safe_dump(output)
+    assert output["path"] == ":memory:"
+    assert output["database"] == output["attach"][0]["alias"] == "warehouse"
+    assert [p["module"] for p in output["plugins"]] == ["simulation_assets.sinks.warehouse_dbt_duckdb"]
+
+
+def test_the_plugin_attaches_the_file_under_the_profiles_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulation_assets.sinks.warehouse_dbt_duckdb import CATALOG, Plugin
+
+    path = tmp_path / "it's dev.duckdb"  # a quote in the path
+    monkeypatch.setenv("WAREHOUSE_DUCKDB_PATH", str(path))
+    plugin = Plugin(name="warehouse", plugin_config={})
+    conn = duckdb.connect(":memory:")
+    plugin.configure_connection(conn)
+    # what dbt-duckdb does next with the profile's placeholder: a no-op, the name is taken by the file
+    conn.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {CATALOG}")
+    cursor = conn.cursor()
+    plugin.configure_cursor(cursor)
+    cursor.execute("CREATE SCHEMA analytics")
+    cursor.execute("CREATE TABLE analytics.t AS SELECT 42 AS x")  # unqualified: the cursor uses the file
+    conn.execute(f"INSERT INTO {CATALOG}.analytics.t VALUES (43)")
+    cursor.close()
+    conn.close()
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT list(x ORDER BY x) FROM analytics.t").fetchone()[0] == [42, 43]
+    assert not Path(f"{path}.wal").exists()
+
+
+def test_the_dbt_resource_knows_its_dbts_version_without_running_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster_dbt.core.resource
+    from packaging.version import Version
+
+    from simulation_assets.defs.warehouse_dbt import DBT_RESOURCE
+    from simulation_assets.sinks.warehouse_dbt import WarehouseDbtCli, dbt_executable
+
+    def no_process(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError(f"dbt was run: {args}")
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_process)
+    assert isinstance(DBT_RESOURCE, WarehouseDbtCli)
+    fresh = WarehouseDbtCli(
+        project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
+    )
+    assert fresh._cli_version == Version(importlib.metadata.version("dbt-core"))
