@@ -235,6 +235,15 @@ def run_fit(args: argparse.Namespace) -> int:
             f"Note: {left_out:,} rows dated far outside {doc.source.first_day}..{doc.source.last_day} (a device clock "
             "at 1970, a date years ahead) were left out of the fit."
         )
+    heavy = _metadata_json(result, "twin_spec", "heavy_users")
+    if heavy:
+        console.print(
+            f"Note: {_count(heavy['users'], 'user')} ({heavy['user_share']:.2%} of users) made "
+            f"{heavy['event_share']:.0%} of the events, up to {heavy['events_per_day']:,.0f} a day (bots, a load "
+            "test?). The twin models users by classes of many and copies nothing fewer than k users did, so its "
+            "event mix and transitions will follow the other users; leave such users out of the export to compare "
+            "like with like."
+        )
     return 0
 
 
@@ -422,6 +431,18 @@ def _metadata_value(result, asset: str, key: str) -> int:  # noqa: ANN001
         if key in mat.metadata:
             return int(mat.metadata[key].value)
     return 0
+
+
+def _metadata_json(result, asset: str, key: str) -> dict:  # noqa: ANN001
+    """Return a JSON metadata entry of ``asset``'s materialization in ``result`` ({} when absent)."""
+    for mat in result.asset_materializations_for_node(asset):
+        if key in mat.metadata:
+            return dict(mat.metadata[key].value or {})
+    return {}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def _is_date(text: str) -> bool:

@@ -20,6 +20,7 @@ from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.twin import checks
 from simulation_assets.core.twin.checks import Outcome
 from simulation_assets.core.twin.config import FitConfig
+from simulation_assets.core.twin.features import heavy_users
 from simulation_assets.core.twin.fidelity import (
     FidelityReport,
     compare,
@@ -298,6 +299,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
                 "rows": doc.source.rows,
                 "rows_left_out": loaded.stray_rows,
                 "rows_repeated": loaded.repeated_rows,
+                "heavy_users": dg.MetadataValue.json(heavy_users(loaded.prepared.user_stats) or {}),
                 "users": doc.source.users,
                 "training_users": doc.source.training_users,
                 "days": doc.source.days,

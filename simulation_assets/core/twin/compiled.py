@@ -326,6 +326,7 @@ class CompiledSpec:
         ident = doc.identity
         self.ident_session = {int(k): float(v) for k, v in ident.get("session", {0: 1.0}).items()}
         self.ident_position = {int(k): float(v) for k, v in ident.get("position", {0: 1.0}).items()}
+        self.ident_lead = {str(k): float(v) for k, v in ident.get("lead_in", {}).items()}  # "": none
 
     def _compile_properties(self) -> None:
         doc, tables = self.spec.document, self.spec.tables

@@ -54,7 +54,7 @@ from simulation_assets.core.twin.flows import (
     vocabulary,
 )
 from simulation_assets.core.twin.groups import fit_groups, fit_set
-from simulation_assets.core.twin.identity import IDENTIFY, fit_identity
+from simulation_assets.core.twin.identity import IDENTIFY, fit_identity, without_lead_ins
 from simulation_assets.core.twin.properties import (
     GROUP_COLUMNS,
     candidate_keys,
@@ -258,7 +258,9 @@ def _fit(
     pace_band[spans.user] = act.activity_bands(
         spans.active_days.astype(np.float64), np.zeros(n_users, np.int64), PACE_BAND_CUTS
     )
-    flow_job = _background(_flow_tables, train.events, names, classes, depth, pace_band, cfg)
+    # The row before a user's first $identify (a sign-up page's view) is written by the twin with it: not a flow's.
+    flow_events = without_lead_ins(train.events, names, k)
+    flow_job = _background(_flow_tables, flow_events, names, classes, depth, pace_band, cfg)
     depth_rows = [
         pl.DataFrame({"class": c, "depth": np.arange(groups),
                       "share": np.bincount(depth_by_row[cls_by_row == c], minlength=groups) / max(int((cls_by_row == c).sum()), 1)})
@@ -378,7 +380,7 @@ def _fit(
 
     strata = np.zeros_like(classes, dtype=np.int64)
     strata[user_ids] = cls_by_row.astype(np.int64) * 2 + kind
-    identity = fit_identity(train.events, strata, k, 2 * n_classes)
+    identity = fit_identity(train.events, strata, k, 2 * n_classes, names)
     shares = identity.pop("identified_share")
     # Who arrives when: each class's share among the users of each arrival kind first seen in each week of
     # the window (each user counted by the chance of either kind; a kind's mix shrunk toward its share_*).

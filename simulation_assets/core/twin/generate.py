@@ -550,11 +550,22 @@ class Generator(CompiledSpec):
         ins_t = np.where(ins_after >= 0, t_ms[anchor] + step, t_ms[anchor])
         ident_code = len(self.names) + 2  # a code past START/END, named $identify below
         if ins_sess.size:
-            # One insertion per identify session, before the row that follows its anchor (rows stay in order).
+            # One insertion per identify session, before the row that follows its anchor (rows stay in order),
+            # its lead-in first where the spec has one, a millisecond before it (unless nothing lies between; a
+            # session they open has its own events moved 2 ms later for them).
             at = base[ins_sess] + ins_after + 1
-            e_sess = np.insert(e_sess, at, ins_sess)
-            t_ms = np.insert(t_ms, at, ins_t)
-            codes = np.insert(codes, at, ident_code)
+            lead = self._lead_ins(day, ins_sess.size)
+            led = lead >= 0
+            opening = led & (ins_after < 0)
+            if opening.any():
+                later = np.zeros(n_sess, np.int64)
+                later[ins_sess[opening]] = 2
+                t_ms = t_ms + later[e_sess]
+            limit = np.where(ins_after < 0, ins_t + 1, np.where(has_next, following, np.iinfo(np.int64).max))
+            at = np.r_[at[led], at]  # equal positions keep this order: the lead-in, then the $identify
+            e_sess = np.insert(e_sess, at, np.r_[ins_sess[led], ins_sess])
+            t_ms = np.insert(t_ms, at, np.r_[ins_t[led], np.minimum(ins_t + led, limit)])
+            codes = np.insert(codes, at, np.r_[lead[led], np.full(ins_sess.size, ident_code)])
             counts = np.bincount(e_sess, minlength=n_sess)
             seq = np.arange(e_sess.size) - np.repeat(np.r_[0, np.cumsum(counts)[:-1]], counts)
         # Anonymous until the identify: on identify sessions, the rows before it; earlier sessions that day, all.
@@ -594,6 +605,17 @@ class Generator(CompiledSpec):
         cols |= self._properties(codes, user_no, e_sess, s_user, g, day_number(day) - self.start_day)
         cols |= self._identity_columns(day, codes, user_no, anonymous, is_ident, cols.get("$group_type"))
         return pl.DataFrame([s.alias(name) for name, s in cols.items()])
+
+    def _lead_ins(self, day: dt.date, n: int) -> np.ndarray:
+        """Return the lead-in event's code of ``n`` identify sessions of ``day`` (-1: none), from a stream of its own."""
+        names = [name for name in self.ident_lead if name in self.names]
+        if not names:
+            return np.full(n, -1, np.int64)
+        options = np.array([*(self.names.index(name) for name in names), -1])
+        shares = np.array([self.ident_lead[name] for name in names])
+        shares = np.r_[shares, max(1.0 - shares.sum(), 0.0)]  # none: the rest (a dropped event's share too)
+        u = rng_mod.stream(self.seed, "twin", "lead-in", day.isoformat()).random(n)
+        return options[draw_from_cdf(np.cumsum(shares) / shares.sum(), u)]
 
     def _identity_columns(self, day, codes, user_no, anonymous, is_ident, group_type):  # noqa: ANN001, ANN202
         """Return what the ``$identify`` rows set and the rows' groups (see ``groups``), from the day's own stream."""
