@@ -576,9 +576,10 @@ def floor_run(variant: str = "project") -> int:
     gc.set_threshold(*GC_THRESHOLDS)
     defer_gc()
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    from simulation_assets.sinks import deferred_imports
+    from simulation_assets.sinks import code_cache, deferred_imports
 
     deferred_imports.install()  # as `simulate` does: Alembic and Dagster's daemons only if used
+    code_cache.install()  # and the source text libraries compile while imported, compiled once
     import dagster as dg
 
     from simulation_assets.sinks.local_instance import dagster_home, ensure_local_instance

@@ -133,9 +133,10 @@ def _run(argv: Sequence[str] | None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad input already
         return int(exc.code or 0)
-    from simulation_assets.sinks import deferred_imports
+    from simulation_assets.sinks import code_cache, deferred_imports
 
     deferred_imports.install()  # Alembic and Dagster's daemons load only if the command uses them
+    code_cache.install()  # the source text libraries compile as they are imported, compiled once per Python
     try:
         return int(args.handler(args) or 0)
     except UsageError as exc:

@@ -1137,14 +1137,16 @@ def serve(key: str, run: Callable[..., int]) -> int:
         _log(f"this process's environment has key {mine}, asked for {key}: not serving")
         return 3
     started = time.process_time()
-    from simulation_assets.sinks import deferred_imports
+    from simulation_assets.sinks import code_cache, deferred_imports
 
     deferred_imports.install()  # as a command has it: Alembic and the daemons only when used
+    code_cache.install()
     for name in PREIMPORTS:
         try:
             __import__(name)
         except ImportError as exc:
             _log(f"pre-import of {name} failed: {exc}")
+    code_cache.save()  # now, not at the server's end: its children inherit nothing left to write
     from simulation_assets.commands import command_modules
 
     command_modules()
