@@ -59,18 +59,10 @@ def user_groups(sample: pl.DataFrame, columns: list[str]) -> pl.DataFrame | None
     for c in columns:
         column = rows[c]
         if c == GROUPS:
-            if isinstance(column.dtype, pl.Struct):
-                fields = column.struct.unnest()
-            else:
-                text = column.cast(pl.String)
-                is_object = text.str.starts_with("{").fill_null(False)
-                if not bool(is_object.any()):
-                    continue
-                decoded = _masked(text, is_object).str.json_decode(infer_schema_length=None)
-                if not isinstance(decoded.dtype, pl.Struct):
-                    continue
-                fields = decoded.struct.unnest()
-            parts.append(fields.select(pl.all().cast(pl.String)))
+            decoded = _objects(column)
+            if decoded is None:
+                continue
+            parts.append(decoded.struct.unnest().select(pl.all().cast(pl.String)))
         else:
             name = c.removeprefix(f"{GROUPS}.").removeprefix("$")
             parts.append(column.cast(pl.String).alias(name).to_frame())
@@ -161,15 +153,9 @@ def fit_set(sample: pl.DataFrame, event: str, k: int, holders: pl.DataFrame | No
     rows = sample.filter(pl.col("event") == event)
     out: dict[str, object] = {}
     for key in [c for c in SET_KEYS if c in rows.columns]:
-        column = rows[key]
-        if not isinstance(column.dtype, pl.Struct):
-            text = column.cast(pl.String)
-            ok = text.str.starts_with("{").fill_null(False)
-            if not bool(ok.any()):
-                continue
-            column = _masked(text, ok).str.json_decode(infer_schema_length=None)
-            if not isinstance(column.dtype, pl.Struct):
-                continue
+        column = _objects(rows[key])
+        if column is None:
+            continue
         fields = column.struct.unnest()
         carried = column.is_not_null()
         keys: dict[str, dict[str, object]] = {}
@@ -322,6 +308,19 @@ def set_columns(doc: dict, ident: np.ndarray, g: np.random.Generator) -> dict[st
 
 def _gather(index: np.ndarray) -> pl.Series:
     return pl.Series(index.astype(np.uint32 if index.size and index.max() < 2**32 else np.int64))
+
+
+def _objects(column: pl.Series) -> pl.Series | None:
+    """Return ``column`` as a struct Series: a struct column as it is, JSON object text decoded (other
+    text null); None when it holds no object."""
+    if isinstance(column.dtype, pl.Struct):
+        return column
+    text = column.cast(pl.String)
+    is_object = text.str.starts_with("{").fill_null(False)
+    if not bool(is_object.any()):
+        return None
+    decoded = _masked(text, is_object).str.json_decode(infer_schema_length=None)
+    return decoded if isinstance(decoded.dtype, pl.Struct) else None
 
 
 def _masked(values: pl.Series, keep: pl.Series) -> pl.Series:
