@@ -214,6 +214,16 @@ def test_edits_in_the_spec_change_the_twin(spec: TwinSpec) -> None:
     day = start + dt.timedelta(days=3)
     assert "report_viewed" in base.day(day)["event"].to_list()
     assert "report_viewed" not in dropped.day(day)["event"].to_list()
+    # Dropping an event stops recording it; everything else the twin does stays as it was (other events do
+    # not fill its place, which made sessions longer by the dropped event's share).
+    kept = base.day(day).filter(pl.col("event") != "report_viewed")
+    assert dropped.day(day).drop("sequence").equals(kept.drop("sequence"))
+    assert (
+        dropped.day(day)
+        .group_by("$session_id")
+        .agg((pl.col("sequence") == pl.int_range(pl.len())).all().alias("numbered"))["numbered"]
+        .all()
+    )
     more = Generator(spec.with_generation(users=2 * spec.document.generation.users))
     assert more.day(day).height > 1.6 * base.day(day).height
     # Churn x4 (hazards x4, i.e. survival S(t) ** 4): more lives end inside the window, and sooner. Two of

@@ -46,7 +46,7 @@ class CompiledSpec:
     n_classes: int
 
     # ---- compilation ------------------------------------------------------------------------------------------------
-    def _compile_flows(self, transitions: pl.DataFrame, times: pl.DataFrame, dropped: set[str]) -> None:
+    def _compile_flows(self, transitions: pl.DataFrame, times: pl.DataFrame) -> None:
         v = len(self.names)
         self.start_sym, self.end_sym = v, v + 1
         # Codes: events 0..V-1, START V, END V+1, the REPEATS symbols (previous events only) V+2...
@@ -56,7 +56,6 @@ class CompiledSpec:
         self.first_sym = v + 1
         self.has_first = bool(transitions.filter(pl.col("prev") == FIRST).height)
         code |= {name: int(c) for name, c in zip(REPEATS, self.repeat_syms, strict=True)}
-        gone = list(dropped)
         hz = self.spec.tables["end_hazard"].filter(pl.col("cur").is_in(self.names))
         self.depth_groups = int(hz["depth"].max()) + 1 if hz.height else 1  # type: ignore[operator]
         # Chains are kept per (class, depth group): the state's "class" is class x groups + group; a row
@@ -69,10 +68,7 @@ class CompiledSpec:
                 every.join(groups_of, how="cross").select(transitions.columns),
             ]
         ).with_columns((pl.col("class").cast(pl.Int64) * self.depth_groups + pl.col("depth")).alias("class"))
-        t = transitions.filter(
-            ~pl.col("prev").is_in(gone) & ~pl.col("cur").is_in(gone) & ~pl.col("next").is_in(gone)
-        )
-        t = t.with_columns(
+        t = transitions.with_columns(
             pl.col("prev").replace_strict(code, return_dtype=pl.Int64).alias("p"),
             pl.col("cur").replace_strict(code, return_dtype=pl.Int64).alias("c"),
             pl.col("next").replace_strict(code, return_dtype=pl.Int64).alias("n"),
@@ -97,7 +93,7 @@ class CompiledSpec:
         self.flow_alias = _alias_tables(
             t["g"].to_numpy().astype(np.int64), t["q"].to_numpy(), len(self.state_gid)
         )
-        # End hazard per (class, event, position bucket); a dropped event's successors decide for it.
+        # End hazard per (class, event, position bucket).
         self.hazard = np.ones((self.n_classes, self.depth_groups, size, len(BUCKETS)))
         if hz.height:
             cur = hz["cur"].replace_strict(code, return_dtype=pl.Int64).to_numpy()

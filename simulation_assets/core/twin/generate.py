@@ -95,9 +95,11 @@ class Generator(CompiledSpec):
         self.seed = self.gen.seed
         self.start_day = day_number(self.gen.start)
         self.n_classes = len(doc.classes)
-        dropped = set(self.gen.drop_events)
-        self.names = [e for e in spec.events if e not in dropped]
-        self._compile_flows(spec.tables["transitions"], spec.tables["inter_event_times"], dropped)
+        # A dropped event is still generated, then left out of the output: the twin behaves as before and only
+        # stops recording it (its sessions keep their length in time and lose its rows).
+        self.dropped = sorted(set(self.gen.drop_events))
+        self.names = list(spec.events)
+        self._compile_flows(spec.tables["transitions"], spec.tables["inter_event_times"])
         self._compile_activity()
         self._compile_properties()
 
@@ -604,7 +606,13 @@ class Generator(CompiledSpec):
         }
         cols |= self._properties(codes, user_no, e_sess, s_user, g, day_number(day) - self.start_day)
         cols |= self._identity_columns(day, codes, user_no, anonymous, is_ident, cols.get("$group_type"))
-        return pl.DataFrame([s.alias(name) for name, s in cols.items()])
+        frame = pl.DataFrame([s.alias(name) for name, s in cols.items()])
+        if not self.dropped:
+            return frame
+        kept = frame.filter(~pl.col("event").is_in(self.dropped))
+        return kept.with_columns(  # the rows of a session numbered again from 0
+            pl.int_range(pl.len(), dtype=pl.Int32).over("$session_id").alias("sequence")
+        )
 
     def _lead_ins(self, day: dt.date, n: int) -> np.ndarray:
         """Return the lead-in event's code of ``n`` identify sessions of ``day`` (-1: none), from a stream of its own."""
@@ -613,7 +621,7 @@ class Generator(CompiledSpec):
             return np.full(n, -1, np.int64)
         options = np.array([*(self.names.index(name) for name in names), -1])
         shares = np.array([self.ident_lead[name] for name in names])
-        shares = np.r_[shares, max(1.0 - shares.sum(), 0.0)]  # none: the rest (a dropped event's share too)
+        shares = np.r_[shares, max(1.0 - shares.sum(), 0.0)]  # none: the rest
         u = rng_mod.stream(self.seed, "twin", "lead-in", day.isoformat()).random(n)
         return options[draw_from_cdf(np.cumsum(shares) / shares.sum(), u)]
 
@@ -913,7 +921,7 @@ class ActivitySimulation(Generator):
     """A spec's users and the days each of them is active, without their events (what the fit's calibrations
     simulate): the flows are not compiled, so a spec whose flow tables are still being fitted will do."""
 
-    def _compile_flows(self, transitions: pl.DataFrame, times: pl.DataFrame, dropped: set[str]) -> None:
+    def _compile_flows(self, transitions: pl.DataFrame, times: pl.DataFrame) -> None:
         self.depth_groups = 1  # read for the events' session groups only
 
     def with_activity_of(self, spec: TwinSpec) -> ActivitySimulation:
