@@ -133,6 +133,11 @@ class Transaction:
     def upsert(self, table: str, frame: pl.DataFrame, key: str) -> None:
         raise NotImplementedError
 
+    def append(self, table: str, frame: pl.DataFrame, key: str) -> None:
+        """Write rows whose keys this transaction has just seen are new (an upsert unless a backend
+        has a cheaper plain insert; a key that is there after all fails the transaction there)."""
+        self.upsert(table, frame, key)
+
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         found = self.rows(sql, params)
         return found[0][0] if found else None
@@ -237,8 +242,9 @@ class ActivityStore(dg.ConfigurableResource):
                 raise ValueError(f"tick {target} cannot be applied: the next tick is {last + 1}")
             result = step_tick(before, target, cfg, seed, at)
             tx.upsert(tx.t("customers"), result.customers, "customer_id")
-            tx.upsert(tx.t("tick_log"), conform(pl.DataFrame([result.summary]), TICK_SCHEMA), "tick")
-            tx.upsert(tx.t("events"), result.events, "tick, seq")
+            # the tick is new (checked above, under the lock): its log row and events are too
+            tx.append(tx.t("tick_log"), conform(pl.DataFrame([result.summary]), TICK_SCHEMA), "tick")
+            tx.append(tx.t("events"), result.events, "tick, seq")
             return TickOutcome(
                 tick=target, applied=True, at=at, before=before, result=result, started=started
             )
@@ -258,7 +264,7 @@ class ActivityStore(dg.ConfigurableResource):
             result = reconcile(customers, current, cfg, tick, check_no, at)
             # Close first, so PostgreSQL's one-open index never sees an old and a new row together.
             tx.upsert(tx.t("interventions"), result.closed, "intervention_id")
-            tx.upsert(tx.t("interventions"), result.opened, "intervention_id")
+            tx.append(tx.t("interventions"), result.opened, "intervention_id")  # ids of this check
             open_after = int(tx.scalar(f"SELECT count(*) FROM {tx.t('interventions')} WHERE status = 'open'"))
             row = {
                 "check_no": check_no,
@@ -269,7 +275,7 @@ class ActivityStore(dg.ConfigurableResource):
                 "closed": result.closed.height,
                 "open_after": open_after,
             }
-            tx.upsert(tx.t("monitor_checks"), conform(pl.DataFrame([row]), MONITOR_CHECK_SCHEMA), "check_no")
+            tx.append(tx.t("monitor_checks"), conform(pl.DataFrame([row]), MONITOR_CHECK_SCHEMA), "check_no")
             return MonitorOutcome(check_no=check_no, tick=tick, at=at, result=result, open_after=open_after)
 
     # --- reads -------------------------------------------------------------------------------
