@@ -210,7 +210,8 @@ def simulate(
         raise UsageError(f"invalid HogFlix configuration: {exc}") from None
     resources = _resources(settings, output, traffic_days, events, app_db, dsn, end - dt.timedelta(days=1))
     store = resources["store"]
-    by_name = {a.key.to_user_string(): a for a in hogflix_assets(start.isoformat(), end.isoformat())}
+    assets = hogflix_assets(start.isoformat(), end.isoformat(), traffic=bool(traffic_days))
+    by_name = {a.key.to_user_string(): a for a in assets}
     keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
     traffic_keys = keys[days - traffic_days :]
     windows = [k for d in traffic_keys for k in day_window_keys(dt.date.fromisoformat(d))]
