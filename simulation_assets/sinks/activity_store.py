@@ -97,6 +97,9 @@ class MonitorOutcome:
     at: dt.datetime
     result: MonitorResult = field(repr=False)
     open_after: int = 0
+    # read in the check's own transaction, after its writes: the open interventions and the customers judged
+    open_now: pl.DataFrame | None = field(default=None, repr=False)
+    customers: pl.DataFrame | None = field(default=None, repr=False)
 
     @property
     def opened(self) -> int:
@@ -265,7 +268,8 @@ class ActivityStore(dg.ConfigurableResource):
             # Close first, so PostgreSQL's one-open index never sees an old and a new row together.
             tx.upsert(tx.t("interventions"), result.closed, "intervention_id")
             tx.append(tx.t("interventions"), result.opened, "intervention_id")  # ids of this check
-            open_after = int(tx.scalar(f"SELECT count(*) FROM {tx.t('interventions')} WHERE status = 'open'"))
+            open_now = self._interventions(tx, "open")
+            open_after = open_now.height
             row = {
                 "check_no": check_no,
                 "tick": tick,
@@ -276,7 +280,15 @@ class ActivityStore(dg.ConfigurableResource):
                 "open_after": open_after,
             }
             tx.append(tx.t("monitor_checks"), conform(pl.DataFrame([row]), MONITOR_CHECK_SCHEMA), "check_no")
-            return MonitorOutcome(check_no=check_no, tick=tick, at=at, result=result, open_after=open_after)
+            return MonitorOutcome(
+                check_no=check_no,
+                tick=tick,
+                at=at,
+                result=result,
+                open_after=open_after,
+                open_now=open_now,
+                customers=customers,
+            )
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -284,6 +296,15 @@ class ActivityStore(dg.ConfigurableResource):
         """Return the last applied tick (0 when only the starting pool, or nothing, is there)."""
         with self._transaction() as tx:
             return int(tx.scalar(f"SELECT coalesce(max(tick), 0) FROM {tx.t('tick_log')}"))
+
+    def head(self) -> tuple[int, str, dt.datetime | None]:
+        """Return the last applied tick, the simulation's id and the tick's time, in one transaction
+        (0, "" and None before the start)."""
+        with self._transaction() as tx:
+            found = tx.rows(f"SELECT tick, applied_at FROM {tx.t('tick_log')} ORDER BY tick DESC LIMIT 1")
+            tick, at = found[0] if found else (0, None)
+            at = at.astimezone(dt.UTC) if at is not None else None
+            return int(tick), self._meta(tx).get("simulation_id", ""), at
 
     def simulation_id(self) -> str:
         """Return the id of the current simulation (changes on reset); empty before the start."""
