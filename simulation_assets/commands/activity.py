@@ -174,7 +174,7 @@ def _simulate(
         first = last + 1
     ticker = DagsterTicker(settings, store)
     started = time.perf_counter()
-    with progress() as bar:
+    with progress(min_total=2) as bar:  # one tick: its summary line, no bar
         task = bar.add_task("Activity ticks", total=ticks, visible=not quiet and interval == 0)
         if interval == 0:
             # Fast-forward: a simulated clock, tick_seconds apart; a few ticks per Dagster run.

@@ -220,7 +220,7 @@ def simulate(
     instance = dagster_instance()
     started = time.perf_counter()
     results = []
-    with progress() as bar:
+    with progress(min_total=2) as bar:  # one day: its summary line, no bar
         lifecycle = bar.add_task(f"HogFlix lifecycle, pool {pool}", total=days, visible=not quiet)
         traffic = bar.add_task(
             "HogFlix traffic (30-min windows)", total=len(windows), visible=not quiet and bool(windows)
