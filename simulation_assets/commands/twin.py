@@ -240,7 +240,7 @@ def run_fit(args: argparse.Namespace) -> int:
         console.print(
             f"Note: {_count(heavy['users'], 'user')} ({heavy['user_share']:.2%} of users) made "
             f"{heavy['event_share']:.0%} of the events, up to {heavy['events_per_day']:,.0f} a day (bots, a load "
-            f"test?). {_count(heavy['left_out'], 'user')} of them, each busier than ten times the other users' 99th "
+            f"test?). {heavy['left_out']:,} of them, each busier than ten times the other users' 99th "
             "percentile, were left out of the fit as machines, and `twin report` leaves them out of the export's "
             "side too: the twin and the report are of the other users."
         )
