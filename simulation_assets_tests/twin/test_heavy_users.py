@@ -79,7 +79,8 @@ def test_the_report_compares_people_with_people_when_machines_made_most_of_the_e
     people = _rows(300, 14, 6, "", g, "p")
     export = pl.concat([people, _rows(3, 14, 1_000, "$pageview", g, "bot")])
     real, twin = prepare(export, CFG), prepare(people, CFG)
-    assert float((real.events["event"] == "$pageview").mean()) > 0.6  # the crawlers' page views: 62.5 % of the rows
+    # The crawlers' page views: 62.5 % of the rows.
+    assert float((real.events["event"] == "$pageview").mean()) > 0.6
     machines = extreme_users(real.user_stats)
     assert machines.len() == 3
     left = real.without(machines)
