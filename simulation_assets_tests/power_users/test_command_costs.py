@@ -20,10 +20,17 @@ from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog
 from simulation_assets_tests.power_users.conftest import lean_scenario_file
 
 ROOT = Path(__file__).resolve().parents[2]
+# Modules a plain power-user run has no use for: numpy.ma (numpy's median imported it for one figure of a
+# check), the load shapes' machinery (only with --shape), httpx's command-line program.
+UNUSED = ("numpy.ma", "simulation_assets.sinks.power_users_load", "httpx._main")
 # Counts, in a fresh interpreter, the scenario validations, the power-user definitions built (and whether the
 # module-level ones were) and the materialization look-ups of one command; prints them as JSON.
-_PROBE = """
+_PROBE = (
+    f"UNUSED = {UNUSED!r}\n"
+    + """
 import json, sys
+from simulation_assets.sinks import deferred_imports
+deferred_imports.install()  # as `simulate` does before it imports the command's modules
 import simulation_assets.core.power_users.config as config
 parsed, built, fetched = [], [], []
 real_parse = config.parse_scenario
@@ -53,8 +60,9 @@ evaluations = sum(
     if e.dagster_event is not None and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
 )
 print("\\n" + json.dumps({"code": code, "parsed": parsed, "built": built, "module_defs": "defs" in vars(defs_module),
-                          "fetched": len(fetched), "evaluations": evaluations, "numpy_ma": "numpy.ma" in sys.modules}))
+                          "fetched": len(fetched), "evaluations": evaluations, "unused": [m for m in UNUSED if m in sys.modules]}))
 """
+)
 
 
 def test_one_command_reads_its_scenario_once_builds_its_definitions_once_and_looks_up_each_check_once(
@@ -86,8 +94,8 @@ def test_one_command_reads_its_scenario_once_builds_its_definitions_once_and_loo
     # 9 checks on the persona run, 8 on the day's report, each materialization looked up once (a check
     # result inside the MaterializeResult is resolved twice by Dagster, each time with a query); the
     # scenario read once (not again per asset, nor the packaged file for the module's own definitions)
-    # and nothing imports numpy.ma (numpy's median did, for one figure of a check)
-    keys = ("code", "parsed", "built", "module_defs", "evaluations", "fetched", "numpy_ma")
+    # and none of the modules UNUSED is imported
+    keys = ("code", "parsed", "built", "module_defs", "evaluations", "fetched", "unused")
     assert {k: found[k] for k in keys} == {
         "code": 0,
         "parsed": [scenario],
@@ -95,7 +103,7 @@ def test_one_command_reads_its_scenario_once_builds_its_definitions_once_and_loo
         "module_defs": False,
         "evaluations": 17,
         "fetched": 17,
-        "numpy_ma": False,
+        "unused": [],
     }
 
 
