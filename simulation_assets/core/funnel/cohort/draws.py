@@ -24,24 +24,35 @@ _HEX_QUADS = (_HEX_PAIRS.astype(np.uint32)[:, None] << 16 | _HEX_PAIRS[None, :])
 
 
 def hex_ids(gen: np.random.Generator, n: int, prefix: str, nbytes: int = 12) -> pl.Series:
-    """Return ``n`` ids ``prefix`` + 2*``nbytes`` random hex digits (deterministic for the stream).
+    """Return ``n`` ids ``prefix`` + 2*``nbytes`` random hex digits (deterministic for the stream)."""
+    head = np.frombuffer(prefix.encode(), dtype=np.uint8)
+    digits = hex_digits(gen, n, nbytes)
+    text = np.empty((n, len(head) + 2 * nbytes), dtype=np.uint8)
+    text[:, : len(head)] = head
+    text[:, len(head) :] = digits
+    return text_rows(text)
 
-    The text is laid out in numpy (one table lookup per two random bytes) and handed to
-    polars as one buffer: rows of fixed width become binary values, then text. Building
-    the Series from numpy's fixed-width ``bytes`` type instead cost ~3x the whole function.
+
+def hex_digits(gen: np.random.Generator, n: int, nbytes: int) -> np.ndarray:
+    """Return ``n`` rows of 2*``nbytes`` random hex digits as ASCII codes (``n`` x 2*``nbytes`` uint8).
+
+    One table lookup per two random bytes; the draws are those of :func:`hex_ids`.
     """
     raw = gen.integers(0, 256, size=(n, nbytes), dtype=np.uint8)
     raw[:, -1] |= 1  # kept from an earlier encoding, so the ids stay the same
-    head = prefix.encode()
-    width = len(head) + 2 * nbytes
-    text = np.empty((n, width), dtype=np.uint8)
-    text[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
     if nbytes % 2 == 0 and np.little_endian:
-        quads = _HEX_QUADS.take(raw.view(np.uint16).astype(np.intp))
-        text[:, len(head) :] = quads.view(np.uint8).reshape(n, 2 * nbytes)
-    else:
-        text[:, len(head) :] = _HEX_PAIRS[raw].view(np.uint8)
-    rows = pl.Series("id", text.ravel()).reshape((n, width))
+        return _HEX_QUADS.take(raw.view(np.uint16).astype(np.intp)).view(np.uint8).reshape(n, 2 * nbytes)
+    return _HEX_PAIRS[raw].view(np.uint8).reshape(n, 2 * nbytes)
+
+
+def text_rows(text: np.ndarray) -> pl.Series:
+    """Return each row of an ``n`` x width uint8 array of ASCII codes as one string.
+
+    Handed to polars as one buffer: rows of fixed width become binary values, then text
+    (building the Series from numpy's fixed-width ``bytes`` type cost ~3x a whole id draw).
+    """
+    n, width = text.shape
+    rows = pl.Series("id", np.ascontiguousarray(text).ravel()).reshape((n, width))
     return rows.cast(pl.List(pl.UInt8)).cast(pl.Binary).cast(pl.String)
 
 
