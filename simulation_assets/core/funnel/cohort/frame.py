@@ -105,6 +105,8 @@ def assemble(
     ids = pl.concat([users["anon_id"], users["usr_id"]], rechunk=True)
     cols["distinct_id"] = ids.gather(user + n_users * (after & ~web))
     cols["user_id"] = ids.gather(pl.Series(np.ma.masked_array(user + n_users, mask=~after)))
+    # the null filler of every text column: slices of one all-null column (its pages touched once)
+    nulls = pl.Series("", [None], dtype=pl.String).new_from_index(0, height)
     pieces: dict[str, list[tuple[int, object]]] = {}
     for k, b in enumerate(parts):
         for name, value in b.props.items():
@@ -115,7 +117,7 @@ def assemble(
         if spec.type in _NUMPY_TYPES:
             cols[name] = _numeric_column(name, dtype, _NUMPY_TYPES[spec.type], found, starts, sizes, height)
         else:
-            cols[name] = _text_column(name, dtype, found, starts, sizes, height)
+            cols[name] = _text_column(name, dtype, found, starts, sizes, nulls)
     attribution = users.drop("user", "anon_id", "usr_id")
     gathered = attribution[user]  # users row i is user i: a positional gather instead of a hash join
     for name in attribution.columns:
@@ -171,7 +173,7 @@ def _text_column(
     found: list[tuple[int, object]],
     starts: np.ndarray,
     sizes: np.ndarray,
-    height: int,
+    nulls: pl.Series,
 ) -> pl.Series:
     """Return a text column: the blocks' values in their rows, null in the rows of other blocks.
 
@@ -190,16 +192,18 @@ def _text_column(
     for k, value in found:
         start, n = int(starts[k]), int(sizes[k])
         if start > at:
-            chunks.append(repeat(None, start - at))
+            chunks.append(nulls.slice(at, start - at))
         if isinstance(value, pl.Series):
             chunks.append(value if value.dtype == dtype else value.cast(dtype))
         elif isinstance(value, np.ndarray):
             chunks.append(pl.Series(name, value.tolist() if value.dtype == object else value).cast(dtype))
+        elif value is None:
+            chunks.append(nulls.slice(start, n))
         else:
             chunks.append(repeat(value, n))
         at = start + n
-    if at < height:
-        chunks.append(repeat(None, height - at))
+    if at < len(nulls):
+        chunks.append(nulls.slice(at))
     return pl.concat(chunks, rechunk=True).alias(name)
 
 
