@@ -555,8 +555,8 @@ def _fit(
         doc,
         validate_tables(doc, {**tables, **{n: pl.DataFrame(schema=TABLE_SCHEMAS[n]) for n in FLOW_TABLES}}),
     )
-    spec = calibrate_streak_scale(spec, activity, window)
     spec = calibrate_week_spread(spec, activity, window)
+    spec = calibrate_streak_scale(spec, activity, window)
     spec = calibrate_survival(spec, window)
     spec = calibrate_first_days(spec, activity, user_ids, first_days, cls_by_row * 2 + kind, window)
     spec = calibrate_calendar(spec, activity, first_days, window)
@@ -766,7 +766,8 @@ def calibrate_streak_scale(spec: TwinSpec, activity: pl.DataFrame, window: Windo
     ``STREAK_SCALE_MAX``]) whose twin (``calibration_users`` users over
     the export's days) has the export's training users' between-user variance of that share
     (:func:`~.activity.next_day_spread`); the population is drawn from the same seed each time, so only the
-    streaks move. Runs before the week spread's calibration, which then sees it.
+    streaks move. Runs after the week spread's calibration: a user's good weeks also bring days in a row, and
+    the streaks leave the share of empty weeks as it was (0.169 of HogFlix's twin's, with or without them).
     """
     streak = spec.tables["user_streak"]
     real, counted = act.next_day_spread(activity["user"].to_numpy(), activity["day"].to_numpy())
