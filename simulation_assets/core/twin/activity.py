@@ -640,28 +640,6 @@ def empty_week_share(user: np.ndarray, day: np.ndarray) -> tuple[float, int]:
     return (float((inner - seen).sum() / weeks) if weeks else 0.0), weeks
 
 
-def next_day_spread(user: np.ndarray, day: np.ndarray) -> tuple[float, int]:
-    """Return (the between-user variance of users' shares of returns on the next day, users counted).
-
-    ``user``/``day``: one row per active (user, day), sorted by user and day. A return is a user's active day
-    after an earlier one; its user's share of next-day returns is counted over users with two returns or more,
-    and each share's own binomial noise (p (1 - p) / (n - 1) unbiased, n returns) is taken out of their
-    variance: what is left says how much users differ in coming on runs of days, whatever their number of days.
-    """
-    user, day = np.asarray(user), np.asarray(day, np.int64)
-    again = np.flatnonzero(user[1:] == user[:-1]) + 1  # a return: the row after a row of the same user
-    if again.size == 0:
-        return 0.0, 0
-    who = np.unique(user[again], return_inverse=True)[1]
-    n = np.bincount(who).astype(np.float64)
-    p = np.bincount(who, (day[again] - day[again - 1] == 1).astype(np.float64)) / n
-    keep = n >= 2
-    if keep.sum() < 2:
-        return 0.0, int(keep.sum())
-    p, n = p[keep], n[keep]
-    return float(np.var(p) - np.mean(p * (1 - p) / (n - 1))), int(p.size)
-
-
 AGE_DAYS = 14  # the first two weeks of a user's life have their own odds factor per day of age (see fit)
 
 

@@ -578,7 +578,6 @@ def _fit(
         validate_tables(doc, {**tables, **{n: pl.DataFrame(schema=TABLE_SCHEMAS[n]) for n in FLOW_TABLES}}),
     )
     spec = calibrate_week_spread(spec, activity, window)
-    spec = calibrate_streak_scale(spec, activity, window)
     spec = calibrate_survival(spec, window)
     spec = calibrate_first_days(spec, activity, user_ids, first_days, cls_by_row * 2 + kind, window)
     spec = calibrate_calendar(spec, activity, first_days, window)
@@ -770,54 +769,6 @@ def simulated_activity(
     day = np.concatenate([np.full(a.size, d) for d, a in enumerate(gen.active_by_day)])
     activity = pl.DataFrame({"user": np.concatenate(gen.active_by_day), "day": day}).sort("user", "day")
     return gen, activity, act.first_last_days(activity)
-
-
-STREAK_SCALE_MAX = 4.0  # the largest multiplier of the users' own streaks tried
-STREAK_SCALE_ROUNDS = 3  # simulations after the bracket's, each narrowing it (regula falsi)
-MIN_STREAK_USERS = 200  # fewer export users with two returns or more than this: the streaks stay as estimated
-
-
-def calibrate_streak_scale(spec: TwinSpec, activity: pl.DataFrame, window: Window) -> TwinSpec:
-    """Return the spec with the users' own streaks (table ``user_streak``) scaled by a factor fitted by simulation.
-
-    The fit's one-step estimate of each user's streak, taken against the user's own rate estimated from the
-    same days, comes out too narrow: a user who came in runs also looks like a frequent user, and the rate
-    takes part of the run. On the 1,200-user HogFlix export the users' shares of returns on the next day vary
-    (beyond their binomial noise) by 0.050 in variance, the twin's by 0.041 as estimated, and the twin's light
-    users' gaps came out long. So every class's sketch is multiplied by the factor (regula falsi in [0,
-    ``STREAK_SCALE_MAX``]) whose twin (``calibration_users`` users over
-    the export's days) has the export's training users' between-user variance of that share
-    (:func:`~.activity.next_day_spread`); the population is drawn from the same seed each time, so only the
-    streaks move. Runs after the week spread's calibration: a user's good weeks also bring days in a row, and
-    the streaks leave the share of empty weeks as it was (0.169 of HogFlix's twin's, with or without them).
-    """
-    streak = spec.tables["user_streak"]
-    real, counted = act.next_day_spread(activity["user"].to_numpy(), activity["day"].to_numpy())
-    if counted < MIN_STREAK_USERS or not (streak["log_odds"] != 0).any():
-        return spec
-    users = calibration_users(spec)
-
-    def scaled(m: float) -> TwinSpec:
-        return TwinSpec(
-            spec.document, {**spec.tables, "user_streak": streak.with_columns(pl.col("log_odds") * m)}
-        )
-
-    def gap(m: float) -> float:  # the twin's spread less the export's (the same users each time: one seed)
-        _, sim, _ = simulated_activity(scaled(m), users, window.days)
-        return act.next_day_spread(sim["user"].to_numpy(), sim["day"].to_numpy())[0] - real
-
-    g_one = gap(1.0)
-    lo, g_lo, hi, g_hi = (1.0, g_one, STREAK_SCALE_MAX, gap(STREAK_SCALE_MAX)) if g_one < 0 else (
-        0.0, gap(0.0), 1.0, g_one)  # fmt: skip
-    if g_lo >= 0:
-        return scaled(lo)
-    if g_hi <= 0:
-        return scaled(hi)
-    for _ in range(STREAK_SCALE_ROUNDS - 1):
-        mid = lo - g_lo * (hi - lo) / (g_hi - g_lo)
-        g_mid = gap(mid)
-        lo, g_lo, hi, g_hi = (mid, g_mid, hi, g_hi) if g_mid < 0 else (lo, g_lo, mid, g_mid)
-    return scaled(round(lo - g_lo * (hi - lo) / (g_hi - g_lo), 4))
 
 
 WEEK_SPREAD_MAX = 2.0  # the largest week spread tried (a user's odds x 7 or / 7 in one week in six)
