@@ -133,6 +133,22 @@ def dbt_failure_is_transient(error_text: str) -> bool:
 
 
 PARTIAL_PARSE = "partial_parse.msgpack"
+# dagster-dbt gives each invocation a target folder of its own under the project's (``<op>-<run>-<id>``: dbt's
+# artifacts and log of that run, ~5 MB); nothing reads them after the step, so only the newest are kept
+KEPT_INVOCATIONS = 5
+
+
+def prune_invocation_folders(
+    op_name: str, target: Path | None = None, keep: int = KEPT_INVOCATIONS
+) -> list[Path]:
+    """Remove all but the newest ``keep`` invocation folders of ``op_name`` in ``target`` (default: the
+    project's target folder) and return the removed ones; the prepared manifest and parse stay."""
+    root = target or DBT_PROJECT.project_dir / DBT_PROJECT.target_path
+    folders = [p for p in root.glob(f"{op_name}-*") if p.is_dir()]
+    folders.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in folders[keep:]:
+        shutil.rmtree(old, ignore_errors=True)  # another process may be removing it too
+    return folders[keep:]
 
 
 @contextlib.contextmanager

@@ -125,3 +125,29 @@ def test_dbt_is_told_to_send_no_usage_events() -> None:
     """Every dbt command would otherwise look its event collector up (and post to it where it resolves)."""
     project = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())
     assert project["flags"]["send_anonymous_usage_stats"] is False
+
+
+def test_only_the_newest_invocation_folders_are_kept(tmp_path: Path) -> None:
+    """Each Dagster dbt run leaves dbt's artifacts and log (~5 MB) in a folder of its own under dbt/target."""
+    from simulation_assets.sinks.warehouse_dbt import prune_invocation_folders
+
+    for name in ("manifest.json", "partial_parse.msgpack"):
+        (tmp_path / name).write_text("prepared")
+    other = tmp_path / "another_op-1234567-abcdefg"
+    other.mkdir()
+    runs = []
+    for age in range(8):  # newest first
+        run = tmp_path / f"warehouse_dbt_models-{age:07d}-abcdefg"
+        (run / "compiled").mkdir(parents=True)
+        (run / "run_results.json").write_text("{}")
+        os.utime(run, (1_700_000_000 - age * 60, 1_700_000_000 - age * 60))
+        runs.append(run)
+    removed = prune_invocation_folders("warehouse_dbt_models", tmp_path, keep=5)
+    assert sorted(removed) == sorted(runs[5:])
+    assert [r.exists() for r in runs] == [True] * 5 + [False] * 3
+    assert (
+        other.exists()
+        and (tmp_path / "manifest.json").exists()
+        and (tmp_path / "partial_parse.msgpack").exists()
+    )
+    assert prune_invocation_folders("warehouse_dbt_models", tmp_path, keep=5) == []
