@@ -236,13 +236,20 @@ def run_fit(args: argparse.Namespace) -> int:
             "at 1970, a date years ahead) were left out of the fit."
         )
     heavy = _metadata_json(result, "twin_spec", "heavy_users")
-    if heavy:
+    if heavy and heavy.get("left_out"):
         console.print(
             f"Note: {_count(heavy['users'], 'user')} ({heavy['user_share']:.2%} of users) made "
             f"{heavy['event_share']:.0%} of the events, up to {heavy['events_per_day']:,.0f} a day (bots, a load "
-            "test?). The twin models users by classes of many and copies nothing fewer than k users did, so its "
-            "event mix and transitions will follow the other users; leave such users out of the export to compare "
-            "like with like."
+            f"test?). {heavy['left_out']:,} of them, each busier than ten times the other users' 99th "
+            "percentile, were left out of the fit as machines, and `twin report` leaves them out of the export's "
+            "side too: the twin and the report are of the other users."
+        )
+    elif heavy:
+        console.print(
+            f"Note: {_count(heavy['users'], 'user')} ({heavy['user_share']:.2%} of users) made "
+            f"{heavy['event_share']:.0%} of the events, up to {heavy['events_per_day']:,.0f} a day. The twin models "
+            "users by classes of many and copies nothing fewer than k users did, so its event mix and transitions "
+            "will follow the other users."
         )
     return 0
 
@@ -375,6 +382,11 @@ def run_report(args: argparse.Namespace) -> int:
     )
     for line in _missed_measures(fidelity):
         console.print(f"  {line}")
+    if fidelity.get("machine_users"):
+        console.print(
+            f"  The export's side leaves out {_count(fidelity['machine_users'], 'user')} the fit took for machines "
+            f"({fidelity['machine_events']:,} events), as the fit leaves such users out."
+        )
     return 0
 
 
@@ -457,7 +469,13 @@ def _markdown(fidelity: dict, privacy: dict, checks: dict[str, bool]) -> str:
     lines = [
         "# Twin report",
         "",
-        f"{fidelity['real_users']:,} real users beside {fidelity['twin_users']:,} twin users, {fidelity['days']} days.",
+        f"{fidelity['real_users']:,} real users beside {fidelity['twin_users']:,} twin users, {fidelity['days']} days"
+        + (
+            f" ({fidelity['machine_users']:,} users the fit took for machines, {fidelity['machine_events']:,} events, "
+            "left out of the real side)."
+            if fidelity.get("machine_users")
+            else "."
+        ),
         "",
         "| measure | kind | value | bound | passed |",
         "|---|---|---|---|---|",

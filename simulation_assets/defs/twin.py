@@ -20,7 +20,7 @@ from simulation_assets.core.charts import Series, chart_svg
 from simulation_assets.core.twin import checks
 from simulation_assets.core.twin.checks import Outcome
 from simulation_assets.core.twin.config import FitConfig
-from simulation_assets.core.twin.features import heavy_users
+from simulation_assets.core.twin.features import extreme_users, heavy_users
 from simulation_assets.core.twin.fidelity import (
     FidelityReport,
     compare,
@@ -198,19 +198,24 @@ def _json_default(value: object) -> object:
 
 def _prepared_pair(
     settings: TwinSettings, store: LocalParquetStore, start: dt.date
-) -> tuple[TwinSpec, Prepared, Prepared, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Return (spec, real import, twin import, real rows, twin rows, twin events) for the reports; the twin is moved onto
-    the export's days when its first partition differs (so the same days are compared)."""
+) -> tuple[TwinSpec, Prepared, Prepared, pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """Return (spec, real import, twin import, real rows, twin rows, twin events, the users left out of the real
+    import as machines and their events) for the reports; the twin is moved onto the export's days when its first
+    partition differs (so the same days are compared)."""
     spec = settings.spec(store, start)
     cfg = FitConfig(**spec.document.fit) if spec.document.fit else settings.fit_config()
     export, real = load_real(settings.export_path, settings.mapping(), cfg)
+    machines = extreme_users(real.user_stats)  # left out as the fit leaves them out: people beside people
+    left_out = {"machine_users": machines.len(), "machine_events": int(
+        real.user_stats.filter(pl.col("user").is_in(machines.implode()))["total_events"].sum())}  # fmt: skip
+    real = real.without(machines)
     real_rows = export.frame("none")
     twin_events = read_twin_events(settings, store, spec)
     shift = (spec.document.source.first_day - start).days
     rows = as_export_rows(twin_events)
     if shift:
         rows = rows.with_columns(pl.col("timestamp") + dt.timedelta(days=shift))
-    return spec, real, prepare(rows, cfg), real_rows, rows, twin_events
+    return spec, real, prepare(rows, cfg), real_rows, rows, twin_events, left_out
 
 
 def _retention_plot(report: FidelityReport) -> dg.MarkdownMetadataValue:
@@ -383,7 +388,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     def twin_fidelity(
         context: dg.AssetExecutionContext, twin_settings: TwinSettings, store: LocalParquetStore
     ) -> dg.MaterializeResult:
-        spec, real, twin, _, _, events = _prepared_pair(twin_settings, store, first_day)
+        spec, real, twin, _, _, events, left_out = _prepared_pair(twin_settings, store, first_day)
         report = compare(real, twin, seed=twin_settings.seed, k=int(spec.document.privacy.get("k", 5)))
         doc = spec.document
         carried, versions, judged = session_value_comparisons(
@@ -393,7 +398,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
         report.comparisons.extend(judged)
         path = _write_report(twin_settings, store, spec, "fidelity.json",
                              {**report.as_dict(), "carried_values": carried.to_dicts(),
-                              "version_mix": versions.to_dicts()})  # fmt: skip
+                              "version_mix": versions.to_dicts(), **left_out})  # fmt: skip
         table = pl.DataFrame([{"measure": c.name, "kind": c.kind, "value": c.value, "bound": c.bound, "passed": c.passed}
                               for c in report.comparisons])  # fmt: skip
         return dg.MaterializeResult(
@@ -432,7 +437,7 @@ def build_defs(start_date: str | None = None, end_date: str | None = None) -> dg
     def twin_privacy(
         context: dg.AssetExecutionContext, twin_settings: TwinSettings, store: LocalParquetStore
     ) -> dg.MaterializeResult:
-        spec, real, twin, real_rows, twin_rows, _ = _prepared_pair(twin_settings, store, first_day)
+        spec, real, twin, real_rows, twin_rows, _, _ = _prepared_pair(twin_settings, store, first_day)
         report = dcr_test(real, twin, seed=twin_settings.seed)
         copied = copied_identifiers(real_rows, twin_rows)
         path = _write_report(twin_settings, store, spec, "privacy.json", {**report.as_dict(), "copied_identifiers": copied,

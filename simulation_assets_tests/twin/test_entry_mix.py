@@ -4,6 +4,10 @@ The synthetic export's sample gets two keys: ``came_via``, like a referring doma
 ``search`` on the first row of a visit and mostly the product's own domain after it; ``tint`` is drawn
 afresh on every row, alike on first and later rows. The fit must keep an entry mix for the first and
 none for the second, and the twin's visits must open as the export's do.
+
+A third key, ``topic``, is on every post view: a post the user goes on to like is about cats or dogs, other
+posts mostly about news or tax. The fit must keep the mix of post views followed by a like apart, and the
+twin's post views before a like must be about cats or dogs, its post views in all mixed as the export's.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from simulation_assets_tests.twin.conftest import CFG, twin_days, with_keys
 
 OPENING = {"direct": 0.8, "search": 0.2}  # a visit's first row
 LATER = {"app.example": 0.9, "direct": 0.05, "search": 0.05}  # the rows after it
+LIKED = {"cats": 0.6, "dogs": 0.4}  # the topic of a post view followed by a like
+UNLIKED = {"news": 0.5, "tax": 0.3, "cats": 0.2}  # ... and of the other post views
 
 
 PAGES = ["dashboard", "feed", "report_viewed", "post_viewed"]  # the events that carry ``came_via``
@@ -43,15 +49,24 @@ def _with_entry_keys(loaded: LoadedExport) -> LoadedExport:
     ).with_columns(pl.Series("coin", g.random(loaded.property_sample.height)))
     carries = pl.col("event").is_in(PAGES) & (~pl.col("event").is_in(OPENERS) | (pl.col("coin") < 0.5))
     opens = (carries & (carries.cast(pl.Int32).cum_sum().over("session") == 1)).alias("opens")
-    rows = sample.with_columns(carries.alias("carries"), opens).sort("__i")
+    liked = (pl.col("event").shift(-1) == "liked") & (pl.col("session").shift(-1) == pl.col("session"))
+    rows = sample.with_columns(carries.alias("carries"), opens, liked.fill_null(False).alias("liked")).sort(
+        "__i"
+    )
     first = g.choice(list(OPENING), rows.height, p=list(OPENING.values()))
     later = g.choice(list(LATER), rows.height, p=list(LATER.values()))
     came = np.where(rows["opens"].to_numpy(), first, later)
+    topic = np.where(
+        rows["liked"].to_numpy(),
+        g.choice(list(LIKED), rows.height, p=list(LIKED.values())),
+        g.choice(list(UNLIKED), rows.height, p=list(UNLIKED.values())),
+    )
     sample = loaded.property_sample.with_columns(
         pl.when(rows["carries"]).then(pl.Series(came)).alias("came_via"),
         pl.Series("tint", g.choice(["red", "green", "blue"], rows.height)),
+        pl.when(pl.col("event") == "post_viewed").then(pl.Series(topic)).alias("topic"),
     )
-    return with_keys(loaded, sample, {"came_via": "VARCHAR", "tint": "VARCHAR"})
+    return with_keys(loaded, sample, {"came_via": "VARCHAR", "tint": "VARCHAR", "topic": "VARCHAR"})
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +124,47 @@ def test_the_twin_s_visits_open_as_the_export_s_do_and_the_carried_values_check_
     )  # half the visits open on a report or a post
     _, _, (failed, _) = session_value_comparisons(plain_twin, entry_spec.tables, users, start, 14)
     assert not failed.passed and {row["source"] for row in failed.detail["failing"]} == {"first row: direct"}
+
+
+def _before_a_like(twin: pl.DataFrame) -> tuple[float, pl.DataFrame]:
+    """Return the share of the twin's post views followed by a like that are about cats or dogs, and the mix of
+    its post views' topics (value, share)."""
+    rows = twin.sort("$session_id", "timestamp", "sequence", maintain_order=True)
+    liked = (pl.col("event").shift(-1) == "liked") & (
+        pl.col("$session_id").shift(-1) == pl.col("$session_id")
+    )
+    views = rows.with_columns(liked.fill_null(False).alias("liked"), pl.col("topic").cast(pl.String)).filter(
+        pl.col("event") == "post_viewed"
+    )
+    before = views.filter(pl.col("liked"))["topic"].is_in(list(LIKED))
+    assert before.len() > 100, before.len()
+    mix = views.group_by(pl.col("topic").alias("value")).agg((pl.len() / views.height).alias("share"))
+    return float(before.mean()), mix
+
+
+def test_a_row_followed_by_an_event_keeps_that_event_s_mix_and_the_event_s_whole_mix_holds(
+    entry_spec: TwinSpec,
+) -> None:
+    following = entry_spec.tables["event_next_categories"]
+    topic = following.filter(pl.col("key") == "topic")
+    assert set(topic["event"]) == {"post_viewed"} and "liked" in set(topic["next"]), topic
+    # (the other post views' mixes differ from the rest too, which holds the views before a like)
+    before = topic.filter(pl.col("next") == "liked")
+    assert set(before["value"]) <= set(LIKED) and before["next_rows"][0] > 0.05, before
+    assert following.filter(pl.col("key").is_in(["tint", "came_via"])).is_empty(), (
+        following
+    )  # alike everywhere
+    fitted = entry_spec.tables["event_categories"].filter(
+        (pl.col("key") == "topic") & (pl.col("event") == "post_viewed")
+    )
+    twin = twin_days(entry_spec)
+    share, mix = _before_a_like(twin)
+    assert share > 0.97, share
+    both = fitted.join(mix, on="value", how="full", coalesce=True).fill_null(0.0)
+    assert 0.5 * float((both["share"] - both["share_right"]).abs().sum()) < 0.04, both
+    # Without the table (a spec fitted before it), a post view before a like is drawn from the whole mix.
+    plain = dataclasses.replace(
+        entry_spec, tables={**entry_spec.tables, "event_next_categories": following.clear()}
+    )
+    plain_share, _ = _before_a_like(twin_days(plain))
+    assert plain_share < 0.8, plain_share

@@ -369,6 +369,13 @@ class CompiledSpec:
         # Categorical keys: per key, the (event, value) rows sorted by event code, as alias tables (start,
         # size per event code; chance, alias per row), and the rows' values.
         cats = _later_mixes(tables["event_categories"].filter(pl.col("event").is_in(self.names)), keys)
+        following = tables["event_next_categories"].filter(
+            pl.col("event").is_in(self.names) & pl.col("next").is_in(self.names)
+        )
+        cats = _rest_mixes(cats, following)
+        # Per key with a mix of its own on the rows an event follows: (pair number of each (event, next event)
+        # code, -1: none; the pairs' alias tables; each alias row's row of the key's table).
+        self.next_alias: dict[str, tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]] = {}
         self.cat_alias: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         # Per key with a mix of its own on a session's first rows: those rows' alias tables (over the same table
         # rows) and which event codes have one.
@@ -393,6 +400,9 @@ class CompiledSpec:
                     _alias_tables(part["e"].to_numpy(), entry.fill_null(0.0).to_numpy(), v),
                     has,
                 )
+            mine = following.filter(pl.col("key") == key)
+            if mine.height:
+                self.next_alias[str(key)] = _next_tables(part, mine, code, v)
             self.cat_series[str(key)] = _typed(
                 pl.Series(values, dtype=pl.String), self.kinds.get(str(key), "category")
             )
@@ -762,6 +772,57 @@ def _later_mixes(cats: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
         )  # fmt: skip
         .drop("entry_rows")
     )
+
+
+def _rest_mixes(cats: pl.DataFrame, following: pl.DataFrame) -> pl.DataFrame:
+    """Return ``cats`` with ``share``, where an event's rows followed by some events have mixes of their own
+    (``following``: event_next_categories), the mix of its other rows: (share - sum f p) / (1 - sum f), f each
+    next event's share of the rows (``next_rows``) and p its mix, clipped at 0, so all rows keep the event's mix.
+    """
+    if following.is_empty():
+        return cats
+    f = following.unique(["event", "key", "next"]).group_by("event", "key").agg(pl.col("next_rows").sum())
+    fp = following.group_by("event", "key", "value").agg(
+        (pl.col("next_rows") * pl.col("share")).sum().alias("fp")
+    )
+    rest = (pl.col("share") - pl.col("fp").fill_null(0.0)) / (1 - pl.col("next_rows").clip(0.0, 0.99))
+    return (
+        cats.join(f, on=["event", "key"], how="left")
+        .join(fp, on=["event", "key", "value"], how="left")
+        .with_columns(
+            pl.when(pl.col("next_rows").is_not_null())
+            .then(rest.clip(0.0))
+            .otherwise(pl.col("share"))
+            .alias("share")
+        )  # fmt: skip
+        .drop("next_rows", "fp")
+    )
+
+
+def _next_tables(
+    part: pl.DataFrame, following: pl.DataFrame, code: dict[str, int], v: int
+) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
+    """Return (pair, alias tables, table row) of one key's mixes per (event, next event) (``following``).
+
+    ``part``: the key's (e, value) table rows as drawn (sorted by event code ``e``). ``pair[e, n]`` numbers the
+    (event, next event) codes with a mix of their own (-1: none); each pair's alias rows are its event's table
+    rows with the pair's shares (0 for a value its mix lacks), and ``table row`` maps an alias row back to the
+    key's table row, so a draw is a row of the same table as the event's own draws.
+    """
+    pair = np.full((v, v), -1, np.int64)
+    groups, shares, rows = [], [], []
+    table = part.with_row_index("__t")
+    for p, ((event, nxt), mix) in enumerate(following.group_by("event", "next", maintain_order=True)):
+        pair[code[str(event)], code[str(nxt)]] = p
+        own = table.filter(pl.col("e") == code[str(event)]).join(
+            mix.select("value", pl.col("share").alias("__p")), on="value", how="left"
+        )
+        groups.append(np.full(own.height, p, np.int64))
+        shares.append(own["__p"].fill_null(0.0).to_numpy())
+        rows.append(own["__t"].to_numpy().astype(np.int64))
+    n_pairs = len(groups)
+    tables = _alias_tables(np.concatenate(groups), np.concatenate(shares), n_pairs)
+    return pair, tables, np.concatenate(rows)
 
 
 def _per_event(keys: pl.DataFrame, column: str, code: dict[str, int], v: int) -> dict[str, np.ndarray]:

@@ -111,6 +111,45 @@ HEAVY_EVENTS = 0.5
 HEAVY_USERS = 0.01
 
 
+# Of those, the ones left out of the fit and of the report's export side: each made at least this many times
+# as many events on an average active day as the other users' 99th percentile (machines, not people).
+EXTREME_FACTOR = 10.0
+
+
+def _heaviest(user_stats: pl.DataFrame) -> pl.DataFrame | None:
+    """Return the rows of :func:`heavy_users`'s users (most events first), or None."""
+    if user_stats.is_empty():
+        return None
+    events = np.sort(user_stats["total_events"].to_numpy().astype(np.float64))[::-1]
+    total = events.sum()
+    n = int(np.searchsorted(np.cumsum(events), HEAVY_EVENTS * total) + 1)
+    n = int((events >= events[min(n, events.size) - 1] / 2).sum())  # and the users about as heavy
+    if total <= 0 or n > HEAVY_USERS * events.size:
+        return None
+    return user_stats.sort(["total_events", "user"], descending=[True, False]).head(n)
+
+
+def _per_day(frame: pl.DataFrame) -> pl.Series:
+    return frame["total_events"] / frame["active_days"].clip(lower_bound=1)
+
+
+def extreme_users(user_stats: pl.DataFrame) -> pl.Series:
+    """Return the users (numbers) of :func:`heavy_users` whose events per active day are ``EXTREME_FACTOR`` times
+    the other users' 99th percentile or more: crawlers, load tests, service accounts (empty when none).
+
+    A handful of machines is not a population the twin can learn (its classes are of many users, and
+    nothing fewer than k users did is copied), and their volume would be the export's event mix: the fit
+    leaves them out, and so does the report's export side, so both compare people with people. A long tail
+    of keen people (a power user of 200 events a day among users of 20) is kept.
+    """
+    top = _heaviest(user_stats)
+    if top is None:
+        return pl.Series("user", [], dtype=user_stats["user"].dtype)
+    rest = user_stats.join(top.select("user"), on="user", how="anti")
+    usual = float(_per_day(rest).quantile(0.99) or 0.0) if rest.height else 0.0
+    return top.filter(_per_day(top) >= EXTREME_FACTOR * max(usual, 1.0))["user"].sort()
+
+
 def heavy_users(user_stats: pl.DataFrame) -> dict[str, float] | None:
     """Return the fewest users who made half of the events, with those at least half as busy as the least of them
     (``users``; ``user_share``, ``event_share``; the most events one of them made on an average active day,
@@ -120,21 +159,16 @@ def heavy_users(user_stats: pl.DataFrame) -> dict[str, float] | None:
     The twin fits classes of many users and copies nothing fewer than k users did: such users' volume is
     not in it, and every figure weighed by events (the event mix, the transitions) follows the rest.
     """
-    if user_stats.is_empty():
+    top = _heaviest(user_stats)
+    if top is None:
         return None
-    events = np.sort(user_stats["total_events"].to_numpy().astype(np.float64))[::-1]
-    total = events.sum()
-    n = int(np.searchsorted(np.cumsum(events), HEAVY_EVENTS * total) + 1)
-    n = int((events >= events[min(n, events.size) - 1] / 2).sum())  # and the users about as heavy
-    if total <= 0 or n > HEAVY_USERS * events.size:
-        return None
-    top = user_stats.sort("total_events", descending=True).head(n)
-    per_day = (top["total_events"] / top["active_days"].clip(lower_bound=1)).max()
+    total = float(user_stats["total_events"].sum())
     return {
-        "users": n,
-        "user_share": round(n / events.size, 6),
-        "event_share": round(float(events[:n].sum() / total), 4),
-        "events_per_day": round(float(per_day or 0.0), 1),
+        "users": top.height,
+        "user_share": round(top.height / user_stats.height, 6),
+        "event_share": round(float(top["total_events"].sum()) / total, 4),
+        "events_per_day": round(float(_per_day(top).max() or 0.0), 1),
+        "left_out": extreme_users(user_stats).len(),
     }
 
 

@@ -42,7 +42,13 @@ from simulation_assets.core.twin.classes import (
     select_classes,
 )
 from simulation_assets.core.twin.config import FitConfig
-from simulation_assets.core.twin.features import Window, session_table, user_day_activity, user_table
+from simulation_assets.core.twin.features import (
+    Window,
+    extreme_users,
+    session_table,
+    user_day_activity,
+    user_table,
+)
 from simulation_assets.core.twin.flows import (
     BUCKETS,
     PACE_BAND_CUTS,
@@ -92,6 +98,14 @@ class Prepared:
     window: Window
     rebuilt: bool
     rows: int
+
+    def without(self, users: pl.Series) -> Prepared:
+        """Return these tables without ``users`` (numbers): their events, sessions and rows."""
+        if users.is_empty():
+            return self
+        out = pl.col("user").is_in(users.implode())
+        return Prepared(self.events.filter(~out), self.users.filter(~out), self.sessions.filter(~out),
+                        self.user_stats.filter(~out), self.window, self.rebuilt, self.rows)  # fmt: skip
 
     def subset(self, holdout: bool) -> Prepared:
         """Return the training (``holdout=False``) or holdout users' part."""
@@ -197,6 +211,11 @@ def _fit(
     cfg: FitConfig,
     export_name: str,
 ) -> TwinSpec:
+    machines = extreme_users(prepared.user_stats)  # crawlers and the like: see extreme_users
+    left_out_events = int(
+        prepared.user_stats.filter(pl.col("user").is_in(machines.implode()))["total_events"].sum()
+    )
+    prepared = prepared.without(machines)
     train = prepared.subset(holdout=False)
     k, levels = cfg.k_anonymity, cfg.quantile_levels
     window = prepared.window
@@ -427,6 +446,8 @@ def _fit(
             "first_day": first,
             "last_day": first + dt.timedelta(days=window.days - 1),
             "sessions_rebuilt": prepared.rebuilt,
+            "machine_users": machines.len(),
+            "machine_events": left_out_events,
         },
         "generation": {
             "users": prepared.users.height,
@@ -539,6 +560,7 @@ def _fit(
         "user_streak": pl.concat(streak_rows),
         "event_keys": props.event_keys,
         "event_categories": props.categories,
+        "event_next_categories": props.next_categories,
         "event_numbers": props.numbers,
         "constant_marginals": props.marginals,
         "constant_combos": props.combos,

@@ -739,11 +739,17 @@ class Generator(CompiledSpec):
                     rows, e_rows, followed_rows, followed = rows[own], e_rows[own], rows[~own], looked[~own]
                 # Alias draws (two lookups a row): the value's row of the (event, value) table.
                 pos = _alias_draw(self.cat_alias[key], e_rows, g.random(rows.size))
+                opens = None
                 if key in self.entry_alias and rows.size:  # a session's first row with the key: its own mix
                     alias, has = self.entry_alias[key]
                     opens = np.r_[True, e_sess[rows[1:]] != e_sess[rows[:-1]]] & has[e_rows]
                     at = np.flatnonzero(opens)
                     pos[at] = _alias_draw(alias, e_rows[at], g.random(at.size))
+                pair = None
+                if key in self.next_alias and rows.size:  # a row followed by some events: their mix
+                    pair = _next_pairs(self.next_alias[key][0], rows, e_rows, codes, e_sess, v, opens)
+                    at = np.flatnonzero(pair >= 0)
+                    pos[at] = self._next_draw(key, pair[at], g)
                 hit = self.cat_alias[key][1][e_rows] > 0  # events with values
                 if not hit.all():
                     rows, pos, e_rows = rows[hit], pos[hit], e_rows[hit]
@@ -755,7 +761,7 @@ class Generator(CompiledSpec):
                 if key in self.avoid and key not in self.follows:
                     alias, value_id = self.cat_alias[key], self.cat_value_id[key]
                     pos = _avoid_repeats(pos, value_id[pos], self.avoid[key][e_rows], e_sess[rows], g,
-                                         lambda i: _alias_draw(alias, e_rows[i], g.random(i.size)),  # noqa: B023
+                                         lambda i: self._redraw(key, alias, e_rows, pair, i, g),  # noqa: B023
                                          value_id, source)  # fmt: skip
                 if source is not None:
                     pos = pos[source]
@@ -786,6 +792,29 @@ class Generator(CompiledSpec):
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         self._roll_out(out, user_no, offset)
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
+
+    def _next_draw(self, key: str, pair: np.ndarray, g: np.random.Generator) -> np.ndarray:
+        """Return table rows of ``key`` drawn from the mixes of (event, next event) pairs ``pair``."""
+        _, tables, table_row = self.next_alias[key]
+        return table_row[_alias_draw(tables, pair, g.random(pair.size))]
+
+    def _redraw(
+        self,
+        key: str,
+        alias: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        e_rows: np.ndarray,
+        pair: np.ndarray | None,
+        i: np.ndarray,
+        g: np.random.Generator,
+    ) -> np.ndarray:
+        """Return fresh draws of ``key`` for rows ``i``: from their (event, next event) mix where they have one,
+        else from their event's."""
+        out = _alias_draw(alias, e_rows[i], g.random(i.size))
+        if pair is not None:
+            at = np.flatnonzero(pair[i] >= 0)
+            if at.size:
+                out[at] = self._next_draw(key, pair[i[at]], g)
+        return out
 
     def _roll_out(self, out: dict[str, pl.Series], user_no: np.ndarray, offset: int) -> None:
         """Replace the values of the version keys that roll out by the day's week's mix, in ``out``.
@@ -1022,6 +1051,26 @@ def _alias_draw(
     i = np.maximum(np.minimum(x.astype(np.int64), k - 1), 0)
     entry = start[group] + i
     return np.where(x - i < chance[entry], entry, alias[entry])
+
+
+def _next_pairs(
+    pair_of: np.ndarray,
+    rows: np.ndarray,
+    e_rows: np.ndarray,
+    codes: np.ndarray,
+    e_sess: np.ndarray,
+    v: int,
+    opens: np.ndarray | None,
+) -> np.ndarray:
+    """Return, per row of ``rows`` (events ``e_rows``), the number of its (event, next event) mix (``pair_of``),
+    -1 where it has none: after its session's last row, before an ``$identify``, or on a session's first row
+    drawn from its own mix (``opens``)."""
+    after = np.minimum(rows + 1, codes.size - 1)
+    nxt = codes[after]
+    known = (rows + 1 < codes.size) & (e_sess[after] == e_sess[rows]) & (nxt < v)
+    if opens is not None:
+        known &= ~opens
+    return np.where(known, pair_of[e_rows, np.minimum(nxt, v - 1)], -1)
 
 
 def _carry_source(chance: np.ndarray, session: np.ndarray, g: np.random.Generator) -> np.ndarray | None:

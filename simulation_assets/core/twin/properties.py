@@ -151,7 +151,13 @@ FOLLOWS_SHARE = 0.99  # a key follows another when this share of its rows has th
 VERSION_PATTERN = r"^[vV]?[0-9]+(?:\.[0-9]+){1,3}(?:[-+._ ][0-9A-Za-z.+-]*)?$"
 ENTRY_TV = 0.1  # a session's first rows keep their own mix when it is this far from the later rows' (or more)
 ENTRY_MIN_ROWS = 30  # ... and each side has this many rows or more
+# The same two rules keep apart the mix of an event's rows followed by a given event (the page viewed before a
+# product's view is that product's page) from the mix of its other rows.
 TREND_TV = 0.1  # a version key rolls out when its first and last weeks' mixes are this far apart (or more)
+
+
+NEXT_SCHEMA = {"event": pl.String, "key": pl.String, "next": pl.String, "next_rows": pl.Float64,
+               "value": pl.String, "share": pl.Float64}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,10 @@ class PropertyModel:
                 "copy_share": pl.Float64,
             }  # fmt: skip
         )
+    )
+    # The mixes of an event's rows followed by a given event, where they differ: see _next_mixes.
+    next_categories: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=NEXT_SCHEMA)  # type: ignore[arg-type]
     )
     # Version keys whose mix rolls over the window: each 7-day block's shares, values newest first (rank).
     trends: pl.DataFrame = field(
@@ -524,6 +534,14 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     )
     categories = categories.join(entry_shares, on=["event", "key", "value"], how="left")
     event_keys = event_keys.join(entry_rows, on=["event", "key"], how="left")
+    next_categories = pl.DataFrame(schema=NEXT_SCHEMA)
+    if unit:  # each row's next event in its session (none after its session's last)
+        same = pl.col("session").shift(-1) == pl.col("session")
+        following = sample.select("row", "user", pl.when(same).then(pl.col("event").shift(-1)).alias("next"))
+        next_categories = _next_mixes(
+            {key: rows for key, rows in in_sessions.items() if key not in follows}, following, entry_rows, k,
+            holders,
+        )  # fmt: skip
     sources = _copied_from(in_sessions, event_keys, set(follows))
     # Where another key gives the value, the key does not carry its own on (that is what the other key said).
     event_keys = event_keys.join(sources.select("event", "key", pl.lit(True).alias("__src")), on=["event", "key"],
@@ -537,7 +555,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
                           categories.sort("event", "key", "value"), numbers, named, trimmed, hidden, personal,
                           templated, class_combos=class_combos, follows=follows, lookups=lookups,
-                          sources=sources)  # fmt: skip
+                          sources=sources, next_categories=next_categories)  # fmt: skip
     if day_of_row is not None:  # (only keys of versions need their rows by day)
         unit_keys = [
             key for key in [*constants, *session_keys] if kinds[key] != "boolean" and _versions(sample[key])
@@ -1121,6 +1139,105 @@ def _entry_mixes(in_sessions: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, pl
             )  # fmt: skip
         )
     return _concat(c_parts, c_schema), _concat(k_parts, k_schema)  # type: ignore[arg-type]
+
+
+def _next_mixes(
+    in_sessions: dict[str, pl.DataFrame],
+    following: pl.DataFrame,
+    entry_rows: pl.DataFrame,
+    k: int,
+    holders: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Return (event, key, next, next_rows, value, share): the mix of a key on an event's rows followed by event
+    ``next`` in their session, where that differs from the mix on the event's other rows.
+
+    A shop's product is viewed on its own page: the page view before a ``product_viewed`` is a product's page,
+    while page views in all are the home page or a category's half the time. Drawn from the page views' whole
+    mix, the page before a product's view (and with it the product, its page carried on to the view and to the
+    cart) was another page 40 % of the time. Per (event, key) and each event that follows its rows, the mix p1
+    on those rows (N1) and p2 on the event's other rows (N2) are kept apart by the rules of
+    :func:`_entry_mixes` (total variation ``ENTRY_TV`` or more and three times the two samples' noise,
+    ``ENTRY_MIN_ROWS`` rows a side). Where the session's first rows have a mix of their own, only the later
+    rows count (the twin draws first rows from theirs). A value counts in a mix only where k users (of k
+    groups, with ``holders``) had it on such rows, so no mix tells of fewer; the values are the event's own
+    (rare ones already ``other``). ``next_rows`` is N1 / (N1 + N2): the twin draws the rows followed by
+    ``next`` from ``share`` and the event's other rows from what is left, so the event's whole mix holds.
+    ``following``: (row, user, next) for every row of the sample, ``next`` null after a session's last row.
+    """
+    parts = []
+    opening = entry_rows.select("event", "key", pl.lit(True).alias("__entry"))
+    for key, rows in sorted(in_sessions.items()):
+        first = (pl.col("session") != pl.col("session").shift(1)).fill_null(True)
+        later = (
+            rows.sort("row")
+            .with_columns(first.alias("first"), pl.lit(key).alias("key"))
+            .join(opening, on=["event", "key"], how="left")
+            .filter(~(pl.col("first") & pl.col("__entry").fill_null(False)))
+            .join(following, on="row", how="left")
+            .select("user", "event", "next", "value")
+        )
+        totals = later.group_by("event", "value").agg(pl.len().alias("n"))
+        events = totals.group_by("event").agg(pl.col("n").sum().alias("N"))
+        cells = later.drop_nulls("next").group_by("event", "next").agg(pl.len().alias("N1"))
+        cells = cells.join(events, on="event").with_columns((pl.col("N") - pl.col("N1")).alias("N2"))
+        cells = cells.filter((pl.col("N1") >= ENTRY_MIN_ROWS) & (pl.col("N2") >= ENTRY_MIN_ROWS))
+        if cells.is_empty():
+            continue
+        on_cells = later.join(cells.select("event", "next"), on=["event", "next"], how="semi")
+        grid = cells.select("event", "next", "N1", "N2").join(totals, on="event")  # every value, per cell
+        counts = grid.join(
+            on_cells.group_by("event", "next", "value").agg(pl.len().alias("n1")),
+            on=["event", "next", "value"], how="left",
+        ).with_columns(pl.col("n1").fill_null(0))  # fmt: skip
+        p1 = pl.col("n1") / pl.col("N1")
+        p2 = (pl.col("n") - pl.col("n1")) / pl.col("N2")
+        pooled = pl.col("n") / (pl.col("N1") + pl.col("N2"))
+        noise = (pooled * (1 - pooled) * (1 / pl.col("N1") + 1 / pl.col("N2"))).sqrt()
+        apart = (
+            counts.group_by("event", "next")
+            .agg(((p1 - p2).abs().sum() / 2).alias("tv"), (noise.sum() / 2).alias("noise"))
+            .filter((pl.col("tv") >= ENTRY_TV) & (pl.col("tv") >= 3 * pl.col("noise")))
+        )
+        if apart.is_empty():
+            continue
+        # k users (groups) per value and cell: a rarer value's rows leave the cell's mix.
+        held = _holders_per_cell(on_cells.join(apart, on=["event", "next"], how="semi"), holders)
+        kept = (
+            counts.join(apart.select("event", "next"), on=["event", "next"], how="semi")
+            .join(
+                held.filter(pl.col("u") >= k).select("event", "next", "value"),
+                on=["event", "next", "value"],
+                how="semi",
+            )  # fmt: skip
+            .with_columns((pl.col("n1") / pl.col("n1").sum().over("event", "next")).alias("share"))
+        )
+        parts.append(
+            kept.select(
+                "event",
+                pl.lit(key).alias("key"),
+                "next",
+                (pl.col("N1") / (pl.col("N1") + pl.col("N2"))).round(6).alias("next_rows"),
+                "value",
+                pl.col("share").round(6),
+            )  # fmt: skip
+        )
+    return _concat(parts, NEXT_SCHEMA).sort("event", "key", "next", "value")  # type: ignore[arg-type]
+
+
+def _holders_per_cell(rows: pl.DataFrame, holders: pl.DataFrame | None) -> pl.DataFrame:
+    """Return (event, next, value, u) of ``rows`` (user, event, next, value): u the distinct users of each
+    cell, or with ``holders`` the fewest distinct groups of any type among them (as :func:`_holders_per_value`)."""
+    pairs = rows.select("user", "event", "next", "value").unique()
+    cell = ["event", "next", "value"]
+    if holders is None:
+        return pairs.group_by(cell).agg(pl.len().alias("u"))
+    groups = [c for c in holders.columns if c != "user"]
+    return (
+        pairs.join(holders, on="user", how="left")
+        .group_by(cell)
+        .agg(pl.len().alias("users"), *[pl.col(c).n_unique() for c in groups])
+        .select(*cell, pl.min_horizontal("users", *groups).alias("u"))
+    )
 
 
 def _copied_from(

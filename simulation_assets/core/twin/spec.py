@@ -116,6 +116,17 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "share": pl.Float64(),
         "entry_share": pl.Float64(),
     },
+    # The mix of an event's rows followed by event ``next`` in their session, where it differs from the event's
+    # other rows' (the page viewed before a product's view); next_rows: those rows' share of the event's rows
+    # (after a session's first, where the first rows have a mix of their own).
+    "event_next_categories": {
+        "event": pl.String(),
+        "key": pl.String(),
+        "next": pl.String(),
+        "next_rows": pl.Float64(),
+        "value": pl.String(),
+        "share": pl.Float64(),
+    },
     "event_numbers": {"event": pl.String(), "key": pl.String(), "level": pl.Int16(), "value": pl.Float64()},
     "constant_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "constant_combos": {"share": pl.Float64()},  # plus one String column per constant key
@@ -167,6 +178,7 @@ OPTIONAL_TABLES = frozenset(
         "class_combos",
         "property_trends",
         "property_sources",
+        "event_next_categories",
     }
 )
 START, END, ANY = "START", "END", "*"
@@ -190,6 +202,10 @@ class Source(FrozenModel):
     first_day: dt.date
     last_day: dt.date
     sessions_rebuilt: bool
+    # Users left out of the fit as machines (crawlers, load tests: features.extreme_users) and their events;
+    # the report leaves them out of the export's side too (0 in older specs).
+    machine_users: int = Field(default=0, ge=0)
+    machine_events: int = Field(default=0, ge=0)
 
     @property
     def days(self) -> int:
