@@ -40,7 +40,7 @@ from simulation_assets.sinks.power_users_store import (
     write_report,
     write_tables,
 )
-from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog, analysis_rows
+from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog
 
 GROUP = "power_users"
 RUNS = "power_user_runs"
@@ -181,7 +181,11 @@ def reference_target(configured_url: str, own_process: bool = False) -> Iterator
 def check_results(
     frames: dict[str, pl.DataFrame], scenario: Scenario, asset: str, names: tuple[str, ...]
 ) -> list[dg.AssetCheckResult]:
-    """Return the asset check results ``names`` over the run tables ``frames``."""
+    """Return the asset check results ``names`` over the run tables ``frames``.
+
+    An asset yields them after its ``MaterializeResult``, each naming its asset and check: Dagster
+    then looks up the materialization a check is about once per result (inside the result, twice).
+    """
     settings = scenario.simulation_config
     compute = {
         "run_tables_consistent": lambda: checks.run_tables_consistent(
@@ -309,7 +313,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         store: LocalParquetStore,
         power_users_webhook: StripeEventWebhook,
         power_users_wandb: WandbAnalysisLog,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         scenario = power_users_target.scenario()
         try:
             options = SessionOptions(
@@ -356,9 +360,8 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         meta["base_url"] = results[0].base_url
         meta["simulation_log"] = dg.MetadataValue.path(str(logs[0]))
         meta.update(_integrations(context, frames, scenario, store, power_users_webhook, power_users_wandb))
-        return dg.MaterializeResult(
-            metadata=meta, check_results=check_results(frames, scenario, RUNS, tuple(RUN_CHECKS))
-        )
+        yield dg.MaterializeResult(metadata=meta)
+        yield from check_results(frames, scenario, RUNS, tuple(RUN_CHECKS))
 
     @dg.asset(
         name=REPORT,
@@ -380,7 +383,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
     )
     def power_user_report(
         context: dg.AssetExecutionContext, power_users_target: PowerUserTarget, store: LocalParquetStore
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         scenario = power_users_target.scenario()
         settings = scenario.simulation_config
         frames_by_day, paths, reports = {}, [], []
@@ -400,9 +403,8 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         meta = {**report_metadata(report), **load_metadata(report)}
         meta["requests"] = frames["requests"].height
         meta["report_path"] = dg.MetadataValue.path(str(paths[-1]))
-        return dg.MaterializeResult(
-            metadata=meta, check_results=check_results(frames, scenario, REPORT, REPORT_CHECKS)
-        )
+        yield dg.MaterializeResult(metadata=meta)
+        yield from check_results(frames, scenario, REPORT, REPORT_CHECKS)
 
     @dg.asset(
         name="power_user_cleanup",
@@ -496,7 +498,8 @@ def _integrations(
         meta["webhook_notifications"] = 0
         meta["webhook_error"] = str(exc)[:300]
     folder = wandb_log.log(
-        analysis_rows(frames["requests"], scenario.simulation_config.costs),
+        frames["requests"],
+        scenario.simulation_config.costs,
         run_name=f"power-users-{context.run.run_id[:8]}",
         default_dir=store.root() / "power_users" / "wandb",
         config={
@@ -526,4 +529,10 @@ def _report(frames: dict[str, pl.DataFrame], scenario: Scenario, run: dict) -> d
     )
 
 
-defs = build_defs()
+def __getattr__(name: str) -> dg.Definitions:
+    # ``defs`` (the code location's power-user part, over $POWER_USERS_SCENARIO) is built on first access:
+    # `simulate power-users` builds its own over its --config and so builds the definitions once.
+    if name == "defs":
+        built = globals()["defs"] = build_defs()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

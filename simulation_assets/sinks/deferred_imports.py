@@ -21,6 +21,15 @@ materializes one trivial asset, ~20 % of its CPU):
   the execution contexts ``ForkedPdb`` (``context.pdb``) and the component tree ``unittest.mock``
   (stand-in declarations): stand-ins as for Alembic. A stand-in of ``from package import submodule``
   imports the submodule; one in an annotation's ``Name | None`` resolves there.
+- **httpx's command-line program**: ``httpx``'s package imports ``httpx._main`` for ``httpx.main`` (the
+  ``httpx`` console script), and with it Click, Pygments' lexers and Rich's progress bars, syntax and
+  tables (~50 modules, ~25 ms of CPU in every command that speaks HTTP). ``httpx.main`` is a stand-in;
+  the attribute httpx sets on each name it exports (``__module__``) reaches the real command when it
+  is first used.
+- **uvicorn's reloaders and process supervisors**: ``uvicorn``'s package imports ``uvicorn.main`` (the
+  command line), which imports ``uvicorn.supervisors`` (watchfiles, multiprocessing) for ``--reload``
+  and ``--workers``; a reference API served in-process uses neither. Stand-ins while ``uvicorn.main``
+  runs, as for Alembic.
 - **The daemon package** ``dagster._daemon``: the run storage imports ``dagster._daemon.types``
   (a record class), whose package ``__init__`` imports every daemon (sensors, backfills,
   freshness, structlog ...). The package is created with its path (so ``dagster._daemon.types``
@@ -85,6 +94,12 @@ STAND_IN_IMPORTS: dict[str, str | tuple[str, ...]] = {
     "dagster._core.execution.context.asset_execution_context": "dagster._utils.forked_pdb",
     "dagster._core.execution.context.asset_check_execution_context": "dagster._utils.forked_pdb",
     "dagster._core.execution.context.invocation": "dagster._utils.forked_pdb",
+    # httpx's package imports its command-line program (click, Pygments' lexers, Rich's progress bars,
+    # syntax and tables: ~50 modules) for ``httpx.main``, which no command calls
+    "httpx": "httpx._main",
+    # uvicorn's package imports its command line, whose module imports the reloaders and the process
+    # supervisors (watchfiles, multiprocessing: ~15 modules) that only `uvicorn --reload/--workers` runs
+    "uvicorn.main": "uvicorn.supervisors",
 }
 LAZY_PACKAGES: tuple[str, ...] = ("dagster._daemon",)
 # SQLAlchemy dialects whose keyword arguments Dagster's schema modules use (checked, never compiled, in a run)
@@ -94,12 +109,13 @@ DIALECTS: tuple[str, ...] = ("mysql", "postgresql")
 class _StandIn:
     """A name imported from ``module``: the real object is imported when first used, then everything goes to it."""
 
-    __slots__ = ("_module", "_name", "_real")
+    __slots__ = ("_module", "_name", "_real", "_set")
 
     def __init__(self, module: str, name: str) -> None:
         object.__setattr__(self, "_module", module)
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_real", None)
+        object.__setattr__(self, "_set", {})
 
     def _resolve(self) -> Any:
         real = object.__getattribute__(self, "_real")
@@ -115,6 +131,8 @@ class _StandIn:
                 real = getattr(package, name)
             except AttributeError:  # ``from package import submodule``: a submodule not imported yet
                 real = importlib.import_module(f"{module}.{name}")
+            for attribute, value in object.__getattribute__(self, "_set").items():
+                setattr(real, attribute, value)
             object.__setattr__(self, "_real", real)
         return real
 
@@ -123,6 +141,13 @@ class _StandIn:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._resolve(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # kept for the real object until it is imported (httpx sets ``__module__`` on each name it exports)
+        if object.__getattribute__(self, "_real") is None:
+            object.__getattribute__(self, "_set")[name] = value
+        else:
+            setattr(object.__getattribute__(self, "_real"), name, value)
 
     def __instancecheck__(self, obj: object) -> bool:
         return isinstance(obj, self._resolve())

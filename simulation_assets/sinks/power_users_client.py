@@ -30,7 +30,6 @@ from simulation_assets.core.power_users.report import build_report, console_summ
 from simulation_assets.core.power_users.safety import check_scenario
 from simulation_assets.core.power_users.shapes import peak_level
 from simulation_assets.sinks.power_users_http import new_client, probe_hooks, run_async
-from simulation_assets.sinks.power_users_load import LoadRun
 from simulation_assets.sinks.power_users_scenario import load_scenario
 from simulation_assets.sinks.power_users_session import (
     Clock,
@@ -80,6 +79,9 @@ async def run_personas(
         )
         clock = Clock()
         if options.shape:
+            # a load shape's machinery (five modules) is imported by the runs that use one
+            from simulation_assets.sinks.power_users_load import LoadRun
+
             share = len(personas) / len(scenario.simulations)
             load = LoadRun(
                 scenario,

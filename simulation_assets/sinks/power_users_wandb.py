@@ -54,11 +54,18 @@ class WandbAnalysisLog(dg.ConfigurableResource):
             return self.mode
         return "online" if os.environ.get("WANDB_API_KEY") else "offline"
 
-    def log(self, analyses: pl.DataFrame, run_name: str, default_dir: Path, config: dict) -> Path | None:
-        """Log ``analyses`` (rows of :func:`analysis_rows`) as one W&B run; return its local folder."""
+    def log(
+        self, requests: pl.DataFrame, costs: CostModel, run_name: str, default_dir: Path, config: dict
+    ) -> Path | None:
+        """Log the answered analyses of ``requests`` (:func:`analysis_rows`) as one W&B run; return its folder.
+
+        Disabled (the default), it returns None without looking at the requests.
+        """
         if not self.enabled:
             return None
         import wandb
+
+        analyses = analysis_rows(requests, costs)
 
         folder = Path(self.dir) if self.dir else default_dir
         folder.mkdir(parents=True, exist_ok=True)

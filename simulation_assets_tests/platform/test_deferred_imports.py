@@ -1,5 +1,6 @@
-"""Alembic, tqdm, python-dotenv, Dagster's daemon package, SQLAlchemy's MySQL and PostgreSQL dialects
-and universal-pathlib load only when a process uses them (sinks/deferred_imports.py)."""
+"""Alembic, tqdm, python-dotenv, Dagster's daemon package, SQLAlchemy's MySQL and PostgreSQL dialects,
+universal-pathlib and httpx's command-line program load only when a process uses them
+(sinks/deferred_imports.py)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,65 @@ def test_names_imported_from_a_deferred_package_load_it_on_first_use(fake_packag
         assert fakelog.ran == ["fakeheavy", "fakeheavy.runtime.tools"]  # each imported once
     finally:
         sys.meta_path.remove(finder)
+
+
+def test_an_attribute_set_on_a_stand_in_reaches_the_real_object_when_it_is_imported(
+    fake_packages: Path,
+) -> None:
+    # as httpx's package does with each name it exports: ``name.__module__ = "httpx"``
+    (fake_packages / "fakeexporter.py").write_text(
+        "from fakeheavy.runtime.tools import upgrade\nupgrade.__module__ = 'fakeexporter'\n"
+    )
+    finder = deferred_imports.defer({"fakeexporter": "fakeheavy"}, ())
+    try:
+        import fakeexporter
+        import fakelog
+
+        assert fakelog.ran == []
+        assert fakeexporter.upgrade.__name__ == "upgrade"  # used: the real function, given the attribute
+        import fakeheavy.runtime.tools as real
+
+        assert real.upgrade.__module__ == "fakeexporter"
+        fakeexporter.upgrade.__doc__ = "later"  # once imported: set on the real function at once
+        assert real.upgrade.__doc__ == "later"
+    finally:
+        sys.meta_path.remove(finder)
+        sys.modules.pop("fakeexporter", None)
+
+
+def test_httpx_and_uvicorn_load_without_their_command_line_programs_until_used() -> None:
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from simulation_assets.sinks import deferred_imports
+        deferred_imports.install()
+        import httpx
+        import uvicorn
+        from simulation_assets.target.server import LocalTarget
+        with LocalTarget() as target:  # the reference API, served by uvicorn in a thread
+            health = httpx.get(target.base_url + "/health").status_code
+        heavy = ("httpx._main", "pygments.lexers", "rich.progress", "rich.syntax", "uvicorn.supervisors", "watchfiles")
+        loaded = [m for m in heavy if m in sys.modules]
+        answer = httpx.Response(200, json={"ok": True}).json()
+        reloader = sys.modules["uvicorn.main"].ChangeReload.__name__  # what `uvicorn --reload` runs, once asked for
+        name = httpx.main.name  # the stand-in: the real click command once used
+        import httpx._main as real
+        print(json.dumps({"loaded": loaded, "answer": answer, "name": name, "module": real.main.__module__,
+                          "health": health, "reloader": reloader}))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {
+        "loaded": [],
+        "answer": {"ok": True},
+        "name": "main",
+        "module": "httpx",
+        "health": 200,
+        "reloader": "WatchFilesReload",
+    }
 
 
 def test_a_submodule_and_a_name_in_an_annotation_union_resolve_when_used(fake_packages: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from simulation_assets.core.funnel.config import ChurnHazard
@@ -64,10 +66,26 @@ def calibrated_probability(mean_probability: float, score: np.ndarray) -> np.nda
     if mean_probability >= 1.0 or score.size == 0:
         return np.ones_like(score) if mean_probability >= 1.0 else np.zeros_like(score)
     low, high = -40.0 - score.max(), 40.0 - score.min()
+    probabilities = _logistic_shifted(score)
     for _ in range(60):
         mid = (low + high) / 2
-        if logistic(mid + score).mean() < mean_probability:
+        if probabilities(mid).mean() < mean_probability:
             low = mid
         else:
             high = mid
-    return logistic((low + high) / 2 + score)
+    return probabilities((low + high) / 2)
+
+
+def _logistic_shifted(score: np.ndarray) -> Callable[[float], np.ndarray]:
+    """Return ``a -> logistic(a + score)``, computed once per distinct score when there are few of them.
+
+    A score of a yes/no signal (``2.0 * satisfied``) has two values: the 60 steps of the
+    bisection then evaluate two exponentials each instead of one per person (the same numbers,
+    element by element, so the same bytes).
+    """
+    sample = np.unique(score[:64])
+    if len(sample) <= 8:
+        values, inverse = np.unique(score, return_inverse=True)
+        if 4 * len(values) <= score.size:
+            return lambda shift: logistic(shift + values)[inverse]
+    return lambda shift: logistic(shift + score)

@@ -8,6 +8,7 @@ from the scenario's ``simulation_config`` (``success_rate_threshold``, ``cost_bu
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,7 +187,8 @@ def sessions_follow_rhythm(
         passed=bad == 0,
         metadata={
             "sessions": len(minutes),
-            "median_session_minutes": round(float(np.median(minutes)), 1) if minutes else 0.0,
+            # the standard library's median: numpy's would import numpy.ma (~10 ms of CPU) for this one figure
+            "median_session_minutes": round(statistics.median(minutes), 1) if minutes else 0.0,
             **{name: ", ".join(found[:10]) or "none" for name, found in problems.items()},
         },
     )

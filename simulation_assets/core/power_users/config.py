@@ -294,9 +294,9 @@ class SimulationSettings(BaseModel):
 
 
 class Scenario(BaseModel):
-    """A whole scenario file: settings plus personas."""
+    """A whole scenario file: settings plus personas (a value: derive a changed one with ``model_copy``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     simulation_config: SimulationSettings = Field(default_factory=SimulationSettings)
     simulations: list[Persona] = Field(min_length=1)

@@ -15,12 +15,14 @@ import polars as pl
 from simulation_assets.core.funnel.cohort.draws import (
     DAY,
     SECOND,
+    hex_digits,
     hex_ids,
     labels,
     lognormal_ms,
     null_unless,
     pick,
     select,
+    text_rows,
 )
 from simulation_assets.core.funnel.cohort.frame import EventBlocks
 from simulation_assets.core.funnel.cohort.states import FunnelPath
@@ -44,6 +46,14 @@ EMAIL_KINDS = ("gmail", "work", "custom")
 EMAIL_P = (0.7, 0.2, 0.1)
 FAQ_TOPICS = ("pricing", "privacy", "quality", "formats", "refunds")
 PLAN_CARDS = ("starter", "pro", "business")
+# Names and ids of the catalogue's adsets (2 per campaign) and ads (3 per adset), by index.
+ADSET_NAMES = tuple(f"adset_{i:02d}" for i in range(len(CAMPAIGNS) * 2))
+CREATIVE_NAMES = tuple(f"cr_{i:03d}" for i in range(len(CAMPAIGNS) * 6))
+CAMPAIGN_IDS = tuple(str(120_200_000 + i) for i in range(len(CAMPAIGNS)))
+ADSET_IDS = tuple(str(230_400_000 + i) for i in range(len(CAMPAIGNS) * 2))
+AD_IDS = tuple(str(340_600_000 + i) for i in range(len(CAMPAIGNS) * 6))
+_META_CLICK = np.frombuffer(b"IwAR", dtype=np.uint8)
+_GOOGLE_CLICK = np.frombuffer(b"Cj0K", dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,11 @@ def draw_clickers(gen: np.random.Generator, n: int, product: str = "BlankLogo") 
     anon = hex_ids(gen, n, "anon_")
     usr = hex_ids(gen, n, "usr_", 8)
     sess0 = hex_ids(gen, n, "sess_")
-    click_ids = hex_ids(gen, n, "", 16)
+    # one click id per person: fbclid ("IwAR...") from Meta ads, gclid ("Cj0K...") from Google
+    click_text = np.empty((n, 36), dtype=np.uint8)
+    click_text[:, :4] = np.where(is_meta[:, None], _META_CLICK, _GOOGLE_CLICK)
+    click_text[:, 4:] = hex_digits(gen, n, 16)
+    click_ids = text_rows(click_text)
     traits = draw_traits(gen, camp, angle, ANGLES, geo, GEOS, email == EMAIL_KINDS.index("work"))
     attribution = pl.DataFrame(
         {
@@ -86,15 +100,15 @@ def draw_clickers(gen: np.random.Generator, n: int, product: str = "BlankLogo") 
             "utm_source": labels(("google", "facebook"), is_meta.astype(np.int64)),
             "ad_platform": labels(("google", "meta"), is_meta.astype(np.int64)),
             "utm_campaign": labels(tuple(f"{product} | {c}" for c in CAMPAIGNS), camp),
-            "utm_adset": "adset_" + pl.Series(adset).cast(pl.String).str.pad_start(2, "0"),
-            "utm_content": "cr_" + pl.Series(ad).cast(pl.String).str.pad_start(3, "0"),
-            "campaign_id": pl.Series(camp + 120_200_000).cast(pl.String),
-            "adset_id": pl.Series(adset + 230_400_000).cast(pl.String),
-            "ad_id": pl.Series(ad + 340_600_000).cast(pl.String),
-            "creative_id": "cr_" + pl.Series(ad).cast(pl.String).str.pad_start(3, "0"),
+            "utm_adset": labels(ADSET_NAMES, adset),
+            "utm_content": labels(CREATIVE_NAMES, ad),
+            "campaign_id": labels(CAMPAIGN_IDS, camp),
+            "adset_id": labels(ADSET_IDS, adset),
+            "ad_id": labels(AD_IDS, ad),
+            "creative_id": labels(CREATIVE_NAMES, ad),
             "ad_angle": labels(ANGLES, angle),
-            "fbclid": null_unless(is_meta, "IwAR" + click_ids),
-            "gclid": null_unless(~is_meta, "Cj0K" + click_ids),
+            "fbclid": null_unless(is_meta, click_ids),
+            "gclid": null_unless(~is_meta, click_ids),
             "referrer": labels(
                 ("https://www.google.com/", "https://l.facebook.com/"), is_meta.astype(np.int64)
             ),

@@ -1,0 +1,140 @@
+"""What one `simulate power-users` costs besides its requests: its scenario read once, its definitions
+built once, each check's materialization looked up once; and the cached scenario stays the file's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from simulation_assets.core.power_users.config import ConfigError
+from simulation_assets.core.power_users.costs import CostModel
+from simulation_assets.sinks import power_users_scenario
+from simulation_assets.sinks.power_users_scenario import load_scenario
+from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog
+from simulation_assets_tests.power_users.conftest import lean_scenario_file
+
+ROOT = Path(__file__).resolve().parents[2]
+# Modules a plain power-user run has no use for: numpy.ma (numpy's median imported it for one figure of a
+# check), the load shapes' machinery (only with --shape), httpx's command-line program.
+UNUSED = ("numpy.ma", "simulation_assets.sinks.power_users_load", "httpx._main")
+# Counts, in a fresh interpreter, the scenario validations, the power-user definitions built (and whether the
+# module-level ones were) and the materialization look-ups of one command; prints them as JSON.
+_PROBE = (
+    f"UNUSED = {UNUSED!r}\n"
+    + """
+import json, sys
+from simulation_assets.sinks import deferred_imports
+deferred_imports.install()  # as `simulate` does before it imports the command's modules
+import simulation_assets.core.power_users.config as config
+parsed, built, fetched = [], [], []
+real_parse = config.parse_scenario
+def counting_parse(data, source="<data>"):
+    parsed.append(source)
+    return real_parse(data, source)
+config.parse_scenario = counting_parse
+import simulation_assets.defs.power_users as defs_module
+real_build = defs_module.build_defs
+def counting_build(scenario_path=None):
+    built.append(scenario_path)
+    return real_build(scenario_path)
+defs_module.build_defs = counting_build
+from dagster._core.instance import DagsterInstance
+real_fetch = DagsterInstance.fetch_materializations
+def counting_fetch(self, *args, **kwargs):
+    fetched.append(1)
+    return real_fetch(self, *args, **kwargs)
+DagsterInstance.fetch_materializations = counting_fetch
+from simulation_assets.cli import main
+code = main(sys.argv[1:])
+instance = DagsterInstance.get()
+evaluations = sum(
+    1
+    for run in instance.get_runs()
+    for e in instance.all_logs(run.run_id)
+    if e.dagster_event is not None and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+)
+print("\\n" + json.dumps({"code": code, "parsed": parsed, "built": built, "module_defs": "defs" in vars(defs_module),
+                          "fetched": len(fetched), "evaluations": evaluations, "unused": [m for m in UNUSED if m in sys.modules]}))
+"""
+)
+
+
+def test_one_command_reads_its_scenario_once_builds_its_definitions_once_and_looks_up_each_check_once(
+    tmp_path: Path,
+) -> None:
+    scenario = str(lean_scenario_file(tmp_path))  # the personas' plans without the edge cases' waits
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path / "home")}
+    env |= {"SIMULATION_DATA_DIR": str(tmp_path / "data"), "SIMULATE_SERVER": "0"}
+    env.pop("POWER_USERS_SCENARIO", None)
+    argv = [
+        "power-users",
+        "--user",
+        "Weekend-Warrior-Will",
+        "--config",
+        scenario,
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    # 9 checks on the persona run, 8 on the day's report, each materialization looked up once (a check
+    # result inside the MaterializeResult is resolved twice by Dagster, each time with a query); the
+    # scenario read once (not again per asset, nor the packaged file for the module's own definitions)
+    # and none of the modules UNUSED is imported
+    keys = ("code", "parsed", "built", "module_defs", "evaluations", "fetched", "unused")
+    assert {k: found[k] for k in keys} == {
+        "code": 0,
+        "parsed": [scenario],
+        "built": [scenario],
+        "module_defs": False,
+        "evaluations": 17,
+        "fetched": 17,
+        "unused": [],
+    }
+
+
+def test_a_scenario_file_is_parsed_once_per_version_and_a_broken_one_every_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = power_users_scenario.parse_scenario
+
+    def counting(data: object, source: str = "<data>"):
+        calls.append(source)
+        return real(data, source)
+
+    monkeypatch.setattr(power_users_scenario, "parse_scenario", counting)
+    path = lean_scenario_file(tmp_path)
+    first = load_scenario(path)
+    assert load_scenario(str(path)) is first and len(calls) == 1
+    # an edited file (another size and modification time) is read again
+    path.write_text(path.read_text().replace("seed: 42", "seed: 43") + "\n")
+    os.utime(path, ns=(1, 1))
+    edited = load_scenario(path)
+    assert len(calls) == 2 and edited.simulation_config.seed == 43 and first.simulation_config.seed == 42
+    with pytest.raises(ValueError, match="frozen"):
+        edited.population = first.population  # a scenario handed out twice cannot be changed in place
+    path.write_text("simulations: []\n")
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            load_scenario(path)
+    assert len(calls) == 4
+
+
+def test_disabled_wandb_logging_does_not_look_at_the_requests() -> None:
+    # a frame without the request columns: reading it would fail
+    assert WandbAnalysisLog().log(pl.DataFrame(), CostModel(), "r", Path("unused"), {}) is None
