@@ -105,9 +105,8 @@ class DagsterTicker:
 
         from simulation_assets.defs.activity import SIMULATION_TAG, TICK_TAG, tick_run_config
 
-        with self.store.held():  # type: ignore[attr-defined]
-            tick = self.store.last_tick() + 1  # type: ignore[attr-defined]
-            simulation = self.store.simulation_id()  # type: ignore[attr-defined]
+        last, simulation, _at = self.store.head()  # type: ignore[attr-defined]
+        tick = last + 1
         dg.materialize(
             self.assets,  # type: ignore[arg-type]
             resources=run_resources(self.resources),
@@ -171,11 +170,11 @@ def _simulate(
         if reset:
             store.reset()  # type: ignore[attr-defined]
         store.start(cfg, seed)  # type: ignore[attr-defined]
-        first = store.last_tick() + 1  # type: ignore[attr-defined]
-        anchor = store.tick_log(last=1)["applied_at"].to_list()[0]  # type: ignore[attr-defined]
+        last, _simulation, anchor = store.head()  # type: ignore[attr-defined]
+        first = last + 1
     ticker = DagsterTicker(settings, store)
     started = time.perf_counter()
-    with progress() as bar:
+    with progress(min_total=2) as bar:  # one tick: its summary line, no bar
         task = bar.add_task("Activity ticks", total=ticks, visible=not quiet and interval == 0)
         if interval == 0:
             # Fast-forward: a simulated clock, tick_seconds apart; a few ticks per Dagster run.

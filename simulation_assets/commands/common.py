@@ -6,6 +6,8 @@ import datetime as dt
 import gc
 import json
 import os
+import re
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -29,8 +31,24 @@ def rich_console() -> Console:
     return _CONSOLE[0]
 
 
+# What rich would render differently from the text itself: markup ([bold]...) and emoji codes (:smile:).
+_RICH_TEXT = re.compile(r"\[|:[\w+-]+:")
+
+
 class _LazyConsole:
-    """Stands for ``rich_console()`` until something is printed (pass ``rich_console()`` to rich itself)."""
+    """Stands for ``rich_console()`` until something is printed (pass ``rich_console()`` to rich itself).
+
+    A line of plain text (no markup, no emoji code, no options) while rich is not loaded yet is written
+    as it is, which is what rich would write: a command that only reports its summary does not import
+    rich's console for it (~75 M instructions).
+    """
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        text = objects[0] if len(objects) == 1 else None
+        if not _CONSOLE and not kwargs and isinstance(text, str) and not _RICH_TEXT.search(text):
+            sys.stdout.write(text + "\n")
+            return
+        rich_console().print(*objects, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(rich_console(), name)
@@ -79,8 +97,51 @@ def write_json(path: Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def progress() -> Progress:
-    """Return a progress bar that shows completed/total and elapsed time."""
+def progress(min_total: int = 0) -> Progress:
+    """Return a progress bar that shows completed/total and elapsed time.
+
+    With ``min_total``, the bar (and rich) appears only once a visible task of at least that many steps
+    is added: a command of one tick or one day shows its summary line only.
+    """
+    if min_total:
+        return _BarWhenWorthIt(min_total)  # type: ignore[return-value]
+    return _rich_progress()
+
+
+class _BarWhenWorthIt:
+    """The ``progress()`` bar, made when a visible task of ``min_total`` steps or more is added; the tasks
+    added before it are added to it then, with their progress."""
+
+    def __init__(self, min_total: int) -> None:
+        self.min_total = min_total
+        self.bar: Progress | None = None
+        self.tasks: list[dict[str, Any]] = []
+
+    def __enter__(self) -> _BarWhenWorthIt:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def add_task(self, description: str, total: float | None = None, visible: bool = True) -> int:
+        self.tasks.append({"description": description, "total": total, "visible": visible, "completed": 0})
+        if self.bar is None and visible and (total is None or total >= self.min_total):
+            self.bar = _rich_progress()
+            self.bar.__enter__()
+            for task in self.tasks:
+                task["id"] = self.bar.add_task(**{k: v for k, v in task.items() if k != "id"})
+        elif self.bar is not None:
+            self.tasks[-1]["id"] = self.bar.add_task(description, total=total, visible=visible)
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.tasks[task]["completed"] += advance
+        if self.bar is not None:
+            self.bar.advance(self.tasks[task]["id"], advance)
+
+
+def _rich_progress() -> Progress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(

@@ -210,7 +210,8 @@ def simulate(
         raise UsageError(f"invalid HogFlix configuration: {exc}") from None
     resources = _resources(settings, output, traffic_days, events, app_db, dsn, end - dt.timedelta(days=1))
     store = resources["store"]
-    by_name = {a.key.to_user_string(): a for a in hogflix_assets(start.isoformat(), end.isoformat())}
+    assets = hogflix_assets(start.isoformat(), end.isoformat(), traffic=bool(traffic_days))
+    by_name = {a.key.to_user_string(): a for a in assets}
     keys = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
     traffic_keys = keys[days - traffic_days :]
     windows = [k for d in traffic_keys for k in day_window_keys(dt.date.fromisoformat(d))]
@@ -219,7 +220,7 @@ def simulate(
     instance = dagster_instance()
     started = time.perf_counter()
     results = []
-    with progress() as bar:
+    with progress(min_total=2) as bar:  # one day: its summary line, no bar
         lifecycle = bar.add_task(f"HogFlix lifecycle, pool {pool}", total=days, visible=not quiet)
         traffic = bar.add_task(
             "HogFlix traffic (30-min windows)", total=len(windows), visible=not quiet and bool(windows)

@@ -274,10 +274,11 @@ def build_defs() -> dg.Definitions:
         ]
         lines.append(f"📋 {outcome.opened} opened, {outcome.closed} closed, {outcome.open_after} open now")
         context.log.info("\n".join(lines))
-        open_now = activity_store.interventions("open")
+        open_now, customers = outcome.open_now, outcome.customers  # as stored after the check
+        assert open_now is not None and customers is not None
         duplicates = checks.no_duplicate_open_interventions(open_now)
         matching = checks.open_interventions_match_rules(
-            activity_store.customers(), open_now, activity_settings.config(), outcome.tick
+            customers, open_now, activity_settings.config(), outcome.tick
         )
         by_type = {t: 0 for t in INTERVENTION_TYPES}
         by_type.update({r["type"]: r["len"] for r in open_now.group_by("type").len().to_dicts()})
@@ -355,8 +356,8 @@ def next_tick_request(instance: dg.DagsterInstance, store: ActivityStore) -> dg.
     ``-retry-<k>`` suffix, which is safe because the store applies a tick number at most once. A run
     left "in flight" for more than ``STALE_RUN_SECONDS`` (its process was killed) counts as failed.
     """
-    simulation = store.simulation_id()
-    tick = store.last_tick() + 1
+    last, simulation, _at = store.head()
+    tick = last + 1
     records = instance.get_run_records(
         filters=dg.RunsFilter(tags={SIMULATION_TAG: simulation, TICK_TAG: str(tick)})
     )

@@ -20,6 +20,7 @@ from simulation_assets.sinks.warehouse_dbt import (
     dbt_failure_is_transient,
     environment,
     prepared_project,
+    prune_invocation_folders,
     source_freshness,
 )
 
@@ -61,12 +62,15 @@ def warehouse_dbt_models(
     """``dbt build`` (staging views, marts, data and unit tests) against the environment's warehouse, then
     ``dbt source freshness`` (each stale raw source logged as a warning)."""
     env = context.partition_key
-    # cautious: a subset run skips tests whose other parents were not selected
-    with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
-        # --full-refresh: every load replaces the raw tables, so the incremental staging model (Stripe events,
-        # incremental on the deliveries' received_at) is rebuilt from them rather than appended to
-        invocation = warehouse_dbt.cli(["build", "--full-refresh"], context=context, raise_on_error=False)
-        yield from invocation.stream()
+    try:
+        # cautious: a subset run skips tests whose other parents were not selected
+        with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
+            # --full-refresh: every load replaces the raw tables, so the incremental staging model (Stripe
+            # events, incremental on the deliveries' received_at) is rebuilt from them rather than appended to
+            invocation = warehouse_dbt.cli(["build", "--full-refresh"], context=context, raise_on_error=False)
+            yield from invocation.stream()
+    finally:
+        prune_invocation_folders(context.op_execution_context.op.name)  # the oldest of this asset's runs
     error = invocation.get_error()
     if error is not None:
         raise dbt_failure(str(error), context.retry_number)

@@ -97,6 +97,9 @@ class MonitorOutcome:
     at: dt.datetime
     result: MonitorResult = field(repr=False)
     open_after: int = 0
+    # read in the check's own transaction, after its writes: the open interventions and the customers judged
+    open_now: pl.DataFrame | None = field(default=None, repr=False)
+    customers: pl.DataFrame | None = field(default=None, repr=False)
 
     @property
     def opened(self) -> int:
@@ -132,6 +135,11 @@ class Transaction:
 
     def upsert(self, table: str, frame: pl.DataFrame, key: str) -> None:
         raise NotImplementedError
+
+    def append(self, table: str, frame: pl.DataFrame, key: str) -> None:
+        """Write rows whose keys this transaction has just seen are new (an upsert unless a backend
+        has a cheaper plain insert; a key that is there after all fails the transaction there)."""
+        self.upsert(table, frame, key)
 
     def scalar(self, sql: str, params: list[Any] | None = None) -> Any:
         found = self.rows(sql, params)
@@ -237,8 +245,9 @@ class ActivityStore(dg.ConfigurableResource):
                 raise ValueError(f"tick {target} cannot be applied: the next tick is {last + 1}")
             result = step_tick(before, target, cfg, seed, at)
             tx.upsert(tx.t("customers"), result.customers, "customer_id")
-            tx.upsert(tx.t("tick_log"), conform(pl.DataFrame([result.summary]), TICK_SCHEMA), "tick")
-            tx.upsert(tx.t("events"), result.events, "tick, seq")
+            # the tick is new (checked above, under the lock): its log row and events are too
+            tx.append(tx.t("tick_log"), conform(pl.DataFrame([result.summary]), TICK_SCHEMA), "tick")
+            tx.append(tx.t("events"), result.events, "tick, seq")
             return TickOutcome(
                 tick=target, applied=True, at=at, before=before, result=result, started=started
             )
@@ -258,8 +267,9 @@ class ActivityStore(dg.ConfigurableResource):
             result = reconcile(customers, current, cfg, tick, check_no, at)
             # Close first, so PostgreSQL's one-open index never sees an old and a new row together.
             tx.upsert(tx.t("interventions"), result.closed, "intervention_id")
-            tx.upsert(tx.t("interventions"), result.opened, "intervention_id")
-            open_after = int(tx.scalar(f"SELECT count(*) FROM {tx.t('interventions')} WHERE status = 'open'"))
+            tx.append(tx.t("interventions"), result.opened, "intervention_id")  # ids of this check
+            open_now = self._interventions(tx, "open")
+            open_after = open_now.height
             row = {
                 "check_no": check_no,
                 "tick": tick,
@@ -269,8 +279,16 @@ class ActivityStore(dg.ConfigurableResource):
                 "closed": result.closed.height,
                 "open_after": open_after,
             }
-            tx.upsert(tx.t("monitor_checks"), conform(pl.DataFrame([row]), MONITOR_CHECK_SCHEMA), "check_no")
-            return MonitorOutcome(check_no=check_no, tick=tick, at=at, result=result, open_after=open_after)
+            tx.append(tx.t("monitor_checks"), conform(pl.DataFrame([row]), MONITOR_CHECK_SCHEMA), "check_no")
+            return MonitorOutcome(
+                check_no=check_no,
+                tick=tick,
+                at=at,
+                result=result,
+                open_after=open_after,
+                open_now=open_now,
+                customers=customers,
+            )
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -278,6 +296,15 @@ class ActivityStore(dg.ConfigurableResource):
         """Return the last applied tick (0 when only the starting pool, or nothing, is there)."""
         with self._transaction() as tx:
             return int(tx.scalar(f"SELECT coalesce(max(tick), 0) FROM {tx.t('tick_log')}"))
+
+    def head(self) -> tuple[int, str, dt.datetime | None]:
+        """Return the last applied tick, the simulation's id and the tick's time, in one transaction
+        (0, "" and None before the start)."""
+        with self._transaction() as tx:
+            found = tx.rows(f"SELECT tick, applied_at FROM {tx.t('tick_log')} ORDER BY tick DESC LIMIT 1")
+            tick, at = found[0] if found else (0, None)
+            at = at.astimezone(dt.UTC) if at is not None else None
+            return int(tick), self._meta(tx).get("simulation_id", ""), at
 
     def simulation_id(self) -> str:
         """Return the id of the current simulation (changes on reset); empty before the start."""

@@ -26,6 +26,10 @@ materializes one trivial asset, ~20 % of its CPU):
   tables (~50 modules, ~25 ms of CPU in every command that speaks HTTP). ``httpx.main`` is a stand-in;
   the attribute httpx sets on each name it exports (``__module__``) reaches the real command when it
   is first used.
+- **uvicorn's reloaders and process supervisors**: ``uvicorn``'s package imports ``uvicorn.main`` (the
+  command line), which imports ``uvicorn.supervisors`` (watchfiles, multiprocessing) for ``--reload``
+  and ``--workers``; a reference API served in-process uses neither. Stand-ins while ``uvicorn.main``
+  runs, as for Alembic.
 - **The daemon package** ``dagster._daemon``: the run storage imports ``dagster._daemon.types``
   (a record class), whose package ``__init__`` imports every daemon (sensors, backfills,
   freshness, structlog ...). The package is created with its path (so ``dagster._daemon.types``
@@ -93,6 +97,9 @@ STAND_IN_IMPORTS: dict[str, str | tuple[str, ...]] = {
     # httpx's package imports its command-line program (click, Pygments' lexers, Rich's progress bars,
     # syntax and tables: ~50 modules) for ``httpx.main``, which no command calls
     "httpx": "httpx._main",
+    # uvicorn's package imports its command line, whose module imports the reloaders and the process
+    # supervisors (watchfiles, multiprocessing: ~15 modules) that only `uvicorn --reload/--workers` runs
+    "uvicorn.main": "uvicorn.supervisors",
 }
 LAZY_PACKAGES: tuple[str, ...] = ("dagster._daemon",)
 # SQLAlchemy dialects whose keyword arguments Dagster's schema modules use (checked, never compiled, in a run)

@@ -120,6 +120,39 @@ def test_the_same_seed_gives_the_same_simulation_in_a_fresh_store(tmp_path):
     assert ta["interventions"].height > 0
 
 
+def test_frames_moved_through_arrow_give_the_same_tables_as_rows_moved_as_values(tmp_path, monkeypatch):
+    """A tick's few rows go in and out as Python values; larger frames through Arrow: the same rows either way."""
+    import simulation_assets.sinks.activity_backends as backends
+
+    values = DuckDBActivityStore(duckdb_path=str(tmp_path / "v.duckdb"))
+    _run(values, 4)
+    monkeypatch.setattr(backends, "VALUE_ROWS", 3)  # the customers, events and tick log go through Arrow
+    arrow = DuckDBActivityStore(duckdb_path=str(tmp_path / "a.duckdb"))
+    _run(arrow, 4)
+    ta, tv = _tables(arrow), _tables(values)
+    monkeypatch.setattr(backends, "VALUE_ROWS", 1_000)
+    tv2 = _tables(arrow)  # the Arrow-written file read back as values
+    for name in ta:
+        assert ta[name].schema == tv[name].schema and ta[name].equals(tv[name]), name
+        assert tv2[name].equals(tv[name]), name
+    assert ta["customers"].height > 3 and ta["events"].height > 3
+
+
+def test_a_monitor_check_hands_back_what_it_left_open_and_the_customers_it_judged(tmp_path):
+    """The monitor step and the command read nothing again after the check: one transaction each."""
+    store = DuckDBActivityStore(duckdb_path=str(tmp_path / "m.duckdb"))
+    assert store.head() == (0, "", None)
+    _run(store, 3)
+    assert store.apply_tick(CFG, 42, _at(4)).applied
+    outcome = store.run_monitor(CFG, "test", _at(4))
+    assert outcome.open_now is not None and outcome.customers is not None
+    assert (
+        outcome.open_now.equals(store.interventions("open")) and outcome.open_after == outcome.open_now.height
+    )
+    assert outcome.customers.equals(store.customers())
+    assert store.head() == (4, store.simulation_id(), _at(4)) and store.simulation_id()
+
+
 def test_a_store_refuses_another_seed_until_reset(tmp_path):
     store = DuckDBActivityStore(duckdb_path=str(tmp_path / "s.duckdb"))
     _run(store, 2, seed=42)

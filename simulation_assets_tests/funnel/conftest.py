@@ -41,3 +41,20 @@ def model_report(model_features) -> ModelReport:
 def shuffled_report(model_features) -> ModelReport:
     """The same models trained on shuffled labels (seed 1)."""
     return train_and_evaluate(model_features, shuffle_labels=True, seed=1)
+
+
+# The modules whose tests use the trained models share one xdist group, so one worker builds the features and
+# the models (~7 s of CPU); handed out one module at a time, each worker built them.
+MODELS_GROUP = "funnel_models"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every test of a module where some test asks for ``model_features`` in ``MODELS_GROUP``."""
+    modules = {
+        item.nodeid.split("::", 1)[0]
+        for item in items
+        if "model_features" in getattr(item, "fixturenames", ())
+    }
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in modules and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(MODELS_GROUP))

@@ -1,4 +1,5 @@
-"""The events frame of a cohort, built column by column, holds exactly what its blocks said."""
+"""The events frame of a cohort, built column by column, holds exactly what its blocks said; the
+calibration's shortcuts leave its bytes alone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import polars as pl
 
 from simulation_assets.core.funnel.cohort.draws import hex_ids
 from simulation_assets.core.funnel.cohort.frame import EventBlocks, assemble
+from simulation_assets.core.funnel.hazard import calibrated_probability, logistic
 from simulation_assets.core.funnel.schema import EVENT_SCHEMA
 
 LOGIN_MS = 1_000
@@ -106,3 +108,29 @@ def test_hex_ids_are_the_hex_of_the_streams_bytes() -> None:
         assert ids.dtype == pl.String
         assert ids.to_list() == [prefix + bytes(row).hex() for row in raw]
     assert hex_ids(np.random.default_rng(1), 0, "evt_").to_list() == []
+
+
+def _plain_bisection(mean_probability: float, score: np.ndarray) -> np.ndarray:
+    """The calibration solved the plain way: 60 bisection steps, each on one exponential per person."""
+    low, high = -40.0 - score.max(), 40.0 - score.min()
+    for _ in range(60):
+        mid = (low + high) / 2
+        if logistic(mid + score).mean() < mean_probability:
+            low = mid
+        else:
+            high = mid
+    return logistic((low + high) / 2 + score)
+
+
+def test_calibrated_probability_takes_the_plain_bisections_steps_bit_for_bit() -> None:
+    gen = np.random.default_rng(0)
+    for case in range(300):
+        n = int(gen.choice([1, 100, 256, 3000]))
+        score = (
+            2.0 * (gen.random(n) < 0.5)  # a yes/no signal: few distinct scores
+            if case % 3 == 0
+            else gen.normal(0.0, 1.0, n) * gen.choice([0.1, 1.0, 10.0, 50.0])
+        )
+        target = float(gen.choice([1e-6, 0.05, 0.5, 0.999, gen.random()]))
+        got = calibrated_probability(target, score)
+        assert np.array_equal(got, _plain_bisection(target, score)), (case, n, target)

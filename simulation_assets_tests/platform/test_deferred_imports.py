@@ -129,25 +129,39 @@ def test_an_attribute_set_on_a_stand_in_reaches_the_real_object_when_it_is_impor
         sys.modules.pop("fakeexporter", None)
 
 
-def test_httpx_loads_without_its_command_line_program_until_it_is_called() -> None:
+def test_httpx_and_uvicorn_load_without_their_command_line_programs_until_used() -> None:
     code = textwrap.dedent(
         """
         import json, sys
         from simulation_assets.sinks import deferred_imports
         deferred_imports.install()
         import httpx
-        loaded = [m for m in ("httpx._main", "pygments.lexers", "rich.progress", "rich.syntax") if m in sys.modules]
+        import uvicorn
+        from simulation_assets.target.server import LocalTarget
+        with LocalTarget() as target:  # the reference API, served by uvicorn in a thread
+            health = httpx.get(target.base_url + "/health").status_code
+        heavy = ("httpx._main", "pygments.lexers", "rich.progress", "rich.syntax", "uvicorn.supervisors", "watchfiles")
+        loaded = [m for m in heavy if m in sys.modules]
         answer = httpx.Response(200, json={"ok": True}).json()
+        reloader = sys.modules["uvicorn.main"].ChangeReload.__name__  # what `uvicorn --reload` runs, once asked for
         name = httpx.main.name  # the stand-in: the real click command once used
         import httpx._main as real
-        print(json.dumps({"loaded": loaded, "answer": answer, "name": name, "module": real.main.__module__}))
+        print(json.dumps({"loaded": loaded, "answer": answer, "name": name, "module": real.main.__module__,
+                          "health": health, "reloader": reloader}))
         """
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found == {"loaded": [], "answer": {"ok": True}, "name": "main", "module": "httpx"}
+    assert found == {
+        "loaded": [],
+        "answer": {"ok": True},
+        "name": "main",
+        "module": "httpx",
+        "health": 200,
+        "reloader": "WatchFilesReload",
+    }
 
 
 def test_a_submodule_and_a_name_in_an_annotation_union_resolve_when_used(fake_packages: Path) -> None:

@@ -8,6 +8,7 @@ profile is the same for every warehouse file. The end-to-end proof (a new file's
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from pathlib import Path
 
 import duckdb
@@ -71,3 +72,82 @@ def test_the_dbt_resource_knows_its_dbts_version_without_running_it(monkeypatch:
         project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR), dbt_executable=dbt_executable()
     )
     assert fresh._cli_version == Version(importlib.metadata.version("dbt-core"))
+
+
+def test_preparing_the_manifest_runs_dbt_parse_without_asking_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dagster-dbt project prepare-and-package`` (and a stale manifest on load) parses without ``dbt --version``,
+    which costs ~3.2 s CPU and asks PyPI for the latest releases."""
+    import shutil
+
+    import dagster_dbt.core.resource
+    from dagster_dbt import DbtProject
+    from dagster_shared.record import replace
+    from packaging.version import Version
+
+    from simulation_assets.sinks.warehouse_dbt import DBT_PROJECT, WarehouseDbtCli, dbt_executable
+
+    def no_process(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError(f"dbt was run: {args}")
+
+    ran = []
+
+    class Invocation:
+        def wait(self) -> None:
+            (tmp_path / "target").mkdir(exist_ok=True)
+            (tmp_path / "target" / "manifest.json").write_text("{}")
+
+    def parse(self, args, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        ran.append((type(self), list(args), kwargs["target_path"], self._cli_version))
+        return Invocation()
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_process)
+    monkeypatch.setattr(dagster_dbt.core.resource.DbtCliResource, "cli", parse)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(dbt_executable()).parent), os.environ["PATH"]]))
+    # the project's preparer, on a copy of the project's settings (the real target folder stays untouched)
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copyfile(DBT_DIR / name, tmp_path / name)
+    copy = replace(DbtProject(project_dir=tmp_path), preparer=DBT_PROJECT.preparer)
+    copy.preparer.prepare(copy)
+    assert ran == [
+        (
+            WarehouseDbtCli,
+            ["parse", "--quiet"],
+            copy.target_path,
+            Version(importlib.metadata.version("dbt-core")),
+        )
+    ]
+    assert copy.manifest_path.exists()
+
+
+def test_dbt_is_told_to_send_no_usage_events() -> None:
+    """Every dbt command would otherwise look its event collector up (and post to it where it resolves)."""
+    project = yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())
+    assert project["flags"]["send_anonymous_usage_stats"] is False
+
+
+def test_only_the_newest_invocation_folders_are_kept(tmp_path: Path) -> None:
+    """Each Dagster dbt run leaves dbt's artifacts and log (~5 MB) in a folder of its own under dbt/target."""
+    from simulation_assets.sinks.warehouse_dbt import prune_invocation_folders
+
+    for name in ("manifest.json", "partial_parse.msgpack"):
+        (tmp_path / name).write_text("prepared")
+    other = tmp_path / "another_op-1234567-abcdefg"
+    other.mkdir()
+    runs = []
+    for age in range(8):  # newest first
+        run = tmp_path / f"warehouse_dbt_models-{age:07d}-abcdefg"
+        (run / "compiled").mkdir(parents=True)
+        (run / "run_results.json").write_text("{}")
+        os.utime(run, (1_700_000_000 - age * 60, 1_700_000_000 - age * 60))
+        runs.append(run)
+    removed = prune_invocation_folders("warehouse_dbt_models", tmp_path, keep=5)
+    assert sorted(removed) == sorted(runs[5:])
+    assert [r.exists() for r in runs] == [True] * 5 + [False] * 3
+    assert (
+        other.exists()
+        and (tmp_path / "manifest.json").exists()
+        and (tmp_path / "partial_parse.msgpack").exists()
+    )
+    assert prune_invocation_folders("warehouse_dbt_models", tmp_path, keep=5) == []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from simulation_assets.core.hogflix.catalog import GENRES, catalog
 from simulation_assets.core.hogflix.event_pages import (
@@ -61,6 +60,8 @@ def _rows_or_null(table: pl.DataFrame, idx: np.ndarray, mask: np.ndarray) -> pl.
 
 def _masked(values: np.ndarray, mask: np.ndarray, dtype: pl.DataType) -> pl.Series:
     """Return numeric ``values`` as a Series, null where ``mask`` is false."""
+    import pyarrow as pa  # traffic only: a lifecycle day loads no PyArrow
+
     return pl.Series(pa.array(values, mask=~mask)).cast(dtype)
 
 

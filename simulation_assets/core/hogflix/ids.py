@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from simulation_assets.core.rng import splitmix64, stable_uuid
 
@@ -97,6 +96,9 @@ _UUID_TEXT = np.dtype(
 )
 
 _FORMAT_BLOCK = 1 << 16
+# Up to this many strings a Series is made from the rows as NumPy bytes; above, from one Arrow array over
+# them (no copy, but a pool-sized day's few signups would load PyArrow and its compute module for it).
+_ARROW_STRINGS = 1 << 16
 
 
 def format_uuid_words(high: np.ndarray, low: np.ndarray) -> pl.Series:
@@ -116,6 +118,10 @@ def format_uuid_words(high: np.ndarray, low: np.ndarray) -> pl.Series:
                 block[f"g{4 * half + k}"] = _HEX4[(word >> shift) & mask]
         for k in range(4):
             block[f"d{k}"] = dash
+    if n < _ARROW_STRINGS:  # the same strings, through NumPy's fixed-width bytes
+        return pl.Series(out.view("S36")).cast(pl.String)
+    import pyarrow as pa
+
     # One Arrow string array over the 36-byte rows (no per-row objects; the bytes are ASCII).
     offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
     arr = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
@@ -138,6 +144,8 @@ def event_uuids(seed: int, persona: np.ndarray, ts_ms: np.ndarray, seq: np.ndarr
     name = packed["name"]
     name["seed"], name["persona"], name["ts"], name["seq"] = seed, persona, ts_ms, seq
     size = _SHA1_INPUT.itemsize
+    import pyarrow as pa
+
     names = pa.table(
         {"b": pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), n, [None, pa.py_buffer(packed)])}
     )

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from simulation_assets.core.hogflix.config import PATTERNS, STATES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 EPOCH = dt.date(1970, 1, 1)
 NEW, ACTIVE, CASUAL, DORMANT, CHURNED = range(len(STATES))
@@ -25,6 +27,9 @@ DAILY, REGULAR, WEEKEND, BINGE, MONTHLY = range(len(PATTERNS))
 NO_EVENT = -1
 NO_DAY = -1
 NO_MS = -1
+# Buffers up to this many rows are filtered by NumPy; larger ones by Arrow (see ``_filter_with_room``), whose
+# compute module costs ~0.2 G instructions to import: more than a pool of 400 saves in a year of days.
+ARROW_FILTER_ROWS = 1 << 16
 
 # Numeric columns of the state and their dtypes. The day step is bound by memory traffic (it copies every
 # kept row each day and makes whole-column passes), so each column is as narrow as its range allows: the
@@ -182,7 +187,7 @@ class PersonaState:
         keep = None  # the kept positions, made for the first column that is gathered
         into = into or {}
         cols, owned = {}, {}
-        masks: dict[int, pa.Array] = {}  # Arrow filter masks by length of the buffer filtered
+        masks: dict[int, pa.Array | np.ndarray] = {}  # filter masks by length of the buffer filtered
         for k, v in self.cols.items():
             if k not in fresh and (filtered := _filter_with_room(v, mask, spare, masks)) is not None:
                 cols[k] = filtered[:size]
@@ -252,7 +257,7 @@ class PersonaState:
 
 
 def _filter_with_room(
-    v: np.ndarray, mask: np.ndarray, spare: int, masks: dict[int, pa.Array]
+    v: np.ndarray, mask: np.ndarray, spare: int, masks: dict[int, pa.Array | np.ndarray]
 ) -> np.ndarray | None:
     """Return ``v[mask]`` followed by at least ``spare`` rows of room, in a new writable buffer, or None
     when this way does not apply (``v`` without ``spare`` more rows of its own buffer).
@@ -261,7 +266,8 @@ def _filter_with_room(
     block by block, where a gather (``np.take``) pays for every row. It filters the whole buffer
     under ``v`` (its rows past ``len(v)`` kept as they are, contents unused), so that the result
     has the room ``append`` needs after the kept rows without another copy. A bool column is filtered
-    as the bytes it is made of (Arrow's own booleans are bits).
+    as the bytes it is made of (Arrow's own booleans are bits). Below ``ARROW_FILTER_ROWS`` NumPy does the
+    same filter: the same rows, without loading Arrow's compute functions.
     """
     base = v.base
     if (
@@ -274,13 +280,25 @@ def _filter_with_room(
         or base.size - v.size < spare
     ):
         return None
+    small = base.size < ARROW_FILTER_ROWS
     if base.size not in masks:
         whole = np.ones(base.size, np.bool_)
         whole[: v.size] = mask
-        masks[base.size] = pa.array(whole)
+        masks[base.size] = whole if small else _arrow().array(whole)
+    if small:
+        return base[masks[base.size]]
+    pa = _arrow()
+    import pyarrow.compute as pc
+
     values = pa.array(base.view(np.uint8) if base.dtype == np.bool_ else base)
     out = pc.filter(values, masks[base.size], memory_pool=pa.system_memory_pool())
     return np.frombuffer(out.buffers()[1], v.dtype, count=len(out), offset=out.offset * v.itemsize)
+
+
+def _arrow():  # noqa: ANN202 (the pyarrow module)
+    import pyarrow
+
+    return pyarrow
 
 
 def day_number(date: dt.date) -> int:
