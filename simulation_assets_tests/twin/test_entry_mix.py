@@ -8,6 +8,8 @@ none for the second, and the twin's visits must open as the export's do.
 A third key, ``topic``, is on every post view: a post the user goes on to like is about cats or dogs, other
 posts mostly about news or tax. The fit must keep the mix of post views followed by a like apart, and the
 twin's post views before a like must be about cats or dogs, its post views in all mixed as the export's.
+A number on post views, ``tip``, is in the scale of its topic (about 2 for cats, 2,000 for tax, as a price is
+in its currency's): the twin must draw it given the topic.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ OPENING = {"direct": 0.8, "search": 0.2}  # a visit's first row
 LATER = {"app.example": 0.9, "direct": 0.05, "search": 0.05}  # the rows after it
 LIKED = {"cats": 0.6, "dogs": 0.4}  # the topic of a post view followed by a like
 UNLIKED = {"news": 0.5, "tax": 0.3, "cats": 0.2}  # ... and of the other post views
+SCALE = {"cats": 2.0, "dogs": 20.0, "news": 200.0, "tax": 2_000.0}  # a post view's tip, by its topic
 
 
 PAGES = ["dashboard", "feed", "report_viewed", "post_viewed"]  # the events that carry ``came_via``
@@ -61,12 +64,15 @@ def _with_entry_keys(loaded: LoadedExport) -> LoadedExport:
         g.choice(list(LIKED), rows.height, p=list(LIKED.values())),
         g.choice(list(UNLIKED), rows.height, p=list(UNLIKED.values())),
     )
+    tip = np.vectorize(SCALE.get)(topic) * g.lognormal(0.0, 0.2, rows.height)
     sample = loaded.property_sample.with_columns(
         pl.when(rows["carries"]).then(pl.Series(came)).alias("came_via"),
         pl.Series("tint", g.choice(["red", "green", "blue"], rows.height)),
         pl.when(pl.col("event") == "post_viewed").then(pl.Series(topic)).alias("topic"),
+        pl.when(pl.col("event") == "post_viewed").then(pl.Series(tip).round(2).cast(pl.String)).alias("tip"),
     )
-    return with_keys(loaded, sample, {"came_via": "VARCHAR", "tint": "VARCHAR", "topic": "VARCHAR"})
+    types = {"came_via": "VARCHAR", "tint": "VARCHAR", "topic": "VARCHAR", "tip": "DOUBLE"}
+    return with_keys(loaded, sample, types)
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +174,24 @@ def test_a_row_followed_by_an_event_keeps_that_event_s_mix_and_the_event_s_whole
     )
     plain_share, _ = _before_a_like(twin_days(plain))
     assert plain_share < 0.8, plain_share
+
+
+def test_a_number_is_drawn_in_the_scale_of_the_category_of_its_row(entry_spec: TwinSpec) -> None:
+    by = entry_spec.tables["event_numbers_by"].filter(pl.col("key") == "tip")
+    assert set(by["by"]) == {"topic"} and set(by["by_value"]) == set(SCALE), by
+
+    def within(twin: pl.DataFrame) -> float:
+        """The share of the twin's tips within a factor of 2 of their topic's scale."""
+        rows = twin.filter(pl.col("event") == "post_viewed").select(
+            pl.col("topic").cast(pl.String), pl.col("tip").cast(pl.Float64)
+        )
+        scale = rows["topic"].replace_strict(SCALE, return_dtype=pl.Float64)
+        return float(((rows["tip"] / scale - 1).abs() < 1).mean())
+
+    assert within(twin_days(entry_spec)) > 0.97
+    plain = dataclasses.replace(
+        entry_spec,
+        tables={**entry_spec.tables, "event_numbers_by": entry_spec.tables["event_numbers_by"].clear()},
+    )
+    # Drawn from every post view's tips: near the sum of the topics' squared shares.
+    assert within(twin_days(plain)) < 0.75

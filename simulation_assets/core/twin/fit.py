@@ -562,6 +562,7 @@ def _fit(
         "event_categories": props.categories,
         "event_next_categories": props.next_categories,
         "event_numbers": props.numbers,
+        "event_numbers_by": props.numbers_by,
         "constant_marginals": props.marginals,
         "constant_combos": props.combos,
         "class_combos": props.class_combos,

@@ -779,6 +779,9 @@ class Generator(CompiledSpec):
                 sketch_row = row_of[e_rows]
                 ok = sketch_row >= 0
                 x = sample_sketch(q, sketch_row[ok], g.random(int(ok.sum())))
+                for by, lookup, q_by in self.num_by.get(key, ()):  # given the category of its row
+                    if by in out:
+                        x = _numbers_given(x, rows[ok], e_rows[ok], out[by], lookup, q_by, g)
                 source = None
                 if key in self.carry:  # the number its session is on (a video's duration)
                     source = _carry_source(self.carry[key][e_rows[ok]], e_sess[rows[ok]], g)
@@ -1170,6 +1173,27 @@ def _back_fill(
     out = pos.copy()
     out[rows - 1] = pos[rows]
     return out
+
+
+def _numbers_given(
+    x: np.ndarray,
+    rows: np.ndarray,
+    e_rows: np.ndarray,
+    by: pl.Series,
+    lookup: pl.DataFrame,
+    q: np.ndarray,
+    g: np.random.Generator,
+) -> np.ndarray:
+    """Return the numbers ``x`` drawn at ``rows`` (events ``e_rows``) with those whose (event, value of the category
+    column ``by``) has a sketch of its own in ``lookup`` (e, v, srow; sketches ``q``) drawn from it instead."""
+    cells = pl.DataFrame({"e": e_rows.astype(np.int64), "v": by.gather(rows).cast(pl.String)})
+    srow = cells.join(lookup, on=["e", "v"], how="left", maintain_order="left")["srow"]
+    hit = np.flatnonzero(srow.is_not_null().to_numpy())
+    if not hit.size:
+        return x
+    x = x.copy()
+    x[hit] = sample_sketch(q, srow.gather(hit).to_numpy().astype(np.int64), g.random(hit.size))
+    return x
 
 
 def _numbers(x: np.ndarray, rows: np.ndarray, n: int, integer: bool) -> pl.Series:

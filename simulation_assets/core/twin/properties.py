@@ -160,6 +160,11 @@ NEXT_SCHEMA = {"event": pl.String, "key": pl.String, "next": pl.String, "next_ro
                "value": pl.String, "share": pl.Float64}  # fmt: skip
 
 
+BY_SCHEMA = {"event": pl.String, "key": pl.String, "by": pl.String, "by_value": pl.String, "level": pl.Int16,
+             "value": pl.Float64}  # fmt: skip
+BY_SHARE = 0.5  # a number is drawn given a category of its row when that explains this share of its spread
+
+
 @dataclass(frozen=True)
 class PropertyModel:
     kinds: dict[str, str]  # key -> category | number | integer | boolean
@@ -215,6 +220,10 @@ class PropertyModel:
     # The mixes of an event's rows followed by a given event, where they differ: see _next_mixes.
     next_categories: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(schema=NEXT_SCHEMA)  # type: ignore[arg-type]
+    )
+    # Numbers given a category of their row (a price by its currency): see _numbers_given.
+    numbers_by: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=BY_SCHEMA)  # type: ignore[arg-type]
     )
     # Version keys whose mix rolls over the window: each 7-day block's shares, values newest first (rank).
     trends: pl.DataFrame = field(
@@ -420,6 +429,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     per_event: dict[str, pl.DataFrame] = {}  # each per-event category's (row, value), for the lookups
     in_sessions: dict[str, pl.DataFrame] = {}  # the same with (session, event): what a session carries on
     numbers_in_sessions: dict[str, pl.DataFrame] = {}  # and each per-event number's
+    number_rows: dict[str, pl.DataFrame] = {}  # each per-event number's (row, user, event, value)
     for key in keys:
         values = sample.select("row", "user", *unit, "event", pl.col(key).alias("value")).drop_nulls("value")
         if values.is_empty():
@@ -493,6 +503,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
             number_parts.append(
                 values.select("user", "event", pl.lit(key).alias("key"), pl.col("value").cast(pl.Float64))
             )
+            number_rows[key] = values.select("row", "user", "event", pl.col("value").cast(pl.Float64))
             if unit:  # a video's duration on each of its events
                 numbers_in_sessions[key] = values.select(
                     "row", "session", "event", pl.col("value").cast(pl.Float64)
@@ -551,11 +562,19 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     suppressed = _suppress_all(sample, constants, k, max_categories, holders=holders, kinds=kinds)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
     class_combos = _class_tables(suppressed, constants, k, marginals, user_class)
+    given = {key: rows for key, rows in per_event.items() if kinds[key] == "category"}
+    given |= {
+        key: suppressed.with_row_index("row").select("row", pl.col(key).alias("value")).drop_nulls("value")
+        for key in constants
+        if kinds[key] == "category"
+    }
+    numbers_by = _numbers_given(number_rows, given, levels, k)
     named, hidden = listed_drops(dropped, k)
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
                           categories.sort("event", "key", "value"), numbers, named, trimmed, hidden, personal,
                           templated, class_combos=class_combos, follows=follows, lookups=lookups,
-                          sources=sources, next_categories=next_categories)  # fmt: skip
+                          sources=sources, next_categories=next_categories,
+                          numbers_by=numbers_by)  # fmt: skip
     if day_of_row is not None:  # (only keys of versions need their rows by day)
         unit_keys = [
             key for key in [*constants, *session_keys] if kinds[key] != "boolean" and _versions(sample[key])
@@ -1222,6 +1241,86 @@ def _next_mixes(
             )  # fmt: skip
         )
     return _concat(parts, NEXT_SCHEMA).sort("event", "key", "next", "value")  # type: ignore[arg-type]
+
+
+def _numbers_given(
+    numbers: dict[str, pl.DataFrame], categories: dict[str, pl.DataFrame], levels: int, k: int
+) -> pl.DataFrame:
+    """Return (event, key, by, by_value, level, value): per event and number key, the quantile sketches of the
+    number per value of the category of its row (``by``) that explains it best, where that is ``BY_SHARE`` of
+    its spread or more.
+
+    A purchase's revenue is in its currency: yen amounts a hundred times the dollar ones. Drawn from the
+    event's one sketch, the twin's yen purchases cost 32 and its dollar ones 748. The spread is that of
+    sign(x) log(1 + |x|) (a price's scale, not its last cents), the share explained that of the categories'
+    means (eta squared), over the rows the category covers (90 % of the number's rows or more). A value of
+    the category gets its own sketch where k users had it (winsorized as every sketch is, at the k-th
+    users' extremes); its other rows keep the event's sketch. ``numbers``: each per-event number's (row,
+    user, event, value); ``categories``: each category's (row, value), rare values already ``other``.
+    """
+    parts = []
+    if not numbers or not categories:
+        return pl.DataFrame(schema=BY_SCHEMA)  # type: ignore[arg-type]
+    size = 1 + max(
+        int(rows["row"].max() or 0) for rows in [*numbers.values(), *categories.values()] if rows.height
+    )
+    # Each category's rows and value codes, once (NumPy: one bincount per (number, category) pair).
+    coded = {}
+    for by, cats in sorted(categories.items()):
+        values = cats["value"].cast(pl.String)
+        codes = (
+            values.cast(pl.Enum(values.unique().sort().to_list())).to_physical().to_numpy().astype(np.int64)
+        )
+        coded[by] = (cats["row"].to_numpy().astype(np.int64), codes, int(codes.max(initial=-1)) + 1)
+    for key, rows in sorted(numbers.items()):
+        names = rows["event"].unique().sort()
+        e_code = rows["event"].cast(pl.Enum(names.to_list())).to_physical().to_numpy().astype(np.int64)
+        x = rows["value"].to_numpy().astype(np.float64)
+        y_row = np.full(size, np.nan)
+        e_row = np.full(size, -1, np.int64)
+        y_row[rows["row"].to_numpy()] = np.sign(x) * np.log1p(np.abs(x))
+        e_row[rows["row"].to_numpy()] = e_code
+        n_ev = names.len()
+        y = y_row[rows["row"].to_numpy()]
+        n = np.bincount(e_code, minlength=n_ev).astype(np.float64)
+        s1 = np.bincount(e_code, y, minlength=n_ev)
+        ss = np.bincount(e_code, y * y, minlength=n_ev) - s1 * s1 / np.maximum(n, 1)
+        best: dict[str, tuple[float, str]] = {}
+        for by, (c_rows, c_codes, levels_c) in coded.items():
+            on = np.flatnonzero(~np.isnan(y_row[c_rows]))
+            if not on.size or not levels_c:
+                continue
+            r = c_rows[on]
+            cell = e_row[r] * levels_c + c_codes[on]
+            yy = y_row[r]
+            cnt = np.bincount(cell, minlength=n_ev * levels_c).astype(np.float64)
+            c1 = np.bincount(cell, yy, minlength=n_ev * levels_c)
+            c2 = np.bincount(cell, yy * yy, minlength=n_ev * levels_c)
+            within = (c2 - c1 * c1 / np.maximum(cnt, 1)).reshape(n_ev, levels_c).sum(axis=1)
+            covered = cnt.reshape(n_ev, levels_c).sum(axis=1)
+            eta2 = np.where((covered >= 0.9 * n) & (ss > 1e-12), 1 - within / np.maximum(ss, 1e-12), 0.0)
+            for e in np.flatnonzero(eta2 >= BY_SHARE):
+                event = str(names[int(e)])
+                if eta2[e] > best.get(event, (0.0, ""))[0] + 1e-9:
+                    best[event] = (float(eta2[e]), by)
+        for event, (_, by) in sorted(best.items()):
+            cell = rows.filter(pl.col("event") == event).join(
+                categories[by].select("row", pl.col("value").alias("by_value")), on="row", how="inner"
+            )
+            cell = cell.filter(pl.col("user").n_unique().over("by_value") >= k)  # k users a value
+            long = cell.select("user", pl.col("by_value").alias("event"), pl.lit(key).alias("key"), "value")
+            sketches = _number_sketches(long, levels, k)
+            parts.append(
+                sketches.select(
+                    pl.lit(event).alias("event"),
+                    "key",
+                    pl.lit(by).alias("by"),
+                    pl.col("event").alias("by_value"),
+                    "level",
+                    "value",
+                )  # fmt: skip
+            )
+    return _concat(parts, BY_SCHEMA).sort("event", "key", "by_value", "level")  # type: ignore[arg-type]
 
 
 def _holders_per_cell(rows: pl.DataFrame, holders: pl.DataFrame | None) -> pl.DataFrame:

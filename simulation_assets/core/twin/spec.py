@@ -128,6 +128,15 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "share": pl.Float64(),
     },
     "event_numbers": {"event": pl.String(), "key": pl.String(), "level": pl.Int16(), "value": pl.Float64()},
+    # A number's sketch per value of the category of its row that explains it (a revenue by its currency).
+    "event_numbers_by": {
+        "event": pl.String(),
+        "key": pl.String(),
+        "by": pl.String(),
+        "by_value": pl.String(),
+        "level": pl.Int16(),
+        "value": pl.Float64(),
+    },
     "constant_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "constant_combos": {"share": pl.Float64()},  # plus one String column per constant key
     # The same per activity class (shares of the class's users, adding up to the share they cover).
@@ -179,6 +188,7 @@ OPTIONAL_TABLES = frozenset(
         "property_trends",
         "property_sources",
         "event_next_categories",
+        "event_numbers_by",
     }
 )
 START, END, ANY = "START", "END", "*"
