@@ -31,27 +31,37 @@ def rich_console() -> Console:
     return _CONSOLE[0]
 
 
-# What rich would render differently from the text itself: markup ([bold]...) and emoji codes (:smile:).
+# What rich would render differently from the text itself: markup ([bold]...) and emoji codes (:smile:);
+# with markup off, only the emoji codes.
 _RICH_TEXT = re.compile(r"\[|:[\w+-]+:")
+_EMOJI_CODE = re.compile(r":[\w+-]+:")
+_PLAIN_OPTIONS = {"markup", "highlight"}  # options that, turned off, leave a plain line as it is
 
 
 class _LazyConsole:
     """Stands for ``rich_console()`` until something is printed (pass ``rich_console()`` to rich itself).
 
-    A line of plain text (no markup, no emoji code, no options) while rich is not loaded yet is written
-    as it is, which is what rich would write: a command that only reports its summary does not import
-    rich's console for it (~75 M instructions).
+    A line of plain text (no markup, no emoji code; no options but markup or highlighting turned off)
+    while rich is not loaded yet is written as it is, which is what rich would write: a command that only
+    reports its summary does not import rich's console for it (~75 M instructions).
     """
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         text = objects[0] if len(objects) == 1 else None
-        if not _CONSOLE and not kwargs and isinstance(text, str) and not _RICH_TEXT.search(text):
+        if not _CONSOLE and isinstance(text, str) and _plain(text, kwargs):
             sys.stdout.write(text + "\n")
             return
         rich_console().print(*objects, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(rich_console(), name)
+
+
+def _plain(text: str, options: dict[str, Any]) -> bool:
+    """True when rich would print ``text`` with ``options`` as the text itself."""
+    if set(options) - _PLAIN_OPTIONS or any(value is not False for value in options.values()):
+        return False
+    return not (_EMOJI_CODE if options.get("markup") is False else _RICH_TEXT).search(text)
 
 
 console: Console = _LazyConsole()  # type: ignore[assignment]

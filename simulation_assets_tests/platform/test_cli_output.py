@@ -8,25 +8,33 @@ import pytest
 
 from simulation_assets.commands import common
 
+PLAIN = {"markup": False, "highlight": False}  # how the power-user command prints its report's lines
+
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "options", "renders"),
     [
-        "Activity: tick 1 in 0.31 s; 13 customers, +253 API calls",
-        "Wrote out/customers, tick_log (.parquet), summary.json ✅",
-        "[bold red]error:[/] --days must be a positive integer",  # markup: rich renders it
-        "took 0:00:01 :warning: twice",  # an emoji code: rich renders it
+        ("Activity: tick 1 in 0.31 s; 13 customers, +253 API calls", {}, False),
+        ("Wrote out/customers, tick_log (.parquet), summary.json ✅", {}, False),
+        ("[bold red]error:[/] --days must be a positive integer", {}, True),  # markup: rich renders it
+        ("took 0:00:01 :warning: twice", {}, True),  # an emoji code: rich renders it
+        ("Edge cases: 3/3 [rate_limit, timeout] against http://127.0.0.1:8000/api", PLAIN, False),
+        ("took 0:00:01 :warning: twice", PLAIN, True),  # markup off leaves emoji codes on
+        ("p95 120 ms [slo 300 ms]", {"markup": False, "highlight": True}, True),  # highlighting on
+        ("p95 120 ms", {"markup": False, "style": "bold"}, True),  # another option
     ],
 )
-def test_the_console_writes_what_rich_writes(monkeypatch, capsys, text: str) -> None:
+def test_the_console_writes_what_rich_writes(
+    monkeypatch, capsys, text: str, options: dict, renders: bool
+) -> None:
     from rich.console import Console
 
     expected = io.StringIO()
-    Console(file=expected, highlight=False, soft_wrap=True, force_terminal=False).print(text)
+    Console(file=expected, highlight=False, soft_wrap=True, force_terminal=False).print(text, **options)
     monkeypatch.setattr(common, "_CONSOLE", [])  # rich not loaded yet, as in a fresh command
-    common.console.print(text)
+    common.console.print(text, **options)
     assert capsys.readouterr().out == expected.getvalue()
-    assert bool(common._CONSOLE) == bool(common._RICH_TEXT.search(text))  # rich only where it renders
+    assert bool(common._CONSOLE) == renders  # rich only where it may render the line otherwise
 
 
 def test_the_bar_appears_with_the_first_task_worth_it_and_shows_the_earlier_ones(monkeypatch) -> None:
