@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from simulation_assets_tests.fresh_process import probe
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("dagster", "polars", "numpy", "pydantic", "duckdb", "rich")
 _PROBE = """
@@ -22,18 +24,7 @@ print("\\n" + json.dumps({"code": code, "loaded": [m for m in HEAVY if m in sys.
 
 def _probe(tmp_path: Path, *argv: str, code: str = _PROBE, timeout: float = 120) -> dict:
     """Run ``code`` in a fresh interpreter with ``argv`` in a folder of its own; return its last line's JSON."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path / "home")}
-    env["SIMULATION_DATA_DIR"] = str(tmp_path / "data")
-    done = subprocess.run(
-        [sys.executable, "-c", code, *argv],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return probe(tmp_path, *argv, code=code, timeout=timeout)
 
 
 @pytest.mark.parametrize(

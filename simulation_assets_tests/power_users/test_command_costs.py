@@ -3,10 +3,7 @@ built once, each check's materialization looked up once; and the cached scenario
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -17,9 +14,9 @@ from simulation_assets.core.power_users.costs import CostModel
 from simulation_assets.sinks import power_users_scenario
 from simulation_assets.sinks.power_users_scenario import load_scenario
 from simulation_assets.sinks.power_users_wandb import WandbAnalysisLog
+from simulation_assets_tests.fresh_process import probe
 from simulation_assets_tests.power_users.conftest import lean_scenario_file
 
-ROOT = Path(__file__).resolve().parents[2]
 # Modules a plain power-user run has no use for: numpy.ma (numpy's median imported it for one figure of a
 # check), the load shapes' machinery (only with --shape), httpx's command-line program.
 UNUSED = ("numpy.ma", "simulation_assets.sinks.power_users_load", "httpx._main", "rich.console")
@@ -69,9 +66,6 @@ def test_one_command_reads_its_scenario_once_builds_its_definitions_once_and_loo
     tmp_path: Path,
 ) -> None:
     scenario = str(lean_scenario_file(tmp_path))  # the personas' plans without the edge cases' waits
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(tmp_path / "home")}
-    env |= {"SIMULATION_DATA_DIR": str(tmp_path / "data"), "SIMULATE_SERVER": "0"}
-    env.pop("POWER_USERS_SCENARIO", None)
     argv = [
         "power-users",
         "--user",
@@ -81,16 +75,9 @@ def test_one_command_reads_its_scenario_once_builds_its_definitions_once_and_loo
         "--output",
         str(tmp_path / "o"),
     ]
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *argv],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    found = probe(
+        tmp_path, *argv, code=_PROBE, timeout=300, env={"SIMULATE_SERVER": "0", "POWER_USERS_SCENARIO": None}
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
     # 9 checks on the persona run, 8 on the day's report, each materialization looked up once (a check
     # result inside the MaterializeResult is resolved twice by Dagster, each time with a query); the
     # scenario read once (not again per asset, nor the packaged file for the module's own definitions)
