@@ -17,7 +17,8 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.twin.fit import Prepared
-from simulation_assets.core.twin.flows import session_pace, user_pace
+from simulation_assets.core.twin.flows import fit_flows, session_pace, user_pace
+from simulation_assets.core.twin.generate import Generator
 from simulation_assets.core.twin.spec import REPEATS, TwinSpec
 from simulation_assets_tests.twin.conftest import CFG, fit_file, prepared_twin
 
@@ -176,3 +177,52 @@ def test_no_twin_session_runs_past_the_longest_its_class_had(loaded, spec, twin_
     assert twin.max() <= max(longest)
     # The bound leaves the body of the distribution alone.
     assert abs(np.median(twin) - np.median(real)) <= 1
+
+
+def test_the_end_hazard_keeps_how_session_length_goes_with_activity_within_a_group() -> None:
+    """One session group whose users seen on few days stay long (30 events a session on average) and whose
+    regulars leave soon (8): the group's hazards are mostly the regulars', so the light band's shift must
+    lower its end odds by about the difference of the two (logit 1/8 - logit 1/30 = 1.42)."""
+    g = np.random.default_rng(11)
+    users = 400
+    band = np.arange(users) % 2  # 0: two sessions each, long; 1: twenty each, short
+    per_user = np.where(band == 0, 2, 20)
+    s_user = np.repeat(np.arange(users), per_user)
+    length = g.geometric(np.where(band[s_user] == 0, 1 / 30, 1 / 8))
+    session = np.repeat(np.arange(s_user.size), length)
+    pos = np.arange(session.size) - np.repeat(np.cumsum(length) - length, length)
+    coded = pl.DataFrame(
+        {
+            "user": s_user[session],
+            "session": session,
+            "code": g.integers(0, 2, session.size).astype(np.int32),
+            "pos": pos.astype(np.int32),
+            "t_ms": session.astype(np.int64) * 86_400_000 + pos * 10_000,
+        }
+    )
+    one = np.zeros(users, np.int64)
+    shifts = fit_flows(coded, one, one, ["a", "b"], 5, CFG.flow_smoothing, 21, band).end_by_activity
+    odds = dict(zip(shifts["band"].to_list(), shifts["log_odds"].to_list(), strict=True))
+    assert 1.1 <= odds[1] - odds[0] <= 1.8, odds
+    # The group's level is its hazards': the shifts average zero over the group's rows.
+    rows = np.bincount(band[coded["user"].to_numpy()], minlength=2)
+    assert abs(rows[0] * odds[0] + rows[1] * odds[1]) <= 0.01 * rows.sum(), (odds, rows)
+    assert fit_flows(coded, one, one, ["a", "b"], 5, CFG.flow_smoothing, 21).end_by_activity.is_empty()
+
+
+def test_a_user_s_session_group_and_band_shift_their_sessions_ends(fitted: tuple[Prepared, TwinSpec]) -> None:
+    """The twin reads end_by_activity: lower end odds for every (group, band) make sessions longer."""
+    _, spec = fitted
+    day = spec.document.generation.start + dt.timedelta(days=2)
+    groups, bands = Generator(spec).activity_odds.shape
+    grid = np.stack(np.meshgrid(np.arange(groups), np.arange(bands), indexing="ij")).reshape(2, -1)
+    stay = pl.DataFrame({"depth": grid[0], "band": grid[1], "log_odds": -1.5})
+    mean = {
+        name: Generator(TwinSpec(spec.document, {**spec.tables, "end_by_activity": table}))
+        .day(day)
+        .group_by("$session_id")
+        .len()["len"]
+        .mean()
+        for name, table in (("none", spec.tables["end_by_activity"].clear()), ("stay", stay))
+    }
+    assert mean["stay"] > 1.3 * mean["none"], mean  # type: ignore[operator]

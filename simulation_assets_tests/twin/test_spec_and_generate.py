@@ -50,7 +50,7 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
 ) -> None:
     folder = save_spec(spec, tmp_path / "spec")
     doc = yaml.safe_load((folder / "twin.yaml").read_text())
-    optional = ("end_by_elapsed", "user_pace", "depth_by_activity", "user_streak", "first_hour_tilt",
+    optional = ("end_by_elapsed", "end_by_activity", "user_pace", "depth_by_activity", "user_streak", "first_hour_tilt",
                 "session_marginals", "session_combos", "property_lookups", "day_clock", "day_gap_shares")  # fmt: skip
     for name in optional:
         (folder / doc["tables"].pop(name)["file"]).unlink()
@@ -74,6 +74,7 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
     old = load_spec(folder)
     assert all(not cd.return_by_age_day for cd in old.document.classes)
     assert old.tables["end_by_elapsed"].is_empty() and old.tables["user_pace"].is_empty()
+    assert old.tables["end_by_activity"].is_empty()
     assert old.tables["user_streak"].is_empty() and (old.tables["transitions"]["depth"] == -1).all()
     assert old.tables["first_hour_tilt"].is_empty() and (old.tables["day_gaps"]["block"] == -1).all()
     assert old.tables["session_combos"].is_empty() and old.tables["property_lookups"].is_empty()
@@ -140,6 +141,29 @@ def test_a_table_naming_an_unknown_event_is_refused(spec: TwinSpec, tmp_path: Pa
     t.with_columns(pl.lit("not_an_event").alias("next")).write_parquet(folder / "transitions.parquet")
     with pytest.raises(SpecError, match="names events not in flow.events"):
         load_spec(folder)
+
+
+def test_an_end_shift_out_of_range_is_refused(spec: TwinSpec, tmp_path: Path) -> None:
+    folder = save_spec(spec, tmp_path / "spec")
+    shifts = pl.read_parquet(folder / "end_by_activity.parquet")
+    assert shifts.height > 0
+    shifts.with_columns(pl.lit(7.0).alias("log_odds")).write_parquet(folder / "end_by_activity.parquet")
+    with pytest.raises(SpecError, match="table 'end_by_activity': log_odds must be within ±3"):
+        load_spec(folder)
+
+
+def test_a_twin_user_is_banded_by_the_days_of_their_window_long_block(spec: TwinSpec) -> None:
+    """A run twice the export's window: each user's days for banding are those of the window-long block that
+    holds their first day, as the export's users were counted over one window."""
+    window = spec.document.arrivals.window_days
+    days = 2 * window + 5
+    gen = Generator(spec.with_generation(days=days))
+    block = np.minimum(gen.population.first // window * window, days - window)  # the last block ends the run
+    own = np.zeros(block.size, np.int64)
+    for d, who in enumerate(gen.active_by_day):
+        own[who[(block[who] <= d) & (d < block[who] + window)]] += 1
+    assert (gen.block_active_days == own).all()
+    assert (gen.block_active_days <= window).all() and (gen.active_days > window).any()
 
 
 def test_a_day_alone_equals_the_same_day_in_a_run(spec: TwinSpec) -> None:

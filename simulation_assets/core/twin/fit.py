@@ -592,6 +592,7 @@ FLOW_TABLES = (
     "transitions",
     "end_hazard",
     "end_by_elapsed",
+    "end_by_activity",
     "session_pace",
     "user_pace",
     "inter_event_times",
@@ -632,7 +633,7 @@ def _flow_tables(events: pl.DataFrame, names: list[str], classes: np.ndarray, de
     """Return the spec's flow tables (``FLOW_TABLES``), its ``flow.repeated_gap_share`` and ``flow.longest_session``."""
     k, levels = cfg.k_anonymity, cfg.quantile_levels
     coded = coded_sessions(events, names)
-    flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels)
+    flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels, pace_band)
     # Each user's own pace, by band of active days over all users (see flows.user_pace).
     paces = user_pace(flows.session_paces, flows.within_user, pace_band, len(PACE_BAND_CUTS) + 1, levels, k)
     label = np.array([*names, START, *REPEATS, FIRST], dtype=object)
@@ -672,6 +673,7 @@ def _flow_tables(events: pl.DataFrame, names: list[str], classes: np.ndarray, de
         "transitions": transitions,
         "end_hazard": hazard,
         "end_by_elapsed": by_elapsed,
+        "end_by_activity": flows.end_by_activity,
         "session_pace": pl.DataFrame({"level": np.arange(levels), "log_pace": flows.pace}),
         "user_pace": paces,
         "inter_event_times": inter,

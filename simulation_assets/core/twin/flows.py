@@ -68,7 +68,7 @@ import polars as pl
 
 from simulation_assets.core.twin.properties import PERSONAL_PATTERN
 from simulation_assets.core.twin.sketch import grouped_sketches, quantile_sketch
-from simulation_assets.core.twin.spec import REPEATS
+from simulation_assets.core.twin.spec import END_SHIFT_LIMIT, REPEATS
 
 
 def first_symbol(v: int) -> int:
@@ -102,6 +102,7 @@ ELAPSED_BUCKETS = (
 )
 ELAPSED_MIN_ROWS = 30
 ELAPSED_RIDGE = 1.0
+ACTIVITY_RIDGE = 5.0  # the ridge of the end hazard's shifts per (session group, band of active days)
 
 
 def elapsed_bucket(seconds: np.ndarray) -> np.ndarray:
@@ -125,6 +126,7 @@ class FlowTables:
     times: pl.DataFrame  # cur, next (ANY = fallback), position (bucket's first; -1: any), level, log_seconds
     pace: np.ndarray  # quantile sketch of a session's log-time pace around its user's own
     end_by_elapsed: pl.DataFrame  # cur, elapsed (bucket), log_odds: added to the end hazard's log odds
+    end_by_activity: pl.DataFrame  # depth (session group), band (of active days), log_odds: added as well
     repeat_gap: dict[int, float]  # event -> share of x -> x gaps (after an x -> x) equal to the one before
     session_paces: pl.DataFrame  # user, pace (raw mean residual), noise (its variance from its gaps): 2+ gaps
     within_user: float  # variance of a session's true pace around its user's own
@@ -197,11 +199,11 @@ def repeat_states(code: np.ndarray, first: np.ndarray, v: int) -> np.ndarray:
 
 
 def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names: list[str], k: int,
-              smoothing: float, levels: int) -> FlowTables:  # fmt: skip
+              smoothing: float, levels: int, band: np.ndarray | None = None) -> FlowTables:  # fmt: skip
     """Fit the per-class chains, end hazards and time sketches (see module doc).
 
-    ``coded`` comes from :func:`coded_sessions`; ``classes[user]`` is each user's class and
-    ``depth[user]`` their session-depth group.
+    ``coded`` comes from :func:`coded_sessions`; ``classes[user]`` is each user's class,
+    ``depth[user]`` their session-depth group and ``band[user]`` their band of active days (none: one band).
     """
     v = len(names)
     start = v
@@ -221,8 +223,9 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names
     hazard = _hazard(cls, user_depth, code, pos, last, n_classes, smoothing)
     begin = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.int64)
     elapsed = (t - t[begin]) / 1000.0 if n else np.zeros(0)
-    hazard, by_elapsed = _end_by_elapsed(
-        hazard, cls, user_depth, code, bucket_of(pos), elapsed_bucket(elapsed), last, v
+    user_band = np.asarray(band)[user].astype(np.int64) if band is not None else np.zeros(n, np.int64)
+    hazard, by_elapsed, by_activity = _end_by_elapsed(
+        hazard, cls, user_depth, code, bucket_of(pos), elapsed_bucket(elapsed), last, v, (user, user_band, k)
     )
     # Transitions (never END): one row per event that has a next one, plus (START, START) -> first event,
     # (FIRST, START) for the user's first session (rows are in user order: the user's first row starts it).
@@ -251,7 +254,7 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names
     session_user[session] = user
     paces = paces.with_columns(pl.Series("user", session_user[paces["session"].to_numpy()]))
     pace, within = session_pace(paces, levels, k)
-    return FlowTables(tuple(names), transitions, hazard, times, pace, by_elapsed,
+    return FlowTables(tuple(names), transitions, hazard, times, pace, by_elapsed, by_activity,
                       repeated_gaps(code, nxt, t, last, first, k), paces.drop("session"), within)  # fmt: skip
 
 
@@ -277,15 +280,21 @@ def repeated_gaps(code: np.ndarray, nxt: np.ndarray, t: np.ndarray, last: np.nda
 
 
 def _end_by_elapsed(hazard: pl.DataFrame, cls: np.ndarray, depth: np.ndarray, code: np.ndarray,
-                    bucket: np.ndarray, elapsed: np.ndarray, last: np.ndarray,
-                    v: int) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
-    """Return (the hazard table refitted jointly with the elapsed shifts, the shifts per (event, elapsed bucket)).
+                    bucket: np.ndarray, elapsed: np.ndarray, last: np.ndarray, v: int,
+                    activity: tuple[np.ndarray, np.ndarray, int] | None = None,
+                    ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Return (the hazard table refitted jointly with the shifts, the shifts per (event, elapsed bucket), the
+    shifts per (session group, activity band)).
 
     A logistic model of the ends: log odds = the smoothed hazard's + a shift of its (class, depth, event,
-    position) cell + a shift of its (event, elapsed) cell, both ridge-penalized (so a cell with few rows
-    keeps the smoothed hazard), fitted by alternating Newton steps on the distinct (cell, cell) pairs.
-    Position and elapsed time go together: fitting the elapsed shifts alone on top of the position
-    hazards would count their common part twice.
+    position) cell + a shift of its (event, elapsed) cell + a shift of its (session group, band of the
+    user's active days) cell, all ridge-penalized (so a cell with few rows keeps the smoothed hazard),
+    fitted by alternating Newton steps on the distinct (cell, cell, cell) pairs. Position and elapsed time
+    go together: fitting the elapsed shifts alone on top of the position hazards would count their common
+    part twice. The activity shifts are kept at a mean of zero over each group's rows (the group's level is
+    its hazards'), and a (group, band) cell of fewer than k users (``activity``: each row's user, band and
+    k) has none: within a session group the users seen on few days are its extremes (their few sessions
+    put them there), and a group's hazards, fitted on its sessions, are mostly its regulars'.
     """
     shape = (
         int(cls.max()) + 1 if cls.size else 1,
@@ -301,14 +310,24 @@ def _end_by_elapsed(hazard: pl.DataFrame, cls: np.ndarray, depth: np.ndarray, co
     table.ravel()[cells] = hazard["hazard"].to_numpy()
     hazard_cell = np.ravel_multi_index((cls, depth, code, np.minimum(bucket, len(BUCKETS) - 1)), shape)
     size = v * ELAPSED_BUCKETS
-    # Rows that share a hazard cell and an elapsed cell share everything: fit on the distinct pairs.
+    # Rows that share a hazard cell, an elapsed cell and an activity cell share everything: fit on the distinct
+    # triples (sorted: the sums below add in this order, and the group-by's own order changes from run to run).
+    groups = shape[1]
+    user, band, k = activity if activity is not None else (np.zeros(cls.size, np.int64), None, 1)
+    band = np.zeros(cls.size, np.int64) if band is None else band
+    bands = int(band.max()) + 1 if band.size else 1
+    act = depth.astype(np.int64) * bands + band  # (session group, band) cell of each row
     pairs = (
         pl.DataFrame(
-            {"key": hazard_cell.astype(np.int64) * size + code * ELAPSED_BUCKETS + elapsed, "end": last}
+            {
+                "key": hazard_cell.astype(np.int64) * size + code * ELAPSED_BUCKETS + elapsed,
+                "act": act,
+                "end": last,
+            }
         )
-        .group_by("key")
+        .group_by("key", "act")
         .agg(pl.len().alias("n"), pl.col("end").sum().alias("e"))
-        .sort("key")  # the sums below add in this order: the group-by's own order changes from run to run
+        .sort("key", "act")
     )
     key, weight = pairs["key"].to_numpy(), pairs["n"].to_numpy().astype(np.float64)
     ends_pair = pairs["e"].to_numpy().astype(np.float64)
@@ -321,18 +340,40 @@ def _end_by_elapsed(hazard: pl.DataFrame, cls: np.ndarray, depth: np.ndarray, co
     rows = np.bincount(cell, weight, minlength=size)
     ends = np.bincount(cell, ends_pair, minlength=size)
     base_ends = np.bincount(local, ends_pair, minlength=m)
-    theta, delta = np.zeros(size), np.zeros(m)
+    act_cell = pairs["act"].to_numpy()
+    n_act = groups * bands
+    # Cells of k users or more get a shift; the others stay at their group's level.
+    users_in = pl.DataFrame({"act": act, "user": user}).unique().group_by("act").len()
+    free = np.zeros(n_act, np.bool_)
+    free[users_in.filter(pl.col("len") >= k)["act"].to_numpy()] = True
+    act_ends = np.bincount(act_cell, ends_pair, minlength=n_act)
+    act_group = np.arange(n_act) // bands
+    theta, delta, gamma = np.zeros(size), np.zeros(m), np.zeros(n_act)
     for _ in range(30):  # alternating Newton steps, every cell at once
-        p = 1 / (1 + np.exp(-(offset + theta[cell] + delta[local])))
+        p = 1 / (1 + np.exp(-(offset + theta[cell] + delta[local] + gamma[act_cell])))
         expected = np.bincount(cell, weight * p, minlength=size)
         slope = np.bincount(cell, weight * p * (1 - p), minlength=size)
         theta = np.clip(theta + (ends - expected - ELAPSED_RIDGE * theta) / (slope + ELAPSED_RIDGE), -12, 12)
-        p = 1 / (1 + np.exp(-(offset + theta[cell] + delta[local])))
+        p = 1 / (1 + np.exp(-(offset + theta[cell] + delta[local] + gamma[act_cell])))
         expected = np.bincount(local, weight * p, minlength=m)
         slope = np.bincount(local, weight * p * (1 - p), minlength=m)
         delta = np.clip(
             delta + (base_ends - expected - ELAPSED_RIDGE * delta) / (slope + ELAPSED_RIDGE), -12, 12
         )
+        if bands > 1:
+            p = 1 / (1 + np.exp(-(offset + theta[cell] + delta[local] + gamma[act_cell])))
+            expected = np.bincount(act_cell, weight * p, minlength=n_act)
+            slope = np.bincount(act_cell, weight * p * (1 - p), minlength=n_act)
+            step = np.where(
+                free, (act_ends - expected - ACTIVITY_RIDGE * gamma) / (slope + ACTIVITY_RIDGE), 0.0
+            )
+            gamma = np.clip(gamma + step, -END_SHIFT_LIMIT, END_SHIFT_LIMIT)
+            # Each group's mean shift over its rows is its hazards' part, not the bands'.
+            rows_of = np.bincount(act_cell, weight, minlength=n_act) * free
+            mean = np.bincount(act_group, gamma * rows_of, minlength=groups) / np.maximum(
+                np.bincount(act_group, rows_of, minlength=groups), 1.0
+            )
+            gamma = np.where(free, gamma - mean[act_group], 0.0)
     theta[rows < ELAPSED_MIN_ROWS] = 0.0
     # The refitted hazard of every cell that had rows; the others keep the smoothed one.
     flat = table.ravel().copy()
@@ -347,7 +388,15 @@ def _end_by_elapsed(hazard: pl.DataFrame, cls: np.ndarray, depth: np.ndarray, co
             "log_odds": theta[keep],
         }  # fmt: skip
     )
-    return refitted, shifts
+    keep = np.flatnonzero(gamma != 0.0)
+    by_activity = pl.DataFrame(
+        {
+            "depth": (keep // bands).astype(np.int16),
+            "band": (keep % bands).astype(np.int16),
+            "log_odds": gamma[keep],
+        }  # fmt: skip
+    )
+    return refitted, shifts, by_activity
 
 
 def _hazard(cls: np.ndarray, depth: np.ndarray, code: np.ndarray, pos: np.ndarray, last: np.ndarray,

@@ -314,18 +314,46 @@ class Generator(CompiledSpec):
         return sample_sketch(self.user_pace_q, band, pop.pace_u)
 
     @cached_property
+    def block_active_days(self) -> np.ndarray:
+        """Return the days each user is active in the block of the run that holds their first day.
+
+        The run is cut into blocks as long as the export's window (the last one ends with the run): the
+        export's users were banded by their active days in a window of that length, so a twin user is too.
+        Counted over a run twice the window's length, the users active on 31+ of the window's 63 days
+        were ranked below users who came on fewer days for twice as long.
+        """
+        pop = self.population
+        span = max(int(self.arrival.window_days), 1)
+        start = np.minimum((pop.first // span) * span, max(self.gen.days - span, 0))
+        counts = np.zeros(len(pop.cls), np.int64)
+        for d, who in enumerate(self.active_by_day):
+            counts[who[(start[who] <= d) & (d < start[who] + span)]] += 1
+        return counts
+
+    @cached_property
     def depth(self) -> np.ndarray:
         """Return each user's session-depth group, drawn from their class's shares for their activity band.
 
-        The band is where the days the user is active in the run fall among their class's users (as the
-        fit bands the export's users by their active days in the window). Drawn from the activity the
-        user gets rather than the activity their return chance promises, the busiest users are the ones
-        with the busiest band's depth: banded by expected days, a third of the twin's users active on 32+
-        of HogFlix's 63 days had the shallow sessions of a quieter band (HogFlix's have none).
+        The band is where the days the user is active in their block of the run fall among their class's
+        users (as the fit bands the export's users by their active days in the window). Drawn from the
+        activity the user gets rather than the activity their return chance promises, the busiest users are
+        the ones with the busiest band's depth: banded by expected days, a third of the twin's users active on
+        32+ of HogFlix's 63 days had the shallow sessions of a quieter band (HogFlix's have none).
         """
         pop = self.population
-        band = activity_bands(self.active_days.astype(np.float64), pop.cls, self.depth_band_cuts)
+        band = activity_bands(self.block_active_days.astype(np.float64), pop.cls, self.depth_band_cuts)
         return _draw_rows(self.depth_band_cdf[pop.cls, band], pop.depth_u)
+
+    @cached_property
+    def end_odds(self) -> np.ndarray:
+        """Return each user's factor of their sessions' end odds: their (session group, band of active days)'s.
+
+        Banded as the fit bands the export's users (all users ranked by active days in their block of the run).
+        """
+        band = np.zeros(len(self.population.cls), np.int64)
+        if self.pace_band_cuts:
+            band = activity_bands(self.block_active_days.astype(np.float64), band, self.pace_band_cuts)
+        return self.activity_odds[self.depth, band]
 
     # ---- one day ----------------------------------------------------------------------------------------------------
     def day(self, day: dt.date) -> pl.DataFrame:
@@ -356,7 +384,9 @@ class Generator(CompiledSpec):
         s_user = users[owner]
         s_cls = cls[owner]
         first = (rank == 0) & (offset == pop.first[s_user])  # the user's first session
-        codes, e_sess, gaps_s = self._flows(s_cls, self.depth[s_user], self.user_pace[s_user], first, g)
+        codes, e_sess, gaps_s = self._flows(
+            s_cls, self.depth[s_user], self.user_pace[s_user], self.end_odds[s_user], first, g
+        )
         # Session starts: the first from the hour profile; the others a day gap after the previous one ends.
         day_bucket = np.minimum(n_sess, DAY_SESSION_BUCKETS)[owner] - 1
         hour = _draw_rows(
@@ -438,8 +468,8 @@ class Generator(CompiledSpec):
         return prev_end + (np.maximum(gap_min, 0) * MS_PER_MINUTE).astype(np.int64)
 
     def _flows(
-        self, s_cls: np.ndarray, s_depth: np.ndarray, s_pace: np.ndarray, s_first: np.ndarray,
-        g: np.random.Generator,
+        self, s_cls: np.ndarray, s_depth: np.ndarray, s_pace: np.ndarray, s_odds: np.ndarray,
+        s_first: np.ndarray, g: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """Step every session's chain at once; return (event codes, session of each event, gap before it in s).
 
@@ -467,7 +497,8 @@ class Generator(CompiledSpec):
                 bucket = min(self._slot_of(step - 1) - 1, len(BUCKETS) - 1)
                 # ... its log odds shifted by the time the session has lasted.
                 shift = self.elapsed_flat[cur * ELAPSED_BUCKETS + elapsed_bucket(elapsed[live])]
-                odds = self.hazard_by_bucket[bucket][chain * size + cur] * shift
+                # ... and by the user's (session group, band of active days).
+                odds = self.hazard_by_bucket[bucket][chain * size + cur] * shift * s_odds[live]
                 stay = (g.random(live.size) * (1 + odds) >= odds) & (step < self.longest_by_chain[chain])
                 live, prev, cur, chain, run = live[stay], prev[stay], cur[stay], chain[stay], run[stay]
                 if live.size == 0:

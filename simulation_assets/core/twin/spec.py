@@ -71,6 +71,8 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     },
     # Shift of the end hazard's log odds by the time since the session's first event (bucket start, s).
     "end_by_elapsed": {"cur": pl.String(), "elapsed_s": pl.Int32(), "log_odds": pl.Float64()},
+    # Shift of the end hazard's log odds by the user's (session group, band of active days: flow.pace_band_cuts).
+    "end_by_activity": {"depth": pl.Int16(), "band": pl.Int16(), "log_odds": pl.Float64()},
     "session_pace": {"level": pl.Int16(), "log_pace": pl.Float64()},
     "user_pace": {
         "band": pl.Int16(),  # band of active days (flow.pace_band_cuts); absent (older specs): one for all
@@ -173,6 +175,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 OPTIONAL_TABLES = frozenset(
     {
         "end_by_elapsed",
+        "end_by_activity",
         "user_pace",
         "depth_by_activity",
         "sessions_by_activity",
@@ -192,6 +195,8 @@ OPTIONAL_TABLES = frozenset(
     }
 )
 START, END, ANY = "START", "END", "*"
+# The largest log-odds shift of the end hazard by a user's session group and band of active days.
+END_SHIFT_LIMIT = 3.0
 # "Previous event" of the start state of a user's first session in the window (absent in older specs).
 FIRST = "FIRST"
 # "Previous event" of a chain state whose current event is the 3rd, 4th, 5th-or-later of its name in a row.
@@ -413,6 +418,17 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
             raise SpecError(
                 f"table {name!r} names class {bad['class'][0]}, but the spec has classes 0..{n - 1}"
             )
+    shifts = out["end_by_activity"]
+    wrong = shifts.filter(
+        ~pl.col("log_odds").is_finite() | (pl.col("log_odds").abs() > END_SHIFT_LIMIT)
+        | (pl.col("depth") < 0) | (pl.col("band") < 0)
+    )  # fmt: skip
+    if not wrong.is_empty():
+        row = wrong.row(0, named=True)
+        raise SpecError(
+            f"table 'end_by_activity': log_odds must be within ±{END_SHIFT_LIMIT:g} for a session group (depth) and "
+            f"band of 0 or more, got {row['log_odds']} at depth {row['depth']}, band {row['band']}"
+        )
     known = set(document.flow["events"]) | {START, END}
     for column in ("prev", "cur", "next"):
         allowed = known | set(REPEATS) | {FIRST} if column == "prev" else known
