@@ -214,7 +214,7 @@ def test_a_user_s_session_group_and_band_shift_their_sessions_ends(fitted: tuple
     """The twin reads end_by_activity: lower end odds for every (group, band) make sessions longer."""
     _, spec = fitted
     day = spec.document.generation.start + dt.timedelta(days=2)
-    groups, bands = Generator(spec).activity_odds.shape
+    groups, bands = Generator(spec).depth_groups, len(spec.document.flow["depth_band_cuts"]) + 1
     grid = np.stack(np.meshgrid(np.arange(groups), np.arange(bands), indexing="ij")).reshape(2, -1)
     stay = pl.DataFrame({"depth": grid[0], "band": grid[1], "log_odds": -1.5})
     mean = {

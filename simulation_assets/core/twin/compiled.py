@@ -149,12 +149,11 @@ class CompiledSpec:
         # Bands without their cuts in the document: the first band's sketch for every user.
         if self.user_pace_q.shape[0] != len(self.pace_band_cuts) + 1:
             self.user_pace_q, self.pace_band_cuts = self.user_pace_q[:1], ()
-        # The end hazard's odds factor per (session group, band of active days: the pace's bands); 1 without a row
-        # (older specs: none).
-        self.activity_odds = np.ones((self.depth_groups, len(self.pace_band_cuts) + 1))
-        shifts = self.spec.tables["end_by_activity"].filter(
-            (pl.col("depth") < self.depth_groups) & (pl.col("band") < len(self.pace_band_cuts) + 1)
-        )
+        # The end hazard's odds factor per (session group, activity band within the class: the depth shares'
+        # bands); 1 without a row (older specs: none).
+        shifts = self.spec.tables["end_by_activity"].filter(pl.col("depth") < self.depth_groups)
+        bands = int(shifts["band"].max()) + 1 if shifts.height else 1  # type: ignore[operator]
+        self.activity_odds = np.ones((self.depth_groups, bands))
         self.activity_odds[shifts["depth"].to_numpy(), shifts["band"].to_numpy()] = np.exp(
             shifts["log_odds"].to_numpy()
         )

@@ -279,7 +279,9 @@ def _fit(
     )
     # The row before a user's first $identify (a sign-up page's view) is written by the twin with it: not a flow's.
     flow_events = without_lead_ins(train.events, names, k)
-    flow_job = _background(_flow_tables, flow_events, names, classes, depth, pace_band, cfg)
+    depth_band = np.zeros_like(classes, dtype=np.int64)
+    depth_band[user_ids] = band
+    flow_job = _background(_flow_tables, flow_events, names, classes, depth, pace_band, depth_band, cfg)
     depth_rows = [
         pl.DataFrame({"class": c, "depth": np.arange(groups),
                       "share": np.bincount(depth_by_row[cls_by_row == c], minlength=groups) / max(int((cls_by_row == c).sum()), 1)})
@@ -629,11 +631,11 @@ def _background(fn, *args) -> Future:  # noqa: ANN001
 
 
 def _flow_tables(events: pl.DataFrame, names: list[str], classes: np.ndarray, depth: np.ndarray,
-                 pace_band: np.ndarray, cfg: FitConfig) -> tuple[dict[str, pl.DataFrame], dict[str, float], list[int]]:  # fmt: skip
+                 pace_band: np.ndarray, depth_band: np.ndarray, cfg: FitConfig) -> tuple[dict[str, pl.DataFrame], dict[str, float], list[int]]:  # fmt: skip
     """Return the spec's flow tables (``FLOW_TABLES``), its ``flow.repeated_gap_share`` and ``flow.longest_session``."""
     k, levels = cfg.k_anonymity, cfg.quantile_levels
     coded = coded_sessions(events, names)
-    flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels, pace_band)
+    flows = fit_flows(coded, classes, depth, names, k, cfg.flow_smoothing, levels, depth_band)
     # Each user's own pace, by band of active days over all users (see flows.user_pace).
     paces = user_pace(flows.session_paces, flows.within_user, pace_band, len(PACE_BAND_CUTS) + 1, levels, k)
     label = np.array([*names, START, *REPEATS, FIRST], dtype=object)

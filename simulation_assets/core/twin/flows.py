@@ -203,7 +203,8 @@ def fit_flows(coded: pl.DataFrame, classes: np.ndarray, depth: np.ndarray, names
     """Fit the per-class chains, end hazards and time sketches (see module doc).
 
     ``coded`` comes from :func:`coded_sessions`; ``classes[user]`` is each user's class,
-    ``depth[user]`` their session-depth group and ``band[user]`` their band of active days (none: one band).
+    ``depth[user]`` their session-depth group and ``band[user]`` the activity band (within their class) their
+    group was drawn for (none: one band).
     """
     v = len(names)
     start = v
@@ -288,7 +289,7 @@ def _end_by_elapsed(hazard: pl.DataFrame, cls: np.ndarray, depth: np.ndarray, co
 
     A logistic model of the ends: log odds = the smoothed hazard's + a shift of its (class, depth, event,
     position) cell + a shift of its (event, elapsed) cell + a shift of its (session group, band of the
-    user's active days) cell, all ridge-penalized (so a cell with few rows keeps the smoothed hazard),
+    user's active days within their class) cell, all ridge-penalized (so a cell with few rows keeps the smoothed hazard),
     fitted by alternating Newton steps on the distinct (cell, cell, cell) pairs. Position and elapsed time
     go together: fitting the elapsed shifts alone on top of the position hazards would count their common
     part twice. The activity shifts are kept at a mean of zero over each group's rows (the group's level is

@@ -346,14 +346,14 @@ class Generator(CompiledSpec):
 
     @cached_property
     def end_odds(self) -> np.ndarray:
-        """Return each user's factor of their sessions' end odds: their (session group, band of active days)'s.
+        """Return each user's factor of their sessions' end odds: their (session group, activity band)'s.
 
-        Banded as the fit bands the export's users (all users ranked by active days in their block of the run).
+        The band is the one their session group was drawn for (see :attr:`depth`).
         """
-        band = np.zeros(len(self.population.cls), np.int64)
-        if self.pace_band_cuts:
-            band = activity_bands(self.block_active_days.astype(np.float64), band, self.pace_band_cuts)
-        return self.activity_odds[self.depth, band]
+        pop = self.population
+        band = activity_bands(self.block_active_days.astype(np.float64), pop.cls, self.depth_band_cuts)
+        odds = self.activity_odds
+        return np.where(band < odds.shape[1], odds[self.depth, np.minimum(band, odds.shape[1] - 1)], 1.0)
 
     # ---- one day ----------------------------------------------------------------------------------------------------
     def day(self, day: dt.date) -> pl.DataFrame:
