@@ -107,7 +107,7 @@ def _sigterm_mid_launch(deployment: Deployment, while_stopping: Callable[[], Non
         lambda: any(r.status == dg.DagsterRunStatus.STARTING for r in runs()),
         120,
         "the first launch",
-        every=0.1,
+        every=0.25,
     )
     deployment.notes["sigterm_at"] = time.time()
     assert deployment.stop_daemon(timeout=120, while_stopping=while_stopping) == 0
@@ -120,7 +120,7 @@ def _sigterm_mid_launch(deployment: Deployment, while_stopping: Callable[[], Non
         return all(r.is_finished for r in current) and done == set(PARTITIONS)
 
     try:
-        wait_for(every_partition_succeeded, 240, "a successful run of every partition", every=0.25)
+        wait_for(every_partition_succeeded, 240, "a successful run of every partition", every=0.5)
     finally:
         deployment.stop_daemon(timeout=120)
     return deployment.run_evidence(tags={"shutdown_trial": trial})
@@ -251,7 +251,7 @@ def _backfill_interrupted_mid_submission(deployment: Deployment, crash: bool) ->
             ),
             300,
             "the backfill's remaining runs",
-            every=0.25,
+            every=0.5,
         )
     finally:
         deployment.stop_daemon(timeout=120)
