@@ -133,3 +133,27 @@ def test_a_scenario_file_is_parsed_once_per_version_and_a_broken_one_every_time(
 def test_disabled_wandb_logging_does_not_look_at_the_requests() -> None:
     # a frame without the request columns: reading it would fail
     assert WandbAnalysisLog().log(pl.DataFrame(), CostModel(), "r", Path("unused"), {}) is None
+
+
+def test_the_days_are_checked_against_the_first_and_last_run_partition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dagster as dg
+
+    from simulation_assets.commands.common import UsageError
+    from simulation_assets.commands.power_users import PowerUsersRequest, _validated_days
+
+    def every_day(self, *args, **kwargs):  # the list of every day since the start date: not needed
+        raise AssertionError("listed every partition key")
+
+    monkeypatch.setattr(dg.DailyPartitionsDefinition, "get_partition_keys", every_day)
+    monkeypatch.setenv("HOGFLIX_START_DATE", "2026-01-01")
+    assert _validated_days(PowerUsersRequest(day="2026-01-03", days=3)) == [
+        "2026-01-01",
+        "2026-01-02",
+        "2026-01-03",
+    ]
+    with pytest.raises(UsageError, match=r"between 2026-01-01 and \d{4}-\d\d-\d\d .*got 2025-12-31"):
+        _validated_days(PowerUsersRequest(day="2026-01-02", days=3))
+    with pytest.raises(UsageError, match="got 2999-01-01"):
+        _validated_days(PowerUsersRequest(day="2999-01-01"))
