@@ -18,8 +18,9 @@ from simulation_assets_tests.fresh_process import probe
 from simulation_assets_tests.power_users.conftest import lean_scenario_file
 
 # Modules a plain power-user run has no use for: numpy.ma (numpy's median imported it for one figure of a
-# check), the load shapes' machinery (only with --shape), httpx's command-line program.
-UNUSED = ("numpy.ma", "simulation_assets.sinks.power_users_load", "httpx._main", "rich.console")
+# check), the load shapes' machinery (only with --shape), httpx's command-line program, the WebSocket
+# protocol of the reference API's server (no reference app serves a WebSocket).
+UNUSED = ("numpy.ma", "simulation_assets.sinks.power_users_load", "httpx._main", "rich.console", "websockets")
 # Counts, in a fresh interpreter, the scenario validations, the power-user definitions built (and whether the
 # module-level ones were) and the materialization look-ups of one command; prints them as JSON.
 _PROBE = (
