@@ -25,7 +25,9 @@ each per round, the order turned each round (``run_rounds``), so that a few seco
 process's work cannot land on every run of one command; each command is also given as the median of
 its runs minus the floor run of the same round ("above the floor"). Each plain run records how long
 some task of the machine waited for a CPU meanwhile (``/proc/pressure/cpu``): a run of a quiet
-machine shows ~0 there, a run that shared its cores does not, whatever the load average said.
+machine shows ~0 there, a run that shared its cores does not, whatever the load average said; and
+how many pages it read from disk (major page faults: Polars' 170 MB library or a ``.pyc`` that the
+page cache had dropped while other processes needed the memory; the floor loads neither library).
 
 Wall time is measured by the parent from process start to exit; CPU time is the child's user +
 system time (``getrusage``). On a loaded machine the wall time grows with the load average while
@@ -432,7 +434,8 @@ def cpu_pressure_s() -> float | None:
 def run_plain(name: str, folder: Path, quick: bool = False) -> dict[str, float]:
     """Run the command exactly as a user does (no probe); return wall and CPU seconds, the load average and
     ``waited_s``: how long some task of the machine waited for a CPU meanwhile (another process's work
-    taking a core from the command shows here, where the one-minute load average does not)."""
+    taking a core from the command shows here, where the one-minute load average does not) and
+    ``major_faults``: the pages it read from disk."""
     return _plain([sys.executable, "-m", "simulation_assets.cli", *_argv(name, folder, quick)], folder)
 
 
@@ -443,8 +446,11 @@ def run_floor(folder: Path, variant: str = "project") -> dict[str, float]:
 
 def _plain(cmd: list[str], folder: Path) -> dict[str, float]:
     load, waited = os.getloadavg()[0], cpu_pressure_s()
+    faults = resource.getrusage(resource.RUSAGE_CHILDREN).ru_majflt
     _, wall, cpu = _timed(cmd, _env(folder), folder)
     run = {"total_s": round(wall, 3), "cpu_s": round(cpu, 3), "load": round(load, 1)}
+    # pages the command had to read from disk (a library or .pyc the page cache had dropped)
+    run["major_faults"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_majflt - faults
     after = cpu_pressure_s()
     if waited is not None and after is not None:
         run["waited_s"] = round(after - waited, 3)
@@ -483,6 +489,9 @@ def summary(runs: list[dict[str, float]]) -> dict[str, float]:
         "load": max(r["load"] for r in runs),
         "runs": len(runs),
     }
+    if "major_faults" in best:
+        row["best_major_faults"] = best["major_faults"]
+        row["max_major_faults"] = max(r.get("major_faults", 0) for r in runs)
     if "waited_s" in best:
         row["best_waited_s"] = best["waited_s"]
         row["median_waited_s"] = round(statistics.median(r.get("waited_s", 0.0) for r in runs), 3)
@@ -874,6 +883,8 @@ def main() -> None:
                 if "median_waited_s" in row["warm"]
                 else ""
             )
+            if "max_major_faults" in row["warm"]:
+                waits += f", pages read from disk: up to {row['warm']['max_major_faults']} a run"
             print(f"{'  median of ' + str(row['warm']['runs']):<20} {row['warm']['median_total_s']:8.2f} {row['warm']['median_cpu_s']:7.2f} "
                   f"{'':>10} {row['overhead_median_s']:10.2f} / {row['overhead_median_cpu_s']:5.2f}     (in-process{waits})")  # fmt: skip
         if "above_floor" in row:

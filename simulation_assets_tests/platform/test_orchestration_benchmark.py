@@ -133,7 +133,8 @@ def test_one_run_commands_take_turns_with_a_floor_run_and_are_given_against_the_
             turn = sum(1 for c in calls if c == name) - 1
             extra = 1.0 if turn in slow_round else 0.0
             base = {"floor": 0.6, "a": 1.0, "b": 1.5}[name]
-            return {"total_s": base + extra + turn / 100, "cpu_s": base, "load": 0.5, "waited_s": extra}
+            run = {"total_s": base + extra + turn / 100, "cpu_s": base, "load": 0.5, "waited_s": extra}
+            return {**run, "major_faults": 40 if extra else 0}
 
         return run
 
@@ -146,6 +147,7 @@ def test_one_run_commands_take_turns_with_a_floor_run_and_are_given_against_the_
     a = bench.summary(runs["a"][1:])
     assert (a["total_s"], a["median_total_s"], a["runs"]) == (1.01, 1.03, 3)  # the slow round's 2.02 is out
     assert (a["best_waited_s"], a["median_waited_s"]) == (0.0, 0.0)
+    assert (a["best_major_faults"], a["max_major_faults"]) == (0, 40)
     up = bench.above_floor(runs["b"][1:], runs["floor"][1:])
     assert up == {"median_s": 0.9, "median_cpu_s": 0.9, "best_s": 0.9, "best_cpu_s": 0.9}
     assert bench.cpu_pressure_s() is None or bench.cpu_pressure_s() >= 0
