@@ -146,6 +146,15 @@ print("\\n" + json.dumps({"code": code, "loaded": [m for m in sys.argv[1].split(
 """
 
 
+def test_a_command_builds_only_its_own_arguments(tmp_path: Path) -> None:
+    """Every sub-command module registered its arguments for every command (~50 M instructions of module
+    bodies and parsers); a command line now builds its own sub-command's, and any other first word all."""
+    others = "simulation_assets.commands.twin,simulation_assets.commands.server,simulation_assets.commands.warehouse"
+    assert _probe(tmp_path, others, "activity", "--ticks", "0", code=_LOADED) == {"code": 2, "loaded": []}
+    found = _probe(tmp_path, others, "no-such-command", code=_LOADED)
+    assert found == {"code": 2, "loaded": others.split(",")}  # the error lists every command, as before
+
+
 def test_a_warehouse_table_without_dbt_never_imports_dbt(tmp_path: Path) -> None:
     """dbt and dagster-dbt (~1.2 s CPU to import) load only for ``--dbt``; the code location still has the models.
 
