@@ -178,14 +178,10 @@ def reference_target(configured_url: str, own_process: bool = False) -> Iterator
         yield local.base_url
 
 
-def check_results(
-    frames: dict[str, pl.DataFrame], scenario: Scenario, asset: str, names: tuple[str, ...]
-) -> list[dg.AssetCheckResult]:
-    """Return the asset check results ``names`` over the run tables ``frames``.
-
-    An asset yields them after its ``MaterializeResult``, each naming its asset and check: Dagster
-    then looks up the materialization a check is about once per result (inside the result, twice).
-    """
+def check_outcomes(
+    frames: dict[str, pl.DataFrame], scenario: Scenario, names: tuple[str, ...]
+) -> Iterator[tuple[str, checks.CheckOutcome]]:
+    """Yield (name, outcome) of the asset checks ``names`` over the run tables ``frames``."""
     settings = scenario.simulation_config
     compute = {
         "run_tables_consistent": lambda: checks.run_tables_consistent(
@@ -212,15 +208,24 @@ def check_results(
             frames["attempts"], frames["load"], settings.slo.rate_tolerance
         ),
     }
-    results = []
     for name in names:
-        outcome = compute[name]()
-        results.append(
-            dg.AssetCheckResult(
-                asset_key=asset, check_name=name, passed=outcome.passed, metadata=outcome.metadata
-            )
+        yield name, compute[name]()
+
+
+def check_results(
+    frames: dict[str, pl.DataFrame], scenario: Scenario, asset: str, names: tuple[str, ...]
+) -> list[dg.AssetCheckResult]:
+    """Return the asset check results ``names`` over the run tables ``frames``.
+
+    An asset yields them after its ``MaterializeResult``, each naming its asset and check: Dagster
+    then looks up the materialization a check is about once per result (inside the result, twice).
+    """
+    return [
+        dg.AssetCheckResult(
+            asset_key=asset, check_name=name, passed=outcome.passed, metadata=outcome.metadata
         )
-    return results
+        for name, outcome in check_outcomes(frames, scenario, names)
+    ]
 
 
 def combined(frames_by_day: dict[str, dict[str, pl.DataFrame]]) -> dict[str, pl.DataFrame]:
@@ -268,6 +273,13 @@ class PowerUserRunConfig(dg.Config):
         default="", description="a load shape of the scenario (load_shapes) to run instead of the sessions"
     )
     live_progress: bool = Field(default=False, description="print a progress line every second of a load")
+    report: bool = Field(
+        default=False,
+        description=(
+            "also materialize power_user_report of the run's days, with its checks, in this run once its "
+            "tables pass run_tables_consistent (for a run that completes its days); false: the report's own run"
+        ),
+    )
 
 
 def _days_and_personas(
@@ -361,7 +373,26 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         meta["simulation_log"] = dg.MetadataValue.path(str(logs[0]))
         meta.update(_integrations(context, frames, scenario, store, power_users_webhook, power_users_wandb))
         yield dg.MaterializeResult(metadata=meta)
-        yield from check_results(frames, scenario, RUNS, tuple(RUN_CHECKS))
+        outcomes = check_results(frames, scenario, RUNS, tuple(RUN_CHECKS))
+        yield from outcomes
+        if config.report and all(r.passed for r in outcomes if RUN_CHECKS[r.check_name][0]):
+            # The report's materializations and check evaluations, as its own run would record them: a
+            # second run would cost a run's set-up and events again (its partitions are days).
+            report_meta, report_frames = day_reports(context, store, scenario, sorted(frames_by_day))
+            for day in sorted(frames_by_day):
+                context.log_event(
+                    dg.AssetMaterialization(asset_key=REPORT, partition=day, metadata=report_meta)
+                )
+            for name, outcome in check_outcomes(report_frames, scenario, REPORT_CHECKS):
+                context.log_event(
+                    dg.AssetCheckEvaluation(
+                        asset_key=dg.AssetKey(REPORT),
+                        check_name=name,
+                        passed=outcome.passed,
+                        metadata=outcome.metadata,
+                        blocking=False,
+                    )
+                )
 
     @dg.asset(
         name=REPORT,
@@ -385,24 +416,7 @@ def build_defs(scenario_path: str | None = None) -> dg.Definitions:
         context: dg.AssetExecutionContext, power_users_target: PowerUserTarget, store: LocalParquetStore
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         scenario = power_users_target.scenario()
-        settings = scenario.simulation_config
-        frames_by_day, paths, reports = {}, [], []
-        for day in context.partition_keys:
-            frames = read_day(store, day)
-            if frames["users"].is_empty():
-                raise dg.Failure(f"no power_user_runs stored for {day}; materialize them first")
-            report = _report(
-                frames, scenario, day_run_summary(frames["users"], frames["attempts"], day, settings.seed)
-            )
-            paths.append(write_report(report_path(store, day), report))
-            context.log.info(console_summary(report, settings.product_name))
-            frames_by_day[day] = frames
-            reports.append(report)
-        frames = combined(frames_by_day)
-        report = reports[0] if len(reports) == 1 else _report(frames, scenario, {"days": list(frames_by_day)})
-        meta = {**report_metadata(report), **load_metadata(report)}
-        meta["requests"] = frames["requests"].height
-        meta["report_path"] = dg.MetadataValue.path(str(paths[-1]))
+        meta, frames = day_reports(context, store, scenario, list(context.partition_keys))
         yield dg.MaterializeResult(metadata=meta)
         yield from check_results(frames, scenario, REPORT, REPORT_CHECKS)
 
@@ -511,6 +525,35 @@ def _integrations(
         meta["wandb_run"] = dg.MetadataValue.path(str(folder))
         meta["wandb_mode"] = wandb_log.resolved_mode()
     return meta
+
+
+def day_reports(
+    context: dg.AssetExecutionContext, store: LocalParquetStore, scenario: Scenario, days: list[str]
+) -> tuple[dict[str, object], dict[str, pl.DataFrame]]:
+    """Write the report of each of ``days`` over every persona run stored that day.
+
+    Returns the metadata of ``power_user_report``'s materialization and the tables its checks read
+    (the days' together).
+    """
+    settings = scenario.simulation_config
+    frames_by_day, paths, reports = {}, [], []
+    for day in days:
+        frames = read_day(store, day)
+        if frames["users"].is_empty():
+            raise dg.Failure(f"no power_user_runs stored for {day}; materialize them first")
+        report = _report(
+            frames, scenario, day_run_summary(frames["users"], frames["attempts"], day, settings.seed)
+        )
+        paths.append(write_report(report_path(store, day), report))
+        context.log.info(console_summary(report, settings.product_name))
+        frames_by_day[day] = frames
+        reports.append(report)
+    frames = combined(frames_by_day)
+    report = reports[0] if len(reports) == 1 else _report(frames, scenario, {"days": list(frames_by_day)})
+    meta: dict[str, object] = {**report_metadata(report), **load_metadata(report)}
+    meta["requests"] = frames["requests"].height
+    meta["report_path"] = dg.MetadataValue.path(str(paths[-1]))
+    return meta, frames
 
 
 def _print_line(line: str) -> None:

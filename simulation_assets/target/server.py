@@ -131,6 +131,9 @@ class LocalTarget:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            # no reference app serves a WebSocket: uvicorn's protocol for them (the websockets package,
+            # ~26 M instructions of imports) is not loaded; an upgrade request gets a plain HTTP answer
+            ws="none",
             timeout_keep_alive=30,
         )
         self._server = _PromptServer(config)

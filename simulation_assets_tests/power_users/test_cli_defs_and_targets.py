@@ -264,7 +264,11 @@ def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(
     assert "Sessions (simulated clock, local time):" in out
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs()
-    assert len(runs) == 4 and all(r.is_success for r in runs)
+    # one run per command: the personas' partitions, then the day's report in the same run
+    assert len(runs) == 2 and all(r.is_success for r in runs)
+    reports = instance.fetch_materializations(dg.AssetKey("power_user_report"), limit=10).records
+    assert sorted(r.run_id for r in reports) == sorted(r.run_id for r in runs)
+    assert {r.event_log_entry.dagster_event.partition for r in reports} == {"2026-03-03"}
     # Rita and Will are adjacent in the scenario: one run covers both partitions each time
     keys = {
         e.event_log_entry.dagster_event.partition
@@ -284,7 +288,7 @@ def test_cli_runs_twice_on_the_same_day_and_both_runs_are_in_the_instance(
 
 
 def test_a_target_reporting_negative_tokens_fails_the_blocking_check_and_the_run():
-    from simulation_assets.defs.power_users import build_defs, persona_day_key
+    from simulation_assets.defs.power_users import RUN_CHECKS, build_defs, persona_day_key
 
     async def health(request):
         return JSONResponse({"status": "ok"})
@@ -305,12 +309,17 @@ def test_a_target_reporting_negative_tokens_fails_the_blocking_check_and_the_run
                 "store": LocalParquetStore(),
                 **integration_resources(),
             },
+            # as the command's run: the day's report in the same run, which broken tables must not reach
+            run_config={"ops": {"power_user_runs": {"config": {"report": True}}}},
             raise_on_error=False,
         )
     assert not result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["run_tables_consistent"].passed is False and checks["run_tables_consistent"].blocking
     assert checks["run_tables_consistent"].metadata["negative_values"].value > 0
+    materialized = {e.materialization.asset_key for e in result.get_asset_materialization_events()}
+    assert materialized == {dg.AssetKey("power_user_runs")}
+    assert len(checks) == len(RUN_CHECKS)  # none of the report's
 
 
 def test_a_day_report_depends_on_every_persona_run_of_that_day():

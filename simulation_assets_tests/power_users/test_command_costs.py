@@ -18,8 +18,9 @@ from simulation_assets_tests.fresh_process import probe
 from simulation_assets_tests.power_users.conftest import lean_scenario_file
 
 # Modules a plain power-user run has no use for: numpy.ma (numpy's median imported it for one figure of a
-# check), the load shapes' machinery (only with --shape), httpx's command-line program.
-UNUSED = ("numpy.ma", "simulation_assets.sinks.power_users_load", "httpx._main", "rich.console")
+# check), the load shapes' machinery (only with --shape), httpx's command-line program, the WebSocket
+# protocol of the reference API's server (no reference app serves a WebSocket).
+UNUSED = ("numpy.ma", "simulation_assets.sinks.power_users_load", "httpx._main", "rich.console", "websockets")
 # Counts, in a fresh interpreter, the scenario validations, the power-user definitions built (and whether the
 # module-level ones were) and the materialization look-ups of one command; prints them as JSON.
 _PROBE = (
@@ -41,6 +42,7 @@ def counting_build(scenario_path=None):
     built.append(scenario_path)
     return real_build(scenario_path)
 defs_module.build_defs = counting_build
+import dagster as dg
 from dagster._core.instance import DagsterInstance
 real_fetch = DagsterInstance.fetch_materializations
 def counting_fetch(self, *args, **kwargs):
@@ -49,6 +51,7 @@ def counting_fetch(self, *args, **kwargs):
 DagsterInstance.fetch_materializations = counting_fetch
 from simulation_assets.cli import main
 code = main(sys.argv[1:])
+looked_up = len(fetched)
 instance = DagsterInstance.get()
 evaluations = sum(
     1
@@ -56,13 +59,15 @@ evaluations = sum(
     for e in instance.all_logs(run.run_id)
     if e.dagster_event is not None and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
 )
-print("\\n" + json.dumps({"code": code, "parsed": parsed, "built": built, "module_defs": "defs" in vars(defs_module),
-                          "fetched": len(fetched), "evaluations": evaluations, "unused": [m for m in UNUSED if m in sys.modules]}))
+runs = [run.asset_selection for run in instance.get_runs()]
+reports = instance.fetch_materializations(dg.AssetKey("power_user_report"), limit=10).records
+print("\\n" + json.dumps({"code": code, "runs": len(runs), "report_materializations": len(reports), "parsed": parsed, "built": built, "module_defs": "defs" in vars(defs_module),
+                          "fetched": looked_up, "evaluations": evaluations, "unused": [m for m in UNUSED if m in sys.modules]}))
 """
 )
 
 
-def test_one_command_reads_its_scenario_once_builds_its_definitions_once_and_looks_up_each_check_once(
+def test_one_command_is_one_run_reading_its_scenario_once_building_its_definitions_once(
     tmp_path: Path,
 ) -> None:
     scenario = str(lean_scenario_file(tmp_path))  # the personas' plans without the edge cases' waits
@@ -78,18 +83,22 @@ def test_one_command_reads_its_scenario_once_builds_its_definitions_once_and_loo
     found = probe(
         tmp_path, *argv, code=_PROBE, timeout=300, env={"SIMULATE_SERVER": "0", "POWER_USERS_SCENARIO": None}
     )
-    # 9 checks on the persona run, 8 on the day's report, each materialization looked up once (a check
-    # result inside the MaterializeResult is resolved twice by Dagster, each time with a query); the
-    # scenario read once (not again per asset, nor the packaged file for the module's own definitions)
+    # One Dagster run: the persona run's materialization with its 9 checks, each materialization looked up
+    # once (a check result inside the MaterializeResult is resolved twice by Dagster, each time with a
+    # query), and the day's report with its 8 checks, evaluated in the run that materialized it (no look-up);
+    # the scenario read once (not again per asset, nor the packaged file for the module's own definitions)
     # and none of the modules UNUSED is imported
-    keys = ("code", "parsed", "built", "module_defs", "evaluations", "fetched", "unused")
+    keys = ("code", "runs", "report_materializations", "parsed", "built", "module_defs", "evaluations")
+    keys += ("fetched", "unused")
     assert {k: found[k] for k in keys} == {
         "code": 0,
+        "runs": 1,
+        "report_materializations": 1,
         "parsed": [scenario],
         "built": [scenario],
         "module_defs": False,
         "evaluations": 17,
-        "fetched": 17,
+        "fetched": 9,
         "unused": [],
     }
 
@@ -125,3 +134,27 @@ def test_a_scenario_file_is_parsed_once_per_version_and_a_broken_one_every_time(
 def test_disabled_wandb_logging_does_not_look_at_the_requests() -> None:
     # a frame without the request columns: reading it would fail
     assert WandbAnalysisLog().log(pl.DataFrame(), CostModel(), "r", Path("unused"), {}) is None
+
+
+def test_the_days_are_checked_against_the_first_and_last_run_partition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dagster as dg
+
+    from simulation_assets.commands.common import UsageError
+    from simulation_assets.commands.power_users import PowerUsersRequest, _validated_days
+
+    def every_day(self, *args, **kwargs):  # the list of every day since the start date: not needed
+        raise AssertionError("listed every partition key")
+
+    monkeypatch.setattr(dg.DailyPartitionsDefinition, "get_partition_keys", every_day)
+    monkeypatch.setenv("HOGFLIX_START_DATE", "2026-01-01")
+    assert _validated_days(PowerUsersRequest(day="2026-01-03", days=3)) == [
+        "2026-01-01",
+        "2026-01-02",
+        "2026-01-03",
+    ]
+    with pytest.raises(UsageError, match=r"between 2026-01-01 and \d{4}-\d\d-\d\d .*got 2025-12-31"):
+        _validated_days(PowerUsersRequest(day="2026-01-02", days=3))
+    with pytest.raises(UsageError, match="got 2999-01-01"):
+        _validated_days(PowerUsersRequest(day="2999-01-01"))
