@@ -38,6 +38,8 @@ from simulation_assets.sinks.posthog_export import ColumnMapping, ExportError, E
 from simulation_assets.sinks.posthog_export.source import id_hashes, rows_properties, rows_property_keys
 
 ANON = "$anon_distinct_id"
+# PostHog's other merge: a ``$create_alias`` row makes its ``alias`` property one person with its distinct id.
+ALIAS_EVENT, ALIAS = "$create_alias", "alias"
 KEY_SAMPLE_ROWS = 20_000  # rows whose property keys are listed (a seeded sample)
 MIN_DAYS = 7  # a week: fewer days show neither returns nor a weekly rhythm
 SPAN_GAP_DAYS = 28  # days without any event that split an export's days into separate spans
@@ -98,8 +100,13 @@ def _load_real(
         core = core.drop("__kept", *extra)
     core, repeats = drop_redelivered(core)
     core, stray = main_span(core, export.source)
-    identifies = core.filter(pl.col("event") == IDENTIFY).select("distinct_id", ANON)
-    core = core.drop(ANON)  # its 10M nulls freed before sessions are built (the read's peak memory)
+    identifies = pl.concat(
+        [
+            core.filter(pl.col("event") == IDENTIFY).select("distinct_id", ANON),
+            core.filter(pl.col("event") == ALIAS_EVENT).select("distinct_id", pl.col(ALIAS).alias(ANON)),
+        ]
+    )
+    core = core.drop(ANON, ALIAS)  # their 10M nulls freed before sessions are built (the read's peak memory)
     return export, prepare(core, cfg, identifies), stray, repeats, kept, key_stats
 
 
@@ -116,7 +123,8 @@ def _keep_bound() -> int:
 
 
 def core_rows(export: ExportSource, json_below: tuple[int, int] | None = None) -> pl.DataFrame:
-    """Return every event's core fields, with the ``$anon_distinct_id`` of the ``$identify`` events (one pass).
+    """Return every event's core fields, with the ``$anon_distinct_id`` of the ``$identify`` events and the
+    ``alias`` of the ``$create_alias`` ones (one pass).
 
     Sessions are taken from ``$session_id`` only where at least ``SESSION_ID_MIN_SHARE`` of the events carry
     one; otherwise they are rebuilt and the ids are never used. Searching every row's JSON properties for one
@@ -130,9 +138,9 @@ def core_rows(export: ExportSource, json_below: tuple[int, int] | None = None) -
     head = export.session_share_at_head()
     if head is not None and head < SESSION_ID_MIN_SHARE / 2:
         core = export.frame(
-            [ANON],
+            [ANON, ALIAS],
             uuid=False,
-            properties_of=[IDENTIFY],
+            properties_of=[IDENTIFY, ALIAS_EVENT],
             uuid_hash=True,
             session_probe=SESSION_PROBE,
             json_below=json_below,
@@ -143,7 +151,13 @@ def core_rows(export: ExportSource, json_below: tuple[int, int] | None = None) -
             return core
         del core
     # One pass: the ``$anon_distinct_id`` is parsed out of the ``$identify`` events' properties only.
-    return export.frame([ANON], uuid=False, properties_of=[IDENTIFY], uuid_hash=True, json_below=json_below)
+    return export.frame(
+        [ANON, ALIAS],
+        uuid=False,
+        properties_of=[IDENTIFY, ALIAS_EVENT],
+        uuid_hash=True,
+        json_below=json_below,
+    )
 
 
 def drop_redelivered(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:

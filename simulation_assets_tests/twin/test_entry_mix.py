@@ -22,7 +22,7 @@ import pytest
 
 from simulation_assets.core.twin.fidelity import session_value_comparisons
 from simulation_assets.core.twin.fit import fit
-from simulation_assets.core.twin.properties import sample_sessions
+from simulation_assets.core.twin.properties import _carried_shares, _carry_given, sample_sessions
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
 from simulation_assets_tests.twin.conftest import CFG, twin_days, with_keys
@@ -195,3 +195,28 @@ def test_a_number_is_drawn_in_the_scale_of_the_category_of_its_row(entry_spec: T
     )
     # Drawn from every post view's tips: near the sum of the topics' squared shares.
     assert within(twin_days(plain)) < 0.75
+
+
+def test_a_number_drawn_given_its_category_is_carried_against_that_category_s_chance_of_repeats() -> None:
+    """Two purchases a session in one currency, each price one of the currency's two (4.99 or 9.99 dollars, 750 or
+    1,500 yen): the second repeats the first as carried 0.2 of the time, else by chance (0.5 within its currency),
+    so M = 0.6. Against the whole mix's chance (0.25) the carry would be fitted 0.47, and drawn given the currency
+    the twin would repeat 0.47 + 0.53 x 0.5 = 0.73 of the time."""
+    g = np.random.default_rng(5)
+    n = 20_000
+    yen = g.random(n) < 0.5
+    prices = np.where(yen[:, None], [750.0, 1500.0], [4.99, 9.99])
+    first = prices[np.arange(n), g.integers(0, 2, n)]
+    second = np.where(g.random(n) < 0.2, first, prices[np.arange(n), g.integers(0, 2, n)])
+    rows = pl.DataFrame({
+        "row": np.arange(2 * n), "session": np.repeat(np.arange(n), 2), "event": ["purchase"] * (2 * n),
+        "value": np.column_stack([first, second]).ravel(),
+    })  # fmt: skip
+    currency = pl.DataFrame({"row": np.arange(2 * n), "value": np.repeat(np.where(yen, "JPY", "USD"), 2)})
+    by = pl.DataFrame({"event": ["purchase"] * 2, "key": ["price"] * 2, "by": ["currency"] * 2,
+                       "by_value": ["JPY", "USD"], "level": [0, 0], "value": [750.0, 4.99]})  # fmt: skip
+    whole = _carried_shares({"price": rows}, flat=1 / 32)
+    given = _carry_given({"price": rows}, {"currency": currency}, by, {"price": "number"}, flat=1 / 32)
+    assert abs(whole["same_share"][0] - 0.6) < 0.02 and abs(whole["carry_share"][0] - 0.467) < 0.03, whole
+    assert given.height == 1 and abs(given["carry_share"][0] - 0.2) < 0.03, given
+    assert given["avoid_share"][0] == 0.0

@@ -135,3 +135,37 @@ def test_the_dropped_keys_are_listed_in_one_order_whatever_the_export_s_column_o
     first, _ = listed_drops(rows, 5)
     second, _ = listed_drops(rows[::-1], 5)
     assert first == second and [r["key"] for r in first] == sorted(keys)
+
+
+@pytest.mark.parametrize("shape", ["csv", "batch-jsonl"])
+def test_ids_merged_by_create_alias_are_one_user(tmp_path, shape: str) -> None:  # noqa: ANN001
+    """PostHog's ``$create_alias`` (``alias`` the id to merge) makes one person of two ids, as ``$identify`` does:
+    read as two, a signed-up user's anonymous first visits were a user of their own (a 400-person export read as
+    670 users)."""
+    from simulation_assets.core.twin.example import synthetic_events
+    from simulation_assets.sinks.posthog_export import write_export
+    from simulation_assets.sinks.twin_source import load_real
+    from simulation_assets_tests.twin.conftest import CFG
+
+    frame = synthetic_events(users=40, days=14, seed=5)
+    ids = frame["distinct_id"].unique().sort().to_list()[:10]
+    # Those ten users' first three days as an anonymous id, then a $create_alias naming it.
+    start = frame["timestamp"].min()
+    early = pl.col("distinct_id").is_in(ids) & (pl.col("timestamp") < start + dt.timedelta(days=3))
+    frame = frame.with_columns(
+        pl.when(early)
+        .then(pl.lit("anon-") + pl.col("distinct_id"))
+        .otherwise(pl.col("distinct_id"))
+        .alias("distinct_id"),
+        pl.lit(None, pl.String).alias("alias"),
+    )
+    aliases = pl.DataFrame({"distinct_id": ids, "alias": [f"anon-{i}" for i in ids]}).with_columns(
+        pl.lit("$create_alias").alias("event"),
+        pl.lit(start + dt.timedelta(days=3)).cast(frame.schema["timestamp"]).alias("timestamp"),
+    )
+    frame = pl.concat([frame, aliases.join(frame.drop("distinct_id", "alias", "event", "timestamp").head(1), how="cross")
+                       .select(frame.columns)]).sort("timestamp")  # fmt: skip
+    path = write_export(frame.with_row_index("i").with_columns(pl.format("e-{}", "i").alias("uuid")).drop("i"),
+                        tmp_path / f"export.{'csv' if shape == 'csv' else 'jsonl'}", shape)  # fmt: skip
+    _, prepared = load_real(path, None, CFG)
+    assert prepared.users.height == 40, prepared.users.height

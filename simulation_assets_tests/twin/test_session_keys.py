@@ -24,8 +24,8 @@ from simulation_assets.core.twin.fidelity import (
     session_value_comparisons,
 )
 from simulation_assets.core.twin.fit import fit
-from simulation_assets.core.twin.generate import Generator
-from simulation_assets.core.twin.properties import sample_sessions
+from simulation_assets.core.twin.generate import Generator, _keep_follower
+from simulation_assets.core.twin.properties import OTHER, _lookups, sample_sessions
 from simulation_assets.core.twin.spec import TwinSpec
 from simulation_assets.sinks.twin_source import LoadedExport
 from simulation_assets_tests.twin.conftest import CFG, twin_days, with_keys
@@ -100,11 +100,18 @@ def _with_visit_keys(loaded: LoadedExport) -> LoadedExport:
         .cast(pl.String)
         .alias("page_seconds")
     )
-    sample = sample.with_columns(on_page["current_page"], came_from["came_from"], seconds["page_seconds"])
+    # And the page's length in words, a number that goes with the page wherever the page goes.
+    words = on_page["current_page"].str.extract(r"(\d+)$").cast(pl.Int64) * 150 + 320
+    sample = sample.with_columns(
+        on_page["current_page"],
+        came_from["came_from"],
+        seconds["page_seconds"],
+        words.cast(pl.String).alias("page_words"),
+    )
     return with_keys(loaded, sample, {
         "theme": "VARCHAR", "screen_width": "UBIGINT", "click_x": "DOUBLE", "page_url": "VARCHAR",
         "page_area": "VARCHAR", "section": "VARCHAR", "device": "VARCHAR", "current_page": "VARCHAR",
-        "came_from": "VARCHAR", "page_seconds": "DOUBLE",
+        "came_from": "VARCHAR", "page_seconds": "DOUBLE", "page_words": "UBIGINT",
     })  # fmt: skip
 
 
@@ -185,8 +192,9 @@ def test_sample_sessions_split_a_user_s_rows_at_idle_gaps() -> None:
 
 def test_a_key_that_follows_another_is_drawn_through_it(visit_spec: TwinSpec) -> None:
     props = visit_spec.document.properties
-    assert props["follows"] == {"page_area": "page_url"}  # the section agrees only 80 %: drawn on its own
-    lookup = visit_spec.tables["property_lookups"]
+    # The section agrees only 80 %: drawn on its own; a page's words (a number) go with the page.
+    assert props["follows"] == {"page_area": "page_url", "page_words": "current_page"}
+    lookup = visit_spec.tables["property_lookups"].filter(pl.col("key") == "page_area")
     assert lookup.height == len(URLS) and set(lookup["parent"]) == {"page_url"}
     twin = twin_days(visit_spec)
     pages = twin.drop_nulls("page_url")
@@ -320,3 +328,95 @@ def _with_comparisons(*judged: Comparison) -> FidelityReport:
     """A report holding only ``judged`` (what the twin_fidelity asset adds to the per-user comparisons)."""
     empty = pl.DataFrame()
     return FidelityReport(0, 0, 0, list(judged), empty, empty, empty, empty, {})
+
+
+def test_a_number_that_goes_with_its_page_is_the_page_s_own_and_the_check_sees_it(
+    visit_spec: TwinSpec,
+) -> None:
+    lookup = visit_spec.tables["property_lookups"].filter(pl.col("key") == "page_words")
+    assert lookup.height == len(URLS) and set(lookup["parent"]) == {"current_page"}
+    twin = twin_days(visit_spec)
+    rows = twin.drop_nulls("page_words")
+    words = rows["current_page"].cast(pl.String).str.extract(r"(\d+)$").cast(pl.Int64) * 150 + 320
+    assert rows.height > 10_000 and (rows["page_words"] == words).all()
+    start, users = visit_spec.document.generation.start, visit_spec.document.properties["sample_users"]
+    carried, _, (check, _) = session_value_comparisons(twin, visit_spec.tables, users, start, 14)
+    looked = carried.filter(pl.col("source") == "current_page (lookup)")
+    assert looked.height >= 5 and (looked["export"] == 1.0).all() and (looked["twin"] == 1.0).all()
+    assert check.passed, check.detail
+    # Each row's number drawn on its own from the event's mix (as the twin did before a number followed a
+    # category): the page and its words part, and the check says so.
+    apart = twin.with_columns(pl.col("page_words").shuffle(seed=4).over("event"))
+    _, _, (failed, _) = session_value_comparisons(apart, visit_spec.tables, users, start, 14)
+    failing = {(row["key"], row["source"]) for row in failed.detail["failing"]}
+    assert not failed.passed and ("page_words", "current_page (lookup)") in failing, failed.detail
+
+
+def test_keys_cut_at_their_own_edges_still_follow_each_other() -> None:
+    """40 videos seen by 6 users each; the category cap keeps the ids of videos 0-29 and the titles of 10-39
+    (ties broken by each key's own text): a quarter of the rows are ``other`` in one key and not the other."""
+    video = np.repeat(np.arange(40), 12)
+    rows = pl.DataFrame({"row": np.arange(video.size), "user": video * 100 + np.arange(video.size) % 6,
+                         "event": ["watched"] * video.size})  # fmt: skip
+    ids, titles = [f"v{i:03d}" for i in video], [f"Title {i}" for i in video]
+    per_event = {
+        "video_id": rows.with_columns(
+            pl.Series("value", [t if i < 30 else OTHER for t, i in zip(ids, video, strict=True)]),
+            pl.Series("raw", ids),
+        ),
+        "video_title": rows.with_columns(
+            pl.Series("value", [t if i >= 10 else OTHER for t, i in zip(titles, video, strict=True)]),
+            pl.Series("raw", titles),
+        ),
+        "genre": rows.with_columns(  # the same for a video's rows only half the time: its own key
+            pl.Series(
+                "value",
+                np.where(np.arange(video.size) % 2 == 0, video % 4, np.arange(video.size) % 4).astype(str),
+            ),
+        ).with_columns(pl.col("value").alias("raw")),
+    }
+    numbers = {"duration": rows.with_columns(pl.Series("value", (600 + 60 * video).astype(np.float64)))}
+    follows, lookups, shares = _lookups(per_event, numbers, k=5)
+    assert follows == {"duration": "video_id", "video_title": "video_id"}
+    titles_of = lookups.filter(pl.col("key") == "video_title")
+    assert (
+        titles_of.height == 30
+    )  # every kept id, its title as read (those of ids 0-9 too, which the cap cut)
+    assert set(titles_of["value"]) == {f"Title {i}" for i in range(30)}
+    durations = lookups.filter(pl.col("key") == "duration")
+    assert (
+        dict(zip(durations["parent_value"], durations["value"].cast(pl.Float64), strict=True))["v007"] == 1020
+    )
+    assert (shares["follow_share"] == 1.0).all() and shares.height == 2
+    # With fewer than k users a pair, nothing is looked up from that value.
+    few = _lookups(per_event, numbers, k=7)
+    assert few[0] == {}
+
+
+def test_a_follower_carried_more_often_than_its_key_keeps_its_value_through_the_key_s_draws() -> None:
+    """Videos 0-11 in genres 0-2 (video % 3): the next video opened is of the genre before half the time, never
+    the video before. The key's draws are redone where a row keeps its follower: the genre repeats 0.5 + 0.5 * 3/11
+    of the time (3 of the 11 other videos share a genre), the video still never."""
+    g = np.random.default_rng(11)
+    n = 60_000
+    session = np.repeat(np.arange(n // 6), 6)
+    genre_of = np.arange(12) % 3
+
+    def draw(i: np.ndarray) -> np.ndarray:
+        return g.integers(0, 12, i.size)
+
+    pos = draw(np.arange(n))
+    first = np.r_[True, session[1:] != session[:-1]]
+    # No repeats of the video before in the draws themselves (as the key's own avoid-repeats gives them).
+    for _ in range(20):
+        again = np.flatnonzero(~first & (pos == np.r_[-1, pos[:-1]]))
+        pos[again] = draw(again)
+    before = ~first
+    alone = float((genre_of[pos][1:] == genre_of[pos][:-1])[before[1:]].mean())
+    kept = _keep_follower(pos, np.full(n, 0.5), session, g, genre_of, np.arange(12), draw)
+    same = float((genre_of[kept][1:] == genre_of[kept][:-1])[before[1:]].mean())
+    repeats = float((kept[1:] == kept[:-1])[before[1:]].mean())
+    # Another video of the same genre: 3 of the 11 others.
+    assert abs(alone - 3 / 11) < 0.02 and abs(same - (0.5 + 0.5 * 3 / 11)) < 0.02, (alone, same)
+    # (A row left as drawn may meet a row before that changed under it: one in twelve of those repeat.)
+    assert repeats < 0.02, repeats

@@ -426,6 +426,15 @@ class CompiledSpec:
         for key, parent in self.follows.items():
             part = lookups.filter((pl.col("key") == key) & (pl.col("parent") == parent))
             value_of = dict(zip(part["parent_value"].to_list(), part["value"].to_list(), strict=True))
+            # A looked-up value the key's own mix lacks (its category cap or a rare reading made it ``other``
+            # there, its parent's value kept it): a row of its own, gathered, never drawn.
+            extra = sorted(set(value_of.values()) - set(cat_text[key]))
+            if extra:
+                cat_text[key] = [*cat_text[key], *extra]
+                self.cat_series[key] = _typed(
+                    pl.Series(cat_text[key], dtype=pl.String), self.kinds.get(key, "category")
+                )
+                self.cat_padded[key] = self.cat_series[key].extend_constant(None, 1)
             row_of: dict[str, int] = {}
             for i, text in enumerate(cat_text[key]):
                 row_of.setdefault(text, i)
@@ -436,6 +445,27 @@ class CompiledSpec:
                 ],
                 np.int64,
             )
+        # Followers carried on within a session more often than the key they follow (the next video opened is
+        # of the genre before more often than the video is the one before): per followed key, (follower, the
+        # chance a row not carried on takes a value giving the follower's value before, per event code, and the
+        # follower's value number per row of the followed key's table, -1: none).
+        self.follow_carry: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
+        for key, parent in self.follows.items():
+            if key not in self.carry:
+                continue
+            own = self.carry.get(parent, np.zeros(v))
+            more = self.carry[key] > own + FOLLOW_CARRY_MIN
+            # (Where another key gives the followed key its value, that copy is what the follower repeats: a page
+            # view's referring domain is the one before because its referrer is the URL before.)
+            copied = tables["property_sources"].filter(pl.col("key") == parent)["event"].to_list()
+            more[[code[e] for e in copied if e in code]] = False
+            if not more.any():
+                continue
+            extra = np.where(more, (self.carry[key] - own) / np.maximum(1 - own, 1e-9), 0.0).clip(0.0, 1.0)
+            ids = np.unique(np.array(cat_text[key], dtype=object), return_inverse=True)[1]
+            rows = self.follow_rows[key]
+            value = np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
+            self.follow_carry.setdefault(parent, []).append((key, extra, value))
         # Followers carried on exactly the events of the key they follow: the lookup with a -1 appended, so the
         # followed key's drawn row (-1: absent) indexes it directly.
         self.follow_lookup = {
@@ -463,13 +493,6 @@ class CompiledSpec:
         for (key, parent), part in by.sort("key", "by", "event", "by_value", "level").group_by(
             "key", "by", maintain_order=True
         ):
-            carried = self.carry.get(str(key))
-            if (
-                carried is not None
-            ):  # a number mostly carried on keeps the carry's chance of repeats (see below)
-                part = part.filter(
-                    ~pl.col("event").is_in([e for e in self.names if carried[code[e]] >= BY_CARRY_MAX])
-                )
             if parent not in self.kinds or part.is_empty():
                 continue
             cells = part.select("event", "by_value").unique(maintain_order=True).with_row_index("srow")
@@ -482,9 +505,30 @@ class CompiledSpec:
             self.num_by.setdefault(str(key), []).append(
                 (str(parent), lookup, part["value"].to_numpy().reshape(cells.height, levels))
             )
-        # A number drawn given a category is drawn after every category (numbers give no other key its value).
-        self.key_order = [k for k in self.key_order if k not in self.num_by] + [
-            k for k in self.key_order if k in self.num_by
+        # Numbers that follow a category (a video's duration its id): per key, (the category, the number of each
+        # row of the category's table, NaN where none, with a NaN appended for rows without the category).
+        self.num_follow: dict[str, tuple[str, np.ndarray]] = {}
+        for key, parent in sorted(follows.items()):
+            if key not in self.num_tables or parent not in self.cat_alias or parent in self.follows:
+                continue
+            part = lookups.filter((pl.col("key") == key) & (pl.col("parent") == parent))
+            value_of = dict(
+                zip(
+                    part["parent_value"].to_list(),
+                    part["value"].cast(pl.Float64, strict=False).to_list(),
+                    strict=True,
+                )
+            )
+            number = [value_of.get(text) for text in cat_text[parent]]
+            self.num_follow[key] = (
+                parent,
+                np.array([np.nan if x is None else x for x in [*number, None]], np.float64),
+            )
+        # A number drawn given a category, or following one, is drawn after every category (numbers give no other
+        # key its value).
+        last = set(self.num_by) | set(self.num_follow)
+        self.key_order = [k for k in self.key_order if k not in last] + [
+            k for k in self.key_order if k in last
         ]
 
     def _compile_sources(
@@ -808,11 +852,9 @@ def _later_mixes(cats: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-# A number whose event carries it on with this chance or more is drawn from the event's sketch: its carry share
-# was fitted on the chance that two draws of the event's whole mix agree, and a video's duration drawn for its
-# title repeats the one before far more often (HogFlix's page views, carried 0.90: 0.97 against the export's
-# 0.90). A purchase's revenue, carried 0.62, keeps its currency's sketch.
-BY_CARRY_MAX = 0.8
+# A follower carried on more often than its key by this much (or more) has its key drawn to keep it (see
+# CompiledSpec.follow_carry); below, the two carry shares differ by the sample's noise.
+FOLLOW_CARRY_MIN = 0.05
 
 
 def _rest_mixes(cats: pl.DataFrame, following: pl.DataFrame) -> pl.DataFrame:

@@ -635,6 +635,7 @@ def carried_values(
     sources: pl.DataFrame | None = None,
     top: int | None = 12,
     categories: pl.DataFrame | None = None,
+    lookups: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Return (event, key, source, lag, export, twin, rows): how often an event's value of a key is given by the
     session's current one (``source`` the key itself, ``lag`` 1) or by another key's (``sources``).
@@ -649,7 +650,10 @@ def carried_values(
     it, ``distinct_id``; at least that of as many independent rows at the export's share). With the spec's
     ``categories``, each (event, key) whose session's first rows have a mix of their own adds a row with
     ``source`` ``first row: V`` (lag 0): the share of the event's first rows with the key in their session
-    that have V, the first rows' commonest value (a visit opens ``$direct``).
+    that have V, the first rows' commonest value (a visit opens ``$direct``). With the spec's ``lookups``, each
+    (event, key) that follows another key (``follow_share`` in ``event_keys``) adds a row with ``source``
+    ``P (lookup)`` (lag 0): the share of the event's rows whose parent P has a looked-up value that have the
+    lookup's value (a video's title and duration those of its id).
     """
     schema = {"event": pl.String, "key": pl.String, "source": pl.String, "lag": pl.Int8, "export": pl.Float64,
               "twin": pl.Float64, "rows": pl.Int64, "users": pl.Int64, "se": pl.Float64}  # fmt: skip
@@ -676,7 +680,17 @@ def carried_values(
             .first()
             .select("event", "key", "value", pl.col("entry_share").alias("export"))
         )
-    if (not wanted and opening.is_empty()) or events.is_empty():
+    following = pl.DataFrame(
+        schema={"event": pl.String, "key": pl.String, "parent": pl.String, "export": pl.Float64}
+    )
+    if lookups is not None and lookups.height and "follow_share" in event_keys.columns:
+        following = (
+            event_keys.drop_nulls("follow_share")
+            .join(lookups.select("key", "parent").unique(), on="key", how="inner")
+            .filter(pl.col("key").is_in(events.columns) & pl.col("parent").is_in(events.columns))
+            .select("event", "key", "parent", pl.col("follow_share").alias("export"))
+        )
+    if (not wanted and opening.is_empty() and following.is_empty()) or events.is_empty():
         return pl.DataFrame(schema=schema)
     measured = (
         pl.concat(wanted)
@@ -685,10 +699,13 @@ def carried_values(
     ).filter(  # fmt: skip
         pl.col("key").is_in(events.columns) & pl.col("source").is_in(events.columns)
     )
-    if measured.is_empty() and opening.is_empty():
+    if measured.is_empty() and opening.is_empty() and following.is_empty():
         return pl.DataFrame(schema=schema)
     order = ["$session_id", "timestamp", *(["sequence"] if "sequence" in events.columns else [])]
-    keys = sorted(set(measured["key"]) | set(measured["source"]) | set(opening["key"]))
+    keys = sorted(
+        set(measured["key"]) | set(measured["source"]) | set(opening["key"]) | set(following["key"])
+        | set(following["parent"])
+    )  # fmt: skip
     unit = next((c for c in ("user_number", "distinct_id") if c in events.columns), "$session_id")
     frame = events.select(
         list(dict.fromkeys([*order, unit, "event", *keys]))
@@ -716,6 +733,21 @@ def carried_values(
             .select("event", "u", (pl.col("v") == pl.col("value")).alias("hit"))
         )
         export = part.select("event", "export", ("first row: " + pl.col("value")).alias("source"))
+        parts.append(_shares_by_event(hits, key, 0, export))
+    for (key, parent), part in following.group_by("key", "parent", maintain_order=True):
+        table = lookups.filter((pl.col("key") == key) & (pl.col("parent") == parent))  # type: ignore[union-attr]
+        number = frame.schema[key].is_numeric()
+        want = pl.col("value").cast(pl.Float64, strict=False) if number else pl.col("value")
+        v = pl.col(key).cast(pl.Float64) if number else pl.col(key).cast(pl.String)
+        hits = (
+            frame.select(
+                "event", pl.col(unit).alias("u"), v.alias("v"), pl.col(parent).cast(pl.String).alias("p")
+            )
+            .drop_nulls(["v", "p"])
+            .join(table.select(pl.col("parent_value").alias("p"), want.alias("want")), on="p", how="inner")
+            .select("event", "u", (pl.col("v") == pl.col("want")).alias("hit"))
+        )
+        export = part.select("event", "export", pl.lit(f"{parent} (lookup)").alias("source"))
         parts.append(_shares_by_event(hits, key, 0, export))
     if not parts:
         return pl.DataFrame(schema=schema)
@@ -905,7 +937,8 @@ def session_value_comparisons(
     inside = events.filter(pl.col("timestamp").dt.date() < start + dt.timedelta(days=days))
     users = int(inside["user_number" if "user_number" in inside.columns else "distinct_id"].n_unique())
     keys, sources = tables["event_keys"], tables.get("property_sources")
-    carried = carried_values(inside, keys, sources, top=None, categories=tables.get("event_categories"))
+    carried = carried_values(inside, keys, sources, top=None, categories=tables.get("event_categories"),
+                             lookups=tables.get("property_lookups"))  # fmt: skip
     own = (
         keys.filter(pl.col("same_share") >= CARRIED_MIN_SHARE)
         if "same_share" in keys.columns

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import polars as pl
@@ -695,6 +695,7 @@ class Generator(CompiledSpec):
         parents = set(self.follows.values())
         # Keys whose drawn rows later keys read: the followed keys and the keys others copy from.
         kept = parents | {source for copies in self.sources.values() for source, *_ in copies}
+        kept |= {parent for parent, _ in self.num_follow.values()}
         drawn: dict[str, np.ndarray] = {}  # such a key's drawn table row per event (-1: absent)
         order = self.key_order
         if len(order) != len(self.presence):  # keys set after the spec was compiled: after the others
@@ -775,6 +776,12 @@ class Generator(CompiledSpec):
                     pos = _avoid_repeats(pos, value_id[pos], self.avoid[key][e_rows], e_sess[rows], g,
                                          lambda i: self._redraw(key, alias, e_rows, pair, i, g),  # noqa: B023
                                          value_id, source)  # fmt: skip
+                for _, chance, value_of in self.follow_carry.get(key, ()):  # the genre before, another video
+                    redraw = partial(self._redraw, key, self.cat_alias[key], e_rows, pair, g=g)
+                    avoid = self.cat_value_id[key] if key in self.avoid else None
+                    pos = _keep_follower(
+                        pos, chance[e_rows], e_sess[rows], g, value_of, avoid, redraw, source
+                    )
                 if source is not None:
                     pos = pos[source]
                 if key in self.back:
@@ -782,6 +789,11 @@ class Generator(CompiledSpec):
                                      e_rows, self.cat_value_id[key], self.cat_pairs[key])  # fmt: skip
                 if followed.size:
                     rows, pos = np.r_[followed_rows, rows], np.r_[followed, pos]
+                if key in self.follows and rows.size > followed.size:  # some drawn on their own: see _same_as
+                    order = np.argsort(rows, kind="stable")
+                    rows, pos = rows[order], pos[order]
+                    source = self._same_as(self.follows[key], rows, drawn, e_sess)
+                    pos = pos if source is None else pos[source]
                 if key in kept:
                     drawn[key] = np.full(n, -1, np.int64)
                     drawn[key][rows] = pos
@@ -794,6 +806,12 @@ class Generator(CompiledSpec):
                 for by, lookup, q_by in self.num_by.get(key, ()):  # given the category of its row
                     if by in out:
                         x = _numbers_given(x, rows[ok], e_rows[ok], out[by], lookup, q_by, g)
+                looked = None
+                if key in self.num_follow:  # the number of its row's category (a video's duration, its id's)
+                    parent, table = self.num_follow[key]
+                    looked = table[drawn[parent][rows[ok]]] if parent in drawn else None
+                    if looked is not None:
+                        x = np.where(np.isnan(looked), x, looked)
                 source = None
                 if key in self.carry:  # the number its session is on (a video's duration)
                     source = _carry_source(self.carry[key][e_rows[ok]], e_sess[rows[ok]], g)
@@ -804,9 +822,29 @@ class Generator(CompiledSpec):
                                        None, source)  # fmt: skip
                 if source is not None:
                     x = x[source]
+                if looked is not None:  # (a row carrying the number before it keeps its own category's)
+                    x = np.where(np.isnan(looked), x, looked)
+                    same = self._same_as(self.num_follow[key][0], rows[ok], drawn, e_sess)
+                    x = x if same is None else x[same]
                 out[key] = _numbers(np.round(x) if kind == "integer" else x, rows[ok], n, kind == "integer")
         self._roll_out(out, user_no, offset)
         return {key: out[key] for key in self.presence if key in out}  # the spec's key order
+
+    def _same_as(
+        self, parent: str, rows: np.ndarray, drawn: dict[str, np.ndarray], e_sess: np.ndarray
+    ) -> np.ndarray | None:
+        """Return, per row of a following key's ``rows`` (ascending), the row whose value it takes: the row before
+        it when both have the same value of the key it follows in one session, else itself (``None``: all
+        themselves). A video of a rare id (``other``), carried on from row to row, keeps its genre and duration
+        (drawn for each row, its genre changed under it 0.13 of the time on HogFlix); a looked-up value is the
+        same on such rows anyway."""
+        value = self.cat_value_id[parent][np.maximum(drawn[parent][rows], 0)]
+        value = np.where(drawn[parent][rows] >= 0, value, -1)
+        sess = e_sess[rows]
+        same = np.r_[False, (value[1:] == value[:-1]) & (value[1:] >= 0) & (sess[1:] == sess[:-1])]
+        if not same.any():
+            return None
+        return np.maximum.accumulate(np.where(same, 0, np.arange(rows.size)))
 
     def _next_draw(self, key: str, pair: np.ndarray, g: np.random.Generator) -> np.ndarray:
         """Return table rows of ``key`` drawn from the mixes of (event, next event) pairs ``pair``."""
@@ -1161,6 +1199,61 @@ def _avoid_repeats(
             break
         final[maybe] = new_final
         out[maybe] = np.where(swap, others[rows, pick], pos[maybe])
+    return out
+
+
+FOLLOW_DRAWS = (
+    32  # draws a row may take to find a value whose follower is the one before (then it keeps its own)
+)
+
+
+def _keep_follower(
+    pos: np.ndarray,
+    chance: np.ndarray,
+    session: np.ndarray,
+    g: np.random.Generator,
+    value_of: np.ndarray,
+    avoid: np.ndarray | None,
+    draw: Callable[[np.ndarray], np.ndarray],
+    source: np.ndarray | None = None,
+) -> np.ndarray:
+    """Return drawn values ``pos`` (table rows of a key, rows in session order) where, with ``chance``, a row
+    takes a value whose follower (``value_of``: the follower's value number per table row, -1 none) is the
+    final one of the row before it in its session: the first of ``FOLLOW_DRAWS`` further draws (``draw`` of
+    row indices) that gives it, one other than that row's value where the key avoids repeats (``avoid``: each
+    table row's value number). The next video opened is of the genre before 0.46 of the time on HogFlix, a
+    video the one before never: drawn on its own, the genre followed the video and repeated by chance (0.13).
+
+    Rows that carry the value before them on (``source``: each row's, from :func:`_carry_source`; the caller
+    then takes ``pos[source]``) are left alone, and a row's "before" is the row its predecessor carries: the
+    rows are settled in passes until none changes (a pass settles at least one more row of every session).
+    """
+    if pos.size < 2:
+        return pos
+    src = np.arange(pos.size) if source is None else source
+    first = np.r_[True, session[1:] != session[:-1]]
+    rows = np.flatnonzero(~first & (chance > 0) & (src == np.arange(pos.size)))
+    rows = rows[g.random(rows.size) < chance[rows]]
+    if not rows.size:
+        return pos
+    before_row = src[rows - 1]
+    others = draw(np.tile(rows, FOLLOW_DRAWS)).reshape(FOLLOW_DRAWS, rows.size).T  # (rows, draws): one call
+    own, at = pos[rows], np.arange(rows.size)
+    out = pos.copy()
+    for _ in range(pos.size):
+        before = out[before_row]
+        want = value_of[before]
+        match = value_of[others] == want[:, None]
+        keep = value_of[own] == want
+        if avoid is not None:  # another value than the one before, where there is one of the follower's
+            differs = match & (avoid[others] != avoid[before][:, None])
+            match = np.where(differs.any(axis=1)[:, None], differs, match)
+            keep &= (avoid[own] != avoid[before]) | ~differs.any(axis=1)
+        take = (want >= 0) & ~keep & match.any(axis=1)
+        new = np.where(take, others[at, np.argmax(match, axis=1)], own)
+        if np.array_equal(new, out[rows]):
+            break
+        out[rows] = new
     return out
 
 

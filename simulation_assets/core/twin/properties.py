@@ -426,7 +426,9 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     constants: list[str] = []
     session_keys: list[str] = []
     key_rows, category_rows, number_parts = [], [], []
-    per_event: dict[str, pl.DataFrame] = {}  # each per-event category's (row, value), for the lookups
+    per_event: dict[
+        str, pl.DataFrame
+    ] = {}  # each per-event category's (row, user, event, value, raw): lookups
     in_sessions: dict[str, pl.DataFrame] = {}  # the same with (session, event): what a session carries on
     numbers_in_sessions: dict[str, pl.DataFrame] = {}  # and each per-event number's
     number_rows: dict[str, pl.DataFrame] = {}  # each per-event number's (row, user, event, value)
@@ -486,7 +488,7 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
         elif per_session:
             session_keys.append(key)
         elif kind in ("category", "boolean"):
-            per_event[key] = values.select("row", "value")
+            per_event[key] = values.select("row", "user", "event", "value", "raw")
             if unit:
                 in_sessions[key] = values.select("row", "session", "event", "value", "raw")
             category_rows.append(
@@ -539,7 +541,9 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     event_keys = event_keys.join(carried, on=["event", "key"], how="left").with_columns(
         pl.col("carry_share", "avoid_share", "back_share").fill_null(0.0)
     )
-    follows, lookups = _lookups(per_event)
+    follows, lookups, follow_shares = _lookups(per_event, number_rows, k, holders)
+    categories = _unlooked_mixes(categories, per_event, follows, lookups)
+    event_keys = event_keys.join(follow_shares, on=["event", "key"], how="left")
     entry_shares, entry_rows = _entry_mixes(
         {key: rows for key, rows in in_sessions.items() if key not in follows}
     )
@@ -562,13 +566,22 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     suppressed = _suppress_all(sample, constants, k, max_categories, holders=holders, kinds=kinds)
     combos, combo_share, marginals = _constant_tables(suppressed, constants, k)
     class_combos = _class_tables(suppressed, constants, k, marginals, user_class)
-    given = {key: rows for key, rows in per_event.items() if kinds[key] == "category"}
+    given = {key: rows.select("row", "value") for key, rows in per_event.items() if kinds[key] == "category"}
     given |= {
         key: suppressed.with_row_index("row").select("row", pl.col(key).alias("value")).drop_nulls("value")
         for key in constants
         if kinds[key] == "category"
     }
     numbers_by = _numbers_given(number_rows, given, levels, k)
+    if (
+        numbers_in_sessions and numbers_by.height
+    ):  # a number drawn given its row's category repeats more by chance
+        refit = _carry_given(numbers_in_sessions, given, numbers_by, kinds, flat=1 / (levels - 1))
+        event_keys = (
+            event_keys.join(refit, on=["event", "key"], how="left", suffix="_given")
+            .with_columns(pl.coalesce(f"{c}_given", c).alias(c) for c in ("carry_share", "avoid_share"))
+            .drop("carry_share_given", "avoid_share_given")
+        )
     named, hidden = listed_drops(dropped, k)
     model = PropertyModel(kinds, tuple(constants), combos, combo_share, marginals, event_keys,
                           categories.sort("event", "key", "value"), numbers, named, trimmed, hidden, personal,
@@ -1323,6 +1336,90 @@ def _numbers_given(
     return _concat(parts, BY_SCHEMA).sort("event", "key", "by_value", "level")  # type: ignore[arg-type]
 
 
+def _carry_given(
+    in_sessions: dict[str, pl.DataFrame],
+    categories: dict[str, pl.DataFrame],
+    numbers_by: pl.DataFrame,
+    kinds: dict[str, str],
+    flat: float,
+) -> pl.DataFrame:
+    """Return (event, key, carry_share, avoid_share) of the numbers drawn given a category of their row
+    (``numbers_by``), their carry fitted against the chance a draw given the row's category repeats the value
+    before.
+
+    :func:`_carried_shares` counts the chance c that a fresh draw equals the previous value over the event's
+    whole mix; drawn from the sketch of the row's category, a number repeats more often (two rows of a currency
+    share its prices), so a carry fitted against the whole mix's c repeated it too often: a purchase's revenue
+    carried on 0.86 of the time in the twin, 0.69 in the export. Here c is the mean over the event's rows (with
+    a previous value in their session) of the share the previous value has among the rows of the row's category
+    value (the event's rows where that value has no sketch), counting for numbers that are not whole only the
+    values that hold a flat step (a share ``flat`` or more), and r = (M - c) / (1 - c), s = 1 - M / c as there.
+    ``in_sessions``: each number's (row, session, event, value); ``categories``: each category's (row, value).
+    """
+    schema = {"event": pl.String, "key": pl.String, "carry_share": pl.Float64, "avoid_share": pl.Float64}
+    parts = []
+    for (key, by), cells in numbers_by.group_by("key", "by", maintain_order=True):
+        key, by = str(key), str(by)
+        if key not in in_sessions or by not in categories:
+            continue
+        floor = 0.0 if kinds.get(key) == "integer" else flat
+        events = cells.select("event").unique()
+        sketched = cells.select("event", "by_value").unique().with_columns(pl.lit(True).alias("own"))
+        in_session = pl.col("session") == pl.col("session").shift(1)
+        rows = (
+            in_sessions[key]
+            .sort("row")
+            .with_columns(pl.when(in_session).then(pl.col("value").shift(1)).alias("prev"))
+            .join(events, on="event", how="semi")
+            .join(
+                categories[by].select("row", pl.col("value").cast(pl.String).alias("by_value")),
+                on="row",
+                how="left",
+            )
+            .join(sketched, on=["event", "by_value"], how="left")
+            .with_columns(
+                pl.when(pl.col("own")).then(pl.col("by_value")).alias("cell")
+            )  # null: the event's mix
+        )
+        if rows.is_empty():
+            continue
+        shares = []
+        for cell in (["event", "cell"], ["event"]):
+            shares.append(
+                rows.group_by(*cell, "value")
+                .agg(pl.len().alias("n"))
+                .with_columns((pl.col("n") / pl.col("n").sum().over(cell)).alias("p"))
+                .filter(pl.col("p") >= floor)
+                .select(*cell, pl.col("value").alias("prev"), "p")
+            )
+        pairs = rows.drop_nulls("prev")
+        mixed = pairs.join(shares[0].drop_nulls("cell"), on=["event", "cell", "prev"], how="left").join(
+            shares[1].rename({"p": "p_event"}), on=["event", "prev"], how="left"
+        )
+        chance = (
+            pl.when(pl.col("cell").is_not_null())
+            .then(pl.col("p"))
+            .otherwise(pl.col("p_event"))
+            .fill_null(0.0)
+        )
+        part = mixed.group_by("event").agg(
+            (pl.col("value") == pl.col("prev")).mean().alias("m"), chance.mean().alias("c")
+        )
+        carry = pl.when(pl.col("c") < 1 - 1e-9).then(
+            ((pl.col("m") - pl.col("c")) / (1 - pl.col("c"))).clip(0.0, 1.0)
+        )
+        avoid = pl.when(pl.col("m") < pl.col("c")).then((1 - pl.col("m") / pl.col("c")).clip(0.0, 1.0))
+        parts.append(
+            part.select(
+                "event",
+                pl.lit(key).alias("key"),
+                carry.fill_null(0.0).round(6).alias("carry_share"),
+                avoid.fill_null(0.0).round(6).alias("avoid_share"),
+            )
+        )
+    return _concat(parts, schema).unique(["event", "key"], keep="first").sort("event", "key")  # type: ignore[arg-type]
+
+
 def _holders_per_cell(rows: pl.DataFrame, holders: pl.DataFrame | None) -> pl.DataFrame:
     """Return (event, next, value, u) of ``rows`` (user, event, next, value): u the distinct users of each
     cell, or with ``holders`` the fewest distinct groups of any type among them (as :func:`_holders_per_value`)."""
@@ -1435,41 +1532,121 @@ def _copied_from(
     )
 
 
-def _lookups(per_event: dict[str, pl.DataFrame]) -> tuple[dict[str, str], pl.DataFrame]:
-    """Return (key -> the key it follows, the lookup table: key, parent, parent_value, value).
+def _lookups(
+    per_event: dict[str, pl.DataFrame],
+    numbers: dict[str, pl.DataFrame] | None = None,
+    k: int = 1,
+    holders: pl.DataFrame | None = None,
+) -> tuple[dict[str, str], pl.DataFrame, pl.DataFrame]:
+    """Return (key -> the key it follows, the lookup table: key, parent, parent_value, value, and (event, key,
+    follow_share): the share of the event's looked-up rows in the fit's sample whose value is the lookup's).
 
-    ``per_event``: each per-event category's (row, value), rare values already ``other``. A key follows
-    the first key, among those with more values (ties: the name first), that is present on 99 % of its
-    rows and whose value gives its value on 99 % of them (each parent value maps to the key's most
-    common value beside it). A key that others follow follows none (lookups are one step).
+    ``per_event``: each per-event category's (row, user, event, value, raw), rare values ``other`` in ``value``
+    and as read in ``raw``; ``numbers``: each per-event number's (row, user, event, value). Keys that travel
+    together (a video's id, title, genre and duration) are one thing: drawn on their own, the twin wrote one
+    video's id beside another's title and a third's duration. A key (a category, or a number) follows the
+    first category, among those with as many values as read or more (ties: the name first), that is present
+    on 99 % of its rows and whose kept values (not ``other``, on half of its rows or more) give its value as
+    read on 99 % of those rows: each kept parent value maps to the key's commonest value beside it, where k
+    users (of k groups, with ``holders``) had the pair (the pair is then as common as the parent's value, so
+    a title or a duration the category cap or a rare reading made ``other`` comes back with its video). The
+    values are compared as read, not as kept: two keys cut at the same cap by their own counts keep a few
+    different values at its edge (three of a HogFlix sample's titles of kept videos were ``other``, and their
+    1 % of rows broke the rule). A key that others follow follows none (lookups are one step); a key of one
+    value has nothing to look up.
     """
-    distinct = {key: int(frame["value"].n_unique()) for key, frame in per_event.items()}
+    numbers = numbers or {}
+    lk_schema = {"key": pl.String, "parent": pl.String, "parent_value": pl.String, "value": pl.String}
+    fs_schema = {"event": pl.String, "key": pl.String, "follow_share": pl.Float64}
+    raw = {key: ("raw" if "raw" in frame.columns else "value") for key, frame in per_event.items()}
+    distinct = {key: int(frame[raw[key]].n_unique()) for key, frame in per_event.items()}
+    distinct |= {key: int(frame["value"].n_unique()) for key, frame in numbers.items()}
     ranked = sorted(per_event, key=lambda key: (-distinct[key], key))
+    children = sorted({*per_event, *numbers}, key=lambda key: (distinct[key], key))
     follows: dict[str, str] = {}
-    tables = []
-    for child in reversed(ranked):  # the fewest values first: they have the most candidate parents
-        rows = per_event[child]
-        for parent in ranked[: ranked.index(child)]:
-            if parent in follows:
+    tables, shares = [], []
+    for child in children:  # the fewest values first: they have the most candidate parents
+        if child in follows.values() or distinct[child] < 2:
+            continue
+        number = child in numbers
+        rows = numbers[child] if number else per_event[child]
+        text = pl.col("value").cast(pl.String) if number else pl.col(raw[child]).cast(pl.String)
+        rows = rows.select("row", "user", "event", text.alias("c"))
+        for parent in ranked:
+            if parent == child or parent in follows or distinct[parent] < distinct[child]:
                 continue
-            both = rows.join(per_event[parent], on="row", how="left", suffix="_p")
-            if both["value_p"].null_count() > (1 - FOLLOWS_SHARE) * both.height:
+            if not number and distinct[parent] == distinct[child] and parent > child:
+                continue
+            both = rows.join(
+                per_event[parent].select("row", pl.col("value").alias("p")), on="row", how="left"
+            )
+            if both["p"].null_count() > (1 - FOLLOWS_SHARE) * both.height:
+                continue
+            kept = both.filter(pl.col("p").is_not_null() & (pl.col("p") != OTHER))
+            if kept.height < max(0.5 * both.height, ENTRY_MIN_ROWS):
                 continue
             top = (
-                both.drop_nulls("value_p")
-                .group_by("value_p", "value")
+                kept.group_by("p", "c")
                 .agg(pl.len().alias("n"))
-                .sort(["value_p", "n", "value"], descending=[False, True, False])
-                .unique("value_p", keep="first", maintain_order=True)
+                .sort(["p", "n", "c"], descending=[False, True, False])
+                .unique("p", keep="first", maintain_order=True)
             )
-            if int(top["n"].sum()) >= FOLLOWS_SHARE * both.height:
-                follows[child] = parent
-                tables.append(top.select(pl.lit(child).alias("key"), pl.lit(parent).alias("parent"),
-                                         pl.col("value_p").alias("parent_value"), "value"))  # fmt: skip
-                break
-    schema = {"key": pl.String, "parent": pl.String, "parent_value": pl.String, "value": pl.String}
-    lookups = _concat(tables, schema).sort("key", "parent_value")  # type: ignore[arg-type]
-    return dict(sorted(follows.items())), lookups
+            if int(top["n"].sum()) < FOLLOWS_SHARE * kept.height:
+                continue
+            pairs = kept.join(top.select("p", "c"), on=["p", "c"], how="semi")
+            held = _holders_per_value(
+                pairs.select("user", pl.concat_str("p", pl.lit("\x00"), "c").alias("value")).unique(), holders
+            ).filter(pl.col("u") >= k)
+            top = top.filter(pl.concat_str("p", pl.lit("\x00"), "c").is_in(held["value"].implode()))
+            if top.is_empty():
+                continue
+            follows[child] = parent
+            tables.append(top.select(pl.lit(child).alias("key"), pl.lit(parent).alias("parent"),
+                                     pl.col("p").alias("parent_value"), pl.col("c").alias("value")))  # fmt: skip
+            looked = kept.join(top.select("p", pl.col("c").alias("want")), on="p", how="inner")
+            shares.append(
+                looked.group_by("event").agg(
+                    pl.lit(child).alias("key"), (pl.col("c") == pl.col("want")).mean().round(6).alias("follow_share")
+                )
+            )  # fmt: skip
+            break
+    lookups = _concat(tables, lk_schema).sort("key", "parent_value")  # type: ignore[arg-type]
+    follow_shares = _concat(shares, fs_schema).sort("event", "key")  # type: ignore[arg-type]
+    return dict(sorted(follows.items())), lookups, follow_shares
+
+
+def _unlooked_mixes(
+    categories: pl.DataFrame,
+    per_event: dict[str, pl.DataFrame],
+    follows: dict[str, str],
+    lookups: pl.DataFrame,
+) -> pl.DataFrame:
+    """Return ``categories`` (event, key, value, share) with each following category's mix per event taken
+    over the rows its lookup does not give (the key it follows absent or ``other`` there): the only rows the
+    twin draws it for. Drawn from the whole mix, a video of a rare id (``other``) took a kept video's title.
+    An event whose every row is looked up keeps its whole mix."""
+    for key, parent in follows.items():
+        if key not in per_event:
+            continue
+        given = lookups.filter((pl.col("key") == key) & (pl.col("parent") == parent))["parent_value"]
+        rows = per_event[key].join(
+            per_event[parent].select("row", pl.col("value").alias("p")), on="row", how="left"
+        )
+        rest = rows.filter(pl.col("p").is_null() | ~pl.col("p").is_in(given.implode()))
+        if rest.is_empty():
+            continue
+        mix = (
+            rest.group_by("event", "value")
+            .agg(pl.len().alias("n"))
+            .select("event", pl.lit(key).alias("key"), pl.col("value").cast(pl.String),
+                    (pl.col("n") / pl.col("n").sum().over("event")).alias("share"))
+        )  # fmt: skip
+        mine = pl.col("key") == key
+        events = mix["event"].unique().implode()
+        categories = pl.concat(
+            [categories.filter(~(mine & pl.col("event").is_in(events))), mix.select(categories.columns)]
+        )
+    return categories
 
 
 def _number_sketches(num_long: pl.DataFrame, levels: int, k: int) -> pl.DataFrame:

@@ -98,7 +98,9 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     # carry_share: the chance the twin copies that value instead of drawing; avoid_share: the chance it draws
     # again a value equal to it; back_share: the chance the row before takes an event's only value (absent in
     # older specs: 0); entry_rows: the share of the event's rows that open their session's use of the key, where
-    # those rows keep a mix of their own (event_categories.entry_share; null elsewhere and in older specs).
+    # those rows keep a mix of their own (event_categories.entry_share; null elsewhere and in older specs);
+    # follow_share: for a key that follows another (property_lookups), the export's share of the event's rows
+    # with a looked-up parent value whose value is the lookup's (null elsewhere and in older specs).
     "event_keys": {
         "event": pl.String(),
         "key": pl.String(),
@@ -108,6 +110,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "avoid_share": pl.Float64(),
         "back_share": pl.Float64(),
         "entry_rows": pl.Float64(),
+        "follow_share": pl.Float64(),
     },
     "event_categories": {
         "event": pl.String(),
@@ -144,7 +147,8 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     # Keys constant within a session: the same two tables over sessions (one String column per key).
     "session_marginals": {"key": pl.String(), "value": pl.String(), "share": pl.Float64()},
     "session_combos": {"share": pl.Float64()},
-    # Keys whose value follows another key's (a video's title its id): the value for each parent value.
+    # Keys whose value follows another key's (a video's title, or its duration, its id): the value for each
+    # parent value (a number's as text).
     "property_lookups": {
         "key": pl.String(),
         "parent": pl.String(),
@@ -386,7 +390,7 @@ def validate_tables(document: SpecDocument, tables: dict[str, pl.DataFrame]) -> 
             frame = frame.with_columns(
                 *[
                     pl.lit(None, pl.Float64).alias(c)
-                    for c in ("same_share", "entry_rows")
+                    for c in ("same_share", "entry_rows", "follow_share")
                     if c not in frame.columns
                 ],
                 *[
