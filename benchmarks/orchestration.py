@@ -2,8 +2,9 @@
 
 Each command runs in a fresh Python process, as a user runs it, in its own empty folder
 (instance, data, output): first ``--repeats`` plain runs (the first one also creates the local
-instance; the best later one is the "warm" figure), then one probed run whose CPU time is split
-by exclusive timers (time in a nested category is counted once, in the innermost one):
+instance; the best later one is the "warm" figure, printed with the median of the later ones),
+then one probed run whose CPU time is split by exclusive timers (time in a nested category is
+counted once, in the innermost one):
 
 - work: CPU time inside ``simulation_assets.core`` (the kernels), plus the power-user runner's
   requests for that command (its work is talking to the API);
@@ -18,6 +19,15 @@ The "Dagster floor" is a fresh process that materializes one trivial asset and i
 local instance: what any command that records a run costs before its own imports and work. It is
 measured on three instances, taking turns: the project's local instance, the same with Dagster's
 own compute-log manager, and Dagster's default SQLite instance (what the instance settings save).
+
+The one-run commands' plain runs take turns with each other and with a run of the floor: one run of
+each per round, the order turned each round (``run_rounds``), so that a few seconds of another
+process's work cannot land on every run of one command; each command is also given as the median of
+its runs minus the floor run of the same round ("above the floor"). Each plain run records how long
+some task of the machine waited for a CPU meanwhile (``/proc/pressure/cpu``): a run of a quiet
+machine shows ~0 there, a run that shared its cores does not, whatever the load average said; and
+how many pages it read from disk (major page faults: Polars' 170 MB library or a ``.pyc`` that the
+page cache had dropped while other processes needed the memory; the floor loads neither library).
 
 Wall time is measured by the parent from process start to exit; CPU time is the child's user +
 system time (``getrusage``). On a loaded machine the wall time grows with the load average while
@@ -38,7 +48,7 @@ the benchmark itself (seconds, not the targets' figures: its verdicts are marked
     .venv/bin/python benchmarks/orchestration.py                    # every row: ~2.5 min at load 5 (2 cores)
     .venv/bin/python benchmarks/orchestration.py --only hogflix_1,funnel_forecast --importtime
     .venv/bin/python benchmarks/orchestration.py --quick            # smoke test of the benchmark (~2 min at load 10)
-    .venv/bin/python benchmarks/orchestration.py --one-run          # the one-run overhead and funnel targets only (~2.5 min at load 6)
+    .venv/bin/python benchmarks/orchestration.py --one-run          # the one-run overhead and funnel targets only (~3.5 min at load 1)
 """
 
 from __future__ import annotations
@@ -114,7 +124,7 @@ QUICK: dict[str, tuple[list[str], int | None]] = {
 }
 # Commands that are one Dagster run (the ``overhead <= 1 s`` target).
 ONE_RUN = ("funnel_forecast", "hogflix_1", "warehouse_dev_table", "activity_tick", "power_users_run")
-ONE_RUN_REPEATS = 4  # --one-run: the first run creates the instance, the best of the other 3 counts
+ONE_RUN_REPEATS = 7  # --one-run: the first run creates the instance, then 6 rounds (best and median count)
 # Work outside core/: the power-user runner's requests to the API are what that command is for.
 EXTRA_WORK = {"power_users_run": [("simulation_assets.sinks.power_users_client", "PowerUserTarget.run")]}
 
@@ -412,13 +422,92 @@ def _timed(
     return done, wall, cpu
 
 
+def cpu_pressure_s() -> float | None:
+    """Seconds during which some task of this machine waited for a CPU since boot (``/proc/pressure/cpu``), or None."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return int(some.rsplit("total=", 1)[1]) / 1e6
+
+
 def run_plain(name: str, folder: Path, quick: bool = False) -> dict[str, float]:
-    """Run the command exactly as a user does (no probe); return wall and CPU seconds and the load average."""
-    load = os.getloadavg()[0]
-    _, wall, cpu = _timed(
-        [sys.executable, "-m", "simulation_assets.cli", *_argv(name, folder, quick)], _env(folder), folder
-    )
-    return {"total_s": round(wall, 3), "cpu_s": round(cpu, 3), "load": round(load, 1)}
+    """Run the command exactly as a user does (no probe); return wall and CPU seconds, the load average and
+    ``waited_s``: how long some task of the machine waited for a CPU meanwhile (another process's work
+    taking a core from the command shows here, where the one-minute load average does not) and
+    ``major_faults``: the pages it read from disk."""
+    return _plain([sys.executable, "-m", "simulation_assets.cli", *_argv(name, folder, quick)], folder)
+
+
+def run_floor(folder: Path, variant: str = "project") -> dict[str, float]:
+    """Run the Dagster floor (``floor_run``) in a fresh process in ``folder``; the same figures as ``run_plain``."""
+    return _plain([sys.executable, str(Path(__file__).resolve()), "--floor", variant], folder)
+
+
+def _plain(cmd: list[str], folder: Path) -> dict[str, float]:
+    load, waited = os.getloadavg()[0], cpu_pressure_s()
+    faults = resource.getrusage(resource.RUSAGE_CHILDREN).ru_majflt
+    _, wall, cpu = _timed(cmd, _env(folder), folder)
+    run = {"total_s": round(wall, 3), "cpu_s": round(cpu, 3), "load": round(load, 1)}
+    # pages the command had to read from disk (a library or .pyc the page cache had dropped)
+    run["major_faults"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_majflt - faults
+    after = cpu_pressure_s()
+    if waited is not None and after is not None:
+        run["waited_s"] = round(after - waited, 3)
+    return run
+
+
+def run_rounds(
+    folders: dict[str, Path], rounds: int, quick: bool = False
+) -> dict[str, list[dict[str, float]]]:
+    """Run each command of ``folders`` (and ``"floor"``: the Dagster floor) once to create its instance, then
+    ``rounds`` times more, one run of each per round in an order that turns each round.
+
+    Taking turns instead of one command's runs in a row: a few seconds of another process's work
+    then land on one run of several commands, not on every run of one command (which the best of
+    its runs cannot undo), and each command's round has a floor run minutes from it, not before all.
+    Each list starts with the first run (the one that creates the instance).
+    """
+    names = list(folders)
+    runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for turn in range(rounds + 1):
+        order = names[turn % len(names) :] + names[: turn % len(names)]
+        for name in order:
+            run = run_floor(folders[name]) if name == "floor" else run_plain(name, folders[name], quick)
+            runs[name].append(run)
+    return runs
+
+
+def summary(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Best and median wall and CPU seconds of ``runs``, the highest load, and the waits of the best run (wall)."""
+    best = min(runs, key=lambda r: r["total_s"])
+    row = {
+        "total_s": best["total_s"],
+        "cpu_s": min(r["cpu_s"] for r in runs),
+        "median_total_s": round(statistics.median(r["total_s"] for r in runs), 3),
+        "median_cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 3),
+        "load": max(r["load"] for r in runs),
+        "runs": len(runs),
+    }
+    if "major_faults" in best:
+        row["best_major_faults"] = best["major_faults"]
+        row["max_major_faults"] = max(r.get("major_faults", 0) for r in runs)
+    if "waited_s" in best:
+        row["best_waited_s"] = best["waited_s"]
+        row["median_waited_s"] = round(statistics.median(r.get("waited_s", 0.0) for r in runs), 3)
+    return row
+
+
+def above_floor(runs: list[dict[str, float]], floor: list[dict[str, float]]) -> dict[str, float]:
+    """Median and best of a command's wall and CPU seconds minus the floor run of the same round."""
+    wall = [r["total_s"] - f["total_s"] for r, f in zip(runs, floor, strict=True)]
+    cpu = [r["cpu_s"] - f["cpu_s"] for r, f in zip(runs, floor, strict=True)]
+    return {
+        "median_s": round(statistics.median(wall), 3),
+        "median_cpu_s": round(statistics.median(cpu), 3),
+        "best_s": round(min(wall), 3),
+        "best_cpu_s": round(min(cpu), 3),
+    }
 
 
 def _proc_cpu(pid: int, fields: slice = slice(11, 15)) -> float:
@@ -673,7 +762,7 @@ def main() -> None:
         "--one-run",
         action="store_true",
         help="only the one-run commands (their overhead, the funnel ratio) and the Dagster floors, "
-        f"{ONE_RUN_REPEATS} plain runs each (~2.5 min at load 6)",
+        f"{ONE_RUN_REPEATS} plain runs each, taking turns with a floor run (~3.5 min at load 1)",
     )
     args = parser.parse_args()
     if args.one_run:
@@ -706,13 +795,23 @@ def main() -> None:
     for variant, floor in floors.items():
         print(f"  {variant + ' instance' if variant == 'project' else variant:<20} "
               f"wall {floor['total_s']:.3f} / {floor['median_total_s']:.3f} s, CPU {floor['cpu_s']:.3f} / {floor['median_cpu_s']:.3f} s")  # fmt: skip
+    # The one-run commands' in-process runs and a floor run take turns (see run_rounds); the rest run in a row.
+    taking_turns = [n for n in names if n in ONE_RUN]
+    folders = {n: Path(tempfile.mkdtemp(prefix=f"orchestration-{n}-")) for n in [*taking_turns, "floor"]}
+    in_rounds = run_rounds(folders, repeats - 1, args.quick) if taking_turns and repeats > 1 else {}
+    if in_rounds:
+        results["floor_in_rounds"] = summary(in_rounds["floor"][1:])
+        floor = results["floor_in_rounds"]
+        print(f"Dagster floor in the rounds of the one-run commands ({floor['runs']}): wall {floor['total_s']:.3f} / "
+              f"{floor['median_total_s']:.3f} s, CPU {floor['cpu_s']:.3f} / {floor['median_cpu_s']:.3f} s (best / median)")  # fmt: skip
+    shutil.rmtree(folders.pop("floor"), ignore_errors=True)
     print(
         f"{'command':<20} {'wall s':>8} {'CPU s':>7} {'work (wall/CPU)':>10} {'overhead (wall / CPU)':>22}  split of the CPU"
     )
     for name in names:
-        folder = Path(tempfile.mkdtemp(prefix=f"orchestration-{name}-"))
+        folder = folders.get(name) or Path(tempfile.mkdtemp(prefix=f"orchestration-{name}-"))
         try:
-            runs = [run_plain(name, folder, args.quick)]  # creates the instance
+            runs = in_rounds[name] if name in in_rounds else [run_plain(name, folder, args.quick)]
             warm_runs: list[dict[str, float]] = []
             fork_runs: list[dict[str, float]] = []
             servers: list[WarmServer] = []
@@ -721,7 +820,7 @@ def main() -> None:
                     servers = [WarmServer(folder, spare=True), WarmServer(folder, spare=False)]
                 # cold, warm server with a spare, warm server without: taking turns
                 for turn in range(max(repeats - 1, 1 if servers else 0)):
-                    if turn < repeats - 1:
+                    if turn < repeats - 1 and name not in in_rounds:
                         runs.append(run_plain(name, folder, args.quick))
                     if servers:
                         warm_runs.append(servers[0].run(name, args.quick))
@@ -731,11 +830,9 @@ def main() -> None:
                     server.stop()
             row: dict[str, Any] = {"first_run": runs[0], "runs": len(runs)}
             warm = runs[1:] or runs  # after the first run the instance exists, as for every later command
-            row["warm"] = {
-                "total_s": min(r["total_s"] for r in warm),
-                "cpu_s": min(r["cpu_s"] for r in warm),
-                "load": max(r["load"] for r in warm),
-            }
+            row["warm"] = summary(warm)
+            if name in in_rounds:
+                row["above_floor"] = above_floor(warm, in_rounds["floor"][1:])
             for key, server_runs in (("warm_server", warm_runs), ("warm_server_no_spare", fork_runs)):
                 if server_runs:
                     row[key] = {
@@ -764,6 +861,8 @@ def main() -> None:
         row["work_s"], row["work_wall_s"] = work, round(work_wall, 3)
         row["overhead_s"] = round(row["warm"]["total_s"] - work_wall, 3)
         row["overhead_cpu_s"] = round(row["warm"]["cpu_s"] - work, 3)
+        row["overhead_median_s"] = round(row["warm"]["median_total_s"] - work_wall, 3)
+        row["overhead_median_cpu_s"] = round(row["warm"]["median_cpu_s"] - work, 3)
         for key in ("warm_server", "warm_server_no_spare"):
             if key in row:
                 row[key]["overhead_s"] = round(row[key]["total_s"] - work_wall, 3)
@@ -778,6 +877,20 @@ def main() -> None:
             f"{name:<20} {row['warm']['total_s']:8.2f} {row['warm']['cpu_s']:7.2f} {work_wall:5.2f}/{work:4.2f} "
             f"{row['overhead_s']:10.2f} / {row['overhead_cpu_s']:5.2f}     {parts}"
         )
+        if row["warm"]["runs"] > 1:
+            waits = (
+                f", CPU waits of the machine {row['warm']['median_waited_s']:.2f} s"
+                if "median_waited_s" in row["warm"]
+                else ""
+            )
+            if "max_major_faults" in row["warm"]:
+                waits += f", pages read from disk: up to {row['warm']['max_major_faults']} a run"
+            print(f"{'  median of ' + str(row['warm']['runs']):<20} {row['warm']['median_total_s']:8.2f} {row['warm']['median_cpu_s']:7.2f} "
+                  f"{'':>10} {row['overhead_median_s']:10.2f} / {row['overhead_median_cpu_s']:5.2f}     (in-process{waits})")  # fmt: skip
+        if "above_floor" in row:
+            up = row["above_floor"]
+            print(f"{'  above the floor':<20} {up['median_s']:8.2f} {up['median_cpu_s']:7.2f}"
+                  f"     (each run minus the floor run of its round, median; best {up['best_s']:.2f} / {up['best_cpu_s']:.2f})")  # fmt: skip
         for key, label, how in (
             ("warm_server", "  warm, spare", "client + the spare from the request on"),
             ("warm_server_no_spare", "  warm, no spare", "client + child forked per command"),

@@ -19,8 +19,9 @@ from simulation_assets.commands import command_modules, demo_modules
 from simulation_assets.commands.common import UsageError, console, defer_gc
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with one sub-command per domain plus ``demo``."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the argument parser with one sub-command per domain plus ``demo``; with ``command`` (the
+    first word of the command line), only that sub-command's when it names one (see ``command_modules``)."""
     parser = argparse.ArgumentParser(
         prog="simulate",
         description="Simulate users and data as Dagster assets (see README.md).",
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run every domain small, on embedded defaults")
     demo.add_argument("--output", default="demo_output", help="folder for the results (default: demo_output)")
     demo.set_defaults(handler=_run_demo)
-    for module in command_modules():
+    for module in command_modules(command):
         module.register(sub)
     return parser
 
@@ -128,7 +129,8 @@ def _run(argv: Sequence[str] | None) -> int:
     warnings.filterwarnings("ignore", message=r".* is currently in beta", category=Warning)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     logging.getLogger("dagster").setLevel(logging.WARNING)
-    parser = build_parser()
+    words = list(argv) if argv is not None else sys.argv[1:]
+    parser = build_parser(words[0] if words else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad input already

@@ -6,12 +6,24 @@ runs first), which ``simulate demo`` uses.
 """
 
 import importlib
+import importlib.util
 import pkgutil
 from types import ModuleType
 
 
-def command_modules() -> list[ModuleType]:
-    """Return every sub-command module, sorted by name."""
+def command_modules(command: str | None = None) -> list[ModuleType]:
+    """Return every sub-command module, sorted by name.
+
+    With ``command`` (the first word of a command line), only the module of that name when it is a
+    sub-command module (``power-users`` is ``power_users``): a command builds its own arguments, not
+    every other command's (~50 M instructions of module bodies and parsers). Any other word: all.
+    """
+    name = (command or "").replace("-", "_")
+    if name.isidentifier() and not name.startswith("_"):
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            module = importlib.import_module(f"{__name__}.{name}")
+            if callable(getattr(module, "register", None)):
+                return [module]
     found = []
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{__name__}.{info.name}")

@@ -19,6 +19,8 @@ from simulation_assets.sinks.warehouse_dbt import (
     dbt_executable,
     dbt_failure_is_transient,
     environment,
+    invocation_folder,
+    keep_parse,
     prepared_project,
     prune_invocation_folders,
     source_freshness,
@@ -62,21 +64,29 @@ def warehouse_dbt_models(
     """``dbt build`` (staging views, marts, data and unit tests) against the environment's warehouse, then
     ``dbt source freshness`` (each stale raw source logged as a warning)."""
     env = context.partition_key
+    variables = warehouse_database.dbt_env(env)
+    op_name = context.op_execution_context.op.name
     try:
         # cautious: a subset run skips tests whose other parents were not selected
-        with environment({"DBT_INDIRECT_SELECTION": "cautious", **warehouse_database.dbt_env(env)}):
+        with environment({"DBT_INDIRECT_SELECTION": "cautious", **variables}):
             # --full-refresh: every load replaces the raw tables, so the incremental staging model (Stripe
             # events, incremental on the deliveries' received_at) is rebuilt from them rather than appended to
-            invocation = warehouse_dbt.cli(["build", "--full-refresh"], context=context, raise_on_error=False)
+            invocation = warehouse_dbt.cli(
+                ["build", "--full-refresh"],
+                target_path=invocation_folder(op_name, context.run.run_id, variables),
+                context=context,
+                raise_on_error=False,
+            )
             yield from invocation.stream()
+        keep_parse(invocation.target_path, variables)  # the next build against this warehouse starts from it
     finally:
-        prune_invocation_folders(context.op_execution_context.op.name)  # the oldest of this asset's runs
+        prune_invocation_folders(op_name)  # the oldest of this asset's runs
     error = invocation.get_error()
     if error is not None:
         raise dbt_failure(str(error), context.retry_number)
     # how old each raw source is at the simulated window's end (dbt source freshness): reported, not blocking
     # from this build's saved parse: made with the same profile, so dbt need not parse the project again
-    freshness = source_freshness(warehouse_database.dbt_env(env), parsed_in=invocation.target_path)
+    freshness = source_freshness(variables, parsed_in=invocation.target_path)
     raw_tables = {f"{t.source}.{t.entity}": t.name for t in schema.TABLES}
     for name, result in sorted(freshness.items()):
         log = context.log.info if result["status"] == "pass" else context.log.warning

@@ -143,7 +143,17 @@ class BrowserBot(dg.ConfigurableResource):
     )
     min_step_seconds: float = Field(default=0.02, ge=0.0)
     max_step_seconds: float = Field(default=0.3, ge=0.0)
-    step_timeout_seconds: float = Field(default=15.0, gt=0.0)
+    step_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0.0,
+        description="Longest wait for a page to load, a navigation, an answer (FlixBuddy) or a screenshot.",
+    )
+    element_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0.0,
+        description="Longest wait for the element a step acts on (a button, a field) on a loaded page: the "
+        "pages are rendered by the server, so a missing one is a plan or page fault, not a slow machine.",
+    )
     fake_clock: bool = Field(
         default=True,
         description="Replay at the model's times (Playwright clock); False: the real clock "
@@ -215,7 +225,9 @@ class BrowserBot(dg.ConfigurableResource):
         began = time.perf_counter()
         options = self._context_options(persona, state_file)
         context = await browser.new_context(**options)
-        context.set_default_timeout(self.step_timeout_seconds * 1000)
+        # page loads and navigations may wait out a busy machine; clicks and fills fail at their own limit
+        context.set_default_navigation_timeout(self.step_timeout_seconds * 1000)
+        context.set_default_timeout(self.element_timeout_seconds * 1000)
         # While a page unloads Chromium reports its built-in (headless) user agent to the old
         # document, and posthog-js would drop that page's $pageleave as a bot's: pin the persona's.
         await context.add_init_script(_PIN_USER_AGENT % json.dumps(options["user_agent"]))
@@ -267,7 +279,9 @@ class BrowserBot(dg.ConfigurableResource):
                 shots.mkdir(parents=True, exist_ok=True)
                 shot = shots / f"{_safe(persona['session_id'])}.png"
                 try:
-                    await page.screenshot(path=str(shot), full_page=True)
+                    await page.screenshot(
+                        path=str(shot), full_page=True, timeout=self.step_timeout_seconds * 1000
+                    )
                     result.screenshot = str(shot)
                 except Exception:  # noqa: BLE001
                     pass
@@ -365,7 +379,7 @@ class BrowserBot(dg.ConfigurableResource):
         elif action == "ask":
             await page.fill("#chat-input", step.get("text") or "What should I watch tonight?")
             await page.click("#chat-send")
-            await page.wait_for_selector("body[data-chat-answered]")
+            await page.wait_for_selector("body[data-chat-answered]", timeout=self.step_timeout_seconds * 1000)
             await page.evaluate("document.body.removeAttribute('data-chat-answered')")
         elif action == "ticket":
             category = step.get("text") or "playback"

@@ -51,6 +51,15 @@ materializes one trivial asset, ~20 % of its CPU):
   storage (the local instance's ``LocalDefsStateStorage``, which makes its path when first used)
   is built as before, without the import; otherwise Dagster's own property runs.
 
+- **Pydantic's plugin scan**: the first model a process builds makes Pydantic look for plugins
+  (``importlib.metadata.entry_points(group="pydantic")``), which reads the entry points of every
+  installed distribution (~50 M instructions, ~12 ms). Which entry points that group has depends only
+  on the distributions the folders of ``sys.path`` hold: the first process keeps the group's entry
+  points in ``paths.prepared_root()`` (``pydantic-plugins.json``) under the state of those folders (each
+  one's modification time: an install, upgrade or removal renames entries there, as the warm server's
+  key counts on), and a later process with the same state hands Pydantic the kept entry points; Pydantic
+  loads them (or honours ``PYDANTIC_DISABLE_PLUGINS``) as it always does. Any other state scans again.
+
 ``install()`` applies all of this in this process for modules not yet imported; ``simulate`` calls
 it before it imports anything of Dagster (``cli``, the warm server).
 """
@@ -347,6 +356,7 @@ def install() -> None:
         after = {
             "sqlalchemy": preload_dialect_arguments,
             "dagster._core.instance.ref": configured_state_storage_first,
+            "pydantic.plugin._loader": keep_pydantic_plugin_scan,
         }
         _INSTALLED.append(defer(STAND_IN_IMPORTS, LAZY_PACKAGES, after))
 
@@ -392,6 +402,78 @@ def configured_state_storage_first() -> None:
 
     defs_state_storage.configured_first = True  # type: ignore[attr-defined]
     InstanceRef.defs_state_storage = property(defs_state_storage, doc=stock.__doc__)  # type: ignore[method-assign]
+
+
+# ------------------------------------------------------------------------------- Pydantic's plugin scan
+
+PYDANTIC_PLUGINS_FILE = "pydantic-plugins.json"
+KEPT_STATES = 32  # installed states kept in the file (each folder a command runs `python -m` from is one)
+
+
+def installed_state() -> str:
+    """Return what ``importlib.metadata`` finds distributions from, as text: the interpreter and, for each
+    folder of ``sys.path`` (``""`` is the working folder), its modification time (None: not a folder)."""
+    folders = []
+    for entry in sys.path:
+        path = os.path.abspath(entry or ".")
+        try:
+            folders.append([path, os.stat(path).st_mtime_ns])
+        except OSError:
+            folders.append([path, None])
+    finders = [type(f).__qualname__ for f in sys.meta_path if hasattr(f, "find_distributions")]
+    return json.dumps([sys.executable, sys.version, finders, folders])
+
+
+def keep_pydantic_plugin_scan(folder: Path | None = None) -> bool:
+    """Give ``pydantic.plugin._loader`` an ``entry_points`` that answers its plugin group from the kept copy.
+
+    ``folder``: ``paths.prepared_root()`` (None: off). True when installed now. Any other call goes to
+    ``importlib.metadata.entry_points`` as before.
+    """
+    folder = folder or prepared_root()
+    if folder is None:
+        return False
+    from pydantic.plugin import _loader
+
+    scan = _loader.entry_points
+    if getattr(scan, "kept_scan", False):
+        return False
+
+    def entry_points(**params: Any) -> Any:
+        if set(params) != {"group"}:
+            return scan(**params)
+        return kept_entry_points(folder / PYDANTIC_PLUGINS_FILE, params["group"], scan)
+
+    entry_points.kept_scan = True  # type: ignore[attr-defined]
+    _loader.entry_points = entry_points
+    return True
+
+
+def kept_entry_points(path: Path, group: str, scan: Callable[..., Any]) -> Any:
+    """Return the entry points of ``group`` kept in ``path`` for this installed state, else ``scan(group=group)``
+    (the kept copy then gets it for the next process)."""
+    from importlib.metadata import EntryPoint, EntryPoints
+
+    state = json.dumps([installed_state(), group])
+    try:
+        kept = json.loads(path.read_text())
+        found = kept.get(state)
+        if found is not None:
+            return EntryPoints(EntryPoint(name, value, group) for name, value in found)
+    except (OSError, ValueError, TypeError, AttributeError):
+        kept = {}
+    real = scan(group=group)
+    try:
+        kept = {k: v for k, v in kept.items() if k != state}
+        kept[state] = [[entry.name, entry.value] for entry in real]
+        text = json.dumps(dict(list(kept.items())[-KEPT_STATES:]))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        staged.write_text(text)
+        os.replace(staged, path)
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    return real
 
 
 # ------------------------------------------------------------------------- SQLAlchemy's dialect arguments

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
-import tenacity
 from pydantic import BaseModel, Field
 
 from simulation_assets.sinks.retry_budget import (  # noqa: F401 (the budget's numbers, re-exported)
@@ -52,8 +51,9 @@ T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
-if TYPE_CHECKING:
-    import httpx  # imported where a request is made: a run that sends nothing never loads it
+if TYPE_CHECKING:  # both imported where a request is made: a run that sends nothing never loads them
+    import httpx
+    import tenacity
 
 
 class DeliveryError(dg.Failure):
@@ -101,8 +101,11 @@ def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> fl
     return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
-class _BackoffOrRetryAfter(tenacity.wait.wait_base):
-    """Exponential backoff with [0.5, 1.5) jitter, at least the server's Retry-After, at most the cap."""
+class _BackoffOrRetryAfter:
+    """Exponential backoff with [0.5, 1.5) jitter, at least the server's Retry-After, at most the cap.
+
+    A plain callable, as tenacity takes a ``wait``: no class of tenacity's at import time (~20 M
+    instructions to import, in every command whose definitions name an HTTP sink)."""
 
     def __init__(self, policy: HttpRetry, unit: Callable[[], float]) -> None:
         self.policy = policy
@@ -147,6 +150,7 @@ class HttpRetry:
         self, on_retry: Callable[[BaseException, float], None] | None, unit: Callable[[], float]
     ) -> dict[str, Any]:
         import httpx
+        import tenacity
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             if on_retry is not None and state.outcome is not None:
@@ -171,6 +175,8 @@ class HttpRetry:
         ``on_retry(error, wait_seconds)`` is called before each wait; ``unit`` draws the
         jitter (pass a seeded stream where retries must be reproducible).
         """
+        import tenacity
+
         return tenacity.Retrying(**self._kwargs(on_retry, unit))
 
     def retrying_async(
@@ -179,6 +185,8 @@ class HttpRetry:
         unit: Callable[[], float] = random.random,
     ) -> tenacity.AsyncRetrying:
         """Return the ``AsyncRetrying`` twin of ``retrying`` (waits with ``asyncio.sleep``)."""
+        import tenacity
+
         return tenacity.AsyncRetrying(**self._kwargs(on_retry, unit))
 
 

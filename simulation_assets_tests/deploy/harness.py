@@ -169,10 +169,15 @@ class Deployment:
             f"daemon_{self.daemon_starts}.log",
         )
 
-    def stop_daemon(self, crash: bool = False, timeout: float = 40) -> int:
-        """Stop the daemon (SIGKILL when ``crash``, else SIGTERM) and return its exit code."""
+    def stop_daemon(
+        self, crash: bool = False, timeout: float = 40, while_stopping: Callable[[], None] | None = None
+    ) -> int:
+        """Stop the daemon (SIGKILL when ``crash``, else SIGTERM) and return its exit code;
+        ``while_stopping`` runs between the signal and the wait for the exit."""
         assert self.daemon is not None
         self.daemon.send_signal(signal.SIGKILL if crash else signal.SIGTERM)
+        if while_stopping is not None:
+            while_stopping()
         try:
             return self.daemon.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -183,6 +188,11 @@ class Deployment:
                 f"the daemon did not exit {timeout:.0f} s after SIGTERM; its threads, from {self.root / log}:\n"
                 + _ANSI.sub("", self.log(log))[-6000:]
             ) from None
+
+    def wait_for_daemon_log(self, text: str, timeout: float = 120) -> None:
+        """Wait until the running daemon's log holds ``text`` (a line Dagster logs at a known point)."""
+        log = f"daemon_{self.daemon_starts}.log"
+        wait_for(lambda: text in self.log(log), timeout, f"{text!r} in {log}", every=0.05)
 
     def log(self, name: str) -> str:
         path = self.root / name

@@ -6,7 +6,7 @@ Nothing of the project is imported, so the code server and each run start in a f
 import dagster as dg
 
 PARTITIONS = ["a", "b", "c"]
-MANY_PARTITIONS = [f"{k:02d}" for k in range(40)]  # a backfill whose submission takes seconds
+MANY_PARTITIONS = [f"{k:02d}" for k in range(16)]  # a backfill whose submission takes seconds
 
 
 @dg.asset(partitions_def=dg.StaticPartitionsDefinition(PARTITIONS))

@@ -9,15 +9,18 @@ does not exist in workspace", and run retries launch it again as a new run: a se
 same partition, tagged ``dagster/retry_number``. deploy/dagster.yaml dequeues in the daemon's own
 thread: the launch in hand finishes and the other runs stay queued for the next daemon.
 
-Three runs wait in the queue of a tiny code location; the launcher pauses per partition
-(slow_launcher.PausingRunLauncher) so the SIGTERM lands while the first launch is under way.
+Three runs wait in the queue of a tiny code location; the launcher holds a partition's launch until
+the test releases it (slow_launcher.PausingRunLauncher), so the SIGTERM lands while the first launch is
+under way, and the launch goes on once the daemon has taken the signal (its log says so): no fixed
+pause has to outlast a busy machine.
 """
 
 from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 import yaml
@@ -34,17 +37,27 @@ pytestmark = [
 ]
 
 
-def _configure(deployment: Deployment, pause_seconds: Mapping[str, float], threads: int = 0) -> None:
-    """Put deploy/dagster.yaml into the instance with the pausing launcher; ``threads``: a dequeue pool."""
+# What the daemon logs once a SIGTERM has reached it (the next statement sets its threads' shutdown
+# event), and once its threads have stopped (the next statement closes its workspace).
+SIGNAL_TAKEN = "hutting down daemon threads"
+THREADS_DOWN = "Daemon threads shut down."
+
+
+def _configure(deployment: Deployment, hold: Iterable[str], threads: int = 0) -> Callable[[str], None]:
+    """Put deploy/dagster.yaml into the instance with a launcher that holds the ``hold`` partitions'
+    launches; ``threads``: a dequeue pool. Return the function that releases a partition's launch."""
     config = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     if threads:
         config["run_coordinator"]["config"].update(dequeue_use_threads=True, dequeue_num_workers=threads)
+    trial = uuid.uuid4().hex[:8]  # the module's tests share the deployment: files of their own
+    files = {p: deployment.root / f"release-{trial}-{p}" for p in hold}
     config["run_launcher"] = {
         "module": "simulation_assets_tests.deploy.slow_launcher",
         "class": "PausingRunLauncher",
-        "config": {"pause_seconds": dict(pause_seconds)},
+        "config": {"hold_until": {p: str(f) for p, f in files.items()}},
     }
     (deployment.home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return lambda partition: files[partition].touch()
 
 
 def _queue_runs(deployment: Deployment) -> str:
@@ -80,24 +93,24 @@ def _queue_runs(deployment: Deployment) -> str:
     return trial
 
 
-def _sigterm_mid_launch(deployment: Deployment) -> list[dict]:
-    """Queue the runs, start the daemon, SIGTERM it 1 s into the first launch, restart; return the runs."""
+def _sigterm_mid_launch(deployment: Deployment, while_stopping: Callable[[], None]) -> list[dict]:
+    """Queue the runs, start the daemon, SIGTERM it during the first launch (held: ``while_stopping``
+    releases it), restart; return the runs."""
     import dagster as dg
 
     instance = deployment.instance()
     trial = _queue_runs(deployment)
     runs = lambda: instance.get_runs(filters=dg.RunsFilter(tags={"shutdown_trial": trial}))  # noqa: E731
     deployment.start_daemon()
-    # STARTING is written just before the launcher is called: the first launch has begun.
+    # STARTING is written just before the launcher is called: the first launch has begun (and is held).
     wait_for(
         lambda: any(r.status == dg.DagsterRunStatus.STARTING for r in runs()),
         120,
         "the first launch",
-        every=0.2,
+        every=0.25,
     )
-    time.sleep(1)
     deployment.notes["sigterm_at"] = time.time()
-    assert deployment.stop_daemon(timeout=120) == 0
+    assert deployment.stop_daemon(timeout=120, while_stopping=while_stopping) == 0
     deployment.notes["restarted_at"] = time.time()
     deployment.start_daemon()
 
@@ -107,7 +120,7 @@ def _sigterm_mid_launch(deployment: Deployment) -> list[dict]:
         return all(r.is_finished for r in current) and done == set(PARTITIONS)
 
     try:
-        wait_for(every_partition_succeeded, 240, "a successful run of every partition", every=1)
+        wait_for(every_partition_succeeded, 240, "a successful run of every partition", every=0.5)
     finally:
         deployment.stop_daemon(timeout=120)
     return deployment.run_evidence(tags={"shutdown_trial": trial})
@@ -144,8 +157,13 @@ def test_deploy_config_dequeues_one_run_at_a_time_in_the_daemon_thread() -> None
 def test_sigterm_mid_launch_finishes_that_launch_and_leaves_the_other_runs_queued(
     deployment: Deployment,
 ) -> None:
-    _configure(deployment, pause_seconds={"a": 8})  # the SIGTERM lands 1 s into it, even on a busy host
-    rows = _sigterm_mid_launch(deployment)
+    release = _configure(deployment, hold=["a"])
+
+    def release_a_once_the_signal_is_taken() -> None:
+        deployment.wait_for_daemon_log(SIGNAL_TAKEN)
+        release("a")
+
+    rows = _sigterm_mid_launch(deployment, release_a_once_the_signal_is_taken)
     assert sorted((r["partition"], r["status"], r["retry_number"]) for r in rows) == [
         (p, "SUCCESS", None) for p in PARTITIONS
     ], rows
@@ -162,11 +180,19 @@ def test_sigterm_mid_launch_fails_a_run_still_waiting_for_a_worker_and_run_retri
 ) -> None:
     """Pins the Dagster 1.13.27 behaviour that rules out a dequeue thread pool for this deployment."""
     # One worker for three runs: b starts when a's launch returns, c only once b's has too.
-    _configure(deployment, pause_seconds={"a": 4, "b": 10}, threads=1)
-    rows = _sigterm_mid_launch(deployment)
+    release = _configure(deployment, hold=["a", "b"], threads=1)
+
+    def release_a_then_b_once_the_workspace_is_closed() -> None:
+        deployment.wait_for_daemon_log(SIGNAL_TAKEN)
+        release("a")  # the queue thread stops at its return; b starts on the pool's worker
+        deployment.wait_for_daemon_log(THREADS_DOWN)
+        time.sleep(0.5)  # the workspace closes right after that line, in the same thread
+        release("b")
+
+    rows = _sigterm_mid_launch(deployment, release_a_then_b_once_the_workspace_is_closed)
     failed = [r for r in rows if r["status"] == "FAILURE"]
-    # c always starts after the workspace is closed; so does b when a's launch outlasts the 30 s
-    # the daemon waits for its queue thread (seen on a machine with a load average of 17).
+    # c always starts after the workspace is closed; so does b when a's launch outlasts the 30 s the
+    # daemon waits for its queue thread (seen on a machine with a load average of 17).
     assert [r["partition"] for r in failed] in (["c"], ["b", "c"]), rows
     for run in failed:
         assert any("Location shutdown does not exist in workspace" in m for m in run["failure"]), run
@@ -225,7 +251,7 @@ def _backfill_interrupted_mid_submission(deployment: Deployment, crash: bool) ->
             ),
             300,
             "the backfill's remaining runs",
-            every=1,
+            every=0.5,
         )
     finally:
         deployment.stop_daemon(timeout=120)

@@ -164,10 +164,12 @@ def test_pool_bounds_open_contexts_and_a_failed_step_leaves_a_screenshot(site, t
     # The home page has no player: pressing Play there cannot work.
     items.append(BrowserSession(broken, [{"at_ms": 0, "action": "visit", "path": "/"},
                                          {"at_ms": 1000, "action": "play", "path": None}]))  # fmt: skip
-    # The broken step fails only when Playwright gives up waiting for the button, so every step shares
-    # one timeout: it must be long enough for a page to load on a machine under heavy load (a short one
-    # failed the working sessions under load); the test pays it once, in the broken session's slot.
-    bot = BrowserBot(**(FAST | {"concurrency": 2, "step_timeout_seconds": 30.0}))
+    # The broken step fails when Playwright gives up waiting for the button: at the element limit, not
+    # the page-load limit, which must stay long enough for a page to load on a machine under heavy load
+    # (a short one failed the working sessions under load).
+    bot = BrowserBot(
+        **(FAST | {"concurrency": 2, "step_timeout_seconds": 30.0, "element_timeout_seconds": 2.0})
+    )
     report = bot.run(base, items, tmp_path / "state", tmp_path / "shots")
     by_id = {s.session_id: s for s in report.sessions}
     assert report.max_concurrent == 2
@@ -175,5 +177,7 @@ def test_pool_bounds_open_contexts_and_a_failed_step_leaves_a_screenshot(site, t
     failed = by_id["broken"]
     assert not failed.ok and failed.error.startswith("StepError: step 1 play on http")
     assert Path(failed.screenshot).exists() and Path(failed.screenshot).stat().st_size > 1000
+    # the missing button was waited for at the element limit (2 s), not at the page-load limit (30 s)
+    assert "Timeout 2000ms exceeded" in failed.error and failed.real_seconds < 30, failed
     seen = set(events_frame(log.snapshot())["synthetic_session"])
     assert {f"pool-{n}" for n in range(4)} <= seen

@@ -417,3 +417,65 @@ def test_the_kept_dialect_arguments_check_and_create_dagsters_schemas_as_the_dia
     kept.write_text("{not json")  # unreadable: the dialects are imported, and the copy made again
     assert _probe(tmp_path / "home", "deferred", _SCHEMAS)["loaded"] == ["mysql", "postgresql"]
     assert _probe(tmp_path / "home", "deferred", _SCHEMAS)["loaded"] == []
+
+
+# A process that builds one Pydantic model: how often it read the installed distributions, what plugins it used.
+_PLUGINS = textwrap.dedent(
+    """
+    import importlib.metadata, json, sys
+    scans, real = [], importlib.metadata.distributions
+    def counted(**params):
+        scans.append(params)
+        return real(**params)
+    importlib.metadata.distributions = counted
+    if sys.argv[1] == "deferred":
+        from simulation_assets.sinks import deferred_imports
+        deferred_imports.install()
+    import pydantic
+    class Row(pydantic.BaseModel):
+        x: int
+    Row(x=1)
+    plugin = sys.modules.get("probe_plugin")
+    print(json.dumps({"scans": len(scans), "seen": plugin.seen if plugin else None}))
+    """
+)
+
+
+def test_pydantic_reads_the_installed_distributions_once_per_installed_state(tmp_path: Path) -> None:
+    """The first process keeps the plugin group's entry points; later ones with the same folders on
+    ``sys.path`` use them without reading every distribution; a distribution installed since (its
+    folder changes) is found, its plugin used as in a stock process, and disabling it still works."""
+    from simulation_assets_tests.fresh_process import probe
+
+    site, prepared = tmp_path / "site", tmp_path / "prepared"
+    site.mkdir()
+    prepared.mkdir()  # made before: a folder made in the working folder would change its state
+    env = {
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{site}",
+        "SIMULATE_PREPARED_INSTANCES": str(prepared),
+        "PYDANTIC_DISABLE_PLUGINS": None,
+    }
+
+    def run(mode: str, **extra: str) -> dict:
+        return probe(tmp_path, mode, code=_PLUGINS, env={**env, **extra})
+
+    assert run("deferred") == {"scans": 1, "seen": None}  # nothing kept yet: read, then kept
+    assert run("deferred") == {"scans": 0, "seen": None}
+    (site / "probe_plugin.py").write_text(
+        "seen = []\n"
+        "class Plugin:\n"
+        "    def new_schema_validator(self, schema, schema_type, *args):\n"
+        "        seen.append(schema_type.__name__)\n"
+        "        return None, None, None\n"
+        "plugin = Plugin()\n"
+    )
+    info = site / "probe_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: probe-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pydantic]\nprobe = probe_plugin:plugin\n")
+    assert run("deferred") == {"scans": 1, "seen": ["Row"]}  # installed since: read again
+    assert run("deferred") == {"scans": 0, "seen": ["Row"]}
+    assert run("stock") == {"scans": 1, "seen": ["Row"]}
+    assert run("deferred", PYDANTIC_DISABLE_PLUGINS="probe") == {"scans": 0, "seen": None}
+    (prepared / deferred_imports.PYDANTIC_PLUGINS_FILE).write_text("[not a table]")
+    assert run("deferred") == {"scans": 1, "seen": ["Row"]}  # unreadable: read (and kept again)

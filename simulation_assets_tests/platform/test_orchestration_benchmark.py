@@ -118,3 +118,36 @@ def test_the_floor_variants_differ_from_the_project_instance_in_one_setting_each
     ]
     stock = bench._floor_yaml("stock instance", tmp_path)
     assert stock.startswith("storage:\n  sqlite:") and "LocalSqliteStorage" not in stock
+
+
+def test_one_run_commands_take_turns_with_a_floor_run_and_are_given_against_the_floor_of_their_round(
+    bench, monkeypatch, tmp_path
+) -> None:  # noqa: ANN001
+    """A disturbance of a few seconds (here: round 2) lands on one run of each command, not on all runs of one."""
+    calls: list[str] = []
+    slow_round = {2}
+
+    def fake(name: str):  # noqa: ANN202
+        def run(*args: object, **kwargs: object) -> dict:
+            calls.append(name)
+            turn = sum(1 for c in calls if c == name) - 1
+            extra = 1.0 if turn in slow_round else 0.0
+            base = {"floor": 0.6, "a": 1.0, "b": 1.5}[name]
+            run = {"total_s": base + extra + turn / 100, "cpu_s": base, "load": 0.5, "waited_s": extra}
+            return {**run, "major_faults": 40 if extra else 0}
+
+        return run
+
+    monkeypatch.setattr(bench, "run_floor", lambda folder: fake("floor")())
+    monkeypatch.setattr(bench, "run_plain", lambda name, folder, quick=False: fake(name)())
+    folders = {"a": tmp_path, "b": tmp_path, "floor": tmp_path}
+    runs = bench.run_rounds(folders, rounds=3)
+    assert calls == ["a", "b", "floor", "b", "floor", "a", "floor", "a", "b", "a", "b", "floor"]
+    assert [len(r) for r in runs.values()] == [4, 4, 4]  # the first (instance-making) run and 3 rounds
+    a = bench.summary(runs["a"][1:])
+    assert (a["total_s"], a["median_total_s"], a["runs"]) == (1.01, 1.03, 3)  # the slow round's 2.02 is out
+    assert (a["best_waited_s"], a["median_waited_s"]) == (0.0, 0.0)
+    assert (a["best_major_faults"], a["max_major_faults"]) == (0, 40)
+    up = bench.above_floor(runs["b"][1:], runs["floor"][1:])
+    assert up == {"median_s": 0.9, "median_cpu_s": 0.9, "best_s": 0.9, "best_cpu_s": 0.9}
+    assert bench.cpu_pressure_s() is None or bench.cpu_pressure_s() >= 0

@@ -220,3 +220,22 @@ def test_a_number_drawn_given_its_category_is_carried_against_that_category_s_ch
     assert abs(whole["same_share"][0] - 0.6) < 0.02 and abs(whole["carry_share"][0] - 0.467) < 0.03, whole
     assert given.height == 1 and abs(given["carry_share"][0] - 0.2) < 0.03, given
     assert given["avoid_share"][0] == 0.0
+
+
+def test_a_key_whose_visits_open_on_their_own_mix_is_carried_against_the_later_rows_chance() -> None:
+    """A task board's page views: a visit's first is the board, the later ones any of four pages at random
+    (the one before by chance: M = 0.25). The twin draws the later rows from their own even mix, so nothing is
+    to be avoided; counted with the first rows (the board 0.4 of the time), c is 0.29 and the twin, avoiding
+    repeats with 0.13, would repeat a page 0.22 of the time against 0.25."""
+    g = np.random.default_rng(3)
+    sessions, length = 4_000, 5
+    pages = np.array(["board", "list", "task", "settings"])
+    value = np.where(
+        np.arange(sessions * length) % length == 0, "board", pages[g.integers(0, 4, sessions * length)]
+    )
+    rows = pl.DataFrame({"row": np.arange(value.size), "session": np.repeat(np.arange(sessions), length),
+                         "event": ["$pageview"] * value.size, "value": value})  # fmt: skip
+    plain = _carried_shares({"url": rows})
+    later = _carried_shares({"url": rows}, later=pl.DataFrame({"event": ["$pageview"], "key": ["url"]}))
+    assert abs(plain["same_share"][0] - 0.25) < 0.02 and plain["avoid_share"][0] > 0.1, plain
+    assert later["avoid_share"][0] < 0.03 and later["carry_share"][0] < 0.03, later

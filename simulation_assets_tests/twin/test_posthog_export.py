@@ -306,3 +306,49 @@ def test_the_first_rows_are_read_past_an_object_larger_than_the_head_read_s_buff
     export = open_export(tmp_path)
     assert export.session_share_at_head() == 0.25
     assert export.count() == 4
+
+
+def test_key_statistics_of_property_columns_are_counted_column_by_column(tmp_path: Path) -> None:
+    """A wide UI CSV (200 sparse columns): the statistics are the ones one JSON object a row gives, read key by key,
+    at a fraction of the cost (that way every key parsed the whole object again: 34 CPU seconds for a 306-column
+    CSV of 15,000 rows)."""
+    import time
+
+    from simulation_assets.sinks.posthog_export.source import _key_stats_frame, _key_stats_sql
+
+    n, wide = 1_200, 200
+    cols: dict[str, list] = {
+        "uuid": [f"e{i}" for i in range(n)],
+        "event": ["$pageview" if i % 3 else "settings_changed" for i in range(n)],
+        "distinct_id": [f"u{i % 40}" for i in range(n)],
+        "timestamp": [f"2026-03-02T09:{i % 60:02d}:00+02:00" for i in range(n)],
+    }
+    for k in range(wide):
+        cols[f"properties.cfg_{k:03d}"] = [
+            ("on" if i % 2 else "7") if (i * 7 + k) % 11 == 0 else "" for i in range(n)
+        ]
+    path = tmp_path / "wide.csv"
+    pl.DataFrame(cols).write_csv(path)
+    export = open_export(path)
+    con = export._connect()
+    try:
+        start = time.process_time()
+        by_object = _key_stats_frame(
+            export._run(con, _key_stats_sql(export.select_sql("json", sample_rows=20_000)))
+        )
+        middle = time.process_time()
+        by_column = export.property_keys(20_000)
+        end = time.process_time()
+    finally:
+        con.close()
+
+    # (Each key's types as a set: string_agg's order of distinct values is DuckDB's.)
+    def settled(keys: pl.DataFrame) -> pl.DataFrame:
+        return keys.with_columns(pl.col("types").str.split(",").list.sort().list.join(",")).sort(
+            "event", "key"
+        )
+
+    assert by_column.height == 2 * wide and settled(by_column).equals(settled(by_object))
+    row = by_column.filter((pl.col("event") == "$pageview") & (pl.col("key") == "cfg_005")).row(0, named=True)
+    assert row["rows"] == row["event_rows"] == 800 and row["types"] == "NULL,VARCHAR" and row["users"] > 5
+    assert end - middle < (middle - start) / 2, (end - middle, middle - start)

@@ -151,3 +151,45 @@ def test_only_the_newest_invocation_folders_are_kept(tmp_path: Path) -> None:
         and (tmp_path / "partial_parse.msgpack").exists()
     )
     assert prune_invocation_folders("warehouse_dbt_models", tmp_path, keep=5) == []
+
+
+def test_each_postgresql_warehouse_starts_from_the_parse_its_last_dbt_command_saved(tmp_path: Path) -> None:
+    """dbt parses the whole project again when the profile differs from the saved parse's, and a PostgreSQL
+    profile names its server and database: each keeps a parse of its own; DuckDB uses the prepared one."""
+    from simulation_assets.sinks import warehouse_dbt as wd
+
+    root = tmp_path / "target"
+    root.mkdir()
+    (root / wd.PARTIAL_PARSE).write_bytes(b"prepared (duckdb)")
+    pg = {"WAREHOUSE_DBT_TARGET": "postgres", "WAREHOUSE_PG_HOST": "db", "WAREHOUSE_PG_PORT": "5432",
+          "WAREHOUSE_PG_USER": "u", "WAREHOUSE_PG_PASSWORD": "", "WAREHOUSE_PG_DBNAME": "one"}  # fmt: skip
+    other = pg | {"WAREHOUSE_PG_DBNAME": "two"}
+    duck = {"WAREHOUSE_DBT_TARGET": "duckdb", "WAREHOUSE_DUCKDB_PATH": str(tmp_path / "any.duckdb")}
+    assert wd.parse_folder(duck, root) == wd.parse_folder({}, root) == root
+    assert wd.parse_folder(pg, root).parent == wd.parse_folder(other, root).parent == root / "parses"
+    assert wd.parse_folder(pg, root) != wd.parse_folder(other, root)
+    assert wd.parse_folder(pg, root) == wd.parse_folder(dict(reversed(pg.items())), root)  # order-free
+
+    def command(variables: dict, saves: bytes | None) -> bytes | None:
+        """One dbt command: its target starts from the kept parse; dbt saves ``saves``; the parse is kept."""
+        target = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        target.mkdir()
+        wd.start_from_saved_parse(target, wd.parse_folder(variables, root))
+        started = (target / wd.PARTIAL_PARSE).read_bytes() if (target / wd.PARTIAL_PARSE).exists() else None
+        if saves is not None:
+            (target / wd.PARTIAL_PARSE).write_bytes(saves)
+        wd.keep_parse(target, variables, root)
+        return started
+
+    assert command(pg, b"parsed for one") is None  # a new warehouse: dbt parses in full
+    assert command(pg, b"parsed for one, again") == b"parsed for one"
+    assert command(pg, None) == b"parsed for one, again"  # a command that saved nothing keeps the last
+    assert command(other, b"parsed for two") is None
+    assert command(duck, b"parsed for a duckdb file") == b"prepared (duckdb)"
+    assert (root / wd.PARTIAL_PARSE).read_bytes() == b"prepared (duckdb)"  # the preparation's, untouched
+    for n in range(wd.KEPT_PARSES + 2):  # many databases: the newest KEPT_PARSES warehouses' are kept
+        command(pg | {"WAREHOUSE_PG_DBNAME": f"db{n}"}, b"x")
+        os.utime(wd.parse_folder(pg | {"WAREHOUSE_PG_DBNAME": f"db{n}"}, root), (1.7e9 + n, 1.7e9 + n))
+    command(pg | {"WAREHOUSE_PG_DBNAME": "last"}, b"x")
+    assert len(list((root / "parses").iterdir())) == wd.KEPT_PARSES
+    assert wd.parse_folder(pg | {"WAREHOUSE_PG_DBNAME": "last"}, root).exists()

@@ -535,18 +535,21 @@ def fit_properties(sample: pl.DataFrame, keys: list[str], k: int, levels: int, m
     # Whole numbers (a rating, seconds) repeat by chance as categories do; a measurement's sketch never does.
     whole = {key: rows for key, rows in numbers_in_sessions.items() if kinds[key] == "integer"}
     measured = {key: rows for key, rows in numbers_in_sessions.items() if kinds[key] != "integer"}
+    follows, lookups, follow_shares = _lookups(per_event, number_rows, k, holders)
+    categories = _unlooked_mixes(categories, per_event, follows, lookups)
+    entry_shares, entry_rows = _entry_mixes(
+        {key: rows for key, rows in in_sessions.items() if key not in follows}
+    )
     carried = pl.concat(
-        [_carried_shares({**in_sessions, **whole}), _carried_shares(measured, flat=1 / (levels - 1))]
+        [
+            _carried_shares({**in_sessions, **whole}, later=entry_rows),
+            _carried_shares(measured, flat=1 / (levels - 1)),
+        ]
     )
     event_keys = event_keys.join(carried, on=["event", "key"], how="left").with_columns(
         pl.col("carry_share", "avoid_share", "back_share").fill_null(0.0)
     )
-    follows, lookups, follow_shares = _lookups(per_event, number_rows, k, holders)
-    categories = _unlooked_mixes(categories, per_event, follows, lookups)
     event_keys = event_keys.join(follow_shares, on=["event", "key"], how="left")
-    entry_shares, entry_rows = _entry_mixes(
-        {key: rows for key, rows in in_sessions.items() if key not in follows}
-    )
     categories = categories.join(entry_shares, on=["event", "key", "value"], how="left")
     event_keys = event_keys.join(entry_rows, on=["event", "key"], how="left")
     next_categories = pl.DataFrame(schema=NEXT_SCHEMA)
@@ -1005,7 +1008,9 @@ def _sticky_share(sessions: pl.DataFrame, keys: list[str]) -> float:
     return float(min(1.0, np.sqrt(max(agree - chance, 0.0) / max(1 - chance, 1e-12))))
 
 
-def _carried_shares(in_sessions: dict[str, pl.DataFrame], flat: float = 0.0) -> pl.DataFrame:
+def _carried_shares(
+    in_sessions: dict[str, pl.DataFrame], flat: float = 0.0, later: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Return (event, key, same_share, carry_share, avoid_share, back_share): how an event's value of a key
     relates to its session's current one.
 
@@ -1039,6 +1044,12 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], flat: float = 0.0) -> 
     the export's is, also where a few rows before are elsewhere (c < 1; taken for a carry of
     (M - c) / (1 - c) = 0, the twin's page before a SaaS's sign-up was its sign-up page 0.014 of the time,
     the export's 0.999; with b = M, a game's lobby screens before a level's start became level screens).
+
+    ``later`` (event, key): the keys whose session's first rows have a mix of their own (:func:`_entry_mixes`),
+    whose other rows the twin draws from the later rows' mix: there p is that mix (the rows with a previous
+    value are those rows). A task board's first page view is always the board and later ones any of four
+    pages: counted with the first rows, c was 0.38 against M = 0.25, and the twin, drawing the later rows
+    from their own even mix and then avoiding repeats, repeated a page 0.17 of the time against 0.25.
     """
     schema = {"event": pl.String, "key": pl.String, "same_share": pl.Float64, "carry_share": pl.Float64,
               "avoid_share": pl.Float64, "back_share": pl.Float64}  # fmt: skip
@@ -1068,13 +1079,26 @@ def _carried_shares(in_sessions: dict[str, pl.DataFrame], flat: float = 0.0) -> 
             .group_by("event")
             .agg(pl.col("by_own").fill_null(0.0).mean(), (pl.col("by_own").fill_null(0.0) > 0).mean().alias("can"))
         )  # fmt: skip
+        drawn_from = own
+        if (
+            later is not None
+        ):  # the rows after a session's first: p their own mix where the twin draws them so
+            apart = later.filter(pl.col("key") == key).select("event")
+            if apart.height:
+                later_p = (
+                    pairs.join(apart, on="event", how="semi")
+                    .group_by("event", "value")
+                    .agg(pl.len().alias("n"))
+                    .with_columns((pl.col("n") / pl.col("n").sum().over("event")).alias("p"))
+                )
+                drawn_from = pl.concat([own.join(apart, on="event", how="anti"), later_p.select(own.columns)])
         before = (
             pairs.group_by("event", pl.col("prev").alias("value"))
             .agg(pl.len().alias("m"))
             .with_columns((pl.col("m") / pl.col("m").sum().over("event")).alias("q"))
         )
         chance = (
-            own.filter(pl.col("p") >= flat)
+            drawn_from.filter(pl.col("p") >= flat)
             .join(before, on=["event", "value"], how="inner")
             .group_by("event")
             .agg((pl.col("p") * pl.col("q")).sum().alias("c"))
