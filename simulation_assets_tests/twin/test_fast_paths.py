@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from simulation_assets.core.rng import stream
-from simulation_assets.core.twin.activity import GAP_BLOCKS, GAP_LEFT, within_day_gaps
+from simulation_assets.core.twin.activity import GAP_BLOCKS, GAP_LEFT, streak_compensation, within_day_gaps
 from simulation_assets.core.twin.classes import TIME_CELLS, UserDescriptors, fit_mixture, select_classes
 from simulation_assets.core.twin.compiled import _alias_tables, _value_codes
 from simulation_assets.core.twin.fit import (
@@ -211,7 +211,13 @@ def _dense_active_by_day(gen: Generator) -> list[np.ndarray]:
     """Every user's chance computed every day (the definition the loop over the users alive must meet)."""
     pop, n = gen.population, len(gen.population.cls)
     g = stream(gen.seed, "twin", "activity", n)
-    since, top, streak, out = np.zeros(n, np.int64), gen.by_recency.shape[1] - 1, np.exp(pop.streak), []
+    own_streak = pop.streak * gen.streak_scale[pop.cls]
+    keep_rate = np.where(
+        gen.streak_keeps_rate[pop.cls],
+        streak_compensation(pop.rate, own_streak, gen.by_recency[pop.cls]),
+        0.0,
+    )
+    since, top, streak, out = np.zeros(n, np.int64), gen.by_recency.shape[1] - 1, np.exp(own_streak), []
     spread = gen.week_spread[pop.cls]
     weeks, week = stream(gen.seed, "twin", "week-spread", n), np.ones(n)
     for d in range(gen.gen.days):
@@ -224,7 +230,7 @@ def _dense_active_by_day(gen: Generator) -> list[np.ndarray]:
         own = 1.0 if gen.own_weekdays is None else gen.own_weekdays[:, wd]
         base = np.clip(pop.rate * gen.weekday_mult[pop.cls, wd] * by_age * own, 1e-6, 1 - 1e-6)
         odds = base / (1 - base) * gen.by_recency[pop.cls, np.clip(since + 1, 1, top)]
-        odds = np.where(since == 0, odds * streak, odds) * week
+        odds = np.where(since == 0, odds * streak, odds) * week * np.exp(keep_rate)
         if gen.by_age_day.shape[2]:
             early = (age >= 0) & (age < gen.by_age_day.shape[2])
             factor = gen.by_age_day[pop.cls, pop.kind, np.clip(age, 0, gen.by_age_day.shape[2] - 1)]
@@ -243,7 +249,16 @@ def test_activity_over_the_users_alive_equals_every_user_every_day(spec) -> None
     away = spec.document.model_copy(update={"calendar": [CalendarDay(date=day, arrivals=1.0, activity=0.4)]})
     # ... and with users who keep to weekdays of their own.
     loyal = [cd.model_copy(update={"weekday_loyalty": [0.6, 0.3, 0.0]}) for cd in spec.document.classes]
+    # ... and with streaks scaled, keeping the users' rates in some classes and adding to them in the others.
+    scaled = [
+        cd.model_copy(update={"streak_scale": 2.0, "streak_keeps_rate": c % 2 == 0})
+        for c, cd in enumerate(spec.document.classes)
+    ]
+    assert (spec.tables["user_streak"]["log_odds"] != 0).any()
     for s in (
+        TwinSpec(spec.document.model_copy(update={"classes": scaled}), spec.tables).with_generation(
+            users=2_000, days=30
+        ),
         spec.with_generation(users=3_000, days=40),
         TwinSpec(away, spec.tables).with_generation(users=2_000, days=30),
         TwinSpec(spec.document.model_copy(update={"classes": loyal}), spec.tables).with_generation(
@@ -387,7 +402,9 @@ def test_calibration_runs_on_one_population_and_without_flows_equal_fresh_genera
         base.document, {**base.tables, **{n: pl.DataFrame(schema=TABLE_SCHEMAS[n]) for n in FLOW_TABLES}}
     )
     first = ActivitySimulation(no_flows)
-    changed = [cd.model_copy(update={"week_spread": 0.9, "return_by_age_day": {"new": [1.0, 3.0, 0.2]}})
+    # (the streaks' scale rounds too: the scale and whether it keeps the rate are not the population's)
+    changed = [cd.model_copy(update={"week_spread": 0.9, "return_by_age_day": {"new": [1.0, 3.0, 0.2]},
+                                     "streak_scale": 2.0, "streak_keeps_rate": True})
                for cd in base.document.classes]  # fmt: skip
     other = TwinSpec(base.document.model_copy(update={"classes": changed}), base.tables)
     for sim, want in ((first, Generator(base)), (first.with_activity_of(other), Generator(other))):

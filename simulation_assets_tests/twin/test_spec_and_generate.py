@@ -68,11 +68,12 @@ def test_a_spec_written_before_the_optional_tables_still_loads_and_generates(
     chains = folder / doc["tables"]["transitions"]["file"]
     pl.read_parquet(chains).filter(pl.col("depth") == 0).drop("depth").write_parquet(chains)
     doc["tables"]["transitions"]["rows"] = pl.read_parquet(chains).height
-    for cd in doc["classes"]:  # ... and without the first days' factors
-        del cd["return_by_age_day"]
+    for cd in doc["classes"]:  # ... and without the first days' factors or the streaks' scale
+        del cd["return_by_age_day"], cd["streak_scale"], cd["streak_keeps_rate"]
     (folder / "twin.yaml").write_text(yaml.safe_dump(doc))
     old = load_spec(folder)
     assert all(not cd.return_by_age_day for cd in old.document.classes)
+    assert all(cd.streak_scale == 1.0 and not cd.streak_keeps_rate for cd in old.document.classes)
     assert old.tables["end_by_elapsed"].is_empty() and old.tables["user_pace"].is_empty()
     assert old.tables["end_by_activity"].is_empty()
     assert old.tables["user_streak"].is_empty() and (old.tables["transitions"]["depth"] == -1).all()
@@ -119,6 +120,10 @@ def test_spec_classes_were_chosen_by_bic(spec: TwinSpec) -> None:
         (
             lambda d: d["classes"][0].update(weekday_loyalty=[0.5, 1.5]),
             "classes.0.weekday_loyalty.1: Input should be less than 1",
+        ),
+        (
+            lambda d: d["classes"][0].update(streak_scale=20.0),
+            "classes.0.streak_scale: Input should be less than or equal to 10",
         ),
         (
             lambda d: [c.update(weekday_loyalty=[0.2] * (2 + i)) for i, c in enumerate(d["classes"])],

@@ -640,6 +640,60 @@ def empty_week_share(user: np.ndarray, day: np.ndarray) -> tuple[float, int]:
     return (float((inner - seen).sum() / weeks) if weeks else 0.0), weeks
 
 
+def next_day_spread(user: np.ndarray, day: np.ndarray) -> tuple[float, int]:
+    """Return (between-user variance of the users' shares of returns that come the next day, users counted).
+
+    ``user``/``day``: one row per active (user, day), sorted by user and day. A return is an active day after
+    an earlier one; the share is counted over the users with two returns or more, and the binomial noise of
+    each share (p (1 - p) / (n - 1), unbiased for n returns) is taken out of their variance: what is left says
+    how much users differ in coming on runs of days, whatever their number of days.
+    """
+    user, day = np.asarray(user), np.asarray(day, np.int64)
+    again = np.flatnonzero(user[1:] == user[:-1]) + 1  # a return: a row after a row of the same user
+    if again.size == 0:
+        return 0.0, 0
+    who = np.unique(user[again], return_inverse=True)[1]
+    n = np.bincount(who).astype(np.float64)
+    p = np.bincount(who, (day[again] - day[again - 1] == 1).astype(np.float64)) / n
+    keep = n >= 2
+    if keep.sum() < 2:
+        return 0.0, int(keep.sum())
+    p, n = p[keep], n[keep]
+    return float(np.var(p) - np.mean(p * (1 - p) / (n - 1))), int(p.size)
+
+
+# The recencies (days since the last visit) whose factors stand for "after a day away" in streak_compensation.
+STREAK_RECENCIES = (2, 8)
+
+
+def streak_compensation(rate: np.ndarray, streak: np.ndarray, by_recency: np.ndarray) -> np.ndarray:
+    """Return each user's log-odds shift that keeps their share of active days what it is without their streak.
+
+    A user's streak multiplies the odds of a visit the day after a visit; on its own it also changes how many
+    days they come (a user of runs comes more, one who spreads out less), which their return chance already
+    says: the export's users' rates are their shares of active days, streaks included. So every day of the
+    user's odds moves by t, the one whose two-state chain (the chance after a visit sigmoid(logit(rate) +
+    log f_1 + streak + t), after a day away sigmoid(logit(rate) + mean log f_2..7 + t), f the class's recency
+    factors per user in ``by_recency``) has the stationary share it has with no streak and t = 0. By bisection
+    over every user at once.
+    """
+    base = np.log(np.clip(rate, 1e-6, 1 - 1e-6) / (1 - np.clip(rate, 1e-6, 1 - 1e-6)))
+    after = base + np.log(by_recency[:, 1])
+    away = base + np.log(by_recency[:, STREAK_RECENCIES[0] : STREAK_RECENCIES[1]]).mean(axis=1)
+
+    def share(t: np.ndarray | float, s: np.ndarray | float) -> np.ndarray:
+        q1, q0 = 1 / (1 + np.exp(-(after + s + t))), 1 / (1 + np.exp(-(away + t)))
+        return q0 / (1 - q1 + q0)
+
+    target = share(0.0, 0.0)
+    lo, hi = np.full(rate.shape, -8.0), np.full(rate.shape, 8.0)
+    for _ in range(40):  # bisection to 2^-36 of the bracket, every user at once
+        mid = (lo + hi) / 2
+        low = share(mid, streak) < target
+        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
+    return np.where(streak != 0, (lo + hi) / 2, 0.0)
+
+
 AGE_DAYS = 14  # the first two weeks of a user's life have their own odds factor per day of age (see fit)
 
 

@@ -249,6 +249,8 @@ class CompiledSpec:
         spd = tables["sessions_per_day"]
         self.spd_persistence = np.array([cd.sessions_persistence for cd in doc.classes])
         self.week_spread = np.array([cd.week_spread for cd in doc.classes])
+        self.streak_scale = np.array([cd.streak_scale for cd in doc.classes])
+        self.streak_keeps_rate = np.array([cd.streak_keeps_rate for cd in doc.classes])
         bands = max((len(cd.weekday_loyalty) for cd in doc.classes), default=0)
         self.weekday_loyalty = np.array([cd.weekday_loyalty or [0.0] * bands for cd in doc.classes]).reshape(
             self.n_classes, bands

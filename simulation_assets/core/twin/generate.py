@@ -44,6 +44,7 @@ from simulation_assets.core.twin.activity import (
     clock_position,
     clock_time,
     loyalty_bands,
+    streak_compensation,
 )
 from simulation_assets.core.twin.arrivals import day_blocks, with_calendar
 from simulation_assets.core.twin.compiled import MAX_SESSION_EVENTS, CompiledSpec
@@ -211,7 +212,9 @@ class Generator(CompiledSpec):
 
         A day is active with the user's rate times the class's weekday and age-week multipliers, its
         odds then multiplied by the class's factor for the days since the last visit (the day after a
-        visit also by the user's own streak factor; on the first days of age by the class's factor
+        visit also by the user's own streak factor, its log times the class's ``streak_scale``, and with
+        ``streak_keeps_rate`` every day's odds by the user's factor that keeps their share of active days as it
+        is without it; on the first days of age by the class's factor
         of that day; in each week of the run by the user's factor of that week, exp(s z - s^2 / 2) with s the
         class's ``week_spread`` and z drawn per user and week from a stream of its own); the first and the
         last sure visit of a life (see :meth:`_last_visits`) are always active.
@@ -221,7 +224,16 @@ class Generator(CompiledSpec):
         n = len(pop.cls)
         since = np.zeros(n, np.int64)  # days since the last visit; kept up to date for the users alive only
         top = self.by_recency.shape[1] - 1
-        streak = np.exp(pop.streak)
+        own_streak = pop.streak * self.streak_scale[pop.cls]
+        streak = np.exp(own_streak)
+        # A streak that keeps the user's rate: their odds on every day move to make up for it (see streak_compensation).
+        keeps = self.streak_keeps_rate[pop.cls]
+        keep_rate = np.zeros(n)
+        if keeps.any():
+            keep_rate[keeps] = streak_compensation(
+                pop.rate[keeps], own_streak[keeps], self.by_recency[pop.cls[keeps]]
+            )
+        keep_rate = np.exp(keep_rate)
         spread = self.week_spread[pop.cls]
         weeks = rng_mod.stream(self.seed, "twin", "week-spread", self.gen.users) if spread.any() else None
         week = np.ones(n)
@@ -241,7 +253,7 @@ class Generator(CompiledSpec):
                 base = base * own[who, int(weekday(self.start_day + d))]
             base = np.clip(base, 1e-6, 1 - 1e-6)
             odds = base / (1 - base) * self.by_recency[cls, np.clip(was + 1, 1, top)]
-            odds = np.where(was == 0, odds * streak[who], odds) * week[who]
+            odds = np.where(was == 0, odds * streak[who], odds) * week[who] * keep_rate[who]
             if self.by_age_day.shape[2]:  # the first days of age have their own factors
                 early = age < self.by_age_day.shape[2]
                 factor = self.by_age_day[cls, pop.kind[who], np.clip(age, 0, self.by_age_day.shape[2] - 1)]
@@ -1029,7 +1041,8 @@ class ActivitySimulation(Generator):
         """Return the simulation of ``spec``, of as many users and days, with this one's population.
 
         For a ``spec`` that differs from this one's only in what the population does not read (the classes'
-        ``week_spread`` and ``return_by_age_day``): the users are the same, only their active days are drawn again.
+        ``week_spread``, ``return_by_age_day``, ``streak_scale`` and ``streak_keeps_rate``): the users are the same,
+        only their active days are drawn again.
         """
         sim = ActivitySimulation(spec.with_generation(users=self.gen.users, days=self.gen.days))
         sim.__dict__["population"] = self.population  # the cached_property's slot

@@ -284,6 +284,11 @@ class ClassDoc(FrozenModel):
     # How much a user's weeks differ: each 7-day week of the run (from its first day) multiplies a user's odds
     # of a visit by exp(s z - s^2 / 2), z a fresh standard normal per user and week (0, and older specs: none).
     week_spread: float = Field(default=0.0, ge=0.0, le=5.0)
+    # x the log odds of the user's own streak (table ``user_streak``), fitted by simulation (1, and older specs: as
+    # estimated); with ``streak_keeps_rate`` each user's odds on every day move so that their streak leaves their
+    # share of active days as their return chance says (false, and older specs: the streak adds to it).
+    streak_scale: float = Field(default=1.0, ge=0.0, le=10.0)
+    streak_keeps_rate: bool = False
     identified_share: dict[str, float]  # kind -> share of users identified during the window
     training_users: int = Field(ge=0)
 
