@@ -4,6 +4,7 @@ universal-pathlib and httpx's command-line program load only when a process uses
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import subprocess
@@ -454,6 +455,7 @@ def test_pydantic_reads_the_installed_distributions_once_per_installed_state(tmp
         "PYTHONPATH": f"{ROOT}{os.pathsep}{site}",
         "SIMULATE_PREPARED_INSTANCES": str(prepared),
         "PYDANTIC_DISABLE_PLUGINS": None,
+        "PYTHONDONTWRITEBYTECODE": None,  # the same run whether or not the caller writes bytecode
     }
 
     def run(mode: str, **extra: str) -> dict:
@@ -473,6 +475,9 @@ def test_pydantic_reads_the_installed_distributions_once_per_installed_state(tmp
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: probe-plugin\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[pydantic]\nprobe = probe_plugin:plugin\n")
+    # compiled as an installer would: the first import would otherwise make `site/__pycache__`, a change
+    # of the folder's state (and one more scan) that no installed package makes
+    compileall.compile_dir(site, quiet=1)
     assert run("deferred") == {"scans": 1, "seen": ["Row"]}  # installed since: read again
     assert run("deferred") == {"scans": 0, "seen": ["Row"]}
     assert run("stock") == {"scans": 1, "seen": ["Row"]}
