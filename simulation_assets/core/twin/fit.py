@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -811,17 +812,27 @@ def calibrate_week_spread(spec: TwinSpec, activity: pl.DataFrame, window: Window
         runs.append(gen)
         return act.empty_week_share(sim["user"].to_numpy(), sim["day"].to_numpy())[0] - real
 
+    spread = increasing_root(gap, WEEK_SPREAD_MAX, WEEK_SPREAD_ROUNDS - 1)
+    return spec if spread is None else with_spread(spread)
+
+
+def increasing_root(gap: Callable[[float], float], hi: float, rounds: int) -> float | None:
+    """Return where ``gap`` (increasing, a simulation per call) crosses zero in [0, ``hi``], by regula falsi.
+
+    None when ``gap(0) >= 0`` (nothing to add); ``hi`` when ``gap(hi) <= 0``; otherwise the bracket is narrowed
+    ``rounds`` times and the root interpolated from the last one.
+    """
     lo, g_lo = 0.0, gap(0.0)
     if g_lo >= 0:
-        return spec
-    hi, g_hi = WEEK_SPREAD_MAX, gap(WEEK_SPREAD_MAX)
+        return None
+    g_hi = gap(hi)
     if g_hi <= 0:
-        return with_spread(hi)
-    for _ in range(WEEK_SPREAD_ROUNDS - 1):
+        return hi
+    for _ in range(rounds):
         mid = lo - g_lo * (hi - lo) / (g_hi - g_lo)
         g_mid = gap(mid)
         lo, g_lo, hi, g_hi = (mid, g_mid, hi, g_hi) if g_mid < 0 else (lo, g_lo, mid, g_mid)
-    return with_spread(lo - g_lo * (hi - lo) / (g_hi - g_lo))
+    return lo - g_lo * (hi - lo) / (g_hi - g_lo)
 
 
 STREAK_SCALE_MAX = 8.0  # the largest multiplier of the users' own streaks tried
@@ -863,17 +874,8 @@ def calibrate_streak_scale(spec: TwinSpec, activity: pl.DataFrame, window: Windo
         runs.append(gen)
         return act.next_day_spread(sim["user"].to_numpy(), sim["day"].to_numpy())[0] - real
 
-    lo, g_lo = 0.0, gap(0.0)
-    if g_lo >= 0:
-        return scaled(lo)
-    hi, g_hi = STREAK_SCALE_MAX, gap(STREAK_SCALE_MAX)
-    if g_hi <= 0:
-        return scaled(hi)
-    for _ in range(STREAK_SCALE_ROUNDS):
-        mid = lo - g_lo * (hi - lo) / (g_hi - g_lo)
-        g_mid = gap(mid)
-        lo, g_lo, hi, g_hi = (mid, g_mid, hi, g_hi) if g_mid < 0 else (lo, g_lo, mid, g_mid)
-    return scaled(lo - g_lo * (hi - lo) / (g_hi - g_lo))
+    scale = increasing_root(gap, STREAK_SCALE_MAX, STREAK_SCALE_ROUNDS)
+    return scaled(0.0 if scale is None else scale)
 
 
 def calibrate_survival(spec: TwinSpec, window: Window) -> TwinSpec:
